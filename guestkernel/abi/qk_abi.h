@@ -1,0 +1,150 @@
+/* Quark host <-> guest ABI: the ONLY code that both quark-sandbox (host) and
+ * qkernel.bin (guest) compile. Self-contained C11: no includes beyond
+ * <stdint.h>-style fixed-width types, no host headers. Every shared layout is
+ * pinned with _Static_assert. Changes are additive; any change to an existing
+ * layout or meaning bumps QK_ABI_VERSION, and the host refuses a kernel whose
+ * header carries another version.
+ *
+ * Address-space contract (x86-64, 4-level paging):
+ *   guest physical  [0, mem_size)            one KVM memslot, host-mmap'd
+ *   QK_DIRECT_MAP   + pa                     all guest physical memory, RW, NX,
+ *                                            supervisor, 2 MiB pages
+ *   QK_KERNEL_VBASE + (pa - QK_KERNEL_PBASE) the kernel image (from its ELF
+ *                                            program headers, W^X honoured)
+ *   [0, QK_USER_TOP)                         user space of the current process
+ * The upper-half PML4 entries (256..511) are the same in every address space.
+ */
+#ifndef QK_ABI_H
+#define QK_ABI_H
+
+#include <stdint.h>
+
+#define QK_ABI_VERSION 1u
+
+#define QK_PAGE_SIZE 4096ull
+#define QK_HUGE_PAGE_SIZE (2ull << 20)
+
+#define QK_DIRECT_MAP 0xffff888000000000ull
+#define QK_KERNEL_VBASE 0xffffffff80000000ull
+#define QK_KERNEL_PBASE 0x0000000000200000ull /* 2 MiB */
+#define QK_USER_TOP 0x00007ffffffff000ull
+
+/* Fixed guest-physical pages below the kernel image. */
+#define QK_GPA_BOOTINFO 0x1000ull /* struct qk_boot_info, one page */
+
+/* GDT layout written by the host (one GDT + TSS per vCPU). STAR is
+ * programmed so that syscall enters with KCODE/KDATA and sysret returns
+ * with UCODE/UDATA. */
+#define QK_SEL_KCODE 0x08u
+#define QK_SEL_KDATA 0x10u
+#define QK_SEL_UDATA 0x1bu /* 0x18 | RPL 3 */
+#define QK_SEL_UCODE 0x23u /* 0x20 | RPL 3 */
+#define QK_SEL_TSS 0x28u   /* 16-byte system descriptor */
+
+/* I/O ports. Only slow paths exit the VM; the hot path is the QCall ring. */
+#define QK_PORT_KICK 0x0510u    /* 32-bit write: ring index; host worker asleep */
+#define QK_PORT_CONSOLE 0x0511u /* 8-bit write: early/panic console byte */
+#define QK_PORT_PANIC 0x0512u   /* 32-bit write: guest fatal error; host dumps regs */
+#define QK_PORT_SHUTDOWN 0x0513u /* 32-bit write: VM exit status (0..255) */
+
+/* Interrupt vectors the host may inject (MSI through irqfd or KVM_INTERRUPT). */
+#define QK_VECTOR_QCALL 0x40u   /* a completion arrived while the vCPU slept */
+#define QK_VECTOR_TIMER 0x41u   /* LAPIC timer */
+#define QK_VECTOR_IPI 0x42u     /* cross-vCPU wake-up */
+
+/* ---- kernel image header ----
+ * qkernel.bin is an ELF64 executable linked at QK_KERNEL_VBASE whose section
+ * ".qk_header" holds this struct. The host reads it to check the ABI version
+ * and to build the IDT: vector v's gate points at
+ * vector_stubs + v * vector_stub_stride (interrupt gates, DPL 0, except
+ * vector 3 which is DPL 3 so that int3 from ring 3 reaches the kernel). */
+#define QK_KERNEL_MAGIC 0x314e524b4b51ull /* "QKKRN1" */
+
+struct qk_kernel_header {
+  uint64_t magic;
+  uint32_t abi_version;
+  uint32_t flags;
+  uint64_t vector_stubs;       /* kernel virtual address */
+  uint32_t vector_stub_stride; /* bytes between stubs */
+  uint32_t vector_count;       /* 256 */
+  uint64_t syscall_entry;      /* value for MSR_LSTAR (kernel VA) */
+  uint64_t syscall_user_stub;  /* user-accessible stub VA, 0 if none (see ARCHITECTURE.md) */
+  uint64_t reserved[4];
+};
+_Static_assert(sizeof(struct qk_kernel_header) == 80, "qk_kernel_header layout");
+
+/* ---- boot info page (host writes before the first instruction) ---- */
+#define QK_BOOT_MAGIC 0x49424b51u /* "QKBI" */
+#define QK_MAX_VCPUS 64u
+#define QK_MAX_BOOT_VMAS 32u
+#define QK_PANIC_MSG_SIZE 512u
+
+/* A mapping the host created for the initial process. */
+struct qk_vma_desc {
+  uint64_t start; /* page aligned */
+  uint64_t end;   /* exclusive, page aligned */
+  uint32_t prot;  /* QK_PROT_* */
+  uint32_t kind;  /* QK_VMA_* */
+};
+_Static_assert(sizeof(struct qk_vma_desc) == 24, "qk_vma_desc layout");
+
+#define QK_PROT_READ 1u
+#define QK_PROT_WRITE 2u
+#define QK_PROT_EXEC 4u
+
+#define QK_VMA_ELF 1u    /* loaded PT_LOAD segment (file contents copied in) */
+#define QK_VMA_BSS 2u    /* zero-filled tail of a segment */
+#define QK_VMA_STACK 3u  /* initial stack */
+#define QK_VMA_HEAP 4u   /* empty brk area start: start == end */
+#define QK_VMA_VDSO 5u
+
+/* Host-flags: facts the host knows about its own hypervisor. The guest must
+ * still detect behaviour itself; these are hints only. */
+#define QK_HOST_RING0_EMULATED 1u /* e.g. PVM: ring-0 code is emulated */
+
+struct qk_boot_info {
+  uint32_t magic;
+  uint32_t abi_version;
+  uint64_t mem_size;        /* bytes of guest physical memory */
+  uint32_t vcpu_count;
+  uint32_t host_flags;      /* QK_HOST_* */
+  uint64_t tsc_khz;         /* guest TSC == host TSC */
+  uint64_t boot_tsc;        /* TSC when boot_realtime_ns/boot_monotonic_ns were read */
+  uint64_t boot_realtime_ns;
+  uint64_t boot_monotonic_ns;
+
+  /* Physical memory the guest allocator owns: [free_start, free_end). Every
+   * page in it is zero at boot. Everything else is in use (kernel image,
+   * boot structures, rings, the initial process, page tables). */
+  uint64_t free_start;
+  uint64_t free_end;
+
+  uint64_t kernel_cr3;      /* PML4 with only the upper half populated */
+  uint64_t percpu_gpa[QK_MAX_VCPUS]; /* per-vCPU page: GDT, TSS, boot stack top */
+  uint64_t boot_stack_top[QK_MAX_VCPUS]; /* kernel VA */
+
+  /* QCall rings: qcall_count rings of struct qk_qcall_ring at qcall_gpa,
+   * one per vCPU (ring i belongs to vCPU i). */
+  uint64_t qcall_gpa;
+  uint32_t qcall_count;
+  uint32_t qcall_entries;   /* == QK_QCALL_ENTRIES */
+
+  /* The initial process, loaded by the host's ELF loader. */
+  uint64_t init_cr3;        /* its PML4 (upper half shared with kernel_cr3) */
+  uint64_t init_entry;      /* user RIP (interpreter's entry if PT_INTERP) */
+  uint64_t init_sp;         /* user RSP: argc, argv, envp, auxv */
+  uint64_t init_brk;        /* first brk address (page aligned) */
+  uint32_t init_uid, init_gid;
+  uint32_t init_vma_count;
+  uint32_t reserved0;
+  struct qk_vma_desc init_vmas[QK_MAX_BOOT_VMAS];
+  char init_cwd[256];       /* absolute path inside the rootfs */
+  char init_exe[256];       /* absolute path of the executable (AT_EXECFN) */
+  char hostname[64];
+
+  /* Guest -> host: written by the guest before QK_PORT_PANIC. */
+  char panic_msg[QK_PANIC_MSG_SIZE];
+};
+_Static_assert(sizeof(struct qk_boot_info) <= QK_PAGE_SIZE, "boot info fits one page");
+
+#endif

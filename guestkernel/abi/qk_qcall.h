@@ -1,0 +1,119 @@
+/* QCall: guest -> host requests through shared-memory rings.
+ *
+ * One ring per vCPU. Each ring is single producer / single consumer in both
+ * directions: the vCPU produces requests and consumes completions, one host
+ * worker consumes requests and produces completions. Indices are free-running
+ * uint32 (slot = index & (QK_QCALL_ENTRIES - 1)); guest-written and
+ * host-written indices live on separate cache lines.
+ *
+ * Publication order: write the entry, then a release store of the tail; the
+ * consumer does an acquire load of the tail, reads the entry, then a release
+ * store of its head.
+ *
+ * Sleeping: a host worker that finds no work spins briefly, sets
+ * host_sleeping = 1, re-checks req_tail, then sleeps on an eventfd bound to
+ * QK_PORT_KICK (ioeventfd). The guest, after publishing a request, kicks the
+ * port only if host_sleeping is 1. Symmetrically a vCPU with nothing to run
+ * sets guest_sleeping = 1, re-checks cpl_tail and halts; the host injects
+ * QK_VECTOR_QCALL when it publishes a completion and guest_sleeping is 1.
+ *
+ * Addresses in requests are guest-physical (gpa). The host translates each
+ * (gpa, len) with one checked translation; a request naming memory outside
+ * the memslot fails with -QK_EFAULT and nothing else happens.
+ * Results: >= 0 value, < 0 negated Linux errno (see qk_errno.h).
+ */
+#ifndef QK_QCALL_H
+#define QK_QCALL_H
+
+#include <stdint.h>
+
+#define QK_QCALL_ENTRIES 256u
+#define QK_QCALL_MAX_IOV 64u          /* segments in one gpa iovec */
+#define QK_QCALL_MAX_PATH 4096u       /* bytes, including no NUL requirement */
+#define QK_QCALL_MAX_IO (64u << 20)   /* bytes moved by one request */
+
+/* Host file handles: small integers indexing the sandbox's per-pod table of
+ * host resources. The guest never sees host fd numbers. */
+#define QK_HFD_STDIN 0
+#define QK_HFD_STDOUT 1
+#define QK_HFD_STDERR 2
+#define QK_HFD_ROOT 3   /* the container's rootfs root directory */
+
+enum qk_op {
+  QK_OP_NOP = 0,          /* -> 0 */
+  QK_OP_LOG = 1,          /* a0 level (QK_LOG_*), a1 gpa, a2 len -> 0 */
+  QK_OP_EXIT = 2,         /* a0 exit status: the sandbox stops the VM and exits with it */
+  QK_OP_OPENAT = 3,       /* a0 dir hfd (QK_HFD_ROOT), a1 path gpa, a2 path len, a3 Linux open
+                             flags, a4 mode -> new hfd. Paths resolve inside the rootfs:
+                             openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) */
+  QK_OP_CLOSE = 4,        /* a0 hfd -> 0 */
+  QK_OP_PREADV = 5,       /* a0 hfd, a1 iov gpa (struct qk_iov[]), a2 iovcnt, a3 offset
+                             (-1: stream / current position) -> bytes */
+  QK_OP_PWRITEV = 6,      /* same as PREADV -> bytes */
+  QK_OP_FSTAT = 7,        /* a0 hfd, a1 gpa of Linux x86-64 struct stat (144 bytes) -> 0 */
+  QK_OP_FSTATAT = 8,      /* a0 dir hfd, a1 path gpa, a2 path len, a3 stat gpa, a4 flags
+                             (QK_AT_SYMLINK_NOFOLLOW) -> 0 */
+  QK_OP_GETDENTS64 = 9,   /* a0 hfd, a1 buf gpa, a2 len -> bytes (Linux dirent64 records) */
+  QK_OP_READLINKAT = 10,  /* a0 dir hfd, a1 path gpa, a2 path len, a3 buf gpa, a4 buf len -> bytes */
+  QK_OP_FACCESSAT = 11,   /* a0 dir hfd, a1 path gpa, a2 path len, a3 mode, a4 flags -> 0 */
+  QK_OP_LSEEK = 12,       /* a0 hfd, a1 offset, a2 whence -> new offset */
+  QK_OP_FSYNC = 13,       /* a0 hfd -> 0 */
+  QK_OP_FTRUNCATE = 14,   /* a0 hfd, a1 length -> 0 */
+  QK_OP_IOCTL = 15,       /* a0 hfd, a1 cmd (TCGETS, TIOCGWINSZ only), a2 arg gpa -> result */
+  QK_OP_GETRANDOM = 16,   /* a0 buf gpa, a1 len -> bytes */
+  QK_OP_CLOCK = 17,       /* a0 Linux clockid -> nanoseconds */
+  QK_OP_SLEEP = 18,       /* a0 nanoseconds: completes after that long -> 0 */
+  QK_OP_ZERO = 19,        /* a0 iov gpa, a1 iovcnt: host zeroes guest memory -> 0 */
+  QK_OP_COPY = 20,        /* a0 dst gpa, a1 src gpa, a2 len: host copies -> 0 */
+  QK_OP_MKDIRAT = 21,     /* a0 dir hfd, a1 path gpa, a2 path len, a3 mode -> 0 */
+  QK_OP_UNLINKAT = 22,    /* a0 dir hfd, a1 path gpa, a2 path len, a3 flags (QK_AT_REMOVEDIR) -> 0 */
+  QK_OP_COUNT
+};
+
+#define QK_AT_SYMLINK_NOFOLLOW 0x100
+#define QK_AT_REMOVEDIR 0x200
+#define QK_AT_EACCESS 0x200
+#define QK_AT_EMPTY_PATH 0x1000
+
+#define QK_LOG_ERROR 1
+#define QK_LOG_WARN 2
+#define QK_LOG_INFO 3
+#define QK_LOG_DEBUG 4
+
+struct qk_iov {
+  uint64_t gpa;
+  uint64_t len;
+};
+_Static_assert(sizeof(struct qk_iov) == 16, "qk_iov layout");
+
+struct qk_qcall_req {
+  uint64_t tag;   /* guest cookie, echoed in the completion */
+  uint32_t op;    /* enum qk_op */
+  uint32_t flags; /* 0 */
+  uint64_t a[6];
+};
+_Static_assert(sizeof(struct qk_qcall_req) == 64, "qk_qcall_req layout");
+
+struct qk_qcall_cpl {
+  uint64_t tag;
+  int64_t result;
+};
+_Static_assert(sizeof(struct qk_qcall_cpl) == 16, "qk_qcall_cpl layout");
+
+struct qk_qcall_ring {
+  /* guest-written */
+  _Alignas(64) uint32_t req_tail;
+  _Alignas(64) uint32_t cpl_head;
+  uint32_t guest_sleeping;
+  /* host-written */
+  _Alignas(64) uint32_t req_head;
+  _Alignas(64) uint32_t cpl_tail;
+  uint32_t host_sleeping;
+  _Alignas(64) struct qk_qcall_req req[QK_QCALL_ENTRIES];
+  struct qk_qcall_cpl cpl[QK_QCALL_ENTRIES];
+};
+_Static_assert(sizeof(struct qk_qcall_ring) == 256 + 64 * QK_QCALL_ENTRIES + 16 * QK_QCALL_ENTRIES,
+               "qk_qcall_ring layout");
+_Static_assert((QK_QCALL_ENTRIES & (QK_QCALL_ENTRIES - 1)) == 0, "ring size is a power of two");
+
+#endif

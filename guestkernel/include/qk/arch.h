@@ -1,0 +1,80 @@
+/* The privileged layer's interface (implemented in arch/x86_64/). Everything
+ * outside arch/ is plain C that needs no privileged instruction: it calls
+ * these hooks. On a host where ring 0 is emulated (see ARCHITECTURE.md) each
+ * hook costs ~1 us per instruction, so they are few and short; bulk work
+ * (zeroing, copying) goes to the host through QCall instead.
+ *
+ * Calling contexts: "trap" means with interrupts off on the current vCPU's
+ * kernel stack, inside a trap/syscall that came from user mode.
+ */
+#ifndef QK_ARCH_H
+#define QK_ARCH_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "../../abi/qk_abi.h"
+
+/* User register frame saved at kernel entry. Layout is fixed by the entry
+ * assembly: general registers first (pushed by the stub), then what the CPU
+ * pushes on a trap. For a syscall, orig_rax holds the number, rax the result
+ * on return, and rcx/r11 are clobbered as on Linux. */
+struct qk_regs {
+  uint64_t r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi;
+  uint64_t orig_rax;
+  uint64_t vector, error_code;
+  uint64_t rip, cs, rflags, rsp, ss;
+};
+_Static_assert(sizeof(struct qk_regs) == 24 * 8, "qk_regs layout");
+
+/* Per-vCPU state the arch layer keeps; kernel code reads cpu_id and the
+ * pointer it set with qk_arch_set_cpu_private. */
+unsigned qk_arch_cpu_id(void);
+void qk_arch_set_cpu_private(void *p);
+void *qk_arch_cpu_private(void);
+
+/* Address spaces. cr3 values are guest-physical PML4 addresses. */
+uint64_t qk_arch_current_cr3(void);
+void qk_arch_switch_cr3(uint64_t cr3);
+/* Stores a page-table entry that changes or removes an existing mapping (a
+ * present entry), then invalidates va on this vCPU. Entries that go from
+ * not-present to present may be written with a plain store (the host and
+ * hardware both pick them up without invalidation). */
+void qk_arch_pte_update(volatile uint64_t *pte, uint64_t val, uint64_t va);
+void qk_arch_flush_tlb(void);
+
+/* Thread pointer of user code (FS base). */
+void qk_arch_set_fs_base(uint64_t v);
+uint64_t qk_arch_get_fs_base(void);
+
+/* Returns to user mode with the given registers; never returns. */
+__attribute__((noreturn)) void qk_arch_return_to_user(struct qk_regs *r);
+
+/* Waits for an interrupt (QCall completion, timer, IPI) with interrupts
+ * enabled just for the wait. */
+void qk_arch_wait_for_interrupt(void);
+void qk_arch_irq_enable(void);
+void qk_arch_irq_disable(void);
+
+uint64_t qk_arch_rdtsc(void);
+
+/* Early console and fatal stop (port I/O: leaves the VM, slow path only). */
+void qk_arch_console_write(const char *s, uint64_t len);
+__attribute__((noreturn)) void qk_arch_shutdown(int status);
+__attribute__((noreturn)) void qk_arch_panic(const char *msg);
+
+/* ---- entry points the arch layer calls into the kernel ---- */
+
+/* Boot: called once per vCPU after the arch layer set up traps. */
+__attribute__((noreturn)) void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu);
+/* A syscall from user mode: r->orig_rax is the number, the result goes to
+ * r->rax. Returns normally; the arch layer then returns to user mode with r
+ * (which the kernel may have changed: signal frames, execve). */
+void qk_syscall(struct qk_regs *r);
+/* A fault or exception from user mode (vector, error code, CR2 for #PF).
+ * Kernel-mode faults are handled by the arch layer (fixups or panic). */
+void qk_user_fault(struct qk_regs *r, uint64_t cr2);
+/* An interrupt (timer, QCall completion, IPI). */
+void qk_interrupt(unsigned vector);
+
+#endif
