@@ -10,7 +10,7 @@ build=(build-essential cmake pkg-config git
   libcurl4-openssl-dev libarchive-dev libssl-dev libzstd-dev libseccomp-dev
   libcriterion-dev musl-tools)
 test=(nodejs npm docker-registry apache2-utils umoci skopeo busybox-static
-  containernetworking-plugins iproute2 unzip curl jq)
+  containernetworking-plugins iproute2 unzip curl jq redis-server containerd)
 run=(busybox-static umoci containernetworking-plugins iproute2)
 
 want=()
