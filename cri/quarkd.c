@@ -1,0 +1,157 @@
+/* quarkd: the Quark CRI daemon.
+ *
+ *   quarkd [--config PATH] [--foreground] [--workers N]
+ *   quarkd --check-config PATH      parse a config, print errors, exit 0/1
+ *   quarkd --version
+ *
+ * Signals: SIGTERM and SIGINT stop it gracefully (in-flight calls finish,
+ * the socket is removed). They are blocked in every thread and taken with
+ * sigwait in main, so no handler runs in async-signal context. */
+#include <errno.h>
+#include <getopt.h>
+#include <grpc/grpc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server.h"
+#include "state/state.h"
+
+#ifndef QUARK_VERSION
+#define QUARK_VERSION "0.0.0"
+#endif
+
+#define STOP_GRACE_MS 10000
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: quarkd [--config PATH] [--foreground] [--workers N]\n"
+             "       quarkd --check-config PATH\n"
+             "       quarkd --version\n"
+             "The config path defaults to $" CRI_CONFIG_ENV " or " CRI_CONFIG_DEFAULT_PATH ".\n");
+}
+
+static int check_config(const char *path)
+{
+  struct cri_config cfg;
+  q_cleanup_error q_error *err = NULL;
+  if (cri_config_load(&cfg, path, false, &err) < 0) {
+    fprintf(stderr, "quarkd: %s\n", q_error_msg(err));
+    return 1;
+  }
+  printf("%s: ok\n", path);
+  cri_config_free(&cfg);
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"check-config", required_argument, NULL, 'C'},
+    {"foreground", no_argument, NULL, 'f'},
+    {"workers", required_argument, NULL, 'w'},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+  };
+  const char *config_flag = NULL;
+  bool foreground = false;
+  long workers = 8;
+  int c;
+  while ((c = getopt_long(argc, argv, "c:fw:Vh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'c': config_flag = optarg; break;
+    case 'C': return check_config(optarg);
+    case 'f': foreground = true; break;
+    case 'w': {
+      char *end;
+      workers = strtol(optarg, &end, 10);
+      if (*end || workers < 1 || workers > 256) {
+        fprintf(stderr, "quarkd: --workers must be 1..256\n");
+        return 2;
+      }
+      break;
+    }
+    case 'V': printf("quarkd %s (CRI runtime.v1)\n", QUARK_VERSION); return 0;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc) {
+    usage(stderr);
+    return 2;
+  }
+
+  /* Before any thread exists, so that every thread inherits the mask. */
+  sigset_t stop_set;
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGTERM);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  bool explicit_path;
+  const char *config_path = cri_config_pick_path(config_flag, &explicit_path);
+  struct cri_config cfg;
+  q_cleanup_error q_error *err = NULL;
+  if (cri_config_load(&cfg, config_path, !explicit_path, &err) < 0) {
+    fprintf(stderr, "quarkd: %s\n", q_error_msg(err));
+    return 1;
+  }
+  if (q_log_init(foreground ? NULL : cfg.log_file, cfg.debug_level, "quarkd", &err) < 0) {
+    fprintf(stderr, "quarkd: %s\n", q_error_msg(err));
+    cri_config_free(&cfg);
+    return 1;
+  }
+  q_info(NULL, "quarkd %s starting (config %s)", QUARK_VERSION,
+         cfg.source ? cfg.source : "defaults");
+
+  int rc = 1;
+  struct cri_state *state = NULL;
+  struct cri_server *srv = NULL;
+  bool image_up = false;
+  grpc_init();
+  if (cri_state_open(cfg.state_root, &state, &err) < 0)
+    goto out;
+  if (cri_server_new(&cfg, state, &srv, &err) < 0 || cri_runtime_register(srv, &err) < 0)
+    goto out;
+  if (cri_image_init(srv, &cfg, &err) < 0) {
+    q_error_wrap(&err, "image service");
+    goto out;
+  }
+  image_up = true;
+  if (cri_server_start(srv, (unsigned)workers, &err) < 0)
+    goto out;
+  q_info(NULL, "ready");
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&stop_set, &sig) != 0)
+      continue;
+    if (sig == SIGHUP) {
+      q_info(NULL, "SIGHUP ignored: restart quarkd to reload its config");
+      continue;
+    }
+    q_info(NULL, "signal %d: stopping", sig);
+    break;
+  }
+  rc = 0;
+
+out:
+  if (err)
+    q_error_log(NULL, "%s", q_error_msg(err));
+  if (err && !foreground)
+    fprintf(stderr, "quarkd: %s\n", q_error_msg(err));
+  if (srv)
+    cri_server_stop(srv, STOP_GRACE_MS);
+  if (image_up)
+    cri_image_fini(srv);
+  cri_server_free(srv);
+  cri_state_close(state);
+  grpc_shutdown();
+  q_info(NULL, "quarkd stopped");
+  cri_config_free(&cfg);
+  return rc;
+}
