@@ -8,9 +8,10 @@ build=(build-essential cmake pkg-config git
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   liburing-dev libbpf-dev libibverbs-dev librdmacm-dev libjansson-dev
   libcurl4-openssl-dev libarchive-dev libssl-dev libzstd-dev libseccomp-dev
-  libcriterion-dev musl-tools)
+  libcriterion-dev musl-tools libwslay-dev)
 test=(nodejs npm docker-registry apache2-utils umoci skopeo busybox-static
-  containernetworking-plugins iproute2 unzip curl jq redis-server containerd)
+  containernetworking-plugins iproute2 unzip curl jq redis-server containerd
+  golang-go golang-github-docker-spdystream-dev golang-github-gorilla-websocket-dev)
 run=(busybox-static umoci containernetworking-plugins iproute2)
 
 want=()
