@@ -1,0 +1,37 @@
+/* Open file objects and their reference counts. */
+#include <qk/fs.h>
+#include <qk/kernel.h>
+#include <qk/mm.h>
+
+struct qk_file *qk_file_new(const struct qk_file_ops *ops, uint32_t flags, const char *path)
+{
+  struct qk_file *f = qk_kmalloc(sizeof(*f));
+  if (!f)
+    return NULL;
+  f->ops = ops;
+  f->refs = 1;
+  f->flags = flags;
+  f->hfd = -1;
+  f->kind = 0;
+  f->path = NULL;
+  if (path) {
+    size_t n = strlen(path) + 1;
+    f->path = qk_kmalloc(n);
+    if (!f->path) {
+      qk_kfree(f);
+      return NULL;
+    }
+    memcpy(f->path, path, n);
+  }
+  return f;
+}
+
+void qk_fput(struct qk_file *f)
+{
+  if (--f->refs)
+    return;
+  if (f->ops->release)
+    f->ops->release(f);
+  qk_kfree(f->path);
+  qk_kfree(f);
+}

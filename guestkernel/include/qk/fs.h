@@ -1,0 +1,108 @@
+/* The file layer: open files with an ops table, per-process descriptor
+ * tables, path handling, and the backends (host-backed rootfs files over
+ * QCall, a few in-kernel character devices).
+ *
+ * Reference counts: an open file is shared by every descriptor that dup'ed
+ * it (and later by forked processes); qk_fget takes a reference for the
+ * duration of a syscall, qk_fput drops it, and the last put releases the
+ * backend (closes the host handle). */
+#ifndef QK_FS_H
+#define QK_FS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "linux.h"
+
+#define QK_PATH_MAX 4096
+
+struct qk_file;
+
+/* A user I/O request: up to QK_UIO_MAX user segments (readv/writev). */
+#define QK_UIO_MAX 1024
+struct qk_uio {
+  const struct l_iovec *iov;
+  unsigned cnt;
+  uint64_t total; /* sum of lengths, <= 0x7ffff000 */
+};
+
+struct qk_file_ops {
+  /* Moves data between the file and user memory. off < 0: at (and
+   * advancing) the file position. Returns bytes or -errno. */
+  int64_t (*rw)(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write);
+  int64_t (*lseek)(struct qk_file *f, int64_t off, int whence);
+  /* Writes a struct l_stat at gpa (guest memory the caller checked). */
+  int (*fstat)(struct qk_file *f, uint64_t gpa);
+  int64_t (*getdents)(struct qk_file *f, uint64_t uva, uint64_t len);
+  int64_t (*ioctl)(struct qk_file *f, uint64_t cmd, uint64_t arg);
+  /* Host handle for private file mmap, or -ENODEV. */
+  int (*mmap_hfd)(struct qk_file *f);
+  void (*release)(struct qk_file *f);
+};
+
+struct qk_file {
+  const struct qk_file_ops *ops;
+  uint32_t refs;
+  uint32_t flags; /* L_O_* status flags (access mode, APPEND, NONBLOCK...) */
+  int hfd;        /* host handle, -1 if none */
+  uint32_t kind;  /* backend-specific */
+  char *path;     /* absolute path as opened (kmalloc'd), or NULL */
+};
+
+struct qk_file *qk_file_new(const struct qk_file_ops *ops, uint32_t flags, const char *path);
+static inline struct qk_file *qk_file_ref(struct qk_file *f)
+{
+  f->refs++;
+  return f;
+}
+void qk_fput(struct qk_file *f);
+
+/* Descriptor table (fs/fdtable.c). */
+#define QK_FD_MAX 4096 /* hard cap on RLIMIT_NOFILE */
+struct qk_fdtable {
+  struct qk_file **files;
+  uint8_t *cloexec;
+  int size; /* slots allocated */
+  int limit; /* RLIMIT_NOFILE soft limit */
+  int lowest_free;
+  uint32_t refs;
+};
+
+struct qk_fdtable *qk_fdtable_new(int limit);
+void qk_fdtable_free(struct qk_fdtable *t);
+/* Installs f (consuming one reference) at the lowest free fd >= min.
+ * Returns the fd, -QK_EMFILE, -QK_EINVAL (min out of range) or -QK_ENOMEM. */
+int qk_fd_install(struct qk_fdtable *t, struct qk_file *f, int min, bool cloexec);
+/* Installs f at exactly fd, closing what was there (dup2). */
+int qk_fd_install_at(struct qk_fdtable *t, struct qk_file *f, int fd, bool cloexec);
+/* The file at fd with a new reference, or NULL. */
+struct qk_file *qk_fget_in(struct qk_fdtable *t, int fd);
+/* Closes fd: 0 or -QK_EBADF. */
+int qk_fd_close(struct qk_fdtable *t, int fd);
+int qk_fd_get_cloexec(struct qk_fdtable *t, int fd);
+int qk_fd_set_cloexec(struct qk_fdtable *t, int fd, bool on);
+
+/* Paths (fs/path.c, pure). */
+/* out = rel if absolute, else base + "/" + rel. Returns length or
+ * -QK_ENAMETOOLONG (size includes the NUL). */
+int qk_path_join(char *out, int size, const char *base, const char *rel);
+/* Lexical clean-up of an absolute path in place: "//" and "." removed,
+ * ".." pops a component (clamped at "/"), no trailing slash. Returns the
+ * length. */
+int qk_path_normalize(char *p);
+
+/* Backends. */
+/* Opens an absolute path inside the rootfs (host) or an in-kernel device. */
+int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out);
+/* The host stdio handles as files (QK_HFD_STDIN..STDERR). */
+struct qk_file *qk_hostfs_stdio(int hfd);
+/* stat/access/readlink on an absolute path. */
+int qk_vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa);
+int qk_vfs_access(const char *abs, int mode, int flags);
+int64_t qk_vfs_readlink(const char *abs, char *buf, uint64_t len);
+/* In-kernel devices (/dev/null, /dev/zero, /dev/full, /dev/random,
+ * /dev/urandom): -QK_ENOENT if abs names none of them. */
+int qk_dev_open(const char *abs, int flags, struct qk_file **out);
+int qk_dev_stat(const char *abs, uint64_t stat_gpa);
+
+#endif

@@ -1,0 +1,47 @@
+/* Kernel-wide state and helpers shared by every guest-kernel module outside
+ * arch/: the boot info, the per-vCPU block, the current task, logging and
+ * fatal stops. */
+#ifndef QK_KERNEL_H
+#define QK_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../abi/qk_abi.h"
+#include "../../abi/qk_errno.h"
+#include "lib.h"
+
+struct qk_task;
+
+/* Per-vCPU block, installed with qk_arch_set_cpu_private by qk_kernel_main. */
+struct qk_percpu {
+  unsigned id;
+  struct qk_task *current; /* task whose syscall/fault is being served */
+};
+
+/* The boot info page (read-only after boot, except panic_msg). */
+extern struct qk_boot_info *qk_boot;
+
+/* Current task of this vCPU. Valid inside qk_syscall/qk_user_fault. */
+struct qk_task *qk_current(void);
+
+#define qk_likely(x) __builtin_expect(!!(x), 1)
+#define qk_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Fatal kernel bug: logs and stops the VM. Never called on user input. */
+__attribute__((noreturn)) void qk_kpanic(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+#define QK_BUG_ON(c)                                                                     \
+  do {                                                                                   \
+    if (qk_unlikely(c))                                                                  \
+      qk_kpanic("BUG at %s:%d: %s", __FILE__, __LINE__, #c);                             \
+  } while (0)
+
+/* Clocks from the TSC and the boot calibration: no VM exit, no QCall. */
+void qk_time_init(const struct qk_boot_info *bi);
+uint64_t qk_time_monotonic_ns(void);
+uint64_t qk_time_realtime_ns(void);
+
+#endif

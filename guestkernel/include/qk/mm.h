@@ -1,0 +1,165 @@
+/* Guest memory management: physical pages, kernel objects, user address
+ * spaces (VMAs + page tables) and checked access to user memory.
+ *
+ * Cost model (see ARCHITECTURE.md): ring-0 instructions are expensive on our
+ * host, guest page faults more so. New user memory is populated eagerly when
+ * it is mapped (plain PTE stores, not-present -> present), page contents are
+ * zeroed and copied by the host (QK_OP_ZERO/QK_OP_COPY), and a present PTE is
+ * only ever changed through qk_arch_pte_update. */
+#ifndef QK_MM_H
+#define QK_MM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../abi/qk_abi.h"
+#include "../../abi/qk_qcall.h"
+
+/* ---- physical pages (mm/page.c) ---- */
+
+/* Hands [start, end) to the allocator; every page in it is zero (boot
+ * contract). Also sizes the per-frame metadata from mem_size. */
+void qk_page_init(uint64_t start, uint64_t end, uint64_t mem_size);
+/* One page; its contents are zero if zero is true, else undefined.
+ * Returns the guest-physical address, or 0 when memory is exhausted. */
+uint64_t qk_page_alloc(bool zero);
+/* n pages into pas[] (not necessarily contiguous), zeroed if zero is true.
+ * All or nothing: returns 0 or -QK_ENOMEM. */
+int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero);
+/* n physically contiguous pages (kernel objects larger than a page). */
+uint64_t qk_page_alloc_contig(size_t n);
+/* Returns a page. Pages outside the allocator's range (the host loaded
+ * them: the initial process image) are ignored. */
+void qk_page_free(uint64_t pa);
+bool qk_page_owned(uint64_t pa);
+uint64_t qk_page_free_count(void);
+uint64_t qk_page_total_count(void);
+
+/* ---- kernel objects (mm/kmalloc.c) ---- */
+
+/* Small objects come from per-size-class slabs, larger ones from contiguous
+ * pages. Memory is not zeroed unless qk_kzalloc. NULL when exhausted. */
+void *qk_kmalloc(size_t size);
+void *qk_kzalloc(size_t size);
+void qk_kfree(void *p);
+
+/* ---- virtual memory areas (mm/vma.c: pure bookkeeping, no page tables) ---- */
+
+#define QK_VMF_ANON 0x1u    /* anonymous memory */
+#define QK_VMF_FILE 0x2u    /* private copy of a file's contents */
+#define QK_VMF_SHARED 0x4u  /* MAP_SHARED (single address space for now) */
+#define QK_VMF_GROWSDOWN 0x8u /* the stack: faults just below extend it */
+#define QK_VMF_HEAP 0x10u   /* the brk area */
+
+struct qk_vma {
+  uint64_t start, end; /* page aligned, end exclusive */
+  uint32_t prot;       /* L_PROT_* bits (READ/WRITE/EXEC) */
+  uint32_t flags;      /* QK_VMF_* */
+  struct qk_vma *next; /* sorted by start, non-overlapping */
+};
+
+struct qk_vma_list {
+  struct qk_vma *head;
+  uint32_t count;
+};
+
+/* The area containing addr, or NULL. */
+struct qk_vma *qk_vma_find(struct qk_vma_list *l, uint64_t addr);
+/* The first area that ends above addr (may start above it), or NULL. */
+struct qk_vma *qk_vma_find_after(struct qk_vma_list *l, uint64_t addr);
+/* True if some area intersects [start, end). */
+bool qk_vma_overlaps(struct qk_vma_list *l, uint64_t start, uint64_t end);
+/* Adds an area over [start, end), which must be free; merges with equal
+ * neighbours. 0 or -QK_ENOMEM. */
+int qk_vma_insert(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot,
+                  uint32_t flags);
+/* Removes [start, end) from every area it touches, splitting them. Calls
+ * cb(arg, s, e) for each removed piece before it goes. 0 or -QK_ENOMEM
+ * (a split needed memory; nothing changed then). */
+int qk_vma_remove(struct qk_vma_list *l, uint64_t start, uint64_t end,
+                  void (*cb)(void *arg, const struct qk_vma *piece), void *arg);
+/* Sets prot on [start, end), splitting areas. The whole range must be
+ * mapped (-QK_ENOMEM otherwise, nothing changed). */
+int qk_vma_protect(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot);
+/* Highest free gap of len bytes inside [low, high), or 0. */
+uint64_t qk_vma_find_gap(struct qk_vma_list *l, uint64_t len, uint64_t low, uint64_t high);
+void qk_vma_clear(struct qk_vma_list *l);
+
+/* ---- address spaces (mm/mm.c, mm/pgtable.c) ---- */
+
+struct qk_mm {
+  uint64_t cr3;            /* PML4 guest-physical address */
+  struct qk_vma_list vmas;
+  uint64_t brk_start, brk; /* heap: [brk_start, align_up(brk)) is mapped */
+  uint64_t mmap_top;       /* top-down mmap search starts below this */
+  uint64_t stack_limit;    /* lowest address the stack may grow down to */
+  uint32_t refs;
+};
+
+/* Builds the address space of the initial process from what the host's
+ * loader mapped (boot info init_cr3/init_vmas/init_brk). */
+struct qk_mm *qk_mm_from_boot(const struct qk_boot_info *bi);
+
+/* mmap/munmap/mprotect/brk/madvise semantics with Linux's checks; return
+ * an address or a negated errno. file_hfd >= 0 for private file mappings
+ * (contents read from the host at file_off). */
+int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, uint32_t mflags,
+                  int file_hfd, uint64_t file_off);
+int64_t qk_mm_unmap(struct qk_mm *mm, uint64_t addr, uint64_t len);
+int64_t qk_mm_protect(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot);
+int64_t qk_mm_brk(struct qk_mm *mm, uint64_t addr);
+int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice);
+/* A user page fault at addr: populates it if an area allows the access.
+ * Returns 0 if the access can be retried, -QK_EFAULT otherwise. */
+int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec);
+
+/* Page-table walk in software through the direct map. Returns the level-1
+ * entry for va (a 4 KiB mapping), allocating the tables on the way if
+ * alloc; NULL if absent (or no memory). *huge is set to a 2 MiB leaf entry
+ * when one maps va (then the return value is NULL). */
+volatile uint64_t *qk_pt_lookup(uint64_t cr3, uint64_t va, bool alloc, volatile uint64_t **huge);
+
+#define QK_PTE_P 0x1ull
+#define QK_PTE_W 0x2ull
+#define QK_PTE_U 0x4ull
+#define QK_PTE_A 0x20ull
+#define QK_PTE_D 0x40ull
+#define QK_PTE_PS 0x80ull
+#define QK_PTE_SW_NONE 0x200ull /* software: frame kept while PROT_NONE */
+#define QK_PTE_NX (1ull << 63)
+#define QK_PTE_ADDR 0x000ffffffffff000ull
+
+/* ---- user memory access (mm/uaccess.c) ----
+ * Every user pointer goes through these: below QK_USER_TOP, mapped with the
+ * needed permission (populated on demand when an area allows it). Nothing
+ * here can fault in the kernel; a bad pointer is -QK_EFAULT. */
+int qk_copy_from_user(void *dst, uint64_t uva, size_t n);
+int qk_copy_to_user(uint64_t uva, const void *src, size_t n);
+/* Copies a NUL-terminated string of at most max-1 bytes; returns its length,
+ * -QK_EFAULT, or -QK_ENAMETOOLONG. */
+int64_t qk_strncpy_from_user(char *dst, uint64_t uva, size_t max);
+/* Guest-physical address of user byte uva for reading or writing. */
+int qk_user_pa(uint64_t uva, bool write, uint64_t *pa);
+/* If [uva, uva+n) lies in one page, its guest-physical address (so the host
+ * can read/write it directly); else 0. Also 0 for bad pointers. */
+uint64_t qk_user_pa_range(uint64_t uva, size_t n, bool write);
+
+/* Scatter list of guest-physical segments for user I/O, filled page by page
+ * (adjacent frames merged). */
+struct qk_uiov {
+  struct qk_iov seg[QK_QCALL_MAX_IOV];
+  unsigned n;
+  uint64_t bytes;
+};
+/* Appends [uva, uva+len) to v until v is full; returns the number of bytes
+ * appended (may be short: full list or a bad page), or -QK_EFAULT if the
+ * first page is bad. */
+int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write);
+
+/* Bulk copy/zero between guest-physical ranges: host QCall for big ranges,
+ * rep movs for small ones. */
+void qk_phys_copy(uint64_t dst_pa, uint64_t src_pa, uint64_t len);
+void qk_phys_zero(uint64_t pa, uint64_t len);
+
+#endif

@@ -1,0 +1,83 @@
+/* Boot of the kernel core, and the fault/interrupt entry points the arch
+ * layer calls. */
+#include <qk/arch.h>
+#include <qk/kernel.h>
+#include <qk/qcall.h>
+#include <qk/task.h>
+
+struct qk_boot_info *qk_boot;
+extern uint64_t qk_copy_host_threshold;
+
+static struct qk_percpu percpu[QK_MAX_VCPUS];
+
+struct qk_task *qk_current(void)
+{
+  return ((struct qk_percpu *)qk_arch_cpu_private())->current;
+}
+
+void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu)
+{
+  percpu[cpu].id = cpu;
+  qk_arch_set_cpu_private(&percpu[cpu]);
+  if (cpu != 0)
+    for (;;)
+      qk_arch_wait_for_interrupt(); /* one process, one thread: vCPU 0 runs it */
+
+  qk_boot = bi;
+  qk_time_init(bi);
+  /* Copies this big go to the host: on a host that emulates ring 0 a QCall
+   * beats ~60 emulated rep-movsq iterations; on hardware KVM only pages. */
+  qk_copy_host_threshold = (bi->host_flags & QK_HOST_RING0_EMULATED) ? 512 : 1ull << 62;
+  qk_page_init(bi->free_start, bi->free_end, bi->mem_size);
+
+  struct qk_task *t = qk_task_create_init(bi);
+  if (!t)
+    qk_kpanic("out of memory creating the initial process");
+  percpu[cpu].current = t;
+  qk_arch_switch_cr3(t->proc->mm->cr3);
+  qk_arch_return_to_user(&t->regs);
+}
+
+static const char *const vector_names[32] = {
+  [0] = "divide error", [1] = "debug", [3] = "breakpoint", [4] = "overflow",
+  [5] = "bound range", [6] = "invalid opcode", [7] = "device not available",
+  [13] = "general protection", [14] = "page fault", [16] = "x87 error",
+  [17] = "alignment check", [19] = "SIMD error",
+};
+
+void qk_user_fault(struct qk_regs *r, uint64_t cr2)
+{
+  struct qk_task *t = qk_current();
+  if (r->vector == 14) {
+    bool write = r->error_code & 2, exec = r->error_code & 16;
+    t->uregs = r;
+    if (!(r->error_code & 1) && qk_mm_fault(t->proc->mm, cr2, write, exec) == 0)
+      return;
+  }
+  /* No signal handlers yet: the default action of the matching signal,
+   * which for all of these ends the process. */
+  int sig = 11; /* SIGSEGV */
+  switch (r->vector) {
+  case 0:
+  case 16:
+  case 19:
+    sig = 8; /* SIGFPE */
+    break;
+  case 1:
+  case 3:
+    sig = 5; /* SIGTRAP */
+    break;
+  case 6:
+    sig = 4; /* SIGILL */
+    break;
+  case 17:
+    sig = 7; /* SIGBUS */
+    break;
+  }
+  const char *name = r->vector < 32 && vector_names[r->vector] ? vector_names[r->vector] : "fault";
+  qk_printk(QK_LOG_INFO, "pid %d: %s at rip %lx addr %lx err %lx: killed by signal %d",
+            t->proc->pid, name, r->rip, cr2, r->error_code, sig);
+  qk_process_exit(t->proc, sig);
+}
+
+void qk_interrupt(unsigned vector) { (void)vector; }

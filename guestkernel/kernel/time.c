@@ -1,0 +1,27 @@
+/* Clocks from the TSC: ns = boot_ns + (tsc - boot_tsc) * mult >> 32, with
+ * mult fixed at boot from the host's calibration. A few instructions, no
+ * VM exit, no QCall. The guest TSC equals the host TSC (FINDINGS.md) and is
+ * invariant on the machines we run on. */
+#include <qk/arch.h>
+#include <qk/kernel.h>
+
+static uint64_t boot_tsc, boot_real_ns, boot_mono_ns, mult;
+
+void qk_time_init(const struct qk_boot_info *bi)
+{
+  uint64_t khz = bi->tsc_khz ? bi->tsc_khz : 1000000; /* 1 GHz if unknown */
+  mult = (uint64_t)((1000000ull << 32) / khz);
+  boot_tsc = bi->boot_tsc;
+  boot_real_ns = bi->boot_realtime_ns;
+  boot_mono_ns = bi->boot_monotonic_ns;
+}
+
+static inline uint64_t since_boot_ns(void)
+{
+  uint64_t now = qk_arch_rdtsc();
+  uint64_t d = now > boot_tsc ? now - boot_tsc : 0;
+  return (uint64_t)(((unsigned __int128)d * mult) >> 32);
+}
+
+uint64_t qk_time_monotonic_ns(void) { return boot_mono_ns + since_boot_ns(); }
+uint64_t qk_time_realtime_ns(void) { return boot_real_ns + since_boot_ns(); }

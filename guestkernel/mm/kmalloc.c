@@ -1,0 +1,93 @@
+/* Small-object allocator: power-of-two size classes from 16 to 2048 bytes,
+ * each a free list of objects carved from whole pages; bigger requests get
+ * contiguous pages. The class of each page is kept in the per-frame
+ * metadata (qk_page_meta) so that qk_kfree needs no size and no header. */
+#include <qk/kernel.h>
+#include <qk/mm.h>
+#include <qk/qcall.h>
+
+extern uint32_t *qk_page_meta;
+
+#define MIN_SHIFT 4
+#define MAX_SHIFT 11
+#define NCLASS (MAX_SHIFT - MIN_SHIFT + 1)
+#define META_SMALL 0x100u  /* meta = META_SMALL | class */
+#define META_LARGE 0x200u  /* meta = META_LARGE | (pages << 12) on the first page */
+
+struct free_obj {
+  struct free_obj *next;
+};
+static struct free_obj *free_lists[NCLASS];
+
+static inline unsigned class_of(size_t size)
+{
+  if (size <= (1u << MIN_SHIFT))
+    return 0;
+  return (unsigned)(64 - __builtin_clzll(size - 1)) - MIN_SHIFT;
+}
+
+static int refill(unsigned c)
+{
+  uint64_t pa = qk_page_alloc(false);
+  if (!pa)
+    return -QK_ENOMEM;
+  qk_page_meta[pa / QK_PAGE_SIZE] = META_SMALL | c;
+  size_t sz = (size_t)1 << (c + MIN_SHIFT);
+  char *base = qk_pa_to_va(pa);
+  struct free_obj *head = free_lists[c];
+  for (size_t off = QK_PAGE_SIZE; off >= sz; off -= sz) {
+    struct free_obj *o = (struct free_obj *)(void *)(base + off - sz);
+    o->next = head;
+    head = o;
+  }
+  free_lists[c] = head;
+  return 0;
+}
+
+void *qk_kmalloc(size_t size)
+{
+  if (size > (1u << MAX_SHIFT)) {
+    if (size > (1ull << 30))
+      return NULL;
+    size_t n = QK_ALIGN_UP(size, QK_PAGE_SIZE) / QK_PAGE_SIZE;
+    uint64_t pa = qk_page_alloc_contig(n);
+    if (!pa)
+      return NULL;
+    qk_page_meta[pa / QK_PAGE_SIZE] = META_LARGE | (uint32_t)(n << 12);
+    return qk_pa_to_va(pa);
+  }
+  unsigned c = class_of(size);
+  if (!free_lists[c] && refill(c))
+    return NULL;
+  struct free_obj *o = free_lists[c];
+  free_lists[c] = o->next;
+  return o;
+}
+
+void *qk_kzalloc(size_t size)
+{
+  void *p = qk_kmalloc(size);
+  if (p)
+    memset(p, 0, size);
+  return p;
+}
+
+void qk_kfree(void *p)
+{
+  if (!p)
+    return;
+  uint64_t pa = qk_va_to_pa(p);
+  uint32_t m = qk_page_meta[pa / QK_PAGE_SIZE];
+  if (m & META_SMALL) {
+    unsigned c = m & 0xff;
+    struct free_obj *o = p;
+    o->next = free_lists[c];
+    free_lists[c] = o;
+    return;
+  }
+  QK_BUG_ON(!(m & META_LARGE));
+  size_t n = m >> 12;
+  qk_page_meta[pa / QK_PAGE_SIZE] = 0;
+  for (size_t i = 0; i < n; i++)
+    qk_page_free(pa + i * QK_PAGE_SIZE);
+}

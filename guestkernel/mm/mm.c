@@ -1,0 +1,406 @@
+/* User address spaces: mmap, munmap, mprotect, brk, madvise and page
+ * faults, over the VMA list (vma.c) and the page tables (pgtable.c).
+ *
+ * Policy: memory is populated when it is mapped, up to QK_EAGER_MAX bytes
+ * per request (a guest page fault costs ~50 us on our host, a PTE store ~1
+ * us); bigger mappings are populated by faults, QK_FAULT_AROUND pages at a
+ * time. PROT_NONE pages keep their frame (software bit QK_PTE_SW_NONE) so
+ * that mprotect back restores the contents. */
+#include <qk/arch.h>
+#include <qk/kernel.h>
+#include <qk/linux.h>
+#include <qk/mm.h>
+#include <qk/qcall.h>
+
+#define QK_EAGER_MAX (8ull << 20)
+#define QK_FAULT_AROUND 16
+#define QK_STACK_MAX (8ull << 20)
+#define QK_MMAP_GAP (128ull << 20)
+#define QK_MMAP_LOW 0x10000ull /* mmap_min_addr */
+
+static uint64_t pte_flags(uint32_t prot)
+{
+  if (!(prot & (L_PROT_READ | L_PROT_WRITE | L_PROT_EXEC)))
+    return QK_PTE_SW_NONE;
+  uint64_t f = QK_PTE_P | QK_PTE_U;
+  if (prot & L_PROT_WRITE)
+    f |= QK_PTE_W;
+  if (!(prot & L_PROT_EXEC))
+    f |= QK_PTE_NX;
+  return f;
+}
+
+static uint32_t prot_of_kind(uint32_t p)
+{
+  return (p & QK_PROT_READ ? L_PROT_READ : 0) | (p & QK_PROT_WRITE ? L_PROT_WRITE : 0) |
+         (p & QK_PROT_EXEC ? L_PROT_EXEC : 0);
+}
+
+struct qk_mm *qk_mm_from_boot(const struct qk_boot_info *bi)
+{
+  struct qk_mm *mm = qk_kzalloc(sizeof(*mm));
+  if (!mm)
+    return NULL;
+  mm->cr3 = bi->init_cr3;
+  mm->refs = 1;
+  mm->brk_start = mm->brk = bi->init_brk;
+  uint64_t stack_lo = QK_USER_TOP;
+  uint32_t n = bi->init_vma_count < QK_MAX_BOOT_VMAS ? bi->init_vma_count : QK_MAX_BOOT_VMAS;
+  for (uint32_t i = 0; i < n; i++) {
+    const struct qk_vma_desc *d = &bi->init_vmas[i];
+    if (d->end <= d->start || d->end > QK_USER_TOP)
+      continue;
+    uint32_t flags = QK_VMF_ANON;
+    if (d->kind == QK_VMA_STACK) {
+      flags |= QK_VMF_GROWSDOWN;
+      stack_lo = d->start;
+    } else if (d->kind == QK_VMA_HEAP) {
+      flags |= QK_VMF_HEAP;
+    }
+    if (qk_vma_overlaps(&mm->vmas, d->start, d->end))
+      continue;
+    if (qk_vma_insert(&mm->vmas, d->start, d->end, prot_of_kind(d->prot), flags))
+      return NULL;
+  }
+  mm->stack_limit = stack_lo > QK_STACK_MAX ? stack_lo - QK_STACK_MAX : 0;
+  mm->mmap_top = stack_lo > QK_MMAP_GAP + (1ull << 32) ? stack_lo - QK_MMAP_GAP : QK_USER_TOP / 2;
+  return mm;
+}
+
+/* Maps the not-yet-mapped pages of [start, end) with fresh zeroed frames;
+ * with file_hfd >= 0 fills them from the file at file_off (offset of start).
+ * Pages already mapped are left alone. 0 or -QK_ENOMEM. */
+static int populate(struct qk_mm *mm, uint64_t start, uint64_t end, uint32_t prot, int file_hfd,
+                    uint64_t file_off)
+{
+  uint64_t flags = pte_flags(prot);
+  /* Batches of 32 pages keep the kernel stack footprint near 1.5 KiB. */
+  uint64_t pas[32];
+  volatile uint64_t *ptes[32];
+  uint64_t vas[32];
+  uint64_t va = start;
+  while (va < end) {
+    /* Collect up to 64 empty slots. */
+    unsigned n = 0;
+    volatile uint64_t *l1 = NULL;
+    for (; va < end && n < QK_ARRAY_SIZE(pas); va += QK_PAGE_SIZE) {
+      if (!l1 || !(va & (QK_HUGE_PAGE_SIZE - 1))) {
+        l1 = qk_pt_lookup(mm->cr3, va, true, NULL);
+        if (!l1)
+          return -QK_ENOMEM;
+        l1 -= (va >> 12) & 511;
+      }
+      volatile uint64_t *pte = &l1[(va >> 12) & 511];
+      if (*pte & (QK_PTE_P | QK_PTE_SW_NONE))
+        continue;
+      ptes[n] = pte;
+      vas[n] = va;
+      n++;
+    }
+    if (!n)
+      break;
+    if (qk_page_alloc_many(pas, n, true))
+      return -QK_ENOMEM;
+    if (file_hfd >= 0) {
+      /* Read file contents straight into the new frames (one request per
+       * run of virtually contiguous pages); past EOF they stay zero. */
+      struct qk_iov iov[QK_ARRAY_SIZE(pas)];
+      unsigned i = 0;
+      while (i < n) {
+        unsigned j = i, ni = 0;
+        do {
+          iov[ni].gpa = pas[j];
+          iov[ni].len = QK_PAGE_SIZE;
+          ni++;
+          j++;
+        } while (j < n && vas[j] == vas[j - 1] + QK_PAGE_SIZE);
+        int64_t r = qk_qcall(QK_OP_PREADV, (uint64_t)file_hfd, qk_va_to_pa(iov), ni,
+                             file_off + (vas[i] - start), 0, 0);
+        if (r < 0 && r != -QK_EINVAL) {
+          for (unsigned k = 0; k < n; k++)
+            qk_page_free(pas[k]);
+          return (int)r;
+        }
+        i = j;
+      }
+    }
+    for (unsigned i = 0; i < n; i++)
+      *ptes[i] = pas[i] | flags; /* not present -> present: a plain store */
+  }
+  return 0;
+}
+
+/* Unmaps every page of a VMA piece and frees its frames. */
+static void unmap_piece(void *arg, const struct qk_vma *piece)
+{
+  struct qk_mm *mm = arg;
+  uint64_t va = piece->start;
+  while (va < piece->end) {
+    volatile uint64_t *huge;
+    volatile uint64_t *l1 = qk_pt_lookup(mm->cr3, va, false, &huge);
+    if (!l1 && huge) {
+      /* Partial 2 MiB leaf: split it so the rest stays mapped. */
+      l1 = qk_pt_lookup(mm->cr3, va, true, NULL);
+    }
+    uint64_t region_end = QK_ALIGN_DOWN(va, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE;
+    if (region_end > piece->end)
+      region_end = piece->end;
+    if (!l1) {
+      va = region_end;
+      continue;
+    }
+    for (; va < region_end; va += QK_PAGE_SIZE, l1++) {
+      uint64_t e = *l1;
+      if (!e)
+        continue;
+      if (e & QK_PTE_P)
+        qk_arch_pte_update(l1, 0, va);
+      else
+        *l1 = 0;
+      qk_page_free(e & QK_PTE_ADDR);
+    }
+  }
+}
+
+/* Changes the PTE flags of the mapped pages of [start, end). */
+static void reprotect(struct qk_mm *mm, uint64_t start, uint64_t end, uint32_t prot)
+{
+  uint64_t flags = pte_flags(prot);
+  uint64_t va = start;
+  while (va < end) {
+    volatile uint64_t *huge;
+    volatile uint64_t *l1 = qk_pt_lookup(mm->cr3, va, false, &huge);
+    if (!l1 && huge)
+      l1 = qk_pt_lookup(mm->cr3, va, true, NULL);
+    uint64_t region_end = QK_ALIGN_DOWN(va, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE;
+    if (region_end > end)
+      region_end = end;
+    if (!l1) {
+      va = region_end;
+      continue;
+    }
+    for (; va < region_end; va += QK_PAGE_SIZE, l1++) {
+      uint64_t e = *l1;
+      if (!e)
+        continue;
+      uint64_t ne = (e & QK_PTE_ADDR) | flags;
+      if (ne == e)
+        continue;
+      if (e & QK_PTE_P)
+        qk_arch_pte_update(l1, ne, va);
+      else
+        *l1 = ne;
+    }
+  }
+}
+
+static bool range_ok(uint64_t addr, uint64_t len)
+{
+  return addr < QK_USER_TOP && len <= QK_USER_TOP - addr;
+}
+
+int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, uint32_t mflags,
+                  int file_hfd, uint64_t file_off)
+{
+  if (!len)
+    return -QK_EINVAL;
+  if (len > QK_USER_TOP)
+    return -QK_ENOMEM;
+  len = QK_ALIGN_UP(len, QK_PAGE_SIZE);
+  if (prot & ~(uint32_t)(L_PROT_READ | L_PROT_WRITE | L_PROT_EXEC))
+    return -QK_EINVAL;
+  bool fixed = mflags & (L_MAP_FIXED | L_MAP_FIXED_NOREPLACE);
+  if (fixed) {
+    if (addr & (QK_PAGE_SIZE - 1))
+      return -QK_EINVAL;
+    if (!range_ok(addr, len) || addr < QK_MMAP_LOW)
+      return -QK_ENOMEM;
+    if (qk_vma_overlaps(&mm->vmas, addr, addr + len)) {
+      if (mflags & L_MAP_FIXED_NOREPLACE)
+        return -QK_EEXIST;
+      if (qk_vma_remove(&mm->vmas, addr, addr + len, unmap_piece, mm))
+        return -QK_ENOMEM;
+    }
+  } else {
+    addr = QK_ALIGN_DOWN(addr, QK_PAGE_SIZE);
+    if (!addr || addr < QK_MMAP_LOW || !range_ok(addr, len) ||
+        qk_vma_overlaps(&mm->vmas, addr, addr + len)) {
+      if (mflags & L_MAP_32BIT)
+        addr = qk_vma_find_gap(&mm->vmas, len, 0x40000000ull, 0x80000000ull);
+      else
+        addr = qk_vma_find_gap(&mm->vmas, len, QK_MMAP_LOW, mm->mmap_top);
+      if (!addr)
+        return -QK_ENOMEM;
+    }
+  }
+  uint32_t vflags = file_hfd >= 0 ? QK_VMF_FILE : QK_VMF_ANON;
+  if ((mflags & L_MAP_TYPE) != L_MAP_PRIVATE)
+    vflags |= QK_VMF_SHARED;
+  if (qk_vma_insert(&mm->vmas, addr, addr + len, prot, vflags))
+    return -QK_ENOMEM;
+  /* File contents can only come in now (the area keeps no file); anonymous
+   * memory above the eager limit comes by faults. */
+  bool eager = (mflags & L_MAP_POPULATE) || file_hfd >= 0 ||
+               (len <= QK_EAGER_MAX && !(mflags & L_MAP_NORESERVE));
+  if (eager && (prot || file_hfd >= 0)) {
+    int r = populate(mm, addr, addr + len, prot, file_hfd, file_off);
+    if (r) {
+      qk_vma_remove(&mm->vmas, addr, addr + len, unmap_piece, mm);
+      return r;
+    }
+  }
+  return (int64_t)addr;
+}
+
+int64_t qk_mm_unmap(struct qk_mm *mm, uint64_t addr, uint64_t len)
+{
+  if ((addr & (QK_PAGE_SIZE - 1)) || !len)
+    return -QK_EINVAL;
+  len = QK_ALIGN_UP(len, QK_PAGE_SIZE);
+  if (!range_ok(addr, len))
+    return -QK_EINVAL;
+  return qk_vma_remove(&mm->vmas, addr, addr + len, unmap_piece, mm);
+}
+
+int64_t qk_mm_protect(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot)
+{
+  prot &= ~(uint32_t)(L_PROT_GROWSDOWN | L_PROT_GROWSUP);
+  if ((addr & (QK_PAGE_SIZE - 1)) || (prot & ~(uint32_t)7))
+    return -QK_EINVAL;
+  if (!len)
+    return 0;
+  if (len > QK_USER_TOP)
+    return -QK_ENOMEM;
+  len = QK_ALIGN_UP(len, QK_PAGE_SIZE);
+  if (!range_ok(addr, len))
+    return -QK_ENOMEM;
+  int r = qk_vma_protect(&mm->vmas, addr, addr + len, prot);
+  if (r)
+    return r;
+  reprotect(mm, addr, addr + len, prot);
+  /* Memory reserved PROT_NONE and opened up now (malloc arenas, guard
+   * pages moved) is populated like a fresh mapping. */
+  if (prot && len <= QK_EAGER_MAX) {
+    for (uint64_t va = addr; va < addr + len;) {
+      struct qk_vma *v = qk_vma_find(&mm->vmas, va);
+      uint64_t e = v->end < addr + len ? v->end : addr + len;
+      if (!(v->flags & QK_VMF_FILE) && populate(mm, va, e, prot, -1, 0))
+        return -QK_ENOMEM;
+      va = e;
+    }
+  }
+  return 0;
+}
+
+int64_t qk_mm_brk(struct qk_mm *mm, uint64_t addr)
+{
+  if (addr < mm->brk_start || addr >= QK_USER_TOP)
+    return (int64_t)mm->brk;
+  uint64_t old_end = QK_ALIGN_UP(mm->brk, QK_PAGE_SIZE);
+  uint64_t new_end = QK_ALIGN_UP(addr, QK_PAGE_SIZE);
+  if (new_end > old_end) {
+    if (new_end - mm->brk_start > (1ull << 36) ||
+        qk_vma_overlaps(&mm->vmas, old_end, new_end))
+      return (int64_t)mm->brk;
+    if (qk_vma_insert(&mm->vmas, old_end, new_end, L_PROT_READ | L_PROT_WRITE,
+                      QK_VMF_ANON | QK_VMF_HEAP))
+      return (int64_t)mm->brk;
+    if (populate(mm, old_end, new_end, L_PROT_READ | L_PROT_WRITE, -1, 0)) {
+      qk_vma_remove(&mm->vmas, old_end, new_end, unmap_piece, mm);
+      return (int64_t)mm->brk;
+    }
+  } else if (new_end < old_end) {
+    if (qk_vma_remove(&mm->vmas, new_end, old_end, unmap_piece, mm))
+      return (int64_t)mm->brk;
+  }
+  mm->brk = addr;
+  return (int64_t)addr;
+}
+
+int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice)
+{
+  if (addr & (QK_PAGE_SIZE - 1))
+    return -QK_EINVAL;
+  if (len > QK_USER_TOP)
+    return -QK_EINVAL;
+  len = QK_ALIGN_UP(len, QK_PAGE_SIZE);
+  if (!range_ok(addr, len))
+    return -QK_EINVAL;
+  switch (advice) {
+  case L_MADV_NORMAL:
+  case L_MADV_RANDOM:
+  case L_MADV_SEQUENTIAL:
+  case L_MADV_WILLNEED:
+  case L_MADV_FREE:
+  case 9 ... 25: /* REMOVE, (DONT)FORK, MERGEABLE, HUGEPAGE, DONTDUMP, COLD, PAGEOUT...: hints */
+    return 0;
+  case L_MADV_DONTNEED:
+    break;
+  default:
+    return -QK_EINVAL;
+  }
+  /* DONTNEED on private memory: later reads see zeros. The frames stay
+   * mapped and the host zeroes them: no PTE change, no TLB work. */
+  struct qk_iov iov[16];
+  unsigned n = 0;
+  for (uint64_t va = addr; va < addr + len; va += QK_PAGE_SIZE) {
+    struct qk_vma *v = qk_vma_find(&mm->vmas, va);
+    if (!v || (v->flags & QK_VMF_SHARED))
+      continue;
+    volatile uint64_t *pte = qk_pt_lookup(mm->cr3, va, false, NULL);
+    if (!pte || !(*pte & (QK_PTE_P | QK_PTE_SW_NONE)))
+      continue;
+    uint64_t pa = *pte & QK_PTE_ADDR;
+    if (n && iov[n - 1].gpa + iov[n - 1].len == pa) {
+      iov[n - 1].len += QK_PAGE_SIZE;
+      continue;
+    }
+    if (n == QK_ARRAY_SIZE(iov)) {
+      qk_qcall(QK_OP_ZERO, qk_va_to_pa(iov), n, 0, 0, 0, 0);
+      n = 0;
+    }
+    iov[n].gpa = pa;
+    iov[n].len = QK_PAGE_SIZE;
+    n++;
+  }
+  if (n)
+    qk_qcall(QK_OP_ZERO, qk_va_to_pa(iov), n, 0, 0, 0, 0);
+  return 0;
+}
+
+int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec)
+{
+  if (addr >= QK_USER_TOP)
+    return -QK_EFAULT;
+  struct qk_vma *v = qk_vma_find(&mm->vmas, addr);
+  if (!v) {
+    /* Stack growth: a fault below the stack area, within the limit. */
+    struct qk_vma *s = qk_vma_find_after(&mm->vmas, addr);
+    if (!s || !(s->flags & QK_VMF_GROWSDOWN) || addr < mm->stack_limit)
+      return -QK_EFAULT;
+    uint64_t lo = QK_ALIGN_DOWN(addr, QK_PAGE_SIZE);
+    if (lo > QK_FAULT_AROUND * QK_PAGE_SIZE &&
+        lo - QK_FAULT_AROUND * QK_PAGE_SIZE >= mm->stack_limit)
+      lo -= QK_FAULT_AROUND * QK_PAGE_SIZE;
+    if (qk_vma_overlaps(&mm->vmas, lo, s->start))
+      return -QK_EFAULT;
+    uint64_t old = s->start;
+    s->start = lo;
+    return populate(mm, lo, old, s->prot, -1, 0) ? -QK_EFAULT : 0;
+  }
+  if ((write && !(v->prot & L_PROT_WRITE)) || (exec && !(v->prot & L_PROT_EXEC)) ||
+      !(v->prot & (L_PROT_READ | L_PROT_WRITE | L_PROT_EXEC)))
+    return -QK_EFAULT;
+  volatile uint64_t *pte = qk_pt_lookup(mm->cr3, addr, false, NULL);
+  if (pte && (*pte & QK_PTE_P))
+    return -QK_EFAULT; /* mapped, yet the access faulted: a real violation */
+  if (v->flags & QK_VMF_FILE)
+    return -QK_EFAULT; /* file contents were read at mmap time */
+  uint64_t lo = QK_ALIGN_DOWN(addr, QK_FAULT_AROUND * QK_PAGE_SIZE);
+  uint64_t hi = lo + QK_FAULT_AROUND * QK_PAGE_SIZE;
+  if (lo < v->start)
+    lo = v->start;
+  if (hi > v->end)
+    hi = v->end;
+  return populate(mm, lo, hi, v->prot, -1, 0) ? -QK_EFAULT : 0;
+}

@@ -1,0 +1,123 @@
+/* Physical page allocator.
+ *
+ * Two sources, both O(1) and a handful of instructions (ring 0 is
+ * expensive on our host): a bump pointer over pages that have never been
+ * handed out (zero by the boot contract, and contiguous), and a stack of
+ * freed pages linked through their first word (dirty). A caller that needs
+ * zeroed pages gets bump pages for free; recycled pages are zeroed by the
+ * host in one QCall per batch.
+ *
+ * Per-frame metadata (one uint32 per page of guest memory) records what the
+ * small-object allocator put in a page; it lives in the first pages of the
+ * range. */
+#include <qk/kernel.h>
+#include <qk/mm.h>
+#include <qk/qcall.h>
+
+uint32_t *qk_page_meta; /* indexed by pfn; used by kmalloc.c */
+
+static uint64_t range_start, range_end; /* owned range */
+static uint64_t bump;                   /* next never-used page */
+static uint64_t free_head;              /* pa of the first freed page, 0 if none */
+static uint64_t free_pages;             /* pages available (bump + freed) */
+static uint64_t total_pages;
+
+void qk_page_init(uint64_t start, uint64_t end, uint64_t mem_size)
+{
+  start = QK_ALIGN_UP(start, QK_PAGE_SIZE);
+  end = QK_ALIGN_DOWN(end, QK_PAGE_SIZE);
+  uint64_t meta_bytes = QK_ALIGN_UP((mem_size / QK_PAGE_SIZE) * sizeof(uint32_t), QK_PAGE_SIZE);
+  qk_page_meta = qk_pa_to_va(start);
+  start += meta_bytes;
+  range_start = start;
+  range_end = end;
+  bump = start;
+  free_head = 0;
+  total_pages = free_pages = end > start ? (end - start) / QK_PAGE_SIZE : 0;
+}
+
+bool qk_page_owned(uint64_t pa) { return pa >= range_start && pa < range_end; }
+
+uint64_t qk_page_free_count(void) { return free_pages; }
+uint64_t qk_page_total_count(void) { return total_pages; }
+
+/* One page and whether it is already zero. */
+static inline uint64_t take(bool *is_zero)
+{
+  if (free_head) {
+    uint64_t pa = free_head;
+    free_head = *(uint64_t *)qk_pa_to_va(pa);
+    free_pages--;
+    *is_zero = false;
+    return pa;
+  }
+  if (bump < range_end) {
+    uint64_t pa = bump;
+    bump += QK_PAGE_SIZE;
+    free_pages--;
+    *is_zero = true;
+    return pa;
+  }
+  return 0;
+}
+
+uint64_t qk_page_alloc(bool zero)
+{
+  bool z;
+  uint64_t pa = take(&z);
+  if (pa && zero && !z)
+    qk_phys_zero(pa, QK_PAGE_SIZE);
+  return pa;
+}
+
+int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero)
+{
+  if (n > free_pages)
+    return -QK_ENOMEM;
+  /* Dirty pages are zeroed by the host in batches of merged
+   * segments (16 here: small stack footprint). */
+  struct qk_iov iov[16];
+  unsigned ni = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool z;
+    uint64_t pa = take(&z);
+    pas[i] = pa;
+    if (!zero || z)
+      continue;
+    if (ni && iov[ni - 1].gpa + iov[ni - 1].len == pa) {
+      iov[ni - 1].len += QK_PAGE_SIZE;
+      continue;
+    }
+    if (ni == QK_ARRAY_SIZE(iov)) {
+      qk_qcall(QK_OP_ZERO, qk_va_to_pa(iov), ni, 0, 0, 0, 0);
+      ni = 0;
+    }
+    iov[ni].gpa = pa;
+    iov[ni].len = QK_PAGE_SIZE;
+    ni++;
+  }
+  if (ni)
+    qk_qcall(QK_OP_ZERO, qk_va_to_pa(iov), ni, 0, 0, 0, 0);
+  return 0;
+}
+
+uint64_t qk_page_alloc_contig(size_t n)
+{
+  if (n == 1)
+    return qk_page_alloc(false);
+  if (bump + n * QK_PAGE_SIZE > range_end || bump + n * QK_PAGE_SIZE < bump)
+    return 0;
+  uint64_t pa = bump;
+  bump += n * QK_PAGE_SIZE;
+  free_pages -= n;
+  return pa;
+}
+
+void qk_page_free(uint64_t pa)
+{
+  if (!qk_page_owned(pa))
+    return;
+  *(uint64_t *)qk_pa_to_va(pa) = free_head;
+  free_head = pa;
+  free_pages++;
+}

@@ -1,0 +1,202 @@
+/* Checked access to user memory.
+ *
+ * Translation walks the current process's page tables in software and
+ * checks present/user/writable at every level; a miss asks the address
+ * space to populate the page (areas mapped lazily) and retries once. The
+ * last level-1 table is cached per vCPU-independent (cr3, 2 MiB region)
+ * key: consecutive pages of one buffer then cost one load each, which
+ * matters where every ring-0 instruction is emulated. Tables are never
+ * freed while an address space lives, so the cache cannot dangle. */
+#include <qk/arch.h>
+#include <qk/kernel.h>
+#include <qk/mm.h>
+#include <qk/qcall.h>
+#include <qk/task.h>
+
+static struct {
+  uint64_t cr3, region; /* region = va >> 21 */
+  volatile uint64_t *l1;
+  uint64_t flags; /* AND of the upper levels' P/W/U bits */
+} cache;
+
+uint64_t qk_copy_host_threshold = 512; /* set at boot from host_flags */
+
+static int walk(uint64_t cr3, uint64_t va, bool write, uint64_t *pa)
+{
+  uint64_t need = QK_PTE_P | QK_PTE_U | (write ? QK_PTE_W : 0);
+  if (cache.l1 && cache.cr3 == cr3 && cache.region == (va >> 21) && (cache.flags & need) == need) {
+    uint64_t e = cache.l1[(va >> 12) & 511];
+    if ((e & need) != need)
+      return -QK_EFAULT;
+    *pa = (e & QK_PTE_ADDR) | (va & 4095);
+    return 0;
+  }
+  volatile uint64_t *t = qk_pa_to_va(cr3 & QK_PTE_ADDR);
+  uint64_t acc = ~0ull;
+  for (int shift = 39; shift >= 12; shift -= 9) {
+    uint64_t e = t[(va >> shift) & 511];
+    acc &= e;
+    if ((acc & need) != need)
+      return -QK_EFAULT;
+    if (shift == 12) {
+      *pa = (e & QK_PTE_ADDR) | (va & 4095);
+      return 0;
+    }
+    if (shift == 21 && (e & QK_PTE_PS)) {
+      *pa = (e & QK_PTE_ADDR & ~(QK_HUGE_PAGE_SIZE - 1)) | (va & (QK_HUGE_PAGE_SIZE - 1));
+      return 0;
+    }
+    t = qk_pa_to_va(e & QK_PTE_ADDR);
+    if (shift == 21) {
+      cache.cr3 = cr3;
+      cache.region = va >> 21;
+      cache.l1 = t;
+      cache.flags = acc & (QK_PTE_P | QK_PTE_U | QK_PTE_W);
+    }
+  }
+  return -QK_EFAULT;
+}
+
+int qk_user_pa(uint64_t uva, bool write, uint64_t *pa)
+{
+  if (uva >= QK_USER_TOP)
+    return -QK_EFAULT;
+  struct qk_mm *mm = qk_current()->proc->mm;
+  if (qk_likely(!walk(mm->cr3, uva, write, pa)))
+    return 0;
+  if (qk_mm_fault(mm, uva, write, false))
+    return -QK_EFAULT;
+  return walk(mm->cr3, uva, write, pa);
+}
+
+uint64_t qk_user_pa_range(uint64_t uva, size_t n, bool write)
+{
+  uint64_t pa;
+  if (!n || ((uva & 4095) + n) > QK_PAGE_SIZE || qk_user_pa(uva, write, &pa))
+    return 0;
+  return pa;
+}
+
+void qk_phys_copy(uint64_t dst_pa, uint64_t src_pa, uint64_t len)
+{
+  if (len >= qk_copy_host_threshold)
+    qk_qcall(QK_OP_COPY, dst_pa, src_pa, len, 0, 0, 0);
+  else
+    memcpy(qk_pa_to_va(dst_pa), qk_pa_to_va(src_pa), len);
+}
+
+void qk_phys_zero(uint64_t pa, uint64_t len)
+{
+  if (len >= qk_copy_host_threshold) {
+    struct qk_iov iov = { pa, len };
+    qk_qcall(QK_OP_ZERO, qk_va_to_pa(&iov), 1, 0, 0, 0, 0);
+  } else {
+    memset(qk_pa_to_va(pa), 0, len);
+  }
+}
+
+static int copy_user(uint64_t uva, void *kbuf, size_t n, bool to_user)
+{
+  if (uva >= QK_USER_TOP || n > QK_USER_TOP - uva)
+    return -QK_EFAULT;
+  uint64_t kpa = qk_va_to_pa(kbuf);
+  while (n) {
+    uint64_t pa;
+    if (qk_user_pa(uva, to_user, &pa))
+      return -QK_EFAULT;
+    size_t chunk = QK_PAGE_SIZE - (uva & 4095);
+    if (chunk > n)
+      chunk = n;
+    if (to_user)
+      qk_phys_copy(pa, kpa, chunk);
+    else
+      qk_phys_copy(kpa, pa, chunk);
+    uva += chunk;
+    kpa += chunk;
+    n -= chunk;
+  }
+  return 0;
+}
+
+int qk_copy_from_user(void *dst, uint64_t uva, size_t n)
+{
+  return copy_user(uva, dst, n, false);
+}
+
+int qk_copy_to_user(uint64_t uva, const void *src, size_t n)
+{
+  return copy_user(uva, (void *)src, n, true);
+}
+
+static inline uint64_t has_zero(uint64_t v)
+{
+  return (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+}
+
+int64_t qk_strncpy_from_user(char *dst, uint64_t uva, size_t max)
+{
+  size_t len = 0;
+  while (len < max) {
+    uint64_t pa;
+    if (qk_user_pa(uva + len, false, &pa))
+      return -QK_EFAULT;
+    const char *src = qk_pa_to_va(pa);
+    size_t chunk = QK_PAGE_SIZE - ((uva + len) & 4095);
+    if (chunk > max - len)
+      chunk = max - len;
+    size_t i = 0;
+    /* Whole words while they hold no NUL, then bytes. */
+    while (i + 8 <= chunk) {
+      uint64_t w;
+      __builtin_memcpy(&w, src + i, 8);
+      if (has_zero(w))
+        break;
+      __builtin_memcpy(dst + len + i, &w, 8);
+      i += 8;
+    }
+    for (; i < chunk; i++) {
+      char c = src[i];
+      dst[len + i] = c;
+      if (!c)
+        return (int64_t)(len + i);
+    }
+    len += chunk;
+  }
+  return -QK_ENAMETOOLONG;
+}
+
+int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write)
+{
+  uint64_t done = 0;
+  bool full = false;
+  if (uva >= QK_USER_TOP)
+    return len ? -QK_EFAULT : 0;
+  if (len > QK_USER_TOP - uva)
+    len = QK_USER_TOP - uva;
+  while (done < len) {
+    uint64_t pa;
+    if (qk_user_pa(uva + done, write, &pa))
+      break;
+    uint64_t chunk = QK_PAGE_SIZE - ((uva + done) & 4095);
+    if (chunk > len - done)
+      chunk = len - done;
+    if (v->n && v->seg[v->n - 1].gpa + v->seg[v->n - 1].len == pa) {
+      v->seg[v->n - 1].len += chunk;
+    } else {
+      if (v->n == QK_QCALL_MAX_IOV) {
+        full = true;
+        break;
+      }
+      v->seg[v->n].gpa = pa;
+      v->seg[v->n].len = chunk;
+      v->n++;
+    }
+    done += chunk;
+    if (v->bytes + done >= QK_QCALL_MAX_IO)
+      break;
+  }
+  if (!done && len && !full)
+    return -QK_EFAULT;
+  v->bytes += done;
+  return (int64_t)done;
+}

@@ -1,0 +1,186 @@
+/* Virtual memory areas of one address space: a sorted singly linked list of
+ * non-overlapping [start, end) ranges. Pure bookkeeping (no page tables), so
+ * that it is unit-tested on the host. A list is enough for the handful of
+ * areas static programs create; neighbours with equal attributes are merged
+ * to keep it short. */
+#include <qk/kernel.h>
+#include <qk/mm.h>
+
+static struct qk_vma *vma_new(uint64_t start, uint64_t end, uint32_t prot, uint32_t flags)
+{
+  struct qk_vma *v = qk_kmalloc(sizeof(*v));
+  if (v) {
+    v->start = start;
+    v->end = end;
+    v->prot = prot;
+    v->flags = flags;
+    v->next = NULL;
+  }
+  return v;
+}
+
+struct qk_vma *qk_vma_find(struct qk_vma_list *l, uint64_t addr)
+{
+  for (struct qk_vma *v = l->head; v && v->start <= addr; v = v->next)
+    if (addr < v->end)
+      return v;
+  return NULL;
+}
+
+struct qk_vma *qk_vma_find_after(struct qk_vma_list *l, uint64_t addr)
+{
+  for (struct qk_vma *v = l->head; v; v = v->next)
+    if (v->end > addr)
+      return v;
+  return NULL;
+}
+
+bool qk_vma_overlaps(struct qk_vma_list *l, uint64_t start, uint64_t end)
+{
+  struct qk_vma *v = qk_vma_find_after(l, start);
+  return v && v->start < end;
+}
+
+static bool mergeable(const struct qk_vma *a, uint32_t prot, uint32_t flags)
+{
+  return a->prot == prot && a->flags == flags && !(flags & QK_VMF_FILE);
+}
+
+int qk_vma_insert(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot,
+                  uint32_t flags)
+{
+  struct qk_vma **pp = &l->head, *prev = NULL;
+  while (*pp && (*pp)->start < start) {
+    prev = *pp;
+    pp = &(*pp)->next;
+  }
+  struct qk_vma *next = *pp;
+  if (prev && prev->end == start && mergeable(prev, prot, flags)) {
+    prev->end = end;
+    if (next && next->start == end && mergeable(next, prot, flags)) {
+      prev->end = next->end;
+      prev->next = next->next;
+      qk_kfree(next);
+      l->count--;
+    }
+    return 0;
+  }
+  if (next && next->start == end && mergeable(next, prot, flags)) {
+    next->start = start;
+    return 0;
+  }
+  struct qk_vma *v = vma_new(start, end, prot, flags);
+  if (!v)
+    return -QK_ENOMEM;
+  v->next = next;
+  *pp = v;
+  l->count++;
+  return 0;
+}
+
+/* Splits the area at addr (strictly inside it) into two. */
+static int split(struct qk_vma_list *l, struct qk_vma *v, uint64_t addr)
+{
+  struct qk_vma *n = vma_new(addr, v->end, v->prot, v->flags);
+  if (!n)
+    return -QK_ENOMEM;
+  n->next = v->next;
+  v->end = addr;
+  v->next = n;
+  l->count++;
+  return 0;
+}
+
+/* Makes start and end area boundaries (where an area covers them). Splits
+ * that happened stay (harmless: equal neighbours). */
+static int split_edges(struct qk_vma_list *l, uint64_t start, uint64_t end)
+{
+  struct qk_vma *v = qk_vma_find(l, start);
+  if (v && v->start < start && split(l, v, start))
+    return -QK_ENOMEM;
+  v = qk_vma_find(l, end);
+  if (v && v->start < end && split(l, v, end))
+    return -QK_ENOMEM;
+  return 0;
+}
+
+int qk_vma_remove(struct qk_vma_list *l, uint64_t start, uint64_t end,
+                  void (*cb)(void *arg, const struct qk_vma *piece), void *arg)
+{
+  if (split_edges(l, start, end))
+    return -QK_ENOMEM;
+  struct qk_vma **pp = &l->head;
+  while (*pp && (*pp)->start < end) {
+    struct qk_vma *v = *pp;
+    if (v->start >= start) {
+      if (cb)
+        cb(arg, v);
+      *pp = v->next;
+      qk_kfree(v);
+      l->count--;
+      continue;
+    }
+    pp = &v->next;
+  }
+  return 0;
+}
+
+int qk_vma_protect(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot)
+{
+  /* The whole range must be covered without holes. */
+  uint64_t at = start;
+  for (struct qk_vma *v = qk_vma_find_after(l, start); v && at < end; v = v->next) {
+    if (v->start > at)
+      return -QK_ENOMEM;
+    at = v->end;
+  }
+  if (at < end)
+    return -QK_ENOMEM;
+  if (split_edges(l, start, end))
+    return -QK_ENOMEM;
+  for (struct qk_vma *v = l->head; v && v->start < end; v = v->next)
+    if (v->start >= start)
+      v->prot = prot;
+  /* Re-merge equal neighbours around and inside the range. */
+  for (struct qk_vma *v = l->head; v && v->start <= end; v = v->next) {
+    while (v->next && v->end == v->next->start && v->end >= start && v->next->start <= end &&
+           mergeable(v, v->next->prot, v->next->flags)) {
+      struct qk_vma *n = v->next;
+      v->end = n->end;
+      v->next = n->next;
+      qk_kfree(n);
+      l->count--;
+    }
+  }
+  return 0;
+}
+
+uint64_t qk_vma_find_gap(struct qk_vma_list *l, uint64_t len, uint64_t low, uint64_t high)
+{
+  if (!len || high < low || high - low < len)
+    return 0;
+  /* Walk the sorted list keeping the best (highest) fit below high. */
+  uint64_t best = 0, gap_start = low;
+  for (struct qk_vma *v = l->head;; v = v->next) {
+    uint64_t gap_end = v ? v->start : high;
+    if (gap_end > high)
+      gap_end = high;
+    if (gap_end > gap_start && gap_end - gap_start >= len)
+      best = gap_end - len;
+    if (!v || v->start >= high)
+      break;
+    if (v->end > gap_start)
+      gap_start = v->end;
+  }
+  return best;
+}
+
+void qk_vma_clear(struct qk_vma_list *l)
+{
+  while (l->head) {
+    struct qk_vma *v = l->head;
+    l->head = v->next;
+    qk_kfree(v);
+  }
+  l->count = 0;
+}

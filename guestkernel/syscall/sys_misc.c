@@ -1,0 +1,478 @@
+/* Process identity, time, limits, randomness, thread-library hooks and
+ * exit. */
+#include <qk/arch.h>
+#include <qk/kernel.h>
+#include <qk/linux.h>
+#include <qk/mm.h>
+#include <qk/qcall.h>
+#include <qk/syscall.h>
+#include <qk/task.h>
+
+#define ARGS uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5
+
+static inline struct qk_task *cur(void) { return qk_current(); }
+static inline struct qk_process *proc(void) { return qk_current()->proc; }
+
+/* ---- identity ---- */
+
+int64_t sys_getpid(ARGS) { return proc()->pid; }
+int64_t sys_getppid(ARGS) { return proc()->ppid; }
+int64_t sys_gettid(ARGS) { return cur()->tid; }
+int64_t sys_getuid(ARGS) { return proc()->uid; }
+int64_t sys_geteuid(ARGS) { return proc()->euid; }
+int64_t sys_getgid(ARGS) { return proc()->gid; }
+int64_t sys_getegid(ARGS) { return proc()->egid; }
+int64_t sys_getpgrp(ARGS) { return proc()->pgid; }
+
+int64_t sys_getpgid(ARGS)
+{
+  return ((int)a0 == 0 || (int)a0 == proc()->pid) ? proc()->pgid : -QK_ESRCH;
+}
+
+int64_t sys_getsid(ARGS)
+{
+  return ((int)a0 == 0 || (int)a0 == proc()->pid) ? proc()->sid : -QK_ESRCH;
+}
+
+int64_t sys_setsid(ARGS)
+{
+  /* pid 1 already leads its own session and group. */
+  return proc()->pgid == proc()->pid ? -QK_EPERM : proc()->pid;
+}
+
+int64_t sys_setpgid(ARGS)
+{
+  if ((int)a0 != 0 && (int)a0 != proc()->pid)
+    return -QK_ESRCH;
+  if ((int)a1 < 0)
+    return -QK_EINVAL;
+  if (proc()->sid == proc()->pid)
+    return (int)a1 == 0 || (int)a1 == proc()->pid ? 0 : -QK_EPERM;
+  proc()->pgid = (int)a1 ? (int)a1 : proc()->pid;
+  return 0;
+}
+
+int64_t sys_getgroups(ARGS)
+{
+  if ((int)a0 < 0)
+    return -QK_EINVAL;
+  return 0; /* no supplementary groups */
+}
+
+int64_t sys_getresuid(ARGS)
+{
+  uint32_t v[3] = { proc()->uid, proc()->euid, proc()->euid };
+  for (int i = 0; i < 3; i++)
+    if (qk_copy_to_user((&a0)[i], &v[i], 4))
+      return -QK_EFAULT;
+  return 0;
+}
+
+int64_t sys_getresgid(ARGS)
+{
+  uint32_t v[3] = { proc()->gid, proc()->egid, proc()->egid };
+  for (int i = 0; i < 3; i++)
+    if (qk_copy_to_user((&a0)[i], &v[i], 4))
+      return -QK_EFAULT;
+  return 0;
+}
+
+/* ---- time ---- */
+
+static int clock_ns(int64_t id, uint64_t *ns)
+{
+  switch (id) {
+  case L_CLOCK_REALTIME:
+  case L_CLOCK_REALTIME_COARSE:
+  case L_CLOCK_REALTIME_ALARM:
+  case L_CLOCK_TAI:
+    *ns = qk_time_realtime_ns();
+    return 0;
+  case L_CLOCK_MONOTONIC:
+  case L_CLOCK_MONOTONIC_RAW:
+  case L_CLOCK_MONOTONIC_COARSE:
+  case L_CLOCK_BOOTTIME:
+  case L_CLOCK_BOOTTIME_ALARM:
+    *ns = qk_time_monotonic_ns();
+    return 0;
+  case L_CLOCK_PROCESS_CPUTIME_ID:
+  case L_CLOCK_THREAD_CPUTIME_ID:
+    /* One task that never waits for a CPU: its CPU time is its age. */
+    *ns = qk_time_monotonic_ns() - proc()->start_ns;
+    return 0;
+  default:
+    return -QK_EINVAL;
+  }
+}
+
+int64_t sys_clock_gettime(ARGS)
+{
+  uint64_t ns;
+  int r = clock_ns((int64_t)(int)a0, &ns);
+  if (r)
+    return r;
+  struct l_timespec ts = { (int64_t)(ns / 1000000000ull), (int64_t)(ns % 1000000000ull) };
+  return qk_copy_to_user(a1, &ts, sizeof(ts)) ? -QK_EFAULT : 0;
+}
+
+int64_t sys_clock_getres(ARGS)
+{
+  uint64_t ns;
+  int r = clock_ns((int64_t)(int)a0, &ns);
+  if (r)
+    return r;
+  if (!a1)
+    return 0;
+  int c = (int)a0;
+  struct l_timespec ts = { 0, (c == L_CLOCK_REALTIME_COARSE || c == L_CLOCK_MONOTONIC_COARSE) ? 4000000 : 1 };
+  return qk_copy_to_user(a1, &ts, sizeof(ts)) ? -QK_EFAULT : 0;
+}
+
+int64_t sys_gettimeofday(ARGS)
+{
+  if (a0) {
+    uint64_t ns = qk_time_realtime_ns();
+    struct l_timeval tv = { (int64_t)(ns / 1000000000ull), (int64_t)(ns % 1000000000ull / 1000) };
+    if (qk_copy_to_user(a0, &tv, sizeof(tv)))
+      return -QK_EFAULT;
+  }
+  if (a1) {
+    int32_t tz[2] = { 0, 0 };
+    if (qk_copy_to_user(a1, tz, sizeof(tz)))
+      return -QK_EFAULT;
+  }
+  return 0;
+}
+
+int64_t sys_time(ARGS)
+{
+  int64_t t = (int64_t)(qk_time_realtime_ns() / 1000000000ull);
+  if (a0 && qk_copy_to_user(a0, &t, sizeof(t)))
+    return -QK_EFAULT;
+  return t;
+}
+
+/* Sleeps ns nanoseconds on the host (the vCPU halts meanwhile). */
+static void sleep_ns(uint64_t ns)
+{
+  while (ns) {
+    uint64_t chunk = ns > 3600ull * 1000000000ull ? 3600ull * 1000000000ull : ns;
+    qk_qcall(QK_OP_SLEEP, chunk, 0, 0, 0, 0, 0);
+    ns -= chunk;
+  }
+}
+
+static int read_timespec(uint64_t uts, uint64_t *ns)
+{
+  struct l_timespec ts;
+  if (qk_copy_from_user(&ts, uts, sizeof(ts)))
+    return -QK_EFAULT;
+  if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+    return -QK_EINVAL;
+  uint64_t s = (uint64_t)ts.tv_sec;
+  *ns = s > 100ull * 365 * 86400 ? ~0ull : s * 1000000000ull + (uint64_t)ts.tv_nsec;
+  return 0;
+}
+
+int64_t sys_nanosleep(ARGS)
+{
+  uint64_t ns;
+  int r = read_timespec(a0, &ns);
+  if (r)
+    return r;
+  sleep_ns(ns);
+  return 0;
+}
+
+int64_t sys_clock_nanosleep(ARGS)
+{
+  uint64_t ns, now;
+  int r = clock_ns((int64_t)(int)a0, &now);
+  if (r)
+    return r;
+  if ((int)a0 == L_CLOCK_THREAD_CPUTIME_ID)
+    return -QK_EINVAL;
+  r = read_timespec(a2, &ns);
+  if (r)
+    return r;
+  if (a1 & 1) /* TIMER_ABSTIME */
+    ns = ns > now ? ns - now : 0;
+  sleep_ns(ns);
+  return 0;
+}
+
+int64_t sys_sched_yield(ARGS) { return 0; }
+
+int64_t sys_sched_getaffinity(ARGS)
+{
+  if ((int)a0 != 0 && (int)a0 != proc()->pid)
+    return -QK_ESRCH;
+  if (a1 < 8 || (a1 & 7))
+    return -QK_EINVAL;
+  uint32_t n = qk_boot->vcpu_count ? qk_boot->vcpu_count : 1;
+  uint64_t mask = n >= 64 ? ~0ull : (1ull << n) - 1;
+  return qk_copy_to_user(a2, &mask, 8) ? -QK_EFAULT : 8;
+}
+
+int64_t sys_sched_setaffinity(ARGS)
+{
+  if ((int)a0 != 0 && (int)a0 != proc()->pid)
+    return -QK_ESRCH;
+  uint64_t mask;
+  if (a1 < 8 || qk_copy_from_user(&mask, a2, 8))
+    return a1 < 8 ? -QK_EINVAL : -QK_EFAULT;
+  return mask ? 0 : -QK_EINVAL;
+}
+
+/* ---- system ---- */
+
+static void put_str(char *dst, const char *src) { qk_strlcpy(dst, src, 65); }
+
+int64_t sys_uname(ARGS)
+{
+  struct l_utsname u;
+  memset(&u, 0, sizeof(u));
+  put_str(u.sysname, "Linux");
+  char host[65];
+  memcpy(host, qk_boot->hostname, sizeof(qk_boot->hostname));
+  host[sizeof(qk_boot->hostname)] = 0;
+  put_str(u.nodename, host[0] ? host : "quark");
+  put_str(u.release, "6.1.0-quark");
+  put_str(u.version, "#1 SMP Quark");
+  put_str(u.machine, "x86_64");
+  put_str(u.domainname, "(none)");
+  return qk_copy_to_user(a0, &u, sizeof(u)) ? -QK_EFAULT : 0;
+}
+
+int64_t sys_sysinfo(ARGS)
+{
+  struct l_sysinfo si;
+  memset(&si, 0, sizeof(si));
+  si.uptime = (int64_t)(qk_time_monotonic_ns() / 1000000000ull);
+  si.totalram = qk_boot->mem_size;
+  si.freeram = qk_page_free_count() * QK_PAGE_SIZE;
+  si.procs = 1;
+  si.mem_unit = 1;
+  return qk_copy_to_user(a0, &si, sizeof(si)) ? -QK_EFAULT : 0;
+}
+
+static int64_t do_prlimit(uint64_t res, uint64_t unew, uint64_t uold)
+{
+  if (res >= L_RLIM_NLIMITS)
+    return -QK_EINVAL;
+  struct l_rlimit *r = &proc()->rlim[res];
+  struct l_rlimit nv;
+  if (unew) {
+    if (qk_copy_from_user(&nv, unew, sizeof(nv)))
+      return -QK_EFAULT;
+    if (nv.cur > nv.max)
+      return -QK_EINVAL;
+    if (nv.max > r->max && proc()->euid != 0)
+      return -QK_EPERM;
+    if (res == L_RLIMIT_NOFILE && nv.max > QK_FD_MAX)
+      return -QK_EPERM;
+  }
+  if (uold && qk_copy_to_user(uold, r, sizeof(*r)))
+    return -QK_EFAULT;
+  if (unew) {
+    *r = nv;
+    if (res == L_RLIMIT_NOFILE)
+      proc()->files->limit = (int)(nv.cur > QK_FD_MAX ? QK_FD_MAX : nv.cur);
+  }
+  return 0;
+}
+
+int64_t sys_prlimit64(ARGS)
+{
+  if ((int)a0 != 0 && (int)a0 != proc()->pid)
+    return -QK_ESRCH;
+  return do_prlimit(a1, a2, a3);
+}
+
+int64_t sys_getrlimit(ARGS) { return do_prlimit(a0, 0, a1); }
+int64_t sys_setrlimit(ARGS) { return do_prlimit(a0, a1, 0); }
+
+int64_t sys_getrusage(ARGS)
+{
+  if ((int)a0 != 0 && (int)a0 != -1 && (int)a0 != 1) /* SELF, CHILDREN, THREAD */
+    return -QK_EINVAL;
+  uint64_t ru[18];
+  memset(ru, 0, sizeof(ru));
+  if ((int)a0 != -1) {
+    uint64_t ns = qk_time_monotonic_ns() - proc()->start_ns;
+    ru[0] = ns / 1000000000ull;
+    ru[1] = ns % 1000000000ull / 1000;
+  }
+  return qk_copy_to_user(a1, ru, sizeof(ru)) ? -QK_EFAULT : 0;
+}
+
+int64_t sys_getrandom(ARGS)
+{
+  if (a2 & ~(uint64_t)(L_GRND_NONBLOCK | L_GRND_RANDOM | L_GRND_INSECURE))
+    return -QK_EINVAL;
+  if ((a2 & L_GRND_RANDOM) && (a2 & L_GRND_INSECURE))
+    return -QK_EINVAL;
+  uint64_t len = a1 > (32ull << 20) ? (32ull << 20) : a1;
+  uint64_t done = 0;
+  while (done < len) {
+    uint64_t pa;
+    if (qk_user_pa(a0 + done, true, &pa))
+      return done ? (int64_t)done : -QK_EFAULT;
+    uint64_t chunk = QK_PAGE_SIZE - ((a0 + done) & 4095);
+    if (chunk > len - done)
+      chunk = len - done;
+    int64_t r = qk_qcall(QK_OP_GETRANDOM, pa, chunk, 0, 0, 0, 0);
+    if (r < 0)
+      return done ? (int64_t)done : r;
+    done += chunk;
+  }
+  return (int64_t)done;
+}
+
+/* ---- thread library hooks ---- */
+
+int64_t sys_arch_prctl(ARGS)
+{
+  switch ((int)a0) {
+  case L_ARCH_SET_FS:
+    if (a1 >= QK_USER_TOP)
+      return -QK_EPERM; /* a non-canonical base would fault in ring 0 */
+    cur()->fs_base = a1;
+    qk_arch_set_fs_base(a1);
+    return 0;
+  case L_ARCH_GET_FS:
+    return qk_copy_to_user(a1, &cur()->fs_base, 8) ? -QK_EFAULT : 0;
+  case L_ARCH_SET_GS:
+  case L_ARCH_GET_GS:
+    return -QK_EINVAL; /* GS belongs to the kernel's per-vCPU block */
+  default:
+    return -QK_EINVAL;
+  }
+}
+
+int64_t sys_set_tid_address(ARGS)
+{
+  cur()->clear_child_tid = a0;
+  return cur()->tid;
+}
+
+int64_t sys_set_robust_list(ARGS)
+{
+  if (a1 != 24) /* sizeof(struct robust_list_head) */
+    return -QK_EINVAL;
+  cur()->robust_list = a0;
+  cur()->robust_len = a1;
+  return 0;
+}
+
+int64_t sys_get_robust_list(ARGS)
+{
+  if ((int)a0 != 0 && (int)a0 != cur()->tid)
+    return -QK_ESRCH;
+  if (qk_copy_to_user(a1, &cur()->robust_list, 8) || qk_copy_to_user(a2, &cur()->robust_len, 8))
+    return -QK_EFAULT;
+  return 0;
+}
+
+int64_t sys_futex(ARGS)
+{
+  int op = (int)a1 & ~(L_FUTEX_PRIVATE_FLAG | L_FUTEX_CLOCK_REALTIME);
+  switch (op) {
+  case L_FUTEX_WAIT:
+  case L_FUTEX_WAIT_BITSET: {
+    if (a0 & 3)
+      return -QK_EINVAL;
+    if (op == L_FUTEX_WAIT_BITSET && !(uint32_t)a5)
+      return -QK_EINVAL;
+    uint32_t v;
+    if (qk_copy_from_user(&v, a0, 4))
+      return -QK_EFAULT;
+    if (v != (uint32_t)a2)
+      return -QK_EAGAIN;
+    /* One thread: nobody can wake us, so only the timeout ends the wait. */
+    uint64_t ns = ~0ull;
+    if (a3) {
+      int r = read_timespec(a3, &ns);
+      if (r)
+        return r;
+      if (op == L_FUTEX_WAIT_BITSET) { /* absolute */
+        uint64_t now = ((int)a1 & L_FUTEX_CLOCK_REALTIME) ? qk_time_realtime_ns()
+                                                          : qk_time_monotonic_ns();
+        ns = ns > now ? ns - now : 0;
+      }
+    }
+    sleep_ns(ns);
+    return -QK_ETIMEDOUT;
+  }
+  case L_FUTEX_WAKE:
+  case L_FUTEX_WAKE_BITSET:
+    if (a0 & 3)
+      return -QK_EINVAL;
+    return 0; /* no waiters */
+  default:
+    return -QK_ENOSYS;
+  }
+}
+
+/* ---- signals: handlers and masks are recorded; nothing raises a signal
+ * in a single-process kernel except faults, which end the process. ---- */
+
+int64_t sys_rt_sigaction(ARGS)
+{
+  int sig = (int)a0;
+  if (sig < 1 || sig > L_NSIG || a3 != 8)
+    return -QK_EINVAL;
+  struct l_sigaction *sa = &proc()->sigactions[sig - 1];
+  struct l_sigaction nsa;
+  if (a1) {
+    if (sig == L_SIGKILL || sig == L_SIGSTOP)
+      return -QK_EINVAL;
+    if (qk_copy_from_user(&nsa, a1, sizeof(nsa)))
+      return -QK_EFAULT;
+  }
+  if (a2 && qk_copy_to_user(a2, sa, sizeof(*sa)))
+    return -QK_EFAULT;
+  if (a1)
+    *sa = nsa;
+  return 0;
+}
+
+int64_t sys_rt_sigprocmask(ARGS)
+{
+  if (a3 != 8)
+    return -QK_EINVAL;
+  uint64_t old = cur()->sigmask, set;
+  if (a1) {
+    if (qk_copy_from_user(&set, a1, 8))
+      return -QK_EFAULT;
+    set &= ~((1ull << (L_SIGKILL - 1)) | (1ull << (L_SIGSTOP - 1)));
+    switch ((int)a0) {
+    case 0: /* SIG_BLOCK */
+      cur()->sigmask |= set;
+      break;
+    case 1: /* SIG_UNBLOCK */
+      cur()->sigmask &= ~set;
+      break;
+    case 2: /* SIG_SETMASK */
+      cur()->sigmask = set;
+      break;
+    default:
+      return -QK_EINVAL;
+    }
+  }
+  if (a2 && qk_copy_to_user(a2, &old, 8)) {
+    cur()->sigmask = old;
+    return -QK_EFAULT;
+  }
+  return 0;
+}
+
+/* ---- exit ---- */
+
+int64_t sys_exit_group(ARGS) { qk_process_exit(proc(), (int)((a0 & 0xff) << 8)); }
+
+int64_t sys_exit(ARGS)
+{
+  /* The last thread's exit ends the process. */
+  qk_process_exit(proc(), (int)((a0 & 0xff) << 8));
+}

@@ -1,0 +1,64 @@
+/* Memory syscalls: thin checks around mm/mm.c. */
+#include <qk/fs.h>
+#include <qk/kernel.h>
+#include <qk/linux.h>
+#include <qk/mm.h>
+#include <qk/syscall.h>
+#include <qk/task.h>
+
+static inline struct qk_process *proc(void) { return qk_current()->proc; }
+
+int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, uint64_t fd,
+                 uint64_t off)
+{
+  uint32_t type = flags & L_MAP_TYPE;
+  if (type != L_MAP_PRIVATE && type != L_MAP_SHARED && type != L_MAP_SHARED_VALIDATE)
+    return -QK_EINVAL;
+  if (off & (QK_PAGE_SIZE - 1))
+    return -QK_EINVAL;
+  if (flags & L_MAP_HUGETLB)
+    return -QK_EINVAL; /* no hugetlbfs pool */
+  if (flags & L_MAP_ANONYMOUS)
+    return qk_mm_map(proc()->mm, addr, len, (uint32_t)prot, (uint32_t)flags, -1, 0);
+
+  struct qk_file *f = qk_fget_in(proc()->files, (int)fd);
+  if (!f)
+    return -QK_EBADF;
+  int64_t r;
+  uint32_t acc = f->flags & L_O_ACCMODE;
+  int hfd = f->ops->mmap_hfd(f);
+  if (acc == L_O_WRONLY || (f->flags & L_O_PATH))
+    r = -QK_EACCES;
+  else if (type != L_MAP_PRIVATE && (prot & L_PROT_WRITE))
+    r = acc == L_O_RDWR ? -QK_ENODEV : -QK_EACCES; /* no shared page cache with the host */
+  else if (hfd < 0)
+    r = -QK_ENODEV;
+  else if (off + len < off)
+    r = -QK_EOVERFLOW;
+  else
+    r = qk_mm_map(proc()->mm, addr, len, (uint32_t)prot, (uint32_t)flags, hfd, off);
+  qk_fput(f);
+  return r;
+}
+
+int64_t sys_munmap(uint64_t addr, uint64_t len, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return qk_mm_unmap(proc()->mm, addr, len);
+}
+
+int64_t sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot, uint64_t a3, uint64_t a4,
+                     uint64_t a5)
+{
+  return qk_mm_protect(proc()->mm, addr, len, (uint32_t)prot);
+}
+
+int64_t sys_brk(uint64_t addr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return qk_mm_brk(proc()->mm, addr);
+}
+
+int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice, uint64_t a3, uint64_t a4,
+                    uint64_t a5)
+{
+  return qk_mm_advise(proc()->mm, addr, len, (int)advice);
+}

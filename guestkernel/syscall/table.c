@@ -1,0 +1,55 @@
+/* The syscall table and dispatcher (x86-64 numbers). */
+#include <qk/arch.h>
+#include <qk/kernel.h>
+#include <qk/qcall.h>
+#include <qk/syscall.h>
+
+#define QK_SYSCALLS(X)                                                                     \
+  X(0, read) X(1, write) X(2, open) X(3, close) X(4, stat) X(5, fstat) X(6, lstat)        \
+  X(8, lseek) X(9, mmap) X(10, mprotect) X(11, munmap) X(12, brk) X(13, rt_sigaction)     \
+  X(14, rt_sigprocmask) X(16, ioctl) X(17, pread64) X(18, pwrite64) X(19, readv)          \
+  X(20, writev) X(21, access) X(24, sched_yield) X(28, madvise) X(32, dup) X(33, dup2)    \
+  X(35, nanosleep) X(39, getpid) X(60, exit) X(63, uname) X(72, fcntl) X(74, fsync)       \
+  X(75, fsync) X(77, ftruncate) X(79, getcwd) X(80, chdir) X(81, fchdir) X(83, mkdir)     \
+  X(84, rmdir) X(87, unlink) X(89, readlink) X(95, umask) X(96, gettimeofday)             \
+  X(97, getrlimit) X(98, getrusage) X(99, sysinfo) X(102, getuid) X(104, getgid)          \
+  X(107, geteuid) X(108, getegid) X(109, setpgid) X(110, getppid) X(111, getpgrp)         \
+  X(112, setsid) X(115, getgroups) X(118, getresuid) X(120, getresgid) X(121, getpgid)    \
+  X(124, getsid) X(158, arch_prctl) X(160, setrlimit) X(186, gettid) X(201, time)         \
+  X(202, futex) X(203, sched_setaffinity) X(204, sched_getaffinity)                       \
+  X(217, getdents64) X(218, set_tid_address) X(228, clock_gettime) X(229, clock_getres)   \
+  X(230, clock_nanosleep) X(231, exit_group) X(257, openat) X(258, mkdirat)               \
+  X(262, newfstatat) X(263, unlinkat) X(267, readlinkat) X(269, faccessat)                \
+  X(273, set_robust_list) X(274, get_robust_list) X(292, dup3) X(302, prlimit64)          \
+  X(318, getrandom) X(332, statx) X(439, faccessat2)
+
+#define DECLARE(nr, name)                                                                  \
+  int64_t sys_##name(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+QK_SYSCALLS(DECLARE)
+
+#define ENTRY(nr, name) [nr] = sys_##name,
+static const qk_sys_fn table[QK_NR_SYSCALLS] = { QK_SYSCALLS(ENTRY) };
+
+static uint64_t reported[QK_NR_SYSCALLS / 64 + 2];
+
+static __attribute__((noinline)) int64_t unknown(uint64_t nr)
+{
+  uint64_t slot = nr < QK_NR_SYSCALLS ? nr : QK_NR_SYSCALLS; /* one slot for all others */
+  uint64_t bit = 1ull << (slot & 63);
+  if (!(reported[slot / 64] & bit)) {
+    reported[slot / 64] |= bit;
+    qk_printk(QK_LOG_WARN, "unimplemented syscall %lu: ENOSYS%s", nr,
+              nr < QK_NR_SYSCALLS ? "" : " (further unknown numbers not logged)");
+  }
+  return -QK_ENOSYS;
+}
+
+void qk_syscall(struct qk_regs *r)
+{
+  uint64_t nr = r->orig_rax;
+  qk_sys_fn fn;
+  if (qk_likely(nr < QK_NR_SYSCALLS && (fn = table[nr])))
+    r->rax = (uint64_t)fn(r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9);
+  else
+    r->rax = (uint64_t)unknown(nr);
+}

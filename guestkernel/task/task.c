@@ -1,0 +1,83 @@
+/* The initial process and process exit. */
+#include <qk/kernel.h>
+#include <qk/qcall.h>
+#include <qk/task.h>
+
+#define NOFILE_DEFAULT 1024
+
+static void default_rlimits(struct l_rlimit *r)
+{
+  for (int i = 0; i < L_RLIM_NLIMITS; i++)
+    r[i].cur = r[i].max = L_RLIM_INFINITY;
+  r[L_RLIMIT_STACK].cur = 8ull << 20;
+  r[L_RLIMIT_CORE].cur = 0;
+  r[L_RLIMIT_NOFILE].cur = NOFILE_DEFAULT;
+  r[L_RLIMIT_NOFILE].max = QK_FD_MAX;
+  r[L_RLIMIT_MEMLOCK].cur = r[L_RLIMIT_MEMLOCK].max = 8ull << 20;
+  r[L_RLIMIT_NPROC].cur = r[L_RLIMIT_NPROC].max = 4096;
+  r[11].cur = r[11].max = 4096; /* RLIMIT_SIGPENDING */
+  r[12].cur = r[12].max = 819200; /* RLIMIT_MSGQUEUE */
+  r[13].cur = r[13].max = 0;      /* RLIMIT_NICE */
+  r[14].cur = r[14].max = 0;      /* RLIMIT_RTPRIO */
+}
+
+struct qk_task *qk_task_create_init(const struct qk_boot_info *bi)
+{
+  struct qk_process *p = qk_kzalloc(sizeof(*p));
+  struct qk_task *t = qk_kzalloc(sizeof(*t));
+  struct qk_fs_ctx *fs = qk_kzalloc(sizeof(*fs));
+  if (!p || !t || !fs)
+    return NULL;
+  p->pid = p->pgid = p->sid = 1;
+  p->ppid = 0;
+  p->uid = p->euid = bi->init_uid;
+  p->gid = p->egid = bi->init_gid;
+  default_rlimits(p->rlim);
+  p->start_ns = qk_time_monotonic_ns();
+  qk_strlcpy(p->exe, bi->init_exe, sizeof(p->exe));
+
+  p->mm = qk_mm_from_boot(bi);
+  if (!p->mm)
+    return NULL;
+
+  fs->refs = 1;
+  fs->umask = 022;
+  char cwd[sizeof(bi->init_cwd) + 1];
+  memcpy(cwd, bi->init_cwd, sizeof(bi->init_cwd));
+  cwd[sizeof(bi->init_cwd)] = 0;
+  if (cwd[0] != '/')
+    qk_strlcpy(cwd, "/", sizeof(cwd));
+  qk_strlcpy(fs->cwd, cwd, sizeof(fs->cwd));
+  qk_path_normalize(fs->cwd);
+  p->fs = fs;
+
+  p->files = qk_fdtable_new(NOFILE_DEFAULT);
+  if (!p->files)
+    return NULL;
+  for (int fd = 0; fd < 3; fd++) {
+    struct qk_file *f = qk_hostfs_stdio(fd);
+    if (!f || qk_fd_install(p->files, f, fd, false) != fd)
+      return NULL;
+  }
+
+  t->tid = 1;
+  t->proc = p;
+  p->threads = t;
+  p->nr_threads = 1;
+  t->regs.rip = bi->init_entry;
+  t->regs.rsp = bi->init_sp;
+  t->regs.cs = QK_SEL_UCODE;
+  t->regs.ss = QK_SEL_UDATA;
+  t->regs.rflags = 0x202;
+  return t;
+}
+
+void qk_process_exit(struct qk_process *p, int wstatus)
+{
+  (void)p;
+  /* The container's init is the only process: its end is the sandbox's.
+   * The host reports exit code (status >> 8) or 128 + signal. */
+  int code = (wstatus & 0x7f) ? 128 + (wstatus & 0x7f) : (wstatus >> 8) & 0xff;
+  qk_qcall(QK_OP_EXIT, (uint64_t)code, 0, 0, 0, 0, 0);
+  qk_arch_shutdown(code);
+}
