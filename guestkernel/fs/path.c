@@ -29,10 +29,10 @@ int qk_path_join(char *out, int size, const char *base, const char *rel)
 
 int qk_path_normalize(char *p)
 {
-  /* r reads, w writes; w never passes r. Components are copied one at a
-   * time; ".." rewinds w to the previous '/'. */
-  char *r = p, *w = p;
-  *w++ = '/';
+  /* r reads, w writes (w never passes r): each kept component is written
+   * after a separator, ".." rewinds w to before the last one. */
+  char *r = p, *w = p + 1;
+  p[0] = '/';
   while (*r) {
     while (*r == '/')
       r++;
@@ -45,19 +45,17 @@ int qk_path_normalize(char *p)
     if (n == 1 && c[0] == '.')
       continue;
     if (n == 2 && c[0] == '.' && c[1] == '.') {
-      if (w > p + 1) {
-        w--; /* the '/' after the last component */
-        while (w > p + 1 && w[-1] != '/')
-          w--;
-      }
+      while (w > p + 1 && w[-1] != '/')
+        w--;
+      if (w > p + 1)
+        w--;
       continue;
     }
+    if (w > p + 1)
+      *w++ = '/';
     memmove(w, c, n);
     w += n;
-    *w++ = '/';
   }
-  if (w > p + 1)
-    w--;
   *w = 0;
   return (int)(w - p);
 }
