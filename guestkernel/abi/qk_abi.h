@@ -41,6 +41,15 @@
 #define QK_SEL_UCODE 0x23u /* 0x20 | RPL 3 */
 #define QK_SEL_TSS 0x28u   /* 16-byte system descriptor */
 
+/* Per-vCPU page (boot info percpu_gpa[i]), written by the host: the GDT
+ * (selectors above) at offset 0 and the 64-bit TSS at QK_PERCPU_TSS_OFF.
+ * TSS.RSP0 = boot_stack_top[i]; TSS.IST1 points at a separate fault stack
+ * used for #DF, NMI and #MC. The boot stack is QK_KSTACK_SIZE bytes below
+ * boot_stack_top and is the vCPU's kernel stack for traps from user mode. */
+#define QK_PERCPU_TSS_OFF 0x80u
+#define QK_KSTACK_SIZE (64u << 10)
+#define QK_IST_STACK_SIZE (16u << 10)
+
 /* I/O ports. Only slow paths exit the VM; the hot path is the QCall ring. */
 #define QK_PORT_KICK 0x0510u    /* 32-bit write: ring index; host worker asleep */
 #define QK_PORT_CONSOLE 0x0511u /* 8-bit write: early/panic console byte */
@@ -144,6 +153,14 @@ struct qk_boot_info {
 
   /* Guest -> host: written by the guest before QK_PORT_PANIC. */
   char panic_msg[QK_PANIC_MSG_SIZE];
+
+  /* Guest -> host: TSC read by vCPU 0's first kernel instruction (the
+   * sandbox's boot-time measurement; 0 until then). */
+  uint64_t entry_tsc;
+  /* Host -> guest: the page of the initial process's stack that the host
+   * populated: [init_stack_populated, init_vmas[stack].end) is mapped; the
+   * rest of the stack VMA is not (the guest maps it on demand). */
+  uint64_t init_stack_populated;
 };
 _Static_assert(sizeof(struct qk_boot_info) <= QK_PAGE_SIZE, "boot info fits one page");
 

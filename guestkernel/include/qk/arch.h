@@ -25,7 +25,7 @@ struct qk_regs {
   uint64_t vector, error_code;
   uint64_t rip, cs, rflags, rsp, ss;
 };
-_Static_assert(sizeof(struct qk_regs) == 24 * 8, "qk_regs layout");
+_Static_assert(sizeof(struct qk_regs) == 23 * 8, "qk_regs layout");
 
 /* Per-vCPU state the arch layer keeps; kernel code reads cpu_id and the
  * pointer it set with qk_arch_set_cpu_private. */

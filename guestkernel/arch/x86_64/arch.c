@@ -1,0 +1,310 @@
+/* The x86-64 privileged layer: per-vCPU state, trap dispatch, the syscall
+ * entry switch, and the hooks of include/qk/arch.h.
+ *
+ * Syscall entry, two ways (see ARCHITECTURE.md, "Syscall entry"):
+ *  - hardware-virtualized KVM: LSTAR = qk_arch_syscall_entry (supervisor
+ *    page); `syscall` enters ring 0 there.
+ *  - PVM-style hosts: `syscall` jumps to LSTAR but stays in CPL3, so the
+ *    fetch of the supervisor page faults with #PF error 0x15 at
+ *    RIP == LSTAR. The first such fault on a vCPU is handled as the syscall
+ *    it is, and LSTAR is switched to the user-accessible stub page, whose
+ *    int3 is ~2x cheaper than the #PF. Nothing here depends on the host
+ *    kind except through that detection.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../include/qk/arch.h"
+#include "../../include/qk/qcall.h"
+#include "asm_defs.h"
+
+#define MSR_FS_BASE 0xc0000100u
+#define MSR_GS_BASE 0xc0000101u
+#define MSR_KERNEL_GS_BASE 0xc0000102u
+#define MSR_LSTAR 0xc0000082u
+#define CR4_FSGSBASE (1ull << 16)
+
+#define PF_ERR_SYSCALL_AT_LSTAR 0x15u /* present | user | instruction fetch */
+#define VEC_BP 3u
+#define VEC_PF 14u
+
+/* RFLAGS bits user code may set: CF PF AF ZF SF TF DF OF AC ID. */
+#define USER_RFLAGS 0x240dd5ull
+#define RFLAGS_IF 0x200ull
+#define RFLAGS_FIXED 0x2ull
+
+struct qk_cpu {
+  struct qk_cpu *self;   /* CPU_SELF */
+  uint64_t kstack_top;   /* CPU_KSTACK_TOP: TSS.RSP0, where user traps land */
+  uint64_t user_rsp;     /* CPU_USER_RSP: scratch of the LSTAR entry */
+  uint64_t cpu_id;
+  void *priv;
+  struct qk_boot_info *bi;
+  uint32_t stub_mode;    /* LSTAR points at the user stub */
+  uint32_t has_fsgsbase;
+};
+
+_Static_assert(offsetof(struct qk_cpu, self) == CPU_SELF, "CPU_SELF");
+_Static_assert(offsetof(struct qk_cpu, kstack_top) == CPU_KSTACK_TOP, "CPU_KSTACK_TOP");
+_Static_assert(offsetof(struct qk_cpu, user_rsp) == CPU_USER_RSP, "CPU_USER_RSP");
+_Static_assert(offsetof(struct qk_regs, rax) == REGS_RAX, "REGS_RAX");
+_Static_assert(offsetof(struct qk_regs, orig_rax) == REGS_ORIG_RAX, "REGS_ORIG_RAX");
+_Static_assert(offsetof(struct qk_regs, vector) == REGS_VECTOR, "REGS_VECTOR");
+_Static_assert(offsetof(struct qk_regs, cs) == REGS_CS, "REGS_CS");
+_Static_assert(offsetof(struct qk_regs, rip) == REGS_IRET_FRAME, "REGS_IRET_FRAME");
+_Static_assert(sizeof(struct qk_regs) == REGS_SIZE, "REGS_SIZE");
+_Static_assert(ASM_SEL_KCODE == QK_SEL_KCODE && ASM_SEL_KDATA == QK_SEL_KDATA, "kernel selectors");
+_Static_assert(ASM_SEL_UCODE == QK_SEL_UCODE && ASM_SEL_UDATA == QK_SEL_UDATA, "user selectors");
+
+static struct qk_cpu qk_cpus[QK_MAX_VCPUS];
+
+extern char qk_arch_syscall_entry[], qk_arch_syscall_ustub[], qk_arch_ustub_after[];
+extern void qk_arch_trap_exit(void);
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+  __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
+}
+
+static inline uint64_t rdmsr(uint32_t msr)
+{
+  uint32_t lo, hi;
+  __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+  return ((uint64_t)hi << 32) | lo;
+}
+
+static inline struct qk_cpu *this_cpu(void)
+{
+  struct qk_cpu *c;
+  __asm__("mov %%gs:0, %0" : "=r"(c));
+  return c;
+}
+
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
+
+uint64_t qk_arch_rdtsc(void)
+{
+  uint32_t lo, hi;
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  return ((uint64_t)hi << 32) | lo;
+}
+
+__attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned cpu);
+
+__attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned cpu)
+{
+  if (cpu == 0)
+    bi->entry_tsc = qk_arch_rdtsc();
+  if (cpu >= QK_MAX_VCPUS || bi->magic != QK_BOOT_MAGIC)
+    qk_arch_shutdown(125);
+  struct qk_cpu *c = &qk_cpus[cpu];
+  c->self = c;
+  c->kstack_top = bi->boot_stack_top[cpu];
+  c->cpu_id = cpu;
+  c->bi = bi;
+  uint64_t cr4;
+  __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+  c->has_fsgsbase = (cr4 & CR4_FSGSBASE) != 0;
+  wrmsr(MSR_GS_BASE, (uint64_t)c);
+  wrmsr(MSR_KERNEL_GS_BASE, 0);
+  qk_qcall_init(bi, cpu);
+  qk_kernel_main(bi, cpu);
+}
+
+unsigned qk_arch_cpu_id(void) { return (unsigned)this_cpu()->cpu_id; }
+void qk_arch_set_cpu_private(void *p) { this_cpu()->priv = p; }
+void *qk_arch_cpu_private(void) { return this_cpu()->priv; }
+
+uint64_t qk_arch_current_cr3(void)
+{
+  uint64_t v;
+  __asm__ volatile("mov %%cr3, %0" : "=r"(v));
+  return v & ~0xfffull;
+}
+
+void qk_arch_switch_cr3(uint64_t cr3) { __asm__ volatile("mov %0, %%cr3" ::"r"(cr3) : "memory"); }
+
+void qk_arch_pte_update(volatile uint64_t *pte, uint64_t val, uint64_t va)
+{
+  *pte = val;
+  __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+}
+
+void qk_arch_flush_tlb(void)
+{
+  uint64_t v;
+  __asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(v)::"memory");
+}
+
+void qk_arch_set_fs_base(uint64_t v)
+{
+  if (this_cpu()->has_fsgsbase)
+    __asm__ volatile("wrfsbase %0" ::"r"(v));
+  else
+    wrmsr(MSR_FS_BASE, v);
+}
+
+uint64_t qk_arch_get_fs_base(void)
+{
+  if (this_cpu()->has_fsgsbase) {
+    uint64_t v;
+    __asm__ volatile("rdfsbase %0" : "=r"(v));
+    return v;
+  }
+  return rdmsr(MSR_FS_BASE);
+}
+
+void qk_arch_wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
+void qk_arch_irq_enable(void) { __asm__ volatile("sti" ::: "memory"); }
+void qk_arch_irq_disable(void) { __asm__ volatile("cli" ::: "memory"); }
+
+void qk_arch_console_write(const char *s, uint64_t len)
+{
+  for (uint64_t i = 0; i < len; i++)
+    outb(QK_PORT_CONSOLE, (uint8_t)s[i]);
+}
+
+__attribute__((noreturn)) void qk_arch_shutdown(int status)
+{
+  for (;;) {
+    outl(QK_PORT_SHUTDOWN, (uint32_t)status & 0xff);
+    __asm__ volatile("cli; hlt");
+  }
+}
+
+__attribute__((noreturn)) void qk_arch_panic(const char *msg)
+{
+  struct qk_cpu *c = this_cpu();
+  if (c && c->bi) {
+    uint32_t i = 0;
+    for (; msg && msg[i] && i < QK_PANIC_MSG_SIZE - 1; i++)
+      c->bi->panic_msg[i] = msg[i];
+    c->bi->panic_msg[i] = 0;
+  }
+  for (;;) {
+    outl(QK_PORT_PANIC, c ? (uint32_t)c->cpu_id : 0);
+    __asm__ volatile("cli; hlt");
+  }
+}
+
+/* Appends "name=hex " to a panic message; no libc in the arch layer. */
+static unsigned put_hex(char *buf, unsigned pos, unsigned cap, const char *name, uint64_t v)
+{
+  for (; *name && pos + 1 < cap; name++)
+    buf[pos++] = *name;
+  if (pos + 1 < cap)
+    buf[pos++] = '=';
+  for (int sh = 60; sh >= 0 && pos + 1 < cap; sh -= 4)
+    buf[pos++] = "0123456789abcdef"[(v >> sh) & 0xf];
+  if (pos + 1 < cap)
+    buf[pos++] = ' ';
+  buf[pos] = 0;
+  return pos;
+}
+
+static __attribute__((noreturn)) void kernel_fault(struct qk_regs *r, uint64_t cr2)
+{
+  char m[QK_PANIC_MSG_SIZE];
+  unsigned p = 0;
+  const char *hdr = "kernel trap: ";
+  for (; *hdr; hdr++)
+    m[p++] = *hdr;
+  m[p] = 0;
+  p = put_hex(m, p, sizeof m, "vec", r->vector);
+  p = put_hex(m, p, sizeof m, "err", r->error_code);
+  p = put_hex(m, p, sizeof m, "rip", r->rip);
+  p = put_hex(m, p, sizeof m, "rsp", r->rsp);
+  p = put_hex(m, p, sizeof m, "cr2", cr2);
+  p = put_hex(m, p, sizeof m, "rax", r->rax);
+  p = put_hex(m, p, sizeof m, "rdi", r->rdi);
+  p = put_hex(m, p, sizeof m, "rsi", r->rsi);
+  p = put_hex(m, p, sizeof m, "rbp", r->rbp);
+  put_hex(m, p, sizeof m, "cs", r->cs);
+  qk_arch_panic(m);
+}
+
+/* Whatever the kernel left in r, user mode gets user selectors, IF set and
+ * a canonical RIP (a bad RIP becomes a fault at 0 in user mode instead of a
+ * #GP on iretq in ring 0). */
+static void sanitize_user_frame(struct qk_regs *r)
+{
+  r->cs = QK_SEL_UCODE;
+  r->ss = QK_SEL_UDATA;
+  r->rflags = (r->rflags & USER_RFLAGS) | RFLAGS_IF | RFLAGS_FIXED;
+  if (r->rip >= (1ull << 47))
+    r->rip = 0;
+}
+
+static void do_syscall(struct qk_regs *r)
+{
+  r->orig_rax = r->rax;
+  r->rax = (uint64_t)-38; /* -ENOSYS unless the kernel says otherwise */
+  qk_syscall(r);
+}
+
+void qk_arch_trap(struct qk_regs *r);
+
+void qk_arch_trap(struct qk_regs *r)
+{
+  if ((r->cs & 3) != 3) {
+    if (r->vector >= 32 && r->vector < 256) {
+      qk_interrupt((unsigned)r->vector);
+      return;
+    }
+    uint64_t cr2 = 0;
+    if (r->vector == VEC_PF)
+      __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    kernel_fault(r, cr2);
+  }
+
+  if (r->vector == ASM_VEC_SYSCALL) {
+    /* LSTAR entry in ring 0: the frame already holds RCX/R11 as RIP/RFLAGS. */
+    r->orig_rax = r->rax;
+    r->rax = (uint64_t)-38;
+    qk_syscall(r);
+  } else if (r->vector == VEC_BP && r->rip == (uint64_t)qk_arch_ustub_after) {
+    r->rip = r->rcx;
+    r->rflags = r->r11;
+    do_syscall(r);
+  } else if (r->vector == VEC_PF && r->error_code == PF_ERR_SYSCALL_AT_LSTAR &&
+             r->rip == (uint64_t)qk_arch_syscall_entry) {
+    /* A user `syscall` that stayed in CPL3: this host needs the stub. */
+    struct qk_cpu *c = this_cpu();
+    if (!c->stub_mode) {
+      wrmsr(MSR_LSTAR, (uint64_t)qk_arch_syscall_ustub);
+      c->stub_mode = 1;
+    }
+    r->rip = r->rcx;
+    r->rflags = r->r11;
+    do_syscall(r);
+  } else if (r->vector >= 32 && r->vector < 256) {
+    qk_interrupt((unsigned)r->vector);
+  } else {
+    uint64_t cr2 = 0;
+    if (r->vector == VEC_PF)
+      __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    qk_user_fault(r, cr2);
+  }
+  sanitize_user_frame(r);
+}
+
+__attribute__((noreturn)) void qk_arch_return_to_user(struct qk_regs *r)
+{
+  struct qk_regs *frame = (struct qk_regs *)(this_cpu()->kstack_top - sizeof(struct qk_regs));
+  if (frame != r) {
+    /* Word copy: no memcpy dependency and no bulk work in ring 0. */
+    volatile uint64_t *d = (volatile uint64_t *)frame;
+    const volatile uint64_t *s = (const volatile uint64_t *)r;
+    unsigned n = sizeof(struct qk_regs) / 8;
+    if (d < s)
+      for (unsigned i = 0; i < n; i++)
+        d[i] = s[i];
+    else
+      for (unsigned i = n; i-- > 0;)
+        d[i] = s[i];
+  }
+  sanitize_user_frame(frame);
+  __asm__ volatile("mov %0, %%rsp; jmp qk_arch_trap_exit" ::"r"(frame) : "memory");
+  __builtin_unreachable();
+}

@@ -1,0 +1,30 @@
+/* Constants shared by the arch layer's assembly and C (entry.S, arch.c).
+ * Plain #defines only: this file is included by assembly. arch.c pins every
+ * value against the C layouts with _Static_assert. */
+#ifndef QK_ARCH_ASM_DEFS_H
+#define QK_ARCH_ASM_DEFS_H
+
+/* Selectors (must equal QK_SEL_* in abi/qk_abi.h). */
+#define ASM_SEL_KCODE 0x08
+#define ASM_SEL_KDATA 0x10
+#define ASM_SEL_UDATA 0x1b
+#define ASM_SEL_UCODE 0x23
+
+/* struct qk_regs offsets (include/qk/arch.h). */
+#define REGS_RAX (10 * 8)
+#define REGS_ORIG_RAX (15 * 8)
+#define REGS_VECTOR (16 * 8)
+#define REGS_CS (19 * 8)
+#define REGS_SIZE (23 * 8)
+/* Bytes from the start of struct qk_regs to the CPU's iret frame (rip). */
+#define REGS_IRET_FRAME (18 * 8)
+
+/* struct qk_cpu offsets (arch.c), reached through %gs in the kernel. */
+#define CPU_SELF 0
+#define CPU_KSTACK_TOP 8
+#define CPU_USER_RSP 16
+
+/* Pseudo-vector stored in qk_regs.vector for an entry through LSTAR. */
+#define ASM_VEC_SYSCALL 0x100
+
+#endif

@@ -1,0 +1,113 @@
+/* Kernel entry points: boot, the 256 vector stubs, the LSTAR syscall entry,
+ * the user-mode syscall stub, and the common trap exit.
+ *
+ * Every instruction here runs in ring 0, which on a PVM-style host is
+ * emulated at ~1 us each, so these paths are kept short: push the registers,
+ * call C, pop, iretq. Kernel GS holds &qk_cpus[cpu]; it is swapped in only
+ * on entries from user mode (CS RPL 3).
+ */
+#include "asm_defs.h"
+
+#define PUSH_REGS \
+  push %rdi; push %rsi; push %rdx; push %rcx; push %rax; push %r8; push %r9; push %r10; \
+  push %r11; push %rbx; push %rbp; push %r12; push %r13; push %r14; push %r15
+
+#define POP_REGS \
+  pop %r15; pop %r14; pop %r13; pop %r12; pop %rbp; pop %rbx; pop %r11; pop %r10; \
+  pop %r9; pop %r8; pop %rax; pop %rcx; pop %rdx; pop %rsi; pop %rdi
+
+        .section .text.entry, "ax", @progbits
+        .code64
+
+/* Boot: the host starts every vCPU here with RDI = boot info (direct-map VA),
+ * RSI = vCPU index, RSP = boot_stack_top[cpu] (16-byte aligned), IF = 0. */
+        .globl qk_arch_entry
+qk_arch_entry:
+        sub $(REGS_SIZE + 72), %rsp     /* keep the user trap frame's slot free of C frames */
+        xor %ebp, %ebp
+        call qk_arch_start
+        ud2
+
+/* ---- vector stubs: the host points IDT gate v at qk_arch_vector_stubs + 16 * v ---- */
+        .p2align 4
+        .globl qk_arch_vector_stubs
+qk_arch_vector_stubs:
+        .set vec, 0
+        .rept 256
+        .p2align 4
+        .if (vec == 8) || (vec >= 10 && vec <= 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+        .else
+        pushq $0                        /* error code slot for vectors without one */
+        .endif
+        pushq $vec
+        jmp qk_arch_trap_common
+        .set vec, vec + 1
+        .endr
+
+/* Stack on arrival: vector, error code, rip, cs, rflags, rsp, ss. */
+qk_arch_trap_common:
+        pushq $-1                       /* orig_rax: not a syscall */
+        PUSH_REGS
+qk_arch_trap_saved:
+        testb $3, REGS_CS(%rsp)
+        jz 1f
+        swapgs
+1:      cld
+        mov %rsp, %rdi
+        sub $8, %rsp                    /* 23 pushed qwords: realign to 16 for the call */
+        call qk_arch_trap
+        add $8, %rsp
+        .globl qk_arch_trap_exit
+qk_arch_trap_exit:                      /* RSP = struct qk_regs, IF = 0 */
+        testb $3, REGS_CS(%rsp)
+        jz 2f
+        swapgs
+2:      POP_REGS
+        add $24, %rsp                   /* orig_rax, vector, error code */
+        iretq
+
+/* ---- LSTAR entry: reached in ring 0 on hardware-virtualized KVM (and bare
+ * metal). SFMASK cleared IF, DF, TF and AC. RCX = user RIP, R11 = user RFLAGS. */
+        .p2align 4
+        .globl qk_arch_syscall_entry
+qk_arch_syscall_entry:
+        swapgs
+        mov %rsp, %gs:CPU_USER_RSP
+        mov %gs:CPU_KSTACK_TOP, %rsp
+        pushq $ASM_SEL_UDATA            /* ss */
+        pushq %gs:CPU_USER_RSP          /* rsp */
+        swapgs                          /* trap_common's convention: user GS until the frame is built */
+        push %r11                       /* rflags */
+        pushq $ASM_SEL_UCODE            /* cs */
+        push %rcx                       /* rip */
+        pushq $0                        /* error code */
+        pushq $ASM_VEC_SYSCALL          /* vector */
+        push %rax                       /* orig_rax */
+        PUSH_REGS
+        jmp qk_arch_trap_saved
+
+/* ---- the user-mode syscall stub (one page, mapped user-accessible,
+ * read-only, executable by the host at its kernel VA). Used only after the
+ * kernel saw a user `syscall` land at LSTAR still in CPL3 (PVM-style hosts):
+ * LSTAR then points here. verr tells the CPL without clobbering a register:
+ * ZF=1 iff the current CPL may read the DPL-0 kernel data segment. At CPL3
+ * it traps with int3 (the only software interrupt ring 3 may raise here);
+ * the #BP handler recognises the return address qk_arch_ustub_after. */
+        .section .qk_ustub, "ax", @progbits
+        .p2align 12
+        .globl qk_arch_syscall_ustub
+qk_arch_syscall_ustub:
+        verr qk_arch_ustub_ksel(%rip)
+        jnz 1f
+        jmp *qk_arch_ustub_hwentry(%rip)
+1:      int3
+        .globl qk_arch_ustub_after
+qk_arch_ustub_after:
+        ud2
+        .p2align 3
+qk_arch_ustub_ksel:
+        .word ASM_SEL_KDATA
+        .p2align 3
+qk_arch_ustub_hwentry:
+        .quad qk_arch_syscall_entry
+        .p2align 12

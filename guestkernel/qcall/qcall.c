@@ -1,0 +1,78 @@
+/* Guest side of QCall: one ring per vCPU, one request in flight per ring.
+ *
+ * A request is posted with a release store of req_tail; the host worker is
+ * kicked through QK_PORT_KICK (a VM exit) only when it said it sleeps. The
+ * vCPU then polls cpl_tail for a short while and, if the host is slow,
+ * halts with guest_sleeping = 1; the host wakes it when it publishes the
+ * completion. qk_interrupt handlers must not call qk_qcall: the wait below
+ * enables interrupts, and a nested request on the same ring would take the
+ * outer request's completion.
+ */
+#include <stdint.h>
+
+#include "../include/qk/arch.h"
+#include "../include/qk/qcall.h"
+
+/* Polls before halting. Each poll is a handful of instructions: cheap on
+ * hardware KVM, ~3 us on a host that emulates ring 0, where a halt plus
+ * wake-up costs ~20 us; 16 polls covers a spinning host worker's answer. */
+#define QCALL_POLLS 16
+
+static struct qk_qcall_ring *qcall_rings[QK_MAX_VCPUS];
+
+void qk_qcall_init(struct qk_boot_info *bi, unsigned cpu)
+{
+  if (cpu >= QK_MAX_VCPUS || cpu >= bi->qcall_count || bi->qcall_entries != QK_QCALL_ENTRIES)
+    return;
+  qcall_rings[cpu] = qk_pa_to_va(bi->qcall_gpa + (uint64_t)cpu * sizeof(struct qk_qcall_ring));
+}
+
+static inline void kick(unsigned ring)
+{
+  __asm__ volatile("outl %0, %1" ::"a"((uint32_t)ring), "Nd"((uint16_t)QK_PORT_KICK));
+}
+
+int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                 uint64_t a5)
+{
+  unsigned cpu = qk_arch_cpu_id();
+  struct qk_qcall_ring *ring = cpu < QK_MAX_VCPUS ? qcall_rings[cpu] : 0;
+  if (!ring)
+    return -38; /* -ENOSYS: no ring for this vCPU */
+
+  uint32_t tail = ring->req_tail;
+  while (tail - __atomic_load_n(&ring->req_head, __ATOMIC_ACQUIRE) >= QK_QCALL_ENTRIES)
+    ; /* full: only possible if the host stalls; it drains in order */
+  struct qk_qcall_req *req = &ring->req[tail & (QK_QCALL_ENTRIES - 1)];
+  req->tag = tail;
+  req->op = op;
+  req->flags = 0;
+  req->a[0] = a0;
+  req->a[1] = a1;
+  req->a[2] = a2;
+  req->a[3] = a3;
+  req->a[4] = a4;
+  req->a[5] = a5;
+  __atomic_store_n(&ring->req_tail, tail + 1, __ATOMIC_RELEASE);
+  /* The tail store must be visible before host_sleeping is read (the host
+   * sets host_sleeping, fences, then re-reads req_tail). */
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&ring->host_sleeping, __ATOMIC_RELAXED))
+    kick(cpu);
+
+  uint32_t head = ring->cpl_head;
+  for (;;) {
+    for (int i = 0; i < QCALL_POLLS; i++)
+      if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != head)
+        goto done;
+    __atomic_store_n(&ring->guest_sleeping, 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) == head)
+      qk_arch_wait_for_interrupt();
+    __atomic_store_n(&ring->guest_sleeping, 0, __ATOMIC_RELAXED);
+  }
+done:;
+  int64_t result = ring->cpl[head & (QK_QCALL_ENTRIES - 1)].result;
+  __atomic_store_n(&ring->cpl_head, head + 1, __ATOMIC_RELEASE);
+  return result;
+}

@@ -1,0 +1,245 @@
+/* quark-sandbox: the per-pod VMM. This file is the command line; the work is
+ * in kvm/ (VM and vCPUs), arch/x86_64/ (boot state), loader/ (ELF) and
+ * qcall/ (host services).
+ *
+ *   quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]...
+ *                     [--cwd DIR] [--kernel FILE] [--stats FILE]
+ *                     [--log-level LEVEL] -- PROGRAM [ARGS...]
+ *
+ * The program's stdout/stderr are this process's; the exit status is the
+ * program's, or 125 when the sandbox or the guest kernel failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <quark/common.h>
+
+#include "arch/x86_64/boot.h"
+#include "kvm/vm.h"
+#include "qcall/qcall_host.h"
+
+#define EXIT_SANDBOX_FAILURE 125
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]... [--cwd DIR]\n"
+             "                        [--kernel FILE] [--stats FILE] [--log-level LEVEL] -- PROGRAM [ARGS...]\n");
+}
+
+/* qkernel.bin next to the binary: build tree (../guestkernel) or install (../lib/quark). */
+static void default_kernel(char *out, size_t size)
+{
+  const char *env = getenv("QUARK_KERNEL");
+  if (env && *env) {
+    snprintf(out, size, "%s", env);
+    return;
+  }
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash) {
+      *slash = 0;
+      snprintf(out, size, "%s/../guestkernel/qkernel.bin", self);
+      if (access(out, R_OK) == 0)
+        return;
+      snprintf(out, size, "%s/../lib/quark/qkernel.bin", self);
+      if (access(out, R_OK) == 0)
+        return;
+    }
+  }
+  snprintf(out, size, "/usr/local/lib/quark/qkernel.bin");
+}
+
+struct run_ctx {
+  struct sbx_vm *vm;
+  struct sbx_qcall *qc;
+};
+
+static void on_guest_exit(void *ctx, int status) { sbx_vm_stop(((struct run_ctx *)ctx)->vm, status); }
+
+static void on_halt(void *ctx, unsigned idx, int stop_fd) { sbx_qcall_wait(((struct run_ctx *)ctx)->qc, idx, stop_fd); }
+
+static int cmd_run(int argc, char **argv)
+{
+  static const struct option opts[] = {
+      {"rootfs", required_argument, NULL, 'r'}, {"memory", required_argument, NULL, 'm'},
+      {"vcpus", required_argument, NULL, 'c'},  {"env", required_argument, NULL, 'e'},
+      {"cwd", required_argument, NULL, 'w'},    {"kernel", required_argument, NULL, 'k'},
+      {"stats", required_argument, NULL, 's'},  {"log-level", required_argument, NULL, 'l'},
+      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+  };
+  const char *rootfs = NULL, *cwd = "/", *stats = NULL;
+  char kernel[PATH_MAX] = "";
+  unsigned long mem_mib = 256, vcpus = 1;
+  const char **env = calloc((size_t)argc + 2, sizeof *env);
+  size_t envc = 0;
+  if (!env)
+    return EXIT_SANDBOX_FAILURE;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    char *end;
+    switch (c) {
+    case 'r':
+      rootfs = optarg;
+      break;
+    case 'm':
+      errno = 0;
+      mem_mib = strtoul(optarg, &end, 10);
+      if (errno || *end || mem_mib < 16 || mem_mib > (1ul << 20)) {
+        fprintf(stderr, "quark-sandbox: --memory wants MiB in 16..1048576\n");
+        free(env);
+        return EXIT_SANDBOX_FAILURE;
+      }
+      break;
+    case 'c':
+      errno = 0;
+      vcpus = strtoul(optarg, &end, 10);
+      if (errno || *end || vcpus < 1 || vcpus > QK_MAX_VCPUS) {
+        fprintf(stderr, "quark-sandbox: --vcpus wants 1..%u\n", QK_MAX_VCPUS);
+        free(env);
+        return EXIT_SANDBOX_FAILURE;
+      }
+      break;
+    case 'e':
+      if (!strchr(optarg, '=')) {
+        fprintf(stderr, "quark-sandbox: --env wants K=V\n");
+        free(env);
+        return EXIT_SANDBOX_FAILURE;
+      }
+      env[envc++] = optarg;
+      break;
+    case 'w':
+      cwd = optarg;
+      break;
+    case 'k':
+      snprintf(kernel, sizeof kernel, "%s", optarg);
+      break;
+    case 's':
+      stats = optarg;
+      break;
+    case 'l': {
+      q_log_level lvl;
+      if (q_log_level_parse(optarg, &lvl) < 0) {
+        fprintf(stderr, "quark-sandbox: unknown log level %s\n", optarg);
+        free(env);
+        return EXIT_SANDBOX_FAILURE;
+      }
+      q_log_set_level(lvl);
+      break;
+    }
+    case 'h':
+      usage(stdout);
+      free(env);
+      return 0;
+    default:
+      usage(stderr);
+      free(env);
+      return EXIT_SANDBOX_FAILURE;
+    }
+  }
+  if (!rootfs || optind >= argc || cwd[0] != '/') {
+    usage(stderr);
+    free(env);
+    return EXIT_SANDBOX_FAILURE;
+  }
+  bool have_path = false;
+  for (size_t i = 0; i < envc; i++)
+    have_path |= !strncmp(env[i], "PATH=", 5);
+  if (!have_path)
+    env[envc++] = DEFAULT_PATH;
+  if (!kernel[0])
+    default_kernel(kernel, sizeof kernel);
+
+  int status = EXIT_SANDBOX_FAILURE;
+  q_cleanup_error q_error *err = NULL;
+  struct run_ctx ctx = {0};
+  q_cleanup_close int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) {
+    q_error_make(&err, errno, "open rootfs %s", rootfs);
+    goto out;
+  }
+  if (sbx_vm_create(&ctx.vm, (uint64_t)mem_mib << 20, (unsigned)vcpus, &err) < 0)
+    goto out;
+  struct sbx_boot_config bc = {
+      .kernel_path = kernel,
+      .rootfd = rootfd,
+      .proc = {.argv = (const char *const *)argv + optind,
+               .argc = (size_t)(argc - optind),
+               .envp = env,
+               .envc = envc,
+               .cwd = cwd},
+  };
+  struct sbx_boot_result br;
+  if (sbx_boot_prepare(ctx.vm, &bc, &br, &err) < 0)
+    goto out;
+  struct sbx_qcall_config qc = {
+      .mem = sbx_vm_mem(ctx.vm),
+      .rings_gpa = br.rings_gpa,
+      .ring_count = br.ring_count,
+      .root_fd = rootfd,
+      .stdio = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO},
+      .ctx = &ctx,
+      .on_exit = on_guest_exit,
+  };
+  if (sbx_qcall_create(&ctx.qc, &qc, &err) < 0)
+    goto out;
+  for (unsigned i = 0; i < br.ring_count; i++)
+    if (sbx_vm_add_ioeventfd(ctx.vm, QK_PORT_KICK, i, sbx_qcall_kick_fd(ctx.qc, i), &err) < 0)
+      goto out;
+  if (sbx_qcall_start(ctx.qc, &err) < 0)
+    goto out;
+  struct sbx_vm_hooks hooks = {.ctx = &ctx, .on_halt = on_halt};
+  status = sbx_vm_run(ctx.vm, &hooks);
+  sbx_qcall_stop(ctx.qc);
+  if (stats) {
+    FILE *f = fopen(stats, "w");
+    if (f) {
+      uint64_t entry = br.bi->entry_tsc, t0 = sbx_vm_start_tsc(ctx.vm);
+      if (entry > t0 && br.bi->tsc_khz)
+        fprintf(f, "boot_to_first_instruction_us %.1f\n", (double)(entry - t0) * 1000.0 / (double)br.bi->tsc_khz);
+      fprintf(f, "qcalls %llu\n", (unsigned long long)sbx_qcall_served(ctx.qc));
+      fprintf(f, "host_boot_alloc_kib %llu\n", (unsigned long long)(br.host_alloc_bytes >> 10));
+      sbx_vm_write_stats(ctx.vm, f);
+      fclose(f);
+    } else {
+      q_warn(NULL, "stats file %s: %s", stats, strerror(errno));
+    }
+  }
+out:
+  if (err)
+    q_error_log(NULL, "%s", q_error_msg(err));
+  sbx_qcall_destroy(ctx.qc);
+  sbx_vm_destroy(ctx.vm);
+  free(env);
+  return status;
+}
+
+int main(int argc, char **argv)
+{
+  signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE for the guest, not our death */
+  q_log_init(NULL, Q_LOG_WARN, "sandbox", NULL);
+  const char *lvl = getenv("QUARK_LOG_LEVEL");
+  q_log_level l;
+  if (lvl && q_log_level_parse(lvl, &l) == 0)
+    q_log_set_level(l);
+  if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? EXIT_SANDBOX_FAILURE : 0;
+  }
+  if (!strcmp(argv[1], "run"))
+    return cmd_run(argc - 1, argv + 1);
+  fprintf(stderr, "quark-sandbox: unknown command %s\n", argv[1]);
+  usage(stderr);
+  return EXIT_SANDBOX_FAILURE;
+}

@@ -1,0 +1,61 @@
+/* Host side of QCall: one worker thread per ring serves the guest's
+ * requests (see guestkernel/abi/qk_qcall.h for the ring protocol).
+ *
+ * Contract:
+ * - Every guest (gpa, len) goes through sbx_gpa(); a bad address fails that
+ *   request with -EFAULT. Request fields are read once into a local copy
+ *   before validation (the guest may change the ring at any time).
+ * - Files are reached only through the per-pod host fd table: QK_HFD_STDIN,
+ *   STDOUT, STDERR (dups of the caller's fds) and QK_HFD_ROOT (the rootfs,
+ *   O_PATH). Paths resolve with openat2(RESOLVE_IN_ROOT |
+ *   RESOLVE_NO_MAGICLINKS) beneath a directory hfd.
+ * - Workers poll their ring for SBX_QCALL_SPIN_NS, then set host_sleeping
+ *   and sleep on their kick eventfd (bound to QK_PORT_KICK with the ring
+ *   index as datamatch by the caller). A completion published while the
+ *   guest sleeps signals that ring's wake eventfd; the vCPU thread waits
+ *   on it in sbx_qcall_wait (its HLT handler).
+ * - QK_OP_EXIT calls cfg->on_exit(ctx, status) and completes with 0.
+ */
+#ifndef SBX_QCALL_HOST_H
+#define SBX_QCALL_HOST_H
+
+#include <stdint.h>
+
+#include <quark/common.h>
+
+#include "../../guestkernel/abi/qk_qcall.h"
+#include "../mem/guest_mem.h"
+
+#define SBX_QCALL_SPIN_NS 50000
+#define SBX_HFD_MAX 4096
+
+struct sbx_qcall;
+
+struct sbx_qcall_config {
+  struct sbx_mem *mem;
+  uint64_t rings_gpa; /* QK ring array: count * sizeof(struct qk_qcall_ring) */
+  unsigned ring_count;
+  int root_fd;        /* borrowed: duplicated into QK_HFD_ROOT */
+  int stdio[3];       /* borrowed: duplicated into QK_HFD_STDIN..STDERR; -1 = /dev/null */
+  const char *pod_id; /* for log lines, may be NULL */
+  void *ctx;
+  void (*on_exit)(void *ctx, int status);
+};
+
+int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg, q_error **err);
+/* Starts the workers. */
+int sbx_qcall_start(struct sbx_qcall *q, q_error **err);
+/* Stops and joins the workers (idempotent). */
+void sbx_qcall_stop(struct sbx_qcall *q);
+void sbx_qcall_destroy(struct sbx_qcall *q);
+/* Eventfd that the guest's kick on ring i must signal. */
+int sbx_qcall_kick_fd(const struct sbx_qcall *q, unsigned ring);
+/* HLT handler of vCPU ring: returns when the ring has a completion for the
+ * guest, when stop_fd is readable, or after a safety timeout. */
+void sbx_qcall_wait(struct sbx_qcall *q, unsigned ring, int stop_fd);
+/* Serves one request synchronously (the workers' core; also for tests). */
+int64_t sbx_qcall_handle(struct sbx_qcall *q, unsigned ring, const struct qk_qcall_req *req);
+/* Requests served so far (all rings). */
+uint64_t sbx_qcall_served(const struct sbx_qcall *q);
+
+#endif
