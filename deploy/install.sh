@@ -324,9 +324,13 @@ do_install() {
   fi
 
   # The config must parse before anything changes on the node.
-  if "$quarkd" --help 2>&1 | grep -q -- '--check-config'; then
+  # (Looked up in the binary rather than through --help: an older quarkd
+  # could take an unknown flag for a reason to start serving.)
+  if grep -q -e '--check-config' "$quarkd" 2>/dev/null; then
     "$quarkd" --check-config "$config_src" || die "$config_src rejected by quarkd --check-config"
     say "config $config_src accepted by quarkd --check-config"
+  else
+    say "config not checked: this quarkd has no --check-config"
   fi
 
   if [ -f "$destdir$MANIFEST" ]; then
@@ -394,13 +398,28 @@ do_install() {
   say "done: point kubelet at --container-runtime-endpoint=unix:///run/quark/quark.sock"
 }
 
+# Quark's own directories, whoever made them and whatever they hold (also
+# after an earlier plain --uninstall kept them).
+purge_dirs() {
+  for _pd in "$ETC_DIR" "$STATE_DIR" "$LOG_DIR" "$LIB_DIR"; do
+    if [ -e "$destdir$_pd" ]; then
+      rm -rf "$destdir$_pd"
+      say "purged $_pd"
+    fi
+  done
+}
+
 do_uninstall() {
   if [ -n "$destdir" ]; then
     [ -d "$destdir" ] || die "no directory $destdir"
     destdir=$(cd "$destdir" && pwd)
   fi
   if [ ! -f "$destdir$MANIFEST" ]; then
-    say "nothing to remove: no $MANIFEST under '${destdir:-/}'"
+    if [ "$purge" -eq 1 ]; then
+      purge_dirs
+    else
+      say "nothing to remove: no $MANIFEST under '${destdir:-/}'"
+    fi
     return 0
   fi
   if systemd_wanted; then
@@ -429,6 +448,7 @@ $dirs" ;;
     esac
   done <"$destdir$MANIFEST"
   rm -f "$destdir$MANIFEST"
+  [ "$purge" -eq 1 ] && purge_dirs
   # Directories last, deepest first (reverse of creation order).
   printf '%s' "$dirs" | while read -r path; do
     [ -n "$path" ] || continue
@@ -438,12 +458,7 @@ $dirs" ;;
     fi
     case "$path" in
       "$STATE_DIR"|"$LOG_DIR"|"$ETC_DIR")
-        if [ "$purge" -eq 1 ]; then
-          rm -rf "${destdir:?}$path"
-          say "purged $path"
-        else
-          warn "kept $path: not empty (state, images or logs; --purge removes it)"
-        fi
+        warn "kept $path: not empty (config, state, images or logs; --uninstall --purge removes it)"
         ;;
       *) say "kept $path: not empty" ;;
     esac

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# helm lint --strict of the chart with default and non-default values; values
+# that break values.schema.json must fail the lint; the chart packages.
+source "$(dirname "$0")/lib.sh"
+need_k8s_tools
+
+step "lint, default values"
+"$helm" lint --strict "$chart"
+step "lint, non-default values ($here/values-custom.yaml)"
+"$helm" lint --strict "$chart" -f "$here/values-custom.yaml"
+step "lint, TSoR on without RBAC, no RuntimeClass, no ServiceAccount"
+"$helm" lint --strict "$chart" --set tsor.enabled=true --set tsor.rbac.create=false \
+  --set runtimeClass.create=false --set serviceAccount.create=false
+
+step "lint must reject values outside the schema"
+for bad in config.DebugLevel=Loud config.CgroupDriver=openrc config.StreamPort=70000 \
+  config.Sandbox.MemoryMiB=0 config.Bogus=1 image.pullPolicy=Sometimes runtimeClass.handler=Not_A_Label; do
+  if "$helm" lint --strict "$chart" --set "$bad" >"$tmp/out" 2>&1; then
+    cat "$tmp/out"
+    fail "helm lint accepted --set $bad"
+  fi
+  echo "rejected --set $bad: $(grep -m1 -o 'values don.t meet.*\|- .*' "$tmp/out" | head -n 1)"
+done
+
+step "package"
+"$helm" package "$chart" -d "$tmp" >/dev/null
+tar tzf "$tmp"/quark-*.tgz | grep -qx 'quark/values.schema.json' || fail "packaged chart lacks values.schema.json"
+tar tzf "$tmp"/quark-*.tgz | grep -qx 'quark/templates/NOTES.txt' || fail "packaged chart lacks NOTES.txt"
+echo "helm-lint: ok"

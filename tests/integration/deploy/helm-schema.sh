@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `helm template` with default and non-default values renders objects that
+# validate against the Kubernetes 1.31 schemas (k8s-validate.js: strict, from
+# the 1.31 API definitions); deploy/runtimeclass.yaml too. The validator must
+# reject known-bad objects, or a pass would mean nothing. NOTES.txt renders.
+source "$(dirname "$0")/lib.sh"
+need_k8s_tools
+
+step "render, default values"
+"$helm" template quark "$chart" --namespace kube-system >"$tmp/default.yaml"
+step "render, non-default values"
+"$helm" template quark "$chart" --namespace quark-system -f "$here/values-custom.yaml" >"$tmp/custom.yaml"
+
+kinds() { grep -h '^kind:' "$@" | sort | uniq -c | tr -s ' ' | tr '\n' ';'; }
+echo "default: $(kinds "$tmp/default.yaml")"
+echo "custom:  $(kinds "$tmp/custom.yaml")"
+for k in ConfigMap DaemonSet RuntimeClass ServiceAccount; do
+  grep -q "^kind: $k\$" "$tmp/default.yaml" || fail "default render has no $k"
+done
+for k in ClusterRole ClusterRoleBinding; do
+  grep -q "^kind: $k\$" "$tmp/default.yaml" && fail "default render has a $k: RBAC only where needed (TSoR)"
+  grep -q "^kind: $k\$" "$tmp/custom.yaml" || fail "TSoR render has no $k"
+done
+[ "$(grep -c '^kind: DaemonSet$' "$tmp/custom.yaml")" = 2 ] || fail "TSoR render should have two DaemonSets"
+
+step "validate against Kubernetes 1.31"
+k8s_validate "$tmp/default.yaml" "$tmp/custom.yaml" "$deploy/runtimeclass.yaml"
+
+step "the validator rejects bad objects"
+expect_invalid() {
+  local what=$1 file=$2
+  if k8s_validate "$file" >"$tmp/out" 2>&1; then
+    cat "$tmp/out"
+    fail "validator accepted $what"
+  fi
+  echo "rejected $what: $(grep -v -e ': valid (' -e '^k8s-validate:' "$tmp/out" | head -n 1)"
+}
+sed 's/      hostPID: true/      hostPID: true\n      hostPid: true/' "$tmp/default.yaml" >"$tmp/bad1.yaml"
+expect_invalid "an unknown field (hostPid)" "$tmp/bad1.yaml"
+sed 's/^handler: quark$/runtimeHandler: quark/' "$tmp/default.yaml" >"$tmp/bad2.yaml"
+expect_invalid "a RuntimeClass without handler" "$tmp/bad2.yaml"
+sed 's/periodSeconds: 5/periodSeconds: "5"/' "$tmp/default.yaml" >"$tmp/bad3.yaml"
+expect_invalid "a string where an integer belongs" "$tmp/bad3.yaml"
+# Pod-level resources came in 1.32: a 1.31 schema has no such field.
+sed 's/      hostPID: true/      hostPID: true\n      resources: {}/' "$tmp/default.yaml" >"$tmp/bad4.yaml"
+expect_invalid "a field newer than 1.31 (PodSpec.resources)" "$tmp/bad4.yaml"
+printf 'apiVersion: node.k8s.io/v1beta1\nkind: RuntimeClass\nmetadata: {name: x}\nhandler: x\n' >"$tmp/bad5.yaml"
+expect_invalid "an API version removed before 1.31 (node.k8s.io/v1beta1)" "$tmp/bad5.yaml"
+
+step "NOTES.txt renders (kubelet endpoint, runtimeClassName)"
+cp -r "$chart" "$tmp/chart"
+cp "$chart/templates/NOTES.txt" "$tmp/chart/notes.txt.copy"
+cat >"$tmp/chart/templates/notes-check.yaml" <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+data:
+  notes: |
+{{ tpl (.Files.Get "notes.txt.copy") . | indent 4 }}
+YAML
+"$helm" template quark "$tmp/chart" --show-only templates/notes-check.yaml >"$tmp/notes.yaml"
+for want in '--container-runtime-endpoint=unix:///run/quark/quark.sock' 'runtimeClassName: quark' \
+  'rollout status daemonset/quark-installer'; do
+  grep -qF -- "$want" "$tmp/notes.yaml" || { cat "$tmp/notes.yaml"; fail "NOTES.txt lacks '$want'"; }
+done
+"$helm" template quark "$tmp/chart" -f "$here/values-custom.yaml" --show-only templates/notes-check.yaml >"$tmp/notes2.yaml"
+grep -qF 'runtimeClassName: quark-vm' "$tmp/notes2.yaml" || fail "NOTES.txt ignores runtimeClass.name"
+grep -qF 'TSoR is on' "$tmp/notes2.yaml" || fail "NOTES.txt does not mention TSoR"
+echo "helm-schema: ok"

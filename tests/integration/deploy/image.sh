@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# deploy/build-image.sh builds a valid OCI image layout with umoci (every blob
+# matches its digest, the manifest and config are complete, the entrypoint is
+# the installer), pushes it by tag with skopeo to a docker-registry on
+# 127.0.0.1, and the image pulled back installs and uninstalls Quark in a
+# scratch root with nothing but its own busybox.
+source "$(dirname "$0")/lib.sh"
+for t in umoci skopeo busybox jq curl; do
+  command -v "$t" >/dev/null || skip "$t is not installed (deploy/deps.sh test)"
+done
+stage_binaries "$tmp/src"
+
+layout=$tmp/oci
+step "build"
+"$deploy/build-image.sh" --layout "$layout" --tag test "$tmp/src"
+
+step "OCI layout"
+jq -e '.imageLayoutVersion == "1.0.0"' "$layout/oci-layout" >/dev/null || fail "bad oci-layout"
+for b in "$layout"/blobs/sha256/*; do
+  [ "$(sha256sum "$b" | cut -d' ' -f1)" = "${b##*/}" ] || fail "blob ${b##*/} does not match its digest"
+done
+echo "$(ls "$layout/blobs/sha256" | wc -l) blobs match their digests"
+mdigest=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "test") | .digest' "$layout/index.json")
+[ -n "$mdigest" ] || fail "no manifest tagged test in index.json"
+manifest=$layout/blobs/sha256/${mdigest#sha256:}
+jq -e '.manifests[0].mediaType == "application/vnd.oci.image.manifest.v1+json"' "$layout/index.json" >/dev/null ||
+  fail "index.json does not point at an OCI image manifest"
+jq -e '.schemaVersion == 2 and .config.mediaType == "application/vnd.oci.image.config.v1+json"' "$manifest" >/dev/null ||
+  fail "not an OCI image manifest"
+config=$layout/blobs/sha256/$(jq -r '.config.digest | sub("sha256:"; "")' "$manifest")
+jq -e '.os == "linux" and .architecture == "amd64"' "$config" >/dev/null || fail "config: os/architecture"
+jq -e '.config.Entrypoint == ["/opt/quark/node-installer.sh"]' "$config" >/dev/null || fail "config: entrypoint"
+for l in $(jq -r '.layers[].digest | sub("sha256:"; "")' "$manifest"); do
+  [ -f "$layout/blobs/sha256/$l" ] || fail "layer $l missing"
+done
+[ "$(jq '.rootfs.diff_ids | length' "$config")" = "$(jq '.layers | length' "$manifest")" ] || fail "diff_ids and layers differ"
+umoci stat --image "$layout:test" >/dev/null || fail "umoci stat failed"
+skopeo inspect "oci:$layout:test" >"$tmp/inspect.json"
+echo "manifest $mdigest, layers $(jq -c '.Layers | length' "$tmp/inspect.json")"
+
+step "push to a docker-registry on 127.0.0.1"
+registry=$(command -v docker-registry || true)
+if [ -z "$registry" ]; then
+  echo "docker-registry not installed: push not tested"
+  pulled=$layout
+else
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
+    echo $((20000 + RANDOM % 20000)))
+  cat >"$tmp/registry.yml" <<YAML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $tmp/registry
+http:
+  addr: 127.0.0.1:$port
+YAML
+  "$registry" serve "$tmp/registry.yml" >"$tmp/registry.log" 2>&1 &
+  regpid=$!
+  cleanup_hooks+=("kill $regpid; wait $regpid 2>/dev/null")
+  for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$tmp/registry.log"; fail "registry did not start"; }
+  ref=127.0.0.1:$port/quark/quark-node:test
+  "$deploy/build-image.sh" --layout "$tmp/oci2" --tag test --push "docker://$ref" --insecure "$tmp/src"
+  skopeo inspect --tls-verify=false "docker://$ref" >"$tmp/remote.json"
+  curl -fsS "http://127.0.0.1:$port/v2/quark/quark-node/tags/list" | jq -e '.tags == ["test"]' >/dev/null ||
+    fail "tag test not listed by the registry"
+  pulled=$tmp/pulled
+  skopeo copy --src-tls-verify=false "docker://$ref" "oci:$pulled:test"
+  echo "pushed and pulled back $ref ($(jq -r .Digest "$tmp/remote.json"))"
+fi
+
+step "the image installs and uninstalls Quark with its own busybox"
+umoci unpack --image "$pulled:test" "$tmp/bundle" >/dev/null
+rootfs=$tmp/bundle/rootfs
+for p in bin/busybox bin/sh opt/quark/install.sh opt/quark/node-installer.sh opt/quark/config.json \
+  opt/quark/quarkd.service opt/quark/bin/quarkd opt/quark/bin/quark-sandbox opt/quark/qkernel.bin; do
+  [ -e "$rootfs/$p" ] || fail "image lacks /$p"
+done
+cmp -s "$rootfs/opt/quark/bin/quarkd" "$tmp/src/quarkd" || fail "quarkd in the image differs from the build's"
+scratch=$tmp/scratch
+mkdir -p "$scratch/etc"
+echo node >"$scratch/etc/hostname"
+snapshot "$scratch" >"$tmp/before"
+env -i PATH="$rootfs/bin" "$rootfs/bin/sh" "$rootfs/opt/quark/install.sh" --no-checks \
+  --destdir "$scratch" "$rootfs/opt/quark"
+cmp -s "$scratch/usr/local/bin/quarkd" "$tmp/src/quarkd" || fail "installed quarkd differs from the build's"
+env -i PATH="$rootfs/bin" "$rootfs/bin/sh" "$rootfs/opt/quark/install.sh" --uninstall --destdir "$scratch"
+snapshot "$scratch" | diff "$tmp/before" - || fail "the scratch root differs after uninstall"
+echo "image: ok"
