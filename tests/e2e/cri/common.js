@@ -1,0 +1,84 @@
+// Shared helpers for the CRI end-to-end clients: load Quark's own api.proto
+// with @grpc/proto-loader and talk to quarkd through @grpc/grpc-js, a gRPC
+// implementation that shares no code with quarkd's grpc C core.
+'use strict';
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const endpoint = process.env.QUARK_ENDPOINT;
+const protoPath = process.env.QUARK_PROTO;
+if (!endpoint || !protoPath) {
+  console.error('QUARK_ENDPOINT and QUARK_PROTO must be set');
+  process.exit(2);
+}
+
+const def = protoLoader.loadSync(protoPath, {
+  keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
+});
+const pkg = grpc.loadPackageDefinition(def).runtime.v1;
+
+function clients(options) {
+  const creds = grpc.credentials.createInsecure();
+  return {
+    runtime: new pkg.RuntimeService(endpoint, creds, options || {}),
+    image: new pkg.ImageService(endpoint, creds, options || {}),
+  };
+}
+
+function deadline(ms) { return new Date(Date.now() + (ms || 10000)); }
+
+// Promise of {err, res} for a unary call: tests look at both.
+function call(client, method, req, ms) {
+  return new Promise((resolve) => {
+    client[method](req, { deadline: deadline(ms) }, (err, res) => resolve({ err, res }));
+  });
+}
+
+// A unary call with caller-chosen request bytes, for malformed input.
+function rawCall(client, path, bytes, ms) {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(path, (b) => b, (b) => b, bytes, { deadline: deadline(ms) },
+      (err, res) => resolve({ err, res }));
+  });
+}
+
+function codeName(code) {
+  for (const [k, v] of Object.entries(grpc.status)) if (v === code) return k;
+  return String(code);
+}
+
+let failures = 0;
+function check(cond, what) {
+  if (cond) {
+    console.log(`ok   ${what}`);
+  } else {
+    failures++;
+    console.log(`FAIL ${what}`);
+  }
+}
+
+function expectCode(r, code, what) {
+  const got = r.err ? r.err.code : grpc.status.OK;
+  check(got === code, `${what}: want ${codeName(code)}, got ${codeName(got)}` +
+        (r.err ? ` (${r.err.details})` : ''));
+  return got === code;
+}
+
+// The liveness probe every bad-input step ends with.
+async function expectAlive(rt, after) {
+  const r = await call(rt, 'Version', { version: '0.1.0' });
+  check(!r.err && r.res.runtime_name === 'quark', `daemon answers Version after ${after}` +
+        (r.err ? ` (${r.err.code} ${r.err.details})` : ''));
+}
+
+function done() {
+  if (failures) {
+    console.log(`${failures} check(s) failed`);
+    process.exit(1);
+  }
+  console.log('all checks passed');
+  process.exit(0);
+}
+
+module.exports = { grpc, pkg, clients, call, rawCall, check, expectCode, expectAlive, done,
+                   endpoint, codeName };
