@@ -1,0 +1,840 @@
+// Test client for Quark's CRI streaming server. It speaks to the server the
+// way kubelet, kubectl and crictl do: SPDY/3.1 through github.com/moby/spdystream
+// (the library they use) and WebSocket through gorilla/websocket, both from
+// Debian's packages. It asks stream_testd (over its control socket) for URLs
+// and runs every scenario, printing "ok NAME" or "FAIL NAME: why"; it exits 1
+// when any scenario failed.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/ioutil"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/moby/spdystream"
+)
+
+var ctlPath string
+
+func ctl(req map[string]interface{}) (map[string]interface{}, error) {
+	c, err := net.Dial("unix", ctlPath)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	b, _ := json.Marshal(req)
+	c.Write(append(b, '\n'))
+	var res map[string]interface{}
+	if err := json.NewDecoder(c).Decode(&res); err != nil {
+		return nil, err
+	}
+	if e, ok := res["error"]; ok {
+		return res, fmt.Errorf("%v", e)
+	}
+	return res, nil
+}
+
+func mint(req map[string]interface{}) (string, error) {
+	res, err := ctl(req)
+	if err != nil {
+		return "", err
+	}
+	return res["url"].(string), nil
+}
+
+// ---- SPDY ----
+
+type spdyConn struct {
+	raw  net.Conn
+	conn *spdystream.Connection
+}
+
+// upgrade sends the handshake and returns the HTTP status and, on 101, a
+// SPDY connection.
+func upgrade(rawurl string, protos []string, extra http.Header) (int, http.Header, *spdyConn, error) {
+	u, err := url.Parse(rawurl)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n", u.RequestURI(), u.Host)
+	for _, p := range protos {
+		fmt.Fprintf(&b, "X-Stream-Protocol-Version: %s\r\n", p)
+	}
+	for k, vs := range extra {
+		for _, v := range vs {
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		}
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	c.Write([]byte(b.String()))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		c.Close()
+		return 0, nil, nil, err
+	}
+	c.SetReadDeadline(time.Time{})
+	if resp.StatusCode != 101 {
+		c.Close()
+		return resp.StatusCode, resp.Header, nil, nil
+	}
+	if br.Buffered() > 0 {
+		c.Close()
+		return 0, nil, nil, fmt.Errorf("server sent bytes before the client opened streams")
+	}
+	sc, err := spdystream.NewConnection(c, false)
+	if err != nil {
+		c.Close()
+		return 0, nil, nil, err
+	}
+	go sc.Serve(spdystream.NoOpStreamHandler)
+	return 101, resp.Header, &spdyConn{c, sc}, nil
+}
+
+func (s *spdyConn) stream(h http.Header) (*spdystream.Stream, error) {
+	st, err := s.conn.CreateStream(h, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.WaitTimeout(10 * time.Second); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+type execOpts struct {
+	tty, stdin, stdout, stderr bool
+	input                      string // written to stdin, then stdin is closed unless keepOpen
+	keepOpen                   bool
+	resize                     string // a resize message sent before stdin
+	proto                      string
+}
+
+type result struct {
+	stdout, stderr, status string
+}
+
+// spdyExec runs a remote command session the way kubectl's v4 client does.
+func spdyExec(rawurl string, o execOpts) (*result, error) {
+	proto := o.proto
+	if proto == "" {
+		proto = "v4.channel.k8s.io"
+	}
+	code, _, sc, err := upgrade(rawurl, []string{proto}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if code != 101 {
+		return nil, fmt.Errorf("upgrade: HTTP %d", code)
+	}
+	defer sc.conn.Close()
+	st := func(t string) (*spdystream.Stream, error) { return sc.stream(http.Header{"Streamtype": {t}}) }
+	errS, err := st("error")
+	if err != nil {
+		return nil, err
+	}
+	errS.Close() // the client only reads the error stream
+	var inS, outS, errOut, rsS *spdystream.Stream
+	if o.stdin {
+		if inS, err = st("stdin"); err != nil {
+			return nil, err
+		}
+	}
+	if o.stdout {
+		if outS, err = st("stdout"); err != nil {
+			return nil, err
+		}
+	}
+	if o.stderr && !o.tty {
+		if errOut, err = st("stderr"); err != nil {
+			return nil, err
+		}
+	}
+	if o.tty && proto != "channel.k8s.io" && proto != "v2.channel.k8s.io" {
+		if rsS, err = st("resize"); err != nil {
+			return nil, err
+		}
+	}
+	var wg sync.WaitGroup
+	var outB, errB bytes.Buffer
+	read := func(s *spdystream.Stream, b *bytes.Buffer) {
+		if s == nil {
+			return
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); io.Copy(b, s) }()
+	}
+	read(outS, &outB)
+	read(errOut, &errB)
+	if rsS != nil && o.resize != "" {
+		rsS.Write([]byte(o.resize))
+	}
+	if inS != nil {
+		if o.input != "" {
+			inS.Write([]byte(o.input))
+		}
+		if !o.keepOpen {
+			inS.Close()
+		}
+	}
+	statusCh := make(chan string, 1)
+	go func() { b, _ := ioutil.ReadAll(errS); statusCh <- string(b) }()
+	select {
+	case s := <-statusCh:
+		wg.Wait()
+		return &result{outB.String(), errB.String(), s}, nil
+	case <-time.After(20 * time.Second):
+		return nil, fmt.Errorf("timed out waiting for the exit status")
+	}
+}
+
+// ---- WebSocket ----
+
+func wsExec(rawurl string, o execOpts) (*result, error) {
+	u := strings.Replace(rawurl, "http://", "ws://", 1)
+	d := websocket.Dialer{Subprotocols: []string{o.proto}, HandshakeTimeout: 10 * time.Second}
+	c, resp, err := d.Dial(u, nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial: HTTP %d", resp.StatusCode)
+		}
+		return nil, err
+	}
+	defer c.Close()
+	if c.Subprotocol() != o.proto {
+		return nil, fmt.Errorf("server picked %q", c.Subprotocol())
+	}
+	b64 := strings.Contains(o.proto, "base64")
+	send := func(ch byte, data []byte) error {
+		if b64 {
+			return c.WriteMessage(websocket.TextMessage, append([]byte{'0' + ch}, []byte(b64enc(data))...))
+		}
+		return c.WriteMessage(websocket.BinaryMessage, append([]byte{ch}, data...))
+	}
+	// A ping in the middle must be answered without disturbing the session.
+	pong := make(chan struct{}, 1)
+	c.SetPongHandler(func(string) error { pong <- struct{}{}; return nil })
+	c.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second))
+	if o.resize != "" {
+		send(4, []byte(o.resize))
+	}
+	if o.input != "" {
+		send(0, []byte(o.input))
+	}
+	if o.stdin && !o.keepOpen && o.proto == "v5.channel.k8s.io" {
+		send(255, []byte{0})
+	}
+	var res result
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		mt, msg, err := c.ReadMessage()
+		if err != nil {
+			if ce, ok := err.(*websocket.CloseError); ok && ce.Code == websocket.CloseNormalClosure {
+				break
+			}
+			return nil, err
+		}
+		if len(msg) == 0 {
+			continue
+		}
+		ch, data := msg[0], msg[1:]
+		if b64 {
+			if mt != websocket.TextMessage {
+				return nil, fmt.Errorf("binary message on a base64 protocol")
+			}
+			ch -= '0'
+			data, err = b64dec(string(data))
+			if err != nil {
+				return nil, err
+			}
+		}
+		switch ch {
+		case 1:
+			res.stdout += string(data)
+		case 2:
+			res.stderr += string(data)
+		case 3:
+			res.status += string(data)
+		}
+	}
+	select {
+	case <-pong:
+	default:
+		return nil, fmt.Errorf("no pong for our ping")
+	}
+	return &res, nil
+}
+
+// ---- checks ----
+
+type status struct {
+	Status  string `json:"status"`
+	Reason  string `json:"reason"`
+	Details struct {
+		Causes []struct {
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		} `json:"causes"`
+	} `json:"details"`
+}
+
+func parseStatus(s string) (*status, error) {
+	var st status
+	if err := json.Unmarshal([]byte(s), &st); err != nil {
+		return nil, fmt.Errorf("status %q: %v", s, err)
+	}
+	return &st, nil
+}
+
+func wantSuccess(s string) error {
+	st, err := parseStatus(s)
+	if err != nil {
+		return err
+	}
+	if st.Status != "Success" {
+		return fmt.Errorf("status %q", s)
+	}
+	return nil
+}
+
+func wantExit(s string, code string) error {
+	st, err := parseStatus(s)
+	if err != nil {
+		return err
+	}
+	if st.Status != "Failure" || st.Reason != "NonZeroExitCode" || len(st.Details.Causes) != 1 ||
+		st.Details.Causes[0].Reason != "ExitCode" || st.Details.Causes[0].Message != code {
+		return fmt.Errorf("status %q, want exit code %s", s, code)
+	}
+	return nil
+}
+
+func execReq(cmd []string, tty, in, out, er bool) map[string]interface{} {
+	return map[string]interface{}{"op": "exec", "container": "c1", "cmd": cmd, "tty": tty, "stdin": in, "stdout": out, "stderr": er}
+}
+
+type runner func(rawurl string, o execOpts) (*result, error)
+
+func scenarioHello(run runner, proto string) error {
+	u, err := mint(execReq([]string{"sh", "-c", "printf hello"}, false, false, true, true))
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdout: true, stderr: true, proto: proto})
+	if err != nil {
+		return err
+	}
+	if r.stdout != "hello" || r.stderr != "" {
+		return fmt.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	return wantSuccess(r.status)
+}
+
+func scenarioExitCode(run runner, proto string) error {
+	u, err := mint(execReq([]string{"sh", "-c", "echo oops >&2; exit 3"}, false, false, true, true))
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdout: true, stderr: true, proto: proto})
+	if err != nil {
+		return err
+	}
+	if r.stderr != "oops\n" || r.stdout != "" {
+		return fmt.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	return wantExit(r.status, "3")
+}
+
+func scenarioTTY(run runner, proto string) error {
+	u, err := mint(execReq([]string{"sh", "-c", "read x; echo got:$x; stty size"}, true, true, true, false))
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{tty: true, stdin: true, stdout: true, keepOpen: true, proto: proto,
+		input: "abc\n", resize: `{"Width":100,"Height":40}` + "\n"})
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(r.stdout, "got:abc\r\n") || !strings.Contains(r.stdout, "40 100") {
+		return fmt.Errorf("stdout %q", r.stdout)
+	}
+	if proto == "v3.channel.k8s.io" {
+		// Before v4 the error stream stays empty on success.
+		if r.status != "" {
+			return fmt.Errorf("v3 success: error stream %q", r.status)
+		}
+		return nil
+	}
+	return wantSuccess(r.status)
+}
+
+func scenarioStdinClose(run runner, proto string) error {
+	u, err := mint(execReq([]string{"cat"}, false, true, true, true))
+	if err != nil {
+		return err
+	}
+	data := strings.Repeat("0123456789abcdef", 20000) // 320 KB: more than a pipe holds
+	r, err := run(u, execOpts{stdin: true, stdout: true, stderr: true, input: data, proto: proto})
+	if err != nil {
+		return err
+	}
+	if r.stdout != data {
+		return fmt.Errorf("cat echoed %d bytes of %d", len(r.stdout), len(data))
+	}
+	return wantSuccess(r.status)
+}
+
+func scenarioExitWithStdinOpen(run runner, proto string) error {
+	u, err := mint(execReq([]string{"sh", "-c", "echo bye; exit 7"}, false, true, true, true))
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdin: true, stdout: true, stderr: true, keepOpen: true, proto: proto})
+	if err != nil {
+		return err
+	}
+	if r.stdout != "bye\n" {
+		return fmt.Errorf("stdout %q", r.stdout)
+	}
+	return wantExit(r.status, "7")
+}
+
+func scenarioLegacyText(proto string) error {
+	u, err := mint(execReq([]string{"sh", "-c", "exit 2"}, false, false, true, true))
+	if err != nil {
+		return err
+	}
+	r, err := spdyExec(u, execOpts{stdout: true, stderr: true, proto: proto})
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(r.status, "exit code 2") || strings.HasPrefix(r.status, "{") {
+		return fmt.Errorf("error stream %q", r.status)
+	}
+	return nil
+}
+
+var attachN int
+
+func scenarioAttach(run runner, proto string) error {
+	attachN++
+	name := fmt.Sprintf("cat%d", attachN)
+	if _, err := ctl(map[string]interface{}{"op": "spawn", "container": name, "cmd": []string{"cat"}, "stdin_once": true}); err != nil {
+		return err
+	}
+	u, err := mint(map[string]interface{}{"op": "attach", "container": name, "stdin": true, "stdout": true, "stderr": true})
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdin: true, stdout: true, stderr: true, input: "ping\n", proto: proto})
+	if err != nil {
+		return err
+	}
+	if r.stdout != "ping\n" {
+		return fmt.Errorf("stdout %q", r.stdout)
+	}
+	if err := wantSuccess(r.status); err != nil {
+		return err
+	}
+	st, err := ctl(map[string]interface{}{"op": "state", "container": name})
+	if err != nil {
+		return err
+	}
+	if st["running"] != false {
+		return fmt.Errorf("StdinOnce: cat still running after stdin closed")
+	}
+	return nil
+}
+
+// ---- port forwarding ----
+
+func httpServer() (int, func()) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "pf-ok "+r.URL.Path)
+	})}
+	go srv.Serve(l)
+	return l.Addr().(*net.TCPAddr).Port, func() { srv.Close() }
+}
+
+func pfGet(sc *spdyConn, port int, reqid string) (string, string, error) {
+	h := http.Header{"Streamtype": {"error"}, "Port": {fmt.Sprint(port)}, "Requestid": {reqid}}
+	errS, err := sc.stream(h)
+	if err != nil {
+		return "", "", err
+	}
+	errS.Close()
+	h.Set("Streamtype", "data")
+	dataS, err := sc.stream(h)
+	if err != nil {
+		return "", "", err
+	}
+	errCh := make(chan string, 1)
+	go func() { b, _ := ioutil.ReadAll(errS); errCh <- string(b) }()
+	fmt.Fprintf(dataS, "GET /r%s HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n", reqid)
+	resp, err := http.ReadResponse(bufio.NewReader(dataS), nil)
+	if err != nil {
+		select {
+		case e := <-errCh:
+			return "", e, nil
+		case <-time.After(5 * time.Second):
+			return "", "", err
+		}
+	}
+	body, _ := ioutil.ReadAll(resp.Body)
+	dataS.Close()
+	return fmt.Sprintf("%d %s", resp.StatusCode, body), <-errCh, nil
+}
+
+func scenarioPortForward() error {
+	port, stop := httpServer()
+	defer stop()
+	u, err := mint(map[string]interface{}{"op": "portforward", "pod": "p1", "ports": []int{port}})
+	if err != nil {
+		return err
+	}
+	code, hdr, sc, err := upgrade(u, []string{"portforward.k8s.io"}, nil)
+	if err != nil {
+		return err
+	}
+	if code != 101 || hdr.Get("X-Stream-Protocol-Version") != "portforward.k8s.io" {
+		return fmt.Errorf("upgrade: %d %v", code, hdr)
+	}
+	defer sc.conn.Close()
+	// Several requests over one connection, two of them at the same time.
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			got, e, err := pfGet(sc, port, fmt.Sprint(i))
+			if err == nil && (got != fmt.Sprintf("200 pf-ok /r%d", i) || e != "") {
+				err = fmt.Errorf("got %q, error stream %q", got, e)
+			}
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	// A closed port: the error comes as text on the error stream.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	got, e, err := pfGet(sc, dead, "9")
+	if err != nil {
+		return err
+	}
+	if got != "" || !strings.Contains(e, fmt.Sprintf("error forwarding port %d", dead)) {
+		return fmt.Errorf("closed port: got %q error %q", got, e)
+	}
+	return nil
+}
+
+// ---- bad input ----
+
+func httpStatus(rawurl string, protos []string, extra http.Header) (int, http.Header, error) {
+	code, hdr, sc, err := upgrade(rawurl, protos, extra)
+	if sc != nil {
+		sc.conn.Close()
+	}
+	return code, hdr, err
+}
+
+func scenarioReusedToken() error {
+	u, err := mint(execReq([]string{"true"}, false, false, true, false))
+	if err != nil {
+		return err
+	}
+	if _, err := spdyExec(u, execOpts{stdout: true}); err != nil {
+		return err
+	}
+	code, _, err := httpStatus(u, []string{"v4.channel.k8s.io"}, nil)
+	if err != nil || code != 404 {
+		return fmt.Errorf("reused token: %d %v", code, err)
+	}
+	code, _, err = httpStatus(u[:len(u)-64]+strings.Repeat("0", 64), []string{"v4.channel.k8s.io"}, nil)
+	if err != nil || code != 404 {
+		return fmt.Errorf("unknown token: %d %v", code, err)
+	}
+	return nil
+}
+
+func scenarioExpiredToken(ttl time.Duration) error {
+	u, err := mint(execReq([]string{"true"}, false, false, true, false))
+	if err != nil {
+		return err
+	}
+	time.Sleep(ttl + 300*time.Millisecond)
+	code, _, err := httpStatus(u, []string{"v4.channel.k8s.io"}, nil)
+	if err != nil || code != 404 {
+		return fmt.Errorf("expired token: %d %v", code, err)
+	}
+	return nil
+}
+
+func scenarioWrongProtocol() error {
+	u, err := mint(execReq([]string{"true"}, false, false, true, false))
+	if err != nil {
+		return err
+	}
+	code, hdr, err := httpStatus(u, []string{"v9.channel.k8s.io", "bogus"}, nil)
+	if err != nil || code != 403 || !strings.Contains(hdr.Get("X-Accepted-Stream-Protocol-Versions"), "v4.channel.k8s.io") {
+		return fmt.Errorf("spdy: %d %v %v", code, hdr, err)
+	}
+	u, _ = mint(execReq([]string{"true"}, false, false, true, false))
+	d := websocket.Dialer{Subprotocols: []string{"v9.channel.k8s.io"}}
+	_, resp, err := d.Dial(strings.Replace(u, "http://", "ws://", 1), nil)
+	if err == nil || resp == nil || resp.StatusCode != 403 {
+		return fmt.Errorf("websocket: %v %v", resp, err)
+	}
+	return nil
+}
+
+func rawRequest(host, req string) (string, error) {
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	c.Write([]byte(req))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+func scenarioBadHTTP(base string) error {
+	u, _ := url.Parse(base)
+	cases := []struct{ req, want string }{
+		{"GET /exec/abc HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404"},
+		{"GARBAGE\r\n\r\n", "HTTP/1.1 400"},
+		{"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "HTTP/1.1 400"},
+		{"GET /exec/" + strings.Repeat("a", 9000) + " HTTP/1.1\r\n\r\n", "HTTP/1.1 431"},
+		{"DELETE /exec/0 HTTP/1.1\r\n\r\n", "HTTP/1.1 405"},
+	}
+	for _, c := range cases {
+		got, err := rawRequest(u.Host, c.req)
+		if err != nil || !strings.HasPrefix(got, c.want) {
+			return fmt.Errorf("%q: got %q (%v), want %s", c.req[:16], got, err, c.want)
+		}
+	}
+	// A valid token but no upgrade headers.
+	tok, _ := mint(execReq([]string{"true"}, false, false, true, false))
+	tu, _ := url.Parse(tok)
+	got, err := rawRequest(u.Host, "POST "+tu.Path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if err != nil || !strings.HasPrefix(got, "HTTP/1.1 400") {
+		return fmt.Errorf("no upgrade: %q %v", got, err)
+	}
+	return nil
+}
+
+func scenarioGarbageFrames() error {
+	for i, junk := range [][]byte{
+		[]byte("this is not spdy at all, just text\r\n\r\n"),
+		{0x80, 0x02, 0x00, 0x01, 0, 0, 0, 4, 1, 2, 3, 4},                                // wrong version
+		{0x80, 0x03, 0x00, 0x01, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xde, 0xad}, // bad header block
+		{0x80, 0x03, 0x00, 0x01, 0, 0xff, 0xff, 0xff},                                   // oversized
+	} {
+		u, err := mint(execReq([]string{"sleep", "30"}, false, false, true, false))
+		if err != nil {
+			return err
+		}
+		uu, _ := url.Parse(u)
+		c, err := net.Dial("tcp", uu.Host)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n", uu.Path)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 101 {
+			c.Close()
+			return fmt.Errorf("case %d: upgrade %v", i, err)
+		}
+		c.Write(junk)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.Copy(ioutil.Discard, br) // the server must close the connection
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("case %d: server did not close: %v", i, err)
+		}
+	}
+	return nil
+}
+
+func scenarioClientVanishes() error {
+	for _, mode := range []string{"spdy", "ws"} {
+		u, err := mint(execReq([]string{"sh", "-c", "echo started; exec sleep 60"}, false, true, true, true))
+		if err != nil {
+			return err
+		}
+		if mode == "spdy" {
+			_, _, sc, err := upgrade(u, []string{"v4.channel.k8s.io"}, nil)
+			if err != nil || sc == nil {
+				return fmt.Errorf("upgrade: %v", err)
+			}
+			for _, t := range []string{"error", "stdin", "stdout", "stderr"} {
+				if _, err := sc.stream(http.Header{"Streamtype": {t}}); err != nil {
+					return err
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+			sc.raw.Close() // no GOAWAY, no FIN: just gone
+		} else {
+			d := websocket.Dialer{Subprotocols: []string{"v4.channel.k8s.io"}}
+			c, _, err := d.Dial(strings.Replace(u, "http://", "ws://", 1), nil)
+			if err != nil {
+				return err
+			}
+			c.ReadMessage()
+			c.UnderlyingConn().Close()
+		}
+	}
+	// The exec'd processes are ended with their sessions.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err := ctl(map[string]interface{}{"op": "procs"})
+		if err != nil {
+			return err
+		}
+		if res["live_execs"].(float64) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%v exec'd processes still alive after their clients left", res["live_execs"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func latency() (string, error) {
+	var ds []time.Duration
+	for i := 0; i < 30; i++ {
+		t0 := time.Now()
+		u, err := mint(execReq([]string{"true"}, false, false, true, true))
+		if err != nil {
+			return "", err
+		}
+		r, err := spdyExec(u, execOpts{stdout: true, stderr: true})
+		if err != nil {
+			return "", err
+		}
+		if err := wantSuccess(r.status); err != nil {
+			return "", err
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return fmt.Sprintf("exec /bin/true round trip over SPDY (mint URL, upgrade, 4 streams, exit status): median %v, p90 %v, min %v",
+		ds[len(ds)/2].Round(time.Microsecond), ds[len(ds)*9/10].Round(time.Microsecond), ds[0].Round(time.Microsecond)), nil
+}
+
+func main() {
+	base := flag.String("base", "", "server URL (stream_testd prints it)")
+	ttl := flag.Duration("ttl", time.Second, "token TTL stream_testd runs with")
+	only := flag.String("run", "", "run only scenarios whose name contains this")
+	flag.StringVar(&ctlPath, "ctl", "", "stream_testd control socket")
+	flag.Parse()
+	ws := func(proto string) runner {
+		return func(u string, o execOpts) (*result, error) { o.proto = proto; return wsExec(u, o) }
+	}
+	sp := func(proto string) runner {
+		return func(u string, o execOpts) (*result, error) { o.proto = proto; return spdyExec(u, o) }
+	}
+	type sc struct {
+		name string
+		fn   func() error
+	}
+	var all []sc
+	for _, p := range []string{"v4.channel.k8s.io", "v5.channel.k8s.io", "v3.channel.k8s.io"} {
+		p := p
+		if p != "v3.channel.k8s.io" {
+			all = append(all,
+				sc{"spdy " + p + " exec hello", func() error { return scenarioHello(sp(p), p) }},
+				sc{"spdy " + p + " exec exit code", func() error { return scenarioExitCode(sp(p), p) }},
+				sc{"spdy " + p + " exec stdin half-close", func() error { return scenarioStdinClose(sp(p), p) }},
+				sc{"spdy " + p + " exec exit with stdin open", func() error { return scenarioExitWithStdinOpen(sp(p), p) }},
+				sc{"spdy " + p + " attach StdinOnce", func() error { return scenarioAttach(sp(p), p) }})
+		}
+		all = append(all, sc{"spdy " + p + " exec tty+stdin+resize", func() error { return scenarioTTY(sp(p), p) }})
+	}
+	for _, p := range []string{"channel.k8s.io", "v2.channel.k8s.io"} {
+		p := p
+		all = append(all, sc{"spdy " + p + " exit code as text", func() error { return scenarioLegacyText(p) }})
+	}
+	for _, p := range []string{"v4.channel.k8s.io", "v5.channel.k8s.io", "v4.base64.channel.k8s.io"} {
+		p := p
+		all = append(all,
+			sc{"websocket " + p + " exec hello", func() error { return scenarioHello(ws(p), p) }},
+			sc{"websocket " + p + " exec exit code", func() error { return scenarioExitCode(ws(p), p) }},
+			sc{"websocket " + p + " exec tty+stdin+resize", func() error { return scenarioTTY(ws(p), p) }})
+	}
+	all = append(all,
+		sc{"websocket v5.channel.k8s.io stdin close", func() error { return scenarioStdinClose(ws("v5.channel.k8s.io"), "v5.channel.k8s.io") }},
+		sc{"websocket v5.channel.k8s.io attach StdinOnce", func() error { return scenarioAttach(ws("v5.channel.k8s.io"), "v5.channel.k8s.io") }},
+		sc{"spdy portforward HTTP 200", scenarioPortForward},
+		sc{"reused and unknown token 404", scenarioReusedToken},
+		sc{"expired token 404", func() error { return scenarioExpiredToken(*ttl) }},
+		sc{"wrong protocol 403", scenarioWrongProtocol},
+		sc{"bad HTTP requests", func() error { return scenarioBadHTTP(*base) }},
+		sc{"garbage SPDY frames", scenarioGarbageFrames},
+		sc{"client vanishes mid-stream", scenarioClientVanishes},
+		sc{"exec after the bad input", func() error { return scenarioHello(sp("v4.channel.k8s.io"), "v4.channel.k8s.io") }},
+	)
+	failed := 0
+	for _, s := range all {
+		if *only != "" && !strings.Contains(s.name, *only) {
+			continue
+		}
+		t0 := time.Now()
+		if err := s.fn(); err != nil {
+			failed++
+			fmt.Printf("FAIL %s: %v\n", s.name, err)
+		} else {
+			fmt.Printf("ok   %s (%v)\n", s.name, time.Since(t0).Round(time.Millisecond))
+		}
+	}
+	if *only == "" && failed == 0 {
+		l, err := latency()
+		if err != nil {
+			failed++
+			fmt.Printf("FAIL latency: %v\n", err)
+		} else {
+			fmt.Println(l)
+		}
+	}
+	if failed > 0 {
+		fmt.Printf("%d scenario(s) failed\n", failed)
+		os.Exit(1)
+	}
+}
+
+func b64enc(b []byte) string          { return base64Std.EncodeToString(b) }
+func b64dec(s string) ([]byte, error) { return base64Std.DecodeString(s) }
+
+var base64Std = base64.StdEncoding
