@@ -559,8 +559,10 @@ static void sess_process(struct sess *s)
     off += (size_t)n;
     on_frame(s, &f);
   }
-  memmove(s->in, s->in + off, s->inlen - off);
-  s->inlen -= off;
+  if (off) {
+    memmove(s->in, s->in + off, s->inlen - off);
+    s->inlen -= off;
+  }
 }
 
 static int sess_init(struct sess *s, struct stream_conn *c, struct stream_token *t)

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <wslay/wslay.h>
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_MAX_MSG (1u << 20)
 #define WS_MAX_QUEUED (1u << 20)
 
@@ -384,8 +384,13 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t, cons
       ws_send(w, CH_ERROR, msg, strlen(msg));
     free(msg);
   }
+  q_debug(id, "stream: websocket session over (exit code %d, client %s)", exited ? code : -1,
+          w->closed ? "gone" : "connected");
 finish:
   if (!w->closed) {
+    /* wslay sends queued control frames before data: the status must be
+     * out before the close frame is queued, or it would never be sent. */
+    ws_flush(w, STREAM_SEND_TIMEOUT_MS);
     wslay_event_queue_close(w->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
     ws_flush(w, 5000);
   }
