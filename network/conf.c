@@ -308,7 +308,7 @@ int net_conf_load_default(const char *dir, net_conf_list **out, q_error **err)
     return -ENOENT;
   }
   if (problems)
-    q_warn(NULL, "cni: skipped invalid network configs: %s", problems);
+    q_debug(NULL, "cni: skipped invalid network configs: %s", problems);
   *out = lists[0];
   for (size_t i = 1; i < n; i++)
     net_conf_list_free(lists[i]);

@@ -266,7 +266,9 @@ static int parse_current(net_result *res, json_t *j, bool has_version_field, q_e
         return q_error_make(err, EINVAL, "CNI result: ip %zu is not an object", i);
       int version = 0;
       json_t *v = json_object_get(o, "version");
-      if (has_version_field) {
+      /* 0.3.x/0.4.0 name the family in "version"; Debian's loopback plugin
+       * leaves it out, and libcni accepts that, so only a wrong one fails. */
+      if (has_version_field && v != NULL) {
         const char *vs = json_string_value(v);
         if (vs == NULL || (strcmp(vs, "4") != 0 && strcmp(vs, "6") != 0))
           return q_error_make(err, EINVAL, "CNI result: ip %zu: \"version\" must be \"4\" or \"6\"",

@@ -21,6 +21,8 @@ static void teardown(void)
 }
 
 TestSuite(netconf, .init = setup, .fini = teardown);
+TestSuite(netcache, .init = setup, .fini = teardown);
+TestSuite(netfiles, .init = setup, .fini = teardown);
 
 static void put(const char *name, const char *text)
 {
@@ -229,6 +231,18 @@ Test(netresult, v030_v031_v040)
   check_v03("0.4.0");
 }
 
+Test(netresult, v031_without_version_field_like_debian_loopback)
+{
+  net_result *r = parse("{\"cniVersion\":\"0.3.1\",\"interfaces\":[{\"name\":\"lo\",\"mac\":"
+                        "\"00:00:00:00:00:00\",\"sandbox\":\"/n\"}],\"ips\":[{\"interface\":0,"
+                        "\"address\":\"127.0.0.1/8\"},{\"interface\":0,\"address\":\"::1/128\"}],"
+                        "\"dns\":{}}");
+  cr_assert_eq(r->n_ips, 2);
+  cr_assert_eq(r->ips[0].version, 4);
+  cr_assert_eq(r->ips[1].version, 6);
+  net_result_free(r);
+}
+
 Test(netresult, v100_infers_family)
 {
   net_result *r = parse("{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"eth0\",\"sandbox\":"
@@ -247,7 +261,7 @@ Test(netresult, invalid_results)
   const char *bad[] = {
     "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"interface\":3,\"address\":\"10.0.0.2/24\"}]}",
     "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.0.0.2\"}]}",
-    "{\"cniVersion\":\"0.4.0\",\"ips\":[{\"address\":\"10.0.0.2/24\"}]}",
+    "{\"cniVersion\":\"0.4.0\",\"ips\":[{\"version\":\"5\",\"address\":\"10.0.0.2/24\"}]}",
     "{\"cniVersion\":\"0.4.0\",\"ips\":[{\"version\":\"6\",\"address\":\"10.0.0.2/24\"}]}",
     "{\"cniVersion\":\"2.0.0\"}",
     "{\"cniVersion\":\"1.0.0\",\"routes\":[{\"dst\":\"nope\"}]}",
