@@ -135,7 +135,7 @@ static const struct key top_keys[] = {
   {"Socket", K_STRING, OFF(socket), 0, 0, NULL},
   {"StateRoot", K_PATH, OFF(state_root), 0, 0, NULL},
   {"ImageRoot", K_PATH, OFF(image_root), 0, 0, NULL},
-  {"LogFile", K_STRING, OFF(log_file), 0, 0, NULL},
+  {"LogFile", K_PATH, OFF(log_file), 0, 0, NULL},
   {"DebugLevel", K_LOGLEVEL, OFF(debug_level), 0, 0, NULL},
   {"CgroupDriver", K_CGROUP, OFF(cgroup_driver), 0, 0, NULL},
   {"StreamAddress", K_STRING, OFF(stream_address), 0, 0, NULL},

@@ -51,6 +51,18 @@ if [ -n "${persisted:-}" ]; then
 fi
 stop_quarkd
 
+# SIGTERM with 300 calls in flight: calls end, quarkd exits 0, no socket.
+if [ -n "${persisted:-}" ]; then
+  start_quarkd
+  QUARKD_PID=$QPID node "$(dirname "$0")/shutdown.js" || e2e_fail "calls around SIGTERM"
+  rc=0
+  wait "$QPID" || rc=$?
+  QPID=
+  [ $rc -eq 0 ] || e2e_fail "quarkd exited $rc after SIGTERM under load"
+  [ ! -e "$SOCK" ] || e2e_fail "socket left behind after SIGTERM under load"
+  echo "ok   SIGTERM under load: exit 0, socket removed"
+fi
+
 # --check-config: 0 for a good file, 1 with the key named for a bad one.
 "$QUARKD" --check-config "$T/config.json" >/dev/null || e2e_fail "--check-config on a good file"
 echo '{"Sandbox":{"MemoryMB":512}}' >"$T/bad.json"
