@@ -1,0 +1,1442 @@
+/* tsord: carries the TSoR sockets of every sandbox on this node.
+ *
+ * One thread runs everything: the unix socket sandboxes attach to, their
+ * request rings, and the completions of two fabrics (local for pods on this
+ * node, tcp or verbs for other nodes). It spins briefly while there is work,
+ * then sleeps in epoll after telling every client so (daemon_sleeping), so
+ * clients kick its eventfd only when it sleeps.
+ *
+ * Data never passes through tsord's own memory: a channel's bytes go from
+ * the writer's write ring (in its arena, registered with the fabric) to the
+ * reader's read ring (in the peer's arena) by one fabric write. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+
+#define SPIN_NS 50000
+
+struct tsor_daemon;
+struct client;
+struct conn;
+
+struct node {
+  const struct tsor_peer *peer;
+  struct sockaddr_in addr;
+  struct conn *conn; /* the one connection to that node, once there is one */
+};
+
+/* One socket slot of one client, as tsord sees it. */
+struct dsock {
+  struct client *cl;
+  uint32_t sd;
+  bool used;
+  struct tsor_chan_sm sm;
+  uint32_t laddr, raddr; /* network order */
+  uint16_t lport, rport;
+  /* listening */
+  int backlog;
+  uint32_t delivered; /* connections handed to the client */
+  /* channel */
+  struct conn *conn;
+  uint32_t chan, peer_chan;
+  uint64_t peer_raddr;
+  uint32_t peer_rkey;
+  struct tsor_credit cr; /* towards the peer's read ring */
+  uint64_t tx_done;      /* write-ring bytes the fabric is done with */
+  uint32_t writes_out;
+  bool free_pending; /* channel freed once writes_out drops to 0 */
+  uint64_t rx_prod, rx_reported;
+  bool waiting;
+  struct dsock *wnext;
+};
+
+struct outq_ent {
+  bool fin; /* a FIN write for chan/peer_chan instead of a message */
+  uint32_t chan, peer_chan;
+  struct tsor_msg m;
+};
+
+struct conn {
+  struct tsor_daemon *d;
+  struct tsor_fabric *fab;
+  struct tsor_fconn *fc;
+  struct node *node;
+  bool outgoing, up, ready, down;
+  struct dsock **chans;
+  uint32_t nchans, next_id, live;
+  uint32_t *freeids, nfree, capfree;
+  int credits;
+  uint32_t owed;
+  struct outq_ent *outq;
+  uint32_t outhead, outn, outcap;
+  struct dsock *whead, *wtail;
+  struct conn *next;
+};
+
+enum { SRC_UNIX = 1, SRC_CLIENT, SRC_KICK, SRC_FABRIC, SRC_STOP };
+struct evsrc {
+  int kind;
+  void *p;
+};
+
+struct client {
+  struct tsor_daemon *d;
+  uint32_t id;
+  int fd, kick_in, kick_out;
+  struct evsrc ev_fd, ev_kick;
+  void *base;
+  uint64_t size;
+  struct tsor_shm_hdr h;   /* private copy checked at attach: the one tsord trusts */
+  struct tsor_shm_hdr *sh; /* shared: only the indices and flags are read */
+  struct tsor_shm_req *req;
+  struct tsor_shm_cqe *cqr;
+  struct tsor_region reg_local, reg_net;
+  bool has_local, has_net;
+  uint32_t pod_ip;
+  struct dsock *socks;
+  uint32_t *freeslots, nfree;
+  struct tsor_shm_cqe *ovf;
+  uint32_t ovf_head, ovf_n, ovf_cap;
+  uint32_t live_chans;
+  bool dead, killing, wake;
+  struct client *next;
+};
+
+struct listener {
+  uint32_t ip;
+  uint16_t port;
+  struct dsock *ds;
+};
+
+struct tsor_daemon {
+  struct tsor_peers peers;
+  struct node *nodes, *self;
+  char *socket_path;
+  int ufd, epfd, stop_efd;
+  struct evsrc ev_unix, ev_stop, ev_local, ev_net;
+  struct tsor_fabric *local, *net;
+  struct client *clients;
+  uint32_t next_client;
+  struct conn *conns;
+  struct listener *lst;
+  uint32_t nlst, caplst;
+  uint16_t next_port;
+  volatile sig_atomic_t stop;
+};
+
+static void conn_flush(struct conn *c);
+static void tx_try(struct dsock *ds);
+static void apply(struct dsock *ds, uint32_t act);
+
+/* ---- clients: completions and wake-ups ---- */
+
+static void client_cqe(struct client *cl, const struct tsor_shm_cqe *e)
+{
+  if (cl->dead) return;
+  uint32_t head = tsor_load_acq(&cl->sh->cq.head), tail = cl->sh->cq.tail;
+  if (cl->ovf_n == 0 && tail - head < cl->h.qentries) {
+    cl->cqr[tail % cl->h.qentries] = *e;
+    tsor_store_rel(&cl->sh->cq.tail, tail + 1);
+  } else {
+    /* The ring is full (or already overflowed, keep the order): park it. */
+    if (cl->ovf_n == cl->ovf_cap) {
+      uint32_t ncap = cl->ovf_cap ? cl->ovf_cap * 2 : 64;
+      struct tsor_shm_cqe *v = malloc(sizeof(*v) * ncap);
+      if (v == NULL) return;
+      for (uint32_t i = 0; i < cl->ovf_n; i++) v[i] = cl->ovf[(cl->ovf_head + i) % cl->ovf_cap];
+      free(cl->ovf);
+      cl->ovf = v;
+      cl->ovf_cap = ncap;
+      cl->ovf_head = 0;
+    }
+    cl->ovf[(cl->ovf_head + cl->ovf_n) % cl->ovf_cap] = *e;
+    cl->ovf_n++;
+  }
+  cl->wake = true;
+}
+
+static void client_flush_ovf(struct client *cl)
+{
+  while (cl->ovf_n > 0) {
+    uint32_t head = tsor_load_acq(&cl->sh->cq.head), tail = cl->sh->cq.tail;
+    if (tail - head >= cl->h.qentries) return;
+    cl->cqr[tail % cl->h.qentries] = cl->ovf[cl->ovf_head];
+    tsor_store_rel(&cl->sh->cq.tail, tail + 1);
+    cl->ovf_head = (cl->ovf_head + 1) % cl->ovf_cap;
+    cl->ovf_n--;
+    cl->wake = true;
+  }
+}
+
+static void client_wake(struct client *cl)
+{
+  if (!cl->wake || cl->dead) return;
+  cl->wake = false;
+  tsor_fence();
+  if (tsor_load_acq(&cl->sh->client_sleeping)) {
+    uint64_t one = 1;
+    ssize_t r = write(cl->kick_out, &one, sizeof(one));
+    (void)r; /* EAGAIN: the counter is already non-zero, the client will wake */
+  }
+}
+
+static struct tsor_shm_slot *slot_of(struct dsock *ds) { return tsor_shm_slot(ds->cl->base, &ds->cl->h, ds->sd); }
+
+static void publish(struct dsock *ds)
+{
+  if (ds->cl->dead) return;
+  tsor_store_rel(&slot_of(ds)->dstate, tsor_chan_dstate(&ds->sm));
+  ds->cl->wake = true;
+}
+
+static struct tsor_region *region_for(struct dsock *ds)
+{
+  return ds->conn->fab == ds->cl->d->local ? &ds->cl->reg_local : &ds->cl->reg_net;
+}
+
+/* ---- node connections: channel ids, receive credits, ordered output ---- */
+
+static int chan_alloc(struct conn *c, struct dsock *ds, uint32_t *out)
+{
+  uint32_t id;
+  if (c->nfree > 0) {
+    id = c->freeids[--c->nfree];
+  } else {
+    if (c->next_id > TSOR_CHAN_MAX) return -ENOSPC;
+    if (c->next_id == c->nchans) {
+      uint32_t n = c->nchans ? c->nchans * 2 : 64;
+      struct dsock **v = realloc(c->chans, sizeof(*v) * n);
+      if (v == NULL) return -ENOMEM;
+      memset(v + c->nchans, 0, sizeof(*v) * (n - c->nchans));
+      c->chans = v;
+      c->nchans = n;
+    }
+    id = c->next_id++;
+  }
+  c->chans[id] = ds;
+  c->live++;
+  ds->cl->live_chans++;
+  *out = id;
+  return 0;
+}
+
+static void chan_free(struct conn *c, uint32_t id)
+{
+  struct dsock *ds = c->chans[id];
+  c->chans[id] = NULL;
+  c->live--;
+  if (ds != NULL) ds->cl->live_chans--;
+  if (c->nfree == c->capfree) {
+    uint32_t n = c->capfree ? c->capfree * 2 : 64;
+    uint32_t *v = realloc(c->freeids, sizeof(*v) * n);
+    if (v == NULL) return; /* the id is lost, not reused: harmless */
+    c->freeids = v;
+    c->capfree = n;
+  }
+  c->freeids[c->nfree++] = id;
+}
+
+static struct dsock *chan_get(struct conn *c, uint32_t id)
+{
+  return id < c->nchans ? c->chans[id] : NULL;
+}
+
+static void raw_send(struct conn *c, struct tsor_msg *m)
+{
+  uint32_t give = c->owed > 65535 ? 65535 : c->owed;
+  m->rcredits = (uint16_t)give;
+  c->owed -= give;
+  c->credits--;
+  c->fab->ops->send(c->fc, m, sizeof(*m), 0); /* a failure takes the connection down: DOWN follows */
+}
+
+static void raw_fin(struct conn *c, uint32_t chan, uint32_t peer_chan)
+{
+  struct dsock *ds = chan_get(c, chan);
+  c->credits--;
+  struct tsor_region *r = ds ? region_for(ds) : NULL;
+  if (r == NULL) return;
+  c->fab->ops->write_imm(c->fc, r, 0, 0, 0, 0, tsor_imm_make(peer_chan, true), (uint64_t)chan << 32);
+}
+
+static void outq_push(struct conn *c, const struct outq_ent *e)
+{
+  if (c->outn == c->outcap) {
+    uint32_t n = c->outcap ? c->outcap * 2 : 64;
+    struct outq_ent *v = malloc(sizeof(*v) * n);
+    if (v == NULL) return;
+    for (uint32_t i = 0; i < c->outn; i++) v[i] = c->outq[(c->outhead + i) % c->outcap];
+    free(c->outq);
+    c->outq = v;
+    c->outcap = n;
+    c->outhead = 0;
+  }
+  c->outq[(c->outhead + c->outn) % c->outcap] = *e;
+  c->outn++;
+}
+
+/* Messages leave in order; the last receive credit is kept for RCREDIT so
+ * that two nodes out of credits can always hand each other some back. */
+static void msg_send(struct conn *c, struct tsor_msg *m)
+{
+  if (c->down) return;
+  if (c->ready && c->outn == 0 && c->credits >= 2) {
+    raw_send(c, m);
+    return;
+  }
+  struct outq_ent e = {.fin = false, .m = *m};
+  outq_push(c, &e);
+}
+
+static void fin_send(struct conn *c, struct dsock *ds)
+{
+  if (c->down) return;
+  ds->writes_out++;
+  if (c->ready && c->outn == 0 && c->credits >= 2) {
+    raw_fin(c, ds->chan, ds->peer_chan);
+    return;
+  }
+  struct outq_ent e = {.fin = true, .chan = ds->chan, .peer_chan = ds->peer_chan};
+  outq_push(c, &e);
+}
+
+static void conn_flush(struct conn *c)
+{
+  if (!c->ready || c->down) return;
+  while (c->outn > 0 && c->credits >= 2) {
+    struct outq_ent e = c->outq[c->outhead];
+    c->outhead = (c->outhead + 1) % c->outcap;
+    c->outn--;
+    if (e.fin)
+      raw_fin(c, e.chan, e.peer_chan);
+    else
+      raw_send(c, &e.m);
+  }
+  while (c->whead != NULL && c->outn == 0 && c->credits >= 2) {
+    struct dsock *ds = c->whead;
+    c->whead = ds->wnext;
+    if (c->whead == NULL) c->wtail = NULL;
+    ds->waiting = false;
+    tx_try(ds);
+  }
+  if (c->owed >= TSOR_RECV_DEPTH / 4 && c->credits >= 1) {
+    struct tsor_msg m = {.type = MSG_RCREDIT};
+    raw_send(c, &m);
+  }
+}
+
+static void wait_credits(struct conn *c, struct dsock *ds)
+{
+  if (ds->waiting) return;
+  ds->waiting = true;
+  ds->wnext = NULL;
+  if (c->wtail) c->wtail->wnext = ds;
+  else c->whead = ds;
+  c->wtail = ds;
+}
+
+static void wait_remove(struct conn *c, struct dsock *ds)
+{
+  if (!ds->waiting) return;
+  struct dsock **pp = &c->whead, *prev = NULL;
+  while (*pp && *pp != ds) {
+    prev = *pp;
+    pp = &(*pp)->wnext;
+  }
+  if (*pp) {
+    *pp = ds->wnext;
+    if (c->wtail == ds) c->wtail = prev;
+  }
+  ds->waiting = false;
+}
+
+static struct conn *conn_new(struct tsor_daemon *d, struct tsor_fabric *fab)
+{
+  struct conn *c = calloc(1, sizeof(*c));
+  if (c == NULL) return NULL;
+  c->d = d;
+  c->fab = fab;
+  c->next = d->conns;
+  d->conns = c;
+  return c;
+}
+
+static struct conn *conn_get(struct tsor_daemon *d, struct node *n)
+{
+  if (n->conn != NULL) return n->conn;
+  struct tsor_fabric *fab = n == d->self ? d->local : d->net;
+  if (fab == NULL) return NULL;
+  struct conn *c = conn_new(d, fab);
+  if (c == NULL) return NULL;
+  c->node = n;
+  c->outgoing = true;
+  if (fab->ops->connect(fab, &n->addr, c, &c->fc) < 0) {
+    d->conns = c->next;
+    free(c);
+    return NULL;
+  }
+  n->conn = c;
+  return c;
+}
+
+/* ---- the data path ---- */
+
+static uint64_t client_tx_tail(struct dsock *ds, bool *bad)
+{
+  uint64_t tail = tsor_load_acq(&slot_of(ds)->tx_tail);
+  if (tsor_bring_used(ds->cr.sent, tail, ds->cl->h.ring_size) < 0 || tail - ds->tx_done > ds->cl->h.ring_size) {
+    *bad = true;
+    return ds->cr.sent;
+  }
+  return tail;
+}
+
+static void client_kill(struct client *cl, const char *why);
+
+/* Hands as much of the client's write ring to the fabric as byte credits
+ * (room in the peer's read ring) and receive credits allow. */
+static void tx_try(struct dsock *ds)
+{
+  struct conn *c = ds->conn;
+  if (ds->cl->dead || c == NULL || ds->sm.st != TSOR_CS_OPEN || ds->sm.term_sent || ds->free_pending) return;
+  if (!c->ready || c->down) return;
+  bool bad = false;
+  uint64_t tail = client_tx_tail(ds, &bad);
+  if (bad) {
+    client_kill(ds->cl, "write ring index out of range");
+    return;
+  }
+  if (ds->sm.shut_wr && ds->sm.fin_sent) return; /* bytes after shutdown are dropped */
+  struct tsor_region *r = region_for(ds);
+  uint32_t wsize = ds->cl->h.ring_size;
+  while (tail > ds->cr.sent) {
+    uint64_t n = tail - ds->cr.sent;
+    uint64_t room = tsor_credit_avail(&ds->cr);
+    if (room == 0) return; /* the peer's CREDIT brings us back */
+    if (c->outn > 0 || c->credits < 2) {
+      wait_credits(c, ds);
+      return;
+    }
+    if (n > room) n = room;
+    uint32_t lc = tsor_bring_contig(wsize, ds->cr.sent);
+    uint32_t rc = tsor_bring_contig(ds->cr.window, ds->cr.sent);
+    if (n > lc) n = lc;
+    if (n > rc) n = rc;
+    if (n > TSOR_MAX_CHUNK) n = TSOR_MAX_CHUNK;
+    uint64_t src = tsor_shm_tx_off(&ds->cl->h, ds->sd) + (ds->cr.sent & (wsize - 1));
+    uint64_t dst = ds->peer_raddr + (ds->cr.sent & (ds->cr.window - 1));
+    c->credits--;
+    ds->writes_out++;
+    tsor_credit_take(&ds->cr, n);
+    int e = c->fab->ops->write_imm(c->fc, r, src, (uint32_t)n, dst, ds->peer_rkey, tsor_imm_make(ds->peer_chan, false),
+                                   ((uint64_t)ds->chan << 32) | n);
+    if (e < 0) {
+      ds->writes_out--;
+      return; /* the connection is going down */
+    }
+  }
+  if (!ds->sm.drained) apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_TX_DRAINED));
+}
+
+static void release_slot(struct dsock *ds);
+
+static void do_free_chan(struct dsock *ds)
+{
+  struct conn *c = ds->conn;
+  if (c != NULL) {
+    wait_remove(c, ds);
+    chan_free(c, ds->chan);
+  }
+  ds->conn = NULL;
+  ds->free_pending = false;
+  if (ds->sm.released) release_slot(ds);
+}
+
+static void apply(struct dsock *ds, uint32_t act)
+{
+  struct conn *c = ds->conn;
+  if ((act & TSOR_ACT_SEND_FIN) && c) fin_send(c, ds);
+  if ((act & TSOR_ACT_SEND_CLOSE) && c) {
+    struct tsor_msg m = {.type = MSG_CLOSE, .chan = ds->peer_chan};
+    msg_send(c, &m);
+  }
+  if ((act & TSOR_ACT_SEND_RESET) && c) {
+    struct tsor_msg m = {.type = MSG_RESET, .chan = ds->peer_chan};
+    msg_send(c, &m);
+  }
+  if (act & TSOR_ACT_PUBLISH) publish(ds);
+  if (act & TSOR_ACT_FREE_CHAN) {
+    if (ds->writes_out > 0 && c && !c->down)
+      ds->free_pending = true;
+    else
+      do_free_chan(ds);
+  } else if ((act & TSOR_ACT_RELEASE) && ds->conn == NULL) {
+    release_slot(ds);
+  }
+}
+
+/* ---- slots ---- */
+
+static void client_destroy(struct client *cl);
+
+static struct dsock *slot_alloc(struct client *cl)
+{
+  if (cl->nfree == 0) return NULL;
+  uint32_t sd = cl->freeslots[--cl->nfree];
+  struct dsock *ds = &cl->socks[sd];
+  memset(ds, 0, sizeof(*ds));
+  ds->cl = cl;
+  ds->sd = sd;
+  ds->used = true;
+  struct tsor_shm_slot *s = slot_of(ds);
+  s->rx_tail = s->tx_head = s->rx_head = s->tx_tail = 0;
+  s->dstate = s->accepted = s->tx_armed = 0;
+  tsor_fence();
+  return ds;
+}
+
+static void listener_remove(struct tsor_daemon *d, struct dsock *ds)
+{
+  for (uint32_t i = 0; i < d->nlst; i++)
+    if (d->lst[i].ds == ds) {
+      d->lst[i] = d->lst[--d->nlst];
+      return;
+    }
+}
+
+static void release_slot(struct dsock *ds)
+{
+  struct client *cl = ds->cl;
+  if (!ds->used) return;
+  ds->used = false;
+  if (ds->sm.st == TSOR_CS_LISTEN) listener_remove(cl->d, ds);
+  cl->freeslots[cl->nfree++] = ds->sd;
+  if (!cl->dead) {
+    struct tsor_shm_cqe e = {.op = TSOR_CQE_RELEASED, .sd = ds->sd};
+    client_cqe(cl, &e);
+  } else if (cl->live_chans == 0 && !cl->killing) {
+    client_destroy(cl);
+  }
+}
+
+/* ---- client requests ---- */
+
+static void req_connect(struct client *cl, struct dsock *ds, const struct tsor_shm_req *r)
+{
+  struct tsor_daemon *d = cl->d;
+  struct tsor_shm_cqe e = {.op = TSOR_CQE_CONNECTED, .sd = ds->sd};
+  if (ds->sm.st != TSOR_CS_IDLE) {
+    e.res = ds->sm.st == TSOR_CS_CONNECTING ? -EALREADY : -EISCONN;
+    client_cqe(cl, &e);
+    return;
+  }
+  const struct tsor_peer *p = tsor_peers_lookup(&d->peers, r->addr);
+  struct conn *c = p ? conn_get(d, &d->nodes[p - d->peers.v]) : NULL;
+  if (c == NULL) {
+    e.res = -ENETUNREACH;
+    client_cqe(cl, &e);
+    return;
+  }
+  ds->conn = c;
+  if (chan_alloc(c, ds, &ds->chan) < 0) {
+    ds->conn = NULL;
+    e.res = -ENOBUFS;
+    client_cqe(cl, &e);
+    return;
+  }
+  if (d->next_port < 32768 || d->next_port > 60999) d->next_port = 32768;
+  ds->laddr = cl->pod_ip;
+  ds->lport = d->next_port++;
+  ds->raddr = r->addr;
+  ds->rport = r->port;
+  tsor_chan_step(&ds->sm, TSOR_EV_CONNECT);
+  struct tsor_region *reg = region_for(ds);
+  struct tsor_msg m = {.type = MSG_CONNECT};
+  m.u.connect.src_chan = ds->chan;
+  m.u.connect.saddr = ds->laddr;
+  m.u.connect.daddr = ds->raddr;
+  m.u.connect.sport = ds->lport;
+  m.u.connect.dport = ds->rport;
+  m.u.connect.rkey = reg->key;
+  m.u.connect.raddr = reg->addr + tsor_shm_rx_off(&cl->h, ds->sd);
+  m.u.connect.ring_size = cl->h.ring_size;
+  msg_send(c, &m);
+}
+
+static void req_listen(struct client *cl, struct dsock *ds, const struct tsor_shm_req *r)
+{
+  struct tsor_daemon *d = cl->d;
+  struct tsor_shm_cqe e = {.op = TSOR_CQE_LISTENED, .sd = ds->sd};
+  if (ds->sm.st != TSOR_CS_IDLE) {
+    e.res = -EINVAL;
+  } else if (r->port == 0) {
+    e.res = -EINVAL;
+  } else {
+    for (uint32_t i = 0; i < d->nlst; i++)
+      if (d->lst[i].ip == cl->pod_ip && d->lst[i].port == r->port) e.res = -EADDRINUSE;
+    if (e.res == 0 && d->nlst == d->caplst) {
+      uint32_t n = d->caplst ? d->caplst * 2 : 16;
+      struct listener *v = realloc(d->lst, sizeof(*v) * n);
+      if (v == NULL)
+        e.res = -ENOMEM;
+      else {
+        d->lst = v;
+        d->caplst = n;
+      }
+    }
+    if (e.res == 0) {
+      d->lst[d->nlst++] = (struct listener){cl->pod_ip, r->port, ds};
+      ds->backlog = r->arg == 0 ? 1 : (r->arg > 65535 ? 65535 : (int)r->arg);
+      ds->laddr = cl->pod_ip;
+      ds->lport = r->port;
+      tsor_chan_step(&ds->sm, TSOR_EV_LISTEN);
+    }
+  }
+  client_cqe(cl, &e);
+}
+
+static void req_rxdone(struct dsock *ds)
+{
+  if (ds->conn == NULL || ds->sm.st != TSOR_CS_OPEN || ds->sm.term_sent) return;
+  uint64_t head = tsor_load_acq(&slot_of(ds)->rx_head);
+  if (head < ds->rx_reported || head > ds->rx_prod) {
+    client_kill(ds->cl, "read ring index out of range");
+    return;
+  }
+  if (head == ds->rx_reported) return;
+  ds->rx_reported = head;
+  struct tsor_msg m = {.type = MSG_CREDIT, .chan = ds->peer_chan};
+  m.u.credit.consumed = head;
+  msg_send(ds->conn, &m);
+}
+
+static void req_close(struct client *cl, struct dsock *ds)
+{
+  if (ds->sm.released) return;
+  if (ds->sm.st == TSOR_CS_LISTEN) listener_remove(cl->d, ds);
+  tx_try(ds);
+  if (cl->dead) return;
+  uint64_t head = tsor_load_acq(&slot_of(ds)->rx_head);
+  bool unread = head != ds->rx_prod;
+  apply(ds, tsor_chan_step(&ds->sm, unread ? TSOR_EV_CLOSE_UNREAD : TSOR_EV_CLOSE));
+  if (ds->sm.st == TSOR_CS_IDLE || ds->sm.st == TSOR_CS_LISTEN || (ds->sm.st == TSOR_CS_DONE && ds->conn == NULL))
+    release_slot(ds);
+}
+
+static int client_requests(struct client *cl)
+{
+  if (cl->dead) return 0;
+  uint32_t head = cl->sh->req.head, tail = tsor_load_acq(&cl->sh->req.tail);
+  int used = tsor_q_used(head, tail, cl->h.qentries);
+  if (used < 0) {
+    client_kill(cl, "request ring index out of range");
+    return 1;
+  }
+  int n = 0;
+  while (head != tail && n < 256 && !cl->dead) {
+    struct tsor_shm_req r = cl->req[head % cl->h.qentries]; /* one read of guest-writable memory */
+    head++;
+    n++;
+    if (r.op == TSOR_REQ_SOCKET) {
+      struct dsock *ds = slot_alloc(cl);
+      struct tsor_shm_cqe e = {.op = TSOR_CQE_SOCKET, .res = ds ? (int32_t)ds->sd : -ENOBUFS};
+      client_cqe(cl, &e);
+      continue;
+    }
+    if (r.sd >= cl->h.nslots || !cl->socks[r.sd].used) {
+      if (r.op == TSOR_REQ_CONNECT || r.op == TSOR_REQ_LISTEN) {
+        struct tsor_shm_cqe e = {.op = r.op == TSOR_REQ_CONNECT ? TSOR_CQE_CONNECTED : TSOR_CQE_LISTENED,
+                                 .sd = r.sd, .res = -EBADF};
+        client_cqe(cl, &e);
+      }
+      continue;
+    }
+    struct dsock *ds = &cl->socks[r.sd];
+    switch (r.op) {
+    case TSOR_REQ_CONNECT: req_connect(cl, ds, &r); break;
+    case TSOR_REQ_LISTEN: req_listen(cl, ds, &r); break;
+    case TSOR_REQ_TX:
+      tsor_store_rel(&slot_of(ds)->tx_armed, 0);
+      tsor_fence(); /* clear before reading tx_tail: a later write re-arms */
+      ds->sm.drained = false;
+      tx_try(ds);
+      break;
+    case TSOR_REQ_RXDONE: req_rxdone(ds); break;
+    case TSOR_REQ_SHUTDOWN:
+      tx_try(ds);
+      if (!cl->dead) apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_SHUTDOWN));
+      break;
+    case TSOR_REQ_CLOSE: req_close(cl, ds); break;
+    default: client_kill(cl, "unknown request"); break;
+    }
+  }
+  if (!cl->dead) tsor_store_rel(&cl->sh->req.head, head);
+  return n;
+}
+
+/* ---- messages from the other end of a node connection ---- */
+
+static void refuse(struct conn *c, uint32_t chan, int err)
+{
+  struct tsor_msg m = {.type = MSG_REFUSE, .chan = chan};
+  m.u.refuse.err = err;
+  msg_send(c, &m);
+}
+
+static void on_connect(struct conn *c, const struct tsor_msg *m)
+{
+  struct tsor_daemon *d = c->d;
+  struct dsock *lds = NULL;
+  for (uint32_t i = 0; i < d->nlst; i++)
+    if (d->lst[i].ip == m->u.connect.daddr && d->lst[i].port == m->u.connect.dport) lds = d->lst[i].ds;
+  if (lds == NULL || lds->cl->dead) {
+    refuse(c, m->u.connect.src_chan, ECONNREFUSED);
+    return;
+  }
+  struct client *cl = lds->cl;
+  uint32_t accepted = tsor_load_acq(&slot_of(lds)->accepted);
+  uint32_t pending = lds->delivered - accepted;
+  if (pending > lds->delivered) pending = lds->delivered; /* a client claiming too much only hurts itself */
+  uint32_t rs = m->u.connect.ring_size;
+  if (!tsor_is_pow2(rs) || rs < TSOR_MIN_RING || rs > TSOR_MAX_RING) {
+    refuse(c, m->u.connect.src_chan, EINVAL);
+    return;
+  }
+  if ((int)pending >= lds->backlog) {
+    /* Backlog full: refused at once (TCP with tcp_abort_on_overflow), so the
+     * connector learns it now instead of after SYN retries. */
+    refuse(c, m->u.connect.src_chan, ECONNREFUSED);
+    return;
+  }
+  struct dsock *ds = slot_alloc(cl);
+  if (ds == NULL) {
+    refuse(c, m->u.connect.src_chan, ENOBUFS);
+    return;
+  }
+  ds->conn = c;
+  if (chan_alloc(c, ds, &ds->chan) < 0) {
+    ds->conn = NULL;
+    ds->used = false;
+    cl->freeslots[cl->nfree++] = ds->sd;
+    refuse(c, m->u.connect.src_chan, ENOBUFS);
+    return;
+  }
+  tsor_chan_step(&ds->sm, TSOR_EV_INCOMING);
+  ds->peer_chan = m->u.connect.src_chan;
+  ds->peer_rkey = m->u.connect.rkey;
+  ds->peer_raddr = m->u.connect.raddr;
+  ds->cr.window = rs;
+  ds->laddr = m->u.connect.daddr;
+  ds->lport = m->u.connect.dport;
+  ds->raddr = m->u.connect.saddr;
+  ds->rport = m->u.connect.sport;
+  struct tsor_region *reg = region_for(ds);
+  struct tsor_msg a = {.type = MSG_ACCEPT, .chan = ds->peer_chan};
+  a.u.accept.src_chan = ds->chan;
+  a.u.accept.rkey = reg->key;
+  a.u.accept.raddr = reg->addr + tsor_shm_rx_off(&cl->h, ds->sd);
+  a.u.accept.ring_size = cl->h.ring_size;
+  msg_send(c, &a);
+  lds->delivered++;
+  struct tsor_shm_cqe e = {.op = TSOR_CQE_ACCEPTED, .sd = lds->sd, .arg = ds->sd, .addr = ds->raddr, .port = ds->rport};
+  client_cqe(cl, &e);
+}
+
+static void on_hello(struct conn *c, const struct tsor_msg *m)
+{
+  struct tsor_daemon *d = c->d;
+  char name[33];
+  memcpy(name, m->u.hello.name, 32);
+  name[32] = '\0';
+  if (c->outgoing || c->fab == d->local) {
+    if (!c->outgoing) { /* passive end of a local loop */
+      struct tsor_msg h = {.type = MSG_HELLO};
+      snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->peer->name);
+      raw_send(c, &h);
+      c->node = d->self;
+    }
+    c->ready = true;
+    conn_flush(c);
+    return;
+  }
+  const struct tsor_peer *p = tsor_peers_find(&d->peers, name);
+  if (p == NULL || p == d->self->peer) {
+    q_warn(NULL, "tsord: connection from unknown node \"%s\" dropped", name);
+    c->fab->ops->disconnect(c->fc);
+    return;
+  }
+  struct node *n = &d->nodes[p - d->peers.v];
+  struct conn *old = n->conn;
+  if (old != NULL && old != c) {
+    /* Both nodes dialled at once: keep the connection the node with the
+     * smaller name started; both ends decide the same. */
+    bool keep_old = old->ready || strcmp(d->self->peer->name, name) < 0;
+    if (keep_old) {
+      c->fab->ops->disconnect(c->fc);
+      return;
+    }
+    /* Adopt the incoming one: nothing was sent on ours yet (not ready), so
+     * its channels and queued messages move over unchanged. */
+    c->chans = old->chans;
+    c->nchans = old->nchans;
+    c->next_id = old->next_id;
+    c->live = old->live;
+    c->freeids = old->freeids;
+    c->nfree = old->nfree;
+    c->capfree = old->capfree;
+    c->outq = old->outq;
+    c->outhead = old->outhead;
+    c->outn = old->outn;
+    c->outcap = old->outcap;
+    c->whead = old->whead;
+    c->wtail = old->wtail;
+    for (uint32_t i = 0; i < c->nchans; i++)
+      if (c->chans[i]) c->chans[i]->conn = c;
+    old->chans = NULL;
+    old->nchans = old->live = old->next_id = 0;
+    old->freeids = NULL;
+    old->nfree = old->capfree = 0;
+    old->outq = NULL;
+    old->outn = old->outcap = old->outhead = 0;
+    old->whead = old->wtail = NULL;
+    old->node = NULL;
+    old->fab->ops->disconnect(old->fc);
+  }
+  n->conn = c;
+  c->node = n;
+  struct tsor_msg h = {.type = MSG_HELLO};
+  snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->peer->name);
+  raw_send(c, &h);
+  c->ready = true;
+  q_info(NULL, "tsord: node %s connected (%s)", name, c->fab->ops->name);
+  conn_flush(c);
+}
+
+static void on_msg(struct conn *c, const struct tsor_msg *m)
+{
+  c->credits += m->rcredits;
+  if (m->type == MSG_HELLO) {
+    on_hello(c, m);
+    return;
+  }
+  if (!c->ready) {
+    c->fab->ops->disconnect(c->fc);
+    return;
+  }
+  if (m->type == MSG_RCREDIT) return;
+  if (m->type == MSG_CONNECT) {
+    on_connect(c, m);
+    return;
+  }
+  struct dsock *ds = chan_get(c, m->chan);
+  if (ds == NULL) {
+    q_debug(NULL, "tsord: message %u for unknown channel %u", m->type, m->chan);
+    return;
+  }
+  switch (m->type) {
+  case MSG_ACCEPT: {
+    uint32_t rs = m->u.accept.ring_size;
+    if (ds->sm.st != TSOR_CS_CONNECTING || !tsor_is_pow2(rs) || rs < TSOR_MIN_RING || rs > TSOR_MAX_RING) return;
+    ds->peer_chan = m->u.accept.src_chan;
+    ds->peer_rkey = m->u.accept.rkey;
+    ds->peer_raddr = m->u.accept.raddr;
+    ds->cr.window = rs;
+    bool released = ds->sm.released;
+    apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_ACCEPTED));
+    if (!released) {
+      struct tsor_shm_cqe e = {.op = TSOR_CQE_CONNECTED, .sd = ds->sd};
+      client_cqe(ds->cl, &e);
+      tx_try(ds);
+    }
+    break;
+  }
+  case MSG_REFUSE: {
+    if (ds->sm.st != TSOR_CS_CONNECTING) return;
+    bool released = ds->sm.released;
+    int err = m->u.refuse.err > 0 && m->u.refuse.err < 4096 ? m->u.refuse.err : ECONNREFUSED;
+    uint32_t act = tsor_chan_step(&ds->sm, TSOR_EV_REFUSED);
+    if (!released) {
+      struct tsor_shm_cqe e = {.op = TSOR_CQE_CONNECTED, .sd = ds->sd, .res = -err};
+      client_cqe(ds->cl, &e);
+    }
+    apply(ds, act);
+    break;
+  }
+  case MSG_CREDIT:
+    if (ds->sm.st != TSOR_CS_OPEN || tsor_credit_ack(&ds->cr, m->u.credit.consumed) < 0) return;
+    tx_try(ds);
+    break;
+  case MSG_CLOSE: apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_PEER_CLOSE)); break;
+  case MSG_RESET: apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_PEER_RESET)); break;
+  default: c->fab->ops->disconnect(c->fc); break;
+  }
+}
+
+static void on_imm(struct conn *c, uint32_t imm, uint32_t len)
+{
+  struct dsock *ds = chan_get(c, tsor_imm_chan(imm));
+  if (ds == NULL || ds->sm.st != TSOR_CS_OPEN || ds->sm.term_recv) return;
+  if (ds->sm.released || ds->cl->dead) return; /* nobody reads it any more; the slot stays reserved */
+  if (ds->rx_prod + len - ds->rx_reported > ds->cl->h.ring_size) {
+    q_warn(NULL, "tsord: peer overran a read ring; resetting the connection");
+    c->fab->ops->disconnect(c->fc);
+    return;
+  }
+  ds->rx_prod += len;
+  tsor_store_rel(&slot_of(ds)->rx_tail, ds->rx_prod);
+  ds->cl->wake = true;
+  if (tsor_imm_fin(imm)) apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_FIN));
+}
+
+static void conn_destroy(struct conn *c)
+{
+  struct tsor_daemon *d = c->d;
+  for (struct conn **pp = &d->conns; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  if (c->node && c->node->conn == c) c->node->conn = NULL;
+  free(c->chans);
+  free(c->freeids);
+  free(c->outq);
+  free(c);
+}
+
+static void on_down(struct conn *c, int status)
+{
+  c->down = true;
+  if (c->node && c->node->conn == c) c->node->conn = NULL;
+  if (c->node && c->node != c->d->self)
+    q_info(NULL, "tsord: connection to node %s down (%s)", c->node->peer->name, status ? strerror(-status) : "closed");
+  for (uint32_t i = 0; i < c->nchans; i++) {
+    struct dsock *ds = c->chans[i];
+    if (ds == NULL) continue;
+    if (ds->sm.st == TSOR_CS_CONNECTING && !ds->sm.released) {
+      struct tsor_shm_cqe e = {.op = TSOR_CQE_CONNECTED, .sd = ds->sd, .res = c->ready ? -ECONNRESET : -EHOSTUNREACH};
+      client_cqe(ds->cl, &e);
+    }
+    ds->writes_out = 0;
+    if (ds->free_pending)
+      do_free_chan(ds);
+    else
+      apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_CONN_DOWN));
+  }
+  c->whead = c->wtail = NULL;
+  if (c->fc) c->fab->ops->release(c->fc);
+  conn_destroy(c);
+}
+
+static int fabric_poll(struct tsor_daemon *d, struct tsor_fabric *f)
+{
+  struct tsor_fabric_cqe ev[64];
+  int n = f->ops->poll(f, ev, 64), total = n;
+  for (int i = 0; i < n; i++) {
+    struct tsor_fabric_cqe *e = &ev[i];
+    struct conn *c = f->ops->conn_ctx(e->conn);
+    if (e->kind == TSOR_FC_UP) {
+      if (c == NULL) {
+        c = conn_new(d, f);
+        if (c == NULL) {
+          f->ops->disconnect(e->conn);
+          continue;
+        }
+        c->fc = e->conn;
+        f->ops->set_ctx(e->conn, c);
+      }
+      c->up = true;
+      c->credits = TSOR_RECV_DEPTH;
+      f->ops->post_recv(c->fc, TSOR_RECV_DEPTH);
+      if (c->outgoing) {
+        struct tsor_msg h = {.type = MSG_HELLO};
+        snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->peer->name);
+        raw_send(c, &h);
+      }
+      continue;
+    }
+    if (c == NULL) {
+      if (e->kind == TSOR_FC_DOWN) f->ops->release(e->conn);
+      continue;
+    }
+    switch (e->kind) {
+    case TSOR_FC_DOWN: on_down(c, e->status); break;
+    case TSOR_FC_RECV_MSG:
+    case TSOR_FC_RECV_IMM:
+      f->ops->post_recv(c->fc, 1);
+      c->owed++;
+      if (e->kind == TSOR_FC_RECV_IMM) {
+        on_imm(c, e->imm, e->len);
+      } else if (e->len >= sizeof(struct tsor_msg)) {
+        struct tsor_msg m;
+        memcpy(&m, e->msg, sizeof(m));
+        on_msg(c, &m);
+      }
+      if (!c->down) conn_flush(c);
+      break;
+    case TSOR_FC_WRITE_DONE: {
+      struct dsock *ds = chan_get(c, (uint32_t)(e->wr_id >> 32));
+      if (ds == NULL) break;
+      uint32_t len = (uint32_t)e->wr_id;
+      if (ds->writes_out) ds->writes_out--;
+      ds->tx_done += len;
+      if (!ds->cl->dead && len) {
+        tsor_store_rel(&slot_of(ds)->tx_head, ds->tx_done);
+        ds->cl->wake = true;
+      }
+      if (ds->free_pending && ds->writes_out == 0) do_free_chan(ds);
+      break;
+    }
+    default: break;
+    }
+  }
+  return total;
+}
+
+/* ---- attaching and detaching clients ---- */
+
+static void client_destroy(struct client *cl)
+{
+  struct tsor_daemon *d = cl->d;
+  for (struct client **pp = &d->clients; *pp; pp = &(*pp)->next)
+    if (*pp == cl) {
+      *pp = cl->next;
+      break;
+    }
+  if (cl->has_local) d->local->ops->dereg(d->local, &cl->reg_local);
+  if (cl->has_net) d->net->ops->dereg(d->net, &cl->reg_net);
+  if (cl->base) munmap(cl->base, cl->size);
+  if (cl->fd >= 0) close(cl->fd);
+  if (cl->kick_in >= 0) close(cl->kick_in);
+  if (cl->kick_out >= 0) close(cl->kick_out);
+  free(cl->socks);
+  free(cl->freeslots);
+  free(cl->ovf);
+  free(cl);
+}
+
+static void client_kill(struct client *cl, const char *why)
+{
+  if (cl->dead) return;
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &cl->pod_ip, ip, sizeof(ip));
+  q_info(NULL, "tsord: pod %s detached: %s", ip, why);
+  cl->dead = true;
+  cl->killing = true;
+  epoll_ctl(cl->d->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
+  epoll_ctl(cl->d->epfd, EPOLL_CTL_DEL, cl->kick_in, NULL);
+  for (uint32_t i = 0; i < cl->h.nslots; i++) {
+    struct dsock *ds = &cl->socks[i];
+    if (!ds->used) continue;
+    if (ds->sm.st == TSOR_CS_LISTEN) listener_remove(cl->d, ds);
+    if (ds->sm.chan)
+      apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_ABORT));
+    else
+      release_slot(ds);
+  }
+  /* The client leaves once no peer can write into its arena any more
+   * (release_slot destroys it when the last channel goes). */
+  cl->killing = false;
+  if (cl->live_chans == 0) client_destroy(cl);
+}
+
+static int send_reply(int fd, int status, const char *msg, int fds[2])
+{
+  struct tsor_hello_reply rep = {.status = status};
+  snprintf(rep.msg, sizeof(rep.msg), "%s", msg ? msg : "");
+  struct iovec iov = {&rep, sizeof(rep)};
+  union {
+    char buf[CMSG_SPACE(2 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (fds) {
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof(u.buf);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, 2 * sizeof(int));
+  }
+  return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(rep) ? 0 : -errno;
+}
+
+static bool pod_ip_taken(struct tsor_daemon *d, uint32_t ip)
+{
+  for (struct client *x = d->clients; x; x = x->next)
+    if (!x->dead && x->pod_ip == ip) return true;
+  return false;
+}
+
+static void client_attach(struct tsor_daemon *d)
+{
+  int fd = accept4(d->ufd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd < 0) return;
+  /* The hello comes right after connect; a client that stalls here costs
+   * at most this long. */
+  struct timeval tv = {.tv_sec = 2};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  struct tsor_hello hello;
+  struct iovec iov = {&hello, sizeof(hello)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+  ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+  int memfd = -1;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+      memcpy(&memfd, CMSG_DATA(cm), sizeof(int));
+  const char *why = NULL;
+  int status = -EPROTO;
+  struct client *cl = NULL;
+  struct stat st;
+  struct tsor_shm_hdr h;
+  if (n != (ssize_t)sizeof(hello) || memfd < 0 || hello.magic != TSOR_SHM_MAGIC || hello.version != TSOR_SHM_VERSION) {
+    why = "bad hello";
+    goto fail;
+  }
+  if (fstat(memfd, &st) < 0 || (uint64_t)st.st_size < hello.size ||
+      !(fcntl(memfd, F_GET_SEALS) & F_SEAL_SHRINK)) {
+    /* Without the seal the client could shrink the file under our mapping
+     * and crash tsord with SIGBUS. */
+    why = "arena must be a memfd sealed against shrinking";
+    goto fail;
+  }
+  const struct tsor_peer *own = tsor_peers_lookup(&d->peers, hello.pod_ip);
+  if (own != d->self->peer) {
+    status = -EADDRNOTAVAIL;
+    why = "pod IP is not in this node's pod CIDR";
+    goto fail;
+  }
+  if (pod_ip_taken(d, hello.pod_ip)) {
+    status = -EADDRINUSE;
+    why = "pod IP already attached";
+    goto fail;
+  }
+  cl = calloc(1, sizeof(*cl));
+  if (cl == NULL) {
+    status = -ENOMEM;
+    why = "out of memory";
+    goto fail;
+  }
+  cl->d = d;
+  cl->fd = fd;
+  cl->kick_in = cl->kick_out = -1;
+  cl->size = hello.size;
+  cl->base = mmap(NULL, cl->size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  if (cl->base == MAP_FAILED) {
+    cl->base = NULL;
+    status = -errno;
+    why = "cannot map the arena";
+    goto fail;
+  }
+  memcpy(&h, cl->base, sizeof(h));
+  if (tsor_shm_check(&h, cl->size) < 0) {
+    why = "arena layout";
+    goto fail;
+  }
+  cl->h = h;
+  cl->sh = cl->base;
+  cl->req = (struct tsor_shm_req *)((char *)cl->base + h.req_off);
+  cl->cqr = (struct tsor_shm_cqe *)((char *)cl->base + h.cq_off);
+  cl->pod_ip = hello.pod_ip;
+  cl->socks = calloc(h.nslots, sizeof(*cl->socks));
+  cl->freeslots = malloc(sizeof(uint32_t) * h.nslots);
+  cl->kick_in = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  cl->kick_out = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (cl->socks == NULL || cl->freeslots == NULL || cl->kick_in < 0 || cl->kick_out < 0) {
+    status = -ENOMEM;
+    why = "out of memory";
+    goto fail;
+  }
+  for (uint32_t i = 0; i < h.nslots; i++) cl->freeslots[i] = h.nslots - 1 - i;
+  cl->nfree = h.nslots;
+  q_error *err = NULL;
+  if (d->local->ops->reg(d->local, cl->base, cl->size, &cl->reg_local, &err) < 0) {
+    q_error_free(&err);
+    status = -EIO;
+    why = "cannot register the arena";
+    goto fail;
+  }
+  cl->has_local = true;
+  if (d->net) {
+    if (d->net->ops->reg(d->net, cl->base, cl->size, &cl->reg_net, &err) < 0) {
+      q_warn(NULL, "tsord: %s", q_error_msg(err));
+      q_error_free(&err);
+      status = -EIO;
+      why = "cannot register the arena with the node fabric";
+      goto fail;
+    }
+    cl->has_net = true;
+  }
+  int fds[2] = {cl->kick_in, cl->kick_out};
+  if (send_reply(fd, 0, NULL, fds) < 0) {
+    why = "reply";
+    goto fail;
+  }
+  close(memfd);
+  cl->id = d->next_client++;
+  cl->ev_fd = (struct evsrc){SRC_CLIENT, cl};
+  cl->ev_kick = (struct evsrc){SRC_KICK, cl};
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &cl->ev_fd};
+  epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
+  ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &cl->ev_kick};
+  epoll_ctl(d->epfd, EPOLL_CTL_ADD, cl->kick_in, &ev);
+  cl->next = d->clients;
+  d->clients = cl;
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &cl->pod_ip, ip, sizeof(ip));
+  q_info(NULL, "tsord: pod %s attached (%u slots, %u-byte rings)", ip, h.nslots, h.ring_size);
+  return;
+fail:
+  send_reply(fd, status, why, NULL);
+  q_warn(NULL, "tsord: client refused: %s", why);
+  if (memfd >= 0) close(memfd);
+  if (cl) {
+    cl->fd = -1;
+    if (cl->has_local) d->local->ops->dereg(d->local, &cl->reg_local);
+    if (cl->has_net) d->net->ops->dereg(d->net, &cl->reg_net);
+    cl->has_local = cl->has_net = false;
+    cl->d = d;
+    client_destroy(cl);
+  }
+  close(fd);
+}
+
+/* ---- set-up and the loop ---- */
+
+int tsor_daemon_new(const struct tsor_daemon_config *cfg, tsor_daemon **out, q_error **err)
+{
+  struct tsor_daemon *d = calloc(1, sizeof(*d));
+  if (d == NULL) return q_error_make(err, ENOMEM, "tsord");
+  d->ufd = d->epfd = d->stop_efd = -1;
+  d->next_port = 32768;
+  int r = tsor_peers_load(cfg->peers_path, &d->peers, err);
+  if (r < 0) goto fail;
+  const struct tsor_peer *self = tsor_peers_find(&d->peers, cfg->node);
+  if (self == NULL) {
+    r = q_error_make(err, EINVAL, "node \"%s\" is not in the peers file %s", cfg->node, cfg->peers_path);
+    goto fail;
+  }
+  d->nodes = calloc(d->peers.n, sizeof(*d->nodes));
+  if (d->nodes == NULL) {
+    r = q_error_make(err, ENOMEM, "tsord");
+    goto fail;
+  }
+  for (size_t i = 0; i < d->peers.n; i++) {
+    d->nodes[i].peer = &d->peers.v[i];
+    tsor_parse_hostport(d->peers.v[i].address, &d->nodes[i].addr);
+  }
+  d->self = &d->nodes[self - d->peers.v];
+  r = tsor_fabric_local.open(NULL, &d->local, err);
+  if (r < 0) goto fail;
+  const char *want = cfg->fabric ? cfg->fabric : "auto";
+  if (strcmp(want, "auto") == 0 || strcmp(want, "verbs") == 0) {
+    q_error *verr = NULL;
+    r = tsor_fabric_verbs.open(&d->self->addr, &d->net, &verr);
+    if (r < 0) {
+      if (strcmp(want, "verbs") == 0) {
+        q_error_free(err);
+        if (err) *err = verr; else q_error_free(&verr);
+        r = q_error_wrap(err, "fabric verbs");
+        goto fail;
+      }
+      q_warn(NULL, "tsord: verbs fabric unavailable (%s); using the tcp fabric", q_error_msg(verr));
+      q_error_free(&verr);
+      want = "tcp";
+    }
+  }
+  if (strcmp(want, "tcp") == 0) {
+    r = tsor_fabric_tcp.open(&d->self->addr, &d->net, err);
+    if (r < 0) goto fail;
+  } else if (d->net == NULL) {
+    r = q_error_make(err, EINVAL, "unknown fabric \"%s\" (auto, verbs, tcp)", want);
+    goto fail;
+  }
+  d->epfd = epoll_create1(EPOLL_CLOEXEC);
+  d->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  d->ufd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
+    r = q_error_make(err, ENAMETOOLONG, "socket path %s", cfg->socket_path);
+    goto fail;
+  }
+  strcpy(sa.sun_path, cfg->socket_path);
+  unlink(cfg->socket_path);
+  if (d->epfd < 0 || d->stop_efd < 0 || d->ufd < 0 || bind(d->ufd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+      listen(d->ufd, 128) < 0) {
+    r = q_error_make(err, errno, "unix socket %s", cfg->socket_path);
+    goto fail;
+  }
+  d->socket_path = strdup(cfg->socket_path);
+  d->ev_unix = (struct evsrc){SRC_UNIX, d};
+  d->ev_stop = (struct evsrc){SRC_STOP, d};
+  d->ev_local = (struct evsrc){SRC_FABRIC, d->local};
+  d->ev_net = (struct evsrc){SRC_FABRIC, d->net};
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &d->ev_unix};
+  epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->ufd, &ev);
+  ev.data.ptr = &d->ev_stop;
+  epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->stop_efd, &ev);
+  ev.data.ptr = &d->ev_local;
+  epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->local->ops->event_fd(d->local), &ev);
+  ev.data.ptr = &d->ev_net;
+  epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->net->ops->event_fd(d->net), &ev);
+  char cidr[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &self->cidr_addr, cidr, sizeof(cidr));
+  q_info(NULL, "tsord: node %s, pod CIDR %s/%u, fabric %s on %s, sandboxes on %s", self->name, cidr,
+         self->cidr_len, d->net->ops->name, self->address, cfg->socket_path);
+  *out = d;
+  return 0;
+fail:
+  tsor_daemon_free(d);
+  return r;
+}
+
+const char *tsor_daemon_fabric(const tsor_daemon *d) { return d->net ? d->net->ops->name : "none"; }
+
+void tsor_daemon_stop(tsor_daemon *d)
+{
+  d->stop = 1;
+  uint64_t one = 1;
+  ssize_t r = write(d->stop_efd, &one, sizeof(one));
+  (void)r;
+}
+
+static void set_sleeping(struct tsor_daemon *d, uint32_t v)
+{
+  for (struct client *cl = d->clients; cl; cl = cl->next)
+    if (!cl->dead) tsor_store_rel(&cl->sh->daemon_sleeping, v);
+}
+
+static bool requests_pending(struct tsor_daemon *d)
+{
+  for (struct client *cl = d->clients; cl; cl = cl->next)
+    if (!cl->dead && tsor_load_acq(&cl->sh->req.tail) != cl->sh->req.head) return true;
+  return false;
+}
+
+static void handle_events(struct tsor_daemon *d, int timeout)
+{
+  struct epoll_event evs[32];
+  int n = epoll_wait(d->epfd, evs, 32, timeout);
+  for (int i = 0; i < n; i++) {
+    struct evsrc *s = evs[i].data.ptr;
+    uint64_t v;
+    ssize_t r;
+    switch (s->kind) {
+    case SRC_UNIX: client_attach(d); break;
+    case SRC_CLIENT: {
+      struct client *cl = s->p;
+      char b;
+      if (evs[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR) || recv(cl->fd, &b, 1, MSG_DONTWAIT) == 0)
+        client_kill(cl, "unix socket closed");
+      return; /* the kill may have freed other sources of this batch */
+    }
+    case SRC_KICK: r = read(((struct client *)s->p)->kick_in, &v, sizeof(v)); (void)r; break;
+    case SRC_STOP: r = read(d->stop_efd, &v, sizeof(v)); (void)r; break;
+    default: break; /* fabrics: polled right after */
+    }
+  }
+}
+
+int tsor_daemon_run(tsor_daemon *d, q_error **err)
+{
+  int64_t idle_since = q_mono_ns();
+  while (!d->stop) {
+    int work = 0;
+    for (struct client *cl = d->clients, *nx; cl; cl = nx) {
+      nx = cl->next;
+      work += client_requests(cl);
+    }
+    work += fabric_poll(d, d->local);
+    work += fabric_poll(d, d->net);
+    for (struct client *cl = d->clients; cl; cl = cl->next) {
+      client_flush_ovf(cl);
+      client_wake(cl);
+    }
+    if (work) {
+      idle_since = q_mono_ns();
+      continue;
+    }
+    if (q_mono_ns() - idle_since < SPIN_NS) {
+      handle_events(d, 0);
+      __builtin_ia32_pause();
+      continue;
+    }
+    set_sleeping(d, 1);
+    tsor_fence();
+    bool pending = requests_pending(d) || d->local->ops->arm(d->local) || d->net->ops->arm(d->net);
+    handle_events(d, pending ? 0 : 1000);
+    set_sleeping(d, 0);
+    idle_since = q_mono_ns();
+  }
+  (void)err;
+  return 0;
+}
+
+void tsor_daemon_free(tsor_daemon *d)
+{
+  if (d == NULL) return;
+  while (d->clients) {
+    struct client *cl = d->clients;
+    cl->dead = true;
+    client_destroy(cl);
+  }
+  /* Take every connection down and wait (bounded) for the DOWNs, so that
+   * no backend thread still runs when the fabrics close. */
+  for (struct conn *c = d->conns; c; c = c->next)
+    if (c->fc) c->fab->ops->disconnect(c->fc);
+  for (int tries = 0; tries < 3000; tries++) {
+    bool left = false;
+    for (struct conn *c = d->conns; c; c = c->next) left |= c->fc != NULL;
+    if (!left) break;
+    struct tsor_fabric *fabs[2] = {d->local, d->net};
+    int got = 0;
+    for (int i = 0; i < 2; i++) {
+      if (fabs[i] == NULL) continue;
+      struct tsor_fabric_cqe e;
+      while (fabs[i]->ops->poll(fabs[i], &e, 1) == 1) {
+        got++;
+        struct conn *c = fabs[i]->ops->conn_ctx(e.conn);
+        if (e.kind == TSOR_FC_UP && c == NULL) fabs[i]->ops->disconnect(e.conn);
+        if (e.kind != TSOR_FC_DOWN) continue;
+        fabs[i]->ops->release(e.conn);
+        if (c) c->fc = NULL;
+      }
+    }
+    if (!got) usleep(1000);
+  }
+  while (d->conns) {
+    struct conn *c = d->conns;
+    c->node = NULL;
+    conn_destroy(c);
+  }
+  if (d->net) d->net->ops->close(d->net);
+  if (d->local) d->local->ops->close(d->local);
+  if (d->ufd >= 0) close(d->ufd);
+  if (d->socket_path) {
+    unlink(d->socket_path);
+    free(d->socket_path);
+  }
+  if (d->epfd >= 0) close(d->epfd);
+  if (d->stop_efd >= 0) close(d->stop_efd);
+  free(d->nodes);
+  free(d->lst);
+  tsor_peers_free(&d->peers);
+  free(d);
+}

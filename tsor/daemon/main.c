@@ -1,0 +1,77 @@
+/* tsord: the TSoR node service. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "quark/tsor.h"
+
+static tsor_daemon *the_daemon;
+
+static void on_signal(int sig)
+{
+  (void)sig;
+  if (the_daemon) tsor_daemon_stop(the_daemon);
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "usage: tsord --node NAME --peers FILE [--socket PATH] [--fabric auto|verbs|tcp]\n"
+          "             [--log FILE] [--log-level Off|Error|Warn|Info|Debug|Trace]\n"
+          "  --node     this node's name in the peers file\n"
+          "  --peers    JSON peers file: {\"Nodes\":[{\"Name\",\"PodCIDR\",\"Address\"}]}\n"
+          "  --socket   unix socket sandboxes attach to (default /run/quark/tsor.sock)\n"
+          "  --fabric   node-to-node fabric; auto = verbs if an RDMA device exists, else tcp\n");
+}
+
+int main(int argc, char **argv)
+{
+  struct tsor_daemon_config cfg = {.socket_path = "/run/quark/tsor.sock", .fabric = "auto"};
+  const char *log_path = NULL, *level = "Info";
+  static const struct option opts[] = {
+      {"node", required_argument, NULL, 'n'},   {"peers", required_argument, NULL, 'p'},
+      {"socket", required_argument, NULL, 's'}, {"fabric", required_argument, NULL, 'f'},
+      {"log", required_argument, NULL, 'l'},    {"log-level", required_argument, NULL, 'L'},
+      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+  };
+  int o;
+  while ((o = getopt_long(argc, argv, "n:p:s:f:l:L:h", opts, NULL)) != -1) {
+    switch (o) {
+    case 'n': cfg.node = optarg; break;
+    case 'p': cfg.peers_path = optarg; break;
+    case 's': cfg.socket_path = optarg; break;
+    case 'f': cfg.fabric = optarg; break;
+    case 'l': log_path = optarg; break;
+    case 'L': level = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (cfg.node == NULL || cfg.peers_path == NULL) {
+    usage(stderr);
+    return 2;
+  }
+  q_log_level lv;
+  if (q_log_level_parse(level, &lv) < 0) {
+    fprintf(stderr, "tsord: bad log level %s\n", level);
+    return 2;
+  }
+  q_cleanup_error q_error *err = NULL;
+  if (q_log_init(log_path, lv, "tsord", &err) < 0) {
+    fprintf(stderr, "tsord: %s\n", q_error_msg(err));
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (tsor_daemon_new(&cfg, &the_daemon, &err) < 0) {
+    q_error_log(NULL, "tsord: %s", q_error_msg(err));
+    fprintf(stderr, "tsord: %s\n", q_error_msg(err));
+    return 1;
+  }
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  int r = tsor_daemon_run(the_daemon, &err);
+  tsor_daemon_free(the_daemon);
+  return r < 0 ? 1 : 0;
+}
