@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +20,18 @@
 extern char **environ;
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static char *env_entry(const char *fmt, ...) Q_PRINTF(1, 2);
+static char *env_entry(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0)
+    s = NULL;
+  va_end(ap);
+  return s;
+}
 
 /* The caller's environment minus what we set, plus the CNI variables. Plugins
  * such as portmap run iptables through PATH, so PATH is always present. */
@@ -56,14 +70,14 @@ static char **build_env(const net_cni *c, const char *command, const net_runtime
   *p = '\0';
   for (size_t i = 0; i < c->n_plugin_dirs; i++)
     p += sprintf(p, "%s%s", i ? ":" : "", c->plugin_dirs[i]);
-  if (asprintf(&env[k++], "CNI_COMMAND=%s", command) < 0 ||
-      asprintf(&env[k++], "CNI_PATH=%s", cni_path) < 0)
+  if ((env[k++] = env_entry("CNI_COMMAND=%s", command)) == NULL ||
+      (env[k++] = env_entry("CNI_PATH=%s", cni_path)) == NULL)
     goto fail;
   if (rt != NULL) {
-    if (asprintf(&env[k++], "CNI_CONTAINERID=%s", rt->container_id ? rt->container_id : "") < 0 ||
-        asprintf(&env[k++], "CNI_NETNS=%s", rt->netns ? rt->netns : "") < 0 ||
-        asprintf(&env[k++], "CNI_IFNAME=%s", rt->ifname ? rt->ifname : "") < 0 ||
-        asprintf(&env[k++], "CNI_ARGS=%s", args ? args : "") < 0)
+    if ((env[k++] = env_entry("CNI_CONTAINERID=%s", rt->container_id ? rt->container_id : "")) == NULL ||
+        (env[k++] = env_entry("CNI_NETNS=%s", rt->netns ? rt->netns : "")) == NULL ||
+        (env[k++] = env_entry("CNI_IFNAME=%s", rt->ifname ? rt->ifname : "")) == NULL ||
+        (env[k++] = env_entry("CNI_ARGS=%s", args ? args : "")) == NULL)
       goto fail;
   }
   if (!have_path && (env[k++] = strdup("PATH=" DEFAULT_PATH)) == NULL)
@@ -135,6 +149,30 @@ static int plugin_error(q_error **err, int status,
   }
   json_decref(j);
   return r;
+}
+
+/* Writes to the plugin's stdin without SIGPIPE: a plugin that exits before
+ * reading its config must not kill the daemon. SIGPIPE for a pipe write is
+ * thread-directed, so blocking it on this thread and consuming a pending
+ * one is enough, whatever the process's disposition. */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
+{
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  sigset_t pending;
+  sigpending(&pending);
+  bool was_pending = sigismember(&pending, SIGPIPE);
+  ssize_t w = write(fd, buf, len);
+  int e = errno;
+  if (w < 0 && e == EPIPE && !was_pending) {
+    struct timespec zero = {0, 0};
+    sigtimedwait(&pipe_set, NULL, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = e;
+  return w;
 }
 
 static int64_t now_ms(void)
@@ -242,7 +280,7 @@ int net_exec_plugin(const net_cni *c, const char *path, const char *type, const 
       break;
     }
     if (io >= 0 && fds[io].revents) {
-      ssize_t w = write(in[1], config + written, config_len - written);
+      ssize_t w = write_nosigpipe(in[1], config + written, config_len - written);
       if (w > 0)
         written += (size_t)w;
       /* A plugin that exits without reading its stdin is not our error. */

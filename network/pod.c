@@ -504,3 +504,33 @@ int net_pod_teardown(const net_cni *c, const net_pod *pod, q_error **err)
     return r;
   return net_netns_remove(pod->netns_path, err);
 }
+
+int net_pod_cached(const net_cni *c, const char *pod_id, net_pod_network **out, q_error **err)
+{
+  net_cache_entry *e = NULL;
+  int r = net_cache_find(c->cache_dir, pod_id, NET_DEFAULT_IFNAME, &e, err);
+  if (r < 0)
+    return r;
+  net_pod_network *n = calloc(1, sizeof(*n));
+  if (n == NULL || e->result == NULL) {
+    free(n);
+    net_cache_entry_free(e);
+    return n ? q_error_make(err, EINVAL, "cache entry of %s has no result", pod_id)
+             : q_error_make(err, ENOMEM, "pod network");
+  }
+  n->netns_path = e->netns ? strdup(e->netns) : NULL;
+  n->network_name = strdup(e->network_name);
+  n->raw_result = strdup(e->result);
+  r = n->network_name && n->raw_result ? 0 : q_error_make(err, ENOMEM, "pod network");
+  if (r == 0)
+    r = net_result_parse(n->raw_result, strlen(n->raw_result), &n->result, err);
+  if (r == 0 && pick_ips(n, NET_DEFAULT_IFNAME) < 0)
+    r = q_error_make(err, ENOMEM, "pod IPs");
+  net_cache_entry_free(e);
+  if (r < 0) {
+    net_pod_network_free(n);
+    return r;
+  }
+  *out = n;
+  return 0;
+}

@@ -242,6 +242,10 @@ int net_cni_status(const net_cni *c, char **message)
       if (r < 0)
         q_error_wrap(&err, "network \"%s\" (%s)", l->name, l->source ? l->source : "");
     }
+    /* Every pod also gets the loopback network. */
+    q_cleanup_free char *lo = NULL;
+    if (r == 0 && (r = net_cni_find_plugin(c, "loopback", &lo, &err)) < 0)
+      q_error_wrap(&err, "network \"" NET_LOOPBACK_NETWORK "\"");
     net_conf_list_free(l);
   }
   if (r < 0 && message != NULL) {

@@ -330,6 +330,10 @@ int net_pod_check(const net_cni *c, const net_pod *pod, q_error **err);
 /* net_pod_detach, then net_netns_remove(pod->netns_path) when set. The
  * namespace is removed only when DEL succeeded, so a retry can still DEL. */
 int net_pod_teardown(const net_cni *c, const net_pod *pod, q_error **err);
+/* The pod's default-network attachment as cached at ADD (netns, network,
+ * result, primary and additional IPs), for quarkd's PodSandboxStatus after a
+ * restart. -ENOENT when nothing is cached for the pod. */
+int net_pod_cached(const net_cni *c, const char *pod_id, net_pod_network **out, q_error **err);
 void net_pod_network_free(net_pod_network *n);
 
 /* ---- pod name files ---- */

@@ -18,6 +18,7 @@ static const char fake_plugin[] =
     "#!/bin/sh\n"
     "me=${0##*/}\n"
     "d=${0%/*}\n"
+    "case \"$me\" in *noread) printf '{\"cniVersion\":\"1.0.0\"}'; exit 0 ;; esac\n"
     "in=$(cat)\n"
     "n=$(ls \"$d/log\" | wc -l)\n"
     "n=$((n / 2))\n"
@@ -53,7 +54,8 @@ static void setup(void)
   cr_assert_eq(q_mkdir_p(logdir, 0755, NULL), 0);
   cr_assert_eq(q_mkdir_p(confdir, 0755, NULL), 0);
   cr_assert_eq(q_write_file_atomic(netns, "", 0, 0644, NULL), 0);
-  const char *names[] = {"fake-a", "fake-b", "fake-fail", "fake-stderr", "fake-slow", "loopback"};
+  const char *names[] = {"fake-a", "fake-b", "fake-fail", "fake-stderr", "fake-slow", "loopback",
+                         "fake-noread"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     install(names[i]);
 }
@@ -337,5 +339,50 @@ Test(netexec, pod_attach_detach_and_rollback)
             "%s", q_error_msg(err));
   cr_assert(!has_log(12, "ADD", "loopback"));
   cr_assert_eq(net_pod_detach(c, &pod2, &err), 0, "%s", q_error_msg(err));
+  net_cni_free(c);
+}
+
+Test(netexec, plugin_that_does_not_read_stdin_does_not_kill_us)
+{
+  /* A config larger than a pipe buffer, to a plugin that exits at once:
+   * the write fails with EPIPE, and SIGPIPE must not end the process. */
+  size_t pad = 300000;
+  char *text = malloc(pad + 200);
+  int n = sprintf(text, "{\"cniVersion\":\"1.0.0\",\"name\":\"big\",\"plugins\":[{\"type\":"
+                        "\"fake-noread\",\"pad\":\"");
+  memset(text + n, 'x', pad);
+  strcpy(text + n + pad, "\"}]}");
+  net_conf_list *l = list_of(text);
+  free(text);
+  net_cni *c = handle(0);
+  net_runtime rt = {.container_id = "ctr5", .netns = netns, .ifname = "eth0"};
+  q_cleanup_error q_error *err = NULL;
+  net_result *res = NULL;
+  cr_assert_eq(net_cni_add_list(c, l, &rt, &res, NULL, &err), 0, "%s", q_error_msg(err));
+  cr_assert_eq(res->n_ips, 0);
+  net_result_free(res);
+  net_conf_list_free(l);
+  net_cni_free(c);
+}
+
+Test(netexec, cached_pod_network_after_restart)
+{
+  net_cni *c = handle(0);
+  write_conf("10-pod.conflist", two_plugins);
+  net_pod pod = {.id = "sandbox9", .name = "web", .namespace = "default", .uid = "u-9",
+                 .netns_path = netns};
+  net_pod_network *pn = NULL, *again = NULL;
+  q_cleanup_error q_error *err = NULL;
+  cr_assert_eq(net_pod_cached(c, "sandbox9", &again, &err), -ENOENT);
+  cr_assert_eq(net_pod_attach(c, &pod, &pn, &err), 0, "%s", q_error_msg(err));
+  /* A new handle, as after a quarkd restart. */
+  net_cni *c2 = handle(0);
+  cr_assert_eq(net_pod_cached(c2, "sandbox9", &again, &err), 0, "%s", q_error_msg(err));
+  cr_assert_str_eq(again->primary_ip, pn->primary_ip);
+  cr_assert_str_eq(again->network_name, "testnet");
+  cr_assert_str_eq(again->netns_path, netns);
+  net_pod_network_free(again);
+  net_pod_network_free(pn);
+  net_cni_free(c2);
   net_cni_free(c);
 }
