@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Runs guest programs inside quark-sandbox on a fresh rootfs fixture and
+# checks their output and exit status.
+# Usage: guest_test.sh MODE SANDBOX KERNEL PROGDIR
+#   MODE: progs-glibc | progs-musl | progs-pie | busybox | hostile
+# Skips (77) only when /dev/kvm is absent.
+set -uo pipefail
+mode=$1 sbx=$2 kernel=$3 progs=$4
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ ! -e /dev/kvm ]; then
+  echo "skip: /dev/kvm is absent"
+  exit 77
+fi
+if [ ! -x "$sbx" ]; then
+  echo "FAIL: quark-sandbox is not built ($sbx)"
+  exit 1
+fi
+export QUARK_KERNEL=$kernel
+
+work=$(mktemp -d /tmp/quark-guest.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root=$work/rootfs
+"$here/mkfixture.sh" "$root" "$progs" || exit 1
+
+fails=0
+fail() {
+  echo "FAIL: $*"
+  fails=$((fails + 1))
+}
+
+# run TIMEOUT ARGS... : sets $out (stdout), $err (stderr), $rc
+run() {
+  local t=$1
+  shift
+  timeout "$t" "$sbx" run --rootfs "$root" -- "$@" </dev/null >"$work/out" 2>"$work/err"
+  rc=$?
+  out=$(cat "$work/out")
+  err=$(cat "$work/err")
+}
+
+# expect NAME WANT_RC WANT_STDOUT ARGS... : exact stdout and status
+expect() {
+  local name=$1 want_rc=$2 want=$3
+  shift 3
+  run 60 "$@"
+  if [ "$rc" != "$want_rc" ]; then
+    fail "$name: exit $rc, want $want_rc (stderr: ${err:0:600})"
+  elif [ "$out" != "$want" ]; then
+    fail "$name: stdout [$out], want [$want]"
+  else
+    echo "ok: $name"
+  fi
+}
+
+case "$mode" in
+progs-*)
+  v=${mode#progs-}
+  for p in t_files t_mem t_misc; do
+    start=$(date +%s.%N)
+    run 120 "/bin/$p.$v" "$(date +%s)"
+    end=$(date +%s.%N)
+    echo "$out" | grep -v '^ok' | head -40
+    if [ "$rc" != 0 ]; then
+      fail "$p.$v: exit $rc (stderr: ${err:0:800})"
+    elif ! echo "$out" | grep -qE "^$p: [0-9]+ checks, 0 failures$"; then
+      fail "$p.$v: no clean summary"
+    else
+      echo "ok: $p.$v ($(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s)"
+    fi
+  done
+  ;;
+busybox)
+  bb=/bin/busybox
+  expect "echo" 0 "hi" $bb echo hi
+  expect "echo via applet link" 0 "a b" /bin/echo a b
+  expect "cat" 0 "hello quark" $bb cat /data/hello.txt
+  expect "cat two files" 0 "ABC" $bb cat /data/dir/a /data/dir/b /data/dir/c
+  expect "cat missing" 1 "" $bb cat /data/missing
+  run 60 $bb wc /data/hello.txt
+  [ "$rc" = 0 ] && [ "$(echo $out)" = "1 2 12 /data/hello.txt" ] && echo "ok: wc" || fail "wc: rc $rc [$out]"
+  want_sha=$(sha256sum "$root/data/big.bin" | cut -d' ' -f1)
+  expect "sha256sum 1 MiB" 0 "$want_sha  /data/big.bin" $bb sha256sum /data/big.bin
+  want_find=$(cd "$root" && find data | sed 's|^|/|' | sort)
+  run 60 $bb find /data
+  [ "$rc" = 0 ] && [ "$(echo "$out" | sort)" = "$want_find" ] && echo "ok: find" ||
+    fail "find: rc $rc [$out] want [$want_find]"
+  expect "find -name" 0 "/data/dir/b" $bb find /data -name b
+  expect "head -n1" 0 "hello quark" $bb head -n 1 /data/hello.txt
+  expect "head -c5" 0 "hello" $bb head -c 5 /data/hello.txt
+  expect "tail -c6" 0 "quark" $bb tail -c 6 /data/hello.txt
+  expect "uname -sm" 0 "Linux x86_64" $bb uname -s -m
+  expect "pwd" 0 "/" $bb pwd
+  expect "printf" 0 "a-5 0x1f" $bb printf '%s-%d %#x\n' a 5 31
+  expect "true" 0 "" $bb true
+  expect "false" 1 "" $bb false
+  run 60 $bb ls -l /data
+  if [ "$rc" = 0 ] && echo "$out" | grep -qE '^-rw-r--r-- +1 +(root|0) +(root|0) +12 .* hello\.txt$' &&
+    echo "$out" | grep -qE '^lrwxrwxrwx .* link -> hello\.txt$' && echo "$out" | grep -qE '^d.* dir$'; then
+    echo "ok: ls -l"
+  else
+    fail "ls -l: rc $rc [$out] [${err:0:300}]"
+  fi
+  run 60 $bb env
+  [ "$rc" = 0 ] && echo "ok: env ($(echo "$out" | wc -l) variables)" || fail "env: rc $rc"
+  start=$(date +%s%N)
+  run 60 $bb sleep 0.1
+  ms=$((($(date +%s%N) - start) / 1000000))
+  [ "$rc" = 0 ] && [ "$ms" -ge 100 ] && echo "ok: sleep 0.1 (${ms} ms wall)" || fail "sleep: rc $rc, ${ms} ms"
+  ;;
+hostile)
+  # A sentinel tree next to the rootfs: hostile paths aim at it.
+  mkdir -p "$work/sentinel/sub"
+  echo "do not touch" >"$work/sentinel/victim"
+  echo "nor this" >"$work/sentinel/sub/file"
+  sum() { (cd "$work/sentinel" && find . -printf '%p %m %s %T@\n' | sort && cat victim sub/file) | sha256sum; }
+  rm -f /tmp/hostile-created
+  before=$(sum)
+  for v in glibc musl; do
+    [ -e "$progs/t_hostile.$v" ] || continue
+    for seed in 1 2 3; do
+      start=$(date +%s%N)
+      run 240 "/bin/t_hostile.$v" "$seed" "${QK_HOSTILE_ITERS:-20000}"
+      ms=$((($(date +%s%N) - start) / 1000000))
+      if [ "$rc" = 0 ] && echo "$out" | grep -q "^hostile: seed $seed"; then
+        echo "ok: $v seed $seed (${ms} ms): $out"
+      else
+        fail "hostile $v seed $seed: exit $rc after ${ms} ms [$out] (stderr: ${err:0:800})"
+      fi
+    done
+  done
+  run 60 /bin/t_hostile.glibc segv
+  [ "$rc" = 139 ] && echo "ok: store to address 0 -> exit 139 (SIGSEGV)" || fail "segv: exit $rc, want 139"
+  after=$(sum)
+  [ "$before" = "$after" ] && echo "ok: sentinel outside the rootfs unchanged" || fail "sentinel changed"
+  [ ! -e /tmp/hostile-created ] && echo "ok: nothing created in the host's /tmp" ||
+    fail "/tmp/hostile-created exists on the host"
+  ;;
+*)
+  echo "usage: $0 progs-glibc|progs-musl|progs-pie|busybox|hostile SANDBOX KERNEL PROGDIR" >&2
+  exit 2
+  ;;
+esac
+
+if [ "$fails" -ne 0 ]; then
+  echo "$fails failure(s)"
+  exit 1
+fi
+echo "all passed"

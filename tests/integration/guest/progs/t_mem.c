@@ -1,0 +1,156 @@
+/* Memory: anonymous and private file mmap, munmap, mprotect, MAP_FIXED,
+ * brk, madvise, big (fault-populated) mappings, and the errors. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "t.h"
+
+static int fd_hello;
+
+/* Probes readability/writability through the kernel: read() into p copies
+ * file bytes (needs write access), write() from p needs read access. */
+static int can_write(void *p)
+{
+  return RS4(SYS_pread64, fd_hello, p, 1, 0) == 1;
+}
+static int can_read(void *p)
+{
+  int n = open("/dev/null", O_WRONLY);
+  long r = RS3(SYS_write, n, p, 1);
+  close(n);
+  return r == 1;
+}
+
+int main(void)
+{
+  fd_hello = open("/data/hello.txt", O_RDONLY);
+  CHECK(fd_hello >= 0);
+
+  /* anonymous, zero-filled, writable */
+  unsigned char *p = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(p != MAP_FAILED);
+  int zero = 1;
+  for (int i = 0; i < (64 << 10); i += 512)
+    zero &= p[i] == 0;
+  CHECK(zero);
+  memset(p, 0xab, 64 << 10);
+  CHECK_EQ(p[(64 << 10) - 1], 0xab);
+
+  /* mprotect read-only: the kernel refuses to write there */
+  CHECK_EQ(mprotect(p, 4096, PROT_READ), 0);
+  CHECK(!can_write(p));
+  CHECK(can_read(p));
+  CHECK(can_write(p + 4096));
+  CHECK_EQ(mprotect(p, 4096, PROT_NONE), 0);
+  CHECK(!can_read(p));
+  CHECK_EQ(mprotect(p, 4096, PROT_READ | PROT_WRITE), 0);
+  CHECK_EQ(p[0], 0xab); /* contents survive PROT_NONE */
+  CHECK_EQ(RS3(SYS_mprotect, p + 1, 4096, PROT_READ), -EINVAL);
+  CHECK_EQ(RS3(SYS_mprotect, p, 4096, 0x100), -EINVAL);
+
+  /* munmap a middle page: a hole */
+  CHECK_EQ(munmap(p + 8192, 4096), 0);
+  CHECK(!can_read(p + 8192));
+  CHECK(can_read(p + 12288));
+  CHECK_EQ(RS3(SYS_mprotect, p, 16384, PROT_READ), -ENOMEM); /* range has a hole */
+  CHECK_EQ(RS2(SYS_munmap, p + 1, 4096), -EINVAL);
+  CHECK_EQ(RS2(SYS_munmap, p, 0), -EINVAL);
+  /* MAP_FIXED over the hole and its neighbour: fresh zero pages */
+  unsigned char *q = mmap(p + 8192, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  CHECK(q == p + 8192);
+  CHECK(q[0] == 0 && q[4096] == 0);
+  CHECK_EQ(p[16384], 0xab);
+  /* MAP_FIXED_NOREPLACE refuses */
+  CHECK_EQ(RS6(SYS_mmap, p, 4096, 3, MAP_PRIVATE | MAP_ANONYMOUS | 0x100000, -1, 0), -EEXIST);
+  CHECK_EQ(munmap(p, 64 << 10), 0);
+  CHECK(!can_read(p + 16384));
+
+  /* errors */
+  CHECK_EQ(RS6(SYS_mmap, 0, 0, 3, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), -EINVAL);
+  CHECK_EQ(RS6(SYS_mmap, 0, 4096, 3, MAP_ANONYMOUS, -1, 0), -EINVAL); /* no type */
+  CHECK_EQ(RS6(SYS_mmap, 0, 4096, 3, MAP_PRIVATE, 999, 0), -EBADF);
+  CHECK_EQ(RS6(SYS_mmap, 0, 4096, 3, MAP_PRIVATE | MAP_ANONYMOUS, -1, 1), -EINVAL);
+  CHECK_EQ(RS6(SYS_mmap, 0, -4096L, 3, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), -ENOMEM);
+  CHECK_EQ(RS6(SYS_mmap, 0x1001, 4096, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), -EINVAL);
+  CHECK_EQ(RS6(SYS_mmap, 0x7ffffffff000, 8192, 3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), -ENOMEM);
+  CHECK_EQ(RS6(SYS_mmap, 0, 1ull << 46, 3, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), -ENOMEM);
+
+  /* a hint that is free is honoured */
+  void *h = mmap((void *)0x200000000ull, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(h == (void *)0x200000000ull);
+  munmap(h, 4096);
+
+  /* big mapping: populated on demand, 64 MiB touched sparsely */
+  size_t big = 64ull << 20;
+  unsigned char *b = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(b != MAP_FAILED);
+  for (size_t off = 0; off < big; off += 1 << 20)
+    b[off] = (unsigned char)(off >> 20);
+  int okb = 1;
+  for (size_t off = 0; off < big; off += 1 << 20)
+    okb &= b[off] == (unsigned char)(off >> 20);
+  CHECK(okb);
+  CHECK_EQ(RS3(SYS_read, fd_hello, b + big - 6, 12), 6); /* kernel access populates too */
+  CHECK_EQ(munmap(b, big), 0);
+
+  /* private file mapping: contents, zero tail, private writes */
+  int f = open("/data/hello.txt", O_RDONLY);
+  char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE, f, 0);
+  CHECK(m != MAP_FAILED);
+  CHECK(!memcmp(m, "hello quark\n", 12));
+  CHECK(m[12] == 0 && m[4095] == 0 && m[8191] == 0);
+  m[0] = 'J';
+  char back[5];
+  CHECK_EQ(pread(f, back, 5, 0), 5);
+  CHECK(!memcmp(back, "hello", 5)); /* the file is unchanged */
+  munmap(m, 8192);
+  int bigf = open("/data/big.bin", O_RDONLY);
+  unsigned char *bm = mmap(NULL, 65536, PROT_READ, MAP_PRIVATE, bigf, 4096 * 3);
+  CHECK(bm != MAP_FAILED);
+  CHECK_EQ(bm[0], (unsigned char)((4096 * 3) * 131 >> 8));
+  CHECK_EQ(bm[5000], (unsigned char)((4096 * 3 + 5000) * 131 >> 8));
+  munmap(bm, 65536);
+  CHECK_EQ(RS6(SYS_mmap, 0, 4096, 3, MAP_SHARED, f, 0), -EACCES); /* writable shared on O_RDONLY */
+  int wo = open("/tmp/wo", O_WRONLY | O_CREAT, 0600);
+  CHECK_EQ(RS6(SYS_mmap, 0, 4096, PROT_READ, MAP_PRIVATE, wo, 0), -EACCES);
+  close(wo);
+  close(f);
+  close(bigf);
+
+  /* brk */
+  char *b0 = (char *)RS1(SYS_brk, 0);
+  CHECK(b0 != NULL);
+  char *b1 = (char *)RS1(SYS_brk, b0 + 100000);
+  CHECK(b1 == b0 + 100000);
+  b0[99999] = 7;
+  b0[0] = 1;
+  CHECK_EQ(RS1(SYS_brk, b0 + 10), (long)(b0 + 10)); /* shrink */
+  CHECK(!can_read(b0 + 50000));
+  CHECK_EQ(RS1(SYS_brk, 1), (long)(b0 + 10)); /* below the start: unchanged */
+  CHECK_EQ(RS1(SYS_brk, 0xffffffffffff0000ull), (long)(b0 + 10));
+  CHECK_EQ(RS1(SYS_brk, b0 + 8192), (long)(b0 + 8192));
+  CHECK_EQ(b0[5000], 0); /* regrown memory is zero */
+
+  /* madvise(DONTNEED) zeroes private anonymous memory */
+  char *d = mmap(NULL, 16384, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  memset(d, 5, 16384);
+  CHECK_EQ(madvise(d, 16384, MADV_DONTNEED), 0);
+  CHECK(d[0] == 0 && d[16383] == 0);
+  CHECK_EQ(madvise(d, 4096, MADV_WILLNEED), 0);
+  CHECK_EQ(RS3(SYS_madvise, d + 1, 4096, MADV_DONTNEED), -EINVAL);
+  CHECK_EQ(RS3(SYS_madvise, d, 4096, 12345), -EINVAL);
+
+  /* libc malloc of many sizes */
+  void *ptrs[200];
+  for (int i = 0; i < 200; i++) {
+    ptrs[i] = malloc((size_t)(i * 997) % 300000 + 1);
+    CHECK(ptrs[i] != NULL);
+    memset(ptrs[i], i, (size_t)(i * 997) % 300000 + 1);
+  }
+  for (int i = 0; i < 200; i++)
+    free(ptrs[i]);
+  return t_done("t_mem");
+}
