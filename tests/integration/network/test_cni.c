@@ -14,9 +14,10 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "quark/net.h"
@@ -65,10 +66,19 @@ static void write_conflist(const char *extra_plugins)
 
 static void setup(void)
 {
-  /* One run at a time on this machine: the bridge name and subnet are fixed. */
-  lock_fd = open("/run/quark-net-integration.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* One run at a time on this machine (the bridge name and subnet are
+   * fixed): an abstract unix socket name is the lock, released when the
+   * process ends, and leaves no file behind. */
+  lock_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   cr_assert_geq(lock_fd, 0);
-  cr_assert_eq(flock(lock_fd, LOCK_EX), 0);
+  struct sockaddr_un lock_addr = {.sun_family = AF_UNIX};
+  static const char lock_name[] = "quark-net-integration-test";
+  memcpy(lock_addr.sun_path + 1, lock_name, sizeof(lock_name) - 1);
+  socklen_t lock_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + sizeof(lock_name));
+  for (int i = 0; bind(lock_fd, (struct sockaddr *)&lock_addr, lock_len) < 0; i++) {
+    cr_assert(errno == EADDRINUSE && i < 1800, "test lock: %s", strerror(errno));
+    usleep(100000);
+  }
   cr_assert_not_null(mkdtemp(tmpdir));
   snprintf(confdir, sizeof(confdir), "%s/net.d", tmpdir);
   snprintf(cachedir, sizeof(cachedir), "%s/cache", tmpdir);
