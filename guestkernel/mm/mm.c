@@ -116,7 +116,7 @@ static int populate(struct qk_mm *mm, uint64_t start, uint64_t end, uint32_t pro
         } while (j < n && vas[j] == vas[j - 1] + QK_PAGE_SIZE);
         int64_t r = qk_qcall(QK_OP_PREADV, (uint64_t)file_hfd, qk_va_to_pa(iov), ni,
                              file_off + (vas[i] - start), 0, 0);
-        if (r < 0 && r != -QK_EINVAL) {
+        if (r < 0) {
           for (unsigned k = 0; k < n; k++)
             qk_page_free(pas[k]);
           return (int)r;

@@ -69,6 +69,9 @@ progs-*)
       echo "ok: $p.$v ($(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s)"
     fi
   done
+  # Syscall costs inside the guest: printed for the log, not asserted.
+  run 120 "/bin/t_bench.$v" 1
+  [ "$rc" = 0 ] && echo "$out" || fail "t_bench.$v: exit $rc (stderr: ${err:0:400})"
   ;;
 busybox)
   bb=/bin/busybox
