@@ -93,5 +93,7 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t, cons
 #define STREAM_HEAD_TIMEOUT_MS 10000
 #define STREAM_SEND_TIMEOUT_MS 30000
 #define STREAM_IO_CHUNK 32768
+/* Sessions wake at least this often to notice a server stop and timeouts. */
+#define STREAM_POLL_MS 1000
 
 #endif

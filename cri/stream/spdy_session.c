@@ -41,6 +41,7 @@ struct pf_pair {
   struct spdy_buf pend;
   size_t pend_off;
   bool client_fin;
+  int64_t created_ns;
 };
 
 struct sess {
@@ -359,6 +360,7 @@ static void pf_on_syn(struct sess *s, int slot, const char *type, const struct s
     p->err_slot = p->data_slot = -1;
     snprintf(p->reqid, sizeof(p->reqid), "%s", reqid);
     p->port = (uint16_t)pn;
+    p->created_ns = q_mono_ns();
   }
   struct pf_pair *p = &s->pairs[pi];
   int *mine = role == R_PF_ERROR ? &p->err_slot : &p->data_slot;
@@ -609,7 +611,7 @@ static void sess_end(struct sess *s, bool linger)
 static int idle_left_ms(struct sess *s)
 {
   int64_t left = (s->last_io + (int64_t)s->c->srv->cfg.idle_timeout_ms * 1000000 - q_mono_ns()) / 1000000;
-  return left < 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
+  return left < 0 ? 0 : left > STREAM_POLL_MS ? STREAM_POLL_MS : (int)left;
 }
 
 /* ---- remote command session ---- */
@@ -808,6 +810,12 @@ void stream_spdy_portforward(struct stream_conn *c, struct stream_token *t)
       continue;
     if (pr == 0 && idle_left_ms(s) == 0)
       break;
+    /* A pair whose other half never comes is given up, like kubelet does. */
+    int64_t now = q_mono_ns();
+    for (int i = 0; i < MAX_PAIRS; i++)
+      if (s->pairs[i].used && (s->pairs[i].err_slot < 0 || s->pairs[i].data_slot < 0) &&
+          now - s->pairs[i].created_ns > (int64_t)STREAM_CREATION_TIMEOUT_MS * 1000000)
+        pf_finish(s, i, "timed out waiting for the other stream of the port-forward pair");
     for (int k = 0; k < n && !s->closed; k++) {
       if (!pfd[k].revents)
         continue;

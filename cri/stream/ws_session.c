@@ -331,7 +331,7 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t, cons
     i_exit = n;
     pfd[n++] = (struct pollfd){.fd = w->proc.exit_fd, .events = POLLIN};
     int64_t idle = (w->last_io + (int64_t)c->srv->cfg.idle_timeout_ms * 1000000 - q_mono_ns()) / 1000000;
-    int pr = poll(pfd, (nfds_t)n, idle <= 0 ? 0 : idle > 1000000 ? 1000000 : (int)idle);
+    int pr = poll(pfd, (nfds_t)n, idle <= 0 ? 0 : idle > STREAM_POLL_MS ? STREAM_POLL_MS : (int)idle);
     if (pr < 0 && errno == EINTR)
       continue;
     if (pr == 0 && idle <= 0)

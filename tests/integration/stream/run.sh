@@ -38,9 +38,18 @@ rc=0
 if ! kill -0 "$pid" 2>/dev/null; then
   echo "FAIL: stream_testd died"; rc=1; pid=
 else
+  # Stopping the server ends a session in flight and releases its process.
+  "$client" -ctl "$tmp/ctl.sock" -hold >"$tmp/hold" 2>&1 &
+  hold=$!
+  for _ in $(seq 100); do grep -q holding "$tmp/hold" && break; sleep 0.05; done
   kill -TERM "$pid"
   if ! wait "$pid"; then echo "FAIL: stream_testd exited with an error"; rc=1; fi
   pid=
+  if ! wait "$hold" || ! grep -q closed "$tmp/hold"; then
+    echo "FAIL: a session in flight did not end with the server"; cat "$tmp/hold"; rc=1
+  else
+    echo "ok   server stop ends a session in flight"
+  fi
 fi
 if [ -s "$tmp/testd.log" ]; then echo "--- stream_testd log"; cat "$tmp/testd.log"; fi
 exit $rc

@@ -30,6 +30,11 @@ import (
 
 var ctlPath string
 
+// preFrames, when set, are written raw right after the upgrade, before
+// spdystream takes the connection: control frames a client may send and
+// the server must take in its stride.
+var preFrames []byte
+
 func ctl(req map[string]interface{}) (map[string]interface{}, error) {
 	c, err := net.Dial("unix", ctlPath)
 	if err != nil {
@@ -102,6 +107,9 @@ func upgrade(rawurl string, protos []string, extra http.Header) (int, http.Heade
 		c.Close()
 		return 0, nil, nil, fmt.Errorf("server sent bytes before the client opened streams")
 	}
+	if preFrames != nil {
+		c.Write(preFrames)
+	}
 	sc, err := spdystream.NewConnection(c, false)
 	if err != nil {
 		c.Close()
@@ -128,6 +136,7 @@ type execOpts struct {
 	keepOpen                   bool
 	resize                     string // a resize message sent before stdin
 	proto                      string
+	noPong                     bool // the session fails at once: no time to answer a ping
 }
 
 type result struct {
@@ -280,7 +289,9 @@ func wsExec(rawurl string, o execOpts) (*result, error) {
 	select {
 	case <-pong:
 	default:
-		return nil, fmt.Errorf("no pong for our ping")
+		if !o.noPong {
+			return nil, fmt.Errorf("no pong for our ping")
+		}
 	}
 	return &res, nil
 }
@@ -462,6 +473,49 @@ func scenarioAttach(run runner, proto string) error {
 	}
 	if st["running"] != false {
 		return fmt.Errorf("StdinOnce: cat still running after stdin closed")
+	}
+	return nil
+}
+
+func scenarioAttachMissing(run runner, proto string) error {
+	u, err := mint(map[string]interface{}{"op": "attach", "container": "nope", "stdout": true})
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdout: true, proto: proto, noPong: true})
+	if err != nil {
+		return err
+	}
+	st, err := parseStatus(r.status)
+	if err != nil {
+		return err
+	}
+	if st.Status != "Failure" || !strings.Contains(r.status, "not running") {
+		return fmt.Errorf("status %q", r.status)
+	}
+	return nil
+}
+
+// scenarioOddFrames sends SETTINGS, WINDOW_UPDATE and a PING before the
+// session and a PING in the middle of it.
+func scenarioOddFrames() error {
+	preFrames = []byte{
+		0x80, 3, 0, 4, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 7, 0, 1, 0, 0, // SETTINGS initial window 64k
+		0x80, 3, 0, 9, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0x10, 0, // WINDOW_UPDATE session
+		0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 0x65, // PING 101 (echoed, spdystream drops unknown ids)
+	}
+	defer func() { preFrames = nil }()
+	u, err := mint(execReq([]string{"sh", "-c", "printf hello"}, false, false, true, true))
+	if err != nil {
+		return err
+	}
+	code, _, sc, err := upgrade(u, []string{"v4.channel.k8s.io"}, nil)
+	if err != nil || code != 101 {
+		return fmt.Errorf("upgrade %d %v", code, err)
+	}
+	defer sc.conn.Close()
+	if _, err := sc.conn.Ping(); err != nil {
+		return fmt.Errorf("ping: %v", err)
 	}
 	return nil
 }
@@ -759,7 +813,11 @@ func main() {
 	ttl := flag.Duration("ttl", time.Second, "token TTL stream_testd runs with")
 	only := flag.String("run", "", "run only scenarios whose name contains this")
 	flag.StringVar(&ctlPath, "ctl", "", "stream_testd control socket")
+	hold := flag.Bool("hold", false, "open one exec session and report when the server ends it")
 	flag.Parse()
+	if *hold {
+		os.Exit(holdSession())
+	}
 	ws := func(proto string) runner {
 		return func(u string, o execOpts) (*result, error) { o.proto = proto; return wsExec(u, o) }
 	}
@@ -798,6 +856,9 @@ func main() {
 		sc{"websocket v5.channel.k8s.io stdin close", func() error { return scenarioStdinClose(ws("v5.channel.k8s.io"), "v5.channel.k8s.io") }},
 		sc{"websocket v5.channel.k8s.io attach StdinOnce", func() error { return scenarioAttach(ws("v5.channel.k8s.io"), "v5.channel.k8s.io") }},
 		sc{"spdy portforward HTTP 200", scenarioPortForward},
+		sc{"spdy attach to a missing container", func() error { return scenarioAttachMissing(sp("v4.channel.k8s.io"), "v4.channel.k8s.io") }},
+		sc{"websocket attach to a missing container", func() error { return scenarioAttachMissing(ws("v4.channel.k8s.io"), "v4.channel.k8s.io") }},
+		sc{"spdy SETTINGS, WINDOW_UPDATE, PING", scenarioOddFrames},
 		sc{"reused and unknown token 404", scenarioReusedToken},
 		sc{"expired token 404", func() error { return scenarioExpiredToken(*ttl) }},
 		sc{"wrong protocol 403", scenarioWrongProtocol},
@@ -838,3 +899,41 @@ func b64enc(b []byte) string          { return base64Std.EncodeToString(b) }
 func b64dec(s string) ([]byte, error) { return base64Std.DecodeString(s) }
 
 var base64Std = base64.StdEncoding
+
+// holdSession keeps an exec session (sleep 60) open until the server closes
+// the connection: run.sh stops stream_testd meanwhile.
+func holdSession() int {
+	u, err := mint(execReq([]string{"sleep", "60"}, false, true, true, true))
+	if err != nil {
+		fmt.Println("hold:", err)
+		return 1
+	}
+	_, _, sc, err := upgrade(u, []string{"v4.channel.k8s.io"}, nil)
+	if err != nil || sc == nil {
+		fmt.Println("hold: upgrade", err)
+		return 1
+	}
+	var out *spdystream.Stream
+	for _, t := range []string{"error", "stdin", "stdout", "stderr"} {
+		st, err := sc.stream(http.Header{"Streamtype": {t}})
+		if err != nil {
+			fmt.Println("hold:", err)
+			return 1
+		}
+		if t == "stdout" {
+			out = st
+		}
+	}
+	fmt.Println("holding")
+	done := make(chan struct{})
+	go func() { io.Copy(ioutil.Discard, out); close(done) }()
+	select {
+	case <-sc.conn.CloseChan():
+	case <-done:
+	case <-time.After(20 * time.Second):
+		fmt.Println("hold: still open after 20s")
+		return 1
+	}
+	fmt.Println("closed")
+	return 0
+}
