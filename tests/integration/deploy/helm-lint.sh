@@ -24,6 +24,7 @@ done
 
 step "package"
 "$helm" package "$chart" -d "$tmp" >/dev/null
-tar tzf "$tmp"/quark-*.tgz | grep -qx 'quark/values.schema.json' || fail "packaged chart lacks values.schema.json"
-tar tzf "$tmp"/quark-*.tgz | grep -qx 'quark/templates/NOTES.txt' || fail "packaged chart lacks NOTES.txt"
+tar tzf "$tmp"/quark-*.tgz >"$tmp/files"
+grep -qx 'quark/values.schema.json' "$tmp/files" || fail "packaged chart lacks values.schema.json"
+grep -qx 'quark/templates/NOTES.txt' "$tmp/files" || fail "packaged chart lacks NOTES.txt"
 echo "helm-lint: ok"
