@@ -179,6 +179,8 @@ static int fetch_blob_shared(img_store *st, struct img_reg *r, const struct img_
   if (asprintf(&key, "blob:%s", d->digest) < 0)
     return q_error_make(err, ENOMEM, "blob");
   while (!img_blob_exists(st, d->digest)) {
+    if (!r)
+      return img_error(err, ENOENT, "layer blob %s is not in the store", d->digest);
     if (!img_flight_begin(st, key))
       continue;
     int rc = img_blob_exists(st, d->digest) ? 0 : img_reg_fetch_blob(r, d->digest, d->size, cb, arg, err);
@@ -211,7 +213,7 @@ static void *layer_worker(void *arg) {
   struct pull_ctx *c = arg;
   struct img_reg *r = NULL;
   q_error *err = NULL;
-  int rc = img_reg_open(c->st, c->ref, c->endpoint, c->auth, &r, &err);
+  int rc = c->endpoint ? img_reg_open(c->st, c->ref, c->endpoint, c->auth, &r, &err) : 0;
   while (rc == 0) {
     pthread_mutex_lock(&c->lock);
     size_t i = c->next++;
@@ -294,6 +296,12 @@ int img_commit_manifest(img_store *st, const img_ref *ref, const char *endpoint,
   int rc;
   char *cfg = NULL;
   size_t cfg_len = 0;
+  q_cleanup_free char *key = NULL;
+  if (asprintf(&key, "blob:%s", m->config.digest) < 0)
+    return q_error_make(err, ENOMEM, "config");
+  bool mine = false;
+  while (!img_blob_exists(st, m->config.digest) && endpoint && !(mine = img_flight_begin(st, key)))
+    ;
   if (img_blob_exists(st, m->config.digest)) {
     rc = img_blob_read(st, m->config.digest, IMG_MAX_CONFIG, &cfg, &cfg_len, err);
   } else if (endpoint) {
@@ -307,6 +315,8 @@ int img_commit_manifest(img_store *st, const img_ref *ref, const char *endpoint,
   } else {
     rc = q_error_make(err, ENOENT, "config blob %s missing", m->config.digest);
   }
+  if (mine)
+    img_flight_end(st, key);
   if (rc == 0)
     rc = check_config(cfg, cfg_len, m, err);
   free(cfg);

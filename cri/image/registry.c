@@ -295,10 +295,15 @@ static CURLcode perform(struct img_reg *r, const char *method, const char *url,
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, st->connect_timeout_s);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, st->stall_timeout_s);
-  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "quark/" "0.1");
-  if (st->max_recv_bps > 0)
+  /* libcurl checks the rate limit only between bursts of up to 100 buffer
+   * reads: a big buffer would let a fast local transfer finish in one burst. */
+  if (st->max_recv_bps > 0) {
     curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)st->max_recv_bps);
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 16L * 1024);
+  } else {
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
+  }
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

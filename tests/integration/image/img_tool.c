@@ -1,6 +1,7 @@
 /* img-tool: drives the image library from the integration tests and the
  * pull benchmark (the same calls quarkd makes, without gRPC in between).
- *   img-tool [options] pull REF | status REF | list | rmi REF | fsinfo |
+ *   img-tool [options] pull REF | pull-many REF... (one thread each, in one
+ *            process: exercises the shared downloads) | status REF | list | rmi REF | fsinfo |
  *            import FILE [NAME] | rootfs-create REF CID DEST |
  *            rootfs-remove CID | unpack TAR DIR | ref REF | check
  * Options: --root DIR --mirror HOST=URL --insecure HOST[:PORT] --user U
@@ -16,7 +17,23 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+
+struct many {
+  img_store *st;
+  const char *ref;
+  const struct img_pull_opts *po;
+  int rc;
+  char *id;
+  q_error *err;
+};
+
+static void *pull_thread(void *arg) {
+  struct many *m = arg;
+  m->rc = img_pull(m->st, m->ref, m->po, &m->id, &m->err);
+  return NULL;
+}
 
 static void print_strv(const char *k, char **v) {
   printf("%s=", k);
@@ -133,7 +150,7 @@ static int check_records(img_store *st, const char *root) {
 int main(int argc, char **argv) {
   const char *root = NULL;
   struct img_mirror mirrors[8];
-  const char *mirror_eps[8][1];
+  const char *mirror_eps[8][8];
   size_t n_mirrors = 0;
   const char *insecure[8];
   size_t n_insecure = 0;
@@ -154,8 +171,10 @@ int main(int argc, char **argv) {
       if (!eq || n_mirrors == 8)
         return 2;
       *eq = '\0';
-      mirror_eps[n_mirrors][0] = eq + 1;
-      mirrors[n_mirrors] = (struct img_mirror){optarg, mirror_eps[n_mirrors], 1};
+      size_t ne = 0;
+      for (char *save = NULL, *u = strtok_r(eq + 1, ",", &save); u && ne < 8; u = strtok_r(NULL, ",", &save))
+        mirror_eps[n_mirrors][ne++] = u;
+      mirrors[n_mirrors] = (struct img_mirror){optarg, mirror_eps[n_mirrors], ne};
       n_mirrors++;
       break;
     }
@@ -219,6 +238,27 @@ int main(int argc, char **argv) {
     if (rc == 0)
       printf("%s\n", id);
     free(id);
+  } else if (strcmp(cmd, "pull-many") == 0 && nargs >= 1 && nargs <= 16) {
+    struct img_pull_opts po = {.auth = have_auth ? &auth : NULL};
+    struct many m[16];
+    pthread_t th[16];
+    for (int i = 0; i < nargs; i++) {
+      m[i] = (struct many){st, args[i], &po, 0, NULL, NULL};
+      pthread_create(&th[i], NULL, pull_thread, &m[i]);
+    }
+    for (int i = 0; i < nargs; i++) {
+      pthread_join(th[i], NULL);
+      if (m[i].rc == 0)
+        printf("%s %s\n", args[i], m[i].id);
+      else {
+        fprintf(stderr, "error: %s\n", q_error_msg(m[i].err));
+        rc = m[i].rc;
+      }
+      free(m[i].id);
+      q_error_free(&m[i].err);
+    }
+    if (rc < 0)
+      q_error_make(&err, 0, "some pulls failed");
   } else if (strcmp(cmd, "status") == 0 && nargs == 1) {
     img_info *in = NULL;
     rc = img_status(st, args[0], &in, &err);
