@@ -62,11 +62,12 @@ static int load_member(json_t *obj, const char *key, const char *text, bool want
 
 int net_cache_write(const char *cache_dir, const net_cache_entry *e, q_error **err)
 {
-  q_cleanup_free char *path = net_cache_path(cache_dir, e->network_name, e->container_id, e->ifname);
+  q_cleanup_free char *path =
+      net_cache_path(cache_dir, e->network_name, e->container_id, e->ifname);
   if (path == NULL)
     return q_error_make(err, EINVAL, "cache entry for network \"%s\" container \"%s\" if \"%s\"",
-                        e->network_name ? e->network_name : "", e->container_id ? e->container_id : "",
-                        e->ifname ? e->ifname : "");
+                        e->network_name ? e->network_name : "",
+                        e->container_id ? e->container_id : "", e->ifname ? e->ifname : "");
   q_cleanup_free char *config = net_base64_encode(e->config ? e->config : "", e->config_len);
   json_t *o = json_object();
   if (config == NULL || o == NULL) {

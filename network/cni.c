@@ -111,8 +111,8 @@ static json_t *args_json(const net_runtime *rt)
 {
   json_t *a = json_array();
   for (size_t i = 0; a && i < rt->n_args; i++)
-    json_array_append_new(a, json_pack("[ss]", rt->args[i].key,
-                                       rt->args[i].value ? rt->args[i].value : ""));
+    json_array_append_new(
+        a, json_pack("[ss]", rt->args[i].key, rt->args[i].value ? rt->args[i].value : ""));
   return a;
 }
 
@@ -136,7 +136,8 @@ int net_cni_add_list(const net_cni *c, const net_conf_list *l, const net_runtime
     json_t *res = json_loads(out, 0, &jerr);
     if (res == NULL || !json_is_object(res)) {
       json_decref(res);
-      r = q_error_make(err, EINVAL, "plugin type=\"%s\" name=\"%s\" (add): output is not a result: %s",
+      r = q_error_make(err, EINVAL,
+                       "plugin type=\"%s\" name=\"%s\" (add): output is not a result: %s",
                        l->plugin_types[i], l->name, res ? "not an object" : jerr.text);
       goto out;
     }
@@ -155,15 +156,15 @@ int net_cni_add_list(const net_cni *c, const net_conf_list *l, const net_runtime
   args = args_json(rt);
   args_text = args ? net_json_dump(args) : NULL;
   net_cache_entry e = {
-    .container_id = (char *)rt->container_id,
-    .network_name = l->name,
-    .ifname = (char *)rt->ifname,
-    .netns = (char *)rt->netns,
-    .config = l->bytes,
-    .config_len = l->len,
-    .cni_args = rt->n_args ? args_text : NULL,
-    .capability_args = (char *)rt->capability_args,
-    .result = text,
+      .container_id = (char *)rt->container_id,
+      .network_name = l->name,
+      .ifname = (char *)rt->ifname,
+      .netns = (char *)rt->netns,
+      .config = l->bytes,
+      .config_len = l->len,
+      .cni_args = rt->n_args ? args_text : NULL,
+      .capability_args = (char *)rt->capability_args,
+      .result = text,
   };
   if ((r = net_cache_write(c->cache_dir, &e, err)) < 0) {
     q_error_wrap(err, "failed to set network \"%s\" cached result", l->name);

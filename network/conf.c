@@ -60,8 +60,7 @@ static int check_plugin(json_t *p, size_t idx, const char *src, q_error **err)
     return q_error_make(err, EINVAL, "%s: plugin %zu: invalid type \"%s\"", src, idx, t);
   json_t *caps = json_object_get(p, "capabilities");
   if (caps != NULL && !json_is_object(caps))
-    return q_error_make(err, EINVAL, "%s: plugin %zu: \"capabilities\" is not an object", src,
-                        idx);
+    return q_error_make(err, EINVAL, "%s: plugin %zu: \"capabilities\" is not an object", src, idx);
   return 0;
 }
 
@@ -72,8 +71,7 @@ int net_conf_parse(const char *bytes, size_t len, bool is_list, const char *sour
   json_error_t jerr;
   json_t *j = json_loadb(bytes, len, JSON_REJECT_DUPLICATES, &jerr);
   if (j == NULL)
-    return q_error_make(err, EINVAL, "%s: invalid JSON: %s (line %d)", src, jerr.text,
-                        jerr.line);
+    return q_error_make(err, EINVAL, "%s: invalid JSON: %s (line %d)", src, jerr.text, jerr.line);
   json_t *list = NULL;
   int r = -EINVAL;
   if (!json_is_object(j)) {
@@ -87,8 +85,8 @@ int net_conf_parse(const char *bytes, size_t len, bool is_list, const char *sour
     goto out;
   }
   if (!net_valid_id(json_string_value(name))) {
-    r = q_error_make(err, EINVAL, "%s: invalid network name \"%s\" (letters, digits, _ . -)",
-                     src, json_string_value(name));
+    r = q_error_make(err, EINVAL, "%s: invalid network name \"%s\" (letters, digits, _ . -)", src,
+                     json_string_value(name));
     goto out;
   }
   if (ver != NULL && !json_is_string(ver)) {
@@ -133,8 +131,8 @@ int net_conf_parse(const char *bytes, size_t len, bool is_list, const char *sour
       goto out;
   }
   json_t *dc = json_object_get(list, "disableCheck");
-  bool disable_check = json_is_true(dc) ||
-                       (json_is_string(dc) && strcmp(json_string_value(dc), "true") == 0);
+  bool disable_check =
+      json_is_true(dc) || (json_is_string(dc) && strcmp(json_string_value(dc), "true") == 0);
 
   net_conf_list *l = calloc(1, sizeof(*l));
   if (l == NULL) {
@@ -149,7 +147,8 @@ int net_conf_parse(const char *bytes, size_t len, bool is_list, const char *sour
   l->plugin_types = calloc(l->n_plugins, sizeof(char *));
   bool ok = l->name && l->cni_version && (l->source || !source) && l->plugin_types;
   for (i = 0; ok && i < l->n_plugins; i++) {
-    l->plugin_types[i] = strdup(json_string_value(json_object_get(json_array_get(plugins, i), "type")));
+    l->plugin_types[i] =
+        strdup(json_string_value(json_object_get(json_array_get(plugins, i), "type")));
     ok = l->plugin_types[i] != NULL;
   }
   if (ok) {
@@ -318,7 +317,7 @@ int net_conf_load_default(const char *dir, net_conf_list **out, q_error **err)
 
 int net_conf_loopback(net_conf_list **out, q_error **err)
 {
-  static const char lo[] =
-      "{\"cniVersion\":\"0.3.1\",\"name\":\"" NET_LOOPBACK_NETWORK "\",\"plugins\":[{\"type\":\"loopback\"}]}";
+  static const char lo[] = "{\"cniVersion\":\"0.3.1\",\"name\":\"" NET_LOOPBACK_NETWORK
+                           "\",\"plugins\":[{\"type\":\"loopback\"}]}";
   return net_conf_parse(lo, sizeof(lo) - 1, true, NULL, out, err);
 }

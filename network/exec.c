@@ -37,8 +37,8 @@ static char *env_entry(const char *fmt, ...)
  * such as portmap run iptables through PATH, so PATH is always present. */
 static char **build_env(const net_cni *c, const char *command, const net_runtime *rt)
 {
-  static const char *const ours[] = {"CNI_COMMAND=", "CNI_CONTAINERID=", "CNI_NETNS=",
-                                     "CNI_IFNAME=", "CNI_ARGS=", "CNI_PATH="};
+  static const char *const ours[] = {
+      "CNI_COMMAND=", "CNI_CONTAINERID=", "CNI_NETNS=", "CNI_IFNAME=", "CNI_ARGS=", "CNI_PATH="};
   size_t n = 0;
   for (char **e = environ; e && *e; e++)
     n++;
@@ -74,7 +74,8 @@ static char **build_env(const net_cni *c, const char *command, const net_runtime
       (env[k++] = env_entry("CNI_PATH=%s", cni_path)) == NULL)
     goto fail;
   if (rt != NULL) {
-    if ((env[k++] = env_entry("CNI_CONTAINERID=%s", rt->container_id ? rt->container_id : "")) == NULL ||
+    if ((env[k++] = env_entry("CNI_CONTAINERID=%s", rt->container_id ? rt->container_id : "")) ==
+            NULL ||
         (env[k++] = env_entry("CNI_NETNS=%s", rt->netns ? rt->netns : "")) == NULL ||
         (env[k++] = env_entry("CNI_IFNAME=%s", rt->ifname ? rt->ifname : "")) == NULL ||
         (env[k++] = env_entry("CNI_ARGS=%s", args ? args : "")) == NULL)
@@ -124,8 +125,7 @@ static int buf_read(struct buf *b, int fd)
 
 /* The message of a failed plugin: its JSON error object when stdout holds
  * one (spec: {"cniVersion", "code", "msg", "details"}), else its stderr. */
-static int plugin_error(q_error **err, int status,
-                        const struct buf *out, const struct buf *errb)
+static int plugin_error(q_error **err, int status, const struct buf *out, const struct buf *errb)
 {
   json_t *j = out->len ? json_loadb(out->data, out->len, 0, NULL) : NULL;
   const char *msg = j ? json_string_value(json_object_get(j, "msg")) : NULL;

@@ -21,7 +21,7 @@ struct net_cni {
 #define NET_CONF_MAX (1u << 20)
 
 /* libcni's rules for names that end up in file names and environment. */
-bool net_valid_id(const char *s);     /* container id and network name */
+bool net_valid_id(const char *s); /* container id and network name */
 bool net_valid_ifname(const char *s);
 
 /* Standard base64 with padding (what Go's encoding/json does for []byte). */

@@ -255,8 +255,8 @@ static int sysctl_thread(void *arg, q_error **err)
 {
   struct sysctl_job *job = arg;
   static const net_kv defaults[] = {
-    {"net.ipv4.ip_unprivileged_port_start", "0"},
-    {"net.ipv4.ping_group_range", "0 2147483647"},
+      {"net.ipv4.ip_unprivileged_port_start", "0"},
+      {"net.ipv4.ping_group_range", "0 2147483647"},
   };
   for (size_t i = 0; i < Q_ARRAY_SIZE(defaults); i++) {
     int r = write_sysctl(defaults[i].key, defaults[i].value, err);

@@ -53,10 +53,10 @@ int net_parse_bandwidth(const char *q, uint64_t *bps, q_error **err)
   static const struct {
     const char *suf;
     int e10, e2;
-  } sufs[] = {{"Ki", 0, 10}, {"Mi", 0, 20}, {"Gi", 0, 30}, {"Ti", 0, 40}, {"Pi", 0, 50},
-              {"Ei", 0, 60}, {"n", -9, 0},  {"u", -6, 0},  {"m", -3, 0},  {"k", 3, 0},
-              {"M", 6, 0},   {"G", 9, 0},   {"T", 12, 0},  {"P", 15, 0},  {"E", 18, 0},
-              {"", 0, 0}};
+  } sufs[] = {{"Ki", 0, 10}, {"Mi", 0, 20}, {"Gi", 0, 30}, {"Ti", 0, 40},
+              {"Pi", 0, 50}, {"Ei", 0, 60}, {"n", -9, 0},  {"u", -6, 0},
+              {"m", -3, 0},  {"k", 3, 0},   {"M", 6, 0},   {"G", 9, 0},
+              {"T", 12, 0},  {"P", 15, 0},  {"E", 18, 0},  {"", 0, 0}};
   bool matched = false;
   if ((*s == 'e' || *s == 'E') && s[1] != '\0' && s[1] != 'i') {
     char *end;
@@ -229,12 +229,12 @@ static int pod_runtime(const net_pod *pod, const char *ifname, struct pod_rt *p,
   if (r < 0)
     return r;
   p->rt = (net_runtime){
-    .container_id = pod->id,
-    .netns = pod->netns_path,
-    .ifname = ifname,
-    .args = p->args,
-    .n_args = Q_ARRAY_SIZE(p->args),
-    .capability_args = p->caps,
+      .container_id = pod->id,
+      .netns = pod->netns_path,
+      .ifname = ifname,
+      .args = p->args,
+      .n_args = Q_ARRAY_SIZE(p->args),
+      .capability_args = p->caps,
   };
   return 0;
 }

@@ -112,7 +112,8 @@ int net_render_hosts(const char *hostname, const char *fqdn, const char *const *
     return q_error_make(err, EINVAL, "host domain name \"%s\"", fqdn);
   for (size_t i = 0; i < n_ips; i++) {
     unsigned char b[16];
-    if (ips[i] == NULL || (inet_pton(AF_INET, ips[i], b) != 1 && inet_pton(AF_INET6, ips[i], b) != 1))
+    if (ips[i] == NULL ||
+        (inet_pton(AF_INET, ips[i], b) != 1 && inet_pton(AF_INET6, ips[i], b) != 1))
       return q_error_make(err, EINVAL, "pod IP \"%s\"", ips[i] ? ips[i] : "");
   }
   /* kubelet's managed hosts file, so tools that parse it see the usual. */

@@ -175,8 +175,8 @@ static int parse_routes(net_result *res, json_t *routes, q_error **err)
   return r;
 }
 
-static int add_ip(net_result *res, const char *address, const char *gateway, int version,
-                  int iface, q_error **err)
+static int add_ip(net_result *res, const char *address, const char *gateway, int version, int iface,
+                  q_error **err)
 {
   net_ip *ip = &res->ips[res->n_ips];
   int fam = address ? cidr_family(address) : 0;
@@ -239,7 +239,8 @@ static int parse_current(net_result *res, json_t *j, bool has_version_field, q_e
       net_iface *x = &res->ifaces[i];
       res->n_ifaces = i + 1;
       int r;
-      if ((r = opt_str(f, "name", &x->name, err)) < 0 || (r = opt_str(f, "mac", &x->mac, err)) < 0 ||
+      if ((r = opt_str(f, "name", &x->name, err)) < 0 ||
+          (r = opt_str(f, "mac", &x->mac, err)) < 0 ||
           (r = opt_str(f, "sandbox", &x->sandbox, err)) < 0)
         return r;
       if (x->name == NULL)
@@ -286,8 +287,8 @@ static int parse_current(net_result *res, json_t *j, bool has_version_field, q_e
       json_t *gw = json_object_get(o, "gateway");
       if (gw != NULL && !json_is_null(gw) && !json_is_string(gw))
         return q_error_make(err, EINVAL, "CNI result: ip %zu: \"gateway\" is not a string", i);
-      int r = add_ip(res, json_string_value(json_object_get(o, "address")),
-                     json_string_value(gw), version, iface, err);
+      int r = add_ip(res, json_string_value(json_object_get(o, "address")), json_string_value(gw),
+                     version, iface, err);
       if (r < 0)
         return r;
     }

@@ -165,8 +165,8 @@ int net_cni_new(const net_cni_options *opts, net_cni **out, q_error **err)
     ok = c->plugin_dirs[i] != NULL;
     c->n_plugin_dirs = i + 1;
   }
-  c->plugin_timeout_ms = opts->plugin_timeout_ms > 0 ? opts->plugin_timeout_ms
-                                                     : NET_DEFAULT_PLUGIN_TIMEOUT_MS;
+  c->plugin_timeout_ms =
+      opts->plugin_timeout_ms > 0 ? opts->plugin_timeout_ms : NET_DEFAULT_PLUGIN_TIMEOUT_MS;
   if (!ok) {
     net_cni_free(c);
     return q_error_make(err, ENOMEM, "cni handle");

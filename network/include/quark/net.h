@@ -88,12 +88,12 @@ int net_netns_set_sysctls(const char *path, const net_kv *sysctls, size_t n, q_e
 /* ---- CNI handle ---- */
 
 typedef struct net_cni_options {
-  const char *conf_dir;               /* NULL: /etc/cni/net.d */
-  const char *const *plugin_dirs;     /* searched in order; NULL: /opt/cni/bin, /usr/lib/cni */
+  const char *conf_dir;           /* NULL: /etc/cni/net.d */
+  const char *const *plugin_dirs; /* searched in order; NULL: /opt/cni/bin, /usr/lib/cni */
   size_t n_plugin_dirs;
-  const char *cache_dir;              /* NULL: /var/lib/cni (results in <cache_dir>/results) */
-  const char *netns_dir;              /* NULL: /var/run/netns */
-  int plugin_timeout_ms;              /* per plugin run; 0: 60 s */
+  const char *cache_dir; /* NULL: /var/lib/cni (results in <cache_dir>/results) */
+  const char *netns_dir; /* NULL: /var/run/netns */
+  int plugin_timeout_ms; /* per plugin run; 0: 60 s */
 } net_cni_options;
 
 typedef struct net_cni net_cni;
@@ -116,12 +116,12 @@ typedef struct net_conf_list {
   char *name;
   char *cni_version;
   bool disable_check;
-  char *source;        /* file it came from, or NULL */
+  char *source; /* file it came from, or NULL */
   size_t n_plugins;
   char **plugin_types; /* n_plugins entries */
   char *bytes;         /* the list's JSON (generated for a wrapped .conf); cached on ADD */
   size_t len;
-  void *json;          /* private: parsed list */
+  void *json; /* private: parsed list */
 } net_conf_list;
 
 /* Parses one list. is_list false: a single plugin config (.conf/.json) that
@@ -198,10 +198,10 @@ void net_result_free(net_result *r);
 
 /* One attachment of a container to a network, as libcni's RuntimeConf. */
 typedef struct net_runtime {
-  const char *container_id;   /* CNI_CONTAINERID: [A-Za-z0-9][A-Za-z0-9_.-]* */
-  const char *netns;          /* CNI_NETNS */
-  const char *ifname;         /* CNI_IFNAME */
-  const net_kv *args;         /* CNI_ARGS "K=V;K=V" in this order */
+  const char *container_id; /* CNI_CONTAINERID: [A-Za-z0-9][A-Za-z0-9_.-]* */
+  const char *netns;        /* CNI_NETNS */
+  const char *ifname;       /* CNI_IFNAME */
+  const net_kv *args;       /* CNI_ARGS "K=V;K=V" in this order */
   size_t n_args;
   /* JSON object of capability arguments ("portMappings", "bandwidth", "dns",
    * "io.kubernetes.cri.pod-annotations", ...), or NULL. Each plugin gets, in
@@ -221,7 +221,8 @@ int net_cni_add_list(const net_cni *c, const net_conf_list *l, const net_runtime
  * a cache entry exists. Every plugin is tried even when one fails; on full
  * success the cache entry is removed. A missing netns is passed as an empty
  * CNI_NETNS (the spec's best-effort DEL). */
-int net_cni_del_list(const net_cni *c, const net_conf_list *l, const net_runtime *rt, q_error **err);
+int net_cni_del_list(const net_cni *c, const net_conf_list *l, const net_runtime *rt,
+                     q_error **err);
 /* CHECK with the cached result. Lists older than 0.4.0 or with disableCheck
  * succeed without running anything. -ENOENT when nothing is cached. */
 int net_cni_check_list(const net_cni *c, const net_conf_list *l, const net_runtime *rt,
@@ -233,8 +234,8 @@ typedef struct net_cache_entry {
   char *container_id;
   char *network_name;
   char *ifname;
-  char *netns;           /* may be NULL */
-  char *config;          /* the list's bytes (base64 in the file) */
+  char *netns;  /* may be NULL */
+  char *config; /* the list's bytes (base64 in the file) */
   size_t config_len;
   char *cni_args;        /* JSON array of [key, value] pairs, or NULL */
   char *capability_args; /* JSON object, or NULL */
@@ -259,10 +260,10 @@ void net_cache_entry_free(net_cache_entry *e);
 /* ---- pods ---- */
 
 typedef struct net_port_mapping {
-  const char *protocol;  /* "TCP", "UDP", "SCTP" (any case); NULL: tcp */
+  const char *protocol; /* "TCP", "UDP", "SCTP" (any case); NULL: tcp */
   int32_t container_port;
-  int32_t host_port;     /* <= 0: not mapped (skipped, as containerd does) */
-  const char *host_ip;   /* NULL or "": all addresses */
+  int32_t host_port;   /* <= 0: not mapped (skipped, as containerd does) */
+  const char *host_ip; /* NULL or "": all addresses */
 } net_port_mapping;
 
 typedef struct net_dns_config {
@@ -275,30 +276,30 @@ typedef struct net_dns_config {
 } net_dns_config;
 
 typedef struct net_pod {
-  const char *id;          /* sandbox id: CNI_CONTAINERID, K8S_POD_INFRA_CONTAINER_ID */
-  const char *name;        /* K8S_POD_NAME */
-  const char *namespace;   /* K8S_POD_NAMESPACE */
-  const char *uid;         /* K8S_POD_UID */
+  const char *id;        /* sandbox id: CNI_CONTAINERID, K8S_POD_INFRA_CONTAINER_ID */
+  const char *name;      /* K8S_POD_NAME */
+  const char *namespace; /* K8S_POD_NAMESPACE */
+  const char *uid;       /* K8S_POD_UID */
   /* Set by net_pod_setup when NULL (it creates the namespace); required by
    * attach/detach/check. */
   const char *netns_path;
   const net_port_mapping *ports;
   size_t n_ports;
-  const net_kv *annotations;  /* bandwidth annotations, and pod annotations for plugins */
+  const net_kv *annotations; /* bandwidth annotations, and pod annotations for plugins */
   size_t n_annotations;
-  const net_dns_config *dns;  /* the "dns" capability; may be NULL */
-  const net_kv *sysctls;      /* net.* sysctls of the pod (setup only) */
+  const net_dns_config *dns; /* the "dns" capability; may be NULL */
+  const net_kv *sysctls;     /* net.* sysctls of the pod (setup only) */
   size_t n_sysctls;
-  const char *cgroup_parent;  /* the "cgroupPath" capability; may be NULL */
+  const char *cgroup_parent; /* the "cgroupPath" capability; may be NULL */
 } net_pod;
 
 typedef struct net_pod_network {
-  char *netns_path;       /* the namespace in use (created by setup, or the pod's) */
-  char *network_name;     /* the default network the pod is attached to */
-  net_result *result;     /* the default network's result on eth0 */
-  char *raw_result;       /* its JSON */
-  char *primary_ip;       /* first IPv4 on eth0 (else first IP), no prefix; NULL if none */
-  char **additional_ips;  /* the other IPs on eth0 */
+  char *netns_path;      /* the namespace in use (created by setup, or the pod's) */
+  char *network_name;    /* the default network the pod is attached to */
+  net_result *result;    /* the default network's result on eth0 */
+  char *raw_result;      /* its JSON */
+  char *primary_ip;      /* first IPv4 on eth0 (else first IP), no prefix; NULL if none */
+  char **additional_ips; /* the other IPs on eth0 */
   size_t n_additional_ips;
 } net_pod_network;
 

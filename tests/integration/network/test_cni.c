@@ -117,7 +117,8 @@ static void teardown(void)
   /* Its shared chains and their jumps stay by design: remove them when
    * this test created them. */
   if (!had_hostport_chains) {
-    sh("iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null;"
+    sh("iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT "
+       "2>/dev/null;"
        "iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null;"
        "iptables -w -t nat -D POSTROUTING -m comment --comment 'CNI portfwd requiring masquerade' "
        "-j CNI-HOSTPORT-MASQ 2>/dev/null;"
@@ -134,9 +135,12 @@ TestSuite(netint, .init = setup, .fini = teardown, .timeout = 120);
 static net_cni *handle(bool with_bindir)
 {
   const char *dirs[] = {bindir, PLUGINS};
-  net_cni_options o = {.conf_dir = confdir, .plugin_dirs = with_bindir ? dirs : dirs + 1,
-                       .n_plugin_dirs = with_bindir ? 2 : 1, .cache_dir = cachedir,
-                       .netns_dir = nsdir, .plugin_timeout_ms = 30000};
+  net_cni_options o = {.conf_dir = confdir,
+                       .plugin_dirs = with_bindir ? dirs : dirs + 1,
+                       .n_plugin_dirs = with_bindir ? 2 : 1,
+                       .cache_dir = cachedir,
+                       .netns_dir = nsdir,
+                       .plugin_timeout_ms = 30000};
   net_cni *c = NULL;
   cr_assert_eq(net_cni_new(&o, &c, NULL), 0);
   return c;
@@ -244,8 +248,12 @@ Test(netint, two_pods_on_one_bridge_reach_each_other)
 {
   net_cni *c = handle(false);
   net_kv sysctls[] = {{"net.ipv4.tcp_keepalive_time", "600"}};
-  net_pod a = {.id = "qnit-pod-a", .name = "a", .namespace = "default", .uid = "uid-a",
-               .sysctls = sysctls, .n_sysctls = 1};
+  net_pod a = {.id = "qnit-pod-a",
+               .name = "a",
+               .namespace = "default",
+               .uid = "uid-a",
+               .sysctls = sysctls,
+               .n_sysctls = 1};
   net_pod b = {.id = "qnit-pod-b", .name = "b", .namespace = "default", .uid = "uid-b"};
   net_pod_network *na = NULL, *nb = NULL;
   q_cleanup_error q_error *err = NULL;
@@ -260,22 +268,29 @@ Test(netint, two_pods_on_one_bridge_reach_each_other)
   cr_assert_eq(cache_entries(), 4); /* lo and eth0 of each pod */
 
   /* Sysctls and lo, seen by a separate process inside the namespace. */
-  cr_assert_eq(sh("test \"$(nsenter --net=%s cat /proc/sys/net/ipv4/ip_unprivileged_port_start)\" = 0",
-                  na->netns_path), 0);
-  cr_assert_eq(sh("nsenter --net=%s cat /proc/sys/net/ipv4/ping_group_range | grep -q '^0.2147483647$'",
-                  na->netns_path), 0);
+  cr_assert_eq(
+      sh("test \"$(nsenter --net=%s cat /proc/sys/net/ipv4/ip_unprivileged_port_start)\" = 0",
+         na->netns_path),
+      0);
+  cr_assert_eq(
+      sh("nsenter --net=%s cat /proc/sys/net/ipv4/ping_group_range | grep -q '^0.2147483647$'",
+         na->netns_path),
+      0);
   cr_assert_eq(sh("test \"$(nsenter --net=%s cat /proc/sys/net/ipv4/tcp_keepalive_time)\" = 600",
-                  na->netns_path), 0);
+                  na->netns_path),
+               0);
   cr_assert_neq(sh("test \"$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)\" = 0 && "
-                   "test \"$(cat /proc/sys/net/ipv4/tcp_keepalive_time)\" = 600"), 0,
-                "the host's sysctls changed");
+                   "test \"$(cat /proc/sys/net/ipv4/tcp_keepalive_time)\" = 600"),
+                0, "the host's sysctls changed");
   cr_assert_eq(sh("nsenter --net=%s ip -o link show lo | grep -q 'UP'", nb->netns_path), 0);
 
   /* ICMP both ways, TCP from b to a. */
-  cr_assert_eq(sh("nsenter --net=%s busybox ping -c 1 -W 3 %s >/dev/null", nb->netns_path,
-                  na->primary_ip), 0);
-  cr_assert_eq(sh("nsenter --net=%s busybox ping -c 1 -W 3 %s >/dev/null", na->netns_path,
-                  nb->primary_ip), 0);
+  cr_assert_eq(
+      sh("nsenter --net=%s busybox ping -c 1 -W 3 %s >/dev/null", nb->netns_path, na->primary_ip),
+      0);
+  cr_assert_eq(
+      sh("nsenter --net=%s busybox ping -c 1 -W 3 %s >/dev/null", na->netns_path, nb->primary_ip),
+      0);
   struct sock_job l = {.port = 7777}, cl = {0};
   cr_assert_eq(net_netns_run(na->netns_path, make_listener, &l, &err), 0, "%s", q_error_msg(err));
   cr_assert_eq(net_netns_run(nb->netns_path, make_socket, &cl, &err), 0, "%s", q_error_msg(err));
@@ -309,8 +324,12 @@ Test(netint, hostport_answers_on_host_loopback)
     cr_skip_test("iptables does not work here: portmap cannot be tested");
   net_cni *c = handle(false);
   net_port_mapping ports[] = {{"TCP", 8080, HOSTPORT, "127.0.0.1"}};
-  net_pod p = {.id = "qnit-pod-hp", .name = "hp", .namespace = "default", .uid = "uid-hp",
-               .ports = ports, .n_ports = 1};
+  net_pod p = {.id = "qnit-pod-hp",
+               .name = "hp",
+               .namespace = "default",
+               .uid = "uid-hp",
+               .ports = ports,
+               .n_ports = 1};
   net_pod_network *n = NULL;
   q_cleanup_error q_error *err = NULL;
   cr_assert_eq(net_pod_setup(c, &p, &n, &err), 0, "%s", q_error_msg(err));
@@ -347,18 +366,23 @@ Test(netint, failing_plugin_fails_setup_and_leaves_nothing)
 {
   char path[700];
   snprintf(path, sizeof(path), "%s/quark-it-fail", bindir);
-  write_text(path,
-             "#!/bin/sh\n"
-             "cat >/dev/null\n"
-             "[ \"$CNI_COMMAND\" = DEL ] && exit 0\n"
-             "printf '{\"cniVersion\":\"1.0.0\",\"code\":100,\"msg\":\"quark test plugin refuses\"}'\n"
-             "exit 1\n",
-             0755);
+  write_text(
+      path,
+      "#!/bin/sh\n"
+      "cat >/dev/null\n"
+      "[ \"$CNI_COMMAND\" = DEL ] && exit 0\n"
+      "printf '{\"cniVersion\":\"1.0.0\",\"code\":100,\"msg\":\"quark test plugin refuses\"}'\n"
+      "exit 1\n",
+      0755);
   write_conflist(",{\"type\":\"quark-it-fail\"}");
   net_cni *c = handle(true);
   net_port_mapping ports[] = {{"TCP", 8080, HOSTPORT, "127.0.0.1"}};
-  net_pod p = {.id = "qnit-pod-fail", .name = "f", .namespace = "default", .uid = "uid-f",
-               .ports = ports, .n_ports = 1};
+  net_pod p = {.id = "qnit-pod-fail",
+               .name = "f",
+               .namespace = "default",
+               .uid = "uid-f",
+               .ports = ports,
+               .n_ports = 1};
   net_pod_network *n = NULL;
   q_cleanup_error q_error *err = NULL;
   cr_assert_lt(net_pod_setup(c, &p, &n, &err), 0);
@@ -377,7 +401,9 @@ Test(netint, missing_plugin_fails_setup_and_leaves_nothing)
   net_pod_network *n = NULL;
   q_cleanup_error q_error *err = NULL;
   cr_assert_lt(net_pod_setup(c, &p, &n, &err), 0);
-  cr_assert(strstr(q_error_msg(err), "failed to find plugin \"quark-it-no-such-plugin\" in path [" PLUGINS "]") != NULL,
+  cr_assert(strstr(q_error_msg(err),
+                   "failed to find plugin \"quark-it-no-such-plugin\" in path [" PLUGINS
+                   "]") != NULL,
             "%s", q_error_msg(err));
   assert_nothing_left(p.id);
   /* Status says the same before any pod is tried. */
@@ -427,12 +453,12 @@ Test(netint, netns_enter_and_leave_on_this_thread)
   cr_assert_eq(net_netns_remove(path, &err), 0);
   cr_assert_eq(access(path, F_OK), -1);
   /* Keys outside net.* are refused before anything is written. */
-  cr_assert_eq(net_netns_set_sysctls("/proc/self/ns/net", (net_kv[]){{"kernel.hostname", "x"}}, 1,
-                                     &err),
-               -EINVAL);
-  cr_assert_eq(net_netns_set_sysctls("/proc/self/ns/net", (net_kv[]){{"net.ipv4..conf", "x"}}, 1,
-                                     &err),
-               -EINVAL);
+  cr_assert_eq(
+      net_netns_set_sysctls("/proc/self/ns/net", (net_kv[]){{"kernel.hostname", "x"}}, 1, &err),
+      -EINVAL);
+  cr_assert_eq(
+      net_netns_set_sysctls("/proc/self/ns/net", (net_kv[]){{"net.ipv4..conf", "x"}}, 1, &err),
+      -EINVAL);
   free(path);
 }
 
@@ -449,7 +475,8 @@ int main(int argc, char **argv)
       printf("skip: %s missing (Debian package containernetworking-plugins)\n", need[i]);
       return 77;
     }
-  if (system("command -v nsenter >/dev/null && command -v busybox >/dev/null && command -v ip >/dev/null") != 0) {
+  if (system("command -v nsenter >/dev/null && command -v busybox >/dev/null && command -v ip "
+             ">/dev/null") != 0) {
     printf("skip: needs nsenter, busybox and ip\n");
     return 77;
   }

@@ -32,15 +32,15 @@ static void put(const char *name, const char *text)
 }
 
 #define CONF(name) "{\"cniVersion\":\"1.0.0\",\"name\":\"" name "\",\"type\":\"bridge\"}"
-#define LIST(name)                                                                               \
-  "{\"cniVersion\":\"0.4.0\",\"name\":\"" name "\",\"plugins\":[{\"type\":\"bridge\"},"         \
+#define LIST(name)                                                                                 \
+  "{\"cniVersion\":\"0.4.0\",\"name\":\"" name "\",\"plugins\":[{\"type\":\"bridge\"},"            \
   "{\"type\":\"portmap\",\"capabilities\":{\"portMappings\":true}}]}"
 
 Test(netconf, discovery_is_bytewise_and_skips_other_files)
 {
   put("b.conflist", LIST("net-b"));
   put("a.json", CONF("net-a-json"));
-  put("Z.conf", CONF("net-upper-z"));  /* 'Z' < 'a' byte-wise, not in a locale */
+  put("Z.conf", CONF("net-upper-z")); /* 'Z' < 'a' byte-wise, not in a locale */
   put("10-x.conf", CONF("net-10"));
   put("README", "not a config");
   put("c.conf.bak", CONF("net-bak"));
@@ -71,7 +71,8 @@ Test(netconf, discovery_is_bytewise_and_skips_other_files)
 
 Test(netconf, conf_is_wrapped_into_a_list)
 {
-  const char *c = "{\"cniVersion\":\"0.3.1\",\"name\":\"mynet\",\"type\":\"bridge\",\"bridge\":\"cni0\"}";
+  const char *c =
+      "{\"cniVersion\":\"0.3.1\",\"name\":\"mynet\",\"type\":\"bridge\",\"bridge\":\"cni0\"}";
   net_conf_list *l = NULL;
   cr_assert_eq(net_conf_parse(c, strlen(c), false, "x.conf", &l, NULL), 0);
   cr_assert_str_eq(l->name, "mynet");
@@ -109,7 +110,10 @@ Test(netconf, invalid_files_are_named_and_skipped)
   cr_assert(strstr(m, "no valid network config found in") != NULL, "%s", m);
   cr_assert(strstr(m, "00-broken.conf: invalid JSON") != NULL, "%s", m);
   cr_assert(strstr(m, "01-notype.conf: plugin 0: missing \"type\"") != NULL, "%s", m);
-  cr_assert(strstr(m, "02-list-in-conf.conf: missing \"type\" (a network list belongs in a .conflist") != NULL, "%s", m);
+  cr_assert(
+      strstr(m, "02-list-in-conf.conf: missing \"type\" (a network list belongs in a .conflist") !=
+          NULL,
+      "%s", m);
   cr_assert(strstr(m, "03-noplugins.conflist: no \"plugins\"") != NULL, "%s", m);
   cr_assert(strstr(m, "04-badversion.conflist: unsupported cniVersion \"9.9.9\"") != NULL, "%s", m);
   cr_assert(strstr(m, "05-noname.conflist: missing \"name\"") != NULL, "%s", m);
@@ -209,7 +213,8 @@ static const char v03[] =
     "\"ips\":[{\"version\":\"4\",\"interface\":1,\"address\":\"10.88.0.7/16\",\"gateway\":"
     "\"10.88.0.1\"},{\"version\":\"6\",\"interface\":1,\"address\":\"fd88::7/64\"}],"
     "\"routes\":[{\"dst\":\"0.0.0.0/0\",\"gw\":\"10.88.0.1\"}],\"dns\":{\"nameservers\":"
-    "[\"1.1.1.1\"],\"domain\":\"cluster.local\",\"search\":[\"a\",\"b\"],\"options\":[\"ndots:5\"]}}";
+    "[\"1.1.1.1\"],\"domain\":\"cluster.local\",\"search\":[\"a\",\"b\"],\"options\":[\"ndots:5\"]}"
+    "}";
 
 static void check_v03(const char *version)
 {
@@ -253,9 +258,10 @@ Test(netresult, v031_without_version_field_like_debian_loopback)
 
 Test(netresult, v100_infers_family)
 {
-  net_result *r = parse("{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"eth0\",\"sandbox\":"
-                        "\"/n\"}],\"ips\":[{\"interface\":0,\"address\":\"fd00::2/64\"},{\"address\":"
-                        "\"10.0.0.2/24\",\"gateway\":\"10.0.0.1\"}],\"dns\":{}}");
+  net_result *r =
+      parse("{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"eth0\",\"sandbox\":"
+            "\"/n\"}],\"ips\":[{\"interface\":0,\"address\":\"fd00::2/64\"},{\"address\":"
+            "\"10.0.0.2/24\",\"gateway\":\"10.0.0.1\"}],\"dns\":{}}");
   cr_assert_eq(r->n_ips, 2);
   cr_assert_eq(r->ips[0].version, 6);
   cr_assert_eq(r->ips[0].iface, 0);
@@ -267,14 +273,14 @@ Test(netresult, v100_infers_family)
 Test(netresult, invalid_results)
 {
   const char *bad[] = {
-    "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"interface\":3,\"address\":\"10.0.0.2/24\"}]}",
-    "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.0.0.2\"}]}",
-    "{\"cniVersion\":\"0.4.0\",\"ips\":[{\"version\":\"5\",\"address\":\"10.0.0.2/24\"}]}",
-    "{\"cniVersion\":\"0.4.0\",\"ips\":[{\"version\":\"6\",\"address\":\"10.0.0.2/24\"}]}",
-    "{\"cniVersion\":\"2.0.0\"}",
-    "{\"cniVersion\":\"1.0.0\",\"routes\":[{\"dst\":\"nope\"}]}",
-    "[]",
-    "not json",
+      "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"interface\":3,\"address\":\"10.0.0.2/24\"}]}",
+      "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.0.0.2\"}]}",
+      "{\"cniVersion\":\"0.4.0\",\"ips\":[{\"version\":\"5\",\"address\":\"10.0.0.2/24\"}]}",
+      "{\"cniVersion\":\"0.4.0\",\"ips\":[{\"version\":\"6\",\"address\":\"10.0.0.2/24\"}]}",
+      "{\"cniVersion\":\"2.0.0\"}",
+      "{\"cniVersion\":\"1.0.0\",\"routes\":[{\"dst\":\"nope\"}]}",
+      "[]",
+      "not json",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     net_result *r = NULL;
@@ -288,17 +294,19 @@ Test(netresult, invalid_results)
 
 Test(netcache, file_format_is_libcni)
 {
-  const char *config = "{\"cniVersion\":\"1.0.0\",\"name\":\"mynet\",\"plugins\":[{\"type\":\"bridge\"}]}";
+  const char *config =
+      "{\"cniVersion\":\"1.0.0\",\"name\":\"mynet\",\"plugins\":[{\"type\":\"bridge\"}]}";
   net_cache_entry e = {
-    .container_id = "abc123",
-    .network_name = "mynet",
-    .ifname = "eth0",
-    .netns = "/var/run/netns/p",
-    .config = (char *)config,
-    .config_len = strlen(config),
-    .cni_args = "[[\"IgnoreUnknown\",\"1\"],[\"K8S_POD_NAME\",\"p\"]]",
-    .capability_args = "{\"portMappings\":[{\"hostPort\":80,\"containerPort\":8080,\"protocol\":\"tcp\"}]}",
-    .result = "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.0.0.2/24\"}]}",
+      .container_id = "abc123",
+      .network_name = "mynet",
+      .ifname = "eth0",
+      .netns = "/var/run/netns/p",
+      .config = (char *)config,
+      .config_len = strlen(config),
+      .cni_args = "[[\"IgnoreUnknown\",\"1\"],[\"K8S_POD_NAME\",\"p\"]]",
+      .capability_args =
+          "{\"portMappings\":[{\"hostPort\":80,\"containerPort\":8080,\"protocol\":\"tcp\"}]}",
+      .result = "{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.0.0.2/24\"}]}",
   };
   cr_assert_eq(net_cache_write(tmpdir, &e, NULL), 0);
   char path[512];
@@ -315,12 +323,14 @@ Test(netcache, file_format_is_libcni)
   cr_assert_str_eq(json_string_value(json_object_get(j, "netns")), "/var/run/netns/p");
   /* Go []byte: standard base64 of the list bytes (checked against `base64`). */
   cr_assert_str_eq(json_string_value(json_object_get(j, "config")),
-                   "eyJjbmlWZXJzaW9uIjoiMS4wLjAiLCJuYW1lIjoibXluZXQiLCJwbHVnaW5zIjpbeyJ0eXBlIjoiYnJpZGdlIn1dfQ==");
+                   "eyJjbmlWZXJzaW9uIjoiMS4wLjAiLCJuYW1lIjoibXluZXQiLCJwbHVnaW5zIjpbeyJ0eXBlIjoiYnJ"
+                   "pZGdlIn1dfQ==");
   json_t *args = json_object_get(j, "cniArgs");
   cr_assert_eq(json_array_size(args), 2);
   cr_assert_str_eq(json_string_value(json_array_get(json_array_get(args, 1), 0)), "K8S_POD_NAME");
   cr_assert(json_is_object(json_object_get(j, "capabilityArgs")));
-  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "result"), "cniVersion")), "1.0.0");
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "result"), "cniVersion")),
+                   "1.0.0");
   json_decref(j);
 
   net_cache_entry *r = NULL;
@@ -344,8 +354,11 @@ Test(netcache, base64_padding_variants)
 {
   const char *configs[] = {"a", "ab", "abc", "abcd"};
   for (size_t i = 0; i < 4; i++) {
-    net_cache_entry e = {.container_id = "c1", .network_name = "n", .ifname = "eth0",
-                         .config = (char *)configs[i], .config_len = strlen(configs[i])};
+    net_cache_entry e = {.container_id = "c1",
+                         .network_name = "n",
+                         .ifname = "eth0",
+                         .config = (char *)configs[i],
+                         .config_len = strlen(configs[i])};
     cr_assert_eq(net_cache_write(tmpdir, &e, NULL), 0);
     net_cache_entry *r = NULL;
     cr_assert_eq(net_cache_read(tmpdir, "n", "c1", "eth0", &r, NULL), 0);
@@ -385,7 +398,8 @@ Test(netfiles, hosts_and_write)
 {
   const char *ips[] = {"10.88.0.7", "fd88::7"};
   char *out = NULL;
-  cr_assert_eq(net_render_hosts("web-0", "web-0.web.default.svc.cluster.local", ips, 2, &out, NULL), 0);
+  cr_assert_eq(net_render_hosts("web-0", "web-0.web.default.svc.cluster.local", ips, 2, &out, NULL),
+               0);
   cr_assert(strstr(out, "127.0.0.1\tlocalhost\n") != NULL);
   cr_assert(strstr(out, "::1\tlocalhost ip6-localhost ip6-loopback\n") != NULL);
   cr_assert(strstr(out, "10.88.0.7\tweb-0.web.default.svc.cluster.local\tweb-0\n") != NULL);
@@ -423,9 +437,10 @@ Test(netpod, bandwidth_quantities)
   struct {
     const char *q;
     uint64_t bps;
-  } ok[] = {{"10M", 10000000},     {"1Mi", 1048576}, {"1.5k", 1500},  {"1e6", 1000000},
-            {"1G", 1000000000},    {"100Ki", 102400}, {"2.0005k", 2001}, {"1P", 1000000000000000ull},
-            {"1000", 1000},        {"+5M", 5000000}, {"1000000000m", 1000000}};
+  } ok[] = {
+      {"10M", 10000000},  {"1Mi", 1048576},  {"1.5k", 1500},          {"1e6", 1000000},
+      {"1G", 1000000000}, {"100Ki", 102400}, {"2.0005k", 2001},       {"1P", 1000000000000000ull},
+      {"1000", 1000},     {"+5M", 5000000},  {"1000000000m", 1000000}};
   for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
     uint64_t v = 0;
     q_cleanup_error q_error *err = NULL;
@@ -451,17 +466,22 @@ Test(netpod, bandwidth_quantities)
 Test(netpod, capability_args_like_containerd)
 {
   net_port_mapping ports[] = {
-    {"TCP", 80, 8080, "127.0.0.1"},
-    {"udp", 53, 5353, NULL},
-    {"TCP", 9000, 0, NULL}, /* no host port: not mapped */
+      {"TCP", 80, 8080, "127.0.0.1"},
+      {"udp", 53, 5353, NULL},
+      {"TCP", 9000, 0, NULL}, /* no host port: not mapped */
   };
   net_kv ann[] = {{"kubernetes.io/ingress-bandwidth", "10M"},
                   {"kubernetes.io/egress-bandwidth", "1Mi"},
                   {"team", "blue"}};
   const char *servers[] = {"10.96.0.10"};
   net_dns_config dns = {servers, 1, NULL, 0, NULL, 0};
-  net_pod pod = {.id = "p1", .ports = ports, .n_ports = 3, .annotations = ann, .n_annotations = 3,
-                 .dns = &dns, .cgroup_parent = "/kubepods/pod1"};
+  net_pod pod = {.id = "p1",
+                 .ports = ports,
+                 .n_ports = 3,
+                 .annotations = ann,
+                 .n_annotations = 3,
+                 .dns = &dns,
+                 .cgroup_parent = "/kubepods/pod1"};
   char *s = NULL;
   cr_assert_eq(net_pod_capability_args(&pod, &s, NULL), 0);
   json_t *j = json_loads(s, 0, NULL);
@@ -479,8 +499,9 @@ Test(netpod, capability_args_like_containerd)
   cr_assert_eq(json_integer_value(json_object_get(bw, "ingressRate")), 10000000);
   cr_assert_eq(json_integer_value(json_object_get(bw, "egressRate")), 1048576);
   cr_assert_eq(json_integer_value(json_object_get(bw, "ingressBurst")), 4294967295LL);
-  cr_assert_str_eq(json_string_value(json_array_get(json_object_get(json_object_get(j, "dns"), "servers"), 0)),
-                   "10.96.0.10");
+  cr_assert_str_eq(
+      json_string_value(json_array_get(json_object_get(json_object_get(j, "dns"), "servers"), 0)),
+      "10.96.0.10");
   cr_assert_str_eq(json_string_value(json_object_get(j, "cgroupPath")), "/kubepods/pod1");
   cr_assert_str_eq(json_string_value(json_object_get(
                        json_object_get(j, "io.kubernetes.cri.pod-annotations"), "team")),

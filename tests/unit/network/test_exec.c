@@ -26,14 +26,16 @@ static const char fake_plugin[] =
     "env | grep '^CNI_' | sort > \"$d/log/$n-$CNI_COMMAND-$me.env\"\n"
     "case \"$me\" in\n"
     "  *fail) if [ \"$CNI_COMMAND\" = ADD ]; then\n"
-    "     printf '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"boom\",\"details\":\"more details\"}'\n"
+    "     printf '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"boom\",\"details\":\"more "
+    "details\"}'\n"
     "     exit 1; fi ;;\n"
     "  *stderr) if [ \"$CNI_COMMAND\" = ADD ]; then echo 'plain failure text' >&2; exit 3; fi ;;\n"
     "  *slow) exec sleep 10 ;;\n"
     "esac\n"
     "if [ \"$CNI_COMMAND\" = ADD ]; then\n"
     "  printf '{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"%s\",\"sandbox\":\"%s\"}],"
-    "\"ips\":[{\"interface\":0,\"address\":\"10.1.2.%d/24\"}]}' \"$CNI_IFNAME\" \"$CNI_NETNS\" $((n + 1))\n"
+    "\"ips\":[{\"interface\":0,\"address\":\"10.1.2.%d/24\"}]}' \"$CNI_IFNAME\" \"$CNI_NETNS\" "
+    "$((n + 1))\n"
     "fi\n";
 
 static void install(const char *name)
@@ -54,8 +56,8 @@ static void setup(void)
   cr_assert_eq(q_mkdir_p(logdir, 0755, NULL), 0);
   cr_assert_eq(q_mkdir_p(confdir, 0755, NULL), 0);
   cr_assert_eq(q_write_file_atomic(netns, "", 0, 0644, NULL), 0);
-  const char *names[] = {"fake-a", "fake-b", "fake-fail", "fake-stderr", "fake-slow", "loopback",
-                         "fake-noread"};
+  const char *names[] = {"fake-a",    "fake-b",   "fake-fail",  "fake-stderr",
+                         "fake-slow", "loopback", "fake-noread"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     install(names[i]);
 }
@@ -70,8 +72,11 @@ TestSuite(netexec, .init = setup, .fini = teardown, .timeout = 30);
 static net_cni *handle(int timeout_ms)
 {
   const char *dirs[] = {"/nonexistent-quark-dir", bindir};
-  net_cni_options o = {.conf_dir = confdir, .plugin_dirs = dirs, .n_plugin_dirs = 2,
-                       .cache_dir = cachedir, .plugin_timeout_ms = timeout_ms};
+  net_cni_options o = {.conf_dir = confdir,
+                       .plugin_dirs = dirs,
+                       .n_plugin_dirs = 2,
+                       .cache_dir = cachedir,
+                       .plugin_timeout_ms = timeout_ms};
   net_cni *c = NULL;
   cr_assert_eq(net_cni_new(&o, &c, NULL), 0);
   return c;
@@ -81,7 +86,8 @@ static net_conf_list *list_of(const char *text)
 {
   net_conf_list *l = NULL;
   q_cleanup_error q_error *err = NULL;
-  cr_assert_eq(net_conf_parse(text, strlen(text), true, "test", &l, &err), 0, "%s", q_error_msg(err));
+  cr_assert_eq(net_conf_parse(text, strlen(text), true, "test", &l, &err), 0, "%s",
+               q_error_msg(err));
   return l;
 }
 
@@ -126,9 +132,14 @@ Test(netexec, add_chains_prev_result_and_filters_runtime_config)
   net_cni *c = handle(0);
   net_conf_list *l = list_of(two_plugins);
   net_runtime rt = {
-    .container_id = "ctr1", .netns = netns, .ifname = "eth0", .args = args, .n_args = 2,
-    .capability_args = "{\"portMappings\":[{\"hostPort\":8080,\"containerPort\":80,\"protocol\":\"tcp\"}],"
-                       "\"bandwidth\":{\"ingressRate\":1000}}",
+      .container_id = "ctr1",
+      .netns = netns,
+      .ifname = "eth0",
+      .args = args,
+      .n_args = 2,
+      .capability_args =
+          "{\"portMappings\":[{\"hostPort\":8080,\"containerPort\":80,\"protocol\":\"tcp\"}],"
+          "\"bandwidth\":{\"ingressRate\":1000}}",
   };
   net_result *res = NULL;
   char *raw = NULL;
@@ -146,7 +157,8 @@ Test(netexec, add_chains_prev_result_and_filters_runtime_config)
   json_decref(a);
   json_t *b = log_json(1, "ADD", "fake-b");
   json_t *prev = json_object_get(b, "prevResult");
-  cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(prev, "ips"), 0), "address")),
+  cr_assert_str_eq(json_string_value(
+                       json_object_get(json_array_get(json_object_get(prev, "ips"), 0), "address")),
                    "10.1.2.1/24");
   json_t *rc = json_object_get(b, "runtimeConfig");
   cr_assert_not_null(json_object_get(rc, "portMappings"));
@@ -178,9 +190,10 @@ Test(netexec, add_chains_prev_result_and_filters_runtime_config)
   net_runtime del = {.container_id = "ctr1", .netns = netns, .ifname = "eth0"};
   cr_assert_eq(net_cni_del_list(c, l, &del, &err), 0, "%s", q_error_msg(err));
   json_t *d0 = log_json(2, "DEL", "fake-b");
-  cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(
-                       json_object_get(d0, "prevResult"), "ips"), 0), "address")),
-                   "10.1.2.2/24");
+  cr_assert_str_eq(
+      json_string_value(json_object_get(
+          json_array_get(json_object_get(json_object_get(d0, "prevResult"), "ips"), 0), "address")),
+      "10.1.2.2/24");
   cr_assert_not_null(json_object_get(json_object_get(d0, "runtimeConfig"), "portMappings"));
   json_decref(d0);
   json_t *d1 = log_json(3, "DEL", "fake-a");
@@ -210,23 +223,29 @@ Test(netexec, plugin_errors_carry_the_plugin_message)
   net_runtime rt = {.container_id = "ctr2", .netns = netns, .ifname = "eth0"};
   q_cleanup_error q_error *err = NULL;
 
-  net_conf_list *l = list_of("{\"cniVersion\":\"1.0.0\",\"name\":\"n1\",\"plugins\":[{\"type\":\"fake-fail\"}]}");
-  cr_assert_lt(net_cni_add_list(c, l, &rt, NULL, NULL, &err), 0);
-  cr_assert_str_eq(q_error_msg(err), "plugin type=\"fake-fail\" name=\"n1\" failed (add): boom: more details");
-  net_conf_list_free(l);
-
-  l = list_of("{\"cniVersion\":\"1.0.0\",\"name\":\"n2\",\"plugins\":[{\"type\":\"fake-stderr\"}]}");
+  net_conf_list *l =
+      list_of("{\"cniVersion\":\"1.0.0\",\"name\":\"n1\",\"plugins\":[{\"type\":\"fake-fail\"}]}");
   cr_assert_lt(net_cni_add_list(c, l, &rt, NULL, NULL, &err), 0);
   cr_assert_str_eq(q_error_msg(err),
-                   "plugin type=\"fake-stderr\" name=\"n2\" failed (add): exit status 3: plain failure text");
+                   "plugin type=\"fake-fail\" name=\"n1\" failed (add): boom: more details");
   net_conf_list_free(l);
 
-  l = list_of("{\"cniVersion\":\"1.0.0\",\"name\":\"n3\",\"plugins\":[{\"type\":\"no-such-plugin\"}]}");
+  l = list_of(
+      "{\"cniVersion\":\"1.0.0\",\"name\":\"n2\",\"plugins\":[{\"type\":\"fake-stderr\"}]}");
+  cr_assert_lt(net_cni_add_list(c, l, &rt, NULL, NULL, &err), 0);
+  cr_assert_str_eq(
+      q_error_msg(err),
+      "plugin type=\"fake-stderr\" name=\"n2\" failed (add): exit status 3: plain failure text");
+  net_conf_list_free(l);
+
+  l = list_of(
+      "{\"cniVersion\":\"1.0.0\",\"name\":\"n3\",\"plugins\":[{\"type\":\"no-such-plugin\"}]}");
   cr_assert_eq(net_cni_add_list(c, l, &rt, NULL, NULL, &err), -ENOENT);
   char want[900];
   snprintf(want, sizeof(want),
            "plugin type=\"no-such-plugin\" name=\"n3\" failed (add): failed to find plugin "
-           "\"no-such-plugin\" in path [/nonexistent-quark-dir %s]", bindir);
+           "\"no-such-plugin\" in path [/nonexistent-quark-dir %s]",
+           bindir);
   cr_assert_str_eq(q_error_msg(err), want);
   net_conf_list_free(l);
 
@@ -242,7 +261,8 @@ Test(netexec, plugin_timeout)
 {
   net_cni *c = handle(300);
   net_runtime rt = {.container_id = "ctr3", .netns = netns, .ifname = "eth0"};
-  net_conf_list *l = list_of("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"plugins\":[{\"type\":\"fake-slow\"}]}");
+  net_conf_list *l =
+      list_of("{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"plugins\":[{\"type\":\"fake-slow\"}]}");
   q_cleanup_error q_error *err = NULL;
   int64_t t0 = q_mono_ns();
   cr_assert_eq(net_cni_add_list(c, l, &rt, NULL, NULL, &err), -ETIMEDOUT);
@@ -285,8 +305,13 @@ Test(netexec, pod_attach_detach_and_rollback)
   net_cni *c = handle(0);
   write_conf("10-pod.conflist", two_plugins);
   net_port_mapping ports[] = {{"TCP", 80, 8080, NULL}};
-  net_pod pod = {.id = "sandbox1", .name = "web", .namespace = "default", .uid = "u-1",
-                 .netns_path = netns, .ports = ports, .n_ports = 1};
+  net_pod pod = {.id = "sandbox1",
+                 .name = "web",
+                 .namespace = "default",
+                 .uid = "u-1",
+                 .netns_path = netns,
+                 .ports = ports,
+                 .n_ports = 1};
   net_pod_network *pn = NULL;
   q_cleanup_error q_error *err = NULL;
   cr_assert_eq(net_pod_attach(c, &pod, &pn, &err), 0, "%s", q_error_msg(err));
@@ -296,7 +321,8 @@ Test(netexec, pod_attach_detach_and_rollback)
   char *env = log_file(0, "ADD", "loopback", "env");
   cr_assert(strstr(env, "CNI_IFNAME=lo\n") != NULL);
   cr_assert(strstr(env, "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;"
-                        "K8S_POD_INFRA_CONTAINER_ID=sandbox1;K8S_POD_UID=u-1\n") != NULL, "%s", env);
+                        "K8S_POD_INFRA_CONTAINER_ID=sandbox1;K8S_POD_UID=u-1\n") != NULL,
+            "%s", env);
   free(env);
   net_pod_network_free(pn);
   net_cache_entry *e = NULL;
@@ -304,8 +330,9 @@ Test(netexec, pod_attach_detach_and_rollback)
   net_cache_entry_free(e);
 
   /* The config is renamed after ADD: DEL still finds the cached network. */
-  write_conf("10-pod.conflist",
-             "{\"cniVersion\":\"1.0.0\",\"name\":\"renamed\",\"plugins\":[{\"type\":\"fake-fail\"}]}");
+  write_conf(
+      "10-pod.conflist",
+      "{\"cniVersion\":\"1.0.0\",\"name\":\"renamed\",\"plugins\":[{\"type\":\"fake-fail\"}]}");
   cr_assert_eq(net_pod_detach(c, &pod, &err), 0, "%s", q_error_msg(err));
   cr_assert(has_log(3, "DEL", "fake-b"));
   cr_assert(has_log(4, "DEL", "fake-a"));
@@ -321,7 +348,8 @@ Test(netexec, pod_attach_detach_and_rollback)
   net_pod pod2 = pod;
   pod2.id = "sandbox2";
   cr_assert_lt(net_pod_attach(c, &pod2, &pn, &err), 0);
-  cr_assert(strstr(q_error_msg(err), "failed (add): boom: more details") != NULL, "%s", q_error_msg(err));
+  cr_assert(strstr(q_error_msg(err), "failed (add): boom: more details") != NULL, "%s",
+            q_error_msg(err));
   cr_assert(strstr(q_error_msg(err), "sandbox2") != NULL);
   cr_assert(has_log(9, "DEL", "fake-fail"));
   cr_assert(has_log(10, "DEL", "fake-a"));
@@ -369,8 +397,8 @@ Test(netexec, cached_pod_network_after_restart)
 {
   net_cni *c = handle(0);
   write_conf("10-pod.conflist", two_plugins);
-  net_pod pod = {.id = "sandbox9", .name = "web", .namespace = "default", .uid = "u-9",
-                 .netns_path = netns};
+  net_pod pod = {
+      .id = "sandbox9", .name = "web", .namespace = "default", .uid = "u-9", .netns_path = netns};
   net_pod_network *pn = NULL, *again = NULL;
   q_cleanup_error q_error *err = NULL;
   cr_assert_eq(net_pod_cached(c, "sandbox9", &again, &err), -ENOENT);
