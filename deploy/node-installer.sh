@@ -9,8 +9,8 @@ set -eu
 host=${QUARK_HOST_ROOT:-/host}
 src=${QUARK_IMAGE_ROOT:-/opt/quark}
 config=${QUARK_CONFIG_SRC:-$src/config.json}
-ready=/run/quark-installer/installed
-host_exec="nsenter --target 1 --mount --uts --ipc --net --pid --"
+ready=${QUARK_READY_FILE:-/run/quark-installer/installed}
+host_exec=${QUARK_HOST_EXEC:-nsenter --target 1 --mount --uts --ipc --net --pid --}
 
 say() { printf 'node-installer: %s\n' "$*"; }
 

@@ -99,4 +99,38 @@ env -i PATH="$rootfs/bin" "$rootfs/bin/sh" "$rootfs/opt/quark/install.sh" --no-c
 cmp -s "$scratch/usr/local/bin/quarkd" "$tmp/src/quarkd" || fail "installed quarkd differs from the build's"
 env -i PATH="$rootfs/bin" "$rootfs/bin/sh" "$rootfs/opt/quark/install.sh" --uninstall --destdir "$scratch"
 snapshot "$scratch" | diff "$tmp/before" - || fail "the scratch root differs after uninstall"
+step "the DaemonSet entry point: install, systemd through the host, ready, uninstall on SIGTERM"
+# The pod's view: the host's root at QUARK_HOST_ROOT, the host's systemctl
+# reached through QUARK_HOST_EXEC (nsenter into pid 1 on a node; here a
+# stand-in that logs the command), nothing but the image's busybox.
+mkdir -p "$tmp/fakebin"
+cat >"$tmp/fakebin/hostexec" <<SH
+#!$rootfs/bin/sh
+echo "\$*" >>"$tmp/host-commands"
+[ "\$2" = is-active ] && echo active
+exit 0
+SH
+chmod +x "$tmp/fakebin/hostexec"
+: >"$tmp/host-commands"
+env -i PATH="$rootfs/bin" QUARK_HOST_ROOT="$scratch" QUARK_IMAGE_ROOT="$rootfs/opt/quark" \
+  QUARK_READY_FILE="$tmp/ready/installed" QUARK_HOST_EXEC="$tmp/fakebin/hostexec" \
+  QUARK_RESTART=true QUARK_UNINSTALL_ON_STOP=true NODE_NAME=node-1 \
+  "$rootfs/bin/sh" "$rootfs/opt/quark/node-installer.sh" >"$tmp/ds.log" 2>&1 &
+dspid=$!
+cleanup_hooks+=("kill $dspid 2>/dev/null")
+for _ in $(seq 100); do
+  [ -f "$tmp/ready/installed" ] && break
+  kill -0 "$dspid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -f "$tmp/ready/installed" ] || { cat "$tmp/ds.log"; fail "the entry point never became ready"; }
+[ -x "$scratch/usr/local/bin/quarkd" ] || fail "the entry point installed no quarkd"
+printf 'systemctl daemon-reload\nsystemctl enable quarkd.service\nsystemctl restart quarkd.service\nsystemctl is-active quarkd.service\n' >"$tmp/want"
+diff "$tmp/want" "$tmp/host-commands" || fail "unexpected host commands on install"
+kill -TERM "$dspid"
+wait "$dspid" || { cat "$tmp/ds.log"; fail "the entry point exited non-zero on SIGTERM"; }
+cat "$tmp/ds.log"
+grep -q 'systemctl disable --now quarkd.service' "$tmp/host-commands" || fail "quarkd not stopped on uninstall"
+[ -e "$tmp/ready/installed" ] && fail "still marked ready after stop"
+snapshot "$scratch" | diff "$tmp/before" - || fail "the scratch root differs after the entry point's uninstall"
 echo "image: ok"
