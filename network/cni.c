@@ -240,6 +240,13 @@ int net_cni_del_list(const net_cni *c, const net_conf_list *l, const net_runtime
   for (size_t i = l->n_plugins; i-- > 0;) {
     q_cleanup_error q_error *perr = NULL;
     int pr = run_plugin(c, l, i, "DEL", &del, prev, caps, NULL, &perr);
+    /* No cache entry means no ADD of this list completed: a plugin that is
+     * not installed has nothing to undo, and insisting would make the pod
+     * impossible to remove until someone installs it. */
+    if (pr == -ENOENT && cached == NULL) {
+      q_warn(rt->container_id, "cni: %s (nothing cached, ignored)", q_error_msg(perr));
+      continue;
+    }
     if (pr < 0) {
       q_warn(rt->container_id, "cni: %s", q_error_msg(perr));
       /* Keep going: later plugins may still free what they hold. Report

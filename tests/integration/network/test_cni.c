@@ -411,6 +411,8 @@ Test(netint, missing_plugin_fails_setup_and_leaves_nothing)
   cr_assert_lt(net_cni_status(c, &msg), 0);
   cr_assert(strstr(msg, "quark-it-no-such-plugin") != NULL, "%s", msg);
   free(msg);
+  /* The pod can still be removed while the plugin is missing. */
+  cr_assert_eq(net_pod_teardown(c, &p, &err), 0, "%s", q_error_msg(err));
   net_cni_free(c);
 }
 
