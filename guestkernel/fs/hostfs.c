@@ -152,8 +152,13 @@ int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
   if (r != -QK_ENOENT)
     return r;
   uint64_t len, gpa = path_gpa(abs, &len);
-  int64_t hfd = qk_qcall(QK_OP_OPENAT, QK_HFD_ROOT, gpa, len, (uint64_t)flags & ~(uint64_t)L_O_CLOEXEC,
-                         mode, 0);
+  /* open(2) ignores flags it does not know, openat2 on the host refuses
+   * them: send only the meaningful ones (O_LARGEFILE is implied on 64-bit,
+   * O_DIRECT/O_ASYNC are not supported on rootfs files). */
+  const uint64_t host_flags = L_O_ACCMODE | L_O_CREAT | L_O_EXCL | L_O_NOCTTY | L_O_TRUNC |
+                              L_O_APPEND | L_O_NONBLOCK | L_O_DSYNC | L_O_DIRECTORY |
+                              L_O_NOFOLLOW | L_O_SYNC | L_O_PATH | L_O_NOATIME | L_O_TMPFILE;
+  int64_t hfd = qk_qcall(QK_OP_OPENAT, QK_HFD_ROOT, gpa, len, (uint64_t)flags & host_flags, mode, 0);
   if (hfd < 0)
     return (int)hfd;
   struct qk_file *f = qk_file_new(&host_ops, (uint32_t)flags & ~(uint32_t)L_O_CLOEXEC, abs);

@@ -209,6 +209,11 @@ int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, 
   len = QK_ALIGN_UP(len, QK_PAGE_SIZE);
   if (prot & ~(uint32_t)(L_PROT_READ | L_PROT_WRITE | L_PROT_EXEC))
     return -QK_EINVAL;
+  /* Linux's heuristic overcommit: a private writable mapping bigger than
+   * all of memory cannot be backed, refuse it now. */
+  if ((prot & L_PROT_WRITE) && (mflags & L_MAP_TYPE) == L_MAP_PRIVATE &&
+      !(mflags & L_MAP_NORESERVE) && len / QK_PAGE_SIZE > qk_page_total_count())
+    return -QK_ENOMEM;
   bool fixed = mflags & (L_MAP_FIXED | L_MAP_FIXED_NOREPLACE);
   if (fixed) {
     if (addr & (QK_PAGE_SIZE - 1))

@@ -71,7 +71,7 @@ static int64_t do_open(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
     if (flags & L_O_CREAT)
       mode &= ~(uint64_t)proc()->fs->umask;
     struct qk_file *f;
-    r = qk_vfs_open(path, (int)(flags | L_O_LARGEFILE), (uint32_t)(mode & 07777), &f);
+    r = qk_vfs_open(path, (int)flags, (uint32_t)(mode & 07777), &f);
     if (r == 0) {
       r = qk_fd_install(proc()->files, f, 0, flags & L_O_CLOEXEC);
       if (r < 0)
@@ -557,6 +557,13 @@ static int64_t do_readlinkat(int64_t dirfd, uint64_t upath, uint64_t ubuf, uint6
       uint64_t cap = len < QK_PATH_MAX ? len : QK_PATH_MAX;
       char *buf = path_buf();
       r = buf ? qk_vfs_readlink(path, buf, cap) : -QK_ENOMEM;
+      if (r == -QK_ENOENT) {
+        /* The host may say ENOENT for an existing non-link: Linux says
+         * EINVAL there. */
+        struct l_stat st;
+        if (qk_vfs_stat(path, 1, qk_va_to_pa(&st)) == 0 && (st.st_mode & L_S_IFMT) != L_S_IFLNK)
+          r = -QK_EINVAL;
+      }
       if (r > 0 && qk_copy_to_user(ubuf, buf, (size_t)r))
         r = -QK_EFAULT;
       qk_kfree(buf);

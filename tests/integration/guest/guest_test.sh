@@ -16,7 +16,6 @@ if [ ! -x "$sbx" ]; then
   echo "FAIL: quark-sandbox is not built ($sbx)"
   exit 1
 fi
-export QUARK_KERNEL=$kernel
 
 work=$(mktemp -d /tmp/quark-guest.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -33,7 +32,7 @@ fail() {
 run() {
   local t=$1
   shift
-  timeout "$t" "$sbx" run --rootfs "$root" -- "$@" </dev/null >"$work/out" 2>"$work/err"
+  timeout "$t" "$sbx" run --rootfs "$root" --kernel "$kernel" -- "$@" </dev/null >"$work/out" 2>"$work/err"
   rc=$?
   out=$(cat "$work/out")
   err=$(cat "$work/err")
