@@ -768,6 +768,7 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
       raw_send(c, &h);
       c->node = d->self;
     }
+    if (c->outgoing && c->node != d->self) q_info(NULL, "tsord: node %s connected (%s)", name, c->fab->ops->name);
     c->ready = true;
     conn_flush(c);
     return;

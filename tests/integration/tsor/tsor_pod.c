@@ -5,12 +5,15 @@
  *   server --mode echo|sink --port P [--count N]
  *       echo: echoes every connection's bytes until EOF, then closes.
  *       sink: reads until EOF, answers "<bytes> <fnv64 hex>\n", closes.
+ *       count: like sink without the checksum (bench).
+ *       noaccept: listens with --backlog and never accepts.
  *       Serves connections concurrently; prints "ready" once listening;
  *       exits after N connections (default: forever).
  *   echo --dst IP:P [--conns N] [--rounds R]   N concurrent connections
  *   bulk --dst IP:P --bytes B                 stream, checksum, half-close
  *   halfclose --dst IP:P                      FIN semantics both ways
  *   refused --dst IP:P                        expects ECONNREFUSED
+ *   backlog --dst IP:P --conns N              N connects succeed, the next is refused
  *   flood --dst IP:P                          sends until an error; expects ECONNRESET/EPIPE
  *   pingpong --dst IP:P --rounds R            64-byte round trips (bench)
  *   stream --dst IP:P --bytes B               throughput only (bench)
@@ -193,13 +196,15 @@ struct conn_state {
 
 static int server(const char *ip, uint16_t port, const char *mode, long count, int backlog)
 {
-  bool echo = strcmp(mode, "echo") == 0;
+  bool echo = strcmp(mode, "echo") == 0, hash = strcmp(mode, "sink") == 0;
   int ls = s_socket();
   if (ls < 0) DIE("socket: %s", strerror(-ls));
   int r = s_listen(ls, ip, port, backlog);
   if (r < 0) DIE("listen: %s", strerror(-r));
   printf("ready\n");
   fflush(stdout);
+  if (strcmp(mode, "noaccept") == 0)
+    for (;;) pause();
   size_t cap = 4096, n = 0;
   struct conn_state *cs = calloc(cap, sizeof(*cs));
   int *fds = calloc(cap + 1, sizeof(int));
@@ -227,7 +232,7 @@ static int server(const char *ip, uint16_t port, const char *mode, long count, i
         if (echo) {
           ssize_t w = s_send(cs[i].s, buf, (size_t)got);
           if (w < 0) got = w;
-        } else {
+        } else if (hash) {
           cs[i].h = fnv(cs[i].h, buf, (size_t)got);
         }
         if (got > 0) continue;
@@ -277,6 +282,7 @@ static int do_echo(const char *dst, int conns, int rounds)
     if (s_recv(s[i], b, sizeof(b), false) != 0) DIE("connection %d: expected EOF after half-close", i);
     s_close(s[i]);
   }
+  free(s);
   printf("echo ok: %d concurrent connections, %d rounds, connect %.1f ms total\n", conns, rounds,
          (t1 - t0) * 1e3);
   return 0;
@@ -347,6 +353,18 @@ static int do_refused(const char *dst)
   if (s != -ECONNREFUSED) DIE("connect gave %s, want ECONNREFUSED", strerror(-s));
   /* The socket is reusable for another attempt, as after a refused TCP SYN. */
   printf("refused ok: %s\n", strerror(-s));
+  return 0;
+}
+
+static int do_backlog(const char *dst, int n)
+{
+  for (int i = 0; i < n; i++) {
+    int s = connect_to(dst);
+    if (s < 0) DIE("connect %d of backlog %d: %s", i + 1, n, strerror(-s));
+  }
+  int s = connect_to(dst);
+  if (s != -ECONNREFUSED) DIE("connect beyond a full backlog gave %s, want ECONNREFUSED", s < 0 ? strerror(-s) : "success");
+  printf("backlog ok: %d queued, the next refused\n", n);
   return 0;
 }
 
@@ -449,6 +467,8 @@ int main(int argc, char **argv)
     r = do_halfclose(dst);
   else if (strcmp(role, "refused") == 0)
     r = do_refused(dst);
+  else if (strcmp(role, "backlog") == 0)
+    r = do_backlog(dst, conns);
   else if (strcmp(role, "flood") == 0)
     r = do_flood(dst);
   else if (strcmp(role, "pingpong") == 0)
