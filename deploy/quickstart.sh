@@ -32,11 +32,19 @@ deploy/deps.sh build run
 
 echo "quickstart: building into $build (Release)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DQUARK_SANITIZE=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" >"$build/quickstart-build.log" 2>&1 || {
+# The daemon and CLI first: the quick start needs them. Then the rest of the
+# tree (VMM, guest kernel); a failure there is reported, and quarkd still
+# starts and says in `quark info` what it is missing.
+cmake --build "$build" -j"$(nproc)" --target quarkd quark >"$build/quickstart-build.log" 2>&1 || {
   tail -n 40 "$build/quickstart-build.log"
-  echo "quickstart: build failed (full log: $build/quickstart-build.log)" >&2
+  echo "quickstart: building quarkd failed (full log: $build/quickstart-build.log)" >&2
   exit 1
 }
+if ! cmake --build "$build" -j"$(nproc)" >>"$build/quickstart-build.log" 2>&1; then
+  grep -m 5 -E 'error' "$build/quickstart-build.log" >&2 || true
+  echo "quickstart: WARNING: part of the tree failed to build (log: $build/quickstart-build.log);" \
+       "continuing with quarkd" >&2
+fi
 quarkd=$build/cri/quarkd
 quark=$build/cri/quark
 
