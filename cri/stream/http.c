@@ -103,8 +103,8 @@ const char *http_header(const struct http_request *req, const char *name)
   return NULL;
 }
 
-int http_header_each(const struct http_request *req, const char *name, bool (*fn)(const char *, size_t, void *),
-                     void *arg)
+int http_header_each(const struct http_request *req, const char *name,
+                     bool (*fn)(const char *, size_t, void *), void *arg)
 {
   int idx = 0;
   for (size_t i = 0; i < req->nhdr; i++) {
@@ -142,7 +142,8 @@ bool http_header_has_token(const struct http_request *req, const char *name, con
   return http_header_each(req, name, token_eq, (void *)token) >= 0;
 }
 
-int http_read_request(int fd, int timeout_ms, struct http_request *req, char *extra, size_t *extra_len)
+int http_read_request(int fd, int timeout_ms, struct http_request *req, char *extra,
+                      size_t *extra_len)
 {
   char buf[HTTP_MAX_HEAD];
   size_t len = 0;
@@ -182,18 +183,30 @@ int http_read_request(int fd, int timeout_ms, struct http_request *req, char *ex
 const char *http_reason(int status)
 {
   switch (status) {
-  case 101: return "Switching Protocols";
-  case 200: return "OK";
-  case 400: return "Bad Request";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 426: return "Upgrade Required";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
-  default: return "Unknown";
+  case 101:
+    return "Switching Protocols";
+  case 200:
+    return "OK";
+  case 400:
+    return "Bad Request";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 426:
+    return "Upgrade Required";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  default:
+    return "Unknown";
   }
 }
 
@@ -205,8 +218,10 @@ int http_respond(int fd, int status, const char *const *headers, size_t nheaders
   for (size_t i = 0; i < nheaders && n > 0 && (size_t)n < sizeof(out); i++)
     n += snprintf(out + n, sizeof(out) - (size_t)n, "%s\r\n", headers[i]);
   if (status != 101 && n > 0 && (size_t)n < sizeof(out))
-    n += snprintf(out + n, sizeof(out) - (size_t)n,
-                  "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n", blen);
+    n += snprintf(
+        out + n, sizeof(out) - (size_t)n,
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n",
+        blen);
   if (n > 0 && (size_t)n < sizeof(out))
     n += snprintf(out + n, sizeof(out) - (size_t)n, "\r\n");
   if (n <= 0 || (size_t)n >= sizeof(out))

@@ -17,10 +17,12 @@
 
 struct http_request {
   char *method;
-  char *target;     /* path and query as sent */
-  int minor;        /* HTTP/1.<minor> */
+  char *target; /* path and query as sent */
+  int minor;    /* HTTP/1.<minor> */
   size_t nhdr;
-  struct { char *name, *value; } hdr[HTTP_MAX_HEADERS];
+  struct {
+    char *name, *value;
+  } hdr[HTTP_MAX_HEADERS];
   char buf[HTTP_MAX_HEAD + 1];
 };
 
@@ -37,13 +39,14 @@ const char *http_header(const struct http_request *req, const char *name);
 bool http_header_has_token(const struct http_request *req, const char *name, const char *token);
 /* Calls fn for each comma-separated element of every instance of a header, in
  * order, until fn returns true; returns that element's index or -1. */
-int http_header_each(const struct http_request *req, const char *name, bool (*fn)(const char *elem, size_t len, void *arg),
-                     void *arg);
+int http_header_each(const struct http_request *req, const char *name,
+                     bool (*fn)(const char *elem, size_t len, void *arg), void *arg);
 
 /* Reads a request head from fd within timeout_ms. Bytes that arrived after
  * the head are copied to extra (at most HTTP_MAX_HEAD) with their count in
  * *extra_len. Returns 0, -ETIMEDOUT, -ECONNRESET on EOF, or a parse error. */
-int http_read_request(int fd, int timeout_ms, struct http_request *req, char *extra, size_t *extra_len);
+int http_read_request(int fd, int timeout_ms, struct http_request *req, char *extra,
+                      size_t *extra_len);
 
 /* Writes a whole response with the given extra header lines (each "Name:
  * value", no CRLF) and a text body (may be NULL). Returns 0 or -errno. */

@@ -14,9 +14,9 @@ enum stream_kind { STREAM_EXEC, STREAM_ATTACH, STREAM_PORTFORWARD };
 struct stream_token {
   char id[65];
   enum stream_kind kind;
-  int64_t expires_ns;     /* monotonic */
-  char *target;           /* container id, or pod id for port forwarding */
-  char **argv;            /* exec: NULL-terminated */
+  int64_t expires_ns; /* monotonic */
+  char *target;       /* container id, or pod id for port forwarding */
+  char **argv;        /* exec: NULL-terminated */
   size_t argc;
   struct cri_stream_opts opts;
   int32_t *ports;
@@ -61,14 +61,16 @@ void stream_tokens_clear(cri_stream_server *srv);
 enum { RC_V1 = 1, RC_V2, RC_V3, RC_V4, RC_V5 };
 
 /* session.c: what SPDY and WebSocket sessions share. */
-int stream_proc_start(cri_stream_server *srv, const struct stream_token *t, cri_stream_proc *p, q_error **err);
+int stream_proc_start(cri_stream_server *srv, const struct stream_token *t, cri_stream_proc *p,
+                      q_error **err);
 void stream_proc_close_stdio(cri_stream_proc *p);
 /* The client is done with stdin: see cri_stream_proc_ops.close_stdin. */
 void stream_proc_close_stdin(cri_stream_proc *p);
 /* The message for the error stream once the process exited (code >= 0) or
  * failed to start (errmsg). NULL when nothing is to be sent (success before
  * v4). Caller frees. */
-char *stream_status_message(int version, const struct stream_token *t, int exit_code, const char *errmsg);
+char *stream_status_message(int version, const struct stream_token *t, int exit_code,
+                            const char *errmsg);
 /* Consumes the complete JSON resize messages at the start of buf and calls
  * p->ops->resize for each; returns the bytes consumed, or -EPROTO when the
  * data can never be a resize message. */
@@ -86,8 +88,9 @@ void stream_linger_close(int fd);
 void stream_spdy_remotecommand(struct stream_conn *c, struct stream_token *t, int version);
 void stream_spdy_portforward(struct stream_conn *c, struct stream_token *t);
 /* Performs the WebSocket handshake reply itself. */
-void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t, const struct http_request *req,
-                             const char *protocol, int version, bool base64);
+void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
+                             const struct http_request *req, const char *protocol, int version,
+                             bool base64);
 
 #define STREAM_CREATION_TIMEOUT_MS 30000
 #define STREAM_HEAD_TIMEOUT_MS 10000

@@ -19,8 +19,8 @@ static const struct {
   const char *name;
   int version;
 } spdy_rc_protocols[] = {
-  {"v5.channel.k8s.io", RC_V5}, {"v4.channel.k8s.io", RC_V4}, {"v3.channel.k8s.io", RC_V3},
-  {"v2.channel.k8s.io", RC_V2}, {"channel.k8s.io", RC_V1},
+    {"v5.channel.k8s.io", RC_V5}, {"v4.channel.k8s.io", RC_V4}, {"v3.channel.k8s.io", RC_V3},
+    {"v2.channel.k8s.io", RC_V2}, {"channel.k8s.io", RC_V1},
 };
 
 static const struct {
@@ -28,9 +28,9 @@ static const struct {
   int version;
   bool base64;
 } ws_rc_protocols[] = {
-  {"v5.channel.k8s.io", RC_V5, false}, {"v4.channel.k8s.io", RC_V4, false},
-  {"v4.base64.channel.k8s.io", RC_V4, true}, {"channel.k8s.io", RC_V1, false},
-  {"base64.channel.k8s.io", RC_V1, true},
+    {"v5.channel.k8s.io", RC_V5, false},       {"v4.channel.k8s.io", RC_V4, false},
+    {"v4.base64.channel.k8s.io", RC_V4, true}, {"channel.k8s.io", RC_V1, false},
+    {"base64.channel.k8s.io", RC_V1, true},
 };
 
 #define PORTFORWARD_PROTOCOL "portforward.k8s.io"
@@ -60,7 +60,8 @@ static bool pick_spdy(const char *s, size_t len, void *arg)
     return p->found >= 0;
   }
   for (size_t i = 0; i < Q_ARRAY_SIZE(spdy_rc_protocols); i++)
-    if (len == strlen(spdy_rc_protocols[i].name) && memcmp(s, spdy_rc_protocols[i].name, len) == 0) {
+    if (len == strlen(spdy_rc_protocols[i].name) &&
+        memcmp(s, spdy_rc_protocols[i].name, len) == 0) {
       p->found = (int)i;
       return true;
     }
@@ -84,15 +85,18 @@ static void respond_403_protocols(int fd, bool ws, enum stream_kind kind)
   int n = snprintf(line, sizeof(line), "X-Accepted-Stream-Protocol-Versions: ");
   if (ws) {
     for (size_t i = 0; i < Q_ARRAY_SIZE(ws_rc_protocols); i++)
-      n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", i ? ", " : "", ws_rc_protocols[i].name);
+      n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", i ? ", " : "",
+                    ws_rc_protocols[i].name);
   } else if (kind == STREAM_PORTFORWARD) {
     snprintf(line + n, sizeof(line) - (size_t)n, "%s", PORTFORWARD_PROTOCOL);
   } else {
     for (size_t i = 0; i < Q_ARRAY_SIZE(spdy_rc_protocols); i++)
-      n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", i ? ", " : "", spdy_rc_protocols[i].name);
+      n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", i ? ", " : "",
+                    spdy_rc_protocols[i].name);
   }
   const char *h[] = {line};
-  http_respond(fd, 403, h, 1, "unable to upgrade: no supported stream protocol version was requested\n");
+  http_respond(fd, 403, h, 1,
+               "unable to upgrade: no supported stream protocol version was requested\n");
 }
 
 /* ---- one connection ---- */
@@ -102,7 +106,8 @@ static int parse_target(const char *target, enum stream_kind *kind, char tok[65]
   static const struct {
     const char *prefix;
     enum stream_kind kind;
-  } routes[] = {{"/exec/", STREAM_EXEC}, {"/attach/", STREAM_ATTACH}, {"/portforward/", STREAM_PORTFORWARD}};
+  } routes[] = {
+      {"/exec/", STREAM_EXEC}, {"/attach/", STREAM_ATTACH}, {"/portforward/", STREAM_PORTFORWARD}};
   for (size_t i = 0; i < Q_ARRAY_SIZE(routes); i++) {
     size_t pl = strlen(routes[i].prefix);
     if (strncmp(target, routes[i].prefix, pl) != 0)
@@ -163,7 +168,8 @@ static void serve(struct stream_conn *c)
       const char *h[] = {"Sec-WebSocket-Version: 13"};
       http_respond(c->fd, 400, h, 1, "bad websocket handshake\n");
     } else if (kind == STREAM_PORTFORWARD) {
-      http_respond(c->fd, 400, NULL, 0, "port forwarding over websocket is not supported; use SPDY/3.1\n");
+      http_respond(c->fd, 400, NULL, 0,
+                   "port forwarding over websocket is not supported; use SPDY/3.1\n");
     } else {
       struct pick p = {kind, true, -1};
       bool any = http_header(req, "Sec-WebSocket-Protocol") != NULL;
@@ -197,7 +203,8 @@ static void serve(struct stream_conn *c)
       const char *h[3] = {"Connection: Upgrade", "Upgrade: SPDY/3.1", proto};
       snprintf(proto, sizeof(proto), "X-Stream-Protocol-Version: %s", name ? name : "");
       if (http_respond(c->fd, 101, h, name ? 3 : 2, NULL) == 0) {
-        q_debug(id, "stream: spdy %s session (%s)", kind == STREAM_PORTFORWARD ? "portforward" : "remote command",
+        q_debug(id, "stream: spdy %s session (%s)",
+                kind == STREAM_PORTFORWARD ? "portforward" : "remote command",
                 name ? name : "legacy");
         if (kind == STREAM_PORTFORWARD)
           stream_spdy_portforward(c, t);
@@ -237,7 +244,8 @@ static void *accept_main(void *arg)
 {
   cri_stream_server *srv = arg;
   for (;;) {
-    struct pollfd pfd[2] = {{.fd = srv->lfd, .events = POLLIN}, {.fd = srv->wake[0], .events = POLLIN}};
+    struct pollfd pfd[2] = {{.fd = srv->lfd, .events = POLLIN},
+                            {.fd = srv->wake[0], .events = POLLIN}};
     if (poll(pfd, 2, -1) < 0) {
       if (errno == EINTR)
         continue;
@@ -300,7 +308,8 @@ static void *accept_main(void *arg)
   }
 }
 
-int cri_stream_server_start(const struct cri_stream_config *cfg, cri_stream_server **out, q_error **err)
+int cri_stream_server_start(const struct cri_stream_config *cfg, cri_stream_server **out,
+                            q_error **err)
 {
   if (!cfg || !cfg->ops)
     return q_error_make(err, EINVAL, "streaming server: missing backend");
@@ -342,7 +351,8 @@ int cri_stream_server_start(const struct cri_stream_config *cfg, cri_stream_serv
     sl = sizeof(*a6);
     v6 = true;
   } else {
-    r = q_error_make(err, EINVAL, "streaming server: StreamAddress '%s' is not an IP address", srv->address);
+    r = q_error_make(err, EINVAL, "streaming server: StreamAddress '%s' is not an IP address",
+                     srv->address);
     goto fail;
   }
   srv->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -363,7 +373,8 @@ int cri_stream_server_start(const struct cri_stream_config *cfg, cri_stream_serv
   sl = sizeof(ss);
   getsockname(srv->lfd, (struct sockaddr *)&ss, &sl);
   srv->port = ntohs(v6 ? a6->sin6_port : a4->sin_port);
-  snprintf(srv->url, sizeof(srv->url), v6 ? "http://[%s]:%u" : "http://%s:%u", srv->address, srv->port);
+  snprintf(srv->url, sizeof(srv->url), v6 ? "http://[%s]:%u" : "http://%s:%u", srv->address,
+           srv->port);
   if (pipe2(srv->wake, O_CLOEXEC) < 0) {
     r = q_error_make(err, errno, "streaming server: pipe");
     goto fail;
@@ -390,8 +401,14 @@ fail:
   return r;
 }
 
-const char *cri_stream_server_url(const cri_stream_server *srv) { return srv->url; }
-uint16_t cri_stream_server_port(const cri_stream_server *srv) { return srv->port; }
+const char *cri_stream_server_url(const cri_stream_server *srv)
+{
+  return srv->url;
+}
+uint16_t cri_stream_server_port(const cri_stream_server *srv)
+{
+  return srv->port;
+}
 
 void cri_stream_server_stop(cri_stream_server *srv)
 {

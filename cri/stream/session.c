@@ -20,14 +20,16 @@ static void set_nonblock(int fd)
     fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-int stream_proc_start(cri_stream_server *srv, const struct stream_token *t, cri_stream_proc *p, q_error **err)
+int stream_proc_start(cri_stream_server *srv, const struct stream_token *t, cri_stream_proc *p,
+                      q_error **err)
 {
   memset(p, 0, sizeof(*p));
   p->stdin_fd = p->stdout_fd = p->stderr_fd = p->exit_fd = -1;
   int r;
   if (t->kind == STREAM_EXEC)
-    r = srv->cfg.ops->exec ? srv->cfg.ops->exec(srv->cfg.backend, t->target, t->argv, &t->opts, p, err)
-                           : q_error_make(err, ENOTSUP, "exec is not supported");
+    r = srv->cfg.ops->exec
+            ? srv->cfg.ops->exec(srv->cfg.backend, t->target, t->argv, &t->opts, p, err)
+            : q_error_make(err, ENOTSUP, "exec is not supported");
   else
     r = srv->cfg.ops->attach ? srv->cfg.ops->attach(srv->cfg.backend, t->target, &t->opts, p, err)
                              : q_error_make(err, ENOTSUP, "attach is not supported");
@@ -83,15 +85,18 @@ static char *cmd_string(const struct stream_token *t)
   return s;
 }
 
-char *stream_status_message(int version, const struct stream_token *t, int exit_code, const char *errmsg)
+char *stream_status_message(int version, const struct stream_token *t, int exit_code,
+                            const char *errmsg)
 {
   char *msg = NULL;
   if (errmsg) {
     msg = strdup(errmsg);
   } else if (exit_code != 0) {
     char *cmd = t->kind == STREAM_EXEC ? cmd_string(t) : strdup("[attach]");
-    if (asprintf(&msg, "command terminated with non-zero exit code: error executing command %s, exit code %d",
-                 cmd ? cmd : "", exit_code) < 0)
+    if (asprintf(
+            &msg,
+            "command terminated with non-zero exit code: error executing command %s, exit code %d",
+            cmd ? cmd : "", exit_code) < 0)
       msg = NULL;
     free(cmd);
   } else if (version < RC_V4) {

@@ -12,23 +12,84 @@
  * The draft defines it as a run of length-prefixed words followed by a
  * block of plain text; we keep that shape and assemble the bytes once. */
 static const char *const dict_words[] = {
-  "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset", "accept-encoding",
-  "accept-language", "accept-ranges", "age", "allow", "authorization", "cache-control", "connection",
-  "content-base", "content-encoding", "content-language", "content-length", "content-location",
-  "content-md5", "content-range", "content-type", "date", "etag", "expect", "expires", "from", "host",
-  "if-match", "if-modified-since", "if-none-match", "if-range", "if-unmodified-since", "last-modified",
-  "location", "max-forwards", "pragma", "proxy-authenticate", "proxy-authorization", "range", "referer",
-  "retry-after", "server", "te", "trailer", "transfer-encoding", "upgrade", "user-agent", "vary", "via",
-  "warning", "www-authenticate", "method", "get", "status", "200 OK", "version", "HTTP/1.1", "url",
-  "public", "set-cookie", "keep-alive", "origin",
+    "options",
+    "head",
+    "post",
+    "put",
+    "delete",
+    "trace",
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "accept-ranges",
+    "age",
+    "allow",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-base",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-location",
+    "content-md5",
+    "content-range",
+    "content-type",
+    "date",
+    "etag",
+    "expect",
+    "expires",
+    "from",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "last-modified",
+    "location",
+    "max-forwards",
+    "pragma",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "range",
+    "referer",
+    "retry-after",
+    "server",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+    "vary",
+    "via",
+    "warning",
+    "www-authenticate",
+    "method",
+    "get",
+    "status",
+    "200 OK",
+    "version",
+    "HTTP/1.1",
+    "url",
+    "public",
+    "set-cookie",
+    "keep-alive",
+    "origin",
 };
 static const char dict_tail[] =
-  "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
-  "203 Non-Authoritative Information204 No Content301 Moved Permanently400 Bad Request401 Unauthorized"
-  "403 Forbidden404 Not Found500 Internal Server Error501 Not Implemented503 Service Unavailable"
-  "Jan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec 00:00:00 Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMT"
-  "chunked,text/html,image/png,image/jpg,image/gif,application/xml,application/xhtml+xml,text/plain,"
-  "text/javascript,publicprivatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.";
+    "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
+    "203 Non-Authoritative Information204 No Content301 Moved Permanently400 Bad Request401 "
+    "Unauthorized"
+    "403 Forbidden404 Not Found500 Internal Server Error501 Not Implemented503 Service Unavailable"
+    "Jan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec 00:00:00 Mon, Tue, Wed, Thu, Fri, Sat, Sun, "
+    "GMT"
+    "chunked,text/html,image/png,image/jpg,image/gif,application/xml,application/xhtml+xml,text/"
+    "plain,"
+    "text/"
+    "javascript,publicprivatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq="
+    "0.";
 
 static uint8_t dict_bytes[1500];
 static size_t dict_len;
@@ -59,9 +120,21 @@ const uint8_t *spdy_dictionary(size_t *len)
 
 /* ---- big-endian helpers ---- */
 
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-static uint32_t rd24(const uint8_t *p) { return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2]; }
-static void wr32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
+static uint32_t rd32(const uint8_t *p)
+{
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint32_t rd24(const uint8_t *p)
+{
+  return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+}
+static void wr32(uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
 
 /* ---- parse ---- */
 
@@ -135,7 +208,8 @@ ssize_t spdy_parse(const uint8_t *buf, size_t len, size_t max_len, struct spdy_f
   default:
     break;
   }
-  if ((f->type == SPDY_SYN_STREAM || f->type == SPDY_SYN_REPLY || f->type == SPDY_RST_STREAM) && f->stream_id == 0)
+  if ((f->type == SPDY_SYN_STREAM || f->type == SPDY_SYN_REPLY || f->type == SPDY_RST_STREAM) &&
+      f->stream_id == 0)
     return -EPROTO;
   return (ssize_t)(SPDY_HEADER_LEN + plen);
 }
@@ -231,7 +305,8 @@ void spdy_zctx_free(struct spdy_zctx *c)
 
 /* Inflates one block: SPDY compresses each block with a sync flush, so all
  * of the block's input must be consumed and all of its output produced. */
-static int inflate_block(struct spdy_zctx *c, const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *outlen)
+static int inflate_block(struct spdy_zctx *c, const uint8_t *in, size_t len, uint8_t *out,
+                         size_t cap, size_t *outlen)
 {
   c->z.next_in = (Bytef *)in;
   c->z.avail_in = (uInt)len;
@@ -257,7 +332,8 @@ static int inflate_block(struct spdy_zctx *c, const uint8_t *in, size_t len, uin
   return 0;
 }
 
-int spdy_headers_decode(struct spdy_zctx *c, const uint8_t *blk, size_t len, struct spdy_headers *out)
+int spdy_headers_decode(struct spdy_zctx *c, const uint8_t *blk, size_t len,
+                        struct spdy_headers *out)
 {
   memset(out, 0, sizeof(*out));
   if (!c->ready || c->deflate)
@@ -323,8 +399,8 @@ out:
   return r;
 }
 
-int spdy_headers_encode(struct spdy_zctx *c, const char *const *names, const char *const *values, size_t n,
-                        struct spdy_buf *out)
+int spdy_headers_encode(struct spdy_zctx *c, const char *const *names, const char *const *values,
+                        size_t n, struct spdy_buf *out)
 {
   if (!c->ready || !c->deflate || n > SPDY_MAX_HEADERS)
     return -EINVAL;
@@ -378,8 +454,8 @@ static int put_ctrl_header(struct spdy_buf *b, enum spdy_type t, uint8_t flags, 
 {
   if (len > SPDY_MAX_LEN)
     return -EINVAL;
-  uint8_t h[8] = {0x80, SPDY_VERSION, (uint8_t)(t >> 8), (uint8_t)t, flags,
-                  (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
+  uint8_t h[8] = {0x80,  SPDY_VERSION,         (uint8_t)(t >> 8),   (uint8_t)t,
+                  flags, (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
   return spdy_buf_append(b, h, 8);
 }
 
@@ -398,9 +474,9 @@ static int patch_len(struct spdy_buf *b, size_t off)
   return 0;
 }
 
-static int build_with_headers(struct spdy_buf *b, struct spdy_zctx *c, enum spdy_type t, uint8_t flags,
-                              const uint8_t *pre, size_t prelen, const char *const *names,
-                              const char *const *values, size_t n)
+static int build_with_headers(struct spdy_buf *b, struct spdy_zctx *c, enum spdy_type t,
+                              uint8_t flags, const uint8_t *pre, size_t prelen,
+                              const char *const *names, const char *const *values, size_t n)
 {
   size_t off = b->len;
   int r = put_ctrl_header(b, t, flags, 0);
@@ -415,8 +491,9 @@ static int build_with_headers(struct spdy_buf *b, struct spdy_zctx *c, enum spdy
   return patch_len(b, off);
 }
 
-int spdy_build_syn_stream(struct spdy_buf *b, struct spdy_zctx *c, uint32_t id, uint32_t assoc, uint8_t flags,
-                          const char *const *names, const char *const *values, size_t n)
+int spdy_build_syn_stream(struct spdy_buf *b, struct spdy_zctx *c, uint32_t id, uint32_t assoc,
+                          uint8_t flags, const char *const *names, const char *const *values,
+                          size_t n)
 {
   if (id == 0 || id > 0x7fffffff || assoc > 0x7fffffff)
     return -EINVAL;

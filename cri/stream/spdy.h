@@ -24,7 +24,7 @@
 #define SPDY_MAX_LEN ((1u << 24) - 1)
 
 enum spdy_type {
-  SPDY_DATA = 0,  /* not on the wire: data frames have no type */
+  SPDY_DATA = 0, /* not on the wire: data frames have no type */
   SPDY_SYN_STREAM = 1,
   SPDY_SYN_REPLY = 2,
   SPDY_RST_STREAM = 3,
@@ -48,16 +48,21 @@ enum spdy_rst_status {
   SPDY_RST_STREAM_ALREADY_CLOSED = 9,
 };
 
-enum spdy_goaway_status { SPDY_GOAWAY_OK = 0, SPDY_GOAWAY_PROTOCOL_ERROR = 1, SPDY_GOAWAY_INTERNAL_ERROR = 2 };
+enum spdy_goaway_status {
+  SPDY_GOAWAY_OK = 0,
+  SPDY_GOAWAY_PROTOCOL_ERROR = 1,
+  SPDY_GOAWAY_INTERNAL_ERROR = 2
+};
 
 struct spdy_frame {
-  enum spdy_type type;      /* SPDY_DATA for data frames; unknown control types keep their number */
+  enum spdy_type type; /* SPDY_DATA for data frames; unknown control types keep their number */
   bool control;
   uint8_t flags;
-  uint32_t stream_id;       /* DATA, SYN_*, RST, HEADERS, WINDOW_UPDATE; last-good id for GOAWAY */
-  uint32_t assoc_id;        /* SYN_STREAM */
-  uint32_t value;           /* RST/GOAWAY status, PING id, WINDOW_UPDATE delta */
-  const uint8_t *payload;   /* DATA: the data; SYN_*, HEADERS: the compressed header block; SETTINGS: entries */
+  uint32_t stream_id; /* DATA, SYN_*, RST, HEADERS, WINDOW_UPDATE; last-good id for GOAWAY */
+  uint32_t assoc_id;  /* SYN_STREAM */
+  uint32_t value;     /* RST/GOAWAY status, PING id, WINDOW_UPDATE delta */
+  const uint8_t
+      *payload; /* DATA: the data; SYN_*, HEADERS: the compressed header block; SETTINGS: entries */
   size_t payload_len;
 };
 
@@ -106,15 +111,17 @@ void spdy_zctx_free(struct spdy_zctx *c);
 /* Inflates and decodes a header block. -EPROTO on zlib errors, a block over
  * SPDY_MAX_HEADER_BLOCK or SPDY_MAX_HEADERS, empty or uppercase names,
  * duplicate names or lengths past the end. */
-int spdy_headers_decode(struct spdy_zctx *c, const uint8_t *blk, size_t len, struct spdy_headers *out);
+int spdy_headers_decode(struct spdy_zctx *c, const uint8_t *blk, size_t len,
+                        struct spdy_headers *out);
 /* Encodes and deflates names[i]=values[i] (names must be lowercase and
  * unique: -EINVAL otherwise) and appends the compressed block to out. */
-int spdy_headers_encode(struct spdy_zctx *c, const char *const *names, const char *const *values, size_t n,
-                        struct spdy_buf *out);
+int spdy_headers_encode(struct spdy_zctx *c, const char *const *names, const char *const *values,
+                        size_t n, struct spdy_buf *out);
 
 /* Frame builders. Header blocks are compressed with c. */
-int spdy_build_syn_stream(struct spdy_buf *b, struct spdy_zctx *c, uint32_t id, uint32_t assoc, uint8_t flags,
-                          const char *const *names, const char *const *values, size_t n);
+int spdy_build_syn_stream(struct spdy_buf *b, struct spdy_zctx *c, uint32_t id, uint32_t assoc,
+                          uint8_t flags, const char *const *names, const char *const *values,
+                          size_t n);
 int spdy_build_syn_reply(struct spdy_buf *b, struct spdy_zctx *c, uint32_t id, uint8_t flags,
                          const char *const *names, const char *const *values, size_t n);
 int spdy_build_data(struct spdy_buf *b, uint32_t id, uint8_t flags, const void *data, size_t len);

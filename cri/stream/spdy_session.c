@@ -21,7 +21,17 @@
 #define MAX_FRAME (1u << 20)
 #define MAX_EARLY_STDIN (1u << 20)
 
-enum role { R_NONE, R_ERROR, R_STDIN, R_STDOUT, R_STDERR, R_RESIZE, R_PF_ERROR, R_PF_DATA, R_COUNT };
+enum role {
+  R_NONE,
+  R_ERROR,
+  R_STDIN,
+  R_STDOUT,
+  R_STDERR,
+  R_RESIZE,
+  R_PF_ERROR,
+  R_PF_DATA,
+  R_COUNT
+};
 
 struct sstream {
   bool used;
@@ -53,8 +63,8 @@ struct sess {
   struct spdy_buf out;
   struct sstream st[MAX_STREAMS];
   uint32_t last_id;
-  bool closed;       /* the client went away, said GOAWAY, or broke the protocol */
-  uint32_t goaway;   /* status for our GOAWAY */
+  bool closed;     /* the client went away, said GOAWAY, or broke the protocol */
+  uint32_t goaway; /* status for our GOAWAY */
   int64_t last_io;
 
   /* remote command */
@@ -134,7 +144,8 @@ static void maybe_free_slot(struct sess *s, int slot)
   /* Remote-command slots stay put (s->slot points at them); port-forward
    * connections live long and recycle theirs once both sides are closed. */
   if (slot >= 0 && s->st[slot].used && s->st[slot].local_fin && s->st[slot].remote_fin &&
-      (s->st[slot].role == R_PF_DATA || s->st[slot].role == R_PF_ERROR || s->st[slot].role == R_NONE) &&
+      (s->st[slot].role == R_PF_DATA || s->st[slot].role == R_PF_ERROR ||
+       s->st[slot].role == R_NONE) &&
       (s->st[slot].pair < 0 || !s->pairs[s->st[slot].pair].used))
     s->st[slot].used = false;
 }
@@ -145,12 +156,18 @@ static bool rc_expected(const struct sess *s, enum role r)
 {
   const struct cri_stream_opts *o = &s->t->opts;
   switch (r) {
-  case R_ERROR: return true;
-  case R_STDIN: return o->in;
-  case R_STDOUT: return o->out;
-  case R_STDERR: return o->err && !o->tty;
-  case R_RESIZE: return o->tty && s->version >= RC_V3;
-  default: return false;
+  case R_ERROR:
+    return true;
+  case R_STDIN:
+    return o->in;
+  case R_STDOUT:
+    return o->out;
+  case R_STDERR:
+    return o->err && !o->tty;
+  case R_RESIZE:
+    return o->tty && s->version >= RC_V3;
+  default:
+    return false;
   }
 }
 
@@ -172,7 +189,8 @@ static bool rc_push_stdin(struct sess *s)
       s->stdin_off = s->stdin_pend.len;
       break;
     }
-    ssize_t n = write(s->proc.stdin_fd, s->stdin_pend.data + s->stdin_off, s->stdin_pend.len - s->stdin_off);
+    ssize_t n = write(s->proc.stdin_fd, s->stdin_pend.data + s->stdin_off,
+                      s->stdin_pend.len - s->stdin_off);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0 && errno == EAGAIN)
@@ -230,8 +248,12 @@ static void rc_on_data(struct sess *s, int slot, const uint8_t *data, size_t len
 
 static void rc_on_syn(struct sess *s, int slot, const char *type)
 {
-  static const struct { const char *name; enum role role; } types[] = {
-    {"error", R_ERROR}, {"stdin", R_STDIN}, {"stdout", R_STDOUT}, {"stderr", R_STDERR}, {"resize", R_RESIZE},
+  static const struct {
+    const char *name;
+    enum role role;
+  } types[] = {
+      {"error", R_ERROR},   {"stdin", R_STDIN},   {"stdout", R_STDOUT},
+      {"stderr", R_STDERR}, {"resize", R_RESIZE},
   };
   for (size_t i = 0; type && i < Q_ARRAY_SIZE(types); i++) {
     if (strcmp(type, types[i].name) != 0)
@@ -282,11 +304,13 @@ static void pf_start(struct sess *s, int pi)
   struct pf_pair *p = &s->pairs[pi];
   cri_stream_server *srv = s->c->srv;
   q_cleanup_error q_error *err = NULL;
-  int r = srv->cfg.ops->portforward ? srv->cfg.ops->portforward(srv->cfg.backend, s->t->target, p->port, &p->fd, &err)
-                                    : q_error_make(&err, ENOTSUP, "port forwarding is not supported");
+  int r = srv->cfg.ops->portforward
+              ? srv->cfg.ops->portforward(srv->cfg.backend, s->t->target, p->port, &p->fd, &err)
+              : q_error_make(&err, ENOTSUP, "port forwarding is not supported");
   if (r < 0) {
     char *msg = NULL;
-    if (asprintf(&msg, "error forwarding port %u to pod %s: %s", p->port, s->t->target, q_error_msg(err)) < 0)
+    if (asprintf(&msg, "error forwarding port %u to pod %s: %s", p->port, s->t->target,
+                 q_error_msg(err)) < 0)
       msg = NULL;
     pf_finish(s, pi, msg ? msg : "error forwarding port");
     free(msg);
@@ -305,7 +329,8 @@ static bool pf_push(struct sess *s, int pi)
   if (p->fd < 0)
     return true;
   while (p->pend_off < p->pend.len) {
-    ssize_t n = send(p->fd, p->pend.data + p->pend_off, p->pend.len - p->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = send(p->fd, p->pend.data + p->pend_off, p->pend.len - p->pend_off,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == ENOTSOCK)
       n = write(p->fd, p->pend.data + p->pend_off, p->pend.len - p->pend_off);
     if (n < 0 && errno == EINTR)
@@ -328,11 +353,13 @@ static void pf_on_syn(struct sess *s, int slot, const char *type, const struct s
 {
   const char *reqid = spdy_headers_get(h, "requestid");
   const char *port = spdy_headers_get(h, "port");
-  enum role role = type && strcmp(type, "error") == 0 ? R_PF_ERROR : type && strcmp(type, "data") == 0 ? R_PF_DATA : R_NONE;
+  enum role role = type && strcmp(type, "error") == 0  ? R_PF_ERROR
+                   : type && strcmp(type, "data") == 0 ? R_PF_DATA
+                                                       : R_NONE;
   char *end = NULL;
   long pn = port ? strtol(port, &end, 10) : 0;
-  if (role == R_NONE || !reqid || !*reqid || strlen(reqid) >= sizeof(s->pairs[0].reqid) || !port || *end || pn < 1 ||
-      pn > 65535) {
+  if (role == R_NONE || !reqid || !*reqid || strlen(reqid) >= sizeof(s->pairs[0].reqid) || !port ||
+      *end || pn < 1 || pn > 65535) {
     send_rst(s, s->st[slot].id, SPDY_RST_PROTOCOL_ERROR);
     s->st[slot].local_fin = s->st[slot].remote_fin = true;
     maybe_free_slot(s, slot);
@@ -471,7 +498,10 @@ static void on_frame(struct sess *s, const struct spdy_frame *f)
       send_rst(s, f->stream_id, SPDY_RST_REFUSED_STREAM);
       return;
     }
-    s->st[slot] = (struct sstream){.used = true, .id = f->stream_id, .role = R_NONE, .pair = -1,
+    s->st[slot] = (struct sstream){.used = true,
+                                   .id = f->stream_id,
+                                   .role = R_NONE,
+                                   .pair = -1,
                                    .remote_fin = f->flags & SPDY_FLAG_FIN};
     spdy_build_syn_reply(&s->out, &s->zout, f->stream_id, 0, NULL, NULL, 0);
     sess_flush(s);
@@ -610,7 +640,8 @@ static void sess_end(struct sess *s, bool linger)
 
 static int idle_left_ms(struct sess *s)
 {
-  int64_t left = (s->last_io + (int64_t)s->c->srv->cfg.idle_timeout_ms * 1000000 - q_mono_ns()) / 1000000;
+  int64_t left =
+      (s->last_io + (int64_t)s->c->srv->cfg.idle_timeout_ms * 1000000 - q_mono_ns()) / 1000000;
   return left < 0 ? 0 : left > STREAM_POLL_MS ? STREAM_POLL_MS : (int)left;
 }
 
@@ -662,7 +693,8 @@ void stream_spdy_remotecommand(struct stream_conn *c, struct stream_token *t, in
   /* 2. Start the process. */
   q_cleanup_error q_error *err = NULL;
   if (stream_proc_start(c->srv, t, &s->proc, &err) < 0) {
-    q_warn(id, "stream: %s failed: %s", t->kind == STREAM_EXEC ? "exec" : "attach", q_error_msg(err));
+    q_warn(id, "stream: %s failed: %s", t->kind == STREAM_EXEC ? "exec" : "attach",
+           q_error_msg(err));
     char *msg = stream_status_message(version, t, -1, q_error_msg(err));
     if (msg)
       send_on(s, s->slot[R_ERROR], msg, strlen(msg), false);

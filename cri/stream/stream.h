@@ -25,9 +25,9 @@ typedef struct cri_stream_server cri_stream_server;
 /* What the client asked for (ExecRequest/AttachRequest fields). */
 struct cri_stream_opts {
   bool tty;
-  bool in;   /* stdin */
-  bool out;  /* stdout */
-  bool err;  /* stderr (never with tty: the terminal merges it into stdout) */
+  bool in;  /* stdin */
+  bool out; /* stdout */
+  bool err; /* stderr (never with tty: the terminal merges it into stdout) */
 };
 
 /* A process a session talks to: a new exec'd process, or for attach the
@@ -70,11 +70,11 @@ struct cri_stream_backend_ops {
   /* Starts argv (argv[argc] == NULL) in a container. On success fills *p
    * (all four fds as described above) and returns 0; otherwise -errno with
    * *err set: the message goes to the client on the error stream. */
-  int (*exec)(void *backend, const char *container_id, char *const argv[], const struct cri_stream_opts *o,
-              cri_stream_proc *p, q_error **err);
+  int (*exec)(void *backend, const char *container_id, char *const argv[],
+              const struct cri_stream_opts *o, cri_stream_proc *p, q_error **err);
   /* Connects to the main process of a running container. */
-  int (*attach)(void *backend, const char *container_id, const struct cri_stream_opts *o, cri_stream_proc *p,
-                q_error **err);
+  int (*attach)(void *backend, const char *container_id, const struct cri_stream_opts *o,
+                cri_stream_proc *p, q_error **err);
   /* Opens a byte stream to localhost:port inside the pod's network
    * namespace; *fd becomes the session's (it closes it; shutdown(SHUT_WR)
    * is used for the client's half-close when *fd is a socket). */
@@ -82,8 +82,9 @@ struct cri_stream_backend_ops {
 };
 
 struct cri_stream_config {
-  const char *address;      /* IPv4/IPv6 literal to listen on; NULL: "127.0.0.1" (config key StreamAddress) */
-  uint16_t port;            /* 0: a free port (config key StreamPort) */
+  const char
+      *address;  /* IPv4/IPv6 literal to listen on; NULL: "127.0.0.1" (config key StreamAddress) */
+  uint16_t port; /* 0: a free port (config key StreamPort) */
   unsigned token_ttl_ms;    /* 0: 60000 */
   unsigned max_tokens;      /* 0: 1000 outstanding */
   unsigned max_conns;       /* 0: 128 concurrent connections; more are refused with 503 */
@@ -94,7 +95,8 @@ struct cri_stream_config {
 
 /* Binds and starts serving. The address actually bound (with the free port
  * picked) is in cri_stream_server_url(). */
-int cri_stream_server_start(const struct cri_stream_config *cfg, cri_stream_server **out, q_error **err);
+int cri_stream_server_start(const struct cri_stream_config *cfg, cri_stream_server **out,
+                            q_error **err);
 /* "http://127.0.0.1:40123" (IPv6 in brackets); valid until stop. */
 const char *cri_stream_server_url(const cri_stream_server *srv);
 uint16_t cri_stream_server_port(const cri_stream_server *srv);
@@ -106,12 +108,13 @@ void cri_stream_server_stop(cri_stream_server *srv);
  * (caller frees) is "http://<addr>:<port>/{exec,attach,portforward}/<token>".
  * Errors: -EINVAL for an invalid request (map to INVALID_ARGUMENT), -ENOSPC
  * when max_tokens are outstanding (map to RESOURCE_EXHAUSTED). */
-int cri_stream_request_exec(cri_stream_server *srv, const char *container_id, const char *const *cmd, size_t ncmd,
-                            const struct cri_stream_opts *o, char **url, q_error **err);
-int cri_stream_request_attach(cri_stream_server *srv, const char *container_id, const struct cri_stream_opts *o,
-                              char **url, q_error **err);
-int cri_stream_request_portforward(cri_stream_server *srv, const char *pod_id, const int32_t *ports, size_t nports,
-                                   char **url, q_error **err);
+int cri_stream_request_exec(cri_stream_server *srv, const char *container_id,
+                            const char *const *cmd, size_t ncmd, const struct cri_stream_opts *o,
+                            char **url, q_error **err);
+int cri_stream_request_attach(cri_stream_server *srv, const char *container_id,
+                              const struct cri_stream_opts *o, char **url, q_error **err);
+int cri_stream_request_portforward(cri_stream_server *srv, const char *pod_id, const int32_t *ports,
+                                   size_t nports, char **url, q_error **err);
 /* Tokens outstanding now (expired ones not counted). */
 size_t cri_stream_tokens_outstanding(cri_stream_server *srv);
 

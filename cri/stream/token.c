@@ -10,9 +10,12 @@
 static const char *kind_path(enum stream_kind k)
 {
   switch (k) {
-  case STREAM_EXEC: return "exec";
-  case STREAM_ATTACH: return "attach";
-  default: return "portforward";
+  case STREAM_EXEC:
+    return "exec";
+  case STREAM_ATTACH:
+    return "attach";
+  default:
+    return "portforward";
   }
 }
 
@@ -64,7 +67,8 @@ int stream_tokens_add(cri_stream_server *srv, struct stream_token *t, char **url
     free(u);
     if (stopping)
       return q_error_make(err, ESHUTDOWN, "streaming server is stopping");
-    return q_error_make(err, ENOSPC, "too many outstanding streaming requests (%u)", srv->cfg.max_tokens);
+    return q_error_make(err, ENOSPC, "too many outstanding streaming requests (%u)",
+                        srv->cfg.max_tokens);
   }
   srv->tokens[srv->ntokens++] = t;
   pthread_mutex_unlock(&srv->mu);
@@ -126,8 +130,9 @@ static int check_id(const char *id, const char *what, q_error **err)
   return 0;
 }
 
-int cri_stream_request_exec(cri_stream_server *srv, const char *container_id, const char *const *cmd, size_t ncmd,
-                            const struct cri_stream_opts *o, char **url, q_error **err)
+int cri_stream_request_exec(cri_stream_server *srv, const char *container_id,
+                            const char *const *cmd, size_t ncmd, const struct cri_stream_opts *o,
+                            char **url, q_error **err)
 {
   int r;
   if ((r = check_id(container_id, "container", err)) < 0 || (r = check_opts(o, err)) < 0)
@@ -156,8 +161,8 @@ int cri_stream_request_exec(cri_stream_server *srv, const char *container_id, co
   return stream_tokens_add(srv, t, url, err);
 }
 
-int cri_stream_request_attach(cri_stream_server *srv, const char *container_id, const struct cri_stream_opts *o,
-                              char **url, q_error **err)
+int cri_stream_request_attach(cri_stream_server *srv, const char *container_id,
+                              const struct cri_stream_opts *o, char **url, q_error **err)
 {
   int r;
   if ((r = check_id(container_id, "container", err)) < 0 || (r = check_opts(o, err)) < 0)
@@ -172,8 +177,8 @@ int cri_stream_request_attach(cri_stream_server *srv, const char *container_id, 
   return stream_tokens_add(srv, t, url, err);
 }
 
-int cri_stream_request_portforward(cri_stream_server *srv, const char *pod_id, const int32_t *ports, size_t nports,
-                                   char **url, q_error **err)
+int cri_stream_request_portforward(cri_stream_server *srv, const char *pod_id, const int32_t *ports,
+                                   size_t nports, char **url, q_error **err)
 {
   int r;
   if ((r = check_id(pod_id, "pod sandbox", err)) < 0)
@@ -182,7 +187,8 @@ int cri_stream_request_portforward(cri_stream_server *srv, const char *pod_id, c
     if (ports[i] <= 0 || ports[i] > 65535)
       return q_error_make(err, EINVAL, "invalid port %d", (int)ports[i]);
   struct stream_token *t = calloc(1, sizeof(*t));
-  if (!t || !(t->target = strdup(pod_id)) || (nports && !(t->ports = calloc(nports, sizeof(int32_t))))) {
+  if (!t || !(t->target = strdup(pod_id)) ||
+      (nports && !(t->ports = calloc(nports, sizeof(int32_t))))) {
     stream_token_free(t);
     return q_error_make(err, ENOMEM, "stream token");
   }

@@ -31,7 +31,7 @@ struct ws {
   cri_stream_proc proc;
   bool started;
   bool closed;
-  char *extra;  /* bytes that came with the request head */
+  char *extra; /* bytes that came with the request head */
   size_t extra_len, extra_off;
   uint8_t *stdin_pend;
   size_t stdin_len, stdin_off, stdin_cap;
@@ -41,9 +41,13 @@ struct ws {
   int64_t last_io;
 };
 
-static bool ws_blocked(struct ws *w) { return w->stdin_off < w->stdin_len; }
+static bool ws_blocked(struct ws *w)
+{
+  return w->stdin_off < w->stdin_len;
+}
 
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                          void *ud)
 {
   struct ws *w = ud;
   if (w->extra_off < w->extra_len) {
@@ -72,7 +76,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
   return n;
 }
 
-static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                          void *ud)
 {
   struct ws *w = ud;
   ssize_t n;
@@ -153,7 +158,8 @@ static void ws_on_channel(struct ws *w, int ch, const uint8_t *data, size_t len)
   }
 }
 
-static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a, void *ud)
+static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
+                      void *ud)
 {
   struct ws *w = ud;
   if (a->opcode != WSLAY_BINARY_FRAME && a->opcode != WSLAY_TEXT_FRAME)
@@ -203,7 +209,8 @@ static void ws_send(struct ws *w, int ch, const void *data, size_t len)
     memcpy(msg + 1, data, len);
     mlen = len + 1;
   }
-  struct wslay_event_msg m = {.opcode = w->b64 ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME, .msg = msg, .msg_length = mlen};
+  struct wslay_event_msg m = {
+      .opcode = w->b64 ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME, .msg = msg, .msg_length = mlen};
   if (wslay_event_queue_msg(w->ctx, &m) != 0)
     w->closed = true;
   free(msg);
@@ -257,8 +264,9 @@ static int ws_handshake(struct ws *w, const struct http_request *req, const char
   return http_respond(w->fd, 101, h, protocol ? 4 : 3, NULL);
 }
 
-void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t, const struct http_request *req,
-                             const char *protocol, int version, bool base64)
+void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
+                             const struct http_request *req, const char *protocol, int version,
+                             bool base64)
 {
   struct ws *w = calloc(1, sizeof(*w));
   if (!w)
@@ -277,8 +285,8 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t, cons
     free(w);
     return;
   }
-  struct wslay_event_callbacks cb = {.recv_callback = ws_recv_cb, .send_callback = ws_send_cb,
-                                     .on_msg_recv_callback = ws_on_msg};
+  struct wslay_event_callbacks cb = {
+      .recv_callback = ws_recv_cb, .send_callback = ws_send_cb, .on_msg_recv_callback = ws_on_msg};
   if (wslay_event_context_server_init(&w->ctx, &cb, w) != 0) {
     free(w);
     return;
@@ -291,7 +299,8 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t, cons
   bool exited = false, have_proc = false;
   int code = -1;
   if (stream_proc_start(c->srv, t, &w->proc, &err) < 0) {
-    q_warn(id, "stream: %s failed: %s", t->kind == STREAM_EXEC ? "exec" : "attach", q_error_msg(err));
+    q_warn(id, "stream: %s failed: %s", t->kind == STREAM_EXEC ? "exec" : "attach",
+           q_error_msg(err));
     char *msg = stream_status_message(version, t, -1, q_error_msg(err));
     if (msg)
       ws_send(w, CH_ERROR, msg, strlen(msg));
@@ -330,8 +339,12 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t, cons
     }
     i_exit = n;
     pfd[n++] = (struct pollfd){.fd = w->proc.exit_fd, .events = POLLIN};
-    int64_t idle = (w->last_io + (int64_t)c->srv->cfg.idle_timeout_ms * 1000000 - q_mono_ns()) / 1000000;
-    int pr = poll(pfd, (nfds_t)n, idle <= 0 ? 0 : idle > STREAM_POLL_MS ? STREAM_POLL_MS : (int)idle);
+    int64_t idle =
+        (w->last_io + (int64_t)c->srv->cfg.idle_timeout_ms * 1000000 - q_mono_ns()) / 1000000;
+    int pr = poll(pfd, (nfds_t)n,
+                  idle <= 0               ? 0
+                  : idle > STREAM_POLL_MS ? STREAM_POLL_MS
+                                          : (int)idle);
     if (pr < 0 && errno == EINTR)
       continue;
     if (pr == 0 && idle <= 0)

@@ -37,7 +37,10 @@ struct hproc {
   bool reaped;
 };
 
-static int code_of(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
+static int code_of(int st)
+{
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
 
 static int hproc_resize(cri_stream_proc *p, uint16_t w, uint16_t h)
 {
@@ -79,10 +82,15 @@ static void hproc_release(cri_stream_proc *p, bool exited)
 }
 
 static const struct cri_stream_proc_ops hproc_ops = {
-  .resize = hproc_resize, .wait = hproc_wait, .release = hproc_release,
+    .resize = hproc_resize,
+    .wait = hproc_wait,
+    .release = hproc_release,
 };
 
-static void cloexec(int fd) { fcntl(fd, F_SETFD, FD_CLOEXEC); }
+static void cloexec(int fd)
+{
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
 
 /* Starts argv with stdio pipes (or a pty) and returns the parent's ends. */
 static pid_t spawn(char *const argv[], bool tty, int *in, int *out, int *err, int *master)
@@ -94,7 +102,8 @@ static pid_t spawn(char *const argv[], bool tty, int *in, int *out, int *err, in
       return -1;
     cloexec(m);
     cloexec(s);
-  } else if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+  } else if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 ||
+             pipe2(perr, O_CLOEXEC) < 0) {
     return -1;
   }
   pid_t pid = fork();
@@ -128,8 +137,8 @@ static pid_t spawn(char *const argv[], bool tty, int *in, int *out, int *err, in
   return pid;
 }
 
-static int be_exec(void *be, const char *cid, char *const argv[], const struct cri_stream_opts *o, cri_stream_proc *p,
-                   q_error **err)
+static int be_exec(void *be, const char *cid, char *const argv[], const struct cri_stream_opts *o,
+                   cri_stream_proc *p, q_error **err)
 {
   int in, out, er, master;
   pid_t pid = spawn(argv, o->tty, &in, &out, &er, &master);
@@ -222,10 +231,13 @@ static void aproc_release(cri_stream_proc *p, bool exited)
 }
 
 static const struct cri_stream_proc_ops aproc_ops = {
-  .close_stdin = aproc_close_stdin, .wait = aproc_wait, .release = aproc_release,
+    .close_stdin = aproc_close_stdin,
+    .wait = aproc_wait,
+    .release = aproc_release,
 };
 
-static int be_attach(void *be, const char *cid, const struct cri_stream_opts *o, cri_stream_proc *p, q_error **err)
+static int be_attach(void *be, const char *cid, const struct cri_stream_opts *o, cri_stream_proc *p,
+                     q_error **err)
 {
   pthread_mutex_lock(&mu);
   struct ctr *c = ctr_find(cid);
@@ -251,7 +263,8 @@ static int be_attach(void *be, const char *cid, const struct cri_stream_opts *o,
 static int be_portforward(void *be, const char *pod, uint16_t port, int *fd, q_error **err)
 {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(0x7f000001)};
+  struct sockaddr_in sa = {
+      .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(0x7f000001)};
   if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
     int e = errno;
     if (s >= 0)
@@ -263,16 +276,19 @@ static int be_portforward(void *be, const char *pod, uint16_t port, int *fd, q_e
 }
 
 static const struct cri_stream_backend_ops backend = {
-  .exec = be_exec, .attach = be_attach, .portforward = be_portforward,
+    .exec = be_exec,
+    .attach = be_attach,
+    .portforward = be_portforward,
 };
 
 /* ---- control socket ---- */
 
 static struct cri_stream_opts opts_of(json_t *req)
 {
-  return (struct cri_stream_opts){
-    .tty = json_is_true(json_object_get(req, "tty")), .in = json_is_true(json_object_get(req, "stdin")),
-    .out = json_is_true(json_object_get(req, "stdout")), .err = json_is_true(json_object_get(req, "stderr"))};
+  return (struct cri_stream_opts){.tty = json_is_true(json_object_get(req, "tty")),
+                                  .in = json_is_true(json_object_get(req, "stdin")),
+                                  .out = json_is_true(json_object_get(req, "stdout")),
+                                  .err = json_is_true(json_object_get(req, "stderr"))};
 }
 
 static json_t *handle(cri_stream_server *srv, json_t *req)
@@ -302,7 +318,8 @@ static json_t *handle(cri_stream_server *srv, json_t *req)
     size_t n = json_array_size(ports) < 16 ? json_array_size(ports) : 16;
     for (size_t i = 0; i < n; i++)
       pv[i] = (int32_t)json_integer_value(json_array_get(ports, i));
-    r = cri_stream_request_portforward(srv, json_string_value(json_object_get(req, "pod")), pv, n, &url, &err);
+    r = cri_stream_request_portforward(srv, json_string_value(json_object_get(req, "pod")), pv, n,
+                                       &url, &err);
   } else if (strcmp(op, "spawn") == 0) {
     size_t n = json_array_size(cmd);
     char **argv = calloc(n + 1, sizeof(char *));
@@ -324,12 +341,14 @@ static json_t *handle(cri_stream_server *srv, json_t *req)
     struct ctr *c = ctr_find(cid ? cid : "");
     if (c)
       ctr_reap(c);
-    json_t *res = c ? json_pack("{s:b,s:i}", "running", !c->reaped, "code", c->code) : json_pack("{s:s}", "error", "no such container");
+    json_t *res = c ? json_pack("{s:b,s:i}", "running", !c->reaped, "code", c->code)
+                    : json_pack("{s:s}", "error", "no such container");
     pthread_mutex_unlock(&mu);
     return res;
   } else if (strcmp(op, "procs") == 0) {
     pthread_mutex_lock(&mu);
-    json_t *res = json_pack("{s:i,s:i}", "live_execs", live_execs, "tokens", (int)cri_stream_tokens_outstanding(srv));
+    json_t *res = json_pack("{s:i,s:i}", "live_execs", live_execs, "tokens",
+                            (int)cri_stream_tokens_outstanding(srv));
     pthread_mutex_unlock(&mu);
     return res;
   } else {
@@ -343,7 +362,10 @@ static json_t *handle(cri_stream_server *srv, json_t *req)
 }
 
 static volatile sig_atomic_t done;
-static void on_term(int sig) { done = 1; }
+static void on_term(int sig)
+{
+  done = 1;
+}
 
 int main(int argc, char **argv)
 {
@@ -356,7 +378,8 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   q_log_init(NULL, getenv("STREAM_DEBUG") ? Q_LOG_DEBUG : Q_LOG_WARN, "stream-testd", NULL);
-  struct cri_stream_config cfg = {.ops = &backend, .token_ttl_ms = argc > 2 ? (unsigned)atoi(argv[2]) : 0};
+  struct cri_stream_config cfg = {.ops = &backend,
+                                  .token_ttl_ms = argc > 2 ? (unsigned)atoi(argv[2]) : 0};
   cri_stream_server *srv;
   q_cleanup_error q_error *err = NULL;
   if (cri_stream_server_start(&cfg, &srv, &err) < 0) {

@@ -8,13 +8,17 @@
 
 static struct http_request req;
 
-static ssize_t parse(const char *s) { return http_parse(s, strlen(s), &req); }
+static ssize_t parse(const char *s)
+{
+  return http_parse(s, strlen(s), &req);
+}
 
 Test(http, upgrade_request)
 {
-  const char *s = "POST /exec/abc?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nconnection:  keep-alive, Upgrade \r\n"
-                  "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
-                  "X-Stream-Protocol-Version: v3.channel.k8s.io, channel.k8s.io\r\n\r\nEXTRA";
+  const char *s =
+      "POST /exec/abc?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nconnection:  keep-alive, Upgrade \r\n"
+      "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
+      "X-Stream-Protocol-Version: v3.channel.k8s.io, channel.k8s.io\r\n\r\nEXTRA";
   cr_assert_eq(parse(s), (ssize_t)(strlen(s) - 5));
   cr_assert_str_eq(req.method, "POST");
   cr_assert_str_eq(req.target, "/exec/abc?x=1");
@@ -68,19 +72,19 @@ Test(http, too_many_headers)
 Test(http, malformed)
 {
   const char *bad[] = {
-    "GET / HTTP/1.1\nHost: x\r\n\r\n",          /* bare LF */
-    "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", /* obs-fold */
-    "GET / HTTP/2.0\r\n\r\n",                     /* version */
-    "GET / HTTP/1.1 extra\r\n\r\n",
-    "GET\r\n\r\n",
-    "GET  / HTTP/1.1\r\n\r\n",                    /* empty target */
-    "GET x HTTP/1.1\r\n\r\n",                     /* not origin-form */
-    "G(T / HTTP/1.1\r\n\r\n",                     /* method not a token */
-    "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
-    "GET / HTTP/1.1\r\n: empty name\r\n\r\n",
-    "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
-    "GET / HTTP/1.1\r\nHost: a\001b\r\n\r\n",   /* control character */
-    "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",      /* lone CR */
+      "GET / HTTP/1.1\nHost: x\r\n\r\n",              /* bare LF */
+      "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", /* obs-fold */
+      "GET / HTTP/2.0\r\n\r\n",                       /* version */
+      "GET / HTTP/1.1 extra\r\n\r\n",
+      "GET\r\n\r\n",
+      "GET  / HTTP/1.1\r\n\r\n", /* empty target */
+      "GET x HTTP/1.1\r\n\r\n",  /* not origin-form */
+      "G(T / HTTP/1.1\r\n\r\n",  /* method not a token */
+      "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
+      "GET / HTTP/1.1\r\n: empty name\r\n\r\n",
+      "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\001b\r\n\r\n", /* control character */
+      "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",   /* lone CR */
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     cr_assert_eq(parse(bad[i]), -EBADMSG, "case %zu", i);

@@ -49,7 +49,8 @@ Test(spdy, control_frames_round_trip)
   size_t off = 0;
   ssize_t n;
   cr_assert((n = spdy_parse(b.data + off, b.len - off, 1024, &f)) == 16);
-  cr_assert(f.control && f.type == SPDY_RST_STREAM && f.stream_id == 3 && f.value == SPDY_RST_CANCEL);
+  cr_assert(f.control && f.type == SPDY_RST_STREAM && f.stream_id == 3 &&
+            f.value == SPDY_RST_CANCEL);
   off += (size_t)n;
   cr_assert((n = spdy_parse(b.data + off, b.len - off, 1024, &f)) == 12);
   cr_assert(f.type == SPDY_PING && f.value == 7);
@@ -84,7 +85,8 @@ Test(spdy, header_blocks_share_one_context_per_direction)
   const uint8_t *blk = b.data + 18;
   size_t dl;
   const uint8_t *d = spdy_dictionary(&dl);
-  uint32_t dictid = (uint32_t)blk[2] << 24 | (uint32_t)blk[3] << 16 | (uint32_t)blk[4] << 8 | blk[5];
+  uint32_t dictid =
+      (uint32_t)blk[2] << 24 | (uint32_t)blk[3] << 16 | (uint32_t)blk[4] << 8 | blk[5];
   cr_assert(blk[1] & 0x20);
   cr_assert_eq(dictid, adler32(1, d, (uInt)dl));
 
@@ -173,9 +175,11 @@ static int decode_raw(const void *raw, size_t len)
 
 Test(spdy, decoder_rejects_bad_blocks)
 {
-  static const char ok[] = "\0\0\0\1\0\0\0\4port\0\0\0\1" "4";
+  static const char ok[] = "\0\0\0\1\0\0\0\4port\0\0\0\1"
+                           "4";
   cr_assert_eq(decode_raw(ok, sizeof(ok) - 1), 0);
-  static const char upper[] = "\0\0\0\1\0\0\0\4Port\0\0\0\1" "4";
+  static const char upper[] = "\0\0\0\1\0\0\0\4Port\0\0\0\1"
+                              "4";
   cr_assert_eq(decode_raw(upper, sizeof(upper) - 1), -EPROTO);
   static const char dup[] = "\0\0\0\2\0\0\0\1a\0\0\0\1x\0\0\0\1a\0\0\0\1y";
   cr_assert_eq(decode_raw(dup, sizeof(dup) - 1), -EPROTO);

@@ -9,8 +9,8 @@
 
 #include "stream.h"
 
-static int no_exec(void *be, const char *c, char *const argv[], const struct cri_stream_opts *o, cri_stream_proc *p,
-                   q_error **err)
+static int no_exec(void *be, const char *c, char *const argv[], const struct cri_stream_opts *o,
+                   cri_stream_proc *p, q_error **err)
 {
   return q_error_make(err, ENOSYS, "no exec here");
 }
@@ -58,7 +58,8 @@ Test(tokens, validation)
   cri_stream_server *srv = start(0, 0);
   char *url = NULL;
   q_error *err = NULL;
-  struct cri_stream_opts tty_err = {.tty = true, .out = true, .err = true}, none = {0}, ok = {.in = true};
+  struct cri_stream_opts tty_err = {.tty = true, .out = true, .err = true}, none = {0},
+                         ok = {.in = true};
   cr_assert_eq(cri_stream_request_exec(srv, "c1", cmd, 2, &tty_err, &url, &err), -EINVAL);
   cr_assert(strstr(q_error_msg(err), "tty"));
   q_error_free(&err);
@@ -128,7 +129,8 @@ static int http_status(cri_stream_server *srv, const char *path, const char *hea
   return code;
 }
 
-#define SPDY_HDRS "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
+#define SPDY_HDRS                                                                                  \
+  "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
 
 Test(tokens, http_404_and_single_use)
 {
@@ -148,8 +150,10 @@ Test(tokens, http_404_and_single_use)
   /* A wrong protocol spends the token too: 403, then 404. */
   cr_assert_eq(cri_stream_request_exec(srv, "c1", cmd, 2, &o, &url, NULL), 0);
   path = strstr(url + 7, "/");
-  cr_assert_eq(http_status(srv, path, "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v9\r\n"),
-               403);
+  cr_assert_eq(
+      http_status(srv, path,
+                  "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v9\r\n"),
+      403);
   cr_assert_eq(http_status(srv, path, SPDY_HDRS), 404);
   free(url);
   cri_stream_server_stop(srv);
