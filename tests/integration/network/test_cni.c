@@ -50,18 +50,23 @@ static void write_text(const char *path, const char *text, mode_t mode)
   cr_assert_eq(q_write_file_atomic(path, text, strlen(text), mode, NULL), 0);
 }
 
-static void write_conflist(const char *extra_plugins)
+static void write_conflist_version(const char *version, const char *extra_plugins)
 {
   char text[2048], path[700];
   snprintf(text, sizeof(text),
-           "{\"cniVersion\":\"1.0.0\",\"name\":\"" NETNAME "\",\"plugins\":["
+           "{\"cniVersion\":\"%s\",\"name\":\"" NETNAME "\",\"plugins\":["
            "{\"type\":\"bridge\",\"bridge\":\"" BRIDGE "\",\"isGateway\":true,\"ipMasq\":false,"
            "\"hairpinMode\":true,\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":"
            "\"" SUBNET "\"}]],\"routes\":[{\"dst\":\"0.0.0.0/0\"}],\"dataDir\":\"%s\"}},"
            "{\"type\":\"portmap\",\"capabilities\":{\"portMappings\":true},\"snat\":true}%s]}",
-           ipamdir, extra_plugins);
+           version, ipamdir, extra_plugins);
   snprintf(path, sizeof(path), "%s/10-quark-it.conflist", confdir);
   write_text(path, text, 0644);
+}
+
+static void write_conflist(const char *extra_plugins)
+{
+  write_conflist_version("1.0.0", extra_plugins);
 }
 
 static void setup(void)
@@ -347,6 +352,66 @@ Test(netint, hostport_answers_on_host_loopback)
   cr_assert(!iptables_mentions(p.id), "portmap rules left behind");
   cr_assert_eq(ipam_allocations(), 0);
   cr_assert_eq(cache_entries(), 0);
+  net_pod_network_free(n);
+  net_cni_free(c);
+}
+
+/* Older config versions get older result formats from the same plugins. */
+Test(netint, older_cni_versions_round_trip)
+{
+  const char *versions[] = {"0.3.1", "0.4.0"};
+  net_cni *c = handle(false);
+  for (size_t i = 0; i < 2; i++) {
+    write_conflist_version(versions[i], "");
+    net_pod p = {.id = "qnit-pod-ver", .name = "v", .namespace = "default", .uid = "uid-v"};
+    net_pod_network *n = NULL;
+    q_cleanup_error q_error *err = NULL;
+    cr_assert_eq(net_pod_setup(c, &p, &n, &err), 0, "%s: %s", versions[i], q_error_msg(err));
+    cr_assert_str_eq(n->result->cni_version, versions[i]);
+    cr_assert(in_subnet(n->primary_ip), "%s: %s", versions[i], n->primary_ip);
+    cr_assert_eq(n->result->ips[0].version, 4);
+    p.netns_path = n->netns_path;
+    cr_assert_eq(net_pod_check(c, &p, &err), 0, "%s: %s", versions[i], q_error_msg(err));
+    cr_assert_eq(net_pod_teardown(c, &p, &err), 0, "%s: %s", versions[i], q_error_msg(err));
+    cr_assert_eq(ipam_allocations(), 0);
+    cr_assert_eq(cache_entries(), 0);
+    net_pod_network_free(n);
+  }
+  net_cni_free(c);
+}
+
+/* The bandwidth annotations reach the real bandwidth plugin as containerd
+ * passes them, and become tbf qdiscs (ingress on the host veth, egress on an
+ * ifb device) that DEL removes. */
+Test(netint, bandwidth_annotations_shape_traffic)
+{
+  if (sh("ip link add qnit-ifbprobe type ifb 2>/dev/null && ip link del qnit-ifbprobe") != 0)
+    cr_skip_test("no ifb devices here: the bandwidth plugin cannot work");
+  write_conflist(",{\"type\":\"bandwidth\",\"capabilities\":{\"bandwidth\":true}}");
+  net_cni *c = handle(false);
+  net_kv ann[] = {{"kubernetes.io/ingress-bandwidth", "10M"},
+                  {"kubernetes.io/egress-bandwidth", "20M"}};
+  net_pod p = {.id = "qnit-pod-bw",
+               .name = "bw",
+               .namespace = "default",
+               .uid = "uid-bw",
+               .annotations = ann,
+               .n_annotations = 2};
+  net_pod_network *n = NULL;
+  q_cleanup_error q_error *err = NULL;
+  cr_assert_eq(net_pod_setup(c, &p, &n, &err), 0, "%s", q_error_msg(err));
+  const char *host_veth = NULL;
+  for (size_t i = 0; i < n->result->n_ifaces; i++)
+    if (n->result->ifaces[i].sandbox == NULL && strncmp(n->result->ifaces[i].name, "veth", 4) == 0)
+      host_veth = n->result->ifaces[i].name;
+  cr_assert_not_null(host_veth);
+  cr_assert_eq(sh("tc qdisc show dev %s | grep -q 'tbf.*rate 10Mbit'", host_veth), 0,
+               "no 10Mbit ingress limit on %s", host_veth);
+  cr_assert_eq(sh("tc qdisc show | grep -q 'tbf.*rate 20Mbit'"), 0, "no 20Mbit egress limit");
+  p.netns_path = n->netns_path;
+  cr_assert_eq(net_pod_teardown(c, &p, &err), 0, "%s", q_error_msg(err));
+  cr_assert_neq(sh("tc qdisc show | grep -q 'rate 20Mbit'"), 0, "egress ifb left behind");
+  cr_assert_eq(ipam_allocations(), 0);
   net_pod_network_free(n);
   net_cni_free(c);
 }
