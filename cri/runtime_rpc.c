@@ -2,6 +2,7 @@
  * RuntimeConfig, UpdateRuntimeConfig, and the read-only queries over the
  * state store (ListPodSandbox, PodSandboxStatus, ListContainers,
  * ContainerStatus). */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -194,6 +195,30 @@ static grpc_status_code rpc_runtime_config(struct cri_call *call, const Protobuf
   return GRPC_STATUS_OK;
 }
 
+/* kubelet sends "" (no change of network), one CIDR, or a dual-stack pair
+ * "10.244.1.0/24,fd00:1::/64". */
+static bool valid_cidrs(const char *s)
+{
+  if (strlen(s) > 256)
+    return false;
+  char buf[257];
+  strcpy(buf, s);
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *slash = strchr(tok, '/');
+    if (!slash)
+      return false;
+    *slash = '\0';
+    unsigned char addr[16];
+    int max = inet_pton(AF_INET, tok, addr) == 1 ? 32 : inet_pton(AF_INET6, tok, addr) == 1 ? 128 : -1;
+    char *end;
+    long len = strtol(slash + 1, &end, 10);
+    if (max < 0 || end == slash + 1 || *end || len < 0 || len > max)
+      return false;
+  }
+  return true;
+}
+
 static grpc_status_code rpc_update_runtime_config(struct cri_call *call, const ProtobufCMessage *req,
                                                   ProtobufCMessage **resp)
 {
@@ -204,8 +229,9 @@ static grpc_status_code rpc_update_runtime_config(struct cri_call *call, const P
   if (!in->runtime_config || !in->runtime_config->network_config)
     return GRPC_STATUS_OK;
   const char *cidr = in->runtime_config->network_config->pod_cidr;
-  if (strlen(cidr) > 256)
-    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "pod CIDR too long");
+  if (!valid_cidrs(cidr))
+    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
+                          "pod CIDR '%.64s' is not a comma-separated list of IPv4/IPv6 CIDRs", cidr);
   q_cleanup_error q_error *err = NULL;
   if (cri_state_set_pod_cidr(cri_server_state(cri_call_server(call)), cidr, &err) < 0)
     return cri_call_error(call, GRPC_STATUS_INTERNAL, "store pod CIDR: %s", q_error_msg(err));

@@ -17,6 +17,9 @@
  *   in structs are owned by the struct and freed by its *_clear function.
  * - sbx_client_close drops the connection only; the VM keeps running.
  *   sbx_client_stop stops the VM (all its containers) and reaps the process.
+ * - Implemented by the CMake target quark_sbx_client (sandbox/); quarkd links
+ *   it when that target exists, and otherwise cri/sbx_client_none.c, which
+ *   answers -ENOSYS to everything.
  */
 #ifndef QUARK_SBX_CLIENT_H
 #define QUARK_SBX_CLIENT_H

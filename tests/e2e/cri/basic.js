@@ -44,6 +44,15 @@ const { grpc, clients, call, rawCall, check, expectCode, done } = require('./com
   r = await call(rt, 'Status', { verbose: true });
   check(!r.err && JSON.parse(r.res.info.quark).podCIDR === '10.244.3.0/24', 'pod CIDR stored');
 
+  r = await call(rt, 'UpdateRuntimeConfig', { runtime_config: { network_config: { pod_cidr: '10.244.3.0/24,fd00:1::/64' } } });
+  expectCode(r, grpc.status.OK, 'UpdateRuntimeConfig dual stack');
+  for (const bad of ['10.244.3.0', '10.244.3.0/33', 'banana/8', '10.0.0.0/8,'.repeat(40)]) {
+    r = await call(rt, 'UpdateRuntimeConfig', { runtime_config: { network_config: { pod_cidr: bad } } });
+    expectCode(r, grpc.status.INVALID_ARGUMENT, `UpdateRuntimeConfig '${bad.slice(0, 20)}'`);
+  }
+  r = await call(rt, 'Status', { verbose: true });
+  check(!r.err && JSON.parse(r.res.info.quark).podCIDR === '10.244.3.0/24,fd00:1::/64', 'refused CIDRs leave the stored one');
+
   r = await call(rt, 'ListPodSandbox', {});
   if (expectCode(r, grpc.status.OK, 'ListPodSandbox'))
     check(Array.isArray(r.res.items) && r.res.items.length === 0, 'no pods');
