@@ -23,9 +23,8 @@ grep -q "in use" "$T/second.log" || e2e_fail "no 'in use' message: $(cat "$T/sec
 "$QUARK" version >/dev/null || e2e_fail "first quarkd lost its socket to the second"
 echo "ok   a live socket is not stolen"
 
-# UpdateRuntimeConfig goes through the CLI-independent path in basic.js; here
-# write the CIDR with the state store's file format via a real RPC from node
-# when available, else skip that part.
+# Store a pod CIDR through the RPC (the CLI has no command for it), to check
+# after the restart below; needs the npm client, else that part is skipped.
 if command -v node >/dev/null && [ -d "${NODE_PATH:-/nonexistent}/@grpc/grpc-js" ]; then
   node -e '
     const { clients, call } = require(process.argv[1]);
