@@ -294,9 +294,15 @@ static void pf_finish(struct sess *s, int pi, const char *errmsg)
     close(p->fd);
   spdy_buf_free(&p->pend);
   p->used = false;
-  int es = p->err_slot, ds = p->data_slot;
-  maybe_free_slot(s, es);
-  maybe_free_slot(s, ds);
+  /* The streams may outlive the pair (the client has not closed its side
+   * yet); they must not find the next pair that takes this index. */
+  int slots[2] = {p->err_slot, p->data_slot};
+  for (int i = 0; i < 2; i++) {
+    if (slots[i] < 0)
+      continue;
+    s->st[slots[i]].pair = -1;
+    maybe_free_slot(s, slots[i]);
+  }
 }
 
 static void pf_start(struct sess *s, int pi)

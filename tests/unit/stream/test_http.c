@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -88,4 +89,23 @@ Test(http, malformed)
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     cr_assert_eq(parse(bad[i]), -EBADMSG, "case %zu", i);
+}
+
+Test(http, random_input)
+{
+  char buf[600];
+  unsigned seed = 777;
+  const char alphabet[] = "GET /:\r\n HTP1.0a\t,\001";
+  for (int i = 0; i < 20000; i++) {
+    size_t len = (size_t)(rand_r(&seed) % (int)sizeof(buf));
+    for (size_t k = 0; k < len; k++)
+      buf[k] = alphabet[rand_r(&seed) % (int)(sizeof(alphabet) - 1)];
+    if (i & 1 && len > 20)
+      memcpy(buf, "GET / HTTP/1.1\r\nA: b", 20);
+    ssize_t n = http_parse(buf, len, &req);
+    cr_assert(n <= (ssize_t)len);
+    if (n > 0)
+      for (size_t h = 0; h < req.nhdr; h++)
+        cr_assert(http_header(&req, req.hdr[h].name) != NULL);
+  }
 }

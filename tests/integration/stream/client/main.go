@@ -596,6 +596,13 @@ func scenarioPortForward() error {
 			return err
 		}
 	}
+	// Many more requests than the server keeps streams for: it recycles them.
+	for i := 10; i < 170; i++ {
+		got, e, err := pfGet(sc, port, fmt.Sprint(i))
+		if err != nil || got != fmt.Sprintf("200 pf-ok /r%d", i) || e != "" {
+			return fmt.Errorf("request %d: got %q, error stream %q, %v", i, got, e, err)
+		}
+	}
 	// A closed port: the error comes as text on the error stream.
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := l.Addr().(*net.TCPAddr).Port
