@@ -133,8 +133,11 @@ int net_netns_remove(const char *path, q_error **err)
 {
   if (path == NULL || *path == '\0')
     return 0;
-  /* Detach: a process still inside keeps the namespace alive, the pin goes. */
-  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+  /* Only an nsfs mount is unmounted, so a wrong path from a damaged state
+   * file can never unmount something else. Detach: a process still inside
+   * keeps the namespace alive, the pin goes. */
+  if (net_netns_is_pinned(path) && umount2(path, MNT_DETACH) < 0 && errno != EINVAL &&
+      errno != ENOENT)
     return q_error_make(err, errno, "unmount netns %s", path);
   if (unlink(path) < 0 && errno != ENOENT)
     return q_error_make(err, errno, "remove netns pin %s", path);

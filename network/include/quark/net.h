@@ -57,7 +57,8 @@ typedef struct net_kv {
 int net_netns_create(const char *run_dir, const char *name, char **path_out, q_error **err);
 
 /* Unmounts and unlinks a pinned namespace. A missing path, or a plain file
- * that is no longer a mount, is success (idempotent). The namespace itself
+ * that is no longer a mount, is success (idempotent). Nothing but an nsfs
+ * mount is ever unmounted; a directory is refused. The namespace itself
  * lives on while a process or an open fd still holds it. */
 int net_netns_remove(const char *path, q_error **err);
 

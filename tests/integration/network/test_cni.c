@@ -519,6 +519,9 @@ Test(netint, netns_enter_and_leave_on_this_thread)
   cr_assert_eq(net_netns_remove(path, &err), 0);
   cr_assert_eq(net_netns_remove(path, &err), 0);
   cr_assert_eq(access(path, F_OK), -1);
+  /* Not a namespace: a directory is refused, a mount point left alone. */
+  cr_assert_lt(net_netns_remove(nsdir, &err), 0);
+  cr_assert_eq(access(nsdir, F_OK), 0);
   /* Keys outside net.* are refused before anything is written. */
   cr_assert_eq(
       net_netns_set_sysctls("/proc/self/ns/net", (net_kv[]){{"kernel.hostname", "x"}}, 1, &err),
