@@ -112,6 +112,14 @@ struct img_pull_opts {
 int img_pull(img_store *st, const char *ref, const struct img_pull_opts *opts, char **image_id,
              q_error **err);
 
+/* Every pull also publishes its progress, for other processes (the `quark
+ * pull` progress bars while quarkd pulls), in the JSON file this returns
+ * (caller frees): {"ref": "...", "layers": [{"digest": "...", "state":
+ * "waiting|downloading|unpacking|done|exists", "done": N, "total": N}]}.
+ * It is rewritten at most every 100 ms and removed when the pull ends. The
+ * name depends only on the normalized reference; NULL for a bad reference. */
+char *img_pull_progress_path(const char *root, const char *ref);
+
 /* Imports every image of an OCI layout archive (a tar of an OCI image layout,
  * as `skopeo copy ... oci-archive:FILE` writes it). Images are tagged with
  * their org.opencontainers.image.ref.name annotation: a full reference is

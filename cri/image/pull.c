@@ -415,29 +415,101 @@ out:
   return rc;
 }
 
-int img_pull(img_store *st, const char *refstr, const struct img_pull_opts *po, char **image_id,
+/* ---- progress published for other processes ---- */
+
+struct tracker {
+  const struct img_pull_opts *user;
+  char *path;
+  char *ref;
+  json_t *layers;        /* digest -> {state, done, total}, in first-seen order */
+  int64_t last_write;
+};
+
+static const char *const state_names[] = {"resolving", "waiting", "downloading", "unpacking",
+                                          "done", "exists"};
+
+static void track(void *arg, const char *digest, enum img_progress_state s, int64_t done,
+                  int64_t total) {
+  struct tracker *t = arg;
+  if (t->user && t->user->progress)
+    t->user->progress(t->user->progress_arg, digest, s, done, total);
+  if (!digest || !t->layers)
+    return;
+  json_t *l = json_object_get(t->layers, digest);
+  const char *old = json_string_value(json_object_get(l, "state"));
+  bool changed = !old || strcmp(old, state_names[s]) != 0;
+  json_object_set_new(t->layers, digest, json_pack("{s:s, s:I, s:I}", "state", state_names[s],
+                                                   "done", (json_int_t)done, "total", (json_int_t)total));
+  int64_t now = q_mono_ns();
+  if (!changed && now - t->last_write < 100000000)
+    return;
+  t->last_write = now;
+  json_t *arr = json_array();
+  const char *k;
+  json_t *v;
+  json_object_foreach(t->layers, k, v) {
+    json_t *e = json_deep_copy(v);
+    json_object_set_new(e, "digest", json_string(k));
+    json_array_append_new(arr, e);
+  }
+  json_t *doc = json_pack("{s:s, s:o}", "ref", t->ref, "layers", arr);
+  char *txt = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  if (txt)
+    (void)q_write_file_atomic(t->path, txt, strlen(txt), 0644, NULL);
+  free(txt);
+  json_decref(doc);
+}
+
+char *img_pull_progress_path(const char *root, const char *refstr) {
+  img_ref ref;
+  if (img_ref_parse(refstr, &ref, NULL) < 0)
+    return NULL;
+  char *full = img_ref_string(&ref);
+  img_ref_free(&ref);
+  if (!full)
+    return NULL;
+  char d[72];
+  img_sha256_hex(full, strlen(full), d);
+  free(full);
+  char *p = NULL;
+  if (asprintf(&p, "%s/pulls/%.32s.json", root, d + 7) < 0)
+    return NULL;
+  return p;
+}
+
+int img_pull(img_store *st, const char *refstr, const struct img_pull_opts *user_po, char **image_id,
              q_error **err) {
+  struct tracker tr = {.user = user_po, .path = img_pull_progress_path(st->root, refstr),
+                       .layers = json_object()};
+  struct img_pull_opts po_local = {.auth = user_po ? user_po->auth : NULL, .progress = track,
+                                   .progress_arg = &tr};
+  const struct img_pull_opts *po = tr.path && tr.layers ? &po_local : user_po;
   img_ref ref;
   int rc = img_ref_parse(refstr, &ref, err);
-  if (rc < 0)
-    return rc;
-  q_cleanup_free char *full = img_ref_string(&ref);
-  char **eps = NULL;
-  rc = img_reg_endpoints(st, ref.domain, &eps, err);
   if (rc < 0) {
-    img_ref_free(&ref);
+    free(tr.path);
+    json_decref(tr.layers);
     return rc;
   }
-  int lfd = img_store_lock(st, "pull", false, true);
+  q_cleanup_free char *full = img_ref_string(&ref);
+  tr.ref = full;
+  char **eps = NULL;
+  rc = img_reg_endpoints(st, ref.domain, &eps, err);
+  int lfd = rc < 0 ? rc : img_store_lock(st, "pull", false, true);
   if (lfd < 0) {
+    if (rc == 0)
+      rc = q_error_make(err, -lfd, "lock image store");
     img_strv_free(eps);
     img_ref_free(&ref);
-    return q_error_make(err, -lfd, "lock image store");
+    free(tr.path);
+    json_decref(tr.layers);
+    return rc;
   }
   if (po && po->progress)
     po->progress(po->progress_arg, NULL, IMG_PROGRESS_RESOLVING, 0, 0);
   int64_t t0 = q_mono_ns();
   char *msgs = NULL;
+  int missing = 0;   /* an endpoint said the image is not there */
   for (char **ep = eps; *ep; ep++) {
     q_error *e = NULL;
     bool resolved = false;
@@ -453,6 +525,8 @@ int img_pull(img_store *st, const char *refstr, const struct img_pull_opts *po, 
       break;
     }
     q_debug(NULL, "pull %s from %s: %s", full, *ep, q_error_msg(e));
+    if (rc == -ENOENT)
+      missing = rc;
     char *nm = NULL;
     if (asprintf(&nm, "%s%s%s: %s", msgs ? msgs : "", msgs ? "; " : "", *ep, q_error_msg(e)) >= 0) {
       free(msgs);
@@ -461,13 +535,19 @@ int img_pull(img_store *st, const char *refstr, const struct img_pull_opts *po, 
     q_error_free(&e);
   }
   close(lfd);
+  if (rc < 0 && missing)
+    rc = missing;
   if (rc < 0)
     img_error(err, -rc, "pull %s: %s", full ? full : refstr, msgs ? msgs : "failed");
   else
-    q_info(NULL, "pulled %s in %.3f s", full, (double)(q_mono_ns() - t0) / 1e9);
+    q_debug(NULL, "pulled %s in %.3f s", full, (double)(q_mono_ns() - t0) / 1e9);
   free(msgs);
   img_strv_free(eps);
   img_ref_free(&ref);
+  if (tr.path)
+    unlink(tr.path);
+  free(tr.path);
+  json_decref(tr.layers);
   img_gc_maybe(st);
   return rc;
 }

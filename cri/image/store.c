@@ -252,6 +252,10 @@ static void clean_tmp(img_store *st) {
       q_info(NULL, "image store: removed leftover %s of an interrupted pull", p);
   }
   closedir(d);
+  /* progress files of pulls that did not end */
+  q_cleanup_free char *pulls = pathf("%s/pulls", st->root);
+  if (pulls)
+    q_rm_rf(pulls, NULL), q_mkdir_p(pulls, 0700, NULL);
   /* q_write_file_atomic's temp files of records interrupted mid-write */
   q_cleanup_free char *imgs = pathf("%s/images", st->root);
   d = imgs ? opendir(imgs) : NULL;
@@ -301,7 +305,7 @@ int img_store_open(const struct img_store_opts *o, img_store **out, q_error **er
     return q_error_make(err, ENOMEM, "image store");
   }
   static const char *const dirs[] = {"", "/blobs/sha256", "/layers/sha256", "/images",
-                                     "/containers", "/tmp"};
+                                     "/containers", "/tmp", "/pulls"};
   for (size_t i = 0; i < Q_ARRAY_SIZE(dirs); i++) {
     q_cleanup_free char *p = pathf("%s%s", st->root, dirs[i]);
     int rc = p ? q_mkdir_p(p, 0700, err) : q_error_make(err, ENOMEM, "image store");
@@ -820,7 +824,7 @@ int img_remove(img_store *st, const char *ref_or_id, q_error **err) {
     if (!p || unlink(p) < 0)
       rc = q_error_make(err, p ? errno : ENOMEM, "remove image record %s", id);
     else
-      q_info(NULL, "removed image %s", id);
+      q_debug(NULL, "removed image %s", id);
   }
   json_decref(rec);
   close(lfd);
