@@ -1,6 +1,6 @@
 /* img-tool: drives the image library from the integration tests and the
  * pull benchmark (the same calls quarkd makes, without gRPC in between).
- *   img-tool [options] pull REF | pull-many REF... (one thread each, in one
+ *   img-tool [options] pull REF... | pull-many REF... (one thread each, in one
  *            process: exercises the shared downloads) | status REF | list | rmi REF | fsinfo |
  *            import FILE [NAME] | rootfs-create REF CID DEST |
  *            rootfs-remove CID | unpack TAR DIR | ref REF | check
@@ -230,14 +230,17 @@ int main(int argc, char **argv) {
   rc = img_store_open(&o, &st, &err);
   if (rc < 0)
     goto out;
-  if (strcmp(cmd, "pull") == 0 && nargs == 1) {
-    char *id = NULL;
+  if (strcmp(cmd, "pull") == 0 && nargs >= 1) {
+    /* several references: one after the other in this process */
     struct img_pull_opts po = {.auth = have_auth ? &auth : NULL,
                                .progress = getenv("IMG_TOOL_PROGRESS") ? progress : NULL};
-    rc = img_pull(st, args[0], &po, &id, &err);
-    if (rc == 0)
-      printf("%s\n", id);
-    free(id);
+    for (int i = 0; i < nargs && rc == 0; i++) {
+      char *id = NULL;
+      rc = img_pull(st, args[i], &po, &id, &err);
+      if (rc == 0)
+        printf("%s\n", id);
+      free(id);
+    }
   } else if (strcmp(cmd, "pull-many") == 0 && nargs >= 1 && nargs <= 16) {
     struct img_pull_opts po = {.auth = have_auth ? &auth : NULL};
     struct many m[16];
