@@ -111,7 +111,8 @@ busybox)
   [ "$rc" = 0 ] && [ "$ms" -ge 100 ] && echo "ok: sleep 0.1 (${ms} ms wall)" || fail "sleep: rc $rc, ${ms} ms"
   ;;
 hostile)
-  # A sentinel tree next to the rootfs: hostile paths aim at it.
+  # A sentinel tree next to the rootfs ($work/rootfs/../sentinel): hostile
+  # paths and the rootfs's /escape symlink aim at it.
   mkdir -p "$work/sentinel/sub"
   echo "do not touch" >"$work/sentinel/victim"
   echo "nor this" >"$work/sentinel/sub/file"
@@ -121,8 +122,10 @@ hostile)
   for v in glibc musl; do
     [ -e "$progs/t_hostile.$v" ] || continue
     for seed in 1 2 3; do
+      # A fresh rootfs each time: random unlink/mkdir calls reshape it.
+      "$here/mkfixture.sh" "$root" "$progs" || exit 1
       start=$(date +%s%N)
-      run 240 "/bin/t_hostile.$v" "$seed" "${QK_HOSTILE_ITERS:-20000}"
+      run 240 "/bin/t_hostile.$v" "$seed" "${QK_HOSTILE_ITERS:-10000}"
       ms=$((($(date +%s%N) - start) / 1000000))
       if [ "$rc" = 0 ] && echo "$out" | grep -q "^hostile: seed $seed"; then
         echo "ok: $v seed $seed (${ms} ms): $out"

@@ -96,6 +96,14 @@ static uint64_t pick_play(void)
   }
 }
 
+static uint64_t clamp_play(uint64_t addr, uint64_t len)
+{
+  uint64_t end = addr + len;
+  if (end >= addr && end <= 0x800000000000ull && end > PLAY + PLAY_LEN)
+    return PLAY + PLAY_LEN - addr;
+  return len;
+}
+
 static uint64_t pick_len(void)
 {
   switch (rnd() % 6) {
@@ -135,7 +143,7 @@ int main(int argc, char **argv)
   static const char *const hostile_paths[16] = {
     "/data/hello.txt", "/", "/tmp/h", "/tmp", "../../../../../../sentinel/victim",
     "/../../../../../../../sentinel/victim", "/escape/victim", "/escape", "/proc/self/exe",
-    "/dev/null", "", "/tmp/hostile-created", "relative/../x", "/data/link",
+    "/dev/null", "", "/tmp/hostile-created", "../sentinel/victim", "/../sentinel/sub",
     "/etc/../../../..", "/tmp/h/../../../../../../tmp",
   };
   char *pp = mmap(NULL, 16 * 256, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -167,8 +175,17 @@ int main(int argc, char **argv)
         if ((a[3] & 0x10) && !a[0])
           a[0] = PLAY;
       }
-      if (nr == 25) /* mremap: new address inside too */
+      if (nr == 25) { /* mremap: new address and size inside too */
         a[4] = pick_play();
+        a[2] = clamp_play(a[4] ? a[4] : PLAY, a[2]);
+      }
+      /* A range that fits the address space must stay in the playground
+       * (munmap(0, 2^46) would remove the program itself, on Linux too);
+       * ranges that overflow it are kept: the kernel must refuse them. */
+      if (nr != 9 || (a[3] & 0x10))
+        a[1] = clamp_play(a[0] ? a[0] : PLAY, a[1]);
+      if (!a[0] && nr != 9)
+        a[1] &= 0xffff; /* below mmap_min_addr: nothing is mapped there */
     }
     /* Descriptors 1000+ hold the summary channel. */
     if ((nr == 3 || nr == 33 || nr == 292) && (int)a[nr == 3 ? 0 : 1] == out)
