@@ -64,6 +64,10 @@ enum { RC_V1 = 1, RC_V2, RC_V3, RC_V4, RC_V5 };
 int stream_proc_start(cri_stream_server *srv, const struct stream_token *t, cri_stream_proc *p,
                       q_error **err);
 void stream_proc_close_stdio(cri_stream_proc *p);
+/* Collects the exit status once exit_fd is readable. True when the session
+ * is to end: the status is in *code, or wait() failed and *wait_err holds
+ * its error; false when the backend said -EAGAIN (retried later). */
+bool stream_proc_wait(cri_stream_proc *p, int *code, int *wait_err);
 /* The client is done with stdin: see cri_stream_proc_ops.close_stdin. */
 void stream_proc_close_stdin(cri_stream_proc *p);
 /* The message for the error stream once the process exited (code >= 0) or

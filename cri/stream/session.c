@@ -169,19 +169,29 @@ ssize_t stream_resize_feed(cri_stream_proc *p, const char *buf, size_t len)
 
 bool stream_drain_fd(int fd, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
 {
+  /* Reads are gathered into frames of up to STREAM_IO_CHUNK: a writer with
+   * small writes would otherwise cost one frame (and, for spdystream, a
+   * goroutine hand-off) per write. */
   char buf[STREAM_IO_CHUNK];
+  size_t have = 0;
+  bool eof = false;
   for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
+    ssize_t n = read(fd, buf + have, sizeof(buf) - have);
     if (n > 0) {
-      if (fn(arg, buf, (size_t)n) < 0)
-        return true;
+      have += (size_t)n;
+      if (have < sizeof(buf))
+        continue;
+    } else if (n < 0 && errno == EINTR) {
       continue;
+    } else {
+      /* EAGAIN; EOF, or EIO from a terminal whose other side is gone */
+      eof = !(n < 0 && errno == EAGAIN);
     }
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && errno == EAGAIN)
-      return false;
-    return true; /* EOF, or EIO from a terminal whose other side is gone */
+    if (have > 0 && fn(arg, buf, have) < 0)
+      return true;
+    have = 0;
+    if (n <= 0)
+      return eof;
   }
 }
 
@@ -212,4 +222,18 @@ void stream_proc_close_stdin(cri_stream_proc *p)
   p->stdin_fd = -1;
   if (p->ops && p->ops->close_stdin)
     p->ops->close_stdin(p);
+}
+
+bool stream_proc_wait(cri_stream_proc *p, int *code, int *wait_err)
+{
+  int r = p->ops->wait(p, code);
+  if (r == 0)
+    return true;
+  if (r == -EAGAIN) {
+    /* exit_fd said readable too early: do not spin on it. */
+    poll(NULL, 0, 10);
+    return false;
+  }
+  *wait_err = r;
+  return true;
 }

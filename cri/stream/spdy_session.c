@@ -720,7 +720,7 @@ void stream_spdy_remotecommand(struct stream_conn *c, struct stream_token *t, in
 
   /* 3. Relay until the process exits or the client goes away. */
   bool exited = false;
-  int code = -1;
+  int code = -1, wait_err = 0;
   struct out_ctx oo = {s, s->slot[R_STDOUT]}, oe = {s, s->slot[R_STDERR]};
   while (!s->closed && !exited && !stream_stopping(c->srv)) {
     struct pollfd pfd[5];
@@ -776,8 +776,8 @@ void stream_spdy_remotecommand(struct stream_conn *c, struct stream_token *t, in
         s->proc.stderr_fd = -1;
       }
     }
-    if (pfd[i_exit].revents && s->proc.ops->wait(&s->proc, &code) == 0)
-      exited = true;
+    if (pfd[i_exit].revents)
+      exited = stream_proc_wait(&s->proc, &code, &wait_err);
   }
 
   /* 4. After an exit: what the process wrote, its status, GOAWAY. */
@@ -789,7 +789,10 @@ void stream_spdy_remotecommand(struct stream_conn *c, struct stream_token *t, in
     send_on(s, s->slot[R_STDOUT], "", 0, true);
     send_on(s, s->slot[R_STDERR], "", 0, true);
     /* Attach reports how the session went, not the container's code. */
-    char *msg = stream_status_message(version, t, t->kind == STREAM_ATTACH ? 0 : code, NULL);
+    char why[128];
+    snprintf(why, sizeof(why), "cannot get the exit status: %s", strerror(-wait_err));
+    char *msg = stream_status_message(version, t, t->kind == STREAM_ATTACH ? 0 : code,
+                                      wait_err ? why : NULL);
     if (msg)
       send_on(s, s->slot[R_ERROR], msg, strlen(msg), false);
     free(msg);
@@ -797,7 +800,7 @@ void stream_spdy_remotecommand(struct stream_conn *c, struct stream_token *t, in
     q_debug(id, "stream: process exited with %d", code);
   }
   stream_proc_close_stdio(&s->proc);
-  s->proc.ops->release(&s->proc, exited);
+  s->proc.ops->release(&s->proc, exited && !wait_err);
   sess_end(s, exited);
   free(s);
 }

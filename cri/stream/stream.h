@@ -52,7 +52,9 @@ struct cri_stream_proc_ops {
    * created with StdinOnce); a tty backend may send the terminal its EOF. */
   void (*close_stdin)(cri_stream_proc *p);
   /* Called once exit_fd is readable: the exit code (0..255; 128+signal for a
-   * signal). Returns 0 or -errno. */
+   * signal). Returns 0, or -EAGAIN when it cannot tell yet (asked again
+   * after a short sleep), or another -errno that ends the session with an
+   * error status. */
   int (*wait)(cri_stream_proc *p, int *exit_code);
   /* The session is over (exited: wait() returned the status; false when the
    * client went away first). The backend decides what happens to a process

@@ -297,7 +297,7 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
 
   q_cleanup_error q_error *err = NULL;
   bool exited = false, have_proc = false;
-  int code = -1;
+  int code = -1, wait_err = 0;
   if (stream_proc_start(c->srv, t, &w->proc, &err) < 0) {
     q_warn(id, "stream: %s failed: %s", t->kind == STREAM_EXEC ? "exec" : "attach",
            q_error_msg(err));
@@ -382,7 +382,7 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
       w->closed = true;
       break;
     }
-    if (pfd[i_exit].revents && w->proc.ops->wait(&w->proc, &code) == 0) {
+    if (pfd[i_exit].revents && stream_proc_wait(&w->proc, &code, &wait_err)) {
       exited = true;
       break;
     }
@@ -392,7 +392,10 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
       stream_drain_fd(w->proc.stdout_fd, ws_out_fn, oo);
     if (w->proc.stderr_fd >= 0)
       stream_drain_fd(w->proc.stderr_fd, ws_out_fn, oe);
-    char *msg = stream_status_message(version, t, t->kind == STREAM_ATTACH ? 0 : code, NULL);
+    char why[128];
+    snprintf(why, sizeof(why), "cannot get the exit status: %s", strerror(-wait_err));
+    char *msg = stream_status_message(version, t, t->kind == STREAM_ATTACH ? 0 : code,
+                                      wait_err ? why : NULL);
     if (msg)
       ws_send(w, CH_ERROR, msg, strlen(msg));
     free(msg);
@@ -409,7 +412,7 @@ finish:
   }
   if (have_proc) {
     stream_proc_close_stdio(&w->proc);
-    w->proc.ops->release(&w->proc, exited);
+    w->proc.ops->release(&w->proc, exited && !wait_err);
   }
   fcntl(w->fd, F_SETFL, fl);
   if (!w->closed)
