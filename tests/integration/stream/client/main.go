@@ -796,9 +796,9 @@ func scenarioClientVanishes() error {
 	}
 }
 
-// throughput streams 64 MiB of stdout through a session and reports the rate.
+// throughput streams 16 MiB (STREAM_THROUGHPUT_MIB) of stdout through a session and reports the rate.
 func throughput(name string, run runner, proto string) (string, error) {
-	n := 64 << 20
+	n := 16 << 20
 	if v := os.Getenv("STREAM_THROUGHPUT_MIB"); v != "" {
 		fmt.Sscan(v, &n)
 		n <<= 20
