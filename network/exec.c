@@ -103,6 +103,8 @@ struct buf {
   size_t len, cap;
 };
 
+/* One read into b: 1 data (or EINTR), 0 EOF, 2 nothing yet (EAGAIN), or a
+ * negative errno. */
 static int buf_read(struct buf *b, int fd)
 {
   if (b->cap - b->len < 4096) {
@@ -117,7 +119,7 @@ static int buf_read(struct buf *b, int fd)
   }
   ssize_t r = read(fd, b->data + b->len, b->cap - b->len - 1);
   if (r < 0)
-    return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+    return errno == EAGAIN ? 2 : errno == EINTR ? 1 : -errno;
   b->len += (size_t)r;
   b->data[b->len] = '\0';
   return r == 0 ? 0 : 1;
@@ -222,7 +224,11 @@ int net_exec_plugin(const net_cni *c, const char *path, const char *type, const 
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  /* Its own process group, so a timeout kills what it started too
+   * (iptables, ip, an IPAM plugin it delegated to). */
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   char *argv[] = {(char *)type, NULL};
   r = -posix_spawn(&pid, path, &fa, &attr, argv, env);
   if (r < 0) {
@@ -259,7 +265,7 @@ int net_exec_plugin(const net_cni *c, const char *path, const char *type, const 
     }
     int64_t left = deadline - now_ms();
     if (left <= 0) {
-      kill(pid, SIGKILL);
+      kill(-pid, SIGKILL);
       waitpid(pid, NULL, 0);
       pid = -1;
       r = q_error_make(err, 0, "timed out after %d ms", c->plugin_timeout_ms);
@@ -277,6 +283,16 @@ int net_exec_plugin(const net_cni *c, const char *path, const char *type, const 
      * stdout open (a daemon it spawned) is done: stop waiting for EOF. */
     if (pr == 0 && waitpid(pid, &status, WNOHANG) == pid) {
       reaped = true;
+      /* Keep what it wrote before it exited. */
+      for (int k = 0; k < 2; k++) {
+        int fd = k ? pe[0] : po[0];
+        struct buf *b = k ? &be : &bo;
+        if (!(k ? err_open : out_open))
+          continue;
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        while (buf_read(b, fd) == 1)
+          ;
+      }
       break;
     }
     if (io >= 0 && fds[io].revents) {
@@ -332,7 +348,7 @@ spawn_fail:
   r = q_error_make(err, -r, "exec plugin %s", path);
   goto out;
 kill_out:
-  kill(pid, SIGKILL);
+  kill(-pid, SIGKILL);
   waitpid(pid, NULL, 0);
   pid = -1;
 out:

@@ -31,6 +31,9 @@ static const char fake_plugin[] =
     "     exit 1; fi ;;\n"
     "  *stderr) if [ \"$CNI_COMMAND\" = ADD ]; then echo 'plain failure text' >&2; exit 3; fi ;;\n"
     "  *slow) exec sleep 10 ;;\n"
+    "  *daemon) if [ \"$CNI_COMMAND\" = ADD ]; then\n"
+    "     printf '{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.9.9.9/24\"}]}'\n"
+    "     sleep 4 & exit 0; fi ;;\n"
     "esac\n"
     "if [ \"$CNI_COMMAND\" = ADD ]; then\n"
     "  printf '{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"%s\",\"sandbox\":\"%s\"}],"
@@ -56,8 +59,8 @@ static void setup(void)
   cr_assert_eq(q_mkdir_p(logdir, 0755, NULL), 0);
   cr_assert_eq(q_mkdir_p(confdir, 0755, NULL), 0);
   cr_assert_eq(q_write_file_atomic(netns, "", 0, 0644, NULL), 0);
-  const char *names[] = {"fake-a",    "fake-b",   "fake-fail",  "fake-stderr",
-                         "fake-slow", "loopback", "fake-noread"};
+  const char *names[] = {"fake-a",    "fake-b",   "fake-fail",   "fake-stderr",
+                         "fake-slow", "loopback", "fake-noread", "fake-daemon"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     install(names[i]);
 }
@@ -427,5 +430,23 @@ Test(netexec, cached_pod_network_after_restart)
   net_pod_network_free(again);
   net_pod_network_free(pn);
   net_cni_free(c2);
+  net_cni_free(c);
+}
+
+Test(netexec, plugin_leaving_a_child_on_stdout_is_not_waited_for)
+{
+  net_cni *c = handle(10000);
+  net_runtime rt = {.container_id = "ctr6", .netns = netns, .ifname = "eth0"};
+  net_conf_list *l =
+      list_of("{\"cniVersion\":\"1.0.0\",\"name\":\"d\",\"plugins\":[{\"type\":\"fake-daemon\"}]}");
+  q_cleanup_error q_error *err = NULL;
+  net_result *res = NULL;
+  int64_t t0 = q_mono_ns();
+  cr_assert_eq(net_cni_add_list(c, l, &rt, &res, NULL, &err), 0, "%s", q_error_msg(err));
+  int64_t ms = (q_mono_ns() - t0) / 1000000;
+  cr_assert_lt(ms, 3500, "waited %lld ms for the plugin's child", (long long)ms);
+  cr_assert_str_eq(res->ips[0].address, "10.9.9.9/24");
+  net_result_free(res);
+  net_conf_list_free(l);
   net_cni_free(c);
 }
