@@ -356,6 +356,39 @@ Test(netint, hostport_answers_on_host_loopback)
   net_cni_free(c);
 }
 
+/* Dual stack: IPv6 listed first by the plugin, the pod IP is still the IPv4
+ * one (containerd's choice) and the IPv6 one is an additional IP. */
+Test(netint, dual_stack_prefers_ipv4)
+{
+  char text[2048], path[700];
+  snprintf(text, sizeof(text),
+           "{\"cniVersion\":\"1.0.0\",\"name\":\"" NETNAME "\",\"plugins\":["
+           "{\"type\":\"bridge\",\"bridge\":\"" BRIDGE "\",\"isGateway\":true,"
+           "\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"fd89:231::/64\"}],"
+           "[{\"subnet\":\"" SUBNET "\"}]],\"dataDir\":\"%s\"}}]}",
+           ipamdir);
+  snprintf(path, sizeof(path), "%s/10-quark-it.conflist", confdir);
+  write_text(path, text, 0644);
+  net_cni *c = handle(false);
+  net_pod p = {.id = "qnit-pod-ds", .name = "ds", .namespace = "default", .uid = "uid-ds"};
+  net_pod_network *n = NULL;
+  q_cleanup_error q_error *err = NULL;
+  cr_assert_eq(net_pod_setup(c, &p, &n, &err), 0, "%s", q_error_msg(err));
+  cr_assert_eq(n->result->ips[0].version, 6);
+  cr_assert(in_subnet(n->primary_ip), "%s", n->primary_ip);
+  cr_assert_eq(n->n_additional_ips, 1);
+  cr_assert_eq(strncmp(n->additional_ips[0], "fd89:231::", 10), 0, "%s", n->additional_ips[0]);
+  char dir[700];
+  snprintf(dir, sizeof(dir), "%s/" NETNAME, ipamdir);
+  cr_assert_eq(count_entries(dir, "fd89:231::"), 1);
+  p.netns_path = n->netns_path;
+  cr_assert_eq(net_pod_teardown(c, &p, &err), 0, "%s", q_error_msg(err));
+  cr_assert_eq(count_entries(dir, "fd89:231::"), 0);
+  cr_assert_eq(ipam_allocations(), 0);
+  net_pod_network_free(n);
+  net_cni_free(c);
+}
+
 /* Older config versions get older result formats from the same plugins. */
 Test(netint, older_cni_versions_round_trip)
 {
