@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,27 @@
 #include "quark/tsor.h"
 
 #define CLIENT_SPIN_NS 30000
+
+/* Spin budget and yielding, as in tsord (TSOR_SPIN_NS, TSOR_SPIN_YIELD). */
+static int64_t spin_ns(void)
+{
+  static int64_t v = -1;
+  if (v < 0) {
+    const char *e = getenv("TSOR_SPIN_NS");
+    v = e ? atoll(e) : CLIENT_SPIN_NS;
+  }
+  return v;
+}
+
+static bool spin_yield(void)
+{
+  static int v = -1;
+  if (v < 0) {
+    const char *e = getenv("TSOR_SPIN_YIELD");
+    v = e ? atoi(e) != 0 : 1;
+  }
+  return v;
+}
 
 enum csock_state { CS_FREE = 0, CS_IDLE, CS_CONNECTING, CS_LISTEN, CS_OPEN, CS_CLOSING };
 
@@ -269,8 +291,11 @@ static int wait_for(tsor_client *c, ready_fn ready, void *arg, int timeout_ms)
     if (ready(c, arg)) return 0;
     int64_t now = q_mono_ns();
     if (now >= deadline) return -ETIMEDOUT;
-    if (now - start < CLIENT_SPIN_NS) {
-      __builtin_ia32_pause();
+    if (now - start < spin_ns()) {
+      if (spin_yield())
+        sched_yield();
+      else
+        __builtin_ia32_pause();
       continue;
     }
     tsor_store_rel(&c->h->client_sleeping, 1);

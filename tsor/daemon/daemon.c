@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,32 @@
 #include "daemon/daemon.h"
 
 #define SPIN_NS 50000
+
+/* How long to spin before sleeping, and whether to yield the CPU while
+ * spinning (on hosts with fewer cores than busy processes, a spinner that
+ * does not yield steals the time slice of the process it waits for).
+ * Yielding is the default: it costs a syscall per spin round where a core
+ * is free, and saves whole time slices where none is.
+ * TSOR_SPIN_NS / TSOR_SPIN_YIELD override them for benchmarking. */
+static int64_t spin_ns(void)
+{
+  static int64_t v = -1;
+  if (v < 0) {
+    const char *e = getenv("TSOR_SPIN_NS");
+    v = e ? atoll(e) : SPIN_NS;
+  }
+  return v;
+}
+
+static bool spin_yield(void)
+{
+  static int v = -1;
+  if (v < 0) {
+    const char *e = getenv("TSOR_SPIN_YIELD");
+    v = e ? atoi(e) != 0 : 1;
+  }
+  return v;
+}
 
 struct tsor_daemon;
 struct client;
@@ -1374,9 +1401,12 @@ int tsor_daemon_run(tsor_daemon *d, q_error **err)
       idle_since = q_mono_ns();
       continue;
     }
-    if (q_mono_ns() - idle_since < SPIN_NS) {
+    if (q_mono_ns() - idle_since < spin_ns()) {
       handle_events(d, 0);
-      __builtin_ia32_pause();
+      if (spin_yield())
+        sched_yield();
+      else
+        __builtin_ia32_pause();
       continue;
     }
     set_sleeping(d, 1);

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# TSoR bench: single-stream throughput and 64-byte ping-pong latency between
+# two pods (tsor_pod processes using the client library):
+#   local  - both pods on one tsord (local fabric: ring to ring)
+#   tcp    - pods on two "nodes" (network namespaces), tsord tcp fabric
+#   veth   - the same two namespaces with plain kernel TCP over the veth pair,
+#            what a CNI bridge between pods gives
+# and the ratios against veth. Run as root (network namespaces).
+# Usage: tests/bench/tsor/tsor_bench.sh [BUILD_DIR]   (default: builds build-bench/ without sanitizers)
+# Env: BENCH_BYTES (stream size, default 1 GiB), BENCH_ROUNDS (ping-pongs, default 20000).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+build=${1:-$root/build-bench}
+if [ $# -eq 0 ]; then
+  cmake -S "$root" -B "$build" -DQUARK_SANITIZE=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" --target tsord tsor_pod -j"$(nproc)" >/dev/null
+fi
+tsord=$build/tsor/tsord
+pod=$build/tests/integration/tsor/tsor_pod
+bytes=${BENCH_BYTES:-$((1 << 30))}
+rounds=${BENCH_ROUNDS:-20000}
+[ "$(id -u)" = 0 ] || { echo "tsor_bench: needs root for network namespaces" >&2; exit 77; }
+
+tmp=$(mktemp -d /tmp/tsor-bench.XXXXXX)
+nsa=tbenchA$$ nsb=tbenchB$$
+pids=()
+cleanup() {
+  set +e
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  ip netns del "$nsa" 2>/dev/null
+  ip netns del "$nsb" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ip netns add "$nsa"
+ip netns add "$nsb"
+ip link add "ba$$" netns "$nsa" type veth peer name "bb$$" netns "$nsb"
+ip -n "$nsa" addr add 10.78.0.1/24 dev "ba$$"
+ip -n "$nsb" addr add 10.78.0.2/24 dev "bb$$"
+for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
+ip -n "$nsa" link set "ba$$" up
+ip -n "$nsb" link set "bb$$" up
+cat >"$tmp/peers.json" <<JSON
+{"Nodes":[{"Name":"a","PodCIDR":"10.202.1.0/24","Address":"10.78.0.1:7470"},
+          {"Name":"b","PodCIDR":"10.202.2.0/24","Address":"10.78.0.2:7470"}]}
+JSON
+
+spawn() { local ns=$1; shift; exec ip netns exec "$ns" "$@"; }
+wait_for() {
+  for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "tsor_bench: timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
+}
+server() { # ns log args...
+  local ns=$1 log=$2; shift 2
+  spawn "$ns" "$pod" server "$@" >"$tmp/$log" 2>&1 &
+  pids+=($!)
+  wait_for "$tmp/$log" ready
+}
+for n in a b; do
+  ns=$nsa; [ $n = b ] && ns=$nsb
+  spawn "$ns" "$tsord" --node $n --peers "$tmp/peers.json" --socket "$tmp/$n.sock" --fabric tcp \
+    --log-level Warn >"$tmp/tsord-$n.log" 2>&1 &
+  pids+=($!)
+done
+sleep 0.3
+
+ring=$((1 << 20))
+# Servers: local pair on node a, remote pair on node b, kernel TCP in namespace b.
+server "$nsa" s1 --sock "$tmp/a.sock" --ip 10.202.1.10 --mode echo --port 7 --ring $ring
+server "$nsa" s2 --sock "$tmp/a.sock" --ip 10.202.1.11 --mode count --port 9 --ring $ring
+server "$nsb" s3 --sock "$tmp/b.sock" --ip 10.202.2.10 --mode echo --port 7 --ring $ring
+server "$nsb" s4 --sock "$tmp/b.sock" --ip 10.202.2.11 --mode count --port 9 --ring $ring
+server "$nsb" s5 --tcp --ip 10.78.0.2 --mode echo --port 7007
+server "$nsb" s6 --tcp --ip 10.78.0.2 --mode count --port 9009
+
+ip=20
+run() { # label args...
+  ip=$((ip + 1))
+  ip netns exec "$nsa" "$pod" "$@" --ring $ring --sock "$tmp/a.sock" --ip 10.202.1.$ip
+}
+num() { sed -n 's/^[a-z]* \([0-9.]*\) .*/\1/p'; }
+
+declare -A lat gbps
+lat[local]=$(run pingpong --dst 10.202.1.10:7 --rounds "$rounds" | num)
+lat[tcp]=$(run pingpong --dst 10.202.2.10:7 --rounds "$rounds" | num)
+lat[veth]=$(ip netns exec "$nsa" "$pod" pingpong --tcp --dst 10.78.0.2:7007 --rounds "$rounds" | num)
+gbps[local]=$(run stream --dst 10.202.1.11:9 --bytes "$bytes" | num)
+gbps[tcp]=$(run stream --dst 10.202.2.11:9 --bytes "$bytes" | num)
+gbps[veth]=$(ip netns exec "$nsa" "$pod" stream --tcp --dst 10.78.0.2:9009 --bytes "$bytes" | num)
+
+echo "TSoR bench ($(nproc) cores; stream $((bytes >> 20)) MiB, $rounds ping-pongs of 64 B)"
+printf '%-26s %14s %10s %16s %10s\n' path "stream Gbit/s" "x veth" "64B RTT us" "veth / it"
+for k in local tcp veth; do
+  name=$k
+  case $k in
+  local) name="TSoR local fabric" ;;
+  tcp) name="TSoR tcp fabric (2 ns)" ;;
+  veth) name="kernel TCP over veth" ;;
+  esac
+  awk -v n="$name" -v g="${gbps[$k]}" -v gv="${gbps[veth]}" -v l="${lat[$k]}" -v lv="${lat[veth]}" \
+    'BEGIN { printf "%-26s %14.2f %10.2f %16.2f %10.2f\n", n, g, g / gv, l, lv / l }'
+done
