@@ -50,8 +50,10 @@ command -v umoci >/dev/null || die "umoci not found (Debian: umoci)"
 [ -z "$push" ] || command -v skopeo >/dev/null || die "skopeo not found (Debian: skopeo)"
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] || die "busybox not found (Debian: busybox-static)"
-file -L "$busybox" 2>/dev/null | grep -q 'statically linked' || ldd "$busybox" 2>&1 | grep -q 'not a dynamic' ||
-  die "$busybox is not static (Debian: busybox-static)"
+case "$(ldd "$busybox" 2>&1 || true)" in
+  *'not a dynamic'*|*'statically linked'*) ;;
+  *) die "$busybox is not static (Debian: busybox-static)" ;;
+esac
 
 find_artifact() {
   local name=$1 c
@@ -64,7 +66,8 @@ find_artifact() {
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 root=$stage/rootfs
-mkdir -p "$root/bin" "$root/opt/quark/bin" "$root/opt/quark/lib" "$root/tmp" "$root/run" "$root/etc"
+mkdir -p "$root/bin" "$root/opt/quark/bin" "$root/opt/quark/lib" "$root/tmp" "$root/run" "$root/etc" \
+  "$root/proc" "$root/sys" "$root/dev"
 chmod 1777 "$root/tmp"
 
 cp "$busybox" "$root/bin/busybox"

@@ -468,7 +468,6 @@ $dirs" ;;
 
 case "$mode" in
   check)
-    [ -n "$node_root" ] || node_root=
     run_checks
     ;;
   install) do_install ;;

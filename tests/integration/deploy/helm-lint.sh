@@ -5,17 +5,17 @@ source "$(dirname "$0")/lib.sh"
 need_k8s_tools
 
 step "lint, default values"
-"$helm" lint --strict "$chart"
+"$helm" lint --strict --kube-version 1.31.0 "$chart"
 step "lint, non-default values ($here/values-custom.yaml)"
-"$helm" lint --strict "$chart" -f "$here/values-custom.yaml"
+"$helm" lint --strict --kube-version 1.31.0 "$chart" -f "$here/values-custom.yaml"
 step "lint, TSoR on without RBAC, no RuntimeClass, no ServiceAccount"
-"$helm" lint --strict "$chart" --set tsor.enabled=true --set tsor.rbac.create=false \
+"$helm" lint --strict --kube-version 1.31.0 "$chart" --set tsor.enabled=true --set tsor.rbac.create=false \
   --set runtimeClass.create=false --set serviceAccount.create=false
 
 step "lint must reject values outside the schema"
 for bad in config.DebugLevel=Loud config.CgroupDriver=openrc config.StreamPort=70000 \
   config.Sandbox.MemoryMiB=0 config.Bogus=1 image.pullPolicy=Sometimes runtimeClass.handler=Not_A_Label; do
-  if "$helm" lint --strict "$chart" --set "$bad" >"$tmp/out" 2>&1; then
+  if "$helm" lint --strict --kube-version 1.31.0 "$chart" --set "$bad" >"$tmp/out" 2>&1; then
     cat "$tmp/out"
     fail "helm lint accepted --set $bad"
   fi

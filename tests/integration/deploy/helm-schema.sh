@@ -7,9 +7,9 @@ source "$(dirname "$0")/lib.sh"
 need_k8s_tools
 
 step "render, default values"
-"$helm" template quark "$chart" --namespace kube-system >"$tmp/default.yaml"
+"$helm" template quark "$chart" --kube-version 1.31.0 --namespace kube-system >"$tmp/default.yaml"
 step "render, non-default values"
-"$helm" template quark "$chart" --namespace quark-system -f "$here/values-custom.yaml" >"$tmp/custom.yaml"
+"$helm" template quark "$chart" --kube-version 1.31.0 --namespace quark-system -f "$here/values-custom.yaml" >"$tmp/custom.yaml"
 
 kinds() { grep -h '^kind:' "$@" | sort | uniq -c | tr -s ' ' | tr '\n' ';'; }
 echo "default: $(kinds "$tmp/default.yaml")"

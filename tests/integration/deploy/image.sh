@@ -82,13 +82,16 @@ for p in bin/busybox bin/sh opt/quark/install.sh opt/quark/node-installer.sh opt
   [ -e "$rootfs/$p" ] || fail "image lacks /$p"
 done
 cmp -s "$rootfs/opt/quark/bin/quarkd" "$tmp/src/quarkd" || fail "quarkd in the image differs from the build's"
-if grep -q -e '--check-config' "$rootfs/opt/quark/bin/quarkd" && [ "$(id -u)" -eq 0 ]; then
-  # The image carries quarkd's shared libraries: it runs in the image alone.
-  chroot "$rootfs" /bin/env -i LD_LIBRARY_PATH=/opt/quark/lib \
+if grep -q -e '--check-config' "$rootfs/opt/quark/bin/quarkd" && [ "$(id -u)" -eq 0 ] &&
+  command -v unshare >/dev/null; then
+  # The image carries quarkd's shared libraries: it runs in the image alone,
+  # as in a container (own pid namespace and /proc: sanitizer builds read it).
+  unshare --mount --pid --fork --mount-proc="$rootfs/proc" chroot "$rootfs" \
+    /bin/env -i LD_LIBRARY_PATH=/opt/quark/lib \
     /opt/quark/bin/quarkd --check-config /opt/quark/config.json || fail "quarkd does not run inside the image"
   echo "quarkd runs inside the image with its own libraries"
 else
-  echo "quarkd in the image not run (stand-in, or not root for chroot)"
+  echo "quarkd in the image not run (stand-in, or no root/unshare for a chroot)"
 fi
 scratch=$tmp/scratch
 mkdir -p "$scratch/etc"
