@@ -174,3 +174,38 @@ Test(tokens, ipv6_and_bad_address)
   cr_assert_eq(cri_stream_server_start(&cfg, &srv, &err), -EINVAL);
   q_error_free(&err);
 }
+
+Test(tokens, connection_limit_503)
+{
+  struct cri_stream_config cfg = {.ops = &ops, .max_conns = 1};
+  cri_stream_server *srv = NULL;
+  cr_assert_eq(cri_stream_server_start(&cfg, &srv, NULL), 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(cri_stream_server_port(srv))};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  int idle = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_eq(connect(idle, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  /* The idle connection holds the only slot (it is in its 10 s head read). */
+  cr_assert_eq(http_status(srv, "/exec/0", SPDY_HDRS), 503);
+  close(idle);
+  /* Once it is gone the slot is free again. */
+  int code = 0;
+  for (int i = 0; i < 100 && (code = http_status(srv, "/exec/0", SPDY_HDRS)) == 503; i++)
+    usleep(10000);
+  cr_assert_eq(code, 404);
+  cri_stream_server_stop(srv);
+}
+
+Test(tokens, stop_with_a_connection_in_its_head_read)
+{
+  cri_stream_server *srv = start(0, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(cri_stream_server_port(srv))};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  int idle = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_eq(connect(idle, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  cr_assert_eq(write(idle, "GET /exec/", 10), 10);
+  usleep(20000);
+  int64_t t0 = q_mono_ns();
+  cri_stream_server_stop(srv);
+  cr_assert_lt(q_mono_ns() - t0, 2000000000LL, "stop waited for the head timeout");
+  close(idle);
+}
