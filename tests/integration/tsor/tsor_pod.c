@@ -13,6 +13,7 @@
  *   bulk --dst IP:P --bytes B                 stream, checksum, half-close
  *   halfclose --dst IP:P                      FIN semantics both ways
  *   refused --dst IP:P                        expects ECONNREFUSED
+ *   unreach --dst IP:P                        expects EHOSTUNREACH (peer node down)
  *   backlog --dst IP:P --conns N              N connects succeed, the next is refused
  *   flood --dst IP:P                          sends until an error; expects ECONNRESET/EPIPE
  *   pingpong --dst IP:P --rounds R            64-byte round trips (bench)
@@ -356,6 +357,14 @@ static int do_refused(const char *dst)
   return 0;
 }
 
+static int do_unreach(const char *dst)
+{
+  int s = connect_to(dst);
+  if (s != -EHOSTUNREACH) DIE("connect gave %s, want EHOSTUNREACH", s < 0 ? strerror(-s) : "success");
+  printf("unreach ok: %s\n", strerror(-s));
+  return 0;
+}
+
 static int do_backlog(const char *dst, int n)
 {
   for (int i = 0; i < n; i++) {
@@ -467,6 +476,8 @@ int main(int argc, char **argv)
     r = do_halfclose(dst);
   else if (strcmp(role, "refused") == 0)
     r = do_refused(dst);
+  else if (strcmp(role, "unreach") == 0)
+    r = do_unreach(dst);
   else if (strcmp(role, "backlog") == 0)
     r = do_backlog(dst, conns);
   else if (strcmp(role, "flood") == 0)

@@ -182,6 +182,28 @@ EOF
   echo "tcp fabric (clients on node a, servers on node b, two namespaces):"
   suite "$nsb" b 10.201.2 "$nsa" a
   grep -q "node b connected (tcp)" "$tmp/tsord-a.log" || fail "node a never connected to node b"
+  # The other way round reuses the one connection of the node pair.
+  start_server "$nsa" a 10.201.1.200 echo 7
+  cip_prefix=10.201.2
+  ipn=100
+  client "$nsb" b echo --dst 10.201.1.200:7 --conns 10
+  [ "$(grep -c "connected (tcp)" "$tmp/tsord-a.log")" = 1 ] || fail "node a made more than one connection"
+  [ "$(grep -c "connected (tcp)" "$tmp/tsord-b.log")" = 1 ] || fail "node b made more than one connection"
+  echo "  one connection per node pair, used both ways"
+  # Node b's tsord dies mid-transfer: node a's pods see ECONNRESET, and new
+  # connections to node b's pods fail fast with EHOSTUNREACH.
+  cip_prefix=10.201.1
+  ipn=150
+  spawn "$nsa" timeout 30 "$pod" flood --sock "$tmp/a.sock" --ip 10.201.1.150 --dst 10.201.2.11:9 \
+    >"$tmp/flood3.log" 2>&1 &
+  local_flood=$!
+  wait_for "$tmp/flood3.log" flooding
+  sleep 0.3
+  kill -9 "${tsord_pids[1]}"
+  wait "$local_flood" || fail "flood after tsord kill: $(cat "$tmp/flood3.log")"
+  printf '  %-10s %s\n' "kill-node" "$(tail -n 1 "$tmp/flood3.log")"
+  client "$nsa" a unreach --dst 10.201.2.10:7
+  tsord_pids=("${tsord_pids[0]}")
   check_tsord_alive
   stop_tsords
   ;;
