@@ -43,9 +43,11 @@
 
 /* Per-vCPU page (boot info percpu_gpa[i]), written by the host: the GDT
  * (selectors above) at offset 0 and the 64-bit TSS at QK_PERCPU_TSS_OFF.
- * TSS.RSP0 = boot_stack_top[i]; TSS.IST1 points at a separate fault stack
- * used for #DF, NMI and #MC. The boot stack is QK_KSTACK_SIZE bytes below
- * boot_stack_top and is the vCPU's kernel stack for traps from user mode. */
+ * Each vCPU has one kernel stack region of QK_KSTACK_SIZE bytes, aligned to
+ * QK_KSTACK_SIZE, ending at boot_stack_top[i] (= TSS.RSP0: traps from user
+ * mode land there). Its lowest QK_IST_STACK_SIZE bytes are the fault stack
+ * of TSS.IST1 (#DF, NMI, #MC), and the arch layer keeps its per-vCPU block
+ * at the region's base, found from any RSP inside the region by masking. */
 #define QK_PERCPU_TSS_OFF 0x80u
 #define QK_KSTACK_SIZE (64u << 10)
 #define QK_IST_STACK_SIZE (16u << 10)

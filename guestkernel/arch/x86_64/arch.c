@@ -48,6 +48,9 @@ _Static_assert(offsetof(struct qk_cpu, self) == CPU_SELF, "CPU_SELF");
 _Static_assert(offsetof(struct qk_cpu, kstack_top) == CPU_KSTACK_TOP, "CPU_KSTACK_TOP");
 _Static_assert(offsetof(struct qk_cpu, user_rsp) == CPU_USER_RSP, "CPU_USER_RSP");
 _Static_assert(offsetof(struct qk_regs, rax) == REGS_RAX, "REGS_RAX");
+_Static_assert(offsetof(struct qk_regs, rcx) == REGS_RCX, "REGS_RCX");
+_Static_assert(offsetof(struct qk_regs, r11) == REGS_R11, "REGS_R11");
+_Static_assert(offsetof(struct qk_regs, rflags) == REGS_RFLAGS, "REGS_RFLAGS");
 _Static_assert(offsetof(struct qk_regs, orig_rax) == REGS_ORIG_RAX, "REGS_ORIG_RAX");
 _Static_assert(offsetof(struct qk_regs, vector) == REGS_VECTOR, "REGS_VECTOR");
 _Static_assert(offsetof(struct qk_regs, cs) == REGS_CS, "REGS_CS");
@@ -56,7 +59,7 @@ _Static_assert(sizeof(struct qk_regs) == REGS_SIZE, "REGS_SIZE");
 _Static_assert(ASM_SEL_KCODE == QK_SEL_KCODE && ASM_SEL_KDATA == QK_SEL_KDATA, "kernel selectors");
 _Static_assert(ASM_SEL_UCODE == QK_SEL_UCODE && ASM_SEL_UDATA == QK_SEL_UDATA, "user selectors");
 
-static struct qk_cpu qk_cpus[QK_MAX_VCPUS];
+_Static_assert(sizeof(struct qk_cpu) <= 256, "the per-vCPU block stays far below the IST stack's top");
 
 extern char qk_arch_syscall_entry[], qk_arch_syscall_ustub[], qk_arch_ustub_after[];
 extern void qk_arch_trap_exit(void);
@@ -73,11 +76,13 @@ static inline uint64_t rdmsr(uint32_t msr)
   return ((uint64_t)hi << 32) | lo;
 }
 
+/* The per-vCPU block at the base of the current kernel stack region (see
+ * QK_KSTACK_SIZE in abi/qk_abi.h): no GS, no MSR, no swapgs. */
 static inline struct qk_cpu *this_cpu(void)
 {
-  struct qk_cpu *c;
-  __asm__("mov %%gs:0, %0" : "=r"(c));
-  return c;
+  uint64_t sp;
+  __asm__("mov %%rsp, %0" : "=r"(sp));
+  return (struct qk_cpu *)(sp & ~((uint64_t)QK_KSTACK_SIZE - 1));
 }
 
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
@@ -98,7 +103,7 @@ __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned c
     bi->entry_tsc = qk_arch_rdtsc();
   if (cpu >= QK_MAX_VCPUS || bi->magic != QK_BOOT_MAGIC)
     qk_arch_shutdown(125);
-  struct qk_cpu *c = &qk_cpus[cpu];
+  struct qk_cpu *c = this_cpu();
   c->self = c;
   c->kstack_top = bi->boot_stack_top[cpu];
   c->cpu_id = cpu;
@@ -106,8 +111,9 @@ __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned c
   uint64_t cr4;
   __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
   c->has_fsgsbase = (cr4 & CR4_FSGSBASE) != 0;
-  wrmsr(MSR_GS_BASE, (uint64_t)c);
-  wrmsr(MSR_KERNEL_GS_BASE, 0);
+  /* GS stays the user's; only the LSTAR entry swaps in the block. */
+  wrmsr(MSR_GS_BASE, 0);
+  wrmsr(MSR_KERNEL_GS_BASE, (uint64_t)c);
   qk_qcall_init(bi, cpu);
   qk_kernel_main(bi, cpu);
 }
@@ -243,6 +249,17 @@ static void do_syscall(struct qk_regs *r)
   qk_syscall(r);
 }
 
+void qk_arch_syscall(struct qk_regs *r);
+
+/* The syscall fast paths (LSTAR entry, user stub's int3) land here with
+ * RIP/RFLAGS already taken from RCX/R11 and orig_rax saved. */
+void qk_arch_syscall(struct qk_regs *r)
+{
+  r->rax = (uint64_t)-38;
+  qk_syscall(r);
+  sanitize_user_frame(r);
+}
+
 void qk_arch_trap(struct qk_regs *r);
 
 void qk_arch_trap(struct qk_regs *r)
@@ -258,16 +275,7 @@ void qk_arch_trap(struct qk_regs *r)
     kernel_fault(r, cr2);
   }
 
-  if (r->vector == ASM_VEC_SYSCALL) {
-    /* LSTAR entry in ring 0: the frame already holds RCX/R11 as RIP/RFLAGS. */
-    r->orig_rax = r->rax;
-    r->rax = (uint64_t)-38;
-    qk_syscall(r);
-  } else if (r->vector == VEC_BP && r->rip == (uint64_t)qk_arch_ustub_after) {
-    r->rip = r->rcx;
-    r->rflags = r->r11;
-    do_syscall(r);
-  } else if (r->vector == VEC_PF && r->error_code == PF_ERR_SYSCALL_AT_LSTAR &&
+  if (r->vector == VEC_PF && r->error_code == PF_ERR_SYSCALL_AT_LSTAR &&
              r->rip == (uint64_t)qk_arch_syscall_entry) {
     /* A user `syscall` that stayed in CPL3: this host needs the stub. */
     struct qk_cpu *c = this_cpu();

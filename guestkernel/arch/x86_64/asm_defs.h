@@ -11,15 +11,20 @@
 #define ASM_SEL_UCODE 0x23
 
 /* struct qk_regs offsets (include/qk/arch.h). */
+#define REGS_R11 (6 * 8)
 #define REGS_RAX (10 * 8)
+#define REGS_RCX (11 * 8)
 #define REGS_ORIG_RAX (15 * 8)
 #define REGS_VECTOR (16 * 8)
+#define REGS_RIP (18 * 8)
 #define REGS_CS (19 * 8)
+#define REGS_RFLAGS (20 * 8)
 #define REGS_SIZE (23 * 8)
 /* Bytes from the start of struct qk_regs to the CPU's iret frame (rip). */
 #define REGS_IRET_FRAME (18 * 8)
 
-/* struct qk_cpu offsets (arch.c), reached through %gs in the kernel. */
+/* struct qk_cpu offsets (arch.c). The LSTAR entry reaches the block through
+ * KERNEL_GS_BASE (swapgs); everything else masks RSP (QK_KSTACK_SIZE). */
 #define CPU_SELF 0
 #define CPU_KSTACK_TOP 8
 #define CPU_USER_RSP 16

@@ -1,10 +1,13 @@
-/* Kernel entry points: boot, the 256 vector stubs, the LSTAR syscall entry,
- * the user-mode syscall stub, and the common trap exit.
+/* Kernel entry points: boot, the 256 vector stubs, the syscall paths (LSTAR
+ * in ring 0; the user stub's int3), and the common trap exit.
  *
  * Every instruction here runs in ring 0, which on a PVM-style host is
  * emulated at ~1 us each, so these paths are kept short: push the registers,
- * call C, pop, iretq. Kernel GS holds &qk_cpus[cpu]; it is swapped in only
- * on entries from user mode (CS RPL 3).
+ * call C, pop, iretq. No swapgs on the trap paths (it is not emulated
+ * natively here and costs a slow fallback each time): the per-vCPU block
+ * sits at the base of the aligned kernel stack region (see arch.c). Only the
+ * LSTAR entry, which runs natively in ring 0 on hardware KVM, uses swapgs to
+ * find its stack.
  */
 #include "asm_defs.h"
 
@@ -35,36 +38,71 @@ qk_arch_vector_stubs:
         .set vec, 0
         .rept 256
         .p2align 4
+        .if vec == 3
+        jmp qk_arch_bp_entry            /* #BP: maybe the user stub's syscall */
+        .else
         .if (vec == 8) || (vec >= 10 && vec <= 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
         .else
         pushq $0                        /* error code slot for vectors without one */
         .endif
         pushq $vec
         jmp qk_arch_trap_common
+        .endif
         .set vec, vec + 1
         .endr
+
+/* #BP. From the user stub (frame RIP == qk_arch_ustub_after, only reachable
+ * from CPL3) it is a syscall: RCX = user RIP, R11 = user RFLAGS, RAX = nr.
+ * This is the hot path on PVM-style hosts; it skips the C dispatcher. */
+qk_arch_bp_entry:
+        cmpq $qk_arch_ustub_after, (%rsp)
+        jne 1f
+        pushq $0                        /* error code */
+        pushq $ASM_VEC_SYSCALL          /* vector */
+        push %rax                       /* orig_rax */
+        PUSH_REGS
+        mov %rcx, REGS_RIP(%rsp)
+        mov %r11, REGS_RFLAGS(%rsp)
+        cld
+        mov %rsp, %rdi
+        sub $8, %rsp
+        call qk_arch_syscall
+        add $8, %rsp
+        jmp qk_arch_syscall_exit
+1:      pushq $0
+        pushq $3
+        jmp qk_arch_trap_common
 
 /* Stack on arrival: vector, error code, rip, cs, rflags, rsp, ss. */
 qk_arch_trap_common:
         pushq $-1                       /* orig_rax: not a syscall */
         PUSH_REGS
 qk_arch_trap_saved:
-        testb $3, REGS_CS(%rsp)
-        jz 1f
-        swapgs
-1:      cld
+        cld
         mov %rsp, %rdi
         sub $8, %rsp                    /* 23 pushed qwords: realign to 16 for the call */
         call qk_arch_trap
         add $8, %rsp
         .globl qk_arch_trap_exit
 qk_arch_trap_exit:                      /* RSP = struct qk_regs, IF = 0 */
-        testb $3, REGS_CS(%rsp)
-        jz 2f
-        swapgs
-2:      POP_REGS
+        POP_REGS
         add $24, %rsp                   /* orig_rax, vector, error code */
         iretq
+
+/* Return from a syscall: sysretq when RCX/R11 already hold RIP/RFLAGS (the
+ * common case: Linux clobbers them on syscall), else the full iretq (after
+ * execve, sigreturn or anything that rewrote the frame). RIP is canonical
+ * (qk_arch_syscall sanitized it), so sysretq cannot fault in ring 0. */
+qk_arch_syscall_exit:
+        mov REGS_RIP(%rsp), %rax
+        cmp %rax, REGS_RCX(%rsp)
+        jne qk_arch_trap_exit
+        mov REGS_RFLAGS(%rsp), %rax
+        cmp %rax, REGS_R11(%rsp)
+        jne qk_arch_trap_exit
+        POP_REGS
+        mov 48(%rsp), %rsp              /* user RSP: orig_rax vector error rip cs rflags rsp */
+        sysretq
 
 /* ---- LSTAR entry: reached in ring 0 on hardware-virtualized KVM (and bare
  * metal). SFMASK cleared IF, DF, TF and AC. RCX = user RIP, R11 = user RFLAGS. */
@@ -76,7 +114,7 @@ qk_arch_syscall_entry:
         mov %gs:CPU_KSTACK_TOP, %rsp
         pushq $ASM_SEL_UDATA            /* ss */
         pushq %gs:CPU_USER_RSP          /* rsp */
-        swapgs                          /* trap_common's convention: user GS until the frame is built */
+        swapgs                          /* back to the user's GS: the kernel never uses GS */
         push %r11                       /* rflags */
         pushq $ASM_SEL_UCODE            /* cs */
         push %rcx                       /* rip */
@@ -84,7 +122,12 @@ qk_arch_syscall_entry:
         pushq $ASM_VEC_SYSCALL          /* vector */
         push %rax                       /* orig_rax */
         PUSH_REGS
-        jmp qk_arch_trap_saved
+        cld
+        mov %rsp, %rdi
+        sub $8, %rsp
+        call qk_arch_syscall
+        add $8, %rsp
+        jmp qk_arch_syscall_exit
 
 /* ---- the user-mode syscall stub (one page, mapped user-accessible,
  * read-only, executable by the host at its kernel VA). Used only after the

@@ -220,11 +220,14 @@ int sbx_boot_prepare(struct sbx_vm *vm, const struct sbx_boot_config *cfg, struc
   struct qk_boot_info *bi = sbx_gpa(mem, QK_GPA_BOOTINFO, sizeof *bi);
   memset(bi, 0, sizeof *bi);
   for (unsigned i = 0; i < nvcpus; i++) {
-    uint64_t stack = sbx_falloc_pages(&fa, (QK_KSTACK_SIZE + QK_IST_STACK_SIZE) / PAGE);
+    /* One QK_KSTACK_SIZE-aligned region: per-vCPU block and IST stack at
+     * the bottom, the kernel stack above (abi/qk_abi.h). */
+    fa.next = (fa.next + QK_KSTACK_SIZE - 1) & ~(uint64_t)(QK_KSTACK_SIZE - 1);
+    uint64_t stack = sbx_falloc_pages(&fa, QK_KSTACK_SIZE / PAGE);
     if (!stack)
       return q_error_make(err, ENOMEM, "kernel stacks");
     uint64_t ist_top = QK_DIRECT_MAP + stack + QK_IST_STACK_SIZE;
-    uint64_t top = QK_DIRECT_MAP + stack + QK_IST_STACK_SIZE + QK_KSTACK_SIZE;
+    uint64_t top = QK_DIRECT_MAP + stack + QK_KSTACK_SIZE;
     uint8_t *page = sbx_gpa(mem, SBX_GPA_PERCPU(i), PAGE);
     write_gdt_tss(page, QK_DIRECT_MAP + SBX_GPA_PERCPU(i), top, ist_top);
     bi->percpu_gpa[i] = SBX_GPA_PERCPU(i);
