@@ -4,6 +4,9 @@
  *   quarkd --check-config PATH      parse a config, print errors, exit 0/1
  *   quarkd --version
  *
+ * Under systemd (Type=notify) it sends READY=1 once the socket accepts calls
+ * and STOPPING=1 when it begins to stop.
+ *
  * Signals: SIGTERM and SIGINT stop it gracefully (in-flight calls finish,
  * the socket is removed). They are blocked in every thread and taken with
  * sigwait in main, so no handler runs in async-signal context. */
@@ -13,6 +16,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "server.h"
 #include "state/state.h"
@@ -29,6 +34,29 @@ static void usage(FILE *f)
              "       quarkd --check-config PATH\n"
              "       quarkd --version\n"
              "The config path defaults to $" CRI_CONFIG_ENV " or " CRI_CONFIG_DEFAULT_PATH ".\n");
+}
+
+/* systemd's readiness protocol without libsystemd: one datagram to
+ * $NOTIFY_SOCKET ("@name" is an abstract socket). A no-op outside systemd. */
+static void sd_notify_state(const char *state)
+{
+  const char *path = getenv("NOTIFY_SOCKET");
+  if (!path || (path[0] != '/' && path[0] != '@'))
+    return;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  size_t len = strlen(path);
+  if (len >= sizeof(sa.sun_path))
+    return;
+  memcpy(sa.sun_path, path, len);
+  if (sa.sun_path[0] == '@')
+    sa.sun_path[0] = '\0';
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return;
+  if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+    q_warn(NULL, "sd_notify %s: %s", state, strerror(errno));
+  close(fd);
 }
 
 static int check_config(const char *path)
@@ -125,6 +153,7 @@ int main(int argc, char **argv)
   if (cri_server_start(srv, (unsigned)workers, &err) < 0)
     goto out;
   q_info(NULL, "ready");
+  sd_notify_state("READY=1");
 
   for (;;) {
     int sig = 0;
@@ -135,6 +164,7 @@ int main(int argc, char **argv)
       continue;
     }
     q_info(NULL, "signal %d: stopping", sig);
+    sd_notify_state("STOPPING=1");
     break;
   }
   rc = 0;

@@ -62,6 +62,25 @@ if [ -n "${persisted:-}" ]; then
   echo "ok   SIGTERM under load: exit 0, socket removed"
 fi
 
+# systemd readiness: READY=1 once serving, STOPPING=1 on SIGTERM.
+if command -v python3 >/dev/null; then
+  python3 - "$T/notify.sock" >"$T/notify.out" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+for _ in range(2):
+    print(s.recv(256).decode())
+PY
+  npid=$!
+  for _ in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+  NOTIFY_SOCKET=$T/notify.sock start_quarkd
+  stop_quarkd
+  wait "$npid" || e2e_fail "no notifications: $(cat "$T/notify.out")"
+  [ "$(tr '\n' ' ' <"$T/notify.out")" = "READY=1 STOPPING=1 " ] || e2e_fail "notify: $(cat "$T/notify.out")"
+  echo "ok   sd_notify READY=1 and STOPPING=1"
+fi
+
 # --check-config: 0 for a good file, 1 with the key named for a bad one.
 "$QUARKD" --check-config "$T/config.json" >/dev/null || e2e_fail "--check-config on a good file"
 echo '{"Sandbox":{"MemoryMB":512}}' >"$T/bad.json"
