@@ -139,8 +139,8 @@ Runtime__V1__ContainerStatus *cri_conv_ctr_status(struct cri_call *call, const s
   s->started_at = ctr->started_at;
   s->finished_at = ctr->finished_at;
   s->exit_code = ctr->exit_code;
-  if (cri_conv_map_out(call, &runtime__v1__container_status__labels_entry__descriptor,
-                       &ctr->labels, &s->n_labels, &s->labels) < 0 ||
+  if (cri_conv_map_out(call, &runtime__v1__container_status__labels_entry__descriptor, &ctr->labels,
+                       &s->n_labels, &s->labels) < 0 ||
       cri_conv_map_out(call, &runtime__v1__container_status__annotations_entry__descriptor,
                        &ctr->annotations, &s->n_annotations, &s->annotations) < 0)
     return NULL;

@@ -24,7 +24,8 @@ int cri_conv_map_out(struct cri_call *call, const ProtobufCMessageDescriptor *en
 int cri_conv_map_in(void *const *entries, size_t n, struct cri_kvs *kvs);
 
 Runtime__V1__PodSandbox *cri_conv_pod(struct cri_call *call, const struct cri_pod *pod);
-Runtime__V1__PodSandboxStatus *cri_conv_pod_status(struct cri_call *call, const struct cri_pod *pod);
+Runtime__V1__PodSandboxStatus *cri_conv_pod_status(struct cri_call *call,
+                                                   const struct cri_pod *pod);
 Runtime__V1__Container *cri_conv_ctr(struct cri_call *call, const struct cri_ctr *ctr);
 Runtime__V1__ContainerStatus *cri_conv_ctr_status(struct cri_call *call, const struct cri_ctr *ctr);
 

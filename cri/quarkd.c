@@ -75,13 +75,13 @@ static int check_config(const char *path)
 int main(int argc, char **argv)
 {
   static const struct option opts[] = {
-    {"config", required_argument, NULL, 'c'},
-    {"check-config", required_argument, NULL, 'C'},
-    {"foreground", no_argument, NULL, 'f'},
-    {"workers", required_argument, NULL, 'w'},
-    {"version", no_argument, NULL, 'V'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+      {"config", required_argument, NULL, 'c'},
+      {"check-config", required_argument, NULL, 'C'},
+      {"foreground", no_argument, NULL, 'f'},
+      {"workers", required_argument, NULL, 'w'},
+      {"version", no_argument, NULL, 'V'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
   };
   const char *config_flag = NULL;
   bool foreground = false;
@@ -89,9 +89,14 @@ int main(int argc, char **argv)
   int c;
   while ((c = getopt_long(argc, argv, "c:fw:Vh", opts, NULL)) != -1) {
     switch (c) {
-    case 'c': config_flag = optarg; break;
-    case 'C': return check_config(optarg);
-    case 'f': foreground = true; break;
+    case 'c':
+      config_flag = optarg;
+      break;
+    case 'C':
+      return check_config(optarg);
+    case 'f':
+      foreground = true;
+      break;
     case 'w': {
       char *end;
       workers = strtol(optarg, &end, 10);
@@ -101,9 +106,15 @@ int main(int argc, char **argv)
       }
       break;
     }
-    case 'V': printf("quarkd %s (CRI runtime.v1)\n", QUARK_VERSION); return 0;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    case 'V':
+      printf("quarkd %s (CRI runtime.v1)\n", QUARK_VERSION);
+      return 0;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
     }
   }
   if (optind != argc) {

@@ -16,13 +16,14 @@
 #define QUARK_VERSION "0.0.0"
 #endif
 
-#define OOM(call) cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", \
-                                 cri_call_method(call))
+#define OOM(call)                                                                                  \
+  cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", cri_call_method(call))
 
 static grpc_status_code rpc_version(struct cri_call *call, const ProtobufCMessage *req,
                                     ProtobufCMessage **resp)
 {
-  Runtime__V1__VersionResponse *r = cri_call_new_msg(call, &runtime__v1__version_response__descriptor);
+  Runtime__V1__VersionResponse *r =
+      cri_call_new_msg(call, &runtime__v1__version_response__descriptor);
   if (!r)
     return OOM(call);
   /* "version" is the kubelet runtime API version; 0.1.0 is what every CRI
@@ -80,18 +81,17 @@ static json_t *config_json(const struct cri_config *cfg)
     json_array_append_new(insecure, json_string(cfg->registry.insecure[i]));
   for (size_t i = 0; i < cfg->cni.n_bin_dirs; i++)
     json_array_append_new(bins, json_string(cfg->cni.bin_dirs[i]));
-  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:{s:o,s:o},s:{s:s,s:s,s:i,s:i},"
-                   "s:{s:s,s:o,s:s},s:{s:b,s:s}}",
-                   "Socket", cfg->socket, "StateRoot", cfg->state_root, "ImageRoot",
-                   cfg->image_root, "LogFile", cfg->log_file, "DebugLevel",
-                   q_log_level_name(cfg->debug_level), "CgroupDriver",
-                   cfg->cgroup_driver == CRI_CGROUP_SYSTEMD ? "systemd" : "cgroupfs",
-                   "StreamAddress", cfg->stream_address, "StreamPort", (int)cfg->stream_port,
-                   "Registry", "Mirrors", mirrors, "Insecure", insecure, "Sandbox", "Binary",
-                   cfg->sandbox.binary, "Kernel", cfg->sandbox.kernel, "MemoryMiB",
-                   (int)cfg->sandbox.memory_mib, "Vcpus", (int)cfg->sandbox.vcpus, "Cni",
-                   "ConfDir", cfg->cni.conf_dir, "BinDirs", bins, "CacheDir", cfg->cni.cache_dir,
-                   "Tsor", "Enabled", cfg->tsor.enabled, "Socket", cfg->tsor.socket);
+  return json_pack(
+      "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:{s:o,s:o},s:{s:s,s:s,s:i,s:i},"
+      "s:{s:s,s:o,s:s},s:{s:b,s:s}}",
+      "Socket", cfg->socket, "StateRoot", cfg->state_root, "ImageRoot", cfg->image_root, "LogFile",
+      cfg->log_file, "DebugLevel", q_log_level_name(cfg->debug_level), "CgroupDriver",
+      cfg->cgroup_driver == CRI_CGROUP_SYSTEMD ? "systemd" : "cgroupfs", "StreamAddress",
+      cfg->stream_address, "StreamPort", (int)cfg->stream_port, "Registry", "Mirrors", mirrors,
+      "Insecure", insecure, "Sandbox", "Binary", cfg->sandbox.binary, "Kernel", cfg->sandbox.kernel,
+      "MemoryMiB", (int)cfg->sandbox.memory_mib, "Vcpus", (int)cfg->sandbox.vcpus, "Cni", "ConfDir",
+      cfg->cni.conf_dir, "BinDirs", bins, "CacheDir", cfg->cni.cache_dir, "Tsor", "Enabled",
+      cfg->tsor.enabled, "Socket", cfg->tsor.socket);
 }
 
 static char *json_text(struct cri_call *call, json_t *o)
@@ -113,7 +113,8 @@ static grpc_status_code rpc_status(struct cri_call *call, const ProtobufCMessage
   const Runtime__V1__StatusRequest *in = (const Runtime__V1__StatusRequest *)req;
   struct cri_server *srv = cri_call_server(call);
   const struct cri_config *cfg = cri_server_config(srv);
-  Runtime__V1__StatusResponse *r = cri_call_new_msg(call, &runtime__v1__status_response__descriptor);
+  Runtime__V1__StatusResponse *r =
+      cri_call_new_msg(call, &runtime__v1__status_response__descriptor);
   if (!r || !(r->status = cri_call_new_msg(call, &runtime__v1__runtime_status__descriptor)))
     return OOM(call);
 
@@ -142,8 +143,10 @@ static grpc_status_code rpc_status(struct cri_call *call, const ProtobufCMessage
   if (!r->runtime_handlers)
     return OOM(call);
   for (size_t i = 0; i < 2; i++) {
-    Runtime__V1__RuntimeHandler *h = cri_call_new_msg(call, &runtime__v1__runtime_handler__descriptor);
-    if (!h || !(h->features = cri_call_new_msg(call, &runtime__v1__runtime_handler_features__descriptor)))
+    Runtime__V1__RuntimeHandler *h =
+        cri_call_new_msg(call, &runtime__v1__runtime_handler__descriptor);
+    if (!h ||
+        !(h->features = cri_call_new_msg(call, &runtime__v1__runtime_handler_features__descriptor)))
       return OOM(call);
     h->name = (char *)handlers[i];
     r->runtime_handlers[i] = h;
@@ -186,7 +189,8 @@ static grpc_status_code rpc_runtime_config(struct cri_call *call, const Protobuf
   const struct cri_config *cfg = cri_server_config(cri_call_server(call));
   Runtime__V1__RuntimeConfigResponse *r =
       cri_call_new_msg(call, &runtime__v1__runtime_config_response__descriptor);
-  if (!r || !(r->linux = cri_call_new_msg(call, &runtime__v1__linux_runtime_configuration__descriptor)))
+  if (!r ||
+      !(r->linux = cri_call_new_msg(call, &runtime__v1__linux_runtime_configuration__descriptor)))
     return OOM(call);
   r->linux->cgroup_driver = cfg->cgroup_driver == CRI_CGROUP_SYSTEMD
                                 ? RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
@@ -210,7 +214,9 @@ static bool valid_cidrs(const char *s)
       return false;
     *slash = '\0';
     unsigned char addr[16];
-    int max = inet_pton(AF_INET, tok, addr) == 1 ? 32 : inet_pton(AF_INET6, tok, addr) == 1 ? 128 : -1;
+    int max = inet_pton(AF_INET, tok, addr) == 1    ? 32
+              : inet_pton(AF_INET6, tok, addr) == 1 ? 128
+                                                    : -1;
     char *end;
     long len = strtol(slash + 1, &end, 10);
     if (max < 0 || end == slash + 1 || *end || len < 0 || len > max)
@@ -219,7 +225,8 @@ static bool valid_cidrs(const char *s)
   return true;
 }
 
-static grpc_status_code rpc_update_runtime_config(struct cri_call *call, const ProtobufCMessage *req,
+static grpc_status_code rpc_update_runtime_config(struct cri_call *call,
+                                                  const ProtobufCMessage *req,
                                                   ProtobufCMessage **resp)
 {
   const Runtime__V1__UpdateRuntimeConfigRequest *in =
@@ -231,7 +238,8 @@ static grpc_status_code rpc_update_runtime_config(struct cri_call *call, const P
   const char *cidr = in->runtime_config->network_config->pod_cidr;
   if (!valid_cidrs(cidr))
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
-                          "pod CIDR '%.64s' is not a comma-separated list of IPv4/IPv6 CIDRs", cidr);
+                          "pod CIDR '%.64s' is not a comma-separated list of IPv4/IPv6 CIDRs",
+                          cidr);
   q_cleanup_error q_error *err = NULL;
   if (cri_state_set_pod_cidr(cri_server_state(cri_call_server(call)), cidr, &err) < 0)
     return cri_call_error(call, GRPC_STATUS_INTERNAL, "store pod CIDR: %s", q_error_msg(err));
@@ -312,7 +320,8 @@ static grpc_status_code rpc_list_ctrs(struct cri_call *call, const ProtobufCMess
 }
 
 /* Status calls take a full id or a unique prefix, as crictl does. */
-static grpc_status_code resolve_error(struct cri_call *call, int e, const char *what, const char *id)
+static grpc_status_code resolve_error(struct cri_call *call, int e, const char *what,
+                                      const char *id)
 {
   if (e == -EEXIST)
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "%s id prefix '%s' is ambiguous",
@@ -323,7 +332,8 @@ static grpc_status_code resolve_error(struct cri_call *call, int e, const char *
 static grpc_status_code rpc_pod_status(struct cri_call *call, const ProtobufCMessage *req,
                                        ProtobufCMessage **resp)
 {
-  const Runtime__V1__PodSandboxStatusRequest *in = (const Runtime__V1__PodSandboxStatusRequest *)req;
+  const Runtime__V1__PodSandboxStatusRequest *in =
+      (const Runtime__V1__PodSandboxStatusRequest *)req;
   struct cri_state *st = cri_server_state(cri_call_server(call));
   char id[65];
   int e = cri_state_resolve_pod(st, in->pod_sandbox_id, id);
@@ -402,14 +412,14 @@ int cri_runtime_register(struct cri_server *srv, q_error **err)
     const char *name;
     cri_handler_fn fn;
   } table[] = {
-    {"Version", rpc_version},
-    {"Status", rpc_status},
-    {"RuntimeConfig", rpc_runtime_config},
-    {"UpdateRuntimeConfig", rpc_update_runtime_config},
-    {"ListPodSandbox", rpc_list_pods},
-    {"PodSandboxStatus", rpc_pod_status},
-    {"ListContainers", rpc_list_ctrs},
-    {"ContainerStatus", rpc_ctr_status},
+      {"Version", rpc_version},
+      {"Status", rpc_status},
+      {"RuntimeConfig", rpc_runtime_config},
+      {"UpdateRuntimeConfig", rpc_update_runtime_config},
+      {"ListPodSandbox", rpc_list_pods},
+      {"PodSandboxStatus", rpc_pod_status},
+      {"ListContainers", rpc_list_ctrs},
+      {"ContainerStatus", rpc_ctr_status},
   };
   for (size_t i = 0; i < Q_ARRAY_SIZE(table); i++) {
     int r = cri_server_set_handler(srv, "RuntimeService", table[i].name, table[i].fn);

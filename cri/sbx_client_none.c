@@ -26,9 +26,15 @@ int sbx_client_connect(const char *control_socket, struct sbx_client **out, q_er
   return NOSYS(err, "connect");
 }
 
-const char *sbx_client_socket(const struct sbx_client *c) { return ""; }
+const char *sbx_client_socket(const struct sbx_client *c)
+{
+  return "";
+}
 void sbx_client_close(struct sbx_client *c) {}
-int sbx_client_stop(struct sbx_client *c, int timeout_ms, q_error **err) { return NOSYS(err, "stop"); }
+int sbx_client_stop(struct sbx_client *c, int timeout_ms, q_error **err)
+{
+  return NOSYS(err, "stop");
+}
 
 int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *spec, q_error **err)
 {
@@ -62,8 +68,8 @@ int sbx_container_delete(struct sbx_client *c, const char *id, q_error **err)
   return NOSYS(err, "container delete");
 }
 
-int sbx_container_exec(struct sbx_client *c, const char *id, const char *const *argv, int timeout_ms,
-                       size_t out_cap, struct sbx_exec_result *out, q_error **err)
+int sbx_container_exec(struct sbx_client *c, const char *id, const char *const *argv,
+                       int timeout_ms, size_t out_cap, struct sbx_exec_result *out, q_error **err)
 {
   return NOSYS(err, "exec");
 }

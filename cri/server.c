@@ -28,13 +28,13 @@
 
 #include "server.h"
 
-#define CRI_MAX_RECV_BYTES (16 << 20)   /* kubelet's own limit */
+#define CRI_MAX_RECV_BYTES (16 << 20) /* kubelet's own limit */
 #define CRI_MAX_SEND_BYTES (64 << 20)
-#define CRI_PENDING_REQUESTS 32         /* calls requested ahead of arrival */
+#define CRI_PENDING_REQUESTS 32 /* calls requested ahead of arrival */
 
 struct cri_method {
-  char path[96];                      /* "/runtime.v1.RuntimeService/Version" */
-  char name[80];                      /* "RuntimeService/Version" */
+  char path[96]; /* "/runtime.v1.RuntimeService/Version" */
+  char name[80]; /* "RuntimeService/Version" */
   const ProtobufCMessageDescriptor *in, *out;
   cri_handler_fn fn;
   bool streaming;
@@ -55,7 +55,7 @@ struct cri_server {
   atomic_bool shutting_down;
   bool started, stopped;
 
-  int shutdown_tag;                   /* its address tags the shutdown event */
+  int shutdown_tag; /* its address tags the shutdown event */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool shutdown_done;
@@ -95,14 +95,29 @@ struct cri_call {
 /* RPCs that stream responses: the unary handler contract does not fit them,
  * so they stay UNIMPLEMENTED until a streaming contract exists. */
 static const char *const streaming_methods[] = {
-  "StreamPodSandboxes", "StreamContainers", "StreamContainerStats", "StreamPodSandboxStats",
-  "GetContainerEvents", "StreamPodSandboxMetrics", "StreamImages",
+    "StreamPodSandboxes",    "StreamContainers",   "StreamContainerStats",
+    "StreamPodSandboxStats", "GetContainerEvents", "StreamPodSandboxMetrics",
+    "StreamImages",
 };
 
 static const char *const status_names[] = {
-  "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-  "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-  "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
 };
 
 static const char *status_name(grpc_status_code c)
@@ -189,7 +204,10 @@ grpc_status_code cri_call_error(struct cri_call *c, grpc_status_code code, const
   return code;
 }
 
-struct cri_server *cri_call_server(const struct cri_call *c) { return c->srv; }
+struct cri_server *cri_call_server(const struct cri_call *c)
+{
+  return c->srv;
+}
 const char *cri_call_method(const struct cri_call *c)
 {
   return c->method ? c->method->name : "unknown method";
@@ -272,7 +290,10 @@ int cri_server_set_handler(struct cri_server *srv, const char *service, const ch
   return -ENOENT;
 }
 
-size_t cri_server_method_count(const struct cri_server *srv) { return srv->n_methods; }
+size_t cri_server_method_count(const struct cri_server *srv)
+{
+  return srv->n_methods;
+}
 
 const char *cri_server_method_path(const struct cri_server *srv, size_t i, bool *implemented)
 {
@@ -283,10 +304,22 @@ const char *cri_server_method_path(const struct cri_server *srv, size_t i, bool 
   return srv->methods[i].path;
 }
 
-const struct cri_config *cri_server_config(const struct cri_server *srv) { return srv->cfg; }
-struct cri_state *cri_server_state(const struct cri_server *srv) { return srv->state; }
-void cri_server_set_image_ctx(struct cri_server *srv, void *ctx) { srv->image_ctx = ctx; }
-void *cri_server_image_ctx(const struct cri_server *srv) { return srv->image_ctx; }
+const struct cri_config *cri_server_config(const struct cri_server *srv)
+{
+  return srv->cfg;
+}
+struct cri_state *cri_server_state(const struct cri_server *srv)
+{
+  return srv->state;
+}
+void cri_server_set_image_ctx(struct cri_server *srv, void *ctx)
+{
+  srv->image_ctx = ctx;
+}
+void *cri_server_image_ctx(const struct cri_server *srv)
+{
+  return srv->image_ctx;
+}
 
 /* ---- the call state machine ---- */
 
@@ -303,8 +336,8 @@ static void request_call(struct cri_server *srv)
   c->stage = CALL_REQUESTED;
   grpc_call_details_init(&c->details);
   grpc_metadata_array_init(&c->md);
-  grpc_call_error e = grpc_server_request_call(srv->server, &c->call, &c->details, &c->md, srv->cq,
-                                               srv->cq, c);
+  grpc_call_error e =
+      grpc_server_request_call(srv->server, &c->call, &c->details, &c->md, srv->cq, srv->cq, c);
   if (e != GRPC_CALL_OK) {
     if (!atomic_load(&srv->shutting_down))
       q_error_log(NULL, "grpc_server_request_call failed: %d", (int)e);
@@ -390,11 +423,11 @@ static grpc_status_code run_handler(struct cri_call *c)
 static void on_requested(struct cri_call *c, bool ok)
 {
   struct cri_server *srv = c->srv;
-  if (!ok) {               /* the server is shutting down */
+  if (!ok) { /* the server is shutting down */
     call_free(c);
     return;
   }
-  request_call(srv);       /* keep the number of requested calls constant */
+  request_call(srv); /* keep the number of requested calls constant */
   c->start_ns = q_mono_ns();
   c->method = table_find(srv, c->details.method);
   if (!c->method || !c->method->fn) {
@@ -404,7 +437,7 @@ static void on_requested(struct cri_call *c, bool ok)
       len = sizeof(path) - 1;
     memcpy(path, GRPC_SLICE_START_PTR(c->details.method), len);
     path[len] = '\0';
-    for (size_t i = 0; i < len; i++)       /* it goes back to the client */
+    for (size_t i = 0; i < len; i++) /* it goes back to the client */
       if (path[i] < 0x20 || path[i] > 0x7e)
         path[i] = '?';
     if (c->method)
@@ -452,9 +485,15 @@ static void *worker_main(void *arg)
     }
     struct cri_call *c = ev.tag;
     switch (c->stage) {
-    case CALL_REQUESTED: on_requested(c, ev.success); break;
-    case CALL_RECEIVED: on_received(c, ev.success); break;
-    case CALL_SENT: call_free(c); break;
+    case CALL_REQUESTED:
+      on_requested(c, ev.success);
+      break;
+    case CALL_RECEIVED:
+      on_received(c, ev.success);
+      break;
+    case CALL_SENT:
+      call_free(c);
+      break;
     }
   }
   return NULL;

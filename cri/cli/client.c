@@ -19,9 +19,23 @@
 static const char *code_name(grpc_status_code c)
 {
   static const char *const names[] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+      "OK",
+      "CANCELLED",
+      "UNKNOWN",
+      "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED",
+      "NOT_FOUND",
+      "ALREADY_EXISTS",
+      "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED",
+      "FAILED_PRECONDITION",
+      "ABORTED",
+      "OUT_OF_RANGE",
+      "UNIMPLEMENTED",
+      "INTERNAL",
+      "UNAVAILABLE",
+      "DATA_LOSS",
+      "UNAUTHENTICATED",
   };
   return (unsigned)c < Q_ARRAY_SIZE(names) ? names[c] : "UNKNOWN";
 }
@@ -89,12 +103,12 @@ int quark_cli_call(const struct quark_cli *cli, const char *method, const Protob
   grpc_channel *ch = grpc_channel_create(cli->endpoint, creds, &args);
   grpc_channel_credentials_release(creds);
   grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-  gpr_timespec deadline =
-      gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                   gpr_time_from_millis(cli->timeout_ms > 0 ? cli->timeout_ms : 10000, GPR_TIMESPAN));
-  grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                             grpc_slice_from_static_string(method), NULL, deadline,
-                                             NULL);
+  gpr_timespec deadline = gpr_time_add(
+      gpr_now(GPR_CLOCK_REALTIME),
+      gpr_time_from_millis(cli->timeout_ms > 0 ? cli->timeout_ms : 10000, GPR_TIMESPAN));
+  grpc_call *call =
+      grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                               grpc_slice_from_static_string(method), NULL, deadline, NULL);
   grpc_metadata_array initial_md, trailing_md;
   grpc_metadata_array_init(&initial_md);
   grpc_metadata_array_init(&trailing_md);
@@ -138,8 +152,8 @@ int quark_cli_call(const struct quark_cli *cli, const char *method, const Protob
       grpc_byte_buffer_reader_init(&reader, recv);
       grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
       grpc_byte_buffer_reader_destroy(&reader);
-      *resp = protobuf_c_message_unpack(resp_desc, NULL, GRPC_SLICE_LENGTH(s),
-                                        GRPC_SLICE_START_PTR(s));
+      *resp =
+          protobuf_c_message_unpack(resp_desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
       grpc_slice_unref(s);
       if (!*resp)
         r = q_error_make(err, EPROTO, "%s: malformed %s from quarkd", method, resp_desc->name);

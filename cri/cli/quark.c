@@ -20,18 +20,18 @@
 
 static void usage(FILE *f)
 {
-  fprintf(f,
-          "usage: quark [--endpoint URL] [--json] [--timeout SEC] COMMAND [ARGS]\n"
-          "commands:\n"
-          "  version            client and runtime versions\n"
-          "  info               runtime conditions and configuration\n"
-          "  pods               list pod sandboxes\n"
-          "  ps [-a]            list containers (running only unless -a)\n"
-          "  pull IMAGE         pull an image\n"
-          "  images             list images\n"
-          "  rmi IMAGE...       remove images\n"
-          "  import FILE        import an image archive\n"
-          "The endpoint defaults to $" QUARK_CLI_ENDPOINT_ENV " or " QUARK_CLI_DEFAULT_ENDPOINT ".\n");
+  fprintf(f, "usage: quark [--endpoint URL] [--json] [--timeout SEC] COMMAND [ARGS]\n"
+             "commands:\n"
+             "  version            client and runtime versions\n"
+             "  info               runtime conditions and configuration\n"
+             "  pods               list pod sandboxes\n"
+             "  ps [-a]            list containers (running only unless -a)\n"
+             "  pull IMAGE         pull an image\n"
+             "  images             list images\n"
+             "  rmi IMAGE...       remove images\n"
+             "  import FILE        import an image archive\n"
+             "The endpoint defaults to $" QUARK_CLI_ENDPOINT_ENV " or " QUARK_CLI_DEFAULT_ENDPOINT
+             ".\n");
 }
 
 static int call_failed(q_error *err)
@@ -120,8 +120,9 @@ static int cmd_info(struct quark_cli *cli, int argc, char **argv)
     json_t *conds = json_array(), *info = json_object(), *handlers = json_array();
     for (size_t i = 0; i < nc; i++) {
       Runtime__V1__RuntimeCondition *c = r->status->conditions[i];
-      json_array_append_new(conds, json_pack("{s:s,s:b,s:s,s:s}", "type", c->type, "status",
-                                             c->status, "reason", c->reason, "message", c->message));
+      json_array_append_new(conds,
+                            json_pack("{s:s,s:b,s:s,s:s}", "type", c->type, "status", c->status,
+                                      "reason", c->reason, "message", c->message));
     }
     for (size_t i = 0; i < r->n_info; i++) {
       json_t *v = json_loads(r->info[i]->value, 0, NULL);
@@ -129,8 +130,8 @@ static int cmd_info(struct quark_cli *cli, int argc, char **argv)
     }
     for (size_t i = 0; i < r->n_runtime_handlers; i++)
       json_array_append_new(handlers, json_string(r->runtime_handlers[i]->name));
-    print_json(json_pack("{s:o,s:o,s:o,s:s}", "conditions", conds, "info", info,
-                         "runtimeHandlers", handlers, "cgroupDriver", driver));
+    print_json(json_pack("{s:o,s:o,s:o,s:s}", "conditions", conds, "info", info, "runtimeHandlers",
+                         handlers, "cgroupDriver", driver));
   } else {
     printf("%-14s %-7s %-24s %s\n", "CONDITION", "STATUS", "REASON", "MESSAGE");
     for (size_t i = 0; i < nc; i++) {
@@ -183,15 +184,16 @@ static int cmd_pods(struct quark_cli *cli, int argc, char **argv)
       Runtime__V1__PodSandbox *p = r->items[i];
       Runtime__V1__PodSandboxMetadata *m = p->metadata;
       json_array_append_new(
-          a, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:o,s:o,s:s}", "id", p->id, "name",
-                       m ? m->name : "", "namespace", m ? m->namespace_ : "", "uid",
-                       m ? m->uid : "", "attempt", (json_int_t)(m ? m->attempt : 0), "state",
-                       p->state == RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY ? "SANDBOX_READY"
-                                                                                  : "SANDBOX_NOTREADY",
-                       "createdAt", (json_int_t)p->created_at, "labels",
-                       map_json(p->n_labels, (void *const *)p->labels), "annotations",
-                       map_json(p->n_annotations, (void *const *)p->annotations),
-                       "runtimeHandler", p->runtime_handler));
+          a,
+          json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:o,s:o,s:s}", "id", p->id, "name",
+                    m ? m->name : "", "namespace", m ? m->namespace_ : "", "uid", m ? m->uid : "",
+                    "attempt", (json_int_t)(m ? m->attempt : 0), "state",
+                    p->state == RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY ? "SANDBOX_READY"
+                                                                              : "SANDBOX_NOTREADY",
+                    "createdAt", (json_int_t)p->created_at, "labels",
+                    map_json(p->n_labels, (void *const *)p->labels), "annotations",
+                    map_json(p->n_annotations, (void *const *)p->annotations), "runtimeHandler",
+                    p->runtime_handler));
     }
     print_json(a);
   } else {
@@ -215,10 +217,14 @@ static int cmd_pods(struct quark_cli *cli, int argc, char **argv)
 static const char *ctr_state(Runtime__V1__ContainerState s)
 {
   switch (s) {
-  case RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED: return "Created";
-  case RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING: return "Running";
-  case RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED: return "Exited";
-  default: return "Unknown";
+  case RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED:
+    return "Created";
+  case RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING:
+    return "Running";
+  case RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED:
+    return "Exited";
+  default:
+    return "Unknown";
   }
 }
 
@@ -262,8 +268,8 @@ static int cmd_ps(struct quark_cli *cli, int argc, char **argv)
     }
     print_json(a);
   } else {
-    printf("%-13s  %-24s  %-16s  %-8s  %-20s  %-7s  %s\n", "CONTAINER", "IMAGE", "CREATED",
-           "STATE", "NAME", "ATTEMPT", "POD ID");
+    printf("%-13s  %-24s  %-16s  %-8s  %-20s  %-7s  %s\n", "CONTAINER", "IMAGE", "CREATED", "STATE",
+           "NAME", "ATTEMPT", "POD ID");
     for (size_t i = 0; i < r->n_containers; i++) {
       Runtime__V1__Container *c = r->containers[i];
       char when[32];
@@ -281,9 +287,9 @@ static const struct {
   const char *name;
   int (*fn)(struct quark_cli *, int, char **);
 } commands[] = {
-  {"version", cmd_version}, {"info", cmd_info},     {"pods", cmd_pods},
-  {"ps", cmd_ps},           {"pull", quark_cmd_pull}, {"images", quark_cmd_images},
-  {"rmi", quark_cmd_rmi},   {"import", quark_cmd_import},
+    {"version", cmd_version}, {"info", cmd_info},           {"pods", cmd_pods},
+    {"ps", cmd_ps},           {"pull", quark_cmd_pull},     {"images", quark_cmd_images},
+    {"rmi", quark_cmd_rmi},   {"import", quark_cmd_import},
 };
 
 int main(int argc, char **argv)

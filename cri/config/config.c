@@ -10,7 +10,10 @@
 
 #include "quark/config.h"
 
-static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+static char *xstrdup(const char *s)
+{
+  return s ? strdup(s) : NULL;
+}
 
 /* A config mistake: the message says it all, no strerror suffix. */
 static int bad(q_error **err, int status, const char *fmt, ...) Q_PRINTF(3, 4);
@@ -109,52 +112,61 @@ struct key {
 #define SZ(f) sizeof(((struct cri_config *)0)->f)
 
 static const struct key registry_keys[] = {
-  {"Mirrors", K_MIRRORS, 0, 0, 0, NULL},
-  {"Insecure", K_STRV, OFF(registry.insecure), OFF(registry.n_insecure), 0, NULL},
-  {NULL, 0, 0, 0, 0, NULL},
+    {"Mirrors", K_MIRRORS, 0, 0, 0, NULL},
+    {"Insecure", K_STRV, OFF(registry.insecure), OFF(registry.n_insecure), 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct key sandbox_keys[] = {
-  {"Binary", K_PATH, OFF(sandbox.binary), 0, 0, NULL},
-  {"Kernel", K_PATH, OFF(sandbox.kernel), 0, 0, NULL},
-  {"MemoryMiB", K_UINT, OFF(sandbox.memory_mib), SZ(sandbox.memory_mib), 1u << 20, NULL},
-  {"Vcpus", K_UINT, OFF(sandbox.vcpus), SZ(sandbox.vcpus), 256, NULL},
-  {NULL, 0, 0, 0, 0, NULL},
+    {"Binary", K_PATH, OFF(sandbox.binary), 0, 0, NULL},
+    {"Kernel", K_PATH, OFF(sandbox.kernel), 0, 0, NULL},
+    {"MemoryMiB", K_UINT, OFF(sandbox.memory_mib), SZ(sandbox.memory_mib), 1u << 20, NULL},
+    {"Vcpus", K_UINT, OFF(sandbox.vcpus), SZ(sandbox.vcpus), 256, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct key cni_keys[] = {
-  {"ConfDir", K_PATH, OFF(cni.conf_dir), 0, 0, NULL},
-  {"BinDirs", K_STRV, OFF(cni.bin_dirs), OFF(cni.n_bin_dirs), 0, NULL},
-  {"CacheDir", K_PATH, OFF(cni.cache_dir), 0, 0, NULL},
-  {NULL, 0, 0, 0, 0, NULL},
+    {"ConfDir", K_PATH, OFF(cni.conf_dir), 0, 0, NULL},
+    {"BinDirs", K_STRV, OFF(cni.bin_dirs), OFF(cni.n_bin_dirs), 0, NULL},
+    {"CacheDir", K_PATH, OFF(cni.cache_dir), 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct key tsor_keys[] = {
-  {"Enabled", K_BOOL, OFF(tsor.enabled), 0, 0, NULL},
-  {"Socket", K_PATH, OFF(tsor.socket), 0, 0, NULL},
-  {NULL, 0, 0, 0, 0, NULL},
+    {"Enabled", K_BOOL, OFF(tsor.enabled), 0, 0, NULL},
+    {"Socket", K_PATH, OFF(tsor.socket), 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct key top_keys[] = {
-  {"Socket", K_STRING, OFF(socket), 0, 0, NULL},
-  {"StateRoot", K_PATH, OFF(state_root), 0, 0, NULL},
-  {"ImageRoot", K_PATH, OFF(image_root), 0, 0, NULL},
-  {"LogFile", K_PATH, OFF(log_file), 0, 0, NULL},
-  {"DebugLevel", K_LOGLEVEL, OFF(debug_level), 0, 0, NULL},
-  {"CgroupDriver", K_CGROUP, OFF(cgroup_driver), 0, 0, NULL},
-  {"StreamAddress", K_STRING, OFF(stream_address), 0, 0, NULL},
-  {"StreamPort", K_UINT, OFF(stream_port), SZ(stream_port), 65535, NULL},
-  {"Registry", K_OBJECT, 0, 0, 0, registry_keys},
-  {"Sandbox", K_OBJECT, 0, 0, 0, sandbox_keys},
-  {"Cni", K_OBJECT, 0, 0, 0, cni_keys},
-  {"Tsor", K_OBJECT, 0, 0, 0, tsor_keys},
-  {NULL, 0, 0, 0, 0, NULL},
+    {"Socket", K_STRING, OFF(socket), 0, 0, NULL},
+    {"StateRoot", K_PATH, OFF(state_root), 0, 0, NULL},
+    {"ImageRoot", K_PATH, OFF(image_root), 0, 0, NULL},
+    {"LogFile", K_PATH, OFF(log_file), 0, 0, NULL},
+    {"DebugLevel", K_LOGLEVEL, OFF(debug_level), 0, 0, NULL},
+    {"CgroupDriver", K_CGROUP, OFF(cgroup_driver), 0, 0, NULL},
+    {"StreamAddress", K_STRING, OFF(stream_address), 0, 0, NULL},
+    {"StreamPort", K_UINT, OFF(stream_port), SZ(stream_port), 65535, NULL},
+    {"Registry", K_OBJECT, 0, 0, 0, registry_keys},
+    {"Sandbox", K_OBJECT, 0, 0, 0, sandbox_keys},
+    {"Cni", K_OBJECT, 0, 0, 0, cni_keys},
+    {"Tsor", K_OBJECT, 0, 0, 0, tsor_keys},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 static const char *kind_name(enum kind k)
 {
   switch (k) {
-  case K_STRING: case K_PATH: case K_LOGLEVEL: case K_CGROUP: return "a string";
-  case K_UINT: return "a non-negative integer";
-  case K_BOOL: return "true or false";
-  case K_STRV: return "an array of strings";
-  case K_MIRRORS: case K_OBJECT: return "an object";
+  case K_STRING:
+  case K_PATH:
+  case K_LOGLEVEL:
+  case K_CGROUP:
+    return "a string";
+  case K_UINT:
+    return "a non-negative integer";
+  case K_BOOL:
+    return "true or false";
+  case K_STRV:
+    return "an array of strings";
+  case K_MIRRORS:
+  case K_OBJECT:
+    return "an object";
   }
   return "?";
 }
@@ -186,7 +198,8 @@ static int parse_mirrors(struct cri_config *cfg, json_t *v, const char *name, co
     return q_error_make(err, ENOMEM, "%s: %s", name, path);
   const char *host;
   json_t *urls;
-  json_object_foreach(v, host, urls) {
+  json_object_foreach(v, host, urls)
+  {
     int r = json_is_array(urls) ? 0 : -EINVAL;
     m[i].host = strdup(host);
     if (r == 0)
@@ -200,8 +213,7 @@ static int parse_mirrors(struct cri_config *cfg, json_t *v, const char *name, co
       free(m);
       if (r == -ENOMEM)
         return q_error_make(err, ENOMEM, "%s: %s", name, path);
-      return bad(err, EINVAL, "%s: %s.%s: must be an array of URL strings", name, path,
-                          host);
+      return bad(err, EINVAL, "%s: %s.%s: must be an array of URL strings", name, path, host);
     }
   }
   cfg->registry.mirrors = m;
@@ -214,7 +226,8 @@ static int parse_object(struct cri_config *cfg, json_t *obj, const struct key *k
 {
   const char *k;
   json_t *v;
-  json_object_foreach(obj, k, v) {
+  json_object_foreach(obj, k, v)
+  {
     char path[256];
     snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", k);
     const struct key *key = keys;
@@ -225,15 +238,27 @@ static int parse_object(struct cri_config *cfg, json_t *obj, const struct key *k
     char *base = (char *)cfg;
     bool ok;
     switch (key->kind) {
-    case K_STRING: case K_PATH: case K_LOGLEVEL: case K_CGROUP: ok = json_is_string(v); break;
-    case K_UINT: ok = json_is_integer(v); break;
-    case K_BOOL: ok = json_is_boolean(v); break;
-    case K_STRV: ok = json_is_array(v); break;
-    default: ok = json_is_object(v); break;
+    case K_STRING:
+    case K_PATH:
+    case K_LOGLEVEL:
+    case K_CGROUP:
+      ok = json_is_string(v);
+      break;
+    case K_UINT:
+      ok = json_is_integer(v);
+      break;
+    case K_BOOL:
+      ok = json_is_boolean(v);
+      break;
+    case K_STRV:
+      ok = json_is_array(v);
+      break;
+    default:
+      ok = json_is_object(v);
+      break;
     }
     if (!ok)
-      return bad(err, EINVAL, "%s: %s: wrong type, must be %s", name, path,
-                          kind_name(key->kind));
+      return bad(err, EINVAL, "%s: %s: wrong type, must be %s", name, path, kind_name(key->kind));
     switch (key->kind) {
     case K_STRING:
     case K_PATH: {
@@ -253,8 +278,8 @@ static int parse_object(struct cri_config *cfg, json_t *obj, const struct key *k
     case K_UINT: {
       json_int_t x = json_integer_value(v);
       if (x < 0 || (uint64_t)x > key->max)
-        return bad(err, ERANGE, "%s: %s: %lld out of range 0..%llu", name, path,
-                            (long long)x, (unsigned long long)key->max);
+        return bad(err, ERANGE, "%s: %s: %lld out of range 0..%llu", name, path, (long long)x,
+                   (unsigned long long)key->max);
       if (key->off_n == sizeof(uint16_t))
         *(uint16_t *)(base + key->off) = (uint16_t)x;
       else
@@ -266,9 +291,8 @@ static int parse_object(struct cri_config *cfg, json_t *obj, const struct key *k
       break;
     case K_LOGLEVEL:
       if (q_log_level_parse(json_string_value(v), (q_log_level *)(base + key->off)) < 0)
-        return bad(err, EINVAL,
-                            "%s: %s: '%s' is not one of Off, Error, Warn, Info, Debug, Trace", name,
-                            path, json_string_value(v));
+        return bad(err, EINVAL, "%s: %s: '%s' is not one of Off, Error, Warn, Info, Debug, Trace",
+                   name, path, json_string_value(v));
       break;
     case K_CGROUP: {
       const char *s = json_string_value(v);
@@ -278,8 +302,7 @@ static int parse_object(struct cri_config *cfg, json_t *obj, const struct key *k
       else if (strcmp(s, "systemd") == 0)
         *d = CRI_CGROUP_SYSTEMD;
       else
-        return bad(err, EINVAL, "%s: %s: '%s' is not one of cgroupfs, systemd", name,
-                            path, s);
+        return bad(err, EINVAL, "%s: %s: '%s' is not one of cgroupfs, systemd", name, path, s);
       break;
     }
     case K_STRV: {
@@ -287,8 +310,7 @@ static int parse_object(struct cri_config *cfg, json_t *obj, const struct key *k
       size_t n;
       int r = parse_strv(v, &strv, &n);
       if (r == -EINVAL)
-        return bad(err, EINVAL, "%s: %s: wrong type, must be an array of strings", name,
-                            path);
+        return bad(err, EINVAL, "%s: %s: wrong type, must be an array of strings", name, path);
       if (r < 0)
         return q_error_make(err, -r, "%s: %s", name, path);
       char ***slot = (char ***)(base + key->off);
@@ -325,8 +347,7 @@ int cri_config_parse(struct cri_config *cfg, const char *json, size_t len, const
   json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
     cri_config_free(cfg);
-    return bad(err, EINVAL, "%s: line %d column %d: %s", name, jerr.line, jerr.column,
-                        jerr.text);
+    return bad(err, EINVAL, "%s: line %d column %d: %s", name, jerr.line, jerr.column, jerr.text);
   }
   if (!json_is_object(root))
     r = bad(err, EINVAL, "%s: the top level must be a JSON object", name);
@@ -334,8 +355,7 @@ int cri_config_parse(struct cri_config *cfg, const char *json, size_t len, const
     r = parse_object(cfg, root, top_keys, "", name, err);
   json_decref(root);
   if (r == 0 && !cri_config_socket_path(cfg->socket))
-    r = bad(err, EINVAL, "%s: Socket: '%s' must be unix:///absolute/path", name,
-                     cfg->socket);
+    r = bad(err, EINVAL, "%s: Socket: '%s' must be unix:///absolute/path", name, cfg->socket);
   if (r == 0 && !(cfg->source = strdup(name)))
     r = q_error_make(err, ENOMEM, "%s", name);
   if (r < 0)

@@ -31,7 +31,12 @@
 
 /* Values equal the CRI enums (runtime.v1.PodSandboxState / ContainerState). */
 enum cri_pod_state { CRI_POD_READY = 0, CRI_POD_NOTREADY = 1 };
-enum cri_ctr_state { CRI_CTR_CREATED = 0, CRI_CTR_RUNNING = 1, CRI_CTR_EXITED = 2, CRI_CTR_UNKNOWN = 3 };
+enum cri_ctr_state {
+  CRI_CTR_CREATED = 0,
+  CRI_CTR_RUNNING = 1,
+  CRI_CTR_EXITED = 2,
+  CRI_CTR_UNKNOWN = 3
+};
 
 struct cri_kv {
   char *key;
@@ -45,20 +50,20 @@ struct cri_kvs {
 
 struct cri_pod {
   char id[65];
-  char *name, *uid, *ns;     /* PodSandboxMetadata */
+  char *name, *uid, *ns; /* PodSandboxMetadata */
   uint32_t attempt;
   enum cri_pod_state state;
-  int64_t created_at;        /* ns since the epoch */
+  int64_t created_at; /* ns since the epoch */
   struct cri_kvs labels, annotations;
   char *runtime_handler;
   char *hostname, *log_directory;
-  json_t *ext;               /* owned; a JSON object, never NULL in the store */
+  json_t *ext; /* owned; a JSON object, never NULL in the store */
 };
 
 struct cri_ctr {
   char id[65];
   char pod_id[65];
-  char *name;                /* ContainerMetadata */
+  char *name; /* ContainerMetadata */
   uint32_t attempt;
   enum cri_ctr_state state;
   int64_t created_at, started_at, finished_at;

@@ -20,7 +20,10 @@ struct cri_state {
 
 /* ---- small helpers ---- */
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+  return s ? strdup(s) : NULL;
+}
 
 /* strdup that treats NULL as "" so that every string field is non-NULL. */
 static int dup_field(char **dst, const char *s)
@@ -222,7 +225,8 @@ static int kvs_from_json(struct cri_kvs *kvs, json_t *o)
     return 0;
   if (!json_is_object(o))
     return -EINVAL;
-  json_object_foreach(o, k, v) {
+  json_object_foreach(o, k, v)
+  {
     if (!json_is_string(v))
       return -EINVAL;
     if (cri_kvs_set(kvs, k, json_string_value(v)) < 0)
@@ -247,8 +251,8 @@ static int64_t int_from_json(json_t *o, const char *key)
 
 static json_t *pod_to_json(const struct cri_pod *p)
 {
-  return json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:o,s:o,s:s,s:s,s:s,s:O}", "Version", 1,
-                   "Id", p->id, "Name", p->name, "Uid", p->uid, "Namespace", p->ns, "Attempt",
+  return json_pack("{s:i,s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:o,s:o,s:s,s:s,s:s,s:O}", "Version", 1, "Id",
+                   p->id, "Name", p->name, "Uid", p->uid, "Namespace", p->ns, "Attempt",
                    (json_int_t)p->attempt, "State", (int)p->state, "CreatedAt",
                    (json_int_t)p->created_at, "Labels", kvs_to_json(&p->labels), "Annotations",
                    kvs_to_json(&p->annotations), "RuntimeHandler", p->runtime_handler, "Hostname",
@@ -285,8 +289,8 @@ fail:
 
 static json_t *ctr_to_json(const struct cri_ctr *c)
 {
-  json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:I,s:i,s:I,s:I,s:I,s:i,s:s,s:s,s:s}", "Version", 1,
-                        "Id", c->id, "PodId", c->pod_id, "Name", c->name, "Attempt",
+  json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:I,s:i,s:I,s:I,s:I,s:i,s:s,s:s,s:s}", "Version", 1, "Id",
+                        c->id, "PodId", c->pod_id, "Name", c->name, "Attempt",
                         (json_int_t)c->attempt, "State", (int)c->state, "CreatedAt",
                         (json_int_t)c->created_at, "StartedAt", (json_int_t)c->started_at,
                         "FinishedAt", (json_int_t)c->finished_at, "ExitCode", (int)c->exit_code,
@@ -294,8 +298,8 @@ static json_t *ctr_to_json(const struct cri_ctr *c)
   /* json_pack takes at most a handful of pairs comfortably; the rest go in
    * a second object merged into the first. */
   json_t *rest = json_pack("{s:s,s:s,s:s,s:o,s:o,s:O}", "Reason", c->reason, "Message", c->message,
-                           "LogPath", c->log_path, "Labels", kvs_to_json(&c->labels),
-                           "Annotations", kvs_to_json(&c->annotations), "Ext", c->ext);
+                           "LogPath", c->log_path, "Labels", kvs_to_json(&c->labels), "Annotations",
+                           kvs_to_json(&c->annotations), "Ext", c->ext);
   if (!o || !rest || json_object_update(o, rest) < 0) {
     json_decref(o);
     o = NULL;
@@ -317,7 +321,8 @@ static struct cri_ctr *ctr_from_json(json_t *o)
   strcpy(c->pod_id, json_string_value(pod));
   c->attempt = (uint32_t)int_from_json(o, "Attempt");
   int64_t s = int_from_json(o, "State");
-  c->state = (s >= CRI_CTR_CREATED && s <= CRI_CTR_UNKNOWN) ? (enum cri_ctr_state)s : CRI_CTR_UNKNOWN;
+  c->state =
+      (s >= CRI_CTR_CREATED && s <= CRI_CTR_UNKNOWN) ? (enum cri_ctr_state)s : CRI_CTR_UNKNOWN;
   c->created_at = int_from_json(o, "CreatedAt");
   c->started_at = int_from_json(o, "StartedAt");
   c->finished_at = int_from_json(o, "FinishedAt");
@@ -522,7 +527,10 @@ void cri_state_close(struct cri_state *st)
   free(st);
 }
 
-const char *cri_state_root(const struct cri_state *st) { return st->root; }
+const char *cri_state_root(const struct cri_state *st)
+{
+  return st->root;
+}
 
 /* ---- lookups (lock held) ---- */
 

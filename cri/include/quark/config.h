@@ -24,31 +24,31 @@ enum cri_cgroup_driver { CRI_CGROUP_SYSTEMD = 0, CRI_CGROUP_CGROUPFS = 1 };
 
 /* One registry host and its mirrors, tried in order before the host itself. */
 struct cri_registry_mirror {
-  char *host;      /* "docker.io" */
-  char **urls;     /* "http://127.0.0.1:5000", ... */
+  char *host;  /* "docker.io" */
+  char **urls; /* "http://127.0.0.1:5000", ... */
   size_t n_urls;
 };
 
 struct cri_config {
-  char *socket;          /* "unix:///run/quark/quark.sock" */
-  char *state_root;      /* "/var/lib/quark/state" */
-  char *image_root;      /* "/var/lib/quark/images" */
-  char *log_file;        /* "/var/log/quark/quark.log" */
+  char *socket;     /* "unix:///run/quark/quark.sock" */
+  char *state_root; /* "/var/lib/quark/state" */
+  char *image_root; /* "/var/lib/quark/images" */
+  char *log_file;   /* "/var/log/quark/quark.log" */
   q_log_level debug_level;
   enum cri_cgroup_driver cgroup_driver;
-  char *stream_address;  /* "127.0.0.1" */
-  uint16_t stream_port;  /* 0: pick a free port */
+  char *stream_address; /* "127.0.0.1" */
+  uint16_t stream_port; /* 0: pick a free port */
 
   struct {
     struct cri_registry_mirror *mirrors;
     size_t n_mirrors;
-    char **insecure;     /* "host:port" entries allowed over plain HTTP */
+    char **insecure; /* "host:port" entries allowed over plain HTTP */
     size_t n_insecure;
   } registry;
 
   struct {
-    char *binary;        /* quark-sandbox */
-    char *kernel;        /* qkernel.bin */
+    char *binary; /* quark-sandbox */
+    char *kernel; /* qkernel.bin */
     uint32_t memory_mib;
     uint32_t vcpus;
   } sandbox;
@@ -65,7 +65,7 @@ struct cri_config {
     char *socket;
   } tsor;
 
-  char *source;          /* file the config came from, NULL for defaults */
+  char *source; /* file the config came from, NULL for defaults */
 };
 
 /* Fills defaults. Returns -ENOMEM. */
@@ -88,7 +88,8 @@ const char *cri_config_pick_path(const char *flag_value, bool *explicit_out);
 const char *cri_config_socket_path(const char *endpoint);
 
 /* The mirrors for a registry host, NULL when none. */
-const struct cri_registry_mirror *cri_config_mirrors(const struct cri_config *cfg, const char *host);
+const struct cri_registry_mirror *cri_config_mirrors(const struct cri_config *cfg,
+                                                     const char *host);
 /* Whether "host[:port]" is listed in Registry.Insecure. */
 bool cri_config_is_insecure(const struct cri_config *cfg, const char *host);
 

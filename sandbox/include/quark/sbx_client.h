@@ -35,15 +35,15 @@ struct sbx_client;
 
 /* Pod-level settings fixed when the VM is created. */
 struct sbx_pod_spec {
-  const char *pod_id;          /* 64 hex */
-  const char *sandbox_binary;  /* Sandbox.Binary */
-  const char *kernel;          /* Sandbox.Kernel */
+  const char *pod_id;         /* 64 hex */
+  const char *sandbox_binary; /* Sandbox.Binary */
+  const char *kernel;         /* Sandbox.Kernel */
   uint32_t memory_mib;
   uint32_t vcpus;
-  const char *netns_path;      /* NULL: host network namespace */
+  const char *netns_path; /* NULL: host network namespace */
   const char *hostname;
-  const char *run_dir;         /* where the control socket and pod files live */
-  const char *log_path;        /* the sandbox's own log */
+  const char *run_dir;  /* where the control socket and pod files live */
+  const char *log_path; /* the sandbox's own log */
 };
 
 struct sbx_kv {
@@ -52,24 +52,24 @@ struct sbx_kv {
 };
 
 struct sbx_mount {
-  const char *source;          /* host path */
-  const char *destination;     /* path in the container */
+  const char *source;      /* host path */
+  const char *destination; /* path in the container */
   bool readonly;
 };
 
 /* One container process to create inside the pod VM. */
 struct sbx_container_spec {
-  const char *container_id;    /* 64 hex */
-  const char *rootfs;          /* host directory with the unpacked image */
-  const char *const *argv;     /* NULL-terminated */
-  const char *const *envp;     /* NULL-terminated, "K=V" */
+  const char *container_id; /* 64 hex */
+  const char *rootfs;       /* host directory with the unpacked image */
+  const char *const *argv;  /* NULL-terminated */
+  const char *const *envp;  /* NULL-terminated, "K=V" */
   const char *cwd;
   uint32_t uid, gid;
   const uint32_t *groups;
   size_t n_groups;
   const struct sbx_mount *mounts;
   size_t n_mounts;
-  const char *log_path;        /* CRI log file (stdout/stderr, CRI format) */
+  const char *log_path; /* CRI log file (stdout/stderr, CRI format) */
   bool tty, stdin_open;
 };
 
@@ -77,9 +77,9 @@ enum sbx_process_state { SBX_PROC_CREATED, SBX_PROC_RUNNING, SBX_PROC_EXITED };
 
 struct sbx_container_status {
   enum sbx_process_state state;
-  int64_t started_at;          /* ns since the epoch, 0 before start */
+  int64_t started_at; /* ns since the epoch, 0 before start */
   int64_t finished_at;
-  int32_t exit_code;           /* 128+signal when killed by a signal */
+  int32_t exit_code; /* 128+signal when killed by a signal */
   bool oom_killed;
 };
 
@@ -93,7 +93,7 @@ struct sbx_stats {
 
 struct sbx_exec_result {
   int32_t exit_code;
-  char *out;                   /* captured stdout, capped at out_cap */
+  char *out; /* captured stdout, capped at out_cap */
   size_t out_len;
   char *err;
   size_t err_len;
@@ -112,7 +112,8 @@ void sbx_client_close(struct sbx_client *c);
  * reaps the sandbox process. Idempotent: a gone sandbox is success. */
 int sbx_client_stop(struct sbx_client *c, int timeout_ms, q_error **err);
 
-int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *spec, q_error **err);
+int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *spec,
+                         q_error **err);
 int sbx_container_start(struct sbx_client *c, const char *container_id, q_error **err);
 /* Sends a Linux signal number to the container's init process. */
 int sbx_container_signal(struct sbx_client *c, const char *container_id, int signo, q_error **err);

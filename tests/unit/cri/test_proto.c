@@ -19,12 +19,20 @@ static void fill(ProtobufCMessage *m, int depth);
 static size_t elem_size(const ProtobufCFieldDescriptor *f)
 {
   switch (f->type) {
-  case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
-  case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_FLOAT:
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_FLOAT:
   case PROTOBUF_C_TYPE_ENUM:
     return 4;
-  case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-  case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_DOUBLE:
     return 8;
   case PROTOBUF_C_TYPE_BOOL:
     return sizeof(protobuf_c_boolean);
@@ -44,24 +52,30 @@ static void set_value(const ProtobufCFieldDescriptor *f, void *slot, unsigned k,
 {
   unsigned v = f->id * 7 + k + 1;
   switch (f->type) {
-  case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32:
     *(int32_t *)slot = -(int32_t)v;
     break;
-  case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
     *(uint32_t *)slot = v;
     break;
   case PROTOBUF_C_TYPE_ENUM: {
     const ProtobufCEnumDescriptor *ed = f->descriptor;
-    *(int *)slot = ed->values[ed->n_values - 1].value;   /* a non-zero value */
+    *(int *)slot = ed->values[ed->n_values - 1].value; /* a non-zero value */
     break;
   }
   case PROTOBUF_C_TYPE_FLOAT:
     *(float *)slot = (float)v + 0.5f;
     break;
-  case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
     *(int64_t *)slot = -(int64_t)v * 1000000007LL;
     break;
-  case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
     *(uint64_t *)slot = (uint64_t)v * 1000000007ULL;
     break;
   case PROTOBUF_C_TYPE_DOUBLE:
@@ -81,7 +95,7 @@ static void set_value(const ProtobufCFieldDescriptor *f, void *slot, unsigned k,
     b->len = 3 + k;
     b->data = malloc(b->len);
     memset(b->data, 0xa0 + (int)k, b->len);
-    b->data[0] = 0;   /* binary, not text */
+    b->data[0] = 0; /* binary, not text */
     break;
   }
   case PROTOBUF_C_TYPE_MESSAGE: {
@@ -172,9 +186,8 @@ Test(proto, wire_numbers_match_cri)
   free(b);
 
   /* LinuxSandboxSecurityContext.run_as_group is 8, supplemental_groups_policy 11. */
-  const ProtobufCFieldDescriptor *f =
-      protobuf_c_message_descriptor_get_field_by_name(&runtime__v1__linux_sandbox_security_context__descriptor,
-                                                      "supplemental_groups_policy");
+  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(
+      &runtime__v1__linux_sandbox_security_context__descriptor, "supplemental_groups_policy");
   cr_assert_not_null(f);
   cr_assert_eq(f->id, 11);
   f = protobuf_c_message_descriptor_get_field_by_name(&runtime__v1__container_config__descriptor,
@@ -190,13 +203,35 @@ Test(proto, services_have_every_rpc)
   cr_assert_str_eq(rs->name, "runtime.v1.RuntimeService");
   cr_assert_str_eq(is->name, "runtime.v1.ImageService");
   static const char *const must[] = {
-    "Version", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
-    "ListPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer",
-    "ListContainers", "ContainerStatus", "UpdateContainerResources", "ReopenContainerLog",
-    "ExecSync", "Exec", "Attach", "PortForward", "ContainerStats", "ListContainerStats",
-    "PodSandboxStats", "ListPodSandboxStats", "UpdateRuntimeConfig", "Status",
-    "CheckpointContainer", "GetContainerEvents", "ListMetricDescriptors", "ListPodSandboxMetrics",
-    "RuntimeConfig",
+      "Version",
+      "RunPodSandbox",
+      "StopPodSandbox",
+      "RemovePodSandbox",
+      "PodSandboxStatus",
+      "ListPodSandbox",
+      "CreateContainer",
+      "StartContainer",
+      "StopContainer",
+      "RemoveContainer",
+      "ListContainers",
+      "ContainerStatus",
+      "UpdateContainerResources",
+      "ReopenContainerLog",
+      "ExecSync",
+      "Exec",
+      "Attach",
+      "PortForward",
+      "ContainerStats",
+      "ListContainerStats",
+      "PodSandboxStats",
+      "ListPodSandboxStats",
+      "UpdateRuntimeConfig",
+      "Status",
+      "CheckpointContainer",
+      "GetContainerEvents",
+      "ListMetricDescriptors",
+      "ListPodSandboxMetrics",
+      "RuntimeConfig",
   };
   for (size_t i = 0; i < Q_ARRAY_SIZE(must); i++)
     cr_assert_not_null(protobuf_c_service_descriptor_get_method_by_name(rs, must[i]), "%s",

@@ -16,7 +16,10 @@ static void setup(void)
   cr_assert_not_null(mkdtemp(root));
 }
 
-static void teardown(void) { q_rm_rf(root, NULL); }
+static void teardown(void)
+{
+  q_rm_rf(root, NULL);
+}
 
 static struct cri_state *open_store(void)
 {
@@ -265,7 +268,7 @@ static int to_exited(struct cri_ctr *c, void *arg)
 
 static int refuse(struct cri_ctr *c, void *arg)
 {
-  c->state = CRI_CTR_UNKNOWN;   /* must not stick: we fail */
+  c->state = CRI_CTR_UNKNOWN; /* must not stick: we fail */
   return -EBUSY;
 }
 
