@@ -91,6 +91,10 @@ void stream_linger_close(int fd);
  * connection; they return when it is over (the caller closes the fd). */
 void stream_spdy_remotecommand(struct stream_conn *c, struct stream_token *t, int version);
 void stream_spdy_portforward(struct stream_conn *c, struct stream_token *t);
+/* Port forwarding over WebSocket (kubelet's v4 channel protocol): the ports
+ * are the CRI request's. */
+void stream_ws_portforward(struct stream_conn *c, struct stream_token *t,
+                           const struct http_request *req, const char *protocol, bool base64);
 /* Performs the WebSocket handshake reply itself. */
 void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
                              const struct http_request *req, const char *protocol, int version,

@@ -72,7 +72,8 @@ static bool pick_ws(const char *s, size_t len, void *arg)
 {
   struct pick *p = arg;
   for (size_t i = 0; i < Q_ARRAY_SIZE(ws_rc_protocols); i++)
-    if (len == strlen(ws_rc_protocols[i].name) && memcmp(s, ws_rc_protocols[i].name, len) == 0) {
+    if ((p->kind != STREAM_PORTFORWARD || ws_rc_protocols[i].version == RC_V4) &&
+        len == strlen(ws_rc_protocols[i].name) && memcmp(s, ws_rc_protocols[i].name, len) == 0) {
       p->found = (int)i;
       return true;
     }
@@ -168,8 +169,23 @@ static void serve(struct stream_conn *c)
       const char *h[] = {"Sec-WebSocket-Version: 13"};
       http_respond(c->fd, 400, h, 1, "bad websocket handshake\n");
     } else if (kind == STREAM_PORTFORWARD) {
-      http_respond(c->fd, 400, NULL, 0,
-                   "port forwarding over websocket is not supported; use SPDY/3.1\n");
+      /* kubelet's WebSocket port forwarding: one channel pair per port of
+       * the request; the plain and base64 v4 channel protocols. */
+      struct pick p = {kind, true, -1};
+      bool any = http_header(req, "Sec-WebSocket-Protocol") != NULL;
+      http_header_each(req, "Sec-WebSocket-Protocol", pick_ws, &p);
+      const char *name = p.found >= 0 ? ws_rc_protocols[p.found].name : NULL;
+      if (any && !name) {
+        const char *h[] = {"X-Accepted-Stream-Protocol-Versions: v4.channel.k8s.io, "
+                           "v4.base64.channel.k8s.io"};
+        http_respond(c->fd, 403, h, 1, "unable to upgrade: no supported protocol\n");
+      } else if (t->nports == 0 || t->nports > 32) {
+        http_respond(c->fd, 400, NULL, 0,
+                     "websocket port forwarding needs 1 to 32 ports in the request\n");
+      } else {
+        q_debug(id, "stream: websocket portforward session (%s)", name ? name : "no subprotocol");
+        stream_ws_portforward(c, t, req, name, name && ws_rc_protocols[p.found].base64);
+      }
     } else {
       struct pick p = {kind, true, -1};
       bool any = http_header(req, "Sec-WebSocket-Protocol") != NULL;

@@ -39,10 +39,24 @@ struct ws {
   char resize[4096];
   size_t resize_len;
   int64_t last_io;
+  int saved_flags;
+  /* port forwarding: channel 2i carries port i's data, 2i+1 its errors */
+  struct ws_pf *pf;
+  size_t npf;
+};
+
+struct ws_pf {
+  uint16_t port;
+  int fd;
+  uint8_t *pend;
+  size_t len, off, cap;
 };
 
 static bool ws_blocked(struct ws *w)
 {
+  for (size_t i = 0; i < w->npf; i++)
+    if (w->pf[i].off < w->pf[i].len)
+      return true;
   return w->stdin_off < w->stdin_len;
 }
 
@@ -114,8 +128,43 @@ static void ws_push_stdin(struct ws *w)
     stream_proc_close_stdin(&w->proc);
 }
 
+static void ws_pf_push(struct ws *w, struct ws_pf *p)
+{
+  while (p->off < p->len && p->fd >= 0) {
+    ssize_t n = send(p->fd, p->pend + p->off, p->len - p->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == ENOTSOCK)
+      n = write(p->fd, p->pend + p->off, p->len - p->off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN)
+      return;
+    if (n <= 0)
+      break;
+    p->off += (size_t)n;
+  }
+  p->len = p->off = 0;
+}
+
 static void ws_on_channel(struct ws *w, int ch, const uint8_t *data, size_t len)
 {
+  if (w->pf) {
+    size_t i = (size_t)ch / 2;
+    struct ws_pf *p = &w->pf[i];
+    if (ch % 2 != 0 || i >= w->npf || p->fd < 0 || len == 0)
+      return; /* the client has nothing to say on error channels */
+    if (p->len + len > p->cap) {
+      size_t cap = p->len + len + 4096;
+      uint8_t *n = realloc(p->pend, cap);
+      if (!n)
+        return;
+      p->pend = n;
+      p->cap = cap;
+    }
+    memcpy(p->pend + p->len, data, len);
+    p->len += len;
+    ws_pf_push(w, p);
+    return;
+  }
   switch (ch) {
   case CH_STDIN:
     if (w->stdin_fin || !w->t->opts.in)
@@ -264,13 +313,15 @@ static int ws_handshake(struct ws *w, const struct http_request *req, const char
   return http_respond(w->fd, 101, h, protocol ? 4 : 3, NULL);
 }
 
-void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
-                             const struct http_request *req, const char *protocol, int version,
-                             bool base64)
+/* Answers the handshake and sets up wslay on the (now non-blocking)
+ * socket. NULL when the connection is not usable. */
+static struct ws *ws_open(struct stream_conn *c, struct stream_token *t,
+                          const struct http_request *req, const char *protocol, int version,
+                          bool base64)
 {
   struct ws *w = calloc(1, sizeof(*w));
   if (!w)
-    return;
+    return NULL;
   w->c = c;
   w->t = t;
   w->fd = c->fd;
@@ -280,20 +331,54 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
   w->extra_len = c->extra_len;
   w->last_io = q_mono_ns();
   w->proc.stdin_fd = w->proc.stdout_fd = w->proc.stderr_fd = w->proc.exit_fd = -1;
-  const char *id = t->target;
   if (ws_handshake(w, req, protocol) < 0) {
     free(w);
-    return;
+    return NULL;
   }
   struct wslay_event_callbacks cb = {
       .recv_callback = ws_recv_cb, .send_callback = ws_send_cb, .on_msg_recv_callback = ws_on_msg};
   if (wslay_event_context_server_init(&w->ctx, &cb, w) != 0) {
     free(w);
-    return;
+    return NULL;
   }
   wslay_event_config_set_max_recv_msg_length(w->ctx, WS_MAX_MSG);
-  int fl = fcntl(w->fd, F_GETFL);
-  fcntl(w->fd, F_SETFL, fl | O_NONBLOCK);
+  w->saved_flags = fcntl(w->fd, F_GETFL);
+  fcntl(w->fd, F_SETFL, w->saved_flags | O_NONBLOCK);
+  return w;
+}
+
+/* Sends what is queued, then the close frame, and frees w. */
+static void ws_close(struct ws *w)
+{
+  if (!w->closed) {
+    /* wslay sends queued control frames before data: the status must be
+     * out before the close frame is queued, or it would never be sent. */
+    ws_flush(w, STREAM_SEND_TIMEOUT_MS);
+    wslay_event_queue_close(w->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+    ws_flush(w, 5000);
+  }
+  fcntl(w->fd, F_SETFL, w->saved_flags);
+  if (!w->closed)
+    stream_linger_close(w->fd);
+  wslay_event_context_free(w->ctx);
+  for (size_t i = 0; i < w->npf; i++) {
+    if (w->pf[i].fd >= 0)
+      close(w->pf[i].fd);
+    free(w->pf[i].pend);
+  }
+  free(w->pf);
+  free(w->stdin_pend);
+  free(w);
+}
+
+void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
+                             const struct http_request *req, const char *protocol, int version,
+                             bool base64)
+{
+  const char *id = t->target;
+  struct ws *w = ws_open(c, t, req, protocol, version, base64);
+  if (!w)
+    return;
 
   q_cleanup_error q_error *err = NULL;
   bool exited = false, have_proc = false;
@@ -403,21 +488,113 @@ void stream_ws_remotecommand(struct stream_conn *c, struct stream_token *t,
   q_debug(id, "stream: websocket session over (exit code %d, client %s)", exited ? code : -1,
           w->closed ? "gone" : "connected");
 finish:
-  if (!w->closed) {
-    /* wslay sends queued control frames before data: the status must be
-     * out before the close frame is queued, or it would never be sent. */
-    ws_flush(w, STREAM_SEND_TIMEOUT_MS);
-    wslay_event_queue_close(w->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
-    ws_flush(w, 5000);
-  }
   if (have_proc) {
+    /* Our status and close go out before the process is released. */
+    ws_flush(w, STREAM_SEND_TIMEOUT_MS);
     stream_proc_close_stdio(&w->proc);
     w->proc.ops->release(&w->proc, exited && !wait_err);
   }
-  fcntl(w->fd, F_SETFL, fl);
-  if (!w->closed)
-    stream_linger_close(w->fd);
-  wslay_event_context_free(w->ctx);
-  free(w->stdin_pend);
-  free(w);
+  ws_close(w);
+}
+
+void stream_ws_portforward(struct stream_conn *c, struct stream_token *t,
+                           const struct http_request *req, const char *protocol, bool base64)
+{
+  cri_stream_server *srv = c->srv;
+  struct ws *w = ws_open(c, t, req, protocol, RC_V4, base64);
+  if (!w)
+    return;
+  w->pf = calloc(t->nports, sizeof(*w->pf));
+  if (!w->pf) {
+    ws_close(w);
+    return;
+  }
+  w->npf = t->nports;
+  /* Every channel starts with its port (little endian), then each port is
+   * dialed; a failure is reported as text on that port's error channel. */
+  size_t open = 0;
+  for (size_t i = 0; i < w->npf; i++) {
+    struct ws_pf *p = &w->pf[i];
+    p->port = (uint16_t)t->ports[i];
+    p->fd = -1;
+    uint8_t le[2] = {(uint8_t)p->port, (uint8_t)(p->port >> 8)};
+    ws_send(w, (int)(2 * i), le, 2);
+    ws_send(w, (int)(2 * i + 1), le, 2);
+    q_cleanup_error q_error *err = NULL;
+    int r = srv->cfg.ops->portforward
+                ? srv->cfg.ops->portforward(srv->cfg.backend, t->target, p->port, &p->fd, &err)
+                : q_error_make(&err, ENOTSUP, "port forwarding is not supported");
+    if (r < 0) {
+      char msg[512];
+      snprintf(msg, sizeof(msg), "error forwarding port %u to pod %s: %s", p->port, t->target,
+               q_error_msg(err));
+      ws_send(w, (int)(2 * i + 1), msg, strlen(msg));
+      p->fd = -1;
+      continue;
+    }
+    int fl = fcntl(p->fd, F_GETFL);
+    if (fl >= 0)
+      fcntl(p->fd, F_SETFL, fl | O_NONBLOCK);
+    open++;
+  }
+  w->started = true; /* from now on a port that does not take data stops our reads */
+  if (w->extra_len && wslay_event_recv(w->ctx) != 0)
+    w->closed = true;
+
+  /* Until every port's connection has ended or the client leaves. */
+  while (!w->closed && open > 0 && !stream_stopping(srv)) {
+    if (!wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx))
+      break;
+    struct pollfd pfd[1 + 64];
+    size_t map[1 + 64];
+    nfds_t n = 0;
+    short sev = 0;
+    if (wslay_event_want_read(w->ctx) && !ws_blocked(w))
+      sev |= POLLIN;
+    if (wslay_event_want_write(w->ctx))
+      sev |= POLLOUT;
+    pfd[n++] = (struct pollfd){.fd = w->fd, .events = sev};
+    bool room = wslay_event_get_queued_msg_length(w->ctx) < WS_MAX_QUEUED;
+    for (size_t i = 0; i < w->npf && n < Q_ARRAY_SIZE(pfd); i++) {
+      struct ws_pf *p = &w->pf[i];
+      if (p->fd < 0)
+        continue;
+      short ev = (short)((room ? POLLIN : 0) | (p->off < p->len ? POLLOUT : 0));
+      map[n] = i;
+      pfd[n++] = (struct pollfd){.fd = p->fd, .events = ev};
+    }
+    int64_t idle =
+        (w->last_io + (int64_t)srv->cfg.idle_timeout_ms * 1000000 - q_mono_ns()) / 1000000;
+    int pr = poll(pfd, n, idle <= 0 ? 0 : idle > STREAM_POLL_MS ? STREAM_POLL_MS : (int)idle);
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr == 0 && idle <= 0)
+      break;
+    if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && wslay_event_recv(w->ctx) != 0) {
+      w->closed = true;
+      break;
+    }
+    for (nfds_t k = 1; k < n; k++) {
+      struct ws_pf *p = &w->pf[map[k]];
+      if (!pfd[k].revents || p->fd < 0)
+        continue;
+      if (pfd[k].revents & POLLOUT) {
+        ws_pf_push(w, p);
+        if (!ws_blocked(w) && wslay_event_recv(w->ctx) != 0)
+          w->closed = true;
+      }
+      if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) {
+        w->last_io = q_mono_ns();
+        void *arg[2] = {w, (void *)(intptr_t)(2 * map[k])};
+        if (stream_drain_fd(p->fd, ws_out_fn, arg)) {
+          close(p->fd);
+          p->fd = -1;
+          open--;
+        }
+      }
+    }
+    if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0)
+      w->closed = true;
+  }
+  ws_close(w);
 }

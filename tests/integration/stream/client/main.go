@@ -620,6 +620,80 @@ func scenarioPortForward() error {
 	return nil
 }
 
+// scenarioWSPortForward follows kubelet's WebSocket port forwarding: per
+// port of the request a data channel (2i) and an error channel (2i+1), each
+// opened with the port number in two little-endian bytes.
+func scenarioWSPortForward(proto string) error {
+	port, stop := httpServer()
+	defer stop()
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	u, err := mint(map[string]interface{}{"op": "portforward", "pod": "p1", "ports": []int{port, dead}})
+	if err != nil {
+		return err
+	}
+	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 10 * time.Second}
+	c, resp, err := d.Dial(strings.Replace(u, "http://", "ws://", 1), nil)
+	if err != nil {
+		if resp != nil {
+			return fmt.Errorf("dial: HTTP %d", resp.StatusCode)
+		}
+		return err
+	}
+	defer c.Close()
+	b64 := strings.Contains(proto, "base64")
+	req := []byte("GET /ws HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+	if b64 {
+		err = c.WriteMessage(websocket.TextMessage, append([]byte{'0'}, []byte(b64enc(req))...))
+	} else {
+		err = c.WriteMessage(websocket.BinaryMessage, append([]byte{0}, req...))
+	}
+	if err != nil {
+		return err
+	}
+	chans := map[byte][]byte{}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			if ce, ok := err.(*websocket.CloseError); ok && ce.Code == websocket.CloseNormalClosure {
+				break
+			}
+			return err
+		}
+		if len(msg) == 0 {
+			continue
+		}
+		ch, data := msg[0], msg[1:]
+		if b64 {
+			ch -= '0'
+			if data, err = b64dec(string(data)); err != nil {
+				return err
+			}
+		}
+		chans[ch] = append(chans[ch], data...)
+	}
+	le := func(p int) string { return string([]byte{byte(p), byte(p >> 8)}) }
+	for ch, p := range map[byte]int{0: port, 1: port, 2: dead, 3: dead} {
+		if !strings.HasPrefix(string(chans[ch]), le(p)) {
+			return fmt.Errorf("channel %d does not start with port %d: %q", ch, p, chans[ch])
+		}
+	}
+	r, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(chans[0][2:])), nil)
+	if err != nil {
+		return fmt.Errorf("response %q: %v", chans[0], err)
+	}
+	body, _ := ioutil.ReadAll(r.Body)
+	if r.StatusCode != 200 || string(body) != "pf-ok /ws" {
+		return fmt.Errorf("got %d %q", r.StatusCode, body)
+	}
+	if len(chans[1]) != 2 || !strings.Contains(string(chans[3]), fmt.Sprintf("error forwarding port %d", dead)) {
+		return fmt.Errorf("error channels %q %q", chans[1], chans[3])
+	}
+	return nil
+}
+
 // ---- bad input ----
 
 func httpStatus(rawurl string, protos []string, extra http.Header) (int, http.Header, error) {
@@ -889,6 +963,8 @@ func main() {
 		sc{"websocket v5.channel.k8s.io stdin close", func() error { return scenarioStdinClose(ws("v5.channel.k8s.io"), "v5.channel.k8s.io") }},
 		sc{"websocket v5.channel.k8s.io attach StdinOnce", func() error { return scenarioAttach(ws("v5.channel.k8s.io"), "v5.channel.k8s.io") }},
 		sc{"spdy portforward HTTP 200", scenarioPortForward},
+		sc{"websocket v4.channel.k8s.io portforward HTTP 200", func() error { return scenarioWSPortForward("v4.channel.k8s.io") }},
+		sc{"websocket v4.base64.channel.k8s.io portforward HTTP 200", func() error { return scenarioWSPortForward("v4.base64.channel.k8s.io") }},
 		sc{"spdy attach to a missing container", func() error { return scenarioAttachMissing(sp("v4.channel.k8s.io"), "v4.channel.k8s.io") }},
 		sc{"websocket attach to a missing container", func() error { return scenarioAttachMissing(ws("v4.channel.k8s.io"), "v4.channel.k8s.io") }},
 		sc{"spdy SETTINGS, WINDOW_UPDATE, PING", scenarioOddFrames},
