@@ -171,6 +171,7 @@ static int cmd_run(int argc, char **argv)
   }
   if (sbx_vm_create(&ctx.vm, (uint64_t)mem_mib << 20, (unsigned)vcpus, &err) < 0)
     goto out;
+  q_debug(NULL, "vm created: %lu MiB, %lu vcpus", mem_mib, vcpus);
   struct sbx_boot_config bc = {
       .kernel_path = kernel,
       .rootfd = rootfd,
@@ -183,6 +184,8 @@ static int cmd_run(int argc, char **argv)
   struct sbx_boot_result br;
   if (sbx_boot_prepare(ctx.vm, &bc, &br, &err) < 0)
     goto out;
+  q_debug(NULL, "boot state written: kernel %s, %llu KiB of guest memory used by the host", kernel,
+          (unsigned long long)(br.host_alloc_bytes >> 10));
   struct sbx_qcall_config qc = {
       .mem = sbx_vm_mem(ctx.vm),
       .rings_gpa = br.rings_gpa,
@@ -199,6 +202,7 @@ static int cmd_run(int argc, char **argv)
       goto out;
   if (sbx_qcall_start(ctx.qc, &err) < 0)
     goto out;
+  q_debug(NULL, "qcall workers started; running");
   struct sbx_vm_hooks hooks = {.ctx = &ctx, .on_halt = on_halt};
   status = sbx_vm_run(ctx.vm, &hooks);
   sbx_qcall_stop(ctx.qc);
