@@ -165,6 +165,19 @@ int64_t qk_strncpy_from_user(char *dst, uint64_t uva, size_t max)
   return -QK_ENAMETOOLONG;
 }
 
+/* The level-1 table mapping va's 2 MiB region if the upper levels allow
+ * `need`, else NULL (absent, forbidden, or a 2 MiB page). */
+static volatile uint64_t *l1_table(uint64_t cr3, uint64_t va, uint64_t need)
+{
+  if (cache.l1 && cache.cr3 == cr3 && cache.region == (va >> 21))
+    return (cache.flags & need) == need ? cache.l1 : NULL;
+  uint64_t pa;
+  walk(cr3, va, false, &pa); /* refreshes the cache when a table exists */
+  if (cache.l1 && cache.cr3 == cr3 && cache.region == (va >> 21) && (cache.flags & need) == need)
+    return cache.l1;
+  return NULL;
+}
+
 int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write)
 {
   uint64_t done = 0;
@@ -173,28 +186,48 @@ int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write)
     return len ? -QK_EFAULT : 0;
   if (len > QK_USER_TOP - uva)
     len = QK_USER_TOP - uva;
-  while (done < len) {
-    uint64_t pa;
-    if (qk_user_pa(uva + done, write, &pa))
-      break;
-    uint64_t chunk = QK_PAGE_SIZE - ((uva + done) & 4095);
-    if (chunk > len - done)
-      chunk = len - done;
-    if (v->n && v->seg[v->n - 1].gpa + v->seg[v->n - 1].len == pa) {
-      v->seg[v->n - 1].len += chunk;
-    } else {
-      if (v->n == QK_QCALL_MAX_IOV) {
-        full = true;
-        break;
+  if (len > QK_QCALL_MAX_IO - v->bytes)
+    len = QK_QCALL_MAX_IO - v->bytes;
+  uint64_t cr3 = qk_current()->proc->mm->cr3;
+  uint64_t need = QK_PTE_P | QK_PTE_U | (write ? QK_PTE_W : 0);
+  /* Per 2 MiB region one table lookup, then one PTE load per page: the
+   * loop below is the whole per-page cost of a big read or write. */
+  while (done < len && !full) {
+    uint64_t va = uva + done;
+    uint64_t end = QK_ALIGN_DOWN(va, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE;
+    if (end > uva + len)
+      end = uva + len;
+    volatile uint64_t *l1 = l1_table(cr3, va, need);
+    while (va < end) {
+      uint64_t pa;
+      uint64_t e = l1 ? l1[(va >> 12) & 511] : 0;
+      if (qk_likely((e & need) == need)) {
+        pa = (e & QK_PTE_ADDR) | (va & 4095);
+      } else {
+        /* Not mapped yet (lazy area), a 2 MiB page, or forbidden. */
+        if (qk_user_pa(va, write, &pa))
+          goto out;
+        l1 = l1_table(cr3, va, need);
       }
-      v->seg[v->n].gpa = pa;
-      v->seg[v->n].len = chunk;
-      v->n++;
+      uint64_t chunk = QK_PAGE_SIZE - (va & 4095);
+      if (chunk > end - va)
+        chunk = end - va;
+      if (v->n && v->seg[v->n - 1].gpa + v->seg[v->n - 1].len == pa) {
+        v->seg[v->n - 1].len += chunk;
+      } else {
+        if (v->n == QK_QCALL_MAX_IOV) {
+          full = true;
+          break;
+        }
+        v->seg[v->n].gpa = pa;
+        v->seg[v->n].len = chunk;
+        v->n++;
+      }
+      va += chunk;
+      done += chunk;
     }
-    done += chunk;
-    if (v->bytes + done >= QK_QCALL_MAX_IO)
-      break;
   }
+out:
   if (!done && len && !full)
     return -QK_EFAULT;
   v->bytes += done;
