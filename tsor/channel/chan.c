@@ -109,7 +109,9 @@ uint32_t tsor_chan_step(struct tsor_chan_sm *s, enum tsor_cev ev)
     uint32_t act = 0;
     s->released = true;
     s->shut_wr = true;
-    if (s->chan && !s->term_sent) {
+    /* While connecting the peer's channel is not known yet: the answer
+     * (ACCEPTED, with released set) sends the reset. */
+    if (s->chan && !s->term_sent && s->st == TSOR_CS_OPEN) {
       s->term_sent = true;
       act |= TSOR_ACT_SEND_RESET;
     }

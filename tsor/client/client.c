@@ -545,6 +545,16 @@ int tsor_client_close(tsor_client *c, int sd)
 {
   struct csock *s = get(c, sd);
   if (s == NULL) return -EBADF;
+  if (s->st == CS_LISTEN) {
+    /* Connections queued for accept() die with the listener, as in TCP. */
+    tsor_client_process(c);
+    while (s->acc_n > 0) {
+      struct pending_accept a = s->acc[s->acc_head];
+      s->acc_head = (s->acc_head + 1) % s->acc_cap;
+      s->acc_n--;
+      tsor_client_close(c, (int)a.sd);
+    }
+  }
   s->st = CS_CLOSING; /* until tsord says RELEASED */
   return submit(c, TSOR_REQ_CLOSE, sd, 0, 0, 0);
 }

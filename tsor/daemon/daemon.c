@@ -135,6 +135,7 @@ struct client {
   uint32_t pod_ip;
   struct dsock *socks;
   uint32_t *freeslots, nfree;
+  uint32_t req_head, cq_tail; /* our own indices: never read back from the arena */
   struct tsor_shm_cqe *ovf;
   uint32_t ovf_head, ovf_n, ovf_cap;
   uint32_t live_chans;
@@ -170,14 +171,22 @@ static void apply(struct dsock *ds, uint32_t act);
 
 /* ---- clients: completions and wake-ups ---- */
 
+static void client_kill(struct client *cl, const char *why);
+
 static void client_cqe(struct client *cl, const struct tsor_shm_cqe *e)
 {
   if (cl->dead) return;
-  uint32_t head = tsor_load_acq(&cl->sh->cq.head), tail = cl->sh->cq.tail;
+  uint32_t head = tsor_load_acq(&cl->sh->cq.head), tail = cl->cq_tail;
   if (cl->ovf_n == 0 && tail - head < cl->h.qentries) {
     cl->cqr[tail % cl->h.qentries] = *e;
+    cl->cq_tail = tail + 1;
     tsor_store_rel(&cl->sh->cq.tail, tail + 1);
   } else {
+    if (cl->ovf_n >= TSOR_MAX_SLOTS * 4u) {
+      /* A client that stopped reading completions would grow this forever. */
+      client_kill(cl, "completion ring not drained");
+      return;
+    }
     /* The ring is full (or already overflowed, keep the order): park it. */
     if (cl->ovf_n == cl->ovf_cap) {
       uint32_t ncap = cl->ovf_cap ? cl->ovf_cap * 2 : 64;
@@ -198,9 +207,10 @@ static void client_cqe(struct client *cl, const struct tsor_shm_cqe *e)
 static void client_flush_ovf(struct client *cl)
 {
   while (cl->ovf_n > 0) {
-    uint32_t head = tsor_load_acq(&cl->sh->cq.head), tail = cl->sh->cq.tail;
+    uint32_t head = tsor_load_acq(&cl->sh->cq.head), tail = cl->cq_tail;
     if (tail - head >= cl->h.qentries) return;
     cl->cqr[tail % cl->h.qentries] = cl->ovf[cl->ovf_head];
+    cl->cq_tail = tail + 1;
     tsor_store_rel(&cl->sh->cq.tail, tail + 1);
     cl->ovf_head = (cl->ovf_head + 1) % cl->ovf_cap;
     cl->ovf_n--;
@@ -430,8 +440,6 @@ static uint64_t client_tx_tail(struct dsock *ds, bool *bad)
   }
   return tail;
 }
-
-static void client_kill(struct client *cl, const char *why);
 
 /* Hands as much of the client's write ring to the fabric as byte credits
  * (room in the peer's read ring) and receive credits allow. */
@@ -666,7 +674,7 @@ static void req_close(struct client *cl, struct dsock *ds)
 static int client_requests(struct client *cl)
 {
   if (cl->dead) return 0;
-  uint32_t head = cl->sh->req.head, tail = tsor_load_acq(&cl->sh->req.tail);
+  uint32_t head = cl->req_head, tail = tsor_load_acq(&cl->sh->req.tail);
   int used = tsor_q_used(head, tail, cl->h.qentries);
   if (used < 0) {
     client_kill(cl, "request ring index out of range");
@@ -710,6 +718,7 @@ static int client_requests(struct client *cl)
     default: client_kill(cl, "unknown request"); break;
     }
   }
+  cl->req_head = head;
   if (!cl->dead) tsor_store_rel(&cl->sh->req.head, head);
   return n;
 }
@@ -1354,7 +1363,7 @@ static void set_sleeping(struct tsor_daemon *d, uint32_t v)
 static bool requests_pending(struct tsor_daemon *d)
 {
   for (struct client *cl = d->clients; cl; cl = cl->next)
-    if (!cl->dead && tsor_load_acq(&cl->sh->req.tail) != cl->sh->req.head) return true;
+    if (!cl->dead && tsor_load_acq(&cl->sh->req.tail) != cl->req_head) return true;
   return false;
 }
 

@@ -182,6 +182,10 @@ static void *conn_thread(void *arg)
       push_down(c, -errno);
       return NULL;
     }
+    /* SO_SNDTIMEO bounds connect() too: an unreachable node fails its
+     * pending connects in seconds, not after the kernel's SYN retries. */
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&c->to, sizeof(c->to)) < 0) {
       int e = errno;
       close(fd);

@@ -130,3 +130,15 @@ Test(chan, stray_events_change_nothing)
   cr_assert_eq(tsor_chan_step(&s, TSOR_EV_ACCEPTED), 0);
   cr_assert_eq(s.st, TSOR_CS_IDLE);
 }
+
+Test(chan, client_death_while_connecting)
+{
+  struct tsor_chan_sm s = {0};
+  tsor_chan_step(&s, TSOR_EV_CONNECT);
+  cr_assert_eq(tsor_chan_step(&s, TSOR_EV_ABORT), 0, "the peer's channel is not known yet");
+  cr_assert_eq(tsor_chan_step(&s, TSOR_EV_ACCEPTED), TSOR_ACT_SEND_RESET);
+  struct tsor_chan_sm r = {0};
+  tsor_chan_step(&r, TSOR_EV_CONNECT);
+  tsor_chan_step(&r, TSOR_EV_ABORT);
+  cr_assert_eq(tsor_chan_step(&r, TSOR_EV_REFUSED), TSOR_ACT_FREE_CHAN | TSOR_ACT_RELEASE);
+}
