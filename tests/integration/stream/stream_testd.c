@@ -390,7 +390,7 @@ int main(int argc, char **argv)
   struct sockaddr_un un = {.sun_family = AF_UNIX};
   snprintf(un.sun_path, sizeof(un.sun_path), "%s", argv[1]);
   unlink(argv[1]);
-  if (bind(l, (struct sockaddr *)&un, sizeof(un)) < 0 || listen(l, 16) < 0) {
+  if (bind(l, (struct sockaddr *)&un, sizeof(un)) < 0 || listen(l, 128) < 0) {
     perror("stream_testd: control socket");
     return 1;
   }

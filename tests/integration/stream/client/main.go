@@ -694,6 +694,45 @@ func scenarioWSPortForward(proto string) error {
 	return nil
 }
 
+// scenarioConcurrent runs sessions side by side, SPDY and WebSocket mixed.
+func scenarioConcurrent() error {
+	const n = 24
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			want := fmt.Sprintf("session-%d", i)
+			u, err := mint(execReq([]string{"sh", "-c", "cat; printf " + want}, false, true, true, true))
+			if err != nil {
+				errs <- err
+				return
+			}
+			var r *result
+			o := execOpts{stdin: true, stdout: true, stderr: true, input: want + ":"}
+			if i%2 == 0 {
+				o.proto = "v4.channel.k8s.io"
+				r, err = spdyExec(u, o)
+			} else {
+				o.proto = "v5.channel.k8s.io"
+				r, err = wsExec(u, o)
+			}
+			if err == nil && r.stdout != want+":"+want {
+				err = fmt.Errorf("session %d: stdout %q", i, r.stdout)
+			}
+			if err == nil {
+				err = wantSuccess(r.status)
+			}
+			errs <- err
+		}(i)
+	}
+	var first error
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // ---- bad input ----
 
 func httpStatus(rawurl string, protos []string, extra http.Header) (int, http.Header, error) {
@@ -968,6 +1007,7 @@ func main() {
 		sc{"spdy attach to a missing container", func() error { return scenarioAttachMissing(sp("v4.channel.k8s.io"), "v4.channel.k8s.io") }},
 		sc{"websocket attach to a missing container", func() error { return scenarioAttachMissing(ws("v4.channel.k8s.io"), "v4.channel.k8s.io") }},
 		sc{"spdy SETTINGS, WINDOW_UPDATE, PING", scenarioOddFrames},
+		sc{"24 concurrent sessions", scenarioConcurrent},
 		sc{"reused and unknown token 404", scenarioReusedToken},
 		sc{"expired token 404", func() error { return scenarioExpiredToken(*ttl) }},
 		sc{"wrong protocol 403", scenarioWrongProtocol},
