@@ -97,14 +97,15 @@ int cri_config_init(struct cri_config *cfg)
 
 /* ---- the schema ---- */
 
-enum kind { K_STRING, K_PATH, K_UINT, K_BOOL, K_LOGLEVEL, K_CGROUP, K_STRV, K_MIRRORS, K_OBJECT };
+/* K_COUNT: an integer of at least 1 (memory, vCPUs). */
+enum kind { K_STRING, K_PATH, K_UINT, K_COUNT, K_BOOL, K_LOGLEVEL, K_CGROUP, K_STRV, K_MIRRORS, K_OBJECT };
 
 struct key {
   const char *name;
   enum kind kind;
   size_t off;                 /* offset in struct cri_config */
-  size_t off_n;               /* K_STRV: offset of the count; K_UINT: field size */
-  uint64_t max;               /* K_UINT: inclusive upper bound */
+  size_t off_n;               /* K_STRV: offset of the count; K_UINT/K_COUNT: field size */
+  uint64_t max;               /* K_UINT/K_COUNT: inclusive upper bound */
   const struct key *children; /* K_OBJECT */
 };
 
@@ -119,8 +120,8 @@ static const struct key registry_keys[] = {
 static const struct key sandbox_keys[] = {
     {"Binary", K_PATH, OFF(sandbox.binary), 0, 0, NULL},
     {"Kernel", K_PATH, OFF(sandbox.kernel), 0, 0, NULL},
-    {"MemoryMiB", K_UINT, OFF(sandbox.memory_mib), SZ(sandbox.memory_mib), 1u << 20, NULL},
-    {"Vcpus", K_UINT, OFF(sandbox.vcpus), SZ(sandbox.vcpus), 256, NULL},
+    {"MemoryMiB", K_COUNT, OFF(sandbox.memory_mib), SZ(sandbox.memory_mib), 1u << 20, NULL},
+    {"Vcpus", K_COUNT, OFF(sandbox.vcpus), SZ(sandbox.vcpus), 256, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct key cni_keys[] = {
@@ -160,6 +161,8 @@ static const char *kind_name(enum kind k)
     return "a string";
   case K_UINT:
     return "a non-negative integer";
+  case K_COUNT:
+    return "a positive integer";
   case K_BOOL:
     return "true or false";
   case K_STRV:
@@ -245,6 +248,7 @@ static int parse_object(struct cri_config *cfg, json_t *obj, const struct key *k
       ok = json_is_string(v);
       break;
     case K_UINT:
+    case K_COUNT:
       ok = json_is_integer(v);
       break;
     case K_BOOL:
@@ -275,11 +279,12 @@ static int parse_object(struct cri_config *cfg, json_t *obj, const struct key *k
       *slot = dup;
       break;
     }
-    case K_UINT: {
-      json_int_t x = json_integer_value(v);
-      if (x < 0 || (uint64_t)x > key->max)
-        return bad(err, ERANGE, "%s: %s: %lld out of range 0..%llu", name, path, (long long)x,
-                   (unsigned long long)key->max);
+    case K_UINT:
+    case K_COUNT: {
+      json_int_t x = json_integer_value(v), min = key->kind == K_COUNT ? 1 : 0;
+      if (x < min || (uint64_t)x > key->max)
+        return bad(err, ERANGE, "%s: %s: %lld out of range %lld..%llu", name, path, (long long)x,
+                   (long long)min, (unsigned long long)key->max);
       if (key->off_n == sizeof(uint16_t))
         *(uint16_t *)(base + key->off) = (uint16_t)x;
       else

@@ -3,6 +3,7 @@
  * pods), so linear scans keep the code obvious. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -685,8 +686,16 @@ static int remove_file(const char *dir, const char *id, q_error **err)
   q_cleanup_free char *path = record_path(dir, id);
   if (!path)
     return q_error_make(err, ENOMEM, "%s", id);
-  if (unlink(path) < 0 && errno != ENOENT)
+  if (unlink(path) < 0) {
+    if (errno == ENOENT)
+      return 0;
     return q_error_make(err, errno, "remove %s", path);
+  }
+  /* Make the removal durable like the writes: a record must not come back
+   * after a crash once RemovePodSandbox has answered. */
+  q_cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || fsync(dfd) < 0)
+    return q_error_make(err, errno, "fsync %s", dir);
   return 0;
 }
 

@@ -113,6 +113,7 @@ Test(config, bad_values)
   expect_error("{\"CgroupDriver\":\"cgroupv3\"}", "CgroupDriver");
   expect_error("{\"StreamPort\":70000}", "StreamPort");
   expect_error("{\"Sandbox\":{\"Vcpus\":-1}}", "Sandbox.Vcpus");
+  expect_error("{\"Sandbox\":{\"MemoryMiB\":0}}", "Sandbox.MemoryMiB: 0 out of range 1..");
   expect_error("{\"StateRoot\":\"relative/dir\"}", "StateRoot: must be an absolute path");
   expect_error("{\"Socket\":\"tcp://127.0.0.1:1\"}", "Socket");
   expect_error("{\"Socket\":\"\"}", "Socket");
