@@ -16,6 +16,12 @@ static int no_exec(void *be, const char *c, char *const argv[], const struct cri
 }
 static const struct cri_stream_backend_ops ops = {.exec = no_exec};
 
+static void quiet(void)
+{
+  q_log_init(NULL, Q_LOG_WARN, "unit_stream_tokens", NULL);
+}
+TestSuite(tokens, .init = quiet);
+
 static cri_stream_server *start(unsigned ttl_ms, unsigned max_tokens)
 {
   struct cri_stream_config cfg = {.ops = &ops, .token_ttl_ms = ttl_ms, .max_tokens = max_tokens};
