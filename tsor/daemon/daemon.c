@@ -139,7 +139,7 @@ struct client {
   struct tsor_shm_cqe *ovf;
   uint32_t ovf_head, ovf_n, ovf_cap;
   uint32_t live_chans;
-  bool dead, killing, wake;
+  bool dead, wake;
   struct client *next;
 };
 
@@ -562,8 +562,6 @@ static void release_slot(struct dsock *ds)
   if (!cl->dead) {
     struct tsor_shm_cqe e = {.op = TSOR_CQE_RELEASED, .sd = ds->sd};
     client_cqe(cl, &e);
-  } else if (cl->live_chans == 0 && !cl->killing) {
-    client_destroy(cl);
   }
 }
 
@@ -1071,7 +1069,6 @@ static void client_kill(struct client *cl, const char *why)
   inet_ntop(AF_INET, &cl->pod_ip, ip, sizeof(ip));
   q_info(NULL, "tsord: pod %s detached: %s", ip, why);
   cl->dead = true;
-  cl->killing = true;
   epoll_ctl(cl->d->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
   epoll_ctl(cl->d->epfd, EPOLL_CTL_DEL, cl->kick_in, NULL);
   for (uint32_t i = 0; i < cl->h.nslots; i++) {
@@ -1083,10 +1080,8 @@ static void client_kill(struct client *cl, const char *why)
     else
       release_slot(ds);
   }
-  /* The client leaves once no peer can write into its arena any more
-   * (release_slot destroys it when the last channel goes). */
-  cl->killing = false;
-  if (cl->live_chans == 0) client_destroy(cl);
+  /* The client is freed by the loop (reap_clients) once no peer can write
+   * into its arena any more; callers up the stack may still hold it. */
 }
 
 static int send_reply(int fd, int status, const char *msg, int fds[2])
@@ -1354,6 +1349,14 @@ void tsor_daemon_stop(tsor_daemon *d)
   (void)r;
 }
 
+static void reap_clients(struct tsor_daemon *d)
+{
+  for (struct client *cl = d->clients, *nx; cl; cl = nx) {
+    nx = cl->next;
+    if (cl->dead && cl->live_chans == 0) client_destroy(cl);
+  }
+}
+
 static void set_sleeping(struct tsor_daemon *d, uint32_t v)
 {
   for (struct client *cl = d->clients; cl; cl = cl->next)
@@ -1406,6 +1409,7 @@ int tsor_daemon_run(tsor_daemon *d, q_error **err)
       client_flush_ovf(cl);
       client_wake(cl);
     }
+    reap_clients(d);
     if (work) {
       idle_since = q_mono_ns();
       continue;

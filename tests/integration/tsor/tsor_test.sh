@@ -4,10 +4,11 @@
 #   tsor_test.sh two_nodes    two "nodes" = two network namespaces joined by a
 #                             veth pair, one tsord each, tcp fabric between them
 #   tsor_test.sh verbs_absent the verbs backend on a machine without RDMA
+#   tsor_test.sh hostile      clients that break the arena protocol
 # Args 2 and 3: the tsord and tsor_pod binaries. TSOR_TEST_1G=1 makes the
 # bulk transfer 1 GiB instead of 256 MiB.
 set -euo pipefail
-what=$1 tsord=$2 pod=$3
+what=$1 tsord=$2 pod=$3 hostile=${4:-}
 
 tmp=$(mktemp -d /tmp/tsor-test.XXXXXX)
 pids=()
@@ -231,6 +232,22 @@ EOF
   cip_prefix=10.201.1
   start_server "" a 10.201.1.10 echo 7
   client "" a echo --dst 10.201.1.10:7
+  stop_tsords
+  ;;
+hostile)
+  port=$((20000 + RANDOM % 20000))
+  cat >"$tmp/peers.json" <<EOF
+{"Nodes":[{"Name":"a","PodCIDR":"10.201.1.0/24","Address":"127.0.0.1:$port"}]}
+EOF
+  start_tsord "" a tcp
+  tsord_pids=("${pids[-1]}")
+  echo "hostile clients:"
+  "$hostile" "$tmp/a.sock" 10.201.1.66 10.99.0.1 || fail "hostile client cases"
+  # ... and tsord still serves well-behaved pods.
+  cip_prefix=10.201.1
+  start_server "" a 10.201.1.10 echo 7
+  client "" a echo --dst 10.201.1.10:7
+  check_tsord_alive
   stop_tsords
   ;;
 *)
