@@ -49,12 +49,12 @@ static void default_kernel(char *out, size_t size)
     char *slash = strrchr(self, '/');
     if (slash) {
       *slash = 0;
-      snprintf(out, size, "%s/../guestkernel/qkernel.bin", self);
-      if (access(out, R_OK) == 0)
-        return;
-      snprintf(out, size, "%s/../lib/quark/qkernel.bin", self);
-      if (access(out, R_OK) == 0)
-        return;
+      static const char *const rel[] = {"/../guestkernel/qkernel.bin", "/../lib/quark/qkernel.bin"};
+      for (size_t i = 0; i < Q_ARRAY_SIZE(rel); i++) {
+        int w = snprintf(out, size, "%.*s%s", (int)(size - 64), self, rel[i]);
+        if (w > 0 && (size_t)w < size && access(out, R_OK) == 0)
+          return;
+      }
     }
   }
   snprintf(out, size, "/usr/local/lib/quark/qkernel.bin");

@@ -212,12 +212,14 @@ int sbx_boot_prepare(struct sbx_vm *vm, const struct sbx_boot_config *cfg, struc
   /* IDT: every vector to its stub; int3 reachable from ring 3 (the syscall
    * stub's trap); NMI, #DF and #MC on IST1. */
   uint8_t *idt = sbx_gpa(mem, SBX_GPA_IDT, PAGE);
+  struct qk_boot_info *bi = sbx_gpa(mem, QK_GPA_BOOTINFO, sizeof *bi);
+  if (!idt || !bi || !sbx_gpa(mem, SBX_GPA_PERCPU(0), (uint64_t)nvcpus * PAGE))
+    return q_error_make(err, ENOMEM, "boot pages");
   for (unsigned v = 0; v < 256; v++) {
     unsigned ist = (v == 2 || v == 8 || v == 18) ? 1 : 0;
     idt_gate(idt, v, hdr.vector_stubs + (uint64_t)v * hdr.vector_stub_stride, v == 3 ? 3 : 0, ist);
   }
 
-  struct qk_boot_info *bi = sbx_gpa(mem, QK_GPA_BOOTINFO, sizeof *bi);
   memset(bi, 0, sizeof *bi);
   for (unsigned i = 0; i < nvcpus; i++) {
     /* One QK_KSTACK_SIZE-aligned region: per-vCPU block and IST stack at
@@ -229,6 +231,8 @@ int sbx_boot_prepare(struct sbx_vm *vm, const struct sbx_boot_config *cfg, struc
     uint64_t ist_top = QK_DIRECT_MAP + stack + QK_IST_STACK_SIZE;
     uint64_t top = QK_DIRECT_MAP + stack + QK_KSTACK_SIZE;
     uint8_t *page = sbx_gpa(mem, SBX_GPA_PERCPU(i), PAGE);
+    if (!page)
+      return q_error_make(err, ENOMEM, "per-vCPU page");
     write_gdt_tss(page, QK_DIRECT_MAP + SBX_GPA_PERCPU(i), top, ist_top);
     bi->percpu_gpa[i] = SBX_GPA_PERCPU(i);
     bi->boot_stack_top[i] = top;
