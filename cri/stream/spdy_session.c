@@ -40,6 +40,7 @@ struct sstream {
   bool remote_fin;
   bool local_fin;
   int pair;
+  uint32_t unacked; /* data taken since our last WINDOW_UPDATE for it */
 };
 
 struct pf_pair {
@@ -66,6 +67,7 @@ struct sess {
   bool closed;     /* the client went away, said GOAWAY, or broke the protocol */
   uint32_t goaway; /* status for our GOAWAY */
   int64_t last_io;
+  uint32_t unacked; /* session-level, likewise */
 
   /* remote command */
   struct stream_token *t;
@@ -442,6 +444,31 @@ static void pf_on_close(struct sess *s, int slot, bool reset)
 
 /* ---- frames ---- */
 
+/* spdystream neither enforces nor sends flow control, but a strict SPDY/3.1
+ * peer stops at 64 KiB per stream and per session without WINDOW_UPDATE.
+ * We pace what we accept by not reading the socket, so every byte taken is
+ * given back at once, in 32 KiB steps. */
+#define WINDOW_ACK 32768
+
+static void ack_data(struct sess *s, int slot, size_t len)
+{
+  if (len == 0)
+    return;
+  s->unacked += (uint32_t)len;
+  if (s->unacked >= WINDOW_ACK) {
+    spdy_build_window_update(&s->out, 0, s->unacked);
+    s->unacked = 0;
+  }
+  if (slot >= 0 && !s->st[slot].remote_fin) {
+    s->st[slot].unacked += (uint32_t)len;
+    if (s->st[slot].unacked >= WINDOW_ACK) {
+      spdy_build_window_update(&s->out, s->st[slot].id, s->st[slot].unacked);
+      s->st[slot].unacked = 0;
+    }
+  }
+  sess_flush(s);
+}
+
 /* True while some sink has not taken what it was given: frames after that
  * wait in the input buffer. */
 static bool blocked(struct sess *s)
@@ -460,6 +487,7 @@ static void on_frame(struct sess *s, const struct spdy_frame *f)
   struct spdy_headers h = {0};
   if (!f->control) {
     int slot = find_slot(s, f->stream_id);
+    ack_data(s, slot, f->payload_len);
     if (slot < 0) {
       send_rst(s, f->stream_id, SPDY_RST_INVALID_STREAM);
       return;
