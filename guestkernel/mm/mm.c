@@ -13,7 +13,7 @@
 #include <qk/qcall.h>
 
 #define QK_EAGER_MAX (8ull << 20)
-#define QK_FAULT_AROUND 16
+#define QK_FAULT_AROUND 64
 #define QK_STACK_MAX (8ull << 20)
 #define QK_MMAP_GAP (128ull << 20)
 #define QK_MMAP_LOW 0x10000ull /* mmap_min_addr */

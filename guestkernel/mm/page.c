@@ -84,7 +84,13 @@ int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero)
     pas[i] = pa;
     if (!zero || z)
       continue;
+    /* Freed pages come back in either order: merge both ways. */
     if (ni && iov[ni - 1].gpa + iov[ni - 1].len == pa) {
+      iov[ni - 1].len += QK_PAGE_SIZE;
+      continue;
+    }
+    if (ni && pa + QK_PAGE_SIZE == iov[ni - 1].gpa) {
+      iov[ni - 1].gpa = pa;
       iov[ni - 1].len += QK_PAGE_SIZE;
       continue;
     }

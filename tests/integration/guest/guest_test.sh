@@ -32,7 +32,7 @@ fail() {
 run() {
   local t=$1
   shift
-  timeout "$t" "$sbx" run --rootfs "$root" --kernel "$kernel" -- "$@" </dev/null >"$work/out" 2>"$work/err"
+  timeout "$t" "$sbx" run --rootfs "$root" --kernel "$kernel" ${SBX_ARGS:-} -- "$@" </dev/null >"$work/out" 2>"$work/err"
   rc=$?
   out=$(cat "$work/out")
   err=$(cat "$work/err")
@@ -68,6 +68,13 @@ progs-*)
       echo "ok: $p.$v ($(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s)"
     fi
   done
+  # Out of memory in a 64 MiB VM: ENOMEM, then recovery.
+  SBX_ARGS="--memory 64" run 120 "/bin/t_mem.$v" oom
+  if [ "$rc" = 0 ] && echo "$out" | grep -q "^t_mem oom: [0-9]* checks, 0 failures$"; then
+    echo "ok: t_mem.$v oom: $(echo "$out" | grep populated)"
+  else
+    fail "t_mem.$v oom: exit $rc [$out] (stderr: ${err:0:600})"
+  fi
   # Syscall costs inside the guest: printed for the log, not asserted.
   run 120 "/bin/t_bench.$v" 1
   [ "$rc" = 0 ] && echo "$out" || fail "t_bench.$v: exit $rc (stderr: ${err:0:400})"

@@ -25,8 +25,14 @@ static int can_read(void *p)
   return r == 1;
 }
 
-int main(void)
+static void test_oom(void);
+
+int main(int argc, char **argv)
 {
+  if (argc > 1 && !strcmp(argv[1], "oom")) {
+    test_oom();
+    return t_done("t_mem oom");
+  }
   fd_hello = open("/data/hello.txt", O_RDONLY);
   CHECK(fd_hello >= 0);
 
@@ -155,4 +161,34 @@ int main(void)
   for (int i = 0; i < 200; i++)
     free(ptrs[i]);
   return t_done("t_mem");
+}
+
+/* Exhausts guest memory with populated mappings: ENOMEM, not a crash;
+ * after freeing it everything works again. Run in a small VM. */
+static void test_oom(void)
+{
+  fd_hello = open("/data/hello.txt", O_RDONLY);
+  static char *chunks[4096];
+  int nchunks = 0;
+  for (; nchunks < 4096; nchunks++) {
+    char *c = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (c == MAP_FAILED) {
+      CHECK_EQ(errno, ENOMEM);
+      break;
+    }
+    c[0] = 1;
+    chunks[nchunks] = c;
+  }
+  CHECK(nchunks > 2 && nchunks < 4096);
+  int fdx = open("/data/hello.txt", O_RDONLY); /* may fail: kernel memory is short too */
+  if (fdx >= 0)
+    close(fdx);
+  for (int i = 0; i < nchunks; i++)
+    CHECK_EQ(munmap(chunks[i], 4 << 20), 0);
+  char *again = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(again != MAP_FAILED);
+  memset(again, 1, 4 << 20);
+  char hb[12];
+  CHECK_EQ(pread(fd_hello, hb, 12, 0), 12);
+  printf("t_mem: %d x 4 MiB populated before ENOMEM\n", nchunks);
 }
