@@ -1,8 +1,9 @@
 /* tsor_hostile: a client that speaks the arena ABI from tsor.h by hand
  * (as a VMM or guest kernel would, without the client library) and breaks
  * it on purpose. tsord must refuse or detach it and keep serving others.
- *   tsor_hostile SOCKET POD_IP OTHER_IP
- * POD_IP: a pod IP of the node; OTHER_IP: one outside its pod CIDR.
+ *   tsor_hostile SOCKET POD_IP OTHER_IP ECHO_IP ECHO_PORT
+ * POD_IP: a pod IP of the node; OTHER_IP: one outside its pod CIDR; an echo
+ * server listens at ECHO_IP:ECHO_PORT.
  * Exit 0 when every case was handled as expected. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -93,23 +94,23 @@ static void expect_detached(struct att *a, const char *what)
   close(a->fd);
 }
 
-static int wait_socket(struct att *a)
+static int wait_cqe(struct att *a, uint32_t op)
 {
   struct tsor_shm_cqe *cq = (struct tsor_shm_cqe *)((char *)a->base + a->h->cq_off);
   for (int i = 0; i < 5000; i++) {
     if (__atomic_load_n(&a->h->cq.tail, __ATOMIC_ACQUIRE) != a->h->cq.head) {
       struct tsor_shm_cqe e = cq[a->h->cq.head % a->h->qentries];
       a->h->cq.head++;
-      if (e.op == TSOR_CQE_SOCKET) return e.res;
+      if (e.op == op) return e.res;
     }
     usleep(1000);
   }
-  DIE("no SOCKET completion");
+  DIE("no completion %u", op);
 }
 
 int main(int argc, char **argv)
 {
-  if (argc != 4) DIE("usage: tsor_hostile SOCKET POD_IP OTHER_IP");
+  if (argc != 6) DIE("usage: tsor_hostile SOCKET POD_IP OTHER_IP ECHO_IP ECHO_PORT");
   struct att a;
   int r = attach(argv[1], argv[2], false, &a);
   if (r >= 0 || strstr(a.rep.msg, "sealed") == NULL) DIE("unsealed arena accepted (%d %s)", r, a.rep.msg);
@@ -135,10 +136,46 @@ int main(int argc, char **argv)
   r = attach(argv[1], argv[2], true, &a);
   if (r < 0) DIE("attach: %s", a.rep.msg);
   submit(&a, TSOR_REQ_SOCKET, 0);
-  int sd = wait_socket(&a);
+  int sd = wait_cqe(&a, TSOR_CQE_SOCKET);
   if (sd < 0) DIE("socket: %d", sd);
   submit(&a, 99, (uint32_t)sd);
   expect_detached(&a, "unknown request");
+
+  /* An open channel, then a write ring that claims more than it holds. */
+  r = attach(argv[1], argv[2], true, &a);
+  if (r < 0) DIE("attach: %s", a.rep.msg);
+  submit(&a, TSOR_REQ_SOCKET, 0);
+  sd = wait_cqe(&a, TSOR_CQE_SOCKET);
+  struct tsor_shm_req *req = (struct tsor_shm_req *)((char *)a.base + a.h->req_off);
+  uint32_t t = a.h->req.tail;
+  req[t % a.h->qentries] = (struct tsor_shm_req){.op = TSOR_REQ_CONNECT, .sd = (uint32_t)sd,
+                                                 .port = (uint16_t)atoi(argv[5])};
+  inet_pton(AF_INET, argv[4], &req[t % a.h->qentries].addr);
+  __atomic_store_n(&a.h->req.tail, t + 1, __ATOMIC_RELEASE);
+  if (write(a.kick_daemon, &one, sizeof(one)) < 0) DIE("kick");
+  if ((r = wait_cqe(&a, TSOR_CQE_CONNECTED)) != 0) DIE("connect: %s", strerror(-r));
+  struct tsor_shm_slot *sl = tsor_shm_slot(a.base, a.h, (uint32_t)sd);
+  sl->tx_tail = 1ull << 40; /* a terabyte in a 4 KiB ring */
+  submit(&a, TSOR_REQ_TX, (uint32_t)sd);
+  expect_detached(&a, "write ring index out of range");
+
+  /* ... and a read ring consumed beyond what arrived. */
+  r = attach(argv[1], argv[2], true, &a);
+  if (r < 0) DIE("attach: %s", a.rep.msg);
+  submit(&a, TSOR_REQ_SOCKET, 0);
+  sd = wait_cqe(&a, TSOR_CQE_SOCKET);
+  req = (struct tsor_shm_req *)((char *)a.base + a.h->req_off);
+  t = a.h->req.tail;
+  req[t % a.h->qentries] = (struct tsor_shm_req){.op = TSOR_REQ_CONNECT, .sd = (uint32_t)sd,
+                                                 .port = (uint16_t)atoi(argv[5])};
+  inet_pton(AF_INET, argv[4], &req[t % a.h->qentries].addr);
+  __atomic_store_n(&a.h->req.tail, t + 1, __ATOMIC_RELEASE);
+  if (write(a.kick_daemon, &one, sizeof(one)) < 0) DIE("kick");
+  if ((r = wait_cqe(&a, TSOR_CQE_CONNECTED)) != 0) DIE("connect: %s", strerror(-r));
+  sl = tsor_shm_slot(a.base, a.h, (uint32_t)sd);
+  sl->rx_head = 12345;
+  submit(&a, TSOR_REQ_RXDONE, (uint32_t)sd);
+  expect_detached(&a, "read ring index out of range");
   printf("ok\n");
   return 0;
 }

@@ -242,10 +242,12 @@ EOF
   start_tsord "" a tcp
   tsord_pids=("${pids[-1]}")
   echo "hostile clients:"
-  "$hostile" "$tmp/a.sock" 10.201.1.66 10.99.0.1 || fail "hostile client cases"
-  # ... and tsord still serves well-behaved pods.
   cip_prefix=10.201.1
   start_server "" a 10.201.1.10 echo 7
+  "$hostile" "$tmp/a.sock" 10.201.1.66 10.99.0.1 10.201.1.10 7 || fail "hostile client cases"
+  # The echo server saw its hostile peers' connections reset, and tsord
+  # still serves well-behaved pods.
+  wait_for "$tmp/server-10.201.1.10.log" "Connection reset by peer"
   client "" a echo --dst 10.201.1.10:7
   check_tsord_alive
   stop_tsords
