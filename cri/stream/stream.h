@@ -37,8 +37,8 @@ struct cri_stream_opts {
  *
  * - stdin_fd: where stdin bytes go (-1 when opts.in is false).
  * - stdout_fd / stderr_fd: output (-1 when not asked for). With a tty the
- *   terminal's output comes on stdout_fd; stdin_fd may then be a dup of the
- *   same terminal.
+ *   terminal's output comes on stdout_fd; stdin_fd may then be the same fd
+ *   or a dup of it.
  * - exit_fd: becomes readable (POLLIN) once the process has exited; a pidfd
  *   or an eventfd are both fine. The session ends then, even when the client
  *   still has stdin open, after it has drained what stdout/stderr hold. */
@@ -84,12 +84,13 @@ struct cri_stream_backend_ops {
 };
 
 struct cri_stream_config {
-  const char
-      *address;  /* IPv4/IPv6 literal to listen on; NULL: "127.0.0.1" (config key StreamAddress) */
-  uint16_t port; /* 0: a free port (config key StreamPort) */
+  /* IPv4/IPv6 literal to listen on; NULL: "127.0.0.1" (config key StreamAddress) */
+  const char *address;
+  /* 0: a free port (config key StreamPort) */
+  uint16_t port;
   unsigned token_ttl_ms;    /* 0: 60000 */
   unsigned max_tokens;      /* 0: 1000 outstanding */
-  unsigned max_conns;       /* 0: 128 concurrent connections; more are refused with 503 */
+  unsigned max_conns;       /* 0: 128 concurrent connections; more get 503 */
   unsigned idle_timeout_ms; /* 0: 4 hours without traffic ends a session */
   const struct cri_stream_backend_ops *ops;
   void *backend;
@@ -109,7 +110,10 @@ void cri_stream_server_stop(cri_stream_server *srv);
 /* Each request_* validates the request and mints a token. On success *url
  * (caller frees) is "http://<addr>:<port>/{exec,attach,portforward}/<token>".
  * Errors: -EINVAL for an invalid request (map to INVALID_ARGUMENT), -ENOSPC
- * when max_tokens are outstanding (map to RESOURCE_EXHAUSTED). */
+ * when max_tokens are outstanding (map to RESOURCE_EXHAUSTED), -ESHUTDOWN
+ * while the server stops. PortForward's ports may be empty for SPDY (each
+ * stream names its port); WebSocket port forwarding serves exactly these
+ * ports, in this order. */
 int cri_stream_request_exec(cri_stream_server *srv, const char *container_id,
                             const char *const *cmd, size_t ncmd, const struct cri_stream_opts *o,
                             char **url, q_error **err);
