@@ -176,6 +176,49 @@ int main(int argc, char **argv)
   sl->rx_head = 12345;
   submit(&a, TSOR_REQ_RXDONE, (uint32_t)sd);
   expect_detached(&a, "read ring index out of range");
+  /* Random requests and scribbles over every client-writable word, with a
+   * listener and connections around: tsord must survive (ASan build in the
+   * tests) whatever comes. */
+  unsigned seed = (unsigned)getpid();
+  for (int round = 0; round < 20; round++) {
+    r = attach(argv[1], argv[2], true, &a);
+    if (r < 0) DIE("attach: %s", a.rep.msg);
+    req = (struct tsor_shm_req *)((char *)a.base + a.h->req_off);
+    for (int i = 0; i < 400; i++) {
+      uint32_t x = (uint32_t)rand_r(&seed);
+      if (x % 7 == 0) {
+        uint32_t slotn = (uint32_t)rand_r(&seed) % a.h->nslots;
+        sl = tsor_shm_slot(a.base, a.h, slotn);
+        switch ((uint32_t)rand_r(&seed) % 4) {
+        case 0: sl->tx_tail += (uint64_t)rand_r(&seed) % 8192; break;
+        case 1: sl->rx_head += (uint64_t)rand_r(&seed) % 64; break;
+        case 2: sl->accepted = (uint32_t)rand_r(&seed); break;
+        default: sl->tx_armed = (uint32_t)rand_r(&seed) & 1; break;
+        }
+        continue;
+      }
+      t = a.h->req.tail;
+      struct tsor_shm_req q = {.op = 1 + (uint32_t)rand_r(&seed) % 7, .sd = (uint32_t)rand_r(&seed) % 6,
+                               .port = (uint16_t)(rand_r(&seed) % 3 == 0 ? 7 : 1 + rand_r(&seed) % 20),
+                               .arg = (uint32_t)rand_r(&seed) % 4};
+      inet_pton(AF_INET, rand_r(&seed) % 2 ? argv[4] : argv[2], &q.addr);
+      req[t % a.h->qentries] = q;
+      __atomic_store_n(&a.h->req.tail, t + 1, __ATOMIC_RELEASE);
+      /* keep completions drained now and then, as a sloppy client might */
+      if (x % 5 == 0) a.h->cq.head = __atomic_load_n(&a.h->cq.tail, __ATOMIC_ACQUIRE);
+      if (x % 11 == 0) {
+        if (write(a.kick_daemon, &one, sizeof(one)) < 0) break;
+        usleep(100);
+      }
+    }
+    if (write(a.kick_daemon, &one, sizeof(one)) < 0) DIE("kick");
+    usleep(20000);
+    close(a.fd); /* whatever state it reached, the pod goes away */
+    close(a.kick_daemon);
+    close(a.kick_client);
+    munmap(a.base, a.h->size);
+  }
+  printf("  %-34s survived\n", "20 x 400 random requests");
   printf("ok\n");
   return 0;
 }
