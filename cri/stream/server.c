@@ -149,6 +149,13 @@ static void serve(struct stream_conn *c)
     http_respond(c->fd, 405, h, 1, "method not allowed\n");
     goto out;
   }
+  /* Whatever follows the head belongs to the upgraded protocol: a body
+   * would be read as frames. Clients send none (Content-Length: 0). */
+  const char *cl = http_header(req, "Content-Length");
+  if ((cl && strcmp(cl, "0") != 0) || http_header(req, "Transfer-Encoding")) {
+    http_respond(c->fd, 400, NULL, 0, "streaming requests carry no body\n");
+    goto out;
+  }
   enum stream_kind kind;
   char tok[65];
   struct stream_token *t = NULL;

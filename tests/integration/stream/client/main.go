@@ -813,6 +813,8 @@ func scenarioBadHTTP(base string) error {
 		{"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "HTTP/1.1 400"},
 		{"GET /exec/" + strings.Repeat("a", 9000) + " HTTP/1.1\r\n\r\n", "HTTP/1.1 431"},
 		{"DELETE /exec/0 HTTP/1.1\r\n\r\n", "HTTP/1.1 405"},
+		{"POST /exec/0 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", "HTTP/1.1 400"},
+		{"POST /exec/0 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400"},
 	}
 	for _, c := range cases {
 		got, err := rawRequest(u.Host, c.req)
