@@ -25,7 +25,7 @@ tmp=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-ttl_ms=1000
+ttl_ms=3000 # long enough for a loaded machine, short enough to wait out once
 "$testd" "$tmp/ctl.sock" $ttl_ms >"$tmp/url" 2>"$tmp/testd.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$tmp/url" ] && break; sleep 0.05; done
