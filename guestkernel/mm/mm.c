@@ -322,6 +322,103 @@ int64_t qk_mm_brk(struct qk_mm *mm, uint64_t addr)
   return (int64_t)addr;
 }
 
+#define L_MREMAP_MAYMOVE 1u
+#define L_MREMAP_FIXED 2u
+
+/* Moves the mapped pages of [from, from+len) to [to, to+len): the PTEs
+ * move, the frames and their contents stay. The destination is empty. */
+static int move_ptes(struct qk_mm *mm, uint64_t from, uint64_t to, uint64_t len)
+{
+  for (uint64_t off = 0; off < len; off += QK_PAGE_SIZE) {
+    volatile uint64_t *huge;
+    volatile uint64_t *src = qk_pt_lookup(mm->cr3, from + off, false, &huge);
+    if (!src && huge)
+      src = qk_pt_lookup(mm->cr3, from + off, true, NULL);
+    if (!src || !*src)
+      continue;
+    volatile uint64_t *dst = qk_pt_lookup(mm->cr3, to + off, true, NULL);
+    if (!dst)
+      return -QK_ENOMEM;
+    uint64_t e = *src;
+    *dst = e; /* not present -> present */
+    if (e & QK_PTE_P)
+      qk_arch_pte_update(src, 0, from + off);
+    else
+      *src = 0;
+  }
+  return 0;
+}
+
+int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
+                    uint32_t flags, uint64_t new_addr)
+{
+  if (flags & ~(L_MREMAP_MAYMOVE | L_MREMAP_FIXED))
+    return -QK_EINVAL; /* MREMAP_DONTUNMAP is not supported */
+  if ((flags & L_MREMAP_FIXED) && !(flags & L_MREMAP_MAYMOVE))
+    return -QK_EINVAL;
+  if ((old_addr & (QK_PAGE_SIZE - 1)) || !new_len || !old_len)
+    return -QK_EINVAL;
+  if (old_len > QK_USER_TOP || new_len > QK_USER_TOP)
+    return -QK_ENOMEM;
+  old_len = QK_ALIGN_UP(old_len, QK_PAGE_SIZE);
+  new_len = QK_ALIGN_UP(new_len, QK_PAGE_SIZE);
+  if (!range_ok(old_addr, old_len))
+    return -QK_EFAULT;
+  struct qk_vma *v = qk_vma_find(&mm->vmas, old_addr);
+  if (!v || old_addr + old_len > v->end)
+    return -QK_EFAULT; /* the old range must lie in one mapping */
+  uint32_t prot = v->prot, vflags = v->flags;
+  bool file = vflags & QK_VMF_FILE;
+
+  if (flags & L_MREMAP_FIXED) {
+    if ((new_addr & (QK_PAGE_SIZE - 1)) || !range_ok(new_addr, new_len) || new_addr < QK_MMAP_LOW)
+      return -QK_EINVAL;
+    if (new_addr < old_addr + old_len && old_addr < new_addr + new_len)
+      return -QK_EINVAL;
+  } else if (new_len <= old_len) {
+    if (new_len < old_len &&
+        qk_vma_remove(&mm->vmas, old_addr + new_len, old_addr + old_len, unmap_piece, mm))
+      return -QK_ENOMEM;
+    return (int64_t)old_addr;
+  } else if (!file && range_ok(old_addr, new_len) &&
+             !qk_vma_overlaps(&mm->vmas, old_addr + old_len, old_addr + new_len)) {
+    /* Grow in place. */
+    if (qk_vma_insert(&mm->vmas, old_addr + old_len, old_addr + new_len, prot, vflags))
+      return -QK_ENOMEM;
+    if (new_len - old_len <= QK_EAGER_MAX && prot &&
+        populate(mm, old_addr + old_len, old_addr + new_len, prot, -1, 0)) {
+      qk_vma_remove(&mm->vmas, old_addr + old_len, old_addr + new_len, unmap_piece, mm);
+      return -QK_ENOMEM;
+    }
+    return (int64_t)old_addr;
+  } else if (!(flags & L_MREMAP_MAYMOVE)) {
+    return -QK_ENOMEM;
+  } else {
+    new_addr = qk_vma_find_gap(&mm->vmas, new_len, QK_MMAP_LOW, mm->mmap_top);
+    if (!new_addr)
+      return -QK_ENOMEM;
+  }
+  if (file && new_len > old_len)
+    return -QK_ENOMEM; /* file contents are read at mmap time only */
+  /* Move: new area, PTEs over, old area gone (frames not freed). */
+  if ((flags & L_MREMAP_FIXED) &&
+      qk_vma_remove(&mm->vmas, new_addr, new_addr + new_len, unmap_piece, mm))
+    return -QK_ENOMEM;
+  if (qk_vma_insert(&mm->vmas, new_addr, new_addr + new_len, prot, vflags))
+    return -QK_ENOMEM;
+  uint64_t keep = old_len < new_len ? old_len : new_len;
+  if (move_ptes(mm, old_addr, new_addr, keep)) {
+    move_ptes(mm, new_addr, old_addr, keep);
+    qk_vma_remove(&mm->vmas, new_addr, new_addr + new_len, unmap_piece, mm);
+    return -QK_ENOMEM;
+  }
+  /* What did not move (shrinking) is freed with the old range. */
+  qk_vma_remove(&mm->vmas, old_addr, old_addr + old_len, unmap_piece, mm);
+  if (new_len > old_len && prot && new_len - old_len <= QK_EAGER_MAX)
+    populate(mm, new_addr + old_len, new_addr + new_len, prot, -1, 0);
+  return (int64_t)new_addr;
+}
+
 int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice)
 {
   if (addr & (QK_PAGE_SIZE - 1))

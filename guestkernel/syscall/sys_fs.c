@@ -702,3 +702,13 @@ int64_t sys_umask(uint64_t mask, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t
   proc()->fs->umask = (uint32_t)mask & 0777;
   return old;
 }
+
+int64_t sys_fadvise64(uint64_t fd, uint64_t off, uint64_t len, uint64_t advice, uint64_t a4,
+                      uint64_t a5)
+{
+  struct qk_file *f = fget(fd);
+  if (!f)
+    return -QK_EBADF;
+  qk_fput(f);
+  return advice <= 5 ? 0 : -QK_EINVAL; /* hints: the host's page cache decides */
+}

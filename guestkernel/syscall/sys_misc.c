@@ -467,6 +467,41 @@ int64_t sys_rt_sigprocmask(ARGS)
   return 0;
 }
 
+int64_t sys_prctl(ARGS)
+{
+  switch ((int)a0) {
+  case 15: /* PR_SET_NAME */ {
+    char name[16];
+    int64_t n = qk_strncpy_from_user(name, a1, sizeof(name));
+    if (n == -QK_EFAULT)
+      return n;
+    if (n < 0) { /* longer names are cut, as Linux does */
+      if (qk_copy_from_user(name, a1, sizeof(name) - 1))
+        return -QK_EFAULT;
+    }
+    name[sizeof(name) - 1] = 0;
+    memcpy(cur()->comm, name, sizeof(name));
+    return 0;
+  }
+  case 16: /* PR_GET_NAME */
+    return qk_copy_to_user(a1, cur()->comm, sizeof(cur()->comm)) ? -QK_EFAULT : 0;
+  case 1: /* PR_SET_PDEATHSIG: the parent of pid 1 never dies first */
+    return a1 <= L_NSIG ? 0 : -QK_EINVAL;
+  case 3: /* PR_GET_DUMPABLE */
+    return 1;
+  case 4: /* PR_SET_DUMPABLE */
+    return a1 <= 1 ? 0 : -QK_EINVAL;
+  case 23: /* PR_CAPBSET_READ: all capabilities in the bounding set */
+    return a1 <= 40 ? 1 : -QK_EINVAL;
+  case 38: /* PR_SET_NO_NEW_PRIVS: nothing here can gain privileges */
+    return a1 == 1 && !a2 && !a3 && !a4 ? 0 : -QK_EINVAL;
+  case 39: /* PR_GET_NO_NEW_PRIVS */
+    return 1;
+  default:
+    return -QK_EINVAL;
+  }
+}
+
 /* ---- exit ---- */
 
 int64_t sys_exit_group(ARGS) { qk_process_exit(proc(), (int)((a0 & 0xff) << 8)); }

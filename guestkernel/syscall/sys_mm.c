@@ -62,3 +62,9 @@ int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice, uint64_t a3, u
 {
   return qk_mm_advise(proc()->mm, addr, len, (int)advice);
 }
+
+int64_t sys_mremap(uint64_t old_addr, uint64_t old_len, uint64_t new_len, uint64_t flags,
+                   uint64_t new_addr, uint64_t a5)
+{
+  return qk_mm_remap(proc()->mm, old_addr, old_len, new_len, (uint32_t)flags, new_addr);
+}

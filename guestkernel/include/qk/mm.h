@@ -109,6 +109,8 @@ int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, 
 int64_t qk_mm_unmap(struct qk_mm *mm, uint64_t addr, uint64_t len);
 int64_t qk_mm_protect(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot);
 int64_t qk_mm_brk(struct qk_mm *mm, uint64_t addr);
+int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
+                    uint32_t flags, uint64_t new_addr);
 int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice);
 /* A user page fault at addr: populates it if an area allows the access.
  * Returns 0 if the access can be retried, -QK_EFAULT otherwise. */

@@ -46,6 +46,7 @@ struct qk_task {
   uint64_t clear_child_tid;
   uint64_t robust_list, robust_len;
   uint64_t sigmask;
+  char comm[16]; /* PR_SET_NAME */
   struct qk_task *next_in_proc;
 };
 

@@ -2,6 +2,7 @@
  * brk, madvise, big (fault-populated) mappings, and the errors. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -151,6 +152,36 @@ int main(int argc, char **argv)
   CHECK_EQ(RS3(SYS_madvise, d + 1, 4096, MADV_DONTNEED), -EINVAL);
   CHECK_EQ(RS3(SYS_madvise, d, 4096, 12345), -EINVAL);
 
+  /* mremap: grow in place, move (contents kept), shrink, errors */
+  char *r0 = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  memset(r0, 'r', 8192);
+  char *blocker = mmap(r0 + 8192, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  CHECK(blocker == r0 + 8192 || errno == EEXIST); /* either way something is there */
+  CHECK_EQ(RS4(SYS_mremap, r0, 8192, 16384, 0), -ENOMEM); /* blocked, may not move */
+  char *r1 = mremap(r0, 8192, 1 << 20, MREMAP_MAYMOVE);
+  CHECK(r1 != MAP_FAILED && r1 != r0);
+  CHECK(r1[0] == 'r' && r1[8191] == 'r' && r1[8192] == 0 && r1[(1 << 20) - 1] == 0);
+  CHECK(!can_read(r0));
+  r1[100000] = 'x';
+  char *r2 = mremap(r1, 1 << 20, 4096, 0);
+  CHECK(r2 == r1);
+  CHECK(!can_read(r1 + 8192));
+  CHECK_EQ(RS5(SYS_mremap, r1, 4096, 8192, MREMAP_FIXED, r1 + 65536), -EINVAL);
+  CHECK_EQ(RS4(SYS_mremap, r1 + 1, 4096, 8192, 0), -EINVAL);
+  CHECK_EQ(RS4(SYS_mremap, 0x300000000000ull, 4096, 8192, MREMAP_MAYMOVE), -EFAULT);
+  char *r3 = mremap(r1, 4096, 8192, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)0x310000000000ull);
+  CHECK(r3 == (char *)0x310000000000ull);
+  CHECK(r3[0] == 'r');
+  munmap(r3, 8192);
+  if (blocker != MAP_FAILED)
+    munmap(blocker, 4096);
+  /* realloc of a large block goes through mremap in glibc */
+  char *big2 = malloc(1 << 20);
+  memset(big2, 9, 1 << 20);
+  big2 = realloc(big2, 8 << 20);
+  CHECK(big2 && big2[(1 << 20) - 1] == 9);
+  free(big2);
+
   /* libc malloc of many sizes */
   void *ptrs[200];
   for (int i = 0; i < 200; i++) {
@@ -160,6 +191,10 @@ int main(int argc, char **argv)
   }
   for (int i = 0; i < 200; i++)
     free(ptrs[i]);
+  char name[16];
+  CHECK_EQ(prctl(PR_SET_NAME, "a-very-long-thread-name"), 0);
+  CHECK_EQ(prctl(PR_GET_NAME, name), 0);
+  CHECK(!strcmp(name, "a-very-long-thr"));
   return t_done("t_mem");
 }
 
