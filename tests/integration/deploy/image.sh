@@ -5,7 +5,7 @@
 # 127.0.0.1, and the image pulled back installs and uninstalls Quark in a
 # scratch root with nothing but its own busybox.
 source "$(dirname "$0")/lib.sh"
-for t in umoci skopeo busybox jq curl; do
+for t in umoci skopeo busybox jq curl node; do
   command -v "$t" >/dev/null || skip "$t is not installed (deploy/deps.sh test)"
 done
 stage_binaries "$tmp/src"
@@ -44,8 +44,7 @@ if [ -z "$registry" ]; then
   echo "docker-registry not installed: push not tested"
   pulled=$layout
 else
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
-    echo $((20000 + RANDOM % 20000)))
+  port=$(free_port)
   cat >"$tmp/registry.yml" <<YAML
 version: 0.1
 log:

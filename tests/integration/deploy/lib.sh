@@ -68,3 +68,8 @@ snapshot() {
   (cd "$1" && find . -printf '%y %m %u:%g %s %l %p\n' | LC_ALL=C sort &&
     find . -type f -exec sha256sum {} + | LC_ALL=C sort -k2)
 }
+
+# A free TCP port on 127.0.0.1 (node is there: the test tools need it).
+free_port() {
+  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}

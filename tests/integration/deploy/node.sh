@@ -13,7 +13,7 @@ if [ -z "${QUARK_NODE_NS:-}" ]; then
   exec unshare --mount --propagation private env QUARK_NODE_NS=1 bash "$0" "$@"
 fi
 source "$(dirname "$0")/lib.sh"
-command -v python3 >/dev/null || skip "python3 is not installed (it plays systemd's notify socket)"
+command -v perl >/dev/null || skip "perl is not installed (it plays systemd's notify socket)"
 out=$(stage_binaries "$tmp/src")
 echo "$out"
 case "$out" in *quarkd*) ;; *) skip "quarkd is not built in $build_dir yet" ;; esac
@@ -52,17 +52,14 @@ unit=/etc/systemd/system/quarkd.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 mapfile -t envs < <(sed -n 's/^Environment=//p' "$unit")
 grep -qx 'Type=notify' "$unit" || fail "the unit is not Type=notify"
-python3 - "$tmp/notify.sock" >"$tmp/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(120)
-while True:
-    m = s.recv(4096).decode()
-    print(m, flush=True)
-    if "STOPPING=1" in m:
-        break
-PY
+# systemd's side of sd_notify: a datagram socket that prints what it gets.
+perl -MSocket -e '
+  socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!";
+  bind($s, pack_sockaddr_un($ARGV[0])) or die "bind: $!";
+  $| = 1;
+  alarm 120;
+  while (defined(recv($s, my $m, 4096, 0))) { print "$m\n"; last if $m =~ /STOPPING=1/; }
+' "$tmp/notify.sock" >"$tmp/notify.log" &
 notifier=$!
 cleanup_hooks+=("kill $notifier 2>/dev/null")
 for _ in $(seq 50); do [ -S "$tmp/notify.sock" ] && break; sleep 0.1; done

@@ -8,8 +8,6 @@ need_k8s_tools
 tsord=""
 [ -d "$build_dir" ] &&
   tsord=$(find "$build_dir" -maxdepth 3 -type f -name tsord ! -path '*/CMakeFiles/*' 2>/dev/null | head -n 1)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-command -v python3 >/dev/null || skip "python3 is not installed (free ports)"
 
 cat >"$tmp/values.yaml" <<YAML
 tsor:
