@@ -11,7 +11,8 @@ build=(build-essential cmake pkg-config git
   libcriterion-dev musl-tools libwslay-dev)
 test=(docker-registry apache2-utils umoci skopeo busybox-static
   containernetworking-plugins iproute2 unzip curl jq redis-server containerd
-  golang-go golang-github-docker-spdystream-dev golang-github-gorilla-websocket-dev runc crun runsc file)
+  golang-go golang-github-docker-spdystream-dev golang-github-gorilla-websocket-dev runc crun runsc file
+  shellcheck)
 run=(busybox-static umoci containernetworking-plugins iproute2)
 
 want=()

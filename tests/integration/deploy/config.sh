@@ -3,6 +3,7 @@
 # deploy/config.json (the defaults quarkd documents); non-default values land
 # under the right keys. `config.sh quarkd` also feeds both to quarkd's own
 # parser (quarkd --check-config), and a broken one must be refused.
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 need_k8s_tools
 command -v jq >/dev/null || skip "jq is not installed (deploy/deps.sh test)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # helm lint --strict of the chart with default and non-default values; values
 # that break values.schema.json must fail the lint; the chart packages.
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 need_k8s_tools
 

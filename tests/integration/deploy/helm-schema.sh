@@ -3,6 +3,7 @@
 # validate against the Kubernetes 1.31 schemas (k8s-validate.js: strict, from
 # the 1.31 API definitions); deploy/runtimeclass.yaml too. The validator must
 # reject known-bad objects, or a pass would mean nothing. NOTES.txt renders.
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 need_k8s_tools
 

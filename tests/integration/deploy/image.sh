@@ -4,6 +4,7 @@
 # the installer), pushes it by tag with skopeo to a docker-registry on
 # 127.0.0.1, and the image pulled back installs and uninstalls Quark in a
 # scratch root with nothing but its own busybox.
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 for t in umoci skopeo busybox jq curl node; do
   command -v "$t" >/dev/null || skip "$t is not installed (deploy/deps.sh test)"
@@ -19,7 +20,7 @@ jq -e '.imageLayoutVersion == "1.0.0"' "$layout/oci-layout" >/dev/null || fail "
 for b in "$layout"/blobs/sha256/*; do
   [ "$(sha256sum "$b" | cut -d' ' -f1)" = "${b##*/}" ] || fail "blob ${b##*/} does not match its digest"
 done
-echo "$(ls "$layout/blobs/sha256" | wc -l) blobs match their digests"
+echo "$(find "$layout/blobs/sha256" -type f | wc -l) blobs match their digests"
 mdigest=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "test") | .digest' "$layout/index.json")
 [ -n "$mdigest" ] || fail "no manifest tagged test in index.json"
 manifest=$layout/blobs/sha256/${mdigest#sha256:}

@@ -5,6 +5,7 @@
 # as it was before (same listing, modes, owners, contents). Runs under bash's
 # sh (dash) and busybox sh, as the installer image does. Node checks against
 # fake node roots give the expected verdicts.
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 install="$deploy/install.sh"
 stage_binaries "$tmp/src"
@@ -108,13 +109,16 @@ grep -q 'cgroup: FAILED: no cgroup hierarchy' "$tmp/log" || fail "no message for
 grep -q 'cni: no CNI plugins' "$tmp/log" || fail "no message for missing CNI plugins"
 grep -q 'rdma: no RDMA devices' "$tmp/log" || fail "no RDMA verdict"
 echo cpu >"$node/sys/fs/cgroup/cgroup.controllers"
-node_check && grep -q 'cgroup: ok: v2' "$tmp/log" || fail "v2 layout not recognised"
+node_check
+grep -q 'cgroup: ok: v2' "$tmp/log" || fail "v2 layout not recognised"
 rm "$node/sys/fs/cgroup/cgroup.controllers"
 mkdir -p "$node/sys/fs/cgroup/unified" "$node/sys/fs/cgroup/memory"
 echo cpu >"$node/sys/fs/cgroup/unified/cgroup.controllers"
-node_check && grep -q 'cgroup: ok: hybrid' "$tmp/log" || fail "hybrid layout not recognised"
+node_check
+grep -q 'cgroup: ok: hybrid' "$tmp/log" || fail "hybrid layout not recognised"
 rm -r "$node/sys/fs/cgroup/unified"
-node_check && grep -q 'cgroup: ok: v1' "$tmp/log" || fail "v1 layout not recognised"
+node_check
+grep -q 'cgroup: ok: v1' "$tmp/log" || fail "v1 layout not recognised"
 mkdir -p "$node/opt/cni/bin" "$node/sys/class/infiniband/mlx5_0"
 printf '#!/bin/sh\n' >"$node/opt/cni/bin/bridge" && chmod +x "$node/opt/cni/bin/bridge"
 "$install" --check --node-root "$node" >"$tmp/log" 2>&1 || true

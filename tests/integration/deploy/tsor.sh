@@ -3,6 +3,7 @@
 # and args from `helm template` (with $(NODE_NAME) as kubelet expands it) and
 # the rendered peers.json, run here with the socket in a scratch dir; tsord
 # must accept them, listen, and stop cleanly on SIGTERM.
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 need_k8s_tools
 tsord=""
@@ -44,9 +45,9 @@ mapfile -t argv <"$tmp/argv"
 [ "${argv[0]}" = /opt/quark/bin/tsord ] || fail "unexpected command ${argv[0]}"
 argv[0]=$tsord
 for i in "${!argv[@]}"; do
-  argv[$i]=${argv[$i]//\$(NODE_NAME)/node-1}
-  argv[$i]=${argv[$i]//\/etc\/quark-tsor/$tmp}
-  argv[$i]=${argv[$i]//\/run\/quark/$tmp/run}
+  argv[i]=${argv[$i]//\$(NODE_NAME)/node-1}
+  argv[i]=${argv[$i]//\/etc\/quark-tsor/$tmp}
+  argv[i]=${argv[$i]//\/run\/quark/$tmp/run}
 done
 mkdir -p "$tmp/run"
 sock=$(jq -r '.Tsor.Socket' "$src_dir/deploy/config.json")

@@ -3,6 +3,7 @@
 # verify, with ExecStart pointed at a stand-in), and it keeps the settings the
 # runtime depends on: sandboxes outlive quarkd (KillMode=process), cgroup
 # delegation, restart, limits.
+# shellcheck source=tests/integration/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v systemd-analyze >/dev/null || skip "systemd-analyze is not installed"
 unit=$deploy/quarkd.service
