@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 bool img_is_index_type(const char *mt) {
@@ -454,8 +455,19 @@ static void track(void *arg, const char *digest, enum img_progress_state s, int6
   }
   json_t *doc = json_pack("{s:s, s:o}", "ref", t->ref, "layers", arr);
   char *txt = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-  if (txt)
-    (void)q_write_file_atomic(t->path, txt, strlen(txt), 0644, NULL);
+  /* Whole-file replace so readers never see half a document; no fsync:
+   * progress is worthless after a crash, and fsyncs would slow the pull. */
+  char *tmp = NULL;
+  if (txt && asprintf(&tmp, "%s.%d.%lx", t->path, (int)getpid(), (unsigned long)pthread_self()) >= 0) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      bool ok = q_write_all(fd, txt, strlen(txt)) >= 0;
+      close(fd);
+      if (!ok || rename(tmp, t->path) < 0)
+        unlink(tmp);
+    }
+  }
+  free(tmp);
   free(txt);
   json_decref(doc);
 }
