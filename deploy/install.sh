@@ -232,6 +232,7 @@ run_checks() {
 
 manifest_tmp=
 entries=
+changed=0
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 manifest_add() { entries="$entries$*
 "; }
@@ -277,6 +278,7 @@ put_file() {
   cp "$s" "$destdir$d.quark-new"
   chmod "$m" "$destdir$d.quark-new"
   mv -f "$destdir$d.quark-new" "$destdir$d"
+  changed=1
   say "installed $d"
 }
 
@@ -368,6 +370,7 @@ do_install() {
   cfg=$destdir$CONFIG
   if [ ! -f "$cfg" ]; then
     cp "$config_src" "$cfg.quark-new" && chmod 0644 "$cfg.quark-new" && mv -f "$cfg.quark-new" "$cfg"
+    changed=1
     say "installed $CONFIG"
   elif cmp -s "$config_src" "$cfg"; then
     say "unchanged $CONFIG"
@@ -375,6 +378,7 @@ do_install() {
     cur_sha=$(sha "$cfg")
     if [ "$force_config" -eq 1 ] || [ "$cur_sha" = "$(old_config_sha "$CONFIG")" ]; then
       cp "$config_src" "$cfg.quark-new" && chmod 0644 "$cfg.quark-new" && mv -f "$cfg.quark-new" "$cfg"
+      changed=1
       say "updated $CONFIG"
     else
       put_file "$config_src" "$CONFIG.new" 0644
@@ -390,10 +394,16 @@ do_install() {
   mv -f "$manifest_tmp" "$destdir$MANIFEST"
 
   if systemd_wanted; then
-    systemctl_host daemon-reload
-    systemctl_host enable quarkd.service
-    systemctl_host restart quarkd.service
-    say "quarkd (re)started: $(systemctl_host is-active quarkd.service 2>&1 || true)"
+    # Restart only for a change or a stopped quarkd: re-running the installer
+    # (a DaemonSet pod that restarts) leaves a healthy quarkd alone.
+    if [ "$changed" -eq 1 ] || ! systemctl_host is-active --quiet quarkd.service; then
+      systemctl_host daemon-reload
+      systemctl_host enable quarkd.service
+      systemctl_host restart quarkd.service
+      say "quarkd (re)started: $(systemctl_host is-active quarkd.service 2>&1 || true)"
+    else
+      say "quarkd running and nothing changed: not restarted"
+    fi
   else
     say "systemd not touched; on the node: systemctl daemon-reload && systemctl enable --now quarkd"
   fi

@@ -130,6 +130,14 @@ done
 [ -x "$scratch/usr/local/bin/quarkd" ] || fail "the entry point installed no quarkd"
 printf 'systemctl daemon-reload\nsystemctl enable quarkd.service\nsystemctl restart quarkd.service\nsystemctl is-active quarkd.service\n' >"$tmp/want"
 diff "$tmp/want" "$tmp/host-commands" || fail "unexpected host commands on install"
+# The pod restarts with nothing new: a running quarkd is left alone.
+: >"$tmp/host-commands"
+env -i PATH="$rootfs/bin" "$rootfs/bin/sh" "$rootfs/opt/quark/install.sh" --no-checks --restart \
+  --destdir "$scratch" --node-root "$scratch" --host-exec "$tmp/fakebin/hostexec" "$rootfs/opt/quark" >"$tmp/again.log" 2>&1 ||
+  { cat "$tmp/again.log"; fail "second install failed"; }
+grep -q 'nothing changed: not restarted' "$tmp/again.log" || { cat "$tmp/again.log"; fail "quarkd restarted with nothing changed"; }
+[ "$(cat "$tmp/host-commands")" = "systemctl is-active --quiet quarkd.service" ] || fail "unexpected host commands on a re-run"
+echo "re-run: quarkd left alone"
 kill -TERM "$dspid"
 wait "$dspid" || { cat "$tmp/ds.log"; fail "the entry point exited non-zero on SIGTERM"; }
 cat "$tmp/ds.log"
