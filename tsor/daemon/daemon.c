@@ -1397,6 +1397,7 @@ static void handle_events(struct tsor_daemon *d, int timeout)
 int tsor_daemon_run(tsor_daemon *d, q_error **err)
 {
   int64_t idle_since = q_mono_ns();
+  uint32_t spins = 0;
   while (!d->stop) {
     int work = 0;
     for (struct client *cl = d->clients, *nx; cl; cl = nx) {
@@ -1415,7 +1416,8 @@ int tsor_daemon_run(tsor_daemon *d, q_error **err)
       continue;
     }
     if (q_mono_ns() - idle_since < spin_ns()) {
-      handle_events(d, 0);
+      /* New sandboxes and hang-ups can wait a few rounds; the rings cannot. */
+      if ((++spins & 15) == 0) handle_events(d, 0);
       if (spin_yield())
         sched_yield();
       else

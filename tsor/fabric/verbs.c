@@ -20,7 +20,9 @@
 
 #include "fabric/fabric.h"
 
-#define VERBS_CQ_DEPTH 8192
+/* Every queue pair shares one CQ: room for the work requests of 32
+ * connections (the device's limit if lower). */
+#define VERBS_CQ_DEPTH 65536
 #define VERBS_QP_DEPTH 1024
 #define VERBS_RBUFS 1024 /* > the receives the protocol keeps posted */
 
@@ -132,7 +134,10 @@ static int verbs_open(const struct sockaddr_in *listen_addr, struct tsor_fabric 
   }
   f->pd = ibv_alloc_pd(f->ctx);
   f->cc = f->pd ? ibv_create_comp_channel(f->ctx) : NULL;
-  f->cq = f->cc ? ibv_create_cq(f->ctx, VERBS_CQ_DEPTH, NULL, f->cc, 0) : NULL;
+  struct ibv_device_attr da;
+  int depth = VERBS_CQ_DEPTH;
+  if (ibv_query_device(f->ctx, &da) == 0 && da.max_cqe < depth) depth = da.max_cqe;
+  f->cq = f->cc ? ibv_create_cq(f->ctx, depth, NULL, f->cc, 0) : NULL;
   if (f->cq == NULL || set_nonblock(f->cc->fd) < 0 || ibv_req_notify_cq(f->cq, 0) != 0) {
     r = q_error_make(err, errno ? errno : EIO, "verbs: protection domain / completion queue");
     goto fail;
