@@ -20,9 +20,9 @@
 
 #include "fabric/fabric.h"
 
-/* Every queue pair shares one CQ: room for the work requests of 32
- * connections (the device's limit if lower). */
-#define VERBS_CQ_DEPTH 65536
+/* Every queue pair shares one CQ, sized for 32 connections at first and
+ * grown (ibv_resize_cq) as connections come, so that it never overruns. */
+#define VERBS_CQ_DEPTH (32 * 2 * VERBS_QP_DEPTH)
 #define VERBS_QP_DEPTH 1024
 #define VERBS_RBUFS 1024 /* > the receives the protocol keeps posted */
 
@@ -34,6 +34,7 @@ struct verbs_fabric {
   struct ibv_pd *pd;
   struct ibv_comp_channel *cc;
   struct ibv_cq *cq;
+  int cq_depth, max_cqe, nqps;
   int epfd;
   struct tsor_cq pending; /* translated completions waiting for poll() */
   struct tsor_fconn *conns;
@@ -135,9 +136,9 @@ static int verbs_open(const struct sockaddr_in *listen_addr, struct tsor_fabric 
   f->pd = ibv_alloc_pd(f->ctx);
   f->cc = f->pd ? ibv_create_comp_channel(f->ctx) : NULL;
   struct ibv_device_attr da;
-  int depth = VERBS_CQ_DEPTH;
-  if (ibv_query_device(f->ctx, &da) == 0 && da.max_cqe < depth) depth = da.max_cqe;
-  f->cq = f->cc ? ibv_create_cq(f->ctx, depth, NULL, f->cc, 0) : NULL;
+  f->max_cqe = ibv_query_device(f->ctx, &da) == 0 ? da.max_cqe : VERBS_CQ_DEPTH;
+  f->cq_depth = VERBS_CQ_DEPTH < f->max_cqe ? VERBS_CQ_DEPTH : f->max_cqe;
+  f->cq = f->cc ? ibv_create_cq(f->ctx, f->cq_depth, NULL, f->cc, 0) : NULL;
   if (f->cq == NULL || set_nonblock(f->cc->fd) < 0 || ibv_req_notify_cq(f->cq, 0) != 0) {
     r = q_error_make(err, errno ? errno : EIO, "verbs: protection domain / completion queue");
     goto fail;
@@ -196,6 +197,12 @@ static int make_qp(struct tsor_fconn *c)
 {
   struct verbs_fabric *f = c->f;
   if (c->id->verbs != f->ctx) return -EXDEV; /* one device per node: the one we listen on */
+  int need = (f->nqps + 1) * 2 * VERBS_QP_DEPTH;
+  if (need > f->cq_depth) {
+    int want = need * 2 < f->max_cqe ? need * 2 : f->max_cqe;
+    if (want < need || ibv_resize_cq(f->cq, want) != 0) return -ENOSPC; /* refuse rather than overrun */
+    f->cq_depth = want;
+  }
   struct ibv_qp_init_attr qa = {
       .send_cq = f->cq,
       .recv_cq = f->cq,
@@ -204,6 +211,7 @@ static int make_qp(struct tsor_fconn *c)
               .max_recv_sge = 1, .max_inline_data = TSOR_FMSG_MAX},
   };
   if (rdma_create_qp(c->id, f->pd, &qa) < 0) return -errno;
+  f->nqps++;
   c->qp_num = c->id->qp->qp_num;
   c->rbuf = calloc(VERBS_RBUFS, TSOR_FMSG_MAX);
   c->rslots = calloc(VERBS_RBUFS, sizeof(*c->rslots));
@@ -363,7 +371,10 @@ static void verbs_release(struct tsor_fconn *c)
       *pp = c->next;
       break;
     }
-  if (c->id->qp) rdma_destroy_qp(c->id);
+  if (c->id->qp) {
+    rdma_destroy_qp(c->id);
+    f->nqps--;
+  }
   if (c->rmr) ibv_dereg_mr(c->rmr);
   rdma_destroy_id(c->id);
   free(c->rbuf);
