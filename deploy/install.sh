@@ -24,7 +24,7 @@
 #   --no-restart     never touch systemd
 #   --host-exec CMD  prefix for commands that must run in the host's
 #                    namespaces (systemctl, KVM probe), e.g.
-#                    "nsenter --target 1 --mount --uts --ipc --net --pid --"
+#                    "nsenter -t 1 -m -u -i -n -p --"
 #   --no-checks      skip the node checks
 #   --strict         fail the install when a required node check fails
 #   --purge          with --uninstall: also remove a changed config.json,

@@ -10,7 +10,7 @@ host=${QUARK_HOST_ROOT:-/host}
 src=${QUARK_IMAGE_ROOT:-/opt/quark}
 config=${QUARK_CONFIG_SRC:-$src/config.json}
 ready=${QUARK_READY_FILE:-/run/quark-installer/installed}
-host_exec=${QUARK_HOST_EXEC:-nsenter --target 1 --mount --uts --ipc --net --pid --}
+host_exec=${QUARK_HOST_EXEC:-nsenter -t 1 -m -u -i -n -p --}
 
 say() { printf 'node-installer: %s\n' "$*"; }
 

@@ -102,6 +102,19 @@ env -i PATH="$rootfs/bin" "$rootfs/bin/sh" "$rootfs/opt/quark/install.sh" --no-c
 cmp -s "$scratch/usr/local/bin/quarkd" "$tmp/src/quarkd" || fail "installed quarkd differs from the build's"
 env -i PATH="$rootfs/bin" "$rootfs/bin/sh" "$rootfs/opt/quark/install.sh" --uninstall --destdir "$scratch"
 snapshot "$scratch" | diff "$tmp/before" - || fail "the scratch root differs after uninstall"
+step "the image's busybox nsenter takes the entry point's host-exec options"
+# shellcheck disable=SC2016 # a sed pattern, not an expansion
+host_exec=$(sed -n 's/^host_exec=${QUARK_HOST_EXEC:-\(.*\)}$/\1/p' "$rootfs/opt/quark/node-installer.sh")
+[ -n "$host_exec" ] || fail "no default host_exec in node-installer.sh"
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+  # pid 1 of a fresh pid namespace stands for the host's init.
+  # shellcheck disable=SC2016
+  out=$(unshare --pid --fork --mount-proc env PATH="$rootfs/bin" "$rootfs/bin/sh" -c '$0 echo entered' "$host_exec" 2>&1) ||
+    fail "'$host_exec' failed with the image's busybox: $out"
+  [ "$out" = entered ] || fail "'$host_exec' printed: $out"
+  echo "'$host_exec' works with the image's busybox"
+fi
+
 step "the DaemonSet entry point: install, systemd through the host, ready, uninstall on SIGTERM"
 # The pod's view: the host's root at QUARK_HOST_ROOT, the host's systemctl
 # reached through QUARK_HOST_EXEC (nsenter into pid 1 on a node; here a
