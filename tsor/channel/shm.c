@@ -41,3 +41,10 @@ int tsor_shm_check(const struct tsor_shm_hdr *h, uint64_t size)
   if (size < want.size) return -EINVAL;
   return 0;
 }
+
+uint64_t tsor_shm_arena_size(uint32_t slots, uint32_t ring_size)
+{
+  struct tsor_shm_hdr h;
+  if (tsor_shm_layout(slots ? slots : TSOR_DEFAULT_SLOTS, ring_size ? ring_size : TSOR_DEFAULT_RING, &h) < 0) return 0;
+  return h.size;
+}

@@ -69,6 +69,7 @@ struct tsor_client {
   int socket_res;
   bool socket_answered;
   bool daemon_gone;
+  bool external; /* the caller owns the arena mapping */
 };
 
 static struct tsor_shm_slot *slot(tsor_client *c, int sd) { return tsor_shm_slot(c->base, c->h, (uint32_t)sd); }
@@ -94,19 +95,31 @@ int tsor_client_open(const struct tsor_client_config *cfg, tsor_client **out, q_
     r = q_error_make(err, ENOMEM, "tsor client");
     goto fail;
   }
-  memfd = memfd_create("tsor-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (memfd < 0 || ftruncate(memfd, (off_t)lay.size) < 0 ||
-      fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-    r = q_error_make(err, errno, "tsor: arena memfd");
-    goto fail;
-  }
   c->size = lay.size;
-  c->base = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-  if (c->base == MAP_FAILED) {
-    c->base = NULL;
-    r = q_error_make(err, errno, "tsor: map arena");
-    goto fail;
+  if (cfg->arena_base != NULL) {
+    c->external = true;
+    c->base = cfg->arena_base;
+    memfd = fcntl(cfg->arena_fd, F_DUPFD_CLOEXEC, 0);
+    if (memfd < 0) {
+      r = q_error_make(err, errno, "tsor: arena fd");
+      goto fail;
+    }
+  } else {
+    memfd = memfd_create("tsor-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (memfd < 0 || ftruncate(memfd, (off_t)lay.size) < 0 ||
+        fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+      r = q_error_make(err, errno, "tsor: arena memfd");
+      goto fail;
+    }
+    c->base = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (c->base == MAP_FAILED) {
+      c->base = NULL;
+      r = q_error_make(err, errno, "tsor: map arena");
+      goto fail;
+    }
   }
+  /* A reused arena (a restarted sandbox) must not carry old indices. */
+  memset(c->base, 0, lay.data_off);
   memcpy(c->base, &lay, sizeof(lay));
   c->h = c->base;
   c->req = (struct tsor_shm_req *)((char *)c->base + lay.req_off);
@@ -120,7 +133,7 @@ int tsor_client_open(const struct tsor_client_config *cfg, tsor_client **out, q_
     goto fail;
   }
   struct tsor_hello hello = {.magic = TSOR_SHM_MAGIC, .version = TSOR_SHM_VERSION, .pod_ip = ip.s_addr,
-                             .size = lay.size};
+                             .size = lay.size, .offset = cfg->arena_base ? cfg->arena_offset : 0};
   struct iovec iov = {&hello, sizeof(hello)};
   union {
     char buf[CMSG_SPACE(2 * sizeof(int))];
@@ -181,7 +194,7 @@ void tsor_client_free(tsor_client *c)
   if (c->kick_client >= 0) close(c->kick_client);
   if (c->socks && c->h)
     for (uint32_t i = 0; i < c->h->nslots; i++) free(c->socks[i].acc);
-  if (c->base) munmap(c->base, c->size);
+  if (c->base && !c->external) munmap(c->base, c->size);
   free(c->socks);
   free(c);
 }

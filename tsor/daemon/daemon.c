@@ -1142,7 +1142,11 @@ static void client_attach(struct tsor_daemon *d)
     why = "bad hello";
     goto fail;
   }
-  if (fstat(memfd, &st) < 0 || (uint64_t)st.st_size < hello.size ||
+  if (hello.offset % (uint64_t)sysconf(_SC_PAGESIZE) != 0 || hello.offset > UINT64_MAX - hello.size) {
+    why = "arena offset must be page-aligned";
+    goto fail;
+  }
+  if (fstat(memfd, &st) < 0 || (uint64_t)st.st_size < hello.offset + hello.size ||
       !(fcntl(memfd, F_GET_SEALS) & F_SEAL_SHRINK)) {
     /* Without the seal the client could shrink the file under our mapping
      * and crash tsord with SIGBUS. */
@@ -1170,7 +1174,7 @@ static void client_attach(struct tsor_daemon *d)
   cl->fd = fd;
   cl->kick_in = cl->kick_out = -1;
   cl->size = hello.size;
-  cl->base = mmap(NULL, cl->size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  cl->base = mmap(NULL, cl->size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, (off_t)hello.offset);
   if (cl->base == MAP_FAILED) {
     cl->base = NULL;
     status = -errno;

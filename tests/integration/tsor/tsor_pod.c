@@ -19,7 +19,9 @@
  *   pingpong --dst IP:P --rounds R            64-byte round trips (bench)
  *   stream --dst IP:P --bytes B               throughput only (bench)
  *
- * Common: --sock PATH --ip POD_IP [--slots N] [--ring BYTES]; --tcp makes
+ * Common: --sock PATH --ip POD_IP [--slots N] [--ring BYTES]
+ * [--guest-arena] (the arena lives 2 MiB into a bigger sealed memfd, as a
+ * VMM would place it in guest memory); --tcp makes
  * pingpong/stream/server use plain kernel TCP sockets instead (the bench's
  * baseline). Exit 0 on success, 1 with a message on failure. */
 #include <arpa/inet.h>
@@ -30,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -427,13 +431,14 @@ int main(int argc, char **argv)
   const char *sock = NULL, *ip = NULL, *dst = NULL, *mode = "echo";
   long count = -1;
   int conns = 1, rounds = 3, port = 0, backlog = 1024;
+  bool guest_arena = false;
   uint32_t slots = 0, ring = 0;
   uint64_t bytes = 1 << 20;
   static const struct option opts[] = {
       {"sock", 1, NULL, 's'},  {"ip", 1, NULL, 'i'},    {"dst", 1, NULL, 'd'},   {"mode", 1, NULL, 'm'},
       {"count", 1, NULL, 'c'}, {"conns", 1, NULL, 'n'}, {"rounds", 1, NULL, 'r'}, {"port", 1, NULL, 'p'},
       {"slots", 1, NULL, 'S'}, {"ring", 1, NULL, 'R'},  {"bytes", 1, NULL, 'b'}, {"tcp", 0, NULL, 't'},
-      {"backlog", 1, NULL, 'B'}, {NULL, 0, NULL, 0}};
+      {"backlog", 1, NULL, 'B'}, {"guest-arena", 0, NULL, 'G'}, {NULL, 0, NULL, 0}};
   int o;
   optind = 2;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -451,6 +456,7 @@ int main(int argc, char **argv)
     case 'b': bytes = strtoull(optarg, NULL, 0); break;
     case 't': plain = true; break;
     case 'B': backlog = atoi(optarg); break;
+    case 'G': guest_arena = true; break;
     default: DIE("bad option");
     }
   }
@@ -458,6 +464,18 @@ int main(int argc, char **argv)
   if (!plain) {
     if (sock == NULL || ip == NULL) DIE("--sock and --ip are required");
     struct tsor_client_config cfg = {.socket_path = sock, .pod_ip = ip, .slots = slots, .ring_size = ring};
+    if (guest_arena) {
+      /* "Guest memory": 2 MiB before the arena, 2 MiB after it. */
+      uint64_t need = tsor_shm_arena_size(slots, ring), total = need + (4u << 20);
+      int fd = memfd_create("guest-memory", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+      if (fd < 0 || ftruncate(fd, (off_t)total) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+        DIE("guest memory: %s", strerror(errno));
+      char *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (mem == MAP_FAILED) DIE("mmap guest memory");
+      cfg.arena_base = mem + (2u << 20);
+      cfg.arena_fd = fd;
+      cfg.arena_offset = 2u << 20;
+    }
     q_error *err = NULL;
     if (tsor_client_open(&cfg, &cl, &err) < 0) DIE("%s", q_error_msg(err));
   }

@@ -94,6 +94,7 @@ suite() { # sns snode sip_prefix cns cnode
   start_server "$sns" "$snode" "$sp.11" sink 9
   start_server "$sns" "$snode" "$sp.12" noaccept 10 --backlog 4
   client "$cns" "$cnode" echo --dst "$sp.10:7" --rounds 5
+  client "$cns" "$cnode" echo --dst "$sp.10:7" --rounds 5 --guest-arena
   client "$cns" "$cnode" bulk --dst "$sp.11:9" --bytes "$bulk_bytes"
   client "$cns" "$cnode" echo --dst "$sp.10:7" --conns 1000 --rounds 2 --slots 1024 --ring 16384
   client "$cns" "$cnode" refused --dst "$sp.10:8"

@@ -147,7 +147,8 @@ static inline uint64_t tsor_shm_tx_off(const struct tsor_shm_hdr *h, uint32_t i)
 }
 
 /* ---- the unix-socket handshake ----
- * client -> tsord: struct tsor_hello + SCM_RIGHTS(memfd of the arena)
+ * client -> tsord: struct tsor_hello + SCM_RIGHTS(memfd holding the arena,
+ *                  sealed against shrinking)
  * tsord -> client: struct tsor_hello_reply + SCM_RIGHTS(kick_daemon, kick_client)
  * kick_daemon: eventfd the client writes to wake tsord; kick_client: the
  * eventfd tsord writes to wake the client. After that the unix socket only
@@ -156,8 +157,12 @@ struct tsor_hello {
   uint32_t magic, version;
   uint32_t pod_ip; /* network order; must be inside this node's pod CIDR */
   uint32_t pad;
-  uint64_t size; /* arena size */
+  uint64_t size;   /* arena size */
+  uint64_t offset; /* where the arena starts in the memfd (page-aligned): a
+                      VMM passes its guest-memory memfd and places the arena
+                      in guest memory, so the guest kernel drives the rings */
 };
+_Static_assert(sizeof(struct tsor_hello) == 32, "tsor_hello layout");
 struct tsor_hello_reply {
   int32_t status; /* 0 or -errno */
   char msg[124];  /* why, when status != 0 */
@@ -181,7 +186,18 @@ struct tsor_client_config {
   const char *pod_ip;      /* this pod's IPv4 address */
   uint32_t slots;          /* 0: TSOR_DEFAULT_SLOTS */
   uint32_t ring_size;      /* 0: TSOR_DEFAULT_RING; power of two */
+  /* Optional: an arena the caller owns (a VMM's guest memory). arena_base
+   * maps arena_fd at arena_offset (page-aligned) for tsor_shm_arena_size()
+   * bytes; the fd must be sealed against shrinking. The library initialises
+   * the header there and neither unmaps nor closes it. NULL: the library
+   * makes its own memfd. */
+  void *arena_base;
+  int arena_fd;
+  uint64_t arena_offset;
 };
+
+/* Bytes of arena a client with these settings needs (0 if out of bounds). */
+uint64_t tsor_shm_arena_size(uint32_t slots, uint32_t ring_size);
 
 /* Connects to tsord and sets up the arena. On failure *err says why (tsord
  * down, pod IP not on this node...). */
