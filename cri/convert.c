@@ -71,12 +71,38 @@ Runtime__V1__PodSandboxStatus *cri_conv_pod_status(struct cri_call *call, const 
     return NULL;
   s->state = (Runtime__V1__PodSandboxState)pod->state;
   s->created_at = pod->created_at;
-  /* The pod's IP comes from the network work through ext["Ip"]. */
-  json_t *ip = json_object_get(pod->ext, "Ip");
+  /* The pod's IPs come from CNI through ext (pods.h: Ip, AdditionalIps). */
+  json_t *ip = json_object_get(pod->ext, "Ip"), *more = json_object_get(pod->ext, "AdditionalIps");
   s->network = cri_call_new_msg(call, &runtime__v1__pod_sandbox_network_status__descriptor);
   if (!s->network ||
       !(s->network->ip = cri_call_strdup(call, json_is_string(ip) ? json_string_value(ip) : "")))
     return NULL;
+  size_t n_more = json_is_array(more) ? json_array_size(more) : 0;
+  if (n_more && !(s->network->additional_ips = cri_call_alloc(call, n_more * sizeof(void *))))
+    return NULL;
+  for (size_t i = 0; i < n_more; i++) {
+    json_t *v = json_array_get(more, i);
+    Runtime__V1__PodIP *pip = cri_call_new_msg(call, &runtime__v1__pod_ip__descriptor);
+    if (!pip || !(pip->ip = cri_call_strdup(call, json_is_string(v) ? json_string_value(v) : "")))
+      return NULL;
+    s->network->additional_ips[s->network->n_additional_ips++] = pip;
+  }
+  /* kubelet reads the network namespace mode to tell hostNetwork pods. */
+  json_t *mode = json_object_get(pod->ext, "NetworkMode");
+  Runtime__V1__LinuxPodSandboxStatus *l =
+      cri_call_new_msg(call, &runtime__v1__linux_pod_sandbox_status__descriptor);
+  Runtime__V1__Namespace *ns = cri_call_new_msg(call, &runtime__v1__namespace__descriptor);
+  Runtime__V1__NamespaceOption *opt =
+      cri_call_new_msg(call, &runtime__v1__namespace_option__descriptor);
+  if (!l || !ns || !opt)
+    return NULL;
+  opt->network = json_is_string(mode) && !strcmp(json_string_value(mode), "host")
+                     ? RUNTIME__V1__NAMESPACE_MODE__NODE
+                     : RUNTIME__V1__NAMESPACE_MODE__POD;
+  opt->pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+  ns->options = opt;
+  l->namespaces = ns;
+  s->linux = l;
   if (cri_conv_map_out(call, &runtime__v1__pod_sandbox_status__labels_entry__descriptor,
                        &pod->labels, &s->n_labels, &s->labels) < 0 ||
       cri_conv_map_out(call, &runtime__v1__pod_sandbox_status__annotations_entry__descriptor,
@@ -139,6 +165,22 @@ Runtime__V1__ContainerStatus *cri_conv_ctr_status(struct cri_call *call, const s
   s->started_at = ctr->started_at;
   s->finished_at = ctr->finished_at;
   s->exit_code = ctr->exit_code;
+  /* Mounts as created (pods.h: ext Mounts). */
+  json_t *mounts = json_object_get(ctr->ext, "Mounts");
+  size_t nm = json_is_array(mounts) ? json_array_size(mounts) : 0;
+  if (nm && !(s->mounts = cri_call_alloc(call, nm * sizeof(void *))))
+    return NULL;
+  for (size_t i = 0; i < nm; i++) {
+    json_t *o = json_array_get(mounts, i);
+    Runtime__V1__Mount *m = cri_call_new_msg(call, &runtime__v1__mount__descriptor);
+    if (!m ||
+        !(m->container_path =
+              cri_call_strdup(call, json_string_value(json_object_get(o, "ContainerPath")))) ||
+        !(m->host_path = cri_call_strdup(call, json_string_value(json_object_get(o, "HostPath")))))
+      return NULL;
+    m->readonly = json_is_true(json_object_get(o, "Readonly"));
+    s->mounts[s->n_mounts++] = m;
+  }
   if (cri_conv_map_out(call, &runtime__v1__container_status__labels_entry__descriptor, &ctr->labels,
                        &s->n_labels, &s->labels) < 0 ||
       cri_conv_map_out(call, &runtime__v1__container_status__annotations_entry__descriptor,

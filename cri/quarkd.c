@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "pods.h"
 #include "server.h"
 #include "state/state.h"
 
@@ -130,6 +131,11 @@ int main(int argc, char **argv)
   sigaddset(&stop_set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
   signal(SIGPIPE, SIG_IGN);
+  /* CNI plugins are reaped by pid (quark/net.h): SIGCHLD must keep its
+   * default action, even when a parent started us with it ignored (an
+   * ignored SIGCHLD survives exec and would make waitpid fail). quarkd never
+   * reaps with waitpid(-1). */
+  signal(SIGCHLD, SIG_DFL);
 
   bool explicit_path;
   const char *config_path = cri_config_pick_path(config_flag, &explicit_path);
@@ -150,12 +156,19 @@ int main(int argc, char **argv)
   int rc = 1;
   struct cri_state *state = NULL;
   struct cri_server *srv = NULL;
-  bool image_up = false;
+  bool image_up = false, pods_up = false;
   grpc_init();
   if (cri_state_open(cfg.state_root, &state, &err) < 0)
     goto out;
   if (cri_server_new(&cfg, state, &srv, &err) < 0 || cri_runtime_register(srv, &err) < 0)
     goto out;
+  /* Before the image service: the runtime opens its own image store handle
+   * (see pods.c) and reattaches to the sandboxes before any call arrives. */
+  if (cri_pods_init(srv, &cfg, &err) < 0) {
+    q_error_wrap(&err, "pod runtime");
+    goto out;
+  }
+  pods_up = true;
   if (cri_image_init(srv, &cfg, &err) < 0) {
     q_error_wrap(&err, "image service");
     goto out;
@@ -189,6 +202,8 @@ out:
     cri_server_stop(srv, STOP_GRACE_MS);
   if (image_up)
     cri_image_fini(srv);
+  if (pods_up)
+    cri_pods_fini(srv);
   cri_server_free(srv);
   cri_state_close(state);
   grpc_shutdown();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "pods.h"
 #include "server.h"
 
 #ifndef QUARK_VERSION
@@ -36,22 +37,30 @@ static grpc_status_code rpc_version(struct cri_call *call, const ProtobufCMessag
   return GRPC_STATUS_OK;
 }
 
-/* NetworkReady follows the CNI convention of containerd and CRI-O: ready
- * once a network config file exists in Cni.ConfDir. */
-static bool cni_config_present(const char *dir)
+/* NetworkReady: a valid default CNI network loads and its plugins exist
+ * (quark_net's check, the one RunPodSandbox relies on). *msg is malloc'd. */
+static bool cni_ready(struct cri_server *srv, const struct cri_config *cfg, char **msg)
 {
-  DIR *d = opendir(dir);
-  if (!d)
-    return false;
-  struct dirent *de;
-  bool found = false;
-  while (!found && (de = readdir(d))) {
-    const char *dot = strrchr(de->d_name, '.');
-    found = de->d_name[0] != '.' && dot &&
-            (!strcmp(dot, ".conf") || !strcmp(dot, ".conflist") || !strcmp(dot, ".json"));
+  struct cri_pods *p = cri_server_pods_ctx(srv);
+  net_cni *own = NULL;
+  const net_cni *cni = p ? p->cni : NULL;
+  if (!cni) {
+    net_cni_options o = {.conf_dir = cfg->cni.conf_dir,
+                         .plugin_dirs = (const char *const *)cfg->cni.bin_dirs,
+                         .n_plugin_dirs = cfg->cni.n_bin_dirs,
+                         .cache_dir = cfg->cni.cache_dir};
+    if (net_cni_new(&o, &own, NULL) < 0) {
+      *msg = strdup("cannot set up the CNI library");
+      return false;
+    }
+    cni = own;
   }
-  closedir(d);
-  return found;
+  *msg = NULL;
+  bool ok = net_cni_status(cni, msg) == 0;
+  net_cni_free(own);
+  if (!ok && !*msg)
+    *msg = strdup("cni config load failed");
+  return ok;
 }
 
 static Runtime__V1__RuntimeCondition *condition(struct cri_call *call, const char *type, bool ok,
@@ -125,8 +134,10 @@ static grpc_status_code rpc_status(struct cri_call *call, const ProtobufCMessage
   char *rmsg = cri_call_printf(call, "%s %s not found or not usable",
                                !have_vmm ? "sandbox binary" : "guest kernel",
                                !have_vmm ? cfg->sandbox.binary : cfg->sandbox.kernel);
-  bool net = cni_config_present(cfg->cni.conf_dir);
-  char *nmsg = cri_call_printf(call, "no CNI network config in %s", cfg->cni.conf_dir);
+  char *nmsg_raw = NULL;
+  bool net = cni_ready(srv, cfg, &nmsg_raw);
+  char *nmsg = cri_call_strdup(call, nmsg_raw ? nmsg_raw : "");
+  free(nmsg_raw);
   Runtime__V1__RuntimeCondition **conds = cri_call_alloc(call, 2 * sizeof(*conds));
   if (!rmsg || !nmsg || !conds ||
       !(conds[0] = condition(call, "RuntimeReady", have_vmm && have_kernel, "SandboxNotInstalled",
@@ -378,6 +389,10 @@ static grpc_status_code rpc_ctr_status(struct cri_call *call, const ProtobufCMes
   int e = cri_state_resolve_ctr(st, in->container_id, id);
   if (e < 0)
     return resolve_error(call, e, "container", in->container_id);
+  /* A running container may have exited since the monitor last looked. */
+  struct cri_pods *pods = cri_server_pods_ctx(cri_call_server(call));
+  if (pods)
+    cri_pods_refresh_ctr(pods, id);
   struct cri_ctr *ctr = NULL;
   if ((e = cri_state_get_ctr(st, id, &ctr)) < 0)
     return resolve_error(call, e, "container", in->container_id);

@@ -44,6 +44,7 @@ struct cri_server {
   const struct cri_config *cfg;
   struct cri_state *state;
   void *image_ctx;
+  struct cri_pods *pods_ctx;
   struct cri_method *methods;
   size_t n_methods;
 
@@ -319,6 +320,14 @@ void cri_server_set_image_ctx(struct cri_server *srv, void *ctx)
 void *cri_server_image_ctx(const struct cri_server *srv)
 {
   return srv->image_ctx;
+}
+void cri_server_set_pods_ctx(struct cri_server *srv, struct cri_pods *pods)
+{
+  srv->pods_ctx = pods;
+}
+struct cri_pods *cri_server_pods_ctx(const struct cri_server *srv)
+{
+  return srv->pods_ctx;
 }
 
 /* ---- the call state machine ---- */

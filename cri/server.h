@@ -42,6 +42,7 @@
 struct cri_server;
 struct cri_call;
 struct cri_state;
+struct cri_pods;
 
 typedef grpc_status_code (*cri_handler_fn)(struct cri_call *call, const ProtobufCMessage *req,
                                            ProtobufCMessage **resp);
@@ -81,6 +82,9 @@ struct cri_state *cri_server_state(const struct cri_server *srv);
 /* One slot for the image service's own context (set by cri_image_init). */
 void cri_server_set_image_ctx(struct cri_server *srv, void *ctx);
 void *cri_server_image_ctx(const struct cri_server *srv);
+/* One slot for the pod/container runtime (pods.h), set by cri_pods_init. */
+void cri_server_set_pods_ctx(struct cri_server *srv, struct cri_pods *pods);
+struct cri_pods *cri_server_pods_ctx(const struct cri_server *srv);
 
 /* ---- per-call helpers for handlers ---- */
 

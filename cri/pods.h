@@ -1,0 +1,164 @@
+/* quarkd's pod and container runtime: the RuntimeService RPCs that change
+ * pods and containers (pod_rpc.c, ctr_rpc.c, stats_rpc.c), over the state
+ * store (state/state.h), the pod network (quark/net.h), the image store
+ * (image.h) and one sandbox per pod (quark/sbx_client.h). Prefix: cri_pods_,
+ * cri_spec_.
+ *
+ * Model:
+ * - Every pod record in the store has an entry here while quarkd runs. The
+ *   entry holds the pod's sandbox client (NULL when the sandbox is gone or
+ *   was never reached) and a mutex that serializes the pod's life-cycle
+ *   operations (Run/Stop/Remove pod, Create/Start/Stop/Remove container), so
+ *   that a StopPodSandbox never races a CreateContainer in the same pod.
+ *   Queries (status, list, stats, exec) do not take it.
+ * - The record is the truth across restarts: everything needed to tear a pod
+ *   down (netns path, network mode, run dir, control socket) lives in its
+ *   `ext` object under the keys below, written before the resource exists
+ *   where possible, so a crash in the middle leaves something Remove can
+ *   clean up.
+ * - A monitor thread polls running containers once a second and records
+ *   their exit (state EXITED, exit code, reason Completed/Error/OOMKilled).
+ */
+#ifndef QUARK_CRI_PODS_H
+#define QUARK_CRI_PODS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "quark/net.h"
+#include "quark/sbx_client.h"
+#include "server.h"
+#include "state/state.h"
+
+struct img_store;
+
+/* Keys of cri_pod.ext. */
+#define POD_EXT_NETNS "NetnsPath"           /* pinned netns, absent for host network */
+#define POD_EXT_NETMODE "NetworkMode"       /* "cni", "loopback" or "host" */
+#define POD_EXT_NETNOTE "NetworkNote"       /* why a pod got loopback only */
+#define POD_EXT_IP "Ip"                     /* primary IP ("" when none) */
+#define POD_EXT_IPS "AdditionalIps"         /* array of strings */
+#define POD_EXT_RUNDIR "RunDir"             /* pod files, rootfs mounts, sandbox log */
+#define POD_EXT_SOCKET "ControlSocket"      /* the sandbox's control socket */
+#define POD_EXT_PORTS "PortMappings"        /* array of {Protocol,ContainerPort,HostPort,HostIp} */
+#define POD_EXT_MEMORY "MemoryMiB"
+#define POD_EXT_VCPUS "Vcpus"
+#define POD_EXT_SBXERR "SandboxError"       /* last reason the sandbox could not be reached */
+
+/* Keys of cri_ctr.ext. */
+#define CTR_EXT_ROOTFS "Rootfs"
+#define CTR_EXT_DIR "Dir"                   /* per-container files (termination-log) */
+#define CTR_EXT_ARGV "Argv"
+#define CTR_EXT_ENVN "EnvCount"
+#define CTR_EXT_CWD "Cwd"
+#define CTR_EXT_UID "Uid"
+#define CTR_EXT_GID "Gid"
+#define CTR_EXT_MOUNTS "Mounts"             /* array of {ContainerPath,HostPath,Readonly} */
+#define CTR_EXT_TTY "Tty"
+#define CTR_EXT_STDIN "Stdin"
+#define CTR_EXT_STOPSIG "StopSignal"
+#define CTR_EXT_RES "Resources"             /* the last LinuxContainerResources, as JSON */
+
+struct cri_pod_entry {
+  char id[65];
+  pthread_mutex_t op; /* life-cycle operations of this pod */
+  pthread_mutex_t sbx_lock; /* guards sbx (not the calls made through it) */
+  struct sbx_client *sbx;
+  unsigned refs;
+  bool removed;
+};
+
+struct cri_pods {
+  const struct cri_config *cfg;
+  struct cri_state *st;
+  net_cni *cni;
+  struct img_store *img;
+  char *run_root; /* <socket dir>/pods */
+
+  pthread_mutex_t lock; /* the entry table */
+  struct cri_pod_entry **entries;
+  size_t n_entries;
+
+  pthread_t monitor;
+  bool monitor_started, stopping;
+  pthread_cond_t wake;
+};
+
+/* Sets the runtime up for srv: opens its own handle on the image store
+ * (cfg->image_root; the image RPCs keep theirs), the CNI handle, reconnects
+ * to every READY pod's sandbox (pods whose sandbox is gone become NOTREADY
+ * and their running containers EXITED), registers the pod and container
+ * handlers and starts the monitor. Call before cri_server_start. */
+int cri_pods_init(struct cri_server *srv, const struct cri_config *cfg, q_error **err);
+/* After cri_server_stop: stops the monitor and closes every sandbox client
+ * (the sandboxes keep running). */
+void cri_pods_fini(struct cri_server *srv);
+
+/* Handlers (registered by cri_pods_init). */
+int cri_pod_rpc_register(struct cri_server *srv, q_error **err);
+int cri_ctr_rpc_register(struct cri_server *srv, q_error **err);
+int cri_stats_rpc_register(struct cri_server *srv, q_error **err);
+
+/* The entry of pod id, created when absent; a reference the caller drops
+ * with cri_pods_put. NULL only when out of memory. */
+struct cri_pod_entry *cri_pods_get(struct cri_pods *p, const char *id);
+void cri_pods_put(struct cri_pods *p, struct cri_pod_entry *e);
+/* Drops the entry from the table (RemovePodSandbox); it is freed with its
+ * last reference. Closes its sandbox client. */
+void cri_pods_forget(struct cri_pods *p, struct cri_pod_entry *e);
+
+/* The pod's sandbox client: the one held, else a reconnect through the
+ * record's control socket. NULL when the sandbox cannot be reached (*err
+ * says why, -ESRCH/-ENOSYS/...). The client stays owned by the entry. */
+struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
+                                const struct cri_pod *pod, int *rc, q_error **err);
+/* Replaces the entry's client (closing the old one). */
+void cri_pods_set_sbx(struct cri_pod_entry *e, struct sbx_client *c);
+
+/* Asks the sandbox for the container's state and records an exit (EXITED,
+ * finished_at, exit code, reason). Quiet when the sandbox is unreachable. */
+void cri_pods_refresh_ctr(struct cri_pods *p, const char *ctr_id);
+
+/* gRPC code for a negative errno from the sandbox, net or image layers. */
+grpc_status_code cri_pods_code(int rc);
+/* cri_call_error with the q_error's message (frees it). */
+grpc_status_code cri_pods_fail(struct cri_call *call, int rc, q_error **err, const char *what);
+
+/* Removes one container completely: kills it when running, deletes it in
+ * the sandbox (when reachable), removes its root filesystem, its files and
+ * its record. Idempotent. Caller holds the pod's op lock. */
+int cri_pods_remove_ctr(struct cri_pods *p, struct cri_pod_entry *e, const struct cri_pod *pod,
+                        const char *ctr_id, q_error **err);
+
+/* ---- building the container process (ctr_spec.c; pure, unit-tested) ---- */
+
+/* Kubernetes' rule: command replaces the image's entrypoint and drops its
+ * cmd; args replace the image's cmd. *out is NULL-terminated, malloc'd
+ * (free with cri_spec_strv_free). -EINVAL when the result is empty. */
+int cri_spec_argv(char *const *command, size_t n_command, char *const *args, size_t n_args,
+                  char *const *img_entrypoint, char *const *img_cmd, char ***out, q_error **err);
+/* Image env, then the config's envs (a later key replaces an earlier one,
+ * keeping its position). Keys must be non-empty without '='. */
+int cri_spec_env(char *const *img_env, char *const *keys, char *const *values, size_t n,
+                 char ***out, q_error **err);
+/* Linux exec limits: each string at most 128 KiB (MAX_ARG_STRLEN), argv
+ * plus env at most 2 MiB. */
+int cri_spec_check_size(char *const *argv, char *const *env, q_error **err);
+/* Resolves "user[:group]" (names or ids; names from <rootfs>/etc/passwd and
+ * /etc/group read inside the rootfs) to uid/gid, and the user's
+ * supplementary groups from /etc/group. A numeric user that is not in
+ * /etc/passwd gets gid 0 unless a group is given, as runc does. */
+int cri_spec_user(const char *rootfs, const char *user, uint32_t *uid, uint32_t *gid,
+                  uint32_t **groups, size_t *n_groups, q_error **err);
+/* Checks one CRI mount: absolute container path without "..", absolute
+ * host path that exists. */
+int cri_spec_check_mount(const char *container_path, const char *host_path, q_error **err);
+void cri_spec_strv_free(char **v);
+size_t cri_spec_strv_len(char *const *v);
+
+/* Writable layer usage: bytes and inodes under dir (no symlinks followed,
+ * one filesystem). */
+int cri_spec_du(const char *dir, uint64_t *bytes, uint64_t *inodes);
+
+#endif

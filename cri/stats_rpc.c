@@ -1,0 +1,294 @@
+/* ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats:
+ * CPU and memory as the guest kernel counts them (through the sandbox), and
+ * the writable layer's bytes and inodes (a walk of the container's overlay
+ * upper dir on the host). CPU and memory are left out when the sandbox
+ * cannot answer (a stopped pod); the writable layer is always there. */
+#include <errno.h>
+#include <string.h>
+
+#include "convert.h"
+#include "image.h"
+#include "pods.h"
+
+static struct cri_pods *pods_of(struct cri_call *call)
+{
+  return cri_server_pods_ctx(cri_call_server(call));
+}
+
+static Runtime__V1__UInt64Value *u64(struct cri_call *call, uint64_t v)
+{
+  Runtime__V1__UInt64Value *m = cri_call_new_msg(call, &runtime__v1__uint64_value__descriptor);
+  if (m)
+    m->value = v;
+  return m;
+}
+
+static int fill_cpu_mem(struct cri_call *call, const struct sbx_stats *s,
+                        Runtime__V1__CpuUsage **cpu, Runtime__V1__MemoryUsage **mem)
+{
+  *cpu = cri_call_new_msg(call, &runtime__v1__cpu_usage__descriptor);
+  *mem = cri_call_new_msg(call, &runtime__v1__memory_usage__descriptor);
+  if (!*cpu || !*mem)
+    return -ENOMEM;
+  int64_t ts = s->timestamp ? s->timestamp : q_now_ns();
+  (*cpu)->timestamp = ts;
+  (*mem)->timestamp = ts;
+  if (!((*cpu)->usage_core_nano_seconds = u64(call, s->cpu_usage_ns)) ||
+      !((*mem)->working_set_bytes = u64(call, s->memory_working_set_bytes)) ||
+      !((*mem)->usage_bytes = u64(call, s->memory_usage_bytes)) ||
+      !((*mem)->rss_bytes = u64(call, s->memory_rss_bytes)))
+    return -ENOMEM;
+  return 0;
+}
+
+/* The sandbox of a pod for a query (no op lock: stats never change state). */
+static struct sbx_client *query_sbx(struct cri_pods *p, const char *pod_id,
+                                    struct cri_pod_entry **e)
+{
+  struct cri_pod *pod = NULL;
+  *e = NULL;
+  if (cri_state_get_pod(p->st, pod_id, &pod) < 0)
+    return NULL;
+  struct sbx_client *c = NULL;
+  if (pod->state == CRI_POD_READY && (*e = cri_pods_get(p, pod_id))) {
+    int rc;
+    c = cri_pods_sbx(p, *e, pod, &rc, NULL);
+  }
+  cri_pod_free(pod);
+  return c;
+}
+
+static Runtime__V1__ContainerStats *ctr_stats(struct cri_call *call, struct cri_pods *p,
+                                              const struct cri_ctr *ctr, struct sbx_client *c)
+{
+  Runtime__V1__ContainerStats *s = cri_call_new_msg(call, &runtime__v1__container_stats__descriptor);
+  if (!s)
+    return NULL;
+  Runtime__V1__ContainerAttributes *a =
+      cri_call_new_msg(call, &runtime__v1__container_attributes__descriptor);
+  Runtime__V1__ContainerMetadata *m =
+      cri_call_new_msg(call, &runtime__v1__container_metadata__descriptor);
+  if (!a || !m || !(a->id = cri_call_strdup(call, ctr->id)) ||
+      !(m->name = cri_call_strdup(call, ctr->name)))
+    return NULL;
+  m->attempt = ctr->attempt;
+  a->metadata = m;
+  if (cri_conv_map_out(call, &runtime__v1__container_attributes__labels_entry__descriptor,
+                       &ctr->labels, &a->n_labels, &a->labels) < 0 ||
+      cri_conv_map_out(call, &runtime__v1__container_attributes__annotations_entry__descriptor,
+                       &ctr->annotations, &a->n_annotations, &a->annotations) < 0)
+    return NULL;
+  s->attributes = a;
+  struct sbx_stats st = {0};
+  if (c && ctr->state == CRI_CTR_RUNNING && sbx_container_stats(c, ctr->id, &st, NULL) == 0 &&
+      fill_cpu_mem(call, &st, &s->cpu, &s->memory) < 0)
+    return NULL;
+  /* The writable layer is the overlay upper dir the image store made. */
+  char *upper = cri_call_printf(call, "%s/containers/%s/upper", img_store_root(p->img), ctr->id);
+  Runtime__V1__FilesystemUsage *fs =
+      cri_call_new_msg(call, &runtime__v1__filesystem_usage__descriptor);
+  Runtime__V1__FilesystemIdentifier *fid =
+      cri_call_new_msg(call, &runtime__v1__filesystem_identifier__descriptor);
+  if (!upper || !fs || !fid || !(fid->mountpoint = cri_call_strdup(call, img_store_root(p->img))))
+    return NULL;
+  uint64_t bytes = 0, inodes = 0;
+  cri_spec_du(upper, &bytes, &inodes);
+  fs->timestamp = q_now_ns();
+  fs->fs_id = fid;
+  if (!(fs->used_bytes = u64(call, bytes)) || !(fs->inodes_used = u64(call, inodes)))
+    return NULL;
+  s->writable_layer = fs;
+  return s;
+}
+
+static grpc_status_code rpc_ctr_stats(struct cri_call *call, const ProtobufCMessage *req,
+                                      ProtobufCMessage **resp)
+{
+  const Runtime__V1__ContainerStatsRequest *in = (const Runtime__V1__ContainerStatsRequest *)req;
+  struct cri_pods *p = pods_of(call);
+  char id[65];
+  struct cri_ctr *ctr = NULL;
+  int e = in->container_id && *in->container_id ? cri_state_resolve_ctr(p->st, in->container_id, id)
+                                                : -ENOENT;
+  if (e < 0 || cri_state_get_ctr(p->st, id, &ctr) < 0)
+    return cri_call_error(call, e == -EEXIST ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_NOT_FOUND,
+                          "container '%.80s' %s", in->container_id ? in->container_id : "",
+                          e == -EEXIST ? "is an ambiguous prefix" : "not found");
+  struct cri_pod_entry *pe = NULL;
+  struct sbx_client *c = query_sbx(p, ctr->pod_id, &pe);
+  Runtime__V1__ContainerStatsResponse *r =
+      cri_call_new_msg(call, &runtime__v1__container_stats_response__descriptor);
+  if (r)
+    r->stats = ctr_stats(call, p, ctr, c);
+  cri_pods_put(p, pe);
+  cri_ctr_free(ctr);
+  if (!r || !r->stats)
+    return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  *resp = &r->base;
+  return GRPC_STATUS_OK;
+}
+
+static grpc_status_code rpc_list_ctr_stats(struct cri_call *call, const ProtobufCMessage *req,
+                                           ProtobufCMessage **resp)
+{
+  const Runtime__V1__ListContainerStatsRequest *in =
+      (const Runtime__V1__ListContainerStatsRequest *)req;
+  struct cri_pods *p = pods_of(call);
+  struct cri_ctr_filter f = {.has_state = true, .state = CRI_CTR_RUNNING};
+  struct cri_kvs sel = {0};
+  if (in->filter) {
+    f.id = in->filter->id;
+    f.pod_id = in->filter->pod_sandbox_id;
+    if (cri_conv_map_in((void *const *)in->filter->label_selector, in->filter->n_label_selector,
+                        &sel) < 0)
+      return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    f.label_selector = &sel;
+  }
+  struct cri_ctr **v = NULL;
+  size_t n = 0;
+  int e = cri_state_list_ctrs(p->st, &f, &v, &n);
+  cri_kvs_clear(&sel);
+  if (e < 0)
+    return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  Runtime__V1__ListContainerStatsResponse *r =
+      cri_call_new_msg(call, &runtime__v1__list_container_stats_response__descriptor);
+  bool ok = r && (!n || (r->stats = cri_call_alloc(call, n * sizeof(*r->stats))));
+  for (size_t i = 0; ok && i < n; i++) {
+    struct cri_pod_entry *pe = NULL;
+    struct sbx_client *c = query_sbx(p, v[i]->pod_id, &pe);
+    ok = (r->stats[r->n_stats] = ctr_stats(call, p, v[i], c)) != NULL;
+    r->n_stats += ok;
+    cri_pods_put(p, pe);
+  }
+  cri_ctr_list_free(v, n);
+  if (!ok)
+    return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  *resp = &r->base;
+  return GRPC_STATUS_OK;
+}
+
+static Runtime__V1__PodSandboxStats *pod_stats(struct cri_call *call, struct cri_pods *p,
+                                               const struct cri_pod *pod)
+{
+  Runtime__V1__PodSandboxStats *s =
+      cri_call_new_msg(call, &runtime__v1__pod_sandbox_stats__descriptor);
+  Runtime__V1__PodSandboxAttributes *a =
+      cri_call_new_msg(call, &runtime__v1__pod_sandbox_attributes__descriptor);
+  Runtime__V1__PodSandboxMetadata *m =
+      cri_call_new_msg(call, &runtime__v1__pod_sandbox_metadata__descriptor);
+  Runtime__V1__LinuxPodSandboxStats *l =
+      cri_call_new_msg(call, &runtime__v1__linux_pod_sandbox_stats__descriptor);
+  if (!s || !a || !m || !l || !(a->id = cri_call_strdup(call, pod->id)) ||
+      !(m->name = cri_call_strdup(call, pod->name)) || !(m->uid = cri_call_strdup(call, pod->uid)) ||
+      !(m->namespace_ = cri_call_strdup(call, pod->ns)))
+    return NULL;
+  m->attempt = pod->attempt;
+  a->metadata = m;
+  if (cri_conv_map_out(call, &runtime__v1__pod_sandbox_attributes__labels_entry__descriptor,
+                       &pod->labels, &a->n_labels, &a->labels) < 0 ||
+      cri_conv_map_out(call, &runtime__v1__pod_sandbox_attributes__annotations_entry__descriptor,
+                       &pod->annotations, &a->n_annotations, &a->annotations) < 0)
+    return NULL;
+  s->attributes = a;
+  s->linux = l;
+  struct cri_pod_entry *pe = NULL;
+  struct sbx_client *c = query_sbx(p, pod->id, &pe);
+  struct sbx_stats st = {0};
+  bool ok = true;
+  if (c && sbx_pod_stats(c, &st, NULL) == 0)
+    ok = fill_cpu_mem(call, &st, &l->cpu, &l->memory) == 0;
+  struct cri_ctr_filter f = {.pod_id = pod->id, .has_state = true, .state = CRI_CTR_RUNNING};
+  struct cri_ctr **v = NULL;
+  size_t n = 0;
+  if (ok && cri_state_list_ctrs(p->st, &f, &v, &n) == 0) {
+    ok = !n || (l->containers = cri_call_alloc(call, n * sizeof(*l->containers)));
+    for (size_t i = 0; ok && i < n; i++) {
+      if (strcmp(v[i]->pod_id, pod->id))
+        continue;
+      ok = (l->containers[l->n_containers] = ctr_stats(call, p, v[i], c)) != NULL;
+      l->n_containers += ok;
+    }
+    cri_ctr_list_free(v, n);
+  }
+  cri_pods_put(p, pe);
+  return ok ? s : NULL;
+}
+
+static grpc_status_code rpc_pod_stats(struct cri_call *call, const ProtobufCMessage *req,
+                                      ProtobufCMessage **resp)
+{
+  const Runtime__V1__PodSandboxStatsRequest *in = (const Runtime__V1__PodSandboxStatsRequest *)req;
+  struct cri_pods *p = pods_of(call);
+  char id[65];
+  struct cri_pod *pod = NULL;
+  int e = in->pod_sandbox_id && *in->pod_sandbox_id
+              ? cri_state_resolve_pod(p->st, in->pod_sandbox_id, id)
+              : -ENOENT;
+  if (e < 0 || cri_state_get_pod(p->st, id, &pod) < 0)
+    return cri_call_error(call, e == -EEXIST ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_NOT_FOUND,
+                          "pod sandbox '%.80s' %s", in->pod_sandbox_id ? in->pod_sandbox_id : "",
+                          e == -EEXIST ? "is an ambiguous prefix" : "not found");
+  Runtime__V1__PodSandboxStatsResponse *r =
+      cri_call_new_msg(call, &runtime__v1__pod_sandbox_stats_response__descriptor);
+  if (r)
+    r->stats = pod_stats(call, p, pod);
+  cri_pod_free(pod);
+  if (!r || !r->stats)
+    return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  *resp = &r->base;
+  return GRPC_STATUS_OK;
+}
+
+static grpc_status_code rpc_list_pod_stats(struct cri_call *call, const ProtobufCMessage *req,
+                                           ProtobufCMessage **resp)
+{
+  const Runtime__V1__ListPodSandboxStatsRequest *in =
+      (const Runtime__V1__ListPodSandboxStatsRequest *)req;
+  struct cri_pods *p = pods_of(call);
+  struct cri_pod_filter f = {.has_state = true, .state = CRI_POD_READY};
+  struct cri_kvs sel = {0};
+  if (in->filter) {
+    f.id = in->filter->id;
+    if (cri_conv_map_in((void *const *)in->filter->label_selector, in->filter->n_label_selector,
+                        &sel) < 0)
+      return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    f.label_selector = &sel;
+  }
+  struct cri_pod **v = NULL;
+  size_t n = 0;
+  int e = cri_state_list_pods(p->st, &f, &v, &n);
+  cri_kvs_clear(&sel);
+  if (e < 0)
+    return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  Runtime__V1__ListPodSandboxStatsResponse *r =
+      cri_call_new_msg(call, &runtime__v1__list_pod_sandbox_stats_response__descriptor);
+  bool ok = r && (!n || (r->stats = cri_call_alloc(call, n * sizeof(*r->stats))));
+  for (size_t i = 0; ok && i < n; i++) {
+    ok = (r->stats[r->n_stats] = pod_stats(call, p, v[i])) != NULL;
+    r->n_stats += ok;
+  }
+  cri_pod_list_free(v, n);
+  if (!ok)
+    return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  *resp = &r->base;
+  return GRPC_STATUS_OK;
+}
+
+int cri_stats_rpc_register(struct cri_server *srv, q_error **err)
+{
+  static const struct {
+    const char *name;
+    cri_handler_fn fn;
+  } table[] = {
+      {"ContainerStats", rpc_ctr_stats},
+      {"ListContainerStats", rpc_list_ctr_stats},
+      {"PodSandboxStats", rpc_pod_stats},
+      {"ListPodSandboxStats", rpc_list_pod_stats},
+  };
+  for (size_t i = 0; i < Q_ARRAY_SIZE(table); i++) {
+    int r = cri_server_set_handler(srv, "RuntimeService", table[i].name, table[i].fn);
+    if (r < 0)
+      return q_error_make(err, -r, "register RuntimeService/%s", table[i].name);
+  }
+  return 0;
+}

@@ -1,0 +1,54 @@
+# Helpers for the pod end-to-end tests, on top of ../cri/lib.sh (a private
+# quarkd on a temporary socket, state root and log).
+# Environment from CMake: QUARKD, QUARK, QUARK_PROTO, NODE_PATH, and
+# QUARK_SANDBOX / QUARK_KERNEL / QUARK_SBX_CLIENT when the sandbox is built,
+# IMG_TEST_IMAGES (shared test image dir), IMG_SRC (source root).
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../cri/lib.sh"
+export CRI_COMMON="$here/../cri/common.js"
+
+# pods_setup [extra JSON members]: e2e_setup with the sandbox paths and the
+# CNI dirs inside $T.
+pods_setup() {
+  e2e_setup
+  mkdir -p "$T/cni" "$T/cni-cache" "$T/logs"
+  cat >"$T/config.json" <<JSON
+{"Socket":"unix://$SOCK","StateRoot":"$T/state","ImageRoot":"$T/images",
+ "LogFile":"$T/quark.log","DebugLevel":"${E2E_DEBUG_LEVEL:-Debug}",
+ "Sandbox":{"Binary":"${QUARK_SANDBOX:-/nonexistent/quark-sandbox}","Kernel":"${QUARK_KERNEL:-/nonexistent/qkernel.bin}"},
+ "Cni":{"ConfDir":"$T/cni","CacheDir":"$T/cni-cache"}${1:+,$1}}
+JSON
+  export QUARK_CONFIG=$T/config.json E2E_T=$T
+}
+
+# Why pods cannot run VMs here, or nothing when they can.
+sandbox_missing() {
+  [ "${QUARK_SBX_CLIENT:-0}" = 1 ] || { echo "quarkd is built without the sandbox client (target quark_sbx_client does not exist yet)"; return; }
+  [ -x "${QUARK_SANDBOX:-/nonexistent}" ] || { echo "quark-sandbox not built"; return; }
+  [ -r "${QUARK_KERNEL:-/nonexistent}" ] || { echo "qkernel.bin not built"; return; }
+  [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "/dev/kvm is not usable"; return; }
+}
+
+need_sandbox() {
+  local why
+  why=$(sandbox_missing)
+  [ -z "$why" ] || e2e_skip "$why"
+}
+
+need_root() { [ "$(id -u)" = 0 ] || e2e_skip "needs root (network namespaces, overlay mounts)"; }
+
+# Imports the busybox test image (tests/images/build.sh) into $T's store as
+# docker.io/library/busybox:latest. Returns 1 with a reason when it cannot.
+import_busybox() {
+  for t in umoci skopeo; do command -v $t >/dev/null || { echo "$t missing (deploy/deps.sh test)"; return 1; }; done
+  local imgs=${IMG_TEST_IMAGES:-$T/test-images}
+  bash "$here/../../images/build.sh" "$imgs" busybox >"$T/build-images.log" 2>&1 ||
+    { echo "tests/images/build.sh busybox failed: $(tail -3 "$T/build-images.log")"; return 1; }
+  skopeo copy -q "oci:$imgs/busybox:latest" "oci-archive:$T/busybox.tar:latest" >/dev/null ||
+    { echo "skopeo copy failed"; return 1; }
+  "$QUARK" import "$T/busybox.tar" docker.io/library/busybox >"$T/import.log" 2>&1 ||
+    { echo "quark import failed: $(cat "$T/import.log")"; return 1; }
+}
+
+# quark-* network namespaces pinned right now, one per line.
+netns_list() { ls /var/run/netns 2>/dev/null | grep '^quark-' | sort || true; }
