@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the JSON and tar targets (image_manifest,
+image_tar, cni_result) into tests/fuzz/<target>/seeds. The cri_proto seeds
+come from cri_proto/make_seeds.sh (protoc), the elf seeds from
+elf/make_seeds.sh (gcc). Run from anywhere; the output is deterministic."""
+import base64, gzip, io, json, os, shutil, tarfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+D = "sha256:" + "a" * 64
+D2 = "sha256:" + "b" * 64
+
+
+def fresh(target):
+    d = os.path.join(HERE, target, "seeds")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def put(d, name, data):
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def js(o):
+    return json.dumps(o, separators=(",", ":"))
+
+
+# ---- image_manifest: selector (0 ref, 1 manifest, 2 index, 3 config), flag ----
+d = fresh("image_manifest")
+refs = ["busybox", "busybox:1.36", "library/busybox", "docker.io/library/busybox:latest",
+        "index.docker.io/foo/bar", "registry.k8s.io/pause:3.9", "localhost:5000/a/b_c/d-e:v1.0",
+        "Foo/bar", "quay.io/x/y@" + D, "ghcr.io/o/r:t@" + D, "127.0.0.1:5000/x", "[::1]:5000/x:y",
+        "a..b", "A:b", "a@sha256:zz"]
+for i, r in enumerate(refs):
+    put(d, "ref-%02d" % i, b"\x00\x00" + r.encode())
+layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": D2, "size": 10}
+oci = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D, "size": 5},
+       "layers": [layer, dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar+zstd")]}
+docker = {"schemaVersion": 2,
+          "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+          "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": D,
+                     "size": 5},
+          "layers": [dict(layer, mediaType="application/vnd.docker.image.rootfs.diff.tar.gzip")]}
+put(d, "manifest-oci", b"\x01\x00" + js(oci).encode())
+put(d, "manifest-docker", b"\x01\x02" + js(docker).encode())
+put(d, "manifest-sniff", b"\x01\x00" + js({"config": oci["config"], "layers": []}).encode())
+put(d, "manifest-schema1", b"\x01\x00" + js({"schemaVersion": 1, "mediaType":
+    "application/vnd.docker.distribution.manifest.v1+prettyjws", "fsLayers": []}).encode())
+index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+         "manifests": [
+             {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D2, "size": 1,
+              "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+             {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D, "size": 1,
+              "platform": {"os": "linux", "architecture": "amd64"}}]}
+put(d, "index", b"\x02\x00" + js(index).encode())
+put(d, "index-none", b"\x02\x00" + js({"manifests": [{"digest": D}]}).encode())
+cfg = {"architecture": "amd64", "os": "linux",
+       "config": {"User": "1000:1000", "Env": ["PATH=/bin", "A=b"], "Entrypoint": ["/bin/sh"],
+                  "Cmd": ["-c", "true"], "WorkingDir": "/w", "ExposedPorts": {"80/tcp": {}},
+                  "Labels": {"a": "b", "n": 1}, "StopSignal": "SIGTERM"},
+       "rootfs": {"type": "layers", "diff_ids": [D2]}, "history": [{"created_by": "x"}]}
+put(d, "config", b"\x03\x00" + js(cfg).encode())
+put(d, "config-odd", b"\x03\x00" + js({"config": {"Env": "x", "Cmd": [1, None], "Labels": []}}).encode())
+
+# ---- image_tar: layer archives ----
+d = fresh("image_tar")
+
+
+def tar(entries, compress=None):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, kind, extra in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1700000000
+            ti.uid = ti.gid = 0
+            data = b""
+            if kind == "file":
+                data = extra or b"x\n"
+                ti.size = len(data)
+                ti.mode = 0o644
+            elif kind == "dir":
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            elif kind == "sym":
+                ti.type, ti.linkname = tarfile.SYMTYPE, extra
+            elif kind == "hard":
+                ti.type, ti.linkname = tarfile.LNKTYPE, extra
+            elif kind == "chr":
+                ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, extra[0], extra[1]
+            elif kind == "fifo":
+                ti.type = tarfile.FIFOTYPE
+            elif kind == "pax":
+                ti.size = len(b"x")
+                ti.pax_headers = extra
+                data = b"x"
+            t.addfile(ti, io.BytesIO(data) if data else None)
+    raw = buf.getvalue()
+    if compress == "gz":
+        return gzip.compress(raw, mtime=0)
+    return raw
+
+
+base = [("./", "dir", None), ("etc/", "dir", None), ("etc/passwd", "file", b"root:x:0:0::/:/bin/sh\n"),
+        ("bin/", "dir", None), ("bin/sh", "file", b"\x7fELF"), ("bin/ash", "hard", "bin/sh"),
+        ("lib", "sym", "usr/lib"), ("dev/", "dir", None), ("dev/null", "chr", (1, 3)),
+        ("run/fifo", "fifo", None)]
+put(d, "plain.tar", tar(base))
+put(d, "plain.tar.gz", tar(base, "gz"))
+put(d, "whiteouts.tar", tar([("a/", "dir", None), ("a/.wh..wh..opq", "file", b""),
+                             ("a/.wh.gone", "file", b""), ("b/.wh.x", "file", b"")]))
+put(d, "escape-dotdot.tar", tar([("../victim", "file", b"pwned\n")]))
+put(d, "escape-abs.tar", tar([("/tmp/escape", "file", b"pwned\n")]))
+put(d, "escape-symlink.tar", tar([("up", "sym", "../.."), ("up/victim", "file", b"pwned\n")]))
+put(d, "escape-symlink-dir.tar", tar([("up", "sym", "/"), ("up/etc/", "dir", None)]))
+put(d, "escape-hardlink.tar", tar([("h", "hard", "../../victim")]))
+put(d, "escape-whiteout.tar", tar([(".wh...", "file", b""), ("x/.wh.../victim", "file", b"")]))
+put(d, "replace-dir-with-link.tar", tar([("d/", "dir", None), ("d", "sym", "/etc"),
+                                         ("d/f", "file", b"x")]))
+put(d, "pax-xattr.tar", tar([("f", "pax", {"SCHILY.xattr.user.k": "v",
+                                            "SCHILY.xattr.trusted.overlay.opaque": "y",
+                                            "path": "renamed"})]))
+zstd_frame = bytes.fromhex("28b52ffd0458790000") + b""  # truncated zstd header
+put(d, "truncated.zst", zstd_frame)
+
+# ---- cni_result: selector (0 result, 1 list, 2 conf, 3 cache, 4 bandwidth, 5 render) ----
+d = fresh("cni_result")
+r100 = {"cniVersion": "1.0.0",
+        "interfaces": [{"name": "cni0", "mac": "aa:bb:cc:dd:ee:ff"},
+                       {"name": "eth0", "mac": "aa:bb:cc:dd:ee:01", "sandbox": "/var/run/netns/x"}],
+        "ips": [{"address": "10.88.0.5/16", "gateway": "10.88.0.1", "interface": 1},
+                {"address": "fd00::5/64", "interface": 1}],
+        "routes": [{"dst": "0.0.0.0/0", "gw": "10.88.0.1"}],
+        "dns": {"nameservers": ["10.96.0.10"], "domain": "cluster.local",
+                "search": ["svc.cluster.local"], "options": ["ndots:5"]}}
+put(d, "result-1.0.0", b"\x00" + js(r100).encode())
+r031 = dict(r100, cniVersion="0.3.1")
+r031["ips"] = [dict(ip, version="4" if ":" not in ip["address"] else "6") for ip in r100["ips"]]
+put(d, "result-0.3.1", b"\x00" + js(r031).encode())
+put(d, "result-0.2.0", b"\x00" + js({"cniVersion": "0.2.0",
+    "ip4": {"ip": "10.1.0.2/24", "gateway": "10.1.0.1", "routes": [{"dst": "0.0.0.0/0"}]},
+    "ip6": {"ip": "fd00::2/64"}, "dns": {"nameservers": ["8.8.8.8"]}}).encode())
+put(d, "result-noversion", b"\x00" + js({"ip4": {"ip": "10.1.0.2/24"}}).encode())
+put(d, "result-badiface", b"\x00" + js(dict(r100, ips=[{"address": "10.0.0.1/8", "interface": 7}])).encode())
+conflist = {"cniVersion": "1.0.0", "name": "mynet", "disableCheck": True,
+            "plugins": [{"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local",
+                         "ranges": [[{"subnet": "10.88.0.0/16"}]]}},
+                        {"type": "portmap", "capabilities": {"portMappings": True}},
+                        {"type": "bandwidth", "capabilities": {"bandwidth": True}}]}
+put(d, "conflist", b"\x01" + js(conflist).encode())
+put(d, "conflist-empty", b"\x01" + js({"cniVersion": "0.4.0", "name": "x", "plugins": []}).encode())
+put(d, "conf", b"\x02" + js({"cniVersion": "0.3.1", "name": "n", "type": "bridge",
+                             "ipam": {"type": "dhcp"}}).encode())
+put(d, "conf-noname", b"\x02" + js({"cniVersion": "0.3.1", "type": "bridge"}).encode())
+cache = {"kind": "cniCacheV1", "containerId": "0123456789abcdef", "networkName": "fuzznet",
+         "ifName": "eth0", "netns": "/var/run/netns/x",
+         "config": base64.b64encode(js(conflist).encode()).decode(),
+         "cniArgs": [["K8S_POD_NAME", "web"], ["IgnoreUnknown", "1"]],
+         "capabilityArgs": {"portMappings": [{"hostPort": 8080, "containerPort": 80}]},
+         "result": r100}
+put(d, "cache", b"\x03" + js(cache).encode())
+put(d, "cache-badb64", b"\x03" + js(dict(cache, config="!!!", cniArgs={"a": 1})).encode())
+for i, q in enumerate(["10M", "1Gi", "500k", "1.5M", "1e3", "0.001G", "999", "2P", "-1M", "1Ei"]):
+    put(d, "bw-%d" % i, b"\x04" + q.encode())
+put(d, "render", b"\x05" + b"\x00".join([b"10.96.0.10", b"fd00::10", b"svc.cluster.local",
+                                           b"cluster.local", b"ndots:5", b"timeout:1"]))
+put(d, "render-newline", b"\x05" + b"\x00".join([b"web", b"web.ns.svc", b"10.0.0.1\nevil",
+                                                   b"fd00::1"]))
+print("seeds written")
