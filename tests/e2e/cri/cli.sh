@@ -15,8 +15,9 @@ out=$("$QUARK" info)
 echo "$out" | grep -q '^RuntimeReady' && echo "$out" | grep -q '^NetworkReady' || e2e_fail "quark info: $out"
 [ "$("$QUARK" --json info | jq -r '.conditions | length')" = 2 ] || e2e_fail "quark --json info"
 [ "$("$QUARK" --json info | jq -r .info.config.StateRoot)" = "$T/state" ] || e2e_fail "info config"
-# NetworkReady follows the CNI config directory.
-mkdir -p "$T/cni" && echo '{"cniVersion":"1.0.0","name":"x","plugins":[]}' >"$T/cni/10-x.conflist"
+# NetworkReady follows the CNI config directory: a valid default network
+# whose plugins exist (Debian's containernetworking-plugins has loopback).
+mkdir -p "$T/cni" && echo '{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"loopback"}]}' >"$T/cni/10-x.conflist"
 [ "$("$QUARK" --json info | jq -r '.conditions[] | select(.type=="NetworkReady") | .status')" = true ] ||
   e2e_fail "NetworkReady with a CNI config"
 echo "ok   quark info (conditions follow the CNI config dir)"
