@@ -10,6 +10,7 @@
  * the writer's write ring (in its arena, registered with the fabric) to the
  * reader's read ring (in the peer's arena) by one fabric write. */
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
@@ -59,10 +61,19 @@ struct tsor_daemon;
 struct client;
 struct conn;
 
+/* A node of the peer table. The table can change while tsord runs (the
+ * Kubernetes source re-lists), so nodes are separate objects that
+ * connections point to; a node that leaves the table is freed once its
+ * connection is gone. */
 struct node {
-  const struct tsor_peer *peer;
+  char name[32];
+  uint32_t cidr_addr; /* network order */
+  uint8_t cidr_len;
   struct sockaddr_in addr;
+  char address[64];
   struct conn *conn; /* the one connection to that node, once there is one */
+  bool gone;         /* left the peer table */
+  struct node *next;
 };
 
 /* One socket slot of one client, as tsord sees it. */
@@ -113,7 +124,7 @@ struct conn {
   struct conn *next;
 };
 
-enum { SRC_UNIX = 1, SRC_CLIENT, SRC_KICK, SRC_FABRIC, SRC_STOP };
+enum { SRC_UNIX = 1, SRC_CLIENT, SRC_KICK, SRC_FABRIC, SRC_STOP, SRC_PEERS };
 struct evsrc {
   int kind;
   void *p;
@@ -150,8 +161,18 @@ struct listener {
 };
 
 struct tsor_daemon {
-  struct tsor_peers peers;
   struct node *nodes, *self;
+  /* kube peer source: a thread lists, the loop applies */
+  struct tsor_kube_config kube;
+  int refresh_s;
+  pthread_t lister;
+  bool has_lister;
+  pthread_mutex_t plock;
+  pthread_cond_t pcond;
+  struct tsor_peers pending;
+  bool has_pending;
+  int peers_efd;
+  struct evsrc ev_peers;
   char *socket_path;
   int ufd, epfd, stop_efd;
   struct evsrc ev_unix, ev_stop, ev_local, ev_net;
@@ -242,6 +263,75 @@ static void publish(struct dsock *ds)
 static struct tsor_region *region_for(struct dsock *ds)
 {
   return ds->conn->fab == ds->cl->d->local ? &ds->cl->reg_local : &ds->cl->reg_net;
+}
+
+/* ---- the peer table ---- */
+
+static uint32_t cidr_mask(uint8_t len) { return len == 0 ? 0 : htonl(~0u << (32 - len)); }
+
+static struct node *node_by_addr(struct tsor_daemon *d, uint32_t addr)
+{
+  for (struct node *n = d->nodes; n; n = n->next)
+    if (!n->gone && ((addr ^ n->cidr_addr) & cidr_mask(n->cidr_len)) == 0) return n;
+  return NULL;
+}
+
+static struct node *node_by_name(struct tsor_daemon *d, const char *name)
+{
+  for (struct node *n = d->nodes; n; n = n->next)
+    if (!n->gone && strcmp(n->name, name) == 0) return n;
+  return NULL;
+}
+
+static void node_set(struct node *n, const struct tsor_peer *p)
+{
+  n->cidr_addr = p->cidr_addr;
+  n->cidr_len = p->cidr_len;
+  snprintf(n->address, sizeof(n->address), "%s", p->address);
+  tsor_parse_hostport(p->address, &n->addr);
+}
+
+/* Frees nodes that left the table once no connection refers to them. */
+static void nodes_reap(struct tsor_daemon *d)
+{
+  for (struct node **pp = &d->nodes; *pp;) {
+    struct node *n = *pp;
+    if (n->gone && n->conn == NULL) {
+      *pp = n->next;
+      free(n);
+    } else {
+      pp = &n->next;
+    }
+  }
+}
+
+/* Makes the table what p says: new nodes added, changed ones updated (a new
+ * address is used from the next connection on), vanished ones dropped with
+ * their connection (its channels reset). This node stays whatever p says. */
+static void apply_peers(struct tsor_daemon *d, const struct tsor_peers *p)
+{
+  for (size_t i = 0; i < p->n; i++) {
+    struct node *n = node_by_name(d, p->v[i].name);
+    if (n == NULL) {
+      n = calloc(1, sizeof(*n));
+      if (n == NULL) continue;
+      snprintf(n->name, sizeof(n->name), "%s", p->v[i].name);
+      n->next = d->nodes;
+      d->nodes = n;
+      if (d->self != NULL) q_info(NULL, "tsord: node %s joined (%s)", n->name, p->v[i].address);
+    } else if (n->cidr_addr != p->v[i].cidr_addr || n->cidr_len != p->v[i].cidr_len ||
+               strcmp(n->address, p->v[i].address) != 0) {
+      q_info(NULL, "tsord: node %s changed (%s)", n->name, p->v[i].address);
+    }
+    node_set(n, &p->v[i]);
+  }
+  for (struct node *n = d->nodes; n; n = n->next) {
+    if (n == d->self || n->gone || tsor_peers_find(p, n->name) != NULL) continue;
+    q_info(NULL, "tsord: node %s left", n->name);
+    n->gone = true;
+    if (n->conn && n->conn->fc) n->conn->fab->ops->disconnect(n->conn->fc);
+  }
+  nodes_reap(d);
 }
 
 /* ---- node connections: channel ids, receive credits, ordered output ---- */
@@ -576,8 +666,8 @@ static void req_connect(struct client *cl, struct dsock *ds, const struct tsor_s
     client_cqe(cl, &e);
     return;
   }
-  const struct tsor_peer *p = tsor_peers_lookup(&d->peers, r->addr);
-  struct conn *c = p ? conn_get(d, &d->nodes[p - d->peers.v]) : NULL;
+  struct node *n = node_by_addr(d, r->addr);
+  struct conn *c = n ? conn_get(d, n) : NULL;
   if (c == NULL) {
     e.res = -ENETUNREACH;
     client_cqe(cl, &e);
@@ -798,7 +888,7 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
   if (c->outgoing || c->fab == d->local) {
     if (!c->outgoing) { /* passive end of a local loop */
       struct tsor_msg h = {.type = MSG_HELLO};
-      snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->peer->name);
+      snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->name);
       raw_send(c, &h);
       c->node = d->self;
     }
@@ -807,18 +897,17 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
     conn_flush(c);
     return;
   }
-  const struct tsor_peer *p = tsor_peers_find(&d->peers, name);
-  if (p == NULL || p == d->self->peer) {
+  struct node *n = node_by_name(d, name);
+  if (n == NULL || n == d->self) {
     q_warn(NULL, "tsord: connection from unknown node \"%s\" dropped", name);
     c->fab->ops->disconnect(c->fc);
     return;
   }
-  struct node *n = &d->nodes[p - d->peers.v];
   struct conn *old = n->conn;
   if (old != NULL && old != c) {
     /* Both nodes dialled at once: keep the connection the node with the
      * smaller name started; both ends decide the same. */
-    bool keep_old = old->ready || strcmp(d->self->peer->name, name) < 0;
+    bool keep_old = old->ready || strcmp(d->self->name, name) < 0;
     if (keep_old) {
       c->fab->ops->disconnect(c->fc);
       return;
@@ -853,7 +942,7 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
   n->conn = c;
   c->node = n;
   struct tsor_msg h = {.type = MSG_HELLO};
-  snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->peer->name);
+  snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->name);
   raw_send(c, &h);
   c->ready = true;
   q_info(NULL, "tsord: node %s connected (%s)", name, c->fab->ops->name);
@@ -953,10 +1042,11 @@ static void conn_destroy(struct conn *c)
 
 static void on_down(struct conn *c, int status)
 {
+  struct tsor_daemon *c_d = c->d;
   c->down = true;
   if (c->node && c->node->conn == c) c->node->conn = NULL;
   if (c->node && c->node != c->d->self)
-    q_info(NULL, "tsord: connection to node %s down (%s)", c->node->peer->name, status ? strerror(-status) : "closed");
+    q_info(NULL, "tsord: connection to node %s down (%s)", c->node->name, status ? strerror(-status) : "closed");
   for (uint32_t i = 0; i < c->nchans; i++) {
     struct dsock *ds = c->chans[i];
     if (ds == NULL) continue;
@@ -973,6 +1063,7 @@ static void on_down(struct conn *c, int status)
   c->whead = c->wtail = NULL;
   if (c->fc) c->fab->ops->release(c->fc);
   conn_destroy(c);
+  nodes_reap(c_d);
 }
 
 static int fabric_poll(struct tsor_daemon *d, struct tsor_fabric *f)
@@ -997,7 +1088,7 @@ static int fabric_poll(struct tsor_daemon *d, struct tsor_fabric *f)
       f->ops->post_recv(c->fc, TSOR_RECV_DEPTH);
       if (c->outgoing) {
         struct tsor_msg h = {.type = MSG_HELLO};
-        snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->peer->name);
+        snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->name);
         raw_send(c, &h);
       }
       continue;
@@ -1153,8 +1244,7 @@ static void client_attach(struct tsor_daemon *d)
     why = "arena must be a memfd sealed against shrinking";
     goto fail;
   }
-  const struct tsor_peer *own = tsor_peers_lookup(&d->peers, hello.pod_ip);
-  if (own != d->self->peer) {
+  if (node_by_addr(d, hello.pod_ip) != d->self) {
     status = -EADDRNOTAVAIL;
     why = "pod IP is not in this node's pod CIDR";
     goto fail;
@@ -1254,31 +1344,87 @@ fail:
   close(fd);
 }
 
+/* ---- the Kubernetes peer source ----
+ * A thread re-lists the nodes (a slow HTTP request must not stall the data
+ * path) and hands each good table to the loop through an eventfd. */
+
+static void *lister(void *arg)
+{
+  struct tsor_daemon *d = arg;
+  pthread_mutex_lock(&d->plock);
+  while (!d->stop) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += d->refresh_s;
+    while (!d->stop && pthread_cond_timedwait(&d->pcond, &d->plock, &dl) != ETIMEDOUT)
+      ;
+    if (d->stop) break;
+    pthread_mutex_unlock(&d->plock);
+    struct tsor_peers p;
+    q_error *err = NULL;
+    int r = tsor_kube_list_peers(&d->kube, &p, &err);
+    if (r < 0) q_warn(NULL, "tsord: listing nodes: %s (keeping the last table)", q_error_msg(err));
+    q_error_free(&err);
+    pthread_mutex_lock(&d->plock);
+    if (r == 0) {
+      if (d->has_pending) tsor_peers_free(&d->pending);
+      d->pending = p;
+      d->has_pending = true;
+      uint64_t one = 1;
+      ssize_t w = write(d->peers_efd, &one, sizeof(one));
+      (void)w;
+    }
+  }
+  pthread_mutex_unlock(&d->plock);
+  return NULL;
+}
+
+static void take_peers(struct tsor_daemon *d)
+{
+  uint64_t v;
+  ssize_t r = read(d->peers_efd, &v, sizeof(v));
+  (void)r;
+  pthread_mutex_lock(&d->plock);
+  struct tsor_peers p = d->pending;
+  bool have = d->has_pending;
+  d->has_pending = false;
+  memset(&d->pending, 0, sizeof(d->pending));
+  pthread_mutex_unlock(&d->plock);
+  if (!have) return;
+  apply_peers(d, &p);
+  tsor_peers_free(&p);
+}
+
 /* ---- set-up and the loop ---- */
 
 int tsor_daemon_new(const struct tsor_daemon_config *cfg, tsor_daemon **out, q_error **err)
 {
   struct tsor_daemon *d = calloc(1, sizeof(*d));
   if (d == NULL) return q_error_make(err, ENOMEM, "tsord");
-  d->ufd = d->epfd = d->stop_efd = -1;
+  d->ufd = d->epfd = d->stop_efd = d->peers_efd = -1;
   d->next_port = 32768;
-  int r = tsor_peers_load(cfg->peers_path, &d->peers, err);
+  pthread_mutex_init(&d->plock, NULL);
+  pthread_cond_init(&d->pcond, NULL);
+  struct tsor_peers peers = {0};
+  const char *source = cfg->peers_path ? cfg->peers_path : "the Kubernetes API";
+  int r;
+  if (cfg->peers_path) {
+    r = tsor_peers_load(cfg->peers_path, &peers, err);
+  } else {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    d->kube = cfg->kube;
+    d->refresh_s = cfg->refresh_s > 0 ? cfg->refresh_s : 30;
+    r = tsor_kube_list_peers(&d->kube, &peers, err);
+  }
   if (r < 0) goto fail;
-  const struct tsor_peer *self = tsor_peers_find(&d->peers, cfg->node);
-  if (self == NULL) {
-    r = q_error_make(err, EINVAL, "node \"%s\" is not in the peers file %s", cfg->node, cfg->peers_path);
+  apply_peers(d, &peers);
+  tsor_peers_free(&peers);
+  d->self = node_by_name(d, cfg->node);
+  if (d->self == NULL) {
+    r = q_error_make(err, EINVAL, "node \"%s\" is not in the peer table from %s", cfg->node, source);
     goto fail;
   }
-  d->nodes = calloc(d->peers.n, sizeof(*d->nodes));
-  if (d->nodes == NULL) {
-    r = q_error_make(err, ENOMEM, "tsord");
-    goto fail;
-  }
-  for (size_t i = 0; i < d->peers.n; i++) {
-    d->nodes[i].peer = &d->peers.v[i];
-    tsor_parse_hostport(d->peers.v[i].address, &d->nodes[i].addr);
-  }
-  d->self = &d->nodes[self - d->peers.v];
+  struct node *self = d->self;
   r = tsor_fabric_local.open(NULL, &d->local, err);
   if (r < 0) goto fail;
   const char *want = cfg->fabric ? cfg->fabric : "auto";
@@ -1334,8 +1480,19 @@ int tsor_daemon_new(const struct tsor_daemon_config *cfg, tsor_daemon **out, q_e
   epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->net->ops->event_fd(d->net), &ev);
   char cidr[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &self->cidr_addr, cidr, sizeof(cidr));
-  q_info(NULL, "tsord: node %s, pod CIDR %s/%u, fabric %s on %s, sandboxes on %s", self->name, cidr,
-         self->cidr_len, d->net->ops->name, self->address, cfg->socket_path);
+  q_info(NULL, "tsord: node %s, pod CIDR %s/%u, fabric %s on %s, sandboxes on %s, peers from %s", self->name, cidr,
+         self->cidr_len, d->net->ops->name, self->address, cfg->socket_path, source);
+  if (cfg->peers_path == NULL) {
+    d->peers_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    d->ev_peers = (struct evsrc){SRC_PEERS, d};
+    ev.data.ptr = &d->ev_peers;
+    if (d->peers_efd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->peers_efd, &ev) < 0 ||
+        pthread_create(&d->lister, NULL, lister, d) != 0) {
+      r = q_error_make(err, errno ? errno : EAGAIN, "peer lister");
+      goto fail;
+    }
+    d->has_lister = true;
+  }
   *out = d;
   return 0;
 fail:
@@ -1347,6 +1504,7 @@ const char *tsor_daemon_fabric(const tsor_daemon *d) { return d->net ? d->net->o
 
 void tsor_daemon_stop(tsor_daemon *d)
 {
+  /* Async-signal-safe: the lister notices the flag within a second. */
   d->stop = 1;
   uint64_t one = 1;
   ssize_t r = write(d->stop_efd, &one, sizeof(one));
@@ -1393,6 +1551,7 @@ static void handle_events(struct tsor_daemon *d, int timeout)
     }
     case SRC_KICK: r = read(((struct client *)s->p)->kick_in, &v, sizeof(v)); (void)r; break;
     case SRC_STOP: r = read(d->stop_efd, &v, sizeof(v)); (void)r; break;
+    case SRC_PEERS: take_peers(d); break;
     default: break; /* fabrics: polled right after */
     }
   }
@@ -1442,6 +1601,13 @@ int tsor_daemon_run(tsor_daemon *d, q_error **err)
 void tsor_daemon_free(tsor_daemon *d)
 {
   if (d == NULL) return;
+  if (d->has_lister) {
+    pthread_mutex_lock(&d->plock);
+    d->stop = 1;
+    pthread_cond_broadcast(&d->pcond);
+    pthread_mutex_unlock(&d->plock);
+    pthread_join(d->lister, NULL);
+  }
   while (d->clients) {
     struct client *cl = d->clients;
     cl->dead = true;
@@ -1485,8 +1651,15 @@ void tsor_daemon_free(tsor_daemon *d)
   }
   if (d->epfd >= 0) close(d->epfd);
   if (d->stop_efd >= 0) close(d->stop_efd);
-  free(d->nodes);
   free(d->lst);
-  tsor_peers_free(&d->peers);
+  if (d->has_pending) tsor_peers_free(&d->pending);
+  while (d->nodes) {
+    struct node *n = d->nodes;
+    d->nodes = n->next;
+    free(n);
+  }
+  if (d->peers_efd >= 0) close(d->peers_efd);
+  pthread_mutex_destroy(&d->plock);
+  pthread_cond_destroy(&d->pcond);
   free(d);
 }

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quark/tsor.h"
@@ -17,10 +18,14 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: tsord --node NAME --peers FILE [--socket PATH] [--fabric auto|verbs|tcp]\n"
-          "             [--log FILE] [--log-level Off|Error|Warn|Info|Debug|Trace]\n"
-          "  --node     this node's name in the peers file\n"
+          "usage: tsord --node NAME (--peers FILE | --kube [--kube-server URL] [--kube-token-file F]\n"
+          "             [--kube-ca-file F] [--peers-refresh SECONDS]) [--socket PATH]\n"
+          "             [--fabric auto|verbs|tcp] [--log FILE] [--log-level Off|Error|Warn|Info|Debug|Trace]\n"
+          "  --node     this node's name in the peer table\n"
           "  --peers    JSON peers file: {\"Nodes\":[{\"Name\",\"PodCIDR\",\"Address\"}]}\n"
+          "  --kube     peers from the Kubernetes API: nodes with spec.podCIDR and the\n"
+          "             annotation " TSOR_KUBE_ANNOTATION " (in-cluster credentials by default),\n"
+          "             re-listed every --peers-refresh seconds (30)\n"
           "  --socket   unix socket sandboxes attach to (default /run/quark/tsor.sock)\n"
           "  --fabric   node-to-node fabric; auto = verbs if an RDMA device exists, else tcp\n");
 }
@@ -33,10 +38,14 @@ int main(int argc, char **argv)
       {"node", required_argument, NULL, 'n'},   {"peers", required_argument, NULL, 'p'},
       {"socket", required_argument, NULL, 's'}, {"fabric", required_argument, NULL, 'f'},
       {"log", required_argument, NULL, 'l'},    {"log-level", required_argument, NULL, 'L'},
-      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+      {"help", no_argument, NULL, 'h'},         {"kube", no_argument, NULL, 'k'},
+      {"kube-server", required_argument, NULL, 'S'}, {"kube-token-file", required_argument, NULL, 'T'},
+      {"kube-ca-file", required_argument, NULL, 'C'}, {"peers-refresh", required_argument, NULL, 'r'},
+      {NULL, 0, NULL, 0},
   };
   int o;
-  while ((o = getopt_long(argc, argv, "n:p:s:f:l:L:h", opts, NULL)) != -1) {
+  bool kube = false;
+  while ((o = getopt_long(argc, argv, "n:p:s:f:l:L:hkS:T:C:r:", opts, NULL)) != -1) {
     switch (o) {
     case 'n': cfg.node = optarg; break;
     case 'p': cfg.peers_path = optarg; break;
@@ -44,11 +53,16 @@ int main(int argc, char **argv)
     case 'f': cfg.fabric = optarg; break;
     case 'l': log_path = optarg; break;
     case 'L': level = optarg; break;
+    case 'k': kube = true; break;
+    case 'S': cfg.kube.server = optarg; break;
+    case 'T': cfg.kube.token_file = optarg; break;
+    case 'C': cfg.kube.ca_file = optarg; break;
+    case 'r': cfg.refresh_s = atoi(optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
   }
-  if (cfg.node == NULL || cfg.peers_path == NULL) {
+  if (cfg.node == NULL || (cfg.peers_path == NULL) == !kube || (kube && cfg.refresh_s < 0)) {
     usage(stderr);
     return 2;
   }

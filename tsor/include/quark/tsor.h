@@ -263,12 +263,29 @@ int tsor_parse_cidr(const char *s, uint32_t *addr, uint8_t *len);
 /* "a.b.c.d:port" -> sockaddr_in. */
 int tsor_parse_hostport(const char *s, struct sockaddr_in *out);
 
+/* ---- peers from the Kubernetes API ----
+ * A node is a TSoR node when it has spec.podCIDR and this annotation, whose
+ * value is its tsord's fabric address "ip:port". */
+#define TSOR_KUBE_ANNOTATION "quark.io/tsord-address"
+struct tsor_kube_config {
+  const char *server;     /* "https://host:port"; NULL: in-cluster (KUBERNETES_SERVICE_HOST/PORT) */
+  const char *token_file; /* NULL: the service account's token */
+  const char *ca_file;    /* NULL: the service account's ca.crt (https only) */
+};
+/* A NodeList (GET /api/v1/nodes) -> peers; nodes without a pod CIDR or the
+ * annotation are skipped. Same checks as the peers file. */
+int tsor_peers_from_nodelist(const char *json, struct tsor_peers *out, q_error **err);
+/* Lists the nodes (libcurl, bearer token). */
+int tsor_kube_list_peers(const struct tsor_kube_config *cfg, struct tsor_peers *out, q_error **err);
+
 /* ---- the daemon ---- */
 
 typedef struct tsor_daemon tsor_daemon;
 struct tsor_daemon_config {
   const char *node;        /* this node's name in the peers table */
-  const char *peers_path;  /* JSON peers file */
+  const char *peers_path;  /* JSON peers file; NULL: the Kubernetes API (kube) */
+  struct tsor_kube_config kube;
+  int refresh_s;           /* kube: re-list every refresh_s seconds (0: 30) */
   const char *socket_path; /* unix socket for sandboxes */
   const char *fabric;      /* "auto" (verbs, else tcp), "verbs" or "tcp" */
 };
