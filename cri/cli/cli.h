@@ -1,5 +1,6 @@
 /* The `quark` command-line client: shared pieces for the subcommand files
- * (quark.c: version/info/pods/ps; image_cmds.c: pull/images/rmi/import).
+ * (quark.c: version/info/pods/ps; image_cmds.c: pull/images/rmi/import;
+ * run_cmds.c: run/logs/exec).
  * Prefix: quark_cli_.
  *
  * Contract:
@@ -27,6 +28,7 @@ struct quark_cli {
   const char *endpoint;  /* "unix:///path" */
   bool json;             /* --json: machine-readable output */
   int timeout_ms;        /* per call; --timeout */
+  bool timeout_set;      /* --timeout given (quark exec: the command's timeout) */
 };
 
 /* method: "/runtime.v1.ImageService/PullImage". *resp is freed by the caller
@@ -43,5 +45,10 @@ int quark_cmd_pull(struct quark_cli *cli, int argc, char **argv);
 int quark_cmd_images(struct quark_cli *cli, int argc, char **argv);
 int quark_cmd_rmi(struct quark_cli *cli, int argc, char **argv);
 int quark_cmd_import(struct quark_cli *cli, int argc, char **argv);
+
+/* Pod subcommands (run_cmds.c). */
+int quark_cmd_run(struct quark_cli *cli, int argc, char **argv);
+int quark_cmd_logs(struct quark_cli *cli, int argc, char **argv);
+int quark_cmd_exec(struct quark_cli *cli, int argc, char **argv);
 
 #endif

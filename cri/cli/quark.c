@@ -30,6 +30,9 @@ static void usage(FILE *f)
              "  images             list images\n"
              "  rmi IMAGE...       remove images\n"
              "  import FILE        import an image archive\n"
+             "  run IMAGE [-- CMD] run IMAGE in a new pod, stream its output, exit with its code\n"
+             "  logs [-f] ID       print a container's log (-f: follow until it exits)\n"
+             "  exec ID -- CMD     run CMD in a running container (--timeout: its limit)\n"
              "The endpoint defaults to $" QUARK_CLI_ENDPOINT_ENV " or " QUARK_CLI_DEFAULT_ENDPOINT
              ".\n");
 }
@@ -290,6 +293,7 @@ static const struct {
     {"version", cmd_version}, {"info", cmd_info},           {"pods", cmd_pods},
     {"ps", cmd_ps},           {"pull", quark_cmd_pull},     {"images", quark_cmd_images},
     {"rmi", quark_cmd_rmi},   {"import", quark_cmd_import},
+    {"run", quark_cmd_run},   {"logs", quark_cmd_logs},     {"exec", quark_cmd_exec},
 };
 
 int main(int argc, char **argv)
@@ -304,9 +308,16 @@ int main(int argc, char **argv)
   int n = 0;
   if (!rest)
     return quark_cli_fail("out of memory");
+  bool verbatim = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "--json")) {
+    if (verbatim) {
+      rest[n++] = argv[i];
+    } else if (!strcmp(a, "--")) {
+      /* Everything after "--" belongs to the command (quark run/exec). */
+      verbatim = true;
+      rest[n++] = argv[i];
+    } else if (!strcmp(a, "--json")) {
       cli.json = true;
     } else if (!strcmp(a, "--endpoint") || !strcmp(a, "--timeout")) {
       if (i + 1 >= argc) {
@@ -323,6 +334,7 @@ int main(int argc, char **argv)
           return quark_cli_fail("--timeout wants seconds, got '%s'", argv[i]);
         }
         cli.timeout_ms = (int)(s * 1000);
+        cli.timeout_set = true;
       }
     } else if (!strncmp(a, "--endpoint=", 11)) {
       cli.endpoint = a + 11;
