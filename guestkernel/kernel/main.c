@@ -54,6 +54,7 @@ void qk_user_fault(struct qk_regs *r, uint64_t cr2)
     if (!(r->error_code & 1) && qk_mm_fault(t->proc->mm, cr2, write, exec) == 0)
       return;
   }
+  bool bus = r->vector == 14 && !(r->error_code & 1) && qk_mm_file_hole(t->proc->mm, cr2);
   /* No signal handlers yet: the default action of the matching signal,
    * which for all of these ends the process. */
   int sig = 11; /* SIGSEGV */
@@ -74,6 +75,8 @@ void qk_user_fault(struct qk_regs *r, uint64_t cr2)
     sig = 7; /* SIGBUS */
     break;
   }
+  if (bus)
+    sig = 7; /* past the end of a mapped file */
   const char *name = r->vector < 32 && vector_names[r->vector] ? vector_names[r->vector] : "fault";
   qk_printk(QK_LOG_INFO, "pid %d: %s at rip %lx addr %lx err %lx: killed by signal %d",
             t->proc->pid, name, r->rip, cr2, r->error_code, sig);

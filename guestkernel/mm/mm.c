@@ -79,11 +79,32 @@ static int populate(struct qk_mm *mm, uint64_t start, uint64_t end, uint32_t pro
   volatile uint64_t *ptes[32];
   uint64_t vas[32];
   uint64_t va = start;
+  bool anon = file_hfd < 0 && (flags & QK_PTE_P);
   while (va < end) {
-    /* Collect up to 64 empty slots. */
+    /* A whole empty 2 MiB granule of anonymous memory: one 2 MiB page,
+     * one entry instead of 512 (ring-0 stores are what costs here). */
+    if (anon && !(va & (QK_HUGE_PAGE_SIZE - 1)) && end - va >= QK_HUGE_PAGE_SIZE) {
+      volatile uint64_t *pde = qk_pt_pde(mm->cr3, va, true);
+      if (!pde)
+        return -QK_ENOMEM;
+      if (!*pde) {
+        bool zero;
+        uint64_t pa = qk_page_alloc_huge(&zero);
+        if (pa) {
+          if (!zero)
+            qk_phys_zero(pa, QK_HUGE_PAGE_SIZE);
+          *pde = pa | flags | QK_PTE_PS; /* not present -> present */
+          va += QK_HUGE_PAGE_SIZE;
+          continue;
+        }
+      }
+    }
+    /* Collect up to 32 empty slots. */
     unsigned n = 0;
     volatile uint64_t *l1 = NULL;
     for (; va < end && n < QK_ARRAY_SIZE(pas); va += QK_PAGE_SIZE) {
+      if (n && anon && !(va & (QK_HUGE_PAGE_SIZE - 1)) && end - va >= QK_HUGE_PAGE_SIZE)
+        break; /* the next granule may take a 2 MiB page */
       if (!l1 || !(va & (QK_HUGE_PAGE_SIZE - 1))) {
         l1 = qk_pt_lookup(mm->cr3, va, true, NULL);
         if (!l1)
@@ -121,11 +142,18 @@ static int populate(struct qk_mm *mm, uint64_t start, uint64_t end, uint32_t pro
             qk_page_free(pas[k]);
           return (int)r;
         }
+        /* Pages wholly past the end of the file stay unmapped: touching
+         * them is SIGBUS, as on Linux. */
+        for (unsigned k = i + (unsigned)((r + QK_PAGE_SIZE - 1) / QK_PAGE_SIZE); k < j; k++) {
+          qk_page_free(pas[k]);
+          pas[k] = 0;
+        }
         i = j;
       }
     }
     for (unsigned i = 0; i < n; i++)
-      *ptes[i] = pas[i] | flags; /* not present -> present: a plain store */
+      if (pas[i])
+        *ptes[i] = pas[i] | flags; /* not present -> present: a plain store */
   }
   return 0;
 }
@@ -139,7 +167,14 @@ static void unmap_piece(void *arg, const struct qk_vma *piece)
     volatile uint64_t *huge;
     volatile uint64_t *l1 = qk_pt_lookup(mm->cr3, va, false, &huge);
     if (!l1 && huge) {
-      /* Partial 2 MiB leaf: split it so the rest stays mapped. */
+      uint64_t e = *huge;
+      if (!(va & (QK_HUGE_PAGE_SIZE - 1)) && piece->end - va >= QK_HUGE_PAGE_SIZE) {
+        qk_arch_pte_update(huge, 0, va);
+        qk_page_free_huge(e & QK_PTE_ADDR & ~(QK_HUGE_PAGE_SIZE - 1));
+        va += QK_HUGE_PAGE_SIZE;
+        continue;
+      }
+      /* Part of a 2 MiB page: split it so the rest stays mapped. */
       l1 = qk_pt_lookup(mm->cr3, va, true, NULL);
     }
     uint64_t region_end = QK_ALIGN_DOWN(va, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE;
@@ -170,8 +205,19 @@ static void reprotect(struct qk_mm *mm, uint64_t start, uint64_t end, uint32_t p
   while (va < end) {
     volatile uint64_t *huge;
     volatile uint64_t *l1 = qk_pt_lookup(mm->cr3, va, false, &huge);
-    if (!l1 && huge)
+    if (!l1 && huge) {
+      /* A whole 2 MiB page keeps its size unless it becomes PROT_NONE
+       * (kept frames are tracked per 4 KiB entry). */
+      if ((flags & QK_PTE_P) && !(va & (QK_HUGE_PAGE_SIZE - 1)) && end - va >= QK_HUGE_PAGE_SIZE) {
+        uint64_t e = *huge;
+        uint64_t ne = (e & QK_PTE_ADDR & ~(QK_HUGE_PAGE_SIZE - 1)) | flags | QK_PTE_PS;
+        if (ne != e)
+          qk_arch_pte_update(huge, ne, va);
+        va += QK_HUGE_PAGE_SIZE;
+        continue;
+      }
       l1 = qk_pt_lookup(mm->cr3, va, true, NULL);
+    }
     uint64_t region_end = QK_ALIGN_DOWN(va, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE;
     if (region_end > end)
       region_end = end;
@@ -230,10 +276,20 @@ int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, 
     addr = QK_ALIGN_DOWN(addr, QK_PAGE_SIZE);
     if (!addr || addr < QK_MMAP_LOW || !range_ok(addr, len) ||
         qk_vma_overlaps(&mm->vmas, addr, addr + len)) {
-      if (mflags & L_MAP_32BIT)
+      if (mflags & L_MAP_32BIT) {
         addr = qk_vma_find_gap(&mm->vmas, len, 0x40000000ull, 0x80000000ull);
-      else
-        addr = qk_vma_find_gap(&mm->vmas, len, QK_MMAP_LOW, mm->mmap_top);
+      } else {
+        addr = 0;
+        /* Anonymous memory of 2 MiB or more starts on a 2 MiB boundary so
+         * that it can use 2 MiB pages (as Linux aligns it for THP). */
+        if (file_hfd < 0 && len >= QK_HUGE_PAGE_SIZE) {
+          uint64_t gap = qk_vma_find_gap(&mm->vmas, len + QK_HUGE_PAGE_SIZE, QK_MMAP_LOW, mm->mmap_top);
+          if (gap)
+            addr = QK_ALIGN_DOWN(gap + QK_HUGE_PAGE_SIZE, QK_HUGE_PAGE_SIZE);
+        }
+        if (!addr)
+          addr = qk_vma_find_gap(&mm->vmas, len, QK_MMAP_LOW, mm->mmap_top);
+      }
       if (!addr)
         return -QK_ENOMEM;
     }
@@ -449,10 +505,15 @@ int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice)
     struct qk_vma *v = qk_vma_find(&mm->vmas, va);
     if (!v || (v->flags & QK_VMF_SHARED))
       continue;
-    volatile uint64_t *pte = qk_pt_lookup(mm->cr3, va, false, NULL);
-    if (!pte || !(*pte & (QK_PTE_P | QK_PTE_SW_NONE)))
+    volatile uint64_t *huge;
+    volatile uint64_t *pte = qk_pt_lookup(mm->cr3, va, false, &huge);
+    uint64_t pa;
+    if (pte && (*pte & (QK_PTE_P | QK_PTE_SW_NONE)))
+      pa = *pte & QK_PTE_ADDR;
+    else if (!pte && huge)
+      pa = (*huge & QK_PTE_ADDR & ~(QK_HUGE_PAGE_SIZE - 1)) + (va & (QK_HUGE_PAGE_SIZE - 1));
+    else
       continue;
-    uint64_t pa = *pte & QK_PTE_ADDR;
     if (n && iov[n - 1].gpa + iov[n - 1].len == pa) {
       iov[n - 1].len += QK_PAGE_SIZE;
       continue;
@@ -468,6 +529,12 @@ int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice)
   if (n)
     qk_qcall(QK_OP_ZERO, qk_va_to_pa(iov), n, 0, 0, 0, 0);
   return 0;
+}
+
+bool qk_mm_file_hole(struct qk_mm *mm, uint64_t addr)
+{
+  struct qk_vma *v = qk_vma_find(&mm->vmas, addr);
+  return v && (v->flags & QK_VMF_FILE);
 }
 
 int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec)
@@ -498,6 +565,13 @@ int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec)
     return -QK_EFAULT; /* mapped, yet the access faulted: a real violation */
   if (v->flags & QK_VMF_FILE)
     return -QK_EFAULT; /* file contents were read at mmap time */
+  /* An untouched 2 MiB granule inside the area: one 2 MiB page. */
+  uint64_t g = QK_ALIGN_DOWN(addr, QK_HUGE_PAGE_SIZE);
+  if (g >= v->start && v->end - g >= QK_HUGE_PAGE_SIZE) {
+    volatile uint64_t *pde = qk_pt_pde(mm->cr3, g, false);
+    if (!pde || !*pde)
+      return populate(mm, g, g + QK_HUGE_PAGE_SIZE, v->prot, -1, 0) ? -QK_EFAULT : 0;
+  }
   uint64_t lo = QK_ALIGN_DOWN(addr, QK_FAULT_AROUND * QK_PAGE_SIZE);
   uint64_t hi = lo + QK_FAULT_AROUND * QK_PAGE_SIZE;
   if (lo < v->start)

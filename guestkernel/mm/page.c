@@ -19,6 +19,7 @@ uint32_t *qk_page_meta; /* indexed by pfn; used by kmalloc.c */
 static uint64_t range_start, range_end; /* owned range */
 static uint64_t bump;                   /* next never-used page */
 static uint64_t free_head;              /* pa of the first freed page, 0 if none */
+static uint64_t huge_head;              /* first freed 2 MiB chunk, 0 if none */
 static uint64_t free_pages;             /* pages available (bump + freed) */
 static uint64_t total_pages;
 
@@ -117,6 +118,38 @@ uint64_t qk_page_alloc_contig(size_t n)
   bump += n * QK_PAGE_SIZE;
   free_pages -= n;
   return pa;
+}
+
+uint64_t qk_page_alloc_huge(bool *zero)
+{
+  if (huge_head) {
+    uint64_t pa = huge_head;
+    huge_head = *(uint64_t *)qk_pa_to_va(pa);
+    free_pages -= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
+    *zero = false;
+    return pa;
+  }
+  uint64_t a = QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE);
+  if (a + QK_HUGE_PAGE_SIZE > range_end || a < bump)
+    return 0;
+  /* The pages skipped for alignment stay free, on the 4 KiB list. */
+  for (; bump < a; bump += QK_PAGE_SIZE) {
+    *(uint64_t *)qk_pa_to_va(bump) = free_head;
+    free_head = bump;
+  }
+  bump = a + QK_HUGE_PAGE_SIZE;
+  free_pages -= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
+  *zero = true;
+  return a;
+}
+
+void qk_page_free_huge(uint64_t pa)
+{
+  if (!qk_page_owned(pa))
+    return;
+  *(uint64_t *)qk_pa_to_va(pa) = huge_head;
+  huge_head = pa;
+  free_pages += QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
 }
 
 void qk_page_free(uint64_t pa)

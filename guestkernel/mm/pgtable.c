@@ -66,3 +66,26 @@ volatile uint64_t *qk_pt_lookup(uint64_t cr3, uint64_t va, bool alloc, volatile 
   }
   return &t[(va >> 12) & 511];
 }
+
+volatile uint64_t *qk_pt_pde(uint64_t cr3, uint64_t va, bool alloc)
+{
+  volatile uint64_t *t = qk_pa_to_va(cr3 & QK_PTE_ADDR);
+  for (int shift = 39; shift > 21; shift -= 9) {
+    volatile uint64_t *e = &t[(va >> shift) & 511];
+    uint64_t v = *e;
+    if (!(v & QK_PTE_P)) {
+      if (!alloc)
+        return NULL;
+      uint64_t pa = qk_page_alloc(true);
+      if (!pa)
+        return NULL;
+      *e = pa | TABLE_FLAGS;
+      t = qk_pa_to_va(pa);
+      continue;
+    }
+    if (alloc && (v & TABLE_FLAGS) != TABLE_FLAGS)
+      qk_arch_pte_update(e, v | TABLE_FLAGS, va);
+    t = table_of(v);
+  }
+  return &t[(va >> 21) & 511];
+}

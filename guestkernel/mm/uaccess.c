@@ -210,6 +210,8 @@ int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write)
         l1 = l1_table(cr3, va, need);
       }
       uint64_t chunk = QK_PAGE_SIZE - (va & 4095);
+      if (!l1)
+        chunk = end - va; /* a 2 MiB page: contiguous up to the granule's end */
       if (chunk > end - va)
         chunk = end - va;
       if (v->n && v->seg[v->n - 1].gpa + v->seg[v->n - 1].len == pa) {

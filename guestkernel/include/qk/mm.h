@@ -29,6 +29,10 @@ uint64_t qk_page_alloc(bool zero);
 int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero);
 /* n physically contiguous pages (kernel objects larger than a page). */
 uint64_t qk_page_alloc_contig(size_t n);
+/* A 2 MiB-aligned run of 512 pages (2 MiB user pages); *zero says whether
+ * it is known to be zero. 0 when no such run is left. */
+uint64_t qk_page_alloc_huge(bool *zero);
+void qk_page_free_huge(uint64_t pa);
 /* Returns a page. Pages outside the allocator's range (the host loaded
  * them: the initial process image) are ignored. */
 void qk_page_free(uint64_t pa);
@@ -115,12 +119,19 @@ int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice);
 /* A user page fault at addr: populates it if an area allows the access.
  * Returns 0 if the access can be retried, -QK_EFAULT otherwise. */
 int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec);
+/* True if addr lies in a private file mapping (a fault there that
+ * qk_mm_fault refused is past the end of the file: SIGBUS). */
+bool qk_mm_file_hole(struct qk_mm *mm, uint64_t addr);
 
 /* Page-table walk in software through the direct map. Returns the level-1
  * entry for va (a 4 KiB mapping), allocating the tables on the way if
  * alloc; NULL if absent (or no memory). *huge is set to a 2 MiB leaf entry
  * when one maps va (then the return value is NULL). */
 volatile uint64_t *qk_pt_lookup(uint64_t cr3, uint64_t va, bool alloc, volatile uint64_t **huge);
+
+/* The level-2 entry (2 MiB granule) for va, allocating the upper tables
+ * if alloc; NULL if absent or out of memory. */
+volatile uint64_t *qk_pt_pde(uint64_t cr3, uint64_t va, bool alloc);
 
 #define QK_PTE_P 0x1ull
 #define QK_PTE_W 0x2ull

@@ -141,8 +141,12 @@ hostile)
       fi
     done
   done
+  "$here/mkfixture.sh" "$root" "$progs" || exit 1
   run 60 /bin/t_hostile.glibc segv
   [ "$rc" = 139 ] && echo "ok: store to address 0 -> exit 139 (SIGSEGV)" || fail "segv: exit $rc, want 139"
+  run 60 /bin/t_hostile.musl sigbus
+  [ "$rc" = 135 ] && echo "ok: read past the end of a mapped file -> exit 135 (SIGBUS)" ||
+    fail "sigbus: exit $rc, want 135"
   after=$(sum)
   [ "$before" = "$after" ] && echo "ok: sentinel outside the rootfs unchanged" || fail "sentinel changed"
   [ ! -e /tmp/hostile-created ] && echo "ok: nothing created in the host's /tmp" ||

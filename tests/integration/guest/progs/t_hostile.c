@@ -6,6 +6,7 @@
  * Usage: t_hostile SEED ITERATIONS   -> prints a summary on the saved stdout,
  *                                       exits 0
  *        t_hostile segv              -> stores to address 0 (killed: 139)
+ *        t_hostile sigbus            -> reads a mapped page past EOF (135)
  *
  * What is kept away from the random calls, because it would end or hang
  * THIS program on Linux too (not because the kernel could not take it):
@@ -130,6 +131,11 @@ int main(int argc, char **argv)
   if (argc > 1 && !strcmp(argv[1], "segv")) {
     *(volatile int *)0 = 42;
     return 0; /* not reached */
+  }
+  if (argc > 1 && !strcmp(argv[1], "sigbus")) {
+    /* The second page of a mapping of a 12-byte file: SIGBUS. */
+    volatile char *m = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, open("/data/hello.txt", O_RDONLY), 0);
+    return m == MAP_FAILED ? 3 : m[4096];
   }
   uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 1;
   long iters = argc > 2 ? atol(argv[2]) : 20000;
