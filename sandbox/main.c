@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <quark/common.h>
@@ -171,6 +172,7 @@ static int cmd_run(int argc, char **argv)
   }
   if (sbx_vm_create(&ctx.vm, (uint64_t)mem_mib << 20, (unsigned)vcpus, &err) < 0)
     goto out;
+  uint64_t tsc_created = sbx_rdtsc();
   q_debug(NULL, "vm created: %lu MiB, %lu vcpus", mem_mib, vcpus);
   struct sbx_boot_config bc = {
       .kernel_path = kernel,
@@ -184,6 +186,7 @@ static int cmd_run(int argc, char **argv)
   struct sbx_boot_result br;
   if (sbx_boot_prepare(ctx.vm, &bc, &br, &err) < 0)
     goto out;
+  uint64_t tsc_prepared = sbx_rdtsc();
   q_debug(NULL, "boot state written: kernel %s, %llu KiB of guest memory used by the host", kernel,
           (unsigned long long)(br.host_alloc_bytes >> 10));
   struct sbx_qcall_config qc = {
@@ -202,6 +205,7 @@ static int cmd_run(int argc, char **argv)
       goto out;
   if (sbx_qcall_start(ctx.qc, &err) < 0)
     goto out;
+  uint64_t tsc_run = sbx_rdtsc();
   q_debug(NULL, "qcall workers started; running");
   struct sbx_vm_hooks hooks = {.ctx = &ctx, .on_halt = on_halt};
   status = sbx_vm_run(ctx.vm, &hooks);
@@ -210,8 +214,16 @@ static int cmd_run(int argc, char **argv)
     FILE *f = fopen(stats, "w");
     if (f) {
       uint64_t entry = br.bi->entry_tsc, t0 = sbx_vm_start_tsc(ctx.vm);
-      if (entry > t0 && br.bi->tsc_khz)
-        fprintf(f, "boot_to_first_instruction_us %.1f\n", (double)(entry - t0) * 1000.0 / (double)br.bi->tsc_khz);
+      if (entry > t0 && br.bi->tsc_khz) {
+        double k = 1000.0 / (double)br.bi->tsc_khz;
+        fprintf(f, "boot_to_first_instruction_us %.1f\n", (double)(entry - t0) * k);
+        /* The phases: KVM VM + memslot + vCPUs; boot state (kernel, page
+         * tables, ELF, boot info, vCPU registers); QCall set-up; first entry. */
+        fprintf(f, "boot_vm_create_us %.1f\n", (double)(tsc_created - t0) * k);
+        fprintf(f, "boot_state_us %.1f\n", (double)(tsc_prepared - tsc_created) * k);
+        fprintf(f, "boot_qcall_setup_us %.1f\n", (double)(tsc_run - tsc_prepared) * k);
+        fprintf(f, "boot_first_entry_us %.1f\n", (double)(entry - tsc_run) * k);
+      }
       fprintf(f, "qcalls %llu\n", (unsigned long long)sbx_qcall_served(ctx.qc));
       fprintf(f, "host_boot_alloc_kib %llu\n", (unsigned long long)(br.host_alloc_bytes >> 10));
       sbx_vm_write_stats(ctx.vm, f);
@@ -232,6 +244,12 @@ out:
 int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE for the guest, not our death */
+  /* The guest's open files are host fds of this process (QCall fd table). */
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   q_log_init(NULL, Q_LOG_WARN, "sandbox", NULL);
   const char *lvl = getenv("QUARK_LOG_LEVEL");
   q_log_level l;

@@ -51,12 +51,20 @@ struct sbx_qcall {
   int stop_fd;
   atomic_bool stopping;
   atomic_uint_fast64_t served;
+  /* QK_OP_LOG rate limit: a guest must not flood the node's log. */
+  pthread_mutex_t log_lock;
+  int64_t log_window_ns;
+  unsigned log_lines, log_dropped;
   pthread_mutex_t fd_lock;
   int hfd[SBX_HFD_MAX];
 };
 
 /* ---- host fd table ---- */
 
+/* The host fd behind a handle. Requests of one ring are served in order; a
+ * guest that closes a handle on one ring while using it on another may
+ * have the second request reach a reused fd of its own table, never
+ * anything outside it. */
 static int hfd_get(struct sbx_qcall *q, uint64_t h)
 {
   if (h >= SBX_HFD_MAX)
@@ -427,7 +435,26 @@ static int64_t op_log(struct sbx_qcall *q, const uint64_t *a)
     line[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
   line[len] = 0;
   static const q_log_level levels[] = {Q_LOG_OFF, Q_LOG_ERROR, Q_LOG_WARN, Q_LOG_INFO, Q_LOG_DEBUG};
-  q_log(levels[a[0]], q->cfg.pod_id, "guest: %s", line);
+  if (!q_log_enabled(levels[a[0]]))
+    return 0;
+  pthread_mutex_lock(&q->log_lock);
+  int64_t now = q_mono_ns();
+  unsigned dropped = 0;
+  if (now - q->log_window_ns > 1000000000) {
+    dropped = q->log_dropped;
+    q->log_window_ns = now;
+    q->log_lines = q->log_dropped = 0;
+  }
+  bool keep = q->log_lines < SBX_QCALL_LOG_PER_SEC;
+  if (keep)
+    q->log_lines++;
+  else
+    q->log_dropped++;
+  pthread_mutex_unlock(&q->log_lock);
+  if (dropped)
+    q_warn(q->cfg.pod_id, "guest: %u log lines dropped (more than %d per second)", dropped, SBX_QCALL_LOG_PER_SEC);
+  if (keep)
+    q_log(levels[a[0]], q->cfg.pod_id, "guest: %s", line);
   return 0;
 }
 
@@ -638,6 +665,7 @@ int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg,
   q->rings = rings;
   q->stop_fd = -1;
   pthread_mutex_init(&q->fd_lock, NULL);
+  pthread_mutex_init(&q->log_lock, NULL);
   for (int i = 0; i < SBX_HFD_MAX; i++)
     q->hfd[i] = -1;
   int r;
@@ -735,6 +763,7 @@ void sbx_qcall_destroy(struct sbx_qcall *q)
   if (q->stop_fd >= 0)
     close(q->stop_fd);
   pthread_mutex_destroy(&q->fd_lock);
+  pthread_mutex_destroy(&q->log_lock);
   free(q);
 }
 

@@ -28,6 +28,7 @@
 
 #define SBX_QCALL_SPIN_NS 50000
 #define SBX_HFD_MAX 4096
+#define SBX_QCALL_LOG_PER_SEC 100 /* QK_OP_LOG lines beyond this are counted, not logged */
 
 struct sbx_qcall;
 
