@@ -18,6 +18,11 @@ struct free_obj {
   struct free_obj *next;
 };
 static struct free_obj *free_lists[NCLASS];
+/* Freed multi-page blocks of 2..8 pages are kept for reuse by size: the
+ * page allocator hands out contiguous runs only from its never-used part,
+ * which repeated large allocations would otherwise drain. */
+#define LARGE_CACHE_MAX 8
+static struct free_obj *large_free[LARGE_CACHE_MAX + 1];
 
 static inline unsigned class_of(size_t size)
 {
@@ -50,6 +55,11 @@ void *qk_kmalloc(size_t size)
     if (size > (1ull << 30))
       return NULL;
     size_t n = QK_ALIGN_UP(size, QK_PAGE_SIZE) / QK_PAGE_SIZE;
+    if (n <= LARGE_CACHE_MAX && large_free[n]) {
+      struct free_obj *o = large_free[n];
+      large_free[n] = o->next;
+      return o;
+    }
     uint64_t pa = qk_page_alloc_contig(n);
     if (!pa)
       return NULL;
@@ -87,6 +97,12 @@ void qk_kfree(void *p)
   }
   QK_BUG_ON(!(m & META_LARGE));
   size_t n = m >> 12;
+  if (n >= 2 && n <= LARGE_CACHE_MAX) {
+    struct free_obj *o = p;
+    o->next = large_free[n];
+    large_free[n] = o;
+    return;
+  }
   qk_page_meta[pa / QK_PAGE_SIZE] = 0;
   for (size_t i = 0; i < n; i++)
     qk_page_free(pa + i * QK_PAGE_SIZE);
