@@ -13,6 +13,7 @@
  *   bulk --dst IP:P --bytes B                 stream, checksum, half-close
  *   halfclose --dst IP:P                      FIN semantics both ways
  *   refused --dst IP:P                        expects ECONNREFUSED
+ *   noroute --dst IP:P                        expects ENETUNREACH (no node owns IP)
  *   unreach --dst IP:P                        expects EHOSTUNREACH (peer node down)
  *   backlog --dst IP:P --conns N              N connects succeed, the next is refused
  *   flood --dst IP:P                          sends until an error; expects ECONNRESET/EPIPE
@@ -369,6 +370,14 @@ static int do_unreach(const char *dst)
   return 0;
 }
 
+static int do_noroute(const char *dst)
+{
+  int s = connect_to(dst);
+  if (s != -ENETUNREACH) DIE("connect gave %s, want ENETUNREACH", s < 0 ? strerror(-s) : "success");
+  printf("noroute ok: %s\n", strerror(-s));
+  return 0;
+}
+
 static int do_backlog(const char *dst, int n)
 {
   for (int i = 0; i < n; i++) {
@@ -496,6 +505,8 @@ int main(int argc, char **argv)
     r = do_refused(dst);
   else if (strcmp(role, "unreach") == 0)
     r = do_unreach(dst);
+  else if (strcmp(role, "noroute") == 0)
+    r = do_noroute(dst);
   else if (strcmp(role, "backlog") == 0)
     r = do_backlog(dst, conns);
   else if (strcmp(role, "flood") == 0)

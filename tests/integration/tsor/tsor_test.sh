@@ -5,10 +5,11 @@
 #                             veth pair, one tsord each, tcp fabric between them
 #   tsor_test.sh verbs_absent the verbs backend on a machine without RDMA
 #   tsor_test.sh hostile      clients that break the arena protocol
+#   tsor_test.sh kube         peers from a (fake) Kubernetes API, changing live
 # Args 2 and 3: the tsord and tsor_pod binaries. TSOR_TEST_1G=1 makes the
 # bulk transfer 1 GiB instead of 256 MiB.
 set -euo pipefail
-what=$1 tsord=$2 pod=$3 hostile=${4:-}
+what=$1 tsord=$2 pod=$3 hostile=${4:-} fakekube=${5:-}
 
 tmp=$(mktemp -d /tmp/tsor-test.XXXXXX)
 pids=()
@@ -250,6 +251,59 @@ EOF
   # still serves well-behaved pods.
   wait_for "$tmp/server-10.201.1.10.log" "Connection reset by peer"
   client "" a echo --dst 10.201.1.10:7
+  check_tsord_alive
+  stop_tsords
+  ;;
+kube)
+  # Two nodes in this namespace (tsords on two loopback ports), peers from a
+  # fake API server; the node list changes while they run.
+  kport=$((20000 + RANDOM % 10000)) pa=$((30000 + RANDOM % 10000))
+  pb=$((pa + 1))
+  echo -n "s3cret" >"$tmp/token"
+  nodes() { # cidr-of-b [include-b]
+    local b=""
+    [ "${2:-1}" = 1 ] && b=',{"metadata":{"name":"b","annotations":{"quark.io/tsord-address":"127.0.0.1:'$pb'"}},
+       "spec":{"podCIDR":"'$1'"}}'
+    cat >"$tmp/nodes.json.new" <<EOF
+{"kind":"NodeList","items":[
+ {"metadata":{"name":"a","annotations":{"quark.io/tsord-address":"127.0.0.1:$pa"}},"spec":{"podCIDR":"10.204.1.0/24"}},
+ {"metadata":{"name":"plain"},"spec":{"podCIDR":"10.204.9.0/24"}},
+ {"metadata":{"name":"nocidr","annotations":{"quark.io/tsord-address":"127.0.0.1:1"}},"spec":{}}$b]}
+EOF
+    mv "$tmp/nodes.json.new" "$tmp/nodes.json"
+  }
+  nodes 10.204.2.0/24
+  "$fakekube" "$kport" s3cret "$tmp/nodes.json" >"$tmp/kube.log" 2>&1 &
+  pids+=($!)
+  wait_for "$tmp/kube.log" ready
+  for n in a b; do
+    "$tsord" --node $n --kube --kube-server "http://127.0.0.1:$kport" --kube-token-file "$tmp/token" \
+      --peers-refresh 1 --socket "$tmp/$n.sock" --fabric tcp >"$tmp/tsord-$n.log" 2>&1 &
+    pids+=($!)
+    wait_for "$tmp/tsord-$n.log" "sandboxes on"
+  done
+  tsord_pids=("${pids[-2]}" "${pids[-1]}")
+  grep -q "peers from the Kubernetes API" "$tmp/tsord-a.log" || fail "tsord a not on the kube source"
+  echo "peers from a fake Kubernetes API:"
+  cip_prefix=10.204.1
+  start_server "" b 10.204.2.10 echo 7
+  client "" a echo --dst 10.204.2.10:7
+  # b's pod CIDR moves: after a re-list, pods in the new range attach to b
+  # and a reaches them.
+  nodes 10.204.5.0/24
+  wait_for "$tmp/tsord-a.log" "node b changed"
+  wait_for "$tmp/tsord-b.log" "node b changed"
+  start_server "" b 10.204.5.10 echo 7
+  client "" a echo --dst 10.204.5.10:7
+  echo "  pod CIDR change picked up on both nodes"
+  # b leaves the cluster: a drops it, its pods become unreachable.
+  nodes 10.204.5.0/24 0
+  wait_for "$tmp/tsord-a.log" "node b left"
+  client "" a noroute --dst 10.204.5.10:7
+  # A wrong token: the lister keeps the last table and says why.
+  echo -n "wrong" >"$tmp/token"
+  wait_for "$tmp/tsord-a.log" "HTTP 401.*keeping the last table"
+  echo "  401 reported, last table kept"
   check_tsord_alive
   stop_tsords
   ;;

@@ -79,3 +79,48 @@ Test(peers, load_missing_file)
   cr_assert(strstr(q_error_msg(err), "/nonexistent/peers.json") != NULL);
   q_error_free(&err);
 }
+
+Test(kube, nodelist_to_peers)
+{
+  const char *list =
+      "{\"kind\":\"NodeList\",\"items\":["
+      "{\"metadata\":{\"name\":\"n1\",\"annotations\":{\"" TSOR_KUBE_ANNOTATION "\":\"10.0.0.1:7470\"}},"
+      "\"spec\":{\"podCIDR\":\"10.244.1.0/24\"}},"
+      "{\"metadata\":{\"name\":\"plain\"},\"spec\":{\"podCIDR\":\"10.244.2.0/24\"}},"
+      "{\"metadata\":{\"name\":\"new\",\"annotations\":{\"" TSOR_KUBE_ANNOTATION "\":\"10.0.0.3:7470\"}},\"spec\":{}},"
+      "{\"metadata\":{\"name\":\"n4\",\"annotations\":{\"" TSOR_KUBE_ANNOTATION "\":\"10.0.0.4:7470\"}},"
+      "\"spec\":{\"podCIDR\":\"10.244.4.0/24\"}}]}";
+  struct tsor_peers p;
+  q_error *err = NULL;
+  cr_assert_eq(tsor_peers_from_nodelist(list, &p, &err), 0, "%s", q_error_msg(err));
+  cr_assert_eq(p.n, 2, "nodes without the annotation or a pod CIDR are not TSoR nodes");
+  cr_assert_str_eq(tsor_peers_lookup(&p, ip("10.244.4.9"))->name, "n4");
+  cr_assert_null(tsor_peers_lookup(&p, ip("10.244.2.9")));
+  tsor_peers_free(&p);
+}
+
+Test(kube, nodelist_errors)
+{
+  struct tsor_peers p;
+  q_error *err = NULL;
+  cr_assert_lt(tsor_peers_from_nodelist("{\"kind\":\"Status\"}", &p, &err), 0);
+  cr_assert(strstr(q_error_msg(err), "items") != NULL);
+  q_error_free(&err);
+  const char *bad =
+      "{\"items\":[{\"metadata\":{\"name\":\"x\",\"annotations\":{\"" TSOR_KUBE_ANNOTATION "\":\"nope\"}},"
+      "\"spec\":{\"podCIDR\":\"10.244.1.0/24\"}}]}";
+  cr_assert_lt(tsor_peers_from_nodelist(bad, &p, &err), 0);
+  cr_assert(strstr(q_error_msg(err), "bad Address") != NULL, "%s", q_error_msg(err));
+  q_error_free(&err);
+}
+
+Test(kube, no_cluster)
+{
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  struct tsor_kube_config cfg = {0};
+  struct tsor_peers p;
+  q_error *err = NULL;
+  cr_assert_eq(tsor_kube_list_peers(&cfg, &p, &err), -ENOENT);
+  cr_assert(strstr(q_error_msg(err), "not in a cluster") != NULL);
+  q_error_free(&err);
+}
