@@ -181,15 +181,15 @@ __attribute__((noreturn)) void qk_arch_shutdown(int status)
 
 __attribute__((noreturn)) void qk_arch_panic(const char *msg)
 {
-  struct qk_cpu *c = this_cpu();
-  if (c && c->bi) {
-    uint32_t i = 0;
-    for (; msg && msg[i] && i < QK_PANIC_MSG_SIZE - 1; i++)
-      c->bi->panic_msg[i] = msg[i];
-    c->bi->panic_msg[i] = 0;
-  }
+  /* The boot info page is at a fixed address: usable even before
+   * qk_arch_start filled the per-vCPU block. */
+  struct qk_boot_info *bi = (struct qk_boot_info *)(QK_DIRECT_MAP + QK_GPA_BOOTINFO);
+  uint32_t i = 0;
+  for (; msg && msg[i] && i < QK_PANIC_MSG_SIZE - 1; i++)
+    bi->panic_msg[i] = msg[i];
+  bi->panic_msg[i] = 0;
   for (;;) {
-    outl(QK_PORT_PANIC, c ? (uint32_t)c->cpu_id : 0);
+    outl(QK_PORT_PANIC, (uint32_t)this_cpu()->cpu_id);
     __asm__ volatile("cli; hlt");
   }
 }

@@ -61,6 +61,28 @@ check "missing rootfs" 125 "" -- "$sbx" run --rootfs "$work/nope" -- /bin/busybo
 head -c 4096 /dev/urandom >"$work/bad-kernel"
 check "bad kernel image" 125 "" -- "${run[@]}" --kernel "$work/bad-kernel" -- /bin/busybox true
 
+# A kernel that faults in ring 0 (its entry patched to ud2): the guest's
+# panic is reported with a register dump and exit status 125.
+kernel=$(dirname "$sbx")/../guestkernel/qkernel.bin
+if [ -f "$kernel" ] && command -v readelf >/dev/null; then
+  entry=$(readelf -h "$kernel" | awk '/Entry point/ {print $4}')
+  off=
+  while read -r typ fo va _ fsz _; do
+    [ "$typ" = LOAD ] || continue
+    if (( entry >= va && entry < va + fsz )); then off=$(( fo + entry - va )); break; fi
+  done < <(readelf -lW "$kernel")
+  cp "$kernel" "$work/ud2-kernel"
+  printf '\x0f\x0b' | dd of="$work/ud2-kernel" bs=1 seek="$off" conv=notrunc status=none
+  timeout 60 "${run[@]}" --kernel "$work/ud2-kernel" -- /bin/busybox true >/dev/null 2>"$work/stderr"
+  rc=$?
+  if [ "$rc" = 125 ] && grep -q "guest kernel panic" "$work/stderr" && grep -q "vec=0000000000000006" "$work/stderr" &&
+    grep -q " rip=" "$work/stderr"; then
+    echo "ok: ring-0 fault reported with a register dump, exit 125"
+  else
+    echo "FAIL: ring-0 fault: status $rc"; tail -12 "$work/stderr"; fails=$((fails + 1))
+  fi
+fi
+
 # The stats file counts VM exits and reports the boot time.
 "${run[@]}" --stats "$work/stats" -- /bin/busybox true >/dev/null 2>&1
 if grep -q '^boot_to_first_instruction_us ' "$work/stats" && grep -q '^kvm_exits ' "$work/stats"; then
