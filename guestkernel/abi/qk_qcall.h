@@ -14,8 +14,11 @@
  * host_sleeping = 1, re-checks req_tail, then sleeps on an eventfd bound to
  * QK_PORT_KICK (ioeventfd). The guest, after publishing a request, kicks the
  * port only if host_sleeping is 1. Symmetrically a vCPU with nothing to run
- * sets guest_sleeping = 1, re-checks cpl_tail and halts; the host injects
- * QK_VECTOR_QCALL when it publishes a completion and guest_sleeping is 1.
+ * sets guest_sleeping = 1, re-checks cpl_tail and halts; the host wakes the
+ * halted vCPU when it publishes a completion and guest_sleeping is 1 (with
+ * no in-kernel irqchip HLT exits to the VMM, which simply resumes the vCPU
+ * after the hlt; a host may instead inject QK_VECTOR_QCALL, so the guest
+ * must tolerate both and re-check cpl_tail after waking).
  *
  * Addresses in requests are guest-physical (gpa). The host translates each
  * (gpa, len) with one checked translation; a request naming memory outside

@@ -6,6 +6,12 @@
  *
  * Calling contexts: "trap" means with interrupts off on the current vCPU's
  * kernel stack, inside a trap/syscall that came from user mode.
+ *
+ * Stacks: each vCPU has one kernel stack region (QK_KSTACK_SIZE, aligned,
+ * abi/qk_abi.h); the per-vCPU hooks (cpu id, cpu private, fs base,
+ * return_to_user) find their state by masking RSP, so kernel code calls them
+ * only while running on that region. Traps from user mode arrive with the
+ * struct qk_regs at the top of the region.
  */
 #ifndef QK_ARCH_H
 #define QK_ARCH_H
