@@ -57,134 +57,6 @@ static bool spin_yield(void)
   return v;
 }
 
-struct tsor_daemon;
-struct client;
-struct conn;
-
-/* A node of the peer table. The table can change while tsord runs (the
- * Kubernetes source re-lists), so nodes are separate objects that
- * connections point to; a node that leaves the table is freed once its
- * connection is gone. */
-struct node {
-  char name[32];
-  uint32_t cidr_addr; /* network order */
-  uint8_t cidr_len;
-  struct sockaddr_in addr;
-  char address[64];
-  struct conn *conn; /* the one connection to that node, once there is one */
-  bool gone;         /* left the peer table */
-  struct node *next;
-};
-
-/* One socket slot of one client, as tsord sees it. */
-struct dsock {
-  struct client *cl;
-  uint32_t sd;
-  bool used;
-  struct tsor_chan_sm sm;
-  uint32_t laddr, raddr; /* network order */
-  uint16_t lport, rport;
-  /* listening */
-  int backlog;
-  uint32_t delivered; /* connections handed to the client */
-  /* channel */
-  struct conn *conn;
-  uint32_t chan, peer_chan;
-  uint64_t peer_raddr;
-  uint32_t peer_rkey;
-  struct tsor_credit cr; /* towards the peer's read ring */
-  uint64_t tx_done;      /* write-ring bytes the fabric is done with */
-  uint32_t writes_out;
-  bool free_pending; /* channel freed once writes_out drops to 0 */
-  uint64_t rx_prod, rx_reported;
-  bool waiting;
-  struct dsock *wnext;
-};
-
-struct outq_ent {
-  bool fin; /* a FIN write for chan/peer_chan instead of a message */
-  uint32_t chan, peer_chan;
-  struct tsor_msg m;
-};
-
-struct conn {
-  struct tsor_daemon *d;
-  struct tsor_fabric *fab;
-  struct tsor_fconn *fc;
-  struct node *node;
-  bool outgoing, up, ready, down;
-  struct dsock **chans;
-  uint32_t nchans, next_id, live;
-  uint32_t *freeids, nfree, capfree;
-  int credits;
-  uint32_t owed;
-  struct outq_ent *outq;
-  uint32_t outhead, outn, outcap;
-  struct dsock *whead, *wtail;
-  struct conn *next;
-};
-
-enum { SRC_UNIX = 1, SRC_CLIENT, SRC_KICK, SRC_FABRIC, SRC_STOP, SRC_PEERS };
-struct evsrc {
-  int kind;
-  void *p;
-};
-
-struct client {
-  struct tsor_daemon *d;
-  uint32_t id;
-  int fd, kick_in, kick_out;
-  struct evsrc ev_fd, ev_kick;
-  void *base;
-  uint64_t size;
-  struct tsor_shm_hdr h;   /* private copy checked at attach: the one tsord trusts */
-  struct tsor_shm_hdr *sh; /* shared: only the indices and flags are read */
-  struct tsor_shm_req *req;
-  struct tsor_shm_cqe *cqr;
-  struct tsor_region reg_local, reg_net;
-  bool has_local, has_net;
-  uint32_t pod_ip;
-  struct dsock *socks;
-  uint32_t *freeslots, nfree;
-  uint32_t req_head, cq_tail; /* our own indices: never read back from the arena */
-  struct tsor_shm_cqe *ovf;
-  uint32_t ovf_head, ovf_n, ovf_cap;
-  uint32_t live_chans;
-  bool dead, wake;
-  struct client *next;
-};
-
-struct listener {
-  uint32_t ip;
-  uint16_t port;
-  struct dsock *ds;
-};
-
-struct tsor_daemon {
-  struct node *nodes, *self;
-  /* kube peer source: a thread lists, the loop applies */
-  struct tsor_kube_config kube;
-  int refresh_s;
-  pthread_t lister;
-  bool has_lister;
-  pthread_mutex_t plock;
-  pthread_cond_t pcond;
-  struct tsor_peers pending;
-  bool has_pending;
-  int peers_efd;
-  struct evsrc ev_peers;
-  char *socket_path;
-  int ufd, epfd, stop_efd;
-  struct evsrc ev_unix, ev_stop, ev_local, ev_net;
-  struct tsor_fabric *local, *net;
-  struct client *clients;
-  uint32_t next_client;
-  struct conn *conns;
-  struct listener *lst;
-  uint32_t nlst, caplst;
-  uint16_t next_port;
-  volatile sig_atomic_t stop;
-};
 
 static void conn_flush(struct conn *c);
 static void tx_try(struct dsock *ds);
@@ -263,75 +135,6 @@ static void publish(struct dsock *ds)
 static struct tsor_region *region_for(struct dsock *ds)
 {
   return ds->conn->fab == ds->cl->d->local ? &ds->cl->reg_local : &ds->cl->reg_net;
-}
-
-/* ---- the peer table ---- */
-
-static uint32_t cidr_mask(uint8_t len) { return len == 0 ? 0 : htonl(~0u << (32 - len)); }
-
-static struct node *node_by_addr(struct tsor_daemon *d, uint32_t addr)
-{
-  for (struct node *n = d->nodes; n; n = n->next)
-    if (!n->gone && ((addr ^ n->cidr_addr) & cidr_mask(n->cidr_len)) == 0) return n;
-  return NULL;
-}
-
-static struct node *node_by_name(struct tsor_daemon *d, const char *name)
-{
-  for (struct node *n = d->nodes; n; n = n->next)
-    if (!n->gone && strcmp(n->name, name) == 0) return n;
-  return NULL;
-}
-
-static void node_set(struct node *n, const struct tsor_peer *p)
-{
-  n->cidr_addr = p->cidr_addr;
-  n->cidr_len = p->cidr_len;
-  snprintf(n->address, sizeof(n->address), "%s", p->address);
-  tsor_parse_hostport(p->address, &n->addr);
-}
-
-/* Frees nodes that left the table once no connection refers to them. */
-static void nodes_reap(struct tsor_daemon *d)
-{
-  for (struct node **pp = &d->nodes; *pp;) {
-    struct node *n = *pp;
-    if (n->gone && n->conn == NULL) {
-      *pp = n->next;
-      free(n);
-    } else {
-      pp = &n->next;
-    }
-  }
-}
-
-/* Makes the table what p says: new nodes added, changed ones updated (a new
- * address is used from the next connection on), vanished ones dropped with
- * their connection (its channels reset). This node stays whatever p says. */
-static void apply_peers(struct tsor_daemon *d, const struct tsor_peers *p)
-{
-  for (size_t i = 0; i < p->n; i++) {
-    struct node *n = node_by_name(d, p->v[i].name);
-    if (n == NULL) {
-      n = calloc(1, sizeof(*n));
-      if (n == NULL) continue;
-      snprintf(n->name, sizeof(n->name), "%s", p->v[i].name);
-      n->next = d->nodes;
-      d->nodes = n;
-      if (d->self != NULL) q_info(NULL, "tsord: node %s joined (%s)", n->name, p->v[i].address);
-    } else if (n->cidr_addr != p->v[i].cidr_addr || n->cidr_len != p->v[i].cidr_len ||
-               strcmp(n->address, p->v[i].address) != 0) {
-      q_info(NULL, "tsord: node %s changed (%s)", n->name, p->v[i].address);
-    }
-    node_set(n, &p->v[i]);
-  }
-  for (struct node *n = d->nodes; n; n = n->next) {
-    if (n == d->self || n->gone || tsor_peers_find(p, n->name) != NULL) continue;
-    q_info(NULL, "tsord: node %s left", n->name);
-    n->gone = true;
-    if (n->conn && n->conn->fc) n->conn->fab->ops->disconnect(n->conn->fc);
-  }
-  nodes_reap(d);
 }
 
 /* ---- node connections: channel ids, receive credits, ordered output ---- */
@@ -615,7 +418,6 @@ static void apply(struct dsock *ds, uint32_t act)
 
 /* ---- slots ---- */
 
-static void client_destroy(struct client *cl);
 
 static struct dsock *slot_alloc(struct client *cl)
 {
@@ -666,7 +468,7 @@ static void req_connect(struct client *cl, struct dsock *ds, const struct tsor_s
     client_cqe(cl, &e);
     return;
   }
-  struct node *n = node_by_addr(d, r->addr);
+  struct node *n = tsor_d_node_by_addr(d, r->addr);
   struct conn *c = n ? conn_get(d, n) : NULL;
   if (c == NULL) {
     e.res = -ENETUNREACH;
@@ -897,7 +699,7 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
     conn_flush(c);
     return;
   }
-  struct node *n = node_by_name(d, name);
+  struct node *n = tsor_d_node_by_name(d, name);
   if (n == NULL || n == d->self) {
     q_warn(NULL, "tsord: connection from unknown node \"%s\" dropped", name);
     c->fab->ops->disconnect(c->fc);
@@ -1063,7 +865,7 @@ static void on_down(struct conn *c, int status)
   c->whead = c->wtail = NULL;
   if (c->fc) c->fab->ops->release(c->fc);
   conn_destroy(c);
-  nodes_reap(c_d);
+  tsor_d_nodes_reap(c_d);
 }
 
 static int fabric_poll(struct tsor_daemon *d, struct tsor_fabric *f)
@@ -1133,26 +935,6 @@ static int fabric_poll(struct tsor_daemon *d, struct tsor_fabric *f)
 
 /* ---- attaching and detaching clients ---- */
 
-static void client_destroy(struct client *cl)
-{
-  struct tsor_daemon *d = cl->d;
-  for (struct client **pp = &d->clients; *pp; pp = &(*pp)->next)
-    if (*pp == cl) {
-      *pp = cl->next;
-      break;
-    }
-  if (cl->has_local) d->local->ops->dereg(d->local, &cl->reg_local);
-  if (cl->has_net) d->net->ops->dereg(d->net, &cl->reg_net);
-  if (cl->base) munmap(cl->base, cl->size);
-  if (cl->fd >= 0) close(cl->fd);
-  if (cl->kick_in >= 0) close(cl->kick_in);
-  if (cl->kick_out >= 0) close(cl->kick_out);
-  free(cl->socks);
-  free(cl->freeslots);
-  free(cl->ovf);
-  free(cl);
-}
-
 static void client_kill(struct client *cl, const char *why)
 {
   if (cl->dead) return;
@@ -1173,226 +955,6 @@ static void client_kill(struct client *cl, const char *why)
   }
   /* The client is freed by the loop (reap_clients) once no peer can write
    * into its arena any more; callers up the stack may still hold it. */
-}
-
-static int send_reply(int fd, int status, const char *msg, int fds[2])
-{
-  struct tsor_hello_reply rep = {.status = status};
-  snprintf(rep.msg, sizeof(rep.msg), "%s", msg ? msg : "");
-  struct iovec iov = {&rep, sizeof(rep)};
-  union {
-    char buf[CMSG_SPACE(2 * sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (fds) {
-    mh.msg_control = u.buf;
-    mh.msg_controllen = sizeof(u.buf);
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, 2 * sizeof(int));
-  }
-  return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(rep) ? 0 : -errno;
-}
-
-static bool pod_ip_taken(struct tsor_daemon *d, uint32_t ip)
-{
-  for (struct client *x = d->clients; x; x = x->next)
-    if (!x->dead && x->pod_ip == ip) return true;
-  return false;
-}
-
-static void client_attach(struct tsor_daemon *d)
-{
-  int fd = accept4(d->ufd, NULL, NULL, SOCK_CLOEXEC);
-  if (fd < 0) return;
-  /* The hello comes right after connect; a client that stalls here costs
-   * at most this long. */
-  struct timeval tv = {.tv_sec = 2};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  struct tsor_hello hello;
-  struct iovec iov = {&hello, sizeof(hello)};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-  ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-  int memfd = -1;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-      memcpy(&memfd, CMSG_DATA(cm), sizeof(int));
-  const char *why = NULL;
-  int status = -EPROTO;
-  struct client *cl = NULL;
-  struct stat st;
-  struct tsor_shm_hdr h;
-  if (n != (ssize_t)sizeof(hello) || memfd < 0 || hello.magic != TSOR_SHM_MAGIC || hello.version != TSOR_SHM_VERSION) {
-    why = "bad hello";
-    goto fail;
-  }
-  if (hello.offset % (uint64_t)sysconf(_SC_PAGESIZE) != 0 || hello.offset > UINT64_MAX - hello.size) {
-    why = "arena offset must be page-aligned";
-    goto fail;
-  }
-  if (fstat(memfd, &st) < 0 || (uint64_t)st.st_size < hello.offset + hello.size ||
-      !(fcntl(memfd, F_GET_SEALS) & F_SEAL_SHRINK)) {
-    /* Without the seal the client could shrink the file under our mapping
-     * and crash tsord with SIGBUS. */
-    why = "arena must be a memfd sealed against shrinking";
-    goto fail;
-  }
-  if (node_by_addr(d, hello.pod_ip) != d->self) {
-    status = -EADDRNOTAVAIL;
-    why = "pod IP is not in this node's pod CIDR";
-    goto fail;
-  }
-  if (pod_ip_taken(d, hello.pod_ip)) {
-    status = -EADDRINUSE;
-    why = "pod IP already attached";
-    goto fail;
-  }
-  cl = calloc(1, sizeof(*cl));
-  if (cl == NULL) {
-    status = -ENOMEM;
-    why = "out of memory";
-    goto fail;
-  }
-  cl->d = d;
-  cl->fd = fd;
-  cl->kick_in = cl->kick_out = -1;
-  cl->size = hello.size;
-  cl->base = mmap(NULL, cl->size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, (off_t)hello.offset);
-  if (cl->base == MAP_FAILED) {
-    cl->base = NULL;
-    status = -errno;
-    why = "cannot map the arena";
-    goto fail;
-  }
-  memcpy(&h, cl->base, sizeof(h));
-  if (tsor_shm_check(&h, cl->size) < 0) {
-    why = "arena layout";
-    goto fail;
-  }
-  cl->h = h;
-  cl->sh = cl->base;
-  cl->req = (struct tsor_shm_req *)((char *)cl->base + h.req_off);
-  cl->cqr = (struct tsor_shm_cqe *)((char *)cl->base + h.cq_off);
-  cl->pod_ip = hello.pod_ip;
-  cl->socks = calloc(h.nslots, sizeof(*cl->socks));
-  cl->freeslots = malloc(sizeof(uint32_t) * h.nslots);
-  cl->kick_in = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  cl->kick_out = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (cl->socks == NULL || cl->freeslots == NULL || cl->kick_in < 0 || cl->kick_out < 0) {
-    status = -ENOMEM;
-    why = "out of memory";
-    goto fail;
-  }
-  for (uint32_t i = 0; i < h.nslots; i++) cl->freeslots[i] = h.nslots - 1 - i;
-  cl->nfree = h.nslots;
-  q_error *err = NULL;
-  if (d->local->ops->reg(d->local, cl->base, cl->size, &cl->reg_local, &err) < 0) {
-    q_error_free(&err);
-    status = -EIO;
-    why = "cannot register the arena";
-    goto fail;
-  }
-  cl->has_local = true;
-  if (d->net) {
-    if (d->net->ops->reg(d->net, cl->base, cl->size, &cl->reg_net, &err) < 0) {
-      q_warn(NULL, "tsord: %s", q_error_msg(err));
-      q_error_free(&err);
-      status = -EIO;
-      why = "cannot register the arena with the node fabric";
-      goto fail;
-    }
-    cl->has_net = true;
-  }
-  int fds[2] = {cl->kick_in, cl->kick_out};
-  if (send_reply(fd, 0, NULL, fds) < 0) {
-    why = "reply";
-    goto fail;
-  }
-  close(memfd);
-  cl->id = d->next_client++;
-  cl->ev_fd = (struct evsrc){SRC_CLIENT, cl};
-  cl->ev_kick = (struct evsrc){SRC_KICK, cl};
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &cl->ev_fd};
-  epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
-  ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &cl->ev_kick};
-  epoll_ctl(d->epfd, EPOLL_CTL_ADD, cl->kick_in, &ev);
-  cl->next = d->clients;
-  d->clients = cl;
-  char ip[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &cl->pod_ip, ip, sizeof(ip));
-  q_info(NULL, "tsord: pod %s attached (%u slots, %u-byte rings)", ip, h.nslots, h.ring_size);
-  return;
-fail:
-  send_reply(fd, status, why, NULL);
-  q_warn(NULL, "tsord: client refused: %s", why);
-  if (memfd >= 0) close(memfd);
-  if (cl) {
-    cl->fd = -1;
-    if (cl->has_local) d->local->ops->dereg(d->local, &cl->reg_local);
-    if (cl->has_net) d->net->ops->dereg(d->net, &cl->reg_net);
-    cl->has_local = cl->has_net = false;
-    cl->d = d;
-    client_destroy(cl);
-  }
-  close(fd);
-}
-
-/* ---- the Kubernetes peer source ----
- * A thread re-lists the nodes (a slow HTTP request must not stall the data
- * path) and hands each good table to the loop through an eventfd. */
-
-static void *lister(void *arg)
-{
-  struct tsor_daemon *d = arg;
-  pthread_mutex_lock(&d->plock);
-  while (!d->stop) {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += d->refresh_s;
-    while (!d->stop && pthread_cond_timedwait(&d->pcond, &d->plock, &dl) != ETIMEDOUT)
-      ;
-    if (d->stop) break;
-    pthread_mutex_unlock(&d->plock);
-    struct tsor_peers p;
-    q_error *err = NULL;
-    int r = tsor_kube_list_peers(&d->kube, &p, &err);
-    if (r < 0) q_warn(NULL, "tsord: listing nodes: %s (keeping the last table)", q_error_msg(err));
-    q_error_free(&err);
-    pthread_mutex_lock(&d->plock);
-    if (r == 0) {
-      if (d->has_pending) tsor_peers_free(&d->pending);
-      d->pending = p;
-      d->has_pending = true;
-      uint64_t one = 1;
-      ssize_t w = write(d->peers_efd, &one, sizeof(one));
-      (void)w;
-    }
-  }
-  pthread_mutex_unlock(&d->plock);
-  return NULL;
-}
-
-static void take_peers(struct tsor_daemon *d)
-{
-  uint64_t v;
-  ssize_t r = read(d->peers_efd, &v, sizeof(v));
-  (void)r;
-  pthread_mutex_lock(&d->plock);
-  struct tsor_peers p = d->pending;
-  bool have = d->has_pending;
-  d->has_pending = false;
-  memset(&d->pending, 0, sizeof(d->pending));
-  pthread_mutex_unlock(&d->plock);
-  if (!have) return;
-  apply_peers(d, &p);
-  tsor_peers_free(&p);
 }
 
 /* ---- set-up and the loop ---- */
@@ -1417,9 +979,9 @@ int tsor_daemon_new(const struct tsor_daemon_config *cfg, tsor_daemon **out, q_e
     r = tsor_kube_list_peers(&d->kube, &peers, err);
   }
   if (r < 0) goto fail;
-  apply_peers(d, &peers);
+  tsor_d_apply_peers(d, &peers);
   tsor_peers_free(&peers);
-  d->self = node_by_name(d, cfg->node);
+  d->self = tsor_d_node_by_name(d, cfg->node);
   if (d->self == NULL) {
     r = q_error_make(err, EINVAL, "node \"%s\" is not in the peer table from %s", cfg->node, source);
     goto fail;
@@ -1487,7 +1049,7 @@ int tsor_daemon_new(const struct tsor_daemon_config *cfg, tsor_daemon **out, q_e
     d->ev_peers = (struct evsrc){SRC_PEERS, d};
     ev.data.ptr = &d->ev_peers;
     if (d->peers_efd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->peers_efd, &ev) < 0 ||
-        pthread_create(&d->lister, NULL, lister, d) != 0) {
+        pthread_create(&d->lister, NULL, tsor_d_lister, d) != 0) {
       r = q_error_make(err, errno ? errno : EAGAIN, "peer lister");
       goto fail;
     }
@@ -1515,7 +1077,7 @@ static void reap_clients(struct tsor_daemon *d)
 {
   for (struct client *cl = d->clients, *nx; cl; cl = nx) {
     nx = cl->next;
-    if (cl->dead && cl->live_chans == 0) client_destroy(cl);
+    if (cl->dead && cl->live_chans == 0) tsor_d_client_destroy(cl);
   }
 }
 
@@ -1541,7 +1103,7 @@ static void handle_events(struct tsor_daemon *d, int timeout)
     uint64_t v;
     ssize_t r;
     switch (s->kind) {
-    case SRC_UNIX: client_attach(d); break;
+    case SRC_UNIX: tsor_d_client_attach(d); break;
     case SRC_CLIENT: {
       struct client *cl = s->p;
       char b;
@@ -1551,7 +1113,7 @@ static void handle_events(struct tsor_daemon *d, int timeout)
     }
     case SRC_KICK: r = read(((struct client *)s->p)->kick_in, &v, sizeof(v)); (void)r; break;
     case SRC_STOP: r = read(d->stop_efd, &v, sizeof(v)); (void)r; break;
-    case SRC_PEERS: take_peers(d); break;
+    case SRC_PEERS: tsor_d_take_peers(d); break;
     default: break; /* fabrics: polled right after */
     }
   }
@@ -1611,7 +1173,7 @@ void tsor_daemon_free(tsor_daemon *d)
   while (d->clients) {
     struct client *cl = d->clients;
     cl->dead = true;
-    client_destroy(cl);
+    tsor_d_client_destroy(cl);
   }
   /* Take every connection down and wait (bounded) for the DOWNs, so that
    * no backend thread still runs when the fabrics close. */

@@ -2,6 +2,10 @@
 #ifndef TSOR_DAEMON_H
 #define TSOR_DAEMON_H
 
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "channel/chan.h"
@@ -57,5 +61,147 @@ struct tsor_msg {
   } u;
 };
 _Static_assert(sizeof(struct tsor_msg) <= TSOR_FMSG_MAX, "control message fits a receive");
+
+struct tsor_daemon;
+struct client;
+struct conn;
+
+/* A node of the peer table. The table can change while tsord runs (the
+ * Kubernetes source re-lists), so nodes are separate objects that
+ * connections point to; a node that leaves the table is freed once its
+ * connection is gone. */
+struct node {
+  char name[32];
+  uint32_t cidr_addr; /* network order */
+  uint8_t cidr_len;
+  struct sockaddr_in addr;
+  char address[64];
+  struct conn *conn; /* the one connection to that node, once there is one */
+  bool gone;         /* left the peer table */
+  struct node *next;
+};
+
+/* One socket slot of one client, as tsord sees it. */
+struct dsock {
+  struct client *cl;
+  uint32_t sd;
+  bool used;
+  struct tsor_chan_sm sm;
+  uint32_t laddr, raddr; /* network order */
+  uint16_t lport, rport;
+  /* listening */
+  int backlog;
+  uint32_t delivered; /* connections handed to the client */
+  /* channel */
+  struct conn *conn;
+  uint32_t chan, peer_chan;
+  uint64_t peer_raddr;
+  uint32_t peer_rkey;
+  struct tsor_credit cr; /* towards the peer's read ring */
+  uint64_t tx_done;      /* write-ring bytes the fabric is done with */
+  uint32_t writes_out;
+  bool free_pending; /* channel freed once writes_out drops to 0 */
+  uint64_t rx_prod, rx_reported;
+  bool waiting;
+  struct dsock *wnext;
+};
+
+struct outq_ent {
+  bool fin; /* a FIN write for chan/peer_chan instead of a message */
+  uint32_t chan, peer_chan;
+  struct tsor_msg m;
+};
+
+struct conn {
+  struct tsor_daemon *d;
+  struct tsor_fabric *fab;
+  struct tsor_fconn *fc;
+  struct node *node;
+  bool outgoing, up, ready, down;
+  struct dsock **chans;
+  uint32_t nchans, next_id, live;
+  uint32_t *freeids, nfree, capfree;
+  int credits;
+  uint32_t owed;
+  struct outq_ent *outq;
+  uint32_t outhead, outn, outcap;
+  struct dsock *whead, *wtail;
+  struct conn *next;
+};
+
+enum { SRC_UNIX = 1, SRC_CLIENT, SRC_KICK, SRC_FABRIC, SRC_STOP, SRC_PEERS };
+struct evsrc {
+  int kind;
+  void *p;
+};
+
+struct client {
+  struct tsor_daemon *d;
+  uint32_t id;
+  int fd, kick_in, kick_out;
+  struct evsrc ev_fd, ev_kick;
+  void *base;
+  uint64_t size;
+  struct tsor_shm_hdr h;   /* private copy checked at attach: the one tsord trusts */
+  struct tsor_shm_hdr *sh; /* shared: only the indices and flags are read */
+  struct tsor_shm_req *req;
+  struct tsor_shm_cqe *cqr;
+  struct tsor_region reg_local, reg_net;
+  bool has_local, has_net;
+  uint32_t pod_ip;
+  struct dsock *socks;
+  uint32_t *freeslots, nfree;
+  uint32_t req_head, cq_tail; /* our own indices: never read back from the arena */
+  struct tsor_shm_cqe *ovf;
+  uint32_t ovf_head, ovf_n, ovf_cap;
+  uint32_t live_chans;
+  bool dead, wake;
+  struct client *next;
+};
+
+struct listener {
+  uint32_t ip;
+  uint16_t port;
+  struct dsock *ds;
+};
+
+struct tsor_daemon {
+  struct node *nodes, *self;
+  /* kube peer source: a thread lists, the loop applies */
+  struct tsor_kube_config kube;
+  int refresh_s;
+  pthread_t lister;
+  bool has_lister;
+  pthread_mutex_t plock;
+  pthread_cond_t pcond;
+  struct tsor_peers pending;
+  bool has_pending;
+  int peers_efd;
+  struct evsrc ev_peers;
+  char *socket_path;
+  int ufd, epfd, stop_efd;
+  struct evsrc ev_unix, ev_stop, ev_local, ev_net;
+  struct tsor_fabric *local, *net;
+  struct client *clients;
+  uint32_t next_client;
+  struct conn *conns;
+  struct listener *lst;
+  uint32_t nlst, caplst;
+  uint16_t next_port;
+  volatile sig_atomic_t stop;
+};
+
+/* Cross-file functions of tsord (prefix tsor_d_). */
+struct node *tsor_d_node_by_addr(struct tsor_daemon *d, uint32_t addr);
+struct node *tsor_d_node_by_name(struct tsor_daemon *d, const char *name);
+/* Makes the peer table what p says (see peers.c). */
+void tsor_d_apply_peers(struct tsor_daemon *d, const struct tsor_peers *p);
+void tsor_d_nodes_reap(struct tsor_daemon *d);
+void *tsor_d_lister(void *arg);
+void tsor_d_take_peers(struct tsor_daemon *d);
+/* Accepts one sandbox on the unix socket (attach.c). */
+void tsor_d_client_attach(struct tsor_daemon *d);
+/* Frees a detached client: only from the loop, once no channel is left. */
+void tsor_d_client_destroy(struct client *cl);
 
 #endif
