@@ -517,7 +517,7 @@ static int set_running(struct cri_ctr *c, void *arg)
   if (c->state != CRI_CTR_CREATED)
     return -EALREADY;
   c->state = CRI_CTR_RUNNING;
-  c->started_at = q_now_ns();
+  c->started_at = *(const int64_t *)arg;
   return 0;
 }
 
@@ -553,8 +553,11 @@ static grpc_status_code rpc_start_ctr(struct cri_call *call, const ProtobufCMess
     rc = q_error_make(&err, ESRCH, "pod %.12s is not ready", pod->id);
   } else {
     struct sbx_client *c = cri_pods_sbx(p, e, pnow, &rc, &err);
+    /* Taken before the start, so that an exit the sandbox reports right
+     * away never precedes it. */
+    int64_t started = q_now_ns();
     if (c && (rc = sbx_container_start(c, ctr->id, &err)) == 0)
-      rc = cri_state_update_ctr(p->st, ctr->id, set_running, NULL, &err);
+      rc = cri_state_update_ctr(p->st, ctr->id, set_running, &started, &err);
     step = "start container";
   }
   pthread_mutex_unlock(&e->op);
