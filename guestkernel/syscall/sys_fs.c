@@ -647,9 +647,18 @@ static int64_t do_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
   if (!path)
     return -QK_ENOMEM;
   int64_t r = path_at(dirfd, upath, path, false);
-  if (r == 0)
-    r = qk_qcall(QK_OP_MKDIRAT, QK_HFD_ROOT, qk_va_to_pa(path), strlen(path),
-                 mode & 07777 & ~(uint64_t)proc()->fs->umask, 0, 0);
+  if (r == 0) {
+    /* The host takes a parent and a last component: "/" has none (Linux
+     * says EEXIST) and a trailing slash is allowed on mkdir. */
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+      path[--n] = 0;
+    if (n == 1)
+      r = -QK_EEXIST;
+    else
+      r = qk_qcall(QK_OP_MKDIRAT, QK_HFD_ROOT, qk_va_to_pa(path), n,
+                   mode & 07777 & ~(uint64_t)proc()->fs->umask, 0, 0);
+  }
   qk_kfree(path);
   return r;
 }
@@ -673,9 +682,16 @@ static int64_t do_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
   if (!path)
     return -QK_ENOMEM;
   int64_t r = path_at(dirfd, upath, path, false);
-  if (r == 0)
-    r = qk_qcall(QK_OP_UNLINKAT, QK_HFD_ROOT, qk_va_to_pa(path), strlen(path),
-                 flags ? QK_AT_REMOVEDIR : 0, 0, 0);
+  if (r == 0) {
+    size_t n = strlen(path);
+    if (flags) /* rmdir("dir/") is fine; unlink("file/") is not */
+      while (n > 1 && path[n - 1] == '/')
+        path[--n] = 0;
+    if (n == 1)
+      r = flags ? -QK_EBUSY : -QK_EISDIR; /* the root itself */
+    else
+      r = qk_qcall(QK_OP_UNLINKAT, QK_HFD_ROOT, qk_va_to_pa(path), n, flags ? QK_AT_REMOVEDIR : 0, 0, 0);
+  }
   qk_kfree(path);
   return r;
 }

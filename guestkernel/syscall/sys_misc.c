@@ -248,7 +248,7 @@ int64_t sys_sysinfo(ARGS)
 {
   struct l_sysinfo si;
   memset(&si, 0, sizeof(si));
-  si.uptime = (int64_t)(qk_time_monotonic_ns() / 1000000000ull);
+  si.uptime = (int64_t)((qk_time_monotonic_ns() - qk_boot->boot_monotonic_ns) / 1000000000ull);
   si.totalram = qk_boot->mem_size;
   si.freeram = qk_page_free_count() * QK_PAGE_SIZE;
   si.procs = 1;

@@ -41,7 +41,8 @@ struct qk_task {
   int tid;
   struct qk_process *proc;
   struct qk_regs regs;   /* user registers while the task is not running */
-  struct qk_regs *uregs; /* the live frame during a syscall/fault */
+  struct qk_regs *uregs; /* the live frame during a fault (syscalls that will need
+                          * it, clone/execve/rt_sigreturn, get it from the dispatcher) */
   uint64_t fs_base;
   uint64_t clear_child_tid;
   uint64_t robust_list, robust_len;

@@ -110,6 +110,15 @@ busybox)
   else
     fail "ls -l: rc $rc [$out] [${err:0:300}]"
   fi
+  expect "mkdir -p" 0 "" $bb mkdir -p /tmp/a/b/c
+  [ -d "$root/tmp/a/b/c" ] && echo "ok: mkdir -p made the tree in the rootfs" || fail "mkdir -p: no tree"
+  expect "cp" 0 "" $bb cp /data/big.bin /tmp/copy.bin
+  cmp -s "$root/data/big.bin" "$root/tmp/copy.bin" && echo "ok: cp 1 MiB" || fail "cp: copy differs"
+  expect "md5sum" 0 "$(md5sum <"$root/data/big.bin" | cut -d' ' -f1)  /data/big.bin" $bb md5sum /data/big.bin
+  expect "grep" 0 "hello quark" $bb grep -r quark /data/hello.txt
+  expect "seq" 0 "$(printf '1\n2\n3')" $bb seq 3
+  expect "realpath" 0 "/data/hello.txt" $bb realpath /data/link
+  expect "id" 0 "uid=0(root) gid=0(root)" $bb id
   run 60 $bb env
   [ "$rc" = 0 ] && echo "ok: env ($(echo "$out" | wc -l) variables)" || fail "env: rc $rc"
   start=$(date +%s%N)
