@@ -71,6 +71,7 @@ struct sbx_vm {
   struct qk_boot_info *bi;
   const struct sbx_vm_hooks *hooks;
   uint64_t start_tsc;
+  struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, read once */
 };
 
 static void on_sigusr1(int sig) { (void)sig; }
@@ -173,6 +174,7 @@ void sbx_vm_destroy(struct sbx_vm *vm)
       close(vm->vcpus[i].fd);
   }
   free(vm->vcpus);
+  free(vm->cpuid);
   if (vm->mem.base)
     munmap(vm->mem.base, vm->mem.size);
   if (vm->stop_fd >= 0)
@@ -191,15 +193,18 @@ uint64_t sbx_vm_start_tsc(const struct sbx_vm *vm) { return vm->start_tsc; }
 void sbx_vm_set_boot_info(struct sbx_vm *vm, void *bi) { vm->bi = bi; }
 bool sbx_vm_stopping(const struct sbx_vm *vm) { return atomic_load(&vm->stopping); }
 
-static struct kvm_cpuid2 *supported_cpuid(struct sbx_vm *vm)
+/* The supported CPUID, read once (the ioctl is slow here); owned by vm. */
+static const struct kvm_cpuid2 *supported_cpuid(struct sbx_vm *vm)
 {
+  if (vm->cpuid)
+    return vm->cpuid;
   for (unsigned n = 128; n <= 4096; n *= 2) {
     struct kvm_cpuid2 *c = calloc(1, sizeof *c + n * sizeof(struct kvm_cpuid_entry2));
     if (!c)
       return NULL;
     c->nent = n;
     if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
-      return c;
+      return vm->cpuid = c;
     free(c);
     if (errno != E2BIG)
       return NULL;
@@ -218,7 +223,7 @@ static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uin
 int sbx_vm_features(struct sbx_vm *vm, struct sbx_cpu_features *f, q_error **err)
 {
   memset(f, 0, sizeof *f);
-  struct kvm_cpuid2 *c = supported_cpuid(vm);
+  const struct kvm_cpuid2 *c = supported_cpuid(vm);
   if (!c)
     return q_error_make(err, errno, "KVM_GET_SUPPORTED_CPUID");
   const struct kvm_cpuid_entry2 *e1 = cpuid_find(c, 1, 0), *e7 = cpuid_find(c, 7, 0), *ed = cpuid_find(c, 0xd, 0);
@@ -237,7 +242,6 @@ int sbx_vm_features(struct sbx_vm *vm, struct sbx_cpu_features *f, q_error **err
     f->xcr0_supported = ((uint64_t)ed->edx << 32) | ed->eax;
   if (ex)
     f->pdpe1gb = (ex->edx >> 26) & 1;
-  free(c);
   int khz = vm->nvcpus ? ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0) : -1;
   f->tsc_khz = khz > 0 ? (uint64_t)khz : 0;
   return 0;
@@ -267,9 +271,14 @@ int sbx_vm_setup_vcpu(struct sbx_vm *vm, unsigned idx, const struct sbx_vcpu_boo
     return q_error_make(err, EINVAL, "vcpu %u", idx);
   struct sbx_vcpu *v = &vm->vcpus[idx];
 
-  struct kvm_cpuid2 *c = supported_cpuid(vm);
-  if (!c)
+  const struct kvm_cpuid2 *sup = supported_cpuid(vm);
+  if (!sup)
     return q_error_make(err, errno, "KVM_GET_SUPPORTED_CPUID");
+  size_t csize = sizeof *sup + sup->nent * sizeof(struct kvm_cpuid_entry2);
+  struct kvm_cpuid2 *c = malloc(csize);
+  if (!c)
+    return q_error_make(err, ENOMEM, "cpuid");
+  memcpy(c, sup, csize);
   for (uint32_t i = 0; i < c->nent; i++) {
     struct kvm_cpuid_entry2 *e = &c->entries[i];
     if (e->function == 1) /* initial APIC id = vCPU index */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,22 +95,19 @@ int sbx_kernel_check(const uint8_t *buf, size_t len, struct qk_kernel_header *hd
   return 0;
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len, q_error **err)
+/* Maps the kernel image read-only (our own file, not the container's). */
+static int map_file(const char *path, uint8_t **out, size_t *len, q_error **err)
 {
   q_cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return q_error_make(err, errno, "open kernel %s", path);
   struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)KERNEL_MAX_SIZE)
-    return q_error_make(err, EINVAL, "kernel %s: not a regular file below 64 MiB", path);
-  uint64_t *buf = malloc((size_t)st.st_size + 8); /* 8-aligned for the header casts */
-  if (!buf)
-    return q_error_make(err, ENOMEM, "kernel");
-  if (q_read_all(fd, buf, (size_t)st.st_size) != st.st_size) {
-    free(buf);
-    return q_error_make(err, EIO, "read kernel %s", path);
-  }
-  *out = (uint8_t *)buf;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 64 || st.st_size > (off_t)KERNEL_MAX_SIZE)
+    return q_error_make(err, EINVAL, "kernel %s: not a regular file of 64 B..64 MiB", path);
+  void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED)
+    return q_error_make(err, errno, "mmap kernel %s", path);
+  *out = p;
   *len = (size_t)st.st_size;
   return 0;
 }
@@ -164,20 +162,32 @@ static int map_kernel(struct sbx_pt *pt, const uint8_t *buf, const struct qk_ker
   return 0;
 }
 
+static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, const uint8_t *kbuf, size_t klen,
+                       unsigned nvcpus, const struct sbx_cpu_features *fp, struct sbx_boot_result *out, q_error **err);
+
 int sbx_boot_prepare(struct sbx_vm *vm, const struct sbx_boot_config *cfg, struct sbx_boot_result *out,
                      q_error **err)
 {
   memset(out, 0, sizeof *out);
-  struct sbx_mem *mem = sbx_vm_mem(vm);
   unsigned nvcpus = sbx_vm_vcpus(vm);
   struct sbx_cpu_features feat;
   if (sbx_vm_features(vm, &feat, err) < 0)
     return -ENOTSUP;
 
-  q_cleanup_free uint8_t *kbuf = NULL;
+  uint8_t *kbuf = NULL;
   size_t klen = 0;
-  if (read_file(cfg->kernel_path, &kbuf, &klen, err) < 0)
+  if (map_file(cfg->kernel_path, &kbuf, &klen, err) < 0)
     return -ENOEXEC;
+  int r = load_kernel(vm, cfg, kbuf, klen, nvcpus, &feat, out, err);
+  munmap(kbuf, klen);
+  return r;
+}
+
+static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, const uint8_t *kbuf, size_t klen,
+                       unsigned nvcpus, const struct sbx_cpu_features *fp, struct sbx_boot_result *out, q_error **err)
+{
+  struct sbx_mem *mem = sbx_vm_mem(vm);
+  struct sbx_cpu_features feat = *fp;
   struct qk_kernel_header hdr;
   if (sbx_kernel_check(kbuf, klen, &hdr, err) < 0)
     return q_error_wrap(err, "%s", cfg->kernel_path);
