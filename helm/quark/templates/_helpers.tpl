@@ -52,3 +52,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- toPrettyJson $cfg }}
 {{- end }}
+
+{{/* tsord's ServiceAccount (peerSource kube). */}}
+{{- define "quark.tsordServiceAccountName" -}}
+{{- if .Values.tsor.rbac.create }}
+{{- printf "%s-tsord" (include "quark.fullname" .) }}
+{{- else }}
+{{- default "default" .Values.tsor.rbac.serviceAccountName }}
+{{- end }}
+{{- end }}

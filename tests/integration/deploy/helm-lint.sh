@@ -16,7 +16,7 @@ step "lint, TSoR on with no peers, no RuntimeClass, no ServiceAccount"
 step "lint must reject values outside the schema"
 for bad in config.DebugLevel=Loud config.CgroupDriver=openrc config.StreamPort=70000 \
   config.Sandbox.MemoryMiB=0 config.Bogus=1 image.pullPolicy=Sometimes runtimeClass.handler=Not_A_Label \
-  tsor.fabric=ib 'tsor.peers[0].Name=n1' 'tsor.peers[0].PodCIDR=10.0.0.0/24,tsor.peers[0].Name=n1,tsor.peers[0].Address=10.0.0.1'; do
+  tsor.fabric=ib tsor.peerSource=api tsor.peersRefreshSeconds=0 'tsor.peers[0].Name=n1' 'tsor.peers[0].PodCIDR=10.0.0.0/24,tsor.peers[0].Name=n1,tsor.peers[0].Address=10.0.0.1'; do
   if "$helm" lint --strict --kube-version 1.31.0 "$chart" --set "$bad" >"$tmp/out" 2>&1; then
     cat "$tmp/out"
     fail "helm lint accepted --set $bad"

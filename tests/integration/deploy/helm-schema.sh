@@ -18,12 +18,26 @@ echo "custom:  $(kinds "$tmp/custom.yaml")"
 for k in ConfigMap DaemonSet RuntimeClass ServiceAccount; do
   grep -q "^kind: $k\$" "$tmp/default.yaml" || fail "default render has no $k"
 done
-# Nothing in the chart calls the API server: no RBAC at all.
-grep -qE '^kind: (Cluster)?Role(Binding)?$' "$tmp/default.yaml" "$tmp/custom.yaml" && fail "RBAC objects rendered"
+step "render, TSoR with a peers file"
+"$helm" template quark "$chart" --kube-version 1.31.0 --set tsor.enabled=true --set tsor.peerSource=file \
+  --set-json 'tsor.peers=[{"Name":"n1","PodCIDR":"10.1.0.0/24","Address":"10.0.0.1:7470"}]' >"$tmp/file.yaml"
+echo "file:    $(kinds "$tmp/file.yaml")"
+# RBAC only where needed: tsord --kube lists nodes; nothing else calls the API.
+grep -qE '^kind: (Cluster)?Role(Binding)?$' "$tmp/default.yaml" "$tmp/file.yaml" && fail "RBAC rendered where nothing calls the API"
+for k in ClusterRole ClusterRoleBinding; do
+  grep -q "^kind: $k\$" "$tmp/custom.yaml" || fail "tsor.peerSource=kube renders no $k"
+done
+node -e '
+  const YAML = require(require.resolve("yaml", { paths: [process.argv[1]] }));
+  const objs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[2], "utf8")).map((d) => d.toJS()).filter(Boolean);
+  const rules = objs.filter((o) => o.kind === "ClusterRole").flatMap((o) => o.rules);
+  const want = JSON.stringify([{ apiGroups: [""], resources: ["nodes"], verbs: ["list"] }]);
+  if (JSON.stringify(rules) !== want) { console.error("ClusterRole rules", JSON.stringify(rules), "are not", want); process.exit(1); }
+  console.log("ClusterRole: list nodes, nothing else");' "$tools" "$tmp/custom.yaml"
 [ "$(grep -c '^kind: DaemonSet$' "$tmp/custom.yaml")" = 2 ] || fail "TSoR render should have two DaemonSets"
 
 step "validate against Kubernetes 1.31"
-k8s_validate "$tmp/default.yaml" "$tmp/custom.yaml" "$deploy/runtimeclass.yaml"
+k8s_validate "$tmp/default.yaml" "$tmp/custom.yaml" "$tmp/file.yaml" "$deploy/runtimeclass.yaml"
 
 step "the validator rejects bad objects"
 expect_invalid() {
