@@ -53,6 +53,16 @@ wait_for() { # file pattern
   fail "timed out waiting for '$2' in $1"
 }
 
+# A loopback port nobody listens on now (other tests run beside ours).
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 20000))
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || break
+  done
+  echo "$p"
+}
+
 start_tsord() { # ns node fabric
   spawn "$1" "$tsord" --node "$2" --peers "$tmp/peers.json" --socket "$tmp/$2.sock" --fabric "$3" \
     --log-level Info >"$tmp/tsord-$2.log" 2>&1 &
@@ -147,7 +157,7 @@ stop_tsords() {
 
 case "$what" in
 local)
-  port=$((20000 + RANDOM % 20000))
+  port=$(free_port)
   cat >"$tmp/peers.json" <<EOF
 {"Nodes":[{"Name":"a","PodCIDR":"10.201.1.0/24","Address":"127.0.0.1:$port"}]}
 EOF
@@ -215,7 +225,7 @@ verbs_absent)
     echo "skip: this machine has an RDMA device; the device-absent path cannot be shown"
     exit 77
   fi
-  port=$((20000 + RANDOM % 20000))
+  port=$(free_port)
   cat >"$tmp/peers.json" <<EOF
 {"Nodes":[{"Name":"a","PodCIDR":"10.201.1.0/24","Address":"127.0.0.1:$port"}]}
 EOF
@@ -237,7 +247,7 @@ EOF
   stop_tsords
   ;;
 hostile)
-  port=$((20000 + RANDOM % 20000))
+  port=$(free_port)
   cat >"$tmp/peers.json" <<EOF
 {"Nodes":[{"Name":"a","PodCIDR":"10.201.1.0/24","Address":"127.0.0.1:$port"}]}
 EOF
@@ -257,8 +267,7 @@ EOF
 kube)
   # Two nodes in this namespace (tsords on two loopback ports), peers from a
   # fake API server; the node list changes while they run.
-  kport=$((20000 + RANDOM % 10000)) pa=$((30000 + RANDOM % 10000))
-  pb=$((pa + 1))
+  kport=$(free_port) pa=$(free_port) pb=$(free_port)
   echo -n "s3cret" >"$tmp/token"
   nodes() { # cidr-of-b [include-b]
     local b=""
