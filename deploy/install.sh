@@ -20,7 +20,11 @@
 #   --node-root DIR  where the node's /dev, /sys, /opt are seen (default /)
 #   --config FILE    config.json to install instead of deploy/config.json
 #   --force-config   overwrite a config.json that was changed since install
-#   --restart        reload systemd and (re)start quarkd even with --destdir
+#   --restart        use systemd even with --destdir or --node-root (the
+#                    installer pod). By default systemd is used when installing
+#                    into / on a systemd host: daemon-reload, enable, restart
+#                    quarkd when a file changed or quarkd is not active;
+#                    --uninstall stops and disables it.
 #   --no-restart     never touch systemd
 #   --host-exec CMD  prefix for commands that must run in the host's
 #                    namespaces (systemctl, KVM probe), e.g.
