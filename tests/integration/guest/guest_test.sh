@@ -119,6 +119,11 @@ busybox)
   expect "seq" 0 "$(printf '1\n2\n3')" $bb seq 3
   expect "realpath" 0 "/data/hello.txt" $bb realpath /data/link
   expect "id" 0 "uid=0(root) gid=0(root)" $bb id
+  # stdin and stdout as host pipes
+  out=$(printf 'l1\nl2\n' | timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" -- $bb wc -l 2>/dev/null)
+  [ "$out" = 2 ] && echo "ok: stdin from a pipe" || fail "stdin pipe: [$out]"
+  got=$(timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" -- $bb cat /data/big.bin 2>/dev/null </dev/null | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want_sha" ] && echo "ok: 1 MiB to a stdout pipe" || fail "stdout pipe: sha $got"
   run 60 $bb env
   [ "$rc" = 0 ] && echo "ok: env ($(echo "$out" | wc -l) variables)" || fail "env: rc $rc"
   start=$(date +%s%N)
