@@ -77,6 +77,18 @@ expect_fail "https://127.0.0.1:$P" tool $S3 --retries -1 pull 127.0.0.1:$P/libra
 expect_fail "404" tool $S3 "${M[@]}" pull busybox:nope
 tool $S3 check >/dev/null || fail "store3 inconsistent"
 
+echo "== 503 then a redirect for every blob (retries, redirects)"
+RP=$(free_port)
+python3 "$(dirname "$0")/redirector.py" $RP http://127.0.0.1:$P $T/redirect.log &
+PIDS+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$RP/v2/ && break; sleep 0.1; done
+S4=$T/store4
+rid=$(tool $S4 --mirror docker.io=http://127.0.0.1:$RP --insecure 127.0.0.1:$RP pull redis:7) ||
+  fail "pull through 503s and redirects"
+[ "$rid" = "$rd" ] || fail "redirected pull gave another image"
+[ "$(grep -c '/blobs/' $T/redirect.log)" -eq $((2 * nblobs)) ] || fail "want a retry per blob: $(cat $T/redirect.log)"
+tool $S4 check >/dev/null || fail "store4 inconsistent"
+
 echo "== import of an OCI layout archive"
 skopeo copy -q "oci:$IMG_TEST_IMAGES/layered:latest" "oci-archive:$T/layered.tar:latest" >/dev/null
 imp=$(tool $S3 import "$T/layered.tar" docker.io/library/layered)

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""A registry front for the tests: serves manifests by proxying to the real
+registry, answers each blob first with 503 (the client must retry) and then
+with a 307 redirect to the real registry (the client must follow it), like
+registries that keep blobs in object storage. Logs one line per request.
+Usage: redirector.py PORT UPSTREAM_URL LOGFILE"""
+import http.server, sys, urllib.request
+
+port, upstream, logfile = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+seen = set()
+
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        with open(logfile, "a") as f:
+            f.write(f"{self.path} auth={'Authorization' in self.headers}\n")
+        if "/blobs/" in self.path:
+            if self.path not in seen:
+                seen.add(self.path)
+                self.send_response(503)
+                self.end_headers()
+                return
+            self.send_response(307)
+            self.send_header("Location", upstream + self.path)
+            self.end_headers()
+            return
+        req = urllib.request.Request(upstream + self.path, headers={"Accept": self.headers.get("Accept", "")})
+        try:
+            r = urllib.request.urlopen(req)
+        except urllib.error.HTTPError as e:
+            self.send_response(e.code)
+            self.end_headers()
+            return
+        body = r.read()
+        self.send_response(200)
+        for h in ("Content-Type", "Docker-Content-Digest"):
+            if r.headers.get(h):
+                self.send_header(h, r.headers[h])
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
