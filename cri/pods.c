@@ -90,6 +90,9 @@ static void entry_free(struct cri_pod_entry *e)
 {
   if (e->sbx)
     sbx_client_close(e->sbx);
+  for (size_t i = 0; i < e->n_retired; i++)
+    sbx_client_close(e->retired[i]);
+  free(e->retired);
   pthread_mutex_destroy(&e->op);
   pthread_mutex_destroy(&e->sbx_lock);
   free(e);
@@ -125,9 +128,19 @@ void cri_pods_set_sbx(struct cri_pod_entry *e, struct sbx_client *c)
   pthread_mutex_lock(&e->sbx_lock);
   struct sbx_client *old = e->sbx;
   e->sbx = c;
+  if (old && old != c) {
+    struct sbx_client **nv = realloc(e->retired, (e->n_retired + 1) * sizeof(*nv));
+    if (nv) {
+      e->retired = nv;
+      nv[e->n_retired++] = old;
+      old = NULL;
+    }
+  } else {
+    old = NULL;
+  }
   pthread_mutex_unlock(&e->sbx_lock);
-  if (old && old != c)
-    sbx_client_close(old);
+  /* Out of memory: leak the connection rather than free it under a user. */
+  (void)old;
 }
 
 struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
@@ -147,11 +160,12 @@ struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
   if (*rc < 0)
     return NULL;
   pthread_mutex_lock(&e->sbx_lock);
-  if (e->sbx) { /* another thread reconnected first */
-    pthread_mutex_unlock(&e->sbx_lock);
-    sbx_client_close(c);
-    pthread_mutex_lock(&e->sbx_lock);
+  if (e->sbx) { /* another thread reconnected first; c was never shared */
+    struct sbx_client *mine = c;
     c = e->sbx;
+    pthread_mutex_unlock(&e->sbx_lock);
+    sbx_client_close(mine);
+    return c;
   } else {
     e->sbx = c;
   }
@@ -444,6 +458,8 @@ int cri_pods_init(struct cri_server *srv, const struct cri_config *cfg, q_error 
     goto fail;
   }
   p->monitor_started = true;
+  if ((rc = cri_stream_rpc_start(srv, p, err)) < 0)
+    goto fail;
   return 0;
 fail:
   cri_pods_fini(srv);
@@ -456,6 +472,7 @@ void cri_pods_fini(struct cri_server *srv)
   if (!p)
     return;
   cri_server_set_pods_ctx(srv, NULL);
+  cri_stream_rpc_stop(p);
   if (p->monitor_started) {
     pthread_mutex_lock(&p->lock);
     p->stopping = true;

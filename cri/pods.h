@@ -32,6 +32,7 @@
 #include "state/state.h"
 
 struct img_store;
+struct cri_stream_server;
 
 /* Keys of cri_pod.ext. */
 #define POD_EXT_NETNS "NetnsPath"           /* pinned netns, absent for host network */
@@ -63,8 +64,13 @@ struct img_store;
 struct cri_pod_entry {
   char id[65];
   pthread_mutex_t op; /* life-cycle operations of this pod */
-  pthread_mutex_t sbx_lock; /* guards sbx (not the calls made through it) */
+  pthread_mutex_t sbx_lock; /* guards sbx and retired (not the calls made through them) */
   struct sbx_client *sbx;
+  /* Clients replaced or dropped while the entry lives: another thread may
+   * still be inside a call on one (it holds an entry reference), so they
+   * are closed only when the last reference goes. */
+  struct sbx_client **retired;
+  size_t n_retired;
   unsigned refs;
   bool removed;
 };
@@ -83,6 +89,8 @@ struct cri_pods {
   pthread_t monitor;
   bool monitor_started, stopping;
   pthread_cond_t wake;
+
+  struct cri_stream_server *stream; /* exec/port-forward URLs (stream_rpc.c) */
 };
 
 /* Sets the runtime up for srv: opens its own handle on the image store
@@ -99,6 +107,10 @@ void cri_pods_fini(struct cri_server *srv);
 int cri_pod_rpc_register(struct cri_server *srv, q_error **err);
 int cri_ctr_rpc_register(struct cri_server *srv, q_error **err);
 int cri_stats_rpc_register(struct cri_server *srv, q_error **err);
+/* Starts the streaming server (StreamAddress, StreamPort) with the sandbox
+ * as its backend and registers Exec, Attach and PortForward. */
+int cri_stream_rpc_start(struct cri_server *srv, struct cri_pods *p, q_error **err);
+void cri_stream_rpc_stop(struct cri_pods *p);
 
 /* The entry of pod id, created when absent; a reference the caller drops
  * with cri_pods_put. NULL only when out of memory. */
@@ -113,7 +125,8 @@ void cri_pods_forget(struct cri_pods *p, struct cri_pod_entry *e);
  * says why, -ESRCH/-ENOSYS/...). The client stays owned by the entry. */
 struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
                                 const struct cri_pod *pod, int *rc, q_error **err);
-/* Replaces the entry's client (closing the old one). */
+/* Replaces the entry's client; the old one is closed with the entry's last
+ * reference (callers of cri_pods_sbx hold one while they use it). */
 void cri_pods_set_sbx(struct cri_pod_entry *e, struct sbx_client *c);
 
 /* Asks the sandbox for the container's state and records an exit (EXITED,

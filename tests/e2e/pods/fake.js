@@ -185,4 +185,67 @@ async function died() {
   done();
 }
 
-({ run, restarted, died })[process.argv[2]]().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });
+// Exec and PortForward through the streaming server (WebSocket, kubelet's
+// v4.channel.k8s.io framing: one channel byte in front of every message).
+function wsSession(url, protocol, onOpen) {
+  return new Promise((resolve) => {
+    const chans = {};
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), [protocol]);
+    ws.binaryType = 'arraybuffer';
+    const timer = setTimeout(() => { ws.close(); resolve({ chans, err: 'timeout' }); }, 10000);
+    ws.onopen = () => onOpen && onOpen(ws);
+    ws.onmessage = (m) => {
+      const b = Buffer.from(m.data);
+      if (b.length === 0) return;
+      chans[b[0]] = Buffer.concat([chans[b[0]] || Buffer.alloc(0), b.subarray(1)]);
+    };
+    ws.onerror = (e) => { clearTimeout(timer); resolve({ chans, err: String(e.message || e) }); };
+    ws.onclose = () => { clearTimeout(timer); resolve({ chans }); };
+  });
+}
+
+async function stream() {
+  const pc = podCfg('st');
+  const rp = await call(rt, 'RunPodSandbox', { config: pc }, 60000);
+  const pod = rp.res.pod_sandbox_id;
+  const c = await mk(pod, ctr('c', ['/bin/sh']), pc);
+  await call(rt, 'StartContainer', { container_id: c });
+  let r = await call(rt, 'Exec', { container_id: c, cmd: ['echo', 'via', 'stream'], stdout: true, stderr: true });
+  check(!r.err && /^http:\/\/127\.0\.0\.1:\d+\/exec\/[0-9a-f]{64}$/.test(r.res.url), `Exec answers a URL (${r.err ? r.err.details : r.res.url})`);
+  if (!r.err) {
+    const s = await wsSession(r.res.url, 'v4.channel.k8s.io');
+    const out = s.chans[1] ? s.chans[1].toString() : '';
+    const st = s.chans[3] ? s.chans[3].toString() : '';
+    check(out === 'echo via stream\n' && (s.chans[2] || '').toString() === 'e' && /Success/.test(st),
+          `exec over WebSocket: stdout, stderr and a Success status (${JSON.stringify([out, st, s.err])})`);
+  }
+  expectCode(await call(rt, 'Exec', { container_id: c, cmd: ['sh'], tty: true, stdin: true, stdout: true }), S.UNIMPLEMENTED, 'Exec with a tty');
+  expectCode(await call(rt, 'Attach', { container_id: c, stdout: true }), S.UNIMPLEMENTED, 'Attach');
+  expectCode(await call(rt, 'Exec', { container_id: '0'.repeat(64), cmd: ['x'], stdout: true }), S.NOT_FOUND, 'Exec in an unknown container');
+  expectCode(await call(rt, 'PortForward', { pod_sandbox_id: '0'.repeat(64), port: [80] }), S.NOT_FOUND, 'PortForward to an unknown pod');
+
+  // A server inside the pod's namespace answers through PortForward.
+  const info = JSON.parse((await call(rt, 'PodSandboxStatus', { pod_sandbox_id: pod, verbose: true })).res.info.info);
+  const ns = info.NetnsPath.split('/').pop();
+  const srv = require('child_process').spawn('ip', ['netns', 'exec', ns, 'python3', '-c',
+    'import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("127.0.0.1",8089));s.listen(1);print("up",flush=True)\nc,_=s.accept();d=c.recv(100);c.sendall(b"pong:"+d);c.close()'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((res) => srv.stdout.once('data', res));
+  r = await call(rt, 'PortForward', { pod_sandbox_id: pod, port: [8089] });
+  check(!r.err && /\/portforward\//.test(r.res.url), 'PortForward answers a URL');
+  if (!r.err) {
+    const s = await wsSession(`${r.res.url}?port=8089`, 'v4.channel.k8s.io', (ws) => {
+      setTimeout(() => ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('ping')])), 200);
+      setTimeout(() => ws.close(), 1500);
+    });
+    const data = s.chans[0] ? s.chans[0].toString('latin1') : '';
+    check(/pong:ping/.test(data), `port forward reaches 127.0.0.1:8089 in the pod (${JSON.stringify(data)} ${s.err || ''})`);
+  }
+  srv.kill();
+  expectCode(await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }), S.OK, 'stop');
+  expectCode(await call(rt, 'PortForward', { pod_sandbox_id: pod, port: [80] }), S.FAILED_PRECONDITION, 'PortForward to a stopped pod');
+  expectCode(await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }), S.OK, 'remove');
+  done();
+}
+
+({ run, restarted, died, stream })[process.argv[2]]().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });

@@ -18,6 +18,11 @@ kill -KILL "$QPID"; wait "$QPID" 2>/dev/null || true; QPID=
 start_quarkd
 node "$here/fake.js" restarted || e2e_fail "after kill -9"
 node "$here/fake.js" died || e2e_fail "sandbox death"
+if node --experimental-websocket -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null; then
+  node --experimental-websocket --no-warnings "$here/fake.js" stream || e2e_fail "streaming"
+else
+  echo "skip streaming: this node has no WebSocket client (node >= 20.10 has one)"
+fi
 [ "$(netns_list)" = "$ns_before" ] || e2e_fail "network namespaces left: $(comm -13 <(echo "$ns_before") <(netns_list))"
 [ -z "$(ls -A "$T/run/pods" 2>/dev/null)" ] || e2e_fail "pod run dirs left: $(ls "$T/run/pods")"
 ! grep -q " $T/" /proc/mounts || e2e_fail "mounts left: $(grep " $T/" /proc/mounts)"
