@@ -10,11 +10,6 @@ extern uint64_t qk_copy_host_threshold;
 
 static struct qk_percpu percpu[QK_MAX_VCPUS];
 
-struct qk_task *qk_current(void)
-{
-  return ((struct qk_percpu *)qk_arch_cpu_private())->current;
-}
-
 void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu)
 {
   percpu[cpu].id = cpu;

@@ -23,8 +23,15 @@ struct qk_percpu {
 /* The boot info page (read-only after boot, except panic_msg). */
 extern struct qk_boot_info *qk_boot;
 
-/* Current task of this vCPU. Valid inside qk_syscall/qk_user_fault. */
-struct qk_task *qk_current(void);
+void *qk_arch_cpu_private(void);
+
+/* Current task of this vCPU. Valid inside qk_syscall/qk_user_fault.
+ * Inline: it is on every syscall's path, and ring-0 instructions are
+ * expensive on our host. */
+static inline struct qk_task *qk_current(void)
+{
+  return ((struct qk_percpu *)qk_arch_cpu_private())->current;
+}
 
 #define qk_likely(x) __builtin_expect(!!(x), 1)
 #define qk_unlikely(x) __builtin_expect(!!(x), 0)
