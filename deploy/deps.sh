@@ -13,7 +13,7 @@ test=(docker-registry apache2-utils umoci skopeo busybox-static
   containernetworking-plugins iproute2 unzip curl jq redis-server containerd
   golang-go golang-github-docker-spdystream-dev golang-github-gorilla-websocket-dev runc crun runsc file
   shellcheck clang libclang-rt-14-dev)
-run=(busybox-static umoci containernetworking-plugins iproute2)
+run=(busybox-static umoci containernetworking-plugins iproute2 python3)
 
 want=()
 for g in "$@"; do

@@ -2,7 +2,10 @@
 # Quick start on a fresh Debian 12 machine, as root: installs the missing
 # Debian packages, builds Quark (Release, no sanitizers) into build/, starts
 # quarkd in the background on unix:///run/quark/quark.sock with a config in
-# /run/quark-quickstart, and shows `quark version` and `quark info`.
+# /run/quark-quickstart, shows `quark version` and `quark info`, imports the
+# busybox test image (built from Debian's busybox-static by
+# tests/images/build.sh) and runs a pod that prints "hello from quark"
+# (`quark run`: pod + container through CRI, output streamed, pod removed).
 # Usage: deploy/quickstart.sh [--stop]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,16 +81,38 @@ else
   echo "quickstart: quarkd started (pid $(cat "$run/quarkd.pid"), log $run/quark.log)"
 fi
 
-export QUARK_ENDPOINT=$endpoint
+export QUARK_ENDPOINT=$endpoint QUARK_CONFIG=$run/config.json
 echo
 echo "\$ quark version"
 "$quark" version
 echo
 echo "\$ quark info"
 "$quark" info
+
+# The demo image: an OCI layout built from Debian's busybox-static, tarred
+# into the OCI archive that `quark import` reads (no registry needed).
+echo
+echo "quickstart: building the busybox test image"
+bash tests/images/build.sh "$build/test-images" busybox >"$run/images.log" 2>&1 ||
+  { tail -n 20 "$run/images.log" >&2; echo "quickstart: building the test image failed" >&2; exit 1; }
+tar -C "$build/test-images/busybox" -cf "$run/busybox.tar" .
+echo "\$ quark import busybox.tar docker.io/library/busybox"
+"$quark" import "$run/busybox.tar" docker.io/library/busybox
+echo
+echo "\$ quark run busybox -- echo hello from quark"
+rc=0
+"$quark" run --log-dir "$run/pods/demo" busybox -- echo hello from quark || rc=$?
+if [ $rc -ne 0 ]; then
+  echo "quickstart: the demo pod did not run (exit $rc): see the message above;" \
+       "\`quark info\` says whether the sandbox and guest kernel are ready" >&2
+  exit 1
+fi
 cat <<EOF2
 
 quarkd serves CRI on $endpoint. Try:
+  $quark run busybox -- sh -c 'uname -a; ls /'
+  $quark run --keep busybox -- sh -c 'while true; do date; sleep 1; done' &
+  $quark ps;  $quark logs -f ID;  $quark exec ID -- ps
   $quark pods
   $quark ps -a
   crictl --runtime-endpoint $endpoint version     (if crictl is installed)
