@@ -21,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -681,17 +682,30 @@ static void on_connect(struct conn *c, const struct tsor_msg *m)
   client_cqe(cl, &e);
 }
 
+static void send_hello(struct conn *c)
+{
+  struct tsor_msg h = {.type = MSG_HELLO};
+  snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", c->d->self->name);
+  h.u.hello.boot = c->d->boot;
+  raw_send(c, &h);
+}
+
 static void on_hello(struct conn *c, const struct tsor_msg *m)
 {
   struct tsor_daemon *d = c->d;
   char name[33];
   memcpy(name, m->u.hello.name, 32);
   name[32] = '\0';
+  c->peer_boot = m->u.hello.boot;
+  if (c->outgoing && c->node != NULL && c->node != d->self && strcmp(name, c->node->name) != 0) {
+    q_warn(NULL, "tsord: %s answers as node \"%s\", not %s: check the peer table", c->node->address, name,
+           c->node->name);
+    c->fab->ops->disconnect(c->fc);
+    return;
+  }
   if (c->outgoing || c->fab == d->local) {
     if (!c->outgoing) { /* passive end of a local loop */
-      struct tsor_msg h = {.type = MSG_HELLO};
-      snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->name);
-      raw_send(c, &h);
+      send_hello(c);
       c->node = d->self;
     }
     if (c->outgoing && c->node != d->self) q_info(NULL, "tsord: node %s connected (%s)", name, c->fab->ops->name);
@@ -706,6 +720,15 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
     return;
   }
   struct conn *old = n->conn;
+  if (old != NULL && old != c && old->ready && old->peer_boot != m->u.hello.boot) {
+    /* The peer restarted (its old connection may look alive here for a
+     * while): that connection and its channels are dead. */
+    q_info(NULL, "tsord: node %s restarted", name);
+    old->node = NULL;
+    n->conn = NULL;
+    old->fab->ops->disconnect(old->fc);
+    old = NULL;
+  }
   if (old != NULL && old != c) {
     /* Both nodes dialled at once: keep the connection the node with the
      * smaller name started; both ends decide the same. */
@@ -743,9 +766,7 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
   }
   n->conn = c;
   c->node = n;
-  struct tsor_msg h = {.type = MSG_HELLO};
-  snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->name);
-  raw_send(c, &h);
+  send_hello(c);
   c->ready = true;
   q_info(NULL, "tsord: node %s connected (%s)", name, c->fab->ops->name);
   conn_flush(c);
@@ -889,9 +910,7 @@ static int fabric_poll(struct tsor_daemon *d, struct tsor_fabric *f)
       c->credits = TSOR_RECV_DEPTH;
       f->ops->post_recv(c->fc, TSOR_RECV_DEPTH);
       if (c->outgoing) {
-        struct tsor_msg h = {.type = MSG_HELLO};
-        snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", d->self->name);
-        raw_send(c, &h);
+        send_hello(c);
       }
       continue;
     }
@@ -964,6 +983,7 @@ int tsor_daemon_new(const struct tsor_daemon_config *cfg, tsor_daemon **out, q_e
   struct tsor_daemon *d = calloc(1, sizeof(*d));
   if (d == NULL) return q_error_make(err, ENOMEM, "tsord");
   d->ufd = d->epfd = d->stop_efd = d->peers_efd = -1;
+  if (getrandom(&d->boot, sizeof(d->boot), 0) != sizeof(d->boot)) d->boot = (uint64_t)q_now_ns();
   d->next_port = 32768;
   pthread_mutex_init(&d->plock, NULL);
   pthread_cond_init(&d->pcond, NULL);

@@ -39,6 +39,7 @@ struct tsor_msg {
   union {
     struct {
       char name[32];
+      uint64_t boot; /* random per tsord start: tells a restarted peer from a duplicate */
     } hello;
     struct {
       uint32_t src_chan;
@@ -123,6 +124,7 @@ struct conn {
   uint32_t *freeids, nfree, capfree;
   int credits;
   uint32_t owed;
+  uint64_t peer_boot; /* from the peer's HELLO */
   struct outq_ent *outq;
   uint32_t outhead, outn, outcap;
   struct dsock *whead, *wtail;
@@ -167,6 +169,7 @@ struct listener {
 
 struct tsor_daemon {
   struct node *nodes, *self;
+  uint64_t boot; /* this tsord's incarnation, sent in HELLO */
   /* kube peer source: a thread lists, the loop applies */
   struct tsor_kube_config kube;
   int refresh_s;

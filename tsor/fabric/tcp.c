@@ -117,8 +117,16 @@ static struct tsor_fconn *conn_new(struct tcp_fabric *f, int fd, bool connecting
   c->ctx = ctx;
   c->connecting = connecting;
   c->started = q_mono_ns();
-  int one = 1;
+  int one = 1, idle = 10, intvl = 5, cnt = 3;
+  unsigned int user_timeout_ms = 30000;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  /* A node that vanishes without a reset (power loss, partition) is found
+   * out in about half a minute, idle or busy, and its channels reset. */
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
   struct epoll_event ev = {.events = connecting ? EPOLLOUT : 0, .data.ptr = c};
   if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
     free(c);

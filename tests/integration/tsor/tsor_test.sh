@@ -216,7 +216,12 @@ EOF
   wait "$local_flood" || fail "flood after tsord kill: $(cat "$tmp/flood3.log")"
   printf '  %-10s %s\n' "kill-node" "$(tail -n 1 "$tmp/flood3.log")"
   client "$nsa" a unreach --dst 10.201.2.10:7
-  tsord_pids=("${tsord_pids[0]}")
+  # Node b's tsord comes back: node a dials it again on the next connect.
+  start_tsord "$nsb" b tcp
+  tsord_pids=("${tsord_pids[0]}" "${pids[-1]}")
+  start_server "$nsb" b 10.201.2.20 echo 7
+  client "$nsa" a echo --dst 10.201.2.20:7
+  echo "  restart    node b's tsord restarted, node a reconnected"
   check_tsord_alive
   stop_tsords
   ;;
