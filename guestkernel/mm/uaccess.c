@@ -180,7 +180,6 @@ static volatile uint64_t *l1_table(uint64_t cr3, uint64_t va, uint64_t need)
 
 int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write)
 {
-  uint64_t done = 0;
   bool full = false;
   if (uva >= QK_USER_TOP)
     return len ? -QK_EFAULT : 0;
@@ -190,46 +189,76 @@ int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write)
     len = QK_QCALL_MAX_IO - v->bytes;
   uint64_t cr3 = qk_current()->proc->mm->cr3;
   uint64_t need = QK_PTE_P | QK_PTE_U | (write ? QK_PTE_W : 0);
-  /* Per 2 MiB region one table lookup, then one PTE load per page: the
-   * loop below is the whole per-page cost of a big read or write. */
-  while (done < len && !full) {
-    uint64_t va = uva + done;
+  /* The open (last) segment lives in registers: a page that continues it
+   * costs one PTE load and a few ALU ops, which is the whole per-page cost
+   * of a big read or write. One table lookup per 2 MiB. */
+  unsigned n = v->n;
+  uint64_t cur = n ? v->seg[n - 1].len : 0;
+  uint64_t next = n ? v->seg[n - 1].gpa + cur : ~0ull;
+  uint64_t va = uva, stop = uva + len;
+  while (va < stop) {
     uint64_t end = QK_ALIGN_DOWN(va, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE;
-    if (end > uva + len)
-      end = uva + len;
+    if (end > stop)
+      end = stop;
     volatile uint64_t *l1 = l1_table(cr3, va, need);
     while (va < end) {
-      uint64_t pa;
+      if (l1 && !(va & 4095) && n) {
+        /* Whole pages that continue the open segment: the hot loop. */
+        volatile uint64_t *pte = &l1[(va >> 12) & 511];
+        uint64_t c = cur, nx = next, a = va;
+        while (end - a >= QK_PAGE_SIZE) {
+          uint64_t e = *pte;
+          if ((e & need) != need || (e & QK_PTE_ADDR) != nx)
+            break;
+          c += QK_PAGE_SIZE;
+          nx += QK_PAGE_SIZE;
+          a += QK_PAGE_SIZE;
+          pte++;
+        }
+        cur = c;
+        next = nx;
+        va = a;
+        if (va >= end)
+          break;
+      }
+      uint64_t pa, chunk;
       uint64_t e = l1 ? l1[(va >> 12) & 511] : 0;
       if (qk_likely((e & need) == need)) {
         pa = (e & QK_PTE_ADDR) | (va & 4095);
+        chunk = QK_PAGE_SIZE - (va & 4095);
       } else {
         /* Not mapped yet (lazy area), a 2 MiB page, or forbidden. */
         if (qk_user_pa(va, write, &pa))
           goto out;
         l1 = l1_table(cr3, va, need);
+        /* No table after a successful walk: a 2 MiB page, contiguous up
+         * to the granule's end. */
+        chunk = l1 ? QK_PAGE_SIZE - (va & 4095) : end - va;
       }
-      uint64_t chunk = QK_PAGE_SIZE - (va & 4095);
-      if (!l1)
-        chunk = end - va; /* a 2 MiB page: contiguous up to the granule's end */
       if (chunk > end - va)
         chunk = end - va;
-      if (v->n && v->seg[v->n - 1].gpa + v->seg[v->n - 1].len == pa) {
-        v->seg[v->n - 1].len += chunk;
+      if (pa == next) {
+        cur += chunk;
       } else {
-        if (v->n == QK_QCALL_MAX_IOV) {
+        if (n == QK_QCALL_MAX_IOV) {
           full = true;
-          break;
+          goto out;
         }
-        v->seg[v->n].gpa = pa;
-        v->seg[v->n].len = chunk;
-        v->n++;
+        if (n)
+          v->seg[n - 1].len = cur;
+        v->seg[n].gpa = pa;
+        n++;
+        cur = chunk;
       }
+      next = pa + chunk;
       va += chunk;
-      done += chunk;
     }
   }
 out:
+  if (n)
+    v->seg[n - 1].len = cur;
+  v->n = n;
+  uint64_t done = va - uva;
   if (!done && len && !full)
     return -QK_EFAULT;
   v->bytes += done;
