@@ -101,7 +101,11 @@ int img_error(q_error **err, int status, const char *fmt, ...) Q_PRINTF(3, 4);
 
 /* layer.c: fetch-independent part of bringing a layer in: unpack the blob
  * into layers/sha256/<hex> unless it is there. */
-int img_layer_ensure(img_store *st, const char *digest, const char *media_type, q_error **err);
+int img_layer_ensure(img_store *st, const char *digest, const char *media_type, const char *diff_id,
+                     q_error **err);
+/* img_unpack_layer that also hashes the uncompressed stream: *diff_id gets
+ * "sha256:<hex>" (when not NULL). */
+int img_unpack_layer_diffid(const char *path, const char *dest_dir, char diff_id[72], q_error **err);
 bool img_layer_media_type_ok(const char *mt);
 
 /* registry.c */
@@ -141,6 +145,7 @@ struct img_manifest {
   struct img_desc config;
   struct img_desc *layers;
   size_t n_layers;
+  char **diff_ids;          /* from the config, filled in by the pull; may be NULL */
 };
 int img_manifest_parse(const char *body, size_t len, const char *media_type,
                        struct img_manifest *m, q_error **err);

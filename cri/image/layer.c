@@ -348,25 +348,56 @@ static void set_dir_times(struct unpack *u) {
   }
 }
 
-int img_unpack_layer(const char *path, const char *dest_dir, q_error **err) {
+/* The tar reader is fed the decompressed stream by a raw reader, so that
+ * the uncompressed bytes (the layer's diff_id) are hashed on the way with
+ * one decompression. */
+struct raw_src {
+  struct archive *raw;
+  EVP_MD_CTX *md;
+};
+
+static la_ssize_t raw_read(struct archive *a, void *arg, const void **buf) {
+  struct raw_src *r = arg;
+  size_t size = 0;
+  la_int64_t off;
+  int rc = archive_read_data_block(r->raw, buf, &size, &off);
+  if (rc == ARCHIVE_EOF)
+    return 0;
+  if (rc != ARCHIVE_OK) {
+    archive_set_error(a, EBADMSG, "%s", archive_error_string(r->raw));
+    return -1;
+  }
+  EVP_DigestUpdate(r->md, *buf, size);
+  return (la_ssize_t)size;
+}
+
+int img_unpack_layer_diffid(const char *path, const char *dest_dir, char diff_id[72], q_error **err) {
   struct unpack u = {.rootfd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (u.rootfd < 0)
     return q_error_make(err, errno, "open %s", dest_dir);
+  struct raw_src src = {.raw = archive_read_new(), .md = EVP_MD_CTX_new()};
   struct archive *a = archive_read_new();
   int rc = 0;
-  if (!a) {
-    close(u.rootfd);
-    return q_error_make(err, ENOMEM, "libarchive");
-  }
-  archive_read_support_filter_gzip(a);
-  archive_read_support_filter_zstd(a);
-  archive_read_support_filter_none(a);
-  archive_read_support_format_tar(a);
-  if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK) {
-    rc = img_error(err, EBADMSG, "open layer %s: %s", path, archive_error_string(a));
+  if (!a || !src.raw || !src.md) {
+    rc = q_error_make(err, ENOMEM, "libarchive");
     goto out;
   }
+  EVP_DigestInit_ex(src.md, EVP_sha256(), NULL);
+  archive_read_support_filter_gzip(src.raw);
+  archive_read_support_filter_zstd(src.raw);
+  archive_read_support_filter_none(src.raw);
+  archive_read_support_format_raw(src.raw);
   struct archive_entry *e;
+  if (archive_read_open_filename(src.raw, path, 1 << 20) != ARCHIVE_OK ||
+      archive_read_next_header(src.raw, &e) != ARCHIVE_OK) {
+    rc = img_error(err, EBADMSG, "open layer %s: %s", path, archive_error_string(src.raw));
+    goto out;
+  }
+  archive_read_support_format_tar(a);
+  if (archive_read_open(a, &src, NULL, raw_read, NULL) != ARCHIVE_OK) {
+    rc = img_error(err, EBADMSG, "layer %s is not a tar archive: %s", path, archive_error_string(a));
+    goto out;
+  }
   int r;
   size_t count = 0;
   while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
@@ -377,25 +408,77 @@ int img_unpack_layer(const char *path, const char *dest_dir, q_error **err) {
   }
   if (r != ARCHIVE_EOF) {
     rc = img_error(err, EBADMSG, "corrupt or truncated layer after %zu entries: %s", count,
-                      archive_error_string(a));
+                   archive_error_string(a));
+    goto out;
+  }
+  /* What follows the end-of-archive blocks is part of the diff_id too. */
+  const void *buf;
+  la_ssize_t n;
+  while ((n = raw_read(a, &src, &buf)) > 0)
+    ;
+  if (n < 0) {
+    rc = img_error(err, EBADMSG, "corrupt or truncated layer after %zu entries: %s", count,
+                   archive_error_string(src.raw));
     goto out;
   }
   set_dir_times(&u);
+  if (diff_id) {
+    unsigned char d[32];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(src.md, d, &dl);
+    strcpy(diff_id, "sha256:");
+    for (int i = 0; i < 32; i++)
+      sprintf(diff_id + 7 + 2 * i, "%02x", d[i]);
+  }
 out:
   for (size_t i = 0; i < u.n_dirs; i++)
     free(u.dirs[i].path);
   free(u.dirs);
-  archive_read_free(a);
+  if (a)
+    archive_read_free(a);
+  if (src.raw)
+    archive_read_free(src.raw);
+  EVP_MD_CTX_free(src.md);
   close(u.rootfd);
   return rc;
 }
 
-int img_layer_ensure(img_store *st, const char *digest, const char *media_type, q_error **err) {
+int img_unpack_layer(const char *path, const char *dest_dir, q_error **err) {
+  return img_unpack_layer_diffid(path, dest_dir, NULL, err);
+}
+
+static char *diffid_path(const img_store *st, const char *digest) {
+  char *p = NULL;
+  if (asprintf(&p, "%s/layers/diffid/%s", img_store_root(st), digest + 7) < 0)
+    return NULL;
+  return p;
+}
+
+/* A layer unpacked earlier: its recorded diff_id must be the one this
+ * image's config names. */
+static int check_diffid(img_store *st, const char *digest, const char *want, q_error **err) {
+  if (!want)
+    return 0;
+  q_cleanup_free char *p = diffid_path(st, digest);
+  q_cleanup_free char *got = NULL;
+  size_t len = 0;
+  if (!p || q_read_file(p, 128, &got, &len, NULL) < 0)
+    return 0;   /* no record (an older store): the blob digest still holds */
+  if (strcmp(got, want) != 0)
+    return img_error(err, EBADMSG, "layer %s: the image config says its content is %s, it is %s",
+                     digest, want, got);
+  return 0;
+}
+
+int img_layer_ensure(img_store *st, const char *digest, const char *media_type, const char *diff_id,
+                     q_error **err) {
   q_cleanup_free char *dst = img_layer_path(st, digest);
   q_cleanup_free char *blob = img_blob_path(st, digest);
   q_cleanup_free char *key = NULL;
   if (!dst || !blob || asprintf(&key, "layer:%s", digest) < 0)
     return q_error_make(err, ENOMEM, "layer %s", digest);
+  q_cleanup_free char *dpath = diffid_path(st, digest);
+  char got[72];
   while (access(dst, F_OK) != 0) {
     if (!img_flight_begin(st, key))
       continue;   /* another thread unpacked it (or failed): look again */
@@ -407,8 +490,15 @@ int img_layer_ensure(img_store *st, const char *digest, const char *media_type, 
       rc = 0;
     else if (mkdir(tmp, 0755) < 0)
       rc = q_error_make(err, errno, "mkdir %s", tmp);
-    else if ((rc = img_unpack_layer(blob, tmp, err)) < 0)
+    else if ((rc = img_unpack_layer_diffid(blob, tmp, got, err)) < 0)
       q_error_wrap(err, "layer %s (%s)", digest, media_type ? media_type : "tar");
+    else if (diff_id && strcmp(diff_id, got) != 0)
+      rc = img_error(err, EBADMSG, "layer %s: uncompressed content is %s, the image config says %s",
+                     digest, got, diff_id);
+    else if (!dpath)
+      rc = q_error_make(err, ENOMEM, "layer %s", digest);
+    else if ((rc = q_write_file_atomic(dpath, got, strlen(got), 0644, err)) < 0)
+      q_error_wrap(err, "layer %s", digest);
     else {
       /* The layer becomes visible only once its files are on disk. */
       int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -424,5 +514,5 @@ int img_layer_ensure(img_store *st, const char *digest, const char *media_type, 
     img_flight_end(st, key);
     return rc;
   }
-  return 0;
+  return check_diffid(st, digest, diff_id, err);
 }

@@ -52,6 +52,7 @@ void img_manifest_free(struct img_manifest *m) {
     free(m->layers[i].digest);
   }
   free(m->layers);
+  img_strv_free(m->diff_ids);
   memset(m, 0, sizeof(*m));
 }
 
@@ -194,8 +195,12 @@ static int fetch_blob_shared(img_store *st, struct img_reg *r, const struct img_
 static int do_layer(struct pull_ctx *c, struct img_reg *r, const struct img_desc *d, q_error **err) {
   q_cleanup_free char *lp = img_layer_path(c->st, d->digest);
   if (lp && access(lp, F_OK) == 0) {
-    report(c, d->digest, IMG_PROGRESS_EXISTS, d->size, d->size);
-    return 0;
+    size_t i = (size_t)(d - c->m->layers);
+    int rc = img_layer_ensure(c->st, d->digest, d->media_type,
+                              c->m->diff_ids && i < img_strv_len(c->m->diff_ids) ? c->m->diff_ids[i] : NULL, err);
+    if (rc == 0)
+      report(c, d->digest, IMG_PROGRESS_EXISTS, d->size, d->size);
+    return rc;
   }
   struct layer_progress prog = {c, d->digest};
   report(c, d->digest, IMG_PROGRESS_DOWNLOADING, 0, d->size);
@@ -203,7 +208,9 @@ static int do_layer(struct pull_ctx *c, struct img_reg *r, const struct img_desc
   if (rc < 0)
     return rc;
   report(c, d->digest, IMG_PROGRESS_UNPACKING, d->size, d->size);
-  rc = img_layer_ensure(c->st, d->digest, d->media_type, err);
+  size_t idx = (size_t)(d - c->m->layers);
+  const char *diff_id = c->m->diff_ids && idx < img_strv_len(c->m->diff_ids) ? c->m->diff_ids[idx] : NULL;
+  rc = img_layer_ensure(c->st, d->digest, d->media_type, diff_id, err);
   if (rc < 0)
     return rc;
   report(c, d->digest, IMG_PROGRESS_DONE, d->size, d->size);
@@ -268,16 +275,23 @@ static int fetch_layers(img_store *st, const img_ref *ref, const char *endpoint,
   return c.rc;
 }
 
-static int check_config(const char *body, size_t len, const struct img_manifest *m, q_error **err) {
+static int check_config(const char *body, size_t len, struct img_manifest *m, q_error **err) {
   json_error_t je;
   json_t *j = json_loadb(body, len, 0, &je);
   if (!j)
     return img_error(err, EBADMSG, "image config %s is not JSON: %s", m->config.digest, je.text);
   json_t *ids = json_object_get(json_object_get(j, "rootfs"), "diff_ids");
   int rc = 0;
-  if (json_is_array(ids) && json_array_size(ids) != m->n_layers)
+  if (!json_is_array(ids) || json_array_size(ids) != m->n_layers)
     rc = img_error(err, EBADMSG, "image config lists %zu layers, the manifest %zu",
-                      json_array_size(ids), m->n_layers);
+                   json_array_size(ids), m->n_layers);
+  for (size_t i = 0; rc == 0 && i < m->n_layers; i++) {
+    const char *d = json_string_value(json_array_get(ids, i));
+    if (!d || !img_valid_digest(d))
+      rc = img_error(err, EBADMSG, "image config: diff_ids[%zu] is not a sha256 digest", i);
+  }
+  if (rc == 0 && !(m->diff_ids = img_strv_from_json(ids)))
+    rc = q_error_make(err, ENOMEM, "config");
   json_decref(j);
   return rc;
 }

@@ -304,8 +304,8 @@ int img_store_open(const struct img_store_opts *o, img_store **out, q_error **er
     img_store_close(st);
     return q_error_make(err, ENOMEM, "image store");
   }
-  static const char *const dirs[] = {"", "/blobs/sha256", "/layers/sha256", "/images",
-                                     "/containers", "/tmp", "/pulls"};
+  static const char *const dirs[] = {"", "/blobs/sha256", "/layers/sha256", "/layers/diffid",
+                                     "/images", "/containers", "/tmp", "/pulls"};
   for (size_t i = 0; i < Q_ARRAY_SIZE(dirs); i++) {
     q_cleanup_free char *p = pathf("%s%s", st->root, dirs[i]);
     int rc = p ? q_mkdir_p(p, 0700, err) : q_error_make(err, ENOMEM, "image store");
@@ -750,8 +750,9 @@ static void gc_run_locked(img_store *st) {
   }
   records_free(all);
   size_t freed_blobs = 0, freed_layers = 0;
-  for (int pass = 0; keep && pass < 2; pass++) {
-    q_cleanup_free char *dir = pathf("%s/%s/sha256", st->root, pass == 0 ? "blobs" : "layers");
+  static const char *const gc_dirs[] = {"blobs/sha256", "layers/sha256", "layers/diffid"};
+  for (int pass = 0; keep && pass < 3; pass++) {
+    q_cleanup_free char *dir = pathf("%s/%s", st->root, gc_dirs[pass]);
     DIR *d = dir ? opendir(dir) : NULL;
     if (!d)
       continue;
@@ -762,8 +763,8 @@ static void gc_run_locked(img_store *st) {
       q_cleanup_free char *p = pathf("%s/%s", dir, e->d_name);
       if (!p)
         continue;
-      if (pass == 0) {
-        if (unlink(p) == 0)
+      if (pass != 1) {
+        if (unlink(p) == 0 && pass == 0)
           freed_blobs++;
         continue;
       }

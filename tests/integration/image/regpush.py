@@ -8,7 +8,8 @@ KINDs (each one image with a config and the layers described):
   truncated            a gzip layer cut in the middle (its digest is of the cut bytes)
   mediatype MT         a good layer announced with media type MT
   random MB            one layer of MB megabytes of random bytes (gzip of random data)
-Prints the manifest digest."""
+REGPUSH_DIFF_ID in the environment replaces the config's diff_id (a lie).
+Prints the manifest digest and the layer digest."""
 import gzip, hashlib, io, json, os, sys, tarfile, urllib.request
 
 url, repo, tag, kind, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
@@ -49,14 +50,14 @@ def tar_of(specs):
 layer_mt = "application/vnd.oci.image.layer.v1.tar+gzip"
 if kind == "tar":
     raw = tar_of(args)
-    layer = gzip.compress(raw)
+    layer = gzip.compress(raw, mtime=0)
 elif kind == "truncated":
     raw = tar_of([f"f{i}=file:" + os.urandom(6000).hex() for i in range(40)])
     full = gzip.compress(raw)
     layer = full[: len(full) // 2]
 elif kind == "mediatype":
     raw = tar_of(["a=file:a"])
-    layer = gzip.compress(raw)
+    layer = gzip.compress(raw, mtime=0)
     layer_mt = args[0]
 elif kind == "random":
     data = os.urandom(int(args[0]) * 1024 * 1024)
@@ -70,7 +71,7 @@ elif kind == "random":
 else:
     sys.exit("unknown kind " + kind)
 
-diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+diff_id = os.environ.get("REGPUSH_DIFF_ID") or "sha256:" + hashlib.sha256(raw).hexdigest()
 config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/x"]},
                      "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
 cd = push_blob(config)

@@ -36,6 +36,16 @@ expect_fail "truncated\|corrupt" tool $S "${I[@]}" pull $R/bad/trunc
 [ -z "$(ls $S/layers/sha256)" ] || fail "half layer visible"
 check_store $S
 
+echo "== layer content that is not what the image config says (diff_id)"
+lie=sha256:$(printf lie | sha256sum | cut -c1-64)
+REGPUSH_DIFF_ID=$lie rp bad/diffid latest tar "f=file:diffid-test" >/dev/null
+expect_fail "the image config says $lie" tool $S "${I[@]}" pull $R/bad/diffid
+rp good/diffid latest tar "f=file:diffid-test" >/dev/null
+tool $S "${I[@]}" pull $R/good/diffid >/dev/null || fail "good pull of the same layer"
+expect_fail "the image config says its content is $lie" tool $S "${I[@]}" pull $R/bad/diffid
+tool $S rmi $R/good/diffid
+check_store $S
+
 echo "== malicious tars"
 rp bad/dotdot latest tar "ok=file:ok" "../escape=file:pwned" >/dev/null
 expect_fail 'entry "../escape" refused' tool $S "${I[@]}" pull $R/bad/dotdot

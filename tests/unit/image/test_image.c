@@ -283,6 +283,31 @@ Test(unpack, plain_gzip_zstd, .init = setup, .fini = teardown) {
   }
 }
 
+Test(unpack, diff_id_is_the_uncompressed_stream, .init = setup, .fini = teardown) {
+  char *plain = make_tar("p.tar", 0, good, Q_ARRAY_SIZE(good));
+  char *gz = make_tar("p.tar.gz", 1, good, Q_ARRAY_SIZE(good));
+  char *zs = make_tar("p.tar.zst", 2, good, Q_ARRAY_SIZE(good));
+  char *bytes = NULL;
+  size_t len = 0;
+  cr_assert_eq(q_read_file(plain, 1 << 24, &bytes, &len, NULL), 0);
+  char want[72], got[72];
+  img_sha256_hex(bytes, len, want);
+  free(bytes);
+  const char *tars[] = {plain, gz, zs};
+  for (int i = 0; i < 3; i++) {
+    char dn[16];
+    snprintf(dn, sizeof(dn), "d%d", i);
+    char *d = unpack_dir(dn);
+    q_error *err = NULL;
+    cr_assert_eq(img_unpack_layer_diffid(tars[i], d, got, &err), 0, "%s", q_error_msg(err));
+    cr_expect_str_eq(got, want, "diff_id of %s", tars[i]);
+    free(d);
+  }
+  free(plain);
+  free(gz);
+  free(zs);
+}
+
 static void refused(const char *name, const struct ent *e, size_t n, const char *want) {
   char *tar = make_tar(name, 1, e, n);
   char dn[64];
