@@ -11,6 +11,16 @@
 
 static int64_t host_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write)
 {
+  /* Common case first: one buffer inside one page (small reads and
+   * writes), no scatter-list building. */
+  if (u->cnt == 1) {
+    uint64_t pa = qk_user_pa_range(u->iov[0].base, u->iov[0].len, !write);
+    if (pa) {
+      struct qk_iov one = { pa, u->iov[0].len };
+      return qk_qcall(write ? QK_OP_PWRITEV : QK_OP_PREADV, (uint64_t)f->hfd, qk_va_to_pa(&one), 1,
+                      off < 0 ? (uint64_t)-1 : (uint64_t)off, 0, 0);
+    }
+  }
   struct qk_uiov uv; /* ~1 KiB of the 64 KiB kernel stack: no allocation */
   struct qk_uiov *v = &uv;
   int64_t done = 0;

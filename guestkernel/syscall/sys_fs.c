@@ -393,6 +393,21 @@ static int64_t do_fstatat(int64_t dirfd, uint64_t upath, uint64_t ubuf, uint64_t
 {
   if (flags & ~(uint64_t)(L_AT_SYMLINK_NOFOLLOW | L_AT_EMPTY_PATH | L_AT_NO_AUTOMOUNT))
     return -QK_EINVAL;
+  if ((flags & L_AT_EMPTY_PATH) && (int)dirfd != L_AT_FDCWD) {
+    /* fstat(fd) as libcs write it: fstatat(fd, "", AT_EMPTY_PATH). No
+     * path buffer for that. */
+    char c;
+    if (qk_copy_from_user(&c, upath, 1))
+      return -QK_EFAULT;
+    if (!c) {
+      struct qk_file *f = fget((uint64_t)dirfd);
+      if (!f)
+        return -QK_EBADF;
+      int64_t r = stat_to_user(f, NULL, 0, ubuf);
+      qk_fput(f);
+      return r;
+    }
+  }
   char *path = path_buf();
   if (!path)
     return -QK_ENOMEM;
