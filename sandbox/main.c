@@ -4,7 +4,8 @@
  *
  *   quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]...
  *                     [--cwd DIR] [--kernel FILE] [--stats FILE]
- *                     [--log-level LEVEL] -- PROGRAM [ARGS...]
+ *                     [--log-level LEVEL] [--kernel-worker|--no-kernel-worker]
+ *                     -- PROGRAM [ARGS...]
  *
  * The program's stdout/stderr are this process's; the exit status is the
  * program's, or 125 when the sandbox or the guest kernel failed.
@@ -32,7 +33,8 @@
 static void usage(FILE *f)
 {
   fprintf(f, "usage: quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]... [--cwd DIR]\n"
-             "                        [--kernel FILE] [--stats FILE] [--log-level LEVEL] -- PROGRAM [ARGS...]\n");
+             "                        [--kernel FILE] [--stats FILE] [--log-level LEVEL]\n"
+             "                        [--kernel-worker|--no-kernel-worker] -- PROGRAM [ARGS...]\n");
 }
 
 /* qkernel.bin next to the binary: build tree (../guestkernel) or install (../lib/quark). */
@@ -77,11 +79,17 @@ static int cmd_run(int argc, char **argv)
       {"vcpus", required_argument, NULL, 'c'},  {"env", required_argument, NULL, 'e'},
       {"cwd", required_argument, NULL, 'w'},    {"kernel", required_argument, NULL, 'k'},
       {"stats", required_argument, NULL, 's'},  {"log-level", required_argument, NULL, 'l'},
-      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+      {"kernel-worker", no_argument, NULL, 'W'}, {"no-kernel-worker", no_argument, NULL, 'N'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
   };
   const char *rootfs = NULL, *cwd = "/", *stats = NULL;
   char kernel[PATH_MAX] = "";
   unsigned long mem_mib = 256, vcpus = 1;
+  /* The ring-3 kernel worker pays off where guest ring 0 is emulated
+   * (PVM-style KVM); QUARK_KERNEL_WORKER=0/1 or the flags override. */
+  const char *kw = getenv("QUARK_KERNEL_WORKER");
+  bool kernel_worker = kw && *kw ? !strcmp(kw, "1") : access("/sys/module/kvm_pvm", F_OK) == 0;
   const char **env = calloc((size_t)argc + 2, sizeof *env);
   size_t envc = 0;
   if (!env)
@@ -139,6 +147,12 @@ static int cmd_run(int argc, char **argv)
       q_log_set_level(lvl);
       break;
     }
+    case 'W':
+      kernel_worker = true;
+      break;
+    case 'N':
+      kernel_worker = false;
+      break;
     case 'h':
       usage(stdout);
       free(env);
@@ -182,6 +196,7 @@ static int cmd_run(int argc, char **argv)
                .envp = env,
                .envc = envc,
                .cwd = cwd},
+      .kernel_worker = kernel_worker,
   };
   struct sbx_boot_result br;
   if (sbx_boot_prepare(ctx.vm, &bc, &br, &err) < 0)

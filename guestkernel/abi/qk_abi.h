@@ -112,6 +112,9 @@ _Static_assert(sizeof(struct qk_vma_desc) == 24, "qk_vma_desc layout");
 /* Host-flags: facts the host knows about its own hypervisor. The guest must
  * still detect behaviour itself; these are hints only. */
 #define QK_HOST_RING0_EMULATED 1u /* e.g. PVM: ring-0 code is emulated */
+/* The host built worker_cr3 and asks the arch layer to run syscalls in the
+ * ring-3 kernel worker (ARCHITECTURE.md, "Sandbox and privileged layer"). */
+#define QK_HOST_KERNEL_WORKER 2u
 
 struct qk_boot_info {
   uint32_t magic;
@@ -163,6 +166,10 @@ struct qk_boot_info {
    * populated: [init_stack_populated, init_vmas[stack].end) is mapped; the
    * rest of the stack VMA is not (the guest maps it on demand). */
   uint64_t init_stack_populated;
+  /* Host -> guest: PML4 of the kernel worker view (QK_HOST_KERNEL_WORKER):
+   * empty lower half; the direct map and the kernel image at their usual
+   * addresses but user-accessible. 0 when not built. */
+  uint64_t worker_cr3;
 };
 _Static_assert(sizeof(struct qk_boot_info) <= QK_PAGE_SIZE, "boot info fits one page");
 

@@ -12,11 +12,17 @@
 
 #include "../include/qk/arch.h"
 #include "../include/qk/qcall.h"
+#include "../arch/x86_64/arch_internal.h"
 
 /* Polls before halting. Each poll is a handful of instructions: cheap on
  * hardware KVM, ~3 us on a host that emulates ring 0, where a halt plus
  * wake-up costs ~20 us; 16 polls covers a spinning host worker's answer. */
 #define QCALL_POLLS 16
+
+/* With the CPL3 kernel worker the polls run natively: poll for a while
+ * (by TSC) before asking ring 0 to halt. */
+#define QCALL_WORKER_POLL_CYCLES 100000ull
+
 
 static struct qk_qcall_ring *qcall_rings[QK_MAX_VCPUS];
 
@@ -27,10 +33,7 @@ void qk_qcall_init(struct qk_boot_info *bi, unsigned cpu)
   qcall_rings[cpu] = qk_pa_to_va(bi->qcall_gpa + (uint64_t)cpu * sizeof(struct qk_qcall_ring));
 }
 
-static inline void kick(unsigned ring)
-{
-  __asm__ volatile("outl %0, %1" ::"a"((uint32_t)ring), "Nd"((uint16_t)QK_PORT_KICK));
-}
+static inline void kick(unsigned ring) { qk_arch_port_out32(QK_PORT_KICK, ring); }
 
 int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                  uint64_t a5)
@@ -65,6 +68,12 @@ int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3
     for (int i = 0; i < QCALL_POLLS; i++)
       if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != head)
         goto done;
+    if (qk_worker_mode) {
+      uint64_t t0 = qk_arch_rdtsc();
+      while (qk_arch_rdtsc() - t0 < QCALL_WORKER_POLL_CYCLES)
+        if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != head)
+          goto done;
+    }
     __atomic_store_n(&ring->guest_sleeping, 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) == head)

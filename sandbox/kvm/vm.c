@@ -72,6 +72,7 @@ struct sbx_vm {
   const struct sbx_vm_hooks *hooks;
   uint64_t start_tsc;
   struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, read once */
+  bool fsgsbase_forced;
 };
 
 static void on_sigusr1(int sig) { (void)sig; }
@@ -242,6 +243,12 @@ int sbx_vm_features(struct sbx_vm *vm, struct sbx_cpu_features *f, q_error **err
     f->xcr0_supported = ((uint64_t)ed->edx << 32) | ed->eax;
   if (ex)
     f->pdpe1gb = (ex->edx >> 26) & 1;
+  if (!f->fsgsbase && access("/sys/module/kvm_pvm", F_OK) == 0) {
+    uint32_t a = 7, b, cc = 0, d;
+    __asm__("cpuid" : "+a"(a), "=b"(b), "+c"(cc), "=d"(d));
+    f->fsgsbase = f->fsgsbase_forced = b & 1;
+  }
+  vm->fsgsbase_forced = f->fsgsbase_forced;
   int khz = vm->nvcpus ? ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0) : -1;
   f->tsc_khz = khz > 0 ? (uint64_t)khz : 0;
   return 0;
@@ -283,6 +290,8 @@ int sbx_vm_setup_vcpu(struct sbx_vm *vm, unsigned idx, const struct sbx_vcpu_boo
     struct kvm_cpuid_entry2 *e = &c->entries[i];
     if (e->function == 1) /* initial APIC id = vCPU index */
       e->ebx = (e->ebx & 0x00ffffffu) | (idx << 24);
+    if (e->function == 7 && e->index == 0 && vm->fsgsbase_forced)
+      e->ebx |= 1u;
   }
   int r = ioctl(v->fd, KVM_SET_CPUID2, c);
   free(c);

@@ -31,6 +31,10 @@ struct sbx_vm;
 /* Host CPU features the boot code needs, from KVM_GET_SUPPORTED_CPUID. */
 struct sbx_cpu_features {
   bool fsgsbase, smep, smap, xsave, avx, pdpe1gb;
+  /* PVM-style hosts do not advertise FSGSBASE although ring-3 code runs
+   * natively on a CPU that has it (FINDINGS.md): the guest CPUID gets it
+   * when the host CPU has it. */
+  bool fsgsbase_forced;
   uint64_t xcr0_supported;
   uint32_t cpuid1_edx; /* AT_HWCAP */
   uint64_t tsc_khz;

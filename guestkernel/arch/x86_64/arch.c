@@ -16,6 +16,7 @@
 
 #include "../../include/qk/arch.h"
 #include "../../include/qk/qcall.h"
+#include "arch_internal.h"
 #include "asm_defs.h"
 
 #define MSR_FS_BASE 0xc0000100u
@@ -42,6 +43,8 @@ struct qk_cpu {
   struct qk_boot_info *bi;
   uint32_t stub_mode;    /* LSTAR points at the user stub */
   uint32_t has_fsgsbase;
+  uint64_t in_worker;    /* a syscall is running in the CPL3 kernel worker */
+  uint64_t app_cr3;      /* worker mode: the address space to return to */
 };
 
 _Static_assert(offsetof(struct qk_cpu, self) == CPU_SELF, "CPU_SELF");
@@ -62,6 +65,15 @@ _Static_assert(ASM_SEL_UCODE == QK_SEL_UCODE && ASM_SEL_UDATA == QK_SEL_UDATA, "
 _Static_assert(sizeof(struct qk_cpu) <= 256, "the per-vCPU block stays far below the IST stack's top");
 
 extern char qk_arch_syscall_entry[], qk_arch_syscall_ustub[], qk_arch_ustub_after[];
+extern char qk_worker_call_after[];
+
+/* Kernel worker mode (entry.S, ARCHITECTURE.md): read by the #BP entry. */
+uint8_t qk_worker_mode;
+uint64_t qk_worker_cr3;
+
+enum { WORKER_OP_PTE = 1, WORKER_OP_RETURN = 2, WORKER_OP_HALT = 3, WORKER_OP_OUT8 = 4, WORKER_OP_OUT32 = 5 };
+uint64_t qk_worker_call(uint64_t op, uint64_t a, uint64_t b);
+int qk_worker_syscall_c(struct qk_regs *r);
 extern void qk_arch_trap_exit(void);
 
 static inline void wrmsr(uint32_t msr, uint64_t v)
@@ -111,6 +123,11 @@ __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned c
   uint64_t cr4;
   __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
   c->has_fsgsbase = (cr4 & CR4_FSGSBASE) != 0;
+  /* The worker sets the FS base itself (wrfsbase at CPL3): FSGSBASE needed. */
+  if ((bi->host_flags & QK_HOST_KERNEL_WORKER) && bi->worker_cr3 && c->has_fsgsbase) {
+    qk_worker_cr3 = bi->worker_cr3;
+    qk_worker_mode = 1;
+  }
   /* GS stays the user's; only the LSTAR entry swaps in the block. */
   wrmsr(MSR_GS_BASE, 0);
   wrmsr(MSR_KERNEL_GS_BASE, (uint64_t)c);
@@ -124,21 +141,40 @@ void *qk_arch_cpu_private(void) { return this_cpu()->priv; }
 
 uint64_t qk_arch_current_cr3(void)
 {
+  struct qk_cpu *c = this_cpu();
+  if (c->in_worker)
+    return c->app_cr3;
   uint64_t v;
   __asm__ volatile("mov %%cr3, %0" : "=r"(v));
   return v & ~0xfffull;
 }
 
-void qk_arch_switch_cr3(uint64_t cr3) { __asm__ volatile("mov %0, %%cr3" ::"r"(cr3) : "memory"); }
+/* In the worker these defer to the return to the app, whose CR3 load
+ * flushes every (non-global) translation anyway. */
+void qk_arch_switch_cr3(uint64_t cr3)
+{
+  struct qk_cpu *c = this_cpu();
+  if (c->in_worker)
+    c->app_cr3 = cr3;
+  else
+    __asm__ volatile("mov %0, %%cr3" ::"r"(cr3) : "memory");
+}
 
 void qk_arch_pte_update(volatile uint64_t *pte, uint64_t val, uint64_t va)
 {
+  if (this_cpu()->in_worker) {
+    /* Changed PTEs must be ring-0 stores on PVM-style hosts. */
+    qk_worker_call(WORKER_OP_PTE, (uint64_t)pte, val);
+    return;
+  }
   *pte = val;
   __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
 }
 
 void qk_arch_flush_tlb(void)
 {
+  if (this_cpu()->in_worker)
+    return;
   uint64_t v;
   __asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(v)::"memory");
 }
@@ -161,18 +197,50 @@ uint64_t qk_arch_get_fs_base(void)
   return rdmsr(MSR_FS_BASE);
 }
 
-void qk_arch_wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
-void qk_arch_irq_enable(void) { __asm__ volatile("sti" ::: "memory"); }
-void qk_arch_irq_disable(void) { __asm__ volatile("cli" ::: "memory"); }
+void qk_arch_wait_for_interrupt(void)
+{
+  if (this_cpu()->in_worker)
+    qk_worker_call(WORKER_OP_HALT, 0, 0);
+  else
+    __asm__ volatile("sti; hlt; cli" ::: "memory");
+}
+/* The worker runs with IF = 0 and may not touch IF (IOPL is not honoured
+ * for ring 3 on PVM-style hosts): interrupts are taken in ring 0 halts. */
+void qk_arch_irq_enable(void)
+{
+  if (!this_cpu()->in_worker)
+    __asm__ volatile("sti" ::: "memory");
+}
+
+void qk_arch_irq_disable(void)
+{
+  if (!this_cpu()->in_worker)
+    __asm__ volatile("cli" ::: "memory");
+}
+
+void qk_arch_port_out32(uint16_t port, uint32_t v)
+{
+  if (this_cpu()->in_worker)
+    qk_worker_call(WORKER_OP_OUT32, port, v);
+  else
+    outl(port, v);
+}
 
 void qk_arch_console_write(const char *s, uint64_t len)
 {
-  for (uint64_t i = 0; i < len; i++)
-    outb(QK_PORT_CONSOLE, (uint8_t)s[i]);
+  bool w = this_cpu()->in_worker;
+  for (uint64_t i = 0; i < len; i++) {
+    if (w)
+      qk_worker_call(WORKER_OP_OUT8, QK_PORT_CONSOLE, (uint8_t)s[i]);
+    else
+      outb(QK_PORT_CONSOLE, (uint8_t)s[i]);
+  }
 }
 
 __attribute__((noreturn)) void qk_arch_shutdown(int status)
 {
+  if (this_cpu()->in_worker)
+    qk_worker_call(WORKER_OP_OUT32, QK_PORT_SHUTDOWN, (uint32_t)status & 0xff);
   for (;;) {
     outl(QK_PORT_SHUTDOWN, (uint32_t)status & 0xff);
     __asm__ volatile("cli; hlt");
@@ -188,6 +256,8 @@ __attribute__((noreturn)) void qk_arch_panic(const char *msg)
   for (; msg && msg[i] && i < QK_PANIC_MSG_SIZE - 1; i++)
     bi->panic_msg[i] = msg[i];
   bi->panic_msg[i] = 0;
+  if (this_cpu()->in_worker)
+    qk_worker_call(WORKER_OP_OUT32, QK_PORT_PANIC, (uint32_t)this_cpu()->cpu_id);
   for (;;) {
     outl(QK_PORT_PANIC, (uint32_t)this_cpu()->cpu_id);
     __asm__ volatile("cli; hlt");
@@ -262,8 +332,65 @@ void qk_arch_syscall(struct qk_regs *r)
 
 void qk_arch_trap(struct qk_regs *r);
 
+/* A ring-0 service requested by the worker (r: its #BP frame). */
+static void worker_service(struct qk_cpu *c, struct qk_regs *r)
+{
+  switch (r->rdi) {
+  case WORKER_OP_PTE:
+    *(volatile uint64_t *)r->rsi = r->rdx; /* the app's CR3 load on return flushes */
+    break;
+  case WORKER_OP_HALT:
+    __asm__ volatile("sti; hlt; cli" ::: "memory");
+    break;
+  case WORKER_OP_OUT8:
+    outb((uint16_t)r->rsi, (uint8_t)r->rdx);
+    break;
+  case WORKER_OP_OUT32:
+    outl((uint16_t)r->rsi, (uint32_t)r->rdx);
+    break;
+  case WORKER_OP_RETURN: {
+    struct qk_regs *u = (struct qk_regs *)r->rsi;
+    c->in_worker = 0;
+    __asm__ volatile("mov %0, %%cr3" ::"r"(c->app_cr3) : "memory");
+    qk_arch_return_to_user(u);
+  }
+  default:
+    kernel_fault(r, 0);
+  }
+}
+
+int qk_worker_syscall_c(struct qk_regs *r)
+{
+  struct qk_cpu *c = this_cpu();
+  uint64_t *slots = (uint64_t *)(c->kstack_top - ASM_WORKER_GAP - 16); /* app CR3, app RSP */
+  c->app_cr3 = slots[0];
+  c->in_worker = 1;
+  qk_arch_syscall(r);
+  if (r->rcx != r->rip || r->r11 != r->rflags)
+    return 0; /* full return through ring 0 */
+  slots[0] = c->app_cr3;
+  slots[1] = r->rsp;
+  c->in_worker = 0; /* no trap can come before the int3 that leaves */
+  return 1;
+}
+
 void qk_arch_trap(struct qk_regs *r)
 {
+  if ((r->cs & 3) == 3 && this_cpu()->in_worker) {
+    /* From the CPL3 kernel worker: its services, interrupts, or a kernel bug. */
+    if (r->vector == VEC_BP && r->rip == (uint64_t)qk_worker_call_after) {
+      worker_service(this_cpu(), r);
+      return;
+    }
+    if (r->vector >= 32 && r->vector < 256) {
+      qk_interrupt((unsigned)r->vector);
+      return;
+    }
+    uint64_t cr2 = 0;
+    if (r->vector == VEC_PF)
+      __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    kernel_fault(r, cr2);
+  }
   if ((r->cs & 3) != 3) {
     if (r->vector >= 32 && r->vector < 256) {
       qk_interrupt((unsigned)r->vector);

@@ -29,6 +29,12 @@
 #define CPU_KSTACK_TOP 8
 #define CPU_USER_RSP 16
 
+/* Kernel worker mode: its stack ends ASM_WORKER_GAP below the top of the
+ * vCPU's kernel stack region (the gap is ring 0's stack while the worker
+ * runs); the two words just below hold the app's CR3 and RSP. */
+#define ASM_WORKER_GAP 8192
+#define ASM_WORKER_RFLAGS 0x3002 /* IOPL 3 (port I/O, cli/sti), IF 0 */
+
 /* Pseudo-vector stored in qk_regs.vector for an entry through LSTAR. */
 #define ASM_VEC_SYSCALL 0x100
 

@@ -56,7 +56,9 @@ qk_arch_vector_stubs:
  * This is the hot path on PVM-style hosts; it skips the C dispatcher. */
 qk_arch_bp_entry:
         cmpq $qk_arch_ustub_after, (%rsp)
-        jne 1f
+        jne 3f
+        cmpb $0, qk_worker_mode(%rip)
+        jne qk_worker_enter
         pushq $0                        /* error code */
         pushq $ASM_VEC_SYSCALL          /* vector */
         push %rax                       /* orig_rax */
@@ -69,9 +71,81 @@ qk_arch_bp_entry:
         call qk_arch_syscall
         add $8, %rsp
         jmp qk_arch_syscall_exit
-1:      pushq $0
+3:      cmpq $qk_worker_ret_after, (%rsp)
+        je qk_worker_leave
+        pushq $0
         pushq $3
         jmp qk_arch_trap_common
+
+/* ---- kernel worker mode (ARCHITECTURE.md): the syscall runs at CPL3 in
+ * the worker's address-space view; ring 0 only switches CR3 and rewrites
+ * the trap frame. RSP = K - 40 on entry (K = top of the stack region). The
+ * app's registers stay live; RCX/R11 hold its RIP/RFLAGS (syscall). */
+qk_worker_enter:
+        push %rax                       /* RSP = K - 48 */
+        mov 32(%rsp), %rax              /* the app's RSP from the frame */
+        mov %rax, (-ASM_WORKER_GAP + 48 - 8)(%rsp)
+        mov %cr3, %rax
+        mov %rax, (-ASM_WORKER_GAP + 48 - 16)(%rsp)
+        mov qk_worker_cr3(%rip), %rax
+        mov %rax, %cr3
+        lea (-ASM_WORKER_GAP + 48 - 16)(%rsp), %rax
+        mov %rax, 32(%rsp)              /* worker RSP: just below the two slots */
+        pop %rax
+        movq $qk_worker_syscall, (%rsp)
+        movq $ASM_WORKER_RFLAGS, 16(%rsp)
+        iretq
+
+/* The worker is done: RAX = result, RCX/R11 = the app's RIP/RFLAGS (already
+ * sanitized), the slots hold the CR3 and RSP to return to. */
+qk_worker_leave:
+        push %rax
+        mov (-ASM_WORKER_GAP + 48 - 16)(%rsp), %rax
+        mov %rax, %cr3
+        mov (-ASM_WORKER_GAP + 48 - 8)(%rsp), %rax
+        mov %rax, 32(%rsp)
+        pop %rax
+        mov %rcx, (%rsp)
+        mov %r11, 16(%rsp)
+        iretq
+
+/* CPL3, worker view, RSP = slots (app CR3, app RSP). Native from here on. */
+        .globl qk_worker_syscall
+qk_worker_syscall:
+        pushq $ASM_SEL_UDATA            /* ss */
+        pushq 16(%rsp)                  /* rsp: the app's, from its slot */
+        push %r11                       /* rflags */
+        pushq $ASM_SEL_UCODE            /* cs */
+        push %rcx                       /* rip */
+        pushq $0
+        pushq $ASM_VEC_SYSCALL
+        push %rax                       /* orig_rax */
+        PUSH_REGS
+        cld
+        mov %rsp, %rdi
+        sub $8, %rsp
+        call qk_worker_syscall_c
+        add $8, %rsp
+        test %eax, %eax
+        jz 1f
+        POP_REGS
+        int3                            /* fast return through qk_worker_leave */
+        .globl qk_worker_ret_after
+qk_worker_ret_after:
+        ud2
+1:      mov %rsp, %rsi                  /* full return (execve, sigreturn, ...) */
+        mov $2, %edi                    /* QK_WORKER_OP_RETURN */
+        call qk_worker_call
+        ud2
+
+/* A ring-0 service for the worker: qk_worker_call(op, a, b) with the C ABI;
+ * the #BP lands in qk_arch_trap, which recognises the return address. */
+        .globl qk_worker_call
+qk_worker_call:
+        int3
+        .globl qk_worker_call_after
+qk_worker_call_after:
+        ret
 
 /* Stack on arrival: vector, error code, rip, cs, rflags, rsp, ss. */
 qk_arch_trap_common:

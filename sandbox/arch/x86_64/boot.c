@@ -142,7 +142,8 @@ static void write_gdt_tss(uint8_t *page, uint64_t page_va, uint64_t rsp0, uint64
   memcpy(t + 102, &iomap, 2);
 }
 
-static int map_kernel(struct sbx_pt *pt, const uint8_t *buf, const struct qk_kernel_header *hdr, q_error **err)
+static int map_kernel(struct sbx_pt *pt, const uint8_t *buf, const struct qk_kernel_header *hdr, uint64_t extra,
+                      q_error **err)
 {
   const Elf64_Ehdr *eh = (const void *)buf;
   for (unsigned i = 0; i < eh->e_phnum; i++) {
@@ -151,7 +152,7 @@ static int map_kernel(struct sbx_pt *pt, const uint8_t *buf, const struct qk_ker
       continue;
     uint64_t flags = ((ph->p_flags & PF_W) ? SBX_PTE_W : 0) | ((ph->p_flags & PF_X) ? 0 : SBX_PTE_NX);
     for (uint64_t off = 0; off < PAGE_UP(ph->p_memsz); off += PAGE) {
-      uint64_t va = ph->p_vaddr + off, f = flags;
+      uint64_t va = ph->p_vaddr + off, f = flags | extra;
       if (hdr->syscall_user_stub && va == hdr->syscall_user_stub)
         f |= SBX_PTE_U; /* the one user-accessible kernel page: read-only, executable */
       int r = sbx_pt_map(pt, va, ph->p_paddr + off, PAGE, f, false);
@@ -216,8 +217,22 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
   r = sbx_pt_map(&kpt, QK_DIRECT_MAP, 0, mem->size, SBX_PTE_W | SBX_PTE_NX, true);
   if (r < 0)
     return q_error_make(err, -r, "direct map");
-  if (map_kernel(&kpt, kbuf, &hdr, err) < 0)
+  if (map_kernel(&kpt, kbuf, &hdr, 0, err) < 0)
     return -ENOMEM;
+  /* The kernel worker's view: same kernel addresses, user-accessible, no
+   * user half (the kernel reaches user memory through page-table walks). */
+  uint64_t worker_cr3 = 0;
+  if (cfg->kernel_worker) {
+    struct sbx_pt wpt;
+    if (sbx_pt_init(&wpt, mem, &fa) < 0)
+      return q_error_make(err, ENOMEM, "worker page table");
+    r = sbx_pt_map(&wpt, QK_DIRECT_MAP, 0, mem->size, SBX_PTE_W | SBX_PTE_NX | SBX_PTE_U, true);
+    if (r < 0)
+      return q_error_make(err, -r, "worker direct map");
+    if (map_kernel(&wpt, kbuf, &hdr, SBX_PTE_U, err) < 0)
+      return -ENOMEM;
+    worker_cr3 = wpt.root;
+  }
 
   /* IDT: every vector to its stub; int3 reachable from ring 3 (the syscall
    * stub's trap); NMI, #DF and #MC on IST1. */
@@ -264,7 +279,9 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
   bi->abi_version = QK_ABI_VERSION;
   bi->mem_size = mem->size;
   bi->vcpu_count = nvcpus;
-  bi->host_flags = access("/sys/module/kvm_pvm", F_OK) == 0 ? QK_HOST_RING0_EMULATED : 0;
+  bi->host_flags = (access("/sys/module/kvm_pvm", F_OK) == 0 ? QK_HOST_RING0_EMULATED : 0) |
+                   (worker_cr3 ? QK_HOST_KERNEL_WORKER : 0);
+  bi->worker_cr3 = worker_cr3;
   bi->tsc_khz = feat.tsc_khz;
   struct timespec rt, mono;
   clock_gettime(CLOCK_REALTIME, &rt);
@@ -291,7 +308,11 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
   bi->free_start = fa.next;
   bi->free_end = mem->size;
 
-  uint64_t cr4 = (feat.fsgsbase ? CR4_FSGSBASE : 0) | (feat.smep ? CR4_SMEP : 0);
+  /* SMEP stays off with the kernel worker: ring-0 entry code then runs from
+   * pages that are user-accessible in the worker's view. */
+  q_debug(NULL, "host cpu: fsgsbase %d smep %d smap %d xsave %d avx %d tsc %llu kHz; host flags %#x", feat.fsgsbase,
+          feat.smep, feat.smap, feat.xsave, feat.avx, (unsigned long long)feat.tsc_khz, bi->host_flags);
+  uint64_t cr4 = (feat.fsgsbase ? CR4_FSGSBASE : 0) | (feat.smep && !worker_cr3 ? CR4_SMEP : 0);
   uint64_t xcr0 = 0;
   if (feat.xsave) {
     cr4 |= CR4_OSXSAVE;

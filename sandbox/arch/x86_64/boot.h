@@ -28,6 +28,7 @@ struct sbx_boot_config {
   int rootfd;
   struct sbx_proc_spec proc; /* hwcap fields are filled by the boot code */
   const char *hostname;
+  bool kernel_worker; /* build the worker view and ask for the ring-3 kernel worker */
 };
 
 struct sbx_boot_result {

@@ -51,6 +51,13 @@ check "sh exit 42" 42 "" -- "${run[@]}" -- /bin/busybox sh -c 'exit 42'
 check "PATH lookup" 0 "via path" -- "${run[@]}" -- echo via path
 check "argv and env" 0 "a b X=1" -- "${run[@]}" --env X=1 -- /bin/busybox sh -c 'echo "$0 $1 X=$X"' a b
 check "2 vcpus" 0 "smp" -- "${run[@]}" --vcpus 2 -- /bin/busybox echo smp
+# Both syscall paths: the ring-3 kernel worker (default on PVM-style KVM)
+# and the kernel in ring 0 (hardware KVM's path; forced here).
+check "kernel worker" 3 "worker" -- "${run[@]}" --kernel-worker -- /bin/busybox sh -c 'echo worker; exit 3'
+check "ring-0 kernel" 4 "ring0" -- "${run[@]}" --no-kernel-worker -- /bin/busybox sh -c 'echo ring0; exit 4'
+out=$(printf 'abc\n' | timeout 60 "${run[@]}" --no-kernel-worker -- /bin/busybox cat 2>"$work/stderr")
+if [ "$out" = "abc" ]; then echo "ok: stdin passthrough (ring-0 kernel)"; else
+  echo "FAIL: stdin passthrough (ring-0 kernel): '$out'"; cat "$work/stderr"; fails=$((fails + 1)); fi
 out=$(printf 'from stdin\n' | timeout 60 "${run[@]}" -- /bin/busybox cat 2>"$work/stderr")
 if [ "$out" = "from stdin" ]; then echo "ok: stdin passthrough"; else
   echo "FAIL: stdin passthrough: '$out'"; cat "$work/stderr"; fails=$((fails + 1)); fi
