@@ -986,7 +986,6 @@ int tsor_daemon_new(const struct tsor_daemon_config *cfg, tsor_daemon **out, q_e
   if (getrandom(&d->boot, sizeof(d->boot), 0) != sizeof(d->boot)) d->boot = (uint64_t)q_now_ns();
   d->next_port = 32768;
   pthread_mutex_init(&d->plock, NULL);
-  pthread_cond_init(&d->pcond, NULL);
   struct tsor_peers peers = {0};
   const char *source = cfg->peers_path ? cfg->peers_path : "the Kubernetes API";
   int r;
@@ -995,7 +994,7 @@ int tsor_daemon_new(const struct tsor_daemon_config *cfg, tsor_daemon **out, q_e
   } else {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     d->kube = cfg->kube;
-    d->refresh_s = cfg->refresh_s > 0 ? cfg->refresh_s : 30;
+    d->refresh_s = cfg->refresh_s > 0 ? cfg->refresh_s : 300;
     r = tsor_kube_list_peers(&d->kube, &peers, err);
   }
   if (r < 0) goto fail;
@@ -1184,10 +1183,7 @@ void tsor_daemon_free(tsor_daemon *d)
 {
   if (d == NULL) return;
   if (d->has_lister) {
-    pthread_mutex_lock(&d->plock);
-    d->stop = 1;
-    pthread_cond_broadcast(&d->pcond);
-    pthread_mutex_unlock(&d->plock);
+    d->stop = 1; /* the lister checks it at least every second */
     pthread_join(d->lister, NULL);
   }
   while (d->clients) {
@@ -1242,6 +1238,5 @@ void tsor_daemon_free(tsor_daemon *d)
   }
   if (d->peers_efd >= 0) close(d->peers_efd);
   pthread_mutex_destroy(&d->plock);
-  pthread_cond_destroy(&d->pcond);
   free(d);
 }

@@ -176,7 +176,6 @@ struct tsor_daemon {
   pthread_t lister;
   bool has_lister;
   pthread_mutex_t plock;
-  pthread_cond_t pcond;
   struct tsor_peers pending;
   bool has_pending;
   int peers_efd;

@@ -25,7 +25,7 @@ static void usage(FILE *f)
           "  --peers    JSON peers file: {\"Nodes\":[{\"Name\",\"PodCIDR\",\"Address\"}]}\n"
           "  --kube     peers from the Kubernetes API: nodes with spec.podCIDR and the\n"
           "             annotation " TSOR_KUBE_ANNOTATION " (in-cluster credentials by default),\n"
-          "             re-listed every --peers-refresh seconds (30)\n"
+          "             watched, and listed again every --peers-refresh seconds (300)\n"
           "  --socket   unix socket sandboxes attach to (default /run/quark/tsor.sock)\n"
           "  --fabric   node-to-node fabric; auto = verbs if an RDMA device exists, else tcp\n");
 }

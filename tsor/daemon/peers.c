@@ -1,5 +1,6 @@
 /* tsord's peer table: nodes by pod CIDR and name, changed live by the
- * Kubernetes source (a lister thread hands new tables to the loop). */
+ * Kubernetes source (a thread lists and watches the nodes and hands each
+ * new table to the loop through an eventfd). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -83,34 +84,25 @@ void tsor_d_apply_peers(struct tsor_daemon *d, const struct tsor_peers *p)
  * A thread re-lists the nodes (a slow HTTP request must not stall the data
  * path) and hands each good table to the loop through an eventfd. */
 
-void *tsor_d_lister(void *arg)
+static bool lister_stop(void *arg) { return ((struct tsor_daemon *)arg)->stop != 0; }
+
+static void lister_table(void *arg, struct tsor_peers *p)
 {
   struct tsor_daemon *d = arg;
   pthread_mutex_lock(&d->plock);
-  while (!d->stop) {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += d->refresh_s;
-    while (!d->stop && pthread_cond_timedwait(&d->pcond, &d->plock, &dl) != ETIMEDOUT)
-      ;
-    if (d->stop) break;
-    pthread_mutex_unlock(&d->plock);
-    struct tsor_peers p;
-    q_error *err = NULL;
-    int r = tsor_kube_list_peers(&d->kube, &p, &err);
-    if (r < 0) q_warn(NULL, "tsord: listing nodes: %s (keeping the last table)", q_error_msg(err));
-    q_error_free(&err);
-    pthread_mutex_lock(&d->plock);
-    if (r == 0) {
-      if (d->has_pending) tsor_peers_free(&d->pending);
-      d->pending = p;
-      d->has_pending = true;
-      uint64_t one = 1;
-      ssize_t w = write(d->peers_efd, &one, sizeof(one));
-      (void)w;
-    }
-  }
+  if (d->has_pending) tsor_peers_free(&d->pending);
+  d->pending = *p;
+  d->has_pending = true;
   pthread_mutex_unlock(&d->plock);
+  uint64_t one = 1;
+  ssize_t w = write(d->peers_efd, &one, sizeof(one));
+  (void)w;
+}
+
+void *tsor_d_lister(void *arg)
+{
+  struct tsor_daemon *d = arg;
+  tsor_kube_run(&d->kube, d->refresh_s, lister_stop, lister_table, d);
   return NULL;
 }
 

@@ -271,53 +271,57 @@ EOF
   ;;
 kube)
   # Two nodes in this namespace (tsords on two loopback ports), peers from a
-  # fake API server; the node list changes while they run.
+  # fake API server; the nodes change while they run, seen through the watch
+  # (re-list period 60 s, longer than the test).
   kport=$(free_port) pa=$(free_port) pb=$(free_port)
   echo -n "s3cret" >"$tmp/token"
-  nodes() { # cidr-of-b [include-b]
-    local b=""
-    [ "${2:-1}" = 1 ] && b=',{"metadata":{"name":"b","annotations":{"quark.io/tsord-address":"127.0.0.1:'$pb'"}},
-       "spec":{"podCIDR":"'$1'"}}'
-    cat >"$tmp/nodes.json.new" <<EOF
-{"kind":"NodeList","items":[
- {"metadata":{"name":"a","annotations":{"quark.io/tsord-address":"127.0.0.1:$pa"}},"spec":{"podCIDR":"10.204.1.0/24"}},
- {"metadata":{"name":"plain"},"spec":{"podCIDR":"10.204.9.0/24"}},
- {"metadata":{"name":"nocidr","annotations":{"quark.io/tsord-address":"127.0.0.1:1"}},"spec":{}}$b]}
-EOF
-    mv "$tmp/nodes.json.new" "$tmp/nodes.json"
+  echo -n "wrong" >"$tmp/badtoken"
+  mkdir -p "$tmp/kube"
+  : >"$tmp/kube/events.jsonl"
+  node_a='{"metadata":{"name":"a","annotations":{"quark.io/tsord-address":"127.0.0.1:'$pa'"}},"spec":{"podCIDR":"10.204.1.0/24"}}'
+  node_b() { echo '{"metadata":{"name":"b","resourceVersion":"'$2'","annotations":{"quark.io/tsord-address":"127.0.0.1:'$pb'"}},"spec":{"podCIDR":"'$1'"}}'; }
+  others='{"metadata":{"name":"plain"},"spec":{"podCIDR":"10.204.9.0/24"}},{"metadata":{"name":"nocidr","annotations":{"quark.io/tsord-address":"127.0.0.1:1"}},"spec":{}}'
+  nodes() { # items...
+    local IFS=,
+    echo '{"kind":"NodeList","metadata":{"resourceVersion":"RV"},"items":['"$*"']}' >"$tmp/kube/nodes.json.new"
+    mv "$tmp/kube/nodes.json.new" "$tmp/kube/nodes.json"
   }
-  nodes 10.204.2.0/24
-  "$fakekube" "$kport" s3cret "$tmp/nodes.json" >"$tmp/kube.log" 2>&1 &
+  nodes "$node_a" "$others" "$(node_b 10.204.2.0/24 0)"
+  "$fakekube" "$kport" s3cret "$tmp/kube" >"$tmp/kube.log" 2>&1 &
   pids+=($!)
   wait_for "$tmp/kube.log" ready
+  echo "peers from a fake Kubernetes API (list + watch):"
+  rc=0
+  "$tsord" --node a --kube --kube-server "http://127.0.0.1:$kport" --kube-token-file "$tmp/badtoken" \
+    --socket "$tmp/x.sock" --fabric tcp >"$tmp/badtoken.log" 2>&1 || rc=$?
+  [ "$rc" != 0 ] && grep -q "HTTP 401" "$tmp/badtoken.log" || fail "wrong token: rc $rc: $(cat "$tmp/badtoken.log")"
+  echo "  wrong token: exit $rc, $(grep -o 'kube: GET.*' "$tmp/badtoken.log" | head -n 1)"
   for n in a b; do
     "$tsord" --node $n --kube --kube-server "http://127.0.0.1:$kport" --kube-token-file "$tmp/token" \
-      --peers-refresh 1 --socket "$tmp/$n.sock" --fabric tcp >"$tmp/tsord-$n.log" 2>&1 &
+      --peers-refresh 60 --socket "$tmp/$n.sock" --fabric tcp >"$tmp/tsord-$n.log" 2>&1 &
     pids+=($!)
     wait_for "$tmp/tsord-$n.log" "sandboxes on"
   done
   tsord_pids=("${pids[-2]}" "${pids[-1]}")
   grep -q "peers from the Kubernetes API" "$tmp/tsord-a.log" || fail "tsord a not on the kube source"
-  echo "peers from a fake Kubernetes API:"
   cip_prefix=10.204.1
   start_server "" b 10.204.2.10 echo 7
   client "" a echo --dst 10.204.2.10:7
-  # b's pod CIDR moves: after a re-list, pods in the new range attach to b
-  # and a reaches them.
-  nodes 10.204.5.0/24
+  # b's pod CIDR moves (a MODIFIED event): pods in the new range attach to
+  # b and a reaches them.
+  nodes "$node_a" "$others" "$(node_b 10.204.5.0/24 1)"
+  echo '{"type":"MODIFIED","object":'"$(node_b 10.204.5.0/24 1)"'}' >>"$tmp/kube/events.jsonl"
   wait_for "$tmp/tsord-a.log" "node b changed"
   wait_for "$tmp/tsord-b.log" "node b changed"
   start_server "" b 10.204.5.10 echo 7
   client "" a echo --dst 10.204.5.10:7
-  echo "  pod CIDR change picked up on both nodes"
-  # b leaves the cluster: a drops it, its pods become unreachable.
-  nodes 10.204.5.0/24 0
+  echo "  MODIFIED: pod CIDR change picked up on both nodes"
+  # b leaves the cluster (DELETED): a drops it, its pods become unreachable.
+  nodes "$node_a" "$others"
+  echo '{"type":"DELETED","object":'"$(node_b 10.204.5.0/24 2)"'}' >>"$tmp/kube/events.jsonl"
   wait_for "$tmp/tsord-a.log" "node b left"
   client "" a noroute --dst 10.204.5.10:7
-  # A wrong token: the lister keeps the last table and says why.
-  echo -n "wrong" >"$tmp/token"
-  wait_for "$tmp/tsord-a.log" "HTTP 401.*keeping the last table"
-  echo "  401 reported, last table kept"
+  echo "  DELETED: node dropped, its pods unreachable"
   check_tsord_alive
   stop_tsords
   ;;

@@ -277,6 +277,13 @@ struct tsor_kube_config {
 int tsor_peers_from_nodelist(const char *json, struct tsor_peers *out, q_error **err);
 /* Lists the nodes (libcurl, bearer token). */
 int tsor_kube_list_peers(const struct tsor_kube_config *cfg, struct tsor_peers *out, q_error **err);
+/* List, then watch from the list's resourceVersion; list again when the
+ * watch ends (the server closes it after period_s) or fails (retrying every
+ * min(period_s, 5) seconds while the list fails, keeping the last table). Each new table goes to
+ * on_peers, which owns it. Returns once stop(arg) is true (checked at least
+ * every second). Blocking: run it on its own thread. */
+void tsor_kube_run(const struct tsor_kube_config *cfg, int period_s, bool (*stop)(void *),
+                   void (*on_peers)(void *, struct tsor_peers *), void *arg);
 
 /* ---- the daemon ---- */
 
@@ -285,7 +292,7 @@ struct tsor_daemon_config {
   const char *node;        /* this node's name in the peers table */
   const char *peers_path;  /* JSON peers file; NULL: the Kubernetes API (kube) */
   struct tsor_kube_config kube;
-  int refresh_s;           /* kube: re-list every refresh_s seconds (0: 30) */
+  int refresh_s;           /* kube: watch, and list again every refresh_s seconds (0: 300) */
   const char *socket_path; /* unix socket for sandboxes */
   const char *fabric;      /* "auto" (verbs, else tcp), "verbs" or "tcp" */
 };
