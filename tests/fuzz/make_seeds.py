@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the JSON and tar targets (image_manifest,
-image_tar, cni_result) into tests/fuzz/<target>/seeds. The cri_proto seeds
+image_tar, image_import, cni_result) into tests/fuzz/<target>/seeds. The cri_proto seeds
 come from cri_proto/make_seeds.sh (protoc), the elf seeds from
 elf/make_seeds.sh (gcc). Run from anywhere; the output is deterministic."""
 import base64, gzip, io, json, os, shutil, tarfile
@@ -122,6 +122,57 @@ put(d, "pax-xattr.tar", tar([("f", "pax", {"SCHILY.xattr.user.k": "v",
                                             "path": "renamed"})]))
 zstd_frame = bytes.fromhex("28b52ffd0458790000") + b""  # truncated zstd header
 put(d, "truncated.zst", zstd_frame)
+
+# ---- image_import: mode byte, then chunks "\n--\n" (see fuzz_image_import.c) ----
+d = fresh("image_import")
+MT_M = "application/vnd.oci.image.manifest.v1+json"
+MT_I = "application/vnd.oci.image.index.v1+json"
+small_layer = tar([("etc/", "dir", None), ("etc/hostname", "file", b"fuzz\n"),
+                   ("bin", "sym", "usr/bin"), ("usr/bin/", "dir", None)])
+assert b"\n--\n" not in small_layer
+
+
+def manifest(cfg_ref, layer_refs, mt="application/vnd.oci.image.layer.v1.tar"):
+    return js({"schemaVersion": 2, "mediaType": MT_M,
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                          "digest": cfg_ref, "size": 1},
+               "layers": [{"mediaType": mt, "digest": r, "size": 1} for r in layer_refs]})
+
+
+config_json = js({"architecture": "amd64", "os": "linux",
+                  "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+                  "rootfs": {"type": "layers", "diff_ids": [D2]}})
+sep = b"\n--\n"
+idx = js({"schemaVersion": 2, "manifests": [{"mediaType": MT_M, "digest": "@1", "size": 1,
+          "annotations": {"org.opencontainers.image.ref.name": "latest"}}]})
+put(d, "simple", b"\x00" + sep.join([idx.encode(), manifest("@2", ["@3"]).encode(),
+                                       config_json.encode(), small_layer]))
+put(d, "simple-named", b"\x02" + sep.join([idx.encode(), manifest("@2", ["@3"]).encode(),
+                                             config_json.encode(), small_layer]))
+idx_full = js({"manifests": [{"mediaType": MT_I, "digest": "@1", "size": 1, "annotations":
+               {"io.containerd.image.name": "docker.io/library/fuzz:1"}}]})
+nested = js({"schemaVersion": 2, "mediaType": MT_I, "manifests": [
+    {"mediaType": MT_M, "digest": "@2", "size": 1, "platform": {"os": "linux", "architecture": "amd64"}}]})
+put(d, "nested-gz", b"\x00" + sep.join([idx_full.encode(), nested.encode(),
+    manifest("@3", ["@4"], "application/vnd.oci.image.layer.v1.tar+gzip").encode(),
+    config_json.encode(), gzip.compress(small_layer, mtime=0).replace(sep, b"")]))
+put(d, "two-images", b"\x00" + sep.join([js({"manifests": [
+    {"digest": "@1", "annotations": {"org.opencontainers.image.ref.name": "a:1"}},
+    {"digest": "@2", "annotations": {"org.opencontainers.image.ref.name": "b"}}]}).encode(),
+    manifest("@3", ["@5"]).encode(), manifest("@4", []).encode(), config_json.encode(),
+    js({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": []}}).encode(),
+    small_layer]))
+put(d, "escape-layer", b"\x00" + sep.join([idx.encode(), manifest("@2", ["@3"]).encode(),
+    config_json.encode(), tar([("../../victim", "file", b"pwned\n")])]))
+raw = io.BytesIO()
+with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+    for name, data in [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                       ("index.json", b'{"manifests":[{"digest":"' + D.encode() + b'"}]}'),
+                       ("blobs/sha256/" + "0" * 64, b"x"), ("blobs/sha256/../../x", b"y")]:
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+put(d, "raw", b"\x01" + raw.getvalue())
 
 # ---- cni_result: selector (0 result, 1 list, 2 conf, 3 cache, 4 bandwidth, 5 render) ----
 d = fresh("cni_result")

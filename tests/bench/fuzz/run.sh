@@ -70,6 +70,7 @@ stat() { # log key
   sed -n "s/^stat::$2: *//p" "$1" | tail -n 1
 }
 fmt='%-15s %8s %12s %9s %8s %8s %7s %6s %9s %7s\n'
+# shellcheck disable=SC2059 # one format for the header and the rows
 printf "$fmt" target seconds execs exec/s corpus crashes leaks hangs oom rss_mb
 bad=0
 total_execs=0
@@ -90,6 +91,7 @@ for name in "${names[@]}"; do
   fi
   [ $((crashes + leaks + hangs + ooms)) -gt 0 ] && bad=1
   total_execs=$((total_execs + ${execs:-0}))
+  # shellcheck disable=SC2059
   printf "$fmt" "$name" "$(printf '%.0f' "$wall")" "${execs:-0}" "${rate:-0}" "$corpus" \
     "$crashes" "$leaks" "$hangs" "$ooms" "${rss:-?}"
   for a in "$w"/artifacts/*; do

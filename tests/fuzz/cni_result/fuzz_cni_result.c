@@ -27,19 +27,6 @@
 
 static const char *cache_dir;
 
-/* network/exec.c does not compile with clang yet (QUARK_FUZZ_SKIP_SOURCES
- * in fuzz.cmake); nothing here runs a plugin. Weak: the real one wins once
- * exec.c is linked. */
-__attribute__((weak)) int net_exec_plugin(const net_cni *c, const char *path, const char *type,
-                                          const char *command, const net_runtime *rt,
-                                          const char *config, size_t config_len, char **out,
-                                          q_error **err)
-{
-  (void)c, (void)path, (void)type, (void)command, (void)rt, (void)config, (void)config_len;
-  (void)out;
-  return q_error_make(err, ENOSYS, "plugins are not run by the fuzzer");
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void)argc, (void)argv;

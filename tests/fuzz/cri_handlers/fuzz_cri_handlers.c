@@ -11,9 +11,11 @@
  * ImageService's, as in the cri_proto target whose seeds it shares), then
  * the request bytes.
  *
- * World: a config, state store and image store in a scratch directory, the
- * state store seeded with two pods and three containers (re-added whenever
- * an input removed them) so that ids and prefixes find something.
+ * World: a config, state store, image store, CNI directories (no network
+ * config, no plugins) and the pod runtime (cri_pods_init: no sandbox
+ * answers) in a scratch directory; the state store seeded with two pods and
+ * three containers (re-added whenever an input removed them) so that ids and
+ * prefixes find something.
  * Handlers that would reach the network, start VMs or processes, or need the
  * streaming server are not called (the list below); every other registered
  * handler is, and RPCs without a handler are skipped.
@@ -32,6 +34,9 @@
 
 /* Linked only when the image library exists (see CMakeLists.txt). */
 #pragma weak cri_image_init
+/* The pod/container runtime (cri/pods.h), when cri/ has it. */
+int cri_pods_init(struct cri_server *srv, const struct cri_config *cfg, q_error **err);
+#pragma weak cri_pods_init
 
 static const char *const not_fuzzed[][2] = {
     {"ImageService", "PullImage"},          /* registries over the network */
@@ -73,7 +78,7 @@ static void seed_state(void)
     snprintf(p.id, sizeof(p.id), "%s", pod_ids[i]);
     cri_kvs_set(&p.labels, "app", i ? "db" : "web");
     cri_kvs_set(&p.annotations, "note", "seed");
-    p.ext = json_pack("{s:s}", "netns", "/var/run/netns/none");
+    p.ext = json_object(); /* no netns, no sandbox socket: nothing real to act on */
     q_error *err = NULL;
     if (cri_state_add_pod(state, &p, &err) < 0) {
       fprintf(stderr, "fuzz: seed pod: %s\n", q_error_msg(err));
@@ -125,13 +130,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     abort();
   replace(&cfg.state_root, dir, "state");
   replace(&cfg.image_root, dir, "images");
-  replace(&cfg.socket, dir, "quark.sock");
+  free(cfg.socket);
+  if (asprintf(&cfg.socket, "unix://%s/quark.sock", dir) < 0)
+    abort();
   replace(&cfg.sandbox.binary, dir, "no-sandbox");
   replace(&cfg.sandbox.kernel, dir, "no-kernel");
   replace(&cfg.cni.conf_dir, dir, "cni");
+  replace(&cfg.cni.cache_dir, dir, "cni-cache");
+  for (size_t i = 0; i < cfg.cni.n_bin_dirs; i++)
+    replace(&cfg.cni.bin_dirs[i], dir, "cni-bin");
   if (cri_state_open(cfg.state_root, &state, &err) < 0 || cri_server_new(&cfg, state, &srv, &err) < 0 ||
       cri_runtime_register(srv, &err) < 0) {
     fprintf(stderr, "fuzz: setup: %s\n", q_error_msg(err));
+    abort();
+  }
+  seed_state(); /* before the pod runtime's recovery reads the store */
+  if (cri_pods_init && cri_pods_init(srv, &cfg, &err) < 0) {
+    fprintf(stderr, "fuzz: pod runtime: %s\n", q_error_msg(err));
     abort();
   }
   if (!cri_image_init) {

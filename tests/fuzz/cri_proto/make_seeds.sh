@@ -18,7 +18,7 @@ seed() { # RPC, text-format request
   local rpc=$1 text=$2 sel type
   read -r sel _ type < <(grep " $rpc " <<<"$table")
   n=$((n + 1))
-  { printf "\\$(printf '%03o' "$sel")"
+  { printf '%b' "\\0$(printf '%03o' "$sel")"
     protoc --encode="$type" -I"$proto" "$proto/api.proto" <<<"$text"; } >"$out/$rpc-$n"
 }
 POD='metadata { name: "web" uid: "u-1" namespace: "default" attempt: 1 }

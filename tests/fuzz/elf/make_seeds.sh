@@ -21,6 +21,7 @@ void _start(void)
     ;
 }
 C
+# shellcheck disable=SC2054 # the commas belong to -Wl options
 common=(-nostdlib -Os -fno-asynchronous-unwind-tables -fno-stack-protector -Wl,--build-id=none -s
   -Wl,-z,max-page-size=4096 -Wl,-z,norelro -Wl,-z,noexecstack)
 gcc "${common[@]}" -static -fno-pie -no-pie "$tmp/start.c" -o "$out/static"
@@ -34,7 +35,8 @@ cp "$tmp/dyn" "$out/dynamic-no-interp-file"
 # Broken variants of the static one (offsets of the ELF64 header fields).
 patch() { # file, offset, hex bytes
   cp "$out/static" "$out/$1"
-  printf "$(sed 's/../\\x&/g' <<<"$3")" | dd of="$out/$1" bs=1 seek="$2" conv=notrunc status=none
+  # shellcheck disable=SC2001
+  printf '%b' "$(sed 's/../\\x&/g' <<<"$3")" | dd of="$out/$1" bs=1 seek="$2" conv=notrunc status=none
 }
 patch phnum-zero 56 0000
 patch phoff-huge 32 ffffffffffffff7f
