@@ -75,6 +75,33 @@ progs-*)
   else
     fail "t_mem.$v oom: exit $rc [$out] (stderr: ${err:0:600})"
   fi
+  # Ring-0 work per syscall, from the hypervisor's counters (quark-sandbox
+  # --stats): printed, and bounded where a regression would show. On
+  # hardware-virtualized KVM nothing is emulated and the counts are ~0.
+  if [ "$v" = glibc ]; then
+    for op in getpid clock write fstat stat read1m open; do
+      for n in 0 200; do
+        SBX_ARGS="--stats $work/stats.$n" run 120 "/bin/t_loop.$v" $op $n
+      done
+      val() { awk -v k="$1" '$1 == k { print $2 }' "$work/stats.$2"; }
+      e0=$(val kvm_insn_emulation 0) e1=$(val kvm_insn_emulation 200)
+      if [ -z "$e0" ] || [ -z "$e1" ]; then
+        echo "note: no kvm_insn_emulation counter; ring-0 cost not measured"
+        break
+      fi
+      per=$(((e1 - e0) / 200))
+      q=$(((${e1:+$(val qcalls 200)} - $(val qcalls 0)) / 200))
+      x=$(awk -v a="$(val vmm_exits_io 0)" -v b="$(val vmm_exits_io 200)" 'BEGIN { printf "%.2f", (b - a) / 200 }')
+      echo "cost: $op: $per emulated ring-0 instructions, $q QCalls, $x port-I/O exits per call"
+      case $op in
+      getpid) limit=400 ;;
+      clock) limit=800 ;;
+      read1m) limit=12000 ;;
+      *) limit=3000 ;;
+      esac
+      [ "$per" -le "$limit" ] || fail "$op costs $per emulated instructions (limit $limit)"
+    done
+  fi
   # Syscall costs inside the guest: printed for the log, not asserted.
   run 120 "/bin/t_bench.$v" 1
   [ "$rc" = 0 ] && echo "$out" || fail "t_bench.$v: exit $rc (stderr: ${err:0:400})"
