@@ -47,6 +47,10 @@ static char **build_env(const net_cni *c, const char *command, const net_runtime
     return NULL;
   size_t k = 0;
   bool have_path = false;
+  /* Declared before the first goto: a jump may not enter the scope of a
+   * cleanup variable. */
+  q_cleanup_free char *cni_path = NULL;
+  q_cleanup_free char *args = NULL;
   for (char **e = environ; e && *e; e++) {
     bool skip = false;
     for (size_t i = 0; i < Q_ARRAY_SIZE(ours); i++)
@@ -62,8 +66,8 @@ static char **build_env(const net_cni *c, const char *command, const net_runtime
   size_t plen = 1;
   for (size_t i = 0; i < c->n_plugin_dirs; i++)
     plen += strlen(c->plugin_dirs[i]) + 1;
-  q_cleanup_free char *cni_path = malloc(plen);
-  q_cleanup_free char *args = rt ? net_cni_args_string(rt) : NULL;
+  cni_path = malloc(plen);
+  args = rt ? net_cni_args_string(rt) : NULL;
   if (cni_path == NULL)
     goto fail;
   char *p = cni_path;
