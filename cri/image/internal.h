@@ -114,6 +114,8 @@ int img_reg_open(img_store *st, const img_ref *ref, const char *endpoint,
                  const struct img_auth *auth, struct img_reg **out, q_error **err);
 void img_reg_close(struct img_reg *r);
 const char *img_reg_endpoint(const struct img_reg *r);
+/* Warns (once, at open) about mirrors that will never be used. */
+void img_reg_check_mirrors(const img_store *st);
 /* The endpoints to try for a registry host, mirrors first. Caller frees with img_strv_free. */
 int img_reg_endpoints(img_store *st, const char *host, char ***out, q_error **err);
 /* GET a manifest by tag or digest; *body is verified against the digest when

@@ -130,7 +130,7 @@ static void apply_xattrs(int fd, struct archive_entry *e, const char *entry) {
   while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
     /* overlayfs reads trusted.overlay.* as instructions: a layer may not set them. */
     if (strncmp(name, "trusted.overlay.", 16) == 0) {
-      q_warn(NULL, "layer entry \"%s\": xattr %s ignored", entry, name);
+      q_debug(NULL, "layer entry \"%s\": xattr %s ignored", entry, name);
       continue;
     }
     if (fsetxattr(fd, name, value, size, 0) < 0)

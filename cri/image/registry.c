@@ -25,6 +25,7 @@ static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 const char *img_reg_endpoint(const struct img_reg *r) { return r->endpoint; }
 
+
 /* host[:port] of a URL, into a new string. */
 static char *url_host(const char *url) {
   const char *p = strstr(url, "://");
@@ -40,6 +41,19 @@ static bool is_insecure(const img_store *st, const char *hostport) {
   return false;
 }
 
+void img_reg_check_mirrors(const img_store *st) {
+  for (size_t m = 0; m < st->n_mirrors; m++)
+    for (char **e = st->mirror_endpoints[m]; *e; e++) {
+      q_cleanup_free char *hp = url_host(*e);
+      if (strncmp(*e, "http://", 7) != 0 && strncmp(*e, "https://", 8) != 0)
+        q_warn(NULL, "image store: mirror %s of %s ignored: not an http(s) URL", *e,
+               st->mirror_hosts[m]);
+      else if (strncmp(*e, "http://", 7) == 0 && !is_insecure(st, hp))
+        q_warn(NULL, "image store: mirror %s of %s ignored: plain HTTP, but %s is not in "
+               "Registry.Insecure", *e, st->mirror_hosts[m], hp);
+    }
+}
+
 int img_reg_endpoints(img_store *st, const char *host, char ***out, q_error **err) {
   size_t n = 0;
   char **v = calloc(1, sizeof(char *));
@@ -50,15 +64,10 @@ int img_reg_endpoints(img_store *st, const char *host, char ***out, q_error **er
       continue;
     for (char **e = st->mirror_endpoints[m]; *e; e++) {
       q_cleanup_free char *hp = url_host(*e);
-      if (strncmp(*e, "http://", 7) == 0 && !is_insecure(st, hp)) {
-        q_warn(NULL, "mirror %s of %s skipped: plain HTTP but %s is not listed as insecure", *e,
-               host, hp);
+      /* img_store_open warned about these once */
+      if ((strncmp(*e, "http://", 7) == 0 && !is_insecure(st, hp)) ||
+          (strncmp(*e, "http://", 7) != 0 && strncmp(*e, "https://", 8) != 0))
         continue;
-      }
-      if (strncmp(*e, "http://", 7) != 0 && strncmp(*e, "https://", 8) != 0) {
-        q_warn(NULL, "mirror %s of %s skipped: not an http(s) URL", *e, host);
-        continue;
-      }
       char **nv = realloc(v, (n + 2) * sizeof(char *));
       if (!nv)
         goto oom;

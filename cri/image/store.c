@@ -315,6 +315,7 @@ int img_store_open(const struct img_store_opts *o, img_store **out, q_error **er
       return rc;
     }
   }
+  img_reg_check_mirrors(st);
   /* Leftovers can only be cleaned while no process pulls into this root. */
   int lfd = img_store_lock(st, "pull", true, false);
   if (lfd >= 0) {

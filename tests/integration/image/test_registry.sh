@@ -93,5 +93,8 @@ echo "== import of an OCI layout archive"
 skopeo copy -q "oci:$IMG_TEST_IMAGES/layered:latest" "oci-archive:$T/layered.tar:latest" >/dev/null
 imp=$(tool $S3 import "$T/layered.tar" docker.io/library/layered)
 tool $S3 status layered:latest | grep -qx "id=$imp" || fail "import: not tagged layered:latest"
+tar -C "$IMG_TEST_IMAGES/busybox" -cf "$T/bb-dir.tar" .   # a layout tarred as is (deploy/quickstart.sh)
+bbi=$(tool $S3 import "$T/bb-dir.tar" docker.io/library/busybox)
+tool $S3 status busybox | grep -qx "id=$bbi" || fail "import of a tarred layout: not tagged busybox:latest"
 tool $S3 check >/dev/null || fail "store3 inconsistent after import"
 echo PASS
