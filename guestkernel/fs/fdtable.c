@@ -64,8 +64,10 @@ static int grow(struct qk_fdtable *t, int need)
 
 int qk_fd_install(struct qk_fdtable *t, struct qk_file *f, int min, bool cloexec)
 {
-  if (min < 0 || min >= t->limit)
+  if (min < 0)
     return -QK_EINVAL;
+  if (min >= t->limit)
+    return -QK_EMFILE; /* e.g. RLIMIT_NOFILE lowered to 0 */
   int fd = min > t->lowest_free ? min : t->lowest_free;
   while (fd < t->size && t->files[fd])
     fd++;

@@ -71,7 +71,8 @@ struct qk_fdtable {
 struct qk_fdtable *qk_fdtable_new(int limit);
 void qk_fdtable_free(struct qk_fdtable *t);
 /* Installs f (consuming one reference) at the lowest free fd >= min.
- * Returns the fd, -QK_EMFILE, -QK_EINVAL (min out of range) or -QK_ENOMEM. */
+ * Returns the fd, -QK_EMFILE (none below the limit), -QK_EINVAL (min < 0)
+ * or -QK_ENOMEM. Callers with their own range rules (F_DUPFD) check first. */
 int qk_fd_install(struct qk_fdtable *t, struct qk_file *f, int min, bool cloexec);
 /* Installs f at exactly fd, closing what was there (dup2). */
 int qk_fd_install_at(struct qk_fdtable *t, struct qk_file *f, int fd, bool cloexec);

@@ -63,7 +63,8 @@ Test(fdtable, refs_dup2_and_limits)
   cr_assert_eq(qk_fd_install(t, x, 0, false), -QK_EMFILE);
   qk_fput(x);
   x = qk_file_new(&ops, 0, NULL);
-  cr_assert_eq(qk_fd_install(t, x, 9, false), -QK_EINVAL);
+  cr_assert_eq(qk_fd_install(t, x, 9, false), -QK_EMFILE);
+  cr_assert_eq(qk_fd_install(t, x, -1, false), -QK_EINVAL);
   qk_fput(x);
   qk_fdtable_free(t);
 }
