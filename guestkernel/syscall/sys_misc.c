@@ -502,6 +502,45 @@ int64_t sys_prctl(ARGS)
   }
 }
 
+/* Signals to itself. The one process is the container's init (pid 1), and
+ * Linux drops signals to init whose action is the default one (and ignored
+ * ones, of course); a handler would need delivery, which is not there yet:
+ * ENOSYS then, honestly. */
+static int64_t signal_self(int sig)
+{
+  if (sig < 0 || sig > L_NSIG)
+    return -QK_EINVAL;
+  if (sig == 0)
+    return 0;
+  uint64_t h = proc()->sigactions[sig - 1].handler;
+  if (h == 0 /* SIG_DFL */ || h == 1 /* SIG_IGN */)
+    return 0;
+  return -QK_ENOSYS;
+}
+
+int64_t sys_kill(ARGS)
+{
+  int pid = (int)a0;
+  if (pid == proc()->pid || pid == 0 || pid == -proc()->pgid)
+    return signal_self((int)a1);
+  /* Another pid, or -1 (every process but init): there is none. */
+  return (int)a1 < 0 || (int)a1 > L_NSIG ? -QK_EINVAL : -QK_ESRCH;
+}
+
+int64_t sys_tkill(ARGS)
+{
+  if ((int)a0 <= 0)
+    return -QK_EINVAL;
+  return (int)a0 == cur()->tid ? signal_self((int)a1) : -QK_ESRCH;
+}
+
+int64_t sys_tgkill(ARGS)
+{
+  if ((int)a0 <= 0 || (int)a1 <= 0)
+    return -QK_EINVAL;
+  return (int)a0 == proc()->pid && (int)a1 == cur()->tid ? signal_self((int)a2) : -QK_ESRCH;
+}
+
 /* ---- exit ---- */
 
 int64_t sys_exit_group(ARGS) { qk_process_exit(proc(), (int)((a0 & 0xff) << 8)); }
