@@ -269,6 +269,20 @@ void tsor_client_process(tsor_client *c)
   tsor_store_rel(&c->h->cq.head, head);
 }
 
+void tsor_client_sleep_begin(tsor_client *c)
+{
+  tsor_store_rel(&c->h->client_sleeping, 1);
+  tsor_fence();
+}
+
+void tsor_client_sleep_end(tsor_client *c)
+{
+  tsor_store_rel(&c->h->client_sleeping, 0);
+  uint64_t v;
+  ssize_t r = read(c->kick_client, &v, sizeof(v));
+  (void)r; /* EAGAIN: nobody kicked */
+}
+
 static void kick(tsor_client *c)
 {
   tsor_fence();

@@ -1083,6 +1083,12 @@ fail:
 
 const char *tsor_daemon_fabric(const tsor_daemon *d) { return d->net ? d->net->ops->name : "none"; }
 
+void tsor_daemon_pod_cidr(const tsor_daemon *d, uint32_t *addr, uint8_t *len)
+{
+  *addr = d->self->cidr_addr;
+  *len = d->self->cidr_len;
+}
+
 void tsor_daemon_stop(tsor_daemon *d)
 {
   /* Async-signal-safe: the lister notices the flag within a second. */

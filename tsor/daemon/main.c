@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingress/ingress.h"
 #include "quark/tsor.h"
 
 static tsor_daemon *the_daemon;
@@ -20,14 +21,16 @@ static void usage(FILE *f)
   fprintf(f,
           "usage: tsord --node NAME (--peers FILE | --kube [--kube-server URL] [--kube-token-file F]\n"
           "             [--kube-ca-file F] [--peers-refresh SECONDS]) [--socket PATH]\n"
-          "             [--fabric auto|verbs|tcp] [--log FILE] [--log-level Off|Error|Warn|Info|Debug|Trace]\n"
+          "             [--fabric auto|verbs|tcp] [--ingress] [--log FILE] [--log-level Off|Error|Warn|Info|Debug|Trace]\n"
           "  --node     this node's name in the peer table\n"
           "  --peers    JSON peers file: {\"Nodes\":[{\"Name\",\"PodCIDR\",\"Address\"}]}\n"
           "  --kube     peers from the Kubernetes API: nodes with spec.podCIDR and the\n"
           "             annotation " TSOR_KUBE_ANNOTATION " (in-cluster credentials by default),\n"
           "             watched, and listed again every --peers-refresh seconds (300)\n"
           "  --socket   unix socket sandboxes attach to (default /run/quark/tsor.sock)\n"
-          "  --fabric   node-to-node fabric; auto = verbs if an RDMA device exists, else tcp\n");
+          "  --fabric   node-to-node fabric; auto = verbs if an RDMA device exists, else tcp\n"
+          "  --ingress  take TCP connections to pod IPs arriving in this network namespace\n"
+          "             (sk_lookup; needs a local route for the pod CIDR) to the pods over TSoR\n");
 }
 
 int main(int argc, char **argv)
@@ -41,11 +44,12 @@ int main(int argc, char **argv)
       {"help", no_argument, NULL, 'h'},         {"kube", no_argument, NULL, 'k'},
       {"kube-server", required_argument, NULL, 'S'}, {"kube-token-file", required_argument, NULL, 'T'},
       {"kube-ca-file", required_argument, NULL, 'C'}, {"peers-refresh", required_argument, NULL, 'r'},
+      {"ingress", no_argument, NULL, 'i'},
       {NULL, 0, NULL, 0},
   };
   int o;
-  bool kube = false;
-  while ((o = getopt_long(argc, argv, "n:p:s:f:l:L:hkS:T:C:r:", opts, NULL)) != -1) {
+  bool kube = false, ingress = false;
+  while ((o = getopt_long(argc, argv, "n:p:s:f:l:L:hkS:T:C:r:i", opts, NULL)) != -1) {
     switch (o) {
     case 'n': cfg.node = optarg; break;
     case 'p': cfg.peers_path = optarg; break;
@@ -54,6 +58,7 @@ int main(int argc, char **argv)
     case 'l': log_path = optarg; break;
     case 'L': level = optarg; break;
     case 'k': kube = true; break;
+    case 'i': ingress = true; break;
     case 'S': cfg.kube.server = optarg; break;
     case 'T': cfg.kube.token_file = optarg; break;
     case 'C': cfg.kube.ca_file = optarg; break;
@@ -85,7 +90,23 @@ int main(int argc, char **argv)
   struct sigaction sa = {.sa_handler = on_signal};
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  struct tsor_ingress *ig = NULL;
+  if (ingress) {
+    struct tsor_ingress_config ic = {.socket_path = cfg.socket_path};
+    tsor_daemon_pod_cidr(the_daemon, &ic.cidr_addr, &ic.cidr_len);
+    if (tsor_ingress_start(&ic, &ig, &err) < 0) {
+      q_error_log(NULL, "tsord: ingress: %s", q_error_msg(err));
+      fprintf(stderr, "tsord: ingress: %s\n", q_error_msg(err));
+      tsor_daemon_free(the_daemon);
+      return 1;
+    }
+    q_info(NULL, "tsord: ingress attached (sk_lookup) for this node's pod CIDR");
+  }
   int r = tsor_daemon_run(the_daemon, &err);
+  /* tsord first: its end of the proxy's unix socket closes, so a proxy call
+   * waiting on tsord returns (ECONNRESET) and the proxy can see the stop. */
   tsor_daemon_free(the_daemon);
+  the_daemon = NULL;
+  tsor_ingress_stop(ig);
   return r < 0 ? 1 : 0;
 }

@@ -6,6 +6,7 @@
 #   tsor_test.sh verbs_absent the verbs backend on a machine without RDMA
 #   tsor_test.sh hostile      clients that break the arena protocol
 #   tsor_test.sh kube         peers from a (fake) Kubernetes API, changing live
+#   tsor_test.sh ingress      kernel TCP from another namespace to pods via sk_lookup
 # Args 2 and 3: the tsord and tsor_pod binaries. TSOR_TEST_1G=1 makes the
 # bulk transfer 1 GiB instead of 256 MiB.
 set -euo pipefail
@@ -322,6 +323,63 @@ kube)
   wait_for "$tmp/tsord-a.log" "node b left"
   client "" a noroute --dst 10.204.5.10:7
   echo "  DELETED: node dropped, its pods unreachable"
+  check_tsord_alive
+  stop_tsords
+  ;;
+ingress)
+  if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+    echo "skip: needs root and iproute2 for network namespaces and BPF"
+    exit 77
+  fi
+  # Node namespace (tsord --ingress, pods, a local route for the pod CIDR)
+  # and a client namespace that reaches the pod CIDR through a veth pair,
+  # as the host or another node would.
+  nsa=tsorN$$ nsb=tsorC$$
+  ip netns add "$nsa" || { echo "skip: cannot create network namespaces"; exit 77; }
+  ip netns add "$nsb"
+  ip link add "va$$" netns "$nsa" type veth peer name "vb$$" netns "$nsb"
+  ip -n "$nsa" addr add 10.79.0.1/24 dev "va$$"
+  ip -n "$nsb" addr add 10.79.0.2/24 dev "vb$$"
+  for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
+  ip -n "$nsa" link set "va$$" up
+  ip -n "$nsb" link set "vb$$" up
+  ip -n "$nsa" route add local 10.206.1.0/24 dev lo
+  ip -n "$nsb" route add 10.206.1.0/24 via 10.79.0.1
+  cat >"$tmp/peers.json" <<EOF
+{"Nodes":[{"Name":"a","PodCIDR":"10.206.1.0/24","Address":"127.0.0.1:7470"}]}
+EOF
+  spawn "$nsa" "$tsord" --node a --peers "$tmp/peers.json" --socket "$tmp/a.sock" --fabric tcp --ingress \
+    --log-level Info >"$tmp/tsord-a.log" 2>&1 &
+  pids+=($!)
+  tsord_pids=("${pids[-1]}")
+  for _ in $(seq 100); do
+    grep -q "ingress attached\|tsord: ingress:" "$tmp/tsord-a.log" 2>/dev/null && break
+    sleep 0.05
+  done
+  if grep -q "tsord: ingress:" "$tmp/tsord-a.log"; then
+    if grep -q "Operation not permitted\|Invalid argument" "$tmp/tsord-a.log"; then
+      echo "skip: this kernel refuses the sk_lookup program: $(grep 'ingress:' "$tmp/tsord-a.log")"
+      exit 77
+    fi
+    fail "ingress did not start"
+  fi
+  echo "ingress (sk_lookup) from another namespace, kernel TCP clients:"
+  start_server "$nsa" a 10.206.1.10 echo 7
+  start_server "$nsa" a 10.206.1.11 sink 9
+  tcpclient() { # role args...
+    local role=$1
+    shift
+    inns "$nsb" timeout 60 "$pod" "$role" --tcp "$@" >"$tmp/client.log" 2>&1 || fail "tcp client $role $*: $(cat "$tmp/client.log")"
+    printf '  %-10s %s\n' "$role" "$(tail -n 1 "$tmp/client.log")"
+  }
+  tcpclient echo --dst 10.206.1.10:7 --rounds 5
+  tcpclient echo --dst 10.206.1.10:7 --conns 50 --rounds 2
+  tcpclient bulk --dst 10.206.1.11:9 --bytes $((64 << 20))
+  tcpclient halfclose --dst 10.206.1.11:9
+  # Nothing listens on the pod's port: the accepted connection is reset.
+  tcpclient flood --dst 10.206.1.10:8
+  # Addresses outside the pod CIDR are not ours: normal lookup (refused).
+  tcpclient refused --dst 10.79.0.1:7
   check_tsord_alive
   stop_tsords
   ;;

@@ -237,6 +237,12 @@ int tsor_client_poll(tsor_client *c, struct tsor_pollsd *p, int n, int timeout_m
  * call that drains completions after it fired. */
 int tsor_client_event_fd(const tsor_client *c);
 void tsor_client_process(tsor_client *c);
+/* For such an event loop: sleep_begin announces the sleep (tsord kicks the
+ * event fd only while it is announced); check your sockets once more after
+ * it (tsor_client_poll with timeout 0), then sleep; sleep_end after waking
+ * (clears the announcement and the event fd). */
+void tsor_client_sleep_begin(tsor_client *c);
+void tsor_client_sleep_end(tsor_client *c);
 
 /* ---- peers: pod CIDR -> node ---- */
 
@@ -303,5 +309,7 @@ void tsor_daemon_stop(tsor_daemon *d);
 void tsor_daemon_free(tsor_daemon *d);
 /* Name of the node-to-node fabric in use ("verbs", "tcp"). */
 const char *tsor_daemon_fabric(const tsor_daemon *d);
+/* This node's pod CIDR (network order). */
+void tsor_daemon_pod_cidr(const tsor_daemon *d, uint32_t *addr, uint8_t *len);
 
 #endif

@@ -1,0 +1,35 @@
+/* Ingress: connections from outside TSoR (the node, other hosts, pods on
+ * host networking) to a TSoR pod's IP. With a local route for the pod CIDR
+ * in the node's network namespace, an sk_lookup program hands every TCP
+ * connection to a pod address to one listener in tsord, which carries it on
+ * a TSoR channel to the pod (getsockname on the accepted socket gives the
+ * pod address and port the client asked for). Internal to tsor/. */
+#ifndef TSOR_INGRESS_H
+#define TSOR_INGRESS_H
+
+#include <stdint.h>
+
+#include "quark/common.h"
+
+/* Loads the program for one pod CIDR (network order) with an empty
+ * one-slot sockmap. */
+int tsor_sklookup_load(uint32_t cidr_addr, uint8_t cidr_len, int *prog_fd, int *map_fd, q_error **err);
+/* Puts listen_fd in the sockmap and attaches the program to a network
+ * namespace (NULL: our own); detached when *link_fd is closed. */
+int tsor_sklookup_attach(int prog_fd, int map_fd, int listen_fd, const char *netns_path, int *link_fd, q_error **err);
+
+struct tsor_ingress;
+struct tsor_ingress_config {
+  const char *socket_path; /* tsord's unix socket: the proxy attaches as a client */
+  uint32_t cidr_addr;      /* the node's pod CIDR, network order */
+  uint8_t cidr_len;
+  const char *netns_path;  /* where to attach; NULL: tsord's own namespace */
+};
+/* Attaches the program and starts the proxy thread. The proxy's own pod IP
+ * (what pods see as the peer of ingress connections) is the CIDR's network
+ * address, which no pod gets. */
+int tsor_ingress_start(const struct tsor_ingress_config *cfg, struct tsor_ingress **out, q_error **err);
+/* Stops the proxy (open connections are reset) and detaches the program. */
+void tsor_ingress_stop(struct tsor_ingress *ig);
+
+#endif
