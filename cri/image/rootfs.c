@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -19,6 +20,39 @@ static bool valid_container_id(const char *id) {
           *c == '-' || *c == '_' || *c == '.'))
       return false;
   return true;
+}
+
+/* overlayfs through fsopen/fsconfig with "lowerdir+" (Linux 6.8+): no
+ * limit on the number of layers but the kernel's own (500). -1 with errno. */
+static int mount_many_layers(img_store *st, char **layers, size_t n, const char *upper,
+                             const char *work, const char *dest) {
+  int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+  if (fs < 0)
+    return -1;
+  int rc = 0;
+  for (size_t i = n; rc == 0 && i-- > 0;) {
+    q_cleanup_free char *lp = img_layer_path(st, layers[i]);
+    rc = lp ? fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", lp, 0) : (errno = ENOMEM, -1);
+  }
+  if (rc == 0)
+    rc = fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0);
+  if (rc == 0)
+    rc = fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0);
+  if (rc == 0)
+    rc = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+  int mnt = rc == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, 0) : -1;
+  if (mnt >= 0) {
+    rc = move_mount(mnt, "", AT_FDCWD, dest, MOVE_MOUNT_F_EMPTY_PATH);
+    int e = errno;
+    close(mnt);
+    errno = e;
+  } else {
+    rc = -1;
+  }
+  int e = errno;
+  close(fs);
+  errno = e;
+  return rc;
 }
 
 int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, const char *dest,
@@ -91,15 +125,14 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, con
     off += (size_t)snprintf(opts + off, cap - off, "%s", empty);
   }
   snprintf(opts + off, cap - off, ",upperdir=%s,workdir=%s", upper, work);
-  if (strlen(opts) >= 4096) {
-    rc = q_error_make(err, E2BIG, "image %s has too many layers (%zu) for one overlay mount", info->id, n);
-    goto fail;
-  }
   rc = q_mkdir_p(dest, 0755, err);
   if (rc < 0)
     goto fail;
-  if (mount("overlay", dest, "overlay", 0, opts) < 0) {
-    rc = q_error_make(err, errno, "mount overlay at %s", dest);
+  /* mount(2) options end at one page; past that (~35 layers under
+   * /var/lib/quark/images) the new mount API takes one lowerdir at a time. */
+  if (strlen(opts) < 4000 ? mount("overlay", dest, "overlay", 0, opts) < 0
+                          : mount_many_layers(st, info->layers, n, upper, work, dest) < 0) {
+    rc = q_error_make(err, errno, "mount overlay at %s (%zu layers)", dest, n);
     goto fail;
   }
   q_debug(cid, "rootfs of image %s mounted at %s (%zu layers)", info->id, dest, n);

@@ -7,6 +7,7 @@ KINDs (each one image with a config and the layers described):
                        file:CONTENT, dir, sym:TARGET, hard:TARGET
   truncated            a gzip layer cut in the middle (its digest is of the cut bytes)
   mediatype MT         a good layer announced with media type MT
+  layers N             N layers: layer i adds l/<i> and l/w<i>, whites out l/w<i-1>
   random MB            one layer of MB megabytes of random bytes (gzip of random data)
 REGPUSH_DIFF_ID in the environment replaces the config's diff_id (a lie).
 Prints the manifest digest and the layer digest."""
@@ -48,6 +49,26 @@ def tar_of(specs):
     return b.getvalue()
 
 layer_mt = "application/vnd.oci.image.layer.v1.tar+gzip"
+if kind == "layers":
+    # N layers; layer i adds /l/<i> and whites out /l/<i-1>'s sibling w<i-1>
+    raws = []
+    for i in range(int(args[0])):
+        specs = ["l=dir", f"l/{i}=file:{i}", f"l/w{i}=file:w"]
+        if i:
+            specs.append(f"l/.wh.w{i-1}=file:")
+        raws.append(tar_of(specs))
+    layers = [gzip.compress(r, mtime=0) for r in raws]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers",
+                                    "diff_ids": ["sha256:" + hashlib.sha256(r).hexdigest() for r in raws]}}).encode()
+    cd = push_blob(config)
+    descs = [{"mediaType": layer_mt, "digest": push_blob(l), "size": len(l)} for l in layers]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": cd, "size": len(config)}, "layers": descs}).encode()
+    req("PUT", f"{url}/v2/{repo}/manifests/{tag}", manifest, "application/vnd.oci.image.manifest.v1+json")
+    print("sha256:" + hashlib.sha256(manifest).hexdigest())
+    sys.exit(0)
 if kind == "tar":
     raw = tar_of(args)
     layer = gzip.compress(raw, mtime=0)

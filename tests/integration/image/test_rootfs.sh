@@ -37,6 +37,15 @@ rm $m/data/keep
 tool $S rootfs-create $R c2 $T/c2
 [ "$(cat $T/c2/data/b)" = b ] && [ -e $T/c2/data/keep ] || fail "containers share writes"
 
+echo "== an image with more layers than one mount(2) option page holds"
+python3 "$(dirname "$0")/regpush.py" http://127.0.0.1:$P test/many latest layers 60 >/dev/null
+tool $S --insecure 127.0.0.1:$P pull 127.0.0.1:$P/test/many >/dev/null
+tool $S rootfs-create 127.0.0.1:$P/test/many many $T/many
+[ "$(ls $T/many/l | sort | tr '\n' ' ')" = "$( (seq 0 59; echo w59) | sort | tr '\n' ' ')" ] ||
+  fail "60-layer rootfs shows: $(ls $T/many/l | tr '\n' ' ')"
+tool $S rootfs-remove many
+tool $S rmi 127.0.0.1:$P/test/many
+
 echo "== the image is pinned while in use"
 expect_fail "in use by container c" tool $S rmi $R
 expect_fail "already has a root filesystem" tool $S rootfs-create $R c1 $T/c1b
