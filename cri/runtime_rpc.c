@@ -176,10 +176,11 @@ static grpc_status_code rpc_status(struct cri_call *call, const ProtobufCMessage
     char *cidr = cri_state_get_pod_cidr(cri_server_state(srv));
     struct cri_kvs info = {0};
     char *cfgtxt = json_text(call, config_json(cfg));
-    char *qtxt = json_text(call, json_pack("{s:s,s:s,s:I,s:I,s:b,s:b}", "version", QUARK_VERSION,
-                                           "podCIDR", cidr ? cidr : "", "rpcs", (json_int_t)n,
-                                           "rpcsImplemented", (json_int_t)implemented,
-                                           "sandboxBinary", have_vmm, "guestKernel", have_kernel));
+    char *qtxt = json_text(
+        call, json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:[s,s]}", "version", QUARK_VERSION, "podCIDR",
+                        cidr ? cidr : "", "rpcs", (json_int_t)n, "rpcsImplemented",
+                        (json_int_t)implemented, "sandboxBinary", have_vmm, "guestKernel",
+                        have_kernel, "runtimeHandlers", handlers[0], handlers[1]));
     free(cidr);
     int e = (!cfgtxt || !qtxt || cri_kvs_set(&info, "config", cfgtxt) < 0 ||
              cri_kvs_set(&info, "quark", qtxt) < 0)

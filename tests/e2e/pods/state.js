@@ -62,6 +62,9 @@ async function basic() {
         `NetworkReady false with NetworkPluginNotReady when no CNI config (${net && net.message})`);
   const names = st.res.runtime_handlers.map((h) => h.name).sort();
   check(JSON.stringify(names) === JSON.stringify(['', 'quark']), `Status lists handlers "" and quark (${JSON.stringify(names)})`);
+  const sv = await call(rt, 'Status', { verbose: true });
+  const q = JSON.parse(sv.res.info.quark);
+  check(JSON.stringify(q.runtimeHandlers) === JSON.stringify(['', 'quark']), 'verbose Status info lists the handlers');
 
   await refused('RunPodSandbox', { config: podConfig('h'), runtime_handler: 'runc' },
                 S.INVALID_ARGUMENT, 'RunPodSandbox with handler runc', /handler 'runc'.*quark/);
