@@ -502,7 +502,7 @@ static int stop_pod(struct cri_pods *p, struct cri_pod_entry *e, const struct cr
 {
   q_cleanup_error q_error *serr = NULL;
   int rc = 0;
-  struct sbx_client *c = pod->state == CRI_POD_READY ? cri_pods_sbx(p, e, pod, &rc, &serr) : NULL;
+  struct sbx_client *c = cri_pods_sbx_any(p, e, pod, &rc, &serr);
   struct cri_ctr_filter f = {.pod_id = pod->id};
   struct cri_ctr **v = NULL;
   size_t n = 0;

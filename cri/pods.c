@@ -143,8 +143,8 @@ void cri_pods_set_sbx(struct cri_pod_entry *e, struct sbx_client *c)
   (void)old;
 }
 
-struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
-                                const struct cri_pod *pod, int *rc, q_error **err)
+static struct sbx_client *reach(struct cri_pods *p, struct cri_pod_entry *e,
+                                const struct cri_pod *pod, bool any_state, int *rc, q_error **err)
 {
   pthread_mutex_lock(&e->sbx_lock);
   struct sbx_client *c = e->sbx;
@@ -152,7 +152,8 @@ struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
   if (c)
     return c;
   json_t *sock = json_object_get(pod->ext, POD_EXT_SOCKET);
-  if (pod->state != CRI_POD_READY || !json_is_string(sock) || !*json_string_value(sock)) {
+  if ((pod->state != CRI_POD_READY && !any_state) || !json_is_string(sock) ||
+      !*json_string_value(sock)) {
     *rc = q_error_make(err, ESRCH, "pod %.12s has no running sandbox", pod->id);
     return NULL;
   }
@@ -171,6 +172,18 @@ struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
   }
   pthread_mutex_unlock(&e->sbx_lock);
   return c;
+}
+
+struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
+                                const struct cri_pod *pod, int *rc, q_error **err)
+{
+  return reach(p, e, pod, false, rc, err);
+}
+
+struct sbx_client *cri_pods_sbx_any(struct cri_pods *p, struct cri_pod_entry *e,
+                                    const struct cri_pod *pod, int *rc, q_error **err)
+{
+  return reach(p, e, pod, true, rc, err);
 }
 
 /* ---- state updates ---- */

@@ -125,6 +125,11 @@ void cri_pods_forget(struct cri_pods *p, struct cri_pod_entry *e);
  * says why, -ESRCH/-ENOSYS/...). The client stays owned by the entry. */
 struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
                                 const struct cri_pod *pod, int *rc, q_error **err);
+/* The same whatever the pod's state: Stop and Remove use it so that a
+ * sandbox that was only unreachable for a while (the pod was marked
+ * NOTREADY) is still stopped rather than orphaned. */
+struct sbx_client *cri_pods_sbx_any(struct cri_pods *p, struct cri_pod_entry *e,
+                                    const struct cri_pod *pod, int *rc, q_error **err);
 /* Replaces the entry's client; the old one is closed with the entry's last
  * reference (callers of cri_pods_sbx hold one while they use it). */
 void cri_pods_set_sbx(struct cri_pod_entry *e, struct sbx_client *c);
