@@ -64,8 +64,11 @@ static void progress(void *arg, const char *digest, enum img_progress_state s, i
   static const char *names[] = {"resolving", "waiting", "downloading", "unpacking", "done", "exists"};
   if (s == IMG_PROGRESS_DOWNLOADING && done != 0 && done != total)
     return;
-  fprintf(stderr, "progress %s %s %lld/%lld\n", digest ? digest : "-", names[s], (long long)done,
-          (long long)total);
+  static int64_t t0;
+  if (!t0)
+    t0 = q_mono_ns();
+  fprintf(stderr, "progress %7.3f %.19s %s %lld/%lld\n", (double)(q_mono_ns() - t0) / 1e9,
+          digest ? digest : "-", names[s], (long long)done, (long long)total);
 }
 
 /* Store consistency: every blob hashes to its name, nothing is left in
