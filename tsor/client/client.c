@@ -416,13 +416,15 @@ int tsor_client_connect(tsor_client *c, int sd, const struct sockaddr_in *dst)
   return s->res;
 }
 
-int tsor_client_listen(tsor_client *c, int sd, uint16_t port, int backlog)
+static int listen_flags(tsor_client *c, int sd, uint16_t port, int backlog, uint32_t flags)
 {
   struct csock *s = get(c, sd);
   if (s == NULL) return -EBADF;
   if (s->st != CS_IDLE) return -EINVAL;
   s->got_answer = false;
-  int r = submit(c, TSOR_REQ_LISTEN, sd, 0, port, backlog > 0 ? (uint32_t)backlog : 1);
+  uint32_t b = backlog > 0 ? (uint32_t)backlog : 1;
+  if (b > 65535) b = 65535;
+  int r = submit(c, TSOR_REQ_LISTEN, sd, 0, port, b | flags);
   if (r < 0) return r;
   r = wait_for(c, answered, s, -1);
   if (r < 0) return r;
@@ -433,6 +435,16 @@ int tsor_client_listen(tsor_client *c, int sd, uint16_t port, int backlog)
 static bool acceptable(tsor_client *c, void *arg)
 {
   return ((struct csock *)arg)->acc_n > 0 || c->daemon_gone;
+}
+
+int tsor_client_listen(tsor_client *c, int sd, uint16_t port, int backlog)
+{
+  return listen_flags(c, sd, port, backlog, 0);
+}
+
+int tsor_client_listen_egress(tsor_client *c, int sd, int backlog)
+{
+  return listen_flags(c, sd, 0, backlog, TSOR_LISTEN_EGRESS);
 }
 
 int tsor_client_accept(tsor_client *c, int lsd, struct sockaddr_in *peer, int flags)
@@ -566,6 +578,15 @@ int tsor_client_shutdown(tsor_client *c, int sd)
   if (s->shut_wr) return 0;
   s->shut_wr = true;
   return submit(c, TSOR_REQ_SHUTDOWN, sd, 0, 0, 0);
+}
+
+int tsor_client_abort(tsor_client *c, int sd)
+{
+  struct csock *s = get(c, sd);
+  if (s == NULL) return -EBADF;
+  if (s->st == CS_LISTEN) return tsor_client_close(c, sd);
+  s->st = CS_CLOSING;
+  return submit(c, TSOR_REQ_ABORT, sd, 0, 0, 0);
 }
 
 int tsor_client_close(tsor_client *c, int sd)

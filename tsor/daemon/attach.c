@@ -109,6 +109,16 @@ void tsor_d_client_attach(struct tsor_daemon *d)
     why = "pod IP is not in this node's pod CIDR";
     goto fail;
   }
+  /* tsord's own gateway (ingress/egress proxy) attaches from this process;
+   * only it may use the CIDR's network address or run the egress. */
+  struct ucred cred;
+  socklen_t credlen = sizeof(cred);
+  bool internal = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) == 0 && cred.pid == getpid();
+  if (hello.pod_ip == d->self->cidr_addr && !internal) {
+    status = -EADDRNOTAVAIL;
+    why = "the pod CIDR's network address is tsord's own";
+    goto fail;
+  }
   if (pod_ip_taken(d, hello.pod_ip)) {
     status = -EADDRINUSE;
     why = "pod IP already attached";
@@ -141,6 +151,7 @@ void tsor_d_client_attach(struct tsor_daemon *d)
   cl->req = (struct tsor_shm_req *)((char *)cl->base + h.req_off);
   cl->cqr = (struct tsor_shm_cqe *)((char *)cl->base + h.cq_off);
   cl->pod_ip = hello.pod_ip;
+  cl->internal = internal;
   cl->socks = calloc(h.nslots, sizeof(*cl->socks));
   cl->freeslots = malloc(sizeof(uint32_t) * h.nslots);
   cl->kick_in = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -438,6 +438,7 @@ static struct dsock *slot_alloc(struct client *cl)
 
 static void listener_remove(struct tsor_daemon *d, struct dsock *ds)
 {
+  if (d->egress == ds) d->egress = NULL;
   for (uint32_t i = 0; i < d->nlst; i++)
     if (d->lst[i].ds == ds) {
       d->lst[i] = d->lst[--d->nlst];
@@ -470,6 +471,10 @@ static void req_connect(struct client *cl, struct dsock *ds, const struct tsor_s
     return;
   }
   struct node *n = tsor_d_node_by_addr(d, r->addr);
+  /* No TSoR node owns it: out through this node's egress, when there is
+   * one (it lives on this node, so the local loop carries it). */
+  bool egress = n == NULL && d->egress != NULL && !d->egress->cl->dead;
+  if (egress) n = d->self;
   struct conn *c = n ? conn_get(d, n) : NULL;
   if (c == NULL) {
     e.res = -ENETUNREACH;
@@ -490,7 +495,7 @@ static void req_connect(struct client *cl, struct dsock *ds, const struct tsor_s
   ds->rport = r->port;
   tsor_chan_step(&ds->sm, TSOR_EV_CONNECT);
   struct tsor_region *reg = region_for(ds);
-  struct tsor_msg m = {.type = MSG_CONNECT};
+  struct tsor_msg m = {.type = MSG_CONNECT, .flags = egress ? MSG_F_EGRESS : 0};
   m.u.connect.src_chan = ds->chan;
   m.u.connect.saddr = ds->laddr;
   m.u.connect.daddr = ds->raddr;
@@ -508,6 +513,18 @@ static void req_listen(struct client *cl, struct dsock *ds, const struct tsor_sh
   struct tsor_shm_cqe e = {.op = TSOR_CQE_LISTENED, .sd = ds->sd};
   if (ds->sm.st != TSOR_CS_IDLE) {
     e.res = -EINVAL;
+  } else if (r->arg & TSOR_LISTEN_EGRESS) {
+    if (!cl->internal)
+      e.res = -EPERM;
+    else if (d->egress != NULL)
+      e.res = -EADDRINUSE;
+    else {
+      d->egress = ds;
+      uint32_t b = r->arg & ~TSOR_LISTEN_EGRESS;
+      ds->backlog = b == 0 ? 1 : (b > 65535 ? 65535 : (int)b);
+      ds->laddr = cl->pod_ip;
+      tsor_chan_step(&ds->sm, TSOR_EV_LISTEN);
+    }
   } else if (r->port == 0) {
     e.res = -EINVAL;
   } else {
@@ -549,14 +566,14 @@ static void req_rxdone(struct dsock *ds)
   msg_send(ds->conn, &m);
 }
 
-static void req_close(struct client *cl, struct dsock *ds)
+static void req_close(struct client *cl, struct dsock *ds, bool abort)
 {
   if (ds->sm.released) return;
   if (ds->sm.st == TSOR_CS_LISTEN) listener_remove(cl->d, ds);
-  tx_try(ds);
+  if (!abort) tx_try(ds);
   if (cl->dead) return;
   uint64_t head = tsor_load_acq(&slot_of(ds)->rx_head);
-  bool unread = head != ds->rx_prod;
+  bool unread = abort || head != ds->rx_prod;
   apply(ds, tsor_chan_step(&ds->sm, unread ? TSOR_EV_CLOSE_UNREAD : TSOR_EV_CLOSE));
   if (ds->sm.st == TSOR_CS_IDLE || ds->sm.st == TSOR_CS_LISTEN || (ds->sm.st == TSOR_CS_DONE && ds->conn == NULL))
     release_slot(ds);
@@ -605,7 +622,8 @@ static int client_requests(struct client *cl)
       tx_try(ds);
       if (!cl->dead) apply(ds, tsor_chan_step(&ds->sm, TSOR_EV_SHUTDOWN));
       break;
-    case TSOR_REQ_CLOSE: req_close(cl, ds); break;
+    case TSOR_REQ_CLOSE: req_close(cl, ds, false); break;
+    case TSOR_REQ_ABORT: req_close(cl, ds, true); break;
     default: client_kill(cl, "unknown request"); break;
     }
   }
@@ -627,7 +645,10 @@ static void on_connect(struct conn *c, const struct tsor_msg *m)
 {
   struct tsor_daemon *d = c->d;
   struct dsock *lds = NULL;
-  for (uint32_t i = 0; i < d->nlst; i++)
+  bool egress = (m->flags & MSG_F_EGRESS) != 0;
+  if (egress && c->fab == d->local)
+    lds = d->egress; /* only from pods of this node */
+  for (uint32_t i = 0; !egress && i < d->nlst; i++)
     if (d->lst[i].ip == m->u.connect.daddr && d->lst[i].port == m->u.connect.dport) lds = d->lst[i].ds;
   if (lds == NULL || lds->cl->dead) {
     refuse(c, m->u.connect.src_chan, ECONNREFUSED);
@@ -679,6 +700,11 @@ static void on_connect(struct conn *c, const struct tsor_msg *m)
   msg_send(c, &a);
   lds->delivered++;
   struct tsor_shm_cqe e = {.op = TSOR_CQE_ACCEPTED, .sd = lds->sd, .arg = ds->sd, .addr = ds->raddr, .port = ds->rport};
+  if (egress) {
+    /* The gateway needs where the pod wanted to go, not who the pod is. */
+    e.addr = m->u.connect.daddr;
+    e.port = m->u.connect.dport;
+  }
   client_cqe(cl, &e);
 }
 

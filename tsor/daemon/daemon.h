@@ -31,9 +31,11 @@ enum msg_type {
 
 /* One control message; every message returns the receive credits its
  * sender reposted since its last message (rcredits). */
+#define MSG_F_EGRESS 0x1 /* CONNECT: to the node's egress, not a pod */
+
 struct tsor_msg {
   uint8_t type;
-  uint8_t pad;
+  uint8_t flags; /* MSG_F_* */
   uint16_t rcredits;
   uint32_t chan;
   union {
@@ -158,6 +160,7 @@ struct client {
   uint32_t ovf_head, ovf_n, ovf_cap;
   uint32_t live_chans;
   bool dead, wake;
+  bool internal; /* tsord's own gateway (same process, SO_PEERCRED) */
   struct client *next;
 };
 
@@ -187,6 +190,7 @@ struct tsor_daemon {
   struct client *clients;
   uint32_t next_client;
   struct conn *conns;
+  struct dsock *egress; /* the gateway's egress listener, if any */
   struct listener *lst;
   uint32_t nlst, caplst;
   uint16_t next_port;

@@ -21,7 +21,7 @@ static void usage(FILE *f)
   fprintf(f,
           "usage: tsord --node NAME (--peers FILE | --kube [--kube-server URL] [--kube-token-file F]\n"
           "             [--kube-ca-file F] [--peers-refresh SECONDS]) [--socket PATH]\n"
-          "             [--fabric auto|verbs|tcp] [--ingress] [--log FILE] [--log-level Off|Error|Warn|Info|Debug|Trace]\n"
+          "             [--fabric auto|verbs|tcp] [--ingress] [--egress] [--log FILE] [--log-level Off|Error|Warn|Info|Debug|Trace]\n"
           "  --node     this node's name in the peer table\n"
           "  --peers    JSON peers file: {\"Nodes\":[{\"Name\",\"PodCIDR\",\"Address\"}]}\n"
           "  --kube     peers from the Kubernetes API: nodes with spec.podCIDR and the\n"
@@ -30,7 +30,9 @@ static void usage(FILE *f)
           "  --socket   unix socket sandboxes attach to (default /run/quark/tsor.sock)\n"
           "  --fabric   node-to-node fabric; auto = verbs if an RDMA device exists, else tcp\n"
           "  --ingress  take TCP connections to pod IPs arriving in this network namespace\n"
-          "             (sk_lookup; needs a local route for the pod CIDR) to the pods over TSoR\n");
+          "             (sk_lookup; needs a local route for the pod CIDR) to the pods over TSoR\n"
+          "  --egress   carry pods' connections to addresses no TSoR node owns out through\n"
+          "             kernel sockets in this network namespace\n");
 }
 
 int main(int argc, char **argv)
@@ -44,12 +46,12 @@ int main(int argc, char **argv)
       {"help", no_argument, NULL, 'h'},         {"kube", no_argument, NULL, 'k'},
       {"kube-server", required_argument, NULL, 'S'}, {"kube-token-file", required_argument, NULL, 'T'},
       {"kube-ca-file", required_argument, NULL, 'C'}, {"peers-refresh", required_argument, NULL, 'r'},
-      {"ingress", no_argument, NULL, 'i'},
+      {"ingress", no_argument, NULL, 'i'},     {"egress", no_argument, NULL, 'e'},
       {NULL, 0, NULL, 0},
   };
   int o;
-  bool kube = false, ingress = false;
-  while ((o = getopt_long(argc, argv, "n:p:s:f:l:L:hkS:T:C:r:i", opts, NULL)) != -1) {
+  bool kube = false, ingress = false, egress = false;
+  while ((o = getopt_long(argc, argv, "n:p:s:f:l:L:hkS:T:C:r:ie", opts, NULL)) != -1) {
     switch (o) {
     case 'n': cfg.node = optarg; break;
     case 'p': cfg.peers_path = optarg; break;
@@ -59,6 +61,7 @@ int main(int argc, char **argv)
     case 'L': level = optarg; break;
     case 'k': kube = true; break;
     case 'i': ingress = true; break;
+    case 'e': egress = true; break;
     case 'S': cfg.kube.server = optarg; break;
     case 'T': cfg.kube.token_file = optarg; break;
     case 'C': cfg.kube.ca_file = optarg; break;
@@ -91,16 +94,17 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   struct tsor_ingress *ig = NULL;
-  if (ingress) {
-    struct tsor_ingress_config ic = {.socket_path = cfg.socket_path};
+  if (ingress || egress) {
+    struct tsor_ingress_config ic = {.socket_path = cfg.socket_path, .ingress = ingress, .egress = egress};
     tsor_daemon_pod_cidr(the_daemon, &ic.cidr_addr, &ic.cidr_len);
     if (tsor_ingress_start(&ic, &ig, &err) < 0) {
       q_error_log(NULL, "tsord: ingress: %s", q_error_msg(err));
-      fprintf(stderr, "tsord: ingress: %s\n", q_error_msg(err));
+      fprintf(stderr, "tsord: ingress: %s\n", q_error_msg(err)); /* tests look for "tsord: ingress:" */
       tsor_daemon_free(the_daemon);
       return 1;
     }
-    q_info(NULL, "tsord: ingress attached (sk_lookup) for this node's pod CIDR");
+    q_info(NULL, "tsord: gateway started:%s%s", ingress ? " ingress attached (sk_lookup) for this node's pod CIDR" : "",
+           egress ? " egress" : "");
   }
   int r = tsor_daemon_run(the_daemon, &err);
   /* tsord first: its end of the proxy's unix socket closes, so a proxy call

@@ -7,6 +7,7 @@
 #ifndef TSOR_INGRESS_H
 #define TSOR_INGRESS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "quark/common.h"
@@ -21,13 +22,19 @@ int tsor_sklookup_attach(int prog_fd, int map_fd, int listen_fd, const char *net
 struct tsor_ingress;
 struct tsor_ingress_config {
   const char *socket_path; /* tsord's unix socket: the proxy attaches as a client */
+  bool ingress;            /* attach the sk_lookup program and carry connections in */
+  bool egress;             /* carry pods' connections to non-TSoR addresses out */
   uint32_t cidr_addr;      /* the node's pod CIDR, network order */
   uint8_t cidr_len;
   const char *netns_path;  /* where to attach; NULL: tsord's own namespace */
 };
-/* Attaches the program and starts the proxy thread. The proxy's own pod IP
- * (what pods see as the peer of ingress connections) is the CIDR's network
- * address, which no pod gets. */
+/* Starts the gateway: the proxy thread, and for ingress the sk_lookup
+ * program. The proxy's own pod IP (what pods see as the peer of ingress
+ * connections) is the CIDR's network address, which no pod gets. Egress:
+ * a pod's connect() to an address no TSoR node owns reaches the proxy,
+ * which connects a kernel socket there from tsord's network namespace (the
+ * pod sees the connection established first, then a reset if the
+ * destination refuses). */
 int tsor_ingress_start(const struct tsor_ingress_config *cfg, struct tsor_ingress **out, q_error **err);
 /* Stops the proxy (open connections are reset) and detaches the program. */
 void tsor_ingress_stop(struct tsor_ingress *ig);

@@ -6,7 +6,8 @@
 #   tsor_test.sh verbs_absent the verbs backend on a machine without RDMA
 #   tsor_test.sh hostile      clients that break the arena protocol
 #   tsor_test.sh kube         peers from a (fake) Kubernetes API, changing live
-#   tsor_test.sh ingress      kernel TCP from another namespace to pods via sk_lookup
+#   tsor_test.sh gateway      kernel TCP from another namespace to pods (sk_lookup
+#                             ingress) and from pods to a server there (egress)
 # Args 2 and 3: the tsord and tsor_pod binaries. TSOR_TEST_1G=1 makes the
 # bulk transfer 1 GiB instead of 256 MiB.
 set -euo pipefail
@@ -326,7 +327,7 @@ kube)
   check_tsord_alive
   stop_tsords
   ;;
-ingress)
+gateway)
   if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
     echo "skip: needs root and iproute2 for network namespaces and BPF"
     exit 77
@@ -348,12 +349,12 @@ ingress)
   cat >"$tmp/peers.json" <<EOF
 {"Nodes":[{"Name":"a","PodCIDR":"10.206.1.0/24","Address":"127.0.0.1:7470"}]}
 EOF
-  spawn "$nsa" "$tsord" --node a --peers "$tmp/peers.json" --socket "$tmp/a.sock" --fabric tcp --ingress \
+  spawn "$nsa" "$tsord" --node a --peers "$tmp/peers.json" --socket "$tmp/a.sock" --fabric tcp --ingress --egress \
     --log-level Info >"$tmp/tsord-a.log" 2>&1 &
   pids+=($!)
   tsord_pids=("${pids[-1]}")
   for _ in $(seq 100); do
-    grep -q "ingress attached\|tsord: ingress:" "$tmp/tsord-a.log" 2>/dev/null && break
+    grep -q "gateway started\|tsord: ingress:" "$tmp/tsord-a.log" 2>/dev/null && break
     sleep 0.05
   done
   if grep -q "tsord: ingress:" "$tmp/tsord-a.log"; then
@@ -380,6 +381,23 @@ EOF
   tcpclient flood --dst 10.206.1.10:8
   # Addresses outside the pod CIDR are not ours: normal lookup (refused).
   tcpclient refused --dst 10.79.0.1:7
+  # Egress: pods reach a plain TCP server in the other namespace (an address
+  # no TSoR node owns) through tsord.
+  echo "egress from pods to kernel TCP servers in another namespace:"
+  spawn "$nsb" "$pod" server --tcp --ip 10.79.0.2 --mode echo --port 7007 >"$tmp/server-egress-echo.log" 2>&1 &
+  pids+=($!)
+  wait_for "$tmp/server-egress-echo.log" ready
+  spawn "$nsb" "$pod" server --tcp --ip 10.79.0.2 --mode sink --port 9009 >"$tmp/server-egress-sink.log" 2>&1 &
+  pids+=($!)
+  wait_for "$tmp/server-egress-sink.log" ready
+  cip_prefix=10.206.1
+  ipn=50
+  client "$nsa" a echo --dst 10.79.0.2:7007 --rounds 5
+  client "$nsa" a echo --dst 10.79.0.2:7007 --conns 50 --rounds 2
+  client "$nsa" a bulk --dst 10.79.0.2:9009 --bytes $((64 << 20))
+  client "$nsa" a halfclose --dst 10.79.0.2:9009
+  # Nothing listens there: the pod's connection is reset.
+  client "$nsa" a flood --dst 10.79.0.2:7999
   check_tsord_alive
   stop_tsords
   ;;

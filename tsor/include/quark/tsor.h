@@ -57,12 +57,18 @@ struct tsor_shm_qidx {
 enum tsor_req_op {
   TSOR_REQ_SOCKET = 1, /* -> completion SOCKET with the new sd or -errno */
   TSOR_REQ_CONNECT,    /* sd, addr, port -> CONNECTED (res 0 or -errno) */
-  TSOR_REQ_LISTEN,     /* sd, port, arg=backlog -> LISTENED */
+  TSOR_REQ_LISTEN,     /* sd, port, arg=backlog (| TSOR_LISTEN_EGRESS) -> LISTENED */
   TSOR_REQ_TX,         /* sd: write ring has new bytes (sent when tx_armed was 0) */
   TSOR_REQ_RXDONE,     /* sd: reader consumed bytes; return byte credits */
   TSOR_REQ_SHUTDOWN,   /* sd: no more writes (FIN after queued bytes) */
   TSOR_REQ_CLOSE,      /* sd: release; -> RELEASED when the slot may be reused */
+  TSOR_REQ_ABORT,      /* sd: release with a reset (SO_LINGER 0); -> RELEASED */
 };
+
+/* Listen for the node's egress: connections from pods to addresses no TSoR
+ * node owns. Only tsord's own gateway client may (it runs inside tsord);
+ * its ACCEPTED completions carry the address the pod dialled. */
+#define TSOR_LISTEN_EGRESS 0x80000000u
 
 struct tsor_shm_req {
   uint32_t op;
@@ -216,11 +222,16 @@ void tsor_client_free(tsor_client *c);
 int tsor_client_socket(tsor_client *c);
 int tsor_client_connect(tsor_client *c, int sd, const struct sockaddr_in *dst);
 int tsor_client_listen(tsor_client *c, int sd, uint16_t port, int backlog);
+/* tsord's gateway only (see TSOR_LISTEN_EGRESS); accept() then gives the
+ * destination the pod dialled instead of the pod's address. */
+int tsor_client_listen_egress(tsor_client *c, int sd, int backlog);
 int tsor_client_accept(tsor_client *c, int lsd, struct sockaddr_in *peer, int flags);
 ssize_t tsor_client_send(tsor_client *c, int sd, const void *buf, size_t len, int flags);
 ssize_t tsor_client_recv(tsor_client *c, int sd, void *buf, size_t len, int flags);
 int tsor_client_shutdown(tsor_client *c, int sd); /* SHUT_WR */
 int tsor_client_close(tsor_client *c, int sd);
+/* close() that resets the connection, as with SO_LINGER {1, 0}. */
+int tsor_client_abort(tsor_client *c, int sd);
 
 #define TSOR_POLLIN 0x1
 #define TSOR_POLLOUT 0x4
