@@ -306,11 +306,6 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
     return code;
   const Runtime__V1__PodSandboxConfig *c = in->config;
   char other[65];
-  if (name_taken(p, c->metadata, other))
-    return cri_call_error(call, GRPC_STATUS_ALREADY_EXISTS,
-                          "pod %s/%s (uid %s, attempt %u) already exists as %s",
-                          c->metadata->namespace_, c->metadata->name, c->metadata->uid,
-                          c->metadata->attempt, other);
 
   struct run_ctx r = {.p = p, .c = c};
   q_cleanup_error q_error *err = NULL;
@@ -359,10 +354,22 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
     run_ctx_free(&r);
     return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
-  rc = cri_state_add_pod(p->st, &rec, &err);
+  /* The name check and the record are one step: two identical requests at
+   * once make one pod. */
+  pthread_mutex_lock(&p->names);
+  bool taken = name_taken(p, c->metadata, other);
+  rc = taken ? 0 : cri_state_add_pod(p->st, &rec, &err);
+  pthread_mutex_unlock(&p->names);
   json_decref(rec.ext);
   cri_kvs_clear(&rec.labels);
   cri_kvs_clear(&rec.annotations);
+  if (taken) {
+    run_ctx_free(&r);
+    return cri_call_error(call, GRPC_STATUS_ALREADY_EXISTS,
+                          "pod %s/%s (uid %s, attempt %u) already exists as %s",
+                          c->metadata->namespace_, c->metadata->name, c->metadata->uid,
+                          c->metadata->attempt, other);
+  }
   if (rc < 0) {
     run_ctx_free(&r);
     return cri_pods_fail(call, rc, &err, "store pod");

@@ -441,6 +441,7 @@ int cri_pods_init(struct cri_server *srv, const struct cri_config *cfg, q_error 
   p->cfg = cfg;
   p->st = cri_server_state(srv);
   pthread_mutex_init(&p->lock, NULL);
+  pthread_mutex_init(&p->names, NULL);
   pthread_cond_init(&p->wake, NULL);
   cri_server_set_pods_ctx(srv, p);
   int rc;
@@ -501,6 +502,7 @@ void cri_pods_fini(struct cri_server *srv)
   net_cni_free(p->cni);
   free(p->run_root);
   pthread_mutex_destroy(&p->lock);
+  pthread_mutex_destroy(&p->names);
   pthread_cond_destroy(&p->wake);
   free(p);
 }

@@ -82,7 +82,8 @@ struct cri_pods {
   struct img_store *img;
   char *run_root; /* <socket dir>/pods */
 
-  pthread_mutex_t lock; /* the entry table */
+  pthread_mutex_t lock;  /* the entry table */
+  pthread_mutex_t names; /* RunPodSandbox: name check + new record */
   struct cri_pod_entry **entries;
   size_t n_entries;
 

@@ -248,4 +248,36 @@ async function stream() {
   done();
 }
 
-({ run, restarted, died, stream })[process.argv[2]]().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });
+// Concurrent calls: identical RunPodSandbox requests make one pod; pods
+// created, used and removed in parallel leave nothing behind.
+async function concurrent() {
+  const same = await Promise.all([1, 2, 3, 4, 5].map(() => call(rt, 'RunPodSandbox', { config: podCfg('twin') }, 60000)));
+  const ok = same.filter((r) => !r.err);
+  check(ok.length === 1 && same.filter((r) => r.err && r.err.code === S.ALREADY_EXISTS).length === 4,
+        `5 identical RunPodSandbox at once: 1 pod, 4 ALREADY_EXISTS (${same.map((r) => r.err ? r.err.code : 'ok')})`);
+  if (ok.length) await call(rt, 'RemovePodSandbox', { pod_sandbox_id: ok[0].res.pod_sandbox_id }, 60000);
+  const results = await Promise.all([...Array(8).keys()].map(async (i) => {
+    const pc = podCfg(`par${i}`);
+    const rp = await call(rt, 'RunPodSandbox', { config: pc }, 60000);
+    if (rp.err) return `run ${rp.err.details}`;
+    const pod = rp.res.pod_sandbox_id;
+    const cc = await call(rt, 'CreateContainer', { pod_sandbox_id: pod, config: ctr('c', ['/bin/sh']), sandbox_config: pc }, 60000);
+    if (cc.err) return `create ${cc.err.details}`;
+    const [st, ex, stats] = await Promise.all([
+      call(rt, 'StartContainer', { container_id: cc.res.container_id }, 60000),
+      call(rt, 'ListContainers', {}), call(rt, 'ListPodSandboxStats', {})]);
+    if (st.err || ex.err || stats.err) return 'start/list';
+    // Remove while another call uses the pod.
+    const [rm] = await Promise.all([call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 60000),
+      call(rt, 'ExecSync', { container_id: cc.res.container_id, cmd: ['echo'] }),
+      call(rt, 'ContainerStats', { container_id: cc.res.container_id })]);
+    return rm.err ? `remove ${rm.err.details}` : 'ok';
+  }));
+  check(results.every((r) => r === 'ok'), `8 pods in parallel: run, create, start, exec and remove (${results})`);
+  const l = await call(rt, 'ListPodSandbox', {});
+  check(l.res.items.length === 0, 'no pods left');
+  await expectAlive(rt, 'concurrent pods');
+  done();
+}
+
+({ run, restarted, died, stream, concurrent })[process.argv[2]]().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });

@@ -18,6 +18,7 @@ kill -KILL "$QPID"; wait "$QPID" 2>/dev/null || true; QPID=
 start_quarkd
 node "$here/fake.js" restarted || e2e_fail "after kill -9"
 node "$here/fake.js" died || e2e_fail "sandbox death"
+node "$here/fake.js" concurrent || e2e_fail "concurrent pods"
 if node --experimental-websocket -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null; then
   node --experimental-websocket --no-warnings "$here/fake.js" stream || e2e_fail "streaming"
 else
