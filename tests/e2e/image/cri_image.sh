@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The five ImageService RPCs through @grpc/grpc-js against a private quarkd,
 # pulling busybox and redis via a docker.io mirror (a local docker-registry),
-# then the CLI: quark pull / images / rmi / import.
+# credentials from AuthConfig against an htpasswd registry, then the CLI:
+# quark pull / images / rmi / import.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../integration/image/lib.sh"
 command -v node >/dev/null || skip "node is not installed (deploy/deps.sh test)"
@@ -12,12 +13,20 @@ start_registry plain
 P=$REG_plain_PORT
 push busybox $P library/busybox:latest
 push redis $P library/redis:7
+htpasswd -Bbn carol pw1 > $T/htpasswd 2>/dev/null
+start_registry basic "auth:
+  htpasswd:
+    realm: quark-test
+    path: $T/htpasswd"
+export AUTH_REF=127.0.0.1:$REG_basic_PORT/private/busybox:latest
+push busybox $REG_basic_PORT private/busybox:latest --dest-creds carol:pw1
 SOCK=$T/run/quark.sock
 export QUARK_ENDPOINT=unix://$SOCK
 cat > $T/config.json <<JSON
 {"Socket":"unix://$SOCK","StateRoot":"$T/state","ImageRoot":"$T/images",
  "LogFile":"$T/quark.log","DebugLevel":"Debug","Cni":{"ConfDir":"$T/cni"},
- "Registry":{"Mirrors":{"docker.io":["http://127.0.0.1:$P"]},"Insecure":["127.0.0.1:$P"]}}
+ "Registry":{"Mirrors":{"docker.io":["http://127.0.0.1:$P"]},
+             "Insecure":["127.0.0.1:$P","127.0.0.1:$REG_basic_PORT"]}}
 JSON
 export QUARK_CONFIG=$T/config.json
 "$QUARKD" --config $T/config.json --foreground > $T/quarkd.out 2>&1 &

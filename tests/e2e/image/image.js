@@ -69,5 +69,20 @@ const grpc = require('@grpc/grpc-js');
   r = await call(im, 'RemoveImage', { image: { image: bb } });
   expectCode(r, grpc.status.OK, 'RemoveImage by id');
   check(blobs() === 0, `no blobs left (${blobs()})`);
+
+  // AuthConfig: username/password and the base64 auth field.
+  const aref = process.env.AUTH_REF;
+  r = await call(im, 'PullImage', { image: { image: aref } }, 60000);
+  check(r.err && r.err.code === grpc.status.PERMISSION_DENIED && /requires authentication/.test(r.err.details),
+        `PullImage without credentials: ${r.err && r.err.code} ${r.err && r.err.details.slice(-90)}`);
+  r = await call(im, 'PullImage', { image: { image: aref }, auth: { username: 'carol', password: 'nope' } }, 60000);
+  check(r.err && r.err.code === grpc.status.PERMISSION_DENIED, 'PullImage with a wrong password is refused');
+  r = await call(im, 'PullImage', { image: { image: aref }, auth: { username: 'carol', password: 'pw1' } }, 60000);
+  expectCode(r, grpc.status.OK, 'PullImage with username/password');
+  await call(im, 'RemoveImage', { image: { image: aref } });
+  r = await call(im, 'PullImage', { image: { image: aref }, auth: { auth: Buffer.from('carol:pw1').toString('base64') } }, 60000);
+  expectCode(r, grpc.status.OK, 'PullImage with AuthConfig.auth');
+  r = await call(im, 'RemoveImage', { image: { image: aref } });
+  expectCode(r, grpc.status.OK, 'RemoveImage of the private image');
   done();
 })();
