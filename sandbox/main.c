@@ -215,9 +215,12 @@ static int cmd_run(int argc, char **argv)
   };
   if (sbx_qcall_create(&ctx.qc, &qc, &err) < 0)
     goto out;
-  for (unsigned i = 0; i < br.ring_count; i++)
+  for (unsigned i = 0; i < br.ring_count; i++) {
     if (sbx_vm_add_ioeventfd(ctx.vm, QK_PORT_KICK, i, sbx_qcall_kick_fd(ctx.qc, i), &err) < 0)
       goto out;
+    if (br.kick_gpa && sbx_vm_add_mmio_ioeventfd(ctx.vm, br.kick_gpa, i, sbx_qcall_kick_fd(ctx.qc, i), &err) < 0)
+      goto out;
+  }
   if (sbx_qcall_start(ctx.qc, &err) < 0)
     goto out;
   uint64_t tsc_run = sbx_rdtsc();

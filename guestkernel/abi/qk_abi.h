@@ -170,6 +170,10 @@ struct qk_boot_info {
    * empty lower half; the direct map and the kernel image at their usual
    * addresses but user-accessible. 0 when not built. */
   uint64_t worker_cr3;
+  /* Host -> guest: in the worker view, a 32-bit store of a ring index here
+   * kicks that ring's host worker like QK_PORT_KICK (an MMIO exit bound to
+   * the same eventfd), without a trip through ring 0. 0 when absent. */
+  uint64_t worker_kick_va;
 };
 _Static_assert(sizeof(struct qk_boot_info) <= QK_PAGE_SIZE, "boot info fits one page");
 

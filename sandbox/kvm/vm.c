@@ -385,6 +385,15 @@ int sbx_vm_add_ioeventfd(struct sbx_vm *vm, uint16_t port, uint32_t datamatch, i
   return 0;
 }
 
+int sbx_vm_add_mmio_ioeventfd(struct sbx_vm *vm, uint64_t gpa, uint32_t datamatch, int fd, q_error **err)
+{
+  struct kvm_ioeventfd io = {
+      .datamatch = datamatch, .addr = gpa, .len = 4, .fd = fd, .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
+  if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+    return q_error_make(err, errno, "KVM_IOEVENTFD mmio %#llx", (unsigned long long)gpa);
+  return 0;
+}
+
 void sbx_vm_stop(struct sbx_vm *vm, int status)
 {
   pthread_mutex_lock(&vm->lock);

@@ -64,6 +64,8 @@ int sbx_vm_features(struct sbx_vm *vm, struct sbx_cpu_features *f, q_error **err
 int sbx_vm_setup_vcpu(struct sbx_vm *vm, unsigned idx, const struct sbx_vcpu_boot *b, q_error **err);
 /* Binds eventfd fd to 32-bit writes of value datamatch on port (ioeventfd). */
 int sbx_vm_add_ioeventfd(struct sbx_vm *vm, uint16_t port, uint32_t datamatch, int fd, q_error **err);
+/* The same for 32-bit writes to guest-physical gpa (outside the memslot). */
+int sbx_vm_add_mmio_ioeventfd(struct sbx_vm *vm, uint64_t gpa, uint32_t datamatch, int fd, q_error **err);
 /* Boot info page (for the panic message); set before sbx_vm_run. */
 void sbx_vm_set_boot_info(struct sbx_vm *vm, void *bi);
 int sbx_vm_run(struct sbx_vm *vm, const struct sbx_vm_hooks *hooks);

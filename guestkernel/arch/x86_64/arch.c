@@ -70,6 +70,7 @@ extern char qk_worker_call_after[];
 /* Kernel worker mode (entry.S, ARCHITECTURE.md): read by the #BP entry. */
 uint8_t qk_worker_mode;
 uint64_t qk_worker_cr3;
+static volatile uint32_t *qk_worker_kick; /* MMIO kick in the worker view */
 
 enum { WORKER_OP_PTE = 1, WORKER_OP_RETURN = 2, WORKER_OP_HALT = 3, WORKER_OP_OUT8 = 4, WORKER_OP_OUT32 = 5 };
 uint64_t qk_worker_call(uint64_t op, uint64_t a, uint64_t b);
@@ -126,6 +127,7 @@ __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned c
   /* The worker sets the FS base itself (wrfsbase at CPL3): FSGSBASE needed. */
   if ((bi->host_flags & QK_HOST_KERNEL_WORKER) && bi->worker_cr3 && c->has_fsgsbase) {
     qk_worker_cr3 = bi->worker_cr3;
+    qk_worker_kick = (volatile uint32_t *)bi->worker_kick_va;
     qk_worker_mode = 1;
   }
   /* GS stays the user's; only the LSTAR entry swaps in the block. */
@@ -220,7 +222,9 @@ void qk_arch_irq_disable(void)
 
 void qk_arch_port_out32(uint16_t port, uint32_t v)
 {
-  if (this_cpu()->in_worker)
+  if (this_cpu()->in_worker && port == QK_PORT_KICK && qk_worker_kick)
+    *qk_worker_kick = v; /* an MMIO exit the host binds to the kick eventfd */
+  else if (this_cpu()->in_worker)
     qk_worker_call(WORKER_OP_OUT32, port, v);
   else
     outl(port, v);

@@ -231,6 +231,10 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
       return q_error_make(err, -r, "worker direct map");
     if (map_kernel(&wpt, kbuf, &hdr, SBX_PTE_U, err) < 0)
       return -ENOMEM;
+    /* The kick page: the first guest-physical page past the memslot. */
+    r = sbx_pt_map(&wpt, SBX_WORKER_KICK_VA, mem->size, PAGE, SBX_PTE_W | SBX_PTE_NX | SBX_PTE_U, false);
+    if (r < 0)
+      return q_error_make(err, -r, "worker kick page");
     worker_cr3 = wpt.root;
   }
 
@@ -282,6 +286,7 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
   bi->host_flags = (access("/sys/module/kvm_pvm", F_OK) == 0 ? QK_HOST_RING0_EMULATED : 0) |
                    (worker_cr3 ? QK_HOST_KERNEL_WORKER : 0);
   bi->worker_cr3 = worker_cr3;
+  bi->worker_kick_va = worker_cr3 ? SBX_WORKER_KICK_VA : 0;
   bi->tsc_khz = feat.tsc_khz;
   struct timespec rt, mono;
   clock_gettime(CLOCK_REALTIME, &rt);
@@ -344,6 +349,7 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
   out->rings_gpa = rings;
   out->ring_count = nvcpus;
   out->host_alloc_bytes = fa.next;
+  out->kick_gpa = worker_cr3 ? mem->size : 0;
   sbx_vm_set_boot_info(vm, bi);
   return 0;
 }

@@ -22,6 +22,8 @@
 
 #define SBX_GPA_IDT 0x2000ull
 #define SBX_GPA_PERCPU(i) (0x3000ull + (uint64_t)(i) * 0x1000)
+/* Worker view: the MMIO kick page, just below the direct map. */
+#define SBX_WORKER_KICK_VA (QK_DIRECT_MAP - (2ull << 20))
 
 struct sbx_boot_config {
   const char *kernel_path;
@@ -36,6 +38,7 @@ struct sbx_boot_result {
   uint64_t rings_gpa;
   unsigned ring_count;
   uint64_t host_alloc_bytes; /* guest memory the host used at boot */
+  uint64_t kick_gpa;         /* MMIO kick address of the worker view, 0 if none */
 };
 
 /* Validates a kernel image and returns its header (exposed for tests). */
