@@ -461,6 +461,16 @@ static void release_slot(struct dsock *ds)
 
 /* ---- client requests ---- */
 
+/* Egress connects from tsord's network namespace, so addresses that mean
+ * "this host" there must not be reachable through it: a pod's 127.0.0.1 is
+ * its own, not the node's. */
+static bool egress_allowed(uint32_t addr)
+{
+  uint32_t a = ntohl(addr);
+  uint8_t top = (uint8_t)(a >> 24);
+  return top != 127 && top != 0 && top < 224; /* loopback, "this network", multicast and above */
+}
+
 static void req_connect(struct client *cl, struct dsock *ds, const struct tsor_shm_req *r)
 {
   struct tsor_daemon *d = cl->d;
@@ -473,7 +483,7 @@ static void req_connect(struct client *cl, struct dsock *ds, const struct tsor_s
   struct node *n = tsor_d_node_by_addr(d, r->addr);
   /* No TSoR node owns it: out through this node's egress, when there is
    * one (it lives on this node, so the local loop carries it). */
-  bool egress = n == NULL && d->egress != NULL && !d->egress->cl->dead;
+  bool egress = n == NULL && d->egress != NULL && !d->egress->cl->dead && egress_allowed(r->addr);
   if (egress) n = d->self;
   struct conn *c = n ? conn_get(d, n) : NULL;
   if (c == NULL) {

@@ -398,6 +398,8 @@ EOF
   client "$nsa" a halfclose --dst 10.79.0.2:9009
   # Nothing listens there: the pod's connection is reset.
   client "$nsa" a flood --dst 10.79.0.2:7999
+  # The node's loopback is not a pod's: no egress there.
+  client "$nsa" a noroute --dst 127.0.0.1:7470
   check_tsord_alive
   stop_tsords
   ;;
