@@ -6,7 +6,6 @@
 #include <qk/task.h>
 
 struct qk_boot_info *qk_boot;
-extern uint64_t qk_copy_host_threshold;
 
 static struct qk_percpu percpu[QK_MAX_VCPUS];
 
@@ -20,9 +19,8 @@ void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu)
 
   qk_boot = bi;
   qk_time_init(bi);
-  /* Copies this big go to the host: on a host that emulates ring 0 a QCall
-   * beats ~60 emulated rep-movsq iterations; on hardware KVM only pages. */
-  qk_copy_host_threshold = (bi->host_flags & QK_HOST_RING0_EMULATED) ? 512 : 1ull << 62;
+  /* Bulk copies go to the host only from emulated ring 0 (qk_kernel_native). */
+  qk_ring0_emulated = bi->host_flags & QK_HOST_RING0_EMULATED;
   qk_page_init(bi->free_start, bi->free_end, bi->mem_size);
 
   struct qk_task *t = qk_task_create_init(bi);

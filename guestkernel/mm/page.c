@@ -4,8 +4,8 @@
  * expensive on our host): a bump pointer over pages that have never been
  * handed out (zero by the boot contract, and contiguous), and a stack of
  * freed pages linked through their first word (dirty). A caller that needs
- * zeroed pages gets bump pages for free; recycled pages are zeroed by the
- * host in one QCall per batch.
+ * zeroed pages gets bump pages for free; recycled pages are zeroed in place
+ * where kernel code runs natively, else by the host in one QCall per batch.
  *
  * Per-frame metadata (one uint32 per page of guest memory) records what the
  * small-object allocator put in a page; it lives in the first pages of the
@@ -79,12 +79,17 @@ int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero)
    * segments (16 here: small stack footprint). */
   struct qk_iov iov[16];
   unsigned ni = 0;
+  bool native = qk_kernel_native();
   for (size_t i = 0; i < n; i++) {
     bool z;
     uint64_t pa = take(&z);
     pas[i] = pa;
     if (!zero || z)
       continue;
+    if (native) {
+      memset(qk_pa_to_va(pa), 0, QK_PAGE_SIZE);
+      continue;
+    }
     /* Freed pages come back in either order: merge both ways. */
     if (ni && iov[ni - 1].gpa + iov[ni - 1].len == pa) {
       iov[ni - 1].len += QK_PAGE_SIZE;

@@ -19,7 +19,8 @@ static struct {
   uint64_t flags; /* AND of the upper levels' P/W/U bits */
 } cache;
 
-uint64_t qk_copy_host_threshold = 512; /* set at boot from host_flags */
+bool qk_ring0_emulated; /* set at boot from host_flags */
+#define HOST_COPY_MIN 512 /* ~60 emulated rep-movsq iterations: a QCall is cheaper */
 
 static int walk(uint64_t cr3, uint64_t va, bool write, uint64_t *pa)
 {
@@ -79,7 +80,7 @@ uint64_t qk_user_pa_range(uint64_t uva, size_t n, bool write)
 
 void qk_phys_copy(uint64_t dst_pa, uint64_t src_pa, uint64_t len)
 {
-  if (len >= qk_copy_host_threshold)
+  if (len >= HOST_COPY_MIN && !qk_kernel_native())
     qk_qcall(QK_OP_COPY, dst_pa, src_pa, len, 0, 0, 0);
   else
     memcpy(qk_pa_to_va(dst_pa), qk_pa_to_va(src_pa), len);
@@ -87,7 +88,7 @@ void qk_phys_copy(uint64_t dst_pa, uint64_t src_pa, uint64_t len)
 
 void qk_phys_zero(uint64_t pa, uint64_t len)
 {
-  if (len >= qk_copy_host_threshold) {
+  if (len >= HOST_COPY_MIN && !qk_kernel_native()) {
     struct qk_iov iov = { pa, len };
     qk_qcall(QK_OP_ZERO, qk_va_to_pa(&iov), 1, 0, 0, 0, 0);
   } else {

@@ -3,8 +3,9 @@
  *
  * Cost model (see ARCHITECTURE.md): ring-0 instructions are expensive on our
  * host, guest page faults more so. New user memory is populated eagerly when
- * it is mapped (plain PTE stores, not-present -> present), page contents are
- * zeroed and copied by the host (QK_OP_ZERO/QK_OP_COPY), and a present PTE is
+ * it is mapped (plain PTE stores, not-present -> present), 2 MiB pages where a
+ * whole aligned granule is mapped; from emulated ring 0 page contents are
+ * zeroed and copied by the host (QK_OP_ZERO/QK_OP_COPY); a present PTE is
  * only ever changed through qk_arch_pte_update. */
 #ifndef QK_MM_H
 #define QK_MM_H
@@ -170,8 +171,20 @@ struct qk_uiov {
  * first page is bad. */
 int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write);
 
-/* Bulk copy/zero between guest-physical ranges: host QCall for big ranges,
- * rep movs for small ones. */
+/* Whether kernel code runs at native speed right now: on hardware KVM, and
+ * in the CPL3 kernel worker of PVM-style hosts (read from CS: not a
+ * privileged instruction). False in emulated ring 0, where bulk copies
+ * and zeroing go to the host instead. */
+extern bool qk_ring0_emulated; /* boot hint QK_HOST_RING0_EMULATED */
+static inline bool qk_kernel_native(void)
+{
+  uint16_t cs;
+  __asm__("mov %%cs, %0" : "=r"(cs));
+  return (cs & 3) == 3 || !qk_ring0_emulated;
+}
+
+/* Bulk copy/zero between guest-physical ranges: in emulated ring 0 a host
+ * QCall for ranges of 512 bytes or more, rep movs/stos otherwise. */
 void qk_phys_copy(uint64_t dst_pa, uint64_t src_pa, uint64_t len);
 void qk_phys_zero(uint64_t pa, uint64_t len);
 
