@@ -41,7 +41,7 @@ static bool spin_yield(void)
   return v;
 }
 
-enum csock_state { CS_FREE = 0, CS_IDLE, CS_CONNECTING, CS_LISTEN, CS_OPEN, CS_CLOSING };
+enum csock_state { CS_FREE = 0, CS_IDLE, CS_CONNECTING, CS_LISTEN, CS_OPEN, CS_CLOSING, CS_DGRAM };
 
 struct pending_accept {
   uint32_t sd, addr;
@@ -56,6 +56,7 @@ struct csock {
   uint64_t rx_reported;
   struct pending_accept *acc;
   uint32_t acc_head, acc_n, acc_cap;
+  uint16_t port; /* datagram: bound port, 0 while unbound */
 };
 
 struct tsor_client {
@@ -229,6 +230,11 @@ static void handle_cqe(tsor_client *c, const struct tsor_shm_cqe *e)
     s->res = e->res;
     if (e->res == 0) s->st = CS_LISTEN;
     break;
+  case TSOR_CQE_BOUND:
+    s->got_answer = true;
+    s->res = e->res;
+    if (e->res == 0) s->port = e->port;
+    break;
   case TSOR_CQE_ACCEPTED:
     if (e->arg >= c->h->nslots) break;
     {
@@ -384,15 +390,24 @@ static bool socket_answered(tsor_client *c, void *arg)
   return c->socket_answered || c->daemon_gone;
 }
 
-int tsor_client_socket(tsor_client *c)
+static int new_socket(tsor_client *c, uint32_t kind)
 {
   c->socket_answered = false;
-  int r = submit(c, TSOR_REQ_SOCKET, 0, 0, 0, 0);
+  int r = submit(c, TSOR_REQ_SOCKET, 0, 0, 0, kind);
   if (r < 0) return r;
   r = wait_for(c, socket_answered, NULL, -1);
   if (r < 0) return r;
   if (!c->socket_answered) return -ECONNRESET;
   return c->socket_res;
+}
+
+int tsor_client_socket(tsor_client *c) { return new_socket(c, 0); }
+
+int tsor_client_socket_dgram(tsor_client *c)
+{
+  int sd = new_socket(c, 1);
+  if (sd >= 0) c->socks[sd].st = CS_DGRAM;
+  return sd;
 }
 
 static bool answered(tsor_client *c, void *arg)
@@ -570,6 +585,105 @@ ssize_t tsor_client_recv(tsor_client *c, int sd, void *buf, size_t len, int flag
   return (ssize_t)n;
 }
 
+/* ---- datagrams ---- */
+
+int tsor_client_bind(tsor_client *c, int sd, uint16_t port)
+{
+  struct csock *s = get(c, sd);
+  if (s == NULL) return -EBADF;
+  if (s->st != CS_DGRAM) return -EOPNOTSUPP;
+  if (s->port != 0) return -EINVAL;
+  s->got_answer = false;
+  int r = submit(c, TSOR_REQ_BIND, sd, 0, port, 0);
+  if (r < 0) return r;
+  r = wait_for(c, answered, s, -1);
+  if (r < 0) return r;
+  if (!s->got_answer) return -ECONNRESET;
+  return s->res;
+}
+
+struct room_arg {
+  int sd;
+  uint64_t need;
+};
+
+static bool dgram_room(tsor_client *c, void *arg)
+{
+  struct room_arg *a = arg;
+  struct tsor_shm_slot *sl = slot(c, a->sd);
+  return c->h->ring_size - (sl->tx_tail - tsor_load_acq(&sl->tx_head)) >= a->need || c->daemon_gone;
+}
+
+ssize_t tsor_client_sendto(tsor_client *c, int sd, const void *buf, size_t len, const struct sockaddr_in *dst, int flags)
+{
+  struct csock *s = get(c, sd);
+  if (s == NULL) return -EBADF;
+  if (s->st != CS_DGRAM) return -EOPNOTSUPP;
+  uint64_t need = sizeof(struct tsor_dgram_hdr) + len;
+  if (len > TSOR_DGRAM_MAX || need > c->h->ring_size) return -EMSGSIZE;
+  if (s->port == 0) {
+    int r = tsor_client_bind(c, sd, 0);
+    if (r < 0) return r;
+  }
+  struct room_arg a = {sd, need};
+  if (!dgram_room(c, &a)) {
+    if (flags & TSOR_NONBLOCK) return -EAGAIN;
+    int r = wait_for(c, dgram_room, &a, -1);
+    if (r < 0) return r;
+  }
+  if (c->daemon_gone) return -ECONNRESET;
+  struct tsor_shm_slot *sl = slot(c, sd);
+  char *ring = (char *)c->base + tsor_shm_tx_off(c->h, (uint32_t)sd);
+  struct tsor_dgram_hdr h = {.len = (uint32_t)len, .addr = dst->sin_addr.s_addr, .port = ntohs(dst->sin_port)};
+  uint64_t tail = sl->tx_tail;
+  tsor_bring_put(ring, c->h->ring_size, tail, &h, sizeof(h));
+  tsor_bring_put(ring, c->h->ring_size, tail + sizeof(h), buf, len);
+  tsor_store_rel(&sl->tx_tail, tail + need);
+  tsor_fence();
+  if (!__atomic_exchange_n(&sl->tx_armed, 1, __ATOMIC_ACQ_REL)) {
+    int r = submit(c, TSOR_REQ_TX, sd, 0, 0, 0);
+    if (r < 0) return r;
+  }
+  return (ssize_t)len;
+}
+
+static bool dgram_ready(tsor_client *c, void *arg)
+{
+  struct tsor_shm_slot *sl = slot(c, *(int *)arg);
+  return tsor_load_acq(&sl->rx_tail) != sl->rx_head || c->daemon_gone;
+}
+
+ssize_t tsor_client_recvfrom(tsor_client *c, int sd, void *buf, size_t len, struct sockaddr_in *src, int flags)
+{
+  struct csock *s = get(c, sd);
+  if (s == NULL) return -EBADF;
+  if (s->st != CS_DGRAM) return -EOPNOTSUPP;
+  if (!dgram_ready(c, &sd)) {
+    if (flags & TSOR_NONBLOCK) return -EAGAIN;
+    int r = wait_for(c, dgram_ready, &sd, -1);
+    if (r < 0) return r;
+  }
+  if (c->daemon_gone) return -ECONNRESET;
+  struct tsor_shm_slot *sl = slot(c, sd);
+  const char *ring = (const char *)c->base + tsor_shm_rx_off(c->h, (uint32_t)sd);
+  uint64_t head = sl->rx_head, tail = tsor_load_acq(&sl->rx_tail);
+  struct tsor_dgram_hdr h;
+  if (tsor_bring_used(head, tail, c->h->ring_size) < (int64_t)sizeof(h)) return -EPROTO;
+  tsor_bring_get(ring, c->h->ring_size, head, &h, sizeof(h));
+  if (h.len > TSOR_DGRAM_MAX || tsor_bring_used(head, tail, c->h->ring_size) < (int64_t)(sizeof(h) + h.len))
+    return -EPROTO;
+  size_t n = len < h.len ? len : h.len;
+  tsor_bring_get(ring, c->h->ring_size, head + sizeof(h), buf, n);
+  tsor_store_rel(&sl->rx_head, head + sizeof(h) + h.len);
+  if (src) {
+    memset(src, 0, sizeof(*src));
+    src->sin_family = AF_INET;
+    src->sin_addr.s_addr = h.addr;
+    src->sin_port = htons(h.port);
+  }
+  return (ssize_t)n;
+}
+
 int tsor_client_shutdown(tsor_client *c, int sd)
 {
   struct csock *s = get(c, sd);
@@ -622,6 +736,11 @@ static int poll_scan(tsor_client *c, struct tsor_pollsd *p, int n)
       p[i].revents = TSOR_POLLERR;
     } else if (s->st == CS_LISTEN) {
       if (s->acc_n > 0) p[i].revents |= TSOR_POLLIN;
+    } else if (s->st == CS_DGRAM) {
+      int sd = p[i].sd;
+      struct room_arg ra = {sd, 2048};
+      if (dgram_ready(c, &sd)) p[i].revents |= TSOR_POLLIN;
+      if (dgram_room(c, &ra)) p[i].revents |= TSOR_POLLOUT;
     } else if (s->st == CS_OPEN) {
       int r = can_recv(c, p[i].sd, s);
       if (r != 0) p[i].revents |= TSOR_POLLIN;

@@ -146,7 +146,7 @@ static int chan_alloc(struct conn *c, struct dsock *ds, uint32_t *out)
   if (c->nfree > 0) {
     id = c->freeids[--c->nfree];
   } else {
-    if (c->next_id > TSOR_CHAN_MAX) return -ENOSPC;
+    if (c->next_id >= TSOR_DG_CHAN) return -ENOSPC; /* the ids above name datagram slots */
     if (c->next_id == c->nchans) {
       uint32_t n = c->nchans ? c->nchans * 2 : 64;
       struct dsock **v = realloc(c->chans, sizeof(*v) * n);
@@ -267,6 +267,7 @@ static void conn_flush(struct conn *c)
     struct tsor_msg m = {.type = MSG_RCREDIT};
     raw_send(c, &m);
   }
+  tsor_d_dgram_flush(c);
 }
 
 static void wait_credits(struct conn *c, struct dsock *ds)
@@ -452,6 +453,7 @@ static void release_slot(struct dsock *ds)
   if (!ds->used) return;
   ds->used = false;
   if (ds->sm.st == TSOR_CS_LISTEN) listener_remove(cl->d, ds);
+  if (ds->dgram) tsor_d_dgram_unbind(ds);
   cl->freeslots[cl->nfree++] = ds->sd;
   if (!cl->dead) {
     struct tsor_shm_cqe e = {.op = TSOR_CQE_RELEASED, .sd = ds->sd};
@@ -605,12 +607,13 @@ static int client_requests(struct client *cl)
     n++;
     if (r.op == TSOR_REQ_SOCKET) {
       struct dsock *ds = slot_alloc(cl);
+      if (ds) ds->dgram = r.arg == 1;
       struct tsor_shm_cqe e = {.op = TSOR_CQE_SOCKET, .res = ds ? (int32_t)ds->sd : -ENOBUFS};
       client_cqe(cl, &e);
       continue;
     }
     if (r.sd >= cl->h.nslots || !cl->socks[r.sd].used) {
-      if (r.op == TSOR_REQ_CONNECT || r.op == TSOR_REQ_LISTEN) {
+      if (r.op == TSOR_REQ_CONNECT || r.op == TSOR_REQ_LISTEN || r.op == TSOR_REQ_BIND) {
         struct tsor_shm_cqe e = {.op = r.op == TSOR_REQ_CONNECT ? TSOR_CQE_CONNECTED : TSOR_CQE_LISTENED,
                                  .sd = r.sd, .res = -EBADF};
         client_cqe(cl, &e);
@@ -624,9 +627,20 @@ static int client_requests(struct client *cl)
     case TSOR_REQ_TX:
       tsor_store_rel(&slot_of(ds)->tx_armed, 0);
       tsor_fence(); /* clear before reading tx_tail: a later write re-arms */
+      if (ds->dgram) {
+        tsor_d_dgram_tx(ds);
+        break;
+      }
       ds->sm.drained = false;
       tx_try(ds);
       break;
+    case TSOR_REQ_BIND: {
+      struct tsor_shm_cqe e = {.op = TSOR_CQE_BOUND, .sd = ds->sd};
+      e.res = ds->dgram ? tsor_d_dgram_bind(ds, r.port) : -EOPNOTSUPP;
+      e.port = ds->lport;
+      client_cqe(cl, &e);
+      break;
+    }
     case TSOR_REQ_RXDONE: req_rxdone(ds); break;
     case TSOR_REQ_SHUTDOWN:
       tx_try(ds);
@@ -723,6 +737,7 @@ static void send_hello(struct conn *c)
   struct tsor_msg h = {.type = MSG_HELLO};
   snprintf(h.u.hello.name, sizeof(h.u.hello.name), "%s", c->d->self->name);
   h.u.hello.boot = c->d->boot;
+  tsor_d_dgram_hello(c, &h);
   raw_send(c, &h);
 }
 
@@ -733,6 +748,7 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
   memcpy(name, m->u.hello.name, 32);
   name[32] = '\0';
   c->peer_boot = m->u.hello.boot;
+  tsor_d_dgram_peer(c, m);
   if (c->outgoing && c->node != NULL && c->node != d->self && strcmp(name, c->node->name) != 0) {
     q_warn(NULL, "tsord: %s answers as node \"%s\", not %s: check the peer table", c->node->address, name,
            c->node->name);
@@ -788,6 +804,8 @@ static void on_hello(struct conn *c, const struct tsor_msg *m)
     c->outcap = old->outcap;
     c->whead = old->whead;
     c->wtail = old->wtail;
+    c->dg_q = old->dg_q;
+    old->dg_q = NULL;
     for (uint32_t i = 0; i < c->nchans; i++)
       if (c->chans[i]) c->chans[i]->conn = c;
     old->chans = NULL;
@@ -820,6 +838,10 @@ static void on_msg(struct conn *c, const struct tsor_msg *m)
     return;
   }
   if (m->type == MSG_RCREDIT) return;
+  if (m->type == MSG_DCREDIT) {
+    tsor_d_dgram_credit(c, m->u.dcredit.count);
+    return;
+  }
   if (m->type == MSG_CONNECT) {
     on_connect(c, m);
     return;
@@ -870,6 +892,10 @@ static void on_msg(struct conn *c, const struct tsor_msg *m)
 
 static void on_imm(struct conn *c, uint32_t imm, uint32_t len)
 {
+  if (tsor_imm_chan(imm) >= TSOR_DG_CHAN) {
+    tsor_d_dgram_on_imm(c, tsor_imm_chan(imm) - TSOR_DG_CHAN, len);
+    return;
+  }
   struct dsock *ds = chan_get(c, tsor_imm_chan(imm));
   if (ds == NULL || ds->sm.st != TSOR_CS_OPEN || ds->sm.term_recv) return;
   if (ds->sm.released || ds->cl->dead) return; /* nobody reads it any more; the slot stays reserved */
@@ -893,6 +919,7 @@ static void conn_destroy(struct conn *c)
       break;
     }
   if (c->node && c->node->conn == c) c->node->conn = NULL;
+  tsor_d_dgram_conn_free(c);
   free(c->chans);
   free(c->freeids);
   free(c->outq);
@@ -943,6 +970,7 @@ static int fabric_poll(struct tsor_daemon *d, struct tsor_fabric *f)
         f->ops->set_ctx(e->conn, c);
       }
       c->up = true;
+      tsor_d_dgram_conn_up(c);
       c->credits = TSOR_RECV_DEPTH;
       f->ops->post_recv(c->fc, TSOR_RECV_DEPTH);
       if (c->outgoing) {
@@ -970,6 +998,10 @@ static int fabric_poll(struct tsor_daemon *d, struct tsor_fabric *f)
       if (!c->down) conn_flush(c);
       break;
     case TSOR_FC_WRITE_DONE: {
+      if ((uint32_t)(e->wr_id >> 32) >= TSOR_DG_CHAN) {
+        tsor_d_dgram_write_done(c);
+        break;
+      }
       struct dsock *ds = chan_get(c, (uint32_t)(e->wr_id >> 32));
       if (ds == NULL) break;
       uint32_t len = (uint32_t)e->wr_id;
@@ -1272,6 +1304,7 @@ void tsor_daemon_free(tsor_daemon *d)
   if (d->epfd >= 0) close(d->epfd);
   if (d->stop_efd >= 0) close(d->stop_efd);
   free(d->lst);
+  free(d->dgs);
   if (d->has_pending) tsor_peers_free(&d->pending);
   while (d->nodes) {
     struct node *n = d->nodes;
@@ -1282,3 +1315,8 @@ void tsor_daemon_free(tsor_daemon *d)
   pthread_mutex_destroy(&d->plock);
   free(d);
 }
+
+/* Entry points for the other tsord files (dgram.c). */
+void tsor_d_client_kill(struct client *cl, const char *why) { client_kill(cl, why); }
+void tsor_d_msg_send(struct conn *c, struct tsor_msg *m) { msg_send(c, m); }
+struct conn *tsor_d_conn_get(struct tsor_daemon *d, struct node *n) { return conn_get(d, n); }

@@ -27,6 +27,7 @@ enum msg_type {
   MSG_CLOSE,     /* chan: peer's channel; terminal, graceful */
   MSG_RESET,     /* chan: peer's channel; terminal, abortive */
   MSG_RCREDIT,   /* only returns receive credits */
+  MSG_DCREDIT,   /* u.dcredit: datagram landing slots freed */
 };
 
 /* One control message; every message returns the receive credits its
@@ -42,7 +43,12 @@ struct tsor_msg {
     struct {
       char name[32];
       uint64_t boot; /* random per tsord start: tells a restarted peer from a duplicate */
+      uint64_t land_addr; /* datagram landing slots (0 slots: none) */
+      uint32_t land_key, land_slots;
     } hello;
+    struct {
+      uint32_t count;
+    } dcredit;
     struct {
       uint32_t src_chan;
       uint32_t saddr, daddr; /* network order */
@@ -92,6 +98,7 @@ struct dsock {
   struct tsor_chan_sm sm;
   uint32_t laddr, raddr; /* network order */
   uint16_t lport, rport;
+  bool dgram; /* datagram socket: no channel; records in its rings */
   /* listening */
   int backlog;
   uint32_t delivered; /* connections handed to the client */
@@ -130,7 +137,33 @@ struct conn {
   struct outq_ent *outq;
   uint32_t outhead, outn, outcap;
   struct dsock *whead, *wtail;
+  /* Datagrams to a remote node: written from our staging slots into the
+   * peer's landing slots (fixed size, used in order, freed by DCREDIT). */
+  char *land, *stage;
+  struct tsor_region land_reg, stage_reg;
+  bool has_land, has_stage;
+  uint64_t peer_land_addr;
+  uint32_t peer_land_key, peer_land_slots;
+  uint32_t dg_credits, dg_next, stage_next, stage_busy;
+  struct dg_pending *dg_q; /* datagrams waiting for the connection */
   struct conn *next;
+};
+
+#define TSOR_DG_SLOTS 16
+#define TSOR_DG_SLOT (64u * 1024u + 2048u) /* header + the largest datagram */
+#define TSOR_DG_CHAN 0x7fff0000u           /* immediates from here name landing slots */
+
+/* A datagram on the wire between nodes (landing slot contents). */
+struct tsor_dg_wire {
+  uint32_t len;
+  uint32_t src, dst; /* network order */
+  uint16_t sport, dport;
+};
+
+struct dg_pending {
+  struct tsor_dg_wire h;
+  struct dg_pending *next;
+  char data[];
 };
 
 enum { SRC_UNIX = 1, SRC_CLIENT, SRC_KICK, SRC_FABRIC, SRC_STOP, SRC_PEERS };
@@ -191,6 +224,8 @@ struct tsor_daemon {
   uint32_t next_client;
   struct conn *conns;
   struct dsock *egress; /* the gateway's egress listener, if any */
+  struct listener *dgs; /* bound datagram sockets */
+  uint32_t ndg, capdg;
   struct listener *lst;
   uint32_t nlst, caplst;
   uint16_t next_port;
@@ -209,5 +244,20 @@ void tsor_d_take_peers(struct tsor_daemon *d);
 void tsor_d_client_attach(struct tsor_daemon *d);
 /* Frees a detached client: only from the loop, once no channel is left. */
 void tsor_d_client_destroy(struct client *cl);
+void tsor_d_client_kill(struct client *cl, const char *why);
+void tsor_d_msg_send(struct conn *c, struct tsor_msg *m);
+struct conn *tsor_d_conn_get(struct tsor_daemon *d, struct node *n);
+/* Datagrams (dgram.c). */
+int tsor_d_dgram_bind(struct dsock *ds, uint16_t port);
+void tsor_d_dgram_unbind(struct dsock *ds);
+void tsor_d_dgram_tx(struct dsock *ds);
+void tsor_d_dgram_conn_up(struct conn *c);
+void tsor_d_dgram_conn_free(struct conn *c);
+void tsor_d_dgram_hello(struct conn *c, struct tsor_msg *h);
+void tsor_d_dgram_peer(struct conn *c, const struct tsor_msg *m);
+void tsor_d_dgram_flush(struct conn *c);
+void tsor_d_dgram_write_done(struct conn *c);
+void tsor_d_dgram_on_imm(struct conn *c, uint32_t slot, uint32_t len);
+void tsor_d_dgram_credit(struct conn *c, uint32_t count);
 
 #endif

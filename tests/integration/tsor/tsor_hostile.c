@@ -198,7 +198,7 @@ int main(int argc, char **argv)
         continue;
       }
       t = a.h->req.tail;
-      struct tsor_shm_req q = {.op = 1 + (uint32_t)rand_r(&seed) % 8, .sd = (uint32_t)rand_r(&seed) % 6,
+      struct tsor_shm_req q = {.op = 1 + (uint32_t)rand_r(&seed) % 9, .sd = (uint32_t)rand_r(&seed) % 6,
                                .port = (uint16_t)(rand_r(&seed) % 3 == 0 ? 7 : 1 + rand_r(&seed) % 20),
                                .arg = (uint32_t)rand_r(&seed) % 4};
       inet_pton(AF_INET, rand_r(&seed) % 2 ? argv[4] : argv[2], &q.addr);

@@ -7,6 +7,7 @@
  *       sink: reads until EOF, answers "<bytes> <fnv64 hex>\n", closes.
  *       count: like sink without the checksum (bench).
  *       noaccept: listens with --backlog and never accepts.
+ *       udp: a datagram socket on the port that echoes every datagram.
  *       Serves connections concurrently; prints "ready" once listening;
  *       exits after N connections (default: forever).
  *   echo --dst IP:P [--conns N] [--rounds R]   N concurrent connections
@@ -17,6 +18,7 @@
  *   unreach --dst IP:P                        expects EHOSTUNREACH (peer node down)
  *   backlog --dst IP:P --conns N              N connects succeed, the next is refused
  *   flood --dst IP:P                          sends until an error; expects ECONNRESET/EPIPE
+ *   udpecho --dst IP:P --rounds R             datagrams of 1 B..64 KiB echoed back
  *   pingpong --dst IP:P --rounds R            64-byte round trips (bench)
  *   stream --dst IP:P --bytes B               throughput only (bench)
  *
@@ -200,8 +202,27 @@ struct conn_state {
   uint64_t bytes, h;
 };
 
+static int udp_server(uint16_t port)
+{
+  int s = tsor_client_socket_dgram(cl);
+  if (s < 0) DIE("socket: %s", strerror(-s));
+  int r = tsor_client_bind(cl, s, port);
+  if (r < 0) DIE("bind: %s", strerror(-r));
+  printf("ready\n");
+  fflush(stdout);
+  static char buf[TSOR_DGRAM_MAX];
+  for (;;) {
+    struct sockaddr_in src;
+    ssize_t n = tsor_client_recvfrom(cl, s, buf, sizeof(buf), &src, 0);
+    if (n < 0) DIE("recvfrom: %s", strerror((int)-n));
+    ssize_t w = tsor_client_sendto(cl, s, buf, (size_t)n, &src, 0);
+    if (w < 0) DIE("sendto: %s", strerror((int)-w));
+  }
+}
+
 static int server(const char *ip, uint16_t port, const char *mode, long count, int backlog)
 {
+  if (strcmp(mode, "udp") == 0) return udp_server(port);
   bool echo = strcmp(mode, "echo") == 0, hash = strcmp(mode, "sink") == 0;
   int ls = s_socket();
   if (ls < 0) DIE("socket: %s", strerror(-ls));
@@ -370,6 +391,51 @@ static int do_unreach(const char *dst)
   return 0;
 }
 
+static int do_udpecho(const char *dst, int rounds)
+{
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  char host[64];
+  snprintf(host, sizeof(host), "%s", dst);
+  char *colon = strrchr(host, ':');
+  if (colon == NULL) DIE("--dst wants IP:PORT");
+  *colon = '\0';
+  a.sin_port = htons((uint16_t)atoi(colon + 1));
+  inet_pton(AF_INET, host, &a.sin_addr);
+  int s = tsor_client_socket_dgram(cl);
+  if (s < 0) DIE("socket: %s", strerror(-s));
+  static const size_t sizes[] = {1, 64, 512, 1400, 9000, TSOR_DGRAM_MAX};
+  static char out[TSOR_DGRAM_MAX], in[TSOR_DGRAM_MAX];
+  int lost = 0, got = 0;
+  for (int r = 0; r < rounds; r++) {
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+      size_t n = sizes[k];
+      fill((unsigned char *)out, n, (uint64_t)r * 131 + k);
+      ssize_t w = tsor_client_sendto(cl, s, out, n, &a, 0);
+      if (w != (ssize_t)n) DIE("sendto %zu: %s", n, w < 0 ? strerror((int)-w) : "short");
+      struct tsor_pollsd p = {.sd = s, .events = TSOR_POLLIN};
+      if (tsor_client_poll(cl, &p, 1, 2000) != 1) {
+        lost++; /* UDP may drop; the test allows none below */
+        continue;
+      }
+      struct sockaddr_in src;
+      ssize_t m = tsor_client_recvfrom(cl, s, in, sizeof(in), &src, TSOR_NONBLOCK);
+      if (m != (ssize_t)n || memcmp(in, out, n) != 0) DIE("datagram of %zu came back as %zd bytes or changed", n, m);
+      if (src.sin_addr.s_addr != a.sin_addr.s_addr || src.sin_port != a.sin_port) DIE("reply from the wrong source");
+      got++;
+    }
+  }
+  /* Truncation: a short buffer gets the start of the datagram. */
+  tsor_client_sendto(cl, s, out, 1000, &a, 0);
+  struct tsor_pollsd p = {.sd = s, .events = TSOR_POLLIN};
+  if (tsor_client_poll(cl, &p, 1, 2000) != 1) DIE("no echo for the truncation check");
+  if (tsor_client_recvfrom(cl, s, in, 10, NULL, 0) != 10 || memcmp(in, out, 10) != 0) DIE("truncated read wrong");
+  if (tsor_client_sendto(cl, s, out, TSOR_DGRAM_MAX + 1, &a, 0) != -EMSGSIZE) DIE("oversized datagram accepted");
+  if (lost) DIE("%d of %d datagrams lost", lost, lost + got);
+  tsor_client_close(cl, s);
+  printf("udpecho ok: %d datagrams of 1 B to %u B echoed\n", got, TSOR_DGRAM_MAX);
+  return 0;
+}
+
 static int do_noroute(const char *dst)
 {
   int s = connect_to(dst);
@@ -505,6 +571,8 @@ int main(int argc, char **argv)
     r = do_refused(dst);
   else if (strcmp(role, "unreach") == 0)
     r = do_unreach(dst);
+  else if (strcmp(role, "udpecho") == 0)
+    r = do_udpecho(dst, rounds);
   else if (strcmp(role, "noroute") == 0)
     r = do_noroute(dst);
   else if (strcmp(role, "backlog") == 0)

@@ -113,6 +113,8 @@ suite() { # sns snode sip_prefix cns cnode
   client "$cns" "$cnode" refused --dst "$sp.10:8"
   client "$cns" "$cnode" backlog --dst "$sp.12:10" --conns 4
   client "$cns" "$cnode" halfclose --dst "$sp.11:9"
+  start_server "$sns" "$snode" "$sp.14" udp 53
+  client "$cns" "$cnode" udpecho --dst "$sp.14:53" --rounds 3
 
   # The receiving pod dies mid-transfer: the sender sees ECONNRESET, no hang.
   start_server "$sns" "$snode" "$sp.13" sink 11

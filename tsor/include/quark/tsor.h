@@ -55,7 +55,7 @@ struct tsor_shm_qidx {
 };
 
 enum tsor_req_op {
-  TSOR_REQ_SOCKET = 1, /* -> completion SOCKET with the new sd or -errno */
+  TSOR_REQ_SOCKET = 1, /* arg 1: datagram -> completion SOCKET with the new sd or -errno */
   TSOR_REQ_CONNECT,    /* sd, addr, port -> CONNECTED (res 0 or -errno) */
   TSOR_REQ_LISTEN,     /* sd, port, arg=backlog (| TSOR_LISTEN_EGRESS) -> LISTENED */
   TSOR_REQ_TX,         /* sd: write ring has new bytes (sent when tx_armed was 0) */
@@ -63,6 +63,7 @@ enum tsor_req_op {
   TSOR_REQ_SHUTDOWN,   /* sd: no more writes (FIN after queued bytes) */
   TSOR_REQ_CLOSE,      /* sd: release; -> RELEASED when the slot may be reused */
   TSOR_REQ_ABORT,      /* sd: release with a reset (SO_LINGER 0); -> RELEASED */
+  TSOR_REQ_BIND,       /* datagram sd, port (0: any) -> BOUND (res, port) */
 };
 
 /* Listen for the node's egress: connections from pods to addresses no TSoR
@@ -87,7 +88,20 @@ enum tsor_cqe_op {
   TSOR_CQE_LISTENED,   /* sd, res */
   TSOR_CQE_ACCEPTED,   /* sd = listening sd, arg = new sd, addr/port = peer */
   TSOR_CQE_RELEASED,   /* sd may be reused by a later SOCKET */
+  TSOR_CQE_BOUND,      /* sd, res, port */
 };
+
+/* Datagram sockets carry records in their rings: this header, then len
+ * bytes. Write ring: addr/port = destination; read ring: = source. */
+struct tsor_dgram_hdr {
+  uint32_t len;
+  uint32_t addr; /* network order */
+  uint16_t port; /* host order */
+  uint16_t pad;
+  uint32_t pad2;
+};
+_Static_assert(sizeof(struct tsor_dgram_hdr) == 16, "tsor_dgram_hdr layout");
+#define TSOR_DGRAM_MAX 65507u
 
 struct tsor_shm_cqe {
   uint32_t op;
@@ -230,6 +244,15 @@ ssize_t tsor_client_send(tsor_client *c, int sd, const void *buf, size_t len, in
 ssize_t tsor_client_recv(tsor_client *c, int sd, void *buf, size_t len, int flags);
 int tsor_client_shutdown(tsor_client *c, int sd); /* SHUT_WR */
 int tsor_client_close(tsor_client *c, int sd);
+/* UDP between TSoR pods: a datagram socket, bound to a port of the pod's IP
+ * (0: any; sendto binds one when needed). Datagrams may be dropped where a
+ * receiver's ring is full, as UDP's are; a datagram longer than the buffer
+ * given to recvfrom is truncated. EMSGSIZE beyond TSOR_DGRAM_MAX or the
+ * ring. */
+int tsor_client_socket_dgram(tsor_client *c);
+int tsor_client_bind(tsor_client *c, int sd, uint16_t port);
+ssize_t tsor_client_sendto(tsor_client *c, int sd, const void *buf, size_t len, const struct sockaddr_in *dst, int flags);
+ssize_t tsor_client_recvfrom(tsor_client *c, int sd, void *buf, size_t len, struct sockaddr_in *src, int flags);
 /* close() that resets the connection, as with SO_LINGER {1, 0}. */
 int tsor_client_abort(tsor_client *c, int sd);
 
