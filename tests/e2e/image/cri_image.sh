@@ -53,4 +53,33 @@ if "$QUARK" rmi busybox 2>$T/rmi.err; then fail "rmi of a missing image succeede
 grep -q "busybox" $T/rmi.err || fail "rmi error does not name the image"
 kill -TERM $QPID
 wait $QPID || fail "quarkd exited $? after SIGTERM"
+
+echo "== quarkd killed (-9) mid-pull: the next quarkd cleans up, the pull works"
+python3 "$here/../../integration/image/regpush.py" http://127.0.0.1:$P library/bigrand latest random 16 >/dev/null
+SP=$(free_port)
+python3 "$here/../../integration/image/redirector.py" $SP http://127.0.0.1:$P $T/slow.log --slow &
+PIDS+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$SP/v2/ && break; sleep 0.1; done
+sed -i "s|\"docker.io\":\[\"http://127.0.0.1:$P\"\]|\"docker.io\":[\"http://127.0.0.1:$SP\"]|; s|\"Insecure\":\[|\"Insecure\":[\"127.0.0.1:$SP\",|" $T/config.json
+grep -q "127.0.0.1:$SP" $T/config.json || fail "config edit"
+start_q() {
+  "$QUARKD" --config $T/config.json --foreground >> $T/quarkd.out 2>&1 &
+  QPID=$!
+  PIDS+=("$QPID")
+  for _ in $(seq 150); do [ -S $SOCK ] && "$QUARK" version >/dev/null 2>&1 && break; sleep 0.1; done
+}
+start_q
+"$QUARK" pull bigrand > $T/pull2.out 2>&1 &
+for _ in $(seq 100); do ls $T/images/tmp 2>/dev/null | grep -q blob && break; sleep 0.1; done
+ls $T/images/tmp | grep -q blob || fail "the pull did not start downloading"
+sleep 0.5
+kill -9 $QPID; wait $QPID 2>/dev/null || true
+[ -n "$(ls $T/images/tmp)" ] || fail "expected leftovers from the killed pull"
+start_q
+[ -z "$(ls $T/images/tmp)" ] || fail "quarkd did not clean leftovers at start: $(ls $T/images/tmp)"
+"$IMG_TOOL" --root $T/images check >/dev/null || fail "store inconsistent after the kill"
+"$QUARK" pull bigrand >/dev/null || fail "pull after restart"
+"$IMG_TOOL" --root $T/images check >/dev/null || fail "store inconsistent after the second pull"
+kill -TERM $QPID
+wait $QPID || fail "quarkd exited $? after SIGTERM"
 echo PASS

@@ -3,10 +3,12 @@
 registry, answers each blob first with 503 (the client must retry) and then
 with a 307 redirect to the real registry (the client must follow it), like
 registries that keep blobs in object storage. Logs one line per request.
-Usage: redirector.py PORT UPSTREAM_URL LOGFILE"""
-import http.server, sys, urllib.request
+With --slow, blobs are proxied instead, at about 2 MB/s (to kill a puller
+mid-download). Usage: redirector.py PORT UPSTREAM_URL LOGFILE [--slow]"""
+import http.server, sys, time, urllib.request
 
 port, upstream, logfile = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+slow = "--slow" in sys.argv[4:]
 seen = set()
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -16,6 +18,21 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         with open(logfile, "a") as f:
             f.write(f"{self.path} auth={'Authorization' in self.headers}\n")
+        if "/blobs/" in self.path and slow:
+            r = urllib.request.urlopen(upstream + self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", r.headers["Content-Length"])
+            self.end_headers()
+            try:
+                while True:
+                    chunk = r.read(65536)
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    time.sleep(0.03)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         if "/blobs/" in self.path:
             if self.path not in seen:
                 seen.add(self.path)
