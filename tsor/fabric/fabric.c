@@ -88,3 +88,15 @@ int tsor_cq_arm(struct tsor_cq *q)
    * the counter we just cleared: report it instead of sleeping past it. */
   return __atomic_load_n(&q->count, __ATOMIC_ACQUIRE) != 0;
 }
+
+void tsor_cq_drop_conn(struct tsor_cq *q, const struct tsor_fconn *c)
+{
+  pthread_mutex_lock(&q->lock);
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < q->count; i++) {
+    struct tsor_fabric_cqe e = q->v[(q->head + i) % q->cap];
+    if (e.conn != c) q->v[(q->head + kept++) % q->cap] = e;
+  }
+  __atomic_store_n(&q->count, kept, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&q->lock);
+}

@@ -114,5 +114,7 @@ void tsor_cq_destroy(struct tsor_cq *q);
 int tsor_cq_push(struct tsor_cq *q, const struct tsor_fabric_cqe *e, bool signal);
 int tsor_cq_pop(struct tsor_cq *q, struct tsor_fabric_cqe *out, int max);
 int tsor_cq_arm(struct tsor_cq *q);
+/* Removes the completions of one connection (before it is freed). */
+void tsor_cq_drop_conn(struct tsor_cq *q, const struct tsor_fconn *c);
 
 #endif

@@ -68,6 +68,8 @@ static void mark_down(struct tsor_fconn *c, int status)
 {
   if (c->down) return;
   c->down = true;
+  /* Tell the peer too (a local error does not reach it by itself). */
+  if (c->connected) rdma_disconnect(c->id);
   push(c->f, TSOR_FC_DOWN, c, status);
 }
 
@@ -363,9 +365,15 @@ static void verbs_disconnect(struct tsor_fconn *c)
     mark_down(c, 0);
 }
 
+static int drain_cq(struct verbs_fabric *f);
+
 static void verbs_release(struct tsor_fconn *c)
 {
   struct verbs_fabric *f = c->f;
+  /* Completions of this queue pair still in the CQ or our queue must not
+   * outlive it (a later queue pair may get the same number). */
+  drain_cq(f);
+  tsor_cq_drop_conn(&f->pending, c);
   for (struct tsor_fconn **pp = &f->conns; *pp; pp = &(*pp)->next)
     if (*pp == c) {
       *pp = c->next;
