@@ -164,6 +164,25 @@ static void unmap_piece(void *arg, const struct qk_vma *piece)
   struct qk_mm *mm = arg;
   uint64_t va = piece->start;
   while (va < piece->end) {
+    if (!(va & (QK_HUGE_PAGE_SIZE - 1)) && piece->end - va >= QK_HUGE_PAGE_SIZE) {
+      /* A whole granule mapped by a table of 4 KiB entries: detach the
+       * table with one entry update (one ring-0 service call in the CPL3
+       * worker instead of 512), then free its frames and the table. */
+      volatile uint64_t *pde = qk_pt_pde(mm->cr3, va, false);
+      uint64_t d = pde ? *pde : 0;
+      if ((d & QK_PTE_P) && !(d & QK_PTE_PS)) {
+        qk_arch_pte_update(pde, 0, va);
+        qk_arch_flush_tlb();
+        qk_uaccess_forget();
+        volatile uint64_t *t = qk_pa_to_va(d & QK_PTE_ADDR);
+        for (unsigned i = 0; i < 512; i++)
+          if (t[i])
+            qk_page_free(t[i] & QK_PTE_ADDR);
+        qk_page_free(d & QK_PTE_ADDR);
+        va += QK_HUGE_PAGE_SIZE;
+        continue;
+      }
+    }
     volatile uint64_t *huge;
     volatile uint64_t *l1 = qk_pt_lookup(mm->cr3, va, false, &huge);
     if (!l1 && huge) {

@@ -5,8 +5,8 @@
  * space to populate the page (areas mapped lazily) and retries once. The
  * last level-1 table is cached per vCPU-independent (cr3, 2 MiB region)
  * key: consecutive pages of one buffer then cost one load each, which
- * matters where every ring-0 instruction is emulated. Tables are never
- * freed while an address space lives, so the cache cannot dangle. */
+ * matters where every ring-0 instruction is emulated. Whoever frees a
+ * level-1 table calls qk_uaccess_forget first. */
 #include <qk/arch.h>
 #include <qk/kernel.h>
 #include <qk/mm.h>
@@ -21,6 +21,8 @@ static struct {
 
 bool qk_ring0_emulated; /* set at boot from host_flags */
 #define HOST_COPY_MIN 512 /* ~60 emulated rep-movsq iterations: a QCall is cheaper */
+
+void qk_uaccess_forget(void) { cache.l1 = NULL; }
 
 static int walk(uint64_t cr3, uint64_t va, bool write, uint64_t *pa)
 {

@@ -155,6 +155,8 @@ int qk_copy_to_user(uint64_t uva, const void *src, size_t n);
 int64_t qk_strncpy_from_user(char *dst, uint64_t uva, size_t max);
 /* Guest-physical address of user byte uva for reading or writing. */
 int qk_user_pa(uint64_t uva, bool write, uint64_t *pa);
+/* Drops the translation cache; required before a page table is freed. */
+void qk_uaccess_forget(void);
 /* If [uva, uva+n) lies in one page, its guest-physical address (so the host
  * can read/write it directly); else 0. Also 0 for bad pointers. */
 uint64_t qk_user_pa_range(uint64_t uva, size_t n, bool write);

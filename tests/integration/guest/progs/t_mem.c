@@ -192,6 +192,21 @@ int main(int argc, char **argv)
   CHECK_EQ(munmap(h2, 2 * H), 0);
   CHECK_EQ(munmap(h, 2 * H), 0);
 
+  /* A 2 MiB granule filled with 4 KiB entries (opened in two halves),
+   * then unmapped whole: the kernel drops the table at once. */
+  unsigned char *g = mmap(NULL, 2 * H, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(g != MAP_FAILED);
+  CHECK_EQ(mprotect(g, H / 2, PROT_READ | PROT_WRITE), 0);
+  CHECK_EQ(mprotect(g + H / 2, H / 2, PROT_READ | PROT_WRITE), 0);
+  for (size_t i = 0; i < H; i += 4096)
+    g[i] = 7;
+  CHECK_EQ(munmap(g, H), 0);
+  CHECK(!can_read(g) && !can_read(g + H - 4096));
+  unsigned char *g2 = mmap(g, H, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  CHECK(g2 == g);
+  CHECK(g[0] == 0 && g[H - 4096] == 0);
+  CHECK_EQ(munmap(g, 2 * H), 0);
+
   /* mremap: grow in place, move (contents kept), shrink, errors */
   char *r0 = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   memset(r0, 'r', 8192);
