@@ -184,3 +184,25 @@ Test(fabric, by_name)
   cr_assert_eq(tsor_fabric_by_name("local"), &tsor_fabric_local);
   cr_assert_null(tsor_fabric_by_name("udp"));
 }
+
+Test(fabric, cq_grows_keeps_order_and_drops_a_conn)
+{
+  struct tsor_cq q;
+  cr_assert_eq(tsor_cq_init(&q), 0);
+  struct tsor_fconn *a = (struct tsor_fconn *)0x10, *b = (struct tsor_fconn *)0x20;
+  for (uint64_t i = 0; i < 1000; i++) {
+    struct tsor_fabric_cqe e = {.kind = TSOR_FC_SEND_DONE, .conn = i % 3 == 1 ? b : a, .wr_id = i};
+    cr_assert_eq(tsor_cq_push(&q, &e, false), 0);
+  }
+  tsor_cq_drop_conn(&q, a);
+  struct tsor_fabric_cqe out[8];
+  uint64_t want = 1;
+  int n, total = 0;
+  while ((n = tsor_cq_pop(&q, out, 8)) > 0)
+    for (int i = 0; i < n; i++, total++, want += 3) {
+      cr_assert_eq(out[i].conn, b);
+      cr_assert_eq(out[i].wr_id, want, "FIFO order kept");
+    }
+  cr_assert_eq(total, 333);
+  tsor_cq_destroy(&q);
+}
