@@ -359,7 +359,7 @@ static bool req_space(tsor_client *c, void *arg)
   return c->h->req.tail - tsor_load_acq(&c->h->req.head) < c->h->qentries || c->daemon_gone;
 }
 
-static int submit(tsor_client *c, uint32_t op, int sd, uint32_t addr, uint16_t port, uint32_t arg)
+static int submit_req(tsor_client *c, const struct tsor_shm_req *q)
 {
   if (c->daemon_gone) return -ECONNRESET;
   if (!req_space(c, NULL)) {
@@ -369,10 +369,16 @@ static int submit(tsor_client *c, uint32_t op, int sd, uint32_t addr, uint16_t p
     if (c->daemon_gone) return -ECONNRESET;
   }
   uint32_t tail = c->h->req.tail;
-  c->req[tail % c->h->qentries] = (struct tsor_shm_req){.op = op, .sd = (uint32_t)sd, .addr = addr, .port = port, .arg = arg};
+  c->req[tail % c->h->qentries] = *q;
   tsor_store_rel(&c->h->req.tail, tail + 1);
   kick(c);
   return 0;
+}
+
+static int submit(tsor_client *c, uint32_t op, int sd, uint32_t addr, uint16_t port, uint32_t arg)
+{
+  struct tsor_shm_req q = {.op = op, .sd = (uint32_t)sd, .addr = addr, .port = port, .arg = arg};
+  return submit_req(c, &q);
 }
 
 /* ---- socket calls ---- */
@@ -417,13 +423,21 @@ static bool answered(tsor_client *c, void *arg)
 
 int tsor_client_connect(tsor_client *c, int sd, const struct sockaddr_in *dst)
 {
+  return tsor_client_connect_from(c, sd, dst, NULL);
+}
+
+int tsor_client_connect_from(tsor_client *c, int sd, const struct sockaddr_in *dst, const struct sockaddr_in *src)
+{
   struct csock *s = get(c, sd);
   if (s == NULL) return -EBADF;
   if (s->st == CS_OPEN) return -EISCONN;
   if (s->st != CS_IDLE) return -EINVAL;
   s->st = CS_CONNECTING;
   s->got_answer = false;
-  int r = submit(c, TSOR_REQ_CONNECT, sd, dst->sin_addr.s_addr, ntohs(dst->sin_port), 0);
+  int r = submit_req(c, &(struct tsor_shm_req){.op = TSOR_REQ_CONNECT, .sd = (uint32_t)sd,
+                                              .addr = dst->sin_addr.s_addr, .port = ntohs(dst->sin_port),
+                                              .arg = src ? src->sin_addr.s_addr : 0,
+                                              .pad = src ? ntohs(src->sin_port) : 0});
   if (r < 0) return r;
   r = wait_for(c, answered, s, -1);
   if (r < 0) return r;

@@ -503,6 +503,11 @@ static void req_connect(struct client *cl, struct dsock *ds, const struct tsor_s
   if (d->next_port < 32768 || d->next_port > 60999) d->next_port = 32768;
   ds->laddr = cl->pod_ip;
   ds->lport = d->next_port++;
+  if (cl->internal && r->arg != 0) {
+    /* the gateway connects on behalf of an outside client */
+    ds->laddr = r->arg;
+    ds->lport = r->pad;
+  }
   ds->raddr = r->addr;
   ds->rport = r->port;
   tsor_chan_step(&ds->sm, TSOR_EV_CONNECT);

@@ -114,7 +114,7 @@ static void accept_new(struct tsor_ingress *ig)
       continue;
     }
     int sd = tsor_client_socket(ig->cl);
-    int r = sd < 0 ? sd : tsor_client_connect(ig->cl, sd, &dst);
+    int r = sd < 0 ? sd : tsor_client_connect_from(ig->cl, sd, &dst, &src);
     if (r < 0) {
       char a[INET_ADDRSTRLEN];
       inet_ntop(AF_INET, &dst.sin_addr, a, sizeof(a));

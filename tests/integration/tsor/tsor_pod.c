@@ -107,7 +107,14 @@ static int s_accept(int s)
     if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd < 0 ? -errno : fd;
   }
-  return tsor_client_accept(cl, s, NULL, TSOR_NONBLOCK);
+  struct sockaddr_in peer;
+  int a = tsor_client_accept(cl, s, &peer, TSOR_NONBLOCK);
+  if (a >= 0) {
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+    printf("accepted from %s:%u\n", ip, ntohs(peer.sin_port));
+  }
+  return a;
 }
 static ssize_t s_send(int s, const void *b, size_t n)
 {

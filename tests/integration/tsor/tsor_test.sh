@@ -376,6 +376,8 @@ EOF
     printf '  %-10s %s\n' "$role" "$(tail -n 1 "$tmp/client.log")"
   }
   tcpclient echo --dst 10.206.1.10:7 --rounds 5
+  grep -q "accepted from 10.79.0.2:" "$tmp/server-10.206.1.10.log" || fail "the pod does not see the real client address"
+  echo "  the pod sees the outside client's address as its peer"
   tcpclient echo --dst 10.206.1.10:7 --conns 50 --rounds 2
   tcpclient bulk --dst 10.206.1.11:9 --bytes $((64 << 20))
   tcpclient halfclose --dst 10.206.1.11:9

@@ -56,7 +56,8 @@ struct tsor_shm_qidx {
 
 enum tsor_req_op {
   TSOR_REQ_SOCKET = 1, /* arg 1: datagram -> completion SOCKET with the new sd or -errno */
-  TSOR_REQ_CONNECT,    /* sd, addr, port -> CONNECTED (res 0 or -errno) */
+  TSOR_REQ_CONNECT,    /* sd, addr, port [, arg/pad: source ip/port, gateway only]
+                          -> CONNECTED (res 0 or -errno) */
   TSOR_REQ_LISTEN,     /* sd, port, arg=backlog (| TSOR_LISTEN_EGRESS) -> LISTENED */
   TSOR_REQ_TX,         /* sd: write ring has new bytes (sent when tx_armed was 0) */
   TSOR_REQ_RXDONE,     /* sd: reader consumed bytes; return byte credits */
@@ -76,7 +77,7 @@ struct tsor_shm_req {
   uint32_t sd;
   uint32_t addr; /* IPv4, network order */
   uint16_t port; /* host order */
-  uint16_t pad;
+  uint16_t pad;  /* CONNECT from the gateway: source port */
   uint32_t arg;
   uint32_t pad2;
 };
@@ -239,6 +240,9 @@ int tsor_client_listen(tsor_client *c, int sd, uint16_t port, int backlog);
 /* tsord's gateway only (see TSOR_LISTEN_EGRESS); accept() then gives the
  * destination the pod dialled instead of the pod's address. */
 int tsor_client_listen_egress(tsor_client *c, int sd, int backlog);
+/* tsord's gateway only: connect on behalf of src (an outside client), so
+ * that the pod's accept() sees who really connected. */
+int tsor_client_connect_from(tsor_client *c, int sd, const struct sockaddr_in *dst, const struct sockaddr_in *src);
 int tsor_client_accept(tsor_client *c, int lsd, struct sockaddr_in *peer, int flags);
 ssize_t tsor_client_send(tsor_client *c, int sd, const void *buf, size_t len, int flags);
 ssize_t tsor_client_recv(tsor_client *c, int sd, void *buf, size_t len, int flags);
