@@ -29,8 +29,9 @@ struct tsor_ingress_config {
   const char *netns_path;  /* where to attach; NULL: tsord's own namespace */
 };
 /* Starts the gateway: the proxy thread, and for ingress the sk_lookup
- * program. The proxy's own pod IP (what pods see as the peer of ingress
- * connections) is the CIDR's network address, which no pod gets. Egress:
+ * program. The proxy attaches as a client with the CIDR's network address
+ * (which no pod gets) and connects to pods on behalf of the outside client,
+ * whose address the pod's accept() then shows. Egress:
  * a pod's connect() to an address no TSoR node owns reaches the proxy,
  * which connects a kernel socket there from tsord's network namespace (the
  * pod sees the connection established first, then a reset if the
