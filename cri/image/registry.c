@@ -169,6 +169,7 @@ struct sink {
   int fd;
   EVP_MD_CTX *md;
   int64_t done, total;
+  int64_t resume_from;       /* > 0: ask for the bytes from here on (Range) */
   img_reg_progress progress;
   void *parg;
   int64_t last_report;
@@ -317,6 +318,8 @@ static CURLcode perform(struct img_reg *r, const char *method, const char *url,
   curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+  if (s->fd >= 0 && s->resume_from > 0)
+    curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)s->resume_from);
   if (strcmp(method, "POST") == 0) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
   } else if (strcmp(method, "HEAD") == 0) {
@@ -557,12 +560,19 @@ static int authenticate(struct img_reg *r, const char *challenge, q_error **err)
 /* GET with authentication and retries. The caller interprets *code. */
 static int reg_get(struct img_reg *r, const char *url, const char *accept, struct sink *s,
                    struct hdrs *h, long *code, q_error **err) {
-  bool auth_done = false;
+  bool auth_done = false, resume = false;
   char eb[CURL_ERROR_SIZE];
   for (int attempt = 0;; attempt++) {
-    int rc = sink_reset(s);
-    if (rc < 0)
-      return q_error_make(err, -rc, "reset download of %s", url);
+    /* A blob cut off mid-body continues where it stopped (the hash state
+     * and the file are kept); anything else starts over. */
+    if (!resume) {
+      int rc = sink_reset(s);
+      if (rc < 0)
+        return q_error_make(err, -rc, "reset download of %s", url);
+    }
+    s->resume_from = resume ? s->done : 0;
+    resume = false;
+    int rc;
     hdrs_reset(h);
     CURLcode cc = perform(r, "GET", url, accept, r->authz, NULL, s, h, code, eb);
     if (cc == CURLE_OK) {
@@ -583,8 +593,15 @@ static int reg_get(struct img_reg *r, const char *url, const char *accept, struc
     }
     if (s->fail_errno)
       return q_error_make(err, s->fail_errno, "GET %s: %s", url, s->fail_msg);
+    if (cc == CURLE_RANGE_ERROR && s->resume_from > 0) {
+      q_debug(NULL, "GET %s: no byte ranges, starting over", url);
+      attempt--;
+      continue;
+    }
     if (retryable(cc) && attempt < r->st->max_retries) {
-      q_debug(NULL, "GET %s: %s, retrying", url, eb[0] ? eb : curl_easy_strerror(cc));
+      resume = s->fd >= 0 && s->done > 0 && (*code == 200 || *code == 206);
+      q_debug(NULL, "GET %s: %s, retrying%s", url, eb[0] ? eb : curl_easy_strerror(cc),
+              resume ? " from where it stopped" : "");
       backoff(attempt);
       continue;
     }
@@ -706,7 +723,7 @@ int img_reg_fetch_blob(struct img_reg *r, const char *digest, int64_t size,
   long code = 0;
   int rc = s.md ? reg_get(r, url, NULL, &s, &h, &code, err) : q_error_make(err, ENOMEM, "sha256");
   hdrs_reset(&h);
-  if (rc == 0 && code != 200)
+  if (rc == 0 && code != 200 && code != 206)
     rc = http_status_error(code, digest, url, err);
   if (rc == 0) {
     char got[72];

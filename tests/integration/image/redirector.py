@@ -4,11 +4,14 @@ registry, answers each blob first with 503 (the client must retry) and then
 with a 307 redirect to the real registry (the client must follow it), like
 registries that keep blobs in object storage. Logs one line per request.
 With --slow, blobs are proxied instead, at about 2 MB/s (to kill a puller
-mid-download). Usage: redirector.py PORT UPSTREAM_URL LOGFILE [--slow]"""
+mid-download). With --drop, blobs are proxied, the first answer for each
+blob breaks off after half its bytes and later ones honour Range (the client
+must resume). Usage: redirector.py PORT UPSTREAM_URL LOGFILE [--slow|--drop]"""
 import http.server, sys, time, urllib.request
 
 port, upstream, logfile = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 slow = "--slow" in sys.argv[4:]
+drop = "--drop" in sys.argv[4:]
 seen = set()
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -17,7 +20,26 @@ class H(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         with open(logfile, "a") as f:
-            f.write(f"{self.path} auth={'Authorization' in self.headers}\n")
+            f.write(f"{self.path} auth={'Authorization' in self.headers} range={self.headers.get('Range')}\n")
+        if "/blobs/" in self.path and drop:
+            hdrs = {"Range": self.headers["Range"]} if self.headers.get("Range") else {}
+            r = urllib.request.urlopen(urllib.request.Request(upstream + self.path, headers=hdrs))
+            body = r.read()
+            first = self.path not in seen
+            seen.add(self.path)
+            self.send_response(r.status)
+            for h in ("Content-Length", "Content-Range"):
+                if r.headers.get(h):
+                    self.send_header(h, r.headers[h])
+            self.end_headers()
+            if first and len(body) > 1:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            self.wfile.write(body)
+            return
         if "/blobs/" in self.path and slow:
             r = urllib.request.urlopen(upstream + self.path)
             self.send_response(200)

@@ -89,6 +89,20 @@ rid=$(tool $S4 --mirror docker.io=http://127.0.0.1:$RP --insecure 127.0.0.1:$RP 
 [ "$(grep -c '/blobs/' $T/redirect.log)" -eq $((2 * nblobs)) ] || fail "want a retry per blob: $(cat $T/redirect.log)"
 tool $S4 check >/dev/null || fail "store4 inconsistent"
 
+echo "== connections broken mid-blob: the download resumes with Range"
+DP=$(free_port)
+python3 "$(dirname "$0")/redirector.py" $DP http://127.0.0.1:$P $T/drop.log --drop &
+PIDS+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$DP/v2/ && break; sleep 0.1; done
+S5=$T/store5
+did=$(tool $S5 --mirror docker.io=http://127.0.0.1:$DP --insecure 127.0.0.1:$DP pull redis:7) ||
+  fail "pull through broken connections"
+[ "$did" = "$rd" ] || fail "resumed pull gave another image"
+nres=$(grep -c '/blobs/.*range=bytes=[1-9]' $T/drop.log || true)
+echo "  resumed requests: $nres"
+[ "$nres" -ge 2 ] || fail "layers were not resumed with Range: $(cat $T/drop.log)"
+tool $S5 check >/dev/null || fail "store5 inconsistent"
+
 echo "== import of an OCI layout archive"
 skopeo copy -q "oci:$IMG_TEST_IMAGES/layered:latest" "oci-archive:$T/layered.tar:latest" >/dev/null
 imp=$(tool $S3 import "$T/layered.tar" docker.io/library/layered)
