@@ -6,8 +6,15 @@
 #include <qk/kernel.h>
 #include <qk/mm.h>
 
-static struct qk_vma *vma_new(uint64_t start, uint64_t end, uint32_t prot, uint32_t flags)
+/* Linux's default vm.max_map_count: beyond it mmap, mprotect and munmap
+ * splits fail with ENOMEM (and the list walks stay bounded). */
+#define QK_VMA_MAX 65530u
+
+static struct qk_vma *vma_new(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot,
+                              uint32_t flags)
 {
+  if (l->count >= QK_VMA_MAX)
+    return NULL;
   struct qk_vma *v = qk_kmalloc(sizeof(*v));
   if (v) {
     v->start = start;
@@ -69,7 +76,7 @@ int qk_vma_insert(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t 
     next->start = start;
     return 0;
   }
-  struct qk_vma *v = vma_new(start, end, prot, flags);
+  struct qk_vma *v = vma_new(l, start, end, prot, flags);
   if (!v)
     return -QK_ENOMEM;
   v->next = next;
@@ -81,7 +88,7 @@ int qk_vma_insert(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t 
 /* Splits the area at addr (strictly inside it) into two. */
 static int split(struct qk_vma_list *l, struct qk_vma *v, uint64_t addr)
 {
-  struct qk_vma *n = vma_new(addr, v->end, v->prot, v->flags);
+  struct qk_vma *n = vma_new(l, addr, v->end, v->prot, v->flags);
   if (!n)
     return -QK_ENOMEM;
   n->next = v->next;

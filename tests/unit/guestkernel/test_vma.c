@@ -107,3 +107,27 @@ Test(vma, gap_search_top_down)
   cr_assert_eq(qk_vma_find_gap(&l, 4 * K, 16 * K, 95 * K), 86 * K, "high inside an area");
   qk_vma_clear(&l);
 }
+
+Test(vma, count_is_bounded)
+{
+  struct qk_vma_list l = { 0 };
+  /* Disjoint areas, inserted top-down so that each goes to the head of the
+   * list (the walk is linear: keep the test fast). */
+  unsigned i = 0;
+  for (; i < 70000; i++) {
+    uint64_t a = (uint64_t)(200000 - 2 * i) * K;
+    if (qk_vma_insert(&l, a, a + K, RW, QK_VMF_ANON))
+      break;
+  }
+  cr_assert_eq(i, 65530, "stops at vm.max_map_count");
+  cr_assert_eq(l.count, 65530);
+  /* Splitting needs a new area too: refused. */
+  cr_assert_eq(qk_vma_protect(&l, l.head->start, l.head->start + K, RO), 0, "a whole area: no split");
+  struct qk_vma_list one = { 0 };
+  cr_assert_eq(qk_vma_insert(&one, 0, 4 * K, RW, QK_VMF_ANON), 0);
+  one.count = 65530; /* as if full */
+  cr_assert_eq(qk_vma_remove(&one, K, 2 * K, NULL, NULL), -QK_ENOMEM);
+  one.count = 1;
+  qk_vma_clear(&one);
+  qk_vma_clear(&l);
+}
