@@ -38,6 +38,8 @@ struct qk_cpu {
   struct qk_cpu *self;   /* CPU_SELF */
   uint64_t kstack_top;   /* CPU_KSTACK_TOP: TSS.RSP0, where user traps land */
   uint64_t user_rsp;     /* CPU_USER_RSP: scratch of the LSTAR entry */
+  uint64_t w_app_cr3;    /* CPU_W_APP_CR3: worker mode, the app's CR3 (kept current) */
+  uint64_t w_app_rsp;    /* CPU_W_APP_RSP: worker mode, the app's RSP at the syscall */
   uint64_t cpu_id;
   void *priv;
   struct qk_boot_info *bi;
@@ -50,6 +52,9 @@ struct qk_cpu {
 _Static_assert(offsetof(struct qk_cpu, self) == CPU_SELF, "CPU_SELF");
 _Static_assert(offsetof(struct qk_cpu, kstack_top) == CPU_KSTACK_TOP, "CPU_KSTACK_TOP");
 _Static_assert(offsetof(struct qk_cpu, user_rsp) == CPU_USER_RSP, "CPU_USER_RSP");
+_Static_assert(offsetof(struct qk_cpu, w_app_cr3) == CPU_W_APP_CR3, "CPU_W_APP_CR3");
+_Static_assert(offsetof(struct qk_cpu, w_app_rsp) == CPU_W_APP_RSP, "CPU_W_APP_RSP");
+_Static_assert(ASM_KSTACK_SIZE == QK_KSTACK_SIZE, "ASM_KSTACK_SIZE");
 _Static_assert(offsetof(struct qk_regs, rax) == REGS_RAX, "REGS_RAX");
 _Static_assert(offsetof(struct qk_regs, rcx) == REGS_RCX, "REGS_RCX");
 _Static_assert(offsetof(struct qk_regs, r11) == REGS_R11, "REGS_R11");
@@ -124,6 +129,7 @@ __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned c
   uint64_t cr4;
   __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
   c->has_fsgsbase = (cr4 & CR4_FSGSBASE) != 0;
+  __asm__ volatile("mov %%cr3, %0" : "=r"(c->w_app_cr3));
   /* The worker sets the FS base itself (wrfsbase at CPL3): FSGSBASE needed. */
   if ((bi->host_flags & QK_HOST_KERNEL_WORKER) && bi->worker_cr3 && c->has_fsgsbase) {
     qk_worker_cr3 = bi->worker_cr3;
@@ -153,13 +159,17 @@ uint64_t qk_arch_current_cr3(void)
 
 /* In the worker these defer to the return to the app, whose CR3 load
  * flushes every (non-global) translation anyway. */
+/* w_app_cr3 always names the app's CR3, so that the worker entry need not
+ * read CR3 (one emulated instruction and one emulation failure fewer). */
 void qk_arch_switch_cr3(uint64_t cr3)
 {
   struct qk_cpu *c = this_cpu();
-  if (c->in_worker)
+  if (c->in_worker) {
     c->app_cr3 = cr3;
-  else
-    __asm__ volatile("mov %0, %%cr3" ::"r"(cr3) : "memory");
+    return;
+  }
+  __asm__ volatile("mov %0, %%cr3" ::"r"(cr3) : "memory");
+  c->w_app_cr3 = cr3;
 }
 
 void qk_arch_pte_update(volatile uint64_t *pte, uint64_t val, uint64_t va)
@@ -356,6 +366,7 @@ static void worker_service(struct qk_cpu *c, struct qk_regs *r)
     struct qk_regs *u = (struct qk_regs *)r->rsi;
     c->in_worker = 0;
     __asm__ volatile("mov %0, %%cr3" ::"r"(c->app_cr3) : "memory");
+    c->w_app_cr3 = c->app_cr3;
     qk_arch_return_to_user(u);
   }
   default:
@@ -366,14 +377,14 @@ static void worker_service(struct qk_cpu *c, struct qk_regs *r)
 int qk_worker_syscall_c(struct qk_regs *r)
 {
   struct qk_cpu *c = this_cpu();
-  uint64_t *slots = (uint64_t *)(c->kstack_top - ASM_WORKER_GAP - 16); /* app CR3, app RSP */
-  c->app_cr3 = slots[0];
+  r->rsp = c->w_app_rsp;
+  c->app_cr3 = c->w_app_cr3;
   c->in_worker = 1;
   qk_arch_syscall(r);
   if (r->rcx != r->rip || r->r11 != r->rflags)
     return 0; /* full return through ring 0 */
-  slots[0] = c->app_cr3;
-  slots[1] = r->rsp;
+  c->w_app_cr3 = c->app_cr3;
+  c->w_app_rsp = r->rsp;
   c->in_worker = 0; /* no trap can come before the int3 that leaves */
   return 1;
 }

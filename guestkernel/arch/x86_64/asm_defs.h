@@ -28,10 +28,15 @@
 #define CPU_SELF 0
 #define CPU_KSTACK_TOP 8
 #define CPU_USER_RSP 16
+#define CPU_W_APP_CR3 24 /* worker mode: the app's CR3 and RSP around a syscall */
+#define CPU_W_APP_RSP 32
+/* The trap frame from CPL3 sits at the region top (TSS.RSP0): the block at
+ * the region base is at a fixed offset from RSP on entry. */
+#define ASM_KSTACK_SIZE 0x10000
 
 /* Kernel worker mode: its stack ends ASM_WORKER_GAP below the top of the
  * vCPU's kernel stack region (the gap is ring 0's stack while the worker
- * runs); the two words just below hold the app's CR3 and RSP. */
+ * runs). */
 #define ASM_WORKER_GAP 8192
 #define ASM_WORKER_RFLAGS 0x3002 /* IOPL 3 (port I/O, cli/sti), IF 0 */
 

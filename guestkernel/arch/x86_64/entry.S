@@ -84,36 +84,34 @@ qk_arch_bp_entry:
 qk_worker_enter:
         push %rax                       /* RSP = K - 48 */
         mov 32(%rsp), %rax              /* the app's RSP from the frame */
-        mov %rax, (-ASM_WORKER_GAP + 48 - 8)(%rsp)
-        mov %cr3, %rax
-        mov %rax, (-ASM_WORKER_GAP + 48 - 16)(%rsp)
+        mov %rax, (CPU_W_APP_RSP - ASM_KSTACK_SIZE + 48)(%rsp)
         mov qk_worker_cr3(%rip), %rax
         mov %rax, %cr3
-        lea (-ASM_WORKER_GAP + 48 - 16)(%rsp), %rax
-        mov %rax, 32(%rsp)              /* worker RSP: just below the two slots */
+        lea (-ASM_WORKER_GAP + 48)(%rsp), %rax
+        mov %rax, 32(%rsp)              /* worker RSP */
         pop %rax
         movq $qk_worker_syscall, (%rsp)
         movq $ASM_WORKER_RFLAGS, 16(%rsp)
         iretq
 
 /* The worker is done: RAX = result, RCX/R11 = the app's RIP/RFLAGS (already
- * sanitized), the slots hold the CR3 and RSP to return to. */
+ * sanitized); the per-vCPU block names the CR3 and RSP to return to. */
 qk_worker_leave:
         push %rax
-        mov (-ASM_WORKER_GAP + 48 - 16)(%rsp), %rax
+        mov (CPU_W_APP_CR3 - ASM_KSTACK_SIZE + 48)(%rsp), %rax
         mov %rax, %cr3
-        mov (-ASM_WORKER_GAP + 48 - 8)(%rsp), %rax
+        mov (CPU_W_APP_RSP - ASM_KSTACK_SIZE + 48)(%rsp), %rax
         mov %rax, 32(%rsp)
         pop %rax
         mov %rcx, (%rsp)
         mov %r11, 16(%rsp)
         iretq
 
-/* CPL3, worker view, RSP = slots (app CR3, app RSP). Native from here on. */
+/* CPL3, worker view. Native from here on. */
         .globl qk_worker_syscall
 qk_worker_syscall:
         pushq $ASM_SEL_UDATA            /* ss */
-        pushq 16(%rsp)                  /* rsp: the app's, from its slot */
+        pushq $0                        /* rsp: filled from the per-vCPU block in C */
         push %r11                       /* rflags */
         pushq $ASM_SEL_UCODE            /* cs */
         push %rcx                       /* rip */
@@ -134,7 +132,7 @@ qk_worker_syscall:
 qk_worker_ret_after:
         ud2
 1:      mov %rsp, %rsi                  /* full return (execve, sigreturn, ...) */
-        mov $2, %edi                    /* QK_WORKER_OP_RETURN */
+        mov $2, %edi                    /* WORKER_OP_RETURN */
         call qk_worker_call
         ud2
 
