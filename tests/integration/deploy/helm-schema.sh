@@ -22,7 +22,8 @@ step "render, TSoR with a peers file"
 "$helm" template quark "$chart" --kube-version 1.31.0 --set tsor.enabled=true --set tsor.peerSource=file \
   --set-json 'tsor.peers=[{"Name":"n1","PodCIDR":"10.1.0.0/24","Address":"10.0.0.1:7470"}]' >"$tmp/file.yaml"
 echo "file:    $(kinds "$tmp/file.yaml")"
-# RBAC only where needed: tsord --kube lists nodes; nothing else calls the API.
+# RBAC only where needed: tsord --kube lists and watches nodes; nothing else
+# calls the API.
 grep -qE '^kind: (Cluster)?Role(Binding)?$' "$tmp/default.yaml" "$tmp/file.yaml" && fail "RBAC rendered where nothing calls the API"
 for k in ClusterRole ClusterRoleBinding; do
   grep -q "^kind: $k\$" "$tmp/custom.yaml" || fail "tsor.peerSource=kube renders no $k"
@@ -31,9 +32,9 @@ node -e '
   const YAML = require(require.resolve("yaml", { paths: [process.argv[1]] }));
   const objs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[2], "utf8")).map((d) => d.toJS()).filter(Boolean);
   const rules = objs.filter((o) => o.kind === "ClusterRole").flatMap((o) => o.rules);
-  const want = JSON.stringify([{ apiGroups: [""], resources: ["nodes"], verbs: ["list"] }]);
+  const want = JSON.stringify([{ apiGroups: [""], resources: ["nodes"], verbs: ["list", "watch"] }]);
   if (JSON.stringify(rules) !== want) { console.error("ClusterRole rules", JSON.stringify(rules), "are not", want); process.exit(1); }
-  console.log("ClusterRole: list nodes, nothing else");' "$tools" "$tmp/custom.yaml"
+  console.log("ClusterRole: list and watch nodes, nothing else");' "$tools" "$tmp/custom.yaml"
 [ "$(grep -c '^kind: DaemonSet$' "$tmp/custom.yaml")" = 2 ] || fail "TSoR render should have two DaemonSets"
 
 step "validate against Kubernetes 1.31"

@@ -4,9 +4,9 @@
 # expanded as kubelet does, the mounted paths mapped to a scratch dir), and
 # tsord must accept them, listen on its socket and stop cleanly on SIGTERM.
 #   file: the rendered peers.json ConfigMap.
-#   kube: a stand-in API server on 127.0.0.1 serves GET /api/v1/nodes (what
-#         kubelet's in-cluster credentials would reach); every request tsord
-#         makes must be allowed by the rendered ClusterRole.
+#   kube: a stand-in API server on 127.0.0.1 serves the node list and a
+#         watch (what the in-cluster credentials would reach); every request
+#         tsord makes must be allowed by the rendered ClusterRole.
 # JavaScript template strings in node -e, not shell expansions:
 # shellcheck disable=SC2016
 # shellcheck source=tests/integration/deploy/lib.sh
@@ -106,7 +106,7 @@ run_tsord "$tmp/file"
 
 # A NodeList with two TSoR nodes and one that is not (no annotation).
 cat >"$tmp/nodes.json" <<JSON
-{"kind": "NodeList", "apiVersion": "v1", "items": [
+{"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "100"}, "items": [
   {"metadata": {"name": "node-1", "annotations": {"quark.io/tsord-address": "127.0.0.1:$p1"}}, "spec": {"podCIDR": "10.244.1.0/24"}},
   {"metadata": {"name": "node-2", "annotations": {"quark.io/tsord-address": "127.0.0.1:$p2"}}, "spec": {"podCIDR": "10.244.2.0/24"}},
   {"metadata": {"name": "node-3"}, "spec": {"podCIDR": "10.244.3.0/24"}}]}
@@ -121,6 +121,10 @@ node -e '
     if (req.method === "GET" && req.url === "/api/v1/nodes") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(fs.readFileSync(nodes));
+    } else if (req.method === "GET" && req.url.startsWith("/api/v1/nodes?") && /[?&]watch=(1|true)/.test(req.url)) {
+      // A watch with no news: held open until tsord goes away.
+      res.writeHead(200, { "content-type": "application/json" });
+      res.flushHeaders();
     } else {
       res.writeHead(403);
       res.end();
