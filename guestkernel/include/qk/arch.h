@@ -7,6 +7,15 @@
  * Calling contexts: "trap" means with interrupts off on the current vCPU's
  * kernel stack, inside a trap/syscall that came from user mode.
  *
+ * Kernel worker mode (QK_HOST_KERNEL_WORKER, PVM-style hosts): qk_syscall
+ * runs at CPL3 in the worker's address-space view, where the kernel half is
+ * mapped at the usual addresses and user memory is not mapped at all. Code
+ * reached from qk_syscall must therefore use these hooks for anything
+ * privileged (no cli/sti/hlt/in/out/invlpg/CR or MSR access of its own) and
+ * reach user memory through page-table walks, never by user address. The
+ * hooks do the right thing in both modes; qk_user_fault, qk_interrupt and
+ * qk_kernel_main still run in ring 0.
+ *
  * Stacks: each vCPU has one kernel stack region (QK_KSTACK_SIZE, aligned,
  * abi/qk_abi.h); the per-vCPU hooks (cpu id, cpu private, fs base,
  * return_to_user) find their state by masking RSP, so kernel code calls them
