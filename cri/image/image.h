@@ -186,9 +186,9 @@ int img_fs_info(img_store *st, struct img_fs_usage *out, q_error **err);
 
 /* ---- container root filesystems ---- */
 
-/* Mounts an overlayfs at dest_dir (created if missing) with the image's
- * unpacked layers as lowerdirs and <root>/containers/<container_id>/{upper,
- * work} as the writable part. The image stays in use (img_remove fails with
+/* Mounts an overlayfs at dest_dir (created if missing), nodev and nosuid,
+ * with the image's unpacked layers as lowerdirs and
+ * <root>/containers/<container_id>/{upper,work} as the writable part. The image stays in use (img_remove fails with
  * -EBUSY) until img_rootfs_remove. -EEXIST when container_id already has a
  * root filesystem. */
 int img_rootfs_create(img_store *st, const char *ref_or_id, const char *container_id,

@@ -40,7 +40,7 @@ static int mount_many_layers(img_store *st, char **layers, size_t n, const char 
     rc = fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0);
   if (rc == 0)
     rc = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
-  int mnt = rc == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, 0) : -1;
+  int mnt = rc == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID) : -1;
   if (mnt >= 0) {
     rc = move_mount(mnt, "", AT_FDCWD, dest, MOVE_MOUNT_F_EMPTY_PATH);
     int e = errno;
@@ -128,9 +128,11 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, con
   rc = q_mkdir_p(dest, 0755, err);
   if (rc < 0)
     goto fail;
-  /* mount(2) options end at one page; past that (~35 layers under
+  /* nodev, nosuid: the host opens files of this tree for the guest; a device
+   * node or set-uid file from an image must mean nothing on the host (the
+   * guest still sees the modes). mount(2) options end at one page; past that (~35 layers under
    * /var/lib/quark/images) the new mount API takes one lowerdir at a time. */
-  if (strlen(opts) < 4000 ? mount("overlay", dest, "overlay", 0, opts) < 0
+  if (strlen(opts) < 4000 ? mount("overlay", dest, "overlay", MS_NODEV | MS_NOSUID, opts) < 0
                           : mount_many_layers(st, info->layers, n, upper, work, dest) < 0) {
     rc = q_error_make(err, errno, "mount overlay at %s (%zu layers)", dest, n);
     goto fail;

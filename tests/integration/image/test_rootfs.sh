@@ -17,6 +17,7 @@ id=$(tool $S --insecure 127.0.0.1:$P pull $R)
 tool $S rootfs-create $R c1 $T/c1
 m=$T/c1
 grep -q " $m overlay " /proc/mounts || fail "no overlay mounted at $m"
+grep " $m overlay " /proc/mounts | grep -q "nosuid,nodev" || fail "rootfs not nosuid,nodev: $(grep " $m " /proc/mounts)"
 [ ! -e $m/data/a ] || fail "whiteout: data/a still visible"
 [ ! -e $m/data/dir1 ] || fail "whiteout: data/dir1 still visible"
 [ "$(cat $m/data/b)" = b ] || fail "data/b"
@@ -41,6 +42,7 @@ echo "== an image with more layers than one mount(2) option page holds"
 python3 "$(dirname "$0")/regpush.py" http://127.0.0.1:$P test/many latest layers 60 >/dev/null
 tool $S --insecure 127.0.0.1:$P pull 127.0.0.1:$P/test/many >/dev/null
 tool $S rootfs-create 127.0.0.1:$P/test/many many $T/many
+grep " $T/many overlay " /proc/mounts | grep -q "nosuid,nodev" || fail "fsmount rootfs not nosuid,nodev"
 [ "$(ls $T/many/l | sort | tr '\n' ' ')" = "$( (seq 0 59; echo w59) | sort | tr '\n' ' ')" ] ||
   fail "60-layer rootfs shows: $(ls $T/many/l | tr '\n' ' ')"
 tool $S rootfs-remove many
