@@ -121,29 +121,39 @@ NAT[openclose]=$("$R/bin/sbx_bench" openclose $((NATIVE_N / 10)) "$R/data/small"
 NAT[stat]=$("$R/bin/sbx_bench" stat $((NATIVE_N / 10)) "$R/data/small" | val)
 NAT[read]=$("$R/bin/sbx_bench" read 8 "$R/data/big" | val)
 
-quark --stats "$W/st0" -- /bin/sbx_bench getpid 0 >/dev/null 2>&1
-for op in getpid openclose stat read; do
-  n=$QN
-  [ "$op" = openclose ] || [ "$op" = stat ] && n=$((QN / 4))
-  [ "$op" = read ] && n=1
-  base=$W/st0
-  if [ "$op" != getpid ]; then
-    quark --stats "$W/st0-$op" -- /bin/sbx_bench "$op" 0 /data/small >/dev/null 2>&1
-    base=$W/st0-$op
-  fi
-  f=/data/small
-  [ "$op" = read ] && f=/data/big
-  out=$(timeout 600 "$sbx" run --rootfs "$R" --memory 256 --stats "$W/st1" -- /bin/sbx_bench "$op" "$n" "$f" 2>/dev/null)
-  Q[$op]=$(echo "$out" | val)
-  [ -z "${Q[$op]}" ] && Q[$op]=NA
-  ops=$n
-  # one read pass = 16 read() calls of 1 MiB (+ the final 0-byte read)
-  [ "$op" = read ] && ops=17
-  for k in kvm_exits kvm_insn_emulation qcalls; do
-    d=$(awk -v a="$(stat_of "$W/st1" $k)" -v b="$(stat_of "$base" $k)" -v n="$ops" 'BEGIN { if (a == "" || b == "") print "NA"; else printf "%.1f", (a - b) / n }')
-    case $k in kvm_exits) EXITS[$op]=$d ;; kvm_insn_emulation) INSNS[$op]=$d ;; qcalls) QC[$op]=$d ;; esac
+# Syscalls with the default syscall path (the ring-3 kernel worker on
+# PVM-style hosts) and, for comparison, with the kernel in ring 0
+# (hardware KVM's path, emulated here): columns quark and quark-r0.
+declare -A Q0 EXITS0 INSNS0
+quark_ops() { # suffix (""|0) extra-flags...
+  local sfx=$1
+  shift
+  quark "$@" --stats "$W/st0" -- /bin/sbx_bench getpid 0 >/dev/null 2>&1
+  for op in getpid openclose stat read; do
+    n=$QN
+    [ "$op" = openclose ] || [ "$op" = stat ] && n=$((QN / 4))
+    [ "$op" = read ] && n=1
+    base=$W/st0
+    if [ "$op" != getpid ]; then
+      quark "$@" --stats "$W/st0-$op" -- /bin/sbx_bench "$op" 0 /data/small >/dev/null 2>&1
+      base=$W/st0-$op
+    fi
+    f=/data/small
+    [ "$op" = read ] && f=/data/big
+    out=$(timeout 600 "$sbx" run --rootfs "$R" --memory 256 "$@" --stats "$W/st1" -- /bin/sbx_bench "$op" "$n" "$f" 2>/dev/null)
+    v=$(echo "$out" | val)
+    ops=$n
+    [ "$op" = read ] && ops=17 # one pass = 16 read()s of 1 MiB + the final 0-byte read
+    ex=$(awk -v a="$(stat_of "$W/st1" kvm_exits)" -v b="$(stat_of "$base" kvm_exits)" -v n="$ops" 'BEGIN { if (a == "" || b == "") print "NA"; else printf "%.1f", (a - b) / n }')
+    in=$(awk -v a="$(stat_of "$W/st1" kvm_insn_emulation)" -v b="$(stat_of "$base" kvm_insn_emulation)" -v n="$ops" 'BEGIN { if (a == "" || b == "") print "NA"; else printf "%.1f", (a - b) / n }')
+    qc=$(awk -v a="$(stat_of "$W/st1" qcalls)" -v b="$(stat_of "$base" qcalls)" -v n="$ops" 'BEGIN { if (a == "" || b == "") print "NA"; else printf "%.1f", (a - b) / n }')
+    if [ -z "$sfx" ]; then Q[$op]=${v:-NA}; EXITS[$op]=$ex; INSNS[$op]=$in; QC[$op]=$qc; else
+      Q0[$op]=${v:-NA}; EXITS0[$op]=$ex; INSNS0[$op]=$in; fi
   done
-done
+}
+quark_ops ""
+R0=0
+if [ -e /sys/module/kvm_pvm ]; then quark_ops 0 --no-kernel-worker; R0=1; fi
 declare -A PEER
 B=()
 for p in "${OKPEERS[@]}"; do
@@ -163,6 +173,7 @@ echo
 hdr=$(printf '%-10s %12s %12s %9s' op native quark quark/nat)
 for p in "${OKPEERS[@]}"; do hdr+=$(printf ' %12s %9s' "$p" "quark/$p"); done
 hdr+=$(printf ' %10s %12s %8s' "exits/op" "ring0-ins/op" "qcall/op")
+[ "$R0" = 1 ] && hdr+=$(printf ' %12s %10s %12s' "quark-r0" "r0-exits" "r0-ins/op")
 echo "$hdr"
 for op in getpid openclose stat read; do
   unit="ns/op"
@@ -175,12 +186,14 @@ for op in getpid openclose stat read; do
     line+=$(printf ' %12s %9s' "${PEER[$p,$op]}" "$r")
   done
   line+=$(printf ' %10s %12s %8s' "${EXITS[$op]}" "${INSNS[$op]}" "${QC[$op]}")
+  [ "$R0" = 1 ] && line+=$(printf ' %12s %10s %12s' "${Q0[$op]}" "${EXITS0[$op]}" "${INSNS0[$op]}")
   echo "$line   ($unit)"
 done
 echo
 echo "ratios are slowdowns (>1 = quark slower; for read: their MiB/s over quark's)."
 echo "exits/op, ring0-ins/op (KVM insn_emulation: guest ring-0 instructions emulated by this host), qcall/op:"
 echo "per operation, from KVM statistics of a run with N ops minus a run with 0 ops (read: per 1 MiB read())."
+[ "$R0" = 1 ] && echo "quark-r0: the same with --no-kernel-worker (the kernel in ring 0, which this host emulates)."
 for p in "${OKPEERS[@]}"; do
   # shellcheck disable=SC2046
   $(peer_cmd "$p") list -q 2>/dev/null | grep "^sbxb$$-" | while read -r c; do $(peer_cmd "$p") delete -f "$c" >/dev/null 2>&1; done
