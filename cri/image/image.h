@@ -190,7 +190,8 @@ int img_fs_info(img_store *st, struct img_fs_usage *out, q_error **err);
  * with the image's unpacked layers as lowerdirs and
  * <root>/containers/<container_id>/{upper,work} as the writable part. The image stays in use (img_remove fails with
  * -EBUSY) until img_rootfs_remove. -EEXIST when container_id already has a
- * root filesystem. */
+ * root filesystem. <root>/containers/<container_id>/upper is the container's
+ * writable layer (its disk usage is the container's). */
 int img_rootfs_create(img_store *st, const char *ref_or_id, const char *container_id,
                       const char *dest_dir, q_error **err);
 /* Unmounts and deletes the container's writable layer. A container without
