@@ -224,6 +224,77 @@ int64_t sys_sched_setaffinity(ARGS)
   return mask ? 0 : -QK_EINVAL;
 }
 
+int64_t sys_getcpu(ARGS)
+{
+  unsigned cpu = 0; /* the one task runs on vCPU 0 */
+  if (a0 && qk_copy_to_user(a0, &cpu, 4))
+    return -QK_EFAULT;
+  if (a1 && qk_copy_to_user(a1, &cpu, 4)) /* node */
+    return -QK_EFAULT;
+  return 0;
+}
+
+/* Scheduling policy and priority: one runnable task, SCHED_OTHER, nice 0. */
+static bool self_or_zero(uint64_t who) { return (int)who == 0 || (int)who == qk_current()->proc->pid; }
+
+int64_t sys_getpriority(ARGS)
+{
+  if (a0 > 2) /* PRIO_PROCESS, PRIO_PGRP, PRIO_USER */
+    return -QK_EINVAL;
+  return self_or_zero(a1) || a0 == 2 ? 20 : -QK_ESRCH; /* 20 - nice */
+}
+
+int64_t sys_setpriority(ARGS)
+{
+  if (a0 > 2)
+    return -QK_EINVAL;
+  return self_or_zero(a1) || a0 == 2 ? 0 : -QK_ESRCH; /* accepted; nothing to rank */
+}
+
+int64_t sys_sched_getscheduler(ARGS) { return self_or_zero(a0) ? 0 /* SCHED_OTHER */ : -QK_ESRCH; }
+
+int64_t sys_sched_getparam(ARGS)
+{
+  if (!self_or_zero(a0))
+    return -QK_ESRCH;
+  int32_t prio = 0;
+  return qk_copy_to_user(a1, &prio, 4) ? -QK_EFAULT : 0;
+}
+
+int64_t sys_sched_get_priority_max(ARGS)
+{
+  if (a0 == 1 || a0 == 2) /* SCHED_FIFO, SCHED_RR */
+    return 99;
+  return a0 == 0 || a0 == 3 || a0 == 5 || a0 == 6 ? 0 : -QK_EINVAL;
+}
+
+int64_t sys_sched_get_priority_min(ARGS)
+{
+  if (a0 == 1 || a0 == 2)
+    return 1;
+  return a0 == 0 || a0 == 3 || a0 == 5 || a0 == 6 ? 0 : -QK_EINVAL;
+}
+
+int64_t sys_times(ARGS)
+{
+  /* Clock ticks (USER_HZ 100) since the process began, all as user time. */
+  uint64_t ticks = (qk_time_monotonic_ns() - proc()->start_ns) / 10000000ull;
+  if (a0) {
+    uint64_t t[4] = { ticks, 0, 0, 0 };
+    if (qk_copy_to_user(a0, t, sizeof(t)))
+      return -QK_EFAULT;
+  }
+  return (int64_t)((qk_time_monotonic_ns() - qk_boot->boot_monotonic_ns) / 10000000ull);
+}
+
+int64_t sys_personality(ARGS)
+{
+  /* PER_LINUX only: the query (0xffffffff) and setting PER_LINUX succeed. */
+  if ((uint32_t)a0 == 0xffffffffu || (uint32_t)a0 == 0)
+    return 0;
+  return -QK_EINVAL;
+}
+
 /* ---- system ---- */
 
 static void put_str(char *dst, const char *src) { qk_strlcpy(dst, src, 65); }

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/times.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
@@ -146,6 +147,25 @@ int main(int argc, char **argv)
   CHECK_EQ(RS2(SYS_tkill, 0, 0), -EINVAL);
   signal(SIGUSR1, SIG_IGN);
   CHECK_EQ(raise(SIGUSR1), 0);
+
+  /* scheduling attributes of the one task */
+  unsigned cpu = 99, node = 99;
+  CHECK_EQ(RS3(SYS_getcpu, &cpu, &node, 0), 0);
+  CHECK(cpu == 0 && node == 0);
+  CHECK_EQ(getpriority(PRIO_PROCESS, 0), 0); /* libc turns 20 - nice back into nice */
+  CHECK_EQ(setpriority(PRIO_PROCESS, 0, 5), 0);
+  CHECK_EQ(RS2(SYS_getpriority, 7, 0), -EINVAL);
+  CHECK_EQ(RS1(SYS_sched_getscheduler, 0), SCHED_OTHER); /* musl's wrapper is ENOSYS by design */
+  CHECK_EQ(sched_get_priority_max(SCHED_FIFO), 99);
+  CHECK_EQ(sched_get_priority_min(SCHED_OTHER), 0);
+  CHECK_EQ(RS1(SYS_sched_get_priority_max, 77), -EINVAL);
+  struct sched_param sp;
+  sp.sched_priority = 5;
+  CHECK_EQ(RS2(SYS_sched_getparam, 0, &sp), 0);
+  CHECK_EQ(sp.sched_priority, 0);
+  struct tms tm;
+  CHECK(times(&tm) != (clock_t)-1);
+  CHECK_EQ(RS1(SYS_personality, 0xffffffff), 0);
 
   /* unknown and unimplemented numbers */
   CHECK_EQ(RS0(335), -ENOSYS);
