@@ -19,6 +19,27 @@ pods_setup() {
  "Cni":{"ConfDir":"$T/cni","CacheDir":"$T/cni-cache"}${1:+,$1}}
 JSON
   export QUARK_CONFIG=$T/config.json E2E_T=$T
+  trap pods_cleanup EXIT
+}
+
+# On any exit: a failed test must not leave the machine with the pods'
+# namespaces or mounts (what a passing test checks quarkd removed itself).
+pods_cleanup() {
+  local rc=$?
+  if [ -n "${QPID:-}" ] && kill -0 "$QPID" 2>/dev/null; then
+    kill -KILL "$QPID" 2>/dev/null || true
+    wait "$QPID" 2>/dev/null || true
+    QPID=
+  fi
+  for pid in $(pgrep -f "$T/run/pods" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+  for f in "$T"/state/pods/*.json; do
+    [ -f "$f" ] || continue
+    ns=$(jq -r '.Ext.NetnsPath // empty' "$f" 2>/dev/null || true)
+    [ -n "$ns" ] && { umount "$ns" 2>/dev/null || true; rm -f "$ns"; }
+  done
+  for m in $(grep " $T/" /proc/mounts | awk '{print $2}' | sort -r); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  (exit $rc)
+  e2e_cleanup
 }
 
 # Why pods cannot run VMs here, or nothing when they can.
