@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the JSON and tar targets (image_manifest,
-image_tar, image_import, cni_result) into tests/fuzz/<target>/seeds. The cri_proto seeds
+"""Writes the seed corpora of the JSON, text and tar targets (image_manifest,
+image_tar, image_import, cni_result, cri_spec) into tests/fuzz/<target>/seeds. The cri_proto seeds
 come from cri_proto/make_seeds.sh (protoc), the elf seeds from
 elf/make_seeds.sh (gcc). Run from anywhere; the output is deterministic."""
 import base64, gzip, io, json, os, shutil, tarfile
@@ -217,4 +217,23 @@ put(d, "render", b"\x05" + b"\x00".join([b"10.96.0.10", b"fd00::10", b"svc.clust
                                            b"cluster.local", b"ndots:5", b"timeout:1"]))
 put(d, "render-newline", b"\x05" + b"\x00".join([b"web", b"web.ns.svc", b"10.0.0.1\nevil",
                                                    b"fd00::1"]))
+# ---- cri_spec: selector (0 user, 1 argv, 2 env, 3 mount), NUL fields, "\x01" ends a list ----
+d = fresh("cri_spec")
+Z, L = b"\x00", b"\x00\x01\x00"
+passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\nbad:x:abc:1\n"
+group = b"root:x:0:\nwheel:x:10:app,root\napp:x:1000:\ndocker:x:999:app\nbroken\n"
+for i, u in enumerate([b"app", b"1000", b"app:wheel", b"1000:10", b"0:docker", b"nobody:nogroup",
+                       b"4294967295", b"-1", b"", b"app:"]):
+    put(d, "user-%d" % i, b"\x00" + Z.join([u, passwd, group]))
+put(d, "argv-command", b"\x01" + L.join([Z.join([b"/bin/sh", b"-c"]), b"echo hi",
+                                           b"/entry", b"cmd"]))
+put(d, "argv-image", b"\x01" + L.join([b"", b"", Z.join([b"/entry", b"--flag"]),
+                                         Z.join([b"default", b"args"])]))
+put(d, "argv-args-only", b"\x01" + L.join([b"", b"x", b"/entry", b"cmd"]))
+put(d, "env", b"\x02" + L.join([Z.join([b"PATH=/bin", b"HOME=/root", b"A=1"]),
+                                  Z.join([b"A", b"B", b"A"]), Z.join([b"2", b"3", b"4"])]))
+put(d, "env-badkey", b"\x02" + L.join([b"X=1", Z.join([b"", b"K=V"]), Z.join([b"1", b"2"])]))
+for i, (c, h) in enumerate([(b"/data", b"/tmp"), (b"/a/../b", b"/tmp"), (b"rel", b"/tmp"),
+                            (b"/x..y/..z", b"/"), (b"/ok", b"relative")]):
+    put(d, "mount-%d" % i, b"\x03" + Z.join([c, h]))
 print("seeds written")

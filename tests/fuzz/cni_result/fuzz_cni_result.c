@@ -179,6 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
   if (len < 1)
     return 0;
   char *s = fuzz_strndup(data + 1, len - 1);
+  int fds = fuzz_fd_count();
   size_t n = len - 1;
   switch (data[0] % 6) {
   case 0:
@@ -206,5 +207,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     break;
   }
   free(s);
+  FUZZ_CHECK_FDS(fds);
   return 0;
 }

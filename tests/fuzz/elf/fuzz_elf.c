@@ -112,6 +112,7 @@ static void check_image(const struct sbx_proc_image *img)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
+  int fds = fuzz_fd_count();
   const uint8_t *interp = NULL;
   size_t exe_len = len, interp_len = 0;
   const uint8_t *sep = memmem(data, len, SEP, SEP_LEN);
@@ -142,5 +143,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
   else
     FUZZ_CHECK(err, "failure without an error message");
   q_error_free(&err);
+  FUZZ_CHECK_FDS(fds);
   return 0;
 }

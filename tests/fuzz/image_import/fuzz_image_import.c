@@ -171,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
   if (len < 1)
     return 0;
   uint8_t mode = data[0];
+  int fds = fuzz_fd_count();
   if (mode & 1)
     fuzz_write_file(AT_FDCWD, archive_path, data + 1, len - 1, 0600);
   else
@@ -228,5 +229,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
   check_victim(base);
   check_victim(outer);
   FUZZ_CHECK(q_rm_rf(store_root, &err) == 0, "cleanup: %s", q_error_msg(err));
+  FUZZ_CHECK_FDS(fds);
   return 0;
 }

@@ -155,6 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
   if (len < 2)
     return 0;
   uint8_t sel = data[0], flag = data[1];
+  int fds = fuzz_fd_count();
   char *body = fuzz_strndup(data + 2, len - 2);
   size_t blen = len - 2;
   switch (sel % 4) {
@@ -172,5 +173,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     break;
   }
   free(body);
+  FUZZ_CHECK_FDS(fds);
   return 0;
 }

@@ -152,6 +152,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
+  int fds = fuzz_fd_count();
   fuzz_write_file(AT_FDCWD, layer, data, len, 0600);
   q_error *err = NULL;
   if (img_unpack_layer(layer, dest, &err) < 0)
@@ -178,5 +179,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
    * write or search permission: root ignores that, so q_rm_rf copes. */
   FUZZ_CHECK(q_rm_rf(dest, &err) == 0, "cleanup: %s", q_error_msg(err));
   FUZZ_CHECK(mkdir(dest, 0755) == 0, "mkdir dest");
+  FUZZ_CHECK_FDS(fds);
   return 0;
 }

@@ -7,6 +7,7 @@
 #ifndef QUARK_FUZZ_UTIL_H
 #define QUARK_FUZZ_UTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -81,5 +82,28 @@ static inline char *fuzz_strndup(const uint8_t *data, size_t len)
   s[len] = '\0';
   return s;
 }
+
+/* Open file descriptors of this process. */
+static inline int fuzz_fd_count(void)
+{
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return -1;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)))
+    n += de->d_name[0] != '.';
+  closedir(d);
+  return n - 1; /* the directory's own fd */
+}
+
+/* Aborts when an input left file descriptors open (the figures script
+ * counts this message as a leak). */
+#define FUZZ_CHECK_FDS(before)                                                                     \
+  do {                                                                                             \
+    int fuzz__now = fuzz_fd_count();                                                               \
+    FUZZ_CHECK(fuzz__now <= (before), "file descriptors leaked: %d open, %d before the input",     \
+               fuzz__now, (before));                                                               \
+  } while (0)
 
 #endif
