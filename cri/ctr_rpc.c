@@ -48,8 +48,7 @@ static grpc_status_code find_ctr(struct cri_call *call, const char *id_in, struc
   if (pod && cri_state_get_pod(p->st, (*ctr)->pod_id, pod) < 0) {
     cri_ctr_free(*ctr);
     *ctr = NULL;
-    return cri_call_error(call, GRPC_STATUS_NOT_FOUND, "pod of container '%.80s' not found",
-                          id_in);
+    return cri_call_error(call, GRPC_STATUS_NOT_FOUND, "pod of container '%.80s' not found", id_in);
   }
   return GRPC_STATUS_OK;
 }
@@ -108,9 +107,8 @@ static int build_mounts(struct create_ctx *x, q_error **err)
   if (!x->mounts)
     return q_error_make(err, ENOMEM, "mounts");
   for (size_t i = 0; i < c->n_mounts; i++)
-    x->mounts[x->n_mounts++] = (struct sbx_mount){c->mounts[i]->host_path,
-                                                  c->mounts[i]->container_path,
-                                                  c->mounts[i]->readonly};
+    x->mounts[x->n_mounts++] = (struct sbx_mount){
+        c->mounts[i]->host_path, c->mounts[i]->container_path, c->mounts[i]->readonly};
   json_t *rd = json_object_get(x->pod->ext, POD_EXT_RUNDIR);
   const char *run_dir = json_is_string(rd) ? json_string_value(rd) : NULL;
   static const char *const files[][2] = {
@@ -158,7 +156,8 @@ static char *user_spec(const Runtime__V1__ContainerConfig *c, const img_info *im
     snprintf(user, sizeof(user), "%s", sc->run_as_username);
   else
     snprintf(user, sizeof(user), "%.*s", (int)strcspn(img_user, ":"), img_user);
-  bool user_from_image = !(sc && ((sc->run_as_user) || (sc->run_as_username && *sc->run_as_username)));
+  bool user_from_image =
+      !(sc && ((sc->run_as_user) || (sc->run_as_username && *sc->run_as_username)));
   if (sc && sc->run_as_group) {
     if (asprintf(&out, "%s:%lld", user, (long long)sc->run_as_group->value) < 0)
       out = NULL;
@@ -184,10 +183,9 @@ static int set_created(struct cri_ctr *ctr, void *arg)
   struct create_ctx *x = arg;
   json_t *mounts = json_array();
   for (size_t i = 0; i < x->n_mounts; i++)
-    json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "ContainerPath",
-                                            x->mounts[i].destination, "HostPath",
-                                            x->mounts[i].source, "Readonly",
-                                            x->mounts[i].readonly));
+    json_array_append_new(
+        mounts, json_pack("{s:s,s:s,s:b}", "ContainerPath", x->mounts[i].destination, "HostPath",
+                          x->mounts[i].source, "Readonly", x->mounts[i].readonly));
   json_object_set_new(ctr->ext, CTR_EXT_ARGV, strv_json(x->argv));
   json_object_set_new(ctr->ext, CTR_EXT_ENVN, json_integer((json_int_t)cri_spec_strv_len(x->env)));
   json_object_set_new(ctr->ext, CTR_EXT_CWD,
@@ -232,12 +230,14 @@ static grpc_status_code validate_config(struct cri_call *call,
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
                           "container config.metadata.name is required");
   if (strlen(c->metadata->name) > 253 || strchr(c->metadata->name, '/'))
-    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "container name '%.64s' is not "
-                                                              "valid",
+    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
+                          "container name '%.64s' is not "
+                          "valid",
                           c->metadata->name);
   if (!c->image || !c->image->image || !*c->image->image)
-    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "container config.image is "
-                                                              "required");
+    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
+                          "container config.image is "
+                          "required");
   /* The sizes of what the config alone brings, before the image adds its
    * part: a 10 MB env is refused here, before anything is looked up. */
   char **argv = calloc(c->n_command + c->n_args + 1, sizeof(char *));
@@ -373,8 +373,8 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
     rc = q_error_make(&err, ENOMEM, "log path");
     goto fail;
   }
-  const char *image_ref = x.img->repo_digests && x.img->repo_digests[0] ? x.img->repo_digests[0]
-                                                                        : x.img->id;
+  const char *image_ref =
+      x.img->repo_digests && x.img->repo_digests[0] ? x.img->repo_digests[0] : x.img->id;
   struct cri_ctr rec = {.name = c->metadata->name,
                         .attempt = c->metadata->attempt,
                         .state = CRI_CTR_CREATED,
@@ -459,9 +459,10 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
   }
 
   step = "create container in sandbox";
-  const char *cwd = c->working_dir && *c->working_dir                             ? c->working_dir
-                    : x.img->config.working_dir && *x.img->config.working_dir ? x.img->config.working_dir
-                                                                                : "/";
+  const char *cwd = c->working_dir && *c->working_dir ? c->working_dir
+                    : x.img->config.working_dir && *x.img->config.working_dir
+                        ? x.img->config.working_dir
+                        : "/";
   struct sbx_container_spec spec = {.container_id = x.id,
                                     .rootfs = x.rootfs,
                                     .argv = (const char *const *)x.argv,
@@ -747,8 +748,8 @@ static grpc_status_code rpc_exec_sync(struct cri_call *call, const ProtobufCMess
   struct cri_pod_entry *e = rc == 0 ? cri_pods_get(p, pod->id) : NULL;
   if (e) {
     struct sbx_client *c = cri_pods_sbx(p, e, pod, &rc, &err);
-    int timeout_ms = in->timeout > 0 ? (in->timeout > 86400 ? 86400000 : (int)in->timeout * 1000)
-                                     : -1;
+    int timeout_ms =
+        in->timeout > 0 ? (in->timeout > 86400 ? 86400000 : (int)in->timeout * 1000) : -1;
     if (c)
       rc = sbx_container_exec(c, ctr->id, (const char *const *)argv, timeout_ms, EXEC_OUT_CAP, &r,
                               &err);
@@ -757,8 +758,8 @@ static grpc_status_code rpc_exec_sync(struct cri_call *call, const ProtobufCMess
   free(argv);
   if (rc == -ETIMEDOUT) {
     q_error_free(&err);
-    code = cri_call_error(call, GRPC_STATUS_DEADLINE_EXCEEDED,
-                          "command timed out after %lld s", (long long)in->timeout);
+    code = cri_call_error(call, GRPC_STATUS_DEADLINE_EXCEEDED, "command timed out after %lld s",
+                          (long long)in->timeout);
   } else if (rc < 0) {
     code = cri_pods_fail(call, rc, &err, "ExecSync");
   }
@@ -800,8 +801,8 @@ static grpc_status_code rpc_reopen_log(struct cri_call *call, const ProtobufCMes
   bool running = ctr->state == CRI_CTR_RUNNING;
   cri_ctr_free(ctr);
   if (!running)
-    return cri_call_error(call, GRPC_STATUS_FAILED_PRECONDITION,
-                          "container %.80s is not running", in->container_id);
+    return cri_call_error(call, GRPC_STATUS_FAILED_PRECONDITION, "container %.80s is not running",
+                          in->container_id);
   /* The sandbox owns the log file's descriptor; the control protocol has no
    * request to reopen it yet. */
   return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
@@ -839,12 +840,11 @@ static grpc_status_code rpc_update_resources(struct cri_call *call, const Protob
     cri_ctr_free(ctr);
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "negative resource values");
   }
-  json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}", "CpuPeriod", (json_int_t)r->cpu_period,
-                        "CpuQuota", (json_int_t)r->cpu_quota, "CpuShares",
-                        (json_int_t)r->cpu_shares, "MemoryLimitInBytes",
-                        (json_int_t)r->memory_limit_in_bytes, "CpusetCpus",
-                        r->cpuset_cpus ? r->cpuset_cpus : "", "CpusetMems",
-                        r->cpuset_mems ? r->cpuset_mems : "");
+  json_t *o = json_pack(
+      "{s:I,s:I,s:I,s:I,s:s,s:s}", "CpuPeriod", (json_int_t)r->cpu_period, "CpuQuota",
+      (json_int_t)r->cpu_quota, "CpuShares", (json_int_t)r->cpu_shares, "MemoryLimitInBytes",
+      (json_int_t)r->memory_limit_in_bytes, "CpusetCpus", r->cpuset_cpus ? r->cpuset_cpus : "",
+      "CpusetMems", r->cpuset_mems ? r->cpuset_mems : "");
   q_cleanup_error q_error *err = NULL;
   int rc = o ? cri_state_update_ctr(p->st, ctr->id, set_resources, o, &err) : -ENOMEM;
   json_decref(o);

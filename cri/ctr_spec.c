@@ -127,13 +127,15 @@ int cri_spec_check_size(char *const *argv, char *const *env, q_error **err)
     for (size_t i = 0; lists[l] && lists[l][i]; i++) {
       size_t len = strlen(lists[l][i]) + 1;
       if (len > ARG_STRLEN_MAX)
-        return q_error_make(err, E2BIG, "%s %zu ('%.32s...') is %zu bytes, over Linux's limit of %d",
-                            names[l], i, lists[l][i], len - 1, ARG_STRLEN_MAX);
+        return q_error_make(err, E2BIG,
+                            "%s %zu ('%.32s...') is %zu bytes, over Linux's limit of %d", names[l],
+                            i, lists[l][i], len - 1, ARG_STRLEN_MAX);
       total += len + sizeof(char *);
     }
   if (total > ARGS_TOTAL_MAX)
-    return q_error_make(err, E2BIG, "arguments and environment take %zu bytes, over the %d-byte limit",
-                        total, ARGS_TOTAL_MAX);
+    return q_error_make(err, E2BIG,
+                        "arguments and environment take %zu bytes, over the %d-byte limit", total,
+                        ARGS_TOTAL_MAX);
   return 0;
 }
 

@@ -61,8 +61,9 @@ static grpc_status_code validate(struct cri_call *call, const Runtime__V1__RunPo
                           h);
   const Runtime__V1__PodSandboxConfig *c = in->config;
   if (!c || !c->metadata)
-    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "pod sandbox config.metadata is "
-                                                              "required");
+    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
+                          "pod sandbox config.metadata is "
+                          "required");
   const Runtime__V1__PodSandboxMetadata *m = c->metadata;
   if (!printable_name(m->name, 253) || !printable_name(m->namespace_, 253) ||
       !printable_name(m->uid, 253))
@@ -81,8 +82,8 @@ static grpc_status_code validate(struct cri_call *call, const Runtime__V1__RunPo
     if (pm->container_port < 0 || pm->container_port > 65535 || pm->host_port < 0 ||
         pm->host_port > 65535)
       return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
-                            "port mapping %zu: ports must be 0..65535 (%d -> %d)", i,
-                            pm->host_port, pm->container_port);
+                            "port mapping %zu: ports must be 0..65535 (%d -> %d)", i, pm->host_port,
+                            pm->container_port);
   }
   if (c->linux)
     for (size_t i = 0; i < c->linux->n_sysctls; i++)
@@ -96,7 +97,9 @@ static grpc_status_code validate(struct cri_call *call, const Runtime__V1__RunPo
 
 static const char *proto_name(Runtime__V1__Protocol p)
 {
-  return p == RUNTIME__V1__PROTOCOL__UDP ? "UDP" : p == RUNTIME__V1__PROTOCOL__SCTP ? "SCTP" : "TCP";
+  return p == RUNTIME__V1__PROTOCOL__UDP    ? "UDP"
+         : p == RUNTIME__V1__PROTOCOL__SCTP ? "SCTP"
+                                            : "TCP";
 }
 
 /* The pod's memory: its resources (limit + overhead) when kubelet gives
@@ -109,9 +112,8 @@ static void pod_size(const struct cri_config *cfg, const Runtime__V1__PodSandbox
   const Runtime__V1__LinuxContainerResources *r = c->linux ? c->linux->resources : NULL;
   const Runtime__V1__LinuxContainerResources *o = c->linux ? c->linux->overhead : NULL;
   if (r && r->memory_limit_in_bytes > 0) {
-    int64_t bytes = r->memory_limit_in_bytes + (o && o->memory_limit_in_bytes > 0
-                                                     ? o->memory_limit_in_bytes
-                                                     : 0);
+    int64_t bytes = r->memory_limit_in_bytes +
+                    (o && o->memory_limit_in_bytes > 0 ? o->memory_limit_in_bytes : 0);
     int64_t mib = (bytes + MIB - 1) / MIB;
     if (mib < MIN_POD_MEMORY_MIB)
       mib = MIN_POD_MEMORY_MIB;
@@ -135,8 +137,8 @@ struct run_ctx {
   net_port_mapping *ports;
   net_dns_config dns;
   net_pod np;
-  net_pod_network *net;      /* CNI result */
-  char *loop_netns;          /* loopback-only namespace */
+  net_pod_network *net; /* CNI result */
+  char *loop_netns;     /* loopback-only namespace */
   const char *mode;
   char *note;
   struct sbx_client *sbx;
@@ -173,12 +175,10 @@ static int build_net_pod(struct run_ctx *r)
                                      pm->host_ip};
   }
   if (c->dns_config)
-    r->dns = (net_dns_config){(const char *const *)c->dns_config->servers,
-                              c->dns_config->n_servers,
-                              (const char *const *)c->dns_config->searches,
-                              c->dns_config->n_searches,
-                              (const char *const *)c->dns_config->options,
-                              c->dns_config->n_options};
+    r->dns =
+        (net_dns_config){(const char *const *)c->dns_config->servers,  c->dns_config->n_servers,
+                         (const char *const *)c->dns_config->searches, c->dns_config->n_searches,
+                         (const char *const *)c->dns_config->options,  c->dns_config->n_options};
   r->np = (net_pod){.id = r->id,
                     .name = c->metadata->name,
                     .namespace = c->metadata->namespace_,
@@ -340,14 +340,13 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
   json_t *ports = json_array();
   for (size_t i = 0; i < c->n_port_mappings; i++)
     json_array_append_new(ports, json_pack("{s:s,s:i,s:i,s:s}", "Protocol", r.ports[i].protocol,
-                                           "ContainerPort", r.ports[i].container_port,
-                                           "HostPort", r.ports[i].host_port, "HostIp",
+                                           "ContainerPort", r.ports[i].container_port, "HostPort",
+                                           r.ports[i].host_port, "HostIp",
                                            r.ports[i].host_ip ? r.ports[i].host_ip : ""));
   rec.ext = json_pack("{s:s,s:o,s:i,s:i}", POD_EXT_RUNDIR, r.run_dir, POD_EXT_PORTS, ports,
                       POD_EXT_MEMORY, (int)mem, POD_EXT_VCPUS, (int)vcpus);
   if (!rec.ext || cri_conv_map_in((void *const *)c->labels, c->n_labels, &rec.labels) < 0 ||
-      cri_conv_map_in((void *const *)c->annotations, c->n_annotations, &rec.annotations) <
-          0) {
+      cri_conv_map_in((void *const *)c->annotations, c->n_annotations, &rec.annotations) < 0) {
     json_decref(rec.ext);
     cri_kvs_clear(&rec.labels);
     cri_kvs_clear(&rec.annotations);
@@ -365,10 +364,9 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
   cri_kvs_clear(&rec.annotations);
   if (taken) {
     run_ctx_free(&r);
-    return cri_call_error(call, GRPC_STATUS_ALREADY_EXISTS,
-                          "pod %s/%s (uid %s, attempt %u) already exists as %s",
-                          c->metadata->namespace_, c->metadata->name, c->metadata->uid,
-                          c->metadata->attempt, other);
+    return cri_call_error(
+        call, GRPC_STATUS_ALREADY_EXISTS, "pod %s/%s (uid %s, attempt %u) already exists as %s",
+        c->metadata->namespace_, c->metadata->name, c->metadata->uid, c->metadata->attempt, other);
   }
   if (rc < 0) {
     run_ctx_free(&r);
@@ -460,8 +458,9 @@ static grpc_status_code find_pod(struct cri_call *call, const char *id_in, struc
   char id[65];
   int e = cri_state_resolve_pod(p->st, id_in ? id_in : "", id);
   if (e == -EEXIST)
-    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "pod sandbox id prefix '%s' is "
-                                                              "ambiguous",
+    return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
+                          "pod sandbox id prefix '%s' is "
+                          "ambiguous",
                           id_in);
   if (e < 0 || !id_in || !*id_in || cri_state_get_pod(p->st, id, pod) < 0)
     return cri_call_error(call, GRPC_STATUS_NOT_FOUND, "pod sandbox '%.80s' not found",
@@ -538,7 +537,10 @@ static int stop_pod(struct cri_pods *p, struct cri_pod_entry *e, const struct cr
     return rc;
   const char *mode = ext_str(pod, POD_EXT_NETMODE);
   if (mode && !strcmp(mode, "cni")) {
-    net_pod np = {.id = pod->id, .name = pod->name, .namespace = pod->ns, .uid = pod->uid,
+    net_pod np = {.id = pod->id,
+                  .name = pod->name,
+                  .namespace = pod->ns,
+                  .uid = pod->uid,
                   .netns_path = ext_str(pod, POD_EXT_NETNS)};
     if ((rc = net_pod_detach(p->cni, &np, err)) < 0)
       return q_error_wrap(err, "CNI DEL");
@@ -615,8 +617,8 @@ static grpc_status_code rpc_remove_pod(struct cri_call *call, const ProtobufCMes
   step = "remove pod network";
   const char *mode = ext_str(pod, POD_EXT_NETMODE), *netns = ext_str(pod, POD_EXT_NETNS);
   if (mode && !strcmp(mode, "cni")) {
-    net_pod np = {.id = id, .name = pod->name, .namespace = pod->ns, .uid = pod->uid,
-                  .netns_path = netns};
+    net_pod np = {
+        .id = id, .name = pod->name, .namespace = pod->ns, .uid = pod->uid, .netns_path = netns};
     if ((rc = net_pod_teardown(p->cni, &np, &err)) < 0)
       goto out;
   } else if (netns && (rc = net_netns_remove(netns, &err)) < 0) {

@@ -69,8 +69,7 @@ struct cri_pod_entry *cri_pods_get(struct cri_pods *p, const char *id)
       return e;
     }
   struct cri_pod_entry *e = calloc(1, sizeof(*e));
-  struct cri_pod_entry **nv =
-      e ? realloc(p->entries, (p->n_entries + 1) * sizeof(*nv)) : NULL;
+  struct cri_pod_entry **nv = e ? realloc(p->entries, (p->n_entries + 1) * sizeof(*nv)) : NULL;
   if (!nv) {
     free(e);
     pthread_mutex_unlock(&p->lock);
@@ -278,12 +277,12 @@ void cri_pods_refresh_ctr(struct cri_pods *p, const char *ctr_id)
     mark_sandbox_gone(p, pod->id, q_error_msg(err));
     cri_pods_set_sbx(e, NULL);
   } else if (rc == -ENOENT) {
-    struct exit_info x = {.code = 255, .reason = "Unknown",
-                          .message = "the sandbox no longer knows this container"};
+    struct exit_info x = {
+        .code = 255, .reason = "Unknown", .message = "the sandbox no longer knows this container"};
     cri_state_update_ctr(p->st, ctr_id, set_exited, &x, NULL);
   } else if (rc == 0 && s.state == SBX_PROC_EXITED) {
-    struct exit_info x = {.code = s.exit_code, .finished = s.finished_at,
-                          .reason = exit_reason(&s)};
+    struct exit_info x = {
+        .code = s.exit_code, .finished = s.finished_at, .reason = exit_reason(&s)};
     cri_state_update_ctr(p->st, ctr_id, set_exited, &x, NULL);
   }
   cri_pods_put(p, e);

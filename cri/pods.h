@@ -35,35 +35,35 @@ struct img_store;
 struct cri_stream_server;
 
 /* Keys of cri_pod.ext. */
-#define POD_EXT_NETNS "NetnsPath"           /* pinned netns, absent for host network */
-#define POD_EXT_NETMODE "NetworkMode"       /* "cni", "loopback" or "host" */
-#define POD_EXT_NETNOTE "NetworkNote"       /* why a pod got loopback only */
-#define POD_EXT_IP "Ip"                     /* primary IP ("" when none) */
-#define POD_EXT_IPS "AdditionalIps"         /* array of strings */
-#define POD_EXT_RUNDIR "RunDir"             /* pod files, rootfs mounts, sandbox log */
-#define POD_EXT_SOCKET "ControlSocket"      /* the sandbox's control socket */
-#define POD_EXT_PORTS "PortMappings"        /* array of {Protocol,ContainerPort,HostPort,HostIp} */
+#define POD_EXT_NETNS "NetnsPath"      /* pinned netns, absent for host network */
+#define POD_EXT_NETMODE "NetworkMode"  /* "cni", "loopback" or "host" */
+#define POD_EXT_NETNOTE "NetworkNote"  /* why a pod got loopback only */
+#define POD_EXT_IP "Ip"                /* primary IP ("" when none) */
+#define POD_EXT_IPS "AdditionalIps"    /* array of strings */
+#define POD_EXT_RUNDIR "RunDir"        /* pod files, rootfs mounts, sandbox log */
+#define POD_EXT_SOCKET "ControlSocket" /* the sandbox's control socket */
+#define POD_EXT_PORTS "PortMappings"   /* array of {Protocol,ContainerPort,HostPort,HostIp} */
 #define POD_EXT_MEMORY "MemoryMiB"
 #define POD_EXT_VCPUS "Vcpus"
-#define POD_EXT_SBXERR "SandboxError"       /* last reason the sandbox could not be reached */
+#define POD_EXT_SBXERR "SandboxError" /* last reason the sandbox could not be reached */
 
 /* Keys of cri_ctr.ext. */
 #define CTR_EXT_ROOTFS "Rootfs"
-#define CTR_EXT_DIR "Dir"                   /* per-container files (termination-log) */
+#define CTR_EXT_DIR "Dir" /* per-container files (termination-log) */
 #define CTR_EXT_ARGV "Argv"
 #define CTR_EXT_ENVN "EnvCount"
 #define CTR_EXT_CWD "Cwd"
 #define CTR_EXT_UID "Uid"
 #define CTR_EXT_GID "Gid"
-#define CTR_EXT_MOUNTS "Mounts"             /* array of {ContainerPath,HostPath,Readonly} */
+#define CTR_EXT_MOUNTS "Mounts" /* array of {ContainerPath,HostPath,Readonly} */
 #define CTR_EXT_TTY "Tty"
 #define CTR_EXT_STDIN "Stdin"
 #define CTR_EXT_STOPSIG "StopSignal"
-#define CTR_EXT_RES "Resources"             /* the last LinuxContainerResources, as JSON */
+#define CTR_EXT_RES "Resources" /* the last LinuxContainerResources, as JSON */
 
 struct cri_pod_entry {
   char id[65];
-  pthread_mutex_t op; /* life-cycle operations of this pod */
+  pthread_mutex_t op;       /* life-cycle operations of this pod */
   pthread_mutex_t sbx_lock; /* guards sbx and retired (not the calls made through them) */
   struct sbx_client *sbx;
   /* Clients replaced or dropped while the entry lives: another thread may

@@ -35,7 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cri_proto.h"  /* messages generated at build time from proto/api.proto */
+#include "cri_proto.h" /* messages generated at build time from proto/api.proto */
 #include "quark/common.h"
 #include "quark/config.h"
 

@@ -61,7 +61,8 @@ static struct sbx_client *query_sbx(struct cri_pods *p, const char *pod_id,
 static Runtime__V1__ContainerStats *ctr_stats(struct cri_call *call, struct cri_pods *p,
                                               const struct cri_ctr *ctr, struct sbx_client *c)
 {
-  Runtime__V1__ContainerStats *s = cri_call_new_msg(call, &runtime__v1__container_stats__descriptor);
+  Runtime__V1__ContainerStats *s =
+      cri_call_new_msg(call, &runtime__v1__container_stats__descriptor);
   if (!s)
     return NULL;
   Runtime__V1__ContainerAttributes *a =
@@ -179,7 +180,8 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_call *call, struct cri
   Runtime__V1__LinuxPodSandboxStats *l =
       cri_call_new_msg(call, &runtime__v1__linux_pod_sandbox_stats__descriptor);
   if (!s || !a || !m || !l || !(a->id = cri_call_strdup(call, pod->id)) ||
-      !(m->name = cri_call_strdup(call, pod->name)) || !(m->uid = cri_call_strdup(call, pod->uid)) ||
+      !(m->name = cri_call_strdup(call, pod->name)) ||
+      !(m->uid = cri_call_strdup(call, pod->uid)) ||
       !(m->namespace_ = cri_call_strdup(call, pod->ns)))
     return NULL;
   m->attempt = pod->attempt;

@@ -59,8 +59,8 @@ static void *exec_thread(void *arg)
   struct exec_job *j = arg;
   struct sbx_exec_result r = {0};
   q_cleanup_error q_error *err = NULL;
-  j->rc = sbx_container_exec(j->sbx, j->id, (const char *const *)j->argv, -1, EXEC_OUT_CAP, &r,
-                             &err);
+  j->rc =
+      sbx_container_exec(j->sbx, j->id, (const char *const *)j->argv, -1, EXEC_OUT_CAP, &r, &err);
   if (j->rc == 0) {
     j->exit_code = r.exit_code;
     if (j->out_w >= 0 && r.out_len)
@@ -222,8 +222,8 @@ static int connect_local(void *arg, q_error **err)
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return q_error_make(err, errno, "socket");
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(a->port),
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in sa = {
+      .sin_family = AF_INET, .sin_port = htons(a->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
     int e = errno;
     close(fd);
@@ -309,7 +309,8 @@ static grpc_status_code rpc_exec(struct cri_call *call, const ProtobufCMessage *
     return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
                           "Exec with stdin or a tty: the sandbox control protocol has no "
                           "streaming exec yet (non-interactive exec works)");
-  struct cri_stream_opts o = {.tty = in->tty, .in = in->stdin, .out = in->stdout, .err = in->stderr};
+  struct cri_stream_opts o = {
+      .tty = in->tty, .in = in->stdin, .out = in->stdout, .err = in->stderr};
   q_cleanup_error q_error *err = NULL;
   char *url = NULL;
   int rc = cri_stream_request_exec(p->stream, id, (const char *const *)in->cmd, in->n_cmd, &o, &url,

@@ -25,10 +25,10 @@
 #define QUARK_CLI_ENDPOINT_ENV "QUARK_ENDPOINT"
 
 struct quark_cli {
-  const char *endpoint;  /* "unix:///path" */
-  bool json;             /* --json: machine-readable output */
-  int timeout_ms;        /* per call; --timeout */
-  bool timeout_set;      /* --timeout given (quark exec: the command's timeout) */
+  const char *endpoint; /* "unix:///path" */
+  bool json;            /* --json: machine-readable output */
+  int timeout_ms;       /* per call; --timeout */
+  bool timeout_set;     /* --timeout given (quark exec: the command's timeout) */
 };
 
 /* method: "/runtime.v1.ImageService/PullImage". *resp is freed by the caller

@@ -292,8 +292,8 @@ static const struct {
 } commands[] = {
     {"version", cmd_version}, {"info", cmd_info},           {"pods", cmd_pods},
     {"ps", cmd_ps},           {"pull", quark_cmd_pull},     {"images", quark_cmd_images},
-    {"rmi", quark_cmd_rmi},   {"import", quark_cmd_import},
-    {"run", quark_cmd_run},   {"logs", quark_cmd_logs},     {"exec", quark_cmd_exec},
+    {"rmi", quark_cmd_rmi},   {"import", quark_cmd_import}, {"run", quark_cmd_run},
+    {"logs", quark_cmd_logs}, {"exec", quark_cmd_exec},
 };
 
 int main(int argc, char **argv)

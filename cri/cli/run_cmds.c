@@ -142,8 +142,8 @@ static int show_log(const struct quark_cli *cli, const char *id, bool follow, bo
   int rc = ctr_status(cli, id, &st, err);
   if (rc < 0)
     return rc;
-  q_cleanup_free char *path = st->status && st->status->log_path ? strdup(st->status->log_path)
-                                                                 : NULL;
+  q_cleanup_free char *path =
+      st->status && st->status->log_path ? strdup(st->status->log_path) : NULL;
   q_cleanup_free char *full_id = st->status ? strdup(st->status->id) : NULL;
   protobuf_c_message_free_unpacked(&st->base, NULL);
   if (!path || !*path || !full_id)
@@ -250,11 +250,10 @@ int quark_cmd_exec(struct quark_cli *cli, int argc, char **argv)
 
 static void run_usage(void)
 {
-  fprintf(stderr,
-          "usage: quark run [--name NAME] [--env K=V]... [--workdir DIR] [--log-dir DIR]\n"
-          "                 [--handler H] [--keep] IMAGE [-- COMMAND [ARG...]]\n"
-          "Runs IMAGE in a new pod (one VM), streams its output, removes the pod (unless\n"
-          "--keep) and exits with the container's exit code (125 when quark failed).\n");
+  fprintf(stderr, "usage: quark run [--name NAME] [--env K=V]... [--workdir DIR] [--log-dir DIR]\n"
+                  "                 [--handler H] [--keep] IMAGE [-- COMMAND [ARG...]]\n"
+                  "Runs IMAGE in a new pod (one VM), streams its output, removes the pod (unless\n"
+                  "--keep) and exits with the container's exit code (125 when quark failed).\n");
 }
 
 static void remove_pod(const struct quark_cli *cli, const char *pod_id)
@@ -296,11 +295,13 @@ int quark_cmd_run(struct quark_cli *cli, int argc, char **argv)
     free(env_store);
     return quark_cli_fail("out of memory");
   }
-  static const struct option opts[] = {
-      {"name", required_argument, NULL, 'n'},    {"env", required_argument, NULL, 'e'},
-      {"workdir", required_argument, NULL, 'w'}, {"log-dir", required_argument, NULL, 'l'},
-      {"handler", required_argument, NULL, 'H'}, {"keep", no_argument, NULL, 'k'},
-      {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                       {"env", required_argument, NULL, 'e'},
+                                       {"workdir", required_argument, NULL, 'w'},
+                                       {"log-dir", required_argument, NULL, 'l'},
+                                       {"handler", required_argument, NULL, 'H'},
+                                       {"keep", no_argument, NULL, 'k'},
+                                       {NULL, 0, NULL, 0}};
   int c, rc = 125;
   optind = 1;
   while ((c = getopt_long(argc, argv, "+n:e:w:l:H:k", opts, NULL)) != -1) {
@@ -390,8 +391,8 @@ int quark_cmd_run(struct quark_cli *cli, int argc, char **argv)
   ProtobufCMessage *sres = NULL;
   char *pod_id = NULL, *ctr_id = NULL;
   if (quark_cli_call(&lc, RT "RunPodSandbox", &preq.base,
-                     &runtime__v1__run_pod_sandbox_response__descriptor,
-                     (ProtobufCMessage **)&pres, &err) < 0)
+                     &runtime__v1__run_pod_sandbox_response__descriptor, (ProtobufCMessage **)&pres,
+                     &err) < 0)
     goto fail;
   pod_id = strdup(pres->pod_sandbox_id);
   protobuf_c_message_free_unpacked(&pres->base, NULL);

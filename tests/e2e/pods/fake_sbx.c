@@ -262,7 +262,8 @@ int sbx_container_exec(struct sbx_client *c, const char *id, const char *const *
   int r = sbx_container_status(c, id, &st, err);
   if (r < 0)
     return r;
-  if (!strcmp(argv[0], "sleep") && argv[1] && timeout_ms >= 0 && atoi(argv[1]) * 1000 > timeout_ms) {
+  if (!strcmp(argv[0], "sleep") && argv[1] && timeout_ms >= 0 &&
+      atoi(argv[1]) * 1000 > timeout_ms) {
     usleep((useconds_t)timeout_ms * 1000);
     return q_error_make(err, ETIMEDOUT, "exec timed out");
   }

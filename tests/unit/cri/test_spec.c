@@ -117,7 +117,8 @@ static void make_root(void)
   snprintf(p, sizeof(p), "%s/etc/passwd", root);
   FILE *f = fopen(p, "w");
   fputs("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"
-        "app:x:1000:1001:app:/home/app:/bin/sh\nbroken line\n", f);
+        "app:x:1000:1001:app:/home/app:/bin/sh\nbroken line\n",
+        f);
   fclose(f);
   snprintf(p, sizeof(p), "%s/etc/group", root);
   f = fopen(p, "w");
