@@ -104,8 +104,17 @@ int img_error(q_error **err, int status, const char *fmt, ...) Q_PRINTF(3, 4);
 int img_layer_ensure(img_store *st, const char *digest, const char *media_type, const char *diff_id,
                      q_error **err);
 /* img_unpack_layer that also hashes the uncompressed stream: *diff_id gets
- * "sha256:<hex>" (when not NULL). */
-int img_unpack_layer_diffid(const char *path, const char *dest_dir, char diff_id[72], q_error **err);
+ * "sha256:<hex>" (when not NULL). Reads path, or fd when path is NULL. */
+int img_unpack_layer_diffid(const char *path, int fd, const char *dest_dir, char diff_id[72],
+                            q_error **err);
+/* Brings in a layer whose blob is not in the store yet, unpacking while it
+ * downloads: fetch(arg, tee_fd, &complete, err) must download the blob into
+ * the store (img_reg_fetch_blob). When the stream was not complete (the
+ * download restarted, or another thread had the blob) it unpacks from the
+ * stored blob instead. */
+typedef int (*img_fetch_fn)(void *arg, int tee_fd, bool *complete, q_error **err);
+int img_layer_ensure_streamed(img_store *st, const char *digest, const char *media_type,
+                              const char *diff_id, img_fetch_fn fetch, void *arg, q_error **err);
 bool img_layer_media_type_ok(const char *mt);
 
 /* registry.c */
@@ -122,10 +131,14 @@ int img_reg_endpoints(img_store *st, const char *host, char ***out, q_error **er
  * ref_digest is given, else against Docker-Content-Digest when sent. */
 int img_reg_get_manifest(struct img_reg *r, const char *tag_or_digest, char **body, size_t *len,
                          char **media_type, char **digest, q_error **err);
-/* Downloads a blob into the store, verified. progress may be NULL. */
+/* Downloads a blob into the store, verified. progress may be NULL. With
+ * tee_fd >= 0 (a stream socket) the body is also sent there as it arrives;
+ * *tee_complete then says whether the socket got exactly the whole blob
+ * (not when its reader went away or the body had to start over). */
 typedef void (*img_reg_progress)(void *arg, int64_t done, int64_t total);
 int img_reg_fetch_blob(struct img_reg *r, const char *digest, int64_t size,
-                       img_reg_progress progress, void *arg, q_error **err);
+                       img_reg_progress progress, void *arg, int tee_fd, bool *tee_complete,
+                       q_error **err);
 /* A blob small enough to keep in memory (config). Verified. */
 int img_reg_get_blob_mem(struct img_reg *r, const char *digest, size_t max, char **body,
                          size_t *len, q_error **err);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -371,7 +372,8 @@ static la_ssize_t raw_read(struct archive *a, void *arg, const void **buf) {
   return (la_ssize_t)size;
 }
 
-int img_unpack_layer_diffid(const char *path, const char *dest_dir, char diff_id[72], q_error **err) {
+int img_unpack_layer_diffid(const char *path, int fd, const char *dest_dir, char diff_id[72],
+                            q_error **err) {
   struct unpack u = {.rootfd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (u.rootfd < 0)
     return q_error_make(err, errno, "open %s", dest_dir);
@@ -388,14 +390,17 @@ int img_unpack_layer_diffid(const char *path, const char *dest_dir, char diff_id
   archive_read_support_filter_none(src.raw);
   archive_read_support_format_raw(src.raw);
   struct archive_entry *e;
-  if (archive_read_open_filename(src.raw, path, 1 << 20) != ARCHIVE_OK ||
+  if ((path ? archive_read_open_filename(src.raw, path, 1 << 20)
+            : archive_read_open_fd(src.raw, fd, 1 << 20)) != ARCHIVE_OK ||
       archive_read_next_header(src.raw, &e) != ARCHIVE_OK) {
-    rc = img_error(err, EBADMSG, "open layer %s: %s", path, archive_error_string(src.raw));
+    rc = img_error(err, EBADMSG, "open layer %s: %s", path ? path : "stream",
+                   archive_error_string(src.raw));
     goto out;
   }
   archive_read_support_format_tar(a);
   if (archive_read_open(a, &src, NULL, raw_read, NULL) != ARCHIVE_OK) {
-    rc = img_error(err, EBADMSG, "layer %s is not a tar archive: %s", path, archive_error_string(a));
+    rc = img_error(err, EBADMSG, "layer %s is not a tar archive: %s", path ? path : "stream",
+                   archive_error_string(a));
     goto out;
   }
   int r;
@@ -444,7 +449,7 @@ out:
 }
 
 int img_unpack_layer(const char *path, const char *dest_dir, q_error **err) {
-  return img_unpack_layer_diffid(path, dest_dir, NULL, err);
+  return img_unpack_layer_diffid(path, -1, dest_dir, NULL, err);
 }
 
 static char *diffid_path(const img_store *st, const char *digest) {
@@ -470,47 +475,130 @@ static int check_diffid(img_store *st, const char *digest, const char *want, q_e
   return 0;
 }
 
+/* A layer unpacked into tmp: checks its diff_id, records it and renames it
+ * into place once its files are on disk. Removes tmp on failure. */
+static int layer_commit(img_store *st, const char *digest, const char *tmp, const char *got,
+                        const char *diff_id, q_error **err) {
+  q_cleanup_free char *dst = img_layer_path(st, digest);
+  q_cleanup_free char *dpath = diffid_path(st, digest);
+  int rc = 0;
+  if (!dst || !dpath)
+    rc = q_error_make(err, ENOMEM, "layer %s", digest);
+  else if (diff_id && strcmp(diff_id, got) != 0)
+    rc = img_error(err, EBADMSG, "layer %s: uncompressed content is %s, the image config says %s",
+                   digest, got, diff_id);
+  else if ((rc = q_write_file_atomic(dpath, got, strlen(got), 0644, err)) < 0)
+    q_error_wrap(err, "layer %s", digest);
+  else {
+    int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      syncfs(dfd);
+      close(dfd);
+    }
+    if (rename(tmp, dst) < 0 && errno != EEXIST && errno != ENOTEMPTY)
+      rc = q_error_make(err, errno, "rename %s to %s", tmp, dst);
+  }
+  if (access(tmp, F_OK) == 0)
+    q_rm_rf(tmp, NULL);
+  return rc;
+}
+
+/* Unpacks the stored blob (the layer flight is held). */
+static int layer_from_blob(img_store *st, const char *digest, const char *media_type,
+                           const char *diff_id, q_error **err) {
+  q_cleanup_free char *blob = img_blob_path(st, digest);
+  q_cleanup_free char *tmp = img_tmp_path(st, "layer");
+  char got[72];
+  if (!blob || !tmp)
+    return q_error_make(err, ENOMEM, "layer %s", digest);
+  if (mkdir(tmp, 0755) < 0)
+    return q_error_make(err, errno, "mkdir %s", tmp);
+  int rc = img_unpack_layer_diffid(blob, -1, tmp, got, err);
+  if (rc < 0) {
+    q_error_wrap(err, "layer %s (%s)", digest, media_type ? media_type : "tar");
+    q_rm_rf(tmp, NULL);
+    return rc;
+  }
+  return layer_commit(st, digest, tmp, got, diff_id, err);
+}
+
 int img_layer_ensure(img_store *st, const char *digest, const char *media_type, const char *diff_id,
                      q_error **err) {
   q_cleanup_free char *dst = img_layer_path(st, digest);
-  q_cleanup_free char *blob = img_blob_path(st, digest);
   q_cleanup_free char *key = NULL;
-  if (!dst || !blob || asprintf(&key, "layer:%s", digest) < 0)
+  if (!dst || asprintf(&key, "layer:%s", digest) < 0)
     return q_error_make(err, ENOMEM, "layer %s", digest);
-  q_cleanup_free char *dpath = diffid_path(st, digest);
-  char got[72];
   while (access(dst, F_OK) != 0) {
     if (!img_flight_begin(st, key))
       continue;   /* another thread unpacked it (or failed): look again */
+    int rc = access(dst, F_OK) == 0 ? 0 : layer_from_blob(st, digest, media_type, diff_id, err);
+    img_flight_end(st, key);
+    return rc;
+  }
+  return check_diffid(st, digest, diff_id, err);
+}
+
+struct stream_unpack {
+  int fd;
+  const char *tmp;
+  char got[72];
+  int rc;
+  q_error *err;
+};
+
+static void *stream_thread(void *arg) {
+  struct stream_unpack *u = arg;
+  u->rc = img_unpack_layer_diffid(NULL, u->fd, u->tmp, u->got, &u->err);
+  /* Done or failed: closing drops what is queued, so a sender blocked on a
+   * full socket gets EPIPE instead of waiting forever. */
+  close(u->fd);
+  return NULL;
+}
+
+int img_layer_ensure_streamed(img_store *st, const char *digest, const char *media_type,
+                              const char *diff_id, img_fetch_fn fetch, void *arg, q_error **err) {
+  q_cleanup_free char *dst = img_layer_path(st, digest);
+  q_cleanup_free char *key = NULL;
+  if (!dst || asprintf(&key, "layer:%s", digest) < 0)
+    return q_error_make(err, ENOMEM, "layer %s", digest);
+  while (access(dst, F_OK) != 0) {
+    if (!img_flight_begin(st, key))
+      continue;
     int rc = 0;
+    bool complete = false;
     q_cleanup_free char *tmp = img_tmp_path(st, "layer");
-    if (!tmp)
-      rc = q_error_make(err, ENOMEM, "layer %s", digest);
-    else if (access(dst, F_OK) == 0)
-      rc = 0;
-    else if (mkdir(tmp, 0755) < 0)
-      rc = q_error_make(err, errno, "mkdir %s", tmp);
-    else if ((rc = img_unpack_layer_diffid(blob, tmp, got, err)) < 0)
-      q_error_wrap(err, "layer %s (%s)", digest, media_type ? media_type : "tar");
-    else if (diff_id && strcmp(diff_id, got) != 0)
-      rc = img_error(err, EBADMSG, "layer %s: uncompressed content is %s, the image config says %s",
-                     digest, got, diff_id);
-    else if (!dpath)
-      rc = q_error_make(err, ENOMEM, "layer %s", digest);
-    else if ((rc = q_write_file_atomic(dpath, got, strlen(got), 0644, err)) < 0)
-      q_error_wrap(err, "layer %s", digest);
-    else {
-      /* The layer becomes visible only once its files are on disk. */
-      int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd >= 0) {
-        syncfs(dfd);
-        close(dfd);
+    int sv[2] = {-1, -1};
+    pthread_t th;
+    struct stream_unpack u = {.tmp = tmp, .rc = -EIO};
+    bool started = tmp && mkdir(tmp, 0755) == 0 &&
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0 &&
+                   (u.fd = sv[0], pthread_create(&th, NULL, stream_thread, &u) == 0);
+    rc = fetch(arg, started ? sv[1] : -1, &complete, err);
+    if (sv[1] >= 0)
+      close(sv[1]);   /* end of stream for the unpacker */
+    if (started)
+      pthread_join(th, NULL);   /* it closed sv[0] */
+    else if (sv[0] >= 0)
+      close(sv[0]);
+    if (rc == 0 && started && complete && u.rc < 0) {
+      /* The whole blob went through and verified: the layer itself is bad. */
+      rc = u.rc;
+      if (err) {
+        q_error_free(err);
+        *err = u.err;
+        u.err = NULL;
       }
-      if (rename(tmp, dst) < 0 && errno != EEXIST && errno != ENOTEMPTY)
-        rc = q_error_make(err, errno, "rename %s to %s", tmp, dst);
+      q_error_wrap(err, "layer %s (%s)", digest, media_type ? media_type : "tar");
     }
-    if (tmp && access(tmp, F_OK) == 0)
+    if (rc == 0 && started && complete)
+      rc = layer_commit(st, digest, tmp, u.got, diff_id, err);
+    else if (tmp && access(tmp, F_OK) == 0)
       q_rm_rf(tmp, NULL);
+    if (rc == 0 && access(dst, F_OK) != 0) {
+      q_debug(NULL, "layer %s: stream incomplete, unpacking the stored blob", digest);
+      rc = layer_from_blob(st, digest, media_type, diff_id, err);
+    }
+    q_error_free(&u.err);
     img_flight_end(st, key);
     return rc;
   }

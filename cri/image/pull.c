@@ -185,8 +185,41 @@ static int fetch_blob_shared(img_store *st, struct img_reg *r, const struct img_
       return img_error(err, ENOENT, "layer blob %s is not in the store", d->digest);
     if (!img_flight_begin(st, key))
       continue;
-    int rc = img_blob_exists(st, d->digest) ? 0 : img_reg_fetch_blob(r, d->digest, d->size, cb, arg, err);
+    int rc = img_blob_exists(st, d->digest) ? 0
+                                            : img_reg_fetch_blob(r, d->digest, d->size, cb, arg, -1, NULL, err);
     img_flight_end(st, key);
+    return rc;
+  }
+  return 0;
+}
+
+struct stream_fetch {
+  struct pull_ctx *c;
+  struct img_reg *r;
+  const struct img_desc *d;
+  struct layer_progress *prog;
+};
+
+/* img_fetch_fn for a streamed layer: the blob, unless another thread is
+ * fetching it or has it (then the stream is incomplete and the layer is
+ * unpacked from the stored blob). */
+static int stream_fetch(void *arg, int tee_fd, bool *complete, q_error **err) {
+  struct stream_fetch *f = arg;
+  img_store *st = f->c->st;
+  q_cleanup_free char *key = NULL;
+  *complete = false;
+  if (asprintf(&key, "blob:%s", f->d->digest) < 0)
+    return q_error_make(err, ENOMEM, "blob");
+  while (!img_blob_exists(st, f->d->digest)) {
+    if (!img_flight_begin(st, key))
+      continue;
+    int rc = img_blob_exists(st, f->d->digest)
+                 ? 0
+                 : img_reg_fetch_blob(f->r, f->d->digest, f->d->size, on_bytes, f->prog, tee_fd,
+                                      complete, err);
+    img_flight_end(st, key);
+    if (rc == 0 && *complete)
+      report(f->c, f->d->digest, IMG_PROGRESS_UNPACKING, f->d->size, f->d->size);
     return rc;
   }
   return 0;
@@ -194,23 +227,28 @@ static int fetch_blob_shared(img_store *st, struct img_reg *r, const struct img_
 
 static int do_layer(struct pull_ctx *c, struct img_reg *r, const struct img_desc *d, q_error **err) {
   q_cleanup_free char *lp = img_layer_path(c->st, d->digest);
+  size_t i = (size_t)(d - c->m->layers);
+  const char *diff_id = c->m->diff_ids && i < img_strv_len(c->m->diff_ids) ? c->m->diff_ids[i] : NULL;
   if (lp && access(lp, F_OK) == 0) {
-    size_t i = (size_t)(d - c->m->layers);
-    int rc = img_layer_ensure(c->st, d->digest, d->media_type,
-                              c->m->diff_ids && i < img_strv_len(c->m->diff_ids) ? c->m->diff_ids[i] : NULL, err);
+    int rc = img_layer_ensure(c->st, d->digest, d->media_type, diff_id, err);
     if (rc == 0)
       report(c, d->digest, IMG_PROGRESS_EXISTS, d->size, d->size);
     return rc;
   }
   struct layer_progress prog = {c, d->digest};
   report(c, d->digest, IMG_PROGRESS_DOWNLOADING, 0, d->size);
-  int rc = fetch_blob_shared(c->st, r, d, on_bytes, &prog, err);
-  if (rc < 0)
-    return rc;
-  report(c, d->digest, IMG_PROGRESS_UNPACKING, d->size, d->size);
-  size_t idx = (size_t)(d - c->m->layers);
-  const char *diff_id = c->m->diff_ids && idx < img_strv_len(c->m->diff_ids) ? c->m->diff_ids[idx] : NULL;
-  rc = img_layer_ensure(c->st, d->digest, d->media_type, diff_id, err);
+  int rc;
+  if (r && !img_blob_exists(c->st, d->digest)) {
+    /* Unpack while downloading: the layer is ready soon after its last byte. */
+    struct stream_fetch f = {c, r, d, &prog};
+    rc = img_layer_ensure_streamed(c->st, d->digest, d->media_type, diff_id, stream_fetch, &f, err);
+  } else {
+    rc = fetch_blob_shared(c->st, r, d, on_bytes, &prog, err);
+    if (rc < 0)
+      return rc;
+    report(c, d->digest, IMG_PROGRESS_UNPACKING, d->size, d->size);
+    rc = img_layer_ensure(c->st, d->digest, d->media_type, diff_id, err);
+  }
   if (rc < 0)
     return rc;
   report(c, d->digest, IMG_PROGRESS_DONE, d->size, d->size);

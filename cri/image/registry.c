@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 struct img_reg {
@@ -170,6 +171,10 @@ struct sink {
   EVP_MD_CTX *md;
   int64_t done, total;
   int64_t resume_from;       /* > 0: ask for the bytes from here on (Range) */
+  int tee_fd;                /* >= 0: a copy of the body goes here (a socket) */
+  int64_t teed;
+  bool tee_broken;           /* the copy stopped: its reader is gone or the body restarted */
+  CURL *curl;
   img_reg_progress progress;
   void *parg;
   int64_t last_report;
@@ -236,6 +241,25 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
     }
     EVP_DigestUpdate(s->md, data, len);
     s->done += (int64_t)len;
+    if (s->tee_fd >= 0 && !s->tee_broken) {
+      long code = 0;
+      curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+      if (code == 200 || code == 206) {
+        /* MSG_NOSIGNAL: a reader that gave up must not kill the daemon. */
+        for (size_t off = 0; off < len;) {
+          ssize_t w = send(s->tee_fd, data + off, len - off, MSG_NOSIGNAL);
+          if (w < 0 && errno == EINTR)
+            continue;
+          if (w <= 0) {
+            s->tee_broken = true;
+            break;
+          }
+          off += (size_t)w;
+        }
+        if (!s->tee_broken)
+          s->teed += (int64_t)len;
+      }
+    }
     if (s->progress && (s->done - s->last_report >= (1 << 20) || s->done == s->total)) {
       s->last_report = s->done;
       s->progress(s->parg, s->done, s->total);
@@ -270,6 +294,8 @@ static int sink_reset(struct sink *s) {
   s->len = 0;
   s->fail_errno = 0;
   s->fail_msg[0] = '\0';
+  if (s->teed > 0)
+    s->tee_broken = true;   /* the copy cannot start over */
   s->done = 0;
   s->last_report = 0;
   if (s->fd >= 0) {
@@ -476,7 +502,7 @@ static int fetch_token(struct img_reg *r, const char *realm, const char *service
     if (!b || asprintf(&basic_h, "Basic %s", b) < 0)
       return q_error_make(err, ENOMEM, "token");
   }
-  struct sink s = {.fd = -1, .max = 1 << 20};
+  struct sink s = {.fd = -1, .tee_fd = -1, .max = 1 << 20};
   struct hdrs h = {0};
   long code = 0;
   char eb[CURL_ERROR_SIZE];
@@ -637,7 +663,7 @@ int img_reg_get_manifest(struct img_reg *r, const char *tag_or_digest, char **bo
   q_cleanup_free char *url = NULL;
   if (asprintf(&url, "%s/v2/%s/manifests/%s", r->endpoint, r->repo, tag_or_digest) < 0)
     return q_error_make(err, ENOMEM, "manifest");
-  struct sink s = {.fd = -1, .max = IMG_MAX_MANIFEST};
+  struct sink s = {.fd = -1, .tee_fd = -1, .max = IMG_MAX_MANIFEST};
   struct hdrs h = {0};
   long code = 0;
   int rc = reg_get(r, url, MT_OCI_INDEX ", " MT_DOCKER_LIST ", " MT_OCI_MANIFEST ", " MT_DOCKER_MANIFEST,
@@ -685,7 +711,7 @@ int img_reg_get_blob_mem(struct img_reg *r, const char *digest, size_t max, char
   q_cleanup_free char *url = NULL;
   if (asprintf(&url, "%s/v2/%s/blobs/%s", r->endpoint, r->repo, digest) < 0)
     return q_error_make(err, ENOMEM, "blob");
-  struct sink s = {.fd = -1, .max = max};
+  struct sink s = {.fd = -1, .tee_fd = -1, .max = max};
   struct hdrs h = {0};
   long code = 0;
   int rc = reg_get(r, url, NULL, &s, &h, &code, err);
@@ -709,7 +735,8 @@ int img_reg_get_blob_mem(struct img_reg *r, const char *digest, size_t max, char
 }
 
 int img_reg_fetch_blob(struct img_reg *r, const char *digest, int64_t size,
-                       img_reg_progress progress, void *arg, q_error **err) {
+                       img_reg_progress progress, void *arg, int tee_fd, bool *tee_complete,
+                       q_error **err) {
   q_cleanup_free char *url = NULL;
   q_cleanup_free char *tmp = img_tmp_path(r->st, "blob");
   q_cleanup_free char *dst = img_blob_path(r->st, digest);
@@ -718,7 +745,8 @@ int img_reg_fetch_blob(struct img_reg *r, const char *digest, int64_t size,
   int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0)
     return q_error_make(err, errno, "create %s", tmp);
-  struct sink s = {.fd = fd, .md = EVP_MD_CTX_new(), .total = size, .progress = progress, .parg = arg};
+  struct sink s = {.fd = fd, .md = EVP_MD_CTX_new(), .total = size, .progress = progress, .parg = arg,
+                   .tee_fd = tee_fd, .curl = r->curl};
   struct hdrs h = {0};
   long code = 0;
   int rc = s.md ? reg_get(r, url, NULL, &s, &h, &code, err) : q_error_make(err, ENOMEM, "sha256");
@@ -743,5 +771,7 @@ int img_reg_fetch_blob(struct img_reg *r, const char *digest, int64_t size,
     rc = q_error_make(err, errno, "rename %s to %s", tmp, dst);
   if (rc < 0)
     unlink(tmp);
+  if (tee_complete)
+    *tee_complete = rc == 0 && tee_fd >= 0 && !s.tee_broken && s.teed == s.done;
   return rc;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -299,8 +300,32 @@ Test(unpack, diff_id_is_the_uncompressed_stream, .init = setup, .fini = teardown
     snprintf(dn, sizeof(dn), "d%d", i);
     char *d = unpack_dir(dn);
     q_error *err = NULL;
-    cr_assert_eq(img_unpack_layer_diffid(tars[i], d, got, &err), 0, "%s", q_error_msg(err));
+    cr_assert_eq(img_unpack_layer_diffid(tars[i], -1, d, got, &err), 0, "%s", q_error_msg(err));
     cr_expect_str_eq(got, want, "diff_id of %s", tars[i]);
+    free(d);
+    /* the same from a stream (the pull unpacks while it downloads) */
+    snprintf(dn, sizeof(dn), "s%d", i);
+    d = unpack_dir(dn);
+    int fd = open(tars[i], O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof(buf))) > 0)
+        if (write(pfd[1], buf, (size_t)n) != n)
+          _exit(1);
+      _exit(0);
+    }
+    close(pfd[1]);
+    cr_assert_eq(img_unpack_layer_diffid(NULL, pfd[0], d, got, &err), 0, "%s", q_error_msg(err));
+    cr_expect_str_eq(got, want, "diff_id of %s streamed", tars[i]);
+    check_good(d);
+    close(pfd[0]);
+    close(fd);
+    waitpid(pid, NULL, 0);
     free(d);
   }
   free(plain);
