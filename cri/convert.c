@@ -181,6 +181,26 @@ Runtime__V1__ContainerStatus *cri_conv_ctr_status(struct cri_call *call, const s
     m->readonly = json_is_true(json_object_get(o, "Readonly"));
     s->mounts[s->n_mounts++] = m;
   }
+  /* Resources as last set by UpdateContainerResources (ext Resources). */
+  json_t *res = json_object_get(ctr->ext, "Resources");
+  if (json_is_object(res)) {
+    Runtime__V1__ContainerResources *cr =
+        cri_call_new_msg(call, &runtime__v1__container_resources__descriptor);
+    Runtime__V1__LinuxContainerResources *l =
+        cri_call_new_msg(call, &runtime__v1__linux_container_resources__descriptor);
+    if (!cr || !l ||
+        !(l->cpuset_cpus =
+              cri_call_strdup(call, json_string_value(json_object_get(res, "CpusetCpus")))) ||
+        !(l->cpuset_mems =
+              cri_call_strdup(call, json_string_value(json_object_get(res, "CpusetMems")))))
+      return NULL;
+    l->cpu_period = json_integer_value(json_object_get(res, "CpuPeriod"));
+    l->cpu_quota = json_integer_value(json_object_get(res, "CpuQuota"));
+    l->cpu_shares = json_integer_value(json_object_get(res, "CpuShares"));
+    l->memory_limit_in_bytes = json_integer_value(json_object_get(res, "MemoryLimitInBytes"));
+    cr->linux = l;
+    s->resources = cr;
+  }
   if (cri_conv_map_out(call, &runtime__v1__container_status__labels_entry__descriptor, &ctr->labels,
                        &s->n_labels, &s->labels) < 0 ||
       cri_conv_map_out(call, &runtime__v1__container_status__annotations_entry__descriptor,

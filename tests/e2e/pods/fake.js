@@ -128,7 +128,10 @@ async function run() {
   expectCode(await call(rt, 'ReopenContainerLog', { container_id: c1 }), S.UNIMPLEMENTED, 'ReopenContainerLog says UNIMPLEMENTED');
   expectCode(await call(rt, 'UpdateContainerResources', { container_id: c1, linux: { memory_limit_in_bytes: 1 << 26, cpu_quota: 50000, cpu_period: 100000 } }),
              S.UNIMPLEMENTED, 'UpdateContainerResources says UNIMPLEMENTED');
-  check(JSON.parse((await status(c1, true)).info.info).Resources.MemoryLimitInBytes === 1 << 26, 'resources recorded');
+  const rs = await status(c1, true);
+  check(JSON.parse(rs.info.info).Resources.MemoryLimitInBytes === 1 << 26 &&
+        rs.status.resources.linux.memory_limit_in_bytes === String(1 << 26) && rs.status.resources.linux.cpu_quota === '50000',
+        'resources recorded and reported in ContainerStatus');
 
   expectCode(await call(rt, 'StopContainer', { container_id: c1, timeout: 1 }), S.OK, 'StopContainer');
   e = (await status(c1)).status;
