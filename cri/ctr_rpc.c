@@ -649,17 +649,19 @@ static grpc_status_code rpc_stop_ctr(struct cri_call *call, const ProtobufCMessa
     if (timeout_ms > 24LL * 3600 * 1000)
       timeout_ms = 24LL * 3600 * 1000;
     if (c) {
+      /* The stop signal, then SIGKILL once the timeout is over (at once
+       * with timeout 0), as kubelet expects. */
       int sig = timeout_ms ? signal_number(ext_str(now->ext, CTR_EXT_STOPSIG)) : SIGKILL;
       rc = sbx_container_signal(c, ctr->id, sig, &err);
       if (rc == 0)
-        rc = sbx_container_wait(c, ctr->id, (int)timeout_ms, &s, &err);
-      if (rc == -ETIMEDOUT || (rc == 0 && s.state != SBX_PROC_EXITED) || sig != SIGKILL) {
-        if (rc == -ETIMEDOUT || s.state != SBX_PROC_EXITED) {
-          q_error_free(&err);
-          rc = sbx_container_signal(c, ctr->id, SIGKILL, &err);
-          if (rc == 0)
-            rc = sbx_container_wait(c, ctr->id, KILL_WAIT_MS, &s, &err);
-        }
+        rc = sbx_container_wait(c, ctr->id, sig == SIGKILL ? KILL_WAIT_MS : (int)timeout_ms, &s,
+                                &err);
+      bool exited = rc == 0 && s.state == SBX_PROC_EXITED;
+      if (!exited && sig != SIGKILL && (rc == 0 || rc == -ETIMEDOUT)) {
+        q_error_free(&err);
+        rc = sbx_container_signal(c, ctr->id, SIGKILL, &err);
+        if (rc == 0)
+          rc = sbx_container_wait(c, ctr->id, KILL_WAIT_MS, &s, &err);
       }
       x.known = rc == 0 && s.state == SBX_PROC_EXITED;
       if (rc == -ENOENT || rc == -ESRCH) { /* gone with its sandbox: it is stopped */
