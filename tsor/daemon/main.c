@@ -27,7 +27,7 @@ static void usage(FILE *f)
           "  --kube     peers from the Kubernetes API: nodes with spec.podCIDR and the\n"
           "             annotation " TSOR_KUBE_ANNOTATION " (in-cluster credentials by default),\n"
           "             watched, and listed again every --peers-refresh seconds (300)\n"
-          "  --socket   unix socket sandboxes attach to (default /run/quark/tsor.sock)\n"
+          "  --socket   unix socket sandboxes attach to (default /run/quark/tsord.sock)\n"
           "  --fabric   node-to-node fabric; auto = verbs if an RDMA device exists, else tcp\n"
           "  --ingress  take TCP connections to pod IPs arriving in this network namespace\n"
           "             (sk_lookup; needs a local route for the pod CIDR) to the pods over TSoR\n"
@@ -37,7 +37,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-  struct tsor_daemon_config cfg = {.socket_path = "/run/quark/tsor.sock", .fabric = "auto"};
+  struct tsor_daemon_config cfg = {.socket_path = "/run/quark/tsord.sock", .fabric = "auto"};
   const char *log_path = NULL, *level = "Info";
   static const struct option opts[] = {
       {"node", required_argument, NULL, 'n'},   {"peers", required_argument, NULL, 'p'},
