@@ -749,12 +749,15 @@ static grpc_status_code rpc_exec_sync(struct cri_call *call, const ProtobufCMess
     rc = q_error_make(&err, EBUSY, "container %.12s is not running", ctr->id);
   struct cri_pod_entry *e = rc == 0 ? cri_pods_get(p, pod->id) : NULL;
   if (e) {
-    struct sbx_client *c = cri_pods_sbx(p, e, pod, &rc, &err);
+    struct sbx_client *own = cri_pods_sbx_private(pod);
+    struct sbx_client *c = own ? own : cri_pods_sbx(p, e, pod, &rc, &err);
     int timeout_ms =
         in->timeout > 0 ? (in->timeout > 86400 ? 86400000 : (int)in->timeout * 1000) : -1;
     if (c)
       rc = sbx_container_exec(c, ctr->id, (const char *const *)argv, timeout_ms, EXEC_OUT_CAP, &r,
                               &err);
+    if (own)
+      sbx_client_close(own);
     cri_pods_put(p, e);
   }
   free(argv);

@@ -185,6 +185,16 @@ struct sbx_client *cri_pods_sbx_any(struct cri_pods *p, struct cri_pod_entry *e,
   return reach(p, e, pod, true, rc, err);
 }
 
+struct sbx_client *cri_pods_sbx_private(const struct cri_pod *pod)
+{
+  json_t *sock = json_object_get(pod->ext, POD_EXT_SOCKET);
+  struct sbx_client *c = NULL;
+  if (pod->state != CRI_POD_READY || !json_is_string(sock) ||
+      sbx_client_connect(json_string_value(sock), &c, NULL) < 0)
+    return NULL;
+  return c;
+}
+
 /* ---- state updates ---- */
 
 struct exit_info {

@@ -131,6 +131,12 @@ struct sbx_client *cri_pods_sbx(struct cri_pods *p, struct cri_pod_entry *e,
  * NOTREADY) is still stopped rather than orphaned. */
 struct sbx_client *cri_pods_sbx_any(struct cri_pods *p, struct cri_pod_entry *e,
                                     const struct cri_pod *pod, int *rc, q_error **err);
+/* A connection of the caller's own to the pod's sandbox (close it with
+ * sbx_client_close), for calls that may block for long (exec): calls on one
+ * client are serialized, so an exec on the shared one would hold up every
+ * status and stop of the pod. NULL when it cannot connect (callers then
+ * use the shared client). */
+struct sbx_client *cri_pods_sbx_private(const struct cri_pod *pod);
 /* Replaces the entry's client; the old one is closed with the entry's last
  * reference (callers of cri_pods_sbx hold one while they use it). */
 void cri_pods_set_sbx(struct cri_pod_entry *e, struct sbx_client *c);

@@ -32,6 +32,7 @@ struct exec_job {
   struct cri_pods *p;
   struct cri_pod_entry *e;
   struct sbx_client *sbx;
+  struct sbx_client *own; /* a connection of its own (cri_pods_sbx_private), or NULL */
   char id[65];
   char **argv;
   int out_w, err_w, efd;
@@ -43,6 +44,8 @@ static void job_put(struct exec_job *j)
 {
   if (atomic_fetch_sub(&j->refs, 1) != 1)
     return;
+  if (j->own)
+    sbx_client_close(j->own);
   cri_pods_put(j->p, j->e);
   cri_spec_strv_free(j->argv);
   if (j->out_w >= 0)
@@ -134,7 +137,9 @@ static int backend_exec(void *backend, const char *container_id, char *const arg
     goto out;
   }
   j->out_w = j->err_w = j->efd = -1;
-  if (!(j->sbx = cri_pods_sbx(p, e, pod, &rc, err)))
+  /* The command may run for hours: not on the pod's shared connection. */
+  j->own = cri_pods_sbx_private(pod);
+  if (!(j->sbx = j->own ? j->own : cri_pods_sbx(p, e, pod, &rc, err)))
     goto out;
   size_t n = 0;
   while (argv[n])
@@ -187,6 +192,8 @@ out:
   }
   if (j) {
     if (!j->p) { /* never handed over: free by hand */
+      if (j->own)
+        sbx_client_close(j->own);
       cri_spec_strv_free(j->argv);
       if (j->efd >= 0)
         close(j->efd);

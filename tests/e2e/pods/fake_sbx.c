@@ -3,10 +3,10 @@
  * (state machine, roll-backs, logs, exec, stats, recovery) is tested end to
  * end before the real sandbox exists and without KVM.
  *
- * Behaviour, per pod (in quarkd's memory, the "control socket" a plain file
- * in the run dir so that reconnecting after a restart works while the file
- * exists; containers are forgotten across restarts, as if the VM had lost
- * them):
+ * Behaviour, per pod (in quarkd's memory, shared by the connections to one
+ * "control socket", a plain file in the run dir so that reconnecting after a
+ * restart works while the file exists; containers are forgotten across
+ * restarts, as if the VM had lost them):
  * - start writes "<argv joined>" to stdout and "started" to stderr in the
  *   CRI log format, plus a 20000-byte line as P records; argv "exit N"
  *   exits at once with N;
@@ -29,11 +29,22 @@ struct fake_ctr {
   struct sbx_container_status st;
 };
 
-struct sbx_client {
-  pthread_mutex_t lock;
+/* One per control socket, shared by every client connected to it (quarkd
+ * opens a second connection for exec). */
+struct fake_pod {
+  struct fake_pod *next;
   char *socket;
+  unsigned refs;
+  pthread_mutex_t lock;
   struct fake_ctr *ctrs;
   size_t n;
+};
+
+static pthread_mutex_t pods_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fake_pod *pods;
+
+struct sbx_client {
+  struct fake_pod *pod;
 };
 
 void sbx_exec_result_clear(struct sbx_exec_result *r)
@@ -47,11 +58,30 @@ void sbx_exec_result_clear(struct sbx_exec_result *r)
 static struct sbx_client *client_new(const char *sock)
 {
   struct sbx_client *c = calloc(1, sizeof(*c));
-  if (!c || !(c->socket = strdup(sock))) {
+  if (!c)
+    return NULL;
+  pthread_mutex_lock(&pods_lock);
+  struct fake_pod *fp = pods;
+  while (fp && strcmp(fp->socket, sock))
+    fp = fp->next;
+  if (!fp && (fp = calloc(1, sizeof(*fp)))) {
+    if (!(fp->socket = strdup(sock))) {
+      free(fp);
+      fp = NULL;
+    } else {
+      pthread_mutex_init(&fp->lock, NULL);
+      fp->next = pods;
+      pods = fp;
+    }
+  }
+  if (fp)
+    fp->refs++;
+  pthread_mutex_unlock(&pods_lock);
+  if (!fp) {
     free(c);
     return NULL;
   }
-  pthread_mutex_init(&c->lock, NULL);
+  c->pod = fp;
   return c;
 }
 
@@ -80,8 +110,10 @@ int sbx_client_connect(const char *control_socket, struct sbx_client **out, q_er
 
 const char *sbx_client_socket(const struct sbx_client *c)
 {
-  return c->socket;
+  return c->pod->socket;
 }
+
+static void ctr_free(struct fake_ctr *f);
 
 static void ctr_free(struct fake_ctr *f)
 {
@@ -95,39 +127,52 @@ void sbx_client_close(struct sbx_client *c)
 {
   if (!c)
     return;
-  for (size_t i = 0; i < c->n; i++)
-    ctr_free(&c->ctrs[i]);
-  free(c->ctrs);
-  free(c->socket);
-  pthread_mutex_destroy(&c->lock);
+  struct fake_pod *fp = c->pod;
   free(c);
+  pthread_mutex_lock(&pods_lock);
+  bool last = --fp->refs == 0;
+  if (last)
+    for (struct fake_pod **pp = &pods; *pp; pp = &(*pp)->next)
+      if (*pp == fp) {
+        *pp = fp->next;
+        break;
+      }
+  pthread_mutex_unlock(&pods_lock);
+  if (!last)
+    return;
+  for (size_t i = 0; i < fp->n; i++)
+    ctr_free(&fp->ctrs[i]);
+  free(fp->ctrs);
+  free(fp->socket);
+  pthread_mutex_destroy(&fp->lock);
+  free(fp);
 }
 
 int sbx_client_stop(struct sbx_client *c, int timeout_ms, q_error **err)
 {
-  pthread_mutex_lock(&c->lock);
-  for (size_t i = 0; i < c->n; i++)
-    if (c->ctrs[i].st.state != SBX_PROC_EXITED) {
-      c->ctrs[i].st.state = SBX_PROC_EXITED;
-      c->ctrs[i].st.exit_code = 137;
-      c->ctrs[i].st.finished_at = q_now_ns();
+  pthread_mutex_lock(&c->pod->lock);
+  for (size_t i = 0; i < c->pod->n; i++)
+    if (c->pod->ctrs[i].st.state != SBX_PROC_EXITED) {
+      c->pod->ctrs[i].st.state = SBX_PROC_EXITED;
+      c->pod->ctrs[i].st.exit_code = 137;
+      c->pod->ctrs[i].st.finished_at = q_now_ns();
     }
-  pthread_mutex_unlock(&c->lock);
-  unlink(c->socket);
+  pthread_mutex_unlock(&c->pod->lock);
+  unlink(c->pod->socket);
   return 0;
 }
 
 static struct fake_ctr *find(struct sbx_client *c, const char *id)
 {
-  for (size_t i = 0; i < c->n; i++)
-    if (!strcmp(c->ctrs[i].id, id))
-      return &c->ctrs[i];
+  for (size_t i = 0; i < c->pod->n; i++)
+    if (!strcmp(c->pod->ctrs[i].id, id))
+      return &c->pod->ctrs[i];
   return NULL;
 }
 
 static int gone(struct sbx_client *c, q_error **err)
 {
-  if (access(c->socket, F_OK) < 0)
+  if (access(c->pod->socket, F_OK) < 0)
     return q_error_make(err, ESRCH, "sandbox is gone");
   return 0;
 }
@@ -143,14 +188,14 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
   for (size_t i = 0; i < spec->n_mounts; i++)
     if (stat(spec->mounts[i].source, &sb) < 0)
       return q_error_make(err, errno, "mount source %s", spec->mounts[i].source);
-  pthread_mutex_lock(&c->lock);
-  struct fake_ctr *nv = realloc(c->ctrs, (c->n + 1) * sizeof(*nv));
+  pthread_mutex_lock(&c->pod->lock);
+  struct fake_ctr *nv = realloc(c->pod->ctrs, (c->pod->n + 1) * sizeof(*nv));
   if (!nv) {
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->pod->lock);
     return q_error_make(err, ENOMEM, "container");
   }
-  c->ctrs = nv;
-  struct fake_ctr *f = &nv[c->n++];
+  c->pod->ctrs = nv;
+  struct fake_ctr *f = &nv[c->pod->n++];
   memset(f, 0, sizeof(*f));
   snprintf(f->id, sizeof(f->id), "%s", spec->container_id);
   f->log_path = spec->log_path ? strdup(spec->log_path) : NULL;
@@ -160,7 +205,7 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
   f->argv = calloc(n + 1, sizeof(char *));
   for (size_t i = 0; f->argv && i < n; i++)
     f->argv[i] = strdup(spec->argv[i]);
-  pthread_mutex_unlock(&c->lock);
+  pthread_mutex_unlock(&c->pod->lock);
   return 0;
 }
 
@@ -176,10 +221,10 @@ int sbx_container_start(struct sbx_client *c, const char *id, q_error **err)
   int r = gone(c, err);
   if (r < 0)
     return r;
-  pthread_mutex_lock(&c->lock);
+  pthread_mutex_lock(&c->pod->lock);
   struct fake_ctr *f = find(c, id);
   if (!f) {
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->pod->lock);
     return q_error_make(err, ENOENT, "container %s", id);
   }
   f->st.state = SBX_PROC_RUNNING;
@@ -203,7 +248,7 @@ int sbx_container_start(struct sbx_client *c, const char *id, q_error **err)
     f->st.exit_code = f->argv[1] ? atoi(f->argv[1]) : 0;
     f->st.finished_at = q_now_ns();
   }
-  pthread_mutex_unlock(&c->lock);
+  pthread_mutex_unlock(&c->pod->lock);
   return 0;
 }
 
@@ -212,14 +257,14 @@ int sbx_container_signal(struct sbx_client *c, const char *id, int signo, q_erro
   int r = gone(c, err);
   if (r < 0)
     return r;
-  pthread_mutex_lock(&c->lock);
+  pthread_mutex_lock(&c->pod->lock);
   struct fake_ctr *f = find(c, id);
   if (f && f->st.state == SBX_PROC_RUNNING) {
     f->st.state = SBX_PROC_EXITED;
     f->st.exit_code = 128 + signo;
     f->st.finished_at = q_now_ns();
   }
-  pthread_mutex_unlock(&c->lock);
+  pthread_mutex_unlock(&c->pod->lock);
   return f ? 0 : q_error_make(err, ENOENT, "container %s", id);
 }
 
@@ -229,11 +274,11 @@ int sbx_container_status(struct sbx_client *c, const char *id, struct sbx_contai
   int r = gone(c, err);
   if (r < 0)
     return r;
-  pthread_mutex_lock(&c->lock);
+  pthread_mutex_lock(&c->pod->lock);
   struct fake_ctr *f = find(c, id);
   if (f)
     *out = f->st;
-  pthread_mutex_unlock(&c->lock);
+  pthread_mutex_unlock(&c->pod->lock);
   return f ? 0 : q_error_make(err, ENOENT, "container %s", id);
 }
 
@@ -245,13 +290,13 @@ int sbx_container_wait(struct sbx_client *c, const char *id, int timeout_ms,
 
 int sbx_container_delete(struct sbx_client *c, const char *id, q_error **err)
 {
-  pthread_mutex_lock(&c->lock);
+  pthread_mutex_lock(&c->pod->lock);
   struct fake_ctr *f = find(c, id);
   if (f) {
     ctr_free(f);
-    *f = c->ctrs[--c->n];
+    *f = c->pod->ctrs[--c->pod->n];
   }
-  pthread_mutex_unlock(&c->lock);
+  pthread_mutex_unlock(&c->pod->lock);
   return f ? 0 : q_error_make(err, ENOENT, "container %s", id);
 }
 
