@@ -48,7 +48,8 @@ static void check_result(const net_result *r)
     FUZZ_CHECK(r->ips[i].version == 4 || r->ips[i].version == 6, "ip %zu version %d", i,
                r->ips[i].version);
     FUZZ_CHECK(r->ips[i].address, "ip %zu without an address", i);
-    FUZZ_CHECK(r->ips[i].iface >= -1 && (r->ips[i].iface < 0 || (size_t)r->ips[i].iface < r->n_ifaces),
+    FUZZ_CHECK(r->ips[i].iface >= -1 &&
+                   (r->ips[i].iface < 0 || (size_t)r->ips[i].iface < r->n_ifaces),
                "ip %zu: iface %d of %zu", i, r->ips[i].iface, r->n_ifaces);
   }
   for (size_t i = 0; i < r->n_routes; i++)
@@ -116,9 +117,9 @@ static void fuzz_cache(const uint8_t *data, size_t len)
     /* Written back under its own names (when they make a valid file name). */
     if (net_cache_write(cache_dir, e, &err) == 0) {
       net_cache_entry *back = NULL;
-      FUZZ_CHECK(net_cache_read(cache_dir, e->network_name, e->container_id, e->ifname, &back,
-                                &err) == 0,
-                 "an entry we wrote does not read back: %s", q_error_msg(err));
+      FUZZ_CHECK(
+          net_cache_read(cache_dir, e->network_name, e->container_id, e->ifname, &back, &err) == 0,
+          "an entry we wrote does not read back: %s", q_error_msg(err));
       FUZZ_CHECK(same(back->netns, e->netns) && same(back->cni_args, e->cni_args) &&
                      same(back->capability_args, e->capability_args) &&
                      back->config_len == e->config_len &&
@@ -156,8 +157,12 @@ static void fuzz_render(char *s, size_t len)
   if (n < 3)
     return;
   size_t k = n / 3;
-  net_dns_config dns = {.servers = f, .n_servers = k, .searches = f + k, .n_searches = k,
-                        .options = f + 2 * k, .n_options = n - 2 * k};
+  net_dns_config dns = {.servers = f,
+                        .n_servers = k,
+                        .searches = f + k,
+                        .n_searches = k,
+                        .options = f + 2 * k,
+                        .n_options = n - 2 * k};
   char *out = NULL;
   q_error *err = NULL;
   if (net_render_resolv_conf(&dns, &out, &err) == 0) {
@@ -198,7 +203,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     uint64_t bps;
     q_error *err = NULL;
     if (net_parse_bandwidth(s, &bps, &err) == 0)
-      FUZZ_CHECK(bps >= 1000 && bps <= 1000000000000000ull, "%s: %llu bit/s", s, (unsigned long long)bps);
+      FUZZ_CHECK(bps >= 1000 && bps <= 1000000000000000ull, "%s: %llu bit/s", s,
+                 (unsigned long long)bps);
     q_error_free(&err);
     break;
   }

@@ -39,12 +39,12 @@ int cri_pods_init(struct cri_server *srv, const struct cri_config *cfg, q_error 
 #pragma weak cri_pods_init
 
 static const char *const not_fuzzed[][2] = {
-    {"ImageService", "PullImage"},          /* registries over the network */
-    {"RuntimeService", "RunPodSandbox"},    /* VMs, netns, CNI plugins */
-    {"RuntimeService", "CreateContainer"},  /* overlay mounts */
+    {"ImageService", "PullImage"},         /* registries over the network */
+    {"RuntimeService", "RunPodSandbox"},   /* VMs, netns, CNI plugins */
+    {"RuntimeService", "CreateContainer"}, /* overlay mounts */
     {"RuntimeService", "StartContainer"},
     {"RuntimeService", "ExecSync"},
-    {"RuntimeService", "Exec"},             /* streaming server */
+    {"RuntimeService", "Exec"}, /* streaming server */
     {"RuntimeService", "Attach"},
     {"RuntimeService", "PortForward"},
 };
@@ -72,9 +72,15 @@ static void seed_state(void)
       cri_pod_free(have);
       continue;
     }
-    struct cri_pod p = {.name = "web", .uid = "uid-1", .ns = "default", .attempt = (uint32_t)i,
-                        .state = i ? CRI_POD_NOTREADY : CRI_POD_READY, .created_at = 1000 + (int64_t)i,
-                        .runtime_handler = "quark", .hostname = "web", .log_directory = "/var/log/pods/x"};
+    struct cri_pod p = {.name = "web",
+                        .uid = "uid-1",
+                        .ns = "default",
+                        .attempt = (uint32_t)i,
+                        .state = i ? CRI_POD_NOTREADY : CRI_POD_READY,
+                        .created_at = 1000 + (int64_t)i,
+                        .runtime_handler = "quark",
+                        .hostname = "web",
+                        .log_directory = "/var/log/pods/x"};
     snprintf(p.id, sizeof(p.id), "%s", pod_ids[i]);
     cri_kvs_set(&p.labels, "app", i ? "db" : "web");
     cri_kvs_set(&p.annotations, "note", "seed");
@@ -94,11 +100,19 @@ static void seed_state(void)
       cri_ctr_free(have);
       continue;
     }
-    struct cri_ctr c = {.name = "app", .attempt = 0, .state = (enum cri_ctr_state)(i % 4),
-                        .created_at = 2000, .started_at = 2001, .finished_at = i == 2 ? 2002 : 0,
-                        .exit_code = (int32_t)i, .image = "docker.io/library/busybox:latest",
-                        .image_ref = "sha256:00", .image_id = "sha256:00", .reason = "",
-                        .message = "", .log_path = "app/0.log"};
+    struct cri_ctr c = {.name = "app",
+                        .attempt = 0,
+                        .state = (enum cri_ctr_state)(i % 4),
+                        .created_at = 2000,
+                        .started_at = 2001,
+                        .finished_at = i == 2 ? 2002 : 0,
+                        .exit_code = (int32_t)i,
+                        .image = "docker.io/library/busybox:latest",
+                        .image_ref = "sha256:00",
+                        .image_id = "sha256:00",
+                        .reason = "",
+                        .message = "",
+                        .log_path = "app/0.log"};
     snprintf(c.id, sizeof(c.id), "%s", ctr_ids[i]);
     snprintf(c.pod_id, sizeof(c.pod_id), "%s", pod_ids[i % 2]);
     cri_kvs_set(&c.labels, "app", "web");
@@ -139,8 +153,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
   replace(&cfg.cni.cache_dir, dir, "cni-cache");
   for (size_t i = 0; i < cfg.cni.n_bin_dirs; i++)
     replace(&cfg.cni.bin_dirs[i], dir, "cni-bin");
-  if (cri_state_open(cfg.state_root, &state, &err) < 0 || cri_server_new(&cfg, state, &srv, &err) < 0 ||
-      cri_runtime_register(srv, &err) < 0) {
+  if (cri_state_open(cfg.state_root, &state, &err) < 0 ||
+      cri_server_new(&cfg, state, &srv, &err) < 0 || cri_runtime_register(srv, &err) < 0) {
     fprintf(stderr, "fuzz: setup: %s\n", q_error_msg(err));
     abort();
   }

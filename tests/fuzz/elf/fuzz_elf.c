@@ -133,8 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
   const char *argv[] = {"/bin/prog", "arg"};
   const char *envp[] = {"PATH=/bin", "HOME=/"};
-  struct sbx_proc_spec spec = {.argv = argv, .argc = 2, .envp = envp, .envc = 2, .cwd = "/",
-                               .uid = 1000, .gid = 1000};
+  struct sbx_proc_spec spec = {
+      .argv = argv, .argc = 2, .envp = envp, .envc = 2, .cwd = "/", .uid = 1000, .gid = 1000};
   struct sbx_proc_image img;
   q_error *err = NULL;
   fa.next = fa_start;

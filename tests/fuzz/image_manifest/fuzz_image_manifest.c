@@ -52,8 +52,8 @@ static void fuzz_ref(const char *s)
   char *s1 = img_ref_string(&r);
   FUZZ_CHECK(s1, "no string");
   img_ref r2;
-  FUZZ_CHECK(img_ref_parse(s1, &r2, &err) == 0, "\"%s\" normalizes to \"%s\", which does not parse: %s",
-             s, s1, q_error_msg(err));
+  FUZZ_CHECK(img_ref_parse(s1, &r2, &err) == 0,
+             "\"%s\" normalizes to \"%s\", which does not parse: %s", s, s1, q_error_msg(err));
   char *s2 = img_ref_string(&r2);
   FUZZ_CHECK(s2 && strcmp(s1, s2) == 0, "\"%s\" -> \"%s\" -> \"%s\": not idempotent", s, s1, s2);
   char *progress = img_pull_progress_path(root, s);
@@ -132,8 +132,10 @@ static void fuzz_config(const char *body, size_t len)
     fprintf(stderr, "fuzz: blob put: %s\n", q_error_msg(err));
     abort();
   }
-  struct img_record_in rec = {.config_digest = digest, .manifest_digest = digest,
-                              .repo_tag = "fuzz.local/config:latest", .size = len};
+  struct img_record_in rec = {.config_digest = digest,
+                              .manifest_digest = digest,
+                              .repo_tag = "fuzz.local/config:latest",
+                              .size = len};
   if (img_record_commit(store, &rec, &err) < 0) {
     fprintf(stderr, "fuzz: record: %s\n", q_error_msg(err));
     abort();

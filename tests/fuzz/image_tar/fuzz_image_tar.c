@@ -162,8 +162,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
   for (size_t i = 0; i < 3; i++) {
     struct listing now;
     list_dir(levels[i], &now);
-    FUZZ_CHECK(now.n == before[i].n, "%s now holds %zu entries, %zu before: the unpack wrote "
-               "outside its root", levels[i], now.n, before[i].n);
+    FUZZ_CHECK(now.n == before[i].n,
+               "%s now holds %zu entries, %zu before: the unpack wrote "
+               "outside its root",
+               levels[i], now.n, before[i].n);
     for (size_t k = 0; k < now.n; k++)
       FUZZ_CHECK(!strcmp(now.names[k], before[i].names[k]) && now.types[k] == before[i].types[k],
                  "%s/%s changed: the unpack wrote outside its root", levels[i], now.names[k]);
