@@ -270,6 +270,12 @@ static grpc_status_code validate_config(struct cri_call *call,
   free(env);
   if (rc < 0)
     return cri_pods_fail(call, -EINVAL, &err, "container config");
+  /* Host devices cannot be handed to a container in a VM: refuse rather
+   * than start it without what it asked for. */
+  if (c->n_devices || c->n_cdi_devices)
+    return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
+                          "container devices (%.200s) are not supported in quark pods",
+                          c->n_devices ? c->devices[0]->host_path : c->cdi_devices[0]->name);
   if (c->log_path && (c->log_path[0] == '/' || strstr(c->log_path, "..")))
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
                           "log_path '%.200s' must be relative to the pod's log directory "

@@ -140,6 +140,8 @@ async function injected() {
                 S.INVALID_ARGUMENT, 'CreateContainer with an env key containing =', /env key/);
   await refused('CreateContainer', { pod_sandbox_id: podId, config: ctrConfig('log', { log_path: '../escape.log' }), sandbox_config: pc },
                 S.INVALID_ARGUMENT, 'CreateContainer with a log_path escaping the log dir', /log_path/);
+  await refused('CreateContainer', { pod_sandbox_id: podId, config: ctrConfig('dev', { devices: [{ container_path: '/dev/fuse', host_path: '/dev/fuse', permissions: 'rwm' }] }), sandbox_config: pc },
+                S.UNIMPLEMENTED, 'CreateContainer with a host device', /devices.*not supported/);
   await refused('CreateContainer', { pod_sandbox_id: podId, config: { image: { image: 'busybox' } }, sandbox_config: pc },
                 S.INVALID_ARGUMENT, 'CreateContainer without metadata', /metadata/);
   if (process.env.BUSYBOX === '1')
