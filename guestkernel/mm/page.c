@@ -42,6 +42,24 @@ bool qk_page_owned(uint64_t pa) { return pa >= range_start && pa < range_end; }
 uint64_t qk_page_free_count(void) { return free_pages; }
 uint64_t qk_page_total_count(void) { return total_pages; }
 
+/* Breaks a free 2 MiB chunk into pages: the first `keep` stay taken (the
+ * caller's), the rest go to the page list. Memory freed as 2 MiB pages
+ * must serve small allocations too once nothing else is left. */
+static uint64_t break_huge(size_t keep)
+{
+  uint64_t pa = huge_head;
+  if (!pa)
+    return 0;
+  huge_head = *(uint64_t *)qk_pa_to_va(pa);
+  for (size_t i = QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE; i-- > keep;) {
+    uint64_t p = pa + i * QK_PAGE_SIZE;
+    *(uint64_t *)qk_pa_to_va(p) = free_head;
+    free_head = p;
+  }
+  free_pages -= keep;
+  return pa;
+}
+
 /* One page and whether it is already zero. */
 static inline uint64_t take(bool *is_zero)
 {
@@ -59,7 +77,8 @@ static inline uint64_t take(bool *is_zero)
     *is_zero = true;
     return pa;
   }
-  return 0;
+  *is_zero = false;
+  return break_huge(1);
 }
 
 uint64_t qk_page_alloc(bool zero)
@@ -83,6 +102,11 @@ int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero)
   for (size_t i = 0; i < n; i++) {
     bool z;
     uint64_t pa = take(&z);
+    if (!pa) { /* cannot happen while free_pages is right; never map page 0 */
+      while (i--)
+        qk_page_free(pas[i]);
+      return -QK_ENOMEM;
+    }
     pas[i] = pa;
     if (!zero || z)
       continue;
@@ -118,7 +142,7 @@ uint64_t qk_page_alloc_contig(size_t n)
   if (n == 1)
     return qk_page_alloc(false);
   if (bump + n * QK_PAGE_SIZE > range_end || bump + n * QK_PAGE_SIZE < bump)
-    return 0;
+    return n <= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE ? break_huge(n) : 0;
   uint64_t pa = bump;
   bump += n * QK_PAGE_SIZE;
   free_pages -= n;
