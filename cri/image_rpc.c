@@ -15,40 +15,53 @@ struct image_ctx {
   struct img_mirror *mirrors;
 };
 
-static img_store *store_of(struct cri_call *call) {
+static img_store *store_of(struct cri_call *call)
+{
   struct image_ctx *ctx = cri_server_image_ctx(cri_call_server(call));
   return ctx ? ctx->store : NULL;
 }
 
-static grpc_status_code code_of(int rc) {
+static grpc_status_code code_of(int rc)
+{
   switch (-rc) {
-  case EINVAL: return GRPC_STATUS_INVALID_ARGUMENT;
-  case ENOENT: return GRPC_STATUS_NOT_FOUND;
-  case EBUSY: return GRPC_STATUS_FAILED_PRECONDITION;
-  case EACCES: return GRPC_STATUS_PERMISSION_DENIED;
+  case EINVAL:
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  case ENOENT:
+    return GRPC_STATUS_NOT_FOUND;
+  case EBUSY:
+    return GRPC_STATUS_FAILED_PRECONDITION;
+  case EACCES:
+    return GRPC_STATUS_PERMISSION_DENIED;
   case ECONNREFUSED:
-  case ETIMEDOUT: return GRPC_STATUS_UNAVAILABLE;
-  case ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
-  default: return GRPC_STATUS_UNKNOWN;
+  case ETIMEDOUT:
+    return GRPC_STATUS_UNAVAILABLE;
+  case ENOMEM:
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  default:
+    return GRPC_STATUS_UNKNOWN;
   }
 }
 
-static grpc_status_code fail(struct cri_call *call, int rc, q_error *err) {
+static grpc_status_code fail(struct cri_call *call, int rc, q_error *err)
+{
   grpc_status_code code = code_of(rc);
   cri_call_error(call, code, "%s", q_error_msg(err));
   q_error_free(&err);
   return code;
 }
 
-static grpc_status_code oom(struct cri_call *call) {
+static grpc_status_code oom(struct cri_call *call)
+{
   return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 }
 
-static const char *spec_image(const Runtime__V1__ImageSpec *spec) {
+static const char *spec_image(const Runtime__V1__ImageSpec *spec)
+{
   return spec && spec->image && *spec->image ? spec->image : NULL;
 }
 
-static char **strv_to_arena(struct cri_call *call, char **v, size_t *n) {
+static char **strv_to_arena(struct cri_call *call, char **v, size_t *n)
+{
   *n = 0;
   while (v && v[*n])
     (*n)++;
@@ -61,7 +74,8 @@ static char **strv_to_arena(struct cri_call *call, char **v, size_t *n) {
 
 /* The CRI Image of a store image: uid when the config's user is numeric,
  * username when it is a name (kubelet checks runAsNonRoot with them). */
-static Runtime__V1__Image *image_msg(struct cri_call *call, const img_info *in) {
+static Runtime__V1__Image *image_msg(struct cri_call *call, const img_info *in)
+{
   Runtime__V1__Image *m = cri_call_new_msg(call, &runtime__v1__image__descriptor);
   if (!m)
     return NULL;
@@ -95,7 +109,8 @@ static Runtime__V1__Image *image_msg(struct cri_call *call, const img_info *in) 
 }
 
 static grpc_status_code pull_image(struct cri_call *call, const ProtobufCMessage *reqm,
-                                   ProtobufCMessage **resp) {
+                                   ProtobufCMessage **resp)
+{
   const Runtime__V1__PullImageRequest *req = (const void *)reqm;
   const char *ref = spec_image(req->image);
   if (!ref)
@@ -103,7 +118,8 @@ static grpc_status_code pull_image(struct cri_call *call, const ProtobufCMessage
   struct img_auth auth = {0};
   const Runtime__V1__AuthConfig *a = req->auth;
   if (a) {
-    auth = (struct img_auth){a->username, a->password, a->auth, a->identity_token, a->registry_token};
+    auth =
+        (struct img_auth){a->username, a->password, a->auth, a->identity_token, a->registry_token};
   }
   struct img_pull_opts po = {.auth = a ? &auth : NULL};
   char *id = NULL;
@@ -111,7 +127,8 @@ static grpc_status_code pull_image(struct cri_call *call, const ProtobufCMessage
   int rc = img_pull(store_of(call), ref, &po, &id, &err);
   if (rc < 0)
     return fail(call, rc, err);
-  Runtime__V1__PullImageResponse *r = cri_call_new_msg(call, &runtime__v1__pull_image_response__descriptor);
+  Runtime__V1__PullImageResponse *r =
+      cri_call_new_msg(call, &runtime__v1__pull_image_response__descriptor);
   if (!r || !(r->image_ref = cri_call_strdup(call, id))) {
     free(id);
     return oom(call);
@@ -121,7 +138,8 @@ static grpc_status_code pull_image(struct cri_call *call, const ProtobufCMessage
   return GRPC_STATUS_OK;
 }
 
-static char *verbose_info(const img_info *in) {
+static char *verbose_info(const img_info *in)
+{
   json_error_t je;
   json_t *cfg = in->config_json ? json_loads(in->config_json, 0, &je) : NULL;
   json_t *layers = json_array();
@@ -129,21 +147,23 @@ static char *verbose_info(const img_info *in) {
     json_array_append_new(layers, json_string(*l));
   char pulled[40];
   q_format_rfc3339nano(in->pulled_ns, pulled);
-  json_t *j = json_pack("{s:o, s:s, s:o, s:s}", "imageSpec", cfg ? cfg : json_object(),
-                        "manifestDigest", in->manifest_digest ? in->manifest_digest : "", "layers",
-                        layers, "pulled", pulled);
+  json_t *j =
+      json_pack("{s:o, s:s, s:o, s:s}", "imageSpec", cfg ? cfg : json_object(), "manifestDigest",
+                in->manifest_digest ? in->manifest_digest : "", "layers", layers, "pulled", pulled);
   char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return s;
 }
 
 static grpc_status_code image_status(struct cri_call *call, const ProtobufCMessage *reqm,
-                                     ProtobufCMessage **resp) {
+                                     ProtobufCMessage **resp)
+{
   const Runtime__V1__ImageStatusRequest *req = (const void *)reqm;
   const char *ref = spec_image(req->image);
   if (!ref)
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "ImageStatus: image is required");
-  Runtime__V1__ImageStatusResponse *r = cri_call_new_msg(call, &runtime__v1__image_status_response__descriptor);
+  Runtime__V1__ImageStatusResponse *r =
+      cri_call_new_msg(call, &runtime__v1__image_status_response__descriptor);
   if (!r)
     return oom(call);
   img_info *in = NULL;
@@ -178,10 +198,12 @@ static grpc_status_code image_status(struct cri_call *call, const ProtobufCMessa
 }
 
 static grpc_status_code list_images(struct cri_call *call, const ProtobufCMessage *reqm,
-                                    ProtobufCMessage **resp) {
+                                    ProtobufCMessage **resp)
+{
   const Runtime__V1__ListImagesRequest *req = (const void *)reqm;
   const char *filter = req->filter ? spec_image(req->filter->image) : NULL;
-  Runtime__V1__ListImagesResponse *r = cri_call_new_msg(call, &runtime__v1__list_images_response__descriptor);
+  Runtime__V1__ListImagesResponse *r =
+      cri_call_new_msg(call, &runtime__v1__list_images_response__descriptor);
   if (!r)
     return oom(call);
   q_error *err = NULL;
@@ -227,14 +249,15 @@ static grpc_status_code list_images(struct cri_call *call, const ProtobufCMessag
 }
 
 static grpc_status_code remove_image(struct cri_call *call, const ProtobufCMessage *reqm,
-                                     ProtobufCMessage **resp) {
+                                     ProtobufCMessage **resp)
+{
   const Runtime__V1__RemoveImageRequest *req = (const void *)reqm;
   const char *ref = spec_image(req->image);
   if (!ref)
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "RemoveImage: image is required");
   q_error *err = NULL;
   int rc = img_remove(store_of(call), ref, &err);
-  if (rc == -ENOENT) {   /* already gone: kubelet retries removals */
+  if (rc == -ENOENT) { /* already gone: kubelet retries removals */
     q_error_free(&err);
     return GRPC_STATUS_OK;
   }
@@ -242,15 +265,18 @@ static grpc_status_code remove_image(struct cri_call *call, const ProtobufCMessa
 }
 
 static grpc_status_code image_fs_info(struct cri_call *call, const ProtobufCMessage *reqm,
-                                      ProtobufCMessage **resp) {
+                                      ProtobufCMessage **resp)
+{
   img_store *st = store_of(call);
   struct img_fs_usage u;
   q_error *err = NULL;
   int rc = img_fs_info(st, &u, &err);
   if (rc < 0)
     return fail(call, rc, err);
-  Runtime__V1__ImageFsInfoResponse *r = cri_call_new_msg(call, &runtime__v1__image_fs_info_response__descriptor);
-  Runtime__V1__FilesystemUsage *fu = cri_call_new_msg(call, &runtime__v1__filesystem_usage__descriptor);
+  Runtime__V1__ImageFsInfoResponse *r =
+      cri_call_new_msg(call, &runtime__v1__image_fs_info_response__descriptor);
+  Runtime__V1__FilesystemUsage *fu =
+      cri_call_new_msg(call, &runtime__v1__filesystem_usage__descriptor);
   if (!r || !fu || !(r->image_filesystems = cri_call_alloc(call, sizeof(*r->image_filesystems))) ||
       !(fu->fs_id = cri_call_new_msg(call, &runtime__v1__filesystem_identifier__descriptor)) ||
       !(fu->fs_id->mountpoint = cri_call_strdup(call, img_store_root(st))) ||
@@ -266,7 +292,8 @@ static grpc_status_code image_fs_info(struct cri_call *call, const ProtobufCMess
   return GRPC_STATUS_OK;
 }
 
-int cri_image_init(struct cri_server *srv, const struct cri_config *cfg, q_error **err) {
+int cri_image_init(struct cri_server *srv, const struct cri_config *cfg, q_error **err)
+{
   struct image_ctx *ctx = calloc(1, sizeof(*ctx));
   if (!ctx)
     return q_error_make(err, ENOMEM, "image service");
@@ -294,8 +321,11 @@ int cri_image_init(struct cri_server *srv, const struct cri_config *cfg, q_error
   static const struct {
     const char *name;
     cri_handler_fn fn;
-  } methods[] = {{"PullImage", pull_image}, {"ImageStatus", image_status}, {"ListImages", list_images},
-                 {"RemoveImage", remove_image}, {"ImageFsInfo", image_fs_info}};
+  } methods[] = {{"PullImage", pull_image},
+                 {"ImageStatus", image_status},
+                 {"ListImages", list_images},
+                 {"RemoveImage", remove_image},
+                 {"ImageFsInfo", image_fs_info}};
   for (size_t i = 0; i < Q_ARRAY_SIZE(methods); i++) {
     rc = cri_server_set_handler(srv, "ImageService", methods[i].name, methods[i].fn);
     if (rc < 0) {
@@ -309,7 +339,8 @@ int cri_image_init(struct cri_server *srv, const struct cri_config *cfg, q_error
   return 0;
 }
 
-void cri_image_fini(struct cri_server *srv) {
+void cri_image_fini(struct cri_server *srv)
+{
   struct image_ctx *ctx = cri_server_image_ctx(srv);
   if (!ctx)
     return;

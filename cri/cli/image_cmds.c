@@ -18,13 +18,15 @@
 
 #define IMG "/runtime.v1.ImageService/"
 
-static int call_failed(q_error *err) {
+static int call_failed(q_error *err)
+{
   int rc = quark_cli_fail("%s", q_error_msg(err));
   q_error_free(&err);
   return rc;
 }
 
-static void human(uint64_t b, char *out, size_t n) {
+static void human(uint64_t b, char *out, size_t n)
+{
   const char *u[] = {"B", "kB", "MB", "GB", "TB"};
   double v = (double)b;
   int i = 0;
@@ -34,7 +36,8 @@ static void human(uint64_t b, char *out, size_t n) {
 }
 
 /* The image root from the config quarkd reads (QUARK_CONFIG or the default). */
-static int image_root(char **out, q_error **err) {
+static int image_root(char **out, q_error **err)
+{
   bool explicit_path = false;
   const char *path = cri_config_pick_path(NULL, &explicit_path);
   struct cri_config cfg;
@@ -57,7 +60,8 @@ struct pull_call {
   volatile int finished;
 };
 
-static void *pull_thread(void *arg) {
+static void *pull_thread(void *arg)
+{
   struct pull_call *p = arg;
   p->rc = quark_cli_call(p->cli, IMG "PullImage", &p->req->base,
                          &runtime__v1__pull_image_response__descriptor,
@@ -74,7 +78,8 @@ struct shown {
 /* Draws the layers of the progress file: bars redrawn in place on a
  * terminal, one line per state change otherwise. */
 static void draw(const char *path, bool tty, struct shown *seen, size_t *n_seen, size_t cap,
-                 int *lines_drawn) {
+                 int *lines_drawn)
+{
   json_error_t je;
   json_t *doc = json_load_file(path, 0, &je);
   json_t *layers = json_object_get(doc, "layers");
@@ -87,7 +92,8 @@ static void draw(const char *path, bool tty, struct shown *seen, size_t *n_seen,
   size_t i;
   json_t *l;
   int drawn = 0;
-  json_array_foreach(layers, i, l) {
+  json_array_foreach(layers, i, l)
+  {
     const char *dg = json_string_value(json_object_get(l, "digest"));
     const char *stt = json_string_value(json_object_get(l, "state"));
     json_int_t done = json_integer_value(json_object_get(l, "done"));
@@ -129,7 +135,8 @@ static void draw(const char *path, bool tty, struct shown *seen, size_t *n_seen,
   json_decref(doc);
 }
 
-int quark_cmd_pull(struct quark_cli *cli, int argc, char **argv) {
+int quark_cmd_pull(struct quark_cli *cli, int argc, char **argv)
+{
   const char *creds = NULL, *ref = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--creds") && i + 1 < argc)
@@ -166,7 +173,7 @@ int quark_cmd_pull(struct quark_cli *cli, int argc, char **argv) {
   q_cleanup_free char *root = NULL;
   q_error *cerr = NULL;
   if (image_root(&root, &cerr) < 0)
-    q_error_free(&cerr);   /* no progress then, the pull itself still works */
+    q_error_free(&cerr); /* no progress then, the pull itself still works */
   q_cleanup_free char *ppath = root ? img_pull_progress_path(root, ref) : NULL;
   bool tty = isatty(STDOUT_FILENO) && !cli->json;
   pthread_t th;
@@ -200,7 +207,8 @@ int quark_cmd_pull(struct quark_cli *cli, int argc, char **argv) {
 
 /* ---- images ---- */
 
-int quark_cmd_images(struct quark_cli *cli, int argc, char **argv) {
+int quark_cmd_images(struct quark_cli *cli, int argc, char **argv)
+{
   Runtime__V1__ListImagesRequest req = RUNTIME__V1__LIST_IMAGES_REQUEST__INIT;
   Runtime__V1__ImageFilter filter = RUNTIME__V1__IMAGE_FILTER__INIT;
   Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
@@ -215,8 +223,9 @@ int quark_cmd_images(struct quark_cli *cli, int argc, char **argv) {
   }
   Runtime__V1__ListImagesResponse *r = NULL;
   q_error *err = NULL;
-  if (quark_cli_call(cli, IMG "ListImages", &req.base, &runtime__v1__list_images_response__descriptor,
-                     (ProtobufCMessage **)&r, &err) < 0)
+  if (quark_cli_call(cli, IMG "ListImages", &req.base,
+                     &runtime__v1__list_images_response__descriptor, (ProtobufCMessage **)&r,
+                     &err) < 0)
     return call_failed(err);
   if (cli->json) {
     json_t *arr = json_array();
@@ -261,7 +270,8 @@ int quark_cmd_images(struct quark_cli *cli, int argc, char **argv) {
 
 /* ---- rmi ---- */
 
-int quark_cmd_rmi(struct quark_cli *cli, int argc, char **argv) {
+int quark_cmd_rmi(struct quark_cli *cli, int argc, char **argv)
+{
   if (argc < 2) {
     fprintf(stderr, "usage: quark rmi IMAGE...\n");
     return 2;
@@ -275,8 +285,9 @@ int quark_cmd_rmi(struct quark_cli *cli, int argc, char **argv) {
     sreq.image = &spec;
     Runtime__V1__ImageStatusResponse *sr = NULL;
     q_error *err = NULL;
-    if (quark_cli_call(cli, IMG "ImageStatus", &sreq.base, &runtime__v1__image_status_response__descriptor,
-                       (ProtobufCMessage **)&sr, &err) < 0) {
+    if (quark_cli_call(cli, IMG "ImageStatus", &sreq.base,
+                       &runtime__v1__image_status_response__descriptor, (ProtobufCMessage **)&sr,
+                       &err) < 0) {
       status = call_failed(err);
       continue;
     }
@@ -290,8 +301,8 @@ int quark_cmd_rmi(struct quark_cli *cli, int argc, char **argv) {
     idspec.image = sr->image->id;
     rreq.image = &idspec;
     ProtobufCMessage *rr = NULL;
-    if (quark_cli_call(cli, IMG "RemoveImage", &rreq.base, &runtime__v1__remove_image_response__descriptor,
-                       &rr, &err) < 0) {
+    if (quark_cli_call(cli, IMG "RemoveImage", &rreq.base,
+                       &runtime__v1__remove_image_response__descriptor, &rr, &err) < 0) {
       status = call_failed(err);
     } else {
       printf("Deleted: %s\n", sr->image->id);
@@ -304,7 +315,8 @@ int quark_cmd_rmi(struct quark_cli *cli, int argc, char **argv) {
 
 /* ---- import ---- */
 
-int quark_cmd_import(struct quark_cli *cli, int argc, char **argv) {
+int quark_cmd_import(struct quark_cli *cli, int argc, char **argv)
+{
   if (argc < 2 || argc > 3) {
     fprintf(stderr, "usage: quark import FILE [NAME]\n"
                     "  FILE: an OCI layout archive (skopeo copy ... oci-archive:FILE[:TAG]);\n"

@@ -34,22 +34,22 @@ typedef struct img_store img_store;
  * "https://mirror.example"); an http:// endpoint is used only when its
  * host[:port] is listed as insecure. */
 struct img_mirror {
-  const char *host;                 /* "docker.io", "registry.k8s.io" */
+  const char *host; /* "docker.io", "registry.k8s.io" */
   const char *const *endpoints;
   size_t n_endpoints;
 };
 
 struct img_store_opts {
-  const char *root;                 /* e.g. /var/lib/quark/images */
+  const char *root; /* e.g. /var/lib/quark/images */
   const struct img_mirror *mirrors;
   size_t n_mirrors;
-  const char *const *insecure;      /* host[:port] reached over plain HTTP */
+  const char *const *insecure; /* host[:port] reached over plain HTTP */
   size_t n_insecure;
-  long connect_timeout_s;           /* 0: 10 s */
-  long stall_timeout_s;             /* a transfer slower than 1 byte/s this long fails; 0: 30 s */
-  int max_retries;                  /* on 5xx and connection errors; 0: 3, -1: none */
-  int max_parallel_layers;          /* 0: 4 */
-  int64_t max_recv_bytes_per_s;     /* per transfer; 0: unlimited (tests use it to slow a pull) */
+  long connect_timeout_s;       /* 0: 10 s */
+  long stall_timeout_s;         /* a transfer slower than 1 byte/s this long fails; 0: 30 s */
+  int max_retries;              /* on 5xx and connection errors; 0: 3, -1: none */
+  int max_parallel_layers;      /* 0: 4 */
+  int64_t max_recv_bytes_per_s; /* per transfer; 0: unlimited (tests use it to slow a pull) */
 };
 
 /* Opens (creating if needed) the store at opts->root and removes what a
@@ -65,8 +65,8 @@ const char *img_store_root(const img_store *st);
 typedef struct img_ref {
   char *domain;
   char *path;
-  char *tag;      /* NULL when the reference has only a digest */
-  char *digest;   /* "sha256:<64 hex>" or NULL */
+  char *tag;    /* NULL when the reference has only a digest */
+  char *digest; /* "sha256:<64 hex>" or NULL */
 } img_ref;
 
 int img_ref_parse(const char *s, img_ref *out, q_error **err);
@@ -82,17 +82,17 @@ struct img_auth {
   const char *username;
   const char *password;
   const char *auth;
-  const char *identity_token;   /* OAuth2 refresh token for the token server */
-  const char *registry_token;   /* bearer token sent as is */
+  const char *identity_token; /* OAuth2 refresh token for the token server */
+  const char *registry_token; /* bearer token sent as is */
 };
 
 enum img_progress_state {
-  IMG_PROGRESS_RESOLVING,   /* digest NULL: resolving the reference */
-  IMG_PROGRESS_WAITING,     /* queued, or waiting on another pull of the same blob */
+  IMG_PROGRESS_RESOLVING, /* digest NULL: resolving the reference */
+  IMG_PROGRESS_WAITING,   /* queued, or waiting on another pull of the same blob */
   IMG_PROGRESS_DOWNLOADING,
   IMG_PROGRESS_UNPACKING,
   IMG_PROGRESS_DONE,
-  IMG_PROGRESS_EXISTS,      /* already in the store */
+  IMG_PROGRESS_EXISTS, /* already in the store */
 };
 
 /* Called from worker threads, never two at once for one pull. */
@@ -100,8 +100,8 @@ typedef void (*img_progress_fn)(void *arg, const char *digest, enum img_progress
                                 int64_t done, int64_t total);
 
 struct img_pull_opts {
-  const struct img_auth *auth;      /* NULL: anonymous */
-  img_progress_fn progress;         /* may be NULL */
+  const struct img_auth *auth; /* NULL: anonymous */
+  img_progress_fn progress;    /* may be NULL */
   void *progress_arg;
 };
 
@@ -138,28 +138,28 @@ typedef struct img_kv {
 
 /* The parts of the image config (OCI image spec "config") that CreateContainer needs. */
 typedef struct img_config {
-  char *user;               /* may be NULL */
-  char **env;               /* NULL-terminated, "K=V" */
-  char **entrypoint;        /* NULL-terminated, or NULL */
-  char **cmd;               /* NULL-terminated, or NULL */
-  char *working_dir;        /* may be NULL */
-  char **exposed_ports;     /* NULL-terminated "80/tcp", or NULL */
+  char *user;           /* may be NULL */
+  char **env;           /* NULL-terminated, "K=V" */
+  char **entrypoint;    /* NULL-terminated, or NULL */
+  char **cmd;           /* NULL-terminated, or NULL */
+  char *working_dir;    /* may be NULL */
+  char **exposed_ports; /* NULL-terminated "80/tcp", or NULL */
   img_kv *labels;
   size_t n_labels;
-  char *stop_signal;        /* may be NULL */
+  char *stop_signal; /* may be NULL */
 } img_config;
 
 typedef struct img_info {
-  char *id;                 /* "sha256:<config digest>" */
-  char **repo_tags;         /* NULL-terminated */
-  char **repo_digests;      /* NULL-terminated "name@sha256:..." */
-  uint64_t size;            /* bytes of config + compressed layers */
-  char *manifest_digest;    /* the image manifest (for linux/amd64) */
-  char **layers;            /* NULL-terminated layer blob digests, bottom first */
+  char *id;              /* "sha256:<config digest>" */
+  char **repo_tags;      /* NULL-terminated */
+  char **repo_digests;   /* NULL-terminated "name@sha256:..." */
+  uint64_t size;         /* bytes of config + compressed layers */
+  char *manifest_digest; /* the image manifest (for linux/amd64) */
+  char **layers;         /* NULL-terminated layer blob digests, bottom first */
   int64_t pulled_ns;
   char *os, *architecture;
   img_config config;
-  char *config_json;        /* the raw config blob (ImageStatus verbose info) */
+  char *config_json; /* the raw config blob (ImageStatus verbose info) */
 } img_info;
 
 void img_info_free(img_info *info);
@@ -188,8 +188,8 @@ int img_fs_info(img_store *st, struct img_fs_usage *out, q_error **err);
 
 /* Mounts an overlayfs at dest_dir (created if missing), nodev and nosuid,
  * with the image's unpacked layers as lowerdirs and
- * <root>/containers/<container_id>/{upper,work} as the writable part. The image stays in use (img_remove fails with
- * -EBUSY) until img_rootfs_remove. -EEXIST when container_id already has a
+ * <root>/containers/<container_id>/{upper,work} as the writable part. The image stays in use
+ * (img_remove fails with -EBUSY) until img_rootfs_remove. -EEXIST when container_id already has a
  * root filesystem. <root>/containers/<container_id>/upper is the container's
  * writable layer (its disk usage is the container's). */
 int img_rootfs_create(img_store *st, const char *ref_or_id, const char *container_id,

@@ -16,7 +16,8 @@ int img_commit_manifest(img_store *st, const img_ref *ref, const char *endpoint,
                         const char *const *extra, size_t n_extra, const struct img_pull_opts *po,
                         char **image_id, q_error **err);
 
-static int import_blob(img_store *st, struct archive *a, const char *digest, q_error **err) {
+static int import_blob(img_store *st, struct archive *a, const char *digest, q_error **err)
+{
   if (img_blob_exists(st, digest))
     return 0;
   q_cleanup_free char *tmp = img_tmp_path(st, "import");
@@ -50,7 +51,8 @@ static int import_blob(img_store *st, struct archive *a, const char *digest, q_e
     for (int i = 0; i < 32; i++)
       sprintf(got + 7 + 2 * i, "%02x", d[i]);
     if (strcmp(got, digest) != 0)
-      rc = img_error(err, EBADMSG, "archive blob %s: content digest mismatch (got %s)", digest, got);
+      rc =
+          img_error(err, EBADMSG, "archive blob %s: content digest mismatch (got %s)", digest, got);
   }
   EVP_MD_CTX_free(md);
   if (rc == 0 && fsync(fd) < 0)
@@ -66,7 +68,8 @@ static int import_blob(img_store *st, struct archive *a, const char *digest, q_e
 /* Commits one manifest descriptor of index.json (an index is followed to its
  * linux/amd64 manifest). */
 static int import_one(img_store *st, json_t *desc, const char *name, char ***ids, size_t *n_ids,
-                      q_error **err) {
+                      q_error **err)
+{
   const char *dg = json_string_value(json_object_get(desc, "digest"));
   const char *mt = json_string_value(json_object_get(desc, "mediaType"));
   if (!dg || !img_valid_digest(dg))
@@ -140,7 +143,8 @@ static int import_one(img_store *st, json_t *desc, const char *name, char ***ids
   return rc;
 }
 
-int img_import(img_store *st, const char *path, const char *name, char ***ids_out, q_error **err) {
+int img_import(img_store *st, const char *path, const char *name, char ***ids_out, q_error **err)
+{
   int lfd = img_store_lock(st, "pull", false, true);
   if (lfd < 0)
     return q_error_make(err, -lfd, "lock image store");
@@ -214,7 +218,8 @@ int img_import(img_store *st, const char *path, const char *name, char ***ids_ou
   }
   size_t i;
   json_t *d;
-  json_array_foreach(ms, i, d) {
+  json_array_foreach(ms, i, d)
+  {
     rc = import_one(st, d, name, &ids, &n_ids, err);
     if (rc < 0)
       break;

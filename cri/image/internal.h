@@ -21,7 +21,7 @@
 #define IMG_MAX_CONFIG (8 << 20)
 
 struct img_token {
-  char *key;          /* realm|service|scope|user */
+  char *key; /* realm|service|scope|user */
   char *token;
   int64_t expires_mono_ns;
 };
@@ -37,15 +37,15 @@ struct img_flight {
 
 struct img_store {
   char *root;
-  char **mirror_hosts;            /* parallel arrays */
-  char ***mirror_endpoints;       /* NULL-terminated per host */
+  char **mirror_hosts;      /* parallel arrays */
+  char ***mirror_endpoints; /* NULL-terminated per host */
   size_t n_mirrors;
-  char **insecure;                /* NULL-terminated */
+  char **insecure; /* NULL-terminated */
   long connect_timeout_s, stall_timeout_s;
   int max_retries, max_parallel;
   int64_t max_recv_bps;
 
-  pthread_mutex_t lock;           /* flights, tokens */
+  pthread_mutex_t lock; /* flights, tokens */
   pthread_cond_t flight_cond;
   struct img_flight *flights;
   struct img_token *tokens;
@@ -75,9 +75,9 @@ void img_flight_end(img_store *st, const char *key);
 struct img_record_in {
   const char *config_digest;
   const char *manifest_digest;
-  const char *repo_tag;           /* may be NULL */
-  const char *repo_digest;        /* may be NULL */
-  const char *const *layers;      /* blob digests, bottom first */
+  const char *repo_tag;      /* may be NULL */
+  const char *repo_digest;   /* may be NULL */
+  const char *const *layers; /* blob digests, bottom first */
   const char *const *layer_types;
   size_t n_layers;
   uint64_t size;
@@ -118,7 +118,7 @@ int img_layer_ensure_streamed(img_store *st, const char *digest, const char *med
 bool img_layer_media_type_ok(const char *mt);
 
 /* registry.c */
-struct img_reg;                    /* one endpoint + repository, with auth state */
+struct img_reg; /* one endpoint + repository, with auth state */
 int img_reg_open(img_store *st, const img_ref *ref, const char *endpoint,
                  const struct img_auth *auth, struct img_reg **out, q_error **err);
 void img_reg_close(struct img_reg *r);
@@ -144,7 +144,7 @@ int img_reg_get_blob_mem(struct img_reg *r, const char *digest, size_t max, char
                          size_t *len, q_error **err);
 
 /* util */
-void img_sha256_hex(const void *data, size_t len, char out[72]);  /* "sha256:<hex>" */
+void img_sha256_hex(const void *data, size_t len, char out[72]); /* "sha256:<hex>" */
 char **img_strv_from_json(json_t *arr);
 char **img_strv_dup(const char *const *v, size_t n);
 size_t img_strv_len(char *const *v);
@@ -160,10 +160,10 @@ struct img_manifest {
   struct img_desc config;
   struct img_desc *layers;
   size_t n_layers;
-  char **diff_ids;          /* from the config, filled in by the pull; may be NULL */
+  char **diff_ids; /* from the config, filled in by the pull; may be NULL */
 };
-int img_manifest_parse(const char *body, size_t len, const char *media_type,
-                       struct img_manifest *m, q_error **err);
+int img_manifest_parse(const char *body, size_t len, const char *media_type, struct img_manifest *m,
+                       q_error **err);
 void img_manifest_free(struct img_manifest *m);
 /* Picks the linux/amd64 manifest of an index / manifest list: its digest. */
 int img_index_select(const char *body, size_t len, char **digest, char **media_type, q_error **err);

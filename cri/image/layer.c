@@ -20,7 +20,8 @@
 #define WH_PREFIX ".wh."
 #define WH_OPAQUE ".wh..wh..opq"
 
-bool img_layer_media_type_ok(const char *mt) {
+bool img_layer_media_type_ok(const char *mt)
+{
   static const char *const ok[] = {
       "application/vnd.oci.image.layer.v1.tar",
       "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -40,7 +41,8 @@ bool img_layer_media_type_ok(const char *mt) {
 
 /* Splits a tar entry name into clean components. Refuses absolute names and
  * "..". Returns the count (0 for the root itself) or -1 with *why set. */
-static int split_name(char *name, char **comps, int max, const char **why) {
+static int split_name(char *name, char **comps, int max, const char **why)
+{
   /* "/" alone (umoci writes it for the layer root) is the root; any other
    * absolute name is refused. */
   bool absolute = name[0] == '/';
@@ -69,7 +71,8 @@ static int split_name(char *name, char **comps, int max, const char **why) {
 
 /* Opens the directory comps[0..n) under rootfd, creating missing ones when
  * create. A symlink or a non-directory on the way is refused. */
-static int walk_dirs(int rootfd, char **comps, int n, bool create, const char *entry, q_error **err) {
+static int walk_dirs(int rootfd, char **comps, int n, bool create, const char *entry, q_error **err)
+{
   int fd = dup(rootfd);
   if (fd < 0)
     return q_error_make(err, errno, "dup");
@@ -90,7 +93,7 @@ static int walk_dirs(int rootfd, char **comps, int n, bool create, const char *e
       close(fd);
       if (link || e == ELOOP)
         return img_error(err, EXDEV, "entry \"%s\" refused: path goes through symlink \"%s\"",
-                            entry, comps[i]);
+                         entry, comps[i]);
       return q_error_make(err, e, "entry \"%s\": open %s", entry, comps[i]);
     }
     close(fd);
@@ -100,7 +103,8 @@ static int walk_dirs(int rootfd, char **comps, int n, bool create, const char *e
 }
 
 /* Removes whatever is at parentfd/name (a directory with its contents). */
-static int remove_at(int parentfd, const char *name, const char *entry, q_error **err) {
+static int remove_at(int parentfd, const char *name, const char *entry, q_error **err)
+{
   struct stat sb;
   if (fstatat(parentfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
     return errno == ENOENT ? 0 : q_error_make(err, errno, "entry \"%s\": stat", entry);
@@ -123,7 +127,8 @@ static int remove_at(int parentfd, const char *name, const char *entry, q_error 
   return rc < 0 ? q_error_wrap(err, "entry \"%s\"", entry) : 0;
 }
 
-static void apply_xattrs(int fd, struct archive_entry *e, const char *entry) {
+static void apply_xattrs(int fd, struct archive_entry *e, const char *entry)
+{
   const char *name;
   const void *value;
   size_t size;
@@ -151,14 +156,17 @@ struct unpack {
   bool warned_chown;
 };
 
-static void times_of(struct archive_entry *e, struct timespec ts[2]) {
+static void times_of(struct archive_entry *e, struct timespec ts[2])
+{
   ts[0].tv_sec = archive_entry_atime_is_set(e) ? archive_entry_atime(e) : archive_entry_mtime(e);
-  ts[0].tv_nsec = archive_entry_atime_is_set(e) ? archive_entry_atime_nsec(e) : archive_entry_mtime_nsec(e);
+  ts[0].tv_nsec =
+      archive_entry_atime_is_set(e) ? archive_entry_atime_nsec(e) : archive_entry_mtime_nsec(e);
   ts[1].tv_sec = archive_entry_mtime(e);
   ts[1].tv_nsec = archive_entry_mtime_nsec(e);
 }
 
-static void own(struct unpack *u, int fd, int dirfd, const char *name, struct archive_entry *e) {
+static void own(struct unpack *u, int fd, int dirfd, const char *name, struct archive_entry *e)
+{
   int rc = fd >= 0 ? fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e))
                    : fchownat(dirfd, name, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e),
                               AT_SYMLINK_NOFOLLOW);
@@ -170,7 +178,8 @@ static void own(struct unpack *u, int fd, int dirfd, const char *name, struct ar
 }
 
 static int write_regular(struct archive *a, int fd, struct archive_entry *e, const char *entry,
-                         q_error **err) {
+                         q_error **err)
+{
   const void *buf;
   size_t size;
   la_int64_t off;
@@ -194,7 +203,8 @@ static int write_regular(struct archive *a, int fd, struct archive_entry *e, con
   return 0;
 }
 
-static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entry *e, q_error **err) {
+static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entry *e, q_error **err)
+{
   const char *raw = archive_entry_pathname(e);
   if (!raw)
     return img_error(err, EBADMSG, "entry without a name");
@@ -258,7 +268,7 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
     int tn = split_name(tname, tcomps, MAX_DEPTH, &why);
     if (tn <= 0)
       return img_error(err, EXDEV, "entry \"%s\" refused: hard link target \"%s\": %s", raw, hl,
-                          tn < 0 ? why : "the layer root");
+                       tn < 0 ? why : "the layer root");
     q_cleanup_close int tfd = walk_dirs(u->rootfd, tcomps, tn - 1, false, raw, err);
     if (tfd < 0)
       return tfd;
@@ -269,14 +279,15 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
 
   switch (type) {
   case AE_IFREG: {
-    q_cleanup_close int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    q_cleanup_close int fd =
+        openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
       return q_error_make(err, errno, "entry \"%s\": create", raw);
     rc = write_regular(a, fd, e, raw, err);
     if (rc < 0)
       return rc;
     own(u, fd, -1, NULL, e);
-    if (fchmod(fd, perm) < 0)   /* after chown, which clears set-id bits */
+    if (fchmod(fd, perm) < 0) /* after chown, which clears set-id bits */
       return q_error_make(err, errno, "entry \"%s\": chmod", raw);
     apply_xattrs(fd, e, raw);
     futimens(fd, ts);
@@ -318,7 +329,8 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
   case AE_IFCHR:
   case AE_IFBLK:
   case AE_IFIFO: {
-    dev_t dev = type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+    dev_t dev =
+        type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
     if (mknodat(pfd, base, type | perm, dev) < 0)
       return q_error_make(err, errno, "entry \"%s\": mknod", raw);
     own(u, -1, pfd, base, e);
@@ -327,13 +339,14 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
     return 0;
   }
   case AE_IFSOCK:
-    return 0;   /* sockets in an image are meaningless: skip, like other runtimes */
+    return 0; /* sockets in an image are meaningless: skip, like other runtimes */
   default:
     return img_error(err, EBADMSG, "entry \"%s\": unknown file type %o", raw, (unsigned)type);
   }
 }
 
-static void set_dir_times(struct unpack *u) {
+static void set_dir_times(struct unpack *u)
+{
   for (size_t i = u->n_dirs; i-- > 0;) {
     q_cleanup_free char *name = strdup(u->dirs[i].path);
     char *comps[MAX_DEPTH];
@@ -357,7 +370,8 @@ struct raw_src {
   EVP_MD_CTX *md;
 };
 
-static la_ssize_t raw_read(struct archive *a, void *arg, const void **buf) {
+static la_ssize_t raw_read(struct archive *a, void *arg, const void **buf)
+{
   struct raw_src *r = arg;
   size_t size = 0;
   la_int64_t off;
@@ -373,7 +387,8 @@ static la_ssize_t raw_read(struct archive *a, void *arg, const void **buf) {
 }
 
 int img_unpack_layer_diffid(const char *path, int fd, const char *dest_dir, char diff_id[72],
-                            q_error **err) {
+                            q_error **err)
+{
   struct unpack u = {.rootfd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (u.rootfd < 0)
     return q_error_make(err, errno, "open %s", dest_dir);
@@ -448,11 +463,13 @@ out:
   return rc;
 }
 
-int img_unpack_layer(const char *path, const char *dest_dir, q_error **err) {
+int img_unpack_layer(const char *path, const char *dest_dir, q_error **err)
+{
   return img_unpack_layer_diffid(path, -1, dest_dir, NULL, err);
 }
 
-static char *diffid_path(const img_store *st, const char *digest) {
+static char *diffid_path(const img_store *st, const char *digest)
+{
   char *p = NULL;
   if (asprintf(&p, "%s/layers/diffid/%s", img_store_root(st), digest + 7) < 0)
     return NULL;
@@ -461,14 +478,15 @@ static char *diffid_path(const img_store *st, const char *digest) {
 
 /* A layer unpacked earlier: its recorded diff_id must be the one this
  * image's config names. */
-static int check_diffid(img_store *st, const char *digest, const char *want, q_error **err) {
+static int check_diffid(img_store *st, const char *digest, const char *want, q_error **err)
+{
   if (!want)
     return 0;
   q_cleanup_free char *p = diffid_path(st, digest);
   q_cleanup_free char *got = NULL;
   size_t len = 0;
   if (!p || q_read_file(p, 128, &got, &len, NULL) < 0)
-    return 0;   /* no record (an older store): the blob digest still holds */
+    return 0; /* no record (an older store): the blob digest still holds */
   if (strcmp(got, want) != 0)
     return img_error(err, EBADMSG, "layer %s: the image config says its content is %s, it is %s",
                      digest, want, got);
@@ -478,7 +496,8 @@ static int check_diffid(img_store *st, const char *digest, const char *want, q_e
 /* A layer unpacked into tmp: checks its diff_id, records it and renames it
  * into place once its files are on disk. Removes tmp on failure. */
 static int layer_commit(img_store *st, const char *digest, const char *tmp, const char *got,
-                        const char *diff_id, q_error **err) {
+                        const char *diff_id, q_error **err)
+{
   q_cleanup_free char *dst = img_layer_path(st, digest);
   q_cleanup_free char *dpath = diffid_path(st, digest);
   int rc = 0;
@@ -505,7 +524,8 @@ static int layer_commit(img_store *st, const char *digest, const char *tmp, cons
 
 /* Unpacks the stored blob (the layer flight is held). */
 static int layer_from_blob(img_store *st, const char *digest, const char *media_type,
-                           const char *diff_id, q_error **err) {
+                           const char *diff_id, q_error **err)
+{
   q_cleanup_free char *blob = img_blob_path(st, digest);
   q_cleanup_free char *tmp = img_tmp_path(st, "layer");
   char got[72];
@@ -523,14 +543,15 @@ static int layer_from_blob(img_store *st, const char *digest, const char *media_
 }
 
 int img_layer_ensure(img_store *st, const char *digest, const char *media_type, const char *diff_id,
-                     q_error **err) {
+                     q_error **err)
+{
   q_cleanup_free char *dst = img_layer_path(st, digest);
   q_cleanup_free char *key = NULL;
   if (!dst || asprintf(&key, "layer:%s", digest) < 0)
     return q_error_make(err, ENOMEM, "layer %s", digest);
   while (access(dst, F_OK) != 0) {
     if (!img_flight_begin(st, key))
-      continue;   /* another thread unpacked it (or failed): look again */
+      continue; /* another thread unpacked it (or failed): look again */
     int rc = access(dst, F_OK) == 0 ? 0 : layer_from_blob(st, digest, media_type, diff_id, err);
     img_flight_end(st, key);
     return rc;
@@ -546,7 +567,8 @@ struct stream_unpack {
   q_error *err;
 };
 
-static void *stream_thread(void *arg) {
+static void *stream_thread(void *arg)
+{
   struct stream_unpack *u = arg;
   u->rc = img_unpack_layer_diffid(NULL, u->fd, u->tmp, u->got, &u->err);
   /* Done or failed: closing drops what is queued, so a sender blocked on a
@@ -556,7 +578,8 @@ static void *stream_thread(void *arg) {
 }
 
 int img_layer_ensure_streamed(img_store *st, const char *digest, const char *media_type,
-                              const char *diff_id, img_fetch_fn fetch, void *arg, q_error **err) {
+                              const char *diff_id, img_fetch_fn fetch, void *arg, q_error **err)
+{
   q_cleanup_free char *dst = img_layer_path(st, digest);
   q_cleanup_free char *key = NULL;
   if (!dst || asprintf(&key, "layer:%s", digest) < 0)
@@ -575,9 +598,9 @@ int img_layer_ensure_streamed(img_store *st, const char *digest, const char *med
                    (u.fd = sv[0], pthread_create(&th, NULL, stream_thread, &u) == 0);
     rc = fetch(arg, started ? sv[1] : -1, &complete, err);
     if (sv[1] >= 0)
-      close(sv[1]);   /* end of stream for the unpacker */
+      close(sv[1]); /* end of stream for the unpacker */
     if (started)
-      pthread_join(th, NULL);   /* it closed sv[0] */
+      pthread_join(th, NULL); /* it closed sv[0] */
     else if (sv[0] >= 0)
       close(sv[0]);
     if (rc == 0 && started && complete && u.rc < 0) {

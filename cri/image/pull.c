@@ -8,11 +8,13 @@
 #include <fcntl.h>
 #include <string.h>
 
-bool img_is_index_type(const char *mt) {
+bool img_is_index_type(const char *mt)
+{
   return mt && (strcmp(mt, MT_OCI_INDEX) == 0 || strcmp(mt, MT_DOCKER_LIST) == 0);
 }
 
-char *img_manifest_media_type(const char *hdr_type, const char *body, size_t len) {
+char *img_manifest_media_type(const char *hdr_type, const char *body, size_t len)
+{
   if (hdr_type && *hdr_type)
     return strdup(hdr_type);
   json_error_t je;
@@ -29,13 +31,14 @@ char *img_manifest_media_type(const char *hdr_type, const char *body, size_t len
   return mt;
 }
 
-static int desc_parse(json_t *d, struct img_desc *out, const char *what, q_error **err) {
+static int desc_parse(json_t *d, struct img_desc *out, const char *what, q_error **err)
+{
   const char *mt = json_string_value(json_object_get(d, "mediaType"));
   const char *dg = json_string_value(json_object_get(d, "digest"));
   json_t *sz = json_object_get(d, "size");
   if (!dg || !img_valid_digest(dg))
     return img_error(err, EBADMSG, "%s: missing or unsupported digest \"%s\" (sha256 only)", what,
-                        dg ? dg : "");
+                     dg ? dg : "");
   if (!json_is_integer(sz) || json_integer_value(sz) < 0)
     return img_error(err, EBADMSG, "%s %s: missing size", what, dg);
   out->media_type = strdup(mt ? mt : "");
@@ -44,7 +47,8 @@ static int desc_parse(json_t *d, struct img_desc *out, const char *what, q_error
   return out->media_type && out->digest ? 0 : q_error_make(err, ENOMEM, "manifest");
 }
 
-void img_manifest_free(struct img_manifest *m) {
+void img_manifest_free(struct img_manifest *m)
+{
   free(m->config.media_type);
   free(m->config.digest);
   for (size_t i = 0; i < m->n_layers; i++) {
@@ -56,13 +60,15 @@ void img_manifest_free(struct img_manifest *m) {
   memset(m, 0, sizeof(*m));
 }
 
-int img_manifest_parse(const char *body, size_t len, const char *media_type,
-                       struct img_manifest *m, q_error **err) {
+int img_manifest_parse(const char *body, size_t len, const char *media_type, struct img_manifest *m,
+                       q_error **err)
+{
   memset(m, 0, sizeof(*m));
-  if (!media_type || (strcmp(media_type, MT_OCI_MANIFEST) != 0 && strcmp(media_type, MT_DOCKER_MANIFEST) != 0))
+  if (!media_type ||
+      (strcmp(media_type, MT_OCI_MANIFEST) != 0 && strcmp(media_type, MT_DOCKER_MANIFEST) != 0))
     return img_error(err, EPROTONOSUPPORT, "unsupported manifest media type \"%s\"%s",
-                        media_type ? media_type : "(none)",
-                        media_type && strstr(media_type, "manifest.v1") ? " (Docker schema 1)" : "");
+                     media_type ? media_type : "(none)",
+                     media_type && strstr(media_type, "manifest.v1") ? " (Docker schema 1)" : "");
   json_error_t je;
   json_t *j = json_loadb(body, len, 0, &je);
   if (!j)
@@ -75,9 +81,11 @@ int img_manifest_parse(const char *body, size_t len, const char *media_type,
   rc = desc_parse(json_object_get(j, "config"), &m->config, "config", err);
   if (rc < 0)
     goto out;
-  if (strcmp(m->config.media_type, MT_OCI_CONFIG) != 0 && strcmp(m->config.media_type, MT_DOCKER_CONFIG) != 0) {
-    rc = img_error(err, EPROTONOSUPPORT, "unsupported config media type \"%s\" (not a container image)",
-                      m->config.media_type);
+  if (strcmp(m->config.media_type, MT_OCI_CONFIG) != 0 &&
+      strcmp(m->config.media_type, MT_DOCKER_CONFIG) != 0) {
+    rc = img_error(err, EPROTONOSUPPORT,
+                   "unsupported config media type \"%s\" (not a container image)",
+                   m->config.media_type);
     goto out;
   }
   json_t *layers = json_object_get(j, "layers");
@@ -97,7 +105,7 @@ int img_manifest_parse(const char *body, size_t len, const char *media_type,
     m->n_layers++;
     if (!img_layer_media_type_ok(m->layers[i].media_type)) {
       rc = img_error(err, EPROTONOSUPPORT, "layer %s: unsupported media type \"%s\"",
-                        m->layers[i].digest, m->layers[i].media_type);
+                     m->layers[i].digest, m->layers[i].media_type);
       goto out;
     }
   }
@@ -108,7 +116,8 @@ out:
   return rc;
 }
 
-int img_index_select(const char *body, size_t len, char **digest, char **media_type, q_error **err) {
+int img_index_select(const char *body, size_t len, char **digest, char **media_type, q_error **err)
+{
   json_error_t je;
   json_t *j = json_loadb(body, len, 0, &je);
   if (!j)
@@ -118,12 +127,14 @@ int img_index_select(const char *body, size_t len, char **digest, char **media_t
   json_t *d;
   char seen[512] = "";
   int rc = q_error_make(NULL, ENOENT, "-");
-  json_array_foreach(ms, i, d) {
+  json_array_foreach(ms, i, d)
+  {
     json_t *p = json_object_get(d, "platform");
     const char *os = json_string_value(json_object_get(p, "os"));
     const char *arch = json_string_value(json_object_get(p, "architecture"));
     const char *dg = json_string_value(json_object_get(d, "digest"));
-    if (os && arch && strcmp(os, "linux") == 0 && strcmp(arch, "amd64") == 0 && dg && img_valid_digest(dg)) {
+    if (os && arch && strcmp(os, "linux") == 0 && strcmp(arch, "amd64") == 0 && dg &&
+        img_valid_digest(dg)) {
       const char *mt = json_string_value(json_object_get(d, "mediaType"));
       *digest = strdup(dg);
       *media_type = mt ? strdup(mt) : NULL;
@@ -131,12 +142,13 @@ int img_index_select(const char *body, size_t len, char **digest, char **media_t
       break;
     }
     size_t l = strlen(seen);
-    snprintf(seen + l, sizeof(seen) - l, "%s%s/%s", l ? ", " : "", os ? os : "?", arch ? arch : "?");
+    snprintf(seen + l, sizeof(seen) - l, "%s%s/%s", l ? ", " : "", os ? os : "?",
+             arch ? arch : "?");
   }
   json_decref(j);
   if (rc < 0)
     return img_error(err, ENOENT, "no linux/amd64 image in the index (it has: %s)",
-                        seen[0] ? seen : "nothing");
+                     seen[0] ? seen : "nothing");
   return 0;
 }
 
@@ -162,7 +174,8 @@ struct layer_progress {
 };
 
 static void report(struct pull_ctx *c, const char *digest, enum img_progress_state s, int64_t done,
-                   int64_t total) {
+                   int64_t total)
+{
   if (!c->progress)
     return;
   pthread_mutex_lock(&c->lock);
@@ -170,13 +183,15 @@ static void report(struct pull_ctx *c, const char *digest, enum img_progress_sta
   pthread_mutex_unlock(&c->lock);
 }
 
-static void on_bytes(void *arg, int64_t done, int64_t total) {
+static void on_bytes(void *arg, int64_t done, int64_t total)
+{
   struct layer_progress *lp = arg;
   report(lp->c, lp->digest, IMG_PROGRESS_DOWNLOADING, done, total);
 }
 
 static int fetch_blob_shared(img_store *st, struct img_reg *r, const struct img_desc *d,
-                             img_reg_progress cb, void *arg, q_error **err) {
+                             img_reg_progress cb, void *arg, q_error **err)
+{
   q_cleanup_free char *key = NULL;
   if (asprintf(&key, "blob:%s", d->digest) < 0)
     return q_error_make(err, ENOMEM, "blob");
@@ -185,8 +200,9 @@ static int fetch_blob_shared(img_store *st, struct img_reg *r, const struct img_
       return img_error(err, ENOENT, "layer blob %s is not in the store", d->digest);
     if (!img_flight_begin(st, key))
       continue;
-    int rc = img_blob_exists(st, d->digest) ? 0
-                                            : img_reg_fetch_blob(r, d->digest, d->size, cb, arg, -1, NULL, err);
+    int rc = img_blob_exists(st, d->digest)
+                 ? 0
+                 : img_reg_fetch_blob(r, d->digest, d->size, cb, arg, -1, NULL, err);
     img_flight_end(st, key);
     return rc;
   }
@@ -203,7 +219,8 @@ struct stream_fetch {
 /* img_fetch_fn for a streamed layer: the blob, unless another thread is
  * fetching it or has it (then the stream is incomplete and the layer is
  * unpacked from the stored blob). */
-static int stream_fetch(void *arg, int tee_fd, bool *complete, q_error **err) {
+static int stream_fetch(void *arg, int tee_fd, bool *complete, q_error **err)
+{
   struct stream_fetch *f = arg;
   img_store *st = f->c->st;
   q_cleanup_free char *key = NULL;
@@ -225,10 +242,12 @@ static int stream_fetch(void *arg, int tee_fd, bool *complete, q_error **err) {
   return 0;
 }
 
-static int do_layer(struct pull_ctx *c, struct img_reg *r, const struct img_desc *d, q_error **err) {
+static int do_layer(struct pull_ctx *c, struct img_reg *r, const struct img_desc *d, q_error **err)
+{
   q_cleanup_free char *lp = img_layer_path(c->st, d->digest);
   size_t i = (size_t)(d - c->m->layers);
-  const char *diff_id = c->m->diff_ids && i < img_strv_len(c->m->diff_ids) ? c->m->diff_ids[i] : NULL;
+  const char *diff_id =
+      c->m->diff_ids && i < img_strv_len(c->m->diff_ids) ? c->m->diff_ids[i] : NULL;
   if (lp && access(lp, F_OK) == 0) {
     int rc = img_layer_ensure(c->st, d->digest, d->media_type, diff_id, err);
     if (rc == 0)
@@ -255,7 +274,8 @@ static int do_layer(struct pull_ctx *c, struct img_reg *r, const struct img_desc
   return 0;
 }
 
-static void *layer_worker(void *arg) {
+static void *layer_worker(void *arg)
+{
   struct pull_ctx *c = arg;
   struct img_reg *r = NULL;
   q_error *err = NULL;
@@ -287,9 +307,15 @@ static void *layer_worker(void *arg) {
  * (endpoint NULL: blobs are already in the store). */
 static int fetch_layers(img_store *st, const img_ref *ref, const char *endpoint,
                         const struct img_auth *auth, struct img_manifest *m,
-                        const struct img_pull_opts *po, q_error **err) {
-  struct pull_ctx c = {.st = st, .ref = ref, .endpoint = endpoint, .auth = auth, .m = m,
-                       .progress = po ? po->progress : NULL, .parg = po ? po->progress_arg : NULL};
+                        const struct img_pull_opts *po, q_error **err)
+{
+  struct pull_ctx c = {.st = st,
+                       .ref = ref,
+                       .endpoint = endpoint,
+                       .auth = auth,
+                       .m = m,
+                       .progress = po ? po->progress : NULL,
+                       .parg = po ? po->progress_arg : NULL};
   pthread_mutex_init(&c.lock, NULL);
   for (size_t i = 0; i < m->n_layers; i++)
     report(&c, m->layers[i].digest, IMG_PROGRESS_WAITING, 0, m->layers[i].size);
@@ -313,7 +339,8 @@ static int fetch_layers(img_store *st, const img_ref *ref, const char *endpoint,
   return c.rc;
 }
 
-static int check_config(const char *body, size_t len, struct img_manifest *m, q_error **err) {
+static int check_config(const char *body, size_t len, struct img_manifest *m, q_error **err)
+{
   json_error_t je;
   json_t *j = json_loadb(body, len, 0, &je);
   if (!j)
@@ -345,7 +372,8 @@ int img_commit_manifest(img_store *st, const img_ref *ref, const char *endpoint,
                         const struct img_auth *auth, const char *mbody, size_t mlen,
                         const char *mdigest, struct img_manifest *m, const char *top_digest,
                         const char *const *extra, size_t n_extra, const struct img_pull_opts *po,
-                        char **image_id, q_error **err) {
+                        char **image_id, q_error **err)
+{
   int rc;
   char *cfg = NULL;
   size_t cfg_len = 0;
@@ -395,10 +423,16 @@ int img_commit_manifest(img_store *st, const img_ref *ref, const char *endpoint,
     tag = NULL;
   if (name && top_digest && asprintf(&dig, "%s@%s", name, top_digest) < 0)
     dig = NULL;
-  struct img_record_in in = {.config_digest = m->config.digest, .manifest_digest = mdigest,
-                             .repo_tag = tag, .repo_digest = dig, .layers = layers,
-                             .layer_types = types, .n_layers = m->n_layers, .size = size,
-                             .extra_blobs = extra, .n_extra = n_extra};
+  struct img_record_in in = {.config_digest = m->config.digest,
+                             .manifest_digest = mdigest,
+                             .repo_tag = tag,
+                             .repo_digest = dig,
+                             .layers = layers,
+                             .layer_types = types,
+                             .n_layers = m->n_layers,
+                             .size = size,
+                             .extra_blobs = extra,
+                             .n_extra = n_extra};
   rc = layers && types ? img_record_commit(st, &in, err) : q_error_make(err, ENOMEM, "record");
   free(layers);
   free(types);
@@ -410,7 +444,8 @@ int img_commit_manifest(img_store *st, const img_ref *ref, const char *endpoint,
 /* One endpoint. *resolved tells whether the manifest was found there: only
  * failures before that point move on to the next endpoint. */
 static int pull_from(img_store *st, const img_ref *ref, const char *endpoint,
-                     const struct img_pull_opts *po, char **image_id, bool *resolved, q_error **err) {
+                     const struct img_pull_opts *po, char **image_id, bool *resolved, q_error **err)
+{
   const struct img_auth *auth = po ? po->auth : NULL;
   struct img_reg *r = NULL;
   *resolved = false;
@@ -421,7 +456,8 @@ static int pull_from(img_store *st, const img_ref *ref, const char *endpoint,
   char *ibody = NULL, *itop = NULL;
   size_t len = 0, ilen = 0;
   struct img_manifest m = {0};
-  rc = img_reg_get_manifest(r, ref->digest ? ref->digest : ref->tag, &body, &len, &hdr_mt, &top, err);
+  rc = img_reg_get_manifest(r, ref->digest ? ref->digest : ref->tag, &body, &len, &hdr_mt, &top,
+                            err);
   if (rc < 0)
     goto out;
   mt = img_manifest_media_type(hdr_mt, body, len);
@@ -474,15 +510,16 @@ struct tracker {
   const struct img_pull_opts *user;
   char *path;
   char *ref;
-  json_t *layers;        /* digest -> {state, done, total}, in first-seen order */
+  json_t *layers; /* digest -> {state, done, total}, in first-seen order */
   int64_t last_write;
 };
 
-static const char *const state_names[] = {"resolving", "waiting", "downloading", "unpacking",
-                                          "done", "exists"};
+static const char *const state_names[] = {"resolving", "waiting", "downloading",
+                                          "unpacking", "done",    "exists"};
 
 static void track(void *arg, const char *digest, enum img_progress_state s, int64_t done,
-                  int64_t total) {
+                  int64_t total)
+{
   struct tracker *t = arg;
   if (t->user && t->user->progress)
     t->user->progress(t->user->progress_arg, digest, s, done, total);
@@ -491,8 +528,9 @@ static void track(void *arg, const char *digest, enum img_progress_state s, int6
   json_t *l = json_object_get(t->layers, digest);
   const char *old = json_string_value(json_object_get(l, "state"));
   bool changed = !old || strcmp(old, state_names[s]) != 0;
-  json_object_set_new(t->layers, digest, json_pack("{s:s, s:I, s:I}", "state", state_names[s],
-                                                   "done", (json_int_t)done, "total", (json_int_t)total));
+  json_object_set_new(t->layers, digest,
+                      json_pack("{s:s, s:I, s:I}", "state", state_names[s], "done",
+                                (json_int_t)done, "total", (json_int_t)total));
   int64_t now = q_mono_ns();
   if (!changed && now - t->last_write < 100000000)
     return;
@@ -500,7 +538,8 @@ static void track(void *arg, const char *digest, enum img_progress_state s, int6
   json_t *arr = json_array();
   const char *k;
   json_t *v;
-  json_object_foreach(t->layers, k, v) {
+  json_object_foreach(t->layers, k, v)
+  {
     json_t *e = json_deep_copy(v);
     json_object_set_new(e, "digest", json_string(k));
     json_array_append_new(arr, e);
@@ -510,7 +549,8 @@ static void track(void *arg, const char *digest, enum img_progress_state s, int6
   /* Whole-file replace so readers never see half a document; no fsync:
    * progress is worthless after a crash, and fsyncs would slow the pull. */
   char *tmp = NULL;
-  if (txt && asprintf(&tmp, "%s.%d.%lx", t->path, (int)getpid(), (unsigned long)pthread_self()) >= 0) {
+  if (txt &&
+      asprintf(&tmp, "%s.%d.%lx", t->path, (int)getpid(), (unsigned long)pthread_self()) >= 0) {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
       bool ok = q_write_all(fd, txt, strlen(txt)) >= 0;
@@ -524,7 +564,8 @@ static void track(void *arg, const char *digest, enum img_progress_state s, int6
   json_decref(doc);
 }
 
-char *img_pull_progress_path(const char *root, const char *refstr) {
+char *img_pull_progress_path(const char *root, const char *refstr)
+{
   img_ref ref;
   if (img_ref_parse(refstr, &ref, NULL) < 0)
     return NULL;
@@ -541,12 +582,13 @@ char *img_pull_progress_path(const char *root, const char *refstr) {
   return p;
 }
 
-int img_pull(img_store *st, const char *refstr, const struct img_pull_opts *user_po, char **image_id,
-             q_error **err) {
-  struct tracker tr = {.user = user_po, .path = img_pull_progress_path(st->root, refstr),
-                       .layers = json_object()};
-  struct img_pull_opts po_local = {.auth = user_po ? user_po->auth : NULL, .progress = track,
-                                   .progress_arg = &tr};
+int img_pull(img_store *st, const char *refstr, const struct img_pull_opts *user_po,
+             char **image_id, q_error **err)
+{
+  struct tracker tr = {
+      .user = user_po, .path = img_pull_progress_path(st->root, refstr), .layers = json_object()};
+  struct img_pull_opts po_local = {
+      .auth = user_po ? user_po->auth : NULL, .progress = track, .progress_arg = &tr};
   const struct img_pull_opts *po = tr.path && tr.layers ? &po_local : user_po;
   img_ref ref;
   int rc = img_ref_parse(refstr, &ref, err);
@@ -573,7 +615,7 @@ int img_pull(img_store *st, const char *refstr, const struct img_pull_opts *user
     po->progress(po->progress_arg, NULL, IMG_PROGRESS_RESOLVING, 0, 0);
   int64_t t0 = q_mono_ns();
   char *msgs = NULL;
-  int missing = 0;   /* an endpoint said the image is not there */
+  int missing = 0; /* an endpoint said the image is not there */
   for (char **ep = eps; *ep; ep++) {
     q_error *e = NULL;
     bool resolved = false;

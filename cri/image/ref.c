@@ -9,11 +9,15 @@
 #include <errno.h>
 #include <string.h>
 
-static bool is_alnum_lower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+static bool is_alnum_lower(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 /* path-component: [a-z0-9]+ (separator [a-z0-9]+)* with separators ".", "_",
  * "__" or one or more "-". */
-static bool valid_component(const char *s, size_t n) {
+static bool valid_component(const char *s, size_t n)
+{
   if (n == 0 || !is_alnum_lower(s[0]) || !is_alnum_lower(s[n - 1]))
     return false;
   for (size_t i = 0; i < n; i++) {
@@ -36,7 +40,8 @@ static bool valid_component(const char *s, size_t n) {
   return true;
 }
 
-static bool valid_path(const char *p) {
+static bool valid_path(const char *p)
+{
   const char *s = p;
   while (1) {
     const char *slash = strchr(s, '/');
@@ -49,16 +54,19 @@ static bool valid_path(const char *p) {
   }
 }
 
-static bool valid_domain(const char *d) {
+static bool valid_domain(const char *d)
+{
   if (*d == '\0')
     return false;
   for (const char *c = d; *c; c++)
-    if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != ':' && *c != '[' && *c != ']')
+    if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != ':' && *c != '[' &&
+        *c != ']')
       return false;
   return true;
 }
 
-static bool valid_tag(const char *t) {
+static bool valid_tag(const char *t)
+{
   size_t n = strlen(t);
   if (n == 0 || n > 128)
     return false;
@@ -70,7 +78,8 @@ static bool valid_tag(const char *t) {
   return true;
 }
 
-bool img_valid_digest(const char *d) {
+bool img_valid_digest(const char *d)
+{
   if (strncmp(d, "sha256:", 7) != 0 || strlen(d) != 7 + 64)
     return false;
   for (const char *c = d + 7; *c; c++)
@@ -79,7 +88,8 @@ bool img_valid_digest(const char *d) {
   return true;
 }
 
-void img_ref_free(img_ref *ref) {
+void img_ref_free(img_ref *ref)
+{
   if (!ref)
     return;
   free(ref->domain);
@@ -89,7 +99,8 @@ void img_ref_free(img_ref *ref) {
   memset(ref, 0, sizeof(*ref));
 }
 
-int img_ref_parse(const char *s, img_ref *out, q_error **err) {
+int img_ref_parse(const char *s, img_ref *out, q_error **err)
+{
   memset(out, 0, sizeof(*out));
   if (s == NULL || *s == '\0')
     return q_error_make(err, EINVAL, "empty image reference");
@@ -134,7 +145,8 @@ int img_ref_parse(const char *s, img_ref *out, q_error **err) {
   if (!valid_path(path))
     return q_error_make(err, EINVAL,
                         "image reference \"%s\": invalid repository \"%s\" (lowercase letters, "
-                        "digits and separators only)", s, path);
+                        "digits and separators only)",
+                        s, path);
   bool library = strcmp(domain, "docker.io") == 0 && !strchr(path, '/');
   if (asprintf(&out->path, "%s%s", library ? "library/" : "", path) < 0) {
     out->path = NULL;
@@ -152,14 +164,16 @@ int img_ref_parse(const char *s, img_ref *out, q_error **err) {
   return 0;
 }
 
-char *img_ref_name(const img_ref *ref) {
+char *img_ref_name(const img_ref *ref)
+{
   char *s = NULL;
   if (asprintf(&s, "%s/%s", ref->domain, ref->path) < 0)
     return NULL;
   return s;
 }
 
-char *img_ref_string(const img_ref *ref) {
+char *img_ref_string(const img_ref *ref)
+{
   char *s = NULL;
   int rc;
   if (ref->tag)

@@ -14,35 +14,43 @@
 
 struct img_reg {
   img_store *st;
-  char *endpoint;     /* "https://host[:port]" without a trailing slash */
+  char *endpoint; /* "https://host[:port]" without a trailing slash */
   char *repo;
   const struct img_auth *auth;
-  char *authz;        /* current Authorization header value, or NULL */
+  char *authz; /* current Authorization header value, or NULL */
   CURL *curl;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
-const char *img_reg_endpoint(const struct img_reg *r) { return r->endpoint; }
-
+const char *img_reg_endpoint(const struct img_reg *r)
+{
+  return r->endpoint;
+}
 
 /* host[:port] of a URL, into a new string. */
-static char *url_host(const char *url) {
+static char *url_host(const char *url)
+{
   const char *p = strstr(url, "://");
   p = p ? p + 3 : url;
   size_t n = strcspn(p, "/?#");
   return strndup(p, n);
 }
 
-static bool is_insecure(const img_store *st, const char *hostport) {
+static bool is_insecure(const img_store *st, const char *hostport)
+{
   for (char **i = st->insecure; i && *i; i++)
     if (strcmp(*i, hostport) == 0)
       return true;
   return false;
 }
 
-void img_reg_check_mirrors(const img_store *st) {
+void img_reg_check_mirrors(const img_store *st)
+{
   for (size_t m = 0; m < st->n_mirrors; m++)
     for (char **e = st->mirror_endpoints[m]; *e; e++) {
       q_cleanup_free char *hp = url_host(*e);
@@ -50,12 +58,15 @@ void img_reg_check_mirrors(const img_store *st) {
         q_warn(NULL, "image store: mirror %s of %s ignored: not an http(s) URL", *e,
                st->mirror_hosts[m]);
       else if (strncmp(*e, "http://", 7) == 0 && !is_insecure(st, hp))
-        q_warn(NULL, "image store: mirror %s of %s ignored: plain HTTP, but %s is not in "
-               "Registry.Insecure", *e, st->mirror_hosts[m], hp);
+        q_warn(NULL,
+               "image store: mirror %s of %s ignored: plain HTTP, but %s is not in "
+               "Registry.Insecure",
+               *e, st->mirror_hosts[m], hp);
     }
 }
 
-int img_reg_endpoints(img_store *st, const char *host, char ***out, q_error **err) {
+int img_reg_endpoints(img_store *st, const char *host, char ***out, q_error **err)
+{
   size_t n = 0;
   char **v = calloc(1, sizeof(char *));
   if (!v)
@@ -95,7 +106,8 @@ oom:
   return q_error_make(err, ENOMEM, "registry endpoints");
 }
 
-static char *b64_encode(const void *data, size_t len) {
+static char *b64_encode(const void *data, size_t len)
+{
   char *out = malloc(4 * ((len + 2) / 3) + 1);
   if (out)
     EVP_EncodeBlock((unsigned char *)out, data, (int)len);
@@ -103,7 +115,8 @@ static char *b64_encode(const void *data, size_t len) {
 }
 
 /* "user:password" from the AuthConfig, or NULL. */
-static char *auth_userpass(const struct img_auth *a) {
+static char *auth_userpass(const struct img_auth *a)
+{
   char *s = NULL;
   if (!a)
     return NULL;
@@ -122,13 +135,14 @@ static char *auth_userpass(const struct img_auth *a) {
       free(buf);
       return NULL;
     }
-    return (char *)buf;  /* padding bytes decode to NUL, so the string ends right */
+    return (char *)buf; /* padding bytes decode to NUL, so the string ends right */
   }
   return NULL;
 }
 
 int img_reg_open(img_store *st, const img_ref *ref, const char *endpoint,
-                 const struct img_auth *auth, struct img_reg **out, q_error **err) {
+                 const struct img_auth *auth, struct img_reg **out, q_error **err)
+{
   pthread_once(&curl_once, curl_init_once);
   struct img_reg *r = calloc(1, sizeof(*r));
   if (!r)
@@ -149,7 +163,8 @@ int img_reg_open(img_store *st, const img_ref *ref, const char *endpoint,
   return 0;
 }
 
-void img_reg_close(struct img_reg *r) {
+void img_reg_close(struct img_reg *r)
+{
   if (!r)
     return;
   if (r->curl)
@@ -170,10 +185,10 @@ struct sink {
   int fd;
   EVP_MD_CTX *md;
   int64_t done, total;
-  int64_t resume_from;       /* > 0: ask for the bytes from here on (Range) */
-  int tee_fd;                /* >= 0: a copy of the body goes here (a socket) */
+  int64_t resume_from; /* > 0: ask for the bytes from here on (Range) */
+  int tee_fd;          /* >= 0: a copy of the body goes here (a socket) */
   int64_t teed;
-  bool tee_broken;           /* the copy stopped: its reader is gone or the body restarted */
+  bool tee_broken; /* the copy stopped: its reader is gone or the body restarted */
   CURL *curl;
   img_reg_progress progress;
   void *parg;
@@ -189,14 +204,16 @@ struct hdrs {
   char *www_auth;
 };
 
-static void hdrs_reset(struct hdrs *h) {
+static void hdrs_reset(struct hdrs *h)
+{
   free(h->content_type);
   free(h->docker_digest);
   free(h->www_auth);
   memset(h, 0, sizeof(*h));
 }
 
-static size_t on_header(char *data, size_t size, size_t n, void *arg) {
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
   struct hdrs *h = arg;
   size_t len = size * n;
   char **slot = NULL;
@@ -224,7 +241,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg) {
   return len;
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg) {
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
   struct sink *s = arg;
   size_t len = size * n;
   if (s->fd >= 0) {
@@ -290,12 +308,13 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
   return len;
 }
 
-static int sink_reset(struct sink *s) {
+static int sink_reset(struct sink *s)
+{
   s->len = 0;
   s->fail_errno = 0;
   s->fail_msg[0] = '\0';
   if (s->teed > 0)
-    s->tee_broken = true;   /* the copy cannot start over */
+    s->tee_broken = true; /* the copy cannot start over */
   s->done = 0;
   s->last_report = 0;
   if (s->fd >= 0) {
@@ -306,9 +325,10 @@ static int sink_reset(struct sink *s) {
   return 0;
 }
 
-static CURLcode perform(struct img_reg *r, const char *method, const char *url,
-                        const char *accept, const char *authz, const char *post,
-                        struct sink *s, struct hdrs *h, long *code, char errbuf[CURL_ERROR_SIZE]) {
+static CURLcode perform(struct img_reg *r, const char *method, const char *url, const char *accept,
+                        const char *authz, const char *post, struct sink *s, struct hdrs *h,
+                        long *code, char errbuf[CURL_ERROR_SIZE])
+{
   CURL *c = r->curl;
   img_store *st = r->st;
   curl_easy_reset(c);
@@ -331,7 +351,9 @@ static CURLcode perform(struct img_reg *r, const char *method, const char *url,
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, st->connect_timeout_s);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, st->stall_timeout_s);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "quark/" "0.1");
+  curl_easy_setopt(c, CURLOPT_USERAGENT,
+                   "quark/"
+                   "0.1");
   /* libcurl checks the rate limit only between bursts of up to 100 buffer
    * reads: a big buffer would let a fast local transfer finish in one burst. */
   if (st->max_recv_bps > 0) {
@@ -359,7 +381,8 @@ static CURLcode perform(struct img_reg *r, const char *method, const char *url,
   return cc;
 }
 
-static bool retryable(CURLcode cc) {
+static bool retryable(CURLcode cc)
+{
   switch (cc) {
   case CURLE_COULDNT_CONNECT:
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -376,7 +399,8 @@ static bool retryable(CURLcode cc) {
   }
 }
 
-static void backoff(int attempt) {
+static void backoff(int attempt)
+{
   long ms = 200L << (attempt < 5 ? attempt : 5);
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -385,7 +409,8 @@ static void backoff(int attempt) {
 /* ---- authentication ---- */
 
 /* Value of key in a challenge's parameter list (key="value", ...). */
-static char *challenge_param(const char *params, const char *key) {
+static char *challenge_param(const char *params, const char *key)
+{
   size_t kl = strlen(key);
   const char *p = params;
   while (p && *p) {
@@ -417,7 +442,8 @@ static char *challenge_param(const char *params, const char *key) {
   return NULL;
 }
 
-static char *token_cache_get(img_store *st, const char *key) {
+static char *token_cache_get(img_store *st, const char *key)
+{
   char *tok = NULL;
   int64_t now = q_mono_ns();
   pthread_mutex_lock(&st->lock);
@@ -430,7 +456,8 @@ static char *token_cache_get(img_store *st, const char *key) {
   return tok;
 }
 
-static void token_cache_put(img_store *st, const char *key, const char *tok, int64_t ttl_s) {
+static void token_cache_put(img_store *st, const char *key, const char *tok, int64_t ttl_s)
+{
   int64_t exp = q_mono_ns() + (ttl_s > 10 ? ttl_s - 5 : ttl_s) * 1000000000LL;
   pthread_mutex_lock(&st->lock);
   for (size_t i = 0; i < st->n_tokens; i++)
@@ -460,13 +487,14 @@ out:
   pthread_mutex_unlock(&st->lock);
 }
 
-static int fetch_token(struct img_reg *r, const char *realm, const char *service,
-                       const char *scope, q_error **err) {
+static int fetch_token(struct img_reg *r, const char *realm, const char *service, const char *scope,
+                       q_error **err)
+{
   q_cleanup_free char *userpass = auth_userpass(r->auth);
   const char *user = userpass ? userpass : "";
   q_cleanup_free char *key = NULL;
-  if (asprintf(&key, "%s|%s|%s|%.*s", realm, service ? service : "", scope,
-               (int)strcspn(user, ":"), user) < 0)
+  if (asprintf(&key, "%s|%s|%s|%.*s", realm, service ? service : "", scope, (int)strcspn(user, ":"),
+               user) < 0)
     return q_error_make(err, ENOMEM, "token");
   char *cached = token_cache_get(r->st, key);
   if (cached) {
@@ -481,17 +509,19 @@ static int fetch_token(struct img_reg *r, const char *realm, const char *service
   char *esc_svc = curl_easy_escape(c, service ? service : "", 0);
   char *esc_scope = curl_easy_escape(c, scope, 0);
   const char *idt = r->auth && r->auth->identity_token && *r->auth->identity_token
-                        ? r->auth->identity_token : NULL;
+                        ? r->auth->identity_token
+                        : NULL;
   int rc;
   if (idt) {
     char *esc_tok = curl_easy_escape(c, idt, 0);
-    rc = asprintf(&form, "grant_type=refresh_token&client_id=quark&service=%s&scope=%s&refresh_token=%s",
+    rc = asprintf(&form,
+                  "grant_type=refresh_token&client_id=quark&service=%s&scope=%s&refresh_token=%s",
                   esc_svc, esc_scope, esc_tok);
     curl_free(esc_tok);
     url = strdup(realm);
   } else {
-    rc = asprintf(&url, "%s%sservice=%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?",
-                  esc_svc, esc_scope);
+    rc = asprintf(&url, "%s%sservice=%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?", esc_svc,
+                  esc_scope);
   }
   curl_free(esc_svc);
   curl_free(esc_scope);
@@ -510,7 +540,8 @@ static int fetch_token(struct img_reg *r, const char *realm, const char *service
   for (int attempt = 0;; attempt++) {
     sink_reset(&s);
     hdrs_reset(&h);
-    cc = perform(r, idt ? "POST" : "GET", url, "application/json", basic_h, form, &s, &h, &code, eb);
+    cc =
+        perform(r, idt ? "POST" : "GET", url, "application/json", basic_h, form, &s, &h, &code, eb);
     if (cc == CURLE_OK && code < 500)
       break;
     if ((cc != CURLE_OK && !retryable(cc)) || attempt >= r->st->max_retries)
@@ -520,13 +551,14 @@ static int fetch_token(struct img_reg *r, const char *realm, const char *service
   hdrs_reset(&h);
   if (cc != CURLE_OK) {
     free(s.buf);
-    return q_error_make(err, ECONNREFUSED, "token server %s: %s", realm, eb[0] ? eb : curl_easy_strerror(cc));
+    return q_error_make(err, ECONNREFUSED, "token server %s: %s", realm,
+                        eb[0] ? eb : curl_easy_strerror(cc));
   }
   if (code != 200) {
     free(s.buf);
     return img_error(err, code == 401 || code == 403 ? EACCES : EIO,
-                        "token server %s refused %s: HTTP %ld%s", realm, scope, code,
-                        userpass || idt ? " (credentials rejected?)" : " (no credentials given)");
+                     "token server %s refused %s: HTTP %ld%s", realm, scope, code,
+                     userpass || idt ? " (credentials rejected?)" : " (no credentials given)");
   }
   json_error_t je;
   json_t *j = json_loadb(s.buf ? s.buf : "", s.len, 0, &je);
@@ -551,14 +583,17 @@ static int fetch_token(struct img_reg *r, const char *realm, const char *service
 }
 
 /* Answers a 401 challenge by setting r->authz. */
-static int authenticate(struct img_reg *r, const char *challenge, q_error **err) {
+static int authenticate(struct img_reg *r, const char *challenge, q_error **err)
+{
   if (!challenge || !*challenge)
-    return q_error_make(err, EACCES, "%s: HTTP 401 without a WWW-Authenticate challenge", r->endpoint);
+    return q_error_make(err, EACCES, "%s: HTTP 401 without a WWW-Authenticate challenge",
+                        r->endpoint);
   if (strncasecmp(challenge, "Basic", 5) == 0) {
     q_cleanup_free char *userpass = auth_userpass(r->auth);
     if (!userpass)
-      return img_error(err, EACCES, "%s requires authentication (basic) and no credentials were given",
-                          r->endpoint);
+      return img_error(err, EACCES,
+                       "%s requires authentication (basic) and no credentials were given",
+                       r->endpoint);
     q_cleanup_free char *b = b64_encode(userpass, strlen(userpass));
     free(r->authz);
     r->authz = NULL;
@@ -580,12 +615,14 @@ static int authenticate(struct img_reg *r, const char *challenge, q_error **err)
       q_error_wrap(err, "authenticate to %s", r->endpoint);
     return rc;
   }
-  return q_error_make(err, EPROTO, "%s: unsupported authentication scheme in \"%s\"", r->endpoint, challenge);
+  return q_error_make(err, EPROTO, "%s: unsupported authentication scheme in \"%s\"", r->endpoint,
+                      challenge);
 }
 
 /* GET with authentication and retries. The caller interprets *code. */
 static int reg_get(struct img_reg *r, const char *url, const char *accept, struct sink *s,
-                   struct hdrs *h, long *code, q_error **err) {
+                   struct hdrs *h, long *code, q_error **err)
+{
   bool auth_done = false, resume = false;
   char eb[CURL_ERROR_SIZE];
   for (int attempt = 0;; attempt++) {
@@ -631,13 +668,16 @@ static int reg_get(struct img_reg *r, const char *url, const char *accept, struc
       backoff(attempt);
       continue;
     }
-    return q_error_make(err, cc == CURLE_COULDNT_CONNECT ? ECONNREFUSED
-                             : cc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO,
+    return q_error_make(err,
+                        cc == CURLE_COULDNT_CONNECT      ? ECONNREFUSED
+                        : cc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT
+                                                         : EIO,
                         "GET %s: %s", url, eb[0] ? eb : curl_easy_strerror(cc));
   }
 }
 
-static int http_status_error(long code, const char *what, const char *url, q_error **err) {
+static int http_status_error(long code, const char *what, const char *url, q_error **err)
+{
   switch (code) {
   case 404:
     return img_error(err, ENOENT, "%s not found (HTTP 404 from %s)", what, url);
@@ -649,7 +689,8 @@ static int http_status_error(long code, const char *what, const char *url, q_err
   }
 }
 
-static void digest_final(EVP_MD_CTX *md, char out[72]) {
+static void digest_final(EVP_MD_CTX *md, char out[72])
+{
   unsigned char d[32];
   unsigned int n = 0;
   EVP_DigestFinal_ex(md, d, &n);
@@ -659,15 +700,17 @@ static void digest_final(EVP_MD_CTX *md, char out[72]) {
 }
 
 int img_reg_get_manifest(struct img_reg *r, const char *tag_or_digest, char **body, size_t *len,
-                         char **media_type, char **digest, q_error **err) {
+                         char **media_type, char **digest, q_error **err)
+{
   q_cleanup_free char *url = NULL;
   if (asprintf(&url, "%s/v2/%s/manifests/%s", r->endpoint, r->repo, tag_or_digest) < 0)
     return q_error_make(err, ENOMEM, "manifest");
   struct sink s = {.fd = -1, .tee_fd = -1, .max = IMG_MAX_MANIFEST};
   struct hdrs h = {0};
   long code = 0;
-  int rc = reg_get(r, url, MT_OCI_INDEX ", " MT_DOCKER_LIST ", " MT_OCI_MANIFEST ", " MT_DOCKER_MANIFEST,
-                   &s, &h, &code, err);
+  int rc =
+      reg_get(r, url, MT_OCI_INDEX ", " MT_DOCKER_LIST ", " MT_OCI_MANIFEST ", " MT_DOCKER_MANIFEST,
+              &s, &h, &code, err);
   if (rc == 0 && code != 200) {
     q_cleanup_free char *what = NULL;
     if (asprintf(&what, "manifest %s:%s", r->repo, tag_or_digest) < 0)
@@ -684,7 +727,7 @@ int img_reg_get_manifest(struct img_reg *r, const char *tag_or_digest, char **bo
   const char *want = img_valid_digest(tag_or_digest) ? tag_or_digest : h.docker_digest;
   if (want && img_valid_digest(want) && strcmp(want, got) != 0) {
     rc = img_error(err, EBADMSG, "manifest %s:%s from %s: content digest %s does not match %s",
-                      r->repo, tag_or_digest, r->endpoint, got, want);
+                   r->repo, tag_or_digest, r->endpoint, got, want);
     free(s.buf);
     hdrs_reset(&h);
     return rc;
@@ -707,7 +750,8 @@ int img_reg_get_manifest(struct img_reg *r, const char *tag_or_digest, char **bo
 }
 
 int img_reg_get_blob_mem(struct img_reg *r, const char *digest, size_t max, char **body,
-                         size_t *len, q_error **err) {
+                         size_t *len, q_error **err)
+{
   q_cleanup_free char *url = NULL;
   if (asprintf(&url, "%s/v2/%s/blobs/%s", r->endpoint, r->repo, digest) < 0)
     return q_error_make(err, ENOMEM, "blob");
@@ -727,7 +771,7 @@ int img_reg_get_blob_mem(struct img_reg *r, const char *digest, size_t max, char
   if (strcmp(got, digest) != 0) {
     free(s.buf);
     return img_error(err, EBADMSG, "blob %s from %s: content digest mismatch (got %s)", digest,
-                        r->endpoint, got);
+                     r->endpoint, got);
   }
   *body = s.buf ? s.buf : strdup("");
   *len = s.len;
@@ -736,7 +780,8 @@ int img_reg_get_blob_mem(struct img_reg *r, const char *digest, size_t max, char
 
 int img_reg_fetch_blob(struct img_reg *r, const char *digest, int64_t size,
                        img_reg_progress progress, void *arg, int tee_fd, bool *tee_complete,
-                       q_error **err) {
+                       q_error **err)
+{
   q_cleanup_free char *url = NULL;
   q_cleanup_free char *tmp = img_tmp_path(r->st, "blob");
   q_cleanup_free char *dst = img_blob_path(r->st, digest);
@@ -745,8 +790,13 @@ int img_reg_fetch_blob(struct img_reg *r, const char *digest, int64_t size,
   int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0)
     return q_error_make(err, errno, "create %s", tmp);
-  struct sink s = {.fd = fd, .md = EVP_MD_CTX_new(), .total = size, .progress = progress, .parg = arg,
-                   .tee_fd = tee_fd, .curl = r->curl};
+  struct sink s = {.fd = fd,
+                   .md = EVP_MD_CTX_new(),
+                   .total = size,
+                   .progress = progress,
+                   .parg = arg,
+                   .tee_fd = tee_fd,
+                   .curl = r->curl};
   struct hdrs h = {0};
   long code = 0;
   int rc = s.md ? reg_get(r, url, NULL, &s, &h, &code, err) : q_error_make(err, ENOMEM, "sha256");
@@ -758,10 +808,10 @@ int img_reg_fetch_blob(struct img_reg *r, const char *digest, int64_t size,
     digest_final(s.md, got);
     if (size > 0 && s.done != size)
       rc = img_error(err, EBADMSG, "blob %s from %s: got %lld bytes, the manifest gives %lld",
-                        digest, r->endpoint, (long long)s.done, (long long)size);
+                     digest, r->endpoint, (long long)s.done, (long long)size);
     else if (strcmp(got, digest) != 0)
       rc = img_error(err, EBADMSG, "blob %s from %s: content digest mismatch (got %s)", digest,
-                        r->endpoint, got);
+                     r->endpoint, got);
   }
   if (rc == 0 && fsync(fd) < 0)
     rc = q_error_make(err, errno, "fsync %s", tmp);

@@ -10,8 +10,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-
-static bool valid_container_id(const char *id) {
+static bool valid_container_id(const char *id)
+{
   size_t n = strlen(id);
   if (n == 0 || n > 128 || id[0] == '.')
     return false;
@@ -25,7 +25,8 @@ static bool valid_container_id(const char *id) {
 /* overlayfs through fsopen/fsconfig with "lowerdir+" (Linux 6.8+): no
  * limit on the number of layers but the kernel's own (500). -1 with errno. */
 static int mount_many_layers(img_store *st, char **layers, size_t n, const char *upper,
-                             const char *work, const char *dest) {
+                             const char *work, const char *dest)
+{
   int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   if (fs < 0)
     return -1;
@@ -56,7 +57,8 @@ static int mount_many_layers(img_store *st, char **layers, size_t n, const char 
 }
 
 int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, const char *dest,
-                      q_error **err) {
+                      q_error **err)
+{
   if (!valid_container_id(cid))
     return q_error_make(err, EINVAL, "invalid container id \"%s\"", cid);
   if (!dest || dest[0] != '/')
@@ -78,8 +80,9 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, con
     return rc;
   }
   if (mkdir(cdir, 0700) < 0) {
-    rc = q_error_make(err, errno, errno == EEXIST ? "container %s already has a root filesystem"
-                                                  : "mkdir %s", errno == EEXIST ? cid : cdir);
+    rc = q_error_make(err, errno,
+                      errno == EEXIST ? "container %s already has a root filesystem" : "mkdir %s",
+                      errno == EEXIST ? cid : cdir);
     close(lfd);
     img_info_free(info);
     return rc;
@@ -88,7 +91,8 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, con
                           (json_int_t)q_now_ns());
   q_cleanup_free char *recs = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
   json_decref(rec);
-  rc = recs ? q_write_file_atomic(recp, recs, strlen(recs), 0600, err) : q_error_make(err, ENOMEM, "rootfs");
+  rc = recs ? q_write_file_atomic(recp, recs, strlen(recs), 0600, err)
+            : q_error_make(err, ENOMEM, "rootfs");
   close(lfd);
   if (rc < 0)
     goto fail;
@@ -111,7 +115,8 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, con
   for (size_t i = n; i-- > 0;) {
     q_cleanup_free char *lp = img_layer_path(st, info->layers[i]);
     if (!lp || access(lp, F_OK) != 0) {
-      rc = q_error_make(err, ENOENT, "layer %s of image %s is missing from the store; pull the image again",
+      rc = q_error_make(err, ENOENT,
+                        "layer %s of image %s is missing from the store; pull the image again",
                         info->layers[i], info->id);
       goto fail;
     }
@@ -147,7 +152,8 @@ fail:
   return rc;
 }
 
-int img_rootfs_remove(img_store *st, const char *cid, q_error **err) {
+int img_rootfs_remove(img_store *st, const char *cid, q_error **err)
+{
   if (!valid_container_id(cid))
     return q_error_make(err, EINVAL, "invalid container id \"%s\"", cid);
   q_cleanup_free char *cdir = NULL, *recp = NULL;

@@ -18,7 +18,8 @@
 #include <sys/stat.h>
 
 static char *pathf(const char *fmt, ...) Q_PRINTF(1, 2);
-static char *pathf(const char *fmt, ...) {
+static char *pathf(const char *fmt, ...)
+{
   va_list ap;
   char *s = NULL;
   va_start(ap, fmt);
@@ -30,7 +31,8 @@ static char *pathf(const char *fmt, ...) {
 
 /* ---- small utilities ---- */
 
-void img_sha256_hex(const void *data, size_t len, char out[72]) {
+void img_sha256_hex(const void *data, size_t len, char out[72])
+{
   unsigned char d[32];
   unsigned int n = 0;
   EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
@@ -39,20 +41,23 @@ void img_sha256_hex(const void *data, size_t len, char out[72]) {
     sprintf(out + 7 + 2 * i, "%02x", d[i]);
 }
 
-void img_strv_free(char **v) {
+void img_strv_free(char **v)
+{
   for (char **i = v; i && *i; i++)
     free(*i);
   free(v);
 }
 
-size_t img_strv_len(char *const *v) {
+size_t img_strv_len(char *const *v)
+{
   size_t n = 0;
   while (v && v[n])
     n++;
   return n;
 }
 
-char **img_strv_dup(const char *const *v, size_t n) {
+char **img_strv_dup(const char *const *v, size_t n)
+{
   char **o = calloc(n + 1, sizeof(char *));
   if (!o)
     return NULL;
@@ -64,7 +69,8 @@ char **img_strv_dup(const char *const *v, size_t n) {
   return o;
 }
 
-char **img_strv_from_json(json_t *arr) {
+char **img_strv_from_json(json_t *arr)
+{
   if (!json_is_array(arr))
     return NULL;
   size_t n = json_array_size(arr), k = 0;
@@ -81,7 +87,8 @@ char **img_strv_from_json(json_t *arr) {
   return o;
 }
 
-int img_error(q_error **err, int status, const char *fmt, ...) {
+int img_error(q_error **err, int status, const char *fmt, ...)
+{
   int ret = status > 0 ? -status : -EIO;
   if (!err)
     return ret;
@@ -100,17 +107,23 @@ int img_error(q_error **err, int status, const char *fmt, ...) {
 
 /* ---- paths ---- */
 
-const char *img_store_root(const img_store *st) { return st->root; }
+const char *img_store_root(const img_store *st)
+{
+  return st->root;
+}
 
-char *img_blob_path(const img_store *st, const char *digest) {
+char *img_blob_path(const img_store *st, const char *digest)
+{
   return pathf("%s/blobs/sha256/%s", st->root, digest + 7);
 }
 
-char *img_layer_path(const img_store *st, const char *digest) {
+char *img_layer_path(const img_store *st, const char *digest)
+{
   return pathf("%s/layers/sha256/%s", st->root, digest + 7);
 }
 
-char *img_tmp_path(const img_store *st, const char *what) {
+char *img_tmp_path(const img_store *st, const char *what)
+{
   char id[65];
   if (q_random_id(id) < 0)
     return NULL;
@@ -118,12 +131,14 @@ char *img_tmp_path(const img_store *st, const char *what) {
   return pathf("%s/tmp/%s-%s", st->root, what, id);
 }
 
-bool img_blob_exists(const img_store *st, const char *digest) {
+bool img_blob_exists(const img_store *st, const char *digest)
+{
   q_cleanup_free char *p = img_blob_path(st, digest);
   return p && access(p, F_OK) == 0;
 }
 
-int img_blob_put(img_store *st, const char *digest, const void *data, size_t len, q_error **err) {
+int img_blob_put(img_store *st, const char *digest, const void *data, size_t len, q_error **err)
+{
   if (img_blob_exists(st, digest))
     return 0;
   q_cleanup_free char *tmp = img_tmp_path(st, "blob");
@@ -145,7 +160,8 @@ int img_blob_put(img_store *st, const char *digest, const void *data, size_t len
 }
 
 int img_blob_read(img_store *st, const char *digest, size_t max, char **out, size_t *len,
-                  q_error **err) {
+                  q_error **err)
+{
   q_cleanup_free char *p = img_blob_path(st, digest);
   if (!p)
     return q_error_make(err, ENOMEM, "blob %s", digest);
@@ -154,7 +170,8 @@ int img_blob_read(img_store *st, const char *digest, size_t max, char **out, siz
 
 /* ---- in-process single flight ---- */
 
-int img_flight_begin(img_store *st, const char *key) {
+int img_flight_begin(img_store *st, const char *key)
+{
   pthread_mutex_lock(&st->lock);
   struct img_flight *f;
   for (f = st->flights; f; f = f->next)
@@ -168,7 +185,7 @@ int img_flight_begin(img_store *st, const char *key) {
       if (f)
         free(f);
       pthread_mutex_unlock(&st->lock);
-      return 1;   /* no memory to coordinate: do the work, at worst twice */
+      return 1; /* no memory to coordinate: do the work, at worst twice */
     }
     f->next = st->flights;
     st->flights = f;
@@ -193,7 +210,8 @@ int img_flight_begin(img_store *st, const char *key) {
   return 0;
 }
 
-void img_flight_end(img_store *st, const char *key) {
+void img_flight_end(img_store *st, const char *key)
+{
   pthread_mutex_lock(&st->lock);
   struct img_flight **pp = &st->flights;
   while (*pp && !(strcmp((*pp)->key, key) == 0 && !(*pp)->done))
@@ -205,7 +223,7 @@ void img_flight_end(img_store *st, const char *key) {
       free(f->key);
       free(f);
     } else {
-      f->done = true;   /* the last waiter frees it */
+      f->done = true; /* the last waiter frees it */
       *pp = f->next;
     }
     pthread_cond_broadcast(&st->flight_cond);
@@ -215,7 +233,8 @@ void img_flight_end(img_store *st, const char *key) {
 
 /* ---- locks ---- */
 
-int img_store_lock(img_store *st, const char *which, bool exclusive, bool wait) {
+int img_store_lock(img_store *st, const char *which, bool exclusive, bool wait)
+{
   q_cleanup_free char *p = pathf("%s/%s.lock", st->root, which);
   if (!p)
     return -ENOMEM;
@@ -235,7 +254,8 @@ int img_store_lock(img_store *st, const char *which, bool exclusive, bool wait) 
 
 /* ---- open / close ---- */
 
-static void clean_tmp(img_store *st) {
+static void clean_tmp(img_store *st)
+{
   q_cleanup_free char *tmp = pathf("%s/tmp", st->root);
   DIR *d = tmp ? opendir(tmp) : NULL;
   if (!d)
@@ -273,7 +293,8 @@ static void clean_tmp(img_store *st) {
 
 static void gc_run_locked(img_store *st);
 
-int img_store_open(const struct img_store_opts *o, img_store **out, q_error **err) {
+int img_store_open(const struct img_store_opts *o, img_store **out, q_error **err)
+{
   if (!o || !o->root || o->root[0] != '/')
     return q_error_make(err, EINVAL, "image store: root must be an absolute path");
   img_store *st = calloc(1, sizeof(*st));
@@ -304,8 +325,8 @@ int img_store_open(const struct img_store_opts *o, img_store **out, q_error **er
     img_store_close(st);
     return q_error_make(err, ENOMEM, "image store");
   }
-  static const char *const dirs[] = {"", "/blobs/sha256", "/layers/sha256", "/layers/diffid",
-                                     "/images", "/containers", "/tmp", "/pulls"};
+  static const char *const dirs[] = {"",        "/blobs/sha256", "/layers/sha256", "/layers/diffid",
+                                     "/images", "/containers",   "/tmp",           "/pulls"};
   for (size_t i = 0; i < Q_ARRAY_SIZE(dirs); i++) {
     q_cleanup_free char *p = pathf("%s%s", st->root, dirs[i]);
     int rc = p ? q_mkdir_p(p, 0700, err) : q_error_make(err, ENOMEM, "image store");
@@ -329,7 +350,8 @@ int img_store_open(const struct img_store_opts *o, img_store **out, q_error **er
   return 0;
 }
 
-void img_store_close(img_store *st) {
+void img_store_close(img_store *st)
+{
   if (!st)
     return;
   free(st->root);
@@ -360,17 +382,20 @@ void img_store_close(img_store *st) {
 
 /* ---- records ---- */
 
-static json_t *record_load_path(const char *path) {
+static json_t *record_load_path(const char *path)
+{
   json_error_t je;
   return json_load_file(path, 0, &je);
 }
 
-static json_t *record_load(img_store *st, const char *id) {
+static json_t *record_load(img_store *st, const char *id)
+{
   q_cleanup_free char *p = pathf("%s/images/%s.json", st->root, id + 7);
   return p ? record_load_path(p) : NULL;
 }
 
-static int record_save(img_store *st, json_t *rec, q_error **err) {
+static int record_save(img_store *st, json_t *rec, q_error **err)
+{
   const char *id = json_string_value(json_object_get(rec, "id"));
   q_cleanup_free char *p = pathf("%s/images/%s.json", st->root, id + 7);
   q_cleanup_free char *s = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
@@ -380,7 +405,8 @@ static int record_save(img_store *st, json_t *rec, q_error **err) {
 }
 
 /* Every record, as loaded JSON; NULL-terminated. */
-static json_t **records_all(img_store *st, size_t *n) {
+static json_t **records_all(img_store *st, size_t *n)
+{
   *n = 0;
   q_cleanup_free char *dir = pathf("%s/images", st->root);
   DIR *d = dir ? opendir(dir) : NULL;
@@ -414,20 +440,24 @@ static json_t **records_all(img_store *st, size_t *n) {
   return v;
 }
 
-static void records_free(json_t **v) {
+static void records_free(json_t **v)
+{
   for (json_t **i = v; i && *i; i++)
     json_decref(*i);
   free(v);
 }
 
-static bool json_array_has(json_t *arr, const char *s) {
+static bool json_array_has(json_t *arr, const char *s)
+{
   size_t i;
   json_t *v;
-  json_array_foreach(arr, i, v) if (json_string_value(v) && strcmp(json_string_value(v), s) == 0) return true;
+  json_array_foreach(arr, i, v) if (json_string_value(v) &&
+                                    strcmp(json_string_value(v), s) == 0) return true;
   return false;
 }
 
-static void json_array_drop(json_t *arr, const char *s) {
+static void json_array_drop(json_t *arr, const char *s)
+{
   for (size_t i = json_array_size(arr); i-- > 0;) {
     const char *v = json_string_value(json_array_get(arr, i));
     if (v && strcmp(v, s) == 0)
@@ -435,7 +465,8 @@ static void json_array_drop(json_t *arr, const char *s) {
   }
 }
 
-int img_record_commit(img_store *st, const struct img_record_in *in, q_error **err) {
+int img_record_commit(img_store *st, const struct img_record_in *in, q_error **err)
+{
   int lfd = img_store_lock(st, "records", true, true);
   if (lfd < 0)
     return q_error_make(err, -lfd, "lock image records");
@@ -464,8 +495,8 @@ int img_record_commit(img_store *st, const struct img_record_in *in, q_error **e
   }
   json_t *layers = json_array();
   for (size_t i = 0; i < in->n_layers; i++)
-    json_array_append_new(layers, json_pack("{s:s, s:s}", "digest", in->layers[i], "mediaType",
-                                            in->layer_types[i]));
+    json_array_append_new(
+        layers, json_pack("{s:s, s:s}", "digest", in->layers[i], "mediaType", in->layer_types[i]));
   json_t *extra = json_object_get(rec, "extraBlobs");
   if (!json_is_array(extra)) {
     extra = json_array();
@@ -498,7 +529,8 @@ out:
 
 /* ---- lookups ---- */
 
-static bool all_hex(const char *s) {
+static bool all_hex(const char *s)
+{
   for (; *s; s++)
     if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
       return false;
@@ -507,7 +539,8 @@ static bool all_hex(const char *s) {
 
 /* The record that ref_or_id names, or NULL (with *ambiguous set when an id
  * prefix matched several). */
-static json_t *record_find(img_store *st, const char *s, bool *ambiguous) {
+static json_t *record_find(img_store *st, const char *s, bool *ambiguous)
+{
   *ambiguous = false;
   const char *hex = strncmp(s, "sha256:", 7) == 0 ? s + 7 : s;
   if (strlen(hex) == 64 && all_hex(hex)) {
@@ -553,14 +586,20 @@ static json_t *record_find(img_store *st, const char *s, bool *ambiguous) {
   return found;
 }
 
-static char **kv_strv(json_t *arr) { return img_strv_from_json(arr); }
+static char **kv_strv(json_t *arr)
+{
+  return img_strv_from_json(arr);
+}
 
-static void config_fill(img_info *info, const char *cfg_json, size_t len) {
+static void config_fill(img_info *info, const char *cfg_json, size_t len)
+{
   json_error_t je;
   json_t *j = json_loadb(cfg_json, len, 0, &je);
   if (!j)
     return;
-  info->os = json_string_value(json_object_get(j, "os")) ? strdup(json_string_value(json_object_get(j, "os"))) : NULL;
+  info->os = json_string_value(json_object_get(j, "os"))
+                 ? strdup(json_string_value(json_object_get(j, "os")))
+                 : NULL;
   const char *arch = json_string_value(json_object_get(j, "architecture"));
   info->architecture = arch ? strdup(arch) : NULL;
   json_t *c = json_object_get(j, "config");
@@ -589,7 +628,8 @@ static void config_fill(img_info *info, const char *cfg_json, size_t len) {
     ic->labels = calloc(json_object_size(labels), sizeof(img_kv));
     const char *key;
     json_t *v;
-    json_object_foreach(labels, key, v) {
+    json_object_foreach(labels, key, v)
+    {
       if (ic->labels && json_string_value(v)) {
         ic->labels[ic->n_labels].key = strdup(key);
         ic->labels[ic->n_labels].value = strdup(json_string_value(v));
@@ -600,7 +640,8 @@ static void config_fill(img_info *info, const char *cfg_json, size_t len) {
   json_decref(j);
 }
 
-static img_info *info_from_record(img_store *st, json_t *rec) {
+static img_info *info_from_record(img_store *st, json_t *rec)
+{
   img_info *info = calloc(1, sizeof(*info));
   if (!info)
     return NULL;
@@ -634,7 +675,8 @@ static img_info *info_from_record(img_store *st, json_t *rec) {
   return info;
 }
 
-void img_info_free(img_info *info) {
+void img_info_free(img_info *info)
+{
   if (!info)
     return;
   free(info->id);
@@ -661,29 +703,34 @@ void img_info_free(img_info *info) {
   free(info);
 }
 
-void img_infov_free(img_info **v, size_t n) {
+void img_infov_free(img_info **v, size_t n)
+{
   for (size_t i = 0; v && i < n; i++)
     img_info_free(v[i]);
   free(v);
 }
 
-int img_status(img_store *st, const char *ref_or_id, img_info **out, q_error **err) {
+int img_status(img_store *st, const char *ref_or_id, img_info **out, q_error **err)
+{
   bool amb = false;
   json_t *rec = record_find(st, ref_or_id, &amb);
   if (!rec)
-    return img_error(err, amb ? EINVAL : ENOENT, amb ? "image id prefix \"%s\" is ambiguous"
-                                                       : "image \"%s\" not found", ref_or_id);
+    return img_error(err, amb ? EINVAL : ENOENT,
+                     amb ? "image id prefix \"%s\" is ambiguous" : "image \"%s\" not found",
+                     ref_or_id);
   *out = info_from_record(st, rec);
   json_decref(rec);
   return *out ? 0 : q_error_make(err, ENOMEM, "image %s", ref_or_id);
 }
 
-static int cmp_pulled(const void *a, const void *b) {
+static int cmp_pulled(const void *a, const void *b)
+{
   const img_info *x = *(img_info *const *)a, *y = *(img_info *const *)b;
   return x->pulled_ns < y->pulled_ns ? -1 : x->pulled_ns > y->pulled_ns;
 }
 
-int img_list(img_store *st, img_info ***out, size_t *n_out, q_error **err) {
+int img_list(img_store *st, img_info ***out, size_t *n_out, q_error **err)
+{
   size_t n = 0, k = 0;
   json_t **all = records_all(st, &n);
   img_info **v = calloc(n + 1, sizeof(img_info *));
@@ -707,7 +754,8 @@ int img_list(img_store *st, img_info ***out, size_t *n_out, q_error **err) {
 /* ---- containers using images ---- */
 
 /* The id of a container whose rootfs uses image id, or NULL. */
-char *img_container_using(img_store *st, const char *id) {
+char *img_container_using(img_store *st, const char *id)
+{
   q_cleanup_free char *dir = pathf("%s/containers", st->root);
   DIR *d = dir ? opendir(dir) : NULL;
   if (!d)
@@ -730,12 +778,14 @@ char *img_container_using(img_store *st, const char *id) {
 
 /* ---- remove and garbage collection ---- */
 
-static void add_ref(json_t *set, const char *digest) {
+static void add_ref(json_t *set, const char *digest)
+{
   if (digest)
     json_object_set_new(set, digest + (strncmp(digest, "sha256:", 7) == 0 ? 7 : 0), json_true());
 }
 
-static void gc_run_locked(img_store *st) {
+static void gc_run_locked(img_store *st)
+{
   int rfd = img_store_lock(st, "records", true, true);
   size_t n = 0;
   json_t **all = records_all(st, &n);
@@ -747,7 +797,8 @@ static void gc_run_locked(img_store *st) {
     json_t *v;
     json_array_foreach(json_object_get(all[i], "layers"), j, v)
         add_ref(keep, json_string_value(json_object_get(v, "digest")));
-    json_array_foreach(json_object_get(all[i], "extraBlobs"), j, v) add_ref(keep, json_string_value(v));
+    json_array_foreach(json_object_get(all[i], "extraBlobs"), j, v)
+        add_ref(keep, json_string_value(v));
   }
   records_free(all);
   size_t freed_blobs = 0, freed_layers = 0;
@@ -790,7 +841,8 @@ static void gc_run_locked(img_store *st) {
   q_debug(NULL, "image gc: removed %zu blobs and %zu layers", freed_blobs, freed_layers);
 }
 
-void img_gc_maybe(img_store *st) {
+void img_gc_maybe(img_store *st)
+{
   q_cleanup_free char *mark = pathf("%s/gc-pending", st->root);
   if (!mark || access(mark, F_OK) != 0)
     return;
@@ -801,7 +853,8 @@ void img_gc_maybe(img_store *st) {
   close(lfd);
 }
 
-int img_remove(img_store *st, const char *ref_or_id, q_error **err) {
+int img_remove(img_store *st, const char *ref_or_id, q_error **err)
+{
   int lfd = img_store_lock(st, "records", true, true);
   if (lfd < 0)
     return q_error_make(err, -lfd, "lock image records");
@@ -809,8 +862,9 @@ int img_remove(img_store *st, const char *ref_or_id, q_error **err) {
   json_t *rec = record_find(st, ref_or_id, &amb);
   int rc = 0;
   if (!rec) {
-    rc = img_error(err, amb ? EINVAL : ENOENT, amb ? "image id prefix \"%s\" is ambiguous"
-                                                     : "image \"%s\" not found", ref_or_id);
+    rc = img_error(err, amb ? EINVAL : ENOENT,
+                   amb ? "image id prefix \"%s\" is ambiguous" : "image \"%s\" not found",
+                   ref_or_id);
     close(lfd);
     return rc;
   }
@@ -839,14 +893,16 @@ int img_remove(img_store *st, const char *ref_or_id, q_error **err) {
 
 static __thread uint64_t fs_bytes, fs_inodes;
 
-static int fs_walk(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+static int fs_walk(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
   (void)p, (void)flag, (void)f;
   fs_bytes += (uint64_t)sb->st_blocks * 512;
   fs_inodes++;
   return 0;
 }
 
-int img_fs_info(img_store *st, struct img_fs_usage *out, q_error **err) {
+int img_fs_info(img_store *st, struct img_fs_usage *out, q_error **err)
+{
   fs_bytes = fs_inodes = 0;
   if (nftw(st->root, fs_walk, 32, FTW_PHYS | FTW_MOUNT) < 0)
     return q_error_make(err, errno, "walk %s", st->root);

@@ -29,20 +29,23 @@ struct many {
   q_error *err;
 };
 
-static void *pull_thread(void *arg) {
+static void *pull_thread(void *arg)
+{
   struct many *m = arg;
   m->rc = img_pull(m->st, m->ref, m->po, &m->id, &m->err);
   return NULL;
 }
 
-static void print_strv(const char *k, char **v) {
+static void print_strv(const char *k, char **v)
+{
   printf("%s=", k);
   for (size_t i = 0; v && v[i]; i++)
     printf("%s%s", i ? "," : "", v[i]);
   printf("\n");
 }
 
-static void print_info(const img_info *in) {
+static void print_info(const img_info *in)
+{
   printf("id=%s\n", in->id);
   print_strv("tags", in->repo_tags);
   print_strv("digests", in->repo_digests);
@@ -60,8 +63,11 @@ static void print_info(const img_info *in) {
     printf("label=%s=%s\n", in->config.labels[i].key, in->config.labels[i].value);
 }
 
-static void progress(void *arg, const char *digest, enum img_progress_state s, int64_t done, int64_t total) {
-  static const char *names[] = {"resolving", "waiting", "downloading", "unpacking", "done", "exists"};
+static void progress(void *arg, const char *digest, enum img_progress_state s, int64_t done,
+                     int64_t total)
+{
+  static const char *names[] = {"resolving", "waiting", "downloading",
+                                "unpacking", "done",    "exists"};
   if (s == IMG_PROGRESS_DOWNLOADING && done != 0 && done != total)
     return;
   static int64_t t0;
@@ -73,7 +79,8 @@ static void progress(void *arg, const char *digest, enum img_progress_state s, i
 
 /* Store consistency: every blob hashes to its name, nothing is left in
  * tmp/, every record's blobs and layers are present. */
-static int check_store(const char *root) {
+static int check_store(const char *root)
+{
   int bad = 0;
   char p[4096];
   snprintf(p, sizeof(p), "%s/blobs/sha256", root);
@@ -119,7 +126,8 @@ static int check_store(const char *root) {
   return bad;
 }
 
-static int check_records(img_store *st, const char *root) {
+static int check_records(img_store *st, const char *root)
+{
   img_info **v = NULL;
   size_t n = 0;
   int bad = 0;
@@ -150,7 +158,8 @@ static int check_records(img_store *st, const char *root) {
   return bad;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
   const char *root = NULL;
   struct img_mirror mirrors[8];
   const char *mirror_eps[8][8];
@@ -160,38 +169,76 @@ int main(int argc, char **argv) {
   struct img_auth auth = {0};
   bool have_auth = false;
   struct img_store_opts o = {0};
-  static const struct option lo[] = {
-      {"root", 1, 0, 'r'}, {"mirror", 1, 0, 'm'}, {"insecure", 1, 0, 'i'}, {"user", 1, 0, 'u'},
-      {"pass", 1, 0, 'p'}, {"auth", 1, 0, 'a'}, {"identity-token", 1, 0, 'I'},
-      {"registry-token", 1, 0, 'T'}, {"rate", 1, 0, 'R'}, {"retries", 1, 0, 'n'},
-      {"stall", 1, 0, 's'}, {"parallel", 1, 0, 'P'}, {0, 0, 0, 0}};
+  static const struct option lo[] = {{"root", 1, 0, 'r'},
+                                     {"mirror", 1, 0, 'm'},
+                                     {"insecure", 1, 0, 'i'},
+                                     {"user", 1, 0, 'u'},
+                                     {"pass", 1, 0, 'p'},
+                                     {"auth", 1, 0, 'a'},
+                                     {"identity-token", 1, 0, 'I'},
+                                     {"registry-token", 1, 0, 'T'},
+                                     {"rate", 1, 0, 'R'},
+                                     {"retries", 1, 0, 'n'},
+                                     {"stall", 1, 0, 's'},
+                                     {"parallel", 1, 0, 'P'},
+                                     {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
     switch (c) {
-    case 'r': root = optarg; break;
+    case 'r':
+      root = optarg;
+      break;
     case 'm': {
       char *eq = strchr(optarg, '=');
       if (!eq || n_mirrors == 8)
         return 2;
       *eq = '\0';
       size_t ne = 0;
-      for (char *save = NULL, *u = strtok_r(eq + 1, ",", &save); u && ne < 8; u = strtok_r(NULL, ",", &save))
+      for (char *save = NULL, *u = strtok_r(eq + 1, ",", &save); u && ne < 8;
+           u = strtok_r(NULL, ",", &save))
         mirror_eps[n_mirrors][ne++] = u;
       mirrors[n_mirrors] = (struct img_mirror){optarg, mirror_eps[n_mirrors], ne};
       n_mirrors++;
       break;
     }
-    case 'i': if (n_insecure < 8) insecure[n_insecure++] = optarg; break;
-    case 'u': auth.username = optarg; have_auth = true; break;
-    case 'p': auth.password = optarg; have_auth = true; break;
-    case 'a': auth.auth = optarg; have_auth = true; break;
-    case 'I': auth.identity_token = optarg; have_auth = true; break;
-    case 'T': auth.registry_token = optarg; have_auth = true; break;
-    case 'R': o.max_recv_bytes_per_s = atoll(optarg); break;
-    case 'n': o.max_retries = atoi(optarg); break;
-    case 's': o.stall_timeout_s = atol(optarg); break;
-    case 'P': o.max_parallel_layers = atoi(optarg); break;
-    default: return 2;
+    case 'i':
+      if (n_insecure < 8)
+        insecure[n_insecure++] = optarg;
+      break;
+    case 'u':
+      auth.username = optarg;
+      have_auth = true;
+      break;
+    case 'p':
+      auth.password = optarg;
+      have_auth = true;
+      break;
+    case 'a':
+      auth.auth = optarg;
+      have_auth = true;
+      break;
+    case 'I':
+      auth.identity_token = optarg;
+      have_auth = true;
+      break;
+    case 'T':
+      auth.registry_token = optarg;
+      have_auth = true;
+      break;
+    case 'R':
+      o.max_recv_bytes_per_s = atoll(optarg);
+      break;
+    case 'n':
+      o.max_retries = atoi(optarg);
+      break;
+    case 's':
+      o.stall_timeout_s = atol(optarg);
+      break;
+    case 'P':
+      o.max_parallel_layers = atoi(optarg);
+      break;
+    default:
+      return 2;
     }
   }
   if (optind >= argc) {
@@ -288,7 +335,8 @@ int main(int argc, char **argv) {
     struct img_fs_usage u;
     rc = img_fs_info(st, &u, &err);
     if (rc == 0)
-      printf("bytes=%llu inodes=%llu\n", (unsigned long long)u.used_bytes, (unsigned long long)u.inodes_used);
+      printf("bytes=%llu inodes=%llu\n", (unsigned long long)u.used_bytes,
+             (unsigned long long)u.inodes_used);
   } else if (strcmp(cmd, "import") == 0 && (nargs == 1 || nargs == 2)) {
     char **ids = NULL;
     rc = img_import(st, args[0], nargs == 2 ? args[1] : NULL, &ids, &err);

@@ -18,7 +18,8 @@
 
 /* ---- references ---- */
 
-static void ref_is(const char *in, const char *want) {
+static void ref_is(const char *in, const char *want)
+{
   img_ref r;
   q_error *err = NULL;
   cr_assert_eq(img_ref_parse(in, &r, &err), 0, "%s: %s", in, q_error_msg(err));
@@ -28,14 +29,16 @@ static void ref_is(const char *in, const char *want) {
   img_ref_free(&r);
 }
 
-static void ref_bad(const char *in) {
+static void ref_bad(const char *in)
+{
   img_ref r;
   q_error *err = NULL;
   cr_expect_eq(img_ref_parse(in, &r, &err), -EINVAL, "%s should be refused", in);
   q_error_free(&err);
 }
 
-Test(ref, normalizes_like_kubelet) {
+Test(ref, normalizes_like_kubelet)
+{
   ref_is("busybox", "docker.io/library/busybox:latest");
   ref_is("busybox:1.36", "docker.io/library/busybox:1.36");
   ref_is("library/redis", "docker.io/library/redis:latest");
@@ -47,10 +50,12 @@ Test(ref, normalizes_like_kubelet) {
   ref_is("a__b-c/e.f", "docker.io/a__b-c/e.f:latest");
   ref_is("my-reg.io:443/x", "my-reg.io:443/x:latest");
   ref_is("busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-         "docker.io/library/busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+         "docker.io/library/"
+         "busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 }
 
-Test(ref, refuses_malformed) {
+Test(ref, refuses_malformed)
+{
   ref_bad("");
   ref_bad("UPPER");
   ref_bad("a//b");
@@ -62,9 +67,14 @@ Test(ref, refuses_malformed) {
   ref_bad("a b");
 }
 
-Test(ref, digest_and_tag) {
+Test(ref, digest_and_tag)
+{
   img_ref r;
-  cr_assert_eq(img_ref_parse("q.io/x:t@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &r, NULL), 0);
+  cr_assert_eq(
+      img_ref_parse(
+          "q.io/x:t@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &r,
+          NULL),
+      0);
   cr_expect_str_eq(r.domain, "q.io");
   cr_expect_str_eq(r.path, "x");
   cr_expect_str_eq(r.tag, "t");
@@ -77,10 +87,12 @@ Test(ref, digest_and_tag) {
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 
-Test(manifest, oci_and_docker) {
-  const char *oci = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" MT_OCI_CONFIG "\",\"digest\":\"" D1
-                    "\",\"size\":10},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\","
-                    "\"digest\":\"" D2 "\",\"size\":20}]}";
+Test(manifest, oci_and_docker)
+{
+  const char *oci =
+      "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" MT_OCI_CONFIG "\",\"digest\":\"" D1
+      "\",\"size\":10},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\","
+      "\"digest\":\"" D2 "\",\"size\":20}]}";
   struct img_manifest m;
   q_error *err = NULL;
   char *mt = img_manifest_media_type(NULL, oci, strlen(oci));
@@ -91,9 +103,11 @@ Test(manifest, oci_and_docker) {
   cr_expect_str_eq(m.config.digest, D1);
   img_manifest_free(&m);
   free(mt);
-  const char *dock = "{\"schemaVersion\":2,\"mediaType\":\"" MT_DOCKER_MANIFEST "\",\"config\":{\"mediaType\":\""
-                     MT_DOCKER_CONFIG "\",\"digest\":\"" D1 "\",\"size\":10},\"layers\":[{\"mediaType\":"
-                     "\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"digest\":\"" D2 "\",\"size\":20}]}";
+  const char *dock =
+      "{\"schemaVersion\":2,\"mediaType\":\"" MT_DOCKER_MANIFEST
+      "\",\"config\":{\"mediaType\":\"" MT_DOCKER_CONFIG "\",\"digest\":\"" D1
+      "\",\"size\":10},\"layers\":[{\"mediaType\":"
+      "\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"digest\":\"" D2 "\",\"size\":20}]}";
   mt = img_manifest_media_type("", dock, strlen(dock));
   cr_assert_str_eq(mt, MT_DOCKER_MANIFEST);
   cr_assert_eq(img_manifest_parse(dock, strlen(dock), mt, &m, &err), 0, "%s", q_error_msg(err));
@@ -101,28 +115,37 @@ Test(manifest, oci_and_docker) {
   free(mt);
 }
 
-Test(manifest, refuses_unknown) {
+Test(manifest, refuses_unknown)
+{
   struct img_manifest m;
   q_error *err = NULL;
-  cr_expect_eq(img_manifest_parse("{}", 2, "application/vnd.docker.distribution.manifest.v1+prettyjws", &m, &err),
+  cr_expect_eq(img_manifest_parse(
+                   "{}", 2, "application/vnd.docker.distribution.manifest.v1+prettyjws", &m, &err),
                -EPROTONOSUPPORT);
   cr_expect(strstr(q_error_msg(err), "schema 1"));
-  const char *bad = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" MT_OCI_CONFIG "\",\"digest\":\"" D1
-                    "\",\"size\":10},\"layers\":[{\"mediaType\":\"text/plain\",\"digest\":\"" D2 "\",\"size\":2}]}";
+  const char *bad =
+      "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" MT_OCI_CONFIG "\",\"digest\":\"" D1
+      "\",\"size\":10},\"layers\":[{\"mediaType\":\"text/plain\",\"digest\":\"" D2
+      "\",\"size\":2}]}";
   cr_expect_eq(img_manifest_parse(bad, strlen(bad), MT_OCI_MANIFEST, &m, &err), -EPROTONOSUPPORT);
-  cr_expect(strstr(q_error_msg(err), "unsupported media type \"text/plain\""), "%s", q_error_msg(err));
-  const char *helm = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.cncf.helm.config.v1+json\","
-                     "\"digest\":\"" D1 "\",\"size\":10},\"layers\":[]}";
+  cr_expect(strstr(q_error_msg(err), "unsupported media type \"text/plain\""), "%s",
+            q_error_msg(err));
+  const char *helm =
+      "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.cncf.helm.config.v1+json\","
+      "\"digest\":\"" D1 "\",\"size\":10},\"layers\":[]}";
   cr_expect_eq(img_manifest_parse(helm, strlen(helm), MT_OCI_MANIFEST, &m, &err), -EPROTONOSUPPORT);
-  const char *nodig = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" MT_OCI_CONFIG "\",\"digest\":\"sha512:ab\","
+  const char *nodig = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" MT_OCI_CONFIG
+                      "\",\"digest\":\"sha512:ab\","
                       "\"size\":10},\"layers\":[]}";
   cr_expect_eq(img_manifest_parse(nodig, strlen(nodig), MT_OCI_MANIFEST, &m, &err), -EBADMSG);
   q_error_free(&err);
 }
 
-Test(manifest, index_picks_linux_amd64) {
+Test(manifest, index_picks_linux_amd64)
+{
   const char *idx = "{\"schemaVersion\":2,\"manifests\":["
-                    "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}},"
+                    "{\"digest\":\"" D1
+                    "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}},"
                     "{\"digest\":\"" D2 "\",\"size\":1,\"mediaType\":\"" MT_OCI_MANIFEST "\","
                     "\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
   char *d = NULL, *mt = NULL;
@@ -131,7 +154,8 @@ Test(manifest, index_picks_linux_amd64) {
   cr_expect_str_eq(mt, MT_OCI_MANIFEST);
   free(d);
   free(mt);
-  const char *arm = "{\"manifests\":[{\"digest\":\"" D1 "\",\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}}]}";
+  const char *arm = "{\"manifests\":[{\"digest\":\"" D1
+                    "\",\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}}]}";
   q_error *err = NULL;
   cr_expect_eq(img_index_select(arm, strlen(arm), &d, &mt, &err), -ENOENT);
   cr_expect(strstr(q_error_msg(err), "linux/arm64"), "%s", q_error_msg(err));
@@ -142,8 +166,8 @@ Test(manifest, index_picks_linux_amd64) {
 
 struct ent {
   const char *name;
-  mode_t type;          /* AE_IFREG... */
-  const char *data;     /* content, or link target */
+  mode_t type;      /* AE_IFREG... */
+  const char *data; /* content, or link target */
   mode_t perm;
   int uid;
   bool hardlink;
@@ -152,10 +176,19 @@ struct ent {
 static char dir_tmpl[] = "/tmp/quark-unit-image.XXXXXX";
 static char *base;
 
-static void setup(void) { base = mkdtemp(strdup(dir_tmpl)); cr_assert(base); }
-static void teardown(void) { q_rm_rf(base, NULL); free(base); }
+static void setup(void)
+{
+  base = mkdtemp(strdup(dir_tmpl));
+  cr_assert(base);
+}
+static void teardown(void)
+{
+  q_rm_rf(base, NULL);
+  free(base);
+}
 
-static char *make_tar(const char *name, int filter, const struct ent *e, size_t n) {
+static char *make_tar(const char *name, int filter, const struct ent *e, size_t n)
+{
   char *path = NULL;
   cr_assert(asprintf(&path, "%s/%s", base, name) > 0);
   struct archive *a = archive_write_new();
@@ -193,7 +226,8 @@ static char *make_tar(const char *name, int filter, const struct ent *e, size_t 
   return path;
 }
 
-static char *unpack_dir(const char *name) {
+static char *unpack_dir(const char *name)
+{
   char *d = NULL;
   cr_assert(asprintf(&d, "%s/%s", base, name) > 0);
   cr_assert_eq(mkdir(d, 0755), 0);
@@ -217,7 +251,8 @@ static const struct ent good[] = {
     {"x/file2", AE_IFREG, "new", 0644, 0, false},
 };
 
-static void check_good(const char *d) {
+static void check_good(const char *d)
+{
   char p[4096];
   struct stat sb;
   snprintf(p, sizeof(p), "%s/x/file", d);
@@ -269,7 +304,8 @@ static void check_good(const char *d) {
     cr_expect_str_eq(v, "yes");
 }
 
-Test(unpack, plain_gzip_zstd, .init = setup, .fini = teardown) {
+Test(unpack, plain_gzip_zstd, .init = setup, .fini = teardown)
+{
   const char *names[] = {"plain", "gzip", "zstd"};
   for (int f = 0; f < 3; f++) {
     char *tar = make_tar(names[f], f, good, Q_ARRAY_SIZE(good));
@@ -284,7 +320,8 @@ Test(unpack, plain_gzip_zstd, .init = setup, .fini = teardown) {
   }
 }
 
-Test(unpack, diff_id_is_the_uncompressed_stream, .init = setup, .fini = teardown) {
+Test(unpack, diff_id_is_the_uncompressed_stream, .init = setup, .fini = teardown)
+{
   char *plain = make_tar("p.tar", 0, good, Q_ARRAY_SIZE(good));
   char *gz = make_tar("p.tar.gz", 1, good, Q_ARRAY_SIZE(good));
   char *zs = make_tar("p.tar.zst", 2, good, Q_ARRAY_SIZE(good));
@@ -333,20 +370,23 @@ Test(unpack, diff_id_is_the_uncompressed_stream, .init = setup, .fini = teardown
   free(zs);
 }
 
-static void refused(const char *name, const struct ent *e, size_t n, const char *want) {
+static void refused(const char *name, const struct ent *e, size_t n, const char *want)
+{
   char *tar = make_tar(name, 1, e, n);
   char dn[64];
   snprintf(dn, sizeof(dn), "out-%s", name);
   char *d = unpack_dir(dn);
   q_error *err = NULL;
   cr_expect_lt(img_unpack_layer(tar, d, &err), 0, "%s should fail", name);
-  cr_expect(err && strstr(q_error_msg(err), want), "%s: want \"%s\" in \"%s\"", name, want, q_error_msg(err));
+  cr_expect(err && strstr(q_error_msg(err), want), "%s: want \"%s\" in \"%s\"", name, want,
+            q_error_msg(err));
   q_error_free(&err);
   free(tar);
   free(d);
 }
 
-Test(unpack, refuses_escapes, .init = setup, .fini = teardown) {
+Test(unpack, refuses_escapes, .init = setup, .fini = teardown)
+{
   char outside[4096];
   snprintf(outside, sizeof(outside), "%s/outside", base);
   mkdir(outside, 0755);
@@ -356,7 +396,8 @@ Test(unpack, refuses_escapes, .init = setup, .fini = teardown) {
   refused("inner", inner, 1, "escapes the layer root");
   struct ent abs[] = {{"/etc/evil", AE_IFREG, "x", 0, 0, false}};
   refused("abs", abs, 1, "absolute path");
-  struct ent through[] = {{"l", AE_IFLNK, outside, 0777, 0, false}, {"l/evil", AE_IFREG, "x", 0, 0, false}};
+  struct ent through[] = {{"l", AE_IFLNK, outside, 0777, 0, false},
+                          {"l/evil", AE_IFREG, "x", 0, 0, false}};
   refused("through", through, 2, "path goes through symlink \"l\"");
   struct ent relthrough[] = {{"d/", AE_IFDIR, NULL, 0755, 0, false},
                              {"d/up", AE_IFLNK, "../..", 0777, 0, false},
@@ -364,7 +405,8 @@ Test(unpack, refuses_escapes, .init = setup, .fini = teardown) {
   refused("relthrough", relthrough, 3, "through symlink \"up\"");
   struct ent hard[] = {{"h", AE_IFREG, "../../etc/passwd", 0, 0, true}};
   refused("hard", hard, 1, "hard link target");
-  struct ent hardsym[] = {{"l", AE_IFLNK, "/etc", 0777, 0, false}, {"h", AE_IFREG, "l/passwd", 0, 0, true}};
+  struct ent hardsym[] = {{"l", AE_IFLNK, "/etc", 0777, 0, false},
+                          {"h", AE_IFREG, "l/passwd", 0, 0, true}};
   refused("hardsym", hardsym, 2, "through symlink \"l\"");
   struct ent wh[] = {{".wh...", AE_IFREG, "", 0, 0, false}};
   refused("wh", wh, 1, "bad whiteout");
@@ -375,7 +417,8 @@ Test(unpack, refuses_escapes, .init = setup, .fini = teardown) {
   cr_expect_neq(access(p, F_OK), 0, "nothing written outside");
 }
 
-Test(unpack, truncated_and_garbage, .init = setup, .fini = teardown) {
+Test(unpack, truncated_and_garbage, .init = setup, .fini = teardown)
+{
   struct ent big[] = {{"f", AE_IFREG, NULL, 0, 0, false}};
   char *data = malloc(200001);
   for (int i = 0; i < 200000; i++)
@@ -392,7 +435,9 @@ Test(unpack, truncated_and_garbage, .init = setup, .fini = teardown) {
   q_error_free(&err);
   char junk[512];
   snprintf(junk, sizeof(junk), "%s/junk", base);
-  cr_assert_eq(q_write_file_atomic(junk, "this is not a tar file at all, not even close...", 48, 0644, NULL), 0);
+  cr_assert_eq(
+      q_write_file_atomic(junk, "this is not a tar file at all, not even close...", 48, 0644, NULL),
+      0);
   char *d2 = unpack_dir("out-junk");
   cr_expect_lt(img_unpack_layer(junk, d2, &err), 0);
   q_error_free(&err);
@@ -403,7 +448,8 @@ Test(unpack, truncated_and_garbage, .init = setup, .fini = teardown) {
 
 /* ---- store ---- */
 
-Test(store, open_cleans_leftovers, .init = setup, .fini = teardown) {
+Test(store, open_cleans_leftovers, .init = setup, .fini = teardown)
+{
   char root[4096], p[4200];
   snprintf(root, sizeof(root), "%s/store", base);
   struct img_store_opts o = {.root = root};
@@ -436,7 +482,8 @@ Test(store, open_cleans_leftovers, .init = setup, .fini = teardown) {
   img_store_close(st);
 }
 
-Test(store, progress_path_depends_on_normalized_ref) {
+Test(store, progress_path_depends_on_normalized_ref)
+{
   char *a = img_pull_progress_path("/r", "busybox");
   char *b = img_pull_progress_path("/r", "docker.io/library/busybox:latest");
   char *c = img_pull_progress_path("/r", "busybox:1");
