@@ -59,6 +59,37 @@ static int path_at(int64_t dirfd, uint64_t upath, char *out, bool allow_empty)
 
 static char *path_buf(void) { return qk_kmalloc(QK_PATH_MAX); }
 
+/* The descriptor named by /dev/stdin, /dev/stdout, /dev/stderr, /dev/fd/N
+ * or /proc/self/fd/N (Linux's magic links to a process's own descriptors),
+ * or -1 for any other path. */
+static int self_fd_path(const char *abs)
+{
+  if (abs[0] != '/' || (abs[1] != 'd' && abs[1] != 'p'))
+    return -1; /* the cheap reject for every other path */
+  const char *n;
+  if (!strcmp(abs, "/dev/stdin"))
+    return 0;
+  if (!strcmp(abs, "/dev/stdout"))
+    return 1;
+  if (!strcmp(abs, "/dev/stderr"))
+    return 2;
+  if (!strncmp(abs, "/dev/fd/", 8))
+    n = abs + 8;
+  else if (!strncmp(abs, "/proc/self/fd/", 14))
+    n = abs + 14;
+  else
+    return -1;
+  int fd = 0;
+  if (!*n)
+    return -1;
+  for (; *n; n++) {
+    if (*n < '0' || *n > '9' || fd > QK_FD_MAX)
+      return -1;
+    fd = fd * 10 + (*n - '0');
+  }
+  return fd;
+}
+
 /* ---- descriptors ---- */
 
 static int64_t do_open(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode)
@@ -67,7 +98,15 @@ static int64_t do_open(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
   if (!path)
     return -QK_ENOMEM;
   int r = path_at(dirfd, upath, path, false);
-  if (r == 0) {
+  int self = r == 0 ? self_fd_path(path) : -1;
+  if (self >= 0) {
+    /* Opening one's own descriptor shares its open file (Linux reopens
+     * the object; for the pipes and terminals these name, alike). */
+    struct qk_file *f = fget((uint64_t)self);
+    r = f ? qk_fd_install(proc()->files, f, 0, flags & L_O_CLOEXEC) : -QK_ENOENT;
+    if (f && r < 0)
+      qk_fput(f);
+  } else if (r == 0) {
     if (flags & L_O_CREAT)
       mode &= ~(uint64_t)proc()->fs->umask;
     struct qk_file *f;
@@ -423,7 +462,14 @@ static int64_t do_fstatat(int64_t dirfd, uint64_t upath, uint64_t ubuf, uint64_t
         qk_fput(f);
     }
   } else if (r == 0) {
-    r = stat_to_user(NULL, path, flags & L_AT_SYMLINK_NOFOLLOW, ubuf);
+    int self = (flags & L_AT_SYMLINK_NOFOLLOW) ? -1 : self_fd_path(path);
+    struct qk_file *f = self >= 0 ? fget((uint64_t)self) : NULL;
+    if (self >= 0)
+      r = f ? stat_to_user(f, NULL, 0, ubuf) : -QK_ENOENT;
+    else
+      r = stat_to_user(NULL, path, flags & L_AT_SYMLINK_NOFOLLOW, ubuf);
+    if (f)
+      qk_fput(f);
   }
   qk_kfree(path);
   return r;
@@ -742,4 +788,165 @@ int64_t sys_fadvise64(uint64_t fd, uint64_t off, uint64_t len, uint64_t advice, 
     return -QK_EBADF;
   qk_fput(f);
   return advice <= 5 ? 0 : -QK_EINVAL; /* hints: the host's page cache decides */
+}
+
+/* ---- readiness: poll/ppoll/select/pselect6 ----
+ * Every open file here is a host file or an in-kernel device, and a
+ * blocking read or write on it waits on the host: readiness is reported
+ * for every valid descriptor (as Linux does for regular files). For host
+ * pipes and terminals this means "a read will wait for data", which serves
+ * single-threaded readers (busybox sh's `read` polls before each byte) but
+ * not multiplexing; real readiness comes with the pipe and socket work.
+ * With nothing ready the call sleeps for its timeout (forever if none). */
+
+#define L_POLLIN 0x001
+#define L_POLLPRI 0x002
+#define L_POLLOUT 0x004
+#define L_POLLNVAL 0x020
+#define L_POLLRDNORM 0x040
+#define L_POLLWRNORM 0x100
+
+struct l_pollfd {
+  int32_t fd;
+  int16_t events, revents;
+};
+
+static void sleep_for(uint64_t ns)
+{
+  while (ns) {
+    uint64_t chunk = ns > 3600ull * 1000000000ull ? 3600ull * 1000000000ull : ns;
+    qk_qcall(QK_OP_SLEEP, chunk, 0, 0, 0, 0, 0);
+    if (ns != ~0ull)
+      ns -= chunk;
+  }
+}
+
+static int64_t do_poll(uint64_t ufds, uint64_t nfds, uint64_t timeout_ns)
+{
+  if (nfds > (uint64_t)proc()->rlim[L_RLIMIT_NOFILE].cur || nfds > QK_FD_MAX)
+    return -QK_EINVAL;
+  struct l_pollfd *p = nfds ? qk_kmalloc(nfds * sizeof(*p)) : NULL;
+  if (nfds && !p)
+    return -QK_ENOMEM;
+  int64_t ready = 0;
+  if (nfds && qk_copy_from_user(p, ufds, nfds * sizeof(*p))) {
+    ready = -QK_EFAULT;
+    goto out;
+  }
+  for (uint64_t i = 0; i < nfds; i++) {
+    p[i].revents = 0;
+    if (p[i].fd < 0)
+      continue;
+    struct qk_file *f = fget((uint64_t)p[i].fd);
+    if (!f) {
+      p[i].revents = L_POLLNVAL;
+    } else {
+      p[i].revents = p[i].events & (L_POLLIN | L_POLLOUT | L_POLLRDNORM | L_POLLWRNORM);
+      qk_fput(f);
+    }
+    if (p[i].revents)
+      ready++;
+  }
+  if (!ready)
+    sleep_for(timeout_ns);
+  if (nfds && qk_copy_to_user(ufds, p, nfds * sizeof(*p)))
+    ready = -QK_EFAULT;
+out:
+  qk_kfree(p);
+  return ready;
+}
+
+static int64_t timespec_ns(uint64_t uts, uint64_t *ns)
+{
+  if (!uts) {
+    *ns = ~0ull; /* no timeout */
+    return 0;
+  }
+  struct l_timespec ts;
+  if (qk_copy_from_user(&ts, uts, sizeof(ts)))
+    return -QK_EFAULT;
+  if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+    return -QK_EINVAL;
+  *ns = (uint64_t)ts.tv_sec > 100ull * 365 * 86400 ? ~0ull - 1
+                                                   : (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  return 0;
+}
+
+int64_t sys_poll(uint64_t ufds, uint64_t nfds, uint64_t timeout_ms, uint64_t a3, uint64_t a4,
+                 uint64_t a5)
+{
+  int t = (int)timeout_ms;
+  return do_poll(ufds, nfds, t < 0 ? ~0ull : (uint64_t)t * 1000000ull);
+}
+
+int64_t sys_ppoll(uint64_t ufds, uint64_t nfds, uint64_t uts, uint64_t usigmask, uint64_t sigsetsize,
+                  uint64_t a5)
+{
+  uint64_t ns;
+  int64_t r = timespec_ns(uts, &ns);
+  if (r)
+    return r;
+  if (usigmask && sigsetsize != 8)
+    return -QK_EINVAL;
+  return do_poll(ufds, nfds, ns);
+}
+
+static int64_t do_select(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint64_t timeout_ns)
+{
+  if ((int64_t)(int)nfds < 0 || (int)nfds > 1024)
+    return -QK_EINVAL;
+  int n = (int)nfds;
+  size_t bytes = (size_t)((n + 63) / 64) * 8;
+  uint64_t sets[3][16];
+  uint64_t u[3] = { ur, uw, ue };
+  for (int k = 0; k < 3; k++) {
+    memset(sets[k], 0, sizeof(sets[k]));
+    if (u[k] && bytes && qk_copy_from_user(sets[k], u[k], bytes))
+      return -QK_EFAULT;
+  }
+  int64_t ready = 0;
+  for (int fd = 0; fd < n; fd++) {
+    uint64_t bit = 1ull << (fd & 63);
+    int w = fd / 64;
+    if (!((sets[0][w] | sets[1][w] | sets[2][w]) & bit))
+      continue;
+    struct qk_file *f = fget((uint64_t)fd);
+    if (!f)
+      return -QK_EBADF;
+    qk_fput(f);
+    sets[2][w] &= ~bit; /* no exceptional conditions */
+    ready += !!(sets[0][w] & bit) + !!(sets[1][w] & bit);
+  }
+  if (!ready) {
+    sleep_for(timeout_ns);
+    memset(sets, 0, sizeof(sets));
+  }
+  for (int k = 0; k < 3; k++)
+    if (u[k] && bytes && qk_copy_to_user(u[k], sets[k], bytes))
+      return -QK_EFAULT;
+  return ready;
+}
+
+int64_t sys_select(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint64_t utv, uint64_t a5)
+{
+  uint64_t ns = ~0ull;
+  if (utv) {
+    struct l_timeval tv;
+    if (qk_copy_from_user(&tv, utv, sizeof(tv)))
+      return -QK_EFAULT;
+    if (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000)
+      return -QK_EINVAL;
+    ns = (uint64_t)tv.tv_sec > 100ull * 365 * 86400 ? ~0ull - 1
+                                                    : (uint64_t)tv.tv_sec * 1000000000ull + (uint64_t)tv.tv_usec * 1000;
+  }
+  return do_select(nfds, ur, uw, ue, ns);
+}
+
+int64_t sys_pselect6(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint64_t uts, uint64_t a5)
+{
+  uint64_t ns;
+  int64_t r = timespec_ns(uts, &ns);
+  if (r)
+    return r;
+  return do_select(nfds, ur, uw, ue, ns);
 }

@@ -7,25 +7,26 @@
 /* 75 (fdatasync) shares fsync: the host syncs data and metadata alike. */
 #define QK_SYSCALLS(X)                                                                     \
   X(0, read) X(1, write) X(2, open) X(3, close) X(4, stat) X(5, fstat) X(6, lstat)         \
-  X(8, lseek) X(9, mmap) X(10, mprotect) X(11, munmap) X(12, brk) X(13, rt_sigaction)      \
-  X(14, rt_sigprocmask) X(16, ioctl) X(17, pread64) X(18, pwrite64) X(19, readv)           \
-  X(20, writev) X(21, access) X(24, sched_yield) X(25, mremap) X(28, madvise) X(32, dup)   \
-  X(33, dup2) X(35, nanosleep) X(39, getpid) X(60, exit) X(62, kill) X(63, uname)          \
-  X(72, fcntl) X(74, fsync) X(75, fsync) X(77, ftruncate) X(79, getcwd) X(80, chdir)       \
-  X(81, fchdir) X(83, mkdir) X(84, rmdir) X(87, unlink) X(89, readlink) X(95, umask)       \
-  X(96, gettimeofday) X(97, getrlimit) X(98, getrusage) X(99, sysinfo) X(100, times)       \
-  X(102, getuid) X(104, getgid) X(107, geteuid) X(108, getegid) X(109, setpgid)            \
-  X(110, getppid) X(111, getpgrp) X(112, setsid) X(115, getgroups) X(118, getresuid)       \
-  X(120, getresgid) X(121, getpgid) X(124, getsid) X(135, personality) X(140, getpriority) \
-  X(141, setpriority) X(143, sched_getparam) X(145, sched_getscheduler)                    \
-  X(146, sched_get_priority_max) X(147, sched_get_priority_min) X(157, prctl)              \
-  X(158, arch_prctl) X(160, setrlimit) X(186, gettid) X(200, tkill) X(201, time)           \
-  X(202, futex) X(203, sched_setaffinity) X(204, sched_getaffinity) X(217, getdents64)     \
-  X(218, set_tid_address) X(221, fadvise64) X(228, clock_gettime) X(229, clock_getres)     \
-  X(230, clock_nanosleep) X(231, exit_group) X(234, tgkill) X(257, openat) X(258, mkdirat) \
-  X(262, newfstatat) X(263, unlinkat) X(267, readlinkat) X(269, faccessat)                 \
-  X(273, set_robust_list) X(274, get_robust_list) X(292, dup3) X(302, prlimit64)           \
-  X(309, getcpu) X(318, getrandom) X(332, statx) X(439, faccessat2)
+  X(7, poll) X(8, lseek) X(9, mmap) X(10, mprotect) X(11, munmap) X(12, brk)               \
+  X(13, rt_sigaction) X(14, rt_sigprocmask) X(16, ioctl) X(17, pread64) X(18, pwrite64)    \
+  X(19, readv) X(20, writev) X(21, access) X(23, select) X(24, sched_yield) X(25, mremap)  \
+  X(28, madvise) X(32, dup) X(33, dup2) X(35, nanosleep) X(39, getpid) X(60, exit)         \
+  X(62, kill) X(63, uname) X(72, fcntl) X(74, fsync) X(75, fsync) X(77, ftruncate)         \
+  X(79, getcwd) X(80, chdir) X(81, fchdir) X(83, mkdir) X(84, rmdir) X(87, unlink)         \
+  X(89, readlink) X(95, umask) X(96, gettimeofday) X(97, getrlimit) X(98, getrusage)       \
+  X(99, sysinfo) X(100, times) X(102, getuid) X(104, getgid) X(107, geteuid)               \
+  X(108, getegid) X(109, setpgid) X(110, getppid) X(111, getpgrp) X(112, setsid)           \
+  X(115, getgroups) X(118, getresuid) X(120, getresgid) X(121, getpgid) X(124, getsid)     \
+  X(135, personality) X(140, getpriority) X(141, setpriority) X(143, sched_getparam)       \
+  X(145, sched_getscheduler) X(146, sched_get_priority_max) X(147, sched_get_priority_min) \
+  X(157, prctl) X(158, arch_prctl) X(160, setrlimit) X(186, gettid) X(200, tkill)          \
+  X(201, time) X(202, futex) X(203, sched_setaffinity) X(204, sched_getaffinity)           \
+  X(217, getdents64) X(218, set_tid_address) X(221, fadvise64) X(228, clock_gettime)       \
+  X(229, clock_getres) X(230, clock_nanosleep) X(231, exit_group) X(234, tgkill)           \
+  X(257, openat) X(258, mkdirat) X(262, newfstatat) X(263, unlinkat) X(267, readlinkat)    \
+  X(269, faccessat) X(270, pselect6) X(271, ppoll) X(273, set_robust_list)                 \
+  X(274, get_robust_list) X(292, dup3) X(302, prlimit64) X(309, getcpu) X(318, getrandom)  \
+  X(332, statx) X(439, faccessat2)
 
 #define DECLARE(nr, name)                                                                  \
   int64_t sys_##name(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);

@@ -159,6 +159,10 @@ busybox)
   # stdin and stdout as host pipes
   out=$(printf 'l1\nl2\n' | timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" $SBX_BASE -- $bb wc -l 2>/dev/null)
   [ "$out" = 2 ] && echo "ok: stdin from a pipe" || fail "stdin pipe: [$out]"
+  # sh builtins only (no fork): read polls stdin before each byte
+  out=$(printf 'hello\n' | timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" $SBX_BASE -- $bb sh -c 'read x; echo "got $x"; while read l; do echo "[$l]"; done </data/hello.txt; echo err >/dev/stderr' 2>"$work/err")
+  [ "$out" = "$(printf 'got hello\n[hello quark]')" ] && grep -q '^err$' "$work/err" &&
+    echo "ok: sh read loop, /dev/stderr" || fail "sh read: [$out] [$(cat "$work/err")]"
   got=$(timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" $SBX_BASE -- $bb cat /data/big.bin 2>/dev/null </dev/null | sha256sum | cut -d' ' -f1)
   [ "$got" = "$want_sha" ] && echo "ok: 1 MiB to a stdout pipe" || fail "stdout pipe: sha $got"
   run 60 $bb env

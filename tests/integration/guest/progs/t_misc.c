@@ -2,7 +2,9 @@
  * affinity, futex, arch_prctl, unknown syscalls. argv[1]: the host's
  * realtime in seconds when the test started (to check CLOCK_REALTIME). */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <sched.h>
+#include <sys/select.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -166,6 +168,30 @@ int main(int argc, char **argv)
   struct tms tm;
   CHECK(times(&tm) != (clock_t)-1);
   CHECK_EQ(RS1(SYS_personality, 0xffffffff), 0);
+
+  /* poll/select: files are always ready; bad descriptors; timeouts */
+  struct pollfd pf[3] = { { 0, POLLIN, 0 }, { 999, POLLIN, 0 }, { -1, POLLIN, 0 } };
+  CHECK_EQ(poll(pf, 3, 0), 2);
+  CHECK(pf[0].revents == POLLIN && pf[1].revents == POLLNVAL && pf[2].revents == 0);
+  struct timespec p0, p1;
+  clock_gettime(CLOCK_MONOTONIC, &p0);
+  CHECK_EQ(poll(NULL, 0, 20), 0);
+  clock_gettime(CLOCK_MONOTONIC, &p1);
+  CHECK(ns_of(p1) - ns_of(p0) >= 20000000ll);
+  CHECK_EQ(RS3(SYS_poll, 0, 1, 0), -EFAULT);
+  fd_set rset, wset;
+  FD_ZERO(&rset);
+  FD_ZERO(&wset);
+  FD_SET(0, &rset);
+  FD_SET(1, &wset);
+  struct timeval tv0 = { 0, 0 };
+  CHECK_EQ(select(2, &rset, &wset, NULL, &tv0), 2);
+  CHECK(FD_ISSET(0, &rset) && FD_ISSET(1, &wset));
+  FD_ZERO(&rset);
+  FD_SET(900, &rset);
+  CHECK_EQ(select(901, &rset, NULL, NULL, &tv0), -1);
+  CHECK_EQ(errno, EBADF);
+  CHECK_EQ(RS5(SYS_select, -1, 0, 0, 0, 0), -EINVAL);
 
   /* unknown and unimplemented numbers */
   CHECK_EQ(RS0(335), -ENOSYS);
