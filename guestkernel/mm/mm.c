@@ -1,11 +1,17 @@
-/* User address spaces: mmap, munmap, mprotect, brk, madvise and page
- * faults, over the VMA list (vma.c) and the page tables (pgtable.c).
+/* User address spaces: mmap, munmap, mprotect, mremap, brk, madvise and
+ * page faults, over the VMA list (vma.c) and the page tables (pgtable.c).
  *
  * Policy: memory is populated when it is mapped, up to QK_EAGER_MAX bytes
  * per request (a guest page fault costs ~50 us on our host, a PTE store ~1
- * us); bigger mappings are populated by faults, QK_FAULT_AROUND pages at a
- * time. PROT_NONE pages keep their frame (software bit QK_PTE_SW_NONE) so
- * that mprotect back restores the contents. */
+ * us); bigger mappings are populated by faults: a whole untouched 2 MiB
+ * granule at once, else QK_FAULT_AROUND pages. Anonymous memory uses 2 MiB
+ * pages wherever an aligned granule is mapped whole (one entry to write and
+ * to remove instead of 512); mmap aligns anonymous mappings of 2 MiB or more
+ * for that. A 2 MiB page is split into 4 KiB entries when part of it is
+ * unmapped, reprotected or made PROT_NONE. PROT_NONE pages keep their frame
+ * (software bit QK_PTE_SW_NONE) so that mprotect back restores the contents.
+ * Private file mappings are read in full at mmap time; pages wholly past
+ * the end of the file stay unmapped (SIGBUS). */
 #include <qk/arch.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
