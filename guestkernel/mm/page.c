@@ -1,11 +1,14 @@
 /* Physical page allocator.
  *
- * Two sources, both O(1) and a handful of instructions (ring 0 is
+ * Three sources, each O(1) and a handful of instructions (ring 0 is
  * expensive on our host): a bump pointer over pages that have never been
- * handed out (zero by the boot contract, and contiguous), and a stack of
- * freed pages linked through their first word (dirty). A caller that needs
- * zeroed pages gets bump pages for free; recycled pages are zeroed in place
- * where kernel code runs natively, else by the host in one QCall per batch.
+ * handed out (zero by the boot contract, and contiguous), a stack of freed
+ * pages and a stack of freed 2 MiB chunks, both linked through their first
+ * word (dirty). 2 MiB pages come from the chunk stack or the bump pointer;
+ * when only chunks are left, a chunk is broken up for smaller requests. A
+ * caller that needs zeroed pages gets bump pages for free; recycled pages
+ * are zeroed in place where kernel code runs natively, else by the host in
+ * one QCall per batch. Freed pages never merge back into chunks.
  *
  * Per-frame metadata (one uint32 per page of guest memory) records what the
  * small-object allocator put in a page; it lives in the first pages of the
