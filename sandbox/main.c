@@ -6,6 +6,7 @@
  *                     [--cwd DIR] [--kernel FILE] [--stats FILE]
  *                     [--log-level LEVEL] [--kernel-worker|--no-kernel-worker]
  *                     -- PROGRAM [ARGS...]
+ *   quark-sandbox pod --control SOCK --pod-id ID ...   (pod daemon: pod/pod.c)
  *
  * The program's stdout/stderr are this process's; the exit status is the
  * program's, or 125 when the sandbox or the guest kernel failed.
@@ -23,9 +24,11 @@
 
 #include <quark/common.h>
 
-#include "arch/x86_64/boot.h"
+#include "../guestkernel/abi/qk_abi.h"
+
+#include "guest.h"
 #include "kvm/vm.h"
-#include "qcall/qcall_host.h"
+#include "pod/pod.h"
 
 #define EXIT_SANDBOX_FAILURE 125
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -34,43 +37,9 @@ static void usage(FILE *f)
 {
   fprintf(f, "usage: quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]... [--cwd DIR]\n"
              "                        [--kernel FILE] [--stats FILE] [--log-level LEVEL]\n"
-             "                        [--kernel-worker|--no-kernel-worker] -- PROGRAM [ARGS...]\n");
+             "                        [--kernel-worker|--no-kernel-worker] -- PROGRAM [ARGS...]\n"
+             "       quark-sandbox pod --control SOCK --pod-id ID [options] (see quark-sandbox pod --help)\n");
 }
-
-/* qkernel.bin next to the binary: build tree (../guestkernel) or install (../lib/quark). */
-static void default_kernel(char *out, size_t size)
-{
-  const char *env = getenv("QUARK_KERNEL");
-  if (env && *env) {
-    snprintf(out, size, "%s", env);
-    return;
-  }
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    self[n] = 0;
-    char *slash = strrchr(self, '/');
-    if (slash) {
-      *slash = 0;
-      static const char *const rel[] = {"/../guestkernel/qkernel.bin", "/../lib/quark/qkernel.bin"};
-      for (size_t i = 0; i < Q_ARRAY_SIZE(rel); i++) {
-        int w = snprintf(out, size, "%.*s%s", (int)(size - 64), self, rel[i]);
-        if (w > 0 && (size_t)w < size && access(out, R_OK) == 0)
-          return;
-      }
-    }
-  }
-  snprintf(out, size, "/usr/local/lib/quark/qkernel.bin");
-}
-
-struct run_ctx {
-  struct sbx_vm *vm;
-  struct sbx_qcall *qc;
-};
-
-static void on_guest_exit(void *ctx, int status) { sbx_vm_stop(((struct run_ctx *)ctx)->vm, status); }
-
-static void on_halt(void *ctx, unsigned idx, int stop_fd) { sbx_qcall_wait(((struct run_ctx *)ctx)->qc, idx, stop_fd); }
 
 static int cmd_run(int argc, char **argv)
 {
@@ -174,77 +143,37 @@ static int cmd_run(int argc, char **argv)
   if (!have_path)
     env[envc++] = DEFAULT_PATH;
   if (!kernel[0])
-    default_kernel(kernel, sizeof kernel);
+    sbx_default_kernel(kernel, sizeof kernel);
 
   int status = EXIT_SANDBOX_FAILURE;
   q_cleanup_error q_error *err = NULL;
-  struct run_ctx ctx = {0};
+  struct sbx_guest *g = NULL;
   q_cleanup_close int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) {
     q_error_make(&err, errno, "open rootfs %s", rootfs);
     goto out;
   }
-  if (sbx_vm_create(&ctx.vm, (uint64_t)mem_mib << 20, (unsigned)vcpus, &err) < 0)
-    goto out;
-  uint64_t tsc_created = sbx_rdtsc();
-  q_debug(NULL, "vm created: %lu MiB, %lu vcpus", mem_mib, vcpus);
-  struct sbx_boot_config bc = {
-      .kernel_path = kernel,
+  struct sbx_guest_config gc = {
+      .kernel = kernel,
       .rootfd = rootfd,
-      .proc = {.argv = (const char *const *)argv + optind,
-               .argc = (size_t)(argc - optind),
-               .envp = env,
-               .envc = envc,
-               .cwd = cwd},
+      .argv = (const char *const *)argv + optind,
+      .argc = (size_t)(argc - optind),
+      .envp = env,
+      .envc = envc,
+      .cwd = cwd,
+      .mem_bytes = (uint64_t)mem_mib << 20,
+      .vcpus = (unsigned)vcpus,
       .kernel_worker = kernel_worker,
-  };
-  struct sbx_boot_result br;
-  if (sbx_boot_prepare(ctx.vm, &bc, &br, &err) < 0)
-    goto out;
-  uint64_t tsc_prepared = sbx_rdtsc();
-  q_debug(NULL, "boot state written: kernel %s, %llu KiB of guest memory used by the host", kernel,
-          (unsigned long long)(br.host_alloc_bytes >> 10));
-  struct sbx_qcall_config qc = {
-      .mem = sbx_vm_mem(ctx.vm),
-      .rings_gpa = br.rings_gpa,
-      .ring_count = br.ring_count,
-      .root_fd = rootfd,
       .stdio = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO},
-      .ctx = &ctx,
-      .on_exit = on_guest_exit,
   };
-  if (sbx_qcall_create(&ctx.qc, &qc, &err) < 0)
+  if (sbx_guest_create(&gc, &g, &err) < 0)
     goto out;
-  for (unsigned i = 0; i < br.ring_count; i++) {
-    if (sbx_vm_add_ioeventfd(ctx.vm, QK_PORT_KICK, i, sbx_qcall_kick_fd(ctx.qc, i), &err) < 0)
-      goto out;
-    if (br.kick_gpa && sbx_vm_add_mmio_ioeventfd(ctx.vm, br.kick_gpa, i, sbx_qcall_kick_fd(ctx.qc, i), &err) < 0)
-      goto out;
-  }
-  if (sbx_qcall_start(ctx.qc, &err) < 0)
-    goto out;
-  uint64_t tsc_run = sbx_rdtsc();
-  q_debug(NULL, "qcall workers started; running");
-  struct sbx_vm_hooks hooks = {.ctx = &ctx, .on_halt = on_halt};
-  status = sbx_vm_run(ctx.vm, &hooks);
-  sbx_qcall_stop(ctx.qc);
+  q_debug(NULL, "guest ready: %lu MiB, %lu vcpus, kernel %s", mem_mib, vcpus, kernel);
+  status = sbx_guest_run(g);
   if (stats) {
     FILE *f = fopen(stats, "w");
     if (f) {
-      uint64_t entry = br.bi->entry_tsc, t0 = sbx_vm_start_tsc(ctx.vm);
-      if (entry > t0 && br.bi->tsc_khz) {
-        double k = 1000.0 / (double)br.bi->tsc_khz;
-        fprintf(f, "boot_to_first_instruction_us %.1f\n", (double)(entry - t0) * k);
-        /* The phases: KVM VM + memslot + vCPUs; boot state (kernel, page
-         * tables, ELF, boot info, vCPU registers); QCall set-up; first entry. */
-        fprintf(f, "boot_vm_create_us %.1f\n", (double)(tsc_created - t0) * k);
-        fprintf(f, "boot_state_us %.1f\n", (double)(tsc_prepared - tsc_created) * k);
-        fprintf(f, "boot_qcall_setup_us %.1f\n", (double)(tsc_run - tsc_prepared) * k);
-        fprintf(f, "boot_first_entry_us %.1f\n", (double)(entry - tsc_run) * k);
-      }
-      fprintf(f, "qcalls %llu\n", (unsigned long long)sbx_qcall_served(ctx.qc));
-      fprintf(f, "host_boot_alloc_kib %llu\n", (unsigned long long)(br.host_alloc_bytes >> 10));
-      sbx_vm_write_stats(ctx.vm, f);
+      sbx_guest_write_stats(g, f);
       fclose(f);
     } else {
       q_warn(NULL, "stats file %s: %s", stats, strerror(errno));
@@ -253,8 +182,7 @@ static int cmd_run(int argc, char **argv)
 out:
   if (err)
     q_error_log(NULL, "%s", q_error_msg(err));
-  sbx_qcall_destroy(ctx.qc);
-  sbx_vm_destroy(ctx.vm);
+  sbx_guest_destroy(g);
   free(env);
   return status;
 }
@@ -279,6 +207,8 @@ int main(int argc, char **argv)
   }
   if (!strcmp(argv[1], "run"))
     return cmd_run(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "pod"))
+    return sbx_pod_main(argc - 1, argv + 1);
   fprintf(stderr, "quark-sandbox: unknown command %s\n", argv[1]);
   usage(stderr);
   return EXIT_SANDBOX_FAILURE;

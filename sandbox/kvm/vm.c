@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -56,6 +57,8 @@ struct sbx_vcpu {
   uint64_t exits[EXIT_COUNT];
   char con[256];
   size_t con_len;
+  bool cpu_final; /* under vm->lock: the thread has left its loop */
+  uint64_t cpu_ns;
 };
 
 struct sbx_vm {
@@ -484,7 +487,7 @@ static bool handle_io(struct sbx_vcpu *v)
   }
 }
 
-static void *vcpu_thread(void *arg)
+static void *vcpu_loop(void *arg)
 {
   struct sbx_vcpu *v = arg;
   struct sbx_vm *vm = v->vm;
@@ -546,6 +549,40 @@ static void *vcpu_thread(void *arg)
     }
   }
   return NULL;
+}
+
+/* The loop, then its CPU time recorded before the thread can be joined
+ * (sbx_vm_cpu_ns reads running threads' clocks under the same lock). */
+static void *vcpu_thread(void *arg)
+{
+  struct sbx_vcpu *v = arg;
+  vcpu_loop(arg);
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  pthread_mutex_lock(&v->vm->lock);
+  v->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  v->cpu_final = true;
+  pthread_mutex_unlock(&v->vm->lock);
+  return NULL;
+}
+
+uint64_t sbx_vm_cpu_ns(struct sbx_vm *vm)
+{
+  uint64_t sum = 0;
+  pthread_mutex_lock(&vm->lock);
+  for (unsigned i = 0; i < vm->nvcpus; i++) {
+    struct sbx_vcpu *v = &vm->vcpus[i];
+    if (v->cpu_final) {
+      sum += v->cpu_ns;
+    } else if (atomic_load(&v->started)) {
+      clockid_t cid;
+      struct timespec ts;
+      if (pthread_getcpuclockid(v->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
+        sum += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+  }
+  pthread_mutex_unlock(&vm->lock);
+  return sum;
 }
 
 int sbx_vm_run(struct sbx_vm *vm, const struct sbx_vm_hooks *hooks)

@@ -71,6 +71,8 @@ void sbx_vm_set_boot_info(struct sbx_vm *vm, void *bi);
 int sbx_vm_run(struct sbx_vm *vm, const struct sbx_vm_hooks *hooks);
 void sbx_vm_stop(struct sbx_vm *vm, int status);
 bool sbx_vm_stopping(const struct sbx_vm *vm);
+/* CPU time of the vCPU threads so far (ns), any thread. */
+uint64_t sbx_vm_cpu_ns(struct sbx_vm *vm);
 /* TSC read when sbx_vm_create started (for the boot-time measurement). */
 uint64_t sbx_vm_start_tsc(const struct sbx_vm *vm);
 /* Writes "name value" lines: KVM's per-vCPU statistics summed over vCPUs

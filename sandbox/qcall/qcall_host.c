@@ -239,6 +239,8 @@ static int64_t do_rw(struct worker *w, bool write, const uint64_t *a)
   int64_t off = (int64_t)a[3];
   if (off < -1)
     return -EINVAL;
+  if (write && q->cfg.sink && (a[0] == QK_HFD_STDOUT || a[0] == QK_HFD_STDERR))
+    return q->cfg.sink(q->cfg.sink_ctx, (int)a[0], iov, (int)a[2]);
   if (w && w->uring_ok) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
     if (sqe) {

@@ -20,6 +20,8 @@
 #define SBX_QCALL_HOST_H
 
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <quark/common.h>
 
@@ -41,6 +43,11 @@ struct sbx_qcall_config {
   const char *pod_id; /* for log lines, may be NULL */
   void *ctx;
   void (*on_exit)(void *ctx, int status);
+  /* Optional log sink: writes to QK_HFD_STDOUT/STDERR go here instead of
+   * to stdio[1]/[2] (called on the worker thread; returns bytes taken or
+   * -errno). Pod mode formats them into CRI log records. */
+  void *sink_ctx;
+  ssize_t (*sink)(void *ctx, int stream, const struct iovec *iov, int cnt);
 };
 
 int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg, q_error **err);

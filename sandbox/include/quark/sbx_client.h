@@ -133,4 +133,10 @@ int sbx_container_stats(struct sbx_client *c, const char *container_id, struct s
 /* Whole-pod statistics (container_id NULL in spirit). */
 int sbx_pod_stats(struct sbx_client *c, struct sbx_stats *out, q_error **err);
 
+/* Additions (lead wires them into quarkd):
+ * Reopens the container's CRI log file at its path (after log rotation). */
+int sbx_container_reopen_log(struct sbx_client *c, const char *container_id, q_error **err);
+/* The quark-sandbox process (VMM) of this pod, known after create/connect. */
+pid_t sbx_client_pid(const struct sbx_client *c);
+
 #endif

@@ -1,0 +1,470 @@
+/* quark_sbx_client: sbx_client.h over the pod control protocol
+ * (sandbox/pod/proto.h). */
+#include <quark/sbx_client.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../pod/proto.h"
+
+#define READY_TIMEOUT_MS 30000
+#define CALL_TIMEOUT_MS 60000
+#define STOP_GRACE_MS 10000
+
+struct sbx_client {
+  pthread_mutex_t lock;
+  int fd;
+  char *socket;
+  pid_t pid; /* the sandbox process (from hello) */
+};
+
+void sbx_exec_result_clear(struct sbx_exec_result *r)
+{
+  if (!r)
+    return;
+  free(r->out);
+  free(r->err);
+  memset(r, 0, sizeof *r);
+}
+
+static int dial(const char *path, int *out)
+{
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof a.sun_path)
+    return -ENAMETOOLONG;
+  strcpy(a.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  *out = fd;
+  return 0;
+}
+
+/* One request/response. Transport failures are -ESRCH (the sandbox is
+ * gone or broke the protocol); the connection is then dropped. Under c->lock. */
+static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp, char **blob, size_t *blob_len,
+                       q_error **err)
+{
+  *resp = NULL;
+  if (c->fd < 0) {
+    int r = dial(c->socket, &c->fd);
+    if (r < 0)
+      return q_error_make(err, ESRCH, "sandbox %s: %s", c->socket, strerror(-r));
+  }
+  int r = sbx_proto_send(c->fd, req, NULL, 0, NULL, 0);
+  if (r == 0)
+    r = sbx_proto_recv(c->fd, resp, blob, blob_len, NULL, NULL, timeout_ms);
+  if (r < 0) {
+    close(c->fd);
+    c->fd = -1;
+    if (r == -ETIMEDOUT)
+      return q_error_make(err, ETIMEDOUT, "sandbox %s did not answer %s", c->socket,
+                          json_string_value(json_object_get(req, "op")));
+    return q_error_make(err, ESRCH, "sandbox %s: %s", c->socket, strerror(-r));
+  }
+  json_t *e = json_object_get(*resp, "errno");
+  if (json_is_integer(e)) {
+    int n = (int)json_integer_value(e);
+    if (n <= 0 || n > 4095)
+      n = EIO;
+    r = q_error_make(err, n, "sandbox: %s", json_string_value(json_object_get(*resp, "error")) ?: strerror(n));
+    json_decref(*resp);
+    *resp = NULL;
+    if (blob) {
+      free(*blob);
+      *blob = NULL;
+    }
+    return r;
+  }
+  return 0;
+}
+
+/* Steals req. */
+static int call(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp, char **blob, size_t *blob_len,
+                q_error **err)
+{
+  if (!req)
+    return q_error_make(err, ENOMEM, "request");
+  pthread_mutex_lock(&c->lock);
+  json_t *tmp = NULL;
+  int r = call_locked(c, req, timeout_ms, resp ? resp : &tmp, blob, blob_len, err);
+  pthread_mutex_unlock(&c->lock);
+  json_decref(tmp);
+  json_decref(req);
+  return r;
+}
+
+static int hello(struct sbx_client *c, q_error **err)
+{
+  json_t *resp;
+  int r = call(c, json_pack("{s:s}", "op", "hello"), CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
+  if (r < 0)
+    return r;
+  c->pid = (pid_t)json_integer_value(json_object_get(resp, "pid"));
+  json_int_t v = json_integer_value(json_object_get(resp, "version"));
+  json_decref(resp);
+  if (v != SBX_PROTO_VERSION)
+    return q_error_make(err, EPROTO, "sandbox protocol version %lld, this client speaks %d", (long long)v,
+                        SBX_PROTO_VERSION);
+  return 0;
+}
+
+static struct sbx_client *client_new(const char *sock)
+{
+  struct sbx_client *c = calloc(1, sizeof *c);
+  if (!c || !(c->socket = strdup(sock))) {
+    free(c);
+    return NULL;
+  }
+  c->fd = -1;
+  pthread_mutex_init(&c->lock, NULL);
+  return c;
+}
+
+int sbx_client_connect(const char *control_socket, struct sbx_client **out, q_error **err)
+{
+  *out = NULL;
+  if (!control_socket || !*control_socket)
+    return q_error_make(err, EINVAL, "no control socket");
+  struct sbx_client *c = client_new(control_socket);
+  if (!c)
+    return q_error_make(err, ENOMEM, "client");
+  int r = hello(c, err);
+  if (r < 0) {
+    sbx_client_close(c);
+    return r;
+  }
+  *out = c;
+  return 0;
+}
+
+const char *sbx_client_socket(const struct sbx_client *c) { return c ? c->socket : NULL; }
+
+void sbx_client_close(struct sbx_client *c)
+{
+  if (!c)
+    return;
+  if (c->fd >= 0)
+    close(c->fd);
+  pthread_mutex_destroy(&c->lock);
+  free(c->socket);
+  free(c);
+}
+
+/* The last lines of the sandbox's log, for an error message. */
+static void log_tail(const char *path, char *out, size_t size)
+{
+  out[0] = 0;
+  int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+  if (fd < 0)
+    return;
+  off_t end = lseek(fd, 0, SEEK_END);
+  off_t from = end > (off_t)size - 1 ? end - (off_t)size + 1 : 0;
+  ssize_t n = pread(fd, out, size - 1, from);
+  close(fd);
+  out[n > 0 ? n : 0] = 0;
+  for (char *p = out; *p; p++)
+    if (*p == '\n' && p[1])
+      *p = ' ';
+}
+
+int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, q_error **err)
+{
+  *out = NULL;
+  if (!spec || !spec->pod_id || !spec->sandbox_binary || !spec->run_dir)
+    return q_error_make(err, EINVAL, "pod spec needs pod_id, sandbox_binary and run_dir");
+  char sock[PATH_MAX], mem[32], cpus[32], rfd[32];
+  if (snprintf(sock, sizeof sock, "%s/%s", spec->run_dir, SBX_POD_SOCKET_NAME) >= (int)sizeof(struct sockaddr_un) - 2)
+    return q_error_make(err, ENAMETOOLONG, "control socket path in %s", spec->run_dir);
+  if (q_mkdir_p(spec->run_dir, 0700, err) < 0)
+    return -EIO;
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) < 0)
+    return q_error_make(err, errno, "pipe");
+  snprintf(mem, sizeof mem, "%u", spec->memory_mib ? spec->memory_mib : 256);
+  snprintf(cpus, sizeof cpus, "%u", spec->vcpus ? spec->vcpus : 1);
+  snprintf(rfd, sizeof rfd, "%d", pfd[1]);
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = spec->sandbox_binary;
+  argv[n++] = "pod";
+  argv[n++] = "--control";
+  argv[n++] = sock;
+  argv[n++] = "--pod-id";
+  argv[n++] = spec->pod_id;
+  argv[n++] = "--run-dir";
+  argv[n++] = spec->run_dir;
+  argv[n++] = "--memory";
+  argv[n++] = mem;
+  argv[n++] = "--vcpus";
+  argv[n++] = cpus;
+  argv[n++] = "--ready-fd";
+  argv[n++] = rfd;
+  if (spec->kernel) {
+    argv[n++] = "--kernel";
+    argv[n++] = spec->kernel;
+  }
+  if (spec->netns_path) {
+    argv[n++] = "--netns";
+    argv[n++] = spec->netns_path;
+  }
+  if (spec->hostname && *spec->hostname) {
+    argv[n++] = "--hostname";
+    argv[n++] = spec->hostname;
+  }
+  if (spec->log_path) {
+    argv[n++] = "--log";
+    argv[n++] = spec->log_path;
+  }
+  argv[n] = NULL;
+  /* Double fork: the sandbox is nobody's child (init reaps it), so it
+   * outlives quarkd and never lingers as quarkd's zombie. */
+  pid_t mid = fork();
+  if (mid < 0) {
+    close(pfd[0]);
+    close(pfd[1]);
+    return q_error_make(err, errno, "fork");
+  }
+  if (mid == 0) {
+    setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    pid_t p = fork();
+    if (p != 0)
+      _exit(p < 0 ? 1 : 0);
+    fcntl(pfd[1], F_SETFD, 0);
+    execv(spec->sandbox_binary, (char *const *)argv);
+    _exit(127);
+  }
+  close(pfd[1]);
+  while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  struct pollfd p = {pfd[0], POLLIN, 0};
+  char b = 0;
+  int pr;
+  do
+    pr = poll(&p, 1, READY_TIMEOUT_MS);
+  while (pr < 0 && errno == EINTR);
+  ssize_t got = pr > 0 ? read(pfd[0], &b, 1) : 0;
+  close(pfd[0]);
+  if (got != 1 || b != 'R') {
+    char tail[512];
+    log_tail(spec->log_path, tail, sizeof tail);
+    return q_error_make(err, pr == 0 ? ETIMEDOUT : EIO, "quark-sandbox for pod %.12s did not start%s%s",
+                        spec->pod_id, tail[0] ? ": " : "", tail);
+  }
+  return sbx_client_connect(sock, out, err);
+}
+
+static bool alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+int sbx_client_stop(struct sbx_client *c, int timeout_ms, q_error **err)
+{
+  if (!c)
+    return 0;
+  (void)err;
+  q_error *e = NULL;
+  if (c->pid <= 0)
+    hello(c, &e);
+  q_error_free(&e);
+  int grace = timeout_ms > 0 ? timeout_ms : 0;
+  int r = call(c, json_pack("{s:s,s:i}", "op", "shutdown", "timeout_ms", grace), grace + STOP_GRACE_MS, NULL, NULL,
+               NULL, &e);
+  q_error_free(&e);
+  (void)r;
+  /* Gone either way: wait for the process, then make sure of it. */
+  int64_t until = q_mono_ns() + (int64_t)STOP_GRACE_MS * 1000000;
+  while (alive(c->pid) && q_mono_ns() < until) {
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  if (alive(c->pid)) {
+    kill(c->pid, SIGKILL);
+    until = q_mono_ns() + 2000000000ll;
+    while (alive(c->pid) && q_mono_ns() < until) {
+      struct timespec ts = {0, 10 * 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  pthread_mutex_lock(&c->lock);
+  if (c->fd >= 0) {
+    close(c->fd);
+    c->fd = -1;
+  }
+  pthread_mutex_unlock(&c->lock);
+  return 0;
+}
+
+static json_t *strv_json(const char *const *v)
+{
+  json_t *a = json_array();
+  for (size_t i = 0; a && v && v[i]; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *s, q_error **err)
+{
+  if (!s || !s->container_id || !s->rootfs || !s->argv || !s->argv[0])
+    return q_error_make(err, EINVAL, "container spec needs id, rootfs and argv");
+  json_t *mounts = json_array();
+  for (size_t i = 0; i < s->n_mounts; i++)
+    json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "src", s->mounts[i].source, "dst",
+                                            s->mounts[i].destination, "ro", s->mounts[i].readonly));
+  json_t *req = json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:I,s:I,s:o,s:s,s:b,s:b}", "op", "create", "id", s->container_id,
+                          "rootfs", s->rootfs, "argv", strv_json(s->argv), "envp", strv_json(s->envp), "cwd",
+                          s->cwd ? s->cwd : "/", "uid", (json_int_t)s->uid, "gid", (json_int_t)s->gid, "mounts",
+                          mounts, "log", s->log_path ? s->log_path : "", "tty", s->tty, "stdin", s->stdin_open);
+  return call(c, req, CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
+}
+
+static int simple(struct sbx_client *c, const char *op, const char *id, q_error **err)
+{
+  if (!id)
+    return q_error_make(err, EINVAL, "no container id");
+  return call(c, json_pack("{s:s,s:s}", "op", op, "id", id), CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
+}
+
+int sbx_container_start(struct sbx_client *c, const char *id, q_error **err) { return simple(c, "start", id, err); }
+int sbx_container_delete(struct sbx_client *c, const char *id, q_error **err) { return simple(c, "delete", id, err); }
+int sbx_container_reopen_log(struct sbx_client *c, const char *id, q_error **err)
+{
+  return simple(c, "reopen_log", id, err);
+}
+
+int sbx_container_signal(struct sbx_client *c, const char *id, int signo, q_error **err)
+{
+  if (!id)
+    return q_error_make(err, EINVAL, "no container id");
+  return call(c, json_pack("{s:s,s:s,s:i}", "op", "signal", "id", id, "signo", signo), CALL_TIMEOUT_MS, NULL, NULL,
+              NULL, err);
+}
+
+static void parse_status(json_t *j, struct sbx_container_status *out)
+{
+  const char *st = json_string_value(json_object_get(j, "state"));
+  out->state = st && !strcmp(st, "running") ? SBX_PROC_RUNNING
+               : st && !strcmp(st, "exited") ? SBX_PROC_EXITED
+                                             : SBX_PROC_CREATED;
+  out->started_at = json_integer_value(json_object_get(j, "started_at"));
+  out->finished_at = json_integer_value(json_object_get(j, "finished_at"));
+  out->exit_code = (int32_t)json_integer_value(json_object_get(j, "exit_code"));
+  out->oom_killed = json_is_true(json_object_get(j, "oom"));
+}
+
+int sbx_container_wait(struct sbx_client *c, const char *id, int timeout_ms, struct sbx_container_status *out,
+                       q_error **err)
+{
+  if (!id)
+    return q_error_make(err, EINVAL, "no container id");
+  json_t *resp;
+  int r = call(c, json_pack("{s:s,s:s,s:i}", "op", "wait", "id", id, "timeout_ms", timeout_ms),
+               timeout_ms < 0 ? -1 : timeout_ms + CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
+  if (r < 0)
+    return r;
+  if (out)
+    parse_status(resp, out);
+  json_decref(resp);
+  return 0;
+}
+
+int sbx_container_status(struct sbx_client *c, const char *id, struct sbx_container_status *out, q_error **err)
+{
+  if (!id)
+    return q_error_make(err, EINVAL, "no container id");
+  json_t *resp;
+  int r = call(c, json_pack("{s:s,s:s}", "op", "status", "id", id), CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
+  if (r < 0)
+    return r;
+  if (out)
+    parse_status(resp, out);
+  json_decref(resp);
+  return 0;
+}
+
+int sbx_container_exec(struct sbx_client *c, const char *id, const char *const *argv, int timeout_ms, size_t out_cap,
+                       struct sbx_exec_result *out, q_error **err)
+{
+  memset(out, 0, sizeof *out);
+  if (!id || !argv || !argv[0])
+    return q_error_make(err, EINVAL, "exec needs a container id and argv");
+  json_t *resp;
+  char *blob = NULL;
+  size_t blen = 0;
+  int r = call(c,
+               json_pack("{s:s,s:s,s:o,s:i,s:I}", "op", "exec", "id", id, "argv", strv_json(argv), "timeout_ms",
+                         timeout_ms, "out_cap", (json_int_t)out_cap),
+               timeout_ms < 0 ? -1 : timeout_ms + CALL_TIMEOUT_MS, &resp, &blob, &blen, err);
+  if (r < 0)
+    return r;
+  json_int_t ol = json_integer_value(json_object_get(resp, "out_len"));
+  json_int_t el = json_integer_value(json_object_get(resp, "err_len"));
+  out->exit_code = (int32_t)json_integer_value(json_object_get(resp, "exit_code"));
+  json_decref(resp);
+  if (ol < 0 || el < 0 || (size_t)ol + (size_t)el != blen) {
+    free(blob);
+    return q_error_make(err, EPROTO, "exec output lengths do not add up");
+  }
+  out->out = malloc((size_t)ol + 1);
+  out->err = malloc((size_t)el + 1);
+  if (!out->out || !out->err) {
+    free(blob);
+    sbx_exec_result_clear(out);
+    return q_error_make(err, ENOMEM, "exec output");
+  }
+  if (ol)
+    memcpy(out->out, blob, (size_t)ol);
+  if (el)
+    memcpy(out->err, blob + ol, (size_t)el);
+  out->out[ol] = out->err[el] = 0;
+  out->out_len = (size_t)ol;
+  out->err_len = (size_t)el;
+  free(blob);
+  return 0;
+}
+
+static int stats(struct sbx_client *c, const char *id, struct sbx_stats *out, q_error **err)
+{
+  json_t *req = id ? json_pack("{s:s,s:s}", "op", "stats", "id", id) : json_pack("{s:s}", "op", "stats");
+  json_t *resp;
+  int r = call(c, req, CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
+  if (r < 0)
+    return r;
+  memset(out, 0, sizeof *out);
+  out->timestamp = json_integer_value(json_object_get(resp, "timestamp"));
+  out->cpu_usage_ns = (uint64_t)json_integer_value(json_object_get(resp, "cpu_ns"));
+  uint64_t mem = (uint64_t)json_integer_value(json_object_get(resp, "memory_bytes"));
+  out->memory_working_set_bytes = out->memory_usage_bytes = out->memory_rss_bytes = mem;
+  json_decref(resp);
+  return 0;
+}
+
+int sbx_container_stats(struct sbx_client *c, const char *id, struct sbx_stats *out, q_error **err)
+{
+  if (!id)
+    return q_error_make(err, EINVAL, "no container id");
+  return stats(c, id, out, err);
+}
+
+int sbx_pod_stats(struct sbx_client *c, struct sbx_stats *out, q_error **err) { return stats(c, NULL, out, err); }
+
+pid_t sbx_client_pid(const struct sbx_client *c) { return c ? c->pid : -1; }

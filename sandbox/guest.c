@@ -1,0 +1,175 @@
+/* One booted guest (see guest.h): the boot sequence that `run` used to do
+ * inline, so that pod mode can run several. */
+#include "guest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch/x86_64/boot.h"
+#include "kvm/vm.h"
+#include "qcall/qcall_host.h"
+
+struct sbx_guest {
+  struct sbx_vm *vm;
+  struct sbx_qcall *qc;
+  struct sbx_boot_result br;
+  uint64_t tsc_created, tsc_prepared, tsc_run;
+};
+
+static void on_guest_exit(void *ctx, int status) { sbx_vm_stop(((struct sbx_guest *)ctx)->vm, status); }
+
+static void on_halt(void *ctx, unsigned idx, int stop_fd)
+{
+  sbx_qcall_wait(((struct sbx_guest *)ctx)->qc, idx, stop_fd);
+}
+
+int sbx_guest_create(const struct sbx_guest_config *cfg, struct sbx_guest **out, q_error **err)
+{
+  struct sbx_guest *g = calloc(1, sizeof *g);
+  if (!g)
+    return q_error_make(err, ENOMEM, "guest");
+  int r = sbx_vm_create(&g->vm, cfg->mem_bytes, cfg->vcpus, err);
+  if (r < 0)
+    goto fail;
+  g->tsc_created = sbx_rdtsc();
+  struct sbx_boot_config bc = {
+      .kernel_path = cfg->kernel,
+      .rootfd = cfg->rootfd,
+      .proc = {.argv = cfg->argv,
+               .argc = cfg->argc,
+               .envp = cfg->envp,
+               .envc = cfg->envc,
+               .cwd = cfg->cwd,
+               .uid = cfg->uid,
+               .gid = cfg->gid},
+      .hostname = cfg->hostname,
+      .kernel_worker = cfg->kernel_worker,
+  };
+  if ((r = sbx_boot_prepare(g->vm, &bc, &g->br, err)) < 0)
+    goto fail;
+  g->tsc_prepared = sbx_rdtsc();
+  struct sbx_qcall_config qc = {
+      .mem = sbx_vm_mem(g->vm),
+      .rings_gpa = g->br.rings_gpa,
+      .ring_count = g->br.ring_count,
+      .root_fd = cfg->rootfd,
+      .stdio = {cfg->stdio[0], cfg->stdio[1], cfg->stdio[2]},
+      .pod_id = cfg->pod_id,
+      .ctx = g,
+      .on_exit = on_guest_exit,
+      .sink_ctx = cfg->sink_ctx,
+      .sink = cfg->sink,
+  };
+  if ((r = sbx_qcall_create(&g->qc, &qc, err)) < 0)
+    goto fail;
+  for (unsigned i = 0; i < g->br.ring_count; i++) {
+    int kfd = sbx_qcall_kick_fd(g->qc, i);
+    if ((r = sbx_vm_add_ioeventfd(g->vm, QK_PORT_KICK, i, kfd, err)) < 0)
+      goto fail;
+    if (g->br.kick_gpa && (r = sbx_vm_add_mmio_ioeventfd(g->vm, g->br.kick_gpa, i, kfd, err)) < 0)
+      goto fail;
+  }
+  *out = g;
+  return 0;
+fail:
+  sbx_guest_destroy(g);
+  return r;
+}
+
+int sbx_guest_run(struct sbx_guest *g)
+{
+  q_error *err = NULL;
+  if (sbx_qcall_start(g->qc, &err) < 0) {
+    q_error_log(NULL, "%s", q_error_msg(err));
+    q_error_free(&err);
+    sbx_qcall_stop(g->qc);
+    return SBX_EXIT_GUEST_FAILURE;
+  }
+  g->tsc_run = sbx_rdtsc();
+  struct sbx_vm_hooks hooks = {.ctx = g, .on_halt = on_halt};
+  int status = sbx_vm_run(g->vm, &hooks);
+  sbx_qcall_stop(g->qc);
+  return status;
+}
+
+void sbx_guest_stop(struct sbx_guest *g, int status) { sbx_vm_stop(g->vm, status); }
+
+void sbx_guest_destroy(struct sbx_guest *g)
+{
+  if (!g)
+    return;
+  sbx_qcall_destroy(g->qc);
+  sbx_vm_destroy(g->vm);
+  free(g);
+}
+
+uint64_t sbx_guest_resident(const struct sbx_guest *g)
+{
+  struct sbx_mem *m = sbx_vm_mem(g->vm);
+  size_t pages = m->size / 4096;
+  /* One byte per 4 KiB page: 64 KiB of vector per 256 MiB, done in chunks. */
+  enum { CHUNK = 1 << 16 };
+  unsigned char vec[CHUNK];
+  uint64_t resident = 0;
+  for (size_t p = 0; p < pages; p += CHUNK) {
+    size_t n = pages - p < CHUNK ? pages - p : CHUNK;
+    if (mincore(m->base + p * 4096, n * 4096, vec) < 0)
+      return 0;
+    for (size_t i = 0; i < n; i++)
+      resident += vec[i] & 1;
+  }
+  return resident * 4096;
+}
+
+void sbx_guest_write_stats(struct sbx_guest *g, FILE *f)
+{
+  uint64_t entry = g->br.bi->entry_tsc, t0 = sbx_vm_start_tsc(g->vm);
+  if (entry > t0 && g->br.bi->tsc_khz) {
+    double k = 1000.0 / (double)g->br.bi->tsc_khz;
+    fprintf(f, "boot_to_first_instruction_us %.1f\n", (double)(entry - t0) * k);
+    /* The phases: KVM VM + memslot + vCPUs; boot state (kernel, page
+     * tables, ELF, boot info, vCPU registers); QCall set-up; first entry. */
+    fprintf(f, "boot_vm_create_us %.1f\n", (double)(g->tsc_created - t0) * k);
+    fprintf(f, "boot_state_us %.1f\n", (double)(g->tsc_prepared - g->tsc_created) * k);
+    fprintf(f, "boot_qcall_setup_us %.1f\n", (double)(g->tsc_run - g->tsc_prepared) * k);
+    fprintf(f, "boot_first_entry_us %.1f\n", (double)(entry - g->tsc_run) * k);
+  }
+  fprintf(f, "qcalls %llu\n", (unsigned long long)sbx_qcall_served(g->qc));
+  fprintf(f, "host_boot_alloc_kib %llu\n", (unsigned long long)(g->br.host_alloc_bytes >> 10));
+  sbx_vm_write_stats(g->vm, f);
+}
+
+uint64_t sbx_guest_cpu_ns(const struct sbx_guest *g) { return sbx_vm_cpu_ns(g->vm); }
+
+/* qkernel.bin next to the binary: build tree (../guestkernel) or install (../lib/quark). */
+void sbx_default_kernel(char *out, size_t size)
+{
+  const char *env = getenv("QUARK_KERNEL");
+  if (env && *env) {
+    snprintf(out, size, "%s", env);
+    return;
+  }
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash) {
+      *slash = 0;
+      static const char *const rel[] = {"/../guestkernel/qkernel.bin", "/../lib/quark/qkernel.bin"};
+      for (size_t i = 0; i < Q_ARRAY_SIZE(rel); i++) {
+        int w = snprintf(out, size, "%.*s%s", (int)(size - 64), self, rel[i]);
+        if (w > 0 && (size_t)w < size && access(out, R_OK) == 0)
+          return;
+      }
+    }
+  }
+  snprintf(out, size, "/usr/local/lib/quark/qkernel.bin");
+}

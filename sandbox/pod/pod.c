@@ -1,0 +1,375 @@
+/* `quark-sandbox pod`: the per-pod daemon and its control socket server
+ * (protocol in proto.h; containers in pod_ctr.c).
+ *
+ *   quark-sandbox pod --control SOCK --pod-id ID [--netns PATH] [--memory MiB]
+ *                     [--vcpus N] [--log FILE] [--log-level LEVEL]
+ *                     [--run-dir DIR] [--kernel FILE] [--hostname NAME]
+ *                     [--ready-fd FD]
+ *
+ * It enters the network namespace first (before any thread or socket),
+ * becomes a session leader, binds SOCK (mode 0600; a stale socket is
+ * replaced, a live one refused), writes one byte to --ready-fd when it
+ * accepts connections, and serves every connection on a thread of its own
+ * (exec blocks only its connection). SIGTERM/SIGINT or a shutdown request
+ * stop every container and end the process (exit 0).
+ */
+#include "pod.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../../guestkernel/abi/qk_abi.h"
+#include "pod_internal.h"
+#include "proto.h"
+
+#define EXIT_SANDBOX_FAILURE 125
+
+struct conn {
+  struct pod *pod;
+  int fd;
+};
+
+static atomic_bool g_shutdown;
+static int g_wake_fd = -1; /* pipe to the accept loop: a shutdown request */
+
+static json_t *error_reply(int r, const q_error *err)
+{
+  int e = r < 0 ? -r : EIO;
+  return json_pack("{s:i,s:s}", "errno", e, "error", err ? q_error_msg(err) : strerror(e));
+}
+
+static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len)
+{
+  const char *op = json_string_value(json_object_get(req, "op"));
+  const char *id = json_string_value(json_object_get(req, "id"));
+  q_cleanup_error q_error *err = NULL;
+  json_t *out = json_object();
+  int r = 0;
+  if (!op) {
+    r = q_error_make(&err, EINVAL, "request without op");
+  } else if (!strcmp(op, "hello")) {
+    json_object_set_new(out, "pod_id", json_string(p->id));
+    json_object_set_new(out, "pid", json_integer(getpid()));
+    json_object_set_new(out, "version", json_integer(SBX_PROTO_VERSION));
+  } else if (!strcmp(op, "create")) {
+    r = pod_ctr_create(p, req, &err);
+  } else if (!strcmp(op, "start")) {
+    r = pod_ctr_start(p, id, &err);
+  } else if (!strcmp(op, "signal")) {
+    r = pod_ctr_signal(p, id, (int)json_integer_value(json_object_get(req, "signo")), &err);
+  } else if (!strcmp(op, "wait") || !strcmp(op, "status")) {
+    json_t *t = json_object_get(req, "timeout_ms");
+    int ms = !strcmp(op, "status") ? 0 : json_is_integer(t) ? (int)json_integer_value(t) : -1;
+    if (ms < -1)
+      ms = -1;
+    r = pod_ctr_wait(p, id, ms, out, &err);
+  } else if (!strcmp(op, "delete")) {
+    r = pod_ctr_delete(p, id, &err);
+  } else if (!strcmp(op, "exec")) {
+    r = pod_ctr_exec(p, id, req, out, blob, blob_len, &err);
+  } else if (!strcmp(op, "stats")) {
+    r = pod_ctr_stats(p, id, out, &err);
+  } else if (!strcmp(op, "reopen_log")) {
+    r = pod_ctr_reopen_log(p, id, &err);
+  } else if (!strcmp(op, "shutdown")) {
+    pod_ctr_stop_all(p);
+    atomic_store(&g_shutdown, true);
+  } else {
+    r = q_error_make(&err, ENOSYS, "unknown op %.64s", op);
+  }
+  if (r < 0) {
+    json_decref(out);
+    free(*blob);
+    *blob = NULL;
+    *blob_len = 0;
+    return error_reply(r, err);
+  }
+  json_object_set_new(out, "ok", json_true());
+  return out;
+}
+
+static void *conn_thread(void *arg)
+{
+  struct conn *c = arg;
+  for (;;) {
+    json_t *req;
+    int r = sbx_proto_recv(c->fd, &req, NULL, NULL, NULL, NULL, -1);
+    if (r < 0) {
+      if (r != -EPIPE)
+        q_warn(c->pod->id, "control connection dropped: %s", strerror(-r));
+      break;
+    }
+    char *blob = NULL;
+    size_t blob_len = 0;
+    json_t *resp = handle(c->pod, req, &blob, &blob_len);
+    json_decref(req);
+    r = resp ? sbx_proto_send(c->fd, resp, blob, blob_len, NULL, 0) : -ENOMEM;
+    json_decref(resp);
+    free(blob);
+    if (atomic_load(&g_shutdown)) {
+      if (write(g_wake_fd, "x", 1) < 0) {
+        /* the accept loop also polls the flag */
+      }
+      break;
+    }
+    if (r < 0)
+      break;
+  }
+  close(c->fd);
+  free(c);
+  return NULL;
+}
+
+/* Binds path with mode 0600; a socket nobody answers on is stale. */
+static int bind_control(const char *path, q_error **err)
+{
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof a.sun_path)
+    return q_error_make(err, ENAMETOOLONG, "control socket path %s", path);
+  strcpy(a.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return q_error_make(err, errno, "socket");
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+    close(fd);
+    return q_error_make(err, EADDRINUSE, "a sandbox already serves %s", path);
+  }
+  close(fd);
+  unlink(path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return q_error_make(err, errno, "socket");
+  mode_t old = umask(0177);
+  int r = bind(fd, (struct sockaddr *)&a, sizeof a);
+  umask(old);
+  if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+    r = q_error_make(err, errno, "bind %s", path);
+    close(fd);
+    return r;
+  }
+  return fd;
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: quark-sandbox pod --control SOCK --pod-id ID [--netns PATH] [--memory MiB] [--vcpus N]\n"
+             "                        [--log FILE] [--log-level LEVEL] [--run-dir DIR] [--kernel FILE]\n"
+             "                        [--hostname NAME] [--ready-fd FD] [--kernel-worker|--no-kernel-worker]\n");
+}
+
+int sbx_pod_main(int argc, char **argv)
+{
+  static const struct option opts[] = {
+      {"control", required_argument, NULL, 'S'}, {"pod-id", required_argument, NULL, 'p'},
+      {"netns", required_argument, NULL, 'n'},   {"memory", required_argument, NULL, 'm'},
+      {"vcpus", required_argument, NULL, 'c'},   {"log", required_argument, NULL, 'L'},
+      {"log-level", required_argument, NULL, 'l'}, {"run-dir", required_argument, NULL, 'R'},
+      {"kernel", required_argument, NULL, 'k'},  {"hostname", required_argument, NULL, 'H'},
+      {"ready-fd", required_argument, NULL, 'r'}, {"kernel-worker", no_argument, NULL, 'W'},
+      {"no-kernel-worker", no_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *sock = NULL, *netns = NULL, *log = NULL, *run_dir = NULL, *hostname = NULL;
+  char kernel[PATH_MAX] = "";
+  struct pod pod = {.vcpus = 1, .mem_bytes = 256ull << 20};
+  const char *kw = getenv("QUARK_KERNEL_WORKER");
+  pod.kernel_worker = kw && *kw ? !strcmp(kw, "1") : access("/sys/module/kvm_pvm", F_OK) == 0;
+  q_log_level lvl = q_log_get_level();
+  int ready_fd = -1, c;
+  unsigned long v;
+  char *end;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    switch (c) {
+    case 'S':
+      sock = optarg;
+      break;
+    case 'p':
+      pod.id = optarg;
+      break;
+    case 'n':
+      netns = optarg;
+      break;
+    case 'm':
+      errno = 0;
+      v = strtoul(optarg, &end, 10);
+      if (errno || *end || v < 16 || v > (1ul << 20)) {
+        fprintf(stderr, "quark-sandbox: --memory wants MiB in 16..1048576\n");
+        return EXIT_SANDBOX_FAILURE;
+      }
+      pod.mem_bytes = (uint64_t)v << 20;
+      break;
+    case 'c':
+      errno = 0;
+      v = strtoul(optarg, &end, 10);
+      if (errno || *end || v < 1 || v > QK_MAX_VCPUS) {
+        fprintf(stderr, "quark-sandbox: --vcpus wants 1..%u\n", QK_MAX_VCPUS);
+        return EXIT_SANDBOX_FAILURE;
+      }
+      pod.vcpus = (unsigned)v;
+      break;
+    case 'L':
+      log = optarg;
+      break;
+    case 'l':
+      if (q_log_level_parse(optarg, &lvl) < 0) {
+        fprintf(stderr, "quark-sandbox: unknown log level %s\n", optarg);
+        return EXIT_SANDBOX_FAILURE;
+      }
+      break;
+    case 'R':
+      run_dir = optarg;
+      break;
+    case 'k':
+      snprintf(kernel, sizeof kernel, "%s", optarg);
+      break;
+    case 'H':
+      hostname = optarg;
+      break;
+    case 'r':
+      ready_fd = atoi(optarg);
+      break;
+    case 'W':
+      pod.kernel_worker = true;
+      break;
+    case 'N':
+      pod.kernel_worker = false;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return EXIT_SANDBOX_FAILURE;
+    }
+  }
+  char sockbuf[PATH_MAX];
+  if (!sock && run_dir) {
+    snprintf(sockbuf, sizeof sockbuf, "%s/%s", run_dir, SBX_POD_SOCKET_NAME);
+    sock = sockbuf;
+  }
+  if (!sock || !pod.id || optind != argc) {
+    usage(stderr);
+    return EXIT_SANDBOX_FAILURE;
+  }
+  if (!kernel[0])
+    sbx_default_kernel(kernel, sizeof kernel);
+  pod.kernel = kernel;
+  pod.hostname = hostname;
+  q_cleanup_error q_error *err = NULL;
+  if (log && q_log_init(log, lvl, "sandbox", &err) < 0) {
+    fprintf(stderr, "quark-sandbox: %s\n", q_error_msg(err));
+    return EXIT_SANDBOX_FAILURE;
+  }
+  q_log_set_level(lvl);
+  /* A daemon: its own session (quarkd's signals and terminal are not its),
+   * stdio away from the caller. */
+  setsid();
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    if (log)
+      dup2(null, STDERR_FILENO);
+    close(null);
+  }
+  if (netns) {
+    int nfd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0) {
+      q_error_log(pod.id, "enter network namespace %s: %s", netns, strerror(errno));
+      return EXIT_SANDBOX_FAILURE;
+    }
+    close(nfd);
+  }
+  pthread_mutex_init(&pod.lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&pod.changed, &ca);
+  pthread_condattr_destroy(&ca);
+  /* SIGUSR1 stops vCPU threads (kvm/vm.c); every other thread blocks it,
+   * and SIGTERM/SIGINT come through a signalfd. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  sigdelset(&set, SIGUSR1);
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  int wake[2];
+  if (sfd < 0 || pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+    q_error_log(pod.id, "signalfd/pipe: %s", strerror(errno));
+    return EXIT_SANDBOX_FAILURE;
+  }
+  g_wake_fd = wake[1];
+  int lfd = bind_control(sock, &err);
+  if (lfd < 0) {
+    q_error_log(pod.id, "%s", q_error_msg(err));
+    return EXIT_SANDBOX_FAILURE;
+  }
+  q_info(pod.id, "pod sandbox serving %s (pid %d, %llu MiB per guest, kernel %s)", sock, getpid(),
+         (unsigned long long)(pod.mem_bytes >> 20), kernel);
+  if (ready_fd >= 0) {
+    if (write(ready_fd, "R", 1) < 0) {
+      /* the caller gave up waiting; serve anyway */
+    }
+    close(ready_fd);
+  }
+  while (!atomic_load(&g_shutdown)) {
+    struct pollfd pf[3] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}, {wake[0], POLLIN, 0}};
+    if (poll(pf, 3, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (pf[1].revents) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        q_info(pod.id, "signal %u: stopping the pod", si.ssi_signo);
+        pod_ctr_stop_all(&pod);
+        break;
+      }
+    }
+    if (pf[0].revents & POLLIN) {
+      int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+      if (cfd < 0)
+        continue;
+      struct conn *cn = malloc(sizeof *cn);
+      pthread_t t;
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      if (!cn) {
+        close(cfd);
+      } else {
+        *cn = (struct conn){&pod, cfd};
+        if (pthread_create(&t, &attr, conn_thread, cn) != 0) {
+          close(cfd);
+          free(cn);
+        }
+      }
+      pthread_attr_destroy(&attr);
+    }
+  }
+  /* The socket goes first: a reconnecting client must not find a dying
+   * sandbox. Guests have stopped; connection threads die with the process. */
+  unlink(sock);
+  close(lfd);
+  q_info(pod.id, "pod sandbox exits");
+  return 0;
+}

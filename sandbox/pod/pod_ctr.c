@@ -1,0 +1,849 @@
+/* The pod's containers: root filesystems with their bind mounts, CRI log
+ * sinks, one guest per container and per exec (see pod.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pod_internal.h"
+
+#define MAX_ARGS 65536
+#define SBX_EXEC_MAX_CAP (16u << 20)
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static int openat2_in_root(int root, const char *path, int flags, mode_t mode)
+{
+  struct open_how how = {.flags = (uint64_t)flags | O_CLOEXEC,
+                         .mode = (flags & O_CREAT) ? mode : 0,
+                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+  return fd < 0 ? -errno : fd;
+}
+
+static void free_strv(char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free(v[i]);
+  free(v);
+}
+
+/* A JSON array of strings as a NULL-terminated vector (NULL: not one). */
+static char **strv_from_json(json_t *a, size_t *n, bool allow_empty)
+{
+  if (!json_is_array(a) || json_array_size(a) > MAX_ARGS || (!allow_empty && json_array_size(a) == 0))
+    return NULL;
+  size_t k = json_array_size(a);
+  char **v = calloc(k + 2, sizeof *v); /* +1 room for a default PATH */
+  if (!v)
+    return NULL;
+  for (size_t i = 0; i < k; i++) {
+    json_t *s = json_array_get(a, i);
+    if (!json_is_string(s) || !(v[i] = strdup(json_string_value(s)))) {
+      free_strv(v);
+      return NULL;
+    }
+  }
+  *n = k;
+  return v;
+}
+
+static bool valid_id(const char *id)
+{
+  size_t n = id ? strlen(id) : 0;
+  if (n == 0 || n > 64)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+          id[i] == '-' || id[i] == '_'))
+      return false;
+  return true;
+}
+
+/* Under p->lock. */
+static struct ctr *find(struct pod *p, const char *id)
+{
+  for (size_t i = 0; id && i < p->n_ctrs; i++)
+    if (!strcmp(p->ctrs[i]->id, id))
+      return p->ctrs[i];
+  return NULL;
+}
+
+static void ctr_free(struct ctr *c)
+{
+  if (!c)
+    return;
+  if (c->rootfd >= 0)
+    close(c->rootfd);
+  if (c->mntns >= 0)
+    close(c->mntns);
+  if (c->log_fd >= 0)
+    close(c->log_fd);
+  free_strv(c->argv);
+  free_strv(c->envp);
+  free(c->cwd);
+  free(c->log_path);
+  free(c->pend[0]);
+  free(c->pend[1]);
+  pthread_mutex_destroy(&c->log_lock);
+  free(c);
+}
+
+/* ---- root filesystem and bind mounts ---- */
+
+/* Creates the mount point dst inside root (directories on the way, then a
+ * directory or an empty file like the source). Child process only. */
+static int make_mountpoint(int root, const char *dst, bool dir)
+{
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s", dst) >= (int)sizeof path)
+    return -ENAMETOOLONG;
+  for (char *s = path + 1;; s++) {
+    if (*s != '/' && *s)
+      continue;
+    char keep = *s;
+    *s = 0;
+    bool last = !keep || !s[1];
+    int fd = openat2_in_root(root, path, O_PATH, 0);
+    if (fd == -ENOENT) {
+      char *slash = strrchr(path, '/');
+      *slash = 0;
+      int parent = openat2_in_root(root, path[0] ? path : "/", O_PATH | O_DIRECTORY, 0);
+      *slash = '/';
+      if (parent < 0)
+        return parent;
+      int r = 0;
+      if (!last || dir) {
+        r = mkdirat(parent, slash + 1, 0755) < 0 && errno != EEXIST ? -errno : 0;
+      } else {
+        int f = openat(parent, slash + 1, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        r = f < 0 ? -errno : 0;
+        if (f >= 0)
+          close(f);
+      }
+      close(parent);
+      if (r < 0)
+        return r;
+    } else if (fd < 0) {
+      return fd;
+    } else {
+      close(fd);
+    }
+    if (last)
+      return 0;
+    *s = keep;
+  }
+}
+
+static int bind_one(int root, const char *src, const char *dst, bool ro)
+{
+  struct stat st;
+  if (stat(src, &st) < 0)
+    return -errno;
+  int r = make_mountpoint(root, dst, S_ISDIR(st.st_mode));
+  if (r < 0)
+    return r;
+  char proc[64];
+  int t = openat2_in_root(root, dst, O_PATH, 0);
+  if (t < 0)
+    return t;
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", t);
+  r = mount(src, proc, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
+  close(t);
+  if (r < 0 || !ro)
+    return r;
+  /* The remount must name the new mount: resolve the path again. */
+  if ((t = openat2_in_root(root, dst, O_PATH, 0)) < 0)
+    return t;
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", t);
+  r = mount(NULL, proc, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0 ? -errno : 0;
+  close(t);
+  return r;
+}
+
+static void send_fds(int sock, int status, const int *fds, int n)
+{
+  union {
+    char b[CMSG_SPACE(2 * sizeof(int))];
+    struct cmsghdr align;
+  } cb;
+  struct iovec iov = {&status, sizeof status};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (n > 0) {
+    memset(&cb, 0, sizeof cb);
+    mh.msg_control = cb.b;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+  }
+  if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+    _exit(1);
+}
+
+/* The container's root with its bind mounts: a child process makes a
+ * private mount namespace (nothing shows in the node's mount table, and
+ * it all goes away with the last fd), mounts, and hands back the root and
+ * the namespace. This process keeps both fds: the guest resolves paths
+ * beneath the root, across the mounts. */
+static int open_root(const char *rootfs, json_t *mounts, int *rootfd, int *nsfd, q_error **err)
+{
+  *rootfd = *nsfd = -1;
+  if (!mounts || json_array_size(mounts) == 0) {
+    *rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return *rootfd < 0 ? q_error_make(err, errno, "open rootfs %s", rootfs) : 0;
+  }
+  size_t i;
+  json_t *m;
+  json_array_foreach(mounts, i, m)
+  {
+    if (!json_is_string(json_object_get(m, "src")) || !json_is_string(json_object_get(m, "dst")) ||
+        json_string_value(json_object_get(m, "dst"))[0] != '/')
+      return q_error_make(err, EINVAL, "mount %zu: src and absolute dst wanted", i);
+  }
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return q_error_make(err, errno, "socketpair");
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return q_error_make(err, errno, "fork");
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    int st = 0;
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+      st = -errno;
+      send_fds(sv[1], st, NULL, 0);
+      _exit(1);
+    }
+    int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) {
+      send_fds(sv[1], -errno, NULL, 0);
+      _exit(1);
+    }
+    json_array_foreach(mounts, i, m)
+    {
+      st = bind_one(root, json_string_value(json_object_get(m, "src")),
+                    json_string_value(json_object_get(m, "dst")), json_is_true(json_object_get(m, "ro")));
+      if (st < 0) {
+        send_fds(sv[1], st * 1000 - (int)i, NULL, 0); /* errno and which mount */
+        _exit(1);
+      }
+    }
+    close(root);
+    int fds[2] = {open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC), open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)};
+    if (fds[0] < 0 || fds[1] < 0) {
+      send_fds(sv[1], -errno * 1000, NULL, 0);
+      _exit(1);
+    }
+    send_fds(sv[1], 0, fds, 2);
+    _exit(0);
+  }
+  close(sv[1]);
+  int st = -EPROTO;
+  union {
+    char b[CMSG_SPACE(2 * sizeof(int))];
+    struct cmsghdr align;
+  } cb;
+  struct iovec iov = {&st, sizeof st};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b, .msg_controllen = sizeof cb.b};
+  ssize_t n;
+  do
+    n = recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  close(sv[0]);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+  if (n > 0 && st == 0 && c && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
+    int fds[2];
+    memcpy(fds, CMSG_DATA(c), sizeof fds);
+    *rootfd = fds[0];
+    *nsfd = fds[1];
+    return 0;
+  }
+  if (st >= 0)
+    return q_error_make(err, EPROTO, "mount helper for %s failed", rootfs);
+  int e = -st / 1000, idx = -st % 1000;
+  if (e == 0)
+    return q_error_make(err, -st, "private mount namespace for %s", rootfs);
+  m = json_array_get(mounts, (size_t)idx);
+  return q_error_make(err, e, "bind mount %s on %s", m ? json_string_value(json_object_get(m, "src")) : "?",
+                      m ? json_string_value(json_object_get(m, "dst")) : "?");
+}
+
+/* ---- CRI log sink ---- */
+
+static void log_record(struct ctr *c, const char *ts, int stream, bool full, const char *msg, size_t len)
+{
+  struct iovec out[5] = {{(void *)ts, strlen(ts)},
+                         {stream == 1 ? " stdout " : " stderr ", 8},
+                         {full ? "F " : "P ", 2},
+                         {(void *)msg, len},
+                         {"\n", 1}};
+  if (c->log_fd >= 0 && writev(c->log_fd, out, 5) < 0)
+    q_warn(c->pod->id, "container %.12s log: %s", c->id, strerror(errno));
+}
+
+/* One record per line: "<RFC3339Nano> <stream> F <line>"; a line longer
+ * than 16 KiB as P records of 16 KiB, then the rest. Under log_lock. */
+static void log_emit(struct ctr *c, int stream, const char *buf, size_t total, bool flush)
+{
+  char ts[40];
+  q_format_rfc3339nano(q_now_ns(), ts);
+  int s = stream == 1 ? 0 : 1;
+  size_t pos = 0;
+  while (pos < total) {
+    const char *nl = memchr(buf + pos, '\n', total - pos);
+    size_t line = nl ? (size_t)(nl - (buf + pos)) : total - pos;
+    if (line >= CRI_LOG_MAX_LINE) {
+      log_record(c, ts, stream, false, buf + pos, CRI_LOG_MAX_LINE);
+      pos += CRI_LOG_MAX_LINE;
+      continue;
+    }
+    if (!nl) {
+      if (flush) {
+        log_record(c, ts, stream, true, buf + pos, line);
+      } else {
+        memcpy(c->pend[s], buf + pos, line); /* line < 16 KiB: fits */
+        c->pend_len[s] = line;
+      }
+      return;
+    }
+    log_record(c, ts, stream, true, buf + pos, line);
+    pos += line + 1;
+  }
+}
+
+static ssize_t log_sink(void *ctx, int stream, const struct iovec *iov, int cnt)
+{
+  struct ctr *c = ctx;
+  int s = stream == 1 ? 0 : 1;
+  pthread_mutex_lock(&c->log_lock);
+  size_t total = c->pend_len[s];
+  for (int i = 0; i < cnt; i++)
+    total += iov[i].iov_len;
+  char *buf = malloc(total ? total : 1);
+  if (!buf) {
+    pthread_mutex_unlock(&c->log_lock);
+    return -ENOMEM;
+  }
+  size_t off = c->pend_len[s];
+  memcpy(buf, c->pend[s], off);
+  for (int i = 0; i < cnt; i++) {
+    memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
+    off += iov[i].iov_len;
+  }
+  size_t taken = total - c->pend_len[s];
+  c->pend_len[s] = 0;
+  log_emit(c, stream, buf, total, false);
+  pthread_mutex_unlock(&c->log_lock);
+  free(buf);
+  return (ssize_t)taken;
+}
+
+/* The container exited: its unterminated tails become lines. */
+static void log_flush(struct ctr *c)
+{
+  pthread_mutex_lock(&c->log_lock);
+  for (int s = 0; s < 2; s++) {
+    size_t n = c->pend_len[s];
+    c->pend_len[s] = 0;
+    if (n)
+      log_emit(c, s + 1, c->pend[s], n, true);
+  }
+  pthread_mutex_unlock(&c->log_lock);
+}
+
+static int open_log(const char *path)
+{
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+  return fd < 0 ? -errno : fd;
+}
+
+/* ---- create, start, signal, wait, delete ---- */
+
+int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
+{
+  const char *id = json_string_value(json_object_get(req, "id"));
+  const char *rootfs = json_string_value(json_object_get(req, "rootfs"));
+  const char *cwd = json_string_value(json_object_get(req, "cwd"));
+  const char *log = json_string_value(json_object_get(req, "log"));
+  json_t *mounts = json_object_get(req, "mounts");
+  if (!valid_id(id))
+    return q_error_make(err, EINVAL, "container id: 1..64 of [0-9A-Za-z_-] wanted");
+  if (!rootfs || rootfs[0] != '/')
+    return q_error_make(err, EINVAL, "rootfs: an absolute path wanted");
+  if (cwd && cwd[0] != '/')
+    return q_error_make(err, EINVAL, "cwd: an absolute path wanted");
+  if (mounts && !json_is_array(mounts))
+    return q_error_make(err, EINVAL, "mounts: an array wanted");
+  json_int_t uid = json_integer_value(json_object_get(req, "uid")), gid = json_integer_value(json_object_get(req, "gid"));
+  if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX)
+    return q_error_make(err, EINVAL, "uid/gid out of range");
+  if (json_is_true(json_object_get(req, "tty")))
+    return q_error_make(err, ENOSYS, "tty containers are not supported by the sandbox yet");
+  struct ctr *c = calloc(1, sizeof *c);
+  if (!c)
+    return q_error_make(err, ENOMEM, "container");
+  c->pod = p;
+  c->rootfd = c->mntns = c->log_fd = -1;
+  pthread_mutex_init(&c->log_lock, NULL);
+  snprintf(c->id, sizeof c->id, "%s", id);
+  c->uid = (uint32_t)uid;
+  c->gid = (uint32_t)gid;
+  int r;
+  if (!(c->argv = strv_from_json(json_object_get(req, "argv"), &c->argc, false))) {
+    r = q_error_make(err, EINVAL, "argv: a non-empty array of strings wanted");
+    goto fail;
+  }
+  json_t *envj = json_object_get(req, "envp"), *empty = json_array();
+  c->envp = strv_from_json(envj ? envj : empty, &c->envc, true);
+  json_decref(empty);
+  if (!c->envp) {
+    r = q_error_make(err, EINVAL, "envp: an array of strings wanted");
+    goto fail;
+  }
+  bool have_path = false;
+  for (size_t i = 0; i < c->envc; i++)
+    have_path |= !strncmp(c->envp[i], "PATH=", 5);
+  if (!have_path && !(c->envp[c->envc++] = strdup(DEFAULT_PATH))) {
+    r = q_error_make(err, ENOMEM, "env");
+    goto fail;
+  }
+  if (!(c->cwd = strdup(cwd ? cwd : "/"))) {
+    r = q_error_make(err, ENOMEM, "cwd");
+    goto fail;
+  }
+  if (log && *log) {
+    if (!(c->log_path = strdup(log))) {
+      r = q_error_make(err, ENOMEM, "log");
+      goto fail;
+    }
+    if (!(c->pend[0] = malloc(CRI_LOG_MAX_LINE)) || !(c->pend[1] = malloc(CRI_LOG_MAX_LINE))) {
+      r = q_error_make(err, ENOMEM, "log buffers");
+      goto fail;
+    }
+    if ((c->log_fd = open_log(log)) < 0) {
+      r = q_error_make(err, -c->log_fd, "open log %s", log);
+      goto fail;
+    }
+  }
+  if ((r = open_root(rootfs, mounts, &c->rootfd, &c->mntns, err)) < 0)
+    goto fail;
+  pthread_mutex_lock(&p->lock);
+  if (find(p, id)) {
+    pthread_mutex_unlock(&p->lock);
+    r = q_error_make(err, EEXIST, "container %s exists", id);
+    goto fail;
+  }
+  struct ctr **nv = realloc(p->ctrs, (p->n_ctrs + 1) * sizeof *nv);
+  if (!nv) {
+    pthread_mutex_unlock(&p->lock);
+    r = q_error_make(err, ENOMEM, "containers");
+    goto fail;
+  }
+  p->ctrs = nv;
+  p->ctrs[p->n_ctrs++] = c;
+  pthread_mutex_unlock(&p->lock);
+  q_info(p->id, "container %.12s created (%s)", id, c->argv[0]);
+  return 0;
+fail:
+  ctr_free(c);
+  return r;
+}
+
+/* Under p->lock: a guest for argv in c's root. */
+static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t argc, void *sink_ctx,
+                     ssize_t (*sink)(void *, int, const struct iovec *, int), struct sbx_guest **g, q_error **err)
+{
+  struct sbx_guest_config gc = {
+      .kernel = p->kernel,
+      .rootfd = c->rootfd,
+      .argv = (const char *const *)argv,
+      .argc = argc,
+      .envp = (const char *const *)c->envp,
+      .envc = c->envc,
+      .cwd = c->cwd,
+      .uid = c->uid,
+      .gid = c->gid,
+      .mem_bytes = p->mem_bytes,
+      .vcpus = p->vcpus,
+      .kernel_worker = p->kernel_worker,
+      .hostname = p->hostname,
+      .pod_id = p->id,
+      .stdio = {-1, -1, -1},
+      .sink_ctx = sink_ctx,
+      .sink = sink,
+  };
+  return sbx_guest_create(&gc, g, err);
+}
+
+static void *ctr_thread(void *arg)
+{
+  struct ctr *c = arg;
+  struct pod *p = c->pod;
+  int status = sbx_guest_run(c->guest);
+  log_flush(c);
+  pthread_mutex_lock(&p->lock);
+  struct sbx_guest *g = c->guest;
+  c->cpu_ns_done = sbx_guest_cpu_ns(g);
+  c->guest = NULL;
+  c->state = CTR_EXITED;
+  c->exit_code = status;
+  c->finished_at = q_now_ns();
+  pthread_cond_broadcast(&p->changed);
+  pthread_mutex_unlock(&p->lock);
+  sbx_guest_destroy(g);
+  q_info(p->id, "container %.12s exited with %d", c->id, status);
+  return NULL;
+}
+
+int pod_ctr_start(struct pod *p, const char *id, q_error **err)
+{
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = find(p, id);
+  int r;
+  if (!c) {
+    r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
+    goto out;
+  }
+  if (c->state != CTR_CREATED) {
+    r = q_error_make(err, EBUSY, "container %s was started already", id);
+    goto out;
+  }
+  if ((r = new_guest(p, c, c->argv, c->argc, c, c->log_fd >= 0 ? log_sink : NULL, &c->guest, err)) < 0)
+    goto out;
+  c->state = CTR_RUNNING;
+  c->started_at = q_now_ns();
+  if ((r = pthread_create(&c->thread, NULL, ctr_thread, c)) != 0) {
+    sbx_guest_destroy(c->guest);
+    c->guest = NULL;
+    c->state = CTR_CREATED;
+    c->started_at = 0;
+    r = q_error_make(err, r, "container thread");
+    goto out;
+  }
+  r = 0;
+out:
+  pthread_mutex_unlock(&p->lock);
+  return r;
+}
+
+/* Signals whose default action is to ignore (or continue): no effect on a
+ * guest that cannot deliver signals yet. */
+static bool sig_ignored(int s) { return s == SIGCHLD || s == SIGCONT || s == SIGURG || s == SIGWINCH; }
+
+int pod_ctr_signal(struct pod *p, const char *id, int signo, q_error **err)
+{
+  if (signo < 1 || signo > 64)
+    return q_error_make(err, EINVAL, "signal %d", signo);
+  if (signo == SIGSTOP || signo == SIGTSTP || signo == SIGTTIN || signo == SIGTTOU)
+    return q_error_make(err, ENOSYS, "stopping a container is not supported");
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = find(p, id);
+  int r = 0;
+  if (!c)
+    r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
+  else if (c->guest && !sig_ignored(signo))
+    sbx_guest_stop(c->guest, 128 + signo);
+  pthread_mutex_unlock(&p->lock);
+  return r;
+}
+
+static void status_json(const struct ctr *c, json_t *out)
+{
+  static const char *const names[] = {"created", "running", "exited"};
+  json_object_set_new(out, "state", json_string(names[c->state]));
+  json_object_set_new(out, "started_at", json_integer(c->started_at));
+  json_object_set_new(out, "finished_at", json_integer(c->finished_at));
+  json_object_set_new(out, "exit_code", json_integer(c->exit_code));
+  json_object_set_new(out, "oom", json_false());
+}
+
+int pod_ctr_wait(struct pod *p, const char *id, int timeout_ms, json_t *out, q_error **err)
+{
+  struct timespec dl;
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  if (timeout_ms > 0) {
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+      dl.tv_sec++;
+      dl.tv_nsec -= 1000000000;
+    }
+  }
+  pthread_mutex_lock(&p->lock);
+  int r = 0;
+  for (;;) {
+    struct ctr *c = find(p, id);
+    if (!c) {
+      r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
+      break;
+    }
+    if (c->state == CTR_EXITED || timeout_ms == 0) {
+      status_json(c, out);
+      break;
+    }
+    int w = timeout_ms < 0 ? pthread_cond_wait(&p->changed, &p->lock) : pthread_cond_timedwait(&p->changed, &p->lock, &dl);
+    if (w == ETIMEDOUT) {
+      r = q_error_make(err, ETIMEDOUT, "container %s still runs", id);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&p->lock);
+  return r;
+}
+
+int pod_ctr_delete(struct pod *p, const char *id, q_error **err)
+{
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = NULL;
+  size_t i;
+  for (i = 0; i < p->n_ctrs; i++)
+    if (id && !strcmp(p->ctrs[i]->id, id))
+      c = p->ctrs[i];
+  int r = 0;
+  if (!c) {
+    r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
+  } else if (c->state == CTR_RUNNING) {
+    r = q_error_make(err, EBUSY, "container %s runs", id);
+  } else {
+    for (i = 0; p->ctrs[i] != c; i++)
+      ;
+    p->ctrs[i] = p->ctrs[--p->n_ctrs];
+  }
+  pthread_mutex_unlock(&p->lock);
+  if (c && r == 0) {
+    if (c->started_at)
+      pthread_join(c->thread, NULL);
+    ctr_free(c);
+  }
+  return r;
+}
+
+int pod_ctr_reopen_log(struct pod *p, const char *id, q_error **err)
+{
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = find(p, id);
+  int r = 0;
+  if (!c) {
+    r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
+  } else if (!c->log_path) {
+    r = q_error_make(err, EINVAL, "container %s has no log file", id);
+  } else {
+    int fd = open_log(c->log_path);
+    if (fd < 0) {
+      r = q_error_make(err, -fd, "reopen log %s", c->log_path);
+    } else {
+      pthread_mutex_lock(&c->log_lock);
+      close(c->log_fd);
+      c->log_fd = fd;
+      pthread_mutex_unlock(&c->log_lock);
+    }
+  }
+  pthread_mutex_unlock(&p->lock);
+  return r;
+}
+
+static uint64_t self_rss(void)
+{
+  FILE *f = fopen("/proc/self/statm", "re");
+  unsigned long size = 0, res = 0;
+  if (f) {
+    if (fscanf(f, "%lu %lu", &size, &res) != 2)
+      res = 0;
+    fclose(f);
+  }
+  return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+int pod_ctr_stats(struct pod *p, const char *id, json_t *out, q_error **err)
+{
+  uint64_t cpu = 0, mem = 0;
+  int r = 0;
+  pthread_mutex_lock(&p->lock);
+  if (id) {
+    struct ctr *c = find(p, id);
+    if (!c) {
+      r = q_error_make(err, ENOENT, "no container %s", id);
+    } else {
+      cpu = c->guest ? sbx_guest_cpu_ns(c->guest) : c->cpu_ns_done;
+      mem = c->guest ? sbx_guest_resident(c->guest) : 0;
+    }
+  } else {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    mem = self_rss();
+  }
+  pthread_mutex_unlock(&p->lock);
+  if (r == 0) {
+    json_object_set_new(out, "timestamp", json_integer(q_now_ns()));
+    json_object_set_new(out, "cpu_ns", json_integer((json_int_t)cpu));
+    json_object_set_new(out, "memory_bytes", json_integer((json_int_t)mem));
+  }
+  return r;
+}
+
+/* ---- exec ---- */
+
+struct capture {
+  char *buf[2];
+  size_t len[2], cap;
+};
+
+static ssize_t capture_sink(void *ctx, int stream, const struct iovec *iov, int cnt)
+{
+  struct capture *k = ctx;
+  int s = stream == 1 ? 0 : 1;
+  size_t total = 0;
+  for (int i = 0; i < cnt; i++) {
+    size_t n = iov[i].iov_len;
+    total += n;
+    if (k->len[s] >= k->cap)
+      continue;
+    if (n > k->cap - k->len[s])
+      n = k->cap - k->len[s];
+    char *nb = realloc(k->buf[s], k->len[s] + n + 1);
+    if (!nb)
+      return -ENOMEM;
+    k->buf[s] = nb;
+    memcpy(nb + k->len[s], iov[i].iov_base, n);
+    k->len[s] += n;
+  }
+  return (ssize_t)total;
+}
+
+struct exec_run {
+  struct pod *p;
+  struct sbx_guest *g;
+  int status;
+  bool done;
+};
+
+static void *exec_thread(void *arg)
+{
+  struct exec_run *x = arg;
+  int st = sbx_guest_run(x->g);
+  pthread_mutex_lock(&x->p->lock);
+  x->status = st;
+  x->done = true;
+  pthread_cond_broadcast(&x->p->changed);
+  pthread_mutex_unlock(&x->p->lock);
+  return NULL;
+}
+
+int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char **buf, size_t *buf_len,
+                 q_error **err)
+{
+  size_t argc = 0;
+  char **argv = strv_from_json(json_object_get(req, "argv"), &argc, false);
+  if (!argv)
+    return q_error_make(err, EINVAL, "argv: a non-empty array of strings wanted");
+  json_int_t timeout_ms = json_integer_value(json_object_get(req, "timeout_ms"));
+  if (!json_is_integer(json_object_get(req, "timeout_ms")))
+    timeout_ms = -1;
+  json_int_t cap = json_integer_value(json_object_get(req, "out_cap"));
+  if (cap <= 0 || cap > (json_int_t)(SBX_EXEC_MAX_CAP))
+    cap = SBX_EXEC_MAX_CAP;
+  struct capture k = {.cap = (size_t)cap};
+  struct exec_run x = {.p = p};
+  int r;
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = find(p, id);
+  if (!c)
+    r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
+  else if (c->state != CTR_RUNNING)
+    r = q_error_make(err, EBUSY, "container %s is not running", id);
+  else
+    r = new_guest(p, c, argv, argc, &k, capture_sink, &x.g, err);
+  pthread_mutex_unlock(&p->lock);
+  free_strv(argv);
+  if (r < 0)
+    return r;
+  pthread_t t;
+  if ((r = pthread_create(&t, NULL, exec_thread, &x)) != 0) {
+    sbx_guest_destroy(x.g);
+    return q_error_make(err, r, "exec thread");
+  }
+  struct timespec dl;
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  if (timeout_ms > 0) {
+    dl.tv_sec += (time_t)(timeout_ms / 1000);
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+      dl.tv_sec++;
+      dl.tv_nsec -= 1000000000;
+    }
+  }
+  bool timed_out = false;
+  pthread_mutex_lock(&p->lock);
+  while (!x.done) {
+    int w = timeout_ms > 0 ? pthread_cond_timedwait(&p->changed, &p->lock, &dl) : pthread_cond_wait(&p->changed, &p->lock);
+    if (w == ETIMEDOUT && !x.done) {
+      timed_out = true;
+      sbx_guest_stop(x.g, 128 + SIGKILL);
+      while (!x.done)
+        pthread_cond_wait(&p->changed, &p->lock);
+    }
+  }
+  pthread_mutex_unlock(&p->lock);
+  pthread_join(t, NULL);
+  sbx_guest_destroy(x.g);
+  if (timed_out) {
+    free(k.buf[0]);
+    free(k.buf[1]);
+    return q_error_make(err, ETIMEDOUT, "exec timed out after %lld ms", (long long)timeout_ms);
+  }
+  *buf_len = k.len[0] + k.len[1];
+  *buf = malloc(*buf_len ? *buf_len : 1);
+  if (!*buf) {
+    free(k.buf[0]);
+    free(k.buf[1]);
+    return q_error_make(err, ENOMEM, "exec output");
+  }
+  if (k.len[0])
+    memcpy(*buf, k.buf[0], k.len[0]);
+  if (k.len[1])
+    memcpy(*buf + k.len[0], k.buf[1], k.len[1]);
+  free(k.buf[0]);
+  free(k.buf[1]);
+  json_object_set_new(out, "exit_code", json_integer(x.status));
+  json_object_set_new(out, "out_len", json_integer((json_int_t)k.len[0]));
+  json_object_set_new(out, "err_len", json_integer((json_int_t)k.len[1]));
+  return 0;
+}
+
+void pod_ctr_stop_all(struct pod *p)
+{
+  pthread_mutex_lock(&p->lock);
+  for (size_t i = 0; i < p->n_ctrs; i++)
+    if (p->ctrs[i]->guest)
+      sbx_guest_stop(p->ctrs[i]->guest, 128 + SIGKILL);
+  for (;;) {
+    bool running = false;
+    for (size_t i = 0; i < p->n_ctrs; i++)
+      running |= p->ctrs[i]->state == CTR_RUNNING;
+    if (!running)
+      break;
+    pthread_cond_wait(&p->changed, &p->lock);
+  }
+  pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,78 @@
+/* Shared between the pod server (pod.c) and its containers (pod_ctr.c). */
+#ifndef SBX_POD_INTERNAL_H
+#define SBX_POD_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <quark/common.h>
+
+#include "../guest.h"
+
+enum pod_state { CTR_CREATED, CTR_RUNNING, CTR_EXITED };
+
+struct pod;
+
+struct ctr {
+  struct pod *pod;
+  char id[65];
+  int rootfd;  /* O_PATH root of the container (inside mntns when it has mounts) */
+  int mntns;   /* private mount namespace holding its bind mounts, or -1 */
+  char **argv; /* NULL-terminated, owned */
+  char **envp;
+  size_t argc, envc;
+  char *cwd;
+  uint32_t uid, gid;
+  char *log_path;
+  int log_fd;
+  pthread_mutex_t log_lock;
+  /* Under log_lock: each stream's unterminated tail, held until its
+   * newline (a write(2) of half a line is not a line), the 16 KiB limit or
+   * the container's exit. */
+  char *pend[2];
+  size_t pend_len[2];
+  /* Under pod->lock: */
+  enum pod_state state;
+  int64_t started_at, finished_at;
+  int exit_code;
+  struct sbx_guest *guest;
+  pthread_t thread;
+  bool joined;
+  uint64_t cpu_ns_done; /* of the guest that ran, after it stopped */
+};
+
+struct pod {
+  const char *id;
+  const char *kernel;
+  const char *hostname;
+  uint64_t mem_bytes;
+  unsigned vcpus;
+  bool kernel_worker;
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  struct ctr **ctrs;
+  size_t n_ctrs;
+  unsigned running_execs;
+};
+
+/* pod_ctr.c; every function takes pod->lock itself unless it says so. */
+/* CRI log line limit: longer lines become P records. */
+#define CRI_LOG_MAX_LINE (16 * 1024)
+
+int pod_ctr_create(struct pod *p, json_t *req, q_error **err);
+int pod_ctr_start(struct pod *p, const char *id, q_error **err);
+int pod_ctr_signal(struct pod *p, const char *id, int signo, q_error **err);
+/* Waits for the exit (timeout_ms -1 forever), then fills the status. */
+int pod_ctr_wait(struct pod *p, const char *id, int timeout_ms, json_t *out, q_error **err);
+int pod_ctr_delete(struct pod *p, const char *id, q_error **err);
+int pod_ctr_reopen_log(struct pod *p, const char *id, q_error **err);
+int pod_ctr_stats(struct pod *p, const char *id, json_t *out, q_error **err);
+/* out_buf: out then err bytes (malloc'd). */
+int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char **buf, size_t *buf_len,
+                 q_error **err);
+/* Stops every running guest and joins it (pod shutdown). */
+void pod_ctr_stop_all(struct pod *p);
+
+#endif
