@@ -4,6 +4,7 @@
  * invariant on the machines we run on. */
 #include <qk/arch.h>
 #include <qk/kernel.h>
+#include <qk/qcall.h>
 
 static uint64_t boot_tsc, boot_real_ns, boot_mono_ns, mult;
 
@@ -25,3 +26,14 @@ static inline uint64_t since_boot_ns(void)
 
 uint64_t qk_time_monotonic_ns(void) { return boot_mono_ns + since_boot_ns(); }
 uint64_t qk_time_realtime_ns(void) { return boot_real_ns + since_boot_ns(); }
+
+void qk_sleep_ns(uint64_t ns)
+{
+  /* Hour-long requests keep each host timer in range; ~0 never ends. */
+  while (ns) {
+    uint64_t chunk = ns > 3600ull * 1000000000ull ? 3600ull * 1000000000ull : ns;
+    qk_qcall(QK_OP_SLEEP, chunk, 0, 0, 0, 0, 0);
+    if (ns != ~0ull)
+      ns -= chunk;
+  }
+}

@@ -811,16 +811,6 @@ struct l_pollfd {
   int16_t events, revents;
 };
 
-static void sleep_for(uint64_t ns)
-{
-  while (ns) {
-    uint64_t chunk = ns > 3600ull * 1000000000ull ? 3600ull * 1000000000ull : ns;
-    qk_qcall(QK_OP_SLEEP, chunk, 0, 0, 0, 0, 0);
-    if (ns != ~0ull)
-      ns -= chunk;
-  }
-}
-
 static int64_t do_poll(uint64_t ufds, uint64_t nfds, uint64_t timeout_ns)
 {
   if (nfds > (uint64_t)proc()->rlim[L_RLIMIT_NOFILE].cur || nfds > QK_FD_MAX)
@@ -848,7 +838,7 @@ static int64_t do_poll(uint64_t ufds, uint64_t nfds, uint64_t timeout_ns)
       ready++;
   }
   if (!ready)
-    sleep_for(timeout_ns);
+    qk_sleep_ns(timeout_ns);
   if (nfds && qk_copy_to_user(ufds, p, nfds * sizeof(*p)))
     ready = -QK_EFAULT;
 out:
@@ -918,7 +908,7 @@ static int64_t do_select(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, u
     ready += !!(sets[0][w] & bit) + !!(sets[1][w] & bit);
   }
   if (!ready) {
-    sleep_for(timeout_ns);
+    qk_sleep_ns(timeout_ns);
     memset(sets, 0, sizeof(sets));
   }
   for (int k = 0; k < 3; k++)

@@ -152,16 +152,6 @@ int64_t sys_time(ARGS)
   return t;
 }
 
-/* Sleeps ns nanoseconds on the host (the vCPU halts meanwhile). */
-static void sleep_ns(uint64_t ns)
-{
-  while (ns) {
-    uint64_t chunk = ns > 3600ull * 1000000000ull ? 3600ull * 1000000000ull : ns;
-    qk_qcall(QK_OP_SLEEP, chunk, 0, 0, 0, 0, 0);
-    ns -= chunk;
-  }
-}
-
 static int read_timespec(uint64_t uts, uint64_t *ns)
 {
   struct l_timespec ts;
@@ -180,7 +170,7 @@ int64_t sys_nanosleep(ARGS)
   int r = read_timespec(a0, &ns);
   if (r)
     return r;
-  sleep_ns(ns);
+  qk_sleep_ns(ns);
   return 0;
 }
 
@@ -197,7 +187,7 @@ int64_t sys_clock_nanosleep(ARGS)
     return r;
   if (a1 & 1) /* TIMER_ABSTIME */
     ns = ns > now ? ns - now : 0;
-  sleep_ns(ns);
+  qk_sleep_ns(ns);
   return 0;
 }
 
@@ -472,7 +462,7 @@ int64_t sys_futex(ARGS)
         ns = ns > now ? ns - now : 0;
       }
     }
-    sleep_ns(ns);
+    qk_sleep_ns(ns);
     return -QK_ETIMEDOUT;
   }
   case L_FUTEX_WAKE:

@@ -50,5 +50,8 @@ __attribute__((noreturn)) void qk_kpanic(const char *fmt, ...)
 void qk_time_init(const struct qk_boot_info *bi);
 uint64_t qk_time_monotonic_ns(void);
 uint64_t qk_time_realtime_ns(void);
+/* Sleeps on the host (QK_OP_SLEEP; the vCPU halts meanwhile). ~0ull sleeps
+ * forever: what a single task blocked with nothing to wake it does. */
+void qk_sleep_ns(uint64_t ns);
 
 #endif
