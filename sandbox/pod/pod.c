@@ -73,10 +73,11 @@ static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len)
     r = pod_ctr_signal(p, id, (int)json_integer_value(json_object_get(req, "signo")), &err);
   } else if (!strcmp(op, "wait") || !strcmp(op, "status")) {
     json_t *t = json_object_get(req, "timeout_ms");
-    int ms = !strcmp(op, "status") ? 0 : json_is_integer(t) ? (int)json_integer_value(t) : -1;
-    if (ms < -1)
-      ms = -1;
-    r = pod_ctr_wait(p, id, ms, out, &err);
+    json_int_t ms = !strcmp(op, "status") ? 0 : json_is_integer(t) ? json_integer_value(t) : -1;
+    if ((t && !json_is_integer(t)) || ms < -1 || ms > INT32_MAX)
+      r = q_error_make(&err, EINVAL, "timeout_ms: an integer from -1 wanted");
+    else
+      r = pod_ctr_wait(p, id, (int)ms, out, &err);
   } else if (!strcmp(op, "delete")) {
     r = pod_ctr_delete(p, id, &err);
   } else if (!strcmp(op, "exec")) {
