@@ -62,6 +62,7 @@
 #define QK_VECTOR_QCALL 0x40u   /* a completion arrived while the vCPU slept */
 #define QK_VECTOR_TIMER 0x41u   /* LAPIC timer */
 #define QK_VECTOR_IPI 0x42u     /* cross-vCPU wake-up */
+#define QK_VECTOR_CTL 0x43u     /* a pod control command arrived (qk_ctl.h) */
 
 /* ---- kernel image header ----
  * qkernel.bin is an ELF64 executable linked at QK_KERNEL_VBASE whose section
@@ -174,6 +175,10 @@ struct qk_boot_info {
    * kicks that ring's host worker like QK_PORT_KICK (an MMIO exit bound to
    * the same eventfd), without a trip through ring 0. 0 when absent. */
   uint64_t worker_kick_va;
+  /* Host -> guest: the pod control area (struct qk_ctl_area, qk_ctl.h),
+   * page aligned; 0 when the host drives no containers through it (the
+   * boot process is then the only one, as with `quark-sandbox run`). */
+  uint64_t ctl_gpa;
 };
 _Static_assert(sizeof(struct qk_boot_info) <= QK_PAGE_SIZE, "boot info fits one page");
 

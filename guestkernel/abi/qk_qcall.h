@@ -70,6 +70,8 @@ enum qk_op {
   QK_OP_COPY = 20,        /* a0 dst gpa, a1 src gpa, a2 len: host copies -> 0 */
   QK_OP_MKDIRAT = 21,     /* a0 dir hfd, a1 path gpa, a2 path len, a3 mode -> 0 */
   QK_OP_UNLINKAT = 22,    /* a0 dir hfd, a1 path gpa, a2 path len, a3 flags (QK_AT_REMOVEDIR) -> 0 */
+  QK_OP_CTL_EVENT = 23,   /* a0 gpa of struct qk_ctl_event, a1 its size (qk_ctl.h) -> 0, or
+                             -ENOSYS when the host drives no pod control channel */
   QK_OP_COUNT
 };
 

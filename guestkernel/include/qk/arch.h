@@ -73,6 +73,13 @@ void qk_arch_irq_disable(void);
 
 uint64_t qk_arch_rdtsc(void);
 
+/* One-shot timer for preemption: QK_VECTOR_TIMER reaches qk_interrupt
+ * about ns nanoseconds from now (0 cancels). Returns 0, or -ENOSYS where
+ * the VM has no timer to program: today, since the sandbox creates no
+ * in-kernel irqchip/LAPIC yet. Callers must then not rely on preemption
+ * (a task runs until it enters the kernel). Any context, this vCPU. */
+int qk_arch_timer_arm(uint64_t ns);
+
 /* Early console and fatal stop (port I/O: leaves the VM, slow path only). */
 void qk_arch_console_write(const char *s, uint64_t len);
 __attribute__((noreturn)) void qk_arch_shutdown(int status);
