@@ -590,11 +590,14 @@ int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec)
     return -QK_EFAULT; /* mapped, yet the access faulted: a real violation */
   if (v->flags & QK_VMF_FILE)
     return -QK_EFAULT; /* file contents were read at mmap time */
-  /* An untouched 2 MiB granule inside the area: one 2 MiB page. */
+  /* An untouched 2 MiB granule inside the area: one 2 MiB page, while
+   * memory is plentiful (a quarter free). Sparse touches of a big area
+   * would otherwise commit 512 times what they use; then 4 KiB pages. */
   uint64_t g = QK_ALIGN_DOWN(addr, QK_HUGE_PAGE_SIZE);
-  if (g >= v->start && v->end - g >= QK_HUGE_PAGE_SIZE) {
+  if (g >= v->start && v->end - g >= QK_HUGE_PAGE_SIZE &&
+      qk_page_free_count() > qk_page_total_count() / 4) {
     volatile uint64_t *pde = qk_pt_pde(mm->cr3, g, false);
-    if (!pde || !*pde)
+    if ((!pde || !*pde) && qk_page_huge_available())
       return populate(mm, g, g + QK_HUGE_PAGE_SIZE, v->prot, -1, 0) ? -QK_EFAULT : 0;
   }
   uint64_t lo = QK_ALIGN_DOWN(addr, QK_FAULT_AROUND * QK_PAGE_SIZE);

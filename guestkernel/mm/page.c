@@ -175,6 +175,11 @@ uint64_t qk_page_alloc_huge(bool *zero)
   return a;
 }
 
+bool qk_page_huge_available(void)
+{
+  return huge_head || QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE <= range_end;
+}
+
 void qk_page_free_huge(uint64_t pa)
 {
   if (!qk_page_owned(pa))

@@ -33,6 +33,7 @@ uint64_t qk_page_alloc_contig(size_t n);
 /* A 2 MiB-aligned run of 512 pages (2 MiB user pages); *zero says whether
  * it is known to be zero. 0 when no such run is left. */
 uint64_t qk_page_alloc_huge(bool *zero);
+bool qk_page_huge_available(void);
 void qk_page_free_huge(uint64_t pa);
 /* Returns a page. Pages outside the allocator's range (the host loaded
  * them: the initial process image) are ignored. */

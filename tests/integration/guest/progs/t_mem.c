@@ -258,6 +258,18 @@ int main(int argc, char **argv)
 static void test_oom(void)
 {
   fd_hello = open("/data/hello.txt", O_RDONLY);
+  /* Sparse touches of a big lazy area in a small VM: 2 MiB pages only
+   * while memory is plentiful, then 4 KiB pages, so this fits. */
+  size_t sl = 48 << 20;
+  unsigned char *sp = mmap(NULL, sl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(sp != MAP_FAILED);
+  for (size_t o = 0; sp != MAP_FAILED && o < sl; o += 1 << 20)
+    sp[o] = (unsigned char)(o >> 20);
+  int sparse_ok = sp != MAP_FAILED;
+  for (size_t o = 0; sp != MAP_FAILED && o < sl; o += 1 << 20)
+    sparse_ok &= sp[o] == (unsigned char)(o >> 20);
+  CHECK(sparse_ok);
+  CHECK_EQ(munmap(sp, sl), 0);
   static char *chunks[4096];
   int nchunks = 0;
   for (; nchunks < 4096; nchunks++) {
