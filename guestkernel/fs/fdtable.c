@@ -130,3 +130,28 @@ int qk_fd_set_cloexec(struct qk_fdtable *t, int fd, bool on)
   t->cloexec[fd] = on;
   return 0;
 }
+
+struct qk_fdtable *qk_fdtable_dup(struct qk_fdtable *src)
+{
+  struct qk_fdtable *t = qk_fdtable_new(src->limit);
+  if (!t)
+    return NULL;
+  if (grow(t, src->size - 1)) {
+    qk_fdtable_free(t);
+    return NULL;
+  }
+  for (int i = 0; i < src->size; i++) {
+    if (src->files[i])
+      t->files[i] = qk_file_ref(src->files[i]);
+    t->cloexec[i] = src->cloexec[i];
+  }
+  t->lowest_free = src->lowest_free;
+  return t;
+}
+
+void qk_fdtable_close_on_exec(struct qk_fdtable *t)
+{
+  for (int i = 0; i < t->size; i++)
+    if (t->files[i] && t->cloexec[i])
+      qk_fd_close(t, i);
+}

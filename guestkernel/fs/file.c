@@ -13,6 +13,7 @@ struct qk_file *qk_file_new(const struct qk_file_ops *ops, uint32_t flags, const
   f->flags = flags;
   f->hfd = -1;
   f->kind = 0;
+  f->priv = NULL;
   f->path = NULL;
   if (path) {
     size_t n = strlen(path) + 1;

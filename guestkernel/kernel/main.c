@@ -28,6 +28,7 @@ void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu)
     qk_kpanic("out of memory creating the initial process");
   percpu[cpu].current = t;
   qk_arch_switch_cr3(t->proc->mm->cr3);
+  qk_fpu_save(t->fpu); /* the boot FPU state, for tasks that fork before any switch */
   qk_arch_return_to_user(&t->regs);
 }
 
@@ -48,14 +49,17 @@ void qk_user_fault(struct qk_regs *r, uint64_t cr2)
       return;
   }
   bool bus = r->vector == 14 && !(r->error_code & 1) && qk_mm_file_hole(t->proc->mm, cr2);
-  /* No signal handlers yet: the default action of the matching signal,
-   * which for all of these ends the process. */
   int sig = 11; /* SIGSEGV */
+  int code = r->vector == 14 ? ((r->error_code & 1) ? 2 /* SEGV_ACCERR */ : 1 /* SEGV_MAPERR */)
+                             : QK_SI_KERNEL;
   switch (r->vector) {
   case 0:
+    sig = 8; /* SIGFPE */
+    code = 1; /* FPE_INTDIV */
+    break;
   case 16:
   case 19:
-    sig = 8; /* SIGFPE */
+    sig = 8;
     break;
   case 1:
   case 3:
@@ -63,17 +67,26 @@ void qk_user_fault(struct qk_regs *r, uint64_t cr2)
     break;
   case 6:
     sig = 4; /* SIGILL */
+    code = 2; /* ILL_ILLOPN */
     break;
   case 17:
     sig = 7; /* SIGBUS */
     break;
   }
-  if (bus)
+  if (bus) {
     sig = 7; /* past the end of a mapped file */
-  const char *name = r->vector < 32 && vector_names[r->vector] ? vector_names[r->vector] : "fault";
-  qk_printk(QK_LOG_INFO, "pid %d: %s at rip %lx addr %lx err %lx: killed by signal %d",
-            t->proc->pid, name, r->rip, cr2, r->error_code, sig);
-  qk_process_exit(t->proc, sig);
+    code = 2; /* BUS_ADRERR */
+  }
+  const struct l_sigaction *sa = &t->proc->sigactions[sig - 1];
+  if (sa->handler <= 1 || (t->sigmask & (1ull << (sig - 1)))) {
+    const char *name = r->vector < 32 && vector_names[r->vector] ? vector_names[r->vector] : "fault";
+    qk_printk(QK_LOG_INFO, "pid %d: %s at rip %lx addr %lx err %lx: killed by signal %d",
+              t->proc->pid, name, r->rip, cr2, r->error_code, sig);
+  }
+  struct qk_siginfo_lite si = { .code = code, .addr = r->vector == 14 ? cr2 : r->rip };
+  t->uregs = r;
+  qk_signal_task(t, sig, &si, true);
+  qk_sched_return(r, false);
 }
 
 void qk_interrupt(unsigned vector) { (void)vector; }

@@ -18,7 +18,7 @@ static inline struct qk_file *fget(uint64_t fd)
 /* Copies the user path into out (QK_PATH_MAX bytes) and makes it absolute
  * against dirfd (L_AT_FDCWD: the cwd). Returns 0, 1 for an empty path when
  * allow_empty (the caller then uses dirfd itself), or -errno. */
-static int path_at(int64_t dirfd, uint64_t upath, char *out, bool allow_empty)
+int qk_path_at(int64_t dirfd, uint64_t upath, char *out, bool allow_empty)
 {
   int64_t n = qk_strncpy_from_user(out, upath, QK_PATH_MAX);
   if (n < 0)
@@ -97,7 +97,7 @@ static int64_t do_open(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
   char *path = path_buf();
   if (!path)
     return -QK_ENOMEM;
-  int r = path_at(dirfd, upath, path, false);
+  int r = qk_path_at(dirfd, upath, path, false);
   int self = r == 0 ? self_fd_path(path) : -1;
   if (self >= 0) {
     /* Opening one's own descriptor shares its open file (Linux reopens
@@ -450,7 +450,7 @@ static int64_t do_fstatat(int64_t dirfd, uint64_t upath, uint64_t ubuf, uint64_t
   char *path = path_buf();
   if (!path)
     return -QK_ENOMEM;
-  int64_t r = path_at(dirfd, upath, path, flags & L_AT_EMPTY_PATH);
+  int64_t r = qk_path_at(dirfd, upath, path, flags & L_AT_EMPTY_PATH);
   if (r == 1) {
     if ((int)dirfd == L_AT_FDCWD) {
       qk_strlcpy(path, proc()->fs->cwd, QK_PATH_MAX);
@@ -510,7 +510,7 @@ int64_t sys_statx(uint64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mask,
   if (!path)
     return -QK_ENOMEM;
   struct l_stat st;
-  int64_t r = path_at((int64_t)(int)dirfd, upath, path, flags & L_AT_EMPTY_PATH);
+  int64_t r = qk_path_at((int64_t)(int)dirfd, upath, path, flags & L_AT_EMPTY_PATH);
   if (r == 1) {
     if ((int)dirfd == L_AT_FDCWD) {
       r = qk_vfs_stat(proc()->fs->cwd, 0, qk_va_to_pa(&st));
@@ -556,7 +556,7 @@ static int64_t do_faccessat(int64_t dirfd, uint64_t upath, uint64_t mode, uint64
   char *path = path_buf();
   if (!path)
     return -QK_ENOMEM;
-  int64_t r = path_at(dirfd, upath, path, flags & L_AT_EMPTY_PATH);
+  int64_t r = qk_path_at(dirfd, upath, path, flags & L_AT_EMPTY_PATH);
   if (r == 1) {
     struct qk_file *f = (int)dirfd == L_AT_FDCWD ? NULL : fget((uint64_t)dirfd);
     if ((int)dirfd != L_AT_FDCWD && !f)
@@ -602,7 +602,7 @@ static int64_t do_readlinkat(int64_t dirfd, uint64_t upath, uint64_t ubuf, uint6
   char *path = path_buf();
   if (!path)
     return -QK_ENOMEM;
-  int64_t r = path_at(dirfd, upath, path, false);
+  int64_t r = qk_path_at(dirfd, upath, path, false);
   if (r == 0) {
     const char *target = NULL;
     /* The one magic link static programs ask for: their own executable. */
@@ -679,7 +679,7 @@ int64_t sys_chdir(uint64_t upath, uint64_t a1, uint64_t a2, uint64_t a3, uint64_
   char *path = path_buf();
   if (!path)
     return -QK_ENOMEM;
-  int64_t r = path_at(L_AT_FDCWD, upath, path, false);
+  int64_t r = qk_path_at(L_AT_FDCWD, upath, path, false);
   if (r == 0)
     r = set_cwd(path);
   qk_kfree(path);
@@ -707,7 +707,7 @@ static int64_t do_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
   char *path = path_buf();
   if (!path)
     return -QK_ENOMEM;
-  int64_t r = path_at(dirfd, upath, path, false);
+  int64_t r = qk_path_at(dirfd, upath, path, false);
   if (r == 0) {
     /* The host takes a parent and a last component: "/" has none (Linux
      * says EEXIST) and a trailing slash is allowed on mkdir. */
@@ -742,7 +742,7 @@ static int64_t do_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
   char *path = path_buf();
   if (!path)
     return -QK_ENOMEM;
-  int64_t r = path_at(dirfd, upath, path, false);
+  int64_t r = qk_path_at(dirfd, upath, path, false);
   if (r == 0) {
     size_t n = strlen(path);
     if (flags) /* rmdir("dir/") is fine; unlink("file/") is not */
@@ -831,14 +831,25 @@ static int64_t do_poll(uint64_t ufds, uint64_t nfds, uint64_t timeout_ns)
     if (!f) {
       p[i].revents = L_POLLNVAL;
     } else {
-      p[i].revents = p[i].events & (L_POLLIN | L_POLLOUT | L_POLLRDNORM | L_POLLWRNORM);
+      if (f->ops->poll) {
+        int ev = f->ops->poll(f);
+        if (ev & L_POLLIN)
+          ev |= L_POLLRDNORM;
+        if (ev & L_POLLOUT)
+          ev |= L_POLLWRNORM;
+        p[i].revents = (int16_t)(ev & (p[i].events | 0x18 /* POLLERR|POLLHUP */));
+      } else {
+        p[i].revents = p[i].events & (L_POLLIN | L_POLLOUT | L_POLLRDNORM | L_POLLWRNORM);
+      }
       qk_fput(f);
     }
     if (p[i].revents)
       ready++;
   }
-  if (!ready)
-    qk_sleep_ns(timeout_ns);
+  if (!ready && timeout_ns && !qk_wait_expired()) {
+    ready = qk_block(&qk_poll_wq, qk_wait_deadline(timeout_ns));
+    goto out;
+  }
   if (nfds && qk_copy_to_user(ufds, p, nfds * sizeof(*p)))
     ready = -QK_EFAULT;
 out:
@@ -903,12 +914,20 @@ static int64_t do_select(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, u
     struct qk_file *f = fget((uint64_t)fd);
     if (!f)
       return -QK_EBADF;
+    if (f->ops->poll) {
+      int ev = f->ops->poll(f);
+      if (!(ev & (L_POLLIN | 0x10)))
+        sets[0][w] &= ~bit;
+      if (!(ev & (L_POLLOUT | 0x8)))
+        sets[1][w] &= ~bit;
+    }
     qk_fput(f);
     sets[2][w] &= ~bit; /* no exceptional conditions */
     ready += !!(sets[0][w] & bit) + !!(sets[1][w] & bit);
   }
   if (!ready) {
-    qk_sleep_ns(timeout_ns);
+    if (timeout_ns && !qk_wait_expired())
+      return qk_block(&qk_poll_wq, qk_wait_deadline(timeout_ns));
     memset(sets, 0, sizeof(sets));
   }
   for (int k = 0; k < 3; k++)
@@ -939,4 +958,43 @@ int64_t sys_pselect6(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint6
   if (r)
     return r;
   return do_select(nfds, ur, uw, ue, ns);
+}
+
+static int64_t do_pipe2(uint64_t ufds, uint64_t flags)
+{
+  if (flags & ~(uint64_t)(L_O_NONBLOCK | L_O_CLOEXEC))
+    return -QK_EINVAL;
+  struct qk_file *r, *w;
+  int e = qk_pipe_create((uint32_t)flags, &r, &w);
+  if (e)
+    return e;
+  bool ce = flags & L_O_CLOEXEC;
+  int fds[2] = { qk_fd_install(proc()->files, r, 0, ce), -1 };
+  if (fds[0] < 0) {
+    qk_fput(r);
+    qk_fput(w);
+    return fds[0];
+  }
+  fds[1] = qk_fd_install(proc()->files, w, 0, ce);
+  if (fds[1] < 0) {
+    qk_fput(w);
+    qk_fd_close(proc()->files, fds[0]);
+    return fds[1];
+  }
+  if (qk_copy_to_user(ufds, fds, sizeof(fds))) {
+    qk_fd_close(proc()->files, fds[0]);
+    qk_fd_close(proc()->files, fds[1]);
+    return -QK_EFAULT;
+  }
+  return 0;
+}
+
+int64_t sys_pipe(uint64_t ufds, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return do_pipe2(ufds, 0);
+}
+
+int64_t sys_pipe2(uint64_t ufds, uint64_t flags, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return do_pipe2(ufds, flags);
 }

@@ -16,41 +16,11 @@ static inline struct qk_process *proc(void) { return qk_current()->proc; }
 /* ---- identity ---- */
 
 int64_t sys_getpid(ARGS) { return proc()->pid; }
-int64_t sys_getppid(ARGS) { return proc()->ppid; }
 int64_t sys_gettid(ARGS) { return cur()->tid; }
 int64_t sys_getuid(ARGS) { return proc()->uid; }
 int64_t sys_geteuid(ARGS) { return proc()->euid; }
 int64_t sys_getgid(ARGS) { return proc()->gid; }
 int64_t sys_getegid(ARGS) { return proc()->egid; }
-int64_t sys_getpgrp(ARGS) { return proc()->pgid; }
-
-int64_t sys_getpgid(ARGS)
-{
-  return ((int)a0 == 0 || (int)a0 == proc()->pid) ? proc()->pgid : -QK_ESRCH;
-}
-
-int64_t sys_getsid(ARGS)
-{
-  return ((int)a0 == 0 || (int)a0 == proc()->pid) ? proc()->sid : -QK_ESRCH;
-}
-
-int64_t sys_setsid(ARGS)
-{
-  /* pid 1 already leads its own session and group. */
-  return proc()->pgid == proc()->pid ? -QK_EPERM : proc()->pid;
-}
-
-int64_t sys_setpgid(ARGS)
-{
-  if ((int)a0 != 0 && (int)a0 != proc()->pid)
-    return -QK_ESRCH;
-  if ((int)a1 < 0)
-    return -QK_EINVAL;
-  if (proc()->sid == proc()->pid)
-    return (int)a1 == 0 || (int)a1 == proc()->pid ? 0 : -QK_EPERM;
-  proc()->pgid = (int)a1 ? (int)a1 : proc()->pid;
-  return 0;
-}
 
 int64_t sys_getgroups(ARGS)
 {
@@ -164,14 +134,22 @@ static int read_timespec(uint64_t uts, uint64_t *ns)
   return 0;
 }
 
+/* Parks the task (other tasks run meanwhile) until ns passed. */
+static int64_t sleep_for(uint64_t ns)
+{
+  if (qk_wait_expired() || !ns)
+    return 0;
+  int64_t r = qk_block(&qk_poll_wq + 1, qk_wait_deadline(ns));
+  return r == -QK_ERESTARTSYS ? -QK_EINTR : r;
+}
+
 int64_t sys_nanosleep(ARGS)
 {
   uint64_t ns;
   int r = read_timespec(a0, &ns);
   if (r)
     return r;
-  qk_sleep_ns(ns);
-  return 0;
+  return sleep_for(ns);
 }
 
 int64_t sys_clock_nanosleep(ARGS)
@@ -187,11 +165,14 @@ int64_t sys_clock_nanosleep(ARGS)
     return r;
   if (a1 & 1) /* TIMER_ABSTIME */
     ns = ns > now ? ns - now : 0;
-  qk_sleep_ns(ns);
-  return 0;
+  return sleep_for(ns);
 }
 
-int64_t sys_sched_yield(ARGS) { return 0; }
+int64_t sys_sched_yield(ARGS)
+{
+  qk_sched_yield();
+  return 0;
+}
 
 int64_t sys_sched_getaffinity(ARGS)
 {
@@ -435,97 +416,90 @@ int64_t sys_get_robust_list(ARGS)
   return 0;
 }
 
+/* Futex keys are the guest-physical address of the word: the same for
+ * private and shared futexes (memory is never moved or swapped). Waiters
+ * park on the key; a woken waiter's restarted FUTEX_WAIT returns 0 without
+ * comparing again (qk_wait_woken). */
+static int futex_key(uint64_t uaddr, const void **key)
+{
+  uint64_t pa;
+  if (uaddr & 3)
+    return -QK_EINVAL;
+  if (qk_user_pa(uaddr, false, &pa))
+    return -QK_EFAULT;
+  *key = (const void *)pa;
+  return 0;
+}
+
 int64_t sys_futex(ARGS)
 {
   int op = (int)a1 & ~(L_FUTEX_PRIVATE_FLAG | L_FUTEX_CLOCK_REALTIME);
+  const void *key;
+  int r = futex_key(a0, &key);
+  if (r)
+    return r;
   switch (op) {
   case L_FUTEX_WAIT:
   case L_FUTEX_WAIT_BITSET: {
-    if (a0 & 3)
-      return -QK_EINVAL;
     if (op == L_FUTEX_WAIT_BITSET && !(uint32_t)a5)
       return -QK_EINVAL;
-    uint32_t v;
-    if (qk_copy_from_user(&v, a0, 4))
-      return -QK_EFAULT;
-    if (v != (uint32_t)a2)
-      return -QK_EAGAIN;
-    /* One thread: nobody can wake us, so only the timeout ends the wait. */
-    uint64_t ns = ~0ull;
-    if (a3) {
-      int r = read_timespec(a3, &ns);
-      if (r)
-        return r;
-      if (op == L_FUTEX_WAIT_BITSET) { /* absolute */
-        uint64_t now = ((int)a1 & L_FUTEX_CLOCK_REALTIME) ? qk_time_realtime_ns()
-                                                          : qk_time_monotonic_ns();
-        ns = ns > now ? ns - now : 0;
+    if (qk_wait_woken())
+      return 0;
+    if (qk_wait_expired())
+      return -QK_ETIMEDOUT;
+    uint64_t deadline = ~0ull;
+    if (!qk_restarting()) {
+      uint32_t v;
+      if (qk_copy_from_user(&v, a0, 4))
+        return -QK_EFAULT;
+      if (v != (uint32_t)a2)
+        return -QK_EAGAIN;
+      if (a3) {
+        uint64_t ns;
+        r = read_timespec(a3, &ns);
+        if (r)
+          return r;
+        if (op == L_FUTEX_WAIT_BITSET) { /* absolute */
+          uint64_t now = ((int)a1 & L_FUTEX_CLOCK_REALTIME) ? qk_time_realtime_ns()
+                                                            : qk_time_monotonic_ns();
+          ns = ns > now ? ns - now : 0;
+        }
+        deadline = qk_wait_deadline(ns);
       }
+    } else {
+      deadline = qk_wait_deadline(0);
     }
-    qk_sleep_ns(ns);
-    return -QK_ETIMEDOUT;
+    int64_t b = qk_block(key, deadline);
+    return b == -QK_ERESTARTSYS ? -QK_EINTR : b;
   }
   case L_FUTEX_WAKE:
   case L_FUTEX_WAKE_BITSET:
-    if (a0 & 3)
-      return -QK_EINVAL;
-    return 0; /* no waiters */
+    return qk_wake_n(key, (int)a2 < 0 ? 0 : (int)a2);
+  case 3: /* FUTEX_REQUEUE */
+  case 4: { /* FUTEX_CMP_REQUEUE */
+    if (op == 4) {
+      uint32_t v;
+      if (qk_copy_from_user(&v, a0, 4))
+        return -QK_EFAULT;
+      if (v != (uint32_t)a5)
+        return -QK_EAGAIN;
+    }
+    const void *key2;
+    r = futex_key(a4, &key2);
+    if (r)
+      return r;
+    int woke = qk_wake_n(key, (int)a2 < 0 ? 0 : (int)a2);
+    int moved = 0;
+    for (struct qk_task *t = qk_all_tasks; t && moved < (int)a3; t = t->next_all)
+      if (t->state == QK_TASK_BLOCKED && t->wchan == key) {
+        t->wchan = key2;
+        moved++;
+      }
+    return woke + moved;
+  }
   default:
     return -QK_ENOSYS;
   }
-}
-
-/* ---- signals: handlers and masks are recorded; nothing raises a signal
- * in a single-process kernel except faults, which end the process. ---- */
-
-int64_t sys_rt_sigaction(ARGS)
-{
-  int sig = (int)a0;
-  if (sig < 1 || sig > L_NSIG || a3 != 8)
-    return -QK_EINVAL;
-  struct l_sigaction *sa = &proc()->sigactions[sig - 1];
-  struct l_sigaction nsa;
-  if (a1) {
-    if (sig == L_SIGKILL || sig == L_SIGSTOP)
-      return -QK_EINVAL;
-    if (qk_copy_from_user(&nsa, a1, sizeof(nsa)))
-      return -QK_EFAULT;
-  }
-  if (a2 && qk_copy_to_user(a2, sa, sizeof(*sa)))
-    return -QK_EFAULT;
-  if (a1)
-    *sa = nsa;
-  return 0;
-}
-
-int64_t sys_rt_sigprocmask(ARGS)
-{
-  if (a3 != 8)
-    return -QK_EINVAL;
-  uint64_t old = cur()->sigmask, set;
-  if (a1) {
-    if (qk_copy_from_user(&set, a1, 8))
-      return -QK_EFAULT;
-    set &= ~((1ull << (L_SIGKILL - 1)) | (1ull << (L_SIGSTOP - 1)));
-    switch ((int)a0) {
-    case 0: /* SIG_BLOCK */
-      cur()->sigmask |= set;
-      break;
-    case 1: /* SIG_UNBLOCK */
-      cur()->sigmask &= ~set;
-      break;
-    case 2: /* SIG_SETMASK */
-      cur()->sigmask = set;
-      break;
-    default:
-      return -QK_EINVAL;
-    }
-  }
-  if (a2 && qk_copy_to_user(a2, &old, 8)) {
-    cur()->sigmask = old;
-    return -QK_EFAULT;
-  }
-  return 0;
 }
 
 int64_t sys_prctl(ARGS)
@@ -563,51 +537,3 @@ int64_t sys_prctl(ARGS)
   }
 }
 
-/* Signals to itself. The one process is the container's init (pid 1), and
- * Linux drops signals to init whose action is the default one (and ignored
- * ones, of course); a handler would need delivery, which is not there yet:
- * ENOSYS then, honestly. */
-static int64_t signal_self(int sig)
-{
-  if (sig < 0 || sig > L_NSIG)
-    return -QK_EINVAL;
-  if (sig == 0)
-    return 0;
-  uint64_t h = proc()->sigactions[sig - 1].handler;
-  if (h == 0 /* SIG_DFL */ || h == 1 /* SIG_IGN */)
-    return 0;
-  return -QK_ENOSYS;
-}
-
-int64_t sys_kill(ARGS)
-{
-  int pid = (int)a0;
-  if (pid == proc()->pid || pid == 0 || pid == -proc()->pgid)
-    return signal_self((int)a1);
-  /* Another pid, or -1 (every process but init): there is none. */
-  return (int)a1 < 0 || (int)a1 > L_NSIG ? -QK_EINVAL : -QK_ESRCH;
-}
-
-int64_t sys_tkill(ARGS)
-{
-  if ((int)a0 <= 0)
-    return -QK_EINVAL;
-  return (int)a0 == cur()->tid ? signal_self((int)a1) : -QK_ESRCH;
-}
-
-int64_t sys_tgkill(ARGS)
-{
-  if ((int)a0 <= 0 || (int)a1 <= 0)
-    return -QK_EINVAL;
-  return (int)a0 == proc()->pid && (int)a1 == cur()->tid ? signal_self((int)a2) : -QK_ESRCH;
-}
-
-/* ---- exit ---- */
-
-int64_t sys_exit_group(ARGS) { qk_process_exit(proc(), (int)((a0 & 0xff) << 8)); }
-
-int64_t sys_exit(ARGS)
-{
-  /* The last thread's exit ends the process. */
-  qk_process_exit(proc(), (int)((a0 & 0xff) << 8));
-}

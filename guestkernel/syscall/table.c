@@ -3,6 +3,7 @@
 #include <qk/kernel.h>
 #include <qk/qcall.h>
 #include <qk/syscall.h>
+#include <qk/task.h>
 
 /* 75 (fdatasync) shares fsync: the host syncs data and metadata alike. */
 #define QK_SYSCALLS(X)                                                                     \
@@ -26,7 +27,10 @@
   X(257, openat) X(258, mkdirat) X(262, newfstatat) X(263, unlinkat) X(267, readlinkat)    \
   X(269, faccessat) X(270, pselect6) X(271, ppoll) X(273, set_robust_list)                 \
   X(274, get_robust_list) X(292, dup3) X(302, prlimit64) X(309, getcpu) X(318, getrandom)  \
-  X(332, statx) X(439, faccessat2)
+  X(332, statx) X(439, faccessat2)                                                         \
+  X(15, rt_sigreturn) X(22, pipe) X(34, pause) X(56, clone) X(57, fork) X(58, vfork)       \
+  X(59, execve) X(61, wait4) X(127, rt_sigpending) X(130, rt_sigsuspend)                   \
+  X(131, sigaltstack) X(247, waitid) X(293, pipe2) X(322, execveat) X(435, clone3)
 
 #define DECLARE(nr, name)                                                                  \
   int64_t sys_##name(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
@@ -49,12 +53,21 @@ static __attribute__((noinline)) int64_t unknown(uint64_t nr)
   return -QK_ENOSYS;
 }
 
-void qk_syscall(struct qk_regs *r)
+int64_t qk_syscall_dispatch(struct qk_regs *r)
 {
   uint64_t nr = r->orig_rax;
   qk_sys_fn fn;
   if (qk_likely(nr < QK_NR_SYSCALLS && (fn = table[nr])))
-    r->rax = (uint64_t)fn(r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9);
-  else
-    r->rax = (uint64_t)unknown(nr);
+    return fn(r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9);
+  return unknown(nr);
+}
+
+void qk_syscall(struct qk_regs *r)
+{
+  struct qk_task *t = qk_current();
+  t->uregs = r;
+  int64_t res = qk_syscall_dispatch(r);
+  if (qk_likely(res != -QK_ERESTART_WAIT))
+    r->rax = (uint64_t)res;
+  qk_sched_return(r, true);
 }

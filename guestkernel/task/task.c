@@ -1,4 +1,4 @@
-/* The initial process and process exit. */
+/* The initial process. */
 #include <qk/kernel.h>
 #include <qk/qcall.h>
 #include <qk/task.h>
@@ -69,15 +69,10 @@ struct qk_task *qk_task_create_init(const struct qk_boot_info *bi)
   t->regs.cs = QK_SEL_UCODE;
   t->regs.ss = QK_SEL_UDATA;
   t->regs.rflags = 0x202;
+  t->altstack_flags = 2; /* SS_DISABLE */
+  p->exit_signal = 17;
+  p->next_all = qk_all_procs;
+  qk_all_procs = p;
+  qk_sched_add(t);
   return t;
-}
-
-void qk_process_exit(struct qk_process *p, int wstatus)
-{
-  (void)p;
-  /* The container's init is the only process: its end is the sandbox's.
-   * The host reports exit code (status >> 8) or 128 + signal. */
-  int code = (wstatus & 0x7f) ? 128 + (wstatus & 0x7f) : (wstatus >> 8) & 0xff;
-  qk_qcall(QK_OP_EXIT, (uint64_t)code, 0, 0, 0, 0, 0);
-  qk_arch_shutdown(code);
 }

@@ -35,6 +35,9 @@ struct qk_file_ops {
   int (*fstat)(struct qk_file *f, uint64_t gpa);
   int64_t (*getdents)(struct qk_file *f, uint64_t uva, uint64_t len);
   int64_t (*ioctl)(struct qk_file *f, uint64_t cmd, uint64_t arg);
+  /* Readiness for poll/select: L_POLL* bits (NULL: always readable and
+   * writable). */
+  int (*poll)(struct qk_file *f);
   /* Host handle for private file mmap, or -ENODEV. */
   int (*mmap_hfd)(struct qk_file *f);
   void (*release)(struct qk_file *f);
@@ -47,6 +50,7 @@ struct qk_file {
   int hfd;        /* host handle, -1 if none */
   uint32_t kind;  /* backend-specific */
   char *path;     /* absolute path as opened (kmalloc'd), or NULL */
+  void *priv;     /* backend state (pipes) */
 };
 
 struct qk_file *qk_file_new(const struct qk_file_ops *ops, uint32_t flags, const char *path);
@@ -70,6 +74,10 @@ struct qk_fdtable {
 
 struct qk_fdtable *qk_fdtable_new(int limit);
 void qk_fdtable_free(struct qk_fdtable *t);
+/* fork without CLONE_FILES: a copy sharing every open file. NULL: ENOMEM. */
+struct qk_fdtable *qk_fdtable_dup(struct qk_fdtable *src);
+/* execve: closes the descriptors marked close-on-exec. */
+void qk_fdtable_close_on_exec(struct qk_fdtable *t);
 /* Installs f (consuming one reference) at the lowest free fd >= min.
  * Returns the fd, -QK_EMFILE (none below the limit), -QK_EINVAL (min < 0)
  * or -QK_ENOMEM. Callers with their own range rules (F_DUPFD) check first. */
@@ -92,6 +100,11 @@ int qk_path_join(char *out, int size, const char *base, const char *rel);
  * length. */
 int qk_path_normalize(char *p);
 
+/* Copies a user path and makes it absolute against dirfd (L_AT_FDCWD: the
+ * cwd) into out (QK_PATH_MAX bytes). 0, 1 for an empty path when
+ * allow_empty, or -errno. (syscall/sys_fs.c) */
+int qk_path_at(int64_t dirfd, uint64_t upath, char *out, bool allow_empty);
+
 /* Backends. */
 /* Opens an absolute path inside the rootfs (host) or an in-kernel device. */
 int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out);
@@ -101,6 +114,10 @@ struct qk_file *qk_hostfs_stdio(int hfd);
 int qk_vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa);
 int qk_vfs_access(const char *abs, int mode, int flags);
 int64_t qk_vfs_readlink(const char *abs, char *buf, uint64_t len);
+/* Pipes (fs/pipe.c): both ends, O_NONBLOCK/O_CLOEXEC-free flags given
+ * as L_O_NONBLOCK. 0 or -QK_ENOMEM. */
+int qk_pipe_create(uint32_t flags, struct qk_file **rd, struct qk_file **wr);
+
 /* In-kernel devices (/dev/null, /dev/zero, /dev/full, /dev/random,
  * /dev/urandom): -QK_ENOENT if abs names none of them. */
 int qk_dev_open(const char *abs, int flags, struct qk_file **out);

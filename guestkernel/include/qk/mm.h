@@ -107,6 +107,13 @@ struct qk_mm {
  * loader mapped (boot info init_cr3/init_vmas/init_brk). */
 struct qk_mm *qk_mm_from_boot(const struct qk_boot_info *bi);
 
+/* mm/mm_fork.c: an empty address space sharing kernel_cr3's kernel half;
+ * an eager copy of src (fork; see the file for why not COW); teardown of
+ * an address space no vCPU runs on. NULL when out of memory. */
+struct qk_mm *qk_mm_new(uint64_t kernel_cr3);
+struct qk_mm *qk_mm_dup(struct qk_mm *src, uint64_t kernel_cr3);
+void qk_mm_destroy(struct qk_mm *mm);
+
 /* mmap/munmap/mprotect/brk/madvise semantics with Linux's checks; return
  * an address or a negated errno. file_hfd >= 0 for private file mappings
  * (contents read from the host at file_off). */

@@ -1,12 +1,21 @@
-/* Processes and threads.
+/* Processes, threads, the scheduler and signals.
  *
- * Shaped for what comes next (fork, threads, signals): a task is a thread
- * (own registers, TLS, tid, clear_child_tid, robust list, signal mask); a
- * process is a thread group with a pid and the resources its threads share,
- * each behind a reference count so that clone() flags can share or copy
- * them one by one: the address space (CLONE_VM), the descriptor table
- * (CLONE_FILES) and the fs context (CLONE_FS: cwd, umask). Today there is
- * exactly one process with one task. */
+ * A task is a thread (own registers, FPU state, TLS, tid, signal mask and
+ * thread-directed pending signals); a process is a thread group with a pid
+ * and the resources its threads share, each behind a reference count so
+ * that clone() flags share or copy them one by one: the address space
+ * (CLONE_VM), the descriptor table (CLONE_FILES) and the fs context
+ * (CLONE_FS: cwd, umask).
+ *
+ * Scheduling is cooperative on vCPU 0 (the sandbox has no timer or IPI to
+ * offer yet, see qk_arch_timer_arm): a task runs until it blocks, yields,
+ * exits, or has made QK_SLICE_SYSCALLS syscalls / run QK_SLICE_NS since it
+ * was picked. No per-task kernel stack: a syscall that must wait parks its
+ * task with the syscall's registers saved (qk_block) and the scheduler runs
+ * the syscall again from the start when the task is woken ("restart"
+ * model). Handlers that block must therefore be restartable: everything
+ * they did before qk_block must be harmless to redo, and state that must
+ * survive (a deadline) lives in the task (qk_wait_deadline). */
 #ifndef QK_TASK_H
 #define QK_TASK_H
 
@@ -23,6 +32,18 @@ struct qk_fs_ctx {
   uint32_t refs;
 };
 
+/* Internal results of syscall handlers, never seen by user code. */
+#define QK_ERESTART_WAIT 4096 /* parked by qk_block: run again when woken */
+#define QK_ERESTARTSYS 512    /* interrupted by a signal: -EINTR or restart (SA_RESTART) */
+
+struct qk_siginfo_lite {
+  int32_t code;
+  int32_t pid;
+  uint32_t uid;
+  int32_t status;
+  uint64_t addr;
+};
+
 struct qk_process {
   int pid, ppid, pgid, sid;
   uint32_t uid, gid, euid, egid;
@@ -30,33 +51,131 @@ struct qk_process {
   struct qk_fdtable *files;
   struct qk_fs_ctx *fs;
   struct l_rlimit rlim[L_RLIM_NLIMITS];
-  struct l_sigaction sigactions[L_NSIG]; /* recorded; delivery comes with signals */
+  struct l_sigaction sigactions[L_NSIG];
+  uint64_t sigpending; /* process-directed, bit sig-1 */
+  struct qk_siginfo_lite siginfo[L_NSIG];
   char exe[256];
   uint64_t start_ns; /* monotonic time at creation (CPU-time clocks) */
   struct qk_task *threads; /* list through qk_task.next_in_proc */
   uint32_t nr_threads;
+  /* Family: the parent (NULL for a container's init) and the children,
+   * live or zombie, through sibling. */
+  struct qk_process *parent, *children, *sibling;
+  struct qk_process *next_all; /* every process, for pid and group lookups */
+  bool zombie;
+  bool exiting;
+  int wstatus;          /* wait status once a zombie */
+  uint64_t child_cpu_ns; /* reaped children's time (times, getrusage) */
+  struct qk_task *vfork_parent; /* a parent blocked in vfork until exec/exit */
+  int exit_signal;      /* sent to the parent at exit (clone's low byte) */
 };
+
+enum qk_task_state { QK_TASK_RUNNING, QK_TASK_BLOCKED, QK_TASK_DEAD };
 
 struct qk_task {
   int tid;
   struct qk_process *proc;
   struct qk_regs regs;   /* user registers while the task is not running */
-  struct qk_regs *uregs; /* the live frame during a fault (syscalls that will need
-                          * it, clone/execve/rt_sigreturn, get it from the dispatcher) */
+  struct qk_regs *uregs; /* the live frame of the syscall or fault being served */
   uint64_t fs_base;
   uint64_t clear_child_tid;
   uint64_t robust_list, robust_len;
   uint64_t sigmask;
+  uint64_t saved_sigmask; /* rt_sigsuspend/ppoll: restored after delivery */
+  bool has_saved_sigmask;
+  uint64_t sigpending; /* thread-directed */
+  struct qk_siginfo_lite siginfo[L_NSIG];
+  uint64_t altstack_sp, altstack_size;
+  uint32_t altstack_flags;
   char comm[16]; /* PR_SET_NAME */
   struct qk_task *next_in_proc;
+  struct qk_task *next_all;
+  /* Scheduling. */
+  enum qk_task_state state;
+  const void *wchan;  /* what a blocked task waits on */
+  uint64_t deadline;  /* monotonic ns at which a blocked task wakes, ~0: never */
+  bool restart;       /* regs hold a parked syscall to run again */
+  bool woken;         /* qk_wake_one/qk_wake picked it (futex needs to know) */
+  uint8_t fpu_valid;
+  _Alignas(16) uint8_t fpu[512]; /* fxsave image while not running */
+  uint64_t cpu_ns;    /* time run (approximate: between picks) */
 };
 
 /* Builds pid 1 from the boot info: its address space, stdio descriptors,
  * cwd and credentials. Returns NULL on failure (out of memory). */
 struct qk_task *qk_task_create_init(const struct qk_boot_info *bi);
 
-/* Ends the whole process with a wait status (exit code << 8, or a signal
- * number) reported to the host; never returns. */
-__attribute__((noreturn)) void qk_process_exit(struct qk_process *p, int wstatus);
+/* ---- scheduler (task/sched.c) ---- */
+
+/* Makes t known to the scheduler (runnable). */
+void qk_sched_add(struct qk_task *t);
+/* Called by the syscall dispatcher and the fault path on the way back to
+ * user mode, with r the live frame: delivers signals, and when the current
+ * task blocked, died or used its slice, saves it and loads the next
+ * runnable task's registers into r (idling the vCPU until one exists). */
+void qk_sched_return(struct qk_regs *r, bool in_syscall);
+/* The dispatcher's table lookup, for the scheduler's restarts. */
+int64_t qk_syscall_dispatch(struct qk_regs *r);
+
+/* Parks the current task on wchan until qk_wake(wchan) or deadline
+ * (monotonic ns, ~0ull for none); returns -QK_ERESTART_WAIT, which the
+ * handler returns. With a deliverable signal pending it returns
+ * -QK_ERESTARTSYS instead (the caller returns that: -EINTR, or the
+ * syscall restarts after the handler for SA_RESTART). */
+int64_t qk_block(const void *wchan, uint64_t deadline);
+/* Inside a handler run again after qk_block: true (once) while restarting. */
+bool qk_restarting(void);
+/* The deadline to use: now + rel_ns on the first run, the same one when
+ * restarting. ~0ull stays ~0ull. */
+uint64_t qk_wait_deadline(uint64_t rel_ns);
+bool qk_wait_expired(void);
+bool qk_wait_woken(void);
+/* Wakes every task blocked on wchan; returns how many. */
+int qk_wake(const void *wchan);
+/* Wakes at most n tasks blocked on wchan (futex). */
+int qk_wake_n(const void *wchan, int n);
+void qk_wake_task(struct qk_task *t);
+/* Forces a reschedule on the way out (sched_yield). */
+void qk_sched_yield(void);
+/* All tasks and processes. */
+extern struct qk_task *qk_all_tasks;
+extern struct qk_process *qk_all_procs;
+struct qk_process *qk_proc_find(int pid);
+struct qk_task *qk_task_find(int tid);
+/* Where poll/select sleepers wait: woken by every pipe change. */
+extern int qk_poll_wq;
+
+/* ---- processes (task/proc.c) ---- */
+
+/* Ends the calling thread (exit) or its whole process (exit_group, fatal
+ * signals) with a wait status (exit code << 8, or a signal number). The
+ * current task is DEAD afterwards; the scheduler switches away. */
+void qk_thread_exit(struct qk_task *t, int wstatus);
+void qk_process_exit(struct qk_process *p, int wstatus);
+int qk_alloc_pid(void);
+
+/* ---- signals (task/signal.c) ---- */
+
+#define QK_SI_USER 0
+#define QK_SI_KERNEL 0x80
+/* Sends sig to a process (any thread may take it) or to one thread.
+ * force: from the kernel for a fault (ignored/blocked reset to default).
+ * Returns 0 or -errno. */
+int qk_signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_lite *info);
+int qk_signal_task(struct qk_task *t, int sig, const struct qk_siginfo_lite *info, bool force);
+/* A deliverable (pending, unblocked) signal for t? */
+bool qk_signal_pending(struct qk_task *t);
+/* Delivers pending signals to the current task whose frame is r: runs
+ * default actions (may kill the process) or builds a handler frame. res
+ * is the syscall result in r->rax (for -ERESTARTSYS handling); in_syscall
+ * tells whether r comes from a syscall. */
+void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall);
+/* exec: handlers back to default, altstack cleared. */
+void qk_signal_exec_reset(struct qk_process *p, struct qk_task *t);
+
+/* FPU state of the running task (fxsave64/fxrstor64; x87/SSE, not the
+ * upper AVX halves). */
+void qk_fpu_save(uint8_t *buf);
+void qk_fpu_restore(const uint8_t *buf);
 
 #endif

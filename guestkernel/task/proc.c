@@ -1,0 +1,498 @@
+/* Process life cycle: fork/vfork/clone, exit and exit_group, zombies,
+ * wait4/waitid, reparenting to the container's init, process groups and
+ * sessions. */
+#include <qk/arch.h>
+#include <qk/kernel.h>
+#include <qk/linux.h>
+#include <qk/mm.h>
+#include <qk/qcall.h>
+#include <qk/task.h>
+
+#define ARGS uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5
+
+#define CLONE_VM 0x100
+#define CLONE_FS 0x200
+#define CLONE_FILES 0x400
+#define CLONE_SIGHAND 0x800
+#define CLONE_VFORK 0x4000
+#define CLONE_PARENT 0x8000
+#define CLONE_THREAD 0x10000
+#define CLONE_SYSVSEM 0x40000
+#define CLONE_SETTLS 0x80000
+#define CLONE_PARENT_SETTID 0x100000
+#define CLONE_CHILD_CLEARTID 0x200000
+#define CLONE_CHILD_SETTID 0x1000000
+#define CLONE_NS_FLAGS 0x7e020000ull /* new namespaces, not offered */
+
+#define WNOHANG 1
+#define WUNTRACED 2
+#define WEXITED 4
+#define WCONTINUED 8
+#define WNOWAIT 0x1000000
+#define SIGCHLD 17
+
+void qk_sched_defer_mm(struct qk_mm *mm);
+
+static inline struct qk_task *cur(void) { return qk_current(); }
+static inline struct qk_process *proc(void) { return qk_current()->proc; }
+
+static int last_pid = 1;
+
+int qk_alloc_pid(void)
+{
+  for (int tries = 0; tries < 1 << 22; tries++) {
+    if (++last_pid >= 4194304)
+      last_pid = 2;
+    if (!qk_task_find(last_pid) && !qk_proc_find(last_pid))
+      return last_pid;
+  }
+  return -QK_EAGAIN;
+}
+
+static void fs_put(struct qk_fs_ctx *fs)
+{
+  if (fs && !--fs->refs)
+    qk_kfree(fs);
+}
+
+static void files_put(struct qk_fdtable *t)
+{
+  if (t && !--t->refs)
+    qk_fdtable_free(t);
+}
+
+void qk_mm_put(struct qk_mm *mm)
+{
+  if (mm && !--mm->refs)
+    qk_sched_defer_mm(mm);
+}
+
+static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t ctid, uint64_t tls)
+{
+  struct qk_task *pt = cur();
+  struct qk_process *p = pt->proc;
+  if (flags & CLONE_NS_FLAGS)
+    return -QK_EINVAL;
+  if ((flags & CLONE_THREAD) && !(flags & CLONE_SIGHAND))
+    return -QK_EINVAL;
+  if ((flags & CLONE_SIGHAND) && !(flags & CLONE_VM))
+    return -QK_EINVAL;
+  struct qk_task *t = qk_kzalloc(sizeof(*t));
+  if (!t)
+    return -QK_ENOMEM;
+  int tid = qk_alloc_pid();
+  if (tid < 0) {
+    qk_kfree(t);
+    return tid;
+  }
+  t->tid = tid;
+  struct qk_process *np = p;
+  if (!(flags & CLONE_THREAD)) {
+    np = qk_kzalloc(sizeof(*np));
+    if (!np)
+      goto nomem;
+    np->pid = tid;
+    np->pgid = p->pgid;
+    np->sid = p->sid;
+    np->uid = p->uid;
+    np->gid = p->gid;
+    np->euid = p->euid;
+    np->egid = p->egid;
+    memcpy(np->rlim, p->rlim, sizeof(np->rlim));
+    memcpy(np->sigactions, p->sigactions, sizeof(np->sigactions));
+    memcpy(np->exe, p->exe, sizeof(np->exe));
+    np->start_ns = qk_time_monotonic_ns();
+    np->exit_signal = (int)(flags & 0xff);
+    if (flags & CLONE_VM) {
+      np->mm = p->mm;
+      p->mm->refs++;
+    } else {
+      np->mm = qk_mm_dup(p->mm, p->mm->cr3);
+      if (!np->mm)
+        goto nomem;
+    }
+    if (flags & CLONE_FILES) {
+      np->files = p->files;
+      p->files->refs++;
+    } else {
+      np->files = qk_fdtable_dup(p->files);
+      if (!np->files)
+        goto nomem;
+    }
+    if (flags & CLONE_FS) {
+      np->fs = p->fs;
+      p->fs->refs++;
+    } else {
+      np->fs = qk_kmalloc(sizeof(*np->fs));
+      if (!np->fs)
+        goto nomem;
+      memcpy(np->fs, p->fs, sizeof(*np->fs));
+      np->fs->refs = 1;
+    }
+    struct qk_process *parent = (flags & CLONE_PARENT) && p->parent ? p->parent : p;
+    np->parent = parent;
+    np->ppid = parent->pid;
+    np->sibling = parent->children;
+    parent->children = np;
+    np->next_all = qk_all_procs;
+    qk_all_procs = np;
+  }
+  t->proc = np;
+  t->next_in_proc = np->threads;
+  np->threads = t;
+  np->nr_threads++;
+  memcpy(&t->regs, pt->uregs, sizeof(t->regs));
+  t->regs.rax = 0;
+  if (sp)
+    t->regs.rsp = sp;
+  t->fs_base = (flags & CLONE_SETTLS) ? tls : pt->fs_base;
+  if (t->fs_base >= QK_USER_TOP)
+    t->fs_base = 0;
+  t->sigmask = pt->sigmask;
+  memcpy(t->comm, pt->comm, sizeof(t->comm));
+  qk_fpu_save(t->fpu);
+  t->fpu_valid = 1;
+  if (flags & CLONE_CHILD_CLEARTID)
+    t->clear_child_tid = ctid;
+  if (flags & CLONE_PARENT_SETTID)
+    qk_copy_to_user(ptid, &tid, 4);
+  if (flags & CLONE_CHILD_SETTID) {
+    /* In the child's address space: act as the child for the copy. */
+    struct qk_percpu *pc = qk_arch_cpu_private();
+    pc->current = t;
+    qk_uaccess_forget();
+    qk_copy_to_user(ctid, &tid, 4);
+    pc->current = pt;
+    qk_uaccess_forget();
+  }
+  qk_sched_add(t);
+  if (flags & CLONE_VFORK) {
+    np->vfork_parent = pt;
+    pt->state = QK_TASK_BLOCKED; /* resumes with the result, no restart */
+    pt->wchan = np;
+    pt->deadline = ~0ull;
+  }
+  return tid;
+nomem:
+  if (np != p && np) {
+    if (np->mm && !(flags & CLONE_VM))
+      qk_mm_destroy(np->mm);
+    else if (np->mm)
+      np->mm->refs--;
+    if (np->files)
+      files_put(np->files);
+    if (np->fs)
+      fs_put(np->fs);
+    qk_kfree(np);
+  }
+  qk_kfree(t);
+  return -QK_ENOMEM;
+}
+
+int64_t sys_clone(ARGS) { return do_clone(a0, a1, a2, a3, a4); }
+int64_t sys_fork(ARGS) { return do_clone(SIGCHLD, 0, 0, 0, 0); }
+int64_t sys_vfork(ARGS) { return do_clone(CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0); }
+/* glibc falls back to clone when clone3 answers ENOSYS. */
+int64_t sys_clone3(ARGS) { return -QK_ENOSYS; }
+
+static void release_vfork(struct qk_process *p)
+{
+  if (p->vfork_parent) {
+    qk_wake_task(p->vfork_parent);
+    p->vfork_parent = NULL;
+  }
+}
+
+/* exec ends the vfork wait too. */
+void qk_proc_exec_done(struct qk_process *p) { release_vfork(p); }
+
+static void unlink_child(struct qk_process *c)
+{
+  if (c->parent) {
+    struct qk_process **pp = &c->parent->children;
+    while (*pp && *pp != c)
+      pp = &(*pp)->sibling;
+    if (*pp)
+      *pp = c->sibling;
+  }
+  struct qk_process **ap = &qk_all_procs;
+  while (*ap && *ap != c)
+    ap = &(*ap)->next_all;
+  if (*ap)
+    *ap = c->next_all;
+  qk_kfree(c);
+}
+
+static void clear_tid(struct qk_task *t)
+{
+  if (!t->clear_child_tid || !t->proc->mm)
+    return;
+  uint32_t zero = 0;
+  uint64_t pa;
+  if (qk_copy_to_user(t->clear_child_tid, &zero, 4) == 0 &&
+      qk_user_pa(t->clear_child_tid, false, &pa) == 0)
+    qk_wake_n((const void *)pa, 1);
+}
+
+void qk_process_exit(struct qk_process *p, int wstatus)
+{
+  if (p->exiting)
+    return;
+  p->exiting = true;
+  if (!p->parent) {
+    /* A container's init: its end is the container's (and, for the boot
+     * container, the sandbox's). The host reports exit code or 128 + n. */
+    int code = (wstatus & 0x7f) ? 128 + (wstatus & 0x7f) : (wstatus >> 8) & 0xff;
+    qk_qcall(QK_OP_EXIT, (uint64_t)code, 0, 0, 0, 0, 0);
+    qk_arch_shutdown(code);
+  }
+  for (struct qk_task *t = p->threads; t; t = t->next_in_proc) {
+    if (t == qk_current())
+      clear_tid(t);
+    t->state = QK_TASK_DEAD;
+  }
+  p->threads = NULL;
+  p->nr_threads = 0;
+  files_put(p->files);
+  p->files = NULL;
+  fs_put(p->fs);
+  p->fs = NULL;
+  qk_mm_put(p->mm);
+  p->mm = NULL;
+  release_vfork(p);
+  /* Orphans go to the container's init. */
+  struct qk_process *init = p;
+  while (init->parent)
+    init = init->parent;
+  for (struct qk_process *c = p->children, *n; c; c = n) {
+    n = c->sibling;
+    c->parent = init;
+    c->ppid = init->pid;
+    c->sibling = init->children;
+    init->children = c;
+    if (c->zombie)
+      qk_wake(init);
+  }
+  p->children = NULL;
+  p->zombie = true;
+  p->wstatus = wstatus;
+  struct qk_process *parent = p->parent;
+  const struct l_sigaction *sa = &parent->sigactions[SIGCHLD - 1];
+  bool autoreap = sa->handler == 1 /* SIG_IGN */ || (sa->flags & 2 /* SA_NOCLDWAIT */);
+  if (p->exit_signal) {
+    struct qk_siginfo_lite si = {
+      .code = (wstatus & 0x7f) ? 2 /* CLD_KILLED */ : 1 /* CLD_EXITED */,
+      .pid = p->pid,
+      .uid = p->uid,
+      .status = (wstatus & 0x7f) ? (wstatus & 0x7f) : (wstatus >> 8) & 0xff,
+    };
+    qk_signal_proc(parent, p->exit_signal, &si);
+  }
+  qk_wake(parent);
+  if (autoreap)
+    unlink_child(p);
+}
+
+void qk_thread_exit(struct qk_task *t, int wstatus)
+{
+  struct qk_process *p = t->proc;
+  if (p->nr_threads <= 1) {
+    qk_process_exit(p, wstatus);
+    return;
+  }
+  clear_tid(t);
+  struct qk_task **pp = &p->threads;
+  while (*pp && *pp != t)
+    pp = &(*pp)->next_in_proc;
+  if (*pp)
+    *pp = t->next_in_proc;
+  p->nr_threads--;
+  t->state = QK_TASK_DEAD;
+}
+
+int64_t sys_exit(ARGS)
+{
+  qk_thread_exit(cur(), (int)((a0 & 0xff) << 8));
+  return 0;
+}
+
+int64_t sys_exit_group(ARGS)
+{
+  qk_process_exit(proc(), (int)((a0 & 0xff) << 8));
+  return 0;
+}
+
+/* ---- wait ---- */
+
+static bool wait_match(struct qk_process *c, int idtype, int id)
+{
+  switch (idtype) {
+  case 0: /* P_ALL */
+    return true;
+  case 1: /* P_PID */
+    return c->pid == id;
+  case 2: /* P_PGID */
+    return c->pgid == id;
+  default:
+    return false;
+  }
+}
+
+/* Finds a zombie child matching (idtype, id); *any tells whether any child
+ * matched at all. */
+static struct qk_process *find_zombie(int idtype, int id, bool *any)
+{
+  *any = false;
+  for (struct qk_process *c = proc()->children; c; c = c->sibling) {
+    if (!wait_match(c, idtype, id))
+      continue;
+    *any = true;
+    if (c->zombie)
+      return c;
+  }
+  return NULL;
+}
+
+static int write_rusage(uint64_t uru)
+{
+  if (!uru)
+    return 0;
+  uint64_t z[18] = { 0 }; /* struct rusage: 144 bytes */
+  return qk_copy_to_user(uru, z, sizeof(z)) ? -QK_EFAULT : 0;
+}
+
+int64_t sys_wait4(ARGS)
+{
+  int pid = (int)a0, options = (int)a2;
+  if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | 0x20000000 | 0x40000000 | 0x80000000))
+    return -QK_EINVAL;
+  int idtype = 0, id = 0;
+  if (pid > 0) {
+    idtype = 1;
+    id = pid;
+  } else if (pid == 0) {
+    idtype = 2;
+    id = proc()->pgid;
+  } else if (pid < -1) {
+    idtype = 2;
+    id = -pid;
+  }
+  bool any;
+  struct qk_process *c = find_zombie(idtype, id, &any);
+  if (!any)
+    return -QK_ECHILD;
+  if (!c) {
+    if (options & WNOHANG)
+      return 0;
+    return qk_block(proc(), ~0ull);
+  }
+  int st = c->wstatus, cpid = c->pid;
+  if (a1 && qk_copy_to_user(a1, &st, 4))
+    return -QK_EFAULT;
+  if (write_rusage(a3))
+    return -QK_EFAULT;
+  unlink_child(c);
+  return cpid;
+}
+
+int64_t sys_waitid(ARGS)
+{
+  int idtype = (int)a0, id = (int)a1, options = (int)a3;
+  if (idtype < 0 || idtype > 2 || !(options & (WEXITED | WUNTRACED | WCONTINUED)))
+    return -QK_EINVAL;
+  if (idtype == 2 && id == 0)
+    id = proc()->pgid;
+  bool any;
+  struct qk_process *c = find_zombie(idtype, id, &any);
+  if (!any)
+    return -QK_ECHILD;
+  if (!c && !(options & WEXITED) && (options & WNOHANG))
+    return 0;
+  if (!c) {
+    if (options & WNOHANG) {
+      if (a2) {
+        uint64_t z[16] = { 0 };
+        if (qk_copy_to_user(a2, z, sizeof(z)))
+          return -QK_EFAULT;
+      }
+      return 0;
+    }
+    return qk_block(proc(), ~0ull);
+  }
+  if (a2) {
+    int32_t si[32] = { 0 }; /* siginfo_t: 128 bytes */
+    si[0] = SIGCHLD;
+    si[2] = (c->wstatus & 0x7f) ? 2 : 1; /* CLD_KILLED / CLD_EXITED */
+    si[4] = c->pid;
+    si[5] = (int32_t)c->uid;
+    si[6] = (c->wstatus & 0x7f) ? (c->wstatus & 0x7f) : (c->wstatus >> 8) & 0xff;
+    if (qk_copy_to_user(a2, si, sizeof(si)))
+      return -QK_EFAULT;
+  }
+  if (write_rusage(a4))
+    return -QK_EFAULT;
+  if (!(options & WNOWAIT))
+    unlink_child(c);
+  return 0;
+}
+
+/* ---- identity, groups and sessions ---- */
+
+int64_t sys_getppid(ARGS) { return proc()->parent ? proc()->parent->pid : 0; }
+
+static struct qk_process *lookup(int pid)
+{
+  if (pid == 0)
+    return proc();
+  struct qk_process *p = qk_proc_find(pid);
+  return p && !p->zombie ? p : NULL;
+}
+
+int64_t sys_getpgid(ARGS)
+{
+  struct qk_process *p = lookup((int)a0);
+  return p ? p->pgid : -QK_ESRCH;
+}
+
+int64_t sys_getpgrp(ARGS) { return proc()->pgid; }
+
+int64_t sys_getsid(ARGS)
+{
+  struct qk_process *p = lookup((int)a0);
+  return p ? p->sid : -QK_ESRCH;
+}
+
+int64_t sys_setsid(ARGS)
+{
+  struct qk_process *self = proc();
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
+    if (p->pgid == self->pid)
+      return -QK_EPERM; /* already leads a group */
+  self->sid = self->pgid = self->pid;
+  return self->pid;
+}
+
+int64_t sys_setpgid(ARGS)
+{
+  int pid = (int)a0, pgid = (int)a1;
+  if (pgid < 0)
+    return -QK_EINVAL;
+  struct qk_process *self = proc(), *t = lookup(pid);
+  if (!t || (t != self && t->parent != self))
+    return -QK_ESRCH;
+  if (t->sid != self->sid)
+    return -QK_EPERM;
+  if (t->sid == t->pid)
+    return -QK_EPERM; /* a session leader keeps its group */
+  if (pgid == 0)
+    pgid = t->pid;
+  if (pgid != t->pid) {
+    bool found = false;
+    for (struct qk_process *p = qk_all_procs; p && !found; p = p->next_all)
+      found = p->pgid == pgid && p->sid == self->sid && !p->zombie;
+    if (!found)
+      return -QK_EPERM;
+  }
+  t->pgid = pgid;
+  return 0;
+}

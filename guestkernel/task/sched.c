@@ -1,0 +1,260 @@
+/* The scheduler: one list of tasks, round robin over the runnable ones on
+ * vCPU 0, cooperative (see task.h for the restart model of blocking
+ * syscalls). Other vCPUs stay halted: with no IPI a halted vCPU cannot be
+ * told that work arrived, and the kernel core has no locks yet. */
+#include <qk/arch.h>
+#include <qk/kernel.h>
+#include <qk/qcall.h>
+#include <qk/task.h>
+
+#define QK_SLICE_SYSCALLS 64
+
+struct qk_task *qk_all_tasks;
+struct qk_process *qk_all_procs;
+int qk_poll_wq;
+
+static uint32_t slice = QK_SLICE_SYSCALLS;
+static bool need_resched;
+/* Address spaces whose last user died: freed once no vCPU runs on them. */
+static struct qk_mm *dead_mms[16];
+static unsigned nr_dead_mms;
+
+
+static inline struct qk_percpu *pcpu(void) { return qk_arch_cpu_private(); }
+
+void qk_sched_add(struct qk_task *t)
+{
+  t->state = QK_TASK_RUNNING;
+  t->deadline = ~0ull;
+  t->next_all = qk_all_tasks;
+  qk_all_tasks = t;
+}
+
+struct qk_task *qk_task_find(int tid)
+{
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all)
+    if (t->tid == tid && t->state != QK_TASK_DEAD)
+      return t;
+  return NULL;
+}
+
+struct qk_process *qk_proc_find(int pid)
+{
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
+    if (p->pid == pid)
+      return p;
+  return NULL;
+}
+
+/* Called by proc.c when the last user of an address space went away. */
+void qk_sched_defer_mm(struct qk_mm *mm)
+{
+  if (nr_dead_mms < QK_ARRAY_SIZE(dead_mms)) {
+    dead_mms[nr_dead_mms++] = mm;
+    return;
+  }
+  qk_printk(QK_LOG_WARN, "too many dead address spaces pending: one leaked");
+}
+
+int64_t qk_block(const void *wchan, uint64_t deadline)
+{
+  struct qk_task *t = qk_current();
+  if (qk_signal_pending(t))
+    return -QK_ERESTARTSYS;
+  if (t->restart && deadline != ~0ull && qk_time_monotonic_ns() >= deadline)
+    return -QK_ETIMEDOUT; /* callers check qk_wait_expired first; a safety net */
+  t->state = QK_TASK_BLOCKED;
+  t->wchan = wchan;
+  t->deadline = deadline;
+  t->restart = true;
+  t->woken = false;
+  return -QK_ERESTART_WAIT;
+}
+
+bool qk_restarting(void) { return qk_current()->restart; }
+
+uint64_t qk_wait_deadline(uint64_t rel_ns)
+{
+  struct qk_task *t = qk_current();
+  if (t->restart)
+    return t->deadline;
+  if (rel_ns == ~0ull)
+    return ~0ull;
+  uint64_t now = qk_time_monotonic_ns();
+  return rel_ns > ~0ull - now - 1 ? ~0ull : now + rel_ns;
+}
+
+bool qk_wait_expired(void)
+{
+  struct qk_task *t = qk_current();
+  return t->restart && t->deadline != ~0ull && qk_time_monotonic_ns() >= t->deadline;
+}
+
+bool qk_wait_woken(void)
+{
+  struct qk_task *t = qk_current();
+  return t->restart && t->woken;
+}
+
+void qk_wake_task(struct qk_task *t)
+{
+  if (t->state == QK_TASK_BLOCKED) {
+    t->state = QK_TASK_RUNNING;
+    t->wchan = NULL;
+  }
+}
+
+int qk_wake_n(const void *wchan, int n)
+{
+  int woke = 0;
+  for (struct qk_task *t = qk_all_tasks; t && woke < n; t = t->next_all) {
+    if (t->state == QK_TASK_BLOCKED && t->wchan == wchan) {
+      t->woken = true;
+      qk_wake_task(t);
+      woke++;
+    }
+  }
+  return woke;
+}
+
+int qk_wake(const void *wchan) { return qk_wake_n(wchan, 1 << 30); }
+
+void qk_sched_yield(void) { need_resched = true; }
+
+static void free_task(struct qk_task *t)
+{
+  struct qk_task **pp = &qk_all_tasks;
+  while (*pp && *pp != t)
+    pp = &(*pp)->next_all;
+  if (*pp)
+    *pp = t->next_all;
+  qk_kfree(t);
+}
+
+/* Makes next the running task of this vCPU: address space, TLS, FPU. */
+static void switch_to(struct qk_task *prev, struct qk_task *next)
+{
+  if (prev == next)
+    return;
+  if (prev && prev->state != QK_TASK_DEAD) {
+    qk_fpu_save(prev->fpu);
+    prev->fpu_valid = 1;
+  }
+  pcpu()->current = next;
+  if (!prev || prev->state == QK_TASK_DEAD || prev->proc->mm != next->proc->mm)
+    qk_arch_switch_cr3(next->proc->mm->cr3);
+  qk_uaccess_forget();
+  qk_arch_set_fs_base(next->fs_base);
+  if (next->fpu_valid)
+    qk_fpu_restore(next->fpu);
+}
+
+static void reap_dead(struct qk_task *keep)
+{
+  for (struct qk_task *t = qk_all_tasks, *n; t; t = n) {
+    n = t->next_all;
+    if (t->state == QK_TASK_DEAD && t != keep)
+      free_task(t);
+  }
+  struct qk_mm *curmm = keep ? keep->proc->mm : NULL;
+  unsigned j = 0;
+  for (unsigned i = 0; i < nr_dead_mms; i++) {
+    if (dead_mms[i] == curmm)
+      dead_mms[j++] = dead_mms[i];
+    else
+      qk_mm_destroy(dead_mms[i]);
+  }
+  nr_dead_mms = j;
+}
+
+/* Nothing runnable: wake expired sleepers, else sleep on the host until
+ * the earliest deadline. */
+static void idle(void)
+{
+  uint64_t now = qk_time_monotonic_ns(), min = ~0ull;
+  bool any = false, woke = false;
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
+    if (t->state != QK_TASK_BLOCKED)
+      continue;
+    any = true;
+    if (t->deadline == ~0ull)
+      continue;
+    if (t->deadline <= now) {
+      qk_wake_task(t);
+      woke = true;
+    } else if (t->deadline < min) {
+      min = t->deadline;
+    }
+  }
+  if (woke)
+    return;
+  if (!any)
+    qk_kpanic("no task left to run");
+  /* Every task waits with no deadline: a deadlock of the program, which
+   * sleeps as it would on Linux. */
+  qk_sleep_ns(min == ~0ull ? ~0ull : min - now);
+}
+
+static struct qk_task *pick(struct qk_task *cur)
+{
+  struct qk_task *start = cur && cur->state != QK_TASK_DEAD ? cur->next_all : NULL;
+  for (struct qk_task *t = start; t; t = t->next_all)
+    if (t->state == QK_TASK_RUNNING)
+      return t;
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all)
+    if (t->state == QK_TASK_RUNNING)
+      return t;
+  return NULL;
+}
+
+void qk_sched_return(struct qk_regs *r, bool in_syscall)
+{
+  struct qk_task *cur = qk_current();
+  if (qk_likely(cur->state == QK_TASK_RUNNING)) {
+    if (qk_unlikely(cur->sigpending | cur->proc->sigpending))
+      qk_signal_deliver(cur, r, in_syscall);
+    if (qk_likely(cur->state == QK_TASK_RUNNING && !need_resched && --slice && !nr_dead_mms))
+      return;
+  }
+  if (cur->state != QK_TASK_DEAD && &cur->regs != r)
+    memcpy(&cur->regs, r, sizeof(*r));
+  need_resched = false;
+  struct qk_task *prev = cur, *next;
+  for (;;) {
+    next = pick(prev);
+    if (!next) {
+      idle();
+      continue;
+    }
+    switch_to(prev, next);
+    prev = next;
+    reap_dead(next);
+    bool sys = false;
+    if (next->restart) {
+      next->uregs = &next->regs;
+      next->state = QK_TASK_RUNNING;
+      int64_t res = qk_syscall_dispatch(&next->regs);
+      if (res == -QK_ERESTART_WAIT)
+        continue; /* blocked again */
+      next->restart = false;
+      next->woken = false;
+      next->deadline = ~0ull;
+      if (next->state == QK_TASK_DEAD)
+        continue;
+      next->regs.rax = (uint64_t)res;
+      sys = true;
+      if (next->state != QK_TASK_RUNNING) /* vfork parks with a result */
+        continue;
+    }
+    if (next->sigpending | next->proc->sigpending) {
+      qk_signal_deliver(next, &next->regs, sys);
+      if (next->state != QK_TASK_RUNNING)
+        continue;
+    }
+    break;
+  }
+  slice = QK_SLICE_SYSCALLS;
+  next->uregs = r;
+  if (&next->regs != r)
+    memcpy(r, &next->regs, sizeof(*r));
+}
