@@ -61,7 +61,7 @@ static int dial(const char *path, int *out)
 /* One request/response. Transport failures are -ESRCH (the sandbox is
  * gone or broke the protocol); the connection is then dropped. Under c->lock. */
 static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp, char **blob, size_t *blob_len,
-                       q_error **err)
+                       int *fds, int *nfds, q_error **err)
 {
   *resp = NULL;
   if (c->fd < 0) {
@@ -71,7 +71,7 @@ static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t
   }
   int r = sbx_proto_send(c->fd, req, NULL, 0, NULL, 0);
   if (r == 0)
-    r = sbx_proto_recv(c->fd, resp, blob, blob_len, NULL, NULL, timeout_ms);
+    r = sbx_proto_recv(c->fd, resp, blob, blob_len, fds, nfds, timeout_ms);
   if (r < 0) {
     close(c->fd);
     c->fd = -1;
@@ -92,6 +92,10 @@ static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t
       free(*blob);
       *blob = NULL;
     }
+    for (int i = 0; nfds && i < *nfds; i++)
+      close(fds[i]);
+    if (nfds)
+      *nfds = 0;
     return r;
   }
   return 0;
@@ -105,7 +109,7 @@ static int call(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp
     return q_error_make(err, ENOMEM, "request");
   pthread_mutex_lock(&c->lock);
   json_t *tmp = NULL;
-  int r = call_locked(c, req, timeout_ms, resp ? resp : &tmp, blob, blob_len, err);
+  int r = call_locked(c, req, timeout_ms, resp ? resp : &tmp, blob, blob_len, NULL, NULL, err);
   pthread_mutex_unlock(&c->lock);
   json_decref(tmp);
   json_decref(req);
@@ -330,10 +334,11 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
   for (size_t i = 0; i < s->n_mounts; i++)
     json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "src", s->mounts[i].source, "dst",
                                             s->mounts[i].destination, "ro", s->mounts[i].readonly));
-  json_t *req = json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:I,s:I,s:o,s:s,s:b,s:b}", "op", "create", "id", s->container_id,
-                          "rootfs", s->rootfs, "argv", strv_json(s->argv), "envp", strv_json(s->envp), "cwd",
-                          s->cwd ? s->cwd : "/", "uid", (json_int_t)s->uid, "gid", (json_int_t)s->gid, "mounts",
-                          mounts, "log", s->log_path ? s->log_path : "", "tty", s->tty, "stdin", s->stdin_open);
+  json_t *req = json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:b,s:s}", "op", "create", "id",
+                          s->container_id, "rootfs", s->rootfs, "argv", strv_json(s->argv), "envp", strv_json(s->envp),
+                          "cwd", s->cwd ? s->cwd : "/", "uid", (json_int_t)s->uid, "gid", (json_int_t)s->gid, "mounts",
+                          mounts, "log", s->log_path ? s->log_path : "", "tty", s->tty, "stdin", s->stdin_open,
+                          "stdin_once", s->stdin_once, "pidns", s->pid_ns == SBX_PIDNS_POD ? "pod" : "container");
   return call(c, req, CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
 }
 
@@ -468,3 +473,68 @@ int sbx_container_stats(struct sbx_client *c, const char *id, struct sbx_stats *
 int sbx_pod_stats(struct sbx_client *c, struct sbx_stats *out, q_error **err) { return stats(c, NULL, out, err); }
 
 pid_t sbx_client_pid(const struct sbx_client *c) { return c ? c->pid : -1; }
+
+int sbx_exec_start(struct sbx_client *c, const char *id, const struct sbx_exec_spec *spec, char **exec_id, int fds[3],
+                   q_error **err)
+{
+  *exec_id = NULL;
+  fds[0] = fds[1] = fds[2] = -1;
+  if (!id || !spec || !spec->argv || !spec->argv[0])
+    return q_error_make(err, EINVAL, "exec needs a container id and argv");
+  json_t *req = json_pack("{s:s,s:s,s:o,s:b,s:b}", "op", "exec_start", "id", id, "argv", strv_json(spec->argv), "stdin",
+                          spec->stdin_open, "tty", spec->tty);
+  if (!req)
+    return q_error_make(err, ENOMEM, "request");
+  json_t *resp = NULL;
+  int got[SBX_PROTO_MAX_FDS], ngot = 0;
+  pthread_mutex_lock(&c->lock);
+  int r = call_locked(c, req, CALL_TIMEOUT_MS, &resp, NULL, NULL, got, &ngot, err);
+  pthread_mutex_unlock(&c->lock);
+  json_decref(req);
+  if (r < 0)
+    return r;
+  json_t *which = json_object_get(resp, "fds");
+  const char *xid = json_string_value(json_object_get(resp, "exec_id"));
+  r = 0;
+  if (!xid || !json_is_array(which) || json_array_size(which) != (size_t)ngot)
+    r = q_error_make(err, EPROTO, "exec_start answer without exec id or fds");
+  for (int i = 0; r == 0 && i < ngot; i++) {
+    json_int_t k = json_integer_value(json_array_get(which, (size_t)i));
+    if (k < 0 || k > 2 || fds[k] >= 0)
+      r = q_error_make(err, EPROTO, "exec_start fds");
+    else
+      fds[k] = got[i];
+  }
+  if (r == 0 && !(*exec_id = strdup(xid)))
+    r = q_error_make(err, ENOMEM, "exec id");
+  if (r < 0) {
+    for (int i = 0; i < ngot; i++)
+      close(got[i]);
+    fds[0] = fds[1] = fds[2] = -1;
+  }
+  json_decref(resp);
+  return r;
+}
+
+int sbx_exec_wait(struct sbx_client *c, const char *exec_id, int timeout_ms, int32_t *exit_code, q_error **err)
+{
+  if (!exec_id)
+    return q_error_make(err, EINVAL, "no exec id");
+  json_t *resp;
+  int r = call(c, json_pack("{s:s,s:s,s:i}", "op", "exec_wait", "exec_id", exec_id, "timeout_ms", timeout_ms),
+               timeout_ms < 0 ? -1 : timeout_ms + CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
+  if (r < 0)
+    return r;
+  if (exit_code)
+    *exit_code = (int32_t)json_integer_value(json_object_get(resp, "exit_code"));
+  json_decref(resp);
+  return 0;
+}
+
+int sbx_exec_kill(struct sbx_client *c, const char *exec_id, int signo, q_error **err)
+{
+  if (!exec_id)
+    return q_error_make(err, EINVAL, "no exec id");
+  return call(c, json_pack("{s:s,s:s,s:i}", "op", "exec_kill", "exec_id", exec_id, "signo", signo), CALL_TIMEOUT_MS,
+              NULL, NULL, NULL, err);
+}

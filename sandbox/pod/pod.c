@@ -52,7 +52,7 @@ static json_t *error_reply(int r, const q_error *err)
   return json_pack("{s:i,s:s}", "errno", e, "error", err ? q_error_msg(err) : strerror(e));
 }
 
-static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len)
+static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len, int fds[3])
 {
   const char *op = json_string_value(json_object_get(req, "op"));
   const char *id = json_string_value(json_object_get(req, "id"));
@@ -82,6 +82,18 @@ static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len)
     r = pod_ctr_delete(p, id, &err);
   } else if (!strcmp(op, "exec")) {
     r = pod_ctr_exec(p, id, req, out, blob, blob_len, &err);
+  } else if (!strcmp(op, "exec_start")) {
+    r = pod_exec_start(p, id, req, out, fds, &err);
+  } else if (!strcmp(op, "exec_wait")) {
+    json_t *t = json_object_get(req, "timeout_ms");
+    json_int_t ms = json_is_integer(t) ? json_integer_value(t) : -1;
+    if ((t && !json_is_integer(t)) || ms < -1 || ms > INT32_MAX)
+      r = q_error_make(&err, EINVAL, "timeout_ms: an integer from -1 wanted");
+    else
+      r = pod_exec_wait(p, json_string_value(json_object_get(req, "exec_id")), (int)ms, out, &err);
+  } else if (!strcmp(op, "exec_kill")) {
+    r = pod_exec_kill(p, json_string_value(json_object_get(req, "exec_id")),
+                      (int)json_integer_value(json_object_get(req, "signo")), &err);
   } else if (!strcmp(op, "stats")) {
     r = pod_ctr_stats(p, id, out, &err);
   } else if (!strcmp(op, "reopen_log")) {
@@ -116,9 +128,26 @@ static void *conn_thread(void *arg)
     }
     char *blob = NULL;
     size_t blob_len = 0;
-    json_t *resp = handle(c->pod, req, &blob, &blob_len);
+    int fds[3] = {-1, -1, -1}, sfds[3], nfds = 0;
+    json_t *resp = handle(c->pod, req, &blob, &blob_len, fds);
     json_decref(req);
-    r = resp ? sbx_proto_send(c->fd, resp, blob, blob_len, NULL, 0) : -ENOMEM;
+    /* Fds travel in order; "fds" says which of stdin/stdout/stderr came. */
+    json_t *which = NULL;
+    for (int i = 0; i < 3; i++) {
+      if (fds[i] < 0)
+        continue;
+      if (!which)
+        which = json_array();
+      json_array_append_new(which, json_integer(i));
+      sfds[nfds++] = fds[i];
+    }
+    if (which && resp)
+      json_object_set_new(resp, "fds", which);
+    else
+      json_decref(which);
+    r = resp ? sbx_proto_send(c->fd, resp, blob, blob_len, sfds, nfds) : -ENOMEM;
+    for (int i = 0; i < nfds; i++)
+      close(sfds[i]);
     json_decref(resp);
     free(blob);
     if (atomic_load(&g_shutdown)) {

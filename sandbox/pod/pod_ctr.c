@@ -831,12 +831,186 @@ int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char *
   return 0;
 }
 
+/* ---- streaming exec ---- */
+
+static void *stream_exec_thread(void *arg)
+{
+  struct pod_exec *x = arg;
+  int st = sbx_guest_run(x->guest);
+  pthread_mutex_lock(&x->pod->lock);
+  struct sbx_guest *g = x->guest;
+  x->guest = NULL;
+  x->status = st;
+  x->done = true;
+  pthread_cond_broadcast(&x->pod->changed);
+  pthread_mutex_unlock(&x->pod->lock);
+  /* Its stdio handles close with it: the client reads EOF now, not at wait. */
+  sbx_guest_destroy(g);
+  q_info(x->pod->id, "exec %s in %.12s exited with %d", x->id, x->cid, st);
+  return NULL;
+}
+
+int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int fds[3], q_error **err)
+{
+  fds[0] = fds[1] = fds[2] = -1;
+  if (json_is_true(json_object_get(req, "tty")))
+    return q_error_make(err, ENOSYS, "exec with a tty is not supported by the sandbox yet");
+  size_t argc = 0;
+  char **argv = strv_from_json(json_object_get(req, "argv"), &argc, false);
+  if (!argv)
+    return q_error_make(err, EINVAL, "argv: a non-empty array of strings wanted");
+  bool with_stdin = json_is_true(json_object_get(req, "stdin"));
+  int sp[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+  int r = 0;
+  for (int i = 0; i < 3; i++) {
+    if (i == 0 && !with_stdin)
+      continue;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) < 0) {
+      r = q_error_make(err, errno, "socketpair");
+      goto out;
+    }
+  }
+  /* The guest only reads stdin and only writes stdout/stderr. */
+  if (with_stdin)
+    shutdown(sp[0][1], SHUT_WR);
+  shutdown(sp[1][1], SHUT_RD);
+  shutdown(sp[2][1], SHUT_RD);
+  struct pod_exec *x = calloc(1, sizeof *x);
+  if (!x) {
+    r = q_error_make(err, ENOMEM, "exec");
+    goto out;
+  }
+  x->pod = p;
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = find(p, id);
+  if (!c) {
+    r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
+  } else if (c->state != CTR_RUNNING) {
+    r = q_error_make(err, EBUSY, "container %s is not running", id);
+  } else {
+    struct sbx_guest_config gc = {
+        .kernel = p->kernel,
+        .rootfd = c->rootfd,
+        .argv = (const char *const *)argv,
+        .argc = argc,
+        .envp = (const char *const *)c->envp,
+        .envc = c->envc,
+        .cwd = c->cwd,
+        .uid = c->uid,
+        .gid = c->gid,
+        .mem_bytes = p->mem_bytes,
+        .vcpus = p->vcpus,
+        .kernel_worker = p->kernel_worker,
+        .hostname = p->hostname,
+        .pod_id = p->id,
+        .stdio = {sp[0][1], sp[1][1], sp[2][1]},
+    };
+    r = sbx_guest_create(&gc, &x->guest, err);
+  }
+  if (r == 0) {
+    snprintf(x->id, sizeof x->id, "x%llu", (unsigned long long)++p->exec_seq);
+    snprintf(x->cid, sizeof x->cid, "%s", id);
+    if ((r = pthread_create(&x->thread, NULL, stream_exec_thread, x)) != 0) {
+      sbx_guest_destroy(x->guest);
+      r = q_error_make(err, r, "exec thread");
+    } else {
+      x->next = p->execs;
+      p->execs = x;
+      json_object_set_new(out, "exec_id", json_string(x->id));
+    }
+  }
+  pthread_mutex_unlock(&p->lock);
+  if (r < 0)
+    free(x);
+out:
+  free_strv(argv);
+  /* The guest has its own duplicates (QCall fd table): ours go. */
+  for (int i = 0; i < 3; i++) {
+    if (sp[i][1] >= 0)
+      close(sp[i][1]);
+    if (r == 0)
+      fds[i] = sp[i][0];
+    else if (sp[i][0] >= 0)
+      close(sp[i][0]);
+  }
+  return r;
+}
+
+/* Under p->lock. */
+static struct pod_exec *find_exec(struct pod *p, const char *xid)
+{
+  for (struct pod_exec *x = p->execs; xid && x; x = x->next)
+    if (!strcmp(x->id, xid))
+      return x;
+  return NULL;
+}
+
+int pod_exec_wait(struct pod *p, const char *xid, int timeout_ms, json_t *out, q_error **err)
+{
+  struct timespec dl;
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  dl.tv_sec += timeout_ms / 1000;
+  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+  if (dl.tv_nsec >= 1000000000) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock(&p->lock);
+  struct pod_exec *x = find_exec(p, xid);
+  int r = 0;
+  while (x && !x->done && r == 0) {
+    if (timeout_ms == 0)
+      r = ETIMEDOUT;
+    else
+      r = timeout_ms < 0 ? pthread_cond_wait(&p->changed, &p->lock) : pthread_cond_timedwait(&p->changed, &p->lock, &dl);
+    x = find_exec(p, xid);
+  }
+  if (!x) {
+    r = q_error_make(err, ENOENT, "no exec %s", xid ? xid : "");
+  } else if (!x->done) {
+    r = q_error_make(err, ETIMEDOUT, "exec %s still runs", xid);
+  } else {
+    json_object_set_new(out, "exit_code", json_integer(x->status));
+    /* Reaped: the first successful wait forgets it. */
+    for (struct pod_exec **pp = &p->execs; *pp; pp = &(*pp)->next)
+      if (*pp == x) {
+        *pp = x->next;
+        break;
+      }
+    r = 0;
+  }
+  pthread_mutex_unlock(&p->lock);
+  if (r == 0 && x) {
+    pthread_join(x->thread, NULL);
+    free(x);
+  }
+  return r;
+}
+
+int pod_exec_kill(struct pod *p, const char *xid, int signo, q_error **err)
+{
+  if (signo < 1 || signo > 64)
+    return q_error_make(err, EINVAL, "signal %d", signo);
+  pthread_mutex_lock(&p->lock);
+  struct pod_exec *x = find_exec(p, xid);
+  int r = 0;
+  if (!x)
+    r = q_error_make(err, ENOENT, "no exec %s", xid ? xid : "");
+  else if (!x->done && !sig_ignored(signo))
+    sbx_guest_stop(x->guest, 128 + signo);
+  pthread_mutex_unlock(&p->lock);
+  return r;
+}
+
 void pod_ctr_stop_all(struct pod *p)
 {
   pthread_mutex_lock(&p->lock);
   for (size_t i = 0; i < p->n_ctrs; i++)
     if (p->ctrs[i]->guest)
       sbx_guest_stop(p->ctrs[i]->guest, 128 + SIGKILL);
+  for (struct pod_exec *x = p->execs; x; x = x->next)
+    if (!x->done)
+      sbx_guest_stop(x->guest, 128 + SIGKILL);
   for (;;) {
     bool running = false;
     for (size_t i = 0; i < p->n_ctrs; i++)

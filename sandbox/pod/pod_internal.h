@@ -43,6 +43,19 @@ struct ctr {
   uint64_t cpu_ns_done; /* of the guest that ran, after it stopped */
 };
 
+/* A streaming exec: its stdio are socket pairs whose other ends went to
+ * the client (SCM_RIGHTS). Under pod->lock. */
+struct pod_exec {
+  struct pod *pod;
+  char id[24];
+  char cid[65];
+  struct sbx_guest *guest;
+  pthread_t thread;
+  bool done, waited;
+  int status;
+  struct pod_exec *next;
+};
+
 struct pod {
   const char *id;
   const char *kernel;
@@ -55,6 +68,8 @@ struct pod {
   struct ctr **ctrs;
   size_t n_ctrs;
   unsigned running_execs;
+  struct pod_exec *execs;
+  uint64_t exec_seq;
 };
 
 /* pod_ctr.c; every function takes pod->lock itself unless it says so. */
@@ -72,6 +87,11 @@ int pod_ctr_stats(struct pod *p, const char *id, json_t *out, q_error **err);
 /* out_buf: out then err bytes (malloc'd). */
 int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char **buf, size_t *buf_len,
                  q_error **err);
+/* Streaming exec: fills fds (stdin or -1, stdout, stderr: this process's
+ * ends, to send and close) and out's "exec_id". */
+int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int fds[3], q_error **err);
+int pod_exec_wait(struct pod *p, const char *exec_id, int timeout_ms, json_t *out, q_error **err);
+int pod_exec_kill(struct pod *p, const char *exec_id, int signo, q_error **err);
 /* Stops every running guest and joins it (pod shutdown). */
 void pod_ctr_stop_all(struct pod *p);
 

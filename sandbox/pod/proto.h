@@ -14,7 +14,11 @@
  * [{src,dst,ro}] log tty stdin); start (id); signal (id signo); wait (id
  * timeout_ms); status (id); delete (id); exec (id argv timeout_ms out_cap
  * -> exit_code out_len err_len, blob = out then err); stats (id or absent
- * for the pod); reopen_log (id); shutdown (timeout_ms). Unknown ops answer
+ * for the pod); reopen_log (id); shutdown (timeout_ms); exec_start (id argv
+ * stdin tty -> exec_id, fds [indices of stdin/stdout/stderr sent, in
+ * order, as SCM_RIGHTS on the response]); exec_wait (exec_id timeout_ms ->
+ * exit_code; the first success forgets the exec); exec_kill (exec_id
+ * signo). Unknown ops answer
  * ENOSYS. Container status fields: state ("created" "running" "exited"),
  * started_at, finished_at, exit_code, oom.
  */

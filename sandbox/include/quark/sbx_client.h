@@ -71,6 +71,9 @@ struct sbx_container_spec {
   size_t n_mounts;
   const char *log_path; /* CRI log file (stdout/stderr, CRI format) */
   bool tty, stdin_open;
+  /* Additive fields (zero = the old behaviour): */
+  bool stdin_once;
+  enum sbx_pid_ns { SBX_PIDNS_CONTAINER = 0, SBX_PIDNS_POD = 1 } pid_ns;
 };
 
 enum sbx_process_state { SBX_PROC_CREATED, SBX_PROC_RUNNING, SBX_PROC_EXITED };
@@ -133,10 +136,31 @@ int sbx_container_stats(struct sbx_client *c, const char *container_id, struct s
 /* Whole-pod statistics (container_id NULL in spirit). */
 int sbx_pod_stats(struct sbx_client *c, struct sbx_stats *out, q_error **err);
 
-/* Additions (lead wires them into quarkd):
- * Reopens the container's CRI log file at its path (after log rotation). */
+/* Additions (lead wires them into quarkd): */
+
+/* Streaming exec (CRI Exec with stdin, kubectl exec -i): runs argv in the
+ * running container. On success *exec_id (malloc'd; the caller frees it)
+ * names it for sbx_exec_wait/sbx_exec_kill, and fds get the caller's ends:
+ * fds[0] writes the process's stdin (-1 without stdin; closing it is EOF
+ * for the process), fds[1]/fds[2] read its stdout/stderr (EOF once it
+ * exits). The caller owns and closes the fds. tty: -ENOSYS for now. */
+struct sbx_exec_spec {
+  const char *const *argv; /* NULL-terminated */
+  bool tty, stdin_open;
+};
+int sbx_exec_start(struct sbx_client *c, const char *container_id, const struct sbx_exec_spec *spec,
+                   char **exec_id, int fds[3], q_error **err);
+/* Waits for the exec's exit (timeout_ms -1: forever); the first success
+ * reaps it (a later wait: -ENOENT). */
+int sbx_exec_wait(struct sbx_client *c, const char *exec_id, int timeout_ms, int32_t *exit_code,
+                  q_error **err);
+/* Signals one exec (terminating signals end it with 128+signo). */
+int sbx_exec_kill(struct sbx_client *c, const char *exec_id, int signo, q_error **err);
+
+/* Reopens the container's CRI log file at its path (after log rotation). */
 int sbx_container_reopen_log(struct sbx_client *c, const char *container_id, q_error **err);
-/* The quark-sandbox process (VMM) of this pod, known after create/connect. */
+/* The quark-sandbox process (VMM) of this pod (its cgroup is where resource
+ * updates go until the sandbox has an update call), known after create/connect. */
 pid_t sbx_client_pid(const struct sbx_client *c);
 
 #endif

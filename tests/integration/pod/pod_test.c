@@ -283,6 +283,47 @@ int main(int argc, char **argv)
   CHECK(sbx_container_exec(c, "nope", x1, 10000, 100, &x, &err) == -ENOENT, "exec in an unknown container: ENOENT");
   q_error_free(&err);
 
+  /* Streaming exec: stdin in, stdout out, over fds from the sandbox. */
+  const char *xc[] = {"/bin/busybox", "cat", NULL};
+  struct sbx_exec_spec es = {.argv = xc, .stdin_open = true};
+  char *xid = NULL;
+  int fds[3];
+  r = sbx_exec_start(c, "c2", &es, &xid, fds, &err);
+  CHECK(r == 0 && fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0, "streaming exec started with 3 fds (%s)", emsg(err));
+  q_error_free(&err);
+  if (r == 0) {
+    CHECK(write(fds[0], "abc\n", 4) == 4, "write to its stdin");
+    close(fds[0]);
+    char rb[64];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof rb && (n = read(fds[1], rb + got, sizeof rb - got)) > 0)
+      got += (size_t)n;
+    CHECK(got == 4 && !memcmp(rb, "abc\n", 4), "its stdout echoes stdin, then EOF (%zu bytes)", got);
+    int32_t code = -1;
+    r = sbx_exec_wait(c, xid, 10000, &code, &err);
+    CHECK(r == 0 && code == 0, "exec wait: exit %d", code);
+    CHECK(sbx_exec_wait(c, xid, 0, &code, &err) == -ENOENT, "a reaped exec is gone");
+    q_error_free(&err);
+    close(fds[1]);
+    close(fds[2]);
+    free(xid);
+  }
+  es = (struct sbx_exec_spec){.argv = x6};
+  r = sbx_exec_start(c, "c2", &es, &xid, fds, &err);
+  CHECK(r == 0 && fds[0] == -1, "streaming exec without stdin");
+  if (r == 0) {
+    int32_t code = -1;
+    CHECK(sbx_exec_wait(c, xid, 200, &code, &err) == -ETIMEDOUT, "still runs after 200 ms");
+    q_error_free(&err);
+    CHECK(sbx_exec_kill(c, xid, SIGKILL, &err) == 0, "exec kill");
+    r = sbx_exec_wait(c, xid, 10000, &code, &err);
+    CHECK(r == 0 && code == 137, "killed exec exits 137 (%d)", code);
+    close(fds[1]);
+    close(fds[2]);
+    free(xid);
+  }
+
   /* Stats. */
   struct sbx_stats cst = {0}, pst = {0};
   r = sbx_container_stats(c, "c2", &cst, &err);
