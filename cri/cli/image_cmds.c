@@ -73,6 +73,7 @@ static void *pull_thread(void *arg)
 struct shown {
   char digest[80];
   char state[16];
+  int64_t total;
 };
 
 /* Draws the layers of the progress file: bars redrawn in place on a
@@ -103,28 +104,28 @@ static void draw(const char *path, bool tty, struct shown *seen, size_t *n_seen,
     char d[16], t[16];
     human((uint64_t)done, d, sizeof(d));
     human((uint64_t)total, t, sizeof(t));
+    size_t k;
+    for (k = 0; k < *n_seen; k++)
+      if (strcmp(seen[k].digest, dg) == 0)
+        break;
+    if (k == *n_seen && k < cap) {
+      snprintf(seen[k].digest, sizeof(seen[k].digest), "%s", dg);
+      seen[k].state[0] = '\0';
+      (*n_seen)++;
+    }
+    if (k < *n_seen)
+      seen[k].total = total;
     if (tty) {
       char bar[31];
       int fill = total > 0 ? (int)(30 * done / total) : 0;
-      for (int k = 0; k < 30; k++)
-        bar[k] = k < fill ? '=' : (k == fill ? '>' : ' ');
+      for (int b = 0; b < 30; b++)
+        bar[b] = b < fill ? '=' : (b == fill ? '>' : ' ');
       bar[30] = '\0';
       printf("\033[K%.19s  %-11s [%s] %8s/%-8s\n", dg, stt, bar, d, t);
       drawn++;
       continue;
     }
-    size_t k;
-    for (k = 0; k < *n_seen; k++)
-      if (strcmp(seen[k].digest, dg) == 0)
-        break;
-    if (k == *n_seen) {
-      if (k == cap)
-        continue;
-      snprintf(seen[k].digest, sizeof(seen[k].digest), "%s", dg);
-      seen[k].state[0] = '\0';
-      (*n_seen)++;
-    }
-    if (strcmp(seen[k].state, stt) != 0) {
+    if (k < *n_seen && strcmp(seen[k].state, stt) != 0) {
       snprintf(seen[k].state, sizeof(seen[k].state), "%s", stt);
       printf("%.19s  %s %s\n", dg, stt, t);
     }
@@ -133,6 +134,23 @@ static void draw(const char *path, bool tty, struct shown *seen, size_t *n_seen,
     *lines_drawn = drawn;
   fflush(stdout);
   json_decref(doc);
+}
+
+/* After a successful pull the progress file is gone: show every layer done. */
+static void draw_done(bool tty, struct shown *seen, size_t n_seen, int lines_drawn)
+{
+  if (tty && lines_drawn)
+    printf("\033[%dA", lines_drawn);
+  for (size_t k = 0; k < n_seen; k++) {
+    char t[16];
+    human((uint64_t)seen[k].total, t, sizeof(t));
+    if (tty)
+      printf("\033[K%.19s  %-11s [==============================] %8s/%-8s\n", seen[k].digest,
+             strcmp(seen[k].state, "exists") == 0 ? "exists" : "done", t, t);
+    else if (strcmp(seen[k].state, "done") != 0 && strcmp(seen[k].state, "exists") != 0)
+      printf("%.19s  done %s\n", seen[k].digest, t);
+  }
+  fflush(stdout);
 }
 
 int quark_cmd_pull(struct quark_cli *cli, int argc, char **argv)
@@ -191,6 +209,8 @@ int quark_cmd_pull(struct quark_cli *cli, int argc, char **argv)
   pthread_join(th, NULL);
   if (pc.rc < 0)
     return call_failed(pc.err);
+  if (!cli->json)
+    draw_done(tty, seen, n_seen, lines);
   if (cli->json) {
     json_t *j = json_pack("{s:s, s:s}", "image", ref, "id", pc.resp->image_ref);
     char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;

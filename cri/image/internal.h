@@ -48,6 +48,7 @@ struct img_store {
   pthread_mutex_t lock; /* flights, tokens */
   pthread_cond_t flight_cond;
   struct img_flight *flights;
+  int trash_running; /* GC deletion threads; close waits for them */
   struct img_token *tokens;
   size_t n_tokens;
 };

@@ -354,6 +354,10 @@ void img_store_close(img_store *st)
 {
   if (!st)
     return;
+  pthread_mutex_lock(&st->lock);
+  while (st->trash_running > 0)
+    pthread_cond_wait(&st->flight_cond, &st->lock);
+  pthread_mutex_unlock(&st->lock);
   free(st->root);
   for (size_t i = 0; i < st->n_mirrors; i++) {
     if (st->mirror_hosts)
@@ -784,6 +788,61 @@ static void add_ref(json_t *set, const char *digest)
     json_object_set_new(set, digest + (strncmp(digest, "sha256:", 7) == 0 ? 7 : 0), json_true());
 }
 
+struct trash_job {
+  img_store *st;
+  char **paths;
+};
+
+static void *trash_thread(void *arg)
+{
+  struct trash_job *j = arg;
+  for (char **p = j->paths; *p; p++) {
+    q_cleanup_error q_error *er = NULL;
+    if (q_rm_rf(*p, &er) < 0)
+      q_warn(NULL, "image gc: %s", q_error_msg(er));
+  }
+  img_strv_free(j->paths);
+  pthread_mutex_lock(&j->st->lock);
+  j->st->trash_running--;
+  pthread_cond_broadcast(&j->st->flight_cond);
+  pthread_mutex_unlock(&j->st->lock);
+  free(j);
+  return NULL;
+}
+
+/* Deletes paths (taken) on a thread that img_store_close waits for. What a
+ * process exit interrupts stays under tmp/ until the next open. */
+static void trash_async(img_store *st, char **paths)
+{
+  if (!paths || !paths[0]) {
+    img_strv_free(paths);
+    return;
+  }
+  struct trash_job *j = malloc(sizeof(*j));
+  pthread_t th;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (j) {
+    *j = (struct trash_job){st, paths};
+    pthread_mutex_lock(&st->lock);
+    st->trash_running++;
+    pthread_mutex_unlock(&st->lock);
+    if (pthread_create(&th, &attr, trash_thread, j) == 0) {
+      pthread_attr_destroy(&attr);
+      return;
+    }
+    pthread_mutex_lock(&st->lock);
+    st->trash_running--;
+    pthread_mutex_unlock(&st->lock);
+    free(j);
+  }
+  pthread_attr_destroy(&attr);
+  for (char **p = paths; *p; p++)
+    q_rm_rf(*p, NULL);
+  img_strv_free(paths);
+}
+
 static void gc_run_locked(img_store *st)
 {
   int rfd = img_store_lock(st, "records", true, true);
@@ -801,7 +860,8 @@ static void gc_run_locked(img_store *st)
         add_ref(keep, json_string_value(v));
   }
   records_free(all);
-  size_t freed_blobs = 0, freed_layers = 0;
+  size_t freed_blobs = 0, freed_layers = 0, n_trash = 0;
+  char **trash = calloc(1, sizeof(char *));
   static const char *const gc_dirs[] = {"blobs/sha256", "layers/sha256", "layers/diffid"};
   for (int pass = 0; keep && pass < 3; pass++) {
     q_cleanup_free char *dir = pathf("%s/%s", st->root, gc_dirs[pass]);
@@ -820,13 +880,21 @@ static void gc_run_locked(img_store *st)
           freed_blobs++;
         continue;
       }
-      /* Out of sight first, so that a crash mid-delete leaves no half layer. */
-      q_cleanup_free char *t = img_tmp_path(st, "gc");
-      q_cleanup_error q_error *er = NULL;
-      if (t && rename(p, t) == 0 && q_rm_rf(t, &er) == 0)
+      /* Out of sight at once (a crash mid-delete leaves no half layer);
+       * deleting thousands of files can take seconds: that happens on a
+       * thread, so that RemoveImage answers now. */
+      char *t = img_tmp_path(st, "gc");
+      char **nt = trash ? realloc(trash, (n_trash + 2) * sizeof(char *)) : NULL;
+      if (t && nt && rename(p, t) == 0) {
+        trash = nt;
+        trash[n_trash++] = t;
+        trash[n_trash] = NULL;
         freed_layers++;
-      else if (er)
-        q_warn(NULL, "image gc: %s", q_error_msg(er));
+      } else {
+        if (nt)
+          trash = nt;
+        free(t);
+      }
     }
     closedir(d);
   }
@@ -839,6 +907,7 @@ static void gc_run_locked(img_store *st)
   if (rfd >= 0)
     close(rfd);
   q_debug(NULL, "image gc: removed %zu blobs and %zu layers", freed_blobs, freed_layers);
+  trash_async(st, trash);
 }
 
 void img_gc_maybe(img_store *st)
