@@ -72,8 +72,40 @@ enum qk_op {
   QK_OP_UNLINKAT = 22,    /* a0 dir hfd, a1 path gpa, a2 path len, a3 flags (QK_AT_REMOVEDIR) -> 0 */
   QK_OP_CTL_EVENT = 23,   /* a0 gpa of struct qk_ctl_event, a1 its size (qk_ctl.h) -> 0, or
                              -ENOSYS when the host drives no pod control channel */
+  /* Sockets (host side: sandbox/qcall/ops_net.c). AF_INET/AF_INET6 TCP and
+   * UDP sockets opened by the sandbox in the pod's network namespace; the
+   * host handle is always non-blocking, the guest decides whether to wait.
+   * Addresses are Linux sockaddrs of at most 128 bytes; "len gpa" names a
+   * uint32 the host reads (buffer size) and rewrites (address length). */
+  QK_OP_SOCKET = 24,      /* a0 domain, a1 type (SOCK_STREAM/DGRAM, no flags), a2 protocol -> hfd */
+  QK_OP_BIND = 25,        /* a0 hfd, a1 addr gpa, a2 addr len -> 0 */
+  QK_OP_CONNECT = 26,     /* a0 hfd, a1 addr gpa, a2 addr len -> 0 or -EINPROGRESS */
+  QK_OP_LISTEN = 27,      /* a0 hfd, a1 backlog -> 0 */
+  QK_OP_ACCEPT = 28,      /* a0 hfd, a1 addr gpa (0: none), a2 len gpa -> new hfd */
+  QK_OP_SOCKNAME = 29,    /* a0 hfd, a1 addr gpa, a2 len gpa, a3 1: peer name -> 0 */
+  QK_OP_SENDMSG = 30,     /* a0 hfd, a1 iov gpa, a2 iovcnt, a3 MSG_* flags, a4 addr gpa (0: none),
+                             a5 addr len -> bytes */
+  QK_OP_RECVMSG = 31,     /* a0 hfd, a1 iov gpa, a2 iovcnt, a3 MSG_* flags, a4 addr gpa (0: none),
+                             a5 len gpa -> bytes, or (bytes | QK_NET_TRUNC) for a cut datagram.
+                             MSG_WAITALL waits on the host (until the VM stops) */
+  QK_OP_SHUTDOWN = 32,    /* a0 hfd, a1 how -> 0 */
+  QK_OP_SETSOCKOPT = 33,  /* a0 hfd, a1 level, a2 name (host allowlist), a3 val gpa, a4 len -> 0 */
+  QK_OP_GETSOCKOPT = 34,  /* a0 hfd, a1 level, a2 name, a3 val gpa, a4 len gpa -> 0 */
+  QK_OP_NET_POLL = 35,    /* a0 gpa of struct qk_net_pollfd[], a1 count (<= QK_NET_POLL_MAX),
+                             a2 timeout ns (~0: none; 0: just look) -> ready count; ends early
+                             with -EINTR when the VM stops */
+  QK_OP_SOCK_IOCTL = 36,  /* a0 hfd, a1 FIONREAD or SIOCOUTQ -> count */
   QK_OP_COUNT
 };
+
+#define QK_NET_TRUNC (1ull << 40) /* QK_OP_RECVMSG: datagram longer than the buffers */
+#define QK_NET_POLL_MAX 256u
+struct qk_net_pollfd {
+  uint32_t hfd;
+  int16_t events;  /* Linux POLL* bits */
+  int16_t revents; /* written by the host */
+};
+_Static_assert(sizeof(struct qk_net_pollfd) == 8, "qk_net_pollfd layout");
 
 #define QK_AT_SYMLINK_NOFOLLOW 0x100
 #define QK_AT_REMOVEDIR 0x200
