@@ -279,7 +279,25 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
   return sbx_client_connect(sock, out, err);
 }
 
-static bool alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+/* A zombie is gone for us: its reaper (init, after the double fork) may
+ * take its time. */
+static bool alive(pid_t pid)
+{
+  if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
+    return false;
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return errno != ENOENT;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return true;
+  buf[n] = 0;
+  char *rp = strrchr(buf, ')');
+  return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
 
 int sbx_client_stop(struct sbx_client *c, int timeout_ms, q_error **err)
 {
