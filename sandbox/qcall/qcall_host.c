@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../../guestkernel/abi/qk_errno.h"
+#include "ops_net.h"
 
 _Static_assert(QK_ENOENT == ENOENT && QK_EFAULT == EFAULT && QK_ENOSYS == ENOSYS && QK_EINVAL == EINVAL &&
                    QK_ENAMETOOLONG == ENAMETOOLONG && QK_ELOOP == ELOOP && QK_EXDEV == EXDEV &&
@@ -542,6 +543,10 @@ static int64_t handle(struct sbx_qcall *q, struct worker *w, const struct qk_qca
     return op_mkdirat(q, a);
   case QK_OP_UNLINKAT:
     return op_unlinkat(q, a);
+  case QK_OP_SOCKET ... QK_OP_SOCK_IOCTL: {
+    const struct sbx_net_ctx nc = {q, q->cfg.mem, q->stop_fd, hfd_get, hfd_install};
+    return sbx_qcall_net(&nc, req->op, a);
+  }
   default:
     return -ENOSYS;
   }

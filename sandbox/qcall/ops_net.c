@@ -1,0 +1,447 @@
+/* Guest sockets on host sockets (see ops_net.h). */
+#include "ops_net.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+
+#include "../../guestkernel/abi/qk_errno.h"
+
+_Static_assert(QK_EAGAIN == EAGAIN && QK_EINPROGRESS == EINPROGRESS && QK_ECONNREFUSED == ECONNREFUSED &&
+                   QK_EAFNOSUPPORT == EAFNOSUPPORT && QK_ENOTSOCK == ENOTSOCK && QK_EPIPE == EPIPE &&
+                   QK_EALREADY == EALREADY,
+               "socket errno numbers are the host's");
+
+#define ADDR_MAX 128 /* sizeof(struct sockaddr_storage) */
+#define OPT_MAX 64
+
+/* Copies a guest sockaddr of len bytes into ss. */
+static int get_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len, struct sockaddr_storage *ss)
+{
+  if (len > ADDR_MAX)
+    return -EINVAL;
+  const void *p = sbx_gpa(c->mem, gpa, len);
+  if (!p)
+    return -EFAULT;
+  memset(ss, 0, sizeof *ss);
+  memcpy(ss, p, len);
+  /* Only the families the guest may use; AF_UNSPEC dissolves a UDP
+   * association (connect). */
+  if (len >= sizeof(sa_family_t) && ss->ss_family != AF_INET && ss->ss_family != AF_INET6 &&
+      ss->ss_family != AF_UNSPEC)
+    return -EAFNOSUPPORT;
+  return 0;
+}
+
+/* Writes a host sockaddr into a guest buffer whose size is the uint32 at
+ * len_gpa; the uint32 becomes the full address length (Linux semantics:
+ * a short buffer gets a cut address and the real length). */
+static int put_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len_gpa, const struct sockaddr_storage *ss,
+                    socklen_t have)
+{
+  uint32_t *lenp = sbx_gpa(c->mem, len_gpa, sizeof(uint32_t));
+  if (!lenp)
+    return -EFAULT;
+  uint32_t room = *lenp;
+  if (room > ADDR_MAX)
+    room = ADDR_MAX;
+  uint32_t n = have < room ? have : room;
+  if (n) {
+    void *dst = sbx_gpa(c->mem, gpa, n);
+    if (!dst)
+      return -EFAULT;
+    memcpy(dst, ss, n);
+  }
+  *lenp = have;
+  return 0;
+}
+
+/* Copies a guest iovec array (same rules as file I/O). */
+static int get_iov(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t cnt, struct iovec *iov)
+{
+  if (cnt > QK_QCALL_MAX_IOV)
+    return -EINVAL;
+  const void *src = sbx_gpa(c->mem, gpa, cnt * sizeof(struct qk_iov));
+  if (cnt && !src)
+    return -EFAULT;
+  struct qk_iov g[QK_QCALL_MAX_IOV];
+  memcpy(g, src, cnt * sizeof(struct qk_iov));
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < cnt; i++) {
+    void *p = sbx_gpa(c->mem, g[i].gpa, g[i].len);
+    if (!p)
+      return -EFAULT;
+    if (g[i].len > QK_QCALL_MAX_IO - total)
+      return -EINVAL;
+    total += g[i].len;
+    iov[i].iov_base = p;
+    iov[i].iov_len = g[i].len;
+  }
+  return 0;
+}
+
+static int64_t neg(long r) { return r < 0 ? -errno : r; }
+
+static int64_t op_socket(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  if (a[0] != AF_INET && a[0] != AF_INET6)
+    return -EAFNOSUPPORT;
+  int proto = (int)a[2];
+  if (a[1] == SOCK_STREAM) {
+    if (proto != 0 && proto != IPPROTO_TCP)
+      return -EPROTONOSUPPORT;
+  } else if (a[1] == SOCK_DGRAM) {
+    if (proto != 0 && proto != IPPROTO_UDP)
+      return -EPROTONOSUPPORT;
+  } else {
+    return -EPROTONOSUPPORT;
+  }
+  int fd = socket((int)a[0], (int)a[1] | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+  if (fd < 0)
+    return -errno;
+  return c->hfd_install(c->q, fd);
+}
+
+static int64_t op_addr_call(const struct sbx_net_ctx *c, const uint64_t *a, bool is_connect)
+{
+  int fd = c->hfd_get(c->q, a[0]);
+  if (fd < 0)
+    return fd;
+  struct sockaddr_storage ss;
+  int r = get_addr(c, a[1], a[2], &ss);
+  if (r < 0)
+    return r;
+  if (is_connect)
+    return neg(connect(fd, (struct sockaddr *)&ss, (socklen_t)a[2]));
+  return neg(bind(fd, (struct sockaddr *)&ss, (socklen_t)a[2]));
+}
+
+static int64_t op_accept(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  int fd = c->hfd_get(c->q, a[0]);
+  if (fd < 0)
+    return fd;
+  /* Check the guest's buffers before a connection is taken off the queue. */
+  if (a[1] && !sbx_gpa(c->mem, a[2], sizeof(uint32_t)))
+    return -EFAULT;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int nfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (nfd < 0)
+    return -errno;
+  int64_t h = c->hfd_install(c->q, nfd);
+  if (h >= 0 && a[1] && put_addr(c, a[1], a[2], &ss, len) < 0) {
+    /* The guest checked its buffer first; a race that unmapped it loses the
+     * address only, as on Linux the connection is still returned. */
+  }
+  return h;
+}
+
+static int64_t op_sockname(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  int fd = c->hfd_get(c->q, a[0]);
+  if (fd < 0)
+    return fd;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int r = a[3] ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len);
+  if (r < 0)
+    return -errno;
+  return put_addr(c, a[1], a[2], &ss, len);
+}
+
+/* Waits until fd has events or the VM stops: 0, or -EINTR (stopping). */
+static int wait_fd(const struct sbx_net_ctx *c, int fd, short events)
+{
+  struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = c->stop_fd, .events = POLLIN}};
+  for (;;) {
+    int r = poll(p, 2, -1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return -errno;
+    if (p[1].revents)
+      return -EINTR;
+    return 0;
+  }
+}
+
+static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  int fd = c->hfd_get(c->q, a[0]);
+  if (fd < 0)
+    return fd;
+  const uint64_t allowed = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_OOB | MSG_EOR | MSG_CONFIRM;
+  if (a[3] & ~allowed)
+    return -EOPNOTSUPP;
+  struct iovec iov[QK_QCALL_MAX_IOV];
+  int r = get_iov(c, a[1], a[2], iov);
+  if (r < 0)
+    return r;
+  struct sockaddr_storage ss;
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = a[2]};
+  if (a[4]) {
+    if ((r = get_addr(c, a[4], a[5], &ss)) < 0)
+      return r;
+    m.msg_name = &ss;
+    m.msg_namelen = (socklen_t)a[5];
+  }
+  /* The sandbox must never take SIGPIPE for a guest: the guest raises its
+   * own from -EPIPE. */
+  return neg(sendmsg(fd, &m, (int)a[3] | MSG_NOSIGNAL | MSG_DONTWAIT));
+}
+
+static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  int fd = c->hfd_get(c->q, a[0]);
+  if (fd < 0)
+    return fd;
+  const uint64_t allowed = MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_OOB;
+  if (a[3] & ~allowed)
+    return -EOPNOTSUPP;
+  struct iovec iov[QK_QCALL_MAX_IOV];
+  int r = get_iov(c, a[1], a[2], iov);
+  if (r < 0)
+    return r;
+  if (a[4] && !sbx_gpa(c->mem, a[5], sizeof(uint32_t)))
+    return -EFAULT;
+  struct sockaddr_storage ss;
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = a[2], .msg_name = a[4] ? &ss : NULL,
+                     .msg_namelen = a[4] ? sizeof ss : 0};
+  int flags = (int)a[3] | MSG_DONTWAIT;
+  bool waitall = (a[3] & MSG_WAITALL) && !(a[3] & (MSG_PEEK | MSG_DONTWAIT));
+  int64_t done = 0;
+  for (;;) {
+    ssize_t n = recvmsg(fd, &m, flags);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (waitall && errno == EAGAIN) {
+        if ((r = wait_fd(c, fd, POLLIN)) < 0)
+          return done ? done : r;
+        continue;
+      }
+      return done ? done : -errno;
+    }
+    done += n;
+    if (!waitall || n == 0 || m.msg_iovlen == 0)
+      break;
+    /* MSG_WAITALL: advance the scatter list past what arrived. */
+    size_t left = (size_t)n;
+    while (m.msg_iovlen && left >= m.msg_iov[0].iov_len) {
+      left -= m.msg_iov[0].iov_len;
+      m.msg_iov++;
+      m.msg_iovlen--;
+    }
+    if (!m.msg_iovlen)
+      break;
+    m.msg_iov[0].iov_base = (char *)m.msg_iov[0].iov_base + left;
+    m.msg_iov[0].iov_len -= left;
+  }
+  if (a[4] && put_addr(c, a[4], a[5], &ss, m.msg_namelen) < 0)
+    return -EFAULT;
+  return (m.msg_flags & MSG_TRUNC) && !(a[3] & MSG_TRUNC) ? (done | (int64_t)QK_NET_TRUNC) : done;
+}
+
+/* The options a guest may set (set) or read (!set). */
+static bool opt_allowed(int level, int name, bool set)
+{
+  switch (level) {
+  case SOL_SOCKET:
+    switch (name) {
+    case SO_REUSEADDR:
+    case SO_REUSEPORT:
+    case SO_KEEPALIVE:
+    case SO_RCVBUF:
+    case SO_SNDBUF:
+    case SO_LINGER:
+    case SO_BROADCAST:
+    case SO_RCVLOWAT:
+    case SO_OOBINLINE:
+      return true;
+    case SO_ERROR:
+    case SO_TYPE:
+    case SO_DOMAIN:
+    case SO_PROTOCOL:
+    case SO_ACCEPTCONN:
+      return !set;
+    }
+    return false;
+  case IPPROTO_TCP:
+    switch (name) {
+    case TCP_NODELAY:
+    case TCP_KEEPIDLE:
+    case TCP_KEEPINTVL:
+    case TCP_KEEPCNT:
+    case TCP_QUICKACK:
+    case TCP_USER_TIMEOUT:
+    case TCP_CORK:
+    case TCP_DEFER_ACCEPT:
+    case TCP_FASTOPEN:
+    case TCP_MAXSEG:
+      return true;
+    }
+    return false;
+  case IPPROTO_IPV6:
+    return name == IPV6_V6ONLY || name == IPV6_TCLASS || name == IPV6_UNICAST_HOPS;
+  case IPPROTO_IP:
+    return name == IP_TOS || name == IP_TTL;
+  }
+  return false;
+}
+
+static int64_t op_setsockopt(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  int fd = c->hfd_get(c->q, a[0]);
+  if (fd < 0)
+    return fd;
+  if (!opt_allowed((int)a[1], (int)a[2], true))
+    return -ENOPROTOOPT;
+  if (a[4] > OPT_MAX)
+    return -EINVAL;
+  uint8_t val[OPT_MAX];
+  const void *src = sbx_gpa(c->mem, a[3], a[4]);
+  if (a[4] && !src)
+    return -EFAULT;
+  memcpy(val, src, a[4]);
+  return neg(setsockopt(fd, (int)a[1], (int)a[2], val, (socklen_t)a[4]));
+}
+
+static int64_t op_getsockopt(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  int fd = c->hfd_get(c->q, a[0]);
+  if (fd < 0)
+    return fd;
+  if (!opt_allowed((int)a[1], (int)a[2], false))
+    return -ENOPROTOOPT;
+  uint32_t *lenp = sbx_gpa(c->mem, a[4], sizeof(uint32_t));
+  if (!lenp)
+    return -EFAULT;
+  uint32_t room = *lenp;
+  if (room > OPT_MAX)
+    room = OPT_MAX;
+  uint8_t val[OPT_MAX] = {0};
+  socklen_t len = room;
+  if (getsockopt(fd, (int)a[1], (int)a[2], val, &len) < 0)
+    return -errno;
+  if (len > room)
+    len = room;
+  void *dst = sbx_gpa(c->mem, a[3], len);
+  if (len && !dst)
+    return -EFAULT;
+  memcpy(dst, val, len);
+  *lenp = len;
+  return 0;
+}
+
+static int64_t op_poll(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  uint64_t n = a[1];
+  if (n > QK_NET_POLL_MAX)
+    return -EINVAL;
+  struct qk_net_pollfd *g = sbx_gpa(c->mem, a[0], n * sizeof *g);
+  if (n && !g)
+    return -EFAULT;
+  struct qk_net_pollfd in[QK_NET_POLL_MAX];
+  struct pollfd p[QK_NET_POLL_MAX + 1];
+  memcpy(in, g, n * sizeof *g);
+  int64_t bad = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    int fd = c->hfd_get(c->q, in[i].hfd);
+    /* A negative fd is skipped by poll; the guest sees POLLNVAL for it. */
+    p[i] = (struct pollfd){.fd = fd < 0 ? -1 : fd, .events = in[i].events};
+    in[i].revents = 0;
+    if (fd < 0) {
+      in[i].revents = POLLNVAL;
+      bad++;
+    }
+  }
+  p[n] = (struct pollfd){.fd = c->stop_fd, .events = POLLIN};
+  struct timespec ts, *tsp = NULL;
+  uint64_t tmo = bad ? 0 : a[2];
+  if (tmo != ~0ull) {
+    ts.tv_sec = (time_t)(tmo / 1000000000u);
+    ts.tv_nsec = (long)(tmo % 1000000000u);
+    tsp = &ts;
+  }
+  int r;
+  do
+    r = ppoll(p, n + 1, tsp, NULL);
+  while (r < 0 && errno == EINTR && !tsp);
+  if (r < 0)
+    return -errno;
+  if (p[n].revents)
+    return -EINTR;
+  int64_t ready = bad;
+  for (uint64_t i = 0; i < n; i++) {
+    if (p[i].fd < 0)
+      continue;
+    g[i].revents = p[i].revents;
+    if (p[i].revents)
+      ready++;
+  }
+  for (uint64_t i = 0; i < n; i++)
+    if (p[i].fd < 0)
+      g[i].revents = POLLNVAL;
+  return ready;
+}
+
+static int64_t op_ioctl(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  int fd = c->hfd_get(c->q, a[0]);
+  if (fd < 0)
+    return fd;
+  if (a[1] != SIOCINQ && a[1] != SIOCOUTQ)
+    return -ENOTTY;
+  int v = 0;
+  if (ioctl(fd, (unsigned long)a[1], &v) < 0)
+    return -errno;
+  return v;
+}
+
+int64_t sbx_qcall_net(const struct sbx_net_ctx *c, uint32_t op, const uint64_t *a)
+{
+  int fd;
+  switch (op) {
+  case QK_OP_SOCKET:
+    return op_socket(c, a);
+  case QK_OP_BIND:
+  case QK_OP_CONNECT:
+    return op_addr_call(c, a, op == QK_OP_CONNECT);
+  case QK_OP_LISTEN:
+    if ((fd = c->hfd_get(c->q, a[0])) < 0)
+      return fd;
+    return neg(listen(fd, a[1] > 4096 ? 4096 : (int)a[1]));
+  case QK_OP_ACCEPT:
+    return op_accept(c, a);
+  case QK_OP_SOCKNAME:
+    return op_sockname(c, a);
+  case QK_OP_SENDMSG:
+    return op_sendmsg(c, a);
+  case QK_OP_RECVMSG:
+    return op_recvmsg(c, a);
+  case QK_OP_SHUTDOWN:
+    if ((fd = c->hfd_get(c->q, a[0])) < 0)
+      return fd;
+    if (a[1] > SHUT_RDWR)
+      return -EINVAL;
+    return neg(shutdown(fd, (int)a[1]));
+  case QK_OP_SETSOCKOPT:
+    return op_setsockopt(c, a);
+  case QK_OP_GETSOCKOPT:
+    return op_getsockopt(c, a);
+  case QK_OP_NET_POLL:
+    return op_poll(c, a);
+  case QK_OP_SOCK_IOCTL:
+    return op_ioctl(c, a);
+  default:
+    return -ENOSYS;
+  }
+}

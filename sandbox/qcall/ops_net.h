@@ -1,0 +1,35 @@
+/* Host side of the guest's socket opcodes (QK_OP_SOCKET..QK_OP_SOCK_IOCTL,
+ * guestkernel/abi/qk_qcall.h).
+ *
+ * Contract:
+ * - Sockets are AF_INET/AF_INET6 TCP/UDP host sockets created in the
+ *   sandbox's network namespace (the pod's, when it was started in one)
+ *   and kept in the per-pod host fd table like files. They are always
+ *   O_NONBLOCK on the host: a worker never sleeps on one socket, except
+ *   in QK_OP_NET_POLL and MSG_WAITALL receives, which also wake when
+ *   stop_fd (the VM stopping) becomes readable.
+ * - Every guest (gpa, len) goes through sbx_gpa(); sockaddrs and option
+ *   values are copied into host buffers before the call; data moves
+ *   straight between the socket and guest memory.
+ * - Options are an allowlist; anything else is -ENOPROTOOPT.
+ */
+#ifndef SBX_QCALL_OPS_NET_H
+#define SBX_QCALL_OPS_NET_H
+
+#include <stdint.h>
+
+#include "qcall_host.h"
+
+/* What the socket ops borrow from the QCall core (its fd table). */
+struct sbx_net_ctx {
+  struct sbx_qcall *q;
+  struct sbx_mem *mem;
+  int stop_fd;
+  int (*hfd_get)(struct sbx_qcall *q, uint64_t h);
+  int64_t (*hfd_install)(struct sbx_qcall *q, int fd); /* consumes fd */
+};
+
+/* Serves one socket opcode; -ENOSYS for any other op. */
+int64_t sbx_qcall_net(const struct sbx_net_ctx *c, uint32_t op, const uint64_t *a);
+
+#endif
