@@ -52,20 +52,20 @@ enum {
 };
 
 struct sbx_jail_opts {
-  const char *pod_id;                           /* cgroup name, log lines; NULL: "sbx-<pid>" */
-  const char *roots[SBX_JAIL_MAX_PATHS];        /* container roots: rbind, rw, nosuid/nodev/noexec */
+  const char *pod_id;                    /* cgroup name, log lines; NULL: "sbx-<pid>" */
+  const char *roots[SBX_JAIL_MAX_PATHS]; /* container roots: rbind, rw, nosuid/nodev/noexec */
   size_t nroots;
-  const char *ro_paths[SBX_JAIL_MAX_PATHS];     /* files or dirs bound read-only (kernel image) */
+  const char *ro_paths[SBX_JAIL_MAX_PATHS]; /* files or dirs bound read-only (kernel image) */
   size_t nro;
-  const char *rw_paths[SBX_JAIL_MAX_PATHS];     /* bound read-write (control socket dir, log and
-                                                   stats files: a missing file is created) */
+  const char *rw_paths[SBX_JAIL_MAX_PATHS]; /* bound read-write (control socket dir, log and
+                                               stats files: a missing file is created) */
   size_t nrw;
-  const char *netns;                            /* the pod's netns path, NULL: keep the caller's */
-  const char *cgroup_parent;                    /* NULL: no cgroup */
-  uint64_t memory_limit;                        /* bytes, 0: none */
-  uint64_t cpu_quota_us, cpu_period_us;         /* quota 0: none */
-  uint64_t pids_limit;                          /* 0: none */
-  unsigned flags;                               /* SBX_JAIL_NO_* */
+  const char *netns;                    /* the pod's netns path, NULL: keep the caller's */
+  const char *cgroup_parent;            /* NULL: no cgroup */
+  uint64_t memory_limit;                /* bytes, 0: none */
+  uint64_t cpu_quota_us, cpu_period_us; /* quota 0: none */
+  uint64_t pids_limit;                  /* 0: none */
+  unsigned flags;                       /* SBX_JAIL_NO_* */
 };
 
 /* Applies one option: name is one of "pod-id", "root", "bind-ro", "bind",

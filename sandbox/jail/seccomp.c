@@ -37,26 +37,57 @@
 static const int plain[] = {
     /* memory: guest memory advice, thread stacks, malloc (brk and mremap in
      * glibc's allocator) */
-    SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(mremap),
+    SCMP_SYS(munmap),
+    SCMP_SYS(madvise),
+    SCMP_SYS(brk),
+    SCMP_SYS(mremap),
     /* threads: QCall workers and vCPU threads start after the jail */
-    SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(futex), SCMP_SYS(exit), SCMP_SYS(exit_group),
-    SCMP_SYS(sched_getaffinity), SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(rt_sigprocmask),
-    SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
+    SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq),
+    SCMP_SYS(futex),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
+    SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(gettid),
+    SCMP_SYS(getpid),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigaction),
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(sigaltstack),
     /* QCall: the guest's files beneath its root, its stdio, host services */
-    SCMP_SYS(openat2), SCMP_SYS(close), SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
-    SCMP_SYS(pread64), SCMP_SYS(preadv), SCMP_SYS(pwritev), SCMP_SYS(lseek), SCMP_SYS(newfstatat),
-    SCMP_SYS(getdents64), SCMP_SYS(readlinkat), SCMP_SYS(faccessat2), SCMP_SYS(mkdirat), SCMP_SYS(unlinkat),
-    SCMP_SYS(fsync), SCMP_SYS(ftruncate), SCMP_SYS(getrandom), SCMP_SYS(io_uring_enter),
+    SCMP_SYS(openat2),
+    SCMP_SYS(close),
+    SCMP_SYS(read),
+    SCMP_SYS(write),
+    SCMP_SYS(readv),
+    SCMP_SYS(writev),
+    SCMP_SYS(pread64),
+    SCMP_SYS(preadv),
+    SCMP_SYS(pwritev),
+    SCMP_SYS(lseek),
+    SCMP_SYS(newfstatat),
+    SCMP_SYS(getdents64),
+    SCMP_SYS(readlinkat),
+    SCMP_SYS(faccessat2),
+    SCMP_SYS(mkdirat),
+    SCMP_SYS(unlinkat),
+    SCMP_SYS(fsync),
+    SCMP_SYS(ftruncate),
+    SCMP_SYS(getrandom),
+    SCMP_SYS(io_uring_enter),
     /* waits: QCall workers, vCPU halts, guest sleeps */
-    SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(clock_nanosleep),
 };
 
 /* Pod mode (SBX_JAIL_POD): guests are created after set-up (one per
  * container and exec) and the control socket is served. From the code of
  * sbx_vm_create, sbx_qcall_create and the control server. */
 static const int pod_plain[] = {
-    SCMP_SYS(eventfd2), SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_register),
-    SCMP_SYS(accept4), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
+    SCMP_SYS(eventfd2), SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_register), SCMP_SYS(accept4),
+    SCMP_SYS(recvmsg),  SCMP_SYS(sendmsg),        SCMP_SYS(shutdown),          SCMP_SYS(getsockopt),
 };
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -67,8 +98,9 @@ static const int pod_plain[] = {
  * syscalls of its own raw wrappers (open, getdents, readlink, stat).
  * Release builds load the filter without these. */
 static const int sanitizer_plain[] = {
-    SCMP_SYS(prctl), SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(getppid), SCMP_SYS(sched_yield),
-    SCMP_SYS(open), SCMP_SYS(getdents), SCMP_SYS(readlink), SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(fstat),
+    SCMP_SYS(prctl),       SCMP_SYS(ptrace), SCMP_SYS(wait4),    SCMP_SYS(getppid),
+    SCMP_SYS(sched_yield), SCMP_SYS(open),   SCMP_SYS(getdents), SCMP_SYS(readlink),
+    SCMP_SYS(stat),        SCMP_SYS(lstat),  SCMP_SYS(fstat),
 };
 #define SANITIZER_EXTRA (Q_ARRAY_SIZE(sanitizer_plain))
 #else
@@ -84,9 +116,22 @@ static const unsigned long ioctls[] = {
 
 /* Pod mode: creating and programming later guests. */
 static const unsigned long pod_ioctls[] = {
-    KVM_GET_API_VERSION, KVM_CREATE_VM, KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID,
-    KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU, KVM_IOEVENTFD, KVM_SET_REGS,
-    KVM_SET_SREGS, KVM_SET_CPUID2, KVM_SET_FPU, KVM_SET_MSRS, KVM_SET_XCRS, KVM_GET_TSC_KHZ,
+    KVM_GET_API_VERSION,
+    KVM_CREATE_VM,
+    KVM_CHECK_EXTENSION,
+    KVM_GET_VCPU_MMAP_SIZE,
+    KVM_GET_SUPPORTED_CPUID,
+    KVM_SET_TSS_ADDR,
+    KVM_SET_USER_MEMORY_REGION,
+    KVM_CREATE_VCPU,
+    KVM_IOEVENTFD,
+    KVM_SET_REGS,
+    KVM_SET_SREGS,
+    KVM_SET_CPUID2,
+    KVM_SET_FPU,
+    KVM_SET_MSRS,
+    KVM_SET_XCRS,
+    KVM_GET_TSC_KHZ,
 };
 
 static atomic_uint blocked_count;
@@ -124,16 +169,20 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
   (void)w;
 }
 
-unsigned sbx_jail_seccomp_blocked(void) { return atomic_load(&blocked_count); }
+unsigned sbx_jail_seccomp_blocked(void)
+{
+  return atomic_load(&blocked_count);
+}
 
 size_t sbx_jail_seccomp_count(bool pod)
 {
-  /* plain entries, then ioctl, mmap, mprotect, clone, clone3, openat,
-   * tgkill (run mode) and fcntl, socket (pod mode) */
-  return Q_ARRAY_SIZE(plain) + 7 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) + 2 : 0);
+  /* plain entries, then ioctl, mmap, mprotect, clone, openat, tgkill (run
+   * mode) and fcntl, socket (pod mode); clone3 is answered, not admitted */
+  return Q_ARRAY_SIZE(plain) + 6 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) + 2 : 0);
 }
 
-static int rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned cnt, const struct scmp_arg_cmp *args)
+static int rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned cnt,
+                const struct scmp_arg_cmp *args)
 {
   return seccomp_rule_add_array(ctx, action, nr, cnt, args);
 }
@@ -154,32 +203,37 @@ static int build(scmp_filter_ctx ctx, bool pod)
     r = rule(ctx, SCMP_ACT_ALLOW, sanitizer_plain[i], 0, NULL);
   if (!r)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-             &SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_VM | CLONE_UNTRACED | CLONE_THREAD, CLONE_VM | CLONE_UNTRACED));
+             &SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_VM | CLONE_UNTRACED | CLONE_THREAD,
+                         CLONE_VM | CLONE_UNTRACED));
 #endif
   if (r)
     return r;
   /* No new executable memory after set-up: the VMM's code is all loaded. */
   r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, &SCMP_A2_64(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
   if (!r)
-    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, &SCMP_A2_64(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+             &SCMP_A2_64(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
   /* Threads only, never a new process. glibc creates threads with clone3,
    * whose flags sit behind a pointer the filter cannot read: clone3 answers
    * ENOSYS and glibc falls back to clone, whose flags it can. */
   if (!r)
-    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+             &SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
   if (!r)
     r = rule(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL);
   /* Paths only relative to the jail's cwd or root: never beneath a held
    * directory fd (a container root opened before the jail), where ".."
    * would climb; guest paths go through openat2 RESOLVE_IN_ROOT. */
   if (!r)
-    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)AT_FDCWD));
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+             &SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)AT_FDCWD));
   /* Pod mode: only unix sockets (the control socket). */
   if (!r && pod)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX));
   /* Signals only to our own threads (kicking a vCPU out of KVM_RUN). */
   if (!r)
-    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, &SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)getpid()));
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+             &SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)getpid()));
   /* Pod mode: fcntl for the stdio dups of a new guest and fd flags only
    * (F_DUPFD..F_SETFL, F_DUPFD_CLOEXEC): no locks, leases or pipe sizes. */
   if (!r && pod)

@@ -58,9 +58,11 @@ ssize_t getrandom(void *buf, size_t len, unsigned flags)
   int e3 = errno;
   if (fd >= 0)
     close(fd);
-  fprintf(stderr, "jail_run probe: socket(AF_INET, SOCK_RAW) %s, kill %s, unshare %s, open /etc/shadow %s\n",
-          s < 0 ? strerror(e1) : "ok", k < 0 ? strerror(e2) : "ok", u < 0 ? strerror(e4) : "ok",
-          fd < 0 ? strerror(e3) : "ok");
+  fprintf(
+      stderr,
+      "jail_run probe: socket(AF_INET, SOCK_RAW) %s, kill %s, unshare %s, open /etc/shadow %s\n",
+      s < 0 ? strerror(e1) : "ok", k < 0 ? strerror(e2) : "ok", u < 0 ? strerror(e4) : "ok",
+      fd < 0 ? strerror(e3) : "ok");
   if (s < 0) {
     errno = e1;
     return -1;
@@ -73,8 +75,14 @@ struct run_ctx {
   struct sbx_qcall *qc;
 };
 
-static void on_guest_exit(void *ctx, int status) { sbx_vm_stop(((struct run_ctx *)ctx)->vm, status); }
-static void on_halt(void *ctx, unsigned idx, int stop_fd) { sbx_qcall_wait(((struct run_ctx *)ctx)->qc, idx, stop_fd); }
+static void on_guest_exit(void *ctx, int status)
+{
+  sbx_vm_stop(((struct run_ctx *)ctx)->vm, status);
+}
+static void on_halt(void *ctx, unsigned idx, int stop_fd)
+{
+  sbx_qcall_wait(((struct run_ctx *)ctx)->qc, idx, stop_fd);
+}
 
 static void default_kernel(char *out, size_t size)
 {
@@ -85,12 +93,18 @@ static void default_kernel(char *out, size_t size)
 int main(int argc, char **argv)
 {
   static const struct option opts[] = {
-      {"rootfs", required_argument, NULL, 'r'},  {"memory", required_argument, NULL, 'm'},
-      {"vcpus", required_argument, NULL, 'c'},   {"env", required_argument, NULL, 'e'},
-      {"cwd", required_argument, NULL, 'w'},     {"kernel", required_argument, NULL, 'k'},
-      {"stats", required_argument, NULL, 's'},   {"log-level", required_argument, NULL, 'l'},
-      {"kernel-worker", no_argument, NULL, 'W'}, {"no-kernel-worker", no_argument, NULL, 'N'},
-      {"no-jail", no_argument, NULL, 'J'},       {"jail", required_argument, NULL, 'j'},
+      {"rootfs", required_argument, NULL, 'r'},
+      {"memory", required_argument, NULL, 'm'},
+      {"vcpus", required_argument, NULL, 'c'},
+      {"env", required_argument, NULL, 'e'},
+      {"cwd", required_argument, NULL, 'w'},
+      {"kernel", required_argument, NULL, 'k'},
+      {"stats", required_argument, NULL, 's'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"kernel-worker", no_argument, NULL, 'W'},
+      {"no-kernel-worker", no_argument, NULL, 'N'},
+      {"no-jail", no_argument, NULL, 'J'},
+      {"jail", required_argument, NULL, 'j'},
       {NULL, 0, NULL, 0},
   };
   signal(SIGPIPE, SIG_IGN);
@@ -101,7 +115,9 @@ int main(int argc, char **argv)
   }
   q_log_init(NULL, Q_LOG_WARN, "sandbox", NULL);
   if (argc < 2 || strcmp(argv[1], "run")) {
-    fprintf(stderr, "usage: jail_run run [quark-sandbox run options] [--no-jail] [--jail K=V]... -- PROG...\n");
+    fprintf(
+        stderr,
+        "usage: jail_run run [quark-sandbox run options] [--no-jail] [--jail K=V]... -- PROG...\n");
     return FAIL;
   }
   argc--;
@@ -117,22 +133,42 @@ int main(int argc, char **argv)
   int c;
   while (env && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
     switch (c) {
-    case 'r': rootfs = optarg; break;
-    case 'm': mem_mib = strtoul(optarg, NULL, 10); break;
-    case 'c': vcpus = strtoul(optarg, NULL, 10); break;
-    case 'e': env[envc++] = optarg; break;
-    case 'w': cwd = optarg; break;
-    case 'k': snprintf(kernel, sizeof kernel, "%s", optarg); break;
-    case 's': stats = optarg; break;
+    case 'r':
+      rootfs = optarg;
+      break;
+    case 'm':
+      mem_mib = strtoul(optarg, NULL, 10);
+      break;
+    case 'c':
+      vcpus = strtoul(optarg, NULL, 10);
+      break;
+    case 'e':
+      env[envc++] = optarg;
+      break;
+    case 'w':
+      cwd = optarg;
+      break;
+    case 'k':
+      snprintf(kernel, sizeof kernel, "%s", optarg);
+      break;
+    case 's':
+      stats = optarg;
+      break;
     case 'l': {
       q_log_level lvl;
       if (q_log_level_parse(optarg, &lvl) == 0)
         q_log_set_level(lvl);
       break;
     }
-    case 'W': kernel_worker = true; break;
-    case 'N': kernel_worker = false; break;
-    case 'J': jail = false; break;
+    case 'W':
+      kernel_worker = true;
+      break;
+    case 'N':
+      kernel_worker = false;
+      break;
+    case 'J':
+      jail = false;
+      break;
     case 'j': {
       char *eq = strchr(optarg, '=');
       if (!eq) {
@@ -166,7 +202,8 @@ int main(int argc, char **argv)
   if (jail) {
     /* What the VMM opens after this point: the rootfs, the kernel image,
      * the stats file (and /dev/kvm, which the jail always has). */
-    if (sbx_jail_opt(&jo, "root", rootfs, &err) < 0 || sbx_jail_opt(&jo, "bind-ro", kernel, &err) < 0 ||
+    if (sbx_jail_opt(&jo, "root", rootfs, &err) < 0 ||
+        sbx_jail_opt(&jo, "bind-ro", kernel, &err) < 0 ||
         (stats && sbx_jail_opt(&jo, "bind", stats, &err) < 0))
       goto out;
     int st;
@@ -212,7 +249,8 @@ int main(int argc, char **argv)
   for (unsigned i = 0; i < br.ring_count; i++) {
     if (sbx_vm_add_ioeventfd(ctx.vm, QK_PORT_KICK, i, sbx_qcall_kick_fd(ctx.qc, i), &err) < 0)
       goto out;
-    if (br.kick_gpa && sbx_vm_add_mmio_ioeventfd(ctx.vm, br.kick_gpa, i, sbx_qcall_kick_fd(ctx.qc, i), &err) < 0)
+    if (br.kick_gpa &&
+        sbx_vm_add_mmio_ioeventfd(ctx.vm, br.kick_gpa, i, sbx_qcall_kick_fd(ctx.qc, i), &err) < 0)
       goto out;
   }
   if (jail && sbx_jail_apply(&jo, &err) < 0)

@@ -80,15 +80,28 @@ Test(jail_opts, options)
 Test(jail_opts, refused)
 {
   static const char *const bad[][2] = {
-      {"root", "relative/path"}, {"bind", ""},           {"netns", "netns-name"}, {"pod-id", "../x"},
-      {"pod-id", "a/b"},         {"cgroup-parent", "/abs"}, {"cgroup-parent", "a//b"}, {"cgroup-parent", "a/../b"},
-      {"memory", "1M"},          {"memory", "lots"},     {"cpus", "-1"},          {"pids", "0"},
-      {"pids", "12x"},           {"no", "seccomp,nothing"}, {"mode", "vm"},       {"colour", "blue"},
+      {"root", "relative/path"},
+      {"bind", ""},
+      {"netns", "netns-name"},
+      {"pod-id", "../x"},
+      {"pod-id", "a/b"},
+      {"cgroup-parent", "/abs"},
+      {"cgroup-parent", "a//b"},
+      {"cgroup-parent", "a/../b"},
+      {"memory", "1M"},
+      {"memory", "lots"},
+      {"cpus", "-1"},
+      {"pids", "0"},
+      {"pids", "12x"},
+      {"no", "seccomp,nothing"},
+      {"mode", "vm"},
+      {"colour", "blue"},
   };
   for (size_t i = 0; i < Q_ARRAY_SIZE(bad); i++) {
     struct sbx_jail_opts o = {0};
     q_error *err = NULL;
-    cr_assert_eq(sbx_jail_opt(&o, bad[i][0], bad[i][1], &err), -EINVAL, "%s=%s accepted", bad[i][0], bad[i][1]);
+    cr_assert_eq(sbx_jail_opt(&o, bad[i][0], bad[i][1], &err), -EINVAL, "%s=%s accepted", bad[i][0],
+                 bad[i][1]);
     cr_assert_not_null(err);
     cr_assert(strstr(q_error_msg(err), bad[i][0]) != NULL, "message '%s' does not name the option",
               q_error_msg(err));
@@ -129,7 +142,8 @@ static int filtered_child(void)
   if (socket(AF_UNIX, SOCK_STREAM, 0) != -1 || errno != EPERM)
     return 15;
   errno = 0;
-  if (mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED || errno != EPERM)
+  if (mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED ||
+      errno != EPERM)
     return 16;
   errno = 0;
   if (syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0) != -1 || errno != EPERM)
