@@ -4,6 +4,7 @@
  * told that work arrived, and the kernel core has no locks yet. */
 #include <qk/arch.h>
 #include <qk/kernel.h>
+#include <qk/net.h>
 #include <qk/qcall.h>
 #include <qk/task.h>
 
@@ -190,6 +191,10 @@ static void idle(void)
     return;
   if (!any)
     qk_kpanic("no task left to run");
+  /* Tasks parked on sockets: the host watches those until the earliest
+   * deadline (net/socket.c). */
+  if (qk_net_idle_wait(min == ~0ull ? ~0ull : min - now))
+    return;
   /* Every task waits with no deadline: a deadlock of the program, which
    * sleeps as it would on Linux. */
   qk_sleep_ns(min == ~0ull ? ~0ull : min - now);

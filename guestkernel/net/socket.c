@@ -1,0 +1,834 @@
+/* Sockets over host sockets (see qk/net.h for the model).
+ *
+ * Data never passes through a guest copy: user buffers become scatter lists
+ * of guest-physical segments that the host hands to sendmsg/recvmsg. Small
+ * things (addresses, option values) go through kernel buffers, so user
+ * pointers are checked here and the host sees kernel memory only. */
+#include <qk/fs.h>
+#include <qk/kernel.h>
+#include <qk/linux.h>
+#include <qk/mm.h>
+#include <qk/net.h>
+#include <qk/qcall.h>
+#include <qk/syscall.h>
+#include <qk/task.h>
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define AF_NETLINK 16
+#define AF_PACKET 17
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_RAW 3
+#define SOCK_TYPE_MASK 0xf
+#define SOCK_NONBLOCK L_O_NONBLOCK
+#define SOCK_CLOEXEC L_O_CLOEXEC
+
+#define MSG_OOB 0x1
+#define MSG_PEEK 0x2
+#define MSG_TRUNC 0x20
+#define MSG_DONTWAIT 0x40
+#define MSG_EOR 0x80
+#define MSG_WAITALL 0x100
+#define MSG_CONFIRM 0x800
+#define MSG_NOSIGNAL 0x4000
+#define MSG_MORE 0x8000
+#define MSG_CMSG_CLOEXEC 0x40000000
+
+#define POLLIN 0x001
+#define POLLOUT 0x004
+#define POLLERR 0x008
+#define POLLHUP 0x010
+
+#define SOL_SOCKET 1
+#define SO_ERROR 4
+#define SO_RCVTIMEO 20
+#define SO_SNDTIMEO 21
+
+#define FIONREAD 0x541b
+#define FIONBIO 0x5421
+#define SIOCOUTQ 0x5411
+
+#define ADDR_MAX 128
+#define OPT_MAX 64
+
+struct qk_sock {
+  struct qk_sock *next, *prev; /* every socket: the idle loop's poll set */
+  int domain, type;
+  int hfd;          /* the file's host handle, for the idle poll set */
+  int16_t want;     /* POLL* events a parked task or a poll/select waits for */
+  bool connecting;  /* a blocking connect is waiting for the handshake */
+  uint64_t ino;
+};
+
+static struct qk_sock *all_socks;
+static uint64_t next_ino = 0x20000;
+static struct qk_net_pollfd idle_set[QK_NET_POLL_MAX];
+static struct qk_sock *idle_socks[QK_NET_POLL_MAX];
+
+static inline struct qk_process *proc(void) { return qk_current()->proc; }
+
+static bool nonblocking(struct qk_file *f, uint64_t flags)
+{
+  return (f->flags & L_O_NONBLOCK) || (flags & MSG_DONTWAIT);
+}
+
+/* Parks the current task until the socket has one of ev (the restart
+ * model: the caller returns what this returns). */
+static int64_t sock_wait(struct qk_file *f, int16_t ev)
+{
+  struct qk_sock *s = f->priv;
+  s->want |= ev;
+  return qk_block(s, ~0ull);
+}
+
+/* The host's view of the socket right now. */
+static int16_t sock_events(struct qk_file *f, int16_t ev)
+{
+  struct qk_net_pollfd p = { (uint32_t)f->hfd, ev, 0 };
+  int64_t r = qk_qcall(QK_OP_NET_POLL, qk_va_to_pa(&p), 1, 0, 0, 0, 0);
+  return r < 0 ? POLLERR : p.revents;
+}
+
+
+bool qk_net_idle_wait(uint64_t timeout_ns)
+{
+  unsigned n = 0;
+  for (struct qk_sock *s = all_socks; s && n < QK_NET_POLL_MAX; s = s->next) {
+    if (!s->want)
+      continue;
+    idle_socks[n] = s;
+    idle_set[n] = (struct qk_net_pollfd){ (uint32_t)s->hfd, s->want, 0 };
+    n++;
+  }
+  if (!n)
+    return false;
+  int64_t r = qk_qcall(QK_OP_NET_POLL, qk_va_to_pa(idle_set), n, timeout_ns, 0, 0, 0);
+  if (r <= 0)
+    return true; /* the timeout: the scheduler wakes expired sleepers */
+  for (unsigned i = 0; i < n; i++) {
+    if (!idle_set[i].revents)
+      continue;
+    /* Waiters re-register when they still have to wait: a registration
+     * fires once. */
+    idle_socks[i]->want = 0;
+    qk_wake(idle_socks[i]);
+  }
+  qk_wake(&qk_poll_wq);
+  return true;
+}
+
+/* ---- data ---- */
+
+/* One scatter list of user memory for one host call. Returns the bytes
+ * covered (0 for an empty request) or -QK_EFAULT when the first byte is
+ * bad. A request longer than one list moves in part (a short transfer). */
+static int64_t build_list(struct qk_uiov *v, const struct qk_uio *u, bool to_user)
+{
+  v->n = 0;
+  v->bytes = 0;
+  for (unsigned i = 0; i < u->cnt; i++) {
+    if (!u->iov[i].len)
+      continue;
+    int64_t got = qk_uiov_add(v, u->iov[i].base, u->iov[i].len, to_user);
+    if (got < 0)
+      return v->n ? (int64_t)v->bytes : got;
+    if ((uint64_t)got < u->iov[i].len)
+      break;
+  }
+  return (int64_t)v->bytes;
+}
+
+/* Receives into u. addr/alen: kernel buffers for the source address (NULL:
+ * not wanted). *mflags gets MSG_TRUNC for a cut datagram. */
+static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t flags, void *addr, uint32_t *alen,
+                         uint32_t *mflags)
+{
+  if (flags & ~(uint64_t)(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT | MSG_WAITALL | MSG_CMSG_CLOEXEC))
+    return -QK_EOPNOTSUPP;
+  flags &= ~(uint64_t)MSG_CMSG_CLOEXEC;
+  bool nb = nonblocking(f, flags);
+  /* The host waits for MSG_WAITALL itself (bounded by the VM's life): the
+   * restart model cannot keep a partial count across a park. */
+  if (nb)
+    flags &= ~(uint64_t)MSG_WAITALL;
+  struct qk_uiov v;
+  int64_t r = build_list(&v, u, true);
+  if (r < 0)
+    return r;
+  if (r == 0 && u->total)
+    return -QK_EFAULT;
+  if ((flags & MSG_WAITALL) && !nb) {
+    /* Wait here first: the host then only blocks while data trickles in. */
+    int16_t ev = sock_events(f, POLLIN);
+    if (!(ev & (POLLIN | POLLERR | POLLHUP)))
+      return sock_wait(f, POLLIN);
+  }
+  r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags,
+               addr ? qk_va_to_pa(addr) : 0, addr ? qk_va_to_pa(alen) : 0);
+  if (r == -QK_EAGAIN && !nb)
+    return sock_wait(f, POLLIN);
+  if (r < 0)
+    return r;
+  if (mflags)
+    *mflags = (r & (int64_t)QK_NET_TRUNC) ? MSG_TRUNC : 0;
+  return r & ~(int64_t)QK_NET_TRUNC;
+}
+
+static void raise_sigpipe(void)
+{
+  struct qk_siginfo_lite si = { .code = QK_SI_USER, .pid = proc()->pid };
+  qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
+}
+
+static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t flags, const void *addr,
+                         uint32_t alen)
+{
+  if (flags & ~(uint64_t)(MSG_OOB | MSG_DONTWAIT | MSG_EOR | MSG_CONFIRM | MSG_NOSIGNAL | MSG_MORE))
+    return -QK_EOPNOTSUPP;
+  bool nb = nonblocking(f, flags);
+  bool stream = ((struct qk_sock *)f->priv)->type == SOCK_STREAM;
+  /* A private copy of the segments: a blocking stream send advances it. */
+  struct l_iovec one, *vec = &one;
+  if (u->cnt > 1) {
+    vec = qk_kmalloc(u->cnt * sizeof(*vec));
+    if (!vec)
+      return -QK_ENOMEM;
+    memcpy(vec, u->iov, u->cnt * sizeof(*vec));
+  } else if (u->cnt) {
+    one = u->iov[0];
+  }
+  struct qk_uio rest = { vec, u->cnt, u->total };
+  struct l_iovec *cur = vec;
+  int64_t done = 0, r;
+  for (;;) {
+    struct qk_uiov v;
+    r = build_list(&v, &rest, false);
+    if (r < 0 || (r == 0 && rest.total)) {
+      r = done ? done : -QK_EFAULT;
+      break;
+    }
+    r = qk_qcall(QK_OP_SENDMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags & ~(uint64_t)MSG_DONTWAIT,
+                 addr ? qk_va_to_pa(addr) : 0, addr ? alen : 0);
+    if (r == -QK_EAGAIN && !done && !nb) {
+      r = sock_wait(f, POLLOUT); /* nothing went out: the restart sends it all */
+      break;
+    }
+    if (r < 0) {
+      if (r == -QK_EPIPE && !(flags & MSG_NOSIGNAL) && !done)
+        raise_sigpipe();
+      r = done ? done : r;
+      break;
+    }
+    int64_t sent = r;
+    done += sent;
+    r = done;
+    if ((uint64_t)sent < v.bytes || !stream || nb || done == (int64_t)u->total)
+      break;
+    /* A blocking stream send goes on with the next list. */
+    uint64_t left = v.bytes;
+    while (rest.cnt && left >= cur->len) {
+      left -= cur->len;
+      rest.total -= cur->len;
+      cur++;
+      rest.cnt--;
+    }
+    if (!rest.cnt)
+      break;
+    cur->base += left;
+    cur->len -= left;
+    rest.total -= left;
+    rest.iov = cur;
+  }
+  if (vec != &one)
+    qk_kfree(vec);
+  return r;
+}
+
+/* ---- the socket file type ---- */
+
+static int64_t sock_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write)
+{
+  if (off >= 0)
+    return -QK_ESPIPE;
+  return write ? sock_send(f, u, 0, NULL, 0) : sock_recv(f, u, 0, NULL, NULL, NULL);
+}
+
+static int64_t sock_lseek(struct qk_file *f, int64_t off, int whence) { return -QK_ESPIPE; }
+
+static int sock_fstat(struct qk_file *f, uint64_t gpa)
+{
+  struct qk_sock *s = f->priv;
+  struct l_stat *st = qk_pa_to_va(gpa);
+  memset(st, 0, sizeof(*st));
+  st->st_dev = 8;
+  st->st_ino = s->ino;
+  st->st_nlink = 1;
+  st->st_mode = 0140000 | 0777; /* S_IFSOCK */
+  st->st_blksize = 4096;
+  return 0;
+}
+
+static int64_t sock_getdents(struct qk_file *f, uint64_t uva, uint64_t len) { return -QK_ENOTDIR; }
+
+static int64_t sock_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
+{
+  switch (cmd) {
+  case FIONBIO: {
+    int32_t on;
+    if (qk_copy_from_user(&on, arg, 4))
+      return -QK_EFAULT;
+    if (on)
+      f->flags |= L_O_NONBLOCK;
+    else
+      f->flags &= ~(uint32_t)L_O_NONBLOCK;
+    return 0;
+  }
+  case FIONREAD:
+  case SIOCOUTQ: {
+    int64_t r = qk_qcall(QK_OP_SOCK_IOCTL, (uint64_t)f->hfd, cmd, 0, 0, 0, 0);
+    if (r < 0)
+      return r;
+    int32_t n = (int32_t)r;
+    return qk_copy_to_user(arg, &n, 4) ? -QK_EFAULT : 0;
+  }
+  }
+  return -QK_ENOTTY;
+}
+
+static int sock_poll(struct qk_file *f)
+{
+  struct qk_sock *s = f->priv;
+  int16_t ev = sock_events(f, POLLIN | POLLOUT);
+  /* A poll/select that finds nothing it wants parks on qk_poll_wq: ask the
+   * idle loop to watch the events that are not there yet (those that are
+   * were not wanted, or the caller would not park). */
+  s->want |= (int16_t)((POLLIN | POLLOUT) & ~ev);
+  return ev;
+}
+
+static int sock_mmap_hfd(struct qk_file *f) { return -QK_ENODEV; }
+
+static void sock_release(struct qk_file *f)
+{
+  struct qk_sock *s = f->priv;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    all_socks = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  qk_wake(s);
+  qk_qcall(QK_OP_CLOSE, (uint64_t)f->hfd, 0, 0, 0, 0, 0);
+  qk_kfree(s);
+}
+
+static const struct qk_file_ops sock_ops = {
+  .rw = sock_rw,
+  .lseek = sock_lseek,
+  .fstat = sock_fstat,
+  .getdents = sock_getdents,
+  .ioctl = sock_ioctl,
+  .poll = sock_poll,
+  .mmap_hfd = sock_mmap_hfd,
+  .release = sock_release,
+};
+
+/* A file for host handle hfd (consumed: closed on failure). */
+static struct qk_file *sock_file(int64_t hfd, int domain, int type, uint32_t nonblock)
+{
+  struct qk_sock *s = qk_kzalloc(sizeof(*s));
+  struct qk_file *f = s ? qk_file_new(&sock_ops, L_O_RDWR | nonblock, NULL) : NULL;
+  if (!f) {
+    qk_kfree(s);
+    qk_qcall(QK_OP_CLOSE, (uint64_t)hfd, 0, 0, 0, 0, 0);
+    return NULL;
+  }
+  s->domain = domain;
+  s->type = type;
+  s->hfd = (int)hfd;
+  s->ino = next_ino++;
+  s->next = all_socks;
+  if (all_socks)
+    all_socks->prev = s;
+  all_socks = s;
+  f->hfd = (int)hfd;
+  f->priv = s;
+  return f;
+}
+
+/* The socket at fd with a reference, or NULL with *err set. */
+static struct qk_file *sget(uint64_t fd, int64_t *err)
+{
+  struct qk_file *f = qk_fget_in(proc()->files, (int)fd);
+  if (!f) {
+    *err = -QK_EBADF;
+    return NULL;
+  }
+  if (f->ops != &sock_ops) {
+    qk_fput(f);
+    *err = -QK_ENOTSOCK;
+    return NULL;
+  }
+  return f;
+}
+
+static int64_t install(struct qk_file *f, uint64_t flags)
+{
+  int fd = qk_fd_install(proc()->files, f, 0, flags & SOCK_CLOEXEC);
+  if (fd < 0)
+    qk_fput(f);
+  return fd;
+}
+
+/* ---- syscalls ---- */
+
+int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  if (type & ~(uint64_t)(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC))
+    return -QK_EINVAL;
+  int t = (int)(type & SOCK_TYPE_MASK);
+  switch (domain) {
+  case AF_INET:
+  case AF_INET6:
+    if (t == SOCK_RAW)
+      return -QK_EPERM; /* the pod has no NET_RAW */
+    break;
+  case AF_PACKET:
+    return -QK_EPERM;
+  case AF_UNIX:
+  case AF_NETLINK:
+  default:
+    return -QK_EAFNOSUPPORT;
+  }
+  int64_t h = qk_qcall(QK_OP_SOCKET, domain, (uint64_t)t, proto, 0, 0, 0);
+  if (h < 0)
+    return h;
+  struct qk_file *f = sock_file(h, (int)domain, t, (uint32_t)(type & SOCK_NONBLOCK));
+  if (!f)
+    return -QK_ENOMEM;
+  return install(f, type);
+}
+
+int64_t sys_socketpair(uint64_t domain, uint64_t type, uint64_t proto, uint64_t usv, uint64_t a4, uint64_t a5)
+{
+  /* Pairs exist only for AF_UNIX, which the guest does not serve yet. */
+  return domain == AF_UNIX ? -QK_EAFNOSUPPORT : -QK_EOPNOTSUPP;
+}
+
+/* Copies a user sockaddr into buf (ADDR_MAX bytes). */
+static int64_t addr_in(uint64_t uaddr, uint64_t len, uint8_t *buf)
+{
+  if ((int64_t)(int32_t)len < 0 || len > ADDR_MAX)
+    return -QK_EINVAL;
+  if (len && qk_copy_from_user(buf, uaddr, len))
+    return -QK_EFAULT;
+  return 0;
+}
+
+static int64_t addr_call(uint32_t op, uint64_t fd, uint64_t uaddr, uint64_t len)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  uint8_t buf[ADDR_MAX];
+  r = addr_in(uaddr, len, buf);
+  if (!r)
+    r = qk_qcall(op, (uint64_t)f->hfd, qk_va_to_pa(buf), len, 0, 0, 0);
+  qk_fput(f);
+  return r;
+}
+
+int64_t sys_bind(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return addr_call(QK_OP_BIND, fd, uaddr, len);
+}
+
+int64_t sys_listen(uint64_t fd, uint64_t backlog, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  int b = (int)backlog;
+  r = qk_qcall(QK_OP_LISTEN, (uint64_t)f->hfd, b < 0 ? 4096 : (uint64_t)b, 0, 0, 0, 0);
+  qk_fput(f);
+  return r;
+}
+
+static int64_t sock_error(struct qk_file *f)
+{
+  int32_t err = 0;
+  uint32_t len = 4;
+  int64_t r = qk_qcall(QK_OP_GETSOCKOPT, (uint64_t)f->hfd, SOL_SOCKET, SO_ERROR, qk_va_to_pa(&err),
+                       qk_va_to_pa(&len), 0);
+  return r < 0 ? r : -(int64_t)err;
+}
+
+int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  struct qk_sock *s = f->priv;
+  if (s->connecting && qk_restarting()) {
+    /* A blocking connect woken by the idle loop: finished or still on? */
+    int16_t ev = sock_events(f, POLLOUT);
+    if (!(ev & (POLLOUT | POLLERR | POLLHUP))) {
+      r = sock_wait(f, POLLOUT);
+    } else {
+      s->connecting = false;
+      r = sock_error(f);
+    }
+    goto out;
+  }
+  s->connecting = false;
+  uint8_t buf[ADDR_MAX];
+  r = addr_in(uaddr, len, buf);
+  if (r)
+    goto out;
+  r = qk_qcall(QK_OP_CONNECT, (uint64_t)f->hfd, qk_va_to_pa(buf), len, 0, 0, 0);
+  if (r == -QK_EINPROGRESS && !(f->flags & L_O_NONBLOCK)) {
+    s->connecting = true;
+    r = sock_wait(f, POLLOUT);
+  }
+out:
+  qk_fput(f);
+  return r;
+}
+
+/* Reads the user's address-length word, checking the buffer it sizes. */
+static int64_t alen_in(uint64_t uaddr, uint64_t ulen, uint32_t *alen)
+{
+  if (!uaddr)
+    return 0;
+  int32_t n;
+  if (qk_copy_from_user(&n, ulen, 4))
+    return -QK_EFAULT;
+  if (n < 0)
+    return -QK_EINVAL;
+  *alen = (uint32_t)n > ADDR_MAX ? ADDR_MAX : (uint32_t)n;
+  uint8_t probe[ADDR_MAX];
+  if (*alen && qk_copy_from_user(probe, uaddr, *alen))
+    return -QK_EFAULT;
+  return 0;
+}
+
+/* Copies an address the host wrote (full length hlen) back to the user. */
+static int64_t alen_out(uint64_t uaddr, uint64_t ulen, const uint8_t *buf, uint32_t room, uint32_t hlen)
+{
+  if (!uaddr)
+    return 0;
+  uint32_t n = hlen < room ? hlen : room;
+  if ((n && qk_copy_to_user(uaddr, buf, n)) || qk_copy_to_user(ulen, &hlen, 4))
+    return -QK_EFAULT;
+  return 0;
+}
+
+int64_t sys_accept4(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags, uint64_t a4, uint64_t a5)
+{
+  if (flags & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
+    return -QK_EINVAL;
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  struct qk_sock *s = f->priv;
+  uint32_t room = 0, hlen = 0;
+  uint8_t buf[ADDR_MAX];
+  r = alen_in(uaddr, ulen, &room);
+  if (r)
+    goto out;
+  hlen = ADDR_MAX;
+  r = qk_qcall(QK_OP_ACCEPT, (uint64_t)f->hfd, uaddr ? qk_va_to_pa(buf) : 0, qk_va_to_pa(&hlen), 0, 0, 0);
+  if (r == -QK_EAGAIN && !(f->flags & L_O_NONBLOCK)) {
+    r = sock_wait(f, POLLIN);
+    goto out;
+  }
+  if (r < 0)
+    goto out;
+  struct qk_file *nf = sock_file(r, s->domain, s->type, (uint32_t)(flags & SOCK_NONBLOCK));
+  if (!nf) {
+    r = -QK_ENOMEM;
+    goto out;
+  }
+  r = install(nf, flags);
+  if (r >= 0 && alen_out(uaddr, ulen, buf, room, hlen) < 0) {
+    /* Linux also hands out the connection when the address copy fails. */
+  }
+out:
+  qk_fput(f);
+  return r;
+}
+
+int64_t sys_accept(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return sys_accept4(fd, uaddr, ulen, 0, 0, 0);
+}
+
+static int64_t sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, bool peer)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  uint32_t room = 0, hlen = ADDR_MAX;
+  uint8_t buf[ADDR_MAX];
+  r = uaddr ? alen_in(uaddr, ulen, &room) : -QK_EFAULT;
+  if (!r)
+    r = qk_qcall(QK_OP_SOCKNAME, (uint64_t)f->hfd, qk_va_to_pa(buf), qk_va_to_pa(&hlen), peer, 0, 0);
+  if (!r)
+    r = alen_out(uaddr, ulen, buf, room, hlen);
+  qk_fput(f);
+  return r;
+}
+
+int64_t sys_getsockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return sockname(fd, uaddr, ulen, false);
+}
+
+int64_t sys_getpeername(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return sockname(fd, uaddr, ulen, true);
+}
+
+int64_t sys_shutdown(uint64_t fd, uint64_t how, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  r = how > 2 ? -QK_EINVAL : qk_qcall(QK_OP_SHUTDOWN, (uint64_t)f->hfd, how, 0, 0, 0, 0);
+  qk_wake(f->priv); /* parked readers see the end of the stream */
+  qk_fput(f);
+  return r;
+}
+
+int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval, uint64_t len, uint64_t a5)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  uint8_t buf[OPT_MAX];
+  if ((int32_t)len < 0 || len > OPT_MAX) {
+    r = -QK_EINVAL;
+  } else if (len && qk_copy_from_user(buf, uval, len)) {
+    r = -QK_EFAULT;
+  } else if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
+    /* Accepted, not enforced: guest waits have no per-socket timeout yet
+     * (README, Guest sockets). */
+    r = len < 16 ? -QK_EINVAL : 0;
+  } else {
+    r = qk_qcall(QK_OP_SETSOCKOPT, (uint64_t)f->hfd, level, name, qk_va_to_pa(buf), len, 0);
+  }
+  qk_fput(f);
+  return r;
+}
+
+int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval, uint64_t ulen, uint64_t a5)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  int32_t n;
+  uint8_t buf[OPT_MAX];
+  memset(buf, 0, sizeof(buf));
+  if (qk_copy_from_user(&n, ulen, 4)) {
+    r = -QK_EFAULT;
+  } else if (n < 0) {
+    r = -QK_EINVAL;
+  } else {
+    uint32_t len = (uint32_t)n > OPT_MAX ? OPT_MAX : (uint32_t)n;
+    if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
+      len = len < 16 ? len : 16; /* zero: no timeout */
+      r = 0;
+    } else {
+      r = qk_qcall(QK_OP_GETSOCKOPT, (uint64_t)f->hfd, level, name, qk_va_to_pa(buf), qk_va_to_pa(&len), 0);
+    }
+    if (!r && ((len && qk_copy_to_user(uval, buf, len)) || qk_copy_to_user(ulen, &len, 4)))
+      r = -QK_EFAULT;
+  }
+  qk_fput(f);
+  return r;
+}
+
+/* sendto/recvfrom/sendmsg/recvmsg share these. */
+static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uint64_t flags, uint64_t uaddr,
+                       uint64_t alen)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  uint8_t buf[ADDR_MAX];
+  r = uaddr ? addr_in(uaddr, alen, buf) : 0;
+  if (!r) {
+    struct qk_uio u = { iov, cnt, 0 };
+    for (unsigned i = 0; i < cnt; i++)
+      u.total += iov[i].len;
+    r = sock_send(f, &u, flags, uaddr ? buf : NULL, (uint32_t)alen);
+  }
+  qk_fput(f);
+  return r;
+}
+
+static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uint64_t flags, uint64_t uaddr,
+                       uint64_t ulen, uint32_t *mflags)
+{
+  int64_t r;
+  struct qk_file *f = sget(fd, &r);
+  if (!f)
+    return r;
+  uint32_t room = 0, hlen = ADDR_MAX;
+  uint8_t buf[ADDR_MAX];
+  r = alen_in(uaddr, ulen, &room);
+  if (!r) {
+    struct qk_uio u = { iov, cnt, 0 };
+    for (unsigned i = 0; i < cnt; i++)
+      u.total += iov[i].len;
+    r = sock_recv(f, &u, flags, uaddr ? buf : NULL, &hlen, mflags);
+    if (r >= 0 && uaddr) {
+      /* A connected stream socket reports no source address. */
+      if (hlen > ADDR_MAX)
+        hlen = 0;
+      if (alen_out(uaddr, ulen, buf, room, hlen) < 0)
+        r = -QK_EFAULT;
+    }
+  }
+  qk_fput(f);
+  return r;
+}
+
+#define MAX_RW 0x7ffff000ull
+
+int64_t sys_sendto(uint64_t fd, uint64_t ubuf, uint64_t len, uint64_t flags, uint64_t uaddr, uint64_t alen)
+{
+  struct l_iovec iov = { ubuf, len > MAX_RW ? MAX_RW : len };
+  return do_send(fd, &iov, 1, flags, uaddr, alen);
+}
+
+int64_t sys_recvfrom(uint64_t fd, uint64_t ubuf, uint64_t len, uint64_t flags, uint64_t uaddr, uint64_t ulen)
+{
+  struct l_iovec iov = { ubuf, len > MAX_RW ? MAX_RW : len };
+  return do_recv(fd, &iov, 1, flags, uaddr, ulen, NULL);
+}
+
+struct l_msghdr {
+  uint64_t name;
+  uint32_t namelen;
+  uint32_t pad0;
+  uint64_t iov;
+  uint64_t iovlen;
+  uint64_t control;
+  uint64_t controllen;
+  int32_t flags;
+  uint32_t pad1;
+};
+_Static_assert(sizeof(struct l_msghdr) == 56, "struct msghdr");
+
+/* Copies a user msghdr and its iovec array (kmalloc'd into *iov). */
+static int64_t msg_in(uint64_t umsg, struct l_msghdr *m, struct l_iovec **iov)
+{
+  if (qk_copy_from_user(m, umsg, sizeof(*m)))
+    return -QK_EFAULT;
+  if (m->iovlen > QK_UIO_MAX)
+    return -QK_EMSGSIZE;
+  *iov = qk_kmalloc((m->iovlen ? m->iovlen : 1) * sizeof(**iov));
+  if (!*iov)
+    return -QK_ENOMEM;
+  if (m->iovlen && qk_copy_from_user(*iov, m->iov, m->iovlen * sizeof(**iov)))
+    return -QK_EFAULT;
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < m->iovlen; i++) {
+    if ((int64_t)(*iov)[i].len < 0 || (*iov)[i].len > MAX_RW - total)
+      return -QK_EINVAL;
+    total += (*iov)[i].len;
+  }
+  return 0;
+}
+
+static int64_t do_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
+{
+  struct l_msghdr m;
+  struct l_iovec *iov = NULL;
+  int64_t r = msg_in(umsg, &m, &iov);
+  if (!r && m.controllen)
+    r = -QK_EOPNOTSUPP; /* no ancillary data on host sockets yet */
+  if (!r)
+    r = do_send(fd, iov, (unsigned)m.iovlen, flags, m.name, m.namelen);
+  qk_kfree(iov);
+  return r;
+}
+
+static int64_t do_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
+{
+  struct l_msghdr m;
+  struct l_iovec *iov = NULL;
+  int64_t r = msg_in(umsg, &m, &iov);
+  uint32_t mflags = 0;
+  if (!r) {
+    /* namelen is a value here: recvfrom's length word is the field. */
+    r = do_recv(fd, iov, (unsigned)m.iovlen, flags, m.name, umsg + 8, &mflags);
+  }
+  if (r >= 0) {
+    m.controllen = 0; /* no ancillary data */
+    m.flags = (int32_t)mflags;
+    if (qk_copy_to_user(umsg + 40, &m.controllen, 8) || qk_copy_to_user(umsg + 48, &m.flags, 4))
+      r = -QK_EFAULT;
+  }
+  qk_kfree(iov);
+  return r;
+}
+
+int64_t sys_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return do_sendmsg(fd, umsg, flags);
+}
+
+int64_t sys_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return do_recvmsg(fd, umsg, flags);
+}
+
+/* struct mmsghdr: a msghdr and the byte count of that message. */
+#define MMSG_SIZE 64
+
+int64_t sys_sendmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t a4, uint64_t a5)
+{
+  if (vlen > 1024)
+    vlen = 1024;
+  uint64_t i;
+  for (i = 0; i < vlen; i++) {
+    /* Only the first message may park: the rest go without waiting. */
+    int64_t r = do_sendmsg(fd, uvec + i * MMSG_SIZE, flags | (i ? MSG_DONTWAIT : 0));
+    if (r < 0)
+      return i ? (int64_t)i : r;
+    uint32_t n = (uint32_t)r;
+    if (qk_copy_to_user(uvec + i * MMSG_SIZE + 56, &n, 4))
+      return i ? (int64_t)i : -QK_EFAULT;
+  }
+  return (int64_t)i;
+}
+
+int64_t sys_recvmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t uts, uint64_t a5)
+{
+  if (vlen > 1024)
+    vlen = 1024;
+  uint64_t i;
+  for (i = 0; i < vlen; i++) {
+    int64_t r = do_recvmsg(fd, uvec + i * MMSG_SIZE, (flags & ~(uint64_t)0x10000 /* MSG_WAITFORONE */) |
+                                                         (i && (flags & 0x10000) ? MSG_DONTWAIT : 0));
+    if (r < 0)
+      return i ? (int64_t)i : r;
+    uint32_t n = (uint32_t)r;
+    if (qk_copy_to_user(uvec + i * MMSG_SIZE + 56, &n, 4))
+      return i ? (int64_t)i : -QK_EFAULT;
+  }
+  return (int64_t)i;
+}
