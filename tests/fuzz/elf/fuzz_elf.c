@@ -17,6 +17,7 @@
  * The frame allocator is rewound after every input.
  */
 #include <elf.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,11 +34,13 @@ static struct sbx_pt kpt;
 static uint64_t fa_start;
 static uint8_t kpml4[4096];
 static int rootfd;
+static bool verbose; /* QUARK_FUZZ_VERBOSE: one line per load */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void)argc, (void)argv;
   q_log_set_level(Q_LOG_OFF);
+  verbose = getenv("QUARK_FUZZ_VERBOSE") != NULL;
   const char *root = fuzz_tmpdir("elf");
   rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   FUZZ_CHECK(rootfd >= 0, "open %s", root);
@@ -138,7 +141,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
   struct sbx_proc_image img;
   q_error *err = NULL;
   fa.next = fa_start;
-  if (sbx_elf_load_process(&mem, &fa, &kpt, rootfd, &spec, &img, &err) == 0)
+  int rc = sbx_elf_load_process(&mem, &fa, &kpt, rootfd, &spec, &img, &err);
+  if (verbose)
+    fprintf(stderr, "fuzz: load: %d %s entry %#lx vmas %u\n", rc, rc ? q_error_msg(err) : "",
+            (unsigned long)(rc ? 0 : img.entry), rc ? 0 : img.nvmas);
+  if (rc == 0)
     check_image(&img);
   else
     FUZZ_CHECK(err, "failure without an error message");
