@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Guest sockets end to end: t_net inside quark-sandbox (real KVM) talks to
+# the same program run natively, both inside a network namespace this test
+# creates (traffic stays on its loopback).
+# Usage: guestnet_test.sh VARIANT SANDBOX KERNEL PROGDIR   (VARIANT: glibc | musl)
+set -uo pipefail
+v=$1 sbx=$2 kernel=$3 progs=$4
+prog=$progs/t_net.$v
+
+[ -e /dev/kvm ] || { echo "skip: /dev/kvm is absent"; exit 77; }
+[ "$(id -u)" = 0 ] || { echo "skip: needs root for a network namespace"; exit 77; }
+command -v ip >/dev/null || { echo "skip: ip(8) is absent"; exit 77; }
+[ -x "$sbx" ] && [ -x "$prog" ] || { echo "FAIL: not built ($sbx, $prog)"; exit 1; }
+
+work=$(mktemp -d /tmp/quark-guestnet.XXXXXX)
+ns=qgn$$
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  ip netns del "$ns" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ip netns add "$ns" || { echo "skip: cannot create a network namespace"; exit 77; }
+ip -n "$ns" link set lo up
+
+root=$work/rootfs
+mkdir -p "$root"/{bin,tmp,dev,proc,etc}
+cp "$prog" "$root/bin/t_net"
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+nsx() { ip netns exec "$ns" "$@"; }
+guest() { nsx timeout "$1" "$sbx" run --rootfs "$root" --kernel "$kernel" -- /bin/t_net "${@:2}"; }
+
+# 1. In-guest checks on the sandbox's own loopback.
+out=$(guest 120 self 2>"$work/err")
+rc=$?
+echo "$out" | grep -v '^ok' | head -40
+if [ $rc != 0 ] || ! echo "$out" | grep -qE '^t_net: [0-9]+ checks, 0 failures$'; then
+  fail "self: exit $rc (stderr: $(head -c 800 "$work/err"))"
+else
+  echo "ok: self"
+fi
+
+# 2. TCP echo server in the guest, clients on the host.
+guest 60 serve 7001 2 >"$work/serve.out" 2>"$work/serve.err" &
+pids+=($!)
+a=$(nsx timeout 30 "$prog" client 7001 hello-guest)
+b=$(nsx timeout 30 "$prog" client 7001 second)
+wait "${pids[-1]}"
+rc=$?
+if [ "$a" != "echo: hello-guest" ] || [ "$b" != "echo: second" ] || [ $rc != 0 ]; then
+  fail "guest server: [$a] [$b] exit $rc ($(cat "$work/serve.out" "$work/serve.err" | head -c 600))"
+else
+  echo "ok: guest TCP server answers host clients"
+fi
+
+# 3. TCP client in the guest, server on the host.
+nsx timeout 60 "$prog" serve 7002 1 >/dev/null &
+pids+=($!)
+a=$(guest 60 client 7002 from-guest 2>"$work/err")
+if [ "$a" != "echo: from-guest" ]; then
+  fail "guest client: [$a] ($(head -c 600 "$work/err"))"
+else
+  echo "ok: guest TCP client reaches a host server"
+fi
+
+# 4. UDP echo both ways.
+guest 60 udpserve 7003 1 >"$work/udp.out" 2>&1 &
+pids+=($!)
+a=$(nsx timeout 30 "$prog" udpclient 7003 udp-to-guest)
+[ "$a" = "echo: udp-to-guest" ] && echo "ok: guest UDP echo" || fail "guest UDP server: [$a] ($(head -c 400 "$work/udp.out"))"
+nsx timeout 60 "$prog" udpserve 7004 1 >/dev/null &
+pids+=($!)
+a=$(guest 60 udpclient 7004 udp-from-guest 2>"$work/err")
+[ "$a" = "echo: udp-from-guest" ] && echo "ok: guest UDP client" || fail "guest UDP client: [$a] ($(head -c 400 "$work/err"))"
+
+# 5. busybox nc, where the host has busybox with nc.
+if [ -x /bin/busybox ] && /bin/busybox nc --help 2>&1 | grep -q 'Usage'; then
+  cp /bin/busybox "$root/bin/busybox"
+  nsx timeout 60 "$prog" serve 7005 1 >/dev/null &
+  pids+=($!)
+  sleep 0.3
+  a=$(echo nc-line | nsx timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" -- /bin/busybox nc 127.0.0.1 7005 2>"$work/err")
+  [ "$a" = "nc-line" ] && echo "ok: busybox nc" || echo "note: busybox nc: [$a] ($(head -c 300 "$work/err"))"
+fi
+
+[ $fails = 0 ] && echo "guestnet $v: all passed" || echo "guestnet $v: $fails failed"
+exit $((fails != 0))

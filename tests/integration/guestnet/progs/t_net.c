@@ -1,0 +1,435 @@
+/* Socket tests and peers for the guest socket layer. The same static
+ * binary runs inside quark-sandbox and natively on the host (as the peer,
+ * and as the native baseline of the benchmarks).
+ *   t_net self                  single-process checks on 127.0.0.1
+ *   t_net serve PORT N          TCP echo server for N connections
+ *   t_net client PORT MSG       TCP client: sends MSG, half-closes, prints the echo
+ *   t_net udpserve PORT N       UDP echo of N datagrams
+ *   t_net udpclient PORT MSG    UDP client: prints the echo
+ *   t_net rr-server PORT        request/response peer (echo, one connection)
+ *   t_net rr-client PORT N SIZE N round trips of SIZE bytes: prints us per trip
+ *   t_net bulk-server PORT      reads until EOF, answers the byte count
+ *   t_net bulk-client PORT MIB  sends MIB MiB: prints MiB/s */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../guest/progs/t.h"
+
+static struct sockaddr_in lo(int port)
+{
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+static int listener(int type, int port)
+{
+  int s = socket(AF_INET, type, 0);
+  int one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = lo(port);
+  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) {
+    perror("bind");
+    exit(2);
+  }
+  if (type == SOCK_STREAM && listen(s, 16) < 0) {
+    perror("listen");
+    exit(2);
+  }
+  return s;
+}
+
+static int port_of(int s)
+{
+  struct sockaddr_in a;
+  socklen_t l = sizeof a;
+  getsockname(s, (struct sockaddr *)&a, &l);
+  return ntohs(a.sin_port);
+}
+
+static int dial(int port)
+{
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = lo(port);
+  for (int i = 0; i < 200; i++) { /* the peer may still be starting */
+    if (connect(s, (struct sockaddr *)&a, sizeof a) == 0)
+      return s;
+    close(s);
+    usleep(20000);
+    s = socket(AF_INET, SOCK_STREAM, 0);
+  }
+  perror("connect");
+  exit(2);
+}
+
+static int read_full(int s, char *b, size_t n)
+{
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(s, b + got, n - got);
+    if (r <= 0)
+      return -1;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void self_tests(void)
+{
+  /* TCP: listen, non-blocking connect + poll, accept, names. */
+  int l = listener(SOCK_STREAM, 0);
+  int port = port_of(l);
+  CHECK(port > 0);
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  CHECK(c >= 0);
+  struct sockaddr_in a = lo(port);
+  int r = connect(c, (struct sockaddr *)&a, sizeof a);
+  CHECK(r == 0 || errno == EINPROGRESS);
+  struct pollfd p = { c, POLLOUT, 0 };
+  CHECK_EQ(poll(&p, 1, 5000), 1);
+  CHECK(p.revents & POLLOUT);
+  int err = -1;
+  socklen_t el = sizeof err;
+  CHECK_EQ(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &el), 0);
+  CHECK_EQ(err, 0);
+  struct pollfd pl = { l, POLLIN, 0 };
+  CHECK_EQ(poll(&pl, 1, 5000), 1);
+  struct sockaddr_in peer;
+  socklen_t pl2 = sizeof peer;
+  int s = accept4(l, (struct sockaddr *)&peer, &pl2, SOCK_CLOEXEC);
+  CHECK(s >= 0);
+  CHECK_EQ(pl2, sizeof peer);
+  CHECK_EQ(peer.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+  struct sockaddr_in me, them;
+  socklen_t ml = sizeof me, tl = sizeof them;
+  CHECK_EQ(getsockname(c, (struct sockaddr *)&me, &ml), 0);
+  CHECK_EQ(getpeername(c, (struct sockaddr *)&them, &tl), 0);
+  CHECK_EQ(ntohs(them.sin_port), port);
+  CHECK_EQ(me.sin_port, peer.sin_port);
+  int fl = fcntl(c, F_GETFL);
+  CHECK(fl & O_NONBLOCK);
+  struct stat st;
+  CHECK_EQ(fstat(s, &st), 0);
+  CHECK(S_ISSOCK(st.st_mode));
+
+  /* Options. */
+  int one = 1, v = 0;
+  socklen_t vl = sizeof v;
+  CHECK_EQ(setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
+  CHECK_EQ(getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &v, &vl), 0);
+  CHECK(v != 0);
+  vl = sizeof v;
+  CHECK_EQ(getsockopt(s, SOL_SOCKET, SO_TYPE, &v, &vl), 0);
+  CHECK_EQ(v, SOCK_STREAM);
+  CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one), 0);
+  int idle = 30;
+  CHECK_EQ(setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle), 0);
+  int big = 1 << 16;
+  CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof big), 0);
+  struct linger lg = { 1, 0 };
+  CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  lg.l_onoff = 0;
+  CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), -1);
+  CHECK_EQ(errno, ENOPROTOOPT);
+
+  /* Data: read/write, MSG_PEEK, FIONREAD, writev/readv, sendmsg/recvmsg. */
+  CHECK_EQ(write(c, "hello", 5), 5);
+  char buf[64] = { 0 };
+  p = (struct pollfd){ s, POLLIN, 0 };
+  CHECK_EQ(poll(&p, 1, 5000), 1);
+  int avail = 0;
+  CHECK_EQ(ioctl(s, FIONREAD, &avail), 0);
+  CHECK_EQ(avail, 5);
+  CHECK_EQ(recv(s, buf, 3, MSG_PEEK), 3);
+  CHECK(!memcmp(buf, "hel", 3));
+  CHECK_EQ(recv(s, buf, sizeof buf, 0), 5);
+  CHECK(!memcmp(buf, "hello", 5));
+  CHECK_EQ(recv(s, buf, sizeof buf, MSG_DONTWAIT), -1);
+  CHECK_EQ(errno, EAGAIN);
+  CHECK_EQ(read(c, buf, sizeof buf), -1); /* c is non-blocking */
+  CHECK_EQ(errno, EAGAIN);
+  struct iovec iv[3] = { { "ab", 2 }, { "", 0 }, { "cde", 3 } };
+  struct msghdr m = { .msg_iov = iv, .msg_iovlen = 3 };
+  CHECK_EQ(sendmsg(s, &m, MSG_NOSIGNAL), 5);
+  char x1[2], x2[10];
+  struct iovec ov[2] = { { x1, 2 }, { x2, 10 } };
+  struct msghdr mr = { .msg_iov = ov, .msg_iovlen = 2 };
+  p = (struct pollfd){ c, POLLIN, 0 };
+  CHECK_EQ(poll(&p, 1, 5000), 1);
+  CHECK_EQ(recvmsg(c, &mr, MSG_WAITALL), 5);
+  CHECK(!memcmp(x1, "ab", 2) && !memcmp(x2, "cde", 3));
+  /* MSG_WAITALL on a blocking socket gathers two writes. */
+  int fl2 = fcntl(c, F_GETFL);
+  fcntl(c, F_SETFL, fl2 & ~O_NONBLOCK);
+  CHECK_EQ(write(s, "12", 2), 2);
+  CHECK_EQ(write(s, "34", 2), 2);
+  CHECK_EQ(recv(c, buf, 4, MSG_WAITALL), 4);
+  CHECK(!memcmp(buf, "1234", 4));
+  int nb = 1;
+  CHECK_EQ(ioctl(c, FIONBIO, &nb), 0);
+  CHECK(fcntl(c, F_GETFL) & O_NONBLOCK);
+
+  /* Half-close: the peer reads EOF, and can still send. */
+  CHECK_EQ(shutdown(c, SHUT_WR), 0);
+  p = (struct pollfd){ s, POLLIN, 0 };
+  CHECK_EQ(poll(&p, 1, 5000), 1);
+  CHECK_EQ(read(s, buf, sizeof buf), 0);
+  CHECK_EQ(write(s, "late", 4), 4);
+  p = (struct pollfd){ c, POLLIN, 0 };
+  CHECK_EQ(poll(&p, 1, 5000), 1);
+  CHECK_EQ(read(c, buf, sizeof buf), 4);
+  /* After the peer closes: EPIPE with MSG_NOSIGNAL. */
+  close(c);
+  usleep(20000);
+  send(s, "x", 1, MSG_NOSIGNAL);
+  usleep(20000);
+  r = (int)send(s, "x", 1, MSG_NOSIGNAL);
+  CHECK(r == -1 && (errno == EPIPE || errno == ECONNRESET));
+  close(s);
+
+  /* select on a listening socket with nothing pending: times out. */
+  fd_set rs_;
+  FD_ZERO(&rs_);
+  FD_SET(l, &rs_);
+  struct timeval tv = { 0, 50000 };
+  CHECK_EQ(select(l + 1, &rs_, NULL, NULL, &tv), 0);
+
+  /* Refused connect: EINPROGRESS or ECONNREFUSED, then SO_ERROR. */
+  close(l);
+  c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  a = lo(port);
+  r = connect(c, (struct sockaddr *)&a, sizeof a);
+  if (r < 0 && errno == EINPROGRESS) {
+    p = (struct pollfd){ c, POLLOUT, 0 };
+    CHECK_EQ(poll(&p, 1, 5000), 1);
+    el = sizeof err;
+    CHECK_EQ(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &el), 0);
+    CHECK_EQ(err, ECONNREFUSED);
+  } else {
+    CHECK_EQ(errno, ECONNREFUSED);
+  }
+  close(c);
+  /* Blocking refused connect. */
+  c = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(connect(c, (struct sockaddr *)&a, sizeof a), -1);
+  CHECK_EQ(errno, ECONNREFUSED);
+  close(c);
+
+  /* UDP to itself: sendto/recvfrom with addresses, truncation. */
+  int u = listener(SOCK_DGRAM, 0);
+  int up = port_of(u);
+  int u2 = socket(AF_INET, SOCK_DGRAM, 0);
+  a = lo(up);
+  CHECK_EQ(sendto(u2, "datagram", 8, 0, (struct sockaddr *)&a, sizeof a), 8);
+  struct sockaddr_in from;
+  socklen_t fl3 = sizeof from;
+  CHECK_EQ(recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl3), 8);
+  CHECK_EQ(fl3, sizeof from);
+  CHECK_EQ(from.sin_port, htons((uint16_t)port_of(u2)));
+  CHECK_EQ(sendto(u2, "truncated", 9, 0, (struct sockaddr *)&a, sizeof a), 9);
+  char small[4];
+  struct iovec sv = { small, 4 };
+  struct msghdr ms = { .msg_iov = &sv, .msg_iovlen = 1 };
+  CHECK_EQ(recvmsg(u, &ms, 0), 4);
+  CHECK(ms.msg_flags & MSG_TRUNC);
+  close(u);
+  close(u2);
+
+  /* Bad pointers and lengths: errors, never a crash. Then Quark's refusals
+   * (a native run differs from here on). */
+  int t = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(rs(SYS_bind, t, 16, sizeof a, 0, 0, 0), -EFAULT);
+  CHECK_EQ(rs(SYS_bind, t, (long)&a, 100000, 0, 0, 0), -EINVAL);
+  CHECK_EQ(rs(SYS_connect, t, (long)0xdead0000, sizeof a, 0, 0, 0), -EFAULT);
+  CHECK_EQ(rs(SYS_getsockname, t, 16, 16, 0, 0, 0), -EFAULT);
+  CHECK_EQ(rs(SYS_setsockopt, t, SOL_SOCKET, SO_REUSEADDR, 8, 4, 0), -EFAULT);
+  CHECK_EQ(rs(SYS_getsockopt, t, SOL_SOCKET, SO_TYPE, (long)buf, 8, 0), -EFAULT);
+  r = (int)rs(SYS_sendto, t, 8, 10, 0, 0, 0);
+  CHECK(r == -EFAULT || r == -EPIPE); /* Linux looks at the state first */
+  CHECK_EQ(rs(SYS_recvmsg, t, 8, 0, 0, 0, 0), -EFAULT);
+  CHECK_EQ(rs(SYS_socket, AF_UNIX, SOCK_STREAM, 0, 0, 0, 0), -EAFNOSUPPORT);
+  CHECK_EQ(rs(SYS_socket, AF_NETLINK, SOCK_RAW, 0, 0, 0, 0), -EAFNOSUPPORT);
+  CHECK_EQ(rs(SYS_socket, AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, 0, 0), -EPERM);
+  CHECK_EQ(rs(SYS_socket, AF_PACKET, SOCK_RAW, 0, 0, 0, 0), -EPERM);
+  CHECK_EQ(rs(SYS_listen, 0, 1, 0, 0, 0, 0), -ENOTSOCK);
+  CHECK_EQ(rs(SYS_accept, 999, 0, 0, 0, 0, 0), -EBADF);
+  close(t);
+
+  /* Blocking accept and recv woken by host readiness (needs fork). */
+  l = listener(SOCK_STREAM, 0);
+  port = port_of(l);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int k = dial(port);
+    usleep(100000); /* the parent parks in recv meanwhile */
+    if (write(k, "wake", 4) != 4)
+      _exit(3);
+    close(k);
+    _exit(0);
+  }
+  if (pid > 0) {
+    s = accept(l, NULL, NULL);
+    CHECK(s >= 0);
+    CHECK_EQ(read_full(s, buf, 4), 0);
+    CHECK(!memcmp(buf, "wake", 4));
+    int st2 = -1;
+    CHECK_EQ(waitpid(pid, &st2, 0), pid);
+    CHECK_EQ(st2, 0);
+    close(s);
+  } else {
+    printf("skip: fork: %s\n", strerror(errno));
+  }
+  close(l);
+}
+
+int main(int argc, char **argv)
+{
+  setvbuf(stdout, NULL, _IONBF, 0);
+  signal(SIGPIPE, SIG_IGN);
+  const char *mode = argc > 1 ? argv[1] : "self";
+  int port = argc > 2 ? atoi(argv[2]) : 0;
+  char buf[65536];
+  if (!strcmp(mode, "self")) {
+    self_tests();
+    printf("t_net: %d checks, %d failures\n", t_checks, t_fails);
+    return t_fails != 0;
+  }
+  if (!strcmp(mode, "serve")) {
+    int n = argc > 3 ? atoi(argv[3]) : 1;
+    int l = listener(SOCK_STREAM, port);
+    printf("listening %d\n", port);
+    for (int i = 0; i < n; i++) {
+      int s = accept(l, NULL, NULL);
+      ssize_t r;
+      while ((r = read(s, buf, sizeof buf)) > 0)
+        if (write(s, buf, (size_t)r) != r)
+          break;
+      close(s);
+    }
+    printf("served %d\n", n);
+    return 0;
+  }
+  if (!strcmp(mode, "client")) {
+    int s = dial(port);
+    const char *msg = argc > 3 ? argv[3] : "ping";
+    if (write(s, msg, strlen(msg)) != (ssize_t)strlen(msg))
+      return 2;
+    shutdown(s, SHUT_WR);
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(s, buf + got, sizeof buf - 1 - got)) > 0)
+      got += (size_t)r;
+    buf[got] = 0;
+    printf("echo: %s\n", buf);
+    return 0;
+  }
+  if (!strcmp(mode, "udpserve")) {
+    int n = argc > 3 ? atoi(argv[3]) : 1;
+    int u = listener(SOCK_DGRAM, port);
+    printf("listening %d\n", port);
+    for (int i = 0; i < n; i++) {
+      struct sockaddr_in from;
+      socklen_t fl = sizeof from;
+      ssize_t r = recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+      if (r < 0)
+        return 2;
+      sendto(u, buf, (size_t)r, 0, (struct sockaddr *)&from, fl);
+    }
+    printf("served %d\n", n);
+    return 0;
+  }
+  if (!strcmp(mode, "udpclient")) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = lo(port);
+    const char *msg = argc > 3 ? argv[3] : "ping";
+    for (int i = 0; i < 100; i++) { /* the server may not be up yet */
+      sendto(u, msg, strlen(msg), 0, (struct sockaddr *)&a, sizeof a);
+      struct pollfd p = { u, POLLIN, 0 };
+      if (poll(&p, 1, 100) == 1) {
+        ssize_t r = recv(u, buf, sizeof buf - 1, 0);
+        buf[r < 0 ? 0 : r] = 0;
+        printf("echo: %s\n", buf);
+        return 0;
+      }
+    }
+    return 2;
+  }
+  if (!strcmp(mode, "rr-server") || !strcmp(mode, "bulk-server")) {
+    int l = listener(SOCK_STREAM, port);
+    int s = accept(l, NULL, NULL);
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ssize_t r;
+    long long total = 0;
+    if (mode[0] == 'r') {
+      while ((r = read(s, buf, sizeof buf)) > 0)
+        if (write(s, buf, (size_t)r) != r)
+          break;
+    } else {
+      while ((r = read(s, buf, sizeof buf)) > 0)
+        total += r;
+      if (write(s, &total, sizeof total) != sizeof total)
+        return 2;
+    }
+    close(s);
+    return 0;
+  }
+  if (!strcmp(mode, "rr-client")) {
+    int n = argc > 3 ? atoi(argv[3]) : 1000;
+    size_t size = argc > 4 ? (size_t)atoi(argv[4]) : 64;
+    int s = dial(port);
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    memset(buf, 'r', size);
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+      if (write(s, buf, size) != (ssize_t)size || read_full(s, buf, size) < 0)
+        return 2;
+    }
+    double t1 = now_s();
+    printf("rr %.1f us\n", (t1 - t0) * 1e6 / n);
+    return 0;
+  }
+  if (!strcmp(mode, "bulk-client")) {
+    long long mib = argc > 3 ? atoll(argv[3]) : 64, total = mib << 20, got = 0;
+    int s = dial(port);
+    static char big[1 << 20];
+    memset(big, 'b', sizeof big);
+    double t0 = now_s();
+    for (long long sent = 0; sent < total;) {
+      ssize_t r = write(s, big, sizeof big);
+      if (r <= 0)
+        return 2;
+      sent += r;
+    }
+    shutdown(s, SHUT_WR);
+    if (read_full(s, (char *)&got, sizeof got) < 0 || got != total)
+      return 3;
+    double t1 = now_s();
+    printf("bulk %.1f MiB/s\n", mib / (t1 - t0));
+    return 0;
+  }
+  fprintf(stderr, "t_net: unknown mode %s\n", mode);
+  return 2;
+}
