@@ -2,8 +2,9 @@
  * clang refuses to compile today. Linked into every fuzz target and weak,
  * so a real definition linked beside them wins; but a weak definition also
  * keeps the linker from pulling the real file out of its library for that
- * symbol, so remove a file's stubs together with its skip entry. Prototypes are spelled with opaque
- * pointers on purpose: this file must build whatever module headers a target can see. */
+ * symbol, so remove a file's stubs together with its skip entry.
+ * Prototypes use opaque pointers on purpose: this file must build whatever
+ * module headers a target can see. */
 #include <errno.h>
 #include <stddef.h>
 
