@@ -171,6 +171,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
   }
   for (size_t i = 0; i < Q_ARRAY_SIZE(not_fuzzed); i++)
     cri_server_set_handler(srv, not_fuzzed[i][0], not_fuzzed[i][1], NULL);
+  size_t live = 0;
+  for (size_t i = 0; i < srv->n_methods; i++)
+    live += srv->methods[i].fn != NULL;
+  fprintf(stderr, "fuzz: %zu of %zu RPCs have a handler under test\n", live, srv->n_methods);
   seed_state();
   return 0;
 }
