@@ -5,7 +5,7 @@
  *   quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]...
  *                     [--cwd DIR] [--kernel FILE] [--stats FILE]
  *                     [--log-level LEVEL] [--kernel-worker|--no-kernel-worker]
- *                     -- PROGRAM [ARGS...]
+ *                     [--no-jail] -- PROGRAM [ARGS...]
  *   quark-sandbox pod --control SOCK --pod-id ID ...   (pod daemon: pod/pod.c)
  *
  * The program's stdout/stderr are this process's; the exit status is the
@@ -27,6 +27,7 @@
 #include "../guestkernel/abi/qk_abi.h"
 
 #include "guest.h"
+#include "jail/jail.h"
 #include "kvm/vm.h"
 #include "pod/pod.h"
 
@@ -37,7 +38,7 @@ static void usage(FILE *f)
 {
   fprintf(f, "usage: quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]... [--cwd DIR]\n"
              "                        [--kernel FILE] [--stats FILE] [--log-level LEVEL]\n"
-             "                        [--kernel-worker|--no-kernel-worker] -- PROGRAM [ARGS...]\n"
+             "                        [--kernel-worker|--no-kernel-worker] [--no-jail] -- PROGRAM [ARGS...]\n"
              "       quark-sandbox pod --control SOCK --pod-id ID [options] (see quark-sandbox pod --help)\n");
 }
 
@@ -49,7 +50,7 @@ static int cmd_run(int argc, char **argv)
       {"cwd", required_argument, NULL, 'w'},    {"kernel", required_argument, NULL, 'k'},
       {"stats", required_argument, NULL, 's'},  {"log-level", required_argument, NULL, 'l'},
       {"kernel-worker", no_argument, NULL, 'W'}, {"no-kernel-worker", no_argument, NULL, 'N'},
-      {"help", no_argument, NULL, 'h'},
+      {"no-jail", no_argument, NULL, 'J'},       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   const char *rootfs = NULL, *cwd = "/", *stats = NULL;
@@ -61,6 +62,7 @@ static int cmd_run(int argc, char **argv)
   bool kernel_worker = kw && *kw ? !strcmp(kw, "1") : access("/sys/module/kvm_pvm", F_OK) == 0;
   const char **env = calloc((size_t)argc + 2, sizeof *env);
   size_t envc = 0;
+  bool jail = true;
   if (!env)
     return EXIT_SANDBOX_FAILURE;
   int c;
@@ -122,6 +124,9 @@ static int cmd_run(int argc, char **argv)
     case 'N':
       kernel_worker = false;
       break;
+    case 'J': /* debugging: no namespaces, capabilities or seccomp */
+      jail = false;
+      break;
     case 'h':
       usage(stdout);
       free(env);
@@ -145,6 +150,20 @@ static int cmd_run(int argc, char **argv)
   if (!kernel[0])
     sbx_default_kernel(kernel, sizeof kernel);
 
+  /* The jail (sandbox/jail/jail.h): namespaces before /dev/kvm is opened,
+   * the rest after the guest exists and before its threads start. */
+  struct sbx_jail_opts jo = {0};
+  if (jail) {
+    q_cleanup_error q_error *jerr = NULL;
+    int jst = EXIT_SANDBOX_FAILURE, jr = 0;
+    if (sbx_jail_opt(&jo, "root", rootfs, &jerr) < 0 || sbx_jail_opt(&jo, "bind-ro", kernel, &jerr) < 0 ||
+        (stats && sbx_jail_opt(&jo, "bind", stats, &jerr) < 0) || (jr = sbx_jail_enter(&jo, &jst, &jerr)) != 0) {
+      if (jerr)
+        q_error_log(NULL, "%s", q_error_msg(jerr));
+      free(env);
+      return jr == 1 ? jst : EXIT_SANDBOX_FAILURE;
+    }
+  }
   int status = EXIT_SANDBOX_FAILURE;
   q_cleanup_error q_error *err = NULL;
   struct sbx_guest *g = NULL;
@@ -166,7 +185,7 @@ static int cmd_run(int argc, char **argv)
       .kernel_worker = kernel_worker,
       .stdio = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO},
   };
-  if (sbx_guest_create(&gc, &g, &err) < 0)
+  if (sbx_guest_create(&gc, &g, &err) < 0 || (jail && sbx_jail_apply(&jo, &err) < 0))
     goto out;
   q_debug(NULL, "guest ready: %lu MiB, %lu vcpus, kernel %s", mem_mib, vcpus, kernel);
   status = sbx_guest_run(g);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/sockios.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -80,14 +81,29 @@ static const int plain[] = {
     SCMP_SYS(ppoll),
     SCMP_SYS(clock_gettime),
     SCMP_SYS(clock_nanosleep),
+    /* the guest's TCP/UDP sockets, host sockets in the pod's netns
+     * (qcall/ops_net.c; socket itself is filtered below) */
+    SCMP_SYS(connect),
+    SCMP_SYS(bind),
+    SCMP_SYS(listen),
+    SCMP_SYS(accept4),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(recvmsg),
+    SCMP_SYS(getsockname),
+    SCMP_SYS(getpeername),
+    SCMP_SYS(setsockopt),
+    SCMP_SYS(getsockopt),
+    SCMP_SYS(shutdown),
 };
 
 /* Pod mode (SBX_JAIL_POD): guests are created after set-up (one per
- * container and exec) and the control socket is served. From the code of
+ * container and exec) and the control socket is served (its accept4,
+ * recvmsg, sendmsg are the guest sockets' too). From the code of
  * sbx_vm_create, sbx_qcall_create and the control server. */
 static const int pod_plain[] = {
-    SCMP_SYS(eventfd2), SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_register), SCMP_SYS(accept4),
-    SCMP_SYS(recvmsg),  SCMP_SYS(sendmsg),        SCMP_SYS(shutdown),          SCMP_SYS(getsockopt),
+    SCMP_SYS(eventfd2),
+    SCMP_SYS(io_uring_setup),
+    SCMP_SYS(io_uring_register),
 };
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -111,7 +127,8 @@ static const int sanitizer_plain[] = {
  * dump on a guest failure) and the two terminal queries QCall forwards for
  * the guest's stdio. */
 static const unsigned long ioctls[] = {
-    KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_STATS_FD, TCGETS, TIOCGWINSZ,
+    KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_STATS_FD,
+    TCGETS,  TIOCGWINSZ,   SIOCINQ,       SIOCOUTQ, /* queued bytes of a guest socket */
 };
 
 /* Pod mode: creating and programming later guests. */
@@ -176,9 +193,10 @@ unsigned sbx_jail_seccomp_blocked(void)
 
 size_t sbx_jail_seccomp_count(bool pod)
 {
-  /* plain entries, then ioctl, mmap, mprotect, clone, openat, tgkill (run
-   * mode) and fcntl, socket (pod mode); clone3 is answered, not admitted */
-  return Q_ARRAY_SIZE(plain) + 6 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) + 2 : 0);
+  /* plain entries, then ioctl, mmap, mprotect, clone, openat, tgkill,
+   * socket (run mode) and fcntl (pod mode); clone3 is answered, not
+   * admitted */
+  return Q_ARRAY_SIZE(plain) + 7 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) + 1 : 0);
 }
 
 static int rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned cnt,
@@ -227,7 +245,16 @@ static int build(scmp_filter_ctx ctx, bool pod)
   if (!r)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
              &SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)AT_FDCWD));
-  /* Pod mode: only unix sockets (the control socket). */
+  /* Sockets: the guest's TCP and UDP (IPv4, IPv6; never raw or packet
+   * sockets), and in pod mode unix sockets (the control socket). */
+  static const int families[] = {AF_INET, AF_INET6};
+  static const int types[] = {SOCK_STREAM, SOCK_DGRAM};
+  for (size_t f = 0; f < Q_ARRAY_SIZE(families) && !r; f++)
+    for (size_t t = 0; t < Q_ARRAY_SIZE(types) && !r; t++) {
+      struct scmp_arg_cmp args[2] = {SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)families[f]),
+                                     SCMP_A1_32(SCMP_CMP_MASKED_EQ, 0xf, (uint32_t)types[t])};
+      r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, args);
+    }
   if (!r && pod)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX));
   /* Signals only to our own threads (kicking a vCPU out of KVM_RUN). */

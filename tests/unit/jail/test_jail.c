@@ -129,12 +129,12 @@ static int filtered_child(void)
     return 11;
   /* Outside the list: fails with EPERM for this call only. */
   errno = 0;
-  if (socket(AF_INET, SOCK_STREAM, 0) != -1 || errno != EPERM)
+  if (socket(AF_INET, SOCK_RAW, 1) != -1 || errno != EPERM)
     return 12;
   if (sbx_jail_seccomp_blocked() != 1)
     return 13;
   errno = 0;
-  if (socket(AF_INET, SOCK_DGRAM, 0) != -1 || errno != EPERM || sbx_jail_seccomp_blocked() != 1)
+  if (socket(AF_PACKET, SOCK_DGRAM, 0) != -1 || errno != EPERM || sbx_jail_seccomp_blocked() != 1)
     return 14; /* the same number again: refused, not logged again */
   /* Argument filters: unix sockets are pod mode only; no executable
    * memory; no new process; paths only from the cwd, not beneath an fd. */
@@ -155,7 +155,7 @@ static int filtered_child(void)
   if (openat(dfd, "etc", O_PATH | O_CLOEXEC) != -1 || errno != EPERM)
     return 19;
   errno = 0;
-  if (ioctl(dfd, FIONREAD, &(int){0}) != -1 || errno != EPERM)
+  if (ioctl(dfd, TIOCSTI, "x") != -1 || errno != EPERM) /* terminal input injection */
     return 20;
   if (kill(getpid(), 0) != -1)
     return 21;
@@ -170,6 +170,13 @@ static int filtered_child(void)
   void *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED || munmap(p, 1 << 20) < 0)
     return 32;
+  /* The guest's TCP and UDP sockets. */
+  int ts = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int us = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (ts < 0 || us < 0)
+    return 34;
+  close(ts);
+  close(us);
   /* Threads (clone3 answers ENOSYS, glibc falls back to clone). */
   pthread_t t;
   int tid = 0;
@@ -204,7 +211,7 @@ Test(jail_seccomp, pod_mode_allows_unix_sockets)
       _exit(11);
     close(s);
     errno = 0;
-    if (socket(AF_INET6, SOCK_STREAM, 0) != -1 || errno != EPERM)
+    if (socket(AF_NETLINK, SOCK_RAW, 0) != -1 || errno != EPERM)
       _exit(12);
     _exit(0);
   }
