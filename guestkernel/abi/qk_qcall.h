@@ -81,7 +81,7 @@ enum qk_op {
   QK_OP_BIND = 25,        /* a0 hfd, a1 addr gpa, a2 addr len -> 0 */
   QK_OP_CONNECT = 26,     /* a0 hfd, a1 addr gpa, a2 addr len -> 0 or -EINPROGRESS */
   QK_OP_LISTEN = 27,      /* a0 hfd, a1 backlog -> 0 */
-  QK_OP_ACCEPT = 28,      /* a0 hfd, a1 addr gpa (0: none), a2 len gpa -> new hfd */
+  QK_OP_ACCEPT = 28,      /* a0 hfd, a1 addr gpa (0: none), a2 len gpa, a3 0 or QK_NET_WAIT -> new hfd */
   QK_OP_SOCKNAME = 29,    /* a0 hfd, a1 addr gpa, a2 len gpa, a3 1: peer name -> 0 */
   QK_OP_SENDMSG = 30,     /* a0 hfd, a1 iov gpa, a2 iovcnt, a3 MSG_* flags, a4 addr gpa (0: none),
                              a5 addr len -> bytes */
@@ -99,6 +99,12 @@ enum qk_op {
 };
 
 #define QK_NET_TRUNC (1ull << 40) /* QK_OP_RECVMSG: datagram longer than the buffers */
+/* In the flags of QK_OP_SENDMSG/RECVMSG (a3) and QK_OP_ACCEPT (a3): the
+ * guest has nothing else to run, so the host may wait up to
+ * QK_NET_WAIT_NS for the socket before answering -EAGAIN (saves the
+ * guest a park, an idle QK_OP_NET_POLL and a retry per blocking call). */
+#define QK_NET_WAIT (1ull << 32)
+#define QK_NET_WAIT_NS 1000000ull
 #define QK_NET_POLL_MAX 256u
 struct qk_net_pollfd {
   uint32_t hfd;

@@ -74,6 +74,19 @@ static bool nonblocking(struct qk_file *f, uint64_t flags)
   return (f->flags & L_O_NONBLOCK) || (flags & MSG_DONTWAIT);
 }
 
+/* QK_NET_WAIT for a blocking call when no other task could use the vCPU
+ * meanwhile (the host then waits a little instead of answering -EAGAIN). */
+static uint64_t host_wait(bool nb)
+{
+  if (nb)
+    return 0;
+  struct qk_task *cur = qk_current();
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all)
+    if (t != cur && t->state == QK_TASK_RUNNING)
+      return 0;
+  return QK_NET_WAIT;
+}
+
 /* Parks the current task until the socket has one of ev (the restart
  * model: the caller returns what this returns). */
 static int64_t sock_wait(struct qk_file *f, int16_t ev)
@@ -165,7 +178,7 @@ static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t fla
     if (!(ev & (POLLIN | POLLERR | POLLHUP)))
       return sock_wait(f, POLLIN);
   }
-  r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags,
+  r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags | host_wait(nb),
                addr ? qk_va_to_pa(addr) : 0, addr ? qk_va_to_pa(alen) : 0);
   if (r == -QK_EAGAIN && !nb)
     return sock_wait(f, POLLIN);
@@ -209,7 +222,8 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
       r = done ? done : -QK_EFAULT;
       break;
     }
-    r = qk_qcall(QK_OP_SENDMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags & ~(uint64_t)MSG_DONTWAIT,
+    r = qk_qcall(QK_OP_SENDMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n,
+                 (flags & ~(uint64_t)MSG_DONTWAIT) | (done ? 0 : host_wait(nb)),
                  addr ? qk_va_to_pa(addr) : 0, addr ? alen : 0);
     if (r == -QK_EAGAIN && !done && !nb) {
       r = sock_wait(f, POLLOUT); /* nothing went out: the restart sends it all */
@@ -543,7 +557,8 @@ int64_t sys_accept4(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags, 
   if (r)
     goto out;
   hlen = ADDR_MAX;
-  r = qk_qcall(QK_OP_ACCEPT, (uint64_t)f->hfd, uaddr ? qk_va_to_pa(buf) : 0, qk_va_to_pa(&hlen), 0, 0, 0);
+  r = qk_qcall(QK_OP_ACCEPT, (uint64_t)f->hfd, uaddr ? qk_va_to_pa(buf) : 0, qk_va_to_pa(&hlen),
+               host_wait(f->flags & L_O_NONBLOCK), 0, 0);
   if (r == -QK_EAGAIN && !(f->flags & L_O_NONBLOCK)) {
     r = sock_wait(f, POLLIN);
     goto out;

@@ -89,6 +89,34 @@ static int get_iov(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t cnt, stru
 
 static int64_t neg(long r) { return r < 0 ? -errno : r; }
 
+/* Waits until fd has events, the VM stops or timeout_ns passes (~0: none):
+ * 1 ready, 0 timed out, or -EINTR (stopping). */
+static int wait_fd(const struct sbx_net_ctx *c, int fd, short events, uint64_t timeout_ns)
+{
+  struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = c->stop_fd, .events = POLLIN}};
+  struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u), .tv_nsec = (long)(timeout_ns % 1000000000u)};
+  for (;;) {
+    int r = ppoll(p, 2, timeout_ns == ~0ull ? NULL : &ts, NULL);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return -errno;
+    if (p[1].revents)
+      return -EINTR;
+    return r > 0;
+  }
+}
+
+/* QK_NET_WAIT: one bounded wait for readiness after -EAGAIN. True when the
+ * call should be tried again. */
+static bool short_wait(const struct sbx_net_ctx *c, int fd, short events, bool *allowed)
+{
+  if (!*allowed)
+    return false;
+  *allowed = false;
+  return wait_fd(c, fd, events, QK_NET_WAIT_NS) == 1;
+}
+
 static int64_t op_socket(const struct sbx_net_ctx *c, const uint64_t *a)
 {
   if (a[0] != AF_INET && a[0] != AF_INET6)
@@ -133,7 +161,13 @@ static int64_t op_accept(const struct sbx_net_ctx *c, const uint64_t *a)
     return -EFAULT;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  int nfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (a[3] & ~QK_NET_WAIT)
+    return -EINVAL;
+  bool may_wait = a[3] & QK_NET_WAIT;
+  int nfd;
+  while ((nfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0 && errno == EAGAIN &&
+         short_wait(c, fd, POLLIN, &may_wait))
+    len = sizeof ss;
   if (nfd < 0)
     return -errno;
   int64_t h = c->hfd_install(c->q, nfd);
@@ -157,28 +191,12 @@ static int64_t op_sockname(const struct sbx_net_ctx *c, const uint64_t *a)
   return put_addr(c, a[1], a[2], &ss, len);
 }
 
-/* Waits until fd has events or the VM stops: 0, or -EINTR (stopping). */
-static int wait_fd(const struct sbx_net_ctx *c, int fd, short events)
-{
-  struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = c->stop_fd, .events = POLLIN}};
-  for (;;) {
-    int r = poll(p, 2, -1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0)
-      return -errno;
-    if (p[1].revents)
-      return -EINTR;
-    return 0;
-  }
-}
-
 static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
 {
   int fd = c->hfd_get(c->q, a[0]);
   if (fd < 0)
     return fd;
-  const uint64_t allowed = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_OOB | MSG_EOR | MSG_CONFIRM;
+  const uint64_t allowed = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_OOB | MSG_EOR | MSG_CONFIRM | QK_NET_WAIT;
   if (a[3] & ~allowed)
     return -EOPNOTSUPP;
   struct iovec iov[QK_QCALL_MAX_IOV];
@@ -195,7 +213,14 @@ static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   }
   /* The sandbox must never take SIGPIPE for a guest: the guest raises its
    * own from -EPIPE. */
-  return neg(sendmsg(fd, &m, (int)a[3] | MSG_NOSIGNAL | MSG_DONTWAIT));
+  bool may_wait = a[3] & QK_NET_WAIT;
+  int flags = (int)(a[3] & ~QK_NET_WAIT) | MSG_NOSIGNAL | MSG_DONTWAIT;
+  for (;;) {
+    ssize_t n = sendmsg(fd, &m, flags);
+    if (n < 0 && errno == EAGAIN && short_wait(c, fd, POLLOUT, &may_wait))
+      continue;
+    return neg(n);
+  }
 }
 
 static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
@@ -203,7 +228,7 @@ static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   int fd = c->hfd_get(c->q, a[0]);
   if (fd < 0)
     return fd;
-  const uint64_t allowed = MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_OOB;
+  const uint64_t allowed = MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_OOB | QK_NET_WAIT;
   if (a[3] & ~allowed)
     return -EOPNOTSUPP;
   struct iovec iov[QK_QCALL_MAX_IOV];
@@ -215,7 +240,8 @@ static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   struct sockaddr_storage ss;
   struct msghdr m = {.msg_iov = iov, .msg_iovlen = a[2], .msg_name = a[4] ? &ss : NULL,
                      .msg_namelen = a[4] ? sizeof ss : 0};
-  int flags = (int)a[3] | MSG_DONTWAIT;
+  bool may_wait = a[3] & QK_NET_WAIT;
+  int flags = (int)(a[3] & ~QK_NET_WAIT) | MSG_DONTWAIT;
   bool waitall = (a[3] & MSG_WAITALL) && !(a[3] & (MSG_PEEK | MSG_DONTWAIT));
   int64_t done = 0;
   for (;;) {
@@ -224,10 +250,12 @@ static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
       if (errno == EINTR)
         continue;
       if (waitall && errno == EAGAIN) {
-        if ((r = wait_fd(c, fd, POLLIN)) < 0)
+        if ((r = wait_fd(c, fd, POLLIN, ~0ull)) < 0)
           return done ? done : r;
         continue;
       }
+      if (errno == EAGAIN && !done && short_wait(c, fd, POLLIN, &may_wait))
+        continue;
       return done ? done : -errno;
     }
     done += n;
