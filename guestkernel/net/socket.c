@@ -59,6 +59,7 @@ struct qk_sock {
   int hfd;          /* the file's host handle, for the idle poll set */
   int16_t want;     /* POLL* events a parked task or a poll/select waits for */
   bool connecting;  /* a blocking connect is waiting for the handshake */
+  uint64_t rcvtimeo, sndtimeo; /* SO_RCVTIMEO/SO_SNDTIMEO in ns, 0: none */
   uint64_t ino;
 };
 
@@ -92,8 +93,12 @@ static uint64_t host_wait(bool nb)
 static int64_t sock_wait(struct qk_file *f, int16_t ev)
 {
   struct qk_sock *s = f->priv;
+  uint64_t timeo = ev == POLLIN ? s->rcvtimeo : s->sndtimeo;
+  /* Woken by the deadline of SO_RCVTIMEO/SO_SNDTIMEO and still not ready. */
+  if (qk_wait_expired())
+    return -QK_EAGAIN;
   s->want |= ev;
-  return qk_block(s, ~0ull);
+  return qk_block(s, qk_wait_deadline(timeo ? timeo : ~0ull));
 }
 
 /* The host's view of the socket right now. */
@@ -510,6 +515,10 @@ int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint
     r = sock_wait(f, POLLOUT);
   }
 out:
+  if (r == -QK_EAGAIN && s->connecting) {
+    s->connecting = false; /* SO_SNDTIMEO ran out: Linux says EINPROGRESS */
+    r = -QK_EINPROGRESS;
+  }
   qk_fput(f);
   return r;
 }
@@ -635,9 +644,23 @@ int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
   } else if (len && qk_copy_from_user(buf, uval, len)) {
     r = -QK_EFAULT;
   } else if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
-    /* Accepted, not enforced: guest waits have no per-socket timeout yet
-     * (README, Guest sockets). */
-    r = len < 16 ? -QK_EINVAL : 0;
+    /* Guest-side: the host handle never blocks, the guest's waits do. */
+    struct { int64_t sec, usec; } tv;
+    memcpy(&tv, buf, sizeof(tv));
+    if (len < sizeof(tv)) {
+      r = -QK_EINVAL;
+    } else if (tv.usec < 0 || tv.usec >= 1000000) {
+      r = -QK_EDOM;
+    } else {
+      uint64_t ns = tv.sec < 0 ? 0 : tv.sec > 100ll * 365 * 86400 ? 0 : (uint64_t)tv.sec * 1000000000ull +
+                                                                          (uint64_t)tv.usec * 1000ull;
+      struct qk_sock *s = f->priv;
+      if (name == SO_RCVTIMEO)
+        s->rcvtimeo = ns;
+      else
+        s->sndtimeo = ns;
+      r = 0;
+    }
   } else {
     r = qk_qcall(QK_OP_SETSOCKOPT, (uint64_t)f->hfd, level, name, qk_va_to_pa(buf), len, 0);
   }
@@ -661,7 +684,11 @@ int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
   } else {
     uint32_t len = (uint32_t)n > OPT_MAX ? OPT_MAX : (uint32_t)n;
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
-      len = len < 16 ? len : 16; /* zero: no timeout */
+      struct qk_sock *s = f->priv;
+      uint64_t ns = name == SO_RCVTIMEO ? s->rcvtimeo : s->sndtimeo;
+      int64_t tv[2] = { (int64_t)(ns / 1000000000ull), (int64_t)(ns % 1000000000ull / 1000ull) };
+      memcpy(buf, tv, sizeof(tv));
+      len = len < sizeof(tv) ? len : sizeof(tv);
       r = 0;
     } else {
       r = qk_qcall(QK_OP_GETSOCKOPT, (uint64_t)f->hfd, level, name, qk_va_to_pa(buf), qk_va_to_pa(&len), 0);

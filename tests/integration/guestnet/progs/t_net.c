@@ -190,6 +190,18 @@ static void self_tests(void)
   CHECK_EQ(ioctl(c, FIONBIO, &nb), 0);
   CHECK(fcntl(c, F_GETFL) & O_NONBLOCK);
 
+  /* SO_RCVTIMEO on a blocking socket: EAGAIN after the timeout. */
+  struct timeval rt = { 0, 100000 }, rt2;
+  socklen_t rtl = sizeof rt2;
+  CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &rt, sizeof rt), 0);
+  CHECK_EQ(getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &rt2, &rtl), 0);
+  CHECK_EQ(rt2.tv_usec, 100000);
+  double t0 = now_s();
+  CHECK_EQ(recv(s, buf, sizeof buf, 0), -1);
+  CHECK_EQ(errno, EAGAIN);
+  double waited = now_s() - t0;
+  CHECK(waited > 0.08 && waited < 2.0);
+
   /* Half-close: the peer reads EOF, and can still send. */
   CHECK_EQ(shutdown(c, SHUT_WR), 0);
   p = (struct pollfd){ s, POLLIN, 0 };
