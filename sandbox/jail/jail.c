@@ -565,7 +565,8 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
         (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD, NULL, NULL, NULL, 0);
     if (pid < 0) {
       sigprocmask(SIG_SETMASK, &old, NULL);
-      return q_error_make(err, errno, "jail: clone into new pid and ipc namespaces");
+      return q_error_make(err, errno, "jail: clone into new pid and ipc namespaces%s",
+                          errno == EPERM ? " (the jail needs root; --no-jail runs without it)" : "");
     }
     if (pid > 0) {
       *exit_status = supervise(pid, &old);

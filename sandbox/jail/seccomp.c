@@ -194,9 +194,8 @@ unsigned sbx_jail_seccomp_blocked(void)
 size_t sbx_jail_seccomp_count(bool pod)
 {
   /* plain entries, then ioctl, mmap, mprotect, clone, openat, tgkill,
-   * socket (run mode) and fcntl (pod mode); clone3 is answered, not
-   * admitted */
-  return Q_ARRAY_SIZE(plain) + 7 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) + 1 : 0);
+   * socket, fcntl; clone3 is answered, not admitted */
+  return Q_ARRAY_SIZE(plain) + 8 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) : 0);
 }
 
 static int rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned cnt,
@@ -261,11 +260,12 @@ static int build(scmp_filter_ctx ctx, bool pod)
   if (!r)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
              &SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)getpid()));
-  /* Pod mode: fcntl for the stdio dups of a new guest and fd flags only
-   * (F_DUPFD..F_SETFL, F_DUPFD_CLOEXEC): no locks, leases or pipe sizes. */
-  if (!r && pod)
+  /* fcntl for fd flags (QCall openat clears O_NONBLOCK with F_GETFL and
+   * F_SETFL) and, in pod mode, the stdio dups of a new guest: F_DUPFD..
+   * F_SETFL and F_DUPFD_CLOEXEC only (no locks, leases, pipe sizes). */
+  if (!r)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, &SCMP_A1_32(SCMP_CMP_LE, F_SETFL));
-  if (!r && pod)
+  if (!r)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, &SCMP_A1_32(SCMP_CMP_EQ, F_DUPFD_CLOEXEC));
   return r;
 }

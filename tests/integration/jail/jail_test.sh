@@ -11,9 +11,10 @@
 # - exit statuses and termination signals still reach the caller;
 # - the guest test programs, busybox applets and the hostile program pass
 #   under the jail (tests/integration/guest/guest_test.sh with jail_run).
-# Usage: jail_test.sh JAIL_RUN QKERNEL WORKDIR SOURCE_DIR
+# - quark-sandbox run itself is jailed by default (--no-jail is not).
+# Usage: jail_test.sh JAIL_RUN QKERNEL WORKDIR SOURCE_DIR [QUARK_SANDBOX]
 set -uo pipefail
-jr=$1 kernel=$2 work=$3 src=$4
+jr=$1 kernel=$2 work=$3 src=$4 qsbx=${5:-}
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: the jail needs root (namespaces, pivot_root, cgroups)"
   exit 77
@@ -115,6 +116,34 @@ else
   ok "pod cgroup removed after exit"
 fi
 rmdir /sys/fs/cgroup/{memory,cpu,pids}/$cg /sys/fs/cgroup/$cg 2>/dev/null
+
+# ---- quark-sandbox itself ----
+if [ -n "$qsbx" ]; then
+  for mode in jail no-jail; do
+    flag=()
+    [ $mode = no-jail ] && flag=(--no-jail)
+    "$qsbx" run --rootfs "$root" --kernel "$kernel" --memory 128 "${flag[@]}" -- /bin/busybox sleep 10 \
+      >/dev/null 2>"$work/qsbx.err" &
+    qs=$!
+    target=$qs
+    for _ in $(seq 1 100); do
+      [ $mode = jail ] && target=$(pgrep -P "$qs" | head -1)
+      [ -n "$target" ] && grep -q '^State:' "/proc/$target/status" 2>/dev/null &&
+        [ -e "/proc/$target/fd/3" ] && break
+      sleep 0.1
+    done
+    sleep 0.5
+    sc=$(awk '$1 == "Seccomp:" {print $2}' "/proc/$target/status" 2>/dev/null)
+    if [ $mode = jail ]; then
+      [ "$sc" = 2 ] && ok "quark-sandbox run: Seccomp: $sc in /proc/$target/status" ||
+        { bad "quark-sandbox run: Seccomp '$sc'"; sed 's/^/  /' "$work/qsbx.err"; }
+    else
+      [ "$sc" = 0 ] && ok "quark-sandbox run --no-jail: Seccomp: 0" || bad "quark-sandbox run --no-jail: Seccomp '$sc'"
+    fi
+    kill -TERM "$qs"
+    wait "$qs" 2>/dev/null
+  done
+fi
 
 # ---- exit status ----
 out=$(timeout 60 "${run[@]}" -- /bin/busybox sh -c 'echo jailed; exit 42' 2>"$work/err")

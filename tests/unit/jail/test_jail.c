@@ -224,7 +224,7 @@ Test(jail_seccomp, count)
 {
   size_t run = sbx_jail_seccomp_count(false), pod = sbx_jail_seccomp_count(true);
   cr_assert_gt(run, 30);
-  cr_assert_lt(run, 70);
+  cr_assert_lt(run, 90);
   cr_assert_gt(pod, run);
 }
 
