@@ -13,6 +13,8 @@
 #include <qk/syscall.h>
 #include <qk/task.h>
 
+#include "net_internal.h"
+
 #define AF_UNIX 1
 #define AF_INET 2
 #define AF_INET6 10
@@ -377,21 +379,24 @@ static struct qk_file *sock_file(int64_t hfd, int domain, int type, uint32_t non
   return f;
 }
 
-/* The socket at fd with a reference, or NULL with *err set. */
-static struct qk_file *sget(uint64_t fd, int64_t *err)
+/* The socket at fd with a reference, or NULL with *err set. Guest AF_UNIX
+ * pairs only where the caller serves them (unix_ok). */
+static struct qk_file *sget_any(uint64_t fd, int64_t *err, bool unix_ok)
 {
   struct qk_file *f = qk_fget_in(proc()->files, (int)fd);
   if (!f) {
     *err = -QK_EBADF;
     return NULL;
   }
-  if (f->ops != &sock_ops) {
+  if (f->ops != &sock_ops && !(unix_ok && qk_unix_is(f))) {
     qk_fput(f);
     *err = -QK_ENOTSOCK;
     return NULL;
   }
   return f;
 }
+
+static struct qk_file *sget(uint64_t fd, int64_t *err) { return sget_any(fd, err, false); }
 
 static int64_t install(struct qk_file *f, uint64_t flags)
 {
@@ -432,8 +437,40 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
 
 int64_t sys_socketpair(uint64_t domain, uint64_t type, uint64_t proto, uint64_t usv, uint64_t a4, uint64_t a5)
 {
-  /* Pairs exist only for AF_UNIX, which the guest does not serve yet. */
-  return domain == AF_UNIX ? -QK_EAFNOSUPPORT : -QK_EOPNOTSUPP;
+  if (domain != AF_UNIX)
+    return -QK_EOPNOTSUPP;
+  if (type & ~(uint64_t)(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC))
+    return -QK_EINVAL;
+  if ((type & SOCK_TYPE_MASK) != SOCK_STREAM)
+    return -QK_EOPNOTSUPP; /* datagram and seqpacket pairs: not served yet */
+  if (proto != 0)
+    return -QK_EPROTONOSUPPORT;
+  int32_t fds[2];
+  /* Check the result array before anything is created. */
+  if (qk_copy_from_user(fds, usv, sizeof(fds)))
+    return -QK_EFAULT;
+  struct qk_file *a, *b;
+  int r = qk_unix_pair((uint32_t)(type & SOCK_NONBLOCK), &a, &b);
+  if (r)
+    return r;
+  int64_t fa = install(a, type);
+  if (fa < 0) {
+    qk_fput(b);
+    return fa;
+  }
+  int64_t fb = install(b, type);
+  if (fb < 0) {
+    qk_fd_close(proc()->files, (int)fa);
+    return fb;
+  }
+  fds[0] = (int32_t)fa;
+  fds[1] = (int32_t)fb;
+  if (qk_copy_to_user(usv, fds, sizeof(fds))) {
+    qk_fd_close(proc()->files, (int)fa);
+    qk_fd_close(proc()->files, (int)fb);
+    return -QK_EFAULT;
+  }
+  return 0;
 }
 
 /* Copies a user sockaddr into buf (ADDR_MAX bytes). */
@@ -596,15 +633,21 @@ int64_t sys_accept(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint
 static int64_t sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, bool peer)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
   uint32_t room = 0, hlen = ADDR_MAX;
   uint8_t buf[ADDR_MAX];
   r = uaddr ? alen_in(uaddr, ulen, &room) : -QK_EFAULT;
-  if (!r)
+  if (!r && qk_unix_is(f)) {
+    /* Both ends of a pair are unnamed: just the family. */
+    uint16_t fam = AF_UNIX;
+    memcpy(buf, &fam, 2);
+    hlen = 2;
+    r = alen_out(uaddr, ulen, buf, room, hlen);
+  } else if (!r)
     r = qk_qcall(QK_OP_SOCKNAME, (uint64_t)f->hfd, qk_va_to_pa(buf), qk_va_to_pa(&hlen), peer, 0, 0);
-  if (!r)
+  if (!r && !qk_unix_is(f))
     r = alen_out(uaddr, ulen, buf, room, hlen);
   qk_fput(f);
   return r;
@@ -623,9 +666,14 @@ int64_t sys_getpeername(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3,
 int64_t sys_shutdown(uint64_t fd, uint64_t how, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
+  if (qk_unix_is(f)) {
+    r = qk_unix_shutdown(f, how);
+    qk_fput(f);
+    return r;
+  }
   r = how > 2 ? -QK_EINVAL : qk_qcall(QK_OP_SHUTDOWN, (uint64_t)f->hfd, how, 0, 0, 0, 0);
   qk_wake(f->priv); /* parked readers see the end of the stream */
   qk_fput(f);
@@ -635,9 +683,16 @@ int64_t sys_shutdown(uint64_t fd, uint64_t how, uint64_t a2, uint64_t a3, uint64
 int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval, uint64_t len, uint64_t a5)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
+  if (qk_unix_is(f)) {
+    /* Buffer sizes are fixed (64 KiB each way): accepted, as Linux clamps
+     * them too; nothing else is served on pairs. */
+    r = level == SOL_SOCKET && (name == 7 || name == 8) ? 0 : -QK_ENOPROTOOPT;
+    qk_fput(f);
+    return r;
+  }
   uint8_t buf[OPT_MAX];
   if ((int32_t)len < 0 || len > OPT_MAX) {
     r = -QK_EINVAL;
@@ -668,12 +723,50 @@ int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
   return r;
 }
 
+/* The few options of a guest AF_UNIX pair (read-only answers). */
+static int64_t unix_getsockopt(uint64_t level, uint64_t name, uint64_t uval, uint64_t ulen)
+{
+  int32_t v;
+  if (level != SOL_SOCKET)
+    return -QK_ENOPROTOOPT;
+  switch (name) {
+  case 3: /* SO_TYPE */
+    v = SOCK_STREAM;
+    break;
+  case SO_ERROR:
+    v = 0;
+    break;
+  case 39: /* SO_DOMAIN */
+    v = AF_UNIX;
+    break;
+  case 7: /* SO_SNDBUF */
+  case 8: /* SO_RCVBUF */
+    v = 64 * 1024;
+    break;
+  default:
+    return -QK_ENOPROTOOPT;
+  }
+  int32_t n;
+  if (qk_copy_from_user(&n, ulen, 4))
+    return -QK_EFAULT;
+  if (n < 0)
+    return -QK_EINVAL;
+  uint32_t len = n < 4 ? (uint32_t)n : 4;
+  if ((len && qk_copy_to_user(uval, &v, len)) || qk_copy_to_user(ulen, &len, 4))
+    return -QK_EFAULT;
+  return 0;
+}
+
 int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval, uint64_t ulen, uint64_t a5)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
+  if (qk_unix_is(f)) {
+    qk_fput(f);
+    return unix_getsockopt(level, name, uval, ulen);
+  }
   int32_t n;
   uint8_t buf[OPT_MAX];
   memset(buf, 0, sizeof(buf));
@@ -705,7 +798,7 @@ static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
                        uint64_t alen)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
   uint8_t buf[ADDR_MAX];
@@ -714,7 +807,10 @@ static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
     struct qk_uio u = { iov, cnt, 0 };
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
-    r = sock_send(f, &u, flags, uaddr ? buf : NULL, (uint32_t)alen);
+    if (qk_unix_is(f))
+      r = uaddr ? -QK_EISCONN : qk_unix_xfer(f, &u, flags, true);
+    else
+      r = sock_send(f, &u, flags, uaddr ? buf : NULL, (uint32_t)alen);
   }
   qk_fput(f);
   return r;
@@ -724,13 +820,20 @@ static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
                        uint64_t ulen, uint32_t *mflags)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
   uint32_t room = 0, hlen = ADDR_MAX;
   uint8_t buf[ADDR_MAX];
   r = alen_in(uaddr, ulen, &room);
-  if (!r) {
+  if (!r && qk_unix_is(f)) {
+    struct qk_uio u = { iov, cnt, 0 };
+    for (unsigned i = 0; i < cnt; i++)
+      u.total += iov[i].len;
+    r = qk_unix_xfer(f, &u, flags, false);
+    if (r >= 0 && uaddr && qk_copy_to_user(ulen, &(uint32_t){ 0 }, 4))
+      r = -QK_EFAULT; /* a pair's peer has no name */
+  } else if (!r) {
     struct qk_uio u = { iov, cnt, 0 };
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;

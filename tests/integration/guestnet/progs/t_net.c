@@ -261,8 +261,8 @@ static void self_tests(void)
   CHECK_EQ(from.sin_port, htons((uint16_t)port_of(u2)));
   CHECK_EQ(sendto(u2, "truncated", 9, 0, (struct sockaddr *)&a, sizeof a), 9);
   char small[4];
-  struct iovec sv = { small, 4 };
-  struct msghdr ms = { .msg_iov = &sv, .msg_iovlen = 1 };
+  struct iovec siv = { small, 4 };
+  struct msghdr ms = { .msg_iov = &siv, .msg_iovlen = 1 };
   CHECK_EQ(recvmsg(u, &ms, 0), 4);
   CHECK(ms.msg_flags & MSG_TRUNC);
   close(u);
@@ -281,12 +281,58 @@ static void self_tests(void)
   CHECK(r == -EFAULT || r == -EPIPE); /* Linux looks at the state first */
   CHECK_EQ(rs(SYS_recvmsg, t, 8, 0, 0, 0, 0), -EFAULT);
   CHECK_EQ(rs(SYS_socket, AF_UNIX, SOCK_STREAM, 0, 0, 0, 0), -EAFNOSUPPORT);
+  int dv[2];
+  CHECK_EQ(rs(SYS_socketpair, AF_UNIX, SOCK_DGRAM, 0, (long)dv, 0, 0), -EOPNOTSUPP);
   CHECK_EQ(rs(SYS_socket, AF_NETLINK, SOCK_RAW, 0, 0, 0, 0), -EAFNOSUPPORT);
   CHECK_EQ(rs(SYS_socket, AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, 0, 0), -EPERM);
   CHECK_EQ(rs(SYS_socket, AF_PACKET, SOCK_RAW, 0, 0, 0, 0), -EPERM);
   CHECK_EQ(rs(SYS_listen, 0, 1, 0, 0, 0, 0), -ENOTSOCK);
   CHECK_EQ(rs(SYS_accept, 999, 0, 0, 0, 0, 0), -EBADF);
   close(t);
+
+  /* AF_UNIX stream pairs (served in the guest). */
+  int sv[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  CHECK_EQ(write(sv[0], "abc", 3), 3);
+  p = (struct pollfd){ sv[1], POLLIN, 0 };
+  CHECK_EQ(poll(&p, 1, 1000), 1);
+  CHECK_EQ(read(sv[1], buf, sizeof buf), 3);
+  CHECK(!memcmp(buf, "abc", 3));
+  CHECK_EQ(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), -1);
+  CHECK_EQ(errno, EAGAIN);
+  CHECK_EQ(send(sv[1], "back", 4, 0), 4);
+  CHECK_EQ(recv(sv[0], buf, sizeof buf, 0), 4);
+  vl = sizeof v;
+  CHECK_EQ(getsockopt(sv[0], SOL_SOCKET, SO_TYPE, &v, &vl), 0);
+  CHECK_EQ(v, SOCK_STREAM);
+  CHECK_EQ(fstat(sv[0], &st), 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  CHECK_EQ(shutdown(sv[0], SHUT_WR), 0);
+  CHECK_EQ(read(sv[1], buf, sizeof buf), 0);
+  CHECK_EQ(write(sv[1], "still", 5), 5); /* the other direction stays open */
+  CHECK_EQ(read(sv[0], buf, sizeof buf), 5);
+  close(sv[1]);
+  CHECK_EQ(send(sv[0], "x", 1, MSG_NOSIGNAL), -1);
+  CHECK_EQ(errno, EPIPE);
+  close(sv[0]);
+  CHECK_EQ(socketpair(AF_INET, SOCK_STREAM, 0, sv), -1);
+  CHECK_EQ(errno, EOPNOTSUPP);
+  CHECK_EQ(rs(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, 8, 0, 0), -EFAULT);
+  /* Blocking read on a pair, woken by a child's write. */
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  pid_t pp = fork();
+  if (pp == 0) {
+    usleep(50000);
+    _exit(write(sv[1], "kid", 3) == 3 ? 0 : 1);
+  }
+  if (pp > 0) {
+    CHECK_EQ(read(sv[0], buf, sizeof buf), 3);
+    int st3 = -1;
+    CHECK_EQ(waitpid(pp, &st3, 0), pp);
+    CHECK_EQ(st3, 0);
+  }
+  close(sv[0]);
+  close(sv[1]);
 
   /* Blocking accept and recv woken by host readiness (needs fork). */
   l = listener(SOCK_STREAM, 0);
