@@ -72,7 +72,8 @@ static int get_iov(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t cnt, stru
   if (cnt && !src)
     return -EFAULT;
   struct qk_iov g[QK_QCALL_MAX_IOV];
-  memcpy(g, src, cnt * sizeof(struct qk_iov));
+  if (cnt)
+    memcpy(g, src, cnt * sizeof(struct qk_iov));
   uint64_t total = 0;
   for (uint64_t i = 0; i < cnt; i++) {
     void *p = sbx_gpa(c->mem, g[i].gpa, g[i].len);
@@ -335,10 +336,11 @@ static int64_t op_setsockopt(const struct sbx_net_ctx *c, const uint64_t *a)
   if (a[4] > OPT_MAX)
     return -EINVAL;
   uint8_t val[OPT_MAX];
-  const void *src = sbx_gpa(c->mem, a[3], a[4]);
+  const void *src = a[4] ? sbx_gpa(c->mem, a[3], a[4]) : NULL;
   if (a[4] && !src)
     return -EFAULT;
-  memcpy(val, src, a[4]);
+  if (a[4])
+    memcpy(val, src, a[4]);
   return neg(setsockopt(fd, (int)a[1], (int)a[2], val, (socklen_t)a[4]));
 }
 
@@ -361,10 +363,12 @@ static int64_t op_getsockopt(const struct sbx_net_ctx *c, const uint64_t *a)
     return -errno;
   if (len > room)
     len = room;
-  void *dst = sbx_gpa(c->mem, a[3], len);
-  if (len && !dst)
-    return -EFAULT;
-  memcpy(dst, val, len);
+  if (len) {
+    void *dst = sbx_gpa(c->mem, a[3], len);
+    if (!dst)
+      return -EFAULT;
+    memcpy(dst, val, len);
+  }
   *lenp = len;
   return 0;
 }
@@ -379,7 +383,8 @@ static int64_t op_poll(const struct sbx_net_ctx *c, const uint64_t *a)
     return -EFAULT;
   struct qk_net_pollfd in[QK_NET_POLL_MAX];
   struct pollfd p[QK_NET_POLL_MAX + 1];
-  memcpy(in, g, n * sizeof *g);
+  if (n)
+    memcpy(in, g, n * sizeof *g);
   int64_t bad = 0;
   for (uint64_t i = 0; i < n; i++) {
     int fd = c->hfd_get(c->q, in[i].hfd);
