@@ -44,6 +44,18 @@ else
   echo "ok: self"
 fi
 
+# 1b. Random arguments to the socket calls: the guest and the sandbox survive
+# (a sanitizer report from the sandbox counts as a failure).
+for n in 3000 5001; do
+  out=$(guest 120 fuzz $n 2>"$work/err")
+  rc=$?
+  if [ $rc != 0 ] || ! echo "$out" | grep -q "^fuzz: $n calls" || grep -qE 'AddressSanitizer|runtime error' "$work/err"; then
+    fail "fuzz $n: exit $rc [$out] ($(grep -v DBG "$work/err" | head -c 800))"
+  else
+    echo "ok: $out"
+  fi
+done
+
 # 2. TCP echo server in the guest, clients on the host.
 guest 60 serve 7001 2 >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)

@@ -2,6 +2,7 @@
  * binary runs inside quark-sandbox and natively on the host (as the peer,
  * and as the native baseline of the benchmarks).
  *   t_net self                  single-process checks on 127.0.0.1
+ *   t_net fuzz [N]              N calls with random arguments
  *   t_net serve PORT N          TCP echo server for N connections
  *   t_net client PORT MSG       TCP client: sends MSG, half-closes, prints the echo
  *   t_net udpserve PORT N       UDP echo of N datagrams
@@ -361,6 +362,62 @@ static void self_tests(void)
   close(l);
 }
 
+/* Random arguments to the socket syscalls: errors, never a crash of the
+ * guest or the sandbox. Every socket is non-blocking so that no call
+ * waits. */
+static void fuzz(int n)
+{
+  static char page[8192];
+  uint64_t x = 88172645463325252ull ^ (uint64_t)n;
+  int fds[16], nf = 0;
+  for (int i = 0; i < 4; i++)
+    fds[nf++] = socket(i & 1 ? AF_INET6 : AF_INET, (i & 2 ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK, 0);
+  const long nrs[] = { SYS_bind,     SYS_connect,     SYS_listen,     SYS_accept4,    SYS_getsockname,
+                       SYS_getpeername, SYS_sendto,   SYS_recvfrom,   SYS_sendmsg,    SYS_recvmsg,
+                       SYS_shutdown, SYS_setsockopt,  SYS_getsockopt, SYS_sendmmsg,   SYS_recvmmsg,
+                       SYS_socket,   SYS_socketpair };
+  int errors = 0;
+  for (int i = 0; i < n; i++) {
+    long a[6];
+    for (int k = 0; k < 6; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      switch (x % 7) {
+      case 0: a[k] = (long)(x >> 8) & 0xff; break;
+      case 1: a[k] = (long)(page + ((x >> 8) % sizeof page)); break;
+      case 2: a[k] = (long)(x >> 3); break; /* wild pointer or length */
+      case 3: a[k] = 16; break;
+      case 4: a[k] = fds[(x >> 8) % (unsigned)nf]; break;
+      case 5: a[k] = 0; break;
+      default: a[k] = -1; break;
+      }
+    }
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    long nr = nrs[x % (sizeof nrs / sizeof nrs[0])];
+    if (nr == SYS_socket || nr == SYS_socketpair)
+      a[1] |= SOCK_NONBLOCK;
+    if (nr == SYS_accept4)
+      a[3] = SOCK_NONBLOCK;
+    if (nr == SYS_recvfrom || nr == SYS_recvmsg || nr == SYS_recvmmsg)
+      a[nr == SYS_recvmsg ? 2 : 3] |= MSG_DONTWAIT;
+    long r = rs(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (r < 0)
+      errors++;
+    else if ((nr == SYS_socket || nr == SYS_accept4) && r > 2) {
+      if (nf < 16) {
+        fds[nf++] = (int)r;
+        fcntl((int)r, F_SETFL, O_NONBLOCK);
+      } else {
+        close((int)r);
+      }
+    }
+    /* Random fds may now be blocking sockets (fuzzed socketpair pairs are
+     * non-blocking): keep every known one non-blocking. */
+    for (int k = 0; k < nf; k++)
+      fcntl(fds[k], F_SETFL, O_NONBLOCK);
+  }
+  printf("fuzz: %d calls, %d errors\n", n, errors);
+}
+
 int main(int argc, char **argv)
 {
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -372,6 +429,10 @@ int main(int argc, char **argv)
     self_tests();
     printf("t_net: %d checks, %d failures\n", t_checks, t_fails);
     return t_fails != 0;
+  }
+  if (!strcmp(mode, "fuzz")) {
+    fuzz(port ? port : 5000);
+    return 0;
   }
   if (!strcmp(mode, "serve")) {
     int n = argc > 3 ? atoi(argv[3]) : 1;
