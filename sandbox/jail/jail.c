@@ -100,8 +100,10 @@ int sbx_jail_parse_cpus(const char *s, uint64_t *quota_us, uint64_t *period_us)
 
 static int add_path(const char **arr, size_t *n, const char *name, const char *v, q_error **err)
 {
-  if (!v || v[0] != '/')
-    return q_error_make(err, EINVAL, "jail %s: '%s' is not an absolute path", name, v ? v : "");
+  /* A relative path is bound at its canonical host path, and the jail
+   * keeps the caller's working directory, so it still resolves. */
+  if (!v || !v[0])
+    return q_error_make(err, EINVAL, "jail %s: empty path", name);
   if (strlen(v) >= PATH_MAX - 64)
     return q_error_make(err, ENAMETOOLONG, "jail %s: path too long", name);
   if (*n >= SBX_JAIL_MAX_PATHS)
@@ -425,7 +427,16 @@ static int bind_at(const char *root, const char *path, int fd, enum bind_kind ki
   struct stat st;
   if (fstat(fd, &st) < 0)
     return mount_err(err, "stat", path);
-  char target[PATH_MAX], src[64];
+  char target[PATH_MAX], src[64], canon[PATH_MAX];
+  if (path[0] != '/') {
+    /* The fd's own path: the host tree, even where the tmpfs now covers it. */
+    snprintf(src, sizeof src, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(src, canon, sizeof canon - 1);
+    if (n <= 0 || canon[0] != '/')
+      return mount_err(err, "resolve", path);
+    canon[n] = 0;
+    path = canon;
+  }
   int r = make_target(root, path, !S_ISDIR(st.st_mode), target, sizeof target, err);
   if (r < 0)
     return r;
@@ -505,6 +516,9 @@ static int mount_jail(const struct sbx_jail_opts *o, q_error **err)
       goto out;
     }
   }
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/')
+    strcpy(cwd, "/");
   const char *root = "/tmp";
   if (mount("quark-jail", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=1m") <
       0) {
@@ -515,6 +529,8 @@ static int mount_jail(const struct sbx_jail_opts *o, q_error **err)
     if ((r = bind_at(root, src[i].path, src[i].fd, src[i].kind, err)) < 0)
       goto out;
   char target[PATH_MAX];
+  if ((r = make_target(root, cwd, false, target, sizeof target, err)) < 0)
+    goto out;
   /* A procfs of the new pid namespace only, read-only so that uid 0 cannot
    * write host sysctls through /proc/sys. */
   if ((r = make_target(root, "/proc", false, target, sizeof target, err)) < 0)
@@ -529,7 +545,7 @@ static int mount_jail(const struct sbx_jail_opts *o, q_error **err)
     r = mount_err(err, "pivot_root", root);
     goto out;
   }
-  if (chdir("/") < 0 || umount2("/.old", MNT_DETACH) < 0 || rmdir("/.old") < 0) {
+  if (chdir("/") < 0 || umount2("/.old", MNT_DETACH) < 0 || rmdir("/.old") < 0 || chdir(cwd) < 0) {
     r = mount_err(err, "detach old root", "/.old");
     goto out;
   }
@@ -566,7 +582,8 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
     if (pid < 0) {
       sigprocmask(SIG_SETMASK, &old, NULL);
       return q_error_make(err, errno, "jail: clone into new pid and ipc namespaces%s",
-                          errno == EPERM ? " (the jail needs root; --no-jail runs without it)" : "");
+                          errno == EPERM ? " (the jail needs root; --no-jail runs without it)"
+                                         : "");
     }
     if (pid > 0) {
       *exit_status = supervise(pid, &old);

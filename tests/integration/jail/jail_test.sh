@@ -143,6 +143,9 @@ if [ -n "$qsbx" ]; then
     kill -TERM "$qs"
     wait "$qs" 2>/dev/null
   done
+  # A relative rootfs still resolves: the jail keeps the working directory.
+  out=$(cd "$work" && timeout 60 "$qsbx" run --rootfs rootfs --kernel "$kernel" --memory 128 -- /bin/busybox echo rel 2>/dev/null)
+  [ "$out" = rel ] && ok "relative --rootfs under the jail" || bad "relative --rootfs: $out"
 fi
 
 # ---- exit status ----
