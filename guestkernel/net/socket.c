@@ -62,6 +62,8 @@ struct qk_sock {
   int16_t want;     /* POLL* events a parked task or a poll/select waits for */
   bool connecting;  /* a blocking connect is waiting for the handshake */
   uint64_t rcvtimeo, sndtimeo; /* SO_RCVTIMEO/SO_SNDTIMEO in ns, 0: none */
+  struct qk_task *tx_owner;     /* a task parked in a send with tx_partial bytes out */
+  uint64_t tx_partial;
   uint64_t ino;
 };
 
@@ -202,13 +204,41 @@ static void raise_sigpipe(void)
   qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
 }
 
+/* Moves a scatter list's head past n bytes (cur: its first segment). */
+static void uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n)
+{
+  while (rest->cnt && n >= (*cur)->len) {
+    n -= (*cur)->len;
+    rest->total -= (*cur)->len;
+    (*cur)++;
+    rest->cnt--;
+  }
+  if (rest->cnt) {
+    (*cur)->base += n;
+    (*cur)->len -= n;
+    rest->total -= n;
+  }
+  rest->iov = *cur;
+}
+
+/* Sends u. A blocking stream send moves everything, as on Linux: when the
+ * host buffer fills after part of it went out, the task parks with that
+ * part recorded in the socket (tx_partial) and its restart skips it. */
 static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t flags, const void *addr,
                          uint32_t alen)
 {
   if (flags & ~(uint64_t)(MSG_OOB | MSG_DONTWAIT | MSG_EOR | MSG_CONFIRM | MSG_NOSIGNAL | MSG_MORE))
     return -QK_EOPNOTSUPP;
+  struct qk_sock *s = f->priv;
   bool nb = nonblocking(f, flags);
-  bool stream = ((struct qk_sock *)f->priv)->type == SOCK_STREAM;
+  bool stream = s->type == SOCK_STREAM;
+  uint64_t skip = 0;
+  if (s->tx_owner == qk_current() && qk_restarting())
+    skip = s->tx_partial;
+  if (s->tx_owner == qk_current())
+    s->tx_owner = NULL;
+  if (skip > u->total)
+    skip = 0; /* not the call that parked: a different request */
   /* A private copy of the segments: a blocking stream send advances it. */
   struct l_iovec one, *vec = &one;
   if (u->cnt > 1) {
@@ -221,7 +251,9 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   }
   struct qk_uio rest = { vec, u->cnt, u->total };
   struct l_iovec *cur = vec;
-  int64_t done = 0, r;
+  int64_t done = (int64_t)skip, r;
+  if (skip)
+    uio_advance(&rest, &cur, skip);
   for (;;) {
     struct qk_uiov v;
     r = build_list(&v, &rest, false);
@@ -230,10 +262,16 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
       break;
     }
     r = qk_qcall(QK_OP_SENDMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n,
-                 (flags & ~(uint64_t)MSG_DONTWAIT) | (done ? 0 : host_wait(nb)),
-                 addr ? qk_va_to_pa(addr) : 0, addr ? alen : 0);
-    if (r == -QK_EAGAIN && !done && !nb) {
-      r = sock_wait(f, POLLOUT); /* nothing went out: the restart sends it all */
+                 (flags & ~(uint64_t)MSG_DONTWAIT) | host_wait(nb), addr ? qk_va_to_pa(addr) : 0,
+                 addr ? alen : 0);
+    if (r == -QK_EAGAIN && !nb && (!done || stream)) {
+      r = sock_wait(f, POLLOUT);
+      if (r == -QK_ERESTART_WAIT && done) {
+        s->tx_partial = (uint64_t)done;
+        s->tx_owner = qk_current();
+      } else if (done) {
+        r = done; /* a signal or SO_SNDTIMEO: what went out so far */
+      }
       break;
     }
     if (r < 0) {
@@ -245,22 +283,9 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
     int64_t sent = r;
     done += sent;
     r = done;
-    if ((uint64_t)sent < v.bytes || !stream || nb || done == (int64_t)u->total)
+    if (!stream || done == (int64_t)u->total || (nb && (uint64_t)sent < v.bytes))
       break;
-    /* A blocking stream send goes on with the next list. */
-    uint64_t left = v.bytes;
-    while (rest.cnt && left >= cur->len) {
-      left -= cur->len;
-      rest.total -= cur->len;
-      cur++;
-      rest.cnt--;
-    }
-    if (!rest.cnt)
-      break;
-    cur->base += left;
-    cur->len -= left;
-    rest.total -= left;
-    rest.iov = cur;
+    uio_advance(&rest, &cur, (uint64_t)sent);
   }
   if (vec != &one)
     qk_kfree(vec);

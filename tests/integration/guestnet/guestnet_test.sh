@@ -89,7 +89,20 @@ pids+=($!)
 a=$(guest 60 udpclient 7004 udp-from-guest 2>"$work/err")
 [ "$a" = "echo: udp-from-guest" ] && echo "ok: guest UDP client" || fail "guest UDP client: [$a] ($(head -c 400 "$work/err"))"
 
-# 5. busybox nc, where the host has busybox with nc.
+# 5. Bulk both ways (64 MiB): every byte arrives once, blocking writes are
+# never short.
+nsx timeout 120 "$prog" bulk-server 7006 >/dev/null &
+pids+=($!)
+a=$(guest 120 bulk-client 7006 64 2>"$work/err")
+rc=$?
+[ $rc = 0 ] && echo "ok: guest bulk send ($a)" || fail "guest bulk send: exit $rc [$a] ($(grep -v DBG "$work/err" | head -c 400))"
+guest 120 bulk-server 7007 >/dev/null 2>&1 &
+pids+=($!)
+a=$(nsx timeout 120 "$prog" bulk-client 7007 64)
+rc=$?
+[ $rc = 0 ] && echo "ok: guest bulk receive ($a)" || fail "guest bulk receive: exit $rc [$a]"
+
+# 6. busybox nc, where the host has busybox with nc.
 if [ -x /bin/busybox ] && /bin/busybox nc --help 2>&1 | grep -q 'Usage'; then
   cp /bin/busybox "$root/bin/busybox"
   nsx timeout 60 "$prog" serve 7005 1 >/dev/null &

@@ -531,20 +531,29 @@ int main(int argc, char **argv)
     return 0;
   }
   if (!strcmp(mode, "bulk-client")) {
-    long long mib = argc > 3 ? atoll(argv[3]) : 64, total = mib << 20, got = 0;
+    long long mib = argc > 3 ? atoll(argv[3]) : 64, total = mib << 20, got = 0, partial = 0;
     int s = dial(port);
     static char big[1 << 20];
     memset(big, 'b', sizeof big);
     double t0 = now_s();
     for (long long sent = 0; sent < total;) {
-      ssize_t r = write(s, big, sizeof big);
+      size_t want = total - sent < (long long)sizeof big ? (size_t)(total - sent) : sizeof big;
+      ssize_t r = write(s, big, want);
+      if (r >= 0 && (size_t)r != want)
+        partial++; /* Linux sends all of a blocking write */
       if (r <= 0)
         return 2;
       sent += r;
     }
     shutdown(s, SHUT_WR);
-    if (read_full(s, (char *)&got, sizeof got) < 0 || got != total)
+    if (read_full(s, (char *)&got, sizeof got) < 0 || got != total) {
+      printf("bulk: peer got %lld bytes of %lld\n", got, total);
       return 3;
+    }
+    if (partial) {
+      printf("bulk: %lld short blocking writes\n", partial);
+      return 4;
+    }
     double t1 = now_s();
     printf("bulk %.1f MiB/s\n", mib / (t1 - t0));
     return 0;
