@@ -3,6 +3,7 @@
  * builds a scatter list of guest-physical segments (QK_OP_PREADV/PWRITEV);
  * it never copies file data itself. */
 #include <qk/fs.h>
+#include <qk/task.h>
 #include <qk/kernel.h>
 #include <qk/mm.h>
 #include <qk/qcall.h>
@@ -124,7 +125,7 @@ static int host_mmap_hfd(struct qk_file *f) { return f->hfd; }
 static void host_release(struct qk_file *f)
 {
   /* The stdio and root handles belong to the sandbox, not to this file. */
-  if (f->hfd > QK_HFD_ROOT)
+  if (f->hfd > QK_HFD_ROOT && f->kind != KIND_STDIO)
     qk_qcall(QK_OP_CLOSE, (uint64_t)f->hfd, 0, 0, 0, 0, 0);
 }
 
@@ -150,6 +151,24 @@ struct qk_file *qk_hostfs_stdio(int hfd)
   return f;
 }
 
+/* A container's stdio handle (any hfd the host named) as file `which`
+ * (0 stdin, 1 stdout, 2 stderr); never closed by the guest. */
+struct qk_file *qk_hostfs_stdio_hfd(int which, int hfd)
+{
+  struct qk_file *f = qk_hostfs_stdio(which);
+  if (f)
+    f->hfd = hfd;
+  return f;
+}
+
+/* Paths resolve beneath the calling process's container root. */
+uint64_t qk_root_hfd(void)
+{
+  struct qk_percpu *pc = qk_arch_cpu_private();
+  struct qk_task *t = pc ? pc->current : NULL;
+  return t && t->proc && t->proc->fs ? t->proc->fs->root_hfd : QK_HFD_ROOT;
+}
+
 static uint64_t path_gpa(const char *abs, uint64_t *len)
 {
   *len = strlen(abs);
@@ -168,7 +187,7 @@ int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
   const uint64_t host_flags = L_O_ACCMODE | L_O_CREAT | L_O_EXCL | L_O_NOCTTY | L_O_TRUNC |
                               L_O_APPEND | L_O_NONBLOCK | L_O_DSYNC | L_O_DIRECTORY |
                               L_O_NOFOLLOW | L_O_SYNC | L_O_PATH | L_O_NOATIME | L_O_TMPFILE;
-  int64_t hfd = qk_qcall(QK_OP_OPENAT, QK_HFD_ROOT, gpa, len, (uint64_t)flags & host_flags, mode, 0);
+  int64_t hfd = qk_qcall(QK_OP_OPENAT, qk_root_hfd(), gpa, len, (uint64_t)flags & host_flags, mode, 0);
   if (hfd < 0)
     return (int)hfd;
   struct qk_file *f = qk_file_new(&host_ops, (uint32_t)flags & ~(uint32_t)L_O_CLOEXEC, abs);
@@ -187,18 +206,18 @@ int qk_vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa)
   if (r != -QK_ENOENT)
     return r;
   uint64_t len, gpa = path_gpa(abs, &len);
-  return (int)qk_qcall(QK_OP_FSTATAT, QK_HFD_ROOT, gpa, len, stat_gpa,
+  return (int)qk_qcall(QK_OP_FSTATAT, qk_root_hfd(), gpa, len, stat_gpa,
                        nofollow ? QK_AT_SYMLINK_NOFOLLOW : 0, 0);
 }
 
 int qk_vfs_access(const char *abs, int mode, int flags)
 {
   uint64_t len, gpa = path_gpa(abs, &len);
-  return (int)qk_qcall(QK_OP_FACCESSAT, QK_HFD_ROOT, gpa, len, (uint64_t)mode, (uint64_t)flags, 0);
+  return (int)qk_qcall(QK_OP_FACCESSAT, qk_root_hfd(), gpa, len, (uint64_t)mode, (uint64_t)flags, 0);
 }
 
 int64_t qk_vfs_readlink(const char *abs, char *buf, uint64_t len)
 {
   uint64_t plen, gpa = path_gpa(abs, &plen);
-  return qk_qcall(QK_OP_READLINKAT, QK_HFD_ROOT, gpa, plen, qk_va_to_pa(buf), len, 0);
+  return qk_qcall(QK_OP_READLINKAT, qk_root_hfd(), gpa, plen, qk_va_to_pa(buf), len, 0);
 }

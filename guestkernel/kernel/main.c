@@ -1,6 +1,7 @@
 /* Boot of the kernel core, and the fault/interrupt entry points the arch
  * layer calls. */
 #include <qk/arch.h>
+#include <qk/ctl.h>
 #include <qk/kernel.h>
 #include <qk/qcall.h>
 #include <qk/task.h>
@@ -22,6 +23,7 @@ void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu)
   /* Bulk copies go to the host only from emulated ring 0 (qk_kernel_native). */
   qk_ring0_emulated = bi->host_flags & QK_HOST_RING0_EMULATED;
   qk_page_init(bi->free_start, bi->free_end, bi->mem_size);
+  qk_ctl_init(bi);
 
   struct qk_task *t = qk_task_create_init(bi);
   if (!t)

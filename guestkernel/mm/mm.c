@@ -257,6 +257,15 @@ static void reprotect(struct qk_mm *mm, uint64_t start, uint64_t end, uint32_t p
       uint64_t ne = (e & QK_PTE_ADDR) | flags;
       if (ne == e)
         continue;
+      if ((ne & QK_PTE_W) && qk_page_shared(e & QK_PTE_ADDR)) {
+        /* Shared by fork while read-only: writable needs its own copy.
+         * Out of memory, the page stays read-only (a later write faults). */
+        uint64_t np = qk_page_unshare(e & QK_PTE_ADDR);
+        if (!np)
+          ne &= ~QK_PTE_W;
+        else
+          ne = np | flags;
+      }
       if (e & QK_PTE_P)
         qk_arch_pte_update(l1, ne, va);
       else
@@ -539,6 +548,8 @@ int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice)
       pa = (*huge & QK_PTE_ADDR & ~(QK_HUGE_PAGE_SIZE - 1)) + (va & (QK_HUGE_PAGE_SIZE - 1));
     else
       continue;
+    if (pte && qk_page_shared(pa))
+      continue; /* shared read-only with another process (fork): keep it */
     if (n && iov[n - 1].gpa + iov[n - 1].len == pa) {
       iov[n - 1].len += QK_PAGE_SIZE;
       continue;

@@ -1,7 +1,9 @@
 /* Address spaces for fork and exec: an empty address space, an eager copy
  * of one (fork), and teardown.
  *
- * fork copies every mapped page at once (no copy-on-write): a COW write
+ * fork shares read-only pages (program text, read-only data: counted in
+ * the page metadata, copied if mprotect makes them writable later) and
+ * copies every writable page at once (no copy-on-write): a COW write
  * fault costs ~50 us on our host and every shared PTE would have to be
  * changed (write-protected) in the parent through ring 0, while the copy
  * itself runs natively in the CPL3 kernel worker (memcpy through the direct
@@ -41,6 +43,11 @@ static int copy_table(volatile uint64_t *dst, volatile uint64_t *src, int level)
     uint64_t e = src[i];
     if (!(e & (QK_PTE_P | QK_PTE_SW_NONE)))
       continue;
+    if (level == 1 && !(e & QK_PTE_W)) {
+      qk_page_share(e & QK_PTE_ADDR);
+      dst[i] = e;
+      continue;
+    }
     if (level == 1 || (level == 2 && (e & QK_PTE_PS))) {
       uint64_t size = level == 1 ? QK_PAGE_SIZE : QK_HUGE_PAGE_SIZE;
       uint64_t pa;
@@ -121,4 +128,16 @@ struct qk_mm *qk_mm_dup(struct qk_mm *src, uint64_t kernel_cr3)
 fail:
   qk_mm_destroy(mm);
   return NULL;
+}
+
+uint64_t qk_page_unshare(uint64_t pa)
+{
+  if (!qk_page_shared(pa))
+    return pa;
+  uint64_t np = qk_page_alloc(false);
+  if (!np)
+    return 0;
+  qk_phys_copy(np, pa, QK_PAGE_SIZE);
+  qk_page_free(pa); /* drops this mapping's share */
+  return np;
 }

@@ -189,10 +189,30 @@ void qk_page_free_huge(uint64_t pa)
   free_pages += QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
 }
 
+/* Frames of user pages shared read-only by fork count their extra
+ * mappings in the metadata word (kmalloc's pages never reach here with a
+ * non-zero word: it clears it before freeing). */
+void qk_page_share(uint64_t pa)
+{
+  if (qk_page_owned(pa))
+    qk_page_meta[pa / QK_PAGE_SIZE]++;
+}
+
+/* Frames the host loaded (the boot image) are not counted: any of them
+ * may be mapped by several processes, so they count as shared. */
+bool qk_page_shared(uint64_t pa)
+{
+  return !qk_page_owned(pa) || qk_page_meta[pa / QK_PAGE_SIZE] != 0;
+}
+
 void qk_page_free(uint64_t pa)
 {
   if (!qk_page_owned(pa))
     return;
+  if (qk_page_meta[pa / QK_PAGE_SIZE]) {
+    qk_page_meta[pa / QK_PAGE_SIZE]--; /* another mapping still uses it */
+    return;
+  }
   *(uint64_t *)qk_pa_to_va(pa) = free_head;
   free_head = pa;
   free_pages++;

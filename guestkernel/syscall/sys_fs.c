@@ -717,7 +717,7 @@ static int64_t do_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
     if (n == 1)
       r = -QK_EEXIST;
     else
-      r = qk_qcall(QK_OP_MKDIRAT, QK_HFD_ROOT, qk_va_to_pa(path), n,
+      r = qk_qcall(QK_OP_MKDIRAT, qk_root_hfd(), qk_va_to_pa(path), n,
                    mode & 07777 & ~(uint64_t)proc()->fs->umask, 0, 0);
   }
   qk_kfree(path);
@@ -751,7 +751,7 @@ static int64_t do_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
     if (n == 1)
       r = flags ? -QK_EBUSY : -QK_EISDIR; /* the root itself */
     else
-      r = qk_qcall(QK_OP_UNLINKAT, QK_HFD_ROOT, qk_va_to_pa(path), n, flags ? QK_AT_REMOVEDIR : 0, 0, 0);
+      r = qk_qcall(QK_OP_UNLINKAT, qk_root_hfd(), qk_va_to_pa(path), n, flags ? QK_AT_REMOVEDIR : 0, 0, 0);
   }
   qk_kfree(path);
   return r;
@@ -997,4 +997,11 @@ int64_t sys_pipe(uint64_t ufds, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t 
 int64_t sys_pipe2(uint64_t ufds, uint64_t flags, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
 {
   return do_pipe2(ufds, flags);
+}
+
+/* The *xattr family (188-199): the rootfs's extended attributes are not
+ * exposed; "not supported" is what ls, cp -a and tar expect then. */
+int64_t sys_xattr(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return -QK_EOPNOTSUPP;
 }

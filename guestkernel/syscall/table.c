@@ -31,6 +31,8 @@
   X(15, rt_sigreturn) X(22, pipe) X(34, pause) X(56, clone) X(57, fork) X(58, vfork)       \
   X(59, execve) X(61, wait4) X(127, rt_sigpending) X(130, rt_sigsuspend)                   \
   X(131, sigaltstack) X(247, waitid) X(293, pipe2) X(322, execveat) X(435, clone3)         \
+  X(188, xattr) X(189, xattr) X(190, xattr) X(191, xattr) X(192, xattr) X(193, xattr)     \
+  X(194, xattr) X(195, xattr) X(196, xattr) X(197, xattr) X(198, xattr) X(199, xattr)     \
   X(41, socket) X(42, connect) X(43, accept) X(44, sendto) X(45, recvfrom) X(46, sendmsg)  \
   X(47, recvmsg) X(48, shutdown) X(49, bind) X(50, listen) X(51, getsockname)              \
   X(52, getpeername) X(53, socketpair) X(54, setsockopt) X(55, getsockopt) X(288, accept4)  \

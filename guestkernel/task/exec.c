@@ -76,7 +76,7 @@ static int push_user_strings(struct strbuf *sb, uint64_t uarr, uint32_t *count)
 /* Reads len bytes at off of a host file into kernel memory (one page). */
 static int64_t read_at(int hfd, void *kbuf, uint64_t len, uint64_t off)
 {
-  struct qk_iov iov = { qk_va_to_pa(kbuf), len };
+  struct qk_iov iov = {qk_va_to_pa(kbuf), len};
   return qk_qcall(QK_OP_PREADV, (uint64_t)hfd, qk_va_to_pa(&iov), 1, off, 0, 0);
 }
 
@@ -102,13 +102,15 @@ static int check_ehdr(const struct elf_ehdr *e)
 {
   if (memcmp(e->ident, "\177ELF", 4) || e->ident[4] != 2 || e->ident[5] != 1 || e->machine != 62 ||
       (e->type != ET_EXEC && e->type != ET_DYN) || e->phentsize != sizeof(struct elf_phdr) ||
-      !e->phnum || e->phnum > 64 || e->phoff > QK_PAGE_SIZE - (uint64_t)e->phnum * sizeof(struct elf_phdr))
+      !e->phnum || e->phnum > 64 ||
+      e->phoff > QK_PAGE_SIZE - (uint64_t)e->phnum * sizeof(struct elf_phdr))
     return -QK_ENOEXEC;
   return 0;
 }
 
 /* Maps the PT_LOAD segments of an ELF whose first page is hdr. */
-static int load_elf(struct qk_mm *mm, int hfd, const uint8_t *hdr, uint64_t base, struct loaded *out)
+static int load_elf(struct qk_mm *mm, int hfd, const uint8_t *hdr, uint64_t base,
+                    struct loaded *out)
 {
   const struct elf_ehdr *e = (const void *)hdr;
   const struct elf_phdr *ph = (const void *)(hdr + e->phoff);
@@ -224,13 +226,16 @@ static int build_stack(struct qk_mm *mm, struct strbuf *sb, const char *execfn,
     return -QK_EFAULT;
   struct qk_process *p = qk_current()->proc;
   uint64_t aux[][2] = {
-    { 3, m->phdr },          { 4, sizeof(struct elf_phdr) }, { 5, m->phnum },
-    { 6, QK_PAGE_SIZE },     { 7, interp_bias },             { 8, 0 },
-    { 9, m->entry },         { 11, p->uid },                 { 12, p->euid },
-    { 13, p->gid },          { 14, p->egid },                { 23, 0 },
-    { 16, hwcap() },         { 26, 0 },                      { 17, 100 },
-    { 25, u_rand },          { 15, u_plat },                 { 31, u_execfn },
-    { 0, 0 },
+      {3, m->phdr},     {4, sizeof(struct elf_phdr)},
+      {5, m->phnum},    {6, QK_PAGE_SIZE},
+      {7, interp_bias}, {8, 0},
+      {9, m->entry},    {11, p->uid},
+      {12, p->euid},    {13, p->gid},
+      {14, p->egid},    {23, 0},
+      {16, hwcap()},    {26, 0},
+      {17, 100},        {25, u_rand},
+      {15, u_plat},     {31, u_execfn},
+      {0, 0},
   };
   uint64_t words = 1 + (sb->argc + 1) + (sb->envc + 1) + 2 * QK_ARRAY_SIZE(aux);
   sp = (sp - words * 8) & ~15ull;
@@ -283,18 +288,18 @@ static int script_args(struct strbuf *sb, const char *interp, const char *arg, c
   return 0;
 }
 
-static int64_t do_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp, uint64_t flags)
+/* forward */
+static int64_t exec_core(struct qk_task *t, char *path, struct strbuf *sb, bool live);
+
+static int64_t do_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp,
+                         uint64_t flags)
 {
   struct qk_task *t = qk_current();
-  struct qk_process *p = t->proc;
-  struct strbuf sb = { 0 };
+  struct strbuf sb = {0};
   char *path = qk_kmalloc(QK_PATH_MAX);
-  uint8_t *hdr = qk_kmalloc(QK_PAGE_SIZE), *ihdr = qk_kmalloc(QK_PAGE_SIZE);
-  struct qk_file *f = NULL, *fi = NULL;
-  int hfd = -1, ihfd = -1;
   int64_t r = -QK_ENOMEM;
   sb.buf = qk_kmalloc(ARG_MAX);
-  if (!path || !hdr || !ihdr || !sb.buf)
+  if (!path || !sb.buf)
     goto out;
   r = qk_path_at(dirfd, upath, path, flags & L_AT_EMPTY_PATH);
   if (r == 1)
@@ -306,6 +311,26 @@ static int64_t do_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t
   if (!r)
     r = push_user_strings(&sb, uenvp, &sb.envc);
   if (r)
+    goto out;
+  r = exec_core(t, path, &sb, true);
+out:
+  qk_kfree(path);
+  qk_kfree(sb.buf);
+  return r;
+}
+
+/* Loads path (argv/envp in sb) into t, which is the task running this
+ * code (live) or, for containers, a task that is not running (its
+ * registers, FS base and FPU image are set in the task). The current task
+ * of the vCPU is t throughout (user memory is reached through it). */
+static int64_t exec_core(struct qk_task *t, char *path, struct strbuf *sb, bool live)
+{
+  struct qk_process *p = t->proc;
+  uint8_t *hdr = qk_kmalloc(QK_PAGE_SIZE), *ihdr = qk_kmalloc(QK_PAGE_SIZE);
+  struct qk_file *f = NULL, *fi = NULL;
+  int hfd = -1, ihfd = -1;
+  int64_t r = -QK_ENOMEM;
+  if (!hdr || !ihdr)
     goto out;
   for (int depth = 0;; depth++) {
     r = open_exec(path, &f, &hfd);
@@ -346,7 +371,7 @@ static int64_t do_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t
       r = -QK_ENOEXEC;
       goto out;
     }
-    r = script_args(&sb, line, arg, path);
+    r = script_args(sb, line, arg, path);
     if (r)
       goto out;
     char *interp = qk_kmalloc(QK_PATH_MAX);
@@ -384,12 +409,13 @@ static int64_t do_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t
   t->next_in_proc = NULL;
   p->nr_threads = 1;
   p->mm = mm;
-  qk_arch_switch_cr3(mm->cr3);
+  if (live)
+    qk_arch_switch_cr3(mm->cr3);
   qk_uaccess_forget();
   qk_mm_put(old);
   qk_proc_exec_done(p);
 
-  struct loaded m, in = { 0 };
+  struct loaded m, in = {0};
   const struct elf_ehdr *e = (const void *)hdr;
   r = load_elf(mm, hfd, hdr, e->type == ET_DYN ? PIE_BASE : 0, &m);
   uint64_t entry = m.entry, ibias = 0;
@@ -408,10 +434,11 @@ static int64_t do_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t
   uint64_t sp = 0;
   if (!r) {
     mm->brk_start = mm->brk = m.end;
-    r = build_stack(mm, &sb, path, &m, ibias, &sp);
+    r = build_stack(mm, sb, path, &m, ibias, &sp);
   }
   if (r) {
-    qk_printk(QK_LOG_INFO, "pid %d: execve of %s failed after the old image went: %ld", p->pid, path, r);
+    qk_printk(QK_LOG_INFO, "pid %d: execve of %s failed after the old image went: %ld", p->pid,
+              path, r);
     qk_process_exit(p, 11); /* SIGSEGV, as Linux does past the point of no return */
     r = 0;
     goto out;
@@ -431,17 +458,21 @@ static int64_t do_execve(int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t
   u->ss = QK_SEL_UDATA;
   u->rflags = 0x202;
   t->fs_base = 0;
-  qk_arch_set_fs_base(0);
+  if (live)
+    qk_arch_set_fs_base(0);
   t->clear_child_tid = 0;
   t->robust_list = 0;
   {
     /* A fresh FPU state: default control words, nothing else. */
-    _Alignas(16) uint8_t fp[512] = { 0 };
+    _Alignas(16) uint8_t fp[512] = {0};
     fp[0] = 0x7f;
     fp[1] = 0x03; /* FCW 0x37f */
     fp[24] = 0x80;
     fp[25] = 0x1f; /* MXCSR 0x1f80 */
-    qk_fpu_restore(fp);
+    if (live)
+      qk_fpu_restore(fp);
+    memcpy(t->fpu, fp, sizeof(fp));
+    t->fpu_valid = 1;
   }
   r = 0;
 out:
@@ -449,12 +480,50 @@ out:
     qk_fput(f);
   if (fi)
     qk_fput(fi);
-  qk_kfree(path);
   qk_kfree(hdr);
   qk_kfree(ihdr);
-  qk_kfree(sb.buf);
   return r;
 }
 
-int64_t sys_execve(ARGS) { return do_execve(L_AT_FDCWD, a0, a1, a2, 0); }
-int64_t sys_execveat(ARGS) { return do_execve((int64_t)(int)a0, a1, a2, a3, a4); }
+int64_t sys_execve(ARGS)
+{
+  return do_execve(L_AT_FDCWD, a0, a1, a2, 0);
+}
+int64_t sys_execveat(ARGS)
+{
+  return do_execve((int64_t)(int)a0, a1, a2, a3, a4);
+}
+
+int qk_exec_kernel(struct qk_task *t, const char *path, const char *strings, uint32_t len,
+                   uint32_t argc, uint32_t envc)
+{
+  struct strbuf sb = {0};
+  char *p = qk_kmalloc(QK_PATH_MAX);
+  sb.buf = qk_kmalloc(ARG_MAX);
+  int64_t r = -QK_ENOMEM;
+  if (!p || !sb.buf)
+    goto out;
+  r = -QK_E2BIG;
+  if (len > ARG_MAX || strlen(path) >= QK_PATH_MAX)
+    goto out;
+  memcpy(sb.buf, strings, len);
+  sb.used = len;
+  sb.argc = argc;
+  sb.envc = envc;
+  r = qk_path_join(p, QK_PATH_MAX, t->proc->fs->cwd, path);
+  if (r < 0)
+    goto out;
+  qk_path_normalize(p);
+  struct qk_percpu *pc = qk_arch_cpu_private();
+  struct qk_task *saved = pc->current;
+  pc->current = t;
+  t->uregs = &t->regs;
+  qk_uaccess_forget();
+  r = exec_core(t, p, &sb, false);
+  pc->current = saved;
+  qk_uaccess_forget();
+out:
+  qk_kfree(p);
+  qk_kfree(sb.buf);
+  return (int)r;
+}

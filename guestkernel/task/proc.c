@@ -32,19 +32,37 @@
 #define SIGCHLD 17
 
 void qk_sched_defer_mm(struct qk_mm *mm);
+void qk_container_process_ended(struct qk_process *p);
 
-static inline struct qk_task *cur(void) { return qk_current(); }
-static inline struct qk_process *proc(void) { return qk_current()->proc; }
+static inline struct qk_task *cur(void)
+{
+  return qk_current();
+}
+static inline struct qk_process *proc(void)
+{
+  return qk_current()->proc;
+}
 
-static int last_pid = 1;
+struct qk_pidns qk_boot_pidns = {.last_pid = 1, .cid = -1};
 
-int qk_alloc_pid(void)
+static bool pid_used(struct qk_pidns *ns, int pid)
+{
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all)
+    if (t->tid == pid && t->state != QK_TASK_DEAD && t->proc->ns == ns)
+      return true;
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
+    if (p->ns == ns && (p->pid == pid || p->pgid == pid || p->sid == pid))
+      return true;
+  return false;
+}
+
+int qk_alloc_pid(struct qk_pidns *ns)
 {
   for (int tries = 0; tries < 1 << 22; tries++) {
-    if (++last_pid >= 4194304)
-      last_pid = 2;
-    if (!qk_task_find(last_pid) && !qk_proc_find(last_pid))
-      return last_pid;
+    if (++ns->last_pid >= 4194304)
+      ns->last_pid = 2;
+    if (!pid_used(ns, ns->last_pid))
+      return ns->last_pid;
   }
   return -QK_EAGAIN;
 }
@@ -80,7 +98,7 @@ static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t cti
   struct qk_task *t = qk_kzalloc(sizeof(*t));
   if (!t)
     return -QK_ENOMEM;
-  int tid = qk_alloc_pid();
+  int tid = qk_alloc_pid(p->ns);
   if (tid < 0) {
     qk_kfree(t);
     return tid;
@@ -92,6 +110,7 @@ static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t cti
     if (!np)
       goto nomem;
     np->pid = tid;
+    np->ns = p->ns;
     np->pgid = p->pgid;
     np->sid = p->sid;
     np->uid = p->uid;
@@ -189,11 +208,23 @@ nomem:
   return -QK_ENOMEM;
 }
 
-int64_t sys_clone(ARGS) { return do_clone(a0, a1, a2, a3, a4); }
-int64_t sys_fork(ARGS) { return do_clone(SIGCHLD, 0, 0, 0, 0); }
-int64_t sys_vfork(ARGS) { return do_clone(CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0); }
+int64_t sys_clone(ARGS)
+{
+  return do_clone(a0, a1, a2, a3, a4);
+}
+int64_t sys_fork(ARGS)
+{
+  return do_clone(SIGCHLD, 0, 0, 0, 0);
+}
+int64_t sys_vfork(ARGS)
+{
+  return do_clone(CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0);
+}
 /* glibc falls back to clone when clone3 answers ENOSYS. */
-int64_t sys_clone3(ARGS) { return -QK_ENOSYS; }
+int64_t sys_clone3(ARGS)
+{
+  return -QK_ENOSYS;
+}
 
 static void release_vfork(struct qk_process *p)
 {
@@ -204,7 +235,10 @@ static void release_vfork(struct qk_process *p)
 }
 
 /* exec ends the vfork wait too. */
-void qk_proc_exec_done(struct qk_process *p) { release_vfork(p); }
+void qk_proc_exec_done(struct qk_process *p)
+{
+  release_vfork(p);
+}
 
 static void unlink_child(struct qk_process *c)
 {
@@ -239,9 +273,9 @@ void qk_process_exit(struct qk_process *p, int wstatus)
   if (p->exiting)
     return;
   p->exiting = true;
-  if (!p->parent) {
-    /* A container's init: its end is the container's (and, for the boot
-     * container, the sandbox's). The host reports exit code or 128 + n. */
+  if (!p->parent && p->ns == &qk_boot_pidns) {
+    /* The boot process: its end is the sandbox's. The host reports exit
+     * code or 128 + n. */
     int code = (wstatus & 0x7f) ? 128 + (wstatus & 0x7f) : (wstatus >> 8) & 0xff;
     qk_qcall(QK_OP_EXIT, (uint64_t)code, 0, 0, 0, 0, 0);
     qk_arch_shutdown(code);
@@ -260,8 +294,9 @@ void qk_process_exit(struct qk_process *p, int wstatus)
   qk_mm_put(p->mm);
   p->mm = NULL;
   release_vfork(p);
-  /* Orphans go to the container's init. */
-  struct qk_process *init = p;
+  /* Orphans go to the container's init (when the init itself ends, the
+   * container does: ctl_process_ended kills the rest). */
+  struct qk_process *init = p->ns->init && p->ns->init != p ? p->ns->init : p;
   while (init->parent)
     init = init->parent;
   for (struct qk_process *c = p->children, *n; c; c = n) {
@@ -277,14 +312,18 @@ void qk_process_exit(struct qk_process *p, int wstatus)
   p->zombie = true;
   p->wstatus = wstatus;
   struct qk_process *parent = p->parent;
+  if (!parent) {
+    qk_container_process_ended(p);
+    return;
+  }
   const struct l_sigaction *sa = &parent->sigactions[SIGCHLD - 1];
   bool autoreap = sa->handler == 1 /* SIG_IGN */ || (sa->flags & 2 /* SA_NOCLDWAIT */);
   if (p->exit_signal) {
     struct qk_siginfo_lite si = {
-      .code = (wstatus & 0x7f) ? 2 /* CLD_KILLED */ : 1 /* CLD_EXITED */,
-      .pid = p->pid,
-      .uid = p->uid,
-      .status = (wstatus & 0x7f) ? (wstatus & 0x7f) : (wstatus >> 8) & 0xff,
+        .code = (wstatus & 0x7f) ? 2 /* CLD_KILLED */ : 1 /* CLD_EXITED */,
+        .pid = p->pid,
+        .uid = p->uid,
+        .status = (wstatus & 0x7f) ? (wstatus & 0x7f) : (wstatus >> 8) & 0xff,
     };
     qk_signal_proc(parent, p->exit_signal, &si);
   }
@@ -357,7 +396,7 @@ static int write_rusage(uint64_t uru)
 {
   if (!uru)
     return 0;
-  uint64_t z[18] = { 0 }; /* struct rusage: 144 bytes */
+  uint64_t z[18] = {0}; /* struct rusage: 144 bytes */
   return qk_copy_to_user(uru, z, sizeof(z)) ? -QK_EFAULT : 0;
 }
 
@@ -411,7 +450,7 @@ int64_t sys_waitid(ARGS)
   if (!c) {
     if (options & WNOHANG) {
       if (a2) {
-        uint64_t z[16] = { 0 };
+        uint64_t z[16] = {0};
         if (qk_copy_to_user(a2, z, sizeof(z)))
           return -QK_EFAULT;
       }
@@ -420,7 +459,7 @@ int64_t sys_waitid(ARGS)
     return qk_block(proc(), ~0ull);
   }
   if (a2) {
-    int32_t si[32] = { 0 }; /* siginfo_t: 128 bytes */
+    int32_t si[32] = {0}; /* siginfo_t: 128 bytes */
     si[0] = SIGCHLD;
     si[2] = (c->wstatus & 0x7f) ? 2 : 1; /* CLD_KILLED / CLD_EXITED */
     si[4] = c->pid;
@@ -438,7 +477,10 @@ int64_t sys_waitid(ARGS)
 
 /* ---- identity, groups and sessions ---- */
 
-int64_t sys_getppid(ARGS) { return proc()->parent ? proc()->parent->pid : 0; }
+int64_t sys_getppid(ARGS)
+{
+  return proc()->parent ? proc()->parent->pid : 0;
+}
 
 static struct qk_process *lookup(int pid)
 {
@@ -454,7 +496,10 @@ int64_t sys_getpgid(ARGS)
   return p ? p->pgid : -QK_ESRCH;
 }
 
-int64_t sys_getpgrp(ARGS) { return proc()->pgid; }
+int64_t sys_getpgrp(ARGS)
+{
+  return proc()->pgid;
+}
 
 int64_t sys_getsid(ARGS)
 {
@@ -466,7 +511,7 @@ int64_t sys_setsid(ARGS)
 {
   struct qk_process *self = proc();
   for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
-    if (p->pgid == self->pid)
+    if (p->ns == self->ns && p->pgid == self->pid)
       return -QK_EPERM; /* already leads a group */
   self->sid = self->pgid = self->pid;
   return self->pid;
@@ -489,7 +534,7 @@ int64_t sys_setpgid(ARGS)
   if (pgid != t->pid) {
     bool found = false;
     for (struct qk_process *p = qk_all_procs; p && !found; p = p->next_all)
-      found = p->pgid == pgid && p->sid == self->sid && !p->zombie;
+      found = p->ns == self->ns && p->pgid == pgid && p->sid == self->sid && !p->zombie;
     if (!found)
       return -QK_EPERM;
   }

@@ -3,6 +3,7 @@
  * syscalls). Other vCPUs stay halted: with no IPI a halted vCPU cannot be
  * told that work arrived, and the kernel core has no locks yet. */
 #include <qk/arch.h>
+#include <qk/ctl.h>
 #include <qk/kernel.h>
 #include <qk/net.h>
 #include <qk/qcall.h>
@@ -20,8 +21,10 @@ static bool need_resched;
 static struct qk_mm *dead_mms[16];
 static unsigned nr_dead_mms;
 
-
-static inline struct qk_percpu *pcpu(void) { return qk_arch_cpu_private(); }
+static inline struct qk_percpu *pcpu(void)
+{
+  return qk_arch_cpu_private();
+}
 
 void qk_sched_add(struct qk_task *t)
 {
@@ -33,18 +36,24 @@ void qk_sched_add(struct qk_task *t)
 
 struct qk_task *qk_task_find(int tid)
 {
+  struct qk_pidns *ns = qk_current()->proc->ns;
   for (struct qk_task *t = qk_all_tasks; t; t = t->next_all)
-    if (t->tid == tid && t->state != QK_TASK_DEAD)
+    if (t->tid == tid && t->state != QK_TASK_DEAD && t->proc->ns == ns)
       return t;
+  return NULL;
+}
+
+struct qk_process *qk_proc_find_ns(struct qk_pidns *ns, int pid)
+{
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
+    if (p->pid == pid && p->ns == ns)
+      return p;
   return NULL;
 }
 
 struct qk_process *qk_proc_find(int pid)
 {
-  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
-    if (p->pid == pid)
-      return p;
-  return NULL;
+  return qk_proc_find_ns(qk_current()->proc->ns, pid);
 }
 
 /* Called by proc.c when the last user of an address space went away. */
@@ -72,7 +81,10 @@ int64_t qk_block(const void *wchan, uint64_t deadline)
   return -QK_ERESTART_WAIT;
 }
 
-bool qk_restarting(void) { return qk_current()->restart; }
+bool qk_restarting(void)
+{
+  return qk_current()->restart;
+}
 
 uint64_t qk_wait_deadline(uint64_t rel_ns)
 {
@@ -118,9 +130,15 @@ int qk_wake_n(const void *wchan, int n)
   return woke;
 }
 
-int qk_wake(const void *wchan) { return qk_wake_n(wchan, 1 << 30); }
+int qk_wake(const void *wchan)
+{
+  return qk_wake_n(wchan, 1 << 30);
+}
 
-void qk_sched_yield(void) { need_resched = true; }
+void qk_sched_yield(void)
+{
+  need_resched = true;
+}
 
 static void free_task(struct qk_task *t)
 {
@@ -189,12 +207,26 @@ static void idle(void)
   }
   if (woke)
     return;
-  if (!any)
+  if (!any && !qk_boot->ctl_gpa)
     qk_kpanic("no task left to run");
   /* Tasks parked on sockets: the host watches those until the earliest
    * deadline (net/socket.c). */
-  if (qk_net_idle_wait(min == ~0ull ? ~0ull : min - now))
+  uint64_t wait = min == ~0ull ? ~0ull : min - now;
+  if (qk_boot->ctl_gpa && wait > 2000000)
+    wait = 2000000; /* see below */
+  if (qk_net_idle_wait(wait))
     return;
+  /* With a pod control channel, commands may arrive at any time: sleep in
+   * short slices and look at the ring in between (the host's wake-up of a
+   * halted vCPU does not end a host sleep). */
+  if (qk_boot->ctl_gpa) {
+    if (!qk_ctl_idle_prepare())
+      return;
+    qk_sleep_ns(wait);
+    qk_ctl_idle_done();
+    qk_ctl_poll();
+    return;
+  }
   /* Every task waits with no deadline: a deadlock of the program, which
    * sleeps as it would on Linux. */
   qk_sleep_ns(min == ~0ull ? ~0ull : min - now);
@@ -225,6 +257,7 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
     memcpy(&cur->regs, r, sizeof(*r));
   need_resched = false;
   struct qk_task *prev = cur, *next;
+  qk_ctl_poll(); /* pod commands, at every switch (returns at once without a channel) */
   for (;;) {
     next = pick(prev);
     if (!next) {

@@ -26,10 +26,12 @@
 /* Default action: ignore (CHLD CONT URG WINCH, and the stop signals). */
 #define DFL_IGNORE (BIT(17) | BIT(18) | BIT(23) | BIT(28) | BIT(19) | BIT(20) | BIT(21) | BIT(22))
 /* Default action: terminate with a core (QUIT ILL TRAP ABRT BUS FPE SEGV XCPU XFSZ SYS). */
-#define DFL_CORE (BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(7) | BIT(8) | BIT(11) | BIT(24) | BIT(25) | BIT(31))
+#define DFL_CORE                                                                                   \
+  (BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(7) | BIT(8) | BIT(11) | BIT(24) | BIT(25) | BIT(31))
 
 struct l_sigcontext {
-  uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+  uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip,
+      eflags;
   uint16_t cs, gs, fs, ss;
   uint64_t err, trapno, oldmask, cr2, fpstate;
   uint64_t reserved[8];
@@ -70,8 +72,14 @@ struct rt_sigframe {
   struct l_siginfo info;
 };
 
-static inline struct qk_task *cur(void) { return qk_current(); }
-static inline struct qk_process *proc(void) { return qk_current()->proc; }
+static inline struct qk_task *cur(void)
+{
+  return qk_current();
+}
+static inline struct qk_process *proc(void)
+{
+  return qk_current()->proc;
+}
 
 void qk_fpu_save(uint8_t *buf)
 {
@@ -175,7 +183,8 @@ static int build_frame(struct qk_task *t, struct qk_regs *r, int sig, const stru
   f.pretcode = sa->restorer;
   f.uc.uc_stack.ss_sp = t->altstack_sp;
   f.uc.uc_stack.ss_size = t->altstack_size;
-  f.uc.uc_stack.ss_flags = t->altstack_size ? (on_altstack(t, r->rsp) ? SS_ONSTACK : 0) : SS_DISABLE;
+  f.uc.uc_stack.ss_flags =
+      t->altstack_size ? (on_altstack(t, r->rsp) ? SS_ONSTACK : 0) : SS_DISABLE;
   struct l_sigcontext *m = &f.uc.mc;
   m->r8 = r->r8, m->r9 = r->r9, m->r10 = r->r10, m->r11 = r->r11;
   m->r12 = r->r12, m->r13 = r->r13, m->r14 = r->r14, m->r15 = r->r15;
@@ -385,9 +394,8 @@ int64_t sys_rt_sigreturn(ARGS)
 int64_t sys_sigaltstack(ARGS)
 {
   struct qk_task *t = cur();
-  struct l_stack old = { t->altstack_sp, 0, 0, t->altstack_size };
-  old.ss_flags = !t->altstack_size ? SS_DISABLE
-                 : on_altstack(t, t->uregs->rsp) ? SS_ONSTACK : 0;
+  struct l_stack old = {t->altstack_sp, 0, 0, t->altstack_size};
+  old.ss_flags = !t->altstack_size ? SS_DISABLE : on_altstack(t, t->uregs->rsp) ? SS_ONSTACK : 0;
   if (a0) {
     struct l_stack ns;
     if (qk_copy_from_user(&ns, a0, sizeof(ns)))
@@ -398,7 +406,9 @@ int64_t sys_sigaltstack(ARGS)
       return -QK_EINVAL;
     if (ns.ss_flags & SS_DISABLE) {
       t->altstack_sp = t->altstack_size = 0;
+      t->altstack_flags = SS_DISABLE;
     } else {
+      t->altstack_flags = 0;
       if (ns.ss_size < 2048)
         return -QK_ENOMEM;
       t->altstack_sp = ns.ss_sp;
@@ -437,7 +447,7 @@ static int send_to(struct qk_process *p, int sig)
 {
   if (!sig)
     return 0;
-  struct qk_siginfo_lite si = { .code = QK_SI_USER, .pid = proc()->pid, .uid = proc()->uid };
+  struct qk_siginfo_lite si = {.code = QK_SI_USER, .pid = proc()->pid, .uid = proc()->uid};
   return qk_signal_proc(p, sig, &si);
 }
 
@@ -455,7 +465,7 @@ int64_t sys_kill(ARGS)
   int pgid = pid == 0 ? proc()->pgid : -pid;
   int found = 0;
   for (struct qk_process *p = qk_all_procs; p; p = p->next_all) {
-    if (p->zombie)
+    if (p->zombie || p->ns != proc()->ns)
       continue;
     if (pid == -1 ? (p->parent && p != proc()) : p->pgid == pgid) {
       found++;
@@ -474,13 +484,16 @@ static int64_t thread_kill(int tgid, int tid, int sig)
     return -QK_ESRCH;
   if (!sig)
     return 0;
-  struct qk_siginfo_lite si = { .code = -6 /* SI_TKILL */, .pid = proc()->pid, .uid = proc()->uid };
+  struct qk_siginfo_lite si = {.code = -6 /* SI_TKILL */, .pid = proc()->pid, .uid = proc()->uid};
   if (!t->proc->parent && t->proc->sigactions[sig - 1].handler == SIG_DFL)
     return 0; /* init's protection, as for kill */
   return qk_signal_task(t, sig, &si, false);
 }
 
-int64_t sys_tkill(ARGS) { return thread_kill(-1, (int)a0, (int)a1); }
+int64_t sys_tkill(ARGS)
+{
+  return thread_kill(-1, (int)a0, (int)a1);
+}
 
 int64_t sys_tgkill(ARGS)
 {

@@ -15,7 +15,7 @@ static void default_rlimits(struct l_rlimit *r)
   r[L_RLIMIT_NOFILE].max = QK_FD_MAX;
   r[L_RLIMIT_MEMLOCK].cur = r[L_RLIMIT_MEMLOCK].max = 8ull << 20;
   r[L_RLIMIT_NPROC].cur = r[L_RLIMIT_NPROC].max = 4096;
-  r[11].cur = r[11].max = 4096; /* RLIMIT_SIGPENDING */
+  r[11].cur = r[11].max = 4096;   /* RLIMIT_SIGPENDING */
   r[12].cur = r[12].max = 819200; /* RLIMIT_MSGQUEUE */
   r[13].cur = r[13].max = 0;      /* RLIMIT_NICE */
   r[14].cur = r[14].max = 0;      /* RLIMIT_RTPRIO */
@@ -71,6 +71,9 @@ struct qk_task *qk_task_create_init(const struct qk_boot_info *bi)
   t->regs.rflags = 0x202;
   t->altstack_flags = 2; /* SS_DISABLE */
   p->exit_signal = 17;
+  p->ns = &qk_boot_pidns;
+  qk_boot_pidns.init = p;
+  fs->root_hfd = QK_HFD_ROOT;
   p->next_all = qk_all_procs;
   qk_all_procs = p;
   qk_sched_add(t);

@@ -110,6 +110,10 @@ int qk_path_at(int64_t dirfd, uint64_t upath, char *out, bool allow_empty);
 int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out);
 /* The host stdio handles as files (QK_HFD_STDIN..STDERR). */
 struct qk_file *qk_hostfs_stdio(int hfd);
+/* A container's stdio handle hfd as stdin/stdout/stderr (which 0..2). */
+struct qk_file *qk_hostfs_stdio_hfd(int which, int hfd);
+/* The root directory handle paths of the calling process resolve under. */
+uint64_t qk_root_hfd(void);
 /* stat/access/readlink on an absolute path. */
 int qk_vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa);
 int qk_vfs_access(const char *abs, int mode, int flags);

@@ -39,6 +39,13 @@ void qk_page_free_huge(uint64_t pa);
  * them: the initial process image) are ignored. */
 void qk_page_free(uint64_t pa);
 bool qk_page_owned(uint64_t pa);
+/* Read-only user frames shared between address spaces (fork): share adds
+ * a mapping, qk_page_free drops one and frees the frame with the last. */
+void qk_page_share(uint64_t pa);
+bool qk_page_shared(uint64_t pa);
+/* A private copy of a shared frame for a mapping about to become writable
+ * (drops the shared one); pa itself when not shared; 0 if out of memory. */
+uint64_t qk_page_unshare(uint64_t pa);
 uint64_t qk_page_free_count(void);
 uint64_t qk_page_total_count(void);
 

@@ -30,6 +30,16 @@ struct qk_fs_ctx {
   char cwd[QK_PATH_MAX]; /* absolute, normalised */
   uint32_t umask;
   uint32_t refs;
+  uint32_t root_hfd; /* the container's root directory handle (QK_HFD_ROOT: boot) */
+};
+
+/* A pid namespace: one per container (the boot process has its own).
+ * Pids, tids, process groups and sessions are numbers inside a namespace;
+ * lookups by number never cross namespaces. */
+struct qk_pidns {
+  int last_pid;
+  struct qk_process *init; /* the namespace's pid 1: orphans go to it */
+  int cid;                 /* container slot, -1 for the boot namespace */
 };
 
 /* Internal results of syscall handlers, never seen by user code. */
@@ -62,6 +72,8 @@ struct qk_process {
    * live or zombie, through sibling. */
   struct qk_process *parent, *children, *sibling;
   struct qk_process *next_all; /* every process, for pid and group lookups */
+  struct qk_pidns *ns;
+  int ctl_xid;                 /* > 0: an exec of the pod control channel */
   bool zombie;
   bool exiting;
   int wstatus;          /* wait status once a zombie */
@@ -140,8 +152,10 @@ void qk_sched_yield(void);
 /* All tasks and processes. */
 extern struct qk_task *qk_all_tasks;
 extern struct qk_process *qk_all_procs;
+/* Lookups inside the calling task's pid namespace. */
 struct qk_process *qk_proc_find(int pid);
 struct qk_task *qk_task_find(int tid);
+struct qk_process *qk_proc_find_ns(struct qk_pidns *ns, int pid);
 /* Where poll/select sleepers wait: woken by every pipe change. */
 extern int qk_poll_wq;
 
@@ -152,7 +166,12 @@ extern int qk_poll_wq;
  * current task is DEAD afterwards; the scheduler switches away. */
 void qk_thread_exit(struct qk_task *t, int wstatus);
 void qk_process_exit(struct qk_process *p, int wstatus);
-int qk_alloc_pid(void);
+int qk_alloc_pid(struct qk_pidns *ns);
+extern struct qk_pidns qk_boot_pidns;
+/* Exec of a program into task t (not running) from kernel strings
+ * (argv then envp, packed NUL-terminated): task/exec.c, for containers. */
+int qk_exec_kernel(struct qk_task *t, const char *path, const char *strings, uint32_t len,
+                   uint32_t argc, uint32_t envc);
 
 /* ---- signals (task/signal.c) ---- */
 

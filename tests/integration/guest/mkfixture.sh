@@ -16,6 +16,9 @@ for a in sh echo cat ls wc sha256sum find head tail uname env pwd printf true fa
   ln -sf busybox "$root/bin/$a"
 done
 printf 'hello quark\n' >"$root/data/hello.txt"
+mkdir -p "$root/scripts"
+printf '#!/bin/sh -e\necho script $1\nexit 3\n' >"$root/scripts/script.sh"
+chmod 755 "$root/scripts/script.sh"
 printf A >"$root/data/dir/a"
 printf B >"$root/data/dir/b"
 printf C >"$root/data/dir/c"

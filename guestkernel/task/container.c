@@ -1,0 +1,293 @@
+/* Containers of a pod in one guest: the task layer behind the pod control
+ * channel (include/qk/ctl.h). Each container has its own pid namespace
+ * (its init is pid 1 there; orphans go to it), its own root directory
+ * handle (every path of its processes resolves beneath it) and stdio on
+ * the handles the host named. Execs run in the container's namespace and
+ * root with no parent: their end is reported to the host, not waited for.
+ * When a container's init ends, every other process of the container is
+ * killed (as when a pid namespace's init dies on Linux). */
+#include <qk/arch.h>
+#include <qk/ctl.h>
+#include <qk/kernel.h>
+#include <qk/linux.h>
+#include <qk/mm.h>
+#include <qk/qcall.h>
+#include <qk/task.h>
+
+#define NOFILE_DEFAULT 1024
+#define CTL_STARTING ((const void *)&containers)
+
+struct container {
+  bool used, started, exited;
+  struct qk_pidns ns;
+  struct qk_process *init;
+  int status;
+  uint32_t flags;
+};
+
+static struct container containers[QK_CTL_MAX_CONTAINERS];
+
+static uint32_t strings_len(const struct qk_ctl_process *s)
+{
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < s->argc; i++)
+    n += (uint32_t)strlen(s->argv[i]) + 1;
+  for (uint32_t i = 0; i < s->envc; i++)
+    n += (uint32_t)strlen(s->envp[i]) + 1;
+  return n;
+}
+
+/* A process of container c running spec, parked until started. */
+static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid,
+                 struct qk_process **out)
+{
+  int r = -QK_ENOMEM;
+  struct qk_process *p = qk_kzalloc(sizeof(*p));
+  struct qk_task *t = qk_kzalloc(sizeof(*t));
+  char *strings = NULL;
+  if (!p || !t)
+    goto fail;
+  int pid = qk_alloc_pid(&c->ns);
+  if (pid < 0) {
+    r = pid;
+    goto fail;
+  }
+  p->pid = p->pgid = p->sid = pid;
+  p->ns = &c->ns;
+  p->ctl_xid = xid;
+  p->uid = p->euid = spec->uid;
+  p->gid = p->egid = spec->gid;
+  for (int i = 0; i < L_RLIM_NLIMITS; i++)
+    p->rlim[i] = qk_boot_pidns.init ? qk_boot_pidns.init->rlim[i] : (struct l_rlimit){~0ull, ~0ull};
+  p->start_ns = qk_time_monotonic_ns();
+  p->exit_signal = 17;
+  qk_strlcpy(p->exe, spec->argv[0], sizeof(p->exe));
+  p->fs = qk_kzalloc(sizeof(*p->fs));
+  p->files = qk_fdtable_new(NOFILE_DEFAULT);
+  uint64_t kcr3 = qk_boot_pidns.init && qk_boot_pidns.init->mm ? qk_boot_pidns.init->mm->cr3
+                                                               : qk_current()->proc->mm->cr3;
+  p->mm = qk_mm_new(kcr3);
+  if (!p->fs || !p->files || !p->mm)
+    goto fail;
+  p->fs->refs = 1;
+  p->fs->umask = 022;
+  p->fs->root_hfd = spec->root_hfd;
+  qk_strlcpy(p->fs->cwd, spec->cwd && spec->cwd[0] == '/' ? spec->cwd : "/", sizeof(p->fs->cwd));
+  qk_path_normalize(p->fs->cwd);
+  for (int fd = 0; fd < 3; fd++) {
+    struct qk_file *f = qk_hostfs_stdio_hfd(fd, (int)spec->stdio_hfd[fd]);
+    if (!f || qk_fd_install(p->files, f, fd, false) != fd)
+      goto fail;
+  }
+  t->tid = pid;
+  t->proc = p;
+  t->altstack_flags = 2;
+  p->threads = t;
+  p->nr_threads = 1;
+  uint32_t len = strings_len(spec);
+  strings = qk_kmalloc(len ? len : 1);
+  if (!strings)
+    goto fail;
+  char *o = strings;
+  for (uint32_t i = 0; i < spec->argc; i++)
+    o += qk_strlcpy(o, spec->argv[i], len) + 1;
+  for (uint32_t i = 0; i < spec->envc; i++)
+    o += qk_strlcpy(o, spec->envp[i], len) + 1;
+  r = qk_exec_kernel(t, spec->argv[0], strings, len, spec->argc, spec->envc);
+  qk_kfree(strings);
+  strings = NULL;
+  if (r)
+    goto fail;
+  p->next_all = qk_all_procs;
+  qk_all_procs = p;
+  qk_sched_add(t);
+  t->state = QK_TASK_BLOCKED; /* until START (or at once for execs) */
+  t->wchan = CTL_STARTING;
+  *out = p;
+  return 0;
+fail:
+  qk_kfree(strings);
+  if (p) {
+    if (p->mm)
+      qk_mm_destroy(p->mm);
+    if (p->files)
+      qk_fdtable_free(p->files);
+    qk_kfree(p->fs);
+  }
+  qk_kfree(p);
+  qk_kfree(t);
+  return r;
+}
+
+int qk_container_create(uint32_t cid, struct qk_ctl_process *spec)
+{
+  if (cid >= QK_CTL_MAX_CONTAINERS)
+    return -QK_EINVAL;
+  struct container *c = &containers[cid];
+  if (c->used)
+    return -QK_EEXIST;
+  memset(c, 0, sizeof(*c));
+  c->ns.last_pid = 0;
+  c->ns.cid = (int)cid;
+  struct qk_process *p;
+  int r = spawn(c, spec, 0, &p);
+  if (r)
+    return r;
+  c->used = true;
+  c->init = p;
+  c->ns.init = p;
+  qk_ctl_process_free(spec);
+  return 0;
+}
+
+int qk_container_start(uint32_t cid)
+{
+  if (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used)
+    return -QK_ESRCH;
+  struct container *c = &containers[cid];
+  if (c->started)
+    return -QK_EBUSY;
+  c->started = true;
+  qk_wake_task(c->init->threads);
+  qk_ctl_container_started(cid, c->init->pid);
+  return 0;
+}
+
+static int signal_process(struct qk_process *p, int signo)
+{
+  if (!p || p->zombie || !p->threads)
+    return -QK_ESRCH;
+  /* From the host: init's protection does not apply. */
+  struct qk_siginfo_lite si = {.code = QK_SI_USER};
+  return qk_signal_task(p->threads, signo, &si, false);
+}
+
+int qk_container_signal(uint32_t cid, int signo)
+{
+  if (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used)
+    return -QK_ESRCH;
+  struct container *c = &containers[cid];
+  if (!c->started || c->exited)
+    return -QK_ESRCH;
+  return signal_process(c->init, signo);
+}
+
+int qk_exec_spawn(uint32_t cid, uint32_t xid, struct qk_ctl_process *spec)
+{
+  if (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used || !xid || xid > 0x7fffffff)
+    return -QK_ESRCH;
+  struct container *c = &containers[cid];
+  if (c->exited)
+    return -QK_ESRCH;
+  struct qk_process *p;
+  int r = spawn(c, spec, (int)xid, &p);
+  if (r)
+    return r;
+  qk_wake_task(p->threads);
+  qk_ctl_process_free(spec);
+  return 0;
+}
+
+static struct qk_process *find_exec(struct container *c, uint32_t xid)
+{
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
+    if (p->ns == &c->ns && p->ctl_xid == (int)xid && !p->zombie)
+      return p;
+  return NULL;
+}
+
+int qk_exec_kill(uint32_t cid, uint32_t xid, int signo)
+{
+  if (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used)
+    return -QK_ESRCH;
+  return signal_process(find_exec(&containers[cid], xid), signo);
+}
+
+static void free_zombie(struct qk_process *z)
+{
+  struct qk_process **ap = &qk_all_procs;
+  while (*ap && *ap != z)
+    ap = &(*ap)->next_all;
+  if (*ap)
+    *ap = z->next_all;
+  qk_kfree(z);
+}
+
+int qk_container_delete(uint32_t cid)
+{
+  if (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used)
+    return -QK_ESRCH;
+  struct container *c = &containers[cid];
+  if (c->started && !c->exited)
+    return -QK_EBUSY;
+  if (!c->started) {
+    /* Created, never started: its init never ran. */
+    qk_process_exit(c->init, 9);
+  }
+  /* Every process of the namespace is gone by now; drop the zombies. */
+  for (struct qk_process *p = qk_all_procs, *n; p; p = n) {
+    n = p->next_all;
+    if (p->ns == &c->ns && p->zombie)
+      free_zombie(p);
+  }
+  memset(c, 0, sizeof(*c));
+  return 0;
+}
+
+/* Called by qk_process_exit for a process with no parent outside the boot
+ * namespace: a container's init or an exec. */
+void qk_container_process_ended(struct qk_process *p)
+{
+  int cid = p->ns->cid;
+  int st = p->wstatus;
+  bool sig = (st & 0x7f) != 0;
+  int32_t code = sig ? (st & 0x7f) : (st >> 8) & 0xff;
+  uint32_t flags = sig ? QK_CTL_EXIT_SIGNALED : 0;
+  if (cid < 0 || cid >= (int)QK_CTL_MAX_CONTAINERS)
+    return;
+  struct container *c = &containers[cid];
+  if (p->ctl_xid) {
+    qk_ctl_exec_exited((uint32_t)cid, (uint32_t)p->ctl_xid, code, flags);
+    free_zombie(p);
+    return;
+  }
+  if (p != c->init)
+    return;
+  c->exited = true;
+  c->status = code;
+  c->flags = flags;
+  /* The namespace's init is gone: so is everything else in it. */
+  for (struct qk_process *q = qk_all_procs, *n; q; q = n) {
+    n = q->next_all;
+    if (q->ns == &c->ns && !q->zombie && q != p)
+      qk_process_exit(q, 9);
+  }
+  if (c->started)
+    qk_ctl_container_exited((uint32_t)cid, code, flags);
+}
+
+int qk_stats(uint32_t cid, struct qk_ctl_stats *out)
+{
+  uint64_t free_bytes = qk_page_free_count() * QK_PAGE_SIZE;
+  uint64_t total = qk_boot ? qk_boot->mem_size : 0;
+  memset(out, 0, sizeof(*out));
+  struct qk_pidns *ns = NULL;
+  if (cid != QK_CTL_POD) {
+    if (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used)
+      return -QK_ESRCH;
+    ns = &containers[cid].ns;
+  }
+  uint64_t now = qk_time_monotonic_ns();
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all) {
+    if (p->zombie || (ns && p->ns != ns))
+      continue;
+    out->processes++;
+    out->cpu_ns += now - p->start_ns; /* wall time alive: no per-task CPU clock yet */
+    if (ns && p->mm)
+      for (struct qk_vma *v = p->mm->vmas.head; v; v = v->next)
+        out->memory_bytes += v->end - v->start;
+  }
+  if (!ns)
+    out->memory_bytes = total > free_bytes ? total - free_bytes : 0;
+  return 0;
+}
