@@ -114,9 +114,25 @@ static int16_t sock_events(struct qk_file *f, int16_t ev)
 }
 
 
+static uint64_t last_poll_ns;
+
+void qk_net_poll_now(void)
+{
+  bool any = false;
+  for (struct qk_sock *s = all_socks; s && !any; s = s->next)
+    any = s->want != 0;
+  if (!any)
+    return;
+  uint64_t now = qk_time_monotonic_ns();
+  if (now - last_poll_ns < 1000000)
+    return;
+  qk_net_idle_wait(0);
+}
+
 bool qk_net_idle_wait(uint64_t timeout_ns)
 {
   unsigned n = 0;
+  last_poll_ns = qk_time_monotonic_ns();
   for (struct qk_sock *s = all_socks; s && n < QK_NET_POLL_MAX; s = s->next) {
     if (!s->want)
       continue;

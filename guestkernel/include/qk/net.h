@@ -24,4 +24,10 @@
  * slept) when no socket has waiters: the caller sleeps as before. */
 bool qk_net_idle_wait(uint64_t timeout_ns);
 
+/* For the scheduler while tasks are runnable (a slice ran out): looks at
+ * the waited-for sockets without sleeping, at most once per millisecond,
+ * and wakes the ready ones' waiters, so that busy tasks do not starve
+ * tasks parked on sockets. Cheap when no socket has waiters. */
+void qk_net_poll_now(void);
+
 #endif
