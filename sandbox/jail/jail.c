@@ -355,10 +355,26 @@ static void cgroup_remove(const struct sbx_jail_opts *o)
 
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
+/* Whether the child has a handler for sig (SigCgt of its status). */
+static bool catches(pid_t child, int sig)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)child);
+  q_cleanup_free char *buf = NULL;
+  if (q_read_file(path, 1 << 16, &buf, NULL, NULL) < 0)
+    return false;
+  const char *p = strstr(buf, "\nSigCgt:");
+  if (!p)
+    return false;
+  unsigned long long mask = strtoull(p + 8, NULL, 16);
+  return (mask >> (sig - 1)) & 1;
+}
+
 /* The supervisor: waits for the jailed child and returns its status. The
  * child is pid 1 of its namespace, which ignores every signal it has no
  * handler for, even from an ancestor namespace, except SIGKILL: a
- * termination signal is turned into SIGKILL, and the child's end is then
+ * termination signal the child handles (a pod daemon's clean stop) is
+ * passed on, any other becomes SIGKILL, and the child's end is then
  * reported as the original signal, as if the VMM had been killed by it. */
 static int supervise(pid_t child, const sigset_t *old)
 {
@@ -384,7 +400,7 @@ static int supervise(pid_t child, const sigset_t *old)
     int sig = sigwaitinfo(&set, &si);
     if (sig > 0 && sig != SIGCHLD) {
       sent = sig;
-      kill(child, SIGKILL);
+      kill(child, catches(child, sig) ? sig : SIGKILL);
     }
   }
 }
