@@ -256,6 +256,9 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
   if (cur->state != QK_TASK_DEAD && &cur->regs != r)
     memcpy(&cur->regs, r, sizeof(*r));
   need_resched = false;
+  /* Busy tasks must not starve tasks parked on sockets: a look at socket
+   * readiness (no sleep, at most once per ms) on every switch. */
+  qk_net_poll_now();
   struct qk_task *prev = cur, *next;
   qk_ctl_poll(); /* pod commands, at every switch (returns at once without a channel) */
   for (;;) {

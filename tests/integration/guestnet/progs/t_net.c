@@ -360,6 +360,36 @@ static void self_tests(void)
     printf("skip: fork: %s\n", strerror(errno));
   }
   close(l);
+
+  /* A busy task does not starve one parked in accept: one child spins
+   * (with syscalls) for 1.5 s, another connects at once. */
+  l = listener(SOCK_STREAM, 0);
+  port = port_of(l);
+  double tb = now_s();
+  pid_t busy = fork();
+  if (busy == 0) {
+    while (now_s() - tb < 1.5)
+      getppid();
+    _exit(0);
+  }
+  pid_t dialer = fork();
+  if (dialer == 0) {
+    int k = dial(port);
+    close(k);
+    _exit(0);
+  }
+  if (busy > 0 && dialer > 0) {
+    s = accept(l, NULL, NULL);
+    double waited = now_s() - tb;
+    CHECK(s >= 0);
+    CHECK(waited < 1.0);
+    if (waited >= 1.0)
+      printf("accept woke after %.2f s\n", waited);
+    close(s);
+    waitpid(busy, NULL, 0);
+    waitpid(dialer, NULL, 0);
+  }
+  close(l);
 }
 
 /* Random arguments to the socket syscalls: errors, never a crash of the
