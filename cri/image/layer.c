@@ -328,9 +328,13 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
   }
   case AE_IFCHR:
   case AE_IFBLK:
+    /* Device nodes from an image are never created: the guest kernel serves
+     * /dev itself, and a node on the host disk would name a host device
+     * (the sandbox also refuses to open one, and rootfs mounts are nodev). */
+    q_debug(NULL, "layer entry \"%s\": device node skipped", raw);
+    return 0;
   case AE_IFIFO: {
-    dev_t dev =
-        type == AE_IFIFO ? 0 : makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+    dev_t dev = 0;
     if (mknodat(pfd, base, type | perm, dev) < 0)
       return q_error_make(err, errno, "entry \"%s\": mknod", raw);
     own(u, -1, pfd, base, e);

@@ -64,6 +64,7 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, con
   if (!dest || dest[0] != '/')
     return q_error_make(err, EINVAL, "rootfs destination must be an absolute path");
   q_cleanup_free char *cdir = NULL, *upper = NULL, *work = NULL, *empty = NULL, *recp = NULL;
+  q_cleanup_free char *opts = NULL; /* before any goto: jumps may not enter its scope */
   if (asprintf(&cdir, "%s/containers/%s", st->root, cid) < 0 ||
       asprintf(&upper, "%s/upper", cdir) < 0 || asprintf(&work, "%s/work", cdir) < 0 ||
       asprintf(&empty, "%s/empty", cdir) < 0 || asprintf(&recp, "%s/rootfs.json", cdir) < 0)
@@ -106,7 +107,7 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, con
   size_t cap = 256 + 3 * strlen(cdir) + 16;
   for (size_t i = 0; i < n; i++)
     cap += strlen(st->root) + 96;
-  q_cleanup_free char *opts = malloc(cap);
+  opts = malloc(cap);
   if (!opts) {
     rc = q_error_make(err, ENOMEM, "rootfs");
     goto fail;

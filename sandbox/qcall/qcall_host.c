@@ -219,9 +219,25 @@ static int64_t op_openat(struct sbx_qcall *q, const uint64_t *a)
   if (!path[0])
     return -ENOENT;
   bool creates = (a[3] & O_CREAT) || (a[3] & O_TMPFILE) == O_TMPFILE;
-  int fd = openat2_in(dirfd, path, a[3] | O_CLOEXEC | O_NOCTTY, creates ? (a[4] & 07777) : 0);
+  /* O_NONBLOCK while opening: a FIFO in the rootfs must not park this
+   * worker until some writer appears. */
+  int fd = openat2_in(dirfd, path, a[3] | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                      creates ? (a[4] & 07777) : 0);
   if (fd < 0)
     return fd;
+  /* Device nodes are never opened on the host's behalf: the guest serves
+   * /dev itself, and a node in an image (or a hostile rootfs) must not reach
+   * a host device. Same answer as a nodev mount. */
+  struct stat st;
+  if (fstat(fd, &st) < 0 || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+    close(fd);
+    return -EACCES;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (!(a[3] & (O_NONBLOCK | O_PATH)) && (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
+    close(fd);
+    return -errno;
+  }
   return hfd_install(q, fd);
 }
 
