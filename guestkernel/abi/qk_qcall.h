@@ -95,11 +95,15 @@ enum qk_op {
                              a2 timeout ns (~0: none; 0: just look) -> ready count; ends early
                              with -EINTR when the VM stops */
   QK_OP_SOCK_IOCTL = 36,  /* a0 hfd, a1 FIONREAD or SIOCOUTQ -> count */
+  QK_OP_SENDFILE = 37,    /* a0 out hfd (a socket), a1 in hfd (a regular file), a2 offset (~0: the
+                             in handle's own position, which advances), a3 count, a4 0 or
+                             QK_NET_WAIT -> bytes (the host's sendfile: no copy through the guest) */
   QK_OP_COUNT
 };
 
 #define QK_NET_TRUNC (1ull << 40) /* QK_OP_RECVMSG: datagram longer than the buffers */
-/* In the flags of QK_OP_SENDMSG/RECVMSG (a3) and QK_OP_ACCEPT (a3): the
+/* In the flags of QK_OP_SENDMSG/RECVMSG (a3), QK_OP_ACCEPT (a3) and
+ * QK_OP_SENDFILE (a4): the
  * guest has nothing else to run, so the host may wait up to
  * QK_NET_WAIT_NS for the socket before answering -EAGAIN (saves the
  * guest a park, an idle QK_OP_NET_POLL and a retry per blocking call). */

@@ -1018,3 +1018,43 @@ int64_t sys_recvmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, 
   }
   return (int64_t)i;
 }
+
+/* sendfile from a rootfs file to a host socket: the host's sendfile moves
+ * the bytes (no copy through the guest). Other pairs (to files, pipes,
+ * guest unix pairs) are -EINVAL, which callers such as busybox and nginx
+ * answer with read/write. */
+int64_t sys_sendfile(uint64_t out_fd, uint64_t in_fd, uint64_t uoff, uint64_t count, uint64_t a4, uint64_t a5)
+{
+  int64_t r;
+  struct qk_file *out = sget(out_fd, &r);
+  if (!out)
+    return r == -QK_ENOTSOCK ? -QK_EINVAL : r;
+  struct qk_file *in = qk_fget_in(proc()->files, (int)in_fd);
+  int64_t off = -1;
+  if (!in) {
+    r = -QK_EBADF;
+  } else if ((in->flags & L_O_ACCMODE) == L_O_WRONLY || (in->flags & L_O_PATH)) {
+    r = -QK_EBADF;
+  } else if (in->hfd <= QK_HFD_ROOT || in->ops == &sock_ops) {
+    r = -QK_EINVAL;
+  } else if (uoff && qk_copy_from_user(&off, uoff, 8)) {
+    r = -QK_EFAULT;
+  } else if (uoff && off < 0) {
+    r = -QK_EINVAL;
+  } else {
+    bool nb = (out->flags & L_O_NONBLOCK) != 0;
+    r = qk_qcall(QK_OP_SENDFILE, (uint64_t)out->hfd, (uint64_t)in->hfd, uoff ? (uint64_t)off : ~0ull,
+                 count > MAX_RW ? MAX_RW : count, host_wait(nb), 0);
+    if (r == -QK_EAGAIN && !nb)
+      r = sock_wait(out, POLLOUT); /* nothing went out: the restart sends it */
+    if (r > 0 && uoff) {
+      off += r;
+      if (qk_copy_to_user(uoff, &off, 8))
+        r = -QK_EFAULT;
+    }
+  }
+  if (in)
+    qk_fput(in);
+  qk_fput(out);
+  return r;
+}

@@ -7,7 +7,9 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/sockios.h>
@@ -439,6 +441,61 @@ static int64_t op_ioctl(const struct sbx_net_ctx *c, const uint64_t *a)
   return v;
 }
 
+/* sendfile(2) refused (a seccomp filter without it): one bounded chunk
+ * through a host buffer, with sendfile's semantics (the file position
+ * advances by what the socket took). */
+static int64_t copy_file(const struct sbx_net_ctx *c, int out, int in, off_t *off, size_t count, bool may_wait)
+{
+  char buf[65536];
+  size_t want = count < sizeof buf ? count : sizeof buf;
+  off_t at = off ? *off : lseek(in, 0, SEEK_CUR);
+  if (at < 0)
+    return -errno;
+  ssize_t got = pread(in, buf, want, at);
+  if (got <= 0)
+    return neg(got);
+  ssize_t n;
+  while ((n = send(out, buf, (size_t)got, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EAGAIN &&
+         short_wait(c, out, POLLOUT, &may_wait))
+    ;
+  if (n < 0)
+    return -errno;
+  if (off)
+    *off = at + n;
+  else if (lseek(in, at + n, SEEK_SET) < 0)
+    return -errno;
+  return n;
+}
+
+static int64_t op_sendfile(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  int out = c->hfd_get(c->q, a[0]), in = c->hfd_get(c->q, a[1]);
+  if (out < 0 || in < 0)
+    return -EBADF;
+  if (a[4] & ~QK_NET_WAIT)
+    return -EINVAL;
+  /* Only file -> socket: the guest's other descriptors (stdio sinks, the
+   * rootfs directory) must not become either end. */
+  struct stat so, si;
+  if (fstat(out, &so) < 0 || fstat(in, &si) < 0)
+    return -errno;
+  if (!S_ISSOCK(so.st_mode) || !S_ISREG(si.st_mode))
+    return -EINVAL;
+  size_t count = a[3] > QK_QCALL_MAX_IO ? QK_QCALL_MAX_IO : (size_t)a[3];
+  off_t off = (off_t)a[2];
+  if (a[2] != ~0ull && off < 0)
+    return -EINVAL;
+  bool may_wait = a[4] & QK_NET_WAIT;
+  for (;;) {
+    ssize_t n = sendfile(out, in, a[2] == ~0ull ? NULL : &off, count);
+    if (n < 0 && errno == EAGAIN && short_wait(c, out, POLLOUT, &may_wait))
+      continue;
+    if (n < 0 && (errno == ENOSYS || errno == EPERM))
+      return copy_file(c, out, in, a[2] == ~0ull ? NULL : &off, count, may_wait);
+    return neg(n);
+  }
+}
+
 int64_t sbx_qcall_net(const struct sbx_net_ctx *c, uint32_t op, const uint64_t *a)
 {
   int fd;
@@ -474,6 +531,8 @@ int64_t sbx_qcall_net(const struct sbx_net_ctx *c, uint32_t op, const uint64_t *
     return op_poll(c, a);
   case QK_OP_SOCK_IOCTL:
     return op_ioctl(c, a);
+  case QK_OP_SENDFILE:
+    return op_sendfile(c, a);
   default:
     return -ENOSYS;
   }
