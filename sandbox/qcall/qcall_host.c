@@ -559,7 +559,7 @@ static int64_t handle(struct sbx_qcall *q, struct worker *w, const struct qk_qca
     return op_mkdirat(q, a);
   case QK_OP_UNLINKAT:
     return op_unlinkat(q, a);
-  case QK_OP_SOCKET ... QK_OP_SOCK_IOCTL: {
+  case QK_OP_SOCKET ... QK_OP_SENDFILE: {
     const struct sbx_net_ctx nc = {q, q->cfg.mem, q->stop_fd, hfd_get, hfd_install};
     return sbx_qcall_net(&nc, req->op, a);
   }
