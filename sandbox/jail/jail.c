@@ -470,8 +470,11 @@ static int bind_at(const char *root, const char *path, int fd, enum bind_kind ki
     break;
   default:
     /* A device node in an image must not reach a host device through the
-     * host-backed rootfs; nothing in a container root runs on the host. */
-    fl |= MS_NODEV | MS_NOEXEC;
+     * host-backed rootfs. Not noexec: the guest kernel asks the host
+     * (faccessat X_OK) whether a file may be executed, and a noexec mount
+     * answers EACCES for every program; the host itself never executes
+     * or maps as code anything there (no PROT_EXEC after set-up). */
+    fl |= MS_NODEV;
     break;
   }
   if (mount(NULL, target, NULL, fl, NULL) < 0)

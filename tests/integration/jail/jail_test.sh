@@ -9,7 +9,8 @@
 #   allowlist fails that call with EPERM (logged once per number) while the
 #   guest program and the VM go on;
 # - exit statuses and termination signals still reach the caller;
-# - the guest test programs, busybox applets and the hostile program pass
+# - the guest test programs, busybox applets, the hostile program, fork/exec
+#   (procs) and sh scripts (shell) pass
 #   under the jail (tests/integration/guest/guest_test.sh with jail_run).
 # - quark-sandbox run itself is jailed by default (--no-jail is not).
 # Usage: jail_test.sh JAIL_RUN QKERNEL WORKDIR SOURCE_DIR [QUARK_SANDBOX]
@@ -178,7 +179,7 @@ echo "$out" | grep -q '^probe: ok$' && ok "without the jail the same request suc
 # ---- the guest programs under the jail ----
 progs=$(dirname "$jr")/../guest/progs
 if [ -d "$progs" ]; then
-  for mode in progs-glibc busybox hostile; do
+  for mode in progs-glibc busybox hostile procs shell; do
     if "$src/tests/integration/guest/guest_test.sh" "$mode" "$jr" "$kernel" "$progs" >"$work/guest.$mode" 2>&1; then
       ok "guest $mode under the jail ($(grep -c '^ok' "$work/guest.$mode") checks)"
     else
