@@ -1005,3 +1005,21 @@ int64_t sys_xattr(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a
 {
   return -QK_EOPNOTSUPP;
 }
+
+int64_t sys_close_range(uint64_t first, uint64_t last, uint64_t flags, uint64_t a3, uint64_t a4,
+                        uint64_t a5)
+{
+  if ((flags & ~(uint64_t)(2 | 4)) || (unsigned)first > (unsigned)last)
+    return -QK_EINVAL; /* CLOSE_RANGE_UNSHARE (2), CLOSE_RANGE_CLOEXEC (4) */
+  struct qk_fdtable *t = proc()->files;
+  unsigned hi = (unsigned)last < (unsigned)t->size ? (unsigned)last : (unsigned)t->size - 1;
+  for (unsigned fd = (unsigned)first; fd <= hi && (int)fd < t->size; fd++) {
+    if (!t->files[fd])
+      continue;
+    if (flags & 4)
+      qk_fd_set_cloexec(t, (int)fd, true);
+    else
+      qk_fd_close(t, (int)fd);
+  }
+  return 0;
+}

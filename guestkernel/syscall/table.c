@@ -33,6 +33,7 @@
   X(131, sigaltstack) X(247, waitid) X(293, pipe2) X(322, execveat) X(435, clone3)         \
   X(188, xattr) X(189, xattr) X(190, xattr) X(191, xattr) X(192, xattr) X(193, xattr)     \
   X(194, xattr) X(195, xattr) X(196, xattr) X(197, xattr) X(198, xattr) X(199, xattr)     \
+  X(128, rt_sigtimedwait) X(436, close_range)                                              \
   X(41, socket) X(42, connect) X(43, accept) X(44, sendto) X(45, recvfrom) X(46, sendmsg)  \
   X(47, recvmsg) X(48, shutdown) X(49, bind) X(50, listen) X(51, getsockname)              \
   X(52, getpeername) X(53, socketpair) X(54, setsockopt) X(55, getsockopt) X(288, accept4)  \

@@ -87,7 +87,15 @@ struct loaded {
 
 static int open_exec(const char *path, struct qk_file **out, int *hfd)
 {
-  int r = qk_vfs_open(path, L_O_RDONLY, 0, out);
+  /* A regular file with an execute bit (the host's access(X_OK) answers
+   * for the sandbox's credentials, not the guest's). */
+  struct l_stat st;
+  int r = qk_vfs_stat(path, 0, qk_va_to_pa(&st));
+  if (r)
+    return r;
+  if ((st.st_mode & L_S_IFMT) != L_S_IFREG || !(st.st_mode & 0111))
+    return -QK_EACCES;
+  r = qk_vfs_open(path, L_O_RDONLY, 0, out);
   if (r)
     return r;
   *hfd = (*out)->ops->mmap_hfd(*out);

@@ -501,3 +501,71 @@ int64_t sys_tgkill(ARGS)
     return -QK_EINVAL;
   return thread_kill((int)a0, (int)a1, (int)a2);
 }
+
+/* rt_sigtimedwait(set, info, timeout, sigsetsize): takes a pending signal
+ * of set (normally blocked by the caller) without running its handler. */
+int64_t sys_rt_sigtimedwait(ARGS)
+{
+  struct qk_task *t = cur();
+  struct qk_process *p = proc();
+  uint64_t set;
+  if (a3 != 8)
+    return -QK_EINVAL;
+  if (qk_copy_from_user(&set, a0, 8))
+    return -QK_EFAULT;
+  set &= ~UNBLOCKABLE;
+  for (int pass = 0; pass < 2; pass++) {
+    uint64_t pend = (pass ? p->sigpending : t->sigpending) & set;
+    if (!pend)
+      continue;
+    int sig = __builtin_ctzll(pend) + 1;
+    struct qk_siginfo_lite si = pass ? p->siginfo[sig - 1] : t->siginfo[sig - 1];
+    if (t->has_saved_sigmask) { /* the mask of before the wait */
+      t->sigmask = t->saved_sigmask;
+      t->has_saved_sigmask = false;
+    }
+    if (pass)
+      p->sigpending &= ~BIT(sig);
+    else
+      t->sigpending &= ~BIT(sig);
+    if (a1) {
+      struct l_siginfo info;
+      memset(&info, 0, sizeof(info));
+      info.signo = sig;
+      info.code = si.code;
+      info.k.pid = si.pid;
+      info.k.uid = si.uid;
+      info.k.status = si.status;
+      if (qk_copy_to_user(a1, &info, sizeof(info)))
+        return -QK_EFAULT;
+    }
+    return sig;
+  }
+  if (qk_wait_expired()) {
+    t->sigmask = t->saved_sigmask;
+    t->has_saved_sigmask = false;
+    return -QK_EAGAIN;
+  }
+  uint64_t ns = ~0ull;
+  if (a2) {
+    struct l_timespec ts;
+    if (qk_copy_from_user(&ts, a2, sizeof(ts)))
+      return -QK_EFAULT;
+    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+      return -QK_EINVAL;
+    ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (!ns)
+      return -QK_EAGAIN;
+  }
+  /* Wake for the awaited signals too while they stay blocked: unblock
+   * them for the wait (as Linux does), restore after. */
+  if (!qk_restarting()) {
+    t->saved_sigmask = t->sigmask;
+    t->has_saved_sigmask = true;
+    t->sigmask &= ~set;
+  }
+  int64_t r = qk_block(&t->siginfo, qk_wait_deadline(ns));
+  if (r == -QK_ERESTART_WAIT)
+    return r;
+  return r == -QK_ERESTARTSYS ? -QK_EINTR : r;
+}

@@ -228,6 +228,54 @@ job 3"
   ln -sf busybox "$root/bin/cut"
   expect "bash + coreutils, grep, sed, find (dynamic glibc)" 5 "$want" /bin/bash.deb /tmp/d1.sh
   ;;
+python)
+  # python3 from this host (dynamic, its own stdlib): threads, subprocess,
+  # a small file workload. Skips when the host has no python3.
+  py=/usr/bin/python3
+  if [ ! -x "$py" ] || [ ! -d /usr/lib/python3.11 ]; then
+    echo "skip: no python3.11 on the host"
+    exit 77
+  fi
+  py=$(readlink -f "$py")
+  cp "$py" "$root/bin/python3"
+  for l in $(ldd "$py" | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$l")"
+    cp -L "$l" "$root$l"
+  done
+  mkdir -p "$root/usr/lib"
+  cp -a /usr/lib/python3.11 "$root/usr/lib/"
+  rm -rf "$root/usr/lib/python3.11/test" "$root/usr/lib/python3.11/site-packages"
+  cat >"$root/tmp/p1.py" <<'PY'
+import os, subprocess, threading, hashlib
+lock = threading.Lock()
+total = [0]
+def work(n):
+    s = sum(i * i for i in range(n * 2000))
+    with lock:
+        total[0] += 1
+ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("threads", total[0])
+r = subprocess.run(["/bin/sh", "-c", "echo from-sh; exit 4"], capture_output=True, text=True)
+print("subprocess", r.returncode, r.stdout.strip())
+p = subprocess.Popen(["/bin/cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+out, _ = p.communicate(b"x" * 100000)
+print("pipe", len(out), p.returncode)
+os.makedirs("/tmp/w/d", exist_ok=True)
+for i in range(50):
+    with open(f"/tmp/w/d/f{i}", "w") as f: f.write(str(i) * 100)
+h = hashlib.sha256()
+for i in range(50):
+    h.update(open(f"/tmp/w/d/f{i}").read().encode())
+print("files", len(os.listdir("/tmp/w/d")), h.hexdigest()[:16])
+PY
+  want_h=$(/usr/bin/python3 -c 'import hashlib; h=hashlib.sha256(); [h.update((str(i)*100).encode()) for i in range(50)]; print(h.hexdigest()[:16])')
+  SBX_ARGS="--memory 512" expect "python3 threads, subprocess, files" 0 "threads 8
+subprocess 4 from-sh
+pipe 100000 0
+files 50 $want_h" /bin/python3 /tmp/p1.py
+  ;;
 busybox)
   bb=/bin/busybox
   expect "echo" 0 "hi" $bb echo hi

@@ -107,6 +107,17 @@ static void t_exec(void)
   CHECK_EQ(waitpid(p, &st, 0), p);
   CHECK_EQ(WEXITSTATUS(st), 3);
   CHECK(strcmp(buf, "script arg1\n") == 0);
+  /* Not executable, a directory: EACCES, as Linux. */
+  char *h_argv[] = {"x", NULL};
+  CHECK_EQ(RS3(59, "/data/hello.txt", h_argv, NULL), -EACCES);
+  CHECK_EQ(RS3(59, "/data", h_argv, NULL), -EACCES);
+  CHECK_EQ(RS3(59, "/nonexistent", h_argv, NULL), -ENOENT);
+  /* close_range closes a span of descriptors. */
+  int a = dup(1), b = dup(1);
+  CHECK_EQ(RS3(436, a < b ? a : b, ~0u, 0), 0);
+  CHECK_EQ(fcntl(a, F_GETFD), -1);
+  CHECK_EQ(fcntl(b, F_GETFD), -1);
+  CHECK(fcntl(1, F_GETFD) >= 0);
   /* vfork + exec: the parent resumes after the child's exec. */
   p = vfork();
   if (p == 0) {
@@ -375,6 +386,29 @@ static void t_signals(void)
   CHECK_EQ(errno, EINTR);
   CHECK(norder >= 1 && order[0] == SIGUSR1);
   sigprocmask(SIG_SETMASK, &old, NULL);
+  waitpid(p, &st, 0);
+  /* sigtimedwait takes a blocked pending signal without its handler. */
+  norder = 0;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR2);
+  sigprocmask(SIG_BLOCK, &set, &old);
+  struct timespec zero = {0, 0}, tenms = {0, 10 * 1000 * 1000};
+  siginfo_t info;
+  CHECK_EQ(sigtimedwait(&set, &info, &zero), -1);
+  CHECK_EQ(errno, EAGAIN);
+  CHECK_EQ(sigtimedwait(&set, &info, &tenms), -1);
+  CHECK_EQ(errno, EAGAIN);
+  p = fork();
+  if (p == 0) {
+    usleep(5000);
+    kill(getppid(), SIGUSR2);
+    _exit(0);
+  }
+  CHECK_EQ(sigwaitinfo(&set, &info), SIGUSR2);
+  CHECK_EQ(info.si_pid, p);
+  CHECK_EQ(norder, 0);
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  CHECK_EQ(norder, 0);
   waitpid(p, &st, 0);
 }
 
