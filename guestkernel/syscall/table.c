@@ -37,7 +37,7 @@
   X(41, socket) X(42, connect) X(43, accept) X(44, sendto) X(45, recvfrom) X(46, sendmsg)  \
   X(47, recvmsg) X(48, shutdown) X(49, bind) X(50, listen) X(51, getsockname)              \
   X(52, getpeername) X(53, socketpair) X(54, setsockopt) X(55, getsockopt) X(288, accept4)  \
-  X(299, recvmmsg) X(307, sendmmsg)
+  X(299, recvmmsg) X(307, sendmmsg) X(40, sendfile)
 
 #define DECLARE(nr, name)                                                                  \
   int64_t sys_##name(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);

@@ -102,7 +102,14 @@ a=$(nsx timeout 120 "$prog" bulk-client 7007 64)
 rc=$?
 [ $rc = 0 ] && echo "ok: guest bulk receive ($a)" || fail "guest bulk receive: exit $rc [$a]"
 
-# 6. busybox nc, where the host has busybox with nc.
+# 6. sendfile from a rootfs file to a host peer (the host's sendfile).
+nsx timeout 60 "$prog" bulk-server 7008 >/dev/null &
+pids+=($!)
+a=$(guest 60 sendfile-client 7008 /bin/t_net 2>"$work/err")
+rc=$?
+[ $rc = 0 ] && echo "ok: guest $a" || fail "guest sendfile: exit $rc [$a] ($(grep -v DBG "$work/err" | head -c 400))"
+
+# 7. busybox nc, where the host has busybox with nc.
 if [ -x /bin/busybox ] && /bin/busybox nc --help 2>&1 | grep -q 'Usage'; then
   cp /bin/busybox "$root/bin/busybox"
   nsx timeout 60 "$prog" serve 7005 1 >/dev/null &
