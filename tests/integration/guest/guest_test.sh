@@ -133,6 +133,12 @@ procs)
       fi
     done
   done
+  SBX_ARGS="--memory 64" run 120 /bin/t_proc.glibc forkbomb
+  if [ "$rc" = 0 ] && echo "$out" | grep -q "^t_proc forkbomb: [0-9]* checks, 0 failures$"; then
+    echo "ok: $(echo "$out" | grep '^forkbomb')"
+  else
+    fail "forkbomb: exit $rc [$out] (stderr: ${err:0:600})"
+  fi
   if [ -z "$SBX_BASE" ]; then
     run 120 /bin/t_proc.glibc bench
     [ "$rc" = 0 ] && echo "$out" || fail "t_proc bench: exit $rc (stderr: ${err:0:400})"

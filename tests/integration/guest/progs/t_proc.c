@@ -412,6 +412,71 @@ static void t_signals(void)
   waitpid(p, &st, 0);
 }
 
+/* Bad arguments to the process calls: errors, never a kernel stop. */
+static void t_hostile_args(void)
+{
+  CHECK_EQ(RS3(59, NULL, NULL, NULL), -EFAULT);
+  CHECK_EQ(RS3(59, "/bin/true", (char **)8, NULL), -EFAULT);
+  char *bad_argv[] = {(char *)16, NULL};
+  CHECK_EQ(RS3(59, "/bin/true", bad_argv, NULL), -EFAULT);
+  CHECK_EQ(RS1(22, 8), -EFAULT);
+  CHECK_EQ(RS2(293, 8, 0), -EFAULT);
+  int fds[2];
+  CHECK_EQ(RS2(293, fds, 0x12345), -EINVAL);
+  CHECK_EQ(RS2(62, 0x7ffffff0, 0), -ESRCH);
+  CHECK_EQ(RS2(62, 1, 65), -EINVAL);
+  CHECK_EQ(RS3(234, 1, 1, -1), -EINVAL);
+  CHECK_EQ(RS4(61, -0x7fffffff, 0, 0, 0), -ECHILD);
+  CHECK_EQ(RS4(61, -1, 0, 0x7fff, 0), -EINVAL);
+  CHECK_EQ(RS5(247, 7, 0, 0, 4, 0), -EINVAL);
+  CHECK_EQ(RS5(56, 0x7e020000, 0, 0, 0, 0), -EINVAL); /* namespaces */
+  CHECK_EQ(RS5(56, 0x10000, 0, 0, 0, 0), -EINVAL);    /* THREAD without SIGHAND */
+  CHECK_EQ(RS2(435, 0, 0), -ENOSYS);
+  CHECK_EQ(RS4(13, 9, 8, 0, 8), -EINVAL); /* SIGKILL handler */
+  CHECK_EQ(RS4(13, 10, 8, 0, 8), -EFAULT);
+  CHECK_EQ(RS2(131, 8, 0), -EFAULT);
+  /* A garbage signal frame kills the caller (a child), not the kernel. */
+  pid_t p = fork();
+  if (p == 0) {
+    __asm__ volatile("mov $0x1000, %%rsp; mov $15, %%eax; syscall" ::: "memory");
+    _exit(0);
+  }
+  int st;
+  CHECK_EQ(waitpid(p, &st, 0), p);
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+  /* A wait status pointer into nowhere. */
+  p = fork();
+  if (p == 0)
+    _exit(0);
+  CHECK_EQ(RS4(61, p, 8, 0, 0), -EFAULT);
+  waitpid(p, NULL, 0);
+}
+
+/* Fork until memory runs out, then let everything go: ENOMEM/EAGAIN, no
+ * kernel stop, and the memory comes back (a second round gets as far). */
+static int fork_round(void)
+{
+  int fd[2];
+  pipe(fd);
+  int n = 0;
+  for (; n < 4096; n++) {
+    pid_t p = fork();
+    if (p < 0)
+      break;
+    if (p == 0) {
+      char c;
+      close(fd[1]);
+      read(fd[0], &c, 1);
+      _exit(0);
+    }
+  }
+  close(fd[0]);
+  close(fd[1]);
+  while (wait(NULL) > 0)
+    ;
+  return n;
+}
+
 static void bench(void)
 {
   char *t_argv[] = {"true", NULL};
@@ -460,6 +525,13 @@ static void bench(void)
 int main(int argc, char **argv)
 {
   setvbuf(stdout, NULL, _IONBF, 0);
+  if (argc > 1 && !strcmp(argv[1], "forkbomb")) {
+    int a = fork_round(), b = fork_round();
+    CHECK(a > 10);
+    CHECK(b >= a - a / 10);
+    printf("forkbomb: %d then %d children\n", a, b);
+    return t_done("t_proc forkbomb");
+  }
   if (argc > 1 && !strcmp(argv[1], "bench")) {
     bench();
     return 0;
@@ -469,5 +541,6 @@ int main(int argc, char **argv)
   t_pipes();
   t_groups();
   t_signals();
+  t_hostile_args();
   return t_done("t_proc");
 }
