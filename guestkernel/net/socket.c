@@ -42,6 +42,8 @@
 #define POLLOUT 0x004
 #define POLLERR 0x008
 #define POLLHUP 0x010
+#define POLLPRI 0x002
+#define POLLRDHUP 0x2000
 
 #define SOL_SOCKET 1
 #define SO_ERROR 4
@@ -362,7 +364,7 @@ static int64_t sock_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
 static int sock_poll(struct qk_file *f)
 {
   struct qk_sock *s = f->priv;
-  int16_t ev = sock_events(f, POLLIN | POLLOUT);
+  int16_t ev = sock_events(f, POLLIN | POLLOUT | POLLPRI | POLLRDHUP);
   /* A poll/select that finds nothing it wants parks on qk_poll_wq: ask the
    * idle loop to watch the events that are not there yet (those that are
    * were not wanted, or the caller would not park). */

@@ -208,6 +208,9 @@ static void self_tests(void)
   CHECK_EQ(shutdown(c, SHUT_WR), 0);
   p = (struct pollfd){ s, POLLIN, 0 };
   CHECK_EQ(poll(&p, 1, 5000), 1);
+  p = (struct pollfd){ s, POLLIN | POLLRDHUP, 0 };
+  CHECK_EQ(poll(&p, 1, 0), 1);
+  CHECK(p.revents & POLLRDHUP);
   CHECK_EQ(read(s, buf, sizeof buf), 0);
   CHECK_EQ(write(s, "late", 4), 4);
   p = (struct pollfd){ c, POLLIN, 0 };
