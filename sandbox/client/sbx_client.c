@@ -492,6 +492,45 @@ int sbx_pod_stats(struct sbx_client *c, struct sbx_stats *out, q_error **err) { 
 
 pid_t sbx_client_pid(const struct sbx_client *c) { return c ? c->pid : -1; }
 
+/* A call whose answer carries stdio fds ("fds" names their indices).
+ * Steals req; fills fds[3] (-1 where none); *resp kept when resp. */
+static int call_fds(struct sbx_client *c, json_t *req, json_t **resp, int fds[3], q_error **err)
+{
+  fds[0] = fds[1] = fds[2] = -1;
+  if (!req)
+    return q_error_make(err, ENOMEM, "request");
+  json_t *rs = NULL;
+  int got[SBX_PROTO_MAX_FDS], ngot = 0;
+  pthread_mutex_lock(&c->lock);
+  int r = call_locked(c, req, CALL_TIMEOUT_MS, &rs, NULL, NULL, got, &ngot, err);
+  pthread_mutex_unlock(&c->lock);
+  json_decref(req);
+  if (r < 0)
+    return r;
+  json_t *which = json_object_get(rs, "fds");
+  if (!json_is_array(which) || json_array_size(which) != (size_t)ngot)
+    r = q_error_make(err, EPROTO, "answer without its fds");
+  for (int i = 0; r == 0 && i < ngot; i++) {
+    json_int_t k = json_integer_value(json_array_get(which, (size_t)i));
+    if (k < 0 || k > 2 || fds[k] >= 0)
+      r = q_error_make(err, EPROTO, "answer fds");
+    else
+      fds[k] = got[i];
+  }
+  if (r < 0) {
+    for (int i = 0; i < ngot; i++)
+      close(got[i]);
+    fds[0] = fds[1] = fds[2] = -1;
+    json_decref(rs);
+    return r;
+  }
+  if (resp)
+    *resp = rs;
+  else
+    json_decref(rs);
+  return 0;
+}
+
 int sbx_exec_start(struct sbx_client *c, const char *id, const struct sbx_exec_spec *spec, char **exec_id, int fds[3],
                    q_error **err)
 {
@@ -499,39 +538,31 @@ int sbx_exec_start(struct sbx_client *c, const char *id, const struct sbx_exec_s
   fds[0] = fds[1] = fds[2] = -1;
   if (!id || !spec || !spec->argv || !spec->argv[0])
     return q_error_make(err, EINVAL, "exec needs a container id and argv");
-  json_t *req = json_pack("{s:s,s:s,s:o,s:b,s:b}", "op", "exec_start", "id", id, "argv", strv_json(spec->argv), "stdin",
-                          spec->stdin_open, "tty", spec->tty);
-  if (!req)
-    return q_error_make(err, ENOMEM, "request");
-  json_t *resp = NULL;
-  int got[SBX_PROTO_MAX_FDS], ngot = 0;
-  pthread_mutex_lock(&c->lock);
-  int r = call_locked(c, req, CALL_TIMEOUT_MS, &resp, NULL, NULL, got, &ngot, err);
-  pthread_mutex_unlock(&c->lock);
-  json_decref(req);
+  json_t *resp;
+  int r = call_fds(c,
+                   json_pack("{s:s,s:s,s:o,s:b,s:b}", "op", "exec_start", "id", id, "argv", strv_json(spec->argv),
+                             "stdin", spec->stdin_open, "tty", spec->tty),
+                   &resp, fds, err);
   if (r < 0)
     return r;
-  json_t *which = json_object_get(resp, "fds");
   const char *xid = json_string_value(json_object_get(resp, "exec_id"));
-  r = 0;
-  if (!xid || !json_is_array(which) || json_array_size(which) != (size_t)ngot)
-    r = q_error_make(err, EPROTO, "exec_start answer without exec id or fds");
-  for (int i = 0; r == 0 && i < ngot; i++) {
-    json_int_t k = json_integer_value(json_array_get(which, (size_t)i));
-    if (k < 0 || k > 2 || fds[k] >= 0)
-      r = q_error_make(err, EPROTO, "exec_start fds");
-    else
-      fds[k] = got[i];
-  }
-  if (r == 0 && !(*exec_id = strdup(xid)))
-    r = q_error_make(err, ENOMEM, "exec id");
-  if (r < 0) {
-    for (int i = 0; i < ngot; i++)
-      close(got[i]);
+  if (!xid || !(*exec_id = strdup(xid))) {
+    r = q_error_make(err, xid ? ENOMEM : EPROTO, "exec id");
+    for (int i = 0; i < 3; i++)
+      if (fds[i] >= 0)
+        close(fds[i]);
     fds[0] = fds[1] = fds[2] = -1;
   }
   json_decref(resp);
   return r;
+}
+
+int sbx_container_attach(struct sbx_client *c, const char *id, bool want_stdin, int fds[3], q_error **err)
+{
+  fds[0] = fds[1] = fds[2] = -1;
+  if (!id)
+    return q_error_make(err, EINVAL, "no container id");
+  return call_fds(c, json_pack("{s:s,s:s,s:b}", "op", "attach", "id", id, "stdin", want_stdin), NULL, fds, err);
 }
 
 int sbx_exec_wait(struct sbx_client *c, const char *exec_id, int timeout_ms, int32_t *exit_code, q_error **err)

@@ -82,6 +82,8 @@ static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len,
     r = pod_ctr_delete(p, id, &err);
   } else if (!strcmp(op, "exec")) {
     r = pod_ctr_exec(p, id, req, out, blob, blob_len, &err);
+  } else if (!strcmp(op, "attach")) {
+    r = pod_ctr_attach(p, id, json_is_true(json_object_get(req, "stdin")), fds, &err);
   } else if (!strcmp(op, "exec_start")) {
     r = pod_exec_start(p, id, req, out, fds, &err);
   } else if (!strcmp(op, "exec_wait")) {

@@ -91,6 +91,13 @@ static void ctr_free(struct ctr *c)
     close(c->mntns);
   if (c->log_fd >= 0)
     close(c->log_fd);
+  for (int i = 0; i < 2; i++)
+    if (c->stdin_sp[i] >= 0)
+      close(c->stdin_sp[i]);
+  for (unsigned i = 0; i < c->n_attach; i++) {
+    close(c->attach[i][0]);
+    close(c->attach[i][1]);
+  }
   free_strv(c->argv);
   free_strv(c->envp);
   free(c->cwd);
@@ -351,6 +358,19 @@ static ssize_t log_sink(void *ctx, int stream, const struct iovec *iov, int cnt)
     off += iov[i].iov_len;
   }
   size_t taken = total - c->pend_len[s];
+  /* Attached clients get the bytes as written; a slow or gone one is
+   * dropped rather than allowed to stall the guest. */
+  for (unsigned i = 0; i < c->n_attach;) {
+    ssize_t w = send(c->attach[i][s], buf + c->pend_len[s], taken, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w == (ssize_t)taken || taken == 0) {
+      i++;
+      continue;
+    }
+    close(c->attach[i][0]);
+    close(c->attach[i][1]);
+    c->attach[i][0] = c->attach[--c->n_attach][0];
+    c->attach[i][1] = c->attach[c->n_attach][1];
+  }
   c->pend_len[s] = 0;
   log_emit(c, stream, buf, total, false);
   pthread_mutex_unlock(&c->log_lock);
@@ -368,6 +388,12 @@ static void log_flush(struct ctr *c)
     if (n)
       log_emit(c, s + 1, c->pend[s], n, true);
   }
+  for (unsigned i = 0; i < c->n_attach; i++) {
+    close(c->attach[i][0]);
+    close(c->attach[i][1]);
+  }
+  c->n_attach = 0;
+  c->exited_io = true;
   pthread_mutex_unlock(&c->log_lock);
 }
 
@@ -404,6 +430,7 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
     return q_error_make(err, ENOMEM, "container");
   c->pod = p;
   c->rootfd = c->mntns = c->log_fd = -1;
+  c->stdin_sp[0] = c->stdin_sp[1] = -1;
   pthread_mutex_init(&c->log_lock, NULL);
   snprintf(c->id, sizeof c->id, "%s", id);
   c->uid = (uint32_t)uid;
@@ -447,6 +474,11 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
   }
   if ((r = open_root(rootfs, mounts, &c->rootfd, &c->mntns, err)) < 0)
     goto fail;
+  if (json_is_true(json_object_get(req, "stdin")) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->stdin_sp) < 0) {
+    r = q_error_make(err, errno, "stdin socketpair");
+    goto fail;
+  }
+  c->stdin_once = json_is_true(json_object_get(req, "stdin_once"));
   pthread_mutex_lock(&p->lock);
   if (find(p, id)) {
     pthread_mutex_unlock(&p->lock);
@@ -470,7 +502,7 @@ fail:
 }
 
 /* Under p->lock: a guest for argv in c's root. */
-static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t argc, void *sink_ctx,
+static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t argc, int stdin_fd, void *sink_ctx,
                      ssize_t (*sink)(void *, int, const struct iovec *, int), struct sbx_guest **g, q_error **err)
 {
   struct sbx_guest_config gc = {
@@ -488,7 +520,7 @@ static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t arg
       .kernel_worker = p->kernel_worker,
       .hostname = p->hostname,
       .pod_id = p->id,
-      .stdio = {-1, -1, -1},
+      .stdio = {stdin_fd, -1, -1},
       .sink_ctx = sink_ctx,
       .sink = sink,
   };
@@ -528,7 +560,7 @@ int pod_ctr_start(struct pod *p, const char *id, q_error **err)
     r = q_error_make(err, EBUSY, "container %s was started already", id);
     goto out;
   }
-  if ((r = new_guest(p, c, c->argv, c->argc, c, c->log_fd >= 0 ? log_sink : NULL, &c->guest, err)) < 0)
+  if ((r = new_guest(p, c, c->argv, c->argc, c->stdin_sp[1], c, log_sink, &c->guest, err)) < 0)
     goto out;
   c->state = CTR_RUNNING;
   c->started_at = q_now_ns();
@@ -773,7 +805,7 @@ int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char *
   else if (c->state != CTR_RUNNING)
     r = q_error_make(err, EBUSY, "container %s is not running", id);
   else
-    r = new_guest(p, c, argv, argc, &k, capture_sink, &x.g, err);
+    r = new_guest(p, c, argv, argc, -1, &k, capture_sink, &x.g, err);
   pthread_mutex_unlock(&p->lock);
   free_strv(argv);
   if (r < 0)
@@ -999,6 +1031,64 @@ int pod_exec_kill(struct pod *p, const char *xid, int signo, q_error **err)
   else if (!x->done && !sig_ignored(signo))
     sbx_guest_stop(x->guest, 128 + signo);
   pthread_mutex_unlock(&p->lock);
+  return r;
+}
+
+int pod_ctr_attach(struct pod *p, const char *id, bool want_stdin, int fds[3], q_error **err)
+{
+  fds[0] = fds[1] = fds[2] = -1;
+  int sp[2][2] = {{-1, -1}, {-1, -1}};
+  int r = 0;
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = find(p, id);
+  if (!c) {
+    r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
+    goto out;
+  }
+  if (c->state == CTR_EXITED) {
+    r = q_error_make(err, EBUSY, "container %s has exited", id);
+    goto out;
+  }
+  if (want_stdin && c->stdin_sp[0] >= 0) {
+    if (c->stdin_once) {
+      fds[0] = c->stdin_sp[0];
+      c->stdin_sp[0] = -1;
+    } else if ((fds[0] = fcntl(c->stdin_sp[0], F_DUPFD_CLOEXEC, 3)) < 0) {
+      r = q_error_make(err, errno, "dup stdin");
+      goto out;
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) < 0) {
+      r = q_error_make(err, errno, "socketpair");
+      goto out;
+    }
+    shutdown(sp[i][0], SHUT_WR);
+    shutdown(sp[i][1], SHUT_RD);
+  }
+  pthread_mutex_lock(&c->log_lock);
+  if (c->exited_io || c->n_attach == SBX_POD_MAX_ATTACH) {
+    r = q_error_make(err, c->exited_io ? EBUSY : EMFILE, "container %s: %s", id,
+                     c->exited_io ? "has exited" : "too many attached clients");
+  } else {
+    c->attach[c->n_attach][0] = sp[0][1];
+    c->attach[c->n_attach][1] = sp[1][1];
+    c->n_attach++;
+    fds[1] = sp[0][0];
+    fds[2] = sp[1][0];
+  }
+  pthread_mutex_unlock(&c->log_lock);
+out:
+  pthread_mutex_unlock(&p->lock);
+  if (r < 0) {
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++)
+        if (sp[i][j] >= 0)
+          close(sp[i][j]);
+    if (fds[0] >= 0)
+      close(fds[0]);
+    fds[0] = fds[1] = fds[2] = -1;
+  }
   return r;
 }
 

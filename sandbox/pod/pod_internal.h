@@ -11,6 +11,8 @@
 
 #include "../guest.h"
 
+#define SBX_POD_MAX_ATTACH 8
+
 enum pod_state { CTR_CREATED, CTR_RUNNING, CTR_EXITED };
 
 struct pod;
@@ -33,6 +35,15 @@ struct ctr {
    * the container's exit. */
   char *pend[2];
   size_t pend_len[2];
+  /* Under log_lock: attached clients' stdout/stderr sockets (our ends),
+   * written raw beside the log; closed at exit (their EOF). */
+  int attach[SBX_POD_MAX_ATTACH][2];
+  unsigned n_attach;
+  bool exited_io; /* no attach after the exit */
+  /* stdin_open: the guest's stdin is stdin_sp[1]; attach hands out dups
+   * of stdin_sp[0]. */
+  int stdin_sp[2];
+  bool stdin_once; /* the first attach takes stdin_sp[0] itself: its close is EOF */
   /* Under pod->lock: */
   enum pod_state state;
   int64_t started_at, finished_at;
@@ -92,6 +103,9 @@ int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char *
 int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int fds[3], q_error **err);
 int pod_exec_wait(struct pod *p, const char *exec_id, int timeout_ms, json_t *out, q_error **err);
 int pod_exec_kill(struct pod *p, const char *exec_id, int signo, q_error **err);
+/* Attach: fds get stdin (when the container has one and want_stdin) or
+ * -1, and stdout/stderr read ends of its output from now on. */
+int pod_ctr_attach(struct pod *p, const char *id, bool want_stdin, int fds[3], q_error **err);
 /* Stops every running guest and joins it (pod shutdown). */
 void pod_ctr_stop_all(struct pod *p);
 

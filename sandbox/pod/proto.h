@@ -18,7 +18,9 @@
  * stdin tty -> exec_id, fds [indices of stdin/stdout/stderr sent, in
  * order, as SCM_RIGHTS on the response]); exec_wait (exec_id timeout_ms ->
  * exit_code; the first success forgets the exec); exec_kill (exec_id
- * signo). Unknown ops answer
+ * signo); attach (id stdin -> fds as for exec_start: a dup of the
+ * container's stdin when it has one, its stdout/stderr from now on, EOF
+ * at its exit). Unknown ops answer
  * ENOSYS. Container status fields: state ("created" "running" "exited"),
  * started_at, finished_at, exit_code, oom.
  */

@@ -157,6 +157,16 @@ int sbx_exec_wait(struct sbx_client *c, const char *exec_id, int timeout_ms, int
 /* Signals one exec (terminating signals end it with 128+signo). */
 int sbx_exec_kill(struct sbx_client *c, const char *exec_id, int signo, q_error **err);
 
+/* Attach (CRI Attach): fds[0] the container's stdin (when it was created
+ * with stdin_open and want_stdin; else -1: a dup each time, except with
+ * stdin_once, where the first attach gets the only writer, so its close is
+ * the process's EOF, and later ones get none), fds[1]/fds[2] its
+ * stdout/stderr from now on, raw (the log file keeps getting them too),
+ * EOF when it exits; a client that does not keep up is dropped. At most 8
+ * at once (-EMFILE); -EBUSY once the container has exited. The caller owns
+ * the fds. tty containers: not yet (create refuses them). */
+int sbx_container_attach(struct sbx_client *c, const char *container_id, bool want_stdin, int fds[3],
+                         q_error **err);
 /* Reopens the container's CRI log file at its path (after log rotation). */
 int sbx_container_reopen_log(struct sbx_client *c, const char *container_id, q_error **err);
 /* The quark-sandbox process (VMM) of this pod (its cgroup is where resource

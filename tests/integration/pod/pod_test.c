@@ -340,6 +340,45 @@ int main(int argc, char **argv)
     free(xid);
   }
 
+  /* Attach to a stdin_once container: cat echoes what the client writes,
+   * to the attached stdout and to the log; closing stdin ends it. */
+  const char *a4[] = {"/bin/busybox", "cat", NULL};
+  char c4log[700];
+  snprintf(c4log, sizeof c4log, "%s/c4.log", work);
+  unlink(c4log);
+  cs = (struct sbx_container_spec){.container_id = "c4", .rootfs = rootfs, .argv = a4, .log_path = c4log,
+                                   .stdin_open = true, .stdin_once = true};
+  r = sbx_container_create(c, &cs, &err);
+  if (r == 0)
+    r = sbx_container_start(c, "c4", &err);
+  CHECK(r == 0, "c4 (cat with stdin) runs (%s)", emsg(err));
+  q_error_free(&err);
+  int af[3];
+  r = sbx_container_attach(c, "c4", true, af, &err);
+  CHECK(r == 0 && af[0] >= 0 && af[1] >= 0 && af[2] >= 0, "attach c4 with stdin (%s)", emsg(err));
+  q_error_free(&err);
+  if (r == 0) {
+    CHECK(write(af[0], "ping\n", 5) == 5, "write to the container's stdin");
+    close(af[0]);
+    char rb[64];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof rb && (n = read(af[1], rb + got, sizeof rb - got)) > 0)
+      got += (size_t)n;
+    CHECK(got == 5 && !memcmp(rb, "ping\n", 5), "attached stdout gets its output, then EOF at exit (%zu)", got);
+    close(af[1]);
+    close(af[2]);
+    r = sbx_container_wait(c, "c4", 10000, &s, &err);
+    CHECK(r == 0 && s.state == SBX_PROC_EXITED && s.exit_code == 0, "c4 exits 0 at stdin EOF (%d)", s.exit_code);
+    char *l4[2] = {NULL, NULL};
+    int p4 = 0;
+    CHECK(check_log(c4log, l4, &p4) == 0 && l4[0] && !strcmp(l4[0], "ping\n"), "and the log has it too");
+    free(l4[0]);
+    free(l4[1]);
+  }
+  CHECK(sbx_container_attach(c, "c4", false, af, &err) == -EBUSY, "attach to an exited container: EBUSY");
+  q_error_free(&err);
+
   /* Stats. */
   struct sbx_stats cst = {0}, pst = {0};
   r = sbx_container_stats(c, "c2", &cst, &err);
