@@ -23,7 +23,10 @@ struct sbx_guest {
   uint64_t tsc_created, tsc_prepared, tsc_run;
 };
 
-static void on_guest_exit(void *ctx, int status) { sbx_vm_stop(((struct sbx_guest *)ctx)->vm, status); }
+static void on_guest_exit(void *ctx, int status)
+{
+  sbx_vm_stop(((struct sbx_guest *)ctx)->vm, status);
+}
 
 static void on_halt(void *ctx, unsigned idx, int stop_fd)
 {
@@ -99,7 +102,10 @@ int sbx_guest_run(struct sbx_guest *g)
   return status;
 }
 
-void sbx_guest_stop(struct sbx_guest *g, int status) { sbx_vm_stop(g->vm, status); }
+void sbx_guest_stop(struct sbx_guest *g, int status)
+{
+  sbx_vm_stop(g->vm, status);
+}
 
 void sbx_guest_destroy(struct sbx_guest *g)
 {
@@ -146,7 +152,10 @@ void sbx_guest_write_stats(struct sbx_guest *g, FILE *f)
   sbx_vm_write_stats(g->vm, f);
 }
 
-uint64_t sbx_guest_cpu_ns(const struct sbx_guest *g) { return sbx_vm_cpu_ns(g->vm); }
+uint64_t sbx_guest_cpu_ns(const struct sbx_guest *g)
+{
+  return sbx_vm_cpu_ns(g->vm);
+}
 
 /* qkernel.bin next to the binary: build tree (../guestkernel) or install (../lib/quark). */
 void sbx_default_kernel(char *out, size_t size)

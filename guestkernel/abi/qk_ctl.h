@@ -46,14 +46,14 @@
 #define QK_CTL_MAX_ARGS 4096u          /* argc + envc of one spec */
 
 enum qk_ctl_op {
-  QK_CTL_CREATE = 1,   /* cid, payload: struct qk_ctl_spec -> ACK */
-  QK_CTL_START = 2,    /* cid -> ACK, then STARTED (pid) */
-  QK_CTL_SIGNAL = 3,   /* cid, arg = Linux signal, to the container's init -> ACK */
-  QK_CTL_EXEC = 4,     /* cid, xid, payload: struct qk_ctl_spec -> ACK, later EXEC_EXITED */
+  QK_CTL_CREATE = 1,    /* cid, payload: struct qk_ctl_spec -> ACK */
+  QK_CTL_START = 2,     /* cid -> ACK, then STARTED (pid) */
+  QK_CTL_SIGNAL = 3,    /* cid, arg = Linux signal, to the container's init -> ACK */
+  QK_CTL_EXEC = 4,      /* cid, xid, payload: struct qk_ctl_spec -> ACK, later EXEC_EXITED */
   QK_CTL_EXEC_KILL = 5, /* cid, xid, arg = signal -> ACK */
-  QK_CTL_DELETE = 6,   /* cid (exited or created) -> ACK; its handles may be closed after */
-  QK_CTL_STATS = 7,    /* cid, or QK_CTL_POD for the whole guest -> ACK, then STATS */
-  QK_CTL_SHUTDOWN = 8, /* arg = signal for every process first -> ACK, then QK_OP_EXIT */
+  QK_CTL_DELETE = 6,    /* cid (exited or created) -> ACK; its handles may be closed after */
+  QK_CTL_STATS = 7,     /* cid, or QK_CTL_POD for the whole guest -> ACK, then STATS */
+  QK_CTL_SHUTDOWN = 8,  /* arg = signal for every process first -> ACK, then QK_OP_EXIT */
 };
 
 #define QK_CTL_POD 0xffffffffu /* cid of pod-wide commands and events */
@@ -86,7 +86,7 @@ struct qk_ctl_spec {
   uint32_t argc, envc;
   uint32_t ngroups, groups_off;
   uint32_t strings_off, strings_len;
-  uint32_t root_hfd;    /* the container's root directory handle */
+  uint32_t root_hfd;     /* the container's root directory handle */
   uint32_t stdio_hfd[3]; /* stdin, stdout, stderr handles (log sinks or streams) */
   uint64_t mem_limit;    /* bytes, 0: none (OOM kill beyond it) */
   uint64_t reserved[4];
@@ -98,7 +98,8 @@ enum qk_ctl_event_type {
   QK_CTL_EV_STARTED = 2,     /* cid, v[0] = pid */
   QK_CTL_EV_EXITED = 3,      /* cid, status, flags */
   QK_CTL_EV_EXEC_EXITED = 4, /* cid, xid, status, flags */
-  QK_CTL_EV_STATS = 5,       /* cid (or QK_CTL_POD), v[0] memory bytes in use, v[1] cpu ns, v[2] processes */
+  QK_CTL_EV_STATS =
+      5, /* cid (or QK_CTL_POD), v[0] memory bytes in use, v[1] cpu ns, v[2] processes */
 };
 
 #define QK_CTL_EXIT_SIGNALED 1u /* status is the signal number */

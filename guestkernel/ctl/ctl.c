@@ -13,11 +13,13 @@ static int polling;
 
 void qk_ctl_init(struct qk_boot_info *bi)
 {
-  if (!bi->ctl_gpa || (bi->ctl_gpa & (QK_PAGE_SIZE - 1)) || bi->ctl_gpa + sizeof(struct qk_ctl_area) > bi->mem_size)
+  if (!bi->ctl_gpa || (bi->ctl_gpa & (QK_PAGE_SIZE - 1)) ||
+      bi->ctl_gpa + sizeof(struct qk_ctl_area) > bi->mem_size)
     return;
   struct qk_ctl_area *a = qk_pa_to_va(bi->ctl_gpa);
   if (a->magic != QK_CTL_MAGIC || a->version != QK_CTL_VERSION) {
-    qk_printk(QK_LOG_WARN, "pod control area: magic %x version %u not served", a->magic, a->version);
+    qk_printk(QK_LOG_WARN, "pod control area: magic %x version %u not served", a->magic,
+              a->version);
     return;
   }
   area = a;
@@ -54,7 +56,8 @@ static char *dup_str(const char *s, size_t n)
 static int copy_spec(const struct qk_ctl_cmd *cmd, struct qk_ctl_process **out)
 {
   *out = NULL;
-  if (cmd->payload_off > QK_CTL_PAYLOAD_SIZE || cmd->payload_len > QK_CTL_PAYLOAD_SIZE - cmd->payload_off ||
+  if (cmd->payload_off > QK_CTL_PAYLOAD_SIZE ||
+      cmd->payload_len > QK_CTL_PAYLOAD_SIZE - cmd->payload_off ||
       cmd->payload_len < sizeof(struct qk_ctl_spec))
     return -QK_EINVAL;
   uint8_t *buf = qk_kmalloc(cmd->payload_len);
@@ -67,8 +70,9 @@ static int copy_spec(const struct qk_ctl_cmd *cmd, struct qk_ctl_process **out)
   int r = -QK_EINVAL;
   struct qk_ctl_process *p = NULL;
   if (s.version != QK_CTL_VERSION || s.argc == 0 || s.argc > QK_CTL_MAX_ARGS ||
-      s.envc > QK_CTL_MAX_ARGS - s.argc || s.strings_off > len || s.strings_len > len - s.strings_off ||
-      s.ngroups > 65536 || s.groups_off > len || (uint64_t)s.ngroups * 4 > len - s.groups_off)
+      s.envc > QK_CTL_MAX_ARGS - s.argc || s.strings_off > len ||
+      s.strings_len > len - s.strings_off || s.ngroups > 65536 || s.groups_off > len ||
+      (uint64_t)s.ngroups * 4 > len - s.groups_off)
     goto out;
   r = -QK_ENOMEM;
   if (!(p = qk_kmalloc(sizeof *p)))
@@ -144,7 +148,8 @@ int qk_ctl_container_exited(uint32_t cid, int32_t status, uint32_t flags)
 
 int qk_ctl_exec_exited(uint32_t cid, uint32_t xid, int32_t status, uint32_t flags)
 {
-  struct qk_ctl_event ev = {.type = QK_CTL_EV_EXEC_EXITED, .cid = cid, .xid = xid, .status = status, .flags = flags};
+  struct qk_ctl_event ev = {
+      .type = QK_CTL_EV_EXEC_EXITED, .cid = cid, .xid = xid, .status = status, .flags = flags};
   return post(&ev);
 }
 
@@ -152,14 +157,16 @@ static int64_t dispatch(const struct qk_ctl_cmd *c)
 {
   struct qk_ctl_process *spec;
   int r;
-  if (c->cid >= QK_CTL_MAX_CONTAINERS && !(c->cid == QK_CTL_POD && (c->op == QK_CTL_STATS || c->op == QK_CTL_SHUTDOWN)))
+  if (c->cid >= QK_CTL_MAX_CONTAINERS &&
+      !(c->cid == QK_CTL_POD && (c->op == QK_CTL_STATS || c->op == QK_CTL_SHUTDOWN)))
     return -QK_EINVAL;
   switch (c->op) {
   case QK_CTL_CREATE:
   case QK_CTL_EXEC:
     if ((r = copy_spec(c, &spec)) < 0)
       return r;
-    r = c->op == QK_CTL_CREATE ? qk_container_create(c->cid, spec) : qk_exec_spawn(c->cid, c->xid, spec);
+    r = c->op == QK_CTL_CREATE ? qk_container_create(c->cid, spec)
+                               : qk_exec_spawn(c->cid, c->xid, spec);
     if (r < 0)
       qk_ctl_process_free(spec);
     return r;
@@ -175,7 +182,9 @@ static int64_t dispatch(const struct qk_ctl_cmd *c)
     struct qk_ctl_stats st = {0};
     if ((r = qk_stats(c->cid, &st)) < 0)
       return r;
-    struct qk_ctl_event ev = {.type = QK_CTL_EV_STATS, .cid = c->cid, .seq = c->seq,
+    struct qk_ctl_event ev = {.type = QK_CTL_EV_STATS,
+                              .cid = c->cid,
+                              .seq = c->seq,
                               .v = {st.memory_bytes, st.cpu_ns, st.processes}};
     return post(&ev);
   }
@@ -201,7 +210,8 @@ unsigned qk_ctl_poll(void)
     int64_t r = dispatch(&c);
     /* The payload may be reused once the ACK is out: consume, then ack. */
     __atomic_store_n(&area->cmd_head, head + 1, __ATOMIC_RELEASE);
-    struct qk_ctl_event ack = {.type = QK_CTL_EV_ACK, .cid = c.cid, .xid = c.xid, .seq = c.seq, .result = r};
+    struct qk_ctl_event ack = {
+        .type = QK_CTL_EV_ACK, .cid = c.cid, .xid = c.xid, .seq = c.seq, .result = r};
     post(&ack);
     served++;
     if (c.op == QK_CTL_SHUTDOWN)

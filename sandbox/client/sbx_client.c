@@ -60,8 +60,8 @@ static int dial(const char *path, int *out)
 
 /* One request/response. Transport failures are -ESRCH (the sandbox is
  * gone or broke the protocol); the connection is then dropped. Under c->lock. */
-static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp, char **blob, size_t *blob_len,
-                       int *fds, int *nfds, q_error **err)
+static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp,
+                       char **blob, size_t *blob_len, int *fds, int *nfds, q_error **err)
 {
   *resp = NULL;
   if (c->fd < 0) {
@@ -85,7 +85,8 @@ static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t
     int n = (int)json_integer_value(e);
     if (n <= 0 || n > 4095)
       n = EIO;
-    r = q_error_make(err, n, "sandbox: %s", json_string_value(json_object_get(*resp, "error")) ?: strerror(n));
+    r = q_error_make(err, n, "sandbox: %s",
+                     json_string_value(json_object_get(*resp, "error")) ?: strerror(n));
     json_decref(*resp);
     *resp = NULL;
     if (blob) {
@@ -102,8 +103,8 @@ static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t
 }
 
 /* Steals req. */
-static int call(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp, char **blob, size_t *blob_len,
-                q_error **err)
+static int call(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp, char **blob,
+                size_t *blob_len, q_error **err)
 {
   if (!req)
     return q_error_make(err, ENOMEM, "request");
@@ -126,8 +127,8 @@ static int hello(struct sbx_client *c, q_error **err)
   json_int_t v = json_integer_value(json_object_get(resp, "version"));
   json_decref(resp);
   if (v != SBX_PROTO_VERSION)
-    return q_error_make(err, EPROTO, "sandbox protocol version %lld, this client speaks %d", (long long)v,
-                        SBX_PROTO_VERSION);
+    return q_error_make(err, EPROTO, "sandbox protocol version %lld, this client speaks %d",
+                        (long long)v, SBX_PROTO_VERSION);
   return 0;
 }
 
@@ -160,7 +161,10 @@ int sbx_client_connect(const char *control_socket, struct sbx_client **out, q_er
   return 0;
 }
 
-const char *sbx_client_socket(const struct sbx_client *c) { return c ? c->socket : NULL; }
+const char *sbx_client_socket(const struct sbx_client *c)
+{
+  return c ? c->socket : NULL;
+}
 
 void sbx_client_close(struct sbx_client *c)
 {
@@ -196,7 +200,8 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
   if (!spec || !spec->pod_id || !spec->sandbox_binary || !spec->run_dir)
     return q_error_make(err, EINVAL, "pod spec needs pod_id, sandbox_binary and run_dir");
   char sock[PATH_MAX], mem[32], cpus[32], rfd[32];
-  if (snprintf(sock, sizeof sock, "%s/%s", spec->run_dir, SBX_POD_SOCKET_NAME) >= (int)sizeof(struct sockaddr_un) - 2)
+  if (snprintf(sock, sizeof sock, "%s/%s", spec->run_dir, SBX_POD_SOCKET_NAME) >=
+      (int)sizeof(struct sockaddr_un) - 2)
     return q_error_make(err, ENAMETOOLONG, "control socket path in %s", spec->run_dir);
   if (q_mkdir_p(spec->run_dir, 0700, err) < 0)
     return -EIO;
@@ -273,8 +278,9 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
   if (got != 1 || b != 'R') {
     char tail[512];
     log_tail(spec->log_path, tail, sizeof tail);
-    return q_error_make(err, pr == 0 ? ETIMEDOUT : EIO, "quark-sandbox for pod %.12s did not start%s%s",
-                        spec->pod_id, tail[0] ? ": " : "", tail);
+    return q_error_make(err, pr == 0 ? ETIMEDOUT : EIO,
+                        "quark-sandbox for pod %.12s did not start%s%s", spec->pod_id,
+                        tail[0] ? ": " : "", tail);
   }
   return sbx_client_connect(sock, out, err);
 }
@@ -309,8 +315,8 @@ int sbx_client_stop(struct sbx_client *c, int timeout_ms, q_error **err)
     hello(c, &e);
   q_error_free(&e);
   int grace = timeout_ms > 0 ? timeout_ms : 0;
-  int r = call(c, json_pack("{s:s,s:i}", "op", "shutdown", "timeout_ms", grace), grace + STOP_GRACE_MS, NULL, NULL,
-               NULL, &e);
+  int r = call(c, json_pack("{s:s,s:i}", "op", "shutdown", "timeout_ms", grace),
+               grace + STOP_GRACE_MS, NULL, NULL, NULL, &e);
   q_error_free(&e);
   (void)r;
   /* Gone either way: wait for the process, then make sure of it. */
@@ -352,11 +358,12 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
   for (size_t i = 0; i < s->n_mounts; i++)
     json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "src", s->mounts[i].source, "dst",
                                             s->mounts[i].destination, "ro", s->mounts[i].readonly));
-  json_t *req = json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:b,s:s}", "op", "create", "id",
-                          s->container_id, "rootfs", s->rootfs, "argv", strv_json(s->argv), "envp", strv_json(s->envp),
-                          "cwd", s->cwd ? s->cwd : "/", "uid", (json_int_t)s->uid, "gid", (json_int_t)s->gid, "mounts",
-                          mounts, "log", s->log_path ? s->log_path : "", "tty", s->tty, "stdin", s->stdin_open,
-                          "stdin_once", s->stdin_once, "pidns", s->pid_ns == SBX_PIDNS_POD ? "pod" : "container");
+  json_t *req = json_pack(
+      "{s:s,s:s,s:s,s:o,s:o,s:s,s:I,s:I,s:o,s:s,s:b,s:b,s:b,s:s}", "op", "create", "id",
+      s->container_id, "rootfs", s->rootfs, "argv", strv_json(s->argv), "envp", strv_json(s->envp),
+      "cwd", s->cwd ? s->cwd : "/", "uid", (json_int_t)s->uid, "gid", (json_int_t)s->gid, "mounts",
+      mounts, "log", s->log_path ? s->log_path : "", "tty", s->tty, "stdin", s->stdin_open,
+      "stdin_once", s->stdin_once, "pidns", s->pid_ns == SBX_PIDNS_POD ? "pod" : "container");
   return call(c, req, CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
 }
 
@@ -364,11 +371,18 @@ static int simple(struct sbx_client *c, const char *op, const char *id, q_error 
 {
   if (!id)
     return q_error_make(err, EINVAL, "no container id");
-  return call(c, json_pack("{s:s,s:s}", "op", op, "id", id), CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
+  return call(c, json_pack("{s:s,s:s}", "op", op, "id", id), CALL_TIMEOUT_MS, NULL, NULL, NULL,
+              err);
 }
 
-int sbx_container_start(struct sbx_client *c, const char *id, q_error **err) { return simple(c, "start", id, err); }
-int sbx_container_delete(struct sbx_client *c, const char *id, q_error **err) { return simple(c, "delete", id, err); }
+int sbx_container_start(struct sbx_client *c, const char *id, q_error **err)
+{
+  return simple(c, "start", id, err);
+}
+int sbx_container_delete(struct sbx_client *c, const char *id, q_error **err)
+{
+  return simple(c, "delete", id, err);
+}
 int sbx_container_reopen_log(struct sbx_client *c, const char *id, q_error **err)
 {
   return simple(c, "reopen_log", id, err);
@@ -378,14 +392,14 @@ int sbx_container_signal(struct sbx_client *c, const char *id, int signo, q_erro
 {
   if (!id)
     return q_error_make(err, EINVAL, "no container id");
-  return call(c, json_pack("{s:s,s:s,s:i}", "op", "signal", "id", id, "signo", signo), CALL_TIMEOUT_MS, NULL, NULL,
-              NULL, err);
+  return call(c, json_pack("{s:s,s:s,s:i}", "op", "signal", "id", id, "signo", signo),
+              CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
 }
 
 static void parse_status(json_t *j, struct sbx_container_status *out)
 {
   const char *st = json_string_value(json_object_get(j, "state"));
-  out->state = st && !strcmp(st, "running") ? SBX_PROC_RUNNING
+  out->state = st && !strcmp(st, "running")  ? SBX_PROC_RUNNING
                : st && !strcmp(st, "exited") ? SBX_PROC_EXITED
                                              : SBX_PROC_CREATED;
   out->started_at = json_integer_value(json_object_get(j, "started_at"));
@@ -394,8 +408,8 @@ static void parse_status(json_t *j, struct sbx_container_status *out)
   out->oom_killed = json_is_true(json_object_get(j, "oom"));
 }
 
-int sbx_container_wait(struct sbx_client *c, const char *id, int timeout_ms, struct sbx_container_status *out,
-                       q_error **err)
+int sbx_container_wait(struct sbx_client *c, const char *id, int timeout_ms,
+                       struct sbx_container_status *out, q_error **err)
 {
   if (!id)
     return q_error_make(err, EINVAL, "no container id");
@@ -410,12 +424,14 @@ int sbx_container_wait(struct sbx_client *c, const char *id, int timeout_ms, str
   return 0;
 }
 
-int sbx_container_status(struct sbx_client *c, const char *id, struct sbx_container_status *out, q_error **err)
+int sbx_container_status(struct sbx_client *c, const char *id, struct sbx_container_status *out,
+                         q_error **err)
 {
   if (!id)
     return q_error_make(err, EINVAL, "no container id");
   json_t *resp;
-  int r = call(c, json_pack("{s:s,s:s}", "op", "status", "id", id), CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
+  int r = call(c, json_pack("{s:s,s:s}", "op", "status", "id", id), CALL_TIMEOUT_MS, &resp, NULL,
+               NULL, err);
   if (r < 0)
     return r;
   if (out)
@@ -424,8 +440,8 @@ int sbx_container_status(struct sbx_client *c, const char *id, struct sbx_contai
   return 0;
 }
 
-int sbx_container_exec(struct sbx_client *c, const char *id, const char *const *argv, int timeout_ms, size_t out_cap,
-                       struct sbx_exec_result *out, q_error **err)
+int sbx_container_exec(struct sbx_client *c, const char *id, const char *const *argv,
+                       int timeout_ms, size_t out_cap, struct sbx_exec_result *out, q_error **err)
 {
   memset(out, 0, sizeof *out);
   if (!id || !argv || !argv[0])
@@ -434,8 +450,8 @@ int sbx_container_exec(struct sbx_client *c, const char *id, const char *const *
   char *blob = NULL;
   size_t blen = 0;
   int r = call(c,
-               json_pack("{s:s,s:s,s:o,s:i,s:I}", "op", "exec", "id", id, "argv", strv_json(argv), "timeout_ms",
-                         timeout_ms, "out_cap", (json_int_t)out_cap),
+               json_pack("{s:s,s:s,s:o,s:i,s:I}", "op", "exec", "id", id, "argv", strv_json(argv),
+                         "timeout_ms", timeout_ms, "out_cap", (json_int_t)out_cap),
                timeout_ms < 0 ? -1 : timeout_ms + CALL_TIMEOUT_MS, &resp, &blob, &blen, err);
   if (r < 0)
     return r;
@@ -467,7 +483,8 @@ int sbx_container_exec(struct sbx_client *c, const char *id, const char *const *
 
 static int stats(struct sbx_client *c, const char *id, struct sbx_stats *out, q_error **err)
 {
-  json_t *req = id ? json_pack("{s:s,s:s}", "op", "stats", "id", id) : json_pack("{s:s}", "op", "stats");
+  json_t *req =
+      id ? json_pack("{s:s,s:s}", "op", "stats", "id", id) : json_pack("{s:s}", "op", "stats");
   json_t *resp;
   int r = call(c, req, CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
   if (r < 0)
@@ -488,9 +505,15 @@ int sbx_container_stats(struct sbx_client *c, const char *id, struct sbx_stats *
   return stats(c, id, out, err);
 }
 
-int sbx_pod_stats(struct sbx_client *c, struct sbx_stats *out, q_error **err) { return stats(c, NULL, out, err); }
+int sbx_pod_stats(struct sbx_client *c, struct sbx_stats *out, q_error **err)
+{
+  return stats(c, NULL, out, err);
+}
 
-pid_t sbx_client_pid(const struct sbx_client *c) { return c ? c->pid : -1; }
+pid_t sbx_client_pid(const struct sbx_client *c)
+{
+  return c ? c->pid : -1;
+}
 
 /* A call whose answer carries stdio fds ("fds" names their indices).
  * Steals req; fills fds[3] (-1 where none); *resp kept when resp. */
@@ -531,8 +554,8 @@ static int call_fds(struct sbx_client *c, json_t *req, json_t **resp, int fds[3]
   return 0;
 }
 
-int sbx_exec_start(struct sbx_client *c, const char *id, const struct sbx_exec_spec *spec, char **exec_id, int fds[3],
-                   q_error **err)
+int sbx_exec_start(struct sbx_client *c, const char *id, const struct sbx_exec_spec *spec,
+                   char **exec_id, int fds[3], q_error **err)
 {
   *exec_id = NULL;
   fds[0] = fds[1] = fds[2] = -1;
@@ -540,8 +563,8 @@ int sbx_exec_start(struct sbx_client *c, const char *id, const struct sbx_exec_s
     return q_error_make(err, EINVAL, "exec needs a container id and argv");
   json_t *resp;
   int r = call_fds(c,
-                   json_pack("{s:s,s:s,s:o,s:b,s:b}", "op", "exec_start", "id", id, "argv", strv_json(spec->argv),
-                             "stdin", spec->stdin_open, "tty", spec->tty),
+                   json_pack("{s:s,s:s,s:o,s:b,s:b}", "op", "exec_start", "id", id, "argv",
+                             strv_json(spec->argv), "stdin", spec->stdin_open, "tty", spec->tty),
                    &resp, fds, err);
   if (r < 0)
     return r;
@@ -557,21 +580,26 @@ int sbx_exec_start(struct sbx_client *c, const char *id, const struct sbx_exec_s
   return r;
 }
 
-int sbx_container_attach(struct sbx_client *c, const char *id, bool want_stdin, int fds[3], q_error **err)
+int sbx_container_attach(struct sbx_client *c, const char *id, bool want_stdin, int fds[3],
+                         q_error **err)
 {
   fds[0] = fds[1] = fds[2] = -1;
   if (!id)
     return q_error_make(err, EINVAL, "no container id");
-  return call_fds(c, json_pack("{s:s,s:s,s:b}", "op", "attach", "id", id, "stdin", want_stdin), NULL, fds, err);
+  return call_fds(c, json_pack("{s:s,s:s,s:b}", "op", "attach", "id", id, "stdin", want_stdin),
+                  NULL, fds, err);
 }
 
-int sbx_exec_wait(struct sbx_client *c, const char *exec_id, int timeout_ms, int32_t *exit_code, q_error **err)
+int sbx_exec_wait(struct sbx_client *c, const char *exec_id, int timeout_ms, int32_t *exit_code,
+                  q_error **err)
 {
   if (!exec_id)
     return q_error_make(err, EINVAL, "no exec id");
   json_t *resp;
-  int r = call(c, json_pack("{s:s,s:s,s:i}", "op", "exec_wait", "exec_id", exec_id, "timeout_ms", timeout_ms),
-               timeout_ms < 0 ? -1 : timeout_ms + CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
+  int r = call(
+      c,
+      json_pack("{s:s,s:s,s:i}", "op", "exec_wait", "exec_id", exec_id, "timeout_ms", timeout_ms),
+      timeout_ms < 0 ? -1 : timeout_ms + CALL_TIMEOUT_MS, &resp, NULL, NULL, err);
   if (r < 0)
     return r;
   if (exit_code)
@@ -584,6 +612,6 @@ int sbx_exec_kill(struct sbx_client *c, const char *exec_id, int signo, q_error 
 {
   if (!exec_id)
     return q_error_make(err, EINVAL, "no exec id");
-  return call(c, json_pack("{s:s,s:s,s:i}", "op", "exec_kill", "exec_id", exec_id, "signo", signo), CALL_TIMEOUT_MS,
-              NULL, NULL, NULL, err);
+  return call(c, json_pack("{s:s,s:s,s:i}", "op", "exec_kill", "exec_id", exec_id, "signo", signo),
+              CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
 }

@@ -198,21 +198,32 @@ static int bind_control(const char *path, q_error **err)
 
 static void usage(FILE *f)
 {
-  fprintf(f, "usage: quark-sandbox pod --control SOCK --pod-id ID [--netns PATH] [--memory MiB] [--vcpus N]\n"
-             "                        [--log FILE] [--log-level LEVEL] [--run-dir DIR] [--kernel FILE]\n"
-             "                        [--hostname NAME] [--ready-fd FD] [--kernel-worker|--no-kernel-worker]\n");
+  fprintf(
+      f,
+      "usage: quark-sandbox pod --control SOCK --pod-id ID [--netns PATH] [--memory MiB] [--vcpus "
+      "N]\n"
+      "                        [--log FILE] [--log-level LEVEL] [--run-dir DIR] [--kernel FILE]\n"
+      "                        [--hostname NAME] [--ready-fd FD] "
+      "[--kernel-worker|--no-kernel-worker]\n");
 }
 
 int sbx_pod_main(int argc, char **argv)
 {
   static const struct option opts[] = {
-      {"control", required_argument, NULL, 'S'}, {"pod-id", required_argument, NULL, 'p'},
-      {"netns", required_argument, NULL, 'n'},   {"memory", required_argument, NULL, 'm'},
-      {"vcpus", required_argument, NULL, 'c'},   {"log", required_argument, NULL, 'L'},
-      {"log-level", required_argument, NULL, 'l'}, {"run-dir", required_argument, NULL, 'R'},
-      {"kernel", required_argument, NULL, 'k'},  {"hostname", required_argument, NULL, 'H'},
-      {"ready-fd", required_argument, NULL, 'r'}, {"kernel-worker", no_argument, NULL, 'W'},
-      {"no-kernel-worker", no_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'},
+      {"control", required_argument, NULL, 'S'},
+      {"pod-id", required_argument, NULL, 'p'},
+      {"netns", required_argument, NULL, 'n'},
+      {"memory", required_argument, NULL, 'm'},
+      {"vcpus", required_argument, NULL, 'c'},
+      {"log", required_argument, NULL, 'L'},
+      {"log-level", required_argument, NULL, 'l'},
+      {"run-dir", required_argument, NULL, 'R'},
+      {"kernel", required_argument, NULL, 'k'},
+      {"hostname", required_argument, NULL, 'H'},
+      {"ready-fd", required_argument, NULL, 'r'},
+      {"kernel-worker", no_argument, NULL, 'W'},
+      {"no-kernel-worker", no_argument, NULL, 'N'},
+      {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   const char *sock = NULL, *netns = NULL, *log = NULL, *run_dir = NULL, *hostname = NULL;

@@ -43,7 +43,8 @@ static void free_strv(char **v)
 /* A JSON array of strings as a NULL-terminated vector (NULL: not one). */
 static char **strv_from_json(json_t *a, size_t *n, bool allow_empty)
 {
-  if (!json_is_array(a) || json_array_size(a) > MAX_ARGS || (!allow_empty && json_array_size(a) == 0))
+  if (!json_is_array(a) || json_array_size(a) > MAX_ARGS ||
+      (!allow_empty && json_array_size(a) == 0))
     return NULL;
   size_t k = json_array_size(a);
   char **v = calloc(k + 2, sizeof *v); /* +1 room for a default PATH */
@@ -66,8 +67,8 @@ static bool valid_id(const char *id)
   if (n == 0 || n > 64)
     return false;
   for (size_t i = 0; i < n; i++)
-    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
-          id[i] == '-' || id[i] == '_'))
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') ||
+          (id[i] >= 'A' && id[i] <= 'Z') || id[i] == '-' || id[i] == '_'))
       return false;
   return true;
 }
@@ -247,14 +248,16 @@ static int open_root(const char *rootfs, json_t *mounts, int *rootfd, int *nsfd,
     json_array_foreach(mounts, i, m)
     {
       st = bind_one(root, json_string_value(json_object_get(m, "src")),
-                    json_string_value(json_object_get(m, "dst")), json_is_true(json_object_get(m, "ro")));
+                    json_string_value(json_object_get(m, "dst")),
+                    json_is_true(json_object_get(m, "ro")));
       if (st < 0) {
         send_fds(sv[1], st * 1000 - (int)i, NULL, 0); /* errno and which mount */
         _exit(1);
       }
     }
     close(root);
-    int fds[2] = {open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC), open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)};
+    int fds[2] = {open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC),
+                  open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)};
     if (fds[0] < 0 || fds[1] < 0) {
       send_fds(sv[1], -errno * 1000, NULL, 0);
       _exit(1);
@@ -269,7 +272,8 @@ static int open_root(const char *rootfs, json_t *mounts, int *rootfd, int *nsfd,
     struct cmsghdr align;
   } cb;
   struct iovec iov = {&st, sizeof st};
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b, .msg_controllen = sizeof cb.b};
+  struct msghdr mh = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b, .msg_controllen = sizeof cb.b};
   ssize_t n;
   do
     n = recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC);
@@ -278,7 +282,8 @@ static int open_root(const char *rootfs, json_t *mounts, int *rootfd, int *nsfd,
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
     ;
   struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
-  if (n > 0 && st == 0 && c && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
+  if (n > 0 && st == 0 && c && c->cmsg_type == SCM_RIGHTS &&
+      c->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
     int fds[2];
     memcpy(fds, CMSG_DATA(c), sizeof fds);
     *rootfd = fds[0];
@@ -291,13 +296,15 @@ static int open_root(const char *rootfs, json_t *mounts, int *rootfd, int *nsfd,
   if (e == 0)
     return q_error_make(err, -st, "private mount namespace for %s", rootfs);
   m = json_array_get(mounts, (size_t)idx);
-  return q_error_make(err, e, "bind mount %s on %s", m ? json_string_value(json_object_get(m, "src")) : "?",
+  return q_error_make(err, e, "bind mount %s on %s",
+                      m ? json_string_value(json_object_get(m, "src")) : "?",
                       m ? json_string_value(json_object_get(m, "dst")) : "?");
 }
 
 /* ---- CRI log sink ---- */
 
-static void log_record(struct ctr *c, const char *ts, int stream, bool full, const char *msg, size_t len)
+static void log_record(struct ctr *c, const char *ts, int stream, bool full, const char *msg,
+                       size_t len)
 {
   struct iovec out[5] = {{(void *)ts, strlen(ts)},
                          {stream == 1 ? " stdout " : " stderr ", 8},
@@ -420,7 +427,8 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
     return q_error_make(err, EINVAL, "cwd: an absolute path wanted");
   if (mounts && !json_is_array(mounts))
     return q_error_make(err, EINVAL, "mounts: an array wanted");
-  json_int_t uid = json_integer_value(json_object_get(req, "uid")), gid = json_integer_value(json_object_get(req, "gid"));
+  json_int_t uid = json_integer_value(json_object_get(req, "uid")),
+             gid = json_integer_value(json_object_get(req, "gid"));
   if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX)
     return q_error_make(err, EINVAL, "uid/gid out of range");
   if (json_is_true(json_object_get(req, "tty")))
@@ -474,7 +482,8 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
   }
   if ((r = open_root(rootfs, mounts, &c->rootfd, &c->mntns, err)) < 0)
     goto fail;
-  if (json_is_true(json_object_get(req, "stdin")) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->stdin_sp) < 0) {
+  if (json_is_true(json_object_get(req, "stdin")) &&
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->stdin_sp) < 0) {
     r = q_error_make(err, errno, "stdin socketpair");
     goto fail;
   }
@@ -502,8 +511,9 @@ fail:
 }
 
 /* Under p->lock: a guest for argv in c's root. */
-static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t argc, int stdin_fd, void *sink_ctx,
-                     ssize_t (*sink)(void *, int, const struct iovec *, int), struct sbx_guest **g, q_error **err)
+static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t argc, int stdin_fd,
+                     void *sink_ctx, ssize_t (*sink)(void *, int, const struct iovec *, int),
+                     struct sbx_guest **g, q_error **err)
 {
   struct sbx_guest_config gc = {
       .kernel = p->kernel,
@@ -580,7 +590,10 @@ out:
 
 /* Signals whose default action is to ignore (or continue): no effect on a
  * guest that cannot deliver signals yet. */
-static bool sig_ignored(int s) { return s == SIGCHLD || s == SIGCONT || s == SIGURG || s == SIGWINCH; }
+static bool sig_ignored(int s)
+{
+  return s == SIGCHLD || s == SIGCONT || s == SIGURG || s == SIGWINCH;
+}
 
 int pod_ctr_signal(struct pod *p, const char *id, int signo, q_error **err)
 {
@@ -633,7 +646,8 @@ int pod_ctr_wait(struct pod *p, const char *id, int timeout_ms, json_t *out, q_e
       status_json(c, out);
       break;
     }
-    int w = timeout_ms < 0 ? pthread_cond_wait(&p->changed, &p->lock) : pthread_cond_timedwait(&p->changed, &p->lock, &dl);
+    int w = timeout_ms < 0 ? pthread_cond_wait(&p->changed, &p->lock)
+                           : pthread_cond_timedwait(&p->changed, &p->lock, &dl);
     if (w == ETIMEDOUT) {
       r = q_error_make(err, ETIMEDOUT, "container %s still runs", id);
       break;
@@ -782,8 +796,8 @@ static void *exec_thread(void *arg)
   return NULL;
 }
 
-int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char **buf, size_t *buf_len,
-                 q_error **err)
+int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char **buf,
+                 size_t *buf_len, q_error **err)
 {
   size_t argc = 0;
   char **argv = strv_from_json(json_object_get(req, "argv"), &argc, false);
@@ -828,7 +842,8 @@ int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char *
   bool timed_out = false;
   pthread_mutex_lock(&p->lock);
   while (!x.done) {
-    int w = timeout_ms > 0 ? pthread_cond_timedwait(&p->changed, &p->lock, &dl) : pthread_cond_wait(&p->changed, &p->lock);
+    int w = timeout_ms > 0 ? pthread_cond_timedwait(&p->changed, &p->lock, &dl)
+                           : pthread_cond_wait(&p->changed, &p->lock);
     if (w == ETIMEDOUT && !x.done) {
       timed_out = true;
       sbx_guest_stop(x.g, 128 + SIGKILL);
@@ -882,7 +897,8 @@ static void *stream_exec_thread(void *arg)
   return NULL;
 }
 
-int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int fds[3], q_error **err)
+int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int fds[3],
+                   q_error **err)
 {
   fds[0] = fds[1] = fds[2] = -1;
   if (json_is_true(json_object_get(req, "tty")))
@@ -994,7 +1010,8 @@ int pod_exec_wait(struct pod *p, const char *xid, int timeout_ms, json_t *out, q
     if (timeout_ms == 0)
       r = ETIMEDOUT;
     else
-      r = timeout_ms < 0 ? pthread_cond_wait(&p->changed, &p->lock) : pthread_cond_timedwait(&p->changed, &p->lock, &dl);
+      r = timeout_ms < 0 ? pthread_cond_wait(&p->changed, &p->lock)
+                         : pthread_cond_timedwait(&p->changed, &p->lock, &dl);
     x = find_exec(p, xid);
   }
   if (!x) {

@@ -96,11 +96,12 @@ int pod_ctr_delete(struct pod *p, const char *id, q_error **err);
 int pod_ctr_reopen_log(struct pod *p, const char *id, q_error **err);
 int pod_ctr_stats(struct pod *p, const char *id, json_t *out, q_error **err);
 /* out_buf: out then err bytes (malloc'd). */
-int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char **buf, size_t *buf_len,
-                 q_error **err);
+int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char **buf,
+                 size_t *buf_len, q_error **err);
 /* Streaming exec: fills fds (stdin or -1, stdout, stderr: this process's
  * ends, to send and close) and out's "exec_id". */
-int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int fds[3], q_error **err);
+int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int fds[3],
+                   q_error **err);
 int pod_exec_wait(struct pod *p, const char *exec_id, int timeout_ms, json_t *out, q_error **err);
 int pod_exec_kill(struct pod *p, const char *exec_id, int signo, q_error **err);
 /* Attach: fds get stdin (when the container has one and want_stdin) or

@@ -42,7 +42,8 @@ static int recv_exact(int fd, void *buf, size_t len, int64_t deadline, int *fds,
       char b[CMSG_SPACE(sizeof(int) * SBX_PROTO_MAX_FDS)];
       struct cmsghdr align;
     } cbuf;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b, .msg_controllen = sizeof cbuf.b};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b, .msg_controllen = sizeof cbuf.b};
     ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN)
@@ -70,7 +71,8 @@ static int recv_exact(int fd, void *buf, size_t len, int64_t deadline, int *fds,
   return 0;
 }
 
-int sbx_proto_recv(int fd, json_t **msg, char **blob, size_t *blob_len, int *fds, int *nfds, int timeout_ms)
+int sbx_proto_recv(int fd, json_t **msg, char **blob, size_t *blob_len, int *fds, int *nfds,
+                   int timeout_ms)
 {
   *msg = NULL;
   if (blob)
@@ -98,7 +100,8 @@ int sbx_proto_recv(int fd, json_t **msg, char **blob, size_t *blob_len, int *fds
     r = -ENOMEM;
     goto fail;
   }
-  if ((r = recv_exact(fd, j, jl, deadline, NULL, NULL)) < 0 || (bl && (r = recv_exact(fd, b, bl, deadline, NULL, NULL)) < 0)) {
+  if ((r = recv_exact(fd, j, jl, deadline, NULL, NULL)) < 0 ||
+      (bl && (r = recv_exact(fd, b, bl, deadline, NULL, NULL)) < 0)) {
     free(j);
     free(b);
     if (r == -EPIPE)

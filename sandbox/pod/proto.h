@@ -38,12 +38,14 @@
 #define SBX_POD_SOCKET_NAME "sandbox.sock"
 
 /* Sends one message; returns 0 or -errno. */
-int sbx_proto_send(int fd, json_t *msg, const void *blob, size_t blob_len, const int *fds, int nfds);
+int sbx_proto_send(int fd, json_t *msg, const void *blob, size_t blob_len, const int *fds,
+                   int nfds);
 /* Receives one message (timeout_ms -1: wait forever). *msg gets a new
  * reference, *blob a malloc'd buffer (NULL when empty). fds may be NULL
  * when none are expected (any that arrive are closed). Returns 0, -EPIPE
  * at a clean end of stream, -ETIMEDOUT, -EPROTO for bad framing, or
  * -errno. */
-int sbx_proto_recv(int fd, json_t **msg, char **blob, size_t *blob_len, int *fds, int *nfds, int timeout_ms);
+int sbx_proto_recv(int fd, json_t **msg, char **blob, size_t *blob_len, int *fds, int *nfds,
+                   int timeout_ms);
 
 #endif

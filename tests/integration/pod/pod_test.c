@@ -20,17 +20,17 @@
 
 static int fails;
 
-#define CHECK(cond, ...)                                                                                               \
-  do {                                                                                                                 \
-    if (cond) {                                                                                                        \
-      printf("ok   ");                                                                                                 \
-    } else {                                                                                                           \
-      printf("FAIL ");                                                                                                 \
-      fails++;                                                                                                         \
-    }                                                                                                                  \
-    printf(__VA_ARGS__);                                                                                               \
-    printf("\n");                                                                                                      \
-    fflush(stdout);                                                                                                    \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      printf("ok   ");                                                                             \
+    } else {                                                                                       \
+      printf("FAIL ");                                                                             \
+      fails++;                                                                                     \
+    }                                                                                              \
+    printf(__VA_ARGS__);                                                                           \
+    printf("\n");                                                                                  \
+    fflush(stdout);                                                                                \
   } while (0)
 
 /* Gone or a zombie waiting for init (the sandbox is not our child). */
@@ -48,9 +48,15 @@ static bool gone(pid_t pid)
   return rp && rp[1] == ' ' && rp[2] == 'Z';
 }
 
-static double ms_since(int64_t t0) { return (double)(q_mono_ns() - t0) / 1e6; }
+static double ms_since(int64_t t0)
+{
+  return (double)(q_mono_ns() - t0) / 1e6;
+}
 
-static const char *emsg(q_error *e) { return e ? q_error_msg(e) : "-"; }
+static const char *emsg(q_error *e)
+{
+  return e ? q_error_msg(e) : "-";
+}
 
 /* Sums Pss from smaps_rollup (KiB). */
 static long pss_kib(pid_t pid)
@@ -90,9 +96,10 @@ static int check_log(const char *path, char *out[2], int *partials)
     int y, mo, d, h, mi, s;
     char frac[16], stream[8], tag[2];
     int off = 0;
-    if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%15[0-9]Z %7s %1s %n", &y, &mo, &d, &h, &mi, &s, frac, stream, tag,
-               &off) < 9 ||
-        (strcmp(stream, "stdout") && strcmp(stream, "stderr")) || (tag[0] != 'P' && tag[0] != 'F')) {
+    if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%15[0-9]Z %7s %1s %n", &y, &mo, &d, &h, &mi, &s, frac,
+               stream, tag, &off) < 9 ||
+        (strcmp(stream, "stdout") && strcmp(stream, "stderr")) ||
+        (tag[0] != 'P' && tag[0] != 'F')) {
       bad++;
       continue;
     }
@@ -164,7 +171,8 @@ int main(int argc, char **argv)
     unlink(clog[i]);
   }
   q_error *err = NULL;
-  struct sbx_pod_spec ps = {.pod_id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+  struct sbx_pod_spec ps = {.pod_id =
+                                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
                             .sandbox_binary = sbx,
                             .kernel = kernel,
                             .memory_mib = 128,
@@ -190,14 +198,19 @@ int main(int argc, char **argv)
   printf("idle pod PSS (no container): %ld KiB\n", idle_pss);
 
   /* Container 1: both streams, a 40000-byte line, exit 7. */
-  const char *a1[] = {"/bin/busybox", "sh", "-c",
-                      "echo hello from quark; echo oops >&2; echo $LONG; printf 'no newline'; exit 7", NULL};
+  const char *a1[] = {
+      "/bin/busybox", "sh", "-c",
+      "echo hello from quark; echo oops >&2; echo $LONG; printf 'no newline'; exit 7", NULL};
   static char longenv[40010];
   strcpy(longenv, "LONG=");
   memset(longenv + 5, 'y', 40000);
   const char *e1[] = {"FOO=bar", longenv, NULL};
-  struct sbx_container_spec cs = {.container_id = "c1", .rootfs = rootfs, .argv = a1, .envp = e1, .cwd = "/",
-                                   .log_path = clog[0]};
+  struct sbx_container_spec cs = {.container_id = "c1",
+                                  .rootfs = rootfs,
+                                  .argv = a1,
+                                  .envp = e1,
+                                  .cwd = "/",
+                                  .log_path = clog[0]};
   r = sbx_container_create(c, &cs, &err);
   CHECK(r == 0, "create c1 (%s)", emsg(err));
   q_error_free(&err);
@@ -210,7 +223,8 @@ int main(int argc, char **argv)
   CHECK(r == 0, "start c1 in %.1f ms (%s)", start_ms, emsg(err));
   q_error_free(&err);
   r = sbx_container_wait(c, "c1", 20000, &s, &err);
-  CHECK(r == 0 && s.state == SBX_PROC_EXITED && s.exit_code == 7 && s.finished_at >= s.started_at && s.started_at > 0,
+  CHECK(r == 0 && s.state == SBX_PROC_EXITED && s.exit_code == 7 && s.finished_at >= s.started_at &&
+            s.started_at > 0,
         "c1 exits 7 (state %d, code %d; %s)", s.state, s.exit_code, emsg(err));
   q_error_free(&err);
   r = sbx_container_start(c, "c1", &err);
@@ -222,7 +236,8 @@ int main(int argc, char **argv)
   CHECK(bad == 0, "every log record is <RFC3339Nano> <stream> <P|F> <msg> (%d bad)", bad);
   char want[40100];
   snprintf(want, sizeof want, "hello from quark\n%s\nno newline\n", longenv + 5);
-  CHECK(lines[0] && !strcmp(lines[0], want), "stdout lines whole again (hello, 40000 bytes, unterminated tail)");
+  CHECK(lines[0] && !strcmp(lines[0], want),
+        "stdout lines whole again (hello, 40000 bytes, unterminated tail)");
   CHECK(lines[1] && !strcmp(lines[1], "oops\n"), "stderr line: '%s'", lines[1] ? lines[1] : "");
   CHECK(partials >= 2, "the long line came as P records (%d)", partials);
   free(lines[0]);
@@ -231,8 +246,12 @@ int main(int argc, char **argv)
   /* Containers 2 and 3 at once, one with a read-only bind mount. */
   const char *a2[] = {"/bin/busybox", "sleep", "60", NULL};
   struct sbx_mount m = {.source = data, .destination = "/data", .readonly = true};
-  cs = (struct sbx_container_spec){.container_id = "c2", .rootfs = rootfs, .argv = a2, .log_path = clog[1],
-                                   .mounts = &m, .n_mounts = 1};
+  cs = (struct sbx_container_spec){.container_id = "c2",
+                                   .rootfs = rootfs,
+                                   .argv = a2,
+                                   .log_path = clog[1],
+                                   .mounts = &m,
+                                   .n_mounts = 1};
   r = sbx_container_create(c, &cs, &err);
   CHECK(r == 0, "create c2 with a read-only mount (%s)", emsg(err));
   q_error_free(&err);
@@ -243,13 +262,14 @@ int main(int argc, char **argv)
   q_error_free(&err);
   CHECK(sbx_container_create(c, &cs, &err) == -EEXIST, "create c3 again: EEXIST");
   q_error_free(&err);
-  CHECK(sbx_container_start(c, "c2", &err) == 0 && sbx_container_start(c, "c3", &err) == 0, "start c2 and c3 (%s)",
-        emsg(err));
+  CHECK(sbx_container_start(c, "c2", &err) == 0 && sbx_container_start(c, "c3", &err) == 0,
+        "start c2 and c3 (%s)", emsg(err));
   q_error_free(&err);
   struct sbx_container_status s2 = {0}, s3 = {0};
   sbx_container_status(c, "c2", &s2, NULL);
   sbx_container_status(c, "c3", &s3, NULL);
-  CHECK(s2.state == SBX_PROC_RUNNING && s3.state == SBX_PROC_RUNNING, "two containers run in the pod at once");
+  CHECK(s2.state == SBX_PROC_RUNNING && s3.state == SBX_PROC_RUNNING,
+        "two containers run in the pod at once");
 
   /* ExecSync. */
   struct sbx_exec_result x = {0};
@@ -257,13 +277,15 @@ int main(int argc, char **argv)
   t0 = q_mono_ns();
   r = sbx_container_exec(c, "c2", x1, 10000, 1 << 20, &x, &err);
   double exec_ms = ms_since(t0);
-  CHECK(r == 0 && x.exit_code == 0 && x.out_len == 13 && !memcmp(x.out, "hi from exec\n", 13) && x.err_len == 0,
+  CHECK(r == 0 && x.exit_code == 0 && x.out_len == 13 && !memcmp(x.out, "hi from exec\n", 13) &&
+            x.err_len == 0,
         "exec busybox echo: exit 0, stdout captured, %.1f ms (%s)", exec_ms, emsg(err));
   q_error_free(&err);
   sbx_exec_result_clear(&x);
   const char *x2[] = {"/bin/sh", "-c", "echo out; echo err >&2; exit 3", NULL};
   r = sbx_container_exec(c, "c2", x2, 10000, 1 << 20, &x, &err);
-  CHECK(r == 0 && x.exit_code == 3 && x.out_len == 4 && x.err_len == 4 && !memcmp(x.err, "err\n", 4),
+  CHECK(r == 0 && x.exit_code == 3 && x.out_len == 4 && x.err_len == 4 &&
+            !memcmp(x.err, "err\n", 4),
         "exec sh: exit 3, stdout and stderr apart");
   sbx_exec_result_clear(&x);
   const char *x3[] = {"/bin/cat", "/data/hello.txt", NULL};
@@ -274,8 +296,8 @@ int main(int argc, char **argv)
   sbx_exec_result_clear(&x);
   const char *x4[] = {"/bin/sh", "-c", "echo x > /data/nope", NULL};
   r = sbx_container_exec(c, "c2", x4, 10000, 1 << 20, &x, &err);
-  CHECK(r == 0 && x.exit_code != 0 && access("/data/nope", F_OK) != 0, "read-only mount refuses writes (exit %d)",
-        x.exit_code);
+  CHECK(r == 0 && x.exit_code != 0 && access("/data/nope", F_OK) != 0,
+        "read-only mount refuses writes (exit %d)", x.exit_code);
   sbx_exec_result_clear(&x);
   r = sbx_container_exec(c, "c3", x3, 10000, 1 << 20, &x, &err);
   CHECK(r == 0 && x.exit_code != 0, "c3 has no such mount (exit %d)", x.exit_code);
@@ -287,16 +309,19 @@ int main(int argc, char **argv)
   const char *x6[] = {"/bin/busybox", "sleep", "30", NULL};
   t0 = q_mono_ns();
   r = sbx_container_exec(c, "c2", x6, 500, 1 << 20, &x, &err);
-  CHECK(r == -ETIMEDOUT && ms_since(t0) < 5000, "exec timeout 500 ms: -ETIMEDOUT in %.0f ms", ms_since(t0));
+  CHECK(r == -ETIMEDOUT && ms_since(t0) < 5000, "exec timeout 500 ms: -ETIMEDOUT in %.0f ms",
+        ms_since(t0));
   q_error_free(&err);
   const char *x7[] = {"/no/such/binary", NULL};
   r = sbx_container_exec(c, "c2", x7, 10000, 1 << 20, &x, &err);
   CHECK(r < 0 || x.exit_code != 0, "exec of a missing binary fails (%d: %s)", r, emsg(err));
   q_error_free(&err);
   sbx_exec_result_clear(&x);
-  CHECK(sbx_container_exec(c, "c1", x1, 10000, 100, &x, &err) == -EBUSY, "exec in an exited container: EBUSY");
+  CHECK(sbx_container_exec(c, "c1", x1, 10000, 100, &x, &err) == -EBUSY,
+        "exec in an exited container: EBUSY");
   q_error_free(&err);
-  CHECK(sbx_container_exec(c, "nope", x1, 10000, 100, &x, &err) == -ENOENT, "exec in an unknown container: ENOENT");
+  CHECK(sbx_container_exec(c, "nope", x1, 10000, 100, &x, &err) == -ENOENT,
+        "exec in an unknown container: ENOENT");
   q_error_free(&err);
 
   /* Streaming exec: stdin in, stdout out, over fds from the sandbox. */
@@ -305,7 +330,8 @@ int main(int argc, char **argv)
   char *xid = NULL;
   int fds[3];
   r = sbx_exec_start(c, "c2", &es, &xid, fds, &err);
-  CHECK(r == 0 && fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0, "streaming exec started with 3 fds (%s)", emsg(err));
+  CHECK(r == 0 && fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0,
+        "streaming exec started with 3 fds (%s)", emsg(err));
   q_error_free(&err);
   if (r == 0) {
     CHECK(write(fds[0], "abc\n", 4) == 4, "write to its stdin");
@@ -315,7 +341,8 @@ int main(int argc, char **argv)
     ssize_t n;
     while (got < sizeof rb && (n = read(fds[1], rb + got, sizeof rb - got)) > 0)
       got += (size_t)n;
-    CHECK(got == 4 && !memcmp(rb, "abc\n", 4), "its stdout echoes stdin, then EOF (%zu bytes)", got);
+    CHECK(got == 4 && !memcmp(rb, "abc\n", 4), "its stdout echoes stdin, then EOF (%zu bytes)",
+          got);
     int32_t code = -1;
     r = sbx_exec_wait(c, xid, 10000, &code, &err);
     CHECK(r == 0 && code == 0, "exec wait: exit %d", code);
@@ -346,8 +373,12 @@ int main(int argc, char **argv)
   char c4log[700];
   snprintf(c4log, sizeof c4log, "%s/c4.log", work);
   unlink(c4log);
-  cs = (struct sbx_container_spec){.container_id = "c4", .rootfs = rootfs, .argv = a4, .log_path = c4log,
-                                   .stdin_open = true, .stdin_once = true};
+  cs = (struct sbx_container_spec){.container_id = "c4",
+                                   .rootfs = rootfs,
+                                   .argv = a4,
+                                   .log_path = c4log,
+                                   .stdin_open = true,
+                                   .stdin_once = true};
   r = sbx_container_create(c, &cs, &err);
   if (r == 0)
     r = sbx_container_start(c, "c4", &err);
@@ -365,18 +396,22 @@ int main(int argc, char **argv)
     ssize_t n;
     while (got < sizeof rb && (n = read(af[1], rb + got, sizeof rb - got)) > 0)
       got += (size_t)n;
-    CHECK(got == 5 && !memcmp(rb, "ping\n", 5), "attached stdout gets its output, then EOF at exit (%zu)", got);
+    CHECK(got == 5 && !memcmp(rb, "ping\n", 5),
+          "attached stdout gets its output, then EOF at exit (%zu)", got);
     close(af[1]);
     close(af[2]);
     r = sbx_container_wait(c, "c4", 10000, &s, &err);
-    CHECK(r == 0 && s.state == SBX_PROC_EXITED && s.exit_code == 0, "c4 exits 0 at stdin EOF (%d)", s.exit_code);
+    CHECK(r == 0 && s.state == SBX_PROC_EXITED && s.exit_code == 0, "c4 exits 0 at stdin EOF (%d)",
+          s.exit_code);
     char *l4[2] = {NULL, NULL};
     int p4 = 0;
-    CHECK(check_log(c4log, l4, &p4) == 0 && l4[0] && !strcmp(l4[0], "ping\n"), "and the log has it too");
+    CHECK(check_log(c4log, l4, &p4) == 0 && l4[0] && !strcmp(l4[0], "ping\n"),
+          "and the log has it too");
     free(l4[0]);
     free(l4[1]);
   }
-  CHECK(sbx_container_attach(c, "c4", false, af, &err) == -EBUSY, "attach to an exited container: EBUSY");
+  CHECK(sbx_container_attach(c, "c4", false, af, &err) == -EBUSY,
+        "attach to an exited container: EBUSY");
   q_error_free(&err);
 
   /* Stats. */
@@ -386,8 +421,9 @@ int main(int argc, char **argv)
         "container stats: cpu %llu ns, memory %llu KiB", (unsigned long long)cst.cpu_usage_ns,
         (unsigned long long)cst.memory_working_set_bytes >> 10);
   r = sbx_pod_stats(c, &pst, &err);
-  CHECK(r == 0 && pst.cpu_usage_ns > 0 && pst.memory_working_set_bytes > 0, "pod stats: cpu %llu ns, memory %llu KiB",
-        (unsigned long long)pst.cpu_usage_ns, (unsigned long long)pst.memory_working_set_bytes >> 10);
+  CHECK(r == 0 && pst.cpu_usage_ns > 0 && pst.memory_working_set_bytes > 0,
+        "pod stats: cpu %llu ns, memory %llu KiB", (unsigned long long)pst.cpu_usage_ns,
+        (unsigned long long)pst.memory_working_set_bytes >> 10);
   printf("pod PSS with two sleeping containers: %ld KiB\n", pss_kib(pid));
 
   /* Hostile control messages: the sandbox answers or drops, never dies. */
@@ -400,20 +436,27 @@ int main(int argc, char **argv)
   raw_send(sock, "\x00\x00\x00\x00\x00\x00\x00\x00", 8);
   raw_send(sock, "\x40\x00\x00\x00\x00\x00\x00\x00{\"op\":", 15);
   static const char *const hostile[] = {
-      "{\"op\":\"nonsense\"}",  "{\"op\":42}", "{\"op\":\"create\",\"id\":5}",
+      "{\"op\":\"nonsense\"}",
+      "{\"op\":42}",
+      "{\"op\":\"create\",\"id\":5}",
       "{\"op\":\"create\",\"id\":\"../x\",\"rootfs\":\"/\",\"argv\":[\"a\"]}",
       "{\"op\":\"create\",\"id\":\"h1\",\"rootfs\":\"/\",\"argv\":\"sh\"}",
       "{\"op\":\"create\",\"id\":\"h2\",\"rootfs\":\"/\",\"argv\":[1,2]}",
-      "{\"op\":\"create\",\"id\":\"h3\",\"rootfs\":\"/nonexistent\",\"argv\":[\"a\"],\"mounts\":[{\"src\":1}]}",
-      "{\"op\":\"signal\",\"id\":\"c3\",\"signo\":-5}", "{\"op\":\"wait\",\"id\":\"c3\",\"timeout_ms\":\"x\"}",
-      "{\"op\":\"exec\",\"id\":\"c2\",\"argv\":[]}", "{\"op\":\"start\"}", "{\"op\":\"delete\",\"id\":\"c2\"}",
+      "{\"op\":\"create\",\"id\":\"h3\",\"rootfs\":\"/"
+      "nonexistent\",\"argv\":[\"a\"],\"mounts\":[{\"src\":1}]}",
+      "{\"op\":\"signal\",\"id\":\"c3\",\"signo\":-5}",
+      "{\"op\":\"wait\",\"id\":\"c3\",\"timeout_ms\":\"x\"}",
+      "{\"op\":\"exec\",\"id\":\"c2\",\"argv\":[]}",
+      "{\"op\":\"start\"}",
+      "{\"op\":\"delete\",\"id\":\"c2\"}",
       "{\"op\":\"stats\",\"id\":[1]}"};
   int answered = 0;
   for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
     frame(buf, &bl, hostile[i]);
     answered += raw_send(sock, buf, bl) > 0;
   }
-  CHECK(answered == (int)(sizeof hostile / sizeof *hostile), "malformed requests get error answers (%d/%zu)", answered,
+  CHECK(answered == (int)(sizeof hostile / sizeof *hostile),
+        "malformed requests get error answers (%d/%zu)", answered,
         sizeof hostile / sizeof *hostile);
   CHECK(kill(pid, 0) == 0, "sandbox alive after garbage and hostile messages");
   sbx_container_status(c, "c2", &s2, NULL);
@@ -442,8 +485,8 @@ int main(int argc, char **argv)
   q_error_free(&err);
   CHECK(sbx_container_signal(c, "c2", SIGTERM, &err) == 0, "SIGTERM to c2");
   r = sbx_container_wait(c, "c2", 10000, &s2, &err);
-  CHECK(r == 0 && s2.state == SBX_PROC_EXITED && s2.exit_code == 128 + SIGTERM, "c2 exit code %d (143)",
-        s2.exit_code);
+  CHECK(r == 0 && s2.state == SBX_PROC_EXITED && s2.exit_code == 128 + SIGTERM,
+        "c2 exit code %d (143)", s2.exit_code);
   CHECK(sbx_container_delete(c, "c2", &err) == 0, "delete exited c2");
   CHECK(sbx_container_status(c, "c2", &s2, &err) == -ENOENT, "c2 gone");
   q_error_free(&err);
@@ -461,8 +504,9 @@ int main(int argc, char **argv)
   CHECK(sbx_client_connect(sock, &c, &err) == -ESRCH, "connect to a stopped pod: -ESRCH");
   q_error_free(&err);
 
-  printf("MEASURED pod_start_ms %.1f container_start_ms %.1f exec_ms %.1f idle_pss_kib %ld stop_ms %.1f\n", pod_ms,
-         start_ms, exec_ms, idle_pss, stop_ms);
+  printf("MEASURED pod_start_ms %.1f container_start_ms %.1f exec_ms %.1f idle_pss_kib %ld stop_ms "
+         "%.1f\n",
+         pod_ms, start_ms, exec_ms, idle_pss, stop_ms);
   printf(fails ? "FAIL (%d)\n" : "PASS\n", fails);
   return fails ? 1 : 0;
 }

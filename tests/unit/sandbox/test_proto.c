@@ -14,7 +14,10 @@
 
 static int sv[2] = {-1, -1};
 
-static void setup(void) { cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0); }
+static void setup(void)
+{
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+}
 static void teardown(void)
 {
   close(sv[0]);
@@ -90,23 +93,28 @@ static int recv_raw(const void *bytes, size_t len, bool close_after)
 
 Test(proto, hostile_frames)
 {
-  cr_assert_eq(recv_raw("\xff\xff\xff\xff\0\0\0\0", 8, true), -EPROTO, "JSON length over the limit");
+  cr_assert_eq(recv_raw("\xff\xff\xff\xff\0\0\0\0", 8, true), -EPROTO,
+               "JSON length over the limit");
   teardown(), setup();
-  cr_assert_eq(recv_raw("\x02\0\0\0\xff\xff\xff\xff{}", 10, true), -EPROTO, "blob length over the limit");
+  cr_assert_eq(recv_raw("\x02\0\0\0\xff\xff\xff\xff{}", 10, true), -EPROTO,
+               "blob length over the limit");
   teardown(), setup();
   cr_assert_eq(recv_raw("\0\0\0\0\0\0\0\0", 8, true), -EPROTO, "empty JSON");
   teardown(), setup();
   cr_assert_eq(recv_raw("\x05\0\0\0\0\0\0\0[1,2]", 13, true), -EPROTO, "not an object");
   teardown(), setup();
-  cr_assert_eq(recv_raw("\x0d\0\0\0\0\0\0\0{\"a\":1,\"a\":2}", 21, true), -EPROTO, "duplicate keys");
+  cr_assert_eq(recv_raw("\x0d\0\0\0\0\0\0\0{\"a\":1,\"a\":2}", 21, true), -EPROTO,
+               "duplicate keys");
   teardown(), setup();
-  cr_assert_eq(recv_raw("\x10\0\0\0\0\0\0\0{\"op\":", 14, true), -EPROTO, "truncated JSON, then EOF");
+  cr_assert_eq(recv_raw("\x10\0\0\0\0\0\0\0{\"op\":", 14, true), -EPROTO,
+               "truncated JSON, then EOF");
   teardown(), setup();
   cr_assert_eq(recv_raw("\x10\0\0", 3, true), -EPROTO, "truncated header, then EOF");
   teardown(), setup();
   cr_assert_eq(recv_raw("", 0, true), -EPIPE, "clean EOF");
   teardown(), setup();
-  cr_assert_eq(recv_raw("\x10\0\0\0\0\0\0\0{\"op\":", 14, false), -ETIMEDOUT, "a stalled peer times out");
+  cr_assert_eq(recv_raw("\x10\0\0\0\0\0\0\0{\"op\":", 14, false), -ETIMEDOUT,
+               "a stalled peer times out");
   teardown(), setup();
   cr_assert_eq(recv_raw("\x04\0\0\0\0\0\0\0\xff\xfe\xfd\xfc", 12, true), -EPROTO, "not UTF-8");
 }
