@@ -87,7 +87,7 @@ enum qk_op {
                              a5 addr len -> bytes */
   QK_OP_RECVMSG = 31,     /* a0 hfd, a1 iov gpa, a2 iovcnt, a3 MSG_* flags, a4 addr gpa (0: none),
                              a5 len gpa -> bytes, or (bytes | QK_NET_TRUNC) for a cut datagram.
-                             MSG_WAITALL waits on the host (until the VM stops) */
+                             Never waits beyond QK_NET_WAIT: the guest gathers MSG_WAITALL */
   QK_OP_SHUTDOWN = 32,    /* a0 hfd, a1 how -> 0 */
   QK_OP_SETSOCKOPT = 33,  /* a0 hfd, a1 level, a2 name (host allowlist), a3 val gpa, a4 len -> 0 */
   QK_OP_GETSOCKOPT = 34,  /* a0 hfd, a1 level, a2 name, a3 val gpa, a4 len gpa -> 0 */

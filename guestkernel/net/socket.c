@@ -66,6 +66,8 @@ struct qk_sock {
   uint64_t rcvtimeo, sndtimeo; /* SO_RCVTIMEO/SO_SNDTIMEO in ns, 0: none */
   struct qk_task *tx_owner;     /* a task parked in a send with tx_partial bytes out */
   uint64_t tx_partial;
+  struct qk_task *rx_owner;     /* a task parked in a MSG_WAITALL receive with rx_partial in */
+  uint64_t rx_partial;
   uint64_t ino;
 };
 
@@ -180,48 +182,6 @@ static int64_t build_list(struct qk_uiov *v, const struct qk_uio *u, bool to_use
   return (int64_t)v->bytes;
 }
 
-/* Receives into u. addr/alen: kernel buffers for the source address (NULL:
- * not wanted). *mflags gets MSG_TRUNC for a cut datagram. */
-static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t flags, void *addr, uint32_t *alen,
-                         uint32_t *mflags)
-{
-  if (flags & ~(uint64_t)(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT | MSG_WAITALL | MSG_CMSG_CLOEXEC))
-    return -QK_EOPNOTSUPP;
-  flags &= ~(uint64_t)MSG_CMSG_CLOEXEC;
-  bool nb = nonblocking(f, flags);
-  /* The host waits for MSG_WAITALL itself (bounded by the VM's life): the
-   * restart model cannot keep a partial count across a park. */
-  if (nb)
-    flags &= ~(uint64_t)MSG_WAITALL;
-  struct qk_uiov v;
-  int64_t r = build_list(&v, u, true);
-  if (r < 0)
-    return r;
-  if (r == 0 && u->total)
-    return -QK_EFAULT;
-  if ((flags & MSG_WAITALL) && !nb) {
-    /* Wait here first: the host then only blocks while data trickles in. */
-    int16_t ev = sock_events(f, POLLIN);
-    if (!(ev & (POLLIN | POLLERR | POLLHUP)))
-      return sock_wait(f, POLLIN);
-  }
-  r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags | host_wait(nb),
-               addr ? qk_va_to_pa(addr) : 0, addr ? qk_va_to_pa(alen) : 0);
-  if (r == -QK_EAGAIN && !nb)
-    return sock_wait(f, POLLIN);
-  if (r < 0)
-    return r;
-  if (mflags)
-    *mflags = (r & (int64_t)QK_NET_TRUNC) ? MSG_TRUNC : 0;
-  return r & ~(int64_t)QK_NET_TRUNC;
-}
-
-static void raise_sigpipe(void)
-{
-  struct qk_siginfo_lite si = { .code = QK_SI_USER, .pid = proc()->pid };
-  qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
-}
-
 /* Moves a scatter list's head past n bytes (cur: its first segment). */
 static void uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n)
 {
@@ -237,6 +197,112 @@ static void uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n)
     rest->total -= n;
   }
   rest->iov = *cur;
+}
+
+/* Receives into u. addr/alen: kernel buffers for the source address (NULL:
+ * not wanted). *mflags gets MSG_TRUNC for a cut datagram. */
+/* MSG_WAITALL on a blocking stream socket: gathers until u is full, the
+ * stream ends or an error, parking between parts with what arrived so far
+ * recorded in the socket (rx_partial); the restart goes on after it. No
+ * host call waits for long, so other tasks run meanwhile. */
+static int64_t recv_all(struct qk_file *f, const struct qk_uio *u, uint64_t flags)
+{
+  struct qk_sock *s = f->priv;
+  uint64_t skip = 0;
+  if (s->rx_owner == qk_current() && qk_restarting())
+    skip = s->rx_partial;
+  if (s->rx_owner == qk_current())
+    s->rx_owner = NULL;
+  if (skip >= u->total)
+    skip = 0; /* not the call that parked */
+  struct l_iovec one, *vec = &one;
+  if (u->cnt > 1) {
+    vec = qk_kmalloc(u->cnt * sizeof(*vec));
+    if (!vec)
+      return -QK_ENOMEM;
+    memcpy(vec, u->iov, u->cnt * sizeof(*vec));
+  } else {
+    one = u->iov[0];
+  }
+  struct qk_uio rest = { vec, u->cnt, u->total };
+  struct l_iovec *cur = vec;
+  int64_t done = (int64_t)skip, r;
+  if (skip)
+    uio_advance(&rest, &cur, skip);
+  flags &= ~(uint64_t)MSG_WAITALL;
+  for (;;) {
+    struct qk_uiov v;
+    r = build_list(&v, &rest, true);
+    if (r <= 0) {
+      r = done ? done : -QK_EFAULT;
+      break;
+    }
+    r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags | host_wait(false), 0, 0);
+    if (r == -QK_EAGAIN) {
+      r = sock_wait(f, POLLIN);
+      if (r == -QK_ERESTART_WAIT && done) {
+        s->rx_partial = (uint64_t)done;
+        s->rx_owner = qk_current();
+      } else if (done) {
+        r = done; /* a signal or SO_RCVTIMEO: what arrived so far */
+      }
+      break;
+    }
+    if (r <= 0) {
+      r = done ? done : r; /* the end of the stream, or an error */
+      break;
+    }
+    int64_t got = r;
+    done += got;
+    r = done;
+    if (done == (int64_t)u->total)
+      break;
+    uio_advance(&rest, &cur, (uint64_t)got);
+  }
+  if (vec != &one)
+    qk_kfree(vec);
+  return r;
+}
+
+/* Receives into u. addr/alen: kernel buffers for the source address (NULL:
+ * not wanted). *mflags gets MSG_TRUNC for a cut datagram. */
+static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t flags, void *addr, uint32_t *alen,
+                         uint32_t *mflags)
+{
+  if (flags & ~(uint64_t)(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT | MSG_WAITALL | MSG_CMSG_CLOEXEC))
+    return -QK_EOPNOTSUPP;
+  flags &= ~(uint64_t)MSG_CMSG_CLOEXEC;
+  bool nb = nonblocking(f, flags);
+  struct qk_sock *s = f->priv;
+  if ((flags & MSG_WAITALL) && !nb && !(flags & MSG_PEEK) && s->type == SOCK_STREAM && u->total) {
+    if (mflags)
+      *mflags = 0;
+    if (alen)
+      *alen = ~0u; /* a stream socket has no source address to report */
+    return recv_all(f, u, flags);
+  }
+  flags &= ~(uint64_t)MSG_WAITALL;
+  struct qk_uiov v;
+  int64_t r = build_list(&v, u, true);
+  if (r < 0)
+    return r;
+  if (r == 0 && u->total)
+    return -QK_EFAULT;
+  r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags | host_wait(nb),
+               addr ? qk_va_to_pa(addr) : 0, addr ? qk_va_to_pa(alen) : 0);
+  if (r == -QK_EAGAIN && !nb)
+    return sock_wait(f, POLLIN);
+  if (r < 0)
+    return r;
+  if (mflags)
+    *mflags = (r & (int64_t)QK_NET_TRUNC) ? MSG_TRUNC : 0;
+  return r & ~(int64_t)QK_NET_TRUNC;
+}
+
+static void raise_sigpipe(void)
+{
+  struct qk_siginfo_lite si = { .code = QK_SI_USER, .pid = proc()->pid };
+  qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
 }
 
 /* Sends u. A blocking stream send moves everything, as on Linux: when the

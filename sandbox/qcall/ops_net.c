@@ -244,38 +244,16 @@ static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   struct msghdr m = {.msg_iov = iov, .msg_iovlen = a[2], .msg_name = a[4] ? &ss : NULL,
                      .msg_namelen = a[4] ? sizeof ss : 0};
   bool may_wait = a[3] & QK_NET_WAIT;
+  /* MSG_DONTWAIT wins over MSG_WAITALL: what is there now (the guest
+   * gathers the rest, parking in between). */
   int flags = (int)(a[3] & ~QK_NET_WAIT) | MSG_DONTWAIT;
-  bool waitall = (a[3] & MSG_WAITALL) && !(a[3] & (MSG_PEEK | MSG_DONTWAIT));
-  int64_t done = 0;
-  for (;;) {
-    ssize_t n = recvmsg(fd, &m, flags);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (waitall && errno == EAGAIN) {
-        if ((r = wait_fd(c, fd, POLLIN, ~0ull)) < 0)
-          return done ? done : r;
-        continue;
-      }
-      if (errno == EAGAIN && !done && short_wait(c, fd, POLLIN, &may_wait))
-        continue;
-      return done ? done : -errno;
-    }
-    done += n;
-    if (!waitall || n == 0 || m.msg_iovlen == 0)
-      break;
-    /* MSG_WAITALL: advance the scatter list past what arrived. */
-    size_t left = (size_t)n;
-    while (m.msg_iovlen && left >= m.msg_iov[0].iov_len) {
-      left -= m.msg_iov[0].iov_len;
-      m.msg_iov++;
-      m.msg_iovlen--;
-    }
-    if (!m.msg_iovlen)
-      break;
-    m.msg_iov[0].iov_base = (char *)m.msg_iov[0].iov_base + left;
-    m.msg_iov[0].iov_len -= left;
-  }
+  ssize_t n;
+  while ((n = recvmsg(fd, &m, flags)) < 0 &&
+         (errno == EINTR || (errno == EAGAIN && short_wait(c, fd, POLLIN, &may_wait))))
+    ;
+  if (n < 0)
+    return -errno;
+  int64_t done = n;
   if (a[4] && put_addr(c, a[4], a[5], &ss, m.msg_namelen) < 0)
     return -EFAULT;
   return (m.msg_flags & MSG_TRUNC) && !(a[3] & MSG_TRUNC) ? (done | (int64_t)QK_NET_TRUNC) : done;

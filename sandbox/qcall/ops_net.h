@@ -1,13 +1,13 @@
-/* Host side of the guest's socket opcodes (QK_OP_SOCKET..QK_OP_SOCK_IOCTL,
+/* Host side of the guest's socket opcodes (QK_OP_SOCKET..QK_OP_SENDFILE,
  * guestkernel/abi/qk_qcall.h).
  *
  * Contract:
  * - Sockets are AF_INET/AF_INET6 TCP/UDP host sockets created in the
  *   sandbox's network namespace (the pod's, when it was started in one)
  *   and kept in the per-pod host fd table like files. They are always
- *   O_NONBLOCK on the host: a worker never sleeps on one socket, except
- *   in QK_OP_NET_POLL and MSG_WAITALL receives, which also wake when
- *   stop_fd (the VM stopping) becomes readable.
+ *   O_NONBLOCK on the host: a worker sleeps on a socket only in
+ *   QK_OP_NET_POLL (until its timeout or the VM stops, stop_fd) and for at
+ *   most QK_NET_WAIT_NS where the guest asked for QK_NET_WAIT.
  * - Every guest (gpa, len) goes through sbx_gpa(); sockaddrs and option
  *   values are copied into host buffers before the call; data moves
  *   straight between the socket and guest memory.

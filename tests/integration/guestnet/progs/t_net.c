@@ -378,6 +378,12 @@ static void self_tests(void)
     usleep(100000); /* the parent parks in recv meanwhile */
     if (write(k, "wake", 4) != 4)
       _exit(3);
+    usleep(50000); /* the parent parks in a MSG_WAITALL receive */
+    if (write(k, "1234", 4) != 4)
+      _exit(3);
+    usleep(50000);
+    if (write(k, "5678", 4) != 4)
+      _exit(3);
     close(k);
     _exit(0);
   }
@@ -386,6 +392,9 @@ static void self_tests(void)
     CHECK(s >= 0);
     CHECK_EQ(read_full(s, buf, 4), 0);
     CHECK(!memcmp(buf, "wake", 4));
+    /* MSG_WAITALL across parks: the child must run to send the rest. */
+    CHECK_EQ(recv(s, buf, 8, MSG_WAITALL), 8);
+    CHECK(!memcmp(buf, "12345678", 8));
     int st2 = -1;
     CHECK_EQ(waitpid(pid, &st2, 0), pid);
     CHECK_EQ(st2, 0);
