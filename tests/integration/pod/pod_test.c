@@ -188,6 +188,14 @@ int main(int argc, char **argv)
   if (r < 0)
     return 1;
   pid_t pid = sbx_client_pid(c);
+  /* For pod_test.sh: a run that fails or hangs must not leave the sandbox behind. */
+  char pidfile[600];
+  snprintf(pidfile, sizeof pidfile, "%s/sandbox.pid", work);
+  FILE *pf = fopen(pidfile, "w");
+  if (pf) {
+    fprintf(pf, "%d\n", pid);
+    fclose(pf);
+  }
   CHECK(pid > 0 && kill(pid, 0) == 0, "sandbox pid %d alive", pid);
   char sock[600];
   snprintf(sock, sizeof sock, "%s", sbx_client_socket(c));

@@ -28,5 +28,7 @@ rc=$?
 if [ $rc != 0 ]; then
   echo "--- sandbox log (tail)"
   tail -30 "$work/sandbox.log" 2>/dev/null
+  pid=$(cat "$work/sandbox.pid" 2>/dev/null)
+  [ -n "$pid" ] && grep -q "$work/run" "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid"
 fi
 exit $rc
