@@ -119,5 +119,56 @@ if [ -x /bin/busybox ] && /bin/busybox nc --help 2>&1 | grep -q 'Usage'; then
   [ "$a" = "nc-line" ] && echo "ok: busybox nc" || echo "note: busybox nc: [$a] ($(head -c 300 "$work/err"))"
 fi
 
+# 8. A real program: python3 (dynamic, this host's) runs http.server in the
+# guest for curl on the host (socketserver waits with poll), and fetches a
+# page from a host http.server with urllib (glibc variant only; skipped
+# without python3.11 or curl).
+py=/usr/bin/python3
+if [ "$v" = glibc ] && [ -x "$py" ] && [ -d /usr/lib/python3.11 ] && command -v curl >/dev/null; then
+  proot=$work/pyroot
+  mkdir -p "$proot"/{bin,tmp,dev,proc,etc,usr/lib,srv}
+  rpy=$(readlink -f "$py")
+  cp "$rpy" "$proot/bin/python3"
+  for l in $(ldd "$rpy" | grep -o '/[^ ]*'); do
+    mkdir -p "$proot$(dirname "$l")"
+    cp -L "$l" "$proot$l"
+  done
+  cp -a /usr/lib/python3.11 "$proot/usr/lib/"
+  rm -rf "$proot/usr/lib/python3.11/test" "$proot/usr/lib/python3.11/site-packages"
+  echo "hello from the guest" >"$proot/srv/index.txt"
+  head -c 3000000 /dev/urandom >"$proot/srv/big.bin"
+  nsx timeout 90 "$sbx" run --rootfs "$proot" --kernel "$kernel" --cwd /srv -- \
+    /bin/python3 -m http.server 7009 --bind 127.0.0.1 >"$work/py.out" 2>&1 &
+  pids+=($!)
+  a=
+  for i in $(seq 100); do
+    a=$(nsx curl -s -m 10 http://127.0.0.1:7009/index.txt) && [ -n "$a" ] && break
+    sleep 0.2
+  done
+  if [ "$a" = "hello from the guest" ] && nsx curl -s -m 30 http://127.0.0.1:7009/big.bin | cmp -s - "$proot/srv/big.bin"; then
+    echo "ok: python3 http.server in the guest answers curl (small page and 3 MB)"
+  else
+    fail "python3 http.server: [$a] ($(grep -v DBG "$work/py.out" | tail -c 600))"
+  fi
+  mkdir -p "$work/hostsrv"
+  echo "hello from the host" >"$work/hostsrv/h.txt"
+  (cd "$work/hostsrv" && exec ip netns exec "$ns" "$py" -m http.server 7010 --bind 127.0.0.1 >/dev/null 2>&1) &
+  pids+=($!)
+  cat >"$proot/tmp/get.py" <<'PY'
+import time, urllib.request
+for i in range(100):
+    try:
+        print(urllib.request.urlopen("http://127.0.0.1:7010/h.txt", timeout=10).read().decode().strip())
+        break
+    except OSError:
+        time.sleep(0.1)
+PY
+  a=$(nsx timeout 90 "$sbx" run --rootfs "$proot" --kernel "$kernel" -- /bin/python3 /tmp/get.py 2>"$work/err")
+  [ "$a" = "hello from the host" ] && echo "ok: python3 urllib in the guest fetches from the host" ||
+    fail "python3 urllib: [$a] ($(grep -v DBG "$work/err" | tail -c 600))"
+else
+  echo "note: python3.11 or curl absent: python checks skipped"
+fi
+
 [ $fails = 0 ] && echo "guestnet $v: all passed" || echo "guestnet $v: $fails failed"
 exit $((fails != 0))
