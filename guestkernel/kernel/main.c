@@ -25,6 +25,8 @@ void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu)
   qk_page_init(bi->free_start, bi->free_end, bi->mem_size);
   qk_ctl_init(bi);
 
+  if (!bi->init_entry && bi->ctl_gpa)
+    qk_sched_start(); /* pod mode: containers come through the channel */
   struct qk_task *t = qk_task_create_init(bi);
   if (!t)
     qk_kpanic("out of memory creating the initial process");

@@ -9,7 +9,10 @@
 
 #define MAX_RW 0x7ffff000ull /* Linux's MAX_RW_COUNT */
 
-static inline struct qk_process *proc(void) { return qk_current()->proc; }
+static inline struct qk_process *proc(void)
+{
+  return qk_current()->proc;
+}
 static inline struct qk_file *fget(uint64_t fd)
 {
   return qk_fget_in(proc()->files, (int)fd);
@@ -57,7 +60,10 @@ int qk_path_at(int64_t dirfd, uint64_t upath, char *out, bool allow_empty)
   return r;
 }
 
-static char *path_buf(void) { return qk_kmalloc(QK_PATH_MAX); }
+static char *path_buf(void)
+{
+  return qk_kmalloc(QK_PATH_MAX);
+}
 
 /* The descriptor named by /dev/stdin, /dev/stdout, /dev/stderr, /dev/fd/N
  * or /proc/self/fd/N (Linux's magic links to a process's own descriptors),
@@ -270,7 +276,7 @@ static int64_t do_rw(uint64_t fd, const struct l_iovec *iov, unsigned cnt, int64
   if ((f->flags & L_O_PATH) || (write ? acc == L_O_RDONLY : acc == L_O_WRONLY)) {
     r = -QK_EBADF;
   } else {
-    struct qk_uio u = { iov, cnt, 0 };
+    struct qk_uio u = {iov, cnt, 0};
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
     r = u.total ? f->ops->rw(f, &u, off, write) : 0;
@@ -281,13 +287,13 @@ static int64_t do_rw(uint64_t fd, const struct l_iovec *iov, unsigned cnt, int64
 
 int64_t sys_read(uint64_t fd, uint64_t buf, uint64_t count, uint64_t a3, uint64_t a4, uint64_t a5)
 {
-  struct l_iovec iov = { buf, count > MAX_RW ? MAX_RW : count };
+  struct l_iovec iov = {buf, count > MAX_RW ? MAX_RW : count};
   return do_rw(fd, &iov, 1, -1, false);
 }
 
 int64_t sys_write(uint64_t fd, uint64_t buf, uint64_t count, uint64_t a3, uint64_t a4, uint64_t a5)
 {
-  struct l_iovec iov = { buf, count > MAX_RW ? MAX_RW : count };
+  struct l_iovec iov = {buf, count > MAX_RW ? MAX_RW : count};
   return do_rw(fd, &iov, 1, -1, true);
 }
 
@@ -296,7 +302,7 @@ int64_t sys_pread64(uint64_t fd, uint64_t buf, uint64_t count, uint64_t off, uin
 {
   if ((int64_t)off < 0)
     return -QK_EINVAL;
-  struct l_iovec iov = { buf, count > MAX_RW ? MAX_RW : count };
+  struct l_iovec iov = {buf, count > MAX_RW ? MAX_RW : count};
   return do_rw(fd, &iov, 1, (int64_t)off, false);
 }
 
@@ -305,7 +311,7 @@ int64_t sys_pwrite64(uint64_t fd, uint64_t buf, uint64_t count, uint64_t off, ui
 {
   if ((int64_t)off < 0)
     return -QK_EINVAL;
-  struct l_iovec iov = { buf, count > MAX_RW ? MAX_RW : count };
+  struct l_iovec iov = {buf, count > MAX_RW ? MAX_RW : count};
   return do_rw(fd, &iov, 1, (int64_t)off, true);
 }
 
@@ -578,7 +584,8 @@ static int64_t do_faccessat(int64_t dirfd, uint64_t upath, uint64_t mode, uint64
   return r;
 }
 
-int64_t sys_access(uint64_t upath, uint64_t mode, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_access(uint64_t upath, uint64_t mode, uint64_t a2, uint64_t a3, uint64_t a4,
+                   uint64_t a5)
 {
   return do_faccessat(L_AT_FDCWD, upath, mode, 0);
 }
@@ -751,7 +758,8 @@ static int64_t do_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
     if (n == 1)
       r = flags ? -QK_EBUSY : -QK_EISDIR; /* the root itself */
     else
-      r = qk_qcall(QK_OP_UNLINKAT, qk_root_hfd(), qk_va_to_pa(path), n, flags ? QK_AT_REMOVEDIR : 0, 0, 0);
+      r = qk_qcall(QK_OP_UNLINKAT, qk_root_hfd(), qk_va_to_pa(path), n, flags ? QK_AT_REMOVEDIR : 0,
+                   0, 0);
   }
   qk_kfree(path);
   return r;
@@ -868,28 +876,69 @@ static int64_t timespec_ns(uint64_t uts, uint64_t *ns)
     return -QK_EFAULT;
   if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
     return -QK_EINVAL;
-  *ns = (uint64_t)ts.tv_sec > 100ull * 365 * 86400 ? ~0ull - 1
-                                                   : (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  *ns = (uint64_t)ts.tv_sec > 100ull * 365 * 86400
+            ? ~0ull - 1
+            : (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
   return 0;
+}
+
+/* poll and select are never restarted after a handler (as on Linux). */
+static int64_t no_restart(int64_t r)
+{
+  return r == -QK_ERESTARTSYS ? -QK_EINTR : r;
+}
+
+/* ppoll/pselect6: the caller's mask for the wait; a handler's frame then
+ * carries the old one (restored by sigreturn), any other return restores
+ * it here. Set on the first run only (the call may be restarted). */
+static int64_t set_wait_mask(uint64_t umask)
+{
+  struct qk_task *t = qk_current();
+  if (!umask || qk_restarting())
+    return 0;
+  uint64_t m;
+  if (qk_copy_from_user(&m, umask, 8))
+    return -QK_EFAULT;
+  t->saved_sigmask = t->sigmask;
+  t->has_saved_sigmask = true;
+  t->sigmask = m & ~((1ull << 8) | (1ull << 18)); /* never SIGKILL, SIGSTOP */
+  return 0;
+}
+
+static int64_t end_wait_mask(uint64_t umask, int64_t r)
+{
+  struct qk_task *t = qk_current();
+  if (r == -QK_ERESTART_WAIT)
+    return r;
+  if (r == -QK_ERESTARTSYS)
+    return -QK_EINTR; /* delivery uses and clears the saved mask */
+  if (umask && t->has_saved_sigmask) {
+    t->sigmask = t->saved_sigmask;
+    t->has_saved_sigmask = false;
+  }
+  return r;
 }
 
 int64_t sys_poll(uint64_t ufds, uint64_t nfds, uint64_t timeout_ms, uint64_t a3, uint64_t a4,
                  uint64_t a5)
 {
   int t = (int)timeout_ms;
-  return do_poll(ufds, nfds, t < 0 ? ~0ull : (uint64_t)t * 1000000ull);
+  return no_restart(do_poll(ufds, nfds, t < 0 ? ~0ull : (uint64_t)t * 1000000ull));
 }
 
-int64_t sys_ppoll(uint64_t ufds, uint64_t nfds, uint64_t uts, uint64_t usigmask, uint64_t sigsetsize,
-                  uint64_t a5)
+int64_t sys_ppoll(uint64_t ufds, uint64_t nfds, uint64_t uts, uint64_t usigmask,
+                  uint64_t sigsetsize, uint64_t a5)
 {
-  uint64_t ns;
-  int64_t r = timespec_ns(uts, &ns);
+  uint64_t ns = ~0ull;
+  int64_t r = uts ? timespec_ns(uts, &ns) : 0;
   if (r)
     return r;
   if (usigmask && sigsetsize != 8)
     return -QK_EINVAL;
-  return do_poll(ufds, nfds, ns);
+  r = set_wait_mask(usigmask);
+  if (r)
+    return r;
+  return end_wait_mask(usigmask, do_poll(ufds, nfds, ns));
 }
 
 static int64_t do_select(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint64_t timeout_ns)
@@ -899,7 +948,7 @@ static int64_t do_select(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, u
   int n = (int)nfds;
   size_t bytes = (size_t)((n + 63) / 64) * 8;
   uint64_t sets[3][16];
-  uint64_t u[3] = { ur, uw, ue };
+  uint64_t u[3] = {ur, uw, ue};
   for (int k = 0; k < 3; k++) {
     memset(sets[k], 0, sizeof(sets[k]));
     if (u[k] && bytes && qk_copy_from_user(sets[k], u[k], bytes))
@@ -945,19 +994,33 @@ int64_t sys_select(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint64_
       return -QK_EFAULT;
     if (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000)
       return -QK_EINVAL;
-    ns = (uint64_t)tv.tv_sec > 100ull * 365 * 86400 ? ~0ull - 1
-                                                    : (uint64_t)tv.tv_sec * 1000000000ull + (uint64_t)tv.tv_usec * 1000;
+    ns = (uint64_t)tv.tv_sec > 100ull * 365 * 86400
+             ? ~0ull - 1
+             : (uint64_t)tv.tv_sec * 1000000000ull + (uint64_t)tv.tv_usec * 1000;
   }
-  return do_select(nfds, ur, uw, ue, ns);
+  return no_restart(do_select(nfds, ur, uw, ue, ns));
 }
 
-int64_t sys_pselect6(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint64_t uts, uint64_t a5)
+int64_t sys_pselect6(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint64_t uts,
+                     uint64_t a5)
 {
-  uint64_t ns;
-  int64_t r = timespec_ns(uts, &ns);
+  uint64_t ns = ~0ull;
+  int64_t r = uts ? timespec_ns(uts, &ns) : 0;
   if (r)
     return r;
-  return do_select(nfds, ur, uw, ue, ns);
+  uint64_t umask = 0;
+  if (a5) { /* { const sigset_t *ss; size_t ss_len; } */
+    uint64_t d[2];
+    if (qk_copy_from_user(d, a5, sizeof(d)))
+      return -QK_EFAULT;
+    if (d[0] && d[1] != 8)
+      return -QK_EINVAL;
+    umask = d[0];
+  }
+  r = set_wait_mask(umask);
+  if (r)
+    return r;
+  return end_wait_mask(umask, do_select(nfds, ur, uw, ue, ns));
 }
 
 static int64_t do_pipe2(uint64_t ufds, uint64_t flags)
@@ -969,7 +1032,7 @@ static int64_t do_pipe2(uint64_t ufds, uint64_t flags)
   if (e)
     return e;
   bool ce = flags & L_O_CLOEXEC;
-  int fds[2] = { qk_fd_install(proc()->files, r, 0, ce), -1 };
+  int fds[2] = {qk_fd_install(proc()->files, r, 0, ce), -1};
   if (fds[0] < 0) {
     qk_fput(r);
     qk_fput(w);

@@ -64,8 +64,9 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
   qk_strlcpy(p->exe, spec->argv[0], sizeof(p->exe));
   p->fs = qk_kzalloc(sizeof(*p->fs));
   p->files = qk_fdtable_new(NOFILE_DEFAULT);
+  /* Any address space has the kernel half: the boot one, else the live one. */
   uint64_t kcr3 = qk_boot_pidns.init && qk_boot_pidns.init->mm ? qk_boot_pidns.init->mm->cr3
-                                                               : qk_current()->proc->mm->cr3;
+                                                               : qk_arch_current_cr3();
   p->mm = qk_mm_new(kcr3);
   if (!p->fs || !p->files || !p->mm)
     goto fail;

@@ -299,3 +299,20 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
   if (&next->regs != r)
     memcpy(r, &next->regs, sizeof(*r));
 }
+
+/* Boot with no boot process (pod mode: init_entry 0, a control channel):
+ * wait for the first container, then run it. */
+__attribute__((noreturn)) void qk_sched_start(void)
+{
+  struct qk_task *next;
+  for (;;) {
+    qk_ctl_poll();
+    next = pick(NULL);
+    if (next)
+      break;
+    idle();
+  }
+  switch_to(NULL, next);
+  next->uregs = &next->regs;
+  qk_arch_return_to_user(&next->regs);
+}

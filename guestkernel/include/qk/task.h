@@ -147,6 +147,9 @@ int qk_wake(const void *wchan);
 /* Wakes at most n tasks blocked on wchan (futex). */
 int qk_wake_n(const void *wchan, int n);
 void qk_wake_task(struct qk_task *t);
+/* Boot without a boot process (init_entry 0 and a pod control channel):
+ * idles until a container is started, then runs it. */
+__attribute__((noreturn)) void qk_sched_start(void);
 /* Forces a reschedule on the way out (sched_yield). */
 void qk_sched_yield(void);
 /* All tasks and processes. */

@@ -68,3 +68,33 @@ Test(fdtable, refs_dup2_and_limits)
   qk_fput(x);
   qk_fdtable_free(t);
 }
+
+/* fork's copy shares every open file (one reference each); exec closes the
+ * close-on-exec ones; a file goes when its last table lets it go. */
+Test(fdtable, dup_for_fork_and_close_on_exec)
+{
+  struct qk_fdtable *t = qk_fdtable_new(64);
+  released = 0;
+  struct qk_file *f0 = qk_file_new(&ops, 0, "/a"), *f1 = qk_file_new(&ops, 0, "/b");
+  cr_assert_eq(qk_fd_install(t, f0, 0, false), 0);
+  cr_assert_eq(qk_fd_install(t, f1, 0, true), 1);
+  cr_assert_eq(qk_fd_install(t, qk_file_new(&ops, 0, NULL), 40, true), 40, "grown table");
+  struct qk_fdtable *c = qk_fdtable_dup(t);
+  cr_assert_not_null(c);
+  cr_assert_eq(c->refs, 1);
+  cr_assert_eq(f0->refs, 2);
+  cr_assert_eq(f1->refs, 2);
+  cr_assert_eq(qk_fd_get_cloexec(c, 1), 1);
+  cr_assert_eq(qk_fd_install(c, qk_file_new(&ops, 0, NULL), 0, false), 2, "lowest free copied");
+  qk_fdtable_close_on_exec(c);
+  cr_assert_eq(qk_fd_get_cloexec(c, 1), -QK_EBADF);
+  cr_assert_eq(qk_fd_get_cloexec(c, 40), -QK_EBADF);
+  cr_assert_eq(qk_fd_get_cloexec(c, 0), 0);
+  cr_assert_eq(released, 0, "the parent still holds 1 and 40");
+  cr_assert_eq(f1->refs, 1);
+  qk_fdtable_free(c);
+  cr_assert_eq(released, 1, "the child's own file 2");
+  cr_assert_eq(f0->refs, 1);
+  qk_fdtable_free(t);
+  cr_assert_eq(released, 4);
+}

@@ -387,6 +387,33 @@ static void t_signals(void)
   CHECK(norder >= 1 && order[0] == SIGUSR1);
   sigprocmask(SIG_SETMASK, &old, NULL);
   waitpid(p, &st, 0);
+  /* ppoll's mask: SIGUSR1 blocked outside, taken during the wait. */
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &set, &old);
+  norder = 0;
+  int pf2[2];
+  pipe(pf2);
+  p = fork();
+  if (p == 0) {
+    usleep(5000);
+    kill(getppid(), SIGUSR1);
+    _exit(0);
+  }
+  struct pollfd_ {
+    int fd;
+    short ev, rev;
+  } pfd = {pf2[0], 1, 0};
+  struct timespec onesec = {1, 0};
+  CHECK_EQ(RS5(271, &pfd, 1, &onesec, &none, 8), -EINTR);
+  CHECK(norder >= 1 && order[0] == SIGUSR1);
+  sigset_t now;
+  sigprocmask(SIG_BLOCK, NULL, &now);
+  CHECK(sigismember(&now, SIGUSR1));
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  waitpid(p, &st, 0);
+  close(pf2[0]);
+  close(pf2[1]);
   /* sigtimedwait takes a blocked pending signal without its handler. */
   norder = 0;
   sigemptyset(&set);
