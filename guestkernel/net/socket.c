@@ -60,13 +60,13 @@
 struct qk_sock {
   struct qk_sock *next, *prev; /* every socket: the idle loop's poll set */
   int domain, type;
-  int hfd;          /* the file's host handle, for the idle poll set */
-  int16_t want;     /* POLL* events a parked task or a poll/select waits for */
-  bool connecting;  /* a blocking connect is waiting for the handshake */
+  int hfd;                     /* the file's host handle, for the idle poll set */
+  int16_t want;                /* POLL* events a parked task or a poll/select waits for */
+  bool connecting;             /* a blocking connect is waiting for the handshake */
   uint64_t rcvtimeo, sndtimeo; /* SO_RCVTIMEO/SO_SNDTIMEO in ns, 0: none */
-  struct qk_task *tx_owner;     /* a task parked in a send with tx_partial bytes out */
+  struct qk_task *tx_owner;    /* a task parked in a send with tx_partial bytes out */
   uint64_t tx_partial;
-  struct qk_task *rx_owner;     /* a task parked in a MSG_WAITALL receive with rx_partial in */
+  struct qk_task *rx_owner; /* a task parked in a MSG_WAITALL receive with rx_partial in */
   uint64_t rx_partial;
   uint64_t ino;
 };
@@ -76,7 +76,10 @@ static uint64_t next_ino = 0x20000;
 static struct qk_net_pollfd idle_set[QK_NET_POLL_MAX];
 static struct qk_sock *idle_socks[QK_NET_POLL_MAX];
 
-static inline struct qk_process *proc(void) { return qk_current()->proc; }
+static inline struct qk_process *proc(void)
+{
+  return qk_current()->proc;
+}
 
 static bool nonblocking(struct qk_file *f, uint64_t flags)
 {
@@ -112,11 +115,10 @@ static int64_t sock_wait(struct qk_file *f, int16_t ev)
 /* The host's view of the socket right now. */
 static int16_t sock_events(struct qk_file *f, int16_t ev)
 {
-  struct qk_net_pollfd p = { (uint32_t)f->hfd, ev, 0 };
+  struct qk_net_pollfd p = {(uint32_t)f->hfd, ev, 0};
   int64_t r = qk_qcall(QK_OP_NET_POLL, qk_va_to_pa(&p), 1, 0, 0, 0, 0);
   return r < 0 ? POLLERR : p.revents;
 }
-
 
 static uint64_t last_poll_ns;
 
@@ -141,7 +143,7 @@ bool qk_net_idle_wait(uint64_t timeout_ns)
     if (!s->want)
       continue;
     idle_socks[n] = s;
-    idle_set[n] = (struct qk_net_pollfd){ (uint32_t)s->hfd, s->want, 0 };
+    idle_set[n] = (struct qk_net_pollfd){(uint32_t)s->hfd, s->want, 0};
     n++;
   }
   if (!n)
@@ -224,7 +226,7 @@ static int64_t recv_all(struct qk_file *f, const struct qk_uio *u, uint64_t flag
   } else {
     one = u->iov[0];
   }
-  struct qk_uio rest = { vec, u->cnt, u->total };
+  struct qk_uio rest = {vec, u->cnt, u->total};
   struct l_iovec *cur = vec;
   int64_t done = (int64_t)skip, r;
   if (skip)
@@ -237,7 +239,8 @@ static int64_t recv_all(struct qk_file *f, const struct qk_uio *u, uint64_t flag
       r = done ? done : -QK_EFAULT;
       break;
     }
-    r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags | host_wait(false), 0, 0);
+    r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags | host_wait(false),
+                 0, 0);
     if (r == -QK_EAGAIN) {
       r = sock_wait(f, POLLIN);
       if (r == -QK_ERESTART_WAIT && done) {
@@ -266,10 +269,11 @@ static int64_t recv_all(struct qk_file *f, const struct qk_uio *u, uint64_t flag
 
 /* Receives into u. addr/alen: kernel buffers for the source address (NULL:
  * not wanted). *mflags gets MSG_TRUNC for a cut datagram. */
-static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t flags, void *addr, uint32_t *alen,
-                         uint32_t *mflags)
+static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t flags, void *addr,
+                         uint32_t *alen, uint32_t *mflags)
 {
-  if (flags & ~(uint64_t)(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT | MSG_WAITALL | MSG_CMSG_CLOEXEC))
+  if (flags &
+      ~(uint64_t)(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT | MSG_WAITALL | MSG_CMSG_CLOEXEC))
     return -QK_EOPNOTSUPP;
   flags &= ~(uint64_t)MSG_CMSG_CLOEXEC;
   bool nb = nonblocking(f, flags);
@@ -301,15 +305,15 @@ static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t fla
 
 static void raise_sigpipe(void)
 {
-  struct qk_siginfo_lite si = { .code = QK_SI_USER, .pid = proc()->pid };
+  struct qk_siginfo_lite si = {.code = QK_SI_USER, .pid = proc()->pid};
   qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
 }
 
 /* Sends u. A blocking stream send moves everything, as on Linux: when the
  * host buffer fills after part of it went out, the task parks with that
  * part recorded in the socket (tx_partial) and its restart skips it. */
-static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t flags, const void *addr,
-                         uint32_t alen)
+static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
+                         const void *addr, uint32_t alen)
 {
   if (flags & ~(uint64_t)(MSG_OOB | MSG_DONTWAIT | MSG_EOR | MSG_CONFIRM | MSG_NOSIGNAL | MSG_MORE))
     return -QK_EOPNOTSUPP;
@@ -333,7 +337,7 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   } else if (u->cnt) {
     one = u->iov[0];
   }
-  struct qk_uio rest = { vec, u->cnt, u->total };
+  struct qk_uio rest = {vec, u->cnt, u->total};
   struct l_iovec *cur = vec;
   int64_t done = (int64_t)skip, r;
   if (skip)
@@ -385,7 +389,10 @@ static int64_t sock_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, b
   return write ? sock_send(f, u, 0, NULL, 0) : sock_recv(f, u, 0, NULL, NULL, NULL);
 }
 
-static int64_t sock_lseek(struct qk_file *f, int64_t off, int whence) { return -QK_ESPIPE; }
+static int64_t sock_lseek(struct qk_file *f, int64_t off, int whence)
+{
+  return -QK_ESPIPE;
+}
 
 static int sock_fstat(struct qk_file *f, uint64_t gpa)
 {
@@ -400,7 +407,10 @@ static int sock_fstat(struct qk_file *f, uint64_t gpa)
   return 0;
 }
 
-static int64_t sock_getdents(struct qk_file *f, uint64_t uva, uint64_t len) { return -QK_ENOTDIR; }
+static int64_t sock_getdents(struct qk_file *f, uint64_t uva, uint64_t len)
+{
+  return -QK_ENOTDIR;
+}
 
 static int64_t sock_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
 {
@@ -438,7 +448,10 @@ static int sock_poll(struct qk_file *f)
   return ev;
 }
 
-static int sock_mmap_hfd(struct qk_file *f) { return -QK_ENODEV; }
+static int sock_mmap_hfd(struct qk_file *f)
+{
+  return -QK_ENODEV;
+}
 
 static void sock_release(struct qk_file *f)
 {
@@ -455,14 +468,14 @@ static void sock_release(struct qk_file *f)
 }
 
 static const struct qk_file_ops sock_ops = {
-  .rw = sock_rw,
-  .lseek = sock_lseek,
-  .fstat = sock_fstat,
-  .getdents = sock_getdents,
-  .ioctl = sock_ioctl,
-  .poll = sock_poll,
-  .mmap_hfd = sock_mmap_hfd,
-  .release = sock_release,
+    .rw = sock_rw,
+    .lseek = sock_lseek,
+    .fstat = sock_fstat,
+    .getdents = sock_getdents,
+    .ioctl = sock_ioctl,
+    .poll = sock_poll,
+    .mmap_hfd = sock_mmap_hfd,
+    .release = sock_release,
 };
 
 /* A file for host handle hfd (consumed: closed on failure). */
@@ -505,7 +518,10 @@ static struct qk_file *sget_any(uint64_t fd, int64_t *err, bool unix_ok)
   return f;
 }
 
-static struct qk_file *sget(uint64_t fd, int64_t *err) { return sget_any(fd, err, false); }
+static struct qk_file *sget(uint64_t fd, int64_t *err)
+{
+  return sget_any(fd, err, false);
+}
 
 static int64_t install(struct qk_file *f, uint64_t flags)
 {
@@ -517,7 +533,8 @@ static int64_t install(struct qk_file *f, uint64_t flags)
 
 /* ---- syscalls ---- */
 
-int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, uint64_t a4,
+                   uint64_t a5)
 {
   if (type & ~(uint64_t)(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC))
     return -QK_EINVAL;
@@ -544,7 +561,8 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
   return install(f, type);
 }
 
-int64_t sys_socketpair(uint64_t domain, uint64_t type, uint64_t proto, uint64_t usv, uint64_t a4, uint64_t a5)
+int64_t sys_socketpair(uint64_t domain, uint64_t type, uint64_t proto, uint64_t usv, uint64_t a4,
+                       uint64_t a5)
 {
   if (domain != AF_UNIX)
     return -QK_EOPNOTSUPP;
@@ -611,7 +629,8 @@ int64_t sys_bind(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint64_
   return addr_call(QK_OP_BIND, fd, uaddr, len);
 }
 
-int64_t sys_listen(uint64_t fd, uint64_t backlog, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_listen(uint64_t fd, uint64_t backlog, uint64_t a2, uint64_t a3, uint64_t a4,
+                   uint64_t a5)
 {
   int64_t r;
   struct qk_file *f = sget(fd, &r);
@@ -632,7 +651,8 @@ static int64_t sock_error(struct qk_file *f)
   return r < 0 ? r : -(int64_t)err;
 }
 
-int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint64_t a4,
+                    uint64_t a5)
 {
   int64_t r;
   struct qk_file *f = sget(fd, &r);
@@ -687,7 +707,8 @@ static int64_t alen_in(uint64_t uaddr, uint64_t ulen, uint32_t *alen)
 }
 
 /* Copies an address the host wrote (full length hlen) back to the user. */
-static int64_t alen_out(uint64_t uaddr, uint64_t ulen, const uint8_t *buf, uint32_t room, uint32_t hlen)
+static int64_t alen_out(uint64_t uaddr, uint64_t ulen, const uint8_t *buf, uint32_t room,
+                        uint32_t hlen)
 {
   if (!uaddr)
     return 0;
@@ -697,7 +718,8 @@ static int64_t alen_out(uint64_t uaddr, uint64_t ulen, const uint8_t *buf, uint3
   return 0;
 }
 
-int64_t sys_accept4(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags, uint64_t a4, uint64_t a5)
+int64_t sys_accept4(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags, uint64_t a4,
+                    uint64_t a5)
 {
   if (flags & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
     return -QK_EINVAL;
@@ -734,7 +756,8 @@ out:
   return r;
 }
 
-int64_t sys_accept(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_accept(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4,
+                   uint64_t a5)
 {
   return sys_accept4(fd, uaddr, ulen, 0, 0, 0);
 }
@@ -755,19 +778,22 @@ static int64_t sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, bool peer)
     hlen = 2;
     r = alen_out(uaddr, ulen, buf, room, hlen);
   } else if (!r)
-    r = qk_qcall(QK_OP_SOCKNAME, (uint64_t)f->hfd, qk_va_to_pa(buf), qk_va_to_pa(&hlen), peer, 0, 0);
+    r = qk_qcall(QK_OP_SOCKNAME, (uint64_t)f->hfd, qk_va_to_pa(buf), qk_va_to_pa(&hlen), peer, 0,
+                 0);
   if (!r && !qk_unix_is(f))
     r = alen_out(uaddr, ulen, buf, room, hlen);
   qk_fput(f);
   return r;
 }
 
-int64_t sys_getsockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_getsockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4,
+                        uint64_t a5)
 {
   return sockname(fd, uaddr, ulen, false);
 }
 
-int64_t sys_getpeername(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_getpeername(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t a3, uint64_t a4,
+                        uint64_t a5)
 {
   return sockname(fd, uaddr, ulen, true);
 }
@@ -789,7 +815,8 @@ int64_t sys_shutdown(uint64_t fd, uint64_t how, uint64_t a2, uint64_t a3, uint64
   return r;
 }
 
-int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval, uint64_t len, uint64_t a5)
+int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval, uint64_t len,
+                       uint64_t a5)
 {
   int64_t r;
   struct qk_file *f = sget_any(fd, &r, true);
@@ -809,15 +836,19 @@ int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
     r = -QK_EFAULT;
   } else if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
     /* Guest-side: the host handle never blocks, the guest's waits do. */
-    struct { int64_t sec, usec; } tv;
+    struct {
+      int64_t sec, usec;
+    } tv;
     memcpy(&tv, buf, sizeof(tv));
     if (len < sizeof(tv)) {
       r = -QK_EINVAL;
     } else if (tv.usec < 0 || tv.usec >= 1000000) {
       r = -QK_EDOM;
     } else {
-      uint64_t ns = tv.sec < 0 ? 0 : tv.sec > 100ll * 365 * 86400 ? 0 : (uint64_t)tv.sec * 1000000000ull +
-                                                                          (uint64_t)tv.usec * 1000ull;
+      uint64_t ns = tv.sec < 0 ? 0
+                    : tv.sec > 100ll * 365 * 86400
+                        ? 0
+                        : (uint64_t)tv.sec * 1000000000ull + (uint64_t)tv.usec * 1000ull;
       struct qk_sock *s = f->priv;
       if (name == SO_RCVTIMEO)
         s->rcvtimeo = ns;
@@ -866,7 +897,8 @@ static int64_t unix_getsockopt(uint64_t level, uint64_t name, uint64_t uval, uin
   return 0;
 }
 
-int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval, uint64_t ulen, uint64_t a5)
+int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval, uint64_t ulen,
+                       uint64_t a5)
 {
   int64_t r;
   struct qk_file *f = sget_any(fd, &r, true);
@@ -888,12 +920,13 @@ int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
       struct qk_sock *s = f->priv;
       uint64_t ns = name == SO_RCVTIMEO ? s->rcvtimeo : s->sndtimeo;
-      int64_t tv[2] = { (int64_t)(ns / 1000000000ull), (int64_t)(ns % 1000000000ull / 1000ull) };
+      int64_t tv[2] = {(int64_t)(ns / 1000000000ull), (int64_t)(ns % 1000000000ull / 1000ull)};
       memcpy(buf, tv, sizeof(tv));
       len = len < sizeof(tv) ? len : sizeof(tv);
       r = 0;
     } else {
-      r = qk_qcall(QK_OP_GETSOCKOPT, (uint64_t)f->hfd, level, name, qk_va_to_pa(buf), qk_va_to_pa(&len), 0);
+      r = qk_qcall(QK_OP_GETSOCKOPT, (uint64_t)f->hfd, level, name, qk_va_to_pa(buf),
+                   qk_va_to_pa(&len), 0);
     }
     if (!r && ((len && qk_copy_to_user(uval, buf, len)) || qk_copy_to_user(ulen, &len, 4)))
       r = -QK_EFAULT;
@@ -903,8 +936,8 @@ int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
 }
 
 /* sendto/recvfrom/sendmsg/recvmsg share these. */
-static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uint64_t flags, uint64_t uaddr,
-                       uint64_t alen)
+static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uint64_t flags,
+                       uint64_t uaddr, uint64_t alen)
 {
   int64_t r;
   struct qk_file *f = sget_any(fd, &r, true);
@@ -913,7 +946,7 @@ static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
   uint8_t buf[ADDR_MAX];
   r = uaddr ? addr_in(uaddr, alen, buf) : 0;
   if (!r) {
-    struct qk_uio u = { iov, cnt, 0 };
+    struct qk_uio u = {iov, cnt, 0};
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
     if (qk_unix_is(f))
@@ -925,8 +958,8 @@ static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
   return r;
 }
 
-static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uint64_t flags, uint64_t uaddr,
-                       uint64_t ulen, uint32_t *mflags)
+static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uint64_t flags,
+                       uint64_t uaddr, uint64_t ulen, uint32_t *mflags)
 {
   int64_t r;
   struct qk_file *f = sget_any(fd, &r, true);
@@ -936,14 +969,14 @@ static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
   uint8_t buf[ADDR_MAX];
   r = alen_in(uaddr, ulen, &room);
   if (!r && qk_unix_is(f)) {
-    struct qk_uio u = { iov, cnt, 0 };
+    struct qk_uio u = {iov, cnt, 0};
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
     r = qk_unix_xfer(f, &u, flags, false);
-    if (r >= 0 && uaddr && qk_copy_to_user(ulen, &(uint32_t){ 0 }, 4))
+    if (r >= 0 && uaddr && qk_copy_to_user(ulen, &(uint32_t){0}, 4))
       r = -QK_EFAULT; /* a pair's peer has no name */
   } else if (!r) {
-    struct qk_uio u = { iov, cnt, 0 };
+    struct qk_uio u = {iov, cnt, 0};
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
     r = sock_recv(f, &u, flags, uaddr ? buf : NULL, &hlen, mflags);
@@ -961,15 +994,17 @@ static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
 
 #define MAX_RW 0x7ffff000ull
 
-int64_t sys_sendto(uint64_t fd, uint64_t ubuf, uint64_t len, uint64_t flags, uint64_t uaddr, uint64_t alen)
+int64_t sys_sendto(uint64_t fd, uint64_t ubuf, uint64_t len, uint64_t flags, uint64_t uaddr,
+                   uint64_t alen)
 {
-  struct l_iovec iov = { ubuf, len > MAX_RW ? MAX_RW : len };
+  struct l_iovec iov = {ubuf, len > MAX_RW ? MAX_RW : len};
   return do_send(fd, &iov, 1, flags, uaddr, alen);
 }
 
-int64_t sys_recvfrom(uint64_t fd, uint64_t ubuf, uint64_t len, uint64_t flags, uint64_t uaddr, uint64_t ulen)
+int64_t sys_recvfrom(uint64_t fd, uint64_t ubuf, uint64_t len, uint64_t flags, uint64_t uaddr,
+                     uint64_t ulen)
 {
-  struct l_iovec iov = { ubuf, len > MAX_RW ? MAX_RW : len };
+  struct l_iovec iov = {ubuf, len > MAX_RW ? MAX_RW : len};
   return do_recv(fd, &iov, 1, flags, uaddr, ulen, NULL);
 }
 
@@ -1040,12 +1075,14 @@ static int64_t do_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
   return r;
 }
 
-int64_t sys_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uint64_t a4,
+                    uint64_t a5)
 {
   return do_sendmsg(fd, umsg, flags);
 }
 
-int64_t sys_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
+int64_t sys_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uint64_t a4,
+                    uint64_t a5)
 {
   return do_recvmsg(fd, umsg, flags);
 }
@@ -1053,7 +1090,8 @@ int64_t sys_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uin
 /* struct mmsghdr: a msghdr and the byte count of that message. */
 #define MMSG_SIZE 64
 
-int64_t sys_sendmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t a4, uint64_t a5)
+int64_t sys_sendmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t a4,
+                     uint64_t a5)
 {
   if (vlen > 1024)
     vlen = 1024;
@@ -1070,14 +1108,16 @@ int64_t sys_sendmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, 
   return (int64_t)i;
 }
 
-int64_t sys_recvmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t uts, uint64_t a5)
+int64_t sys_recvmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t uts,
+                     uint64_t a5)
 {
   if (vlen > 1024)
     vlen = 1024;
   uint64_t i;
   for (i = 0; i < vlen; i++) {
-    int64_t r = do_recvmsg(fd, uvec + i * MMSG_SIZE, (flags & ~(uint64_t)0x10000 /* MSG_WAITFORONE */) |
-                                                         (i && (flags & 0x10000) ? MSG_DONTWAIT : 0));
+    int64_t r = do_recvmsg(fd, uvec + i * MMSG_SIZE,
+                           (flags & ~(uint64_t)0x10000 /* MSG_WAITFORONE */) |
+                               (i && (flags & 0x10000) ? MSG_DONTWAIT : 0));
     if (r < 0)
       return i ? (int64_t)i : r;
     uint32_t n = (uint32_t)r;
@@ -1091,7 +1131,8 @@ int64_t sys_recvmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, 
  * the bytes (no copy through the guest). Other pairs (to files, pipes,
  * guest unix pairs) are -EINVAL, which callers such as busybox and nginx
  * answer with read/write. */
-int64_t sys_sendfile(uint64_t out_fd, uint64_t in_fd, uint64_t uoff, uint64_t count, uint64_t a4, uint64_t a5)
+int64_t sys_sendfile(uint64_t out_fd, uint64_t in_fd, uint64_t uoff, uint64_t count, uint64_t a4,
+                     uint64_t a5)
 {
   int64_t r;
   struct qk_file *out = sget(out_fd, &r);
@@ -1111,8 +1152,8 @@ int64_t sys_sendfile(uint64_t out_fd, uint64_t in_fd, uint64_t uoff, uint64_t co
     r = -QK_EINVAL;
   } else {
     bool nb = (out->flags & L_O_NONBLOCK) != 0;
-    r = qk_qcall(QK_OP_SENDFILE, (uint64_t)out->hfd, (uint64_t)in->hfd, uoff ? (uint64_t)off : ~0ull,
-                 count > MAX_RW ? MAX_RW : count, host_wait(nb), 0);
+    r = qk_qcall(QK_OP_SENDFILE, (uint64_t)out->hfd, (uint64_t)in->hfd,
+                 uoff ? (uint64_t)off : ~0ull, count > MAX_RW ? MAX_RW : count, host_wait(nb), 0);
     if (r == -QK_EAGAIN && !nb)
       r = sock_wait(out, POLLOUT); /* nothing went out: the restart sends it */
     if (r > 0 && uoff) {

@@ -74,7 +74,10 @@ int64_t qk_unix_shutdown(struct qk_file *f, uint64_t how)
   return 0;
 }
 
-static int64_t unix_lseek(struct qk_file *f, int64_t off, int whence) { return -QK_ESPIPE; }
+static int64_t unix_lseek(struct qk_file *f, int64_t off, int whence)
+{
+  return -QK_ESPIPE;
+}
 
 static int unix_fstat(struct qk_file *f, uint64_t gpa)
 {
@@ -89,7 +92,10 @@ static int unix_fstat(struct qk_file *f, uint64_t gpa)
   return 0;
 }
 
-static int64_t unix_getdents(struct qk_file *f, uint64_t uva, uint64_t len) { return -QK_ENOTDIR; }
+static int64_t unix_getdents(struct qk_file *f, uint64_t uva, uint64_t len)
+{
+  return -QK_ENOTDIR;
+}
 
 static int64_t unix_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
 {
@@ -127,7 +133,10 @@ static int unix_poll(struct qk_file *f)
   return ev;
 }
 
-static int unix_mmap_hfd(struct qk_file *f) { return -QK_ENODEV; }
+static int unix_mmap_hfd(struct qk_file *f)
+{
+  return -QK_ENODEV;
+}
 
 static void unix_release(struct qk_file *f)
 {
@@ -137,17 +146,20 @@ static void unix_release(struct qk_file *f)
 }
 
 static const struct qk_file_ops unix_ops = {
-  .rw = unix_rw,
-  .lseek = unix_lseek,
-  .fstat = unix_fstat,
-  .getdents = unix_getdents,
-  .ioctl = unix_ioctl,
-  .poll = unix_poll,
-  .mmap_hfd = unix_mmap_hfd,
-  .release = unix_release,
+    .rw = unix_rw,
+    .lseek = unix_lseek,
+    .fstat = unix_fstat,
+    .getdents = unix_getdents,
+    .ioctl = unix_ioctl,
+    .poll = unix_poll,
+    .mmap_hfd = unix_mmap_hfd,
+    .release = unix_release,
 };
 
-bool qk_unix_is(struct qk_file *f) { return f->ops == &unix_ops; }
+bool qk_unix_is(struct qk_file *f)
+{
+  return f->ops == &unix_ops;
+}
 
 int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b)
 {
@@ -174,8 +186,8 @@ int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b)
     return -QK_ENOMEM;
   }
   /* a writes pipe 1 and reads pipe 2; b the other way round. */
-  *ea = (struct unix_end){ r2, w1, next_ino++ };
-  *eb = (struct unix_end){ r1, w2, next_ino++ };
+  *ea = (struct unix_end){r2, w1, next_ino++};
+  *eb = (struct unix_end){r1, w2, next_ino++};
   fa->priv = ea;
   fb->priv = eb;
   *a = fa;

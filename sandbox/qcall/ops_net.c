@@ -16,16 +16,17 @@
 
 #include "../../guestkernel/abi/qk_errno.h"
 
-_Static_assert(QK_EAGAIN == EAGAIN && QK_EINPROGRESS == EINPROGRESS && QK_ECONNREFUSED == ECONNREFUSED &&
-                   QK_EAFNOSUPPORT == EAFNOSUPPORT && QK_ENOTSOCK == ENOTSOCK && QK_EPIPE == EPIPE &&
-                   QK_EALREADY == EALREADY,
+_Static_assert(QK_EAGAIN == EAGAIN && QK_EINPROGRESS == EINPROGRESS &&
+                   QK_ECONNREFUSED == ECONNREFUSED && QK_EAFNOSUPPORT == EAFNOSUPPORT &&
+                   QK_ENOTSOCK == ENOTSOCK && QK_EPIPE == EPIPE && QK_EALREADY == EALREADY,
                "socket errno numbers are the host's");
 
 #define ADDR_MAX 128 /* sizeof(struct sockaddr_storage) */
 #define OPT_MAX 64
 
 /* Copies a guest sockaddr of len bytes into ss. */
-static int get_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len, struct sockaddr_storage *ss)
+static int get_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len,
+                    struct sockaddr_storage *ss)
 {
   if (len > ADDR_MAX)
     return -EINVAL;
@@ -45,8 +46,8 @@ static int get_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len, str
 /* Writes a host sockaddr into a guest buffer whose size is the uint32 at
  * len_gpa; the uint32 becomes the full address length (Linux semantics:
  * a short buffer gets a cut address and the real length). */
-static int put_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len_gpa, const struct sockaddr_storage *ss,
-                    socklen_t have)
+static int put_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len_gpa,
+                    const struct sockaddr_storage *ss, socklen_t have)
 {
   uint32_t *lenp = sbx_gpa(c->mem, len_gpa, sizeof(uint32_t));
   if (!lenp)
@@ -90,14 +91,18 @@ static int get_iov(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t cnt, stru
   return 0;
 }
 
-static int64_t neg(long r) { return r < 0 ? -errno : r; }
+static int64_t neg(long r)
+{
+  return r < 0 ? -errno : r;
+}
 
 /* Waits until fd has events, the VM stops or timeout_ns passes (~0: none):
  * 1 ready, 0 timed out, or -EINTR (stopping). */
 static int wait_fd(const struct sbx_net_ctx *c, int fd, short events, uint64_t timeout_ns)
 {
   struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = c->stop_fd, .events = POLLIN}};
-  struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u), .tv_nsec = (long)(timeout_ns % 1000000000u)};
+  struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
+                        .tv_nsec = (long)(timeout_ns % 1000000000u)};
   for (;;) {
     int r = ppoll(p, 2, timeout_ns == ~0ull ? NULL : &ts, NULL);
     if (r < 0 && errno == EINTR)
@@ -168,8 +173,8 @@ static int64_t op_accept(const struct sbx_net_ctx *c, const uint64_t *a)
     return -EINVAL;
   bool may_wait = a[3] & QK_NET_WAIT;
   int nfd;
-  while ((nfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0 && errno == EAGAIN &&
-         short_wait(c, fd, POLLIN, &may_wait))
+  while ((nfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0 &&
+         errno == EAGAIN && short_wait(c, fd, POLLIN, &may_wait))
     len = sizeof ss;
   if (nfd < 0)
     return -errno;
@@ -188,7 +193,8 @@ static int64_t op_sockname(const struct sbx_net_ctx *c, const uint64_t *a)
     return fd;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  int r = a[3] ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len);
+  int r = a[3] ? getpeername(fd, (struct sockaddr *)&ss, &len)
+               : getsockname(fd, (struct sockaddr *)&ss, &len);
   if (r < 0)
     return -errno;
   return put_addr(c, a[1], a[2], &ss, len);
@@ -199,7 +205,8 @@ static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   int fd = c->hfd_get(c->q, a[0]);
   if (fd < 0)
     return fd;
-  const uint64_t allowed = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_OOB | MSG_EOR | MSG_CONFIRM | QK_NET_WAIT;
+  const uint64_t allowed =
+      MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_OOB | MSG_EOR | MSG_CONFIRM | QK_NET_WAIT;
   if (a[3] & ~allowed)
     return -EOPNOTSUPP;
   struct iovec iov[QK_QCALL_MAX_IOV];
@@ -231,7 +238,8 @@ static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   int fd = c->hfd_get(c->q, a[0]);
   if (fd < 0)
     return fd;
-  const uint64_t allowed = MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_OOB | QK_NET_WAIT;
+  const uint64_t allowed =
+      MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_OOB | QK_NET_WAIT;
   if (a[3] & ~allowed)
     return -EOPNOTSUPP;
   struct iovec iov[QK_QCALL_MAX_IOV];
@@ -241,7 +249,9 @@ static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   if (a[4] && !sbx_gpa(c->mem, a[5], sizeof(uint32_t)))
     return -EFAULT;
   struct sockaddr_storage ss;
-  struct msghdr m = {.msg_iov = iov, .msg_iovlen = a[2], .msg_name = a[4] ? &ss : NULL,
+  struct msghdr m = {.msg_iov = iov,
+                     .msg_iovlen = a[2],
+                     .msg_name = a[4] ? &ss : NULL,
                      .msg_namelen = a[4] ? sizeof ss : 0};
   bool may_wait = a[3] & QK_NET_WAIT;
   /* MSG_DONTWAIT wins over MSG_WAITALL: what is there now (the guest
@@ -422,7 +432,8 @@ static int64_t op_ioctl(const struct sbx_net_ctx *c, const uint64_t *a)
 /* sendfile(2) refused (a seccomp filter without it): one bounded chunk
  * through a host buffer, with sendfile's semantics (the file position
  * advances by what the socket took). */
-static int64_t copy_file(const struct sbx_net_ctx *c, int out, int in, off_t *off, size_t count, bool may_wait)
+static int64_t copy_file(const struct sbx_net_ctx *c, int out, int in, off_t *off, size_t count,
+                         bool may_wait)
 {
   char buf[65536];
   size_t want = count < sizeof buf ? count : sizeof buf;

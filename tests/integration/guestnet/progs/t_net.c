@@ -32,7 +32,7 @@
 
 static struct sockaddr_in lo(int port)
 {
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   return a;
 }
@@ -107,14 +107,14 @@ static void self_tests(void)
   struct sockaddr_in a = lo(port);
   int r = connect(c, (struct sockaddr *)&a, sizeof a);
   CHECK(r == 0 || errno == EINPROGRESS);
-  struct pollfd p = { c, POLLOUT, 0 };
+  struct pollfd p = {c, POLLOUT, 0};
   CHECK_EQ(poll(&p, 1, 5000), 1);
   CHECK(p.revents & POLLOUT);
   int err = -1;
   socklen_t el = sizeof err;
   CHECK_EQ(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &el), 0);
   CHECK_EQ(err, 0);
-  struct pollfd pl = { l, POLLIN, 0 };
+  struct pollfd pl = {l, POLLIN, 0};
   CHECK_EQ(poll(&pl, 1, 5000), 1);
   struct sockaddr_in peer;
   socklen_t pl2 = sizeof peer;
@@ -148,7 +148,7 @@ static void self_tests(void)
   CHECK_EQ(setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle), 0);
   int big = 1 << 16;
   CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof big), 0);
-  struct linger lg = { 1, 0 };
+  struct linger lg = {1, 0};
   CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
   lg.l_onoff = 0;
   CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
@@ -157,8 +157,8 @@ static void self_tests(void)
 
   /* Data: read/write, MSG_PEEK, FIONREAD, writev/readv, sendmsg/recvmsg. */
   CHECK_EQ(write(c, "hello", 5), 5);
-  char buf[64] = { 0 };
-  p = (struct pollfd){ s, POLLIN, 0 };
+  char buf[64] = {0};
+  p = (struct pollfd){s, POLLIN, 0};
   CHECK_EQ(poll(&p, 1, 5000), 1);
   int avail = 0;
   CHECK_EQ(ioctl(s, FIONREAD, &avail), 0);
@@ -171,13 +171,13 @@ static void self_tests(void)
   CHECK_EQ(errno, EAGAIN);
   CHECK_EQ(read(c, buf, sizeof buf), -1); /* c is non-blocking */
   CHECK_EQ(errno, EAGAIN);
-  struct iovec iv[3] = { { "ab", 2 }, { "", 0 }, { "cde", 3 } };
-  struct msghdr m = { .msg_iov = iv, .msg_iovlen = 3 };
+  struct iovec iv[3] = {{"ab", 2}, {"", 0}, {"cde", 3}};
+  struct msghdr m = {.msg_iov = iv, .msg_iovlen = 3};
   CHECK_EQ(sendmsg(s, &m, MSG_NOSIGNAL), 5);
   char x1[2], x2[10];
-  struct iovec ov[2] = { { x1, 2 }, { x2, 10 } };
-  struct msghdr mr = { .msg_iov = ov, .msg_iovlen = 2 };
-  p = (struct pollfd){ c, POLLIN, 0 };
+  struct iovec ov[2] = {{x1, 2}, {x2, 10}};
+  struct msghdr mr = {.msg_iov = ov, .msg_iovlen = 2};
+  p = (struct pollfd){c, POLLIN, 0};
   CHECK_EQ(poll(&p, 1, 5000), 1);
   CHECK_EQ(recvmsg(c, &mr, MSG_WAITALL), 5);
   CHECK(!memcmp(x1, "ab", 2) && !memcmp(x2, "cde", 3));
@@ -193,7 +193,7 @@ static void self_tests(void)
   CHECK(fcntl(c, F_GETFL) & O_NONBLOCK);
 
   /* SO_RCVTIMEO on a blocking socket: EAGAIN after the timeout. */
-  struct timeval rt = { 0, 100000 }, rt2;
+  struct timeval rt = {0, 100000}, rt2;
   socklen_t rtl = sizeof rt2;
   CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &rt, sizeof rt), 0);
   CHECK_EQ(getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &rt2, &rtl), 0);
@@ -206,14 +206,14 @@ static void self_tests(void)
 
   /* Half-close: the peer reads EOF, and can still send. */
   CHECK_EQ(shutdown(c, SHUT_WR), 0);
-  p = (struct pollfd){ s, POLLIN, 0 };
+  p = (struct pollfd){s, POLLIN, 0};
   CHECK_EQ(poll(&p, 1, 5000), 1);
-  p = (struct pollfd){ s, POLLIN | POLLRDHUP, 0 };
+  p = (struct pollfd){s, POLLIN | POLLRDHUP, 0};
   CHECK_EQ(poll(&p, 1, 0), 1);
   CHECK(p.revents & POLLRDHUP);
   CHECK_EQ(read(s, buf, sizeof buf), 0);
   CHECK_EQ(write(s, "late", 4), 4);
-  p = (struct pollfd){ c, POLLIN, 0 };
+  p = (struct pollfd){c, POLLIN, 0};
   CHECK_EQ(poll(&p, 1, 5000), 1);
   CHECK_EQ(read(c, buf, sizeof buf), 4);
   /* After the peer closes: EPIPE with MSG_NOSIGNAL. */
@@ -229,7 +229,7 @@ static void self_tests(void)
   fd_set rs_;
   FD_ZERO(&rs_);
   FD_SET(l, &rs_);
-  struct timeval tv = { 0, 50000 };
+  struct timeval tv = {0, 50000};
   CHECK_EQ(select(l + 1, &rs_, NULL, NULL, &tv), 0);
 
   /* Refused connect: EINPROGRESS or ECONNREFUSED, then SO_ERROR. */
@@ -238,7 +238,7 @@ static void self_tests(void)
   a = lo(port);
   r = connect(c, (struct sockaddr *)&a, sizeof a);
   if (r < 0 && errno == EINPROGRESS) {
-    p = (struct pollfd){ c, POLLOUT, 0 };
+    p = (struct pollfd){c, POLLOUT, 0};
     CHECK_EQ(poll(&p, 1, 5000), 1);
     el = sizeof err;
     CHECK_EQ(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &el), 0);
@@ -266,8 +266,8 @@ static void self_tests(void)
   CHECK_EQ(from.sin_port, htons((uint16_t)port_of(u2)));
   CHECK_EQ(sendto(u2, "truncated", 9, 0, (struct sockaddr *)&a, sizeof a), 9);
   char small[4];
-  struct iovec siv = { small, 4 };
-  struct msghdr ms = { .msg_iov = &siv, .msg_iovlen = 1 };
+  struct iovec siv = {small, 4};
+  struct msghdr ms = {.msg_iov = &siv, .msg_iovlen = 1};
   CHECK_EQ(recvmsg(u, &ms, 0), 4);
   CHECK(ms.msg_flags & MSG_TRUNC);
   close(u);
@@ -297,7 +297,7 @@ static void self_tests(void)
 
   /* IPv6 on ::1 with IPV6_V6ONLY (where the host has IPv6). */
   int l6 = socket(AF_INET6, SOCK_STREAM, 0);
-  struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+  struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
   if (l6 >= 0)
     CHECK_EQ(setsockopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
   if (l6 >= 0 && bind(l6, (struct sockaddr *)&a6, sizeof a6) == 0) {
@@ -329,7 +329,7 @@ static void self_tests(void)
   int sv[2];
   CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   CHECK_EQ(write(sv[0], "abc", 3), 3);
-  p = (struct pollfd){ sv[1], POLLIN, 0 };
+  p = (struct pollfd){sv[1], POLLIN, 0};
   CHECK_EQ(poll(&p, 1, 1000), 1);
   CHECK_EQ(read(sv[1], buf, sizeof buf), 3);
   CHECK(!memcmp(buf, "abc", 3));
@@ -444,24 +444,39 @@ static void fuzz(int n)
   uint64_t x = 88172645463325252ull ^ (uint64_t)n;
   int fds[16], nf = 0;
   for (int i = 0; i < 4; i++)
-    fds[nf++] = socket(i & 1 ? AF_INET6 : AF_INET, (i & 2 ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK, 0);
-  const long nrs[] = { SYS_bind,     SYS_connect,     SYS_listen,     SYS_accept4,    SYS_getsockname,
-                       SYS_getpeername, SYS_sendto,   SYS_recvfrom,   SYS_sendmsg,    SYS_recvmsg,
-                       SYS_shutdown, SYS_setsockopt,  SYS_getsockopt, SYS_sendmmsg,   SYS_recvmmsg,
-                       SYS_socket,   SYS_socketpair };
+    fds[nf++] =
+        socket(i & 1 ? AF_INET6 : AF_INET, (i & 2 ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK, 0);
+  const long nrs[] = {
+      SYS_bind,       SYS_connect,  SYS_listen,   SYS_accept4, SYS_getsockname, SYS_getpeername,
+      SYS_sendto,     SYS_recvfrom, SYS_sendmsg,  SYS_recvmsg, SYS_shutdown,    SYS_setsockopt,
+      SYS_getsockopt, SYS_sendmmsg, SYS_recvmmsg, SYS_socket,  SYS_socketpair};
   int errors = 0;
   for (int i = 0; i < n; i++) {
     long a[6];
     for (int k = 0; k < 6; k++) {
       x ^= x << 13, x ^= x >> 7, x ^= x << 17;
       switch (x % 7) {
-      case 0: a[k] = (long)(x >> 8) & 0xff; break;
-      case 1: a[k] = (long)(page + ((x >> 8) % sizeof page)); break;
-      case 2: a[k] = (long)(x >> 3); break; /* wild pointer or length */
-      case 3: a[k] = 16; break;
-      case 4: a[k] = fds[(x >> 8) % (unsigned)nf]; break;
-      case 5: a[k] = 0; break;
-      default: a[k] = -1; break;
+      case 0:
+        a[k] = (long)(x >> 8) & 0xff;
+        break;
+      case 1:
+        a[k] = (long)(page + ((x >> 8) % sizeof page));
+        break;
+      case 2:
+        a[k] = (long)(x >> 3);
+        break; /* wild pointer or length */
+      case 3:
+        a[k] = 16;
+        break;
+      case 4:
+        a[k] = fds[(x >> 8) % (unsigned)nf];
+        break;
+      case 5:
+        a[k] = 0;
+        break;
+      default:
+        a[k] = -1;
+        break;
       }
     }
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -557,7 +572,7 @@ int main(int argc, char **argv)
     const char *msg = argc > 3 ? argv[3] : "ping";
     for (int i = 0; i < 100; i++) { /* the server may not be up yet */
       sendto(u, msg, strlen(msg), 0, (struct sockaddr *)&a, sizeof a);
-      struct pollfd p = { u, POLLIN, 0 };
+      struct pollfd p = {u, POLLIN, 0};
       if (poll(&p, 1, 100) == 1) {
         ssize_t r = recv(u, buf, sizeof buf - 1, 0);
         buf[r < 0 ? 0 : r] = 0;
