@@ -588,6 +588,15 @@ out:
   return r;
 }
 
+/* Stops a guest. A QCall worker blocked reading a stdin socket would keep
+ * the stop waiting for input: shutting the socket down ends that read. */
+static void stop_guest(struct sbx_guest *g, int status, int stdin_fd)
+{
+  sbx_guest_stop(g, status);
+  if (stdin_fd >= 0)
+    shutdown(stdin_fd, SHUT_RDWR);
+}
+
 /* Signals whose default action is to ignore (or continue): no effect on a
  * guest that cannot deliver signals yet. */
 static bool sig_ignored(int s)
@@ -607,7 +616,7 @@ int pod_ctr_signal(struct pod *p, const char *id, int signo, q_error **err)
   if (!c)
     r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
   else if (c->guest && !sig_ignored(signo))
-    sbx_guest_stop(c->guest, 128 + signo);
+    stop_guest(c->guest, 128 + signo, c->stdin_sp[1]);
   pthread_mutex_unlock(&p->lock);
   return r;
 }
@@ -929,9 +938,12 @@ int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int 
     goto out;
   }
   x->pod = p;
+  x->stdin_fd = with_stdin ? fcntl(sp[0][1], F_DUPFD_CLOEXEC, 3) : -1;
   pthread_mutex_lock(&p->lock);
   struct ctr *c = find(p, id);
-  if (!c) {
+  if (with_stdin && x->stdin_fd < 0) {
+    r = q_error_make(err, errno, "dup stdin");
+  } else if (!c) {
     r = q_error_make(err, ENOENT, "no container %s", id ? id : "");
   } else if (c->state != CTR_RUNNING) {
     r = q_error_make(err, EBUSY, "container %s is not running", id);
@@ -968,8 +980,11 @@ int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int 
     }
   }
   pthread_mutex_unlock(&p->lock);
-  if (r < 0)
+  if (r < 0) {
+    if (x->stdin_fd >= 0)
+      close(x->stdin_fd);
     free(x);
+  }
 out:
   free_strv(argv);
   /* The guest has its own duplicates (QCall fd table): ours go. */
@@ -1031,6 +1046,8 @@ int pod_exec_wait(struct pod *p, const char *xid, int timeout_ms, json_t *out, q
   pthread_mutex_unlock(&p->lock);
   if (r == 0 && x) {
     pthread_join(x->thread, NULL);
+    if (x->stdin_fd >= 0)
+      close(x->stdin_fd);
     free(x);
   }
   return r;
@@ -1046,7 +1063,7 @@ int pod_exec_kill(struct pod *p, const char *xid, int signo, q_error **err)
   if (!x)
     r = q_error_make(err, ENOENT, "no exec %s", xid ? xid : "");
   else if (!x->done && !sig_ignored(signo))
-    sbx_guest_stop(x->guest, 128 + signo);
+    stop_guest(x->guest, 128 + signo, x->stdin_fd);
   pthread_mutex_unlock(&p->lock);
   return r;
 }
@@ -1114,10 +1131,10 @@ void pod_ctr_stop_all(struct pod *p)
   pthread_mutex_lock(&p->lock);
   for (size_t i = 0; i < p->n_ctrs; i++)
     if (p->ctrs[i]->guest)
-      sbx_guest_stop(p->ctrs[i]->guest, 128 + SIGKILL);
+      stop_guest(p->ctrs[i]->guest, 128 + SIGKILL, p->ctrs[i]->stdin_sp[1]);
   for (struct pod_exec *x = p->execs; x; x = x->next)
     if (!x->done)
-      sbx_guest_stop(x->guest, 128 + SIGKILL);
+      stop_guest(x->guest, 128 + SIGKILL, x->stdin_fd);
   for (;;) {
     bool running = false;
     for (size_t i = 0; i < p->n_ctrs; i++)

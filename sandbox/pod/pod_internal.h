@@ -64,6 +64,7 @@ struct pod_exec {
   pthread_t thread;
   bool done, waited;
   int status;
+  int stdin_fd; /* a dup of the guest's stdin socket (shut down to stop it), or -1 */
   struct pod_exec *next;
 };
 

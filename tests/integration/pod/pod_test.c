@@ -421,6 +421,20 @@ int main(int argc, char **argv)
   CHECK(sbx_container_attach(c, "c4", false, af, &err) == -EBUSY,
         "attach to an exited container: EBUSY");
   q_error_free(&err);
+  /* A container blocked reading its stdin still stops on SIGTERM. */
+  cs.container_id = "c5";
+  cs.stdin_once = false;
+  cs.log_path = NULL;
+  r = sbx_container_create(c, &cs, &err);
+  if (r == 0)
+    r = sbx_container_start(c, "c5", &err);
+  q_error_free(&err);
+  usleep(300000);
+  r = r ? r : sbx_container_signal(c, "c5", SIGTERM, &err);
+  r = r ? r : sbx_container_wait(c, "c5", 10000, &s, &err);
+  CHECK(r == 0 && s.exit_code == 143, "c5 blocked on stdin stops on SIGTERM (%d, %s)", s.exit_code,
+        emsg(err));
+  q_error_free(&err);
 
   /* Stats. */
   struct sbx_stats cst = {0}, pst = {0};
