@@ -96,6 +96,13 @@ static double now_s(void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static volatile sig_atomic_t got_usr1;
+static void on_usr1(int sig)
+{
+  (void)sig;
+  got_usr1 = 1;
+}
+
 static void self_tests(void)
 {
   /* TCP: listen, non-blocking connect + poll, accept, names. */
@@ -401,6 +408,25 @@ static void self_tests(void)
     close(s);
   } else {
     printf("skip: fork: %s\n", strerror(errno));
+  }
+  close(l);
+
+  /* A signal interrupts a parked accept: EINTR without SA_RESTART. */
+  l = listener(SOCK_STREAM, 0);
+  struct sigaction sa = {.sa_handler = on_usr1};
+  sigaction(SIGUSR1, &sa, NULL);
+  pid_t killer = fork();
+  if (killer == 0) {
+    usleep(50000);
+    kill(getppid(), SIGUSR1);
+    _exit(0);
+  }
+  if (killer > 0) {
+    got_usr1 = 0;
+    CHECK_EQ(accept(l, NULL, NULL), -1);
+    CHECK_EQ(errno, EINTR);
+    CHECK_EQ(got_usr1, 1);
+    waitpid(killer, NULL, 0);
   }
   close(l);
 
