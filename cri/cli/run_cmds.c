@@ -239,8 +239,11 @@ int quark_cmd_exec(struct quark_cli *cli, int argc, char **argv)
     call_failed(err);
     return timed_out ? 124 : 1;
   }
-  fwrite(r->stdout.data, 1, r->stdout.len, stdout);
-  fwrite(r->stderr.data, 1, r->stderr.len, stderr);
+  /* protobuf-c leaves data NULL for an empty bytes field. */
+  if (r->stdout.len > 0)
+    fwrite(r->stdout.data, 1, r->stdout.len, stdout);
+  if (r->stderr.len > 0)
+    fwrite(r->stderr.data, 1, r->stderr.len, stderr);
   int code = r->exit_code;
   protobuf_c_message_free_unpacked(&r->base, NULL);
   return code;
