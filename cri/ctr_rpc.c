@@ -805,20 +805,41 @@ static grpc_status_code rpc_reopen_log(struct cri_call *call, const ProtobufCMes
 {
   const Runtime__V1__ReopenContainerLogRequest *in =
       (const Runtime__V1__ReopenContainerLogRequest *)req;
+  struct cri_pods *p = pods_of(call);
   struct cri_ctr *ctr = NULL;
-  grpc_status_code code = find_ctr(call, in->container_id, &ctr, NULL);
+  struct cri_pod *pod = NULL;
+  grpc_status_code code = find_ctr(call, in->container_id, &ctr, &pod);
   if (code != GRPC_STATUS_OK)
     return code;
-  bool running = ctr->state == CRI_CTR_RUNNING;
+  q_cleanup_error q_error *err = NULL;
+  int rc = 0;
+  if (ctr->state != CRI_CTR_RUNNING)
+    rc = q_error_make(&err, EBUSY, "container %.12s is not running", ctr->id);
+  /* The sandbox owns the log file's descriptor: it closes it and opens the
+   * path again (kubelet renamed the old file away to rotate it). */
+  struct cri_pod_entry *e = rc == 0 ? cri_pods_get(p, pod->id) : NULL;
+  if (e) {
+    struct sbx_client *own = cri_pods_sbx_private(pod);
+    struct sbx_client *c = own ? own : cri_pods_sbx(p, e, pod, &rc, &err);
+    if (c)
+      rc = sbx_container_reopen_log(c, ctr->id, &err);
+    if (own)
+      sbx_client_close(own);
+    cri_pods_put(p, e);
+  }
   cri_ctr_free(ctr);
-  if (!running)
-    return cri_call_error(call, GRPC_STATUS_FAILED_PRECONDITION, "container %.80s is not running",
-                          in->container_id);
-  /* The sandbox owns the log file's descriptor; the control protocol has no
-   * request to reopen it yet. */
-  return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
-                        "ReopenContainerLog: the sandbox control protocol has no reopen-log "
-                        "request yet");
+  cri_pod_free(pod);
+  if (rc == -EBUSY)
+    return cri_call_error(call, GRPC_STATUS_FAILED_PRECONDITION, "ReopenContainerLog: %s",
+                          q_error_msg(err));
+  if (rc < 0)
+    return cri_pods_fail(call, rc, &err, "ReopenContainerLog");
+  Runtime__V1__ReopenContainerLogResponse *out =
+      cri_call_new_msg(call, &runtime__v1__reopen_container_log_response__descriptor);
+  if (!out)
+    return oom(call);
+  *resp = &out->base;
+  return GRPC_STATUS_OK;
 }
 
 static int set_resources(struct cri_ctr *c, void *arg)

@@ -191,8 +191,13 @@ async function exec(id, cmd, timeout) {
   expectCode(await call(rt, 'RemoveContainer', { container_id: c4 }), S.OK, 'RemoveContainer of an exited container');
   check((await status(c4)) === null, 'removed container is gone');
 
+  // Log rotation as kubelet does it: rename the file away, ask for a reopen,
+  // and the sandbox writes to a new file at the old path.
+  const side = `${T}/logs/life/side.log`;
+  fs.renameSync(side, `${side}.1`);
+  expectCode(await call(rt, 'ReopenContainerLog', { container_id: c2 }), S.OK, 'ReopenContainerLog of a running container');
+  check(fs.existsSync(side), 'the reopened log file exists at the old path');
   // Not yet served by the sandbox: said honestly.
-  expectCode(await call(rt, 'ReopenContainerLog', { container_id: c2 }), S.UNIMPLEMENTED, 'ReopenContainerLog');
   expectCode(await call(rt, 'UpdateContainerResources', { container_id: c2, linux: { memory_limit_in_bytes: 64 << 20 } }),
              S.UNIMPLEMENTED, 'UpdateContainerResources (recorded, not applied)');
 
