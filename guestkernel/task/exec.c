@@ -253,6 +253,8 @@ static int build_stack(struct qk_mm *mm, struct strbuf *sb, const char *execfn,
   uint64_t k = 0, s = u_str;
   w[k++] = sb->argc;
   const char *c = sb->buf;
+  /* argv[argc] = NULL and envp's NULL are both written, also when one of
+   * the lists is empty. */
   for (uint32_t i = 0; i < sb->argc + sb->envc; i++) {
     if (i == sb->argc)
       w[k++] = 0;
@@ -261,6 +263,8 @@ static int build_stack(struct qk_mm *mm, struct strbuf *sb, const char *execfn,
     s += n;
     c += n;
   }
+  if (sb->envc == 0)
+    w[k++] = 0;
   w[k++] = 0;
   memcpy(&w[k], aux, sizeof(aux));
   int e = qk_copy_to_user(sp, w, words * 8) ? -QK_EFAULT : 0;

@@ -127,6 +127,16 @@ static void t_exec(void)
   CHECK(p > 0);
   CHECK_EQ(waitpid(p, &st, 0), p);
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  /* An empty environment: envp's NULL still follows argv's on the new stack. */
+  char *const no_env[] = {NULL};
+  p = fork();
+  if (p == 0) {
+    execve("/bin/true", t_argv, no_env);
+    _exit(127);
+  }
+  CHECK(p > 0);
+  CHECK_EQ(waitpid(p, &st, 0), p);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 static void t_pipes(void)
