@@ -45,7 +45,7 @@ static void forkexec(long n, const char *prog)
     if (p < 0)
       die("fork");
     if (p == 0) {
-      execve(prog, argv, environ); /* an empty envp: SIGSEGV in quark (HEAD 9fef8e5) */
+      execve(prog, argv, environ);
       _exit(127);
     }
     int st;
