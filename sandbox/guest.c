@@ -21,6 +21,7 @@ struct sbx_guest {
   struct sbx_qcall *qc;
   struct sbx_boot_result br;
   uint64_t tsc_created, tsc_prepared, tsc_run;
+  struct qk_ctl_area *ctl;
 };
 
 static void on_guest_exit(void *ctx, int status)
@@ -57,6 +58,22 @@ int sbx_guest_create(const struct sbx_guest_config *cfg, struct sbx_guest **out,
   };
   if ((r = sbx_boot_prepare(g->vm, &bc, &g->br, err)) < 0)
     goto fail;
+  if (cfg->pod_vm) {
+    /* The control area at the top of guest memory, out of the guest's free
+     * range; no boot process: containers come through the channel. */
+    uint64_t size = sizeof(struct qk_ctl_area);
+    uint64_t gpa = (g->br.bi->mem_size - size) & ~(uint64_t)4095;
+    if (gpa <= g->br.bi->free_start || !(g->ctl = sbx_gpa(sbx_vm_mem(g->vm), gpa, size))) {
+      r = q_error_make(err, ENOMEM, "pod control area");
+      goto fail;
+    }
+    memset(g->ctl, 0, size);
+    g->ctl->magic = QK_CTL_MAGIC;
+    g->ctl->version = QK_CTL_VERSION;
+    g->br.bi->ctl_gpa = gpa;
+    g->br.bi->free_end = gpa;
+    g->br.bi->init_entry = 0;
+  }
   g->tsc_prepared = sbx_rdtsc();
   struct sbx_qcall_config qc = {
       .mem = sbx_vm_mem(g->vm),
@@ -69,6 +86,8 @@ int sbx_guest_create(const struct sbx_guest_config *cfg, struct sbx_guest **out,
       .on_exit = on_guest_exit,
       .sink_ctx = cfg->sink_ctx,
       .sink = cfg->sink,
+      .ctl_ctx = cfg->ctl_ctx,
+      .on_ctl_event = cfg->pod_vm ? cfg->on_ctl_event : NULL,
   };
   if ((r = sbx_qcall_create(&g->qc, &qc, err)) < 0)
     goto fail;
@@ -115,6 +134,12 @@ void sbx_guest_destroy(struct sbx_guest *g)
   sbx_vm_destroy(g->vm);
   free(g);
 }
+
+struct qk_ctl_area *sbx_guest_ctl(struct sbx_guest *g) { return g->ctl; }
+
+int64_t sbx_guest_hfd_install(struct sbx_guest *g, int fd) { return sbx_qcall_hfd_install(g->qc, fd); }
+
+int64_t sbx_guest_hfd_close(struct sbx_guest *g, uint64_t h) { return sbx_qcall_hfd_close(g->qc, h); }
 
 uint64_t sbx_guest_resident(const struct sbx_guest *g)
 {

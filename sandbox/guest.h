@@ -1,7 +1,7 @@
 /* One booted guest: a KVM VM with qkernel.bin and one process loaded by the
  * host, plus its QCall workers. `quark-sandbox run` runs one; pod mode runs
- * one per container and one per exec (until the guest task layer runs
- * several processes, see guestkernel/include/qk/ctl.h).
+ * one per container and one per exec, or (shared-VM pod mode, pod_vm) one
+ * per pod whose containers come through the control channel.
  *
  * Contract:
  * - sbx_guest_create maps memory, writes the boot state and starts nothing;
@@ -25,6 +25,8 @@
 
 #include <quark/common.h>
 
+#include "../guestkernel/abi/qk_ctl.h"
+
 struct sbx_guest;
 
 struct sbx_guest_config {
@@ -44,12 +46,24 @@ struct sbx_guest_config {
   int stdio[3];         /* borrowed; -1: /dev/null */
   void *sink_ctx;
   ssize_t (*sink)(void *ctx, int stream, const struct iovec *iov, int cnt);
+  /* Pod VM (shared-VM pod mode): the guest boots with no process
+   * (argv is only loaded, never run) and serves the pod control channel of
+   * guestkernel/abi/qk_ctl.h, whose area the host carves from the top of
+   * guest memory; events go to on_ctl_event on a QCall worker thread. */
+  bool pod_vm;
+  void *ctl_ctx;
+  int (*on_ctl_event)(void *ctx, const struct qk_ctl_event *ev);
 };
 
 int sbx_guest_create(const struct sbx_guest_config *cfg, struct sbx_guest **out, q_error **err);
 int sbx_guest_run(struct sbx_guest *g);
 void sbx_guest_stop(struct sbx_guest *g, int status);
 void sbx_guest_destroy(struct sbx_guest *g);
+/* Pod VM: the control area (host pointer into guest memory), or NULL. */
+struct qk_ctl_area *sbx_guest_ctl(struct sbx_guest *g);
+/* Pod VM: the guest's host fd table (sbx_qcall_hfd_install/close). */
+int64_t sbx_guest_hfd_install(struct sbx_guest *g, int fd);
+int64_t sbx_guest_hfd_close(struct sbx_guest *g, uint64_t h);
 /* Guest memory resident on the host (bytes touched by guest or host). */
 uint64_t sbx_guest_resident(const struct sbx_guest *g);
 /* CPU time of the guest's vCPU threads (ns). */

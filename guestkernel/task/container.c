@@ -57,8 +57,19 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
   p->ctl_xid = xid;
   p->uid = p->euid = spec->uid;
   p->gid = p->egid = spec->gid;
+  /* The boot process's limits, else task.c's defaults (a pod VM has no
+   * boot process: an infinite RLIMIT_NOFILE made every dup2 fail). */
   for (int i = 0; i < L_RLIM_NLIMITS; i++)
-    p->rlim[i] = qk_boot_pidns.init ? qk_boot_pidns.init->rlim[i] : (struct l_rlimit){~0ull, ~0ull};
+    p->rlim[i] = qk_boot_pidns.init ? qk_boot_pidns.init->rlim[i]
+                                    : (struct l_rlimit){L_RLIM_INFINITY, L_RLIM_INFINITY};
+  if (!qk_boot_pidns.init) {
+    p->rlim[L_RLIMIT_STACK].cur = 8ull << 20;
+    p->rlim[L_RLIMIT_CORE].cur = 0;
+    p->rlim[L_RLIMIT_NOFILE].cur = NOFILE_DEFAULT;
+    p->rlim[L_RLIMIT_NOFILE].max = QK_FD_MAX;
+    p->rlim[L_RLIMIT_MEMLOCK].cur = p->rlim[L_RLIMIT_MEMLOCK].max = 8ull << 20;
+    p->rlim[L_RLIMIT_NPROC].cur = p->rlim[L_RLIMIT_NPROC].max = 4096;
+  }
   p->start_ns = qk_time_monotonic_ns();
   p->exit_signal = 17;
   qk_strlcpy(p->exe, spec->argv[0], sizeof(p->exe));

@@ -204,7 +204,8 @@ static void usage(FILE *f)
       "N]\n"
       "                        [--log FILE] [--log-level LEVEL] [--run-dir DIR] [--kernel FILE]\n"
       "                        [--hostname NAME] [--ready-fd FD] "
-      "[--kernel-worker|--no-kernel-worker]\n");
+      "[--kernel-worker|--no-kernel-worker]\n"
+      "                        [--shared-vm|--vm-per-container]\n");
 }
 
 int sbx_pod_main(int argc, char **argv)
@@ -223,6 +224,8 @@ int sbx_pod_main(int argc, char **argv)
       {"ready-fd", required_argument, NULL, 'r'},
       {"kernel-worker", no_argument, NULL, 'W'},
       {"no-kernel-worker", no_argument, NULL, 'N'},
+      {"shared-vm", no_argument, NULL, 'V'},
+      {"vm-per-container", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -231,6 +234,8 @@ int sbx_pod_main(int argc, char **argv)
   struct pod pod = {.vcpus = 1, .mem_bytes = 256ull << 20};
   const char *kw = getenv("QUARK_KERNEL_WORKER");
   pod.kernel_worker = kw && *kw ? !strcmp(kw, "1") : access("/sys/module/kvm_pvm", F_OK) == 0;
+  const char *sv = getenv("QUARK_POD_SHARED_VM");
+  pod.shared_vm = sv && !strcmp(sv, "1");
   q_log_level lvl = q_log_get_level();
   int ready_fd = -1, c;
   unsigned long v;
@@ -291,6 +296,12 @@ int sbx_pod_main(int argc, char **argv)
       break;
     case 'N':
       pod.kernel_worker = false;
+      break;
+    case 'V':
+      pod.shared_vm = true;
+      break;
+    case 'v':
+      pod.shared_vm = false;
       break;
     case 'h':
       usage(stdout);

@@ -16,6 +16,7 @@
 enum pod_state { CTR_CREATED, CTR_RUNNING, CTR_EXITED };
 
 struct pod;
+struct vm_exec;
 
 struct ctr {
   struct pod *pod;
@@ -52,6 +53,16 @@ struct ctr {
   pthread_t thread;
   bool joined;
   uint64_t cpu_ns_done; /* of the guest that ran, after it stopped */
+  /* Shared-VM mode (pod->vm): the container's slot in the pod VM (-1:
+   * none), its handles in the VM's host fd table (root, stdin, stdout,
+   * stderr; -1: closed) and the read ends of its stdout/stderr pipes,
+   * drained into the log sink by c->thread. Under pod->vm->lock: */
+  int cid;
+  int64_t hfd[4];
+  int io[2];
+  bool vm_exited;
+  int vm_status;
+  int forced_status; /* 128+signal: a signal had to shut its stdin down */
 };
 
 /* A streaming exec: its stdio are socket pairs whose other ends went to
@@ -65,6 +76,7 @@ struct pod_exec {
   bool done, waited;
   int status;
   int stdin_fd; /* a dup of the guest's stdin socket (shut down to stop it), or -1 */
+  struct vm_exec *vmx; /* shared-VM mode: its exec in the pod VM (no guest, no thread) */
   struct pod_exec *next;
 };
 
@@ -75,6 +87,11 @@ struct pod {
   uint64_t mem_bytes;
   unsigned vcpus;
   bool kernel_worker;
+  /* Shared-VM mode: one guest for the whole pod (booted at the first
+   * container create, no boot process), driven through the pod control
+   * channel (guestkernel/abi/qk_ctl.h); see pod_ctr.c. */
+  bool shared_vm;
+  struct pod_vm *vm;
   pthread_mutex_t lock;
   pthread_cond_t changed;
   struct ctr **ctrs;

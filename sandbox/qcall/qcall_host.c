@@ -107,6 +107,9 @@ static int64_t hfd_close(struct sbx_qcall *q, uint64_t h)
   return 0;
 }
 
+int64_t sbx_qcall_hfd_install(struct sbx_qcall *q, int fd) { return hfd_install(q, fd); }
+int64_t sbx_qcall_hfd_close(struct sbx_qcall *q, uint64_t h) { return hfd_close(q, h); }
+
 /* ---- guest memory helpers: everything goes through sbx_gpa ---- */
 
 /* Copies a guest path of len bytes into out (NUL-terminated). */
@@ -486,6 +489,16 @@ static int64_t handle(struct sbx_qcall *q, struct worker *w, const struct qk_qca
     return 0;
   case QK_OP_LOG:
     return op_log(q, a);
+  case QK_OP_CTL_EVENT: {
+    struct qk_ctl_event ev;
+    const void *src = a[1] == sizeof ev ? sbx_gpa(q->cfg.mem, a[0], sizeof ev) : NULL;
+    if (!q->cfg.on_ctl_event)
+      return -ENOSYS;
+    if (!src)
+      return -EFAULT;
+    memcpy(&ev, src, sizeof ev);
+    return q->cfg.on_ctl_event(q->cfg.ctl_ctx, &ev);
+  }
   case QK_OP_EXIT:
     if (q->cfg.on_exit)
       q->cfg.on_exit(q->cfg.ctx, (int)(a[0] & 0xff));

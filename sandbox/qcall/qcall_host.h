@@ -25,6 +25,7 @@
 
 #include <quark/common.h>
 
+#include "../../guestkernel/abi/qk_ctl.h"
 #include "../../guestkernel/abi/qk_qcall.h"
 #include "../mem/guest_mem.h"
 
@@ -48,6 +49,11 @@ struct sbx_qcall_config {
    * -errno). Pod mode formats them into CRI log records. */
   void *sink_ctx;
   ssize_t (*sink)(void *ctx, int stream, const struct iovec *iov, int cnt);
+  /* Optional: QK_OP_CTL_EVENT (pod control channel, qk_ctl.h) hands each
+   * event, copied out of guest memory, to this (on the worker thread);
+   * without it the op answers -ENOSYS. */
+  void *ctl_ctx;
+  int (*on_ctl_event)(void *ctx, const struct qk_ctl_event *ev);
 };
 
 int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg, q_error **err);
@@ -63,6 +69,10 @@ int sbx_qcall_kick_fd(const struct sbx_qcall *q, unsigned ring);
 void sbx_qcall_wait(struct sbx_qcall *q, unsigned ring, int stop_fd);
 /* Serves one request synchronously (the workers' core; also for tests). */
 int64_t sbx_qcall_handle(struct sbx_qcall *q, unsigned ring, const struct qk_qcall_req *req);
+/* Host fd table from the host side (pod control channel): installs fd
+ * (ownership passes) and returns its handle or -errno; closes a handle. */
+int64_t sbx_qcall_hfd_install(struct sbx_qcall *q, int fd);
+int64_t sbx_qcall_hfd_close(struct sbx_qcall *q, uint64_t h);
 /* Requests served so far (all rings). */
 uint64_t sbx_qcall_served(const struct sbx_qcall *q);
 

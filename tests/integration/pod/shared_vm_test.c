@@ -1,0 +1,199 @@
+/* Shared-VM pod mode (quark-sandbox pod --shared-vm, QUARK_POD_SHARED_VM=1):
+ * two containers and an exec in ONE VM. Checks that the sandbox holds one
+ * KVM VM fd while both containers run, that each container sees itself as
+ * pid 1 (its own pid namespace), that an exec runs in its container's
+ * namespace (sees the container's second process; gets the next pid of
+ * that namespace, not of the other), and exit codes, logs and delete.
+ * Runs only when QUARK_POD_SHARED_VM=1 (else exit 77: skipped).
+ * Usage: shared_vm_test SANDBOX KERNEL ROOTFS WORKDIR */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <quark/sbx_client.h>
+
+static int fails;
+
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    printf((cond) ? "ok   " : "FAIL ");                                                            \
+    fails += !(cond);                                                                              \
+    printf(__VA_ARGS__);                                                                           \
+    printf("\n");                                                                                  \
+    fflush(stdout);                                                                                \
+  } while (0)
+
+static const char *emsg(q_error *e) { return e ? q_error_msg(e) : "-"; }
+
+/* KVM VM fds of a process: one per VM. */
+static int kvm_vms(pid_t pid)
+{
+  char dir[64], path[320], link[128];
+  snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    ssize_t l = readlink(path, link, sizeof link - 1);
+    if (l > 0) {
+      link[l] = 0;
+      n += !strcmp(link, "anon_inode:kvm-vm");
+    }
+  }
+  if (d)
+    closedir(d);
+  return n;
+}
+
+/* Waits until the log has needle (the container's output). */
+static bool log_has(const char *path, const char *needle)
+{
+  for (int i = 0; i < 200; i++) {
+    FILE *f = fopen(path, "r");
+    char buf[8192] = "";
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+      fclose(f);
+    buf[n] = 0;
+    if (strstr(buf, needle))
+      return true;
+    usleep(50000);
+  }
+  return false;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc != 5) {
+    fprintf(stderr, "usage: shared_vm_test SANDBOX KERNEL ROOTFS WORKDIR\n");
+    return 2;
+  }
+  const char *shared = getenv("QUARK_POD_SHARED_VM");
+  if (!shared || strcmp(shared, "1")) {
+    printf("SKIP: QUARK_POD_SHARED_VM=1 not set (shared-VM pod mode is not the default)\n");
+    return 77;
+  }
+  const char *sbx = argv[1], *kernel = argv[2], *rootfs = argv[3], *work = argv[4];
+  signal(SIGPIPE, SIG_IGN);
+  char run_dir[512], log[600], clog[2][600];
+  snprintf(run_dir, sizeof run_dir, "%s/run", work);
+  snprintf(log, sizeof log, "%s/sandbox.log", work);
+  for (int i = 0; i < 2; i++) {
+    snprintf(clog[i], sizeof clog[i], "%s/s%d.log", work, i + 1);
+    unlink(clog[i]);
+  }
+  q_error *err = NULL;
+  struct sbx_pod_spec ps = {.pod_id =
+                                "5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade",
+                            .sandbox_binary = sbx,
+                            .kernel = kernel,
+                            .memory_mib = 128,
+                            .vcpus = 1,
+                            .hostname = "shared-vm",
+                            .run_dir = run_dir,
+                            .log_path = log};
+  struct sbx_client *c = NULL;
+  int r = sbx_client_create(&ps, &c, &err);
+  CHECK(r == 0, "pod up (%s)", emsg(err));
+  if (r < 0)
+    return 1;
+  pid_t pid = sbx_client_pid(c);
+  char pidfile[600];
+  snprintf(pidfile, sizeof pidfile, "%s/sandbox.pid", work);
+  FILE *pf = fopen(pidfile, "w");
+  if (pf) {
+    fprintf(pf, "%d\n", pid);
+    fclose(pf);
+  }
+  /* a: init (pid 1) and a sleep (pid 2); b: init only. */
+  const char *aa[] = {"/bin/sh", "-c", "sleep 60 & echo a-pid=$$; wait", NULL};
+  const char *ab[] = {"/bin/sh", "-c", "echo b-pid=$$; exec sleep 60", NULL};
+  const char *env[] = {"X=1", NULL};
+  struct sbx_container_spec sa = {
+      .container_id = "sa", .rootfs = rootfs, .argv = aa, .envp = env, .cwd = "/", .log_path = clog[0]};
+  struct sbx_container_spec sb = sa;
+  sb.container_id = "sb";
+  sb.argv = ab;
+  sb.log_path = clog[1];
+  r = sbx_container_create(c, &sa, &err);
+  CHECK(r == 0, "create sa (%s)", emsg(err));
+  q_error_free(&err);
+  r = sbx_container_create(c, &sb, &err);
+  CHECK(r == 0, "create sb (%s)", emsg(err));
+  q_error_free(&err);
+  r = sbx_container_start(c, "sa", &err);
+  CHECK(r == 0, "start sa (%s)", emsg(err));
+  q_error_free(&err);
+  r = sbx_container_start(c, "sb", &err);
+  CHECK(r == 0, "start sb (%s)", emsg(err));
+  q_error_free(&err);
+  CHECK(log_has(clog[0], "a-pid=1"), "sa sees itself as pid 1");
+  CHECK(log_has(clog[1], "b-pid=1"), "sb sees itself as pid 1");
+  int vms = kvm_vms(pid);
+  CHECK(vms == 1, "one VM for both containers (%d KVM VM fds in the sandbox)", vms);
+
+  /* An exec in sa: the namespace's next pid (3), and it sees sa's pid 2. */
+  struct sbx_exec_result x = {0};
+  const char *xa[] = {"/bin/sh", "-c", "echo $$; kill -0 2 && echo sees-2", NULL};
+  r = sbx_container_exec(c, "sa", xa, 10000, 1 << 20, &x, &err);
+  CHECK(r == 0 && x.exit_code == 0 && x.out_len == 9 && !memcmp(x.out, "3\nsees-2\n", 9),
+        "exec in sa: pid 3 of sa's namespace, sees sa's pid 2 (%d, exit %d, '%.*s'; %s)", r,
+        x.exit_code, (int)x.out_len, x.out ? x.out : "", emsg(err));
+  q_error_free(&err);
+  vms = kvm_vms(pid);
+  CHECK(vms == 1, "the exec ran in the same VM (%d)", vms);
+  sbx_exec_result_clear(&x);
+  const char *xb[] = {"/bin/sh", "-c", "echo $$; kill -0 3 || echo no-3 >&2; exit 4", NULL};
+  r = sbx_container_exec(c, "sb", xb, 10000, 1 << 20, &x, &err);
+  CHECK(r == 0 && x.exit_code == 4 && x.out_len == 2 && !memcmp(x.out, "2\n", 2) &&
+            x.err_len >= 5 && !memcmp(x.err + x.err_len - 5, "no-3\n", 5),
+        "exec in sb: pid 2 of sb's own namespace, no pid 3 there, exit 4 (%d, exit %d, '%.*s' '%.*s'; %s)",
+        r, x.exit_code, (int)x.out_len, x.out ? x.out : "", (int)x.err_len, x.err ? x.err : "",
+        emsg(err));
+  q_error_free(&err);
+  sbx_exec_result_clear(&x);
+
+  /* Ends: SIGTERM to sb (143); sa keeps running until SIGKILL (137). */
+  struct sbx_container_status s = {0};
+  r = sbx_container_signal(c, "sb", SIGTERM, &err);
+  r = r ? r : sbx_container_wait(c, "sb", 10000, &s, &err);
+  CHECK(r == 0 && s.state == SBX_PROC_EXITED && s.exit_code == 143, "sb: SIGTERM -> 143 (%d; %s)",
+        s.exit_code, emsg(err));
+  q_error_free(&err);
+  r = sbx_container_status(c, "sa", &s, &err);
+  CHECK(r == 0 && s.state == SBX_PROC_RUNNING, "sa still runs after sb ended");
+  q_error_free(&err);
+  r = sbx_container_delete(c, "sb", &err);
+  CHECK(r == 0, "delete sb (%s)", emsg(err));
+  q_error_free(&err);
+  r = sbx_container_signal(c, "sa", SIGKILL, &err);
+  r = r ? r : sbx_container_wait(c, "sa", 10000, &s, &err);
+  CHECK(r == 0 && s.exit_code == 137, "sa: SIGKILL -> 137 (%d; %s)", s.exit_code, emsg(err));
+  q_error_free(&err);
+  /* The slot is free again: a new container in the same VM. */
+  const char *ac[] = {"/bin/sh", "-c", "echo again-pid=$$; exit 5", NULL};
+  struct sbx_container_spec sc = sa;
+  sc.container_id = "sc";
+  sc.argv = ac;
+  sc.log_path = clog[1];
+  r = sbx_container_create(c, &sc, &err);
+  r = r ? r : sbx_container_start(c, "sc", &err);
+  r = r ? r : sbx_container_wait(c, "sc", 10000, &s, &err);
+  CHECK(r == 0 && s.exit_code == 5 && log_has(clog[1], "again-pid=1"),
+        "a third container in the same VM: pid 1, exit 5 (%d; %s)", s.exit_code, emsg(err));
+  q_error_free(&err);
+  CHECK(kvm_vms(pid) == 1, "still one VM");
+  r = sbx_client_stop(c, 10000, &err);
+  CHECK(r == 0, "stop the pod (%s)", emsg(err));
+  q_error_free(&err);
+  sbx_client_close(c);
+  printf(fails ? "FAIL (%d)\n" : "PASS\n", fails);
+  return fails ? 1 : 0;
+}
