@@ -243,10 +243,13 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
     argv[n++] = "--log";
     argv[n++] = spec->log_path;
   }
-  /* One VM per pod (containers through the guest's control channel). */
+  /* One VM per pod (containers through the guest's control channel, the
+   * default) or, with QUARK_POD_SHARED_VM=0, one VM per container/exec. */
   const char *shared = getenv("QUARK_POD_SHARED_VM");
   if (shared && !strcmp(shared, "1"))
     argv[n++] = "--shared-vm";
+  else if (shared && !strcmp(shared, "0"))
+    argv[n++] = "--vm-per-container";
   argv[n] = NULL;
   /* Double fork: the sandbox is nobody's child (init reaps it), so it
    * outlives quarkd and never lingers as quarkd's zombie. */

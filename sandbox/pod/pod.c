@@ -235,7 +235,7 @@ int sbx_pod_main(int argc, char **argv)
   const char *kw = getenv("QUARK_KERNEL_WORKER");
   pod.kernel_worker = kw && *kw ? !strcmp(kw, "1") : access("/sys/module/kvm_pvm", F_OK) == 0;
   const char *sv = getenv("QUARK_POD_SHARED_VM");
-  pod.shared_vm = sv && !strcmp(sv, "1");
+  pod.shared_vm = !(sv && !strcmp(sv, "0")); /* default: one VM per pod */
   q_log_level lvl = q_log_get_level();
   int ready_fd = -1, c;
   unsigned long v;

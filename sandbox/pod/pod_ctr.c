@@ -1481,12 +1481,47 @@ out:
   return r;
 }
 
+/* argv[0] without a '/' through the container's PATH, as the host ELF
+ * loader does in per-VM mode (the guest's exec takes a path). */
+static void vm_resolve(const struct ctr *c, const char *name, char out[256])
+{
+  snprintf(out, 256, "%s", name);
+  if (strchr(name, '/') || !*name)
+    return;
+  const char *path = DEFAULT_PATH + 5;
+  for (size_t i = 0; i < c->envc; i++)
+    if (!strncmp(c->envp[i], "PATH=", 5))
+      path = c->envp[i] + 5;
+  for (const char *p = path; *p;) {
+    const char *colon = strchr(p, ':');
+    size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+    char cand[256];
+    int n = snprintf(cand, sizeof cand, "%.*s/%s", (int)dl, p, name);
+    if (n > 0 && n < 256 && cand[0] == '/') {
+      int fd = openat2_in_root(c->rootfd, cand, O_PATH, 0);
+      struct stat st;
+      bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+      if (fd >= 0)
+        close(fd);
+      if (ok) {
+        memcpy(out, cand, (size_t)n + 1);
+        return;
+      }
+    }
+    if (!colon)
+      break;
+    p = colon + 1;
+  }
+}
+
 /* The payload of CREATE/EXEC: struct qk_ctl_spec, then the strings. */
 static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32_t flags,
                      const int64_t hfd[4], size_t *len)
 {
-  size_t n = sizeof(struct qk_ctl_spec);
-  for (size_t i = 0; i < argc; i++)
+  char exe[256];
+  vm_resolve(c, argv[0], exe);
+  size_t n = sizeof(struct qk_ctl_spec) + strlen(exe) + 1;
+  for (size_t i = 1; i < argc; i++)
     n += strlen(argv[i]) + 1;
   for (size_t i = 0; i < c->envc; i++)
     n += strlen(c->envp[i]) + 1;
@@ -1506,8 +1541,8 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
                           .root_hfd = (uint32_t)hfd[0],
                           .stdio_hfd = {(uint32_t)hfd[1], (uint32_t)hfd[2], (uint32_t)hfd[3]}};
   memcpy(buf, &s, sizeof s);
-  char *o = (char *)buf + sizeof s;
-  for (size_t i = 0; i < argc; i++)
+  char *o = stpcpy((char *)buf + sizeof s, exe) + 1;
+  for (size_t i = 1; i < argc; i++)
     o = stpcpy(o, argv[i]) + 1;
   for (size_t i = 0; i < c->envc; i++)
     o = stpcpy(o, c->envp[i]) + 1;
