@@ -4,8 +4,11 @@
  *   quark-sandbox pod --control SOCK --pod-id ID [--netns PATH] [--memory MiB]
  *                     [--vcpus N] [--log FILE] [--log-level LEVEL]
  *                     [--run-dir DIR] [--kernel FILE] [--hostname NAME]
- *                     [--ready-fd FD]
+ *                     [--ready-fd FD] [--shared-vm|--vm-per-container]
  *
+ * --shared-vm (the default unless QUARK_POD_SHARED_VM=0): one VM for the
+ * whole pod, containers and execs through the guest's control channel;
+ * --vm-per-container: one VM per container and per exec.
  * It enters the network namespace first (before any thread or socket),
  * becomes a session leader, binds SOCK (mode 0600; a stale socket is
  * replaced, a live one refused), writes one byte to --ready-fd when it

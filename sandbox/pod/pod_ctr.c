@@ -1,5 +1,7 @@
 /* The pod's containers: root filesystems with their bind mounts, CRI log
- * sinks, one guest per container and per exec (see pod.h). */
+ * sinks, and either one shared pod VM driven through qk_ctl (the default,
+ * end of this file) or one guest per container and per exec
+ * (pod->shared_vm false: --vm-per-container, QUARK_POD_SHARED_VM=0). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

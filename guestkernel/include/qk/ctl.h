@@ -3,12 +3,10 @@
  * layer (guestkernel/ctl/) reads the command ring, validates and copies each
  * command, calls the task layer, and reports events to the host.
  *
- * State today: `quark-sandbox pod` runs one guest per container and per
- * exec and does not set boot_info.ctl_gpa yet, so nothing below is reached
- * in a running pod; it becomes the path for several containers in one VM
- * once the task layer implements the hooks (strong definitions replace the
- * weak ENOSYS defaults in ctl/ctl_defaults.c) and calls qk_ctl_init and
- * qk_ctl_poll.
+ * `quark-sandbox pod` (shared-VM mode, the default) sets boot_info.ctl_gpa
+ * and boots with no process; task/container.c implements the hooks below
+ * (strong definitions replace the weak ENOSYS defaults of
+ * ctl/ctl_defaults.c).
  */
 #ifndef QK_CTL_GUEST_H
 #define QK_CTL_GUEST_H

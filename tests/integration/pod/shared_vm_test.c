@@ -29,7 +29,10 @@ static int fails;
     fflush(stdout);                                                                                \
   } while (0)
 
-static const char *emsg(q_error *e) { return e ? q_error_msg(e) : "-"; }
+static const char *emsg(q_error *e)
+{
+  return e ? q_error_msg(e) : "-";
+}
 
 /* KVM VM fds of a process: one per VM. */
 static int kvm_vms(pid_t pid)
@@ -116,8 +119,12 @@ int main(int argc, char **argv)
   const char *aa[] = {"/bin/sh", "-c", "sleep 60 & echo a-pid=$$; wait", NULL};
   const char *ab[] = {"/bin/sh", "-c", "echo b-pid=$$; exec sleep 60", NULL};
   const char *env[] = {"X=1", NULL};
-  struct sbx_container_spec sa = {
-      .container_id = "sa", .rootfs = rootfs, .argv = aa, .envp = env, .cwd = "/", .log_path = clog[0]};
+  struct sbx_container_spec sa = {.container_id = "sa",
+                                  .rootfs = rootfs,
+                                  .argv = aa,
+                                  .envp = env,
+                                  .cwd = "/",
+                                  .log_path = clog[0]};
   struct sbx_container_spec sb = sa;
   sb.container_id = "sb";
   sb.argv = ab;
@@ -154,7 +161,8 @@ int main(int argc, char **argv)
   r = sbx_container_exec(c, "sb", xb, 10000, 1 << 20, &x, &err);
   CHECK(r == 0 && x.exit_code == 4 && x.out_len == 2 && !memcmp(x.out, "2\n", 2) &&
             x.err_len >= 5 && !memcmp(x.err + x.err_len - 5, "no-3\n", 5),
-        "exec in sb: pid 2 of sb's own namespace, no pid 3 there, exit 4 (%d, exit %d, '%.*s' '%.*s'; %s)",
+        "exec in sb: pid 2 of sb's own namespace, no pid 3 there, exit 4 (%d, exit %d, '%.*s' "
+        "'%.*s'; %s)",
         r, x.exit_code, (int)x.out_len, x.out ? x.out : "", (int)x.err_len, x.err ? x.err : "",
         emsg(err));
   q_error_free(&err);
