@@ -16,5 +16,17 @@ int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b);
  * -EOPNOTSUPP); the restart model of pipes. */
 int64_t qk_unix_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send);
 int64_t qk_unix_shutdown(struct qk_file *f, uint64_t how);
+/* Named stream sockets: an unbound socket, then bind/listen/connect/accept
+ * with sockaddr_un bytes in kernel memory. Blocking calls park (restart
+ * model) and return -QK_ERESTART_WAIT. */
+int qk_unix_socket(uint32_t flags, struct qk_file **out);
+int64_t qk_unix_bind(struct qk_file *f, const uint8_t *addr, uint32_t len);
+int64_t qk_unix_listen(struct qk_file *f, int backlog);
+int64_t qk_unix_connect(struct qk_file *f, const uint8_t *addr, uint32_t len);
+/* 0 with *out (the accepted file, flags L_O_NONBLOCK applied), or -errno. */
+int64_t qk_unix_accept(struct qk_file *f, uint32_t flags, struct qk_file **out);
+/* Writes this end's (or the peer's) sockaddr_un into buf (110 bytes);
+ * returns its length. */
+uint32_t qk_unix_name(struct qk_file *f, bool peer, uint8_t *buf);
 
 #endif

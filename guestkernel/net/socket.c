@@ -547,7 +547,15 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
     break;
   case AF_PACKET:
     return -QK_EPERM;
-  case AF_UNIX:
+  case AF_UNIX: {
+    if (t != SOCK_STREAM)
+      return -QK_EPROTONOSUPPORT; /* datagram and seqpacket: not served yet */
+    if (proto != 0)
+      return -QK_EPROTONOSUPPORT;
+    struct qk_file *uf;
+    int ur = qk_unix_socket((uint32_t)(type & SOCK_NONBLOCK), &uf);
+    return ur ? ur : install(uf, type);
+  }
   case AF_NETLINK:
   default:
     return -QK_EAFNOSUPPORT;
@@ -613,12 +621,15 @@ static int64_t addr_in(uint64_t uaddr, uint64_t len, uint8_t *buf)
 static int64_t addr_call(uint32_t op, uint64_t fd, uint64_t uaddr, uint64_t len)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
   uint8_t buf[ADDR_MAX];
   r = addr_in(uaddr, len, buf);
-  if (!r)
+  if (!r && qk_unix_is(f))
+    r = op == QK_OP_BIND ? qk_unix_bind(f, buf, (uint32_t)len)
+                         : qk_unix_connect(f, buf, (uint32_t)len);
+  else if (!r)
     r = qk_qcall(op, (uint64_t)f->hfd, qk_va_to_pa(buf), len, 0, 0, 0);
   qk_fput(f);
   return r;
@@ -633,10 +644,15 @@ int64_t sys_listen(uint64_t fd, uint64_t backlog, uint64_t a2, uint64_t a3, uint
                    uint64_t a5)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
   int b = (int)backlog;
+  if (qk_unix_is(f)) {
+    r = qk_unix_listen(f, b < 0 ? 4096 : b);
+    qk_fput(f);
+    return r;
+  }
   r = qk_qcall(QK_OP_LISTEN, (uint64_t)f->hfd, b < 0 ? 4096 : (uint64_t)b, 0, 0, 0, 0);
   qk_fput(f);
   return r;
@@ -655,7 +671,11 @@ int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint
                     uint64_t a5)
 {
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
+  if (f && qk_unix_is(f)) {
+    qk_fput(f);
+    return addr_call(QK_OP_CONNECT, fd, uaddr, len);
+  }
   if (!f)
     return r;
   struct qk_sock *s = f->priv;
@@ -724,9 +744,26 @@ int64_t sys_accept4(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags, 
   if (flags & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
     return -QK_EINVAL;
   int64_t r;
-  struct qk_file *f = sget(fd, &r);
+  struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
+  if (qk_unix_is(f)) {
+    uint32_t room = 0;
+    struct qk_file *nf;
+    r = alen_in(uaddr, ulen, &room);
+    if (!r)
+      r = qk_unix_accept(f, (uint32_t)(flags & SOCK_NONBLOCK), &nf);
+    if (!r) {
+      r = install(nf, flags);
+      uint8_t name[ADDR_MAX];
+      uint32_t n = qk_unix_name(nf, true, name);
+      if (r >= 0 && alen_out(uaddr, ulen, name, room, n) < 0) {
+        /* as for host sockets: the connection is handed out anyway */
+      }
+    }
+    qk_fput(f);
+    return r;
+  }
   struct qk_sock *s = f->priv;
   uint32_t room = 0, hlen = 0;
   uint8_t buf[ADDR_MAX];
@@ -772,10 +809,7 @@ static int64_t sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, bool peer)
   uint8_t buf[ADDR_MAX];
   r = uaddr ? alen_in(uaddr, ulen, &room) : -QK_EFAULT;
   if (!r && qk_unix_is(f)) {
-    /* Both ends of a pair are unnamed: just the family. */
-    uint16_t fam = AF_UNIX;
-    memcpy(buf, &fam, 2);
-    hlen = 2;
+    hlen = qk_unix_name(f, peer, buf);
     r = alen_out(uaddr, ulen, buf, room, hlen);
   } else if (!r)
     r = qk_qcall(QK_OP_SOCKNAME, (uint64_t)f->hfd, qk_va_to_pa(buf), qk_va_to_pa(&hlen), peer, 0,

@@ -1,13 +1,16 @@
-/* AF_UNIX stream socket pairs inside the guest: each end reads from one
+/* AF_UNIX stream sockets inside the guest: a connected end reads from one
  * pipe and writes to the other (fs/pipe.c does the buffering, blocking and
- * poll/select wake-ups). Named sockets (bind/connect on paths or abstract
- * names), datagram and seqpacket types and SCM_RIGHTS are not served yet
- * (README, Guest sockets). */
+ * poll/select wake-ups). Names (filesystem paths and abstract names) live
+ * in a guest-wide table, not in the rootfs: a path-named socket is found
+ * by connect in every process of the pod but leaves no file behind.
+ * Datagram and seqpacket types and SCM_RIGHTS are not served yet (README,
+ * Guest sockets). */
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
 #include <qk/mm.h>
 #include <qk/qcall.h>
+#include <qk/task.h>
 
 #include "net_internal.h"
 
@@ -17,16 +20,28 @@
 #define POLLERR 0x008
 #define POLLHUP 0x010
 
+#define NAME_MAX_UN 108 /* sun_path */
+enum { U_UNBOUND, U_LISTEN, U_CONNECTED };
+
 struct unix_end {
   struct qk_file *rx, *tx; /* pipe ends; NULL once shut down */
   uint64_t ino;
+  int state;
+  uint8_t name[NAME_MAX_UN], peer[NAME_MAX_UN]; /* sun_path bytes (abstract: leading NUL) */
+  uint32_t namelen, peerlen;                    /* 0: unnamed */
+  struct unix_end *next_bound;                  /* the name table */
+  struct qk_file **queue;                       /* listening: connections not accepted yet */
+  int qlen, qmax;
 };
 
 static uint64_t next_ino = 0x30000;
+static struct unix_end *bound;
 
 static int64_t unix_io(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send)
 {
   struct unix_end *e = f->priv;
+  if (e->state != U_CONNECTED)
+    return -QK_ENOTCONN;
   struct qk_file *p = send ? e->tx : e->rx;
   if (!p)
     return send ? -QK_EPIPE : 0; /* shut down: no more writes, reads see EOF */
@@ -120,6 +135,10 @@ static int64_t unix_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
 static int unix_poll(struct qk_file *f)
 {
   struct unix_end *e = f->priv;
+  if (e->state == U_LISTEN)
+    return e->qlen ? 0x001 : 0;
+  if (e->state == U_UNBOUND)
+    return POLLHUP;
   int ev = 0;
   if (e->rx)
     ev |= e->rx->ops->poll(e->rx);
@@ -141,6 +160,17 @@ static int unix_mmap_hfd(struct qk_file *f)
 static void unix_release(struct qk_file *f)
 {
   struct unix_end *e = f->priv;
+  for (struct unix_end **pp = &bound; *pp; pp = &(*pp)->next_bound) {
+    if (*pp == e) {
+      *pp = e->next_bound;
+      break;
+    }
+  }
+  for (int i = 0; i < e->qlen; i++)
+    qk_fput(e->queue[i]); /* connections never accepted: their peers see EOF */
+  qk_kfree(e->queue);
+  qk_wake(e);
+  qk_wake(&e->qlen);
   qk_unix_shutdown(f, 2);
   qk_kfree(e);
 }
@@ -186,11 +216,181 @@ int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b)
     return -QK_ENOMEM;
   }
   /* a writes pipe 1 and reads pipe 2; b the other way round. */
-  *ea = (struct unix_end){r2, w1, next_ino++};
-  *eb = (struct unix_end){r1, w2, next_ino++};
+  *ea = (struct unix_end){.rx = r2, .tx = w1, .ino = next_ino++, .state = U_CONNECTED};
+  *eb = (struct unix_end){.rx = r1, .tx = w2, .ino = next_ino++, .state = U_CONNECTED};
   fa->priv = ea;
   fb->priv = eb;
   *a = fa;
   *b = fb;
   return 0;
+}
+
+int qk_unix_socket(uint32_t flags, struct qk_file **out)
+{
+  struct unix_end *e = qk_kzalloc(sizeof(*e));
+  struct qk_file *f = e ? qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL) : NULL;
+  if (!f) {
+    qk_kfree(e);
+    return -QK_ENOMEM;
+  }
+  e->ino = next_ino++;
+  e->state = U_UNBOUND;
+  f->priv = e;
+  *out = f;
+  return 0;
+}
+
+/* The significant bytes of a sockaddr_un: a path up to its NUL, or an
+ * abstract name (leading NUL) of the given length. 0 or -errno. */
+static int parse_name(const uint8_t *addr, uint32_t len, uint8_t *name, uint32_t *namelen)
+{
+  uint16_t fam;
+  if (len < 2)
+    return -QK_EINVAL;
+  memcpy(&fam, addr, 2);
+  if (fam != 1 /* AF_UNIX */)
+    return -QK_EINVAL;
+  uint32_t n = len - 2;
+  if (n > NAME_MAX_UN)
+    n = NAME_MAX_UN;
+  if (!n)
+    return -QK_EINVAL; /* autobind: not served */
+  const uint8_t *p = addr + 2;
+  if (p[0]) {
+    uint32_t k = 0;
+    while (k < n && p[k])
+      k++;
+    n = k;
+  }
+  memcpy(name, p, n);
+  *namelen = n;
+  return 0;
+}
+
+static struct unix_end *lookup(const uint8_t *name, uint32_t n)
+{
+  for (struct unix_end *b = bound; b; b = b->next_bound)
+    if (b->namelen == n && !memcmp(b->name, name, n))
+      return b;
+  return NULL;
+}
+
+int64_t qk_unix_bind(struct qk_file *f, const uint8_t *addr, uint32_t len)
+{
+  struct unix_end *e = f->priv;
+  uint8_t name[NAME_MAX_UN];
+  uint32_t n;
+  int r = parse_name(addr, len, name, &n);
+  if (r)
+    return r;
+  if (e->namelen || e->state != U_UNBOUND)
+    return -QK_EINVAL;
+  if (lookup(name, n))
+    return -QK_EADDRINUSE;
+  memcpy(e->name, name, n);
+  e->namelen = n;
+  e->next_bound = bound;
+  bound = e;
+  return 0;
+}
+
+int64_t qk_unix_listen(struct qk_file *f, int backlog)
+{
+  struct unix_end *e = f->priv;
+  if (e->state == U_CONNECTED || !e->namelen)
+    return -QK_EINVAL;
+  if (backlog <= 0)
+    backlog = 1;
+  if (backlog > 4096)
+    backlog = 4096;
+  if (e->state == U_LISTEN && backlog <= e->qmax)
+    return 0;
+  struct qk_file **q = qk_kmalloc((size_t)backlog * sizeof(*q));
+  if (!q)
+    return -QK_ENOMEM;
+  for (int i = 0; i < e->qlen; i++)
+    q[i] = e->queue[i];
+  qk_kfree(e->queue);
+  e->queue = q;
+  e->qmax = backlog;
+  e->state = U_LISTEN;
+  return 0;
+}
+
+int64_t qk_unix_connect(struct qk_file *f, const uint8_t *addr, uint32_t len)
+{
+  struct unix_end *e = f->priv;
+  uint8_t name[NAME_MAX_UN];
+  uint32_t n;
+  int r = parse_name(addr, len, name, &n);
+  if (r)
+    return r;
+  if (e->state == U_CONNECTED)
+    return -QK_EISCONN;
+  if (e->state == U_LISTEN)
+    return -QK_EINVAL;
+  struct unix_end *l = lookup(name, n);
+  if (!l)
+    return name[0] ? -QK_ENOENT : -QK_ECONNREFUSED;
+  if (l->state != U_LISTEN)
+    return -QK_ECONNREFUSED;
+  if (l->qlen >= l->qmax) {
+    if (f->flags & L_O_NONBLOCK)
+      return -QK_EAGAIN;
+    return qk_block(&l->qlen, ~0ull); /* accept makes room */
+  }
+  struct qk_file *mine, *theirs;
+  if ((r = qk_unix_pair(0, &mine, &theirs)))
+    return r;
+  /* This file takes over the new pair's first end. */
+  struct unix_end *m = mine->priv;
+  e->rx = m->rx;
+  e->tx = m->tx;
+  m->rx = m->tx = NULL;
+  qk_fput(mine);
+  e->state = U_CONNECTED;
+  memcpy(e->peer, l->name, l->namelen);
+  e->peerlen = l->namelen;
+  struct unix_end *t = theirs->priv;
+  memcpy(t->name, l->name, l->namelen);
+  t->namelen = l->namelen;
+  l->queue[l->qlen++] = theirs;
+  qk_wake(l);
+  qk_wake(&qk_poll_wq);
+  return 0;
+}
+
+int64_t qk_unix_accept(struct qk_file *f, uint32_t flags, struct qk_file **out)
+{
+  struct unix_end *e = f->priv;
+  if (e->state != U_LISTEN)
+    return -QK_EINVAL;
+  if (!e->qlen) {
+    if (f->flags & L_O_NONBLOCK)
+      return -QK_EAGAIN;
+    return qk_block(e, ~0ull);
+  }
+  struct qk_file *c = e->queue[0];
+  for (int i = 1; i < e->qlen; i++)
+    e->queue[i - 1] = e->queue[i];
+  e->qlen--;
+  qk_wake(&e->qlen);
+  c->flags = (c->flags & ~(uint32_t)L_O_NONBLOCK) | (flags & L_O_NONBLOCK);
+  *out = c;
+  return 0;
+}
+
+uint32_t qk_unix_name(struct qk_file *f, bool peer, uint8_t *buf)
+{
+  struct unix_end *e = f->priv;
+  uint16_t fam = 1;
+  memcpy(buf, &fam, 2);
+  uint32_t n = peer ? e->peerlen : e->namelen;
+  memcpy(buf + 2, peer ? e->peer : e->name, n);
+  /* Path names are reported with their NUL, as Linux does. */
+  if (n && buf[2] && n < NAME_MAX_UN) {
+    buf[2 + n] = 0;
+    return 2 + n + 1;
+  }
+  return 2 + n;
 }

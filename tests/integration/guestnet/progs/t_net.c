@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -23,6 +24,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -292,7 +294,7 @@ static void self_tests(void)
   r = (int)rs(SYS_sendto, t, 8, 10, 0, 0, 0);
   CHECK(r == -EFAULT || r == -EPIPE); /* Linux looks at the state first */
   CHECK_EQ(rs(SYS_recvmsg, t, 8, 0, 0, 0, 0), -EFAULT);
-  CHECK_EQ(rs(SYS_socket, AF_UNIX, SOCK_STREAM, 0, 0, 0, 0), -EAFNOSUPPORT);
+  CHECK_EQ(rs(SYS_socket, AF_UNIX, SOCK_DGRAM, 0, 0, 0, 0), -EPROTONOSUPPORT);
   int dv[2];
   CHECK_EQ(rs(SYS_socketpair, AF_UNIX, SOCK_DGRAM, 0, (long)dv, 0, 0), -EOPNOTSUPP);
   CHECK_EQ(rs(SYS_socket, AF_NETLINK, SOCK_RAW, 0, 0, 0, 0), -EAFNOSUPPORT);
@@ -360,6 +362,81 @@ static void self_tests(void)
   CHECK_EQ(socketpair(AF_INET, SOCK_STREAM, 0, sv), -1);
   CHECK_EQ(errno, EOPNOTSUPP);
   CHECK_EQ(rs(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, 8, 0, 0), -EFAULT);
+  /* Named AF_UNIX stream sockets: a path and an abstract name. */
+  struct sockaddr_un ua = {.sun_family = AF_UNIX};
+  strcpy(ua.sun_path, "/tmp/t_net.sock");
+  unlink(ua.sun_path);
+  int ul = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK(ul >= 0);
+  CHECK_EQ(bind(ul, (struct sockaddr *)&ua, sizeof ua), 0);
+  CHECK_EQ(listen(ul, 4), 0);
+  int ul2 = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK_EQ(bind(ul2, (struct sockaddr *)&ua, sizeof ua), -1);
+  CHECK_EQ(errno, EADDRINUSE);
+  close(ul2);
+  int uc = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  fcntl(ul, F_SETFL, O_NONBLOCK);
+  int ua2 = accept(ul, NULL, NULL);
+  CHECK_EQ(ua2, -1);
+  CHECK_EQ(errno, EAGAIN);
+  fcntl(ul, F_SETFL, 0);
+  CHECK_EQ(connect(uc, (struct sockaddr *)&ua, sizeof ua), 0);
+  p = (struct pollfd){ul, POLLIN, 0};
+  CHECK_EQ(poll(&p, 1, 1000), 1);
+  struct sockaddr_un un;
+  socklen_t unl = sizeof un;
+  ua2 = accept(ul, (struct sockaddr *)&un, &unl);
+  CHECK(ua2 >= 0);
+  CHECK_EQ(un.sun_family, AF_UNIX);
+  CHECK_EQ(write(uc, "unix", 4), 4);
+  CHECK_EQ(read(ua2, buf, sizeof buf), 4);
+  CHECK_EQ(write(ua2, "back", 4), 4);
+  p = (struct pollfd){uc, POLLIN, 0};
+  CHECK_EQ(poll(&p, 1, 1000), 1);
+  CHECK_EQ(read(uc, buf, sizeof buf), 4);
+  unl = sizeof un;
+  CHECK_EQ(getpeername(uc, (struct sockaddr *)&un, &unl), 0);
+  CHECK(!strcmp(un.sun_path, "/tmp/t_net.sock"));
+  unl = sizeof un;
+  CHECK_EQ(getsockname(ul, (struct sockaddr *)&un, &unl), 0);
+  CHECK(!strcmp(un.sun_path, "/tmp/t_net.sock"));
+  close(uc);
+  CHECK_EQ(read(ua2, buf, sizeof buf), 0);
+  close(ua2);
+  struct sockaddr_un miss = {.sun_family = AF_UNIX, .sun_path = "/tmp/no-such.sock"};
+  uc = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK_EQ(connect(uc, (struct sockaddr *)&miss, sizeof miss), -1);
+  CHECK_EQ(errno, ENOENT);
+  close(uc);
+  /* Abstract name; a blocking accept woken by a child's connect. */
+  struct sockaddr_un ab = {.sun_family = AF_UNIX};
+  memcpy(ab.sun_path, "\0qk-abstract", 12);
+  socklen_t abl = offsetof(struct sockaddr_un, sun_path) + 12;
+  int al = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK_EQ(bind(al, (struct sockaddr *)&ab, abl), 0);
+  CHECK_EQ(listen(al, 4), 0);
+  pid_t uk = fork();
+  if (uk == 0) {
+    usleep(50000);
+    int k = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (connect(k, (struct sockaddr *)&ab, abl) != 0 || write(k, "abs", 3) != 3)
+      _exit(1);
+    _exit(0);
+  }
+  if (uk > 0) {
+    int k = accept(al, NULL, NULL);
+    CHECK(k >= 0);
+    CHECK_EQ(read_full(k, buf, 3), 0);
+    CHECK(!memcmp(buf, "abs", 3));
+    int st4 = -1;
+    CHECK_EQ(waitpid(uk, &st4, 0), uk);
+    CHECK_EQ(st4, 0);
+    close(k);
+  }
+  close(al);
+  close(ul);
+  unlink("/tmp/t_net.sock");
+
   /* Blocking read on a pair, woken by a child's write. */
   CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   pid_t pp = fork();
