@@ -1,7 +1,7 @@
 /* The pod's containers: root filesystems with their bind mounts, CRI log
- * sinks, and either one shared pod VM driven through qk_ctl (the default,
- * end of this file) or one guest per container and per exec
- * (pod->shared_vm false: --vm-per-container, QUARK_POD_SHARED_VM=0). */
+ * sinks, and either one guest per container and per exec (the default) or
+ * one shared pod VM driven through qk_ctl (pod->shared_vm: --shared-vm,
+ * QUARK_POD_SHARED_VM=1; end of this file). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1476,6 +1476,10 @@ static int64_t vm_cmd_stall(struct pod_vm *vm, uint32_t op, uint32_t cid, uint32
       memcpy(stats, vm->stats, sizeof vm->stats);
   } else {
     r = vm->dead ? -EPIPE : -ETIMEDOUT;
+    if (!vm->dead)
+      q_warn(vm->pod->id, "pod VM: no ACK for command %u (slot %u, exec %u) in %d s: head %u tail %u",
+             op, cid, xid, VM_CMD_TIMEOUT_S, __atomic_load_n(&vm->area->cmd_head, __ATOMIC_ACQUIRE),
+             vm->area->cmd_tail);
   }
 out:
   pthread_mutex_unlock(&vm->lock);

@@ -3,7 +3,7 @@
  * layer (guestkernel/ctl/) reads the command ring, validates and copies each
  * command, calls the task layer, and reports events to the host.
  *
- * `quark-sandbox pod` (shared-VM mode, the default) sets boot_info.ctl_gpa
+ * `quark-sandbox pod --shared-vm` (QUARK_POD_SHARED_VM=1) sets boot_info.ctl_gpa
  * and boots with no process; task/container.c implements the hooks below
  * (strong definitions replace the weak ENOSYS defaults of
  * ctl/ctl_defaults.c).
