@@ -1689,7 +1689,7 @@ static void *vm_ctr_thread(void *arg)
 
 static int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err)
 {
-  struct pod_vm *vm;
+  struct pod_vm *vm = NULL;
   pthread_mutex_lock(&p->lock);
   int r = vm_get(p, c, &vm, err);
   pthread_mutex_unlock(&p->lock);
