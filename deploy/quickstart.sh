@@ -112,7 +112,7 @@ cat <<EOF2
 quarkd serves CRI on $endpoint. Try:
   $quark run busybox -- sh -c 'uname -a; ls /'
   $quark run --keep busybox -- sh -c 'while true; do date; sleep 1; done' &
-  $quark ps;  $quark logs -f ID;  $quark exec ID -- ps
+  $quark ps;  $quark logs -f ID;  $quark exec ID -- ls /etc
   $quark pods
   $quark ps -a
   crictl --runtime-endpoint $endpoint version     (if crictl is installed)
