@@ -128,4 +128,29 @@ int pod_ctr_attach(struct pod *p, const char *id, bool want_stdin, int fds[3], q
 /* Stops every running guest and joins it (pod shutdown). */
 void pod_ctr_stop_all(struct pod *p);
 
+/* Shared-VM mode (pod_vm.c), called by pod_ctr.c. */
+struct capture;
+int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err);
+void vm_ctr_release(struct ctr *c);
+int vm_ctr_start(struct pod *p, const char *id, q_error **err);
+int vm_ctr_signal(struct pod *p, const char *id, int signo, q_error **err);
+int vm_ctr_stats(struct pod *p, const char *id, json_t *out, q_error **err);
+int vm_ctr_exec(struct pod *p, const char *id, char **argv, size_t argc,
+                json_int_t timeout_ms, struct capture *k, int *status, q_error **err);
+int vm_stream_exec(struct pod *p, const char *id, char **argv, size_t argc,
+                   const int fds[3], struct pod_exec *x, q_error **err);
+int vm_exec_kill(struct pod *p, struct pod_exec *x, int signo);
+void vm_exec_free(struct pod *p, struct pod_exec *x);
+void vm_stop(struct pod *p);
+
+
+/* pod_ctr.c helpers that the shared-VM mode (pod_vm.c) uses too. */
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+int openat2_in_root(int root, const char *path, int flags, mode_t mode);
+struct ctr *pod_find_ctr(struct pod *p, const char *id);
+ssize_t log_sink(void *ctx, int stream, const struct iovec *iov, int cnt);
+void log_flush(struct ctr *c);
+bool sig_ignored(int s);
+ssize_t capture_sink(void *ctx, int stream, const struct iovec *iov, int cnt);
+
 #endif
