@@ -71,7 +71,7 @@ static int64_t pipe_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, b
     return (int64_t)done;
   }
   if (!p->readers) {
-    struct qk_siginfo_lite si = { .code = QK_SI_USER, .pid = qk_current()->proc->pid };
+    struct qk_siginfo_lite si = {.code = QK_SI_USER, .pid = qk_current()->proc->pid};
     qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
     return -QK_EPIPE;
   }
@@ -155,7 +155,10 @@ static int pipe_poll(struct qk_file *f)
   return ev;
 }
 
-static int pipe_mmap_hfd(struct qk_file *f) { return -QK_ENODEV; }
+static int pipe_mmap_hfd(struct qk_file *f)
+{
+  return -QK_ENODEV;
+}
 
 static void pipe_release(struct qk_file *f)
 {
@@ -172,14 +175,14 @@ static void pipe_release(struct qk_file *f)
 }
 
 static const struct qk_file_ops pipe_ops = {
-  .rw = pipe_rw,
-  .lseek = pipe_lseek,
-  .fstat = pipe_fstat,
-  .getdents = pipe_getdents,
-  .ioctl = pipe_ioctl,
-  .poll = pipe_poll,
-  .mmap_hfd = pipe_mmap_hfd,
-  .release = pipe_release,
+    .rw = pipe_rw,
+    .lseek = pipe_lseek,
+    .fstat = pipe_fstat,
+    .getdents = pipe_getdents,
+    .ioctl = pipe_ioctl,
+    .poll = pipe_poll,
+    .mmap_hfd = pipe_mmap_hfd,
+    .release = pipe_release,
 };
 
 int qk_pipe_create(uint32_t flags, struct qk_file **rd, struct qk_file **wr)
