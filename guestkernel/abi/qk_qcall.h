@@ -98,7 +98,13 @@ enum qk_op {
   QK_OP_SENDFILE = 37,    /* a0 out hfd (a socket), a1 in hfd (a regular file), a2 offset (~0: the
                              in handle's own position, which advances), a3 count, a4 0 or
                              QK_NET_WAIT -> bytes (the host's sendfile: no copy through the guest) */
-  QK_OP_COUNT
+  /* Numbers reserved per area so parallel work does not collide (an area
+   * adds its opcodes inside its range, each with its argument comment):
+   *   38-47 filesystem (rename, link, symlink, chmod, chown, utimensat, statfs…)
+   *   48-55 TSoR     56-63 network     64-71 terminals and streaming
+   *   72-79 events and timers          80-87 security and resources
+   *   88-95 scheduling, vCPUs and interrupts */
+  QK_OP_COUNT = 96
 };
 
 #define QK_NET_TRUNC (1ull << 40) /* QK_OP_RECVMSG: datagram longer than the buffers */

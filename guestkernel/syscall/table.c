@@ -5,6 +5,15 @@
 #include <qk/syscall.h>
 #include <qk/task.h>
 
+/* Each area keeps its own list (one owner per file, so parallel work does not
+ * collide here): a duplicate number is a build error (-Woverride-init). */
+#include "table_events.h" /* epoll, eventfd, signalfd, timerfd, timers */
+#include "table_fs.h"     /* filesystem calls beyond the core list below */
+#include "table_sec.h"    /* credentials, capabilities, seccomp */
+#include "table_net.h"    /* sockets beyond the core list below */
+#include "table_tty.h"    /* terminals */
+#include "table_task.h"   /* scheduling and processes beyond the core list */
+
 /* 75 (fdatasync) shares fsync: the host syncs data and metadata alike. */
 #define QK_SYSCALLS(X)                                                                     \
   X(0, read) X(1, write) X(2, open) X(3, close) X(4, stat) X(5, fstat) X(6, lstat)         \
@@ -37,7 +46,9 @@
   X(41, socket) X(42, connect) X(43, accept) X(44, sendto) X(45, recvfrom) X(46, sendmsg)  \
   X(47, recvmsg) X(48, shutdown) X(49, bind) X(50, listen) X(51, getsockname)              \
   X(52, getpeername) X(53, socketpair) X(54, setsockopt) X(55, getsockopt) X(288, accept4)  \
-  X(299, recvmmsg) X(307, sendmmsg) X(40, sendfile)
+  X(299, recvmmsg) X(307, sendmmsg) X(40, sendfile)                                       \
+  QK_SYSCALLS_EVENTS(X) QK_SYSCALLS_FS(X) QK_SYSCALLS_SEC(X) QK_SYSCALLS_NET(X)           \
+  QK_SYSCALLS_TTY(X) QK_SYSCALLS_TASK(X)
 
 #define DECLARE(nr, name)                                                                  \
   int64_t sys_##name(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);

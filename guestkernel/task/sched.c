@@ -8,6 +8,7 @@
 #include <qk/net.h>
 #include <qk/qcall.h>
 #include <qk/task.h>
+#include <qk/timer.h>
 
 #define QK_SLICE_SYSCALLS 64
 
@@ -190,8 +191,12 @@ static void reap_dead(struct qk_task *keep)
  * the earliest deadline. */
 static void idle(void)
 {
-  uint64_t now = qk_time_monotonic_ns(), min = ~0ull;
+  uint64_t now = qk_time_monotonic_ns(), min = qk_timer_next();
   bool any = false, woke = false;
+  if (min <= now) {
+    qk_timer_run(now);
+    return;
+  }
   for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
     if (t->state != QK_TASK_BLOCKED)
       continue;
@@ -261,6 +266,8 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
   qk_net_poll_now();
   struct qk_task *prev = cur, *next;
   qk_ctl_poll(); /* pod commands, at every switch (returns at once without a channel) */
+  if (qk_timer_next() != ~0ull)
+    qk_timer_run(qk_time_monotonic_ns());
   for (;;) {
     next = pick(prev);
     if (!next) {

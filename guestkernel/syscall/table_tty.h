@@ -1,0 +1,3 @@
+/* Syscalls of one area (terminals): X(number, name) for each, with
+ * sys_<name> defined in that area's sources. Included by table.c only. */
+#define QK_SYSCALLS_TTY(X)
