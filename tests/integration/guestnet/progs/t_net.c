@@ -9,8 +9,9 @@
  *   t_net udpclient PORT MSG    UDP client: prints the echo
  *   t_net rr-server PORT        request/response peer (echo, one connection)
  *   t_net rr-client PORT N SIZE N round trips of SIZE bytes: prints us per trip
- *   t_net bulk-server PORT      reads until EOF, answers the byte count
- *   t_net bulk-client PORT MIB  sends MIB MiB: prints MiB/s */
+ *   t_net bulk-server PORT [KIB] reads until EOF in KIB KiB reads (64), answers the byte count
+ *   t_net bulk-client PORT MIB  sends MIB MiB: prints MiB/s
+ * Servers bind 127.0.0.1, or every address with T_NET_ANY set. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -45,6 +46,8 @@ static int listener(int type, int port)
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   struct sockaddr_in a = lo(port);
+  if (getenv("T_NET_ANY")) /* servers in a pod: every address of the pod */
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
   if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) {
     perror("bind");
     exit(2);
@@ -697,7 +700,11 @@ int main(int argc, char **argv)
         if (write(s, buf, (size_t)r) != r)
           break;
     } else {
-      while ((r = read(s, buf, sizeof buf)) > 0)
+      static char rbuf[4 << 20];
+      size_t rsz = argc > 3 ? (size_t)atoi(argv[3]) << 10 : sizeof buf;
+      if (rsz == 0 || rsz > sizeof rbuf)
+        rsz = sizeof buf;
+      while ((r = read(s, rbuf, rsz)) > 0)
         total += r;
       if (write(s, &total, sizeof total) != sizeof total)
         return 2;

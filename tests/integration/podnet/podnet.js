@@ -1,0 +1,183 @@
+// Pod networking through quarkd (driven by podnet.sh): busybox httpd in a
+// bridge pod answers the host by pod IP and through a hostPort, a second
+// pod by IP, and a second container of its own pod on 127.0.0.1; a UDP echo
+// (t_net from the host, mounted read-only) answers by pod IP; a hostNetwork
+// pod serves on the host's loopback. Every pod is stopped and removed.
+'use strict';
+const { clients, call, check, expectAlive, done } = require(process.env.CRI_COMMON);
+const http = require('http');
+const dgram = require('dgram');
+
+const T = process.env.E2E_T;
+const SUBNET = process.env.PODNET_SUBNET;
+const TNET = process.env.PODNET_TNET;
+const { runtime: rt } = clients();
+const IMAGE = 'docker.io/library/busybox:latest';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const rnd = (lo, n) => lo + Math.floor(Math.random() * n);
+const HOSTPORT = rnd(31000, 1000);
+const HOSTNET_PORT = rnd(32000, 1000);
+const PAGE = 'hello from a quark pod';
+
+function podCfg(name, extra) {
+  return Object.assign({
+    metadata: { name, namespace: 'podnet', uid: `uid-${name}`, attempt: 0 },
+    hostname: name, log_directory: `${T}/logs/${name}`,
+  }, extra || {});
+}
+
+function ctr(name, command, extra) {
+  return Object.assign({
+    metadata: { name, attempt: 0 }, image: { image: IMAGE }, command, log_path: `${name}.log`,
+  }, extra || {});
+}
+
+async function runPod(cfg) {
+  const r = await call(rt, 'RunPodSandbox', { config: cfg, runtime_handler: 'quark' }, 120000);
+  check(!r.err, `RunPodSandbox ${cfg.metadata.name}` + (r.err ? ` (${r.err.details})` : ''));
+  if (r.err) done();
+  return r.res.pod_sandbox_id;
+}
+
+async function startCtr(pod, cfg, sandboxCfg) {
+  const c = await call(rt, 'CreateContainer', { pod_sandbox_id: pod, config: cfg, sandbox_config: sandboxCfg }, 60000);
+  check(!c.err, `CreateContainer ${cfg.metadata.name}` + (c.err ? ` (${c.err.details})` : ''));
+  if (c.err) done();
+  const s = await call(rt, 'StartContainer', { container_id: c.res.container_id }, 60000);
+  check(!s.err, `StartContainer ${cfg.metadata.name}` + (s.err ? ` (${s.err.details})` : ''));
+  return c.res.container_id;
+}
+
+// GET url: {status, body} or {error}.
+function get(url, ms) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: ms || 3000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ error: e.message }));
+  });
+}
+
+// Retries until the server is up (VM start, httpd listen) or ms pass.
+async function getRetry(url, ms) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const r = await get(url);
+    if (!r.error || Date.now() > until) return r;
+    await sleep(300);
+  }
+}
+
+function udpEcho(host, port, msg, ms) {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    let tries = 0;
+    const timer = setInterval(() => {
+      if (++tries > ms / 250) {
+        clearInterval(timer);
+        s.close();
+        resolve(null);
+        return;
+      }
+      s.send(msg, port, host);
+    }, 250);
+    s.on('message', (m) => { clearInterval(timer); s.close(); resolve(m.toString()); });
+    s.send(msg, port, host);
+  });
+}
+
+async function execOut(id, cmd) {
+  const r = await call(rt, 'ExecSync', { container_id: id, cmd, timeout: 20 }, 60000);
+  if (r.err) return { err: r.err.details };
+  return { code: r.res.exit_code, out: Buffer.from(r.res.stdout).toString(), errOut: Buffer.from(r.res.stderr).toString() };
+}
+
+async function removePod(pod, name) {
+  const s = await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }, 60000);
+  const r = await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 60000);
+  check(!s.err && !r.err, `stop and remove ${name}` + (s.err || r.err ? ` (${(s.err || r.err).details})` : ''));
+}
+
+const httpd = (port) => ['/bin/sh', '-c',
+  `mkdir -p /tmp/www && echo '${PAGE}' >/tmp/www/index.html && exec httpd -f -p ${port} -h /tmp/www`];
+
+// A plugin of the network refuses ADD (podnet.sh wrote the config).
+async function failCase() {
+  const cfg = podCfg('refused', {
+    port_mappings: [{ protocol: 'TCP', container_port: 8080, host_port: HOSTPORT, host_ip: '127.0.0.1' }],
+  });
+  const r = await call(rt, 'RunPodSandbox', { config: cfg, runtime_handler: 'quark' }, 120000);
+  check(r.err && /podnet-fail refuses ADD/.test(r.err.details),
+        `RunPodSandbox fails with the plugin's message (${r.err ? r.err.details : 'succeeded'})`);
+  const l = await call(rt, 'ListPodSandbox', {});
+  check(!l.err && l.res.items.length === 0, `no pod recorded (${l.res && l.res.items.length})`);
+  await expectAlive(rt, 'a failing CNI plugin');
+  done();
+}
+
+(async () => {
+  if (process.argv[2] === 'fail') return failCase();
+  // Pod A: httpd on 8080 (hostPort on 127.0.0.1) and a UDP echo on 9090.
+  const cfgA = podCfg('web', {
+    port_mappings: [{ protocol: 'TCP', container_port: 8080, host_port: HOSTPORT, host_ip: '127.0.0.1' }],
+  });
+  const podA = await runPod(cfgA);
+  const st = (await call(rt, 'PodSandboxStatus', { pod_sandbox_id: podA })).res.status;
+  const ipA = st.network && st.network.ip;
+  check(ipA && ipA.startsWith(`${SUBNET}.`), `pod IP from the bridge network (${ipA})`);
+  await startCtr(podA, ctr('web', httpd(8080)), cfgA);
+  const udp = await startCtr(podA, ctr('udp', ['/tnet/t_net', 'udpserve', '9090', '1000'], {
+    mounts: [{ container_path: '/tnet', host_path: TNET, readonly: true }],
+    envs: [{ key: 'T_NET_ANY', value: '1' }],
+  }), cfgA);
+
+  const viaIp = await getRetry(`http://${ipA}:8080/`, 30000);
+  check(viaIp.status === 200 && viaIp.body.trim() === PAGE,
+        `host -> pod by IP through the bridge (${viaIp.error || viaIp.status})`);
+  const viaHostPort = await getRetry(`http://127.0.0.1:${HOSTPORT}/`, 10000);
+  check(viaHostPort.status === 200 && viaHostPort.body.trim() === PAGE,
+        `host -> hostPort 127.0.0.1:${HOSTPORT} (${viaHostPort.error || viaHostPort.status})`);
+  const lo = await execOut(udp, ['wget', '-q', '-O', '-', 'http://127.0.0.1:8080/']);
+  check(lo.code === 0 && (lo.out || '').trim() === PAGE,
+        `second container of the pod -> 127.0.0.1:8080 (${lo.err || lo.code} ${(lo.errOut || '').trim()})`);
+  const echo = await udpEcho(ipA, 9090, 'ping over udp', 15000);
+  check(echo === 'ping over udp', `UDP echo from the pod by IP (${echo})`);
+
+  // Pod B on the same bridge reaches pod A by IP.
+  const cfgB = podCfg('client');
+  const podB = await runPod(cfgB);
+  const stB = (await call(rt, 'PodSandboxStatus', { pod_sandbox_id: podB })).res.status;
+  const ipB = stB.network && stB.network.ip;
+  check(ipB && ipB.startsWith(`${SUBNET}.`) && ipB !== ipA, `second pod has its own IP (${ipB})`);
+  const cli = await startCtr(podB, ctr('cli', ['/bin/sh', '-c', 'while true; do sleep 1; done']), cfgB);
+  let p2p;
+  for (let i = 0; i < 10; i++) {
+    p2p = await execOut(cli, ['wget', '-q', '-O', '-', `http://${ipA}:8080/`]);
+    if (p2p.code === 0) break;
+    await sleep(500);
+  }
+  check(p2p.code === 0 && (p2p.out || '').trim() === PAGE,
+        `pod -> pod by IP on one bridge (${p2p.err || p2p.code} ${(p2p.errOut || '').trim()})`);
+  const own = await execOut(cli, ['/bin/sh', '-c', 'cat /etc/hosts']);
+  check(own.code === 0 && own.out.includes(ipB), `/etc/hosts names the pod's IP (${(own.out || own.err || '').trim().split('\n').pop()})`);
+
+  // A hostNetwork pod serves on the host's own loopback.
+  const cfgH = podCfg('hostnet', { hostname: '', linux: { security_context: { namespace_options: { network: 'NODE' } } } });
+  const podH = await runPod(cfgH);
+  await startCtr(podH, ctr('web', httpd(HOSTNET_PORT)), cfgH);
+  const hn = await getRetry(`http://127.0.0.1:${HOSTNET_PORT}/`, 30000);
+  check(hn.status === 200 && hn.body.trim() === PAGE, `hostNetwork pod on 127.0.0.1:${HOSTNET_PORT} (${hn.error || hn.status})`);
+
+  await removePod(podH, 'hostnet');
+  const gone = await get(`http://127.0.0.1:${HOSTNET_PORT}/`, 1000);
+  check(!!gone.error, `hostNetwork server gone with its pod (${gone.error || gone.status})`);
+  await removePod(podB, 'client');
+  await removePod(podA, 'web');
+  const hpGone = await get(`http://127.0.0.1:${HOSTPORT}/`, 1000);
+  check(!!hpGone.error, `hostPort closed with its pod (${hpGone.error || hpGone.status})`);
+  await expectAlive(rt, 'pod networking');
+  done();
+})().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });
