@@ -482,7 +482,8 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                                     .n_mounts = x.n_mounts,
                                     .log_path = x.log_path,
                                     .tty = c->tty,
-                                    .stdin_open = c->stdin};
+                                    .stdin_open = c->stdin,
+                                    .stdin_once = c->stdin && c->stdin_once};
   if ((rc = sbx_container_create(sbx, &spec, &err)) < 0)
     goto fail_mounts;
   in_sbx = true;

@@ -1,12 +1,21 @@
 /* Exec, Attach and PortForward: the RPCs answer with a URL on the streaming
  * server (cri/stream/stream.h), and this file is that server's backend.
  *
- * What the sandbox control protocol (quark/sbx_client.h) allows today:
- * - exec without stdin and without a tty: the command runs through
- *   sbx_container_exec (output captured, no limit on time) on a thread of
- *   its own, and its output is fed to the session through pipes once it
- *   ends. Interactive exec (stdin or tty) and Attach need a streaming call
- *   the protocol does not have: their RPCs answer UNIMPLEMENTED saying so.
+ * - exec: sbx_exec_start runs the command in the container with its stdio
+ *   on sockets handed over by the sandbox (stdin when asked for; closing it
+ *   is the process's EOF). A waiter thread on a sandbox connection of its
+ *   own polls sbx_exec_wait and signals exit_fd (an eventfd) with the exit
+ *   code; output the client did not ask for is read and dropped by that
+ *   thread so that the process never blocks on it. A client that goes away
+ *   first gets its process killed (SIGKILL through the pod's shared
+ *   connection); the waiter still reaps it.
+ * - attach: sbx_container_attach hands out the container's stdin (the only
+ *   writer when the container has StdinOnce: closing it is the container's
+ *   EOF) and its output from now on; a waiter thread watches the container
+ *   with sbx_container_wait. The container is never touched when the client
+ *   leaves.
+ * - tty (exec or attach): the guest kernel has no terminals yet, so a
+ *   request with tty is refused (UNIMPLEMENTED at the RPC).
  * - port forwarding: a TCP connection to 127.0.0.1:port opened inside the
  *   pod's network namespace (guest sockets are host sockets there), or in
  *   the host's for hostNetwork pods. */
@@ -14,6 +23,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -23,100 +34,195 @@
 #include "pods.h"
 #include "stream.h"
 
-#define EXEC_OUT_CAP (16u << 20)
+#define WAIT_SLICE_MS 250
 
-/* ---- backend: exec ---- */
+/* ---- backend: exec and attach ---- */
 
-struct exec_job {
-  atomic_int refs; /* the thread's and the session's */
+struct proc_job {
+  atomic_int refs;  /* the waiter thread's and the session's */
+  atomic_bool gone; /* the session is over */
+  bool attach;
   struct cri_pods *p;
-  struct cri_pod_entry *e;
-  struct sbx_client *sbx;
-  struct sbx_client *own; /* a connection of its own (cri_pods_sbx_private), or NULL */
-  char id[65];
-  char **argv;
-  int out_w, err_w, efd;
-  int exit_code;
-  int rc;
+  char pod_id[65];
+  char ctr_id[65];
+  char *exec_id;          /* exec only */
+  struct sbx_client *own; /* the waiter's connection (or NULL: the shared one) */
+  int drain[2];           /* unwanted stdout/stderr, read and dropped */
+  int efd;
+  atomic_int exit_code;
+  atomic_int wait_rc; /* 0, or -errno when the wait failed */
 };
 
-static void job_put(struct exec_job *j)
+static void job_put(struct proc_job *j)
 {
   if (atomic_fetch_sub(&j->refs, 1) != 1)
     return;
   if (j->own)
     sbx_client_close(j->own);
-  cri_pods_put(j->p, j->e);
-  cri_spec_strv_free(j->argv);
-  if (j->out_w >= 0)
-    close(j->out_w);
-  if (j->err_w >= 0)
-    close(j->err_w);
+  for (int i = 0; i < 2; i++)
+    if (j->drain[i] >= 0)
+      close(j->drain[i]);
   if (j->efd >= 0)
     close(j->efd);
+  free(j->exec_id);
   free(j);
 }
 
-static void *exec_thread(void *arg)
+/* Runs fn with the pod's shared sandbox client (NULL when unreachable). */
+static int with_pod_sbx(struct proc_job *j,
+                        int (*fn)(struct proc_job *, struct sbx_client *, void *, q_error **),
+                        void *arg, q_error **err)
 {
-  struct exec_job *j = arg;
-  struct sbx_exec_result r = {0};
-  q_cleanup_error q_error *err = NULL;
-  j->rc =
-      sbx_container_exec(j->sbx, j->id, (const char *const *)j->argv, -1, EXEC_OUT_CAP, &r, &err);
-  if (j->rc == 0) {
-    j->exit_code = r.exit_code;
-    if (j->out_w >= 0 && r.out_len)
-      q_write_all(j->out_w, r.out, r.out_len);
-    if (j->err_w >= 0 && r.err_len)
-      q_write_all(j->err_w, r.err, r.err_len);
-  } else if (j->err_w >= 0) {
-    /* The session reads the failure on stderr; exit 126 as a shell says
-     * "cannot execute". */
-    const char *m = q_error_msg(err);
-    q_write_all(j->err_w, m, strlen(m));
-    q_write_all(j->err_w, "\n", 1);
+  struct cri_pod *pod = NULL;
+  if (cri_state_get_pod(j->p->st, j->pod_id, &pod) < 0)
+    return q_error_make(err, ESRCH, "pod %.12s is gone", j->pod_id);
+  struct cri_pod_entry *e = cri_pods_get(j->p, j->pod_id);
+  int rc = 0;
+  struct sbx_client *c = e ? cri_pods_sbx(j->p, e, pod, &rc, err) : NULL;
+  if (!e)
+    rc = q_error_make(err, ENOMEM, "pod entry");
+  else if (c)
+    rc = fn(j, c, arg, err);
+  cri_pods_put(j->p, e);
+  cri_pod_free(pod);
+  return rc;
+}
+
+static void drain_unwanted(struct proc_job *j, int timeout_ms)
+{
+  struct pollfd pfd[2];
+  int n = 0;
+  for (int i = 0; i < 2; i++)
+    if (j->drain[i] >= 0)
+      pfd[n++] = (struct pollfd){.fd = j->drain[i], .events = POLLIN};
+  if (!n) {
+    poll(NULL, 0, timeout_ms);
+    return;
   }
-  sbx_exec_result_clear(&r);
-  if (j->out_w >= 0)
-    close(j->out_w);
-  if (j->err_w >= 0)
-    close(j->err_w);
-  j->out_w = j->err_w = -1;
+  if (poll(pfd, (nfds_t)n, timeout_ms) <= 0)
+    return;
+  char buf[4096];
+  for (int i = 0; i < n; i++) {
+    if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+      continue;
+    ssize_t r = read(pfd[i].fd, buf, sizeof buf);
+    if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+      for (int k = 0; k < 2; k++)
+        if (j->drain[k] == pfd[i].fd) {
+          close(j->drain[k]);
+          j->drain[k] = -1;
+        }
+  }
+}
+
+static int wait_once(struct proc_job *j, struct sbx_client *c, int timeout_ms, int *code,
+                     q_error **err)
+{
+  if (!j->attach)
+    return sbx_exec_wait(c, j->exec_id, timeout_ms, code, err);
+  struct sbx_container_status st;
+  int rc = sbx_container_wait(c, j->ctr_id, timeout_ms, &st, err);
+  if (rc == 0 && st.state != SBX_PROC_EXITED)
+    rc = q_error_make(err, ETIMEDOUT, "container still runs");
+  if (rc == 0)
+    *code = st.exit_code;
+  return rc;
+}
+
+static int wait_shared(struct proc_job *j, struct sbx_client *c, void *arg, q_error **err)
+{
+  return wait_once(j, c, 0, arg, err);
+}
+
+static void *waiter_thread(void *arg)
+{
+  struct proc_job *j = arg;
+  int code = 0, rc;
+  for (;;) {
+    /* Output nobody wants is dropped here, between short waits (a wait
+     * blocks the connection, and the drain must go on meanwhile). */
+    bool draining = j->drain[0] >= 0 || j->drain[1] >= 0;
+    if (draining)
+      drain_unwanted(j, 50);
+    q_error *err = NULL;
+    int slice = draining ? 0 : WAIT_SLICE_MS;
+    rc = j->own ? wait_once(j, j->own, slice, &code, &err)
+                : with_pod_sbx(j, wait_shared, &code, &err);
+    if (rc == -ETIMEDOUT) {
+      q_error_free(&err);
+      /* An attach ends with its client; an exec is reaped even then. */
+      if (j->attach && atomic_load(&j->gone))
+        break;
+      if (!j->own && !draining)
+        poll(NULL, 0, WAIT_SLICE_MS);
+      continue;
+    }
+    if (rc < 0 && !atomic_load(&j->gone))
+      q_warn(j->ctr_id, "%s: wait: %s", j->attach ? "attach" : "exec", q_error_msg(err));
+    q_error_free(&err);
+    break;
+  }
+  atomic_store(&j->exit_code, code);
+  atomic_store(&j->wait_rc, rc == -ETIMEDOUT ? 0 : rc);
   uint64_t one = 1;
   if (write(j->efd, &one, sizeof(one)) < 0)
-    q_warn(j->id, "exec: cannot signal the exit: %s", strerror(errno));
+    q_warn(j->ctr_id, "exec: cannot signal the exit: %s", strerror(errno));
   job_put(j);
   return NULL;
 }
 
-static int exec_wait(cri_stream_proc *proc, int *exit_code)
+static int proc_wait(cri_stream_proc *proc, int *exit_code)
 {
-  struct exec_job *j = proc->data;
-  *exit_code = j->rc == 0 ? j->exit_code : 126;
+  struct proc_job *j = proc->data;
+  int rc = atomic_load(&j->wait_rc);
+  if (rc < 0)
+    return rc;
+  *exit_code = atomic_load(&j->exit_code);
   return 0;
 }
 
-static void exec_release(cri_stream_proc *proc, bool exited)
+static int kill_shared(struct proc_job *j, struct sbx_client *c, void *arg, q_error **err)
 {
-  /* A command the client left keeps running until it ends on its own: the
-   * sandbox protocol has no way to kill one exec. */
-  job_put(proc->data);
+  return sbx_exec_kill(c, j->exec_id, SIGKILL, err);
 }
 
-static const struct cri_stream_proc_ops exec_proc_ops = {
-    .wait = exec_wait,
-    .release = exec_release,
+static void proc_release(cri_stream_proc *proc, bool exited)
+{
+  struct proc_job *j = proc->data;
+  atomic_store(&j->gone, true);
+  if (!exited && !j->attach) {
+    /* The client left while its command still runs: kubelet's and runc's
+     * behaviour is to end it rather than leave it behind. */
+    q_error *err = NULL;
+    if (with_pod_sbx(j, kill_shared, NULL, &err) < 0 && err)
+      q_debug(j->ctr_id, "exec %s: kill: %s", j->exec_id, q_error_msg(err));
+    q_error_free(&err);
+  }
+  job_put(j);
+}
+
+static const struct cri_stream_proc_ops proc_ops = {
+    .wait = proc_wait,
+    .release = proc_release,
 };
 
-static int backend_exec(void *backend, const char *container_id, char *const argv[],
-                        const struct cri_stream_opts *o, cri_stream_proc *proc, q_error **err)
+static int start_sbx(struct proc_job *j, struct sbx_client *c, void *arg, q_error **err)
 {
-  struct cri_pods *p = backend;
-  if (o->tty || o->in)
+  void **a = arg;
+  const struct cri_stream_opts *o = a[0];
+  int *fds = a[1];
+  if (j->attach)
+    return sbx_container_attach(c, j->ctr_id, o->in, fds, err);
+  struct sbx_exec_spec spec = {.argv = a[2], .tty = o->tty, .stdin_open = o->in};
+  return sbx_exec_start(c, j->ctr_id, &spec, &j->exec_id, fds, err);
+}
+
+static int start_proc(struct cri_pods *p, bool attach, const char *container_id, char *const argv[],
+                      const struct cri_stream_opts *o, cri_stream_proc *proc, q_error **err)
+{
+  if (o->tty)
     return q_error_make(err, ENOTSUP,
-                        "interactive exec (stdin or tty) needs a streaming exec request in the "
-                        "sandbox control protocol, which it does not have yet");
+                        "a tty needs terminals in the guest kernel, which it does not have yet");
   struct cri_ctr *ctr = NULL;
   struct cri_pod *pod = NULL;
   if (cri_state_get_ctr(p->st, container_id, &ctr) < 0 ||
@@ -125,95 +231,91 @@ static int backend_exec(void *backend, const char *container_id, char *const arg
     return q_error_make(err, ENOENT, "container %s not found", container_id);
   }
   int rc = 0;
-  struct exec_job *j = NULL;
-  struct cri_pod_entry *e = NULL;
-  int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+  int fds[3] = {-1, -1, -1};
+  struct proc_job *j = NULL;
   if (ctr->state != CRI_CTR_RUNNING) {
     rc = q_error_make(err, EBUSY, "container %.12s is not running", container_id);
     goto out;
   }
-  if (!(e = cri_pods_get(p, pod->id)) || !(j = calloc(1, sizeof(*j)))) {
+  if (!(j = calloc(1, sizeof(*j)))) {
     rc = q_error_make(err, ENOMEM, "exec");
     goto out;
   }
-  j->out_w = j->err_w = j->efd = -1;
-  /* The command may run for hours: not on the pod's shared connection. */
-  j->own = cri_pods_sbx_private(pod);
-  if (!(j->sbx = j->own ? j->own : cri_pods_sbx(p, e, pod, &rc, err)))
-    goto out;
-  size_t n = 0;
-  while (argv[n])
-    n++;
-  j->argv = calloc(n + 1, sizeof(char *));
-  for (size_t i = 0; j->argv && i < n; i++)
-    if (!(j->argv[i] = strdup(argv[i]))) {
-      rc = q_error_make(err, ENOMEM, "exec");
-      goto out;
-    }
-  if (!j->argv) {
-    rc = q_error_make(err, ENOMEM, "exec");
-    goto out;
-  }
-  if ((o->out && pipe2(outp, O_CLOEXEC) < 0) || (o->err && pipe2(errp, O_CLOEXEC) < 0) ||
-      (j->efd = eventfd(0, EFD_CLOEXEC)) < 0) {
-    rc = q_error_make(err, errno, "exec pipes");
-    goto out;
-  }
-  snprintf(j->id, sizeof(j->id), "%s", container_id);
+  j->drain[0] = j->drain[1] = j->efd = -1;
+  j->attach = attach;
   j->p = p;
-  j->e = e;
-  e = NULL;
-  j->out_w = outp[1];
-  j->err_w = errp[1];
-  outp[1] = errp[1] = -1;
+  snprintf(j->pod_id, sizeof j->pod_id, "%s", pod->id);
+  snprintf(j->ctr_id, sizeof j->ctr_id, "%s", container_id);
+  if ((j->efd = eventfd(0, EFD_CLOEXEC)) < 0) {
+    rc = q_error_make(err, errno, "eventfd");
+    goto out;
+  }
+  void *a[3] = {(void *)o, fds, (void *)argv};
+  if ((rc = with_pod_sbx(j, start_sbx, a, err)) < 0)
+    goto out;
+  /* The waiter may block for hours: not on the pod's shared connection
+   * (calls on one client are serialized). */
+  j->own = cri_pods_sbx_private(pod);
+  if (!o->out) {
+    j->drain[0] = fds[1];
+    fds[1] = -1;
+  }
+  if (!o->err) {
+    j->drain[1] = fds[2];
+    fds[2] = -1;
+  }
+  if (attach) { /* nobody has to read an attach's output: drop it */
+    for (int i = 0; i < 2; i++)
+      if (j->drain[i] >= 0) {
+        close(j->drain[i]);
+        j->drain[i] = -1;
+      }
+  }
   atomic_store(&j->refs, 2);
   pthread_t t;
-  if ((rc = pthread_create(&t, NULL, exec_thread, j)) != 0) {
-    rc = q_error_make(err, rc, "exec thread");
+  if ((rc = pthread_create(&t, NULL, waiter_thread, j)) != 0) {
+    rc = q_error_make(err, rc, "waiter thread");
     atomic_store(&j->refs, 1);
+    if (!attach) {
+      q_error *kerr = NULL;
+      with_pod_sbx(j, kill_shared, NULL, &kerr);
+      q_error_free(&kerr);
+    }
     goto out;
   }
   pthread_detach(t);
-  *proc = (cri_stream_proc){.stdin_fd = -1,
-                            .stdout_fd = outp[0],
-                            .stderr_fd = errp[0],
+  *proc = (cri_stream_proc){.stdin_fd = fds[0],
+                            .stdout_fd = fds[1],
+                            .stderr_fd = fds[2],
                             .exit_fd = j->efd,
-                            .ops = &exec_proc_ops,
+                            .ops = &proc_ops,
                             .data = j};
-  outp[0] = errp[0] = -1;
+  fds[0] = fds[1] = fds[2] = -1;
   j = NULL;
   rc = 0;
 out:
-  for (int i = 0; i < 2; i++) {
-    if (outp[i] >= 0)
-      close(outp[i]);
-    if (errp[i] >= 0)
-      close(errp[i]);
-  }
+  for (int i = 0; i < 3; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
   if (j) {
-    if (!j->p) { /* never handed over: free by hand */
-      if (j->own)
-        sbx_client_close(j->own);
-      cri_spec_strv_free(j->argv);
-      if (j->efd >= 0)
-        close(j->efd);
-      free(j);
-    } else {
-      job_put(j);
-    }
+    atomic_store(&j->refs, 1);
+    job_put(j);
   }
-  cri_pods_put(p, e);
   cri_ctr_free(ctr);
   cri_pod_free(pod);
   return rc;
 }
 
-static int backend_attach(void *backend, const char *container_id, const struct cri_stream_opts *o,
-                          cri_stream_proc *p, q_error **err)
+static int backend_exec(void *backend, const char *container_id, char *const argv[],
+                        const struct cri_stream_opts *o, cri_stream_proc *proc, q_error **err)
 {
-  return q_error_make(err, ENOTSUP,
-                      "attach needs the container's stdio from the sandbox, which its control "
-                      "protocol does not offer yet");
+  return start_proc(backend, false, container_id, argv, o, proc, err);
+}
+
+static int backend_attach(void *backend, const char *container_id, const struct cri_stream_opts *o,
+                          cri_stream_proc *proc, q_error **err)
+{
+  return start_proc(backend, true, container_id, NULL, o, proc, err);
 }
 
 /* ---- backend: port forwarding ---- */
@@ -312,10 +414,10 @@ static grpc_status_code rpc_exec(struct cri_call *call, const ProtobufCMessage *
   grpc_status_code code = running_ctr(call, in->container_id, id);
   if (code != GRPC_STATUS_OK)
     return code;
-  if (in->tty || in->stdin)
+  if (in->tty && !in->stderr && (in->stdin || in->stdout))
     return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
-                          "Exec with stdin or a tty: the sandbox control protocol has no "
-                          "streaming exec yet (non-interactive exec works)");
+                          "Exec with a tty: the guest kernel has no terminals yet (exec with "
+                          "stdin and without a tty works)");
   struct cri_stream_opts o = {
       .tty = in->tty, .in = in->stdin, .out = in->stdout, .err = in->stderr};
   q_cleanup_error q_error *err = NULL;
@@ -338,13 +440,30 @@ static grpc_status_code rpc_attach(struct cri_call *call, const ProtobufCMessage
                                    ProtobufCMessage **resp)
 {
   const Runtime__V1__AttachRequest *in = (const Runtime__V1__AttachRequest *)req;
+  struct cri_pods *p = pods_of(call);
   char id[65];
   grpc_status_code code = running_ctr(call, in->container_id, id);
   if (code != GRPC_STATUS_OK)
     return code;
-  return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
-                        "Attach: the sandbox control protocol does not hand out a container's "
-                        "stdio yet");
+  if (in->tty && !in->stderr && (in->stdin || in->stdout))
+    return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
+                          "Attach with a tty: the guest kernel has no terminals yet");
+  struct cri_stream_opts o = {
+      .tty = in->tty, .in = in->stdin, .out = in->stdout, .err = in->stderr};
+  q_cleanup_error q_error *err = NULL;
+  char *url = NULL;
+  int rc = cri_stream_request_attach(p->stream, id, &o, &url, &err);
+  if (rc < 0)
+    return stream_fail(call, rc, &err);
+  Runtime__V1__AttachResponse *r =
+      cri_call_new_msg(call, &runtime__v1__attach_response__descriptor);
+  if (r)
+    r->url = cri_call_strdup(call, url);
+  free(url);
+  if (!r || !r->url)
+    return cri_call_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "Attach: out of memory");
+  *resp = &r->base;
+  return GRPC_STATUS_OK;
 }
 
 static grpc_status_code rpc_port_forward(struct cri_call *call, const ProtobufCMessage *req,

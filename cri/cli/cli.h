@@ -51,4 +51,10 @@ int quark_cmd_run(struct quark_cli *cli, int argc, char **argv);
 int quark_cmd_logs(struct quark_cli *cli, int argc, char **argv);
 int quark_cmd_exec(struct quark_cli *cli, int argc, char **argv);
 
+/* Streaming subcommands (stream_cmds.c): exec -i/-t/--url, attach,
+ * port-forward. */
+int quark_cmd_exec_stream(struct quark_cli *cli, int argc, char **argv);
+int quark_cmd_attach(struct quark_cli *cli, int argc, char **argv);
+int quark_cmd_port_forward(struct quark_cli *cli, int argc, char **argv);
+
 #endif

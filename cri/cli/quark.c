@@ -33,6 +33,9 @@ static void usage(FILE *f)
              "  run IMAGE [-- CMD] run IMAGE in a new pod, stream its output, exit with its code\n"
              "  logs [-f] ID       print a container's log (-f: follow until it exits)\n"
              "  exec ID -- CMD     run CMD in a running container (--timeout: its limit)\n"
+             "  exec -i [-t] ID -- CMD  the same with stdin (and a terminal), streamed\n"
+             "  attach [-i] ID     attach to a running container's output (and stdin)\n"
+             "  port-forward POD [LOCAL:]REMOTE...  forward local ports into a pod\n"
              "The endpoint defaults to $" QUARK_CLI_ENDPOINT_ENV " or " QUARK_CLI_DEFAULT_ENDPOINT
              ".\n");
 }
@@ -294,6 +297,7 @@ static const struct {
     {"ps", cmd_ps},           {"pull", quark_cmd_pull},     {"images", quark_cmd_images},
     {"rmi", quark_cmd_rmi},   {"import", quark_cmd_import}, {"run", quark_cmd_run},
     {"logs", quark_cmd_logs}, {"exec", quark_cmd_exec},
+    {"attach", quark_cmd_attach}, {"port-forward", quark_cmd_port_forward},
 };
 
 int main(int argc, char **argv)

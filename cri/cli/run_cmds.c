@@ -207,6 +207,8 @@ int quark_cmd_exec(struct quark_cli *cli, int argc, char **argv)
 {
   /* The global --timeout SEC is the command's timeout here (ExecSync kills
    * it then and quark exits 124, like timeout(1)); without it, none. */
+  if (argc > 1 && argv[1][0] == '-' && strcmp(argv[1], "--") != 0)
+    return quark_cmd_exec_stream(cli, argc, argv); /* -i, -t, --url: streaming Exec */
   int optind_ = 1;
   if (optind_ < argc && !strcmp(argv[optind_], "--"))
     optind_++;

@@ -124,4 +124,23 @@ int cri_stream_request_portforward(cri_stream_server *srv, const char *pod_id, c
 /* Tokens outstanding now (expired ones not counted). */
 size_t cri_stream_tokens_outstanding(cri_stream_server *srv);
 
+/* ---- client side (the quark CLI), over WebSocket ---- */
+
+struct cri_stream_client_io {
+  int in_fd;    /* what goes to the process's stdin, -1 for none */
+  int out_fd;   /* its stdout (and a tty's output) */
+  int err_fd;   /* its stderr; -1: onto out_fd */
+  bool tty;     /* send the window size of tty_fd, again when winch_fd is readable */
+  int tty_fd;   /* -1 without a tty */
+  int winch_fd; /* a self-pipe the caller's SIGWINCH handler writes to, or -1 */
+};
+/* Runs a remote command session at url (an Exec or Attach URL) with
+ * v5.channel.k8s.io (else v4). Returns the process's exit code (0..255) or
+ * -errno with *err (the server's message when it refused the session). */
+int cri_stream_client_exec(const char *url, const struct cri_stream_client_io *io, q_error **err);
+/* Forwards the byte stream fd to the single port of a PortForward URL until
+ * either side closes it. 0, or -errno with *err (the pod's error text when
+ * the port could not be reached). */
+int cri_stream_client_portforward(const char *url, int fd, q_error **err);
+
 #endif

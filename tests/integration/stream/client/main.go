@@ -962,7 +962,16 @@ func main() {
 	only := flag.String("run", "", "run only scenarios whose name contains this")
 	flag.StringVar(&ctlPath, "ctl", "", "stream_testd control socket")
 	hold := flag.Bool("hold", false, "open one exec session and report when the server ends it")
+	flag.StringVar(&pe.quark, "quark", "", "pods mode (tests/e2e/stream): the quark CLI that mints URLs")
+	flag.StringVar(&pe.pod, "pod", "", "pods mode: pod id")
+	flag.StringVar(&pe.cid, "cid", "", "pods mode: a running container")
+	flag.StringVar(&pe.attach, "attach-cid", "", "pods mode: a container running cat with StdinOnce")
+	flag.IntVar(&pe.webPort, "web-port", 0, "pods mode: httpd's port in the pod")
+	flag.BoolVar(&pe.tty, "tty", false, "pods mode: the runtime supports a tty")
 	flag.Parse()
+	if pe.quark != "" {
+		os.Exit(runPods(*only))
+	}
 	if *hold {
 		os.Exit(holdSession())
 	}

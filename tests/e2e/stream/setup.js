@@ -1,0 +1,50 @@
+// Creates the pod of the streaming e2e test (stream_pods.sh) and prints
+// "POD MAIN ATTACH WEB" on success: a busybox pod with a long-running shell
+// (exec target), cat with stdin + StdinOnce (attach target) and busybox
+// httpd on 127.0.0.1:8080 inside the pod (port-forward target).
+'use strict';
+const { clients, call } = require(process.env.CRI_COMMON);
+
+const T = process.env.E2E_T;
+const { runtime: rt } = clients();
+const IMAGE = 'docker.io/library/busybox:latest';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const podCfg = {
+  metadata: { name: 'streams', namespace: 'e2e', uid: 'uid-streams', attempt: 0 },
+  hostname: 'streams', log_directory: `${T}/logs/streams`,
+};
+
+function die(what, r) {
+  console.error(`${what}: ${r && r.err ? r.err.details : 'failed'}`);
+  process.exit(1);
+}
+
+async function run(pod, name, command, extra) {
+  const cfg = Object.assign({ metadata: { name, attempt: 0 }, image: { image: IMAGE }, command,
+    log_path: `${name}.log` }, extra || {});
+  const c = await call(rt, 'CreateContainer', { pod_sandbox_id: pod, config: cfg, sandbox_config: podCfg }, 60000);
+  if (c.err) die(`CreateContainer ${name}`, c);
+  const s = await call(rt, 'StartContainer', { container_id: c.res.container_id }, 60000);
+  if (s.err) die(`StartContainer ${name}`, s);
+  return c.res.container_id;
+}
+
+(async () => {
+  const rp = await call(rt, 'RunPodSandbox', { config: podCfg, runtime_handler: 'quark' }, 120000);
+  if (rp.err) die('RunPodSandbox', rp);
+  const pod = rp.res.pod_sandbox_id;
+  const main = await run(pod, 'main', ['/bin/sh', '-c', 'while true; do sleep 1; done']);
+  const att = await run(pod, 'att', ['cat'], { stdin: true, stdin_once: true });
+  const web = await run(pod, 'web', ['/bin/sh', '-c',
+    'mkdir -p /tmp/www && echo pod-ok >/tmp/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/www']);
+  for (const id of [main, att, web]) {
+    for (let i = 0; ; i++) {
+      const s = await call(rt, 'ContainerStatus', { container_id: id });
+      if (!s.err && s.res.status.state === 'CONTAINER_RUNNING') break;
+      if (i > 50) die(`container ${id} not running (${s.res && s.res.status.state})`);
+      await sleep(100);
+    }
+  }
+  console.log(`${pod} ${main} ${att} ${web}`);
+  process.exit(0);
+})();

@@ -1,0 +1,427 @@
+// Scenarios against a real quarkd with real pods (tests/e2e/stream): the
+// URLs come from quarkd's Exec/Attach/PortForward RPCs through the quark
+// CLI's --url mode, and the sessions run in busybox containers in KVM.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io/ioutil"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+type podsEnv struct {
+	quark   string // the quark CLI
+	pod     string // pod id
+	cid     string // a running container (sh loop)
+	attach  string // a container running cat with stdin and StdinOnce
+	webPort int    // busybox httpd's port inside the pod
+	tty     bool   // the runtime supports tty exec
+}
+
+var pe podsEnv
+
+// quarkURL runs `quark ARGS` (with --url) and returns the URL it prints.
+func quarkURL(args ...string) (string, error) {
+	out, err := exec.Command(pe.quark, args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("quark %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	u := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(u, "http://") {
+		return "", fmt.Errorf("quark %s printed %q", strings.Join(args, " "), u)
+	}
+	return u, nil
+}
+
+func podExecURL(in, tty bool, cmd ...string) (string, error) {
+	args := []string{"exec", "--url"}
+	if in {
+		args = append(args, "-i")
+	}
+	if tty {
+		args = append(args, "-t")
+	}
+	return quarkURL(append(append(args, pe.cid, "--"), cmd...)...)
+}
+
+func podHello(run runner) error {
+	u, err := podExecURL(false, false, "echo", "-n", "hello")
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdout: true, stderr: true, noPong: true})
+	if err != nil {
+		return err
+	}
+	if r.stdout != "hello" || r.stderr != "" {
+		return fmt.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	return wantSuccess(r.status)
+}
+
+func podExitCode(run runner) error {
+	u, err := podExecURL(false, false, "sh", "-c", "echo oops >&2; exit 3")
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdout: true, stderr: true, noPong: true})
+	if err != nil {
+		return err
+	}
+	if r.stderr != "oops\n" || r.stdout != "" {
+		return fmt.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	return wantExit(r.status, "3")
+}
+
+func podStdin(run runner) error {
+	u, err := podExecURL(true, false, "sh", "-c", "read x; echo got:$x; cat")
+	if err != nil {
+		return err
+	}
+	data := strings.Repeat("0123456789abcdef", 4096) // 64 KiB after the line
+	r, err := run(u, execOpts{stdin: true, stdout: true, stderr: true, input: "abc\n" + data})
+	if err != nil {
+		return err
+	}
+	if r.stdout != "got:abc\n"+data {
+		return fmt.Errorf("stdout: %d bytes, starts %q", len(r.stdout), r.stdout[:min(len(r.stdout), 40)])
+	}
+	return wantSuccess(r.status)
+}
+
+func podExitWithStdinOpen(run runner) error {
+	u, err := podExecURL(true, false, "sh", "-c", "echo bye; exit 7")
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdin: true, stdout: true, stderr: true, keepOpen: true, noPong: true})
+	if err != nil {
+		return err
+	}
+	if r.stdout != "bye\n" {
+		return fmt.Errorf("stdout %q", r.stdout)
+	}
+	return wantExit(r.status, "7")
+}
+
+func podTTY(run runner) error {
+	u, err := podExecURL(true, true, "sh", "-c", "read x; echo got:$x; stty size; [ -t 0 ] && echo isatty")
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{tty: true, stdin: true, stdout: true, keepOpen: true,
+		input: "abc\n", resize: `{"Width":100,"Height":40}` + "\n"})
+	if err != nil {
+		return err
+	}
+	// The terminal echoes the line (abc\r\n) and maps \n to \r\n on output.
+	for _, w := range []string{"abc\r\n", "got:abc\r\n", "40 100\r\n", "isatty\r\n"} {
+		if !strings.Contains(r.stdout, w) {
+			return fmt.Errorf("stdout %q lacks %q", r.stdout, w)
+		}
+	}
+	return wantSuccess(r.status)
+}
+
+// Without terminals in the guest the RPC refuses a tty plainly.
+func podTTYRefused() error {
+	_, err := podExecURL(true, true, "sh")
+	if err == nil || !strings.Contains(err.Error(), "UNIMPLEMENTED") {
+		return fmt.Errorf("want UNIMPLEMENTED, got %v", err)
+	}
+	return nil
+}
+
+func podAttach(run runner) error {
+	u, err := quarkURL("attach", "--url", "-i", pe.attach)
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{stdin: true, stdout: true, stderr: true, input: "ping\n"})
+	if err != nil {
+		return err
+	}
+	if r.stdout != "ping\n" {
+		return fmt.Errorf("stdout %q", r.stdout)
+	}
+	if err := wantSuccess(r.status); err != nil {
+		return err
+	}
+	// StdinOnce: the client's stdin close was cat's EOF, so it exited.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, _ := exec.Command(pe.quark, "ps", "-a").CombinedOutput()
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, pe.attach[:12]) && strings.Contains(l, "Exited") {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("StdinOnce: the attached cat did not exit: %s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func pfGetPath(sc *spdyConn, port int, reqid, path string) (string, string, error) {
+	h := http.Header{"Streamtype": {"error"}, "Port": {fmt.Sprint(port)}, "Requestid": {reqid}}
+	errS, err := sc.stream(h)
+	if err != nil {
+		return "", "", err
+	}
+	errS.Close()
+	h.Set("Streamtype", "data")
+	dataS, err := sc.stream(h)
+	if err != nil {
+		return "", "", err
+	}
+	errCh := make(chan string, 1)
+	go func() { b, _ := ioutil.ReadAll(errS); errCh <- string(b) }()
+	fmt.Fprintf(dataS, "GET %s HTTP/1.0\r\nHost: pod\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(dataS), nil)
+	if err != nil {
+		select {
+		case e := <-errCh:
+			return "", e, nil
+		case <-time.After(10 * time.Second):
+			return "", "", err
+		}
+	}
+	body, _ := ioutil.ReadAll(resp.Body)
+	dataS.Close()
+	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body))), <-errCh, nil
+}
+
+func podPortForward() error {
+	u, err := quarkURL("port-forward", "--url", pe.pod, fmt.Sprint(pe.webPort))
+	if err != nil {
+		return err
+	}
+	code, hdr, sc, err := upgrade(u, []string{"portforward.k8s.io"}, nil)
+	if err != nil {
+		return err
+	}
+	if code != 101 || hdr.Get("X-Stream-Protocol-Version") != "portforward.k8s.io" {
+		return fmt.Errorf("upgrade: %d %v", code, hdr)
+	}
+	defer sc.conn.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			got, e, err := pfGetPath(sc, pe.webPort, fmt.Sprint(i), "/index.html")
+			if err == nil && (got != "200 pod-ok" || e != "") {
+				err = fmt.Errorf("request %d: got %q, error stream %q", i, got, e)
+			}
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	// Nothing listens on port 9 in the pod: the error comes as text.
+	got, e, err := pfGetPath(sc, 9, "9", "/")
+	if err != nil {
+		return err
+	}
+	if got != "" || !strings.Contains(e, "error forwarding port 9") {
+		return fmt.Errorf("closed port: got %q error %q", got, e)
+	}
+	return nil
+}
+
+// The CLI's own client: quark port-forward LOCAL:REMOTE, then plain HTTP.
+func podCLIPortForward() error {
+	cmd := exec.Command(pe.quark, "port-forward", pe.pod, fmt.Sprintf("0:%d", pe.webPort))
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	var lport, rport int
+	if err != nil || func() bool {
+		_, e := fmt.Sscanf(line, "Forwarding from 127.0.0.1:%d -> %d", &lport, &rport)
+		return e != nil
+	}() {
+		return fmt.Errorf("quark port-forward said %q (%v)", line, err)
+	}
+	for i := 0; i < 3; i++ {
+		c := http.Client{Timeout: 20 * time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", lport))
+		if err != nil {
+			return err
+		}
+		b, _ := ioutil.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "pod-ok" {
+			return fmt.Errorf("GET: %d %q", resp.StatusCode, b)
+		}
+	}
+	return nil
+}
+
+func podBadInput() error {
+	u, err := podExecURL(false, false, "true")
+	if err != nil {
+		return err
+	}
+	if _, err := spdyExec(u, execOpts{stdout: true, stderr: true}); err != nil {
+		return err
+	}
+	if code, _, err := httpStatus(u, []string{"v4.channel.k8s.io"}, nil); err != nil || code != 404 {
+		return fmt.Errorf("reused token: %d %v", code, err)
+	}
+	if u, err = podExecURL(false, false, "true"); err != nil {
+		return err
+	}
+	if code, hdr, err := httpStatus(u, []string{"v9.channel.k8s.io"}, nil); err != nil || code != 403 ||
+		!strings.Contains(hdr.Get("X-Accepted-Stream-Protocol-Versions"), "v4.channel.k8s.io") {
+		return fmt.Errorf("wrong protocol: %d %v %v", code, hdr, err)
+	}
+	// Garbage after the upgrade, before and after the process started.
+	for i, junk := range [][]byte{
+		[]byte("this is not spdy at all\r\n\r\n"),
+		{0x80, 0x03, 0x00, 0x01, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xde, 0xad},
+	} {
+		u, err := podExecURL(false, false, "sleep", "30")
+		if err != nil {
+			return err
+		}
+		uu, _ := url.Parse(u)
+		c, err := net.Dial("tcp", uu.Host)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n", uu.Path)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 101 {
+			c.Close()
+			return fmt.Errorf("case %d: upgrade %v", i, err)
+		}
+		c.Write(junk)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = ioutil.ReadAll(br)
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("case %d: server did not close: %v", i, err)
+		}
+	}
+	// Clients that vanish while their command runs, over both protocols.
+	for _, mode := range []string{"spdy", "ws"} {
+		u, err := podExecURL(true, false, "sh", "-c", "echo started; exec sleep 60")
+		if err != nil {
+			return err
+		}
+		if mode == "spdy" {
+			_, _, sc, err := upgrade(u, []string{"v4.channel.k8s.io"}, nil)
+			if err != nil || sc == nil {
+				return fmt.Errorf("upgrade: %v", err)
+			}
+			for _, t := range []string{"error", "stdin", "stdout", "stderr"} {
+				if _, err := sc.stream(http.Header{"Streamtype": {t}}); err != nil {
+					return err
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+			sc.raw.Close()
+		} else {
+			r, err := wsDialRaw(u)
+			if err != nil {
+				return err
+			}
+			time.Sleep(500 * time.Millisecond)
+			r.Close()
+		}
+	}
+	return nil
+}
+
+func runPods(only string) int {
+	ws := func(proto string) runner {
+		return func(u string, o execOpts) (*result, error) { o.proto = proto; return wsExec(u, o) }
+	}
+	sp := func(proto string) runner {
+		return func(u string, o execOpts) (*result, error) { o.proto = proto; return spdyExec(u, o) }
+	}
+	v4, v5 := "v4.channel.k8s.io", "v5.channel.k8s.io"
+	type sc struct {
+		name string
+		fn   func() error
+	}
+	all := []sc{
+		{"pod spdy exec hello", func() error { return podHello(sp(v4)) }},
+		{"pod spdy exec exit code", func() error { return podExitCode(sp(v4)) }},
+		{"pod spdy exec stdin (read a line, 64 KiB, half-close)", func() error { return podStdin(sp(v4)) }},
+		{"pod spdy exec exit with stdin open", func() error { return podExitWithStdinOpen(sp(v4)) }},
+		{"pod websocket v5 exec hello", func() error { return podHello(ws(v5)) }},
+		{"pod websocket v4.base64 exec hello", func() error { return podHello(ws("v4.base64.channel.k8s.io")) }},
+		{"pod websocket v5 exec exit code", func() error { return podExitCode(ws(v5)) }},
+		{"pod websocket v5 exec stdin", func() error { return podStdin(ws(v5)) }},
+	}
+	if pe.tty {
+		all = append(all,
+			sc{"pod spdy exec tty+stdin+resize", func() error { return podTTY(sp(v4)) }},
+			sc{"pod websocket v5 exec tty+stdin+resize", func() error { return podTTY(ws(v5)) }})
+	} else {
+		all = append(all, sc{"pod exec with a tty: UNIMPLEMENTED", podTTYRefused})
+	}
+	all = append(all,
+		sc{"pod spdy portforward HTTP 200 (busybox httpd)", podPortForward},
+		sc{"pod quark port-forward HTTP 200", podCLIPortForward},
+		sc{"pod spdy attach StdinOnce", func() error { return podAttach(sp(v4)) }},
+		sc{"pod bad input (reused token, protocol, garbage, vanishing clients)", podBadInput},
+		sc{"pod exec after the bad input", func() error { return podHello(sp(v4)) }},
+	)
+	failed := 0
+	for _, s := range all {
+		if only != "" && !strings.Contains(s.name, only) {
+			continue
+		}
+		t0 := time.Now()
+		if err := s.fn(); err != nil {
+			failed++
+			fmt.Printf("FAIL %s: %v\n", s.name, err)
+		} else {
+			fmt.Printf("ok   %s (%v)\n", s.name, time.Since(t0).Round(time.Millisecond))
+		}
+	}
+	if failed > 0 {
+		fmt.Printf("%d scenario(s) failed\n", failed)
+		return 1
+	}
+	return 0
+}
+
+func min(a, b int) int {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func wsDialRaw(u string) (net.Conn, error) {
+	d := websocket.Dialer{Subprotocols: []string{"v4.channel.k8s.io"}, HandshakeTimeout: 10 * time.Second}
+	c, _, err := d.Dial(strings.Replace(u, "http://", "ws://", 1), nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.UnderlyingConn(), nil
+}
