@@ -98,6 +98,31 @@ enum qk_op {
   QK_OP_SENDFILE = 37,    /* a0 out hfd (a socket), a1 in hfd (a regular file), a2 offset (~0: the
                              in handle's own position, which advances), a3 count, a4 0 or
                              QK_NET_WAIT -> bytes (the host's sendfile: no copy through the guest) */
+  /* Filesystem writes (host side: sandbox/qcall/ops_fs.c). Paths resolve
+   * beneath a0 like QK_OP_OPENAT; a call that names a link or entry
+   * itself (rename, link, symlink, mknod) resolves only the parent in the
+   * root and acts on the last component without following it; "." and
+   * ".." as last components are refused. Device nodes are never created
+   * and never changed. */
+  QK_OP_RENAMEAT = 38,    /* a0 dir hfd, a1 old gpa, a2 old len, a3 new gpa, a4 new len, a5 flags
+                             (QK_RENAME_NOREPLACE | QK_RENAME_EXCHANGE) -> 0 */
+  QK_OP_LINKAT = 39,      /* a0 dir hfd, a1 old gpa, a2 old len, a3 new gpa, a4 new len, a5 flags
+                             (QK_AT_SYMLINK_FOLLOW) -> 0 */
+  QK_OP_SYMLINKAT = 40,   /* a0 dir hfd, a1 target gpa, a2 target len, a3 link gpa, a4 link len -> 0 */
+  QK_OP_FCHMODAT = 41,    /* a0 hfd, a1 path gpa, a2 path len (0 with QK_AT_EMPTY_PATH: a0 itself),
+                             a3 mode (07777), a4 flags (QK_AT_SYMLINK_NOFOLLOW | QK_AT_EMPTY_PATH) -> 0 */
+  QK_OP_FCHOWNAT = 42,    /* a0 hfd, a1 path gpa, a2 path len (as FCHMODAT), a3 uid (~0u32: keep),
+                             a4 gid (~0u32: keep), a5 flags (as FCHMODAT) -> 0 */
+  QK_OP_UTIMENSAT = 43,   /* a0 hfd, a1 path gpa, a2 path len (as FCHMODAT), a3 gpa of two Linux
+                             struct timespec (0: both now; UTIME_NOW/UTIME_OMIT allowed), a4 flags
+                             (as FCHMODAT) -> 0 */
+  QK_OP_SYNCFS = 44,      /* a0 hfd (QK_HFD_ROOT: the rootfs) -> 0 */
+  QK_OP_STATFS = 45,      /* a0 hfd, a1 path gpa, a2 path len (0: a0 itself), a3 gpa of Linux
+                             x86-64 struct statfs (120 bytes) -> 0 */
+  QK_OP_MKNODAT = 46,     /* a0 dir hfd, a1 path gpa, a2 path len, a3 mode (S_IFIFO or S_IFREG
+                             | perms; anything else -EPERM) -> 0 */
+  QK_OP_FALLOCATE = 47,   /* a0 hfd, a1 mode (0, FALLOC_FL_KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE,
+                             ZERO_RANGE), a2 offset, a3 length -> 0 */
   /* Numbers reserved per area so parallel work does not collide (an area
    * adds its opcodes inside its range, each with its argument comment):
    *   38-47 filesystem (rename, link, symlink, chmod, chown, utimensat, statfs…)
@@ -124,6 +149,9 @@ struct qk_net_pollfd {
 _Static_assert(sizeof(struct qk_net_pollfd) == 8, "qk_net_pollfd layout");
 
 #define QK_AT_SYMLINK_NOFOLLOW 0x100
+#define QK_AT_SYMLINK_FOLLOW 0x400
+#define QK_RENAME_NOREPLACE 1
+#define QK_RENAME_EXCHANGE 2
 #define QK_AT_REMOVEDIR 0x200
 #define QK_AT_EACCESS 0x200
 #define QK_AT_EMPTY_PATH 0x1000

@@ -5,6 +5,8 @@
 #include <qk/mm.h>
 #include <qk/qcall.h>
 
+#include "fs_internal.h"
+
 enum { DEV_NULL = 1, DEV_ZERO, DEV_FULL, DEV_RANDOM, DEV_URANDOM };
 
 static const struct {
@@ -148,4 +150,9 @@ int qk_dev_stat(const char *abs, uint64_t stat_gpa)
     return -QK_ENOENT;
   fill_stat(k, qk_pa_to_va(stat_gpa));
   return 0;
+}
+
+bool qk_dev_path(const char *abs)
+{
+  return lookup(abs) != 0;
 }

@@ -8,6 +8,8 @@
 #include <qk/mm.h>
 #include <qk/qcall.h>
 
+#include "fs_internal.h"
+
 #define KIND_STDIO 1u
 
 static int64_t host_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write)
@@ -169,10 +171,69 @@ uint64_t qk_root_hfd(void)
   return t && t->proc && t->proc->fs ? t->proc->fs->root_hfd : QK_HFD_ROOT;
 }
 
+/* Paths the kernel serves itself (/proc, /sys): decided on the lexically
+ * normalised path when ".." is in it. */
+static bool proc_route(const char *abs)
+{
+  if (!qk_proc_path(abs))
+    return false;
+  bool dots = false;
+  for (const char *c = abs; *c && !dots; c++)
+    dots = c[0] == '/' && c[1] == '.' && c[2] == '.';
+  if (!dots)
+    return true;
+  char *n = qk_kmalloc(QK_PATH_MAX);
+  if (!n)
+    return true; /* /proc answers ENOMEM */
+  qk_strlcpy(n, abs, QK_PATH_MAX);
+  qk_path_normalize(n);
+  bool r = qk_proc_path(n);
+  qk_kfree(n);
+  return r;
+}
+
 static uint64_t path_gpa(const char *abs, uint64_t *len)
 {
   *len = strlen(abs);
   return qk_va_to_pa(abs);
+}
+
+/* A rootfs symlink that leads into /proc or /sys (Debian's /etc/mtab ->
+ * ../proc/self/mounts): the host resolves links in the rootfs only and
+ * answers ENOENT, so the last component's link is followed here. Returns
+ * a kmalloc'd absolute path under /proc or /sys, or NULL. */
+static char *link_into_proc(const char *abs)
+{
+  char *t = qk_kmalloc(QK_PATH_MAX), *out = qk_kmalloc(QK_PATH_MAX);
+  int64_t n = -QK_ENOMEM;
+  if (t && out) {
+    uint64_t plen, gpa = path_gpa(abs, &plen);
+    n = qk_qcall(QK_OP_READLINKAT, qk_root_hfd(), gpa, plen, qk_va_to_pa(t), QK_PATH_MAX - 1, 0);
+  }
+  if (n > 0) {
+    t[n] = 0;
+    if (t[0] == '/') {
+      qk_strlcpy(out, t, QK_PATH_MAX);
+    } else {
+      qk_strlcpy(out, abs, QK_PATH_MAX);
+      char *slash = strrchr(out, '/');
+      size_t dl = (size_t)(slash + 1 - out);
+      if (dl + (size_t)n + 1 > QK_PATH_MAX)
+        n = -1;
+      else
+        memcpy(slash + 1, t, (size_t)n + 1);
+    }
+    if (n > 0) {
+      qk_path_normalize(out);
+      if (qk_proc_path(out)) {
+        qk_kfree(t);
+        return out;
+      }
+    }
+  }
+  qk_kfree(t);
+  qk_kfree(out);
+  return NULL;
 }
 
 int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
@@ -180,6 +241,8 @@ int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
   int r = qk_dev_open(abs, flags, out);
   if (r != -QK_ENOENT)
     return r;
+  if (proc_route(abs))
+    return qk_proc_open(abs, flags, out);
   uint64_t len, gpa = path_gpa(abs, &len);
   /* open(2) ignores flags it does not know, openat2 on the host refuses
    * them: send only the meaningful ones (O_LARGEFILE is implied on 64-bit,
@@ -188,6 +251,14 @@ int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
                               L_O_APPEND | L_O_NONBLOCK | L_O_DSYNC | L_O_DIRECTORY |
                               L_O_NOFOLLOW | L_O_SYNC | L_O_PATH | L_O_NOATIME | L_O_TMPFILE;
   int64_t hfd = qk_qcall(QK_OP_OPENAT, qk_root_hfd(), gpa, len, (uint64_t)flags & host_flags, mode, 0);
+  if (hfd == -QK_ENOENT && !(flags & L_O_NOFOLLOW)) {
+    char *p = link_into_proc(abs);
+    if (p) {
+      r = qk_proc_open(p, flags, out);
+      qk_kfree(p);
+      return r;
+    }
+  }
   if (hfd < 0)
     return (int)hfd;
   struct qk_file *f = qk_file_new(&host_ops, (uint32_t)flags & ~(uint32_t)L_O_CLOEXEC, abs);
@@ -205,19 +276,46 @@ int qk_vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa)
   int r = qk_dev_stat(abs, stat_gpa);
   if (r != -QK_ENOENT)
     return r;
+  if (proc_route(abs))
+    return qk_proc_stat(abs, nofollow, stat_gpa);
   uint64_t len, gpa = path_gpa(abs, &len);
-  return (int)qk_qcall(QK_OP_FSTATAT, qk_root_hfd(), gpa, len, stat_gpa,
-                       nofollow ? QK_AT_SYMLINK_NOFOLLOW : 0, 0);
+  r = (int)qk_qcall(QK_OP_FSTATAT, qk_root_hfd(), gpa, len, stat_gpa,
+                    nofollow ? QK_AT_SYMLINK_NOFOLLOW : 0, 0);
+  if (r == -QK_ENOENT && !nofollow) {
+    char *p = link_into_proc(abs);
+    if (p) {
+      r = qk_proc_stat(p, 0, stat_gpa);
+      qk_kfree(p);
+    }
+  }
+  return r;
 }
 
 int qk_vfs_access(const char *abs, int mode, int flags)
 {
+  if (proc_route(abs)) {
+    struct l_stat st;
+    int r = qk_proc_stat(abs, flags & L_AT_SYMLINK_NOFOLLOW, qk_va_to_pa(&st));
+    if (r)
+      return r;
+    /* read-only; search on directories, never execute on files */
+    if ((mode & 2) || ((mode & 1) && (st.st_mode & L_S_IFMT) != L_S_IFDIR))
+      return -QK_EACCES;
+    return 0;
+  }
   uint64_t len, gpa = path_gpa(abs, &len);
   return (int)qk_qcall(QK_OP_FACCESSAT, qk_root_hfd(), gpa, len, (uint64_t)mode, (uint64_t)flags, 0);
 }
 
 int64_t qk_vfs_readlink(const char *abs, char *buf, uint64_t len)
 {
+  if (proc_route(abs))
+    return qk_proc_readlink(abs, buf, len);
   uint64_t plen, gpa = path_gpa(abs, &plen);
   return qk_qcall(QK_OP_READLINKAT, qk_root_hfd(), gpa, plen, qk_va_to_pa(buf), len, 0);
+}
+
+int qk_hostfs_hfd(struct qk_file *f)
+{
+  return f->ops == &host_ops && f->kind != KIND_STDIO && f->hfd > QK_HFD_ROOT ? f->hfd : -1;
 }

@@ -29,6 +29,10 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452 /* ops_fs.c: Linux 6.6, newer than these headers */
+#endif
+
 #include <sched.h>
 
 /* Admitted with any arguments. The run-mode entries are the ones strace
@@ -74,6 +78,17 @@ static const int plain[] = {
     SCMP_SYS(unlinkat),
     SCMP_SYS(fsync),
     SCMP_SYS(ftruncate),
+    /* QCall filesystem writes (ops_fs.c) */
+    SCMP_SYS(renameat2),
+    SCMP_SYS(linkat),
+    SCMP_SYS(symlinkat),
+    SCMP_SYS(fchmodat2),
+    SCMP_SYS(fchownat),
+    SCMP_SYS(utimensat),
+    SCMP_SYS(syncfs),
+    SCMP_SYS(fstatfs),
+    SCMP_SYS(mknodat),
+    SCMP_SYS(fallocate),
     SCMP_SYS(getrandom),
     SCMP_SYS(io_uring_enter),
     /* waits: QCall workers, vCPU halts, guest sleeps */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../../guestkernel/abi/qk_errno.h"
+#include "ops_fs.h"
 #include "ops_net.h"
 
 _Static_assert(QK_ENOENT == ENOENT && QK_EFAULT == EFAULT && QK_ENOSYS == ENOSYS && QK_EINVAL == EINVAL &&
@@ -224,8 +225,10 @@ static int64_t op_openat(struct sbx_qcall *q, const uint64_t *a)
   bool creates = (a[3] & O_CREAT) || (a[3] & O_TMPFILE) == O_TMPFILE;
   /* O_NONBLOCK while opening: a FIFO in the rootfs must not park this
    * worker until some writer appears. */
-  int fd = openat2_in(dirfd, path, a[3] | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                      creates ? (a[4] & 07777) : 0);
+  /* openat2 refuses O_PATH with flags other than these (EINVAL) */
+  uint64_t oflags = (a[3] & O_PATH) ? (a[3] & (O_PATH | O_DIRECTORY | O_NOFOLLOW)) | O_CLOEXEC
+                                    : a[3] | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  int fd = openat2_in(dirfd, path, oflags, creates ? (a[4] & 07777) : 0);
   if (fd < 0)
     return fd;
   /* Device nodes are never opened on the host's behalf: the guest serves
@@ -572,6 +575,10 @@ static int64_t handle(struct sbx_qcall *q, struct worker *w, const struct qk_qca
     return op_mkdirat(q, a);
   case QK_OP_UNLINKAT:
     return op_unlinkat(q, a);
+  case QK_OP_RENAMEAT ... QK_OP_FALLOCATE: {
+    const struct sbx_fs_ctx fc = {q, q->cfg.mem, hfd_get};
+    return sbx_qcall_fs(&fc, req->op, a);
+  }
   case QK_OP_SOCKET ... QK_OP_SENDFILE: {
     const struct sbx_net_ctx nc = {q, q->cfg.mem, q->stop_fd, hfd_get, hfd_install};
     return sbx_qcall_net(&nc, req->op, a);

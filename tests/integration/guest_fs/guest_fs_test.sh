@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Guest filesystem tests: t_fs (glibc, musl) and busybox applets inside
+# quark-sandbox run on a fresh rootfs fixture (../guest/mkfixture.sh), then
+# host-side checks that nothing outside the rootfs changed.
+# Usage: guest_fs_test.sh MODE SANDBOX KERNEL FSPROGDIR GUESTPROGDIR
+#   MODE: fs (kernel worker) | fs-ring0 (--no-kernel-worker)
+# Skips (77) only when /dev/kvm is absent.
+set -uo pipefail
+mode=$1 sbx=$2 kernel=$3 fsprogs=$4 progs=$5
+SBX_BASE=
+[ "$mode" = fs-ring0 ] && SBX_BASE=--no-kernel-worker
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ ! -e /dev/kvm ]; then
+  echo "skip: /dev/kvm is absent"
+  exit 77
+fi
+for f in "$sbx" "$fsprogs/t_fs.glibc"; do
+  [ -x "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
+done
+
+work=$(mktemp -d /tmp/quark-guestfs.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root=$work/rootfs
+"$here/../guest/mkfixture.sh" "$root" "$progs" || exit 1
+cp "$fsprogs"/t_fs.* "$root/bin/"
+ln -s ../proc/self/mounts "$root/etc/mtab" # as in Debian images: a rootfs link into /proc
+for a in touch mv ln chmod cp tar ps free pidof mkfifo readlink date cut rm mkdir stat df top \
+  uptime sysctl nproc grep sort wc tr sed; do
+  ln -sf busybox "$root/bin/$a"
+done
+# Outside the rootfs: what the guest must never reach.
+outside=$work/outside
+mkdir -p "$outside"
+printf 'host secret\n' >"$outside/secret"
+chmod 600 "$outside/secret"
+touch -d '2000-01-01 00:00:00' "$outside/secret"
+snap() { (cd "$outside" && find . -printf '%p %m %s %T@ %n %y\n' | sort && cat secret) | sha256sum; }
+before=$(snap)
+passwd_before=$(sha256sum /etc/passwd)
+
+fails=0
+fail() {
+  echo "FAIL: $*"
+  fails=$((fails + 1))
+}
+run() {
+  local t=$1
+  shift
+  timeout "$t" "$sbx" run --rootfs "$root" --kernel "$kernel" $SBX_BASE ${SBX_ARGS:-} -- "$@" </dev/null >"$work/out" 2>"$work/err"
+  rc=$?
+  out=$(cat "$work/out")
+  err=$(cat "$work/err")
+}
+expect() {
+  local name=$1 want_rc=$2 want=$3
+  shift 3
+  run 120 "$@"
+  if [ "$rc" != "$want_rc" ]; then
+    fail "$name: exit $rc, want $want_rc [$out] (stderr: ${err:0:600})"
+  elif [ "$out" != "$want" ]; then
+    fail "$name: stdout [$out], want [$want]"
+  else
+    echo "ok: $name"
+  fi
+}
+
+vs=glibc
+[ -e "$fsprogs/t_fs.musl" ] && vs="$vs musl"
+for v in $vs; do
+  start=$(date +%s.%N)
+  run 120 /bin/env T_FS_ENV=yes "/bin/t_fs.$v" "$outside" extra-arg
+  end=$(date +%s.%N)
+  echo "$out" | grep -v '^ok' | head -40
+  if [ "$rc" != 0 ] || ! echo "$out" | grep -qE "^t_fs: [0-9]+ checks, 0 failures$"; then
+    fail "t_fs.$v: exit $rc (stderr: ${err:0:800})"
+  else
+    echo "ok: t_fs.$v ($(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s)"
+  fi
+  # each run starts from the files the last one left: clear them
+  rm -rf "$root/tmp/"* "$root/secret" "$root/r1moved" "$root/r1link" "$root/planted"
+done
+
+# cost per call (printed for the log, not asserted)
+run 120 /bin/t_fs.glibc bench
+[ "$rc" = 0 ] && echo "$out" || fail "t_fs bench: exit $rc (stderr: ${err:0:400})"
+rm -rf "$root/tmp/bench"
+
+# busybox applets over the new calls
+cat >"$root/tmp/bb.sh" <<'SCRIPT'
+set -e
+cd /tmp
+mkdir -p d/sub
+echo one >d/sub/file
+ln -s sub/file d/link
+chmod 0741 d/sub/file
+touch d/new
+touch -d '2001-02-03 04:05:06' d/new
+date -r d/new '+%Y-%m-%d %H:%M:%S'
+mv d/new d/moved
+[ ! -e d/new ] && echo moved
+ln -s moved d/ml
+readlink d/ml
+chmod 640 d/moved
+ls -l d/moved | cut -c1-10
+ls -l d/sub/file | cut -c1-10
+cp -a d e
+ls -l e/sub/file | cut -c1-10
+readlink e/link
+date -r e/moved +%Y
+tar cf /tmp/a.tar d
+mkdir x
+cd x
+tar xf /tmp/a.tar
+cat d/sub/file
+readlink d/link
+date -r d/moved +%Y
+cd ..
+mkfifo p
+ls -l p | cut -c1
+stat -c '%F %a' d/sub/file
+rm -r d e x p a.tar
+ls /tmp
+sleep 5 &
+s=$!
+[ "$(pidof sleep)" = "$s" ] && echo pidof-ok
+ps | grep -c '[s]leep 5'
+kill $s
+free | grep -c '^Mem:'
+grep -c '^MemTotal:' /proc/meminfo
+grep '^Name:' /proc/self/status
+uptime | grep -c 'load average'
+df / | grep -c '/$'
+sysctl -n kernel.ostype
+[ "$(nproc)" -ge 1 ] && echo nproc-ok
+top -b -n 1 | grep -c '^Mem:'
+SCRIPT
+want='2001-02-03 04:05:06
+moved
+moved
+-rw-r-----
+-rwxr----x
+-rwxr----x
+sub/file
+2001
+one
+sub/file
+2001
+p
+regular file 741
+bb.sh
+pidof-ok
+1
+1
+1
+Name:	grep
+1
+1
+Linux
+nproc-ok
+1'
+expect "busybox touch mv ln chmod cp -a tar mkfifo ps free pidof top df" 0 "$want" /bin/sh /tmp/bb.sh
+
+# python's os module over /proc and the new calls (kernel-worker mode only: slow in ring 0)
+py=/usr/bin/python3
+if [ -z "$SBX_BASE" ] && [ -x "$py" ] && [ -d /usr/lib/python3.11 ]; then
+  py=$(readlink -f "$py")
+  cp "$py" "$root/bin/python3"
+  for l in $(ldd "$py" | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$l")"
+    cp -L "$l" "$root$l"
+  done
+  mkdir -p "$root/usr/lib"
+  cp -a /usr/lib/python3.11 "$root/usr/lib/"
+  rm -rf "$root/usr/lib/python3.11/test" "$root/usr/lib/python3.11/site-packages"
+  cat >"$root/tmp/p.py" <<'PY'
+import os, shutil
+print("self", os.readlink("/proc/self") == str(os.getpid()))
+print("fds", sorted(int(x) for x in os.listdir("/proc/self/fd"))[:3])
+os.makedirs("/tmp/pw/a")
+with open("/tmp/pw/a/f", "w") as f: f.write("x" * 10)
+os.utime("/tmp/pw/a/f", (1000000000, 1100000000))
+shutil.copy2("/tmp/pw/a/f", "/tmp/pw/g")
+print("copy2", int(os.stat("/tmp/pw/g").st_mtime))
+os.rename("/tmp/pw/g", "/tmp/pw/h")
+os.symlink("h", "/tmp/pw/s")
+os.chmod("/tmp/pw/h", 0o600)
+print("mode", oct(os.stat("/tmp/pw/s").st_mode & 0o777))
+shutil.copytree("/tmp/pw/a", "/tmp/pw/b", symlinks=True)
+shutil.rmtree("/tmp/pw")
+print("statvfs", os.statvfs("/").f_bsize > 0)
+print("cpu", os.cpu_count() >= 1, len(os.sched_getaffinity(0)) >= 1)
+PY
+  expect "python os: /proc, utime, copy2, rename, symlink, chmod, copytree, statvfs" 0 "self True
+fds [0, 1, 2]
+copy2 1100000000
+mode 0o600
+statvfs True
+cpu True True" /bin/python3 /tmp/p.py
+fi
+
+# Nothing outside the rootfs changed; the host's /etc/passwd neither.
+[ "$(snap)" = "$before" ] || fail "the directory outside the rootfs changed: $(ls -la "$outside")"
+[ "$(sha256sum /etc/passwd)" = "$passwd_before" ] || fail "host /etc/passwd changed"
+[ ! -e "$outside/planted" ] || fail "planted file outside the rootfs"
+echo "guest_$mode: $fails failures"
+[ "$fails" = 0 ]
