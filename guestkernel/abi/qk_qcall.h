@@ -51,7 +51,7 @@ enum qk_op {
                              openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) */
   QK_OP_CLOSE = 4,        /* a0 hfd -> 0 */
   QK_OP_PREADV = 5,       /* a0 hfd, a1 iov gpa (struct qk_iov[]), a2 iovcnt, a3 offset
-                             (-1: stream / current position) -> bytes */
+                             (-1: stream / current position), a4 0 or QK_RW_NOWAIT -> bytes */
   QK_OP_PWRITEV = 6,      /* same as PREADV -> bytes */
   QK_OP_FSTAT = 7,        /* a0 hfd, a1 gpa of Linux x86-64 struct stat (144 bytes) -> 0 */
   QK_OP_FSTATAT = 8,      /* a0 dir hfd, a1 path gpa, a2 path len, a3 stat gpa, a4 flags
@@ -133,6 +133,10 @@ enum qk_op {
 };
 
 #define QK_NET_TRUNC (1ull << 40) /* QK_OP_RECVMSG: datagram longer than the buffers */
+/* PREADV/PWRITEV a4: move only what is ready now, else -EAGAIN (pod
+ * container stdio: a read of an idle stdin must not hold the QCall worker). */
+#define QK_RW_NOWAIT 1ull
+
 /* In the flags of QK_OP_SENDMSG/RECVMSG (a3), QK_OP_ACCEPT (a3) and
  * QK_OP_SENDFILE (a4): the
  * guest has nothing else to run, so the host may wait up to

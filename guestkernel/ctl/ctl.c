@@ -200,6 +200,7 @@ unsigned qk_ctl_poll(void)
 {
   if (!area || __atomic_exchange_n(&polling, 1, __ATOMIC_ACQUIRE))
     return 0;
+  qk_container_stdio_tick();
   unsigned served = 0;
   for (;;) {
     uint32_t head = area->cmd_head;

@@ -37,6 +37,86 @@ static uint32_t strings_len(const struct qk_ctl_process *s)
   return n;
 }
 
+/* ---- container stdio ----
+ * A container's stdio handles are pipes and sockets of the sandbox (the
+ * log pipes, the stdin socket, a streaming client's sockets), made
+ * non-blocking on the host. Reads and writes ask the host for what is
+ * ready now (QK_RW_NOWAIT): a blocking read of an idle stdin, or a write to
+ * a client that stopped reading, parks the task and retries every
+ * STDIO_RETRY_NS instead of holding the vCPU's QCall worker (which the
+ * whole VM, the pod's control events included, waits on). A poll/select
+ * that found a container's stdio not ready is woken at the same pace
+ * (qk_container_stdio_tick, called by the ctl layer). Everything else
+ * (fstat, ioctl, release: the handles belong to the sandbox) is hostfs's. */
+#define STDIO_RETRY_NS 2000000ull
+#define STDIO_POLLIN 0x001
+#define STDIO_POLLOUT 0x004
+
+static struct qk_file_ops stdio_ops;
+static bool stdio_pollers;
+
+static int64_t stdio_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write)
+{
+  if (off >= 0)
+    return -QK_ESPIPE;
+  struct qk_uiov v;
+  v.n = 0;
+  v.bytes = 0;
+  for (unsigned i = 0; i < u->cnt; i++) {
+    if (!u->iov[i].len)
+      continue;
+    int64_t got = qk_uiov_add(&v, u->iov[i].base, u->iov[i].len, !write);
+    if (got < 0) {
+      if (!v.n)
+        return got;
+      break;
+    }
+    if ((uint64_t)got < u->iov[i].len)
+      break; /* list full: a short transfer */
+  }
+  if (!v.n)
+    return 0;
+  int64_t r = qk_qcall(write ? QK_OP_PWRITEV : QK_OP_PREADV, (uint64_t)f->hfd, qk_va_to_pa(v.seg),
+                       v.n, (uint64_t)-1, QK_RW_NOWAIT, 0);
+  if (r != -QK_EAGAIN || (f->flags & L_O_NONBLOCK))
+    return r;
+  /* Nothing ready: park (a signal ends the wait: qk_block says so), then
+   * the syscall runs again. */
+  return qk_block(f, qk_time_monotonic_ns() + STDIO_RETRY_NS);
+}
+
+static int stdio_poll(struct qk_file *f)
+{
+  struct qk_net_pollfd pf = {(uint32_t)f->hfd, (int16_t)(STDIO_POLLIN | STDIO_POLLOUT), 0};
+  if (qk_qcall(QK_OP_NET_POLL, qk_va_to_pa(&pf), 1, 0, 0, 0, 0) < 0)
+    return STDIO_POLLIN | STDIO_POLLOUT; /* as a file with no poll: always ready */
+  if (!(pf.revents & ((f->flags & L_O_ACCMODE) == L_O_RDONLY ? STDIO_POLLIN : STDIO_POLLOUT)))
+    stdio_pollers = true;
+  return pf.revents;
+}
+
+void qk_container_stdio_tick(void)
+{
+  if (stdio_pollers) {
+    stdio_pollers = false;
+    qk_wake(&qk_poll_wq);
+  }
+}
+
+static struct qk_file *stdio_file(int which, int hfd)
+{
+  struct qk_file *f = qk_hostfs_stdio_hfd(which, hfd);
+  if (!f)
+    return NULL;
+  if (!stdio_ops.rw) {
+    stdio_ops = *f->ops;
+    stdio_ops.rw = stdio_rw;
+    stdio_ops.poll = stdio_poll;
+  }
+  f->ops = &stdio_ops;
+  return f;
+}
+
 /* A process of container c running spec, parked until started. */
 static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid,
                  struct qk_process **out)
@@ -87,7 +167,7 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
   qk_strlcpy(p->fs->cwd, spec->cwd && spec->cwd[0] == '/' ? spec->cwd : "/", sizeof(p->fs->cwd));
   qk_path_normalize(p->fs->cwd);
   for (int fd = 0; fd < 3; fd++) {
-    struct qk_file *f = qk_hostfs_stdio_hfd(fd, (int)spec->stdio_hfd[fd]);
+    struct qk_file *f = stdio_file(fd, (int)spec->stdio_hfd[fd]);
     if (!f || qk_fd_install(p->files, f, fd, false) != fd)
       goto fail;
   }

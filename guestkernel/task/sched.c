@@ -219,19 +219,24 @@ static void idle(void)
   uint64_t wait = min == ~0ull ? ~0ull : min - now;
   if (qk_boot->ctl_gpa && wait > 2000000)
     wait = 2000000; /* see below */
-  if (qk_net_idle_wait(wait))
-    return;
+  bool net = qk_net_idle_wait(wait);
   /* With a pod control channel, commands may arrive at any time: sleep in
    * short slices and look at the ring in between (the host's wake-up of a
-   * halted vCPU does not end a host sleep). */
+   * halted vCPU does not end a host sleep). The ring is read on every way
+   * out: the caller loops on idle() without polling it, so a command that
+   * came after the last poll (idle_prepare sees it) or while tasks wait on
+   * sockets (net) was never served, and the vCPU spun until some task's
+   * deadline passed. */
   if (qk_boot->ctl_gpa) {
-    if (!qk_ctl_idle_prepare())
-      return;
-    qk_sleep_ns(wait);
-    qk_ctl_idle_done();
+    if (!net && qk_ctl_idle_prepare()) {
+      qk_sleep_ns(wait);
+      qk_ctl_idle_done();
+    }
     qk_ctl_poll();
     return;
   }
+  if (net)
+    return;
   /* Every task waits with no deadline: a deadlock of the program, which
    * sleeps as it would on Linux. */
   qk_sleep_ns(min == ~0ull ? ~0ull : min - now);

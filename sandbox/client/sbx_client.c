@@ -243,8 +243,9 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
     argv[n++] = "--log";
     argv[n++] = spec->log_path;
   }
-  /* QUARK_POD_SHARED_VM=1: one VM per pod (containers through the guest's
-   * control channel); =0 or unset: one VM per container and exec. */
+  /* QUARK_POD_SHARED_VM=0: one VM per container and exec (kept for
+   * comparison); =1 or unset: one VM per pod (containers through the
+   * guest's control channel), the sandbox's default. */
   const char *shared = getenv("QUARK_POD_SHARED_VM");
   if (shared && !strcmp(shared, "1"))
     argv[n++] = "--shared-vm";

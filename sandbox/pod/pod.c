@@ -6,9 +6,10 @@
  *                     [--run-dir DIR] [--kernel FILE] [--hostname NAME]
  *                     [--ready-fd FD] [--shared-vm|--vm-per-container]
  *
- * --shared-vm (or QUARK_POD_SHARED_VM=1): one VM for the whole pod,
- * containers and execs through the guest's control channel;
- * --vm-per-container (the default): one VM per container and per exec.
+ * --shared-vm (the default): one VM for the whole pod, containers and
+ * execs through the guest's control channel; --vm-per-container (or
+ * QUARK_POD_SHARED_VM=0): one VM per container and per exec (kept for
+ * comparison).
  * It enters the network namespace first (before any thread or socket),
  * becomes a session leader, binds SOCK (mode 0600; a stale socket is
  * replaced, a live one refused), writes one byte to --ready-fd when it
@@ -238,7 +239,7 @@ int sbx_pod_main(int argc, char **argv)
   const char *kw = getenv("QUARK_KERNEL_WORKER");
   pod.kernel_worker = kw && *kw ? !strcmp(kw, "1") : access("/sys/module/kvm_pvm", F_OK) == 0;
   const char *sv = getenv("QUARK_POD_SHARED_VM");
-  pod.shared_vm = sv && !strcmp(sv, "1"); /* not the default yet: see README */
+  pod.shared_vm = !(sv && !strcmp(sv, "0")); /* one VM per pod unless asked otherwise */
   q_log_level lvl = q_log_get_level();
   int ready_fd = -1, c;
   unsigned long v;

@@ -364,7 +364,8 @@ ssize_t log_sink(void *ctx, int stream, const struct iovec *iov, int cnt)
     return -ENOMEM;
   }
   size_t off = c->pend_len[s];
-  memcpy(buf, c->pend[s], off);
+  if (off) /* pend is NULL for a container without a log that never wrote a partial line */
+    memcpy(buf, c->pend[s], off);
   for (int i = 0; i < cnt; i++) {
     memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
     off += iov[i].iov_len;

@@ -407,6 +407,18 @@ static int vm_get(struct pod *p, struct ctr *c, struct pod_vm **out, q_error **e
   return 0;
 }
 
+/* The guest reads and writes stdio handles with QK_RW_NOWAIT and parks
+ * the task when nothing is ready (task/container.c): O_NONBLOCK for the
+ * files that have no RWF_NOWAIT. Only the guest uses these descriptions
+ * (the pod keeps its ends for shutdown and draining). */
+static int64_t hfd_install_stdio(struct pod_vm *vm, int d)
+{
+  int fl = fcntl(d, F_GETFL);
+  if (fl >= 0)
+    fcntl(d, F_SETFL, fl | O_NONBLOCK);
+  return sbx_guest_hfd_install(vm->g, d);
+}
+
 static int64_t hfd_dup(struct pod_vm *vm, int fd)
 {
   int d = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -415,13 +427,23 @@ static int64_t hfd_dup(struct pod_vm *vm, int fd)
   return sbx_guest_hfd_install(vm->g, d);
 }
 
+/* A stdio handle: a dup of fd (the description is shared with the pod's
+ * own copy, which the pod only shuts down), or /dev/null; non-blocking. */
+static int64_t hfd_dup_stdio(struct pod_vm *vm, int fd)
+{
+  int d = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (d < 0)
+    return -errno;
+  return hfd_install_stdio(vm, d);
+}
+
 /* Pipe for one output stream: read end in *rd, write end a handle. */
 static int64_t hfd_pipe(struct pod_vm *vm, int *rd)
 {
   int pp[2];
   if (pipe2(pp, O_CLOEXEC) < 0)
     return -errno;
-  int64_t h = sbx_guest_hfd_install(vm->g, pp[1]);
+  int64_t h = hfd_install_stdio(vm, pp[1]);
   if (h < 0) {
     close(pp[0]);
     return h;
@@ -502,7 +524,7 @@ int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err)
                         QK_CTL_MAX_CONTAINERS);
   int64_t h;
   if ((h = c->hfd[0] = hfd_dup(vm, c->rootfd)) < 0 ||
-      (h = c->hfd[1] = hfd_dup(vm, c->stdin_sp[1])) < 0 ||
+      (h = c->hfd[1] = hfd_dup_stdio(vm, c->stdin_sp[1])) < 0 ||
       (h = c->hfd[2] = hfd_pipe(vm, &c->io[0])) < 0 ||
       (h = c->hfd[3] = hfd_pipe(vm, &c->io[1])) < 0)
     return q_error_make(err, (int)-h, "container handles");
@@ -657,9 +679,13 @@ static int vm_exec_start(struct pod *p, const char *id, char *const *argv, size_
   if (r == 0) {
     int64_t h;
     x->cid = (uint32_t)c->cid;
-    if ((h = x->hfd[0] = hfd_dup(vm, fds[0])) < 0 ||
-        (h = x->hfd[1] = rd ? hfd_pipe(vm, &rd[0]) : hfd_dup(vm, fds[1])) < 0 ||
-        (h = x->hfd[2] = rd ? hfd_pipe(vm, &rd[1]) : hfd_dup(vm, fds[2])) < 0)
+    /* One stream both ways is a terminal: the guest's tty layer reads it,
+     * with blocking handles. */
+    int64_t (*dup_io)(struct pod_vm *, int) =
+        fds[0] >= 0 && fds[0] == fds[1] ? hfd_dup : hfd_dup_stdio;
+    if ((h = x->hfd[0] = dup_io(vm, fds[0])) < 0 ||
+        (h = x->hfd[1] = rd ? hfd_pipe(vm, &rd[0]) : dup_io(vm, fds[1])) < 0 ||
+        (h = x->hfd[2] = rd ? hfd_pipe(vm, &rd[1]) : dup_io(vm, fds[2])) < 0)
       r = q_error_make(err, (int)-h, "exec handles");
     int64_t hh[4] = {root, x->hfd[0], x->hfd[1], x->hfd[2]};
     if (r == 0 && !(spec = vm_spec(c, argv, argc, fds[0] >= 0 ? QK_CTL_SPEC_STDIN : 0, hh, &len)))

@@ -264,6 +264,16 @@ static int64_t do_rw(struct worker *w, bool write, const uint64_t *a)
     return -EINVAL;
   if (write && q->cfg.sink && (a[0] == QK_HFD_STDOUT || a[0] == QK_HFD_STDERR))
     return q->cfg.sink(q->cfg.sink_ctx, (int)a[0], iov, (int)a[2]);
+  if (a[4] & QK_RW_NOWAIT) { /* pod stdio: never wait (io_uring would poll and wait) */
+    if (off != -1)
+      return -EINVAL;
+    ssize_t n = write ? pwritev2(fd, iov, (int)a[2], -1, RWF_NOWAIT)
+                      : preadv2(fd, iov, (int)a[2], -1, RWF_NOWAIT);
+    if (n < 0 &&
+        errno == EOPNOTSUPP) /* no NOWAIT support (/dev/null): the pod made it O_NONBLOCK */
+      n = write ? writev(fd, iov, (int)a[2]) : readv(fd, iov, (int)a[2]);
+    return neg(n);
+  }
   if (w && w->uring_ok) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
     if (sqe) {

@@ -33,6 +33,10 @@ struct qk_ctl_process {
   uint64_t mem_limit;
 };
 
+/* Called by qk_ctl_poll each time: wakes poll/select callers that found a
+ * container's stdio handle not ready (the host does not signal those). */
+void qk_container_stdio_tick(void);
+
 /* Frees a spec made by the ctl layer (also for the task layer, when it
  * took one and no longer needs it). */
 void qk_ctl_process_free(struct qk_ctl_process *p);
