@@ -12,7 +12,7 @@ build=(build-essential cmake pkg-config git
 test=(docker-registry apache2-utils umoci skopeo busybox-static
   containernetworking-plugins iproute2 unzip curl jq redis-server containerd
   golang-go golang-github-docker-spdystream-dev golang-github-gorilla-websocket-dev runc crun runsc file
-  shellcheck clang libclang-rt-14-dev)
+  shellcheck clang libclang-rt-14-dev nginx-light wrk)
 run=(busybox-static umoci containernetworking-plugins iproute2 python3)
 
 want=()

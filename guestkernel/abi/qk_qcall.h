@@ -94,7 +94,8 @@ enum qk_op {
   QK_OP_NET_POLL = 35,    /* a0 gpa of struct qk_net_pollfd[], a1 count (<= QK_NET_POLL_MAX),
                              a2 timeout ns (~0: none; 0: just look) -> ready count; ends early
                              with -EINTR when the VM stops */
-  QK_OP_SOCK_IOCTL = 36,  /* a0 hfd, a1 FIONREAD or SIOCOUTQ -> count */
+  QK_OP_SOCK_IOCTL = 36,  /* a0 hfd, a1 FIONREAD or SIOCOUTQ -> count; a1 SIOCGIF* (read-only
+                             interface queries), a2 gpa of a struct ifreq (40 bytes, in/out) -> 0 */
   QK_OP_SENDFILE = 37,    /* a0 out hfd (a socket), a1 in hfd (a regular file), a2 offset (~0: the
                              in handle's own position, which advances), a3 count, a4 0 or
                              QK_NET_WAIT -> bytes (the host's sendfile: no copy through the guest) */

@@ -425,6 +425,26 @@ static int64_t sock_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
       f->flags &= ~(uint32_t)L_O_NONBLOCK;
     return 0;
   }
+  case 0x8910: /* SIOCGIFNAME */
+  case 0x8913: /* SIOCGIFFLAGS */
+  case 0x8915: /* SIOCGIFADDR */
+  case 0x8917: /* SIOCGIFDSTADDR */
+  case 0x8919: /* SIOCGIFBRDADDR */
+  case 0x891b: /* SIOCGIFNETMASK */
+  case 0x8921: /* SIOCGIFMTU */
+  case 0x8927: /* SIOCGIFHWADDR */
+  case 0x8933: /* SIOCGIFINDEX */
+  case 0x8942: /* SIOCGIFTXQLEN */ {
+    /* Interface queries of the pod's netns, answered by the host (a
+     * struct ifreq, 40 bytes, in and out). */
+    uint8_t ifr[40];
+    if (qk_copy_from_user(ifr, arg, sizeof ifr))
+      return -QK_EFAULT;
+    int64_t r = qk_qcall(QK_OP_SOCK_IOCTL, (uint64_t)f->hfd, cmd, qk_va_to_pa(ifr), 0, 0, 0);
+    if (r < 0)
+      return r;
+    return qk_copy_to_user(arg, ifr, sizeof ifr) ? -QK_EFAULT : 0;
+  }
   case FIONREAD:
   case SIOCOUTQ: {
     int64_t r = qk_qcall(QK_OP_SOCK_IOCTL, (uint64_t)f->hfd, cmd, 0, 0, 0, 0);
@@ -557,10 +577,19 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
     return ur ? ur : install(uf, type);
   }
   case AF_NETLINK:
+    /* Route netlink on a host socket in the pod's netns: reads only (the
+     * host checks every request; ops_net.c). */
+    if (t != SOCK_RAW && t != SOCK_DGRAM)
+      return -94; /* ESOCKTNOSUPPORT */
+    if (proto != 0 /* NETLINK_ROUTE */)
+      return -QK_EPROTONOSUPPORT;
+    break;
   default:
     return -QK_EAFNOSUPPORT;
   }
   int64_t h = qk_qcall(QK_OP_SOCKET, domain, (uint64_t)t, proto, 0, 0, 0);
+  if (h == -QK_EPERM && domain == AF_NETLINK)
+    return -QK_EAFNOSUPPORT; /* a jailed sandbox (run mode) may not open one */
   if (h < 0)
     return h;
   struct qk_file *f = sock_file(h, (int)domain, t, (uint32_t)(type & SOCK_NONBLOCK));

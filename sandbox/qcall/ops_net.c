@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <net/if.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 
 #include "../../guestkernel/abi/qk_errno.h"
@@ -24,9 +27,26 @@ _Static_assert(QK_EAGAIN == EAGAIN && QK_EINPROGRESS == EINPROGRESS &&
 #define ADDR_MAX 128 /* sizeof(struct sockaddr_storage) */
 #define OPT_MAX 64
 
-/* Copies a guest sockaddr of len bytes into ss. */
+/* The address family of host socket fd (-1: not a socket). */
+static int sock_domain(int fd)
+{
+  int d = -1;
+  socklen_t l = sizeof d;
+  return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &d, &l) < 0 ? -1 : d;
+}
+
+/* Copies a guest sockaddr of len bytes into ss. netlink: the socket is an
+ * AF_NETLINK one (only AF_NETLINK addresses then). */
+static int get_addr_for(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len,
+                        struct sockaddr_storage *ss, bool netlink);
 static int get_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len,
                     struct sockaddr_storage *ss)
+{
+  return get_addr_for(c, gpa, len, ss, false);
+}
+
+static int get_addr_for(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len,
+                        struct sockaddr_storage *ss, bool netlink)
 {
   if (len > ADDR_MAX)
     return -EINVAL;
@@ -35,6 +55,8 @@ static int get_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len,
     return -EFAULT;
   memset(ss, 0, sizeof *ss);
   memcpy(ss, p, len);
+  if (netlink)
+    return len >= sizeof(struct sockaddr_nl) && ss->ss_family == AF_NETLINK ? 0 : -EINVAL;
   /* Only the families the guest may use; AF_UNSPEC dissolves a UDP
    * association (connect). */
   if (len >= sizeof(sa_family_t) && ss->ss_family != AF_INET && ss->ss_family != AF_INET6 &&
@@ -125,8 +147,84 @@ static bool short_wait(const struct sbx_net_ctx *c, int fd, short events, bool *
   return wait_fd(c, fd, events, QK_NET_WAIT_NS) == 1;
 }
 
+/* Route netlink requests a guest may send: dumps and gets only, the same
+ * that an unprivileged process may send; anything that would change the
+ * pod's network (RTM_NEW*, RTM_DEL*, RTM_SET*) is -EPERM, as for a process
+ * without CAP_NET_ADMIN. The bytes checked are the bytes sent (a host
+ * copy). */
+static int netlink_check(const uint8_t *buf, size_t len)
+{
+  size_t off = 0;
+  while (off < len) {
+    if (len - off < sizeof(struct nlmsghdr))
+      return -EINVAL;
+    struct nlmsghdr h;
+    memcpy(&h, buf + off, sizeof h);
+    if (h.nlmsg_len < sizeof h || h.nlmsg_len > len - off)
+      return -EINVAL;
+    if (!(h.nlmsg_flags & NLM_F_REQUEST))
+      return -EINVAL;
+    switch (h.nlmsg_type) {
+    case RTM_GETLINK:
+    case RTM_GETADDR:
+    case RTM_GETROUTE:
+    case RTM_GETNEIGH:
+    case RTM_GETRULE:
+    case RTM_GETNETCONF:
+      break;
+    default:
+      return -EPERM; /* the type decides: flag bits of a GET change nothing */
+    }
+    off += NLMSG_ALIGN(h.nlmsg_len) < len - off ? NLMSG_ALIGN(h.nlmsg_len) : len - off;
+  }
+  return 0;
+}
+
+/* sendmsg on a route netlink socket: the request is gathered into a host
+ * buffer, checked (netlink_check) and sent from there. */
+static int64_t netlink_send(const struct sbx_net_ctx *c, int fd, const struct iovec *iov,
+                            size_t cnt, const uint64_t *a, int flags)
+{
+  static _Thread_local uint8_t buf[65536];
+  size_t len = 0;
+  for (size_t i = 0; i < cnt; i++) {
+    if (iov[i].iov_len > sizeof buf - len)
+      return -EMSGSIZE;
+    memcpy(buf + len, iov[i].iov_base, iov[i].iov_len);
+    len += iov[i].iov_len;
+  }
+  int r = netlink_check(buf, len);
+  if (r < 0)
+    return r;
+  struct sockaddr_storage ss;
+  struct iovec one = {buf, len};
+  struct msghdr m = {.msg_iov = &one, .msg_iovlen = 1};
+  if (a[4]) {
+    if ((r = get_addr_for(c, a[4], a[5], &ss, true)) < 0)
+      return r;
+    if (((struct sockaddr_nl *)&ss)->nl_pid != 0)
+      return -EPERM; /* to the kernel only, never to another netlink socket */
+    m.msg_name = &ss;
+    m.msg_namelen = (socklen_t)a[5];
+  }
+  return neg(sendmsg(fd, &m, flags));
+}
+
 static int64_t op_socket(const struct sbx_net_ctx *c, const uint64_t *a)
 {
+  if (a[0] == AF_NETLINK) {
+    /* Route netlink only (getifaddrs, ip addr): requests are checked at
+     * sendmsg, so the guest can read the pod's interfaces, addresses and
+     * routes but change nothing. */
+    if (a[1] != SOCK_RAW && a[1] != SOCK_DGRAM)
+      return -ESOCKTNOSUPPORT;
+    if (a[2] != NETLINK_ROUTE)
+      return -EPROTONOSUPPORT;
+    int fd = socket(AF_NETLINK, (int)a[1] | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+      return -errno;
+    return c->hfd_install(c->q, fd);
+  }
   if (a[0] != AF_INET && a[0] != AF_INET6)
     return -EAFNOSUPPORT;
   int proto = (int)a[2];
@@ -151,7 +249,7 @@ static int64_t op_addr_call(const struct sbx_net_ctx *c, const uint64_t *a, bool
   if (fd < 0)
     return fd;
   struct sockaddr_storage ss;
-  int r = get_addr(c, a[1], a[2], &ss);
+  int r = get_addr_for(c, a[1], a[2], &ss, sock_domain(fd) == AF_NETLINK);
   if (r < 0)
     return r;
   if (is_connect)
@@ -213,6 +311,12 @@ static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   int r = get_iov(c, a[1], a[2], iov);
   if (r < 0)
     return r;
+  /* The sandbox must never take SIGPIPE for a guest: the guest raises its
+   * own from -EPIPE. */
+  bool may_wait = a[3] & QK_NET_WAIT;
+  int flags = (int)(a[3] & ~QK_NET_WAIT) | MSG_NOSIGNAL | MSG_DONTWAIT;
+  if (sock_domain(fd) == AF_NETLINK)
+    return netlink_send(c, fd, iov, a[2], a, flags);
   struct sockaddr_storage ss;
   struct msghdr m = {.msg_iov = iov, .msg_iovlen = a[2]};
   if (a[4]) {
@@ -221,10 +325,6 @@ static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
     m.msg_name = &ss;
     m.msg_namelen = (socklen_t)a[5];
   }
-  /* The sandbox must never take SIGPIPE for a guest: the guest raises its
-   * own from -EPIPE. */
-  bool may_wait = a[3] & QK_NET_WAIT;
-  int flags = (int)(a[3] & ~QK_NET_WAIT) | MSG_NOSIGNAL | MSG_DONTWAIT;
   for (;;) {
     ssize_t n = sendmsg(fd, &m, flags);
     if (n < 0 && errno == EAGAIN && short_wait(c, fd, POLLOUT, &may_wait))
@@ -308,6 +408,10 @@ static bool opt_allowed(int level, int name, bool set)
       return true;
     }
     return false;
+  case SOL_NETLINK: /* route netlink: extended acks, strict checks, notifications */
+    return name == NETLINK_EXT_ACK || name == NETLINK_GET_STRICT_CHK ||
+           name == NETLINK_ADD_MEMBERSHIP || name == NETLINK_DROP_MEMBERSHIP ||
+           name == NETLINK_CAP_ACK || name == NETLINK_NO_ENOBUFS;
   case IPPROTO_IPV6:
     return name == IPV6_V6ONLY || name == IPV6_TCLASS || name == IPV6_UNICAST_HOPS;
   case IPPROTO_IP:
@@ -421,8 +525,36 @@ static int64_t op_ioctl(const struct sbx_net_ctx *c, const uint64_t *a)
   int fd = c->hfd_get(c->q, a[0]);
   if (fd < 0)
     return fd;
-  if (a[1] != SIOCINQ && a[1] != SIOCOUTQ)
+  switch (a[1]) {
+  case SIOCGIFNAME:
+  case SIOCGIFFLAGS:
+  case SIOCGIFADDR:
+  case SIOCGIFDSTADDR:
+  case SIOCGIFBRDADDR:
+  case SIOCGIFNETMASK:
+  case SIOCGIFMTU:
+  case SIOCGIFHWADDR:
+  case SIOCGIFINDEX:
+  case SIOCGIFTXQLEN: {
+    /* Read-only interface queries (ip, ifconfig): a struct ifreq in and
+     * out, copied; the name is bounded by the host copy. */
+    void *g = sbx_gpa(c->mem, a[2], sizeof(struct ifreq));
+    if (!g)
+      return -EFAULT;
+    struct ifreq r;
+    memcpy(&r, g, sizeof r);
+    r.ifr_name[IFNAMSIZ - 1] = 0;
+    if (ioctl(fd, (unsigned long)a[1], &r) < 0)
+      return -errno;
+    memcpy(g, &r, sizeof r);
+    return 0;
+  }
+  case SIOCINQ:
+  case SIOCOUTQ:
+    break;
+  default:
     return -ENOTTY;
+  }
   int v = 0;
   if (ioctl(fd, (unsigned long)a[1], &v) < 0)
     return -errno;

@@ -2,7 +2,7 @@
  * guestkernel/abi/qk_qcall.h).
  *
  * Contract:
- * - Sockets are AF_INET/AF_INET6 TCP/UDP host sockets created in the
+ * - Sockets are AF_INET/AF_INET6 TCP/UDP (and route netlink) host sockets created in the
  *   sandbox's network namespace (the pod's, when it was started in one)
  *   and kept in the per-pod host fd table like files. They are always
  *   O_NONBLOCK on the host: a worker sleeps on a socket only in
@@ -12,6 +12,10 @@
  *   values are copied into host buffers before the call; data moves
  *   straight between the socket and guest memory.
  * - Options are an allowlist; anything else is -ENOPROTOOPT.
+ * - Route netlink sockets (AF_NETLINK, NETLINK_ROUTE) are read-only: a
+ *   sendmsg is gathered into a host buffer and sent only if every message
+ *   in it is an RTM_GET* request to the kernel (else -EPERM / -EINVAL).
+ *   Interface ioctls are the SIOCGIF* queries only.
  */
 #ifndef SBX_QCALL_OPS_NET_H
 #define SBX_QCALL_OPS_NET_H

@@ -9,6 +9,9 @@
 #   layered     6 layers: whiteouts of a file and a directory, an opaque
 #               directory, hard links, symlinks, a setuid file owned by 1000
 #   redis       redis-server with the libraries it needs, on busybox
+#   nginx       Debian's nginx (nginx-light on bookworm is nginx plus one module)
+#               with its libraries, on busybox: one process (master_process
+#               off), port 80, /usr/share/nginx/html/index.html
 #   multiarch   an image index with linux/arm64 (listed first) and linux/amd64
 #   big         ~110 MB compressed in 4 layers of Debian files (the pull benchmark)
 # Push one with: skopeo copy --dest-tls-verify=false oci:OUTDIR/busybox:latest
@@ -150,6 +153,44 @@ build_redis() {
     --config.entrypoint /usr/bin/redis-server --config.cmd --protected-mode --config.cmd no \
     --config.exposedports 6379/tcp --config.workingdir /data \
     --config.env PATH=/usr/bin:/bin --config.label org.quark.test=redis >/dev/null
+}
+
+build_nginx() {
+  local d=$1 w=$2
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "build.sh: nginx missing (deploy/deps.sh test)" >&2; exit 3; }
+  busybox_root "$w/root"
+  local bin=/usr/sbin/nginx
+  mkdir -p "$w/nginx/usr/sbin" "$w/nginx/etc/nginx" "$w/nginx/usr/share/nginx/html" \
+    "$w/nginx/var/log/nginx" "$w/nginx/var/lib/nginx" "$w/nginx/run"
+  cp "$bin" "$w/nginx/usr/sbin/nginx"
+  for lib in $(ldd "$bin" | awk '/=>/ {print $3} /^\t\/lib/ {print $1}'); do
+    mkdir -p "$w/nginx$(dirname "$lib")"
+    cp -L "$lib" "$w/nginx$lib"
+  done
+  if [ -d "$w/nginx/lib" ]; then mkdir -p "$w/nginx/usr"; cp -a "$w/nginx/lib" "$w/nginx/usr/"; rm -rf "$w/nginx/lib"; ln -s usr/lib "$w/nginx/lib"; fi
+  if [ -d "$w/nginx/lib64" ]; then cp -a "$w/nginx/lib64" "$w/nginx/usr/"; rm -rf "$w/nginx/lib64"; ln -s usr/lib64 "$w/nginx/lib64"; fi
+  cp /etc/nginx/mime.types "$w/nginx/etc/nginx/mime.types"
+  cat >"$w/nginx/etc/nginx/nginx.conf" <<'CONF'
+daemon off;
+master_process off;
+worker_processes 1;
+error_log stderr notice;
+pid /run/nginx.pid;
+events { worker_connections 1024; }
+http {
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  server { listen 80; root /usr/share/nginx/html; index index.html; }
+}
+CONF
+  echo 'hello from nginx' >"$w/nginx/usr/share/nginx/html/index.html"
+  new_layout "$d"
+  add_dir "$d:latest" "$w/root" /
+  add_dir "$d:latest" "$w/nginx" /
+  umoci config --image "$d:latest" --os linux --architecture amd64 \
+    --config.entrypoint /usr/sbin/nginx --config.exposedports 80/tcp --config.workingdir / \
+    --config.env PATH=/usr/sbin:/usr/bin:/bin --config.label org.quark.test=nginx >/dev/null
 }
 
 build_multiarch() {

@@ -9,7 +9,9 @@
  * with waiters in one QK_OP_NET_POLL that sleeps until an event or the
  * next guest deadline (qk_net_idle_wait). Nothing else waits on the host.
  *
- * AF_UNIX and AF_NETLINK are -EAFNOSUPPORT; raw and packet sockets -EPERM.
+ * AF_UNIX stream sockets are served in the guest (unix.c); route netlink
+ * (AF_NETLINK, NETLINK_ROUTE) is a host socket whose requests the host
+ * passes only when they read (RTM_GET*); raw and packet sockets -EPERM.
  */
 #ifndef QK_NET_H
 #define QK_NET_H

@@ -44,6 +44,16 @@ else
   echo "ok: self"
 fi
 
+# 1a. Route netlink and interface ioctls (getifaddrs, ip addr): an unjailed
+# sandbox, as pods run; the jailed one answers EAFNOSUPPORT (self checks).
+out=$(nsx timeout 120 "$sbx" run --no-jail --rootfs "$root" --kernel "$kernel" -- /bin/t_net netlink 2>"$work/err")
+rc=$?
+if [ $rc != 0 ] || ! echo "$out" | grep -qE '^t_net: [0-9]+ checks, 0 failures$'; then
+  fail "netlink: exit $rc [$(echo "$out" | grep -v '^ok' | head -20)] (stderr: $(grep -v DBG "$work/err" | head -c 600))"
+else
+  echo "ok: netlink ($(echo "$out" | tail -1))"
+fi
+
 # 1b. Random arguments to the socket calls: the guest and the sandbox survive
 # (a sanitizer report from the sandbox counts as a failure).
 for n in 3000 5001; do

@@ -32,10 +32,17 @@ function ctr(name, command, extra) {
   }, extra || {});
 }
 
+// Each pod's pinned netns goes to $T/netns.txt: podnet.sh checks that they
+// are gone (other sessions' pods come and go meanwhile).
 async function runPod(cfg) {
   const r = await call(rt, 'RunPodSandbox', { config: cfg, runtime_handler: 'quark' }, 120000);
   check(!r.err, `RunPodSandbox ${cfg.metadata.name}` + (r.err ? ` (${r.err.details})` : ''));
   if (r.err) done();
+  const v = await call(rt, 'PodSandboxStatus', { pod_sandbox_id: r.res.pod_sandbox_id, verbose: true });
+  const ns = !v.err && JSON.parse(v.res.info.info || '{}').NetnsPath;
+  const hostNet = cfg.linux && cfg.linux.security_context.namespace_options.network === 'NODE';
+  if (!hostNet) check(!!ns, `pinned netns in the verbose status (${ns})`);
+  if (ns) require('fs').appendFileSync(`${T}/netns.txt`, `${ns}\n`);
   return r.res.pod_sandbox_id;
 }
 
@@ -118,8 +125,50 @@ async function failCase() {
   done();
 }
 
+// redis and nginx (images from tests/images/build.sh) in bridge pods: redis
+// answers redis-cli from the host by pod IP and through a hostPort, nginx
+// serves its page to the host by pod IP and through a hostPort.
+async function appsCase() {
+  const { execFileSync } = require('child_process');
+  const cli = (host, port, ...args) => {
+    try {
+      return execFileSync('redis-cli', ['-h', host, '-p', String(port), ...args], { timeout: 5000 }).toString().trim();
+    } catch (e) {
+      return `error: ${e.message.split('\n')[0]}`;
+    }
+  };
+  const RPORT = rnd(33000, 1000), NPORT = rnd(34000, 1000);
+  const cfgR = podCfg('redis', { port_mappings: [{ protocol: 'TCP', container_port: 6379, host_port: RPORT, host_ip: '127.0.0.1' }] });
+  const podR = await runPod(cfgR);
+  const ipR = (await call(rt, 'PodSandboxStatus', { pod_sandbox_id: podR })).res.status.network.ip;
+  await startCtr(podR, { metadata: { name: 'redis', attempt: 0 }, image: { image: 'docker.io/library/redis:latest' }, log_path: 'redis.log' }, cfgR);
+  let pong;
+  for (let i = 0; i < 60 && pong !== 'PONG'; i++) {
+    pong = cli(ipR, 6379, 'ping');
+    if (pong !== 'PONG') await sleep(500);
+  }
+  check(pong === 'PONG', `redis-cli -h ${ipR} ping through the bridge (${pong})`);
+  const set = cli('127.0.0.1', RPORT, 'set', 'quark', 'pod');
+  const get = cli('127.0.0.1', RPORT, 'get', 'quark');
+  check(set === 'OK' && get === 'pod', `redis SET/GET through hostPort ${RPORT} (${set}, ${get})`);
+
+  const cfgN = podCfg('nginx', { port_mappings: [{ protocol: 'TCP', container_port: 80, host_port: NPORT, host_ip: '127.0.0.1' }] });
+  const podN = await runPod(cfgN);
+  const ipN = (await call(rt, 'PodSandboxStatus', { pod_sandbox_id: podN })).res.status.network.ip;
+  await startCtr(podN, { metadata: { name: 'nginx', attempt: 0 }, image: { image: 'docker.io/library/nginx:latest' }, log_path: 'nginx.log' }, cfgN);
+  const a = await getRetry(`http://${ipN}/`, 30000);
+  check(a.status === 200 && a.body.trim() === 'hello from nginx', `nginx by pod IP through the bridge (${a.error || a.status})`);
+  const b = await getRetry(`http://127.0.0.1:${NPORT}/`, 10000);
+  check(b.status === 200 && b.body.trim() === 'hello from nginx', `nginx through hostPort ${NPORT} (${b.error || b.status})`);
+  await removePod(podN, 'nginx');
+  await removePod(podR, 'redis');
+  await expectAlive(rt, 'redis and nginx pods');
+  done();
+}
+
 (async () => {
   if (process.argv[2] === 'fail') return failCase();
+  if (process.argv[2] === 'apps') return appsCase();
   // Pod A: httpd on 8080 (hostPort on 127.0.0.1) and a UDP echo on 9090.
   const cfgA = podCfg('web', {
     port_mappings: [{ protocol: 'TCP', container_port: 8080, host_port: HOSTPORT, host_ip: '127.0.0.1' }],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pod networking end to end (podnet.js does the CRI calls and the traffic):
 # a private quarkd with a bridge + host-local + portmap network on a
-# test-only bridge (qpn0, 10.89.233.0/24), then checks that every pod left
+# test-only bridge (qpnN, 10.88.N.0/24, N free and random), then checks that every pod left
 # nothing behind: network namespace, CNI cache entry, IP reservation, veth,
 # iptables rule.
 podnet_dir=$(cd "$(dirname "$0")" && pwd)
@@ -15,9 +15,29 @@ for p in bridge host-local loopback portmap; do
 done
 command -v iptables-save >/dev/null || e2e_skip "iptables missing"
 [ -x "${T_NET:-/nonexistent}" ] || e2e_skip "t_net not built (${T_NET:-?}; target guestnet_progs)"
-BR=qpn0
-SUBNET=10.89.233
-ip link show "$BR" >/dev/null 2>&1 && e2e_skip "bridge $BR exists already (another run of this test?)"
+# A bridge and subnet of this run's own: other sessions may run this test
+# at the same time (10.88.N.0/24 with a free N; other tests use 10.89.231
+# and 10.199.*).
+BR= SUBNET=
+for _ in $(seq 50); do
+  n=$((RANDOM % 250))
+  if ! ip link show "qpn$n" >/dev/null 2>&1 && [ -z "$(ip route show to match "10.88.$n.1" | grep -v '^default')" ]; then
+    BR=qpn$n SUBNET=10.88.$n
+    break
+  fi
+done
+[ -n "$BR" ] || e2e_skip "no free test bridge name and subnet (qpnN, 10.88.N.0/24)"
+
+# import_image NAME: tests/images/build.sh NAME into $T's store as
+# docker.io/library/NAME:latest.
+import_image() {
+  local imgs=${IMG_TEST_IMAGES:-$T/test-images}
+  bash "$podnet_dir/../../images/build.sh" "$imgs" "$1" >"$T/build-$1.log" 2>&1 ||
+    { echo "tests/images/build.sh $1 failed: $(tail -3 "$T/build-$1.log")"; return 1; }
+  skopeo copy -q "oci:$imgs/$1:latest" "oci-archive:$T/$1.tar:latest" >/dev/null || { echo "skopeo copy $1 failed"; return 1; }
+  "$QUARK" import "$T/$1.tar" "docker.io/library/$1" >"$T/import-$1.log" 2>&1 ||
+    { echo "quark import $1 failed: $(cat "$T/import-$1.log")"; return 1; }
+}
 
 pods_setup
 podnet_cleanup() {
@@ -50,14 +70,15 @@ conflist() { # extra plugins
 JSON
 }
 conflist ""
-ns_before=$(netns_list)
 rules_before=$(iptables-save 2>/dev/null | grep -c "$SUBNET\." || true)
 start_quarkd
 why=$(import_busybox) || e2e_skip "$why"
 export PODNET_SUBNET=$SUBNET PODNET_TNET=$T/tnet
 node "$podnet_dir/podnet.js" || e2e_fail "pod networking"
 leftovers() {
-[ "$(netns_list)" = "$ns_before" ] || e2e_fail "network namespaces left: $(comm -13 <(echo "$ns_before") <(netns_list))"
+for ns in $(cat "$T/netns.txt" 2>/dev/null); do
+  [ ! -e "$ns" ] || e2e_fail "network namespace left: $ns"
+done
 [ -z "$(ls -A "$T/cni-cache/results" 2>/dev/null)" ] || e2e_fail "CNI cache entries left: $(ls "$T/cni-cache/results")"
 left=$(ls "$T/ipam/podnet" 2>/dev/null | grep "^$SUBNET\." || true)
 [ -z "$left" ] || e2e_fail "IP reservations left: $left"
@@ -68,6 +89,17 @@ rules_after=$(iptables-save 2>/dev/null | grep -c "$SUBNET\." || true)
 echo "ok   nothing left behind $1 (netns, CNI cache, IPAM, veths, iptables)"
 }
 leftovers "by the pods"
+
+# redis and nginx need epoll in the guest kernel (guestkernel/syscall/
+# table_events.h lists it once it is there).
+if grep -q 'epoll_create' "$podnet_dir/../../../guestkernel/syscall/table_events.h" 2>/dev/null &&
+  command -v redis-cli >/dev/null; then
+  why=$(import_image redis) && why=$(import_image nginx) || e2e_fail "$why"
+  node "$podnet_dir/podnet.js" apps || e2e_fail "redis and nginx in pods"
+  leftovers "by the redis and nginx pods"
+else
+  echo "note: redis and nginx pods not run (no epoll in the guest kernel, or no redis-cli)"
+fi
 
 # A failing plugin after bridge and portmap: RunPodSandbox fails with the
 # plugin's message and the ADDs that succeeded are undone.

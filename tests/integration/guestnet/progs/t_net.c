@@ -3,6 +3,7 @@
  * and as the native baseline of the benchmarks).
  *   t_net self                  single-process checks on 127.0.0.1
  *   t_net fuzz [N]              N calls with random arguments
+ *   t_net netlink               route netlink and interface ioctls (an unjailed sandbox)
  *   t_net serve PORT N          TCP echo server for N connections
  *   t_net client PORT MSG       TCP client: sends MSG, half-closes, prints the echo
  *   t_net udpserve PORT N       UDP echo of N datagrams
@@ -11,10 +12,14 @@
  *   t_net rr-client PORT N SIZE N round trips of SIZE bytes: prints us per trip
  *   t_net bulk-server PORT [KIB] reads until EOF in KIB KiB reads (64), answers the byte count
  *   t_net bulk-client PORT MIB  sends MIB MiB: prints MiB/s
+ *   t_net conn-server PORT      accepts and closes connections until killed
+ *   t_net conn-client PORT N    N connect+close (after one byte back): prints conn/s
  * Servers bind 127.0.0.1, or every address with T_NET_ANY set. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -612,6 +617,126 @@ static void fuzz(int n)
   printf("fuzz: %d calls, %d errors\n", n, errors);
 }
 
+/* Route netlink in the pod's netns: getifaddrs and ip(8) read it, nothing
+ * may change it. Needs an unjailed sandbox (pod mode, --no-jail). The
+ * netlink ABI is spelt out here: musl-gcc has no <linux/...> headers. */
+#define NETLINK_ROUTE 0
+#define NETLINK_AUDIT 9
+#define SOL_NETLINK 270
+#define NETLINK_EXT_ACK 11
+#define NLM_F_REQUEST 0x1
+#define NLM_F_ACK 0x4
+#define NLM_F_DUMP 0x300
+#define NLM_F_CREATE 0x400
+#define RTM_DELLINK 17
+#define RTM_GETLINK 18
+#define RTM_NEWADDR 20
+#define RTM_GETADDR 22
+struct nlmsghdr {
+  uint32_t nlmsg_len;
+  uint16_t nlmsg_type, nlmsg_flags;
+  uint32_t nlmsg_seq, nlmsg_pid;
+};
+struct sockaddr_nl {
+  sa_family_t nl_family;
+  unsigned short nl_pad;
+  uint32_t nl_pid, nl_groups;
+};
+struct ifaddrmsg {
+  uint8_t ifa_family, ifa_prefixlen, ifa_flags, ifa_scope;
+  uint32_t ifa_index;
+};
+static int nl_send(int s, uint16_t type, uint16_t flags, uint32_t len, uint32_t pid)
+{
+  struct {
+    struct nlmsghdr h;
+    struct ifaddrmsg a;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.h.nlmsg_len = len ? len : sizeof req;
+  req.h.nlmsg_type = type;
+  req.h.nlmsg_flags = flags;
+  req.h.nlmsg_seq = 1;
+  req.a.ifa_family = AF_INET;
+  struct sockaddr_nl k = {.nl_family = AF_NETLINK, .nl_pid = pid};
+  return (int)sendto(s, &req, len && len < sizeof req ? len : sizeof req, 0, (struct sockaddr *)&k,
+                     sizeof k);
+}
+
+static void netlink_tests(void)
+{
+  struct ifaddrs *ifa;
+  CHECK_EQ(getifaddrs(&ifa), 0);
+  int lo4 = 0, links = 0;
+  for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_PACKET)
+      links++;
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, "lo") &&
+        ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK))
+      lo4++;
+  }
+  freeifaddrs(ifa);
+  CHECK_EQ(lo4, 1);
+  CHECK(links >= 1);
+#ifdef __GLIBC__
+  /* musl asks on an AF_UNIX datagram socket, which the guest lacks. */
+  CHECK_EQ(if_nametoindex("lo"), 1u);
+#endif
+
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  CHECK(s >= 0);
+  struct sockaddr_nl me = {.nl_family = AF_NETLINK};
+  CHECK_EQ(bind(s, (struct sockaddr *)&me, sizeof me), 0);
+  socklen_t ml = sizeof me;
+  CHECK_EQ(getsockname(s, (struct sockaddr *)&me, &ml), 0);
+  CHECK_EQ(me.nl_family, AF_NETLINK);
+  int one = 1;
+  CHECK_EQ(setsockopt(s, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one), 0);
+  /* A dump answers; changes and messages to other sockets do not go out. */
+  CHECK(nl_send(s, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 0, 0) > 0);
+  char buf[16384];
+  ssize_t n = recv(s, buf, sizeof buf, 0);
+  CHECK(n >= (ssize_t)sizeof(struct nlmsghdr));
+  errno = 0;
+  CHECK_EQ(nl_send(s, RTM_NEWADDR, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 0, 0), -1);
+  CHECK_EQ(errno, EPERM);
+  CHECK_EQ(nl_send(s, RTM_DELLINK, NLM_F_REQUEST, 0, 0), -1);
+  CHECK_EQ(errno, EPERM);
+  CHECK_EQ(nl_send(s, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 0, 4242), -1);
+  CHECK_EQ(errno, EPERM);
+  CHECK_EQ(nl_send(s, RTM_GETLINK, NLM_F_REQUEST, 8, 0), -1); /* a cut header */
+  CHECK_EQ(errno, EINVAL);
+  CHECK_EQ(nl_send(s, RTM_GETLINK, 0, 0, 0), -1); /* not a request */
+  CHECK_EQ(errno, EINVAL);
+  close(s);
+  CHECK_EQ(socket(AF_NETLINK, SOCK_STREAM, NETLINK_ROUTE), -1);
+  CHECK_EQ(errno, ESOCKTNOSUPPORT);
+  CHECK_EQ(socket(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT), -1);
+  CHECK_EQ(errno, EPROTONOSUPPORT);
+
+  /* Interface ioctls: queries answer, changes are refused. */
+  int u = socket(AF_INET, SOCK_DGRAM, 0);
+  struct ifreq r;
+  memset(&r, 0, sizeof r);
+  strcpy(r.ifr_name, "lo");
+  CHECK_EQ(ioctl(u, SIOCGIFFLAGS, &r), 0);
+  CHECK((r.ifr_flags & (IFF_UP | IFF_LOOPBACK)) == (IFF_UP | IFF_LOOPBACK));
+  CHECK_EQ(ioctl(u, SIOCGIFINDEX, &r), 0);
+  CHECK_EQ(r.ifr_ifindex, 1);
+  CHECK_EQ(ioctl(u, SIOCGIFMTU, &r), 0);
+  CHECK(r.ifr_mtu > 0);
+  strcpy(r.ifr_name, "no-such-if0");
+  CHECK_EQ(ioctl(u, SIOCGIFFLAGS, &r), -1);
+  CHECK_EQ(errno, ENODEV);
+  strcpy(r.ifr_name, "lo");
+  r.ifr_flags = 0;
+  CHECK_EQ(ioctl(u, SIOCSIFFLAGS, &r), -1);
+  CHECK_EQ(errno, ENOTTY);
+  CHECK_EQ(ioctl(u, SIOCGIFFLAGS, (void *)8), -1);
+  CHECK_EQ(errno, EFAULT);
+  close(u);
+}
+
 int main(int argc, char **argv)
 {
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -619,6 +744,11 @@ int main(int argc, char **argv)
   const char *mode = argc > 1 ? argv[1] : "self";
   int port = argc > 2 ? atoi(argv[2]) : 0;
   char buf[65536];
+  if (!strcmp(mode, "netlink")) {
+    netlink_tests();
+    printf("t_net: %d checks, %d failures\n", t_checks, t_fails);
+    return t_fails != 0;
+  }
   if (!strcmp(mode, "self")) {
     self_tests();
     printf("t_net: %d checks, %d failures\n", t_checks, t_fails);
@@ -710,6 +840,33 @@ int main(int argc, char **argv)
         return 2;
     }
     close(s);
+    return 0;
+  }
+  if (!strcmp(mode, "conn-server")) {
+    int l = listener(SOCK_STREAM, port);
+    for (;;) {
+      int s = accept(l, NULL, NULL);
+      if (s < 0)
+        continue;
+      if (write(s, "k", 1) != 1) {
+        /* the client went away first */
+      }
+      close(s);
+    }
+  }
+  if (!strcmp(mode, "conn-client")) {
+    int n = argc > 3 ? atoi(argv[3]) : 1000;
+    close(dial(port)); /* waits until the server is up */
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+      int s = dial(port);
+      char k;
+      if (read(s, &k, 1) != 1)
+        return 2;
+      close(s);
+    }
+    double t1 = now_s();
+    printf("conn %.0f /s\n", n / (t1 - t0));
     return 0;
   }
   if (!strcmp(mode, "rr-client")) {
