@@ -5,7 +5,8 @@
  *   quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]...
  *                     [--cwd DIR] [--kernel FILE] [--stats FILE]
  *                     [--log-level LEVEL] [--kernel-worker|--no-kernel-worker]
- *                     [--no-jail] -- PROGRAM [ARGS...]
+ *                     [--no-jail] [--tsor SOCKET --tsor-ip IP [--tsor-cidr CIDR,...]]
+ *                     -- PROGRAM [ARGS...]
  *   quark-sandbox pod --control SOCK --pod-id ID ...   (pod daemon: pod/pod.c)
  *
  * The program's stdout/stderr are this process's; the exit status is the
@@ -30,6 +31,7 @@
 #include "jail/jail.h"
 #include "kvm/vm.h"
 #include "pod/pod.h"
+#include "qcall/ops_tsor.h"
 
 #define EXIT_SANDBOX_FAILURE 125
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -38,7 +40,8 @@ static void usage(FILE *f)
 {
   fprintf(f, "usage: quark-sandbox run --rootfs DIR [--memory MiB] [--vcpus N] [--env K=V]... [--cwd DIR]\n"
              "                        [--kernel FILE] [--stats FILE] [--log-level LEVEL]\n"
-             "                        [--kernel-worker|--no-kernel-worker] [--no-jail] -- PROGRAM [ARGS...]\n"
+             "                        [--kernel-worker|--no-kernel-worker] [--no-jail]\n"
+             "                        [--tsor SOCKET --tsor-ip IP [--tsor-cidr CIDR,...]] -- PROGRAM [ARGS...]\n"
              "       quark-sandbox pod --control SOCK --pod-id ID [options] (see quark-sandbox pod --help)\n");
 }
 
@@ -51,6 +54,8 @@ static int cmd_run(int argc, char **argv)
       {"stats", required_argument, NULL, 's'},  {"log-level", required_argument, NULL, 'l'},
       {"kernel-worker", no_argument, NULL, 'W'}, {"no-kernel-worker", no_argument, NULL, 'N'},
       {"no-jail", no_argument, NULL, 'J'},       {"help", no_argument, NULL, 'h'},
+      {"tsor", required_argument, NULL, 'T'},    {"tsor-ip", required_argument, NULL, 'I'}, /* TSoR */
+      {"tsor-cidr", required_argument, NULL, 'C'},
       {NULL, 0, NULL, 0},
   };
   const char *rootfs = NULL, *cwd = "/", *stats = NULL;
@@ -63,6 +68,7 @@ static int cmd_run(int argc, char **argv)
   const char **env = calloc((size_t)argc + 2, sizeof *env);
   size_t envc = 0;
   bool jail = true;
+  const char *tsor_sock = NULL, *tsor_ip = NULL, *tsor_cidr = NULL; /* TSoR: off unless --tsor */
   if (!env)
     return EXIT_SANDBOX_FAILURE;
   int c;
@@ -127,6 +133,15 @@ static int cmd_run(int argc, char **argv)
     case 'J': /* debugging: no namespaces, capabilities or seccomp */
       jail = false;
       break;
+    case 'T':
+      tsor_sock = optarg;
+      break;
+    case 'I':
+      tsor_ip = optarg;
+      break;
+    case 'C':
+      tsor_cidr = optarg;
+      break;
     case 'h':
       usage(stdout);
       free(env);
@@ -150,6 +165,16 @@ static int cmd_run(int argc, char **argv)
   if (!kernel[0])
     sbx_default_kernel(kernel, sizeof kernel);
 
+  /* TSoR (sandbox/qcall/ops_tsor.h): attach to tsord before the jail hides
+   * its socket. */
+  if (tsor_sock) {
+    q_cleanup_error q_error *terr = NULL;
+    if (sbx_tsor_setup(tsor_sock, tsor_ip, tsor_cidr, &terr) < 0) {
+      q_error_log(NULL, "%s", q_error_msg(terr));
+      free(env);
+      return EXIT_SANDBOX_FAILURE;
+    }
+  }
   /* The jail (sandbox/jail/jail.h): namespaces before /dev/kvm is opened,
    * the rest after the guest exists and before its threads start. */
   struct sbx_jail_opts jo = {0};

@@ -124,6 +124,26 @@ enum qk_op {
                              | perms; anything else -EPERM) -> 0 */
   QK_OP_FALLOCATE = 47,   /* a0 hfd, a1 mode (0, FALLOC_FL_KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE,
                              ZERO_RANGE), a2 offset, a3 length -> 0 */
+  /* TSoR (host side: sandbox/qcall/ops_tsor.c): the pod's TCP sockets to
+   * TSoR pods, carried by the sandbox's TSoR client through tsord's shared
+   * rings (tsor/include/quark/tsor.h). "tsd" is a TSoR socket number of this
+   * sandbox. Only QK_OP_TSOR_POLL waits long; the others answer -EAGAIN. */
+  QK_OP_TSOR_INFO = 48,    /* a0 gpa of struct qk_tsor_info -> 0; -ENOSYS: this pod has no TSoR */
+  QK_OP_TSOR_CTL = 49,     /* a0 QK_TSOR_CTL_*, a1 tsd -> new tsd (SOCKET), connect status
+                              (STATUS: 0, -EINPROGRESS or -errno), bytes (NREAD), 0, or -errno */
+  QK_OP_TSOR_CONNECT = 50, /* a0 tsd, a1 IPv4 address (network order), a2 port -> -EINPROGRESS */
+  QK_OP_TSOR_LISTEN = 51,  /* a0 tsd, a1 port, a2 backlog -> 0 */
+  QK_OP_TSOR_ACCEPT = 52,  /* a0 listening tsd, a1 gpa of struct qk_tsor_peer (0: none), a2 wait
+                              ns -> new tsd */
+  QK_OP_TSOR_SEND = 53,    /* a0 tsd, a1 iov gpa (struct qk_iov[]), a2 iovcnt, a3 wait ns -> bytes */
+  QK_OP_TSOR_RECV = 54,    /* a0 tsd, a1 iov gpa, a2 iovcnt, a3 wait ns -> bytes (0: end of stream).
+                              Wait ns (SEND, RECV, ACCEPT): when there is nothing to do, the
+                              host may wait up to that long (at most QK_NET_WAIT_NS) first;
+                              the guest asks only when it has nothing else to run */
+  QK_OP_TSOR_POLL = 55,    /* a0 gpa of struct qk_net_pollfd[] whose hfd fields are tsds, a1 count,
+                              a2 gpa of struct qk_net_pollfd[] of host sockets, a3 count (each <=
+                              QK_NET_POLL_MAX), a4 timeout ns (~0: none; 0: just look) -> ready
+                              entries of both; -EINTR when the VM stops */
   /* Numbers reserved per area so parallel work does not collide (an area
    * adds its opcodes inside its range, each with its argument comment):
    *   38-47 filesystem (rename, link, symlink, chmod, chown, utimensat, statfs…)
@@ -152,6 +172,28 @@ struct qk_net_pollfd {
   int16_t revents; /* written by the host */
 };
 _Static_assert(sizeof(struct qk_net_pollfd) == 8, "qk_net_pollfd layout");
+
+/* QK_OP_TSOR_CTL operations. */
+#define QK_TSOR_CTL_SOCKET 1   /* -> new stream tsd */
+#define QK_TSOR_CTL_SHUTDOWN 2 /* no more writes (FIN after queued bytes) */
+#define QK_TSOR_CTL_CLOSE 3    /* release (reset when unread bytes remain) */
+#define QK_TSOR_CTL_ABORT 4    /* release with a reset */
+#define QK_TSOR_CTL_STATUS 5   /* result of the connect in progress */
+#define QK_TSOR_CTL_NREAD 6    /* bytes ready to read (FIONREAD) */
+#define QK_TSOR_MAX_CIDRS 8
+struct qk_tsor_info {
+  uint32_t pod_ip;                      /* network order */
+  uint32_t ring_size;                   /* bytes of each socket ring */
+  uint32_t ncidrs;                      /* TSoR pod CIDRs: destinations routed to TSoR */
+  uint32_t cidr[QK_TSOR_MAX_CIDRS];     /* network order */
+  uint32_t cidr_len[QK_TSOR_MAX_CIDRS]; /* prefix lengths */
+};
+_Static_assert(sizeof(struct qk_tsor_info) == 76, "qk_tsor_info layout");
+struct qk_tsor_peer {
+  uint32_t addr; /* network order */
+  uint32_t port; /* host order */
+};
+_Static_assert(sizeof(struct qk_tsor_peer) == 8, "qk_tsor_peer layout");
 
 #define QK_AT_SYMLINK_NOFOLLOW 0x100
 #define QK_AT_SYMLINK_FOLLOW 0x400

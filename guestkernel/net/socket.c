@@ -14,6 +14,7 @@
 #include <qk/task.h>
 
 #include "net_internal.h"
+#include "tsor.h" /* TSoR routing hooks: net/tsor.c */
 
 #define AF_UNIX 1
 #define AF_INET 2
@@ -124,7 +125,7 @@ static uint64_t last_poll_ns;
 
 void qk_net_poll_now(void)
 {
-  bool any = false;
+  bool any = qk_tsor_waiting(); /* TSoR */
   for (struct qk_sock *s = all_socks; s && !any; s = s->next)
     any = s->want != 0;
   if (!any)
@@ -146,9 +147,11 @@ bool qk_net_idle_wait(uint64_t timeout_ns)
     idle_set[n] = (struct qk_net_pollfd){(uint32_t)s->hfd, s->want, 0};
     n++;
   }
-  if (!n)
+  if (!n && !qk_tsor_waiting())
     return false;
-  int64_t r = qk_qcall(QK_OP_NET_POLL, qk_va_to_pa(idle_set), n, timeout_ns, 0, 0, 0);
+  int64_t r = qk_tsor_waiting()
+                  ? qk_tsor_idle_poll(idle_set, n, timeout_ns) /* TSoR */
+                  : qk_qcall(QK_OP_NET_POLL, qk_va_to_pa(idle_set), n, timeout_ns, 0, 0, 0);
   if (r <= 0)
     return true; /* the timeout: the scheduler wakes expired sleepers */
   for (unsigned i = 0; i < n; i++) {
@@ -461,6 +464,7 @@ static int sock_poll(struct qk_file *f)
 {
   struct qk_sock *s = f->priv;
   int16_t ev = sock_events(f, POLLIN | POLLOUT | POLLPRI | POLLRDHUP);
+  ev |= qk_tsor_sock_poll(s); /* TSoR: a dual listener's connections */
   /* A poll/select that finds nothing it wants parks on qk_poll_wq: ask the
    * idle loop to watch the events that are not there yet (those that are
    * were not wanted, or the caller would not park). */
@@ -483,6 +487,7 @@ static void sock_release(struct qk_file *f)
   if (s->next)
     s->next->prev = s->prev;
   qk_wake(s);
+  qk_tsor_sock_release(s); /* TSoR: its dual listener */
   qk_qcall(QK_OP_CLOSE, (uint64_t)f->hfd, 0, 0, 0, 0, 0);
   qk_kfree(s);
 }
@@ -530,7 +535,7 @@ static struct qk_file *sget_any(uint64_t fd, int64_t *err, bool unix_ok)
     *err = -QK_EBADF;
     return NULL;
   }
-  if (f->ops != &sock_ops && !(unix_ok && qk_unix_is(f))) {
+  if (f->ops != &sock_ops && !(unix_ok && (qk_unix_is(f) || qk_tsor_is(f)))) {
     qk_fput(f);
     *err = -QK_ENOTSOCK;
     return NULL;
@@ -655,7 +660,9 @@ static int64_t addr_call(uint32_t op, uint64_t fd, uint64_t uaddr, uint64_t len)
     return r;
   uint8_t buf[ADDR_MAX];
   r = addr_in(uaddr, len, buf);
-  if (!r && qk_unix_is(f))
+  if (!r && qk_tsor_is(f)) /* TSoR: a connected socket */
+    r = op == QK_OP_BIND ? -QK_EINVAL : qk_tsor_connect(f, uaddr, len);
+  else if (!r && qk_unix_is(f))
     r = op == QK_OP_BIND ? qk_unix_bind(f, buf, (uint32_t)len)
                          : qk_unix_connect(f, buf, (uint32_t)len);
   else if (!r)
@@ -682,7 +689,14 @@ int64_t sys_listen(uint64_t fd, uint64_t backlog, uint64_t a2, uint64_t a3, uint
     qk_fput(f);
     return r;
   }
+  if (qk_tsor_is(f)) { /* TSoR: a connected socket */
+    qk_fput(f);
+    return -QK_EINVAL;
+  }
   r = qk_qcall(QK_OP_LISTEN, (uint64_t)f->hfd, b < 0 ? 4096 : (uint64_t)b, 0, 0, 0, 0);
+  struct qk_sock *ls = f->priv;
+  if (!r && ls->domain == AF_INET && ls->type == SOCK_STREAM)
+    qk_tsor_listen_too(f, ls, b < 0 ? 4096 : b); /* TSoR: also accept TSoR channels */
   qk_fput(f);
   return r;
 }
@@ -701,7 +715,7 @@ int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint
 {
   int64_t r;
   struct qk_file *f = sget_any(fd, &r, true);
-  if (f && qk_unix_is(f)) {
+  if (f && (qk_unix_is(f) || qk_tsor_is(f))) {
     qk_fput(f);
     return addr_call(QK_OP_CONNECT, fd, uaddr, len);
   }
@@ -724,6 +738,14 @@ int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint
   r = addr_in(uaddr, len, buf);
   if (r)
     goto out;
+  if (s->domain == AF_INET && s->type == SOCK_STREAM && qk_tsor_routes(buf, (uint32_t)len)) {
+    /* TSoR: the destination is a TSoR pod (net/tsor.c) */
+    r = qk_tsor_convert(f);
+    if (!r)
+      r = qk_tsor_connect(f, uaddr, len);
+    qk_fput(f);
+    return r;
+  }
   r = qk_qcall(QK_OP_CONNECT, (uint64_t)f->hfd, qk_va_to_pa(buf), len, 0, 0, 0);
   if (r == -QK_EINPROGRESS && !(f->flags & L_O_NONBLOCK)) {
     s->connecting = true;
@@ -793,12 +815,25 @@ int64_t sys_accept4(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags, 
     qk_fput(f);
     return r;
   }
+  if (qk_tsor_is(f)) { /* TSoR: a connected socket */
+    qk_fput(f);
+    return -QK_EINVAL;
+  }
   struct qk_sock *s = f->priv;
   uint32_t room = 0, hlen = 0;
   uint8_t buf[ADDR_MAX];
   r = alen_in(uaddr, ulen, &room);
   if (r)
     goto out;
+  struct qk_file *tf = qk_tsor_accept(s, (uint32_t)(flags & SOCK_NONBLOCK), f->flags & L_O_NONBLOCK,
+                                      buf, &hlen); /* TSoR: a dual listener's connection first */
+  if (tf) {
+    r = install(tf, flags);
+    if (r >= 0 && alen_out(uaddr, ulen, buf, room, hlen) < 0) {
+      /* handed out anyway, as below */
+    }
+    goto out;
+  }
   hlen = ADDR_MAX;
   r = qk_qcall(QK_OP_ACCEPT, (uint64_t)f->hfd, uaddr ? qk_va_to_pa(buf) : 0, qk_va_to_pa(&hlen),
                host_wait(f->flags & L_O_NONBLOCK), 0, 0);
@@ -837,13 +872,13 @@ static int64_t sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, bool peer)
   uint32_t room = 0, hlen = ADDR_MAX;
   uint8_t buf[ADDR_MAX];
   r = uaddr ? alen_in(uaddr, ulen, &room) : -QK_EFAULT;
-  if (!r && qk_unix_is(f)) {
-    hlen = qk_unix_name(f, peer, buf);
+  if (!r && (qk_unix_is(f) || qk_tsor_is(f))) {
+    hlen = qk_unix_is(f) ? qk_unix_name(f, peer, buf) : qk_tsor_name(f, peer, buf); /* TSoR */
     r = alen_out(uaddr, ulen, buf, room, hlen);
   } else if (!r)
     r = qk_qcall(QK_OP_SOCKNAME, (uint64_t)f->hfd, qk_va_to_pa(buf), qk_va_to_pa(&hlen), peer, 0,
                  0);
-  if (!r && !qk_unix_is(f))
+  if (!r && !qk_unix_is(f) && !qk_tsor_is(f))
     r = alen_out(uaddr, ulen, buf, room, hlen);
   qk_fput(f);
   return r;
@@ -867,8 +902,8 @@ int64_t sys_shutdown(uint64_t fd, uint64_t how, uint64_t a2, uint64_t a3, uint64
   struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
-  if (qk_unix_is(f)) {
-    r = qk_unix_shutdown(f, how);
+  if (qk_unix_is(f) || qk_tsor_is(f)) {
+    r = qk_unix_is(f) ? qk_unix_shutdown(f, how) : qk_tsor_shutdown(f, how); /* TSoR */
     qk_fput(f);
     return r;
   }
@@ -885,6 +920,11 @@ int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
   struct qk_file *f = sget_any(fd, &r, true);
   if (!f)
     return r;
+  if (qk_tsor_is(f)) { /* TSoR */
+    r = qk_tsor_setsockopt(f, level, name, uval, len);
+    qk_fput(f);
+    return r;
+  }
   if (qk_unix_is(f)) {
     /* Buffer sizes are fixed (64 KiB each way): accepted, as Linux clamps
      * them too; nothing else is served on pairs. */
@@ -971,6 +1011,11 @@ int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
     qk_fput(f);
     return unix_getsockopt(level, name, uval, ulen);
   }
+  if (qk_tsor_is(f)) { /* TSoR */
+    r = qk_tsor_getsockopt(f, level, name, uval, ulen);
+    qk_fput(f);
+    return r;
+  }
   int32_t n;
   uint8_t buf[OPT_MAX];
   memset(buf, 0, sizeof(buf));
@@ -1012,7 +1057,9 @@ static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
     struct qk_uio u = {iov, cnt, 0};
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
-    if (qk_unix_is(f))
+    if (qk_tsor_is(f)) /* TSoR */
+      r = uaddr ? -QK_EISCONN : qk_tsor_xfer(f, &u, flags, true);
+    else if (qk_unix_is(f))
       r = uaddr ? -QK_EISCONN : qk_unix_xfer(f, &u, flags, true);
     else
       r = sock_send(f, &u, flags, uaddr ? buf : NULL, (uint32_t)alen);
@@ -1031,11 +1078,12 @@ static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
   uint32_t room = 0, hlen = ADDR_MAX;
   uint8_t buf[ADDR_MAX];
   r = alen_in(uaddr, ulen, &room);
-  if (!r && qk_unix_is(f)) {
+  if (!r && (qk_unix_is(f) || qk_tsor_is(f))) {
     struct qk_uio u = {iov, cnt, 0};
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
-    r = qk_unix_xfer(f, &u, flags, false);
+    r = qk_tsor_is(f) ? qk_tsor_xfer(f, &u, flags, false) /* TSoR */
+                      : qk_unix_xfer(f, &u, flags, false);
     if (r >= 0 && uaddr && qk_copy_to_user(ulen, &(uint32_t){0}, 4))
       r = -QK_EFAULT; /* a pair's peer has no name */
   } else if (!r) {

@@ -23,6 +23,7 @@
 #include "../../guestkernel/abi/qk_errno.h"
 #include "ops_fs.h"
 #include "ops_net.h"
+#include "ops_tsor.h"
 
 _Static_assert(QK_ENOENT == ENOENT && QK_EFAULT == EFAULT && QK_ENOSYS == ENOSYS && QK_EINVAL == EINVAL &&
                    QK_ENAMETOOLONG == ENAMETOOLONG && QK_ELOOP == ELOOP && QK_EXDEV == EXDEV &&
@@ -593,6 +594,10 @@ static int64_t handle(struct sbx_qcall *q, struct worker *w, const struct qk_qca
     const struct sbx_net_ctx nc = {q, q->cfg.mem, q->stop_fd, hfd_get, hfd_install};
     return sbx_qcall_net(&nc, req->op, a);
   }
+  case QK_OP_TSOR_INFO ... QK_OP_TSOR_POLL: { /* TSoR sockets: ops_tsor.c */
+    const struct sbx_net_ctx nc = {q, q->cfg.mem, q->stop_fd, hfd_get, hfd_install};
+    return sbx_qcall_tsor(&nc, req->op, a);
+  }
   default:
     return -ENOSYS;
   }
@@ -800,6 +805,7 @@ void sbx_qcall_destroy(struct sbx_qcall *q)
   if (!q)
     return;
   sbx_qcall_stop(q);
+  sbx_tsor_forget(q); /* TSoR sockets of this VM (ops_tsor.c) */
   for (unsigned i = 0; q->workers && i < q->cfg.ring_count; i++) {
     struct worker *w = &q->workers[i];
     if (w->uring_ok)

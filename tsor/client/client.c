@@ -421,12 +421,21 @@ static bool answered(tsor_client *c, void *arg)
   return ((struct csock *)arg)->got_answer || c->daemon_gone;
 }
 
+static int connect_sd(tsor_client *c, int sd, const struct sockaddr_in *dst, const struct sockaddr_in *src,
+                      bool nonblock);
+
 int tsor_client_connect(tsor_client *c, int sd, const struct sockaddr_in *dst)
 {
-  return tsor_client_connect_from(c, sd, dst, NULL);
+  return connect_sd(c, sd, dst, NULL, false);
 }
 
 int tsor_client_connect_from(tsor_client *c, int sd, const struct sockaddr_in *dst, const struct sockaddr_in *src)
+{
+  return connect_sd(c, sd, dst, src, false);
+}
+
+static int connect_sd(tsor_client *c, int sd, const struct sockaddr_in *dst, const struct sockaddr_in *src,
+                      bool nonblock)
 {
   struct csock *s = get(c, sd);
   if (s == NULL) return -EBADF;
@@ -439,11 +448,42 @@ int tsor_client_connect_from(tsor_client *c, int sd, const struct sockaddr_in *d
                                               .arg = src ? src->sin_addr.s_addr : 0,
                                               .pad = src ? ntohs(src->sin_port) : 0});
   if (r < 0) return r;
+  if (nonblock) return -EINPROGRESS;
   r = wait_for(c, answered, s, -1);
   if (r < 0) return r;
   if (!s->got_answer) return -ECONNRESET;
   return s->res;
 }
+
+int tsor_client_connect_nb(tsor_client *c, int sd, const struct sockaddr_in *dst)
+{
+  return connect_sd(c, sd, dst, NULL, true);
+}
+
+int tsor_client_connect_status(tsor_client *c, int sd)
+{
+  if (sd < 0 || (uint32_t)sd >= c->h->nslots) return -EBADF;
+  tsor_client_process(c);
+  struct csock *s = &c->socks[sd];
+  if (s->st == CS_OPEN) return 0;
+  if (s->st == CS_CONNECTING) return c->daemon_gone ? -ECONNRESET : -EINPROGRESS;
+  if (s->st == CS_IDLE && s->got_answer && s->res < 0) return s->res;
+  return -ENOTCONN;
+}
+
+int tsor_client_nread(tsor_client *c, int sd)
+{
+  struct csock *s = get(c, sd);
+  if (s == NULL) return -EBADF;
+  if (s->st != CS_OPEN) return 0;
+  struct tsor_shm_slot *sl = slot(c, sd);
+  int64_t n = tsor_bring_used(sl->rx_head, tsor_load_acq(&sl->rx_tail), c->h->ring_size);
+  return n > 0 ? (int)n : 0;
+}
+
+int tsor_client_control_fd(const tsor_client *c) { return c->fd; }
+
+bool tsor_client_alive(tsor_client *c) { return daemon_alive(c); }
 
 static int listen_flags(tsor_client *c, int sd, uint16_t port, int backlog, uint32_t flags)
 {
@@ -755,6 +795,10 @@ static int poll_scan(tsor_client *c, struct tsor_pollsd *p, int n)
       struct room_arg ra = {sd, 2048};
       if (dgram_ready(c, &sd)) p[i].revents |= TSOR_POLLIN;
       if (dgram_room(c, &ra)) p[i].revents |= TSOR_POLLOUT;
+    } else if (s->st == CS_IDLE && s->got_answer && s->res < 0) {
+      p[i].revents |= TSOR_POLLOUT | TSOR_POLLERR; /* a refused non-blocking connect */
+    } else if (s->st == CS_CONNECTING) {
+      if (c->daemon_gone) p[i].revents |= TSOR_POLLERR | TSOR_POLLHUP;
     } else if (s->st == CS_OPEN) {
       int r = can_recv(c, p[i].sd, s);
       if (r != 0) p[i].revents |= TSOR_POLLIN;

@@ -236,6 +236,19 @@ void tsor_client_free(tsor_client *c);
  * ENETUNREACH (no node owns the address), ENOTCONN, EBADF. */
 int tsor_client_socket(tsor_client *c);
 int tsor_client_connect(tsor_client *c, int sd, const struct sockaddr_in *dst);
+/* connect() of a non-blocking socket: sends CONNECT and returns
+ * -EINPROGRESS (or -errno at once); tsor_client_poll reports TSOR_POLLOUT
+ * when it is done, and tsor_client_connect_status says how it ended (0,
+ * -EINPROGRESS while pending, -ECONNREFUSED...). */
+int tsor_client_connect_nb(tsor_client *c, int sd, const struct sockaddr_in *dst);
+int tsor_client_connect_status(tsor_client *c, int sd);
+/* Bytes ready to read on a connected socket (FIONREAD). */
+int tsor_client_nread(tsor_client *c, int sd);
+/* For a VMM's own event loop: the unix socket to tsord (readable or hung
+ * up when tsord goes away), and a check that marks the client dead then
+ * (its sockets then report ECONNRESET). */
+int tsor_client_control_fd(const tsor_client *c);
+bool tsor_client_alive(tsor_client *c);
 int tsor_client_listen(tsor_client *c, int sd, uint16_t port, int backlog);
 /* tsord's gateway only (see TSOR_LISTEN_EGRESS); accept() then gives the
  * destination the pod dialled instead of the pod's address. */

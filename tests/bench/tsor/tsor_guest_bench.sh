@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# TSoR bench with pods: two guest programs (t_tsor in `quark-sandbox run`,
+# real KVM) talk over
+#   local  - TSoR, both sandboxes on one tsord (local fabric)
+#   tcp    - TSoR, sandboxes on two "nodes" (network namespaces), tcp fabric
+#   bridge - the guests' host sockets over the veth pair joining the same two
+#            namespaces (what a CNI bridge between pods gives)
+# 64-byte ping-pong latency and single-stream throughput, the best of
+# BENCH_REPEAT interleaved runs, and the ratios against bridge.
+# Usage: tests/bench/tsor/tsor_guest_bench.sh [BUILD_DIR]
+#   (default: builds build-bench/ without sanitizers). Root, /dev/kvm.
+# Env: BENCH_MIB (stream MiB, default 256), BENCH_ROUNDS (ping-pongs, default
+# 2000), BENCH_REPEAT (default 3).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+build=${1:-$root/build-bench}
+if [ $# -eq 0 ]; then
+  cmake -S "$root" -B "$build" -DQUARK_SANITIZE=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" --target tsord quark-sandbox qkernel tsor_guest_prog -j2 >/dev/null
+fi
+tsord=$build/tsor/tsord
+sbx=$build/sandbox/quark-sandbox
+kernel=$build/guestkernel/qkernel.bin
+[ -e "$kernel" ] || kernel=$build/guestkernel/qkernel
+prog=$build/tests/integration/tsor/t_tsor
+mib=${BENCH_MIB:-256}
+rounds=${BENCH_ROUNDS:-2000}
+repeat=${BENCH_REPEAT:-3}
+[ "$(id -u)" = 0 ] || { echo "tsor_guest_bench: needs root for network namespaces" >&2; exit 77; }
+[ -e /dev/kvm ] || { echo "tsor_guest_bench: needs /dev/kvm" >&2; exit 77; }
+
+tmp=$(mktemp -d /tmp/tsor-gbench.XXXXXX)
+nsa=tgbA$$ nsb=tgbB$$
+pids=()
+cleanup() {
+  set +e
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  ip netns del "$nsa" 2>/dev/null
+  ip netns del "$nsb" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ip netns add "$nsa"
+ip netns add "$nsb"
+ip link add "ga$$" netns "$nsa" type veth peer name "gb$$" netns "$nsb"
+ip -n "$nsa" addr add 10.79.0.1/24 dev "ga$$"
+ip -n "$nsb" addr add 10.79.0.2/24 dev "gb$$"
+for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
+ip -n "$nsa" link set "ga$$" up
+ip -n "$nsb" link set "gb$$" up
+cat >"$tmp/peers.json" <<JSON
+{"Nodes":[{"Name":"a","PodCIDR":"10.203.1.0/24","Address":"10.79.0.1:7470"},
+          {"Name":"b","PodCIDR":"10.203.2.0/24","Address":"10.79.0.2:7470"}]}
+JSON
+mkdir -p "$tmp/root/bin"
+cp "$prog" "$tmp/root/bin/t_tsor"
+
+wait_for() {
+  for _ in $(seq 400); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "tsor_guest_bench: timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  exit 1
+}
+for n in a b; do
+  ns=$nsa
+  [ $n = b ] && ns=$nsb
+  ip netns exec "$ns" "$tsord" --node $n --peers "$tmp/peers.json" --socket "$tmp/$n.sock" --fabric tcp \
+    --log-level Warn >"$tmp/tsord-$n.log" 2>&1 &
+  pids+=($!)
+done
+sleep 0.5
+
+# run NS NODE|- IP ARGS...: t_tsor in a sandbox (NODE -: no TSoR).
+run() {
+  local ns=$1 node=$2 ip=$3
+  shift 3
+  local t=()
+  [ "$node" != - ] && t=(--tsor "$tmp/$node.sock" --tsor-ip "$ip" --tsor-cidr 10.203.0.0/16)
+  ip netns exec "$ns" "$sbx" run --rootfs "$tmp/root" --kernel "$kernel" "${t[@]}" -- /bin/t_tsor "$@" \
+    2>>"$tmp/sandbox.err"
+}
+port=8000
+# one PATH WHAT: one measurement, prints the number.
+one() {
+  local path=$1 what=$2 sns snode sip cns cnode cip dst
+  case $path in
+  local) sns=$nsa snode=a sip=10.203.1.10 cns=$nsa cnode=a cip=10.203.1.20 dst=$sip ;;
+  tcp) sns=$nsb snode=b sip=10.203.2.10 cns=$nsa cnode=a cip=10.203.1.20 dst=$sip ;;
+  bridge) sns=$nsb snode=- sip=- cns=$nsa cnode=- cip=- dst=10.79.0.2 ;;
+  esac
+  port=$((port + 1))
+  local srv=serve
+  [ "$what" = stream ] && srv=drain
+  local sargs=("$port" 1)
+  [ $srv = drain ] && sargs=("$port")
+  run "$sns" "$snode" "$sip" $srv "${sargs[@]}" >"$tmp/srv.log" &
+  local sp=$!
+  wait_for "$tmp/srv.log" ready
+  local out
+  if [ "$what" = stream ]; then
+    out=$(run "$cns" "$cnode" "$cip" stream "$dst" "$port" "$mib")
+    echo "$out" | sed -n 's/.* \([0-9.]*\) MiB\/s.*/\1/p'
+  else
+    out=$(run "$cns" "$cnode" "$cip" pingpong "$dst" "$port" "$rounds")
+    echo "$out" | sed -n 's/.*, \([0-9.]*\) us each/\1/p'
+  fi
+  wait "$sp" || true
+}
+
+declare -A best_bw best_rtt
+paths=(local tcp bridge)
+for r in $(seq "$repeat"); do
+  for p in "${paths[@]}"; do
+    bw=$(one "$p" stream)
+    rtt=$(one "$p" pingpong)
+    echo "run $r $p: stream ${bw:-?} MiB/s, 64 B round trip ${rtt:-?} us" >&2
+    [ -n "$bw" ] && awk -v a="$bw" -v b="${best_bw[$p]:-0}" 'BEGIN{exit !(a>b)}' && best_bw[$p]=$bw
+    [ -n "$rtt" ] && awk -v a="$rtt" -v b="${best_rtt[$p]:-1e18}" 'BEGIN{exit !(a<b)}' && best_rtt[$p]=$rtt
+  done
+done
+
+echo
+echo "TSoR between two guest programs (quark-sandbox run), best of $repeat, load $(cut -d' ' -f1-3 /proc/loadavg):"
+printf '| %-22s | %12s | %10s | %12s | %16s |\n' path "stream MiB/s" "x bridge" "64 B RTT us" "bridge RTT/this"
+printf '|%s|%s|%s|%s|%s|\n' "------------------------" "--------------" "------------" "--------------" "------------------"
+declare -A names=([local]="TSoR local fabric" [tcp]="TSoR tcp fabric" [bridge]="host sockets (veth)")
+for p in "${paths[@]}"; do
+  bw=${best_bw[$p]:-0} rtt=${best_rtt[$p]:-0} bbw=${best_bw[bridge]:-0} brtt=${best_rtt[bridge]:-0}
+  printf '| %-22s | %12s | %10s | %12s | %16s |\n' "${names[$p]}" "$bw" \
+    "$(awk -v a="$bw" -v b="$bbw" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}')" "$rtt" \
+    "$(awk -v a="$brtt" -v b="$rtt" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}')"
+done
+if grep -qE 'AddressSanitizer|runtime error|Error' "$tmp/sandbox.err"; then
+  echo "sandbox errors:" >&2
+  grep -E 'AddressSanitizer|runtime error|Error' "$tmp/sandbox.err" | head >&2
+fi
