@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "../../guestkernel/abi/qk_abi.h"
+#include "../qcall/ops_tsor.h"
 #include "pod_internal.h"
 #include "proto.h"
 
@@ -209,7 +210,8 @@ static void usage(FILE *f)
       "                        [--log FILE] [--log-level LEVEL] [--run-dir DIR] [--kernel FILE]\n"
       "                        [--hostname NAME] [--ready-fd FD] "
       "[--kernel-worker|--no-kernel-worker]\n"
-      "                        [--shared-vm|--vm-per-container]\n");
+      "                        [--shared-vm|--vm-per-container]\n"
+      "                        [--tsor SOCKET --tsor-ip IP [--tsor-cidr CIDR,...]]\n");
 }
 
 int sbx_pod_main(int argc, char **argv)
@@ -230,10 +232,14 @@ int sbx_pod_main(int argc, char **argv)
       {"no-kernel-worker", no_argument, NULL, 'N'},
       {"shared-vm", no_argument, NULL, 'V'},
       {"vm-per-container", no_argument, NULL, 'v'},
+      {"tsor", required_argument, NULL, 'T'}, /* TSoR (qcall/ops_tsor.h) */
+      {"tsor-ip", required_argument, NULL, 'I'},
+      {"tsor-cidr", required_argument, NULL, 'C'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   const char *sock = NULL, *netns = NULL, *log = NULL, *run_dir = NULL, *hostname = NULL;
+  const char *tsor_sock = NULL, *tsor_ip = NULL, *tsor_cidr = NULL; /* TSoR: off unless --tsor */
   char kernel[PATH_MAX] = "";
   struct pod pod = {.vcpus = 1, .mem_bytes = 256ull << 20};
   const char *kw = getenv("QUARK_KERNEL_WORKER");
@@ -307,6 +313,15 @@ int sbx_pod_main(int argc, char **argv)
     case 'v':
       pod.shared_vm = false;
       break;
+    case 'T':
+      tsor_sock = optarg;
+      break;
+    case 'I':
+      tsor_ip = optarg;
+      break;
+    case 'C':
+      tsor_cidr = optarg;
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -352,6 +367,11 @@ int sbx_pod_main(int argc, char **argv)
       return EXIT_SANDBOX_FAILURE;
     }
     close(nfd);
+  }
+  /* TSoR: the pod's sockets to TSoR pods go through tsord (qcall/ops_tsor.h). */
+  if (tsor_sock && sbx_tsor_setup(tsor_sock, tsor_ip, tsor_cidr, &err) < 0) {
+    q_error_log(pod.id, "%s", q_error_msg(err));
+    return EXIT_SANDBOX_FAILURE;
   }
   pthread_mutex_init(&pod.lock, NULL);
   pthread_condattr_t ca;
