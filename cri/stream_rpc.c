@@ -14,8 +14,13 @@
  *   EOF) and its output from now on; a waiter thread watches the container
  *   with sbx_container_wait. The container is never touched when the client
  *   leaves.
- * - tty (exec or attach): the guest kernel has no terminals yet, so a
- *   request with tty is refused (UNIMPLEMENTED at the RPC).
+ * - exec with a tty (pod VM mode): the sandbox hands over one two-way
+ *   stream whose guest side is a terminal (guestkernel/fs/tty.c). Output
+ *   is read straight from it; stdin goes through a relay thread that
+ *   escapes 0xff and puts resize messages in band (ESC 'W' rows cols, see
+ *   guestkernel/include/qk/tty.h), so the guest sees its window size
+ *   change between the bytes typed before and after it. Attach to a tty
+ *   container is refused (the sandbox has no tty containers yet).
  * - port forwarding: a TCP connection to 127.0.0.1:port opened inside the
  *   pod's network namespace (guest sockets are host sockets there), or in
  *   the host's for hostNetwork pods. */
@@ -51,6 +56,13 @@ struct proc_job {
   int efd;
   atomic_int exit_code;
   atomic_int wait_rc; /* 0, or -errno when the wait failed */
+  /* tty: the relay from the session's stdin (relay_in) to the terminal */
+  int tty_fd;     /* the terminal stream (the session reads output from a dup) */
+  int relay_in;   /* our end of the session's stdin socket pair */
+  int relay_wake; /* eventfd: stop */
+  bool relay_on;
+  pthread_t relay;
+  pthread_mutex_t tty_lock; /* one writer of tty_fd at a time */
 };
 
 static void job_put(struct proc_job *j)
@@ -64,8 +76,88 @@ static void job_put(struct proc_job *j)
       close(j->drain[i]);
   if (j->efd >= 0)
     close(j->efd);
+  if (j->tty_fd >= 0)
+    close(j->tty_fd);
+  if (j->relay_in >= 0)
+    close(j->relay_in);
+  if (j->relay_wake >= 0)
+    close(j->relay_wake);
+  pthread_mutex_destroy(&j->tty_lock);
   free(j->exec_id);
   free(j);
+}
+
+/* ---- tty: stdin relay and in-band window sizes ---- */
+
+#define TTY_ESC 0xffu
+
+/* Writes all of buf to the (possibly non-blocking) terminal stream. */
+static int tty_write_all(int fd, const uint8_t *buf, size_t len)
+{
+  while (len) {
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN) {
+      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+      if (poll(&pfd, 1, 10000) <= 0)
+        return -ETIMEDOUT;
+      continue;
+    }
+    if (n <= 0)
+      return -EPIPE;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static void *relay_thread(void *arg)
+{
+  struct proc_job *j = arg;
+  uint8_t in[8192], out[2 * sizeof in];
+  for (;;) {
+    struct pollfd pfd[2] = {{.fd = j->relay_in, .events = POLLIN},
+                            {.fd = j->relay_wake, .events = POLLIN}};
+    if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+      break;
+    if (pfd[1].revents)
+      break;
+    if (!pfd[0].revents)
+      continue;
+    ssize_t n = read(j->relay_in, in, sizeof in);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    if (n <= 0) { /* the client closed stdin: the terminal's input ends */
+      shutdown(j->tty_fd, SHUT_WR);
+      break;
+    }
+    size_t o = 0;
+    for (ssize_t i = 0; i < n; i++) {
+      out[o++] = in[i];
+      if (in[i] == TTY_ESC)
+        out[o++] = TTY_ESC;
+    }
+    pthread_mutex_lock(&j->tty_lock);
+    int r = tty_write_all(j->tty_fd, out, o);
+    pthread_mutex_unlock(&j->tty_lock);
+    if (r < 0)
+      break;
+  }
+  return NULL;
+}
+
+static int proc_resize(cri_stream_proc *proc, uint16_t width, uint16_t height)
+{
+  struct proc_job *j = proc->data;
+  if (j->tty_fd < 0)
+    return -ENOTTY;
+  uint8_t m[6] = {
+      TTY_ESC, 'W', (uint8_t)(height >> 8), (uint8_t)height, (uint8_t)(width >> 8), (uint8_t)width};
+  pthread_mutex_lock(&j->tty_lock);
+  int r = tty_write_all(j->tty_fd, m, sizeof m);
+  pthread_mutex_unlock(&j->tty_lock);
+  return r;
 }
 
 /* Runs fn with the pod's shared sandbox client (NULL when unreachable). */
@@ -190,6 +282,13 @@ static void proc_release(cri_stream_proc *proc, bool exited)
 {
   struct proc_job *j = proc->data;
   atomic_store(&j->gone, true);
+  if (j->relay_on) {
+    uint64_t one = 1;
+    if (write(j->relay_wake, &one, sizeof one) < 0)
+      q_warn(j->ctr_id, "exec: cannot stop the tty relay: %s", strerror(errno));
+    pthread_join(j->relay, NULL);
+    j->relay_on = false;
+  }
   if (!exited && !j->attach) {
     /* The client left while its command still runs: kubelet's and runc's
      * behaviour is to end it rather than leave it behind. */
@@ -202,6 +301,7 @@ static void proc_release(cri_stream_proc *proc, bool exited)
 }
 
 static const struct cri_stream_proc_ops proc_ops = {
+    .resize = proc_resize,
     .wait = proc_wait,
     .release = proc_release,
 };
@@ -220,9 +320,8 @@ static int start_sbx(struct proc_job *j, struct sbx_client *c, void *arg, q_erro
 static int start_proc(struct cri_pods *p, bool attach, const char *container_id, char *const argv[],
                       const struct cri_stream_opts *o, cri_stream_proc *proc, q_error **err)
 {
-  if (o->tty)
-    return q_error_make(err, ENOTSUP,
-                        "a tty needs terminals in the guest kernel, which it does not have yet");
+  if (o->tty && attach)
+    return q_error_make(err, ENOTSUP, "attach with a tty: the sandbox has no tty containers yet");
   struct cri_ctr *ctr = NULL;
   struct cri_pod *pod = NULL;
   if (cri_state_get_ctr(p->st, container_id, &ctr) < 0 ||
@@ -242,6 +341,8 @@ static int start_proc(struct cri_pods *p, bool attach, const char *container_id,
     goto out;
   }
   j->drain[0] = j->drain[1] = j->efd = -1;
+  j->tty_fd = j->relay_in = j->relay_wake = -1;
+  pthread_mutex_init(&j->tty_lock, NULL);
   j->attach = attach;
   j->p = p;
   snprintf(j->pod_id, sizeof j->pod_id, "%s", pod->id);
@@ -256,6 +357,26 @@ static int start_proc(struct cri_pods *p, bool attach, const char *container_id,
   /* The waiter may block for hours: not on the pod's shared connection
    * (calls on one client are serialized). */
   j->own = cri_pods_sbx_private(pod);
+  if (o->tty) {
+    /* fds[0]: the terminal (stdin goes through the relay), fds[1]: a dup
+     * the session reads output from. */
+    int sp[2];
+    if (fds[0] < 0 || fds[1] < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+      rc = q_error_make(err, fds[0] < 0 ? EPROTO : errno, "exec tty streams");
+      goto out_kill;
+    }
+    j->tty_fd = fds[0];
+    j->relay_in = sp[1];
+    fds[0] = o->in ? sp[0] : -1;
+    if (!o->in)
+      close(sp[0]);
+    if ((j->relay_wake = eventfd(0, EFD_CLOEXEC)) < 0 ||
+        (rc = pthread_create(&j->relay, NULL, relay_thread, j)) != 0) {
+      rc = q_error_make(err, j->relay_wake < 0 ? errno : rc, "tty relay");
+      goto out_kill;
+    }
+    j->relay_on = true;
+  }
   if (!o->out) {
     j->drain[0] = fds[1];
     fds[1] = -1;
@@ -276,12 +397,7 @@ static int start_proc(struct cri_pods *p, bool attach, const char *container_id,
   if ((rc = pthread_create(&t, NULL, waiter_thread, j)) != 0) {
     rc = q_error_make(err, rc, "waiter thread");
     atomic_store(&j->refs, 1);
-    if (!attach) {
-      q_error *kerr = NULL;
-      with_pod_sbx(j, kill_shared, NULL, &kerr);
-      q_error_free(&kerr);
-    }
-    goto out;
+    goto out_kill;
   }
   pthread_detach(t);
   *proc = (cri_stream_proc){.stdin_fd = fds[0],
@@ -293,6 +409,20 @@ static int start_proc(struct cri_pods *p, bool attach, const char *container_id,
   fds[0] = fds[1] = fds[2] = -1;
   j = NULL;
   rc = 0;
+  goto out;
+out_kill:
+  if (!attach) {
+    q_error *kerr = NULL;
+    with_pod_sbx(j, kill_shared, NULL, &kerr);
+    q_error_free(&kerr);
+  }
+  if (j->relay_on) {
+    uint64_t one = 1;
+    if (write(j->relay_wake, &one, sizeof one) < 0)
+      q_warn(j->ctr_id, "exec: cannot stop the tty relay: %s", strerror(errno));
+    pthread_join(j->relay, NULL);
+    j->relay_on = false;
+  }
 out:
   for (int i = 0; i < 3; i++)
     if (fds[i] >= 0)
@@ -414,10 +544,6 @@ static grpc_status_code rpc_exec(struct cri_call *call, const ProtobufCMessage *
   grpc_status_code code = running_ctr(call, in->container_id, id);
   if (code != GRPC_STATUS_OK)
     return code;
-  if (in->tty && !in->stderr && (in->stdin || in->stdout))
-    return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
-                          "Exec with a tty: the guest kernel has no terminals yet (exec with "
-                          "stdin and without a tty works)");
   struct cri_stream_opts o = {
       .tty = in->tty, .in = in->stdin, .out = in->stdout, .err = in->stderr};
   q_cleanup_error q_error *err = NULL;

@@ -4,6 +4,7 @@
 #include <qk/kernel.h>
 #include <qk/mm.h>
 #include <qk/qcall.h>
+#include <qk/tty.h>
 
 #include "fs_internal.h"
 
@@ -130,6 +131,8 @@ static uint32_t lookup(const char *abs)
 
 int qk_dev_open(const char *abs, int flags, struct qk_file **out)
 {
+  if (!strcmp(abs, "/dev/tty")) /* the caller's controlling terminal (fs/tty.c) */
+    return (int)qk_tty_open_ctty(out);
   uint32_t k = lookup(abs);
   if (!k)
     return -QK_ENOENT;

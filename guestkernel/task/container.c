@@ -13,6 +13,7 @@
 #include <qk/mm.h>
 #include <qk/qcall.h>
 #include <qk/task.h>
+#include <qk/tty.h>
 
 #define NOFILE_DEFAULT 1024
 #define CTL_STARTING ((const void *)&containers)
@@ -166,11 +167,18 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
   p->fs->root_hfd = spec->root_hfd;
   qk_strlcpy(p->fs->cwd, spec->cwd && spec->cwd[0] == '/' ? spec->cwd : "/", sizeof(p->fs->cwd));
   qk_path_normalize(p->fs->cwd);
+  /* tty: one terminal (fs/tty.c) on the stdin handle as fds 0-2, the
+   * controlling terminal of this process's session. */
+  struct qk_file *tty = spec->flags & QK_CTL_SPEC_TTY ? qk_tty_new((int)spec->stdio_hfd[0]) : NULL;
+  if ((spec->flags & QK_CTL_SPEC_TTY) && !tty)
+    goto fail;
   for (int fd = 0; fd < 3; fd++) {
-    struct qk_file *f = stdio_file(fd, (int)spec->stdio_hfd[fd]);
+    struct qk_file *f =
+        tty ? (fd ? qk_file_ref(tty) : tty) : stdio_file(fd, (int)spec->stdio_hfd[fd]);
     if (!f || qk_fd_install(p->files, f, fd, false) != fd)
       goto fail;
   }
+  qk_tty_set_ctty(tty, p);
   t->tid = pid;
   t->proc = p;
   t->altstack_flags = 2;

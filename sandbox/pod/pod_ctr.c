@@ -943,12 +943,61 @@ static void *stream_exec_thread(void *arg)
   return NULL;
 }
 
+/* A streaming exec with a terminal in the pod VM (see pod_exec_start). */
+static int pod_exec_start_tty(struct pod *p, const char *id, json_t *req, json_t *out,
+                              int fds[3], q_error **err)
+{
+  size_t argc = 0;
+  char **argv = strv_from_json(json_object_get(req, "argv"), &argc, false);
+  if (!argv)
+    return q_error_make(err, EINVAL, "argv: a non-empty array of strings wanted");
+  int sp[2] = {-1, -1}, r = 0;
+  struct pod_exec *x = calloc(1, sizeof *x);
+  if (!x || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+    r = q_error_make(err, x ? errno : ENOMEM, "exec tty");
+    free(x);
+    goto out;
+  }
+  x->pod = p;
+  if ((x->stdin_fd = fcntl(sp[1], F_DUPFD_CLOEXEC, 3)) < 0 ||
+      (fds[1] = fcntl(sp[0], F_DUPFD_CLOEXEC, 3)) < 0) {
+    r = q_error_make(err, errno, "dup tty");
+  } else {
+    /* The same handle three times is how vm_exec_start knows a terminal. */
+    const int gfd[3] = {sp[1], sp[1], sp[1]};
+    r = vm_stream_exec(p, id, argv, argc, gfd, x, err);
+  }
+  if (r == 0) {
+    json_object_set_new(out, "exec_id", json_string(x->id));
+    fds[0] = sp[0];
+    sp[0] = -1;
+  } else {
+    if (x->stdin_fd >= 0)
+      close(x->stdin_fd);
+    if (fds[1] >= 0)
+      close(fds[1]);
+    fds[1] = -1;
+    free(x);
+  }
+out:
+  for (int i = 0; i < 2; i++)
+    if (sp[i] >= 0)
+      close(sp[i]);
+  free_strv(argv);
+  return r;
+}
+
 int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int fds[3],
                    q_error **err)
 {
   fds[0] = fds[1] = fds[2] = -1;
-  if (json_is_true(json_object_get(req, "tty")))
-    return q_error_make(err, ENOSYS, "exec with a tty is not supported by the sandbox yet");
+  /* tty (pod VM only): one two-way stream, the guest's terminal (fs/tty.c)
+   * as fds 0-2; the caller gets it as fds[0] and a dup as fds[1]. */
+  bool tty = json_is_true(json_object_get(req, "tty"));
+  if (tty && !p->shared_vm)
+    return q_error_make(err, ENOSYS, "exec with a tty needs the pod VM mode (--shared-vm)");
+  if (tty)
+    return pod_exec_start_tty(p, id, req, out, fds, err);
   size_t argc = 0;
   char **argv = strv_from_json(json_object_get(req, "argv"), &argc, false);
   if (!argv)

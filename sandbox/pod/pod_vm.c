@@ -688,7 +688,10 @@ static int vm_exec_start(struct pod *p, const char *id, char *const *argv, size_
         (h = x->hfd[2] = rd ? hfd_pipe(vm, &rd[1]) : dup_io(vm, fds[2])) < 0)
       r = q_error_make(err, (int)-h, "exec handles");
     int64_t hh[4] = {root, x->hfd[0], x->hfd[1], x->hfd[2]};
-    if (r == 0 && !(spec = vm_spec(c, argv, argc, fds[0] >= 0 ? QK_CTL_SPEC_STDIN : 0, hh, &len)))
+    /* One stream as stdin and stdout: a terminal (pod_exec_start_tty). */
+    uint32_t fl = fds[0] < 0 ? 0 : fds[0] == fds[1] ? QK_CTL_SPEC_STDIN | QK_CTL_SPEC_TTY
+                                                    : QK_CTL_SPEC_STDIN;
+    if (r == 0 && !(spec = vm_spec(c, argv, argc, fl, hh, &len)))
       r = q_error_make(err, ENOMEM, "exec spec");
   }
   pthread_mutex_unlock(&p->lock);

@@ -47,5 +47,9 @@ kill -0 "$QPID" || e2e_fail "quarkd died"
 [ "$("$QUARK" exec "$main" -- echo alive)" = alive ] || e2e_fail "the main container does not answer ExecSync any more"
 "$QUARK" ps | grep -q "^${main:0:12}.*Running" || e2e_fail "main container not running: $("$QUARK" ps -a)"
 echo "ok   quarkd up and the main container unharmed"
+node "$sdir/teardown.js" "$pod" || e2e_fail "stopping the pod"
+! pgrep -f "$T/run/pods" >/dev/null || e2e_fail "sandbox processes left: $(pgrep -af "$T/run/pods")"
+! grep -q " $T/" /proc/mounts || e2e_fail "mounts left: $(grep " $T/" /proc/mounts)"
+echo "ok   the pod stops and leaves nothing behind"
 stop_quarkd
 echo PASS
