@@ -42,6 +42,18 @@ tty_flag=
 rc=0; "$QUARK" exec -i "$main" -- sh -c 'echo err >&2; exit 5' </dev/null 2>"$T/cli.err" || rc=$?
 [ $rc = 5 ] && grep -q err "$T/cli.err" || e2e_fail "quark exec -i: exit code $rc, stderr '$(cat "$T/cli.err")'"
 echo "ok   quark exec -i (stdin, stderr, exit code)"
+# quark exec -it from a real terminal (script(1) gives it a pty): raw mode
+# locally, the guest terminal does echo and editing; exit code through.
+if [ "${STREAM_E2E_TTY:-0}" = 1 ] && command -v script >/dev/null; then
+  rc=0
+  # The first line is read before stty runs: the window size, sent ahead of
+  # stdin, has arrived by then.
+  printf 'x\necho $((6*7))\nexit 3\n' |
+    timeout 60 script -qefc "stty cols 91 rows 31; $QUARK exec -it $main -- sh -c 'read x; stty size; exec sh'" /dev/null >"$T/it.out" 2>&1 || rc=$?
+  [ $rc = 3 ] && grep -q '^42' "$T/it.out" && grep -q '^31 91' "$T/it.out" ||
+    { cat -A "$T/it.out"; e2e_fail "quark exec -it: exit $rc"; }
+  echo "ok   quark exec -it from a terminal (window size, echo, exit code)"
+fi
 
 kill -0 "$QPID" || e2e_fail "quarkd died"
 [ "$("$QUARK" exec "$main" -- echo alive)" = alive ] || e2e_fail "the main container does not answer ExecSync any more"

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -422,11 +423,46 @@ func runPods(only string) int {
 			fmt.Printf("ok   %s (%v)\n", s.name, time.Since(t0).Round(time.Millisecond))
 		}
 	}
+	if only == "" && failed == 0 {
+		if l, err := podLatency(sp(v4), false); err == nil {
+			fmt.Println(l)
+		}
+		if pe.tty {
+			if l, err := podLatency(sp(v4), true); err == nil {
+				fmt.Println(l)
+			}
+		}
+	}
 	if failed > 0 {
 		fmt.Printf("%d scenario(s) failed\n", failed)
 		return 1
 	}
 	return 0
+}
+
+// podLatency: median time of a whole exec session (upgrade, streams, the
+// command `true` in the pod, exit status) over 10 runs; the URL's RPC is
+// not counted.
+func podLatency(run runner, tty bool) (string, error) {
+	var ds []time.Duration
+	for i := 0; i < 10; i++ {
+		u, err := podExecURL(tty, tty, "true")
+		if err != nil {
+			return "", err
+		}
+		t0 := time.Now()
+		if _, err := run(u, execOpts{tty: tty, stdin: tty, stdout: true, stderr: !tty, noPong: true}); err != nil {
+			return "", err
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	what := "exec"
+	if tty {
+		what = "exec with a tty"
+	}
+	return fmt.Sprintf("info %s session round trip in the pod: median %v, min %v, max %v (10 runs)",
+		what, ds[5].Round(100*time.Microsecond), ds[0].Round(100*time.Microsecond), ds[9].Round(100*time.Microsecond)), nil
 }
 
 func min(a, b int) int {
