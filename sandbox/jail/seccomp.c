@@ -109,6 +109,8 @@ static const int plain[] = {
     SCMP_SYS(setsockopt),
     SCMP_SYS(getsockopt),
     SCMP_SYS(shutdown),
+    /* The TSoR client (qcall/ops_tsor.c) yields while it waits for tsord. */
+    SCMP_SYS(sched_yield),
 };
 
 /* Pod mode (SBX_JAIL_POD): guests are created after set-up (one per
