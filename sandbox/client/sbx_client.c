@@ -243,6 +243,16 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
     argv[n++] = "--log";
     argv[n++] = spec->log_path;
   }
+  if (spec->tsor_socket && spec->tsor_ip) { /* TSoR */
+    argv[n++] = "--tsor";
+    argv[n++] = spec->tsor_socket;
+    argv[n++] = "--tsor-ip";
+    argv[n++] = spec->tsor_ip;
+    if (spec->tsor_cidrs) {
+      argv[n++] = "--tsor-cidr";
+      argv[n++] = spec->tsor_cidrs;
+    }
+  }
   /* QUARK_POD_SHARED_VM=0: one VM per container and exec (kept for
    * comparison); =1 or unset: one VM per pod (containers through the
    * guest's control channel), the sandbox's default. */

@@ -44,6 +44,9 @@ struct sbx_pod_spec {
   const char *hostname;
   const char *run_dir;  /* where the control socket and pod files live */
   const char *log_path; /* the sandbox's own log */
+  /* TSoR (quark-sandbox pod --tsor): tsord's socket, the pod's IPv4 address
+   * and the TSoR CIDRs (NULL: the pod IP's /16). NULL socket: no TSoR. */
+  const char *tsor_socket, *tsor_ip, *tsor_cidrs;
 };
 
 struct sbx_kv {

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# TSoR through quarkd (tsor_pods.js does the CRI calls): a private quarkd
+# with a bridge + host-local network on a test-only bridge (qtsN,
+# 10.87.N.0/24), a tsord whose node pod CIDR is that subnet, and pods that
+# ask for TSoR with the annotation quark.io/tsor "true" (quarkd starts their
+# sandboxes with --tsor, $QUARK_TSOR_SOCKET pointing at this tsord).
+tsor_dir=$(cd "$(dirname "$0")" && pwd)
+. "$tsor_dir/../../e2e/pods/lib.sh"
+e2e_need_node
+need_root
+need_sandbox
+CNI_BIN=/usr/lib/cni
+for p in bridge host-local loopback; do
+  [ -x "$CNI_BIN/$p" ] || e2e_skip "CNI plugin $p missing in $CNI_BIN (deploy/deps.sh test: containernetworking-plugins)"
+done
+[ -x "${TSORD:-/nonexistent}" ] && [ -x "${T_TSOR:-/nonexistent}" ] || e2e_skip "tsord or t_tsor not built"
+BR= SUBNET=
+for _ in $(seq 50); do
+  n=$((RANDOM % 250))
+  if ! ip link show "qts$n" >/dev/null 2>&1 && [ -z "$(ip route show to match "10.87.$n.1" | grep -v '^default')" ]; then
+    BR=qts$n SUBNET=10.87.$n
+    break
+  fi
+done
+[ -n "$BR" ] || e2e_skip "no free test bridge name and subnet (qtsN, 10.87.N.0/24)"
+
+pods_setup
+TPID=
+tsor_cleanup() {
+  local rc=$?
+  [ -n "$TPID" ] && kill "$TPID" 2>/dev/null
+  ip link del "$BR" 2>/dev/null || true
+  (exit $rc)
+  pods_cleanup
+}
+trap tsor_cleanup EXIT
+mkdir -p "$T/ipam" "$T/tprog"
+cp "$T_TSOR" "$T/tprog/t_tsor"
+cat >"$T/cni/10-tsor.conflist" <<JSON
+{"cniVersion":"1.0.0","name":"tsor","plugins":[
+  {"type":"bridge","bridge":"$BR","isGateway":true,"ipMasq":false,"hairpinMode":true,
+   "ipam":{"type":"host-local","ranges":[[{"subnet":"$SUBNET.0/24"}]],"dataDir":"$T/ipam"}}]}
+JSON
+port=$((20000 + RANDOM % 20000))
+echo "{\"Nodes\":[{\"Name\":\"n\",\"PodCIDR\":\"$SUBNET.0/24\",\"Address\":\"127.0.0.1:$port\"}]}" >"$T/peers.json"
+"$TSORD" --node n --peers "$T/peers.json" --socket "$T/tsord.sock" --fabric tcp --log-level Info >"$T/tsord.log" 2>&1 &
+TPID=$!
+for _ in $(seq 100); do grep -q "sandboxes on" "$T/tsord.log" && break; sleep 0.05; done
+grep -q "sandboxes on" "$T/tsord.log" || e2e_fail "tsord did not start: $(cat "$T/tsord.log")"
+export QUARK_TSOR_SOCKET=$T/tsord.sock
+start_quarkd
+why=$(import_busybox) || e2e_skip "$why"
+export TSOR_SUBNET=$SUBNET TSOR_PROGDIR=$T/tprog
+node "$tsor_dir/tsor_pods.js" || { tail -20 "$T/tsord.log"; grep -h "tsor" "$T"/state/*/sandbox.log 2>/dev/null | tail; e2e_fail "TSoR pods"; }
+attached=$(grep -c "attached" "$T/tsord.log")
+[ "$attached" -ge 2 ] || e2e_fail "tsord saw $attached pod attachments, want 2: $(cat "$T/tsord.log")"
+echo "ok: tsord attached the two TSoR pods"
+stop_quarkd
+kill "$TPID"
+wait "$TPID"
+TPID=
+echo "tsor_pods: passed"
