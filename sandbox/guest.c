@@ -97,6 +97,11 @@ int sbx_guest_create(const struct sbx_guest_config *cfg, struct sbx_guest **out,
       goto fail;
     if (g->br.kick_gpa && (r = sbx_vm_add_mmio_ioeventfd(g->vm, g->br.kick_gpa, i, kfd, err)) < 0)
       goto fail;
+    /* With the irqchip a halted vCPU stays in KVM: the worker's wake-up
+     * write becomes QK_VECTOR_QCALL on that vCPU. */
+    if (sbx_vm_has_lapic(g->vm) &&
+        (r = sbx_vm_add_irqfd(g->vm, sbx_qcall_wake_fd(g->qc, i), i, QK_VECTOR_QCALL, err)) < 0)
+      goto fail;
   }
   *out = g;
   return 0;

@@ -116,6 +116,17 @@ _Static_assert(sizeof(struct qk_vma_desc) == 24, "qk_vma_desc layout");
 /* The host built worker_cr3 and asks the arch layer to run syscalls in the
  * ring-3 kernel worker (ARCHITECTURE.md, "Sandbox and privileged layer"). */
 #define QK_HOST_KERNEL_WORKER 2u
+/* An in-kernel irqchip: each vCPU has an x2APIC (x2APIC mode set by the
+ * host) whose timer the guest programs, and QCall wake-ups of a halted vCPU
+ * arrive as QK_VECTOR_QCALL (irqfd). Without it HLT exits to the VMM. */
+#define QK_HOST_LAPIC 4u
+#define QK_HOST_TSC_DEADLINE 8u /* the LAPIC timer has TSC-deadline mode */
+/* A vCPU waiting for a QCall completion asks the VMM to wait for it
+ * (guest_sleeping = 2, a 32-bit write of its index to QK_PORT_WAIT) instead
+ * of halting for QK_VECTOR_QCALL: where ring 0 is emulated an interrupt
+ * costs ~50 emulated instructions, more than the port exit. */
+#define QK_HOST_QCALL_PORT_WAIT 16u
+#define QK_PORT_WAIT 0x0514u /* 32-bit write: vCPU index (QK_HOST_QCALL_PORT_WAIT) */
 
 struct qk_boot_info {
   uint32_t magic;

@@ -93,4 +93,9 @@ void qk_user_fault(struct qk_regs *r, uint64_t cr2)
   qk_sched_return(r, false);
 }
 
-void qk_interrupt(unsigned vector) { (void)vector; }
+void qk_interrupt(unsigned vector, struct qk_regs *r)
+{
+  if (vector == QK_VECTOR_TIMER)
+    qk_sched_tick(r);
+  /* QK_VECTOR_QCALL only ends a halt: the waiter re-reads its ring. */
+}

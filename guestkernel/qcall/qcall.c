@@ -3,8 +3,11 @@
  * A request is posted with a release store of req_tail; the host worker is
  * kicked through QK_PORT_KICK (a VM exit) only when it said it sleeps. The
  * vCPU then polls cpl_tail for a short while and, if the host is slow,
- * halts with guest_sleeping = 1; the host wakes it when it publishes the
- * completion. qk_interrupt handlers must not call qk_qcall: the wait below
+ * halts with guest_sleeping = 1 (the host's wake-up is QK_VECTOR_QCALL,
+ * or the end of a HLT exit without an irqchip) or, where the host asks for
+ * it (QK_HOST_QCALL_PORT_WAIT), writes QK_PORT_WAIT with guest_sleeping = 2
+ * and the VMM returns once the completion is there: no interrupt.
+ * qk_interrupt handlers must not call qk_qcall: the wait below
  * enables interrupts, and a nested request on the same ring would take the
  * outer request's completion.
  */
@@ -25,12 +28,14 @@
 
 
 static struct qk_qcall_ring *qcall_rings[QK_MAX_VCPUS];
+static bool port_wait; /* QK_HOST_QCALL_PORT_WAIT: wait in the VMM, no interrupt */
 
 void qk_qcall_init(struct qk_boot_info *bi, unsigned cpu)
 {
   if (cpu >= QK_MAX_VCPUS || cpu >= bi->qcall_count || bi->qcall_entries != QK_QCALL_ENTRIES)
     return;
   qcall_rings[cpu] = qk_pa_to_va(bi->qcall_gpa + (uint64_t)cpu * sizeof(struct qk_qcall_ring));
+  port_wait = (bi->host_flags & QK_HOST_QCALL_PORT_WAIT) != 0;
 }
 
 static inline void kick(unsigned ring) { qk_arch_port_out32(QK_PORT_KICK, ring); }
@@ -74,10 +79,14 @@ int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3
         if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != head)
           goto done;
     }
-    __atomic_store_n(&ring->guest_sleeping, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&ring->guest_sleeping, port_wait ? 2 : 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) == head)
-      qk_arch_wait_for_interrupt();
+    if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) == head) {
+      if (port_wait)
+        qk_arch_port_out32(QK_PORT_WAIT, cpu); /* returns when the VMM saw a completion */
+      else
+        qk_arch_wait_for_interrupt();
+    }
     __atomic_store_n(&ring->guest_sleeping, 0, __ATOMIC_RELAXED);
   }
 done:;

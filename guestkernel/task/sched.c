@@ -1,7 +1,15 @@
 /* The scheduler: one list of tasks, round robin over the runnable ones on
- * vCPU 0, cooperative (see task.h for the restart model of blocking
- * syscalls). Other vCPUs stay halted: with no IPI a halted vCPU cannot be
- * told that work arrived, and the kernel core has no locks yet. */
+ * vCPU 0 (see task.h for the restart model of blocking syscalls). Other
+ * vCPUs stay halted: the kernel core has no locks yet.
+ *
+ * Preemption (where the sandbox gives an in-kernel LAPIC, QK_HOST_LAPIC):
+ * the x2APIC timer is one-shot, armed only to the next need: the end of
+ * the running task's slice (QK_SLICE_NS) while another task is runnable,
+ * the earliest kernel timer (qk_timer_next) and the earliest deadline of a
+ * blocked task. With one task alone and nothing due there is no tick. The
+ * interrupt reaches qk_sched_tick from user mode (in the kernel worker,
+ * like a syscall); one that ends a halt inside the kernel only sets
+ * need_resched. Without a LAPIC scheduling stays cooperative. */
 #include <qk/arch.h>
 #include <qk/ctl.h>
 #include <qk/kernel.h>
@@ -11,6 +19,10 @@
 #include <qk/timer.h>
 
 #define QK_SLICE_SYSCALLS 64
+#define QK_SLICE_NS 10000000ull /* time slice while another task is runnable */
+/* With a pod control channel the ring is read at every switch and every
+ * tick: a busy container still gets one then, so commands are not starved. */
+#define QK_CTL_TICK_NS 10000000ull
 
 struct qk_task *qk_all_tasks;
 struct qk_process *qk_all_procs;
@@ -18,6 +30,11 @@ int qk_poll_wq;
 
 static uint32_t slice = QK_SLICE_SYSCALLS;
 static bool need_resched;
+static uint64_t slice_start;         /* when the running task got the vCPU (monotonic ns) */
+static uint64_t timer_armed = ~0ull; /* deadline the LAPIC timer is armed for, ~0: none */
+static bool timer_off;               /* qk_arch_timer_arm said ENOSYS: no preemption */
+static bool tick_keep;               /* the tick wants the running task kept */
+static bool rearm;                   /* a task became runnable: look at the timer again */
 /* Address spaces whose last user died: freed once no vCPU runs on them. */
 static struct qk_mm *dead_mms[16];
 static unsigned nr_dead_mms;
@@ -29,6 +46,7 @@ static inline struct qk_percpu *pcpu(void)
 
 void qk_sched_add(struct qk_task *t)
 {
+  rearm = true;
   t->state = QK_TASK_RUNNING;
   t->deadline = ~0ull;
   t->next_all = qk_all_tasks;
@@ -115,6 +133,7 @@ void qk_wake_task(struct qk_task *t)
   if (t->state == QK_TASK_BLOCKED) {
     t->state = QK_TASK_RUNNING;
     t->wchan = NULL;
+    rearm = true;
   }
 }
 
@@ -151,22 +170,105 @@ static void free_task(struct qk_task *t)
   qk_kfree(t);
 }
 
-/* Makes next the running task of this vCPU: address space, TLS, FPU. */
+/* The task's XSAVE image, 64-byte aligned inside xstate_buf. */
+static inline uint8_t *xstate_of(struct qk_task *t)
+{
+  return (uint8_t *)(((uintptr_t)t->xstate_buf + 63) & ~(uintptr_t)63);
+}
+
+/* Makes next the running task of this vCPU: address space, TLS, FPU
+ * (the full XSAVE state: AVX registers survive preemption). */
 static void switch_to(struct qk_task *prev, struct qk_task *next)
 {
   if (prev == next)
     return;
-  if (prev && prev->state != QK_TASK_DEAD) {
-    qk_fpu_save(prev->fpu);
-    prev->fpu_valid = 1;
-  }
+  if (prev && prev->state != QK_TASK_DEAD)
+    prev->xstate_valid = (uint8_t)qk_arch_xstate_save(xstate_of(prev));
   pcpu()->current = next;
+  slice_start = qk_time_monotonic_ns();
   if (!prev || prev->state == QK_TASK_DEAD || prev->proc->mm != next->proc->mm)
     qk_arch_switch_cr3(next->proc->mm->cr3);
   qk_uaccess_forget();
   qk_arch_set_fs_base(next->fs_base);
-  if (next->fpu_valid)
-    qk_fpu_restore(next->fpu);
+  if (next->xstate_valid) {
+    qk_arch_xstate_restore(xstate_of(next), next->xstate_valid);
+  } else if (next->fpu_valid) {
+    /* New task or execve: its fxsave image, AVX in the init state. */
+    uint8_t *x = xstate_of(next);
+    memcpy(x, next->fpu, sizeof(next->fpu));
+    qk_arch_xstate_restore(x, QK_XSTATE_FX);
+  }
+}
+
+static inline bool no_slices(void)
+{
+  return (qk_boot->host_flags & (QK_HOST_RING0_EMULATED | QK_HOST_KERNEL_WORKER)) == QK_HOST_RING0_EMULATED;
+}
+
+/* Arms the LAPIC timer for the next thing this vCPU must do while cur
+ * runs (see the top of the file). A timer already armed earlier is left:
+ * it fires, and the tick arms again. */
+static void sched_arm(struct qk_task *cur)
+{
+  rearm = false;
+  if (timer_off)
+    return;
+  uint64_t now = qk_time_monotonic_ns();
+  uint64_t want = qk_timer_next();
+  bool others = false;
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
+    if (t->state == QK_TASK_RUNNING && t != cur)
+      others = true;
+    else if (t->state == QK_TASK_BLOCKED && t->deadline < want)
+      want = t->deadline;
+  }
+  /* Slices need a cheap tick: not where the scheduler itself would run in
+   * emulated ring 0 (a PVM-style host without the kernel worker, which only
+   * stands in for hardware KVM there): cooperative slices as before, the
+   * timer still serves deadlines. */
+  if (others && no_slices())
+    others = false;
+  if (others || qk_boot->ctl_gpa) {
+    if (slice_start + QK_SLICE_NS <= now)
+      slice_start = now; /* a fresh slice for the task that keeps running */
+    uint64_t end = slice_start + (others ? QK_SLICE_NS : QK_CTL_TICK_NS);
+    if (end < want)
+      want = end;
+  }
+  if (want == ~0ull || (timer_armed > now && timer_armed <= want))
+    return;
+  uint64_t delta = want > now ? want - now : 0;
+  if (delta < 20000)
+    delta = 20000; /* no storm of interrupts for deadlines just missed */
+  if (qk_arch_timer_arm(delta) < 0) {
+    timer_off = true;
+    return;
+  }
+  timer_armed = now + delta;
+}
+
+/* The timer interrupt. r: it interrupted user mode (qk_interrupt). */
+void qk_sched_tick(struct qk_regs *r)
+{
+  timer_armed = ~0ull; /* one-shot: it fired */
+  if (!r) {
+    need_resched = true; /* a halt in the kernel: the next return re-arms */
+    return;
+  }
+  uint64_t now = qk_time_monotonic_ns();
+  bool preempt = slice_start + QK_SLICE_NS <= now + QK_SLICE_NS / 50;
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
+    if (t->state == QK_TASK_BLOCKED && t->deadline <= now) {
+      qk_wake_task(t);
+      preempt = true; /* a sleeper's deadline passed: let it run now */
+    }
+  }
+  /* Only a kernel timer, or a tick for the pod channel: the task keeps
+   * the vCPU and its slice; qk_sched_return fires the timers and re-arms. */
+  tick_keep = !preempt;
+  need_resched = true;
+  qk_current()->uregs = r;
+  qk_sched_return(r, false);
 }
 
 static void reap_dead(struct qk_task *keep)
@@ -238,7 +340,22 @@ static void idle(void)
   if (net)
     return;
   /* Every task waits with no deadline: a deadlock of the program, which
-   * sleeps as it would on Linux. */
+   * sleeps as it would on Linux. With a LAPIC the vCPU halts until its
+   * timer (armed for the earliest deadline) or any interrupt; else the
+   * host sleeps for it. */
+  if (!timer_off) {
+    if (min == ~0ull || (timer_armed > now && timer_armed <= min)) {
+      qk_arch_wait_for_interrupt();
+      return;
+    }
+    uint64_t delta = min - now;
+    if (qk_arch_timer_arm(delta) == 0) {
+      timer_armed = now + delta;
+      qk_arch_wait_for_interrupt();
+      return;
+    }
+    timer_off = true;
+  }
   qk_sleep_ns(min == ~0ull ? ~0ull : min - now);
 }
 
@@ -260,8 +377,17 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
   if (qk_likely(cur->state == QK_TASK_RUNNING)) {
     if (qk_unlikely(cur->sigpending | cur->proc->sigpending))
       qk_signal_deliver(cur, r, in_syscall);
-    if (qk_likely(cur->state == QK_TASK_RUNNING && !need_resched && --slice && !nr_dead_mms))
+    /* A fault path that cannot save the task's whole FPU state: switch at
+     * the next syscall or tick instead. */
+    if (qk_unlikely(cur->state == QK_TASK_RUNNING && !in_syscall && !qk_arch_xstate_full()))
       return;
+    if (qk_likely(cur->state == QK_TASK_RUNNING && !need_resched && --slice && !nr_dead_mms)) {
+      /* The task keeps the vCPU: the timer needs a look only when another
+       * task became runnable or a kernel timer is due before it fires. */
+      if (qk_unlikely(rearm) || qk_unlikely(qk_timer_next() < timer_armed))
+        sched_arm(cur);
+      return;
+    }
   }
   if (cur->state != QK_TASK_DEAD && &cur->regs != r)
     memcpy(&cur->regs, r, sizeof(*r));
@@ -273,8 +399,11 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
   qk_ctl_poll(); /* pod commands, at every switch (returns at once without a channel) */
   if (qk_timer_next() != ~0ull)
     qk_timer_run(qk_time_monotonic_ns());
+  bool keep = tick_keep;
+  tick_keep = false;
   for (;;) {
-    next = pick(prev);
+    next = keep && prev->state == QK_TASK_RUNNING ? prev : pick(prev);
+    keep = false;
     if (!next) {
       idle();
       continue;
@@ -310,6 +439,7 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
   next->uregs = r;
   if (&next->regs != r)
     memcpy(r, &next->regs, sizeof(*r));
+  sched_arm(next);
 }
 
 /* Boot with no boot process (pod mode: init_entry 0, a control channel):
@@ -326,5 +456,6 @@ __attribute__((noreturn)) void qk_sched_start(void)
   }
   switch_to(NULL, next);
   next->uregs = &next->regs;
+  sched_arm(next);
   qk_arch_return_to_user(&next->regs);
 }

@@ -28,6 +28,7 @@
 #define MSR_KERNEL_GS_BASE 0xc0000102u
 #define MSR_TSC_AUX 0xc0000103u
 #define MSR_PAT 0x277u
+#define MSR_APIC_BASE 0x1bu
 
 #define EFER_SCE 0x1ull
 #define EFER_LME 0x100ull
@@ -76,6 +77,9 @@ struct sbx_vm {
   uint64_t start_tsc;
   struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, read once */
   bool fsgsbase_forced;
+  bool irqchip; /* KVM_CREATE_IRQCHIP: in-kernel LAPIC, HLT stays in KVM */
+  unsigned nroutes;
+  struct kvm_irq_routing_entry routes[QK_MAX_VCPUS];
 };
 
 static void on_sigusr1(int sig) { (void)sig; }
@@ -107,6 +111,17 @@ int sbx_vm_create(struct sbx_vm **out, uint64_t mem_bytes, unsigned nvcpus, q_er
   if (vm->vm_fd < 0) {
     r = q_error_make(err, errno, "KVM_CREATE_VM");
     goto fail;
+  }
+  /* The in-kernel irqchip (before any vCPU): an x2APIC per vCPU for the
+   * guest's timer and for interrupt wake-ups of halted vCPUs. */
+  const char *ic = getenv("QUARK_IRQCHIP");
+  if (!(ic && !strcmp(ic, "0")) && ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP) > 0 &&
+      ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD) > 0 &&
+      ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQ_ROUTING) > 0) {
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) == 0)
+      vm->irqchip = true;
+    else
+      q_debug(NULL, "KVM_CREATE_IRQCHIP: %s; no preemption", strerror(errno));
   }
   /* Intel VMX needs a TSS region below 4 GiB outside guest RAM; harmless elsewhere. */
   (void)ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
@@ -196,6 +211,38 @@ unsigned sbx_vm_vcpus(const struct sbx_vm *vm) { return vm->nvcpus; }
 uint64_t sbx_vm_start_tsc(const struct sbx_vm *vm) { return vm->start_tsc; }
 void sbx_vm_set_boot_info(struct sbx_vm *vm, void *bi) { vm->bi = bi; }
 bool sbx_vm_stopping(const struct sbx_vm *vm) { return atomic_load(&vm->stopping); }
+bool sbx_vm_has_lapic(const struct sbx_vm *vm) { return vm->irqchip; }
+
+int sbx_vm_add_irqfd(struct sbx_vm *vm, int fd, unsigned vcpu, uint8_t vector, q_error **err)
+{
+  if (!vm->irqchip)
+    return q_error_make(err, ENOTSUP, "irqfd without an irqchip");
+  if (vcpu >= vm->nvcpus || vm->nroutes >= Q_ARRAY_SIZE(vm->routes))
+    return q_error_make(err, EINVAL, "irqfd vcpu %u", vcpu);
+  /* KVM_SET_GSI_ROUTING replaces the whole table: keep ours and send it all.
+   * An MSI to the vCPU's APIC id (= its index), fixed delivery, edge. */
+  struct kvm_irq_routing_entry *e = &vm->routes[vm->nroutes];
+  memset(e, 0, sizeof *e);
+  e->gsi = vm->nroutes;
+  e->type = KVM_IRQ_ROUTING_MSI;
+  e->u.msi.address_lo = 0xfee00000u | (vcpu << 12);
+  e->u.msi.data = vector;
+  size_t sz = sizeof(struct kvm_irq_routing) + (vm->nroutes + 1) * sizeof(struct kvm_irq_routing_entry);
+  struct kvm_irq_routing *rt = calloc(1, sz);
+  if (!rt)
+    return q_error_make(err, ENOMEM, "irq routing");
+  rt->nr = vm->nroutes + 1;
+  memcpy(rt->entries, vm->routes, rt->nr * sizeof(struct kvm_irq_routing_entry));
+  int r = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, rt);
+  free(rt);
+  if (r < 0)
+    return q_error_make(err, errno, "KVM_SET_GSI_ROUTING");
+  struct kvm_irqfd irqfd = {.fd = (uint32_t)fd, .gsi = e->gsi};
+  if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
+    return q_error_make(err, errno, "KVM_IRQFD");
+  vm->nroutes++;
+  return 0;
+}
 
 /* The supported CPUID, read once (the ioctl is slow here); owned by vm. */
 static const struct kvm_cpuid2 *supported_cpuid(struct sbx_vm *vm)
@@ -236,6 +283,7 @@ int sbx_vm_features(struct sbx_vm *vm, struct sbx_cpu_features *f, q_error **err
     f->cpuid1_edx = e1->edx;
     f->xsave = (e1->ecx >> 26) & 1;
     f->avx = (e1->ecx >> 28) & 1;
+    f->tsc_deadline = (e1->ecx >> 24) & 1;
   }
   if (e7) {
     f->fsgsbase = e7->ebx & 1;
@@ -291,8 +339,11 @@ int sbx_vm_setup_vcpu(struct sbx_vm *vm, unsigned idx, const struct sbx_vcpu_boo
   memcpy(c, sup, csize);
   for (uint32_t i = 0; i < c->nent; i++) {
     struct kvm_cpuid_entry2 *e = &c->entries[i];
-    if (e->function == 1) /* initial APIC id = vCPU index */
+    if (e->function == 1) { /* initial APIC id = vCPU index */
       e->ebx = (e->ebx & 0x00ffffffu) | (idx << 24);
+      if (vm->irqchip)
+        e->ecx |= 1u << 21; /* x2APIC: KVM's in-kernel LAPIC emulates it */
+    }
     if (e->function == 7 && e->index == 0 && vm->fsgsbase_forced)
       e->ebx |= 1u;
   }
@@ -342,7 +393,7 @@ int sbx_vm_setup_vcpu(struct sbx_vm *vm, unsigned idx, const struct sbx_vcpu_boo
 
   struct {
     struct kvm_msrs h;
-    struct kvm_msr_entry e[10];
+    struct kvm_msr_entry e[11];
   } m;
   memset(&m, 0, sizeof m);
   struct kvm_msr_entry ents[] = {
@@ -355,12 +406,22 @@ int sbx_vm_setup_vcpu(struct sbx_vm *vm, unsigned idx, const struct sbx_vcpu_boo
       {.index = MSR_KERNEL_GS_BASE, .data = 0},
       {.index = MSR_TSC_AUX, .data = idx},
       {.index = MSR_PAT, .data = 0x0007040600070406ull},
+      /* x2APIC mode (EN | EXTD, BSP on vCPU 0), only with the irqchip:
+       * the entry is dropped below otherwise. */
+      {.index = MSR_APIC_BASE, .data = 0xfee00000ull | 0xc00 | (idx == 0 ? 0x100 : 0)},
   };
-  m.h.nmsrs = Q_ARRAY_SIZE(ents);
+  m.h.nmsrs = Q_ARRAY_SIZE(ents) - (vm->irqchip ? 0 : 1);
   memcpy(m.e, ents, sizeof ents);
   r = ioctl(v->fd, KVM_SET_MSRS, &m);
-  if (r != (int)Q_ARRAY_SIZE(ents))
-    return q_error_make(err, r < 0 ? errno : EINVAL, "KVM_SET_MSRS set %d of %zu", r, Q_ARRAY_SIZE(ents));
+  if (r != (int)m.h.nmsrs)
+    return q_error_make(err, r < 0 ? errno : EINVAL, "KVM_SET_MSRS set %d of %u", r, m.h.nmsrs);
+  if (vm->irqchip && idx != 0) {
+    /* With an in-kernel LAPIC, application processors wait for INIT/SIPI:
+     * every vCPU starts at its boot state instead. */
+    struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
+    if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+      return q_error_make(err, errno, "KVM_SET_MP_STATE");
+  }
 
   struct kvm_regs regs;
   memset(&regs, 0, sizeof regs);
@@ -481,6 +542,11 @@ static bool handle_io(struct sbx_vcpu *v)
   }
   case QK_PORT_KICK:
     /* Only reached when no ioeventfd is bound; the worker polls anyway. */
+    return true;
+  case QK_PORT_WAIT:
+    /* The vCPU waits for a QCall completion on its ring (no interrupt). */
+    if (v->vm->hooks && v->vm->hooks->on_halt)
+      v->vm->hooks->on_halt(v->vm->hooks->ctx, v->idx, v->vm->stop_fd);
     return true;
   default:
     return true;

@@ -10,8 +10,13 @@
  *   EXIT), or SBX_EXIT_GUEST_FAILURE after a guest fatal error (triple
  *   fault, panic port, failed entry), which is logged with a register dump.
  * - sbx_vm_stop may be called from any thread; the first status wins.
- * - HLT exits go to hooks->on_halt (the QCall layer waits there for a
- *   completion on that vCPU's ring or for the stop fd).
+ * - With an in-kernel irqchip (the default where KVM offers one;
+ *   QUARK_IRQCHIP=0 turns it off) each vCPU has an x2APIC, HLT stays in
+ *   KVM, and the QCall layer wakes a halted vCPU with an interrupt bound
+ *   by sbx_vm_add_irqfd. Without it HLT exits go to hooks->on_halt (the
+ *   QCall layer waits there for a completion on that vCPU's ring or for
+ *   the stop fd), and so do writes to QK_PORT_WAIT (QCall waits that stay
+ *   in the VMM where an interrupt would cost more, QK_HOST_QCALL_PORT_WAIT).
  */
 #ifndef SBX_VM_H
 #define SBX_VM_H
@@ -31,6 +36,7 @@ struct sbx_vm;
 /* Host CPU features the boot code needs, from KVM_GET_SUPPORTED_CPUID. */
 struct sbx_cpu_features {
   bool fsgsbase, smep, smap, xsave, avx, pdpe1gb;
+  bool tsc_deadline; /* CPUID.1:ECX[24]: the LAPIC timer's TSC-deadline mode */
   /* PVM-style hosts do not advertise FSGSBASE although ring-3 code runs
    * natively on a CPU that has it (FINDINGS.md): the guest CPUID gets it
    * when the host CPU has it. */
@@ -66,6 +72,11 @@ int sbx_vm_setup_vcpu(struct sbx_vm *vm, unsigned idx, const struct sbx_vcpu_boo
 int sbx_vm_add_ioeventfd(struct sbx_vm *vm, uint16_t port, uint32_t datamatch, int fd, q_error **err);
 /* The same for 32-bit writes to guest-physical gpa (outside the memslot). */
 int sbx_vm_add_mmio_ioeventfd(struct sbx_vm *vm, uint64_t gpa, uint32_t datamatch, int fd, q_error **err);
+/* True when the VM has an in-kernel irqchip (x2APIC per vCPU). */
+bool sbx_vm_has_lapic(const struct sbx_vm *vm);
+/* Binds eventfd fd so that each write delivers vector to vCPU vcpu's
+ * x2APIC (an MSI route + KVM_IRQFD). Needs the irqchip. */
+int sbx_vm_add_irqfd(struct sbx_vm *vm, int fd, unsigned vcpu, uint8_t vector, q_error **err);
 /* Boot info page (for the panic message); set before sbx_vm_run. */
 void sbx_vm_set_boot_info(struct sbx_vm *vm, void *bi);
 int sbx_vm_run(struct sbx_vm *vm, const struct sbx_vm_hooks *hooks);

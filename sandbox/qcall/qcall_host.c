@@ -42,7 +42,8 @@ struct worker {
   pthread_t thread;
   bool started;
   int kick_fd;
-  int wake_fd;
+  int wake_fd; /* guest_sleeping 1: ends a HLT (with an irqchip: its irqfd) */
+  int wait_fd; /* guest_sleeping 2: ends a QK_PORT_WAIT in sbx_qcall_wait */
   struct io_uring uring;
   bool uring_ok;
 };
@@ -676,9 +677,10 @@ static void *worker_main(void *arg)
     __atomic_store_n(&ring->cpl_tail, ctail + 1, __ATOMIC_RELEASE);
     __atomic_store_n(&ring->req_head, head + 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&ring->guest_sleeping, __ATOMIC_RELAXED)) {
+    uint32_t gs = __atomic_load_n(&ring->guest_sleeping, __ATOMIC_RELAXED);
+    if (gs) {
       uint64_t one = 1;
-      if (write(w->wake_fd, &one, sizeof one) < 0) {
+      if (write(gs == 2 ? w->wait_fd : w->wake_fd, &one, sizeof one) < 0) {
         /* cannot overflow */
       }
     }
@@ -697,13 +699,18 @@ void sbx_qcall_wait(struct sbx_qcall *q, unsigned idx, int stop_fd)
   for (int rounds = 0; rounds < 10; rounds++) {
     if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != __atomic_load_n(&ring->cpl_head, __ATOMIC_ACQUIRE))
       return;
-    struct pollfd p[2] = {{.fd = w->wake_fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
-    int r = poll(p, 2, 100);
+    struct pollfd p[3] = {{.fd = w->wake_fd, .events = POLLIN},
+                          {.fd = w->wait_fd, .events = POLLIN},
+                          {.fd = stop_fd, .events = POLLIN}};
+    int r = poll(p, 3, 100);
     uint64_t v;
     if (r > 0 && (p[0].revents & POLLIN) && read(w->wake_fd, &v, sizeof v) < 0) {
       /* raced with another reader: nothing to do */
     }
-    if (r > 0 && (p[1].revents & POLLIN))
+    if (r > 0 && (p[1].revents & POLLIN) && read(w->wait_fd, &v, sizeof v) < 0) {
+      /* the same */
+    }
+    if (r > 0 && (p[2].revents & POLLIN))
       return;
   }
 }
@@ -733,7 +740,7 @@ int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg,
     goto fail;
   }
   for (unsigned i = 0; i < cfg->ring_count; i++)
-    q->workers[i].kick_fd = q->workers[i].wake_fd = -1;
+    q->workers[i].kick_fd = q->workers[i].wake_fd = q->workers[i].wait_fd = -1;
   q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (q->stop_fd < 0) {
     r = q_error_make(err, errno, "eventfd");
@@ -759,7 +766,8 @@ int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg,
     w->idx = i;
     w->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (w->kick_fd < 0 || w->wake_fd < 0) {
+    w->wait_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->kick_fd < 0 || w->wake_fd < 0 || w->wait_fd < 0) {
       r = q_error_make(err, errno, "eventfd");
       goto fail;
     }
@@ -814,6 +822,8 @@ void sbx_qcall_destroy(struct sbx_qcall *q)
       close(w->kick_fd);
     if (w->wake_fd >= 0)
       close(w->wake_fd);
+    if (w->wait_fd >= 0)
+      close(w->wait_fd);
   }
   free(q->workers);
   for (int i = 0; i < SBX_HFD_MAX; i++)
@@ -829,4 +839,9 @@ void sbx_qcall_destroy(struct sbx_qcall *q)
 int sbx_qcall_kick_fd(const struct sbx_qcall *q, unsigned ring)
 {
   return ring < q->cfg.ring_count ? q->workers[ring].kick_fd : -1;
+}
+
+int sbx_qcall_wake_fd(const struct sbx_qcall *q, unsigned ring)
+{
+  return ring < q->cfg.ring_count ? q->workers[ring].wake_fd : -1;
 }

@@ -64,6 +64,9 @@ void sbx_qcall_stop(struct sbx_qcall *q);
 void sbx_qcall_destroy(struct sbx_qcall *q);
 /* Eventfd that the guest's kick on ring i must signal. */
 int sbx_qcall_kick_fd(const struct sbx_qcall *q, unsigned ring);
+/* Eventfd the worker of ring i writes to wake its halted vCPU (with an
+ * irqchip the sandbox binds it as that vCPU's QK_VECTOR_QCALL irqfd). */
+int sbx_qcall_wake_fd(const struct sbx_qcall *q, unsigned ring);
 /* HLT handler of vCPU ring: returns when the ring has a completion for the
  * guest, when stop_fd is readable, or after a safety timeout. */
 void sbx_qcall_wait(struct sbx_qcall *q, unsigned ring, int stop_fd);

@@ -24,6 +24,7 @@
 #define MSR_KERNEL_GS_BASE 0xc0000102u
 #define MSR_LSTAR 0xc0000082u
 #define CR4_FSGSBASE (1ull << 16)
+#define CR4_OSXSAVE (1ull << 18)
 
 #define PF_ERR_SYSCALL_AT_LSTAR 0x15u /* present | user | instruction fetch */
 #define VEC_BP 3u
@@ -47,6 +48,11 @@ struct qk_cpu {
   uint32_t has_fsgsbase;
   uint64_t in_worker;    /* a syscall is running in the CPL3 kernel worker */
   uint64_t app_cr3;      /* worker mode: the address space to return to */
+  uint64_t w_app_rip;    /* CPU_W_APP_RIP: worker mode, the app's RIP at an interrupt */
+  uint64_t w_app_rflags; /* CPU_W_APP_RFLAGS: and its RFLAGS */
+  uint64_t irq_vector;   /* worker mode: the interrupt being handed to the worker */
+  uint32_t lapic;        /* x2APIC enabled (QK_HOST_LAPIC) */
+  uint32_t tsc_deadline; /* the LAPIC timer runs in TSC-deadline mode */
 };
 
 _Static_assert(offsetof(struct qk_cpu, self) == CPU_SELF, "CPU_SELF");
@@ -54,6 +60,8 @@ _Static_assert(offsetof(struct qk_cpu, kstack_top) == CPU_KSTACK_TOP, "CPU_KSTAC
 _Static_assert(offsetof(struct qk_cpu, user_rsp) == CPU_USER_RSP, "CPU_USER_RSP");
 _Static_assert(offsetof(struct qk_cpu, w_app_cr3) == CPU_W_APP_CR3, "CPU_W_APP_CR3");
 _Static_assert(offsetof(struct qk_cpu, w_app_rsp) == CPU_W_APP_RSP, "CPU_W_APP_RSP");
+_Static_assert(offsetof(struct qk_cpu, w_app_rip) == CPU_W_APP_RIP, "CPU_W_APP_RIP");
+_Static_assert(offsetof(struct qk_cpu, w_app_rflags) == CPU_W_APP_RFLAGS, "CPU_W_APP_RFLAGS");
 _Static_assert(ASM_KSTACK_SIZE == QK_KSTACK_SIZE, "ASM_KSTACK_SIZE");
 _Static_assert(offsetof(struct qk_regs, rax) == REGS_RAX, "REGS_RAX");
 _Static_assert(offsetof(struct qk_regs, rcx) == REGS_RCX, "REGS_RCX");
@@ -70,17 +78,84 @@ _Static_assert(ASM_SEL_UCODE == QK_SEL_UCODE && ASM_SEL_UDATA == QK_SEL_UDATA, "
 _Static_assert(sizeof(struct qk_cpu) <= 256, "the per-vCPU block stays far below the IST stack's top");
 
 extern char qk_arch_syscall_entry[], qk_arch_syscall_ustub[], qk_arch_ustub_after[];
-extern char qk_worker_call_after[];
+extern char qk_worker_call_after[], qk_worker_irq[];
 
 /* Kernel worker mode (entry.S, ARCHITECTURE.md): read by the #BP entry. */
 uint8_t qk_worker_mode;
 uint64_t qk_worker_cr3;
 static volatile uint32_t *qk_worker_kick; /* MMIO kick in the worker view */
 
-enum { WORKER_OP_PTE = 1, WORKER_OP_RETURN = 2, WORKER_OP_HALT = 3, WORKER_OP_OUT8 = 4, WORKER_OP_OUT32 = 5 };
+enum {
+  WORKER_OP_PTE = 1,
+  WORKER_OP_RETURN = 2,
+  WORKER_OP_HALT = 3,
+  WORKER_OP_OUT8 = 4,
+  WORKER_OP_OUT32 = 5,
+  WORKER_OP_TIMER = 6,
+};
+
+/* x2APIC registers (MSRs) and the LVT timer modes. */
+#define MSR_X2APIC_EOI 0x80bu
+#define MSR_X2APIC_SVR 0x80fu
+#define MSR_X2APIC_LVT_TIMER 0x832u
+#define MSR_X2APIC_TMICT 0x838u
+#define MSR_X2APIC_TDCR 0x83eu
+#define MSR_TSC_DEADLINE 0x6e0u
+#define LVT_TIMER_TSC_DEADLINE (2u << 17)
+#define APIC_SPURIOUS_VECTOR 0xffu
 uint64_t qk_worker_call(uint64_t op, uint64_t a, uint64_t b);
 int qk_worker_syscall_c(struct qk_regs *r);
+__attribute__((noreturn)) void qk_worker_irq_c(struct qk_regs *r);
+__attribute__((noreturn)) void qk_worker_iret(struct qk_regs *r);
 extern void qk_arch_trap_exit(void);
+
+/* What XSAVE covers where the kernel runs. Probed separately in ring 0
+ * (at boot) and in the CPL3 kernel worker (at its first use): on PVM-style
+ * hosts the guest's CR4/XCR0 say "no XSAVE" (ring 0, emulated), while user
+ * code runs natively under the host's XCR0 (AVX, AVX-512) and so does the
+ * worker, where XSAVE then saves exactly what the application can use. */
+struct xstate_caps {
+  uint32_t probed;
+  uint32_t size; /* 0: FXSAVE only */
+  uint64_t mask; /* XCR0: the components saved */
+};
+static struct xstate_caps xs_ring0, xs_worker;
+
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d)
+{
+  __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+
+static void xstate_probe(struct xstate_caps *xc)
+{
+  xc->probed = 1;
+  uint32_t a, b, c, d;
+  cpuid(1, 0, &a, &b, &c, &d);
+  if (!(c & (1u << 27))) /* OSXSAVE: CR4.OSXSAVE as this context sees it */
+    return;
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  uint64_t xcr0 = ((uint64_t)hi << 32) | lo;
+  /* The end of the last enabled component (CPUID.(0xd, i): size in EAX,
+   * offset in EBX), and the size CPUID.(0xd, 0).EBX gives for XCR0. */
+  uint32_t size = 576;
+  for (unsigned i = 2; i < 63; i++) {
+    if (!(xcr0 & (1ull << i)))
+      continue;
+    cpuid(0xd, i, &a, &b, &c, &d);
+    if (a + b > size)
+      size = a + b;
+  }
+  cpuid(0xd, 0, &a, &b, &c, &d);
+  if (b > size)
+    size = b;
+  if (size <= QK_XSTATE_MAX) {
+    xc->mask = xcr0;
+    xc->size = size;
+  }
+}
+
+static inline struct xstate_caps *xstate_here(void);
 
 static inline void wrmsr(uint32_t msr, uint64_t v)
 {
@@ -130,11 +205,24 @@ __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned c
   __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
   c->has_fsgsbase = (cr4 & CR4_FSGSBASE) != 0;
   __asm__ volatile("mov %%cr3, %0" : "=r"(c->w_app_cr3));
+  if (cpu == 0)
+    xstate_probe(&xs_ring0);
   /* The worker sets the FS base itself (wrfsbase at CPL3): FSGSBASE needed. */
   if ((bi->host_flags & QK_HOST_KERNEL_WORKER) && bi->worker_cr3 && c->has_fsgsbase) {
     qk_worker_cr3 = bi->worker_cr3;
     qk_worker_kick = (volatile uint32_t *)bi->worker_kick_va;
     qk_worker_mode = 1;
+  }
+  /* The in-kernel x2APIC (the host enabled x2APIC mode in APIC_BASE): the
+   * software enable with the spurious vector, and the timer's LVT entry,
+   * masked by nothing but unarmed until qk_arch_timer_arm. */
+  if (bi->host_flags & QK_HOST_LAPIC) {
+    c->lapic = 1;
+    c->tsc_deadline = (bi->host_flags & QK_HOST_TSC_DEADLINE) && bi->tsc_khz;
+    wrmsr(MSR_X2APIC_SVR, 0x100u | APIC_SPURIOUS_VECTOR);
+    if (!c->tsc_deadline)
+      wrmsr(MSR_X2APIC_TDCR, 0xb); /* divide by 1: KVM's APIC bus runs at 1 GHz */
+    wrmsr(MSR_X2APIC_LVT_TIMER, QK_VECTOR_TIMER | (c->tsc_deadline ? LVT_TIMER_TSC_DEADLINE : 0));
   }
   /* GS stays the user's; only the LSTAR entry swaps in the block. */
   wrmsr(MSR_GS_BASE, 0);
@@ -362,6 +450,11 @@ static void worker_service(struct qk_cpu *c, struct qk_regs *r)
   case WORKER_OP_OUT32:
     outl((uint16_t)r->rsi, (uint32_t)r->rdx);
     break;
+  case WORKER_OP_TIMER:
+    if (r->rsi != MSR_TSC_DEADLINE && r->rsi != MSR_X2APIC_TMICT)
+      kernel_fault(r, 0);
+    wrmsr((uint32_t)r->rsi, r->rdx);
+    break;
   case WORKER_OP_RETURN: {
     struct qk_regs *u = (struct qk_regs *)r->rsi;
     c->in_worker = 0;
@@ -389,16 +482,66 @@ int qk_worker_syscall_c(struct qk_regs *r)
   return 1;
 }
 
+static inline void apic_eoi(struct qk_cpu *c, uint64_t vector)
+{
+  if (c->lapic && vector != APIC_SPURIOUS_VECTOR)
+    wrmsr(MSR_X2APIC_EOI, 0);
+}
+
+/* Worker mode: an interrupt that arrived while the app ran and needs the
+ * kernel core (the timer) continues in the CPL3 worker, as a syscall
+ * would: the app's RIP/RSP/RFLAGS go to the per-vCPU block, the frame is
+ * rewritten to enter qk_worker_irq (entry.S) in the worker view, and the
+ * app's other registers are still live for the worker to save. */
+static void irq_to_worker(struct qk_cpu *c, struct qk_regs *r)
+{
+  c->w_app_rip = r->rip;
+  c->w_app_rsp = r->rsp;
+  c->w_app_rflags = r->rflags;
+  c->irq_vector = r->vector;
+  __asm__ volatile("mov %0, %%cr3" ::"r"(qk_worker_cr3) : "memory");
+  r->rip = (uint64_t)qk_worker_irq;
+  r->rsp = c->kstack_top - ASM_WORKER_GAP;
+  r->rflags = ASM_WORKER_RFLAGS;
+  r->cs = QK_SEL_UCODE;
+  r->ss = QK_SEL_UDATA;
+}
+
+/* CPL3, worker view: the frame qk_worker_irq built, with the app's RIP,
+ * RSP and RFLAGS still in the per-vCPU block. */
+void qk_worker_irq_c(struct qk_regs *r)
+{
+  struct qk_cpu *c = this_cpu();
+  r->rip = c->w_app_rip;
+  r->rsp = c->w_app_rsp;
+  r->rflags = c->w_app_rflags;
+  r->vector = c->irq_vector;
+  c->app_cr3 = c->w_app_cr3;
+  c->in_worker = 1;
+  qk_interrupt((unsigned)r->vector, r);
+  sanitize_user_frame(r);
+  /* Back through ring 0's short path (qk_worker_iret_leave in entry.S):
+   * it takes RIP, RSP, RFLAGS and the CR3 from the block. */
+  c->w_app_rip = r->rip;
+  c->w_app_rsp = r->rsp;
+  c->w_app_rflags = r->rflags;
+  c->w_app_cr3 = c->app_cr3;
+  c->in_worker = 0; /* no trap can come before the int3 that leaves */
+  qk_worker_iret(r);
+}
+
 void qk_arch_trap(struct qk_regs *r)
 {
-  if ((r->cs & 3) == 3 && this_cpu()->in_worker) {
+  struct qk_cpu *c = this_cpu();
+  if ((r->cs & 3) == 3 && c->in_worker) {
     /* From the CPL3 kernel worker: its services, interrupts, or a kernel bug. */
     if (r->vector == VEC_BP && r->rip == (uint64_t)qk_worker_call_after) {
-      worker_service(this_cpu(), r);
+      worker_service(c, r);
       return;
     }
     if (r->vector >= 32 && r->vector < 256) {
-      qk_interrupt((unsigned)r->vector);
+      apic_eoi(c, r->vector);
+      qk_interrupt((unsigned)r->vector, NULL);
       return;
     }
     uint64_t cr2 = 0;
@@ -408,7 +551,10 @@ void qk_arch_trap(struct qk_regs *r)
   }
   if ((r->cs & 3) != 3) {
     if (r->vector >= 32 && r->vector < 256) {
-      qk_interrupt((unsigned)r->vector);
+      /* A halt in the kernel (qk_arch_wait_for_interrupt, the worker's
+       * halt service): the kernel only notes what came. */
+      apic_eoi(c, r->vector);
+      qk_interrupt((unsigned)r->vector, NULL);
       return;
     }
     uint64_t cr2 = 0;
@@ -420,7 +566,6 @@ void qk_arch_trap(struct qk_regs *r)
   if (r->vector == VEC_PF && r->error_code == PF_ERR_SYSCALL_AT_LSTAR &&
              r->rip == (uint64_t)qk_arch_syscall_entry) {
     /* A user `syscall` that stayed in CPL3: this host needs the stub. */
-    struct qk_cpu *c = this_cpu();
     if (!c->stub_mode) {
       wrmsr(MSR_LSTAR, (uint64_t)qk_arch_syscall_ustub);
       c->stub_mode = 1;
@@ -429,7 +574,16 @@ void qk_arch_trap(struct qk_regs *r)
     r->rflags = r->r11;
     do_syscall(r);
   } else if (r->vector >= 32 && r->vector < 256) {
-    qk_interrupt((unsigned)r->vector);
+    /* From the app. Only the timer needs the kernel core; a late QCall
+     * wake-up (the vCPU stopped waiting before it came) needs nothing. */
+    apic_eoi(c, r->vector);
+    if (r->vector != QK_VECTOR_TIMER)
+      return;
+    if (qk_worker_mode) {
+      irq_to_worker(c, r);
+      return;
+    }
+    qk_interrupt((unsigned)r->vector, r);
   } else {
     uint64_t cr2 = 0;
     if (r->vector == VEC_PF)
@@ -437,6 +591,76 @@ void qk_arch_trap(struct qk_regs *r)
     qk_user_fault(r, cr2);
   }
   sanitize_user_frame(r);
+}
+
+static inline struct xstate_caps *xstate_here(void)
+{
+  struct xstate_caps *xc = this_cpu()->in_worker ? &xs_worker : &xs_ring0;
+  if (!xc->probed)
+    xstate_probe(xc);
+  return xc;
+}
+
+/* A zero XSAVE header (XSTATE_BV = 0): XRSTOR from it loads the init state
+ * of every component it is asked for. */
+static _Alignas(64) uint8_t xstate_init_hdr[576];
+
+bool qk_arch_xstate_full(void)
+{
+  return !qk_worker_mode || this_cpu()->in_worker || xs_ring0.size;
+}
+
+int qk_arch_xstate_save(uint8_t *buf)
+{
+  struct xstate_caps *xc = xstate_here();
+  if (!xc->size) {
+    __asm__ volatile("fxsave64 (%0)" ::"r"(buf) : "memory");
+    return QK_XSTATE_FX;
+  }
+  __asm__ volatile("xsave64 (%0)" ::"r"(buf), "a"((uint32_t)xc->mask), "d"((uint32_t)(xc->mask >> 32)) : "memory");
+  return QK_XSTATE_X;
+}
+
+void qk_arch_xstate_restore(const uint8_t *buf, int fmt)
+{
+  struct xstate_caps *xc = xstate_here();
+  if (xc->size && fmt == QK_XSTATE_X) {
+    __asm__ volatile("xrstor64 (%0)" ::"r"(buf), "a"((uint32_t)xc->mask), "d"((uint32_t)(xc->mask >> 32))
+                     : "memory");
+    return;
+  }
+  /* Everything above SSE in its init state (nothing of another task's AVX
+   * state stays), then the legacy area (both formats start with it). In
+   * this order: XRSTOR of the AVX component also loads MXCSR (from the
+   * zero header's legacy area), FXRSTOR then sets the task's own. */
+  uint64_t upper = xc->mask & ~3ull;
+  if (xc->size && upper)
+    __asm__ volatile("xrstor64 (%0)" ::"r"(xstate_init_hdr), "a"((uint32_t)upper), "d"((uint32_t)(upper >> 32))
+                     : "memory");
+  __asm__ volatile("fxrstor64 (%0)" ::"r"(buf) : "memory");
+}
+
+int qk_arch_timer_arm(uint64_t ns)
+{
+  struct qk_cpu *c = this_cpu();
+  if (!c->lapic)
+    return -38; /* -ENOSYS: no in-kernel LAPIC */
+  uint32_t msr;
+  uint64_t v;
+  if (c->tsc_deadline) {
+    msr = MSR_TSC_DEADLINE;
+    v = ns ? qk_arch_rdtsc() + (uint64_t)(((unsigned __int128)ns * c->bi->tsc_khz) / 1000000u) : 0;
+    if (ns && !v)
+      v = 1;
+  } else {
+    msr = MSR_X2APIC_TMICT;
+    v = ns > 0xffffffffull ? 0xffffffffull : ns; /* 1 ns per count; 0 stops it */
+  }
+  if (c->in_worker)
+    qk_worker_call(WORKER_OP_TIMER, msr, v);
+  else
+    wrmsr(msr, v);
+  return 0;
 }
 
 __attribute__((noreturn)) void qk_arch_return_to_user(struct qk_regs *r)

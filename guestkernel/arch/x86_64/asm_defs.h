@@ -30,6 +30,8 @@
 #define CPU_USER_RSP 16
 #define CPU_W_APP_CR3 24 /* worker mode: the app's CR3 and RSP around a syscall */
 #define CPU_W_APP_RSP 32
+#define CPU_W_APP_RIP 88 /* worker mode: the app's RIP and RFLAGS around an interrupt */
+#define CPU_W_APP_RFLAGS 96
 /* The trap frame from CPL3 sits at the region top (TSS.RSP0): the block at
  * the region base is at a fixed offset from RSP on entry. */
 #define ASM_KSTACK_SIZE 0x10000

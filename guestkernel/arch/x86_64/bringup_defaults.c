@@ -313,7 +313,11 @@ WEAK void qk_user_fault(struct qk_regs *r, uint64_t cr2)
   do_exit(128 + sig);
 }
 
-WEAK void qk_interrupt(unsigned vector) { (void)vector; }
+WEAK void qk_interrupt(unsigned vector, struct qk_regs *r)
+{
+  (void)vector;
+  (void)r;
+}
 
 WEAK __attribute__((noreturn)) void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu)
 {

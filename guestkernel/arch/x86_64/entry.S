@@ -73,6 +73,8 @@ qk_arch_bp_entry:
         jmp qk_arch_syscall_exit
 3:      cmpq $qk_worker_ret_after, (%rsp)
         je qk_worker_leave
+        cmpq $qk_worker_iret_after, (%rsp)
+        je qk_worker_iret_leave
         pushq $0
         pushq $3
         jmp qk_arch_trap_common
@@ -106,6 +108,52 @@ qk_worker_leave:
         mov %rcx, (%rsp)
         mov %r11, 16(%rsp)
         iretq
+
+/* The worker is done with an interrupt (qk_worker_iret): every register
+ * is the app's again; RIP, RSP, RFLAGS and CR3 come from the block. */
+qk_worker_iret_leave:
+        push %rax
+        mov (CPU_W_APP_CR3 - ASM_KSTACK_SIZE + 48)(%rsp), %rax
+        mov %rax, %cr3
+        mov (CPU_W_APP_RSP - ASM_KSTACK_SIZE + 48)(%rsp), %rax
+        mov %rax, 32(%rsp)
+        mov (CPU_W_APP_RFLAGS - ASM_KSTACK_SIZE + 48)(%rsp), %rax
+        mov %rax, 24(%rsp)
+        mov (CPU_W_APP_RIP - ASM_KSTACK_SIZE + 48)(%rsp), %rax
+        mov %rax, 8(%rsp)
+        pop %rax
+        iretq
+
+/* CPL3, worker view, entered from ring 0 (irq_to_worker in arch.c) with
+ * the app's general registers live and IF = 0: save them as a trap frame
+ * (RIP/RSP/RFLAGS are filled in C from the per-vCPU block). */
+        .globl qk_worker_irq
+qk_worker_irq:
+        pushq $ASM_SEL_UDATA            /* ss */
+        pushq $0                        /* rsp */
+        pushq $0                        /* rflags */
+        pushq $ASM_SEL_UCODE            /* cs */
+        pushq $0                        /* rip */
+        pushq $0                        /* error code */
+        pushq $0                        /* vector */
+        pushq $-1                       /* orig_rax */
+        PUSH_REGS
+        cld
+        mov %rsp, %rdi
+        sub $8, %rsp
+        call qk_worker_irq_c
+        ud2
+
+/* qk_worker_iret(r): load the app's registers from r (on this stack) and
+ * trap to ring 0, which finishes the return (qk_worker_iret_leave). */
+        .globl qk_worker_iret
+qk_worker_iret:
+        mov %rdi, %rsp
+        POP_REGS
+        int3
+        .globl qk_worker_iret_after
+qk_worker_iret_after:
+        ud2
 
 /* CPL3, worker view. Native from here on. */
         .globl qk_worker_syscall

@@ -67,17 +67,35 @@ __attribute__((noreturn)) void qk_arch_return_to_user(struct qk_regs *r);
 
 /* Waits for an interrupt (QCall completion, timer, IPI) with interrupts
  * enabled just for the wait. */
+/* Extended FPU state of user mode: everything XSAVE covers for the XCR0 in
+ * force where user code runs (x87, SSE, AVX, AVX-512 on hosts that enable
+ * it), in a buffer of QK_XSTATE_MAX bytes at a 64-byte aligned address.
+ * Save returns the format written: QK_XSTATE_X (XSAVE) or QK_XSTATE_FX
+ * (the 512-byte FXSAVE image, where this context has no XSAVE). Restore
+ * takes either; from an FXSAVE image (or where XSAVE is missing) the
+ * components above SSE are loaded in their init state, so no other task's
+ * AVX registers survive. qk_arch_xstate_full: false where a save here
+ * would miss state the application uses (a ring-0 fault path on a
+ * PVM-style host in kernel-worker mode): the scheduler then does not
+ * switch tasks there. */
+#define QK_XSTATE_MAX 4096u
+#define QK_XSTATE_FX 1
+#define QK_XSTATE_X 2
+int qk_arch_xstate_save(uint8_t *buf);
+void qk_arch_xstate_restore(const uint8_t *buf, int fmt);
+bool qk_arch_xstate_full(void);
 void qk_arch_wait_for_interrupt(void);
 void qk_arch_irq_enable(void);
 void qk_arch_irq_disable(void);
 
 uint64_t qk_arch_rdtsc(void);
 
-/* One-shot timer for preemption: QK_VECTOR_TIMER reaches qk_interrupt
- * about ns nanoseconds from now (0 cancels). Returns 0, or -ENOSYS where
- * the VM has no timer to program: today, since the sandbox creates no
- * in-kernel irqchip/LAPIC yet. Callers must then not rely on preemption
- * (a task runs until it enters the kernel). Any context, this vCPU. */
+/* One-shot timer (the x2APIC timer, TSC-deadline mode where offered):
+ * QK_VECTOR_TIMER reaches qk_interrupt about ns nanoseconds from now (0
+ * cancels; a new arm replaces the old one). Returns 0, or -ENOSYS where the
+ * VM has no in-kernel LAPIC (QK_HOST_LAPIC unset): callers must then not
+ * rely on preemption (a task runs until it enters the kernel). Any
+ * context, this vCPU. In the kernel worker it costs a ring-0 service. */
 int qk_arch_timer_arm(uint64_t ns);
 
 /* Early console and fatal stop (port I/O: leaves the VM, slow path only). */
@@ -96,7 +114,12 @@ void qk_syscall(struct qk_regs *r);
 /* A fault or exception from user mode (vector, error code, CR2 for #PF).
  * Kernel-mode faults are handled by the arch layer (fixups or panic). */
 void qk_user_fault(struct qk_regs *r, uint64_t cr2);
-/* An interrupt (timer, QCall completion, IPI). */
-void qk_interrupt(unsigned vector);
+/* An interrupt (timer, QCall completion, IPI), already acknowledged.
+ * r != NULL: it interrupted user mode (only QK_VECTOR_TIMER is passed on
+ * then) and the kernel runs as in a fault: it may switch tasks by
+ * rewriting r (qk_sched_return(r, false)). In kernel-worker mode this runs
+ * in the worker, like a syscall. r == NULL: it ended a halt inside the
+ * kernel, which must only note it (no scheduling, no QCall). */
+void qk_interrupt(unsigned vector, struct qk_regs *r);
 
 #endif

@@ -54,4 +54,11 @@ uint64_t qk_time_realtime_ns(void);
  * forever: what a single task blocked with nothing to wake it does. */
 void qk_sleep_ns(uint64_t ns);
 
+/* The LAPIC timer fired (task/sched.c). r: it interrupted user mode; the
+ * scheduler fires kernel timers, wakes sleepers whose deadline passed,
+ * preempts the task whose slice is over and re-arms the timer. NULL: it
+ * ended a halt in the kernel, where only need_resched is set. */
+struct qk_regs;
+void qk_sched_tick(struct qk_regs *r);
+
 #endif

@@ -110,6 +110,12 @@ struct qk_task {
   bool woken;         /* qk_wake_one/qk_wake picked it (futex needs to know) */
   uint8_t fpu_valid;
   _Alignas(16) uint8_t fpu[512]; /* fxsave image while not running */
+  /* Scheduler (sched.c): the FPU/AVX state of a task switched out, at the
+   * first 64-byte boundary of xstate_buf; xstate_valid is its format
+   * (QK_XSTATE_X or _FX, arch.h), 0: none yet (new task), fpu[] is loaded
+   * then with AVX in its init state. */
+  uint8_t xstate_valid;
+  uint8_t xstate_buf[QK_XSTATE_MAX + 64];
   uint64_t cpu_ns;    /* time run (approximate: between picks) */
 };
 

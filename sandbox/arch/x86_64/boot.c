@@ -284,7 +284,14 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
   bi->mem_size = mem->size;
   bi->vcpu_count = nvcpus;
   bi->host_flags = (access("/sys/module/kvm_pvm", F_OK) == 0 ? QK_HOST_RING0_EMULATED : 0) |
-                   (worker_cr3 ? QK_HOST_KERNEL_WORKER : 0);
+                   (worker_cr3 ? QK_HOST_KERNEL_WORKER : 0) | (sbx_vm_has_lapic(vm) ? QK_HOST_LAPIC : 0) |
+                   (sbx_vm_has_lapic(vm) && feat.tsc_deadline ? QK_HOST_TSC_DEADLINE : 0);
+  /* PVM-style hosts: an interrupt into emulated ring 0 costs more than a
+   * port exit, so QCall waits stay in the VMM (QUARK_QCALL_WAIT=irq|port). */
+  const char *qw = getenv("QUARK_QCALL_WAIT");
+  bool port_wait = qw && *qw ? !strcmp(qw, "port") : (bi->host_flags & QK_HOST_RING0_EMULATED) != 0;
+  if (sbx_vm_has_lapic(vm) && port_wait)
+    bi->host_flags |= QK_HOST_QCALL_PORT_WAIT;
   bi->worker_cr3 = worker_cr3;
   bi->worker_kick_va = worker_cr3 ? SBX_WORKER_KICK_VA : 0;
   bi->tsc_khz = feat.tsc_khz;
