@@ -16,6 +16,19 @@ int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b);
  * -EOPNOTSUPP); the restart model of pipes. */
 int64_t qk_unix_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send);
 int64_t qk_unix_shutdown(struct qk_file *f, uint64_t how);
+/* sendmsg with control data ctl (a kernel copy, ctllen bytes: SCM_RIGHTS,
+ * SCM_CREDENTIALS). */
+int64_t qk_unix_sendmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
+                        const uint8_t *ctl, uint64_t ctllen);
+/* recvmsg: control data into the user buffer uctl of *ctllen bytes;
+ * *ctllen becomes what was written, *mflags gets MSG_CTRUNC. */
+int64_t qk_unix_recvmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags, uint64_t uctl,
+                        uint64_t *ctllen, uint32_t *mflags);
+/* SOL_SOCKET options of unix sockets: SO_SNDBUF/SO_RCVBUF (accepted),
+ * SO_PASSCRED; get: SO_PASSCRED, SO_PEERCRED (-QK_ENOPROTOOPT otherwise). */
+int64_t qk_unix_setsockopt(struct qk_file *f, uint64_t level, uint64_t name, const void *val,
+                           uint64_t len);
+int64_t qk_unix_getsockopt(struct qk_file *f, uint64_t name, void *val, uint32_t *len);
 /* Named stream sockets: an unbound socket, then bind/listen/connect/accept
  * with sockaddr_un bytes in kernel memory. Blocking calls park (restart
  * model) and return -QK_ERESTART_WAIT. */

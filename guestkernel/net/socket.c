@@ -927,8 +927,14 @@ int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
   }
   if (qk_unix_is(f)) {
     /* Buffer sizes are fixed (64 KiB each way): accepted, as Linux clamps
-     * them too; nothing else is served on pairs. */
-    r = level == SOL_SOCKET && (name == 7 || name == 8) ? 0 : -QK_ENOPROTOOPT;
+     * them too; SO_PASSCRED (unix.c); nothing else. */
+    int32_t v = 0;
+    if ((int32_t)len < 0)
+      r = -QK_EINVAL;
+    else if (len >= 4 && qk_copy_from_user(&v, uval, 4))
+      r = -QK_EFAULT;
+    else
+      r = qk_unix_setsockopt(f, level, name, &v, len);
     qk_fput(f);
     return r;
   }
@@ -967,11 +973,25 @@ int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
 }
 
 /* The few options of a guest AF_UNIX pair (read-only answers). */
-static int64_t unix_getsockopt(uint64_t level, uint64_t name, uint64_t uval, uint64_t ulen)
+static int64_t unix_getsockopt(struct qk_file *f, uint64_t level, uint64_t name, uint64_t uval,
+                               uint64_t ulen)
 {
   int32_t v;
   if (level != SOL_SOCKET)
     return -QK_ENOPROTOOPT;
+  uint8_t ov[16];
+  uint32_t olen;
+  if (!qk_unix_getsockopt(f, name, ov, &olen)) { /* SO_PASSCRED, SO_PEERCRED */
+    int32_t n;
+    if (qk_copy_from_user(&n, ulen, 4))
+      return -QK_EFAULT;
+    if (n < 0)
+      return -QK_EINVAL;
+    uint32_t len = (uint32_t)n < olen ? (uint32_t)n : olen;
+    if ((len && qk_copy_to_user(uval, ov, len)) || qk_copy_to_user(ulen, &len, 4))
+      return -QK_EFAULT;
+    return 0;
+  }
   switch (name) {
   case 3: /* SO_TYPE */
     v = SOCK_STREAM;
@@ -1008,8 +1028,9 @@ int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
   if (!f)
     return r;
   if (qk_unix_is(f)) {
+    r = unix_getsockopt(f, level, name, uval, ulen);
     qk_fput(f);
-    return unix_getsockopt(level, name, uval, ulen);
+    return r;
   }
   if (qk_tsor_is(f)) { /* TSoR */
     r = qk_tsor_getsockopt(f, level, name, uval, ulen);
@@ -1153,14 +1174,60 @@ static int64_t msg_in(uint64_t umsg, struct l_msghdr *m, struct l_iovec **iov)
   return 0;
 }
 
+/* The AF_UNIX socket at fd with a reference, or NULL. */
+static struct qk_file *unix_get(uint64_t fd)
+{
+  struct qk_file *f = qk_fget_in(proc()->files, (int)fd);
+  if (f && !qk_unix_is(f)) {
+    qk_fput(f);
+    f = NULL;
+  }
+  return f;
+}
+
+/* sendmsg with control data: AF_UNIX only (SCM_RIGHTS, SCM_CREDENTIALS;
+ * unix.c); host sockets carry none (-EOPNOTSUPP). */
+static int64_t unix_ctl_send(uint64_t fd, const struct l_msghdr *m, const struct l_iovec *iov,
+                             uint64_t flags)
+{
+  struct qk_file *f = unix_get(fd);
+  if (!f) {
+    int64_t r;
+    struct qk_file *any = sget_any(fd, &r, true);
+    if (!any)
+      return r;
+    qk_fput(any);
+    return -QK_EOPNOTSUPP;
+  }
+  int64_t r;
+  uint8_t *ctl = NULL;
+  if (m->controllen > 4096)
+    r = -QK_ENOBUFS;
+  else if (!(ctl = qk_kmalloc(m->controllen)))
+    r = -QK_ENOMEM;
+  else if (qk_copy_from_user(ctl, m->control, m->controllen))
+    r = -QK_EFAULT;
+  else if (m->name)
+    r = -QK_EISCONN;
+  else {
+    struct qk_uio u = {iov, (unsigned)m->iovlen, 0};
+    for (unsigned i = 0; i < u.cnt; i++)
+      u.total += iov[i].len;
+    r = qk_unix_sendmsg(f, &u, flags, ctl, m->controllen);
+  }
+  qk_kfree(ctl);
+  qk_fput(f);
+  return r;
+}
+
 static int64_t do_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
 {
   struct l_msghdr m;
   struct l_iovec *iov = NULL;
   int64_t r = msg_in(umsg, &m, &iov);
   if (!r && m.controllen)
-    r = -QK_EOPNOTSUPP; /* no ancillary data on host sockets yet */
-  if (!r)
+    r = unix_ctl_send(fd, &m, iov, flags);
+  else if (!r)
     r = do_send(fd, iov, (unsigned)m.iovlen, flags, m.name, m.namelen);
   qk_kfree(iov);
   return r;
@@ -1172,6 +1239,26 @@ static int64_t do_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
   struct l_iovec *iov = NULL;
   int64_t r = msg_in(umsg, &m, &iov);
   uint32_t mflags = 0;
+  struct qk_file *uf = r ? NULL : unix_get(fd);
+  if (uf) {
+    /* AF_UNIX: the data and its ancillary data (unix.c). */
+    struct qk_uio u = {iov, (unsigned)m.iovlen, 0};
+    for (unsigned i = 0; i < u.cnt; i++)
+      u.total += iov[i].len;
+    uint64_t room = m.controllen;
+    r = qk_unix_recvmsg(uf, &u, flags, m.control, &room, &mflags);
+    qk_fput(uf);
+    if (r >= 0 && m.name && qk_copy_to_user(umsg + 8, &(uint32_t){0}, 4))
+      r = -QK_EFAULT; /* a connected peer has no name to report */
+    if (r >= 0) {
+      m.controllen = room;
+      m.flags = (int32_t)mflags;
+      if (qk_copy_to_user(umsg + 40, &m.controllen, 8) || qk_copy_to_user(umsg + 48, &m.flags, 4))
+        r = -QK_EFAULT;
+    }
+    qk_kfree(iov);
+    return r;
+  }
   if (!r) {
     /* namelen is a value here: recvfrom's length word is the field. */
     r = do_recv(fd, iov, (unsigned)m.iovlen, flags, m.name, umsg + 8, &mflags);

@@ -3,8 +3,15 @@
  * poll/select wake-ups). Names (filesystem paths and abstract names) live
  * in a guest-wide table, not in the rootfs: a path-named socket is found
  * by connect in every process of the pod but leaves no file behind.
- * Datagram and seqpacket types and SCM_RIGHTS are not served yet (README,
- * Guest sockets). */
+ * Ancillary data rides beside the bytes: each direction has a channel that
+ * counts the bytes written and read and queues, per send that carried
+ * files (or whose reader wants credentials), a record of the stream range
+ * it wrote. As on Linux, a read that reaches the bytes of a send with
+ * files receives those files and stops at the end of that send (a read(2)
+ * closes them); credentials are those of the writer of the read's first
+ * byte (reads are not split by writer, unlike Linux).
+ * Datagram and seqpacket types are not served yet (README, Guest
+ * sockets). */
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -21,10 +28,46 @@
 #define POLLHUP 0x010
 
 #define NAME_MAX_UN 108 /* sun_path */
+#define SCM_MAX_FD 253
+#define CTL_MAX 4096 /* control bytes a sendmsg may carry (Linux: optmem_max) */
+#define MSG_CTRUNC 0x8
+#define SOL_SOCKET 1
+#define SCM_RIGHTS 1
+#define SCM_CREDENTIALS 2
 enum { U_UNBOUND, U_LISTEN, U_CONNECTED };
+
+struct ucred_l {
+  int32_t pid;
+  uint32_t uid, gid;
+};
+
+/* Files and credentials sent with the len bytes at stream offset pos
+ * (one sendmsg/write). */
+struct unix_anc {
+  struct unix_anc *next;
+  uint64_t pos, len;
+  bool cred;
+  struct ucred_l uc;
+  int nfds;
+  struct qk_file *fds[SCM_MAX_FD];
+};
+
+/* One direction of a connection: shared by the writing and the reading
+ * end (refs). */
+struct unix_chan {
+  uint64_t wpos, rpos; /* bytes written into / read from the pipe */
+  struct unix_anc *head, *tail;
+  bool passcred; /* the reading end set SO_PASSCRED */
+  bool has_cred; /* cred: the writer of the bytes at rpos */
+  struct ucred_l cred;
+  int refs;
+};
 
 struct unix_end {
   struct qk_file *rx, *tx; /* pipe ends; NULL once shut down */
+  struct unix_chan *rxc, *txc;
+  struct ucred_l peercred, owncred; /* SO_PEERCRED; owncred: at listen */
+  bool passcred_set;                /* SO_PASSCRED on this end */
   uint64_t ino;
   int state;
   uint8_t name[NAME_MAX_UN], peer[NAME_MAX_UN]; /* sun_path bytes (abstract: leading NUL) */
@@ -37,16 +80,241 @@ struct unix_end {
 static uint64_t next_ino = 0x30000;
 static struct unix_end *bound;
 
-static int64_t unix_io(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send)
+static struct ucred_l my_cred(void)
+{
+  struct qk_process *p = qk_current()->proc;
+  return (struct ucred_l){p->pid, p->euid, p->egid};
+}
+
+static void anc_free(struct unix_anc *a)
+{
+  for (int i = 0; i < a->nfds; i++)
+    qk_fput(a->fds[i]);
+  qk_kfree(a);
+}
+
+static void chan_put(struct unix_chan *c)
+{
+  if (!c || --c->refs)
+    return;
+  while (c->head) {
+    struct unix_anc *a = c->head;
+    c->head = a->next;
+    anc_free(a);
+  }
+  qk_kfree(c);
+}
+
+/* Parses a sendmsg's control data (kernel copy): SCM_RIGHTS (references
+ * taken on the files) and SCM_CREDENTIALS (only the sender's own, as for
+ * a process without CAP_SYS_ADMIN/CAP_SETUID). *out is NULL when there is
+ * none. */
+static int64_t anc_parse(const uint8_t *ctl, uint64_t len, struct unix_anc **out)
+{
+  *out = NULL;
+  struct unix_anc *a = NULL;
+  int64_t r = 0;
+  uint64_t off = 0;
+  while (len - off >= 16) {
+    uint64_t clen;
+    int32_t level, type;
+    memcpy(&clen, ctl + off, 8);
+    memcpy(&level, ctl + off + 8, 4);
+    memcpy(&type, ctl + off + 12, 4);
+    if (clen < 16 || clen > len - off) {
+      r = -QK_EINVAL;
+      break;
+    }
+    if (!a && !(a = qk_kzalloc(sizeof(*a)))) {
+      r = -QK_ENOMEM;
+      break;
+    }
+    if (level != SOL_SOCKET) {
+      r = -QK_EINVAL;
+      break;
+    }
+    if (type == SCM_RIGHTS) {
+      uint64_t n = (clen - 16) / 4;
+      if (n + (uint64_t)a->nfds > SCM_MAX_FD) {
+        r = -QK_EINVAL;
+        break;
+      }
+      for (uint64_t i = 0; i < n; i++) {
+        int32_t fd;
+        memcpy(&fd, ctl + off + 16 + 4 * i, 4);
+        struct qk_file *f = qk_fget_in(qk_current()->proc->files, fd);
+        if (!f) {
+          r = -QK_EBADF;
+          break;
+        }
+        a->fds[a->nfds++] = f;
+      }
+      if (r)
+        break;
+    } else if (type == SCM_CREDENTIALS) {
+      struct ucred_l uc, me = my_cred();
+      struct qk_process *p = qk_current()->proc;
+      if (clen < 16 + sizeof(uc)) {
+        r = -QK_EINVAL;
+        break;
+      }
+      memcpy(&uc, ctl + off + 16, sizeof(uc));
+      if (uc.pid != me.pid || (uc.uid != p->uid && uc.uid != p->euid) ||
+          (uc.gid != p->gid && uc.gid != p->egid)) {
+        r = -QK_EPERM;
+        break;
+      }
+      a->cred = true;
+      a->uc = uc;
+    } else {
+      r = -QK_EINVAL;
+      break;
+    }
+    off += (clen + 7) & ~7ull;
+  }
+  if (r) {
+    if (a)
+      anc_free(a);
+    return r;
+  }
+  *out = a;
+  return 0;
+}
+
+/* Delivers a (may be NULL) into the user's control buffer uctl of *room
+ * bytes: SCM_CREDENTIALS when the reader set SO_PASSCRED, then SCM_RIGHTS
+ * with the files installed here. Files that do not fit are closed
+ * (MSG_CTRUNC). *room becomes the bytes written. Consumes a. */
+static int64_t anc_deliver(struct unix_anc *a, bool passcred, uint64_t uctl, uint64_t *room,
+                           uint64_t flags, uint32_t *mflags)
+{
+  uint8_t buf[16 + 4 * SCM_MAX_FD + 32];
+  uint64_t used = 0, cap = *room > sizeof(buf) ? sizeof(buf) : *room;
+  if (!uctl)
+    cap = 0;
+  if (passcred) {
+    struct ucred_l uc = a && a->cred ? a->uc : (struct ucred_l){0, 65534, 65534};
+    if (cap >= 16 + sizeof(uc)) {
+      uint64_t clen = 16 + sizeof(uc);
+      int32_t lt[2] = {SOL_SOCKET, SCM_CREDENTIALS};
+      memcpy(buf, &clen, 8);
+      memcpy(buf + 8, lt, 8);
+      memcpy(buf + 16, &uc, sizeof(uc));
+      used = (clen + 7) & ~7ull;
+    } else {
+      *mflags |= MSG_CTRUNC;
+    }
+  }
+  if (a && a->nfds) {
+    int fit = cap >= used + 16 ? (int)((cap - used - 16) / 4) : 0;
+    if (fit > a->nfds)
+      fit = a->nfds;
+    int got = 0;
+    for (int i = 0; i < a->nfds; i++) {
+      int fd = -1;
+      if (i < fit) {
+        fd = qk_fd_install(qk_current()->proc->files, a->fds[i], 0,
+                           (flags & 0x40000000 /* MSG_CMSG_CLOEXEC */) != 0);
+        if (fd >= 0)
+          a->fds[i] = NULL; /* the table holds that reference now */
+      }
+      if (fd < 0) {
+        *mflags |= MSG_CTRUNC;
+        continue;
+      }
+      memcpy(buf + used + 16 + 4 * got, &fd, 4);
+      got++;
+    }
+    if (got) {
+      uint64_t clen = 16 + 4 * (uint64_t)got;
+      int32_t lt[2] = {SOL_SOCKET, SCM_RIGHTS};
+      memcpy(buf + used, &clen, 8);
+      memcpy(buf + used + 8, lt, 8);
+      used += clen;
+    }
+    for (int i = 0; i < a->nfds; i++)
+      if (a->fds[i])
+        qk_fput(a->fds[i]);
+    a->nfds = 0;
+  }
+  if (a)
+    anc_free(a);
+  *room = used;
+  if (used && qk_copy_to_user(uctl, buf, used))
+    return -QK_EFAULT;
+  return 0;
+}
+
+/* One transfer. Sending: anc (consumed; NULL: none) goes with the first
+ * byte that goes out. Receiving: stops at the next ancillary boundary and
+ * hands the record that starts here to *got (NULL: none; the caller
+ * delivers or drops it). */
+static int64_t unix_io(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send,
+                       struct unix_anc *anc, struct unix_anc **got)
 {
   struct unix_end *e = f->priv;
-  if (e->state != U_CONNECTED)
-    return -QK_ENOTCONN;
+  if (got)
+    *got = NULL;
+  int64_t r;
+  if (e->state != U_CONNECTED) {
+    r = -QK_ENOTCONN;
+    goto out;
+  }
   struct qk_file *p = send ? e->tx : e->rx;
-  if (!p)
-    return send ? -QK_EPIPE : 0; /* shut down: no more writes, reads see EOF */
-  if (send && (flags & MSG_NOSIGNAL) && (p->ops->poll(p) & POLLERR))
-    return -QK_EPIPE; /* the pipe would raise SIGPIPE itself */
+  if (!p) {
+    r = send ? -QK_EPIPE : 0; /* shut down: no more writes, reads see EOF */
+    goto out;
+  }
+  if (send && (flags & MSG_NOSIGNAL) && (p->ops->poll(p) & POLLERR)) {
+    r = -QK_EPIPE; /* the pipe would raise SIGPIPE itself */
+    goto out;
+  }
+  struct unix_chan *c = send ? e->txc : e->rxc;
+  struct l_iovec *cut = NULL;
+  struct qk_uio lim = *u;
+  struct unix_anc *fdrec = NULL;
+  if (send && c && (anc || c->passcred) && (anc || (anc = qk_kzalloc(sizeof(*anc))))) {
+    anc->cred = true; /* every record names its writer */
+    anc->uc = my_cred();
+  }
+  if (!send && c) {
+    /* The writer of the bytes at rpos; records of bytes already read go. */
+    while (c->head && !c->head->nfds && c->head->pos <= c->rpos) {
+      struct unix_anc *a = c->head;
+      c->cred = a->uc;
+      c->has_cred = true;
+      c->head = a->next;
+      anc_free(a);
+    }
+    if (!c->head)
+      c->tail = NULL;
+    for (fdrec = c->head; fdrec && !fdrec->nfds; fdrec = fdrec->next)
+      ;
+    /* A read ends with the send whose files it takes. */
+    uint64_t stop = fdrec ? fdrec->pos + fdrec->len : ~0ull;
+    if (stop != ~0ull && stop - c->rpos < lim.total) {
+      uint64_t want = stop - c->rpos, sum = 0;
+      cut = qk_kmalloc((u->cnt ? u->cnt : 1) * sizeof(*cut));
+      if (!cut) {
+        r = -QK_ENOMEM;
+        goto out;
+      }
+      lim.iov = cut;
+      lim.cnt = 0;
+      for (unsigned i = 0; i < u->cnt && sum < want; i++) {
+        cut[i] = u->iov[i];
+        if (cut[i].len > want - sum)
+          cut[i].len = want - sum;
+        sum += cut[i].len;
+        lim.cnt++;
+      }
+      lim.total = sum;
+    }
+  }
+  struct ucred_l first = c && c->head && c->head->pos == c->rpos ? c->head->uc
+                         : c                                     ? c->cred
+                                                                 : (struct ucred_l){0};
+  bool first_known = c && ((c->head && c->head->pos == c->rpos) || c->has_cred);
   /* The pipe end carries this end's O_NONBLOCK (and MSG_DONTWAIT) for the
    * one call. */
   uint32_t saved = p->flags;
@@ -54,8 +322,57 @@ static int64_t unix_io(struct qk_file *f, const struct qk_uio *u, uint64_t flags
     p->flags |= L_O_NONBLOCK;
   else
     p->flags &= ~(uint32_t)L_O_NONBLOCK;
-  int64_t r = p->ops->rw(p, u, -1, send);
+  uint64_t pos = c ? (send ? c->wpos : c->rpos) : 0;
+  r = p->ops->rw(p, &lim, -1, send);
   p->flags = saved;
+  qk_kfree(cut);
+  if (r > 0 && c) {
+    if (send) {
+      c->wpos += (uint64_t)r;
+      if (anc) {
+        anc->pos = pos;
+        anc->len = (uint64_t)r;
+        if (c->tail)
+          c->tail->next = anc;
+        else
+          c->head = anc;
+        c->tail = anc;
+        anc = NULL;
+      }
+    } else {
+      uint64_t end = c->rpos + (uint64_t)r;
+      c->rpos = end;
+      /* Records whose bytes this read took: the files of the one with
+       * files go to the caller; the writer of the last one is remembered. */
+      struct unix_anc *take = NULL;
+      while (c->head && c->head->pos < end) {
+        struct unix_anc *a = c->head;
+        c->head = a->next;
+        a->next = NULL;
+        c->cred = a->uc;
+        c->has_cred = true;
+        if (a == fdrec && !take)
+          take = a;
+        else
+          anc_free(a);
+      }
+      if (!c->head)
+        c->tail = NULL;
+      if (take && got) {
+        take->uc = first;
+        take->cred = first_known;
+        *got = take;
+      } else if (take) {
+        anc_free(take); /* read() asks for no control data: files closed */
+      } else if (got && c->passcred && first_known && (*got = qk_kzalloc(sizeof(**got)))) {
+        (*got)->cred = true;
+        (*got)->uc = first;
+      }
+    }
+  }
+out:
+  if (anc)
+    anc_free(anc); /* nothing went out: the restart sends it again */
   return r;
 }
 
@@ -63,14 +380,85 @@ int64_t qk_unix_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, 
 {
   if (flags & ~(uint64_t)(MSG_DONTWAIT | MSG_NOSIGNAL | (send ? 0 : MSG_CMSG_CLOEXEC)))
     return -QK_EOPNOTSUPP;
-  return unix_io(f, u, flags, send);
+  return unix_io(f, u, flags, send, NULL, NULL);
+}
+
+int64_t qk_unix_sendmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
+                        const uint8_t *ctl, uint64_t ctllen)
+{
+  if (flags & ~(uint64_t)(MSG_DONTWAIT | MSG_NOSIGNAL))
+    return -QK_EOPNOTSUPP;
+  struct unix_anc *a = NULL;
+  int64_t r = ctllen ? anc_parse(ctl, ctllen, &a) : 0;
+  if (r)
+    return r;
+  return unix_io(f, u, flags, true, a, NULL);
+}
+
+int64_t qk_unix_recvmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags, uint64_t uctl,
+                        uint64_t *ctllen, uint32_t *mflags)
+{
+  if (flags & ~(uint64_t)(MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC))
+    return -QK_EOPNOTSUPP;
+  struct unix_end *e = f->priv;
+  struct unix_anc *a;
+  *mflags = 0;
+  int64_t r = unix_io(f, u, flags, false, NULL, &a);
+  if (r < 0) {
+    *ctllen = 0;
+    return r;
+  }
+  bool passcred = e->rxc && e->rxc->passcred;
+  int64_t d = anc_deliver(a, passcred && r > 0, uctl, ctllen, flags, mflags);
+  return d < 0 ? d : r;
+}
+
+int64_t qk_unix_setsockopt(struct qk_file *f, uint64_t level, uint64_t name, const void *val,
+                           uint64_t len)
+{
+  struct unix_end *e = f->priv;
+  if (level != SOL_SOCKET)
+    return -QK_ENOPROTOOPT;
+  if (name == 7 || name == 8) /* SO_SNDBUF, SO_RCVBUF: fixed 64 KiB, accepted */
+    return 0;
+  if (name == 16) { /* SO_PASSCRED */
+    int32_t on;
+    if (len < 4)
+      return -QK_EINVAL;
+    memcpy(&on, val, 4);
+    e->passcred_set = on != 0;
+    if (e->rxc)
+      e->rxc->passcred = on != 0;
+    return 0;
+  }
+  return -QK_ENOPROTOOPT;
+}
+
+/* SO_PASSCRED (16) and SO_PEERCRED (17): 0 with the value in val/len, or
+ * -QK_ENOPROTOOPT for the others (the caller answers those). */
+int64_t qk_unix_getsockopt(struct qk_file *f, uint64_t name, void *val, uint32_t *len)
+{
+  struct unix_end *e = f->priv;
+  if (name == 16) {
+    int32_t on = e->passcred_set;
+    memcpy(val, &on, 4);
+    *len = 4;
+    return 0;
+  }
+  if (name == 17) {
+    struct ucred_l uc = e->state == U_CONNECTED ? e->peercred : (struct ucred_l){0, ~0u, ~0u};
+    memcpy(val, &uc, sizeof(uc));
+    *len = sizeof(uc);
+    return 0;
+  }
+  return -QK_ENOPROTOOPT;
 }
 
 static int64_t unix_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write)
 {
   if (off >= 0)
     return -QK_ESPIPE;
-  return unix_io(f, u, 0, write);
+  return unix_io(f, u, 0, write, NULL, NULL);
 }
 
 int64_t qk_unix_shutdown(struct qk_file *f, uint64_t how)
@@ -172,6 +560,8 @@ static void unix_release(struct qk_file *f)
   qk_wake(e);
   qk_wake(&e->qlen);
   qk_unix_shutdown(f, 2);
+  chan_put(e->rxc);
+  chan_put(e->txc);
   qk_kfree(e);
 }
 
@@ -215,9 +605,37 @@ int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b)
     qk_fput(w2);
     return -QK_ENOMEM;
   }
-  /* a writes pipe 1 and reads pipe 2; b the other way round. */
-  *ea = (struct unix_end){.rx = r2, .tx = w1, .ino = next_ino++, .state = U_CONNECTED};
-  *eb = (struct unix_end){.rx = r1, .tx = w2, .ino = next_ino++, .state = U_CONNECTED};
+  struct unix_chan *c1 = qk_kzalloc(sizeof(*c1)), *c2 = qk_kzalloc(sizeof(*c2));
+  if (!c1 || !c2) {
+    qk_kfree(c1);
+    qk_kfree(c2);
+    qk_kfree(ea);
+    qk_kfree(eb);
+    qk_kfree(fa);
+    qk_kfree(fb);
+    qk_fput(r1);
+    qk_fput(w1);
+    qk_fput(r2);
+    qk_fput(w2);
+    return -QK_ENOMEM;
+  }
+  c1->refs = c2->refs = 2;
+  struct ucred_l me = my_cred();
+  /* a writes pipe 1 (channel 1) and reads pipe 2; b the other way round. */
+  *ea = (struct unix_end){.rx = r2,
+                          .tx = w1,
+                          .rxc = c2,
+                          .txc = c1,
+                          .peercred = me,
+                          .ino = next_ino++,
+                          .state = U_CONNECTED};
+  *eb = (struct unix_end){.rx = r1,
+                          .tx = w2,
+                          .rxc = c1,
+                          .txc = c2,
+                          .peercred = me,
+                          .ino = next_ino++,
+                          .state = U_CONNECTED};
   fa->priv = ea;
   fb->priv = eb;
   *a = fa;
@@ -314,6 +732,7 @@ int64_t qk_unix_listen(struct qk_file *f, int backlog)
   e->queue = q;
   e->qmax = backlog;
   e->state = U_LISTEN;
+  e->owncred = my_cred();
   return 0;
 }
 
@@ -346,12 +765,23 @@ int64_t qk_unix_connect(struct qk_file *f, const uint8_t *addr, uint32_t len)
   struct unix_end *m = mine->priv;
   e->rx = m->rx;
   e->tx = m->tx;
+  e->rxc = m->rxc;
+  e->txc = m->txc;
   m->rx = m->tx = NULL;
+  m->rxc = m->txc = NULL;
   qk_fput(mine);
   e->state = U_CONNECTED;
+  e->peercred = l->owncred;
+  if (e->passcred_set)
+    e->rxc->passcred = true;
   memcpy(e->peer, l->name, l->namelen);
   e->peerlen = l->namelen;
   struct unix_end *t = theirs->priv;
+  t->peercred = my_cred();
+  if (l->passcred_set) { /* the accepted socket inherits it */
+    t->passcred_set = true;
+    t->rxc->passcred = true;
+  }
   memcpy(t->name, l->name, l->namelen);
   t->namelen = l->namelen;
   l->queue[l->qlen++] = theirs;

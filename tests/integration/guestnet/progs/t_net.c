@@ -113,6 +113,186 @@ static void on_usr1(int sig)
   got_usr1 = 1;
 }
 
+/* sendmsg with data "d" and the files fds[0..n) (n 0: none). */
+static ssize_t send_fds(int s, const char *d, const int *fds, int n)
+{
+  char cbuf[CMSG_SPACE(4 * 8)];
+  struct iovec v = {(void *)d, strlen(d)};
+  struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+  if (n) {
+    m.msg_control = cbuf;
+    m.msg_controllen = CMSG_SPACE(4 * n);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(4 * n);
+    memcpy(CMSG_DATA(c), fds, 4 * n);
+  }
+  return sendmsg(s, &m, 0);
+}
+
+/* recvmsg into buf; the files received go to fds (max *n, *n becomes the
+ * count), *flags gets msg_flags. */
+static ssize_t recv_fds(int s, char *buf, size_t len, size_t ctl, int *fds, int *n, int *flags)
+{
+  char cbuf[512];
+  struct iovec v = {buf, len};
+  struct msghdr m = {
+      .msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl ? cbuf : NULL, .msg_controllen = ctl};
+  ssize_t r = recvmsg(s, &m, MSG_CMSG_CLOEXEC);
+  int got = 0;
+  for (struct cmsghdr *c = ctl ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / 4 && got < *n; i++)
+        memcpy(&fds[got++], CMSG_DATA(c) + 4 * i, 4);
+  *n = got;
+  *flags = m.msg_flags;
+  if (r > 0)
+    buf[r < (ssize_t)len ? r : (ssize_t)len - 1] = 0;
+  return r;
+}
+
+/* SCM_RIGHTS, SCM_CREDENTIALS, SO_PASSCRED and SO_PEERCRED on guest unix
+ * stream sockets, within a process and between processes. */
+static void unix_scm_tests(void)
+{
+  int sv[2], p[2], fds[4], n, fl;
+  char buf[64];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CHECK_EQ(pipe(p), 0);
+  /* Two files across: the received write end feeds the original read end. */
+  CHECK_EQ(send_fds(sv[0], "x", p, 2), 1);
+  n = 4;
+  CHECK_EQ(recv_fds(sv[1], buf, sizeof buf, 512, fds, &n, &fl), 1);
+  CHECK_EQ(n, 2);
+  CHECK_EQ(fl & MSG_CTRUNC, 0);
+  CHECK(fds[0] != p[0] && fds[1] != p[1]);
+  CHECK_EQ(fcntl(fds[0], F_GETFD), FD_CLOEXEC); /* MSG_CMSG_CLOEXEC */
+  CHECK_EQ(write(fds[1], "via-fd", 6), 6);
+  CHECK_EQ(read(p[0], buf, sizeof buf), 6);
+  close(fds[0]);
+  close(fds[1]);
+  /* Boundaries as on Linux: a read that takes the bytes of a send with
+   * files gets the files and ends with that send. */
+  CHECK_EQ(write(sv[0], "aaa", 3), 3);
+  CHECK_EQ(send_fds(sv[0], "bb", p, 1), 2);
+  CHECK_EQ(send_fds(sv[0], "cc", p + 1, 1), 2);
+  CHECK_EQ(write(sv[0], "ddd", 3), 3);
+  n = 4;
+  CHECK_EQ(recv_fds(sv[1], buf, sizeof buf, 512, fds, &n, &fl), 5);
+  CHECK_EQ(n, 1);
+  CHECK(!strcmp(buf, "aaabb"));
+  if (n == 1) {
+    struct stat a, b;
+    CHECK(fstat(fds[0], &a) == 0 && fstat(p[0], &b) == 0 && a.st_ino == b.st_ino);
+    close(fds[0]);
+  }
+  n = 4;
+  CHECK_EQ(recv_fds(sv[1], buf, 1, 512, fds, &n, &fl), 1); /* a short buffer */
+  CHECK_EQ(n, 1);
+  close(fds[0]);
+  n = 4;
+  CHECK_EQ(recv_fds(sv[1], buf, sizeof buf, 512, fds, &n, &fl), 4);
+  CHECK_EQ(n, 0);
+  CHECK(!strcmp(buf, "cddd"));
+  /* No room for the files: MSG_CTRUNC, they are closed. */
+  CHECK_EQ(send_fds(sv[0], "t", p, 2), 1);
+  n = 4;
+  CHECK_EQ(recv_fds(sv[1], buf, sizeof buf, CMSG_LEN(4), fds, &n, &fl), 1);
+  CHECK_EQ(n, 1);
+  CHECK(fl & MSG_CTRUNC);
+  close(fds[0]);
+  /* read() drops them. */
+  CHECK_EQ(send_fds(sv[0], "r", p, 1), 1);
+  CHECK_EQ(read(sv[1], buf, sizeof buf), 1);
+  /* Errors: a bad fd, a cut header, control data on a TCP socket. */
+  int bad = 999;
+  CHECK_EQ(send_fds(sv[0], "e", &bad, 1), -1);
+  CHECK_EQ(errno, EBADF);
+  char cb[CMSG_SPACE(4)];
+  struct iovec v = {"e", 1};
+  struct msghdr m = {
+      .msg_iov = &v, .msg_iovlen = 1, .msg_control = cb, .msg_controllen = sizeof cb};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = sizeof cb + 8;
+  CHECK_EQ(sendmsg(sv[0], &m, 0), -1);
+  CHECK_EQ(errno, EINVAL);
+  int t = socket(AF_INET, SOCK_STREAM, 0);
+  c->cmsg_len = CMSG_LEN(4);
+  memcpy(CMSG_DATA(c), &p[0], 4);
+  CHECK_EQ(sendmsg(t, &m, 0), -1);
+  CHECK_EQ(errno, EOPNOTSUPP);
+  close(t);
+  /* Credentials: SO_PEERCRED, SO_PASSCRED, an explicit SCM_CREDENTIALS
+   * (only one's own). */
+  struct ucred uc;
+  socklen_t ul = sizeof uc;
+  CHECK_EQ(getsockopt(sv[1], SOL_SOCKET, SO_PEERCRED, &uc, &ul), 0);
+  CHECK_EQ(uc.pid, getpid());
+  CHECK_EQ(uc.uid, geteuid());
+  int one = 1;
+  CHECK_EQ(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one), 0);
+  int on = 0;
+  socklen_t ol = sizeof on;
+  CHECK_EQ(getsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, &ol), 0);
+  CHECK_EQ(on, 1);
+  CHECK_EQ(write(sv[0], "k", 1), 1);
+  char cbuf[128];
+  struct iovec rv = {buf, sizeof buf};
+  struct msghdr rm = {
+      .msg_iov = &rv, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  CHECK_EQ(recvmsg(sv[1], &rm, 0), 1);
+  struct cmsghdr *rc = CMSG_FIRSTHDR(&rm);
+  CHECK(rc && rc->cmsg_type == SCM_CREDENTIALS);
+  if (rc) {
+    memcpy(&uc, CMSG_DATA(rc), sizeof uc);
+    CHECK_EQ(uc.pid, getpid());
+    CHECK_EQ(uc.gid, getegid());
+  }
+  struct ucred mine = {getpid(), geteuid(), getegid()},
+               other = {getpid() + 1000, geteuid(), getegid()};
+  char ccb[CMSG_SPACE(sizeof(struct ucred))];
+  struct msghdr cm = {
+      .msg_iov = &v, .msg_iovlen = 1, .msg_control = ccb, .msg_controllen = sizeof ccb};
+  struct cmsghdr *cc = CMSG_FIRSTHDR(&cm);
+  cc->cmsg_level = SOL_SOCKET;
+  cc->cmsg_type = SCM_CREDENTIALS;
+  cc->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+  memcpy(CMSG_DATA(cc), &other, sizeof other);
+  CHECK_EQ(sendmsg(sv[0], &cm, 0), -1);
+  CHECK_EQ(errno, EPERM);
+  memcpy(CMSG_DATA(cc), &mine, sizeof mine);
+  CHECK_EQ(sendmsg(sv[0], &cm, 0), 1);
+  CHECK_EQ(read(sv[1], buf, sizeof buf), 1);
+  close(sv[0]);
+  close(sv[1]);
+  /* Between processes: a child sends the read end of its own pipe. */
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  pid_t kid = fork();
+  if (kid == 0) {
+    int q[2];
+    if (pipe(q) || send_fds(sv[1], "f", q, 1) != 1 || write(q[1], "from-child", 10) != 10)
+      _exit(1);
+    _exit(0);
+  }
+  n = 4;
+  CHECK_EQ(recv_fds(sv[0], buf, sizeof buf, 512, fds, &n, &fl), 1);
+  CHECK_EQ(n, 1);
+  int st = -1;
+  CHECK_EQ(waitpid(kid, &st, 0), kid);
+  CHECK_EQ(st, 0);
+  memset(buf, 0, sizeof buf);
+  CHECK_EQ(read(fds[0], buf, sizeof buf), 10);
+  CHECK(!strcmp(buf, "from-child"));
+  close(fds[0]);
+  close(sv[0]);
+  close(sv[1]);
+  close(p[0]);
+  close(p[1]);
+}
+
 static void self_tests(void)
 {
   /* TCP: listen, non-blocking connect + poll, accept, names. */
@@ -751,6 +931,7 @@ int main(int argc, char **argv)
   }
   if (!strcmp(mode, "self")) {
     self_tests();
+    unix_scm_tests();
     printf("t_net: %d checks, %d failures\n", t_checks, t_fails);
     return t_fails != 0;
   }
