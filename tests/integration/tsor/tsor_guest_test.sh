@@ -6,14 +6,16 @@
 #   tsor_guest_test.sh two_nodes  two "nodes" = two namespaces joined by a
 #                                 veth pair, one tsord each, tcp fabric; server
 #                                 sandboxes on node b, clients on node a
-# Args: MODE TSORD SANDBOX KERNEL T_TSOR (the static guest program).
+# Args: MODE TSORD SANDBOX KERNEL T_TSOR (the static guest program) [T_NET]
+# (local: the guest socket suite t_net runs in a TSoR pod too, whose
+# listeners are then also TSoR listeners: host-socket semantics unchanged).
 # Cases: TCP echo (blocking calls, poll-driven server), 128 MiB with checksum
 # and half-close, ECONNREFUSED on a closed port, non-blocking connect with
 # poll + SO_ERROR, ECONNRESET when the peer sandbox is killed mid-transfer,
 # one listener that accepts TSoR and host-socket clients, and (two_nodes) a
 # TSoR pod reaching a non-TSoR address over its host socket.
 set -uo pipefail
-what=$1 tsord=$2 sbx=$3 kernel=$4 prog=$5
+what=$1 tsord=$2 sbx=$3 kernel=$4 prog=$5 tnet=${6:-}
 
 [ -e /dev/kvm ] || { echo "skip: /dev/kvm is absent"; exit 77; }
 [ "$(id -u)" = 0 ] || { echo "skip: needs root for network namespaces"; exit 77; }
@@ -127,16 +129,18 @@ EOF
 esac
 
 # 1. Echo through a poll()-driven server: two TSoR clients, and one host
-# client on the same listener (it listens on TSoR and on its host socket).
-bg_guest "$sns" "$snode" "$sp.10" "$tmp/serve.log" serve 7001 3
+# client on the same listener (it listens on TSoR and on its host socket);
+# then socket-call semantics on a TSoR socket (t_tsor calls).
+bg_guest "$sns" "$snode" "$sp.10" "$tmp/serve.log" serve 7001 4
 srv=$last
 wait_for "$tmp/serve.log" ready || fail "echo server did not start: $(cat "$tmp/serve.log")"
 check "echo" "^echo: hello-tsor$" "$(guest "$cns" "$cnode" "$cp.21" echo "$sp.10" 7001 hello-tsor)"
 check "echo again" "^echo: second$" "$(guest "$cns" "$cnode" "$cp.22" echo "$sp.10" 7001 second)"
 check "host client, same listener" "^echo: via-host$" \
   "$(ip netns exec "$sns" timeout 20 "$prog" echo 127.0.0.1 7001 via-host 2>&1)"
+check "socket calls on a TSoR socket" "^calls: 0 failures$" "$(guest "$cns" "$cnode" "$cp.28" calls "$sp.10" 7001)"
 reap "$srv"
-check "server" "^served 3$" "$(cat "$tmp/serve.log")"
+check "server" "^served 4$" "$(cat "$tmp/serve.log")"
 
 # 2. 128 MiB with checksum; the client shuts down its write side and then
 # reads the sink's answer (half-close).
@@ -179,6 +183,15 @@ if [ "$what" = two_nodes ]; then
   wait_for "$tmp/native.log" ready || fail "native server did not start"
   check "non-TSoR address over the host socket" "^echo: plain$" "$(guest "$cns" "$cnode" "$cp.27" echo 10.78.0.2 7005 plain)"
   grep -q "node b connected (tcp)" "$tmp/tsord-a.log" || fail "node a never connected to node b over the tcp fabric"
+fi
+
+# 6. Local: the host-socket suite in a TSoR pod (every listener is also a
+# TSoR listener there).
+if [ "$what" = local ] && [ -x "$tnet" ]; then
+  cp "$tnet" "$root/bin/t_net"
+  out=$(ip netns exec "$nsa" timeout 150 "$sbx" run --rootfs "$root" --kernel "$kernel" --tsor "$tmp/a.sock" \
+    --tsor-ip 10.201.1.99 -- /bin/t_net self 2>>"$tmp/guest.err")
+  check "t_net self in a TSoR pod" "^t_net: [0-9]+ checks, 0 failures$" "$(echo "$out" | grep -v '^ok')"
 fi
 
 for p in "${tsords[@]}"; do kill -0 "$p" 2>/dev/null || fail "a tsord died"; done

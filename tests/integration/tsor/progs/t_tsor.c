@@ -17,6 +17,10 @@
  *   t_tsor cost IP PORT N        µs per getppid() and per recv(MSG_DONTWAIT)
  *                                that finds nothing (what one socket call
  *                                costs beyond the syscall)
+ *   t_tsor calls IP PORT         socket-call semantics against `serve`:
+ *                                MSG_DONTWAIT, SO_RCVTIMEO, writev/readv,
+ *                                MSG_WAITALL, FIONREAD, getsockname,
+ *                                SO_ERROR, shutdown then EPIPE, EOF
  *   t_tsor drain PORT            like sink, without the checksum (bench)
  *   t_tsor stream IP PORT MIB    like bulk, zeros without a checksum (bench)
  */
@@ -31,7 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -338,6 +345,63 @@ static int cost(const char *ip, int port, long n)
   return 0;
 }
 
+static int fails;
+static void expect(int ok, const char *what)
+{
+  printf("%s %s\n", ok ? "ok" : "FAIL", what);
+  if (!ok)
+    fails++;
+}
+
+static int calls(const char *ip, int port)
+{
+  signal(SIGPIPE, SIG_IGN);
+  int s = dial(ip, port);
+  if (s < 0) {
+    errno = -s;
+    die("connect");
+  }
+  char b[256];
+  expect(recv(s, b, sizeof b, MSG_DONTWAIT) == -1 && errno == EAGAIN,
+         "MSG_DONTWAIT with nothing: EAGAIN");
+  struct timeval tv = {0, 200000};
+  expect(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0, "SO_RCVTIMEO set");
+  double t0 = now();
+  ssize_t r = read(s, b, sizeof b);
+  double dt = now() - t0;
+  expect(r == -1 && errno == EAGAIN && dt > 0.15 && dt < 5,
+         "read with SO_RCVTIMEO: EAGAIN after ~200 ms");
+  struct iovec iov[3] = {{"abc", 3}, {"defgh", 5}, {"ij", 2}};
+  expect(writev(s, iov, 3) == 10, "writev of 3 segments");
+  usleep(200000);
+  int n = -1;
+  expect(ioctl(s, FIONREAD, &n) == 0 && n == 10, "FIONREAD counts the echoed bytes");
+  char x[4], y[6];
+  struct iovec rv[2] = {{x, 4}, {y, 6}};
+  expect(readv(s, rv, 2) == 10 && !memcmp(x, "abcd", 4) && !memcmp(y, "efghij", 6),
+         "readv into 2 segments");
+  static char big[200000], back[200000];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (char)(i * 7);
+  expect(write_all(s, big, sizeof big) == 0, "200 KB write");
+  expect(recv(s, back, sizeof back, MSG_WAITALL) == (ssize_t)sizeof back &&
+             !memcmp(big, back, sizeof big),
+         "MSG_WAITALL gathers 200 KB");
+  struct sockaddr_in me;
+  socklen_t ml = sizeof me;
+  expect(getsockname(s, (struct sockaddr *)&me, &ml) == 0 && me.sin_family == AF_INET,
+         "getsockname");
+  int err = -1;
+  socklen_t el = sizeof err;
+  expect(getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0, "SO_ERROR 0");
+  expect(shutdown(s, SHUT_WR) == 0, "shutdown(SHUT_WR)");
+  expect(send(s, "z", 1, MSG_NOSIGNAL) == -1 && errno == EPIPE, "send after shutdown: EPIPE");
+  expect(read(s, b, sizeof b) == 0, "the server closes after our FIN: read gives 0");
+  close(s);
+  printf("calls: %d failures\n", fails);
+  return fails != 0;
+}
+
 int main(int argc, char **argv)
 {
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -359,6 +423,8 @@ int main(int argc, char **argv)
     return flood(argv[2], atoi(argv[3]));
   if (argc >= 5 && !strcmp(argv[1], "pingpong"))
     return pingpong(argv[2], atoi(argv[3]), atol(argv[4]));
+  if (argc >= 4 && !strcmp(argv[1], "calls"))
+    return calls(argv[2], atoi(argv[3]));
   if (argc >= 5 && !strcmp(argv[1], "cost"))
     return cost(argv[2], atoi(argv[3]), atol(argv[4]));
   if (argc >= 4 && !strcmp(argv[1], "nbconnect"))
