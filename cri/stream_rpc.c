@@ -14,13 +14,13 @@
  *   EOF) and its output from now on; a waiter thread watches the container
  *   with sbx_container_wait. The container is never touched when the client
  *   leaves.
- * - exec with a tty (pod VM mode): the sandbox hands over one two-way
- *   stream whose guest side is a terminal (guestkernel/fs/tty.c). Output
- *   is read straight from it; stdin goes through a relay thread that
- *   escapes 0xff and puts resize messages in band (ESC 'W' rows cols, see
+ * - a tty (exec, or attach to a tty container; pod VM mode): the sandbox
+ *   hands over a two-way stream whose guest side is a terminal
+ *   (guestkernel/fs/tty.c). Output is read from it (attach: from the
+ *   container's output); stdin goes through a relay thread that escapes
+ *   0xff and puts resize messages in band (ESC 'W' rows cols, see
  *   guestkernel/include/qk/tty.h), so the guest sees its window size
- *   change between the bytes typed before and after it. Attach to a tty
- *   container is refused (the sandbox has no tty containers yet).
+ *   change between the bytes typed before and after it.
  * - port forwarding: a TCP connection to 127.0.0.1:port opened inside the
  *   pod's network namespace (guest sockets are host sockets there), or in
  *   the host's for hostNetwork pods. */
@@ -128,8 +128,11 @@ static void *relay_thread(void *arg)
     ssize_t n = read(j->relay_in, in, sizeof in);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
-    if (n <= 0) { /* the client closed stdin: the terminal's input ends */
-      shutdown(j->tty_fd, SHUT_WR);
+    if (n <= 0) {
+      /* The client closed stdin: an exec's terminal input ends; a
+       * container's terminal is shared with other attaches and stays. */
+      if (!j->attach)
+        shutdown(j->tty_fd, SHUT_WR);
       break;
     }
     size_t o = 0;
@@ -320,8 +323,6 @@ static int start_sbx(struct proc_job *j, struct sbx_client *c, void *arg, q_erro
 static int start_proc(struct cri_pods *p, bool attach, const char *container_id, char *const argv[],
                       const struct cri_stream_opts *o, cri_stream_proc *proc, q_error **err)
 {
-  if (o->tty && attach)
-    return q_error_make(err, ENOTSUP, "attach with a tty: the sandbox has no tty containers yet");
   struct cri_ctr *ctr = NULL;
   struct cri_pod *pod = NULL;
   if (cri_state_get_ctr(p->st, container_id, &ctr) < 0 ||
@@ -357,9 +358,11 @@ static int start_proc(struct cri_pods *p, bool attach, const char *container_id,
   /* The waiter may block for hours: not on the pod's shared connection
    * (calls on one client are serialized). */
   j->own = cri_pods_sbx_private(pod);
-  if (o->tty) {
-    /* fds[0]: the terminal (stdin goes through the relay), fds[1]: a dup
-     * the session reads output from. */
+  if (o->tty && (fds[0] >= 0 || !attach)) {
+    /* fds[0]: the terminal (stdin goes through the relay), fds[1]: where
+     * the session reads output from (exec: a dup of it; attach: the
+     * container's output). An attach without stdin has no way in, and so
+     * no resize either. */
     int sp[2];
     if (fds[0] < 0 || fds[1] < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
       rc = q_error_make(err, fds[0] < 0 ? EPROTO : errno, "exec tty streams");
@@ -571,9 +574,6 @@ static grpc_status_code rpc_attach(struct cri_call *call, const ProtobufCMessage
   grpc_status_code code = running_ctr(call, in->container_id, id);
   if (code != GRPC_STATUS_OK)
     return code;
-  if (in->tty && !in->stderr && (in->stdin || in->stdout))
-    return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
-                          "Attach with a tty: the guest kernel has no terminals yet");
   struct cri_stream_opts o = {
       .tty = in->tty, .in = in->stdin, .out = in->stdout, .err = in->stderr};
   q_cleanup_error q_error *err = NULL;

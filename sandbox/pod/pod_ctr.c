@@ -437,8 +437,11 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
              gid = json_integer_value(json_object_get(req, "gid"));
   if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX)
     return q_error_make(err, EINVAL, "uid/gid out of range");
-  if (json_is_true(json_object_get(req, "tty")))
-    return q_error_make(err, ENOSYS, "tty containers are not supported by the sandbox yet");
+  /* tty (pod VM only): stdin_sp is one two-way stream, the guest's terminal
+   * as fds 0-2; its output goes to the log and attach as stdout. */
+  bool tty = json_is_true(json_object_get(req, "tty"));
+  if (tty && !p->shared_vm)
+    return q_error_make(err, ENOSYS, "tty containers need the pod VM mode (--shared-vm)");
   struct ctr *c = calloc(1, sizeof *c);
   if (!c)
     return q_error_make(err, ENOMEM, "container");
@@ -491,7 +494,8 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
   }
   if ((r = open_root(rootfs, mounts, &c->rootfd, &c->mntns, err)) < 0)
     goto fail;
-  if (json_is_true(json_object_get(req, "stdin")) &&
+  c->tty = tty;
+  if ((tty || json_is_true(json_object_get(req, "stdin"))) &&
       socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->stdin_sp) < 0) {
     r = q_error_make(err, errno, "stdin socketpair");
     goto fail;

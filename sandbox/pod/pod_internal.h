@@ -45,6 +45,7 @@ struct ctr {
    * of stdin_sp[0]. */
   int stdin_sp[2];
   bool stdin_once; /* the first attach takes stdin_sp[0] itself: its close is EOF */
+  bool tty; /* pod VM only: stdin_sp is the terminal's two-way stream (fs/tty.c) */
   /* Under pod->lock: */
   enum pod_state state;
   int64_t started_at, finished_at;

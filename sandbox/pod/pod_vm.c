@@ -524,12 +524,25 @@ int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err)
                         QK_CTL_MAX_CONTAINERS);
   int64_t h;
   if ((h = c->hfd[0] = hfd_dup(vm, c->rootfd)) < 0 ||
-      (h = c->hfd[1] = hfd_dup_stdio(vm, c->stdin_sp[1])) < 0 ||
+      (h = c->hfd[1] = (c->tty ? hfd_dup : hfd_dup_stdio)(vm, c->stdin_sp[1])) < 0 ||
       (h = c->hfd[2] = hfd_pipe(vm, &c->io[0])) < 0 ||
       (h = c->hfd[3] = hfd_pipe(vm, &c->io[1])) < 0)
     return q_error_make(err, (int)-h, "container handles");
   size_t len;
   uint32_t flags = c->stdin_sp[1] >= 0 ? QK_CTL_SPEC_STDIN : 0;
+  if (c->tty) {
+    /* The terminal's output comes back on stdin_sp[0]: drained as stdout
+     * instead of the pipe. The guest's handle is the only other end, so
+     * its close at exit is the drain's EOF. */
+    int d = fcntl(c->stdin_sp[0], F_DUPFD_CLOEXEC, 3);
+    if (d < 0)
+      return q_error_make(err, errno, "tty handle");
+    close(c->io[0]);
+    c->io[0] = d;
+    close(c->stdin_sp[1]);
+    c->stdin_sp[1] = -1;
+    flags |= QK_CTL_SPEC_STDIN | QK_CTL_SPEC_TTY;
+  }
   void *spec = vm_spec(c, c->argv, c->argc, flags, c->hfd, &len);
   if (!spec)
     return q_error_make(err, ENOMEM, "container spec");

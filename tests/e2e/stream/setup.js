@@ -1,7 +1,9 @@
 // Creates the pod of the streaming e2e test (stream_pods.sh) and prints
-// "POD MAIN ATTACH WEB" on success: a busybox pod with a long-running shell
-// (exec target), cat with stdin + StdinOnce (attach target) and busybox
-// httpd on 127.0.0.1:8080 inside the pod (port-forward target).
+// "POD MAIN ATTACH WEB TTY" on success: a busybox pod with a long-running
+// shell (exec target), cat with stdin + StdinOnce (attach target), busybox
+// httpd on 127.0.0.1:8080 inside the pod (port-forward target) and, with
+// STREAM_E2E_TTY=1, sh with tty + stdin + StdinOnce as `kubectl run -it`
+// makes it ("-" for a target not made).
 'use strict';
 const { clients, call } = require(process.env.CRI_COMMON);
 
@@ -40,7 +42,9 @@ async function run(pod, name, command, extra) {
     : await run(pod, 'att', ['cat'], { stdin: true, stdin_once: true });
   const web = await run(pod, 'web', ['/bin/sh', '-c',
     'mkdir -p /tmp/www && echo pod-ok >/tmp/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/www']);
-  for (const id of [main, att, web].filter((x) => x !== '-')) {
+  const tty = process.env.STREAM_E2E_TTY === '1'
+    ? await run(pod, 'ttyc', ['/bin/sh'], { stdin: true, stdin_once: true, tty: true }) : '-';
+  for (const id of [main, att, web, tty].filter((x) => x !== '-')) {
     for (let i = 0; ; i++) {
       const s = await call(rt, 'ContainerStatus', { container_id: id });
       if (!s.err && s.res.status.state === 'CONTAINER_RUNNING') break;
@@ -48,6 +52,6 @@ async function run(pod, name, command, extra) {
       await sleep(100);
     }
   }
-  console.log(`${pod} ${main} ${att} ${web}`);
+  console.log(`${pod} ${main} ${att} ${web} ${tty}`);
   process.exit(0);
 })();

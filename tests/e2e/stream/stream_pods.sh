@@ -28,12 +28,12 @@ pods_setup
 start_quarkd
 why=$(import_busybox) || e2e_skip "$why"
 ids=$(node "$sdir/setup.js") || e2e_fail "pod setup"
-read -r pod main att web <<<"$ids"
+read -r pod main att web ttyc <<<"$ids"
 echo "ok   pod ${pod:0:12} with exec, attach and httpd containers"
 
 tty_flag=
 [ "${STREAM_E2E_TTY:-0}" = 1 ] && tty_flag=-tty
-"$client" -quark "$QUARK" -pod "$pod" -cid "$main" -attach-cid "$att" -web-port 8080 $tty_flag ${STREAM_E2E_RUN:+-run "$STREAM_E2E_RUN"} ||
+"$client" -quark "$QUARK" -pod "$pod" -cid "$main" -attach-cid "$att" -tty-cid "$ttyc" -web-port 8080 $tty_flag ${STREAM_E2E_RUN:+-run "$STREAM_E2E_RUN"} ||
   { echo "---- quarkd log (last 40 lines)"; tail -n 40 "$T/quarkd.log"; for f in $(find "$T" -name "*.log" -path "*pods*" 2>/dev/null); do echo "---- $f"; tail -n 20 "$f"; done; e2e_fail "streaming scenarios"; }
 
 # The CLI's own WebSocket client.

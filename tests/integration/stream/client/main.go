@@ -966,6 +966,7 @@ func main() {
 	flag.StringVar(&pe.pod, "pod", "", "pods mode: pod id")
 	flag.StringVar(&pe.cid, "cid", "", "pods mode: a running container")
 	flag.StringVar(&pe.attach, "attach-cid", "", "pods mode: a container running cat with StdinOnce")
+	flag.StringVar(&pe.ttyCid, "tty-cid", "-", "pods mode: a container running sh with a tty")
 	flag.IntVar(&pe.webPort, "web-port", 0, "pods mode: httpd's port in the pod")
 	flag.BoolVar(&pe.tty, "tty", false, "pods mode: the runtime supports a tty")
 	flag.Parse()

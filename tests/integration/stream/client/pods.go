@@ -24,6 +24,7 @@ type podsEnv struct {
 	pod     string // pod id
 	cid     string // a running container (sh loop)
 	attach  string // a container running cat with stdin and StdinOnce
+	ttyCid  string // a container running sh with a tty, stdin and StdinOnce ("-": none)
 	webPort int    // busybox httpd's port inside the pod
 	tty     bool   // the runtime supports tty exec
 }
@@ -192,6 +193,48 @@ func podTTYSignals(run runner, required bool) error {
 		}
 	}
 	return wantSuccess(r.status)
+}
+
+// The container's shell on its terminal: a resize, a command line, exit 7;
+// the attach ends with the container, whose log has the terminal's output.
+func podAttachTTY(run runner) error {
+	u, err := quarkURL("attach", "--url", "-i", "-t", pe.ttyCid)
+	if err != nil {
+		return err
+	}
+	r, err := run(u, execOpts{tty: true, stdin: true, stdout: true, keepOpen: true,
+		input: "echo $((6*7)); stty size; exit 7\n", resize: `{"Width":100,"Height":40}` + "\n"})
+	if err != nil {
+		return err
+	}
+	for _, w := range []string{"echo $((6*7)); stty size; exit 7\r\n", "42\r\n", "40 100\r\n"} {
+		if !strings.Contains(r.stdout, w) {
+			return fmt.Errorf("stdout %q lacks %q", r.stdout, w)
+		}
+	}
+	if err := wantSuccess(r.status); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, _ := exec.Command(pe.quark, "ps", "-a").CombinedOutput()
+		done := false
+		for _, l := range strings.Split(string(out), "\n") {
+			done = done || strings.HasPrefix(l, pe.ttyCid[:12]) && strings.Contains(l, "Exited")
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the tty container did not exit: %s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	logs, err := exec.Command(pe.quark, "logs", pe.ttyCid).CombinedOutput()
+	if err != nil || !strings.Contains(string(logs), "42") {
+		return fmt.Errorf("quark logs: %v %q", err, logs)
+	}
+	return nil
 }
 
 func pfGetPath(sc *spdyConn, port int, reqid, path string) (string, string, error) {
@@ -409,6 +452,9 @@ func runPods(only string) int {
 	)
 	if pe.attach != "-" {
 		all = append(all, sc{"pod spdy attach StdinOnce", func() error { return podAttach(sp(v4)) }})
+	}
+	if pe.ttyCid != "-" && pe.ttyCid != "" {
+		all = append(all, sc{"pod spdy attach -it to a tty container (kubectl run -it)", func() error { return podAttachTTY(sp(v4)) }})
 	}
 	failed := 0
 	for _, s := range all {
