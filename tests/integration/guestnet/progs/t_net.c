@@ -12,7 +12,7 @@
  *   t_net rr-client PORT N SIZE N round trips of SIZE bytes: prints us per trip
  *   t_net bulk-server PORT [KIB] reads until EOF in KIB KiB reads (64), answers the byte count
  *   t_net bulk-client PORT MIB  sends MIB MiB: prints MiB/s
- *   t_net conn-server PORT      accepts and closes connections until killed
+ *   t_net conn-server PORT [N]  accepts and closes N connections (default: until killed)
  *   t_net conn-client PORT N    N connect+close (after one byte back): prints conn/s
  * Servers bind 127.0.0.1, or every address with T_NET_ANY set. */
 #define _GNU_SOURCE
@@ -1025,7 +1025,8 @@ int main(int argc, char **argv)
   }
   if (!strcmp(mode, "conn-server")) {
     int l = listener(SOCK_STREAM, port);
-    for (;;) {
+    long left = argc > 3 ? atol(argv[3]) : -1; /* -1: until killed */
+    for (; left; left -= left > 0) {
       int s = accept(l, NULL, NULL);
       if (s < 0)
         continue;
@@ -1034,6 +1035,7 @@ int main(int argc, char **argv)
       }
       close(s);
     }
+    return 0;
   }
   if (!strcmp(mode, "conn-client")) {
     int n = argc > 3 ? atoi(argv[3]) : 1000;
