@@ -15,8 +15,20 @@ const { runtime: rt } = clients();
 const IMAGE = 'docker.io/library/busybox:latest';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rnd = (lo, n) => lo + Math.floor(Math.random() * n);
-const HOSTPORT = rnd(31000, 1000);
-const HOSTNET_PORT = rnd(32000, 1000);
+// A port nobody listens on here now (other sessions run tests meanwhile).
+function freePort(lo, n) {
+  const net = require('net');
+  return new Promise((resolve) => {
+    const tryOne = (left) => {
+      const port = rnd(lo, n);
+      const srv = net.createServer();
+      srv.once('error', () => (left ? tryOne(left - 1) : resolve(port)));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(port)));
+    };
+    tryOne(50);
+  });
+}
+let HOSTPORT, HOSTNET_PORT;
 const PAGE = 'hello from a quark pod';
 
 function podCfg(name, extra) {
@@ -137,7 +149,7 @@ async function appsCase() {
       return `error: ${e.message.split('\n')[0]}`;
     }
   };
-  const RPORT = rnd(33000, 1000), NPORT = rnd(34000, 1000);
+  const RPORT = await freePort(33000, 1000), NPORT = await freePort(34000, 1000);
   const cfgR = podCfg('redis', { port_mappings: [{ protocol: 'TCP', container_port: 6379, host_port: RPORT, host_ip: '127.0.0.1' }] });
   const podR = await runPod(cfgR);
   const ipR = (await call(rt, 'PodSandboxStatus', { pod_sandbox_id: podR })).res.status.network.ip;
@@ -167,6 +179,8 @@ async function appsCase() {
 }
 
 (async () => {
+  HOSTPORT = await freePort(31000, 1000);
+  HOSTNET_PORT = await freePort(32000, 1000);
   if (process.argv[2] === 'fail') return failCase();
   if (process.argv[2] === 'apps') return appsCase();
   // Pod A: httpd on 8080 (hostPort on 127.0.0.1) and a UDP echo on 9090.

@@ -42,7 +42,8 @@ import_image() {
 pods_setup
 podnet_cleanup() {
   local rc=$?
-  ip link del "$BR" 2>/dev/null || true
+  set +e # a trap under set -e would stop at the first failing command
+  ip link del "$BR" 2>/dev/null
   (exit $rc)
   pods_cleanup
 }
