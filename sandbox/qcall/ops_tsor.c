@@ -30,6 +30,10 @@ _Static_assert(QK_EAGAIN == EAGAIN && QK_EINPROGRESS == EINPROGRESS &&
  * halted vCPU costs tens of µs here). */
 #define TSOR_POLL_SPIN_NS 20000
 
+/* Sockets per pod and bytes per ring: the arena is a sparse memfd (pages
+ * are used as rings fill), 2 x 256 KiB per socket slot. */
+#define SBX_TSOR_SLOTS 256u
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static tsor_client *client;
 static struct qk_tsor_info info;
@@ -74,16 +78,19 @@ int sbx_tsor_setup(const char *socket_path, const char *pod_ip, const char *cidr
     in.cidr_len[0] = 16;
     in.ncidrs = 1;
   }
-  struct tsor_client_config cc = {.socket_path = socket_path, .pod_ip = pod_ip};
+  struct tsor_client_config cc = {.socket_path = socket_path,
+                                  .pod_ip = pod_ip,
+                                  .slots = SBX_TSOR_SLOTS,
+                                  .ring_size = TSOR_DEFAULT_RING};
   tsor_client *c;
   if (tsor_client_open(&cc, &c, err) < 0)
     return q_error_wrap(err, "tsor (%s)", socket_path);
-  owner = calloc(TSOR_DEFAULT_SLOTS, sizeof *owner);
+  owner = calloc(SBX_TSOR_SLOTS, sizeof *owner);
   if (!owner) {
     tsor_client_free(c);
     return q_error_make(err, ENOMEM, "tsor");
   }
-  nslots = TSOR_DEFAULT_SLOTS;
+  nslots = SBX_TSOR_SLOTS;
   in.ring_size = TSOR_DEFAULT_RING;
   info = in;
   client = c;

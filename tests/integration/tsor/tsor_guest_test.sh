@@ -131,7 +131,7 @@ esac
 # 1. Echo through a poll()-driven server: two TSoR clients, and one host
 # client on the same listener (it listens on TSoR and on its host socket);
 # then socket-call semantics on a TSoR socket (t_tsor calls).
-bg_guest "$sns" "$snode" "$sp.10" "$tmp/serve.log" serve 7001 4
+bg_guest "$sns" "$snode" "$sp.10" "$tmp/serve.log" serve 7001 204
 srv=$last
 wait_for "$tmp/serve.log" ready || fail "echo server did not start: $(cat "$tmp/serve.log")"
 check "echo" "^echo: hello-tsor$" "$(guest "$cns" "$cnode" "$cp.21" echo "$sp.10" 7001 hello-tsor)"
@@ -139,8 +139,9 @@ check "echo again" "^echo: second$" "$(guest "$cns" "$cnode" "$cp.22" echo "$sp.
 check "host client, same listener" "^echo: via-host$" \
   "$(ip netns exec "$sns" timeout 20 "$prog" echo 127.0.0.1 7001 via-host 2>&1)"
 check "socket calls on a TSoR socket" "^calls: 0 failures$" "$(guest "$cns" "$cnode" "$cp.28" calls "$sp.10" 7001)"
+check "200 connections at once" "^conns: 200 connections at once$" "$(guest "$cns" "$cnode" "$cp.29" conns "$sp.10" 7001 200)"
 reap "$srv"
-check "server" "^served 4$" "$(cat "$tmp/serve.log")"
+check "server" "^served 204$" "$(cat "$tmp/serve.log")"
 
 # 2. 128 MiB with checksum; the client shuts down its write side and then
 # reads the sink's answer (half-close).

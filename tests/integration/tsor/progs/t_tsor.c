@@ -21,6 +21,8 @@
  *                                MSG_DONTWAIT, SO_RCVTIMEO, writev/readv,
  *                                MSG_WAITALL, FIONREAD, getsockname,
  *                                SO_ERROR, shutdown then EPIPE, EOF
+ *   t_tsor conns IP PORT N       N connections open at once, one round trip
+ *                                on each, then all closed
  *   t_tsor drain PORT            like sink, without the checksum (bench)
  *   t_tsor stream IP PORT MIB    like bulk, zeros without a checksum (bench)
  */
@@ -79,7 +81,7 @@ static int listener(int port)
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
   if (bind(s, (struct sockaddr *)&a, sizeof a) < 0)
     die("bind");
-  if (listen(s, 64) < 0)
+  if (listen(s, 1024) < 0)
     die("listen");
   printf("ready\n");
   fflush(stdout);
@@ -135,13 +137,14 @@ static void fill(unsigned char *b, size_t n, uint64_t *x)
 static int serve(int port, int n)
 {
   int l = listener(port);
-  struct pollfd p[65] = {{.fd = l, .events = POLLIN}};
+  static struct pollfd p[1025] = {{.events = POLLIN}};
+  p[0].fd = l;
   int np = 1, ended = 0;
   static char buf[65536];
   while (ended < n) {
     if (poll(p, np, -1) < 0)
       die("poll");
-    if ((p[0].revents & POLLIN) && np < 65) {
+    if ((p[0].revents & POLLIN) && np < 1025) {
       int c = accept(l, NULL, NULL);
       if (c >= 0) {
         int one = 1;
@@ -345,6 +348,32 @@ static int cost(const char *ip, int port, long n)
   return 0;
 }
 
+static int conns(const char *ip, int port, int n)
+{
+  static int fd[1024];
+  if (n > 1024)
+    n = 1024;
+  for (int i = 0; i < n; i++)
+    if ((fd[i] = dial(ip, port)) < 0) {
+      errno = -fd[i];
+      printf("FAIL conns: connection %d: %s\n", i, strerror(errno));
+      return 1;
+    }
+  for (int i = 0; i < n; i++) {
+    char m[16], b[16];
+    int len = snprintf(m, sizeof m, "c%d", i);
+    if (write_all(fd[i], m, (size_t)len) < 0 || read_full(fd[i], b, (size_t)len) != len ||
+        memcmp(m, b, (size_t)len)) {
+      printf("FAIL conns: round trip on connection %d\n", i);
+      return 1;
+    }
+  }
+  for (int i = 0; i < n; i++)
+    close(fd[i]);
+  printf("conns: %d connections at once\n", n);
+  return 0;
+}
+
 static int fails;
 static void expect(int ok, const char *what)
 {
@@ -423,6 +452,8 @@ int main(int argc, char **argv)
     return flood(argv[2], atoi(argv[3]));
   if (argc >= 5 && !strcmp(argv[1], "pingpong"))
     return pingpong(argv[2], atoi(argv[3]), atol(argv[4]));
+  if (argc >= 5 && !strcmp(argv[1], "conns"))
+    return conns(argv[2], atoi(argv[3]), atoi(argv[4]));
   if (argc >= 4 && !strcmp(argv[1], "calls"))
     return calls(argv[2], atoi(argv[3]));
   if (argc >= 5 && !strcmp(argv[1], "cost"))
