@@ -21,4 +21,27 @@ int qk_proc_open(const char *abs, int flags, struct qk_file **out);
 int qk_proc_stat(const char *abs, int nofollow, uint64_t stat_gpa);
 int64_t qk_proc_readlink(const char *abs, char *buf, uint64_t len);
 
+/* tmpfs on /dev/shm (fs/tmpfs.c). Paths are absolute; a symlink that
+ * leads out of the tmpfs makes a call answer QK_TMPFS_REDIRECT with the
+ * path to resolve instead in redirect (QK_PATH_MAX bytes). */
+#define QK_TMPFS_REDIRECT 1
+enum { QK_TMPFS_CHMOD = 1, QK_TMPFS_CHOWN, QK_TMPFS_UTIMES, QK_TMPFS_TRUNCATE };
+bool qk_tmpfs_path(const char *abs);
+bool qk_tmpfs_file(struct qk_file *f);
+int qk_tmpfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out, char *redirect);
+int qk_tmpfs_stat(const char *abs, int nofollow, uint64_t stat_gpa, char *redirect);
+int qk_tmpfs_access(const char *abs, int mode, int flags, char *redirect);
+int64_t qk_tmpfs_readlink(const char *abs, char *buf, uint64_t len, char *redirect);
+int qk_tmpfs_mkdir(const char *abs, uint32_t mode, char *redirect);
+int qk_tmpfs_mknod(const char *abs, uint32_t mode, char *redirect);
+int qk_tmpfs_symlink(const char *target, const char *abs, char *redirect);
+int qk_tmpfs_unlink(const char *abs, bool rmdir, char *redirect);
+int qk_tmpfs_rename(const char *from, const char *to, uint32_t flags, char *redirect);
+int qk_tmpfs_link(const char *from, const char *to, char *redirect);
+/* what: QK_TMPFS_*; x, y as the call's values (utimes: the kernel address
+ * of two timespecs or 0); on abs, or on the open file f when abs is NULL. */
+int qk_tmpfs_setattr(int what, const char *abs, struct qk_file *f, uint64_t x, uint64_t y,
+                     int nofollow, char *redirect);
+void qk_tmpfs_statfs(void *statfs120);
+
 #endif

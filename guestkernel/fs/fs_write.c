@@ -29,6 +29,18 @@ static inline struct qk_process *proc(void)
   return qk_current()->proc;
 }
 
+/* Capabilities are the security code's (task/cred.c); where it is not
+ * linked in, root has them all and nobody else any. */
+bool qk_capable(int cap) __attribute__((weak));
+#define CAP_CHOWN 0
+#define CAP_FOWNER 3
+#define CAP_SYS_CHROOT 18
+
+static bool privileged(int cap)
+{
+  return qk_capable ? qk_capable(cap) : proc()->euid == 0;
+}
+
 /* A user path made absolute (kmalloc'd, QK_PATH_MAX bytes) in *out; 1 for
  * an empty path when allow_empty. */
 static int get_path(int64_t dirfd, uint64_t upath, bool allow_empty, char **out)
@@ -42,6 +54,21 @@ static int get_path(int64_t dirfd, uint64_t upath, bool allow_empty, char **out)
     return r;
   }
   *out = p;
+  return r;
+}
+
+/* Is abs in the tmpfs on /dev/shm (after lexical clean-up)? */
+static bool in_tmpfs(const char *abs)
+{
+  if (!qk_tmpfs_path(abs))
+    return false;
+  char *c = qk_kmalloc(QK_PATH_MAX);
+  if (!c)
+    return true; /* the tmpfs answers ENOMEM */
+  qk_strlcpy(c, abs, QK_PATH_MAX);
+  qk_path_normalize(c);
+  bool r = qk_tmpfs_path(c);
+  qk_kfree(c);
   return r;
 }
 
@@ -80,7 +107,19 @@ static int64_t two_paths(uint32_t op, int64_t odir, uint64_t uold, int64_t ndir,
     return r;
   }
   int64_t res;
-  if (read_only(o) || read_only(n))
+  bool to = in_tmpfs(o), tn = in_tmpfs(n);
+  if (to || tn) {
+    char *buf = qk_kmalloc(QK_PATH_MAX);
+    if (!buf)
+      res = -QK_ENOMEM;
+    else if (to != tn)
+      res = -QK_EXDEV;
+    else if (op == QK_OP_RENAMEAT)
+      res = qk_tmpfs_rename(o, n, (uint32_t)flags, buf);
+    else
+      res = qk_tmpfs_link(o, n, buf);
+    qk_kfree(buf);
+  } else if (read_only(o) || read_only(n))
     res = -QK_EROFS;
   else
     res = qk_qcall(op, qk_root_hfd(), qk_va_to_pa(o), strlen(o), qk_va_to_pa(n), strlen(n), flags);
@@ -143,6 +182,19 @@ static int64_t do_symlink(uint64_t utarget, int64_t ndir, uint64_t unew)
   if (r > 0) {
     char *n;
     r = get_path(ndir, unew, false, &n);
+    if (r == 0 && in_tmpfs(n)) {
+      char *buf = qk_kmalloc(QK_PATH_MAX);
+      r = buf ? qk_tmpfs_symlink(t, n, buf) : -QK_ENOMEM;
+      if (r == QK_TMPFS_REDIRECT) /* a link out of the tmpfs: the host's path */
+        qk_strlcpy(n, buf, QK_PATH_MAX);
+      r = r == QK_TMPFS_REDIRECT ? 0 : r ? r : 1;
+      qk_kfree(buf);
+      if (r) {
+        qk_kfree(n);
+        qk_kfree(t);
+        return r == 1 ? 0 : r;
+      }
+    }
     if (r == 0) {
       r = read_only(n) ? -QK_EROFS
                        : qk_qcall(QK_OP_SYMLINKAT, qk_root_hfd(), qk_va_to_pa(t), strlen(t),
@@ -176,11 +228,22 @@ static int64_t do_mknod(int64_t dirfd, uint64_t upath, uint64_t mode, uint64_t d
   int64_t r = get_path(dirfd, upath, false, &p);
   if (r < 0)
     return r;
+  uint32_t m = (type ? type : L_S_IFREG) | ((uint32_t)mode & 07777 & ~proc()->fs->umask);
+  if (in_tmpfs(p)) {
+    char *buf = qk_kmalloc(QK_PATH_MAX);
+    r = buf ? qk_tmpfs_mknod(p, m, buf) : -QK_ENOMEM;
+    if (r == QK_TMPFS_REDIRECT)
+      qk_strlcpy(p, buf, QK_PATH_MAX);
+    qk_kfree(buf);
+    if (r != QK_TMPFS_REDIRECT) {
+      qk_kfree(p);
+      return r;
+    }
+  }
   if (read_only(p) || qk_dev_path(p))
     r = -QK_EEXIST;
   else
-    r = qk_qcall(QK_OP_MKNODAT, qk_root_hfd(), qk_va_to_pa(p), strlen(p),
-                 (type ? type : L_S_IFREG) | ((uint32_t)mode & 07777 & ~proc()->fs->umask), 0, 0);
+    r = qk_qcall(QK_OP_MKNODAT, qk_root_hfd(), qk_va_to_pa(p), strlen(p), m, 0, 0);
   qk_kfree(p);
   return r;
 }
@@ -199,10 +262,51 @@ int64_t sys_mknodat(ARGS)
 
 enum obj_op { OBJ_CHMOD, OBJ_CHOWN, OBJ_UTIMES, OBJ_STATFS };
 
+/* Linux's ownership rules for chmod, chown and the utime family, for a
+ * caller without the capability that overrides them: the host acts with
+ * the sandbox's credentials, so the guest checks its own user against the
+ * object's owner (one more QCall, only for such callers). */
+static int64_t may_change(enum obj_op op, uint64_t h, uint64_t gpa, uint64_t len, uint64_t x,
+                          uint64_t y, uint64_t flags)
+{
+  if (op == OBJ_STATFS || privileged(op == OBJ_CHOWN ? CAP_CHOWN : CAP_FOWNER))
+    return 0;
+  struct l_stat st;
+  int64_t r = len ? qk_qcall(QK_OP_FSTATAT, h, gpa, len, qk_va_to_pa(&st), flags, 0)
+                  : qk_qcall(QK_OP_FSTAT, h, qk_va_to_pa(&st), 0, 0, 0, 0);
+  if (r)
+    return r;
+  struct qk_process *p = proc();
+  bool owner = st.st_uid == p->euid;
+  if (op == OBJ_CHMOD)
+    return owner ? 0 : -QK_EPERM;
+  if (op == OBJ_CHOWN) {
+    uint32_t uid = (uint32_t)x, gid = (uint32_t)y;
+    if (uid != ~0u && uid != st.st_uid)
+      return -QK_EPERM;
+    if (gid != ~0u && gid != st.st_gid && !(owner && gid == p->egid))
+      return -QK_EPERM;
+    return 0;
+  }
+  /* utimes: explicit times need the owner; "now" also write permission */
+  const struct l_timespec *ts = x ? qk_pa_to_va(x) : NULL;
+  bool now = !ts || ((ts[0].tv_nsec == L_UTIME_NOW || ts[0].tv_nsec == L_UTIME_OMIT) &&
+                     (ts[1].tv_nsec == L_UTIME_NOW || ts[1].tv_nsec == L_UTIME_OMIT));
+  if (owner)
+    return 0;
+  if (!now)
+    return -QK_EPERM;
+  bool w = st.st_gid == p->egid ? (st.st_mode & 0020) : (st.st_mode & 0002);
+  return w ? 0 : -QK_EACCES;
+}
+
 static int64_t obj_qcall(enum obj_op op, uint64_t h, const char *abs, uint64_t x, uint64_t y,
                          uint64_t flags)
 {
   uint64_t gpa = abs ? qk_va_to_pa(abs) : 0, len = abs ? strlen(abs) : 0;
+  int64_t r = may_change(op, h, gpa, len, x, y, flags);
+  if (r)
+    return r;
   if (!abs)
     flags |= QK_AT_EMPTY_PATH;
   switch (op) {
@@ -240,6 +344,24 @@ _Static_assert(sizeof(int64_t) * 15 == 120, "struct statfs");
 #define TMPFS_MAGIC 0x01021994
 #define PIPEFS_MAGIC 0x50495045
 
+/* The tmpfs's side of an object operation: on abs, or on f when abs is
+ * NULL. */
+static int64_t tmpfs_obj(enum obj_op op, const char *abs, struct qk_file *f, uint64_t x, uint64_t y,
+                         uint64_t flags, char *buf)
+{
+  if (op == OBJ_STATFS) {
+    int r = abs ? qk_tmpfs_stat(abs, 0, 0, buf) : 0;
+    if (!r)
+      qk_tmpfs_statfs(qk_pa_to_va(x));
+    return r;
+  }
+  static const int what[] = {
+      [OBJ_CHMOD] = QK_TMPFS_CHMOD, [OBJ_CHOWN] = QK_TMPFS_CHOWN, [OBJ_UTIMES] = QK_TMPFS_UTIMES};
+  if (op == OBJ_UTIMES && x)
+    x = (uint64_t)qk_pa_to_va(x); /* the tmpfs reads the kernel copy */
+  return qk_tmpfs_setattr(what[op], abs, f, x, y, flags & L_AT_SYMLINK_NOFOLLOW, buf);
+}
+
 /* One object operation on dirfd/upath (or, with an empty path and
  * AT_EMPTY_PATH, on dirfd itself); x/y are the op's values. */
 static int64_t obj_at(enum obj_op op, int64_t dirfd, uint64_t upath, uint64_t x, uint64_t y,
@@ -255,7 +377,9 @@ static int64_t obj_at(enum obj_op op, int64_t dirfd, uint64_t upath, uint64_t x,
     if (!f)
       return -QK_EBADF;
     int h = qk_hostfs_hfd(f);
-    if (h >= 0)
+    if (qk_tmpfs_file(f))
+      r = tmpfs_obj(op, NULL, f, x, y, 0, NULL);
+    else if (h >= 0)
       r = obj_qcall(op, (uint64_t)h, NULL, x, y, flags & L_AT_SYMLINK_NOFOLLOW);
     else
       r = kernel_obj(op, x, f->path && qk_proc_path(f->path) ? PROC_SUPER_MAGIC : PIPEFS_MAGIC);
@@ -265,6 +389,19 @@ static int64_t obj_at(enum obj_op op, int64_t dirfd, uint64_t upath, uint64_t x,
   if (r == 1)
     qk_strlcpy(p, proc()->fs->cwd, QK_PATH_MAX);
   qk_path_normalize(p);
+  if (qk_tmpfs_path(p)) {
+    char *buf = qk_kmalloc(QK_PATH_MAX);
+    r = buf ? tmpfs_obj(op, p, NULL, x, y, flags, buf) : -QK_ENOMEM;
+    if (r == QK_TMPFS_REDIRECT) {
+      qk_strlcpy(p, buf, QK_PATH_MAX);
+      qk_path_normalize(p);
+    }
+    qk_kfree(buf);
+    if (r != QK_TMPFS_REDIRECT) {
+      qk_kfree(p);
+      return r;
+    }
+  }
   if (qk_proc_path(p)) {
     r = qk_proc_stat(p, 0, 0);
     r = r ? r : op == OBJ_STATFS ? kernel_obj(op, x, PROC_SUPER_MAGIC) : -QK_EPERM;
@@ -285,7 +422,8 @@ static int64_t obj_fd(enum obj_op op, uint64_t fd, uint64_t x, uint64_t y)
     return -QK_EBADF;
   int h = qk_hostfs_hfd(f);
   int64_t r =
-      h >= 0
+      qk_tmpfs_file(f) ? tmpfs_obj(op, NULL, f, x, y, 0, NULL)
+      : h >= 0
           ? obj_qcall(op, (uint64_t)h, NULL, x, y, 0)
           : kernel_obj(op, x, f->path && qk_proc_path(f->path) ? PROC_SUPER_MAGIC : PIPEFS_MAGIC);
   qk_fput(f);
@@ -449,7 +587,10 @@ int64_t sys_truncate(ARGS)
   if (r)
     return r == -QK_EISDIR ? -QK_EISDIR : r;
   int h = qk_hostfs_hfd(f);
-  r = h >= 0 ? qk_qcall(QK_OP_FTRUNCATE, (uint64_t)h, a1, 0, 0, 0, 0) : 0; /* devices: nothing */
+  if (qk_tmpfs_file(f))
+    r = qk_tmpfs_setattr(QK_TMPFS_TRUNCATE, NULL, f, a1, 0, 0, NULL);
+  else
+    r = h >= 0 ? qk_qcall(QK_OP_FTRUNCATE, (uint64_t)h, a1, 0, 0, 0, 0) : 0; /* devices: nothing */
   qk_fput(f);
   return r;
 }
@@ -465,7 +606,17 @@ int64_t sys_fallocate(ARGS)
   int64_t r;
   if ((f->flags & L_O_ACCMODE) == L_O_RDONLY)
     r = -QK_EBADF;
-  else if (h < 0)
+  else if (qk_tmpfs_file(f)) {
+    /* mode 0 and KEEP_SIZE: pages come on write; only the size grows */
+    struct l_stat st;
+    f->ops->fstat(f, qk_va_to_pa(&st));
+    if (a1 & ~1ull)
+      r = -QK_EOPNOTSUPP;
+    else if (!(a1 & 1) && a2 + a3 > (uint64_t)st.st_size)
+      r = qk_tmpfs_setattr(QK_TMPFS_TRUNCATE, NULL, f, a2 + a3, 0, 0, NULL);
+    else
+      r = 0;
+  } else if (h < 0)
     r = f->ops->poll ? -QK_ESPIPE : -QK_ENODEV;
   else
     r = qk_qcall(QK_OP_FALLOCATE, (uint64_t)h, a1, a2, a3, 0, 0);
@@ -494,10 +645,10 @@ int64_t sys_syncfs(ARGS)
  * root, so it can only narrow it); paths of the calling process's fs
  * context resolve beneath it from then on. The cwd string is kept as is
  * and so names a path under the new root: chroot(dir) + chdir("/"), the
- * usual pair, behaves as on Linux. Needs euid 0 (CAP_SYS_CHROOT). */
+ * usual pair, behaves as on Linux. Needs CAP_SYS_CHROOT. */
 int64_t sys_chroot(ARGS)
 {
-  if (proc()->euid != 0)
+  if (!privileged(CAP_SYS_CHROOT))
     return -QK_EPERM;
   char *p;
   int64_t r = get_path(L_AT_FDCWD, a0, false, &p);

@@ -236,7 +236,39 @@ static char *link_into_proc(const char *abs)
   return NULL;
 }
 
+/* Runs a tmpfs call; where a link led out of the tmpfs, *abs becomes the
+ * path to resolve instead (in *buf, allocated here, freed by the caller)
+ * and QK_TMPFS_REDIRECT is returned. */
+#define TMPFS_CALL(call, abs, buf)                                                                 \
+  ({                                                                                               \
+    int r_ = -QK_ENOMEM;                                                                           \
+    if (!*(buf))                                                                                   \
+      *(buf) = qk_kmalloc(QK_PATH_MAX);                                                            \
+    if (*(buf)) {                                                                                  \
+      char *redirect = *(buf);                                                                     \
+      r_ = (int)(call);                                                                            \
+      if (r_ == QK_TMPFS_REDIRECT)                                                                 \
+        (abs) = *(buf);                                                                            \
+    }                                                                                              \
+    r_;                                                                                            \
+  })
+
+static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out);
+
 int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
+{
+  if (qk_tmpfs_path(abs)) {
+    char *buf = NULL;
+    int r = TMPFS_CALL(qk_tmpfs_open(abs, flags, mode, out, redirect), abs, &buf);
+    if (r == QK_TMPFS_REDIRECT)
+      r = vfs_open(abs, flags, mode, out);
+    qk_kfree(buf);
+    return r;
+  }
+  return vfs_open(abs, flags, mode, out);
+}
+
+static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
 {
   int r = qk_dev_open(abs, flags, out);
   if (r != -QK_ENOENT)
@@ -271,7 +303,22 @@ int qk_vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
   return 0;
 }
 
+static int vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa);
+
 int qk_vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa)
+{
+  if (qk_tmpfs_path(abs)) {
+    char *buf = NULL;
+    int r = TMPFS_CALL(qk_tmpfs_stat(abs, nofollow, stat_gpa, redirect), abs, &buf);
+    if (r == QK_TMPFS_REDIRECT)
+      r = vfs_stat(abs, nofollow, stat_gpa);
+    qk_kfree(buf);
+    return r;
+  }
+  return vfs_stat(abs, nofollow, stat_gpa);
+}
+
+static int vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa)
 {
   int r = qk_dev_stat(abs, stat_gpa);
   if (r != -QK_ENOENT)
@@ -291,7 +338,22 @@ int qk_vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa)
   return r;
 }
 
+static int vfs_access(const char *abs, int mode, int flags);
+
 int qk_vfs_access(const char *abs, int mode, int flags)
+{
+  if (qk_tmpfs_path(abs)) {
+    char *buf = NULL;
+    int r = TMPFS_CALL(qk_tmpfs_access(abs, mode, flags, redirect), abs, &buf);
+    if (r == QK_TMPFS_REDIRECT)
+      r = vfs_access(abs, mode, flags);
+    qk_kfree(buf);
+    return r;
+  }
+  return vfs_access(abs, mode, flags);
+}
+
+static int vfs_access(const char *abs, int mode, int flags)
 {
   if (proc_route(abs)) {
     struct l_stat st;
@@ -307,7 +369,22 @@ int qk_vfs_access(const char *abs, int mode, int flags)
   return (int)qk_qcall(QK_OP_FACCESSAT, qk_root_hfd(), gpa, len, (uint64_t)mode, (uint64_t)flags, 0);
 }
 
-int64_t qk_vfs_readlink(const char *abs, char *buf, uint64_t len)
+static int64_t vfs_readlink(const char *abs, char *buf, uint64_t len);
+
+int64_t qk_vfs_readlink(const char *abs, char *out, uint64_t len)
+{
+  if (qk_tmpfs_path(abs)) {
+    char *buf = NULL;
+    int64_t r = TMPFS_CALL(qk_tmpfs_readlink(abs, out, len, redirect), abs, &buf);
+    if (r == QK_TMPFS_REDIRECT)
+      r = vfs_readlink(abs, out, len);
+    qk_kfree(buf);
+    return r;
+  }
+  return vfs_readlink(abs, out, len);
+}
+
+static int64_t vfs_readlink(const char *abs, char *buf, uint64_t len)
 {
   if (proc_route(abs))
     return qk_proc_readlink(abs, buf, len);

@@ -7,6 +7,8 @@
 #include <qk/syscall.h>
 #include <qk/task.h>
 
+#include "../fs/fs_internal.h"
+
 #define MAX_RW 0x7ffff000ull /* Linux's MAX_RW_COUNT */
 
 static inline struct qk_process *proc(void)
@@ -402,7 +404,9 @@ int64_t sys_ftruncate(uint64_t fd, uint64_t len, uint64_t a2, uint64_t a3, uint6
   if (!f)
     return -QK_EBADF;
   int64_t r = -QK_EINVAL;
-  if (f->hfd > QK_HFD_ROOT && (f->flags & L_O_ACCMODE) != L_O_RDONLY)
+  if (qk_tmpfs_file(f) && (f->flags & L_O_ACCMODE) != L_O_RDONLY)
+    r = qk_tmpfs_setattr(QK_TMPFS_TRUNCATE, NULL, f, len, 0, 0, NULL);
+  else if (f->hfd > QK_HFD_ROOT && (f->flags & L_O_ACCMODE) != L_O_RDONLY)
     r = qk_qcall(QK_OP_FTRUNCATE, (uint64_t)f->hfd, len, 0, 0, 0, 0);
   qk_fput(f);
   return r;
@@ -715,7 +719,17 @@ static int64_t do_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
   if (!path)
     return -QK_ENOMEM;
   int64_t r = qk_path_at(dirfd, upath, path, false);
-  if (r == 0) {
+  if (r == 0 && qk_tmpfs_path(path)) {
+    char *buf = path_buf();
+    r = buf ? qk_tmpfs_mkdir(path, mode & 07777 & ~(uint64_t)proc()->fs->umask, buf) : -QK_ENOMEM;
+    if (r == QK_TMPFS_REDIRECT) /* a link out of the tmpfs: the host's path */
+      qk_strlcpy(path, buf, QK_PATH_MAX);
+    r = r == QK_TMPFS_REDIRECT ? 0 : r ? r : 2;
+    qk_kfree(buf);
+  }
+  if (r == 2) {
+    r = 0;
+  } else if (r == 0) {
     /* The host takes a parent and a last component: "/" has none (Linux
      * says EEXIST) and a trailing slash is allowed on mkdir. */
     size_t n = strlen(path);
@@ -750,7 +764,17 @@ static int64_t do_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
   if (!path)
     return -QK_ENOMEM;
   int64_t r = qk_path_at(dirfd, upath, path, false);
-  if (r == 0) {
+  if (r == 0 && qk_tmpfs_path(path)) {
+    char *buf = path_buf();
+    r = buf ? qk_tmpfs_unlink(path, flags != 0, buf) : -QK_ENOMEM;
+    if (r == QK_TMPFS_REDIRECT)
+      qk_strlcpy(path, buf, QK_PATH_MAX);
+    r = r == QK_TMPFS_REDIRECT ? 0 : r ? r : 2;
+    qk_kfree(buf);
+  }
+  if (r == 2) {
+    r = 0;
+  } else if (r == 0) {
     size_t n = strlen(path);
     if (flags) /* rmdir("dir/") is fine; unlink("file/") is not */
       while (n > 1 && path[n - 1] == '/')

@@ -103,7 +103,8 @@ static int open_obj(const struct sbx_fs_ctx *c, const uint64_t *a, uint64_t flag
   int fd;
   *owned = false;
   if (a[2] == 0 && (flags & QK_AT_EMPTY_PATH)) {
-    fd = c->hfd_get(c->q, a[0]);
+    /* never the sandbox's own stdio (a log file, a terminal, a pipe) */
+    fd = a[0] < QK_HFD_ROOT ? -EBADF : c->hfd_get(c->q, a[0]);
   } else {
     int dirfd = c->hfd_get(c->q, a[0]);
     if (dirfd < 0)
@@ -180,8 +181,12 @@ static int64_t op_linkat(const struct sbx_fs_ctx *c, const uint64_t *a)
   } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
     r = (errno = EPERM, -1);
   } else if (S_ISLNK(st.st_mode) && (a[5] & QK_AT_SYMLINK_FOLLOW)) {
-    /* link to what the symlink names, resolved in the root */
-    int tfd = openat2_in(ofd, ob, O_PATH);
+    /* link to what the symlink names, resolved in the container's root */
+    char path[QK_QCALL_MAX_PATH + 1];
+    int rootfd = c->hfd_get(c->q, a[0]);
+    int tfd = rootfd < 0 ? rootfd : read_path(c, a[1], a[2], path);
+    if (tfd == 0)
+      tfd = openat2_in(rootfd, path, O_PATH);
     if (tfd < 0) {
       r = (errno = -tfd, -1);
     } else if (fstat(tfd, &st) < 0 || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
@@ -317,7 +322,7 @@ static int64_t op_fallocate(const struct sbx_fs_ctx *c, const uint64_t *a)
   /* FALLOC_FL_KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 0x10 */
   if (a[1] & ~(uint64_t)(1 | 2 | 0x10) || (int64_t)a[2] < 0 || (int64_t)a[3] <= 0)
     return -EINVAL;
-  int fd = c->hfd_get(c->q, a[0]);
+  int fd = a[0] <= QK_HFD_ROOT ? -EBADF : c->hfd_get(c->q, a[0]);
   if (fd < 0)
     return fd;
   return fallocate(fd, (int)a[1], (off_t)a[2], (off_t)a[3]) < 0 ? -errno : 0;

@@ -81,10 +81,13 @@ for v in $vs; do
   rm -rf "$root/tmp/"* "$root/secret" "$root/r1moved" "$root/r1link" "$root/planted"
 done
 
-# cost per call (printed for the log, not asserted)
-run 120 /bin/t_fs.glibc bench
-[ "$rc" = 0 ] && echo "$out" || fail "t_fs bench: exit $rc (stderr: ${err:0:400})"
-rm -rf "$root/tmp/bench"
+# cost per call (printed for the log, not asserted; ring 0 measured by hand:
+# 200 /proc reads there take 8 s on this machine)
+if [ -z "$SBX_BASE" ]; then
+  run 120 /bin/t_fs.glibc bench
+  [ "$rc" = 0 ] && echo "$out" || fail "t_fs bench: exit $rc (stderr: ${err:0:400})"
+  rm -rf "$root/tmp/bench"
+fi
 
 # busybox applets over the new calls
 cat >"$root/tmp/bb.sh" <<'SCRIPT'
@@ -203,5 +206,6 @@ fi
 [ "$(snap)" = "$before" ] || fail "the directory outside the rootfs changed: $(ls -la "$outside")"
 [ "$(sha256sum /etc/passwd)" = "$passwd_before" ] || fail "host /etc/passwd changed"
 [ ! -e "$outside/planted" ] || fail "planted file outside the rootfs"
+[ ! -e "$root/dev/shm" ] || fail "the guest's /dev/shm reached the host rootfs"
 echo "guest_$mode: $fails failures"
 [ "$fails" = 0 ]

@@ -195,6 +195,30 @@ static void writes(void)
   CHECK_EQ(open("/proc/self/status", O_WRONLY), -1);
   close(fd);
   close(dfd);
+  /* an unprivileged user may change only its own files (skipped while the
+   * kernel has no setuid) */
+  pid_t c = fork();
+  if (c == 0) {
+    long r = rs(SYS_setuid, 4242, 0, 0, 0, 0, 0);
+    if (r == -ENOSYS)
+      _exit(0);
+    if (r)
+      _exit(20);
+    if (rs(SYS_chmod, (long)"/tmp/w/b", 0777, 0, 0, 0, 0) != -EPERM)
+      _exit(21);
+    if (rs(SYS_chown, (long)"/tmp/w/b", 4242, -1, 0, 0, 0) != -EPERM)
+      _exit(22);
+    if (rs(SYS_utimensat, AT_FDCWD, (long)"/tmp/w/b", (long)ts, 0, 0, 0) != -EPERM)
+      _exit(23);
+    if (rs(SYS_chroot, (long)"/tmp", 0, 0, 0, 0, 0) != -EPERM)
+      _exit(24);
+    _exit(0);
+  }
+  int ws = -1;
+  CHECK_EQ(waitpid(c, &ws, 0), c);
+  CHECK_EQ(ws, 0);
+  CHECK_EQ(stat("/tmp/w/b", &st), 0);
+  CHECK_EQ(st.st_mode & 07777, 0751);
 }
 
 /* Every attempt names something outside the root (argv[1], a host path):
@@ -266,6 +290,120 @@ static void escapes(const char *outside)
   int ws = -1;
   CHECK_EQ(waitpid(c, &ws, 0), c);
   CHECK_EQ(ws, 0);
+}
+
+/* tmpfs on /dev/shm: in guest memory, never on the host */
+static void tmpfs(void)
+{
+  struct stat st;
+  char buf[64];
+  CHECK_EQ(stat("/dev/shm", &st), 0);
+  CHECK(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 01777);
+  int fd = open("/dev/shm/f", O_RDWR | O_CREAT | O_EXCL, 0640);
+  CHECK(fd >= 0);
+  CHECK_EQ(open("/dev/shm/f", O_RDWR | O_CREAT | O_EXCL, 0640), -1);
+  CHECK_EQ(errno, EEXIST);
+  CHECK_EQ(write(fd, "hello tmpfs", 11), 11);
+  CHECK_EQ(pwrite(fd, "X", 1, 10000), 1); /* a hole, then one page more */
+  CHECK_EQ(fstat(fd, &st), 0);
+  CHECK_EQ(st.st_size, 10001);
+  CHECK_EQ(st.st_mode & 07777, 0640);
+  CHECK_EQ(pread(fd, buf, 5, 6), 5);
+  CHECK(!memcmp(buf, "tmpfs", 5));
+  CHECK_EQ(pread(fd, buf, 4, 5000), 4);
+  CHECK(!memcmp(buf, "\0\0\0\0", 4));
+  CHECK_EQ(lseek(fd, 0, SEEK_END), 10001);
+  CHECK_EQ(ftruncate(fd, 5), 0);
+  CHECK_EQ(pread(fd, buf, sizeof(buf), 0), 5);
+  CHECK_EQ(ftruncate(fd, 4096 + 7), 0);
+  CHECK_EQ(pread(fd, buf, 8, 4096), 7);
+  CHECK_EQ(buf[0], 0);
+  CHECK_EQ(rs(SYS_fallocate, fd, 0, 0, 20000, 0, 0), 0);
+  CHECK_EQ(fstat(fd, &st), 0);
+  CHECK_EQ(st.st_size, 20000);
+  close(fd);
+  fd = open("/dev/shm/f", O_WRONLY | O_APPEND);
+  CHECK_EQ(write(fd, "!", 1), 1);
+  close(fd);
+  CHECK_EQ(stat("/dev/shm/f", &st), 0);
+  CHECK_EQ(st.st_size, 20001);
+  CHECK_EQ(truncate("/dev/shm/f", 3), 0);
+  CHECK(is("/dev/shm/f", "hel"));
+  /* directories, links, renames */
+  CHECK_EQ(mkdir("/dev/shm/d", 0755), 0);
+  CHECK_EQ(mkdir("/dev/shm/d", 0755), -1);
+  CHECK_EQ(errno, EEXIST);
+  CHECK_EQ(rename("/dev/shm/f", "/dev/shm/d/g"), 0);
+  CHECK(is("/dev/shm/d/g", "hel"));
+  CHECK_EQ(link("/dev/shm/d/g", "/dev/shm/h"), 0);
+  CHECK_EQ(stat("/dev/shm/h", &st), 0);
+  CHECK_EQ(st.st_nlink, 2);
+  CHECK_EQ(symlink("d/g", "/dev/shm/s"), 0);
+  CHECK(is("/dev/shm/s", "hel"));
+  CHECK_EQ(readlink("/dev/shm/s", buf, sizeof(buf)), 3);
+  CHECK_EQ(lstat("/dev/shm/s", &st), 0);
+  CHECK(S_ISLNK(st.st_mode));
+  CHECK_EQ(symlink("/data/hello.txt", "/dev/shm/out"), 0); /* leads to the rootfs */
+  CHECK(is("/dev/shm/out", "hello quark\n"));
+  CHECK_EQ(symlink("/data", "/dev/shm/outdir"), 0);
+  CHECK(is("/dev/shm/outdir/hello.txt", "hello quark\n"));
+  CHECK_EQ(rename("/dev/shm/h", "/tmp/h"), -1);
+  CHECK_EQ(errno, EXDEV);
+  CHECK_EQ(link("/dev/shm/h", "/tmp/h"), -1);
+  CHECK_EQ(errno, EXDEV);
+  CHECK_EQ(rs(SYS_renameat2, AT_FDCWD, (long)"/dev/shm/h", AT_FDCWD, (long)"/dev/shm/d/g",
+              RENAME_NOREPLACE, 0),
+           -EEXIST);
+  CHECK_EQ(rename("/dev/shm/d", "/dev/shm/d/sub"), -1);
+  CHECK_EQ(errno, EINVAL);
+  CHECK_EQ(rmdir("/dev/shm/d"), -1);
+  CHECK_EQ(errno, ENOTEMPTY);
+  int seen = 0;
+  DIR *dir = opendir("/dev/shm");
+  for (struct dirent *e; dir && (e = readdir(dir));)
+    seen += !strcmp(e->d_name, "d") + !strcmp(e->d_name, "h") + !strcmp(e->d_name, "s") +
+            !strcmp(e->d_name, ".") + !strcmp(e->d_name, "..");
+  if (dir)
+    closedir(dir);
+  CHECK_EQ(seen, 5);
+  /* metadata */
+  CHECK_EQ(chmod("/dev/shm/h", 0600), 0);
+  CHECK_EQ(stat("/dev/shm/d/g", &st), 0);
+  CHECK_EQ(st.st_mode & 07777, 0600);
+  struct timespec ts[2] = {{1000000000, 0}, {1100000000, 5}};
+  CHECK_EQ(utimensat(AT_FDCWD, "/dev/shm/h", ts, 0), 0);
+  CHECK_EQ(stat("/dev/shm/h", &st), 0);
+  CHECK_EQ(st.st_mtim.tv_sec, 1100000000);
+  CHECK_EQ(st.st_mtim.tv_nsec, 5);
+  CHECK_EQ(chown("/dev/shm/h", 7, 8), 0);
+  CHECK_EQ(stat("/dev/shm/h", &st), 0);
+  CHECK(st.st_uid == 7 && st.st_gid == 8);
+  struct statfs sf;
+  CHECK_EQ(statfs("/dev/shm/h", &sf), 0);
+  CHECK_EQ(sf.f_type, 0x01021994);
+  CHECK_EQ(access("/dev/shm/h", R_OK | W_OK), 0);
+  /* an open file outlives its name */
+  fd = open("/dev/shm/h", O_RDONLY);
+  CHECK_EQ(unlink("/dev/shm/h"), 0);
+  CHECK_EQ(unlink("/dev/shm/d/g"), 0);
+  CHECK_EQ(read(fd, buf, sizeof(buf)), 3);
+  close(fd);
+  CHECK_EQ(rmdir("/dev/shm/d"), 0);
+  CHECK_EQ(unlink("/dev/shm/s"), 0);
+  CHECK_EQ(unlink("/dev/shm/out"), 0);
+  CHECK_EQ(unlink("/dev/shm/outdir"), 0);
+  CHECK_EQ(rmdir("/dev/shm"), -1);
+  /* shared between processes of the guest */
+  pid_t c = fork();
+  if (c == 0) {
+    int f = open("/dev/shm/child", O_WRONLY | O_CREAT, 0600);
+    _exit(f >= 0 && write(f, "from child", 10) == 10 ? 0 : 1);
+  }
+  int ws = -1;
+  CHECK_EQ(waitpid(c, &ws, 0), c);
+  CHECK_EQ(ws, 0);
+  CHECK(is("/dev/shm/child", "from child"));
+  CHECK_EQ(unlink("/dev/shm/child"), 0);
 }
 
 static void procfs(int argc, char **argv)
@@ -467,6 +605,7 @@ int main(int argc, char **argv)
   }
   writes();
   escapes(argv[1]);
+  tmpfs();
   procfs(argc, argv);
   printf("t_fs: %d checks, %d failures\n", t_checks, t_fails);
   return t_fails ? 1 : 0;
