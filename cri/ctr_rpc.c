@@ -287,6 +287,14 @@ static grpc_status_code validate_config(struct cri_call *call,
   return GRPC_STATUS_OK;
 }
 
+/* The container's memory limit for the guest kernel's accounting (0: none). */
+static uint64_t mem_limit_of(const Runtime__V1__LinuxContainerConfig *l)
+{
+  return l && l->resources && l->resources->memory_limit_in_bytes > 0
+             ? (uint64_t)l->resources->memory_limit_in_bytes
+             : 0;
+}
+
 static void create_rollback(struct create_ctx *x, struct sbx_client *sbx, bool in_sbx)
 {
   q_cleanup_error q_error *err = NULL;
@@ -483,7 +491,8 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                                     .log_path = x.log_path,
                                     .tty = c->tty,
                                     .stdin_open = c->stdin,
-                                    .stdin_once = c->stdin && c->stdin_once};
+                                    .stdin_once = c->stdin && c->stdin_once,
+                                    .memory_limit = mem_limit_of(c->linux)};
   if ((rc = sbx_container_create(sbx, &spec, &err)) < 0)
     goto fail_mounts;
   in_sbx = true;
@@ -856,21 +865,25 @@ static grpc_status_code rpc_update_resources(struct cri_call *call, const Protob
       (const Runtime__V1__UpdateContainerResourcesRequest *)req;
   struct cri_pods *p = pods_of(call);
   struct cri_ctr *ctr = NULL;
-  grpc_status_code code = find_ctr(call, in->container_id, &ctr, NULL);
+  struct cri_pod *pod = NULL;
+  grpc_status_code code = find_ctr(call, in->container_id, &ctr, &pod);
   if (code != GRPC_STATUS_OK)
     return code;
   if (ctr->state == CRI_CTR_EXITED || ctr->state == CRI_CTR_UNKNOWN) {
     cri_ctr_free(ctr);
+    cri_pod_free(pod);
     return cri_call_error(call, GRPC_STATUS_FAILED_PRECONDITION,
                           "container %.80s is not created or running", in->container_id);
   }
   const Runtime__V1__LinuxContainerResources *r = in->linux;
   if (!r) {
     cri_ctr_free(ctr);
+    cri_pod_free(pod);
     return GRPC_STATUS_OK;
   }
   if (r->memory_limit_in_bytes < 0 || r->cpu_quota < -1 || r->cpu_period < 0 || r->cpu_shares < 0) {
     cri_ctr_free(ctr);
+    cri_pod_free(pod);
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "negative resource values");
   }
   json_t *o = json_pack(
@@ -879,16 +892,33 @@ static grpc_status_code rpc_update_resources(struct cri_call *call, const Protob
       (json_int_t)r->memory_limit_in_bytes, "CpusetCpus", r->cpuset_cpus ? r->cpuset_cpus : "",
       "CpusetMems", r->cpuset_mems ? r->cpuset_mems : "");
   q_cleanup_error q_error *err = NULL;
-  int rc = o ? cri_state_update_ctr(p->st, ctr->id, set_resources, o, &err) : -ENOMEM;
+  /* The memory limit goes to the guest kernel's accounting (a container
+   * past it is OOM-killed, reason OOMKilled); CPU values are recorded
+   * (ContainerStatus reports them) but not enforced: see README. */
+  int rc = 0;
+  struct cri_pod_entry *e = o ? cri_pods_get(p, pod->id) : NULL;
+  if (e) {
+    struct sbx_client *own = cri_pods_sbx_private(pod);
+    struct sbx_client *c = own ? own : cri_pods_sbx(p, e, pod, &rc, &err);
+    if (c)
+      rc = sbx_container_update(c, ctr->id, (uint64_t)r->memory_limit_in_bytes, &err);
+    if (own)
+      sbx_client_close(own);
+    cri_pods_put(p, e);
+  }
+  if (rc == 0)
+    rc = o ? cri_state_update_ctr(p->st, ctr->id, set_resources, o, &err) : -ENOMEM;
   json_decref(o);
   cri_ctr_free(ctr);
+  cri_pod_free(pod);
   if (rc < 0)
-    return cri_pods_fail(call, rc, &err, "store resources");
-  /* Recorded (ContainerStatus reports them); applying them needs a request
-   * the sandbox control protocol does not have yet. */
-  return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
-                        "UpdateContainerResources: resources recorded but not applied: the "
-                        "sandbox control protocol has no resource-update request yet");
+    return cri_pods_fail(call, rc, &err, "UpdateContainerResources");
+  Runtime__V1__UpdateContainerResourcesResponse *out =
+      cri_call_new_msg(call, &runtime__v1__update_container_resources_response__descriptor);
+  if (!out)
+    return oom(call);
+  *resp = &out->base;
+  return GRPC_STATUS_OK;
 }
 
 int cri_ctr_rpc_register(struct cri_server *srv, q_error **err)

@@ -54,7 +54,16 @@ enum qk_ctl_op {
   QK_CTL_DELETE = 6,    /* cid (exited or created) -> ACK; its handles may be closed after */
   QK_CTL_STATS = 7,     /* cid, or QK_CTL_POD for the whole guest -> ACK, then STATS */
   QK_CTL_SHUTDOWN = 8,  /* arg = signal for every process first -> ACK, then QK_OP_EXIT */
+  QK_CTL_UPDATE = 9,    /* cid, payload: struct qk_ctl_resources -> ACK */
 };
+
+/* UPDATE: the container's limits from now on (CRI UpdateContainerResources;
+ * CPU limits are the host's: the pod's cgroup). */
+struct qk_ctl_resources {
+  uint64_t mem_limit; /* bytes, 0: none (as qk_ctl_spec.mem_limit) */
+  uint64_t reserved[3];
+};
+_Static_assert(sizeof(struct qk_ctl_resources) == 32, "qk_ctl_resources layout");
 
 #define QK_CTL_POD 0xffffffffu /* cid of pod-wide commands and events */
 
@@ -88,7 +97,8 @@ struct qk_ctl_spec {
   uint32_t strings_off, strings_len;
   uint32_t root_hfd;     /* the container's root directory handle */
   uint32_t stdio_hfd[3]; /* stdin, stdout, stderr handles (log sinks or streams) */
-  uint64_t mem_limit;    /* bytes, 0: none (OOM kill beyond it) */
+  uint64_t mem_limit;    /* CREATE: bytes of guest memory its processes may hold, 0: none;
+                            beyond it the allocating process is killed (EXIT_OOM) */
   uint64_t reserved[4];
 };
 _Static_assert(sizeof(struct qk_ctl_spec) == 96, "qk_ctl_spec layout");

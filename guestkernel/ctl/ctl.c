@@ -191,6 +191,14 @@ static int64_t dispatch(const struct qk_ctl_cmd *c)
   case QK_CTL_SHUTDOWN:
     /* Acknowledged first; then the whole guest stops with the signal's status. */
     return 0;
+  case QK_CTL_UPDATE: {
+    struct qk_ctl_resources res;
+    if (c->payload_off > QK_CTL_PAYLOAD_SIZE ||
+        c->payload_len > QK_CTL_PAYLOAD_SIZE - c->payload_off || c->payload_len < sizeof res)
+      return -QK_EINVAL;
+    memcpy(&res, area->payload + c->payload_off, sizeof res);
+    return qk_container_update(c->cid, res.mem_limit);
+  }
   default:
     return -QK_ENOSYS;
   }

@@ -64,3 +64,10 @@ __attribute__((weak)) int qk_stats(uint32_t cid, struct qk_ctl_stats *out)
 }
 
 __attribute__((weak)) void qk_container_stdio_tick(void) {}
+
+__attribute__((weak)) int qk_container_update(uint32_t cid, uint64_t mem_limit)
+{
+  (void)cid;
+  (void)mem_limit;
+  return -QK_ENOSYS;
+}

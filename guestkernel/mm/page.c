@@ -12,12 +12,27 @@
  *
  * Per-frame metadata (one uint32 per page of guest memory) records what the
  * small-object allocator put in a page; it lives in the first pages of the
- * range. */
+ * range.
+ *
+ * Memory accounting (a memory cgroup in miniature, one group per container
+ * of a pod VM): every frame handed out is charged to the group of the task
+ * being served (its container; group 0, the boot process and the kernel's
+ * own work, is never limited) or to the group the task layer names while it
+ * builds a container's process (qk_mem_charge_to); one byte per frame
+ * records the group, so a frame freed from any context is uncharged from
+ * the right one. A charge that would take a group past its limit fails
+ * (the caller sees ENOMEM) and calls qk_mem_oom(group), which kills the
+ * allocating process (the task layer's OOM killer). */
 #include <qk/kernel.h>
 #include <qk/mm.h>
 #include <qk/qcall.h>
+#include <qk/task.h>
 
 uint32_t *qk_page_meta; /* indexed by pfn; used by kmalloc.c */
+static uint8_t *page_group;                 /* indexed by pfn: charged group, 0 none */
+static uint64_t group_used[QK_MEM_GROUPS];  /* pages */
+static uint64_t group_limit[QK_MEM_GROUPS]; /* pages, 0: none */
+static int charge_override = -1;
 
 static uint64_t range_start, range_end; /* owned range */
 static uint64_t bump;                   /* next never-used page */
@@ -33,6 +48,8 @@ void qk_page_init(uint64_t start, uint64_t end, uint64_t mem_size)
   uint64_t meta_bytes = QK_ALIGN_UP((mem_size / QK_PAGE_SIZE) * sizeof(uint32_t), QK_PAGE_SIZE);
   qk_page_meta = qk_pa_to_va(start);
   start += meta_bytes;
+  page_group = qk_pa_to_va(start); /* zero by the boot contract, as the metadata */
+  start += QK_ALIGN_UP(mem_size / QK_PAGE_SIZE, QK_PAGE_SIZE);
   range_start = start;
   range_end = end;
   bump = start;
@@ -63,6 +80,70 @@ static uint64_t break_huge(size_t keep)
   return pa;
 }
 
+/* ---- accounting ---- */
+
+static int current_group(void)
+{
+  if (charge_override >= 0)
+    return charge_override;
+  struct qk_percpu *pc = qk_arch_cpu_private();
+  struct qk_task *t = pc ? pc->current : NULL;
+  int cid = t && t->proc && t->proc->ns ? t->proc->ns->cid : -1;
+  return cid >= 0 && cid + 1 < (int)QK_MEM_GROUPS ? cid + 1 : 0;
+}
+
+/* Charges n frames to the current group: its number, or -1 over its
+ * limit (then the OOM hook ran). */
+static int charge(uint64_t n)
+{
+  int g = current_group();
+  if (g && group_limit[g] && group_used[g] + n > group_limit[g]) {
+    qk_mem_oom(g);
+    return -1;
+  }
+  group_used[g] += n;
+  return g;
+}
+
+static void set_group(uint64_t pa, uint64_t n, int g)
+{
+  if (qk_page_owned(pa))
+    memset(page_group + pa / QK_PAGE_SIZE, g, n);
+}
+
+static void uncharge(uint64_t pa, uint64_t n)
+{
+  if (!qk_page_owned(pa))
+    return;
+  uint8_t g = page_group[pa / QK_PAGE_SIZE];
+  group_used[g] -= group_used[g] >= n ? n : group_used[g];
+  if (g)
+    memset(page_group + pa / QK_PAGE_SIZE, 0, n);
+}
+
+int qk_mem_charge_to(int group)
+{
+  int old = charge_override;
+  charge_override = group;
+  return old;
+}
+
+void qk_mem_set_limit(int group, uint64_t bytes)
+{
+  if (group > 0 && group < (int)QK_MEM_GROUPS)
+    group_limit[group] = (bytes + QK_PAGE_SIZE - 1) / QK_PAGE_SIZE;
+}
+
+uint64_t qk_mem_group_bytes(int group)
+{
+  return group >= 0 && group < (int)QK_MEM_GROUPS ? group_used[group] * QK_PAGE_SIZE : 0;
+}
+
+__attribute__((weak)) void qk_mem_oom(int group)
+{
+  (void)group;
+}
+
 /* One page and whether it is already zero. */
 static inline uint64_t take(bool *is_zero)
 {
@@ -87,8 +168,16 @@ static inline uint64_t take(bool *is_zero)
 uint64_t qk_page_alloc(bool zero)
 {
   bool z;
+  int g = charge(1);
+  if (g < 0)
+    return 0;
   uint64_t pa = take(&z);
-  if (pa && zero && !z)
+  if (!pa) {
+    group_used[g]--;
+    return 0;
+  }
+  set_group(pa, 1, g);
+  if (zero && !z)
     qk_phys_zero(pa, QK_PAGE_SIZE);
   return pa;
 }
@@ -97,6 +186,10 @@ int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero)
 {
   if (n > free_pages)
     return -QK_ENOMEM;
+  int g = charge(n);
+  if (g < 0)
+    return -QK_ENOMEM;
+  group_used[g] -= n; /* each page is charged as it is taken */
   /* Dirty pages are zeroed by the host in batches of merged
    * segments (16 here: small stack footprint). */
   struct qk_iov iov[16];
@@ -110,6 +203,8 @@ int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero)
         qk_page_free(pas[i]);
       return -QK_ENOMEM;
     }
+    group_used[g]++;
+    set_group(pa, 1, g);
     pas[i] = pa;
     if (!zero || z)
       continue;
@@ -152,7 +247,7 @@ uint64_t qk_page_alloc_contig(size_t n)
   return pa;
 }
 
-uint64_t qk_page_alloc_huge(bool *zero)
+static uint64_t take_huge(bool *zero)
 {
   if (huge_head) {
     uint64_t pa = huge_head;
@@ -175,6 +270,22 @@ uint64_t qk_page_alloc_huge(bool *zero)
   return a;
 }
 
+uint64_t qk_page_alloc_huge(bool *zero)
+{
+  const uint64_t n = QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
+  /* Over the limit, the caller falls back to 4 KiB pages, which charge
+   * (and fail) one by one: no OOM kill for the 2 MiB attempt itself. */
+  int g = current_group();
+  if (g && group_limit[g] && group_used[g] + n > group_limit[g])
+    return 0;
+  uint64_t pa = take_huge(zero);
+  if (pa) {
+    group_used[g] += n;
+    set_group(pa, n, g);
+  }
+  return pa;
+}
+
 bool qk_page_huge_available(void)
 {
   return huge_head || QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE <= range_end;
@@ -184,6 +295,7 @@ void qk_page_free_huge(uint64_t pa)
 {
   if (!qk_page_owned(pa))
     return;
+  uncharge(pa, QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE);
   *(uint64_t *)qk_pa_to_va(pa) = huge_head;
   huge_head = pa;
   free_pages += QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
@@ -213,6 +325,7 @@ void qk_page_free(uint64_t pa)
     qk_page_meta[pa / QK_PAGE_SIZE]--; /* another mapping still uses it */
     return;
   }
+  uncharge(pa, 1);
   *(uint64_t *)qk_pa_to_va(pa) = free_head;
   free_head = pa;
   free_pages++;

@@ -24,6 +24,7 @@ struct container {
   struct qk_process *init;
   int status;
   uint32_t flags;
+  struct qk_process *oom_victim; /* last process killed for the memory limit */
 };
 
 static struct container containers[QK_CTL_MAX_CONTAINERS];
@@ -193,7 +194,11 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
     o += qk_strlcpy(o, spec->argv[i], len) + 1;
   for (uint32_t i = 0; i < spec->envc; i++)
     o += qk_strlcpy(o, spec->envp[i], len) + 1;
+  /* The new process's memory is its container's, whatever task the
+   * control channel is served on. */
+  int prev_group = qk_mem_charge_to(c->ns.cid + 1);
   r = qk_exec_kernel(t, spec->argv[0], strings, len, spec->argc, spec->envc);
+  qk_mem_charge_to(prev_group);
   qk_kfree(strings);
   strings = NULL;
   if (r)
@@ -236,8 +241,39 @@ int qk_container_create(uint32_t cid, struct qk_ctl_process *spec)
   c->used = true;
   c->init = p;
   c->ns.init = p;
+  qk_mem_set_limit((int)cid + 1, spec->mem_limit);
   qk_ctl_process_free(spec);
   return 0;
+}
+
+int qk_container_update(uint32_t cid, uint64_t mem_limit)
+{
+  if (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used)
+    return -QK_ESRCH;
+  /* A limit below what is in use takes effect at the next allocation
+   * (which is then refused, and its process OOM-killed). */
+  qk_mem_set_limit((int)cid + 1, mem_limit);
+  return 0;
+}
+
+/* The memory limit of group (container slot + 1) refused an allocation:
+ * the allocating process is killed, as the memory cgroup's OOM killer
+ * would (Linux picks the largest; here the one asking is the one
+ * growing), and its end is reported with QK_CTL_EXIT_OOM. */
+void qk_mem_oom(int group)
+{
+  struct qk_task *t = qk_current();
+  if (group < 1 || group > (int)QK_CTL_MAX_CONTAINERS || !t || !t->proc ||
+      t->proc->ns->cid != group - 1)
+    return; /* building a process for the container: the create fails with ENOMEM */
+  struct container *c = &containers[group - 1];
+  if (c->oom_victim == t->proc)
+    return;
+  c->oom_victim = t->proc;
+  qk_printk(QK_LOG_WARN, "container %d: memory limit reached, killing pid %d", group - 1,
+            t->proc->pid);
+  struct qk_siginfo_lite si = {.code = QK_SI_KERNEL};
+  qk_signal_task(t, 9 /* SIGKILL */, &si, false);
 }
 
 int qk_container_start(uint32_t cid)
@@ -330,6 +366,7 @@ int qk_container_delete(uint32_t cid)
     if (p->ns == &c->ns && p->zombie)
       free_zombie(p);
   }
+  qk_mem_set_limit((int)cid + 1, 0);
   memset(c, 0, sizeof(*c));
   return 0;
 }
@@ -346,6 +383,10 @@ void qk_container_process_ended(struct qk_process *p)
   if (cid < 0 || cid >= (int)QK_CTL_MAX_CONTAINERS)
     return;
   struct container *c = &containers[cid];
+  if (c->oom_victim == p) {
+    flags |= QK_CTL_EXIT_OOM;
+    c->oom_victim = NULL;
+  }
   if (p->ctl_xid) {
     qk_ctl_exec_exited((uint32_t)cid, (uint32_t)p->ctl_xid, code, flags);
     free_zombie(p);
@@ -383,10 +424,9 @@ int qk_stats(uint32_t cid, struct qk_ctl_stats *out)
       continue;
     out->processes++;
     out->cpu_ns += now - p->start_ns; /* wall time alive: no per-task CPU clock yet */
-    if (ns && p->mm)
-      for (struct qk_vma *v = p->mm->vmas.head; v; v = v->next)
-        out->memory_bytes += v->end - v->start;
   }
+  if (ns) /* the frames charged to the container (mm/page.c) */
+    out->memory_bytes = qk_mem_group_bytes((int)cid + 1);
   if (!ns)
     out->memory_bytes = total > free_bytes ? total - free_bytes : 0;
   return 0;

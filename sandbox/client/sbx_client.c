@@ -382,7 +382,21 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
       "cwd", s->cwd ? s->cwd : "/", "uid", (json_int_t)s->uid, "gid", (json_int_t)s->gid, "mounts",
       mounts, "log", s->log_path ? s->log_path : "", "tty", s->tty, "stdin", s->stdin_open,
       "stdin_once", s->stdin_once, "pidns", s->pid_ns == SBX_PIDNS_POD ? "pod" : "container");
+  if (req && s->memory_limit)
+    json_object_set_new(req, "memory_limit", json_integer((json_int_t)s->memory_limit));
   return call(c, req, CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
+}
+
+int sbx_container_update(struct sbx_client *c, const char *id, uint64_t memory_limit, q_error **err)
+{
+  if (!id)
+    return q_error_make(err, EINVAL, "no container id");
+  if (memory_limit > INT64_MAX)
+    return q_error_make(err, EINVAL, "memory limit out of range");
+  return call(c,
+              json_pack("{s:s,s:s,s:I}", "op", "update", "id", id, "memory_limit",
+                        (json_int_t)memory_limit),
+              CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
 }
 
 static int simple(struct sbx_client *c, const char *op, const char *id, q_error **err)

@@ -103,6 +103,8 @@ static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len,
                       (int)json_integer_value(json_object_get(req, "signo")), &err);
   } else if (!strcmp(op, "stats")) {
     r = pod_ctr_stats(p, id, out, &err);
+  } else if (!strcmp(op, "update")) {
+    r = pod_ctr_update(p, id, req, &err);
   } else if (!strcmp(op, "reopen_log")) {
     r = pod_ctr_reopen_log(p, id, &err);
   } else if (!strcmp(op, "shutdown")) {

@@ -437,6 +437,9 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
              gid = json_integer_value(json_object_get(req, "gid"));
   if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX)
     return q_error_make(err, EINVAL, "uid/gid out of range");
+  json_t *ml = json_object_get(req, "memory_limit");
+  if (ml && (!json_is_integer(ml) || json_integer_value(ml) < 0))
+    return q_error_make(err, EINVAL, "memory_limit: bytes (0: none) wanted");
   /* tty (pod VM only): stdin_sp is one two-way stream, the guest's terminal
    * as fds 0-2; its output goes to the log and attach as stdout. */
   bool tty = json_is_true(json_object_get(req, "tty"));
@@ -455,6 +458,7 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
   snprintf(c->id, sizeof c->id, "%s", id);
   c->uid = (uint32_t)uid;
   c->gid = (uint32_t)gid;
+  c->mem_limit = ml ? (uint64_t)json_integer_value(ml) : 0;
   int r;
   if (!(c->argv = strv_from_json(json_object_get(req, "argv"), &c->argc, false))) {
     r = q_error_make(err, EINVAL, "argv: a non-empty array of strings wanted");
@@ -656,7 +660,7 @@ static void status_json(const struct ctr *c, json_t *out)
   json_object_set_new(out, "started_at", json_integer(c->started_at));
   json_object_set_new(out, "finished_at", json_integer(c->finished_at));
   json_object_set_new(out, "exit_code", json_integer(c->exit_code));
-  json_object_set_new(out, "oom", json_false());
+  json_object_set_new(out, "oom", json_boolean(c->state == CTR_EXITED && c->vm_oom));
 }
 
 int pod_ctr_wait(struct pod *p, const char *id, int timeout_ms, json_t *out, q_error **err)
@@ -719,6 +723,25 @@ int pod_ctr_delete(struct pod *p, const char *id, q_error **err)
     ctr_free(c);
   }
   return r;
+}
+
+/* New limits (CRI UpdateContainerResources): the memory limit goes to the
+ * guest's accounting in shared-VM mode; with one VM per container it is
+ * recorded only (that guest's memory is the VM's size). */
+int pod_ctr_update(struct pod *p, const char *id, json_t *req, q_error **err)
+{
+  json_t *ml = json_object_get(req, "memory_limit");
+  if (!json_is_integer(ml) || json_integer_value(ml) < 0)
+    return q_error_make(err, EINVAL, "memory_limit: bytes (0: none) wanted");
+  uint64_t limit = (uint64_t)json_integer_value(ml);
+  if (p->shared_vm)
+    return vm_ctr_update(p, id, limit, err);
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = pod_find_ctr(p, id);
+  if (c)
+    c->mem_limit = limit;
+  pthread_mutex_unlock(&p->lock);
+  return c ? 0 : q_error_make(err, ENOENT, "no container %s", id ? id : "");
 }
 
 int pod_ctr_reopen_log(struct pod *p, const char *id, q_error **err)

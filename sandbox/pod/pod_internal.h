@@ -64,6 +64,8 @@ struct ctr {
   bool vm_exited;
   int vm_status;
   int forced_status; /* 128+signal: a signal had to shut its stdin down */
+  bool vm_oom;       /* its init was killed for its memory limit (QK_CTL_EXIT_OOM) */
+  uint64_t mem_limit; /* bytes, 0: none (create's memory_limit, then updates) */
 };
 
 /* A streaming exec: its stdio are socket pairs whose other ends went to
@@ -135,6 +137,8 @@ int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err);
 void vm_ctr_release(struct ctr *c);
 int vm_ctr_start(struct pod *p, const char *id, q_error **err);
 int vm_ctr_signal(struct pod *p, const char *id, int signo, q_error **err);
+int pod_ctr_update(struct pod *p, const char *id, json_t *req, q_error **err);
+int vm_ctr_update(struct pod *p, const char *id, uint64_t mem_limit, q_error **err);
 int vm_ctr_stats(struct pod *p, const char *id, json_t *out, q_error **err);
 int vm_ctr_exec(struct pod *p, const char *id, char **argv, size_t argc,
                 json_int_t timeout_ms, struct capture *k, int *status, q_error **err);

@@ -134,6 +134,7 @@ static int vm_event(void *ctx, const struct qk_ctl_event *ev)
     if (c && !c->vm_exited) {
       c->vm_exited = true;
       c->vm_status = ev_status(ev);
+      c->vm_oom = (ev->flags & QK_CTL_EXIT_OOM) != 0;
       if (c->forced_status && !(ev->flags & QK_CTL_EXIT_SIGNALED))
         c->vm_status = c->forced_status;
       for (int i = 0; i < 3; i++) {
@@ -339,6 +340,7 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
                           .groups_off = sizeof s,
                           .strings_off = sizeof s,
                           .strings_len = (uint32_t)(n - sizeof s),
+                          .mem_limit = c->mem_limit,
                           .root_hfd = (uint32_t)hfd[0],
                           .stdio_hfd = {(uint32_t)hfd[1], (uint32_t)hfd[2], (uint32_t)hfd[3]}};
   memcpy(buf, &s, sizeof s);
@@ -670,6 +672,25 @@ int vm_ctr_stats(struct pod *p, const char *id, json_t *out, q_error **err)
   json_object_set_new(out, "processes", json_integer((json_int_t)st[2]));
   json_object_set_new(out, "vm_cpu_ns", json_integer((json_int_t)sbx_guest_cpu_ns(p->vm->g)));
   return 0;
+}
+
+int vm_ctr_update(struct pod *p, const char *id, uint64_t mem_limit, q_error **err)
+{
+  pthread_mutex_lock(&p->lock);
+  struct ctr *c = pod_find_ctr(p, id);
+  int cid = c ? c->cid : -1;
+  if (c)
+    c->mem_limit = mem_limit;
+  pthread_mutex_unlock(&p->lock);
+  if (!c)
+    return q_error_make(err, ENOENT, "no container %s", id ? id : "");
+  if (cid < 0)
+    return 0;
+  struct qk_ctl_resources res = {.mem_limit = mem_limit};
+  int64_t r = vm_cmd(p->vm, QK_CTL_UPDATE, (uint32_t)cid, 0, 0, &res, sizeof res, NULL);
+  if (r == -ESRCH || r == -EPIPE)
+    return 0; /* it has ended */
+  return r < 0 ? q_error_make(err, (int)-r, "update %.12s in the pod VM", id) : 0;
 }
 
 /* An exec in the pod VM: handles (root of c; stdin, stdout, stderr) from

@@ -70,6 +70,8 @@ int qk_ctl_exec_exited(uint32_t cid, uint32_t xid, int32_t status, uint32_t flag
  * the host never reuses a cid before DELETE was acknowledged.
  */
 
+/* New limits for the container (UPDATE): mem_limit bytes, 0 none. */
+int qk_container_update(uint32_t cid, uint64_t mem_limit);
 /* Creates the container's init process from spec without running it; on
  * success the callee owns spec (frees it with qk_ctl_process_free), on
  * failure the caller frees it. -EEXIST for a cid in use. */

@@ -47,6 +47,18 @@ bool qk_page_shared(uint64_t pa);
  * (drops the shared one); pa itself when not shared; 0 if out of memory. */
 uint64_t qk_page_unshare(uint64_t pa);
 uint64_t qk_page_free_count(void);
+
+/* Memory accounting (page.c): group g = container slot + 1 of a pod VM, 0
+ * for everything else (never limited). Frames are charged to the group of
+ * the task being served, or to the one set with qk_mem_charge_to (>= 0;
+ * -1 ends it; returns the previous setting). Over its limit an allocation
+ * fails and qk_mem_oom(group) runs first (the task layer kills the
+ * allocating process; weak no-op default). */
+#define QK_MEM_GROUPS 65u
+int qk_mem_charge_to(int group);
+void qk_mem_set_limit(int group, uint64_t bytes); /* 0: no limit */
+uint64_t qk_mem_group_bytes(int group);
+void qk_mem_oom(int group);
 uint64_t qk_page_total_count(void);
 
 /* ---- kernel objects (mm/kmalloc.c) ---- */

@@ -77,6 +77,8 @@ struct sbx_container_spec {
   /* Additive fields (zero = the old behaviour): */
   bool stdin_once;
   enum sbx_pid_ns { SBX_PIDNS_CONTAINER = 0, SBX_PIDNS_POD = 1 } pid_ns;
+  uint64_t memory_limit; /* bytes of guest memory (shared-VM mode), 0: none; beyond it the
+                            allocating process is OOM-killed (status oom_killed) */
 };
 
 enum sbx_process_state { SBX_PROC_CREATED, SBX_PROC_RUNNING, SBX_PROC_EXITED };
@@ -169,6 +171,10 @@ int sbx_exec_kill(struct sbx_client *c, const char *exec_id, int signo, q_error 
  * at once (-EMFILE); -EBUSY once the container has exited. The caller owns
  * the fds. tty containers: not yet (create refuses them). */
 int sbx_container_attach(struct sbx_client *c, const char *container_id, bool want_stdin, int fds[3],
+                         q_error **err);
+/* New limits for a container: memory_limit bytes (0: none), enforced by the
+ * guest kernel in shared-VM mode (recorded only with one VM per container). */
+int sbx_container_update(struct sbx_client *c, const char *container_id, uint64_t memory_limit,
                          q_error **err);
 /* Reopens the container's CRI log file at its path (after log rotation). */
 int sbx_container_reopen_log(struct sbx_client *c, const char *container_id, q_error **err);

@@ -197,9 +197,32 @@ async function exec(id, cmd, timeout) {
   fs.renameSync(side, `${side}.1`);
   expectCode(await call(rt, 'ReopenContainerLog', { container_id: c2 }), S.OK, 'ReopenContainerLog of a running container');
   check(fs.existsSync(side), 'the reopened log file exists at the old path');
-  // Not yet served by the sandbox: said honestly.
-  expectCode(await call(rt, 'UpdateContainerResources', { container_id: c2, linux: { memory_limit_in_bytes: 64 << 20 } }),
-             S.UNIMPLEMENTED, 'UpdateContainerResources (recorded, not applied)');
+  // Memory limits reach the guest kernel: a container growing past its
+  // limit (from CreateContainer, or lowered by UpdateContainerResources) is
+  // OOM-killed with reason OOMKilled while c2 of the same pod runs on.
+  expectCode(await call(rt, 'UpdateContainerResources',
+                        {container_id : c2, linux : {memory_limit_in_bytes : 64 << 20}}),
+             S.OK, 'UpdateContainerResources of a running container');
+  const grow = [
+    '/bin/sh', '-c',
+    'sleep 1; a=xxxxxxxxxxxxxxxx; i=0; while [ $i -lt 20 ]; do a=$a$a; i=$((i+1)); done; echo survived'
+  ];
+  const hog = await create(
+      pod, ctr('hog', grow, {linux : {resources : {memory_limit_in_bytes : 8 << 20}}}));
+  await start(hog, 'hog');
+  const sh = await waitState(hog, 'CONTAINER_EXITED', 30000);
+  check(sh && sh.reason === 'OOMKilled' && sh.exit_code === 137,
+        `past its 8 MiB limit: reason OOMKilled, exit 137 (${
+            sh && JSON.stringify([ sh.state, sh.exit_code, sh.reason ])})`);
+  const hog2 = await create(pod, ctr('hog2', grow));
+  await start(hog2, 'hog2');
+  expectCode(await call(rt, 'UpdateContainerResources',
+                        {container_id : hog2, linux : {memory_limit_in_bytes : 8 << 20}}),
+             S.OK, 'UpdateContainerResources lowers a limit');
+  const sh2 = await waitState(hog2, 'CONTAINER_EXITED', 30000);
+  check(sh2 && sh2.reason === 'OOMKilled',
+        `past the updated limit: OOMKilled (${sh2 && sh2.reason})`);
+  check((await status(c2)).state === 'CONTAINER_RUNNING', 'c2 of the same pod still runs');
 
   // StopContainer: SIGTERM, then SIGKILL after the timeout.
   const t1 = Date.now();

@@ -216,6 +216,53 @@ int main(int argc, char **argv)
   r = sbx_container_delete(c, "sd", &err);
   q_error_free(&err);
 
+  /* Memory limits: a container that grows past its limit (given at create,
+   * or set later by an update) is OOM-killed (137, oom_killed) while sa
+   * runs on; without a limit the same script fits the VM and exits 0. */
+  const char *grow[] = {"/bin/sh", "-c",
+                        "sleep 1; a=xxxxxxxxxxxxxxxx; i=0; "
+                        "while [ $i -lt 20 ]; do a=$a$a; i=$((i+1)); done; echo survived",
+                        NULL};
+  struct sbx_container_spec so = sa;
+  so.container_id = "so";
+  so.argv = grow;
+  so.log_path = NULL;
+  so.memory_limit = 8u << 20;
+  r = sbx_container_create(c, &so, &err);
+  r = r ? r : sbx_container_start(c, "so", &err);
+  r = r ? r : sbx_container_wait(c, "so", 30000, &s, &err);
+  CHECK(r == 0 && s.exit_code == 137 && s.oom_killed,
+        "so over its 8 MiB limit (create): exit %d, oom_killed %d (%s)", s.exit_code, s.oom_killed,
+        emsg(err));
+  q_error_free(&err);
+  r = sbx_container_status(c, "sa", &s, &err);
+  CHECK(r == 0 && s.state == SBX_PROC_RUNNING, "sa still runs after so's OOM kill");
+  q_error_free(&err);
+  sbx_container_delete(c, "so", &err);
+  q_error_free(&err);
+  so.container_id = "su";
+  so.memory_limit = 0;
+  r = sbx_container_create(c, &so, &err);
+  r = r ? r : sbx_container_start(c, "su", &err);
+  r = r ? r : sbx_container_update(c, "su", 8u << 20, &err);
+  r = r ? r : sbx_container_wait(c, "su", 30000, &s, &err);
+  CHECK(r == 0 && s.exit_code == 137 && s.oom_killed,
+        "su over the 8 MiB limit of an update: exit %d, oom_killed %d (%s)", s.exit_code,
+        s.oom_killed, emsg(err));
+  q_error_free(&err);
+  sbx_container_delete(c, "su", &err);
+  q_error_free(&err);
+  so.container_id = "sn";
+  r = sbx_container_create(c, &so, &err);
+  r = r ? r : sbx_container_start(c, "sn", &err);
+  r = r ? r : sbx_container_wait(c, "sn", 30000, &s, &err);
+  CHECK(r == 0 && s.exit_code == 0 && !s.oom_killed,
+        "the same script with no limit fits: exit %d, oom_killed %d (%s)", s.exit_code,
+        s.oom_killed, emsg(err));
+  q_error_free(&err);
+  sbx_container_delete(c, "sn", &err);
+  q_error_free(&err);
+
   /* Ends: SIGTERM to sb (143); sa keeps running until SIGKILL (137). */
   r = sbx_container_signal(c, "sb", SIGTERM, &err);
   r = r ? r : sbx_container_wait(c, "sb", 10000, &s, &err);
