@@ -143,6 +143,22 @@ check "200 connections at once" "^conns: 200 connections at once$" "$(guest "$cn
 reap "$srv"
 check "server" "^served 204$" "$(cat "$tmp/serve.log")"
 
+# 1b. The same through an epoll (edge-triggered) server, once the guest
+# kernel has epoll: a TSoR client and a host client on one listener.
+bg_guest "$sns" "$snode" "$sp.18" "$tmp/eserve.log" eserve 7006 2
+srv=$last
+wait_for "$tmp/eserve.log" "ready\|no epoll" || fail "epoll server did not start: $(cat "$tmp/eserve.log")"
+if grep -q "no epoll" "$tmp/eserve.log"; then
+  echo "note: no epoll in this guest kernel yet: the epoll server case is skipped"
+  reap "$srv"
+else
+  check "echo, epoll server" "^echo: via-epoll$" "$(guest "$cns" "$cnode" "$cp.30" echo "$sp.18" 7006 via-epoll)"
+  check "host client, epoll server" "^echo: via-host$" \
+    "$(ip netns exec "$sns" timeout 20 "$prog" echo 127.0.0.1 7006 via-host 2>&1)"
+  reap "$srv"
+  check "epoll server" "^served 2$" "$(cat "$tmp/eserve.log")"
+fi
+
 # 2. 128 MiB with checksum; the client shuts down its write side and then
 # reads the sink's answer (half-close).
 bg_guest "$sns" "$snode" "$sp.13" "$tmp/sink.log" sink 7002

@@ -23,9 +23,13 @@
  *                                SO_ERROR, shutdown then EPIPE, EOF
  *   t_tsor conns IP PORT N       N connections open at once, one round trip
  *                                on each, then all closed
+ *   t_tsor eserve PORT N         like serve, with epoll (edge-triggered for
+ *                                the connections); "no epoll" when the
+ *                                guest kernel answers ENOSYS
  *   t_tsor drain PORT            like sink, without the checksum (bench)
  *   t_tsor stream IP PORT MIB    like bulk, zeros without a checksum (bench)
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -37,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -162,6 +167,57 @@ static int serve(int port, int n)
       p[i] = p[--np];
       i--;
       ended++;
+    }
+  }
+  printf("served %d\n", ended);
+  return 0;
+}
+
+static int eserve(int port, int n)
+{
+  int ep = epoll_create1(0);
+  if (ep < 0 && errno == ENOSYS) {
+    printf("no epoll\n");
+    return 0;
+  }
+  int l = listener(port);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) < 0)
+    die("epoll");
+  int ended = 0;
+  static char buf[65536];
+  while (ended < n) {
+    struct epoll_event out[16];
+    int k = epoll_wait(ep, out, 16, -1);
+    if (k < 0)
+      die("epoll_wait");
+    for (int i = 0; i < k; i++) {
+      int fd = out[i].data.fd;
+      if (fd == l) {
+        int c = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+        if (c >= 0) {
+          struct epoll_event ce = {.events = EPOLLIN | EPOLLET, .data.fd = c};
+          epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+        }
+        continue;
+      }
+      for (;;) { /* edge-triggered: read until EAGAIN */
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r > 0) {
+          int fl = fcntl(fd, F_GETFL);
+          fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+          int w = write_all(fd, buf, (size_t)r);
+          fcntl(fd, F_SETFL, fl);
+          if (w == 0)
+            continue;
+        }
+        if (r < 0 && errno == EAGAIN)
+          break;
+        epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+        close(fd);
+        ended++;
+        break;
+      }
     }
   }
   printf("served %d\n", ended);
@@ -436,6 +492,8 @@ int main(int argc, char **argv)
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc >= 4 && !strcmp(argv[1], "serve"))
     return serve(atoi(argv[2]), atoi(argv[3]));
+  if (argc >= 4 && !strcmp(argv[1], "eserve"))
+    return eserve(atoi(argv[2]), atoi(argv[3]));
   if (argc >= 3 && !strcmp(argv[1], "sink"))
     return sink(atoi(argv[2]), true);
   if (argc >= 3 && !strcmp(argv[1], "drain"))
