@@ -100,6 +100,7 @@ struct qk_file *qk_fget_in(struct qk_fdtable *t, int fd)
 {
   if ((unsigned)fd >= (unsigned)t->size || !t->files[fd])
     return NULL;
+  t->files[fd]->io_seq++; /* epoll: I/O may have consumed an edge (fs/epoll.c) */
   return qk_file_ref(t->files[fd]);
 }
 

@@ -15,6 +15,8 @@ struct qk_file *qk_file_new(const struct qk_file_ops *ops, uint32_t flags, const
   f->kind = 0;
   f->priv = NULL;
   f->path = NULL;
+  f->ep_items = NULL;
+  f->io_seq = 0;
   if (path) {
     size_t n = strlen(path) + 1;
     f->path = qk_kmalloc(n);
@@ -27,10 +29,14 @@ struct qk_file *qk_file_new(const struct qk_file_ops *ops, uint32_t flags, const
   return f;
 }
 
+void (*qk_epoll_file_gone)(struct qk_file *f);
+
 void qk_fput(struct qk_file *f)
 {
   if (--f->refs)
     return;
+  if (f->ep_items && qk_epoll_file_gone)
+    qk_epoll_file_gone(f);
   if (f->ops->release)
     f->ops->release(f);
   qk_kfree(f->path);

@@ -503,6 +503,22 @@ static const struct qk_file_ops sock_ops = {
     .release = sock_release,
 };
 
+/* epoll (fs/epoll.c) asks the host for all its sockets in one call. */
+int qk_sock_host_hfd(struct qk_file *f)
+{
+  return f->ops == &sock_ops ? f->hfd : -1;
+}
+
+int qk_sock_guest_events(struct qk_file *f)
+{
+  return qk_tsor_sock_poll(f->priv); /* TSoR: a dual listener's connections */
+}
+
+void qk_sock_watch(struct qk_file *f, int16_t ev)
+{
+  ((struct qk_sock *)f->priv)->want |= ev;
+}
+
 /* A file for host handle hfd (consumed: closed on failure). */
 static struct qk_file *sock_file(int64_t hfd, int domain, int type, uint32_t nonblock)
 {

@@ -4,6 +4,7 @@
  * sigaltstack, rt_sigsuspend and pause. Stop signals are not supported
  * (no job control): their default action is to ignore them. */
 #include <qk/arch.h>
+#include <qk/events.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
 #include <qk/mm.h>
@@ -134,7 +135,17 @@ int qk_signal_task(struct qk_task *t, int sig, const struct qk_siginfo_lite *inf
   if (info)
     t->siginfo[sig - 1] = *info;
   kick(t);
+  if (t->sigmask & BIT(sig))
+    qk_wake(&qk_poll_wq); /* a signalfd may be waiting for it */
   return 0;
+}
+
+static bool blocked_by_all(struct qk_process *p, int sig)
+{
+  for (struct qk_task *t = p->threads; t; t = t->next_in_proc)
+    if (!(t->sigmask & BIT(sig)))
+      return false;
+  return p->threads != NULL;
 }
 
 int qk_signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_lite *info)
@@ -143,25 +154,52 @@ int qk_signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_lite *
     return -QK_EINVAL;
   if (p->zombie || p->exiting || ignored(p, sig))
     return 0;
-  /* A container's init gets only the signals it has handlers for. */
-  if (!p->parent && p->sigactions[sig - 1].handler == SIG_DFL)
+  /* A container's init gets only the signals it has handlers for, or
+   * blocks (as on Linux: a blocked signal stays queued, for signalfd). */
+  if (!p->parent && p->sigactions[sig - 1].handler == SIG_DFL && !blocked_by_all(p, sig))
     return 0;
   p->sigpending |= BIT(sig);
   if (info)
     p->siginfo[sig - 1] = *info;
+  bool taken = false;
   for (struct qk_task *t = p->threads; t; t = t->next_in_proc) {
     if (sig == L_SIGKILL || !(t->sigmask & BIT(sig))) {
       kick(t);
+      taken = true;
       if (sig != L_SIGKILL)
         break;
     }
   }
+  if (!taken)
+    qk_wake(&qk_poll_wq); /* blocked everywhere: a signalfd may be waiting for it */
   return 0;
 }
 
 static bool on_altstack(struct qk_task *t, uint64_t sp)
 {
   return t->altstack_size && sp > t->altstack_sp && sp <= t->altstack_sp + t->altstack_size;
+}
+
+/* The user's siginfo from the kernel's record: faults carry an address;
+ * POSIX timers (SI_TIMER) the timer id, overrun and sigev_value (kept in
+ * pid, uid and addr); the rest pid, uid and status. */
+static void fill_info(struct l_siginfo *info, int sig, const struct qk_siginfo_lite *si)
+{
+  memset(info, 0, sizeof(*info));
+  info->signo = sig;
+  if (!si)
+    return;
+  info->code = si->code;
+  if (si->code > 0 && (sig == 11 || sig == 7 || sig == 8 || sig == 4)) {
+    info->addr = si->addr;
+    return;
+  }
+  info->k.pid = si->pid;
+  info->k.uid = si->uid;
+  if (si->code == -2 /* SI_TIMER */)
+    memcpy(info->raw + 8, &si->addr, 8);
+  else
+    info->k.status = si->status;
 }
 
 static int build_frame(struct qk_task *t, struct qk_regs *r, int sig, const struct l_sigaction *sa,
@@ -198,17 +236,7 @@ static int build_frame(struct qk_task *t, struct qk_regs *r, int sig, const stru
   m->cr2 = si ? si->addr : 0;
   m->fpstate = fpaddr;
   f.uc.sigmask = oldmask;
-  f.info.signo = sig;
-  if (si) {
-    f.info.code = si->code;
-    if (sig == 11 || sig == 7 || sig == 8 || sig == 4) {
-      f.info.addr = si->addr;
-    } else {
-      f.info.k.pid = si->pid;
-      f.info.k.uid = si->uid;
-      f.info.k.status = si->status;
-    }
-  }
+  fill_info(&f.info, sig, si);
   if (qk_copy_to_user(sp, &f, sizeof(f)))
     return -QK_EFAULT;
   r->rdi = (uint64_t)sig;
@@ -485,7 +513,8 @@ static int64_t thread_kill(int tgid, int tid, int sig)
   if (!sig)
     return 0;
   struct qk_siginfo_lite si = {.code = -6 /* SI_TKILL */, .pid = proc()->pid, .uid = proc()->uid};
-  if (!t->proc->parent && t->proc->sigactions[sig - 1].handler == SIG_DFL)
+  if (!t->proc->parent && t->proc->sigactions[sig - 1].handler == SIG_DFL &&
+      !(t->sigmask & BIT(sig)))
     return 0; /* init's protection, as for kill */
   return qk_signal_task(t, sig, &si, false);
 }
@@ -530,12 +559,7 @@ int64_t sys_rt_sigtimedwait(ARGS)
       t->sigpending &= ~BIT(sig);
     if (a1) {
       struct l_siginfo info;
-      memset(&info, 0, sizeof(info));
-      info.signo = sig;
-      info.code = si.code;
-      info.k.pid = si.pid;
-      info.k.uid = si.uid;
-      info.k.status = si.status;
+      fill_info(&info, sig, &si);
       if (qk_copy_to_user(a1, &info, sizeof(info)))
         return -QK_EFAULT;
     }
@@ -568,4 +592,31 @@ int64_t sys_rt_sigtimedwait(ARGS)
   if (r == -QK_ERESTART_WAIT)
     return r;
   return r == -QK_ERESTARTSYS ? -QK_EINTR : r;
+}
+
+/* ---- signalfd support (fs/signalfd.c) ---- */
+
+bool qk_signal_pending_in(struct qk_task *t, uint64_t mask)
+{
+  return ((t->sigpending | t->proc->sigpending) & mask) != 0;
+}
+
+int qk_signal_dequeue(struct qk_task *t, uint64_t mask, struct qk_siginfo_lite *si)
+{
+  struct qk_process *p = t->proc;
+  mask &= ~UNBLOCKABLE;
+  uint64_t pend = t->sigpending & mask;
+  if (pend) {
+    int sig = __builtin_ctzll(pend) + 1;
+    t->sigpending &= ~BIT(sig);
+    *si = t->siginfo[sig - 1];
+    return sig;
+  }
+  pend = p->sigpending & mask;
+  if (!pend)
+    return 0;
+  int sig = __builtin_ctzll(pend) + 1;
+  p->sigpending &= ~BIT(sig);
+  *si = p->siginfo[sig - 1];
+  return sig;
 }

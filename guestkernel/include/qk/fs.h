@@ -51,6 +51,8 @@ struct qk_file {
   uint32_t kind;  /* backend-specific */
   char *path;     /* absolute path as opened (kmalloc'd), or NULL */
   void *priv;     /* backend state (pipes) */
+  void *ep_items;  /* epoll registrations watching this file (fs/epoll.c) */
+  uint32_t io_seq; /* bumped at each descriptor lookup: re-arms epoll's edge trigger */
 };
 
 struct qk_file *qk_file_new(const struct qk_file_ops *ops, uint32_t flags, const char *path);
@@ -60,6 +62,9 @@ static inline struct qk_file *qk_file_ref(struct qk_file *f)
   return f;
 }
 void qk_fput(struct qk_file *f);
+/* Set by fs/epoll.c once an epoll instance exists: qk_fput calls it when a
+ * file with registrations (ep_items) is released. */
+extern void (*qk_epoll_file_gone)(struct qk_file *f);
 
 /* Descriptor table (fs/fdtable.c). */
 #define QK_FD_MAX 4096 /* hard cap on RLIMIT_NOFILE */

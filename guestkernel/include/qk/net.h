@@ -32,4 +32,14 @@ bool qk_net_idle_wait(uint64_t timeout_ns);
  * tasks parked on sockets. Cheap when no socket has waiters. */
 void qk_net_poll_now(void);
 
+/* Readiness hooks for epoll (net/socket.c): the host handle of an
+ * AF_INET/AF_INET6 socket file (-1 for any other file), the events the guest
+ * adds to the host's for it (a TSoR dual listener's channels), and a request
+ * that the idle loop watch ev on it (a registration fires once, as for
+ * parked callers). */
+struct qk_file;
+int qk_sock_host_hfd(struct qk_file *f);
+int qk_sock_guest_events(struct qk_file *f);
+void qk_sock_watch(struct qk_file *f, int16_t ev);
+
 #endif
