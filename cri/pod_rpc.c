@@ -405,16 +405,19 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
     rc = q_error_make(&err, ENOMEM, "sandbox log path");
     goto fail;
   }
-  /* TSoR (README "TSoR"): the annotation quark.io/tsor "true" attaches the
-   * pod to the node's tsord ($QUARK_TSOR_SOCKET, default tsord's own) as its
-   * pod IP; quark.io/tsor-cidrs names the TSoR pod CIDRs. */
-  const char *tsor_sock = NULL, *tsor_cidrs = NULL;
+  /* TSoR (README "TSoR"): pods attach to the node's tsord (Tsor.Socket) as
+   * their pod IP when Tsor.Enabled, or per pod with the annotation
+   * quark.io/tsor "true"/"false"; quark.io/tsor-cidrs names the TSoR pod
+   * CIDRs. */
+  bool tsor_on = p->cfg->tsor.enabled;
+  const char *tsor_cidrs = NULL;
   for (size_t i = 0; i < c->n_annotations; i++) {
-    if (!strcmp(c->annotations[i]->key, "quark.io/tsor") && !strcmp(c->annotations[i]->value, "true"))
-      tsor_sock = getenv("QUARK_TSOR_SOCKET") ? getenv("QUARK_TSOR_SOCKET") : "/run/quark/tsord.sock";
+    if (!strcmp(c->annotations[i]->key, "quark.io/tsor"))
+      tsor_on = !strcmp(c->annotations[i]->value, "true");
     else if (!strcmp(c->annotations[i]->key, "quark.io/tsor-cidrs"))
       tsor_cidrs = c->annotations[i]->value;
   }
+  const char *tsor_sock = tsor_on ? p->cfg->tsor.socket : NULL;
   if (tsor_sock && !(r.net && r.net->primary_ip && !strchr(r.net->primary_ip, ':'))) {
     free(sbx_log);
     rc = q_error_make(&err, EINVAL, "quark.io/tsor needs an IPv4 pod IP (a CNI network)");

@@ -3,7 +3,7 @@
 # with a bridge + host-local network on a test-only bridge (qtsN,
 # 10.87.N.0/24), a tsord whose node pod CIDR is that subnet, and pods that
 # ask for TSoR with the annotation quark.io/tsor "true" (quarkd starts their
-# sandboxes with --tsor, $QUARK_TSOR_SOCKET pointing at this tsord).
+# sandboxes with --tsor; config Tsor.Socket is this tsord's socket).
 tsor_dir=$(cd "$(dirname "$0")" && pwd)
 . "$tsor_dir/../../e2e/pods/lib.sh"
 e2e_need_node
@@ -47,7 +47,7 @@ echo "{\"Nodes\":[{\"Name\":\"n\",\"PodCIDR\":\"$SUBNET.0/24\",\"Address\":\"127
 TPID=$!
 for _ in $(seq 100); do grep -q "sandboxes on" "$T/tsord.log" && break; sleep 0.05; done
 grep -q "sandboxes on" "$T/tsord.log" || e2e_fail "tsord did not start: $(cat "$T/tsord.log")"
-export QUARK_TSOR_SOCKET=$T/tsord.sock
+sed -i "s|\"Cni\":{|\"Tsor\":{\"Socket\":\"$T/tsord.sock\"},\"Cni\":{|" "$T/config.json"
 start_quarkd
 why=$(import_busybox) || e2e_skip "$why"
 export TSOR_SUBNET=$SUBNET TSOR_PROGDIR=$T/tprog
