@@ -409,16 +409,19 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
    * their pod IP when Tsor.Enabled, or per pod with the annotation
    * quark.io/tsor "true"/"false"; quark.io/tsor-cidrs names the TSoR pod
    * CIDRs. */
-  bool tsor_on = p->cfg->tsor.enabled;
+  bool tsor_on = p->cfg->tsor.enabled, tsor_asked = false;
   const char *tsor_cidrs = NULL;
   for (size_t i = 0; i < c->n_annotations; i++) {
     if (!strcmp(c->annotations[i]->key, "quark.io/tsor"))
-      tsor_on = !strcmp(c->annotations[i]->value, "true");
+      tsor_on = tsor_asked = !strcmp(c->annotations[i]->value, "true");
     else if (!strcmp(c->annotations[i]->key, "quark.io/tsor-cidrs"))
       tsor_cidrs = c->annotations[i]->value;
   }
+  bool tsor_v4 = r.net && r.net->primary_ip && !strchr(r.net->primary_ip, ':');
+  if (tsor_on && !tsor_v4 && !tsor_asked)
+    tsor_on = false; /* node-wide: pods without an IPv4 pod IP (hostNetwork) stay off */
   const char *tsor_sock = tsor_on ? p->cfg->tsor.socket : NULL;
-  if (tsor_sock && !(r.net && r.net->primary_ip && !strchr(r.net->primary_ip, ':'))) {
+  if (tsor_sock && !tsor_v4) {
     free(sbx_log);
     rc = q_error_make(&err, EINVAL, "quark.io/tsor needs an IPv4 pod IP (a CNI network)");
     goto fail;
