@@ -12,6 +12,9 @@
 bool qk_unix_is(struct qk_file *f);
 /* socketpair(AF_UNIX, SOCK_STREAM): two connected ends, flags L_O_NONBLOCK. */
 int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b);
+/* socketpair(AF_UNIX, SOCK_DGRAM (2) or SOCK_SEQPACKET (5)): message queues
+ * of 208 KiB each way, boundaries kept, MSG_TRUNC. */
+int qk_unix_pair_msg(int type, uint32_t flags, struct qk_file **a, struct qk_file **b);
 /* send/recv with MSG_* flags (MSG_DONTWAIT, MSG_NOSIGNAL; others
  * -EOPNOTSUPP); the restart model of pipes. */
 int64_t qk_unix_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send);

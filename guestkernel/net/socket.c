@@ -626,8 +626,9 @@ int64_t sys_socketpair(uint64_t domain, uint64_t type, uint64_t proto, uint64_t 
     return -QK_EOPNOTSUPP;
   if (type & ~(uint64_t)(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC))
     return -QK_EINVAL;
-  if ((type & SOCK_TYPE_MASK) != SOCK_STREAM)
-    return -QK_EOPNOTSUPP; /* datagram and seqpacket pairs: not served yet */
+  int t = (int)(type & SOCK_TYPE_MASK);
+  if (t != SOCK_STREAM && t != SOCK_DGRAM && t != 5 /* SOCK_SEQPACKET */)
+    return -QK_EOPNOTSUPP;
   if (proto != 0)
     return -QK_EPROTONOSUPPORT;
   int32_t fds[2];
@@ -635,7 +636,8 @@ int64_t sys_socketpair(uint64_t domain, uint64_t type, uint64_t proto, uint64_t 
   if (qk_copy_from_user(fds, usv, sizeof(fds)))
     return -QK_EFAULT;
   struct qk_file *a, *b;
-  int r = qk_unix_pair((uint32_t)(type & SOCK_NONBLOCK), &a, &b);
+  int r = t == SOCK_STREAM ? qk_unix_pair((uint32_t)(type & SOCK_NONBLOCK), &a, &b)
+                           : qk_unix_pair_msg(t, (uint32_t)(type & SOCK_NONBLOCK), &a, &b);
   if (r)
     return r;
   int64_t fa = install(a, type);

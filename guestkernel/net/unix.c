@@ -10,8 +10,9 @@
  * files receives those files and stops at the end of that send (a read(2)
  * closes them); credentials are those of the writer of the read's first
  * byte (reads are not split by writer, unlike Linux).
- * Datagram and seqpacket types are not served yet (README, Guest
- * sockets). */
+ * socketpair() of SOCK_DGRAM and SOCK_SEQPACKET gives two ends over two
+ * message queues (msg_io); named sockets of those types are not served
+ * yet (README, Guest sockets). */
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -63,7 +64,25 @@ struct unix_chan {
   int refs;
 };
 
+/* SOCK_DGRAM / SOCK_SEQPACKET pairs: each end reads its own message queue
+ * and writes the peer's. */
+#define MQ_MAX (208u * 1024) /* bytes queued per direction (Linux's default wmem) */
+struct unix_msg {
+  struct unix_msg *next;
+  uint64_t len;
+  struct unix_anc *anc;
+  uint8_t data[];
+};
+struct unix_mq {
+  struct unix_msg *head, *tail;
+  uint64_t bytes;
+  bool no_reader, no_writer;
+  int refs;
+};
+
 struct unix_end {
+  int type;                /* SOCK_STREAM (1), SOCK_DGRAM (2), SOCK_SEQPACKET (5) */
+  struct unix_mq *rq, *wq; /* message types: my queue, the peer's */
   struct qk_file *rx, *tx; /* pipe ends; NULL once shut down */
   struct unix_chan *rxc, *txc;
   struct ucred_l peercred, owncred; /* SO_PEERCRED; owncred: at listen */
@@ -245,6 +264,113 @@ static int64_t anc_deliver(struct unix_anc *a, bool passcred, uint64_t uctl, uin
   return 0;
 }
 
+static void mq_put(struct unix_mq *q)
+{
+  if (!q || --q->refs)
+    return;
+  while (q->head) {
+    struct unix_msg *m = q->head;
+    q->head = m->next;
+    if (m->anc)
+      anc_free(m->anc);
+    qk_kfree(m);
+  }
+  qk_kfree(q);
+}
+
+/* A message transfer on a DGRAM/SEQPACKET pair (same contract as unix_io). */
+static int64_t msg_io(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send,
+                      struct unix_anc *anc, struct unix_anc **got, uint32_t *mflags)
+{
+  struct unix_end *e = f->priv;
+  bool nb = (f->flags & L_O_NONBLOCK) || (flags & MSG_DONTWAIT);
+  int64_t r;
+  if (send) {
+    struct unix_mq *q = e->wq;
+    if (!q || q->no_writer) {
+      r = -QK_EPIPE;
+    } else if (q->no_reader) {
+      r = e->type == 5 ? -QK_EPIPE : -QK_ECONNREFUSED;
+    } else if (u->total > MQ_MAX) {
+      r = -QK_EMSGSIZE;
+    } else if (q->head && q->bytes + u->total > MQ_MAX) {
+      r = nb ? -QK_EAGAIN : qk_block(q, ~0ull);
+    } else {
+      struct unix_msg *m = qk_kmalloc(sizeof(*m) + u->total);
+      r = m ? 0 : -QK_ENOMEM;
+      uint64_t off = 0;
+      for (unsigned i = 0; !r && i < u->cnt; i++) {
+        if (u->iov[i].len && qk_copy_from_user(m->data + off, u->iov[i].base, u->iov[i].len))
+          r = -QK_EFAULT;
+        off += u->iov[i].len;
+      }
+      if (r) {
+        qk_kfree(m);
+      } else {
+        m->next = NULL;
+        m->len = u->total;
+        if (!anc && (anc = qk_kzalloc(sizeof(*anc))))
+          anc->uc = my_cred();
+        if (anc) {
+          anc->cred = true;
+          anc->uc = my_cred();
+        }
+        m->anc = anc;
+        anc = NULL;
+        if (q->tail)
+          q->tail->next = m;
+        else
+          q->head = m;
+        q->tail = m;
+        q->bytes += m->len;
+        qk_wake(q);
+        qk_wake(&qk_poll_wq);
+        r = (int64_t)m->len;
+      }
+    }
+    if (r == -QK_EPIPE && !(flags & MSG_NOSIGNAL)) {
+      struct qk_siginfo_lite si = {.code = QK_SI_USER, .pid = qk_current()->proc->pid};
+      qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
+    }
+    if (anc)
+      anc_free(anc);
+    return r;
+  }
+  struct unix_mq *q = e->rq;
+  if (got)
+    *got = NULL;
+  if (!q || !q->head) {
+    /* A seqpacket peer that is gone reads as the end; a datagram pair's
+     * reader waits on (Linux does the same). */
+    if (!q || (q->no_writer && e->type == 5))
+      return 0;
+    return nb ? -QK_EAGAIN : qk_block(q, ~0ull);
+  }
+  struct unix_msg *m = q->head;
+  uint64_t off = 0;
+  for (unsigned i = 0; i < u->cnt && off < m->len; i++) {
+    uint64_t n = u->iov[i].len < m->len - off ? u->iov[i].len : m->len - off;
+    if (n && qk_copy_to_user(u->iov[i].base, m->data + off, n))
+      return off ? (int64_t)off : -QK_EFAULT;
+    off += n;
+  }
+  q->head = m->next;
+  if (!q->head)
+    q->tail = NULL;
+  q->bytes -= m->len;
+  if (off < m->len && mflags)
+    *mflags |= 0x20; /* MSG_TRUNC: the rest of the message is gone */
+  r = (flags & 0x20) ? (int64_t)m->len : (int64_t)off;
+  if (got)
+    *got = m->anc;
+  else if (m->anc)
+    anc_free(m->anc);
+  qk_kfree(m);
+  qk_wake(q);
+  qk_wake(&qk_poll_wq);
+  return r;
+}
+
 /* One transfer. Sending: anc (consumed; NULL: none) goes with the first
  * byte that goes out. Receiving: stops at the next ancillary boundary and
  * hands the record that starts here to *got (NULL: none; the caller
@@ -256,6 +382,8 @@ static int64_t unix_io(struct qk_file *f, const struct qk_uio *u, uint64_t flags
   if (got)
     *got = NULL;
   int64_t r;
+  if (e->type != 1 && e->state == U_CONNECTED)
+    return msg_io(f, u, flags, send, anc, got, NULL);
   if (e->state != U_CONNECTED) {
     r = -QK_ENOTCONN;
     goto out;
@@ -378,7 +506,11 @@ out:
 
 int64_t qk_unix_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send)
 {
-  if (flags & ~(uint64_t)(MSG_DONTWAIT | MSG_NOSIGNAL | (send ? 0 : MSG_CMSG_CLOEXEC)))
+  struct unix_end *e = f->priv;
+  /* MSG_TRUNC on a message socket: the message's real length. */
+  uint64_t ok =
+      MSG_DONTWAIT | MSG_NOSIGNAL | (send ? 0 : MSG_CMSG_CLOEXEC | (e->type != 1 ? 0x20u : 0u));
+  if (flags & ~ok)
     return -QK_EOPNOTSUPP;
   return unix_io(f, u, flags, send, NULL, NULL);
 }
@@ -398,17 +530,19 @@ int64_t qk_unix_sendmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flag
 int64_t qk_unix_recvmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags, uint64_t uctl,
                         uint64_t *ctllen, uint32_t *mflags)
 {
-  if (flags & ~(uint64_t)(MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC))
-    return -QK_EOPNOTSUPP;
   struct unix_end *e = f->priv;
+  uint64_t ok = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC | (e->type != 1 ? 0x20 : 0);
+  if (flags & ~ok)
+    return -QK_EOPNOTSUPP;
   struct unix_anc *a;
   *mflags = 0;
-  int64_t r = unix_io(f, u, flags, false, NULL, &a);
+  int64_t r = e->type != 1 && e->state == U_CONNECTED ? msg_io(f, u, flags, false, NULL, &a, mflags)
+                                                      : unix_io(f, u, flags, false, NULL, &a);
   if (r < 0) {
     *ctllen = 0;
     return r;
   }
-  bool passcred = e->rxc && e->rxc->passcred;
+  bool passcred = e->passcred_set;
   int64_t d = anc_deliver(a, passcred && r > 0, uctl, ctllen, flags, mflags);
   return d < 0 ? d : r;
 }
@@ -439,6 +573,12 @@ int64_t qk_unix_setsockopt(struct qk_file *f, uint64_t level, uint64_t name, con
 int64_t qk_unix_getsockopt(struct qk_file *f, uint64_t name, void *val, uint32_t *len)
 {
   struct unix_end *e = f->priv;
+  if (name == 3) { /* SO_TYPE */
+    int32_t t = e->type;
+    memcpy(val, &t, 4);
+    *len = 4;
+    return 0;
+  }
   if (name == 16) {
     int32_t on = e->passcred_set;
     memcpy(val, &on, 4);
@@ -466,6 +606,18 @@ int64_t qk_unix_shutdown(struct qk_file *f, uint64_t how)
   struct unix_end *e = f->priv;
   if (how > 2)
     return -QK_EINVAL;
+  if (e->type != 1) {
+    if (how != 1 && e->rq) {
+      e->rq->no_reader = true;
+      qk_wake(e->rq);
+    }
+    if (how != 0 && e->wq) {
+      e->wq->no_writer = true; /* the peer reads the end (seqpacket) */
+      qk_wake(e->wq);
+    }
+    qk_wake(&qk_poll_wq);
+    return 0;
+  }
   if (how != 1 && e->rx) { /* SHUT_RD or SHUT_RDWR */
     qk_fput(e->rx);
     e->rx = NULL;
@@ -510,6 +662,10 @@ static int64_t unix_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
     f->flags = on ? f->flags | L_O_NONBLOCK : f->flags & ~(uint32_t)L_O_NONBLOCK;
     return 0;
   }
+  if (cmd == 0x541b && e->type != 1) { /* FIONREAD: bytes queued, as Linux */
+    int32_t n = e->rq ? (int32_t)e->rq->bytes : 0;
+    return qk_copy_to_user(arg, &n, 4) ? -QK_EFAULT : 0;
+  }
   if (cmd == 0x541b) { /* FIONREAD */
     if (!e->rx) {
       int32_t zero = 0;
@@ -527,6 +683,16 @@ static int unix_poll(struct qk_file *f)
     return e->qlen ? 0x001 : 0;
   if (e->state == U_UNBOUND)
     return POLLHUP;
+  if (e->type != 1) {
+    int mev = 0;
+    if (e->rq && (e->rq->head || e->rq->no_reader || (e->type == 5 && e->rq->no_writer)))
+      mev |= 0x001;
+    if (e->wq && !e->wq->no_reader && !e->wq->no_writer && e->wq->bytes < MQ_MAX)
+      mev |= 0x004;
+    if (e->type == 5 && e->rq && e->rq->no_writer)
+      mev |= POLLHUP;
+    return mev;
+  }
   int ev = 0;
   if (e->rx)
     ev |= e->rx->ops->poll(e->rx);
@@ -562,6 +728,8 @@ static void unix_release(struct qk_file *f)
   qk_unix_shutdown(f, 2);
   chan_put(e->rxc);
   chan_put(e->txc);
+  mq_put(e->rq);
+  mq_put(e->wq);
   qk_kfree(e);
 }
 
@@ -622,20 +790,51 @@ int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b)
   c1->refs = c2->refs = 2;
   struct ucred_l me = my_cred();
   /* a writes pipe 1 (channel 1) and reads pipe 2; b the other way round. */
-  *ea = (struct unix_end){.rx = r2,
+  *ea = (struct unix_end){.type = 1,
+                          .rx = r2,
                           .tx = w1,
                           .rxc = c2,
                           .txc = c1,
                           .peercred = me,
                           .ino = next_ino++,
                           .state = U_CONNECTED};
-  *eb = (struct unix_end){.rx = r1,
+  *eb = (struct unix_end){.type = 1,
+                          .rx = r1,
                           .tx = w2,
                           .rxc = c1,
                           .txc = c2,
                           .peercred = me,
                           .ino = next_ino++,
                           .state = U_CONNECTED};
+  fa->priv = ea;
+  fb->priv = eb;
+  *a = fa;
+  *b = fb;
+  return 0;
+}
+
+int qk_unix_pair_msg(int type, uint32_t flags, struct qk_file **a, struct qk_file **b)
+{
+  struct unix_end *ea = qk_kzalloc(sizeof(*ea)), *eb = qk_kzalloc(sizeof(*eb));
+  struct unix_mq *q1 = qk_kzalloc(sizeof(*q1)), *q2 = qk_kzalloc(sizeof(*q2));
+  struct qk_file *fa = qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL);
+  struct qk_file *fb = qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL);
+  if (!ea || !eb || !q1 || !q2 || !fa || !fb) {
+    qk_kfree(ea);
+    qk_kfree(eb);
+    qk_kfree(q1);
+    qk_kfree(q2);
+    qk_kfree(fa);
+    qk_kfree(fb);
+    return -QK_ENOMEM;
+  }
+  q1->refs = q2->refs = 2;
+  struct ucred_l me = my_cred();
+  /* a reads q1 and writes q2; b the other way round. */
+  *ea = (struct unix_end){
+      .type = type, .rq = q1, .wq = q2, .peercred = me, .ino = next_ino++, .state = U_CONNECTED};
+  *eb = (struct unix_end){
+      .type = type, .rq = q2, .wq = q1, .peercred = me, .ino = next_ino++, .state = U_CONNECTED};
   fa->priv = ea;
   fb->priv = eb;
   *a = fa;
@@ -652,6 +851,7 @@ int qk_unix_socket(uint32_t flags, struct qk_file **out)
     return -QK_ENOMEM;
   }
   e->ino = next_ino++;
+  e->type = 1;
   e->state = U_UNBOUND;
   f->priv = e;
   *out = f;

@@ -293,6 +293,64 @@ static void unix_scm_tests(void)
   close(p[1]);
 }
 
+/* socketpair(AF_UNIX, SOCK_DGRAM / SOCK_SEQPACKET): message boundaries,
+ * truncation, files with a message, the end of a seqpacket peer. */
+static void unix_msg_tests(void)
+{
+  int types[2] = {SOCK_DGRAM, SOCK_SEQPACKET};
+  for (int ti = 0; ti < 2; ti++) {
+    int sv[2], p[2], fds[4], n, fl, ty = 0;
+    char buf[64];
+    socklen_t tl = sizeof ty;
+    CHECK_EQ(socketpair(AF_UNIX, types[ti], 0, sv), 0);
+    CHECK_EQ(getsockopt(sv[0], SOL_SOCKET, SO_TYPE, &ty, &tl), 0);
+    CHECK_EQ(ty, types[ti]);
+    CHECK_EQ(write(sv[0], "one", 3), 3);
+    CHECK_EQ(write(sv[0], "two!", 4), 4);
+    CHECK_EQ(send(sv[0], "", 0, 0), 0); /* an empty message is one too */
+    int q = 0;
+    CHECK_EQ(ioctl(sv[1], FIONREAD, &q), 0);
+    CHECK_EQ(q, 7); /* all queued bytes, as Linux counts */
+    CHECK_EQ(read(sv[1], buf, sizeof buf), 3);
+    CHECK_EQ(recv(sv[1], buf, 2, 0), 2); /* the rest of "two!" is gone */
+    CHECK_EQ(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), 0);
+    CHECK_EQ(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), -1);
+    CHECK_EQ(errno, EAGAIN);
+    struct iovec v = {buf, 2};
+    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+    CHECK_EQ(write(sv[1], "abcdef", 6), 6);
+    CHECK_EQ(recvmsg(sv[0], &m, 0), 2);
+    CHECK(m.msg_flags & MSG_TRUNC);
+    CHECK_EQ(write(sv[1], "abcdef", 6), 6);
+    CHECK_EQ(recv(sv[0], buf, 2, MSG_TRUNC), 6); /* the real length */
+    struct pollfd pf = {sv[1], POLLIN | POLLOUT, 0};
+    CHECK_EQ(poll(&pf, 1, 0), 1);
+    CHECK_EQ(pf.revents, POLLOUT);
+    CHECK_EQ(pipe(p), 0);
+    CHECK_EQ(send_fds(sv[0], "fd", p, 1), 2);
+    n = 4;
+    CHECK_EQ(recv_fds(sv[1], buf, sizeof buf, 512, fds, &n, &fl), 2);
+    CHECK_EQ(n, 1);
+    if (n == 1) {
+      CHECK_EQ(write(p[1], "z", 1), 1);
+      CHECK_EQ(read(fds[0], buf, 1), 1);
+      close(fds[0]);
+    }
+    close(p[0]);
+    close(p[1]);
+    close(sv[1]);
+    if (types[ti] == SOCK_SEQPACKET) {
+      CHECK_EQ(read(sv[0], buf, sizeof buf), 0); /* the peer is gone */
+      CHECK_EQ(send(sv[0], "x", 1, MSG_NOSIGNAL), -1);
+      CHECK_EQ(errno, EPIPE);
+    } else {
+      CHECK_EQ(send(sv[0], "x", 1, 0), -1);
+      CHECK_EQ(errno, ECONNREFUSED);
+    }
+    close(sv[0]);
+  }
+}
+
 static void self_tests(void)
 {
   /* TCP: listen, non-blocking connect + poll, accept, names. */
@@ -484,7 +542,7 @@ static void self_tests(void)
   CHECK_EQ(rs(SYS_recvmsg, t, 8, 0, 0, 0, 0), -EFAULT);
   CHECK_EQ(rs(SYS_socket, AF_UNIX, SOCK_DGRAM, 0, 0, 0, 0), -EPROTONOSUPPORT);
   int dv[2];
-  CHECK_EQ(rs(SYS_socketpair, AF_UNIX, SOCK_DGRAM, 0, (long)dv, 0, 0), -EOPNOTSUPP);
+  CHECK_EQ(rs(SYS_socketpair, AF_UNIX, SOCK_RAW, 0, (long)dv, 0, 0), -EOPNOTSUPP);
   CHECK_EQ(rs(SYS_socket, AF_NETLINK, SOCK_RAW, 0, 0, 0, 0), -EAFNOSUPPORT);
   CHECK_EQ(rs(SYS_socket, AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, 0, 0), -EPERM);
   CHECK_EQ(rs(SYS_socket, AF_PACKET, SOCK_RAW, 0, 0, 0, 0), -EPERM);
@@ -932,6 +990,7 @@ int main(int argc, char **argv)
   if (!strcmp(mode, "self")) {
     self_tests();
     unix_scm_tests();
+    unix_msg_tests();
     printf("t_net: %d checks, %d failures\n", t_checks, t_fails);
     return t_fails != 0;
   }
