@@ -133,6 +133,10 @@ int qk_dev_open(const char *abs, int flags, struct qk_file **out)
 {
   if (!strcmp(abs, "/dev/tty")) /* the caller's controlling terminal (fs/tty.c) */
     return (int)qk_tty_open_ctty(out);
+  if (!strcmp(abs, "/dev/ptmx")) /* terminals: fs/tty.c */
+    return (int)qk_tty_open_ptmx(flags, out);
+  if (!strncmp(abs, "/dev/pts/", 9))
+    return (int)qk_tty_open_pts(abs, flags, out);
   uint32_t k = lookup(abs);
   if (!k)
     return -QK_ENOENT;
@@ -148,6 +152,8 @@ int qk_dev_open(const char *abs, int flags, struct qk_file **out)
 
 int qk_dev_stat(const char *abs, uint64_t stat_gpa)
 {
+  if (!strcmp(abs, "/dev/ptmx") || !strncmp(abs, "/dev/pts/", 9))
+    return qk_tty_stat(abs, stat_gpa); /* terminals: fs/tty.c */
   uint32_t k = lookup(abs);
   if (!k)
     return -QK_ENOENT;

@@ -6,7 +6,11 @@
  * waiting for its foreground child) takes effect at the next read. The
  * host handle is never read blocking: a reader that finds nothing looks
  * again every TTY_POLL_NS, parked meanwhile (other tasks run), so a shell
- * at its prompt never holds a host QCall worker. */
+ * at its prompt never holds a host QCall worker.
+ *
+ * /dev/ptmx pairs have no host handle: a master write runs the line
+ * discipline at once (signals and echo included) and wakes slave readers;
+ * slave output (and echo) goes to the master's queue (mq). */
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -118,6 +122,12 @@ struct qk_tty {
   uint8_t esc, esc_len; /* in-band escape decoding: 1 after ESC, then the frame */
   uint8_t esc_buf[5];
   struct qk_tty *next; /* every terminal, for /dev/tty */
+  /* A pseudo-terminal pair made by /dev/ptmx: no host handle; the master
+   * file reads the output (mq) and writes the input. */
+  bool pair, locked, slave_seen;
+  uint32_t masters, slaves;
+  uint8_t mq[TTY_RQ];
+  uint32_t mq_head, mq_len;
 };
 
 static struct qk_tty *all_ttys;
@@ -150,6 +160,13 @@ static const struct l_termios std_termios = {
  * to ~5 s, then the terminal counts as hung up. */
 static void host_write(struct qk_tty *t, const uint8_t *buf, uint32_t len)
 {
+  if (t->pair) { /* to the master's side; what does not fit is dropped */
+    for (uint32_t i = 0; i < len && t->mq_len < TTY_RQ; i++, t->mq_len++)
+      t->mq[(t->mq_head + t->mq_len) % TTY_RQ] = buf[i];
+    qk_wake(t->mq);
+    qk_wake(&qk_poll_wq);
+    return;
+  }
   unsigned waits = 0;
   while (len && !t->hup) {
     struct qk_iov one = {qk_va_to_pa(buf), len};
@@ -390,6 +407,8 @@ static void input_byte(struct qk_tty *t, uint8_t c)
  * none there, < 0 the host side is gone. */
 static int64_t pull(struct qk_tty *t)
 {
+  if (t->pair) /* input comes from master writes */
+    return t->masters ? 0 : -QK_EIO;
   if (t->hup)
     return -QK_EIO;
   if (t->rq_len == TTY_RQ)
@@ -488,6 +507,8 @@ static int64_t tty_read(struct qk_file *f, const struct qk_uio *u)
       return n ? copy_out(t, u, n < u->total ? n : (uint32_t)u->total) : 0;
     if (f->flags & L_O_NONBLOCK)
       return -QK_EAGAIN;
+    if (t->pair) /* woken by a master write or close */
+      return qk_block(t, ~0ull);
     /* Nothing yet: park and look again (the restart model). A fresh
      * deadline each time: qk_wait_deadline would give a restarted read
      * its first, expired one (and qk_block then -ETIMEDOUT). */
@@ -498,7 +519,7 @@ static int64_t tty_read(struct qk_file *f, const struct qk_uio *u)
 static int64_t tty_write(struct qk_file *f, const struct qk_uio *u)
 {
   struct qk_tty *t = f->priv;
-  if (t->hup)
+  if (t->hup || (t->pair && !t->masters))
     return -QK_EIO;
   /* Input that arrived meanwhile gets its signals and echo in order. */
   pull(t);
@@ -508,6 +529,13 @@ static int64_t tty_write(struct qk_file *f, const struct qk_uio *u)
     uint64_t base = u->iov[i].base, left = u->iov[i].len;
     while (left) {
       uint32_t chunk = left < sizeof buf ? (uint32_t)left : (uint32_t)sizeof buf;
+      if (t->pair && TTY_RQ - t->mq_len < 2 * chunk) { /* the master reads slower */
+        if (done)
+          return (int64_t)done;
+        if (f->flags & L_O_NONBLOCK)
+          return -QK_EAGAIN;
+        return qk_block(t->mq + 1, ~0ull);
+      }
       if (qk_copy_from_user(buf, base, chunk))
         return done ? (int64_t)done : -QK_EFAULT;
       emit(t, buf, chunk);
@@ -545,6 +573,12 @@ static int tty_fstat(struct qk_file *f, uint64_t gpa)
 static int tty_poll(struct qk_file *f)
 {
   struct qk_tty *t = f->priv;
+  if (t->pair) {
+    int ev = TTY_RQ - t->mq_len >= 1024 ? POLLOUT : 0;
+    if (readable(t) || t->eof_marks)
+      ev |= POLLIN;
+    return t->masters ? ev : ev | POLLIN | POLLHUP;
+  }
   pull(t);
   if (t->hup)
     return POLLIN | POLLHUP;
@@ -688,9 +722,8 @@ static int64_t tty_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
   }
 }
 
-static void tty_release(struct qk_file *f)
+static void tty_put(struct qk_tty *t)
 {
-  struct qk_tty *t = f->priv;
   if (--t->refs)
     return;
   for (struct qk_tty **pp = &all_ttys; *pp; pp = &(*pp)->next)
@@ -703,6 +736,16 @@ static void tty_release(struct qk_file *f)
   qk_kfree(t);
 }
 
+static void tty_release(struct qk_file *f)
+{
+  struct qk_tty *t = f->priv;
+  if (t->pair && !--t->slaves) { /* the master reads EIO from now on */
+    qk_wake(t->mq);
+    qk_wake(&qk_poll_wq);
+  }
+  tty_put(t);
+}
+
 static const struct qk_file_ops tty_ops = {
     .rw = tty_rw,
     .fstat = tty_fstat,
@@ -711,7 +754,7 @@ static const struct qk_file_ops tty_ops = {
     .release = tty_release,
 };
 
-static struct qk_file *tty_file(struct qk_tty *t)
+static struct qk_file *tty_file(struct qk_tty *t, int flags)
 {
   char path[32] = "/dev/pts/";
   uint32_t n = t->index, len = 9;
@@ -723,15 +766,19 @@ static struct qk_file *tty_file(struct qk_tty *t)
   while (k)
     path[len++] = digits[--k];
   path[len] = 0;
-  struct qk_file *f = qk_file_new(&tty_ops, L_O_RDWR, path);
+  struct qk_file *f = qk_file_new(&tty_ops, L_O_RDWR | ((uint32_t)flags & L_O_NONBLOCK), path);
   if (!f)
     return NULL;
   f->priv = t;
   t->refs++;
+  if (t->pair) {
+    t->slaves++;
+    t->slave_seen = true;
+  }
   return f;
 }
 
-struct qk_file *qk_tty_new(int hfd)
+static struct qk_tty *tty_alloc(int hfd)
 {
   struct qk_tty *t = qk_kzalloc(sizeof *t);
   if (!t)
@@ -749,15 +796,19 @@ struct qk_file *qk_tty_new(int hfd)
   t->tio = std_termios;
   t->ws = (struct l_winsize){24, 80, 0, 0};
   t->index = next_index++;
-  struct qk_file *f = tty_file(t);
-  if (!f) {
-    qk_page_free(in);
-    qk_page_free(out);
-    qk_kfree(t);
-    return NULL;
-  }
   t->next = all_ttys;
   all_ttys = t;
+  return t;
+}
+
+struct qk_file *qk_tty_new(int hfd)
+{
+  struct qk_tty *t = tty_alloc(hfd);
+  if (!t)
+    return NULL;
+  t->refs++; /* held while the file is made */
+  struct qk_file *f = tty_file(t, 0);
+  tty_put(t);
   return f;
 }
 
@@ -776,8 +827,231 @@ int64_t qk_tty_open_ctty(struct qk_file **out)
   struct qk_process *p = qk_current()->proc;
   for (struct qk_tty *t = all_ttys; t; t = t->next)
     if (t->sid && t->sid == p->sid && t->ns == p->ns) {
-      *out = tty_file(t);
+      *out = tty_file(t, 0);
       return *out ? 0 : -QK_ENOMEM;
     }
   return -QK_ENXIO;
+}
+
+/* ---- /dev/ptmx: pseudo-terminal pairs inside the guest ---- */
+
+#define T_TIOCGPTN 0x80045430u
+#define T_TIOCSPTLCK 0x40045431u
+#define T_TIOCGPTPEER 0x5441u
+
+static int64_t ptm_read(struct qk_file *f, const struct qk_uio *u)
+{
+  struct qk_tty *t = f->priv;
+  if (!t->mq_len) {
+    if (t->slave_seen && !t->slaves)
+      return -QK_EIO; /* every slave closed */
+    if (f->flags & L_O_NONBLOCK)
+      return -QK_EAGAIN;
+    return qk_block(t->mq, ~0ull);
+  }
+  uint64_t done = 0;
+  for (unsigned i = 0; i < u->cnt && t->mq_len; i++) {
+    uint64_t base = u->iov[i].base, want = u->iov[i].len;
+    while (want && t->mq_len) {
+      uint32_t chunk = TTY_RQ - t->mq_head;
+      if (chunk > t->mq_len)
+        chunk = t->mq_len;
+      if (chunk > want)
+        chunk = (uint32_t)want;
+      if (qk_copy_to_user(base, t->mq + t->mq_head, chunk))
+        return done ? (int64_t)done : -QK_EFAULT;
+      t->mq_head = (t->mq_head + chunk) % TTY_RQ;
+      t->mq_len -= chunk;
+      base += chunk;
+      want -= chunk;
+      done += chunk;
+    }
+  }
+  qk_wake(t->mq + 1); /* writers waiting for room */
+  qk_wake(&qk_poll_wq);
+  return (int64_t)done;
+}
+
+static int64_t ptm_write(struct qk_file *f, const struct qk_uio *u)
+{
+  struct qk_tty *t = f->priv;
+  uint64_t done = 0;
+  uint8_t buf[256];
+  for (unsigned i = 0; i < u->cnt; i++) {
+    uint64_t base = u->iov[i].base, left = u->iov[i].len;
+    while (left) {
+      uint32_t chunk = left < sizeof buf ? (uint32_t)left : (uint32_t)sizeof buf;
+      if (qk_copy_from_user(buf, base, chunk))
+        return done ? (int64_t)done : -QK_EFAULT;
+      for (uint32_t k = 0; k < chunk; k++)
+        input_char(t, buf[k]); /* no in-band frames here: the master is local */
+      base += chunk;
+      left -= chunk;
+      done += chunk;
+    }
+  }
+  qk_wake(t);
+  qk_wake(&qk_poll_wq);
+  return (int64_t)done;
+}
+
+static int64_t ptm_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write)
+{
+  if (off >= 0)
+    return -QK_ESPIPE;
+  return write ? ptm_write(f, u) : ptm_read(f, u);
+}
+
+static int ptm_fstat(struct qk_file *f, uint64_t gpa)
+{
+  struct l_stat *st = qk_pa_to_va(gpa);
+  (void)f;
+  memset(st, 0, sizeof(*st));
+  st->st_dev = 5;
+  st->st_ino = 0x1ff;
+  st->st_nlink = 1;
+  st->st_mode = L_S_IFCHR | 0666;
+  st->st_rdev = (5ull << 8) | 2; /* /dev/ptmx */
+  st->st_blksize = 1024;
+  return 0;
+}
+
+static int ptm_poll(struct qk_file *f)
+{
+  struct qk_tty *t = f->priv;
+  int ev = POLLOUT;
+  if (t->mq_len)
+    ev |= POLLIN;
+  if (t->slave_seen && !t->slaves)
+    ev |= POLLIN | POLLHUP;
+  return ev;
+}
+
+static int64_t ptm_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
+{
+  struct qk_tty *t = f->priv;
+  switch ((uint32_t)cmd) {
+  case T_TIOCGPTN: {
+    uint32_t n = t->index;
+    return qk_copy_to_user(arg, &n, sizeof n) ? -QK_EFAULT : 0;
+  }
+  case T_TIOCSPTLCK: {
+    int32_t v;
+    if (qk_copy_from_user(&v, arg, sizeof v))
+      return -QK_EFAULT;
+    t->locked = v != 0;
+    return 0;
+  }
+  case T_TIOCGPTPEER: {
+    struct qk_file *s = tty_file(t, (int)arg);
+    if (!s)
+      return -QK_ENOMEM;
+    int fd = qk_fd_install(qk_current()->proc->files, s, 0, arg & L_O_CLOEXEC);
+    if (fd < 0)
+      qk_fput(s);
+    return fd;
+  }
+  case T_FIONREAD: {
+    int32_t n = (int32_t)t->mq_len;
+    return qk_copy_to_user(arg, &n, sizeof n) ? -QK_EFAULT : 0;
+  }
+  default: /* termios and window size as on the slave */
+    return tty_ioctl(f, cmd, arg);
+  }
+}
+
+static void ptm_release(struct qk_file *f)
+{
+  struct qk_tty *t = f->priv;
+  if (!--t->masters) { /* hang up the slave side */
+    if (t->sid)
+      signal_fg(t, 1 /* SIGHUP */);
+    qk_wake(t);
+    qk_wake(t->mq + 1);
+    qk_wake(&qk_poll_wq);
+  }
+  tty_put(t);
+}
+
+static const struct qk_file_ops ptm_ops = {
+    .rw = ptm_rw,
+    .fstat = ptm_fstat,
+    .ioctl = ptm_ioctl,
+    .poll = ptm_poll,
+    .release = ptm_release,
+};
+
+int64_t qk_tty_open_ptmx(int flags, struct qk_file **out)
+{
+  struct qk_tty *t = tty_alloc(-1);
+  if (!t)
+    return -QK_ENOMEM;
+  t->pair = true;
+  t->locked = true; /* until unlockpt (TIOCSPTLCK 0), as on Linux */
+  struct qk_file *f =
+      qk_file_new(&ptm_ops, L_O_RDWR | ((uint32_t)flags & L_O_NONBLOCK), "/dev/ptmx");
+  if (!f) {
+    t->refs = 1;
+    tty_put(t);
+    return -QK_ENOMEM;
+  }
+  f->priv = t;
+  t->refs++;
+  t->masters++;
+  *out = f;
+  return 0;
+}
+
+/* "/dev/pts/N" -> the terminal numbered N, or NULL. */
+static struct qk_tty *pts_lookup(const char *abs)
+{
+  if (strncmp(abs, "/dev/pts/", 9) || !abs[9])
+    return NULL;
+  uint32_t n = 0;
+  for (const char *c = abs + 9; *c; c++) {
+    if (*c < '0' || *c > '9' || n > 100000000u)
+      return NULL;
+    n = n * 10 + (uint32_t)(*c - '0');
+  }
+  for (struct qk_tty *t = all_ttys; t; t = t->next)
+    if (t->index == n && (!t->pair || t->masters))
+      return t;
+  return NULL;
+}
+
+int64_t qk_tty_open_pts(const char *abs, int flags, struct qk_file **out)
+{
+  struct qk_tty *t = pts_lookup(abs);
+  if (!t)
+    return -QK_ENOENT;
+  if (t->pair && t->locked)
+    return -QK_EIO;
+  struct qk_file *f = tty_file(t, flags);
+  if (!f)
+    return -QK_ENOMEM;
+  /* A session leader without a terminal gets this one, unless O_NOCTTY. */
+  struct qk_process *p = qk_current()->proc;
+  if (!(flags & L_O_NOCTTY) && p->pid == p->sid && !t->sid) {
+    bool has = false;
+    for (struct qk_tty *o = all_ttys; o; o = o->next)
+      has = has || (o->sid == p->sid && o->ns == p->ns);
+    if (!has) {
+      t->sid = p->sid;
+      t->pgrp = p->pgid;
+      t->ns = p->ns;
+    }
+  }
+  *out = f;
+  return 0;
+}
+
+int qk_tty_stat(const char *abs, uint64_t stat_gpa)
+{
+  if (!strcmp(abs, "/dev/ptmx"))
+    return ptm_fstat(NULL, stat_gpa);
+  struct qk_tty *t = pts_lookup(abs);
+  if (!t)
+    return -QK_ENOENT;
+  struct qk_file fake = {.priv = t};
+  return tty_fstat(&fake, stat_gpa);
 }
