@@ -17,6 +17,7 @@
 #include "convert.h"
 #include "image.h"
 #include "pods.h"
+#include "seccomp_profile.h"
 
 #define EXEC_OUT_CAP (16u << 20)
 #define KILL_WAIT_MS 5000
@@ -74,6 +75,10 @@ struct create_ctx {
   struct sbx_mount *mounts;
   size_t n_mounts;
   bool rootfs_made;
+  uint64_t caps; /* security settings for the guest (seccomp_profile.h) */
+  bool no_new_privs;
+  void *seccomp;
+  size_t seccomp_len;
 };
 
 static void create_ctx_free(struct create_ctx *x)
@@ -87,6 +92,7 @@ static void create_ctx_free(struct create_ctx *x)
   cri_spec_strv_free(x->env);
   free(x->groups);
   free(x->mounts);
+  free(x->seccomp);
 }
 
 static bool config_mounts(const Runtime__V1__ContainerConfig *c, const char *path)
@@ -459,6 +465,10 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
     x.groups = ng;
     ng[x.n_groups++] = (uint32_t)sc->supplemental_groups[i];
   }
+  step = "security context"; /* capabilities, no_new_privs, seccomp profile */
+  if ((rc = cri_security_from_cri(sc, &x.caps, &x.no_new_privs, &x.seccomp, &x.seccomp_len,
+                                  &err)) < 0)
+    goto fail;
   step = "mounts";
   if ((rc = build_mounts(&x, &err)) < 0)
     goto fail_mounts;
@@ -489,6 +499,11 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                                     .mounts = x.mounts,
                                     .n_mounts = x.n_mounts,
                                     .log_path = x.log_path,
+                                    .caps_set = true,
+                                    .caps = x.caps,
+                                    .no_new_privs = x.no_new_privs,
+                                    .seccomp = x.seccomp,
+                                    .seccomp_len = x.seccomp_len,
                                     .tty = c->tty,
                                     .stdin_open = c->stdin,
                                     .stdin_once = c->stdin && c->stdin_once,

@@ -74,6 +74,31 @@ int sbx_guest_create(const struct sbx_guest_config *cfg, struct sbx_guest **out,
     g->br.bi->free_end = gpa;
     g->br.bi->init_entry = 0;
   }
+  /* Security settings (jail/guest_sec.h): the seccomp program in pages
+   * taken from the top of the guest's free range. */
+  if (cfg->ngroups > QK_SEC_MAX_GROUPS || cfg->seccomp_len > QK_SEC_MAX_FILTER) {
+    r = q_error_make(err, E2BIG, "%zu groups / %zu seccomp instructions: at most %u / %u",
+                     cfg->ngroups, cfg->seccomp_len, QK_SEC_MAX_GROUPS, QK_SEC_MAX_FILTER);
+    goto fail;
+  }
+  g->br.bi->sec_flags = cfg->sec_flags | (cfg->groups ? QK_SEC_GROUPS : 0);
+  g->br.bi->sec_caps = cfg->caps;
+  g->br.bi->sec_ngroups = (uint32_t)cfg->ngroups;
+  if (cfg->ngroups)
+    memcpy(g->br.bi->sec_groups, cfg->groups, cfg->ngroups * sizeof(uint32_t));
+  if (cfg->seccomp_len) {
+    uint64_t bytes = cfg->seccomp_len * 8ull;
+    uint64_t gpa = (g->br.bi->free_end - bytes) & ~(uint64_t)4095;
+    void *dst;
+    if (gpa <= g->br.bi->free_start || !(dst = sbx_gpa(sbx_vm_mem(g->vm), gpa, bytes))) {
+      r = q_error_make(err, ENOMEM, "seccomp program");
+      goto fail;
+    }
+    memcpy(dst, cfg->seccomp, bytes);
+    g->br.bi->sec_filter_gpa = gpa;
+    g->br.bi->sec_filter_len = (uint32_t)cfg->seccomp_len;
+    g->br.bi->free_end = gpa;
+  }
   g->tsc_prepared = sbx_rdtsc();
   struct sbx_qcall_config qc = {
       .mem = sbx_vm_mem(g->vm),

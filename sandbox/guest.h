@@ -53,6 +53,15 @@ struct sbx_guest_config {
   bool pod_vm;
   void *ctl_ctx;
   int (*on_ctl_event)(void *ctx, const struct qk_ctl_event *ev);
+  /* Security settings of the boot process (boot_info.sec_*, qk_abi.h):
+   * QK_SEC_* flags, capability set, supplementary groups and a classic-BPF
+   * seccomp program (seccomp_len instructions of 8 bytes). */
+  uint32_t sec_flags;
+  uint64_t caps;
+  const uint32_t *groups;
+  size_t ngroups;
+  const void *seccomp;
+  size_t seccomp_len;
 };
 
 int sbx_guest_create(const struct sbx_guest_config *cfg, struct sbx_guest **out, q_error **err);

@@ -28,6 +28,7 @@
 #include "../guestkernel/abi/qk_abi.h"
 
 #include "guest.h"
+#include "jail/guest_sec.h"
 #include "jail/jail.h"
 #include "kvm/vm.h"
 #include "pod/pod.h"
@@ -42,6 +43,8 @@ static void usage(FILE *f)
              "                        [--kernel FILE] [--stats FILE] [--log-level LEVEL]\n"
              "                        [--kernel-worker|--no-kernel-worker] [--no-jail]\n"
              "                        [--tsor SOCKET --tsor-ip IP [--tsor-cidr CIDR,...]] -- PROGRAM [ARGS...]\n"
+             "       quark-sandbox run ... [--user UID[:GID]] [--groups G,..] [--caps HEX] [--no-new-privs]\n"
+             "                             [--seccomp-bpf FILE] -- PROGRAM (guest security settings)\n"
              "       quark-sandbox pod --control SOCK --pod-id ID [options] (see quark-sandbox pod --help)\n");
 }
 
@@ -56,6 +59,10 @@ static int cmd_run(int argc, char **argv)
       {"no-jail", no_argument, NULL, 'J'},       {"help", no_argument, NULL, 'h'},
       {"tsor", required_argument, NULL, 'T'},    {"tsor-ip", required_argument, NULL, 'I'}, /* TSoR */
       {"tsor-cidr", required_argument, NULL, 'C'},
+      /* guest security settings (jail/guest_sec.h) */
+      {"seccomp-bpf", required_argument, NULL, 0x100}, {"caps", required_argument, NULL, 0x100},
+      {"groups", required_argument, NULL, 0x100},      {"user", required_argument, NULL, 0x100},
+      {"no-new-privs", no_argument, NULL, 0x100},
       {NULL, 0, NULL, 0},
   };
   const char *rootfs = NULL, *cwd = "/", *stats = NULL;
@@ -71,11 +78,22 @@ static int cmd_run(int argc, char **argv)
   const char *tsor_sock = NULL, *tsor_ip = NULL, *tsor_cidr = NULL; /* TSoR: off unless --tsor */
   if (!env)
     return EXIT_SANDBOX_FAILURE;
-  int c;
+  int c, oi;
+  struct sbx_guest_sec sec = {0};
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+", opts, &oi)) != -1) {
     char *end;
     switch (c) {
+    case 0x100: {
+      q_cleanup_error q_error *serr = NULL;
+      if (sbx_guest_sec_opt(&sec, opts[oi].name, optarg, &serr) < 0) {
+        q_error_log(NULL, "%s", q_error_msg(serr));
+        sbx_guest_sec_free(&sec);
+        free(env);
+        return EXIT_SANDBOX_FAILURE;
+      }
+      break;
+    }
     case 'r':
       rootfs = optarg;
       break;
@@ -185,6 +203,7 @@ static int cmd_run(int argc, char **argv)
         (stats && sbx_jail_opt(&jo, "bind", stats, &jerr) < 0) || (jr = sbx_jail_enter(&jo, &jst, &jerr)) != 0) {
       if (jerr)
         q_error_log(NULL, "%s", q_error_msg(jerr));
+      sbx_guest_sec_free(&sec);
       free(env);
       return jr == 1 ? jst : EXIT_SANDBOX_FAILURE;
     }
@@ -209,6 +228,14 @@ static int cmd_run(int argc, char **argv)
       .vcpus = (unsigned)vcpus,
       .kernel_worker = kernel_worker,
       .stdio = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO},
+      .uid = sec.uid,
+      .gid = sec.gid,
+      .sec_flags = sec.flags,
+      .caps = sec.caps,
+      .groups = (sec.flags & QK_SEC_GROUPS) ? sec.groups : NULL,
+      .ngroups = sec.ngroups,
+      .seccomp = sec.bpf,
+      .seccomp_len = sec.bpf_len,
   };
   if (sbx_guest_create(&gc, &g, &err) < 0 || (jail && sbx_jail_apply(&jo, &err) < 0))
     goto out;
@@ -227,6 +254,7 @@ out:
   if (err)
     q_error_log(NULL, "%s", q_error_msg(err));
   sbx_guest_destroy(g);
+  sbx_guest_sec_free(&sec);
   free(env);
   return status;
 }

@@ -90,6 +90,7 @@ _Static_assert(sizeof(struct qk_kernel_header) == 80, "qk_kernel_header layout")
 #define QK_MAX_VCPUS 64u
 #define QK_MAX_BOOT_VMAS 32u
 #define QK_PANIC_MSG_SIZE 512u
+#define QK_SEC_MAX_GROUPS 32u
 
 /* A mapping the host created for the initial process. */
 struct qk_vma_desc {
@@ -190,7 +191,24 @@ struct qk_boot_info {
    * page aligned; 0 when the host drives no containers through it (the
    * boot process is then the only one, as with `quark-sandbox run`). */
   uint64_t ctl_gpa;
+  /* Host -> guest: security settings of the boot process (guest
+   * include/qk/sec.h). sec_filter_gpa: a classic-BPF seccomp program of
+   * sec_filter_len 8-byte instructions in pages out of the free range,
+   * installed as the process's first filter whatever no_new_privs says;
+   * 0: none. sec_caps (with QK_SEC_CAPS): the capability bounding set, and
+   * the permitted/effective sets when the process runs as uid 0; without
+   * QK_SEC_CAPS uid 0 has every capability. */
+  uint64_t sec_filter_gpa;
+  uint32_t sec_filter_len;
+  uint32_t sec_flags; /* QK_SEC_* */
+  uint64_t sec_caps;
+  uint32_t sec_ngroups; /* supplementary groups with QK_SEC_GROUPS */
+  uint32_t sec_groups[QK_SEC_MAX_GROUPS];
 };
+#define QK_SEC_CAPS 1u          /* sec_caps is the container's capability set */
+#define QK_SEC_NO_NEW_PRIVS 2u  /* no_new_privs set from the start */
+#define QK_SEC_GROUPS 4u        /* sec_groups[0..sec_ngroups) */
+#define QK_SEC_MAX_FILTER 4096u /* instructions (Linux BPF_MAXINSNS) */
 _Static_assert(sizeof(struct qk_boot_info) <= QK_PAGE_SIZE, "boot info fits one page");
 
 #endif

@@ -99,9 +99,19 @@ struct qk_ctl_spec {
   uint32_t stdio_hfd[3]; /* stdin, stdout, stderr handles (log sinks or streams) */
   uint64_t mem_limit;    /* CREATE: bytes of guest memory its processes may hold, 0: none;
                             beyond it the allocating process is killed (EXIT_OOM) */
-  uint64_t reserved[4];
+  uint32_t sec_off, sec_len; /* struct qk_ctl_sec in the payload; 0, 0: none */
+  uint64_t reserved[3];
 };
 _Static_assert(sizeof(struct qk_ctl_spec) == 96, "qk_ctl_spec layout");
+/* Security settings of a CREATE (EXEC processes inherit the container's):
+ * flags as boot_info.sec_flags (QK_SEC_*, qk_abi.h), caps as sec_caps,
+ * then filter_len classic-BPF instructions (8 bytes each) right after. */
+struct qk_ctl_sec {
+  uint32_t flags;
+  uint32_t filter_len;
+  uint64_t caps;
+};
+_Static_assert(sizeof(struct qk_ctl_sec) == 16, "qk_ctl_sec layout");
 
 enum qk_ctl_event_type {
   QK_CTL_EV_ACK = 1,         /* seq, result */

@@ -38,6 +38,7 @@ void qk_ctl_process_free(struct qk_ctl_process *p)
   qk_kfree(p->envp);
   qk_kfree(p->groups);
   qk_kfree(p->cwd);
+  qk_kfree(p->sec_filter);
   qk_kfree(p);
 }
 
@@ -85,6 +86,23 @@ static int copy_spec(const struct qk_ctl_cmd *cmd, struct qk_ctl_process **out)
   for (int i = 0; i < 3; i++)
     p->stdio_hfd[i] = s.stdio_hfd[i];
   p->mem_limit = s.mem_limit;
+  if (s.sec_len) { /* security block (qk_ctl_sec), checked like the rest */
+    struct qk_ctl_sec sec;
+    if (s.sec_off > len || s.sec_len > len - s.sec_off || s.sec_len < sizeof sec)
+      goto out;
+    memcpy(&sec, buf + s.sec_off, sizeof sec);
+    if (sec.filter_len > QK_SEC_MAX_FILTER ||
+        (uint64_t)sec.filter_len * 8 > s.sec_len - sizeof sec)
+      goto out;
+    p->sec_flags = sec.flags;
+    p->sec_caps = sec.caps;
+    if (sec.filter_len) {
+      if (!(p->sec_filter = qk_kmalloc((size_t)sec.filter_len * 8)))
+        goto out;
+      memcpy(p->sec_filter, buf + s.sec_off + sizeof sec, (size_t)sec.filter_len * 8);
+      p->sec_filter_len = sec.filter_len;
+    }
+  }
   p->argv = qk_kmalloc((s.argc + 1) * sizeof(char *));
   p->envp = qk_kmalloc((s.envc + 1) * sizeof(char *));
   p->groups = qk_kmalloc((s.ngroups ? s.ngroups : 1) * 4);

@@ -5,6 +5,7 @@
 #include <qk/linux.h>
 #include <qk/mm.h>
 #include <qk/qcall.h>
+#include <qk/sec.h>
 #include <qk/syscall.h>
 #include <qk/task.h>
 
@@ -17,35 +18,7 @@ static inline struct qk_process *proc(void) { return qk_current()->proc; }
 
 int64_t sys_getpid(ARGS) { return proc()->pid; }
 int64_t sys_gettid(ARGS) { return cur()->tid; }
-int64_t sys_getuid(ARGS) { return proc()->uid; }
-int64_t sys_geteuid(ARGS) { return proc()->euid; }
-int64_t sys_getgid(ARGS) { return proc()->gid; }
-int64_t sys_getegid(ARGS) { return proc()->egid; }
-
-int64_t sys_getgroups(ARGS)
-{
-  if ((int)a0 < 0)
-    return -QK_EINVAL;
-  return 0; /* no supplementary groups */
-}
-
-int64_t sys_getresuid(ARGS)
-{
-  uint32_t v[3] = { proc()->uid, proc()->euid, proc()->euid };
-  for (int i = 0; i < 3; i++)
-    if (qk_copy_to_user((&a0)[i], &v[i], 4))
-      return -QK_EFAULT;
-  return 0;
-}
-
-int64_t sys_getresgid(ARGS)
-{
-  uint32_t v[3] = { proc()->gid, proc()->egid, proc()->egid };
-  for (int i = 0; i < 3; i++)
-    if (qk_copy_to_user((&a0)[i], &v[i], 4))
-      return -QK_EFAULT;
-  return 0;
-}
+/* getuid, getgroups, getres*id & co.: task/cred.c (table_sec.h). */
 
 /* ---- time ---- */
 
@@ -504,6 +477,10 @@ int64_t sys_futex(ARGS)
 
 int64_t sys_prctl(ARGS)
 {
+  bool sec; /* capabilities, no_new_privs, seccomp: task/cred.c */
+  int64_t sr = qk_sec_prctl((int)a0, a1, a2, a3, a4, &sec);
+  if (sec)
+    return sr;
   switch ((int)a0) {
   case 15: /* PR_SET_NAME */ {
     char name[16];
@@ -526,12 +503,6 @@ int64_t sys_prctl(ARGS)
     return 1;
   case 4: /* PR_SET_DUMPABLE */
     return a1 <= 1 ? 0 : -QK_EINVAL;
-  case 23: /* PR_CAPBSET_READ: all capabilities in the bounding set */
-    return a1 <= 40 ? 1 : -QK_EINVAL;
-  case 38: /* PR_SET_NO_NEW_PRIVS: nothing here can gain privileges */
-    return a1 == 1 && !a2 && !a3 && !a4 ? 0 : -QK_EINVAL;
-  case 39: /* PR_GET_NO_NEW_PRIVS */
-    return 1;
   default:
     return -QK_EINVAL;
   }

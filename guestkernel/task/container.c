@@ -139,6 +139,15 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
   p->ctl_xid = xid;
   p->uid = p->euid = spec->uid;
   p->gid = p->egid = spec->gid;
+  struct qk_sec_spec sec = {.flags = spec->sec_flags | QK_SEC_GROUPS,
+                            .caps = spec->sec_caps,
+                            .filter = spec->sec_filter,
+                            .filter_len = spec->sec_filter_len,
+                            .ngroups = spec->ngroups,
+                            .groups = spec->groups};
+  if ((r = qk_sec_init(p, t, &sec)) < 0) /* groups, capabilities, seccomp (task/cred.c) */
+    goto fail;
+  r = -QK_ENOMEM;
   /* The boot process's limits, else task.c's defaults (a pod VM has no
    * boot process: an infinite RLIMIT_NOFILE made every dup2 fail). */
   for (int i = 0; i < L_RLIM_NLIMITS; i++)

@@ -457,6 +457,7 @@ static int64_t exec_core(struct qk_task *t, char *path, struct strbuf *sb, bool 
   }
   qk_fdtable_close_on_exec(p->files);
   qk_signal_exec_reset(p, t);
+  qk_sec_exec(p); /* capabilities across exec (task/cred.c) */
   qk_strlcpy(p->exe, path, sizeof(p->exe));
   const char *base = path + strlen(path);
   while (base > path && base[-1] != '/')

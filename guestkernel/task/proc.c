@@ -171,6 +171,7 @@ static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t cti
   memcpy(t->comm, pt->comm, sizeof(t->comm));
   qk_fpu_save(t->fpu);
   t->fpu_valid = 1;
+  qk_sec_fork(t, pt); /* credentials, no_new_privs, seccomp (task/cred.c) */
   if (flags & CLONE_CHILD_CLEARTID)
     t->clear_child_tid = ctid;
   if (flags & CLONE_PARENT_SETTID)

@@ -194,6 +194,14 @@ static void fill_info(struct l_siginfo *info, int sig, const struct qk_siginfo_l
     info->addr = si->addr;
     return;
   }
+  if (sig == 31 && si->code == 1) { /* SYS_SECCOMP (task/seccomp.c): errno data in uid */
+    uint32_t arch = 0xc000003e;     /* AUDIT_ARCH_X86_64 */
+    info->errno_ = (int32_t)si->uid;
+    info->addr = si->addr;          /* si_call_addr */
+    memcpy(info->raw + 8, &si->status, 4);
+    memcpy(info->raw + 12, &arch, 4);
+    return;
+  }
   info->k.pid = si->pid;
   info->k.uid = si->uid;
   if (si->code == -2 /* SI_TIMER */)
@@ -473,6 +481,8 @@ int64_t sys_pause(ARGS)
 
 static int send_to(struct qk_process *p, int sig)
 {
+  if (!qk_sec_may_signal(p)) /* other uid without CAP_KILL (task/cred.c) */
+    return -QK_EPERM;
   if (!sig)
     return 0;
   struct qk_siginfo_lite si = {.code = QK_SI_USER, .pid = proc()->pid, .uid = proc()->uid};

@@ -74,6 +74,8 @@ struct qk_task *qk_task_create_init(const struct qk_boot_info *bi)
   p->ns = &qk_boot_pidns;
   qk_boot_pidns.init = p;
   fs->root_hfd = QK_HFD_ROOT;
+  if (qk_sec_boot(p, t, bi) < 0) /* groups, capabilities, seccomp (task/cred.c) */
+    return NULL;
   p->next_all = qk_all_procs;
   qk_all_procs = p;
   qk_sched_add(t);

@@ -368,6 +368,30 @@ static json_t *strv_json(const char *const *v)
   return a;
 }
 
+/* Groups, capabilities, no_new_privs and the seccomp program (hex). */
+static int sec_json(json_t *req, const struct sbx_container_spec *s)
+{
+  json_t *g = json_array();
+  for (size_t i = 0; g && i < s->n_groups; i++)
+    json_array_append_new(g, json_integer(s->groups[i]));
+  char caps[24];
+  snprintf(caps, sizeof caps, "%llx", (unsigned long long)s->caps);
+  char *hex = malloc(s->seccomp_len * 16 + 1);
+  if (!g || !hex) {
+    json_decref(g);
+    free(hex);
+    return -1;
+  }
+  for (size_t i = 0; i < s->seccomp_len * 8; i++)
+    snprintf(hex + 2 * i, 3, "%02x", ((const unsigned char *)s->seccomp)[i]);
+  hex[s->seccomp_len * 16] = 0;
+  int r = json_object_set_new(req, "groups", g) | json_object_set_new(req, "seccomp", json_string(hex)) |
+          json_object_set_new(req, "no_new_privs", json_boolean(s->no_new_privs)) |
+          (s->caps_set ? json_object_set_new(req, "caps", json_string(caps)) : 0);
+  free(hex);
+  return r ? -1 : 0;
+}
+
 int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *s, q_error **err)
 {
   if (!s || !s->container_id || !s->rootfs || !s->argv || !s->argv[0])
@@ -382,6 +406,10 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
       "cwd", s->cwd ? s->cwd : "/", "uid", (json_int_t)s->uid, "gid", (json_int_t)s->gid, "mounts",
       mounts, "log", s->log_path ? s->log_path : "", "tty", s->tty, "stdin", s->stdin_open,
       "stdin_once", s->stdin_once, "pidns", s->pid_ns == SBX_PIDNS_POD ? "pod" : "container");
+  if (req && sec_json(req, s) < 0) {
+    json_decref(req);
+    return q_error_make(err, ENOMEM, "container spec");
+  }
   if (req && s->memory_limit)
     json_object_set_new(req, "memory_limit", json_integer((json_int_t)s->memory_limit));
   return call(c, req, CALL_TIMEOUT_MS, NULL, NULL, NULL, err);

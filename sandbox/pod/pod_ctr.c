@@ -91,6 +91,7 @@ static void ctr_free(struct ctr *c)
   if (!c)
     return;
   vm_ctr_release(c);
+  sbx_guest_sec_free(&c->sec);
   if (c->rootfd >= 0)
     close(c->rootfd);
   if (c->mntns >= 0)
@@ -460,6 +461,8 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
   c->gid = (uint32_t)gid;
   c->mem_limit = ml ? (uint64_t)json_integer_value(ml) : 0;
   int r;
+  if ((r = sbx_guest_sec_from_json(&c->sec, req, err)) < 0) /* jail/guest_sec.h */
+    goto fail;
   if (!(c->argv = strv_from_json(json_object_get(req, "argv"), &c->argc, false))) {
     r = q_error_make(err, EINVAL, "argv: a non-empty array of strings wanted");
     goto fail;
@@ -553,6 +556,12 @@ static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t arg
       .cwd = c->cwd,
       .uid = c->uid,
       .gid = c->gid,
+      .sec_flags = c->sec.flags, /* jail/guest_sec.h */
+      .caps = c->sec.caps,
+      .groups = c->sec.ngroups ? c->sec.groups : NULL,
+      .ngroups = c->sec.ngroups,
+      .seccomp = c->sec.bpf,
+      .seccomp_len = c->sec.bpf_len,
       .mem_bytes = p->mem_bytes,
       .vcpus = p->vcpus,
       .kernel_worker = p->kernel_worker,

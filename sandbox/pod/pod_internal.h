@@ -10,6 +10,7 @@
 #include <quark/common.h>
 
 #include "../guest.h"
+#include "../jail/guest_sec.h"
 
 #define SBX_POD_MAX_ATTACH 8
 
@@ -28,6 +29,7 @@ struct ctr {
   size_t argc, envc;
   char *cwd;
   uint32_t uid, gid;
+  struct sbx_guest_sec sec; /* groups, capabilities, no_new_privs, seccomp */
   char *log_path;
   int log_fd;
   pthread_mutex_t log_lock;

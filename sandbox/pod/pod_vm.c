@@ -328,6 +328,10 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
   for (size_t i = 0; i < c->envc; i++)
     n += strlen(c->envp[i]) + 1;
   n += strlen(c->cwd) + 1;
+  /* then the groups and the security block (struct qk_ctl_sec + program) */
+  size_t n_str = n, g_off = (n + 3) & ~(size_t)3, s_off = (g_off + c->sec.ngroups * 4 + 7) & ~(size_t)7;
+  size_t s_len = sizeof(struct qk_ctl_sec) + c->sec.bpf_len * 8;
+  n = s_off + s_len;
   uint8_t *buf = calloc(1, n);
   if (!buf)
     return NULL;
@@ -337,9 +341,12 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
                           .gid = c->gid,
                           .argc = (uint32_t)argc,
                           .envc = (uint32_t)c->envc,
-                          .groups_off = sizeof s,
+                          .ngroups = (uint32_t)c->sec.ngroups,
+                          .groups_off = (uint32_t)g_off,
                           .strings_off = sizeof s,
-                          .strings_len = (uint32_t)(n - sizeof s),
+                          .strings_len = (uint32_t)(n_str - sizeof s),
+                          .sec_off = (uint32_t)s_off,
+                          .sec_len = (uint32_t)s_len,
                           .mem_limit = c->mem_limit,
                           .root_hfd = (uint32_t)hfd[0],
                           .stdio_hfd = {(uint32_t)hfd[1], (uint32_t)hfd[2], (uint32_t)hfd[3]}};
@@ -350,6 +357,12 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
   for (size_t i = 0; i < c->envc; i++)
     o = stpcpy(o, c->envp[i]) + 1;
   stpcpy(o, c->cwd);
+  memcpy(buf + g_off, c->sec.groups, c->sec.ngroups * 4);
+  struct qk_ctl_sec sec = {.flags = c->sec.flags, .filter_len = (uint32_t)c->sec.bpf_len,
+                           .caps = c->sec.caps};
+  memcpy(buf + s_off, &sec, sizeof sec);
+  if (c->sec.bpf_len)
+    memcpy(buf + s_off + sizeof sec, c->sec.bpf, c->sec.bpf_len * 8);
   *len = n;
   return buf;
 }

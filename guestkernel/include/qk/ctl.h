@@ -31,6 +31,11 @@ struct qk_ctl_process {
   uint32_t root_hfd;
   uint32_t stdio_hfd[3];
   uint64_t mem_limit;
+  /* Security block (struct qk_ctl_sec, task/cred.c): QK_SEC_* flags, the
+   * capability set and a seccomp program of sec_filter_len instructions. */
+  uint32_t sec_flags, sec_filter_len;
+  uint64_t sec_caps;
+  void *sec_filter;
 };
 
 /* Called by qk_ctl_poll each time: wakes poll/select callers that found a

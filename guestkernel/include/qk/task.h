@@ -25,6 +25,7 @@
 #include "fs.h"
 #include "linux.h"
 #include "mm.h"
+#include "sec.h"
 
 struct qk_fs_ctx {
   char cwd[QK_PATH_MAX]; /* absolute, normalised */
@@ -80,6 +81,7 @@ struct qk_process {
   uint64_t child_cpu_ns; /* reaped children's time (times, getrusage) */
   struct qk_task *vfork_parent; /* a parent blocked in vfork until exec/exit */
   int exit_signal;      /* sent to the parent at exit (clone's low byte) */
+  struct qk_cred cred;  /* saved/fs ids, groups, capabilities (sec.h, task/cred.c) */
 };
 
 enum qk_task_state { QK_TASK_RUNNING, QK_TASK_BLOCKED, QK_TASK_DEAD };
@@ -117,6 +119,10 @@ struct qk_task {
   uint8_t xstate_valid;
   uint8_t xstate_buf[QK_XSTATE_MAX + 64];
   uint64_t cpu_ns;    /* time run (approximate: between picks) */
+  /* Seccomp (sec.h, task/seccomp.c): 0 none, 1 strict, 2 filter. */
+  uint8_t seccomp_mode;
+  bool no_new_privs;
+  struct qk_seccomp_filter *seccomp;
 };
 
 /* Builds pid 1 from the boot info: its address space, stdio descriptors,

@@ -77,6 +77,13 @@ struct sbx_container_spec {
   /* Additive fields (zero = the old behaviour): */
   bool stdin_once;
   enum sbx_pid_ns { SBX_PIDNS_CONTAINER = 0, SBX_PIDNS_POD = 1 } pid_ns;
+  /* Security settings the guest kernel enforces (sandbox/jail/guest_sec.h):
+   * capability set (with caps_set), no_new_privs, and a classic-BPF
+   * seccomp program of seccomp_len 8-byte instructions (cri/seccomp_profile.h). */
+  bool caps_set, no_new_privs;
+  uint64_t caps;
+  const void *seccomp;
+  size_t seccomp_len;
   uint64_t memory_limit; /* bytes of guest memory (shared-VM mode), 0: none; beyond it the
                             allocating process is OOM-killed (status oom_killed) */
 };

@@ -1,0 +1,88 @@
+// The pod's security settings through quarkd (CRI) with real VMs: a
+// RuntimeDefault container (unshare, keyctl, add_key, bpf, mount blocked in
+// the guest), an Unconfined one (keyctl reaches the kernel: ENOSYS), one
+// with runAsUser/runAsGroup/supplementalGroups/noNewPrivs and capabilities
+// dropped, a Localhost profile, and a Localhost path outside the seccomp
+// root refused. The checks run inside the guest (t_sec, bind-mounted from
+// the host). Driven by cri_security.sh.
+'use strict';
+const { clients, call, check, done } = require(process.env.CRI_COMMON);
+const fs = require('fs');
+
+const T = process.env.E2E_T;
+const ROUND = process.env.QUARK_POD_SHARED_VM === '1' ? 'shared' : 'pervm';
+const PROG = process.env.T_SEC;
+const { runtime: rt } = clients();
+const IMAGE = 'docker.io/library/busybox:latest';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const podCfg = {
+  metadata: { name: `sec-${ROUND}`, namespace: 'e2e', uid: `uid-sec-${ROUND}`, attempt: 0 },
+  hostname: 'sec', log_directory: `${T}/logs/sec-${ROUND}`,
+};
+
+function ctr(name, mode, sc) {
+  return {
+    metadata: { name, attempt: 0 }, image: { image: IMAGE }, command: ['/t_sec', mode],
+    log_path: `${name}.log`,
+    mounts: [{ container_path: '/t_sec', host_path: PROG, readonly: true }],
+    linux: { security_context: sc },
+  };
+}
+
+async function runOne(podId, cfg) {
+  const t0 = Date.now();
+  let r = await call(rt, 'CreateContainer', { pod_sandbox_id: podId, config: cfg, sandbox_config: podCfg }, 60000);
+  if (r.err) return { err: r.err };
+  const id = r.res.container_id;
+  r = await call(rt, 'StartContainer', { container_id: id }, 60000);
+  check(!r.err, `StartContainer ${cfg.metadata.name}` + (r.err ? ` (${r.err.details})` : ''));
+  let st;
+  for (const until = Date.now() + 60000; Date.now() < until; await sleep(200)) {
+    const s = await call(rt, 'ContainerStatus', { container_id: id });
+    st = s.res && s.res.status;
+    if (st && st.state === 'CONTAINER_EXITED') break;
+  }
+  const log = fs.readFileSync(`${T}/logs/sec-${ROUND}/${cfg.metadata.name}.log`, 'utf8');
+  await call(rt, 'RemoveContainer', { container_id: id }, 30000);
+  return { st, log, ms: Date.now() - t0 };
+}
+
+async function expectOk(podId, name, mode, sc) {
+  const r = await runOne(podId, ctr(name, mode, sc));
+  check(!r.err, `CreateContainer ${name}` + (r.err ? ` (${r.err.details})` : ''));
+  const ok = r.st && r.st.state === 'CONTAINER_EXITED' && Number(r.st.exit_code) === 0 &&
+    new RegExp(`t_sec ${mode}: \\d+ checks ok`).test(r.log);
+  check(ok, `${name}: exit ${r.st && r.st.exit_code}, log: ${r.log.slice(-400)}`);
+  console.log(`ok   ${name} (${r.ms} ms): ${(r.log.match(/t_sec .*checks ok/) || [''])[0]}`);
+}
+
+(async () => {
+  const p = await call(rt, 'RunPodSandbox', { config: podCfg }, 60000);
+  check(!p.err, 'RunPodSandbox' + (p.err ? ` (${p.err.details})` : ''));
+  const podId = p.res.pod_sandbox_id;
+  await expectOk(podId, 'runtimedefault', 'runtimedefault', { seccomp: { profile_type: 'RuntimeDefault' } });
+  await expectOk(podId, 'deprecated-path', 'runtimedefault', { seccomp_profile_path: 'runtime/default' });
+  await expectOk(podId, 'unconfined', 'unconfined', { seccomp: { profile_type: 'Unconfined' } });
+  await expectOk(podId, 'unset', 'unconfined', {});
+  await expectOk(podId, 'user', 'user', {
+    run_as_user: { value: 1000 }, run_as_group: { value: 1000 }, supplemental_groups: [5, 6],
+    no_new_privs: true, capabilities: { drop_capabilities: ['ALL'], add_capabilities: ['CHOWN'] },
+  });
+  await expectOk(podId, 'localhost', 'runtimedefault', {
+    seccomp: { profile_type: 'Localhost', localhost_ref: `${T}/seccomp/profile.json` },
+  });
+  const bad = await runOne(podId, ctr('outside', 'runtimedefault', {
+    seccomp: { profile_type: 'Localhost', localhost_ref: `${T}/profile-outside.json` },
+  }));
+  check(bad.err && /not under the seccomp root/.test(bad.err.details),
+    `a profile outside the seccomp root: ${bad.err ? bad.err.details : 'accepted'}`);
+  console.log('ok   Localhost outside the seccomp root refused: ' + bad.err.details);
+  const unknown = await runOne(podId, ctr('badcap', 'unconfined', { capabilities: { add_capabilities: ['CAP_NOPE'] } }));
+  check(unknown.err && /unknown capability/.test(unknown.err.details), 'an unknown capability is refused');
+  console.log('ok   unknown capability refused');
+  await call(rt, 'StopPodSandbox', { pod_sandbox_id: podId }, 60000);
+  const rm = await call(rt, 'RemovePodSandbox', { pod_sandbox_id: podId }, 60000);
+  check(!rm.err, 'RemovePodSandbox');
+  done();
+})().catch((e) => { console.error(e); process.exit(1); });
