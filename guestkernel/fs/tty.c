@@ -1,9 +1,10 @@
 /* Terminals: the line discipline of a container's or exec's terminal whose
  * master side is a host stream handle (include/qk/tty.h).
  *
- * Input is processed when a reader (or poll) pulls it from the host, not
- * when it arrives: a VINTR typed while nobody reads the terminal (a shell
- * waiting for its foreground child) takes effect at the next read. The
+ * Input is processed when a reader (or poll) pulls it from the host, and
+ * every TTY_TICK_NS by a kernel timer (so a VINTR typed while nobody reads
+ * the terminal, e.g. a shell waiting for its foreground child, still
+ * signals within that time). The
  * host handle is never read blocking: a reader that finds nothing looks
  * again every TTY_POLL_NS, parked meanwhile (other tasks run), so a shell
  * at its prompt never holds a host QCall worker.
@@ -17,15 +18,17 @@
 #include <qk/mm.h>
 #include <qk/qcall.h>
 #include <qk/task.h>
+#include <qk/timer.h>
 #include <qk/tty.h>
 
 #define POLLIN 0x001
 #define POLLOUT 0x004
 #define POLLHUP 0x010
 
-#define TTY_POLL_NS 4000000ull /* 4 ms between looks at an idle host handle */
-#define TTY_LINE 4096u         /* canonical line limit (N_TTY_BUF_SIZE) */
-#define TTY_RQ 8192u           /* input ready for readers */
+#define TTY_POLL_NS 4000000ull  /* 4 ms between looks at an idle host handle */
+#define TTY_TICK_NS 20000000ull /* input processed every 20 ms when nobody reads */
+#define TTY_LINE 4096u          /* canonical line limit (N_TTY_BUF_SIZE) */
+#define TTY_RQ 8192u            /* input ready for readers */
 
 /* ioctl numbers (x86-64) */
 #define T_TCGETS 0x5401
@@ -128,6 +131,9 @@ struct qk_tty {
   uint32_t masters, slaves;
   uint8_t mq[TTY_RQ];
   uint32_t mq_head, mq_len;
+  /* Host terminals: input is taken every TTY_TICK_NS even when nobody
+   * reads, so ^C reaches a foreground job (a shell waiting for sleep). */
+  struct qk_ktimer tick;
 };
 
 static struct qk_tty *all_ttys;
@@ -726,6 +732,7 @@ static void tty_put(struct qk_tty *t)
 {
   if (--t->refs)
     return;
+  qk_ktimer_cancel(&t->tick);
   for (struct qk_tty **pp = &all_ttys; *pp; pp = &(*pp)->next)
     if (*pp == t) {
       *pp = t->next;
@@ -801,11 +808,29 @@ static struct qk_tty *tty_alloc(int hfd)
   return t;
 }
 
+/* The input timer of a host terminal: takes what the host has (signals
+ * and echo happen now) and wakes readers and pollers when something came. */
+static void tty_tick(struct qk_ktimer *kt, uint64_t count)
+{
+  (void)count;
+  struct qk_tty *t = (struct qk_tty *)((char *)kt - __builtin_offsetof(struct qk_tty, tick));
+  if (t->hup) {
+    qk_ktimer_cancel(kt);
+    return;
+  }
+  if (pull(t) != 0) {
+    qk_wake(t);
+    qk_wake(&qk_poll_wq);
+  }
+}
+
 struct qk_file *qk_tty_new(int hfd)
 {
   struct qk_tty *t = tty_alloc(hfd);
   if (!t)
     return NULL;
+  t->tick.fire = tty_tick;
+  qk_ktimer_arm(&t->tick, qk_time_monotonic_ns() + TTY_TICK_NS, TTY_TICK_NS);
   t->refs++; /* held while the file is made */
   struct qk_file *f = tty_file(t, 0);
   tty_put(t);

@@ -132,7 +132,8 @@ func (s *spdyConn) stream(h http.Header) (*spdystream.Stream, error) {
 
 type execOpts struct {
 	tty, stdin, stdout, stderr bool
-	input                      string // written to stdin, then stdin is closed unless keepOpen
+	input                      string        // written to stdin, then stdin is closed unless keepOpen
+	inputDelay                 time.Duration // SPDY: wait this long before writing input
 	keepOpen                   bool
 	resize                     string // a resize message sent before stdin
 	proto                      string
@@ -199,6 +200,7 @@ func spdyExec(rawurl string, o execOpts) (*result, error) {
 		rsS.Write([]byte(o.resize))
 	}
 	if inS != nil {
+		time.Sleep(o.inputDelay)
 		if o.input != "" {
 			inS.Write([]byte(o.input))
 		}

@@ -237,6 +237,33 @@ func podAttachTTY(run runner) error {
 	return nil
 }
 
+// ^C while nobody reads the terminal (the shell waits for sleep): the
+// terminal's input timer still signals the foreground group.
+func podTTYInterruptSleep(run runner, required bool) error {
+	u, err := podExecURL(true, true, "sh", "-c", "trap 'echo INT' INT; sleep 8; echo after")
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	r, err := run(u, execOpts{tty: true, stdin: true, stdout: true, keepOpen: true,
+		input: "\x03", inputDelay: 1500 * time.Millisecond, noPong: !required})
+	if err != nil {
+		return err
+	}
+	if !required && strings.Contains(r.status, "pod VM mode") {
+		return nil
+	}
+	if el := time.Since(t0); el > 6*time.Second {
+		return fmt.Errorf("sleep was not interrupted (%v): stdout %q", el, r.stdout)
+	}
+	for _, w := range []string{"^C", "INT\r\n", "after\r\n"} {
+		if !strings.Contains(r.stdout, w) {
+			return fmt.Errorf("stdout %q lacks %q", r.stdout, w)
+		}
+	}
+	return wantSuccess(r.status)
+}
+
 func pfGetPath(sc *spdyConn, port int, reqid, path string) (string, string, error) {
 	h := http.Header{"Streamtype": {"error"}, "Port": {fmt.Sprint(port)}, "Requestid": {reqid}}
 	errS, err := sc.stream(h)
@@ -443,7 +470,8 @@ func runPods(only string) int {
 	all = append(all,
 		sc{"pod spdy exec tty+stdin+resize", func() error { return podTTY(sp(v4), pe.tty) }},
 		sc{"pod websocket v5 exec tty+stdin+resize", func() error { return podTTY(ws(v5), pe.tty) }},
-		sc{"pod spdy exec tty: ^C interrupts, ^D ends the shell", func() error { return podTTYSignals(sp(v4), pe.tty) }})
+		sc{"pod spdy exec tty: ^C interrupts, ^D ends the shell", func() error { return podTTYSignals(sp(v4), pe.tty) }},
+		sc{"pod spdy exec tty: ^C while the shell waits for sleep", func() error { return podTTYInterruptSleep(sp(v4), pe.tty) }})
 	all = append(all,
 		sc{"pod spdy portforward HTTP 200 (busybox httpd)", podPortForward},
 		sc{"pod quark port-forward HTTP 200", podCLIPortForward},
