@@ -664,11 +664,6 @@ struct qk_file *qk_tsor_accept(const void *host_sock, uint32_t flags, bool nonbl
   return f;
 }
 
-bool qk_tsor_dual(const void *host_sock)
-{
-  return listener_of(host_sock) != NULL;
-}
-
 int16_t qk_tsor_sock_poll(const void *host_sock)
 {
   struct qk_tsor *l = listener_of(host_sock);

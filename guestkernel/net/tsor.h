@@ -51,9 +51,6 @@ void qk_tsor_listen_too(struct qk_file *f, const void *host_sock, int backlog);
  * (none: a blocking caller's idle wait then watches the listener too). */
 struct qk_file *qk_tsor_accept(const void *host_sock, uint32_t flags, bool nonblock, uint8_t *addr,
                                uint32_t *alen);
-/* True when host_sock also listens in TSoR: its readiness must come from
- * its file's poll (host socket and TSoR listener), not the host alone. */
-bool qk_tsor_dual(const void *host_sock);
 /* POLLIN when host_sock's TSoR listener has a connection waiting. */
 int16_t qk_tsor_sock_poll(const void *host_sock);
 void qk_tsor_sock_release(const void *host_sock);
