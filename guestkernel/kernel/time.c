@@ -5,6 +5,7 @@
 #include <qk/arch.h>
 #include <qk/kernel.h>
 #include <qk/qcall.h>
+#include <vdso/vdso.h>
 
 static uint64_t boot_tsc, boot_real_ns, boot_mono_ns, mult;
 
@@ -15,6 +16,8 @@ void qk_time_init(const struct qk_boot_info *bi)
   boot_tsc = bi->boot_tsc;
   boot_real_ns = bi->boot_realtime_ns;
   boot_mono_ns = bi->boot_monotonic_ns;
+  /* User mode reads the same clock through the vDSO (vdso/vvar.h). */
+  qk_vdso_set_clock(boot_tsc, mult, boot_mono_ns, boot_real_ns);
 }
 
 static inline uint64_t since_boot_ns(void)

@@ -17,6 +17,7 @@
 #include <qk/linux.h>
 #include <qk/mm.h>
 #include <qk/qcall.h>
+#include <vdso/vdso.h>
 
 #define QK_EAGER_MAX (8ull << 20)
 #define QK_FAULT_AROUND 64
@@ -40,6 +41,50 @@ static uint32_t prot_of_kind(uint32_t p)
 {
   return (p & QK_PROT_READ ? L_PROT_READ : 0) | (p & QK_PROT_WRITE ? L_PROT_WRITE : 0) |
          (p & QK_PROT_EXEC ? L_PROT_EXEC : 0);
+}
+
+/* The boot process's stack word at va (the host built it; 4 KiB pages). */
+static volatile uint64_t *boot_word(struct qk_mm *mm, uint64_t va)
+{
+  volatile uint64_t *pte = qk_pt_lookup(mm->cr3, va, false, NULL);
+  if (!pte || !(*pte & QK_PTE_P) || (va & 7))
+    return NULL;
+  return (volatile uint64_t *)((uint8_t *)qk_pa_to_va(*pte & QK_PTE_ADDR) + (va & 4095));
+}
+
+/* The host's loader leaves an AT_IGNORE entry in the boot process's auxv;
+ * it becomes AT_SYSINFO_EHDR once the vDSO is mapped. Without the entry
+ * (or the memory) the process runs without a vDSO: its libc then makes
+ * clock syscalls, as before. */
+static void boot_vdso(struct qk_mm *mm, const struct qk_boot_info *bi)
+{
+  uint64_t va = bi->init_sp;
+  volatile uint64_t *w = boot_word(mm, va);
+  if (!w || *w > 1000000)
+    return;
+  va += (*w + 1) * 8; /* argc, argv[], NULL */
+  for (unsigned i = 0; i < 100000; i++, va += 8) { /* envp[], NULL */
+    w = boot_word(mm, va);
+    if (!w)
+      return;
+    if (!*w)
+      break;
+  }
+  for (unsigned i = 0; i < 64; i++) {
+    va += 8 + (i ? 8 : 0);
+    w = boot_word(mm, va);
+    if (!w || !*w)
+      return;
+    if (*w == 1 /* AT_IGNORE */) {
+      volatile uint64_t *val = boot_word(mm, va + 8);
+      int64_t base = val ? qk_vdso_map(mm) : -1;
+      if (base > 0) {
+        *val = (uint64_t)base;
+        *w = 33; /* AT_SYSINFO_EHDR */
+      }
+      return;
+    }
+  }
 }
 
 struct qk_mm *qk_mm_from_boot(const struct qk_boot_info *bi)
@@ -70,6 +115,7 @@ struct qk_mm *qk_mm_from_boot(const struct qk_boot_info *bi)
   }
   mm->stack_limit = stack_lo > QK_STACK_MAX ? stack_lo - QK_STACK_MAX : 0;
   mm->mmap_top = stack_lo > QK_MMAP_GAP + (1ull << 32) ? stack_lo - QK_MMAP_GAP : QK_USER_TOP / 2;
+  boot_vdso(mm, bi);
   return mm;
 }
 

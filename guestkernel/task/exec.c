@@ -12,6 +12,7 @@
 #include <qk/mm.h>
 #include <qk/qcall.h>
 #include <qk/task.h>
+#include <vdso/vdso.h>
 
 #define ARGS uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5
 
@@ -210,6 +211,9 @@ static int build_stack(struct qk_mm *mm, struct strbuf *sb, const char *execfn,
     v->flags |= QK_VMF_GROWSDOWN;
   mm->stack_limit = top - STACK_MAX;
   mm->mmap_top = INTERP_BASE;
+  int64_t vdso = qk_vdso_map(mm); /* AT_SYSINFO_EHDR: libc's clocks without a syscall */
+  if (vdso < 0)
+    return (int)vdso;
   uint64_t sp = top - 16;
   size_t fl = strlen(execfn) + 1;
   sp -= fl;
@@ -243,7 +247,7 @@ static int build_stack(struct qk_mm *mm, struct strbuf *sb, const char *execfn,
       {16, hwcap()},    {26, 0},
       {17, 100},        {25, u_rand},
       {15, u_plat},     {31, u_execfn},
-      {0, 0},
+      {33, (uint64_t)vdso}, {0, 0},
   };
   uint64_t words = 1 + (sb->argc + 1) + (sb->envc + 1) + 2 * QK_ARRAY_SIZE(aux);
   sp = (sp - words * 8) & ~15ull;

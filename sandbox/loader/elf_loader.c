@@ -349,6 +349,9 @@ static int build_stack(struct load_ctx *c, const struct sbx_proc_spec *spec, con
       {AT_RANDOM, at_random},
       {AT_PLATFORM, at_platform},
       {AT_EXECFN, at_execfn},
+      /* The guest kernel maps the vDSO and turns this into AT_SYSINFO_EHDR
+       * (guestkernel/mm/mm.c boot_vdso); an old kernel leaves it ignored. */
+      {AT_IGNORE, 0},
       {AT_NULL, 0},
   };
   size_t words = 1 + (spec->argc + 1) + (spec->envc + 1) + 2 * Q_ARRAY_SIZE(auxv);
