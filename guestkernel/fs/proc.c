@@ -135,6 +135,8 @@ enum {
   T_P_LIMITS,
   T_P_MOUNTS,
   T_P_CGROUP,
+  T_P_MOUNTINFO,
+  T_P_OOM_ADJ,
   T_P_EXE,
   T_P_CWD,
   T_P_ROOT,
@@ -165,14 +167,23 @@ static const struct ent top_ents[] = {
 };
 
 static const struct ent pid_ents[] = {
-    {"stat", T_P_STAT, N_FILE},       {"status", T_P_STATUS, N_FILE},
-    {"statm", T_P_STATM, N_FILE},     {"cmdline", T_P_CMDLINE, N_FILE},
-    {"environ", T_P_ENVIRON, N_FILE}, {"maps", T_P_MAPS, N_FILE},
-    {"comm", T_P_COMM, N_FILE},       {"limits", T_P_LIMITS, N_FILE},
-    {"mounts", T_P_MOUNTS, N_FILE},   {"cgroup", T_P_CGROUP, N_FILE},
-    {"exe", T_P_EXE, N_LINK},         {"cwd", T_P_CWD, N_LINK},
-    {"root", T_P_ROOT, N_LINK},       {"fd", T_P_FDDIR, N_DIR},
+    {"stat", T_P_STAT, N_FILE},
+    {"status", T_P_STATUS, N_FILE},
+    {"statm", T_P_STATM, N_FILE},
+    {"cmdline", T_P_CMDLINE, N_FILE},
+    {"environ", T_P_ENVIRON, N_FILE},
+    {"maps", T_P_MAPS, N_FILE},
+    {"comm", T_P_COMM, N_FILE},
+    {"limits", T_P_LIMITS, N_FILE},
+    {"mounts", T_P_MOUNTS, N_FILE},
+    {"cgroup", T_P_CGROUP, N_FILE},
+    {"exe", T_P_EXE, N_LINK},
+    {"cwd", T_P_CWD, N_LINK},
+    {"root", T_P_ROOT, N_LINK},
+    {"fd", T_P_FDDIR, N_DIR},
     {"task", T_P_TASKDIR, N_DIR},
+    {"mountinfo", T_P_MOUNTINFO, N_FILE},
+    {"oom_score_adj", T_P_OOM_ADJ, N_FILE},
 };
 
 /* Static trees (/proc/sys and /sys): full paths below their root; a
@@ -797,7 +808,19 @@ static void gen_mounts(struct pbuf *o)
   /* The rootfs served by the host (not "rootfs": df skips that name). */
   pb_puts(o, "quarkfs / quarkfs rw,relatime 0 0\n"
              "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
-             "sysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n");
+             "sysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n"
+             "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n");
+}
+
+/* The same mounts in mountinfo's format (ids, parent ids, major:minor as
+ * stat reports them, root, mount point, options, optional fields, "-",
+ * type, source, super options). */
+static void gen_mountinfo(struct pbuf *o)
+{
+  pb_puts(o, "1 0 0:1 / / rw,relatime - quarkfs quarkfs rw\n"
+             "2 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+             "3 1 0:21 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro\n"
+             "4 1 0:23 / /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw\n");
 }
 
 /* ---- system files ---- */
@@ -1303,6 +1326,12 @@ static void gen_file(struct pbuf *o, const struct node *nd)
     break;
   case T_P_CGROUP:
     pb_puts(o, "0::/\n");
+    break;
+  case T_P_MOUNTINFO:
+    gen_mountinfo(o);
+    break;
+  case T_P_OOM_ADJ:
+    pb_puts(o, "0\n");
     break;
   }
 }

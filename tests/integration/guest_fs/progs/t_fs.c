@@ -491,6 +491,10 @@ static void procfs(int argc, char **argv)
   CHECK(is("/proc/sys/net/core/somaxconn", "4096\n"));
   s = slurp("/proc/mounts", NULL);
   CHECK(s && strstr(s, " /proc proc "));
+  CHECK(s && strstr(s, "\ntmpfs /dev/shm tmpfs "));
+  s = slurp("/proc/self/mountinfo", NULL);
+  CHECK(s && strstr(s, " / /proc ") && strstr(s, " - tmpfs tmpfs "));
+  CHECK(is("/proc/self/oom_score_adj", "0\n"));
   s = slurp("/sys/devices/system/cpu/online", NULL);
   CHECK(s && s[0] == '0');
   struct stat st;
