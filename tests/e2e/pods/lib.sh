@@ -38,6 +38,9 @@ pods_cleanup() {
     [ -n "$ns" ] && { umount "$ns" 2>/dev/null || true; rm -f "$ns"; }
   done
   for m in $(grep " $T/" /proc/mounts | awk '{print $2}' | sort -r); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  # e2e_cleanup reads the status from $?; under set -e a bare (exit 1)
+  # would end the trap here and leave $T and quarkd's log behind.
+  set +e
   (exit $rc)
   e2e_cleanup
 }
