@@ -385,7 +385,8 @@ static int sec_json(json_t *req, const struct sbx_container_spec *s)
   for (size_t i = 0; i < s->seccomp_len * 8; i++)
     snprintf(hex + 2 * i, 3, "%02x", ((const unsigned char *)s->seccomp)[i]);
   hex[s->seccomp_len * 16] = 0;
-  int r = json_object_set_new(req, "groups", g) | json_object_set_new(req, "seccomp", json_string(hex)) |
+  int r = json_object_set_new(req, "groups", g) |
+          json_object_set_new(req, "seccomp", json_string(hex)) |
           json_object_set_new(req, "no_new_privs", json_boolean(s->no_new_privs)) |
           (s->caps_set ? json_object_set_new(req, "caps", json_string(caps)) : 0);
   free(hex);

@@ -329,7 +329,8 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
     n += strlen(c->envp[i]) + 1;
   n += strlen(c->cwd) + 1;
   /* then the groups and the security block (struct qk_ctl_sec + program) */
-  size_t n_str = n, g_off = (n + 3) & ~(size_t)3, s_off = (g_off + c->sec.ngroups * 4 + 7) & ~(size_t)7;
+  size_t n_str = n, g_off = (n + 3) & ~(size_t)3;
+  size_t s_off = (g_off + c->sec.ngroups * 4 + 7) & ~(size_t)7;
   size_t s_len = sizeof(struct qk_ctl_sec) + c->sec.bpf_len * 8;
   n = s_off + s_len;
   uint8_t *buf = calloc(1, n);
