@@ -458,7 +458,8 @@ static bool find_args(struct qk_process *p, struct args *a)
       stack = v;
   if (!stack)
     return false;
-  /* Scan down from the top for {AT_EXECFN, ptr into the stack}, {0, 0}. */
+  /* Scan down from the top for {AT_EXECFN, ptr into the stack} followed by
+   * at most 4 more auxv pairs (AT_SYSINFO_EHDR...) and {AT_NULL, 0}. */
   uint64_t lo = stack->end - 64 * 1024 > stack->start ? stack->end - 64 * 1024 : stack->start;
   uint64_t buf[512];
   uint64_t aux_end = 0;
@@ -468,14 +469,22 @@ static bool find_args(struct qk_process *p, struct args *a)
     if (got != top - base)
       return false;
     size_t words = got / 8;
-    for (size_t i = words; i-- > 3;) {
-      if (buf[i - 3] == 31 && buf[i - 2] >= stack->start && buf[i - 2] < stack->end &&
-          buf[i - 1] == 0 && buf[i] == 0) {
-        aux_end = base + (i - 3) * 8; /* address of the AT_EXECFN pair */
-        break;
+    for (size_t i = words; i-- > 1 && !aux_end;) {
+      if (buf[i - 1] != 31 || buf[i] < stack->start || buf[i] >= stack->end)
+        continue;
+      uint64_t at = base + (i - 1) * 8, k, v;
+      for (int pairs = 0; pairs < 5; pairs++) {
+        at += 16;
+        if (!mm_word(mm, at, &k) || !mm_word(mm, at + 8, &v) || k >= 64)
+          break;
+        if (k == 0) {
+          if (v == 0)
+            aux_end = base + (i - 1) * 8; /* address of the AT_EXECFN pair */
+          break;
+        }
       }
     }
-    top = base + 24; /* overlap: a pattern across the boundary */
+    top = base + 8; /* overlap: a pair across the boundary */
     if (base == lo)
       break;
   }

@@ -10,7 +10,10 @@
 # Usage: tests/bench/tsor/tsor_guest_bench.sh [BUILD_DIR]
 #   (default: builds build-bench/ without sanitizers). Root, /dev/kvm.
 # Env: BENCH_MIB (stream MiB, default 256), BENCH_ROUNDS (ping-pongs, default
-# 2000), BENCH_REPEAT (default 3).
+# 2000), BENCH_REPEAT (default 3). Where redis-server and redis-benchmark are
+# installed, also redis-server in one sandbox and redis-benchmark in another
+# (-t set,get, -c 1/10/50, BENCH_REDIS_N requests, default 2000) on the
+# three paths (BENCH_REDIS=0 skips it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 build=${1:-$root/build-bench}
@@ -132,6 +135,72 @@ for p in "${paths[@]}"; do
     "$(awk -v a="$bw" -v b="$bbw" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}')" "$rtt" \
     "$(awk -v a="$brtt" -v b="$rtt" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}')"
 done
+# redis between two sandboxes (the binaries and their libraries from the host).
+if [ "${BENCH_REDIS:-1}" = 1 ] && command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+  rr=$tmp/rroot
+  mkdir -p "$rr/usr/bin" "$rr/tmp"
+  for b in redis-server redis-benchmark; do
+    cp -L "$(command -v $b)" "$rr/usr/bin/"
+    for lib in $(ldd "$(command -v $b)" | grep -o '/[^ ]*'); do
+      mkdir -p "$rr$(dirname "$lib")"
+      cp -L "$lib" "$rr$lib"
+    done
+  done
+  n=${BENCH_REDIS_N:-2000}
+  rsbx() { # ns node|- ip args...
+    local ns=$1 node=$2 ip=$3
+    shift 3
+    local t=()
+    [ "$node" != - ] && t=(--tsor "$tmp/$node.sock" --tsor-ip "$ip" --tsor-cidr 10.203.0.0/16)
+    ip netns exec "$ns" "$sbx" run --rootfs "$rr" --kernel "$kernel" --memory 512 "${t[@]}" -- "$@" 2>>"$tmp/sandbox.err"
+  }
+  declare -A rps
+  rport=6378
+  for p in "${paths[@]}"; do
+    case $p in
+    local) sns=$nsa snode=a sip=10.203.1.30 cns=$nsa cnode=a cip=10.203.1.31 dst=$sip ;;
+    tcp) sns=$nsb snode=b sip=10.203.2.30 cns=$nsa cnode=a cip=10.203.1.31 dst=$sip ;;
+    bridge) sns=$nsb snode=- sip=- cns=$nsa cnode=- cip=- dst=10.79.0.2 ;;
+    esac
+    rport=$((rport + 1))
+    t=()
+    [ "$snode" != - ] && t=(--tsor "$tmp/$snode.sock" --tsor-ip "$sip" --tsor-cidr 10.203.0.0/16)
+    # Started directly (not through rsbx) so that $! is the sandbox itself.
+    ip netns exec "$sns" "$sbx" run --rootfs "$rr" --kernel "$kernel" --memory 512 "${t[@]}" -- \
+      /usr/bin/redis-server --port "$rport" --save "" --appendonly no --protected-mode no \
+      >"$tmp/redis-$p.log" 2>>"$tmp/sandbox.err" &
+    rp=$!
+    pids+=($rp)
+    wait_for "$tmp/redis-$p.log" "Ready to accept"
+    for c in 1 10 50; do
+      out=$(rsbx "$cns" "$cnode" "$cip" /usr/bin/redis-benchmark -h "$dst" -p "$rport" -t set,get -n "$n" -c $c -q |
+        tr '\r' '\n' | grep 'requests per second')
+      for t in SET GET; do
+        rps[$p,$t,$c]=$(echo "$out" | sed -n "s/^$t: \([0-9.]*\) requests per second.*/\1/p" | tail -n 1)
+      done
+      echo "redis $p c=$c: SET ${rps[$p,SET,$c]:-?} GET ${rps[$p,GET,$c]:-?} requests/s" >&2
+    done
+    kill "$rp" 2>/dev/null
+    wait "$rp" 2>/dev/null || true
+  done
+  echo
+  echo "redis-benchmark between two sandboxes (-n $n), requests/s and x bridge:"
+  printf '| %-22s | %-28s | %-28s | %-28s |\n' path "c=1 SET / GET" "c=10 SET / GET" "c=50 SET / GET"
+  printf '|%s|%s|%s|%s|\n' "------------------------" "------------------------------" \
+    "------------------------------" "------------------------------"
+  for p in "${paths[@]}"; do
+    row=()
+    for c in 1 10 50; do
+      cell=""
+      for t in SET GET; do
+        v=${rps[$p,$t,$c]:-0} b=${rps[bridge,$t,$c]:-0}
+        cell+="$v ($(awk -v a="$v" -v b="$b" 'BEGIN{printf (b>0?"%.2f":"-"), a/b}')) "
+      done
+      row+=("$cell")
+    done
+    printf '| %-22s | %-28s | %-28s | %-28s |\n' "${names[$p]}" "${row[@]}"
+  done
+fi
 if grep -qE 'AddressSanitizer|runtime error|Error' "$tmp/sandbox.err"; then
   echo "sandbox errors:" >&2
   grep -E 'AddressSanitizer|runtime error|Error' "$tmp/sandbox.err" | head >&2
