@@ -97,5 +97,7 @@ void qk_interrupt(unsigned vector, struct qk_regs *r)
 {
   if (vector == QK_VECTOR_TIMER)
     qk_sched_tick(r);
+  else if (vector == QK_VECTOR_RESCHED && r)
+    qk_sched_return(r, false); /* a fault path's switch, moved to the worker */
   /* QK_VECTOR_QCALL only ends a halt: the waiter re-reads its ring. */
 }

@@ -35,6 +35,7 @@ static uint64_t timer_armed = ~0ull; /* deadline the LAPIC timer is armed for, ~
 static bool timer_off;               /* qk_arch_timer_arm said ENOSYS: no preemption */
 static bool tick_keep;               /* the tick wants the running task kept */
 static bool rearm;                   /* a task became runnable: look at the timer again */
+static bool deadline_seen = true;    /* a blocked task may have a deadline */
 /* Address spaces whose last user died: freed once no vCPU runs on them. */
 static struct qk_mm *dead_mms[16];
 static unsigned nr_dead_mms;
@@ -95,6 +96,8 @@ int64_t qk_block(const void *wchan, uint64_t deadline)
   t->state = QK_TASK_BLOCKED;
   t->wchan = wchan;
   t->deadline = deadline;
+  if (deadline != ~0ull)
+    deadline_seen = true;
   t->restart = true;
   t->woken = false;
   return -QK_ERESTART_WAIT;
@@ -167,7 +170,6 @@ static void free_task(struct qk_task *t)
     pp = &(*pp)->next_all;
   if (*pp)
     *pp = t->next_all;
-  qk_sec_task_free(t);
   qk_kfree(t);
 }
 
@@ -203,7 +205,8 @@ static void switch_to(struct qk_task *prev, struct qk_task *next)
 
 static inline bool no_slices(void)
 {
-  return (qk_boot->host_flags & (QK_HOST_RING0_EMULATED | QK_HOST_KERNEL_WORKER)) == QK_HOST_RING0_EMULATED;
+  return (qk_boot->host_flags & (QK_HOST_RING0_EMULATED | QK_HOST_KERNEL_WORKER)) ==
+         QK_HOST_RING0_EMULATED;
 }
 
 /* Arms the LAPIC timer for the next thing this vCPU must do while cur
@@ -217,11 +220,21 @@ static void sched_arm(struct qk_task *cur)
   uint64_t now = qk_time_monotonic_ns();
   uint64_t want = qk_timer_next();
   bool others = false;
-  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
-    if (t->state == QK_TASK_RUNNING && t != cur)
-      others = true;
-    else if (t->state == QK_TASK_BLOCKED && t->deadline < want)
-      want = t->deadline;
+  /* Without slices only deadlines matter, and the scan (in emulated ring
+   * 0 there, ~5 instructions per task) is skipped while no blocked task
+   * has one. */
+  if (!no_slices() || deadline_seen) {
+    bool any_deadline = false;
+    for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
+      if (t->state == QK_TASK_RUNNING && t != cur) {
+        others = true;
+      } else if (t->state == QK_TASK_BLOCKED && t->deadline != ~0ull) {
+        any_deadline = true;
+        if (t->deadline < want)
+          want = t->deadline;
+      }
+    }
+    deadline_seen = any_deadline;
   }
   /* Slices need a cheap tick: not where the scheduler itself would run in
    * emulated ring 0 (a PVM-style host without the kernel worker, which only
@@ -390,6 +403,10 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
       return;
     }
   }
+  /* A switch away from a task that died in a fault path that cannot
+   * restore the next task's full FPU state: it happens in the worker. */
+  if (qk_unlikely(!in_syscall && !qk_arch_xstate_full()))
+    qk_arch_resched_in_worker(r);
   if (cur->state != QK_TASK_DEAD && &cur->regs != r)
     memcpy(&cur->regs, r, sizeof(*r));
   need_resched = false;

@@ -530,6 +530,31 @@ void qk_worker_irq_c(struct qk_regs *r)
   qk_worker_iret(r);
 }
 
+/* Worker mode, a ring-0 fault path that must switch tasks (the faulting
+ * task died): ring 0 cannot restore the next task's XSAVE state on
+ * PVM-style hosts, so continue in the worker as an interrupt would, with
+ * r (the dead task's frame) as the app frame. */
+__attribute__((noreturn)) void qk_arch_resched_in_worker(struct qk_regs *r)
+{
+  struct qk_cpu *c = this_cpu();
+  struct qk_regs *frame = (struct qk_regs *)(c->kstack_top - sizeof(struct qk_regs));
+  if (frame != r) {
+    volatile uint64_t *d = (volatile uint64_t *)frame;
+    const volatile uint64_t *s = (const volatile uint64_t *)r;
+    unsigned n = sizeof(struct qk_regs) / 8;
+    if (d < s)
+      for (unsigned i = 0; i < n; i++)
+        d[i] = s[i];
+    else
+      for (unsigned i = n; i-- > 0;)
+        d[i] = s[i];
+  }
+  frame->vector = QK_VECTOR_RESCHED;
+  irq_to_worker(c, frame);
+  __asm__ volatile("mov %0, %%rsp; jmp qk_arch_trap_exit" ::"r"(frame) : "memory");
+  __builtin_unreachable();
+}
+
 void qk_arch_trap(struct qk_regs *r)
 {
   struct qk_cpu *c = this_cpu();

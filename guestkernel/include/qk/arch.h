@@ -81,6 +81,11 @@ __attribute__((noreturn)) void qk_arch_return_to_user(struct qk_regs *r);
 #define QK_XSTATE_MAX 4096u
 #define QK_XSTATE_FX 1
 #define QK_XSTATE_X 2
+/* Pseudo-vector for qk_interrupt: a switch that qk_arch_resched_in_worker
+ * moved from a ring-0 fault path into the worker (call
+ * qk_sched_return(r, false) there). */
+#define QK_VECTOR_RESCHED 0x101u
+__attribute__((noreturn)) void qk_arch_resched_in_worker(struct qk_regs *r);
 int qk_arch_xstate_save(uint8_t *buf);
 void qk_arch_xstate_restore(const uint8_t *buf, int fmt);
 bool qk_arch_xstate_full(void);

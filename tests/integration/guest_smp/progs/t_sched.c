@@ -150,6 +150,59 @@ static void t_avx_round(int yield)
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* A child that spins a little, then dies of SIGSEGV. */
+static pid_t crasher(void)
+{
+  pid_t p = fork();
+  if (p == 0) {
+    volatile uint64_t x = 0;
+    for (int k = 0; k < 3000000; k++)
+      x++;
+    int *volatile bad = (int *)16;
+    *bad = 1; /* SIGSEGV */
+    _exit(0);
+  }
+  return p;
+}
+
+/* Two AVX holders, each forking a child that dies of a fault while they
+ * hold their registers: the switch away from the dead task (next in the
+ * run list: its parent, a holder) must restore the holder's AVX state. */
+static void t_avx_crash(void)
+{
+  uint64_t cycles;
+  {
+    uint64_t t0 = now_ns(), c0 = rdtsc();
+    while (now_ns() - t0 < 5000000)
+      ;
+    cycles = (rdtsc() - c0) * 16; /* ~80 ms */
+  }
+  pid_t holder = fork();
+  if (holder == 0) {
+    int bad = 0;
+    for (int i = 0; i < 3; i++) {
+      pid_t c = crasher();
+      uint64_t out[16][4];
+      ymm_hold(3 + (uint64_t)i, cycles, 0, out);
+      bad += out[0][0] != 0;
+      waitpid(c, NULL, 0);
+    }
+    _exit(bad ? 1 : 0);
+  }
+  for (int i = 0; i < 3; i++) {
+    pid_t c = crasher();
+    uint64_t out[16][4];
+    ymm_hold(13 + (uint64_t)i, cycles, 0, out);
+    CHECK_EQ(out[0][0], 0);
+    int st = 0;
+    CHECK_EQ(waitpid(c, &st, 0), c);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+  }
+  int st = 0;
+  CHECK_EQ(waitpid(holder, &st, 0), holder);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void t_avx(void)
 {
   __builtin_cpu_init();
@@ -159,7 +212,10 @@ static void t_avx(void)
   }
   t_avx_round(1);
   t_avx_round(0);
-  printf("avx: ymm0-15 of two processes intact across sched_yield and preemption\n");
+  t_avx_crash();
+  printf(
+      "avx: ymm0-15 of two processes intact across sched_yield, preemption and switches from tasks "
+      "killed by a fault\n");
 }
 
 /* What a spinner loses per wake-up of a 2 ms sleeper: the timer interrupt,
