@@ -634,12 +634,19 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
  * CAP_MKNOD, CAP_SETUID... */
 static const int kept_caps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
                                 CAP_FSETID};
+/* Pod mode keeps two more: CAP_SYS_ADMIN for the container bind-mount
+ * helper (pod_ctr.c: unshare(CLONE_NEWNS) and bind mounts of containers
+ * that arrive at run time) and CAP_NET_BIND_SERVICE for a guest listening
+ * on a port below 1024 in the pod's network namespace. */
+static const int kept_caps_pod[] = {CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE};
 
-static int drop_caps(q_error **err)
+static int drop_caps(bool pod, q_error **err)
 {
   uint64_t keep = 0;
   for (size_t i = 0; i < Q_ARRAY_SIZE(kept_caps); i++)
     keep |= 1ull << kept_caps[i];
+  for (size_t i = 0; pod && i < Q_ARRAY_SIZE(kept_caps_pod); i++)
+    keep |= 1ull << kept_caps_pod[i];
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   for (int c = 0; c <= 63; c++) {
     if (keep & (1ull << c))
@@ -678,7 +685,7 @@ int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err)
   if (n > 1)
     return q_error_make(err, EBUSY, "jail: applied with %d threads running (must be 1)", n);
   int r;
-  if (!(o->flags & SBX_JAIL_NO_CAPS) && (r = drop_caps(err)) < 0)
+  if (!(o->flags & SBX_JAIL_NO_CAPS) && (r = drop_caps(o->flags & SBX_JAIL_POD, err)) < 0)
     return r;
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return q_error_make(err, errno, "jail: no_new_privs");
@@ -687,5 +694,16 @@ int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err)
     return r;
   q_debug(o->pod_id, "jail applied: %zu syscalls allowed",
           sbx_jail_seccomp_count(o->flags & SBX_JAIL_POD));
+  return 0;
+}
+
+int sbx_jail_pod_mountns(q_error **err)
+{
+  if (unshare(CLONE_NEWNS) < 0)
+    return q_error_make(err, errno, "jail: unshare the pod daemon's mount namespace");
+  /* Slave: mounts the node makes later (container roots) still arrive;
+   * none of ours goes back. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    return q_error_make(err, errno, "jail: make the pod daemon's mounts slaves");
   return 0;
 }

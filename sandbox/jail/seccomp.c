@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -121,6 +122,26 @@ static const int pod_plain[] = {
     SCMP_SYS(eventfd2),
     SCMP_SYS(io_uring_setup),
     SCMP_SYS(io_uring_register),
+    /* stdin/exec socket pairs of containers and execs (pod_ctr.c; unix
+     * only, filtered below), the shared VM's pipes (pod_vm.c) */
+    SCMP_SYS(pipe2),
+    /* the bind-mount helper's child is reaped (fork and mount are filtered
+     * below) */
+    SCMP_SYS(wait4),
+    /* glibc's unlink(2) of the control socket at exit */
+    SCMP_SYS(unlink),
+    /* QCall stdio on the containers' socket pairs: RWF_NOWAIT reads and
+     * writes (qcall_host.c) */
+    SCMP_SYS(preadv2),
+    SCMP_SYS(pwritev2),
+    /* kvm/vm.c probes /sys/module/kvm_pvm when it creates a later VM */
+    SCMP_SYS(access),
+    /* the kernel's restart of a sleep a signal (vCPU kick) interrupted */
+    SCMP_SYS(restart_syscall),
+    /* send(2) on the control connection and guest sockets (glibc: sendto) */
+    SCMP_SYS(sendto),
+    /* container stats: resident pages of the guest's memory (ours) */
+    SCMP_SYS(mincore),
 };
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -166,6 +187,18 @@ static const unsigned long pod_ioctls[] = {
     KVM_SET_MSRS,
     KVM_SET_XCRS,
     KVM_GET_TSC_KHZ,
+    /* interrupts of later guests (kvm/: in-kernel irqchip, MSI routes
+     * and irqfds for the vCPU kicks) */
+    KVM_CREATE_IRQCHIP,
+    KVM_SET_GSI_ROUTING,
+    KVM_IRQFD,
+    KVM_SET_MP_STATE,
+};
+
+/* Pod mode: the read-only interface queries ops_net.c forwards. */
+static const unsigned long pod_net_ioctls[] = {
+    SIOCGIFNAME,    SIOCGIFFLAGS, SIOCGIFADDR,   SIOCGIFDSTADDR, SIOCGIFBRDADDR,
+    SIOCGIFNETMASK, SIOCGIFMTU,   SIOCGIFHWADDR, SIOCGIFINDEX,   SIOCGIFTXQLEN,
 };
 
 static atomic_uint blocked_count;
@@ -197,6 +230,14 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
   char line[96] = "quark-sandbox: jail: blocked host syscall ";
   size_t n = strlen(line);
   put_dec(line, nr, &n);
+  if (nr == SCMP_SYS(ioctl)) { /* which request: the one entry that is by argument */
+    static const char hex[] = "0123456789abcdef";
+    unsigned long req = (unsigned long)uc->uc_mcontext.gregs[REG_RSI];
+    memcpy(line + n, " ioctl 0x", 9);
+    n += 9;
+    for (int sh = 28; sh >= 0; sh -= 4)
+      line[n++] = hex[(req >> sh) & 0xf];
+  }
   memcpy(line + n, " (EPERM; logged once)\n", 23);
   n += 22;
   ssize_t w = write(STDERR_FILENO, line, n);
@@ -211,14 +252,35 @@ unsigned sbx_jail_seccomp_blocked(void)
 size_t sbx_jail_seccomp_count(bool pod)
 {
   /* plain entries, then ioctl, mmap, mprotect, clone, openat, tgkill,
-   * socket, fcntl; clone3 is answered, not admitted */
-  return Q_ARRAY_SIZE(plain) + 8 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) : 0);
+   * socket, fcntl; clone3 is answered, not admitted; pod mode adds
+   * socketpair, unshare, mount (clone is counted already) */
+  return Q_ARRAY_SIZE(plain) + 8 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) + 3 : 0);
 }
 
 static int rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned cnt,
                 const struct scmp_arg_cmp *args)
 {
   return seccomp_rule_add_array(ctx, action, nr, cnt, args);
+}
+
+/* Pod mode: the container bind-mount helper (pod_ctr.c open_root) is a
+ * fork()ed child that unshares a mount namespace, makes it private, binds
+ * the container's mounts (recursively, then a read-only remount) and sends
+ * back the root and namespace fds. Only glibc's fork (exact clone flags,
+ * no shared memory, no new namespace), only CLONE_NEWNS, and only the
+ * three mount flag sets it uses: never a new filesystem, a move or an
+ * unmount. */
+static int pod_mount_rules(scmp_filter_ctx ctx)
+{
+  int r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+               &SCMP_A0_64(SCMP_CMP_EQ, CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD));
+  if (!r)
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(unshare), 1, &SCMP_A0_64(SCMP_CMP_EQ, CLONE_NEWNS));
+  static const unsigned long flags[] = {MS_REC | MS_PRIVATE, MS_BIND | MS_REC,
+                                        MS_REMOUNT | MS_BIND | MS_RDONLY};
+  for (size_t i = 0; i < Q_ARRAY_SIZE(flags) && !r; i++)
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mount), 1, &SCMP_A3_64(SCMP_CMP_EQ, flags[i]));
+  return r;
 }
 
 static int build(scmp_filter_ctx ctx, bool pod)
@@ -273,6 +335,21 @@ static int build(scmp_filter_ctx ctx, bool pod)
     }
   if (!r && pod)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX));
+  if (!r && pod)
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, &SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX));
+  /* Pod mode: the guest's route netlink (ip, getifaddrs; ops_net.c checks
+   * every request: reads only), SOCK_RAW as iproute2, busybox and glibc
+   * open it; and the read-only interface ioctls (ifconfig). */
+  if (!r && pod) {
+    struct scmp_arg_cmp args[3] = {SCMP_A0_32(SCMP_CMP_EQ, AF_NETLINK),
+                                   SCMP_A1_32(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW),
+                                   SCMP_A2_32(SCMP_CMP_EQ, 0 /* NETLINK_ROUTE */)};
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3, args);
+  }
+  for (size_t i = 0; pod && i < Q_ARRAY_SIZE(pod_net_ioctls) && !r; i++)
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &SCMP_A1_64(SCMP_CMP_EQ, pod_net_ioctls[i]));
+  if (!r && pod)
+    r = pod_mount_rules(ctx);
   /* Signals only to our own threads (kicking a vCPU out of KVM_RUN). */
   if (!r)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,

@@ -6,6 +6,10 @@
  *                     [--run-dir DIR] [--kernel FILE] [--hostname NAME]
  *                     [--ready-fd FD] [--shared-vm|--vm-per-container]
  *
+ * After set-up it jails itself (sandbox/jail/jail.h, pod mode): own
+ * mount namespace, capabilities dropped, no_new_privs, seccomp allowlist;
+ * --no-seccomp (QUARK_POD_SECCOMP=0) leaves out the filter, --no-jail
+ * (QUARK_POD_JAIL=0) all of it, for debugging.
  * --shared-vm (the default): one VM for the whole pod, containers and
  * execs through the guest's control channel; --vm-per-container (or
  * QUARK_POD_SHARED_VM=0): one VM per container and per exec (kept for
@@ -37,6 +41,7 @@
 #include <unistd.h>
 
 #include "../../guestkernel/abi/qk_abi.h"
+#include "../jail/jail.h"
 #include "../qcall/ops_tsor.h"
 #include "pod_internal.h"
 #include "proto.h"
@@ -212,7 +217,7 @@ static void usage(FILE *f)
       "                        [--log FILE] [--log-level LEVEL] [--run-dir DIR] [--kernel FILE]\n"
       "                        [--hostname NAME] [--ready-fd FD] "
       "[--kernel-worker|--no-kernel-worker]\n"
-      "                        [--shared-vm|--vm-per-container]\n"
+      "                        [--shared-vm|--vm-per-container] [--no-seccomp] [--no-jail]\n"
       "                        [--tsor SOCKET --tsor-ip IP [--tsor-cidr CIDR,...]]\n");
 }
 
@@ -237,6 +242,8 @@ int sbx_pod_main(int argc, char **argv)
       {"tsor", required_argument, NULL, 'T'}, /* TSoR (qcall/ops_tsor.h) */
       {"tsor-ip", required_argument, NULL, 'I'},
       {"tsor-cidr", required_argument, NULL, 'C'},
+      {"no-seccomp", no_argument, NULL, 'X'}, /* host-side jail (jail.h) */
+      {"no-jail", no_argument, NULL, 'J'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -250,6 +257,13 @@ int sbx_pod_main(int argc, char **argv)
   pod.shared_vm = !(sv && !strcmp(sv, "0")); /* one VM per pod unless asked otherwise */
   q_log_level lvl = q_log_get_level();
   int ready_fd = -1, c;
+  unsigned jail_flags = SBX_JAIL_POD; /* QUARK_POD_SECCOMP=0, QUARK_POD_JAIL=0: see README */
+  const char *je = getenv("QUARK_POD_SECCOMP");
+  if (je && !strcmp(je, "0"))
+    jail_flags |= SBX_JAIL_NO_SECCOMP;
+  je = getenv("QUARK_POD_JAIL");
+  if (je && !strcmp(je, "0"))
+    jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS | SBX_JAIL_NO_MOUNTNS;
   unsigned long v;
   char *end;
   optind = 1;
@@ -324,6 +338,12 @@ int sbx_pod_main(int argc, char **argv)
     case 'C':
       tsor_cidr = optarg;
       break;
+    case 'X':
+      jail_flags |= SBX_JAIL_NO_SECCOMP;
+      break;
+    case 'J':
+      jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS | SBX_JAIL_NO_MOUNTNS;
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -358,8 +378,13 @@ int sbx_pod_main(int argc, char **argv)
   if (null >= 0) {
     dup2(null, STDIN_FILENO);
     dup2(null, STDOUT_FILENO);
+    /* stderr into the log: the jail's "blocked host syscall" lines and
+     * sanitizer reports land there */
+    int lfd = log ? open(log, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
     if (log)
-      dup2(null, STDERR_FILENO);
+      dup2(lfd >= 0 ? lfd : null, STDERR_FILENO);
+    if (lfd >= 0)
+      close(lfd);
     close(null);
   }
   if (netns) {
@@ -402,8 +427,20 @@ int sbx_pod_main(int argc, char **argv)
     q_error_log(pod.id, "%s", q_error_msg(err));
     return EXIT_SANDBOX_FAILURE;
   }
-  q_info(pod.id, "pod sandbox serving %s (pid %d, %llu MiB per guest, kernel %s)", sock, getpid(),
-         (unsigned long long)(pod.mem_bytes >> 20), kernel);
+  /* The host-side jail, while this is the only thread (sandbox/jail/jail.h):
+   * a private (slave) mount namespace, capabilities, no_new_privs and the
+   * pod seccomp allowlist; no pivot_root, containers arrive at run time. */
+  struct sbx_jail_opts jo = {.pod_id = pod.id, .flags = jail_flags};
+  if ((!(jail_flags & SBX_JAIL_NO_MOUNTNS) && sbx_jail_pod_mountns(&err) < 0) ||
+      ((jail_flags & (SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS)) !=
+           (SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS) &&
+       sbx_jail_apply(&jo, &err) < 0)) {
+    q_error_log(pod.id, "%s", q_error_msg(err));
+    return EXIT_SANDBOX_FAILURE;
+  }
+  q_info(pod.id, "pod sandbox serving %s (pid %d, %llu MiB per guest, kernel %s, seccomp %s)", sock,
+         getpid(), (unsigned long long)(pod.mem_bytes >> 20), kernel,
+         jail_flags & SBX_JAIL_NO_SECCOMP ? "off" : "on");
   if (ready_fd >= 0) {
     if (write(ready_fd, "R", 1) < 0) {
       /* the caller gave up waiting; serve anyway */
