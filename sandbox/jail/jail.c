@@ -696,14 +696,3 @@ int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err)
           sbx_jail_seccomp_count(o->flags & SBX_JAIL_POD));
   return 0;
 }
-
-int sbx_jail_pod_mountns(q_error **err)
-{
-  if (unshare(CLONE_NEWNS) < 0)
-    return q_error_make(err, errno, "jail: unshare the pod daemon's mount namespace");
-  /* Slave: mounts the node makes later (container roots) still arrive;
-   * none of ours goes back. */
-  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-    return q_error_make(err, errno, "jail: make the pod daemon's mounts slaves");
-  return 0;
-}

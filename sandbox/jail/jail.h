@@ -87,14 +87,14 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
 /* Step 2 (see above). -EBUSY if the process already has several threads. */
 int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err);
 
-/* Pod mode (`quark-sandbox pod`, sandbox/pod/pod.c): containers and their
- * bind mounts arrive at run time, so the daemon gets no pivot_root jail;
- * after set-up it calls sbx_jail_pod_mountns (its own mount namespace, a
- * slave of the node's: the helper's mounts can never reach the node's
- * table) and then sbx_jail_apply with SBX_JAIL_POD (the run-mode
+/* Pod mode (`quark-sandbox pod`, sandbox/pod/pod.c): containers, their
+ * roots (mounted by quarkd after the daemon started) and bind mounts arrive
+ * at run time, so the daemon gets no pid/mount namespace jail: after
+ * set-up it calls sbx_jail_apply with SBX_JAIL_POD (the run-mode
  * capabilities plus CAP_SYS_ADMIN and CAP_NET_BIND_SERVICE, no_new_privs,
- * the pod allowlist). */
-int sbx_jail_pod_mountns(q_error **err);
+ * the pod allowlist). A mount namespace of its own was tried: on a node
+ * whose mounts are private (not shared), quarkd's later rootfs mounts never
+ * reach it. */
 
 /* ---- the seccomp allowlist (seccomp.c) ---- */
 

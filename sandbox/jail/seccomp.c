@@ -350,6 +350,13 @@ static int build(scmp_filter_ctx ctx, bool pod)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &SCMP_A1_64(SCMP_CMP_EQ, pod_net_ioctls[i]));
   if (!r && pod)
     r = pod_mount_rules(ctx);
+  /* Pod mode: the bind-mount helper creates a file mount point (e.g.
+   * /etc/hosts) beneath a parent it resolved in the container root: these
+   * exact flags only. (Pod mode has no pivot_root: AT_FDCWD paths reach
+   * the node's files, see the README.) */
+  if (!r && pod)
+    r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+             &SCMP_A2_32(SCMP_CMP_EQ, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
   /* Signals only to our own threads (kicking a vCPU out of KVM_RUN). */
   if (!r)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,

@@ -6,8 +6,8 @@
  *                     [--run-dir DIR] [--kernel FILE] [--hostname NAME]
  *                     [--ready-fd FD] [--shared-vm|--vm-per-container]
  *
- * After set-up it jails itself (sandbox/jail/jail.h, pod mode): own
- * mount namespace, capabilities dropped, no_new_privs, seccomp allowlist;
+ * After set-up it jails itself (sandbox/jail/jail.h, pod mode):
+ * capabilities dropped, no_new_privs, seccomp allowlist;
  * --no-seccomp (QUARK_POD_SECCOMP=0) leaves out the filter, --no-jail
  * (QUARK_POD_JAIL=0) all of it, for debugging.
  * --shared-vm (the default): one VM for the whole pod, containers and
@@ -263,7 +263,7 @@ int sbx_pod_main(int argc, char **argv)
     jail_flags |= SBX_JAIL_NO_SECCOMP;
   je = getenv("QUARK_POD_JAIL");
   if (je && !strcmp(je, "0"))
-    jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS | SBX_JAIL_NO_MOUNTNS;
+    jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS;
   unsigned long v;
   char *end;
   optind = 1;
@@ -342,7 +342,7 @@ int sbx_pod_main(int argc, char **argv)
       jail_flags |= SBX_JAIL_NO_SECCOMP;
       break;
     case 'J':
-      jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS | SBX_JAIL_NO_MOUNTNS;
+      jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS;
       break;
     case 'h':
       usage(stdout);
@@ -428,13 +428,12 @@ int sbx_pod_main(int argc, char **argv)
     return EXIT_SANDBOX_FAILURE;
   }
   /* The host-side jail, while this is the only thread (sandbox/jail/jail.h):
-   * a private (slave) mount namespace, capabilities, no_new_privs and the
-   * pod seccomp allowlist; no pivot_root, containers arrive at run time. */
+   * capabilities, no_new_privs and the pod seccomp allowlist; no namespaces
+   * (container roots and mounts arrive at run time). */
   struct sbx_jail_opts jo = {.pod_id = pod.id, .flags = jail_flags};
-  if ((!(jail_flags & SBX_JAIL_NO_MOUNTNS) && sbx_jail_pod_mountns(&err) < 0) ||
-      ((jail_flags & (SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS)) !=
-           (SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS) &&
-       sbx_jail_apply(&jo, &err) < 0)) {
+  if ((jail_flags & (SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS)) !=
+          (SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS) &&
+      sbx_jail_apply(&jo, &err) < 0) {
     q_error_log(pod.id, "%s", q_error_msg(err));
     return EXIT_SANDBOX_FAILURE;
   }

@@ -1,8 +1,7 @@
 /* The host-side jail of `quark-sandbox pod` (sandbox/jail/, pod mode).
  * 1. A pod started through the sandbox client shows Seccomp 2,
  *    NoNewPrivs 1, the pod capability set (file access, CAP_SYS_ADMIN for
- *    the bind-mount helper, CAP_NET_BIND_SERVICE) and its own mount
- *    namespace in /proc/<pid>/status.
+ *    the bind-mount helper, CAP_NET_BIND_SERVICE) in /proc/<pid>/status.
  * 2. An exec of t_podjail_probe makes the sandbox attempt a host
  *    socket(AF_NETLINK, SOCK_DGRAM) outside the pod allowlist: that call
  *    fails, the log names syscall 41 once, and the pod keeps serving (an
@@ -180,7 +179,7 @@ int main(int argc, char **argv)
   struct pod j = {0};
   if (pod_up(&j, "jailed", sbx, kernel, rootfs, work) < 0)
     return 1;
-  char v[128], self_mnt[128] = "", mnt[128] = "", path[64];
+  char v[128], path[64];
 
   /* 1. the jail in /proc/<pid>/status */
   status_field(j.pid, "Seccomp", v, sizeof v);
@@ -195,12 +194,6 @@ int main(int argc, char **argv)
     status_field(j.pid, capk[i], v, sizeof v);
     CHECK(!strcmp(v, want_caps), "%s %s (want %s)", capk[i], v, want_caps);
   }
-  snprintf(path, sizeof path, "/proc/%d/ns/mnt", j.pid);
-  ssize_t l = readlink(path, mnt, sizeof mnt - 1);
-  mnt[l > 0 ? l : 0] = 0;
-  l = readlink("/proc/self/ns/mnt", self_mnt, sizeof self_mnt - 1);
-  self_mnt[l > 0 ? l : 0] = 0;
-  CHECK(mnt[0] && strcmp(mnt, self_mnt), "own mount namespace (%s, node %s)", mnt, self_mnt);
 
   /* 2. a blocked host syscall fails that call only */
   struct sbx_exec_result x;

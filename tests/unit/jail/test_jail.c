@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -210,9 +211,21 @@ Test(jail_seccomp, pod_mode_allows_unix_sockets)
     if (s < 0)
       _exit(11);
     close(s);
+    /* route netlink as SOCK_RAW only (the guest's ip/getifaddrs) */
+    s = socket(AF_NETLINK, SOCK_RAW, 0);
+    if (s < 0)
+      _exit(13);
+    close(s);
     errno = 0;
-    if (socket(AF_NETLINK, SOCK_RAW, 0) != -1 || errno != EPERM)
+    if (socket(AF_NETLINK, SOCK_DGRAM, 0) != -1 || errno != EPERM)
       _exit(12);
+    /* the bind-mount helper's calls only with its own arguments */
+    errno = 0;
+    if (unshare(CLONE_NEWUSER) != -1 || errno != EPERM)
+      _exit(14);
+    errno = 0;
+    if (mount("/tmp", "/mnt", NULL, MS_MOVE, NULL) != -1 || errno != EPERM)
+      _exit(15);
     _exit(0);
   }
   int st;
