@@ -150,10 +150,12 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
   r = -QK_ENOMEM;
   /* The boot process's limits, else task.c's defaults (a pod VM has no
    * boot process: an infinite RLIMIT_NOFILE made every dup2 fail). */
+  /* A pod VM's boot process is the host's built-in pause() loop: its
+   * limits are not the containers'. */
+  struct qk_process *init = qk_boot->ctl_gpa ? NULL : qk_boot_pidns.init;
   for (int i = 0; i < L_RLIM_NLIMITS; i++)
-    p->rlim[i] = qk_boot_pidns.init ? qk_boot_pidns.init->rlim[i]
-                                    : (struct l_rlimit){L_RLIM_INFINITY, L_RLIM_INFINITY};
-  if (!qk_boot_pidns.init) {
+    p->rlim[i] = init ? init->rlim[i] : (struct l_rlimit){L_RLIM_INFINITY, L_RLIM_INFINITY};
+  if (!init) {
     p->rlim[L_RLIMIT_STACK].cur = 8ull << 20;
     p->rlim[L_RLIMIT_CORE].cur = 0;
     p->rlim[L_RLIMIT_NOFILE].cur = NOFILE_DEFAULT;

@@ -382,6 +382,43 @@ fault:
 #undef PUSH_BYTES
 }
 
+/* A static ELF of one read+execute page at 0x400000 whose code is
+ * `mov $39, %eax; syscall; 1: mov $34, %eax; syscall; jmp 1b`: getpid(),
+ * then pause() forever. The getpid is there for PVM-style hosts, where a
+ * task's first syscall is taken in ring 0 (it installs the kernel worker's
+ * syscall stub): pause() must park from the worker, or the scheduler would
+ * idle, and serve the pod's commands, in emulated ring 0. */
+static uint8_t *idle_image(size_t *len)
+{
+  static const uint8_t code[] = {0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xb8, 34, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7};
+  size_t off = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr), n = off + sizeof code;
+  uint8_t *buf = calloc(1, n);
+  if (!buf)
+    return NULL;
+  Elf64_Ehdr eh = {.e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT},
+                   .e_type = ET_EXEC,
+                   .e_machine = EM_X86_64,
+                   .e_version = EV_CURRENT,
+                   .e_entry = 0x400000 + off,
+                   .e_phoff = sizeof(Elf64_Ehdr),
+                   .e_ehsize = sizeof(Elf64_Ehdr),
+                   .e_phentsize = sizeof(Elf64_Phdr),
+                   .e_phnum = 1};
+  Elf64_Phdr ph = {.p_type = PT_LOAD,
+                   .p_flags = PF_R | PF_X,
+                   .p_offset = 0,
+                   .p_vaddr = 0x400000,
+                   .p_paddr = 0x400000,
+                   .p_filesz = n,
+                   .p_memsz = n,
+                   .p_align = PAGE};
+  memcpy(buf, &eh, sizeof eh);
+  memcpy(buf + sizeof eh, &ph, sizeof ph);
+  memcpy(buf + off, code, sizeof code);
+  *len = n;
+  return buf;
+}
+
 int sbx_elf_load_process(struct sbx_mem *mem, struct sbx_falloc *fa, const struct sbx_pt *kernel_pt, int rootfd,
                          const struct sbx_proc_spec *spec, struct sbx_proc_image *out, q_error **err)
 {
@@ -394,8 +431,15 @@ int sbx_elf_load_process(struct sbx_mem *mem, struct sbx_falloc *fa, const struc
 
   q_cleanup_free uint8_t *buf = NULL;
   size_t len = 0;
-  if (find_exe(rootfd, spec, out->exe, &buf, &len, err) < 0)
+  if (spec->builtin_idle) {
+    /* The pod VM's boot process: pause() in a loop, from an image made here
+     * (no file is read, nothing in the rootfs is needed). */
+    if (!(buf = idle_image(&len)))
+      return q_error_make(err, ENOMEM, "idle image");
+    snprintf(out->exe, sizeof out->exe, "/quark-pod-idle");
+  } else if (find_exe(rootfd, spec, out->exe, &buf, &len, err) < 0) {
     return -ENOEXEC;
+  }
   struct sbx_elf_info info;
   if (sbx_elf_parse(buf, len, &info, err) < 0)
     return q_error_wrap(err, "%s", out->exe);

@@ -18,6 +18,7 @@
 #ifndef SBX_ELF_LOADER_H
 #define SBX_ELF_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,10 @@ struct sbx_proc_spec {
   const char *cwd;      /* absolute, inside the rootfs */
   uint32_t uid, gid;
   uint64_t hwcap, hwcap2;
+  /* Instead of argv[0]: a built-in program that calls pause() forever (the
+   * pod VM's boot process, so the guest's scheduler, and the control
+   * commands it serves, run in the kernel worker from the start). */
+  bool builtin_idle;
 };
 
 struct sbx_proc_image {

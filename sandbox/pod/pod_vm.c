@@ -26,8 +26,8 @@
 #define MAX_ARGS 65536
 /* ---- shared-VM mode: one guest per pod, driven through qk_ctl ----
  *
- * The pod VM boots at the first container create (its argv is loaded but
- * never run: init_entry 0), with the control area of
+ * The pod VM boots at the first container create (its boot process is the
+ * host loader's built-in pause() loop, sandbox/guest.c), with the control area of
  * guestkernel/abi/qk_ctl.h. Commands go one at a time (cmd_lock; the
  * payload always at offset 0, untouched until the ACK) and every caller
  * sends them without pod->lock held, because the events that answer them
@@ -520,9 +520,48 @@ static void *vm_ctr_thread(void *arg)
   return NULL;
 }
 
+/* With QUARK_POD_STATS=1: the VM's QCalls, exits and emulated ring-0
+ * instructions so far, one log line (where a CREATE's time goes). */
+static void vm_log_stats(struct pod_vm *vm, const char *what, double ms)
+{
+  static int on = -1;
+  if (on < 0)
+    on = getenv("QUARK_POD_STATS") && *getenv("QUARK_POD_STATS") == '1';
+  if (!on)
+    return;
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  if (!f)
+    return;
+  sbx_guest_write_stats(vm->g, f);
+  fclose(f);
+  static const char *const keys[] = {"qcalls ", "kvm_exits ", "kvm_insn_emulation "};
+  unsigned long long v[3] = {0};
+  for (size_t k = 0; k < 3; k++) {
+    for (const char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+      if (!strncmp(l, keys[k], strlen(keys[k]))) {
+        v[k] = strtoull(l + strlen(keys[k]), NULL, 10);
+        break;
+      }
+  }
+  free(buf);
+  q_info(vm->pod->id, "pod VM %s (%.1f ms): qcalls %llu exits %llu emulated %llu", what, ms, v[0], v[1],
+         v[2]);
+}
+
+static double ms_since(const struct timespec *t0)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err)
 {
   struct pod_vm *vm = NULL;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   pthread_mutex_lock(&p->lock);
   int r = vm_get(p, c, &vm, err);
   pthread_mutex_unlock(&p->lock);
@@ -562,8 +601,13 @@ int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err)
   void *spec = vm_spec(c, c->argv, c->argc, flags, c->hfd, &len);
   if (!spec)
     return q_error_make(err, ENOMEM, "container spec");
+  double boot_ms = ms_since(&t0);
+  vm_log_stats(vm, "before create", boot_ms);
   h = vm_cmd(vm, QK_CTL_CREATE, (uint32_t)c->cid, 0, 0, spec, len, NULL);
   free(spec);
+  double ms = ms_since(&t0);
+  q_info(p->id, "container %d created in %.1f ms (VM and handles %.1f ms)", c->cid, ms, boot_ms);
+  vm_log_stats(vm, "after create", ms);
   if (h < 0)
     return q_error_make(err, (int)-h, "create %s in the pod VM", c->argv[0]);
   return 0;
