@@ -11,7 +11,8 @@
 #  2. host memory (PSS, /proc/PID/smaps_rollup summed over the pod's
 #     processes) of one idle busybox pod: quark's quark-sandbox process(es)
 #     against runsc (--platform=ptrace --network=none, sandbox + gofer) running
-#     `sleep 3600` on an OCI bundle of the same image.
+#     `sleep 3600` on an OCI bundle of the same image; for quark also where
+#     that PSS is (the guest memory mapping, other anonymous memory, files).
 # Prints p50/p95 and the ratios quark/containerd and quark/runsc.
 #
 # Usage (root): tests/bench/pods/pods_bench.sh [BUILD_DIR]
@@ -210,6 +211,13 @@ mapfile -t qp < <(with_children $(pgrep -f "$T/q/run/pods/${qpod:0:32}"))
 q_pss=$(pss_of "${qp[@]}")
 q_rss=$(for p in "${qp[@]}"; do awk '/^Rss:/ {print $2}' "/proc/$p/smaps_rollup"; done | awk '{s+=$1} END {print s}')
 qd_pss=$(pss_of "$QPID")
+# Where quark's PSS is: the guest memory mapping (the largest mapping),
+# other anonymous memory (heap, stacks, io_uring, KVM structures) and files.
+q_where=$(for p in "${qp[@]}"; do cat "/proc/$p/smaps" 2>/dev/null; done | awk '
+  /^[0-9a-f]+-[0-9a-f]+ / { if (sz) flush(); file = ($6 != "" && $6 !~ /^\[/); sz = 1; pss = 0; ahp = 0; size = 0; next }
+  /^Size:/ { size = $2 } /^Pss:/ { pss = $2 } /^AnonHugePages:/ { ahp = $2 }
+  function flush() { if (size >= 65536 && !file) { g += pss; gh += ahp } else if (file) f += pss; else o += pss }
+  END { if (sz) flush(); printf "guest memory %.1f MiB (huge pages %.1f), other anonymous %.1f MiB, files %.1f MiB", g/1024, gh/1024, o/1024, f/1024 }')
 node "$here/pods_once.js" "$proto" "$T/logs" down "$QEP" "$qpod" || die "idle quark pod did not stop"
 
 B=$T/runsc/bundle
@@ -229,13 +237,13 @@ r_what=$(for p in "${rp[@]}"; do a=$(tr '\0' ' ' <"/proc/$p/cmdline" | awk '{pri
 $RUNSC kill bench-idle KILL >/dev/null 2>&1 || true
 $RUNSC delete -force bench-idle >/dev/null 2>&1 || true
 
-python3 - "$T/lat.json" "$N" "$load_lat" "$q_pss" "${#qp[@]}" "$q_rss" "$qd_pss" "$r_pss" "${#rp[@]}" "$r_what" <<'PY'
+python3 - "$T/lat.json" "$N" "$load_lat" "$q_pss" "${#qp[@]}" "$q_rss" "$qd_pss" "$r_pss" "${#rp[@]}" "$r_what" "$q_where" <<'PY'
 import json, sys
 lat = {}
 for line in open(sys.argv[1]):
     d = json.loads(line); lat[d["name"]] = d
 n, load = sys.argv[2], sys.argv[3]
-q_pss, q_n, q_rss, qd_pss, r_pss, r_n, r_what = sys.argv[4:11]
+q_pss, q_n, q_rss, qd_pss, r_pss, r_n, r_what, q_where = sys.argv[4:12]
 def pct(v, p):
     v = sorted(v); k = (len(v) - 1) * p / 100; f = int(k); c = min(f + 1, len(v) - 1)
     return v[f] + (v[c] - v[f]) * (k - f)
@@ -251,6 +259,7 @@ print(f"start ratio quark/containerd (p50): {s:.2f} (goal <= 0.25: {'met' if s <
 qm, rm = int(q_pss) / 1024, int(r_pss) / 1024
 print(f"\nidle busybox pod (sleep 3600), host PSS:")
 print(f"  quark: {qm:.1f} MiB ({q_n} quark-sandbox process(es); RSS {int(q_rss)/1024:.1f} MiB; quarkd itself {int(qd_pss)/1024:.1f} MiB)")
+print(f"         {q_where}")
 print(f"  runsc: {rm:.1f} MiB ({r_n} processes: {r_what})")
 print(f"  quark/runsc = {qm/rm:.2f}; quark goal <= 8 MiB: {'met' if qm <= 8 else 'NOT met'}")
 PY
