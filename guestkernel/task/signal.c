@@ -86,6 +86,10 @@ void qk_fpu_save(uint8_t *buf)
 {
   _Alignas(16) uint8_t tmp[512];
   __asm__ volatile("fxsave64 %0" : "=m"(tmp));
+  /* FXSAVE leaves bytes 464..511 (and may leave the reserved 416..463)
+   * unwritten: they would carry kernel stack bytes into the user's signal
+   * frame (sw_reserved, read by libcs as the XSAVE magic). */
+  memset(tmp + 416, 0, sizeof(tmp) - 416);
   memcpy(buf, tmp, sizeof(tmp));
 }
 
