@@ -170,6 +170,7 @@ static void free_task(struct qk_task *t)
     pp = &(*pp)->next_all;
   if (*pp)
     *pp = t->next_all;
+  qk_sec_task_free(t);
   qk_kfree(t);
 }
 
