@@ -76,3 +76,15 @@ import_busybox() {
 
 # quark-* network namespaces pinned right now, one per line.
 netns_list() { ls /var/run/netns 2>/dev/null | grep '^quark-' | sort || true; }
+# The pod namespaces (quark-<first 16 hex of the pod id>) that THIS test's
+# quarkd made and that are still there: quarkd logs every pod's id, so a
+# namespace of another run on the same host (a developer's, a parallel ctest)
+# does not fail this test.
+netns_ours() {
+  local n id
+  for n in $(netns_list); do
+    id=${n#quark-}
+    cat "$T"/quark.log "$T"/quarkd.log 2>/dev/null | grep -q "\[${id:0:12}" && echo "$n"
+  done
+  return 0
+}

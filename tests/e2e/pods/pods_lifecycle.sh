@@ -7,12 +7,11 @@ e2e_need_node
 need_root
 need_sandbox
 pods_setup
-ns_before=$(netns_list)
 start_quarkd
 why=$(import_busybox) || e2e_skip "$why"
 node "$here/lifecycle.js" || e2e_fail "pod life cycle"
 
-[ "$(netns_list)" = "$ns_before" ] || e2e_fail "network namespaces left: $(comm -13 <(echo "$ns_before") <(netns_list))"
+[ -z "$(netns_ours)" ] || e2e_fail "network namespaces left: $(netns_ours)"
 [ -z "$(ls -A "$T/run/pods" 2>/dev/null)" ] || e2e_fail "pod run dirs left: $(ls "$T/run/pods")"
 ! grep -q " $T/" /proc/mounts || e2e_fail "mounts left: $(grep " $T/" /proc/mounts)"
 [ -z "$(ls -A "$T/images/containers" 2>/dev/null)" ] || e2e_fail "container layers left: $(ls "$T/images/containers")"

@@ -8,7 +8,6 @@ e2e_need_node
 need_root
 need_sandbox
 pods_setup
-ns_before=$(netns_list)
 start_quarkd
 why=$(import_busybox) || e2e_skip "$why"
 node "$here/recovery.js" before || e2e_fail "pod before the kill"
@@ -21,7 +20,7 @@ node "$here/recovery.js" after || e2e_fail "pod after the restart"
 kill -KILL "$QPID"; wait "$QPID" 2>/dev/null || true; QPID=
 start_quarkd
 node "$here/recovery.js" empty || e2e_fail "after the second restart"
-[ "$(netns_list)" = "$ns_before" ] || e2e_fail "network namespaces left: $(comm -13 <(echo "$ns_before") <(netns_list))"
+[ -z "$(netns_ours)" ] || e2e_fail "network namespaces left: $(netns_ours)"
 ! grep -q " $T/" /proc/mounts || e2e_fail "mounts left: $(grep " $T/" /proc/mounts)"
 ! pgrep -f "$T/run/pods" >/dev/null || e2e_fail "sandbox processes left: $(pgrep -af "$T/run/pods")"
 echo "ok   nothing orphaned across restarts"

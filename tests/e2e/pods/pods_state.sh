@@ -12,12 +12,11 @@ why_no_sbx=$(sandbox_missing)
 export SANDBOX_MISSING=$why_no_sbx
 [ -z "$why_no_sbx" ] || echo "note: $why_no_sbx: RunPodSandbox must fail and roll back"
 
-ns_before=$(netns_list)
 start_quarkd
 if bb_why=$(import_busybox); then export BUSYBOX=1; else export BUSYBOX=0 BUSYBOX_WHY=$bb_why; fi
 
 no_leftovers() { # $1: what just happened
-  [ "$(netns_list)" = "$ns_before" ] || e2e_fail "$1: network namespaces left: $(comm -13 <(echo "$ns_before") <(netns_list))"
+  [ -z "$(netns_ours)" ] || e2e_fail "$1: network namespaces left: $(netns_ours)"
   [ -z "$(ls -A "$T/run/pods" 2>/dev/null)" ] || e2e_fail "$1: pod run dirs left: $(ls "$T/run/pods")"
   [ -z "$(ls -A "$T/cni-cache/results" 2>/dev/null)" ] || e2e_fail "$1: CNI cache entries left: $(ls "$T/cni-cache/results")"
   [ -z "$(ls -A "$T/state/pods" 2>/dev/null)" ] || e2e_fail "$1: pod records left"
