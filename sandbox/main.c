@@ -44,7 +44,7 @@ static void usage(FILE *f)
              "                        [--kernel-worker|--no-kernel-worker] [--no-jail]\n"
              "                        [--tsor SOCKET --tsor-ip IP [--tsor-cidr CIDR,...]] -- PROGRAM [ARGS...]\n"
              "       quark-sandbox run ... [--user UID[:GID]] [--groups G,..] [--caps HEX] [--no-new-privs]\n"
-             "                             [--seccomp-bpf FILE] -- PROGRAM (guest security settings)\n"
+             "                             [--seccomp-bpf FILE] [--read-only-root] -- PROGRAM (guest security settings)\n"
              "       quark-sandbox pod --control SOCK --pod-id ID [options] (see quark-sandbox pod --help)\n");
 }
 
@@ -63,6 +63,7 @@ static int cmd_run(int argc, char **argv)
       {"seccomp-bpf", required_argument, NULL, 0x100}, {"caps", required_argument, NULL, 0x100},
       {"groups", required_argument, NULL, 0x100},      {"user", required_argument, NULL, 0x100},
       {"no-new-privs", no_argument, NULL, 0x100},
+      {"read-only-root", no_argument, NULL, 0x100}, /* readOnlyRootFilesystem */
       {NULL, 0, NULL, 0},
   };
   const char *rootfs = NULL, *cwd = "/", *stats = NULL;

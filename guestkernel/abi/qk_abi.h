@@ -208,6 +208,11 @@ struct qk_boot_info {
 #define QK_SEC_CAPS 1u          /* sec_caps is the container's capability set */
 #define QK_SEC_NO_NEW_PRIVS 2u  /* no_new_privs set from the start */
 #define QK_SEC_GROUPS 4u        /* sec_groups[0..sec_ngroups) */
+/* readOnlyRootFilesystem: writes to the host-backed root answer EROFS. */
+#define QK_SEC_RO_ROOT 8u
+/* The same enforced by the host's read-only mount of the root (its
+ * writable bind mounts stay writable); the guest shows it ro in /proc/mounts. */
+#define QK_SEC_RO_ROOT_HOST 16u
 #define QK_SEC_MAX_FILTER 4096u /* instructions (Linux BPF_MAXINSNS) */
 _Static_assert(sizeof(struct qk_boot_info) <= QK_PAGE_SIZE, "boot info fits one page");
 

@@ -275,6 +275,10 @@ static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **
     return r;
   if (proc_route(abs))
     return qk_proc_open(abs, flags, out);
+  /* A read-only root (readOnlyRootFilesystem): no write, create or truncate. */
+  if (!(flags & L_O_PATH) && (flags & (L_O_ACCMODE | L_O_CREAT | L_O_TRUNC)) &&
+      (r = qk_sec_fs_write(abs)) < 0)
+    return r;
   uint64_t len, gpa = path_gpa(abs, &len);
   /* open(2) ignores flags it does not know, openat2 on the host refuses
    * them: send only the meaningful ones (O_LARGEFILE is implied on 64-bit,

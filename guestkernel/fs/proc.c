@@ -815,8 +815,9 @@ static void gen_limits(struct pbuf *o, struct qk_process *p)
 static void gen_mounts(struct pbuf *o)
 {
   /* The rootfs served by the host (not "rootfs": df skips that name). */
-  pb_puts(o, "quarkfs / quarkfs rw,relatime 0 0\n"
-             "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
+  pb_puts(o, qk_sec_ro_root() ? "quarkfs / quarkfs ro,relatime 0 0\n"
+                              : "quarkfs / quarkfs rw,relatime 0 0\n");
+  pb_puts(o, "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
              "sysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n"
              "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n");
 }
@@ -826,8 +827,9 @@ static void gen_mounts(struct pbuf *o)
  * type, source, super options). */
 static void gen_mountinfo(struct pbuf *o)
 {
-  pb_puts(o, "1 0 0:1 / / rw,relatime - quarkfs quarkfs rw\n"
-             "2 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+  pb_puts(o, qk_sec_ro_root() ? "1 0 0:1 / / ro,relatime - quarkfs quarkfs ro\n"
+                              : "1 0 0:1 / / rw,relatime - quarkfs quarkfs rw\n");
+  pb_puts(o, "2 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
              "3 1 0:21 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro\n"
              "4 1 0:23 / /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw\n");
 }

@@ -737,6 +737,8 @@ static int64_t do_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
       path[--n] = 0;
     if (n == 1)
       r = -QK_EEXIST;
+    else if ((r = qk_sec_fs_write(path)) < 0) /* read-only root */
+      ;
     else
       r = qk_qcall(QK_OP_MKDIRAT, qk_root_hfd(), qk_va_to_pa(path), n,
                    mode & 07777 & ~(uint64_t)proc()->fs->umask, 0, 0);
@@ -781,6 +783,8 @@ static int64_t do_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
         path[--n] = 0;
     if (n == 1)
       r = flags ? -QK_EBUSY : -QK_EISDIR; /* the root itself */
+    else if ((r = qk_sec_fs_write(path)) < 0) /* read-only root */
+      ;
     else
       r = qk_qcall(QK_OP_UNLINKAT, qk_root_hfd(), qk_va_to_pa(path), n, flags ? QK_AT_REMOVEDIR : 0,
                    0, 0);

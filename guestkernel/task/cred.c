@@ -51,12 +51,24 @@ int qk_sec_init(struct qk_process *p, struct qk_task *t, const struct qk_sec_spe
     memcpy(c->groups, s->groups, s->ngroups * sizeof(uint32_t));
   }
   t->no_new_privs = (s->flags & QK_SEC_NO_NEW_PRIVS) != 0;
+  c->fs_flags = s->flags & (QK_SEC_RO_ROOT | QK_SEC_RO_ROOT_HOST);
   if (s->filter_len) {
     int r = qk_seccomp_install_kernel(t, s->filter, s->filter_len);
     if (r < 0)
       return r;
   }
   return 0;
+}
+
+int qk_sec_fs_write(const char *abs)
+{
+  (void)abs;
+  return (proc()->cred.fs_flags & QK_SEC_RO_ROOT) ? -QK_EROFS : 0;
+}
+
+bool qk_sec_ro_root(void)
+{
+  return (proc()->cred.fs_flags & (QK_SEC_RO_ROOT | QK_SEC_RO_ROOT_HOST)) != 0;
 }
 
 int qk_sec_boot(struct qk_process *p, struct qk_task *t, const struct qk_boot_info *bi)

@@ -79,6 +79,10 @@ int sbx_guest_sec_opt(struct sbx_guest_sec *s, const char *name, const char *val
     s->flags |= QK_SEC_NO_NEW_PRIVS;
     return 0;
   }
+  if (!strcmp(name, "read-only-root")) { /* readOnlyRootFilesystem: the guest answers EROFS */
+    s->flags |= QK_SEC_RO_ROOT;
+    return 0;
+  }
   if (!value)
     return q_error_make(err, EINVAL, "%s: a value is needed", name);
   if (!strcmp(name, "seccomp-bpf"))
@@ -169,6 +173,8 @@ int sbx_guest_sec_from_json(struct sbx_guest_sec *s, json_t *req, q_error **err)
   }
   if (json_is_true(json_object_get(req, "no_new_privs")))
     s->flags |= QK_SEC_NO_NEW_PRIVS;
+  if (json_is_true(json_object_get(req, "readonly_rootfs")))
+    s->flags |= QK_SEC_RO_ROOT;
   const char *hex = json_string_value(json_object_get(req, "seccomp"));
   return hex && *hex ? sbx_guest_sec_opt(s, "seccomp-hex", hex, err) : 0;
 }

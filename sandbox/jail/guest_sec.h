@@ -29,12 +29,12 @@ struct sbx_guest_sec {
 /* One option: "seccomp-bpf" FILE (raw struct sock_filter[], as
  * seccomp_export_bpf writes it), "seccomp-hex" HEX (the same as hex text,
  * pod JSON), "caps" HEX (capability set), "groups" G,G,..., "user"
- * UID[:GID], "no-new-privs" (value ignored). 0 or -errno with err set. */
+ * UID[:GID], "no-new-privs" and "read-only-root" (value ignored). 0 or -errno with err set. */
 int sbx_guest_sec_opt(struct sbx_guest_sec *s, const char *name, const char *value, q_error **err);
 void sbx_guest_sec_free(struct sbx_guest_sec *s);
 /* The same from a pod CREATE request (JSON object, as quarkd's sandbox
  * client writes it): "groups" [ids], "caps" "HEX", "no_new_privs" bool,
- * "seccomp" "HEX" (absent: none). */
+ * "seccomp" "HEX" (absent: none), "readonly_rootfs" bool. */
 struct json_t;
 int sbx_guest_sec_from_json(struct sbx_guest_sec *s, struct json_t *req, q_error **err);
 

@@ -59,6 +59,7 @@ struct qk_cred {
   uint32_t groups[QK_NGROUPS_MAX];
   uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
   bool keepcaps;
+  uint32_t fs_flags; /* QK_SEC_RO_ROOT(_HOST): the container's root is read-only */
 };
 
 /* Security settings of a container's first process (from the host). */
@@ -87,6 +88,14 @@ void qk_sec_task_free(struct qk_task *t);
 /* execve succeeded: Linux's capability transform (no file capabilities:
  * root gets its bounding set, others their ambient set). */
 void qk_sec_exec(struct qk_process *p);
+/* May the calling process write to (create, remove, change) the
+ * host-backed root path abs (absolute)? 0 or -QK_EROFS for a container
+ * with a read-only root (readOnlyRootFilesystem). The callers route /proc,
+ * /dev and the /dev/shm tmpfs elsewhere first; without the flag this is
+ * one load and a branch. */
+int qk_sec_fs_write(const char *abs);
+/* Is the calling process's root read-only (/proc/mounts says "ro")? */
+bool qk_sec_ro_root(void);
 /* May the calling process signal q (same real/effective uid, or CAP_KILL)? */
 bool qk_sec_may_signal(const struct qk_process *q);
 /* prctl options of this area; *handled false for others. */

@@ -45,7 +45,14 @@ echo '{"defaultAction": "SCMP_ACT_NOPE"}' >"$work/bad.json"
 if "$tool" "localhost:$work/bad.json" 0 "$work/x.bpf" 2>"$work/bad.err"; then
   echo "FAIL: a bad profile compiled"; fail=1
 else echo "ok   bad profile refused: $(cat "$work/bad.err")"; fi
-# 5. cost of the hook: getpid with and without a filter (figures)
+# 5. readOnlyRootFilesystem: writes to the root EROFS, /dev/shm and devices writable
+run rofs 't_sec rofs: [0-9]+ checks ok' --read-only-root -- /bin/t_sec rofs
+run rwfs 't_sec rwfs: [0-9]+ checks ok' -- /bin/t_sec rwfs
+if [ -n "$(ls -A "$work/root/tmp")" ] || [ "$(ls "$work/root")" != "bin
+tmp" ]; then
+  echo "FAIL: the read-only root changed: $(ls -R "$work/root")"; fail=1
+fi
+# 6. cost of the hook: getpid with and without a filter (figures)
 run bench 'with a' -- /bin/t_sec bench 2000
 grep getpid "$work/bench.out"
 [ $fail = 0 ] && rm -rf "$work"

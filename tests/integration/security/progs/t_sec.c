@@ -7,6 +7,9 @@
  *   t_sec runtimedefault under the host-compiled RuntimeDefault profile
  *   t_sec unconfined     Kubernetes' default capabilities, no seccomp
  *   t_sec bench N        getpid ns/call without and with a filter
+ *   t_sec rofs           under --read-only-root: every write to the root EROFS,
+ *                        /dev/shm, /dev and reads still work, /proc/mounts says ro
+ *   t_sec rwfs           without it: the same writes work, /proc/mounts says rw
  * Prints "t_sec <mode>: N checks ok" or the failed check; exits 1 on failure. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,7 +26,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -410,6 +418,107 @@ static void bench(long n)
   }
 }
 
+/* Does /proc/mounts show the root with option opt ("ro" or "rw")? */
+static int root_mount_is(const char *opt)
+{
+  char buf[4096];
+  int fd = open("/proc/mounts", O_RDONLY);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  char want[64];
+  snprintf(want, sizeof want, " / quarkfs %s,", opt);
+  return strstr(buf, want) != NULL;
+}
+
+#define EROFS_(call) (errno = 0, (call) == -1 && errno == EROFS)
+
+static void rofs_child(void)
+{
+  if (!EROFS_(open("/child", O_CREAT | O_WRONLY, 0644)))
+    _exit(3);
+}
+
+/* readOnlyRootFilesystem: every write-type call on the root answers EROFS. */
+static void rofs(void)
+{
+  struct stat st;
+  CHECK(stat("/bin/t_sec", &st) == 0); /* setup: the program itself */
+  CHECK(EROFS_(open("/new", O_CREAT | O_WRONLY, 0644)));
+  CHECK(EROFS_(open("/new", O_CREAT | O_EXCL | O_RDONLY, 0644)));
+  CHECK(EROFS_(open("/tmp/new", O_CREAT | O_WRONLY | O_TRUNC, 0644)));
+  CHECK(EROFS_(open("/bin/t_sec", O_WRONLY)));
+  CHECK(EROFS_(open("/bin/t_sec", O_RDWR)));
+  CHECK(EROFS_(open("/bin/t_sec", O_RDONLY | O_TRUNC)));
+  CHECK(EROFS_(open("/bin/t_sec", O_WRONLY | O_APPEND)));
+  CHECK(EROFS_(open("/tmp", O_TMPFILE | O_WRONLY, 0600)));
+  CHECK(EROFS_(mkdir("/d", 0755)));
+  CHECK(EROFS_(mkdirat(AT_FDCWD, "/tmp/d", 0755)));
+  CHECK(EROFS_(rmdir("/tmp")));
+  CHECK(EROFS_(unlink("/bin/t_sec")));
+  CHECK(EROFS_(unlinkat(AT_FDCWD, "/bin/t_sec", 0)));
+  CHECK(EROFS_(rename("/bin/t_sec", "/bin/x")));
+  CHECK(EROFS_(link("/bin/t_sec", "/bin/x")));
+  CHECK(EROFS_(symlink("/bin/t_sec", "/x")));
+  CHECK(EROFS_(mknod("/fifo", S_IFIFO | 0644, 0)));
+  CHECK(EROFS_(chmod("/bin/t_sec", 0700)));
+  CHECK(EROFS_(chown("/bin/t_sec", 1, 1)));
+  CHECK(EROFS_(lchown("/bin/t_sec", 1, 1)));
+  CHECK(EROFS_(truncate("/bin/t_sec", 0)));
+  CHECK(EROFS_(utimes("/bin/t_sec", NULL)));
+  CHECK(EROFS_(utimensat(AT_FDCWD, "/bin/t_sec", NULL, 0)));
+  /* relative paths and ".." resolve to the same root */
+  CHECK(chdir("/tmp") == 0);
+  CHECK(EROFS_(open("../new", O_CREAT | O_WRONLY, 0644)));
+  CHECK(EROFS_(mkdir("sub", 0755)));
+  CHECK(EROFS_(open("/dev/shm/../../new", O_CREAT | O_WRONLY, 0644)));
+  /* descriptor forms on a file opened for reading */
+  int fd = open("/bin/t_sec", O_RDONLY);
+  CHECK(fd >= 0);
+  char c;
+  CHECK(read(fd, &c, 1) == 1);
+  CHECK(EROFS_(fchmod(fd, 0700)));
+  CHECK(EROFS_(fchown(fd, 1, 1)));
+  CHECK(EROFS_(futimens(fd, NULL)));
+  close(fd);
+  struct statfs sf;
+  CHECK(statfs("/", &sf) == 0);
+  CHECK(stat("/bin/t_sec", &st) == 0 && st.st_size > 0 && (st.st_mode & 07777) != 0700);
+  /* children inherit it */
+  int ws = in_child(rofs_child);
+  CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+  /* writable places: the /dev/shm tmpfs and devices */
+  fd = open("/dev/shm/f", O_CREAT | O_RDWR, 0600);
+  CHECK(fd >= 0);
+  CHECK(write(fd, "x", 1) == 1);
+  close(fd);
+  CHECK(mkdir("/dev/shm/d", 0755) == 0 && rmdir("/dev/shm/d") == 0);
+  CHECK(rename("/dev/shm/f", "/dev/shm/g") == 0 && unlink("/dev/shm/g") == 0);
+  fd = open("/dev/null", O_WRONLY);
+  CHECK(fd >= 0 && write(fd, "x", 1) == 1);
+  close(fd);
+  CHECK(root_mount_is("ro"));
+}
+
+/* The same writes without --read-only-root work (the test can fail). */
+static void rwfs(void)
+{
+  int fd = open("/tmp/rw", O_CREAT | O_WRONLY, 0644);
+  CHECK(fd >= 0);
+  CHECK(write(fd, "x", 1) == 1);
+  close(fd);
+  CHECK(chmod("/tmp/rw", 0600) == 0);
+  CHECK(truncate("/tmp/rw", 0) == 0);
+  CHECK(rename("/tmp/rw", "/tmp/rw2") == 0);
+  CHECK(mkdir("/tmp/d", 0755) == 0 && rmdir("/tmp/d") == 0);
+  CHECK(unlink("/tmp/rw2") == 0);
+  CHECK(root_mount_is("rw"));
+}
+
 int main(int argc, char **argv)
 {
   self = argv[0];
@@ -427,6 +536,10 @@ int main(int argc, char **argv)
     runtimedefault();
   else if (!strcmp(mode, "unconfined"))
     unconfined();
+  else if (!strcmp(mode, "rofs"))
+    rofs();
+  else if (!strcmp(mode, "rwfs"))
+    rwfs();
   else if (!strcmp(mode, "bench"))
     bench(argc > 2 ? atol(argv[2]) : 2000);
   else {
