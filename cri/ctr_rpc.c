@@ -504,6 +504,7 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                                     .no_new_privs = x.no_new_privs,
                                     .seccomp = x.seccomp,
                                     .seccomp_len = x.seccomp_len,
+                                    .readonly_rootfs = sc && sc->readonly_rootfs,
                                     .tty = c->tty,
                                     .stdin_open = c->stdin,
                                     .stdin_once = c->stdin && c->stdin_once,

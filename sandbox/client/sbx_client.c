@@ -388,6 +388,7 @@ static int sec_json(json_t *req, const struct sbx_container_spec *s)
   int r = json_object_set_new(req, "groups", g) |
           json_object_set_new(req, "seccomp", json_string(hex)) |
           json_object_set_new(req, "no_new_privs", json_boolean(s->no_new_privs)) |
+          json_object_set_new(req, "readonly_rootfs", json_boolean(s->readonly_rootfs)) |
           (s->caps_set ? json_object_set_new(req, "caps", json_string(caps)) : 0);
   free(hex);
   return r ? -1 : 0;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../guestkernel/abi/qk_abi.h" /* QK_SEC_* */
 #include "../kvm/vm.h"
 #include "pod_internal.h"
 
@@ -214,10 +215,11 @@ static void send_fds(int sock, int status, const int *fds, int n)
  * it all goes away with the last fd), mounts, and hands back the root and
  * the namespace. This process keeps both fds: the guest resolves paths
  * beneath the root, across the mounts. */
-static int open_root(const char *rootfs, json_t *mounts, int *rootfd, int *nsfd, q_error **err)
+static int open_root(const char *rootfs, json_t *mounts, bool ro, int *rootfd, int *nsfd,
+                     q_error **err)
 {
   *rootfd = *nsfd = -1;
-  if (!mounts || json_array_size(mounts) == 0) {
+  if (!ro && (!mounts || json_array_size(mounts) == 0)) {
     *rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     return *rootfd < 0 ? q_error_make(err, errno, "open rootfs %s", rootfs) : 0;
   }
@@ -246,6 +248,13 @@ static int open_root(const char *rootfs, json_t *mounts, int *rootfd, int *nsfd,
       send_fds(sv[1], st, NULL, 0);
       _exit(1);
     }
+    /* readOnlyRootFilesystem: the root becomes a mount of its own (bind on
+     * itself) made read-only after the bind mounts went in: the host kernel
+     * answers EROFS beneath it, its writable bind mounts stay writable. */
+    if (ro && mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+      send_fds(sv[1], -errno, NULL, 0);
+      _exit(1);
+    }
     int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) {
       send_fds(sv[1], -errno, NULL, 0);
@@ -262,6 +271,10 @@ static int open_root(const char *rootfs, json_t *mounts, int *rootfd, int *nsfd,
       }
     }
     close(root);
+    if (ro && mount(NULL, rootfs, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+      send_fds(sv[1], -errno, NULL, 0);
+      _exit(1);
+    }
     int fds[2] = {open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC),
                   open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)};
     if (fds[0] < 0 || fds[1] < 0) {
@@ -499,7 +512,12 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
       goto fail;
     }
   }
-  if ((r = open_root(rootfs, mounts, &c->rootfd, &c->mntns, err)) < 0)
+  bool ro_root = (c->sec.flags & QK_SEC_RO_ROOT) != 0, rw_mount = false;
+  for (size_t i = 0; ro_root && mounts && i < json_array_size(mounts); i++)
+    rw_mount |= !json_is_true(json_object_get(json_array_get(mounts, i), "ro"));
+  if (rw_mount) /* the guest cannot tell its writable mounts: the host mount enforces */
+    c->sec.flags = (c->sec.flags & ~QK_SEC_RO_ROOT) | QK_SEC_RO_ROOT_HOST;
+  if ((r = open_root(rootfs, mounts, ro_root, &c->rootfd, &c->mntns, err)) < 0)
     goto fail;
   c->tty = tty;
   if ((tty || json_is_true(json_object_get(req, "stdin"))) &&

@@ -86,6 +86,8 @@ struct sbx_container_spec {
   size_t seccomp_len;
   uint64_t memory_limit; /* bytes of guest memory (shared-VM mode), 0: none; beyond it the
                             allocating process is OOM-killed (status oom_killed) */
+  bool readonly_rootfs;  /* readOnlyRootFilesystem: the root answers EROFS, its
+                            writable bind mounts stay writable */
 };
 
 enum sbx_process_state { SBX_PROC_CREATED, SBX_PROC_RUNNING, SBX_PROC_EXITED };

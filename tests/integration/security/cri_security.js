@@ -3,7 +3,10 @@
 // the guest), an Unconfined one (keyctl reaches the kernel: ENOSYS), one
 // with runAsUser/runAsGroup/supplementalGroups/noNewPrivs and capabilities
 // dropped, a Localhost profile, and a Localhost path outside the seccomp
-// root refused. The checks run inside the guest (t_sec, bind-mounted from
+// root refused, and readOnlyRootFilesystem (t_sec rofs: every write to the
+// root EROFS in the guest; a shell in a read-only root with a writable
+// hostPath mount: `touch /x` fails with "Read-only file system", the mount
+// takes writes). The checks run inside the guest (t_sec, bind-mounted from
 // the host). Driven by cri_security.sh.
 'use strict';
 const { clients, call, check, done } = require(process.env.CRI_COMMON);
@@ -72,6 +75,22 @@ async function expectOk(podId, name, mode, sc) {
   await expectOk(podId, 'localhost', 'runtimedefault', {
     seccomp: { profile_type: 'Localhost', localhost_ref: `${T}/seccomp/profile.json` },
   });
+  await expectOk(podId, 'rofs', 'rofs', { readonly_rootfs: true });
+  // a read-only root with a writable hostPath mount: the host's read-only
+  // mount of the root enforces, the mount stays writable
+  const data = `${T}/rodata-${ROUND}`;
+  fs.mkdirSync(data, { recursive: true });
+  const sh = ctr('rofs-mount', 'rofs', { readonly_rootfs: true });
+  sh.command = ['sh', '-c', 'touch /x; echo hi >/data/f && cat /data/f; mkdir /y; grep " / " /proc/mounts'];
+  sh.mounts.push({ container_path: '/data', host_path: data });
+  const rm2 = await runOne(podId, sh);
+  check(!rm2.err, 'CreateContainer rofs-mount' + (rm2.err ? ` (${rm2.err.details})` : ''));
+  const lg = rm2.log || '';
+  check(/touch: \/x: Read-only file system/.test(lg) && /mkdir: can't create directory '\/y': Read-only file system/.test(lg),
+    `rofs-mount: writes to the root refused, log: ${lg.slice(-400)}`);
+  check(/ hi$/m.test(lg) && fs.readFileSync(`${data}/f`, 'utf8') === 'hi\n', `rofs-mount: the writable mount took the write, log: ${lg.slice(-400)}`);
+  check(/quarkfs ro,/.test(lg), `rofs-mount: /proc/mounts shows the root ro, log: ${lg.slice(-400)}`);
+  console.log(`ok   rofs-mount (${rm2.ms} ms): touch /x and mkdir /y: Read-only file system; /data writable; root ro in /proc/mounts`);
   const bad = await runOne(podId, ctr('outside', 'runtimedefault', {
     seccomp: { profile_type: 'Localhost', localhost_ref: `${T}/profile-outside.json` },
   }));
