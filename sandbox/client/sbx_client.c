@@ -368,6 +368,14 @@ static json_t *strv_json(const char *const *v)
   return a;
 }
 
+static json_t *strn_json(char *const *v, size_t n)
+{
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
 /* Groups, capabilities, no_new_privs and the seccomp program (hex). */
 static int sec_json(json_t *req, const struct sbx_container_spec *s)
 {
@@ -389,6 +397,9 @@ static int sec_json(json_t *req, const struct sbx_container_spec *s)
           json_object_set_new(req, "seccomp", json_string(hex)) |
           json_object_set_new(req, "no_new_privs", json_boolean(s->no_new_privs)) |
           json_object_set_new(req, "readonly_rootfs", json_boolean(s->readonly_rootfs)) |
+          json_object_set_new(req, "masked_paths", strn_json(s->masked_paths, s->n_masked_paths)) |
+          json_object_set_new(req, "readonly_paths",
+                              strn_json(s->readonly_paths, s->n_readonly_paths)) |
           (s->caps_set ? json_object_set_new(req, "caps", json_string(caps)) : 0);
   free(hex);
   return r ? -1 : 0;

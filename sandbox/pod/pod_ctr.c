@@ -188,6 +188,105 @@ static int bind_one(int root, const char *src, const char *dst, bool ro)
   return r;
 }
 
+/* Paths the guest kernel serves itself (/proc, /sys, /dev): masked and
+ * read-only paths there are the guest's (its /proc and /sys are read-only
+ * and have none of the OCI default masked entries). */
+static bool guest_path(const char *p)
+{
+  static const char *const pre[] = {"/proc", "/sys", "/dev"};
+  for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++) {
+    size_t n = strlen(pre[i]);
+    if (!strncmp(p, pre[i], n) && (p[n] == 0 || p[n] == '/'))
+      return true;
+  }
+  return false;
+}
+
+/* OCI read-only path: bound on itself, then remounted read-only (the host
+ * kernel answers EROFS). A path that does not exist is skipped. */
+static int ro_one(int root, const char *dst)
+{
+  char proc[64];
+  int t = openat2_in_root(root, dst, O_PATH, 0);
+  if (t == -ENOENT)
+    return 0;
+  if (t < 0)
+    return t;
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", t);
+  int r = mount(proc, proc, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
+  close(t);
+  if (r < 0)
+    return r;
+  if ((t = openat2_in_root(root, dst, O_PATH, 0)) < 0) /* the new mount */
+    return t;
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", t);
+  r = mount(NULL, proc, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0 ? -errno : 0;
+  close(t);
+  return r;
+}
+
+/* OCI masked path: a file gets a bind of an empty file, a directory of an
+ * empty directory, both read-only (runc uses /dev/null and a tmpfs: the
+ * jail's seccomp allows no new filesystem, and the host refuses to open a
+ * device node for the guest). The empty file is made in the root and
+ * unlinked once bound (the binds keep it); the empty directory
+ * ".quark-masked" is made inside the first masked directory, which the
+ * bind then covers: nothing shows in the container. A path that does not
+ * exist is skipped. Child process only. */
+static int mask_one(int root, const char *dst, int empty_file, int *empty_dir)
+{
+  int t = openat2_in_root(root, dst, O_PATH | O_NOFOLLOW, 0);
+  if (t == -ENOENT)
+    return 0;
+  if (t < 0)
+    return t;
+  struct stat st;
+  char proc[64], src[64];
+  int r = fstat(t, &st) < 0 ? -errno : 0;
+  if (!r && S_ISDIR(st.st_mode) && *empty_dir < 0) {
+    if (mkdirat(t, ".quark-masked", 0555) < 0 && errno != EEXIST)
+      r = -errno;
+    else {
+      char sub[PATH_MAX];
+      snprintf(sub, sizeof sub, "%s/.quark-masked", dst);
+      *empty_dir = openat2_in_root(root, sub, O_PATH | O_DIRECTORY, 0);
+      r = *empty_dir < 0 ? *empty_dir : 0;
+    }
+  }
+  if (r || S_ISLNK(st.st_mode)) {
+    close(t);
+    return r;
+  }
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", t);
+  snprintf(src, sizeof src, "/proc/self/fd/%d", S_ISDIR(st.st_mode) ? *empty_dir : empty_file);
+  r = mount(src, proc, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
+  close(t);
+  if (r < 0)
+    return r;
+  if ((t = openat2_in_root(root, dst, O_PATH | O_NOFOLLOW, 0)) < 0) /* the new mount */
+    return t;
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", t);
+  r = mount(NULL, proc, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0 ? -errno : 0;
+  close(t);
+  return r;
+}
+
+/* The empty file of mask_one, made in the root under name (unlinked by
+ * the caller after the binds). Child process only. */
+static int mask_file(int root, const char *name)
+{
+  /* the flags make_mountpoint uses (the jail's seccomp allows those) */
+  int f = openat(root, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444);
+  if (f < 0)
+    return -errno;
+  struct stat st;
+  if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0) { /* the image's own */
+    close(f);
+    return -EEXIST;
+  }
+  return f;
+}
+
 static void send_fds(int sock, int status, const int *fds, int n)
 {
   union {
@@ -215,11 +314,12 @@ static void send_fds(int sock, int status, const int *fds, int n)
  * it all goes away with the last fd), mounts, and hands back the root and
  * the namespace. This process keeps both fds: the guest resolves paths
  * beneath the root, across the mounts. */
-static int open_root(const char *rootfs, json_t *mounts, bool ro, int *rootfd, int *nsfd,
-                     q_error **err)
+static int open_root(const char *rootfs, json_t *mounts, bool ro, json_t *masked, json_t *ropaths,
+                     int *rootfd, int *nsfd, q_error **err)
 {
   *rootfd = *nsfd = -1;
-  if (!ro && (!mounts || json_array_size(mounts) == 0)) {
+  if (!ro && json_array_size(mounts) == 0 && json_array_size(masked) == 0 &&
+      json_array_size(ropaths) == 0) {
     *rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     return *rootfd < 0 ? q_error_make(err, errno, "open rootfs %s", rootfs) : 0;
   }
@@ -270,6 +370,41 @@ static int open_root(const char *rootfs, json_t *mounts, bool ro, int *rootfd, i
         _exit(1);
       }
     }
+    /* OCI readonly paths, then masked paths (after the bind mounts, so
+     * they apply inside them too); paths the guest serves are its own. */
+    json_array_foreach(ropaths, i, m)
+    {
+      const char *dst = json_string_value(m);
+      if (guest_path(dst))
+        continue;
+      if ((st = ro_one(root, dst)) < 0) {
+        send_fds(sv[1], st * 1000 - 900, NULL, 0);
+        _exit(1);
+      }
+    }
+    int mfile = -1, mdir = -1;
+    char mname[64];
+    snprintf(mname, sizeof mname, ".quark-mask-%d", (int)getpid());
+    json_array_foreach(masked, i, m)
+    {
+      const char *dst = json_string_value(m);
+      if (guest_path(dst))
+        continue;
+      if (mfile < 0 && (mfile = mask_file(root, mname)) < 0) {
+        send_fds(sv[1], mfile * 1000 - 902, NULL, 0);
+        _exit(1);
+      }
+      if ((st = mask_one(root, dst, mfile, &mdir)) < 0) {
+        send_fds(sv[1], st * 1000 - 901, NULL, 0);
+        _exit(1);
+      }
+    }
+    if (mfile >= 0) { /* the binds keep it */
+      unlinkat(root, mname, 0);
+      close(mfile);
+    }
+    if (mdir >= 0)
+      close(mdir);
     close(root);
     if (ro && mount(NULL, rootfs, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
       send_fds(sv[1], -errno, NULL, 0);
@@ -314,6 +449,12 @@ static int open_root(const char *rootfs, json_t *mounts, bool ro, int *rootfd, i
   int e = -st / 1000, idx = -st % 1000;
   if (e == 0)
     return q_error_make(err, -st, "private mount namespace for %s", rootfs);
+  if (idx >= 900 && idx <= 902)
+    return q_error_make(err, e, "%s path of %s",
+                        idx == 900   ? "read-only"
+                        : idx == 901 ? "masked"
+                                     : "masked (an empty file for)",
+                        rootfs);
   m = json_array_get(mounts, (size_t)idx);
   return q_error_make(err, e, "bind mount %s on %s",
                       m ? json_string_value(json_object_get(m, "src")) : "?",
@@ -517,7 +658,26 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
     rw_mount |= !json_is_true(json_object_get(json_array_get(mounts, i), "ro"));
   if (rw_mount) /* the guest cannot tell its writable mounts: the host mount enforces */
     c->sec.flags = (c->sec.flags & ~QK_SEC_RO_ROOT) | QK_SEC_RO_ROOT_HOST;
-  if ((r = open_root(rootfs, mounts, ro_root, &c->rootfd, &c->mntns, err)) < 0)
+  json_t *masked = json_object_get(req, "masked_paths"),
+         *ropaths = json_object_get(req, "readonly_paths");
+  json_t *lists[2] = {masked, ropaths};
+  for (int l = 0; l < 2; l++) {
+    size_t i;
+    json_t *v;
+    if (lists[l] && !json_is_array(lists[l])) {
+      r = q_error_make(err, EINVAL, "%s: an array wanted", l ? "readonly_paths" : "masked_paths");
+      goto fail;
+    }
+    json_array_foreach(lists[l], i, v)
+    {
+      if (!json_is_string(v) || json_string_value(v)[0] != '/') {
+        r = q_error_make(err, EINVAL, "%s[%zu]: an absolute path wanted",
+                         l ? "readonly_paths" : "masked_paths", i);
+        goto fail;
+      }
+    }
+  }
+  if ((r = open_root(rootfs, mounts, ro_root, masked, ropaths, &c->rootfd, &c->mntns, err)) < 0)
     goto fail;
   c->tty = tty;
   if ((tty || json_is_true(json_object_get(req, "stdin"))) &&

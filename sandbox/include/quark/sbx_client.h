@@ -88,6 +88,13 @@ struct sbx_container_spec {
                             allocating process is OOM-killed (status oom_killed) */
   bool readonly_rootfs;  /* readOnlyRootFilesystem: the root answers EROFS, its
                             writable bind mounts stay writable */
+  /* OCI masked and read-only paths (CRI security_context masked_paths,
+   * readonly_paths): n strings each; paths under /proc, /sys and /dev are
+   * the guest kernel's (read-only, without the OCI default entries). */
+  char *const *masked_paths;
+  size_t n_masked_paths;
+  char *const *readonly_paths;
+  size_t n_readonly_paths;
 };
 
 enum sbx_process_state { SBX_PROC_CREATED, SBX_PROC_RUNNING, SBX_PROC_EXITED };

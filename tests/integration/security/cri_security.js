@@ -6,7 +6,9 @@
 // root refused, and readOnlyRootFilesystem (t_sec rofs: every write to the
 // root EROFS in the guest; a shell in a read-only root with a writable
 // hostPath mount: `touch /x` fails with "Read-only file system", the mount
-// takes writes). The checks run inside the guest (t_sec, bind-mounted from
+// takes writes), OCI masked paths (a file reads empty, a directory is
+// empty, both read-only) and read-only paths (EROFS) with the CRI defaults
+// under /proc and /sys. The checks run inside the guest (t_sec, bind-mounted from
 // the host). Driven by cri_security.sh.
 'use strict';
 const { clients, call, check, done } = require(process.env.CRI_COMMON);
@@ -91,6 +93,25 @@ async function expectOk(podId, name, mode, sc) {
   check(/ hi$/m.test(lg) && fs.readFileSync(`${data}/f`, 'utf8') === 'hi\n', `rofs-mount: the writable mount took the write, log: ${lg.slice(-400)}`);
   check(/quarkfs ro,/.test(lg), `rofs-mount: /proc/mounts shows the root ro, log: ${lg.slice(-400)}`);
   console.log(`ok   rofs-mount (${rm2.ms} ms): touch /x and mkdir /y: Read-only file system; /data writable; root ro in /proc/mounts`);
+  // OCI masked and read-only paths: the CRI defaults (guest /proc and /sys:
+  // none of the masked entries, read-only) plus paths in the image
+  const MASKED = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
+    '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+    '/sys/devices/virtual/powercap'];
+  const RO = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+  const mk = ctr('masked', 'rofs', {
+    masked_paths: [...MASKED, '/etc/passwd', '/root', '/no/such/path'], readonly_paths: [...RO, '/tmp'],
+  });
+  mk.command = ['sh', '-c', 'echo P=$(wc -c </etc/passwd) V=$(ls -A /root | wc -l) G=$(wc -c </etc/group) D=$(test -d /root && echo dir); ' +
+    'touch /tmp/x; touch /root/x; echo x >/etc/passwd; echo x >/proc/sys/kernel/hostname; ls -a / /root; ls /proc/kcore; echo end'];
+  const mr = await runOne(podId, mk);
+  check(!mr.err, 'CreateContainer masked' + (mr.err ? ` (${mr.err.details})` : ''));
+  const ml = mr.log || '';
+  check(/P=0 V=0 G=[1-9]\d* D=dir/.test(ml) && !/ls: \/root/.test(ml) && !/quark-mask/.test(ml), `masked: /etc/passwd and /root read empty, /etc/group not, log: ${ml.slice(-500)}`);
+  check(/touch: \/tmp\/x: Read-only file system/.test(ml), `masked: /tmp read-only, log: ${ml.slice(-500)}`);
+  check(!/kcore\n[^]*end/.test(ml.replace(/.*No such file.*\n/g, '')) && /No such file/.test(ml), `masked: /proc/kcore absent, log: ${ml.slice(-500)}`);
+  console.log(ml.replace(/^\S+ (stdout|stderr) F /gm, '    '));
+  console.log(`ok   masked (${mr.ms} ms): masked /etc/passwd and /root read empty, /tmp read-only, /proc defaults absent or read-only`);
   const bad = await runOne(podId, ctr('outside', 'runtimedefault', {
     seccomp: { profile_type: 'Localhost', localhost_ref: `${T}/profile-outside.json` },
   }));
