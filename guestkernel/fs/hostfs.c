@@ -275,10 +275,16 @@ static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **
     return r;
   if (proc_route(abs))
     return qk_proc_open(abs, flags, out);
-  /* A read-only root (readOnlyRootFilesystem): no write, create or truncate. */
+  /* A read-only root (readOnlyRootFilesystem): no write, create or
+   * truncate; O_CREAT alone opens an existing file as Linux does. */
+  bool ro_create = false;
   if (!(flags & L_O_PATH) && (flags & (L_O_ACCMODE | L_O_CREAT | L_O_TRUNC)) &&
-      (r = qk_sec_fs_write(abs)) < 0)
-    return r;
+      (r = qk_sec_fs_write(abs)) < 0) {
+    if (flags & (L_O_ACCMODE | L_O_TRUNC | L_O_EXCL))
+      return r;
+    flags &= ~L_O_CREAT;
+    ro_create = true;
+  }
   uint64_t len, gpa = path_gpa(abs, &len);
   /* open(2) ignores flags it does not know, openat2 on the host refuses
    * them: send only the meaningful ones (O_LARGEFILE is implied on 64-bit,
@@ -287,6 +293,8 @@ static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **
                               L_O_APPEND | L_O_NONBLOCK | L_O_DSYNC | L_O_DIRECTORY |
                               L_O_NOFOLLOW | L_O_SYNC | L_O_PATH | L_O_NOATIME | L_O_TMPFILE;
   int64_t hfd = qk_qcall(QK_OP_OPENAT, qk_root_hfd(), gpa, len, (uint64_t)flags & host_flags, mode, 0);
+  if (hfd == -QK_ENOENT && ro_create)
+    return -QK_EROFS;
   if (hfd == -QK_ENOENT && !(flags & L_O_NOFOLLOW)) {
     char *p = link_into_proc(abs);
     if (p) {

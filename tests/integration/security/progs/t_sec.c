@@ -450,6 +450,10 @@ static void rofs(void)
   CHECK(self[0] == '/' && stat(self, &st) == 0); /* setup: the program itself (absolute) */
   CHECK(EROFS_(open("/new", O_CREAT | O_WRONLY, 0644)));
   CHECK(EROFS_(open("/new", O_CREAT | O_EXCL | O_RDONLY, 0644)));
+  CHECK(EROFS_(open("/new", O_CREAT | O_RDONLY, 0644)));
+  int cfd = open(self, O_CREAT | O_RDONLY, 0644); /* exists: opens, as on Linux */
+  CHECK(cfd >= 0);
+  close(cfd);
   CHECK(EROFS_(open("/tmp/new", O_CREAT | O_WRONLY | O_TRUNC, 0644)));
   CHECK(EROFS_(open(self, O_WRONLY)));
   CHECK(EROFS_(open(self, O_RDWR)));
