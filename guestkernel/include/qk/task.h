@@ -7,10 +7,10 @@
  * (CLONE_VM), the descriptor table (CLONE_FILES) and the fs context
  * (CLONE_FS: cwd, umask).
  *
- * Scheduling is cooperative on vCPU 0 (the sandbox has no timer or IPI to
- * offer yet, see qk_arch_timer_arm): a task runs until it blocks, yields,
- * exits, or has made QK_SLICE_SYSCALLS syscalls / run QK_SLICE_NS since it
- * was picked. No per-task kernel stack: a syscall that must wait parks its
+ * Scheduling runs every task on vCPU 0 (no SMP yet): a task runs until it
+ * blocks, yields, exits, has made QK_SLICE_SYSCALLS syscalls / run
+ * QK_SLICE_NS since it was picked, or is preempted by the x2APIC timer at the
+ * end of its slice while another task is runnable (task/sched.c, arch/). No per-task kernel stack: a syscall that must wait parks its
  * task with the syscall's registers saved (qk_block) and the scheduler runs
  * the syscall again from the start when the task is woken ("restart"
  * model). Handlers that block must therefore be restartable: everything
