@@ -258,7 +258,9 @@ static void run_usage(void)
   fprintf(stderr, "usage: quark run [--name NAME] [--env K=V]... [--workdir DIR] [--log-dir DIR]\n"
                   "                 [--handler H] [--keep] IMAGE [-- COMMAND [ARG...]]\n"
                   "Runs IMAGE in a new pod (one VM), streams its output, removes the pod (unless\n"
-                  "--keep) and exits with the container's exit code (125 when quark failed).\n");
+                  "--keep) and exits with the container's exit code (125 when quark failed).\n"
+                  "The log goes to DIR/main-<id>.log with --log-dir, else to\n"
+                  "/var/log/quark/pods/quark_<name>_<uid>/main.log.\n");
 }
 
 static void remove_pod(const struct quark_cli *cli, const char *pod_id)
@@ -370,6 +372,7 @@ int quark_cmd_run(struct quark_cli *cli, int argc, char **argv)
   }
   snprintf(uid, sizeof(uid), "%.8s-%.4s-%.4s-%.4s-%.12s", rnd + 8, rnd + 16, rnd + 20, rnd + 24,
            rnd + 28);
+  bool dir_given = log_dir != NULL;
   if (!log_dir) {
     snprintf(dir_buf, sizeof(dir_buf), "/var/log/quark/pods/quark_%s_%s", name, uid);
     log_dir = dir_buf;
@@ -416,7 +419,12 @@ int quark_cmd_run(struct quark_cli *cli, int argc, char **argv)
   ccfg.envs = envs;
   ccfg.n_envs = n_env;
   ccfg.working_dir = (char *)(workdir ? workdir : "");
-  ccfg.log_path = "main.log";
+  /* A --log-dir is the user's and may hold earlier runs' logs: a file of
+   * this run's own, else its output would follow theirs (the log is
+   * appended to, as kubelet's per-pod directories expect). */
+  char log_name[32];
+  snprintf(log_name, sizeof(log_name), dir_given ? "main-%.8s.log" : "main.log", rnd + 40);
+  ccfg.log_path = log_name;
   Runtime__V1__CreateContainerRequest creq = RUNTIME__V1__CREATE_CONTAINER_REQUEST__INIT;
   creq.pod_sandbox_id = pod_id;
   creq.config = &ccfg;
