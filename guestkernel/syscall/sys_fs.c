@@ -135,6 +135,13 @@ int64_t sys_open(uint64_t upath, uint64_t flags, uint64_t mode, uint64_t a3, uin
   return do_open(L_AT_FDCWD, upath, flags, mode);
 }
 
+/* creat(2): open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
+int64_t sys_creat(uint64_t upath, uint64_t mode, uint64_t a2, uint64_t a3, uint64_t a4,
+                  uint64_t a5)
+{
+  return do_open(L_AT_FDCWD, upath, L_O_CREAT | L_O_WRONLY | L_O_TRUNC, mode);
+}
+
 int64_t sys_openat(uint64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode, uint64_t a4,
                    uint64_t a5)
 {

@@ -508,3 +508,11 @@ int64_t sys_prctl(ARGS)
   }
 }
 
+
+/* rseq: not offered. glibc registers it at every process and thread start
+ * and carries on without it on ENOSYS, so this answers ENOSYS without the
+ * once-per-run "unimplemented syscall" warning (README: guest syscalls). */
+int64_t sys_rseq(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+  return -QK_ENOSYS;
+}

@@ -1,3 +1,3 @@
 /* Syscalls of one area (scheduling and processes beyond the core list in table.c): X(number, name) for each, with
  * sys_<name> defined in that area's sources. Included by table.c only. */
-#define QK_SYSCALLS_TASK(X)
+#define QK_SYSCALLS_TASK(X) X(334, rseq)

@@ -68,6 +68,20 @@ static void writes(void)
   mkdir("/tmp/w", 0755);
   put("/tmp/w/a", "alpha");
   put("/tmp/w/b", "beta");
+  /* creat(2): O_CREAT|O_WRONLY|O_TRUNC (it answered ENOSYS before) */
+  mode_t um = umask(0);
+  umask(um);
+  int cfd = (int)rs(SYS_creat, (long)"/tmp/w/c", 0640, 0, 0, 0, 0);
+  CHECK(cfd >= 0);
+  if (cfd >= 0) {
+    CHECK_EQ(write(cfd, "xy", 2), 2);
+    CHECK_EQ(read(cfd, &st, 1), -1); /* write-only */
+    close(cfd);
+  }
+  CHECK_EQ(stat("/tmp/w/c", &st), 0);
+  CHECK_EQ(st.st_size, 2);
+  CHECK_EQ(st.st_mode & 07777, 0640 & ~um);
+  CHECK_EQ(unlink("/tmp/w/c"), 0);
   /* rename, renameat, renameat2 */
   CHECK_EQ(rs(SYS_rename, (long)"/tmp/w/a", (long)"/tmp/w/a2", 0, 0, 0, 0), 0);
   CHECK(is("/tmp/w/a2", "alpha"));
