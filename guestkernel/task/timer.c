@@ -305,7 +305,7 @@ static void itimer_get(struct ptimer *pt, struct l_itimerval *v)
 int64_t sys_getitimer(ARGS)
 {
   if (a0 == 1 || a0 == 2)
-    return -QK_EINVAL; /* ITIMER_VIRTUAL, ITIMER_PROF: not implemented (README) */
+    return -QK_ENOSYS; /* ITIMER_VIRTUAL, ITIMER_PROF: no CPU-time accounting drives them */
   if (a0 != 0)
     return -QK_EINVAL;
   struct l_itimerval v;
@@ -315,8 +315,10 @@ int64_t sys_getitimer(ARGS)
 
 int64_t sys_setitimer(ARGS)
 {
+  if (a0 == 1 || a0 == 2)
+    return -QK_ENOSYS; /* ITIMER_VIRTUAL, ITIMER_PROF: no CPU-time accounting drives them */
   if (a0 != 0)
-    return -QK_EINVAL; /* ITIMER_VIRTUAL, ITIMER_PROF: not implemented (README) */
+    return -QK_EINVAL;
   struct l_itimerval nv;
   memset(&nv, 0, sizeof(nv));
   if (a1 && qk_copy_from_user(&nv, a1, sizeof(nv)))
@@ -376,7 +378,7 @@ int64_t sys_timer_create(ARGS)
 {
   int clock = (int)a0;
   if (clock == 2 || clock == 3 || clock < 0)
-    return -QK_EINVAL; /* CPU-time clocks: not implemented (README) */
+    return -QK_ENOSYS; /* CPU-time clocks (process, thread, per-pid): not offered */
   if (clock == 8 || clock == 9)
     return -QK_EPERM; /* the _ALARM clocks need CAP_WAKE_ALARM */
   if (!qk_timer_clock_ok(clock))
