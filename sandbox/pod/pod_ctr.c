@@ -719,12 +719,14 @@ fail:
   return r;
 }
 
-/* Under p->lock: a guest for argv in c's root. */
-static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t argc, int stdin_fd,
-                     void *sink_ctx, ssize_t (*sink)(void *, int, const struct iovec *, int),
-                     struct sbx_guest **g, q_error **err)
+/* The guest configuration every VM of the pod shares for container c running
+ * argv: the pod's kernel, memory and vCPUs, c's root, environment, cwd and
+ * ids; with_sec adds c's security settings (its groups, capabilities and
+ * seccomp program, jail/guest_sec.h). Callers add stdio and callbacks. */
+void pod_guest_config(const struct pod *p, const struct ctr *c, char *const *argv, size_t argc,
+                      bool with_sec, struct sbx_guest_config *gc)
 {
-  struct sbx_guest_config gc = {
+  *gc = (struct sbx_guest_config){
       .kernel = p->kernel,
       .rootfd = c->rootfd,
       .argv = (const char *const *)argv,
@@ -734,21 +736,33 @@ static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t arg
       .cwd = c->cwd,
       .uid = c->uid,
       .gid = c->gid,
-      .sec_flags = c->sec.flags, /* jail/guest_sec.h */
-      .caps = c->sec.caps,
-      .groups = c->sec.ngroups ? c->sec.groups : NULL,
-      .ngroups = c->sec.ngroups,
-      .seccomp = c->sec.bpf,
-      .seccomp_len = c->sec.bpf_len,
       .mem_bytes = p->mem_bytes,
       .vcpus = p->vcpus,
       .kernel_worker = p->kernel_worker,
       .hostname = p->hostname,
       .pod_id = p->id,
-      .stdio = {stdin_fd, -1, -1},
-      .sink_ctx = sink_ctx,
-      .sink = sink,
+      .stdio = {-1, -1, -1},
   };
+  if (with_sec) {
+    gc->sec_flags = c->sec.flags;
+    gc->caps = c->sec.caps;
+    gc->groups = c->sec.ngroups ? c->sec.groups : NULL;
+    gc->ngroups = c->sec.ngroups;
+    gc->seccomp = c->sec.bpf;
+    gc->seccomp_len = c->sec.bpf_len;
+  }
+}
+
+/* Under p->lock: a guest for argv in c's root. */
+static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t argc, int stdin_fd,
+                     void *sink_ctx, ssize_t (*sink)(void *, int, const struct iovec *, int),
+                     struct sbx_guest **g, q_error **err)
+{
+  struct sbx_guest_config gc;
+  pod_guest_config(p, c, argv, argc, true, &gc);
+  gc.stdio[0] = stdin_fd;
+  gc.sink_ctx = sink_ctx;
+  gc.sink = sink;
   return sbx_guest_create(&gc, g, err);
 }
 
@@ -1263,23 +1277,12 @@ int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int 
   } else if (c->state != CTR_RUNNING) {
     r = q_error_make(err, EBUSY, "container %s is not running", id);
   } else {
-    struct sbx_guest_config gc = {
-        .kernel = p->kernel,
-        .rootfd = c->rootfd,
-        .argv = (const char *const *)argv,
-        .argc = argc,
-        .envp = (const char *const *)c->envp,
-        .envc = c->envc,
-        .cwd = c->cwd,
-        .uid = c->uid,
-        .gid = c->gid,
-        .mem_bytes = p->mem_bytes,
-        .vcpus = p->vcpus,
-        .kernel_worker = p->kernel_worker,
-        .hostname = p->hostname,
-        .pod_id = p->id,
-        .stdio = {sp[0][1], sp[1][1], sp[2][1]},
-    };
+    /* With the container's security settings, as every other exec. */
+    struct sbx_guest_config gc;
+    pod_guest_config(p, c, argv, argc, true, &gc);
+    gc.stdio[0] = sp[0][1];
+    gc.stdio[1] = sp[1][1];
+    gc.stdio[2] = sp[2][1];
     r = sbx_guest_create(&gc, &x->guest, err);
   }
   if (r == 0) {

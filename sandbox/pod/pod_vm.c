@@ -387,26 +387,13 @@ static int vm_get(struct pod *p, struct ctr *c, struct pod_vm **out, q_error **e
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&vm->cond, &ca);
   pthread_condattr_destroy(&ca);
-  struct sbx_guest_config gc = {
-      .kernel = p->kernel,
-      .rootfd = c->rootfd,
-      .argv = (const char *const *)c->argv,
-      .argc = c->argc,
-      .envp = (const char *const *)c->envp,
-      .envc = c->envc,
-      .cwd = c->cwd,
-      .uid = c->uid,
-      .gid = c->gid,
-      .mem_bytes = p->mem_bytes,
-      .vcpus = p->vcpus,
-      .kernel_worker = p->kernel_worker,
-      .hostname = p->hostname,
-      .pod_id = p->id,
-      .stdio = {-1, -1, -1},
-      .pod_vm = true,
-      .ctl_ctx = vm,
-      .on_ctl_event = vm_event,
-  };
+  /* The VM's boot process is the built-in idle loop: the containers'
+   * security settings travel with each CREATE, not here. */
+  struct sbx_guest_config gc;
+  pod_guest_config(p, c, c->argv, c->argc, false, &gc);
+  gc.pod_vm = true;
+  gc.ctl_ctx = vm;
+  gc.on_ctl_event = vm_event;
   int r = sbx_guest_create(&gc, &vm->g, err);
   if (r < 0) {
     free(vm);
