@@ -56,8 +56,8 @@ static int openat2_in(int dirfd, const char *path, uint64_t flags)
 }
 
 /* The parent directory (O_PATH, resolved in the root) of a guest path and
- * its last component. Trailing slashes are dropped. */
-static int open_parent(const struct sbx_fs_ctx *c, uint64_t dirh, uint64_t gpa, uint64_t len,
+ * its last component. Trailing slashes are dropped. (ops_fs.h) */
+int sbx_fs_open_parent(const struct sbx_fs_ctx *c, uint64_t dirh, uint64_t gpa, uint64_t len,
                        char base[NAME_MAX + 1])
 {
   int dirfd = c->hfd_get(c->q, dirh);
@@ -140,10 +140,10 @@ static int64_t op_renameat(const struct sbx_fs_ctx *c, const uint64_t *a)
   if (a[5] & ~(uint64_t)(QK_RENAME_NOREPLACE | QK_RENAME_EXCHANGE))
     return -EINVAL; /* no RENAME_WHITEOUT: it creates a device node */
   char ob[NAME_MAX + 1], nb[NAME_MAX + 1];
-  int ofd = open_parent(c, a[0], a[1], a[2], ob);
+  int ofd = sbx_fs_open_parent(c, a[0], a[1], a[2], ob);
   if (ofd < 0)
     return ofd;
-  int nfd = open_parent(c, a[0], a[3], a[4], nb);
+  int nfd = sbx_fs_open_parent(c, a[0], a[3], a[4], nb);
   if (nfd < 0) {
     close(ofd);
     return nfd;
@@ -162,10 +162,10 @@ static int64_t op_linkat(const struct sbx_fs_ctx *c, const uint64_t *a)
   if (a[5] & ~(uint64_t)QK_AT_SYMLINK_FOLLOW)
     return -EINVAL;
   char ob[NAME_MAX + 1], nb[NAME_MAX + 1];
-  int ofd = open_parent(c, a[0], a[1], a[2], ob);
+  int ofd = sbx_fs_open_parent(c, a[0], a[1], a[2], ob);
   if (ofd < 0)
     return ofd;
-  int nfd = open_parent(c, a[0], a[3], a[4], nb);
+  int nfd = sbx_fs_open_parent(c, a[0], a[3], a[4], nb);
   if (nfd < 0) {
     close(ofd);
     return nfd;
@@ -216,7 +216,7 @@ static int64_t op_symlinkat(const struct sbx_fs_ctx *c, const uint64_t *a)
   if (!target[0])
     return -ENOENT;
   char base[NAME_MAX + 1];
-  int pfd = open_parent(c, a[0], a[3], a[4], base);
+  int pfd = sbx_fs_open_parent(c, a[0], a[3], a[4], base);
   if (pfd < 0)
     return pfd;
   long s = not_an_entry(base) ? (errno = EEXIST, -1) : symlinkat(target, pfd, base);
@@ -309,7 +309,7 @@ static int64_t op_mknodat(const struct sbx_fs_ctx *c, const uint64_t *a)
   if (!S_ISFIFO(mode) && !S_ISREG(mode))
     return S_ISCHR(mode) || S_ISBLK(mode) ? -EPERM : -EINVAL; /* sockets are bound, not made */
   char base[NAME_MAX + 1];
-  int pfd = open_parent(c, a[0], a[1], a[2], base);
+  int pfd = sbx_fs_open_parent(c, a[0], a[1], a[2], base);
   if (pfd < 0)
     return pfd;
   long r =

@@ -28,6 +28,13 @@ struct sbx_fs_ctx {
   int (*hfd_get)(struct sbx_qcall *q, uint64_t h);
 };
 
+/* The parent directory of the guest path (gpa, len) beneath handle dirh, as
+ * an O_PATH fd resolved in the root, and its last component in base (""
+ * for the root itself; trailing slashes dropped). -errno on failure. Shared
+ * by every opcode that names a directory entry. */
+int sbx_fs_open_parent(const struct sbx_fs_ctx *c, uint64_t dirh, uint64_t gpa, uint64_t len,
+                       char base[256]);
+
 /* Serves one filesystem write opcode; -ENOSYS for any other op. */
 int64_t sbx_qcall_fs(const struct sbx_fs_ctx *c, uint32_t op, const uint64_t *a);
 

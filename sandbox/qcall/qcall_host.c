@@ -176,32 +176,12 @@ static int open_path(struct sbx_qcall *q, uint64_t dirh, uint64_t gpa, uint64_t 
   return openat2_in(dirfd, path, O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0), 0);
 }
 
-/* Parent directory (O_PATH) and last component of path beneath dir hfd. */
+/* Parent directory (O_PATH) and last component of path beneath dir hfd:
+ * the file ops' resolver (ops_fs.h), one implementation for every op. */
 static int open_parent(struct sbx_qcall *q, uint64_t dirh, uint64_t gpa, uint64_t len, char base[NAME_MAX + 1])
 {
-  int dirfd = hfd_get(q, dirh);
-  if (dirfd < 0)
-    return dirfd;
-  char path[QK_QCALL_MAX_PATH + 1];
-  int r = read_path(q, gpa, len, path);
-  if (r < 0)
-    return r;
-  size_t n = strlen(path);
-  while (n > 1 && path[n - 1] == '/')
-    path[--n] = 0;
-  if (!n)
-    return -ENOENT;
-  char *slash = strrchr(path, '/');
-  const char *b = slash ? slash + 1 : path;
-  if (strlen(b) > NAME_MAX)
-    return -ENAMETOOLONG;
-  memcpy(base, b, strlen(b) + 1);
-  if (!slash)
-    return openat2_in(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-  if (slash == path)
-    return openat2_in(dirfd, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-  *slash = 0;
-  return openat2_in(dirfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  const struct sbx_fs_ctx fc = {q, q->cfg.mem, hfd_get};
+  return sbx_fs_open_parent(&fc, dirh, gpa, len, base);
 }
 
 static int64_t neg(long r) { return r < 0 ? -errno : r; }
