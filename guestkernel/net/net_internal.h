@@ -8,6 +8,15 @@
 
 #include <qk/fs.h>
 
+/* Helpers of the socket layer (socket.c) that tsor.c shares. */
+/* Another task could use the vCPU (a blocking call then must not make the
+ * host wait for its socket). */
+bool qk_net_others_runnable(void);
+/* Moves a scatter list's head past n bytes (cur: its first segment). */
+void qk_net_uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n);
+/* SIGPIPE to the calling thread (a send on a closed stream without MSG_NOSIGNAL). */
+void qk_net_raise_sigpipe(void);
+
 /* AF_UNIX stream pairs served in the guest (unix.c). */
 bool qk_unix_is(struct qk_file *f);
 /* socketpair(AF_UNIX, SOCK_STREAM): two connected ends, flags L_O_NONBLOCK. */

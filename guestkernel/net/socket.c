@@ -91,13 +91,16 @@ static bool nonblocking(struct qk_file *f, uint64_t flags)
  * meanwhile (the host then waits a little instead of answering -EAGAIN). */
 static uint64_t host_wait(bool nb)
 {
-  if (nb)
-    return 0;
+  return nb || qk_net_others_runnable() ? 0 : QK_NET_WAIT;
+}
+
+bool qk_net_others_runnable(void)
+{
   struct qk_task *cur = qk_current();
   for (struct qk_task *t = qk_all_tasks; t; t = t->next_all)
     if (t != cur && t->state == QK_TASK_RUNNING)
-      return 0;
-  return QK_NET_WAIT;
+      return true;
+  return false;
 }
 
 /* Parks the current task until the socket has one of ev (the restart
@@ -187,8 +190,8 @@ static int64_t build_list(struct qk_uiov *v, const struct qk_uio *u, bool to_use
   return (int64_t)v->bytes;
 }
 
-/* Moves a scatter list's head past n bytes (cur: its first segment). */
-static void uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n)
+/* Moves a scatter list's head past n bytes (net_internal.h). */
+void qk_net_uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n)
 {
   while (rest->cnt && n >= (*cur)->len) {
     n -= (*cur)->len;
@@ -233,7 +236,7 @@ static int64_t recv_all(struct qk_file *f, const struct qk_uio *u, uint64_t flag
   struct l_iovec *cur = vec;
   int64_t done = (int64_t)skip, r;
   if (skip)
-    uio_advance(&rest, &cur, skip);
+    qk_net_uio_advance(&rest, &cur, skip);
   flags &= ~(uint64_t)MSG_WAITALL;
   for (;;) {
     struct qk_uiov v;
@@ -263,7 +266,7 @@ static int64_t recv_all(struct qk_file *f, const struct qk_uio *u, uint64_t flag
     r = done;
     if (done == (int64_t)u->total)
       break;
-    uio_advance(&rest, &cur, (uint64_t)got);
+    qk_net_uio_advance(&rest, &cur, (uint64_t)got);
   }
   if (vec != &one)
     qk_kfree(vec);
@@ -306,7 +309,7 @@ static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   return r & ~(int64_t)QK_NET_TRUNC;
 }
 
-static void raise_sigpipe(void)
+void qk_net_raise_sigpipe(void)
 {
   struct qk_siginfo_lite si = {.code = QK_SI_USER, .pid = proc()->pid};
   qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
@@ -344,7 +347,7 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   struct l_iovec *cur = vec;
   int64_t done = (int64_t)skip, r;
   if (skip)
-    uio_advance(&rest, &cur, skip);
+    qk_net_uio_advance(&rest, &cur, skip);
   for (;;) {
     struct qk_uiov v;
     r = build_list(&v, &rest, false);
@@ -367,7 +370,7 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
     }
     if (r < 0) {
       if (r == -QK_EPIPE && !(flags & MSG_NOSIGNAL) && !done)
-        raise_sigpipe();
+        qk_net_raise_sigpipe();
       r = done ? done : r;
       break;
     }
@@ -376,7 +379,7 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
     r = done;
     if (!stream || done == (int64_t)u->total || (nb && (uint64_t)sent < v.bytes))
       break;
-    uio_advance(&rest, &cur, (uint64_t)sent);
+    qk_net_uio_advance(&rest, &cur, (uint64_t)sent);
   }
   if (vec != &one)
     qk_kfree(vec);

@@ -15,6 +15,7 @@
 #include <qk/syscall.h>
 #include <qk/task.h>
 
+#include "net_internal.h"
 #include "tsor.h"
 
 #define AF_INET 2
@@ -126,13 +127,7 @@ static int64_t tsor_wait(struct qk_tsor *t, int16_t ev)
  * answering -EAGAIN (saves a park, an idle poll and a retry). */
 static uint64_t host_wait(bool nb)
 {
-  if (nb)
-    return 0;
-  struct qk_task *cur = qk_current();
-  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all)
-    if (t != cur && t->state == QK_TASK_RUNNING)
-      return 0;
-  return QK_NET_WAIT_NS;
+  return nb || qk_net_others_runnable() ? 0 : QK_NET_WAIT_NS;
 }
 
 static int16_t events_now(struct qk_tsor *t, int16_t ev)
@@ -343,22 +338,6 @@ int64_t qk_tsor_connect(struct qk_file *f, uint64_t uaddr, uint64_t len)
 
 /* ---- data ---- */
 
-static void uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n)
-{
-  while (rest->cnt && n >= (*cur)->len) {
-    n -= (*cur)->len;
-    rest->total -= (*cur)->len;
-    (*cur)++;
-    rest->cnt--;
-  }
-  if (rest->cnt) {
-    (*cur)->base += n;
-    (*cur)->len -= n;
-    rest->total -= n;
-  }
-  rest->iov = *cur;
-}
-
 /* One QCall's worth of u as guest-physical segments; bytes or -EFAULT. */
 static int64_t seg_list(struct qk_uiov *v, const struct qk_uio *u, bool to_user)
 {
@@ -374,12 +353,6 @@ static int64_t seg_list(struct qk_uiov *v, const struct qk_uio *u, bool to_user)
       break;
   }
   return (int64_t)v->bytes;
-}
-
-static void raise_sigpipe(void)
-{
-  struct qk_siginfo_lite si = {.code = QK_SI_USER, .pid = qk_current()->proc->pid};
-  qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
 }
 
 int64_t qk_tsor_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send)
@@ -421,7 +394,7 @@ int64_t qk_tsor_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, 
   struct l_iovec *cur = vec;
   int64_t done = (int64_t)skip, r;
   if (skip)
-    uio_advance(&rest, &cur, skip);
+    qk_net_uio_advance(&rest, &cur, skip);
   for (;;) {
     struct qk_uiov v;
     r = seg_list(&v, &rest, !send);
@@ -451,7 +424,7 @@ int64_t qk_tsor_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, 
     }
     if (r < 0) {
       if (r == -QK_EPIPE && send && !(flags & MSG_NOSIGNAL) && !done)
-        raise_sigpipe();
+        qk_net_raise_sigpipe();
       r = done ? done : r;
       break;
     }
@@ -464,7 +437,7 @@ int64_t qk_tsor_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, 
       r = done;
       break;
     }
-    uio_advance(&rest, &cur, (uint64_t)r);
+    qk_net_uio_advance(&rest, &cur, (uint64_t)r);
   }
   if (vec != &one)
     qk_kfree(vec);
