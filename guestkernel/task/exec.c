@@ -247,6 +247,7 @@ static int build_stack(struct qk_mm *mm, struct strbuf *sb, const char *execfn,
       {16, hwcap()},    {26, 0},
       {17, 100},        {25, u_rand},
       {15, u_plat},     {31, u_execfn},
+      {51, qk_signal_min_stack()}, /* AT_MINSIGSTKSZ: the frame's size (task/signal.c) */
       {33, (uint64_t)vdso}, {0, 0},
   };
   uint64_t words = 1 + (sb->argc + 1) + (sb->envc + 1) + 2 * QK_ARRAY_SIZE(aux);

@@ -1,7 +1,8 @@
 /* Signals: sending (kill, tkill, tgkill, the kernel's own: SIGCHLD,
  * SIGPIPE, faults), masks, handlers, Linux's x86-64 rt_sigframe on the
- * user (or alternate) stack with the fxsave image, rt_sigreturn,
- * sigaltstack, rt_sigsuspend and pause. Stop signals are not supported
+ * user (or alternate) stack with the FPU state (an XSAVE image with
+ * Linux's software-reserved description where the context has XSAVE, else
+ * the FXSAVE image), rt_sigreturn, sigaltstack, rt_sigsuspend and pause. Stop signals are not supported
  * (no job control): their default action is to ignore them. */
 #include <qk/arch.h>
 #include <qk/events.h>
@@ -19,6 +20,13 @@
 #define SA_NODEFER 0x40000000ull
 #define SA_RESETHAND 0x80000000ull
 #define SS_ONSTACK 1
+#define UC_FP_XSTATE 1ull
+#define UC_SIGCONTEXT_SS 2ull
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define FP_XSTATE_MAGIC2 0x46505845u
+#define XSAVE_HDR 512u  /* the XSAVE header: XSTATE_BV, XCOMP_BV, 48 reserved bytes */
+#define XSAVE_MIN 576u  /* legacy area + header */
+#define XFEATURE_AMX (3ull << 17) /* TILECFG/TILEDATA: never restored from a frame */
 #define SS_DISABLE 2
 #define SIG_DFL 0
 #define SIG_IGN 1
@@ -72,6 +80,18 @@ struct rt_sigframe {
   struct l_ucontext uc;
   struct l_siginfo info;
 };
+
+/* Linux's _fpx_sw_bytes: bytes 464..511 of the FXSAVE area of a frame's
+ * XSAVE image (the software-available part), describing the image. */
+struct fpx_sw_bytes {
+  uint32_t magic1;        /* FP_XSTATE_MAGIC1 */
+  uint32_t extended_size; /* xstate_size + 4 (FP_XSTATE_MAGIC2 after the image) */
+  uint64_t xfeatures;     /* the components present */
+  uint32_t xstate_size;   /* the XSAVE image's size */
+  uint32_t padding[7];
+};
+_Static_assert(sizeof(struct fpx_sw_bytes) == 48, "fpx_sw_bytes");
+#define FPX_SW_OFF 464u
 
 static inline struct qk_task *cur(void)
 {
@@ -184,6 +204,116 @@ static bool on_altstack(struct qk_task *t, uint64_t sp)
   return t->altstack_size && sp > t->altstack_sp && sp <= t->altstack_sp + t->altstack_size;
 }
 
+/* Scratch for the running task's XSAVE image: the scheduler's save area
+ * (task.h), unused while the task runs (its next switch-out overwrites
+ * it; a switch-in has already loaded it). 64-byte aligned for XSAVE. */
+static inline uint8_t *fpu_scratch(struct qk_task *t)
+{
+  return (uint8_t *)(((uintptr_t)t->xstate_buf + 63) & ~(uintptr_t)63);
+}
+
+/* The FPU area a frame holds: the XSAVE image and FP_XSTATE_MAGIC2 where
+ * this context saves with XSAVE, else the 512-byte FXSAVE image. */
+static uint32_t frame_fp_size(uint32_t xsize)
+{
+  return xsize ? xsize + 4 : 512;
+}
+
+uint64_t qk_signal_min_stack(void)
+{
+  uint64_t mask;
+  uint32_t xsize = qk_arch_xstate_layout(&mask);
+  /* FPU area, its 64-byte alignment, the frame, its 16-byte alignment. */
+  return frame_fp_size(xsize) + 64 + sizeof(struct rt_sigframe) + 16 + 8;
+}
+
+/* The handler starts with the FPU in its init state (default control
+ * words, AVX and up in their init state where this context can load
+ * them), as on Linux. */
+static void fpu_init_for_handler(struct qk_task *t)
+{
+  uint8_t *x = fpu_scratch(t);
+  memset(x, 0, 512);
+  x[0] = 0x7f, x[1] = 0x03; /* FCW 0x37f */
+  x[24] = 0x80, x[25] = 0x1f; /* MXCSR 0x1f80 */
+  qk_arch_xstate_restore(x, QK_XSTATE_FX);
+}
+
+/* Writes the live FPU state to the frame's FPU area at fpaddr. */
+static int save_fpstate(struct qk_task *t, uint64_t fpaddr, uint32_t xsize, uint64_t xmask)
+{
+  uint8_t *x = fpu_scratch(t);
+  if (!xsize) {
+    qk_fpu_save(x);
+    return qk_copy_to_user(fpaddr, x, 512) ? -QK_EFAULT : 0;
+  }
+  qk_arch_xstate_save(x);
+  /* XSAVE writes neither bytes 416..511 of the legacy area nor the
+   * header's XCOMP_BV and reserved bytes: no stale bytes reach the user. */
+  memset(x + 416, 0, 512 - 416);
+  memset(x + XSAVE_HDR + 8, 0, XSAVE_MIN - XSAVE_HDR - 8);
+  struct fpx_sw_bytes sw = {.magic1 = FP_XSTATE_MAGIC1,
+                            .extended_size = xsize + 4,
+                            .xfeatures = xmask,
+                            .xstate_size = xsize};
+  memcpy(x + FPX_SW_OFF, &sw, sizeof(sw));
+  uint32_t magic2 = FP_XSTATE_MAGIC2;
+  if (qk_copy_to_user(fpaddr, x, xsize) || qk_copy_to_user(fpaddr + xsize, &magic2, 4))
+    return -QK_EFAULT;
+  return 0;
+}
+
+/* rt_sigreturn's FPU state from the user's frame. An image whose
+ * software bytes or FP_XSTATE_MAGIC2 do not describe an XSAVE image of
+ * this context is taken as an FXSAVE image (x87/SSE; the rest init), as
+ * Linux does. An XSAVE header that XRSTOR would refuse (a component not
+ * enabled, compacted form, reserved bytes) is the user's error: -EFAULT
+ * (SIGSEGV), never a #GP in the kernel. */
+static int restore_fpstate(struct qk_task *t, uint64_t fpaddr)
+{
+  uint8_t *x = fpu_scratch(t);
+  uint64_t xmask;
+  uint32_t xsize = qk_arch_xstate_layout(&xmask);
+  if (qk_copy_from_user(x, fpaddr, 512))
+    return -QK_EFAULT;
+  uint32_t mxcsr;
+  memcpy(&mxcsr, x + 24, 4);
+  mxcsr &= 0xffbf; /* reserved bits would fault fxrstor/xrstor in the kernel */
+  memcpy(x + 24, &mxcsr, 4);
+  struct fpx_sw_bytes sw;
+  memcpy(&sw, x + FPX_SW_OFF, sizeof(sw));
+  bool xs = xsize && sw.magic1 == FP_XSTATE_MAGIC1 && sw.xstate_size >= XSAVE_MIN &&
+            sw.xstate_size <= xsize && sw.extended_size >= sw.xstate_size + 4;
+  if (xs) {
+    uint32_t magic2;
+    if (qk_copy_from_user(&magic2, fpaddr + sw.xstate_size, 4))
+      return -QK_EFAULT;
+    xs = magic2 == FP_XSTATE_MAGIC2;
+  }
+  if (!xs) {
+    if (xsize) /* an FXSAVE image where XSAVE is in use: the rest init */
+      qk_arch_xstate_restore(x, QK_XSTATE_FX);
+    else
+      qk_fpu_restore(x);
+    return 0;
+  }
+  if (qk_copy_from_user(x + 512, fpaddr + 512, sw.xstate_size - 512))
+    return -QK_EFAULT;
+  memset(x + sw.xstate_size, 0, xsize - sw.xstate_size);
+  uint64_t hdr[8];
+  memcpy(hdr, x + XSAVE_HDR, sizeof(hdr));
+  if ((hdr[0] & ~xmask) || (hdr[0] & XFEATURE_AMX))
+    return -QK_EFAULT;
+  for (int i = 1; i < 8; i++)
+    if (hdr[i])
+      return -QK_EFAULT;
+  /* Components the frame says it lacks come back in their init state. */
+  hdr[0] &= sw.xfeatures;
+  memcpy(x + XSAVE_HDR, &hdr[0], 8);
+  qk_arch_xstate_restore(x, QK_XSTATE_X);
+  return 0;
+}
+
 /* The user's siginfo from the kernel's record: faults carry an address;
  * POSIX timers (SI_TIMER) the timer id, overrun and sigev_value (kept in
  * pid, uid and addr); the rest pid, uid and status. */
@@ -217,19 +347,26 @@ static void fill_info(struct l_siginfo *info, int sig, const struct qk_siginfo_l
 static int build_frame(struct qk_task *t, struct qk_regs *r, int sig, const struct l_sigaction *sa,
                        const struct qk_siginfo_lite *si, uint64_t oldmask)
 {
+  uint64_t xmask;
+  uint32_t xsize = qk_arch_xstate_layout(&xmask);
   uint64_t sp = r->rsp - 128; /* the red zone */
-  if ((sa->flags & SA_ONSTACK) && t->altstack_size && !(t->altstack_flags & SS_DISABLE) &&
-      !on_altstack(t, r->rsp))
+  bool alt = on_altstack(t, r->rsp);
+  if ((sa->flags & SA_ONSTACK) && t->altstack_size && !(t->altstack_flags & SS_DISABLE) && !alt) {
     sp = t->altstack_sp + t->altstack_size;
-  sp = (sp - 512) & ~63ull;
+    alt = true;
+  }
+  sp = (sp - frame_fp_size(xsize)) & ~63ull;
   uint64_t fpaddr = sp;
   sp = ((sp - sizeof(struct rt_sigframe)) & ~15ull) - 8;
-  _Alignas(16) uint8_t fp[512];
-  qk_fpu_save(fp);
-  if (qk_copy_to_user(fpaddr, fp, sizeof(fp)))
+  /* A frame that does not fit the alternate stack would overwrite what
+   * lies below it: SIGSEGV instead, as Linux does. */
+  if (alt && (sp < t->altstack_sp || sp > fpaddr))
+    return -QK_EFAULT;
+  if (save_fpstate(t, fpaddr, xsize, xmask))
     return -QK_EFAULT;
   struct rt_sigframe f;
   memset(&f, 0, sizeof(f));
+  f.uc.uc_flags = UC_SIGCONTEXT_SS | (xsize ? UC_FP_XSTATE : 0);
   f.pretcode = sa->restorer;
   f.uc.uc_stack.ss_sp = t->altstack_sp;
   f.uc.uc_stack.ss_size = t->altstack_size;
@@ -258,6 +395,7 @@ static int build_frame(struct qk_task *t, struct qk_regs *r, int sig, const stru
   r->rip = sa->handler;
   r->rsp = sp;
   r->rflags &= ~0x400ull; /* DF clear, as the ABI wants at a call */
+  fpu_init_for_handler(t);
   return 0;
 }
 
@@ -265,6 +403,11 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall)
 {
   struct qk_process *p = t->proc;
   bool handled = false;
+  /* A fault path that cannot save the task's whole FPU state (ring 0 of
+   * a PVM-style host in kernel-worker mode): deliver from the worker,
+   * where the frame gets the full XSAVE image. */
+  if (!in_syscall && qk_signal_pending(t) && !qk_arch_xstate_full())
+    qk_arch_resched_in_worker(r);
   for (int guard = 0; guard < L_NSIG; guard++) {
     uint64_t pend = (t->sigpending | p->sigpending) & ~t->sigmask;
     if (!pend)
@@ -416,17 +559,9 @@ int64_t sys_rt_sigreturn(ARGS)
   r->rdx = m->rdx, r->rcx = m->rcx, r->rsp = m->rsp, r->rip = m->rip;
   r->rflags = m->eflags; /* the arch layer keeps only user-settable bits */
   t->sigmask = uc.sigmask & ~UNBLOCKABLE;
-  if (m->fpstate) {
-    _Alignas(16) uint8_t fp[512];
-    if (qk_copy_from_user(fp, m->fpstate, sizeof(fp))) {
-      qk_process_exit(proc(), 11 | 0x80);
-      return 0;
-    }
-    uint32_t mxcsr;
-    memcpy(&mxcsr, fp + 24, 4);
-    mxcsr &= 0xffbf; /* reserved bits would fault fxrstor in the kernel */
-    memcpy(fp + 24, &mxcsr, 4);
-    qk_fpu_restore(fp);
+  if (m->fpstate && restore_fpstate(t, m->fpstate)) {
+    qk_process_exit(proc(), 11 | 0x80);
+    return 0;
   }
   return (int64_t)m->rax;
 }

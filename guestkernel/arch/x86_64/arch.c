@@ -630,6 +630,13 @@ static inline struct xstate_caps *xstate_here(void)
  * of every component it is asked for. */
 static _Alignas(64) uint8_t xstate_init_hdr[576];
 
+uint32_t qk_arch_xstate_layout(uint64_t *mask)
+{
+  struct xstate_caps *xc = xstate_here();
+  *mask = xc->mask;
+  return xc->size;
+}
+
 bool qk_arch_xstate_full(void)
 {
   return !qk_worker_mode || this_cpu()->in_worker || xs_ring0.size;

@@ -89,6 +89,9 @@ __attribute__((noreturn)) void qk_arch_resched_in_worker(struct qk_regs *r);
 int qk_arch_xstate_save(uint8_t *buf);
 void qk_arch_xstate_restore(const uint8_t *buf, int fmt);
 bool qk_arch_xstate_full(void);
+/* The XSAVE layout of this context (signal frames, task/signal.c): its
+ * size in bytes (0: FXSAVE only) and the components saved (XCR0). */
+uint32_t qk_arch_xstate_layout(uint64_t *mask);
 void qk_arch_wait_for_interrupt(void);
 void qk_arch_irq_enable(void);
 void qk_arch_irq_disable(void);

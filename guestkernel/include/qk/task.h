@@ -204,6 +204,9 @@ bool qk_signal_pending(struct qk_task *t);
  * is the syscall result in r->rax (for -ERESTARTSYS handling); in_syscall
  * tells whether r comes from a syscall. */
 void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall);
+/* The stack a signal frame needs here (AT_MINSIGSTKSZ): the FPU area
+ * (XSAVE image where this context has XSAVE) and the rt_sigframe. */
+uint64_t qk_signal_min_stack(void);
 /* exec: handlers back to default, altstack cleared. */
 void qk_signal_exec_reset(struct qk_process *p, struct qk_task *t);
 
