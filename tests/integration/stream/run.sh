@@ -17,7 +17,7 @@ for p in github.com/moby/spdystream github.com/gorilla/websocket; do
 done
 mkdir -p "$work/gocache"
 client=$work/stream-client
-if [ ! -x "$client" ] || [ "$src/main.go" -nt "$client" ]; then
+if [ ! -x "$client" ] || [ -n "$(find "$src" -name '*.go' -newer "$client")" ]; then
   (cd "$src" && GO111MODULE=off GOPATH=$gopath GOCACHE=$work/gocache GOFLAGS= go build -o "$client" .)
 fi
 

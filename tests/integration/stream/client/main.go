@@ -536,33 +536,81 @@ func httpServer() (int, func()) {
 	return l.Addr().(*net.TCPAddr).Port, func() { srv.Close() }
 }
 
-func pfGet(sc *spdyConn, port int, reqid string) (string, string, error) {
+// pfRequest sends one raw HTTP request over a new port-forward stream pair
+// and returns the response's status code and body and the error stream's text
+// (a refused forward answers on the error stream and closes the data stream).
+func pfRequest(sc *spdyConn, port int, reqid, request string, wait time.Duration) (int, string, string, error) {
 	h := http.Header{"Streamtype": {"error"}, "Port": {fmt.Sprint(port)}, "Requestid": {reqid}}
 	errS, err := sc.stream(h)
 	if err != nil {
-		return "", "", err
+		return 0, "", "", err
 	}
 	errS.Close()
 	h.Set("Streamtype", "data")
 	dataS, err := sc.stream(h)
 	if err != nil {
-		return "", "", err
+		return 0, "", "", err
 	}
 	errCh := make(chan string, 1)
 	go func() { b, _ := ioutil.ReadAll(errS); errCh <- string(b) }()
-	fmt.Fprintf(dataS, "GET /r%s HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n", reqid)
+	io.WriteString(dataS, request)
 	resp, err := http.ReadResponse(bufio.NewReader(dataS), nil)
 	if err != nil {
 		select {
 		case e := <-errCh:
-			return "", e, nil
-		case <-time.After(5 * time.Second):
-			return "", "", err
+			return 0, "", e, nil
+		case <-time.After(wait):
+			return 0, "", "", err
 		}
 	}
 	body, _ := ioutil.ReadAll(resp.Body)
 	dataS.Close()
-	return fmt.Sprintf("%d %s", resp.StatusCode, body), <-errCh, nil
+	return resp.StatusCode, string(body), <-errCh, nil
+}
+
+func pfGet(sc *spdyConn, port int, reqid string) (string, string, error) {
+	req := fmt.Sprintf("GET /r%s HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n", reqid)
+	code, body, e, err := pfRequest(sc, port, reqid, req, 5*time.Second)
+	if err != nil || code == 0 {
+		return "", e, err
+	}
+	return fmt.Sprintf("%d %s", code, body), e, nil
+}
+
+// pfUpgrade opens a port-forward connection (SPDY) at u.
+func pfUpgrade(u string) (*spdyConn, error) {
+	code, hdr, sc, err := upgrade(u, []string{"portforward.k8s.io"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if code != 101 || hdr.Get("X-Stream-Protocol-Version") != "portforward.k8s.io" {
+		if sc != nil {
+			sc.conn.Close()
+		}
+		return nil, fmt.Errorf("upgrade: %d %v", code, hdr)
+	}
+	return sc, nil
+}
+
+// pfParallel runs check(0..n-1) at the same time and returns the first error.
+func pfParallel(n int, check func(i int) error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs <- check(i)
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func scenarioPortForward() error {
@@ -572,34 +620,21 @@ func scenarioPortForward() error {
 	if err != nil {
 		return err
 	}
-	code, hdr, sc, err := upgrade(u, []string{"portforward.k8s.io"}, nil)
+	sc, err := pfUpgrade(u)
 	if err != nil {
 		return err
 	}
-	if code != 101 || hdr.Get("X-Stream-Protocol-Version") != "portforward.k8s.io" {
-		return fmt.Errorf("upgrade: %d %v", code, hdr)
-	}
 	defer sc.conn.Close()
 	// Several requests over one connection, two of them at the same time.
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for i := 0; i < 3; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			got, e, err := pfGet(sc, port, fmt.Sprint(i))
-			if err == nil && (got != fmt.Sprintf("200 pf-ok /r%d", i) || e != "") {
-				err = fmt.Errorf("got %q, error stream %q", got, e)
-			}
-			errs <- err
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
+	err = pfParallel(3, func(i int) error {
+		got, e, err := pfGet(sc, port, fmt.Sprint(i))
+		if err == nil && (got != fmt.Sprintf("200 pf-ok /r%d", i) || e != "") {
+			err = fmt.Errorf("got %q, error stream %q", got, e)
 		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	// Many more requests than the server keeps streams for: it recycles them.
 	for i := 10; i < 170; i++ {
@@ -834,6 +869,29 @@ func scenarioBadHTTP(base string) error {
 	return nil
 }
 
+// garbageAfterUpgrade upgrades an exec URL to SPDY by hand, writes junk and
+// expects the server to close the connection within wait.
+func garbageAfterUpgrade(u string, junk []byte, wait time.Duration) error {
+	uu, _ := url.Parse(u)
+	c, err := net.Dial("tcp", uu.Host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n", uu.Path)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		return fmt.Errorf("upgrade %v", err)
+	}
+	c.Write(junk)
+	c.SetReadDeadline(time.Now().Add(wait))
+	if _, err = io.Copy(ioutil.Discard, br); err != nil {
+		return fmt.Errorf("server did not close: %v", err)
+	}
+	return nil
+}
+
 func scenarioGarbageFrames() error {
 	for i, junk := range [][]byte{
 		[]byte("this is not spdy at all, just text\r\n\r\n"),
@@ -845,26 +903,27 @@ func scenarioGarbageFrames() error {
 		if err != nil {
 			return err
 		}
-		uu, _ := url.Parse(u)
-		c, err := net.Dial("tcp", uu.Host)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n", uu.Path)
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != 101 {
-			c.Close()
-			return fmt.Errorf("case %d: upgrade %v", i, err)
-		}
-		c.Write(junk)
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, err = io.Copy(ioutil.Discard, br) // the server must close the connection
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("case %d: server did not close: %v", i, err)
+		if err := garbageAfterUpgrade(u, junk, 5*time.Second); err != nil {
+			return fmt.Errorf("case %d: %v", i, err)
 		}
 	}
+	return nil
+}
+
+// spdyVanish opens an exec session's four streams at u, waits, then drops
+// the connection: no GOAWAY, no FIN, just gone.
+func spdyVanish(u string, after time.Duration) error {
+	_, _, sc, err := upgrade(u, []string{"v4.channel.k8s.io"}, nil)
+	if err != nil || sc == nil {
+		return fmt.Errorf("upgrade: %v", err)
+	}
+	defer sc.raw.Close()
+	for _, t := range []string{"error", "stdin", "stdout", "stderr"} {
+		if _, err := sc.stream(http.Header{"Streamtype": {t}}); err != nil {
+			return err
+		}
+	}
+	time.Sleep(after)
 	return nil
 }
 
@@ -875,17 +934,9 @@ func scenarioClientVanishes() error {
 			return err
 		}
 		if mode == "spdy" {
-			_, _, sc, err := upgrade(u, []string{"v4.channel.k8s.io"}, nil)
-			if err != nil || sc == nil {
-				return fmt.Errorf("upgrade: %v", err)
+			if err := spdyVanish(u, 200*time.Millisecond); err != nil {
+				return err
 			}
-			for _, t := range []string{"error", "stdin", "stdout", "stderr"} {
-				if _, err := sc.stream(http.Header{"Streamtype": {t}}); err != nil {
-					return err
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-			sc.raw.Close() // no GOAWAY, no FIN: just gone
 		} else {
 			d := websocket.Dialer{Subprotocols: []string{"v4.channel.k8s.io"}}
 			c, _, err := d.Dial(strings.Replace(u, "http://", "ws://", 1), nil)

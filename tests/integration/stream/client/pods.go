@@ -9,11 +9,9 @@ import (
 	"io/ioutil"
 	"net"
 	"net/http"
-	"net/url"
 	"os/exec"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -265,32 +263,12 @@ func podTTYInterruptSleep(run runner, required bool) error {
 }
 
 func pfGetPath(sc *spdyConn, port int, reqid, path string) (string, string, error) {
-	h := http.Header{"Streamtype": {"error"}, "Port": {fmt.Sprint(port)}, "Requestid": {reqid}}
-	errS, err := sc.stream(h)
-	if err != nil {
-		return "", "", err
+	req := fmt.Sprintf("GET %s HTTP/1.0\r\nHost: pod\r\n\r\n", path)
+	code, body, e, err := pfRequest(sc, port, reqid, req, 10*time.Second)
+	if err != nil || code == 0 {
+		return "", e, err
 	}
-	errS.Close()
-	h.Set("Streamtype", "data")
-	dataS, err := sc.stream(h)
-	if err != nil {
-		return "", "", err
-	}
-	errCh := make(chan string, 1)
-	go func() { b, _ := ioutil.ReadAll(errS); errCh <- string(b) }()
-	fmt.Fprintf(dataS, "GET %s HTTP/1.0\r\nHost: pod\r\n\r\n", path)
-	resp, err := http.ReadResponse(bufio.NewReader(dataS), nil)
-	if err != nil {
-		select {
-		case e := <-errCh:
-			return "", e, nil
-		case <-time.After(10 * time.Second):
-			return "", "", err
-		}
-	}
-	body, _ := ioutil.ReadAll(resp.Body)
-	dataS.Close()
-	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body))), <-errCh, nil
+	return fmt.Sprintf("%d %s", code, strings.TrimSpace(body)), e, nil
 }
 
 func podPortForward() error {
@@ -298,33 +276,20 @@ func podPortForward() error {
 	if err != nil {
 		return err
 	}
-	code, hdr, sc, err := upgrade(u, []string{"portforward.k8s.io"}, nil)
+	sc, err := pfUpgrade(u)
 	if err != nil {
 		return err
 	}
-	if code != 101 || hdr.Get("X-Stream-Protocol-Version") != "portforward.k8s.io" {
-		return fmt.Errorf("upgrade: %d %v", code, hdr)
-	}
 	defer sc.conn.Close()
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			got, e, err := pfGetPath(sc, pe.webPort, fmt.Sprint(i), "/index.html")
-			if err == nil && (got != "200 pod-ok" || e != "") {
-				err = fmt.Errorf("request %d: got %q, error stream %q", i, got, e)
-			}
-			errs <- err
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
+	err = pfParallel(4, func(i int) error {
+		got, e, err := pfGetPath(sc, pe.webPort, fmt.Sprint(i), "/index.html")
+		if err == nil && (got != "200 pod-ok" || e != "") {
+			err = fmt.Errorf("request %d: got %q, error stream %q", i, got, e)
 		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	// Nothing listens on port 9 in the pod: the error comes as text.
 	got, e, err := pfGetPath(sc, 9, "9", "/")
@@ -395,24 +360,8 @@ func podBadInput() error {
 		if err != nil {
 			return err
 		}
-		uu, _ := url.Parse(u)
-		c, err := net.Dial("tcp", uu.Host)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n", uu.Path)
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != 101 {
-			c.Close()
-			return fmt.Errorf("case %d: upgrade %v", i, err)
-		}
-		c.Write(junk)
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = ioutil.ReadAll(br)
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("case %d: server did not close: %v", i, err)
+		if err := garbageAfterUpgrade(u, junk, 10*time.Second); err != nil {
+			return fmt.Errorf("case %d: %v", i, err)
 		}
 	}
 	// Clients that vanish while their command runs, over both protocols.
@@ -422,17 +371,9 @@ func podBadInput() error {
 			return err
 		}
 		if mode == "spdy" {
-			_, _, sc, err := upgrade(u, []string{"v4.channel.k8s.io"}, nil)
-			if err != nil || sc == nil {
-				return fmt.Errorf("upgrade: %v", err)
+			if err := spdyVanish(u, 500*time.Millisecond); err != nil {
+				return err
 			}
-			for _, t := range []string{"error", "stdin", "stdout", "stderr"} {
-				if _, err := sc.stream(http.Header{"Streamtype": {t}}); err != nil {
-					return err
-				}
-			}
-			time.Sleep(500 * time.Millisecond)
-			sc.raw.Close()
 		} else {
 			r, err := wsDialRaw(u)
 			if err != nil {
