@@ -21,15 +21,11 @@ set -uo pipefail
 die() { echo "proc_bench: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root"
 
-# crun refuses this host's hybrid cgroup layout: run everything in a private
-# mount namespace with /sys/fs/cgroup/unified unmounted (host mounts untouched).
-if [ -z "${PROC_BENCH_IN_NS:-}" ] && [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
-  exec unshare -m --propagation private env PROC_BENCH_IN_NS=1 bash "$0" "$@"
-fi
-[ -n "${PROC_BENCH_IN_NS:-}" ] && umount /sys/fs/cgroup/unified 2>/dev/null
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_private_cgroup_ns PROC_BENCH_IN_NS "$0" "$@"
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../../.." && pwd)
 W=${BENCH_DIR:-/tmp/quark-proc-bench}
 ROUNDS=${ROUNDS:-3}
 PEERS=${PEERS:-"runc crun runsc"}
@@ -66,15 +62,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ $# -ge 1 ]; then
-  build=$1
-else
-  build=$W/build
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || die "cmake failed"
-  cmake --build "$build" --target quark-sandbox -j"$(nproc)" >/dev/null || die "build failed"
-fi
-sbx=$build/sandbox/quark-sandbox
-[ -x "$sbx" ] || die "no $sbx"
+bench_sandbox_build "$W" "$@"
 
 # ---- rootfs: busybox-static (/bin/true is busybox), procbench ----
 R=$RUNDIR/rootfs
