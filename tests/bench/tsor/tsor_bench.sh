@@ -21,52 +21,17 @@ tsord=$build/tsor/tsord
 pod=$build/tests/integration/tsor/tsor_pod
 bytes=${BENCH_BYTES:-$((1 << 30))}
 rounds=${BENCH_ROUNDS:-20000}
-[ "$(id -u)" = 0 ] || { echo "tsor_bench: needs root for network namespaces" >&2; exit 77; }
-
-tmp=$(mktemp -d /tmp/tsor-bench.XXXXXX)
-nsa=tbenchA$$ nsb=tbenchB$$
-pids=()
-cleanup() {
-  set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  ip netns del "$nsa" 2>/dev/null
-  ip netns del "$nsb" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-ip netns add "$nsa"
-ip netns add "$nsb"
-ip link add "ba$$" netns "$nsa" type veth peer name "bb$$" netns "$nsb"
-ip -n "$nsa" addr add 10.78.0.1/24 dev "ba$$"
-ip -n "$nsb" addr add 10.78.0.2/24 dev "bb$$"
-for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-ip -n "$nsa" link set "ba$$" up
-ip -n "$nsb" link set "bb$$" up
-cat >"$tmp/peers.json" <<JSON
-{"Nodes":[{"Name":"a","PodCIDR":"10.202.1.0/24","Address":"10.78.0.1:7470"},
-          {"Name":"b","PodCIDR":"10.202.2.0/24","Address":"10.78.0.2:7470"}]}
-JSON
-
+# shellcheck source=tests/bench/tsor/two_nodes.sh
+. "$(dirname "$0")/two_nodes.sh"
+two_nodes tsor-bench tbench 10.78.0 10.202
 spawn() { local ns=$1; shift; exec ip netns exec "$ns" "$@"; }
-wait_for() {
-  for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "tsor_bench: timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
 server() { # ns log args...
   local ns=$1 log=$2; shift 2
   spawn "$ns" "$pod" server "$@" >"$tmp/$log" 2>&1 &
   pids+=($!)
   wait_for "$tmp/$log" ready
 }
-for n in a b; do
-  ns=$nsa; [ $n = b ] && ns=$nsb
-  spawn "$ns" "$tsord" --node $n --peers "$tmp/peers.json" --socket "$tmp/$n.sock" --fabric tcp \
-    --log-level Warn >"$tmp/tsord-$n.log" 2>&1 &
-  pids+=($!)
-done
-sleep 0.3
+start_tsords "$tsord"
 
 ring=$((1 << 20))
 # Servers: local pair on node a, remote pair on node b, kernel TCP in namespace b.

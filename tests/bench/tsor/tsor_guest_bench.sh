@@ -29,51 +29,14 @@ prog=$build/tests/integration/tsor/t_tsor
 mib=${BENCH_MIB:-256}
 rounds=${BENCH_ROUNDS:-2000}
 repeat=${BENCH_REPEAT:-3}
-[ "$(id -u)" = 0 ] || { echo "tsor_guest_bench: needs root for network namespaces" >&2; exit 77; }
 [ -e /dev/kvm ] || { echo "tsor_guest_bench: needs /dev/kvm" >&2; exit 77; }
-
-tmp=$(mktemp -d /tmp/tsor-gbench.XXXXXX)
-nsa=tgbA$$ nsb=tgbB$$
-pids=()
-cleanup() {
-  set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  ip netns del "$nsa" 2>/dev/null
-  ip netns del "$nsb" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-ip netns add "$nsa"
-ip netns add "$nsb"
-ip link add "ga$$" netns "$nsa" type veth peer name "gb$$" netns "$nsb"
-ip -n "$nsa" addr add 10.79.0.1/24 dev "ga$$"
-ip -n "$nsb" addr add 10.79.0.2/24 dev "gb$$"
-for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-ip -n "$nsa" link set "ga$$" up
-ip -n "$nsb" link set "gb$$" up
-cat >"$tmp/peers.json" <<JSON
-{"Nodes":[{"Name":"a","PodCIDR":"10.203.1.0/24","Address":"10.79.0.1:7470"},
-          {"Name":"b","PodCIDR":"10.203.2.0/24","Address":"10.79.0.2:7470"}]}
-JSON
+# shellcheck source=tests/bench/tsor/two_nodes.sh
+. "$(dirname "$0")/two_nodes.sh"
+two_nodes tsor-gbench tgb 10.79.0 10.203
 mkdir -p "$tmp/root/bin"
 cp "$prog" "$tmp/root/bin/t_tsor"
 
-wait_for() {
-  for _ in $(seq 400); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "tsor_guest_bench: timed out waiting for '$2' in $1" >&2
-  cat "$1" >&2
-  exit 1
-}
-for n in a b; do
-  ns=$nsa
-  [ $n = b ] && ns=$nsb
-  ip netns exec "$ns" "$tsord" --node $n --peers "$tmp/peers.json" --socket "$tmp/$n.sock" --fabric tcp \
-    --log-level Warn >"$tmp/tsord-$n.log" 2>&1 &
-  pids+=($!)
-done
-sleep 0.5
+start_tsords "$tsord"
 
 # run NS NODE|- IP ARGS...: t_tsor in a sandbox (NODE -: no TSoR).
 run() {
