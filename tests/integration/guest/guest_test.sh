@@ -18,49 +18,12 @@ case "$mode" in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 
-if [ ! -e /dev/kvm ]; then
-  echo "skip: /dev/kvm is absent"
-  exit 77
-fi
-if [ ! -x "$sbx" ]; then
-  echo "FAIL: quark-sandbox is not built ($sbx)"
-  exit 1
-fi
-
-work=$(mktemp -d /tmp/quark-guest.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=tests/integration/guest/lib.sh
+. "$here/lib.sh"
+guest_setup guest "$sbx"
 root=$work/rootfs
-"$here/mkfixture.sh" "$root" "$progs" || exit 1
-
-fails=0
-fail() {
-  echo "FAIL: $*"
-  fails=$((fails + 1))
-}
-
-# run TIMEOUT ARGS... : sets $out (stdout), $err (stderr), $rc
-run() {
-  local t=$1
-  shift
-  timeout "$t" "$sbx" run --rootfs "$root" --kernel "$kernel" $SBX_BASE ${SBX_ARGS:-} -- "$@" </dev/null >"$work/out" 2>"$work/err"
-  rc=$?
-  out=$(cat "$work/out")
-  err=$(cat "$work/err")
-}
-
-# expect NAME WANT_RC WANT_STDOUT ARGS... : exact stdout and status
-expect() {
-  local name=$1 want_rc=$2 want=$3
-  shift 3
-  run 60 "$@"
-  if [ "$rc" != "$want_rc" ]; then
-    fail "$name: exit $rc, want $want_rc (stderr: ${err:0:600})"
-  elif [ "$out" != "$want" ]; then
-    fail "$name: stdout [$out], want [$want]"
-  else
-    echo "ok: $name"
-  fi
-}
+guest_fixture "$root" "$progs" || exit 1
+EXPECT_TIMEOUT=60
 
 case "$mode" in
 progs-*)
@@ -379,8 +342,4 @@ hostile)
   ;;
 esac
 
-if [ "$fails" -ne 0 ]; then
-  echo "$fails failure(s)"
-  exit 1
-fi
-echo "all passed"
+guest_done "guest $1"

@@ -10,35 +10,18 @@
 set -uo pipefail
 mode=$1 sbx=$2 kernel=$3 progs=$4
 
-[ -e /dev/kvm ] || { echo "skip: /dev/kvm is absent"; exit 77; }
-[ "$(id -u)" = 0 ] || { echo "skip: needs root for a network namespace"; exit 77; }
-command -v ip >/dev/null || { echo "skip: ip(8) is absent"; exit 77; }
-[ -x "$sbx" ] || { echo "FAIL: quark-sandbox is not built ($sbx)"; exit 1; }
-
-work=$(mktemp -d /tmp/quark-guestev.XXXXXX)
-ns=qgev$$
+# shellcheck source=tests/integration/guest/lib.sh
+. "$(dirname "$0")/../guest/lib.sh"
+guest_setup guestev "$sbx"
 spid=
-cleanup() {
-  [ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
-  ip netns del "$ns" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ip netns add "$ns" || { echo "skip: cannot create a network namespace"; exit 77; }
-ip -n "$ns" link set lo up
+guest_on_exit() { if [ -n "$spid" ]; then kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null; fi; }
+guest_netns qgev
 
 root=$work/rootfs
 mkdir -p "$root"/{bin,tmp,dev,proc,etc}
 chmod 1777 "$root/tmp"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
-
-fails=0
-fail() {
-  echo "FAIL: $*"
-  fails=$((fails + 1))
-}
-nsx() { ip netns exec "$ns" "$@"; }
 
 case "$mode" in
 progs)
@@ -127,8 +110,4 @@ redis)
   ;;
 esac
 
-if [ $fails -ne 0 ]; then
-  echo "$fails failure(s)"
-  exit 1
-fi
-echo "all ok"
+guest_done "guest_events $mode"

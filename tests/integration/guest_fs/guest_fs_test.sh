@@ -11,18 +11,12 @@ SBX_BASE=
 [ "$mode" = fs-ring0 ] && SBX_BASE=--no-kernel-worker
 here=$(cd "$(dirname "$0")" && pwd)
 
-if [ ! -e /dev/kvm ]; then
-  echo "skip: /dev/kvm is absent"
-  exit 77
-fi
-for f in "$sbx" "$fsprogs/t_fs.glibc"; do
-  [ -x "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
-done
-
-work=$(mktemp -d /tmp/quark-guestfs.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=tests/integration/guest/lib.sh
+. "$here/../guest/lib.sh"
+guest_setup guestfs "$sbx"
+[ -x "$fsprogs/t_fs.glibc" ] || { echo "FAIL: $fsprogs/t_fs.glibc is not built"; exit 1; }
 root=$work/rootfs
-"$here/../guest/mkfixture.sh" "$root" "$progs" || exit 1
+guest_fixture "$root" "$progs" || exit 1
 cp "$fsprogs"/t_fs.* "$root/bin/"
 ln -s ../proc/self/mounts "$root/etc/mtab" # as in Debian images: a rootfs link into /proc
 for a in touch mv ln chmod cp tar ps free pidof mkfifo readlink date cut rm mkdir stat df top \
@@ -38,32 +32,6 @@ touch -d '2000-01-01 00:00:00' "$outside/secret"
 snap() { (cd "$outside" && find . -printf '%p %m %s %T@ %n %y\n' | sort && cat secret) | sha256sum; }
 before=$(snap)
 passwd_before=$(sha256sum /etc/passwd)
-
-fails=0
-fail() {
-  echo "FAIL: $*"
-  fails=$((fails + 1))
-}
-run() {
-  local t=$1
-  shift
-  timeout "$t" "$sbx" run --rootfs "$root" --kernel "$kernel" $SBX_BASE ${SBX_ARGS:-} -- "$@" </dev/null >"$work/out" 2>"$work/err"
-  rc=$?
-  out=$(cat "$work/out")
-  err=$(cat "$work/err")
-}
-expect() {
-  local name=$1 want_rc=$2 want=$3
-  shift 3
-  run 120 "$@"
-  if [ "$rc" != "$want_rc" ]; then
-    fail "$name: exit $rc, want $want_rc [$out] (stderr: ${err:0:600})"
-  elif [ "$out" != "$want" ]; then
-    fail "$name: stdout [$out], want [$want]"
-  else
-    echo "ok: $name"
-  fi
-}
 
 vs=glibc
 [ -e "$fsprogs/t_fs.musl" ] && vs="$vs musl"
@@ -207,5 +175,4 @@ fi
 [ "$(sha256sum /etc/passwd)" = "$passwd_before" ] || fail "host /etc/passwd changed"
 [ ! -e "$outside/planted" ] || fail "planted file outside the rootfs"
 [ ! -e "$root/dev/shm" ] || fail "the guest's /dev/shm reached the host rootfs"
-echo "guest_$mode: $fails failures"
-[ "$fails" = 0 ]
+guest_done "guest_$mode"

@@ -14,17 +14,10 @@ case "$mode" in
   ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
-if [ ! -e /dev/kvm ]; then
-  echo "skip: /dev/kvm is absent"
-  exit 77
-fi
-if [ ! -x "$sbx" ]; then
-  echo "FAIL: quark-sandbox is not built ($sbx)"
-  exit 1
-fi
-work=$(mktemp -d /tmp/quark-vdso.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-"$here/../guest/mkfixture.sh" "$work/rootfs" "$progs" || exit 1
+# shellcheck source=tests/integration/guest/lib.sh
+. "$here/../guest/lib.sh"
+guest_setup vdso "$sbx"
+guest_fixture "$work/rootfs" "$progs" || exit 1
 timeout 100 "$sbx" run --rootfs "$work/rootfs" --kernel "$kernel" $extra -- "/bin/t_vdso.$mode" \
   </dev/null >"$work/out" 2>"$work/err"
 rc=$?

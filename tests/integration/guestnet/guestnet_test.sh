@@ -7,31 +7,21 @@ set -uo pipefail
 v=$1 sbx=$2 kernel=$3 progs=$4
 prog=$progs/t_net.$v
 
-[ -e /dev/kvm ] || { echo "skip: /dev/kvm is absent"; exit 77; }
-[ "$(id -u)" = 0 ] || { echo "skip: needs root for a network namespace"; exit 77; }
-command -v ip >/dev/null || { echo "skip: ip(8) is absent"; exit 77; }
-[ -x "$sbx" ] && [ -x "$prog" ] || { echo "FAIL: not built ($sbx, $prog)"; exit 1; }
-
-work=$(mktemp -d /tmp/quark-guestnet.XXXXXX)
-ns=qgn$$
+# shellcheck source=tests/integration/guest/lib.sh
+. "$(dirname "$0")/../guest/lib.sh"
+guest_setup guestnet "$sbx"
+[ -x "$prog" ] || { echo "FAIL: not built ($prog)"; exit 1; }
 pids=()
-cleanup() {
+guest_on_exit() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
-  ip netns del "$ns" 2>/dev/null
-  rm -rf "$work"
 }
-trap cleanup EXIT
-ip netns add "$ns" || { echo "skip: cannot create a network namespace"; exit 77; }
-ip -n "$ns" link set lo up
+guest_netns qgn
 
 root=$work/rootfs
 mkdir -p "$root"/{bin,tmp,dev,proc,etc}
 cp "$prog" "$root/bin/t_net"
 
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-nsx() { ip netns exec "$ns" "$@"; }
 guest() { nsx timeout "$1" "$sbx" run --rootfs "$root" --kernel "$kernel" -- /bin/t_net "${@:2}"; }
 
 # 1. In-guest checks on the sandbox's own loopback.
@@ -180,5 +170,4 @@ else
   echo "note: python checks skipped (they run in the glibc variant, with python3.11 and curl)"
 fi
 
-[ $fails = 0 ] && echo "guestnet $v: all passed" || echo "guestnet $v: $fails failed"
-exit $((fails != 0))
+guest_done "guestnet $v"
