@@ -120,8 +120,8 @@ enum qk_op {
   QK_OP_SYNCFS = 44,      /* a0 hfd (QK_HFD_ROOT: the rootfs) -> 0 */
   QK_OP_STATFS = 45,      /* a0 hfd, a1 path gpa, a2 path len (0: a0 itself), a3 gpa of Linux
                              x86-64 struct statfs (120 bytes) -> 0 */
-  QK_OP_MKNODAT = 46,     /* a0 dir hfd, a1 path gpa, a2 path len, a3 mode (S_IFIFO or S_IFREG
-                             | perms; anything else -EPERM) -> 0 */
+  QK_OP_MKNODAT = 46,     /* a0 dir hfd, a1 path gpa, a2 path len, a3 mode (S_IFIFO, S_IFREG or
+                             S_IFSOCK (a guest bind) | perms; anything else -EPERM) -> 0 */
   QK_OP_FALLOCATE = 47,   /* a0 hfd, a1 mode (0, FALLOC_FL_KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE,
                              ZERO_RANGE), a2 offset, a3 length -> 0 */
   /* TSoR (host side: sandbox/qcall/ops_tsor.c): the pod's TCP sockets to

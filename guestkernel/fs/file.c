@@ -31,10 +31,15 @@ struct qk_file *qk_file_new(const struct qk_file_ops *ops, uint32_t flags, const
 
 void (*qk_epoll_file_gone)(struct qk_file *f);
 
+void (*qk_unix_file_kept)(struct qk_file *f);
+
 void qk_fput(struct qk_file *f)
 {
-  if (--f->refs)
+  if (--f->refs) {
+    if (qk_unix_file_kept)
+      qk_unix_file_kept(f);
     return;
+  }
   if (f->ep_items && qk_epoll_file_gone)
     qk_epoll_file_gone(f);
   if (f->ops->release)

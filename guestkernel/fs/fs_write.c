@@ -217,6 +217,8 @@ int64_t sys_symlinkat(ARGS)
   return do_symlink(a0, (int)a1, a2);
 }
 
+static int64_t mknod_abs(char *p, uint32_t m);
+
 static int64_t do_mknod(int64_t dirfd, uint64_t upath, uint64_t mode, uint64_t dev)
 {
   uint32_t type = (uint32_t)mode & L_S_IFMT;
@@ -230,16 +232,24 @@ static int64_t do_mknod(int64_t dirfd, uint64_t upath, uint64_t mode, uint64_t d
   if (r < 0)
     return r;
   uint32_t m = (type ? type : L_S_IFREG) | ((uint32_t)mode & 07777 & ~proc()->fs->umask);
+  r = mknod_abs(p, m);
+  qk_kfree(p);
+  return r;
+}
+
+/* Creates the node at p (a QK_PATH_MAX buffer, rewritten when tmpfs
+ * redirects) with the full mode m; frees nothing. */
+static int64_t mknod_abs(char *p, uint32_t m)
+{
+  int64_t r;
   if (in_tmpfs(p)) {
     char *buf = qk_kmalloc(QK_PATH_MAX);
     r = buf ? qk_tmpfs_mknod(p, m, buf) : -QK_ENOMEM;
     if (r == QK_TMPFS_REDIRECT)
       qk_strlcpy(p, buf, QK_PATH_MAX);
     qk_kfree(buf);
-    if (r != QK_TMPFS_REDIRECT) {
-      qk_kfree(p);
+    if (r != QK_TMPFS_REDIRECT)
       return r;
-    }
   }
   if (qk_proc_path(p) || qk_dev_path(p))
     r = -QK_EEXIST;
@@ -247,6 +257,16 @@ static int64_t do_mknod(int64_t dirfd, uint64_t upath, uint64_t mode, uint64_t d
     ;
   else
     r = qk_qcall(QK_OP_MKNODAT, qk_root_hfd(), qk_va_to_pa(p), strlen(p), m, 0, 0);
+  return r;
+}
+
+int qk_vfs_mksock(const char *abs, uint32_t perm)
+{
+  char *p = qk_kmalloc(QK_PATH_MAX);
+  if (!p)
+    return -QK_ENOMEM;
+  qk_strlcpy(p, abs, QK_PATH_MAX);
+  int r = (int)mknod_abs(p, 0140000 /* S_IFSOCK */ | (perm & 0777));
   qk_kfree(p);
   return r;
 }

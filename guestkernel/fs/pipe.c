@@ -210,3 +210,30 @@ fail:
   qk_kfree(p);
   return -QK_ENOMEM;
 }
+
+int64_t qk_pipe_peek(struct qk_file *rd, const struct qk_uio *u, uint32_t *queued, bool *writers)
+{
+  struct qk_pipe *p = rd->priv;
+  *queued = p->len;
+  *writers = p->writers != 0;
+  uint64_t done = 0;
+  uint32_t head = p->head, left = p->len;
+  for (unsigned i = 0; i < u->cnt && left; i++) {
+    uint64_t base = u->iov[i].base, want = u->iov[i].len;
+    while (want && left) {
+      uint32_t chunk = PIPE_SIZE - head;
+      if (chunk > left)
+        chunk = left;
+      if (chunk > want)
+        chunk = (uint32_t)want;
+      if (qk_copy_to_user(base, p->buf + head, chunk))
+        return done ? (int64_t)done : -QK_EFAULT;
+      head = (head + chunk) % PIPE_SIZE;
+      left -= chunk;
+      base += chunk;
+      want -= chunk;
+      done += chunk;
+    }
+  }
+  return (int64_t)done;
+}

@@ -17,41 +17,51 @@ void qk_net_uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n);
 /* SIGPIPE to the calling thread (a send on a closed stream without MSG_NOSIGNAL). */
 void qk_net_raise_sigpipe(void);
 
-/* AF_UNIX stream pairs served in the guest (unix.c). */
+/* AF_UNIX sockets served in the guest (unix.c, unix_io.c, unix_anc.c). */
 bool qk_unix_is(struct qk_file *f);
 /* socketpair(AF_UNIX, SOCK_STREAM): two connected ends, flags L_O_NONBLOCK. */
 int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b);
 /* socketpair(AF_UNIX, SOCK_DGRAM (2) or SOCK_SEQPACKET (5)): message queues
  * of 208 KiB each way, boundaries kept, MSG_TRUNC. */
 int qk_unix_pair_msg(int type, uint32_t flags, struct qk_file **a, struct qk_file **b);
-/* send/recv with MSG_* flags (MSG_DONTWAIT, MSG_NOSIGNAL; others
- * -EOPNOTSUPP); the restart model of pipes. */
-int64_t qk_unix_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send);
+/* socket(AF_UNIX, type): SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET (others
+ * -ESOCKTNOSUPPORT). */
+int qk_unix_socket(int type, uint32_t flags, struct qk_file **out);
 int64_t qk_unix_shutdown(struct qk_file *f, uint64_t how);
-/* sendmsg with control data ctl (a kernel copy, ctllen bytes: SCM_RIGHTS,
- * SCM_CREDENTIALS). */
+/* send/sendto/sendmsg: control data ctl (a kernel copy, ctllen bytes:
+ * SCM_RIGHTS, SCM_CREDENTIALS; NULL/0: none), destination addr (a kernel
+ * copy of a sockaddr_un; NULL: the connected peer). The restart model of
+ * pipes. */
 int64_t qk_unix_sendmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
-                        const uint8_t *ctl, uint64_t ctllen);
-/* recvmsg: control data into the user buffer uctl of *ctllen bytes;
- * *ctllen becomes what was written, *mflags gets MSG_CTRUNC. */
+                        const uint8_t *ctl, uint64_t ctllen, const uint8_t *addr, uint32_t alen);
+/* recv/recvfrom/recvmsg: control data into the user buffer uctl of
+ * *ctllen bytes (uctl 0: none; files then closed); *ctllen becomes what
+ * was written, *mflags gets MSG_TRUNC/MSG_CTRUNC; the sender's sockaddr_un
+ * into from (110 bytes) with *fromlen (0: unnamed). MSG_PEEK, MSG_TRUNC,
+ * MSG_WAITALL, MSG_DONTWAIT, MSG_CMSG_CLOEXEC. */
 int64_t qk_unix_recvmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags, uint64_t uctl,
-                        uint64_t *ctllen, uint32_t *mflags);
-/* SOL_SOCKET options of unix sockets: SO_SNDBUF/SO_RCVBUF (accepted),
- * SO_PASSCRED; get: SO_PASSCRED, SO_PEERCRED (-QK_ENOPROTOOPT otherwise). */
+                        uint64_t *ctllen, uint32_t *mflags, uint8_t *from, uint32_t *fromlen);
+/* SOL_SOCKET options of unix sockets: SO_SNDBUF/SO_RCVBUF, SO_PASSCRED;
+ * get: SO_TYPE, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, SO_PEERCRED,
+ * SO_ACCEPTCONN, SO_PROTOCOL, SO_DOMAIN (-QK_ENOPROTOOPT otherwise; val
+ * holds 16 bytes). */
 int64_t qk_unix_setsockopt(struct qk_file *f, uint64_t level, uint64_t name, const void *val,
                            uint64_t len);
 int64_t qk_unix_getsockopt(struct qk_file *f, uint64_t name, void *val, uint32_t *len);
-/* Named stream sockets: an unbound socket, then bind/listen/connect/accept
- * with sockaddr_un bytes in kernel memory. Blocking calls park (restart
- * model) and return -QK_ERESTART_WAIT. */
-int qk_unix_socket(uint32_t flags, struct qk_file **out);
+/* bind/listen/connect/accept with sockaddr_un bytes in kernel memory
+ * (bind with the family alone: autobind; connect of a datagram socket:
+ * its default destination, AF_UNSPEC clears it). Blocking calls park
+ * (restart model) and return -QK_ERESTART_WAIT. */
 int64_t qk_unix_bind(struct qk_file *f, const uint8_t *addr, uint32_t len);
 int64_t qk_unix_listen(struct qk_file *f, int backlog);
 int64_t qk_unix_connect(struct qk_file *f, const uint8_t *addr, uint32_t len);
 /* 0 with *out (the accepted file, flags L_O_NONBLOCK applied), or -errno. */
 int64_t qk_unix_accept(struct qk_file *f, uint32_t flags, struct qk_file **out);
 /* Writes this end's (or the peer's) sockaddr_un into buf (110 bytes);
- * returns its length. */
+ * returns its length, 0 for a peer of an unconnected socket (ENOTCONN). */
 uint32_t qk_unix_name(struct qk_file *f, bool peer, uint8_t *buf);
+/* qk_fput's hook for a reference of a unix socket that was not the last
+ * (the collection of descriptor cycles, unix_anc.c). */
+void qk_unix_gc_note(struct qk_file *f);
 
 #endif

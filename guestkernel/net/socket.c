@@ -592,12 +592,10 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
   case AF_PACKET:
     return -QK_EPERM;
   case AF_UNIX: {
-    if (t != SOCK_STREAM)
-      return -QK_EPROTONOSUPPORT; /* datagram and seqpacket: not served yet */
-    if (proto != 0)
+    if (proto != 0 && proto != AF_UNIX)
       return -QK_EPROTONOSUPPORT;
     struct qk_file *uf;
-    int ur = qk_unix_socket((uint32_t)(type & SOCK_NONBLOCK), &uf);
+    int ur = qk_unix_socket(t, (uint32_t)(type & SOCK_NONBLOCK), &uf);
     return ur ? ur : install(uf, type);
   }
   case AF_NETLINK:
@@ -895,7 +893,7 @@ static int64_t sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, bool peer)
   r = uaddr ? alen_in(uaddr, ulen, &room) : -QK_EFAULT;
   if (!r && (qk_unix_is(f) || qk_tsor_is(f))) {
     hlen = qk_unix_is(f) ? qk_unix_name(f, peer, buf) : qk_tsor_name(f, peer, buf); /* TSoR */
-    r = alen_out(uaddr, ulen, buf, room, hlen);
+    r = hlen ? alen_out(uaddr, ulen, buf, room, hlen) : -QK_ENOTCONN;
   } else if (!r)
     r = qk_qcall(QK_OP_SOCKNAME, (uint64_t)f->hfd, qk_va_to_pa(buf), qk_va_to_pa(&hlen), peer, 0,
                  0);
@@ -1101,8 +1099,8 @@ static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
       u.total += iov[i].len;
     if (qk_tsor_is(f)) /* TSoR */
       r = uaddr ? -QK_EISCONN : qk_tsor_xfer(f, &u, flags, true);
-    else if (qk_unix_is(f))
-      r = uaddr ? -QK_EISCONN : qk_unix_xfer(f, &u, flags, true);
+    else if (qk_unix_is(f)) /* sendto: a datagram's destination (unix_io.c) */
+      r = qk_unix_sendmsg(f, &u, flags, NULL, 0, uaddr ? buf : NULL, (uint32_t)alen);
     else
       r = sock_send(f, &u, flags, uaddr ? buf : NULL, (uint32_t)alen);
   }
@@ -1120,12 +1118,21 @@ static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
   uint32_t room = 0, hlen = ADDR_MAX;
   uint8_t buf[ADDR_MAX];
   r = alen_in(uaddr, ulen, &room);
-  if (!r && (qk_unix_is(f) || qk_tsor_is(f))) {
+  if (!r && qk_unix_is(f)) {
+    /* AF_UNIX: the sender's name (unix_io.c); no control data */
     struct qk_uio u = {iov, cnt, 0};
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
-    r = qk_tsor_is(f) ? qk_tsor_xfer(f, &u, flags, false) /* TSoR */
-                      : qk_unix_xfer(f, &u, flags, false);
+    uint64_t noctl = 0;
+    uint32_t fl = 0;
+    r = qk_unix_recvmsg(f, &u, flags, 0, &noctl, mflags ? mflags : &fl, buf, &hlen);
+    if (r >= 0 && alen_out(uaddr, ulen, buf, room, hlen) < 0)
+      r = -QK_EFAULT;
+  } else if (!r && qk_tsor_is(f)) {
+    struct qk_uio u = {iov, cnt, 0};
+    for (unsigned i = 0; i < cnt; i++)
+      u.total += iov[i].len;
+    r = qk_tsor_xfer(f, &u, flags, false); /* TSoR */
     if (r >= 0 && uaddr && qk_copy_to_user(ulen, &(uint32_t){0}, 4))
       r = -QK_EFAULT; /* a pair's peer has no name */
   } else if (!r) {
@@ -1228,13 +1235,14 @@ static int64_t unix_ctl_send(uint64_t fd, const struct l_msghdr *m, const struct
     r = -QK_ENOMEM;
   else if (qk_copy_from_user(ctl, m->control, m->controllen))
     r = -QK_EFAULT;
-  else if (m->name)
-    r = -QK_EISCONN;
   else {
+    uint8_t abuf[ADDR_MAX];
     struct qk_uio u = {iov, (unsigned)m->iovlen, 0};
     for (unsigned i = 0; i < u.cnt; i++)
       u.total += iov[i].len;
-    r = qk_unix_sendmsg(f, &u, flags, ctl, m->controllen);
+    r = m->name ? addr_in(m->name, m->namelen, abuf) : 0;
+    if (!r)
+      r = qk_unix_sendmsg(f, &u, flags, ctl, m->controllen, m->name ? abuf : NULL, m->namelen);
   }
   qk_kfree(ctl);
   qk_fput(f);
@@ -1267,10 +1275,16 @@ static int64_t do_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
     for (unsigned i = 0; i < u.cnt; i++)
       u.total += iov[i].len;
     uint64_t room = m.controllen;
-    r = qk_unix_recvmsg(uf, &u, flags, m.control, &room, &mflags);
+    uint8_t from[ADDR_MAX];
+    uint32_t fromlen = 0;
+    r = qk_unix_recvmsg(uf, &u, flags, m.control, &room, &mflags, from, &fromlen);
     qk_fput(uf);
-    if (r >= 0 && m.name && qk_copy_to_user(umsg + 8, &(uint32_t){0}, 4))
-      r = -QK_EFAULT; /* a connected peer has no name to report */
+    if (!m.name)
+      fromlen = 0;
+    if (r >= 0 && fromlen && qk_copy_to_user(m.name, from, fromlen < m.namelen ? fromlen : m.namelen))
+      r = -QK_EFAULT;
+    if (r >= 0 && m.name && qk_copy_to_user(umsg + 8, &fromlen, 4))
+      r = -QK_EFAULT; /* the sender's name (0: unnamed) */
     if (r >= 0) {
       m.controllen = room;
       m.flags = (int32_t)mflags;

@@ -1,18 +1,20 @@
-/* AF_UNIX stream sockets inside the guest: a connected end reads from one
- * pipe and writes to the other (fs/pipe.c does the buffering, blocking and
- * poll/select wake-ups). Names (filesystem paths and abstract names) live
- * in a guest-wide table, not in the rootfs: a path-named socket is found
- * by connect in every process of the pod but leaves no file behind.
- * Ancillary data rides beside the bytes: each direction has a channel that
- * counts the bytes written and read and queues, per send that carried
- * files (or whose reader wants credentials), a record of the stream range
- * it wrote. As on Linux, a read that reaches the bytes of a send with
- * files receives those files and stops at the end of that send (a read(2)
- * closes them); credentials are those of the writer of the read's first
- * byte (reads are not split by writer, unlike Linux).
- * socketpair() of SOCK_DGRAM and SOCK_SEQPACKET gives two ends over two
- * message queues (msg_io); named sockets of those types are not served
- * yet (README, Guest sockets). */
+/* AF_UNIX sockets inside the guest: the ends, their names and file ops.
+ *
+ * A stream connection is two pipes (fs/pipe.c does the buffering, blocking
+ * and poll/select wake-ups) with a channel per direction for ancillary
+ * data (unix_io.c). Datagram and seqpacket sockets are message queues: a
+ * datagram socket owns its receive queue from creation on, and senders
+ * (connected or sendto) append to the queue of the end a name leads to; a
+ * seqpacket connection is a pair of queues made at connect.
+ *
+ * Names: an abstract name (leading NUL) lives only in the guest-wide name
+ * table. A path bind also creates the socket inode in the filesystem (the
+ * rootfs through QK_OP_MKNODAT with S_IFSOCK, or the guest tmpfs), so
+ * `stat` shows S_IFSOCK, a second bind sees EADDRINUSE, `unlink` removes
+ * the name, and a connect finds the socket by the inode (dev, ino) its
+ * path leads to, as on Linux. Autobind gives an abstract name of five hex
+ * digits. Ancillary data and the collection of descriptor cycles:
+ * unix_anc.c. */
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -21,584 +23,579 @@
 #include <qk/task.h>
 
 #include "net_internal.h"
+#include "unix_internal.h"
 
-#define MSG_DONTWAIT 0x40
-#define MSG_NOSIGNAL 0x4000
-#define MSG_CMSG_CLOEXEC 0x40000000
-#define POLLERR 0x008
-#define POLLHUP 0x010
-
-#define NAME_MAX_UN 108 /* sun_path */
-#define SCM_MAX_FD 253
-#define CTL_MAX 4096 /* control bytes a sendmsg may carry (Linux: optmem_max) */
-#define MSG_CTRUNC 0x8
-#define SOL_SOCKET 1
-#define SCM_RIGHTS 1
-#define SCM_CREDENTIALS 2
-enum { U_UNBOUND, U_LISTEN, U_CONNECTED };
-
-struct ucred_l {
-  int32_t pid;
-  uint32_t uid, gid;
-};
-
-/* Files and credentials sent with the len bytes at stream offset pos
- * (one sendmsg/write). */
-struct unix_anc {
-  struct unix_anc *next;
-  uint64_t pos, len;
-  bool cred;
-  struct ucred_l uc;
-  int nfds;
-  struct qk_file *fds[SCM_MAX_FD];
-};
-
-/* One direction of a connection: shared by the writing and the reading
- * end (refs). */
-struct unix_chan {
-  uint64_t wpos, rpos; /* bytes written into / read from the pipe */
-  struct unix_anc *head, *tail;
-  bool passcred; /* the reading end set SO_PASSCRED */
-  bool has_cred; /* cred: the writer of the bytes at rpos */
-  struct ucred_l cred;
-  int refs;
-};
-
-/* SOCK_DGRAM / SOCK_SEQPACKET pairs: each end reads its own message queue
- * and writes the peer's. */
-#define MQ_MAX (208u * 1024) /* bytes queued per direction (Linux's default wmem) */
-struct unix_msg {
-  struct unix_msg *next;
-  uint64_t len;
-  struct unix_anc *anc;
-  uint8_t data[];
-};
-struct unix_mq {
-  struct unix_msg *head, *tail;
-  uint64_t bytes;
-  bool no_reader, no_writer;
-  int refs;
-};
-
-struct unix_end {
-  int type;                /* SOCK_STREAM (1), SOCK_DGRAM (2), SOCK_SEQPACKET (5) */
-  struct unix_mq *rq, *wq; /* message types: my queue, the peer's */
-  struct qk_file *rx, *tx; /* pipe ends; NULL once shut down */
-  struct unix_chan *rxc, *txc;
-  struct ucred_l peercred, owncred; /* SO_PEERCRED; owncred: at listen */
-  bool passcred_set;                /* SO_PASSCRED on this end */
-  uint64_t ino;
-  int state;
-  uint8_t name[NAME_MAX_UN], peer[NAME_MAX_UN]; /* sun_path bytes (abstract: leading NUL) */
-  uint32_t namelen, peerlen;                    /* 0: unnamed */
-  struct unix_end *next_bound;                  /* the name table */
-  struct qk_file **queue;                       /* listening: connections not accepted yet */
-  int qlen, qmax;
-};
+#define SNDBUF_DEFAULT 212992 /* net.core.wmem_default */
+#define BUF_MAX 212992        /* net.core.wmem_max / rmem_max */
 
 static uint64_t next_ino = 0x30000;
 static struct unix_end *bound;
+static uint32_t next_auto = 0;
 
-static struct ucred_l my_cred(void)
+static const struct qk_file_ops unix_ops;
+
+struct ucred_l qk_unix_my_cred(void)
 {
   struct qk_process *p = qk_current()->proc;
   return (struct ucred_l){p->pid, p->euid, p->egid};
 }
 
-static void anc_free(struct unix_anc *a)
+bool qk_unix_is(struct qk_file *f)
 {
-  for (int i = 0; i < a->nfds; i++)
-    qk_fput(a->fds[i]);
-  qk_kfree(a);
+  return f->ops == &unix_ops;
 }
 
-static void chan_put(struct unix_chan *c)
+static struct qk_file *end_new(int type, uint32_t flags)
 {
-  if (!c || --c->refs)
-    return;
-  while (c->head) {
-    struct unix_anc *a = c->head;
-    c->head = a->next;
-    anc_free(a);
+  struct unix_end *e = qk_kzalloc(sizeof(*e));
+  struct qk_file *f = e ? qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL) : NULL;
+  if (!f) {
+    qk_kfree(e);
+    return NULL;
   }
-  qk_kfree(c);
+  e->type = type;
+  e->file = f;
+  e->ino = next_ino++;
+  e->state = U_UNBOUND;
+  e->sndbuf = e->rcvbuf = SNDBUF_DEFAULT;
+  e->next = qk_unix_all;
+  if (qk_unix_all)
+    qk_unix_all->prev = e;
+  qk_unix_all = e;
+  f->priv = e;
+  return f;
 }
 
-/* Parses a sendmsg's control data (kernel copy): SCM_RIGHTS (references
- * taken on the files) and SCM_CREDENTIALS (only the sender's own, as for
- * a process without CAP_SYS_ADMIN/CAP_SETUID). *out is NULL when there is
- * none. */
-static int64_t anc_parse(const uint8_t *ctl, uint64_t len, struct unix_anc **out)
+static struct unix_mq *mq_new(struct unix_end *owner)
 {
-  *out = NULL;
-  struct unix_anc *a = NULL;
-  int64_t r = 0;
-  uint64_t off = 0;
-  while (len - off >= 16) {
-    uint64_t clen;
-    int32_t level, type;
-    memcpy(&clen, ctl + off, 8);
-    memcpy(&level, ctl + off + 8, 4);
-    memcpy(&type, ctl + off + 12, 4);
-    if (clen < 16 || clen > len - off) {
-      r = -QK_EINVAL;
-      break;
-    }
-    if (!a && !(a = qk_kzalloc(sizeof(*a)))) {
-      r = -QK_ENOMEM;
-      break;
-    }
-    if (level != SOL_SOCKET) {
-      r = -QK_EINVAL;
-      break;
-    }
-    if (type == SCM_RIGHTS) {
-      uint64_t n = (clen - 16) / 4;
-      if (n + (uint64_t)a->nfds > SCM_MAX_FD) {
-        r = -QK_EINVAL;
-        break;
-      }
-      for (uint64_t i = 0; i < n; i++) {
-        int32_t fd;
-        memcpy(&fd, ctl + off + 16 + 4 * i, 4);
-        struct qk_file *f = qk_fget_in(qk_current()->proc->files, fd);
-        if (!f) {
-          r = -QK_EBADF;
-          break;
-        }
-        a->fds[a->nfds++] = f;
-      }
-      if (r)
-        break;
-    } else if (type == SCM_CREDENTIALS) {
-      struct ucred_l uc, me = my_cred();
-      struct qk_process *p = qk_current()->proc;
-      if (clen < 16 + sizeof(uc)) {
-        r = -QK_EINVAL;
-        break;
-      }
-      memcpy(&uc, ctl + off + 16, sizeof(uc));
-      if (uc.pid != me.pid || (uc.uid != p->uid && uc.uid != p->euid) ||
-          (uc.gid != p->gid && uc.gid != p->egid)) {
-        r = -QK_EPERM;
-        break;
-      }
-      a->cred = true;
-      a->uc = uc;
-    } else {
-      r = -QK_EINVAL;
-      break;
-    }
-    off += (clen + 7) & ~7ull;
+  struct unix_mq *q = qk_kzalloc(sizeof(*q));
+  if (q) {
+    q->refs = 1;
+    q->owner = owner;
   }
-  if (r) {
-    if (a)
-      anc_free(a);
-    return r;
+  return q;
+}
+
+int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b)
+{
+  struct qk_file *r1 = NULL, *w1 = NULL, *r2 = NULL, *w2 = NULL;
+  struct qk_file *fa = end_new(UN_STREAM, flags), *fb = end_new(UN_STREAM, flags);
+  struct unix_chan *c1 = qk_kzalloc(sizeof(*c1)), *c2 = qk_kzalloc(sizeof(*c2));
+  if (!fa || !fb || !c1 || !c2 || qk_pipe_create(0, &r1, &w1) || qk_pipe_create(0, &r2, &w2)) {
+    if (r1) {
+      qk_fput(r1);
+      qk_fput(w1);
+    }
+    qk_kfree(c1);
+    qk_kfree(c2);
+    if (fa)
+      qk_fput(fa);
+    if (fb)
+      qk_fput(fb);
+    return -QK_ENOMEM;
   }
-  *out = a;
+  c1->refs = c2->refs = 2;
+  struct unix_end *ea = fa->priv, *eb = fb->priv;
+  /* a writes pipe 1 (channel 1) and reads pipe 2; b the other way round. */
+  ea->rx = r2;
+  ea->tx = w1;
+  ea->rxc = c2;
+  ea->txc = c1;
+  eb->rx = r1;
+  eb->tx = w2;
+  eb->rxc = c1;
+  eb->txc = c2;
+  ea->peercred = eb->peercred = qk_unix_my_cred();
+  ea->state = eb->state = U_CONNECTED;
+  *a = fa;
+  *b = fb;
   return 0;
 }
 
-/* Delivers a (may be NULL) into the user's control buffer uctl of *room
- * bytes: SCM_CREDENTIALS when the reader set SO_PASSCRED, then SCM_RIGHTS
- * with the files installed here. Files that do not fit are closed
- * (MSG_CTRUNC). *room becomes the bytes written. Consumes a. */
-static int64_t anc_deliver(struct unix_anc *a, bool passcred, uint64_t uctl, uint64_t *room,
-                           uint64_t flags, uint32_t *mflags)
+int qk_unix_pair_msg(int type, uint32_t flags, struct qk_file **a, struct qk_file **b)
 {
-  uint8_t buf[16 + 4 * SCM_MAX_FD + 32];
-  uint64_t used = 0, cap = *room > sizeof(buf) ? sizeof(buf) : *room;
-  if (!uctl)
-    cap = 0;
-  if (passcred) {
-    struct ucred_l uc = a && a->cred ? a->uc : (struct ucred_l){0, 65534, 65534};
-    if (cap >= 16 + sizeof(uc)) {
-      uint64_t clen = 16 + sizeof(uc);
-      int32_t lt[2] = {SOL_SOCKET, SCM_CREDENTIALS};
-      memcpy(buf, &clen, 8);
-      memcpy(buf + 8, lt, 8);
-      memcpy(buf + 16, &uc, sizeof(uc));
-      used = (clen + 7) & ~7ull;
-    } else {
-      *mflags |= MSG_CTRUNC;
-    }
+  struct qk_file *fa = end_new(type, flags), *fb = end_new(type, flags);
+  struct unix_mq *q1 = mq_new(fa ? fa->priv : NULL), *q2 = mq_new(fb ? fb->priv : NULL);
+  if (!fa || !fb || !q1 || !q2) {
+    qk_kfree(q1);
+    qk_kfree(q2);
+    if (fa)
+      qk_fput(fa);
+    if (fb)
+      qk_fput(fb);
+    return -QK_ENOMEM;
   }
-  if (a && a->nfds) {
-    int fit = cap >= used + 16 ? (int)((cap - used - 16) / 4) : 0;
-    if (fit > a->nfds)
-      fit = a->nfds;
-    int got = 0;
-    for (int i = 0; i < a->nfds; i++) {
-      int fd = -1;
-      if (i < fit) {
-        fd = qk_fd_install(qk_current()->proc->files, a->fds[i], 0,
-                           (flags & 0x40000000 /* MSG_CMSG_CLOEXEC */) != 0);
-        if (fd >= 0)
-          a->fds[i] = NULL; /* the table holds that reference now */
-      }
-      if (fd < 0) {
-        *mflags |= MSG_CTRUNC;
-        continue;
-      }
-      memcpy(buf + used + 16 + 4 * got, &fd, 4);
-      got++;
-    }
-    if (got) {
-      uint64_t clen = 16 + 4 * (uint64_t)got;
-      int32_t lt[2] = {SOL_SOCKET, SCM_RIGHTS};
-      memcpy(buf + used, &clen, 8);
-      memcpy(buf + used + 8, lt, 8);
-      used += clen;
-    }
-    for (int i = 0; i < a->nfds; i++)
-      if (a->fds[i])
-        qk_fput(a->fds[i]);
-    a->nfds = 0;
-  }
-  if (a)
-    anc_free(a);
-  *room = used;
-  if (used && qk_copy_to_user(uctl, buf, used))
-    return -QK_EFAULT;
+  q1->refs = q2->refs = 2;
+  struct unix_end *ea = fa->priv, *eb = fb->priv;
+  /* a reads q1 and writes q2; b the other way round. */
+  ea->rq = q1;
+  ea->wq = q2;
+  eb->rq = q2;
+  eb->wq = q1;
+  ea->peercred = eb->peercred = qk_unix_my_cred();
+  ea->state = eb->state = U_CONNECTED;
+  *a = fa;
+  *b = fb;
   return 0;
 }
 
-static void mq_put(struct unix_mq *q)
+int qk_unix_socket(int type, uint32_t flags, struct qk_file **out)
 {
-  if (!q || --q->refs)
-    return;
-  while (q->head) {
-    struct unix_msg *m = q->head;
-    q->head = m->next;
-    if (m->anc)
-      anc_free(m->anc);
-    qk_kfree(m);
+  if (type == 3 /* SOCK_RAW */)
+    type = UN_DGRAM; /* as Linux does */
+  if (type != UN_STREAM && type != UN_DGRAM && type != UN_SEQPACKET)
+    return -94; /* ESOCKTNOSUPPORT */
+  struct qk_file *f = end_new(type, flags);
+  if (!f)
+    return -QK_ENOMEM;
+  struct unix_end *e = f->priv;
+  if (type == UN_DGRAM && !(e->rq = mq_new(e))) {
+    qk_fput(f);
+    return -QK_ENOMEM;
   }
-  qk_kfree(q);
+  *out = f;
+  return 0;
 }
 
-/* A message transfer on a DGRAM/SEQPACKET pair (same contract as unix_io). */
-static int64_t msg_io(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send,
-                      struct unix_anc *anc, struct unix_anc **got, uint32_t *mflags)
+/* ---- names ---- */
+
+/* A parsed sockaddr_un: the reported name, and for a path the absolute
+ * path it resolves to in the caller's cwd. */
+struct uaddr {
+  struct unix_name n;
+  bool path;
+  char abs[QK_PATH_MAX];
+};
+
+/* 0 or -errno; an empty name (only the family) is autobind (-QK_ENODATA
+ * here, for bind to answer). */
+static int parse_name(const uint8_t *addr, uint32_t len, struct uaddr *ua)
 {
-  struct unix_end *e = f->priv;
-  bool nb = (f->flags & L_O_NONBLOCK) || (flags & MSG_DONTWAIT);
-  int64_t r;
-  if (send) {
-    struct unix_mq *q = e->wq;
-    if (!q || q->no_writer) {
-      r = -QK_EPIPE;
-    } else if (q->no_reader) {
-      r = e->type == 5 ? -QK_EPIPE : -QK_ECONNREFUSED;
-    } else if (u->total > MQ_MAX) {
-      r = -QK_EMSGSIZE;
-    } else if (q->head && q->bytes + u->total > MQ_MAX) {
-      r = nb ? -QK_EAGAIN : qk_block(q, ~0ull);
-    } else {
-      struct unix_msg *m = qk_kmalloc(sizeof(*m) + u->total);
-      r = m ? 0 : -QK_ENOMEM;
-      uint64_t off = 0;
-      for (unsigned i = 0; !r && i < u->cnt; i++) {
-        if (u->iov[i].len && qk_copy_from_user(m->data + off, u->iov[i].base, u->iov[i].len))
-          r = -QK_EFAULT;
-        off += u->iov[i].len;
-      }
-      if (r) {
-        qk_kfree(m);
-      } else {
-        m->next = NULL;
-        m->len = u->total;
-        if (!anc && (anc = qk_kzalloc(sizeof(*anc))))
-          anc->uc = my_cred();
-        if (anc) {
-          anc->cred = true;
-          anc->uc = my_cred();
-        }
-        m->anc = anc;
-        anc = NULL;
-        if (q->tail)
-          q->tail->next = m;
-        else
-          q->head = m;
-        q->tail = m;
-        q->bytes += m->len;
-        qk_wake(q);
-        qk_wake(&qk_poll_wq);
-        r = (int64_t)m->len;
-      }
-    }
-    if (r == -QK_EPIPE && !(flags & MSG_NOSIGNAL)) {
-      struct qk_siginfo_lite si = {.code = QK_SI_USER, .pid = qk_current()->proc->pid};
-      qk_signal_task(qk_current(), 13 /* SIGPIPE */, &si, false);
-    }
-    if (anc)
-      anc_free(anc);
+  uint16_t fam;
+  if (len < 2 || len > 2 + NAME_MAX_UN)
+    return -QK_EINVAL;
+  memcpy(&fam, addr, 2);
+  if (fam != 1 /* AF_UNIX */)
+    return -QK_EINVAL;
+  uint32_t n = len - 2;
+  if (!n)
+    return -QK_ENODATA;
+  const uint8_t *p = addr + 2;
+  ua->path = p[0] != 0;
+  memset(&ua->n, 0, sizeof(ua->n));
+  memcpy(ua->n.addr, addr, 2);
+  if (!ua->path) {
+    memcpy(ua->n.addr + 2, p, n);
+    ua->n.len = len;
+    return 0;
+  }
+  uint32_t k = 0;
+  while (k < n && p[k])
+    k++;
+  if (k >= NAME_MAX_UN)
+    return -QK_EINVAL;
+  memcpy(ua->n.addr + 2, p, k);
+  ua->n.len = 2 + k + 1; /* Linux reports a path with its NUL */
+  char rel[NAME_MAX_UN + 1];
+  memcpy(rel, p, k);
+  rel[k] = 0;
+  int r = qk_path_join(ua->abs, QK_PATH_MAX, qk_current()->proc->fs->cwd, rel);
+  if (r < 0)
     return r;
-  }
-  struct unix_mq *q = e->rq;
-  if (got)
-    *got = NULL;
-  if (!q || !q->head) {
-    /* A seqpacket peer that is gone reads as the end; a datagram pair's
-     * reader waits on (Linux does the same). */
-    if (!q || (q->no_writer && e->type == 5))
-      return 0;
-    return nb ? -QK_EAGAIN : qk_block(q, ~0ull);
-  }
-  struct unix_msg *m = q->head;
-  uint64_t off = 0;
-  for (unsigned i = 0; i < u->cnt && off < m->len; i++) {
-    uint64_t n = u->iov[i].len < m->len - off ? u->iov[i].len : m->len - off;
-    if (n && qk_copy_to_user(u->iov[i].base, m->data + off, n))
-      return off ? (int64_t)off : -QK_EFAULT;
-    off += n;
-  }
-  q->head = m->next;
-  if (!q->head)
-    q->tail = NULL;
-  q->bytes -= m->len;
-  if (off < m->len && mflags)
-    *mflags |= 0x20; /* MSG_TRUNC: the rest of the message is gone */
-  r = (flags & 0x20) ? (int64_t)m->len : (int64_t)off;
-  if (got)
-    *got = m->anc;
-  else if (m->anc)
-    anc_free(m->anc);
-  qk_kfree(m);
-  qk_wake(q);
-  qk_wake(&qk_poll_wq);
-  return r;
+  qk_path_normalize(ua->abs);
+  return 0;
 }
 
-/* One transfer. Sending: anc (consumed; NULL: none) goes with the first
- * byte that goes out. Receiving: stops at the next ancillary boundary and
- * hands the record that starts here to *got (NULL: none; the caller
- * delivers or drops it). */
-static int64_t unix_io(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send,
-                       struct unix_anc *anc, struct unix_anc **got)
+/* Abstract names are per socket type, as on Linux. */
+static struct unix_end *lookup_abstract(const struct unix_name *n, int type)
 {
-  struct unix_end *e = f->priv;
-  if (got)
-    *got = NULL;
-  int64_t r;
-  if (e->type != 1 && e->state == U_CONNECTED)
-    return msg_io(f, u, flags, send, anc, got, NULL);
-  if (e->state != U_CONNECTED) {
-    r = -QK_ENOTCONN;
-    goto out;
-  }
-  struct qk_file *p = send ? e->tx : e->rx;
-  if (!p) {
-    r = send ? -QK_EPIPE : 0; /* shut down: no more writes, reads see EOF */
-    goto out;
-  }
-  if (send && (flags & MSG_NOSIGNAL) && (p->ops->poll(p) & POLLERR)) {
-    r = -QK_EPIPE; /* the pipe would raise SIGPIPE itself */
-    goto out;
-  }
-  struct unix_chan *c = send ? e->txc : e->rxc;
-  struct l_iovec *cut = NULL;
-  struct qk_uio lim = *u;
-  struct unix_anc *fdrec = NULL;
-  if (send && c && (anc || c->passcred) && (anc || (anc = qk_kzalloc(sizeof(*anc))))) {
-    anc->cred = true; /* every record names its writer */
-    anc->uc = my_cred();
-  }
-  if (!send && c) {
-    /* The writer of the bytes at rpos; records of bytes already read go. */
-    while (c->head && !c->head->nfds && c->head->pos <= c->rpos) {
-      struct unix_anc *a = c->head;
-      c->cred = a->uc;
-      c->has_cred = true;
-      c->head = a->next;
-      anc_free(a);
-    }
-    if (!c->head)
-      c->tail = NULL;
-    for (fdrec = c->head; fdrec && !fdrec->nfds; fdrec = fdrec->next)
-      ;
-    /* A read ends with the send whose files it takes. */
-    uint64_t stop = fdrec ? fdrec->pos + fdrec->len : ~0ull;
-    if (stop != ~0ull && stop - c->rpos < lim.total) {
-      uint64_t want = stop - c->rpos, sum = 0;
-      cut = qk_kmalloc((u->cnt ? u->cnt : 1) * sizeof(*cut));
-      if (!cut) {
-        r = -QK_ENOMEM;
-        goto out;
-      }
-      lim.iov = cut;
-      lim.cnt = 0;
-      for (unsigned i = 0; i < u->cnt && sum < want; i++) {
-        cut[i] = u->iov[i];
-        if (cut[i].len > want - sum)
-          cut[i].len = want - sum;
-        sum += cut[i].len;
-        lim.cnt++;
-      }
-      lim.total = sum;
+  for (struct unix_end *b = bound; b; b = b->next_bound)
+    if (!b->path_bound && b->type == type && b->name.len == n->len &&
+        !memcmp(b->name.addr, n->addr, n->len))
+      return b;
+  return NULL;
+}
+
+static struct unix_end *lookup_inode(uint64_t dev, uint64_t ino)
+{
+  for (struct unix_end *b = bound; b; b = b->next_bound)
+    if (b->path_bound && b->fs_dev == dev && b->fs_ino == ino)
+      return b;
+  return NULL;
+}
+
+static void unbind(struct unix_end *e)
+{
+  for (struct unix_end **pp = &bound; *pp; pp = &(*pp)->next_bound) {
+    if (*pp == e) {
+      *pp = e->next_bound;
+      break;
     }
   }
-  struct ucred_l first = c && c->head && c->head->pos == c->rpos ? c->head->uc
-                         : c                                     ? c->cred
-                                                                 : (struct ucred_l){0};
-  bool first_known = c && ((c->head && c->head->pos == c->rpos) || c->has_cred);
-  /* The pipe end carries this end's O_NONBLOCK (and MSG_DONTWAIT) for the
-   * one call. */
-  uint32_t saved = p->flags;
-  if ((f->flags & L_O_NONBLOCK) || (flags & MSG_DONTWAIT))
-    p->flags |= L_O_NONBLOCK;
+  e->next_bound = NULL;
+}
+
+static void bind_to(struct unix_end *e, const struct unix_name *n)
+{
+  e->name = *n;
+  e->next_bound = bound;
+  bound = e;
+}
+
+/* The socket a name leads to: ENOENT for a path that does not exist,
+ * ECONNREFUSED for a path that is no bound socket or an abstract name
+ * nobody holds (of this type), EPROTOTYPE for a path bound by a socket of
+ * another type. */
+static struct unix_end *find(const struct uaddr *ua, int type, int64_t *err)
+{
+  struct unix_end *t;
+  if (ua->path) {
+    struct l_stat st;
+    int r = qk_vfs_stat(ua->abs, 0, qk_va_to_pa(&st));
+    if (r < 0) {
+      *err = r;
+      return NULL;
+    }
+    t = (st.st_mode & L_S_IFMT) == 0140000 ? lookup_inode(st.st_dev, st.st_ino) : NULL;
+  } else {
+    t = lookup_abstract(&ua->n, type);
+  }
+  if (!t) {
+    *err = -QK_ECONNREFUSED;
+    return NULL;
+  }
+  if (t->type != type) {
+    *err = -QK_EPROTOTYPE;
+    return NULL;
+  }
+  return t;
+}
+
+struct unix_end *qk_unix_find(const uint8_t *addr, uint32_t alen, int type, int64_t *err)
+{
+  struct uaddr *ua = qk_kmalloc(sizeof(*ua));
+  if (!ua) {
+    *err = -QK_ENOMEM;
+    return NULL;
+  }
+  int r = parse_name(addr, alen, ua);
+  struct unix_end *t = NULL;
+  if (r)
+    *err = r == -QK_ENODATA ? -QK_EINVAL : r;
   else
-    p->flags &= ~(uint32_t)L_O_NONBLOCK;
-  uint64_t pos = c ? (send ? c->wpos : c->rpos) : 0;
-  r = p->ops->rw(p, &lim, -1, send);
-  p->flags = saved;
-  qk_kfree(cut);
-  if (r > 0 && c) {
-    if (send) {
-      c->wpos += (uint64_t)r;
-      if (anc) {
-        anc->pos = pos;
-        anc->len = (uint64_t)r;
-        if (c->tail)
-          c->tail->next = anc;
-        else
-          c->head = anc;
-        c->tail = anc;
-        anc = NULL;
-      }
-    } else {
-      uint64_t end = c->rpos + (uint64_t)r;
-      c->rpos = end;
-      /* Records whose bytes this read took: the files of the one with
-       * files go to the caller; the writer of the last one is remembered. */
-      struct unix_anc *take = NULL;
-      while (c->head && c->head->pos < end) {
-        struct unix_anc *a = c->head;
-        c->head = a->next;
-        a->next = NULL;
-        c->cred = a->uc;
-        c->has_cred = true;
-        if (a == fdrec && !take)
-          take = a;
-        else
-          anc_free(a);
-      }
-      if (!c->head)
-        c->tail = NULL;
-      if (take && got) {
-        take->uc = first;
-        take->cred = first_known;
-        *got = take;
-      } else if (take) {
-        anc_free(take); /* read() asks for no control data: files closed */
-      } else if (got && c->passcred && first_known && (*got = qk_kzalloc(sizeof(**got)))) {
-        (*got)->cred = true;
-        (*got)->uc = first;
-      }
+    t = find(ua, type, err);
+  qk_kfree(ua);
+  return t;
+}
+
+int64_t qk_unix_autobind(struct unix_end *e)
+{
+  if (e->name.len)
+    return 0;
+  struct unix_name n = {.len = 2 + 1 + 5};
+  n.addr[0] = 1; /* AF_UNIX, little-endian */
+  for (uint32_t tries = 0; tries < 0x100000; tries++) {
+    uint32_t v = next_auto++ & 0xfffff;
+    for (int i = 0; i < 5; i++) {
+      uint32_t d = (v >> (4 * (4 - i))) & 0xf;
+      n.addr[3 + i] = (uint8_t)(d < 10 ? '0' + d : 'a' + d - 10);
+    }
+    if (!lookup_abstract(&n, e->type)) {
+      bind_to(e, &n);
+      return 0;
     }
   }
-out:
-  if (anc)
-    anc_free(anc); /* nothing went out: the restart sends it again */
+  return -QK_ENOSPC;
+}
+
+int64_t qk_unix_bind(struct qk_file *f, const uint8_t *addr, uint32_t len)
+{
+  struct unix_end *e = f->priv;
+  struct uaddr *ua = qk_kmalloc(sizeof(*ua));
+  if (!ua)
+    return -QK_ENOMEM;
+  int64_t r = parse_name(addr, len, ua);
+  if (r == -QK_ENODATA) { /* only the family: autobind */
+    r = qk_unix_autobind(e); /* 0 when named already (Linux) */
+    qk_kfree(ua);
+    return r;
+  }
+  if (!r && e->name.len)
+    r = -QK_EINVAL;
+  if (!r && !ua->path && lookup_abstract(&ua->n, e->type))
+    r = -QK_EADDRINUSE;
+  if (!r && ua->path) {
+    struct l_stat st;
+    r = qk_vfs_mksock(ua->abs, 0777 & ~qk_current()->proc->fs->umask);
+    if (r == -QK_EEXIST)
+      r = -QK_EADDRINUSE;
+    if (!r)
+      r = qk_vfs_stat(ua->abs, 1, qk_va_to_pa(&st));
+    if (!r) {
+      /* An unlinked socket's inode number may come back: that name is gone. */
+      struct unix_end *old = lookup_inode(st.st_dev, st.st_ino);
+      if (old)
+        unbind(old);
+      e->path_bound = true;
+      e->fs_dev = st.st_dev;
+      e->fs_ino = st.st_ino;
+    }
+  }
+  if (!r)
+    bind_to(e, &ua->n);
+  qk_kfree(ua);
   return r;
 }
 
-int64_t qk_unix_xfer(struct qk_file *f, const struct qk_uio *u, uint64_t flags, bool send)
+int64_t qk_unix_listen(struct qk_file *f, int backlog)
 {
   struct unix_end *e = f->priv;
-  /* MSG_TRUNC on a message socket: the message's real length. */
-  uint64_t ok =
-      MSG_DONTWAIT | MSG_NOSIGNAL | (send ? 0 : MSG_CMSG_CLOEXEC | (e->type != 1 ? 0x20u : 0u));
-  if (flags & ~ok)
+  if (e->type == UN_DGRAM)
     return -QK_EOPNOTSUPP;
-  return unix_io(f, u, flags, send, NULL, NULL);
+  if (e->state == U_CONNECTED || !e->name.len)
+    return -QK_EINVAL;
+  if (backlog <= 0)
+    backlog = 1;
+  if (backlog > 4096)
+    backlog = 4096;
+  if (e->state == U_LISTEN && backlog <= e->qmax)
+    return 0;
+  struct qk_file **q = qk_kmalloc((size_t)backlog * sizeof(*q));
+  if (!q)
+    return -QK_ENOMEM;
+  for (int i = 0; i < e->qlen; i++)
+    q[i] = e->queue[i];
+  qk_kfree(e->queue);
+  e->queue = q;
+  e->qmax = backlog;
+  e->state = U_LISTEN;
+  e->owncred = qk_unix_my_cred();
+  return 0;
 }
 
-int64_t qk_unix_sendmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
-                        const uint8_t *ctl, uint64_t ctllen)
+/* connect() of a datagram socket: sets (or with AF_UNSPEC clears) the
+ * default destination; only its datagrams are then received. */
+static int64_t dgram_connect(struct unix_end *e, const uint8_t *addr, uint32_t len)
 {
-  if (flags & ~(uint64_t)(MSG_DONTWAIT | MSG_NOSIGNAL))
-    return -QK_EOPNOTSUPP;
-  struct unix_anc *a = NULL;
-  int64_t r = ctllen ? anc_parse(ctl, ctllen, &a) : 0;
+  uint16_t fam = 0;
+  if (len >= 2)
+    memcpy(&fam, addr, 2);
+  if (len >= 2 && fam == 0 /* AF_UNSPEC: disconnect */) {
+    qk_unix_mq_put(e->wq);
+    e->wq = NULL;
+    e->peer.len = 0;
+    e->state = U_UNBOUND;
+    return 0;
+  }
+  int64_t r;
+  struct unix_end *t = qk_unix_find(addr, len, UN_DGRAM, &r);
+  if (!t)
+    return r;
+  if (e->passcred_set && (r = qk_unix_autobind(e)))
+    return r;
+  if (t->wq && t->wq != e->rq && t != e)
+    return -QK_EPERM; /* it receives only from its own peer */
+  qk_unix_mq_put(e->wq);
+  e->wq = t->rq;
+  e->wq->refs++;
+  e->peer = t->name;
+  e->peercred = t->owncred;
+  e->dgram_refused = false;
+  e->state = U_CONNECTED;
+  return 0;
+}
+
+int64_t qk_unix_connect(struct qk_file *f, const uint8_t *addr, uint32_t len)
+{
+  struct unix_end *e = f->priv;
+  if (e->type == UN_DGRAM)
+    return dgram_connect(e, addr, len);
+  if (e->state == U_CONNECTED)
+    return -QK_EISCONN;
+  if (e->state == U_LISTEN)
+    return -QK_EINVAL;
+  int64_t r;
+  struct unix_end *l = qk_unix_find(addr, len, e->type, &r);
+  if (!l)
+    return r;
+  if (l->state != U_LISTEN)
+    return -QK_ECONNREFUSED;
+  if (l->qlen >= l->qmax) {
+    if (f->flags & L_O_NONBLOCK)
+      return -QK_EAGAIN;
+    return qk_block(&l->qlen, ~0ull); /* accept makes room */
+  }
+  if (e->passcred_set && (r = qk_unix_autobind(e)))
+    return r;
+  struct qk_file *mine, *theirs;
+  r = e->type == UN_STREAM ? qk_unix_pair(0, &mine, &theirs)
+                           : qk_unix_pair_msg(e->type, 0, &mine, &theirs);
   if (r)
     return r;
-  return unix_io(f, u, flags, true, a, NULL);
+  /* This file takes over the new pair's first end. */
+  struct unix_end *m = mine->priv, *t = theirs->priv;
+  e->rx = m->rx;
+  e->tx = m->tx;
+  e->rxc = m->rxc;
+  e->txc = m->txc;
+  e->rq = m->rq;
+  e->wq = m->wq;
+  if (e->rq)
+    e->rq->owner = e;
+  m->rx = m->tx = NULL;
+  m->rxc = m->txc = NULL;
+  m->rq = m->wq = NULL;
+  qk_fput(mine);
+  e->state = U_CONNECTED;
+  e->peercred = l->owncred;
+  if (e->passcred_set && e->rxc)
+    e->rxc->passcred = true;
+  e->peer = l->name;
+  t->peercred = qk_unix_my_cred();
+  t->peer = e->name;
+  if (l->passcred_set) { /* the accepted socket inherits it */
+    t->passcred_set = true;
+    if (t->rxc)
+      t->rxc->passcred = true;
+  }
+  t->name = l->name;
+  t->sndbuf = l->sndbuf;
+  t->rcvbuf = l->rcvbuf;
+  l->queue[l->qlen++] = theirs;
+  qk_wake(l);
+  qk_wake(&qk_poll_wq);
+  return 0;
 }
 
-int64_t qk_unix_recvmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags, uint64_t uctl,
-                        uint64_t *ctllen, uint32_t *mflags)
+int64_t qk_unix_accept(struct qk_file *f, uint32_t flags, struct qk_file **out)
 {
   struct unix_end *e = f->priv;
-  uint64_t ok = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC | (e->type != 1 ? 0x20 : 0);
-  if (flags & ~ok)
+  if (e->type == UN_DGRAM)
     return -QK_EOPNOTSUPP;
-  struct unix_anc *a;
-  *mflags = 0;
-  int64_t r = e->type != 1 && e->state == U_CONNECTED ? msg_io(f, u, flags, false, NULL, &a, mflags)
-                                                      : unix_io(f, u, flags, false, NULL, &a);
-  if (r < 0) {
-    *ctllen = 0;
-    return r;
+  if (e->state != U_LISTEN)
+    return -QK_EINVAL;
+  if (!e->qlen) {
+    if (f->flags & L_O_NONBLOCK)
+      return -QK_EAGAIN;
+    return qk_block(e, ~0ull);
   }
-  bool passcred = e->passcred_set;
-  int64_t d = anc_deliver(a, passcred && r > 0, uctl, ctllen, flags, mflags);
-  return d < 0 ? d : r;
+  struct qk_file *c = e->queue[0];
+  for (int i = 1; i < e->qlen; i++)
+    e->queue[i - 1] = e->queue[i];
+  e->qlen--;
+  qk_wake(&e->qlen);
+  c->flags = (c->flags & ~(uint32_t)L_O_NONBLOCK) | (flags & L_O_NONBLOCK);
+  *out = c;
+  return 0;
 }
+
+uint32_t qk_unix_name(struct qk_file *f, bool peer, uint8_t *buf)
+{
+  struct unix_end *e = f->priv;
+  if (peer && e->state != U_CONNECTED)
+    return 0; /* ENOTCONN */
+  const struct unix_name *n = peer ? &e->peer : &e->name;
+  if (!n->len) {
+    uint16_t fam = 1;
+    memcpy(buf, &fam, 2);
+    return 2; /* unnamed: the family alone */
+  }
+  memcpy(buf, n->addr, n->len);
+  return n->len;
+}
+
+/* ---- options ---- */
 
 int64_t qk_unix_setsockopt(struct qk_file *f, uint64_t level, uint64_t name, const void *val,
                            uint64_t len)
 {
   struct unix_end *e = f->priv;
-  if (level != SOL_SOCKET)
+  if (level != 1 /* SOL_SOCKET */)
     return -QK_ENOPROTOOPT;
-  if (name == 7 || name == 8) /* SO_SNDBUF, SO_RCVBUF: fixed 64 KiB, accepted */
-    return 0;
-  if (name == 16) { /* SO_PASSCRED */
-    int32_t on;
+  int32_t v = 0;
+  if (name == 7 || name == 8 || name == 16) {
     if (len < 4)
       return -QK_EINVAL;
-    memcpy(&on, val, 4);
-    e->passcred_set = on != 0;
+    memcpy(&v, val, 4);
+  }
+  if (name == 7 || name == 8) { /* SO_SNDBUF, SO_RCVBUF: doubled and clamped, as Linux */
+    int64_t b = v < 0 ? 0 : v > BUF_MAX ? BUF_MAX : v;
+    b *= 2;
+    if (name == 7)
+      e->sndbuf = b < 4608 ? 4608 : (int)b;
+    else
+      e->rcvbuf = b < 2304 ? 2304 : (int)b;
+    return 0;
+  }
+  if (name == 16) { /* SO_PASSCRED */
+    e->passcred_set = v != 0;
     if (e->rxc)
-      e->rxc->passcred = on != 0;
+      e->rxc->passcred = v != 0;
     return 0;
   }
   return -QK_ENOPROTOOPT;
 }
 
-/* SO_PASSCRED (16) and SO_PEERCRED (17): 0 with the value in val/len, or
- * -QK_ENOPROTOOPT for the others (the caller answers those). */
 int64_t qk_unix_getsockopt(struct qk_file *f, uint64_t name, void *val, uint32_t *len)
 {
   struct unix_end *e = f->priv;
-  if (name == 3) { /* SO_TYPE */
-    int32_t t = e->type;
-    memcpy(val, &t, 4);
-    *len = 4;
-    return 0;
-  }
-  if (name == 16) {
-    int32_t on = e->passcred_set;
-    memcpy(val, &on, 4);
-    *len = 4;
-    return 0;
-  }
-  if (name == 17) {
+  int32_t v;
+  switch (name) {
+  case 3: /* SO_TYPE */
+    v = e->type;
+    break;
+  case 4: /* SO_ERROR */
+    v = 0;
+    break;
+  case 7: /* SO_SNDBUF */
+    v = e->sndbuf;
+    break;
+  case 8: /* SO_RCVBUF */
+    v = e->rcvbuf;
+    break;
+  case 16: /* SO_PASSCRED */
+    v = e->passcred_set;
+    break;
+  case 30: /* SO_ACCEPTCONN */
+    v = e->state == U_LISTEN;
+    break;
+  case 38: /* SO_PROTOCOL */
+    v = 0;
+    break;
+  case 39: /* SO_DOMAIN */
+    v = 1;
+    break;
+  case 17: { /* SO_PEERCRED */
     struct ucred_l uc = e->state == U_CONNECTED ? e->peercred : (struct ucred_l){0, ~0u, ~0u};
     memcpy(val, &uc, sizeof(uc));
     *len = sizeof(uc);
     return 0;
   }
-  return -QK_ENOPROTOOPT;
+  default:
+    return -QK_ENOPROTOOPT;
+  }
+  memcpy(val, &v, 4);
+  *len = 4;
+  return 0;
 }
+
+/* ---- file ops ---- */
 
 static int64_t unix_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write)
 {
   if (off >= 0)
     return -QK_ESPIPE;
-  return unix_io(f, u, 0, write, NULL, NULL);
+  struct unix_end *e = f->priv;
+  if (e->type == UN_STREAM)
+    return qk_unix_stream_io(f, u, 0, write, NULL, NULL);
+  if (write)
+    return qk_unix_msg_send(f, u, 0, NULL, NULL, 0);
+  struct unix_anc *a = NULL;
+  uint32_t mflags = 0;
+  int64_t r = qk_unix_msg_recv(f, u, 0, &a, &mflags, NULL, NULL);
+  if (a)
+    qk_unix_anc_free(a); /* read() asks for no control data: files closed */
+  return r;
 }
 
 int64_t qk_unix_shutdown(struct qk_file *f, uint64_t how)
@@ -606,14 +603,17 @@ int64_t qk_unix_shutdown(struct qk_file *f, uint64_t how)
   struct unix_end *e = f->priv;
   if (how > 2)
     return -QK_EINVAL;
-  if (e->type != 1) {
-    if (how != 1 && e->rq) {
-      e->rq->no_reader = true;
+  if (e->type != UN_STREAM) {
+    if (how != 1 && e->rq) { /* SHUT_RD: reads see the end; senders EPIPE */
+      e->rq->shut_rd = true;
       qk_wake(e->rq);
     }
-    if (how != 0 && e->wq) {
-      e->wq->no_writer = true; /* the peer reads the end (seqpacket) */
-      qk_wake(e->wq);
+    if (how != 0) {
+      e->shut_wr = true;
+      if (e->wq && e->type == UN_SEQPACKET) {
+        e->wq->shut_wr = true; /* the peer reads the end */
+        qk_wake(e->wq);
+      }
     }
     qk_wake(&qk_poll_wq);
     return 0;
@@ -662,8 +662,28 @@ static int64_t unix_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
     f->flags = on ? f->flags | L_O_NONBLOCK : f->flags & ~(uint32_t)L_O_NONBLOCK;
     return 0;
   }
-  if (cmd == 0x541b && e->type != 1) { /* FIONREAD: bytes queued, as Linux */
-    int32_t n = e->rq ? (int32_t)e->rq->bytes : 0;
+  if (cmd >= 0x8910 && cmd <= 0x8942) {
+    /* SIOCGIF*: Linux answers interface queries on any socket (glibc's and
+     * musl's if_nametoindex ask on an AF_UNIX datagram socket); the host
+     * answers them (read-only ones only) on a short-lived UDP socket of
+     * the pod's netns. */
+    uint8_t ifr[40];
+    if (qk_copy_from_user(ifr, arg, sizeof ifr))
+      return -QK_EFAULT;
+    int64_t h = qk_qcall(QK_OP_SOCKET, 2 /* AF_INET */, 2 /* SOCK_DGRAM */, 0, 0, 0, 0);
+    if (h < 0)
+      return h;
+    int64_t r = qk_qcall(QK_OP_SOCK_IOCTL, (uint64_t)h, cmd, qk_va_to_pa(ifr), 0, 0, 0);
+    qk_qcall(QK_OP_CLOSE, (uint64_t)h, 0, 0, 0, 0, 0);
+    if (r < 0)
+      return r;
+    return qk_copy_to_user(arg, ifr, sizeof ifr) ? -QK_EFAULT : 0;
+  }
+  if (cmd == 0x541b && e->type != UN_STREAM) {
+    /* FIONREAD: a datagram socket's next message, a seqpacket's bytes queued (Linux) */
+    int32_t n = !e->rq                ? 0
+                : e->type == UN_DGRAM ? (e->rq->head ? (int32_t)e->rq->head->len : 0)
+                                      : (int32_t)e->rq->bytes;
     return qk_copy_to_user(arg, &n, 4) ? -QK_EFAULT : 0;
   }
   if (cmd == 0x541b) { /* FIONREAD */
@@ -681,17 +701,30 @@ static int unix_poll(struct qk_file *f)
   struct unix_end *e = f->priv;
   if (e->state == U_LISTEN)
     return e->qlen ? 0x001 : 0;
+  if (e->type == UN_DGRAM) {
+    int ev = 0;
+    if (e->rq->head || e->rq->shut_rd)
+      ev |= 0x001;
+    if (!e->shut_wr && (!e->wq || e->wq->closed || e->wq->bytes < MQ_MAX))
+      ev |= 0x004; /* unconnected: always; connected: room in the peer's queue */
+    if (e->rq->shut_rd && e->shut_wr)
+      ev |= POLLHUP;
+    return ev;
+  }
   if (e->state == U_UNBOUND)
     return POLLHUP;
-  if (e->type != 1) {
-    int mev = 0;
-    if (e->rq && (e->rq->head || e->rq->no_reader || (e->type == 5 && e->rq->no_writer)))
-      mev |= 0x001;
-    if (e->wq && !e->wq->no_reader && !e->wq->no_writer && e->wq->bytes < MQ_MAX)
-      mev |= 0x004;
-    if (e->type == 5 && e->rq && e->rq->no_writer)
-      mev |= POLLHUP;
-    return mev;
+  if (e->type == UN_SEQPACKET) {
+    int ev = 0;
+    bool eof = e->rq->shut_wr || e->rq->shut_rd;
+    if (e->rq->head || eof || e->rq->reset)
+      ev |= 0x001;
+    if (!e->shut_wr && !e->wq->closed && !e->wq->shut_rd && e->wq->bytes < MQ_MAX)
+      ev |= 0x004;
+    if (e->rq->shut_wr && (e->shut_wr || e->wq->closed))
+      ev |= POLLHUP;
+    if (e->wq->closed)
+      ev |= POLLHUP;
+    return ev;
   }
   int ev = 0;
   if (e->rx)
@@ -714,22 +747,45 @@ static int unix_mmap_hfd(struct qk_file *f)
 static void unix_release(struct qk_file *f)
 {
   struct unix_end *e = f->priv;
-  for (struct unix_end **pp = &bound; *pp; pp = &(*pp)->next_bound) {
-    if (*pp == e) {
-      *pp = e->next_bound;
-      break;
-    }
-  }
+  unbind(e);
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    qk_unix_all = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  e->file = NULL;
   for (int i = 0; i < e->qlen; i++)
     qk_fput(e->queue[i]); /* connections never accepted: their peers see EOF */
   qk_kfree(e->queue);
   qk_wake(e);
   qk_wake(&e->qlen);
-  qk_unix_shutdown(f, 2);
-  chan_put(e->rxc);
-  chan_put(e->txc);
-  mq_put(e->rq);
-  mq_put(e->wq);
+  if (e->rxc && e->txc && e->rxc->wpos != e->rxc->rpos && !e->gc_purged)
+    e->txc->reset = true; /* closed with bytes unread: the peer reads ECONNRESET once */
+  if (e->rq) {
+    if (e->type == UN_SEQPACKET && e->wq && e->rq->head && !e->gc_purged)
+      e->wq->reset = true;
+    e->rq->closed = true;
+    e->rq->owner = NULL;
+    qk_wake(e->rq);
+  }
+  if (e->wq && e->type == UN_SEQPACKET) {
+    e->wq->shut_wr = true; /* the peer reads what is left, then the end */
+    qk_wake(e->wq);
+  }
+  if (e->rx) {
+    qk_fput(e->rx);
+    e->rx = NULL;
+  }
+  if (e->tx) {
+    qk_fput(e->tx);
+    e->tx = NULL;
+  }
+  qk_wake(&qk_poll_wq);
+  qk_unix_chan_put(e->rxc);
+  qk_unix_chan_put(e->txc);
+  qk_unix_mq_put(e->rq);
+  qk_unix_mq_put(e->wq);
   qk_kfree(e);
 }
 
@@ -743,284 +799,3 @@ static const struct qk_file_ops unix_ops = {
     .mmap_hfd = unix_mmap_hfd,
     .release = unix_release,
 };
-
-bool qk_unix_is(struct qk_file *f)
-{
-  return f->ops == &unix_ops;
-}
-
-int qk_unix_pair(uint32_t flags, struct qk_file **a, struct qk_file **b)
-{
-  struct qk_file *r1, *w1, *r2, *w2;
-  if (qk_pipe_create(0, &r1, &w1))
-    return -QK_ENOMEM;
-  if (qk_pipe_create(0, &r2, &w2)) {
-    qk_fput(r1);
-    qk_fput(w1);
-    return -QK_ENOMEM;
-  }
-  struct unix_end *ea = qk_kzalloc(sizeof(*ea)), *eb = qk_kzalloc(sizeof(*eb));
-  struct qk_file *fa = qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL);
-  struct qk_file *fb = qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL);
-  if (!ea || !eb || !fa || !fb) {
-    qk_kfree(ea);
-    qk_kfree(eb);
-    qk_kfree(fa);
-    qk_kfree(fb);
-    qk_fput(r1);
-    qk_fput(w1);
-    qk_fput(r2);
-    qk_fput(w2);
-    return -QK_ENOMEM;
-  }
-  struct unix_chan *c1 = qk_kzalloc(sizeof(*c1)), *c2 = qk_kzalloc(sizeof(*c2));
-  if (!c1 || !c2) {
-    qk_kfree(c1);
-    qk_kfree(c2);
-    qk_kfree(ea);
-    qk_kfree(eb);
-    qk_kfree(fa);
-    qk_kfree(fb);
-    qk_fput(r1);
-    qk_fput(w1);
-    qk_fput(r2);
-    qk_fput(w2);
-    return -QK_ENOMEM;
-  }
-  c1->refs = c2->refs = 2;
-  struct ucred_l me = my_cred();
-  /* a writes pipe 1 (channel 1) and reads pipe 2; b the other way round. */
-  *ea = (struct unix_end){.type = 1,
-                          .rx = r2,
-                          .tx = w1,
-                          .rxc = c2,
-                          .txc = c1,
-                          .peercred = me,
-                          .ino = next_ino++,
-                          .state = U_CONNECTED};
-  *eb = (struct unix_end){.type = 1,
-                          .rx = r1,
-                          .tx = w2,
-                          .rxc = c1,
-                          .txc = c2,
-                          .peercred = me,
-                          .ino = next_ino++,
-                          .state = U_CONNECTED};
-  fa->priv = ea;
-  fb->priv = eb;
-  *a = fa;
-  *b = fb;
-  return 0;
-}
-
-int qk_unix_pair_msg(int type, uint32_t flags, struct qk_file **a, struct qk_file **b)
-{
-  struct unix_end *ea = qk_kzalloc(sizeof(*ea)), *eb = qk_kzalloc(sizeof(*eb));
-  struct unix_mq *q1 = qk_kzalloc(sizeof(*q1)), *q2 = qk_kzalloc(sizeof(*q2));
-  struct qk_file *fa = qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL);
-  struct qk_file *fb = qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL);
-  if (!ea || !eb || !q1 || !q2 || !fa || !fb) {
-    qk_kfree(ea);
-    qk_kfree(eb);
-    qk_kfree(q1);
-    qk_kfree(q2);
-    qk_kfree(fa);
-    qk_kfree(fb);
-    return -QK_ENOMEM;
-  }
-  q1->refs = q2->refs = 2;
-  struct ucred_l me = my_cred();
-  /* a reads q1 and writes q2; b the other way round. */
-  *ea = (struct unix_end){
-      .type = type, .rq = q1, .wq = q2, .peercred = me, .ino = next_ino++, .state = U_CONNECTED};
-  *eb = (struct unix_end){
-      .type = type, .rq = q2, .wq = q1, .peercred = me, .ino = next_ino++, .state = U_CONNECTED};
-  fa->priv = ea;
-  fb->priv = eb;
-  *a = fa;
-  *b = fb;
-  return 0;
-}
-
-int qk_unix_socket(uint32_t flags, struct qk_file **out)
-{
-  struct unix_end *e = qk_kzalloc(sizeof(*e));
-  struct qk_file *f = e ? qk_file_new(&unix_ops, L_O_RDWR | (flags & L_O_NONBLOCK), NULL) : NULL;
-  if (!f) {
-    qk_kfree(e);
-    return -QK_ENOMEM;
-  }
-  e->ino = next_ino++;
-  e->type = 1;
-  e->state = U_UNBOUND;
-  f->priv = e;
-  *out = f;
-  return 0;
-}
-
-/* The significant bytes of a sockaddr_un: a path up to its NUL, or an
- * abstract name (leading NUL) of the given length. 0 or -errno. */
-static int parse_name(const uint8_t *addr, uint32_t len, uint8_t *name, uint32_t *namelen)
-{
-  uint16_t fam;
-  if (len < 2)
-    return -QK_EINVAL;
-  memcpy(&fam, addr, 2);
-  if (fam != 1 /* AF_UNIX */)
-    return -QK_EINVAL;
-  uint32_t n = len - 2;
-  if (n > NAME_MAX_UN)
-    n = NAME_MAX_UN;
-  if (!n)
-    return -QK_EINVAL; /* autobind: not served */
-  const uint8_t *p = addr + 2;
-  if (p[0]) {
-    uint32_t k = 0;
-    while (k < n && p[k])
-      k++;
-    n = k;
-  }
-  memcpy(name, p, n);
-  *namelen = n;
-  return 0;
-}
-
-static struct unix_end *lookup(const uint8_t *name, uint32_t n)
-{
-  for (struct unix_end *b = bound; b; b = b->next_bound)
-    if (b->namelen == n && !memcmp(b->name, name, n))
-      return b;
-  return NULL;
-}
-
-int64_t qk_unix_bind(struct qk_file *f, const uint8_t *addr, uint32_t len)
-{
-  struct unix_end *e = f->priv;
-  uint8_t name[NAME_MAX_UN];
-  uint32_t n;
-  int r = parse_name(addr, len, name, &n);
-  if (r)
-    return r;
-  if (e->namelen || e->state != U_UNBOUND)
-    return -QK_EINVAL;
-  if (lookup(name, n))
-    return -QK_EADDRINUSE;
-  memcpy(e->name, name, n);
-  e->namelen = n;
-  e->next_bound = bound;
-  bound = e;
-  return 0;
-}
-
-int64_t qk_unix_listen(struct qk_file *f, int backlog)
-{
-  struct unix_end *e = f->priv;
-  if (e->state == U_CONNECTED || !e->namelen)
-    return -QK_EINVAL;
-  if (backlog <= 0)
-    backlog = 1;
-  if (backlog > 4096)
-    backlog = 4096;
-  if (e->state == U_LISTEN && backlog <= e->qmax)
-    return 0;
-  struct qk_file **q = qk_kmalloc((size_t)backlog * sizeof(*q));
-  if (!q)
-    return -QK_ENOMEM;
-  for (int i = 0; i < e->qlen; i++)
-    q[i] = e->queue[i];
-  qk_kfree(e->queue);
-  e->queue = q;
-  e->qmax = backlog;
-  e->state = U_LISTEN;
-  e->owncred = my_cred();
-  return 0;
-}
-
-int64_t qk_unix_connect(struct qk_file *f, const uint8_t *addr, uint32_t len)
-{
-  struct unix_end *e = f->priv;
-  uint8_t name[NAME_MAX_UN];
-  uint32_t n;
-  int r = parse_name(addr, len, name, &n);
-  if (r)
-    return r;
-  if (e->state == U_CONNECTED)
-    return -QK_EISCONN;
-  if (e->state == U_LISTEN)
-    return -QK_EINVAL;
-  struct unix_end *l = lookup(name, n);
-  if (!l)
-    return name[0] ? -QK_ENOENT : -QK_ECONNREFUSED;
-  if (l->state != U_LISTEN)
-    return -QK_ECONNREFUSED;
-  if (l->qlen >= l->qmax) {
-    if (f->flags & L_O_NONBLOCK)
-      return -QK_EAGAIN;
-    return qk_block(&l->qlen, ~0ull); /* accept makes room */
-  }
-  struct qk_file *mine, *theirs;
-  if ((r = qk_unix_pair(0, &mine, &theirs)))
-    return r;
-  /* This file takes over the new pair's first end. */
-  struct unix_end *m = mine->priv;
-  e->rx = m->rx;
-  e->tx = m->tx;
-  e->rxc = m->rxc;
-  e->txc = m->txc;
-  m->rx = m->tx = NULL;
-  m->rxc = m->txc = NULL;
-  qk_fput(mine);
-  e->state = U_CONNECTED;
-  e->peercred = l->owncred;
-  if (e->passcred_set)
-    e->rxc->passcred = true;
-  memcpy(e->peer, l->name, l->namelen);
-  e->peerlen = l->namelen;
-  struct unix_end *t = theirs->priv;
-  t->peercred = my_cred();
-  if (l->passcred_set) { /* the accepted socket inherits it */
-    t->passcred_set = true;
-    t->rxc->passcred = true;
-  }
-  memcpy(t->name, l->name, l->namelen);
-  t->namelen = l->namelen;
-  l->queue[l->qlen++] = theirs;
-  qk_wake(l);
-  qk_wake(&qk_poll_wq);
-  return 0;
-}
-
-int64_t qk_unix_accept(struct qk_file *f, uint32_t flags, struct qk_file **out)
-{
-  struct unix_end *e = f->priv;
-  if (e->state != U_LISTEN)
-    return -QK_EINVAL;
-  if (!e->qlen) {
-    if (f->flags & L_O_NONBLOCK)
-      return -QK_EAGAIN;
-    return qk_block(e, ~0ull);
-  }
-  struct qk_file *c = e->queue[0];
-  for (int i = 1; i < e->qlen; i++)
-    e->queue[i - 1] = e->queue[i];
-  e->qlen--;
-  qk_wake(&e->qlen);
-  c->flags = (c->flags & ~(uint32_t)L_O_NONBLOCK) | (flags & L_O_NONBLOCK);
-  *out = c;
-  return 0;
-}
-
-uint32_t qk_unix_name(struct qk_file *f, bool peer, uint8_t *buf)
-{
-  struct unix_end *e = f->priv;
-  uint16_t fam = 1;
-  memcpy(buf, &fam, 2);
-  uint32_t n = peer ? e->peerlen : e->namelen;
-  memcpy(buf + 2, peer ? e->peer : e->name, n);
-  /* Path names are reported with their NUL, as Linux does. */
-  if (n && buf[2] && n < NAME_MAX_UN) {
-    buf[2 + n] = 0;
-    return 2 + n + 1;
-  }
-  return 2 + n;
-}

@@ -306,8 +306,10 @@ static int64_t op_mknodat(const struct sbx_fs_ctx *c, const uint64_t *a)
   mode_t mode = (mode_t)a[3];
   if ((mode & S_IFMT) == 0)
     mode |= S_IFREG;
-  if (!S_ISFIFO(mode) && !S_ISREG(mode))
-    return S_ISCHR(mode) || S_ISBLK(mode) ? -EPERM : -EINVAL; /* sockets are bound, not made */
+  /* S_IFSOCK: the inode of a guest AF_UNIX bind() (the socket itself lives
+   * in the guest kernel) */
+  if (!S_ISFIFO(mode) && !S_ISREG(mode) && !S_ISSOCK(mode))
+    return S_ISCHR(mode) || S_ISBLK(mode) ? -EPERM : -EINVAL;
   char base[NAME_MAX + 1];
   int pfd = sbx_fs_open_parent(c, a[0], a[1], a[2], base);
   if (pfd < 0)

@@ -65,6 +65,10 @@ void qk_fput(struct qk_file *f);
 /* Set by fs/epoll.c once an epoll instance exists: qk_fput calls it when a
  * file with registrations (ep_items) is released. */
 extern void (*qk_epoll_file_gone)(struct qk_file *f);
+/* Set by net/unix_anc.c once a file has gone in flight over a unix
+ * socket: qk_fput calls it when a reference that is not the last goes
+ * (the collection of descriptor cycles looks at unix sockets). */
+extern void (*qk_unix_file_kept)(struct qk_file *f);
 
 /* Descriptor table (fs/fdtable.c). */
 #define QK_FD_MAX 4096 /* hard cap on RLIMIT_NOFILE */
@@ -123,9 +127,17 @@ uint64_t qk_root_hfd(void);
 int qk_vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa);
 int qk_vfs_access(const char *abs, int mode, int flags);
 int64_t qk_vfs_readlink(const char *abs, char *buf, uint64_t len);
+/* Creates the socket inode of a bind() at an absolute path (perm: 0777
+ * less the umask). 0 or -errno (-QK_EEXIST when the path exists). */
+int qk_vfs_mksock(const char *abs, uint32_t perm);
 /* Pipes (fs/pipe.c): both ends, O_NONBLOCK/O_CLOEXEC-free flags given
  * as L_O_NONBLOCK. 0 or -QK_ENOMEM. */
 int qk_pipe_create(uint32_t flags, struct qk_file **rd, struct qk_file **wr);
+/* The bytes queued at the read end rd, copied without taking them (up to
+ * u->total; MSG_PEEK of a unix stream socket): bytes copied or -QK_EFAULT;
+ * *queued: bytes stored, *writers: a write end is left. A waiter parks on
+ * rd->priv (every change wakes it). */
+int64_t qk_pipe_peek(struct qk_file *rd, const struct qk_uio *u, uint32_t *queued, bool *writers);
 
 /* In-kernel devices (/dev/null, /dev/zero, /dev/full, /dev/random,
  * /dev/urandom): -QK_ENOENT if abs names none of them. */

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# AF_UNIX sockets served by the guest kernel, inside quark-sandbox (real KVM).
+# Usage: guest_unix_test.sh MODE SANDBOX KERNEL PROGDIR
+#   MODE glibc | musl: t_unix.<MODE> with path names in /tmp and then in
+#     /data (a plain rootfs directory); its "case NAME: ok|FAIL" lines must
+#     equal expected.txt (what the program prints on Linux) and it must end
+#     with 0 failures.
+#   MODE programs: busybox syslogd + logger over /dev/log (datagrams on a
+#     path), and python3's socket module (skipped without python3.11).
+# Skips (77) only when /dev/kvm is absent.
+set -uo pipefail
+mode=$1 sbx=$2 kernel=$3 progs=$4
+here=$(cd "$(dirname "$0")" && pwd)
+
+[ -e /dev/kvm ] || { echo "skip: /dev/kvm is absent"; exit 77; }
+[ -x "$sbx" ] || { echo "FAIL: quark-sandbox is not built ($sbx)"; exit 1; }
+
+work=$(mktemp -d /tmp/quark-gunix.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root=$work/rootfs
+mkdir -p "$root"/{bin,tmp,dev,proc,etc,data}
+chmod 1777 "$root/tmp"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\n' >"$root/etc/group"
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+guest() { timeout "$1" "$sbx" run --rootfs "$root" --kernel "$kernel" -- "${@:2}" </dev/null 2>"$work/err"; }
+
+case "$mode" in
+glibc | musl)
+  prog=$progs/t_unix.$mode
+  [ -x "$prog" ] || { echo "FAIL: not built ($prog)"; exit 1; }
+  cp "$prog" "$root/bin/t_unix"
+  for d in /tmp /data; do
+    out=$(guest 120 /bin/t_unix "$d")
+    rc=$?
+    echo "$out" | grep -v '^case .*: ok$' | head -40
+    if [ "$(echo "$out" | grep '^case ')" != "$(cat "$here/expected.txt")" ]; then
+      fail "t_unix $d: the case lines differ from expected.txt (exit $rc, stderr: $(grep -v DBG "$work/err" | head -c 600))"
+    elif [ $rc != 0 ] || ! echo "$out" | grep -qE '^t_unix: [0-9]+ checks, 0 failures$'; then
+      fail "t_unix $d: exit $rc"
+    else
+      echo "ok: t_unix $d ($(echo "$out" | tail -1))"
+    fi
+  done
+  # The socket inode of the path binds is on the host rootfs, and gone
+  # after the program unlinked it.
+  if ls "$root/data" | grep -q '^u-'; then
+    fail "leftover socket files in /data: $(ls "$root/data")"
+  fi
+  ;;
+programs)
+  cp /bin/busybox "$root/bin/busybox"
+  for a in sh syslogd logger sleep cat kill; do ln -sf busybox "$root/bin/$a"; done
+  out=$(guest 60 /bin/sh -c 'syslogd -n -O /tmp/msgs & sleep 1; logger -t qtest hello-unix; logger -t qtest second; sleep 1; kill $!; cat /tmp/msgs')
+  if ! echo "$out" | grep -q 'qtest: hello-unix' || ! echo "$out" | grep -q 'qtest: second'; then
+    fail "busybox syslogd/logger over /dev/log: [$out] ($(grep -v DBG "$work/err" | head -c 600))"
+  else
+    echo "ok: busybox syslogd received logger's datagrams on /dev/log"
+  fi
+  if [ -S "$root/dev/log" ]; then
+    echo "ok: /dev/log is a socket inode on the host rootfs"
+  else
+    fail "/dev/log is not a socket on the rootfs"
+  fi
+  py=/usr/bin/python3
+  if [ -x "$py" ] && [ -d /usr/lib/python3.11 ]; then
+    py=$(readlink -f "$py")
+    cp "$py" "$root/bin/python3"
+    for l in $(ldd "$py" | grep -o '/[^ ]*'); do
+      mkdir -p "$root$(dirname "$l")"
+      cp -L "$l" "$root$l"
+    done
+    mkdir -p "$root/usr/lib"
+    cp -a /usr/lib/python3.11 "$root/usr/lib/"
+    rm -rf "$root/usr/lib/python3.11/test" "$root/usr/lib/python3.11/site-packages"
+    cat >"$root/tmp/u.py" <<'PY'
+import os, socket, stat
+d = "/tmp/py.sock"
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(d)
+c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+c.bind("\0py-cli")
+c.sendto(b"dgram", d)
+data, addr = s.recvfrom(100)
+print("dgram", data.decode(), repr(addr), stat.S_ISSOCK(os.stat(d).st_mode))
+ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+ls.bind("\0py-stream")
+ls.listen()
+cs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+cs.connect("\0py-stream")
+a, _ = ls.accept()
+r, w = os.pipe()
+socket.send_fds(cs, [b"fd"], [w])
+msg, fds, flags, _ = socket.recv_fds(a, 10, 1)
+os.write(fds[0], b"xyz")
+print("fds", msg.decode(), os.read(r, 3).decode())
+p, q = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+p.send(b"seq")
+print("seq", q.recv(10).decode(), q.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE))
+PY
+    want="dgram dgram b'\\x00py-cli' True
+fds fd xyz
+seq seq 5"
+    out=$(guest 120 /bin/python3 /tmp/u.py)
+    if [ "$out" != "$want" ]; then
+      fail "python3 socket module: [$out], want [$want] ($(grep -v DBG "$work/err" | head -c 600))"
+    else
+      echo "ok: python3 socket module (dgram with names, send_fds/recv_fds, seqpacket pair)"
+    fi
+  else
+    echo "python3.11 is absent on this host: its check is left out"
+  fi
+  ;;
+*)
+  echo "usage: $0 glibc|musl|programs SANDBOX KERNEL PROGDIR"
+  exit 2
+  ;;
+esac
+[ $fails = 0 ] || exit 1
+echo "guest_unix $mode: all passed"
