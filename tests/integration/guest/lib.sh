@@ -47,6 +47,23 @@ guest_fixture() {
   "$(dirname "${BASH_SOURCE[0]}")/mkfixture.sh" "$1" "$2"
 }
 
+# guest_python ROOT: this host's python3.11 (dynamic: with its libraries)
+# and its standard library (less test/ and site-packages) copied into ROOT
+# as /bin/python3; returns 1 (nothing copied) without python3.11.
+guest_python() {
+  local py=/usr/bin/python3 l
+  [ -x "$py" ] && [ -d /usr/lib/python3.11 ] || return 1
+  py=$(readlink -f "$py")
+  mkdir -p "$1/bin" "$1/usr/lib"
+  cp "$py" "$1/bin/python3"
+  for l in $(ldd "$py" | grep -o '/[^ ]*'); do
+    mkdir -p "$1$(dirname "$l")"
+    cp -L "$l" "$1$l"
+  done
+  cp -a /usr/lib/python3.11 "$1/usr/lib/"
+  rm -rf "$1/usr/lib/python3.11/test" "$1/usr/lib/python3.11/site-packages"
+}
+
 fail() {
   echo "FAIL: $*"
   fails=$((fails + 1))

@@ -12,20 +12,14 @@ set -uo pipefail
 mode=$1 sbx=$2 kernel=$3 progs=$4
 here=$(cd "$(dirname "$0")" && pwd)
 
-[ -e /dev/kvm ] || { echo "skip: /dev/kvm is absent"; exit 77; }
-[ -x "$sbx" ] || { echo "FAIL: quark-sandbox is not built ($sbx)"; exit 1; }
-
-work=$(mktemp -d /tmp/quark-gunix.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=tests/integration/guest/lib.sh
+. "$here/../guest/lib.sh"
+guest_setup gunix "$sbx"
 root=$work/rootfs
 mkdir -p "$root"/{bin,tmp,dev,proc,etc,data}
 chmod 1777 "$root/tmp"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
-
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-guest() { timeout "$1" "$sbx" run --rootfs "$root" --kernel "$kernel" -- "${@:2}" </dev/null 2>"$work/err"; }
 
 case "$mode" in
 glibc | musl)
@@ -33,11 +27,10 @@ glibc | musl)
   [ -x "$prog" ] || { echo "FAIL: not built ($prog)"; exit 1; }
   cp "$prog" "$root/bin/t_unix"
   for d in /tmp /data; do
-    out=$(guest 120 /bin/t_unix "$d")
-    rc=$?
+    run 120 /bin/t_unix "$d"
     echo "$out" | grep -v '^case .*: ok$' | head -40
     if [ "$(echo "$out" | grep '^case ')" != "$(cat "$here/expected.txt")" ]; then
-      fail "t_unix $d: the case lines differ from expected.txt (exit $rc, stderr: $(grep -v DBG "$work/err" | head -c 600))"
+      fail "t_unix $d: the case lines differ from expected.txt (exit $rc, stderr: ${err:0:600})"
     elif [ $rc != 0 ] || ! echo "$out" | grep -qE '^t_unix: [0-9]+ checks, 0 failures$'; then
       fail "t_unix $d: exit $rc"
     else
@@ -53,9 +46,9 @@ glibc | musl)
 programs)
   cp /bin/busybox "$root/bin/busybox"
   for a in sh syslogd logger sleep cat kill; do ln -sf busybox "$root/bin/$a"; done
-  out=$(guest 60 /bin/sh -c 'syslogd -n -O /tmp/msgs & sleep 1; logger -t qtest hello-unix; logger -t qtest second; sleep 1; kill $!; cat /tmp/msgs')
+  run 60 /bin/sh -c 'syslogd -n -O /tmp/msgs & sleep 1; logger -t qtest hello-unix; logger -t qtest second; sleep 1; kill $!; cat /tmp/msgs'
   if ! echo "$out" | grep -q 'qtest: hello-unix' || ! echo "$out" | grep -q 'qtest: second'; then
-    fail "busybox syslogd/logger over /dev/log: [$out] ($(grep -v DBG "$work/err" | head -c 600))"
+    fail "busybox syslogd/logger over /dev/log: [$out] (stderr: ${err:0:600})"
   else
     echo "ok: busybox syslogd received logger's datagrams on /dev/log"
   fi
@@ -64,17 +57,7 @@ programs)
   else
     fail "/dev/log is not a socket on the rootfs"
   fi
-  py=/usr/bin/python3
-  if [ -x "$py" ] && [ -d /usr/lib/python3.11 ]; then
-    py=$(readlink -f "$py")
-    cp "$py" "$root/bin/python3"
-    for l in $(ldd "$py" | grep -o '/[^ ]*'); do
-      mkdir -p "$root$(dirname "$l")"
-      cp -L "$l" "$root$l"
-    done
-    mkdir -p "$root/usr/lib"
-    cp -a /usr/lib/python3.11 "$root/usr/lib/"
-    rm -rf "$root/usr/lib/python3.11/test" "$root/usr/lib/python3.11/site-packages"
+  if guest_python "$root"; then
     cat >"$root/tmp/u.py" <<'PY'
 import os, socket, stat
 d = "/tmp/py.sock"
@@ -103,12 +86,8 @@ PY
     want="dgram dgram b'\\x00py-cli' True
 fds fd xyz
 seq seq 5"
-    out=$(guest 120 /bin/python3 /tmp/u.py)
-    if [ "$out" != "$want" ]; then
-      fail "python3 socket module: [$out], want [$want] ($(grep -v DBG "$work/err" | head -c 600))"
-    else
-      echo "ok: python3 socket module (dgram with names, send_fds/recv_fds, seqpacket pair)"
-    fi
+    expect "python3 socket module (dgram with names, send_fds/recv_fds, seqpacket pair)" 0 "$want" \
+      /bin/python3 /tmp/u.py
   else
     echo "python3.11 is absent on this host: its check is left out"
   fi
@@ -118,5 +97,4 @@ seq seq 5"
   exit 2
   ;;
 esac
-[ $fails = 0 ] || exit 1
-echo "guest_unix $mode: all passed"
+guest_done "guest_unix $mode"
