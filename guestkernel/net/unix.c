@@ -391,10 +391,10 @@ static int64_t dgram_connect(struct unix_end *e, const uint8_t *addr, uint32_t l
   struct unix_end *t = qk_unix_find(addr, len, UN_DGRAM, &r);
   if (!t)
     return r;
-  if (e->passcred_set && (r = qk_unix_autobind(e)))
-    return r;
   if (t->wq && t->wq != e->rq && t != e)
     return -QK_EPERM; /* it receives only from its own peer */
+  if (e->passcred_set && (r = qk_unix_autobind(e)))
+    return r;
   qk_unix_mq_put(e->wq);
   e->wq = t->rq;
   e->wq->refs++;
@@ -744,6 +744,37 @@ static int unix_mmap_hfd(struct qk_file *f)
   return -QK_ENODEV;
 }
 
+/* Nobody will read e's queue any more: what waits there goes now (its
+ * files closed), though a writer still holds the queue (Linux purges the
+ * receive queue at release too). */
+static void purge(struct unix_end *e)
+{
+  struct unix_anc *recs = NULL;
+  if (e->rxc) {
+    recs = e->rxc->head;
+    e->rxc->head = e->rxc->tail = NULL;
+  }
+  struct unix_msg *msgs = NULL;
+  if (e->rq) {
+    msgs = e->rq->head;
+    e->rq->head = e->rq->tail = NULL;
+    e->rq->bytes = 0;
+    e->rq->count = 0;
+  }
+  while (recs) {
+    struct unix_anc *a = recs;
+    recs = a->next;
+    qk_unix_anc_free(a);
+  }
+  while (msgs) {
+    struct unix_msg *m = msgs;
+    msgs = m->next;
+    if (m->anc)
+      qk_unix_anc_free(m->anc);
+    qk_kfree(m);
+  }
+}
+
 static void unix_release(struct qk_file *f)
 {
   struct unix_end *e = f->priv;
@@ -782,6 +813,7 @@ static void unix_release(struct qk_file *f)
     e->tx = NULL;
   }
   qk_wake(&qk_poll_wq);
+  purge(e);
   qk_unix_chan_put(e->rxc);
   qk_unix_chan_put(e->txc);
   qk_unix_mq_put(e->rq);

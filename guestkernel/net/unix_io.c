@@ -268,8 +268,11 @@ static int64_t msg_target(struct unix_end *e, const uint8_t *addr, uint32_t alen
   }
   if (e->wq->shut_rd)
     return -QK_EPIPE;
+  struct unix_end *t = e->wq->owner;
+  if (t && t->wq && t->wq != e->rq && t != e)
+    return -QK_EPERM; /* the receiver connected to another since */
   *q = e->wq;
-  *te = e->wq->owner;
+  *te = t;
   return 0;
 }
 

@@ -262,9 +262,15 @@ static void dgram_connect(void)
   /* A connected receiver takes datagrams from its peer only. */
   CHECK_EQ(connect_name(srv, "@u-dc-a"), 0);
   CHECK_EQ(sendto_name(b, "2", 1, "@u-dc-srv", 0), -EPERM);
+  CHECK_EQ(connect_name(b, "@u-dc-srv"), -EPERM);
+  CHECK_EQ(E(send(b, "2", 1, 0)), -ENOTCONN);
   CHECK_EQ(E(send(a, "3", 1, 0)), 1);
   CHECK_EQ(E(recv(srv, buf, sizeof buf, 0)), 1);
   CHECK_EQ(buf[0], '3');
+  /* a stays connected to srv, which now connects to b: a's sends refused. */
+  CHECK_EQ(connect_name(srv, "@u-dc-b"), 0);
+  CHECK_EQ(E(send(a, "x", 1, 0)), -EPERM);
+  CHECK_EQ(connect_name(srv, "@u-dc-a"), 0);
   /* AF_UNSPEC dissolves it. */
   struct sockaddr un = {.sa_family = AF_UNSPEC};
   CHECK_EQ(E(connect(srv, &un, sizeof un)), 0);
@@ -825,6 +831,22 @@ static void gc_ring(void)
   close(back);
   close(ab[1]);
   close(cd[0]);
+  close(cd[1]);
+  /* A receiver closed with a file queued: the file goes with it, though
+   * the sender is still open. */
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, ab), 0);
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM, 0, cd), 0);
+  CHECK_EQ(pipe(p), 0);
+  CHECK_EQ(send_fd(ab[1], "p", 1, p[1], 0), 1);
+  CHECK_EQ(send_fd(cd[1], "p", 1, p[1], 0), 1);
+  close(p[1]);
+  fcntl(p[0], F_SETFL, O_NONBLOCK);
+  close(ab[0]);
+  CHECK_EQ(E(read(p[0], buf, 1)), -EAGAIN); /* still queued at cd[0] */
+  close(cd[0]);
+  CHECK_EQ(E(read(p[0], buf, 1)), 0);
+  close(p[0]);
+  close(ab[1]);
   close(cd[1]);
   /* A named datagram socket sent to itself: its name is freed too. */
   int d = bound(SOCK_DGRAM, "@u-gc-dgram");
