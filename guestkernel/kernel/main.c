@@ -4,35 +4,43 @@
 #include <qk/ctl.h>
 #include <qk/kernel.h>
 #include <qk/qcall.h>
+#include <qk/smp.h>
 #include <qk/task.h>
 
 struct qk_boot_info *qk_boot;
 
-static struct qk_percpu percpu[QK_MAX_VCPUS];
+struct qk_percpu qk_percpus[QK_MAX_VCPUS];
 
 void qk_kernel_main(struct qk_boot_info *bi, unsigned cpu)
 {
-  percpu[cpu].id = cpu;
-  qk_arch_set_cpu_private(&percpu[cpu]);
+  qk_percpus[cpu].id = cpu;
+  qk_arch_set_cpu_private(&qk_percpus[cpu]);
   if (cpu != 0)
-    for (;;)
-      qk_arch_wait_for_interrupt(); /* one process, one thread: vCPU 0 runs it */
+    qk_smp_ap_main(cpu); /* halts, or schedules once vCPU 0 booted (SMP) */
 
   qk_boot = bi;
+  qk_sched_cpu_init(&qk_percpus[0]);
+  qk_smp_boot_cpu0(); /* with SMP: the kernel lock, held until user mode */
   qk_time_init(bi);
   /* Bulk copies go to the host only from emulated ring 0 (qk_kernel_native). */
   qk_ring0_emulated = bi->host_flags & QK_HOST_RING0_EMULATED;
   qk_page_init(bi->free_start, bi->free_end, bi->mem_size);
   qk_ctl_init(bi);
 
+  if (qk_smp_on)
+    qk_smp_release_aps(); /* they wait for the lock */
   if (!bi->init_entry && bi->ctl_gpa)
     qk_sched_start(); /* pod mode: containers come through the channel */
   struct qk_task *t = qk_task_create_init(bi);
   if (!t)
     qk_kpanic("out of memory creating the initial process");
-  percpu[cpu].current = t;
+  qk_percpus[cpu].current = t;
+  qk_percpus[cpu].running = t;
+  qk_percpus[cpu].mm = t->proc->mm;
   qk_arch_switch_cr3(t->proc->mm->cr3);
   qk_fpu_save(t->fpu); /* the boot FPU state, for tasks that fork before any switch */
+  if (qk_smp_on)
+    qk_smp_leave();
   qk_arch_return_to_user(&t->regs);
 }
 
@@ -99,5 +107,12 @@ void qk_interrupt(unsigned vector, struct qk_regs *r)
     qk_sched_tick(r);
   else if (vector == QK_VECTOR_RESCHED && r)
     qk_sched_return(r, false); /* a fault path's switch, moved to the worker */
+  else if (vector == QK_VECTOR_IPI && r) {
+    /* SMP: another vCPU killed or signalled the task, or made one
+     * runnable; the scheduler's return path sees to it. */
+    qk_current()->uregs = r;
+    qk_sched_return(r, false);
+  } else if (vector == QK_VECTOR_AP_START && r)
+    qk_sched_ap(r);
   /* QK_VECTOR_QCALL only ends a halt: the waiter re-reads its ring. */
 }

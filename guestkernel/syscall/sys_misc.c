@@ -6,6 +6,7 @@
 #include <qk/mm.h>
 #include <qk/qcall.h>
 #include <qk/sec.h>
+#include <qk/smp.h>
 #include <qk/syscall.h>
 #include <qk/task.h>
 
@@ -147,33 +148,41 @@ int64_t sys_sched_yield(ARGS)
   return 0;
 }
 
+/* Affinity of a thread of the caller's pid namespace (0: the caller);
+ * the masks are honoured by the scheduler (task/sched.c). */
+static struct qk_task *affinity_task(uint64_t pid)
+{
+  return (int)pid == 0 ? qk_current() : qk_task_find((int)pid);
+}
+
 int64_t sys_sched_getaffinity(ARGS)
 {
-  if ((int)a0 != 0 && (int)a0 != proc()->pid)
+  struct qk_task *t = affinity_task(a0);
+  if (!t)
     return -QK_ESRCH;
   if (a1 < 8 || (a1 & 7))
     return -QK_EINVAL;
-  uint32_t n = qk_boot->vcpu_count ? qk_boot->vcpu_count : 1;
-  uint64_t mask = n >= 64 ? ~0ull : (1ull << n) - 1;
+  uint64_t mask = qk_sched_getaffinity(t);
   return qk_copy_to_user(a2, &mask, 8) ? -QK_EFAULT : 8;
 }
 
 int64_t sys_sched_setaffinity(ARGS)
 {
-  if ((int)a0 != 0 && (int)a0 != proc()->pid)
+  struct qk_task *t = affinity_task(a0);
+  if (!t)
     return -QK_ESRCH;
   uint64_t mask;
   if (a1 < 8 || qk_copy_from_user(&mask, a2, 8))
     return a1 < 8 ? -QK_EINVAL : -QK_EFAULT;
-  return mask ? 0 : -QK_EINVAL;
+  return qk_sched_setaffinity(t, mask);
 }
 
 int64_t sys_getcpu(ARGS)
 {
-  unsigned cpu = 0; /* the one task runs on vCPU 0 */
+  unsigned cpu = qk_arch_cpu_id(), node = 0;
   if (a0 && qk_copy_to_user(a0, &cpu, 4))
     return -QK_EFAULT;
-  if (a1 && qk_copy_to_user(a1, &cpu, 4)) /* node */
+  if (a1 && qk_copy_to_user(a1, &node, 4))
     return -QK_EFAULT;
   return 0;
 }

@@ -168,6 +168,7 @@ static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t cti
   if (t->fs_base >= QK_USER_TOP)
     t->fs_base = 0;
   t->sigmask = pt->sigmask;
+  t->cpus_allowed = pt->cpus_allowed; /* affinity is inherited */
   memcpy(t->comm, pt->comm, sizeof(t->comm));
   qk_fpu_save(t->fpu);
   t->fpu_valid = 1;

@@ -1,6 +1,10 @@
-/* The scheduler: one list of tasks, round robin over the runnable ones on
- * vCPU 0 (see task.h for the restart model of blocking syscalls). Other
- * vCPUs stay halted: the kernel core has no locks yet.
+/* The scheduler: one list of tasks, round robin over the runnable ones
+ * (see task.h for the restart model of blocking syscalls). With several
+ * vCPUs (qk_smp_on, task/smp.c) every vCPU picks from the same list under
+ * the big kernel lock: a task is on at most one vCPU (qk_percpu.running),
+ * an idle vCPU saves its last task's FPU state and halts, and only vCPU 0,
+ * once every other vCPU idles, waits on the host (sockets, pod channel).
+ * Affinity masks (cpus_allowed) are honoured by pick().
  *
  * Preemption (where the sandbox gives an in-kernel LAPIC, QK_HOST_LAPIC):
  * the x2APIC timer is one-shot, armed only to the next need: the end of
@@ -15,6 +19,7 @@
 #include <qk/kernel.h>
 #include <qk/net.h>
 #include <qk/qcall.h>
+#include <qk/smp.h>
 #include <qk/task.h>
 #include <qk/timer.h>
 
@@ -28,13 +33,8 @@ struct qk_task *qk_all_tasks;
 struct qk_process *qk_all_procs;
 int qk_poll_wq;
 
-static uint32_t slice = QK_SLICE_SYSCALLS;
-static bool need_resched;
-static uint64_t slice_start;         /* when the running task got the vCPU (monotonic ns) */
-static uint64_t timer_armed = ~0ull; /* deadline the LAPIC timer is armed for, ~0: none */
+/* Per-vCPU state (slice, need_resched, timer_armed ...) is in qk_percpu. */
 static bool timer_off;               /* qk_arch_timer_arm said ENOSYS: no preemption */
-static bool tick_keep;               /* the tick wants the running task kept */
-static bool rearm;                   /* a task became runnable: look at the timer again */
 static bool deadline_seen = true;    /* a blocked task may have a deadline */
 /* Address spaces whose last user died: freed once no vCPU runs on them. */
 static struct qk_mm *dead_mms[16];
@@ -45,9 +45,46 @@ static inline struct qk_percpu *pcpu(void)
   return qk_arch_cpu_private();
 }
 
+/* A task became runnable: this vCPU looks at its timer again (another
+ * task wants a slice) and, with SMP, an idle vCPU is woken at the lock's
+ * release. */
+static inline void note_runnable(void)
+{
+  pcpu()->rearm = true;
+  if (qk_smp_on)
+    qk_smp_wake_pending = true;
+}
+
+/* SMP: t is the running task of another vCPU, or may not run on this one. */
+static bool elsewhere(const struct qk_task *t)
+{
+  unsigned me = pcpu()->id;
+  if (t->cpus_allowed && !(t->cpus_allowed & (1ull << me)))
+    return true;
+  for (unsigned i = 0; i < qk_nr_cpus; i++)
+    if (i != me && qk_percpus[i].running == t)
+      return true;
+  return false;
+}
+
+/* Runnable by this vCPU now. */
+static inline bool runnable_here(const struct qk_task *t)
+{
+  return t->state == QK_TASK_RUNNING && (!qk_smp_on || !elsewhere(t));
+}
+
+/* Some vCPU's current or running task: not freed yet. */
+static bool on_some_cpu(const struct qk_task *t)
+{
+  for (unsigned i = 0; i < qk_nr_cpus; i++)
+    if (qk_percpus[i].running == t || qk_percpus[i].current == t)
+      return true;
+  return false;
+}
+
 void qk_sched_add(struct qk_task *t)
 {
-  rearm = true;
+  note_runnable();
   t->state = QK_TASK_RUNNING;
   t->deadline = ~0ull;
   t->next_all = qk_all_tasks;
@@ -136,7 +173,7 @@ void qk_wake_task(struct qk_task *t)
   if (t->state == QK_TASK_BLOCKED) {
     t->state = QK_TASK_RUNNING;
     t->wchan = NULL;
-    rearm = true;
+    note_runnable();
   }
 }
 
@@ -160,7 +197,38 @@ int qk_wake(const void *wchan)
 
 void qk_sched_yield(void)
 {
-  need_resched = true;
+  pcpu()->need_resched = true;
+}
+
+uint64_t qk_sched_getaffinity(const struct qk_task *t)
+{
+  uint64_t online = qk_nr_cpus >= 64 ? ~0ull : (1ull << qk_nr_cpus) - 1;
+  return t->cpus_allowed ? t->cpus_allowed & online : online;
+}
+
+int qk_sched_setaffinity(struct qk_task *t, uint64_t mask)
+{
+  uint64_t online = qk_nr_cpus >= 64 ? ~0ull : (1ull << qk_nr_cpus) - 1;
+  mask &= online;
+  if (!mask)
+    return -QK_EINVAL;
+  t->cpus_allowed = mask == online ? 0 : mask;
+  if (!qk_smp_on)
+    return 0;
+  /* Off the vCPU it runs on: leave it at the next return, and wake the
+   * vCPUs it may use. */
+  for (unsigned i = 0; i < qk_nr_cpus; i++) {
+    if (qk_percpus[i].running != t || (mask & (1ull << i)))
+      continue;
+    if (&qk_percpus[i] == pcpu())
+      pcpu()->need_resched = true;
+    else
+      qk_smp_kick(i);
+  }
+  for (unsigned i = 0; i < qk_nr_cpus; i++)
+    if ((mask & (1ull << i)) && &qk_percpus[i] != pcpu())
+      qk_smp_kick(i);
+  return 0;
 }
 
 static void free_task(struct qk_task *t)
@@ -188,8 +256,11 @@ static void switch_to(struct qk_task *prev, struct qk_task *next)
     return;
   if (prev && prev->state != QK_TASK_DEAD)
     prev->xstate_valid = (uint8_t)qk_arch_xstate_save(xstate_of(prev));
-  pcpu()->current = next;
-  slice_start = qk_time_monotonic_ns();
+  struct qk_percpu *pc = pcpu();
+  pc->current = next;
+  pc->running = next;
+  pc->mm = next->proc->mm;
+  pc->slice_start = qk_time_monotonic_ns();
   if (!prev || prev->state == QK_TASK_DEAD || prev->proc->mm != next->proc->mm)
     qk_arch_switch_cr3(next->proc->mm->cr3);
   qk_uaccess_forget();
@@ -215,7 +286,8 @@ static inline bool no_slices(void)
  * it fires, and the tick arms again. */
 static void sched_arm(struct qk_task *cur)
 {
-  rearm = false;
+  struct qk_percpu *pc = pcpu();
+  pc->rearm = false;
   if (timer_off)
     return;
   uint64_t now = qk_time_monotonic_ns();
@@ -228,7 +300,8 @@ static void sched_arm(struct qk_task *cur)
     bool any_deadline = false;
     for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
       if (t->state == QK_TASK_RUNNING && t != cur) {
-        others = true;
+        if (!others)
+          others = runnable_here(t);
       } else if (t->state == QK_TASK_BLOCKED && t->deadline != ~0ull) {
         any_deadline = true;
         if (t->deadline < want)
@@ -244,13 +317,13 @@ static void sched_arm(struct qk_task *cur)
   if (others && no_slices())
     others = false;
   if (others || qk_boot->ctl_gpa) {
-    if (slice_start + QK_SLICE_NS <= now)
-      slice_start = now; /* a fresh slice for the task that keeps running */
-    uint64_t end = slice_start + (others ? QK_SLICE_NS : QK_CTL_TICK_NS);
+    if (pc->slice_start + QK_SLICE_NS <= now)
+      pc->slice_start = now; /* a fresh slice for the task that keeps running */
+    uint64_t end = pc->slice_start + (others ? QK_SLICE_NS : QK_CTL_TICK_NS);
     if (end < want)
       want = end;
   }
-  if (want == ~0ull || (timer_armed > now && timer_armed <= want))
+  if (want == ~0ull || (pc->timer_armed > now && pc->timer_armed <= want))
     return;
   uint64_t delta = want > now ? want - now : 0;
   if (delta < 20000)
@@ -259,19 +332,20 @@ static void sched_arm(struct qk_task *cur)
     timer_off = true;
     return;
   }
-  timer_armed = now + delta;
+  pc->timer_armed = now + delta;
 }
 
 /* The timer interrupt. r: it interrupted user mode (qk_interrupt). */
 void qk_sched_tick(struct qk_regs *r)
 {
-  timer_armed = ~0ull; /* one-shot: it fired */
+  struct qk_percpu *pc = pcpu();
+  pc->timer_armed = ~0ull; /* one-shot: it fired */
   if (!r) {
-    need_resched = true; /* a halt in the kernel: the next return re-arms */
+    pc->need_resched = true; /* a halt in the kernel: the next return re-arms */
     return;
   }
   uint64_t now = qk_time_monotonic_ns();
-  bool preempt = slice_start + QK_SLICE_NS <= now + QK_SLICE_NS / 50;
+  bool preempt = pc->slice_start + QK_SLICE_NS <= now + QK_SLICE_NS / 50;
   for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
     if (t->state == QK_TASK_BLOCKED && t->deadline <= now) {
       qk_wake_task(t);
@@ -280,8 +354,8 @@ void qk_sched_tick(struct qk_regs *r)
   }
   /* Only a kernel timer, or a tick for the pod channel: the task keeps
    * the vCPU and its slice; qk_sched_return fires the timers and re-arms. */
-  tick_keep = !preempt;
-  need_resched = true;
+  pc->tick_keep = !preempt;
+  pc->need_resched = true;
   qk_current()->uregs = r;
   qk_sched_return(r, false);
 }
@@ -290,13 +364,16 @@ static void reap_dead(struct qk_task *keep)
 {
   for (struct qk_task *t = qk_all_tasks, *n; t; t = n) {
     n = t->next_all;
-    if (t->state == QK_TASK_DEAD && t != keep)
+    if (t->state == QK_TASK_DEAD && t != keep && (!qk_smp_on || !on_some_cpu(t)))
       free_task(t);
   }
   struct qk_mm *curmm = keep ? keep->proc->mm : NULL;
   unsigned j = 0;
   for (unsigned i = 0; i < nr_dead_mms; i++) {
-    if (dead_mms[i] == curmm)
+    bool live = dead_mms[i] == curmm;
+    for (unsigned c = 0; qk_smp_on && c < qk_nr_cpus && !live; c++)
+      live = qk_percpus[c].mm == dead_mms[i];
+    if (live)
       dead_mms[j++] = dead_mms[i];
     else
       qk_mm_destroy(dead_mms[i]);
@@ -359,13 +436,14 @@ static void idle(void)
    * timer (armed for the earliest deadline) or any interrupt; else the
    * host sleeps for it. */
   if (!timer_off) {
-    if (min == ~0ull || (timer_armed > now && timer_armed <= min)) {
+    struct qk_percpu *pc = pcpu();
+    if (min == ~0ull || (pc->timer_armed > now && pc->timer_armed <= min)) {
       qk_arch_wait_for_interrupt();
       return;
     }
     uint64_t delta = min - now;
     if (qk_arch_timer_arm(delta) == 0) {
-      timer_armed = now + delta;
+      pc->timer_armed = now + delta;
       qk_arch_wait_for_interrupt();
       return;
     }
@@ -378,53 +456,104 @@ static struct qk_task *pick(struct qk_task *cur)
 {
   struct qk_task *start = cur && cur->state != QK_TASK_DEAD ? cur->next_all : NULL;
   for (struct qk_task *t = start; t; t = t->next_all)
-    if (t->state == QK_TASK_RUNNING)
+    if (runnable_here(t))
       return t;
   for (struct qk_task *t = qk_all_tasks; t; t = t->next_all)
-    if (t->state == QK_TASK_RUNNING)
+    if (runnable_here(t))
       return t;
   return NULL;
 }
 
-void qk_sched_return(struct qk_regs *r, bool in_syscall)
+/* SMP: nothing runnable here. The vCPU saves its last task's FPU state
+ * (another vCPU may pick that task up), drops its address space, and
+ * either waits on the host with the lock held (vCPU 0, when every other
+ * vCPU idles: idle() as without SMP, the others halt until it is done) or
+ * halts with the lock released until an IPI or its timer: the earliest
+ * deadline, at most QK_SMP_IDLE_NS away (sockets and the pod channel get
+ * a look then). */
+#define QK_SMP_IDLE_NS 10000000ull
+#define QK_SMP_IDLE_CTL_NS 2000000ull
+static void smp_idle(struct qk_task *prev)
 {
-  struct qk_task *cur = qk_current();
-  if (qk_likely(cur->state == QK_TASK_RUNNING)) {
-    if (qk_unlikely(cur->sigpending | cur->proc->sigpending))
-      qk_signal_deliver(cur, r, in_syscall);
-    /* A fault path that cannot save the task's whole FPU state: switch at
-     * the next syscall or tick instead. */
-    if (qk_unlikely(cur->state == QK_TASK_RUNNING && !in_syscall && !qk_arch_xstate_full()))
-      return;
-    if (qk_likely(cur->state == QK_TASK_RUNNING && !need_resched && --slice && !nr_dead_mms)) {
-      /* The task keeps the vCPU: the timer needs a look only when another
-       * task became runnable or a kernel timer is due before it fires. */
-      if (qk_unlikely(rearm) || qk_unlikely(qk_timer_next() < timer_armed))
-        sched_arm(cur);
-      return;
+  struct qk_percpu *pc = pcpu();
+  if (prev && pc->running == prev && prev->state != QK_TASK_DEAD)
+    prev->xstate_valid = (uint8_t)qk_arch_xstate_save(xstate_of(prev));
+  if (pc->running || pc->mm)
+    qk_arch_idle_cr3();
+  pc->running = NULL;
+  pc->mm = NULL;
+  pc->idle = 1;
+  uint64_t now = qk_time_monotonic_ns(), want = qk_timer_next();
+  if (want <= now) {
+    qk_timer_run(now);
+    pc->idle = 0;
+    return;
+  }
+  bool woke = false, stranded = false;
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
+    if (t->state == QK_TASK_RUNNING) {
+      /* runnable, on no vCPU, and not for this one (affinity) */
+      bool on = false;
+      for (unsigned i = 0; i < qk_nr_cpus; i++)
+        on |= qk_percpus[i].running == t;
+      stranded |= !on;
+    } else if (t->state == QK_TASK_BLOCKED && t->deadline != ~0ull) {
+      if (t->deadline <= now) {
+        qk_wake_task(t);
+        woke = true;
+      } else if (t->deadline < want) {
+        want = t->deadline;
+      }
     }
   }
-  /* A switch away from a task that died in a fault path that cannot
-   * restore the next task's full FPU state: it happens in the worker. */
-  if (qk_unlikely(!in_syscall && !qk_arch_xstate_full()))
-    qk_arch_resched_in_worker(r);
-  if (cur->state != QK_TASK_DEAD && &cur->regs != r)
-    memcpy(&cur->regs, r, sizeof(*r));
-  need_resched = false;
-  /* Busy tasks must not starve tasks parked on sockets: a look at socket
-   * readiness (no sleep, at most once per ms) on every switch. */
+  if (woke) {
+    pc->idle = 0;
+    return;
+  }
+  if (stranded)
+    qk_smp_kick_idle();
+  bool others_idle = qk_smp_others_idle();
+  if (pc->id == 0 && others_idle && !stranded) {
+    qk_smp_host_wait = 1;
+    idle();
+    qk_smp_host_wait = 0;
+    pc->idle = 0;
+    qk_smp_kick_idle(); /* they halted while it waited: look again */
+    return;
+  }
+  if (pc->id != 0 && others_idle)
+    qk_smp_kick(0); /* vCPU 0 takes over the host wait */
+  uint64_t cap = now + (qk_boot->ctl_gpa ? QK_SMP_IDLE_CTL_NS : QK_SMP_IDLE_NS);
+  if (want > cap)
+    want = cap;
+  if (pc->timer_armed <= now || pc->timer_armed > want) {
+    if (qk_arch_timer_arm(want - now) == 0)
+      pc->timer_armed = want;
+  }
+  qk_smp_unlock();
+  qk_arch_wait_for_interrupt();
+  qk_smp_lock_idle();
+  pc->idle = 0;
   qk_net_poll_now();
-  struct qk_task *prev = cur, *next;
-  qk_ctl_poll(); /* pod commands, at every switch (returns at once without a channel) */
-  if (qk_timer_next() != ~0ull)
-    qk_timer_run(qk_time_monotonic_ns());
-  bool keep = tick_keep;
-  tick_keep = false;
+  if (pc->id == 0)
+    qk_ctl_poll();
+}
+
+/* Picks the next task for this vCPU, reruns its parked syscall and
+ * delivers its signals; idles until there is one. */
+static struct qk_task *sched_loop(struct qk_task *prev, bool keep)
+{
+  struct qk_task *next;
   for (;;) {
-    next = keep && prev->state == QK_TASK_RUNNING ? prev : pick(prev);
+    next = keep && prev && prev->state == QK_TASK_RUNNING ? prev : pick(prev);
     keep = false;
     if (!next) {
-      idle();
+      if (qk_smp_on) {
+        smp_idle(prev);
+        prev = NULL;
+      } else {
+        idle();
+      }
       continue;
     }
     switch_to(prev, next);
@@ -454,11 +583,68 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
     }
     break;
   }
-  slice = QK_SLICE_SYSCALLS;
+  return next;
+}
+
+/* Loads next into the live frame r and arms the timer for it. */
+static void sched_finish(struct qk_task *next, struct qk_regs *r)
+{
+  pcpu()->slice = QK_SLICE_SYSCALLS;
   next->uregs = r;
   if (&next->regs != r)
     memcpy(r, &next->regs, sizeof(*r));
   sched_arm(next);
+}
+
+void qk_sched_return(struct qk_regs *r, bool in_syscall)
+{
+  struct qk_percpu *pc = pcpu();
+  struct qk_task *cur = pc->current;
+  if (qk_likely(cur->state == QK_TASK_RUNNING)) {
+    if (qk_unlikely(cur->sigpending | cur->proc->sigpending))
+      qk_signal_deliver(cur, r, in_syscall);
+    /* A fault path that cannot save the task's whole FPU state: switch at
+     * the next syscall or tick instead. */
+    if (qk_unlikely(cur->state == QK_TASK_RUNNING && !in_syscall && !qk_arch_xstate_full()))
+      return;
+    if (qk_likely(cur->state == QK_TASK_RUNNING && !pc->need_resched && --pc->slice && !nr_dead_mms)) {
+      /* The task keeps the vCPU: the timer needs a look only when another
+       * task became runnable or a kernel timer is due before it fires. */
+      if (qk_unlikely(pc->rearm) || qk_unlikely(qk_timer_next() < pc->timer_armed))
+        sched_arm(cur);
+      return;
+    }
+  }
+  /* A switch away from a task that died in a fault path that cannot
+   * restore the next task's full FPU state: it happens in the worker. */
+  if (qk_unlikely(!in_syscall && !qk_arch_xstate_full()))
+    qk_arch_resched_in_worker(r);
+  if (cur->state != QK_TASK_DEAD && &cur->regs != r)
+    memcpy(&cur->regs, r, sizeof(*r));
+  pc->need_resched = false;
+  /* Busy tasks must not starve tasks parked on sockets: a look at socket
+   * readiness (no sleep, at most once per ms) on every switch. */
+  qk_net_poll_now();
+  qk_ctl_poll(); /* pod commands, at every switch (returns at once without a channel) */
+  if (qk_timer_next() != ~0ull)
+    qk_timer_run(qk_time_monotonic_ns());
+  bool keep = pc->tick_keep;
+  pc->tick_keep = false;
+  sched_finish(sched_loop(cur, keep), r);
+}
+
+/* SMP: an AP's first entry (QK_VECTOR_AP_START), with the lock held: wait
+ * for a task and load it into r. */
+void qk_sched_ap(struct qk_regs *r)
+{
+  sched_finish(sched_loop(NULL, false), r);
+}
+
+/* Per-vCPU scheduler state at boot. */
+void qk_sched_cpu_init(struct qk_percpu *pc)
+{
+  pc->slice = QK_SLICE_SYSCALLS;
+  pc->timer_armed = ~0ull;
 }
 
 /* Boot with no boot process (pod mode: init_entry 0, a control channel):
@@ -471,10 +657,15 @@ __attribute__((noreturn)) void qk_sched_start(void)
     next = pick(NULL);
     if (next)
       break;
-    idle();
+    if (qk_smp_on)
+      smp_idle(NULL);
+    else
+      idle();
   }
   switch_to(NULL, next);
   next->uregs = &next->regs;
   sched_arm(next);
+  if (qk_smp_on)
+    qk_smp_leave();
   qk_arch_return_to_user(&next->regs);
 }

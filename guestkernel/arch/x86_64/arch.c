@@ -16,6 +16,7 @@
 
 #include "../../include/qk/arch.h"
 #include "../../include/qk/qcall.h"
+#include "../../include/qk/smp.h"
 #include "arch_internal.h"
 #include "asm_defs.h"
 
@@ -53,6 +54,8 @@ struct qk_cpu {
   uint64_t irq_vector;   /* worker mode: the interrupt being handed to the worker */
   uint32_t lapic;        /* x2APIC enabled (QK_HOST_LAPIC) */
   uint32_t tsc_deadline; /* the LAPIC timer runs in TSC-deadline mode */
+  uint32_t tlb_dirty;    /* SMP: a PTE changed since the last shootdown */
+  uint64_t boot_cr3;     /* the host's kernel-only page table */
 };
 
 _Static_assert(offsetof(struct qk_cpu, self) == CPU_SELF, "CPU_SELF");
@@ -92,6 +95,7 @@ enum {
   WORKER_OP_OUT8 = 4,
   WORKER_OP_OUT32 = 5,
   WORKER_OP_TIMER = 6,
+  WORKER_OP_IPI = 7,
 };
 
 /* x2APIC registers (MSRs) and the LVT timer modes. */
@@ -100,6 +104,7 @@ enum {
 #define MSR_X2APIC_LVT_TIMER 0x832u
 #define MSR_X2APIC_TMICT 0x838u
 #define MSR_X2APIC_TDCR 0x83eu
+#define MSR_X2APIC_ICR 0x830u
 #define MSR_TSC_DEADLINE 0x6e0u
 #define LVT_TIMER_TSC_DEADLINE (2u << 17)
 #define APIC_SPURIOUS_VECTOR 0xffu
@@ -205,6 +210,7 @@ __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned c
   __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
   c->has_fsgsbase = (cr4 & CR4_FSGSBASE) != 0;
   __asm__ volatile("mov %%cr3, %0" : "=r"(c->w_app_cr3));
+  c->boot_cr3 = c->w_app_cr3;
   if (cpu == 0)
     xstate_probe(&xs_ring0);
   /* The worker sets the FS base itself (wrfsbase at CPL3): FSGSBASE needed. */
@@ -262,6 +268,8 @@ void qk_arch_switch_cr3(uint64_t cr3)
 
 void qk_arch_pte_update(volatile uint64_t *pte, uint64_t val, uint64_t va)
 {
+  if (qk_smp_on)
+    this_cpu()->tlb_dirty = 1; /* other vCPUs flush at the lock's release */
   if (this_cpu()->in_worker) {
     /* Changed PTEs must be ring-0 stores on PVM-style hosts. */
     qk_worker_call(WORKER_OP_PTE, (uint64_t)pte, val);
@@ -277,6 +285,36 @@ void qk_arch_flush_tlb(void)
     return;
   uint64_t v;
   __asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(v)::"memory");
+}
+
+bool qk_arch_tlb_dirty_take(void)
+{
+  struct qk_cpu *c = this_cpu();
+  if (!c->tlb_dirty)
+    return false;
+  c->tlb_dirty = 0;
+  return true;
+}
+
+void qk_arch_idle_cr3(void)
+{
+  qk_arch_switch_cr3(this_cpu()->boot_cr3);
+}
+
+struct qk_regs *qk_arch_user_frame(void)
+{
+  return (struct qk_regs *)(this_cpu()->kstack_top - sizeof(struct qk_regs));
+}
+
+/* x2APIC ICR: fixed delivery, physical destination = the vCPU index
+ * (KVM's x2APIC ID). */
+void qk_arch_send_ipi(unsigned cpu, unsigned vector)
+{
+  uint64_t icr = ((uint64_t)cpu << 32) | (1u << 14) /* assert */ | (vector & 0xff);
+  if (this_cpu()->in_worker)
+    qk_worker_call(WORKER_OP_IPI, icr, 0);
+  else
+    wrmsr(MSR_X2APIC_ICR, icr);
 }
 
 void qk_arch_set_fs_base(uint64_t v)
@@ -297,12 +335,19 @@ uint64_t qk_arch_get_fs_base(void)
   return rdmsr(MSR_FS_BASE);
 }
 
+/* sti; hlt; cli (entry.S). An interrupt taken between the sti and the hlt
+ * (an emulated ring 0 need not keep sti's one-instruction shadow) would
+ * leave the hlt to sleep until the next one: the trap path steps over the
+ * hlt instead (qk_arch_halt_insn). */
+void qk_arch_halt(void);
+extern char qk_arch_halt_insn[];
+
 void qk_arch_wait_for_interrupt(void)
 {
   if (this_cpu()->in_worker)
     qk_worker_call(WORKER_OP_HALT, 0, 0);
   else
-    __asm__ volatile("sti; hlt; cli" ::: "memory");
+    qk_arch_halt();
 }
 /* The worker runs with IF = 0 and may not touch IF (IOPL is not honoured
  * for ring 3 on PVM-style hosts): interrupts are taken in ring 0 halts. */
@@ -414,11 +459,60 @@ static void sanitize_user_frame(struct qk_regs *r)
     r->rip = 0;
 }
 
+/* The kernel core under the SMP lock (one load and a branch without). */
+static inline void core_syscall(struct qk_regs *r)
+{
+  if (__builtin_expect(!qk_smp_on, 1)) {
+    qk_syscall(r);
+    return;
+  }
+  if (qk_smp_enter(r))
+    qk_syscall(r);
+  qk_smp_leave();
+}
+
+static inline void core_interrupt(unsigned vector, struct qk_regs *r)
+{
+  if (!qk_smp_on) {
+    qk_interrupt(vector, r);
+    return;
+  }
+  if (qk_smp_enter(r))
+    qk_interrupt(vector, r);
+  qk_smp_leave();
+}
+
+static inline void core_user_fault(struct qk_regs *r, uint64_t cr2)
+{
+  if (!qk_smp_on) {
+    qk_user_fault(r, cr2);
+    return;
+  }
+  if (qk_smp_enter(r))
+    qk_user_fault(r, cr2);
+  qk_smp_leave();
+}
+
+static inline void apic_eoi(struct qk_cpu *c, uint64_t vector);
+
+/* QK_VECTOR_TLB (SMP shootdown), in ring 0 from any context: reload CR3
+ * (every non-global translation goes) and acknowledge. */
+static inline bool tlb_ipi(struct qk_cpu *c, uint64_t vector)
+{
+  if (vector != QK_VECTOR_TLB)
+    return false;
+  apic_eoi(c, vector);
+  uint64_t v;
+  __asm__ volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(v)::"memory");
+  qk_smp_tlb_ack();
+  return true;
+}
+
 static void do_syscall(struct qk_regs *r)
 {
   r->orig_rax = r->rax;
   r->rax = (uint64_t)-38; /* -ENOSYS unless the kernel says otherwise */
-  qk_syscall(r);
+  core_syscall(r);
 }
 
 void qk_arch_syscall(struct qk_regs *r);
@@ -428,7 +522,7 @@ void qk_arch_syscall(struct qk_regs *r);
 void qk_arch_syscall(struct qk_regs *r)
 {
   r->rax = (uint64_t)-38;
-  qk_syscall(r);
+  core_syscall(r);
   sanitize_user_frame(r);
 }
 
@@ -442,7 +536,7 @@ static void worker_service(struct qk_cpu *c, struct qk_regs *r)
     *(volatile uint64_t *)r->rsi = r->rdx; /* the app's CR3 load on return flushes */
     break;
   case WORKER_OP_HALT:
-    __asm__ volatile("sti; hlt; cli" ::: "memory");
+    qk_arch_halt();
     break;
   case WORKER_OP_OUT8:
     outb((uint16_t)r->rsi, (uint8_t)r->rdx);
@@ -454,6 +548,9 @@ static void worker_service(struct qk_cpu *c, struct qk_regs *r)
     if (r->rsi != MSR_TSC_DEADLINE && r->rsi != MSR_X2APIC_TMICT)
       kernel_fault(r, 0);
     wrmsr((uint32_t)r->rsi, r->rdx);
+    break;
+  case WORKER_OP_IPI:
+    wrmsr(MSR_X2APIC_ICR, r->rsi);
     break;
   case WORKER_OP_RETURN: {
     struct qk_regs *u = (struct qk_regs *)r->rsi;
@@ -518,7 +615,7 @@ void qk_worker_irq_c(struct qk_regs *r)
   r->vector = c->irq_vector;
   c->app_cr3 = c->w_app_cr3;
   c->in_worker = 1;
-  qk_interrupt((unsigned)r->vector, r);
+  core_interrupt((unsigned)r->vector, r);
   sanitize_user_frame(r);
   /* Back through ring 0's short path (qk_worker_iret_leave in entry.S):
    * it takes RIP, RSP, RFLAGS and the CR3 from the block. */
@@ -537,6 +634,8 @@ void qk_worker_irq_c(struct qk_regs *r)
 __attribute__((noreturn)) void qk_arch_resched_in_worker(struct qk_regs *r)
 {
   struct qk_cpu *c = this_cpu();
+  if (qk_smp_on)
+    qk_smp_unlock(); /* the worker takes the lock again */
   struct qk_regs *frame = (struct qk_regs *)(c->kstack_top - sizeof(struct qk_regs));
   if (frame != r) {
     volatile uint64_t *d = (volatile uint64_t *)frame;
@@ -565,6 +664,8 @@ void qk_arch_trap(struct qk_regs *r)
       return;
     }
     if (r->vector >= 32 && r->vector < 256) {
+      if (tlb_ipi(c, r->vector))
+        return;
       apic_eoi(c, r->vector);
       qk_interrupt((unsigned)r->vector, NULL);
       return;
@@ -576,6 +677,10 @@ void qk_arch_trap(struct qk_regs *r)
   }
   if ((r->cs & 3) != 3) {
     if (r->vector >= 32 && r->vector < 256) {
+      if (r->rip == (uint64_t)qk_arch_halt_insn)
+        r->rip++; /* came before the hlt: do not sleep after it */
+      if (tlb_ipi(c, r->vector))
+        return;
       /* A halt in the kernel (qk_arch_wait_for_interrupt, the worker's
        * halt service): the kernel only notes what came. */
       apic_eoi(c, r->vector);
@@ -599,21 +704,24 @@ void qk_arch_trap(struct qk_regs *r)
     r->rflags = r->r11;
     do_syscall(r);
   } else if (r->vector >= 32 && r->vector < 256) {
-    /* From the app. Only the timer needs the kernel core; a late QCall
-     * wake-up (the vCPU stopped waiting before it came) needs nothing. */
+    /* From the app. Only the timer and (SMP) the kick IPI need the
+     * kernel core; a late QCall wake-up (the vCPU stopped waiting before
+     * it came) needs nothing; a TLB shootdown only a flush. */
+    if (tlb_ipi(c, r->vector))
+      return;
     apic_eoi(c, r->vector);
-    if (r->vector != QK_VECTOR_TIMER)
+    if (r->vector != QK_VECTOR_TIMER && r->vector != QK_VECTOR_IPI)
       return;
     if (qk_worker_mode) {
       irq_to_worker(c, r);
       return;
     }
-    qk_interrupt((unsigned)r->vector, r);
+    core_interrupt((unsigned)r->vector, r);
   } else {
     uint64_t cr2 = 0;
     if (r->vector == VEC_PF)
       __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-    qk_user_fault(r, cr2);
+    core_user_fault(r, cr2);
   }
   sanitize_user_frame(r);
 }
@@ -713,4 +821,24 @@ __attribute__((noreturn)) void qk_arch_return_to_user(struct qk_regs *r)
   sanitize_user_frame(frame);
   __asm__ volatile("mov %0, %%rsp; jmp qk_arch_trap_exit" ::"r"(frame) : "memory");
   __builtin_unreachable();
+}
+
+/* SMP: an AP's first entry into the scheduler, from its boot stack in
+ * ring 0. In worker mode it continues in the worker as an interrupt would
+ * (the task it picks may have AVX state that ring 0 cannot restore here). */
+__attribute__((noreturn)) void qk_arch_ap_enter(void)
+{
+  struct qk_cpu *c = this_cpu();
+  struct qk_regs *frame = (struct qk_regs *)(c->kstack_top - sizeof(struct qk_regs));
+  volatile uint64_t *d = (volatile uint64_t *)frame;
+  for (unsigned i = 0; i < sizeof(struct qk_regs) / 8; i++)
+    d[i] = 0;
+  frame->vector = QK_VECTOR_AP_START;
+  if (qk_worker_mode) {
+    irq_to_worker(c, frame);
+    __asm__ volatile("mov %0, %%rsp; jmp qk_arch_trap_exit" ::"r"(frame) : "memory");
+    __builtin_unreachable();
+  }
+  core_interrupt(QK_VECTOR_AP_START, frame);
+  qk_arch_return_to_user(frame);
 }

@@ -193,6 +193,16 @@ qk_worker_call:
 qk_worker_call_after:
         ret
 
+/* qk_arch_halt: wait for an interrupt with IF set just for the wait. The
+ * trap path steps over the hlt when an interrupt lands on it (arch.c). */
+        .globl qk_arch_halt, qk_arch_halt_insn
+qk_arch_halt:
+        sti
+qk_arch_halt_insn:
+        hlt
+        cli
+        ret
+
 /* Stack on arrival: vector, error code, rip, cs, rflags, rsp, ss. */
 qk_arch_trap_common:
         pushq $-1                       /* orig_rax: not a syscall */

@@ -15,10 +15,30 @@
 struct qk_task;
 
 /* Per-vCPU block, installed with qk_arch_set_cpu_private by qk_kernel_main. */
+struct qk_mm;
 struct qk_percpu {
   unsigned id;
   struct qk_task *current; /* task whose syscall/fault is being served */
+  /* Scheduler state of this vCPU (task/sched.c). */
+  struct qk_task *running; /* the task this vCPU runs, NULL while idle (SMP) */
+  struct qk_mm *mm;        /* the address space it may cache translations of */
+  uint32_t slice;          /* syscalls left in the running task's slice */
+  bool need_resched;
+  bool tick_keep;          /* the tick wants the running task kept */
+  bool rearm;              /* a task became runnable: look at the timer again */
+  uint64_t slice_start;    /* when the running task got the vCPU (monotonic ns) */
+  uint64_t timer_armed;    /* deadline the LAPIC timer is armed for, ~0: none */
+  /* SMP (task/smp.c): written by other vCPUs too. */
+  volatile uint32_t idle;          /* halted (or waiting on the host) with no task */
+  volatile uint32_t in_user;       /* out of the kernel core, bound for user mode */
+  volatile uint32_t kicked;        /* an IPI was sent and not yet seen */
+  volatile uint32_t shoot_req;     /* TLB shootdown generation asked ... */
+  volatile uint32_t shoot_ack;     /* ... and acknowledged */
+  volatile uint32_t flush_pending; /* acknowledged in the kernel: flush on the way out */
 };
+
+/* Every vCPU's block, indexed by vCPU number (kernel/main.c). */
+extern struct qk_percpu qk_percpus[];
 
 /* The boot info page (read-only after boot, except panic_msg). */
 extern struct qk_boot_info *qk_boot;

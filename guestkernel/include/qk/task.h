@@ -119,6 +119,7 @@ struct qk_task {
   uint8_t xstate_valid;
   uint8_t xstate_buf[QK_XSTATE_MAX + 64];
   uint64_t cpu_ns;    /* time run (approximate: between picks) */
+  uint64_t cpus_allowed; /* sched_setaffinity mask of vCPUs, 0: all (task/sched.c) */
   /* Seccomp (sec.h, task/seccomp.c): 0 none, 1 strict, 2 filter. */
   uint8_t seccomp_mode;
   bool no_new_privs;

@@ -1,0 +1,454 @@
+/* SMP checks inside the guest (run with quark-sandbox --vcpus 2). Every
+ * check has a checked result; times are printed, never asserted.
+ * Usage: t_smp [all|ncpu|pthreads|parallel|futex|signal|munmap]
+ *   ncpu      the guest says it has as many CPUs as it was given (argv[2]).
+ *   pthreads  8 threads, mutexes and condition variables: a bounded queue
+ *             (4 producers, 4 consumers) and a counter, exact sums.
+ *   parallel  two threads pinned to vCPU 0 and 1 each see the other's
+ *             counter move between two consecutive reads of their own loop
+ *             many times: only possible when both run at once (taking turns
+ *             on one vCPU gives one change per time slice).
+ *   futex     ping-pong between threads pinned to different vCPUs.
+ *   signal    a thread spinning on vCPU 1 is interrupted by a signal sent
+ *             from vCPU 0; a child spinning on vCPU 1 dies of SIGKILL.
+ *   munmap    a thread on vCPU 1 reads a region that vCPU 0 unmaps: it gets
+ *             SIGSEGV and never reads the region after munmap returned. */
+#define _GNU_SOURCE
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../guest/progs/t.h"
+
+static uint64_t now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int pin(int cpu)
+{
+  cpu_set_t s;
+  CPU_ZERO(&s);
+  CPU_SET(cpu, &s);
+  return sched_setaffinity(0, sizeof s, &s);
+}
+
+static int cpu_now(void)
+{
+  unsigned c = 99, n = 99;
+  if (syscall(SYS_getcpu, &c, &n, NULL) != 0)
+    return -1;
+  return (int)c;
+}
+
+/* ---- ncpu ---- */
+static void t_ncpu(int want)
+{
+  cpu_set_t s;
+  CHECK_EQ(sched_getaffinity(0, sizeof s, &s), 0);
+  CHECK_EQ(CPU_COUNT(&s), want);
+  CHECK_EQ(sysconf(_SC_NPROCESSORS_ONLN), want);
+  CHECK_EQ(sysconf(_SC_NPROCESSORS_CONF), want);
+  int procs = 0;
+  char line[256];
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  CHECK(f != NULL);
+  while (f && fgets(line, sizeof line, f))
+    procs += strncmp(line, "processor", 9) == 0;
+  if (f)
+    fclose(f);
+  CHECK_EQ(procs, want);
+  int cpus = 0;
+  f = fopen("/proc/stat", "r");
+  CHECK(f != NULL);
+  while (f && fgets(line, sizeof line, f))
+    cpus += strncmp(line, "cpu", 3) == 0 && line[3] >= '0' && line[3] <= '9';
+  if (f)
+    fclose(f);
+  CHECK_EQ(cpus, want);
+  char online[32] = "", exp[32];
+  f = fopen("/sys/devices/system/cpu/online", "r");
+  CHECK(f != NULL);
+  if (f && fgets(online, sizeof online, f))
+    online[strcspn(online, "\n")] = 0;
+  if (f)
+    fclose(f);
+  if (want == 1)
+    snprintf(exp, sizeof exp, "0");
+  else
+    snprintf(exp, sizeof exp, "0-%d", want - 1);
+  CHECK(strcmp(online, exp) == 0);
+  /* Pinned to each vCPU in turn, getcpu says so. */
+  for (int c = 0; c < want; c++) {
+    CHECK_EQ(pin(c), 0);
+    CHECK_EQ(cpu_now(), c);
+    CHECK_EQ(sched_getaffinity(0, sizeof s, &s), 0);
+    CHECK(CPU_COUNT(&s) == 1 && CPU_ISSET(c, &s));
+  }
+  CPU_ZERO(&s);
+  CPU_SET(want + 5, &s); /* no such vCPU */
+  CHECK(sched_setaffinity(0, sizeof s, &s) == -1 && errno == EINVAL);
+  CPU_ZERO(&s);
+  for (int c = 0; c < want; c++)
+    CPU_SET(c, &s);
+  CHECK_EQ(sched_setaffinity(0, sizeof s, &s), 0);
+  printf("ncpu: %d CPUs everywhere, /sys online '%s'\n", want, online);
+}
+
+/* ---- pthreads ---- */
+#define QCAP 16
+static uint64_t PER_PRODUCER = 1500; /* pthreads N: another size */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t not_full, not_empty;
+  uint64_t buf[QCAP];
+  unsigned head, tail, count;
+  unsigned producers_left;
+  uint64_t consumed_sum, consumed_n;
+  uint64_t counter;
+} q = {.mu = PTHREAD_MUTEX_INITIALIZER, .not_full = PTHREAD_COND_INITIALIZER, .not_empty = PTHREAD_COND_INITIALIZER};
+static int cpus_seen[64];
+
+static void *producer(void *arg)
+{
+  uint64_t base = (uint64_t)(uintptr_t)arg * 1000000;
+  for (uint64_t i = 1; i <= PER_PRODUCER; i++) {
+    pthread_mutex_lock(&q.mu);
+    while (q.count == QCAP)
+      pthread_cond_wait(&q.not_full, &q.mu);
+    q.buf[q.tail++ % QCAP] = base + i;
+    q.count++;
+    q.counter++;
+    int c = cpu_now();
+    if (c >= 0 && c < 64)
+      cpus_seen[c] = 1;
+    pthread_cond_signal(&q.not_empty);
+    pthread_mutex_unlock(&q.mu);
+  }
+  pthread_mutex_lock(&q.mu);
+  q.producers_left--;
+  pthread_cond_broadcast(&q.not_empty);
+  pthread_mutex_unlock(&q.mu);
+  return NULL;
+}
+
+static void *consumer(void *arg)
+{
+  (void)arg;
+  uint64_t sum = 0, n = 0;
+  for (;;) {
+    pthread_mutex_lock(&q.mu);
+    while (q.count == 0 && q.producers_left)
+      pthread_cond_wait(&q.not_empty, &q.mu);
+    if (q.count == 0) {
+      pthread_mutex_unlock(&q.mu);
+      break;
+    }
+    sum += q.buf[q.head++ % QCAP];
+    q.count--;
+    q.counter++;
+    pthread_cond_signal(&q.not_full);
+    pthread_mutex_unlock(&q.mu);
+    n++;
+  }
+  pthread_mutex_lock(&q.mu);
+  q.consumed_sum += sum;
+  q.consumed_n += n;
+  pthread_mutex_unlock(&q.mu);
+  return NULL;
+}
+
+static void t_pthreads(void)
+{
+  uint64_t t0 = now_ns();
+  pthread_t th[8];
+  q.producers_left = 4;
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(pthread_create(&th[i], NULL, producer, (void *)(uintptr_t)(i + 1)), 0);
+  for (int i = 4; i < 8; i++)
+    CHECK_EQ(pthread_create(&th[i], NULL, consumer, NULL), 0);
+  for (int i = 0; i < 8; i++)
+    CHECK_EQ(pthread_join(th[i], NULL), 0);
+  uint64_t want = 0;
+  for (uint64_t p = 1; p <= 4; p++)
+    want += p * 1000000 * PER_PRODUCER + (uint64_t)PER_PRODUCER * (PER_PRODUCER + 1) / 2;
+  CHECK_EQ(q.consumed_n, 4 * PER_PRODUCER);
+  CHECK_EQ(q.consumed_sum, want);
+  CHECK_EQ(q.counter, 8 * PER_PRODUCER);
+  CHECK_EQ(q.count, 0);
+  int ncpus = 0;
+  for (int i = 0; i < 64; i++)
+    ncpus += cpus_seen[i];
+  printf("pthreads: 8 threads, %d items, sum ok, producers ran on %d vCPU(s), %.0f ms\n",
+         (int)(4 * PER_PRODUCER), ncpus, (now_ns() - t0) / 1e6);
+}
+
+/* ---- parallel ---- */
+static volatile uint64_t ctr[2];
+static volatile uint64_t seen_move[2];
+static volatile int par_stop, par_cpu[2];
+
+static void *par_thread(void *arg)
+{
+  int me = (int)(uintptr_t)arg, other = 1 - me;
+  CHECK_EQ(pin(me), 0);
+  par_cpu[me] = cpu_now();
+  uint64_t moves = 0, last = ctr[other];
+  while (!par_stop) {
+    for (int i = 0; i < 4096; i++) {
+      ctr[me]++;
+      uint64_t o = ctr[other];
+      if (o != last) {
+        moves++;
+        last = o;
+      }
+    }
+    seen_move[me] = moves;
+  }
+  return NULL;
+}
+
+static void t_parallel(void)
+{
+  uint64_t t0 = now_ns();
+  pthread_t th[2];
+  par_stop = 0;
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_create(&th[i], NULL, par_thread, (void *)(uintptr_t)i), 0);
+  /* Until both saw the other move 20,000 times (one vCPU taking turns
+   * gives one per slice: ~100/s), or 20 s on a busy host. */
+  while (now_ns() - t0 < 20000000000ull && (seen_move[0] < 20000 || seen_move[1] < 20000)) {
+    struct timespec ts = {0, 20000000};
+    nanosleep(&ts, NULL);
+  }
+  par_stop = 1;
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_join(th[i], NULL), 0);
+  CHECK_EQ(par_cpu[0], 0);
+  CHECK_EQ(par_cpu[1], 1);
+  CHECK(seen_move[0] >= 20000);
+  CHECK(seen_move[1] >= 20000);
+  printf("parallel: counters %llu/%llu, each saw the other move %llu/%llu times, %.0f ms\n",
+         (unsigned long long)ctr[0], (unsigned long long)ctr[1], (unsigned long long)seen_move[0],
+         (unsigned long long)seen_move[1], (now_ns() - t0) / 1e6);
+}
+
+/* ---- futex ping-pong ---- */
+static int ROUNDS = 200; /* futex N: another count */
+static volatile int fword;
+static int ping_cpu[2];
+static int same_cpu; /* futex1: both on vCPU 0, for comparison */
+
+static long futex(volatile int *w, int op, int val)
+{
+  return syscall(SYS_futex, w, op, val, NULL, NULL, 0);
+}
+
+static void *pong(void *arg)
+{
+  int me = (int)(uintptr_t)arg; /* 0: waits for even -> odd, 1: odd -> even */
+  CHECK_EQ(pin(same_cpu ? 0 : me), 0);
+  ping_cpu[me] = cpu_now();
+  for (int i = 0; i < ROUNDS; i++) {
+    int want = 2 * i + me;
+    int v;
+    while ((v = __atomic_load_n(&fword, __ATOMIC_ACQUIRE)) != want) {
+      if (v > want) {
+        CHECK(!"futex sequence went past");
+        return NULL;
+      }
+      futex(&fword, FUTEX_WAIT_PRIVATE, v);
+    }
+    __atomic_store_n(&fword, want + 1, __ATOMIC_RELEASE);
+    futex(&fword, FUTEX_WAKE_PRIVATE, 1);
+  }
+  return NULL;
+}
+
+static void t_futex(void)
+{
+  uint64_t t0 = now_ns();
+  pthread_t th[2];
+  fword = 0;
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_create(&th[i], NULL, pong, (void *)(uintptr_t)i), 0);
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_join(th[i], NULL), 0);
+  CHECK_EQ(fword, 2 * ROUNDS);
+  CHECK_EQ(ping_cpu[0], 0);
+  CHECK_EQ(ping_cpu[1], same_cpu ? 0 : 1);
+  printf("futex: %d round trips between vCPU %d and %d, %.1f us each\n", ROUNDS, ping_cpu[0],
+         ping_cpu[1], (now_ns() - t0) / 1e3 / ROUNDS);
+}
+
+/* ---- signals across vCPUs ---- */
+static volatile int got_usr1, spin_started;
+static void on_usr1(int s)
+{
+  (void)s;
+  got_usr1 = 1;
+}
+
+static void *sig_spinner(void *arg)
+{
+  (void)arg;
+  CHECK_EQ(pin(1), 0);
+  CHECK_EQ(cpu_now(), 1);
+  spin_started = 1;
+  uint64_t n = 0;
+  while (!got_usr1) /* no syscall: only an IPI brings it into the kernel */
+    n++;
+  return (void *)(uintptr_t)n;
+}
+
+static void t_signal(void)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+  CHECK_EQ(pin(0), 0);
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, sig_spinner, NULL), 0);
+  while (!spin_started)
+    sched_yield();
+  struct timespec ts = {0, 20000000};
+  nanosleep(&ts, NULL);
+  CHECK_EQ(pthread_kill(th, SIGUSR1), 0);
+  CHECK_EQ(pthread_join(th, NULL), 0);
+  CHECK_EQ(got_usr1, 1);
+
+  /* A child spinning on vCPU 1 killed from vCPU 0. */
+  int pfd[2];
+  CHECK_EQ(pipe(pfd), 0);
+  pid_t p = fork();
+  if (p == 0) {
+    if (pin(1) != 0 || cpu_now() != 1)
+      _exit(3);
+    if (write(pfd[1], "x", 1) != 1)
+      _exit(4);
+    for (volatile uint64_t n = 0;; n++)
+      ;
+  }
+  char c;
+  CHECK_EQ(read(pfd[0], &c, 1), 1);
+  nanosleep(&ts, NULL);
+  CHECK_EQ(kill(p, SIGKILL), 0);
+  int st = 0;
+  CHECK_EQ(waitpid(p, &st, 0), p);
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  close(pfd[0]);
+  close(pfd[1]);
+  cpu_set_t s;
+  CPU_ZERO(&s);
+  CPU_SET(0, &s);
+  CPU_SET(1, &s);
+  sched_setaffinity(0, sizeof s, &s);
+  printf("signal: SIGUSR1 reached a thread spinning on vCPU 1; SIGKILL a child spinning there\n");
+}
+
+/* ---- munmap while another vCPU reads ---- */
+static volatile int mu_phase, mu_segv, mu_stale, mu_reading;
+static volatile uint8_t *mu_region;
+static sigjmp_buf mu_jmp;
+
+static void on_segv(int s)
+{
+  (void)s;
+  siglongjmp(mu_jmp, 1);
+}
+
+static void *mu_reader(void *arg)
+{
+  (void)arg;
+  CHECK_EQ(pin(1), 0);
+  CHECK_EQ(cpu_now(), 1);
+  if (sigsetjmp(mu_jmp, 1)) {
+    mu_segv = 1;
+    return NULL;
+  }
+  for (uint64_t n = 0;; n++) {
+    int ph = __atomic_load_n(&mu_phase, __ATOMIC_ACQUIRE);
+    uint8_t v = mu_region[(n * 64) % (16 * 4096)];
+    if (ph == 1) /* munmap had returned before this read */
+      mu_stale++;
+    if (v != 0x5a)
+      mu_stale++;
+    mu_reading = 1;
+  }
+}
+
+static void t_munmap(void)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_segv;
+  sa.sa_flags = SA_NODEFER;
+  CHECK_EQ(sigaction(SIGSEGV, &sa, NULL), 0);
+  CHECK_EQ(pin(0), 0);
+  for (int round = 0; round < 5; round++) {
+    mu_phase = 0;
+    mu_segv = 0;
+    mu_reading = 0;
+    void *m = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    memset(m, 0x5a, 16 * 4096);
+    mu_region = m;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, mu_reader, NULL), 0);
+    while (!mu_reading)
+      sched_yield();
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+    CHECK_EQ(munmap(m, 16 * 4096), 0);
+    __atomic_store_n(&mu_phase, 1, __ATOMIC_RELEASE);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(mu_segv, 1);
+  }
+  CHECK_EQ(mu_stale, 0);
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGSEGV, &sa, NULL);
+  printf("munmap: 5 rounds, the reader on vCPU 1 got SIGSEGV each time, %d stale reads\n", mu_stale);
+}
+
+int main(int argc, char **argv)
+{
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  const char *what = argc > 1 ? argv[1] : "all";
+  bool all = strcmp(what, "all") == 0;
+  if (all || strcmp(what, "ncpu") == 0)
+    t_ncpu(argc > 2 ? atoi(argv[2]) : 2);
+  if (strcmp(what, "pthreads") == 0 && argc > 2)
+    PER_PRODUCER = strtoull(argv[2], NULL, 10);
+  if (all || strcmp(what, "pthreads") == 0)
+    t_pthreads();
+  if (all || strcmp(what, "parallel") == 0)
+    t_parallel();
+  if (strncmp(what, "futex", 5) == 0 && argc > 2)
+    ROUNDS = atoi(argv[2]);
+  if (all || strcmp(what, "futex") == 0)
+    t_futex();
+  if (strcmp(what, "futex1") == 0) {
+    same_cpu = 1;
+    t_futex();
+  }
+  if (all || strcmp(what, "signal") == 0)
+    t_signal();
+  if (all || strcmp(what, "munmap") == 0)
+    t_munmap();
+  return t_done("t_smp");
+}
