@@ -37,7 +37,7 @@ int64_t qk_unix_sendmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flag
 /* recv/recvfrom/recvmsg: control data into the user buffer uctl of
  * *ctllen bytes (uctl 0: none; files then closed); *ctllen becomes what
  * was written, *mflags gets MSG_TRUNC/MSG_CTRUNC; the sender's sockaddr_un
- * into from (110 bytes) with *fromlen (0: unnamed). MSG_PEEK, MSG_TRUNC,
+ * into from (111 bytes) with *fromlen (0: unnamed). MSG_PEEK, MSG_TRUNC,
  * MSG_WAITALL, MSG_DONTWAIT, MSG_CMSG_CLOEXEC. */
 int64_t qk_unix_recvmsg(struct qk_file *f, const struct qk_uio *u, uint64_t flags, uint64_t uctl,
                         uint64_t *ctllen, uint32_t *mflags, uint8_t *from, uint32_t *fromlen);
@@ -57,7 +57,7 @@ int64_t qk_unix_listen(struct qk_file *f, int backlog);
 int64_t qk_unix_connect(struct qk_file *f, const uint8_t *addr, uint32_t len);
 /* 0 with *out (the accepted file, flags L_O_NONBLOCK applied), or -errno. */
 int64_t qk_unix_accept(struct qk_file *f, uint32_t flags, struct qk_file **out);
-/* Writes this end's (or the peer's) sockaddr_un into buf (110 bytes);
+/* Writes this end's (or the peer's) sockaddr_un into buf (111 bytes: a 108-byte path and its NUL);
  * returns its length, 0 for a peer of an unconnected socket (ENOTCONN). */
 uint32_t qk_unix_name(struct qk_file *f, bool peer, uint8_t *buf);
 /* qk_fput's hook for a reference of a unix socket that was not the last

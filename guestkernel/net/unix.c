@@ -192,8 +192,6 @@ static int parse_name(const uint8_t *addr, uint32_t len, struct uaddr *ua)
   uint32_t k = 0;
   while (k < n && p[k])
     k++;
-  if (k >= NAME_MAX_UN)
-    return -QK_EINVAL;
   memcpy(ua->n.addr + 2, p, k);
   ua->n.len = 2 + k + 1; /* Linux reports a path with its NUL */
   char rel[NAME_MAX_UN + 1];
@@ -315,7 +313,7 @@ int64_t qk_unix_bind(struct qk_file *f, const uint8_t *addr, uint32_t len)
   if (!ua)
     return -QK_ENOMEM;
   int64_t r = parse_name(addr, len, ua);
-  if (r == -QK_ENODATA) { /* only the family: autobind */
+  if (r == -QK_ENODATA) {    /* only the family: autobind */
     r = qk_unix_autobind(e); /* 0 when named already (Linux) */
     qk_kfree(ua);
     return r;
@@ -705,8 +703,14 @@ static int unix_poll(struct qk_file *f)
     int ev = 0;
     if (e->rq->head || e->rq->shut_rd)
       ev |= 0x001;
-    if (!e->shut_wr && (!e->wq || e->wq->closed || e->wq->bytes < MQ_MAX))
-      ev |= 0x004; /* unconnected: always; connected: room in the peer's queue */
+    /* Writable: unconnected always; connected, when the peer's queue has
+     * room (and, unless the peer is connected back, fewer than
+     * max_dgram_qlen + 1 datagrams), as Linux's unix_dgram_poll. */
+    struct unix_end *t = e->wq ? e->wq->owner : NULL;
+    if (!e->shut_wr &&
+        (!e->wq || e->wq->closed ||
+         (e->wq->bytes < MQ_MAX && (!t || t->wq == e->rq || e->wq->count <= DGRAM_QLEN))))
+      ev |= 0x004;
     if (e->rq->shut_rd && e->shut_wr)
       ev |= POLLHUP;
     return ev;

@@ -64,18 +64,18 @@ struct unix_msg {
   struct unix_msg *next;
   uint64_t len;
   struct unix_anc *anc;
-  uint32_t fromlen;    /* sockaddr_un length of the sender's name (0: unnamed) */
-  uint8_t from[2 + NAME_MAX_UN];
+  uint32_t fromlen; /* sockaddr_un length of the sender's name (0: unnamed) */
+  uint8_t from[2 + NAME_MAX_UN + 1];
   uint8_t data[];
 };
 struct unix_mq {
   struct unix_msg *head, *tail;
   uint64_t bytes;
   uint32_t count;
-  bool closed;   /* the reading end is gone: ECONNREFUSED (datagram) / EPIPE */
-  bool shut_rd;  /* the reading end shut down reading: EPIPE */
-  bool shut_wr;  /* no more messages will come (seqpacket peer closed or SHUT_WR): EOF */
-  bool reset;    /* the seqpacket peer closed with messages of its own unread */
+  bool closed;            /* the reading end is gone: ECONNREFUSED (datagram) / EPIPE */
+  bool shut_rd;           /* the reading end shut down reading: EPIPE */
+  bool shut_wr;           /* no more messages will come (seqpacket peer closed or SHUT_WR): EOF */
+  bool reset;             /* the seqpacket peer closed with messages of its own unread */
   struct unix_end *owner; /* the reading end (NULL once closed) */
   int refs;
 };
@@ -83,8 +83,9 @@ struct unix_mq {
 /* A bound name: a path (identified by the socket inode's dev/ino once the
  * file exists) or an abstract name (leading NUL). */
 struct unix_name {
-  uint32_t len; /* sockaddr_un length as Linux reports it (family + bytes [+ NUL]) */
-  uint8_t addr[2 + NAME_MAX_UN];
+  uint32_t len; /* sockaddr_un length as Linux reports it (family + bytes [+ NUL]): a
+                   108-byte path makes 111, one more than struct sockaddr_un */
+  uint8_t addr[2 + NAME_MAX_UN + 1];
 };
 
 struct unix_end {
@@ -107,8 +108,8 @@ struct unix_end {
   struct unix_end *next, *prev; /* every end (the collector walks them) */
   struct qk_file **queue;       /* listening: connections not accepted yet */
   int qlen, qmax;
-  int inflight;     /* references held by ancillary records in flight */
-  int gc_refs;      /* collector scratch */
+  int inflight; /* references held by ancillary records in flight */
+  int gc_refs;  /* collector scratch */
   bool gc_cand;
   bool gc_purged; /* collected: its queue counts as empty at release (no ECONNRESET) */
 };
@@ -136,8 +137,7 @@ int64_t qk_unix_stream_io(struct qk_file *f, const struct qk_uio *u, uint64_t fl
 int64_t qk_unix_msg_send(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
                          struct unix_anc *anc, const uint8_t *addr, uint32_t alen);
 int64_t qk_unix_msg_recv(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
-                         struct unix_anc **got, uint32_t *mflags, uint8_t *from,
-                         uint32_t *fromlen);
+                         struct unix_anc **got, uint32_t *mflags, uint8_t *from, uint32_t *fromlen);
 void qk_unix_mq_put(struct unix_mq *q);
 void qk_unix_chan_put(struct unix_chan *c);
 /* The bound datagram end named by a sockaddr_un (kernel copy), or NULL

@@ -337,8 +337,7 @@ int64_t qk_unix_msg_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
 }
 
 int64_t qk_unix_msg_recv(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
-                         struct unix_anc **got, uint32_t *mflags, uint8_t *from,
-                         uint32_t *fromlen)
+                         struct unix_anc **got, uint32_t *mflags, uint8_t *from, uint32_t *fromlen)
 {
   struct unix_end *e = f->priv;
   *got = NULL;

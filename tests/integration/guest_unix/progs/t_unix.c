@@ -26,10 +26,10 @@
 
 #include "../../guest/progs/t.h"
 
-#define E(x)                                                                               \
-  ({                                                                                       \
-    long r_ = (long)(x);                                                                   \
-    r_ < 0 ? -errno : r_;                                                                  \
+#define E(x)                                                                                       \
+  ({                                                                                               \
+    long r_ = (long)(x);                                                                           \
+    r_ < 0 ? -errno : r_;                                                                          \
   })
 
 static char dir[64] = "/tmp";
@@ -77,8 +77,12 @@ static long sendto_name_fd(int s, int fd, const char *name)
     char b[CMSG_SPACE(sizeof(int))];
   } u;
   memset(&u, 0, sizeof u);
-  struct msghdr m = {.msg_name = &a, .msg_namelen = l, .msg_iov = &iov, .msg_iovlen = 1,
-                     .msg_control = u.b, .msg_controllen = sizeof u.b};
+  struct msghdr m = {.msg_name = &a,
+                     .msg_namelen = l,
+                     .msg_iov = &iov,
+                     .msg_iovlen = 1,
+                     .msg_control = u.b,
+                     .msg_controllen = sizeof u.b};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -127,7 +131,9 @@ static long recv_fd(int s, void *buf, size_t n, int *fd, int flags, int *mflags,
 {
   struct iovec iov = {buf, n};
   char cb[256];
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb,
+  struct msghdr m = {.msg_iov = &iov,
+                     .msg_iovlen = 1,
+                     .msg_control = cb,
                      .msg_controllen = ctl ? ctl : sizeof(cb)};
   long r = E(recvmsg(s, &m, flags));
   *fd = -1;
@@ -201,6 +207,25 @@ static void dgram_path(void)
   ml = sizeof me;
   CHECK_EQ(E(getsockname(srv, (struct sockaddr *)&me, &ml)), 0); /* still its name */
   CHECK(!strcmp(me.sun_path, a.sun_path));
+  /* A path of the full 108 bytes (no NUL in sun_path) works; its name is
+   * 111 bytes long, as Linux reports it. */
+  struct sockaddr_un lp = {.sun_family = AF_UNIX};
+  int k = snprintf(lp.sun_path, sizeof lp.sun_path, "%s/", dir);
+  memset(lp.sun_path + k, 'L', sizeof lp.sun_path - k);
+  char lpath[120];
+  memcpy(lpath, lp.sun_path, sizeof lp.sun_path);
+  lpath[sizeof lp.sun_path] = 0;
+  unlink(lpath);
+  int ls = socket(AF_UNIX, SOCK_DGRAM, 0);
+  CHECK_EQ(E(bind(ls, (struct sockaddr *)&lp, sizeof lp)), 0);
+  CHECK_EQ(E(sendto(c, "long", 4, 0, (struct sockaddr *)&lp, sizeof lp)), 4);
+  CHECK_EQ(E(recv(ls, buf, sizeof buf, MSG_DONTWAIT)), 4);
+  struct sockaddr_storage big;
+  socklen_t bl = sizeof big;
+  CHECK_EQ(E(getsockname(ls, (struct sockaddr *)&big, &bl)), 0);
+  CHECK_EQ(bl, sizeof lp + 1);
+  close(ls);
+  CHECK_EQ(E(unlink(lpath)), 0);
   /* A relative path resolves in the cwd. */
   char cwd[256];
   CHECK(getcwd(cwd, sizeof cwd) != NULL);
@@ -386,6 +411,21 @@ static void dgram_full(void)
   }
   CHECK_EQ(got, 11);
   CHECK_EQ(late, 1);
+  /* A connected sender polls writable only while the receiver has room. */
+  int cc = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  CHECK_EQ(connect_name(cc, "@u-full"), 0);
+  n = 0;
+  while ((r = E(send(cc, "d", 1, 0))) == 1 && n < 1000)
+    n++;
+  CHECK_EQ(r, -EAGAIN);
+  CHECK_EQ(n, 11);
+  pf.fd = cc;
+  CHECK_EQ(poll(&pf, 1, 0), 0);
+  CHECK_EQ(E(recv(srv, buf, sizeof buf, 0)), 1);
+  CHECK_EQ(poll(&pf, 1, 0), 1);
+  while (E(recv(srv, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+    ;
+  close(cc);
   /* A message larger than the send buffer. */
   int sb = 10000;
   CHECK_EQ(E(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb)), 0);
@@ -703,8 +743,8 @@ static void cross_process(void)
   char buf[32];
   struct iovec iov = {buf, sizeof buf};
   char cb[64];
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb,
-                     .msg_controllen = sizeof cb};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb, .msg_controllen = sizeof cb};
   CHECK_EQ(E(recvmsg(srv, &m, 0)), 10);
   struct cmsghdr *ch = CMSG_FIRSTHDR(&m);
   CHECK(ch && ch->cmsg_type == SCM_CREDENTIALS);
