@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # AF_UNIX sockets served by the guest kernel, inside quark-sandbox (real KVM).
 # Usage: guest_unix_test.sh MODE SANDBOX KERNEL PROGDIR
-#   MODE glibc | musl: t_unix.<MODE> with path names in /tmp and then in
-#     /data (a plain rootfs directory); its "case NAME: ok|FAIL" lines must
+#   MODE glibc | musl: t_unix.<MODE> with path names in /tmp, /data (plain
+#     rootfs directories), /dev/shm (the guest tmpfs), and in /tmp with the
+#     kernel in ring 0 (--no-kernel-worker); its "case NAME: ok|FAIL" lines must
 #     equal expected.txt (what the program prints on Linux) and it must end
 #     with 0 failures.
 #   MODE programs: busybox syslogd + logger over /dev/log (datagrams on a
@@ -26,17 +27,22 @@ glibc | musl)
   prog=$progs/t_unix.$mode
   [ -x "$prog" ] || { echo "FAIL: not built ($prog)"; exit 1; }
   cp "$prog" "$root/bin/t_unix"
-  for d in /tmp /data; do
-    run 120 /bin/t_unix "$d"
+  # /tmp and /data: the host rootfs; /dev/shm: the guest's tmpfs; then
+  # /tmp again with the kernel in ring 0 (the hardware-KVM path).
+  for d in /tmp /data /dev/shm ring0:/tmp; do
+    SBX_BASE=
+    case "$d" in ring0:*) SBX_BASE=--no-kernel-worker d=${d#ring0:} ;; esac
+    run 180 /bin/t_unix "$d"
     echo "$out" | grep -v '^case .*: ok$' | head -40
     if [ "$(echo "$out" | grep '^case ')" != "$(cat "$here/expected.txt")" ]; then
-      fail "t_unix $d: the case lines differ from expected.txt (exit $rc, stderr: ${err:0:600})"
+      fail "t_unix $d $SBX_BASE: the case lines differ from expected.txt (exit $rc, stderr: ${err:0:600})"
     elif [ $rc != 0 ] || ! echo "$out" | grep -qE '^t_unix: [0-9]+ checks, 0 failures$'; then
-      fail "t_unix $d: exit $rc"
+      fail "t_unix $d $SBX_BASE: exit $rc"
     else
-      echo "ok: t_unix $d ($(echo "$out" | tail -1))"
+      echo "ok: t_unix $d $SBX_BASE ($(echo "$out" | tail -1))"
     fi
   done
+  SBX_BASE=
   # The socket inode of the path binds is on the host rootfs, and gone
   # after the program unlinked it.
   if ls "$root/data" | grep -q '^u-'; then
