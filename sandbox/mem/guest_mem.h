@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct sbx_mem {
   uint8_t *base;
@@ -30,6 +31,18 @@ static inline void *sbx_gpa(const struct sbx_mem *m, uint64_t gpa, uint64_t len)
     return NULL;
   return m->base + gpa;
 }
+
+/* Guest memory makes no alignment promise (a hostile guest picks any
+ * address): typed values in it are read and written with memcpy, never
+ * through a cast pointer. */
+static inline uint32_t sbx_load32(const void *p)
+{
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void sbx_store32(void *p, uint32_t v) { memcpy(p, &v, sizeof v); }
+static inline void sbx_store16(void *p, uint16_t v) { memcpy(p, &v, sizeof v); }
 
 /* Bump allocator of guest frames over [next, end). */
 struct sbx_falloc {

@@ -71,10 +71,10 @@ static int get_addr_for(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len,
 static int put_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len_gpa,
                     const struct sockaddr_storage *ss, socklen_t have)
 {
-  uint32_t *lenp = sbx_gpa(c->mem, len_gpa, sizeof(uint32_t));
+  void *lenp = sbx_gpa(c->mem, len_gpa, sizeof(uint32_t));
   if (!lenp)
     return -EFAULT;
-  uint32_t room = *lenp;
+  uint32_t room = sbx_load32(lenp);
   if (room > ADDR_MAX)
     room = ADDR_MAX;
   uint32_t n = have < room ? have : room;
@@ -84,7 +84,7 @@ static int put_addr(const struct sbx_net_ctx *c, uint64_t gpa, uint64_t len_gpa,
       return -EFAULT;
     memcpy(dst, ss, n);
   }
-  *lenp = have;
+  sbx_store32(lenp, have);
   return 0;
 }
 
@@ -445,10 +445,10 @@ static int64_t op_getsockopt(const struct sbx_net_ctx *c, const uint64_t *a)
     return fd;
   if (!opt_allowed((int)a[1], (int)a[2], false))
     return -ENOPROTOOPT;
-  uint32_t *lenp = sbx_gpa(c->mem, a[4], sizeof(uint32_t));
+  void *lenp = sbx_gpa(c->mem, a[4], sizeof(uint32_t));
   if (!lenp)
     return -EFAULT;
-  uint32_t room = *lenp;
+  uint32_t room = sbx_load32(lenp);
   if (room > OPT_MAX)
     room = OPT_MAX;
   uint8_t val[OPT_MAX] = {0};
@@ -463,7 +463,7 @@ static int64_t op_getsockopt(const struct sbx_net_ctx *c, const uint64_t *a)
       return -EFAULT;
     memcpy(dst, val, len);
   }
-  *lenp = len;
+  sbx_store32(lenp, len);
   return 0;
 }
 
@@ -472,13 +472,13 @@ static int64_t op_poll(const struct sbx_net_ctx *c, const uint64_t *a)
   uint64_t n = a[1];
   if (n > QK_NET_POLL_MAX)
     return -EINVAL;
-  struct qk_net_pollfd *g = sbx_gpa(c->mem, a[0], n * sizeof *g);
+  uint8_t *g = sbx_gpa(c->mem, a[0], n * sizeof(struct qk_net_pollfd));
   if (n && !g)
     return -EFAULT;
   struct qk_net_pollfd in[QK_NET_POLL_MAX];
   struct pollfd p[QK_NET_POLL_MAX + 1];
   if (n)
-    memcpy(in, g, n * sizeof *g);
+    memcpy(in, g, n * sizeof in[0]);
   int64_t bad = 0;
   for (uint64_t i = 0; i < n; i++) {
     int fd = c->hfd_get(c->q, in[i].hfd);
@@ -510,13 +510,13 @@ static int64_t op_poll(const struct sbx_net_ctx *c, const uint64_t *a)
   for (uint64_t i = 0; i < n; i++) {
     if (p[i].fd < 0)
       continue;
-    g[i].revents = p[i].revents;
+    sbx_pollfd_set_revents(g, i, p[i].revents);
     if (p[i].revents)
       ready++;
   }
   for (uint64_t i = 0; i < n; i++)
     if (p[i].fd < 0)
-      g[i].revents = POLLNVAL;
+      sbx_pollfd_set_revents(g, i, POLLNVAL);
   return ready;
 }
 

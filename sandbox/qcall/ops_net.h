@@ -20,6 +20,7 @@
 #ifndef SBX_QCALL_OPS_NET_H
 #define SBX_QCALL_OPS_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "qcall_host.h"
@@ -32,6 +33,14 @@ struct sbx_net_ctx {
   int (*hfd_get)(struct sbx_qcall *q, uint64_t h);
   int64_t (*hfd_install)(struct sbx_qcall *q, int fd); /* consumes fd */
 };
+
+/* Writes revents of entry i of a guest struct qk_net_pollfd array (which
+ * may sit at any address). */
+static inline void sbx_pollfd_set_revents(uint8_t *g, uint64_t i, int16_t revents)
+{
+  sbx_store16(g + i * sizeof(struct qk_net_pollfd) + offsetof(struct qk_net_pollfd, revents),
+              (uint16_t)revents);
+}
 
 /* Serves one socket opcode; -ENOSYS for any other op. */
 int64_t sbx_qcall_net(const struct sbx_net_ctx *c, uint32_t op, const uint64_t *a);

@@ -264,20 +264,20 @@ static int64_t op_poll(const struct sbx_net_ctx *c, const uint64_t *a)
   uint64_t nt = a[1], nh = a[3];
   if (nt > QK_NET_POLL_MAX || nh > QK_NET_POLL_MAX)
     return -EINVAL;
-  struct qk_net_pollfd *gt = sbx_gpa(c->mem, a[0], nt * sizeof *gt);
-  struct qk_net_pollfd *gh = sbx_gpa(c->mem, a[2], nh * sizeof *gh);
+  uint8_t *gt = sbx_gpa(c->mem, a[0], nt * sizeof(struct qk_net_pollfd));
+  uint8_t *gh = sbx_gpa(c->mem, a[2], nh * sizeof(struct qk_net_pollfd));
   if ((nt && !gt) || (nh && !gh))
     return -EFAULT;
   static __thread struct qk_net_pollfd t[QK_NET_POLL_MAX], h[QK_NET_POLL_MAX];
-  memcpy(t, gt, nt * sizeof *gt);
-  memcpy(h, gh, nh * sizeof *gh);
+  memcpy(t, gt, nt * sizeof t[0]);
+  memcpy(h, gh, nh * sizeof h[0]);
   int64_t r = wait_ready(c, t, nt, h, nh, a[4]);
   if (r < 0)
     return r;
   for (uint64_t i = 0; i < nt; i++)
-    gt[i].revents = t[i].revents;
+    sbx_pollfd_set_revents(gt, i, t[i].revents);
   for (uint64_t i = 0; i < nh; i++)
-    gh[i].revents = h[i].revents;
+    sbx_pollfd_set_revents(gh, i, h[i].revents);
   return r;
 }
 
@@ -300,7 +300,7 @@ int64_t sbx_qcall_tsor(const struct sbx_net_ctx *c, uint32_t op, const uint64_t 
   if (!client)
     return -ENOSYS;
   if (op == QK_OP_TSOR_INFO) {
-    struct qk_tsor_info *g = sbx_gpa(c->mem, a[0], sizeof *g);
+    void *g = sbx_gpa(c->mem, a[0], sizeof info);
     if (!g)
       return -EFAULT;
     memcpy(g, &info, sizeof info);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the JSON, text and tar targets (image_manifest,
-image_tar, image_import, cni_result, cri_spec) into tests/fuzz/<target>/seeds. The cri_proto seeds
+image_tar, image_import, cni_result, cri_spec, qcall_host) into tests/fuzz/<target>/seeds. The cri_proto seeds
 come from cri_proto/make_seeds.sh (protoc), the elf seeds from
 elf/make_seeds.sh (gcc). Run from anywhere; the output is deterministic."""
 import base64, gzip, io, json, os, shutil, tarfile
@@ -236,4 +236,52 @@ put(d, "env-badkey", b"\x02" + L.join([b"X=1", Z.join([b"", b"K=V"]), Z.join([b"
 for i, (c, h) in enumerate([(b"/data", b"/tmp"), (b"/a/../b", b"/tmp"), (b"rel", b"/tmp"),
                             (b"/x..y/..z", b"/"), (b"/ok", b"relative")]):
     put(d, "mount-%d" % i, b"\x03" + Z.join([c, h]))
+# ---- qcall_host: blob length (LE16), blob, requests (op, 6 x (kind, LE32)) ----
+# kinds: 0 value, 1 blob offset, 2 handle index, 3+ shifted value (see fuzz_qcall_host.c)
+import struct
+d = fresh("qcall_host")
+
+
+def req(op, *args):
+    args = list(args) + [(0, 0)] * (6 - len(args))
+    return bytes([op]) + b"".join(struct.pack("<BI", k, v) for k, v in args)
+
+
+def seed(name, blob, reqs):
+    put(d, name, struct.pack("<H", len(blob)) + blob + b"".join(reqs))
+
+
+OPENAT, CLOSE, PREADV, PWRITEV, FSTAT, FSTATAT, GETDENTS = 3, 4, 5, 6, 7, 8, 9
+READLINK, MKDIRAT, UNLINKAT, SOCKET, BIND, CONNECT, LISTEN, ACCEPT = 10, 21, 22, 24, 25, 26, 27, 28
+SENDMSG, RECVMSG, NET_POLL, SENDFILE, RENAMEAT, LINKAT, SYMLINKAT = 30, 31, 35, 37, 38, 39, 40
+FCHMODAT, MKNODAT, FALLOCATE = 41, 46, 47
+H = lambda i: (2, i)  # handle i (0-3 standing, 4.. returned ones)
+B = lambda off: (1, off)  # address blob+off
+V = lambda v: (0, v)
+# Blob: paths at 0/64/128/192, an iovec {blob+1024, 256} at 512, buffers at 1024+.
+blob = bytearray(2048)
+for off, path in ((0, b"hello.txt"), (64, b"../outside/victim"), (128, b"victim-link"), (192, b"dir/new")):
+    blob[off:off + len(path)] = path
+blob[512:528] = struct.pack("<QQ", 0x10000 + 1024, 256)
+blob = bytes(blob)
+seed("read-file", blob, [req(OPENAT, H(3), B(0), V(9), V(0)), req(PREADV, H(4), B(512), V(1), V(0)),
+                         req(FSTAT, H(4), B(1536)), req(CLOSE, H(4))])
+seed("escape", blob, [req(OPENAT, H(3), B(64), V(17), V(0)), req(OPENAT, H(3), B(128), V(11), V(2)),
+                      req(RENAMEAT, H(3), B(0), V(9), B(64), V(17)), req(LINKAT, H(3), B(128), V(11), B(192), V(7), V(0x400)),
+                      req(SYMLINKAT, H(3), B(64), V(17), B(192), V(7)), req(FCHMODAT, H(3), B(128), V(11), V(0o777), V(0))])
+seed("write-file", blob, [req(MKDIRAT, H(3), B(192), V(3), V(0o755)), req(OPENAT, H(3), B(192), V(7), V(0o102), V(0o644)),
+                          req(PWRITEV, H(4), B(512), V(1), V(0)), req(FALLOCATE, H(4), V(0), V(0), V(4096)),
+                          req(GETDENTS, H(3), B(1024), V(512)), req(UNLINKAT, H(3), B(192), V(7), V(0))])
+# sockaddr_in 127.0.0.1:7777 at 256
+sin = struct.pack("<H", 2) + struct.pack(">H", 7777) + bytes([127, 0, 0, 1]) + bytes(8)
+nblob = bytearray(blob)
+nblob[256:256 + 16] = sin
+nblob = bytes(nblob)
+seed("sockets", nblob, [req(SOCKET, V(2), V(1), V(0)), req(BIND, H(4), B(256), V(16)), req(LISTEN, H(4), V(8)),
+                        req(SOCKET, V(2), V(1), V(0)), req(CONNECT, H(5), B(256), V(16)), req(ACCEPT, H(4), V(0), V(0), V(0)),
+                        req(SENDMSG, H(5), B(512), V(1), V(0)), req(RECVMSG, H(6), B(512), V(1), V(0)),
+                        req(SENDFILE, H(5), H(3), V(0), V(100))])
+seed("wild", blob, [req(PREADV, H(1), (3 << 2 | 3, 0xffffffff), V(64), V(0)), req(FSTATAT, H(3), (0x3f << 2 | 3, 1), V(4096)),
+                    req(MKNODAT, H(3), B(192), V(7), V(0o10644)), req(READLINK, H(3), B(128), V(11), B(1024), V(0xffffffff))])
+
 print("seeds written")
