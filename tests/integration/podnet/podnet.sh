@@ -48,8 +48,9 @@ podnet_cleanup() {
   pods_cleanup
 }
 trap podnet_cleanup EXIT
-mkdir -p "$T/ipam" "$T/tnet" "$T/cnibin"
+mkdir -p "$T/ipam" "$T/tnet" "$T/cnibin" "$T/ushare"
 cp "$T_NET" "$T/tnet/t_net"
+[ -x "${T_UNIX:-/nonexistent}" ] && cp "$T_UNIX" "$T/tnet/t_unix" # target guest_unix_progs
 # A plugin that refuses ADD with a CNI error (the failure case below).
 cat >"$T/cnibin/podnet-fail" <<'SH'
 #!/bin/sh
@@ -74,7 +75,7 @@ conflist ""
 rules_before=$(iptables-save 2>/dev/null | grep -c "$SUBNET\." || true)
 start_quarkd
 why=$(import_busybox) || e2e_skip "$why"
-export PODNET_SUBNET=$SUBNET PODNET_TNET=$T/tnet
+export PODNET_SUBNET=$SUBNET PODNET_TNET=$T/tnet PODNET_USHARE=$T/ushare
 node "$podnet_dir/podnet.js" || e2e_fail "pod networking"
 leftovers() {
 for ns in $(cat "$T/netns.txt" 2>/dev/null); do

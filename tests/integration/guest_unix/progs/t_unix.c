@@ -5,7 +5,7 @@
  * Runs the same on Linux (the reference) and in the guest. Each case
  * prints "case NAME: ok" or "case NAME: FAIL"; the script compares that
  * list with expected.txt. Usage: t_unix [DIR] (DIR: where path names go,
- * default /tmp). */
+ * default /tmp); t_unix serve PATH / client PATH MSG (see serve()). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -907,8 +907,56 @@ static void gc_ring(void)
   end("gc_ring");
 }
 
+/* "serve PATH": a stream echo server at PATH (one line per connection,
+ * answered "echo: LINE"), until killed. "client PATH MSG": prints the
+ * answer to MSG. For containers of one pod that share a volume
+ * (tests/integration/podnet). */
+static int serve(const char *path)
+{
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  unlink(path);
+  int l = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 8)) {
+    perror("serve");
+    return 1;
+  }
+  for (;;) {
+    int c = accept(l, NULL, NULL);
+    if (c < 0)
+      continue;
+    char buf[256] = "echo: ";
+    long n = read(c, buf + 6, sizeof buf - 7);
+    if (n > 0 && write(c, buf, (size_t)n + 6) < 0)
+      perror("write");
+    close(c);
+  }
+}
+
+static int client(const char *path, const char *msg)
+{
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+  int c = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a)) {
+    perror("connect");
+    return 1;
+  }
+  char buf[256];
+  long n = write(c, msg, strlen(msg)) == (long)strlen(msg) ? read(c, buf, sizeof buf - 1) : -1;
+  if (n <= 0)
+    return 1;
+  buf[n] = 0;
+  printf("%s\n", buf);
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
+  if (argc == 3 && !strcmp(argv[1], "serve"))
+    return serve(argv[2]);
+  if (argc == 4 && !strcmp(argv[1], "client"))
+    return client(argv[2], argv[3]);
   if (argc > 1)
     snprintf(dir, sizeof dir, "%s", argv[1]);
   signal(SIGPIPE, SIG_IGN);
