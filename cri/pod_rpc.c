@@ -138,7 +138,7 @@ struct run_ctx {
   net_dns_config dns;
   net_pod np;
   net_pod_network *net; /* CNI result */
-  char *loop_netns;     /* loopback-only namespace */
+  char *loop_netns;     /* the namespace quarkd created (loopback only or CNI) */
   const char *mode;
   char *note;
   struct sbx_client *sbx;
@@ -210,9 +210,9 @@ static int setup_network(struct run_ctx *r, q_error **err)
     r->mode = "loopback";
     if (asprintf(&r->note, "no CNI network (%s): loopback only", q_error_msg(lerr)) < 0)
       r->note = NULL;
-    char name[32];
-    snprintf(name, sizeof(name), "quark-%.16s", r->id);
-    if ((rc = net_netns_create(NULL, name, &r->loop_netns, err)) < 0)
+    char path[64];
+    cri_pods_netns_path(r->id, path);
+    if ((rc = net_netns_create(NULL, strrchr(path, '/') + 1, &r->loop_netns, err)) < 0)
       return rc;
     if ((rc = net_netns_set_sysctls(r->loop_netns, r->sysctls, r->np.n_sysctls, err)) < 0)
       return rc;
@@ -220,6 +220,14 @@ static int setup_network(struct run_ctx *r, q_error **err)
     return 0;
   }
   r->mode = "cni";
+  /* The namespace gets the pod's name before CNI ADD, as in loopback mode,
+   * so a restart can find and tear down what a killed quarkd set up before
+   * it recorded the network (pod_reconcile.c). */
+  char path[64];
+  cri_pods_netns_path(r->id, path);
+  if ((rc = net_netns_create(NULL, strrchr(path, '/') + 1, &r->loop_netns, err)) < 0)
+    return rc;
+  r->np.netns_path = r->loop_netns;
   return net_pod_setup(r->p->cni, &r->np, &r->net, err);
 }
 
@@ -623,37 +631,15 @@ static grpc_status_code rpc_remove_pod(struct cri_call *call, const ProtobufCMes
   const char *step = "RemovePodSandbox";
   if (cri_state_get_pod(p->st, id, &pod) < 0)
     goto out;
+  /* Marked first: a restart from here on finishes the removal
+   * (pod_reconcile.c). */
+  step = "mark pod removing";
+  if ((rc = cri_pods_mark_removing(p, id, &err)) < 0)
+    goto out;
   step = "stop pod";
   if ((rc = stop_pod(p, e, pod, &err)) < 0)
     goto out;
-  step = "remove containers";
-  struct cri_ctr_filter f = {.pod_id = id};
-  struct cri_ctr **v = NULL;
-  size_t n = 0;
-  if ((rc = cri_state_list_ctrs(p->st, &f, &v, &n)) < 0)
-    goto out;
-  for (size_t i = 0; i < n && rc >= 0; i++)
-    if (!strcmp(v[i]->pod_id, id))
-      rc = cri_pods_remove_ctr(p, e, NULL, v[i]->id, &err);
-  cri_ctr_list_free(v, n);
-  if (rc < 0)
-    goto out;
-  step = "remove pod network";
-  const char *mode = ext_str(pod, POD_EXT_NETMODE), *netns = ext_str(pod, POD_EXT_NETNS);
-  if (mode && !strcmp(mode, "cni")) {
-    net_pod np = {
-        .id = id, .name = pod->name, .namespace = pod->ns, .uid = pod->uid, .netns_path = netns};
-    if ((rc = net_pod_teardown(p->cni, &np, &err)) < 0)
-      goto out;
-  } else if (netns && (rc = net_netns_remove(netns, &err)) < 0) {
-    goto out;
-  }
-  step = "remove pod files";
-  const char *run_dir = ext_str(pod, POD_EXT_RUNDIR);
-  if (run_dir && (rc = q_rm_rf(run_dir, &err)) < 0)
-    goto out;
-  step = "remove pod record";
-  if ((rc = cri_state_remove_pod(p->st, id, &err)) < 0)
+  if ((rc = cri_pods_teardown(p, e, pod, &step, &err)) < 0)
     goto out;
   cri_pods_forget(p, e);
   q_info(id, "pod removed");

@@ -1,5 +1,5 @@
 /* The pod runtime's shared part: the entry table (one per pod, with its
- * sandbox client and life-cycle lock), restart recovery, the exit monitor,
+ * sandbox client and life-cycle lock), the exit monitor,
  * and the teardown of one container that Remove{Container,PodSandbox}
  * share. */
 #include <dirent.h>
@@ -244,7 +244,7 @@ static int set_pod_notready(struct cri_pod *pod, void *arg)
 /* The sandbox is gone: the pod is NOTREADY and its containers that were
  * running exited with an unknown status (255, as containerd reports a lost
  * task). Created containers can never start and become EXITED too. */
-static void mark_sandbox_gone(struct cri_pods *p, const char *pod_id, const char *why)
+void cri_pods_mark_gone(struct cri_pods *p, const char *pod_id, const char *why)
 {
   q_warn(pod_id, "sandbox gone: %s", why);
   cri_state_update_pod(p->st, pod_id, set_pod_notready, (void *)why, NULL);
@@ -284,7 +284,7 @@ void cri_pods_refresh_ctr(struct cri_pods *p, const char *ctr_id)
   if (c)
     rc = sbx_container_status(c, ctr_id, &s, &err);
   if (rc == -ESRCH && pod->state == CRI_POD_READY) {
-    mark_sandbox_gone(p, pod->id, q_error_msg(err));
+    cri_pods_mark_gone(p, pod->id, q_error_msg(err));
     cri_pods_set_sbx(e, NULL);
   } else if (rc == -ENOENT) {
     struct exit_info x = {
@@ -337,6 +337,13 @@ int cri_pods_remove_ctr(struct cri_pods *p, struct cri_pod_entry *e, const struc
     return 0;
   q_cleanup_error q_error *serr = NULL;
   int rc = 0;
+  /* RemoveContainer (pod given) marks the record first, so that a restart
+   * in the middle finishes the removal (pod_reconcile.c); a pod's removal
+   * is marked on the pod record instead. */
+  if (pod && (rc = cri_pods_mark_ctr_removing(p, ctr, err)) < 0) {
+    cri_ctr_free(ctr);
+    return rc;
+  }
   struct sbx_client *c = pod ? cri_pods_sbx(p, e, pod, &rc, &serr) : NULL;
   if (c) {
     /* CRI: a running container is removed by force. */
@@ -361,71 +368,6 @@ int cri_pods_remove_ctr(struct cri_pods *p, struct cri_pod_entry *e, const struc
   }
   cri_ctr_free(ctr);
   return cri_state_remove_ctr(p->st, ctr_id, err);
-}
-
-/* ---- recovery ---- */
-
-static void recover(struct cri_pods *p)
-{
-  struct cri_pod **pods = NULL;
-  size_t n = 0;
-  if (cri_state_list_pods(p->st, NULL, &pods, &n) < 0)
-    return;
-  for (size_t i = 0; i < n; i++) {
-    struct cri_pod_entry *e = cri_pods_get(p, pods[i]->id);
-    if (!e)
-      continue;
-    if (pods[i]->state == CRI_POD_READY) {
-      q_cleanup_error q_error *err = NULL;
-      int rc = 0;
-      if (cri_pods_sbx(p, e, pods[i], &rc, &err))
-        q_info(pods[i]->id, "reattached to sandbox");
-      else
-        mark_sandbox_gone(p, pods[i]->id, q_error_msg(err));
-    }
-    cri_pods_put(p, e);
-  }
-  /* Containers whose pod record is gone (quarkd died inside
-   * RemovePodSandbox): finish their removal. */
-  struct cri_ctr **ctrs = NULL;
-  size_t nc = 0;
-  if (cri_state_list_ctrs(p->st, NULL, &ctrs, &nc) == 0) {
-    for (size_t i = 0; i < nc; i++) {
-      bool has_pod = false;
-      for (size_t k = 0; k < n && !has_pod; k++)
-        has_pod = strcmp(pods[k]->id, ctrs[i]->pod_id) == 0;
-      if (has_pod)
-        continue;
-      q_cleanup_error q_error *err = NULL;
-      if (cri_pods_remove_ctr(p, NULL, NULL, ctrs[i]->id, &err) < 0)
-        q_warn(ctrs[i]->id, "orphaned container: %s", q_error_msg(err));
-      else
-        q_info(ctrs[i]->id, "removed container of a removed pod");
-    }
-    cri_ctr_list_free(ctrs, nc);
-  }
-  /* Run dirs without a pod record: left by a crash inside Run or Remove. */
-  DIR *d = opendir(p->run_root);
-  struct dirent *de;
-  while (d && (de = readdir(d))) {
-    if (de->d_name[0] == '.')
-      continue;
-    bool known = false;
-    for (size_t k = 0; k < n && !known; k++)
-      known = strncmp(pods[k]->id, de->d_name, 32) == 0;
-    if (known)
-      continue;
-    char *path = NULL;
-    if (asprintf(&path, "%s/%s", p->run_root, de->d_name) < 0)
-      continue;
-    q_cleanup_error q_error *err = NULL;
-    if (q_rm_rf(path, &err) < 0)
-      q_warn(NULL, "leftover pod dir %s: %s", path, q_error_msg(err));
-    free(path);
-  }
-  if (d)
-    closedir(d);
-  cri_pod_list_free(pods, n);
 }
 
 /* ---- life cycle ---- */
@@ -472,7 +414,7 @@ int cri_pods_init(struct cri_server *srv, const struct cri_config *cfg, q_error 
   struct img_store_opts io = {.root = cfg->image_root};
   if ((rc = img_store_open(&io, &p->img, err)) < 0)
     goto fail;
-  recover(p);
+  cri_pods_recover(p);
   if ((rc = cri_pod_rpc_register(srv, err)) < 0 || (rc = cri_ctr_rpc_register(srv, err)) < 0 ||
       (rc = cri_stats_rpc_register(srv, err)) < 0)
     goto fail;

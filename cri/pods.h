@@ -46,6 +46,7 @@ struct cri_stream_server;
 #define POD_EXT_MEMORY "MemoryMiB"
 #define POD_EXT_VCPUS "Vcpus"
 #define POD_EXT_SBXERR "SandboxError" /* last reason the sandbox could not be reached */
+#define POD_EXT_REMOVING "Removing"   /* true: RemovePodSandbox began (pod_reconcile.c) */
 
 /* Keys of cri_ctr.ext. */
 #define CTR_EXT_ROOTFS "Rootfs"
@@ -60,6 +61,7 @@ struct cri_stream_server;
 #define CTR_EXT_STDIN "Stdin"
 #define CTR_EXT_STOPSIG "StopSignal"
 #define CTR_EXT_RES "Resources" /* the last LinuxContainerResources, as JSON */
+#define CTR_EXT_REMOVING "Removing" /* true: RemoveContainer began (pod_reconcile.c) */
 
 struct cri_pod_entry {
   char id[65];
@@ -155,6 +157,27 @@ grpc_status_code cri_pods_fail(struct cri_call *call, int rc, q_error **err, con
  * its record. Idempotent. Caller holds the pod's op lock. */
 int cri_pods_remove_ctr(struct cri_pods *p, struct cri_pod_entry *e, const struct cri_pod *pod,
                         const char *ctr_id, q_error **err);
+
+/* ---- restart reconciliation and teardown (pod_reconcile.c) ---- */
+
+/* At start, before the handlers: completes or rolls back what a killed
+ * quarkd left half done (see pod_reconcile.c for the rule per step), and
+ * removes this quarkd's own leftovers (sandbox processes under run_root,
+ * run dirs, mounts, root filesystems without a record). */
+void cri_pods_recover(struct cri_pods *p);
+/* Removes the pod's containers, network (CNI DEL + netns), run dir (after
+ * unmounting what is left below it) and record; *step names the failing
+ * step. The sandbox must be stopped already. Caller holds the op lock. */
+int cri_pods_teardown(struct cri_pods *p, struct cri_pod_entry *e, const struct cri_pod *pod,
+                      const char **step, q_error **err);
+/* Marks a pod / container record as being removed (one persisted write;
+ * a no-op when already marked or gone). */
+int cri_pods_mark_removing(struct cri_pods *p, const char *pod_id, q_error **err);
+int cri_pods_mark_ctr_removing(struct cri_pods *p, const struct cri_ctr *ctr, q_error **err);
+/* The sandbox is gone: pod NOTREADY, its unfinished containers EXITED. */
+void cri_pods_mark_gone(struct cri_pods *p, const char *pod_id, const char *why);
+/* The pinned netns path a pod gets: /var/run/netns/quark-<16 hex of id>. */
+void cri_pods_netns_path(const char *pod_id, char out[64]);
 
 /* ---- building the container process (ctr_spec.c; pure, unit-tested) ---- */
 

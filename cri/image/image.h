@@ -197,6 +197,13 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *containe
 /* Unmounts and deletes the container's writable layer. A container without
  * a root filesystem is success. */
 int img_rootfs_remove(img_store *st, const char *container_id, q_error **err);
+/* img_rootfs_remove for every root filesystem whose record says it was
+ * mounted under dest_prefix and whose id known() does not know: one
+ * quarkd's leftovers (its run root) after a crash; other users of the store
+ * mount elsewhere and are never touched. Directories without a record are
+ * left alone. Returns how many were removed, or a negative errno. */
+int img_rootfs_sweep(img_store *st, const char *dest_prefix,
+                     bool (*known)(const char *cid, void *arg), void *arg, q_error **err);
 
 /* ---- building blocks, exported for tests and `quark import` ---- */
 

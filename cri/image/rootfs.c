@@ -4,6 +4,7 @@
  * root filesystem may exist until it is surely gone. */
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -177,4 +178,39 @@ int img_rootfs_remove(img_store *st, const char *cid, q_error **err)
   unlink(recp);
   int rc = q_rm_rf(cdir, err);
   return rc < 0 ? q_error_wrap(err, "remove rootfs of container %s", cid) : 0;
+}
+
+int img_rootfs_sweep(img_store *st, const char *dest_prefix,
+                     bool (*known)(const char *cid, void *arg), void *arg, q_error **err)
+{
+  q_cleanup_free char *dir = NULL;
+  if (asprintf(&dir, "%s/containers", st->root) < 0)
+    return q_error_make(err, ENOMEM, "rootfs sweep");
+  DIR *d = opendir(dir);
+  if (!d)
+    return errno == ENOENT ? 0 : q_error_make(err, errno, "open %s", dir);
+  size_t pl = strlen(dest_prefix);
+  int removed = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!valid_container_id(de->d_name) || known(de->d_name, arg))
+      continue;
+    q_cleanup_free char *recp = NULL;
+    if (asprintf(&recp, "%s/%s/rootfs.json", dir, de->d_name) < 0)
+      continue;
+    json_error_t je;
+    json_t *rec = json_load_file(recp, 0, &je);
+    const char *dest = json_string_value(json_object_get(rec, "dest"));
+    bool ours = dest && strncmp(dest, dest_prefix, pl) == 0 && dest[pl] == '/';
+    json_decref(rec);
+    q_cleanup_error q_error *rerr = NULL;
+    if (ours && img_rootfs_remove(st, de->d_name, &rerr) == 0) {
+      q_warn(de->d_name, "removed a leftover root filesystem (no container record)");
+      removed++;
+    } else if (ours) {
+      q_warn(de->d_name, "leftover root filesystem: %s", q_error_msg(rerr));
+    }
+  }
+  closedir(d);
+  return removed;
 }
