@@ -1,12 +1,51 @@
 #!/usr/bin/env bash
-# CRI chaos driver (chaos.js) against a private quarkd with real VMs, then
-# the host-side leak checks: sandbox processes, pod netns, mounts under the
-# test root, quarkd's open fds. CHAOS_OPS=N for a longer (nightly) run.
+# CRI chaos against a private quarkd with real VMs.
+#   chaos.sh            random CRI call sequences (chaos.js), then the
+#                       host-side leak checks: sandbox processes, pod netns,
+#                       mounts under the test root, quarkd's open fds.
+#   chaos.sh --restart  restart chaos (restart.js): concurrent clients while
+#                       quarkd is killed with SIGKILL at random moments and
+#                       restarted; every pod fully present or fully gone,
+#                       nothing leaked (loopback-only pod networking).
+#   --long              the nightly size (CHAOS_OPS=600 / CHAOS_KILLS=40).
+# CHAOS_SEED=N replays a seed (the figures line prints it); CHAOS_OPS,
+# CHAOS_KILLS and CHAOS_WORKERS set the sizes by hand; CHAOS_KEEP_LOG=FILE
+# keeps quarkd's log of a restart run.
 . "$(dirname "$0")/../pods/lib.sh"
+mode=sequences
+for a in "$@"; do
+  case "$a" in
+    --restart) mode=restart ;;
+    --long) export CHAOS_OPS=${CHAOS_OPS:-600} CHAOS_KILLS=${CHAOS_KILLS:-40} ;;
+    *) echo "chaos.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+e2e_need_node
 need_root
 need_sandbox
 pods_setup
 why=$(import_busybox) || e2e_skip "$why"
+
+if [ "$mode" = restart ]; then
+  # restart.js runs quarkd itself; on any exit, its last quarkd and the
+  # namespaces of half-created pods (named in quarkd's log, never recorded)
+  # go too, then the usual clean-up.
+  chaos_cleanup() {
+    local rc=$?
+    set +e
+    [ -z "${CHAOS_KEEP_LOG:-}" ] || cat "$T"/quark*.log >"$CHAOS_KEEP_LOG"
+    [ -f "$T/quarkd.pid" ] && kill -KILL "$(cat "$T/quarkd.pid")" 2>/dev/null
+    for ns in $(netns_ours); do umount "/var/run/netns/$ns" 2>/dev/null; rm -f "/var/run/netns/$ns"; done
+    (exit $rc)
+    pods_cleanup
+  }
+  trap chaos_cleanup EXIT
+  export QUARKD
+  node "$(dirname "$0")/restart.js" || e2e_fail "restart.js"
+  echo PASS
+  exit 0
+fi
+
 netns_before=$(netns_list)
 start_quarkd
 "$QUARK" version >/dev/null

@@ -84,7 +84,9 @@ netns_ours() {
   local n id
   for n in $(netns_list); do
     id=${n#quark-}
-    cat "$T"/quark.log "$T"/quarkd.log 2>/dev/null | grep -q "\[${id:0:12}" && echo "$n"
+    # one grep over both logs: under pipefail, `cat a b | grep -q` failed
+    # whenever one of them was missing and found nothing
+    grep -qs "\[${id:0:12}" "$T"/quark.log "$T"/quarkd.log && echo "$n"
   done
   return 0
 }
