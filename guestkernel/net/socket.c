@@ -628,8 +628,10 @@ int64_t sys_socketpair(uint64_t domain, uint64_t type, uint64_t proto, uint64_t 
   if (type & ~(uint64_t)(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC))
     return -QK_EINVAL;
   int t = (int)(type & SOCK_TYPE_MASK);
+  if (t == SOCK_RAW)
+    t = SOCK_DGRAM; /* as Linux's AF_UNIX does */
   if (t != SOCK_STREAM && t != SOCK_DGRAM && t != 5 /* SOCK_SEQPACKET */)
-    return -QK_EOPNOTSUPP;
+    return -94; /* ESOCKTNOSUPPORT */
   if (proto != 0)
     return -QK_EPROTONOSUPPORT;
   int32_t fds[2];

@@ -397,8 +397,7 @@ static int64_t dgram_connect(struct unix_end *e, const uint8_t *addr, uint32_t l
   e->wq = t->rq;
   e->wq->refs++;
   e->peer = t->name;
-  e->peercred = t->owncred;
-  e->dgram_refused = false;
+  e->peercred = (struct ucred_l){0, ~0u, ~0u}; /* Linux keeps none for datagrams */
   e->state = U_CONNECTED;
   return 0;
 }

@@ -97,7 +97,6 @@ struct unix_end {
   struct ucred_l peercred, owncred; /* SO_PEERCRED; owncred: at listen */
   bool passcred_set;                /* SO_PASSCRED on this end */
   bool shut_wr;                     /* message types: SHUT_WR done */
-  bool dgram_refused;               /* connected datagram peer gone: ECONNREFUSED told */
   int sndbuf, rcvbuf;               /* SO_SNDBUF / SO_RCVBUF as reported */
   uint64_t ino;
   int state;

@@ -284,6 +284,10 @@ static void dgram_connect(void)
   CHECK(p.sun_path[0] == 0 && !memcmp(p.sun_path + 1, "u-dc-srv", 8));
   pl = sizeof p;
   CHECK_EQ(E(getpeername(b, (struct sockaddr *)&p, &pl)), -ENOTCONN);
+  struct ucred uc;
+  socklen_t ul = sizeof uc;
+  CHECK_EQ(E(getsockopt(a, SOL_SOCKET, SO_PEERCRED, &uc, &ul)), 0);
+  CHECK(uc.pid == 0 && uc.uid == (uid_t)-1 && uc.gid == (gid_t)-1); /* none for datagrams */
   /* A connected receiver takes datagrams from its peer only. */
   CHECK_EQ(connect_name(srv, "@u-dc-a"), 0);
   CHECK_EQ(sendto_name(b, "2", 1, "@u-dc-srv", 0), -EPERM);
@@ -327,6 +331,14 @@ static void errors(void)
   CHECK_EQ(rt, SOCK_DGRAM);
   close(raw);
   CHECK_EQ(E(socket(AF_UNIX, 6, 0)), -ESOCKTNOSUPPORT);
+  int rp[2];
+  CHECK_EQ(E(socketpair(AF_UNIX, SOCK_RAW, 0, rp)), 0);
+  rtl = sizeof rt;
+  CHECK_EQ(E(getsockopt(rp[0], SOL_SOCKET, SO_TYPE, &rt, &rtl)), 0);
+  CHECK_EQ(rt, SOCK_DGRAM);
+  close(rp[0]);
+  close(rp[1]);
+  CHECK_EQ(E(socketpair(AF_UNIX, 6, 0, rp)), -ESOCKTNOSUPPORT);
   CHECK_EQ(E(socket(AF_UNIX, SOCK_DGRAM, 7)), -EPROTONOSUPPORT);
   CHECK_EQ(sendto_name(d, "x", 1, "u-missing", 0), -ENOENT);
   CHECK_EQ(connect_name(s, "u-missing"), -ENOENT);

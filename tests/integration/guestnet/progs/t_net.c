@@ -543,7 +543,8 @@ static void self_tests(void)
   CHECK_EQ(rs(SYS_recvmsg, t, 8, 0, 0, 0, 0), -EFAULT);
   CHECK_EQ(rs(SYS_socket, AF_UNIX, 6 /* SOCK_DCCP */, 0, 0, 0, 0), -ESOCKTNOSUPPORT);
   int dv[2];
-  CHECK_EQ(rs(SYS_socketpair, AF_UNIX, SOCK_RAW, 0, (long)dv, 0, 0), -EOPNOTSUPP);
+  CHECK_EQ(rs(SYS_socketpair, AF_UNIX, 6 /* SOCK_DCCP */, 0, (long)dv, 0, 0), -ESOCKTNOSUPPORT);
+  CHECK_EQ(rs(SYS_socketpair, AF_INET, SOCK_STREAM, 0, (long)dv, 0, 0), -EOPNOTSUPP);
   CHECK_EQ(rs(SYS_socket, AF_NETLINK, SOCK_RAW, 0, 0, 0, 0), -EAFNOSUPPORT);
   CHECK_EQ(rs(SYS_socket, AF_INET, SOCK_RAW, IPPROTO_ICMP, 0, 0, 0), -EPERM);
   CHECK_EQ(rs(SYS_socket, AF_PACKET, SOCK_RAW, 0, 0, 0, 0), -EPERM);
