@@ -14,20 +14,24 @@
 #               built or brought up to date with tests/fuzz/build.sh first
 #   --fresh     start from the seeds only; by default each target's corpus
 #               is kept in DIR/figures/<target>/corpus and grows run by run
+#   --chaos B   then the live-quarkd suites of the test build B (tests/run.sh's
+#               build-test/): e2e_chaos_cri and e2e_chaos_restart, at the
+#               nightly size with --long (CHAOS_OPS=600, CHAOS_KILLS=40)
 # Exit status 1 when any target crashed, leaked, hung or ran out of memory;
 # the failing inputs are kept in DIR/figures/<target>/artifacts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
-secs=120 jobs=1 tree=$root/build-fuzz fresh=0
+secs=120 jobs=1 tree=$root/build-fuzz fresh=0 long=0 chaos=
 want=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --long) secs=600 ;;
+    --long) secs=600 long=1 ;;
     --seconds) secs=$2; shift ;;
     --jobs) jobs=$2; shift ;;
     --tree) tree=$2; shift ;;
     --fresh) fresh=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --chaos) chaos=$2; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) want+=("$1") ;;
   esac
@@ -105,4 +109,10 @@ for name in "${names[@]}"; do
   done
 done
 echo "total inputs tried: $total_execs; logs and corpora under $out"
+if [ -n "$chaos" ]; then
+  [ $long -eq 1 ] && export CHAOS_OPS=${CHAOS_OPS:-600} CHAOS_KILLS=${CHAOS_KILLS:-40}
+  ctest --test-dir "$chaos" -R '^e2e_chaos_(cri|restart)$' -V >"$out/chaos.log" 2>&1 || bad=1
+  grep -E '^[0-9]+: chaos(-restart)?: ' "$out/chaos.log" | sed 's/^[0-9]*: /  /' || true
+  grep -E 'tests passed|\(Failed\)|Skipped' "$out/chaos.log" | tail -3 || true
+fi
 exit $bad
