@@ -147,6 +147,10 @@ int sbx_guest_create(const struct sbx_guest_config *cfg, struct sbx_guest **out,
   };
   if ((r = sbx_qcall_create(&g->qc, &qc, err)) < 0)
     goto fail;
+  if ((r = sbx_qcall_bind_stop(g->qc, sbx_vm_stop_fd(g->vm))) < 0) {
+    r = q_error_make(err, -r, "qcall stop fd");
+    goto fail;
+  }
   for (unsigned i = 0; i < g->br.ring_count; i++) {
     int kfd = sbx_qcall_kick_fd(g->qc, i);
     if ((r = sbx_vm_add_ioeventfd(g->vm, QK_PORT_KICK, i, kfd, err)) < 0)
@@ -234,6 +238,7 @@ void sbx_guest_write_stats(struct sbx_guest *g, FILE *f)
     fprintf(f, "boot_first_entry_us %.1f\n", (double)(entry - g->tsc_run) * k);
   }
   fprintf(f, "qcalls %llu\n", (unsigned long long)sbx_qcall_served(g->qc));
+  fprintf(f, "qcalls_inline %llu\n", (unsigned long long)sbx_qcall_served_inline(g->qc));
   fprintf(f, "host_boot_alloc_kib %llu\n", (unsigned long long)(g->br.host_alloc_bytes >> 10));
   sbx_vm_write_stats(g->vm, f);
 }

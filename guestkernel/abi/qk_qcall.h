@@ -13,7 +13,11 @@
  * Sleeping: a host worker that finds no work spins briefly, sets
  * host_sleeping = 1, re-checks req_tail, then sleeps on an eventfd bound to
  * QK_PORT_KICK (ioeventfd). The guest, after publishing a request, kicks the
- * port only if host_sleeping is 1. Symmetrically a vCPU with nothing to run
+ * port only if host_sleeping is 1. host_sleeping = QK_HOST_SLEEPING_INLINE
+ * (2) says that the VMM's vCPU thread serves a request itself when the vCPU
+ * waits with QK_PORT_WAIT (qk_abi.h): a guest that waits that way then
+ * writes QK_PORT_WAIT at once, with no kick and no polls; any other guest
+ * kicks as for 1. Symmetrically a vCPU with nothing to run
  * sets guest_sleeping = 1, re-checks cpl_tail and halts; the host wakes the
  * halted vCPU when it publishes a completion and guest_sleeping is 1 (with
  * no in-kernel irqchip HLT exits to the VMM, which simply resumes the vCPU
@@ -227,6 +231,8 @@ struct qk_qcall_cpl {
   int64_t result;
 };
 _Static_assert(sizeof(struct qk_qcall_cpl) == 16, "qk_qcall_cpl layout");
+
+#define QK_HOST_SLEEPING_INLINE 2u
 
 struct qk_qcall_ring {
   /* guest-written */

@@ -29,6 +29,7 @@
 
 static struct qk_qcall_ring *qcall_rings[QK_MAX_VCPUS];
 static bool port_wait; /* QK_HOST_QCALL_PORT_WAIT: wait in the VMM, no interrupt */
+uint8_t qk_qcall_mmio_wait; /* QK_HOST_WORKER_MMIO_WAIT (arch_internal.h) */
 
 void qk_qcall_init(struct qk_boot_info *bi, unsigned cpu)
 {
@@ -36,6 +37,7 @@ void qk_qcall_init(struct qk_boot_info *bi, unsigned cpu)
     return;
   qcall_rings[cpu] = qk_pa_to_va(bi->qcall_gpa + (uint64_t)cpu * sizeof(struct qk_qcall_ring));
   port_wait = (bi->host_flags & QK_HOST_QCALL_PORT_WAIT) != 0;
+  qk_qcall_mmio_wait = port_wait && (bi->host_flags & QK_HOST_WORKER_MMIO_WAIT);
 }
 
 static inline void kick(unsigned ring) { qk_arch_port_out32(QK_PORT_KICK, ring); }
@@ -65,15 +67,19 @@ int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3
   /* The tail store must be visible before host_sleeping is read (the host
    * sets host_sleeping, fences, then re-reads req_tail). */
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  if (__atomic_load_n(&ring->host_sleeping, __ATOMIC_RELAXED))
+  uint32_t hs = __atomic_load_n(&ring->host_sleeping, __ATOMIC_RELAXED);
+  /* A sleeping host whose vCPU thread serves in QK_PORT_WAIT: wait there at
+   * once (one exit; a kick would wake a worker thread, then the polls). */
+  bool at_once = port_wait && hs == QK_HOST_SLEEPING_INLINE;
+  if (hs && !at_once)
     kick(cpu);
 
   uint32_t head = ring->cpl_head;
-  for (;;) {
-    for (int i = 0; i < QCALL_POLLS; i++)
+  for (;; at_once = false) {
+    for (int i = 0; i < QCALL_POLLS && !at_once; i++)
       if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != head)
         goto done;
-    if (qk_worker_mode) {
+    if (qk_worker_mode && !at_once) {
       uint64_t t0 = qk_arch_rdtsc();
       while (qk_arch_rdtsc() - t0 < QCALL_WORKER_POLL_CYCLES)
         if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != head)

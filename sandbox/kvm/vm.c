@@ -209,6 +209,7 @@ void sbx_vm_destroy(struct sbx_vm *vm)
 struct sbx_mem *sbx_vm_mem(struct sbx_vm *vm) { return &vm->mem; }
 unsigned sbx_vm_vcpus(const struct sbx_vm *vm) { return vm->nvcpus; }
 uint64_t sbx_vm_start_tsc(const struct sbx_vm *vm) { return vm->start_tsc; }
+int sbx_vm_stop_fd(const struct sbx_vm *vm) { return vm->stop_fd; }
 void sbx_vm_set_boot_info(struct sbx_vm *vm, void *bi) { vm->bi = bi; }
 bool sbx_vm_stopping(const struct sbx_vm *vm) { return atomic_load(&vm->stopping); }
 bool sbx_vm_has_lapic(const struct sbx_vm *vm) { return vm->irqchip; }
@@ -584,6 +585,14 @@ static void *vcpu_loop(void *arg)
       break;
     case KVM_EXIT_MMIO:
       v->exits[EXIT_MMIO]++;
+      if (run->mmio.phys_addr == vm->mem.size + QK_WORKER_WAIT_OFF && run->mmio.is_write &&
+          run->mmio.len == 4) {
+        /* QK_PORT_WAIT from the kernel worker (QK_HOST_WORKER_MMIO_WAIT): a
+         * store to the kick page, the first page past the memslot. */
+        if (vm->hooks && vm->hooks->on_halt)
+          vm->hooks->on_halt(vm->hooks->ctx, v->idx, vm->stop_fd);
+        break;
+      }
       dump_vcpu(v, "access to unbacked guest-physical memory (MMIO)");
       q_error_log(NULL, "  mmio addr=%llx len=%u write=%u", run->mmio.phys_addr, run->mmio.len, run->mmio.is_write);
       sbx_vm_stop(vm, SBX_EXIT_GUEST_FAILURE);

@@ -86,6 +86,8 @@ bool sbx_vm_stopping(const struct sbx_vm *vm);
 uint64_t sbx_vm_cpu_ns(struct sbx_vm *vm);
 /* TSC read when sbx_vm_create started (for the boot-time measurement). */
 uint64_t sbx_vm_start_tsc(const struct sbx_vm *vm);
+/* An eventfd that becomes readable (and stays so) when the VM stops. */
+int sbx_vm_stop_fd(const struct sbx_vm *vm);
 /* Writes "name value" lines: KVM's per-vCPU statistics summed over vCPUs
  * and the VMM's own exit counts. */
 void sbx_vm_write_stats(struct sbx_vm *vm, FILE *f);

@@ -46,6 +46,9 @@ struct worker {
   int wait_fd; /* guest_sleeping 2: ends a QK_PORT_WAIT in sbx_qcall_wait */
   struct io_uring uring;
   bool uring_ok;
+  /* The ring's consumer: the worker, or the vCPU thread serving inline in
+   * sbx_qcall_wait (1 while one of them serves). */
+  atomic_int serving;
 };
 
 struct sbx_qcall {
@@ -55,6 +58,9 @@ struct sbx_qcall {
   int stop_fd;
   atomic_bool stopping;
   atomic_uint_fast64_t served;
+  atomic_uint_fast64_t served_inline; /* by the vCPU thread (sbx_qcall_wait) */
+  bool inline_serve;                  /* QUARK_QCALL_INLINE=0 turns it off (to compare) */
+  bool stop_bound;                    /* stop_fd is the VM's (sbx_qcall_bind_stop) */
   /* QK_OP_LOG rate limit: a guest must not flood the node's log. */
   pthread_mutex_t log_lock;
   int64_t log_window_ns;
@@ -595,6 +601,8 @@ int64_t sbx_qcall_handle(struct sbx_qcall *q, unsigned ring, const struct qk_qca
 
 uint64_t sbx_qcall_served(const struct sbx_qcall *q) { return atomic_load(&q->served); }
 
+uint64_t sbx_qcall_served_inline(const struct sbx_qcall *q) { return atomic_load(&q->served_inline); }
+
 /* ---- workers ---- */
 
 static inline void cpu_relax(void) { __builtin_ia32_pause(); }
@@ -606,12 +614,62 @@ static uint64_t mono_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static bool claim(struct worker *w)
+{
+  int free_ = 0;
+  return atomic_compare_exchange_strong(&w->serving, &free_, 1);
+}
+
+static void unclaim(struct worker *w) { atomic_store(&w->serving, 0); }
+
+/* Serves the request at the ring's head, if any (the caller holds the
+ * claim). from_worker: wake a guest that waits for it. False: nothing
+ * served (empty ring, or a full completion ring inline). */
+static bool serve_one(struct worker *w, bool from_worker)
+{
+  struct sbx_qcall *q = w->q;
+  struct qk_qcall_ring *ring = &q->rings[w->idx];
+  const uint32_t mask = QK_QCALL_ENTRIES - 1;
+  uint32_t head = ring->req_head;
+  uint32_t tail = __atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE);
+  if (head == tail)
+    return false;
+  if (tail - head > QK_QCALL_ENTRIES) {
+    /* A guest that corrupts its indices only stalls itself. */
+    q_warn(q->cfg.pod_id, "qcall ring %u: bogus req_tail %u (head %u); dropping", w->idx, tail, head);
+    __atomic_store_n(&ring->req_head, tail, __ATOMIC_RELEASE);
+    return false;
+  }
+  uint32_t ctail = ring->cpl_tail;
+  if (!from_worker && ctail - __atomic_load_n(&ring->cpl_head, __ATOMIC_ACQUIRE) >= QK_QCALL_ENTRIES)
+    return false; /* the worker's wait below is no place for the vCPU thread */
+  struct qk_qcall_req req;
+  memcpy(&req, (const void *)&ring->req[head & mask], sizeof req);
+  int64_t res = sbx_qcall_handle(q, w->idx, &req);
+
+  while (ctail - __atomic_load_n(&ring->cpl_head, __ATOMIC_ACQUIRE) >= QK_QCALL_ENTRIES &&
+         !atomic_load(&q->stopping))
+    usleep(100); /* completion ring full: the guest is not consuming */
+  ring->cpl[ctail & mask].tag = req.tag;
+  ring->cpl[ctail & mask].result = res;
+  __atomic_store_n(&ring->cpl_tail, ctail + 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&ring->req_head, head + 1, __ATOMIC_RELEASE);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  uint32_t gs = __atomic_load_n(&ring->guest_sleeping, __ATOMIC_RELAXED);
+  if (from_worker && gs) {
+    uint64_t one = 1;
+    if (write(gs == 2 ? w->wait_fd : w->wake_fd, &one, sizeof one) < 0) {
+      /* cannot overflow */
+    }
+  }
+  return true;
+}
+
 static void *worker_main(void *arg)
 {
   struct worker *w = arg;
   struct sbx_qcall *q = w->q;
   struct qk_qcall_ring *ring = &q->rings[w->idx];
-  const uint32_t mask = QK_QCALL_ENTRIES - 1;
   while (!atomic_load(&q->stopping)) {
     uint32_t head = ring->req_head;
     uint32_t tail = __atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE);
@@ -623,51 +681,39 @@ static void *worker_main(void *arg)
         if (tail != head || ((i & 63) == 0 && mono_ns() > deadline))
           break;
       }
-      if (tail == head) {
-        __atomic_store_n(&ring->host_sleeping, 1, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE) == head) {
-          struct pollfd p[2] = {{.fd = w->kick_fd, .events = POLLIN}, {.fd = q->stop_fd, .events = POLLIN}};
-          poll(p, 2, 1000);
-          uint64_t v;
-          if (read(w->kick_fd, &v, sizeof v) < 0) {
-            /* EAGAIN: woken by stop or the timeout */
-          }
-        }
-        __atomic_store_n(&ring->host_sleeping, 0, __ATOMIC_RELAXED);
-        continue;
-      }
     }
-    if (tail - head > QK_QCALL_ENTRIES) {
-      /* A guest that corrupts its indices only stalls itself. */
-      q_warn(q->cfg.pod_id, "qcall ring %u: bogus req_tail %u (head %u); dropping", w->idx, tail, head);
-      __atomic_store_n(&ring->req_head, tail, __ATOMIC_RELEASE);
+    /* Nothing to do, or the vCPU thread serves inline: sleep. With inline
+     * serving host_sleeping says so (QK_HOST_SLEEPING_INLINE): a guest that
+     * waits with QK_PORT_WAIT then writes it at once, no kick, no polls. */
+    if (tail == head || atomic_load(&w->serving)) {
+      __atomic_store_n(&ring->host_sleeping, q->inline_serve && q->stop_bound ? QK_HOST_SLEEPING_INLINE : 1,
+                       __ATOMIC_RELAXED);
+      __atomic_thread_fence(__ATOMIC_SEQ_CST);
+      if (__atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE) == ring->req_head ||
+          atomic_load(&w->serving)) {
+        struct pollfd p[2] = {{.fd = w->kick_fd, .events = POLLIN}, {.fd = q->stop_fd, .events = POLLIN}};
+        poll(p, 2, 1000);
+        uint64_t v;
+        if (read(w->kick_fd, &v, sizeof v) < 0) {
+          /* EAGAIN: woken by stop or the timeout */
+        }
+      }
+      __atomic_store_n(&ring->host_sleeping, 0, __ATOMIC_RELAXED);
       continue;
     }
-    struct qk_qcall_req req;
-    memcpy(&req, (const void *)&ring->req[head & mask], sizeof req);
-    int64_t res = sbx_qcall_handle(q, w->idx, &req);
-
-    uint32_t ctail = ring->cpl_tail;
-    while (ctail - __atomic_load_n(&ring->cpl_head, __ATOMIC_ACQUIRE) >= QK_QCALL_ENTRIES &&
-           !atomic_load(&q->stopping))
-      usleep(100); /* completion ring full: the guest is not consuming */
-    ring->cpl[ctail & mask].tag = req.tag;
-    ring->cpl[ctail & mask].result = res;
-    __atomic_store_n(&ring->cpl_tail, ctail + 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&ring->req_head, head + 1, __ATOMIC_RELEASE);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    uint32_t gs = __atomic_load_n(&ring->guest_sleeping, __ATOMIC_RELAXED);
-    if (gs) {
-      uint64_t one = 1;
-      if (write(gs == 2 ? w->wait_fd : w->wake_fd, &one, sizeof one) < 0) {
-        /* cannot overflow */
-      }
-    }
+    if (!claim(w))
+      continue; /* taken since: the check above sleeps */
+    serve_one(w, true);
+    unclaim(w);
   }
   return NULL;
 }
 
+/* The vCPU thread's QK_PORT_WAIT: returns once a completion is there.
+ * When the request is still unserved (the worker sleeps, or has not been
+ * scheduled since the kick) the vCPU thread serves it itself: on a loaded
+ * host each hand-off between the two threads is a wake-up that may wait
+ * for a CPU (milliseconds), where the vCPU thread already holds one. */
 void sbx_qcall_wait(struct sbx_qcall *q, unsigned idx, int stop_fd)
 {
   if (idx >= q->cfg.ring_count) {
@@ -679,6 +725,21 @@ void sbx_qcall_wait(struct sbx_qcall *q, unsigned idx, int stop_fd)
   for (int rounds = 0; rounds < 10; rounds++) {
     if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != __atomic_load_n(&ring->cpl_head, __ATOMIC_ACQUIRE))
       return;
+    if (q->inline_serve && q->stop_bound && ring->req_head != __atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE) &&
+        claim(w)) {
+      bool done = serve_one(w, false);
+      unclaim(w);
+      if (ring->req_head != __atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE)) {
+        uint64_t one = 1; /* more queued (not this guest's protocol): the worker's */
+        if (write(w->kick_fd, &one, sizeof one) < 0) {
+          /* cannot overflow */
+        }
+      }
+      if (done) {
+        atomic_fetch_add(&q->served_inline, 1);
+        continue;
+      }
+    }
     struct pollfd p[3] = {{.fd = w->wake_fd, .events = POLLIN},
                           {.fd = w->wait_fd, .events = POLLIN},
                           {.fd = stop_fd, .events = POLLIN}};
@@ -708,6 +769,8 @@ int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg,
     return q_error_make(err, ENOMEM, "qcall");
   q->cfg = *cfg;
   q->rings = rings;
+  const char *in = getenv("QUARK_QCALL_INLINE");
+  q->inline_serve = !(in && !strcmp(in, "0"));
   q->stop_fd = -1;
   pthread_mutex_init(&q->fd_lock, NULL);
   pthread_mutex_init(&q->log_lock, NULL);
@@ -759,6 +822,18 @@ int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg,
 fail:
   sbx_qcall_destroy(q);
   return r;
+}
+
+int sbx_qcall_bind_stop(struct sbx_qcall *q, int vm_stop_fd)
+{
+  int fd = fcntl(vm_stop_fd, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0)
+    return -errno;
+  if (q->stop_fd >= 0)
+    close(q->stop_fd);
+  q->stop_fd = fd; /* the VM's: sbx_qcall_stop's write comes after the VM stopped */
+  q->stop_bound = true;
+  return 0;
 }
 
 int sbx_qcall_start(struct sbx_qcall *q, q_error **err)

@@ -13,7 +13,11 @@
  *   and sleep on their kick eventfd (bound to QK_PORT_KICK with the ring
  *   index as datamatch by the caller). A completion published while the
  *   guest sleeps signals that ring's wake eventfd; the vCPU thread waits
- *   on it in sbx_qcall_wait (its HLT handler).
+ *   on it in sbx_qcall_wait (its HLT handler). A request still unserved
+ *   when the vCPU thread gets there is served by that thread itself (one
+ *   consumer at a time, a claim flag per ring; QUARK_QCALL_INLINE=0 turns
+ *   it off), and a worker woken for a request that is gone sleeps again
+ *   without spinning.
  * - QK_OP_EXIT calls cfg->on_exit(ctx, status) and completes with 0.
  */
 #ifndef SBX_QCALL_HOST_H
@@ -70,6 +74,11 @@ int sbx_qcall_wake_fd(const struct sbx_qcall *q, unsigned ring);
 /* HLT handler of vCPU ring: returns when the ring has a completion for the
  * guest, when stop_fd is readable, or after a safety timeout. */
 void sbx_qcall_wait(struct sbx_qcall *q, unsigned ring, int stop_fd);
+/* Before sbx_qcall_start: requests end their host waits (-EINTR) when
+ * vm_stop_fd (the VM's stop eventfd) becomes readable, as they do at
+ * sbx_qcall_stop. Required for inline serving in sbx_qcall_wait: a vCPU
+ * thread that serves a long wait must see the VM stop. */
+int sbx_qcall_bind_stop(struct sbx_qcall *q, int vm_stop_fd);
 /* Serves one request synchronously (the workers' core; also for tests). */
 int64_t sbx_qcall_handle(struct sbx_qcall *q, unsigned ring, const struct qk_qcall_req *req);
 /* Host fd table from the host side (pod control channel): installs fd
@@ -78,5 +87,7 @@ int64_t sbx_qcall_hfd_install(struct sbx_qcall *q, int fd);
 int64_t sbx_qcall_hfd_close(struct sbx_qcall *q, uint64_t h);
 /* Requests served so far (all rings). */
 uint64_t sbx_qcall_served(const struct sbx_qcall *q);
+/* Of those, served by a vCPU thread in sbx_qcall_wait (inline). */
+uint64_t sbx_qcall_served_inline(const struct sbx_qcall *q);
 
 #endif

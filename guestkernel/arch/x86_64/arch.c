@@ -367,6 +367,8 @@ void qk_arch_port_out32(uint16_t port, uint32_t v)
 {
   if (this_cpu()->in_worker && port == QK_PORT_KICK && qk_worker_kick)
     *qk_worker_kick = v; /* an MMIO exit the host binds to the kick eventfd */
+  else if (this_cpu()->in_worker && port == QK_PORT_WAIT && qk_worker_kick && qk_qcall_mmio_wait)
+    qk_worker_kick[QK_WORKER_WAIT_OFF / 4] = v; /* an MMIO exit to the VMM, no ring 0 */
   else if (this_cpu()->in_worker)
     qk_worker_call(WORKER_OP_OUT32, port, v);
   else

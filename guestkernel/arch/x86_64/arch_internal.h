@@ -11,4 +11,8 @@ extern uint8_t qk_worker_mode;
  * (IOPL is not honoured for ring 3 there), so it then goes through ring 0. */
 void qk_arch_port_out32(uint16_t port, uint32_t v);
 
+/* QK_HOST_WORKER_MMIO_WAIT (set by qcall.c at boot): in the worker,
+ * QK_PORT_WAIT is a store to the kick page. */
+extern uint8_t qk_qcall_mmio_wait;
+
 #endif

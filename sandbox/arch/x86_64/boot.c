@@ -292,6 +292,10 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
   bool port_wait = qw && *qw ? !strcmp(qw, "port") : (bi->host_flags & QK_HOST_RING0_EMULATED) != 0;
   if (sbx_vm_has_lapic(vm) && port_wait)
     bi->host_flags |= QK_HOST_QCALL_PORT_WAIT;
+  /* ... and from the kernel worker as an MMIO store (QUARK_QCALL_MMIO_WAIT=0: a port write) */
+  const char *mw = getenv("QUARK_QCALL_MMIO_WAIT");
+  if ((bi->host_flags & QK_HOST_QCALL_PORT_WAIT) && worker_cr3 && !(mw && !strcmp(mw, "0")))
+    bi->host_flags |= QK_HOST_WORKER_MMIO_WAIT;
   bi->worker_cr3 = worker_cr3;
   bi->worker_kick_va = worker_cr3 ? SBX_WORKER_KICK_VA : 0;
   bi->tsc_khz = feat.tsc_khz;
