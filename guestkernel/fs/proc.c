@@ -12,6 +12,7 @@
  * Symbolic links (self, thread-self, mounts, <pid>/exe, cwd, root, fd/N)
  * are followed here when an open or stat asks for it. */
 #include <qk/arch.h>
+#include <qk/cputime.h>
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -596,10 +597,9 @@ static uint64_t boot_mono(void)
 
 static uint64_t proc_cpu_ns(struct qk_process *p)
 {
-  uint64_t ns = 0;
-  for (struct qk_task *t = p->threads; t; t = t->next_in_proc)
-    ns += t->cpu_ns;
-  return ns;
+  uint64_t u, s;
+  qk_cputime_proc(p, &u, &s);
+  return u + s;
 }
 
 static void gen_stat(struct pbuf *o, struct qk_process *p, struct qk_task *t)
@@ -611,7 +611,12 @@ static void gen_stat(struct pbuf *o, struct qk_process *p, struct qk_task *t)
   struct args a = {0, 0, 0, 0};
   if (!find_args(p, &a))
     memset(&a, 0, sizeof(a));
-  uint64_t cpu = t && t != p->threads ? t->cpu_ns : proc_cpu_ns(p);
+  uint64_t ut, st, cut, cst; /* task/cputime.c */
+  if (t && t != p->threads)
+    qk_cputime_task(t, &ut, &st);
+  else
+    qk_cputime_proc(p, &ut, &st);
+  qk_cputime_children(p, &cut, &cst);
   uint64_t start = p->start_ns > boot_mono() ? ticks(p->start_ns - boot_mono()) : 0;
   uint64_t sigign = 0, sigcatch = 0;
   for (int s = 1; s <= L_NSIG; s++) {
@@ -622,11 +627,11 @@ static void gen_stat(struct pbuf *o, struct qk_process *p, struct qk_task *t)
       sigcatch |= 1ull << (s - 1);
   }
   struct qk_task *mt = t ? t : p->threads;
-  pb_printf(o, "%d (%s) %c %d %d %d 0 -1 %u 0 0 0 0 %lu 0 %lu 0 20 0 %u 0 %lu %lu %lu %lu",
+  pb_printf(o, "%d (%s) %c %d %d %d 0 -1 %u 0 0 0 0 %lu %lu %lu %lu 20 0 %u 0 %lu %lu %lu %lu",
             t && t != p->threads ? t->tid : p->pid, comm,
             state_of(p, t && t != p->threads ? t : NULL), p->ppid, p->pgid, p->sid,
-            0x400000u /* PF_RANDOMIZE-ish flags: tools only print them */, ticks(cpu),
-            ticks(p->child_cpu_ns), p->nr_threads, start, m.vsize, m.rss_pages,
+            0x400000u /* PF_RANDOMIZE-ish flags: tools only print them */, ticks(ut),
+            ticks(st), ticks(cut), ticks(cst), p->nr_threads, start, m.vsize, m.rss_pages,
             (uint64_t)p->rlim[L_RLIMIT_RSS].cur);
   pb_printf(o, " 0 0 %lu 0 0 %lu %lu %lu %lu 0 0 0 %d 0 0 0 0 0 0 0 0 %lu %lu %lu %lu %lu %d\n",
             a.arg_start ? a.arg_start & ~(uint64_t)4095 : 0,
@@ -759,8 +764,11 @@ static uint64_t uptime_ns(void)
 static uint64_t all_cpu_ns(void)
 {
   uint64_t ns = 0;
-  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
-    ns += proc_cpu_ns(p) + p->child_cpu_ns;
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all) {
+    uint64_t cu, cs; /* reaped children live on in their parent's cutime */
+    qk_cputime_children(p, &cu, &cs);
+    ns += proc_cpu_ns(p) + cu + cs;
+  }
   return ns;
 }
 

@@ -1,6 +1,7 @@
 /* Process identity, time, limits, randomness, thread-library hooks and
  * exit. */
 #include <qk/arch.h>
+#include <qk/cputime.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
 #include <qk/mm.h>
@@ -39,13 +40,14 @@ static int clock_ns(int64_t id, uint64_t *ns)
   case L_CLOCK_BOOTTIME_ALARM:
     *ns = qk_time_monotonic_ns();
     return 0;
-  case L_CLOCK_PROCESS_CPUTIME_ID:
-  case L_CLOCK_THREAD_CPUTIME_ID:
-    /* One task that never waits for a CPU: its CPU time is its age. */
-    *ns = qk_time_monotonic_ns() - proc()->start_ns;
+  default: {
+    /* CPU-time clocks (task/cputime.c), their clock_getcpuclockid ids too. */
+    struct qk_cpuclock c;
+    if (qk_cpuclock_resolve((int)id, &c))
+      return -QK_EINVAL;
+    *ns = qk_cpuclock_ns(&c);
     return 0;
-  default:
-    return -QK_EINVAL;
+  }
   }
 }
 
@@ -228,17 +230,7 @@ int64_t sys_sched_get_priority_min(ARGS)
   return a0 == 0 || a0 == 3 || a0 == 5 || a0 == 6 ? 0 : -QK_EINVAL;
 }
 
-int64_t sys_times(ARGS)
-{
-  /* Clock ticks (USER_HZ 100) since the process began, all as user time. */
-  uint64_t ticks = (qk_time_monotonic_ns() - proc()->start_ns) / 10000000ull;
-  if (a0) {
-    uint64_t t[4] = { ticks, 0, 0, 0 };
-    if (qk_copy_to_user(a0, t, sizeof(t)))
-      return -QK_EFAULT;
-  }
-  return (int64_t)((qk_time_monotonic_ns() - qk_boot->boot_monotonic_ns) / 10000000ull);
-}
+/* times, getrusage: task/cputime.c. */
 
 int64_t sys_personality(ARGS)
 {
@@ -315,20 +307,6 @@ int64_t sys_prlimit64(ARGS)
 
 int64_t sys_getrlimit(ARGS) { return do_prlimit(a0, 0, a1); }
 int64_t sys_setrlimit(ARGS) { return do_prlimit(a0, a1, 0); }
-
-int64_t sys_getrusage(ARGS)
-{
-  if ((int)a0 != 0 && (int)a0 != -1 && (int)a0 != 1) /* SELF, CHILDREN, THREAD */
-    return -QK_EINVAL;
-  uint64_t ru[18];
-  memset(ru, 0, sizeof(ru));
-  if ((int)a0 != -1) {
-    uint64_t ns = qk_time_monotonic_ns() - proc()->start_ns;
-    ru[0] = ns / 1000000000ull;
-    ru[1] = ns % 1000000000ull / 1000;
-  }
-  return qk_copy_to_user(a1, ru, sizeof(ru)) ? -QK_EFAULT : 0;
-}
 
 int64_t sys_getrandom(ARGS)
 {

@@ -1,5 +1,6 @@
 /* The syscall table and dispatcher (x86-64 numbers). */
 #include <qk/arch.h>
+#include <qk/cputime.h>
 #include <qk/kernel.h>
 #include <qk/qcall.h>
 #include <qk/sec.h>
@@ -89,8 +90,10 @@ void qk_syscall(struct qk_regs *r)
 {
   struct qk_task *t = qk_current();
   t->uregs = r;
+  qk_cputime_enter(t); /* CPU time: user until here, kernel from here (qk/cputime.h) */
   int64_t res = qk_syscall_dispatch(r);
   if (qk_likely(res != -QK_ERESTART_WAIT))
     r->rax = (uint64_t)res;
+  qk_cputime_exit(t);
   qk_sched_return(r, true);
 }

@@ -7,6 +7,7 @@
  * When a container's init ends, every other process of the container is
  * killed (as when a pid namespace's init dies on Linux). */
 #include <qk/arch.h>
+#include <qk/cputime.h>
 #include <qk/ctl.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -429,12 +430,14 @@ int qk_stats(uint32_t cid, struct qk_ctl_stats *out)
       return -QK_ESRCH;
     ns = &containers[cid].ns;
   }
-  uint64_t now = qk_time_monotonic_ns();
   for (struct qk_process *p = qk_all_procs; p; p = p->next_all) {
     if (p->zombie || (ns && p->ns != ns))
       continue;
     out->processes++;
-    out->cpu_ns += now - p->start_ns; /* wall time alive: no per-task CPU clock yet */
+    uint64_t u, s, cu, cs; /* task/cputime.c: its own time and that of children it waited for */
+    qk_cputime_proc(p, &u, &s);
+    qk_cputime_children(p, &cu, &cs);
+    out->cpu_ns += u + s + cu + cs;
   }
   if (ns) /* the frames charged to the container (mm/page.c) */
     out->memory_bytes = qk_mem_group_bytes((int)cid + 1);

@@ -2,6 +2,7 @@
  * wait4/waitid, reparenting to the container's init, process groups and
  * sessions. */
 #include <qk/arch.h>
+#include <qk/cputime.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
 #include <qk/mm.h>
@@ -285,6 +286,7 @@ void qk_process_exit(struct qk_process *p, int wstatus)
   for (struct qk_task *t = p->threads; t; t = t->next_in_proc) {
     if (t == qk_current())
       clear_tid(t);
+    qk_cputime_thread_exit(t);
     t->state = QK_TASK_DEAD;
   }
   p->threads = NULL;
@@ -348,6 +350,7 @@ void qk_thread_exit(struct qk_task *t, int wstatus)
   if (*pp)
     *pp = t->next_in_proc;
   p->nr_threads--;
+  qk_cputime_thread_exit(t);
   t->state = QK_TASK_DEAD;
 }
 
@@ -394,12 +397,24 @@ static struct qk_process *find_zombie(int idtype, int id, bool *any)
   return NULL;
 }
 
-static int write_rusage(uint64_t uru)
+/* The waited-for child's CPU time with its own children's (as Linux's
+ * wait4 reports it). */
+static int write_rusage(uint64_t uru, struct qk_process *c)
 {
   if (!uru)
     return 0;
-  uint64_t z[18] = {0}; /* struct rusage: 144 bytes */
-  return qk_copy_to_user(uru, z, sizeof(z)) ? -QK_EFAULT : 0;
+  uint64_t u, s, cu, cs;
+  qk_cputime_proc(c, &u, &s);
+  qk_cputime_children(c, &cu, &cs);
+  return qk_cputime_put_rusage(uru, u + cu, s + cs);
+}
+
+/* A zombie waited for: its times go to the parent, then it is gone. */
+static void reap(struct qk_process *c)
+{
+  if (c->parent)
+    qk_cputime_reap(c->parent, c);
+  unlink_child(c);
 }
 
 int64_t sys_wait4(ARGS)
@@ -430,9 +445,9 @@ int64_t sys_wait4(ARGS)
   int st = c->wstatus, cpid = c->pid;
   if (a1 && qk_copy_to_user(a1, &st, 4))
     return -QK_EFAULT;
-  if (write_rusage(a3))
+  if (write_rusage(a3, c))
     return -QK_EFAULT;
-  unlink_child(c);
+  reap(c);
   return cpid;
 }
 
@@ -470,10 +485,10 @@ int64_t sys_waitid(ARGS)
     if (qk_copy_to_user(a2, si, sizeof(si)))
       return -QK_EFAULT;
   }
-  if (write_rusage(a4))
+  if (write_rusage(a4, c))
     return -QK_EFAULT;
   if (!(options & WNOWAIT))
-    unlink_child(c);
+    reap(c);
   return 0;
 }
 

@@ -15,6 +15,7 @@
  * like a syscall); one that ends a halt inside the kernel only sets
  * need_resched. Without a LAPIC scheduling stays cooperative. */
 #include <qk/arch.h>
+#include <qk/cputime.h>
 #include <qk/ctl.h>
 #include <qk/kernel.h>
 #include <qk/net.h>
@@ -252,6 +253,8 @@ static inline uint8_t *xstate_of(struct qk_task *t)
  * (the full XSAVE state: AVX registers survive preemption). */
 static void switch_to(struct qk_task *prev, struct qk_task *next)
 {
+  /* CPU time (task/cputime.c, state per task): first, also for prev == next. */
+  qk_cputime_switch(prev, next);
   if (prev == next)
     return;
   if (prev && prev->state != QK_TASK_DEAD)

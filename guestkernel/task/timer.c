@@ -1,11 +1,21 @@
 /* Kernel timers (see qk/timer.h) and the per-process timers built on them:
- * alarm, setitimer/getitimer (ITIMER_REAL) and the POSIX timer_* family
- * (SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_NONE). timerfd is in fs/timerfd.c.
+ * alarm, setitimer/getitimer (ITIMER_REAL, and ITIMER_VIRTUAL/ITIMER_PROF
+ * on CPU time) and the POSIX timer_* family (SIGEV_SIGNAL,
+ * SIGEV_THREAD_ID, SIGEV_NONE; wall clocks and the caller's CPU-time
+ * clocks). timerfd is in fs/timerfd.c.
+ *
+ * CPU-time timers are not kernel timers: CPU time advances only while a
+ * task runs, so they are checked against the clocks of task/cputime.c
+ * when the scheduler runs timers (qk_timer_run), and qk_timer_next gives
+ * the running task's earliest one as a wall deadline (its clock cannot
+ * advance faster than the wall clock on one vCPU): a task that spins
+ * without syscalls gets its tick there.
  *
  * Process timers live in a table here keyed by the owning process (pointer,
  * pid and creation time), not in struct qk_process: a child of fork starts
  * with none (as on Linux), exec keeps them, and a timer whose process is gone
  * is dropped when it fires or when the table is next swept. */
+#include <qk/cputime.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
 #include <qk/mm.h>
@@ -60,13 +70,28 @@ uint64_t qk_ktimer_left(const struct qk_ktimer *t, uint64_t now)
   return t->expires > now ? t->expires - now : 1;
 }
 
+static uint64_t cpu_next(struct qk_task *cur);
+static void cpu_check(struct qk_process *p);
+
+static inline bool cpu_timers_run(struct qk_task *c)
+{
+  return c && c->proc && qk_unlikely(c->proc->cpu_timers) && c->state == QK_TASK_RUNNING;
+}
+
 uint64_t qk_timer_next(void)
 {
-  return next_cache;
+  struct qk_task *c = qk_current();
+  if (qk_likely(!cpu_timers_run(c)))
+    return next_cache;
+  uint64_t m = cpu_next(c);
+  return m < next_cache ? m : next_cache;
 }
 
 void qk_timer_run(uint64_t now)
 {
+  struct qk_task *c = qk_current();
+  if (cpu_timers_run(c))
+    cpu_check(c->proc);
   /* One expired timer at a time, from the head again after each: fire may
    * change the list. Each timer is re-armed past now, so this ends. */
   for (int guard = 0; guard < 4096 && next_cache <= now; guard++) {
@@ -107,11 +132,15 @@ uint64_t qk_timer_abs_to_mono(int clock, uint64_t abs_ns)
 /* ---- process timers ---- */
 
 #define SIGALRM 14
+#define SIGVTALRM 26
+#define SIGPROF 27
 #define SI_TIMER (-2)
 #define SIGEV_SIGNAL 0
 #define SIGEV_NONE 1
 #define SIGEV_THREAD_ID 4
 #define KIND_REAL (-1) /* ITIMER_REAL / alarm; POSIX timers have ids >= 0 */
+#define KIND_VIRT (-2) /* ITIMER_VIRTUAL */
+#define KIND_PROF (-3) /* ITIMER_PROF */
 #define PTIMERS_PER_PROC 1024
 
 struct ptimer {
@@ -125,6 +154,11 @@ struct ptimer {
   int notify, signo, tid;
   uint64_t value; /* sigev_value */
   int overrun;    /* of the last signal delivered or overrunning (timer_getoverrun) */
+  /* On a CPU-time clock: which (QK_CPUCLOCK_*), of one thread (tid) or
+   * the process (0); expiry and interval in that clock's ns. */
+  bool cpu, cpu_armed;
+  int cpu_which, cpu_tid;
+  uint64_t cpu_expires, cpu_interval;
 };
 
 static struct ptimer *ptimers;
@@ -137,8 +171,18 @@ static bool owner_alive(const struct ptimer *pt)
   return false;
 }
 
+static void cpu_disarm(struct ptimer *pt)
+{
+  if (!pt->cpu_armed)
+    return;
+  pt->cpu_armed = false;
+  if (owner_alive(pt) && pt->proc->cpu_timers)
+    pt->proc->cpu_timers--;
+}
+
 static void ptimer_free(struct ptimer *pt)
 {
+  cpu_disarm(pt);
   qk_ktimer_cancel(&pt->kt);
   for (struct ptimer **pp = &ptimers; *pp; pp = &(*pp)->next) {
     if (*pp == pt) {
@@ -199,7 +243,7 @@ static void ptimer_fire(struct qk_ktimer *kt, uint64_t count)
   uint64_t *pend = t ? &t->sigpending : &p->sigpending;
   struct qk_siginfo_lite *held = t ? &t->siginfo[sig - 1] : &p->siginfo[sig - 1];
   int ov = count - 1 > 0x7fffffff ? 0x7fffffff : (int)(count - 1);
-  if (pt->id != KIND_REAL && (*pend & bit) && held->code == SI_TIMER && held->pid == pt->id) {
+  if (pt->id >= 0 && (*pend & bit) && held->code == SI_TIMER && held->pid == pt->id) {
     /* Still queued: one more overrun instead of a second signal. */
     uint64_t n = (uint64_t)held->uid + count;
     held->uid = n > 0x7fffffff ? 0x7fffffff : (uint32_t)n;
@@ -207,7 +251,7 @@ static void ptimer_fire(struct qk_ktimer *kt, uint64_t count)
     return;
   }
   struct qk_siginfo_lite si = {.code = QK_SI_KERNEL};
-  if (pt->id != KIND_REAL) {
+  if (pt->id >= 0) {
     si.code = SI_TIMER;
     si.pid = pt->id;
     si.uid = (uint32_t)ov;
@@ -238,6 +282,71 @@ static struct ptimer *ptimer_new(int id)
   pt->next = ptimers;
   ptimers = pt;
   return pt;
+}
+
+/* ---- CPU-time timers ---- */
+
+/* The timer's clock now, ~0 when its thread is gone (it never fires). */
+static uint64_t cpu_value(const struct ptimer *pt)
+{
+  struct qk_cpuclock c = {.proc = pt->proc, .task = NULL, .which = pt->cpu_which};
+  if (pt->cpu_tid) {
+    c.task = thread_of(pt->proc, pt->cpu_tid);
+    if (!c.task)
+      return ~0ull;
+  }
+  return qk_cpuclock_ns(&c);
+}
+
+static void cpu_arm(struct ptimer *pt, uint64_t expires, uint64_t interval)
+{
+  if (!pt->cpu_armed)
+    pt->proc->cpu_timers++;
+  pt->cpu_armed = true;
+  pt->cpu_expires = expires;
+  pt->cpu_interval = interval;
+}
+
+static uint64_t cpu_left(const struct ptimer *pt)
+{
+  if (!pt->cpu_armed)
+    return 0;
+  uint64_t v = cpu_value(pt);
+  return v == ~0ull ? 0 : pt->cpu_expires > v ? pt->cpu_expires - v : 1;
+}
+
+/* Fires p's CPU-time timers whose clock reached their expiry. */
+static void cpu_check(struct qk_process *p)
+{
+  for (struct ptimer *pt = ptimers; pt; pt = pt->next) {
+    if (pt->proc != p || !pt->cpu_armed || pt->pid != p->pid || pt->start_ns != p->start_ns)
+      continue;
+    uint64_t v = cpu_value(pt);
+    if (v == ~0ull || v < pt->cpu_expires)
+      continue;
+    uint64_t count = 1;
+    if (pt->cpu_interval) {
+      count += (v - pt->cpu_expires) / pt->cpu_interval;
+      pt->cpu_expires += count * pt->cpu_interval;
+    } else {
+      cpu_disarm(pt);
+    }
+    ptimer_fire(&pt->kt, count);
+  }
+}
+
+/* The wall time at which cur's earliest CPU-time timer can expire. */
+static uint64_t cpu_next(struct qk_task *cur)
+{
+  uint64_t m = ~0ull, now = qk_time_monotonic_ns();
+  for (struct ptimer *pt = ptimers; pt; pt = pt->next) {
+    if (pt->proc != cur->proc || !pt->cpu_armed || (pt->cpu_tid && pt->cpu_tid != cur->tid))
+      continue;
+    uint64_t left = cpu_left(pt);
+    if (left && now + left < m)
+      m = now + left;
+  }
+  return m;
 }
 
 /* ---- alarm, setitimer, getitimer ---- */
@@ -293,10 +402,33 @@ static struct ptimer *real_timer(bool create)
   return pt;
 }
 
+/* ITIMER_REAL (0), ITIMER_VIRTUAL (1: user time, SIGVTALRM), ITIMER_PROF
+ * (2: user and kernel time, SIGPROF). */
+static struct ptimer *itimer(int which, bool create)
+{
+  if (which == 0)
+    return real_timer(create);
+  int kind = which == 1 ? KIND_VIRT : KIND_PROF;
+  struct ptimer *pt = find(kind);
+  if (!pt && create) {
+    sweep();
+    pt = ptimer_new(kind);
+    if (pt) {
+      pt->cpu = true;
+      pt->cpu_which = which == 1 ? QK_CPUCLOCK_VIRT : QK_CPUCLOCK_PROF;
+      pt->signo = which == 1 ? SIGVTALRM : SIGPROF;
+    }
+  }
+  return pt;
+}
+
 static void itimer_get(struct ptimer *pt, struct l_itimerval *v)
 {
   memset(v, 0, sizeof(*v));
-  if (pt && pt->kt.armed) {
+  if (pt && pt->cpu && pt->cpu_armed) {
+    ns_tv(cpu_left(pt), &v->value);
+    ns_tv(pt->cpu_interval, &v->interval);
+  } else if (pt && pt->kt.armed) {
     ns_tv(qk_ktimer_left(&pt->kt, qk_time_monotonic_ns()), &v->value);
     ns_tv(pt->kt.interval, &v->interval);
   }
@@ -304,20 +436,16 @@ static void itimer_get(struct ptimer *pt, struct l_itimerval *v)
 
 int64_t sys_getitimer(ARGS)
 {
-  if (a0 == 1 || a0 == 2)
-    return -QK_ENOSYS; /* ITIMER_VIRTUAL, ITIMER_PROF: no CPU-time accounting drives them */
-  if (a0 != 0)
+  if (a0 > 2)
     return -QK_EINVAL;
   struct l_itimerval v;
-  itimer_get(real_timer(false), &v);
+  itimer_get(itimer((int)a0, false), &v);
   return qk_copy_to_user(a1, &v, sizeof(v)) ? -QK_EFAULT : 0;
 }
 
 int64_t sys_setitimer(ARGS)
 {
-  if (a0 == 1 || a0 == 2)
-    return -QK_ENOSYS; /* ITIMER_VIRTUAL, ITIMER_PROF: no CPU-time accounting drives them */
-  if (a0 != 0)
+  if (a0 > 2)
     return -QK_EINVAL;
   struct l_itimerval nv;
   memset(&nv, 0, sizeof(nv));
@@ -326,7 +454,7 @@ int64_t sys_setitimer(ARGS)
   if (nv.value.tv_sec < 0 || nv.value.tv_usec < 0 || nv.value.tv_usec >= 1000000 ||
       nv.interval.tv_sec < 0 || nv.interval.tv_usec < 0 || nv.interval.tv_usec >= 1000000)
     return -QK_EINVAL;
-  struct ptimer *pt = real_timer(a1 != 0);
+  struct ptimer *pt = itimer((int)a0, a1 != 0);
   if (a1 && !pt)
     return -QK_ENOMEM;
   struct l_itimerval old;
@@ -336,10 +464,16 @@ int64_t sys_setitimer(ARGS)
   if (!a1)
     return 0;
   uint64_t val = tv_ns(&nv.value), iv = tv_ns(&nv.interval);
-  if (!val)
+  if (pt->cpu) {
+    if (!val)
+      cpu_disarm(pt);
+    else
+      cpu_arm(pt, cpu_value(pt) + val, iv);
+  } else if (!val) {
     qk_ktimer_cancel(&pt->kt);
-  else
+  } else {
     qk_ktimer_arm(&pt->kt, qk_time_monotonic_ns() + val, iv);
+  }
   return 0;
 }
 
@@ -377,11 +511,16 @@ _Static_assert(sizeof(struct l_sigevent) == 64, "sigevent");
 int64_t sys_timer_create(ARGS)
 {
   int clock = (int)a0;
-  if (clock == 2 || clock == 3 || clock < 0)
-    return -QK_ENOSYS; /* CPU-time clocks (process, thread, per-pid): not offered */
-  if (clock == 8 || clock == 9)
+  struct qk_cpuclock cc;
+  int cpu = qk_cpuclock_resolve(clock, &cc);
+  if (cpu < 0)
+    return cpu;
+  /* CPU-time clocks of the caller's own process and threads only. */
+  if (cpu == 0 && cc.proc != qk_current()->proc)
+    return -QK_EINVAL;
+  if (cpu != 0 && (clock == 8 || clock == 9))
     return -QK_EPERM; /* the _ALARM clocks need CAP_WAKE_ALARM */
-  if (!qk_timer_clock_ok(clock))
+  if (cpu != 0 && !qk_timer_clock_ok(clock))
     return -QK_EINVAL;
   struct l_sigevent ev = {.signo = SIGALRM, .notify = SIGEV_SIGNAL};
   if (a1 && qk_copy_from_user(&ev, a1, sizeof(ev)))
@@ -416,6 +555,11 @@ int64_t sys_timer_create(ARGS)
   if (!pt)
     return -QK_EAGAIN;
   pt->clock = clock;
+  if (cpu == 0) {
+    pt->cpu = true;
+    pt->cpu_which = cc.which;
+    pt->cpu_tid = cc.task ? cc.task->tid : 0;
+  }
   pt->notify = ev.notify;
   pt->signo = ev.signo;
   pt->tid = ev.tid;
@@ -426,7 +570,10 @@ int64_t sys_timer_create(ARGS)
 static void ptimer_get(struct ptimer *pt, struct l_itimerspec *v)
 {
   memset(v, 0, sizeof(*v));
-  if (pt->kt.armed) {
+  if (pt->cpu && pt->cpu_armed) {
+    ns_ts(cpu_left(pt), &v->value);
+    ns_ts(pt->cpu_interval, &v->interval);
+  } else if (pt->kt.armed) {
     ns_ts(qk_ktimer_left(&pt->kt, qk_time_monotonic_ns()), &v->value);
     ns_ts(pt->kt.interval, &v->interval);
   }
@@ -450,6 +597,19 @@ int64_t sys_timer_settime(ARGS)
     ptimer_get(pt, &old);
     if (qk_copy_to_user(a3, &old, sizeof(old)))
       return -QK_EFAULT;
+  }
+  if (pt->cpu) {
+    pt->overrun = 0;
+    if (!val) {
+      cpu_disarm(pt);
+      return 0;
+    }
+    uint64_t v = cpu_value(pt);
+    if (v == ~0ull)
+      return -QK_EINVAL; /* its thread is gone */
+    cpu_arm(pt, (a1 & 1) ? val : v + val, iv);
+    cpu_check(pt->proc); /* an absolute time already past fires at once */
+    return 0;
   }
   if (!val) {
     qk_ktimer_cancel(&pt->kt);

@@ -78,7 +78,11 @@ struct qk_process {
   bool zombie;
   bool exiting;
   int wstatus;          /* wait status once a zombie */
-  uint64_t child_cpu_ns; /* reaped children's time (times, getrusage) */
+  /* CPU time (task/cputime.c, TSC cycles): of the threads that ended, of
+   * the children waited for (with theirs: cutime/cstime); the number of
+   * armed CPU-time timers (task/timer.c). */
+  uint64_t cpu_user_dead, cpu_sys_dead, cpu_cuser, cpu_csys;
+  uint32_t cpu_timers;
   struct qk_task *vfork_parent; /* a parent blocked in vfork until exec/exit */
   int exit_signal;      /* sent to the parent at exit (clone's low byte) */
   struct qk_cred cred;  /* saved/fs ids, groups, capabilities (sec.h, task/cred.c) */
@@ -118,7 +122,11 @@ struct qk_task {
    * then with AVX in its init state. */
   uint8_t xstate_valid;
   uint8_t xstate_buf[QK_XSTATE_MAX + 64];
-  uint64_t cpu_ns;    /* time run (approximate: between picks) */
+  /* CPU time (qk/cputime.h, TSC cycles): user and kernel mode, the TSC at
+   * the last accounting point, whether that was a syscall entry, whether
+   * the task stopped being charged then (blocked, dead). */
+  uint64_t cpu_user, cpu_sys, cpu_mark;
+  uint8_t cpu_in_sys, cpu_off;
   uint64_t cpus_allowed; /* sched_setaffinity mask of vCPUs, 0: all (task/sched.c) */
   /* Seccomp (sec.h, task/seccomp.c): 0 none, 1 strict, 2 filter. */
   uint8_t seccomp_mode;
