@@ -28,6 +28,8 @@ int64_t qk_proc_readlink(const char *abs, char *buf, uint64_t len);
 enum { QK_TMPFS_CHMOD = 1, QK_TMPFS_CHOWN, QK_TMPFS_UTIMES, QK_TMPFS_TRUNCATE };
 bool qk_tmpfs_path(const char *abs);
 bool qk_tmpfs_file(struct qk_file *f);
+/* fcntl F_ADD_SEALS / F_GET_SEALS on a tmpfs (memfd) file. */
+int64_t qk_tmpfs_seals(struct qk_file *f, int cmd, uint64_t arg);
 int qk_tmpfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **out, char *redirect);
 int qk_tmpfs_stat(const char *abs, int nofollow, uint64_t stat_gpa, char *redirect);
 int qk_tmpfs_access(const char *abs, int mode, int flags, char *redirect);

@@ -6,9 +6,17 @@
  * that leads elsewhere hands the rest of the path back to the caller
  * (QK_TMPFS_REDIRECT), which resolves it like any other path.
  *
- * Not done: mmap of tmpfs files (the memory code maps host handles only:
- * ENODEV), FIFOs and sockets in it, a size limit beyond the guest's free
- * memory (statfs reports the guest's memory). */
+ * mmap maps a file's own pages (MAP_SHARED: every process sees the
+ * others' writes, fork shares them) or copies them (MAP_PRIVATE), through
+ * qk_mm_map_pages: the pages are mapped at mmap time (holes get a page
+ * first), pages past the end of the file stay unmapped (SIGBUS). memfd
+ * files are unnamed nodes of this filesystem with Linux's seals.
+ *
+ * Not done: a mapping does not follow a later ftruncate (growing the file
+ * leaves the pages past the old end unmapped; shrinking it leaves the
+ * mapped pages, detached from the file, where Linux gives SIGBUS), FIFOs
+ * and sockets in it, a size limit beyond the guest's free memory (statfs
+ * reports the guest's memory). */
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -41,7 +49,15 @@ struct tnode {
   uint64_t *pages;             /* files: guest-physical pages, 0 = hole */
   uint64_t npages;             /* slots in pages[] */
   char *target;                /* symlinks */
+  uint32_t seals;              /* F_SEAL_* (memfd; F_SEAL_SEAL for other files) */
 };
+
+#define F_SEAL_SEAL 0x1u
+#define F_SEAL_SHRINK 0x2u
+#define F_SEAL_GROW 0x4u
+#define F_SEAL_WRITE 0x8u
+#define F_SEAL_FUTURE_WRITE 0x10u
+#define F_SEAL_EXEC 0x20u
 
 struct tdent {
   char *name;
@@ -72,6 +88,7 @@ static struct tnode *node_new(uint32_t mode)
   n->gid = proc()->egid;
   n->ino = next_ino++;
   n->atime = n->mtime = n->ctime = now_ns();
+  n->seals = F_SEAL_SEAL;
   return n;
 }
 
@@ -281,6 +298,10 @@ static int64_t t_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool
   uint64_t pos = off < 0 ? tp->pos : (uint64_t)off;
   if (write && (f->flags & L_O_APPEND))
     pos = n->size;
+  if (write && (n->seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+    return -QK_EPERM;
+  if (write && (n->seals & F_SEAL_GROW) && pos + u->total > n->size)
+    return -QK_EPERM;
   int64_t done = 0, err = 0;
   for (unsigned i = 0; i < u->cnt && !err; i++) {
     uint64_t uva = u->iov[i].base, left = u->iov[i].len;
@@ -454,6 +475,35 @@ static int t_mmap_hfd(struct qk_file *f)
   return -QK_ENODEV;
 }
 
+/* qk_mm_map_pages's view of a file: its frame of page pg. */
+static uint64_t t_page(void *arg, uint64_t pg, bool alloc)
+{
+  struct tnode *n = arg;
+  if (pg >= (n->size + QK_PAGE_SIZE - 1) / QK_PAGE_SIZE)
+    return QK_MM_PAGE_EOF;
+  if (pg < n->npages && n->pages[pg])
+    return n->pages[pg];
+  if (!alloc)
+    return QK_MM_PAGE_HOLE;
+  if (grow_pages(n, pg))
+    return 0;
+  n->pages[pg] = qk_page_alloc(true);
+  return n->pages[pg];
+}
+
+static int64_t t_mmap(struct qk_file *f, uint64_t addr, uint64_t len, uint32_t prot,
+                      uint32_t mflags, uint64_t off)
+{
+  struct tnode *n = fnode(f);
+  if ((n->mode & L_S_IFMT) != L_S_IFREG)
+    return -QK_ENODEV;
+  if ((mflags & L_MAP_TYPE) != L_MAP_PRIVATE && (prot & L_PROT_WRITE) &&
+      (n->seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+    return -QK_EPERM;
+  n->atime = now_ns();
+  return qk_mm_map_pages(proc()->mm, addr, len, prot, mflags, t_page, n, off / QK_PAGE_SIZE);
+}
+
 static void t_release(struct qk_file *f)
 {
   struct tpos *tp = f->priv;
@@ -469,6 +519,7 @@ static const struct qk_file_ops tmpfs_ops = {
     .getdents = t_getdents,
     .ioctl = t_ioctl,
     .mmap_hfd = t_mmap_hfd,
+    .mmap = t_mmap,
     .release = t_release,
 };
 
@@ -554,6 +605,8 @@ static int truncate_node(struct tnode *n, uint64_t len)
     return -QK_EISDIR;
   if ((n->mode & L_S_IFMT) != L_S_IFREG)
     return -QK_EINVAL;
+  if ((len < n->size && (n->seals & F_SEAL_SHRINK)) || (len > n->size && (n->seals & F_SEAL_GROW)))
+    return -QK_EPERM;
   if (len < n->size) {
     uint64_t keep = (len + QK_PAGE_SIZE - 1) / QK_PAGE_SIZE;
     node_free_data(n, keep);
@@ -899,6 +952,79 @@ int qk_tmpfs_setattr(int what, const char *abs, struct qk_file *f, uint64_t x, u
 bool qk_tmpfs_file(struct qk_file *f)
 {
   return f->ops == &tmpfs_ops;
+}
+
+/* ---- memfd ---- */
+
+#define MFD_CLOEXEC 0x1u
+#define MFD_ALLOW_SEALING 0x2u
+#define MFD_HUGETLB 0x4u
+#define MFD_NOEXEC_SEAL 0x8u
+#define MFD_EXEC 0x10u
+
+/* memfd_create(name, flags): an unnamed tmpfs file, open for reading and
+ * writing. MFD_HUGETLB is EINVAL (no hugetlbfs pool). */
+int64_t sys_memfd_create(uint64_t uname, uint64_t flags, uint64_t a2, uint64_t a3, uint64_t a4,
+                         uint64_t a5)
+{
+  (void)a2, (void)a3, (void)a4, (void)a5;
+  if (flags & ~(uint64_t)(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC))
+    return -QK_EINVAL;
+  if ((flags & MFD_NOEXEC_SEAL) && (flags & MFD_EXEC))
+    return -QK_EINVAL;
+  char path[8 + 250 + 11] = "/memfd:";
+  int64_t len = qk_strncpy_from_user(path + 7, uname, 250);
+  if (len < 0)
+    return len == -QK_ENAMETOOLONG ? -QK_EINVAL : len;
+  memcpy(path + 7 + len, " (deleted)", 11);
+  int r = ensure_root();
+  if (r)
+    return r;
+  struct tnode *n = node_new(L_S_IFREG | ((flags & MFD_NOEXEC_SEAL) ? 0666 : 0777));
+  if (!n)
+    return -QK_ENOMEM;
+  n->seals = (flags & MFD_ALLOW_SEALING) || (flags & MFD_NOEXEC_SEAL) ? 0 : F_SEAL_SEAL;
+  if (flags & MFD_NOEXEC_SEAL)
+    n->seals |= F_SEAL_EXEC;
+  struct tpos *tp = qk_kzalloc(sizeof(*tp));
+  struct qk_file *f = tp ? qk_file_new(&tmpfs_ops, L_O_RDWR | L_O_LARGEFILE, path) : NULL;
+  if (!f) {
+    qk_kfree(tp);
+    node_put(n);
+    return -QK_ENOMEM;
+  }
+  tp->n = n;
+  n->opens++;
+  f->priv = tp;
+  int fd = qk_fd_install(proc()->files, f, 0, flags & MFD_CLOEXEC);
+  if (fd < 0)
+    qk_fput(f);
+  return fd;
+}
+
+/* fcntl F_ADD_SEALS (1033) / F_GET_SEALS (1034) on a tmpfs file. */
+int64_t qk_tmpfs_seals(struct qk_file *f, int cmd, uint64_t arg)
+{
+  struct tnode *n = fnode(f);
+  if (cmd == 1034)
+    return n->seals;
+  uint32_t add = (uint32_t)arg;
+  if (arg & ~(uint64_t)(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+                        F_SEAL_FUTURE_WRITE | F_SEAL_EXEC))
+    return -QK_EINVAL;
+  if ((f->flags & L_O_ACCMODE) == L_O_RDONLY)
+    return -QK_EPERM;
+  if (n->seals & F_SEAL_SEAL)
+    return -QK_EPERM;
+  if ((add & F_SEAL_WRITE) && !(n->seals & F_SEAL_WRITE)) {
+    /* Linux refuses it while writable shared mappings exist; mappings are
+     * not tracked here, so any mapped page of the file counts (EBUSY). */
+    for (uint64_t i = 0; i < n->npages; i++)
+      if (n->pages[i] && qk_page_shared(n->pages[i]))
+        return -QK_EBUSY;
+  }
+  n->seals |= add;
+  return 0;
 }
 
 /* statfs: the guest's memory is the limit. */

@@ -300,10 +300,10 @@ static void reprotect(struct qk_mm *mm, uint64_t start, uint64_t end, uint32_t p
       uint64_t e = *l1;
       if (!e)
         continue;
-      uint64_t ne = (e & QK_PTE_ADDR) | flags;
+      uint64_t ne = (e & QK_PTE_ADDR) | flags | (e & QK_PTE_SW_SHARED);
       if (ne == e)
         continue;
-      if ((ne & QK_PTE_W) && qk_page_shared(e & QK_PTE_ADDR)) {
+      if ((ne & QK_PTE_W) && !(e & QK_PTE_SW_SHARED) && qk_page_shared(e & QK_PTE_ADDR)) {
         /* Shared by fork while read-only: writable needs its own copy.
          * Out of memory, the page stays read-only (a later write faults). */
         uint64_t np = qk_page_unshare(e & QK_PTE_ADDR);
@@ -325,8 +325,9 @@ static bool range_ok(uint64_t addr, uint64_t len)
   return addr < QK_USER_TOP && len <= QK_USER_TOP - addr;
 }
 
-int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, uint32_t mflags,
-                  int file_hfd, uint64_t file_off)
+/* mmap's checks and placement; inserts the area. Returns its address. */
+static int64_t map_area(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot,
+                        uint32_t mflags, int file_hfd)
 {
   if (!len)
     return -QK_EINVAL;
@@ -362,7 +363,7 @@ int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, 
         addr = 0;
         /* Anonymous memory of 2 MiB or more starts on a 2 MiB boundary so
          * that it can use 2 MiB pages (as Linux aligns it for THP). */
-        if (file_hfd < 0 && len >= QK_HUGE_PAGE_SIZE) {
+        if (file_hfd == -1 && len >= QK_HUGE_PAGE_SIZE) {
           uint64_t gap = qk_vma_find_gap(&mm->vmas, len + QK_HUGE_PAGE_SIZE, QK_MMAP_LOW, mm->mmap_top);
           if (gap)
             addr = QK_ALIGN_DOWN(gap + QK_HUGE_PAGE_SIZE, QK_HUGE_PAGE_SIZE);
@@ -374,11 +375,22 @@ int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, 
         return -QK_ENOMEM;
     }
   }
-  uint32_t vflags = file_hfd >= 0 ? QK_VMF_FILE : QK_VMF_ANON;
+  uint32_t vflags = file_hfd != -1 ? QK_VMF_FILE : QK_VMF_ANON;
   if ((mflags & L_MAP_TYPE) != L_MAP_PRIVATE)
     vflags |= QK_VMF_SHARED;
   if (qk_vma_insert(&mm->vmas, addr, addr + len, prot, vflags))
     return -QK_ENOMEM;
+  return (int64_t)addr;
+}
+
+int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, uint32_t mflags,
+                  int file_hfd, uint64_t file_off)
+{
+  int64_t a = map_area(mm, addr, len, prot, mflags, file_hfd);
+  if (a < 0)
+    return a;
+  addr = (uint64_t)a;
+  len = QK_ALIGN_UP(len, QK_PAGE_SIZE);
   /* File contents can only come in now (the area keeps no file); anonymous
    * memory above the eager limit comes by faults. */
   bool eager = (mflags & L_MAP_POPULATE) || file_hfd >= 0 ||
@@ -391,6 +403,41 @@ int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, 
     }
   }
   return (int64_t)addr;
+}
+
+int64_t qk_mm_map_pages(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot,
+                        uint32_t mflags, uint64_t (*page)(void *arg, uint64_t pgoff, bool alloc),
+                        void *arg, uint64_t pgoff)
+{
+  int64_t a = map_area(mm, addr, len, prot, mflags, -2 /* a file, no host handle */);
+  if (a < 0)
+    return a;
+  len = QK_ALIGN_UP(len, QK_PAGE_SIZE);
+  bool shared = (mflags & L_MAP_TYPE) != L_MAP_PRIVATE;
+  uint64_t flags = pte_flags(prot) | (shared ? QK_PTE_SW_SHARED : 0);
+  for (uint64_t off = 0; off < len; off += QK_PAGE_SIZE) {
+    uint64_t pa = page(arg, pgoff + off / QK_PAGE_SIZE, shared);
+    if (pa == QK_MM_PAGE_EOF)
+      break; /* past the end of the file: SIGBUS there */
+    uint64_t frame = 0;
+    if (shared && pa > QK_MM_PAGE_EOF) {
+      qk_page_share(pa); /* the file keeps its own reference */
+      frame = pa;
+    } else if (!shared && pa) {
+      frame = qk_page_alloc(pa == QK_MM_PAGE_HOLE);
+      if (frame && pa != QK_MM_PAGE_HOLE)
+        qk_phys_copy(frame, pa, QK_PAGE_SIZE);
+    }
+    volatile uint64_t *pte = frame ? qk_pt_lookup(mm->cr3, (uint64_t)a + off, true, NULL) : NULL;
+    if (!pte) {
+      if (frame)
+        qk_page_free(frame);
+      qk_vma_remove(&mm->vmas, (uint64_t)a, (uint64_t)a + len, unmap_piece, mm);
+      return -QK_ENOMEM;
+    }
+    *pte = frame | flags; /* not present -> present */
+  }
+  return a;
 }
 
 int64_t qk_mm_unmap(struct qk_mm *mm, uint64_t addr, uint64_t len)

@@ -43,7 +43,7 @@ static int copy_table(volatile uint64_t *dst, volatile uint64_t *src, int level)
     uint64_t e = src[i];
     if (!(e & (QK_PTE_P | QK_PTE_SW_NONE)))
       continue;
-    if (level == 1 && !(e & QK_PTE_W)) {
+    if (level == 1 && (!(e & QK_PTE_W) || (e & QK_PTE_SW_SHARED))) { /* read-only, or MAP_SHARED */
       qk_page_share(e & QK_PTE_ADDR);
       dst[i] = e;
       continue;

@@ -223,6 +223,10 @@ int64_t sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg, uint64_t a3, uint64_t
   case L_F_GETFL:
     r = f->flags;
     break;
+  case 1033: /* F_ADD_SEALS */
+  case 1034: /* F_GET_SEALS: memfd and tmpfs files (fs/tmpfs.c) */
+    r = qk_tmpfs_file(f) ? qk_tmpfs_seals(f, (int)cmd, arg) : -QK_EINVAL;
+    break;
   case L_F_SETFL: {
     /* Recorded only: the host handle keeps the flags it was opened with
      * (O_APPEND set at open time works; toggling it later does not). */

@@ -40,6 +40,10 @@ struct qk_file_ops {
   int (*poll)(struct qk_file *f);
   /* Host handle for private file mmap, or -ENODEV. */
   int (*mmap_hfd)(struct qk_file *f);
+  /* Files whose pages live in the guest (tmpfs, memfd): the whole mmap
+   * (shared or private) after sys_mmap's access checks; NULL otherwise. */
+  int64_t (*mmap)(struct qk_file *f, uint64_t addr, uint64_t len, uint32_t prot, uint32_t mflags,
+                  uint64_t off);
   void (*release)(struct qk_file *f);
 };
 

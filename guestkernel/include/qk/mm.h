@@ -144,6 +144,18 @@ int64_t qk_mm_brk(struct qk_mm *mm, uint64_t addr);
 int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
                     uint32_t flags, uint64_t new_addr);
 int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice);
+/* A mapping of in-guest file pages (tmpfs, memfd): page(arg, pgoff,
+ * alloc) gives the frame of the file's page pgoff, QK_MM_PAGE_HOLE for a
+ * hole (alloc: a frame is made for it), QK_MM_PAGE_EOF past the end (that
+ * page and the rest stay unmapped: SIGBUS), 0 when out of memory.
+ * MAP_SHARED maps the file's own frames (QK_PTE_SW_SHARED: fork shares
+ * them), MAP_PRIVATE copies. The area keeps no file: pages are mapped
+ * now, a later ftruncate changes nothing mapped. */
+#define QK_MM_PAGE_HOLE 1ull
+#define QK_MM_PAGE_EOF 2ull
+int64_t qk_mm_map_pages(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot,
+                        uint32_t mflags, uint64_t (*page)(void *arg, uint64_t pgoff, bool alloc),
+                        void *arg, uint64_t pgoff);
 /* A user page fault at addr: populates it if an area allows the access.
  * Returns 0 if the access can be retried, -QK_EFAULT otherwise. */
 int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec);
@@ -168,6 +180,7 @@ volatile uint64_t *qk_pt_pde(uint64_t cr3, uint64_t va, bool alloc);
 #define QK_PTE_D 0x40ull
 #define QK_PTE_PS 0x80ull
 #define QK_PTE_SW_NONE 0x200ull /* software: frame kept while PROT_NONE */
+#define QK_PTE_SW_SHARED 0x400ull /* software: a MAP_SHARED frame (fork shares it) */
 #define QK_PTE_NX (1ull << 63)
 #define QK_PTE_ADDR 0x000ffffffffff000ull
 

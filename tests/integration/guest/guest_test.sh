@@ -238,12 +238,27 @@ h = hashlib.sha256()
 for i in range(50):
     h.update(open(f"/tmp/w/d/f{i}").read().encode())
 print("files", len(os.listdir("/tmp/w/d")), h.hexdigest()[:16])
+# /dev/shm mappings shared across fork (shm_open + ftruncate + mmap).
+from multiprocessing import shared_memory
+m = shared_memory.SharedMemory(create=True, size=8192)
+m.buf[0] = 7
+pid = os.fork()
+if pid == 0:
+    c = shared_memory.SharedMemory(name=m.name)
+    c.buf[4096] = c.buf[0] + 1
+    c.close()
+    os._exit(0)
+os.waitpid(pid, 0)
+print("shm", m.buf[4096])
+m.close()
+m.unlink()
 PY
   want_h=$(/usr/bin/python3 -c 'import hashlib; h=hashlib.sha256(); [h.update((str(i)*100).encode()) for i in range(50)]; print(h.hexdigest()[:16])')
   SBX_ARGS="--memory 512" expect "python3 threads, subprocess, files" 0 "threads 8
 subprocess 4 from-sh
 pipe 100000 0
-files 50 $want_h" /bin/python3 /tmp/p1.py
+files 50 $want_h
+shm 8" /bin/python3 /tmp/p1.py
   ;;
 busybox)
   bb=/bin/busybox
