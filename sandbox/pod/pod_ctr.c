@@ -1455,6 +1455,8 @@ out:
 void pod_ctr_stop_all(struct pod *p)
 {
   pthread_mutex_lock(&p->lock);
+  while (p->vm_booting) /* an early boot finishes first, then stops with the rest */
+    pthread_cond_wait(&p->changed, &p->lock);
   for (size_t i = 0; i < p->n_ctrs; i++)
     if (p->ctrs[i]->guest)
       stop_guest(p->ctrs[i]->guest, 128 + SIGKILL, p->ctrs[i]->stdin_sp[1]);
