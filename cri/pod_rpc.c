@@ -194,6 +194,13 @@ static int build_net_pod(struct run_ctx *r)
   return 0;
 }
 
+static int keep_pod(struct cri_pod *pod, void *arg)
+{
+  (void)pod;
+  (void)arg;
+  return 0;
+}
+
 /* CNI when a default network is configured; loopback only when none is
  * (the pod still runs, and its status says why); nothing for hostNetwork. */
 static int setup_network(struct run_ctx *r, q_error **err)
@@ -228,6 +235,11 @@ static int setup_network(struct run_ctx *r, q_error **err)
   if ((rc = net_netns_create(NULL, strrchr(path, '/') + 1, &r->loop_netns, err)) < 0)
     return rc;
   r->np.netns_path = r->loop_netns;
+  /* CNI ADD leaves state on disk (IPAM reservations) that outlives a power
+   * loss: the NOTREADY record a restart undoes it from is made durable
+   * first (store.c "Durability"); host and loopback pods skip this. */
+  if ((rc = cri_state_update_pod(r->p->st, r->id, keep_pod, NULL, err)) < 0)
+    return rc;
   return net_pod_setup(r->p->cni, &r->np, &r->net, err);
 }
 
@@ -317,6 +329,7 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
 
   struct run_ctx r = {.p = p, .c = c};
   q_cleanup_error q_error *err = NULL;
+  int64_t tm[5] = {q_mono_ns()}; /* phase marks for the debug log */
   int rc;
   if (q_random_id(r.id) < 0)
     return cri_call_error(call, GRPC_STATUS_INTERNAL, "cannot make a pod id");
@@ -395,8 +408,11 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
   if ((rc = setup_network(&r, &err)) < 0)
     goto fail;
   step = "store pod network";
-  if ((rc = cri_state_update_pod(p->st, r.id, set_network, &r, &err)) < 0)
+  /* Staged, like the NOTREADY record: READY below makes it durable before
+   * the client hears of the pod (one fsync pair per RunPodSandbox). */
+  if ((rc = cri_state_stage_pod(p->st, r.id, set_network, &r, &err)) < 0)
     goto fail;
+  tm[1] = q_mono_ns();
   step = "pod files";
   const char *ips[16];
   size_t n_ips = 0;
@@ -446,7 +462,9 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
                               .hostname = r.hostname,
                               .run_dir = r.run_dir,
                               .log_path = sbx_log};
+  tm[2] = q_mono_ns();
   rc = sbx_client_create(&spec, &r.sbx, &err);
+  tm[3] = q_mono_ns();
   free(sbx_log);
   if (rc < 0)
     goto fail;
@@ -458,8 +476,14 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
   r.sbx = NULL;
   pthread_mutex_unlock(&e->op);
   cri_pods_put(p, e);
+  tm[4] = q_mono_ns();
   q_info(r.id, "pod %s/%s running (%s network, %u MiB, %u vCPUs)", c->metadata->namespace_,
          c->metadata->name, r.mode, mem, vcpus);
+  q_debug(r.id,
+          "RunPodSandbox phases (ms): record+network %.1f, pod files %.1f, sandbox %.1f, "
+          "store %.1f",
+          (double)(tm[1] - tm[0]) / 1e6, (double)(tm[2] - tm[1]) / 1e6,
+          (double)(tm[3] - tm[2]) / 1e6, (double)(tm[4] - tm[3]) / 1e6);
 
   Runtime__V1__RunPodSandboxResponse *out =
       cri_call_new_msg(call, &runtime__v1__run_pod_sandbox_response__descriptor);

@@ -174,7 +174,10 @@ int net_write_pod_files(const char *dir, const net_dns_config *dns, const char *
     path = NULL;
     if (asprintf(&path, "%s/%s", dir, files[i]) < 0)
       return q_error_make(err, ENOMEM, "pod file path");
-    if ((r = q_write_file_atomic(path, data[i], lens[i], 0644, err)) < 0)
+    /* Not synced: they live in the pod's run dir (/run, gone after a power
+     * loss with the pod's sandbox) and cost 6 fsyncs per RunPodSandbox,
+     * 10-35 ms at load 14 (ARCHITECTURE.md "Pods"). */
+    if ((r = q_write_file_replace(path, data[i], lens[i], 0644, err)) < 0)
       return r;
   }
   return 0;

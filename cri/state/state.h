@@ -108,18 +108,25 @@ int cri_state_resolve_pod(struct cri_state *st, const char *id_or_prefix, char o
 int cri_state_resolve_ctr(struct cri_state *st, const char *id_or_prefix, char out[65]);
 
 /* Adds a new record (a copy of *pod; pod->id must be a valid id not in use:
- * -EEXIST otherwise). Persisted before it returns. */
+ * -EEXIST otherwise). Written before it returns (a kill -9 of quarkd keeps
+ * it) but not synced: the caller makes it durable with an update before a
+ * client hears of it (store.c "Durability"). */
 int cri_state_add_pod(struct cri_state *st, const struct cri_pod *pod, q_error **err);
 int cri_state_add_ctr(struct cri_state *st, const struct cri_ctr *ctr, q_error **err);
 
 /* Applies fn to the stored record under the lock; when fn returns 0 the new
  * record is persisted (on a write error the old one is restored), and a
  * negative return leaves the record unchanged and is passed through. fn must
- * not change the id. */
+ * not change the id. Durable (fsync of the file and its directory) before it
+ * returns. */
 int cri_state_update_pod(struct cri_state *st, const char *id,
                          int (*fn)(struct cri_pod *pod, void *arg), void *arg, q_error **err);
 int cri_state_update_ctr(struct cri_state *st, const char *id,
                          int (*fn)(struct cri_ctr *ctr, void *arg), void *arg, q_error **err);
+/* cri_state_update_pod without the sync (like add): for a step that the
+ * caller follows with a durable update before it answers. */
+int cri_state_stage_pod(struct cri_state *st, const char *id,
+                        int (*fn)(struct cri_pod *pod, void *arg), void *arg, q_error **err);
 
 /* Removes the record and its file; a missing id is success (CRI removals are
  * idempotent). */

@@ -343,7 +343,15 @@ fail:
   return NULL;
 }
 
-static int write_json(const char *path, json_t *o, q_error **err)
+/* Durability (ARCHITECTURE.md "State store"): a record is durable (file
+ * fsync, rename, directory fsync) when the client hears of it, i.e. at
+ * every update; new records (add) and staged updates are written and
+ * renamed without fsync: they survive a kill -9 of quarkd (the page cache
+ * is the kernel's) but maybe not a power loss, after which what they guard
+ * (the sandbox processes, /run's namespaces and mounts) is gone as well,
+ * and a torn file is skipped as malformed at load. Each RPC thus pays one
+ * file and one directory fsync, not one pair per intermediate step. */
+static int write_json(const char *path, json_t *o, bool durable, q_error **err)
 {
   if (!o)
     return q_error_make(err, ENOMEM, "serialize %s", path);
@@ -351,7 +359,8 @@ static int write_json(const char *path, json_t *o, q_error **err)
   json_decref(o);
   if (!text)
     return q_error_make(err, ENOMEM, "serialize %s", path);
-  int r = q_write_file_atomic(path, text, strlen(text), 0600, err);
+  int r = durable ? q_write_file_atomic(path, text, strlen(text), 0600, err)
+                  : q_write_file_replace(path, text, strlen(text), 0600, err);
   free(text);
   return r;
 }
@@ -362,20 +371,20 @@ static char *record_path(const char *dir, const char *id)
   return asprintf(&p, "%s/%s.json", dir, id) < 0 ? NULL : p;
 }
 
-static int persist_pod(struct cri_state *st, const struct cri_pod *p, q_error **err)
+static int persist_pod(struct cri_state *st, const struct cri_pod *p, bool durable, q_error **err)
 {
   q_cleanup_free char *path = record_path(st->pods_dir, p->id);
   if (!path)
     return q_error_make(err, ENOMEM, "pod %s", p->id);
-  return write_json(path, pod_to_json(p), err);
+  return write_json(path, pod_to_json(p), durable, err);
 }
 
-static int persist_ctr(struct cri_state *st, const struct cri_ctr *c, q_error **err)
+static int persist_ctr(struct cri_state *st, const struct cri_ctr *c, bool durable, q_error **err)
 {
   q_cleanup_free char *path = record_path(st->ctrs_dir, c->id);
   if (!path)
     return q_error_make(err, ENOMEM, "container %s", c->id);
-  return write_json(path, ctr_to_json(c), err);
+  return write_json(path, ctr_to_json(c), durable, err);
 }
 
 /* ---- loading ---- */
@@ -597,7 +606,7 @@ int cri_state_add_pod(struct cri_state *st, const struct cri_pod *pod, q_error *
   int r;
   if (find_pod(st, pod->id) >= 0)
     r = q_error_make(err, EEXIST, "pod %s already exists", pod->id);
-  else if ((r = persist_pod(st, copy, err)) == 0 &&
+  else if ((r = persist_pod(st, copy, false, err)) == 0 &&
            (r = push((void ***)&st->pods, &st->n_pods, &st->cap_pods, copy)) < 0)
     r = q_error_make(err, ENOMEM, "pod %s", pod->id);
   pthread_mutex_unlock(&st->lock);
@@ -620,7 +629,7 @@ int cri_state_add_ctr(struct cri_state *st, const struct cri_ctr *ctr, q_error *
     r = q_error_make(err, EEXIST, "container %s already exists", ctr->id);
   else if (find_pod(st, ctr->pod_id) < 0)
     r = q_error_make(err, ENOENT, "pod %s of container %s not found", ctr->pod_id, ctr->id);
-  else if ((r = persist_ctr(st, copy, err)) == 0 &&
+  else if ((r = persist_ctr(st, copy, false, err)) == 0 &&
            (r = push((void ***)&st->ctrs, &st->n_ctrs, &st->cap_ctrs, copy)) < 0)
     r = q_error_make(err, ENOMEM, "container %s", ctr->id);
   pthread_mutex_unlock(&st->lock);
@@ -631,8 +640,9 @@ int cri_state_add_ctr(struct cri_state *st, const struct cri_ctr *ctr, q_error *
 
 /* Update on a copy, persist, then swap: a failed write never leaves memory
  * and disk disagreeing. */
-int cri_state_update_pod(struct cri_state *st, const char *id,
-                         int (*fn)(struct cri_pod *pod, void *arg), void *arg, q_error **err)
+static int update_pod(struct cri_state *st, const char *id,
+                      int (*fn)(struct cri_pod *pod, void *arg), void *arg, bool durable,
+                      q_error **err)
 {
   pthread_mutex_lock(&st->lock);
   int r = 0;
@@ -646,7 +656,7 @@ int cri_state_update_pod(struct cri_state *st, const char *id,
     q_error_make(err, -r, "update pod %s", id);
   else if (strcmp(copy->id, id) != 0)
     r = q_error_make(err, EINVAL, "update pod %s: id changed", id);
-  else if ((r = persist_pod(st, copy, err)) == 0) {
+  else if ((r = persist_pod(st, copy, durable, err)) == 0) {
     cri_pod_free(st->pods[i]);
     st->pods[i] = copy;
     copy = NULL;
@@ -654,6 +664,18 @@ int cri_state_update_pod(struct cri_state *st, const char *id,
   pthread_mutex_unlock(&st->lock);
   cri_pod_free(copy);
   return r;
+}
+
+int cri_state_update_pod(struct cri_state *st, const char *id,
+                         int (*fn)(struct cri_pod *pod, void *arg), void *arg, q_error **err)
+{
+  return update_pod(st, id, fn, arg, true, err);
+}
+
+int cri_state_stage_pod(struct cri_state *st, const char *id,
+                        int (*fn)(struct cri_pod *pod, void *arg), void *arg, q_error **err)
+{
+  return update_pod(st, id, fn, arg, false, err);
 }
 
 int cri_state_update_ctr(struct cri_state *st, const char *id,
@@ -671,7 +693,7 @@ int cri_state_update_ctr(struct cri_state *st, const char *id,
     q_error_make(err, -r, "update container %s", id);
   else if (strcmp(copy->id, id) != 0)
     r = q_error_make(err, EINVAL, "update container %s: id changed", id);
-  else if ((r = persist_ctr(st, copy, err)) == 0) {
+  else if ((r = persist_ctr(st, copy, true, err)) == 0) {
     cri_ctr_free(st->ctrs[i]);
     st->ctrs[i] = copy;
     copy = NULL;
@@ -825,7 +847,8 @@ int cri_state_set_pod_cidr(struct cri_state *st, const char *cidr, q_error **err
   if (!copy)
     return q_error_make(err, ENOMEM, "pod CIDR");
   pthread_mutex_lock(&st->lock);
-  int r = write_json(st->runtime_path, json_pack("{s:i,s:s}", "Version", 1, "PodCidr", copy), err);
+  int r = write_json(st->runtime_path, json_pack("{s:i,s:s}", "Version", 1, "PodCidr", copy), true,
+                     err);
   if (r == 0) {
     free(st->pod_cidr);
     st->pod_cidr = copy;

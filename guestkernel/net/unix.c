@@ -789,15 +789,17 @@ static void unix_release(struct qk_file *f)
   if (e->next)
     e->next->prev = e->prev;
   e->file = NULL;
-  for (int i = 0; i < e->qlen; i++)
-    qk_fput(e->queue[i]); /* connections never accepted: their peers see EOF */
+  for (int i = 0; i < e->qlen; i++) {
+    ((struct unix_end *)e->queue[i]->priv)->embryo = true;
+    qk_fput(e->queue[i]); /* connections never accepted: their peers see ECONNRESET, then EOF */
+  }
   qk_kfree(e->queue);
   qk_wake(e);
   qk_wake(&e->qlen);
-  if (e->rxc && e->txc && e->rxc->wpos != e->rxc->rpos && !e->gc_purged)
+  if (e->rxc && e->txc && (e->rxc->wpos != e->rxc->rpos || e->embryo) && !e->gc_purged)
     e->txc->reset = true; /* closed with bytes unread: the peer reads ECONNRESET once */
   if (e->rq) {
-    if (e->type == UN_SEQPACKET && e->wq && e->rq->head && !e->gc_purged)
+    if (e->type == UN_SEQPACKET && e->wq && (e->rq->head || e->embryo) && !e->gc_purged)
       e->wq->reset = true;
     e->rq->closed = true;
     e->rq->owner = NULL;

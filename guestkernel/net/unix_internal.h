@@ -111,6 +111,7 @@ struct unix_end {
   int gc_refs;  /* collector scratch */
   bool gc_cand;
   bool gc_purged; /* collected: its queue counts as empty at release (no ECONNRESET) */
+  bool embryo;    /* released by its listener before accept: the peer reads ECONNRESET */
 };
 
 struct ucred_l qk_unix_my_cred(void);

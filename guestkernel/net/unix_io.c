@@ -8,9 +8,10 @@
  * credentials), a record of the stream range it wrote. As on Linux, a
  * read that reaches the bytes of a send with files receives those files
  * and stops at the end of that send (a read(2) closes them); credentials
- * are those of the writer of the read's first byte (reads are not split
- * by writer, unlike Linux). MSG_PEEK copies without taking and hands out
- * new descriptors for the files it reaches (the records stay). */
+ * are those of the writer of the read's first byte, and a reader with
+ * SO_PASSCRED never gets two writers' bytes in one read. MSG_PEEK
+ * copies without taking and hands out new descriptors for the files it
+ * reaches (the records stay). */
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -102,8 +103,17 @@ int64_t qk_unix_stream_io(struct qk_file *f, const struct qk_uio *u, uint64_t fl
       c->tail = NULL;
     for (fdrec = c->head; fdrec && !fdrec->nfds; fdrec = fdrec->next)
       ;
-    /* A read ends with the send whose files it takes. */
+    /* A read ends with the send whose files it takes and, for a reader
+     * with SO_PASSCRED, where another writer's bytes begin (Linux never
+     * joins them then). */
     uint64_t stop = fdrec ? fdrec->pos + fdrec->len : ~0ull;
+    struct ucred_l w = c->head && c->head->pos == c->rpos ? c->head->uc : c->cred;
+    for (struct unix_anc *a = c->passcred ? c->head : NULL; a && a->pos < stop; a = a->next) {
+      if (a->pos > c->rpos && memcmp(&a->uc, &w, sizeof(w))) {
+        stop = a->pos;
+        break;
+      }
+    }
     if (stop != ~0ull && stop - c->rpos < lim.total) {
       uint64_t want = stop - c->rpos, sum = 0;
       cut = qk_kmalloc((u->cnt ? u->cnt : 1) * sizeof(*cut));

@@ -42,7 +42,8 @@ ssize_t q_write_all(int fd, const void *buf, size_t len)
   return (ssize_t)done;
 }
 
-int q_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, q_error **err)
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode, bool sync,
+                         q_error **err)
 {
   q_cleanup_free char *dir = strdup(path);
   q_cleanup_free char *tmp = NULL;
@@ -59,7 +60,7 @@ int q_write_file_atomic(const char *path, const void *data, size_t len, mode_t m
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0)
     return q_error_make(err, errno, "create %s", tmp);
-  if (q_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+  if (q_write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
     int e = errno;
     close(fd);
     unlink(tmp);
@@ -75,12 +76,22 @@ int q_write_file_atomic(const char *path, const void *data, size_t len, mode_t m
     unlink(tmp);
     return q_error_make(err, e, "rename %s", path);
   }
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd = sync ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (dfd >= 0) {
     fsync(dfd);
     close(dfd);
   }
   return 0;
+}
+
+int q_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, q_error **err)
+{
+  return write_replace(path, data, len, mode, true, err);
+}
+
+int q_write_file_replace(const char *path, const void *data, size_t len, mode_t mode, q_error **err)
+{
+  return write_replace(path, data, len, mode, false, err);
 }
 
 int q_read_file(const char *path, size_t max, char **out, size_t *len, q_error **err)

@@ -208,6 +208,17 @@ static int bind_control(const char *path, q_error **err)
   return fd;
 }
 
+/* <run_dir>/boot-root: an empty directory, O_PATH; -1 if it cannot be
+ * made (the VM then boots at the first create). */
+static int open_boot_root(const char *run_dir)
+{
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/boot-root", run_dir) >= (int)sizeof path ||
+      (mkdir(path, 0500) < 0 && errno != EEXIST))
+    return -1;
+  return open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
 static void usage(FILE *f)
 {
   fprintf(
@@ -250,7 +261,7 @@ int sbx_pod_main(int argc, char **argv)
   const char *sock = NULL, *netns = NULL, *log = NULL, *run_dir = NULL, *hostname = NULL;
   const char *tsor_sock = NULL, *tsor_ip = NULL, *tsor_cidr = NULL; /* TSoR: off unless --tsor */
   char kernel[PATH_MAX] = "";
-  struct pod pod = {.vcpus = 1, .mem_bytes = 256ull << 20};
+  struct pod pod = {.vcpus = 1, .mem_bytes = 256ull << 20, .boot_root = -1};
   const char *kw = getenv("QUARK_KERNEL_WORKER");
   pod.kernel_worker = kw && *kw ? !strcmp(kw, "1") : access("/sys/module/kvm_pvm", F_OK) == 0;
   const char *sv = getenv("QUARK_POD_SHARED_VM");
@@ -427,6 +438,10 @@ int sbx_pod_main(int argc, char **argv)
     q_error_log(pod.id, "%s", q_error_msg(err));
     return EXIT_SANDBOX_FAILURE;
   }
+  /* The pod VM's boot process gets an empty directory of the run dir as
+   * its root (vm_boot_early), opened before the jail hides the run dir. */
+  if (run_dir && pod.shared_vm)
+    pod.boot_root = open_boot_root(run_dir);
   /* The host-side jail, while this is the only thread (sandbox/jail/jail.h):
    * capabilities, no_new_privs and the pod seccomp allowlist; no namespaces
    * (container roots and mounts arrive at run time). */
@@ -446,6 +461,9 @@ int sbx_pod_main(int argc, char **argv)
     }
     close(ready_fd);
   }
+  /* Boots the pod VM while quarkd answers RunPodSandbox: the first
+   * create waits for it instead of booting it (pod_vm.c). */
+  vm_boot_early(&pod);
   while (!atomic_load(&g_shutdown)) {
     struct pollfd pf[3] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}, {wake[0], POLLIN, 0}};
     if (poll(pf, 3, -1) < 0) {

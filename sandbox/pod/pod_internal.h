@@ -68,7 +68,6 @@ struct ctr {
   int forced_status; /* 128+signal: a signal had to shut its stdin down */
   bool vm_oom;       /* its init was killed for its memory limit (QK_CTL_EXIT_OOM) */
   uint64_t mem_limit; /* bytes, 0: none (create's memory_limit, then updates) */
-  uint32_t pids_limit; /* tasks in the guest, 0: none (create's pids_limit) */
 };
 
 /* A streaming exec: its stdio are socket pairs whose other ends went to
@@ -98,6 +97,11 @@ struct pod {
    * channel (guestkernel/abi/qk_ctl.h); see pod_ctr.c. */
   bool shared_vm;
   struct pod_vm *vm;
+  /* Early boot (vm_boot_early): the boot process's root, an empty
+   * directory (-1: boot at the first create), and whether a boot thread
+   * is still making p->vm (under lock; p->changed when it ends). */
+  int boot_root;
+  bool vm_booting;
   pthread_mutex_t lock;
   pthread_cond_t changed;
   struct ctr **ctrs;
@@ -150,6 +154,7 @@ int vm_stream_exec(struct pod *p, const char *id, char **argv, size_t argc,
 int vm_exec_kill(struct pod *p, struct pod_exec *x, int signo);
 void vm_exec_free(struct pod *p, struct pod_exec *x);
 void vm_stop(struct pod *p);
+void vm_boot_early(struct pod *p);
 
 
 /* pod_ctr.c helpers that the shared-VM mode (pod_vm.c) uses too. */

@@ -349,7 +349,8 @@ int net_render_resolv_conf(const net_dns_config *dns, char **out, q_error **err)
  * for every pod IP. ips may be empty (hostname then maps to no address). */
 int net_render_hosts(const char *hostname, const char *fqdn, const char *const *ips, size_t n_ips,
                      char **out, q_error **err);
-/* Writes dir/resolv.conf, dir/hosts and dir/hostname atomically (mode 0644).
+/* Writes dir/resolv.conf, dir/hosts and dir/hostname atomically (mode 0644;
+ * replaced by rename, not synced: q_write_file_replace).
  * dns NULL or empty: resolv.conf is a copy of host_resolv (NULL:
  * /etc/resolv.conf), as containerd does for pods without a DNSConfig. */
 int net_write_pod_files(const char *dir, const net_dns_config *dns, const char *host_resolv,

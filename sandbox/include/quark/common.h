@@ -96,6 +96,11 @@ void q_log(q_log_level level, const char *id, const char *fmt, ...) Q_PRINTF(3, 
  * rename over path, fsync the directory. On failure path is unchanged and no
  * temp file is left. */
 int q_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, q_error **err);
+/* The same without the two fsyncs: readers see the old or the new file,
+ * never a part, and a crash of the writer (kill -9) keeps it, but a power
+ * loss may not (for files that do not outlive a reboot's meaning, or that
+ * a later synced write makes durable). */
+int q_write_file_replace(const char *path, const void *data, size_t len, mode_t mode, q_error **err);
 /* Reads a whole file (at most max bytes; -EFBIG beyond). *out is
  * NUL-terminated; the caller frees it. */
 int q_read_file(const char *path, size_t max, char **out, size_t *len, q_error **err);

@@ -7,15 +7,20 @@
 #                       quarkd is killed with SIGKILL at random moments and
 #                       restarted; every pod fully present or fully gone,
 #                       nothing leaked (loopback-only pod networking).
+#   --cni               (with --restart) pods on a CNI network of their own
+#                       (Debian's bridge + host-local plugins, a qcxN bridge
+#                       and 10.89.N.0/24): interrupted ADD/DEL, and no CNI
+#                       cache entry or IPAM lease may be left either.
 #   --long              the nightly size (CHAOS_OPS=600 / CHAOS_KILLS=40).
 # CHAOS_SEED=N replays a seed (the figures line prints it); CHAOS_OPS,
 # CHAOS_KILLS and CHAOS_WORKERS set the sizes by hand; CHAOS_KEEP_LOG=FILE
 # keeps quarkd's log of a restart run.
 . "$(dirname "$0")/../pods/lib.sh"
-mode=sequences
+mode=sequences cni=0
 for a in "$@"; do
   case "$a" in
     --restart) mode=restart ;;
+    --cni) cni=1 ;;
     --long) export CHAOS_OPS=${CHAOS_OPS:-600} CHAOS_KILLS=${CHAOS_KILLS:-40} ;;
     *) echo "chaos.sh: unknown option $a" >&2; exit 2 ;;
   esac
@@ -27,6 +32,29 @@ pods_setup
 why=$(import_busybox) || e2e_skip "$why"
 
 if [ "$mode" = restart ]; then
+  BR=
+  if [ $cni = 1 ]; then
+    CNI_BIN=/usr/lib/cni
+    for p in bridge host-local loopback; do
+      [ -x "$CNI_BIN/$p" ] || e2e_skip "CNI plugin $p missing in $CNI_BIN (deploy/deps.sh test: containernetworking-plugins)"
+    done
+    for _ in $(seq 50); do
+      n=$((RANDOM % 250))
+      if ! ip link show "qcx$n" >/dev/null 2>&1 && [ -z "$(ip route show to match "10.89.$n.1" | grep -v '^default')" ]; then
+        BR=qcx$n SUBNET=10.89.$n
+        break
+      fi
+    done
+    [ -n "$BR" ] || e2e_skip "no free test bridge name and subnet (qcxN, 10.89.N.0/24)"
+    mkdir -p "$T/ipam"
+    sed -i "s|\"Cni\":{|\"Cni\":{\"BinDirs\":[\"$CNI_BIN\"],|" "$T/config.json"
+    cat >"$T/cni/10-chaos.conflist" <<JSON
+{"cniVersion":"1.0.0","name":"chaos","plugins":[
+  {"type":"bridge","bridge":"$BR","isGateway":true,"ipMasq":false,
+   "ipam":{"type":"host-local","ranges":[[{"subnet":"$SUBNET.0/24"}]],"dataDir":"$T/ipam"}}]}
+JSON
+    export CHAOS_IPAM=$T/ipam/chaos
+  fi
   # restart.js runs quarkd itself; on any exit, its last quarkd and the
   # namespaces of half-created pods (named in quarkd's log, never recorded)
   # go too, then the usual clean-up.
@@ -36,6 +64,7 @@ if [ "$mode" = restart ]; then
     [ -z "${CHAOS_KEEP_LOG:-}" ] || cat "$T"/quark*.log >"$CHAOS_KEEP_LOG"
     [ -f "$T/quarkd.pid" ] && kill -KILL "$(cat "$T/quarkd.pid")" 2>/dev/null
     for ns in $(netns_ours); do umount "/var/run/netns/$ns" 2>/dev/null; rm -f "/var/run/netns/$ns"; done
+    [ -z "$BR" ] || ip link del "$BR" 2>/dev/null
     (exit $rc)
     pods_cleanup
   }

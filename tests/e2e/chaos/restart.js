@@ -326,8 +326,20 @@ async function consistency(rt, final) {
     });
     if (!own) problem('leak', `mount ${m.path} (${m.type})`);
   }
-  if (final) {
-    for (const f of ls(`${T}/cni-cache/results`)) problem('leak', `CNI cache entry ${f}`);
+  // CNI (chaos.sh --cni): a cache entry or an IPAM lease only for a listed
+  // pod (a NOTREADY pod whose sandbox died keeps its attachment until
+  // StopPodSandbox, as with containerd); loopback-only: none at all.
+  const ready = (id) => pods.has(id);
+  for (const f of ls(`${T}/cni-cache/results`)) {
+    const m = f.match(/-([0-9a-f]{64})-/);
+    if (final || !m || !ready(m[1])) problem('leak', `CNI cache entry ${f}`);
+  }
+  if (process.env.CHAOS_IPAM) {
+    for (const f of ls(process.env.CHAOS_IPAM)) {
+      if (!/^\d+\.\d+\.\d+\.\d+$/.test(f)) continue; // lock, last_reserved_ip.0
+      const owner = (fs.readFileSync(`${process.env.CHAOS_IPAM}/${f}`, 'utf8').split(/\s/)[0] || '').trim();
+      if (final || !ready(owner)) problem('leak', `IPAM lease ${f} of ${owner.slice(0, 12)}`);
+    }
   }
   return { pods, ctrs: lc.res.containers };
 }

@@ -681,6 +681,19 @@ static void stream_reset(void)
   CHECK_EQ(E(recv(c, buf, sizeof buf, 0)), 0);
   CHECK_EQ(E(send(c, "x", 1, MSG_NOSIGNAL)), -EPIPE);
   close(c);
+  /* A listener closed with a connection not accepted: ECONNRESET, for
+   * streams and seqpackets. */
+  int types[2] = {SOCK_STREAM, SOCK_SEQPACKET};
+  for (int i = 0; i < 2; i++) {
+    int l = bound(types[i], "@u-embryo");
+    CHECK_EQ(E(listen(l, 2)), 0);
+    int k = socket(AF_UNIX, types[i], 0);
+    CHECK_EQ(connect_name(k, "@u-embryo"), 0);
+    close(l);
+    CHECK_EQ(E(recv(k, buf, sizeof buf, MSG_DONTWAIT)), -ECONNRESET);
+    CHECK_EQ(E(recv(k, buf, sizeof buf, MSG_DONTWAIT)), 0);
+    close(k);
+  }
   /* A second listener on the path: EADDRINUSE until unlink. */
   int l2 = socket(AF_UNIX, SOCK_STREAM, 0);
   CHECK_EQ(E(bind(l2, (struct sockaddr *)&a, sizeof a)), -EADDRINUSE);
@@ -783,6 +796,30 @@ static void cross_process(void)
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   close(w);
   CHECK_EQ(E(read(p[0], buf, 3)), 0); /* every write end is gone */
+  /* A stream reader with SO_PASSCRED: one read never joins two writers. */
+  int sv[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CHECK_EQ(E(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one)), 0);
+  pid = fork();
+  if (pid == 0)
+    _exit(write(sv[0], "child", 5) == 5 ? 0 : 1);
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK_EQ(E(write(sv[0], "parent", 6)), 6);
+  struct ucred who[2];
+  for (int i = 0; i < 2; i++) {
+    m.msg_control = cb;
+    m.msg_controllen = sizeof cb;
+    iov.iov_len = sizeof buf;
+    CHECK_EQ(E(recvmsg(sv[1], &m, 0)), i ? 6 : 5);
+    ch = CMSG_FIRSTHDR(&m);
+    CHECK(ch && ch->cmsg_type == SCM_CREDENTIALS);
+    if (ch)
+      memcpy(&who[i], CMSG_DATA(ch), sizeof who[i]);
+  }
+  CHECK_EQ(who[0].pid, pid);
+  CHECK_EQ(who[1].pid, getpid());
+  close(sv[0]);
+  close(sv[1]);
   close(p[0]);
   close(s);
   close(ls);
