@@ -515,7 +515,8 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                                     .tty = c->tty,
                                     .stdin_open = c->stdin,
                                     .stdin_once = c->stdin && c->stdin_once,
-                                    .memory_limit = mem_limit_of(c->linux)};
+                                    .memory_limit = mem_limit_of(c->linux),
+                                    .pids_limit = p->cfg->sandbox.pids_limit};
   tm[3] = q_mono_ns();
   if ((rc = sbx_container_create(sbx, &spec, &err)) < 0)
     goto fail_mounts;

@@ -122,6 +122,7 @@ static const struct key sandbox_keys[] = {
     {"Kernel", K_PATH, OFF(sandbox.kernel), 0, 0, NULL},
     {"MemoryMiB", K_COUNT, OFF(sandbox.memory_mib), SZ(sandbox.memory_mib), 1u << 20, NULL},
     {"Vcpus", K_COUNT, OFF(sandbox.vcpus), SZ(sandbox.vcpus), 256, NULL},
+    {"PidsLimit", K_UINT, OFF(sandbox.pids_limit), SZ(sandbox.pids_limit), 4194304, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct key cni_keys[] = {

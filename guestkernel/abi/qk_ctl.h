@@ -100,7 +100,10 @@ struct qk_ctl_spec {
   uint64_t mem_limit;    /* CREATE: bytes of guest memory its processes may hold, 0: none;
                             beyond it the allocating process is killed (EXIT_OOM) */
   uint32_t sec_off, sec_len; /* struct qk_ctl_sec in the payload; 0, 0: none */
-  uint64_t reserved[3];
+  uint32_t pids_max; /* CREATE: tasks (threads included) the container may have, 0: no limit
+                        but the VM's; fork/clone past it: EAGAIN */
+  uint32_t pad0;
+  uint64_t reserved[2];
 };
 _Static_assert(sizeof(struct qk_ctl_spec) == 96, "qk_ctl_spec layout");
 /* Security settings of a CREATE (EXEC processes inherit the container's):

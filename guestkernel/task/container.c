@@ -246,6 +246,7 @@ int qk_container_create(uint32_t cid, struct qk_ctl_process *spec)
   memset(c, 0, sizeof(*c));
   c->ns.last_pid = 0;
   c->ns.cid = (int)cid;
+  c->ns.pids_max = spec->pids_max; /* fork/clone past it: EAGAIN (task/proc.c) */
   struct qk_process *p;
   int r = spawn(c, spec, 0, &p);
   if (r)

@@ -86,6 +86,39 @@ void qk_mm_put(struct qk_mm *mm)
     qk_sched_defer_mm(mm);
 }
 
+/* The pids limit, counted as the pids cgroup does: every task (threads
+ * included) of the container's pid namespace, and a zombie until it is
+ * reaped (a fork bomb under an init that never waits would otherwise pile
+ * up zombies until the kernel's memory is gone). The VM has its own caps
+ * whatever the containers' limits: one task or zombie per 128 KiB of
+ * guest memory (as Linux's threads-max) and a reserve of 1/32 of the
+ * memory that forks may not take (fork copies writable pages at once).
+ * One pass over the task and process lists per fork. */
+static int pids_check(struct qk_pidns *ns)
+{
+  uint64_t total = qk_page_total_count(), cap = total / 32;
+  if (cap < 64)
+    cap = 64;
+  if (qk_page_free_count() < total / 32)
+    return -QK_EAGAIN;
+  uint64_t all = 0, in_ns = 0;
+  for (struct qk_task *t = qk_all_tasks; t; t = t->next_all) {
+    if (t->state == QK_TASK_DEAD)
+      continue;
+    all++;
+    in_ns += t->proc && t->proc->ns == ns;
+  }
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all) {
+    if (!p->zombie)
+      continue;
+    all++;
+    in_ns += p->ns == ns;
+  }
+  if (all >= cap || (ns->pids_max && in_ns >= ns->pids_max))
+    return -QK_EAGAIN;
+  return 0;
+}
+
 static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t ctid, uint64_t tls)
 {
   struct qk_task *pt = cur();
@@ -96,6 +129,9 @@ static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t cti
     return -QK_EINVAL;
   if ((flags & CLONE_SIGHAND) && !(flags & CLONE_VM))
     return -QK_EINVAL;
+  int lim = pids_check(p->ns);
+  if (lim)
+    return lim;
   struct qk_task *t = qk_kzalloc(sizeof(*t));
   if (!t)
     return -QK_ENOMEM;

@@ -425,6 +425,8 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
   }
   if (req && s->memory_limit)
     json_object_set_new(req, "memory_limit", json_integer((json_int_t)s->memory_limit));
+  if (req && s->pids_limit)
+    json_object_set_new(req, "pids_limit", json_integer((json_int_t)s->pids_limit));
   return call(c, req, CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
 }
 

@@ -595,6 +595,10 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
   json_t *ml = json_object_get(req, "memory_limit");
   if (ml && (!json_is_integer(ml) || json_integer_value(ml) < 0))
     return q_error_make(err, EINVAL, "memory_limit: bytes (0: none) wanted");
+  json_t *pl = json_object_get(req, "pids_limit");
+  if (pl && (!json_is_integer(pl) || json_integer_value(pl) < 0 ||
+             json_integer_value(pl) > UINT32_MAX))
+    return q_error_make(err, EINVAL, "pids_limit: a number of tasks (0: none) wanted");
   /* tty (pod VM only): stdin_sp is one two-way stream, the guest's terminal
    * as fds 0-2; its output goes to the log and attach as stdout. */
   bool tty = json_is_true(json_object_get(req, "tty"));
@@ -614,6 +618,7 @@ int pod_ctr_create(struct pod *p, json_t *req, q_error **err)
   c->uid = (uint32_t)uid;
   c->gid = (uint32_t)gid;
   c->mem_limit = ml ? (uint64_t)json_integer_value(ml) : 0;
+  c->pids_limit = pl ? (uint32_t)json_integer_value(pl) : 0;
   int r;
   if ((r = sbx_guest_sec_from_json(&c->sec, req, err)) < 0) /* jail/guest_sec.h */
     goto fail;

@@ -68,6 +68,7 @@ struct ctr {
   int forced_status; /* 128+signal: a signal had to shut its stdin down */
   bool vm_oom;       /* its init was killed for its memory limit (QK_CTL_EXIT_OOM) */
   uint64_t mem_limit; /* bytes, 0: none (create's memory_limit, then updates) */
+  uint32_t pids_limit; /* tasks in the guest, 0: none (create's pids_limit) */
 };
 
 /* A streaming exec: its stdio are socket pairs whose other ends went to

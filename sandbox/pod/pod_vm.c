@@ -349,6 +349,7 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
                           .sec_off = (uint32_t)s_off,
                           .sec_len = (uint32_t)s_len,
                           .mem_limit = c->mem_limit,
+                          .pids_max = c->pids_limit,
                           .root_hfd = (uint32_t)hfd[0],
                           .stdio_hfd = {(uint32_t)hfd[1], (uint32_t)hfd[2], (uint32_t)hfd[3]}};
   memcpy(buf, &s, sizeof s);

@@ -51,6 +51,7 @@ struct cri_config {
     char *kernel; /* qkernel.bin */
     uint32_t memory_mib;
     uint32_t vcpus;
+    uint32_t pids_limit; /* tasks (threads included) per container in the guest, 0: no limit */
   } sandbox;
 
   struct {

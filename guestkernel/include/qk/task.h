@@ -41,6 +41,7 @@ struct qk_pidns {
   int last_pid;
   struct qk_process *init; /* the namespace's pid 1: orphans go to it */
   int cid;                 /* container slot, -1 for the boot namespace */
+  uint32_t pids_max;       /* tasks allowed in it (threads included), 0: no limit (task/proc.c) */
 };
 
 /* Internal results of syscall handlers, never seen by user code. */

@@ -86,6 +86,8 @@ struct sbx_container_spec {
   size_t seccomp_len;
   uint64_t memory_limit; /* bytes of guest memory (shared-VM mode), 0: none; beyond it the
                             allocating process is OOM-killed (status oom_killed) */
+  uint32_t pids_limit;   /* tasks, threads included (shared-VM mode), 0: none; fork and clone
+                            past it fail with EAGAIN in the guest */
   bool readonly_rootfs;  /* readOnlyRootFilesystem: the root answers EROFS, its
                             writable bind mounts stay writable */
   /* OCI masked and read-only paths (CRI security_context masked_paths,

@@ -61,7 +61,8 @@ Test(config, full_file)
       "\"StreamAddress\":\"0.0.0.0\",\"StreamPort\":10010,"
       "\"Registry\":{\"Mirrors\":{\"docker.io\":[\"http://127.0.0.1:5000\",\"https://m\"]},"
       "\"Insecure\":[\"127.0.0.1:5000\"]},"
-      "\"Sandbox\":{\"Binary\":\"/b\",\"Kernel\":\"/k\",\"MemoryMiB\":1024,\"Vcpus\":4},"
+      "\"Sandbox\":{\"Binary\":\"/b\",\"Kernel\":\"/k\",\"MemoryMiB\":1024,\"Vcpus\":4,"
+      "\"PidsLimit\":512},"
       "\"Cni\":{\"ConfDir\":\"/c\",\"BinDirs\":[\"/x\"],\"CacheDir\":\"/cc\"},"
       "\"Tsor\":{\"Enabled\":true,\"Socket\":\"/t.sock\"}}";
   struct cri_config cfg;
@@ -80,6 +81,7 @@ Test(config, full_file)
   cr_assert(!cri_config_is_insecure(&cfg, "127.0.0.1:5001"));
   cr_assert_eq(cfg.sandbox.memory_mib, 1024);
   cr_assert_eq(cfg.sandbox.vcpus, 4);
+  cr_assert_eq(cfg.sandbox.pids_limit, 512);
   cr_assert_eq(cfg.cni.n_bin_dirs, 1);
   cr_assert_str_eq(cfg.cni.bin_dirs[0], "/x");
   cr_assert(cfg.tsor.enabled);
@@ -114,6 +116,7 @@ Test(config, bad_values)
   expect_error("{\"StreamPort\":70000}", "StreamPort");
   expect_error("{\"Sandbox\":{\"Vcpus\":-1}}", "Sandbox.Vcpus");
   expect_error("{\"Sandbox\":{\"MemoryMiB\":0}}", "Sandbox.MemoryMiB: 0 out of range 1..");
+  expect_error("{\"Sandbox\":{\"PidsLimit\":-1}}", "Sandbox.PidsLimit");
   expect_error("{\"StateRoot\":\"relative/dir\"}", "StateRoot: must be an absolute path");
   expect_error("{\"Socket\":\"tcp://127.0.0.1:1\"}", "Socket");
   expect_error("{\"Socket\":\"\"}", "Socket");
