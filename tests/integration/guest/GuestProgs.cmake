@@ -1,0 +1,68 @@
+# Static test programs for the guest tests, one function for every test
+# directory that builds some. They are built with the host's compilers, not
+# with the project's flags: static binaries cannot carry ASan.
+#
+# quark_guest_progs(<target> PROGS <name>... [VARIANTS <v>...] [FLAGS <flag>...]
+#                   [LIBS <lib>...] [DEPENDS <file>...])
+#   Builds ${CMAKE_CURRENT_SOURCE_DIR}/progs/<name>.c into
+#   ${CMAKE_CURRENT_BINARY_DIR}/progs/<name>.<v> for each variant v: glibc
+#   (-static), pie (-static-pie) or musl (musl-gcc -static; left out where
+#   musl-gcc is not installed). Default variants: glibc musl. Every program
+#   depends on the shared check header tests/integration/guest/progs/t.h.
+#   All outputs hang off the custom target <target> (built by `all`).
+#   Sets in the caller's scope: QK_PROG_DIR (the output directory), QK_LIBCS
+#   (the variants actually built), QK_SBX and QK_KERNEL (quark-sandbox and
+#   the guest kernel, as test command arguments).
+include_guard(GLOBAL)
+find_program(QK_MUSL_GCC musl-gcc)
+if(NOT QK_MUSL_GCC)
+  message(WARNING "musl-gcc not found: the guest tests run glibc builds only")
+endif()
+set(QK_GUEST_T_H ${CMAKE_CURRENT_LIST_DIR}/progs/t.h CACHE INTERNAL "")
+
+function(quark_guest_progs target)
+  cmake_parse_arguments(G "" "" "PROGS;VARIANTS;FLAGS;LIBS;DEPENDS" ${ARGN})
+  if(NOT G_VARIANTS)
+    set(G_VARIANTS glibc musl)
+  endif()
+  set(dir ${CMAKE_CURRENT_BINARY_DIR}/progs)
+  file(MAKE_DIRECTORY ${dir})
+  set(outs "")
+  set(built "")
+  foreach(v ${G_VARIANTS})
+    if(v STREQUAL "glibc")
+      set(cc ${CMAKE_C_COMPILER})
+      set(fl -static)
+    elseif(v STREQUAL "pie")
+      set(cc ${CMAKE_C_COMPILER})
+      set(fl -static-pie -fPIE)
+    elseif(v STREQUAL "musl")
+      if(NOT QK_MUSL_GCC)
+        continue()
+      endif()
+      set(cc ${QK_MUSL_GCC})
+      set(fl -static)
+    else()
+      message(FATAL_ERROR "quark_guest_progs: unknown variant ${v}")
+    endif()
+    list(APPEND built ${v})
+    foreach(p ${G_PROGS})
+      set(out ${dir}/${p}.${v})
+      add_custom_command(OUTPUT ${out}
+        COMMAND ${cc} ${fl} -O2 -Wall -Wextra -Werror ${G_FLAGS} -o ${out}
+                ${CMAKE_CURRENT_SOURCE_DIR}/progs/${p}.c ${G_LIBS}
+        DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/progs/${p}.c ${QK_GUEST_T_H} ${G_DEPENDS}
+        COMMENT "guest test program ${p} (${v})" VERBATIM)
+      list(APPEND outs ${out})
+    endforeach()
+  endforeach()
+  add_custom_target(${target} ALL DEPENDS ${outs})
+  set(QK_PROG_DIR ${dir} PARENT_SCOPE)
+  set(QK_LIBCS ${built} PARENT_SCOPE)
+  if(TARGET quark-sandbox)
+    set(QK_SBX $<TARGET_FILE:quark-sandbox> PARENT_SCOPE)
+  else()
+    set(QK_SBX ${CMAKE_BINARY_DIR}/sandbox/quark-sandbox PARENT_SCOPE)
+  endif()
+  set(QK_KERNEL $<TARGET_FILE:qkernel> PARENT_SCOPE)
+endfunction()
