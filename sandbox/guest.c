@@ -239,6 +239,9 @@ void sbx_guest_write_stats(struct sbx_guest *g, FILE *f)
   }
   fprintf(f, "qcalls %llu\n", (unsigned long long)sbx_qcall_served(g->qc));
   fprintf(f, "qcalls_inline %llu\n", (unsigned long long)sbx_qcall_served_inline(g->qc));
+  for (unsigned op = 0; op < SBX_QCALL_OPS; op++) /* per opcode (guestkernel/abi/qk_qcall.h) */
+    if (sbx_qcall_served_op(g->qc, op))
+      fprintf(f, "qcall_op_%u %llu\n", op, (unsigned long long)sbx_qcall_served_op(g->qc, op));
   fprintf(f, "host_boot_alloc_kib %llu\n", (unsigned long long)(g->br.host_alloc_bytes >> 10));
   sbx_vm_write_stats(g->vm, f);
 }

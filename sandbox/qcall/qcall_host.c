@@ -59,6 +59,7 @@ struct sbx_qcall {
   atomic_bool stopping;
   atomic_uint_fast64_t served;
   atomic_uint_fast64_t served_inline; /* by the vCPU thread (sbx_qcall_wait) */
+  atomic_uint_fast64_t served_op[SBX_QCALL_OPS]; /* per opcode (the last: any higher) */
   bool inline_serve;                  /* QUARK_QCALL_INLINE=0 turns it off (to compare) */
   bool stop_bound;                    /* stop_fd is the VM's (sbx_qcall_bind_stop) */
   /* QK_OP_LOG rate limit: a guest must not flood the node's log. */
@@ -594,6 +595,7 @@ int64_t sbx_qcall_handle(struct sbx_qcall *q, unsigned ring, const struct qk_qca
 {
   struct worker *w = ring < q->cfg.ring_count ? &q->workers[ring] : NULL;
   atomic_fetch_add(&q->served, 1);
+  atomic_fetch_add(&q->served_op[req->op < SBX_QCALL_OPS ? req->op : SBX_QCALL_OPS - 1], 1);
   if (!w)
     return -EINVAL;
   return handle(q, w, req);
@@ -602,6 +604,11 @@ int64_t sbx_qcall_handle(struct sbx_qcall *q, unsigned ring, const struct qk_qca
 uint64_t sbx_qcall_served(const struct sbx_qcall *q) { return atomic_load(&q->served); }
 
 uint64_t sbx_qcall_served_inline(const struct sbx_qcall *q) { return atomic_load(&q->served_inline); }
+
+uint64_t sbx_qcall_served_op(const struct sbx_qcall *q, unsigned op)
+{
+  return op < SBX_QCALL_OPS ? atomic_load(&q->served_op[op]) : 0;
+}
 
 /* ---- workers ---- */
 

@@ -89,5 +89,8 @@ int64_t sbx_qcall_hfd_close(struct sbx_qcall *q, uint64_t h);
 uint64_t sbx_qcall_served(const struct sbx_qcall *q);
 /* Of those, served by a vCPU thread in sbx_qcall_wait (inline). */
 uint64_t sbx_qcall_served_inline(const struct sbx_qcall *q);
+/* Of those, with opcode op (op SBX_QCALL_OPS - 1 also counts higher ones). */
+#define SBX_QCALL_OPS 64
+uint64_t sbx_qcall_served_op(const struct sbx_qcall *q, unsigned op);
 
 #endif
