@@ -325,7 +325,9 @@ static int set_removing(struct cri_pod *pod, void *arg)
 
 int cri_pods_mark_removing(struct cri_pods *p, const char *pod_id, q_error **err)
 {
-  int rc = cri_state_update_pod(p->st, pod_id, set_removing, NULL, err);
+  /* Staged (renamed, not synced): it must survive a kill -9, and a power
+   * loss takes the sandbox, run dir and netns anyway. */
+  int rc = cri_state_stage_pod(p->st, pod_id, set_removing, NULL, err);
   if (rc == -EALREADY || rc == -ENOENT) {
     if (err)
       q_error_free(err);

@@ -170,8 +170,8 @@ void cri_pods_recover(struct cri_pods *p);
  * step. The sandbox must be stopped already. Caller holds the op lock. */
 int cri_pods_teardown(struct cri_pods *p, struct cri_pod_entry *e, const struct cri_pod *pod,
                       const char **step, q_error **err);
-/* Marks a pod / container record as being removed (one persisted write;
- * a no-op when already marked or gone). */
+/* Marks a pod / container record as being removed (one write: staged for a
+ * pod, synced for a container; a no-op when already marked or gone). */
 int cri_pods_mark_removing(struct cri_pods *p, const char *pod_id, q_error **err);
 int cri_pods_mark_ctr_removing(struct cri_pods *p, const struct cri_ctr *ctr, q_error **err);
 /* The sandbox is gone: pod NOTREADY, its unfinished containers EXITED. */
