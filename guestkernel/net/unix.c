@@ -708,7 +708,7 @@ static int unix_poll(struct qk_file *f)
     struct unix_end *t = e->wq ? e->wq->owner : NULL;
     if (!e->shut_wr &&
         (!e->wq || e->wq->closed ||
-         (e->wq->bytes < MQ_MAX && (!t || t->wq == e->rq || e->wq->count <= DGRAM_QLEN))))
+         (e->wq->charge < MQ_MAX && (!t || t->wq == e->rq || e->wq->count <= DGRAM_QLEN))))
       ev |= 0x004;
     if (e->rq->shut_rd && e->shut_wr)
       ev |= POLLHUP;
@@ -721,7 +721,7 @@ static int unix_poll(struct qk_file *f)
     bool eof = e->rq->shut_wr || e->rq->shut_rd;
     if (e->rq->head || eof || e->rq->reset)
       ev |= 0x001;
-    if (!e->shut_wr && !e->wq->closed && !e->wq->shut_rd && e->wq->bytes < MQ_MAX)
+    if (!e->shut_wr && !e->wq->closed && !e->wq->shut_rd && e->wq->charge < MQ_MAX)
       ev |= 0x004;
     if (e->rq->shut_wr && (e->shut_wr || e->wq->closed))
       ev |= POLLHUP;
@@ -762,6 +762,7 @@ static void purge(struct unix_end *e)
     msgs = e->rq->head;
     e->rq->head = e->rq->tail = NULL;
     e->rq->bytes = 0;
+    e->rq->charge = 0;
     e->rq->count = 0;
   }
   while (recs) {

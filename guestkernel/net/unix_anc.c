@@ -48,6 +48,7 @@ void qk_unix_anc_free(struct unix_anc *a)
   for (int i = 0; i < n; i++)
     if (a->fds[i])
       drop_fd(a->fds[i]);
+  qk_kfree(a->fds);
   qk_kfree(a);
 }
 
@@ -58,9 +59,17 @@ struct unix_anc *qk_unix_anc_dup(const struct unix_anc *a)
     return NULL;
   *d = *a;
   d->next = NULL;
-  for (int i = 0; i < d->nfds; i++) {
-    qk_file_ref(d->fds[i]);
-    inflight_add(d->fds[i], 1);
+  d->nfds = 0;
+  d->fds = a->nfds ? qk_kmalloc(SCM_MAX_FD * sizeof(*d->fds)) : NULL;
+  if (a->nfds && !d->fds) {
+    qk_kfree(d);
+    return NULL;
+  }
+  for (int i = 0; i < a->nfds; i++) {
+    if (!a->fds[i])
+      continue;
+    d->fds[d->nfds++] = qk_file_ref(a->fds[i]);
+    inflight_add(a->fds[i], 1);
   }
   return d;
 }
@@ -93,6 +102,10 @@ int64_t qk_unix_anc_parse(const uint8_t *ctl, uint64_t len, struct unix_anc **ou
       uint64_t n = (clen - 16) / 4;
       if (n + (uint64_t)a->nfds > SCM_MAX_FD) {
         r = -QK_EINVAL;
+        break;
+      }
+      if (!a->fds && !(a->fds = qk_kmalloc(SCM_MAX_FD * sizeof(*a->fds)))) {
+        r = -QK_ENOMEM;
         break;
       }
       for (uint64_t i = 0; i < n; i++) {

@@ -27,6 +27,10 @@
 #define SCM_MAX_FD 253
 #define MQ_MAX (208u * 1024) /* bytes queued per message queue (Linux's default wmem) */
 #define DGRAM_QLEN 10        /* net.unix.max_dgram_qlen: datagrams from unconnected senders */
+/* Kernel memory a queued message costs beyond its bytes, counted against
+ * MQ_MAX as Linux counts an skb's truesize: 1-byte messages cannot pile
+ * up by the hundred thousand. */
+#define MSG_COST 512
 
 enum { U_UNBOUND, U_LISTEN, U_CONNECTED };
 
@@ -43,7 +47,7 @@ struct unix_anc {
   bool cred;
   struct ucred_l uc;
   int nfds;
-  struct qk_file *fds[SCM_MAX_FD];
+  struct qk_file **fds; /* SCM_MAX_FD slots, allocated with the first file (NULL: none) */
 };
 
 /* One direction of a stream connection: shared by the writing and the
@@ -70,7 +74,8 @@ struct unix_msg {
 };
 struct unix_mq {
   struct unix_msg *head, *tail;
-  uint64_t bytes;
+  uint64_t bytes;  /* payload queued (FIONREAD) */
+  uint64_t charge; /* bytes + MSG_COST per message: the limit MQ_MAX applies to this */
   uint32_t count;
   bool closed;            /* the reading end is gone: ECONNREFUSED (datagram) / EPIPE */
   bool shut_rd;           /* the reading end shut down reading: EPIPE */

@@ -300,7 +300,7 @@ int64_t qk_unix_msg_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   if (!r) {
     /* Full: bytes over the queue's limit, or (datagrams from a sender the
      * receiver is not connected to) more than max_dgram_qlen queued. */
-    bool full = q->head && q->bytes + u->total > MQ_MAX;
+    bool full = q->head && q->charge + u->total + MSG_COST > MQ_MAX;
     if (e->type == UN_DGRAM && (!te || te->wq != e->rq) && q->count > DGRAM_QLEN)
       full = true;
     if (full)
@@ -334,6 +334,7 @@ int64_t qk_unix_msg_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
       q->head = m;
     q->tail = m;
     q->bytes += m->len;
+    q->charge += m->len + MSG_COST;
     q->count++;
     qk_wake(q);
     qk_wake(&qk_poll_wq);
@@ -391,6 +392,7 @@ int64_t qk_unix_msg_recv(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   if (!q->head)
     q->tail = NULL;
   q->bytes -= m->len;
+  q->charge -= m->len + MSG_COST;
   q->count--;
   *got = m->anc;
   qk_kfree(m);
