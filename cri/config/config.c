@@ -75,7 +75,7 @@ int cri_config_init(struct cri_config *cfg)
   cfg->sandbox.binary = xstrdup("/usr/local/bin/quark-sandbox");
   cfg->sandbox.kernel = xstrdup("/usr/local/lib/quark/qkernel.bin");
   cfg->sandbox.memory_mib = 256;
-  cfg->sandbox.vcpus = 2;
+  cfg->sandbox.vcpus = 1; /* SMP only where a CPU limit asks for more (README) */
   cfg->cni.conf_dir = xstrdup("/etc/cni/net.d");
   cfg->cni.bin_dirs = calloc(2, sizeof(char *));
   if (cfg->cni.bin_dirs) {

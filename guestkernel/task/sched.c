@@ -517,11 +517,13 @@ static void smp_idle(struct qk_task *prev)
     qk_smp_kick_idle();
   bool others_idle = qk_smp_others_idle();
   if (pc->id == 0 && others_idle && !stranded) {
+    /* The others sleep through it; a task made runnable from here on
+     * kicks them at the lock's release (an idle pod stays quiet: no
+     * wake-up of the others per host wait). */
     qk_smp_host_wait = 1;
     idle();
     qk_smp_host_wait = 0;
     pc->idle = 0;
-    qk_smp_kick_idle(); /* they halted while it waited: look again */
     return;
   }
   if (pc->id != 0 && others_idle)
@@ -533,9 +535,10 @@ static void smp_idle(struct qk_task *prev)
     if (qk_arch_timer_arm(want - now) == 0)
       pc->timer_armed = want;
   }
+  uint32_t seen = __atomic_load_n(&pc->kick_seq, __ATOMIC_ACQUIRE);
   qk_smp_unlock();
   qk_arch_wait_for_interrupt();
-  qk_smp_lock_idle();
+  qk_smp_lock_idle(seen);
   pc->idle = 0;
   qk_net_poll_now();
   if (pc->id == 0)

@@ -62,25 +62,43 @@ void qk_smp_unlock(void)
   __atomic_store_n(&bkl, 0, __ATOMIC_RELEASE);
 }
 
-void qk_smp_lock_idle(void)
+/* An idle vCPU needs the lock only to look for work, and the holder kicks
+ * idle vCPUs when it makes a task runnable (deadlines and kernel timers
+ * are armed on the holder's timer too): after a short spin where spinning
+ * is cheap (the kernel worker, native ring 0), or at once where ring 0 is
+ * emulated (~1 us per spin), it halts until kicked. */
+#define IDLE_SPINS 2000
+void qk_smp_lock_idle(uint32_t seen)
 {
   struct qk_percpu *pc = pcpu();
-  while (__atomic_exchange_n(&bkl, 1, __ATOMIC_ACQUIRE)) {
-    if (__atomic_load_n(&qk_smp_host_wait, __ATOMIC_ACQUIRE)) {
-      qk_arch_wait_for_interrupt(); /* kicked when the host wait ends */
+  unsigned spins = qk_arch_spin_cheap() ? IDLE_SPINS : 0;
+  bool work = false; /* kicked while the lock was busy: there is work, spin */
+  for (unsigned n = 0; __atomic_exchange_n(&bkl, 1, __ATOMIC_ACQUIRE); n++) {
+    ack_shootdown(pc);
+    if (__atomic_load_n(&pc->kick_seq, __ATOMIC_ACQUIRE) != seen)
+      work = true;
+    if (!work && (n >= spins || __atomic_load_n(&qk_smp_host_wait, __ATOMIC_ACQUIRE))) {
+      qk_arch_wait_for_interrupt(); /* a kick bumps kick_seq before its IPI */
+      n = 0;
       continue;
     }
-    ack_shootdown(pc);
     cpu_relax();
   }
   ack_shootdown(pc);
   pc->kicked = 0;
 }
 
+/* QK_VECTOR_IPI, counted first (qk_smp_lock_idle). */
+static void kick_cpu(unsigned cpu)
+{
+  __atomic_add_fetch(&qk_percpus[cpu].kick_seq, 1, __ATOMIC_SEQ_CST);
+  qk_arch_send_ipi(cpu, QK_VECTOR_IPI);
+}
+
 void qk_smp_kick(unsigned cpu)
 {
   if (cpu < qk_nr_cpus)
-    qk_arch_send_ipi(cpu, QK_VECTOR_IPI);
+    kick_cpu(cpu);
 }
 
 bool qk_smp_others_idle(void)
@@ -97,7 +115,7 @@ void qk_smp_kick_idle(void)
   struct qk_percpu *me = pcpu();
   for (unsigned i = 0; i < qk_nr_cpus; i++)
     if (&qk_percpus[i] != me && qk_percpus[i].idle)
-      qk_arch_send_ipi(i, QK_VECTOR_IPI);
+      kick_cpu(i);
 }
 
 void qk_smp_tlb_ack(void)
@@ -142,7 +160,7 @@ static void kick_others(struct qk_percpu *me)
       continue;
     if (c->idle) {
       if (wake)
-        qk_arch_send_ipi(i, QK_VECTOR_IPI);
+        kick_cpu(i);
       continue;
     }
     struct qk_task *t = c->running;
@@ -150,7 +168,7 @@ static void kick_others(struct qk_percpu *me)
       continue;
     if (t->state != QK_TASK_RUNNING || ((t->sigpending | t->proc->sigpending) & ~t->sigmask)) {
       c->kicked = 1;
-      qk_arch_send_ipi(i, QK_VECTOR_IPI);
+      kick_cpu(i);
     } else if (wake) {
       c->rearm = true; /* a slice timer, at its next entry */
     }
@@ -199,7 +217,7 @@ void qk_smp_release_aps(void)
 {
   __atomic_store_n(&boot_done, 1, __ATOMIC_RELEASE);
   for (unsigned i = 1; i < qk_nr_cpus; i++)
-    qk_arch_send_ipi(i, QK_VECTOR_IPI);
+    kick_cpu(i);
 }
 
 __attribute__((noreturn)) void qk_smp_ap_main(unsigned cpu)

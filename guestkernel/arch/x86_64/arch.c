@@ -301,6 +301,12 @@ void qk_arch_idle_cr3(void)
   qk_arch_switch_cr3(this_cpu()->boot_cr3);
 }
 
+bool qk_arch_spin_cheap(void)
+{
+  struct qk_cpu *c = this_cpu();
+  return c->in_worker || !(c->bi->host_flags & QK_HOST_RING0_EMULATED);
+}
+
 struct qk_regs *qk_arch_user_frame(void)
 {
   return (struct qk_regs *)(this_cpu()->kstack_top - sizeof(struct qk_regs));

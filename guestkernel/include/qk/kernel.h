@@ -32,6 +32,7 @@ struct qk_percpu {
   volatile uint32_t idle;          /* halted (or waiting on the host) with no task */
   volatile uint32_t in_user;       /* out of the kernel core, bound for user mode */
   volatile uint32_t kicked;        /* an IPI was sent and not yet seen */
+  volatile uint32_t kick_seq;      /* IPIs sent to it (task/smp.c) */
   volatile uint32_t shoot_req;     /* TLB shootdown generation asked ... */
   volatile uint32_t shoot_ack;     /* ... and acknowledged */
   volatile uint32_t flush_pending; /* acknowledged in the kernel: flush on the way out */

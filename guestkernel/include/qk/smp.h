@@ -58,9 +58,11 @@ void qk_smp_tlb_ack(void);
 /* The scheduler's view (task/sched.c <-> task/smp.c). */
 extern volatile bool qk_smp_wake_pending; /* a task became runnable */
 extern volatile uint32_t qk_smp_host_wait; /* vCPU 0 waits on the host, lock held */
-/* Retakes the lock after an idle halt; halts again while vCPU 0 holds it
- * for a host wait (it kicks the idle vCPUs when done). */
-void qk_smp_lock_idle(void);
+/* Retakes the lock after an idle halt. seen: this vCPU's kick_seq before
+ * it released the lock; while no kick came since, it halts again rather
+ * than spin for a busy lock (the holder kicks idle vCPUs when it makes a
+ * task runnable). */
+void qk_smp_lock_idle(uint32_t seen);
 void qk_smp_kick(unsigned cpu);           /* QK_VECTOR_IPI to cpu */
 bool qk_smp_others_idle(void);            /* every other vCPU idles */
 void qk_smp_kick_idle(void);              /* IPI every idle vCPU but this one */
@@ -82,6 +84,9 @@ bool qk_arch_tlb_dirty_take(void);
 /* Loads the kernel-only page table (an idle vCPU keeps no user address
  * space live; a freed one must not stay in its CR3). */
 void qk_arch_idle_cr3(void);
+/* Spinning here runs natively (the kernel worker, or ring 0 that is not
+ * emulated). */
+bool qk_arch_spin_cheap(void);
 /* The user trap frame slot at the top of this vCPU's kernel stack. */
 struct qk_regs *qk_arch_user_frame(void);
 /* Enters the scheduler of an AP (QK_VECTOR_AP_START) in the kernel worker

@@ -7,7 +7,7 @@
  * (CLONE_VM), the descriptor table (CLONE_FILES) and the fs context
  * (CLONE_FS: cwd, umask).
  *
- * Scheduling runs every task on vCPU 0 (no SMP yet): a task runs until it
+ * Scheduling runs tasks on every vCPU (SMP: task/smp.c): a task runs until it
  * blocks, yields, exits, has made QK_SLICE_SYSCALLS syscalls / run
  * QK_SLICE_NS since it was picked, or is preempted by the x2APIC timer at the
  * end of its slice while another task is runnable (task/sched.c, arch/). No per-task kernel stack: a syscall that must wait parks its

@@ -55,7 +55,7 @@ if [ "$vcpus" -gt 1 ]; then
   # slower: smaller sizes there.
   big=1500 rounds=200 storm=12
   if [ "$mode" = ring0 ] && [ -e /sys/module/kvm_pvm ]; then
-    big=150 rounds=40 storm=3
+    big=40 rounds=10 storm=2
   fi
   run ncpu /bin/t_smp ncpu "$vcpus"
   run pthreads /bin/t_smp pthreads $big

@@ -42,7 +42,7 @@ Test(config, defaults)
   cr_assert_str_eq(cfg.sandbox.binary, "/usr/local/bin/quark-sandbox");
   cr_assert_str_eq(cfg.sandbox.kernel, "/usr/local/lib/quark/qkernel.bin");
   cr_assert_eq(cfg.sandbox.memory_mib, 256);
-  cr_assert_eq(cfg.sandbox.vcpus, 2);
+  cr_assert_eq(cfg.sandbox.vcpus, 1);
   cr_assert_str_eq(cfg.cni.conf_dir, "/etc/cni/net.d");
   cr_assert_eq(cfg.cni.n_bin_dirs, 2);
   cr_assert_str_eq(cfg.cni.bin_dirs[1], "/usr/lib/cni");
