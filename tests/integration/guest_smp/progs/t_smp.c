@@ -437,8 +437,31 @@ static void on_pw(int s)
   pw_hits++;
 }
 
+static volatile int pw_cb;
+static void pw_cbf(union sigval v)
+{
+  (void)v;
+  pw_cb++;
+}
+
 static void t_pwait(int rounds)
 {
+  /* As in t_events: a SIGEV_THREAD timer first (glibc's helper thread). */
+  struct sigevent se;
+  memset(&se, 0, sizeof se);
+  se.sigev_notify = SIGEV_THREAD;
+  se.sigev_notify_function = pw_cbf;
+  timer_t tc;
+  CHECK_EQ(timer_create(CLOCK_MONOTONIC, &se, &tc), 0);
+  for (int round = 1; round <= 3; round++) {
+    struct itimerspec its = {.it_value = {0, 10000000}};
+    CHECK_EQ(timer_settime(tc, 0, &its, NULL), 0);
+    uint64_t t0 = now_ns();
+    while (pw_cb < round && now_ns() - t0 < 5000000000ull)
+      usleep(2000);
+  }
+  CHECK_EQ(pw_cb, 3);
+  CHECK_EQ(timer_delete(tc), 0);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_pw;
