@@ -436,6 +436,10 @@ static unsigned put_hex(char *buf, unsigned pos, unsigned cap, const char *name,
 
 static __attribute__((noreturn)) void kernel_fault(struct qk_regs *r, uint64_t cr2)
 {
+  /* Always in ring 0 here, also for a fault of the CPL3 worker: the panic
+   * report must use the ports itself (a worker service, int3 from ring 0,
+   * would end in a KVM emulation failure and lose the message). */
+  this_cpu()->in_worker = 0;
   char m[QK_PANIC_MSG_SIZE];
   unsigned p = 0;
   const char *hdr = "kernel trap: ";
