@@ -16,6 +16,7 @@
 
 #include "convert.h"
 #include "image.h"
+#include "pod_cgroup.h"
 #include "pods.h"
 #include "seccomp_profile.h"
 
@@ -294,6 +295,16 @@ static grpc_status_code validate_config(struct cri_call *call,
 }
 
 /* The container's memory limit for the guest kernel's accounting (0: none). */
+/* LinuxContainerResources as the container record keeps them (CTR_EXT_RES). */
+static json_t *res_json(const Runtime__V1__LinuxContainerResources *r)
+{
+  return json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}", "CpuPeriod", (json_int_t)r->cpu_period,
+                   "CpuQuota", (json_int_t)r->cpu_quota, "CpuShares", (json_int_t)r->cpu_shares,
+                   "MemoryLimitInBytes", (json_int_t)r->memory_limit_in_bytes, "CpusetCpus",
+                   r->cpuset_cpus ? r->cpuset_cpus : "", "CpusetMems",
+                   r->cpuset_mems ? r->cpuset_mems : "");
+}
+
 static uint64_t mem_limit_of(const Runtime__V1__LinuxContainerConfig *l)
 {
   return l && l->resources && l->resources->memory_limit_in_bytes > 0
@@ -409,6 +420,8 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
   memcpy(rec.id, x.id, 65);
   memcpy(rec.pod_id, pod->id, 65);
   rec.ext = json_pack("{s:s,s:s}", CTR_EXT_DIR, x.dir, CTR_EXT_ROOTFS, x.rootfs);
+  if (rec.ext && c->linux && c->linux->resources) /* the pod cgroup sums these */
+    json_object_set_new(rec.ext, CTR_EXT_RES, res_json(c->linux->resources));
   if (!rec.ext || cri_conv_map_in((void *const *)c->labels, c->n_labels, &rec.labels) < 0 ||
       cri_conv_map_in((void *const *)c->annotations, c->n_annotations, &rec.annotations) < 0)
     rc = q_error_make(&err, ENOMEM, "container record");
@@ -535,6 +548,8 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
           c->metadata->name, pod->id, (double)(tm[1] - tm[0]) / 1e6, (double)(tm[2] - tm[1]) / 1e6,
           (double)(tm[3] - tm[2]) / 1e6, (double)(tm[4] - tm[3]) / 1e6,
           (double)(tm[5] - tm[4]) / 1e6);
+  if (cri_pod_cgroup_update(p, pod->id, &err) < 0) /* CPU limits (pod_cgroup.h) */
+    q_warn(x.id, "pod cgroup: %s", q_error_msg(err));
   cri_pod_free(pod);
   Runtime__V1__CreateContainerResponse *out =
       cri_call_new_msg(call, &runtime__v1__create_container_response__descriptor);
@@ -864,7 +879,7 @@ static grpc_status_code rpc_reopen_log(struct cri_call *call, const ProtobufCMes
     struct sbx_client *own = cri_pods_sbx_private(pod);
     struct sbx_client *c = own ? own : cri_pods_sbx(p, e, pod, &rc, &err);
     if (c)
-      rc = sbx_container_reopen_log(c, ctr->id, &err);
+      rc = sbx_container_reopen_log(c, ctr->id, ctr->log_path, &err);
     if (own)
       sbx_client_close(own);
     cri_pods_put(p, e);
@@ -918,15 +933,11 @@ static grpc_status_code rpc_update_resources(struct cri_call *call, const Protob
     cri_pod_free(pod);
     return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT, "negative resource values");
   }
-  json_t *o = json_pack(
-      "{s:I,s:I,s:I,s:I,s:s,s:s}", "CpuPeriod", (json_int_t)r->cpu_period, "CpuQuota",
-      (json_int_t)r->cpu_quota, "CpuShares", (json_int_t)r->cpu_shares, "MemoryLimitInBytes",
-      (json_int_t)r->memory_limit_in_bytes, "CpusetCpus", r->cpuset_cpus ? r->cpuset_cpus : "",
-      "CpusetMems", r->cpuset_mems ? r->cpuset_mems : "");
+  json_t *o = res_json(r);
   q_cleanup_error q_error *err = NULL;
   /* The memory limit goes to the guest kernel's accounting (a container
-   * past it is OOM-killed, reason OOMKilled); CPU values are recorded
-   * (ContainerStatus reports them) but not enforced: see README. */
+   * past it is OOM-killed, reason OOMKilled); CPU values go to the pod's
+   * cgroup (pod_cgroup.h: the sum over its containers). */
   int rc = 0;
   struct cri_pod_entry *e = o ? cri_pods_get(p, pod->id) : NULL;
   if (e) {
@@ -940,6 +951,8 @@ static grpc_status_code rpc_update_resources(struct cri_call *call, const Protob
   }
   if (rc == 0)
     rc = o ? cri_state_update_ctr(p->st, ctr->id, set_resources, o, &err) : -ENOMEM;
+  if (rc == 0)
+    rc = cri_pod_cgroup_update(p, pod->id, &err);
   json_decref(o);
   cri_ctr_free(ctr);
   cri_pod_free(pod);

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "pod_cgroup.h"
 #include "pods.h"
 
 #define LEFTOVER_KILL_WAIT_MS 3000
@@ -309,6 +310,9 @@ int cri_pods_teardown(struct cri_pods *p, struct cri_pod_entry *e, const struct 
     if ((rc = q_rm_rf(run_dir, err)) < 0)
       return rc;
   }
+  *step = "remove pod cgroup";
+  if ((rc = cri_pod_cgroup_remove(pod, err)) < 0)
+    return rc;
   *step = "remove pod record";
   return cri_state_remove_pod(p->st, pod->id, err);
 }

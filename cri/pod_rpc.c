@@ -11,7 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cgroup.h" /* sandbox/jail */
 #include "convert.h"
+#include "pod_cgroup.h"
 #include "pods.h"
 
 #define POD_STOP_TIMEOUT_MS 10000
@@ -138,6 +140,7 @@ struct run_ctx {
   net_dns_config dns;
   net_pod np;
   net_pod_network *net; /* CNI result */
+  json_t *cgroup;       /* the pod's cgroup record (pod_cgroup.h) */
   char *loop_netns;     /* the namespace quarkd created (loopback only or CNI) */
   const char *mode;
   char *note;
@@ -154,6 +157,7 @@ static void run_ctx_free(struct run_ctx *r)
   net_pod_network_free(r->net);
   free(r->loop_netns);
   free(r->note);
+  json_decref(r->cgroup);
 }
 
 static int build_net_pod(struct run_ctx *r)
@@ -270,6 +274,10 @@ static void rollback(struct run_ctx *r)
   if (r->run_dir && q_rm_rf(r->run_dir, &err) < 0)
     q_warn(r->id, "rollback: %s", q_error_msg(err));
   q_error_free(&err);
+  const char *cg = json_string_value(json_object_get(r->cgroup, "Path"));
+  if (cg && sbx_cgroup_remove(cg, &err) < 0)
+    q_warn(r->id, "rollback: %s", q_error_msg(err));
+  q_error_free(&err);
   if (cri_state_remove_pod(r->p->st, r->id, &err) < 0)
     q_warn(r->id, "rollback: record: %s", q_error_msg(err));
 }
@@ -290,6 +298,11 @@ static int set_network(struct cri_pod *pod, void *arg)
     json_array_append_new(ips, json_string(r->net->additional_ips[i]));
   json_object_set_new(pod->ext, POD_EXT_IPS, ips);
   return 0;
+}
+
+static int set_cgroup(struct cri_pod *pod, void *arg)
+{
+  return json_object_set(pod->ext, POD_EXT_CGROUP, arg) < 0 ? -ENOMEM : 0;
 }
 
 static int set_ready(struct cri_pod *pod, void *arg)
@@ -404,6 +417,11 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
   const char *step = "pod run dir";
   if ((rc = q_mkdir_p(r.run_dir, 0711, &err)) < 0)
     goto fail;
+  step = "pod cgroup";
+  const char *cgroup = NULL;
+  if ((rc = cri_pod_cgroup_create(r.id, c, mem, &r.cgroup, &cgroup, &err)) < 0 ||
+      (rc = cri_state_update_pod(p->st, r.id, set_cgroup, r.cgroup, &err)) < 0)
+    goto fail;
   step = "pod network";
   if ((rc = setup_network(&r, &err)) < 0)
     goto fail;
@@ -461,6 +479,7 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
                               .netns_path = netns_of(&r),
                               .hostname = r.hostname,
                               .run_dir = r.run_dir,
+                              .cgroup = cgroup,
                               .log_path = sbx_log};
   tm[2] = q_mono_ns();
   rc = sbx_client_create(&spec, &r.sbx, &err);
@@ -589,6 +608,8 @@ static int stop_pod(struct cri_pods *p, struct cri_pod_entry *e, const struct cr
       return q_error_wrap(err, "stop sandbox");
   }
   cri_pods_set_sbx(e, NULL);
+  if ((rc = cri_pod_cgroup_remove(pod, err)) < 0) /* and any VMM left in it */
+    return rc;
   if ((rc = cri_state_update_pod(p->st, pod->id, set_notready, NULL, err)) < 0)
     return rc;
   const char *mode = ext_str(pod, POD_EXT_NETMODE);

@@ -30,6 +30,7 @@
 #include "guest.h"
 #include "jail/guest_sec.h"
 #include "jail/jail.h"
+#include "jail/rootmount.h"
 #include "kvm/vm.h"
 #include "pod/pod.h"
 #include "qcall/ops_tsor.h"
@@ -45,6 +46,7 @@ static void usage(FILE *f)
              "                        [--tsor SOCKET --tsor-ip IP [--tsor-cidr CIDR,...]] -- PROGRAM [ARGS...]\n"
              "       quark-sandbox run ... [--user UID[:GID]] [--groups G,..] [--caps HEX] [--no-new-privs]\n"
              "                             [--seccomp-bpf FILE] [--read-only-root] -- PROGRAM (guest security settings)\n"
+             "       quark-sandbox run ... [--masked-path PATH]... [--readonly-path PATH]... -- PROGRAM\n"
              "       quark-sandbox pod --control SOCK --pod-id ID [options] (see quark-sandbox pod --help)\n");
 }
 
@@ -64,6 +66,9 @@ static int cmd_run(int argc, char **argv)
       {"groups", required_argument, NULL, 0x100},      {"user", required_argument, NULL, 0x100},
       {"no-new-privs", no_argument, NULL, 0x100},
       {"read-only-root", no_argument, NULL, 0x100}, /* readOnlyRootFilesystem */
+      /* OCI masked and read-only paths, made on the host (jail/rootmount.h) */
+      {"masked-path", required_argument, NULL, 0x101},
+      {"readonly-path", required_argument, NULL, 0x102},
       {NULL, 0, NULL, 0},
   };
   const char *rootfs = NULL, *cwd = "/", *stats = NULL;
@@ -81,6 +86,7 @@ static int cmd_run(int argc, char **argv)
     return EXIT_SANDBOX_FAILURE;
   int c, oi;
   struct sbx_guest_sec sec = {0};
+  json_t *masked = NULL, *ropaths = NULL; /* made at the first path */
   optind = 1;
   while ((c = getopt_long(argc, argv, "+", opts, &oi)) != -1) {
     char *end;
@@ -95,6 +101,22 @@ static int cmd_run(int argc, char **argv)
       }
       break;
     }
+    case 0x101:
+    case 0x102:
+      if (optarg[0] != '/') {
+        q_error_log(NULL, "--%s wants an absolute path in the container", opts[oi].name);
+        json_decref(masked);
+        json_decref(ropaths);
+        sbx_guest_sec_free(&sec);
+        free(env);
+        return EXIT_SANDBOX_FAILURE;
+      }
+      if (c == 0x101 && !masked)
+        masked = json_array();
+      if (c == 0x102 && !ropaths)
+        ropaths = json_array();
+      json_array_append_new(c == 0x101 ? masked : ropaths, json_string(optarg));
+      break;
     case 'r':
       rootfs = optarg;
       break;
@@ -206,14 +228,21 @@ static int cmd_run(int argc, char **argv)
         q_error_log(NULL, "%s", q_error_msg(jerr));
       sbx_guest_sec_free(&sec);
       free(env);
+      json_decref(masked);
+      json_decref(ropaths);
       return jr == 1 ? jst : EXIT_SANDBOX_FAILURE;
     }
   }
   int status = EXIT_SANDBOX_FAILURE;
   q_cleanup_error q_error *err = NULL;
   struct sbx_guest *g = NULL;
-  q_cleanup_close int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0) {
+  /* Masked and read-only paths: the root in a private mount namespace of
+   * a helper (inside the jail, before capabilities go), as pods get it. */
+  q_cleanup_close int rootfd = -1, rootns = -1;
+  if (json_array_size(masked) || json_array_size(ropaths)) {
+    if (sbx_root_open(rootfs, NULL, false, masked, ropaths, &rootfd, &rootns, &err) < 0)
+      goto out;
+  } else if ((rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
     q_error_make(&err, errno, "open rootfs %s", rootfs);
     goto out;
   }
@@ -254,6 +283,8 @@ static int cmd_run(int argc, char **argv)
 out:
   if (err)
     q_error_log(NULL, "%s", q_error_msg(err));
+  json_decref(masked);
+  json_decref(ropaths);
   sbx_guest_destroy(g);
   sbx_guest_sec_free(&sec);
   free(env);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../jail/rootmount.h"
 #include "../pod/proto.h"
 
 #define READY_TIMEOUT_MS 30000
@@ -61,7 +62,8 @@ static int dial(const char *path, int *out)
 /* One request/response. Transport failures are -ESRCH (the sandbox is
  * gone or broke the protocol); the connection is then dropped. Under c->lock. */
 static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp,
-                       char **blob, size_t *blob_len, int *fds, int *nfds, q_error **err)
+                       char **blob, size_t *blob_len, int *fds, int *nfds, q_error **err,
+                       const int *sfds, int nsfds)
 {
   *resp = NULL;
   if (c->fd < 0) {
@@ -69,7 +71,7 @@ static int call_locked(struct sbx_client *c, json_t *req, int timeout_ms, json_t
     if (r < 0)
       return q_error_make(err, ESRCH, "sandbox %s: %s", c->socket, strerror(-r));
   }
-  int r = sbx_proto_send(c->fd, req, NULL, 0, NULL, 0);
+  int r = sbx_proto_send(c->fd, req, NULL, 0, sfds, nsfds);
   if (r == 0)
     r = sbx_proto_recv(c->fd, resp, blob, blob_len, fds, nfds, timeout_ms);
   if (r < 0) {
@@ -110,11 +112,36 @@ static int call(struct sbx_client *c, json_t *req, int timeout_ms, json_t **resp
     return q_error_make(err, ENOMEM, "request");
   pthread_mutex_lock(&c->lock);
   json_t *tmp = NULL;
-  int r = call_locked(c, req, timeout_ms, resp ? resp : &tmp, blob, blob_len, NULL, NULL, err);
+  int r = call_locked(c, req, timeout_ms, resp ? resp : &tmp, blob, blob_len, NULL, NULL, err,
+                      NULL, 0);
   pthread_mutex_unlock(&c->lock);
   json_decref(tmp);
   json_decref(req);
   return r;
+}
+
+/* Like call, and sends fds with the request (closed here either way). */
+static int call_with_fds(struct sbx_client *c, json_t *req, int *fds, int nfds, q_error **err)
+{
+  int r;
+  if (!req) {
+    r = q_error_make(err, ENOMEM, "request");
+  } else {
+    json_t *resp = NULL;
+    pthread_mutex_lock(&c->lock);
+    r = call_locked(c, req, CALL_TIMEOUT_MS, &resp, NULL, NULL, NULL, NULL, err, fds, nfds);
+    pthread_mutex_unlock(&c->lock);
+    json_decref(resp);
+    json_decref(req);
+  }
+  for (int i = 0; i < nfds; i++)
+    close(fds[i]);
+  return r;
+}
+
+static int open_log(const char *path)
+{
+  return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
 }
 
 static int hello(struct sbx_client *c, q_error **err)
@@ -243,6 +270,10 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
     argv[n++] = "--log";
     argv[n++] = spec->log_path;
   }
+  if (spec->cgroup) {
+    argv[n++] = "--cgroup";
+    argv[n++] = spec->cgroup;
+  }
   if (spec->tsor_socket && spec->tsor_ip) { /* TSoR */
     argv[n++] = "--tsor";
     argv[n++] = spec->tsor_socket;
@@ -357,6 +388,17 @@ int sbx_client_stop(struct sbx_client *c, int timeout_ms, q_error **err)
     c->fd = -1;
   }
   pthread_mutex_unlock(&c->lock);
+  /* A jailed sandbox cannot unlink its socket (its supervisor does, a
+   * moment after it died): gone now, it is removed here when nobody
+   * answers on it any more, so a reconnect never finds a dead sandbox. */
+  int probe = -1;
+  if (!alive(c->pid)) {
+    int dr = dial(c->socket, &probe);
+    if (dr == -ECONNREFUSED)
+      unlink(c->socket);
+    else if (dr == 0)
+      close(probe);
+  }
   return 0;
 }
 
@@ -427,7 +469,31 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
     json_object_set_new(req, "memory_limit", json_integer((json_int_t)s->memory_limit));
   if (req && s->pids_limit)
     json_object_set_new(req, "pids_limit", json_integer((json_int_t)s->pids_limit));
-  return call(c, req, CALL_TIMEOUT_MS, NULL, NULL, NULL, err);
+  if (!req)
+    return q_error_make(err, ENOMEM, "container spec");
+  /* The root (with its mounts) and the log file are opened here, outside
+   * the pod daemon's jail, and travel as fds (README "The jail"). */
+  int fds[3] = {-1, -1, -1}, n = 0;
+  int r = sbx_root_open(s->rootfs, mounts, s->readonly_rootfs,
+                        json_object_get(req, "masked_paths"), json_object_get(req, "readonly_paths"),
+                        &fds[0], &fds[1], err);
+  if (r == 0 && s->log_path && *s->log_path && (fds[2] = open_log(s->log_path)) < 0)
+    r = q_error_make(err, errno, "open log %s", s->log_path);
+  if (r < 0) {
+    json_decref(req);
+    for (int i = 0; i < 3; i++)
+      if (fds[i] >= 0)
+        close(fds[i]);
+    return r;
+  }
+  int sfds[3];
+  const char *keys[3] = {"fd_root", "fd_mntns", "fd_log"};
+  for (int i = 0; i < 3; i++)
+    if (fds[i] >= 0) {
+      json_object_set_new(req, keys[i], json_integer(n));
+      sfds[n++] = fds[i];
+    }
+  return call_with_fds(c, req, sfds, n, err);
 }
 
 int sbx_container_update(struct sbx_client *c, const char *id, uint64_t memory_limit, q_error **err)
@@ -458,9 +524,18 @@ int sbx_container_delete(struct sbx_client *c, const char *id, q_error **err)
 {
   return simple(c, "delete", id, err);
 }
-int sbx_container_reopen_log(struct sbx_client *c, const char *id, q_error **err)
+int sbx_container_reopen_log(struct sbx_client *c, const char *id, const char *log_path,
+                             q_error **err)
 {
-  return simple(c, "reopen_log", id, err);
+  if (!log_path || !*log_path)
+    return simple(c, "reopen_log", id, err);
+  if (!id)
+    return q_error_make(err, EINVAL, "no container id");
+  int fd = open_log(log_path);
+  if (fd < 0)
+    return q_error_make(err, errno, "reopen log %s", log_path);
+  return call_with_fds(c, json_pack("{s:s,s:s,s:i}", "op", "reopen_log", "id", id, "fd_log", 0),
+                       &fd, 1, err);
 }
 
 int sbx_container_signal(struct sbx_client *c, const char *id, int signo, q_error **err)
@@ -600,7 +675,7 @@ static int call_fds(struct sbx_client *c, json_t *req, json_t **resp, int fds[3]
   json_t *rs = NULL;
   int got[SBX_PROTO_MAX_FDS], ngot = 0;
   pthread_mutex_lock(&c->lock);
-  int r = call_locked(c, req, CALL_TIMEOUT_MS, &rs, NULL, NULL, got, &ngot, err);
+  int r = call_locked(c, req, CALL_TIMEOUT_MS, &rs, NULL, NULL, got, &ngot, err, NULL, 0);
   pthread_mutex_unlock(&c->lock);
   json_decref(req);
   if (r < 0)

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -21,7 +22,8 @@
 
 #include <quark/net.h>
 
-#define CGROUP_ROOT "/sys/fs/cgroup"
+#include "cgroup.h"
+
 
 /* ---- options ---- */
 
@@ -149,6 +151,13 @@ int sbx_jail_opt(struct sbx_jail_opts *o, const char *name, const char *v, q_err
     return add_path(o->ro_paths, &o->nro, name, v, err);
   if (!strcmp(name, "bind"))
     return add_path(o->rw_paths, &o->nrw, name, v, err);
+  if (!strcmp(name, "cgroup")) {
+    char tmp[PATH_MAX];
+    if (sbx_cgroup_pod_path(v, "x", tmp, sizeof tmp) < 0 || v[0] == '/')
+      return q_error_make(err, EINVAL, "jail cgroup: bad path '%s'", v);
+    o->cgroup = v;
+    return 0;
+  }
   if (!strcmp(name, "netns")) {
     if (v[0] != '/')
       return q_error_make(err, EINVAL, "jail netns: '%s' is not an absolute path", v);
@@ -200,24 +209,11 @@ int sbx_jail_opt(struct sbx_jail_opts *o, const char *name, const char *v, q_err
   return q_error_make(err, EINVAL, "unknown jail option '%s'", name);
 }
 
-/* ---- cgroup ---- */
+/* ---- cgroup (cgroup.h) ---- */
 
-/* The layout this host has: a cgroup2 mount at /sys/fs/cgroup (unified), or
- * per-controller v1 hierarchies under it (legacy, or hybrid, where the v2
- * mount at /sys/fs/cgroup/unified holds no controller we need). */
-static bool cgroup_v2(void)
-{
-  struct statfs s;
-  return statfs(CGROUP_ROOT, &s) == 0 && s.f_type == CGROUP2_SUPER_MAGIC;
-}
-
-struct cg_file {
-  const char *ctrl; /* v1 hierarchy */
-  const char *file;
-  char value[64];
-};
-
-static int cgroup_dir(const struct sbx_jail_opts *o, const char *ctrl, char *out, size_t size)
+/* The cgroup the jail joins: the given one (pod mode: quarkd made it), or
+ * <cgroup-parent>/<pod-id> that the jail makes (run mode). */
+static int cgroup_of(const struct sbx_jail_opts *o, char *out, size_t size)
 {
   char id[32];
   const char *pod = o->pod_id;
@@ -225,133 +221,59 @@ static int cgroup_dir(const struct sbx_jail_opts *o, const char *ctrl, char *out
     snprintf(id, sizeof id, "sbx-%d", (int)getpid());
     pod = id;
   }
-  int n = ctrl ? snprintf(out, size, CGROUP_ROOT "/%s/%s/%s", ctrl, o->cgroup_parent, pod)
-               : snprintf(out, size, CGROUP_ROOT "/%s/%s", o->cgroup_parent, pod);
+  int n = o->cgroup ? snprintf(out, size, "%s", o->cgroup)
+                    : snprintf(out, size, "%s/%s", o->cgroup_parent, pod);
   return n > 0 && (size_t)n < size ? 0 : -ENAMETOOLONG;
 }
 
-static int write_str(const char *dir, const char *file, const char *value, q_error **err)
-{
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  q_cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return q_error_make(err, errno, "open %s", path);
-  if (q_write_all(fd, value, strlen(value)) < 0)
-    return q_error_make(err, errno, "write '%s' to %s", value, path);
-  return 0;
-}
-
-/* The limits as (v1 controller, file, value) rows; v2 rows have ctrl NULL. */
-static size_t cgroup_rows(const struct sbx_jail_opts *o, bool v2, struct cg_file rows[4])
-{
-  size_t n = 0;
-  if (o->memory_limit) {
-    rows[n] =
-        (struct cg_file){v2 ? NULL : "memory", v2 ? "memory.max" : "memory.limit_in_bytes", ""};
-    snprintf(rows[n++].value, sizeof rows[0].value, "%llu", (unsigned long long)o->memory_limit);
-  }
-  if (o->cpu_quota_us) {
-    if (v2) {
-      rows[n] = (struct cg_file){NULL, "cpu.max", ""};
-      snprintf(rows[n++].value, sizeof rows[0].value, "%llu %llu",
-               (unsigned long long)o->cpu_quota_us, (unsigned long long)o->cpu_period_us);
-    } else {
-      /* The period first: a quota larger than the old period is fine. */
-      rows[n] = (struct cg_file){"cpu", "cpu.cfs_period_us", ""};
-      snprintf(rows[n++].value, sizeof rows[0].value, "%llu", (unsigned long long)o->cpu_period_us);
-      rows[n] = (struct cg_file){"cpu", "cpu.cfs_quota_us", ""};
-      snprintf(rows[n++].value, sizeof rows[0].value, "%llu", (unsigned long long)o->cpu_quota_us);
-    }
-  }
-  if (o->pids_limit) {
-    rows[n] = (struct cg_file){v2 ? NULL : "pids", "pids.max", ""};
-    snprintf(rows[n++].value, sizeof rows[0].value, "%llu", (unsigned long long)o->pids_limit);
-  }
-  return n;
-}
-
-static const char *const v1_ctrls[] = {"memory", "cpu", "pids"};
-
-/* Creates the pod's cgroup(s) and writes the limits (before the fork). */
 static int cgroup_create(const struct sbx_jail_opts *o, q_error **err)
 {
-  bool v2 = cgroup_v2();
-  char dir[PATH_MAX];
-  if (v2) {
-    /* Controllers must be enabled on every level above the pod. */
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, CGROUP_ROOT "/%s", o->cgroup_parent);
-    int r = q_mkdir_p(path, 0755, err);
-    if (r < 0)
-      return r;
-    for (char *p = path + strlen(CGROUP_ROOT);;) {
-      char save = *p;
-      *p = 0;
-      write_str(path[0] ? path : CGROUP_ROOT, "cgroup.subtree_control", "+memory +cpu +pids", NULL);
-      *p = save;
-      if (!save)
-        break;
-      p = strchr(p + 1, '/');
-      if (!p)
-        p = path + strlen(path);
-    }
-    if (cgroup_dir(o, NULL, dir, sizeof dir) < 0 || (mkdir(dir, 0755) < 0 && errno != EEXIST))
-      return q_error_make(err, errno ? errno : ENAMETOOLONG, "create cgroup %s", dir);
-  } else {
-    for (size_t i = 0; i < Q_ARRAY_SIZE(v1_ctrls); i++) {
-      if (cgroup_dir(o, v1_ctrls[i], dir, sizeof dir) < 0)
-        return q_error_make(err, ENAMETOOLONG, "cgroup path");
-      int r = q_mkdir_p(dir, 0755, err);
-      if (r < 0)
-        return r;
-    }
-  }
-  struct cg_file rows[4];
-  size_t n = cgroup_rows(o, v2, rows);
-  for (size_t i = 0; i < n; i++) {
-    cgroup_dir(o, rows[i].ctrl, dir, sizeof dir);
-    int r = write_str(dir, rows[i].file, rows[i].value, err);
-    if (r < 0)
-      return q_error_wrap(err, "cgroup limit");
-  }
-  return 0;
+  char path[PATH_MAX];
+  if (cgroup_of(o, path, sizeof path) < 0)
+    return q_error_make(err, ENAMETOOLONG, "cgroup path");
+  struct sbx_cgroup_limits l = {.memory = o->memory_limit,
+                                .cpu_quota_us = o->cpu_quota_us,
+                                .cpu_period_us = o->cpu_period_us,
+                                .pids = o->pids_limit};
+  return sbx_cgroup_create(path, &l, err);
 }
 
-/* Moves the calling process ("0" means the writer) into the pod's cgroup(s). */
 static int cgroup_join(const struct sbx_jail_opts *o, q_error **err)
 {
-  char dir[PATH_MAX];
-  if (cgroup_v2()) {
-    cgroup_dir(o, NULL, dir, sizeof dir);
-    return write_str(dir, "cgroup.procs", "0", err);
-  }
-  for (size_t i = 0; i < Q_ARRAY_SIZE(v1_ctrls); i++) {
-    cgroup_dir(o, v1_ctrls[i], dir, sizeof dir);
-    int r = write_str(dir, "cgroup.procs", "0", err);
-    if (r < 0)
-      return r;
-  }
-  return 0;
+  char path[PATH_MAX];
+  if (cgroup_of(o, path, sizeof path) < 0)
+    return q_error_make(err, ENAMETOOLONG, "cgroup path");
+  return sbx_cgroup_join(path, 0, err);
 }
 
 /* After the jailed child is gone: the cgroup is empty and can go. */
 static void cgroup_remove(const struct sbx_jail_opts *o)
 {
-  char dir[PATH_MAX];
-  if (cgroup_v2()) {
-    cgroup_dir(o, NULL, dir, sizeof dir);
-    rmdir(dir);
-    return;
-  }
-  for (size_t i = 0; i < Q_ARRAY_SIZE(v1_ctrls); i++) {
-    cgroup_dir(o, v1_ctrls[i], dir, sizeof dir);
-    if (rmdir(dir) < 0 && errno != ENOENT)
-      q_warn(o->pod_id, "remove cgroup %s: %s", dir, strerror(errno));
-  }
+  char path[PATH_MAX];
+  q_cleanup_error q_error *err = NULL;
+  if (cgroup_of(o, path, sizeof path) == 0 && sbx_cgroup_remove(path, &err) < 0)
+    q_warn(o->pod_id, "%s", q_error_msg(err));
 }
 
 /* ---- pid namespace and the supervisor ---- */
+
+static pid_t host_pid; /* this process's pid in the caller's namespace (0: not cloned) */
+
+/* Right after the clone, while /proc is still the caller's: the first
+ * NSpid field is the pid there. */
+static pid_t read_host_pid(void)
+{
+  q_cleanup_free char *buf = NULL;
+  if (q_read_file("/proc/self/status", 1 << 16, &buf, NULL, NULL) < 0)
+    return 0;
+  const char *p = strstr(buf, "\nNSpid:");
+  return p ? (pid_t)strtol(p + 7, NULL, 10) : 0;
+}
+
+pid_t sbx_jail_host_pid(void)
+{
+  return host_pid ? host_pid : getpid();
+}
 
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
@@ -363,10 +285,11 @@ static bool catches(pid_t child, int sig)
   q_cleanup_free char *buf = NULL;
   if (q_read_file(path, 1 << 16, &buf, NULL, NULL) < 0)
     return false;
-  const char *p = strstr(buf, "\nSigCgt:");
-  if (!p)
+  /* a handler, or blocked (a pod daemon reads SIGTERM from a signalfd) */
+  const char *p = strstr(buf, "\nSigCgt:"), *b = strstr(buf, "\nSigBlk:");
+  if (!p || !b)
     return false;
-  unsigned long long mask = strtoull(p + 8, NULL, 16);
+  unsigned long long mask = strtoull(p + 8, NULL, 16) | strtoull(b + 8, NULL, 16);
   return (mask >> (sig - 1)) & 1;
 }
 
@@ -583,7 +506,8 @@ out:
 int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **err)
 {
   int r;
-  if (o->cgroup_parent && (r = cgroup_create(o, err)) < 0)
+  bool own_cgroup = o->cgroup_parent && !o->cgroup; /* made (and removed) here */
+  if (own_cgroup && (r = cgroup_create(o, err)) < 0)
     return q_error_wrap(err, "jail");
   if (!(o->flags & SBX_JAIL_NO_PIDNS)) {
     sigset_t set, old;
@@ -605,18 +529,23 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
                                          : "");
     }
     if (pid > 0) {
+      /* The supervisor keeps no descriptor of the VMM's: a listening
+       * control socket held here would accept connections for a dead
+       * daemon until the supervisor ends. */
+      syscall(SYS_close_range, 3u, ~0u, 0u);
       *exit_status = supervise(pid, &old);
-      if (o->cgroup_parent)
+      if (own_cgroup)
         cgroup_remove(o);
       return 1;
     }
+    host_pid = read_host_pid();
     sigprocmask(SIG_SETMASK, &old, NULL);
     /* The supervisor's death (SIGKILL from a node agent) takes the VMM. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
   } else if (unshare(CLONE_NEWIPC) < 0) {
     return q_error_make(err, errno, "jail: unshare ipc namespace");
   }
-  if (o->cgroup_parent && (r = cgroup_join(o, err)) < 0)
+  if ((o->cgroup_parent || o->cgroup) && (r = cgroup_join(o, err)) < 0)
     return q_error_wrap(err, "jail: join cgroup");
   if (o->netns && (r = net_netns_enter(o->netns, NULL, err)) < 0)
     return q_error_wrap(err, "jail");
@@ -634,19 +563,23 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
  * CAP_MKNOD, CAP_SETUID... */
 static const int kept_caps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
                                 CAP_FSETID};
-/* Pod mode keeps two more: CAP_SYS_ADMIN for the container bind-mount
- * helper (pod_ctr.c: unshare(CLONE_NEWNS) and bind mounts of containers
- * that arrive at run time) and CAP_NET_BIND_SERVICE for a guest listening
- * on a port below 1024 in the pod's network namespace. */
+/* Pod mode keeps CAP_NET_BIND_SERVICE for a guest listening on a port
+ * below 1024 in the pod's network namespace, and CAP_SYS_ADMIN only without
+ * the mount jail (--jail-no mountns): then the daemon builds container roots
+ * itself (rootmount.h: unshare(CLONE_NEWNS) and bind mounts). */
 static const int kept_caps_pod[] = {CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE};
 
-static int drop_caps(bool pod, q_error **err)
+static int drop_caps(bool pod, unsigned flags, q_error **err)
 {
   uint64_t keep = 0;
   for (size_t i = 0; i < Q_ARRAY_SIZE(kept_caps); i++)
     keep |= 1ull << kept_caps[i];
   for (size_t i = 0; pod && i < Q_ARRAY_SIZE(kept_caps_pod); i++)
     keep |= 1ull << kept_caps_pod[i];
+  /* A pod daemon in its mount jail mounts nothing: container roots come
+   * built from the client (rootmount.h). */
+  if (pod && !(flags & SBX_JAIL_NO_MOUNTNS))
+    keep &= ~(1ull << CAP_SYS_ADMIN);
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   for (int c = 0; c <= 63; c++) {
     if (keep & (1ull << c))
@@ -685,14 +618,17 @@ int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err)
   if (n > 1)
     return q_error_make(err, EBUSY, "jail: applied with %d threads running (must be 1)", n);
   int r;
-  if (!(o->flags & SBX_JAIL_NO_CAPS) && (r = drop_caps(o->flags & SBX_JAIL_POD, err)) < 0)
+  /* a pod daemon in its mount jail builds no container root itself */
+  bool helper = (o->flags & SBX_JAIL_POD) && (o->flags & SBX_JAIL_NO_MOUNTNS);
+  if (!(o->flags & SBX_JAIL_NO_CAPS) &&
+      (r = drop_caps(o->flags & SBX_JAIL_POD, o->flags, err)) < 0)
     return r;
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return q_error_make(err, errno, "jail: no_new_privs");
   if (!(o->flags & SBX_JAIL_NO_SECCOMP) &&
-      (r = sbx_jail_seccomp_load(o->flags & SBX_JAIL_POD, err)) < 0)
+      (r = sbx_jail_seccomp_load_helper(o->flags & SBX_JAIL_POD, helper, err)) < 0)
     return r;
   q_debug(o->pod_id, "jail applied: %zu syscalls allowed",
-          sbx_jail_seccomp_count(o->flags & SBX_JAIL_POD));
+          sbx_jail_seccomp_count_helper(o->flags & SBX_JAIL_POD, helper));
   return 0;
 }

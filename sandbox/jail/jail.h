@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <quark/common.h>
 
@@ -61,7 +62,9 @@ struct sbx_jail_opts {
                                                stats files: a missing file is created) */
   size_t nrw;
   const char *netns;                    /* the pod's netns path, NULL: keep the caller's */
-  const char *cgroup_parent;            /* NULL: no cgroup */
+  const char *cgroup_parent;            /* NULL: no cgroup made here */
+  const char *cgroup;                   /* an existing cgroup to join instead (pod mode:
+                                           made by quarkd, cgroup.h); relative path */
   uint64_t memory_limit;                /* bytes, 0: none */
   uint64_t cpu_quota_us, cpu_period_us; /* quota 0: none */
   uint64_t pids_limit;                  /* 0: none */
@@ -69,7 +72,7 @@ struct sbx_jail_opts {
 };
 
 /* Applies one option: name is one of "pod-id", "root", "bind-ro", "bind",
- * "netns", "cgroup-parent", "memory" (bytes with K/M/G suffix), "cpus"
+ * "netns", "cgroup-parent", "cgroup", "memory" (bytes with K/M/G suffix), "cpus"
  * (decimal CPUs, e.g. "1.5": quota over a 100 ms period), "pids", "no"
  * (comma list of pidns, mountns, seccomp, caps), "mode" (run or pod). value is borrowed: it must
  * outlive opts. Paths must be absolute. -EINVAL on anything else. */
@@ -87,14 +90,18 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
 /* Step 2 (see above). -EBUSY if the process already has several threads. */
 int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err);
 
-/* Pod mode (`quark-sandbox pod`, sandbox/pod/pod.c): containers, their
- * roots (mounted by quarkd after the daemon started) and bind mounts arrive
- * at run time, so the daemon gets no pid/mount namespace jail: after
- * set-up it calls sbx_jail_apply with SBX_JAIL_POD (the run-mode
- * capabilities plus CAP_SYS_ADMIN and CAP_NET_BIND_SERVICE, no_new_privs,
- * the pod allowlist). A mount namespace of its own was tried: on a node
- * whose mounts are private (not shared), quarkd's later rootfs mounts never
- * reach it. */
+/* Pod mode (`quark-sandbox pod`, sandbox/pod/pod.c): the daemon binds its
+ * control socket, then sbx_jail_enter (pid, ipc and mount namespaces, the
+ * pod's netns, the cgroup quarkd made for it: opts.cgroup), and after
+ * set-up sbx_jail_apply with SBX_JAIL_POD (the run-mode capabilities plus
+ * CAP_SYS_ADMIN and CAP_NET_BIND_SERVICE, no_new_privs, the pod allowlist).
+ * Its mount namespace holds no container root and no host path of a
+ * container: containers arrive at run time, so their roots (with bind
+ * mounts, built by the client outside the jail, rootmount.h) and log files
+ * come as fds over the control socket. */
+/* The caller's pid as the parent namespace sees it (after a pid-namespace
+ * clone getpid() is 1): what "hello" reports, what quarkd signals. */
+pid_t sbx_jail_host_pid(void);
 
 /* ---- the seccomp allowlist (seccomp.c) ---- */
 
@@ -104,6 +111,11 @@ int sbx_jail_seccomp_load(bool pod, q_error **err);
 /* Number of syscalls the allowlist admits (with or without argument
  * filters; ioctl counts once), for the README and tests. */
 size_t sbx_jail_seccomp_count(bool pod);
+/* The same without the container bind-mount helper's rows (fork, wait4,
+ * unshare, mount, its file-creating openat) when helper is false: a pod
+ * daemon in its mount jail gets container roots as fds (rootmount.h). */
+int sbx_jail_seccomp_load_helper(bool pod, bool helper, q_error **err);
+size_t sbx_jail_seccomp_count_helper(bool pod, bool helper);
 /* Syscall numbers blocked so far (each logged once), for tests. */
 unsigned sbx_jail_seccomp_blocked(void);
 

@@ -254,10 +254,16 @@ unsigned sbx_jail_seccomp_blocked(void)
 
 size_t sbx_jail_seccomp_count(bool pod)
 {
+  return sbx_jail_seccomp_count_helper(pod, pod);
+}
+
+size_t sbx_jail_seccomp_count_helper(bool pod, bool helper)
+{
   /* plain entries, then ioctl, mmap, mprotect, clone, openat, tgkill,
    * socket, fcntl; clone3 is answered, not admitted; pod mode adds
    * socketpair, unshare, mount (clone is counted already) */
-  return Q_ARRAY_SIZE(plain) + 8 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) + 3 : 0);
+  return Q_ARRAY_SIZE(plain) + 8 + SANITIZER_EXTRA + (pod ? Q_ARRAY_SIZE(pod_plain) + 3 : 0) -
+         (pod && !helper ? 3 : 0); /* wait4, unshare, mount */
 }
 
 static int rule(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned cnt,
@@ -286,7 +292,7 @@ static int pod_mount_rules(scmp_filter_ctx ctx)
   return r;
 }
 
-static int build(scmp_filter_ctx ctx, bool pod)
+static int build(scmp_filter_ctx ctx, bool pod, bool helper)
 {
   int r = 0;
   for (size_t i = 0; i < Q_ARRAY_SIZE(plain) && r == 0; i++)
@@ -294,7 +300,8 @@ static int build(scmp_filter_ctx ctx, bool pod)
   for (size_t i = 0; i < Q_ARRAY_SIZE(ioctls) && r == 0; i++)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &SCMP_A1_64(SCMP_CMP_EQ, ioctls[i]));
   for (size_t i = 0; pod && i < Q_ARRAY_SIZE(pod_plain) && r == 0; i++)
-    r = rule(ctx, SCMP_ACT_ALLOW, pod_plain[i], 0, NULL);
+    if (helper || pod_plain[i] != SCMP_SYS(wait4))
+      r = rule(ctx, SCMP_ACT_ALLOW, pod_plain[i], 0, NULL);
   for (size_t i = 0; pod && i < Q_ARRAY_SIZE(pod_ioctls) && r == 0; i++)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &SCMP_A1_64(SCMP_CMP_EQ, pod_ioctls[i]));
 #if defined(__SANITIZE_ADDRESS__)
@@ -351,13 +358,12 @@ static int build(scmp_filter_ctx ctx, bool pod)
   }
   for (size_t i = 0; pod && i < Q_ARRAY_SIZE(pod_net_ioctls) && !r; i++)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &SCMP_A1_64(SCMP_CMP_EQ, pod_net_ioctls[i]));
-  if (!r && pod)
+  if (!r && pod && helper)
     r = pod_mount_rules(ctx);
   /* Pod mode: the bind-mount helper creates a file mount point (e.g.
    * /etc/hosts) beneath a parent it resolved in the container root: these
-   * exact flags only. (Pod mode has no pivot_root: AT_FDCWD paths reach
-   * the node's files, see the README.) */
-  if (!r && pod)
+   * exact flags only. */
+  if (!r && pod && helper)
     r = rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
              &SCMP_A2_32(SCMP_CMP_EQ, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
   /* Signals only to our own threads (kicking a vCPU out of KVM_RUN). */
@@ -376,6 +382,11 @@ static int build(scmp_filter_ctx ctx, bool pod)
 
 int sbx_jail_seccomp_load(bool pod, q_error **err)
 {
+  return sbx_jail_seccomp_load_helper(pod, pod, err);
+}
+
+int sbx_jail_seccomp_load_helper(bool pod, bool helper, q_error **err)
+{
   struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO | SA_NODEFER};
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGSYS, &sa, NULL) < 0)
@@ -383,7 +394,7 @@ int sbx_jail_seccomp_load(bool pod, q_error **err)
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
   if (!ctx)
     return q_error_make(err, ENOMEM, "jail: seccomp_init");
-  int r = build(ctx, pod);
+  int r = build(ctx, pod, helper);
   if (r) {
     seccomp_release(ctx);
     return q_error_make(err, -r, "jail: build seccomp filter");

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "../../guestkernel/abi/qk_abi.h"
+#include "../jail/cgroup.h"
 #include "../jail/jail.h"
 #include "../qcall/ops_tsor.h"
 #include "pod_internal.h"
@@ -62,7 +63,8 @@ static json_t *error_reply(int r, const q_error *err)
   return json_pack("{s:i,s:s}", "errno", e, "error", err ? q_error_msg(err) : strerror(e));
 }
 
-static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len, int fds[3])
+static json_t *handle(struct pod *p, json_t *req, int *in_fds, int n_in, char **blob,
+                      size_t *blob_len, int fds[3])
 {
   const char *op = json_string_value(json_object_get(req, "op"));
   const char *id = json_string_value(json_object_get(req, "id"));
@@ -73,10 +75,10 @@ static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len,
     r = q_error_make(&err, EINVAL, "request without op");
   } else if (!strcmp(op, "hello")) {
     json_object_set_new(out, "pod_id", json_string(p->id));
-    json_object_set_new(out, "pid", json_integer(getpid()));
+    json_object_set_new(out, "pid", json_integer(sbx_jail_host_pid()));
     json_object_set_new(out, "version", json_integer(SBX_PROTO_VERSION));
   } else if (!strcmp(op, "create")) {
-    r = pod_ctr_create(p, req, &err);
+    r = pod_ctr_create(p, req, in_fds, n_in, &err);
   } else if (!strcmp(op, "start")) {
     r = pod_ctr_start(p, id, &err);
   } else if (!strcmp(op, "signal")) {
@@ -111,7 +113,7 @@ static json_t *handle(struct pod *p, json_t *req, char **blob, size_t *blob_len,
   } else if (!strcmp(op, "update")) {
     r = pod_ctr_update(p, id, req, &err);
   } else if (!strcmp(op, "reopen_log")) {
-    r = pod_ctr_reopen_log(p, id, &err);
+    r = pod_ctr_reopen_log(p, id, req, in_fds, n_in, &err);
   } else if (!strcmp(op, "shutdown")) {
     pod_ctr_stop_all(p);
     atomic_store(&g_shutdown, true);
@@ -134,7 +136,8 @@ static void *conn_thread(void *arg)
   struct conn *c = arg;
   for (;;) {
     json_t *req;
-    int r = sbx_proto_recv(c->fd, &req, NULL, NULL, NULL, NULL, -1);
+    int in_fds[SBX_PROTO_MAX_FDS], n_in = 0;
+    int r = sbx_proto_recv(c->fd, &req, NULL, NULL, in_fds, &n_in, -1);
     if (r < 0) {
       if (r != -EPIPE)
         q_warn(c->pod->id, "control connection dropped: %s", strerror(-r));
@@ -143,8 +146,11 @@ static void *conn_thread(void *arg)
     char *blob = NULL;
     size_t blob_len = 0;
     int fds[3] = {-1, -1, -1}, sfds[3], nfds = 0;
-    json_t *resp = handle(c->pod, req, &blob, &blob_len, fds);
+    json_t *resp = handle(c->pod, req, in_fds, n_in, &blob, &blob_len, fds);
     json_decref(req);
+    for (int i = 0; i < n_in; i++) /* the ones the request did not take */
+      if (in_fds[i] >= 0)
+        close(in_fds[i]);
     /* Fds travel in order; "fds" says which of stdin/stdout/stderr came. */
     json_t *which = NULL;
     for (int i = 0; i < 3; i++) {
@@ -255,6 +261,8 @@ int sbx_pod_main(int argc, char **argv)
       {"tsor-cidr", required_argument, NULL, 'C'},
       {"no-seccomp", no_argument, NULL, 'X'}, /* host-side jail (jail.h) */
       {"no-jail", no_argument, NULL, 'J'},
+      {"jail-no", required_argument, NULL, 'j'}, /* parts: pidns,mountns,seccomp,caps */
+      {"cgroup", required_argument, NULL, 'G'},  /* made by quarkd (jail/cgroup.h) */
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -269,12 +277,18 @@ int sbx_pod_main(int argc, char **argv)
   q_log_level lvl = q_log_get_level();
   int ready_fd = -1, c;
   unsigned jail_flags = SBX_JAIL_POD; /* QUARK_POD_SECCOMP=0, QUARK_POD_JAIL=0: see README */
+  struct sbx_jail_opts jo = {0};
+  const char *cgroup = NULL;
+  uint64_t jail_ns = 0; /* sbx_jail_enter, clone to pivot_root: the log says it */
   const char *je = getenv("QUARK_POD_SECCOMP");
   if (je && !strcmp(je, "0"))
     jail_flags |= SBX_JAIL_NO_SECCOMP;
+  je = getenv("QUARK_POD_NAMESPACES"); /* 0: no pid/ipc/mount namespaces, no pivot_root */
+  if (je && !strcmp(je, "0"))
+    jail_flags |= SBX_JAIL_NO_PIDNS | SBX_JAIL_NO_MOUNTNS;
   je = getenv("QUARK_POD_JAIL");
   if (je && !strcmp(je, "0"))
-    jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS;
+    jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS | SBX_JAIL_NO_PIDNS | SBX_JAIL_NO_MOUNTNS;
   unsigned long v;
   char *end;
   optind = 1;
@@ -353,8 +367,19 @@ int sbx_pod_main(int argc, char **argv)
       jail_flags |= SBX_JAIL_NO_SECCOMP;
       break;
     case 'J':
-      jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS;
+      jail_flags |= SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS | SBX_JAIL_NO_PIDNS | SBX_JAIL_NO_MOUNTNS;
       break;
+    case 'j':
+    case 'G': {
+      q_cleanup_error q_error *jerr = NULL;
+      if (sbx_jail_opt(&jo, c == 'j' ? "no" : "cgroup", optarg, &jerr) < 0) {
+        fprintf(stderr, "quark-sandbox: %s\n", q_error_msg(jerr));
+        return EXIT_SANDBOX_FAILURE;
+      }
+      if (c == 'G')
+        cgroup = optarg;
+      break;
+    }
     case 'h':
       usage(stdout);
       return 0;
@@ -398,13 +423,57 @@ int sbx_pod_main(int argc, char **argv)
       close(lfd);
     close(null);
   }
-  if (netns) {
-    int nfd = open(netns, O_RDONLY | O_CLOEXEC);
-    if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0) {
-      q_error_log(pod.id, "enter network namespace %s: %s", netns, strerror(errno));
+  /* The control socket is bound before the jail hides the run dir; the
+   * jail (jail.h, pod mode) then makes this process pid 1 of new pid and
+   * ipc namespaces under a supervisor, joins the pod's cgroup and netns and
+   * pivots into a read-only root with /dev/kvm, the kernel image and the
+   * tsord socket only. */
+  int lfd = bind_control(sock, &err);
+  struct stat bound = {0};
+  if (lfd < 0 || stat(sock, &bound) < 0) {
+    q_error_log(pod.id, "%s", lfd < 0 ? q_error_msg(err) : strerror(errno));
+    return EXIT_SANDBOX_FAILURE;
+  }
+  /* The pod VM's boot process gets an empty directory of the run dir as
+   * its root (vm_boot_early), opened before the jail hides the run dir. */
+  if (run_dir && pod.shared_vm)
+    pod.boot_root = open_boot_root(run_dir);
+  jail_flags |= jo.flags;
+  jo.flags = jail_flags;
+  jo.pod_id = pod.id;
+  jo.cgroup = cgroup;
+  jo.netns = netns;
+  jo.ro_paths[jo.nro++] = kernel;
+  if (tsor_sock)
+    jo.rw_paths[jo.nrw++] = tsor_sock;
+  if ((jail_flags & (SBX_JAIL_NO_PIDNS | SBX_JAIL_NO_MOUNTNS)) !=
+      (SBX_JAIL_NO_PIDNS | SBX_JAIL_NO_MOUNTNS)) {
+    uint64_t t0 = q_mono_ns();
+    int status = 0, jr = sbx_jail_enter(&jo, &status, &err);
+    jail_ns = q_mono_ns() - t0;
+    if (jr < 0) {
+      q_error_log(pod.id, "%s", q_error_msg(err));
       return EXIT_SANDBOX_FAILURE;
     }
-    close(nfd);
+    if (jr == 1) { /* the supervisor, after the daemon ended (the jail hid the path) */
+      struct stat now;
+      if (stat(sock, &now) == 0 && now.st_dev == bound.st_dev && now.st_ino == bound.st_ino)
+        unlink(sock); /* not a newer sandbox's socket at the same path */
+      return status;
+    }
+  } else {
+    if (cgroup && sbx_cgroup_join(cgroup, 0, &err) < 0) {
+      q_error_log(pod.id, "%s", q_error_msg(err));
+      return EXIT_SANDBOX_FAILURE;
+    }
+    if (netns) {
+      int nfd = open(netns, O_RDONLY | O_CLOEXEC);
+      if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0) {
+        q_error_log(pod.id, "enter network namespace %s: %s", netns, strerror(errno));
+        return EXIT_SANDBOX_FAILURE;
+      }
+      close(nfd);
+    }
   }
   /* TSoR: the pod's sockets to TSoR pods go through tsord (qcall/ops_tsor.h). */
   if (tsor_sock && sbx_tsor_setup(tsor_sock, tsor_ip, tsor_cidr, &err) < 0) {
@@ -433,28 +502,19 @@ int sbx_pod_main(int argc, char **argv)
     return EXIT_SANDBOX_FAILURE;
   }
   g_wake_fd = wake[1];
-  int lfd = bind_control(sock, &err);
-  if (lfd < 0) {
-    q_error_log(pod.id, "%s", q_error_msg(err));
-    return EXIT_SANDBOX_FAILURE;
-  }
-  /* The pod VM's boot process gets an empty directory of the run dir as
-   * its root (vm_boot_early), opened before the jail hides the run dir. */
-  if (run_dir && pod.shared_vm)
-    pod.boot_root = open_boot_root(run_dir);
-  /* The host-side jail, while this is the only thread (sandbox/jail/jail.h):
-   * capabilities, no_new_privs and the pod seccomp allowlist; no namespaces
-   * (container roots and mounts arrive at run time). */
-  struct sbx_jail_opts jo = {.pod_id = pod.id, .flags = jail_flags};
+  /* The rest of the jail, while this is the only thread (jail.h):
+   * capabilities, no_new_privs and the pod seccomp allowlist. */
   if ((jail_flags & (SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS)) !=
           (SBX_JAIL_NO_SECCOMP | SBX_JAIL_NO_CAPS) &&
       sbx_jail_apply(&jo, &err) < 0) {
     q_error_log(pod.id, "%s", q_error_msg(err));
     return EXIT_SANDBOX_FAILURE;
   }
-  q_info(pod.id, "pod sandbox serving %s (pid %d, %llu MiB per guest, kernel %s, seccomp %s)", sock,
-         getpid(), (unsigned long long)(pod.mem_bytes >> 20), kernel,
-         jail_flags & SBX_JAIL_NO_SECCOMP ? "off" : "on");
+  q_info(pod.id,
+         "pod sandbox serving %s (pid %d, %llu MiB per guest, kernel %s, seccomp %s, "
+         "namespaces %.3f ms)",
+         sock, (int)sbx_jail_host_pid(), (unsigned long long)(pod.mem_bytes >> 20), kernel,
+         jail_flags & SBX_JAIL_NO_SECCOMP ? "off" : "on", (double)jail_ns / 1e6);
   if (ready_fd >= 0) {
     if (write(ready_fd, "R", 1) < 0) {
       /* the caller gave up waiting; serve anyway */

@@ -116,13 +116,17 @@ struct pod {
 /* CRI log line limit: longer lines become P records. */
 #define CRI_LOG_MAX_LINE (16 * 1024)
 
-int pod_ctr_create(struct pod *p, json_t *req, q_error **err);
+/* fds: the descriptors that came with the request (the client's root,
+ * mount namespace and log file: "fd_root", "fd_mntns", "fd_log" name their
+ * indices); the ones taken are set to -1, the caller closes the rest. */
+int pod_ctr_create(struct pod *p, json_t *req, int *fds, int nfds, q_error **err);
 int pod_ctr_start(struct pod *p, const char *id, q_error **err);
 int pod_ctr_signal(struct pod *p, const char *id, int signo, q_error **err);
 /* Waits for the exit (timeout_ms -1 forever), then fills the status. */
 int pod_ctr_wait(struct pod *p, const char *id, int timeout_ms, json_t *out, q_error **err);
 int pod_ctr_delete(struct pod *p, const char *id, q_error **err);
-int pod_ctr_reopen_log(struct pod *p, const char *id, q_error **err);
+int pod_ctr_reopen_log(struct pod *p, const char *id, json_t *req, int *fds, int nfds,
+                      q_error **err);
 int pod_ctr_stats(struct pod *p, const char *id, json_t *out, q_error **err);
 /* out_buf: out then err bytes (malloc'd). */
 int pod_ctr_exec(struct pod *p, const char *id, json_t *req, json_t *out, char **buf,

@@ -47,6 +47,9 @@ struct sbx_pod_spec {
   /* TSoR (quark-sandbox pod --tsor): tsord's socket, the pod's IPv4 address
    * and the TSoR CIDRs (NULL: the pod IP's /16). NULL socket: no TSoR. */
   const char *tsor_socket, *tsor_ip, *tsor_cidrs;
+  /* The pod's cgroup, made by the caller (sandbox/jail/cgroup.h), which the
+   * sandbox joins first thing; NULL: none. */
+  const char *cgroup;
 };
 
 struct sbx_kv {
@@ -194,8 +197,11 @@ int sbx_container_attach(struct sbx_client *c, const char *container_id, bool wa
  * guest kernel in shared-VM mode (recorded only with one VM per container). */
 int sbx_container_update(struct sbx_client *c, const char *container_id, uint64_t memory_limit,
                          q_error **err);
-/* Reopens the container's CRI log file at its path (after log rotation). */
-int sbx_container_reopen_log(struct sbx_client *c, const char *container_id, q_error **err);
+/* Reopens the container's CRI log file at log_path (after log rotation):
+ * opened here and passed to the sandbox, whose jail does not see the path;
+ * log_path NULL: the sandbox reopens the path it was given (unjailed only). */
+int sbx_container_reopen_log(struct sbx_client *c, const char *container_id, const char *log_path,
+                             q_error **err);
 /* The quark-sandbox process (VMM) of this pod (its cgroup is where resource
  * updates go until the sandbox has an update call), known after create/connect. */
 pid_t sbx_client_pid(const struct sbx_client *c);

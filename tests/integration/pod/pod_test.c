@@ -497,7 +497,7 @@ int main(int argc, char **argv)
   CHECK(r == 0 && s3.state == SBX_PROC_RUNNING, "c3 still runs after the reconnect");
   r = sbx_container_status(c, "c1", &s, &err);
   CHECK(r == 0 && s.state == SBX_PROC_EXITED && s.exit_code == 7, "c1's exit code kept");
-  CHECK(sbx_container_reopen_log(c, "c2", &err) == 0, "reopen log (%s)", emsg(err));
+  CHECK(sbx_container_reopen_log(c, "c2", clog[1], &err) == 0, "reopen log (%s)", emsg(err));
   q_error_free(&err);
 
   /* Signals, wait, delete. */

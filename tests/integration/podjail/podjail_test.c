@@ -9,6 +9,14 @@
  * 3. A container with a bind mount (the helper: fork, unshare, mount) runs.
  * 4. QUARK_POD_SECCOMP=0: Seccomp 0 (the escape hatch), and the exec
  *    latency with and without the filter.
+ * 5. Namespaces and pivot_root: the daemon's pid, ipc and mount
+ *    namespaces differ from ours, its root is a read-only tmpfs (not ours)
+ *    with /dev/kvm and no /etc, and its mountinfo lists only the expected
+ *    mounts; it reports its host pid in "hello".
+ * 6. The pod cgroup (jail/cgroup.h, as quarkd makes it): the daemon is in
+ *    it, the files hold the quota/shares/pids/memory written, a CPU hog
+ *    under a 0.2 CPU quota uses well under one CPU (a loose bound), and
+ *    the cgroup can be removed once the pod is down.
  * Usage: podjail_test SANDBOX KERNEL ROOTFS WORKDIR */
 #include <signal.h>
 #include <stdbool.h>
@@ -18,7 +26,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <limits.h>
+#include <time.h>
+
 #include <quark/sbx_client.h>
+
+#include "cgroup.h" /* sandbox/jail */
 
 static int fails;
 
@@ -74,6 +87,8 @@ struct pod {
   struct sbx_client *c;
   pid_t pid;
   char run_dir[512], log[600], clog[600];
+  const char *cgroup;
+  const char *hog_root;
 };
 
 static int pod_up(struct pod *p, const char *tag, const char *sbx, const char *kernel,
@@ -95,6 +110,7 @@ static int pod_up(struct pod *p, const char *tag, const char *sbx, const char *k
                             .vcpus = 1,
                             .hostname = "podjail",
                             .run_dir = p->run_dir,
+                            .cgroup = p->cgroup,
                             .log_path = p->log};
   int r = sbx_client_create(&ps, &p->c, &err);
   CHECK(r == 0, "pod %s up (%s)", tag, emsg(err));
@@ -166,6 +182,176 @@ static void pod_down(struct pod *p)
   sbx_client_close(p->c);
 }
 
+/* Median time of n sbx_client_create (ready to serve) with the daemon's
+ * namespaces on or off (QUARK_POD_NAMESPACES=0), in ms. */
+static double start_latency(const char *sbx, const char *kernel, const char *work, bool ns, int n)
+{
+  double v[16];
+  int k = 0;
+  if (!ns)
+    setenv("QUARK_POD_NAMESPACES", "0", 1);
+  for (int i = 0; i < n && i < 16; i++) {
+    char run[600], id[65];
+    snprintf(run, sizeof run, "%s/run-lat", work);
+    memset(id, 'b', 64);
+    id[64] = 0;
+    struct sbx_pod_spec ps = {.pod_id = id,
+                              .sandbox_binary = sbx,
+                              .kernel = kernel,
+                              .memory_mib = 128,
+                              .vcpus = 1,
+                              .run_dir = run};
+    struct sbx_client *c = NULL;
+    q_error *err = NULL;
+    uint64_t t0 = q_mono_ns();
+    if (sbx_client_create(&ps, &c, &err) == 0)
+      v[k++] = (double)(q_mono_ns() - t0) / 1e6;
+    q_error_free(&err);
+    if (c) {
+      sbx_client_stop(c, 5000, NULL);
+      sbx_client_close(c);
+    }
+  }
+  unsetenv("QUARK_POD_NAMESPACES");
+  for (int i = 1; i < k; i++)
+    for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+      double t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  return k ? v[k / 2] : -1;
+}
+
+/* 5. namespaces, pivot_root, mounts of the jailed daemon */
+static void check_namespaces(pid_t pid, const char *kernel)
+{
+  char a[128], b[128], p[96];
+  static const char *const ns[] = {"pid", "ipc", "mnt"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(p, sizeof p, "/proc/%d/ns/%s", pid, ns[i]);
+    ssize_t n = readlink(p, a, sizeof a - 1);
+    a[n > 0 ? n : 0] = 0;
+    snprintf(p, sizeof p, "/proc/self/ns/%s", ns[i]);
+    n = readlink(p, b, sizeof b - 1);
+    b[n > 0 ? n : 0] = 0;
+    CHECK(a[0] && b[0] && strcmp(a, b), "the daemon's %s namespace is its own (%s, ours %s)", ns[i],
+          a, b);
+  }
+  struct stat ours, theirs;
+  snprintf(p, sizeof p, "/proc/%d/root/", pid);
+  CHECK(stat("/", &ours) == 0 && stat(p, &theirs) == 0 &&
+            (ours.st_dev != theirs.st_dev || ours.st_ino != theirs.st_ino),
+        "pivot_root: the daemon's root is not ours");
+  snprintf(p, sizeof p, "/proc/%d/root/dev/kvm", pid);
+  bool kvm = stat(p, &theirs) == 0 && S_ISCHR(theirs.st_mode);
+  snprintf(p, sizeof p, "/proc/%d/root/etc", pid);
+  CHECK(kvm && access(p, F_OK) != 0, "its root has /dev/kvm and no /etc");
+  char kreal[PATH_MAX];
+  if (!realpath(kernel, kreal))
+    snprintf(kreal, sizeof kreal, "%s", kernel);
+  static const char *const allowed[] = {"/",           "/dev/kvm", "/dev/null",
+                                        "/dev/urandom", "/proc",    "/sys/module/kvm_pvm"};
+  snprintf(p, sizeof p, "/proc/%d/mountinfo", pid);
+  FILE *f = fopen(p, "r");
+  char line[2048];
+  int n = 0, bad = 0, root_ro_tmpfs = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    char mp[1024], opts[256], fstype[64];
+    /* id parent maj:min root mount-point options ... - fstype source super */
+    if (sscanf(line, "%*s %*s %*s %*s %1023s %255s", mp, opts) != 2)
+      continue;
+    const char *dash = strstr(line, " - ");
+    if (!dash || sscanf(dash + 3, "%63s", fstype) != 1)
+      continue;
+    n++;
+    bool ok = !strcmp(mp, kreal);
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+      ok |= !strcmp(mp, allowed[i]);
+    if (!ok) {
+      bad++;
+      printf("  unexpected mount in the jail: %s (%s)\n", mp, fstype);
+    }
+    if (!strcmp(mp, "/") && !strcmp(fstype, "tmpfs") && !strncmp(opts, "ro,", 3))
+      root_ro_tmpfs = 1;
+  }
+  if (f)
+    fclose(f);
+  CHECK(n >= 5 && bad == 0, "mountinfo: %d mounts, all expected (%d others)", n, bad);
+  CHECK(root_ro_tmpfs, "the root is a read-only tmpfs");
+  char v[64];
+  status_field(pid, "NSpid", v, sizeof v);
+  CHECK(strstr(v, "\t1") || strstr(v, " 1"), "hello reported the host pid %d (NSpid %s)", pid, v);
+}
+
+/* 6. the cgroup: membership, limits, a CPU hog held to its quota */
+static void check_cgroup(struct pod *p, const char *cg)
+{
+  char path[64], line[1024], v[128];
+  snprintf(path, sizeof path, "/proc/%d/cgroup", p->pid);
+  FILE *f = fopen(path, "r");
+  int in = 0;
+  size_t cl = strlen(cg);
+  while (f && fgets(line, sizeof line, f)) {
+    char *s = strchr(line, ':');
+    s = s ? strchr(s + 1, ':') : NULL;
+    if (s && s[1] == '/' && !strncmp(s + 2, cg, cl) && (s[2 + cl] == '\n' || !s[2 + cl]))
+      in++;
+  }
+  if (f)
+    fclose(f);
+  CHECK(in >= 1, "the daemon is in %s (%d hierarchies)", cg, in);
+  bool v2 = sbx_cgroup_v2();
+  sbx_cgroup_read(cg, "cpu", v2 ? "cpu.max" : "cpu.cfs_quota_us", v, sizeof v);
+  CHECK(!strcmp(v, v2 ? "20000 100000" : "20000"), "cpu quota %s", v);
+  sbx_cgroup_read(cg, "cpu", v2 ? "cpu.weight" : "cpu.shares", v, sizeof v);
+  CHECK(!strcmp(v, v2 ? "20" : "512"), "cpu shares/weight %s", v);
+  sbx_cgroup_read(cg, "pids", "pids.max", v, sizeof v);
+  CHECK(!strcmp(v, "256"), "pids.max %s", v);
+  sbx_cgroup_read(cg, "memory", v2 ? "memory.max" : "memory.limit_in_bytes", v, sizeof v);
+  CHECK(strtoull(v, NULL, 10) == (384ull << 20), "memory limit %s", v);
+  /* a CPU hog in the guest: usage over ~2 s well under one CPU */
+  const char *argv[] = {"/bin/sh", "-c", "while :; do :; done", NULL};
+  const char *env[] = {"X=1", NULL};
+  struct sbx_container_spec s = {
+      .container_id = "hog", .rootfs = NULL, .argv = argv, .envp = env, .cwd = "/"};
+  s.rootfs = p->hog_root;
+  q_error *err = NULL;
+  int r = sbx_container_create(p->c, &s, &err);
+  r = r ? r : sbx_container_start(p->c, "hog", &err);
+  CHECK(r == 0, "CPU hog started (%s)", emsg(err));
+  q_error_free(&err);
+  struct timespec ts = {0, 300 * 1000000};
+  nanosleep(&ts, NULL);
+  char u0[64] = "", u1[64] = "";
+  const char *ufile = v2 ? "cpu.stat" : "cpuacct.usage";
+  uint64_t t0 = q_mono_ns();
+  sbx_cgroup_read(cg, "cpuacct", ufile, u0, sizeof u0);
+  ts.tv_sec = 2;
+  ts.tv_nsec = 0;
+  nanosleep(&ts, NULL);
+  sbx_cgroup_read(cg, "cpuacct", ufile, u1, sizeof u1);
+  uint64_t wall = q_mono_ns() - t0;
+  /* v2: "usage_usec N" first; v1: ns */
+  const char *n0 = strchr(u0, ' '), *n1 = strchr(u1, ' ');
+  double used = v2 ? (double)(strtoull(n1 ? n1 : u1, NULL, 10) - strtoull(n0 ? n0 : u0, NULL, 10)) *
+                         1000
+                   : (double)(strtoull(u1, NULL, 10) - strtoull(u0, NULL, 10));
+  double cpus = used / (double)wall;
+  printf("CPU hog under a 0.2 CPU quota: %.2f CPUs over %.2f s\n", cpus, (double)wall / 1e9);
+  CHECK(used > 0 && cpus < 0.6, "the hog stays well under one CPU (%.2f)", cpus);
+  /* an update (UpdateContainerResources in quarkd): the quota lifted */
+  struct sbx_cgroup_limits lim = {.memory = 384ull << 20, .cpu_shares = 1024, .pids = 256};
+  r = sbx_cgroup_set(cg, &lim, &err);
+  sbx_cgroup_read(cg, "cpu", v2 ? "cpu.max" : "cpu.cfs_quota_us", v, sizeof v);
+  CHECK(r == 0 && !strcmp(v, v2 ? "max 100000" : "-1"), "quota lifted by an update: %s (%s)", v,
+        emsg(err));
+  q_error_free(&err);
+  sbx_container_signal(p->c, "hog", SIGKILL, NULL);
+  struct sbx_container_status cs;
+  sbx_container_wait(p->c, "hog", 10000, &cs, NULL);
+  sbx_container_delete(p->c, "hog", NULL);
+}
+
 int main(int argc, char **argv)
 {
   if (argc != 5) {
@@ -176,10 +362,27 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
   unsetenv("QUARK_POD_SECCOMP");
   unsetenv("QUARK_POD_JAIL");
-  struct pod j = {0};
+  /* the pod's cgroup, made as quarkd makes it (cri/pod_cgroup.c) */
+  char cg[PATH_MAX];
+  q_error *cerr = NULL;
+  char cgid[40];
+  snprintf(cgid, sizeof cgid, "podjail%d", (int)getpid());
+  sbx_cgroup_pod_path("/quark-test-podjail", cgid, cg, sizeof cg);
+  struct sbx_cgroup_limits lim = {.memory = (128ull + 256) << 20,
+                                  .cpu_quota_us = 20000,
+                                  .cpu_period_us = 100000,
+                                  .cpu_shares = 512,
+                                  .pids = 256};
+  int cr = sbx_cgroup_create(cg, &lim, &cerr);
+  CHECK(cr == 0, "cgroup %s made (%s)", cg, emsg(cerr));
+  q_error_free(&cerr);
+  struct pod j = {.cgroup = cr == 0 ? cg : NULL, .hog_root = rootfs};
   if (pod_up(&j, "jailed", sbx, kernel, rootfs, work) < 0)
     return 1;
   char v[128], path[64];
+  check_namespaces(j.pid, kernel);
+  if (cr == 0)
+    check_cgroup(&j, cg);
 
   /* 1. the jail in /proc/<pid>/status */
   status_field(j.pid, "Seccomp", v, sizeof v);
@@ -188,7 +391,8 @@ int main(int argc, char **argv)
   CHECK(!strcmp(v, "1"), "NoNewPrivs: %s", v);
   /* CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID (0-4),
    * NET_BIND_SERVICE (10), SYS_ADMIN (21) */
-  const char *want_caps = "000000000020041f";
+  /* no CAP_SYS_ADMIN: the daemon in its mount jail mounts nothing */
+  const char *want_caps = "000000000000041f";
   static const char *const capk[] = {"CapEff", "CapPrm", "CapBnd"};
   for (int i = 0; i < 3; i++) {
     status_field(j.pid, capk[i], v, sizeof v);
@@ -253,7 +457,31 @@ int main(int argc, char **argv)
   CHECK(blocked == 1, "nothing else was blocked (%d blocked-syscall lines)", blocked);
 
   double ms_on = exec_latency(&j, 15);
+  if (cr == 0) { /* what the VMM and its guest used at most: the memory limit's basis */
+    char peak[64] = "", cur[64] = "";
+    bool v2 = sbx_cgroup_v2();
+    sbx_cgroup_read(cg, "memory", v2 ? "memory.peak" : "memory.max_usage_in_bytes", peak,
+                    sizeof peak);
+    sbx_cgroup_read(cg, "memory", v2 ? "memory.current" : "memory.usage_in_bytes", cur, sizeof cur);
+    printf("pod cgroup memory (128 MiB guest, 3 containers, 30 execs): peak %llu KiB, now %llu "
+           "KiB\n",
+           strtoull(peak, NULL, 10) >> 10, strtoull(cur, NULL, 10) >> 10);
+  }
   pod_down(&j);
+  if (cr == 0) {
+    cr = sbx_cgroup_remove(cg, &cerr);
+    char d[PATH_MAX + 64];
+    snprintf(d, sizeof d, "/sys/fs/cgroup/%s%s", sbx_cgroup_v2() ? "" : "cpu/", cg);
+    CHECK(cr == 0 && access(d, F_OK) != 0, "cgroup removed after the pod (%s)", emsg(cerr));
+    q_error_free(&cerr);
+    snprintf(d, sizeof d, "/sys/fs/cgroup/%squark-test-podjail", sbx_cgroup_v2() ? "" : "cpu/");
+    rmdir(d);
+    const char *ctrls[] = {"memory", "cpuacct", "pids"};
+    for (int i = 0; i < 3 && !sbx_cgroup_v2(); i++) {
+      snprintf(d, sizeof d, "/sys/fs/cgroup/%s/quark-test-podjail", ctrls[i]);
+      rmdir(d);
+    }
+  }
 
   /* 4. the escape hatch, and the cost of the filter */
   setenv("QUARK_POD_SECCOMP", "0", 1);
@@ -276,6 +504,13 @@ int main(int argc, char **argv)
          "without\n",
          ms_on, ms_off);
   CHECK(ms_on > 0 && ms_off > 0, "exec latency measured");
+  /* 7. what the namespaces and pivot_root cost at pod start */
+  double ns_on = start_latency(sbx, kernel, work, true, 7);
+  double ns_off = start_latency(sbx, kernel, work, false, 7);
+  printf("pod start (median of 7 sbx_client_create): %.2f ms with namespaces and pivot_root, "
+         "%.2f ms without (QUARK_POD_NAMESPACES=0)\n",
+         ns_on, ns_off);
+  CHECK(ns_on > 0 && ns_off > 0, "pod start latency measured");
   printf(fails ? "%d failed\n" : "all passed\n", fails);
   return fails ? 1 : 0;
 }

@@ -22,8 +22,38 @@ mkdir -p "$root/bin" "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
 cp "$probe" "$root/bin/t_podjail_probe"
 for a in sh echo cat true sleep; do ln -sf busybox "$root/bin/$a"; done
+# Run mode (quark-sandbox run) gets masked and read-only paths like pod
+# containers: a masked file reads empty, a masked directory lists nothing,
+# a read-only path refuses writes, the rest of the root stays writable.
+mkdir -p "$root/etc/ro" "$root/etc/secretdir"
+echo top-secret >"$root/etc/secret"
+echo hidden >"$root/etc/secretdir/f"
+out=$(timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" --masked-path /etc/secret \
+  --masked-path /etc/secretdir --readonly-path /etc/ro -- /bin/sh -c \
+  'cat /etc/secret; echo "dir:$(ls /etc/secretdir)"; echo x >/etc/ro/f && echo ro-writable;
+   echo y >/tmp/w && echo tmp-writable' 2>/dev/null)
+run_rc=$?
+if [ $run_rc = 0 ] && [ "$out" = "$(printf 'dir:\ntmp-writable')" ]; then
+  echo "ok   run mode: masked file empty, masked dir empty, read-only path refuses writes"
+else
+  echo "FAIL run mode masked/read-only paths: exit $run_rc, '$out'"
+  run_fail=1
+fi
+grep -q top-secret "$root/etc/secret" || { echo "FAIL the masked file itself changed"; run_fail=1; }
 timeout 150 "$drv" "$sbx" "$kernel" "$root" "$work"
 rc=$?
+[ "${run_fail:-0}" = 0 ] || rc=1
+# Every pod daemon (and its supervisor) is gone: a leftover one would hold
+# ctest's output pipe open (the latency loop reuses one socket path).
+sleep 1
+left=$(pgrep -f "quark-sandbox pod --control $work/run" | tr '\n' ' ')
+if [ -n "$left" ]; then
+  echo "FAIL pod daemons left: $left"
+  kill -KILL $left 2>/dev/null
+  rc=1
+else
+  echo "ok   no pod daemon left"
+fi
 if [ $rc != 0 ]; then
   echo "--- sandbox logs (tail)"
   tail -20 "$work"/sandbox*.log 2>/dev/null

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The pod cgroup through quarkd (cri/pod_cgroup.c): RunPodSandbox with a
+# cgroup_parent and pod-level resources makes <parent>/quark-<pod id> with
+# the pod's quota/shares/pids/memory and the daemon in it; CreateContainer
+# and UpdateContainerResources rewrite the CPU limits (the sum over the
+# containers); a 0.2 CPU hog stays well under one CPU; StopPodSandbox and
+# RemovePodSandbox remove the cgroup. Uses the e2e pod helpers.
+. "$(dirname "$0")/../../e2e/pods/lib.sh"
+e2e_need_node
+need_root
+need_sandbox
+pods_setup
+export PODJAIL_PARENT="/quark-test-podjail-cri-$$"
+# Our test cgroups go, with whatever a failed run left in them.
+cg_cleanup() {
+  local rc=$?
+  for c in /sys/fs/cgroup/*/"${PODJAIL_PARENT#/}" "/sys/fs/cgroup/${PODJAIL_PARENT#/}"; do
+    [ -d "$c" ] || continue
+    for d in "$c"/*/; do
+      [ -d "$d" ] || continue
+      for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+      sleep 0.2
+      rmdir "$d" 2>/dev/null
+    done
+    rmdir "$c" 2>/dev/null
+  done
+  (exit $rc)
+  pods_cleanup
+}
+trap cg_cleanup EXIT
+start_quarkd
+why=$(import_busybox) || e2e_skip "$why"
+node "$(dirname "$0")/podjail_cri.js" || e2e_fail "pod cgroup through CRI"
+stop_quarkd
+echo PASS
