@@ -17,8 +17,8 @@ static uint64_t per_100ms(int64_t quota, int64_t period)
   return (uint64_t)((__int128)quota * PERIOD_US / period);
 }
 
-int cri_pod_cgroup_create(const char *pod_id, const Runtime__V1__PodSandboxConfig *c,
-                          uint32_t mem_mib, json_t **ext_out, const char **path_out, q_error **err)
+int cri_pod_cgroup_plan(const char *pod_id, const Runtime__V1__PodSandboxConfig *c,
+                        uint32_t mem_mib, json_t **ext_out, q_error **err)
 {
   const Runtime__V1__LinuxPodSandboxConfig *l = c->linux;
   const Runtime__V1__LinuxContainerResources *r = l ? l->resources : NULL;
@@ -31,31 +31,46 @@ int cri_pod_cgroup_create(const char *pod_id, const Runtime__V1__PodSandboxConfi
   uint64_t os = o && o->cpu_shares > 0 ? (uint64_t)o->cpu_shares : 0;
   uint64_t q = r ? per_100ms(r->cpu_quota, r->cpu_period) : 0;
   uint64_t s = r && r->cpu_shares > 0 ? (uint64_t)r->cpu_shares : 0;
-  struct sbx_cgroup_limits lim = {.memory = ((uint64_t)mem_mib + CRI_POD_VMM_OVERHEAD_MIB) << 20,
-                                  .cpu_quota_us = q ? q + oq : 0,
-                                  .cpu_period_us = PERIOD_US,
-                                  .cpu_shares = s ? s + os : 0,
-                                  .pids = CRI_POD_PIDS};
+  uint64_t mem = ((uint64_t)mem_mib + CRI_POD_VMM_OVERHEAD_MIB) << 20;
   json_t *ext = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "Path", path, "Quota", (json_int_t)q,
                           "Shares", (json_int_t)s, "OverheadQuota", (json_int_t)oq,
-                          "OverheadShares", (json_int_t)os, "Memory", (json_int_t)lim.memory);
+                          "OverheadShares", (json_int_t)os, "Memory", (json_int_t)mem);
   if (!ext)
     return q_error_make(err, ENOMEM, "cgroup record");
-  int rc = sbx_cgroup_create(path, &lim, err);
-  if (rc < 0) {
-    q_cleanup_error q_error *e2 = NULL;
-    sbx_cgroup_remove(path, &e2);
-    json_decref(ext);
-    return rc;
-  }
   *ext_out = ext;
-  *path_out = json_string_value(json_object_get(ext, "Path"));
   return 0;
 }
 
 static int64_t ext_int(json_t *o, const char *k)
 {
   return json_integer_value(json_object_get(o, k));
+}
+
+/* The pod-level limits of the record (before any container counts). */
+static void pod_limits(json_t *cg, struct sbx_cgroup_limits *lim)
+{
+  int64_t q = ext_int(cg, "Quota"), s = ext_int(cg, "Shares");
+  *lim = (struct sbx_cgroup_limits){
+      .memory = (uint64_t)ext_int(cg, "Memory"),
+      .cpu_quota_us = q ? (uint64_t)(q + ext_int(cg, "OverheadQuota")) : 0,
+      .cpu_period_us = PERIOD_US,
+      .cpu_shares = s ? (uint64_t)(s + ext_int(cg, "OverheadShares")) : 0,
+      .pids = CRI_POD_PIDS};
+}
+
+int cri_pod_cgroup_apply(json_t *ext, q_error **err)
+{
+  const char *path = json_string_value(json_object_get(ext, "Path"));
+  if (!path)
+    return q_error_make(err, EINVAL, "cgroup record without a path");
+  struct sbx_cgroup_limits lim;
+  pod_limits(ext, &lim);
+  int rc = sbx_cgroup_create(path, &lim, err);
+  if (rc < 0) {
+    q_cleanup_error q_error *e2 = NULL;
+    sbx_cgroup_remove(path, &e2);
+  }
+  return rc;
 }
 
 int cri_pod_cgroup_update(struct cri_pods *p, const char *pod_id, q_error **err)
@@ -95,16 +110,11 @@ int cri_pod_cgroup_update(struct cri_pods *p, const char *pod_id, q_error **err)
     shares += s > 0 ? (uint64_t)s : 1024;
   }
   cri_ctr_list_free(v, n);
-  struct sbx_cgroup_limits lim = {.memory = (uint64_t)ext_int(cg, "Memory"),
-                                  .cpu_period_us = PERIOD_US,
-                                  .pids = CRI_POD_PIDS};
+  struct sbx_cgroup_limits lim;
+  pod_limits(cg, &lim); /* the pod-level values of RunPodSandbox */
   if (counted) {
     lim.cpu_quota_us = unlimited ? 0 : quota + (uint64_t)ext_int(cg, "OverheadQuota");
     lim.cpu_shares = shares + (uint64_t)ext_int(cg, "OverheadShares");
-  } else { /* the pod-level values of RunPodSandbox */
-    int64_t q = ext_int(cg, "Quota"), s = ext_int(cg, "Shares");
-    lim.cpu_quota_us = q ? (uint64_t)(q + ext_int(cg, "OverheadQuota")) : 0;
-    lim.cpu_shares = s ? (uint64_t)(s + ext_int(cg, "OverheadShares")) : 0;
   }
   rc = sbx_cgroup_set(path, &lim, err);
   cri_pod_free(pod);

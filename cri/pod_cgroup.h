@@ -27,10 +27,14 @@
 #define CRI_POD_VMM_OVERHEAD_MIB 128
 #define CRI_POD_PIDS 1024
 
-/* Makes the cgroup with the pod's limits; *ext_out gets the record's
- * "Cgroup" object (new reference), *path_out points into it. */
-int cri_pod_cgroup_create(const char *pod_id, const Runtime__V1__PodSandboxConfig *c,
-                          uint32_t mem_mib, json_t **ext_out, const char **path_out, q_error **err);
+/* The record's "Cgroup" object for a new pod (*ext_out, new reference):
+ * path and pod-level limits; nothing is made yet, so that the record can
+ * name the cgroup before it exists (a restart then finds it). */
+int cri_pod_cgroup_plan(const char *pod_id, const Runtime__V1__PodSandboxConfig *c,
+                        uint32_t mem_mib, json_t **ext_out, q_error **err);
+/* Makes the cgroup of a planned record with its limits (removed again on
+ * failure). */
+int cri_pod_cgroup_apply(json_t *ext, q_error **err);
 /* Recomputes the CPU limits from the pod's containers (their "Resources")
  * and writes them; 0 when the pod has no cgroup. */
 int cri_pod_cgroup_update(struct cri_pods *p, const char *pod_id, q_error **err);

@@ -418,10 +418,11 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
   if ((rc = q_mkdir_p(r.run_dir, 0711, &err)) < 0)
     goto fail;
   step = "pod cgroup";
-  const char *cgroup = NULL;
-  if ((rc = cri_pod_cgroup_create(r.id, c, mem, &r.cgroup, &cgroup, &err)) < 0 ||
-      (rc = cri_state_update_pod(p->st, r.id, set_cgroup, r.cgroup, &err)) < 0)
+  if ((rc = cri_pod_cgroup_plan(r.id, c, mem, &r.cgroup, &err)) < 0 ||
+      (rc = cri_state_update_pod(p->st, r.id, set_cgroup, r.cgroup, &err)) < 0 ||
+      (rc = cri_pod_cgroup_apply(r.cgroup, &err)) < 0)
     goto fail;
+  const char *cgroup = json_string_value(json_object_get(r.cgroup, "Path"));
   step = "pod network";
   if ((rc = setup_network(&r, &err)) < 0)
     goto fail;

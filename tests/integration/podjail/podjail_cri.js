@@ -37,7 +37,29 @@ const podCfg = {
   },
 };
 
+// Across a restart (podjail_cri.sh kills quarkd with SIGKILL between the
+// phases): the pod's cgroup is found from its record and removed.
+async function restartPhase(phase) {
+  const idFile = `${T}/restart-pod-id`;
+  if (phase === 'run') {
+    const cfg = Object.assign({}, podCfg, { metadata: { name: 'cg2', namespace: 'podjail', uid: 'uid-cg2', attempt: 0 } });
+    const rp = await call(rt, 'RunPodSandbox', { config: cfg, runtime_handler: 'quark' }, 120000);
+    check(!rp.err, 'RunPodSandbox before the restart' + (rp.err ? ` (${rp.err.details})` : ''));
+    if (rp.err) done();
+    fs.writeFileSync(idFile, rp.res.pod_sandbox_id);
+    check(fs.existsSync(cgFile(rp.res.pod_sandbox_id, 'cpu', '.')), 'its cgroup exists');
+  } else {
+    const pod = fs.readFileSync(idFile, 'utf8');
+    const rm = await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 120000);
+    check(!rm.err, 'RemovePodSandbox after kill -9 and restart' + (rm.err ? ` (${rm.err.details})` : ''));
+    const left = ['cpu', 'cpuacct', 'memory', 'pids'].filter((c) => fs.existsSync(cgFile(pod, c, '.')));
+    check(left.length === 0, `no cgroup left after the restart and RemovePodSandbox (${left.join(',')})`);
+  }
+  done();
+}
+
 (async () => {
+  if (process.env.PODJAIL_PHASE) return restartPhase(process.env.PODJAIL_PHASE);
   const rp = await call(rt, 'RunPodSandbox', { config: podCfg, runtime_handler: 'quark' }, 120000);
   check(!rp.err, 'RunPodSandbox' + (rp.err ? ` (${rp.err.details})` : ''));
   if (rp.err) done();

@@ -4,7 +4,8 @@
 # the pod's quota/shares/pids/memory and the daemon in it; CreateContainer
 # and UpdateContainerResources rewrite the CPU limits (the sum over the
 # containers); a 0.2 CPU hog stays well under one CPU; StopPodSandbox and
-# RemovePodSandbox remove the cgroup. Uses the e2e pod helpers.
+# RemovePodSandbox remove the cgroup, also after quarkd was killed with
+# SIGKILL and restarted. Uses the e2e pod helpers.
 . "$(dirname "$0")/../../e2e/pods/lib.sh"
 e2e_need_node
 need_root
@@ -31,5 +32,9 @@ trap cg_cleanup EXIT
 start_quarkd
 why=$(import_busybox) || e2e_skip "$why"
 node "$(dirname "$0")/podjail_cri.js" || e2e_fail "pod cgroup through CRI"
+PODJAIL_PHASE=run node "$(dirname "$0")/podjail_cri.js" || e2e_fail "pod before the restart"
+kill -KILL "$QPID"; wait "$QPID" 2>/dev/null || true; QPID=
+start_quarkd
+PODJAIL_PHASE=remove node "$(dirname "$0")/podjail_cri.js" || e2e_fail "cgroup across a restart"
 stop_quarkd
 echo PASS
