@@ -94,7 +94,8 @@ int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err);
  * control socket, then sbx_jail_enter (pid, ipc and mount namespaces, the
  * pod's netns, the cgroup quarkd made for it: opts.cgroup), and after
  * set-up sbx_jail_apply with SBX_JAIL_POD (the run-mode capabilities plus
- * CAP_SYS_ADMIN and CAP_NET_BIND_SERVICE, no_new_privs, the pod allowlist).
+ * CAP_NET_BIND_SERVICE, no_new_privs, the pod allowlist without the mount
+ * helper's rows; CAP_SYS_ADMIN and those rows only with SBX_JAIL_NO_MOUNTNS).
  * Its mount namespace holds no container root and no host path of a
  * container: containers arrive at run time, so their roots (with bind
  * mounts, built by the client outside the jail, rootmount.h) and log files

@@ -5,18 +5,23 @@
  *                     [--vcpus N] [--log FILE] [--log-level LEVEL]
  *                     [--run-dir DIR] [--kernel FILE] [--hostname NAME]
  *                     [--ready-fd FD] [--shared-vm|--vm-per-container]
+ *                     [--cgroup PATH] [--jail-no pidns,mountns,seccomp,caps]
  *
- * After set-up it jails itself (sandbox/jail/jail.h, pod mode):
- * capabilities dropped, no_new_privs, seccomp allowlist;
- * --no-seccomp (QUARK_POD_SECCOMP=0) leaves out the filter, --no-jail
+ * The jail (sandbox/jail/jail.h, pod mode): with its control socket bound,
+ * it becomes pid 1 of new pid and ipc namespaces under a supervisor, joins
+ * the cgroup quarkd made (--cgroup) and the netns, pivots into a read-only
+ * root with /dev/kvm and the kernel image only (container roots and log
+ * files come as fds, jail/rootmount.h); after set-up capabilities dropped,
+ * no_new_privs, seccomp allowlist. --no-seccomp (QUARK_POD_SECCOMP=0)
+ * leaves out the filter, QUARK_POD_NAMESPACES=0 the namespaces, --no-jail
  * (QUARK_POD_JAIL=0) all of it, for debugging.
  * --shared-vm (the default): one VM for the whole pod, containers and
  * execs through the guest's control channel; --vm-per-container (or
  * QUARK_POD_SHARED_VM=0): one VM per container and per exec (kept for
  * comparison).
- * It enters the network namespace first (before any thread or socket),
- * becomes a session leader, binds SOCK (mode 0600; a stale socket is
- * replaced, a live one refused), writes one byte to --ready-fd when it
+ * It becomes a session leader, binds SOCK (mode 0600; a stale socket is
+ * replaced, a live one refused), enters the network namespace with the
+ * jail (before any thread), writes one byte to --ready-fd when it
  * accepts connections, and serves every connection on a thread of its own
  * (exec blocks only its connection). SIGTERM/SIGINT or a shutdown request
  * stop every container and end the process (exit 0).
@@ -235,6 +240,7 @@ static void usage(FILE *f)
       "                        [--hostname NAME] [--ready-fd FD] "
       "[--kernel-worker|--no-kernel-worker]\n"
       "                        [--shared-vm|--vm-per-container] [--no-seccomp] [--no-jail]\n"
+      "                        [--cgroup PATH] [--jail-no pidns,mountns,seccomp,caps]\n"
       "                        [--tsor SOCKET --tsor-ip IP [--tsor-cidr CIDR,...]]\n");
 }
 
