@@ -32,6 +32,18 @@ pods_cleanup() {
     QPID=
   fi
   for pid in $(pgrep -f "$T/run/pods" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+  # The pods' cgroups (cri/pod_cgroup.c), which only RemovePodSandbox removes.
+  for f in "$T"/state/pods/*.json; do
+    [ -f "$f" ] || continue
+    cg=$(jq -r '.Ext.Cgroup.Path // empty' "$f" 2>/dev/null || true)
+    [ -n "$cg" ] || continue
+    case "$cg" in *..*) continue ;; esac
+    for d in /sys/fs/cgroup/{cpu,cpuacct,memory,pids}/"$cg" "/sys/fs/cgroup/$cg"; do
+      [ -d "$d" ] || continue
+      for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+      for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
+    done
+  done
   for f in "$T"/state/pods/*.json; do
     [ -f "$f" ] || continue
     ns=$(jq -r '.Ext.NetnsPath // empty' "$f" 2>/dev/null || true)
