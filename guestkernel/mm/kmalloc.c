@@ -26,6 +26,40 @@ static struct free_obj *free_lists[NCLASS];
  * within 20,000 pipes. */
 #define LARGE_CACHE_MAX 16
 static struct free_obj *large_free[LARGE_CACHE_MAX + 1];
+/* Bigger freed blocks (execve's 256 KiB argument buffer, big pipe or
+ * socket buffers) are kept too, on one list, each knowing its size from the
+ * page metadata: freed page by page they would never make a contiguous
+ * run again, so each execve drained 256 KiB of the never-used pages for
+ * good and a shell loop ran a 128 MiB guest out of memory after 477
+ * execs. A request takes the smallest kept block that fits and wastes at
+ * most half of it (the block keeps its own size in the metadata, so kfree
+ * gives all of it back). */
+static struct free_obj *big_free;
+
+static size_t block_pages(const void *p)
+{
+  return qk_page_meta[qk_va_to_pa(p) / QK_PAGE_SIZE] >> 12;
+}
+
+static void *big_take(size_t n)
+{
+  struct free_obj **best = NULL;
+  size_t best_n = 0;
+  for (struct free_obj **pp = &big_free; *pp; pp = &(*pp)->next) {
+    size_t bn = block_pages(*pp);
+    if (bn >= n && bn <= 2 * n && (!best || bn < best_n)) {
+      best = pp;
+      best_n = bn;
+      if (bn == n)
+        break;
+    }
+  }
+  if (!best)
+    return NULL;
+  struct free_obj *o = *best;
+  *best = o->next;
+  return o;
+}
 
 static inline unsigned class_of(size_t size)
 {
@@ -62,6 +96,11 @@ void *qk_kmalloc(size_t size)
       struct free_obj *o = large_free[n];
       large_free[n] = o->next;
       return o;
+    }
+    if (n > LARGE_CACHE_MAX) {
+      void *o = big_take(n);
+      if (o)
+        return o;
     }
     uint64_t pa = qk_page_alloc_contig(n);
     if (!pa)
@@ -104,6 +143,12 @@ void qk_kfree(void *p)
     struct free_obj *o = p;
     o->next = large_free[n];
     large_free[n] = o;
+    return;
+  }
+  if (n > LARGE_CACHE_MAX) {
+    struct free_obj *o = p;
+    o->next = big_free;
+    big_free = o;
     return;
   }
   qk_page_meta[pa / QK_PAGE_SIZE] = 0;
