@@ -1260,6 +1260,34 @@ static int lookup(const char *abs, bool nofollow, struct node *nd, char *buf, st
   return r;
 }
 
+/* A link's rootfs target goes back through the VFS, which sends /proc
+ * paths (and host symlinks into /proc) here again: cwd "/proc/self/cwd"
+ * or a host link /l -> /proc/self/root/l would recurse until the worker's
+ * stack ran into the per-vCPU block. Nesting is counted across those
+ * calls (the core runs under the kernel lock and never parks mid-call). */
+#define PROC_MAX_NEST 8
+static int proc_nest;
+
+static int vfs_open_nested(const char *path, int flags, struct qk_file **out)
+{
+  if (proc_nest >= PROC_MAX_NEST)
+    return -QK_ELOOP;
+  proc_nest++;
+  int r = qk_vfs_open(path, flags, 0, out);
+  proc_nest--;
+  return r;
+}
+
+static int vfs_stat_nested(const char *path, uint64_t stat_gpa)
+{
+  if (proc_nest >= PROC_MAX_NEST)
+    return -QK_ELOOP;
+  proc_nest++;
+  int r = qk_vfs_stat(path, 0, stat_gpa);
+  proc_nest--;
+  return r;
+}
+
 int qk_proc_open(const char *abs, int flags, struct qk_file **out)
 {
   char *path = norm(abs), *buf = qk_kmalloc(QK_PATH_MAX);
@@ -1269,7 +1297,7 @@ int qk_proc_open(const char *abs, int flags, struct qk_file **out)
   if (!r)
     r = lookup(path, flags & L_O_NOFOLLOW, &nd, buf, &file);
   if (r == 2) {
-    r = qk_vfs_open(buf, flags, 0, out); /* exe, cwd, root: the rootfs object */
+    r = vfs_open_nested(buf, flags, out); /* exe, cwd, root: the rootfs object */
   } else if (r == 1) {
     *out = file; /* fd/N: the open file itself */
     r = 0;
@@ -1318,7 +1346,7 @@ int qk_proc_stat(const char *abs, int nofollow, uint64_t stat_gpa)
   if (!r)
     r = lookup(path, nofollow, &nd, buf, &file);
   if (r == 2) {
-    r = stat_gpa ? qk_vfs_stat(buf, 0, stat_gpa) : 0;
+    r = stat_gpa ? vfs_stat_nested(buf, stat_gpa) : 0;
   } else if (r == 1) {
     r = stat_gpa ? file->ops->fstat(file, stat_gpa) : 0;
     qk_fput(file);

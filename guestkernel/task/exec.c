@@ -43,6 +43,7 @@ struct elf_phdr {
 };
 
 void qk_proc_exec_done(struct qk_process *p);
+bool qk_proc_path(const char *abs); /* fs/proc.c */
 void qk_mm_put(struct qk_mm *mm);
 
 struct strbuf {
@@ -463,7 +464,11 @@ static int64_t exec_core(struct qk_task *t, char *path, struct strbuf *sb, bool 
   qk_fdtable_close_on_exec(p->files);
   qk_signal_exec_reset(p, t);
   qk_sec_exec(p); /* capabilities across exec (task/cred.c) */
-  qk_strlcpy(p->exe, path, sizeof(p->exe));
+  /* /proc/<pid>/exe names the file itself, not the path it came through:
+   * an exec of /proc/self/exe (busybox's applets) that stored that path
+   * made the next one's /proc/self/exe point at itself. */
+  const char *exe = f->path && f->path[0] == '/' && !qk_proc_path(f->path) ? f->path : path;
+  qk_strlcpy(p->exe, exe, sizeof(p->exe));
   const char *base = path + strlen(path);
   while (base > path && base[-1] != '/')
     base--;
