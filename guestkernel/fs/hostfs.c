@@ -11,9 +11,31 @@
 #include "fs_internal.h"
 
 #define KIND_STDIO 1u
+#define STDIN_RETRY_NS 2000000ull /* as task/container.c's stdio */
+
+/* Run mode's stdin is the sandbox's own fd 0, which the host reads with a
+ * blocking call: a read with nothing to read held the vCPU, so no other
+ * task ran and no signal came until input or EOF did ((sleep 1; kill -INT
+ * $$) & read x). The guest looks first and parks (retrying every 2 ms, a
+ * signal ends the wait); files that poll ready (regular files, /dev/null,
+ * EOF) are read as before. 0: read now. */
+static int64_t stdin_wait(struct qk_file *f)
+{
+  struct qk_net_pollfd pf = {(uint32_t)f->hfd, 0x001 /* POLLIN */, 0};
+  if (qk_qcall(QK_OP_NET_POLL, qk_va_to_pa(&pf), 1, 0, 0, 0, 0) < 0 || pf.revents)
+    return 0; /* ready, hung up, or not pollable: the host read answers */
+  if (f->flags & L_O_NONBLOCK)
+    return -QK_EAGAIN;
+  return qk_block(f, qk_time_monotonic_ns() + STDIN_RETRY_NS);
+}
 
 static int64_t host_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, bool write)
 {
+  if (qk_unlikely(f->kind == KIND_STDIO && !write && f->hfd == QK_HFD_STDIN)) {
+    int64_t w = stdin_wait(f);
+    if (w)
+      return w;
+  }
   /* Common case first: one buffer inside one page (small reads and
    * writes), no scatter-list building. */
   if (u->cnt == 1) {

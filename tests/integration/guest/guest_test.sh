@@ -171,6 +171,23 @@ bye'
   expect "exec of /proc/self/exe twice" 0 "w
 /bin/sh" /bin/sh -c 'sh -c "sleep 0"; sh -c "sleep 0; true"; echo w; sh -c "readlink /proc/self/exe"'
   expect "/proc link loop: ELOOP" 0 "rc=1" /bin/sh -c 'cd /proc/self/cwd && ls /proc/self/cwd >/dev/null 2>&1; echo rc=$?'
+  # A read of the sandbox's stdin (a pipe nobody writes) must not hold the
+  # vCPU: the background job runs and its signal interrupts the read.
+  mkfifo "$work/stdin"
+  sleep 60 >"$work/stdin" &
+  holder=$!
+  # shellcheck disable=SC2086 # SBX_BASE is a flag list
+  out=$(timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" ${SBX_BASE:-} -- /bin/sh -c \
+    'trap "echo INT" INT; (sleep 0.5; kill -INT $$) & read x; echo rc=$?' <"$work/stdin" 2>"$work/err")
+  rc=$?
+  kill "$holder" 2>/dev/null
+  wait "$holder" 2>/dev/null
+  if [ "$rc" = 0 ] && [ "$out" = "INT
+rc=1" ]; then
+    echo "ok: signal during a read of an idle stdin"
+  else
+    fail "signal during a read of an idle stdin: exit $rc, stdout [$out] (stderr: $(head -c 600 "$work/err"))"
+  fi
   ;;
 debian)
   # Dynamically linked Debian programs (bash, coreutils, grep, sed, find)
