@@ -204,6 +204,8 @@ struct qk_ctl_area *sbx_guest_ctl(struct sbx_guest *g) { return g->ctl; }
 
 int64_t sbx_guest_hfd_install(struct sbx_guest *g, int fd) { return sbx_qcall_hfd_install(g->qc, fd); }
 
+void sbx_guest_wake_sleep(struct sbx_guest *g) { sbx_qcall_wake_sleep(g->qc); }
+
 int64_t sbx_guest_hfd_close(struct sbx_guest *g, uint64_t h) { return sbx_qcall_hfd_close(g->qc, h); }
 
 uint64_t sbx_guest_resident(const struct sbx_guest *g)

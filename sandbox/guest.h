@@ -72,6 +72,8 @@ void sbx_guest_destroy(struct sbx_guest *g);
 struct qk_ctl_area *sbx_guest_ctl(struct sbx_guest *g);
 /* Pod VM: the guest's host fd table (sbx_qcall_hfd_install/close). */
 int64_t sbx_guest_hfd_install(struct sbx_guest *g, int fd);
+/* The pod control channel posted a command: end an idle guest sleep. */
+void sbx_guest_wake_sleep(struct sbx_guest *g);
 int64_t sbx_guest_hfd_close(struct sbx_guest *g, uint64_t h);
 /* Guest memory resident on the host (bytes touched by guest or host). */
 uint64_t sbx_guest_resident(const struct sbx_guest *g);

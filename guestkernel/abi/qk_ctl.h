@@ -10,9 +10,9 @@
  * (write the entry, release-store the tail; acquire-load the tail, read the
  * entry, release-store the head). Guest-written and host-written words live
  * on separate cache lines. After publishing, the host wakes the guest if
- * guest_sleeping is 1 (a halted vCPU is resumed; with an in-kernel irqchip
- * it may inject QK_VECTOR_CTL instead); the guest must also poll the ring
- * from its idle loop, so a lost wake-up costs latency, never a command.
+ * guest_sleeping is 1 (the guest's idle QK_OP_SLEEP ends early, answering
+ * 1); the guest sets it (seq_cst) and looks at the ring once more before it
+ * sleeps, and reads the ring on every way out of its idle loop.
  *
  * Payloads (container and exec specs) are written by the host into the
  * payload area before the command is published and stay untouched until

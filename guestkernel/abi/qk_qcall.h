@@ -69,7 +69,8 @@ enum qk_op {
   QK_OP_IOCTL = 15,       /* a0 hfd, a1 cmd (TCGETS, TIOCGWINSZ only), a2 arg gpa -> result */
   QK_OP_GETRANDOM = 16,   /* a0 buf gpa, a1 len -> bytes */
   QK_OP_CLOCK = 17,       /* a0 Linux clockid -> nanoseconds */
-  QK_OP_SLEEP = 18,       /* a0 nanoseconds: completes after that long -> 0 */
+  QK_OP_SLEEP = 18,       /* a0 nanoseconds: completes after that long -> 0; 1 when the host
+                             ended it early (a pod command came, qk_ctl.h) */
   QK_OP_ZERO = 19,        /* a0 iov gpa, a1 iovcnt: host zeroes guest memory -> 0 */
   QK_OP_COPY = 20,        /* a0 dst gpa, a1 src gpa, a2 len: host copies -> 0 */
   QK_OP_MKDIRAT = 21,     /* a0 dir hfd, a1 path gpa, a2 path len, a3 mode -> 0 */

@@ -32,10 +32,12 @@ uint64_t qk_time_realtime_ns(void) { return boot_real_ns + since_boot_ns(); }
 
 void qk_sleep_ns(uint64_t ns)
 {
-  /* Hour-long requests keep each host timer in range; ~0 never ends. */
+  /* Hour-long requests keep each host timer in range; ~0 never ends, unless
+   * the host ends the sleep early (a pod command) or the VM stops. */
   while (ns) {
     uint64_t chunk = ns > 3600ull * 1000000000ull ? 3600ull * 1000000000ull : ns;
-    qk_qcall(QK_OP_SLEEP, chunk, 0, 0, 0, 0, 0);
+    if (qk_qcall(QK_OP_SLEEP, chunk, 0, 0, 0, 0, 0) != 0)
+      return;
     if (ns != ~0ull)
       ns -= chunk;
   }

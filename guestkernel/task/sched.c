@@ -414,12 +414,13 @@ static void idle(void)
   /* Tasks parked on sockets: the host watches those until the earliest
    * deadline (net/socket.c). */
   uint64_t wait = min == ~0ull ? ~0ull : min - now;
-  if (qk_boot->ctl_gpa && wait > 2000000)
-    wait = 2000000; /* see below */
-  bool net = qk_net_idle_wait(wait);
-  /* With a pod control channel, commands may arrive at any time: sleep in
-   * short slices and look at the ring in between (the host's wake-up of a
-   * halted vCPU does not end a host sleep). The ring is read on every way
+  /* With a pod control channel, commands may arrive at any time. A host
+   * wait on sockets does not end for them: it looks in 2 ms slices. A
+   * plain sleep does (the host ends it when it posts a command while
+   * guest_sleeping is set), so an idle pod makes no QCall until its next
+   * deadline or command (it made one every 2 ms). */
+  bool net = qk_net_idle_wait(qk_boot->ctl_gpa && wait > 2000000 ? 2000000 : wait);
+  /* The ring is read on every way
    * out: the caller loops on idle() without polling it, so a command that
    * came after the last poll (idle_prepare sees it) or while tasks wait on
    * sockets (net) was never served, and the vCPU spun until some task's

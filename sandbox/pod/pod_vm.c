@@ -246,7 +246,11 @@ static int64_t vm_cmd_stall(struct pod_vm *vm, uint32_t op, uint32_t cid, uint32
                            .payload_len = (uint32_t)len};
   memcpy(&vm->area->cmd[tail & (QK_CTL_ENTRIES - 1)], &cmd, sizeof cmd);
   __atomic_store_n(&vm->area->cmd_tail, tail + 1, __ATOMIC_SEQ_CST);
-  /* The guest polls the ring from its scheduler (every 2 ms when idle). */
+  /* The guest polls the ring from its scheduler; idle, it sleeps with
+   * guest_sleeping set after a last look (seq_cst on both sides), and the
+   * sleep ends when told so. */
+  if (__atomic_load_n(&vm->area->guest_sleeping, __ATOMIC_SEQ_CST))
+    sbx_guest_wake_sleep(vm->g);
   struct timespec dl, sdl;
   clock_gettime(CLOCK_MONOTONIC, &dl);
   sdl = dl;

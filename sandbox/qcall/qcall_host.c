@@ -56,6 +56,7 @@ struct sbx_qcall {
   struct qk_qcall_ring *rings;
   struct worker *workers;
   int stop_fd;
+  int sleep_wake_fd; /* sbx_qcall_wake_sleep: ends a QK_OP_SLEEP early */
   atomic_bool stopping;
   atomic_uint_fast64_t served;
   atomic_uint_fast64_t served_inline; /* by the vCPU thread (sbx_qcall_wait) */
@@ -419,10 +420,16 @@ static int64_t op_sleep(struct sbx_qcall *q, const uint64_t *a)
   if ((int64_t)a[0] < 0)
     return -EINVAL;
   struct timespec ts = {.tv_sec = (time_t)(a[0] / 1000000000u), .tv_nsec = (long)(a[0] % 1000000000u)};
-  struct pollfd p = {.fd = q->stop_fd, .events = POLLIN};
-  int r = ppoll(&p, 1, &ts, NULL);
-  if (r > 0)
+  struct pollfd p[2] = {{.fd = q->stop_fd, .events = POLLIN}, {.fd = q->sleep_wake_fd, .events = POLLIN}};
+  int r = ppoll(p, 2, &ts, NULL);
+  if (r > 0 && p[0].revents)
     return -EINTR; /* the VM is stopping */
+  if (r > 0) { /* woken early (sbx_qcall_wake_sleep): the guest looks again */
+    uint64_t v;
+    if (read(q->sleep_wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+      return -errno;
+    return 1;
+  }
   return r < 0 && errno != EINTR ? -errno : 0;
 }
 
@@ -603,6 +610,13 @@ int64_t sbx_qcall_handle(struct sbx_qcall *q, unsigned ring, const struct qk_qca
 
 uint64_t sbx_qcall_served(const struct sbx_qcall *q) { return atomic_load(&q->served); }
 
+void sbx_qcall_wake_sleep(struct sbx_qcall *q)
+{
+  uint64_t one = 1;
+  if (write(q->sleep_wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+    q_warn(q->cfg.pod_id, "qcall: waking a guest sleep: %s", strerror(errno));
+}
+
 uint64_t sbx_qcall_served_inline(const struct sbx_qcall *q) { return atomic_load(&q->served_inline); }
 
 uint64_t sbx_qcall_served_op(const struct sbx_qcall *q, unsigned op)
@@ -779,6 +793,7 @@ int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg,
   const char *in = getenv("QUARK_QCALL_INLINE");
   q->inline_serve = !(in && !strcmp(in, "0"));
   q->stop_fd = -1;
+  q->sleep_wake_fd = -1;
   pthread_mutex_init(&q->fd_lock, NULL);
   pthread_mutex_init(&q->log_lock, NULL);
   for (int i = 0; i < SBX_HFD_MAX; i++)
@@ -792,7 +807,8 @@ int sbx_qcall_create(struct sbx_qcall **out, const struct sbx_qcall_config *cfg,
   for (unsigned i = 0; i < cfg->ring_count; i++)
     q->workers[i].kick_fd = q->workers[i].wake_fd = q->workers[i].wait_fd = -1;
   q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (q->stop_fd < 0) {
+  q->sleep_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (q->stop_fd < 0 || q->sleep_wake_fd < 0) {
     r = q_error_make(err, errno, "eventfd");
     goto fail;
   }
@@ -893,6 +909,8 @@ void sbx_qcall_destroy(struct sbx_qcall *q)
       close(q->hfd[i]);
   if (q->stop_fd >= 0)
     close(q->stop_fd);
+  if (q->sleep_wake_fd >= 0)
+    close(q->sleep_wake_fd);
   pthread_mutex_destroy(&q->fd_lock);
   pthread_mutex_destroy(&q->log_lock);
   free(q);

@@ -79,6 +79,10 @@ void sbx_qcall_wait(struct sbx_qcall *q, unsigned ring, int stop_fd);
  * sbx_qcall_stop. Required for inline serving in sbx_qcall_wait: a vCPU
  * thread that serves a long wait must see the VM stop. */
 int sbx_qcall_bind_stop(struct sbx_qcall *q, int vm_stop_fd);
+/* Ends the guest's QK_OP_SLEEP in progress early (or the next one, if none
+ * is): the pod's control channel posted a command while the guest sleeps
+ * idle (qk_ctl.h guest_sleeping). Any thread. */
+void sbx_qcall_wake_sleep(struct sbx_qcall *q);
 /* Serves one request synchronously (the workers' core; also for tests). */
 int64_t sbx_qcall_handle(struct sbx_qcall *q, unsigned ring, const struct qk_qcall_req *req);
 /* Host fd table from the host side (pod control channel): installs fd
