@@ -18,7 +18,32 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "jail.h"
+
+/* The pod cgroup's path as quarkd names it (cgroup.h): kubelet's cgroupfs
+ * parents, systemd slices expanded, the default parent, and no "..". */
+Test(jail_cgroup, pod_path)
+{
+  char out[512];
+  const char *id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  cr_assert_eq(sbx_cgroup_pod_path(NULL, id, out, sizeof out), 0);
+  cr_assert_str_eq(out, "quark/quark-0123456789abcdef0123456789abcdef");
+  cr_assert_eq(sbx_cgroup_pod_path("/kubepods/burstable/pod-u1", id, out, sizeof out), 0);
+  cr_assert_str_eq(out, "kubepods/burstable/pod-u1/quark-0123456789abcdef0123456789abcdef");
+  cr_assert_eq(sbx_cgroup_pod_path("kubepods-burstable-podu1.slice", id, out, sizeof out), 0);
+  cr_assert_str_eq(out, "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu1.slice/"
+                        "quark-0123456789abcdef0123456789abcdef");
+  cr_assert_eq(sbx_cgroup_pod_path("/", id, out, sizeof out), 0);
+  cr_assert_str_eq(out, "quark/quark-0123456789abcdef0123456789abcdef");
+  cr_assert_eq(sbx_cgroup_pod_path("/a/../b", id, out, sizeof out), -EINVAL);
+  cr_assert_eq(sbx_cgroup_pod_path("..", id, out, sizeof out), -EINVAL);
+  cr_assert_eq(sbx_cgroup_pod_path("a//b", id, out, sizeof out), -EINVAL);
+  cr_assert_eq(sbx_cgroup_pod_path("a", "x/y", out, sizeof out), -EINVAL);
+  cr_assert_eq(sbx_cgroup_pod_path("a", id, out, 8), -ENAMETOOLONG);
+  /* names with dots that are not ".." components are fine */
+  cr_assert_eq(sbx_cgroup_pod_path("/my..pods", id, out, sizeof out), 0);
+}
 
 Test(jail_opts, sizes_and_cpus)
 {
