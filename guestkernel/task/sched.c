@@ -38,8 +38,10 @@ int qk_poll_wq;
 static bool timer_off;               /* qk_arch_timer_arm said ENOSYS: no preemption */
 static bool deadline_seen = true;    /* a blocked task may have a deadline */
 /* Address spaces whose last user died: freed once no vCPU runs on them. */
-static struct qk_mm *dead_mms[16];
-static unsigned nr_dead_mms;
+/* Address spaces whose last user went away, destroyed once no vCPU runs
+ * on them (a list: killing a container ends many at once; a fixed array of
+ * 16 leaked every one past it). */
+static struct qk_mm *dead_mms;
 
 static inline struct qk_percpu *pcpu(void)
 {
@@ -117,11 +119,8 @@ struct qk_process *qk_proc_find(int pid)
 /* Called by proc.c when the last user of an address space went away. */
 void qk_sched_defer_mm(struct qk_mm *mm)
 {
-  if (nr_dead_mms < QK_ARRAY_SIZE(dead_mms)) {
-    dead_mms[nr_dead_mms++] = mm;
-    return;
-  }
-  qk_printk(QK_LOG_WARN, "too many dead address spaces pending: one leaked");
+  mm->dead_next = dead_mms;
+  dead_mms = mm;
 }
 
 int64_t qk_block(const void *wchan, uint64_t deadline)
@@ -371,17 +370,18 @@ static void reap_dead(struct qk_task *keep)
       free_task(t);
   }
   struct qk_mm *curmm = keep ? keep->proc->mm : NULL;
-  unsigned j = 0;
-  for (unsigned i = 0; i < nr_dead_mms; i++) {
-    bool live = dead_mms[i] == curmm;
+  for (struct qk_mm **pp = &dead_mms; *pp;) {
+    struct qk_mm *mm = *pp;
+    bool live = mm == curmm;
     for (unsigned c = 0; qk_smp_on && c < qk_nr_cpus && !live; c++)
-      live = qk_percpus[c].mm == dead_mms[i];
-    if (live)
-      dead_mms[j++] = dead_mms[i];
-    else
-      qk_mm_destroy(dead_mms[i]);
+      live = qk_percpus[c].mm == mm;
+    if (live) {
+      pp = &mm->dead_next;
+    } else {
+      *pp = mm->dead_next;
+      qk_mm_destroy(mm);
+    }
   }
-  nr_dead_mms = j;
 }
 
 /* Nothing runnable: wake expired sleepers, else sleep on the host until
@@ -614,7 +614,7 @@ void qk_sched_return(struct qk_regs *r, bool in_syscall)
      * the next syscall or tick instead. */
     if (qk_unlikely(cur->state == QK_TASK_RUNNING && !in_syscall && !qk_arch_xstate_full()))
       return;
-    if (qk_likely(cur->state == QK_TASK_RUNNING && !pc->need_resched && --pc->slice && !nr_dead_mms)) {
+    if (qk_likely(cur->state == QK_TASK_RUNNING && !pc->need_resched && --pc->slice && !dead_mms)) {
       /* The task keeps the vCPU: the timer needs a look only when another
        * task became runnable or a kernel timer is due before it fires. */
       if (qk_unlikely(pc->rearm) || qk_unlikely(qk_timer_next() < pc->timer_armed))

@@ -120,6 +120,7 @@ struct qk_mm {
   uint64_t mmap_top;       /* top-down mmap search starts below this */
   uint64_t stack_limit;    /* lowest address the stack may grow down to */
   uint32_t refs;
+  struct qk_mm *dead_next; /* task/sched.c: dead, waiting until no vCPU runs on it */
 };
 
 /* Builds the address space of the initial process from what the host's
