@@ -242,7 +242,8 @@ int sbx_cgroup_join(const char *path, pid_t pid, q_error **err)
 static int kill_procs(const char *dir)
 {
   char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= (int)sizeof path)
+    return 0;
   q_cleanup_free char *buf = NULL;
   size_t len = 0;
   if (q_read_file(path, 1 << 20, &buf, &len, NULL) < 0)
