@@ -2,12 +2,13 @@
 # directory that builds some. They are built with the host's compilers, not
 # with the project's flags: static binaries cannot carry ASan.
 #
-# quark_guest_progs(<target> PROGS <name>... [VARIANTS <v>...] [FLAGS <flag>...]
-#                   [LIBS <lib>...] [DEPENDS <file>...])
+# quark_guest_progs(<target> PROGS <name>... [VARIANTS <v>...] [NOSUFFIX]
+#                   [FLAGS <flag>...] [LIBS <lib>...] [DEPENDS <file>...])
 #   Builds ${CMAKE_CURRENT_SOURCE_DIR}/progs/<name>.c into
 #   ${CMAKE_CURRENT_BINARY_DIR}/progs/<name>.<v> for each variant v: glibc
 #   (-static), pie (-static-pie) or musl (musl-gcc -static; left out where
-#   musl-gcc is not installed). Default variants: glibc musl. Every program
+#   musl-gcc is not installed). Default variants: glibc musl. NOSUFFIX (one
+#   variant): the output is progs/<name>. Every program
 #   depends on the shared check header tests/integration/guest/progs/t.h.
 #   All outputs hang off the custom target <target> (built by `all`).
 #   Sets in the caller's scope: QK_PROG_DIR (the output directory), QK_LIBCS
@@ -21,7 +22,7 @@ endif()
 set(QK_GUEST_T_H ${CMAKE_CURRENT_LIST_DIR}/progs/t.h CACHE INTERNAL "")
 
 function(quark_guest_progs target)
-  cmake_parse_arguments(G "" "" "PROGS;VARIANTS;FLAGS;LIBS;DEPENDS" ${ARGN})
+  cmake_parse_arguments(G "NOSUFFIX" "" "PROGS;VARIANTS;FLAGS;LIBS;DEPENDS" ${ARGN})
   if(NOT G_VARIANTS)
     set(G_VARIANTS glibc musl)
   endif()
@@ -47,7 +48,11 @@ function(quark_guest_progs target)
     endif()
     list(APPEND built ${v})
     foreach(p ${G_PROGS})
-      set(out ${dir}/${p}.${v})
+      if(G_NOSUFFIX)
+        set(out ${dir}/${p})
+      else()
+        set(out ${dir}/${p}.${v})
+      endif()
       add_custom_command(OUTPUT ${out}
         COMMAND ${cc} ${fl} -O2 -Wall -Wextra -Werror ${G_FLAGS} -o ${out}
                 ${CMAKE_CURRENT_SOURCE_DIR}/progs/${p}.c ${G_LIBS}

@@ -14,11 +14,10 @@ case "$mode" in
   ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
-[ -e /dev/kvm ] || { echo "skip: /dev/kvm is absent"; exit 77; }
-[ -x "$sbx" ] || { echo "FAIL: quark-sandbox is not built ($sbx)"; exit 1; }
-work=$(mktemp -d /tmp/quark-gmisc.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-"$here/../guest/mkfixture.sh" "$work/rootfs" "$progs" || exit 1
+# shellcheck source=tests/integration/guest/lib.sh
+. "$here/../guest/lib.sh"
+guest_setup gmisc "$sbx"
+guest_fixture "$work/rootfs" "$progs" || exit 1
 timeout 120 "$sbx" run --rootfs "$work/rootfs" --kernel "$kernel" $extra -- "/bin/t_gmisc.$mode" all \
   </dev/null >"$work/out" 2>"$work/err"
 rc=$?

@@ -10,16 +10,13 @@
 set -uo pipefail
 mode=$1 sbx=$2 kernel=$3 progs=$4
 here=$(cd "$(dirname "$0")" && pwd)
-if [ ! -e /dev/kvm ]; then
-  echo "skip: /dev/kvm is absent"
-  exit 77
-fi
+# shellcheck source=tests/integration/guest/lib.sh
+. "$here/../guest/lib.sh"
+guest_setup sched "$sbx"
 vcpus=${VCPUS:-1}
 args=(--vcpus "$vcpus")
 [ "$mode" = ring0 ] && args+=(--no-kernel-worker)
-work=$(mktemp -d /tmp/quark-sched.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-"$here/../guest/mkfixture.sh" "$work/root" "$progs" >/dev/null || exit 1
+guest_fixture "$work/root" "$progs" >/dev/null || exit 1
 
 fails=0
 run() { # NAME ARGS...: the program must print "0 failures" and exit 0
