@@ -230,20 +230,10 @@ job 3"
 python)
   # python3 from this host (dynamic, its own stdlib): threads, subprocess,
   # a small file workload. Skips when the host has no python3.
-  py=/usr/bin/python3
-  if [ ! -x "$py" ] || [ ! -d /usr/lib/python3.11 ]; then
+  if ! guest_python "$root"; then
     echo "skip: no python3.11 on the host"
     exit 77
   fi
-  py=$(readlink -f "$py")
-  cp "$py" "$root/bin/python3"
-  for l in $(ldd "$py" | grep -o '/[^ ]*'); do
-    mkdir -p "$root$(dirname "$l")"
-    cp -L "$l" "$root$l"
-  done
-  mkdir -p "$root/usr/lib"
-  cp -a /usr/lib/python3.11 "$root/usr/lib/"
-  rm -rf "$root/usr/lib/python3.11/test" "$root/usr/lib/python3.11/site-packages"
   cat >"$root/tmp/p1.py" <<'PY'
 import os, subprocess, threading, hashlib
 lock = threading.Lock()

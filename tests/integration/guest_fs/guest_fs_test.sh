@@ -133,17 +133,7 @@ nproc-ok
 expect "busybox touch mv ln chmod cp -a tar mkfifo ps free pidof top df" 0 "$want" /bin/sh /tmp/bb.sh
 
 # python's os module over /proc and the new calls (kernel-worker mode only: slow in ring 0)
-py=/usr/bin/python3
-if [ -z "$SBX_BASE" ] && [ -x "$py" ] && [ -d /usr/lib/python3.11 ]; then
-  py=$(readlink -f "$py")
-  cp "$py" "$root/bin/python3"
-  for l in $(ldd "$py" | grep -o '/[^ ]*'); do
-    mkdir -p "$root$(dirname "$l")"
-    cp -L "$l" "$root$l"
-  done
-  mkdir -p "$root/usr/lib"
-  cp -a /usr/lib/python3.11 "$root/usr/lib/"
-  rm -rf "$root/usr/lib/python3.11/test" "$root/usr/lib/python3.11/site-packages"
+if [ -z "$SBX_BASE" ] && guest_python "$root"; then
   cat >"$root/tmp/p.py" <<'PY'
 import os, shutil
 print("self", os.readlink("/proc/self") == str(os.getpid()))

@@ -123,18 +123,9 @@ fi
 # guest for curl on the host (socketserver waits with poll), and fetches a
 # page from a host http.server with urllib (glibc variant only; skipped
 # without python3.11 or curl).
-py=/usr/bin/python3
-if [ "$v" = glibc ] && [ -x "$py" ] && [ -d /usr/lib/python3.11 ] && command -v curl >/dev/null; then
-  proot=$work/pyroot
+proot=$work/pyroot
+if [ "$v" = glibc ] && command -v curl >/dev/null && guest_python "$proot"; then
   mkdir -p "$proot"/{bin,tmp,dev,proc,etc,usr/lib,srv}
-  rpy=$(readlink -f "$py")
-  cp "$rpy" "$proot/bin/python3"
-  for l in $(ldd "$rpy" | grep -o '/[^ ]*'); do
-    mkdir -p "$proot$(dirname "$l")"
-    cp -L "$l" "$proot$l"
-  done
-  cp -a /usr/lib/python3.11 "$proot/usr/lib/"
-  rm -rf "$proot/usr/lib/python3.11/test" "$proot/usr/lib/python3.11/site-packages"
   echo "hello from the guest" >"$proot/srv/index.txt"
   head -c 3000000 /dev/urandom >"$proot/srv/big.bin"
   nsx timeout 90 "$sbx" run --rootfs "$proot" --kernel "$kernel" --cwd /srv -- \
@@ -152,7 +143,7 @@ if [ "$v" = glibc ] && [ -x "$py" ] && [ -d /usr/lib/python3.11 ] && command -v 
   fi
   mkdir -p "$work/hostsrv"
   echo "hello from the host" >"$work/hostsrv/h.txt"
-  (cd "$work/hostsrv" && exec ip netns exec "$ns" "$py" -m http.server 7010 --bind 127.0.0.1 >/dev/null 2>&1) &
+  (cd "$work/hostsrv" && exec ip netns exec "$ns" /usr/bin/python3 -m http.server 7010 --bind 127.0.0.1 >/dev/null 2>&1) &
   pids+=($!)
   cat >"$proot/tmp/get.py" <<'PY'
 import time, urllib.request
