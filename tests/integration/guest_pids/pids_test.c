@@ -17,22 +17,7 @@
 
 #include <quark/sbx_client.h>
 
-static int fails;
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    bool ok_ = (cond);                                                                             \
-    printf(ok_ ? "ok   " : "FAIL ");                                                               \
-    fails += !ok_;                                                                                 \
-    printf(__VA_ARGS__);                                                                           \
-    printf("\n");                                                                                  \
-    fflush(stdout);                                                                                \
-  } while (0)
-
-static const char *emsg(q_error *e)
-{
-  return e ? q_error_msg(e) : "-";
-}
+#include "../pod/pod_check.h"
 
 /* Waits up to secs for the log to hold needle; copies the log to out. */
 static bool log_has(const char *path, const char *needle, int secs, char *out, size_t outlen)
@@ -90,33 +75,16 @@ int main(int argc, char **argv)
   }
   const char *sbx = argv[1], *kernel = argv[2], *rootfs = argv[3], *work = argv[4];
   signal(SIGPIPE, SIG_IGN);
-  char run_dir[512], log[600], klog[600], flog[600], buf[65536];
-  snprintf(run_dir, sizeof run_dir, "%s/run", work);
-  snprintf(log, sizeof log, "%s/sandbox.log", work);
+  char klog[600], flog[600], buf[65536];
   snprintf(klog, sizeof klog, "%s/sk.log", work);
   snprintf(flog, sizeof flog, "%s/sf.log", work);
   q_error *err = NULL;
-  struct sbx_pod_spec ps = {.pod_id =
-                                "91d591d591d591d591d591d591d591d591d591d591d591d591d591d591d591d5",
-                            .sandbox_binary = sbx,
-                            .kernel = kernel,
-                            .memory_mib = 128,
-                            .vcpus = 1,
-                            .hostname = "pids",
-                            .run_dir = run_dir,
-                            .log_path = log};
   struct sbx_client *c = NULL;
-  int r = sbx_client_create(&ps, &c, &err);
+  int r = test_pod_start("91d591d591d591d591d591d591d591d591d591d591d591d591d591d591d591d5", "pids",
+                         sbx, kernel, work, &c, &err);
   CHECK(r == 0, "pod up (%s)", emsg(err));
   if (r < 0)
     return 1;
-  char pidfile[600];
-  snprintf(pidfile, sizeof pidfile, "%s/sandbox.pid", work);
-  FILE *pf = fopen(pidfile, "w");
-  if (pf) {
-    fprintf(pf, "%d\n", sbx_client_pid(c));
-    fclose(pf);
-  }
   const char *env[] = {"PATH=/bin", NULL};
   const char *ak[] = {"/bin/sh", "-c", "echo k-up; exec sleep 600", NULL};
   const char *al[] = {

@@ -18,20 +18,7 @@
 
 #include <quark/sbx_client.h>
 
-static int fails;
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (cond) {                                                                                    \
-      printf("ok   ");                                                                             \
-    } else {                                                                                       \
-      printf("FAIL ");                                                                             \
-      fails++;                                                                                     \
-    }                                                                                              \
-    printf(__VA_ARGS__);                                                                           \
-    printf("\n");                                                                                  \
-    fflush(stdout);                                                                                \
-  } while (0)
+#include "pod_check.h"
 
 /* Gone or a zombie waiting for init (the sandbox is not our child). */
 static bool gone(pid_t pid)
@@ -51,11 +38,6 @@ static bool gone(pid_t pid)
 static double ms_since(int64_t t0)
 {
   return (double)(q_mono_ns() - t0) / 1e6;
-}
-
-static const char *emsg(q_error *e)
-{
-  return e ? q_error_msg(e) : "-";
 }
 
 /* Sums Pss from smaps_rollup (KiB). */

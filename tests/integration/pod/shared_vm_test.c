@@ -18,21 +18,7 @@
 
 #include <quark/sbx_client.h>
 
-static int fails;
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    printf((cond) ? "ok   " : "FAIL ");                                                            \
-    fails += !(cond);                                                                              \
-    printf(__VA_ARGS__);                                                                           \
-    printf("\n");                                                                                  \
-    fflush(stdout);                                                                                \
-  } while (0)
-
-static const char *emsg(q_error *e)
-{
-  return e ? q_error_msg(e) : "-";
-}
+#include "pod_check.h"
 
 /* KVM VM fds of a process: one per VM. */
 static int kvm_vms(pid_t pid)
@@ -85,36 +71,19 @@ int main(int argc, char **argv)
   }
   const char *sbx = argv[1], *kernel = argv[2], *rootfs = argv[3], *work = argv[4];
   signal(SIGPIPE, SIG_IGN);
-  char run_dir[512], log[600], clog[2][600];
-  snprintf(run_dir, sizeof run_dir, "%s/run", work);
-  snprintf(log, sizeof log, "%s/sandbox.log", work);
+  char clog[2][600];
   for (int i = 0; i < 2; i++) {
     snprintf(clog[i], sizeof clog[i], "%s/s%d.log", work, i + 1);
     unlink(clog[i]);
   }
   q_error *err = NULL;
-  struct sbx_pod_spec ps = {.pod_id =
-                                "5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade",
-                            .sandbox_binary = sbx,
-                            .kernel = kernel,
-                            .memory_mib = 128,
-                            .vcpus = 1,
-                            .hostname = "shared-vm",
-                            .run_dir = run_dir,
-                            .log_path = log};
   struct sbx_client *c = NULL;
-  int r = sbx_client_create(&ps, &c, &err);
+  int r = test_pod_start("5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade5ade", "shared-vm",
+                         sbx, kernel, work, &c, &err);
   CHECK(r == 0, "pod up (%s)", emsg(err));
   if (r < 0)
     return 1;
   pid_t pid = sbx_client_pid(c);
-  char pidfile[600];
-  snprintf(pidfile, sizeof pidfile, "%s/sandbox.pid", work);
-  FILE *pf = fopen(pidfile, "w");
-  if (pf) {
-    fprintf(pf, "%d\n", pid);
-    fclose(pf);
-  }
   /* a: init (pid 1) and a sleep (pid 2); b: init only. */
   const char *aa[] = {"/bin/sh", "-c", "sleep 60 & echo a-pid=$$; wait", NULL};
   const char *ab[] = {"/bin/sh", "-c", "echo b-pid=$$; exec sleep 60", NULL};

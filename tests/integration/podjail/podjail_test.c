@@ -31,24 +31,9 @@
 
 #include <quark/sbx_client.h>
 
+#include "../pod/pod_check.h"
+
 #include "cgroup.h" /* sandbox/jail */
-
-static int fails;
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    bool ok_ = (cond);                                                                             \
-    printf(ok_ ? "ok   " : "FAIL ");                                                               \
-    fails += !ok_;                                                                                 \
-    printf(__VA_ARGS__);                                                                           \
-    printf("\n");                                                                                  \
-    fflush(stdout);                                                                                \
-  } while (0)
-
-static const char *emsg(q_error *e)
-{
-  return e ? q_error_msg(e) : "-";
-}
 
 /* The value of "Key:" in /proc/pid/status, or "" */
 static void status_field(pid_t pid, const char *key, char *out, size_t n)
