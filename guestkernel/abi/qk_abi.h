@@ -19,7 +19,11 @@
 
 #include <stdint.h>
 
-#define QK_ABI_VERSION 1u
+/* 2: the host may serve QCalls on the vCPU thread and takes the kernel
+ * worker's wait as an MMIO store; QK_OP_SLEEP answers 1 when a pod command
+ * ends it (qk_ctl.h guest_sleeping); qk_ctl_spec.pids_max. A kernel and a
+ * sandbox of different versions would each wait for the other. */
+#define QK_ABI_VERSION 2u
 
 #define QK_PAGE_SIZE 4096ull
 #define QK_HUGE_PAGE_SIZE (2ull << 20)
