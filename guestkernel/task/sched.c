@@ -427,7 +427,9 @@ static void idle(void)
    * deadline passed. */
   if (qk_boot->ctl_gpa) {
     if (!net && qk_ctl_idle_prepare()) {
-      qk_sleep_ns(wait);
+      /* With SMP an IPI (a task woken for this vCPU) does not end a host
+       * sleep either: several vCPUs keep looking every 2 ms. */
+      qk_sleep_ns(qk_smp_on && wait > 2000000 ? 2000000 : wait);
       qk_ctl_idle_done();
     }
     qk_ctl_poll();
