@@ -22,7 +22,7 @@
  * It becomes a session leader, binds SOCK (mode 0600; a stale socket is
  * replaced, a live one refused), enters the network namespace with the
  * jail (before any thread), writes one byte to --ready-fd when it
- * accepts connections, and serves every connection on a thread of its own
+ * accepts connections (exit 125 if nobody reads it any more), and serves every connection on a thread of its own
  * (exec blocks only its connection). SIGTERM/SIGINT or a shutdown request
  * stop every container and end the process (exit 0).
  */
@@ -522,10 +522,16 @@ int sbx_pod_main(int argc, char **argv)
          sock, (int)sbx_jail_host_pid(), (unsigned long long)(pod.mem_bytes >> 20), kernel,
          jail_flags & SBX_JAIL_NO_SECCOMP ? "off" : "on", (double)jail_ns / 1e6);
   if (ready_fd >= 0) {
-    if (write(ready_fd, "R", 1) < 0) {
-      /* the caller gave up waiting; serve anyway */
-    }
+    /* The caller gave up waiting (quarkd's RunPodSandbox timed out and
+     * rolled the pod back): nobody will ever use or stop this sandbox. */
+    bool gone = write(ready_fd, "R", 1) < 0 && errno == EPIPE;
     close(ready_fd);
+    if (gone) {
+      q_warn(pod.id, "nobody waits for this sandbox any more (ready pipe closed): exiting");
+      unlink(sock);
+      close(lfd);
+      return EXIT_SANDBOX_FAILURE;
+    }
   }
   /* Boots the pod VM while quarkd answers RunPodSandbox: the first
    * create waits for it instead of booting it (pod_vm.c). */

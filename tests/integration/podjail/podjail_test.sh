@@ -43,6 +43,33 @@ grep -q top-secret "$root/etc/secret" || { echo "FAIL the masked file itself cha
 timeout 150 "$drv" "$sbx" "$kernel" "$root" "$work"
 rc=$?
 [ "${run_fail:-0}" = 0 ] || rc=1
+# A daemon whose starter gave up waiting (its ready pipe is closed when it
+# gets ready: quarkd's RunPodSandbox timed out) exits instead of serving a
+# pod nobody will stop.
+if command -v python3 >/dev/null; then
+  mkdir -p "$work/run-orphan"
+  orphan=$(python3 - "$sbx" "$kernel" "$work/run-orphan/sandbox.sock" <<'PY'
+import os, subprocess, sys
+r, w = os.pipe()
+os.close(r)
+p = subprocess.Popen([sys.argv[1], "pod", "--control", sys.argv[3], "--pod-id", "d" * 64,
+                      "--kernel", sys.argv[2], "--ready-fd", str(w)], pass_fds=(w,),
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+os.close(w)
+try:
+    print("exited %d" % p.wait(timeout=60))
+except subprocess.TimeoutExpired:
+    p.kill()
+    print("still running")
+PY
+)
+  if [ "$orphan" = "exited 125" ] && [ ! -e "$work/run-orphan/sandbox.sock" ]; then
+    echo "ok   a daemon nobody waits for exits (125) and removes its socket"
+  else
+    echo "FAIL a daemon whose ready pipe is closed: $orphan"
+    rc=1
+  fi
+fi
 # Every pod daemon (and its supervisor) is gone: a leftover one would hold
 # ctest's output pipe open (the latency loop reuses one socket path).
 sleep 1
