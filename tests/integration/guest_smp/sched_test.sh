@@ -61,15 +61,25 @@ if [ "$vcpus" -gt 1 ]; then
   run signal /bin/t_smp signal
   run munmap /bin/t_smp munmap
   # fork/exec/exit storm: 4 shells in parallel, each forking pipelines.
-  timeout 120 "$sbx" run --rootfs "$work/root" --kernel "$kernel" "${args[@]}" -- /bin/sh -c \
-    "for j in 1 2 3 4; do ( i=0; while [ \$i -lt $storm ]; do echo \$j\$i | cat | wc -c >/dev/null; /bin/true; i=\$((i+1)); done; echo done\$j ) & done; wait; echo storm-ok" \
-    </dev/null >"$work/out" 2>"$work/err"
-  rc=$?
-  sed "s/^/  storm: /" "$work/out"
-  if [ $rc -ne 0 ] || [ "$(grep -c '^done[1-4]$' "$work/out")" != 4 ] || ! grep -q '^storm-ok$' "$work/out"; then
-    echo "FAIL: storm: exit $rc"
-    tail -5 "$work/err"
-    fails=$((fails + 1))
+  # Not in ring-0 mode on a PVM-style host: there KVM emulates some user
+  # stores while the other vCPU changes page tables, and its emulator
+  # cannot decode AVX-512 (busybox's memcpy): "KVM internal error,
+  # suberror 1" at a vmovdqu64 in about 1 run in 5 (the same host limit as
+  # the ring-0 time slices, ARCHITECTURE.md). The worker mode, which this
+  # host uses, runs it; hardware KVM runs it in both modes.
+  if [ "$mode" = ring0 ] && [ -e /sys/module/kvm_pvm ]; then
+    echo "  storm: not run in ring-0 mode on this PVM-style host (KVM cannot emulate the AVX-512 stores it traps)"
+  else
+    timeout 120 "$sbx" run --rootfs "$work/root" --kernel "$kernel" "${args[@]}" -- /bin/sh -c \
+      "for j in 1 2 3 4; do ( i=0; while [ \$i -lt $storm ]; do echo \$j\$i | cat | wc -c >/dev/null; /bin/true; i=\$((i+1)); done; echo done\$j ) & done; wait; echo storm-ok" \
+      </dev/null >"$work/out" 2>"$work/err"
+    rc=$?
+    sed "s/^/  storm: /" "$work/out"
+    if [ $rc -ne 0 ] || [ "$(grep -c '^done[1-4]$' "$work/out")" != 4 ] || ! grep -q '^storm-ok$' "$work/out"; then
+      echo "FAIL: storm: exit $rc"
+      tail -5 "$work/err"
+      fails=$((fails + 1))
+    fi
   fi
 fi
 
