@@ -189,6 +189,20 @@ static void *conn_thread(void *arg)
   return NULL;
 }
 
+/* Whether some process accepts connections on the socket at path. */
+static bool socket_live(const char *path)
+{
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof a.sun_path)
+    return false;
+  strcpy(a.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool live = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  if (fd >= 0)
+    close(fd);
+  return live;
+}
+
 /* Binds path with mode 0600; a socket nobody answers on is stale. */
 static int bind_control(const char *path, q_error **err)
 {
@@ -196,16 +210,10 @@ static int bind_control(const char *path, q_error **err)
   if (strlen(path) >= sizeof a.sun_path)
     return q_error_make(err, ENAMETOOLONG, "control socket path %s", path);
   strcpy(a.sun_path, path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return q_error_make(err, errno, "socket");
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
-    close(fd);
+  if (socket_live(path))
     return q_error_make(err, EADDRINUSE, "a sandbox already serves %s", path);
-  }
-  close(fd);
   unlink(path);
-  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return q_error_make(err, errno, "socket");
   mode_t old = umask(0177);
@@ -462,9 +470,14 @@ int sbx_pod_main(int argc, char **argv)
       return EXIT_SANDBOX_FAILURE;
     }
     if (jr == 1) { /* the supervisor, after the daemon ended (the jail hid the path) */
+      /* Not a newer sandbox's socket at the same path: the inode check
+       * alone is not enough (a new socket can get the number of the one
+       * the client already removed, and the new sandbox lost its socket
+       * and its starter with it), so a socket someone answers on stays. */
       struct stat now;
-      if (stat(sock, &now) == 0 && now.st_dev == bound.st_dev && now.st_ino == bound.st_ino)
-        unlink(sock); /* not a newer sandbox's socket at the same path */
+      if (stat(sock, &now) == 0 && now.st_dev == bound.st_dev && now.st_ino == bound.st_ino &&
+          !socket_live(sock))
+        unlink(sock);
       return status;
     }
   } else {

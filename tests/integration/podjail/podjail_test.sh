@@ -76,6 +76,7 @@ sleep 1
 left=$(pgrep -f "quark-sandbox pod --control $work/run" | tr '\n' ' ')
 if [ -n "$left" ]; then
   echo "FAIL pod daemons left: $left"
+  for p in $left; do echo "  $p: $(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-300)"; done
   kill -KILL $left 2>/dev/null
   rc=1
 else
