@@ -385,8 +385,8 @@ fault:
 /* A static ELF of one read+execute page at 0x400000 whose code is
  * `mov $39, %eax; syscall; 1: mov $34, %eax; syscall; jmp 1b`: getpid(),
  * then pause() forever. The getpid is there for PVM-style hosts, where a
- * task's first syscall is taken in ring 0 (it installs the kernel worker's
- * syscall stub): pause() must park from the worker, or the scheduler would
+ * task's first syscall is taken in ring 0 (it switches the vCPU to the user
+ * syscall entry page of the kernel worker): pause() must park from the worker, or the scheduler would
  * idle, and serve the pod's commands, in emulated ring 0. */
 static uint8_t *idle_image(size_t *len)
 {

@@ -639,15 +639,11 @@ void qk_worker_irq_c(struct qk_regs *r)
   qk_worker_iret(r);
 }
 
-/* Worker mode, a ring-0 fault path that must switch tasks (the faulting
- * task died): ring 0 cannot restore the next task's XSAVE state on
- * PVM-style hosts, so continue in the worker as an interrupt would, with
- * r (the dead task's frame) as the app frame. */
-__attribute__((noreturn)) void qk_arch_resched_in_worker(struct qk_regs *r)
+/* The top frame of c's kernel stack holding r's registers (moved there,
+ * overlap allowed, unless r is that frame): where qk_arch_trap_exit
+ * returns from. Word copy: no memcpy dependency and no bulk work in ring 0. */
+static struct qk_regs *frame_at_stack_top(struct qk_cpu *c, const struct qk_regs *r)
 {
-  struct qk_cpu *c = this_cpu();
-  if (qk_smp_on)
-    qk_smp_unlock(); /* the worker takes the lock again */
   struct qk_regs *frame = (struct qk_regs *)(c->kstack_top - sizeof(struct qk_regs));
   if (frame != r) {
     volatile uint64_t *d = (volatile uint64_t *)frame;
@@ -660,6 +656,19 @@ __attribute__((noreturn)) void qk_arch_resched_in_worker(struct qk_regs *r)
       for (unsigned i = n; i-- > 0;)
         d[i] = s[i];
   }
+  return frame;
+}
+
+/* Worker mode, a ring-0 fault path that must switch tasks (the faulting
+ * task died): ring 0 cannot restore the next task's XSAVE state on
+ * PVM-style hosts, so continue in the worker as an interrupt would, with
+ * r (the dead task's frame) as the app frame. */
+__attribute__((noreturn)) void qk_arch_resched_in_worker(struct qk_regs *r)
+{
+  struct qk_cpu *c = this_cpu();
+  if (qk_smp_on)
+    qk_smp_unlock(); /* the worker takes the lock again */
+  struct qk_regs *frame = frame_at_stack_top(c, r);
   frame->vector = QK_VECTOR_RESCHED;
   irq_to_worker(c, frame);
   __asm__ volatile("mov %0, %%rsp; jmp qk_arch_trap_exit" ::"r"(frame) : "memory");
@@ -817,19 +826,7 @@ int qk_arch_timer_arm(uint64_t ns)
 
 __attribute__((noreturn)) void qk_arch_return_to_user(struct qk_regs *r)
 {
-  struct qk_regs *frame = (struct qk_regs *)(this_cpu()->kstack_top - sizeof(struct qk_regs));
-  if (frame != r) {
-    /* Word copy: no memcpy dependency and no bulk work in ring 0. */
-    volatile uint64_t *d = (volatile uint64_t *)frame;
-    const volatile uint64_t *s = (const volatile uint64_t *)r;
-    unsigned n = sizeof(struct qk_regs) / 8;
-    if (d < s)
-      for (unsigned i = 0; i < n; i++)
-        d[i] = s[i];
-    else
-      for (unsigned i = n; i-- > 0;)
-        d[i] = s[i];
-  }
+  struct qk_regs *frame = frame_at_stack_top(this_cpu(), r);
   sanitize_user_frame(frame);
   __asm__ volatile("mov %0, %%rsp; jmp qk_arch_trap_exit" ::"r"(frame) : "memory");
   __builtin_unreachable();
