@@ -9,17 +9,11 @@
 # Skips (77) only when /dev/kvm is absent.
 set -uo pipefail
 mode=$1 sbx=$2 kernel=$3 progs=$4
-SBX_BASE=
-case "$mode" in
-*-ring0)
-  mode=${mode%-ring0}
-  SBX_BASE=--no-kernel-worker
-  ;;
-esac
 here=$(cd "$(dirname "$0")" && pwd)
 
 # shellcheck source=tests/integration/guest/lib.sh
 . "$here/lib.sh"
+guest_split_mode "$mode"
 guest_setup guest "$sbx"
 root=$work/rootfs
 guest_fixture "$root" "$progs" || exit 1

@@ -28,6 +28,15 @@ guest_cleanup() {
   rm -rf "$work"
 }
 
+# guest_split_mode MODE: MODE without a "-ring0" suffix in $mode, and in
+# $SBX_BASE the flag that suffix asks for (--no-kernel-worker: the kernel in
+# ring 0, the hardware-KVM path) or nothing.
+guest_split_mode() {
+  mode=${1%-ring0}
+  SBX_BASE=
+  if [ "$mode" != "$1" ]; then SBX_BASE=--no-kernel-worker; fi
+}
+
 # guest_netns PREFIX: a network namespace PREFIX<pid> with its loopback up,
 # for tests whose traffic must stay off the host's; sets $ns. Skips (77)
 # when not root or without ip(8).

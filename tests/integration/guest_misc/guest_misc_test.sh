@@ -6,16 +6,11 @@
 # must carry the XSAVE image (the program prints the frame kind).
 set -uo pipefail
 mode=$1 sbx=$2 kernel=$3 progs=$4
-extra=
-case "$mode" in
-*-ring0)
-  mode=${mode%-ring0}
-  extra=--no-kernel-worker
-  ;;
-esac
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/integration/guest/lib.sh
 . "$here/../guest/lib.sh"
+guest_split_mode "$mode"
+extra=$SBX_BASE
 guest_setup gmisc "$sbx"
 guest_fixture "$work/rootfs" "$progs" || exit 1
 timeout 120 "$sbx" run --rootfs "$work/rootfs" --kernel "$kernel" $extra -- "/bin/t_gmisc.$mode" all \

@@ -6,16 +6,11 @@
 # Usage: guest_vdso_test.sh LIBC[-ring0] SANDBOX KERNEL PROGDIR
 set -uo pipefail
 mode=$1 sbx=$2 kernel=$3 progs=$4
-extra=
-case "$mode" in
-*-ring0)
-  mode=${mode%-ring0}
-  extra=--no-kernel-worker
-  ;;
-esac
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/integration/guest/lib.sh
 . "$here/../guest/lib.sh"
+guest_split_mode "$mode"
+extra=$SBX_BASE
 guest_setup vdso "$sbx"
 guest_fixture "$work/rootfs" "$progs" || exit 1
 timeout 100 "$sbx" run --rootfs "$work/rootfs" --kernel "$kernel" $extra -- "/bin/t_vdso.$mode" \
