@@ -54,6 +54,8 @@
 #define FIONREAD 0x541b
 #define FIONBIO 0x5421
 #define SIOCOUTQ 0x5411
+#define SIOCGIFCONF 0x8912
+#define IFCONF_MAX 64 /* interfaces one SIOCGIFCONF lists */
 
 #define ADDR_MAX 128
 #define OPT_MAX 64
@@ -451,6 +453,30 @@ static int64_t sock_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
       return r;
     return qk_copy_to_user(arg, ifr, sizeof ifr) ? -QK_EFAULT : 0;
   }
+  case SIOCGIFCONF: {
+    /* The pod's interfaces with IPv4 addresses (busybox ifconfig): a struct
+     * ifconf {int len; struct ifreq *buf}; a NULL buf asks for the size.
+     * At most IFCONF_MAX entries, through a kernel buffer. */
+    struct {
+      int32_t len, pad;
+      uint64_t buf;
+    } ic;
+    if (qk_copy_from_user(&ic, arg, sizeof ic))
+      return -QK_EFAULT;
+    if (ic.len < 0)
+      return -QK_EINVAL;
+    uint32_t room = ic.len > IFCONF_MAX * 40 ? IFCONF_MAX * 40 : (uint32_t)ic.len;
+    uint8_t *kb = ic.buf && room ? qk_kmalloc(room) : NULL;
+    if (ic.buf && room && !kb)
+      return -QK_ENOMEM;
+    int64_t r = qk_qcall(QK_OP_SOCK_IOCTL, (uint64_t)f->hfd, cmd, kb ? qk_va_to_pa(kb) : 0,
+                         ic.buf ? room : 0, 0, 0);
+    if (r >= 0 && ((kb && r && qk_copy_to_user(ic.buf, kb, (uint64_t)r)) ||
+                   qk_copy_to_user(arg, &(int32_t){(int32_t)r}, 4)))
+      r = -QK_EFAULT;
+    qk_kfree(kb);
+    return r < 0 ? r : 0;
+  }
   case FIONREAD:
   case SIOCOUTQ: {
     int64_t r = qk_qcall(QK_OP_SOCK_IOCTL, (uint64_t)f->hfd, cmd, 0, 0, 0, 0);
@@ -722,15 +748,6 @@ int64_t sys_listen(uint64_t fd, uint64_t backlog, uint64_t a2, uint64_t a3, uint
   return r;
 }
 
-static int64_t sock_error(struct qk_file *f)
-{
-  int32_t err = 0;
-  uint32_t len = 4;
-  int64_t r = qk_qcall(QK_OP_GETSOCKOPT, (uint64_t)f->hfd, SOL_SOCKET, SO_ERROR, qk_va_to_pa(&err),
-                       qk_va_to_pa(&len), 0);
-  return r < 0 ? r : -(int64_t)err;
-}
-
 int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint64_t a4,
                     uint64_t a5)
 {
@@ -748,11 +765,11 @@ int64_t sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len, uint64_t a3, uint
     int16_t ev = sock_events(f, POLLOUT);
     if (!(ev & (POLLOUT | POLLERR | POLLHUP))) {
       r = sock_wait(f, POLLOUT);
-    } else {
-      s->connecting = false;
-      r = sock_error(f);
+      goto out;
     }
-    goto out;
+    /* Finished: the host connect below reports it (0 or the error) and
+     * moves the host socket to connected, so that a later connect is
+     * EISCONN as on Linux (SO_ERROR alone left it "connecting"). */
   }
   s->connecting = false;
   uint8_t buf[ADDR_MAX];
@@ -1343,21 +1360,99 @@ int64_t sys_sendmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, 
   return (int64_t)i;
 }
 
+/* A blocking recvmmsg that parks after some messages arrived records them
+ * here, so that its restart fills in the rest instead of starting over at
+ * the first message (which would overwrite what it already returned). One
+ * record per parked task; with all in use the call returns what it has. */
+struct mmsg_park {
+  struct qk_task *task;
+  int tid;
+  uint64_t fd, uvec, done, deadline;
+};
+static struct mmsg_park mmsg_parked[16];
+
+static struct mmsg_park *mmsg_find(struct qk_task *t)
+{
+  for (unsigned i = 0; i < sizeof(mmsg_parked) / sizeof(mmsg_parked[0]); i++)
+    if (mmsg_parked[i].task == t && mmsg_parked[i].tid == t->tid)
+      return &mmsg_parked[i];
+  return NULL;
+}
+
+/* A free record: unused, or left by a task that is gone (killed while
+ * parked). */
+static struct mmsg_park *mmsg_free(void)
+{
+  for (unsigned i = 0; i < sizeof(mmsg_parked) / sizeof(mmsg_parked[0]); i++) {
+    struct mmsg_park *p = &mmsg_parked[i];
+    bool live = false;
+    for (struct qk_task *t = qk_all_tasks; t && p->task && !live; t = t->next_all)
+      live = t == p->task && t->tid == p->tid && t->state != QK_TASK_DEAD;
+    if (!live)
+      return p;
+  }
+  return NULL;
+}
+
+#define MSG_WAITFORONE 0x10000
+
 int64_t sys_recvmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t uts,
                      uint64_t a5)
 {
   if (vlen > 1024)
     vlen = 1024;
-  uint64_t i;
-  for (i = 0; i < vlen; i++) {
-    int64_t r = do_recvmsg(fd, uvec + i * MMSG_SIZE,
-                           (flags & ~(uint64_t)0x10000 /* MSG_WAITFORONE */) |
-                               (i && (flags & 0x10000) ? MSG_DONTWAIT : 0));
+  struct qk_task *t = qk_current();
+  uint64_t i = 0, deadline = ~0ull;
+  struct mmsg_park *pk = mmsg_find(t);
+  if (pk && qk_restarting() && pk->fd == fd && pk->uvec == uvec && pk->done < vlen) {
+    i = pk->done;
+    deadline = pk->deadline;
+  } else if (uts) {
+    struct l_timespec ts;
+    if (qk_copy_from_user(&ts, uts, sizeof(ts)))
+      return -QK_EFAULT;
+    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+      return -QK_EINVAL;
+    uint64_t rel = (uint64_t)ts.tv_sec > 100ull * 365 * 86400
+                       ? ~0ull
+                       : (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t now = qk_time_monotonic_ns();
+    deadline = rel == ~0ull || rel > ~0ull - now - 1 ? ~0ull : now + rel;
+  }
+  if (pk)
+    pk->task = NULL;
+  for (; i < vlen; i++) {
+    uint64_t fl = flags & ~(uint64_t)MSG_WAITFORONE;
+    /* After the first message: what is there now, and a wait only for a
+     * blocking call without MSG_WAITFORONE (Linux blocks for all vlen). */
+    bool may_park = i && !(flags & (MSG_WAITFORONE | MSG_DONTWAIT));
+    int64_t r = do_recvmsg(fd, uvec + i * MMSG_SIZE, fl | (i ? MSG_DONTWAIT : 0));
+    if (r == -QK_EAGAIN && may_park) {
+      pk = mmsg_free();
+      if (!pk)
+        return (int64_t)i;
+      r = do_recvmsg(fd, uvec + i * MMSG_SIZE, fl);
+      if (r == -QK_ERESTART_WAIT) {
+        *pk = (struct mmsg_park){t, t->tid, fd, uvec, i, deadline};
+        return r;
+      }
+    }
     if (r < 0)
       return i ? (int64_t)i : r;
     uint32_t n = (uint32_t)r;
     if (qk_copy_to_user(uvec + i * MMSG_SIZE + 56, &n, 4))
       return i ? (int64_t)i : -QK_EFAULT;
+    /* As Linux: the timeout is looked at after each message, and the time
+     * left is written back. */
+    if (uts && deadline != ~0ull) {
+      uint64_t now = qk_time_monotonic_ns();
+      uint64_t left = now >= deadline ? 0 : deadline - now;
+      struct l_timespec ts = {(int64_t)(left / 1000000000ull), (int64_t)(left % 1000000000ull)};
+      if (qk_copy_to_user(uts, &ts, sizeof(ts)))
+        return (int64_t)(i + 1);
+      if (!left)
+        return (int64_t)(i + 1);
+    }
   }
   return (int64_t)i;
 }

@@ -202,6 +202,7 @@ static const unsigned long pod_ioctls[] = {
 static const unsigned long pod_net_ioctls[] = {
     SIOCGIFNAME,    SIOCGIFFLAGS, SIOCGIFADDR,   SIOCGIFDSTADDR, SIOCGIFBRDADDR,
     SIOCGIFNETMASK, SIOCGIFMTU,   SIOCGIFHWADDR, SIOCGIFINDEX,   SIOCGIFTXQLEN,
+    SIOCGIFCONF,
 };
 
 static atomic_uint blocked_count;

@@ -233,7 +233,13 @@ static int64_t op_socket(const struct sbx_net_ctx *c, const uint64_t *a)
     if (proto != 0 && proto != IPPROTO_TCP)
       return -EPROTONOSUPPORT;
   } else if (a[1] == SOCK_DGRAM) {
-    if (proto != 0 && proto != IPPROTO_UDP)
+    /* ICMP datagram ("ping") sockets: echo requests only, which the host
+     * kernel admits for groups in the pod's net.ipv4.ping_group_range
+     * (network/netns.c opens it to all); busybox ping falls back to them
+     * when a raw socket is EPERM. */
+    bool icmp = (a[0] == AF_INET && proto == IPPROTO_ICMP) ||
+                (a[0] == AF_INET6 && proto == IPPROTO_ICMPV6);
+    if (proto != 0 && proto != IPPROTO_UDP && !icmp)
       return -EPROTONOSUPPORT;
   } else {
     return -EPROTONOSUPPORT;
@@ -549,6 +555,27 @@ static int64_t op_ioctl(const struct sbx_net_ctx *c, const uint64_t *a)
       return -errno;
     memcpy(g, &r, sizeof r);
     return 0;
+  }
+  case SIOCGIFCONF: {
+    /* The interface list: a[2] the guest's buffer (0: the size only), a[3]
+     * its length; answers the bytes used (or needed). Whole entries only,
+     * as Linux fills it. */
+    struct ifreq rq[64];
+    struct ifconf ic = {.ifc_len = 0, .ifc_req = NULL};
+    if (a[2]) {
+      if (a[3] > sizeof rq)
+        return -EINVAL;
+      ic.ifc_len = (int)(a[3] / sizeof(struct ifreq) * sizeof(struct ifreq));
+      ic.ifc_req = rq;
+    }
+    void *g = a[2] ? sbx_gpa(c->mem, a[2], a[3]) : NULL;
+    if (a[2] && a[3] && !g)
+      return -EFAULT;
+    if (ioctl(fd, SIOCGIFCONF, &ic) < 0)
+      return -errno;
+    if (g && ic.ifc_len > 0)
+      memcpy(g, rq, (size_t)ic.ifc_len);
+    return ic.ifc_len;
   }
   case SIOCINQ:
   case SIOCOUTQ:
