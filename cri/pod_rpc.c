@@ -94,6 +94,17 @@ static grpc_status_code validate(struct cri_call *call, const Runtime__V1__RunPo
         return cri_call_error(call, GRPC_STATUS_INVALID_ARGUMENT,
                               "sysctl '%.64s': only net.* sysctls are namespaced in a quark pod",
                               c->linux->sysctls[i]->key);
+  /* A VM cannot join the host's pid or IPC namespace: refuse a hostPID or
+   * hostIPC pod rather than run it seeing only its own processes. */
+  const Runtime__V1__NamespaceOption *ns =
+      c->linux && c->linux->security_context ? c->linux->security_context->namespace_options : NULL;
+  if (ns && (ns->pid == RUNTIME__V1__NAMESPACE_MODE__NODE ||
+             ns->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE))
+    return cri_call_error(call, GRPC_STATUS_UNIMPLEMENTED,
+                          "the host's %s namespace (host%s) cannot be shared with a quark pod, "
+                          "which runs in its own VM",
+                          ns->pid == RUNTIME__V1__NAMESPACE_MODE__NODE ? "pid" : "IPC",
+                          ns->pid == RUNTIME__V1__NAMESPACE_MODE__NODE ? "PID" : "IPC");
   return GRPC_STATUS_OK;
 }
 

@@ -1,13 +1,25 @@
-/* ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats:
- * CPU and memory as the guest kernel counts them (through the sandbox), and
- * the writable layer's bytes and inodes (a walk of the container's overlay
- * upper dir on the host). CPU and memory are left out when the sandbox
- * cannot answer (a stopped pod); the writable layer is always there. */
+/* ContainerStats, ListContainerStats, PodSandboxStats, ListPodSandboxStats.
+ * - Containers: CPU and memory as the guest kernel counts them (through the
+ *   sandbox), left out when the sandbox cannot answer (a stopped pod).
+ * - Pods: CPU and memory as the host pays for them, from the pod's cgroup
+ *   (<cgroup_parent>/quark-<id>, path in the pod record, pod_cgroup.h),
+ *   which holds the VMM process: its vCPU threads (the guest's own work,
+ *   ring-0 emulation included), QCall workers and I/O, and the host memory
+ *   backing the guest plus the VMM's own. This is what kubelet's eviction
+ *   and the summary API must see; the guest's own pod total (the sum over
+ *   its containers) is the fallback when the cgroup cannot be read.
+ * - Writable layer: bytes and inodes of the container's overlay upper dir
+ *   on the host, always there. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cgroup.h" /* sandbox/jail */
 #include "convert.h"
 #include "image.h"
+#include "pod_cgroup.h"
 #include "pods.h"
 
 static struct cri_pods *pods_of(struct cri_call *call)
@@ -37,6 +49,103 @@ static int fill_cpu_mem(struct cri_call *call, const struct sbx_stats *s,
       !((*mem)->working_set_bytes = u64(call, s->memory_working_set_bytes)) ||
       !((*mem)->usage_bytes = u64(call, s->memory_usage_bytes)) ||
       !((*mem)->rss_bytes = u64(call, s->memory_rss_bytes)))
+    return -ENOMEM;
+  return 0;
+}
+
+/* The pod cgroup's usage (see the top of this file). */
+struct host_stats {
+  uint64_t cpu_ns, usage, working_set, rss, limit, faults, major_faults;
+};
+
+/* The value of "key value" line `key` in a cgroup stat file; false when it
+ * is not there. */
+static bool stat_key(const char *text, const char *key, uint64_t *v)
+{
+  size_t k = strlen(key);
+  for (const char *l = text; *l;) {
+    if (!strncmp(l, key, k) && l[k] == ' ') {
+      *v = strtoull(l + k + 1, NULL, 10);
+      return true;
+    }
+    const char *nl = strchr(l, '\n');
+    if (!nl)
+      break;
+    l = nl + 1;
+  }
+  return false;
+}
+
+static bool read_u64(const char *path, const char *ctrl, const char *file, uint64_t *v)
+{
+  char buf[64];
+  if (sbx_cgroup_read(path, ctrl, file, buf, sizeof buf) < 0)
+    return false;
+  if (!strcmp(buf, "max")) { /* v2: no limit */
+    *v = 0;
+    return true;
+  }
+  char *end;
+  *v = strtoull(buf, &end, 10);
+  return end != buf;
+}
+
+/* cgroup v1: cpuacct.usage, memory.usage_in_bytes, memory.limit_in_bytes
+ * and memory.stat's total_* rows; v2: cpu.stat usage_usec, memory.current,
+ * memory.max and memory.stat. Working set = usage - inactive file pages (as
+ * cAdvisor and kubelet count it); RSS = anonymous memory. */
+static bool host_pod_stats(const struct cri_pod *pod, struct host_stats *h)
+{
+  const char *path =
+      json_string_value(json_object_get(json_object_get(pod->ext, POD_EXT_CGROUP), "Path"));
+  if (!path)
+    return false;
+  bool v2 = sbx_cgroup_v2();
+  char ms[8192], cs[1024];
+  uint64_t inactive = 0;
+  *h = (struct host_stats){0};
+  if (v2) {
+    if (sbx_cgroup_read(path, NULL, "cpu.stat", cs, sizeof cs) < 0 ||
+        !stat_key(cs, "usage_usec", &h->cpu_ns) ||
+        !read_u64(path, NULL, "memory.current", &h->usage) ||
+        sbx_cgroup_read(path, NULL, "memory.stat", ms, sizeof ms) < 0)
+      return false;
+    h->cpu_ns *= 1000;
+    read_u64(path, NULL, "memory.max", &h->limit);
+    stat_key(ms, "inactive_file", &inactive);
+    stat_key(ms, "anon", &h->rss);
+    stat_key(ms, "pgfault", &h->faults);
+    stat_key(ms, "pgmajfault", &h->major_faults);
+  } else {
+    if (!read_u64(path, "cpuacct", "cpuacct.usage", &h->cpu_ns) ||
+        !read_u64(path, "memory", "memory.usage_in_bytes", &h->usage) ||
+        sbx_cgroup_read(path, "memory", "memory.stat", ms, sizeof ms) < 0)
+      return false;
+    read_u64(path, "memory", "memory.limit_in_bytes", &h->limit);
+    if (h->limit >= (UINT64_MAX >> 2)) /* v1's "no limit" is a huge number */
+      h->limit = 0;
+    stat_key(ms, "total_inactive_file", &inactive);
+    stat_key(ms, "total_rss", &h->rss);
+    stat_key(ms, "total_pgfault", &h->faults);
+    stat_key(ms, "total_pgmajfault", &h->major_faults);
+  }
+  h->working_set = h->usage > inactive ? h->usage - inactive : 0;
+  return true;
+}
+
+static int fill_host(struct cri_call *call, const struct host_stats *h, Runtime__V1__CpuUsage **cpu,
+                     Runtime__V1__MemoryUsage **mem)
+{
+  struct sbx_stats s = {.timestamp = q_now_ns(),
+                        .cpu_usage_ns = h->cpu_ns,
+                        .memory_working_set_bytes = h->working_set,
+                        .memory_usage_bytes = h->usage,
+                        .memory_rss_bytes = h->rss};
+  if (fill_cpu_mem(call, &s, cpu, mem) < 0 || !((*mem)->page_faults = u64(call, h->faults)) ||
+      !((*mem)->major_page_faults = u64(call, h->major_faults)))
+    return -ENOMEM;
+  if (h->limit && !((*mem)->available_bytes =
+                        u64(call, h->limit > h->working_set ? h->limit - h->working_set : 0)))
     return -ENOMEM;
   return 0;
 }
@@ -196,8 +305,11 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_call *call, struct cri
   struct cri_pod_entry *pe = NULL;
   struct sbx_client *c = query_sbx(p, pod->id, &pe);
   struct sbx_stats st = {0};
+  struct host_stats h;
   bool ok = true;
-  if (c && sbx_pod_stats(c, &st, NULL) == 0)
+  if (host_pod_stats(pod, &h))
+    ok = fill_host(call, &h, &l->cpu, &l->memory) == 0;
+  else if (c && sbx_pod_stats(c, &st, NULL) == 0)
     ok = fill_cpu_mem(call, &st, &l->cpu, &l->memory) == 0;
   struct cri_ctr_filter f = {.pod_id = pod->id, .has_state = true, .state = CRI_CTR_RUNNING};
   struct cri_ctr **v = NULL;

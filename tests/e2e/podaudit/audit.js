@@ -1,0 +1,276 @@
+// Issue #6's Deliver items that tests/e2e/pods does not cover, on one busybox
+// pod with real VMs (driven by podaudit.sh):
+// - pod stats come from the pod cgroup (the VMM's host cost), container
+//   stats from the guest: the pod's CPU lies between two reads of the
+//   cgroup taken around the call, its memory is the cgroup's;
+// - user by name from the image's /etc/passwd (run_as_username), for the
+//   container and for ExecSync in it;
+// - /dev/termination-log: what a non-root container writes there is in the
+//   host file that ContainerStatus names;
+// - StopContainer sends SIGTERM first (a trapping container exits 0 at
+//   once), then SIGKILL after the timeout (an ignoring one: 137);
+// - ListPodSandbox/ListContainers filters (id prefix, state, labels, pod);
+//   ContainerStatus reason, message, mounts, log path, image, verbose info;
+// - bad input (unknown pod, invalid mounts, image not pulled, 10 MB env,
+//   container in a stopped pod, an unknown handler, hostPID/hostIPC) gets a
+//   clear error and leaves the state store's records and the container
+//   layers byte for byte as they were.
+'use strict';
+const { clients, call, check, expectCode, expectAlive, done, grpc } =
+  require(process.env.CRI_COMMON);
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+
+const S = grpc.status;
+const T = process.env.E2E_T;
+const { runtime: rt } = clients();
+const IMAGE = 'docker.io/library/busybox:latest';
+const ZERO = '0'.repeat(64);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const V2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
+
+const podCfg = {
+  metadata: { name: 'audit', namespace: 'e2e', uid: 'uid-audit', attempt: 0 },
+  hostname: 'audit', log_directory: `${T}/logs/audit`, labels: { app: 'audit', tier: 'x' },
+};
+function ctr(name, command, extra) {
+  return Object.assign({
+    metadata: { name, attempt: 0 }, image: { image: IMAGE }, command,
+    log_path: `${name}.log`, labels: { c: name, app: 'audit' },
+  }, extra || {});
+}
+async function status(id, verbose) {
+  const r = await call(rt, 'ContainerStatus', { container_id: id, verbose: !!verbose });
+  return r.err ? null : (verbose ? r.res : r.res.status);
+}
+async function waitState(id, state, ms) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const s = await status(id);
+    if ((s && s.state === state) || Date.now() > until) return s;
+    await sleep(200);
+  }
+}
+async function run(podId, cfg) {
+  const r = await call(rt, 'CreateContainer', { pod_sandbox_id: podId, config: cfg, sandbox_config: podCfg }, 60000);
+  check(!r.err, `CreateContainer ${cfg.metadata.name}` + (r.err ? ` (${r.err.details})` : ''));
+  if (r.err) return null;
+  const s = await call(rt, 'StartContainer', { container_id: r.res.container_id }, 60000);
+  check(!s.err, `StartContainer ${cfg.metadata.name}` + (s.err ? ` (${s.err.details})` : ''));
+  return r.res.container_id;
+}
+function logText(name) {
+  try { return fs.readFileSync(`${T}/logs/audit/${name}.log`, 'utf8'); } catch (e) { return ''; }
+}
+async function waitLog(name, re, ms) {
+  const until = Date.now() + ms;
+  while (!re.test(logText(name)) && Date.now() < until) await sleep(200);
+  return re.test(logText(name));
+}
+
+// The pod cgroup, read as stats_rpc.c reads it.
+function cgRead(rel, ctrl, file) {
+  const p = V2 ? `/sys/fs/cgroup/${rel}/${file}` : `/sys/fs/cgroup/${ctrl}/${rel}/${file}`;
+  try { return fs.readFileSync(p, 'utf8'); } catch (e) { return null; }
+}
+function cgCpuNs(rel) {
+  if (!V2) return Number(cgRead(rel, 'cpuacct', 'cpuacct.usage'));
+  const m = /usage_usec (\d+)/.exec(cgRead(rel, 'cpu', 'cpu.stat') || '');
+  return m ? Number(m[1]) * 1000 : NaN;
+}
+function cgMem(rel) {
+  return Number(V2 ? cgRead(rel, 'memory', 'memory.current') : cgRead(rel, 'memory', 'memory.usage_in_bytes'));
+}
+
+// Every file under the state root and the container layers' top level:
+// path -> sha256 (files) or 'dir'.
+function snapshot() {
+  const out = {};
+  const walk = (d) => {
+    let ents;
+    try { ents = fs.readdirSync(d, { withFileTypes: true }); } catch (e) { return; }
+    for (const e of ents) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) { out[p] = 'dir'; walk(p); } else if (e.isFile()) {
+        out[p] = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+      }
+    }
+  };
+  walk(`${T}/state`);
+  try { for (const n of fs.readdirSync(`${T}/images/containers`)) out[`layers/${n}`] = 'dir'; } catch (e) { /* none */ }
+  return out;
+}
+function diff(a, b) {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].filter((k) => a[k] !== b[k]).map((k) => `${k}: ${a[k] ? 'changed' : 'new'}${b[k] ? '' : ' gone'}`);
+}
+// A call that must fail with `code` (message matching re) and change nothing
+// on disk.
+async function refusedNoChange(method, req, code, what, re) {
+  const before = snapshot();
+  const r = await call(rt, method, req, 60000);
+  expectCode(r, code, what);
+  if (re) check(r.err && re.test(r.err.details), `${what}: message ${r.err ? JSON.stringify(r.err.details.slice(0, 160)) : '(none)'} matches ${re}`);
+  const d = diff(before, snapshot());
+  check(d.length === 0, `${what}: state records and layers unchanged (${d.slice(0, 3).join('; ')})`);
+}
+
+(async () => {
+  // Pods quark cannot run are refused before anything is made.
+  const nsPod = (name, ns) => Object.assign({}, podCfg, {
+    metadata: { name, namespace: 'e2e', uid: `uid-${name}`, attempt: 0 },
+    linux: { security_context: { namespace_options: ns } } });
+  await refusedNoChange('RunPodSandbox', { config: podCfg, runtime_handler: 'runc' }, S.INVALID_ARGUMENT,
+                        'RunPodSandbox with handler runc', /handler 'runc'.*quark/);
+  await refusedNoChange('RunPodSandbox', { config: nsPod('hostpid', { pid: 'NODE' }) }, S.UNIMPLEMENTED,
+                        'RunPodSandbox with hostPID', /host's pid namespace/);
+  await refusedNoChange('RunPodSandbox', { config: nsPod('hostipc', { ipc: 'NODE', pid: 'CONTAINER' }) }, S.UNIMPLEMENTED,
+                        'RunPodSandbox with hostIPC', /host's IPC namespace/);
+
+  const rp = await call(rt, 'RunPodSandbox', { config: podCfg, runtime_handler: '' }, 120000);
+  check(!rp.err, 'RunPodSandbox with handler ""' + (rp.err ? ` (${rp.err.details})` : ''));
+  if (rp.err) done();
+  const pod = rp.res.pod_sandbox_id;
+  const ps = await call(rt, 'PodSandboxStatus', { pod_sandbox_id: pod, verbose: true });
+  const info = JSON.parse(ps.res.info.info);
+  const cgPath = info.Cgroup && info.Cgroup.Path;
+  check(typeof cgPath === 'string' && cgPath.endsWith(`quark-${pod.slice(0, 32)}`), `verbose info names the pod cgroup (${cgPath})`);
+
+  // User by name, SIGTERM handled, termination log.
+  const user = await run(pod, ctr('user', ['/bin/sh', '-c',
+    "trap 'echo got TERM; exit 0' TERM; echo uid=$(id -u) gid=$(id -g); echo bye-msg > /dev/termination-log; while true; do sleep 1; done"],
+  { linux: { security_context: { run_as_username: 'nobody' } } }));
+  const stubborn = await run(pod, ctr('stubborn', ['/bin/sh', '-c', "trap '' TERM; echo ready; while true; do sleep 1; done"]));
+  const term = await run(pod, ctr('term', ['/bin/sh', '-c', 'echo last words > /dev/termination-log; echo done; exit 2']));
+  check(await waitLog('user', /uid=65534 gid=65534/, 15000), `run_as_username nobody: uid and gid 65534 from the image's /etc/passwd (log: ${JSON.stringify(logText('user').slice(-120))})`);
+  let r = await call(rt, 'ExecSync', { container_id: user, cmd: ['/bin/id', '-u'], timeout: 20 }, 30000);
+  check(!r.err && r.res.stdout.toString().trim() === '65534', `ExecSync runs as the container's user (${r.err ? r.err.details : r.res.stdout.toString().trim()})`);
+
+  const st = await waitState(term, 'CONTAINER_EXITED', 15000);
+  check(st && st.exit_code === 2 && st.reason === 'Error' && Number(st.finished_at) >= Number(st.started_at) && Number(st.started_at) > 0,
+        `exit 2: EXITED, reason Error, times (${st && JSON.stringify([st.state, st.exit_code, st.reason])})`);
+  check(st && typeof st.message === 'string', 'message is there');
+  check(st && st.image.image === IMAGE && /sha256:/.test(st.image_ref), 'image and image ref');
+  check(st && st.log_path === `${T}/logs/audit/term.log` && /done/.test(logText('term')), `log path (${st && st.log_path})`);
+  const tm = st && st.mounts.find((m) => m.container_path === '/dev/termination-log');
+  check(tm && tm.host_path && !tm.readonly, `termination log mount listed (${tm && tm.host_path})`);
+  let tl = '';
+  try { tl = fs.readFileSync(tm.host_path, 'utf8'); } catch (e) { tl = `(${e.message})`; }
+  check(tl === 'last words\n', `the host file holds what the container wrote (${JSON.stringify(tl)})`);
+  const um = (await status(user)).mounts.find((m) => m.container_path === '/dev/termination-log');
+  try { tl = fs.readFileSync(um.host_path, 'utf8'); } catch (e) { tl = `(${e.message})`; }
+  check(tl === 'bye-msg\n', `a non-root container can write its termination log (${JSON.stringify(tl)})`);
+  const sv = await status(user, true);
+  let vinfo = null;
+  try { vinfo = JSON.parse(sv.info.info); } catch (e) { /* checked below */ }
+  check(vinfo && typeof vinfo === 'object', 'ContainerStatus verbose info is JSON');
+
+  // Filters.
+  let lp = await call(rt, 'ListPodSandbox', { filter: { id: pod.slice(0, 12) } });
+  check(lp.res.items.length === 1 && lp.res.items[0].id === pod, 'ListPodSandbox by id prefix');
+  lp = await call(rt, 'ListPodSandbox', { filter: { id: pod, state: { state: 'SANDBOX_NOTREADY' } } });
+  check(lp.res.items.length === 0, 'ListPodSandbox by id and the wrong state: none');
+  lp = await call(rt, 'ListPodSandbox', { filter: { label_selector: { app: 'audit', tier: 'y' } } });
+  check(lp.res.items.length === 0, 'ListPodSandbox: every label of the selector must match');
+  let lc = await call(rt, 'ListContainers', { filter: { id: term.slice(0, 10) } });
+  check(lc.res.containers.length === 1 && lc.res.containers[0].id === term, 'ListContainers by id prefix');
+  lc = await call(rt, 'ListContainers', { filter: { pod_sandbox_id: pod.slice(0, 12), state: { state: 'CONTAINER_EXITED' } } });
+  check(lc.res.containers.length === 1 && lc.res.containers[0].id === term, `ListContainers by pod id prefix and EXITED (${lc.res.containers.length})`);
+  lc = await call(rt, 'ListContainers', { filter: { label_selector: { app: 'audit', c: 'stubborn' } } });
+  check(lc.res.containers.length === 1 && lc.res.containers[0].id === stubborn, 'ListContainers by two labels');
+  lc = await call(rt, 'ListContainers', { filter: { pod_sandbox_id: ZERO } });
+  check(lc.res.containers.length === 0, 'ListContainers of an unknown pod: none');
+
+  // Stats: containers from the guest, the pod from its cgroup.
+  await call(rt, 'ExecSync', { container_id: stubborn, cmd: ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], timeout: 60 }, 90000);
+  const cpu0 = cgCpuNs(cgPath), mem0 = cgMem(cgPath);
+  const pst = await call(rt, 'PodSandboxStats', { pod_sandbox_id: pod });
+  const cpu1 = cgCpuNs(cgPath), mem1 = cgMem(cgPath);
+  check(!pst.err, 'PodSandboxStats' + (pst.err ? ` (${pst.err.details})` : ''));
+  const l = pst.res && pst.res.stats.linux;
+  const pc = l && l.cpu ? Number(l.cpu.usage_core_nano_seconds.value) : -1;
+  check(cpu0 > 0 && pc >= cpu0 && pc <= cpu1, `pod CPU ${pc} ns is the cgroup's (read ${cpu0} before, ${cpu1} after)`);
+  const pm = l && l.memory ? l.memory : null;
+  const usage = pm ? Number(pm.usage_bytes.value) : -1;
+  check(pm && usage >= Math.min(mem0, mem1) * 0.9 && usage <= Math.max(mem0, mem1) * 1.1,
+        `pod memory usage ${usage} is the cgroup's (${mem0}, ${mem1})`);
+  check(pm && Number(pm.working_set_bytes.value) > 0 && Number(pm.working_set_bytes.value) <= usage &&
+        Number(pm.rss_bytes.value) > 0, `pod working set and RSS (${pm && [pm.working_set_bytes.value, pm.rss_bytes.value]})`);
+  check(pm && pm.available_bytes && Number(pm.available_bytes.value) > 0, `available bytes under the cgroup limit (${pm && pm.available_bytes && pm.available_bytes.value})`);
+  const cstats = (l && l.containers) || [];
+  const csum = cstats.reduce((a, c) => a + (c.cpu ? Number(c.cpu.usage_core_nano_seconds.value) : 0), 0);
+  check(cstats.length === 2 && cstats.every((c) => c.cpu && Number(c.cpu.usage_core_nano_seconds.value) > 0),
+        `pod stats list the 2 running containers with guest CPU (${cstats.length})`);
+  // Not compared with pc: under load the containers' guest CPU can exceed
+  // what the host charged the pod (seen: 128 ms against 89 ms), most likely
+  // because the guest's task clock also runs while the vCPU thread waits
+  // for a host CPU.
+  console.log(`note pod CPU (host cgroup) ${pc} ns, its containers' (guest) ${csum} ns`);
+  // ... and the cgroup holds every thread of the jailed VMM (the processes
+  // of the pod's sandbox in a pid namespace of their own; the one-thread
+  // supervisor outside the jail stays outside the cgroup, README "The
+  // sandbox jail").
+  const tasks = new Set((cgRead(cgPath, 'cpuacct', V2 ? 'cgroup.threads' : 'tasks') || '').split('\n').filter(Boolean));
+  const mark = `${T}/run/pods/${pod.slice(0, 32)}`;
+  const threads = [];
+  for (const p of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let cmd = '', nspid = [];
+    try {
+      cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      nspid = (/NSpid:\s+([^\n]*)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8')) || ['', ''])[1].split(/\s+/);
+    } catch (e) { continue; }
+    if (!cmd.includes(mark) || nspid.length < 2) continue;
+    try { threads.push(...fs.readdirSync(`/proc/${p}/task`)); } catch (e) { /* exited */ }
+  }
+  const outside = threads.filter((t) => !tasks.has(t));
+  check(threads.length > 1 && outside.length === 0,
+        `all ${threads.length} threads of the pod's jailed VMM are in its cgroup (outside: ${outside.join(',')})`);
+  const lps = await call(rt, 'ListPodSandboxStats', { filter: { id: pod } });
+  const lpc = lps.res && lps.res.stats[0] && lps.res.stats[0].linux.cpu;
+  check(lpc && Number(lpc.usage_core_nano_seconds.value) >= pc, 'ListPodSandboxStats: the same cgroup counter');
+
+  // Bad input changes nothing.
+  await refusedNoChange('CreateContainer', { pod_sandbox_id: ZERO, config: ctr('x1', ['true']), sandbox_config: podCfg },
+                        S.NOT_FOUND, 'CreateContainer in an unknown pod', /pod sandbox/);
+  await refusedNoChange('CreateContainer', { pod_sandbox_id: pod, config: ctr('x2', ['true'], { mounts: [{ container_path: '/d', host_path: 'rel/dir' }] }), sandbox_config: podCfg },
+                        S.INVALID_ARGUMENT, 'CreateContainer with a relative host_path', /host_path/);
+  await refusedNoChange('CreateContainer', { pod_sandbox_id: pod, config: ctr('x3', ['true'], { mounts: [{ container_path: '/d', host_path: `${T}/no/such/dir` }] }), sandbox_config: podCfg },
+                        S.INVALID_ARGUMENT, 'CreateContainer with a missing host_path', /no\/such/);
+  await refusedNoChange('CreateContainer', { pod_sandbox_id: pod, config: ctr('x4', ['true'], { image: { image: 'docker.io/library/not-pulled:9' } }), sandbox_config: podCfg },
+                        S.NOT_FOUND, 'CreateContainer with an image not pulled', /not-pulled/);
+  await refusedNoChange('CreateContainer', { pod_sandbox_id: pod, config: ctr('x5', ['true'], { envs: [{ key: 'BIG', value: 'x'.repeat(10 << 20) }] }), sandbox_config: podCfg },
+                        S.INVALID_ARGUMENT, 'CreateContainer with a 10 MB env', /BIG/);
+  await refusedNoChange('CreateContainer', { pod_sandbox_id: pod, config: ctr('user', ['true']), sandbox_config: podCfg },
+                        S.ALREADY_EXISTS, 'CreateContainer with a name in use', /user/);
+  await refusedNoChange('StartContainer', { container_id: term }, S.FAILED_PRECONDITION, 'StartContainer of an exited container', /exited/);
+
+  // StopContainer: SIGTERM first, SIGKILL after the timeout.
+  expectCode(await call(rt, 'StopContainer', { container_id: user, timeout: 30 }, 60000), S.OK, 'StopContainer of a TERM-trapping container');
+  const su = await status(user);
+  check(su.state === 'CONTAINER_EXITED' && su.exit_code === 0 && su.reason === 'Completed',
+        `it got SIGTERM and exited 0 (${JSON.stringify([su.state, su.exit_code, su.reason])})`);
+  check(await waitLog('user', /got TERM/, 5000), 'its TERM handler ran');
+  const t0 = Date.now();
+  expectCode(await call(rt, 'StopContainer', { container_id: stubborn, timeout: 2 }, 60000), S.OK, 'StopContainer of a TERM-ignoring container, timeout 2');
+  const ss = await status(stubborn);
+  check(ss.state === 'CONTAINER_EXITED' && ss.exit_code === 137 && Date.now() - t0 >= 1900,
+        `SIGKILL after the 2 s timeout: exit 137 after ${Date.now() - t0} ms (${JSON.stringify([ss.state, ss.exit_code, ss.reason])})`);
+  expectCode(await call(rt, 'StopContainer', { container_id: stubborn, timeout: 2 }), S.OK, 'StopContainer again');
+
+  // A stopped pod refuses new containers and changes nothing.
+  expectCode(await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }, 60000), S.OK, 'StopPodSandbox');
+  await refusedNoChange('CreateContainer', { pod_sandbox_id: pod, config: ctr('late', ['true']), sandbox_config: podCfg },
+                        S.FAILED_PRECONDITION, 'CreateContainer in a stopped pod', /not ready/);
+  const sp = await call(rt, 'PodSandboxStats', { pod_sandbox_id: pod });
+  check(!sp.err && !sp.res.stats.linux.cpu && !sp.res.stats.linux.memory,
+        'PodSandboxStats of the stopped pod: no CPU or memory (StopPodSandbox removed its cgroup and VM)');
+  lp = await call(rt, 'ListPodSandbox', { filter: { id: pod, state: { state: 'SANDBOX_NOTREADY' } } });
+  check(lp.res.items.length === 1, 'ListPodSandbox by id and NOTREADY after stop');
+  expectCode(await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 60000), S.OK, 'RemovePodSandbox');
+  expectCode(await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 60000), S.OK, 'RemovePodSandbox again');
+  const left = ['cpu', 'cpuacct', 'memory', 'pids'].filter((c) => cgRead(cgPath, c, V2 ? 'cgroup.procs' : 'tasks') !== null);
+  check(left.length === 0, `pod cgroup removed (${left.join(',')})`);
+  await expectAlive(rt, 'the audit');
+  done();
+})().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });
