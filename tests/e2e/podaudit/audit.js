@@ -7,6 +7,8 @@
 //   container and for ExecSync in it;
 // - /dev/termination-log: what a non-root container writes there is in the
 //   host file that ContainerStatus names;
+// - working dir from the config; ReopenContainerLog moves the output to a
+//   new file with no line lost or doubled;
 // - StopContainer sends SIGTERM first (a trapping container exits 0 at
 //   once), then SIGKILL after the timeout (an ignoring one: 137);
 // - ListPodSandbox/ListContainers filters (id prefix, state, labels, pod);
@@ -142,7 +144,9 @@ async function refusedNoChange(method, req, code, what, re) {
     "trap 'echo got TERM; exit 0' TERM; echo uid=$(id -u) gid=$(id -g); echo bye-msg > /dev/termination-log; while true; do sleep 1; done"],
   { linux: { security_context: { run_as_username: 'nobody' } } }));
   const stubborn = await run(pod, ctr('stubborn', ['/bin/sh', '-c', "trap '' TERM; echo ready; while true; do sleep 1; done"]));
-  const term = await run(pod, ctr('term', ['/bin/sh', '-c', 'echo last words > /dev/termination-log; echo done; exit 2']));
+  const term = await run(pod, ctr('term', ['/bin/sh', '-c', 'echo last words > /dev/termination-log; echo done in $(pwd); exit 2'],
+                                  { working_dir: '/etc' }));
+  const ticker = await run(pod, ctr('ticker', ['/bin/sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']));
   check(await waitLog('user', /uid=65534 gid=65534/, 15000), `run_as_username nobody: uid and gid 65534 from the image's /etc/passwd (log: ${JSON.stringify(logText('user').slice(-120))})`);
   let r = await call(rt, 'ExecSync', { container_id: user, cmd: ['/bin/id', '-u'], timeout: 20 }, 30000);
   check(!r.err && r.res.stdout.toString().trim() === '65534', `ExecSync runs as the container's user (${r.err ? r.err.details : r.res.stdout.toString().trim()})`);
@@ -152,7 +156,8 @@ async function refusedNoChange(method, req, code, what, re) {
         `exit 2: EXITED, reason Error, times (${st && JSON.stringify([st.state, st.exit_code, st.reason])})`);
   check(st && typeof st.message === 'string', 'message is there');
   check(st && st.image.image === IMAGE && /sha256:/.test(st.image_ref), 'image and image ref');
-  check(st && st.log_path === `${T}/logs/audit/term.log` && /done/.test(logText('term')), `log path (${st && st.log_path})`);
+  check(st && st.log_path === `${T}/logs/audit/term.log` && /done in \/etc/.test(logText('term')),
+        `log path, working dir from the config (${st && st.log_path}: ${JSON.stringify(logText('term').slice(-60))})`);
   const tm = st && st.mounts.find((m) => m.container_path === '/dev/termination-log');
   check(tm && tm.host_path && !tm.readonly, `termination log mount listed (${tm && tm.host_path})`);
   let tl = '';
@@ -181,6 +186,22 @@ async function refusedNoChange(method, req, code, what, re) {
   check(lc.res.containers.length === 1 && lc.res.containers[0].id === stubborn, 'ListContainers by two labels');
   lc = await call(rt, 'ListContainers', { filter: { pod_sandbox_id: ZERO } });
   check(lc.res.containers.length === 0, 'ListContainers of an unknown pod: none');
+
+  // Log rotation: after ReopenContainerLog new lines go to a new file at
+  // the path and the renamed one stops growing.
+  const tlog = `${T}/logs/audit/ticker.log`;
+  check(await waitLog('ticker', /tick 2\n/, 10000), 'ticker logs');
+  fs.renameSync(tlog, `${tlog}.1`);
+  expectCode(await call(rt, 'ReopenContainerLog', { container_id: ticker }), S.OK, 'ReopenContainerLog');
+  const old1 = fs.statSync(`${tlog}.1`).size;
+  check(await waitLog('ticker', /tick \d+\n/, 10000), 'new lines in the reopened file');
+  await sleep(1000);
+  check(fs.statSync(`${tlog}.1`).size === old1, 'the renamed file no longer grows');
+  const first = /tick (\d+)/.exec(logText('ticker'));
+  const lastOld = [...fs.readFileSync(`${tlog}.1`, 'utf8').matchAll(/tick (\d+)/g)].pop();
+  check(first && lastOld && Number(first[1]) === Number(lastOld[1]) + 1,
+        `no line lost or doubled across the reopen (${lastOld && lastOld[1]} then ${first && first[1]})`);
+  expectCode(await call(rt, 'StopContainer', { container_id: ticker, timeout: 0 }, 30000), S.OK, 'StopContainer ticker');
 
   // Stats: containers from the guest, the pod from its cgroup.
   await call(rt, 'ExecSync', { container_id: stubborn, cmd: ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], timeout: 60 }, 90000);
