@@ -35,6 +35,7 @@ const V2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
 const podCfg = {
   metadata: { name: 'audit', namespace: 'e2e', uid: 'uid-audit', attempt: 0 },
   hostname: 'audit', log_directory: `${T}/logs/audit`, labels: { app: 'audit', tier: 'x' },
+  port_mappings: [{ protocol: 'TCP', container_port: 8080, host_port: 0 }],
 };
 function ctr(name, command, extra) {
   return Object.assign({
@@ -138,6 +139,8 @@ async function refusedNoChange(method, req, code, what, re) {
   const info = JSON.parse(ps.res.info.info);
   const cgPath = info.Cgroup && info.Cgroup.Path;
   check(typeof cgPath === 'string' && cgPath.endsWith(`quark-${pod.slice(0, 32)}`), `verbose info names the pod cgroup (${cgPath})`);
+  const pm0 = (info.PortMappings || [])[0];
+  check(pm0 && pm0.ContainerPort === 8080 && /tcp/i.test(pm0.Protocol), `port mappings recorded (${JSON.stringify(info.PortMappings)})`);
 
   // User by name, SIGTERM handled, termination log.
   const user = await run(pod, ctr('user', ['/bin/sh', '-c',
@@ -150,6 +153,12 @@ async function refusedNoChange(method, req, code, what, re) {
   check(await waitLog('user', /uid=65534 gid=65534/, 15000), `run_as_username nobody: uid and gid 65534 from the image's /etc/passwd (log: ${JSON.stringify(logText('user').slice(-120))})`);
   let r = await call(rt, 'ExecSync', { container_id: user, cmd: ['/bin/id', '-u'], timeout: 20 }, 30000);
   check(!r.err && r.res.stdout.toString().trim() === '65534', `ExecSync runs as the container's user (${r.err ? r.err.details : r.res.stdout.toString().trim()})`);
+  // Separate roots and pid namespaces for containers of one pod.
+  r = await call(rt, 'ExecSync', { container_id: stubborn, cmd: ['/bin/sh', '-c', 'touch /only-in-stubborn && cat /proc/1/cmdline'], timeout: 20 }, 30000);
+  check(!r.err && r.res.exit_code === 0 && /trap '' TERM/.test(r.res.stdout.toString()), `pid 1 of stubborn is its own init (${r.err ? r.err.details : JSON.stringify(r.res.stdout.toString().slice(0, 60))})`);
+  r = await call(rt, 'ExecSync', { container_id: user, cmd: ['/bin/sh', '-c', 'test -e /only-in-stubborn; echo $?; cat /proc/1/cmdline'], timeout: 20 }, 30000);
+  check(!r.err && /^1\n/.test(r.res.stdout.toString()) && /got TERM/.test(r.res.stdout.toString()),
+        `user has its own root and its own pid 1 (${r.err ? r.err.details : JSON.stringify(r.res.stdout.toString().slice(0, 60))})`);
 
   const st = await waitState(term, 'CONTAINER_EXITED', 15000);
   check(st && st.exit_code === 2 && st.reason === 'Error' && Number(st.finished_at) >= Number(st.started_at) && Number(st.started_at) > 0,
