@@ -16,6 +16,20 @@ bool qk_net_others_runnable(void);
 void qk_net_uio_advance(struct qk_uio *rest, struct l_iovec **cur, uint64_t n);
 /* SIGPIPE to the calling thread (a send on a closed stream without MSG_NOSIGNAL). */
 void qk_net_raise_sigpipe(void);
+/* sendmsg/recvmsg of fd with the user's struct msghdr at umsg (mmsg.c
+ * sends and receives each message with these). */
+int64_t qk_net_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags);
+int64_t qk_net_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags);
+
+/* Raw ICMPv4 sockets over a host ICMP datagram socket hfd (rawicmp.c).
+ * hflags: the QK_OP_SENDMSG/RECVMSG flags; addr/alen: kernel sockaddr
+ * buffers as sock_send/sock_recv take them. send records the echo
+ * identifier the user wrote in *id; recv gives each echo reply that
+ * identifier back and puts an IPv4 header before the message. */
+int64_t qk_rawicmp_send(int hfd, const struct qk_uio *u, uint64_t hflags, const void *addr,
+                        uint32_t alen, uint16_t *id);
+int64_t qk_rawicmp_recv(int hfd, const struct qk_uio *u, uint64_t hflags, void *addr,
+                        uint32_t *alen, uint32_t *mflags, uint16_t id);
 
 /* AF_UNIX sockets served in the guest (unix.c, unix_io.c, unix_anc.c). */
 bool qk_unix_is(struct qk_file *f);

@@ -10,6 +10,7 @@
 #include <qk/mm.h>
 #include <qk/net.h>
 #include <qk/qcall.h>
+#include <qk/sec.h>
 #include <qk/syscall.h>
 #include <qk/task.h>
 
@@ -72,6 +73,8 @@ struct qk_sock {
   struct qk_task *rx_owner; /* a task parked in a MSG_WAITALL receive with rx_partial in */
   uint64_t rx_partial;
   uint64_t ino;
+  bool raw_icmp;    /* SOCK_RAW IPPROTO_ICMP on a host ping socket (rawicmp.c) */
+  uint16_t icmp_id; /* its last echo request's identifier */
 };
 
 static struct qk_sock *all_socks;
@@ -286,6 +289,11 @@ static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   flags &= ~(uint64_t)MSG_CMSG_CLOEXEC;
   bool nb = nonblocking(f, flags);
   struct qk_sock *s = f->priv;
+  if (s->raw_icmp) {
+    int64_t r = qk_rawicmp_recv(f->hfd, u, (flags & ~(uint64_t)MSG_WAITALL) | host_wait(nb), addr,
+                                alen, mflags, s->icmp_id);
+    return r == -QK_EAGAIN && !nb ? sock_wait(f, POLLIN) : r;
+  }
   if ((flags & MSG_WAITALL) && !nb && !(flags & MSG_PEEK) && s->type == SOCK_STREAM && u->total) {
     if (mflags)
       *mflags = 0;
@@ -328,6 +336,11 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   struct qk_sock *s = f->priv;
   bool nb = nonblocking(f, flags);
   bool stream = s->type == SOCK_STREAM;
+  if (s->raw_icmp) {
+    int64_t r = qk_rawicmp_send(f->hfd, u, (flags & ~(uint64_t)MSG_DONTWAIT) | host_wait(nb), addr,
+                                alen, &s->icmp_id);
+    return r == -QK_EAGAIN && !nb ? sock_wait(f, POLLOUT) : r;
+  }
   uint64_t skip = 0;
   if (s->tx_owner == qk_current() && qk_restarting())
     skip = s->tx_partial;
@@ -612,8 +625,10 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
   switch (domain) {
   case AF_INET:
   case AF_INET6:
-    if (t == SOCK_RAW)
-      return -QK_EPERM; /* the pod has no NET_RAW */
+    /* Raw sockets: ICMPv4 for a process with CAP_NET_RAW, over a host ping
+     * socket (rawicmp.c); others EPERM (the sandbox has no CAP_NET_RAW). */
+    if (t == SOCK_RAW && (domain != AF_INET || proto != 1 || !qk_capable(QK_CAP_NET_RAW)))
+      return -QK_EPERM;
     break;
   case AF_PACKET:
     return -QK_EPERM;
@@ -635,14 +650,18 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
   default:
     return -QK_EAFNOSUPPORT;
   }
-  int64_t h = qk_qcall(QK_OP_SOCKET, domain, (uint64_t)t, proto, 0, 0, 0);
+  bool raw = t == SOCK_RAW && domain == AF_INET;
+  int64_t h = qk_qcall(QK_OP_SOCKET, domain, raw ? SOCK_DGRAM : (uint64_t)t, proto, 0, 0, 0);
   if (h == -QK_EPERM && domain == AF_NETLINK)
     return -QK_EAFNOSUPPORT; /* a jailed sandbox (run mode) may not open one */
+  if (raw && h == -QK_EACCES)
+    return -QK_EPERM; /* outside the netns's ping_group_range */
   if (h < 0)
     return h;
   struct qk_file *f = sock_file(h, (int)domain, t, (uint32_t)(type & SOCK_NONBLOCK));
   if (!f)
     return -QK_ENOMEM;
+  ((struct qk_sock *)f->priv)->raw_icmp = raw;
   return install(f, type);
 }
 
@@ -1094,6 +1113,8 @@ int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
     } else {
       r = qk_qcall(QK_OP_GETSOCKOPT, (uint64_t)f->hfd, level, name, qk_va_to_pa(buf),
                    qk_va_to_pa(&len), 0);
+      if (!r && level == SOL_SOCKET && name == 3 /* SO_TYPE */ && ((struct qk_sock *)f->priv)->raw_icmp)
+        buf[0] = SOCK_RAW; /* the host's is a datagram socket */
     }
     if (!r && ((len && qk_copy_to_user(uval, buf, len)) || qk_copy_to_user(ulen, &len, 4)))
       r = -QK_EFAULT;
@@ -1268,7 +1289,7 @@ static int64_t unix_ctl_send(uint64_t fd, const struct l_msghdr *m, const struct
   return r;
 }
 
-static int64_t do_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
+int64_t qk_net_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
 {
   struct l_msghdr m;
   struct l_iovec *iov = NULL;
@@ -1281,7 +1302,7 @@ static int64_t do_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
   return r;
 }
 
-static int64_t do_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
+int64_t qk_net_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
 {
   struct l_msghdr m;
   struct l_iovec *iov = NULL;
@@ -1330,131 +1351,13 @@ static int64_t do_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
 int64_t sys_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uint64_t a4,
                     uint64_t a5)
 {
-  return do_sendmsg(fd, umsg, flags);
+  return qk_net_sendmsg(fd, umsg, flags);
 }
 
 int64_t sys_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags, uint64_t a3, uint64_t a4,
                     uint64_t a5)
 {
-  return do_recvmsg(fd, umsg, flags);
-}
-
-/* struct mmsghdr: a msghdr and the byte count of that message. */
-#define MMSG_SIZE 64
-
-int64_t sys_sendmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t a4,
-                     uint64_t a5)
-{
-  if (vlen > 1024)
-    vlen = 1024;
-  uint64_t i;
-  for (i = 0; i < vlen; i++) {
-    /* Only the first message may park: the rest go without waiting. */
-    int64_t r = do_sendmsg(fd, uvec + i * MMSG_SIZE, flags | (i ? MSG_DONTWAIT : 0));
-    if (r < 0)
-      return i ? (int64_t)i : r;
-    uint32_t n = (uint32_t)r;
-    if (qk_copy_to_user(uvec + i * MMSG_SIZE + 56, &n, 4))
-      return i ? (int64_t)i : -QK_EFAULT;
-  }
-  return (int64_t)i;
-}
-
-/* A blocking recvmmsg that parks after some messages arrived records them
- * here, so that its restart fills in the rest instead of starting over at
- * the first message (which would overwrite what it already returned). One
- * record per parked task; with all in use the call returns what it has. */
-struct mmsg_park {
-  struct qk_task *task;
-  int tid;
-  uint64_t fd, uvec, done, deadline;
-};
-static struct mmsg_park mmsg_parked[16];
-
-static struct mmsg_park *mmsg_find(struct qk_task *t)
-{
-  for (unsigned i = 0; i < sizeof(mmsg_parked) / sizeof(mmsg_parked[0]); i++)
-    if (mmsg_parked[i].task == t && mmsg_parked[i].tid == t->tid)
-      return &mmsg_parked[i];
-  return NULL;
-}
-
-/* A free record: unused, or left by a task that is gone (killed while
- * parked). */
-static struct mmsg_park *mmsg_free(void)
-{
-  for (unsigned i = 0; i < sizeof(mmsg_parked) / sizeof(mmsg_parked[0]); i++) {
-    struct mmsg_park *p = &mmsg_parked[i];
-    bool live = false;
-    for (struct qk_task *t = qk_all_tasks; t && p->task && !live; t = t->next_all)
-      live = t == p->task && t->tid == p->tid && t->state != QK_TASK_DEAD;
-    if (!live)
-      return p;
-  }
-  return NULL;
-}
-
-#define MSG_WAITFORONE 0x10000
-
-int64_t sys_recvmmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t flags, uint64_t uts,
-                     uint64_t a5)
-{
-  if (vlen > 1024)
-    vlen = 1024;
-  struct qk_task *t = qk_current();
-  uint64_t i = 0, deadline = ~0ull;
-  struct mmsg_park *pk = mmsg_find(t);
-  if (pk && qk_restarting() && pk->fd == fd && pk->uvec == uvec && pk->done < vlen) {
-    i = pk->done;
-    deadline = pk->deadline;
-  } else if (uts) {
-    struct l_timespec ts;
-    if (qk_copy_from_user(&ts, uts, sizeof(ts)))
-      return -QK_EFAULT;
-    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
-      return -QK_EINVAL;
-    uint64_t rel = (uint64_t)ts.tv_sec > 100ull * 365 * 86400
-                       ? ~0ull
-                       : (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    uint64_t now = qk_time_monotonic_ns();
-    deadline = rel == ~0ull || rel > ~0ull - now - 1 ? ~0ull : now + rel;
-  }
-  if (pk)
-    pk->task = NULL;
-  for (; i < vlen; i++) {
-    uint64_t fl = flags & ~(uint64_t)MSG_WAITFORONE;
-    /* After the first message: what is there now, and a wait only for a
-     * blocking call without MSG_WAITFORONE (Linux blocks for all vlen). */
-    bool may_park = i && !(flags & (MSG_WAITFORONE | MSG_DONTWAIT));
-    int64_t r = do_recvmsg(fd, uvec + i * MMSG_SIZE, fl | (i ? MSG_DONTWAIT : 0));
-    if (r == -QK_EAGAIN && may_park) {
-      pk = mmsg_free();
-      if (!pk)
-        return (int64_t)i;
-      r = do_recvmsg(fd, uvec + i * MMSG_SIZE, fl);
-      if (r == -QK_ERESTART_WAIT) {
-        *pk = (struct mmsg_park){t, t->tid, fd, uvec, i, deadline};
-        return r;
-      }
-    }
-    if (r < 0)
-      return i ? (int64_t)i : r;
-    uint32_t n = (uint32_t)r;
-    if (qk_copy_to_user(uvec + i * MMSG_SIZE + 56, &n, 4))
-      return i ? (int64_t)i : -QK_EFAULT;
-    /* As Linux: the timeout is looked at after each message, and the time
-     * left is written back. */
-    if (uts && deadline != ~0ull) {
-      uint64_t now = qk_time_monotonic_ns();
-      uint64_t left = now >= deadline ? 0 : deadline - now;
-      struct l_timespec ts = {(int64_t)(left / 1000000000ull), (int64_t)(left % 1000000000ull)};
-      if (qk_copy_to_user(uts, &ts, sizeof(ts)))
-        return (int64_t)(i + 1);
-      if (!left)
-        return (int64_t)(i + 1);
-    }
-  }
-  return (int64_t)i;
+  return qk_net_recvmsg(fd, umsg, flags);
 }
 
 /* sendfile from a rootfs file to a host socket: the host's sendfile moves
