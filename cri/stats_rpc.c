@@ -12,6 +12,7 @@
  *   on the host, always there. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,16 +134,58 @@ static bool host_pod_stats(const struct cri_pod *pod, struct host_stats *h)
   return true;
 }
 
-static int fill_host(struct cri_call *call, const struct host_stats *h, Runtime__V1__CpuUsage **cpu,
-                     Runtime__V1__MemoryUsage **mem)
+/* usage_nano_cores of a pod: its CPU rate since the previous sample of the
+ * same pod (kubelet's CRI-only stats mode reads it; with cAdvisor it reads
+ * the cgroup itself). A small table whose oldest entry makes room; a pod's
+ * first sample has no rate. */
+#define RATE_SLOTS 256
+static struct {
+  pthread_mutex_t lock;
+  struct rate_slot {
+    char id[65];
+    int64_t ts;
+    uint64_t cpu;
+  } s[RATE_SLOTS];
+} rates = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static bool nano_cores(const char *id, int64_t ts, uint64_t cpu, uint64_t *out)
+{
+  pthread_mutex_lock(&rates.lock);
+  struct rate_slot *slot = NULL, *oldest = &rates.s[0];
+  for (size_t i = 0; i < RATE_SLOTS && !slot; i++) {
+    if (!strcmp(rates.s[i].id, id))
+      slot = &rates.s[i];
+    else if (rates.s[i].ts < oldest->ts)
+      oldest = &rates.s[i];
+  }
+  bool ok = slot && ts > slot->ts && cpu >= slot->cpu;
+  if (ok)
+    *out =
+        (uint64_t)((unsigned __int128)(cpu - slot->cpu) * 1000000000u / (uint64_t)(ts - slot->ts));
+  if (!slot) {
+    slot = oldest;
+    snprintf(slot->id, sizeof slot->id, "%s", id);
+  }
+  slot->ts = ts;
+  slot->cpu = cpu;
+  pthread_mutex_unlock(&rates.lock);
+  return ok;
+}
+
+static int fill_host(struct cri_call *call, const char *pod_id, const struct host_stats *h,
+                     Runtime__V1__CpuUsage **cpu, Runtime__V1__MemoryUsage **mem)
 {
   struct sbx_stats s = {.timestamp = q_now_ns(),
                         .cpu_usage_ns = h->cpu_ns,
                         .memory_working_set_bytes = h->working_set,
                         .memory_usage_bytes = h->usage,
                         .memory_rss_bytes = h->rss};
+  uint64_t rate;
   if (fill_cpu_mem(call, &s, cpu, mem) < 0 || !((*mem)->page_faults = u64(call, h->faults)) ||
       !((*mem)->major_page_faults = u64(call, h->major_faults)))
+    return -ENOMEM;
+  if (nano_cores(pod_id, s.timestamp, h->cpu_ns, &rate) &&
+      !((*cpu)->usage_nano_cores = u64(call, rate)))
     return -ENOMEM;
   if (h->limit && !((*mem)->available_bytes =
                         u64(call, h->limit > h->working_set ? h->limit - h->working_set : 0)))
@@ -308,7 +351,7 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_call *call, struct cri
   struct host_stats h;
   bool ok = true;
   if (host_pod_stats(pod, &h))
-    ok = fill_host(call, &h, &l->cpu, &l->memory) == 0;
+    ok = fill_host(call, pod->id, &h, &l->cpu, &l->memory) == 0;
   else if (c && sbx_pod_stats(c, &st, NULL) == 0)
     ok = fill_cpu_mem(call, &st, &l->cpu, &l->memory) == 0;
   struct cri_ctr_filter f = {.pod_id = pod->id, .has_state = true, .state = CRI_CTR_RUNNING};

@@ -2,7 +2,8 @@
 // pod with real VMs (driven by podaudit.sh):
 // - pod stats come from the pod cgroup (the VMM's host cost), container
 //   stats from the guest: the pod's CPU lies between two reads of the
-//   cgroup taken around the call, its memory is the cgroup's;
+//   cgroup taken around the call, its memory is the cgroup's, a second
+//   sample carries usage_nano_cores;
 // - user by name from the image's /etc/passwd (run_as_username), for the
 //   container and for ExecSync in it;
 // - /dev/termination-log: what a non-root container writes there is in the
@@ -221,6 +222,7 @@ async function refusedNoChange(method, req, code, what, re) {
   const l = pst.res && pst.res.stats.linux;
   const pc = l && l.cpu ? Number(l.cpu.usage_core_nano_seconds.value) : -1;
   check(cpu0 > 0 && pc >= cpu0 && pc <= cpu1, `pod CPU ${pc} ns is the cgroup's (read ${cpu0} before, ${cpu1} after)`);
+  check(l && l.cpu && !l.cpu.usage_nano_cores, 'a pod\'s first CPU sample has no usage_nano_cores');
   const pm = l && l.memory ? l.memory : null;
   const usage = pm ? Number(pm.usage_bytes.value) : -1;
   check(pm && usage >= Math.min(mem0, mem1) * 0.9 && usage <= Math.max(mem0, mem1) * 1.1,
@@ -259,6 +261,12 @@ async function refusedNoChange(method, req, code, what, re) {
   const lps = await call(rt, 'ListPodSandboxStats', { filter: { id: pod } });
   const lpc = lps.res && lps.res.stats[0] && lps.res.stats[0].linux.cpu;
   check(lpc && Number(lpc.usage_core_nano_seconds.value) >= pc, 'ListPodSandboxStats: the same cgroup counter');
+  await call(rt, 'ExecSync', { container_id: stubborn, cmd: ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], timeout: 60 }, 90000);
+  const pst2 = await call(rt, 'PodSandboxStats', { pod_sandbox_id: pod });
+  const nc = pst2.res && pst2.res.stats.linux.cpu && pst2.res.stats.linux.cpu.usage_nano_cores;
+  const ncores = require('os').cpus().length;
+  check(nc && Number(nc.value) > 0 && Number(nc.value) <= ncores * 1.1e9,
+        `usage_nano_cores from the previous sample: ${nc && nc.value} (> 0, <= ${ncores} host CPUs)`);
 
   // Bad input changes nothing.
   await refusedNoChange('CreateContainer', { pod_sandbox_id: ZERO, config: ctr('x1', ['true']), sandbox_config: podCfg },
