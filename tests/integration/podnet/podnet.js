@@ -248,6 +248,18 @@ async function appsCase() {
         `pod -> pod by IP on one bridge (${p2p.err || p2p.code} ${(p2p.errOut || '').trim()})`);
   const own = await execOut(cli, ['/bin/sh', '-c', 'cat /etc/hosts']);
   check(own.code === 0 && own.out.includes(ipB), `/etc/hosts names the pod's IP (${(own.out || own.err || '').trim().split('\n').pop()})`);
+  const hname = await execOut(cli, ['cat', '/etc/hostname']);
+  check(hname.code === 0 && hname.out.trim() === 'client', `/etc/hostname is the pod's hostname (${(hname.out || hname.err || '').trim()})`);
+  // The pod's own interfaces from inside (route netlink, SIOCGIFCONF) and
+  // ICMP to the other pod (busybox ping: a raw socket, CAP_NET_RAW in the
+  // default set, over the pod's host ping socket).
+  const ipa = await execOut(cli, ['ip', 'addr']);
+  check(ipa.code === 0 && new RegExp(`inet ${ipB.replace(/\./g, '\\.')}/24 .*eth0`).test(ipa.out),
+        `ip addr in the pod lists eth0 with ${ipB} (${(ipa.out || ipa.err || '').trim().split('\n').filter((l) => l.includes('inet ')).join('; ')})`);
+  const ifc = await execOut(cli, ['ifconfig', 'eth0']);
+  check(ifc.code === 0 && ifc.out.includes(`inet addr:${ipB}`), `ifconfig eth0 in the pod (${(ifc.out || ifc.err || ifc.errOut || '').trim().split('\n')[1] || ''})`);
+  const png = await execOut(cli, ['ping', '-c', '2', '-W', '5', ipA]);
+  check(png.code === 0 && /2 packets received/.test(png.out), `ping pod -> pod by IP (${(png.out || png.err || png.errOut || '').trim().split('\n').pop()})`);
 
   // A hostNetwork pod serves on the host's own loopback.
   const cfgH = podCfg('hostnet', { hostname: '', linux: { security_context: { namespace_options: { network: 'NODE' } } } });
