@@ -179,8 +179,37 @@ async function appsCase() {
   done();
 }
 
+// A dual-stack pod (podnet.sh wrote the config) whose IPs must read the
+// same after quarkd is killed and restarted ('before' records them in $T).
+async function restartCase(phase) {
+  const fs = require('fs');
+  const rec = `${T}/podnet-restart.json`;
+  const ipsOf = async (id) => {
+    const r = await call(rt, 'PodSandboxStatus', { pod_sandbox_id: id });
+    const n = !r.err && r.res.status.network;
+    return n ? { ip: n.ip, more: (n.additional_ips || []).map((a) => a.ip) } : { err: r.err && r.err.details };
+  };
+  if (phase === 'before') {
+    const id = await runPod(podCfg('dual'));
+    const ips = await ipsOf(id);
+    check(ips.ip && ips.ip.startsWith(`${SUBNET}.`), `dual stack: the primary IP is the IPv4 one (${ips.ip})`);
+    check(ips.more && ips.more.length === 1 && ips.more[0].startsWith('fd88:'),
+          `dual stack: the IPv6 address is in additional_ips (${JSON.stringify(ips.more)})`);
+    fs.writeFileSync(rec, JSON.stringify({ id, ips }));
+  } else {
+    const { id, ips } = JSON.parse(fs.readFileSync(rec, 'utf8'));
+    const now = await ipsOf(id);
+    check(JSON.stringify(now) === JSON.stringify(ips),
+          `after a kill -9 and restart of quarkd the pod's IPs are the same (${JSON.stringify(now)})`);
+    await removePod(id, 'dual');
+  }
+  await expectAlive(rt, `dual-stack pod ${phase} the restart`);
+  done();
+}
+
 (async () => {
   HOSTPORT = await freePort(31000, 1000);
+  if (process.argv[2] === 'restart') return restartCase(process.argv[3]);
   HOSTNET_PORT = await freePort(32000, 1000);
   if (process.argv[2] === 'fail') return failCase();
   if (process.argv[2] === 'apps') return appsCase();
