@@ -21,15 +21,15 @@ void qk_net_raise_sigpipe(void);
 int64_t qk_net_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags);
 int64_t qk_net_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags);
 
-/* Raw ICMPv4 sockets over a host ICMP datagram socket hfd (rawicmp.c).
+/* Raw ICMP sockets over a host ICMP datagram socket hfd (rawicmp.c).
  * hflags: the QK_OP_SENDMSG/RECVMSG flags; addr/alen: kernel sockaddr
  * buffers as sock_send/sock_recv take them. send records the echo
  * identifier the user wrote in *id; recv gives each echo reply that
- * identifier back and puts an IPv4 header before the message. */
+ * identifier back and, for IPv4 (!v6), puts an IPv4 header before it. */
 int64_t qk_rawicmp_send(int hfd, const struct qk_uio *u, uint64_t hflags, const void *addr,
                         uint32_t alen, uint16_t *id);
 int64_t qk_rawicmp_recv(int hfd, const struct qk_uio *u, uint64_t hflags, void *addr,
-                        uint32_t *alen, uint32_t *mflags, uint16_t id);
+                        uint32_t *alen, uint32_t *mflags, uint16_t id, bool v6);
 
 /* AF_UNIX sockets served in the guest (unix.c, unix_io.c, unix_anc.c). */
 bool qk_unix_is(struct qk_file *f);

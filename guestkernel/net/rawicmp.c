@@ -1,14 +1,15 @@
-/* Raw ICMPv4 sockets (socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)) for a
- * process with CAP_NET_RAW, as busybox ping opens them, over a host ICMP
+/* Raw ICMP sockets (socket(AF_INET, SOCK_RAW, IPPROTO_ICMP) and
+ * socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)) for a process with
+ * CAP_NET_RAW, as busybox ping and ping6 open them, over a host ICMP
  * datagram ("ping") socket in the pod's netns: the sandbox holds no
  * CAP_NET_RAW, and the pod's net.ipv4.ping_group_range admits it to those.
  *
  * What differs from a real raw socket: only echo requests go out (the host
  * answers other types EINVAL) and only the replies to this socket come in
  * (not every ICMP message of the host), the received IPv4 header is made
- * here (TTL 64, no options, destination 0.0.0.0), and the host chooses the
- * echo identifier on the wire: replies get back the identifier of the
- * last request sent, with the checksum adjusted. */
+ * here (TTL 64, no options, destination 0.0.0.0; ICMPv6 has none), and the
+ * host chooses the echo identifier on the wire: replies get back the
+ * identifier of the last request sent, with the checksum adjusted. */
 #include <qk/kernel.h>
 #include <qk/linux.h>
 #include <qk/mm.h>
@@ -78,21 +79,23 @@ int64_t qk_rawicmp_send(int hfd, const struct qk_uio *u, uint64_t hflags, const 
 }
 
 int64_t qk_rawicmp_recv(int hfd, const struct qk_uio *u, uint64_t hflags, void *addr,
-                        uint32_t *alen, uint32_t *mflags, uint16_t id)
+                        uint32_t *alen, uint32_t *mflags, uint16_t id, bool v6)
 {
-  uint64_t want = u->total > IP_HDR ? u->total - IP_HDR : 0;
+  /* IPv4 raw sockets read the IP header too; ICMPv6 ones do not. */
+  const uint64_t hdr = v6 ? 0 : IP_HDR;
+  uint64_t want = u->total > hdr ? u->total - hdr : 0;
   if (want > ICMP_MAX)
     want = ICMP_MAX;
   if (want < 8)
     want = 8; /* the header, to put the identifier back */
-  uint8_t *kb = qk_kmalloc(IP_HDR + want);
+  uint8_t *kb = qk_kmalloc(hdr + want);
   if (!kb)
     return -QK_ENOMEM;
   /* The source address is needed for the IPv4 header even when the
    * caller does not ask for it. */
   uint8_t from[128];
   uint32_t flen = sizeof from;
-  struct qk_iov seg = {qk_va_to_pa(kb + IP_HDR), want};
+  struct qk_iov seg = {qk_va_to_pa(kb + hdr), want};
   int64_t r = qk_qcall(QK_OP_RECVMSG, (uint64_t)hfd, qk_va_to_pa(&seg), 1, hflags,
                        qk_va_to_pa(from), qk_va_to_pa(&flen));
   if (r < 0) {
@@ -101,8 +104,8 @@ int64_t qk_rawicmp_recv(int hfd, const struct qk_uio *u, uint64_t hflags, void *
   }
   bool trunc = (r & (int64_t)QK_NET_TRUNC) != 0;
   uint64_t n = (uint64_t)(r & ~(int64_t)QK_NET_TRUNC);
-  uint8_t *icmp = kb + IP_HDR;
-  if (n >= 8 && icmp[0] == 0 /* echo reply */) {
+  uint8_t *icmp = kb + hdr;
+  if (n >= 8 && icmp[0] == (v6 ? 129 : 0) /* echo reply */) {
     /* The identifier back to the request's, checksum adjusted (RFC 1624). */
     uint16_t old = (uint16_t)(icmp[4] << 8 | icmp[5]), neu;
     memcpy(&icmp[4], &id, 2);
@@ -116,18 +119,20 @@ int64_t qk_rawicmp_recv(int hfd, const struct qk_uio *u, uint64_t hflags, void *
     icmp[2] = (uint8_t)(c >> 8);
     icmp[3] = (uint8_t)c;
   }
-  uint64_t tot = IP_HDR + n;
-  memset(kb, 0, IP_HDR);
-  kb[0] = 0x45; /* IPv4, 20-byte header */
-  kb[2] = (uint8_t)(tot >> 8);
-  kb[3] = (uint8_t)tot;
-  kb[8] = 64; /* TTL: the host socket does not report it */
-  kb[9] = 1;  /* ICMP */
-  if (flen >= 8 && from[0] == 2 /* AF_INET */)
-    memcpy(kb + 12, from + 4, 4);
-  uint16_t hc = csum(kb, IP_HDR);
-  kb[10] = (uint8_t)(hc >> 8);
-  kb[11] = (uint8_t)hc;
+  uint64_t tot = hdr + n;
+  if (!v6) {
+    memset(kb, 0, IP_HDR);
+    kb[0] = 0x45; /* IPv4, 20-byte header */
+    kb[2] = (uint8_t)(tot >> 8);
+    kb[3] = (uint8_t)tot;
+    kb[8] = 64; /* TTL: the host socket does not report it */
+    kb[9] = 1;  /* ICMP */
+    if (flen >= 8 && from[0] == 2 /* AF_INET */)
+      memcpy(kb + 12, from + 4, 4);
+    uint16_t hc = csum(kb, IP_HDR);
+    kb[10] = (uint8_t)(hc >> 8);
+    kb[11] = (uint8_t)hc;
+  }
   uint64_t out = tot < u->total ? tot : u->total;
   r = uio_copy(u, 0, kb, out, true) ? -QK_EFAULT : (int64_t)out;
   if (r >= 0 && addr) {

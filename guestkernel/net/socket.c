@@ -73,7 +73,7 @@ struct qk_sock {
   struct qk_task *rx_owner; /* a task parked in a MSG_WAITALL receive with rx_partial in */
   uint64_t rx_partial;
   uint64_t ino;
-  bool raw_icmp;    /* SOCK_RAW IPPROTO_ICMP on a host ping socket (rawicmp.c) */
+  bool raw_icmp;    /* SOCK_RAW ICMP/ICMPv6 on a host ping socket (rawicmp.c) */
   uint16_t icmp_id; /* its last echo request's identifier */
 };
 
@@ -291,7 +291,7 @@ static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t fla
   struct qk_sock *s = f->priv;
   if (s->raw_icmp) {
     int64_t r = qk_rawicmp_recv(f->hfd, u, (flags & ~(uint64_t)MSG_WAITALL) | host_wait(nb), addr,
-                                alen, mflags, s->icmp_id);
+                                alen, mflags, s->icmp_id, s->domain == AF_INET6);
     return r == -QK_EAGAIN && !nb ? sock_wait(f, POLLIN) : r;
   }
   if ((flags & MSG_WAITALL) && !nb && !(flags & MSG_PEEK) && s->type == SOCK_STREAM && u->total) {
@@ -625,9 +625,10 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
   switch (domain) {
   case AF_INET:
   case AF_INET6:
-    /* Raw sockets: ICMPv4 for a process with CAP_NET_RAW, over a host ping
-     * socket (rawicmp.c); others EPERM (the sandbox has no CAP_NET_RAW). */
-    if (t == SOCK_RAW && (domain != AF_INET || proto != 1 || !qk_capable(QK_CAP_NET_RAW)))
+    /* Raw sockets: ICMP and ICMPv6 for a process with CAP_NET_RAW, over a
+     * host ping socket (rawicmp.c); others EPERM (the sandbox has no
+     * CAP_NET_RAW). */
+    if (t == SOCK_RAW && (proto != (domain == AF_INET ? 1u : 58u) || !qk_capable(QK_CAP_NET_RAW)))
       return -QK_EPERM;
     break;
   case AF_PACKET:
@@ -650,7 +651,7 @@ int64_t sys_socket(uint64_t domain, uint64_t type, uint64_t proto, uint64_t a3, 
   default:
     return -QK_EAFNOSUPPORT;
   }
-  bool raw = t == SOCK_RAW && domain == AF_INET;
+  bool raw = t == SOCK_RAW && domain != AF_NETLINK;
   int64_t h = qk_qcall(QK_OP_SOCKET, domain, raw ? SOCK_DGRAM : (uint64_t)t, proto, 0, 0, 0);
   if (h == -QK_EPERM && domain == AF_NETLINK)
     return -QK_EAFNOSUPPORT; /* a jailed sandbox (run mode) may not open one */
@@ -1022,6 +1023,13 @@ int64_t sys_setsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
         s->sndtimeo = ns;
       r = 0;
     }
+  } else if (((struct qk_sock *)f->priv)->raw_icmp &&
+             ((level == 58 && name == 1) /* ICMP6_FILTER */ ||
+              (level == 255 && name == 7) /* SOL_RAW IPV6_CHECKSUM */ ||
+              (level == 41 && (name == 8 || name == 51)) /* IPV6_(2292|RECV)HOPLIMIT */)) {
+    /* busybox ping6's set-up: the host ping socket passes echo replies only
+     * and sums itself; hop limits are not reported (no control data). */
+    r = 0;
   } else {
     r = qk_qcall(QK_OP_SETSOCKOPT, (uint64_t)f->hfd, level, name, qk_va_to_pa(buf), len, 0);
   }

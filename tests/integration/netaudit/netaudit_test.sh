@@ -104,6 +104,14 @@ if [ -x /bin/busybox ] && [ -n "$addr" ]; then
       fail "busybox ping $dst: [$out] ($(grep -v DBG "$work/err" | head -c 300))"
     fi
   done
+  if [ -e /proc/sys/net/ipv6 ]; then
+    out=$(guest 60 /bin/busybox ping6 -c 2 -W 5 ::1 2>"$work/err")
+    if echo "$out" | grep -q '2 packets received'; then
+      echo "ok: busybox ping6 ::1"
+    else
+      fail "busybox ping6 ::1: [$out] ($(grep -v DBG "$work/err" | head -c 300))"
+    fi
+  fi
   # A change is refused: the guest has no CAP_NET_ADMIN over the pod.
   if guest 60 /bin/busybox ip addr add 10.211.8.1/24 dev qna0 >/dev/null 2>&1 ||
     nsx ip -o addr show dev qna0 | grep -q 10.211.8.1; then
