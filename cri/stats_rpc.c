@@ -22,6 +22,7 @@
 #include "image.h"
 #include "pod_cgroup.h"
 #include "pods.h"
+#include "stats.h"
 
 static struct cri_pods *pods_of(struct cri_call *call)
 {
@@ -54,11 +55,6 @@ static int fill_cpu_mem(struct cri_call *call, const struct sbx_stats *s,
   return 0;
 }
 
-/* The pod cgroup's usage (see the top of this file). */
-struct host_stats {
-  uint64_t cpu_ns, usage, working_set, rss, limit, faults, major_faults;
-};
-
 /* The value of "key value" line `key` in a cgroup stat file; false when it
  * is not there. */
 static bool stat_key(const char *text, const char *key, uint64_t *v)
@@ -77,61 +73,65 @@ static bool stat_key(const char *text, const char *key, uint64_t *v)
   return false;
 }
 
-static bool read_u64(const char *path, const char *ctrl, const char *file, uint64_t *v)
+/* A number, or v2's "max" (no limit: 0). */
+static bool parse_u64(const char *s, uint64_t *v)
 {
-  char buf[64];
-  if (sbx_cgroup_read(path, ctrl, file, buf, sizeof buf) < 0)
-    return false;
-  if (!strcmp(buf, "max")) { /* v2: no limit */
+  if (!strcmp(s, "max")) {
     *v = 0;
     return true;
   }
   char *end;
-  *v = strtoull(buf, &end, 10);
-  return end != buf;
+  *v = strtoull(s, &end, 10);
+  return end != s && (*end == 0 || *end == '\n');
 }
 
-/* cgroup v1: cpuacct.usage, memory.usage_in_bytes, memory.limit_in_bytes
- * and memory.stat's total_* rows; v2: cpu.stat usage_usec, memory.current,
- * memory.max and memory.stat. Working set = usage - inactive file pages (as
- * cAdvisor and kubelet count it); RSS = anonymous memory. */
-static bool host_pod_stats(const struct cri_pod *pod, struct host_stats *h)
+int cri_stats_cgroup_parse(bool v2, const char *cpu, const char *usage, const char *limit,
+                           const char *memstat, struct cri_host_stats *h)
+{
+  uint64_t inactive = 0;
+  *h = (struct cri_host_stats){0};
+  if (!(v2 ? stat_key(cpu, "usage_usec", &h->cpu_ns) : parse_u64(cpu, &h->cpu_ns)) ||
+      !parse_u64(usage, &h->usage))
+    return -EINVAL;
+  if (v2)
+    h->cpu_ns *= 1000;
+  /* v1's "no limit" is a huge number */
+  if (limit && parse_u64(limit, &h->limit) && h->limit >= (UINT64_MAX >> 2))
+    h->limit = 0;
+  /* v1: the totals over the cgroup and its children */
+  const char *pre = v2 ? "" : "total_";
+  char key[32];
+  snprintf(key, sizeof key, "%sinactive_file", pre);
+  stat_key(memstat, key, &inactive);
+  snprintf(key, sizeof key, "%s%s", pre, v2 ? "anon" : "rss");
+  stat_key(memstat, key, &h->rss);
+  snprintf(key, sizeof key, "%spgfault", pre);
+  stat_key(memstat, key, &h->faults);
+  snprintf(key, sizeof key, "%spgmajfault", pre);
+  stat_key(memstat, key, &h->major_faults);
+  h->working_set = h->usage > inactive ? h->usage - inactive : 0;
+  return 0;
+}
+
+/* Reads the pod cgroup's files: v1 cpuacct.usage, memory.usage_in_bytes,
+ * memory.limit_in_bytes, memory.stat; v2 cpu.stat, memory.current,
+ * memory.max, memory.stat. */
+static bool host_pod_stats(const struct cri_pod *pod, struct cri_host_stats *h)
 {
   const char *path =
       json_string_value(json_object_get(json_object_get(pod->ext, POD_EXT_CGROUP), "Path"));
   if (!path)
     return false;
   bool v2 = sbx_cgroup_v2();
-  char ms[8192], cs[1024];
-  uint64_t inactive = 0;
-  *h = (struct host_stats){0};
-  if (v2) {
-    if (sbx_cgroup_read(path, NULL, "cpu.stat", cs, sizeof cs) < 0 ||
-        !stat_key(cs, "usage_usec", &h->cpu_ns) ||
-        !read_u64(path, NULL, "memory.current", &h->usage) ||
-        sbx_cgroup_read(path, NULL, "memory.stat", ms, sizeof ms) < 0)
-      return false;
-    h->cpu_ns *= 1000;
-    read_u64(path, NULL, "memory.max", &h->limit);
-    stat_key(ms, "inactive_file", &inactive);
-    stat_key(ms, "anon", &h->rss);
-    stat_key(ms, "pgfault", &h->faults);
-    stat_key(ms, "pgmajfault", &h->major_faults);
-  } else {
-    if (!read_u64(path, "cpuacct", "cpuacct.usage", &h->cpu_ns) ||
-        !read_u64(path, "memory", "memory.usage_in_bytes", &h->usage) ||
-        sbx_cgroup_read(path, "memory", "memory.stat", ms, sizeof ms) < 0)
-      return false;
-    read_u64(path, "memory", "memory.limit_in_bytes", &h->limit);
-    if (h->limit >= (UINT64_MAX >> 2)) /* v1's "no limit" is a huge number */
-      h->limit = 0;
-    stat_key(ms, "total_inactive_file", &inactive);
-    stat_key(ms, "total_rss", &h->rss);
-    stat_key(ms, "total_pgfault", &h->faults);
-    stat_key(ms, "total_pgmajfault", &h->major_faults);
-  }
-  h->working_set = h->usage > inactive ? h->usage - inactive : 0;
-  return true;
+  char ms[8192], cs[1024], us[64], ls[64];
+  if (sbx_cgroup_read(path, "cpuacct", v2 ? "cpu.stat" : "cpuacct.usage", cs, sizeof cs) < 0 ||
+      sbx_cgroup_read(path, "memory", v2 ? "memory.current" : "memory.usage_in_bytes", us,
+                      sizeof us) < 0 ||
+      sbx_cgroup_read(path, "memory", "memory.stat", ms, sizeof ms) < 0)
+    return false;
+  bool lim = sbx_cgroup_read(path, "memory", v2 ? "memory.max" : "memory.limit_in_bytes", ls,
+                             sizeof ls) == 0;
+  return cri_stats_cgroup_parse(v2, cs, us, lim ? ls : NULL, ms, h) == 0;
 }
 
 /* usage_nano_cores of a pod: its CPU rate since the previous sample of the
@@ -172,7 +172,7 @@ static bool nano_cores(const char *id, int64_t ts, uint64_t cpu, uint64_t *out)
   return ok;
 }
 
-static int fill_host(struct cri_call *call, const char *pod_id, const struct host_stats *h,
+static int fill_host(struct cri_call *call, const char *pod_id, const struct cri_host_stats *h,
                      Runtime__V1__CpuUsage **cpu, Runtime__V1__MemoryUsage **mem)
 {
   struct sbx_stats s = {.timestamp = q_now_ns(),
@@ -348,7 +348,7 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_call *call, struct cri
   struct cri_pod_entry *pe = NULL;
   struct sbx_client *c = query_sbx(p, pod->id, &pe);
   struct sbx_stats st = {0};
-  struct host_stats h;
+  struct cri_host_stats h;
   bool ok = true;
   if (host_pod_stats(pod, &h))
     ok = fill_host(call, pod->id, &h, &l->cpu, &l->memory) == 0;
