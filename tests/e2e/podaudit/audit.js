@@ -235,9 +235,8 @@ async function refusedNoChange(method, req, code, what, re) {
   check(cstats.length === 2 && cstats.every((c) => c.cpu && Number(c.cpu.usage_core_nano_seconds.value) > 0),
         `pod stats list the 2 running containers with guest CPU (${cstats.length})`);
   // Not compared with pc: under load the containers' guest CPU can exceed
-  // what the host charged the pod (seen: 128 ms against 89 ms), most likely
-  // because the guest's task clock also runs while the vCPU thread waits
-  // for a host CPU.
+  // what the host charged the pod (seen: 128 ms against 89 ms): the guest
+  // charges TSC time between task switches, host steal time included.
   console.log(`note pod CPU (host cgroup) ${pc} ns, its containers' (guest) ${csum} ns`);
   // ... and the cgroup holds every thread of the jailed VMM (the processes
   // of the pod's sandbox in a pid namespace of their own; the one-thread
