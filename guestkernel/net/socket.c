@@ -59,7 +59,7 @@
 #define IFCONF_MAX 64 /* interfaces one SIOCGIFCONF lists */
 
 #define ADDR_MAX 128
-#define OPT_MAX 64
+#define OPT_MAX 256 /* option values: struct tcp_info is 232 bytes */
 
 struct qk_sock {
   struct qk_sock *next, *prev; /* every socket: the idle loop's poll set */

@@ -26,7 +26,7 @@ _Static_assert(QK_EAGAIN == EAGAIN && QK_EINPROGRESS == EINPROGRESS &&
                "socket errno numbers are the host's");
 
 #define ADDR_MAX 128 /* sizeof(struct sockaddr_storage) */
-#define OPT_MAX 64
+#define OPT_MAX 256 /* struct tcp_info is 232 bytes */
 
 /* The address family of host socket fd (-1: not a socket). */
 static int sock_domain(int fd)
@@ -391,6 +391,7 @@ static bool opt_allowed(int level, int name, bool set)
     case SO_BROADCAST:
     case SO_RCVLOWAT:
     case SO_OOBINLINE:
+    case SO_PRIORITY: /* 0..6 without CAP_NET_ADMIN, which the sandbox lacks */
       return true;
     case SO_ERROR:
     case SO_TYPE:
@@ -412,7 +413,14 @@ static bool opt_allowed(int level, int name, bool set)
     case TCP_DEFER_ACCEPT:
     case TCP_FASTOPEN:
     case TCP_MAXSEG:
+    case TCP_CONGESTION: /* setting: the host's allowed algorithms only */
+    case TCP_NOTSENT_LOWAT:
+    case TCP_LINGER2:
+    case TCP_SYNCNT:
+    case TCP_WINDOW_CLAMP:
       return true;
+    case TCP_INFO:
+      return !set;
     }
     return false;
   case SOL_NETLINK: /* route netlink: extended acks, strict checks, notifications */
@@ -420,9 +428,14 @@ static bool opt_allowed(int level, int name, bool set)
            name == NETLINK_ADD_MEMBERSHIP || name == NETLINK_DROP_MEMBERSHIP ||
            name == NETLINK_CAP_ACK || name == NETLINK_NO_ENOBUFS;
   case IPPROTO_IPV6:
-    return name == IPV6_V6ONLY || name == IPV6_TCLASS || name == IPV6_UNICAST_HOPS;
+    return name == IPV6_V6ONLY || name == IPV6_TCLASS || name == IPV6_UNICAST_HOPS ||
+           name == IPV6_MTU_DISCOVER || (name == IPV6_MTU && !set);
   case IPPROTO_IP:
-    return name == IP_TOS || name == IP_TTL;
+    /* Path MTU discovery and binding before the address is up (Go, QUIC
+     * stacks, Envoy); not the ones that add control data (IP_PKTINFO,
+     * IP_RECVERR: none is passed to the guest). */
+    return name == IP_TOS || name == IP_TTL || name == IP_MTU_DISCOVER || name == IP_FREEBIND ||
+           name == IP_BIND_ADDRESS_NO_PORT || (name == IP_MTU && !set);
   }
   return false;
 }

@@ -371,6 +371,28 @@ static void option_checks(void)
   CHECK_EQ(geti(c, SOL_SOCKET, SO_PROTOCOL), IPPROTO_TCP);
   CHECK_EQ(geti(c, SOL_SOCKET, SO_ACCEPTCONN), 0);
   CHECK_EQ(geti(c, SOL_SOCKET, SO_ERROR), 0);
+  /* TCP_INFO whole (232 bytes on current kernels), an established state. */
+  struct tcp_info ti;
+  memset(&ti, 0, sizeof ti);
+  socklen_t til = sizeof ti;
+  CHECK_EQ(getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &til), 0);
+  CHECK(til >= 104 && til <= sizeof ti);
+  CHECK_EQ(ti.tcpi_state, 1 /* TCP_ESTABLISHED */);
+  CHECK(ti.tcpi_snd_mss > 0);
+  char cc[16] = {0};
+  socklen_t ccl = sizeof cc;
+  CHECK_EQ(getsockopt(c, IPPROTO_TCP, TCP_CONGESTION, cc, &ccl), 0);
+  CHECK(cc[0] != 0);
+  v = 4;
+  CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_PRIORITY, &v, sizeof v), 0);
+  CHECK_EQ(geti(c, SOL_SOCKET, SO_PRIORITY), 4);
+  v = IP_PMTUDISC_DONT;
+  CHECK_EQ(setsockopt(c, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v), 0);
+  CHECK_EQ(geti(c, IPPROTO_IP, IP_MTU_DISCOVER), IP_PMTUDISC_DONT);
+  CHECK(geti(c, IPPROTO_IP, IP_MTU) >= 576);
+  v = 16384;
+  CHECK_EQ(setsockopt(c, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v), 0);
+  CHECK_EQ(geti(c, IPPROTO_TCP, TCP_NOTSENT_LOWAT), 16384);
   /* A short option buffer gets a cut value and its length. */
   char one_byte = 0;
   socklen_t ol = 1;
@@ -387,6 +409,16 @@ static void option_checks(void)
   CHECK_EQ(geti(u, SOL_SOCKET, SO_PROTOCOL), IPPROTO_UDP);
   CHECK_EQ(setsockopt(u, SOL_SOCKET, SO_BROADCAST, &one, sizeof one), 0);
   CHECK_EQ(geti(u, SOL_SOCKET, SO_BROADCAST), 1);
+  /* Binding an address this host does not have: with IP_FREEBIND only. */
+  struct sockaddr_in far = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a0b0c0d)};
+  CHECK_EQ(bind(u, (struct sockaddr *)&far, sizeof far), -1);
+  CHECK_EQ(errno, EADDRNOTAVAIL);
+  CHECK_EQ(setsockopt(u, IPPROTO_IP, IP_FREEBIND, &one, sizeof one), 0);
+  CHECK_EQ(bind(u, (struct sockaddr *)&far, sizeof far), 0);
+  close(u);
+  u = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(setsockopt(u, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one), 0);
+  CHECK_EQ(geti(u, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT), 1);
   close(u);
 
   /* SO_REUSEPORT: two UDP sockets on one port with it, not without. */
