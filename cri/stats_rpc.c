@@ -6,8 +6,9 @@
  *   which holds the VMM process: its vCPU threads (the guest's own work,
  *   ring-0 emulation included), QCall workers and I/O, and the host memory
  *   backing the guest plus the VMM's own. This is what kubelet's eviction
- *   and the summary API must see; the guest's own pod total (the sum over
- *   its containers) is the fallback when the cgroup cannot be read.
+ *   and the summary API must see; when the cgroup cannot be read, the
+ *   sandbox's own report (the VMM process's CPU time and RSS). The pod's
+ *   process count is the sum of its containers' guest processes.
  * - Writable layer: bytes and inodes of the container's overlay upper dir
  *   on the host, always there. */
 #include <errno.h>
@@ -210,8 +211,11 @@ static struct sbx_client *query_sbx(struct cri_pods *p, const char *pod_id,
   return c;
 }
 
+/* A container's stats; *procs (when not NULL) gets its guest process count
+ * (0: the sandbox did not tell). */
 static Runtime__V1__ContainerStats *ctr_stats(struct cri_call *call, struct cri_pods *p,
-                                              const struct cri_ctr *ctr, struct sbx_client *c)
+                                              const struct cri_ctr *ctr, struct sbx_client *c,
+                                              uint64_t *procs)
 {
   Runtime__V1__ContainerStats *s =
       cri_call_new_msg(call, &runtime__v1__container_stats__descriptor);
@@ -236,6 +240,8 @@ static Runtime__V1__ContainerStats *ctr_stats(struct cri_call *call, struct cri_
   if (c && ctr->state == CRI_CTR_RUNNING && sbx_container_stats(c, ctr->id, &st, NULL) == 0 &&
       fill_cpu_mem(call, &st, &s->cpu, &s->memory) < 0)
     return NULL;
+  if (procs)
+    *procs = st.processes;
   /* The writable layer is the overlay upper dir the image store made. */
   char *upper = cri_call_printf(call, "%s/containers/%s/upper", img_store_root(p->img), ctr->id);
   Runtime__V1__FilesystemUsage *fs =
@@ -272,7 +278,7 @@ static grpc_status_code rpc_ctr_stats(struct cri_call *call, const ProtobufCMess
   Runtime__V1__ContainerStatsResponse *r =
       cri_call_new_msg(call, &runtime__v1__container_stats_response__descriptor);
   if (r)
-    r->stats = ctr_stats(call, p, ctr, c);
+    r->stats = ctr_stats(call, p, ctr, c, NULL);
   cri_pods_put(p, pe);
   cri_ctr_free(ctr);
   if (!r || !r->stats)
@@ -309,7 +315,7 @@ static grpc_status_code rpc_list_ctr_stats(struct cri_call *call, const Protobuf
   for (size_t i = 0; ok && i < n; i++) {
     struct cri_pod_entry *pe = NULL;
     struct sbx_client *c = query_sbx(p, v[i]->pod_id, &pe);
-    ok = (r->stats[r->n_stats] = ctr_stats(call, p, v[i], c)) != NULL;
+    ok = (r->stats[r->n_stats] = ctr_stats(call, p, v[i], c, NULL)) != NULL;
     r->n_stats += ok;
     cri_pods_put(p, pe);
   }
@@ -357,15 +363,27 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_call *call, struct cri
   struct cri_ctr_filter f = {.pod_id = pod->id, .has_state = true, .state = CRI_CTR_RUNNING};
   struct cri_ctr **v = NULL;
   size_t n = 0;
+  uint64_t procs = 0, one;
   if (ok && cri_state_list_ctrs(p->st, &f, &v, &n) == 0) {
     ok = !n || (l->containers = cri_call_alloc(call, n * sizeof(*l->containers)));
     for (size_t i = 0; ok && i < n; i++) {
       if (strcmp(v[i]->pod_id, pod->id))
         continue;
-      ok = (l->containers[l->n_containers] = ctr_stats(call, p, v[i], c)) != NULL;
+      ok = (l->containers[l->n_containers] = ctr_stats(call, p, v[i], c, &one)) != NULL;
       l->n_containers += ok;
+      procs += ok ? one : 0;
     }
     cri_ctr_list_free(v, n);
+  }
+  /* The pod's processes (kubelet's PID pressure): its containers' in the
+   * guest, execs included; left out when the sandbox told none. */
+  if (ok && procs) {
+    Runtime__V1__ProcessUsage *pu = cri_call_new_msg(call, &runtime__v1__process_usage__descriptor);
+    ok = pu && (pu->process_count = u64(call, procs));
+    if (ok) {
+      pu->timestamp = q_now_ns();
+      l->process = pu;
+    }
   }
   cri_pods_put(p, pe);
   return ok ? s : NULL;

@@ -644,6 +644,7 @@ static int stats(struct sbx_client *c, const char *id, struct sbx_stats *out, q_
   out->cpu_usage_ns = (uint64_t)json_integer_value(json_object_get(resp, "cpu_ns"));
   uint64_t mem = (uint64_t)json_integer_value(json_object_get(resp, "memory_bytes"));
   out->memory_working_set_bytes = out->memory_usage_bytes = out->memory_rss_bytes = mem;
+  out->processes = (uint64_t)json_integer_value(json_object_get(resp, "processes"));
   json_decref(resp);
   return 0;
 }

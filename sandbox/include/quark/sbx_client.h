@@ -118,6 +118,7 @@ struct sbx_stats {
   uint64_t memory_working_set_bytes;
   uint64_t memory_usage_bytes;
   uint64_t memory_rss_bytes;
+  uint64_t processes; /* a container's processes in the guest (0: not told) */
 };
 
 struct sbx_exec_result {

@@ -3,7 +3,7 @@
 // - pod stats come from the pod cgroup (the VMM's host cost), container
 //   stats from the guest: the pod's CPU lies between two reads of the
 //   cgroup taken around the call, its memory is the cgroup's, a second
-//   sample carries usage_nano_cores;
+//   sample carries usage_nano_cores; the process count is the guest's;
 // - user by name from the image's /etc/passwd (run_as_username), for the
 //   container and for ExecSync in it;
 // - /dev/termination-log: what a non-root container writes there is in the
@@ -223,6 +223,8 @@ async function refusedNoChange(method, req, code, what, re) {
   const pc = l && l.cpu ? Number(l.cpu.usage_core_nano_seconds.value) : -1;
   check(cpu0 > 0 && pc >= cpu0 && pc <= cpu1, `pod CPU ${pc} ns is the cgroup's (read ${cpu0} before, ${cpu1} after)`);
   check(l && l.cpu && !l.cpu.usage_nano_cores, 'a pod\'s first CPU sample has no usage_nano_cores');
+  const npr = l && l.process && l.process.process_count ? Number(l.process.process_count.value) : -1;
+  check(npr >= 2 && npr <= 20, `pod process count from the guest: ${npr} (two running shells and their sleeps)`);
   const pm = l && l.memory ? l.memory : null;
   const usage = pm ? Number(pm.usage_bytes.value) : -1;
   check(pm && usage >= Math.min(mem0, mem1) * 0.9 && usage <= Math.max(mem0, mem1) * 1.1,
