@@ -24,4 +24,14 @@ struct cri_host_stats {
 int cri_stats_cgroup_parse(bool v2, const char *cpu, const char *usage, const char *limit,
                            const char *memstat, struct cri_host_stats *h);
 
+/* One interface of /proc/<pid>/net/dev. */
+struct cri_net_if {
+  char name[32];
+  uint64_t rx_bytes, rx_errors, tx_bytes, tx_errors;
+};
+
+/* Parses /proc/<pid>/net/dev text into at most max interfaces, loopback
+ * left out; returns how many. */
+size_t cri_stats_net_dev_parse(const char *text, struct cri_net_if *out, size_t max);
+
 #endif

@@ -8,7 +8,8 @@
  *   backing the guest plus the VMM's own. This is what kubelet's eviction
  *   and the summary API must see; when the cgroup cannot be read, the
  *   sandbox's own report (the VMM process's CPU time and RSS). The pod's
- *   process count is the sum of its containers' guest processes.
+ *   process count is the sum of its containers' guest processes, its
+ *   network the interface counters of its network namespace.
  * - Writable layer: bytes and inodes of the container's overlay upper dir
  *   on the host, always there. */
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cgroup.h" /* sandbox/jail */
 #include "convert.h"
@@ -133,6 +135,107 @@ static bool host_pod_stats(const struct cri_pod *pod, struct cri_host_stats *h)
   bool lim = sbx_cgroup_read(path, "memory", v2 ? "memory.max" : "memory.limit_in_bytes", ls,
                              sizeof ls) == 0;
   return cri_stats_cgroup_parse(v2, cs, us, lim ? ls : NULL, ms, h) == 0;
+}
+
+size_t cri_stats_net_dev_parse(const char *text, struct cri_net_if *out, size_t max)
+{
+  size_t n = 0;
+  for (const char *l = text; *l && n < max;) {
+    const char *nl = strchr(l, '\n');
+    const char *colon = strchr(l, ':');
+    if (colon && (!nl || colon < nl)) {
+      while (*l == ' ')
+        l++;
+      size_t len = (size_t)(colon - l);
+      unsigned long long v[16];
+      /* rx: bytes packets errs drop fifo frame compressed multicast,
+       * tx: bytes packets errs drop fifo colls carrier compressed */
+      if (len && len < sizeof out->name && !(len == 2 && !strncmp(l, "lo", 2)) &&
+          sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                 &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]) == 11) {
+        memcpy(out[n].name, l, len);
+        out[n].name[len] = 0;
+        out[n].rx_bytes = v[0];
+        out[n].rx_errors = v[2];
+        out[n].tx_bytes = v[8];
+        out[n].tx_errors = v[10];
+        n++;
+      }
+    }
+    if (!nl)
+      break;
+    l = nl + 1;
+  }
+  return n;
+}
+
+/* The pod network's interface counters: /proc/<pid>/net/dev of a process of
+ * the pod's cgroup that is in the pod's pinned network namespace (the
+ * jailed VMM); none for a host-network pod or when nothing is found. */
+static size_t pod_net(const struct cri_pod *pod, struct cri_net_if *out, size_t max)
+{
+  json_t *cg = json_object_get(pod->ext, POD_EXT_CGROUP);
+  const char *path = json_string_value(json_object_get(cg, "Path"));
+  const char *netns = json_string_value(json_object_get(pod->ext, POD_EXT_NETNS));
+  struct stat want;
+  char procs[256];
+  if (!path || !netns || stat(netns, &want) < 0 ||
+      sbx_cgroup_read(path, "memory", "cgroup.procs", procs, sizeof procs) < 0)
+    return 0;
+  for (char *save = NULL, *t = strtok_r(procs, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+    char f[64];
+    struct stat ns;
+    snprintf(f, sizeof f, "/proc/%.20s/ns/net", t);
+    if (stat(f, &ns) < 0 || ns.st_ino != want.st_ino || ns.st_dev != want.st_dev)
+      continue;
+    snprintf(f, sizeof f, "/proc/%.20s/net/dev", t);
+    q_cleanup_free char *text = NULL;
+    size_t len = 0;
+    if (q_read_file(f, 1 << 20, &text, &len, NULL) < 0)
+      return 0;
+    return cri_stats_net_dev_parse(text, out, max);
+  }
+  return 0;
+}
+
+static Runtime__V1__NetworkInterfaceUsage *net_if(struct cri_call *call, const struct cri_net_if *i)
+{
+  Runtime__V1__NetworkInterfaceUsage *u =
+      cri_call_new_msg(call, &runtime__v1__network_interface_usage__descriptor);
+  if (!u || !(u->name = cri_call_strdup(call, i->name)) ||
+      !(u->rx_bytes = u64(call, i->rx_bytes)) || !(u->rx_errors = u64(call, i->rx_errors)) ||
+      !(u->tx_bytes = u64(call, i->tx_bytes)) || !(u->tx_errors = u64(call, i->tx_errors)))
+    return NULL;
+  return u;
+}
+
+/* NetworkUsage: eth0 (CNI's interface in the pod) as the default, every
+ * interface but lo listed; NULL with *ok kept when there is none. */
+static Runtime__V1__NetworkUsage *net_usage(struct cri_call *call, const struct cri_pod *pod,
+                                            bool *ok)
+{
+  struct cri_net_if ifs[16];
+  size_t n = pod_net(pod, ifs, Q_ARRAY_SIZE(ifs));
+  if (!n)
+    return NULL;
+  Runtime__V1__NetworkUsage *u = cri_call_new_msg(call, &runtime__v1__network_usage__descriptor);
+  if (!u || !(u->interfaces = cri_call_alloc(call, n * sizeof(*u->interfaces)))) {
+    *ok = false;
+    return NULL;
+  }
+  u->timestamp = q_now_ns();
+  size_t def = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(ifs[i].name, "eth0"))
+      def = i;
+    if (!(u->interfaces[u->n_interfaces++] = net_if(call, &ifs[i]))) {
+      *ok = false;
+      return NULL;
+    }
+  }
+  if (!(u->default_interface = net_if(call, &ifs[def])))
+    *ok = false;
+  return *ok ? u : NULL;
 }
 
 /* usage_nano_cores of a pod: its CPU rate since the previous sample of the
@@ -375,6 +478,8 @@ static Runtime__V1__PodSandboxStats *pod_stats(struct cri_call *call, struct cri
     }
     cri_ctr_list_free(v, n);
   }
+  if (ok)
+    l->network = net_usage(call, pod, &ok);
   /* The pod's processes (kubelet's PID pressure): its containers' in the
    * guest, execs included; left out when the sandbox told none. */
   if (ok && procs) {

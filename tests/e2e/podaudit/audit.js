@@ -17,7 +17,8 @@
 // - bad input (unknown pod, invalid mounts, image not pulled, 10 MB env,
 //   container in a stopped pod, an unknown handler, hostPID/hostIPC) gets a
 //   clear error and leaves the state store's records and the container
-//   layers byte for byte as they were.
+//   layers byte for byte as they were;
+// - (`net`, on a CNI bridge) the pod's network stats are its eth0's.
 'use strict';
 const { clients, call, check, expectCode, expectAlive, done, grpc } =
   require(process.env.CRI_COMMON);
@@ -120,7 +121,7 @@ async function refusedNoChange(method, req, code, what, re) {
   check(d.length === 0, `${what}: state records and layers unchanged (${d.slice(0, 3).join('; ')})`);
 }
 
-(async () => {
+async function main() {
   // Pods quark cannot run are refused before anything is made.
   const nsPod = (name, ns) => Object.assign({}, podCfg, {
     metadata: { name, namespace: 'e2e', uid: `uid-${name}`, attempt: 0 },
@@ -311,5 +312,37 @@ async function refusedNoChange(method, req, code, what, re) {
   const left = ['cpu', 'cpuacct', 'memory', 'pids'].filter((c) => cgRead(cgPath, c, V2 ? 'cgroup.procs' : 'tasks') !== null);
   check(left.length === 0, `pod cgroup removed (${left.join(',')})`);
   await expectAlive(rt, 'the audit');
+}
+
+// `node audit.js net`, with a CNI bridge network configured by
+// podaudit.sh: the pod's network stats are its netns's eth0 counters.
+async function net() {
+  const cfg = Object.assign({}, podCfg, { metadata: { name: 'net', namespace: 'e2e', uid: 'uid-net', attempt: 0 },
+    log_directory: `${T}/logs/net` });
+  const rp = await call(rt, 'RunPodSandbox', { config: cfg }, 120000);
+  check(!rp.err, 'RunPodSandbox on a bridge network' + (rp.err ? ` (${rp.err.details})` : ''));
+  if (rp.err) return;
+  const pod = rp.res.pod_sandbox_id;
+  const ip = (await call(rt, 'PodSandboxStatus', { pod_sandbox_id: pod })).res.status.network.ip;
+  const c = await call(rt, 'CreateContainer', { pod_sandbox_id: pod, sandbox_config: cfg,
+    config: ctr('n', ['/bin/sh', '-c', 'while true; do sleep 1; done']) }, 60000);
+  check(!c.err, 'CreateContainer' + (c.err ? ` (${c.err.details})` : ''));
+  expectCode(await call(rt, 'StartContainer', { container_id: c.res.container_id }, 60000), S.OK, 'StartContainer');
+  const gw = ip.replace(/\.\d+$/, '.1');
+  // A TCP connection attempt to the gateway: ARP, SYN and RST both ways.
+  await call(rt, 'ExecSync', { container_id: c.res.container_id, cmd: ['/bin/sh', '-c', `wget -T 2 -q -O /dev/null http://${gw}:9/ || true`], timeout: 20 }, 30000);
+  const st = await call(rt, 'PodSandboxStats', { pod_sandbox_id: pod });
+  const n = st.res && st.res.stats.linux.network;
+  const d = n && n.default_interface;
+  check(d && d.name === 'eth0' && Number(d.tx_bytes.value) > 0 && Number(d.rx_bytes.value) > 0,
+        `pod network stats: eth0 of its netns with traffic (${d && JSON.stringify([d.name, d.rx_bytes.value, d.tx_bytes.value])}, pod ${ip})`);
+  check(n && n.interfaces.every((i) => i.name !== 'lo'), 'loopback left out');
+  expectCode(await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }, 60000), S.OK, 'StopPodSandbox');
+  expectCode(await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 60000), S.OK, 'RemovePodSandbox');
+}
+
+(async () => {
+  if (process.argv[2] === 'net') await net();
+  else await main();
   done();
 })().catch((e) => { console.log(`FAIL exception ${e.stack}`); process.exit(1); });

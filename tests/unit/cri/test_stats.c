@@ -1,5 +1,6 @@
 /* cri_stats_cgroup_parse: pod stats from cgroup v1 and v2 file text (this
- * node is v1; the v2 formats are only checked here). */
+ * node is v1; the v2 formats are only checked here); cri_stats_net_dev_parse:
+ * the pod network's interface counters from /proc/<pid>/net/dev. */
 #include <criterion/criterion.h>
 #include <errno.h>
 
@@ -57,4 +58,28 @@ Test(stats, cgroup_bad_text)
   cr_assert_eq(cri_stats_cgroup_parse(false, "12", "", NULL, "", &h), -EINVAL);
   cr_assert_eq(cri_stats_cgroup_parse(false, "12", "7", NULL, "", &h), 0);
   cr_assert_eq(h.working_set, 7, "no memory.stat rows: nothing inactive");
+}
+
+Test(stats, net_dev)
+{
+  static const char text[] =
+      "Inter-|   Receive                                                |  Transmit\n"
+      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs "
+      "drop fifo colls carrier compressed\n"
+      "    lo:     840      10    0    0    0     0          0         0      840      10    0 "
+      "   0    0     0       0          0\n"
+      "  eth0:    1234       5    1    0    0     0          0         0     5678       7    2 "
+      "   0    0     0       0          0\n"
+      "  lo0:      1       1    0    0    0     0          0         0        2       1    0    0"
+      "    0     0       0          0\n";
+  struct cri_net_if ifs[4];
+  cr_assert_eq(cri_stats_net_dev_parse(text, ifs, 4), 2, "lo left out, lo0 kept");
+  cr_assert_str_eq(ifs[0].name, "eth0");
+  cr_assert_eq(ifs[0].rx_bytes, 1234);
+  cr_assert_eq(ifs[0].rx_errors, 1);
+  cr_assert_eq(ifs[0].tx_bytes, 5678);
+  cr_assert_eq(ifs[0].tx_errors, 2);
+  cr_assert_str_eq(ifs[1].name, "lo0");
+  cr_assert_eq(cri_stats_net_dev_parse(text, ifs, 1), 1, "at most max");
+  cr_assert_eq(cri_stats_net_dev_parse("eth0: 1 2 3\n", ifs, 4), 0, "short line");
 }
