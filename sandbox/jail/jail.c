@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
@@ -238,12 +239,42 @@ static int cgroup_create(const struct sbx_jail_opts *o, q_error **err)
   return sbx_cgroup_create(path, &l, err);
 }
 
-static int cgroup_join(const struct sbx_jail_opts *o, q_error **err)
+static int cgroup_join(const struct sbx_jail_opts *o, pid_t pid, q_error **err)
 {
   char path[PATH_MAX];
   if (cgroup_of(o, path, sizeof path) < 0)
     return q_error_make(err, ENAMETOOLONG, "cgroup path");
-  return sbx_cgroup_join(path, 0, err);
+  return sbx_cgroup_join(path, pid, err);
+}
+
+/* Pod mode: the supervisor moves the daemon into its cgroup while the
+ * daemon goes on with its jail and answers ready (a cgroup v1 move waits
+ * for an RCU grace period per hierarchy written: 10-20 ms of a pod start
+ * at load 14, see ARCHITECTURE.md). The daemon reads the outcome from
+ * join_fd (one byte: 0 joined, else an errno) before it creates a guest,
+ * whose memory must be charged to the pod. */
+static int join_fd = -1;
+static int join_result = 1; /* 1: not read yet */
+static pthread_mutex_t join_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int sbx_jail_cgroup_wait(q_error **err)
+{
+  pthread_mutex_lock(&join_lock);
+  if (join_fd >= 0 && join_result == 1) {
+    unsigned char b = EIO;
+    ssize_t n;
+    do
+      n = read(join_fd, &b, 1);
+    while (n < 0 && errno == EINTR);
+    join_result = n == 1 ? -(int)b : -EIO;
+    close(join_fd);
+    join_fd = -1;
+  }
+  int r = join_result == 1 ? 0 : join_result;
+  pthread_mutex_unlock(&join_lock);
+  if (r < 0)
+    return q_error_make(err, -r, "jail: the supervisor could not move the sandbox into its cgroup");
+  return 0;
 }
 
 /* After the jailed child is gone: the cgroup is empty and can go. */
@@ -503,7 +534,7 @@ out:
   return r;
 }
 
-int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **err)
+int sbx_jail_enter(struct sbx_jail_opts *o, int *exit_status, q_error **err)
 {
   int r;
   bool own_cgroup = o->cgroup_parent && !o->cgroup; /* made (and removed) here */
@@ -516,6 +547,12 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
     for (size_t i = 0; i < Q_ARRAY_SIZE(forwarded); i++)
       sigaddset(&set, forwarded[i]);
     sigprocmask(SIG_BLOCK, &set, &old);
+    int jp[2] = {-1, -1};
+    bool async_join = (o->flags & SBX_JAIL_POD) && (o->cgroup_parent || o->cgroup);
+    if (async_join && pipe2(jp, O_CLOEXEC) < 0) {
+      sigprocmask(SIG_SETMASK, &old, NULL);
+      return q_error_make(err, errno, "jail: pipe");
+    }
     /* clone, not unshare + fork: after unshare the supervisor's own later
      * children (a sanitizer's helper thread at exit) would belong to the
      * new namespace, whose init is gone by then, and fail. Like fork, the
@@ -523,16 +560,39 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
     pid_t pid =
         (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD, NULL, NULL, NULL, 0);
     if (pid < 0) {
+      int e = errno;
       sigprocmask(SIG_SETMASK, &old, NULL);
-      return q_error_make(err, errno, "jail: clone into new pid and ipc namespaces%s",
-                          errno == EPERM ? " (the jail needs root; --no-jail runs without it)"
-                                         : "");
+      if (async_join) {
+        close(jp[0]);
+        close(jp[1]);
+      }
+      return q_error_make(err, e, "jail: clone into new pid and ipc namespaces%s",
+                          e == EPERM ? " (the jail needs root; --no-jail runs without it)" : "");
     }
     if (pid > 0) {
       /* The supervisor keeps no descriptor of the VMM's: a listening
        * control socket held here would accept connections for a dead
-       * daemon until the supervisor ends. */
-      syscall(SYS_close_range, 3u, ~0u, 0u);
+       * daemon until the supervisor ends. It keeps the join's pipe end
+       * and logs to stderr (the daemon's log file, if any). */
+      q_log_init(NULL, q_log_get_level(), NULL, NULL);
+      if (async_join) {
+        close(jp[0]);
+        if (jp[1] > 3)
+          syscall(SYS_close_range, 3u, (unsigned)jp[1] - 1, 0u);
+      }
+      syscall(SYS_close_range, async_join ? (unsigned)jp[1] + 1 : 3u, ~0u, 0u);
+      if (async_join) {
+        q_cleanup_error q_error *jerr = NULL;
+        int jr = cgroup_join(o, pid, &jerr);
+        unsigned char b = jr < 0 ? (unsigned char)(-jr < 256 ? -jr : EIO) : 0;
+        if (write(jp[1], &b, 1) != 1 || jr < 0) {
+          /* Fail closed: a pod daemon outside its cgroup ends. */
+          q_error_log(o->pod_id, "jail: join cgroup: %s",
+                      jerr ? q_error_msg(jerr) : "the daemon is gone");
+          kill(pid, SIGKILL);
+        }
+        close(jp[1]);
+      }
       *exit_status = supervise(pid, &old);
       if (own_cgroup)
         cgroup_remove(o);
@@ -540,17 +600,25 @@ int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **er
     }
     host_pid = read_host_pid();
     sigprocmask(SIG_SETMASK, &old, NULL);
+    if (async_join) {
+      close(jp[1]);
+      join_fd = jp[0];
+    }
     /* The supervisor's death (SIGKILL from a node agent) takes the VMM. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
   } else if (unshare(CLONE_NEWIPC) < 0) {
     return q_error_make(err, errno, "jail: unshare ipc namespace");
   }
-  if ((o->cgroup_parent || o->cgroup) && (r = cgroup_join(o, err)) < 0)
+  o->t_clone = q_mono_ns();
+  if ((o->cgroup_parent || o->cgroup) && join_fd < 0 && (r = cgroup_join(o, 0, err)) < 0)
     return q_error_wrap(err, "jail: join cgroup");
+  o->t_cgroup = q_mono_ns();
   if (o->netns && (r = net_netns_enter(o->netns, NULL, err)) < 0)
     return q_error_wrap(err, "jail");
+  o->t_netns = q_mono_ns();
   if (!(o->flags & SBX_JAIL_NO_MOUNTNS) && (r = mount_jail(o, err)) < 0)
     return r;
+  o->t_mounts = q_mono_ns();
   return 0;
 }
 

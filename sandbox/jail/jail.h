@@ -69,6 +69,9 @@ struct sbx_jail_opts {
   uint64_t cpu_quota_us, cpu_period_us; /* quota 0: none */
   uint64_t pids_limit;                  /* 0: none */
   unsigned flags;                       /* SBX_JAIL_NO_* */
+  /* Filled by sbx_jail_enter (CLOCK_MONOTONIC ns, 0: step not done): after
+   * the clone, the cgroup join, the netns and the mount jail. */
+  uint64_t t_clone, t_cgroup, t_netns, t_mounts;
 };
 
 /* Applies one option: name is one of "pod-id", "root", "bind-ro", "bind",
@@ -86,7 +89,7 @@ int sbx_jail_parse_cpus(const char *s, uint64_t *quota_us, uint64_t *period_us);
  * create the VM; returns 1 in the supervisor once the child has ended,
  * with *exit_status set to the child's status (128 + signal when it was
  * killed), which the caller returns from main. */
-int sbx_jail_enter(const struct sbx_jail_opts *o, int *exit_status, q_error **err);
+int sbx_jail_enter(struct sbx_jail_opts *o, int *exit_status, q_error **err);
 /* Step 2 (see above). -EBUSY if the process already has several threads. */
 int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err);
 
@@ -103,6 +106,12 @@ int sbx_jail_apply(const struct sbx_jail_opts *o, q_error **err);
 /* The caller's pid as the parent namespace sees it (after a pid-namespace
  * clone getpid() is 1): what "hello" reports, what quarkd signals. */
 pid_t sbx_jail_host_pid(void);
+/* Pod mode with a pid namespace and a cgroup: the supervisor moves the
+ * daemon into the cgroup while the daemon goes on (sbx_jail_enter returns
+ * before the move). Blocks until the move is done: 0, or the error (the
+ * supervisor then kills the daemon). Call before creating a guest; 0 at
+ * once where there was nothing to wait for. */
+int sbx_jail_cgroup_wait(q_error **err);
 
 /* ---- the seccomp allowlist (seccomp.c) ---- */
 

@@ -293,7 +293,9 @@ int sbx_pod_main(int argc, char **argv)
   unsigned jail_flags = SBX_JAIL_POD; /* QUARK_POD_SECCOMP=0, QUARK_POD_JAIL=0: see README */
   struct sbx_jail_opts jo = {0};
   const char *cgroup = NULL;
-  uint64_t jail_ns = 0; /* sbx_jail_enter, clone to pivot_root: the log says it */
+  /* Phase times for the log (CLOCK_MONOTONIC ns): entry, control socket
+   * bound, jail entered (jo.t_*), jail applied. */
+  uint64_t t_main = q_mono_ns(), t_bound = 0, t_jail0 = 0, t_applied = 0;
   const char *je = getenv("QUARK_POD_SECCOMP");
   if (je && !strcmp(je, "0"))
     jail_flags |= SBX_JAIL_NO_SECCOMP;
@@ -443,6 +445,7 @@ int sbx_pod_main(int argc, char **argv)
    * pivots into a read-only root with /dev/kvm, the kernel image and the
    * tsord socket only. */
   int lfd = bind_control(sock, &err);
+  t_bound = q_mono_ns();
   struct stat bound = {0};
   if (lfd < 0 || stat(sock, &bound) < 0) {
     q_error_log(pod.id, "%s", lfd < 0 ? q_error_msg(err) : strerror(errno));
@@ -462,9 +465,8 @@ int sbx_pod_main(int argc, char **argv)
     jo.rw_paths[jo.nrw++] = tsor_sock;
   if ((jail_flags & (SBX_JAIL_NO_PIDNS | SBX_JAIL_NO_MOUNTNS)) !=
       (SBX_JAIL_NO_PIDNS | SBX_JAIL_NO_MOUNTNS)) {
-    uint64_t t0 = q_mono_ns();
+    t_jail0 = q_mono_ns();
     int status = 0, jr = sbx_jail_enter(&jo, &status, &err);
-    jail_ns = q_mono_ns() - t0;
     if (jr < 0) {
       q_error_log(pod.id, "%s", q_error_msg(err));
       return EXIT_SANDBOX_FAILURE;
@@ -529,11 +531,18 @@ int sbx_pod_main(int argc, char **argv)
     q_error_log(pod.id, "%s", q_error_msg(err));
     return EXIT_SANDBOX_FAILURE;
   }
+  t_applied = q_mono_ns();
+  /* ms from the entry: socket bound, clone, cgroup, netns, mounts, applied */
+#define PH(t) ((t) ? (double)((t)-t_main) / 1e6 : -1.0)
   q_info(pod.id,
          "pod sandbox serving %s (pid %d, %llu MiB per guest, kernel %s, seccomp %s, "
-         "namespaces %.3f ms)",
+         "namespaces %.3f ms; ms from start: bound %.2f clone %.2f cgroup %.2f netns %.2f "
+         "mounts %.2f jail applied %.2f)",
          sock, (int)sbx_jail_host_pid(), (unsigned long long)(pod.mem_bytes >> 20), kernel,
-         jail_flags & SBX_JAIL_NO_SECCOMP ? "off" : "on", (double)jail_ns / 1e6);
+         jail_flags & SBX_JAIL_NO_SECCOMP ? "off" : "on",
+         jo.t_mounts ? (double)(jo.t_mounts - t_jail0) / 1e6 : 0.0, PH(t_bound), PH(jo.t_clone),
+         PH(jo.t_cgroup), PH(jo.t_netns), PH(jo.t_mounts), PH(t_applied));
+#undef PH
   if (ready_fd >= 0) {
     /* The caller gave up waiting (quarkd's RunPodSandbox timed out and
      * rolled the pod back): nobody will ever use or stop this sandbox. */

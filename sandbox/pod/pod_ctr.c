@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../../guestkernel/abi/qk_abi.h" /* QK_SEC_* */
+#include "../jail/jail.h"
 #include "../jail/rootmount.h"
 #include "../kvm/vm.h"
 #include "pod_internal.h"
@@ -442,6 +443,16 @@ void pod_guest_config(const struct pod *p, const struct ctr *c, char *const *arg
   }
 }
 
+int pod_guest_create(const struct sbx_guest_config *gc, struct sbx_guest **g, q_error **err)
+{
+  uint64_t t0 = q_mono_ns();
+  int r = sbx_jail_cgroup_wait(err);
+  uint64_t waited = q_mono_ns() - t0;
+  if (waited > 50000) /* the first guest, while the supervisor still moved it */
+    q_info(gc->pod_id, "waited %.2f ms for the move into the pod cgroup", (double)waited / 1e6);
+  return r < 0 ? r : sbx_guest_create(gc, g, err);
+}
+
 /* Under p->lock: a guest for argv in c's root. */
 static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t argc, int stdin_fd,
                      void *sink_ctx, ssize_t (*sink)(void *, int, const struct iovec *, int),
@@ -452,7 +463,7 @@ static int new_guest(struct pod *p, struct ctr *c, char *const *argv, size_t arg
   gc.stdio[0] = stdin_fd;
   gc.sink_ctx = sink_ctx;
   gc.sink = sink;
-  return sbx_guest_create(&gc, g, err);
+  return pod_guest_create(&gc, g, err);
 }
 
 static void *ctr_thread(void *arg)
@@ -979,7 +990,7 @@ int pod_exec_start(struct pod *p, const char *id, json_t *req, json_t *out, int 
     gc.stdio[0] = sp[0][1];
     gc.stdio[1] = sp[1][1];
     gc.stdio[2] = sp[2][1];
-    r = sbx_guest_create(&gc, &x->guest, err);
+    r = pod_guest_create(&gc, &x->guest, err);
   }
   if (r == 0) {
     snprintf(x->id, sizeof x->id, "x%llu", (unsigned long long)++p->exec_seq);

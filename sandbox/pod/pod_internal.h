@@ -165,8 +165,12 @@ void vm_boot_early(struct pod *p);
 /* pod_ctr.c helpers that the shared-VM mode (pod_vm.c) uses too. */
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 struct sbx_guest_config;
+struct sbx_guest;
 void pod_guest_config(const struct pod *p, const struct ctr *c, char *const *argv, size_t argc,
                       bool with_sec, struct sbx_guest_config *gc);
+/* sbx_guest_create once the daemon is in the pod's cgroup (the supervisor
+ * moves it there while the daemon starts: sbx_jail_cgroup_wait). */
+int pod_guest_create(const struct sbx_guest_config *gc, struct sbx_guest **g, q_error **err);
 int openat2_in_root(int root, const char *path, int flags, mode_t mode);
 struct ctr *pod_find_ctr(struct pod *p, const char *id);
 ssize_t log_sink(void *ctx, int stream, const struct iovec *iov, int cnt);

@@ -399,7 +399,7 @@ static int vm_new(struct pod *p, int rootfd, struct pod_vm **out, q_error **err)
   gc.pod_vm = true;
   gc.ctl_ctx = vm;
   gc.on_ctl_event = vm_event;
-  int r = sbx_guest_create(&gc, &vm->g, err);
+  int r = pod_guest_create(&gc, &vm->g, err);
   if (r < 0) {
     free(vm);
     return r;
@@ -590,18 +590,38 @@ static void vm_log_stats(struct pod_vm *vm, const char *what, double ms)
     return;
   sbx_guest_write_stats(vm->g, f);
   fclose(f);
-  static const char *const keys[] = {"qcalls ", "kvm_exits ", "kvm_insn_emulation "};
-  unsigned long long v[3] = {0};
-  for (size_t k = 0; k < 3; k++) {
-    for (const char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-      if (!strncmp(l, keys[k], strlen(keys[k]))) {
+  static const char *const keys[] = {"qcalls ", "kvm_exits ", "kvm_insn_emulation ",
+                                     "qcalls_inline "};
+  unsigned long long v[4] = {0};
+  char ops[256] = ""; /* "op:count" of each QCall opcode served (qk_qcall.h) */
+  size_t olen = 0;
+  for (const char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    for (size_t k = 0; k < Q_ARRAY_SIZE(keys); k++)
+      if (!strncmp(l, keys[k], strlen(keys[k])))
         v[k] = strtoull(l + strlen(keys[k]), NULL, 10);
-        break;
-      }
+    unsigned op;
+    unsigned long long cnt;
+    if (sscanf(l, "qcall_op_%u %llu", &op, &cnt) == 2 && olen < sizeof ops - 24)
+      olen += (size_t)snprintf(ops + olen, sizeof ops - olen, " %u:%llu", op, cnt);
+  }
+  /* the boot's phases (sbx_guest_write_stats), us */
+  char boot[160] = "";
+  size_t blen = 0;
+  for (const char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    char name[40];
+    double us;
+    if (sscanf(l, "boot_%39[a-z_] %lf", name, &us) == 2 && blen < sizeof boot - 48) {
+      size_t nl = strlen(name);
+      if (nl > 3 && !strcmp(name + nl - 3, "_us"))
+        name[nl - 3] = 0;
+      blen += (size_t)snprintf(boot + blen, sizeof boot - blen, "%s%s %.0f",
+                               blen ? " " : "boot us: ", name, us);
+    }
   }
   free(buf);
-  q_info(vm->pod->id, "pod VM %s (%.1f ms): qcalls %llu exits %llu emulated %llu", what, ms, v[0], v[1],
-         v[2]);
+  q_info(vm->pod->id,
+         "pod VM %s (%.1f ms): qcalls %llu (inline %llu; by op%s) exits %llu emulated %llu; %s",
+         what, ms, v[0], v[3], ops, v[1], v[2], boot);
 }
 
 static double ms_since(const struct timespec *t0)

@@ -17,7 +17,10 @@
  *    it, the files hold the quota/shares/pids/memory written, a CPU hog
  *    under a 0.2 CPU quota uses well under one CPU (a loose bound), and
  *    the cgroup can be removed once the pod is down.
+ * 8. A cgroup that cannot be joined (the supervisor moves the daemon while
+ *    it starts): the daemon ends, no container is created, the log says why.
  * Usage: podjail_test SANDBOX KERNEL ROOTFS WORKDIR */
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -205,6 +208,69 @@ static double start_latency(const char *sbx, const char *kernel, const char *wor
       v[j - 1] = t;
     }
   return k ? v[k / 2] : -1;
+}
+
+/* 8. a cgroup the supervisor cannot move the daemon into (it moves it
+ * while the daemon starts, jail.c): the daemon ends and no guest starts. */
+static void check_cgroup_failure(const char *sbx, const char *kernel, const char *rootfs,
+                                 const char *work)
+{
+  char run[600], log[640], cg[128], id[65];
+  snprintf(run, sizeof run, "%s/run-nocg", work);
+  snprintf(log, sizeof log, "%s/sandbox-nocg.log", work);
+  snprintf(cg, sizeof cg, "quark-test-podjail/partial%d", (int)getpid());
+  /* v1: there in every hierarchy but pids, so that the move fails after
+   * its first writes (and its grace period), mostly after the ready byte */
+  static const char *const some[] = {"memory", "cpu", "cpuacct"};
+  char d[PATH_MAX];
+  for (size_t i = 0; i < 3 && !sbx_cgroup_v2(); i++) {
+    snprintf(d, sizeof d, "/sys/fs/cgroup/%s/quark-test-podjail", some[i]);
+    mkdir(d, 0755);
+    snprintf(d, sizeof d, "/sys/fs/cgroup/%s/%s", some[i], cg);
+    mkdir(d, 0755);
+  }
+  memset(id, 'c', 64);
+  id[64] = 0;
+  struct sbx_pod_spec ps = {.pod_id = id,
+                            .sandbox_binary = sbx,
+                            .kernel = kernel,
+                            .memory_mib = 128,
+                            .vcpus = 1,
+                            .run_dir = run,
+                            .cgroup = cg,
+                            .log_path = log};
+  struct sbx_client *c = NULL;
+  q_error *err = NULL;
+  int r = sbx_client_create(&ps, &c, &err);
+  q_error_free(&err);
+  if (r == 0) { /* ready came first: the create must fail, the daemon end */
+    pid_t pid = sbx_client_pid(c);
+    const char *argv[] = {"/bin/true", NULL};
+    const char *env[] = {"X=1", NULL};
+    struct sbx_container_spec s = {
+        .container_id = "c1", .rootfs = rootfs, .argv = argv, .envp = env, .cwd = "/"};
+    r = sbx_container_create(c, &s, &err);
+    CHECK(r < 0, "no container in a pod outside its cgroup (%s)", emsg(err));
+    q_error_free(&err);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+      gone = kill(pid, 0) < 0;
+      if (!gone)
+        usleep(50000);
+    }
+    CHECK(gone, "the daemon %d ended", (int)pid);
+    sbx_client_close(c);
+  } else {
+    CHECK(true, "the pod did not start");
+  }
+  CHECK(count_in_file(log, "join cgroup") >= 1, "its log says why (%s)", log);
+  for (size_t i = 0; i < 3 && !sbx_cgroup_v2(); i++) {
+    snprintf(d, sizeof d, "/sys/fs/cgroup/%s/%s", some[i], cg);
+    for (int t = 0; t < 50 && rmdir(d) < 0 && errno == EBUSY; t++)
+      usleep(20000);
+    snprintf(d, sizeof d, "/sys/fs/cgroup/%s/quark-test-podjail", some[i]);
+    rmdir(d);
+  }
 }
 
 /* 5. namespaces, pivot_root, mounts of the jailed daemon */
@@ -496,6 +562,7 @@ int main(int argc, char **argv)
          "%.2f ms without (QUARK_POD_NAMESPACES=0)\n",
          ns_on, ns_off);
   CHECK(ns_on > 0 && ns_off > 0, "pod start latency measured");
+  check_cgroup_failure(sbx, kernel, rootfs, work);
   printf(fails ? "%d failed\n" : "all passed\n", fails);
   return fails ? 1 : 0;
 }
