@@ -619,9 +619,13 @@ static grpc_status_code rpc_start_ctr(struct cri_call *call, const ProtobufCMess
     struct sbx_client *c = cri_pods_sbx(p, e, pnow, &rc, &err);
     /* Taken before the start, so that an exit the sandbox reports right
      * away never precedes it. */
-    int64_t started = q_now_ns();
-    if (c && (rc = sbx_container_start(c, ctr->id, &err)) == 0)
+    int64_t started = q_now_ns(), t0 = q_mono_ns(), t1 = 0;
+    if (c && (rc = sbx_container_start(c, ctr->id, &err)) == 0) {
+      t1 = q_mono_ns();
       rc = cri_state_update_ctr(p->st, ctr->id, set_running, &started, &err);
+      q_debug(ctr->id, "container started (ms: START %.1f, store %.1f)", (double)(t1 - t0) / 1e6,
+              (double)(q_mono_ns() - t1) / 1e6);
+    }
     step = "start container";
   }
   pthread_mutex_unlock(&e->op);

@@ -429,8 +429,10 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
   if ((rc = q_mkdir_p(r.run_dir, 0711, &err)) < 0)
     goto fail;
   step = "pod cgroup";
+  /* Staged: a power loss takes the cgroup with it; READY below makes the
+   * record durable before the client hears of the pod. */
   if ((rc = cri_pod_cgroup_plan(r.id, c, mem, &r.cgroup, &err)) < 0 ||
-      (rc = cri_state_update_pod(p->st, r.id, set_cgroup, r.cgroup, &err)) < 0 ||
+      (rc = cri_state_stage_pod(p->st, r.id, set_cgroup, r.cgroup, &err)) < 0 ||
       (rc = cri_pod_cgroup_apply(r.cgroup, &err)) < 0)
     goto fail;
   const char *cgroup = json_string_value(json_object_get(r.cgroup, "Path"));

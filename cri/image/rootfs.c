@@ -93,7 +93,11 @@ int img_rootfs_create(img_store *st, const char *ref_or_id, const char *cid, con
                           (json_int_t)q_now_ns());
   q_cleanup_free char *recs = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
   json_decref(rec);
-  rc = recs ? q_write_file_atomic(recp, recs, strlen(recs), 0600, err)
+  /* Written and renamed without fsync: a kill -9 keeps it (the page cache
+   * is the kernel's); a power loss takes the overlay mount with it, and the
+   * container's own record (cri/state, durable before CreateContainer
+   * answers) still names the directory RemoveContainer deletes. */
+  rc = recs ? q_write_file_replace(recp, recs, strlen(recs), 0600, err)
             : q_error_make(err, ENOMEM, "rootfs");
   close(lfd);
   if (rc < 0)

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -221,6 +223,46 @@ static void log_tail(const char *path, char *out, size_t size)
       *p = ' ';
 }
 
+struct spawn_job {
+  const char *binary;
+  char *const *argv;
+  int ready_fd;
+};
+
+#define SPAWN_STACK (64u << 10)
+
+/* The middle child of sbx_client_create's double fork, in quarkd's memory
+ * (and its thread's TLS: errno) with every signal blocked, while the
+ * calling thread goes on: only system calls that succeed here (no errno
+ * written) until the exec. A new session, then the sandbox's process
+ * through vfork, which returns here once it has exec'd. Before the exec
+ * the sandbox's process drops quarkd's signal handlers (the exec would,
+ * but a signal could come first) and unblocks all signals, as the fork
+ * and exec did. */
+static int spawn_mid(void *arg)
+{
+  const struct spawn_job *j = arg;
+  setsid();
+  pid_t p = vfork();
+  if (p == 0) {
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++) {
+      struct sigaction now;
+      if (sig == 32 || sig == 33) /* glibc's own: sigaction refuses them */
+        continue;
+      if (sigaction(sig, NULL, &now) == 0 && now.sa_handler != SIG_DFL && now.sa_handler != SIG_IGN)
+        sigaction(sig, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    fcntl(j->ready_fd, F_SETFD, 0);
+    execv(j->binary, j->argv);
+    _exit(127);
+  }
+  return p < 0 ? 1 : 0;
+}
+
 int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, q_error **err)
 {
   *out = NULL;
@@ -294,28 +336,31 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
     argv[n++] = "--vm-per-container";
   argv[n] = NULL;
   /* Double fork: the sandbox is nobody's child (init reaps it), so it
-   * outlives quarkd and never lingers as quarkd's zombie. */
-  pid_t mid = fork();
+   * outlives quarkd and never lingers as quarkd's zombie. Both children
+   * share quarkd's memory until the exec (clone CLONE_VM, then vfork): no
+   * page tables of a multithreaded quarkd copied twice per pod, and no
+   * copy-on-write faults in quarkd after. This thread does not wait for
+   * the middle child (no CLONE_VFORK): it waits for the ready byte, then
+   * reaps it; job, argv and the stack stay valid until then. */
+  struct spawn_job job = {spec->sandbox_binary, (char *const *)argv, pfd[1]};
+  int64_t t0 = q_mono_ns();
+  void *stack = sbx_child_stack(SPAWN_STACK);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t mid = !stack ? (errno = ENOMEM, -1)
+                     : clone(spawn_mid, (char *)stack + SPAWN_STACK, CLONE_VM | SIGCHLD, &job);
+  int e = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (mid < 0) {
+    if (stack)
+      munmap(stack, SPAWN_STACK);
     close(pfd[0]);
     close(pfd[1]);
-    return q_error_make(err, errno, "fork");
-  }
-  if (mid == 0) {
-    setsid();
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    pid_t p = fork();
-    if (p != 0)
-      _exit(p < 0 ? 1 : 0);
-    fcntl(pfd[1], F_SETFD, 0);
-    execv(spec->sandbox_binary, (char *const *)argv);
-    _exit(127);
+    return q_error_make(err, e, "spawn %s", spec->sandbox_binary);
   }
   close(pfd[1]);
-  while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
-    ;
+  int64_t t1 = q_mono_ns();
   struct pollfd p = {pfd[0], POLLIN, 0};
   char b = 0;
   int pr;
@@ -324,6 +369,9 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
   while (pr < 0 && errno == EINTR);
   ssize_t got = pr > 0 ? read(pfd[0], &b, 1) : 0;
   close(pfd[0]);
+  while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  munmap(stack, SPAWN_STACK); /* the middle child has exited */
   if (got != 1 || b != 'R') {
     char tail[512];
     log_tail(spec->log_path, tail, sizeof tail);
@@ -331,7 +379,11 @@ int sbx_client_create(const struct sbx_pod_spec *spec, struct sbx_client **out, 
                         "quark-sandbox for pod %.12s did not start%s%s", spec->pod_id,
                         tail[0] ? ": " : "", tail);
   }
-  return sbx_client_connect(sock, out, err);
+  int64_t t2 = q_mono_ns();
+  int r = sbx_client_connect(sock, out, err);
+  q_debug(spec->pod_id, "sandbox process (ms): spawned %.1f, ready byte %.1f, connected %.1f",
+          (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(q_mono_ns() - t2) / 1e6);
+  return r;
 }
 
 /* A zombie is gone for us: its reaper (init, after the double fork) may
@@ -474,9 +526,10 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
   /* The root (with its mounts) and the log file are opened here, outside
    * the pod daemon's jail, and travel as fds (README "The jail"). */
   int fds[3] = {-1, -1, -1}, n = 0;
-  int r = sbx_root_open(s->rootfs, mounts, s->readonly_rootfs,
-                        json_object_get(req, "masked_paths"), json_object_get(req, "readonly_paths"),
-                        &fds[0], &fds[1], err);
+  int64_t t0 = q_mono_ns();
+  int r = sbx_root_open_shared(s->rootfs, mounts, s->readonly_rootfs,
+                               json_object_get(req, "masked_paths"),
+                               json_object_get(req, "readonly_paths"), &fds[0], &fds[1], err);
   if (r == 0 && s->log_path && *s->log_path && (fds[2] = open_log(s->log_path)) < 0)
     r = q_error_make(err, errno, "open log %s", s->log_path);
   if (r < 0) {
@@ -493,7 +546,11 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
       json_object_set_new(req, keys[i], json_integer(n));
       sfds[n++] = fds[i];
     }
-  return call_with_fds(c, req, sfds, n, err);
+  int64_t t1 = q_mono_ns();
+  r = call_with_fds(c, req, sfds, n, err);
+  q_debug(s->container_id, "container root and log %.1f ms, CREATE %.1f ms",
+          (double)(t1 - t0) / 1e6, (double)(q_mono_ns() - t1) / 1e6);
+  return r;
 }
 
 int sbx_container_update(struct sbx_client *c, const char *id, uint64_t memory_limit, q_error **err)

@@ -11,6 +11,8 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +20,9 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 int sbx_openat2_in_root(int root, const char *path, int flags, mode_t mode)
 {
@@ -221,13 +226,142 @@ static void send_fds(int sock, int status, const int *fds, int n)
     _exit(1);
 }
 
+struct root_job {
+  const char *rootfs;
+  json_t *mounts, *masked, *ropaths;
+  bool ro;
+  int sock;
+};
+
+/* The helper child: mounts in a private mount namespace and sends back the
+ * root and the namespace fds (or a status). Only system calls, its own
+ * stack and reads of the job's JSON: it may share the caller's memory
+ * (sbx_vfork_run). */
+static int root_child(void *arg)
+{
+  const struct root_job *j = arg;
+  const char *rootfs = j->rootfs;
+  bool ro = j->ro;
+  int sock = j->sock, st = 0;
+  size_t i;
+  json_t *m;
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+    st = -errno;
+    send_fds(sock, st, NULL, 0);
+    return 1;
+  }
+  /* readOnlyRootFilesystem: the root becomes a mount of its own (bind on
+   * itself) made read-only after the bind mounts went in: the host kernel
+   * answers EROFS beneath it, its writable bind mounts stay writable. */
+  if (ro && mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    send_fds(sock, -errno, NULL, 0);
+    return 1;
+  }
+  int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) {
+    send_fds(sock, -errno, NULL, 0);
+    return 1;
+  }
+  json_array_foreach(j->mounts, i, m)
+  {
+    st = bind_one(root, json_string_value(json_object_get(m, "src")),
+                  json_string_value(json_object_get(m, "dst")),
+                  json_is_true(json_object_get(m, "ro")));
+    if (st < 0) {
+      send_fds(sock, st * 1000 - (int)i, NULL, 0); /* errno and which mount */
+      return 1;
+    }
+  }
+  /* OCI readonly paths, then masked paths (after the bind mounts, so
+   * they apply inside them too); paths the guest serves are its own. */
+  json_array_foreach(j->ropaths, i, m)
+  {
+    const char *dst = json_string_value(m);
+    if (guest_path(dst))
+      continue;
+    if ((st = ro_one(root, dst)) < 0) {
+      send_fds(sock, st * 1000 - 900, NULL, 0);
+      return 1;
+    }
+  }
+  int mfile = -1, mdir = -1;
+  char mname[64];
+  snprintf(mname, sizeof mname, ".quark-mask-%d", (int)getpid());
+  json_array_foreach(j->masked, i, m)
+  {
+    const char *dst = json_string_value(m);
+    if (guest_path(dst))
+      continue;
+    if (mfile < 0 && (mfile = mask_file(root, mname)) < 0) {
+      send_fds(sock, mfile * 1000 - 902, NULL, 0);
+      return 1;
+    }
+    if ((st = mask_one(root, dst, mfile, &mdir)) < 0) {
+      send_fds(sock, st * 1000 - 901, NULL, 0);
+      return 1;
+    }
+  }
+  if (mfile >= 0) { /* the binds keep it */
+    unlinkat(root, mname, 0);
+    close(mfile);
+  }
+  if (mdir >= 0)
+    close(mdir);
+  close(root);
+  if (ro && mount(NULL, rootfs, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+    send_fds(sock, -errno, NULL, 0);
+    return 1;
+  }
+  int fds[2] = {open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC),
+                open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)};
+  if (fds[0] < 0 || fds[1] < 0) {
+    send_fds(sock, -errno * 1000, NULL, 0);
+    return 1;
+  }
+  send_fds(sock, 0, fds, 2);
+  return 0;
+}
+
+#define VFORK_STACK (256u << 10)
+
+void *sbx_child_stack(size_t size)
+{
+  void *stack =
+      mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED)
+    return NULL;
+#if defined(__SANITIZE_ADDRESS__)
+  /* An earlier child's frames, left by its _exit, may still be poisoned
+   * in the (shared) shadow memory of these addresses. */
+  __asan_unpoison_memory_region(stack, size);
+#endif
+  return stack;
+}
+
+pid_t sbx_vfork_run(int (*fn)(void *), void *arg)
+{
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  void *stack = sbx_child_stack(VFORK_STACK);
+  pid_t pid = -1;
+  int e = ENOMEM;
+  if (stack) {
+    pid = clone(fn, (char *)stack + VFORK_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+    e = errno;
+    munmap(stack, VFORK_STACK); /* the child has exited or exec'd */
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return pid < 0 ? -e : pid;
+}
+
 /* The container's root with its bind mounts: a child process makes a
  * private mount namespace (nothing shows in the node's mount table, and
  * it all goes away with the last fd), mounts, and hands back the root and
  * the namespace. This process keeps both fds: the guest resolves paths
  * beneath the root, across the mounts. */
-int sbx_root_open(const char *rootfs, json_t *mounts, bool ro, json_t *masked, json_t *ropaths,
-                  int *rootfd, int *nsfd, q_error **err)
+static int root_open(const char *rootfs, json_t *mounts, bool ro, json_t *masked, json_t *ropaths,
+                     bool share_vm, int *rootfd, int *nsfd, q_error **err)
 {
   *rootfd = *nsfd = -1;
   if (!ro && json_array_size(mounts) == 0 && json_array_size(masked) == 0 &&
@@ -246,90 +380,21 @@ int sbx_root_open(const char *rootfs, json_t *mounts, bool ro, json_t *masked, j
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
     return q_error_make(err, errno, "socketpair");
-  pid_t pid = fork();
+  struct root_job job = {rootfs, mounts, masked, ropaths, ro, sv[1]};
+  pid_t pid;
+  if (share_vm) {
+    pid = sbx_vfork_run(root_child, &job);
+    if (pid < 0)
+      errno = -pid;
+  } else if ((pid = fork()) == 0) {
+    close(sv[0]);
+    _exit(root_child(&job));
+  }
   if (pid < 0) {
+    int e = errno;
     close(sv[0]);
     close(sv[1]);
-    return q_error_make(err, errno, "fork");
-  }
-  if (pid == 0) {
-    close(sv[0]);
-    int st = 0;
-    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-      st = -errno;
-      send_fds(sv[1], st, NULL, 0);
-      _exit(1);
-    }
-    /* readOnlyRootFilesystem: the root becomes a mount of its own (bind on
-     * itself) made read-only after the bind mounts went in: the host kernel
-     * answers EROFS beneath it, its writable bind mounts stay writable. */
-    if (ro && mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
-      send_fds(sv[1], -errno, NULL, 0);
-      _exit(1);
-    }
-    int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0) {
-      send_fds(sv[1], -errno, NULL, 0);
-      _exit(1);
-    }
-    json_array_foreach(mounts, i, m)
-    {
-      st = bind_one(root, json_string_value(json_object_get(m, "src")),
-                    json_string_value(json_object_get(m, "dst")),
-                    json_is_true(json_object_get(m, "ro")));
-      if (st < 0) {
-        send_fds(sv[1], st * 1000 - (int)i, NULL, 0); /* errno and which mount */
-        _exit(1);
-      }
-    }
-    /* OCI readonly paths, then masked paths (after the bind mounts, so
-     * they apply inside them too); paths the guest serves are its own. */
-    json_array_foreach(ropaths, i, m)
-    {
-      const char *dst = json_string_value(m);
-      if (guest_path(dst))
-        continue;
-      if ((st = ro_one(root, dst)) < 0) {
-        send_fds(sv[1], st * 1000 - 900, NULL, 0);
-        _exit(1);
-      }
-    }
-    int mfile = -1, mdir = -1;
-    char mname[64];
-    snprintf(mname, sizeof mname, ".quark-mask-%d", (int)getpid());
-    json_array_foreach(masked, i, m)
-    {
-      const char *dst = json_string_value(m);
-      if (guest_path(dst))
-        continue;
-      if (mfile < 0 && (mfile = mask_file(root, mname)) < 0) {
-        send_fds(sv[1], mfile * 1000 - 902, NULL, 0);
-        _exit(1);
-      }
-      if ((st = mask_one(root, dst, mfile, &mdir)) < 0) {
-        send_fds(sv[1], st * 1000 - 901, NULL, 0);
-        _exit(1);
-      }
-    }
-    if (mfile >= 0) { /* the binds keep it */
-      unlinkat(root, mname, 0);
-      close(mfile);
-    }
-    if (mdir >= 0)
-      close(mdir);
-    close(root);
-    if (ro && mount(NULL, rootfs, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
-      send_fds(sv[1], -errno, NULL, 0);
-      _exit(1);
-    }
-    int fds[2] = {open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC),
-                  open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)};
-    if (fds[0] < 0 || fds[1] < 0) {
-      send_fds(sv[1], -errno * 1000, NULL, 0);
-      _exit(1);
-    }
-    send_fds(sv[1], 0, fds, 2);
-    _exit(0);
+    return q_error_make(err, e, "fork");
   }
   close(sv[1]);
   int st = -EPROTO;
@@ -371,4 +436,16 @@ int sbx_root_open(const char *rootfs, json_t *mounts, bool ro, json_t *masked, j
   return q_error_make(err, e, "bind mount %s on %s",
                       m ? json_string_value(json_object_get(m, "src")) : "?",
                       m ? json_string_value(json_object_get(m, "dst")) : "?");
+}
+
+int sbx_root_open(const char *rootfs, json_t *mounts, bool ro, json_t *masked, json_t *ropaths,
+                  int *rootfd, int *nsfd, q_error **err)
+{
+  return root_open(rootfs, mounts, ro, masked, ropaths, false, rootfd, nsfd, err);
+}
+
+int sbx_root_open_shared(const char *rootfs, json_t *mounts, bool ro, json_t *masked,
+                         json_t *ropaths, int *rootfd, int *nsfd, q_error **err)
+{
+  return root_open(rootfs, mounts, ro, masked, ropaths, true, rootfd, nsfd, err);
 }

@@ -27,6 +27,23 @@
 
 int sbx_root_open(const char *rootfs, json_t *mounts, bool ro, json_t *masked, json_t *ropaths,
                   int *rootfd, int *nsfd, q_error **err);
+/* The same with a helper that shares the caller's memory (sbx_vfork_run)
+ * instead of a fork: for quarkd, whose fork copies the page tables of a
+ * big multithreaded process and leaves it copy-on-write faults. Not for
+ * the pod daemon, whose seccomp filter admits fork's clone flags only. */
+int sbx_root_open_shared(const char *rootfs, json_t *mounts, bool ro, json_t *masked,
+                         json_t *ropaths, int *rootfd, int *nsfd, q_error **err);
+/* Runs fn(arg) in a child process that shares this process's memory, the
+ * way posix_spawn does (clone CLONE_VM | CLONE_VFORK, a stack of its own):
+ * the calling thread waits until the child exits or execs. The child runs
+ * with every signal blocked; fn may only make system calls and use its
+ * stack and arg (no malloc, no locks: other threads go on). fn's return
+ * value is the child's exit status. Returns the child's pid (to waitpid)
+ * or -errno. */
+pid_t sbx_vfork_run(int (*fn)(void *), void *arg);
+/* size bytes of fresh memory for such a child's stack (munmap it after
+ * the child is gone), or NULL. */
+void *sbx_child_stack(size_t size);
 /* openat2 beneath root (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), O_CLOEXEC
  * added; a new fd or -errno. */
 int sbx_openat2_in_root(int root, const char *path, int flags, mode_t mode);
