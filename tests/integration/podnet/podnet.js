@@ -289,6 +289,13 @@ async function restartCase(phase) {
   check(ifc.code === 0 && ifc.out.includes(`inet addr:${ipB}`), `ifconfig eth0 in the pod (${(ifc.out || ifc.err || ifc.errOut || '').trim().split('\n')[1] || ''})`);
   const png = await execOut(cli, ['ping', '-c', '2', '-W', '5', ipA]);
   check(png.code === 0 && /2 packets received/.test(png.out), `ping pod -> pod by IP (${(png.out || png.err || png.errOut || '').trim().split('\n').pop()})`);
+  // Without NET_RAW the raw socket is refused, as on Linux.
+  const noraw = await startCtr(podB, ctr('noraw', ['/bin/sh', '-c', 'while true; do sleep 1; done'], {
+    linux: { security_context: { capabilities: { drop_capabilities: ['NET_RAW'] } } },
+  }), cfgB);
+  const png2 = await execOut(noraw, ['ping', '-c', '1', '-W', '2', ipA]);
+  check(png2.code !== 0 && /permission denied/i.test(`${png2.out} ${png2.errOut}`),
+        `ping without NET_RAW is refused (${png2.err || png2.code} ${(png2.errOut || png2.out || '').trim()})`);
 
   // A hostNetwork pod serves on the host's own loopback.
   const cfgH = podCfg('hostnet', { hostname: '', linux: { security_context: { namespace_options: { network: 'NODE' } } } });
