@@ -374,9 +374,10 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
 }
 
 /* A new pod VM whose boot process (the built-in idle loop) has rootfd as
- * its root, running on its own thread. No p->lock needed: it reads only
- * the pod's fixed settings. */
-static int vm_new(struct pod *p, int rootfd, struct pod_vm **out, q_error **err)
+ * its root, running on its own thread (own_thread), else for the caller to
+ * run with vm_thread. No p->lock needed: it reads only the pod's fixed
+ * settings. */
+static int vm_new(struct pod *p, int rootfd, bool own_thread, struct pod_vm **out, q_error **err)
 {
   struct pod_vm *vm = calloc(1, sizeof *vm);
   if (!vm)
@@ -405,7 +406,7 @@ static int vm_new(struct pod *p, int rootfd, struct pod_vm **out, q_error **err)
     return r;
   }
   vm->area = sbx_guest_ctl(vm->g);
-  if ((r = pthread_create(&vm->thread, NULL, vm_thread, vm)) != 0) {
+  if (own_thread && (r = pthread_create(&vm->thread, NULL, vm_thread, vm)) != 0) {
     sbx_guest_destroy(vm->g);
     free(vm);
     return q_error_make(err, r, "pod VM thread");
@@ -426,7 +427,7 @@ static int vm_get(struct pod *p, struct ctr *c, struct pod_vm **out, q_error **e
                        : 0;
   }
   struct pod_vm *vm = NULL;
-  int r = vm_new(p, c->rootfd, &vm, err);
+  int r = vm_new(p, c->rootfd, true, &vm, err);
   if (r < 0)
     return r;
   q_info(p->id, "pod VM booted at the first create (one VM for every container)");
@@ -441,7 +442,7 @@ static void *vm_boot_thread(void *arg)
   q_error *err = NULL;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  int r = vm_new(p, p->boot_root, &vm, &err);
+  int r = vm_new(p, p->boot_root, false, &vm, &err);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if (r < 0)
     q_warn(p->id, "early pod VM boot: %s (the first create boots it)", q_error_msg(err));
@@ -455,7 +456,9 @@ static void *vm_boot_thread(void *arg)
   p->vm_booting = false;
   pthread_cond_broadcast(&p->changed);
   pthread_mutex_unlock(&p->lock);
-  return NULL;
+  /* This thread runs the VM: one thread start less before the guest's
+   * first instruction (each waited for a CPU at load). */
+  return r == 0 ? vm_thread(vm) : NULL;
 }
 
 /* Boots the pod VM now, on a thread of its own, so that its creation and
@@ -659,6 +662,8 @@ int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err)
     return q_error_make(err, (int)-h, "container handles");
   size_t len;
   uint32_t flags = c->stdin_sp[1] >= 0 ? QK_CTL_SPEC_STDIN : 0;
+  if (c->pidns_pod)
+    flags |= QK_CTL_SPEC_PIDNS_POD;
   if (c->tty) {
     /* The terminal's output comes back on stdin_sp[0]: drained as stdout
      * instead of the pipe. The guest's handle is the only other end, so
