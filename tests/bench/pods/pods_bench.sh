@@ -21,7 +21,9 @@
 #              $BENCH_DIR/build from this checkout)
 # Env: BENCH_DIR (/tmp/quark-pods-bench), PODS (20), NODE_PATH (a node_modules
 #      with @grpc/grpc-js and @grpc/proto-loader; default: build-test/npm's,
-#      BUILD_DIR/npm's, else npm-installed into $BENCH_DIR/npm).
+#      BUILD_DIR/npm's, else npm-installed into $BENCH_DIR/npm), PHASES=1
+#      (quarkd at Debug, and the p50 of the phases it logs per RPC: where
+#      quark's start time goes, quarkd's share and the pod daemon's).
 # Needs: containerd ctr runc runsc skopeo umoci jq node (deploy/deps.sh test).
 set -euo pipefail
 
@@ -133,7 +135,7 @@ skopeo copy -q "oci:$T/img/busybox:pause" "docker-archive:$T/img/pause-docker.ta
 mkdir -p "$T/q/cni" "$T/q/run"
 cat >"$T/q/config.json" <<JSON
 {"Socket":"unix://$T/q/run/quark.sock","StateRoot":"$T/q/state","ImageRoot":"$T/q/images",
- "LogFile":"$T/q/quark.log","DebugLevel":"Warn",
+ "LogFile":"$T/q/quark.log","DebugLevel":"$([ "${PHASES:-0}" = 1 ] && echo Debug || echo Warn)",
  "Sandbox":{"Binary":"$SBX","Kernel":"$KERNEL"},
  "Cni":{"ConfDir":"$T/q/cni","CacheDir":"$T/q/cni-cache"}}
 JSON
@@ -189,6 +191,33 @@ echo "   quark: $("$QUARKD" --version 2>/dev/null | head -1 || echo quarkd) ($bu
 node "$here/pods_once.js" "$proto" "$T/logs" "$N" "quark=$QEP" "containerd=$CEP" >"$T/lat.json" ||
   die "latency run failed"
 load_lat=$(cut -d' ' -f1-3 /proc/loadavg)
+# quarkd's Debug phase lines of the counted pods (the first of each kind is
+# the warm-up pod's), p50 in ms.
+if [ "${PHASES:-0}" = 1 ]; then
+  python3 - "$T/q/quarkd.out" >"$T/phases.txt" <<'PY'
+import re, statistics, sys
+log = open(sys.argv[1], errors="replace").read().splitlines()
+rows = (("RunPodSandbox: record, cgroup, network", r"RunPodSandbox phases.*record\+network ([\d.]+)"),
+        ("  pod files", r"RunPodSandbox phases.*pod files ([\d.]+)"),
+        ("  pod daemon spawn", r"sandbox process \(ms\): spawned ([\d.]+)"),
+        ("  its ready byte (daemon start)", r"ready byte ([\d.]+)"),
+        ("  connect + hello", r"connected ([\d.]+)"),
+        ("  READY record", r"RunPodSandbox phases.*store ([\d.]+)"),
+        ("CreateContainer: image, checks, record", r"image\+checks\+record ([\d.]+)"),
+        ("  root filesystem (overlay)", r"rootfs ([\d.]+), process"),
+        ("  process spec, mounts", r"process spec\+mounts ([\d.]+)"),
+        ("  container root mount helper, log", r"container root and log ([\d.]+)"),
+        ("  CREATE (pod daemon, guest)", r"CREATE ([\d.]+) ms"),
+        ("  CREATED record", r"created in pod.*store ([\d.]+)"),
+        ("StartContainer: START (pod daemon, guest)", r"container started \(ms: START ([\d.]+)"),
+        ("  RUNNING record", r"container started.*store ([\d.]+)"))
+print("quarkd's phases (Debug log), p50 ms:")
+for name, pat in rows:
+    v = [float(m.group(1)) for l in log for m in [re.search(pat, l)] if m][1:]
+    if v:
+        print(f"  {name:42s} {statistics.median(v):7.1f}  (max {max(v):.1f}, n {len(v)})")
+PY
+fi
 
 # ---- 2. idle pod memory ----
 pss_of() { # pids... -> KiB
@@ -263,3 +292,4 @@ print(f"         {q_where}")
 print(f"  runsc: {rm:.1f} MiB ({r_n} processes: {r_what})")
 print(f"  quark/runsc = {qm/rm:.2f}; quark goal <= 8 MiB: {'met' if qm <= 8 else 'NOT met'}")
 PY
+if [ -s "$T/phases.txt" ]; then echo; cat "$T/phases.txt"; fi
