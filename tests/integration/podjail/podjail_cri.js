@@ -72,7 +72,14 @@ async function restartPhase(phase) {
   check(pm && pm !== 'max', `pids.max bounded (${pm})`);
   const mem = Number(V2 ? cg(pod, 'memory', 'memory.max') : cg(pod, 'memory', 'memory.limit_in_bytes'));
   check(mem >= 128 * 2 ** 20 && mem < 2 ** 40, `memory limit = guest memory + VMM overhead (${mem})`);
-  const procs = (cg(pod, 'pids', 'cgroup.procs') || '').split('\n').filter(Boolean);
+  // The pod daemon's supervisor moves it into the cgroup while the daemon
+  // answers ready (sandbox/jail/jail.c; the daemon waits for the move before
+  // it starts a guest): it is there within moments of RunPodSandbox.
+  let procs = [];
+  for (let i = 0; i < 100 && procs.length === 0; i++) {
+    procs = (cg(pod, 'pids', 'cgroup.procs') || '').split('\n').filter(Boolean);
+    if (procs.length === 0) await sleep(50);
+  }
   const info = JSON.parse((await call(rt, 'PodSandboxStatus', { pod_sandbox_id: pod, verbose: true })).res.info.info);
   check(procs.length >= 1, `the pod daemon is in the cgroup (${procs.join(',')})`);
   check(info.Cgroup && info.Cgroup.Path, `cgroup recorded in the pod (${info.Cgroup && info.Cgroup.Path})`);
