@@ -8,15 +8,15 @@
  *
  * mmap maps a file's own pages (MAP_SHARED: every process sees the
  * others' writes, fork shares them) or copies them (MAP_PRIVATE), through
- * qk_mm_map_pages: the pages are mapped at mmap time (holes get a page
- * first), pages past the end of the file stay unmapped (SIGBUS). memfd
- * files are unnamed nodes of this filesystem with Linux's seals.
+ * qk_mm_map_pages. A MAP_SHARED area keeps the node (tnode.maps) and finds
+ * its pages by offset on each fault, so it follows ftruncate: pages past the
+ * end are SIGBUS, a shrink removes them from every mapping
+ * (qk_mm_obj_truncate) and a grow makes them reachable (zero). memfd files
+ * are unnamed nodes of this filesystem with Linux's seals; so is the object
+ * of a MAP_SHARED|MAP_ANONYMOUS mapping (qk_tmpfs_anon_obj).
  *
- * Not done: a mapping does not follow a later ftruncate (growing the file
- * leaves the pages past the old end unmapped; shrinking it leaves the
- * mapped pages, detached from the file, where Linux gives SIGBUS), FIFOs
- * and sockets in it, a size limit beyond the guest's free memory (statfs
- * reports the guest's memory). */
+ * Not done: FIFOs and sockets in it, a size limit beyond the guest's free
+ * memory (statfs reports the guest's memory). */
 #include <qk/fs.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -41,6 +41,7 @@ struct tdent;
 struct tnode {
   uint32_t mode, uid, gid, nlink;
   uint32_t opens; /* open files holding it */
+  uint32_t maps;  /* MAP_SHARED areas holding it */
   uint64_t ino;
   int64_t atime, mtime, ctime; /* ns */
   struct tnode *parent;        /* directories */
@@ -104,7 +105,7 @@ static void node_free_data(struct tnode *n, uint64_t from_page)
 /* Drops the node once it has no name and no opener. */
 static void node_put(struct tnode *n)
 {
-  if (n->nlink || n->opens)
+  if (n->nlink || n->opens || n->maps)
     return;
   node_free_data(n, 0);
   qk_kfree(n->pages);
@@ -475,7 +476,7 @@ static int t_mmap_hfd(struct qk_file *f)
   return -QK_ENODEV;
 }
 
-/* qk_mm_map_pages's view of a file: its frame of page pg. */
+/* The mm's view of a file (struct qk_vmobj_ops): its frame of page pg. */
 static uint64_t t_page(void *arg, uint64_t pg, bool alloc)
 {
   struct tnode *n = arg;
@@ -491,6 +492,31 @@ static uint64_t t_page(void *arg, uint64_t pg, bool alloc)
   return n->pages[pg];
 }
 
+static void t_map_get(void *arg)
+{
+  ((struct tnode *)arg)->maps++;
+}
+
+static void t_map_put(void *arg)
+{
+  struct tnode *n = arg;
+  n->maps--;
+  node_put(n);
+}
+
+static const struct qk_vmobj_ops tnode_vmops = {.page = t_page, .get = t_map_get, .put = t_map_put};
+
+void *qk_tmpfs_anon_obj(uint64_t size, const struct qk_vmobj_ops **ops)
+{
+  struct tnode *n = node_new(L_S_IFREG | 0600);
+  if (!n)
+    return NULL;
+  n->size = size;
+  n->maps = 1;
+  *ops = &tnode_vmops;
+  return n;
+}
+
 static int64_t t_mmap(struct qk_file *f, uint64_t addr, uint64_t len, uint32_t prot,
                       uint32_t mflags, uint64_t off)
 {
@@ -501,7 +527,8 @@ static int64_t t_mmap(struct qk_file *f, uint64_t addr, uint64_t len, uint32_t p
       (n->seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
     return -QK_EPERM;
   n->atime = now_ns();
-  return qk_mm_map_pages(proc()->mm, addr, len, prot, mflags, t_page, n, off / QK_PAGE_SIZE);
+  return qk_mm_map_pages(proc()->mm, addr, len, prot, mflags & ~(uint32_t)L_MAP_ANONYMOUS,
+                         &tnode_vmops, n, off / QK_PAGE_SIZE);
 }
 
 static void t_release(struct qk_file *f)
@@ -609,6 +636,7 @@ static int truncate_node(struct tnode *n, uint64_t len)
     return -QK_EPERM;
   if (len < n->size) {
     uint64_t keep = (len + QK_PAGE_SIZE - 1) / QK_PAGE_SIZE;
+    qk_mm_obj_truncate(n, keep);
     node_free_data(n, keep);
     if (len % QK_PAGE_SIZE && keep - 1 < n->npages && n->pages[keep - 1])
       memset((char *)qk_pa_to_va(n->pages[keep - 1]) + len % QK_PAGE_SIZE, 0,
@@ -1017,11 +1045,10 @@ int64_t qk_tmpfs_seals(struct qk_file *f, int cmd, uint64_t arg)
   if (n->seals & F_SEAL_SEAL)
     return -QK_EPERM;
   if ((add & F_SEAL_WRITE) && !(n->seals & F_SEAL_WRITE)) {
-    /* Linux refuses it while writable shared mappings exist; mappings are
-     * not tracked here, so any mapped page of the file counts (EBUSY). */
-    for (uint64_t i = 0; i < n->npages; i++)
-      if (n->pages[i] && qk_page_shared(n->pages[i]))
-        return -QK_EBUSY;
+    /* Linux refuses it while writable shared mappings exist; here any
+     * shared mapping counts (EBUSY), read-only ones too. */
+    if (n->maps)
+      return -QK_EBUSY;
   }
   n->seals |= add;
   return 0;

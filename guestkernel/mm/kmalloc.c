@@ -19,8 +19,8 @@ struct free_obj {
 };
 static struct free_obj *free_lists[NCLASS];
 /* Freed multi-page blocks of 2..16 pages are kept for reuse by size: the
- * page allocator hands out contiguous runs only from its never-used part,
- * which repeated large allocations would otherwise drain. 16 covers the
+ * page allocator hands out contiguous runs cheaply only from its never-used
+ * part (merging freed pages is a pass over all of them). 16 covers the
  * 64 KiB buffer of every pipe (and so two per unix stream connection):
  * with 8, a loop of pipe()+close ran a 256 MiB guest out of memory
  * within 20,000 pipes. */
@@ -35,10 +35,22 @@ static struct free_obj *large_free[LARGE_CACHE_MAX + 1];
  * most half of it (the block keeps its own size in the metadata, so kfree
  * gives all of it back). */
 static struct free_obj *big_free;
+/* Both caches go back to the page allocator when it runs short of pages or
+ * of a contiguous run (qk_kmalloc_release): it merges freed pages, so a
+ * cached block is only a shortcut, not the only way to get a run again. */
 
 static size_t block_pages(const void *p)
 {
   return qk_page_meta[qk_va_to_pa(p) / QK_PAGE_SIZE] >> 12;
+}
+
+/* A multi-page block back to the page allocator, page by page. */
+static void release_block(void *p, size_t n)
+{
+  uint64_t pa = qk_va_to_pa(p);
+  qk_page_meta[pa / QK_PAGE_SIZE] = 0;
+  for (size_t i = 0; i < n; i++)
+    qk_page_free(pa + i * QK_PAGE_SIZE);
 }
 
 static void *big_take(size_t n)
@@ -151,7 +163,25 @@ void qk_kfree(void *p)
     big_free = o;
     return;
   }
-  qk_page_meta[pa / QK_PAGE_SIZE] = 0;
-  for (size_t i = 0; i < n; i++)
-    qk_page_free(pa + i * QK_PAGE_SIZE);
+  release_block(p, n);
+}
+
+size_t qk_kmalloc_release(void)
+{
+  size_t pages = 0;
+  for (size_t n = 2; n <= LARGE_CACHE_MAX; n++)
+    while (large_free[n]) {
+      struct free_obj *o = large_free[n];
+      large_free[n] = o->next;
+      release_block(o, n);
+      pages += n;
+    }
+  while (big_free) {
+    struct free_obj *o = big_free;
+    big_free = o->next;
+    size_t n = block_pages(o);
+    release_block(o, n);
+    pages += n;
+  }
+  return pages;
 }

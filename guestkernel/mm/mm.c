@@ -11,7 +11,17 @@
  * unmapped, reprotected or made PROT_NONE. PROT_NONE pages keep their frame
  * (software bit QK_PTE_SW_NONE) so that mprotect back restores the contents.
  * Private file mappings are read in full at mmap time; pages wholly past
- * the end of the file stay unmapped (SIGBUS). */
+ * the end of the file stay unmapped (SIGBUS). MAP_SHARED areas of in-guest
+ * objects (tmpfs files, memfd, shared anonymous memory: an unnamed tmpfs
+ * file, as on Linux) keep the object and map its frames, marked
+ * QK_PTE_SW_SHARED: fork shares them, faults find them again by offset, and
+ * qk_mm_obj_truncate removes them from every address space when the object
+ * shrinks (all_mms lists the address spaces for that). Such entries hold
+ * no frame reference of their own: the area holds the object, which holds
+ * its frames, and a frame leaves the object only after every entry mapping
+ * it was removed. So fork copies them and teardown drops them without
+ * touching the frame's count (one store each, which matters for big shared
+ * areas when ring 0 is emulated). */
 #include <qk/arch.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -87,6 +97,27 @@ static void boot_vdso(struct qk_mm *mm, const struct qk_boot_info *bi)
   }
 }
 
+static struct qk_mm *all_mms;
+
+void qk_mm_track(struct qk_mm *mm, bool add)
+{
+  if (add) {
+    mm->all_prev = NULL;
+    mm->all_next = all_mms;
+    if (all_mms)
+      all_mms->all_prev = mm;
+    all_mms = mm;
+    return;
+  }
+  if (mm->all_prev)
+    mm->all_prev->all_next = mm->all_next;
+  else if (all_mms == mm)
+    all_mms = mm->all_next;
+  if (mm->all_next)
+    mm->all_next->all_prev = mm->all_prev;
+  mm->all_prev = mm->all_next = NULL;
+}
+
 struct qk_mm *qk_mm_from_boot(const struct qk_boot_info *bi)
 {
   struct qk_mm *mm = qk_kzalloc(sizeof(*mm));
@@ -116,6 +147,7 @@ struct qk_mm *qk_mm_from_boot(const struct qk_boot_info *bi)
   mm->stack_limit = stack_lo > QK_STACK_MAX ? stack_lo - QK_STACK_MAX : 0;
   mm->mmap_top = stack_lo > QK_MMAP_GAP + (1ull << 32) ? stack_lo - QK_MMAP_GAP : QK_USER_TOP / 2;
   boot_vdso(mm, bi);
+  qk_mm_track(mm, true);
   return mm;
 }
 
@@ -248,6 +280,49 @@ out:
   return ret;
 }
 
+/* Maps the object's frames into the empty slots of [start, end) of object
+ * area v (holes get a zeroed frame), up to the object's end. 0,
+ * -QK_ENOMEM, or -QK_EFAULT when start itself lies past the end. */
+static int obj_populate(struct qk_mm *mm, const struct qk_vma *v, uint64_t start, uint64_t end)
+{
+  uint64_t flags = pte_flags(v->prot) | QK_PTE_SW_SHARED;
+  volatile uint64_t *l1 = NULL;
+  for (uint64_t va = start; va < end; va += QK_PAGE_SIZE) {
+    if (!l1 || !(va & (QK_HUGE_PAGE_SIZE - 1))) {
+      l1 = qk_pt_lookup(mm->cr3, va, true, NULL);
+      if (!l1)
+        return -QK_ENOMEM;
+      l1 -= (va >> 12) & 511;
+    }
+    volatile uint64_t *pte = &l1[(va >> 12) & 511];
+    if (*pte & (QK_PTE_P | QK_PTE_SW_NONE))
+      continue;
+    uint64_t pa = v->ops->page(v->obj, v->pgoff + (va - v->start) / QK_PAGE_SIZE, true);
+    if (pa == QK_MM_PAGE_EOF)
+      return va == start ? -QK_EFAULT : 0; /* the rest: SIGBUS until it grows */
+    if (!pa || pa == QK_MM_PAGE_HOLE)
+      return -QK_ENOMEM;
+    *pte = pa | flags; /* not present -> present; the area's object holds the frame */
+  }
+  return 0;
+}
+
+/* Populates [start, end), inside one area, as a new mapping of that area
+ * is: anonymous memory, the object's pages; file copies are not read again. */
+static int fill(struct qk_mm *mm, uint64_t start, uint64_t end)
+{
+  struct qk_vma *v = qk_vma_find(&mm->vmas, start);
+  if (!v || !v->prot)
+    return 0;
+  if (v->obj) {
+    int r = obj_populate(mm, v, start, end);
+    return r == -QK_EFAULT ? 0 : r;
+  }
+  if (v->flags & QK_VMF_FILE)
+    return 0;
+  return populate(mm, start, end, v->prot, -1, 0);
+}
+
 /* Unmaps every page of a VMA piece and frees its frames. */
 static void unmap_piece(void *arg, const struct qk_vma *piece)
 {
@@ -266,7 +341,7 @@ static void unmap_piece(void *arg, const struct qk_vma *piece)
         qk_uaccess_forget();
         volatile uint64_t *t = qk_pa_to_va(d & QK_PTE_ADDR);
         for (unsigned i = 0; i < 512; i++)
-          if (t[i])
+          if (t[i] && !(t[i] & QK_PTE_SW_SHARED))
             qk_page_free(t[i] & QK_PTE_ADDR);
         qk_page_free(d & QK_PTE_ADDR);
         va += QK_HUGE_PAGE_SIZE;
@@ -301,7 +376,8 @@ static void unmap_piece(void *arg, const struct qk_vma *piece)
         qk_arch_pte_update(l1, 0, va);
       else
         *l1 = 0;
-      qk_page_free(e & QK_PTE_ADDR);
+      if (!(e & QK_PTE_SW_SHARED))
+        qk_page_free(e & QK_PTE_ADDR);
     }
   }
 }
@@ -363,9 +439,11 @@ static bool range_ok(uint64_t addr, uint64_t len)
   return addr < QK_USER_TOP && len <= QK_USER_TOP - addr;
 }
 
-/* mmap's checks and placement; inserts the area. Returns its address. */
+/* mmap's checks and placement; inserts the area (kind QK_VMF_ANON or
+ * QK_VMF_FILE; obj for an object area). Returns its address. */
 static int64_t map_area(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot,
-                        uint32_t mflags, int file_hfd)
+                        uint32_t mflags, uint32_t kind, const struct qk_vmobj_ops *ops, void *obj,
+                        uint64_t pgoff)
 {
   if (!len)
     return -QK_EINVAL;
@@ -401,7 +479,7 @@ static int64_t map_area(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t 
         addr = 0;
         /* Anonymous memory of 2 MiB or more starts on a 2 MiB boundary so
          * that it can use 2 MiB pages (as Linux aligns it for THP). */
-        if (file_hfd == -1 && len >= QK_HUGE_PAGE_SIZE) {
+        if (kind == QK_VMF_ANON && !obj && len >= QK_HUGE_PAGE_SIZE) {
           uint64_t gap = qk_vma_find_gap(&mm->vmas, len + QK_HUGE_PAGE_SIZE, QK_MMAP_LOW, mm->mmap_top);
           if (gap)
             addr = QK_ALIGN_DOWN(gap + QK_HUGE_PAGE_SIZE, QK_HUGE_PAGE_SIZE);
@@ -413,10 +491,10 @@ static int64_t map_area(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t 
         return -QK_ENOMEM;
     }
   }
-  uint32_t vflags = file_hfd != -1 ? QK_VMF_FILE : QK_VMF_ANON;
+  uint32_t vflags = kind;
   if ((mflags & L_MAP_TYPE) != L_MAP_PRIVATE)
     vflags |= QK_VMF_SHARED;
-  if (qk_vma_insert(&mm->vmas, addr, addr + len, prot, vflags))
+  if (qk_vma_insert_obj(&mm->vmas, addr, addr + len, prot, vflags, ops, obj, pgoff))
     return -QK_ENOMEM;
   return (int64_t)addr;
 }
@@ -424,7 +502,23 @@ static int64_t map_area(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t 
 int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, uint32_t mflags,
                   int file_hfd, uint64_t file_off)
 {
-  int64_t a = map_area(mm, addr, len, prot, mflags, file_hfd);
+  if (file_hfd < 0 && (mflags & L_MAP_TYPE) != L_MAP_PRIVATE) {
+    /* Shared anonymous memory is an unnamed tmpfs object, so that fork
+     * shares it and faults in any process find the same pages. */
+    if (!len)
+      return -QK_EINVAL;
+    if (len > QK_USER_TOP)
+      return -QK_ENOMEM;
+    const struct qk_vmobj_ops *ops;
+    void *obj = qk_tmpfs_anon_obj(QK_ALIGN_UP(len, QK_PAGE_SIZE), &ops);
+    if (!obj)
+      return -QK_ENOMEM;
+    int64_t r = qk_mm_map_pages(mm, addr, len, prot, mflags | L_MAP_ANONYMOUS, ops, obj, 0);
+    ops->put(obj); /* the areas hold it now */
+    return r;
+  }
+  int64_t a = map_area(mm, addr, len, prot, mflags, file_hfd >= 0 ? QK_VMF_FILE : QK_VMF_ANON,
+                       NULL, NULL, 0);
   if (a < 0)
     return a;
   addr = (uint64_t)a;
@@ -444,24 +538,32 @@ int64_t qk_mm_map(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot, 
 }
 
 int64_t qk_mm_map_pages(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot,
-                        uint32_t mflags, uint64_t (*page)(void *arg, uint64_t pgoff, bool alloc),
-                        void *arg, uint64_t pgoff)
+                        uint32_t mflags, const struct qk_vmobj_ops *ops, void *obj,
+                        uint64_t pgoff)
 {
-  int64_t a = map_area(mm, addr, len, prot, mflags, -2 /* a file, no host handle */);
+  bool shared = (mflags & L_MAP_TYPE) != L_MAP_PRIVATE;
+  int64_t a = map_area(mm, addr, len, prot, mflags,
+                       (mflags & L_MAP_ANONYMOUS) ? QK_VMF_ANON : QK_VMF_FILE,
+                       shared ? ops : NULL, shared ? obj : NULL, pgoff);
   if (a < 0)
     return a;
   len = QK_ALIGN_UP(len, QK_PAGE_SIZE);
-  bool shared = (mflags & L_MAP_TYPE) != L_MAP_PRIVATE;
-  uint64_t flags = pte_flags(prot) | (shared ? QK_PTE_SW_SHARED : 0);
+  if (shared) {
+    /* The first 8 MiB now (a fault costs ~50 us here), the rest on demand. */
+    uint64_t end = (uint64_t)a + (len < QK_EAGER_MAX ? len : QK_EAGER_MAX);
+    if (fill(mm, (uint64_t)a, end)) {
+      qk_vma_remove(&mm->vmas, (uint64_t)a, (uint64_t)a + len, unmap_piece, mm);
+      return -QK_ENOMEM;
+    }
+    return a;
+  }
+  uint64_t flags = pte_flags(prot);
   for (uint64_t off = 0; off < len; off += QK_PAGE_SIZE) {
-    uint64_t pa = page(arg, pgoff + off / QK_PAGE_SIZE, shared);
+    uint64_t pa = ops->page(obj, pgoff + off / QK_PAGE_SIZE, false);
     if (pa == QK_MM_PAGE_EOF)
       break; /* past the end of the file: SIGBUS there */
     uint64_t frame = 0;
-    if (shared && pa > QK_MM_PAGE_EOF) {
-      qk_page_share(pa); /* the file keeps its own reference */
-      frame = pa;
-    } else if (!shared && pa) {
+    if (pa) {
       frame = qk_page_alloc(pa == QK_MM_PAGE_HOLE);
       if (frame && pa != QK_MM_PAGE_HOLE)
         qk_phys_copy(frame, pa, QK_PAGE_SIZE);
@@ -510,7 +612,7 @@ int64_t qk_mm_protect(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t pr
     for (uint64_t va = addr; va < addr + len;) {
       struct qk_vma *v = qk_vma_find(&mm->vmas, va);
       uint64_t e = v->end < addr + len ? v->end : addr + len;
-      if (!(v->flags & QK_VMF_FILE) && populate(mm, va, e, prot, -1, 0))
+      if (fill(mm, va, e))
         return -QK_ENOMEM;
       va = e;
     }
@@ -589,7 +691,10 @@ int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint6
   if (!v || old_addr + old_len > v->end)
     return -QK_EFAULT; /* the old range must lie in one mapping */
   uint32_t prot = v->prot, vflags = v->flags;
-  bool file = vflags & QK_VMF_FILE;
+  const struct qk_vmobj_ops *ops = v->ops;
+  void *obj = v->obj; /* object areas: the pages follow by offset */
+  uint64_t pgoff = v->pgoff + (old_addr - v->start) / QK_PAGE_SIZE;
+  bool file = (vflags & QK_VMF_FILE) && !obj;
 
   if (flags & L_MREMAP_FIXED) {
     if ((new_addr & (QK_PAGE_SIZE - 1)) || !range_ok(new_addr, new_len) || new_addr < QK_MMAP_LOW)
@@ -604,10 +709,11 @@ int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint6
   } else if (!file && range_ok(old_addr, new_len) &&
              !qk_vma_overlaps(&mm->vmas, old_addr + old_len, old_addr + new_len)) {
     /* Grow in place. */
-    if (qk_vma_insert(&mm->vmas, old_addr + old_len, old_addr + new_len, prot, vflags))
+    if (qk_vma_insert_obj(&mm->vmas, old_addr + old_len, old_addr + new_len, prot, vflags, ops,
+                          obj, pgoff + old_len / QK_PAGE_SIZE))
       return -QK_ENOMEM;
-    if (new_len - old_len <= QK_EAGER_MAX && prot &&
-        populate(mm, old_addr + old_len, old_addr + new_len, prot, -1, 0)) {
+    if (new_len - old_len <= QK_EAGER_MAX &&
+        fill(mm, old_addr + old_len, old_addr + new_len)) {
       qk_vma_remove(&mm->vmas, old_addr + old_len, old_addr + new_len, unmap_piece, mm);
       return -QK_ENOMEM;
     }
@@ -625,7 +731,7 @@ int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint6
   if ((flags & L_MREMAP_FIXED) &&
       qk_vma_remove(&mm->vmas, new_addr, new_addr + new_len, unmap_piece, mm))
     return -QK_ENOMEM;
-  if (qk_vma_insert(&mm->vmas, new_addr, new_addr + new_len, prot, vflags))
+  if (qk_vma_insert_obj(&mm->vmas, new_addr, new_addr + new_len, prot, vflags, ops, obj, pgoff))
     return -QK_ENOMEM;
   uint64_t keep = old_len < new_len ? old_len : new_len;
   if (move_ptes(mm, old_addr, new_addr, keep)) {
@@ -635,8 +741,8 @@ int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint6
   }
   /* What did not move (shrinking) is freed with the old range. */
   qk_vma_remove(&mm->vmas, old_addr, old_addr + old_len, unmap_piece, mm);
-  if (new_len > old_len && prot && new_len - old_len <= QK_EAGER_MAX)
-    populate(mm, new_addr + old_len, new_addr + new_len, prot, -1, 0);
+  if (new_len > old_len && new_len - old_len <= QK_EAGER_MAX)
+    fill(mm, new_addr + old_len, new_addr + new_len);
   return (int64_t)new_addr;
 }
 
@@ -701,7 +807,21 @@ int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice)
 bool qk_mm_file_hole(struct qk_mm *mm, uint64_t addr)
 {
   struct qk_vma *v = qk_vma_find(&mm->vmas, addr);
-  return v && (v->flags & QK_VMF_FILE);
+  return v && ((v->flags & QK_VMF_FILE) || v->obj) &&
+         (v->prot & (L_PROT_READ | L_PROT_WRITE | L_PROT_EXEC));
+}
+
+void qk_mm_obj_truncate(void *obj, uint64_t npages)
+{
+  for (struct qk_mm *mm = all_mms; mm; mm = mm->all_next)
+    for (struct qk_vma *v = mm->vmas.head; v; v = v->next) {
+      if (v->obj != obj || v->pgoff + (v->end - v->start) / QK_PAGE_SIZE <= npages)
+        continue;
+      struct qk_vma piece = *v;
+      if (npages > v->pgoff)
+        piece.start = v->start + (npages - v->pgoff) * QK_PAGE_SIZE;
+      unmap_piece(mm, &piece);
+    }
 }
 
 int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec)
@@ -730,6 +850,18 @@ int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec)
   volatile uint64_t *pte = qk_pt_lookup(mm->cr3, addr, false, NULL);
   if (pte && (*pte & QK_PTE_P))
     return -QK_EFAULT; /* mapped, yet the access faulted: a real violation */
+  if (v->obj) {
+    /* The object's page (past its end: SIGBUS), then the ones around. */
+    uint64_t pg = QK_ALIGN_DOWN(addr, QK_PAGE_SIZE);
+    uint64_t lo = QK_ALIGN_DOWN(addr, QK_FAULT_AROUND * QK_PAGE_SIZE);
+    uint64_t hi = lo + QK_FAULT_AROUND * QK_PAGE_SIZE;
+    lo = lo < v->start ? v->start : lo;
+    hi = hi > v->end ? v->end : hi;
+    if (obj_populate(mm, v, pg, hi))
+      return -QK_EFAULT;
+    obj_populate(mm, v, lo, pg);
+    return 0;
+  }
   if (v->flags & QK_VMF_FILE)
     return -QK_EFAULT; /* file contents were read at mmap time */
   /* An untouched 2 MiB granule inside the area: one 2 MiB page, while

@@ -8,7 +8,9 @@
  * changed (write-protected) in the parent through ring 0, while the copy
  * itself runs natively in the CPL3 kernel worker (memcpy through the direct
  * map) or as one host QCall per page from emulated ring 0. The child's
- * entries are all new (not-present -> present): plain stores. */
+ * entries are all new (not-present -> present): plain stores. MAP_SHARED
+ * frames (QK_PTE_SW_SHARED) are shared, and the child's areas reference
+ * the same objects, so pages faulted in later are shared too. */
 #include <qk/arch.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
@@ -34,6 +36,7 @@ struct qk_mm *qk_mm_new(uint64_t kernel_cr3)
     dst[i] = src[i];
   mm->cr3 = pa;
   mm->refs = 1;
+  qk_mm_track(mm, true);
   return mm;
 }
 
@@ -43,7 +46,11 @@ static int copy_table(volatile uint64_t *dst, volatile uint64_t *src, int level)
     uint64_t e = src[i];
     if (!(e & (QK_PTE_P | QK_PTE_SW_NONE)))
       continue;
-    if (level == 1 && (!(e & QK_PTE_W) || (e & QK_PTE_SW_SHARED))) { /* read-only, or MAP_SHARED */
+    if (level == 1 && (e & QK_PTE_SW_SHARED)) { /* MAP_SHARED: the object holds the frame */
+      dst[i] = e;
+      continue;
+    }
+    if (level == 1 && !(e & QK_PTE_W)) { /* read-only: shared, counted */
       qk_page_share(e & QK_PTE_ADDR);
       dst[i] = e;
       continue;
@@ -85,6 +92,8 @@ static void free_table(volatile uint64_t *t, int level)
       qk_page_free_huge(e & QK_PTE_ADDR & ~(QK_HUGE_PAGE_SIZE - 1));
       continue;
     }
+    if (level == 1 && (e & QK_PTE_SW_SHARED))
+      continue; /* the area's object holds the frame */
     if (level > 1)
       free_table(qk_pa_to_va(e & QK_PTE_ADDR), level - 1);
     qk_page_free(e & QK_PTE_ADDR);
@@ -94,6 +103,7 @@ static void free_table(volatile uint64_t *t, int level)
 void qk_mm_destroy(struct qk_mm *mm)
 {
   volatile uint64_t *pml4 = qk_pa_to_va(mm->cr3 & QK_PTE_ADDR);
+  qk_mm_track(mm, false);
   qk_uaccess_forget();
   /* Unlink the user half through ring 0 first: on PVM-style hosts a
    * shadow of these tables may outlive plain stores. */
@@ -120,7 +130,8 @@ struct qk_mm *qk_mm_dup(struct qk_mm *src, uint64_t kernel_cr3)
   mm->mmap_top = src->mmap_top;
   mm->stack_limit = src->stack_limit;
   for (struct qk_vma *v = src->vmas.head; v; v = v->next)
-    if (qk_vma_insert(&mm->vmas, v->start, v->end, v->prot, v->flags))
+    if (qk_vma_insert_obj(&mm->vmas, v->start, v->end, v->prot, v->flags, v->ops, v->obj,
+                          v->pgoff))
       goto fail;
   if (copy_table(qk_pa_to_va(mm->cr3 & QK_PTE_ADDR), qk_pa_to_va(src->cr3 & QK_PTE_ADDR), 4))
     goto fail;

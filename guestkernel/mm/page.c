@@ -1,14 +1,25 @@
 /* Physical page allocator.
  *
- * Three sources, each O(1) and a handful of instructions (ring 0 is
- * expensive on our host): a bump pointer over pages that have never been
- * handed out (zero by the boot contract, and contiguous), a stack of freed
- * pages and a stack of freed 2 MiB chunks, both linked through their first
- * word (dirty). 2 MiB pages come from the chunk stack or the bump pointer;
- * when only chunks are left, a chunk is broken up for smaller requests. A
- * caller that needs zeroed pages gets bump pages for free; recycled pages
- * are zeroed in place where kernel code runs natively, else by the host in
- * one QCall per batch. Freed pages never merge back into chunks.
+ * Sources, each O(1) and a handful of instructions on the common paths
+ * (ring 0 is expensive on our host): a bump pointer over pages that have
+ * never been handed out (zero by the boot contract, and contiguous) and
+ * free stacks of aligned blocks of 2^k pages, k = 0 (single pages) to 9
+ * (2 MiB chunks), each linked through its first word (dirty). A freed
+ * page goes on the k = 0 stack, a freed 2 MiB page on the k = 9 one. A
+ * request takes the smallest block that fits and gives the rest of it back
+ * as smaller aligned blocks (so a single page breaks up one small block,
+ * not a chunk). A caller that needs zeroed pages gets bump pages for free;
+ * recycled pages are zeroed in place where kernel code runs natively, else
+ * by the host in one QCall per batch.
+ *
+ * Freed pages merge lazily (a buddy allocator that defers its merges):
+ * freeing stays one push, and when a request for contiguous memory (a 2 MiB
+ * page, a multi-page kernel object) finds no block and no room at the bump
+ * pointer while pages were freed since the last try, coalesce() rebuilds
+ * every stack from a bitmap of the free pages (one bit per frame): each run
+ * of free pages becomes the largest aligned blocks that tile it. Without it
+ * a long-running guest whose memory had all been used once could never make
+ * a contiguous allocation again, however much was free.
  *
  * Per-frame metadata (one uint32 per page of guest memory) records what the
  * small-object allocator put in a page; it lives in the first pages of the
@@ -36,10 +47,14 @@ static int charge_override = -1;
 
 static uint64_t range_start, range_end; /* owned range */
 static uint64_t bump;                   /* next never-used page */
-static uint64_t free_head;              /* pa of the first freed page, 0 if none */
-static uint64_t huge_head;              /* first freed 2 MiB chunk, 0 if none */
+#define ORDERS 10 /* blocks of 2^0 .. 2^9 pages (2 MiB) */
+#define HUGE_ORDER (ORDERS - 1)
+static uint64_t blk[ORDERS];            /* free stacks by order; pa of the top, 0 if none */
 static uint64_t free_pages;             /* pages available (bump + freed) */
 static uint64_t total_pages;
+static uint64_t *free_map;              /* coalesce(): bit per pfn, valid only there */
+static uint64_t map_pfns;               /* pfns free_map covers */
+static uint64_t freed_since;            /* pages pushed on the stack since coalesce() */
 
 void qk_page_init(uint64_t start, uint64_t end, uint64_t mem_size)
 {
@@ -50,10 +65,13 @@ void qk_page_init(uint64_t start, uint64_t end, uint64_t mem_size)
   start += meta_bytes;
   page_group = qk_pa_to_va(start); /* zero by the boot contract, as the metadata */
   start += QK_ALIGN_UP(mem_size / QK_PAGE_SIZE, QK_PAGE_SIZE);
+  map_pfns = QK_ALIGN_UP(mem_size / QK_PAGE_SIZE, 64);
+  free_map = qk_pa_to_va(start);
+  start += QK_ALIGN_UP(map_pfns / 8, QK_PAGE_SIZE);
   range_start = start;
   range_end = end;
   bump = start;
-  free_head = 0;
+  memset(blk, 0, sizeof(blk));
   total_pages = free_pages = end > start ? (end - start) / QK_PAGE_SIZE : 0;
 }
 
@@ -62,22 +80,123 @@ bool qk_page_owned(uint64_t pa) { return pa >= range_start && pa < range_end; }
 uint64_t qk_page_free_count(void) { return free_pages; }
 uint64_t qk_page_total_count(void) { return total_pages; }
 
-/* Breaks a free 2 MiB chunk into pages: the first `keep` stay taken (the
- * caller's), the rest go to the page list. Memory freed as 2 MiB pages
- * must serve small allocations too once nothing else is left. */
-static uint64_t break_huge(size_t keep)
+static inline void push(unsigned k, uint64_t pa)
 {
-  uint64_t pa = huge_head;
-  if (!pa)
-    return 0;
-  huge_head = *(uint64_t *)qk_pa_to_va(pa);
-  for (size_t i = QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE; i-- > keep;) {
-    uint64_t p = pa + i * QK_PAGE_SIZE;
-    *(uint64_t *)qk_pa_to_va(p) = free_head;
-    free_head = p;
-  }
-  free_pages -= keep;
+  *(uint64_t *)qk_pa_to_va(pa) = blk[k];
+  blk[k] = pa;
+}
+
+static inline uint64_t pop(unsigned k)
+{
+  uint64_t pa = blk[k];
+  if (pa)
+    blk[k] = *(uint64_t *)qk_pa_to_va(pa);
   return pa;
+}
+
+/* Gives the free pfns [p, e) back as the largest aligned blocks. */
+static void push_run(uint64_t p, uint64_t e)
+{
+  while (p < e) {
+    unsigned k = p ? (unsigned)__builtin_ctzll(p) : HUGE_ORDER;
+    if (k > HUGE_ORDER)
+      k = HUGE_ORDER;
+    while (p + (1ull << k) > e)
+      k--;
+    push(k, p * QK_PAGE_SIZE);
+    p += 1ull << k;
+  }
+}
+
+/* n contiguous pages (n <= 512) from the smallest block that holds them;
+ * the rest of the block goes back as smaller blocks. 0 if none. */
+static uint64_t take_block(size_t n)
+{
+  unsigned k = 0;
+  while ((1ull << k) < n)
+    k++;
+  for (; k < ORDERS; k++) {
+    uint64_t pa = pop(k);
+    if (!pa)
+      continue;
+    uint64_t pfn = pa / QK_PAGE_SIZE;
+    push_run(pfn + n, pfn + (1ull << k));
+    free_pages -= n;
+    return pa;
+  }
+  return 0;
+}
+
+static inline bool map_test(uint64_t pfn)
+{
+  return free_map[pfn / 64] >> (pfn % 64) & 1;
+}
+
+/* Rebuilds the free stacks from the free pages (see the top of the file);
+ * with want > 512 takes out the lowest run of want free pages and returns
+ * its address (0: none; free_pages is the caller's). The cost is one pass
+ * over the stacks and one over the bitmap (1 bit per page of memory); it
+ * runs only when a contiguous request failed and pages were freed since
+ * the last pass, so a real shortage does not repeat it. */
+static uint64_t coalesce(size_t want)
+{
+  freed_since = 0;
+  uint64_t lo = range_start / QK_PAGE_SIZE, hi = bump / QK_PAGE_SIZE;
+  if (hi > map_pfns)
+    hi = map_pfns;
+  uint64_t wlo = lo / 64, whi = (hi + 63) / 64;
+  memset(free_map + wlo, 0, (whi - wlo) * sizeof(uint64_t));
+  for (unsigned k = 0; k < ORDERS; k++) {
+    for (uint64_t pa = blk[k]; pa; pa = *(uint64_t *)qk_pa_to_va(pa))
+      for (uint64_t pfn = pa / QK_PAGE_SIZE, e = pfn + (1ull << k); pfn < e; pfn++)
+        if (pfn >= lo && pfn < hi)
+          free_map[pfn / 64] |= 1ull << (pfn % 64);
+    blk[k] = 0;
+  }
+  /* Bigger than a chunk (rare): the lowest run of want free pages. */
+  uint64_t run_pa = 0;
+  if (want > (1u << HUGE_ORDER)) {
+    uint64_t run = 0, start = 0;
+    for (uint64_t p = lo; p < hi && run < want; p++) {
+      uint64_t w = free_map[p / 64];
+      if (!w || (w == ~0ull && !(p % 64))) {
+        if (!w) {
+          run = 0;
+        } else {
+          start = run ? start : p;
+          run += 64;
+        }
+        p |= 63;
+        continue;
+      }
+      if (w >> (p % 64) & 1) {
+        start = run ? start : p;
+        run++;
+      } else {
+        run = 0;
+      }
+    }
+    if (run >= want) {
+      for (uint64_t p = start; p < start + want; p++)
+        free_map[p / 64] &= ~(1ull << (p % 64));
+      run_pa = start * QK_PAGE_SIZE;
+    }
+  }
+  /* Every run of free pages, as the largest aligned blocks. */
+  for (uint64_t p = lo; p < hi;) {
+    uint64_t w = free_map[p / 64] >> (p % 64);
+    if (!w) {
+      p = (p | 63) + 1;
+      continue;
+    }
+    p += (uint64_t)__builtin_ctzll(w);
+    uint64_t e = p;
+    while (e < hi && map_test(e))
+      e++;
+    push_run(p, e);
+    p = e;
+  }
+  return run_pa;
 }
 
 /* ---- accounting ---- */
@@ -88,8 +207,8 @@ static int current_group(void)
     return charge_override;
   struct qk_percpu *pc = qk_arch_cpu_private();
   struct qk_task *t = pc ? pc->current : NULL;
-  int cid = t && t->proc && t->proc->ns ? t->proc->ns->cid : -1;
-  return cid >= 0 && cid + 1 < (int)QK_MEM_GROUPS ? cid + 1 : 0;
+  int g = t && t->proc ? t->proc->ctr : 0; /* container slot + 1 */
+  return g > 0 && g < (int)QK_MEM_GROUPS ? g : 0;
 }
 
 /* Charges n frames to the current group: its number, or -1 over its
@@ -147,9 +266,8 @@ __attribute__((weak)) void qk_mem_oom(int group)
 /* One page and whether it is already zero. */
 static inline uint64_t take(bool *is_zero)
 {
-  if (free_head) {
-    uint64_t pa = free_head;
-    free_head = *(uint64_t *)qk_pa_to_va(pa);
+  if (blk[0]) {
+    uint64_t pa = pop(0);
     free_pages--;
     *is_zero = false;
     return pa;
@@ -162,7 +280,7 @@ static inline uint64_t take(bool *is_zero)
     return pa;
   }
   *is_zero = false;
-  return break_huge(1);
+  return take_block(1);
 }
 
 uint64_t qk_page_alloc(bool zero)
@@ -172,6 +290,8 @@ uint64_t qk_page_alloc(bool zero)
   if (g < 0)
     return 0;
   uint64_t pa = take(&z);
+  if (!pa && qk_kmalloc_release())
+    pa = take(&z);
   if (!pa) {
     group_used[g]--;
     return 0;
@@ -184,7 +304,7 @@ uint64_t qk_page_alloc(bool zero)
 
 int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero)
 {
-  if (n > free_pages)
+  if (n > free_pages && (!qk_kmalloc_release() || n > free_pages))
     return -QK_ENOMEM;
   int g = charge(n);
   if (g < 0)
@@ -235,23 +355,49 @@ int qk_page_alloc_many(uint64_t *pas, size_t n, bool zero)
   return 0;
 }
 
-uint64_t qk_page_alloc_contig(size_t n)
+/* n contiguous pages: a freed block, else the bump pointer, else the
+ * freed pages merged. */
+static uint64_t contig(size_t n)
 {
-  if (n == 1)
-    return qk_page_alloc(false);
-  if (bump + n * QK_PAGE_SIZE > range_end || bump + n * QK_PAGE_SIZE < bump)
-    return n <= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE ? break_huge(n) : 0;
-  uint64_t pa = bump;
+  const size_t gp = QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
+  if (n > free_pages)
+    return 0;
+  uint64_t pa = n <= gp ? take_block(n) : 0;
+  if (pa)
+    return pa;
+  if (bump + n * QK_PAGE_SIZE > range_end || bump + n * QK_PAGE_SIZE < bump) {
+    if (freed_since < n)
+      return 0;
+    pa = coalesce(n);
+    if (n <= gp)
+      return take_block(n);
+    if (pa)
+      free_pages -= n;
+    return pa;
+  }
+  pa = bump;
   bump += n * QK_PAGE_SIZE;
   free_pages -= n;
   return pa;
 }
 
+uint64_t qk_page_alloc_contig(size_t n)
+{
+  if (n == 1)
+    return qk_page_alloc(false);
+  uint64_t pa = contig(n);
+  if (!pa && qk_kmalloc_release()) /* kmalloc's cached blocks, to merge */
+    pa = contig(n);
+  return pa;
+}
+
 static uint64_t take_huge(bool *zero)
 {
-  if (huge_head) {
-    uint64_t pa = huge_head;
-    huge_head = *(uint64_t *)qk_pa_to_va(pa);
+  if (!blk[HUGE_ORDER] && freed_since >= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE &&
+      QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE > range_end)
+    coalesce(0);
+  if (blk[HUGE_ORDER]) {
+    uint64_t pa = pop(HUGE_ORDER);
     free_pages -= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
     *zero = false;
     return pa;
@@ -259,11 +405,8 @@ static uint64_t take_huge(bool *zero)
   uint64_t a = QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE);
   if (a + QK_HUGE_PAGE_SIZE > range_end || a < bump)
     return 0;
-  /* The pages skipped for alignment stay free, on the 4 KiB list. */
-  for (; bump < a; bump += QK_PAGE_SIZE) {
-    *(uint64_t *)qk_pa_to_va(bump) = free_head;
-    free_head = bump;
-  }
+  /* The pages skipped for alignment stay free, as blocks. */
+  push_run(bump / QK_PAGE_SIZE, a / QK_PAGE_SIZE);
   bump = a + QK_HUGE_PAGE_SIZE;
   free_pages -= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
   *zero = true;
@@ -288,7 +431,8 @@ uint64_t qk_page_alloc_huge(bool *zero)
 
 bool qk_page_huge_available(void)
 {
-  return huge_head || QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE <= range_end;
+  return blk[HUGE_ORDER] || QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE <= range_end ||
+         freed_since >= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE; /* take_huge may merge some */
 }
 
 void qk_page_free_huge(uint64_t pa)
@@ -296,8 +440,7 @@ void qk_page_free_huge(uint64_t pa)
   if (!qk_page_owned(pa))
     return;
   uncharge(pa, QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE);
-  *(uint64_t *)qk_pa_to_va(pa) = huge_head;
-  huge_head = pa;
+  push(HUGE_ORDER, pa);
   free_pages += QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE;
 }
 
@@ -326,7 +469,7 @@ void qk_page_free(uint64_t pa)
     return;
   }
   uncharge(pa, 1);
-  *(uint64_t *)qk_pa_to_va(pa) = free_head;
-  free_head = pa;
+  push(0, pa);
   free_pages++;
+  freed_since++;
 }

@@ -22,8 +22,18 @@ static struct qk_vma *vma_new(struct qk_vma_list *l, uint64_t start, uint64_t en
     v->prot = prot;
     v->flags = flags;
     v->next = NULL;
+    v->ops = NULL;
+    v->obj = NULL;
+    v->pgoff = 0;
   }
   return v;
+}
+
+static void vma_free(struct qk_vma *v)
+{
+  if (v->obj)
+    v->ops->put(v->obj);
+  qk_kfree(v);
 }
 
 struct qk_vma *qk_vma_find(struct qk_vma_list *l, uint64_t addr)
@@ -48,13 +58,26 @@ bool qk_vma_overlaps(struct qk_vma_list *l, uint64_t start, uint64_t end)
   return v && v->start < end;
 }
 
-static bool mergeable(const struct qk_vma *a, uint32_t prot, uint32_t flags)
+/* Whether area a can absorb an area b that starts where a ends: equal
+ * attributes; private file copies never; object areas when b continues
+ * a's pages of the same object. */
+static bool can_join(const struct qk_vma *a, const struct qk_vma *b)
 {
-  return a->prot == prot && a->flags == flags && !(flags & QK_VMF_FILE);
+  if (a->end != b->start || a->prot != b->prot || a->flags != b->flags || a->obj != b->obj)
+    return false;
+  if (a->obj)
+    return a->pgoff + (a->end - a->start) / QK_PAGE_SIZE == b->pgoff;
+  return !(a->flags & QK_VMF_FILE);
 }
 
 int qk_vma_insert(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot,
                   uint32_t flags)
+{
+  return qk_vma_insert_obj(l, start, end, prot, flags, NULL, NULL, 0);
+}
+
+int qk_vma_insert_obj(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot,
+                      uint32_t flags, const struct qk_vmobj_ops *ops, void *obj, uint64_t pgoff)
 {
   struct qk_vma **pp = &l->head, *prev = NULL;
   while (*pp && (*pp)->start < start) {
@@ -62,23 +85,32 @@ int qk_vma_insert(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t 
     pp = &(*pp)->next;
   }
   struct qk_vma *next = *pp;
-  if (prev && prev->end == start && mergeable(prev, prot, flags)) {
+  struct qk_vma nv = {.start = start, .end = end, .prot = prot, .flags = flags, .ops = ops,
+                      .obj = obj, .pgoff = pgoff};
+  if (prev && can_join(prev, &nv)) {
     prev->end = end;
-    if (next && next->start == end && mergeable(next, prot, flags)) {
+    if (next && can_join(prev, next)) {
       prev->end = next->end;
       prev->next = next->next;
-      qk_kfree(next);
+      vma_free(next);
       l->count--;
     }
     return 0;
   }
-  if (next && next->start == end && mergeable(next, prot, flags)) {
+  if (next && can_join(&nv, next)) {
     next->start = start;
+    next->pgoff = pgoff;
     return 0;
   }
   struct qk_vma *v = vma_new(l, start, end, prot, flags);
   if (!v)
     return -QK_ENOMEM;
+  if (obj) {
+    v->ops = ops;
+    v->obj = obj;
+    v->pgoff = pgoff;
+    ops->get(obj);
+  }
   v->next = next;
   *pp = v;
   l->count++;
@@ -91,6 +123,12 @@ static int split(struct qk_vma_list *l, struct qk_vma *v, uint64_t addr)
   struct qk_vma *n = vma_new(l, addr, v->end, v->prot, v->flags);
   if (!n)
     return -QK_ENOMEM;
+  if (v->obj) {
+    n->ops = v->ops;
+    n->obj = v->obj;
+    n->pgoff = v->pgoff + (addr - v->start) / QK_PAGE_SIZE;
+    n->ops->get(n->obj);
+  }
   n->next = v->next;
   v->end = addr;
   v->next = n;
@@ -123,7 +161,7 @@ int qk_vma_remove(struct qk_vma_list *l, uint64_t start, uint64_t end,
       if (cb)
         cb(arg, v);
       *pp = v->next;
-      qk_kfree(v);
+      vma_free(v);
       l->count--;
       continue;
     }
@@ -151,11 +189,11 @@ int qk_vma_protect(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t
   /* Re-merge equal neighbours around and inside the range. */
   for (struct qk_vma *v = l->head; v && v->start <= end; v = v->next) {
     while (v->next && v->end == v->next->start && v->end >= start && v->next->start <= end &&
-           mergeable(v, v->next->prot, v->next->flags)) {
+           can_join(v, v->next)) {
       struct qk_vma *n = v->next;
       v->end = n->end;
       v->next = n->next;
-      qk_kfree(n);
+      vma_free(n);
       l->count--;
     }
   }
@@ -187,7 +225,7 @@ void qk_vma_clear(struct qk_vma_list *l)
   while (l->head) {
     struct qk_vma *v = l->head;
     l->head = v->next;
-    qk_kfree(v);
+    vma_free(v);
   }
   l->count = 0;
 }

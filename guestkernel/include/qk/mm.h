@@ -68,20 +68,40 @@ uint64_t qk_page_total_count(void);
 void *qk_kmalloc(size_t size);
 void *qk_kzalloc(size_t size);
 void qk_kfree(void *p);
+/* Gives kmalloc's cached free multi-page blocks back to the page
+ * allocator (page.c calls it when short of pages or of a run). Returns the
+ * number of pages. */
+size_t qk_kmalloc_release(void);
 
 /* ---- virtual memory areas (mm/vma.c: pure bookkeeping, no page tables) ---- */
 
 #define QK_VMF_ANON 0x1u    /* anonymous memory */
 #define QK_VMF_FILE 0x2u    /* private copy of a file's contents */
-#define QK_VMF_SHARED 0x4u  /* MAP_SHARED (single address space for now) */
+#define QK_VMF_SHARED 0x4u  /* MAP_SHARED */
 #define QK_VMF_GROWSDOWN 0x8u /* the stack: faults just below extend it */
 #define QK_VMF_HEAP 0x10u   /* the brk area */
+
+/* An object whose pages MAP_SHARED areas map (a tmpfs file; a shared
+ * anonymous mapping is an unnamed one, as on Linux). Every area holds a
+ * reference (get/put); its pages are found again on each fault, so a
+ * mapping follows the object's size (ftruncate) and every address space
+ * mapping it sees the same frames. page(obj, pgoff, alloc) gives the frame
+ * of page pgoff, QK_MM_PAGE_EOF past the end, QK_MM_PAGE_HOLE for a hole
+ * when !alloc (with alloc a hole gets a zeroed frame), 0 out of memory. */
+struct qk_vmobj_ops {
+  uint64_t (*page)(void *obj, uint64_t pgoff, bool alloc);
+  void (*get)(void *obj);
+  void (*put)(void *obj);
+};
 
 struct qk_vma {
   uint64_t start, end; /* page aligned, end exclusive */
   uint32_t prot;       /* L_PROT_* bits (READ/WRITE/EXEC) */
   uint32_t flags;      /* QK_VMF_* */
   struct qk_vma *next; /* sorted by start, non-overlapping */
+  const struct qk_vmobj_ops *ops; /* MAP_SHARED object areas, else NULL */
+  void *obj;                      /* referenced while the area lives */
+  uint64_t pgoff;                 /* object page at start */
 };
 
 struct qk_vma_list {
@@ -99,6 +119,11 @@ bool qk_vma_overlaps(struct qk_vma_list *l, uint64_t start, uint64_t end);
  * neighbours. 0 or -QK_ENOMEM. */
 int qk_vma_insert(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot,
                   uint32_t flags);
+/* The same for an area mapping obj from page pgoff (takes a reference;
+ * never merged with a neighbour). Splits share the object (one reference
+ * each), removal drops the reference. */
+int qk_vma_insert_obj(struct qk_vma_list *l, uint64_t start, uint64_t end, uint32_t prot,
+                      uint32_t flags, const struct qk_vmobj_ops *ops, void *obj, uint64_t pgoff);
 /* Removes [start, end) from every area it touches, splitting them. Calls
  * cb(arg, s, e) for each removed piece before it goes. 0 or -QK_ENOMEM
  * (a split needed memory; nothing changed then). */
@@ -121,6 +146,7 @@ struct qk_mm {
   uint64_t stack_limit;    /* lowest address the stack may grow down to */
   uint32_t refs;
   struct qk_mm *dead_next; /* task/sched.c: dead, waiting until no vCPU runs on it */
+  struct qk_mm *all_prev, *all_next; /* every address space (qk_mm_obj_truncate) */
 };
 
 /* Builds the address space of the initial process from what the host's
@@ -133,6 +159,9 @@ struct qk_mm *qk_mm_from_boot(const struct qk_boot_info *bi);
 struct qk_mm *qk_mm_new(uint64_t kernel_cr3);
 struct qk_mm *qk_mm_dup(struct qk_mm *src, uint64_t kernel_cr3);
 void qk_mm_destroy(struct qk_mm *mm);
+/* mm/ internal: adds an address space to (or removes it from) the list
+ * qk_mm_obj_truncate walks. */
+void qk_mm_track(struct qk_mm *mm, bool add);
 
 /* mmap/munmap/mprotect/brk/madvise semantics with Linux's checks; return
  * an address or a negated errno. file_hfd >= 0 for private file mappings
@@ -145,22 +174,30 @@ int64_t qk_mm_brk(struct qk_mm *mm, uint64_t addr);
 int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
                     uint32_t flags, uint64_t new_addr);
 int64_t qk_mm_advise(struct qk_mm *mm, uint64_t addr, uint64_t len, int advice);
-/* A mapping of in-guest file pages (tmpfs, memfd): page(arg, pgoff,
- * alloc) gives the frame of the file's page pgoff, QK_MM_PAGE_HOLE for a
- * hole (alloc: a frame is made for it), QK_MM_PAGE_EOF past the end (that
- * page and the rest stay unmapped: SIGBUS), 0 when out of memory.
- * MAP_SHARED maps the file's own frames (QK_PTE_SW_SHARED: fork shares
- * them), MAP_PRIVATE copies. The area keeps no file: pages are mapped
- * now, a later ftruncate changes nothing mapped. */
+/* A mapping of an object's pages (tmpfs, memfd, shared anonymous memory;
+ * struct qk_vmobj_ops). MAP_SHARED keeps the object in the area and maps
+ * its own frames (QK_PTE_SW_SHARED: fork shares them, mprotect keeps them):
+ * up to 8 MiB at once, the rest by faults, pages past the object's end
+ * stay unmapped (SIGBUS) until it grows. MAP_PRIVATE copies the pages
+ * present now (the area keeps no object). MAP_ANONYMOUS in mflags names
+ * the area anonymous (/proc maps, 2 MiB alignment). */
 #define QK_MM_PAGE_HOLE 1ull
 #define QK_MM_PAGE_EOF 2ull
 int64_t qk_mm_map_pages(struct qk_mm *mm, uint64_t addr, uint64_t len, uint32_t prot,
-                        uint32_t mflags, uint64_t (*page)(void *arg, uint64_t pgoff, bool alloc),
-                        void *arg, uint64_t pgoff);
+                        uint32_t mflags, const struct qk_vmobj_ops *ops, void *obj,
+                        uint64_t pgoff);
+/* The object shrank to npages: every mapping of its pages from npages on,
+ * in every address space, is removed (a later access faults: SIGBUS past
+ * the end, the new page after a grow). Call before freeing the pages. */
+void qk_mm_obj_truncate(void *obj, uint64_t npages);
+/* fs/tmpfs.c: the object of a MAP_SHARED|MAP_ANONYMOUS mapping of size
+ * bytes (an unnamed tmpfs file), with one reference for the caller; NULL
+ * out of memory. */
+void *qk_tmpfs_anon_obj(uint64_t size, const struct qk_vmobj_ops **ops);
 /* A user page fault at addr: populates it if an area allows the access.
  * Returns 0 if the access can be retried, -QK_EFAULT otherwise. */
 int qk_mm_fault(struct qk_mm *mm, uint64_t addr, bool write, bool exec);
-/* True if addr lies in a private file mapping (a fault there that
+/* True if addr lies in a file or object mapping (a fault there that
  * qk_mm_fault refused is past the end of the file: SIGBUS). */
 bool qk_mm_file_hole(struct qk_mm *mm, uint64_t addr);
 
