@@ -24,6 +24,11 @@
  * after the hlt; a host may instead inject QK_VECTOR_QCALL, so the guest
  * must tolerate both and re-check cpl_tail after waking).
  *
+ * The host serves each ring's requests in order. A guest may post requests
+ * it does not wait for ahead of one it waits for (a close); a vCPU that
+ * waits in the VMM (QK_PORT_WAIT) returns once every queued request of its
+ * ring is served.
+ *
  * Addresses in requests are guest-physical (gpa). The host translates each
  * (gpa, len) with one checked translation; a request naming memory outside
  * the memslot fails with -QK_EFAULT and nothing else happens.
@@ -51,7 +56,9 @@ enum qk_op {
   QK_OP_LOG = 1,          /* a0 level (QK_LOG_*), a1 gpa, a2 len -> 0 */
   QK_OP_EXIT = 2,         /* a0 exit status: the sandbox stops the VM and exits with it */
   QK_OP_OPENAT = 3,       /* a0 dir hfd (QK_HFD_ROOT), a1 path gpa, a2 path len, a3 Linux open
-                             flags, a4 mode -> new hfd. Paths resolve inside the rootfs:
+                             flags, a4 mode, a5 0 or the gpa of a Linux x86-64 struct stat
+                             (144 bytes) that receives the new file's attributes -> new hfd.
+                             Paths resolve inside the rootfs:
                              openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) */
   QK_OP_CLOSE = 4,        /* a0 hfd -> 0 */
   QK_OP_PREADV = 5,       /* a0 hfd, a1 iov gpa (struct qk_iov[]), a2 iovcnt, a3 offset

@@ -10,6 +10,12 @@
  * /proc): only such handles may be named in a metadata write. */
 int qk_hostfs_hfd(struct qk_file *f);
 
+/* Every guest call that may change a host file's attributes (a write,
+ * truncate, fallocate, chmod/chown/utimes, a link count, a directory's
+ * entries, the root) calls this first: attributes the guest kept
+ * (fs/hostfs.c) then no longer answer a stat or fstat. */
+void qk_hostfs_changed(void);
+
 /* One of the in-kernel devices (fs/dev.c)? */
 bool qk_dev_path(const char *abs);
 

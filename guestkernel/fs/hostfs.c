@@ -13,6 +13,78 @@
 #define KIND_STDIO 1u
 #define STDIN_RETRY_NS 2000000ull /* as task/container.c's stdio */
 
+/* Attributes the host sent answer later questions in the guest for a
+ * short while (ATTR_FRESH_NS from the request that fetched them), and
+ * only while no guest call changed a host file (qk_hostfs_changed bumps
+ * hostfs_gen). So a stat or fstat sees every change the guest made, and a
+ * change made outside the pod (another container on a shared volume, the
+ * node) at most ATTR_FRESH_NS late, as if it had raced with the call.
+ * - An open brings the file's attributes (QK_OP_OPENAT a5): they answer
+ *   its first fstat (open, fstat, read: nginx, cp, most loaders); later
+ *   fstats ask the host.
+ * - The last PATH_ATTR_N stat answers and opens by path answer a stat of
+ *   the same path (nginx stats the file it then opens, per request). */
+#define ATTR_FRESH_NS 2000000ull
+struct host_attr {
+  struct l_stat st;
+  uint64_t until_ns; /* guest monotonic time the attributes expire */
+  uint32_t gen;      /* hostfs_gen before the request */
+};
+static uint32_t hostfs_gen;
+
+void qk_hostfs_changed(void) { __atomic_fetch_add(&hostfs_gen, 1, __ATOMIC_RELAXED); }
+
+static inline uint32_t gen_now(void) { return __atomic_load_n(&hostfs_gen, __ATOMIC_RELAXED); }
+
+static inline bool attr_fresh(const struct host_attr *a, uint64_t now)
+{
+  return a->gen == gen_now() && now < a->until_ns;
+}
+
+#define PATH_ATTR_N 8
+#define PATH_ATTR_LEN 112
+struct path_attr {
+  struct host_attr a;
+  uint64_t root;  /* the container root the path resolved beneath */
+  bool nofollow;
+  char path[PATH_ATTR_LEN];
+};
+/* The kernel core runs under one lock (qk/smp.h): no lock of its own. */
+static struct path_attr path_attrs[PATH_ATTR_N];
+static unsigned path_attr_next;
+
+static const struct l_stat *path_attr_find(const char *abs, size_t len, bool nofollow, uint64_t now)
+{
+  if (len >= PATH_ATTR_LEN)
+    return NULL;
+  uint64_t root = qk_root_hfd();
+  for (unsigned i = 0; i < PATH_ATTR_N; i++) {
+    struct path_attr *e = &path_attrs[i];
+    if (e->root == root && e->nofollow == nofollow && attr_fresh(&e->a, now) &&
+        !memcmp(e->path, abs, len + 1))
+      return &e->a.st;
+  }
+  return NULL;
+}
+
+static void path_attr_put(const char *abs, size_t len, bool nofollow, const struct host_attr *a)
+{
+  if (len >= PATH_ATTR_LEN)
+    return;
+  uint64_t root = qk_root_hfd();
+  struct path_attr *e = NULL;
+  for (unsigned i = 0; i < PATH_ATTR_N && !e; i++)
+    if (path_attrs[i].root == root && path_attrs[i].nofollow == nofollow &&
+        !memcmp(path_attrs[i].path, abs, len + 1))
+      e = &path_attrs[i];
+  if (!e)
+    e = &path_attrs[path_attr_next++ % PATH_ATTR_N];
+  e->a = *a;
+  e->root = root;
+  e->nofollow = nofollow;
+  memcpy(e->path, abs, len + 1);
+}
+
 /* Run mode's stdin is the sandbox's own fd 0, which the host reads with a
  * blocking call: a read with nothing to read held the vCPU, so no other
  * task ran and no signal came until input or EOF did ((sleep 1; kill -INT
@@ -36,6 +108,8 @@ static int64_t host_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, b
     if (w)
       return w;
   }
+  if (write && f->kind != KIND_STDIO)
+    qk_hostfs_changed();
   /* Common case first: one buffer inside one page (small reads and
    * writes), no scatter-list building. */
   if (u->cnt == 1) {
@@ -98,6 +172,17 @@ static int64_t host_lseek(struct qk_file *f, int64_t off, int whence)
 
 static int host_fstat(struct qk_file *f, uint64_t gpa)
 {
+  struct host_attr *a = f->priv ? __atomic_exchange_n((struct host_attr **)&f->priv, NULL,
+                                                      __ATOMIC_ACQ_REL)
+                                 : NULL; /* the first fstat only */
+  if (a) {
+    bool fresh = attr_fresh(a, qk_time_monotonic_ns());
+    if (fresh)
+      memcpy(qk_pa_to_va(gpa), &a->st, sizeof a->st);
+    qk_kfree(a);
+    if (fresh)
+      return 0;
+  }
   return (int)qk_qcall(QK_OP_FSTAT, (uint64_t)f->hfd, gpa, 0, 0, 0, 0);
 }
 
@@ -146,11 +231,20 @@ static int64_t host_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
 
 static int host_mmap_hfd(struct qk_file *f) { return f->hfd; }
 
+/* Closes a host handle without waiting: close(2) reports nothing from the
+ * host (a close on Linux frees the descriptor whatever it answers, and
+ * every write has completed by then), and the guest forwards no locks, so
+ * the request rides with the next one on this vCPU's ring (one exit fewer
+ * per close). The host serves a ring in order: the handle is gone before
+ * any later request of this vCPU. */
+static void hfd_close(int hfd) { qk_qcall_post(QK_OP_CLOSE, (uint64_t)hfd, 0, 0); }
+
 static void host_release(struct qk_file *f)
 {
+  qk_kfree(f->priv);
   /* The stdio and root handles belong to the sandbox, not to this file. */
   if (f->hfd > QK_HFD_ROOT && f->kind != KIND_STDIO)
-    qk_qcall(QK_OP_CLOSE, (uint64_t)f->hfd, 0, 0, 0, 0, 0);
+    hfd_close(f->hfd);
 }
 
 static const struct qk_file_ops host_ops = {
@@ -314,7 +408,23 @@ static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **
   const uint64_t host_flags = L_O_ACCMODE | L_O_CREAT | L_O_EXCL | L_O_NOCTTY | L_O_TRUNC |
                               L_O_APPEND | L_O_NONBLOCK | L_O_DSYNC | L_O_DIRECTORY |
                               L_O_NOFOLLOW | L_O_SYNC | L_O_PATH | L_O_NOATIME | L_O_TMPFILE;
-  int64_t hfd = qk_qcall(QK_OP_OPENAT, qk_root_hfd(), gpa, len, (uint64_t)flags & host_flags, mode, 0);
+  if (flags & (L_O_CREAT | L_O_TRUNC))
+    qk_hostfs_changed(); /* a truncate, or a directory that grows */
+  /* The attributes come with the handle (st_mode 0: a host that sent none). */
+  struct host_attr *a = (flags & L_O_PATH) ? NULL : qk_kmalloc(sizeof(*a));
+  if (a) {
+    a->st.st_mode = 0;
+    a->gen = gen_now();
+    a->until_ns = qk_time_monotonic_ns() + ATTR_FRESH_NS;
+  }
+  int64_t hfd = qk_qcall(QK_OP_OPENAT, qk_root_hfd(), gpa, len, (uint64_t)flags & host_flags, mode,
+                         a ? qk_va_to_pa(&a->st) : 0);
+  if (a && (hfd < 0 || !a->st.st_mode)) {
+    qk_kfree(a);
+    a = NULL;
+  }
+  if (a && !(flags & L_O_NOFOLLOW))
+    path_attr_put(abs, len, false, a); /* what stat(abs) would answer */
   if (hfd == -QK_ENOENT && ro_create)
     return -QK_EROFS;
   if (hfd == -QK_ENOENT && !(flags & L_O_NOFOLLOW)) {
@@ -329,10 +439,12 @@ static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **
     return (int)hfd;
   struct qk_file *f = qk_file_new(&host_ops, (uint32_t)flags & ~(uint32_t)L_O_CLOEXEC, abs);
   if (!f) {
-    qk_qcall(QK_OP_CLOSE, (uint64_t)hfd, 0, 0, 0, 0, 0);
+    qk_kfree(a);
+    hfd_close((int)hfd);
     return -QK_ENOMEM;
   }
   f->hfd = (int)hfd;
+  f->priv = a;
   *out = f;
   return 0;
 }
@@ -360,8 +472,21 @@ static int vfs_stat(const char *abs, int nofollow, uint64_t stat_gpa)
   if (proc_route(abs))
     return qk_proc_stat(abs, nofollow, stat_gpa);
   uint64_t len, gpa = path_gpa(abs, &len);
-  r = (int)qk_qcall(QK_OP_FSTATAT, qk_root_hfd(), gpa, len, stat_gpa,
+  /* Attributes land in the kernel first: what the cache keeps must not be
+   * user memory that another thread may scribble on. */
+  struct host_attr a = { .gen = gen_now(), .until_ns = qk_time_monotonic_ns() };
+  const struct l_stat *known = path_attr_find(abs, len, nofollow, a.until_ns);
+  if (known) {
+    memcpy(qk_pa_to_va(stat_gpa), known, sizeof(*known));
+    return 0;
+  }
+  a.until_ns += ATTR_FRESH_NS;
+  r = (int)qk_qcall(QK_OP_FSTATAT, qk_root_hfd(), gpa, len, qk_va_to_pa(&a.st),
                     nofollow ? QK_AT_SYMLINK_NOFOLLOW : 0, 0);
+  if (r == 0) {
+    memcpy(qk_pa_to_va(stat_gpa), &a.st, sizeof(a.st));
+    path_attr_put(abs, len, nofollow, &a);
+  }
   if (r == -QK_ENOENT && !nofollow) {
     char *p = link_into_proc(abs);
     if (p) {

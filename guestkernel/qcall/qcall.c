@@ -1,4 +1,5 @@
-/* Guest side of QCall: one ring per vCPU, one request in flight per ring.
+/* Guest side of QCall: one ring per vCPU, one waited request in flight per
+ * ring (before it, up to QCALL_POSTED_MAX posted ones that nobody waits for).
  *
  * A request is posted with a release store of req_tail; the host worker is
  * kicked through QK_PORT_KICK (a VM exit) only when it said it sleeps. The
@@ -42,13 +43,42 @@ void qk_qcall_init(struct qk_boot_info *bi, unsigned cpu)
 
 static inline void kick(unsigned ring) { qk_arch_port_out32(QK_PORT_KICK, ring); }
 
+/* Requests posted without a wait (qk_qcall_post) whose completions the next
+ * waited request skips, per ring. The host serves a ring in order, so they
+ * complete before it; past QCALL_POSTED_MAX a post waits instead (the
+ * completion ring must never fill). */
+#define QCALL_POSTED_MAX 16u
+static uint32_t qcall_posted[QK_MAX_VCPUS];
+
+static int64_t qcall(uint32_t op, const uint64_t a[6], bool wait);
+
+/* Has the host written completion number `slot` (free-running)? */
+static inline bool completed(const struct qk_qcall_ring *ring, uint32_t slot)
+{
+  return (int32_t)(__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) - slot) > 0;
+}
+
 int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                  uint64_t a5)
+{
+  const uint64_t a[6] = { a0, a1, a2, a3, a4, a5 };
+  return qcall(op, a, true);
+}
+
+void qk_qcall_post(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+  const uint64_t a[6] = { a0, a1, a2, 0, 0, 0 };
+  qcall(op, a, false);
+}
+
+static int64_t qcall(uint32_t op, const uint64_t a[6], bool wait)
 {
   unsigned cpu = qk_arch_cpu_id();
   struct qk_qcall_ring *ring = cpu < QK_MAX_VCPUS ? qcall_rings[cpu] : 0;
   if (!ring)
     return -38; /* -ENOSYS: no ring for this vCPU */
+  if (!wait && qcall_posted[cpu] >= QCALL_POSTED_MAX)
+    wait = true;
 
   uint32_t tail = ring->req_tail;
   while (tail - __atomic_load_n(&ring->req_head, __ATOMIC_ACQUIRE) >= QK_QCALL_ENTRIES)
@@ -57,13 +87,15 @@ int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3
   req->tag = tail;
   req->op = op;
   req->flags = 0;
-  req->a[0] = a0;
-  req->a[1] = a1;
-  req->a[2] = a2;
-  req->a[3] = a3;
-  req->a[4] = a4;
-  req->a[5] = a5;
+  for (int i = 0; i < 6; i++)
+    req->a[i] = a[i];
   __atomic_store_n(&ring->req_tail, tail + 1, __ATOMIC_RELEASE);
+  if (!wait) {
+    /* Served with the next waited request (or by an awake worker): no
+     * kick, no exit now. */
+    qcall_posted[cpu]++;
+    return 0;
+  }
   /* The tail store must be visible before host_sleeping is read (the host
    * sets host_sleeping, fences, then re-reads req_tail). */
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -74,20 +106,22 @@ int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3
   if (hs && !at_once)
     kick(cpu);
 
-  uint32_t head = ring->cpl_head;
+  /* Ours is the completion after those of the posted requests. */
+  uint32_t head = ring->cpl_head + qcall_posted[cpu];
+  qcall_posted[cpu] = 0;
   for (;; at_once = false) {
     for (int i = 0; i < QCALL_POLLS && !at_once; i++)
-      if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != head)
+      if (completed(ring, head))
         goto done;
     if (qk_worker_mode && !at_once) {
       uint64_t t0 = qk_arch_rdtsc();
       while (qk_arch_rdtsc() - t0 < QCALL_WORKER_POLL_CYCLES)
-        if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != head)
+        if (completed(ring, head))
           goto done;
     }
     __atomic_store_n(&ring->guest_sleeping, port_wait ? 2 : 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) == head) {
+    if (!completed(ring, head)) {
       if (port_wait)
         qk_arch_port_out32(QK_PORT_WAIT, cpu); /* returns when the VMM saw a completion */
       else

@@ -417,8 +417,10 @@ int64_t sys_ftruncate(uint64_t fd, uint64_t len, uint64_t a2, uint64_t a3, uint6
   int64_t r = -QK_EINVAL;
   if (qk_tmpfs_file(f) && (f->flags & L_O_ACCMODE) != L_O_RDONLY)
     r = qk_tmpfs_setattr(QK_TMPFS_TRUNCATE, NULL, f, len, 0, 0, NULL);
-  else if (f->hfd > QK_HFD_ROOT && (f->flags & L_O_ACCMODE) != L_O_RDONLY)
+  else if (f->hfd > QK_HFD_ROOT && (f->flags & L_O_ACCMODE) != L_O_RDONLY) {
+    qk_hostfs_changed();
     r = qk_qcall(QK_OP_FTRUNCATE, (uint64_t)f->hfd, len, 0, 0, 0, 0);
+  }
   qk_fput(f);
   return r;
 }
@@ -751,8 +753,8 @@ static int64_t do_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
     else if ((r = qk_sec_fs_write(path)) < 0) /* read-only root */
       ;
     else
-      r = qk_qcall(QK_OP_MKDIRAT, qk_root_hfd(), qk_va_to_pa(path), n,
-                   mode & 07777 & ~(uint64_t)proc()->fs->umask, 0, 0);
+      r = (qk_hostfs_changed(), qk_qcall(QK_OP_MKDIRAT, qk_root_hfd(), qk_va_to_pa(path), n,
+                                         mode & 07777 & ~(uint64_t)proc()->fs->umask, 0, 0));
   }
   qk_kfree(path);
   return r;
@@ -797,8 +799,8 @@ static int64_t do_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
     else if ((r = qk_sec_fs_write(path)) < 0) /* read-only root */
       ;
     else
-      r = qk_qcall(QK_OP_UNLINKAT, qk_root_hfd(), qk_va_to_pa(path), n, flags ? QK_AT_REMOVEDIR : 0,
-                   0, 0);
+      r = (qk_hostfs_changed(), qk_qcall(QK_OP_UNLINKAT, qk_root_hfd(), qk_va_to_pa(path), n,
+                                         flags ? QK_AT_REMOVEDIR : 0, 0, 0));
   }
   qk_kfree(path);
   return r;

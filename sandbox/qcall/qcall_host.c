@@ -196,6 +196,15 @@ static int64_t neg(long r) { return r < 0 ? -errno : r; }
 
 /* ---- handlers ---- */
 
+static int64_t put_stat(struct sbx_qcall *q, uint64_t gpa, const struct stat *st)
+{
+  void *dst = sbx_gpa(q->cfg.mem, gpa, sizeof *st);
+  if (!dst)
+    return -EFAULT;
+  memcpy(dst, st, sizeof *st);
+  return 0;
+}
+
 static int64_t op_openat(struct sbx_qcall *q, const uint64_t *a)
 {
   const uint64_t allowed = O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_DSYNC |
@@ -233,6 +242,12 @@ static int64_t op_openat(struct sbx_qcall *q, const uint64_t *a)
   if (!(a[3] & (O_NONBLOCK | O_PATH)) && (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
     close(fd);
     return -errno;
+  }
+  /* a5: the file's stat with the handle (the guest's fstat after an open
+   * needs no second request); the fstat above is the one it gets. */
+  if (a[5] && put_stat(q, a[5], &st) < 0) {
+    close(fd);
+    return -EFAULT;
   }
   return hfd_install(q, fd);
 }
@@ -282,15 +297,6 @@ static int64_t do_rw(struct worker *w, bool write, const uint64_t *a)
   if (off == -1)
     return neg(write ? writev(fd, iov, (int)a[2]) : readv(fd, iov, (int)a[2]));
   return neg(write ? pwritev(fd, iov, (int)a[2], off) : preadv(fd, iov, (int)a[2], off));
-}
-
-static int64_t put_stat(struct sbx_qcall *q, uint64_t gpa, const struct stat *st)
-{
-  void *dst = sbx_gpa(q->cfg.mem, gpa, sizeof *st);
-  if (!dst)
-    return -EFAULT;
-  memcpy(dst, st, sizeof *st);
-  return 0;
 }
 
 static int64_t op_fstatat(struct sbx_qcall *q, const uint64_t *a)
@@ -744,23 +750,20 @@ void sbx_qcall_wait(struct sbx_qcall *q, unsigned idx, int stop_fd)
   struct qk_qcall_ring *ring = &q->rings[idx];
   struct worker *w = &q->workers[idx];
   for (int rounds = 0; rounds < 10; rounds++) {
-    if (__atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != __atomic_load_n(&ring->cpl_head, __ATOMIC_ACQUIRE))
-      return;
+    /* Requests the guest posted without waiting (qk_qcall_post: a close)
+     * sit before the one it waits for: serve every queued request, then
+     * return (one exit for them all). */
     if (q->inline_serve && q->stop_bound && ring->req_head != __atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE) &&
         claim(w)) {
-      bool done = serve_one(w, false);
+      unsigned n = 0;
+      while (n < QK_QCALL_ENTRIES && serve_one(w, false))
+        n++;
       unclaim(w);
-      if (ring->req_head != __atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE)) {
-        uint64_t one = 1; /* more queued (not this guest's protocol): the worker's */
-        if (write(w->kick_fd, &one, sizeof one) < 0) {
-          /* cannot overflow */
-        }
-      }
-      if (done) {
-        atomic_fetch_add(&q->served_inline, 1);
-        continue;
-      }
+      atomic_fetch_add(&q->served_inline, n);
     }
+    if (ring->req_head == __atomic_load_n(&ring->req_tail, __ATOMIC_ACQUIRE) &&
+        __atomic_load_n(&ring->cpl_tail, __ATOMIC_ACQUIRE) != __atomic_load_n(&ring->cpl_head, __ATOMIC_ACQUIRE))
+      return;
     struct pollfd p[3] = {{.fd = w->wake_fd, .events = POLLIN},
                           {.fd = w->wait_fd, .events = POLLIN},
                           {.fd = stop_fd, .events = POLLIN}};

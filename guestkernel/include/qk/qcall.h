@@ -15,6 +15,12 @@ void qk_qcall_init(struct qk_boot_info *bi, unsigned cpu);
 int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                  uint64_t a5);
 
+/* Posts one request and returns at once; its result is dropped. For a
+ * request whose answer nobody needs (the close of a host handle): the host
+ * serves it, in ring order, with the next waited request or sooner, so a
+ * later request on this ring sees its effect. No buffers (a0-a2 only). */
+void qk_qcall_post(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2);
+
 /* Kernel VA <-> guest physical through the direct map. */
 static inline uint64_t qk_va_to_pa(const void *va)
 {

@@ -89,7 +89,10 @@ BASE=$W/base-config.json
 bundle() { # NAME ARGS-JSON
   local b=$W/bundles/$1
   mkdir -p "$b"
+  # CAP_CHOWN: nginx (root) hands its temp paths to nobody at start; runc
+  # spec's default set lacks it (only a native run before chowned /tmp)
   jq --arg root "$R" --argjson args "$2" '.process.terminal = false | .process.args = $args
+    | .process.capabilities |= map_values(. + ["CAP_CHOWN"] | unique)
     | .root.path = $root | .root.readonly = false
     | .linux.namespaces |= map(select(.type != "network"))' "$BASE" >"$b/config.json"
   echo "$b"

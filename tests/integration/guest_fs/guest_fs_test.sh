@@ -49,6 +49,35 @@ for v in $vs; do
   rm -rf "$root/tmp/"* "$root/secret" "$root/r1moved" "$root/r1link" "$root/planted"
 done
 
+# t_hostattr: attributes that come with an open, closes that do not wait
+# (guestkernel/fs/hostfs.c). The host appends to /tmp/hattr while the guest
+# holds it open; more open/close rounds than the host has handles (4096)
+# in kernel-worker mode.
+cp "$fsprogs"/t_hostattr.* "$root/bin/"
+rounds=5000
+[ -n "$SBX_BASE" ] && rounds=300
+for v in $vs; do
+  rm -f "$root/tmp/hattr" "$root/tmp/hattr.done"
+  : >"$work/out" # the last run's "hattr-ready" must not start the writer
+  (for _ in $(seq 2400); do
+    if grep -q hattr-ready "$work/out" 2>/dev/null; then
+      printf 2345 >>"$root/tmp/hattr" && touch "$root/tmp/hattr.done"
+      break
+    fi
+    sleep 0.05
+  done) &
+  hw=$!
+  run 120 "/bin/t_hostattr.$v" $rounds
+  kill "$hw" 2>/dev/null
+  wait "$hw" 2>/dev/null
+  if [ "$rc" != 0 ] || ! echo "$out" | grep -qE "^t_hostattr: [0-9]+ checks, 0 failures$"; then
+    fail "t_hostattr.$v: exit $rc [$(echo "$out" | grep -v '^ok' | head -20)] (stderr: ${err:0:600})"
+  else
+    echo "ok: t_hostattr.$v ($rounds open/close rounds)"
+  fi
+  rm -f "$root/tmp/hattr" "$root/tmp/hattr.done"
+done
+
 # cost per call (printed for the log, not asserted; ring 0 measured by hand:
 # 200 /proc reads there take 8 s on this machine)
 if [ -z "$SBX_BASE" ]; then
