@@ -114,10 +114,14 @@ report() { # NAME TAG IDLE-TAG
     -v c="$(awk '{ print $1 + $2 }' "$W/$2.cpu")" -v c0="$(awk '{ print $1 + $2 }' "$W/$3.cpu")" \
     'BEGIN { printf "%-22s %7d %8.2f %8.1f %8.2f %8.0f %9.0f\n", name, n, (q - q0) / n, (e - e0) / n,
              (w - w0) / n, (i - i0) / n, (c - c0) * 1e6 / n }'
-  # QCalls per request by opcode (guestkernel/abi/qk_qcall.h), those over 0.02
+  # QCalls per request by opcode (number and name from
+  # guestkernel/abi/qk_qcall.h), those over 0.02
   join -a1 -e 0 -o 0,1.2,2.2 <(grep '^qcall_op_' "$W/$2.stats" | sort) <(grep '^qcall_op_' "$W/$3.stats" | sort) |
-    awk -v n="$n" '{ v = ($2 - $3) / n; if (v > 0.02) s = s sprintf(" %s:%.2f", substr($1, 10), v) }
-      END { print "  QCalls by opcode:" s }'
+    awk -v n="$n" 'FILENAME != "-" { name[$1] = $2; next }
+      { v = ($2 - $3) / n; op = substr($1, 10)
+        if (v > 0.02) s = s sprintf(" %s(%s):%.2f", (op in name) ? name[op] : "op", op, v) }
+      END { print "  QCalls by opcode:" s }' \
+      <(sed -n 's/^ *QK_OP_\([A-Z0-9_]*\) = \([0-9]*\),.*/\2 \1/p' "$src/guestkernel/abi/qk_qcall.h") -
 }
 
 ENVS=("$@")
