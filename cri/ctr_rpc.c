@@ -528,6 +528,14 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                                     .tty = c->tty,
                                     .stdin_open = c->stdin,
                                     .stdin_once = c->stdin && c->stdin_once,
+                                    /* CRI pid mode POD (0, also when unset, as
+                                     * containerd reads it): the pod's shared pid
+                                     * namespace; CONTAINER, TARGET: its own. */
+                                    .pid_ns = sc && sc->namespace_options &&
+                                                      sc->namespace_options->pid !=
+                                                          RUNTIME__V1__NAMESPACE_MODE__POD
+                                                  ? SBX_PIDNS_CONTAINER
+                                                  : SBX_PIDNS_POD,
                                     .memory_limit = mem_limit_of(c->linux),
                                     .pids_limit = p->cfg->sandbox.pids_limit};
   tm[3] = q_mono_ns();

@@ -419,6 +419,16 @@ int quark_cmd_run(struct quark_cli *cli, int argc, char **argv)
   ccfg.envs = envs;
   ccfg.n_envs = n_env;
   ccfg.working_dir = (char *)(workdir ? workdir : "");
+  /* docker run's pid namespace: the program is pid 1 of its own (CRI pid
+   * mode CONTAINER; unset reads as POD, the pod's shared namespace). */
+  Runtime__V1__NamespaceOption nsopt = RUNTIME__V1__NAMESPACE_OPTION__INIT;
+  nsopt.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+  Runtime__V1__LinuxContainerSecurityContext csec =
+      RUNTIME__V1__LINUX_CONTAINER_SECURITY_CONTEXT__INIT;
+  csec.namespace_options = &nsopt;
+  Runtime__V1__LinuxContainerConfig clinux = RUNTIME__V1__LINUX_CONTAINER_CONFIG__INIT;
+  clinux.security_context = &csec;
+  ccfg.linux = &clinux;
   /* A --log-dir is the user's and may hold earlier runs' logs: a file of
    * this run's own, else its output would follow theirs (the log is
    * appended to, as kubelet's per-pod directories expect). */

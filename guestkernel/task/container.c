@@ -1,11 +1,21 @@
 /* Containers of a pod in one guest: the task layer behind the pod control
- * channel (include/qk/ctl.h). Each container has its own pid namespace
- * (its init is pid 1 there; orphans go to it), its own root directory
- * handle (every path of its processes resolves beneath it) and stdio on
- * the handles the host named. Execs run in the container's namespace and
- * root with no parent: their end is reported to the host, not waited for.
+ * channel (include/qk/ctl.h). Each container has its own root directory
+ * handle (every path of its processes resolves beneath it), stdio on the
+ * handles the host named, and a pid namespace: its own (CRI pid mode
+ * CONTAINER: its init is pid 1 there; orphans go to it), or with
+ * QK_CTL_SPEC_PIDNS_POD the pod's shared one (CRI mode POD, Kubernetes
+ * shareProcessNamespace): the boot namespace, whose pid 1 is the pod VM's
+ * idle boot process, made to reap the orphans it gets (SIGCHLD ignored),
+ * as the pause container does; the containers' inits are ordinary
+ * processes there (ppid 0), and every container's processes see and
+ * signal each other's. A process's container is qk_process.ctr (set here,
+ * inherited by fork), not its namespace: memory charges, stats and the
+ * pids limit go by it. Execs run in the container's namespace and root
+ * with no parent: their end is reported to the host, not waited for.
  * When a container's init ends, every other process of the container is
- * killed (as when a pid namespace's init dies on Linux). */
+ * killed (as when a pid namespace's init dies on Linux, or as runc kills
+ * the rest of the container's cgroup in a shared namespace); the other
+ * containers' processes live on. */
 #include <qk/arch.h>
 #include <qk/cputime.h>
 #include <qk/ctl.h>
@@ -21,7 +31,9 @@
 
 struct container {
   bool used, started, exited;
-  struct qk_pidns ns;
+  struct qk_pidns ns;   /* its own namespace (unused in POD pid mode) */
+  struct qk_pidns *pns; /* the one its processes run in: &ns or &qk_boot_pidns */
+  uint32_t pids_max;    /* tasks it may have, 0: no limit (task/proc.c) */
   struct qk_process *init;
   int status;
   uint32_t flags;
@@ -130,13 +142,14 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
   char *strings = NULL;
   if (!p || !t)
     goto fail;
-  int pid = qk_alloc_pid(&c->ns);
+  int pid = qk_alloc_pid(c->pns);
   if (pid < 0) {
     r = pid;
     goto fail;
   }
   p->pid = p->pgid = p->sid = pid;
-  p->ns = &c->ns;
+  p->ns = c->pns;
+  p->ctr = (int)(c - containers) + 1;
   p->ctl_xid = xid;
   p->uid = p->euid = spec->uid;
   p->gid = p->egid = spec->gid;
@@ -208,7 +221,7 @@ static int spawn(struct container *c, const struct qk_ctl_process *spec, int xid
     o += qk_strlcpy(o, spec->envp[i], len) + 1;
   /* The new process's memory is its container's, whatever task the
    * control channel is served on. */
-  int prev_group = qk_mem_charge_to(c->ns.cid + 1);
+  int prev_group = qk_mem_charge_to(p->ctr);
   r = qk_exec_kernel(t, spec->argv[0], strings, len, spec->argc, spec->envc);
   qk_mem_charge_to(prev_group);
   qk_kfree(strings);
@@ -243,17 +256,26 @@ int qk_container_create(uint32_t cid, struct qk_ctl_process *spec)
   struct container *c = &containers[cid];
   if (c->used)
     return -QK_EEXIST;
+  /* The shared namespace's init is the pod VM's boot process. */
+  struct qk_process *pod_init = qk_boot_pidns.init;
+  bool shared = spec->flags & QK_CTL_SPEC_PIDNS_POD;
+  if (shared && (!pod_init || !qk_boot->ctl_gpa))
+    return -QK_EINVAL;
   memset(c, 0, sizeof(*c));
   c->ns.last_pid = 0;
-  c->ns.cid = (int)cid;
-  c->ns.pids_max = spec->pids_max; /* fork/clone past it: EAGAIN (task/proc.c) */
+  c->pns = shared ? &qk_boot_pidns : &c->ns;
+  c->pids_max = spec->pids_max; /* fork/clone past it: EAGAIN (task/proc.c) */
   struct qk_process *p;
   int r = spawn(c, spec, 0, &p);
   if (r)
     return r;
   c->used = true;
   c->init = p;
-  c->ns.init = p;
+  /* The shared init's children (orphans) are reaped as they end. */
+  if (shared)
+    pod_init->sigactions[17 - 1].handler = 1; /* SIGCHLD: SIG_IGN */
+  else
+    c->ns.init = p;
   qk_mem_set_limit((int)cid + 1, spec->mem_limit);
   qk_ctl_process_free(spec);
   return 0;
@@ -276,8 +298,7 @@ int qk_container_update(uint32_t cid, uint64_t mem_limit)
 void qk_mem_oom(int group)
 {
   struct qk_task *t = qk_current();
-  if (group < 1 || group > (int)QK_CTL_MAX_CONTAINERS || !t || !t->proc ||
-      t->proc->ns->cid != group - 1)
+  if (group < 1 || group > (int)QK_CTL_MAX_CONTAINERS || !t || !t->proc || t->proc->ctr != group)
     return; /* building a process for the container: the create fails with ENOMEM */
   struct container *c = &containers[group - 1];
   if (c->oom_victim == t->proc)
@@ -340,7 +361,7 @@ int qk_exec_spawn(uint32_t cid, uint32_t xid, struct qk_ctl_process *spec)
 static struct qk_process *find_exec(struct container *c, uint32_t xid)
 {
   for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
-    if (p->ns == &c->ns && p->ctl_xid == (int)xid && !p->zombie)
+    if (p->ctr == (int)(c - containers) + 1 && p->ctl_xid == (int)xid && !p->zombie)
       return p;
   return NULL;
 }
@@ -373,10 +394,10 @@ int qk_container_delete(uint32_t cid)
     /* Created, never started: its init never ran. */
     qk_process_exit(c->init, 9);
   }
-  /* Every process of the namespace is gone by now; drop the zombies. */
+  /* Every process of the container is gone by now; drop the zombies. */
   for (struct qk_process *p = qk_all_procs, *n; p; p = n) {
     n = p->next_all;
-    if (p->ns == &c->ns && p->zombie)
+    if (p->ctr == (int)cid + 1 && p->zombie)
       free_zombie(p);
   }
   qk_mem_set_limit((int)cid + 1, 0);
@@ -388,7 +409,7 @@ int qk_container_delete(uint32_t cid)
  * namespace: a container's init or an exec. */
 void qk_container_process_ended(struct qk_process *p)
 {
-  int cid = p->ns->cid;
+  int cid = p->ctr - 1;
   int st = p->wstatus;
   bool sig = (st & 0x7f) != 0;
   int32_t code = sig ? (st & 0x7f) : (st >> 8) & 0xff;
@@ -410,11 +431,17 @@ void qk_container_process_ended(struct qk_process *p)
   c->exited = true;
   c->status = code;
   c->flags = flags;
-  /* The namespace's init is gone: so is everything else in it. */
-  for (struct qk_process *q = qk_all_procs, *n; q; q = n) {
-    n = q->next_all;
-    if (q->ns == &c->ns && !q->zombie && q != p)
+  /* The container's init is gone: so is everything else of the container
+   * (of its namespace, or its part of the pod's shared one). Each exit
+   * may free zombies anywhere in the list (those reparented to the shared
+   * init, which reaps them): the scan starts over after each. */
+  for (struct qk_process *q = qk_all_procs; q;) {
+    if (q->ctr == cid + 1 && !q->zombie && !q->exiting && q != p) {
       qk_process_exit(q, 9);
+      q = qk_all_procs;
+    } else {
+      q = q->next_all;
+    }
   }
   if (c->started)
     qk_ctl_container_exited((uint32_t)cid, code, flags);
@@ -425,14 +452,11 @@ int qk_stats(uint32_t cid, struct qk_ctl_stats *out)
   uint64_t free_bytes = qk_page_free_count() * QK_PAGE_SIZE;
   uint64_t total = qk_boot ? qk_boot->mem_size : 0;
   memset(out, 0, sizeof(*out));
-  struct qk_pidns *ns = NULL;
-  if (cid != QK_CTL_POD) {
-    if (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used)
-      return -QK_ESRCH;
-    ns = &containers[cid].ns;
-  }
+  bool one = cid != QK_CTL_POD;
+  if (one && (cid >= QK_CTL_MAX_CONTAINERS || !containers[cid].used))
+    return -QK_ESRCH;
   for (struct qk_process *p = qk_all_procs; p; p = p->next_all) {
-    if (p->zombie || (ns && p->ns != ns))
+    if (p->zombie || (one && p->ctr != (int)cid + 1))
       continue;
     out->processes++;
     uint64_t u, s, cu, cs; /* task/cputime.c: its own time and that of children it waited for */
@@ -440,9 +464,14 @@ int qk_stats(uint32_t cid, struct qk_ctl_stats *out)
     qk_cputime_children(p, &cu, &cs);
     out->cpu_ns += u + s + cu + cs;
   }
-  if (ns) /* the frames charged to the container (mm/page.c) */
+  if (one) /* the frames charged to the container (mm/page.c) */
     out->memory_bytes = qk_mem_group_bytes((int)cid + 1);
-  if (!ns)
+  if (!one)
     out->memory_bytes = total > free_bytes ? total - free_bytes : 0;
   return 0;
+}
+
+uint32_t qk_container_pids_max(int ctr)
+{
+  return ctr > 0 && ctr <= (int)QK_CTL_MAX_CONTAINERS ? containers[ctr - 1].pids_max : 0;
 }

@@ -44,7 +44,7 @@ static inline struct qk_process *proc(void)
   return qk_current()->proc;
 }
 
-struct qk_pidns qk_boot_pidns = {.last_pid = 1, .cid = -1};
+struct qk_pidns qk_boot_pidns = {.last_pid = 1};
 
 static bool pid_used(struct qk_pidns *ns, int pid)
 {
@@ -87,14 +87,15 @@ void qk_mm_put(struct qk_mm *mm)
 }
 
 /* The pids limit, counted as the pids cgroup does: every task (threads
- * included) of the container's pid namespace, and a zombie until it is
+ * included) of the container (qk_process.ctr, whichever pid namespace it
+ * runs in), and a zombie until it is
  * reaped (a fork bomb under an init that never waits would otherwise pile
  * up zombies until the kernel's memory is gone). The VM has its own caps
  * whatever the containers' limits: one task or zombie per 128 KiB of
  * guest memory (as Linux's threads-max) and a reserve of 1/32 of the
  * memory that forks may not take (fork copies writable pages at once).
  * One pass over the task and process lists per fork. */
-static int pids_check(struct qk_pidns *ns)
+static int pids_check(int ctr)
 {
   uint64_t total = qk_page_total_count(), cap = total / 32;
   if (cap < 64)
@@ -106,15 +107,16 @@ static int pids_check(struct qk_pidns *ns)
     if (t->state == QK_TASK_DEAD)
       continue;
     all++;
-    in_ns += t->proc && t->proc->ns == ns;
+    in_ns += t->proc && t->proc->ctr == ctr;
   }
   for (struct qk_process *p = qk_all_procs; p; p = p->next_all) {
     if (!p->zombie)
       continue;
     all++;
-    in_ns += p->ns == ns;
+    in_ns += p->ctr == ctr;
   }
-  if (all >= cap || (ns->pids_max && in_ns >= ns->pids_max))
+  uint32_t max = qk_container_pids_max(ctr);
+  if (all >= cap || (max && in_ns >= max))
     return -QK_EAGAIN;
   return 0;
 }
@@ -129,7 +131,7 @@ static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t cti
     return -QK_EINVAL;
   if ((flags & CLONE_SIGHAND) && !(flags & CLONE_VM))
     return -QK_EINVAL;
-  int lim = pids_check(p->ns);
+  int lim = pids_check(p->ctr);
   if (lim)
     return lim;
   struct qk_task *t = qk_kzalloc(sizeof(*t));
@@ -148,6 +150,7 @@ static int64_t do_clone(uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t cti
       goto nomem;
     np->pid = tid;
     np->ns = p->ns;
+    np->ctr = p->ctr;
     np->pgid = p->pgid;
     np->sid = p->sid;
     np->uid = p->uid;
@@ -307,12 +310,19 @@ static void clear_tid(struct qk_task *t)
     qk_wake_n((const void *)pa, 1);
 }
 
+/* Children of p are reaped as they end (SIGCHLD ignored, SA_NOCLDWAIT). */
+static bool reaps_itself(const struct qk_process *p)
+{
+  const struct l_sigaction *sa = &p->sigactions[SIGCHLD - 1];
+  return sa->handler == 1 /* SIG_IGN */ || (sa->flags & 2 /* SA_NOCLDWAIT */);
+}
+
 void qk_process_exit(struct qk_process *p, int wstatus)
 {
   if (p->exiting)
     return;
   p->exiting = true;
-  if (!p->parent && p->ns == &qk_boot_pidns) {
+  if (!p->parent && !p->ctr) {
     /* The boot process: its end is the sandbox's. The host reports exit
      * code or 128 + n. */
     int code = (wstatus & 0x7f) ? 128 + (wstatus & 0x7f) : (wstatus >> 8) & 0xff;
@@ -345,7 +355,9 @@ void qk_process_exit(struct qk_process *p, int wstatus)
     c->ppid = init->pid;
     c->sibling = init->children;
     init->children = c;
-    if (c->zombie)
+    if (c->zombie && reaps_itself(init))
+      unlink_child(c); /* the pod's shared init ignores SIGCHLD */
+    else if (c->zombie)
       qk_wake(init);
   }
   p->children = NULL;
@@ -356,8 +368,7 @@ void qk_process_exit(struct qk_process *p, int wstatus)
     qk_container_process_ended(p);
     return;
   }
-  const struct l_sigaction *sa = &parent->sigactions[SIGCHLD - 1];
-  bool autoreap = sa->handler == 1 /* SIG_IGN */ || (sa->flags & 2 /* SA_NOCLDWAIT */);
+  bool autoreap = reaps_itself(parent);
   if (p->exit_signal) {
     struct qk_siginfo_lite si = {
         .code = (wstatus & 0x7f) ? 2 /* CLD_KILLED */ : 1 /* CLD_EXITED */,

@@ -376,6 +376,10 @@ int pod_ctr_create(struct pod *p, json_t *req, int *fds, int nfds, q_error **err
     goto fail;
   }
   c->stdin_once = json_is_true(json_object_get(req, "stdin_once"));
+  /* CRI pid mode POD (shareProcessNamespace): the pod VM's shared pid
+   * namespace. One VM per container has none to share: its own, as before. */
+  json_t *pidns = json_object_get(req, "pidns");
+  c->pidns_pod = json_is_string(pidns) && !strcmp(json_string_value(pidns), "pod");
   if (p->shared_vm) {
     pthread_mutex_lock(&p->lock);
     bool dup = pod_find_ctr(p, id) != NULL;

@@ -48,6 +48,7 @@ struct ctr {
   int stdin_sp[2];
   bool stdin_once; /* the first attach takes stdin_sp[0] itself: its close is EOF */
   bool tty; /* pod VM only: stdin_sp is the terminal's two-way stream (fs/tty.c) */
+  bool pidns_pod; /* pod VM only: in the pod's shared pid namespace ("pidns": "pod") */
   /* Under pod->lock: */
   enum pod_state state;
   int64_t started_at, finished_at;

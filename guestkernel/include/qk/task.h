@@ -34,14 +34,14 @@ struct qk_fs_ctx {
   uint32_t root_hfd; /* the container's root directory handle (QK_HFD_ROOT: boot) */
 };
 
-/* A pid namespace: one per container (the boot process has its own).
+/* A pid namespace: one per container, or the boot one (the boot process's,
+ * which a pod's containers in POD pid mode share: task/container.c).
  * Pids, tids, process groups and sessions are numbers inside a namespace;
- * lookups by number never cross namespaces. */
+ * lookups by number never cross namespaces. A container is not its
+ * namespace: qk_process.ctr says which container a process belongs to. */
 struct qk_pidns {
   int last_pid;
   struct qk_process *init; /* the namespace's pid 1: orphans go to it */
-  int cid;                 /* container slot, -1 for the boot namespace */
-  uint32_t pids_max;       /* tasks allowed in it (threads included), 0: no limit (task/proc.c) */
 };
 
 /* Internal results of syscall handlers, never seen by user code. */
@@ -75,6 +75,10 @@ struct qk_process {
   struct qk_process *parent, *children, *sibling;
   struct qk_process *next_all; /* every process, for pid and group lookups */
   struct qk_pidns *ns;
+  /* The container: its slot + 1, set by the control channel, inherited by
+   * fork; 0: none (the boot process). Memory charges, stats, the pids
+   * limit and the kill at the end of its init go by it, not by ns. */
+  int ctr;
   int ctl_xid;                 /* > 0: an exec of the pod control channel */
   bool zombie;
   bool exiting;
@@ -193,6 +197,8 @@ void qk_thread_exit(struct qk_task *t, int wstatus);
 void qk_process_exit(struct qk_process *p, int wstatus);
 int qk_alloc_pid(struct qk_pidns *ns);
 extern struct qk_pidns qk_boot_pidns;
+/* Tasks container ctr (slot + 1) may have, 0: no limit (task/container.c). */
+uint32_t qk_container_pids_max(int ctr);
 /* Exec of a program into task t (not running) from kernel strings
  * (argv then envp, packed NUL-terminated): task/exec.c, for containers. */
 int qk_exec_kernel(struct qk_task *t, const char *path, const char *strings, uint32_t len,

@@ -147,15 +147,17 @@ async function main() {
   // User by name, SIGTERM handled, termination log.
   const user = await run(pod, ctr('user', ['/bin/sh', '-c',
     "trap 'echo got TERM; exit 0' TERM; echo uid=$(id -u) gid=$(id -g); echo bye-msg > /dev/termination-log; while true; do sleep 1; done"],
-  { linux: { security_context: { run_as_username: 'nobody' } } }));
-  const stubborn = await run(pod, ctr('stubborn', ['/bin/sh', '-c', "trap '' TERM; echo ready; while true; do sleep 1; done"]));
+  { linux: { security_context: { run_as_username: 'nobody', namespace_options: { pid: 'CONTAINER' } } } }));
+  const stubborn = await run(pod, ctr('stubborn', ['/bin/sh', '-c', "trap '' TERM; echo ready; while true; do sleep 1; done"],
+                                      { linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } } }));
   const term = await run(pod, ctr('term', ['/bin/sh', '-c', 'echo last words > /dev/termination-log; echo done in $(pwd); exit 2'],
                                   { working_dir: '/etc' }));
   const ticker = await run(pod, ctr('ticker', ['/bin/sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']));
   check(await waitLog('user', /uid=65534 gid=65534/, 15000), `run_as_username nobody: uid and gid 65534 from the image's /etc/passwd (log: ${JSON.stringify(logText('user').slice(-120))})`);
   let r = await call(rt, 'ExecSync', { container_id: user, cmd: ['/bin/id', '-u'], timeout: 20 }, 30000);
   check(!r.err && r.res.stdout.toString().trim() === '65534', `ExecSync runs as the container's user (${r.err ? r.err.details : r.res.stdout.toString().trim()})`);
-  // Separate roots and pid namespaces for containers of one pod.
+  // Separate roots, and separate pid namespaces for containers in pid mode
+  // CONTAINER (the shared one of mode POD: tests/e2e/pidns).
   r = await call(rt, 'ExecSync', { container_id: stubborn, cmd: ['/bin/sh', '-c', 'touch /only-in-stubborn && cat /proc/1/cmdline'], timeout: 20 }, 30000);
   check(!r.err && r.res.exit_code === 0 && /trap '' TERM/.test(r.res.stdout.toString()), `pid 1 of stubborn is its own init (${r.err ? r.err.details : JSON.stringify(r.res.stdout.toString().slice(0, 60))})`);
   r = await call(rt, 'ExecSync', { container_id: user, cmd: ['/bin/sh', '-c', 'test -e /only-in-stubborn; echo $?; cat /proc/1/cmdline'], timeout: 20 }, 30000);
