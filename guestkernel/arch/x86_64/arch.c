@@ -41,7 +41,7 @@ struct qk_cpu {
   uint64_t kstack_top;   /* CPU_KSTACK_TOP: TSS.RSP0, where user traps land */
   uint64_t user_rsp;     /* CPU_USER_RSP: scratch of the LSTAR entry */
   uint64_t w_app_cr3;    /* CPU_W_APP_CR3: worker mode, the app's CR3 (kept current) */
-  uint64_t w_app_rsp;    /* CPU_W_APP_RSP: worker mode, the app's RSP at the syscall */
+  uint64_t w_app_rsp;    /* CPU_W_APP_RSP: worker mode, the app's RSP at an interrupt */
   uint64_t cpu_id;
   void *priv;
   struct qk_boot_info *bi;
@@ -81,6 +81,11 @@ _Static_assert(ASM_SEL_UCODE == QK_SEL_UCODE && ASM_SEL_UDATA == QK_SEL_UDATA, "
 _Static_assert(sizeof(struct qk_cpu) <= 256, "the per-vCPU block stays far below the IST stack's top");
 
 extern char qk_arch_syscall_entry[], qk_arch_syscall_ustub[], qk_arch_ustub_after[];
+extern char qk_arch_bp_entry[];
+/* LSTAR on PVM-style hosts: the user syscall page's entry for the kernel
+ * in ring 0, and the one for the kernel worker (entry.S). */
+extern const uint64_t qk_arch_user_lstar[2];
+
 extern char qk_worker_call_after[], qk_worker_irq[];
 
 /* Kernel worker mode (entry.S, ARCHITECTURE.md): read by the #BP entry. */
@@ -195,6 +200,57 @@ uint64_t qk_arch_rdtsc(void)
 
 __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned cpu);
 
+/* The host points every IDT gate at the vector's 16-byte entry; the #BP one
+ * only jumps to qk_arch_bp_safe, and #BP is the syscall path on PVM-style hosts
+ * (two per syscall, each instruction emulated there): the gate gets the
+ * entry's address instead. In worker mode that is qk_arch_bp_entry (app ->
+ * worker first), and the host maps the IDT's address to a copy of it in the
+ * worker view, where every #BP comes from the worker: that copy's gate
+ * goes to qk_arch_bp_worker_entry (worker -> app first). With a host that
+ * has one IDT page for both views the gate read back there is already
+ * patched, and stays so. Done by vCPU 0 before any user code runs; the IDT
+ * is shared by every vCPU. */
+extern char qk_arch_bp_worker_entry[], qk_arch_bp_safe[];
+
+static volatile uint8_t *idt_bp_gate(void)
+{
+  struct __attribute__((packed)) {
+    uint16_t limit;
+    uint64_t base;
+  } idtr;
+  __asm__ volatile("sidt %0" : "=m"(idtr));
+  return idtr.limit < 4 * 16 - 1 ? NULL : (volatile uint8_t *)idtr.base + VEC_BP * 16;
+}
+
+static uint64_t gate_offset(volatile uint8_t *g)
+{
+  return *(volatile uint16_t *)(g + 0) | (uint64_t)*(volatile uint16_t *)(g + 6) << 16 |
+         (uint64_t)*(volatile uint32_t *)(g + 8) << 32;
+}
+
+static void gate_set_offset(volatile uint8_t *g, uint64_t off)
+{
+  *(volatile uint16_t *)(g + 0) = (uint16_t)off;
+  *(volatile uint16_t *)(g + 6) = (uint16_t)(off >> 16);
+  *(volatile uint32_t *)(g + 8) = (uint32_t)(off >> 32);
+}
+
+static void idt_gate_bp_direct(struct qk_cpu *c)
+{
+  volatile uint8_t *g = idt_bp_gate();
+  if (!g)
+    return;
+  if (!qk_worker_mode) {
+    gate_set_offset(g, (uint64_t)qk_arch_bp_safe);
+    return;
+  }
+  gate_set_offset(g, (uint64_t)qk_arch_bp_entry);
+  __asm__ volatile("mov %0, %%cr3" ::"r"(qk_worker_cr3) : "memory");
+  if (gate_offset(g) != (uint64_t)qk_arch_bp_entry)
+    gate_set_offset(g, (uint64_t)qk_arch_bp_worker_entry);
+  __asm__ volatile("mov %0, %%cr3" ::"r"(c->w_app_cr3) : "memory");
+}
+
 __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned cpu)
 {
   if (cpu == 0)
@@ -219,6 +275,8 @@ __attribute__((noreturn)) void qk_arch_start(struct qk_boot_info *bi, unsigned c
     qk_worker_kick = (volatile uint32_t *)bi->worker_kick_va;
     qk_worker_mode = 1;
   }
+  if (cpu == 0)
+    idt_gate_bp_direct(c);
   /* The in-kernel x2APIC (the host enabled x2APIC mode in APIC_BASE): the
    * software enable with the spurious vector, and the timer's LVT entry,
    * masked by nothing but unarmed until qk_arch_timer_arm. */
@@ -576,17 +634,22 @@ static void worker_service(struct qk_cpu *c, struct qk_regs *r)
   }
 }
 
+/* CPL3, worker view: the syscall frame qk_worker_syscall built. A fast
+ * return (RCX/R11 still RIP/RFLAGS) leaves the app's RIP and RSP below
+ * ring 0's frame (the int3 that leaves pushes its own at K - 40) and the
+ * app's CR3 in RCX, so that ring 0 only loads CR3 and sysrets (entry.S). */
 int qk_worker_syscall_c(struct qk_regs *r)
 {
   struct qk_cpu *c = this_cpu();
-  r->rsp = c->w_app_rsp;
   c->app_cr3 = c->w_app_cr3;
   c->in_worker = 1;
   qk_arch_syscall(r);
   if (r->rcx != r->rip || r->r11 != r->rflags)
     return 0; /* full return through ring 0 */
+  *(volatile uint64_t *)(c->kstack_top - ASM_W_RET_RIP) = r->rip;
+  *(volatile uint64_t *)(c->kstack_top - ASM_W_RET_RSP) = r->rsp;
   c->w_app_cr3 = c->app_cr3;
-  c->w_app_rsp = r->rsp;
+  r->rcx = c->app_cr3;
   c->in_worker = 0; /* no trap can come before the int3 that leaves */
   return 1;
 }
@@ -718,7 +781,7 @@ void qk_arch_trap(struct qk_regs *r)
              r->rip == (uint64_t)qk_arch_syscall_entry) {
     /* A user `syscall` that stayed in CPL3: this host needs the stub. */
     if (!c->stub_mode) {
-      wrmsr(MSR_LSTAR, (uint64_t)qk_arch_syscall_ustub);
+      wrmsr(MSR_LSTAR, qk_arch_user_lstar[qk_worker_mode != 0]);
       c->stub_mode = 1;
     }
     r->rip = r->rcx;

@@ -40,6 +40,10 @@
  * vCPU's kernel stack region (the gap is ring 0's stack while the worker
  * runs). */
 #define ASM_WORKER_GAP 8192
+/* The worker's fast syscall return: the app's RIP and RSP, this many bytes
+ * below the top of the stack region (under the int3's 40-byte frame). */
+#define ASM_W_RET_RIP 48
+#define ASM_W_RET_RSP 56
 #define ASM_WORKER_RFLAGS 0x3002 /* IOPL 3 (port I/O, cli/sti), IF 0 */
 
 /* Pseudo-vector stored in qk_regs.vector for an entry through LSTAR. */

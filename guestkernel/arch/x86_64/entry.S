@@ -3,7 +3,7 @@
  *
  * Every instruction here runs in ring 0, which on a PVM-style host is
  * emulated at ~1 us each, so these paths are kept short: push the registers,
- * call C, pop, iretq. No swapgs on the trap paths (it is not emulated
+ * call C, pop, iretq; the kernel worker's syscall legs only switch CR3. No swapgs on the trap paths (it is not emulated
  * natively here and costs a slow fallback each time): the per-vCPU block
  * sits at the base of the aligned kernel stack region (see arch.c). Only the
  * LSTAR entry, which runs natively in ring 0 on hardware KVM, uses swapgs to
@@ -39,7 +39,7 @@ qk_arch_vector_stubs:
         .rept 256
         .p2align 4
         .if vec == 3
-        jmp qk_arch_bp_entry            /* #BP: maybe the user stub's syscall */
+        jmp qk_arch_bp_safe             /* #BP (qk_arch_start points the gate past this) */
         .else
         .if (vec == 8) || (vec >= 10 && vec <= 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
         .else
@@ -51,15 +51,67 @@ qk_arch_vector_stubs:
         .set vec, vec + 1
         .endr
 
-/* #BP. From the user stub (frame RIP == qk_arch_ustub_after, only reachable
- * from CPL3) it is a syscall: RCX = user RIP, R11 = user RFLAGS, RAX = nr.
- * This is the hot path on PVM-style hosts; it skips the C dispatcher. */
+/* #BP. Three entries: qk_arch_bp_safe takes any #BP in any mode (the
+ * vector stub jumps there); in the kernel-worker mode qk_arch_start points
+ * the kernel view's gate at qk_arch_bp_entry and the worker view's (the
+ * host gives that view its own IDT page) at qk_arch_bp_worker_entry, which
+ * test for one leg of a syscall each first: every ring-0 instruction costs
+ * ~1 us on PVM-style hosts (ARCHITECTURE.md, "kernel worker"), 14 per
+ * syscall are left, against 30 before.
+ *
+ * Worker -> app: qk_worker_syscall's int3 (kernel text, not executable by
+ * the app; every #BP in the worker view comes from the worker). The worker
+ * left the app's CR3 in RCX, its RIP and RSP just below ring 0's frame
+ * (ASM_W_RET_*), and its RFLAGS in R11. sysretq, not iretq: 0.6 us cheaper
+ * per syscall here (vCPU time 25.1 against 25.7 us). RIP is canonical (the
+ * worker sanitized it), so sysretq cannot fault in ring 0. */
+        .globl qk_arch_bp_worker_entry
+qk_arch_bp_worker_entry:
+        cmpq $qk_worker_ret_after, (%rsp)
+        jne qk_arch_bp_other            /* the worker's other int3s */
+qk_worker_leave:
+        mov %rcx, %cr3
+        mov (40 - ASM_W_RET_RIP)(%rsp), %rcx
+        mov (40 - ASM_W_RET_RSP)(%rsp), %rsp
+        sysretq
+
+/* App -> worker (worker mode only): the worker stub's int3 (frame RIP ==
+ * qk_arch_uentry_w_after, only reachable from CPL3 in the app's view).
+ * RSP = K - 40 (K = the top of the stack region). Ring 0 only parks the
+ * app's RAX below the frame, loads the worker CR3, hands the frame's
+ * address to the worker in RAX and fixes RFLAGS (never the app's: it may
+ * reach the int3 without syscall's SFMASK, with TF or AC set); the iretq
+ * returns to qk_arch_uentry_w_after, now in the worker view, with the app's
+ * RSP, which the worker reads from the frame before it takes its own
+ * stack. */
+        .globl qk_arch_bp_entry
 qk_arch_bp_entry:
+        cmpq $qk_arch_uentry_w_after, (%rsp)
+        jne qk_arch_bp_safe
+qk_worker_enter:
+        mov %rax, -8(%rsp)
+        mov qk_worker_cr3(%rip), %rax
+        mov %rax, %cr3
+        mov %rsp, %rax
+        movq $ASM_WORKER_RFLAGS, 16(%rsp)
+        iretq
+
+/* Either stub's int3 is a syscall, whichever LSTAR names (an app may jump
+ * to the other one): in the worker if there is one, else in ring 0. */
+        .globl qk_arch_bp_safe
+qk_arch_bp_safe:
         cmpq $qk_arch_ustub_after, (%rsp)
-        jne 3f
-        cmpb $0, qk_worker_mode(%rip)
-        jne qk_worker_enter
-        pushq $0                        /* error code */
+        je 1f
+        cmpq $qk_arch_uentry_w_after, (%rsp)
+        je 1f
+        cmpq $qk_worker_ret_after, (%rsp)       /* a host with one IDT page for both views */
+        je qk_worker_leave
+        jmp qk_arch_bp_other
+1:      cmpb $0, qk_worker_mode(%rip)
+        je 2f
+        movq $qk_arch_uentry_w_after, (%rsp)
+        jmp qk_worker_enter
+2:      pushq $0                        /* error code */
         pushq $ASM_VEC_SYSCALL          /* vector */
         push %rax                       /* orig_rax */
         PUSH_REGS
@@ -71,43 +123,12 @@ qk_arch_bp_entry:
         call qk_arch_syscall
         add $8, %rsp
         jmp qk_arch_syscall_exit
-3:      cmpq $qk_worker_ret_after, (%rsp)
-        je qk_worker_leave
+qk_arch_bp_other:
         cmpq $qk_worker_iret_after, (%rsp)
         je qk_worker_iret_leave
         pushq $0
         pushq $3
         jmp qk_arch_trap_common
-
-/* ---- kernel worker mode (ARCHITECTURE.md): the syscall runs at CPL3 in
- * the worker's address-space view; ring 0 only switches CR3 and rewrites
- * the trap frame. RSP = K - 40 on entry (K = top of the stack region). The
- * app's registers stay live; RCX/R11 hold its RIP/RFLAGS (syscall). */
-qk_worker_enter:
-        push %rax                       /* RSP = K - 48 */
-        mov 32(%rsp), %rax              /* the app's RSP from the frame */
-        mov %rax, (CPU_W_APP_RSP - ASM_KSTACK_SIZE + 48)(%rsp)
-        mov qk_worker_cr3(%rip), %rax
-        mov %rax, %cr3
-        lea (-ASM_WORKER_GAP + 48)(%rsp), %rax
-        mov %rax, 32(%rsp)              /* worker RSP */
-        pop %rax
-        movq $qk_worker_syscall, (%rsp)
-        movq $ASM_WORKER_RFLAGS, 16(%rsp)
-        iretq
-
-/* The worker is done: RAX = result, RCX/R11 = the app's RIP/RFLAGS (already
- * sanitized); the per-vCPU block names the CR3 and RSP to return to. */
-qk_worker_leave:
-        push %rax
-        mov (CPU_W_APP_CR3 - ASM_KSTACK_SIZE + 48)(%rsp), %rax
-        mov %rax, %cr3
-        mov (CPU_W_APP_RSP - ASM_KSTACK_SIZE + 48)(%rsp), %rax
-        mov %rax, 32(%rsp)
-        pop %rax
-        mov %rcx, (%rsp)
-        mov %r11, 16(%rsp)
-        iretq
 
 /* The worker is done with an interrupt (qk_worker_iret): every register
  * is the app's again; RIP, RSP, RFLAGS and CR3 come from the block. */
@@ -155,16 +176,20 @@ qk_worker_iret:
 qk_worker_iret_after:
         ud2
 
-/* CPL3, worker view. Native from here on. */
+/* CPL3, worker view, native from here on: entered from the worker stub
+ * (qk_arch_uentry_w_after) with RSP = K - ASM_WORKER_GAP and RAX = K - 40,
+ * ring 0's trap frame, whose RSP slot holds the app's RSP; the app's RAX is
+ * just below it. Every other register is still the app's. */
         .globl qk_worker_syscall
 qk_worker_syscall:
         pushq $ASM_SEL_UDATA            /* ss */
-        pushq $0                        /* rsp: filled from the per-vCPU block in C */
+        pushq 24(%rax)                  /* rsp */
         push %r11                       /* rflags */
         pushq $ASM_SEL_UCODE            /* cs */
         push %rcx                       /* rip */
         pushq $0
         pushq $ASM_VEC_SYSCALL
+        mov -8(%rax), %rax
         push %rax                       /* orig_rax */
         PUSH_REGS
         cld
@@ -174,8 +199,8 @@ qk_worker_syscall:
         add $8, %rsp
         test %eax, %eax
         jz 1f
-        POP_REGS
-        int3                            /* fast return through qk_worker_leave */
+        POP_REGS                        /* RCX = the app's CR3 (qk_worker_syscall_c) */
+        int3                            /* fast return: qk_arch_bp_worker_entry */
         .globl qk_worker_ret_after
 qk_worker_ret_after:
         ud2
@@ -277,6 +302,21 @@ qk_arch_syscall_ustub:
         .globl qk_arch_ustub_after
 qk_arch_ustub_after:
         ud2
+/* The worker mode's stub (LSTAR there). Its int3's return address is also
+ * where the worker starts, in the worker view (qk_arch_bp_entry): RAX =
+ * ring 0's frame at K - 40, the worker stack ends ASM_WORKER_GAP below K.
+ * Run by the app in its own view this only faults (kernel text is
+ * supervisor-only there). */
+        .globl qk_arch_syscall_uentry_w
+qk_arch_syscall_uentry_w:
+        verr qk_arch_ustub_ksel(%rip)
+        jnz 1f
+        jmp *qk_arch_ustub_hwentry(%rip)
+1:      int3
+        .globl qk_arch_uentry_w_after
+qk_arch_uentry_w_after:
+        lea (40 - ASM_WORKER_GAP)(%rax), %rsp
+        jmp qk_worker_syscall
         .p2align 3
 qk_arch_ustub_ksel:
         .word ASM_SEL_KDATA
@@ -284,3 +324,12 @@ qk_arch_ustub_ksel:
 qk_arch_ustub_hwentry:
         .quad qk_arch_syscall_entry
         .p2align 12
+
+/* LSTAR values for PVM-style hosts (arch.c): [0] the kernel in ring 0,
+ * [1] the kernel worker. */
+        .section .rodata
+        .p2align 3
+        .globl qk_arch_user_lstar
+qk_arch_user_lstar:
+        .quad qk_arch_syscall_ustub
+        .quad qk_arch_syscall_uentry_w

@@ -248,6 +248,23 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
     unsigned ist = (v == 2 || v == 8 || v == 18) ? 1 : 0;
     idt_gate(idt, v, hdr.vector_stubs + (uint64_t)v * hdr.vector_stub_stride, v == 3 ? 3 : 0, ist);
   }
+  /* IDTR = SBX_IDT_VA: the IDT page in the kernel's view; in the worker
+   * view a copy, whose #BP gate the guest points at the worker's return
+   * path (a compare and a branch less per syscall, both emulated here). */
+  r = sbx_pt_map(&kpt, SBX_IDT_VA, SBX_GPA_IDT, PAGE, SBX_PTE_W | SBX_PTE_NX, false);
+  if (r < 0)
+    return q_error_make(err, -r, "IDT mapping");
+  if (worker_cr3) {
+    struct sbx_pt wpt = {.mem = mem, .fa = &fa, .root = worker_cr3};
+    uint64_t widt = sbx_falloc_pages(&fa, 1);
+    uint8_t *w = widt ? sbx_gpa(mem, widt, PAGE) : NULL;
+    if (!w)
+      return q_error_make(err, ENOMEM, "worker IDT");
+    memcpy(w, idt, PAGE);
+    r = sbx_pt_map(&wpt, SBX_IDT_VA, widt, PAGE, SBX_PTE_W | SBX_PTE_NX, false);
+    if (r < 0)
+      return q_error_make(err, -r, "worker IDT mapping");
+  }
 
   memset(bi, 0, sizeof *bi);
   for (unsigned i = 0; i < nvcpus; i++) {
@@ -344,7 +361,7 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
         .cr4_extra = cr4,
         .gdt_base = QK_DIRECT_MAP + SBX_GPA_PERCPU(i),
         .gdt_limit = 7 * 8 - 1,
-        .idt_base = QK_DIRECT_MAP + SBX_GPA_IDT,
+        .idt_base = SBX_IDT_VA,
         .idt_limit = 256 * 16 - 1,
         .tss_base = QK_DIRECT_MAP + SBX_GPA_PERCPU(i) + QK_PERCPU_TSS_OFF,
         .lstar = hdr.syscall_entry,

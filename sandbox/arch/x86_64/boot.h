@@ -6,7 +6,7 @@
  *
  * Guest-physical layout:
  *   0x1000              boot info (QK_GPA_BOOTINFO)
- *   0x2000              IDT (256 gates)
+ *   0x2000              IDT (256 gates), at SBX_IDT_VA in the kernel's view
  *   0x3000 + i*0x1000   per-vCPU page: GDT, TSS (QK_PERCPU_TSS_OFF)
  *   0x200000            kernel image (QK_KERNEL_PBASE)
  *   after the image     host allocations: page tables, stacks, rings, the
@@ -24,6 +24,10 @@
 #define SBX_GPA_PERCPU(i) (0x3000ull + (uint64_t)(i) * 0x1000)
 /* Worker view: the MMIO kick page, just below the direct map. */
 #define SBX_WORKER_KICK_VA (QK_DIRECT_MAP - (2ull << 20))
+/* The IDT's address (IDTR): the IDT page in the kernel's view, a copy of it
+ * in the worker view, so that the guest can point each view's #BP gate at
+ * its own entry (guestkernel/arch/x86_64/entry.S). */
+#define SBX_IDT_VA (QK_DIRECT_MAP - (4ull << 20))
 
 struct sbx_boot_config {
   const char *kernel_path;
