@@ -55,6 +55,7 @@ static uint64_t total_pages;
 static uint64_t *free_map;              /* coalesce(): bit per pfn, valid only there */
 static uint64_t map_pfns;               /* pfns free_map covers */
 static uint64_t freed_since;            /* pages pushed on the stack since coalesce() */
+static uint64_t huge_retry;             /* freed_since that makes take_huge() merge */
 
 void qk_page_init(uint64_t start, uint64_t end, uint64_t mem_size)
 {
@@ -73,6 +74,10 @@ void qk_page_init(uint64_t start, uint64_t end, uint64_t mem_size)
   bump = start;
   memset(blk, 0, sizeof(blk));
   total_pages = free_pages = end > start ? (end - start) / QK_PAGE_SIZE : 0;
+  /* A 2 MiB page is never needed (4 KiB pages do): merging for one waits
+   * until an eighth of memory was freed, so a guest whose processes come
+   * and go pays one pass per eighth of memory recycled, not one per exit. */
+  huge_retry = total_pages / 8 > 512 ? total_pages / 8 : 512;
 }
 
 bool qk_page_owned(uint64_t pa) { return pa >= range_start && pa < range_end; }
@@ -127,11 +132,6 @@ static uint64_t take_block(size_t n)
   return 0;
 }
 
-static inline bool map_test(uint64_t pfn)
-{
-  return free_map[pfn / 64] >> (pfn % 64) & 1;
-}
-
 /* Rebuilds the free stacks from the free pages (see the top of the file);
  * with want > 512 takes out the lowest run of want free pages and returns
  * its address (0: none; free_pages is the caller's). The cost is one pass
@@ -147,10 +147,17 @@ static uint64_t coalesce(size_t want)
   uint64_t wlo = lo / 64, whi = (hi + 63) / 64;
   memset(free_map + wlo, 0, (whi - wlo) * sizeof(uint64_t));
   for (unsigned k = 0; k < ORDERS; k++) {
-    for (uint64_t pa = blk[k]; pa; pa = *(uint64_t *)qk_pa_to_va(pa))
-      for (uint64_t pfn = pa / QK_PAGE_SIZE, e = pfn + (1ull << k); pfn < e; pfn++)
-        if (pfn >= lo && pfn < hi)
-          free_map[pfn / 64] |= 1ull << (pfn % 64);
+    for (uint64_t pa = blk[k]; pa; pa = *(uint64_t *)qk_pa_to_va(pa)) {
+      uint64_t pfn = pa / QK_PAGE_SIZE, e = pfn + (1ull << k);
+      if (pfn < lo || e > hi)
+        continue; /* cannot happen: every free block lies below bump */
+      if (k >= 6) { /* whole words */
+        memset(free_map + pfn / 64, 0xff, (1ull << k) / 8);
+        continue;
+      }
+      for (; pfn < e; pfn++)
+        free_map[pfn / 64] |= 1ull << (pfn % 64);
+    }
     blk[k] = 0;
   }
   /* Bigger than a chunk (rare): the lowest run of want free pages. */
@@ -190,9 +197,19 @@ static uint64_t coalesce(size_t want)
       continue;
     }
     p += (uint64_t)__builtin_ctzll(w);
-    uint64_t e = p;
-    while (e < hi && map_test(e))
-      e++;
+    uint64_t e = p; /* the run's end: the next clear bit, a word at a time */
+    for (;;) {
+      uint64_t z = ~free_map[e / 64] >> (e % 64);
+      if (z) {
+        e += (uint64_t)__builtin_ctzll(z);
+        break;
+      }
+      e = (e | 63) + 1;
+      if (e >= hi)
+        break;
+    }
+    if (e > hi)
+      e = hi;
     push_run(p, e);
     p = e;
   }
@@ -393,7 +410,7 @@ uint64_t qk_page_alloc_contig(size_t n)
 
 static uint64_t take_huge(bool *zero)
 {
-  if (!blk[HUGE_ORDER] && freed_since >= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE &&
+  if (!blk[HUGE_ORDER] && freed_since >= huge_retry &&
       QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE > range_end)
     coalesce(0);
   if (blk[HUGE_ORDER]) {
@@ -432,7 +449,7 @@ uint64_t qk_page_alloc_huge(bool *zero)
 bool qk_page_huge_available(void)
 {
   return blk[HUGE_ORDER] || QK_ALIGN_UP(bump, QK_HUGE_PAGE_SIZE) + QK_HUGE_PAGE_SIZE <= range_end ||
-         freed_since >= QK_HUGE_PAGE_SIZE / QK_PAGE_SIZE; /* take_huge may merge some */
+         freed_since >= huge_retry; /* take_huge may merge some */
 }
 
 void qk_page_free_huge(uint64_t pa)
