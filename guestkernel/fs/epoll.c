@@ -635,8 +635,8 @@ static int64_t end_mask(uint64_t umask, int64_t r)
   if (r == -QK_ERESTARTSYS)
     return -QK_EINTR; /* delivery restores the saved mask */
   if (umask && t->has_saved_sigmask) {
-    t->sigmask = t->saved_sigmask;
     t->has_saved_sigmask = false;
+    qk_signal_set_mask(t, t->saved_sigmask);
   }
   return r;
 }

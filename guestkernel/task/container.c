@@ -327,9 +327,11 @@ static int signal_process(struct qk_process *p, int signo)
 {
   if (!p || p->zombie || !p->threads)
     return -QK_ESRCH;
-  /* From the host: init's protection does not apply. */
+  /* From the host: init's protection does not apply. To the process:
+   * a thread that does not block it takes it (the newest thread alone
+   * kept a SIGTERM it blocked pending forever). */
   struct qk_siginfo_lite si = {.code = QK_SI_USER};
-  return qk_signal_task(p->threads, signo, &si, false);
+  return qk_signal_proc_host(p, signo, &si);
 }
 
 int qk_container_signal(uint32_t cid, int signo)

@@ -399,6 +399,7 @@ void qk_thread_exit(struct qk_task *t, int wstatus)
   p->nr_threads--;
   qk_cputime_thread_exit(t);
   t->state = QK_TASK_DEAD;
+  qk_signal_retarget(p, ~0ull); /* what it was woken for goes to another */
 }
 
 int64_t sys_exit(ARGS)

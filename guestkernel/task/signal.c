@@ -120,9 +120,43 @@ void qk_fpu_restore(const uint8_t *buf)
   __asm__ volatile("fxrstor64 %0" ::"m"(tmp));
 }
 
+/* The process signals of p that t may take: those meant for t, for no
+ * thread in particular, or for a thread that can no longer take them (it
+ * ended or blocks them now). As on Linux, a process signal is taken by the
+ * thread it woke: another thread that merely passes through the kernel
+ * (its sleep ended) does not snatch it, which left the woken one (a main
+ * thread in epoll_pwait) to run its wait again to the timeout. */
+static uint64_t proc_pending_for(const struct qk_task *t)
+{
+  struct qk_process *p = t->proc;
+  uint64_t pend = p->sigpending & ~t->sigmask, out = 0;
+  while (pend) {
+    int sig = __builtin_ctzll(pend) + 1;
+    pend &= pend - 1;
+    int tid = p->sigtarget[sig - 1];
+    bool ok = !tid || tid == t->tid;
+    if (!ok) {
+      const struct qk_task *o = p->threads;
+      while (o && o->tid != tid)
+        o = o->next_in_proc;
+      ok = !o || o->state == QK_TASK_DEAD || (o->sigmask & BIT(sig)) ||
+           (o->state == QK_TASK_BLOCKED && !o->restart); /* not soon: a vfork parent */
+    }
+    if (ok)
+      out |= BIT(sig);
+  }
+  return out;
+}
+
+/* Deliverable signals of t: its own and the process's it may take. */
+static uint64_t deliverable(const struct qk_task *t)
+{
+  return (t->sigpending & ~t->sigmask) | proc_pending_for(t);
+}
+
 bool qk_signal_pending(struct qk_task *t)
 {
-  return ((t->sigpending | t->proc->sigpending) & ~t->sigmask) != 0;
+  return deliverable(t) != 0;
 }
 
 static bool ignored(struct qk_process *p, int sig)
@@ -172,31 +206,110 @@ static bool blocked_by_all(struct qk_process *p, int sig)
   return p->threads != NULL;
 }
 
-int qk_signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_lite *info)
+/* The pid namespace's init (the boot process, a container's first
+ * process) gets from inside only the signals it handles or blocks. Other
+ * parentless processes (a pod's execs) are not protected: a ^C on an
+ * exec's terminal ends a plain `sleep`, as on Linux. */
+static bool init_refuses(struct qk_process *p, int sig, bool blocked)
+{
+  return p->ns && p->ns->init == p && !p->parent &&
+         p->sigactions[sig - 1].handler == SIG_DFL && !blocked;
+}
+
+/* How soon t can take sig: 0 never (blocked, dead), 1 when it resumes
+ * (parked where a signal does not wake it: a vfork parent), 2 now (it
+ * runs, may run, or is woken). */
+static int take_rank(const struct qk_task *t, int sig)
+{
+  if (t->state == QK_TASK_DEAD || (t->sigmask & BIT(sig)))
+    return 0;
+  return t->state == QK_TASK_BLOCKED && !t->restart ? 1 : 2;
+}
+
+/* The thread a process signal is meant for, as Linux picks it: the main
+ * thread (the one the pid names) where it can take it as soon as any
+ * other, else the first other thread that can. NULL: every thread blocks
+ * it; it stays pending on the process for the first thread that unblocks
+ * it or waits for it (sigwaitinfo, signalfd). Any thread that does not
+ * block it may still take it first: this one is only the one woken. */
+static struct qk_task *target_of(struct qk_process *p, int sig)
+{
+  struct qk_task *best = NULL;
+  int rank = 0;
+  for (struct qk_task *t = p->threads; t; t = t->next_in_proc) {
+    int r = take_rank(t, sig);
+    if (r > rank || (r && r == rank && t->tid == p->pid)) {
+      best = t;
+      rank = r;
+    }
+  }
+  return best;
+}
+
+/* Signals pending on the process (of bits) whose woken thread may no
+ * longer take them (it blocked them, or ended): another one is woken, as
+ * Linux retargets. */
+static void aim(struct qk_process *p, int sig)
+{
+  struct qk_task *t = target_of(p, sig);
+  p->sigtarget[sig - 1] = t ? t->tid : 0;
+  if (t)
+    kick(t);
+}
+
+void qk_signal_retarget(struct qk_process *p, uint64_t bits)
+{
+  uint64_t pend = p->sigpending & bits;
+  while (pend) {
+    int sig = __builtin_ctzll(pend) + 1;
+    pend &= pend - 1;
+    aim(p, sig);
+  }
+}
+
+void qk_signal_set_mask(struct qk_task *t, uint64_t mask)
+{
+  uint64_t newly = mask & ~t->sigmask & ~UNBLOCKABLE;
+  t->sigmask = mask & ~UNBLOCKABLE;
+  if (newly & t->proc->sigpending)
+    qk_signal_retarget(t->proc, newly);
+}
+
+static int signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_lite *info,
+                       bool from_host)
 {
   if (sig < 1 || sig > L_NSIG)
     return -QK_EINVAL;
   if (p->zombie || p->exiting || ignored(p, sig))
     return 0;
-  /* A container's init gets only the signals it has handlers for, or
-   * blocks (as on Linux: a blocked signal stays queued, for signalfd). */
-  if (!p->parent && p->sigactions[sig - 1].handler == SIG_DFL && !blocked_by_all(p, sig))
+  /* As on Linux, a blocked signal stays queued (for signalfd). */
+  if (!from_host && init_refuses(p, sig, blocked_by_all(p, sig)))
     return 0;
   p->sigpending |= BIT(sig);
   if (info)
     p->siginfo[sig - 1] = *info;
-  bool taken = false;
-  for (struct qk_task *t = p->threads; t; t = t->next_in_proc) {
-    if (sig == L_SIGKILL || !(t->sigmask & BIT(sig))) {
+  if (sig == L_SIGKILL) {
+    p->sigtarget[sig - 1] = 0;
+    for (struct qk_task *t = p->threads; t; t = t->next_in_proc)
       kick(t);
-      taken = true;
-      if (sig != L_SIGKILL)
-        break;
-    }
+    return 0;
   }
-  if (!taken)
+  aim(p, sig);
+  if (!p->sigtarget[sig - 1])
     qk_wake(&qk_poll_wq); /* blocked everywhere: a signalfd may be waiting for it */
   return 0;
+}
+
+int qk_signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_lite *info)
+{
+  return signal_proc(p, sig, info, false);
+}
+
+/* From the host (the pod's StopContainer, a container kill): to the
+ * process, whatever its threads block, without init's protection. */
+int qk_signal_proc_host(struct qk_process *p, int sig, const struct qk_siginfo_lite *info)
+{
+  return signal_proc(p, sig, info, true);
 }
 
 static bool on_altstack(struct qk_task *t, uint64_t sp)
@@ -409,7 +522,7 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall)
   if (!in_syscall && qk_signal_pending(t) && !qk_arch_xstate_full())
     qk_arch_resched_in_worker(r);
   for (int guard = 0; guard < L_NSIG; guard++) {
-    uint64_t pend = (t->sigpending | p->sigpending) & ~t->sigmask;
+    uint64_t pend = deliverable(t);
     if (!pend)
       break;
     int sig = __builtin_ctzll(pend) + 1;
@@ -446,8 +559,7 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall)
       return;
     }
     handled = true;
-    t->sigmask |= sa->mask | ((sa->flags & SA_NODEFER) ? 0 : BIT(sig));
-    t->sigmask &= ~UNBLOCKABLE;
+    qk_signal_set_mask(t, t->sigmask | sa->mask | ((sa->flags & SA_NODEFER) ? 0 : BIT(sig)));
     if (sa->flags & SA_RESETHAND)
       sa->handler = SIG_DFL;
   }
@@ -456,8 +568,8 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall)
     r->rip -= 2;
   }
   if (!handled && t->has_saved_sigmask && !qk_signal_pending(t)) {
-    t->sigmask = t->saved_sigmask;
     t->has_saved_sigmask = false;
+    qk_signal_set_mask(t, t->saved_sigmask);
   }
 }
 
@@ -531,6 +643,9 @@ int64_t sys_rt_sigprocmask(ARGS)
     cur()->sigmask = old;
     return -QK_EFAULT;
   }
+  /* Process signals this thread was woken for and now blocks: another. */
+  if (cur()->sigmask & ~old & proc()->sigpending)
+    qk_signal_retarget(proc(), cur()->sigmask & ~old);
   return 0;
 }
 
@@ -558,7 +673,7 @@ int64_t sys_rt_sigreturn(ARGS)
   r->rdi = m->rdi, r->rsi = m->rsi, r->rbp = m->rbp, r->rbx = m->rbx;
   r->rdx = m->rdx, r->rcx = m->rcx, r->rsp = m->rsp, r->rip = m->rip;
   r->rflags = m->eflags; /* the arch layer keeps only user-settable bits */
-  t->sigmask = uc.sigmask & ~UNBLOCKABLE;
+  qk_signal_set_mask(t, uc.sigmask);
   if (m->fpstate && restore_fpstate(t, m->fpstate)) {
     qk_process_exit(proc(), 11 | 0x80);
     return 0;
@@ -662,8 +777,7 @@ static int64_t thread_kill(int tgid, int tid, int sig)
   if (!sig)
     return 0;
   struct qk_siginfo_lite si = {.code = -6 /* SI_TKILL */, .pid = proc()->pid, .uid = proc()->uid};
-  if (!t->proc->parent && t->proc->sigactions[sig - 1].handler == SIG_DFL &&
-      !(t->sigmask & BIT(sig)))
+  if (init_refuses(t->proc, sig, t->sigmask & BIT(sig)))
     return 0; /* init's protection, as for kill */
   return qk_signal_task(t, sig, &si, false);
 }
@@ -699,8 +813,8 @@ int64_t sys_rt_sigtimedwait(ARGS)
     int sig = __builtin_ctzll(pend) + 1;
     struct qk_siginfo_lite si = pass ? p->siginfo[sig - 1] : t->siginfo[sig - 1];
     if (t->has_saved_sigmask) { /* the mask of before the wait */
-      t->sigmask = t->saved_sigmask;
       t->has_saved_sigmask = false;
+      qk_signal_set_mask(t, t->saved_sigmask);
     }
     if (pass)
       p->sigpending &= ~BIT(sig);
@@ -715,8 +829,8 @@ int64_t sys_rt_sigtimedwait(ARGS)
     return sig;
   }
   if (qk_wait_expired()) {
-    t->sigmask = t->saved_sigmask;
     t->has_saved_sigmask = false;
+    qk_signal_set_mask(t, t->saved_sigmask);
     return -QK_EAGAIN;
   }
   uint64_t ns = ~0ull;

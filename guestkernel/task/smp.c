@@ -166,7 +166,7 @@ static void kick_others(struct qk_percpu *me)
     struct qk_task *t = c->running;
     if (!t || c->kicked)
       continue;
-    if (t->state != QK_TASK_RUNNING || ((t->sigpending | t->proc->sigpending) & ~t->sigmask)) {
+    if (t->state != QK_TASK_RUNNING || qk_signal_pending(t)) {
       c->kicked = 1;
       kick_cpu(i);
     } else if (wake) {

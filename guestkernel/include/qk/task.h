@@ -66,6 +66,9 @@ struct qk_process {
   struct l_sigaction sigactions[L_NSIG];
   uint64_t sigpending; /* process-directed, bit sig-1 */
   struct qk_siginfo_lite siginfo[L_NSIG];
+  /* The thread (tid) woken for each pending process signal: only it takes
+   * it while it can (task/signal.c); 0: any thread. */
+  int32_t sigtarget[L_NSIG];
   char exe[256];
   uint64_t start_ns; /* monotonic time at creation (CPU-time clocks) */
   struct qk_task *threads; /* list through qk_task.next_in_proc */
@@ -212,6 +215,14 @@ int qk_exec_kernel(struct qk_task *t, const char *path, const char *strings, uin
  * force: from the kernel for a fault (ignored/blocked reset to default).
  * Returns 0 or -errno. */
 int qk_signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_lite *info);
+/* The same from the host (pod control channel): no init protection. */
+int qk_signal_proc_host(struct qk_process *p, int sig, const struct qk_siginfo_lite *info);
+/* Process signals of bits pending while the thread they woke blocked them
+ * or ended: another thread that can take them is woken. */
+void qk_signal_retarget(struct qk_process *p, uint64_t bits);
+/* Sets t's signal mask (SIGKILL/SIGSTOP stay unblocked) and retargets
+ * process signals it blocks now. */
+void qk_signal_set_mask(struct qk_task *t, uint64_t mask);
 int qk_signal_task(struct qk_task *t, int sig, const struct qk_siginfo_lite *info, bool force);
 /* A deliverable (pending, unblocked) signal for t? */
 bool qk_signal_pending(struct qk_task *t);
