@@ -369,11 +369,12 @@ static void t_unix(void)
 
 /* ---- signals from timers ---- */
 
-static volatile int alrm, usr, thr_hits, thr_tid, val_ok, fx_leak;
+static volatile int alrm, alrm_tid, usr, thr_hits, thr_tid, val_ok, fx_leak;
 static void on_alrm(int s)
 {
   (void)s;
   alrm++;
+  alrm_tid = (int)syscall(SYS_gettid); /* which thread took it (t_pwait) */
 }
 static void on_info(int s, siginfo_t *si, void *uc)
 {
@@ -487,10 +488,15 @@ static void t_posix_timers(void)
   se.sigev_value.sival_int = 4242;
   timer_t tm;
   CHECK_EQ(timer_create(CLOCK_MONOTONIC, &se, &tm), 0);
-  struct itimerspec its = {.it_value = {0, 20000000}}, cur;
+  /* armed far enough ahead that a loaded host cannot see it fire before
+   * the gettime (a 20 ms value did once in 20 ring-0 runs) */
+  struct itimerspec its = {.it_value = {30, 0}}, cur;
   CHECK_EQ(timer_settime(tm, 0, &its, NULL), 0);
   CHECK_EQ(timer_gettime(tm, &cur), 0);
-  CHECK(cur.it_value.tv_nsec > 0);
+  CHECK(cur.it_value.tv_sec > 0 || cur.it_value.tv_nsec > 0);
+  its.it_value.tv_sec = 0;
+  its.it_value.tv_nsec = 20000000;
+  CHECK_EQ(timer_settime(tm, 0, &its, NULL), 0);
   uint64_t t0 = now_ms();
   while (!usr && now_ms() - t0 < 3000)
     usleep(1000);
@@ -598,11 +604,19 @@ static void t_pwait(void)
     _exit(0);
   }
   int before = alrm;
+  alrm_tid = 0;
   sigset_t empty;
   sigemptyset(&empty);
-  CHECK_EQ(epoll_pwait(ep, out, 1, 3000, &empty), -1);
-  CHECK_EQ(errno, EINTR);
+  uint64_t t0 = now_ms();
+  int r = epoll_pwait(ep, out, 1, 3000, &empty);
+  int e = errno;
+  CHECK_EQ(r, -1);
+  CHECK_EQ(e, EINTR);
   CHECK_EQ(alrm, before + 1);
+  if (r != -1 || alrm != before + 1) /* where the signal went */
+    printf("pwait: r %d after %llu ms, handler ran in tid %d (main %d), hits %d->%d\n", r,
+           (unsigned long long)(now_ms() - t0), alrm_tid, (int)syscall(SYS_gettid), before,
+           alrm);
   sigset_t now;
   sigprocmask(SIG_BLOCK, NULL, &now);
   CHECK(sigismember(&now, SIGUSR1)); /* the mask is back */

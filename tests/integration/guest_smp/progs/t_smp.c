@@ -17,6 +17,7 @@
  *             the wall time of both; against the same run on one vCPU it
  *             gives the speed-up (1.0: taking turns, 2.0: fully parallel). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -430,11 +431,12 @@ static void t_munmap(void)
 
 /* ---- pwait: a signal from a child on another vCPU ends epoll_pwait ---- */
 #include <sys/epoll.h>
-static volatile int pw_hits;
+static volatile int pw_hits, pw_tid;
 static void on_pw(int s)
 {
   (void)s;
   pw_hits++;
+  pw_tid = (int)syscall(SYS_gettid);
 }
 
 static volatile int pw_cb;
@@ -442,6 +444,34 @@ static void pw_cbf(union sigval v)
 {
   (void)v;
   pw_cb++;
+}
+
+/* Threads that do not block SIGUSR1 and end about when the child's signal
+ * comes (as the last SIGEV_THREAD callback thread of t_events may): the
+ * main thread, waiting with it unblocked, must still take it. */
+static void *pw_exiter(void *arg)
+{
+  usleep((useconds_t)(uintptr_t)arg);
+  return NULL;
+}
+
+static void pw_wait_parked(int pid)
+{
+  char path[64], buf[2048];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, pid);
+  for (int i = 0; i < 20000; i++) {
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+      close(fd);
+    if (n > 0) {
+      buf[n] = 0;
+      const char *blk = strstr(buf, "SigBlk:\t");
+      if (blk && !(strtoull(blk + 8, NULL, 16) & (1ull << (SIGUSR1 - 1))))
+        return;
+    }
+    usleep(1000);
+  }
 }
 
 static void t_pwait(int rounds)
@@ -478,9 +508,24 @@ static void t_pwait(int rounds)
   int bad = 0;
   for (int i = 0; i < rounds; i++) {
     int before = pw_hits;
+    pw_tid = 0;
+    /* threads with SIGUSR1 unblocked, ending around the child's kill */
+    CHECK_EQ(sigprocmask(SIG_UNBLOCK, &m, NULL), 0);
+    for (int k = 0; k < 3; k++) {
+      pthread_t th;
+      pthread_attr_t at;
+      pthread_attr_init(&at);
+      pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+      pthread_create(&th, &at, pw_exiter, (void *)(uintptr_t)(280000 + 15000 * k + 3000 * (i % 5)));
+      pthread_attr_destroy(&at);
+    }
+    CHECK_EQ(sigprocmask(SIG_BLOCK, &m, NULL), 0);
     pid_t c = fork();
     if (c == 0) {
-      usleep(30000);
+      /* once the parent's main thread waits with SIGUSR1 unblocked (its
+       * /proc status: SigBlk without it, which only epoll_pwait's mask
+       * does); as on Linux, it is then the thread to take it */
+      pw_wait_parked(getppid());
       kill(getppid(), SIGUSR1);
       _exit(0);
     }
@@ -488,8 +533,8 @@ static void t_pwait(int rounds)
     int r = epoll_pwait(ep, out, 1, 3000, &empty);
     if (r != -1 || errno != EINTR || pw_hits != before + 1) {
       bad++;
-      printf("pwait round %d: r %d hits %d->%d after %.0f ms\n", i, r, before, pw_hits,
-             (now_ns() - t0) / 1e6);
+      printf("pwait round %d: r %d hits %d->%d after %.0f ms, handler in tid %d (main %d)\n", i, r,
+             before, pw_hits, (now_ns() - t0) / 1e6, pw_tid, (int)syscall(SYS_gettid));
     }
     waitpid(c, NULL, 0);
   }
