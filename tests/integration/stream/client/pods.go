@@ -177,8 +177,10 @@ func podTTYSignals(run runner, required bool) error {
 	if err != nil {
 		return err
 	}
+	// The input waits a moment: a ^C that came before the shell ran trap
+	// would end it (its SIGINT still has the default action), as on Linux.
 	r, err := run(u, execOpts{tty: true, stdin: true, stdout: true, keepOpen: true,
-		input: "ab\x03\x04\x04", noPong: !required})
+		input: "ab\x03\x04\x04", inputDelay: 1500 * time.Millisecond, noPong: !required})
 	if err != nil {
 		return err
 	}
