@@ -148,7 +148,7 @@ async function main() {
   const user = await run(pod, ctr('user', ['/bin/sh', '-c',
     "trap 'echo got TERM; exit 0' TERM; echo uid=$(id -u) gid=$(id -g); echo bye-msg > /dev/termination-log; while true; do sleep 1; done"],
   { linux: { security_context: { run_as_username: 'nobody', namespace_options: { pid: 'CONTAINER' } } } }));
-  const stubborn = await run(pod, ctr('stubborn', ['/bin/sh', '-c', "trap '' TERM; echo ready; while true; do sleep 1; done"],
+  const termproof = await run(pod, ctr('termproof', ['/bin/sh', '-c', "trap '' TERM; echo ready; while true; do sleep 1; done"],
                                       { linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } } }));
   const term = await run(pod, ctr('term', ['/bin/sh', '-c', 'echo last words > /dev/termination-log; echo done in $(pwd); exit 2'],
                                   { working_dir: '/etc' }));
@@ -158,9 +158,9 @@ async function main() {
   check(!r.err && r.res.stdout.toString().trim() === '65534', `ExecSync runs as the container's user (${r.err ? r.err.details : r.res.stdout.toString().trim()})`);
   // Separate roots, and separate pid namespaces for containers in pid mode
   // CONTAINER (the shared one of mode POD: tests/e2e/pidns).
-  r = await call(rt, 'ExecSync', { container_id: stubborn, cmd: ['/bin/sh', '-c', 'touch /only-in-stubborn && cat /proc/1/cmdline'], timeout: 20 }, 30000);
-  check(!r.err && r.res.exit_code === 0 && /trap '' TERM/.test(r.res.stdout.toString()), `pid 1 of stubborn is its own init (${r.err ? r.err.details : JSON.stringify(r.res.stdout.toString().slice(0, 60))})`);
-  r = await call(rt, 'ExecSync', { container_id: user, cmd: ['/bin/sh', '-c', 'test -e /only-in-stubborn; echo $?; cat /proc/1/cmdline'], timeout: 20 }, 30000);
+  r = await call(rt, 'ExecSync', { container_id: termproof, cmd: ['/bin/sh', '-c', 'touch /only-in-termproof && cat /proc/1/cmdline'], timeout: 20 }, 30000);
+  check(!r.err && r.res.exit_code === 0 && /trap '' TERM/.test(r.res.stdout.toString()), `pid 1 of termproof is its own init (${r.err ? r.err.details : JSON.stringify(r.res.stdout.toString().slice(0, 60))})`);
+  r = await call(rt, 'ExecSync', { container_id: user, cmd: ['/bin/sh', '-c', 'test -e /only-in-termproof; echo $?; cat /proc/1/cmdline'], timeout: 20 }, 30000);
   check(!r.err && /^1\n/.test(r.res.stdout.toString()) && /got TERM/.test(r.res.stdout.toString()),
         `user has its own root and its own pid 1 (${r.err ? r.err.details : JSON.stringify(r.res.stdout.toString().slice(0, 60))})`);
 
@@ -195,8 +195,8 @@ async function main() {
   check(lc.res.containers.length === 1 && lc.res.containers[0].id === term, 'ListContainers by id prefix');
   lc = await call(rt, 'ListContainers', { filter: { pod_sandbox_id: pod.slice(0, 12), state: { state: 'CONTAINER_EXITED' } } });
   check(lc.res.containers.length === 1 && lc.res.containers[0].id === term, `ListContainers by pod id prefix and EXITED (${lc.res.containers.length})`);
-  lc = await call(rt, 'ListContainers', { filter: { label_selector: { app: 'audit', c: 'stubborn' } } });
-  check(lc.res.containers.length === 1 && lc.res.containers[0].id === stubborn, 'ListContainers by two labels');
+  lc = await call(rt, 'ListContainers', { filter: { label_selector: { app: 'audit', c: 'termproof' } } });
+  check(lc.res.containers.length === 1 && lc.res.containers[0].id === termproof, 'ListContainers by two labels');
   lc = await call(rt, 'ListContainers', { filter: { pod_sandbox_id: ZERO } });
   check(lc.res.containers.length === 0, 'ListContainers of an unknown pod: none');
 
@@ -217,7 +217,7 @@ async function main() {
   expectCode(await call(rt, 'StopContainer', { container_id: ticker, timeout: 0 }, 30000), S.OK, 'StopContainer ticker');
 
   // Stats: containers from the guest, the pod from its cgroup.
-  await call(rt, 'ExecSync', { container_id: stubborn, cmd: ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], timeout: 60 }, 90000);
+  await call(rt, 'ExecSync', { container_id: termproof, cmd: ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], timeout: 60 }, 90000);
   const cpu0 = cgCpuNs(cgPath), mem0 = cgMem(cgPath);
   const pst = await call(rt, 'PodSandboxStats', { pod_sandbox_id: pod });
   const cpu1 = cgCpuNs(cgPath), mem1 = cgMem(cgPath);
@@ -265,7 +265,7 @@ async function main() {
   const lps = await call(rt, 'ListPodSandboxStats', { filter: { id: pod } });
   const lpc = lps.res && lps.res.stats[0] && lps.res.stats[0].linux.cpu;
   check(lpc && Number(lpc.usage_core_nano_seconds.value) >= pc, 'ListPodSandboxStats: the same cgroup counter');
-  await call(rt, 'ExecSync', { container_id: stubborn, cmd: ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], timeout: 60 }, 90000);
+  await call(rt, 'ExecSync', { container_id: termproof, cmd: ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], timeout: 60 }, 90000);
   const pst2 = await call(rt, 'PodSandboxStats', { pod_sandbox_id: pod });
   const nc = pst2.res && pst2.res.stats.linux.cpu && pst2.res.stats.linux.cpu.usage_nano_cores;
   const ncores = require('os').cpus().length;
@@ -294,11 +294,11 @@ async function main() {
         `it got SIGTERM and exited 0 (${JSON.stringify([su.state, su.exit_code, su.reason])})`);
   check(await waitLog('user', /got TERM/, 5000), 'its TERM handler ran');
   const t0 = Date.now();
-  expectCode(await call(rt, 'StopContainer', { container_id: stubborn, timeout: 2 }, 60000), S.OK, 'StopContainer of a TERM-ignoring container, timeout 2');
-  const ss = await status(stubborn);
+  expectCode(await call(rt, 'StopContainer', { container_id: termproof, timeout: 2 }, 60000), S.OK, 'StopContainer of a TERM-ignoring container, timeout 2');
+  const ss = await status(termproof);
   check(ss.state === 'CONTAINER_EXITED' && ss.exit_code === 137 && Date.now() - t0 >= 1900,
         `SIGKILL after the 2 s timeout: exit 137 after ${Date.now() - t0} ms (${JSON.stringify([ss.state, ss.exit_code, ss.reason])})`);
-  expectCode(await call(rt, 'StopContainer', { container_id: stubborn, timeout: 2 }), S.OK, 'StopContainer again');
+  expectCode(await call(rt, 'StopContainer', { container_id: termproof, timeout: 2 }), S.OK, 'StopContainer again');
 
   // A stopped pod refuses new containers and changes nothing.
   expectCode(await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }, 60000), S.OK, 'StopPodSandbox');
