@@ -52,7 +52,7 @@ qk_arch_vector_stubs:
         .endr
 
 /* #BP. Three entries: qk_arch_bp_safe takes any #BP in any mode (the
- * vector stub jumps there); in the kernel-worker mode qk_arch_start points
+ * vector entry jumps there); in the kernel-worker mode qk_arch_start points
  * the kernel view's gate at qk_arch_bp_entry and the worker view's (the
  * host gives that view its own IDT page) at qk_arch_bp_worker_entry, which
  * test for one leg of a syscall each first: every ring-0 instruction costs
@@ -75,7 +75,7 @@ qk_worker_leave:
         mov (40 - ASM_W_RET_RSP)(%rsp), %rsp
         sysretq
 
-/* App -> worker (worker mode only): the worker stub's int3 (frame RIP ==
+/* App -> worker (worker mode only): the worker entry's int3 (frame RIP ==
  * qk_arch_uentry_w_after, only reachable from CPL3 in the app's view).
  * RSP = K - 40 (K = the top of the stack region). Ring 0 only parks the
  * app's RAX below the frame, loads the worker CR3, hands the frame's
@@ -96,7 +96,7 @@ qk_worker_enter:
         movq $ASM_WORKER_RFLAGS, 16(%rsp)
         iretq
 
-/* Either stub's int3 is a syscall, whichever LSTAR names (an app may jump
+/* Either entry's int3 is a syscall, whichever LSTAR names (an app may jump
  * to the other one): in the worker if there is one, else in ring 0. */
         .globl qk_arch_bp_safe
 qk_arch_bp_safe:
@@ -176,7 +176,7 @@ qk_worker_iret:
 qk_worker_iret_after:
         ud2
 
-/* CPL3, worker view, native from here on: entered from the worker stub
+/* CPL3, worker view, native from here on: entered from the worker entry
  * (qk_arch_uentry_w_after) with RSP = K - ASM_WORKER_GAP and RAX = K - 40,
  * ring 0's trap frame, whose RSP slot holds the app's RSP; the app's RAX is
  * just below it. Every other register is still the app's. */
@@ -302,7 +302,7 @@ qk_arch_syscall_ustub:
         .globl qk_arch_ustub_after
 qk_arch_ustub_after:
         ud2
-/* The worker mode's stub (LSTAR there). Its int3's return address is also
+/* The worker mode's syscall entry (LSTAR there). Its int3's return address is also
  * where the worker starts, in the worker view (qk_arch_bp_entry): RAX =
  * ring 0's frame at K - 40, the worker stack ends ASM_WORKER_GAP below K.
  * Run by the app in its own view this only faults (kernel text is
