@@ -247,10 +247,11 @@ static int cgroup_join(const struct sbx_jail_opts *o, pid_t pid, q_error **err)
   return sbx_cgroup_join(path, pid, err);
 }
 
-/* Pod mode: the supervisor moves the daemon into its cgroup while the
- * daemon goes on with its jail and answers ready (a cgroup v1 move waits
- * for an RCU grace period per hierarchy written: 10-20 ms of a pod start
- * at load 14, see ARCHITECTURE.md). The daemon reads the outcome from
+/* Pod mode with cgroup v2: the supervisor moves the daemon into its cgroup
+ * while the daemon goes on with its jail and answers ready (a move through
+ * cgroup.procs waits for an RCU grace period: 10-20 ms of a pod start at
+ * load 14, see ARCHITECTURE.md; with v1 the daemon moves itself at once,
+ * sbx_cgroup_join). The daemon reads the outcome from
  * join_fd (one byte: 0 joined, else an errno) before it creates a guest,
  * whose memory must be charged to the pod. */
 static int join_fd = -1;
@@ -548,7 +549,11 @@ int sbx_jail_enter(struct sbx_jail_opts *o, int *exit_status, q_error **err)
       sigaddset(&set, forwarded[i]);
     sigprocmask(SIG_BLOCK, &set, &old);
     int jp[2] = {-1, -1};
-    bool async_join = (o->flags & SBX_JAIL_POD) && (o->cgroup_parent || o->cgroup);
+    /* v1: the child moves itself, single-threaded, through `tasks`
+     * (sbx_cgroup_join: ~0.15 ms, no RCU grace period); v2 has no such
+     * path for a process, so there the supervisor moves it meanwhile. */
+    bool async_join =
+        (o->flags & SBX_JAIL_POD) && (o->cgroup_parent || o->cgroup) && sbx_cgroup_v2();
     if (async_join && pipe2(jp, O_CLOEXEC) < 0) {
       sigprocmask(SIG_SETMASK, &old, NULL);
       return q_error_make(err, errno, "jail: pipe");

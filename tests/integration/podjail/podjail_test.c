@@ -17,8 +17,10 @@
  *    it, the files hold the quota/shares/pids/memory written, a CPU hog
  *    under a 0.2 CPU quota uses well under one CPU (a loose bound), and
  *    the cgroup can be removed once the pod is down.
- * 8. A cgroup that cannot be joined (the supervisor moves the daemon while
- *    it starts): the daemon ends, no container is created, the log says why.
+ * 8. A cgroup that cannot be joined (cgroup v1: the daemon moves itself
+ *    before it answers ready; v2: the supervisor moves it while it starts):
+ *    the pod does not start, or the daemon ends with no container created;
+ *    the log says why.
  * Usage: podjail_test SANDBOX KERNEL ROOTFS WORKDIR */
 #include <errno.h>
 #include <signal.h>
@@ -210,8 +212,9 @@ static double start_latency(const char *sbx, const char *kernel, const char *wor
   return k ? v[k / 2] : -1;
 }
 
-/* 8. a cgroup the supervisor cannot move the daemon into (it moves it
- * while the daemon starts, jail.c): the daemon ends and no guest starts. */
+/* 8. a cgroup the daemon cannot be moved into (jail.c: v1 before the ready
+ * byte, v2 while the daemon starts): no pod, or the daemon ends and no
+ * guest starts. */
 static void check_cgroup_failure(const char *sbx, const char *kernel, const char *rootfs,
                                  const char *work)
 {
@@ -220,7 +223,7 @@ static void check_cgroup_failure(const char *sbx, const char *kernel, const char
   snprintf(log, sizeof log, "%s/sandbox-nocg.log", work);
   snprintf(cg, sizeof cg, "quark-test-podjail/partial%d", (int)getpid());
   /* v1: there in every hierarchy but pids, so that the move fails after
-   * its first writes (and its grace period), mostly after the ready byte */
+   * its first writes */
   static const char *const some[] = {"memory", "cpu", "cpuacct"};
   char d[PATH_MAX];
   for (size_t i = 0; i < 3 && !sbx_cgroup_v2(); i++) {
