@@ -339,6 +339,26 @@ static void s_thread_vs_process(void)
   CHECK(w.info.si_code == SI_TKILL || w.info.si_code == SI_USER);
 }
 
+/* Starts fn on a thread for w, waits until it is ready (and a little
+ * more, for it to block), has a child process send sig to this process and
+ * joins the thread; the child's pid, for the caller to check and reap. */
+static pid_t signalled_worker(struct worker *w, void *(*fn)(void *), int sig)
+{
+  pthread_create(&w->th, NULL, fn, w);
+  while (!w->ready)
+    pause_ms(1);
+  pause_ms(30);
+  pid_t me = getpid();
+  fflush(stdout);
+  pid_t c = fork();
+  if (c == 0) {
+    kill(me, sig);
+    _exit(0);
+  }
+  pthread_join(w->th, NULL);
+  return c;
+}
+
 /* The usual daemon pattern: every thread blocks SIGTERM and SIGINT, one
  * thread sigwaits for them; signals from another process reach it. */
 static void s_sigwait_thread(void)
@@ -350,18 +370,7 @@ static void s_sigwait_thread(void)
   sigemptyset(&w.waitset);
   sigaddset(&w.waitset, SIGTERM);
   sigaddset(&w.waitset, SIGINT);
-  pthread_create(&w.th, NULL, worker_main, &w);
-  while (!w.ready)
-    pause_ms(1);
-  pause_ms(30);
-  pid_t me = getpid();
-  fflush(stdout);
-  pid_t c = fork();
-  if (c == 0) {
-    kill(me, SIGTERM);
-    _exit(0);
-  }
-  pthread_join(w.th, NULL);
+  pid_t c = signalled_worker(&w, worker_main, SIGTERM);
   CHECK_EQ(w.got, SIGTERM);
   CHECK_EQ(w.info.si_pid, c);
   CHECK_EQ(w.info.si_code, SI_USER);
@@ -409,18 +418,7 @@ static void s_signalfd_thread(void)
   struct worker w;
   memset(&w, 0, sizeof(w));
   w.fd = fd;
-  pthread_create(&w.th, NULL, sfd_reader, &w);
-  while (!w.ready)
-    pause_ms(1);
-  pause_ms(30);
-  pid_t me = getpid();
-  fflush(stdout);
-  pid_t c = fork();
-  if (c == 0) {
-    kill(me, SIGUSR1);
-    _exit(0);
-  }
-  pthread_join(w.th, NULL);
+  pid_t c = signalled_worker(&w, sfd_reader, SIGUSR1);
   CHECK_EQ(w.got, SIGUSR1);
   CHECK_EQ(w.info.si_pid, c);
   waitpid(c, NULL, 0);
