@@ -99,7 +99,12 @@ Runtime__V1__PodSandboxStatus *cri_conv_pod_status(struct cri_call *call, const 
   opt->network = json_is_string(mode) && !strcmp(json_string_value(mode), "host")
                      ? RUNTIME__V1__NAMESPACE_MODE__NODE
                      : RUNTIME__V1__NAMESPACE_MODE__POD;
-  opt->pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+  /* What the pod asked for (pod records from before PidMode: CONTAINER,
+   * the only mode there was). */
+  json_t *pid_mode = json_object_get(pod->ext, "PidMode");
+  opt->pid = json_is_string(pid_mode) && !strcmp(json_string_value(pid_mode), "POD")
+                 ? RUNTIME__V1__NAMESPACE_MODE__POD
+                 : RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
   ns->options = opt;
   l->namespaces = ns;
   s->linux = l;

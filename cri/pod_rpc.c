@@ -388,8 +388,16 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
                                            "ContainerPort", r.ports[i].container_port, "HostPort",
                                            r.ports[i].host_port, "HostIp",
                                            r.ports[i].host_ip ? r.ports[i].host_ip : ""));
-  rec.ext = json_pack("{s:s,s:o,s:i,s:i}", POD_EXT_RUNDIR, r.run_dir, POD_EXT_PORTS, ports,
-                      POD_EXT_MEMORY, (int)mem, POD_EXT_VCPUS, (int)vcpus);
+  /* The pod's pid mode as CRI reads it (unset is POD, as for containers:
+   * ctr_rpc.c), for PodSandboxStatus. */
+  const Runtime__V1__NamespaceOption *nso =
+      c->linux && c->linux->security_context ? c->linux->security_context->namespace_options
+                                             : NULL;
+  const char *pid_mode =
+      nso && nso->pid != RUNTIME__V1__NAMESPACE_MODE__POD ? "CONTAINER" : "POD";
+  rec.ext = json_pack("{s:s,s:o,s:i,s:i,s:s}", POD_EXT_RUNDIR, r.run_dir, POD_EXT_PORTS, ports,
+                      POD_EXT_MEMORY, (int)mem, POD_EXT_VCPUS, (int)vcpus, POD_EXT_PIDMODE,
+                      pid_mode);
   if (!rec.ext || cri_conv_map_in((void *const *)c->labels, c->n_labels, &rec.labels) < 0 ||
       cri_conv_map_in((void *const *)c->annotations, c->n_annotations, &rec.annotations) < 0) {
     json_decref(rec.ext);

@@ -47,6 +47,7 @@ struct cri_stream_server;
 #define POD_EXT_VCPUS "Vcpus"
 #define POD_EXT_SBXERR "SandboxError" /* last reason the sandbox could not be reached */
 #define POD_EXT_REMOVING "Removing"   /* true: RemovePodSandbox began (pod_reconcile.c) */
+#define POD_EXT_PIDMODE "PidMode"     /* "POD" (a shared pid namespace) or "CONTAINER" */
 
 /* Keys of cri_ctr.ext. */
 #define CTR_EXT_ROOTFS "Rootfs"

@@ -64,6 +64,9 @@ async function main() {
   check(!rp.err, 'RunPodSandbox' + (rp.err ? ` (${rp.err.details})` : ''));
   if (rp.err) done();
   const pod = rp.res.pod_sandbox_id;
+  const pst = await call(rt, 'PodSandboxStatus', { pod_sandbox_id: pod });
+  const pidMode = pst.err ? pst.err.details : pst.res.status.linux.namespaces.options.pid;
+  check(pidMode === 'POD', `PodSandboxStatus says pid mode POD (${pidMode})`);
 
   // a: a background sleep of its own, exits 3 on SIGUSR1.
   const a = await run(pod, ctr('a', "sleep 1001 & trap 'exit 3' USR1; echo a-up; while true; do sleep 1; done", 'POD'));

@@ -247,12 +247,14 @@ async function exec(id, cmd, timeout) {
   // A hostNetwork pod: no namespace of its own.
   const hp = await call(rt, 'RunPodSandbox', { config: Object.assign({}, podCfg, {
     metadata: { name: 'hostnet', namespace: 'e2e', uid: 'uid-hostnet', attempt: 0 }, hostname: '',
-    linux: { security_context: { namespace_options: { network: 'NODE' } } } }) }, 120000);
+    linux: { security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER' } } } }) }, 120000);
   check(!hp.err, 'RunPodSandbox with hostNetwork' + (hp.err ? ` (${hp.err.details})` : ''));
   if (!hp.err) {
     const hs = await call(rt, 'PodSandboxStatus', { pod_sandbox_id: hp.res.pod_sandbox_id, verbose: true });
     check(hs.res.status.linux.namespaces.options.network === 'NODE' && JSON.parse(hs.res.info.info).NetworkMode === 'host',
           'hostNetwork pod reports network NODE');
+    check(hs.res.status.linux.namespaces.options.pid === 'CONTAINER',
+          `a pod in pid mode CONTAINER reports it (${hs.res.status.linux.namespaces.options.pid})`);
     expectCode(await call(rt, 'StopPodSandbox', { pod_sandbox_id: hp.res.pod_sandbox_id }, 60000), S.OK, 'stop hostNetwork pod');
     expectCode(await call(rt, 'RemovePodSandbox', { pod_sandbox_id: hp.res.pod_sandbox_id }, 60000), S.OK, 'remove hostNetwork pod');
   }
