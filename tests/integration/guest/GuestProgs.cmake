@@ -71,3 +71,29 @@ function(quark_guest_progs target)
   endif()
   set(QK_KERNEL $<TARGET_FILE:qkernel> PARENT_SCOPE)
 endfunction()
+
+# quark_guest_tests(<name> SCRIPT <script> TIMEOUT <s> [RING0])
+#   After quark_guest_progs: one ctest <name>_<libc> per built variant, each
+#   running `<script> <libc> QK_SBX QK_KERNEL QK_PROG_DIR`; with RING0 also
+#   <name>_<libc>-ring0 (the script's mode argument then ends in -ring0:
+#   lib.sh guest_split_mode). Skip code 77, label integration.
+function(quark_guest_tests name)
+  cmake_parse_arguments(T "RING0" "SCRIPT;TIMEOUT" "" ${ARGN})
+  set(modes worker)
+  if(T_RING0)
+    list(APPEND modes ring0)
+  endif()
+  foreach(v ${QK_LIBCS})
+    foreach(mode ${modes})
+      set(m "")
+      if(mode STREQUAL "ring0")
+        set(m "-ring0")
+      endif()
+      add_test(NAME ${name}_${v}${m}
+               COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/${T_SCRIPT} ${v}${m} ${QK_SBX} ${QK_KERNEL}
+                       ${QK_PROG_DIR})
+      set_tests_properties(${name}_${v}${m} PROPERTIES SKIP_RETURN_CODE 77 LABELS integration
+                           TIMEOUT ${T_TIMEOUT})
+    endforeach()
+  endforeach()
+endfunction()
