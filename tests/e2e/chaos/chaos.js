@@ -8,7 +8,8 @@
 // mounts or extra quarkd fds left. CHAOS_OPS (default 60) sets the size;
 // CHAOS_SEED the seed. Prints figures.
 'use strict';
-const { clients, call, check, done, grpc } = require(process.env.CRI_COMMON);
+const { clients, call, check, done, grpc, BUSYBOX } =
+  require(process.env.CRI_COMMON);
 
 const T = process.env.E2E_T;
 const OPS = Number(process.env.CHAOS_OPS || 60);
@@ -17,7 +18,7 @@ const SEED0 = seed;
 const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
 const pick = (a) => a[rnd(a.length)];
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
+const IMAGE = BUSYBOX;
 const S = grpc.status;
 const OKCODES = new Set([S.NOT_FOUND, S.FAILED_PRECONDITION, S.INVALID_ARGUMENT, S.ALREADY_EXISTS,
   S.DEADLINE_EXCEEDED, S.RESOURCE_EXHAUSTED, S.ABORTED, S.UNAVAILABLE]);

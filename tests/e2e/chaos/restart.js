@@ -25,7 +25,8 @@
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
-const { clients, call, check, done, grpc } = require(process.env.CRI_COMMON);
+const { clients, call, check, done, grpc, BUSYBOX, sleep } =
+  require(process.env.CRI_COMMON);
 
 const T = process.env.E2E_T;
 const QUARKD = process.env.QUARKD;
@@ -41,8 +42,7 @@ const rnd = (n) => { // mulberry32
   return ((t ^ (t >>> 14)) >>> 0) % n;
 };
 const pick = (a) => a[rnd(a.length)];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const IMAGE = 'docker.io/library/busybox:latest';
+const IMAGE = BUSYBOX;
 const S = grpc.status;
 const CHANNEL = { 'grpc.initial_reconnect_backoff_ms': 50, 'grpc.max_reconnect_backoff_ms': 500 };
 // Codes a healthy quarkd may answer in a random sequence (racing calls).

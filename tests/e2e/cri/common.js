@@ -80,5 +80,10 @@ function done() {
   process.exit(0);
 }
 
+// The busybox image every pod test runs (tests/images/build.sh, imported by
+// each test's set-up), and a promise that resolves after ms milliseconds.
+const BUSYBOX = 'docker.io/library/busybox:latest';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 module.exports = { grpc, pkg, clients, call, rawCall, check, expectCode, expectAlive, done,
-                   endpoint, codeName };
+                   endpoint, codeName, BUSYBOX, sleep };

@@ -11,14 +11,14 @@
 //   it sees none of the shared ones' processes, they see none of its);
 // - container stats stay per container.
 'use strict';
-const { clients, call, check, expectCode, done, grpc } = require(process.env.CRI_COMMON);
+const { clients, call, check, expectCode, done, grpc, BUSYBOX, sleep } =
+  require(process.env.CRI_COMMON);
 const fs = require('fs');
 
 const S = grpc.status;
 const T = process.env.E2E_T;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const IMAGE = BUSYBOX;
 
 const podCfg = {
   metadata: { name: 'pidns', namespace: 'e2e', uid: 'uid-pidns', attempt: 0 },

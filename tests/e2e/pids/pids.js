@@ -3,14 +3,14 @@
 // EAGAIN ("can't fork: Resource temporarily unavailable") and the shell
 // ends; ExecSync in another container of the pod answers; the pod goes.
 'use strict';
-const { clients, call, check, expectCode, done, grpc } = require(process.env.CRI_COMMON);
+const { clients, call, check, expectCode, done, grpc, BUSYBOX, sleep } =
+  require(process.env.CRI_COMMON);
 const fs = require('fs');
 
 const S = grpc.status;
 const T = process.env.E2E_T;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const IMAGE = BUSYBOX;
 const podCfg = {
   metadata: { name: 'pids', namespace: 'e2e', uid: 'uid-pids', attempt: 0 },
   hostname: 'pids', log_directory: `${T}/logs/pids`,

@@ -20,7 +20,7 @@
 //   layers byte for byte as they were;
 // - (`net`, on a CNI bridge) the pod's network stats are its eth0's.
 'use strict';
-const { clients, call, check, expectCode, expectAlive, done, grpc } =
+const { clients, call, check, expectCode, expectAlive, done, grpc, BUSYBOX, sleep } =
   require(process.env.CRI_COMMON);
 const crypto = require('crypto');
 const fs = require('fs');
@@ -29,9 +29,8 @@ const path = require('path');
 const S = grpc.status;
 const T = process.env.E2E_T;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
+const IMAGE = BUSYBOX;
 const ZERO = '0'.repeat(64);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const V2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
 
 const podCfg = {

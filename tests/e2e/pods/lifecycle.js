@@ -3,16 +3,15 @@
 // exits with their reasons, StopContainer, StopPodSandbox and
 // RemovePodSandbox; then a hostNetwork pod. Driven by pods_lifecycle.sh.
 'use strict';
-const { clients, call, check, expectCode, expectAlive, done, grpc } =
+const { clients, call, check, expectCode, expectAlive, done, grpc, BUSYBOX, sleep } =
   require(process.env.CRI_COMMON);
 const fs = require('fs');
 
 const S = grpc.status;
 const T = process.env.E2E_T;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
+const IMAGE = BUSYBOX;
 const LONG = 'y'.repeat(40000);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const podCfg = {
   metadata: { name: 'life', namespace: 'e2e', uid: 'uid-life', attempt: 0 },

@@ -5,13 +5,13 @@
 // pod and containers, the exit that happened while it was down, a live
 // ExecSync, and a log that goes on; then removes the pod.
 'use strict';
-const { clients, call, check, expectCode, done, grpc } = require(process.env.CRI_COMMON);
+const { clients, call, check, expectCode, done, grpc, sleep } =
+  require(process.env.CRI_COMMON);
 const fs = require('fs');
 
 const S = grpc.status;
 const T = process.env.E2E_T;
 const { runtime: rt } = clients();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const podCfg = {
   metadata: { name: 'rec', namespace: 'e2e', uid: 'uid-rec', attempt: 0 },
   hostname: 'rec', log_directory: `${T}/logs/rec`, labels: { app: 'rec' },

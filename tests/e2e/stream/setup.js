@@ -5,12 +5,12 @@
 // STREAM_E2E_TTY=1, sh with tty + stdin + StdinOnce as `kubectl run -it`
 // makes it ("-" for a target not made).
 'use strict';
-const { clients, call } = require(process.env.CRI_COMMON);
+const { clients, call, BUSYBOX, sleep } =
+  require(process.env.CRI_COMMON);
 
 const T = process.env.E2E_T;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const IMAGE = BUSYBOX;
 const podCfg = {
   metadata: { name: 'streams', namespace: 'e2e', uid: 'uid-streams', attempt: 0 },
   hostname: 'streams', log_directory: `${T}/logs/streams`,

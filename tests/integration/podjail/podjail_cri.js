@@ -1,13 +1,13 @@
 // The pod cgroup through CRI (see podjail_cri.sh).
 'use strict';
-const { clients, call, check, done } = require(process.env.CRI_COMMON);
+const { clients, call, check, done, BUSYBOX, sleep } =
+  require(process.env.CRI_COMMON);
 const fs = require('fs');
 
 const T = process.env.E2E_T;
 const PARENT = process.env.PODJAIL_PARENT;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const IMAGE = BUSYBOX;
 const V2 = (() => {
   try { return fs.existsSync('/sys/fs/cgroup/cgroup.controllers'); } catch (e) { return false; }
 })();

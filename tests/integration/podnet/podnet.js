@@ -4,7 +4,8 @@
 // (t_net from the host, mounted read-only) answers by pod IP; a hostNetwork
 // pod serves on the host's loopback. Every pod is stopped and removed.
 'use strict';
-const { clients, call, check, expectAlive, done } = require(process.env.CRI_COMMON);
+const { clients, call, check, expectAlive, done, BUSYBOX, sleep } =
+  require(process.env.CRI_COMMON);
 const http = require('http');
 const dgram = require('dgram');
 
@@ -13,8 +14,7 @@ const SUBNET = process.env.PODNET_SUBNET;
 const TNET = process.env.PODNET_TNET;
 const USHARE = process.env.PODNET_USHARE;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const IMAGE = BUSYBOX;
 const rnd = (lo, n) => lo + Math.floor(Math.random() * n);
 // A port nobody listens on here now (other sessions run tests meanwhile).
 function freePort(lo, n) {

@@ -11,15 +11,15 @@
 // under /proc and /sys. The checks run inside the guest (t_sec, bind-mounted from
 // the host). Driven by cri_security.sh.
 'use strict';
-const { clients, call, check, done } = require(process.env.CRI_COMMON);
+const { clients, call, check, done, BUSYBOX, sleep } =
+  require(process.env.CRI_COMMON);
 const fs = require('fs');
 
 const T = process.env.E2E_T;
 const ROUND = process.env.QUARK_POD_SHARED_VM === '1' ? 'shared' : 'pervm';
 const PROG = process.env.T_SEC;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const IMAGE = BUSYBOX;
 
 const podCfg = {
   metadata: { name: `sec-${ROUND}`, namespace: 'e2e', uid: `uid-sec-${ROUND}`, attempt: 0 },

@@ -4,14 +4,14 @@
 // (t_tsor from the host, mounted read-only), a pod without the annotation
 // reaches it over the bridge, a closed port is refused. Pods are removed.
 'use strict';
-const { clients, call, check, done } = require(process.env.CRI_COMMON);
+const { clients, call, check, done, BUSYBOX, sleep } =
+  require(process.env.CRI_COMMON);
 
 const T = process.env.E2E_T;
 const SUBNET = process.env.TSOR_SUBNET;
 const PROG = process.env.TSOR_PROGDIR;
 const { runtime: rt } = clients();
-const IMAGE = 'docker.io/library/busybox:latest';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const IMAGE = BUSYBOX;
 
 function podCfg(name, tsor) {
   return {
