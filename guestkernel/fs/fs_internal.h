@@ -15,6 +15,10 @@ int qk_hostfs_hfd(struct qk_file *f);
  * entries, the root) calls this first: attributes the guest kept
  * (fs/hostfs.c) then no longer answer a stat or fstat. */
 void qk_hostfs_changed(void);
+/* qk_qcall for a request that changes a host file: qk_hostfs_changed, then
+ * the call. */
+int64_t qk_hostfs_change_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+                               uint64_t a4, uint64_t a5);
 
 /* One of the in-kernel devices (fs/dev.c)? */
 bool qk_dev_path(const char *abs);

@@ -123,8 +123,8 @@ static int64_t two_paths(uint32_t op, int64_t odir, uint64_t uold, int64_t ndir,
   } else if (read_only(o) || read_only(n))
     res = -QK_EROFS;
   else
-    res = (qk_hostfs_changed(),
-           qk_qcall(op, qk_root_hfd(), qk_va_to_pa(o), strlen(o), qk_va_to_pa(n), strlen(n), flags));
+    res = qk_hostfs_change_qcall(op, qk_root_hfd(), qk_va_to_pa(o), strlen(o), qk_va_to_pa(n),
+                                 strlen(n), flags);
   qk_kfree(o);
   qk_kfree(n);
   return res;
@@ -199,8 +199,8 @@ static int64_t do_symlink(uint64_t utarget, int64_t ndir, uint64_t unew)
     }
     if (r == 0) {
       r = read_only(n) ? -QK_EROFS
-                       : (qk_hostfs_changed(), qk_qcall(QK_OP_SYMLINKAT, qk_root_hfd(), qk_va_to_pa(t),
-                                                        strlen(t), qk_va_to_pa(n), strlen(n), 0));
+                       : qk_hostfs_change_qcall(QK_OP_SYMLINKAT, qk_root_hfd(), qk_va_to_pa(t),
+                                                strlen(t), qk_va_to_pa(n), strlen(n), 0);
       qk_kfree(n);
     }
   }
@@ -257,7 +257,7 @@ static int64_t mknod_abs(char *p, uint32_t m)
   else if ((r = qk_sec_fs_write(p)) < 0) /* read-only root */
     ;
   else
-    r = (qk_hostfs_changed(), qk_qcall(QK_OP_MKNODAT, qk_root_hfd(), qk_va_to_pa(p), strlen(p), m, 0, 0));
+    r = qk_hostfs_change_qcall(QK_OP_MKNODAT, qk_root_hfd(), qk_va_to_pa(p), strlen(p), m, 0, 0);
   return r;
 }
 
@@ -622,7 +622,7 @@ int64_t sys_truncate(ARGS)
   if (qk_tmpfs_file(f))
     r = qk_tmpfs_setattr(QK_TMPFS_TRUNCATE, NULL, f, a1, 0, 0, NULL);
   else
-    r = h >= 0 ? (qk_hostfs_changed(), qk_qcall(QK_OP_FTRUNCATE, (uint64_t)h, a1, 0, 0, 0, 0))
+    r = h >= 0 ? qk_hostfs_change_qcall(QK_OP_FTRUNCATE, (uint64_t)h, a1, 0, 0, 0, 0)
                : 0; /* devices: nothing */
   qk_fput(f);
   return r;
@@ -652,7 +652,7 @@ int64_t sys_fallocate(ARGS)
   } else if (h < 0)
     r = f->ops->poll ? -QK_ESPIPE : -QK_ENODEV;
   else
-    r = (qk_hostfs_changed(), qk_qcall(QK_OP_FALLOCATE, (uint64_t)h, a1, a2, a3, 0, 0));
+    r = qk_hostfs_change_qcall(QK_OP_FALLOCATE, (uint64_t)h, a1, a2, a3, 0, 0);
   qk_fput(f);
   return r;
 }

@@ -34,6 +34,13 @@ static uint32_t hostfs_gen;
 
 void qk_hostfs_changed(void) { __atomic_fetch_add(&hostfs_gen, 1, __ATOMIC_RELAXED); }
 
+int64_t qk_hostfs_change_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+                               uint64_t a4, uint64_t a5)
+{
+  qk_hostfs_changed();
+  return qk_qcall(op, a0, a1, a2, a3, a4, a5);
+}
+
 static inline uint32_t gen_now(void) { return __atomic_load_n(&hostfs_gen, __ATOMIC_RELAXED); }
 
 static inline bool attr_fresh(const struct host_attr *a, uint64_t now)

@@ -753,8 +753,8 @@ static int64_t do_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
     else if ((r = qk_sec_fs_write(path)) < 0) /* read-only root */
       ;
     else
-      r = (qk_hostfs_changed(), qk_qcall(QK_OP_MKDIRAT, qk_root_hfd(), qk_va_to_pa(path), n,
-                                         mode & 07777 & ~(uint64_t)proc()->fs->umask, 0, 0));
+      r = qk_hostfs_change_qcall(QK_OP_MKDIRAT, qk_root_hfd(), qk_va_to_pa(path), n,
+                                 mode & 07777 & ~(uint64_t)proc()->fs->umask, 0, 0);
   }
   qk_kfree(path);
   return r;
@@ -799,8 +799,8 @@ static int64_t do_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
     else if ((r = qk_sec_fs_write(path)) < 0) /* read-only root */
       ;
     else
-      r = (qk_hostfs_changed(), qk_qcall(QK_OP_UNLINKAT, qk_root_hfd(), qk_va_to_pa(path), n,
-                                         flags ? QK_AT_REMOVEDIR : 0, 0, 0));
+      r = qk_hostfs_change_qcall(QK_OP_UNLINKAT, qk_root_hfd(), qk_va_to_pa(path), n,
+                                 flags ? QK_AT_REMOVEDIR : 0, 0, 0);
   }
   qk_kfree(path);
   return r;
