@@ -11,6 +11,9 @@
  *   run dir unmounted, run dir and record removed. Never completed: kubelet
  *   retries a failed RunPodSandbox with the same metadata, and a completed
  *   pod would answer it ALREADY_EXISTS.
+ * - RunPodSandbox failed and its rollback's CNI DEL failed too (the record
+ *   has NetworkTeardownError, no ControlSocket): the same roll back, which
+ *   retries the DEL; while it fails the pod stays for Stop/Remove.
  * - RemovePodSandbox not finished (the record has Removing): finished.
  * - CreateContainer not finished (a CREATED record without Argv, which
  *   its last step writes): rolled back (sandbox delete, root filesystem,
@@ -384,12 +387,15 @@ static void finish_pod(struct cri_pods *p, struct recon_counts *k, const struct 
   k->procs_killed += kill_sandboxes(p, pod->id);
   q_cleanup_error q_error *err = NULL;
   const char *step = "";
+  bool pending = json_object_get(pod->ext, POD_EXT_NETPENDING) != NULL;
   if (cri_pods_teardown(p, e, pod, &step, &err) < 0) {
     q_warn(pod->id, "%s: %s: %s", removing ? "finish removal" : "roll back", step,
            q_error_msg(err));
   } else {
-    q_info(pod->id, "%s", removing ? "finished a RemovePodSandbox cut short by a restart"
-                                   : "rolled back a RunPodSandbox cut short by a restart");
+    q_info(pod->id, "%s",
+           removing  ? "finished a RemovePodSandbox cut short by a restart"
+           : pending ? "finished the network teardown a failed RunPodSandbox left pending"
+                     : "rolled back a RunPodSandbox cut short by a restart");
     if (removing)
       k->pods_removed++;
     else

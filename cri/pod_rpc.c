@@ -6,7 +6,10 @@
  * Order in Run, undone in reverse on any failure: record (NOTREADY) -> run
  * dir -> network -> pod files -> sandbox -> record READY. The record comes
  * first so that a quarkd killed half way leaves a NOTREADY pod that
- * RemovePodSandbox cleans up, never an unlisted namespace or VM. */
+ * RemovePodSandbox cleans up, never an unlisted namespace or VM. A rollback
+ * whose CNI DEL fails keeps that record and the namespace (rollback()):
+ * StopPodSandbox and RemovePodSandbox run DEL again, and Remove refuses
+ * while it keeps failing. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -263,7 +266,34 @@ static const char *netns_of(const struct run_ctx *r)
   return r->net ? r->net->netns_path : r->loop_netns;
 }
 
-static void rollback(struct run_ctx *r)
+/* What a failed RunPodSandbox keeps when its CNI DEL fails (containerd
+ * keeps such a sandbox too): the record, NOTREADY with no sandbox, naming
+ * the netns and the DEL's error, and the netns itself, still mounted, so
+ * that kubelet's garbage collection (StopPodSandbox, RemovePodSandbox) or a
+ * restart (pod_reconcile.c) runs DEL again. Durable: what it names outlives
+ * a power loss (IPAM reservations, iptables rules). */
+struct pending_net {
+  const char *netns, *why;
+};
+
+static int set_teardown_pending(struct cri_pod *pod, void *arg)
+{
+  const struct pending_net *x = arg;
+  json_t *msg = json_string(x->why);
+  pod->state = CRI_POD_NOTREADY;
+  json_object_set_new(pod->ext, POD_EXT_NETMODE, json_string("cni"));
+  json_object_set_new(pod->ext, POD_EXT_NETNS, json_string(x->netns));
+  json_object_set_new(pod->ext, POD_EXT_NETPENDING,
+                      msg ? msg : json_string("CNI DEL failed (its message is not UTF-8)"));
+  return 0;
+}
+
+/* Undoes a RunPodSandbox that failed. CNI DEL runs whenever ADD may have
+ * begun (the namespace was created for CNI), even when net_pod_setup
+ * already undid its partial ADD: DEL is idempotent, and only this one
+ * decides whether anything is left. When it fails, the pod is kept (see
+ * set_teardown_pending) and *del_err says why; returns true then. */
+static bool rollback(struct run_ctx *r, q_error **del_err)
 {
   q_cleanup_error q_error *err = NULL;
   if (r->sbx) {
@@ -273,13 +303,15 @@ static void rollback(struct run_ctx *r)
     sbx_client_close(r->sbx);
     r->sbx = NULL;
   }
-  if (r->net) {
-    r->np.netns_path = r->net->netns_path;
-    if (net_pod_teardown(r->p->cni, &r->np, &err) < 0)
-      q_warn(r->id, "rollback: network: %s", q_error_msg(err));
-    q_error_free(&err);
+  bool keep = false;
+  if (r->loop_netns && r->mode && !strcmp(r->mode, "cni")) {
+    r->np.netns_path = r->loop_netns;
+    if (net_pod_detach(r->p->cni, &r->np, del_err) < 0) {
+      q_warn(r->id, "rollback: network (kept for a retry): %s", q_error_msg(*del_err));
+      keep = true;
+    }
   }
-  if (r->loop_netns && net_netns_remove(r->loop_netns, &err) < 0)
+  if (!keep && r->loop_netns && net_netns_remove(r->loop_netns, &err) < 0)
     q_warn(r->id, "rollback: netns: %s", q_error_msg(err));
   q_error_free(&err);
   if (r->run_dir && q_rm_rf(r->run_dir, &err) < 0)
@@ -289,8 +321,17 @@ static void rollback(struct run_ctx *r)
   if (cg && sbx_cgroup_remove(cg, &err) < 0)
     q_warn(r->id, "rollback: %s", q_error_msg(err));
   q_error_free(&err);
+  if (keep) {
+    /* Should this write fail, the NOTREADY record without a control socket
+     * is still there, and teardown finds the netns by the pod's id. */
+    struct pending_net x = {r->loop_netns, q_error_msg(*del_err)};
+    if (cri_state_update_pod(r->p->st, r->id, set_teardown_pending, &x, &err) < 0)
+      q_warn(r->id, "rollback: record the pending network teardown: %s", q_error_msg(err));
+    return true;
+  }
   if (cri_state_remove_pod(r->p->st, r->id, &err) < 0)
     q_warn(r->id, "rollback: record: %s", q_error_msg(err));
+  return false;
 }
 
 static int set_network(struct cri_pod *pod, void *arg)
@@ -536,14 +577,25 @@ static grpc_status_code rpc_run_pod(struct cri_call *call, const ProtobufCMessag
   *resp = &out->base;
   return GRPC_STATUS_OK;
 
-fail:
-  rollback(&r);
-  cri_pods_forget(p, e);
+fail:;
+  q_error *del_err = NULL;
+  bool kept = rollback(&r, &del_err);
+  if (!kept)
+    cri_pods_forget(p, e);
   pthread_mutex_unlock(&e->op);
   cri_pods_put(p, e);
   run_ctx_free(&r);
   q_warn(NULL, "RunPodSandbox %s/%s failed at %s: %s", c->metadata->namespace_, c->metadata->name,
          step, q_error_msg(err));
+  if (kept) {
+    /* The ADD's (or start's) error stays the answer; the DEL's follows. */
+    q_error_wrap(&del_err,
+                 "%s; and the rollback's CNI DEL failed too, so pod %s stays NOTREADY with its "
+                 "network namespace until StopPodSandbox or RemovePodSandbox can tear it down",
+                 q_error_msg(err), r.id);
+    q_error_free(&err);
+    err = del_err;
+  }
   return cri_pods_fail(call, rc, &err, step);
 }
 
@@ -598,6 +650,12 @@ static int set_notready(struct cri_pod *pod, void *arg)
   return 0;
 }
 
+static int clear_teardown_pending(struct cri_pod *pod, void *arg)
+{
+  (void)arg;
+  return json_object_del(pod->ext, POD_EXT_NETPENDING) < 0 ? -EALREADY : 0;
+}
+
 /* Stops the pod's containers and its VM, then detaches its network (the
  * namespace stays until Remove). Caller holds the op lock. */
 static int stop_pod(struct cri_pods *p, struct cri_pod_entry *e, const struct cri_pod *pod,
@@ -642,7 +700,10 @@ static int stop_pod(struct cri_pods *p, struct cri_pod_entry *e, const struct cr
                   .uid = pod->uid,
                   .netns_path = ext_str(pod, POD_EXT_NETNS)};
     if ((rc = net_pod_detach(p->cni, &np, err)) < 0)
-      return q_error_wrap(err, "CNI DEL");
+      return q_error_wrap(err, "CNI DEL (the pod keeps its network namespace and record until "
+                               "a retry succeeds)");
+    if (json_object_get(pod->ext, POD_EXT_NETPENDING))
+      cri_state_update_pod(p->st, pod->id, clear_teardown_pending, NULL, NULL);
   }
   return 0;
 }

@@ -48,6 +48,10 @@ struct cri_stream_server;
 #define POD_EXT_SBXERR "SandboxError" /* last reason the sandbox could not be reached */
 #define POD_EXT_REMOVING "Removing"   /* true: RemovePodSandbox began (pod_reconcile.c) */
 #define POD_EXT_PIDMODE "PidMode"     /* "POD" (a shared pid namespace) or "CONTAINER" */
+/* A failed RunPodSandbox whose CNI DEL failed too: the DEL's message. The
+ * pod stays NOTREADY with its netns until Stop/Remove (or a restart) can
+ * DEL it (pod_rpc.c). */
+#define POD_EXT_NETPENDING "NetworkTeardownError"
 
 /* Keys of cri_ctr.ext. */
 #define CTR_EXT_ROOTFS "Rootfs"

@@ -248,20 +248,21 @@ int net_cni_del_list(const net_cni *c, const net_conf_list *l, const net_runtime
       continue;
     }
     if (pr < 0) {
+      /* Stop here, as libcni does: the plugins before this one in ADD order
+       * (the IPAM owner, bridge) keep their state until the whole DEL can
+       * run again (quarkd retries it from the pod's record), so an IP is
+       * never released while a later plugin's rules (portmap's DNAT) still
+       * point at it for the next pod that gets it. */
       q_warn(rt->container_id, "cni: %s", q_error_msg(perr));
-      /* Keep going: later plugins may still free what they hold. Report
-       * the first failure. */
-      if (r == 0) {
-        r = pr;
-        if (err != NULL) {
-          q_error_free(err);
-          *err = q_steal_ptr(&perr);
-        }
+      r = pr;
+      if (err != NULL) {
+        q_error_free(err);
+        *err = q_steal_ptr(&perr);
       }
+      goto out;
     }
   }
-  if (r == 0)
-    r = net_cache_remove(c->cache_dir, l->name, rt->container_id, rt->ifname, err);
+  r = net_cache_remove(c->cache_dir, l->name, rt->container_id, rt->ifname, err);
 out:
   free(kv);
   json_decref(cargs);

@@ -219,10 +219,12 @@ int net_cni_add_list(const net_cni *c, const net_conf_list *l, const net_runtime
                      net_result **result, char **raw, q_error **err);
 /* DEL every plugin in reverse order with the cached result as prevResult
  * (lists at 0.4.0 and later) and the cached CNI_ARGS and capability args when
- * a cache entry exists. Every plugin is tried even when one fails; on full
- * success the cache entry is removed. A missing netns is passed as an empty
- * CNI_NETNS (the spec's best-effort DEL). A plugin binary that is missing
- * fails DEL only when a cache entry exists (an ADD completed with it). */
+ * a cache entry exists. The first plugin that fails ends the DEL (libcni's
+ * order: what the earlier plugins of the list hold stays for a retry, which
+ * runs every plugin again); on full success the cache entry is removed. A
+ * missing netns is passed as an empty CNI_NETNS (the spec's best-effort DEL).
+ * A plugin binary that is missing fails DEL only when a cache entry exists
+ * (an ADD completed with it). */
 int net_cni_del_list(const net_cni *c, const net_conf_list *l, const net_runtime *rt,
                      q_error **err);
 /* CHECK with the cached result. Lists older than 0.4.0 or with disableCheck

@@ -71,6 +71,32 @@ need_sandbox() {
   [ -z "$why" ] || e2e_skip "$why"
 }
 
+# need_cni_plugins NAME...: CNI_BIN=/usr/lib/cni (Debian's
+# containernetworking-plugins), and a skip (77) when one of them is missing.
+need_cni_plugins() {
+  CNI_BIN=/usr/lib/cni
+  local p
+  for p in "$@"; do
+    [ -x "$CNI_BIN/$p" ] || e2e_skip "CNI plugin $p missing in $CNI_BIN (deploy/deps.sh test: containernetworking-plugins)"
+  done
+}
+
+# pick_test_bridge PREFIX NET: BR=<PREFIX>N and SUBNET=<NET>.N (a /24) for a
+# random N whose bridge name and subnet are both free on this host (other
+# tests and sessions run beside); skips (77) when none is.
+pick_test_bridge() {
+  BR= SUBNET=
+  local n
+  for _ in $(seq 50); do
+    n=$((RANDOM % 250))
+    if ! ip link show "$1$n" >/dev/null 2>&1 && [ -z "$(ip route show to match "$2.$n.1" | grep -v '^default')" ]; then
+      BR=$1$n SUBNET=$2.$n
+      return 0
+    fi
+  done
+  e2e_skip "no free test bridge name and subnet ($1N, $2.N.0/24)"
+}
+
 need_root() { [ "$(id -u)" = 0 ] || e2e_skip "needs root (network namespaces, overlay mounts)"; }
 
 # Imports the busybox test image (tests/images/build.sh) into $T's store as
