@@ -156,6 +156,11 @@ enum qk_op {
                               a2 gpa of struct qk_net_pollfd[] of host sockets, a3 count (each <=
                               QK_NET_POLL_MAX), a4 timeout ns (~0: none; 0: just look) -> ready
                               entries of both; -EINTR when the VM stops */
+  QK_OP_PROCNET_READ = 56, /* a0 QK_PROCNET_* (a file of the host's /proc/thread-self/net: the
+                              pod's netns), a1 buf gpa, a2 buf len (<= QK_PROCNET_MAX) -> the
+                              file's whole length (min(len, that) bytes copied; the guest retries
+                              with a larger buffer); -ENOENT: the host has no such file.
+                              a0 QK_PROCNET_PROBE -> bitmask of the files the host has */
   /* Numbers reserved per area so parallel work does not collide (an area
    * adds its opcodes inside its range, each with its argument comment):
    *   38-47 filesystem (rename, link, symlink, chmod, chown, utimensat, statfs…)
@@ -184,6 +189,27 @@ struct qk_net_pollfd {
   int16_t revents; /* written by the host */
 };
 _Static_assert(sizeof(struct qk_net_pollfd) == 8, "qk_net_pollfd layout");
+
+/* QK_OP_PROCNET_READ files: a name index, never a path (sandbox/qcall/
+ * ops_procnet.c holds the names). Append only. */
+enum qk_procnet {
+  QK_PROCNET_DEV,
+  QK_PROCNET_TCP,
+  QK_PROCNET_TCP6,
+  QK_PROCNET_UDP,
+  QK_PROCNET_UDP6,
+  QK_PROCNET_RAW,
+  QK_PROCNET_RAW6,
+  QK_PROCNET_ROUTE,
+  QK_PROCNET_IF_INET6,
+  QK_PROCNET_SNMP,
+  QK_PROCNET_NETSTAT,
+  QK_PROCNET_SOCKSTAT,
+  QK_PROCNET_SOCKSTAT6,
+  QK_PROCNET_COUNT
+};
+#define QK_PROCNET_PROBE 0xffffu
+#define QK_PROCNET_MAX (1u << 20) /* bytes the host reads of one file */
 
 /* QK_OP_TSOR_CTL operations. */
 #define QK_TSOR_CTL_SOCKET 1   /* -> new stream tsd */

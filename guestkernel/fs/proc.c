@@ -62,6 +62,7 @@ enum {
   T_FILESYSTEMS,
   T_SYSDIR, /* /proc/sys/... directory, see sysents */
   T_SYSFILE,
+  T_NET, /* link to self/net */
   /* per process */
   T_PID,
   T_P_STAT,
@@ -83,6 +84,8 @@ enum {
   T_P_FD,
   T_P_TASKDIR,
   T_P_TID, /* task/<tid>: a directory like <pid> */
+  T_P_NETDIR,
+  T_P_NETFILE, /* fd: the index of proc_net.c's files */
   /* /sys */
   T_S_DIR,
   T_S_FILE,
@@ -102,7 +105,7 @@ static const struct ent top_ents[] = {
     {"cpuinfo", T_CPUINFO, N_FILE}, {"uptime", T_UPTIME, N_FILE},
     {"loadavg", T_LOADAVG, N_FILE}, {"stat", T_STAT, N_FILE},
     {"version", T_VERSION, N_FILE}, {"filesystems", T_FILESYSTEMS, N_FILE},
-    {"sys", T_SYSDIR, N_DIR},
+    {"sys", T_SYSDIR, N_DIR},       {"net", T_NET, N_LINK},
 };
 
 static const struct ent pid_ents[] = {
@@ -123,6 +126,7 @@ static const struct ent pid_ents[] = {
     {"task", T_P_TASKDIR, N_DIR},
     {"mountinfo", T_P_MOUNTINFO, N_FILE},
     {"oom_score_adj", T_P_OOM_ADJ, N_FILE},
+    {"net", T_P_NETDIR, N_DIR},
 };
 
 /* Static trees (/proc/sys and /sys): full paths below their root; a
@@ -263,14 +267,15 @@ static int resolve(const char *abs, struct node *nd)
   int pid;
   bool self = *r && n == 4 && !strncmp(c, "self", 4);
   bool tself = *r && n == 11 && !strncmp(c, "thread-self", 11);
-  if (self || tself || is_num(c, n, &pid)) {
+  bool net = *r && n == 3 && !strncmp(c, "net", 3); /* net/...: self/net/... */
+  if (self || tself || net || is_num(c, n, &pid)) {
     /* self and thread-self inside a path: followed like the links they are */
-    nd->p = self || tself ? reader() : qk_proc_find(pid);
+    nd->p = self || tself || net ? reader() : qk_proc_find(pid);
     if (!nd->p)
       return -QK_ENOENT;
     nd->t = tself ? qk_current() : task_of(nd->p, -1);
     nd->type = N_DIR;
-    nd->id = tself ? T_P_TID : T_PID;
+    nd->id = tself ? T_P_TID : net ? T_P_NETDIR : T_PID;
     for (int depth = 0; *r; depth++) {
       c = r;
       while (*r && *r != '/')
@@ -298,6 +303,15 @@ static int resolve(const char *abs, struct node *nd)
         nd->id = T_P_TID;
         nd->type = N_DIR;
         continue;
+      }
+      if (nd->id == T_P_NETDIR) {
+        int i = qk_proc_net_find(c, n);
+        if (i < 0 || *r)
+          return i < 0 ? -QK_ENOENT : -QK_ENOTDIR;
+        nd->fd = i;
+        nd->id = T_P_NETFILE;
+        nd->type = N_FILE;
+        return 0;
       }
       if (nd->id != T_PID && nd->id != T_P_TID)
         return -QK_ENOTDIR;
@@ -872,6 +886,9 @@ static int link_target(const struct node *nd, char *buf)
   case T_MOUNTS:
     qk_strlcpy(buf, "self/mounts", QK_PATH_MAX);
     return 0;
+  case T_NET:
+    qk_strlcpy(buf, "self/net", QK_PATH_MAX);
+    return 0;
   case T_P_EXE:
     if (nd->p->zombie)
       return -QK_ENOENT;
@@ -892,6 +909,9 @@ static int link_target(const struct node *nd, char *buf)
     uint32_t id = (uint32_t)((uint64_t)(uintptr_t)f >> 4);
     if (f->path)
       qk_strlcpy(buf, f->path, QK_PATH_MAX);
+    else if (qk_proc_net_sock_link(f, buf, QK_PATH_MAX) > 0) {
+      /* socket:[inode] */
+    }
     else if (f->ops->poll)
       qk_snprintf(buf, QK_PATH_MAX, "pipe:[%u]", id);
     else
@@ -913,7 +933,8 @@ static int follow(struct node *nd, char *buf, struct qk_file **file)
   switch (nd->id) {
   case T_SELF:
   case T_THREAD_SELF:
-  case T_MOUNTS: {
+  case T_MOUNTS:
+  case T_NET: {
     char *t = qk_kmalloc(QK_PATH_MAX);
     if (!t)
       return -QK_ENOMEM;
@@ -1051,6 +1072,11 @@ static void gen_dir(struct pbuf *o, const struct node *nd)
   case T_S_DIR:
     list_tree(o, sys_tree, QK_ARRAY_SIZE(sys_tree), nd->fd, nd->ino);
     break;
+  case T_P_NETDIR:
+    for (int i = 0; i < qk_proc_net_count(); i++)
+      if (qk_proc_net_name(i))
+        add_dirent(o, hash(qk_proc_net_name(i), nd->ino) | 1, L_DT_REG, qk_proc_net_name(i));
+    break;
   }
 }
 
@@ -1130,6 +1156,9 @@ static void gen_file(struct pbuf *o, const struct node *nd)
     break;
   case T_P_OOM_ADJ:
     pb_puts(o, "0\n");
+    break;
+  case T_P_NETFILE:
+    gen_net(o, nd->fd);
     break;
   }
 }

@@ -27,4 +27,14 @@ void gen_mountinfo(struct pbuf *o); /* /proc/<pid>/mountinfo */
 void gen_cpuinfo(struct pbuf *o);
 void gen_meminfo(struct pbuf *o);
 
+/* /proc/<pid>/net (proc_net.c): the files, by index 0..qk_proc_net_count()-1. */
+struct qk_file;
+int qk_proc_net_count(void);
+const char *qk_proc_net_name(int i);             /* NULL: the host has no such file */
+int qk_proc_net_find(const char *c, size_t n);   /* the index of name c (n bytes), or -1 */
+void gen_net(struct pbuf *o, int i);
+/* "socket:[ino]" for a socket file f into buf (host sockets: the host's inode
+ * number, as /proc/net/tcp shows it): 1, or 0 when f is no socket. */
+int qk_proc_net_sock_link(struct qk_file *f, char *buf, size_t len);
+
 #endif

@@ -23,6 +23,7 @@
 #include "../../guestkernel/abi/qk_errno.h"
 #include "ops_fs.h"
 #include "ops_net.h"
+#include "ops_procnet.h"
 #include "ops_tsor.h"
 
 _Static_assert(QK_ENOENT == ENOENT && QK_EFAULT == EFAULT && QK_ENOSYS == ENOSYS && QK_EINVAL == EINVAL &&
@@ -599,6 +600,8 @@ static int64_t handle(struct sbx_qcall *q, struct worker *w, const struct qk_qca
     const struct sbx_net_ctx nc = {q, q->cfg.mem, q->stop_fd, hfd_get, hfd_install};
     return sbx_qcall_tsor(&nc, req->op, a);
   }
+  case QK_OP_PROCNET_READ:
+    return sbx_qcall_procnet(q->cfg.mem, a);
   default:
     return -ENOSYS;
   }

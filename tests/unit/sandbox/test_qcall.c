@@ -263,3 +263,22 @@ Test(qcall, corrupt_indices_do_not_hurt_the_host)
   cr_assert_eq(head, r->req_tail, "dropped, not served (head %u tail %u)", head, r->req_tail);
   cr_assert_eq(gcall(QK_OP_NOP, 0, 0, 0, 0, 0), 0);
 }
+
+/* QK_OP_PROCNET_READ: a file of this process's /proc/thread-self/net by
+ * index only, the whole length returned, at most the buffer copied. */
+Test(qcall, procnet_read_by_index)
+{
+  int64_t mask = gcall(QK_OP_PROCNET_READ, QK_PROCNET_PROBE, 0, 0, 0, 0);
+  cr_assert_gt(mask, 0);
+  cr_assert(mask & (1 << QK_PROCNET_DEV));
+  memset(mem.base + BUF_GPA, 0, 64);
+  int64_t len = gcall(QK_OP_PROCNET_READ, QK_PROCNET_DEV, BUF_GPA, 16, 0, 0);
+  cr_assert_gt(len, 16);
+  cr_assert_eq(memcmp(mem.base + BUF_GPA, "Inter-|   Receiv", 16), 0);
+  cr_assert_eq(mem.base[BUF_GPA + 16], 0, "nothing past the buffer");
+  cr_assert_eq(gcall(QK_OP_PROCNET_READ, QK_PROCNET_DEV, 0, 0, 0, 0), len, "length probe");
+  cr_assert_eq(gcall(QK_OP_PROCNET_READ, QK_PROCNET_COUNT, BUF_GPA, 16, 0, 0), -EINVAL);
+  cr_assert_eq(gcall(QK_OP_PROCNET_READ, UINT64_MAX, BUF_GPA, 16, 0, 0), -EINVAL);
+  cr_assert_eq(gcall(QK_OP_PROCNET_READ, QK_PROCNET_DEV, BUF_GPA, QK_PROCNET_MAX + 1, 0, 0), -EINVAL);
+  cr_assert_eq(gcall(QK_OP_PROCNET_READ, QK_PROCNET_DEV, MEM - 8, 64, 0, 0), -EFAULT);
+}
