@@ -80,7 +80,32 @@ struct create_ctx {
   bool no_new_privs;
   void *seccomp;
   size_t seccomp_len;
+  enum sbx_pid_ns pid_ns; /* CRI pid mode (ctr_spec.c) */
+  char pid_target[65];    /* SBX_PIDNS_TARGET: the target container's full id */
 };
+
+/* The pid namespace the container asks for; TARGET's target must be a
+ * running container of the pod, as containerd checks. Under the op lock:
+ * the target's Stop/Remove waits for this create. */
+static int pid_mode(struct create_ctx *x, q_error **err)
+{
+  const Runtime__V1__ContainerConfig *c = x->c;
+  const Runtime__V1__NamespaceOption *ns = c->linux && c->linux->security_context
+                                               ? c->linux->security_context->namespace_options
+                                               : NULL;
+  struct cri_ctr *target = NULL;
+  char tid[65];
+  if (ns && ns->pid == RUNTIME__V1__NAMESPACE_MODE__TARGET && ns->target_id &&
+      *ns->target_id && cri_state_resolve_ctr(x->p->st, ns->target_id, tid) == 0 &&
+      cri_state_get_ctr(x->p->st, tid, &target) < 0)
+    target = NULL;
+  int rc = cri_spec_pid_mode(ns ? (int)ns->pid : 0, ns ? ns->target_id : NULL, target,
+                             x->pod->id, &x->pid_ns, err);
+  if (rc == 0 && target)
+    memcpy(x->pid_target, target->id, sizeof x->pid_target);
+  cri_ctr_free(target);
+  return rc;
+}
 
 static void create_ctx_free(struct create_ctx *x)
 {
@@ -383,6 +408,9 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                       c->metadata->name, c->metadata->attempt, pod->id, other);
     goto fail;
   }
+  step = "pid namespace";
+  if ((rc = pid_mode(&x, &err)) < 0)
+    goto fail;
   step = "sandbox";
   if (!(sbx = cri_pods_sbx(p, e, pod, &rc, &err)))
     goto fail;
@@ -419,7 +447,14 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                         .log_path = x.log_path ? x.log_path : ""};
   memcpy(rec.id, x.id, 65);
   memcpy(rec.pod_id, pod->id, 65);
-  rec.ext = json_pack("{s:s,s:s}", CTR_EXT_DIR, x.dir, CTR_EXT_ROOTFS, x.rootfs);
+  /* PidMode (and PidTarget) show in ContainerStatus's verbose info. */
+  rec.ext = json_pack("{s:s,s:s,s:s}", CTR_EXT_DIR, x.dir, CTR_EXT_ROOTFS, x.rootfs,
+                      CTR_EXT_PIDMODE,
+                      x.pid_ns == SBX_PIDNS_POD      ? "POD"
+                      : x.pid_ns == SBX_PIDNS_TARGET ? "TARGET"
+                                                     : "CONTAINER");
+  if (rec.ext && x.pid_ns == SBX_PIDNS_TARGET)
+    json_object_set_new(rec.ext, CTR_EXT_PIDTARGET, json_string(x.pid_target));
   if (rec.ext && c->linux && c->linux->resources) /* the pod cgroup sums these */
     json_object_set_new(rec.ext, CTR_EXT_RES, res_json(c->linux->resources));
   if (!rec.ext || cri_conv_map_in((void *const *)c->labels, c->n_labels, &rec.labels) < 0 ||
@@ -528,14 +563,11 @@ static grpc_status_code rpc_create_ctr(struct cri_call *call, const ProtobufCMes
                                     .tty = c->tty,
                                     .stdin_open = c->stdin,
                                     .stdin_once = c->stdin && c->stdin_once,
-                                    /* CRI pid mode POD (0, also when unset, as
-                                     * containerd reads it): the pod's shared pid
-                                     * namespace; CONTAINER, TARGET: its own. */
-                                    .pid_ns = sc && sc->namespace_options &&
-                                                      sc->namespace_options->pid !=
-                                                          RUNTIME__V1__NAMESPACE_MODE__POD
-                                                  ? SBX_PIDNS_CONTAINER
-                                                  : SBX_PIDNS_POD,
+                                    /* CRI pid mode (pid_mode above): POD, also
+                                     * when unset, the pod's shared namespace;
+                                     * CONTAINER its own; TARGET the target's. */
+                                    .pid_ns = x.pid_ns,
+                                    .pid_target = x.pid_target,
                                     .memory_limit = mem_limit_of(c->linux),
                                     .pids_limit = p->cfg->sandbox.pids_limit};
   tm[3] = q_mono_ns();

@@ -323,3 +323,25 @@ int cri_spec_du(const char *dir, uint64_t *bytes, uint64_t *inodes)
   *inodes = du_inodes;
   return 0;
 }
+
+int cri_spec_pid_mode(int mode, const char *target_id, const struct cri_ctr *target,
+                      const char *pod_id, enum sbx_pid_ns *out, q_error **err)
+{
+  static const char *const states[] = {"CREATED", "RUNNING", "EXITED", "UNKNOWN"};
+  /* 0 (POD) also when unset, as containerd reads it; NODE is refused for
+   * the pod (pod_rpc.c), a container asking alone gets its own. */
+  *out = mode == 0 ? SBX_PIDNS_POD : mode == 3 ? SBX_PIDNS_TARGET : SBX_PIDNS_CONTAINER;
+  if (*out != SBX_PIDNS_TARGET)
+    return 0;
+  if (!target_id || !*target_id)
+    return q_error_make(err, EINVAL, "pid namespace mode TARGET needs a target_id");
+  if (!target)
+    return q_error_make(err, ENOENT, "target container '%.80s' does not exist", target_id);
+  if (strcmp(target->pod_id, pod_id) != 0)
+    return q_error_make(err, EINVAL, "target container %.64s (sandbox %.64s) does not belong to "
+                        "sandbox %.64s", target->id, target->pod_id, pod_id);
+  if (target->state != CRI_CTR_RUNNING)
+    return q_error_make(err, ESRCH, "target container %.64s is not running - in state %s",
+                        target->id, (unsigned)target->state < 4 ? states[target->state] : "?");
+  return 0;
+}

@@ -67,6 +67,8 @@ struct cri_stream_server;
 #define CTR_EXT_STOPSIG "StopSignal"
 #define CTR_EXT_RES "Resources" /* the last LinuxContainerResources, as JSON */
 #define CTR_EXT_REMOVING "Removing" /* true: RemoveContainer began (pod_reconcile.c) */
+#define CTR_EXT_PIDMODE "PidMode"   /* "POD", "CONTAINER" or "TARGET" (CreateContainer's) */
+#define CTR_EXT_PIDTARGET "PidTarget" /* TARGET: the id of the container whose namespace it joined */
 
 struct cri_pod_entry {
   char id[65];
@@ -209,6 +211,15 @@ int cri_spec_user(const char *rootfs, const char *user, uint32_t *uid, uint32_t 
 int cri_spec_check_mount(const char *container_path, const char *host_path, q_error **err);
 void cri_spec_strv_free(char **v);
 size_t cri_spec_strv_len(char *const *v);
+/* The sandbox pid namespace of a container from its CRI NamespaceOption.pid
+ * mode (RUNTIME__V1__NAMESPACE_MODE_*: POD, also when unset, the pod's
+ * shared one; CONTAINER its own; TARGET that of target_id, whose record is
+ * target, NULL when there is none). TARGET's target must be a running
+ * container of pod pod_id, as containerd checks: -ENOENT (NOT_FOUND) when
+ * there is none, -EINVAL when it is another pod's, -ESRCH (FAILED_PRECONDITION)
+ * when it does not run. */
+int cri_spec_pid_mode(int mode, const char *target_id, const struct cri_ctr *target,
+                      const char *pod_id, enum sbx_pid_ns *out, q_error **err);
 
 /* Writable layer usage: bytes and inodes under dir (no symlinks followed,
  * one filesystem). */

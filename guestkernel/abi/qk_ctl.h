@@ -83,6 +83,10 @@ _Static_assert(sizeof(struct qk_ctl_cmd) == 64, "qk_ctl_cmd layout");
 #define QK_CTL_SPEC_STDIN 2u
 #define QK_CTL_SPEC_STDIN_ONCE 4u
 #define QK_CTL_SPEC_PIDNS_POD 8u /* share the pod's pid namespace */
+/* join the pid namespace of container pidns_cid (CRI pid mode TARGET): that
+ * container must run (started, its init alive), else the CREATE answers
+ * -ESRCH; the new init is an ordinary member there */
+#define QK_CTL_SPEC_PIDNS_TARGET 16u
 
 /* A process to create (CREATE: the container's init; EXEC: one more
  * process in the container's root). Strings: NUL-terminated, packed in
@@ -102,7 +106,8 @@ struct qk_ctl_spec {
   uint32_t sec_off, sec_len; /* struct qk_ctl_sec in the payload; 0, 0: none */
   uint32_t pids_max; /* CREATE: tasks (threads included) the container may have, 0: no limit
                         but the VM's; fork/clone past it: EAGAIN */
-  uint32_t pad0;
+  uint32_t pidns_cid; /* CREATE with QK_CTL_SPEC_PIDNS_TARGET: the container whose pid
+                         namespace the init joins; else 0 */
   uint64_t reserved[2];
 };
 _Static_assert(sizeof(struct qk_ctl_spec) == 96, "qk_ctl_spec layout");

@@ -87,6 +87,7 @@ static int copy_spec(const struct qk_ctl_cmd *cmd, struct qk_ctl_process **out)
     p->stdio_hfd[i] = s.stdio_hfd[i];
   p->mem_limit = s.mem_limit;
   p->pids_max = s.pids_max;
+  p->pidns_cid = s.pidns_cid; /* checked by the task layer (task/container.c) */
   if (s.sec_len) { /* security block (qk_ctl_sec), checked like the rest */
     struct qk_ctl_sec sec;
     if (s.sec_off > len || s.sec_len > len - s.sec_off || s.sec_len < sizeof sec)

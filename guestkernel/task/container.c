@@ -8,13 +8,21 @@
  * idle boot process, made to reap the orphans it gets (SIGCHLD ignored),
  * as the pause container does; the containers' inits are ordinary
  * processes there (ppid 0), and every container's processes see and
- * signal each other's. A process's container is qk_process.ctr (set here,
- * inherited by fork), not its namespace: memory charges, stats and the
- * pids limit go by it. Execs run in the container's namespace and root
- * with no parent: their end is reported to the host, not waited for.
- * When a container's init ends, every other process of the container is
- * killed (as when a pid namespace's init dies on Linux, or as runc kills
- * the rest of the container's cgroup in a shared namespace); the other
+ * signal each other's. With QK_CTL_SPEC_PIDNS_TARGET (CRI mode TARGET,
+ * kubectl debug --target) the new container joins the namespace of a
+ * running container (whatever that one's is: its own, the pod's, or its
+ * own target's): its init is an ordinary member there (ppid 0), pids come
+ * from that namespace, the target's init stays its pid 1 and gets the
+ * orphans. A process's container is qk_process.ctr (set here, inherited by
+ * fork), not its namespace: memory charges, stats and the pids limit go by
+ * it. Execs run in the container's namespace and root with no parent:
+ * their end is reported to the host, not waited for. When a container's
+ * init ends, every other process of the container is killed (as when a pid
+ * namespace's init dies on Linux, or as runc kills the rest of the
+ * container's cgroup in a shared namespace); when it was the init of its
+ * own namespace, so is every other process of that namespace, those of
+ * containers that joined it included (Linux kills a pid namespace whose
+ * init died: the joined container ends, killed by SIGKILL). The other
  * containers' processes live on. */
 #include <qk/arch.h>
 #include <qk/cputime.h>
@@ -31,8 +39,9 @@
 
 struct container {
   bool used, started, exited;
-  struct qk_pidns ns;   /* its own namespace (unused in POD pid mode) */
-  struct qk_pidns *pns; /* the one its processes run in: &ns or &qk_boot_pidns */
+  struct qk_pidns ns;   /* its own namespace (unused in POD and TARGET pid modes) */
+  struct qk_pidns *pns; /* the one its processes run in: &ns, &qk_boot_pidns or a
+                           target's (TARGET) */
   uint32_t pids_max;    /* tasks it may have, 0: no limit (task/proc.c) */
   struct qk_process *init;
   int status;
@@ -41,6 +50,12 @@ struct container {
 };
 
 static struct container containers[QK_CTL_MAX_CONTAINERS];
+
+/* Where the zombies of other containers left in a deleted container's own
+ * namespace go (joined ones, killed with it, not yet deleted): a namespace
+ * no live process has, so no lookup or /proc listing finds them, and the
+ * slot's next container starts with an empty one. */
+static struct qk_pidns gone_pidns;
 
 static uint32_t strings_len(const struct qk_ctl_process *s)
 {
@@ -261,9 +276,20 @@ int qk_container_create(uint32_t cid, struct qk_ctl_process *spec)
   bool shared = spec->flags & QK_CTL_SPEC_PIDNS_POD;
   if (shared && (!pod_init || !qk_boot->ctl_gpa))
     return -QK_EINVAL;
+  /* TARGET: the namespace of a container that runs now (its init alive,
+   * so the namespace is, whoever owns it). */
+  struct qk_pidns *join = NULL;
+  if (spec->flags & QK_CTL_SPEC_PIDNS_TARGET) {
+    uint32_t t = spec->pidns_cid;
+    if (shared || t >= QK_CTL_MAX_CONTAINERS || t == cid)
+      return -QK_EINVAL;
+    if (!containers[t].used || !containers[t].started || containers[t].exited)
+      return -QK_ESRCH;
+    join = containers[t].pns;
+  }
   memset(c, 0, sizeof(*c));
   c->ns.last_pid = 0;
-  c->pns = shared ? &qk_boot_pidns : &c->ns;
+  c->pns = join ? join : shared ? &qk_boot_pidns : &c->ns;
   c->pids_max = spec->pids_max; /* fork/clone past it: EAGAIN (task/proc.c) */
   struct qk_process *p;
   int r = spawn(c, spec, 0, &p);
@@ -274,7 +300,7 @@ int qk_container_create(uint32_t cid, struct qk_ctl_process *spec)
   /* The shared init's children (orphans) are reaped as they end. */
   if (shared)
     pod_init->sigactions[17 - 1].handler = 1; /* SIGCHLD: SIG_IGN */
-  else
+  else if (c->pns == &c->ns)
     c->ns.init = p;
   qk_mem_set_limit((int)cid + 1, spec->mem_limit);
   qk_ctl_process_free(spec);
@@ -317,6 +343,8 @@ int qk_container_start(uint32_t cid)
   struct container *c = &containers[cid];
   if (c->started)
     return -QK_EBUSY;
+  if (c->exited) /* TARGET: killed with the namespace it joined before it started */
+    return -QK_ESRCH;
   c->started = true;
   qk_wake_task(c->init->threads);
   qk_ctl_container_started(cid, c->init->pid);
@@ -377,6 +405,13 @@ int qk_exec_kill(uint32_t cid, uint32_t xid, int signo)
 
 static void free_zombie(struct qk_process *z)
 {
+  if (z->parent) { /* a zombie of another container's (TARGET: a dead init's) */
+    struct qk_process **pp = &z->parent->children;
+    while (*pp && *pp != z)
+      pp = &(*pp)->sibling;
+    if (*pp)
+      *pp = z->sibling;
+  }
   struct qk_process **ap = &qk_all_procs;
   while (*ap && *ap != z)
     ap = &(*ap)->next_all;
@@ -396,12 +431,28 @@ int qk_container_delete(uint32_t cid)
     /* Created, never started: its init never ran. */
     qk_process_exit(c->init, 9);
   }
-  /* Every process of the container is gone by now; drop the zombies. */
+  /* Every process of the container is gone by now; drop the zombies,
+   * but for those a live process of another container still has to reap
+   * (TARGET: orphans given to the joined namespace's init), which become
+   * that container's, as they stay its init's on Linux. Whoever had one
+   * of the dropped ones as parent (another container's zombie, given to
+   * this one's dead init) has none from then on. */
+  int ctr = (int)cid + 1;
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
+    if (p->ctr == ctr && p->zombie && p->parent && !p->parent->zombie && p->parent->ctr != ctr)
+      p->ctr = p->parent->ctr;
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
+    if (p->parent && p->parent->zombie && p->parent->ctr == ctr)
+      p->parent = NULL;
   for (struct qk_process *p = qk_all_procs, *n; p; p = n) {
     n = p->next_all;
-    if (p->ctr == (int)cid + 1 && p->zombie)
+    if (p->ctr == ctr && p->zombie)
       free_zombie(p);
   }
+  /* Its own namespace goes: other containers' zombies left in it leave. */
+  for (struct qk_process *p = qk_all_procs; p; p = p->next_all)
+    if (p->ns == &c->ns)
+      p->ns = &gone_pidns;
   qk_mem_set_limit((int)cid + 1, 0);
   memset(c, 0, sizeof(*c));
   return 0;
@@ -434,11 +485,15 @@ void qk_container_process_ended(struct qk_process *p)
   c->status = code;
   c->flags = flags;
   /* The container's init is gone: so is everything else of the container
-   * (of its namespace, or its part of the pod's shared one). Each exit
-   * may free zombies anywhere in the list (those reparented to the shared
-   * init, which reaps them): the scan starts over after each. */
+   * (of its namespace, or its part of the pod's shared one or of a
+   * target's), and when it was its own namespace's init, everything else
+   * in that namespace (containers that joined it: their inits' ends are
+   * reported as they go). Each exit may free zombies anywhere in the list
+   * (those reparented to the shared init, which reaps them): the scan
+   * starts over after each. */
+  struct qk_pidns *own = c->pns == &c->ns ? &c->ns : NULL;
   for (struct qk_process *q = qk_all_procs; q;) {
-    if (q->ctr == cid + 1 && !q->zombie && !q->exiting && q != p) {
+    if ((q->ctr == cid + 1 || (own && q->ns == own)) && !q->zombie && !q->exiting && q != p) {
       qk_process_exit(q, 9);
       q = qk_all_procs;
     } else {

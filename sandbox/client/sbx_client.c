@@ -512,7 +512,12 @@ int sbx_container_create(struct sbx_client *c, const struct sbx_container_spec *
       s->container_id, "rootfs", s->rootfs, "argv", strv_json(s->argv), "envp", strv_json(s->envp),
       "cwd", s->cwd ? s->cwd : "/", "uid", (json_int_t)s->uid, "gid", (json_int_t)s->gid, "mounts",
       mounts, "log", s->log_path ? s->log_path : "", "tty", s->tty, "stdin", s->stdin_open,
-      "stdin_once", s->stdin_once, "pidns", s->pid_ns == SBX_PIDNS_POD ? "pod" : "container");
+      "stdin_once", s->stdin_once, "pidns",
+      s->pid_ns == SBX_PIDNS_POD      ? "pod"
+      : s->pid_ns == SBX_PIDNS_TARGET ? "target"
+                                      : "container");
+  if (req && s->pid_ns == SBX_PIDNS_TARGET)
+    json_object_set_new(req, "pidns_target", json_string(s->pid_target ? s->pid_target : ""));
   if (req && sec_json(req, s) < 0) {
     json_decref(req);
     return q_error_make(err, ENOMEM, "container spec");

@@ -241,6 +241,26 @@ static int open_log(const char *path)
 
 /* ---- create, start, signal, wait, delete ---- */
 
+/* The pod VM slot of container id, which must run (pid mode TARGET). */
+static int target_cid(struct pod *p, const char *id, int *out, q_error **err)
+{
+  if (!p->shared_vm)
+    return q_error_make(err, ENOSYS, "pid mode TARGET needs the pod VM mode (--shared-vm)");
+  if (!valid_id(id))
+    return q_error_make(err, EINVAL, "pidns_target: a container id wanted");
+  pthread_mutex_lock(&p->lock);
+  struct ctr *t = pod_find_ctr(p, id);
+  enum pod_state st = t ? t->state : CTR_EXITED;
+  int cid = t ? t->cid : -1;
+  pthread_mutex_unlock(&p->lock);
+  if (!t)
+    return q_error_make(err, ENOENT, "target container %.64s is not in this pod", id);
+  if (st != CTR_RUNNING || cid < 0)
+    return q_error_make(err, ESRCH, "target container %.64s is not running", id);
+  *out = cid;
+  return 0;
+}
+
 int pod_ctr_create(struct pod *p, json_t *req, int *fds, int nfds, q_error **err)
 {
   const char *id = json_string_value(json_object_get(req, "id"));
@@ -279,6 +299,7 @@ int pod_ctr_create(struct pod *p, json_t *req, int *fds, int nfds, q_error **err
   c->rootfd = c->mntns = c->log_fd = -1;
   c->stdin_sp[0] = c->stdin_sp[1] = -1;
   c->cid = -1;
+  c->pidns_target = -1;
   c->hfd[0] = c->hfd[1] = c->hfd[2] = c->hfd[3] = -1;
   c->io[0] = c->io[1] = -1;
   pthread_mutex_init(&c->log_lock, NULL);
@@ -380,6 +401,12 @@ int pod_ctr_create(struct pod *p, json_t *req, int *fds, int nfds, q_error **err
    * namespace. One VM per container has none to share: its own, as before. */
   json_t *pidns = json_object_get(req, "pidns");
   c->pidns_pod = json_is_string(pidns) && !strcmp(json_string_value(pidns), "pod");
+  /* CRI pid mode TARGET (kubectl debug --target): the namespace of a
+   * running container of this pod VM; the guest checks again. */
+  if (json_is_string(pidns) && !strcmp(json_string_value(pidns), "target") &&
+      (r = target_cid(p, json_string_value(json_object_get(req, "pidns_target")),
+                      &c->pidns_target, err)) < 0)
+    goto fail;
   if (p->shared_vm) {
     pthread_mutex_lock(&p->lock);
     bool dup = pod_find_ctr(p, id) != NULL;

@@ -49,6 +49,8 @@ struct ctr {
   bool stdin_once; /* the first attach takes stdin_sp[0] itself: its close is EOF */
   bool tty; /* pod VM only: stdin_sp is the terminal's two-way stream (fs/tty.c) */
   bool pidns_pod; /* pod VM only: in the pod's shared pid namespace ("pidns": "pod") */
+  int pidns_target; /* pod VM only: the slot (cid) of the running container whose pid
+                       namespace it joins ("pidns": "target", "pidns_target": id); -1: none */
   /* Under pod->lock: */
   enum pod_state state;
   int64_t started_at, finished_at;

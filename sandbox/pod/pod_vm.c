@@ -354,6 +354,7 @@ static void *vm_spec(const struct ctr *c, char *const *argv, size_t argc, uint32
                           .sec_len = (uint32_t)s_len,
                           .mem_limit = c->mem_limit,
                           .pids_max = c->pids_limit,
+                          .pidns_cid = c->pidns_target >= 0 ? (uint32_t)c->pidns_target : 0,
                           .root_hfd = (uint32_t)hfd[0],
                           .stdio_hfd = {(uint32_t)hfd[1], (uint32_t)hfd[2], (uint32_t)hfd[3]}};
   memcpy(buf, &s, sizeof s);
@@ -664,6 +665,8 @@ int vm_ctr_create(struct pod *p, struct ctr *c, q_error **err)
   uint32_t flags = c->stdin_sp[1] >= 0 ? QK_CTL_SPEC_STDIN : 0;
   if (c->pidns_pod)
     flags |= QK_CTL_SPEC_PIDNS_POD;
+  if (c->pidns_target >= 0)
+    flags |= QK_CTL_SPEC_PIDNS_TARGET;
   if (c->tty) {
     /* The terminal's output comes back on stdin_sp[0]: drained as stdout
      * instead of the pipe. The guest's handle is the only other end, so
@@ -745,6 +748,9 @@ int vm_ctr_start(struct pod *p, const char *id, q_error **err)
     }
     pthread_mutex_unlock(&p->vm->lock);
     vm_close_hfds(p->vm, h, 3);
+    if (s == -ESRCH && c->pidns_target >= 0)
+      return q_error_make(err, ESRCH, "start %.12s in the pod VM: the pid namespace of its "
+                          "target (pid mode TARGET) ended before it started", id);
     return q_error_make(err, (int)-s, "start %.12s in the pod VM", id);
   }
   return 0;

@@ -32,6 +32,7 @@ struct qk_ctl_process {
   uint32_t stdio_hfd[3];
   uint64_t mem_limit;
   uint32_t pids_max; /* tasks of the container, 0: no limit (qk_ctl_spec.pids_max) */
+  uint32_t pidns_cid; /* with QK_CTL_SPEC_PIDNS_TARGET: whose pid namespace to join */
   /* Security block (struct qk_ctl_sec, task/cred.c): QK_SEC_* flags, the
    * capability set and a seccomp program of sec_filter_len instructions. */
   uint32_t sec_flags, sec_filter_len;

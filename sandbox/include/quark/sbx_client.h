@@ -79,7 +79,9 @@ struct sbx_container_spec {
   bool tty, stdin_open;
   /* Additive fields (zero = the old behaviour): */
   bool stdin_once;
-  enum sbx_pid_ns { SBX_PIDNS_CONTAINER = 0, SBX_PIDNS_POD = 1 } pid_ns;
+  enum sbx_pid_ns { SBX_PIDNS_CONTAINER = 0, SBX_PIDNS_POD = 1, SBX_PIDNS_TARGET = 2 } pid_ns;
+  const char *pid_target; /* SBX_PIDNS_TARGET: the running container (of this pod) whose pid
+                             namespace it joins */
   /* Security settings the guest kernel enforces (sandbox/jail/guest_sec.h):
    * capability set (with caps_set), no_new_privs, and a classic-BPF
    * seccomp program of seccomp_len 8-byte instructions (cri/seccomp_profile.h). */

@@ -11,53 +11,24 @@
 //   it sees none of the shared ones' processes, they see none of its);
 // - container stats stay per container.
 'use strict';
-const { clients, call, check, expectCode, done, grpc, BUSYBOX, sleep } =
-  require(process.env.CRI_COMMON);
+const { clients, call, check, expectCode, done, grpc, sleep } = require(process.env.CRI_COMMON);
 const fs = require('fs');
+const L = require('./lib.js');
+const { PS, procs, has } = L;
 
 const S = grpc.status;
 const T = process.env.E2E_T;
 const { runtime: rt } = clients();
-const IMAGE = BUSYBOX;
 
 const podCfg = {
   metadata: { name: 'pidns', namespace: 'e2e', uid: 'uid-pidns', attempt: 0 },
   hostname: 'pidns', log_directory: `${T}/logs/pidns`,
   linux: { security_context: { namespace_options: { pid: 'POD' } } },
 };
-// mode: 'POD', 'CONTAINER' or null (no namespace_options at all).
-function ctr(name, script, mode) {
-  const c = { metadata: { name, attempt: 0 }, image: { image: IMAGE },
-              command: ['/bin/sh', '-c', script, `marker-${name}`], log_path: `${name}.log` };
-  if (mode) c.linux = { security_context: { namespace_options: { pid: mode } } };
-  return c;
-}
-async function run(podId, cfg) {
-  const r = await call(rt, 'CreateContainer', { pod_sandbox_id: podId, config: cfg, sandbox_config: podCfg }, 60000);
-  check(!r.err, `CreateContainer ${cfg.metadata.name}` + (r.err ? ` (${r.err.details})` : ''));
-  if (r.err) done();
-  const s = await call(rt, 'StartContainer', { container_id: r.res.container_id }, 60000);
-  check(!s.err, `StartContainer ${cfg.metadata.name}` + (s.err ? ` (${s.err.details})` : ''));
-  return r.res.container_id;
-}
-async function sh(id, script) {
-  const r = await call(rt, 'ExecSync', { container_id: id, cmd: ['/bin/sh', '-c', script], timeout: 30 }, 40000);
-  return r.err ? `(error ${r.err.details})` : r.res.stdout.toString() + r.res.stderr.toString();
-}
-async function state(id) {
-  const r = await call(rt, 'ContainerStatus', { container_id: id });
-  return r.err ? null : r.res.status;
-}
-// The command lines of every process the container's /proc lists: "pid ppid state args".
-const PS = 'for d in /proc/[0-9]*; do [ -r $d/cmdline ] || continue; ' +
-  'set -- $(cat $d/stat 2>/dev/null); echo "$1 $4 $3 $(tr "\\0" " " < $d/cmdline 2>/dev/null)"; done';
-function procs(text) {
-  return text.split('\n').filter((l) => /^\d+ /.test(l)).map((l) => {
-    const [pid, ppid, st, ...args] = l.split(' ');
-    return { pid: Number(pid), ppid: Number(ppid), st, args: args.join(' ').trim() };
-  });
-}
-const has = (list, re) => list.some((p) => re.test(p.args));
+const ctr = L.ctr;
+const run = (podId, cfg) => L.run(rt, podCfg, podId, cfg);
+const sh = (id, script) => L.sh(rt, id, script);
+const state = (id) => L.state(rt, id);
 
 async function main() {
   const rp = await call(rt, 'RunPodSandbox', { config: podCfg, runtime_handler: '' }, 120000);

@@ -227,3 +227,28 @@ Test(spec, du_counts_bytes_and_inodes, .init = make_root, .fini = remove_root)
   cr_assert_eq(inodes, 5); /* root, etc, passwd, group, big */
   cr_assert_lt(cri_spec_du("/nonexistent/quark", &bytes, &inodes), 0);
 }
+
+Test(spec, pid_mode_target_checks)
+{
+  static const char pod[] = "p1";
+  struct cri_ctr t = {.id = "t1", .pod_id = "p1", .state = CRI_CTR_RUNNING};
+  enum sbx_pid_ns m;
+  q_error *err = NULL;
+  cr_assert_eq(cri_spec_pid_mode(0, NULL, NULL, pod, &m, NULL), 0); /* POD, also unset */
+  cr_assert_eq(m, SBX_PIDNS_POD);
+  cr_assert_eq(cri_spec_pid_mode(1, NULL, NULL, pod, &m, NULL), 0);
+  cr_assert_eq(m, SBX_PIDNS_CONTAINER);
+  cr_assert_eq(cri_spec_pid_mode(3, "t1", &t, pod, &m, NULL), 0);
+  cr_assert_eq(m, SBX_PIDNS_TARGET);
+  cr_assert_eq(cri_spec_pid_mode(3, "", NULL, pod, &m, NULL), -EINVAL);
+  cr_assert_eq(cri_spec_pid_mode(3, "nope", NULL, pod, &m, &err), -ENOENT);
+  cr_assert(strstr(q_error_msg(err), "nope"));
+  q_error_free(&err);
+  cr_assert_eq(cri_spec_pid_mode(3, "t1", &t, "p2", &m, &err), -EINVAL);
+  cr_assert(strstr(q_error_msg(err), "does not belong to sandbox p2"));
+  q_error_free(&err);
+  t.state = CRI_CTR_EXITED;
+  cr_assert_eq(cri_spec_pid_mode(3, "t1", &t, pod, &m, &err), -ESRCH);
+  cr_assert(strstr(q_error_msg(err), "not running - in state EXITED"));
+  q_error_free(&err);
+}
