@@ -1,6 +1,7 @@
 // CRI pid mode TARGET (kubectl debug --target=app), on one busybox pod with
 // a real VM (driven by `pidns.sh target.js`):
-// - a debug container created with namespace_options {pid: TARGET,
+// - a debug container (tty and stdin, as kubectl debug -it makes it)
+//   created with namespace_options {pid: TARGET,
 //   target_id: app} joins app's pid namespace (app in mode CONTAINER): app's
 //   init stays pid 1, the debug container's init is an ordinary member
 //   there (ppid 0); ps and /proc in it list app's processes, their
@@ -14,6 +15,8 @@
 // - when app's init ends, the namespace's other processes are killed, the
 //   debug container's too: it ends EXITED with 137 (SIGKILL), as Linux does
 //   to a pid namespace whose init died;
+// - a target in the pod's shared namespace (mode POD): the debug container
+//   joins that, and lives on when the target ends;
 // - refused: an unknown target_id (NOT_FOUND), a container of another pod
 //   (INVALID_ARGUMENT), a target that does not run (FAILED_PRECONDITION),
 //   TARGET without a target_id (INVALID_ARGUMENT).
@@ -58,7 +61,8 @@ async function main() {
   const pod = rp.res.pod_sandbox_id;
 
   const app = await run(pod, ctr('app', `sleep 1001 & sleep 1002 & echo app-up; ${LOOP}`, 'CONTAINER'));
-  const dbg = await run(pod, ctr('dbg', `echo dbg-up; ${LOOP}`, 'TARGET', app));
+  // As kubectl debug -it creates it: a terminal and stdin.
+  const dbg = await run(pod, Object.assign(ctr('dbg', `echo dbg-up; ${LOOP}`, 'TARGET', app), { tty: true, stdin: true }));
   await sleep(1500);
 
   // In the target's namespace: its init is pid 1, its sleeps are there,
@@ -167,6 +171,22 @@ async function main() {
     check(st4.err, `StartContainer dbg4 after its target ended fails (${st4.err ? st4.err.details : 'OK'})`);
     expectCode(await call(rt, 'RemoveContainer', { container_id: dbg4.res.container_id }, 60000), S.OK, 'RemoveContainer dbg4');
   }
+
+  // A target in the pod's shared namespace (mode POD): the debug container
+  // joins that one (pid 1: the pod VM's idle process), and the target's end
+  // does not end it (the namespace is not the target's).
+  const app3 = await run(pod, ctr('app3', `sleep 1006 & ${LOOP}`, 'POD'));
+  const dbg5 = await run(pod, ctr('dbg5', LOOP, 'TARGET', app3));
+  await sleep(1000);
+  const in5 = procs(await sh(dbg5, PS));
+  check(in5.some((p) => p.pid === 1 && /quark-pod-idle/.test(p.args)) && has(in5, /marker-app3/) &&
+        has(in5, /^sleep 1006/) && has(in5, /marker-dbg5/),
+        `dbg5 is in the pod's shared namespace with app3 (${in5.map((p) => `${p.pid}:${p.args}`).join('; ').slice(0, 200)})`);
+  expectCode(await call(rt, 'StopContainer', { container_id: app3, timeout: 1 }, 60000), S.OK, 'StopContainer app3');
+  const s5 = await state(dbg5);
+  check(s5 && s5.state === 'CONTAINER_RUNNING', `dbg5 runs on after app3 ended (${s5 && s5.state})`);
+  const left5 = procs(await sh(dbg5, PS));
+  check(!has(left5, /marker-app3|^sleep 1006/), 'app3\'s processes are gone');
 
   // The pod VM goes on: a new container gets a namespace of its own.
   const c = await run(pod, ctr('c', LOOP, 'CONTAINER'));
