@@ -613,32 +613,9 @@ out:
 /* epoll_pwait/pwait2: the caller's mask for the wait, as ppoll does. */
 static int64_t set_mask(uint64_t umask, uint64_t size)
 {
-  struct qk_task *t = qk_current();
-  if (!umask || qk_restarting())
-    return 0;
-  if (size != 8)
+  if (umask && size != 8)
     return -QK_EINVAL;
-  uint64_t m;
-  if (qk_copy_from_user(&m, umask, 8))
-    return -QK_EFAULT;
-  t->saved_sigmask = t->sigmask;
-  t->has_saved_sigmask = true;
-  t->sigmask = m & ~((1ull << 8) | (1ull << 18));
-  return 0;
-}
-
-static int64_t end_mask(uint64_t umask, int64_t r)
-{
-  struct qk_task *t = qk_current();
-  if (r == -QK_ERESTART_WAIT)
-    return r;
-  if (r == -QK_ERESTARTSYS)
-    return -QK_EINTR; /* delivery restores the saved mask */
-  if (umask && t->has_saved_sigmask) {
-    t->has_saved_sigmask = false;
-    qk_signal_set_mask(t, t->saved_sigmask);
-  }
-  return r;
+  return qk_signal_wait_mask(umask);
 }
 
 static uint64_t ms_ns(int64_t ms)
@@ -657,7 +634,7 @@ int64_t sys_epoll_pwait(ARGS)
   int64_t r = set_mask(a4, a5);
   if (r)
     return r;
-  return end_mask(a4, do_wait(a0, a1, (int)a2, ms_ns((int64_t)a3)));
+  return qk_signal_wait_mask_end(a4, do_wait(a0, a1, (int)a2, ms_ns((int64_t)a3)));
 }
 
 int64_t sys_epoll_pwait2(ARGS)
@@ -676,5 +653,5 @@ int64_t sys_epoll_pwait2(ARGS)
   int64_t r = set_mask(a4, a5);
   if (r)
     return r;
-  return end_mask(a4, do_wait(a0, a1, (int)a2, ns));
+  return qk_signal_wait_mask_end(a4, do_wait(a0, a1, (int)a2, ns));
 }

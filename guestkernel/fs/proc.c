@@ -548,6 +548,8 @@ static char state_of(struct qk_process *p, struct qk_task *only)
 {
   if (p->zombie)
     return 'Z';
+  if (p->jobctl & QK_JOB_STOPPED)
+    return 'T'; /* job control: stopped (task/signal.c) */
   for (struct qk_task *t = p->threads; t; t = t->next_in_proc)
     if ((!only || t == only) && t->state == QK_TASK_RUNNING)
       return 'R';
@@ -658,7 +660,8 @@ static void gen_status(struct pbuf *o, struct qk_process *p, struct qk_task *t)
 {
   char comm[16];
   comm_of(p, t, comm);
-  static const char *const states[] = {"R (running)", "S (sleeping)", "Z (zombie)"};
+  static const char *const states[] = {"R (running)", "S (sleeping)", "Z (zombie)",
+                                        "T (stopped)"};
   char st = state_of(p, t && t != p->threads ? t : NULL);
   struct memstat m;
   mem_of(p, &m);
@@ -679,6 +682,7 @@ static void gen_status(struct pbuf *o, struct qk_process *p, struct qk_task *t)
             comm, (um >> 6) & 7, (um >> 3) & 7, um & 7,
             states[st == 'R'   ? 0
                    : st == 'S' ? 1
+                   : st == 'T' ? 3
                                : 2],
             p->pid, tid, p->ppid);
   pb_printf(o, "Uid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\nFDSize:\t%d\nGroups:\t\n", p->uid,

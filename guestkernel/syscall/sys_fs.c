@@ -929,37 +929,6 @@ static int64_t no_restart(int64_t r)
   return r == -QK_ERESTARTSYS ? -QK_EINTR : r;
 }
 
-/* ppoll/pselect6: the caller's mask for the wait; a handler's frame then
- * carries the old one (restored by sigreturn), any other return restores
- * it here. Set on the first run only (the call may be restarted). */
-static int64_t set_wait_mask(uint64_t umask)
-{
-  struct qk_task *t = qk_current();
-  if (!umask || qk_restarting())
-    return 0;
-  uint64_t m;
-  if (qk_copy_from_user(&m, umask, 8))
-    return -QK_EFAULT;
-  t->saved_sigmask = t->sigmask;
-  t->has_saved_sigmask = true;
-  t->sigmask = m & ~((1ull << 8) | (1ull << 18)); /* never SIGKILL, SIGSTOP */
-  return 0;
-}
-
-static int64_t end_wait_mask(uint64_t umask, int64_t r)
-{
-  struct qk_task *t = qk_current();
-  if (r == -QK_ERESTART_WAIT)
-    return r;
-  if (r == -QK_ERESTARTSYS)
-    return -QK_EINTR; /* delivery uses and clears the saved mask */
-  if (umask && t->has_saved_sigmask) {
-    t->sigmask = t->saved_sigmask;
-    t->has_saved_sigmask = false;
-  }
-  return r;
-}
-
 int64_t sys_poll(uint64_t ufds, uint64_t nfds, uint64_t timeout_ms, uint64_t a3, uint64_t a4,
                  uint64_t a5)
 {
@@ -976,10 +945,10 @@ int64_t sys_ppoll(uint64_t ufds, uint64_t nfds, uint64_t uts, uint64_t usigmask,
     return r;
   if (usigmask && sigsetsize != 8)
     return -QK_EINVAL;
-  r = set_wait_mask(usigmask);
+  r = qk_signal_wait_mask(usigmask);
   if (r)
     return r;
-  return end_wait_mask(usigmask, do_poll(ufds, nfds, ns));
+  return qk_signal_wait_mask_end(usigmask, do_poll(ufds, nfds, ns));
 }
 
 static int64_t do_select(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint64_t timeout_ns)
@@ -1058,10 +1027,10 @@ int64_t sys_pselect6(uint64_t nfds, uint64_t ur, uint64_t uw, uint64_t ue, uint6
       return -QK_EINVAL;
     umask = d[0];
   }
-  r = set_wait_mask(umask);
+  r = qk_signal_wait_mask(umask);
   if (r)
     return r;
-  return end_wait_mask(umask, do_select(nfds, ur, uw, ue, ns));
+  return qk_signal_wait_mask_end(umask, do_select(nfds, ur, uw, ue, ns));
 }
 
 static int64_t do_pipe2(uint64_t ufds, uint64_t flags)

@@ -430,19 +430,41 @@ static bool wait_match(struct qk_process *c, int idtype, int id)
   }
 }
 
-/* Finds a zombie child matching (idtype, id); *any tells whether any child
- * matched at all. */
-static struct qk_process *find_zombie(int idtype, int id, bool *any)
+/* What a wait with options may report of child c, in Linux's order: its
+ * exit (WEXITED), a stop not reported yet (WUNTRACED/WSTOPPED), a
+ * continue not reported yet (WCONTINUED). */
+enum { EV_NONE, EV_EXIT, EV_STOP, EV_CONT };
+static int wait_event(const struct qk_process *c, int options)
+{
+  if (c->zombie)
+    return (options & WEXITED) ? EV_EXIT : EV_NONE;
+  if ((options & WUNTRACED) && (c->jobctl & QK_JOB_STOPPED) && (c->jobctl & QK_JOB_STOP_REPORT))
+    return EV_STOP;
+  if ((options & WCONTINUED) && (c->jobctl & QK_JOB_CONT_REPORT))
+    return EV_CONT;
+  return EV_NONE;
+}
+
+/* The first child matching (idtype, id) with something to report (*ev);
+ * *any tells whether any child matched at all. */
+static struct qk_process *find_event(int idtype, int id, int options, int *ev, bool *any)
 {
   *any = false;
   for (struct qk_process *c = proc()->children; c; c = c->sibling) {
     if (!wait_match(c, idtype, id))
       continue;
     *any = true;
-    if (c->zombie)
+    *ev = wait_event(c, options);
+    if (*ev != EV_NONE)
       return c;
   }
   return NULL;
+}
+
+/* A stop or continue is reported once. */
+static void consume(struct qk_process *c, int ev)
+{
+  c->jobctl &= (uint8_t) ~(ev == EV_STOP ? QK_JOB_STOP_REPORT : QK_JOB_CONT_REPORT);
 }
 
 /* The waited-for child's CPU time with its own children's (as Linux's
@@ -482,7 +504,8 @@ int64_t sys_wait4(ARGS)
     id = -pid;
   }
   bool any;
-  struct qk_process *c = find_zombie(idtype, id, &any);
+  int ev = EV_NONE;
+  struct qk_process *c = find_event(idtype, id, options | WEXITED, &ev, &any);
   if (!any)
     return -QK_ECHILD;
   if (!c) {
@@ -490,31 +513,37 @@ int64_t sys_wait4(ARGS)
       return 0;
     return qk_block(proc(), ~0ull);
   }
-  int st = c->wstatus, cpid = c->pid;
+  /* exit: its status; stop: 0x7f | sig << 8 (WIFSTOPPED); continue: 0xffff */
+  int st = ev == EV_EXIT ? c->wstatus : ev == EV_STOP ? 0x7f | c->stop_sig << 8 : 0xffff;
+  int cpid = c->pid;
   if (a1 && qk_copy_to_user(a1, &st, 4))
     return -QK_EFAULT;
   if (write_rusage(a3, c))
     return -QK_EFAULT;
-  reap(c);
+  if (ev == EV_EXIT)
+    reap(c);
+  else
+    consume(c, ev);
   return cpid;
 }
 
 int64_t sys_waitid(ARGS)
 {
   int idtype = (int)a0, id = (int)a1, options = (int)a3;
-  if (idtype < 0 || idtype > 2 || !(options & (WEXITED | WUNTRACED | WCONTINUED)))
+  if (idtype < 0 || idtype > 2 || !(options & (WEXITED | WUNTRACED | WCONTINUED)) ||
+      (options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | 0x20000000 |
+                   0x40000000 | 0x80000000)))
     return -QK_EINVAL;
   if (idtype == 2 && id == 0)
     id = proc()->pgid;
   bool any;
-  struct qk_process *c = find_zombie(idtype, id, &any);
+  int ev = EV_NONE;
+  struct qk_process *c = find_event(idtype, id, options, &ev, &any);
   if (!any)
     return -QK_ECHILD;
-  if (!c && !(options & WEXITED) && (options & WNOHANG))
-    return 0;
   if (!c) {
     if (options & WNOHANG) {
-      if (a2) {
+      if (a2) { /* nothing to report: si_signo and si_pid 0 */
         uint64_t z[16] = {0};
         if (qk_copy_to_user(a2, z, sizeof(z)))
           return -QK_EFAULT;
@@ -526,17 +555,26 @@ int64_t sys_waitid(ARGS)
   if (a2) {
     int32_t si[32] = {0}; /* siginfo_t: 128 bytes */
     si[0] = SIGCHLD;
-    si[2] = (c->wstatus & 0x7f) ? 2 : 1; /* CLD_KILLED / CLD_EXITED */
+    if (ev == EV_EXIT) {
+      si[2] = (c->wstatus & 0x7f) ? 2 : 1; /* CLD_KILLED / CLD_EXITED */
+      si[6] = (c->wstatus & 0x7f) ? (c->wstatus & 0x7f) : (c->wstatus >> 8) & 0xff;
+    } else {
+      si[2] = ev == EV_STOP ? 5 : 6; /* CLD_STOPPED / CLD_CONTINUED */
+      si[6] = ev == EV_STOP ? c->stop_sig : 18 /* SIGCONT */;
+    }
     si[4] = c->pid;
     si[5] = (int32_t)c->uid;
-    si[6] = (c->wstatus & 0x7f) ? (c->wstatus & 0x7f) : (c->wstatus >> 8) & 0xff;
     if (qk_copy_to_user(a2, si, sizeof(si)))
       return -QK_EFAULT;
   }
   if (write_rusage(a4, c))
     return -QK_EFAULT;
-  if (!(options & WNOWAIT))
+  if (options & WNOWAIT)
+    return 0;
+  if (ev == EV_EXIT)
     reap(c);
+  else
+    consume(c, ev);
   return 0;
 }
 

@@ -565,6 +565,10 @@ static struct qk_task *sched_loop(struct qk_task *prev, bool keep)
       }
       continue;
     }
+    /* A thread of a stopped process parks instead of running (job
+     * control, task/signal.c): its syscall reruns once continued. */
+    if (qk_unlikely(next->proc->jobctl) && qk_signal_stop_park(next))
+      continue;
     switch_to(prev, next);
     prev = next;
     reap_dead(next);

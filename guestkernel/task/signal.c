@@ -2,18 +2,23 @@
  * SIGPIPE, faults), masks, handlers, Linux's x86-64 rt_sigframe on the
  * user (or alternate) stack with the FPU state (an XSAVE image with
  * Linux's software-reserved description where the context has XSAVE, else
- * the FXSAVE image), rt_sigreturn, sigaltstack, rt_sigsuspend and pause. Stop signals are not supported
- * (no job control): their default action is to ignore them. */
+ * the FXSAVE image), rt_sigreturn, sigaltstack, rt_sigsuspend and pause,
+ * and job control: a stop signal's default action stops every thread of
+ * the process (a group stop: each thread parks on &p->jobctl where it would
+ * next run, the scheduler runs none of them) until SIGCONT; wait4/waitid
+ * report stops and continues (task/proc.c). */
 #include <qk/arch.h>
 #include <qk/events.h>
 #include <qk/kernel.h>
 #include <qk/linux.h>
 #include <qk/mm.h>
 #include <qk/qcall.h>
+#include <qk/smp.h>
 #include <qk/task.h>
 
 #define ARGS uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5
 
+#define SA_NOCLDSTOP 1ull
 #define SA_NOCLDWAIT 2ull
 #define SA_ONSTACK 0x08000000ull
 #define SA_RESTART 0x10000000ull
@@ -28,12 +33,22 @@
 #define XSAVE_MIN 576u  /* legacy area + header */
 #define XFEATURE_AMX (3ull << 17) /* TILECFG/TILEDATA: never restored from a frame */
 #define SS_DISABLE 2
+#define RFLAGS_TF 0x100ull
+#define RFLAGS_DF 0x400ull
+#define RFLAGS_RF 0x10000ull
 #define SIG_DFL 0
 #define SIG_IGN 1
 #define BIT(sig) (1ull << ((sig)-1))
 #define UNBLOCKABLE (BIT(L_SIGKILL) | BIT(L_SIGSTOP))
-/* Default action: ignore (CHLD CONT URG WINCH, and the stop signals). */
-#define DFL_IGNORE (BIT(17) | BIT(18) | BIT(23) | BIT(28) | BIT(19) | BIT(20) | BIT(21) | BIT(22))
+#define L_SIGCHLD 17
+#define L_SIGCONT 18
+/* Default action: ignore (CHLD CONT URG WINCH; SIGCONT's continue happens
+ * when it is sent). */
+#define DFL_IGNORE (BIT(17) | BIT(18) | BIT(23) | BIT(28))
+/* Default action: stop (STOP TSTP TTIN TTOU). */
+#define STOP_SIGS (BIT(L_SIGSTOP) | BIT(20) | BIT(21) | BIT(22))
+#define CLD_STOPPED 5
+#define CLD_CONTINUED 6
 /* Default action: terminate with a core (QUIT ILL TRAP ABRT BUS FPE SEGV XCPU XFSZ SYS). */
 #define DFL_CORE                                                                                   \
   (BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(7) | BIT(8) | BIT(11) | BIT(24) | BIT(25) | BIT(31))
@@ -173,6 +188,143 @@ static void kick(struct qk_task *t)
     qk_wake_task(t);
 }
 
+/* ---- job control ---- */
+
+static int signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_lite *info,
+                       bool from_host);
+
+/* A thread of a stopped process leaves the scheduler's choice: parked on
+ * &p->jobctl with its registers as they are (a syscall to rerun, or user
+ * code) and its deadline kept aside (a parked wait's timeout must not wake
+ * it while stopped; it counts again once continued). */
+static void park(struct qk_task *t)
+{
+  t->stop_deadline = t->deadline;
+  t->deadline = ~0ull;
+  t->state = QK_TASK_BLOCKED;
+  t->wchan = &t->proc->jobctl;
+}
+
+static void unpark_all(struct qk_process *p)
+{
+  for (struct qk_task *t = p->threads; t; t = t->next_in_proc) {
+    if (t->state == QK_TASK_BLOCKED && t->wchan == &p->jobctl) {
+      t->deadline = t->stop_deadline;
+      qk_wake_task(t);
+    }
+  }
+}
+
+/* t's process is stopped, and t has no SIGKILL to die of. */
+static bool must_stop(const struct qk_task *t)
+{
+  const struct qk_process *p = t->proc;
+  return (p->jobctl & QK_JOB_STOPPED) && !((t->sigpending | p->sigpending) & BIT(L_SIGKILL));
+}
+
+bool qk_signal_stop_park(struct qk_task *t)
+{
+  if (!must_stop(t))
+    return false;
+  park(t);
+  return true;
+}
+
+/* The parent learns of a stop or a continue: its wait wakes, and SIGCHLD
+ * comes unless its action has SA_NOCLDSTOP. */
+static void notify_parent(struct qk_process *p, int code, int status)
+{
+  struct qk_process *parent = p->parent;
+  if (!parent)
+    return;
+  qk_wake(parent);
+  if (parent->sigactions[L_SIGCHLD - 1].flags & SA_NOCLDSTOP)
+    return;
+  struct qk_siginfo_lite si = {.code = code, .pid = p->pid, .uid = p->uid, .status = status};
+  signal_proc(parent, L_SIGCHLD, &si, false);
+}
+
+static void discard(struct qk_process *p, uint64_t bits)
+{
+  p->sigpending &= ~bits;
+  for (struct qk_task *t = p->threads; t; t = t->next_in_proc)
+    t->sigpending &= ~bits;
+}
+
+/* What sending sig does at once, whatever the signal's mask and action
+ * (Linux's prepare_signal): SIGCONT discards pending stop signals and
+ * continues a stopped process, even where SIGCONT is blocked or ignored;
+ * a stop signal discards a pending SIGCONT; SIGKILL wakes the parked
+ * threads (qk_signal_stop_park lets them run to their end). */
+static void on_generate(struct qk_process *p, int sig)
+{
+  if (sig == L_SIGCONT) {
+    discard(p, STOP_SIGS);
+    if (p->jobctl & QK_JOB_STOPPED) {
+      p->jobctl = QK_JOB_CONT_REPORT;
+      unpark_all(p);
+      notify_parent(p, CLD_CONTINUED, L_SIGCONT);
+    }
+  } else if (BIT(sig) & STOP_SIGS) {
+    discard(p, BIT(L_SIGCONT));
+  } else if (sig == L_SIGKILL && (p->jobctl & QK_JOB_STOPPED)) {
+    unpark_all(p);
+  }
+}
+
+/* POSIX's orphaned process group: no member has a parent in another group
+ * of the same session, so nobody there would continue it; TSTP, TTIN and
+ * TTOU do not stop it (their default action is discarded, as on Linux). */
+static bool pgrp_orphaned(const struct qk_process *p)
+{
+  for (const struct qk_process *q = qk_all_procs; q; q = q->next_all) {
+    if (q->zombie || q->ns != p->ns || q->pgid != p->pgid)
+      continue;
+    const struct qk_process *par = q->parent;
+    if (par && !par->zombie && par->pgid != q->pgid && par->sid == q->sid)
+      return false;
+  }
+  return true;
+}
+
+/* t (the current thread) stops where it is: a syscall a signal interrupted
+ * runs again once continued (no handler ran: as Linux restarts it after a
+ * stop), with the mask of before a sigsuspend/ppoll (the rerun sets it
+ * again). */
+static void stop_here(struct qk_task *t, struct qk_regs *r, bool in_syscall)
+{
+  int64_t rax = (int64_t)r->rax;
+  if (in_syscall && (rax == -QK_ERESTARTSYS || rax == -QK_EINTR)) {
+    r->rax = r->orig_rax;
+    r->rip -= 2;
+  }
+  if (t->has_saved_sigmask) {
+    t->has_saved_sigmask = false;
+    qk_signal_set_mask(t, t->saved_sigmask);
+  }
+  park(t);
+}
+
+/* t dequeued sig, a stop signal with its default action: the group stop.
+ * t parks now, threads running on other vCPUs are sent to their scheduler
+ * (which parks them), the others park when next picked (sched.c). The
+ * parent is told (wait4 WUNTRACED, SIGCHLD with CLD_STOPPED). */
+static void group_stop(struct qk_task *t, struct qk_regs *r, int sig, bool in_syscall)
+{
+  struct qk_process *p = t->proc;
+  p->jobctl = QK_JOB_STOPPED | QK_JOB_STOP_REPORT;
+  p->stop_sig = (uint8_t)sig;
+  stop_here(t, r, in_syscall);
+  for (unsigned i = 0; qk_smp_on && i < qk_nr_cpus; i++) {
+    struct qk_percpu *c = &qk_percpus[i];
+    if (c != qk_arch_cpu_private() && c->running && c->running->proc == p) {
+      c->need_resched = true;
+      qk_smp_kick(i);
+    }
+  }
+  notify_parent(p, CLD_STOPPED, sig);
+}
+
 int qk_signal_task(struct qk_task *t, int sig, const struct qk_siginfo_lite *info, bool force)
 {
   struct qk_process *p = t->proc;
@@ -180,6 +332,7 @@ int qk_signal_task(struct qk_task *t, int sig, const struct qk_siginfo_lite *inf
     return -QK_EINVAL;
   if (p->zombie || p->exiting)
     return 0;
+  on_generate(p, sig);
   if (force) {
     struct l_sigaction *sa = &p->sigactions[sig - 1];
     if (sa->handler == SIG_IGN || (t->sigmask & BIT(sig))) {
@@ -280,7 +433,10 @@ static int signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_li
 {
   if (sig < 1 || sig > L_NSIG)
     return -QK_EINVAL;
-  if (p->zombie || p->exiting || ignored(p, sig))
+  if (p->zombie || p->exiting)
+    return 0;
+  on_generate(p, sig);
+  if (ignored(p, sig))
     return 0;
   /* As on Linux, a blocked signal stays queued (for signalfd). */
   if (!from_host && init_refuses(p, sig, blocked_by_all(p, sig)))
@@ -507,7 +663,11 @@ static int build_frame(struct qk_task *t, struct qk_regs *r, int sig, const stru
   r->rax = 0;
   r->rip = sa->handler;
   r->rsp = sp;
-  r->rflags &= ~0x400ull; /* DF clear, as the ABI wants at a call */
+  /* As Linux sets a handler up: DF clear (the ABI at a call), TF clear (a
+   * program single-stepping itself must not trap again on the handler's
+   * first instruction), RF clear. AC stays: Linux 6.18 here keeps it too
+   * (t_jobctl's rflags scenario checks both natively). */
+  r->rflags &= ~(RFLAGS_TF | RFLAGS_DF | RFLAGS_RF);
   fpu_init_for_handler(t);
   return 0;
 }
@@ -521,6 +681,12 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall)
    * where the frame gets the full XSAVE image. */
   if (!in_syscall && qk_signal_pending(t) && !qk_arch_xstate_full())
     qk_arch_resched_in_worker(r);
+  /* A thread of a stopped process (it ran on another vCPU) stops before it
+   * takes anything but SIGKILL, as on Linux. */
+  if (qk_unlikely(p->jobctl & QK_JOB_STOPPED) && must_stop(t)) {
+    stop_here(t, r, in_syscall);
+    return;
+  }
   for (int guard = 0; guard < L_NSIG; guard++) {
     uint64_t pend = deliverable(t);
     if (!pend)
@@ -540,6 +706,12 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall)
     if (sig == L_SIGKILL || sa->handler == SIG_DFL) {
       if (sig != L_SIGKILL && (DFL_IGNORE & BIT(sig)))
         continue;
+      if (BIT(sig) & STOP_SIGS) {
+        if (sig != L_SIGSTOP && pgrp_orphaned(p))
+          continue;
+        group_stop(t, r, sig, in_syscall);
+        return;
+      }
       qk_process_exit(p, sig | ((DFL_CORE & BIT(sig)) ? 0x80 : 0));
       return;
     }
@@ -754,17 +926,27 @@ int64_t sys_kill(ARGS)
       return -QK_ESRCH;
     return send_to(p, sig);
   }
+  /* kill(-1): every process the caller may signal but itself and its
+   * namespace's pid 1 (as Linux; in a pod's shared namespace the other
+   * containers' inits are ordinary processes); kill(-pgid). Success where
+   * one was signalled, else the last error. */
   int pgid = pid == 0 ? proc()->pgid : -pid;
-  int found = 0;
+  int found = 0, sent = 0, err = -QK_ESRCH;
   for (struct qk_process *p = qk_all_procs; p; p = p->next_all) {
     if (p->zombie || p->ns != proc()->ns)
       continue;
-    if (pid == -1 ? (p->parent && p != proc()) : p->pgid == pgid) {
+    if (pid == -1 ? (p->pid != 1 && p != proc()) : p->pgid == pgid) {
       found++;
-      send_to(p, sig);
+      int e = send_to(p, sig);
+      if (e)
+        err = e;
+      else
+        sent++;
     }
   }
-  return found ? 0 : -QK_ESRCH;
+  if (sent)
+    return 0;
+  return found ? err : -QK_ESRCH;
 }
 
 static int64_t thread_kill(int tgid, int tid, int sig)
@@ -855,6 +1037,36 @@ int64_t sys_rt_sigtimedwait(ARGS)
   if (r == -QK_ERESTART_WAIT)
     return r;
   return r == -QK_ERESTARTSYS ? -QK_EINTR : r;
+}
+
+/* ---- a call's own mask for its wait (ppoll, pselect6, epoll_pwait) ---- */
+
+int64_t qk_signal_wait_mask(uint64_t umask)
+{
+  struct qk_task *t = cur();
+  if (!umask || qk_restarting())
+    return 0;
+  uint64_t m;
+  if (qk_copy_from_user(&m, umask, 8))
+    return -QK_EFAULT;
+  t->saved_sigmask = t->sigmask;
+  t->has_saved_sigmask = true;
+  qk_signal_set_mask(t, m); /* what it newly blocks goes to another thread */
+  return 0;
+}
+
+int64_t qk_signal_wait_mask_end(uint64_t umask, int64_t r)
+{
+  struct qk_task *t = cur();
+  if (r == -QK_ERESTART_WAIT)
+    return r;
+  if (r == -QK_ERESTARTSYS)
+    return -QK_EINTR; /* delivery uses and clears the saved mask */
+  if (umask && t->has_saved_sigmask) {
+    t->has_saved_sigmask = false;
+    qk_signal_set_mask(t, t->saved_sigmask);
+  }
+  return r;
 }
 
 /* ---- signalfd support (fs/signalfd.c) ---- */

@@ -93,6 +93,8 @@ struct qk_process {
   uint32_t cpu_timers;
   struct qk_task *vfork_parent; /* a parent blocked in vfork until exec/exit */
   int exit_signal;      /* sent to the parent at exit (clone's low byte) */
+  uint8_t jobctl;       /* QK_JOB_*: stopped, and what wait has not reported */
+  uint8_t stop_sig;     /* the signal that stopped it (wait's WSTOPSIG) */
   struct qk_cred cred;  /* saved/fs ids, groups, capabilities (sec.h, task/cred.c) */
 };
 
@@ -120,6 +122,7 @@ struct qk_task {
   enum qk_task_state state;
   const void *wchan;  /* what a blocked task waits on */
   uint64_t deadline;  /* monotonic ns at which a blocked task wakes, ~0: never */
+  uint64_t stop_deadline; /* deadline kept aside while parked by a stop */
   bool restart;       /* regs hold a parked syscall to run again */
   bool woken;         /* qk_wake_one/qk_wake picked it (futex needs to know) */
   uint8_t fpu_valid;
@@ -231,6 +234,21 @@ bool qk_signal_pending(struct qk_task *t);
  * is the syscall result in r->rax (for -ERESTARTSYS handling); in_syscall
  * tells whether r comes from a syscall. */
 void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall);
+/* Job control (qk_process.jobctl): the process is stopped (its threads
+ * park on &p->jobctl, task/signal.c), a stop or a continue wait4/waitid
+ * has not reported yet (task/proc.c). */
+#define QK_JOB_STOPPED 1
+#define QK_JOB_STOP_REPORT 2
+#define QK_JOB_CONT_REPORT 4
+/* Scheduler: t, picked, belongs to a stopped process and has no SIGKILL
+ * pending: it is parked instead (true), not run. */
+bool qk_signal_stop_park(struct qk_task *t);
+/* ppoll, pselect6, epoll_pwait: the caller's mask umask (8 bytes, 0: none)
+ * for the wait, set on the first run only (the call may rerun); the end
+ * restores the old one unless a handler's frame carries it. Both retarget
+ * process signals the thread newly blocks. */
+int64_t qk_signal_wait_mask(uint64_t umask);
+int64_t qk_signal_wait_mask_end(uint64_t umask, int64_t r);
 /* The stack a signal frame needs here (AT_MINSIGSTKSZ): the FPU area
  * (XSAVE image where this context has XSAVE) and the rt_sigframe. */
 uint64_t qk_signal_min_stack(void);

@@ -18,9 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../guest/progs/t.h"
+#include "sigtest.h"
 
-#define WATCHDOG_S 60
 
 static int gettid_(void)
 {
@@ -52,13 +51,6 @@ static void mask(int how, int a, int b)
   if (b)
     sigaddset(&s, b);
   pthread_sigmask(how, &s, NULL);
-}
-
-static void pause_ms(int ms)
-{
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) && errno == EINTR)
-    ;
 }
 
 /* Waits (bounded: a hang is a failure, not a timing check) for *v to
@@ -130,32 +122,6 @@ static void start(struct worker *w, int what, int block, int fd)
   while (!w->ready)
     pause_ms(1);
   pause_ms(30); /* most likely parked in its call by now (not relied on) */
-}
-
-/* Runs fn in a child process; its failures count here. */
-static void scenario(const char *name, const char *only, void (*fn)(void))
-{
-  if (only && strcmp(only, name))
-    return;
-  fflush(stdout);
-  pid_t c = fork();
-  if (c == 0) {
-    alarm(WATCHDOG_S);
-    t_checks = t_fails = 0;
-    fn();
-    fflush(stdout);
-    _exit(t_fails ? 1 : 0);
-  }
-  int st = 0;
-  CHECK_EQ(waitpid(c, &st, 0), c);
-  if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-    printf("FAIL scenario %s: status 0x%x%s\n", name, st,
-           WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? " (hung: watchdog)" : "");
-    t_fails++;
-  } else {
-    printf("ok: %s\n", name);
-  }
-  t_checks++;
 }
 
 /* ---- which thread takes a process signal ---- */
@@ -547,9 +513,7 @@ static void s_exit_group(void)
 
 int main(int argc, char **argv)
 {
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  const char *only = argc > 1 && strcmp(argv[1], "all") ? argv[1] : NULL;
-#define S(f) scenario(#f + 2, only, f)
+  const char *only = scenario_only(argc, argv);
   S(s_redirect_read);
   S(s_redirect_pause);
   S(s_redirect_sleep);
