@@ -530,7 +530,11 @@ static void sock_release(struct qk_file *f)
     s->next->prev = s->prev;
   qk_wake(s);
   qk_tsor_sock_release(s); /* TSoR: its dual listener */
-  qk_qcall(QK_OP_CLOSE, (uint64_t)f->hfd, 0, 0, 0, 0, 0);
+  /* Posted, as rootfs closes are: the host serves this ring in order and
+   * hands out handle numbers itself, so nothing on any ring meets this
+   * number again before the close is served; the FIN leaves with this
+   * vCPU's next QCall, or before it halts idle (qk_qcall_flush). */
+  qk_qcall_post(QK_OP_CLOSE, (uint64_t)f->hfd, 0, 0);
   qk_kfree(s);
 }
 

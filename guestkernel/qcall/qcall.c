@@ -71,6 +71,13 @@ void qk_qcall_post(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2)
   qcall(op, a, false);
 }
 
+void qk_qcall_flush(void)
+{
+  unsigned cpu = qk_arch_cpu_id();
+  if (cpu < QK_MAX_VCPUS && qcall_posted[cpu])
+    qk_qcall(QK_OP_NOP, 0, 0, 0, 0, 0, 0);
+}
+
 static int64_t qcall(uint32_t op, const uint64_t a[6], bool wait)
 {
   unsigned cpu = qk_arch_cpu_id();

@@ -437,6 +437,7 @@ static void idle(void)
   }
   if (net)
     return;
+  qk_qcall_flush(); /* posted closes: served before a halt without a QCall */
   /* Every task waits with no deadline: a deadlock of the program, which
    * sleeps as it would on Linux. With a LAPIC the vCPU halts until its
    * timer (armed for the earliest deadline) or any interrupt; else the

@@ -21,6 +21,12 @@ int64_t qk_qcall(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3
  * later request on this ring sees its effect. No buffers (a0-a2 only). */
 void qk_qcall_post(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2);
 
+/* Has the host served every request posted on this vCPU's ring? If not,
+ * waits for them (one QK_OP_NOP). For a vCPU about to halt without a QCall:
+ * a posted socket close must not wait for that vCPU's next request (the
+ * peer would see the FIN only then). */
+void qk_qcall_flush(void);
+
 /* Kernel VA <-> guest physical through the direct map. */
 static inline uint64_t qk_va_to_pa(const void *va)
 {

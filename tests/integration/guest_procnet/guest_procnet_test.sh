@@ -52,4 +52,24 @@ check jailed -- 7101 7102 "$ifa" 10.231.0.2
 # ioctls are served only unjailed in run mode, as in pods).
 check busybox --no-jail -- 7103 7104 "$ifa" 10.231.0.2 busybox
 
+# 3. A posted socket close is served before the vCPU halts: the host peer
+# reads the end of the stream while the guest sleeps after its close.
+nsx timeout 90 "$sbx" run --rootfs "$root" --kernel "$kernel" -- /bin/t_procnet close-idle 7105 \
+  >"$work/ci.out" 2>&1 &
+ci=$!
+got= rc=7
+for _ in $(seq 150); do # until the guest listens (exit 7: refused)
+  got=$(nsx timeout 30 bash -c 'exec 3<>/dev/tcp/127.0.0.1/7105 || exit 7; cat <&3' 2>/dev/null)
+  rc=$?
+  [ $rc = 7 ] || break
+  sleep 0.2
+done
+if [ "$got" = k ] && [ $rc = 0 ] && kill -0 $ci 2>/dev/null; then
+  echo "ok: close then idle: the peer sees the end of the stream while the guest sleeps"
+else
+  fail "close then idle: read [$got] (exit $rc), sandbox still running: $(kill -0 $ci 2>/dev/null && echo yes || echo no)"
+fi
+kill $ci 2>/dev/null
+wait $ci 2>/dev/null
+
 guest_done "guest_procnet $v"

@@ -4,7 +4,11 @@
  * fd links' socket inodes and that a read in small chunks is one snapshot.
  * With "busybox" it also runs busybox netstat -tln and ifconfig -a and
  * looks for the port and the interfaces in their output.
- * Usage: t_procnet TCPPORT UDPPORT IFNAME PEERADDR [busybox] */
+ * Usage: t_procnet TCPPORT UDPPORT IFNAME PEERADDR [busybox]
+ *        t_procnet close-idle PORT: accepts one connection, writes "k",
+ *        closes it and the listener and sleeps 60 s (the peer must see the end of the
+ *        stream while this sleeps: a posted host close is served before
+ *        the vCPU halts). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -119,6 +123,20 @@ static char *busybox(const char *a1, const char *a2)
 
 int main(int argc, char **argv)
 {
+  if (argc == 3 && !strcmp(argv[1], "close-idle")) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1))
+      return 2;
+    int s = accept(ls, NULL, NULL);
+    if (s < 0 || write(s, "k", 1) != 1)
+      return 3;
+    close(s);
+    close(ls); /* no socket left for the idle loop to poll on the host */
+    sleep(60);
+    return 0;
+  }
   if (argc < 5) {
     fprintf(stderr, "usage: t_procnet TCPPORT UDPPORT IFNAME PEERADDR [busybox]\n");
     return 2;
