@@ -161,6 +161,19 @@ enum qk_op {
                               file's whole length (min(len, that) bytes copied; the guest retries
                               with a larger buffer); -ENOENT: the host has no such file.
                               a0 QK_PROCNET_PROBE -> bitmask of the files the host has */
+  /* Socket messages with control data (host side: sandbox/qcall/ops_net.c and
+   * ops_net_anc.c): a1 the gpa of a struct qk_net_msg, a2 MSG_* flags (| QK_NET_WAIT),
+   * on host sockets of the guest (never AF_UNIX, which the guest serves). */
+  QK_OP_SENDMSG_CTL = 57,  /* -> bytes. The control records (<= QK_NET_CTL_MAX bytes) are checked
+                              as Linux's CMSG_OK; IP_PKTINFO, IP_TOS, IP_TTL, IPV6_PKTINFO,
+                              IPV6_TCLASS, IPV6_HOPLIMIT and UDP_SEGMENT go to the host socket;
+                              of the rest, what Linux's UDP/TCP refuse is -EINVAL and what they
+                              ignore is left out (sandbox/qcall/ops_net_anc.h) */
+  QK_OP_RECVMSG_CTL = 58,  /* -> bytes; ctllen becomes the control bytes written, msg_flags
+                              MSG_TRUNC/MSG_CTRUNC. Only SO_TIMESTAMP(NS) (old and new),
+                              IP_PKTINFO, IP_TOS, IP_TTL, IPV6_PKTINFO, IPV6_TCLASS,
+                              IPV6_HOPLIMIT and UDP_GRO records reach the guest, cut as Linux
+                              cuts them for a short buffer */
   /* Numbers reserved per area so parallel work does not collide (an area
    * adds its opcodes inside its range, each with its argument comment):
    *   38-47 filesystem (rename, link, symlink, chmod, chown, utimensat, statfs…)
@@ -182,6 +195,22 @@ enum qk_op {
  * guest a park, an idle QK_OP_NET_POLL and a retry per blocking call). */
 #define QK_NET_WAIT (1ull << 32)
 #define QK_NET_WAIT_NS 1000000ull
+/* QK_OP_SENDMSG_CTL / QK_OP_RECVMSG_CTL: one message. The control buffer
+ * holds Linux struct cmsghdr records (x86-64: 16-byte header, 8-byte
+ * alignment), as msg_control. */
+#define QK_NET_CTL_MAX 4096u /* control bytes of one message, either way */
+struct qk_net_msg {
+  uint64_t iov;       /* gpa of struct qk_iov[iovcnt] */
+  uint64_t addr;      /* gpa of a sockaddr (0: none) */
+  uint64_t ctl;       /* gpa of the control buffer */
+  uint32_t iovcnt;    /* <= QK_QCALL_MAX_IOV */
+  uint32_t addrlen;   /* send: the address's length; recv: in the buffer's size, out the
+                         source's full length (written by the host) */
+  uint32_t ctllen;    /* send: the control bytes; recv: in the buffer's size, out the bytes
+                         written (both <= QK_NET_CTL_MAX) */
+  uint32_t msg_flags; /* recv, out: MSG_TRUNC (0x20), MSG_CTRUNC (0x8) */
+};
+_Static_assert(sizeof(struct qk_net_msg) == 40, "qk_net_msg layout");
 #define QK_NET_POLL_MAX 256u
 struct qk_net_pollfd {
   uint32_t hfd;

@@ -21,6 +21,31 @@ void qk_net_raise_sigpipe(void);
 int64_t qk_net_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags);
 int64_t qk_net_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags);
 
+/* Control data of one sendmsg/recvmsg on a host socket (sock_anc.c): a
+ * kernel buffer of room bytes; len the bytes of records in it (send: the
+ * user's; recv: what the host wrote); flags MSG_CTRUNC after a receive.
+ * The host checks and filters the records (QK_OP_SENDMSG_CTL/RECVMSG_CTL). */
+struct qk_uiov;
+struct qk_anc {
+  uint8_t *buf;
+  uint32_t room, len, flags;
+};
+/* sendmsg: the user's control data (ctllen bytes at uctl; -ENOBUFS past
+ * QK_NET_CTL_MAX). recvmsg: room for a user buffer of ctllen bytes (none:
+ * room 0). Either way qk_anc_free afterwards, also on failure. */
+int64_t qk_anc_send_prep(struct qk_anc *anc, uint64_t uctl, uint64_t ctllen);
+int64_t qk_anc_recv_prep(struct qk_anc *anc, uint64_t uctl, uint64_t ctllen);
+/* After a receive: the records to the user at uctl, *ctllen their bytes,
+ * MSG_CTRUNC into *mflags. */
+int64_t qk_anc_recv_done(struct qk_anc *anc, uint64_t uctl, uint64_t *ctllen, uint32_t *mflags);
+void qk_anc_free(struct qk_anc *anc);
+/* One host call as QK_OP_SENDMSG/QK_OP_RECVMSG with the same arguments
+ * and answers (recv: | QK_NET_TRUNC), carrying anc's records. */
+int64_t qk_anc_host_send(int hfd, const struct qk_uiov *v, uint64_t hflags, const void *addr,
+                         uint32_t alen, const struct qk_anc *anc);
+int64_t qk_anc_host_recv(int hfd, const struct qk_uiov *v, uint64_t hflags, void *addr,
+                         uint32_t *alen, struct qk_anc *anc);
+
 /* Raw ICMP sockets over a host ICMP datagram socket hfd (rawicmp.c).
  * hflags: the QK_OP_SENDMSG/RECVMSG flags; addr/alen: kernel sockaddr
  * buffers as sock_send/sock_recv take them. send records the echo

@@ -279,9 +279,11 @@ static int64_t recv_all(struct qk_file *f, const struct qk_uio *u, uint64_t flag
 }
 
 /* Receives into u. addr/alen: kernel buffers for the source address (NULL:
- * not wanted). *mflags gets MSG_TRUNC for a cut datagram. */
+ * not wanted). *mflags gets MSG_TRUNC for a cut datagram. anc: room for
+ * control data (NULL: none; sock_anc.c), not filled by raw ICMP sockets
+ * or a gathering MSG_WAITALL. */
 static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t flags, void *addr,
-                         uint32_t *alen, uint32_t *mflags)
+                         uint32_t *alen, uint32_t *mflags, struct qk_anc *anc)
 {
   if (flags &
       ~(uint64_t)(MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT | MSG_WAITALL | MSG_CMSG_CLOEXEC))
@@ -308,8 +310,10 @@ static int64_t sock_recv(struct qk_file *f, const struct qk_uio *u, uint64_t fla
     return r;
   if (r == 0 && u->total)
     return -QK_EFAULT;
-  r = qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, flags | host_wait(nb),
-               addr ? qk_va_to_pa(addr) : 0, addr ? qk_va_to_pa(alen) : 0);
+  r = anc ? qk_anc_host_recv(f->hfd, &v, flags | host_wait(nb), addr, alen, anc)
+          : qk_qcall(QK_OP_RECVMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n,
+                     flags | host_wait(nb), addr ? qk_va_to_pa(addr) : 0,
+                     addr ? qk_va_to_pa(alen) : 0);
   if (r == -QK_EAGAIN && !nb)
     return sock_wait(f, POLLIN);
   if (r < 0)
@@ -327,9 +331,10 @@ void qk_net_raise_sigpipe(void)
 
 /* Sends u. A blocking stream send moves everything, as on Linux: when the
  * host buffer fills after part of it went out, the task parks with that
- * part recorded in the socket (tx_partial) and its restart skips it. */
+ * part recorded in the socket (tx_partial) and its restart skips it.
+ * anc: control data (NULL: none) with the first part (sock_anc.c). */
 static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t flags,
-                         const void *addr, uint32_t alen)
+                         const void *addr, uint32_t alen, const struct qk_anc *anc)
 {
   if (flags & ~(uint64_t)(MSG_OOB | MSG_DONTWAIT | MSG_EOR | MSG_CONFIRM | MSG_NOSIGNAL | MSG_MORE))
     return -QK_EOPNOTSUPP;
@@ -370,9 +375,10 @@ static int64_t sock_send(struct qk_file *f, const struct qk_uio *u, uint64_t fla
       r = done ? done : -QK_EFAULT;
       break;
     }
-    r = qk_qcall(QK_OP_SENDMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n,
-                 (flags & ~(uint64_t)MSG_DONTWAIT) | host_wait(nb), addr ? qk_va_to_pa(addr) : 0,
-                 addr ? alen : 0);
+    uint64_t hflags = (flags & ~(uint64_t)MSG_DONTWAIT) | host_wait(nb);
+    r = anc && !done ? qk_anc_host_send(f->hfd, &v, hflags, addr, alen, anc)
+                     : qk_qcall(QK_OP_SENDMSG, (uint64_t)f->hfd, qk_va_to_pa(v.seg), v.n, hflags,
+                                addr ? qk_va_to_pa(addr) : 0, addr ? alen : 0);
     if (r == -QK_EAGAIN && !nb && (!done || stream)) {
       r = sock_wait(f, POLLOUT);
       if (r == -QK_ERESTART_WAIT && done) {
@@ -407,7 +413,7 @@ static int64_t sock_rw(struct qk_file *f, const struct qk_uio *u, int64_t off, b
 {
   if (off >= 0)
     return -QK_ESPIPE;
-  return write ? sock_send(f, u, 0, NULL, 0) : sock_recv(f, u, 0, NULL, NULL, NULL);
+  return write ? sock_send(f, u, 0, NULL, 0, NULL) : sock_recv(f, u, 0, NULL, NULL, NULL, NULL);
 }
 
 static int64_t sock_lseek(struct qk_file *f, int64_t off, int whence)
@@ -1135,9 +1141,10 @@ int64_t sys_getsockopt(uint64_t fd, uint64_t level, uint64_t name, uint64_t uval
   return r;
 }
 
-/* sendto/recvfrom/sendmsg/recvmsg share these. */
+/* sendto/recvfrom/sendmsg/recvmsg share these (anc: control data of a
+ * host socket, NULL: none). */
 static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uint64_t flags,
-                       uint64_t uaddr, uint64_t alen)
+                       uint64_t uaddr, uint64_t alen, const struct qk_anc *anc)
 {
   int64_t r;
   struct qk_file *f = sget_any(fd, &r, true);
@@ -1154,14 +1161,14 @@ static int64_t do_send(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
     else if (qk_unix_is(f)) /* sendto: a datagram's destination (unix_io.c) */
       r = qk_unix_sendmsg(f, &u, flags, NULL, 0, uaddr ? buf : NULL, (uint32_t)alen);
     else
-      r = sock_send(f, &u, flags, uaddr ? buf : NULL, (uint32_t)alen);
+      r = sock_send(f, &u, flags, uaddr ? buf : NULL, (uint32_t)alen, anc);
   }
   qk_fput(f);
   return r;
 }
 
 static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uint64_t flags,
-                       uint64_t uaddr, uint64_t ulen, uint32_t *mflags)
+                       uint64_t uaddr, uint64_t ulen, uint32_t *mflags, struct qk_anc *anc)
 {
   int64_t r;
   struct qk_file *f = sget_any(fd, &r, true);
@@ -1191,7 +1198,7 @@ static int64_t do_recv(uint64_t fd, const struct l_iovec *iov, unsigned cnt, uin
     struct qk_uio u = {iov, cnt, 0};
     for (unsigned i = 0; i < cnt; i++)
       u.total += iov[i].len;
-    r = sock_recv(f, &u, flags, uaddr ? buf : NULL, &hlen, mflags);
+    r = sock_recv(f, &u, flags, uaddr ? buf : NULL, &hlen, mflags, anc);
     if (r >= 0 && uaddr) {
       /* A connected stream socket reports no source address. */
       if (hlen > ADDR_MAX)
@@ -1210,14 +1217,14 @@ int64_t sys_sendto(uint64_t fd, uint64_t ubuf, uint64_t len, uint64_t flags, uin
                    uint64_t alen)
 {
   struct l_iovec iov = {ubuf, len > MAX_RW ? MAX_RW : len};
-  return do_send(fd, &iov, 1, flags, uaddr, alen);
+  return do_send(fd, &iov, 1, flags, uaddr, alen, NULL);
 }
 
 int64_t sys_recvfrom(uint64_t fd, uint64_t ubuf, uint64_t len, uint64_t flags, uint64_t uaddr,
                      uint64_t ulen)
 {
   struct l_iovec iov = {ubuf, len > MAX_RW ? MAX_RW : len};
-  return do_recv(fd, &iov, 1, flags, uaddr, ulen, NULL);
+  return do_recv(fd, &iov, 1, flags, uaddr, ulen, NULL, NULL);
 }
 
 struct l_msghdr {
@@ -1265,19 +1272,19 @@ static struct qk_file *unix_get(uint64_t fd)
   return f;
 }
 
-/* sendmsg with control data: AF_UNIX only (SCM_RIGHTS, SCM_CREDENTIALS;
- * unix.c); host sockets carry none (-EOPNOTSUPP). */
+/* sendmsg with control data: AF_UNIX (SCM_RIGHTS, SCM_CREDENTIALS;
+ * unix.c), or the records a host socket passes on (sock_anc.c). */
 static int64_t unix_ctl_send(uint64_t fd, const struct l_msghdr *m, const struct l_iovec *iov,
                              uint64_t flags)
 {
   struct qk_file *f = unix_get(fd);
   if (!f) {
-    int64_t r;
-    struct qk_file *any = sget_any(fd, &r, true);
-    if (!any)
-      return r;
-    qk_fput(any);
-    return -QK_EOPNOTSUPP;
+    struct qk_anc anc;
+    int64_t r = qk_anc_send_prep(&anc, m->control, m->controllen);
+    if (!r)
+      r = do_send(fd, iov, (unsigned)m->iovlen, flags, m->name, m->namelen, &anc);
+    qk_anc_free(&anc);
+    return r;
   }
   int64_t r;
   uint8_t *ctl = NULL;
@@ -1309,7 +1316,7 @@ int64_t qk_net_sendmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
   if (!r && m.controllen)
     r = unix_ctl_send(fd, &m, iov, flags);
   else if (!r)
-    r = do_send(fd, iov, (unsigned)m.iovlen, flags, m.name, m.namelen);
+    r = do_send(fd, iov, (unsigned)m.iovlen, flags, m.name, m.namelen, NULL);
   qk_kfree(iov);
   return r;
 }
@@ -1346,12 +1353,17 @@ int64_t qk_net_recvmsg(uint64_t fd, uint64_t umsg, uint64_t flags)
     qk_kfree(iov);
     return r;
   }
+  struct qk_anc anc = {0};
+  if (!r)
+    r = qk_anc_recv_prep(&anc, m.control, m.controllen);
   if (!r) {
     /* namelen is a value here: recvfrom's length word is the field. */
-    r = do_recv(fd, iov, (unsigned)m.iovlen, flags, m.name, umsg + 8, &mflags);
+    r = do_recv(fd, iov, (unsigned)m.iovlen, flags, m.name, umsg + 8, &mflags, &anc);
   }
+  if (r >= 0 && qk_anc_recv_done(&anc, m.control, &m.controllen, &mflags))
+    r = -QK_EFAULT;
+  qk_anc_free(&anc);
   if (r >= 0) {
-    m.controllen = 0; /* no ancillary data */
     m.flags = (int32_t)mflags;
     if (qk_copy_to_user(umsg + 40, &m.controllen, 8) || qk_copy_to_user(umsg + 48, &m.flags, 4))
       r = -QK_EFAULT;

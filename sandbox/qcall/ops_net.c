@@ -19,6 +19,7 @@
 #include <linux/sockios.h>
 
 #include "../../guestkernel/abi/qk_errno.h"
+#include "ops_net_anc.h"
 
 _Static_assert(QK_EAGAIN == EAGAIN && QK_EINPROGRESS == EINPROGRESS &&
                    QK_ECONNREFUSED == ECONNREFUSED && QK_EAFNOSUPPORT == EAFNOSUPPORT &&
@@ -184,7 +185,7 @@ static int netlink_check(const uint8_t *buf, size_t len)
 /* sendmsg on a route netlink socket: the request is gathered into a host
  * buffer, checked (netlink_check) and sent from there. */
 static int64_t netlink_send(const struct sbx_net_ctx *c, int fd, const struct iovec *iov,
-                            size_t cnt, const uint64_t *a, int flags)
+                            size_t cnt, uint64_t addr, uint64_t alen, int flags)
 {
   static _Thread_local uint8_t buf[65536];
   size_t len = 0;
@@ -200,13 +201,13 @@ static int64_t netlink_send(const struct sbx_net_ctx *c, int fd, const struct io
   struct sockaddr_storage ss;
   struct iovec one = {buf, len};
   struct msghdr m = {.msg_iov = &one, .msg_iovlen = 1};
-  if (a[4]) {
-    if ((r = get_addr_for(c, a[4], a[5], &ss, true)) < 0)
+  if (addr) {
+    if ((r = get_addr_for(c, addr, alen, &ss, true)) < 0)
       return r;
     if (((struct sockaddr_nl *)&ss)->nl_pid != 0)
       return -EPERM; /* to the kernel only, never to another netlink socket */
     m.msg_name = &ss;
-    m.msg_namelen = (socklen_t)a[5];
+    m.msg_namelen = (socklen_t)alen;
   }
   return neg(sendmsg(fd, &m, flags));
 }
@@ -305,32 +306,50 @@ static int64_t op_sockname(const struct sbx_net_ctx *c, const uint64_t *a)
   return put_addr(c, a[1], a[2], &ss, len);
 }
 
-static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
+/* sendmsg of guest handle h: the guest's iovec (iov gpa, cnt), MSG_*
+ * flags | QK_NET_WAIT, a guest address (addr gpa, alen; addr 0: none) and
+ * the guest's control data (a host copy of ctllen bytes, checked here). */
+static int64_t send_msg(const struct sbx_net_ctx *c, uint64_t h, uint64_t iov_gpa, uint64_t cnt,
+                        uint64_t gflags, uint64_t addr, uint64_t alen, const uint8_t *raw,
+                        size_t ctllen)
 {
-  int fd = c->hfd_get(c->q, a[0]);
+  int fd = c->hfd_get(c->q, h);
   if (fd < 0)
     return fd;
   const uint64_t allowed =
       MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_OOB | MSG_EOR | MSG_CONFIRM | QK_NET_WAIT;
-  if (a[3] & ~allowed)
+  if (gflags & ~allowed)
     return -EOPNOTSUPP;
   struct iovec iov[QK_QCALL_MAX_IOV];
-  int r = get_iov(c, a[1], a[2], iov);
+  int r = get_iov(c, iov_gpa, cnt, iov);
   if (r < 0)
     return r;
   /* The sandbox must never take SIGPIPE for a guest: the guest raises its
    * own from -EPIPE. */
-  bool may_wait = a[3] & QK_NET_WAIT;
-  int flags = (int)(a[3] & ~QK_NET_WAIT) | MSG_NOSIGNAL | MSG_DONTWAIT;
-  if (sock_domain(fd) == AF_NETLINK)
-    return netlink_send(c, fd, iov, a[2], a, flags);
+  bool may_wait = gflags & QK_NET_WAIT;
+  int flags = (int)(gflags & ~QK_NET_WAIT) | MSG_NOSIGNAL | MSG_DONTWAIT;
+  int domain = sock_domain(fd);
+  if (domain == AF_NETLINK)
+    return ctllen ? -EOPNOTSUPP : netlink_send(c, fd, iov, cnt, addr, alen, flags);
   struct sockaddr_storage ss;
-  struct msghdr m = {.msg_iov = iov, .msg_iovlen = a[2]};
-  if (a[4]) {
-    if ((r = get_addr(c, a[4], a[5], &ss)) < 0)
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = cnt};
+  _Alignas(struct cmsghdr) uint8_t ctl[QK_NET_CTL_MAX];
+  if (ctllen) {
+    int type = 0;
+    socklen_t tl = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
+      return -errno;
+    int n = sbx_anc_send_filter(raw, ctllen, ctl, domain, type == SOCK_STREAM);
+    if (n < 0)
+      return n;
+    m.msg_control = n ? ctl : NULL;
+    m.msg_controllen = (size_t)n;
+  }
+  if (addr) {
+    if ((r = get_addr(c, addr, alen, &ss)) < 0)
       return r;
     m.msg_name = &ss;
-    m.msg_namelen = (socklen_t)a[5];
+    m.msg_namelen = (socklen_t)alen;
   }
   for (;;) {
     ssize_t n = sendmsg(fd, &m, flags);
@@ -340,45 +359,127 @@ static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
   }
 }
 
-static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
+static int64_t op_sendmsg(const struct sbx_net_ctx *c, const uint64_t *a)
 {
-  int fd = c->hfd_get(c->q, a[0]);
+  return send_msg(c, a[0], a[1], a[2], a[3], a[4], a[5], NULL, 0);
+}
+
+/* The guest's struct qk_net_msg at gpa: a host copy in *m, its guest bytes
+ * returned (NULL: -EFAULT). */
+static uint8_t *get_net_msg(const struct sbx_net_ctx *c, uint64_t gpa, struct qk_net_msg *m)
+{
+  uint8_t *g = sbx_gpa(c->mem, gpa, sizeof *m);
+  if (g)
+    memcpy(m, g, sizeof *m);
+  return g;
+}
+
+static int64_t op_sendmsg_ctl(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  struct qk_net_msg m;
+  if (!get_net_msg(c, a[1], &m))
+    return -EFAULT;
+  if (m.ctllen > QK_NET_CTL_MAX)
+    return -ENOBUFS;
+  /* Checked and sent from host copies: the guest cannot change a record
+   * between the check and the send. */
+  _Alignas(struct cmsghdr) uint8_t raw[QK_NET_CTL_MAX];
+  const void *src = m.ctllen ? sbx_gpa(c->mem, m.ctl, m.ctllen) : NULL;
+  if (m.ctllen && !src)
+    return -EFAULT;
+  if (m.ctllen)
+    memcpy(raw, src, m.ctllen);
+  return send_msg(c, a[0], m.iov, m.iovcnt, a[2], m.addr, m.addrlen, raw, m.ctllen);
+}
+
+/* recvmsg of guest handle h into the guest's iovec (iov gpa, cnt) with
+ * MSG_* flags | QK_NET_WAIT; m names the host buffers for the address and
+ * the control data and gets the results. */
+static int64_t recv_msg(const struct sbx_net_ctx *c, uint64_t h, uint64_t iov_gpa, uint64_t cnt,
+                        uint64_t gflags, struct msghdr *m)
+{
+  int fd = c->hfd_get(c->q, h);
   if (fd < 0)
     return fd;
   const uint64_t allowed =
       MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_OOB | QK_NET_WAIT;
-  if (a[3] & ~allowed)
+  if (gflags & ~allowed)
     return -EOPNOTSUPP;
   struct iovec iov[QK_QCALL_MAX_IOV];
-  int r = get_iov(c, a[1], a[2], iov);
+  int r = get_iov(c, iov_gpa, cnt, iov);
   if (r < 0)
     return r;
+  m->msg_iov = iov;
+  m->msg_iovlen = cnt;
+  bool may_wait = gflags & QK_NET_WAIT;
+  /* MSG_DONTWAIT wins over MSG_WAITALL: what is there now (the guest
+   * gathers the rest, parking in between). Descriptors never reach the
+   * guest (ops_net_anc.c closes any): close-on-exec meanwhile. */
+  int flags = (int)(gflags & ~QK_NET_WAIT) | MSG_DONTWAIT | MSG_CMSG_CLOEXEC;
+  ssize_t n;
+  while ((n = recvmsg(fd, m, flags)) < 0 &&
+         (errno == EINTR || (errno == EAGAIN && short_wait(c, fd, POLLIN, &may_wait))))
+    ;
+  m->msg_iov = NULL;
+  return n < 0 ? -errno : n;
+}
+
+static int64_t op_recvmsg(const struct sbx_net_ctx *c, const uint64_t *a)
+{
   if (a[4] && !sbx_gpa(c->mem, a[5], sizeof(uint32_t)))
     return -EFAULT;
   struct sockaddr_storage ss;
-  struct msghdr m = {.msg_iov = iov,
-                     .msg_iovlen = a[2],
-                     .msg_name = a[4] ? &ss : NULL,
-                     .msg_namelen = a[4] ? sizeof ss : 0};
-  bool may_wait = a[3] & QK_NET_WAIT;
-  /* MSG_DONTWAIT wins over MSG_WAITALL: what is there now (the guest
-   * gathers the rest, parking in between). */
-  int flags = (int)(a[3] & ~QK_NET_WAIT) | MSG_DONTWAIT;
-  ssize_t n;
-  while ((n = recvmsg(fd, &m, flags)) < 0 &&
-         (errno == EINTR || (errno == EAGAIN && short_wait(c, fd, POLLIN, &may_wait))))
-    ;
-  if (n < 0)
-    return -errno;
-  int64_t done = n;
+  struct msghdr m = {.msg_name = a[4] ? &ss : NULL, .msg_namelen = a[4] ? sizeof ss : 0};
+  int64_t done = recv_msg(c, a[0], a[1], a[2], a[3], &m);
+  if (done < 0)
+    return done;
   if (a[4] && put_addr(c, a[4], a[5], &ss, m.msg_namelen) < 0)
     return -EFAULT;
   return (m.msg_flags & MSG_TRUNC) && !(a[3] & MSG_TRUNC) ? (done | (int64_t)QK_NET_TRUNC) : done;
 }
 
+static int64_t op_recvmsg_ctl(const struct sbx_net_ctx *c, const uint64_t *a)
+{
+  struct qk_net_msg gm;
+  uint8_t *g = get_net_msg(c, a[1], &gm);
+  if (!g)
+    return -EFAULT;
+  if (gm.ctllen > QK_NET_CTL_MAX)
+    return -EINVAL;
+  uint32_t aroom = gm.addrlen > ADDR_MAX ? ADDR_MAX : gm.addrlen;
+  /* Every guest buffer is checked before a message is taken. */
+  uint8_t *cdst = gm.ctllen ? sbx_gpa(c->mem, gm.ctl, gm.ctllen) : NULL;
+  uint8_t *adst = gm.addr ? sbx_gpa(c->mem, gm.addr, aroom) : NULL;
+  if ((gm.ctllen && !cdst) || (gm.addr && aroom && !adst))
+    return -EFAULT;
+  /* The host buffer holds every record the allowed options can produce,
+   * so only the guest's size decides what is cut (as on Linux). */
+  _Alignas(struct cmsghdr) uint8_t hc[QK_NET_CTL_MAX];
+  struct sockaddr_storage ss;
+  struct msghdr m = {.msg_name = gm.addr ? &ss : NULL,
+                     .msg_namelen = gm.addr ? sizeof ss : 0,
+                     .msg_control = hc,
+                     .msg_controllen = sizeof hc};
+  int64_t done = recv_msg(c, a[0], gm.iov, gm.iovcnt, a[2], &m);
+  if (done < 0)
+    return done;
+  bool ctrunc = m.msg_flags & MSG_CTRUNC;
+  size_t w = sbx_anc_recv_filter(hc, m.msg_controllen, cdst, gm.ctllen, &ctrunc);
+  uint32_t alen = gm.addr ? m.msg_namelen : 0;
+  if (adst && alen)
+    memcpy(adst, &ss, alen < aroom ? alen : aroom);
+  sbx_store32(g + offsetof(struct qk_net_msg, addrlen), alen);
+  sbx_store32(g + offsetof(struct qk_net_msg, ctllen), (uint32_t)w);
+  sbx_store32(g + offsetof(struct qk_net_msg, msg_flags),
+              (uint32_t)((m.msg_flags & MSG_TRUNC) | (ctrunc ? MSG_CTRUNC : 0)));
+  return done;
+}
+
 /* The options a guest may set (set) or read (!set). */
 static bool opt_allowed(int level, int name, bool set)
 {
+  if (sbx_anc_opt_allowed(level, name)) /* those that add control data (ops_net_anc.c) */
+    return true;
   switch (level) {
   case SOL_SOCKET:
     switch (name) {
@@ -432,8 +533,7 @@ static bool opt_allowed(int level, int name, bool set)
            name == IPV6_MTU_DISCOVER || (name == IPV6_MTU && !set);
   case IPPROTO_IP:
     /* Path MTU discovery and binding before the address is up (Go, QUIC
-     * stacks, Envoy); not the ones that add control data (IP_PKTINFO,
-     * IP_RECVERR: none is passed to the guest). */
+     * stacks, Envoy); not IP_RECVERR (no error queue for the guest). */
     return name == IP_TOS || name == IP_TTL || name == IP_MTU_DISCOVER || name == IP_FREEBIND ||
            name == IP_BIND_ADDRESS_NO_PORT || (name == IP_MTU && !set);
   }
@@ -706,6 +806,10 @@ int64_t sbx_qcall_net(const struct sbx_net_ctx *c, uint32_t op, const uint64_t *
     return op_ioctl(c, a);
   case QK_OP_SENDFILE:
     return op_sendfile(c, a);
+  case QK_OP_SENDMSG_CTL:
+    return op_sendmsg_ctl(c, a);
+  case QK_OP_RECVMSG_CTL:
+    return op_recvmsg_ctl(c, a);
   default:
     return -ENOSYS;
   }

@@ -1,5 +1,5 @@
 /* Host side of the guest's socket opcodes (QK_OP_SOCKET..QK_OP_SENDFILE,
- * guestkernel/abi/qk_qcall.h).
+ * QK_OP_SENDMSG_CTL and QK_OP_RECVMSG_CTL, guestkernel/abi/qk_qcall.h).
  *
  * Contract:
  * - Sockets are AF_INET/AF_INET6 TCP/UDP (and route netlink) host sockets created in the
@@ -12,6 +12,8 @@
  *   values are copied into host buffers before the call; data moves
  *   straight between the socket and guest memory.
  * - Options are an allowlist; anything else is -ENOPROTOOPT.
+ * - Control data: an allowlist of record types each way (ops_net_anc.h),
+ *   through host buffers of QK_NET_CTL_MAX bytes.
  * - Route netlink sockets (AF_NETLINK, NETLINK_ROUTE) are read-only: a
  *   sendmsg is gathered into a host buffer and sent only if every message
  *   in it is an RTM_GET* request to the kernel (else -EPERM / -EINVAL).

@@ -592,6 +592,8 @@ static int64_t handle(struct sbx_qcall *q, struct worker *w, const struct qk_qca
     const struct sbx_fs_ctx fc = {q, q->cfg.mem, hfd_get};
     return sbx_qcall_fs(&fc, req->op, a);
   }
+  case QK_OP_SENDMSG_CTL:
+  case QK_OP_RECVMSG_CTL:
   case QK_OP_SOCKET ... QK_OP_SENDFILE: {
     const struct sbx_net_ctx nc = {q, q->cfg.mem, q->stop_fd, hfd_get, hfd_install};
     return sbx_qcall_net(&nc, req->op, a);

@@ -8,7 +8,8 @@
  * list of the issue read back, SO_REUSEPORT, IPV6_V6ONLY both ways, IPv6
  * UDP, sendfile with an offset, ICMP datagram (ping) sockets, and the
  * interfaces getifaddrs lists.
- * Usage: t_netaudit checks [IPV4-OF-AN-EXTRA-INTERFACE] | rawping [IPV4] | quark */
+ * Usage: t_netaudit checks [IPV4-OF-AN-EXTRA-INTERFACE] | rawping [IPV4] | quark |
+ *        ancloop N CTL (N messages received with (1) or without (0) control data) */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -24,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -594,6 +597,380 @@ static void ifaddr_checks(const char *extra)
     CHECK_EQ(found, 1);
 }
 
+/* ---- control data (ancillary data) on UDP sockets ---- */
+
+static int on1(int s, int level, int name)
+{
+  int one = 1;
+  return setsockopt(s, level, name, &one, sizeof one);
+}
+
+/* Turns on each (level, name) option of s and reads it back. */
+static void opts_on(int s, const int (*opts)[2], int n)
+{
+  for (int i = 0; i < n; i++) {
+    CHECK_EQ(on1(s, opts[i][0], opts[i][1]), 0);
+    CHECK_EQ(geti(s, opts[i][0], opts[i][1]), 1);
+  }
+}
+
+/* The first record (level, type) of m, or NULL. */
+static struct cmsghdr *cmsg_find(struct msghdr *m, int level, int type)
+{
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+    if (c->cmsg_level == level && c->cmsg_type == type)
+      return c;
+  return NULL;
+}
+
+static int cmsg_int(struct msghdr *m, int level, int type)
+{
+  struct cmsghdr *c = cmsg_find(m, level, type);
+  int v = -1;
+  if (c && c->cmsg_len == CMSG_LEN(sizeof v))
+    memcpy(&v, CMSG_DATA(c), sizeof v);
+  return v;
+}
+
+/* One datagram from r with a control buffer of clen bytes (its fields
+ * in *m; the iovec and address live in statics). */
+static ssize_t recv_ctl(int r, void *ctl, size_t clen, struct msghdr *m)
+{
+  static char buf[4096];
+  static struct iovec v;
+  static struct sockaddr_storage from;
+  v = (struct iovec){buf, sizeof buf};
+  *m = (struct msghdr){.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &v,
+                       .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = clen};
+  if (wait_in(r, 5000) != 1)
+    return -2;
+  return recvmsg(r, m, 0);
+}
+
+/* Appends a record to the control buffer of m (msg_controllen: the bytes
+ * used so far). */
+static void cmsg_put(struct msghdr *m, int level, int type, const void *data, size_t len)
+{
+  struct cmsghdr *c = (struct cmsghdr *)((char *)m->msg_control + m->msg_controllen);
+  memset(c, 0, CMSG_SPACE(len));
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(len);
+  memcpy(CMSG_DATA(c), data, len);
+  m->msg_controllen += CMSG_SPACE(len);
+}
+
+/* The index of the interface that has IPv4 address a (0: none). */
+static unsigned ifindex_of(struct in_addr a)
+{
+  struct ifaddrs *ifa;
+  unsigned idx = 0;
+  if (getifaddrs(&ifa) < 0)
+    return 0;
+  for (struct ifaddrs *i = ifa; i && !idx; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+        ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == a.s_addr)
+      idx = if_nametoindex(i->ifa_name);
+  freeifaddrs(ifa);
+  return idx;
+}
+
+static double now_s(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* The SCM_TIMESTAMP (timeval) or SCM_TIMESTAMPNS (timespec: also two
+ * 64-bit fields) record of m: a time since t0 on this clock. */
+static void stamp_check(struct msghdr *m, int type, double t0)
+{
+  struct cmsghdr *c = cmsg_find(m, SOL_SOCKET, type);
+  int us = type == SCM_TIMESTAMP;
+  CHECK(c && c->cmsg_len == CMSG_LEN(us ? sizeof(struct timeval) : sizeof(struct timespec)));
+  int64_t v[2] = {0, 0};
+  if (c)
+    memcpy(v, CMSG_DATA(c), sizeof v);
+  double t = (double)v[0] + (double)v[1] / (us ? 1e6 : 1e9);
+  CHECK(t > t0 - 10 && t < now_s() + 10); /* the host's clock is the guest's */
+}
+
+/* IPv4: a receiver on 0.0.0.0 with IP_PKTINFO, IP_RECVTOS, IP_RECVTTL and
+ * SO_TIMESTAMP; a datagram to dst with TOS/TTL as socket options, then one
+ * with IP_TOS, IP_TTL and IP_PKTINFO records choosing the source src. */
+static void anc4_checks(const char *dst, const char *src)
+{
+  int r = socket(AF_INET, SOCK_DGRAM, 0), s = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in any = {.sin_family = AF_INET};
+  CHECK_EQ(bind(r, (struct sockaddr *)&any, sizeof any), 0);
+  static const int opts[][2] = {{IPPROTO_IP, IP_PKTINFO},
+                                {IPPROTO_IP, IP_RECVTOS},
+                                {IPPROTO_IP, IP_RECVTTL},
+                                {SOL_SOCKET, SO_TIMESTAMP}};
+  opts_on(r, opts, 4);
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port_of(r))};
+  struct in_addr sa;
+  CHECK_EQ(inet_pton(AF_INET, dst, &to.sin_addr), 1);
+  CHECK_EQ(inet_pton(AF_INET, src, &sa), 1);
+  int v = 0x10;
+  CHECK_EQ(setsockopt(s, IPPROTO_IP, IP_TOS, &v, sizeof v), 0);
+  v = 17;
+  CHECK_EQ(setsockopt(s, IPPROTO_IP, IP_TTL, &v, sizeof v), 0);
+  CHECK_EQ(sendto(s, "opt", 3, 0, (struct sockaddr *)&to, sizeof to), 3);
+  _Alignas(struct cmsghdr) char cb[512];
+  struct msghdr m;
+  double t0 = now_s();
+  CHECK_EQ(recv_ctl(r, cb, sizeof cb, &m), 3);
+  CHECK_EQ(m.msg_flags & MSG_CTRUNC, 0);
+  CHECK(m.msg_controllen > 0 && m.msg_controllen <= sizeof cb);
+  struct cmsghdr *c = cmsg_find(&m, IPPROTO_IP, IP_PKTINFO);
+  CHECK(c && c->cmsg_len == CMSG_LEN(sizeof(struct in_pktinfo)));
+  struct in_pktinfo pi = {0};
+  if (c)
+    memcpy(&pi, CMSG_DATA(c), sizeof pi);
+  CHECK_EQ(pi.ipi_addr.s_addr, to.sin_addr.s_addr);
+  CHECK_EQ(pi.ipi_spec_dst.s_addr, to.sin_addr.s_addr);
+  /* The interface that has the address (lo for 127.0.0.1, the veth for
+   * the pod address), though local delivery goes through lo. */
+  CHECK_EQ(pi.ipi_ifindex, ifindex_of(to.sin_addr));
+  CHECK(pi.ipi_ifindex > 0);
+  c = cmsg_find(&m, IPPROTO_IP, IP_TOS);
+  CHECK(c && c->cmsg_len == CMSG_LEN(1) && *CMSG_DATA(c) == 0x10);
+  CHECK_EQ(cmsg_int(&m, IPPROTO_IP, IP_TTL), 17);
+  stamp_check(&m, SCM_TIMESTAMP, t0);
+  /* Per message: TOS with an ECN codepoint, TTL, the source address. */
+  _Alignas(struct cmsghdr) char sc[256];
+  struct iovec iv = {"msg", 3};
+  struct msghdr sm = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iv, .msg_iovlen = 1,
+                      .msg_control = sc, .msg_controllen = 0};
+  v = 0x22;
+  cmsg_put(&sm, IPPROTO_IP, IP_TOS, &v, sizeof v);
+  v = 33;
+  cmsg_put(&sm, IPPROTO_IP, IP_TTL, &v, sizeof v);
+  struct in_pktinfo spi = {.ipi_spec_dst = sa};
+  cmsg_put(&sm, IPPROTO_IP, IP_PKTINFO, &spi, sizeof spi);
+  CHECK_EQ(sendmsg(s, &sm, 0), 3);
+  CHECK_EQ(recv_ctl(r, cb, sizeof cb, &m), 3);
+  c = cmsg_find(&m, IPPROTO_IP, IP_TOS);
+  CHECK(c && *CMSG_DATA(c) == 0x22);
+  CHECK_EQ(cmsg_int(&m, IPPROTO_IP, IP_TTL), 33);
+  struct sockaddr_in *from = m.msg_name;
+  CHECK_EQ(from->sin_addr.s_addr, sa.s_addr);
+  CHECK_EQ(m.msg_namelen, sizeof(struct sockaddr_in));
+  close(s);
+  close(r);
+}
+
+/* Short control buffers (MSG_CTRUNC, records cut as Linux cuts them),
+ * recvmmsg with control data, refused records. */
+static void anc_edge_checks(void)
+{
+  int r = bound(AF_INET, SOCK_DGRAM, 0), s = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in to = lo4(port_of(r));
+  CHECK_EQ(on1(r, IPPROTO_IP, IP_PKTINFO), 0);
+  CHECK_EQ(on1(r, IPPROTO_IP, IP_RECVTTL), 0);
+  for (int i = 0; i < 6; i++)
+    CHECK_EQ(sendto(s, "c", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+  usleep(20000);
+  _Alignas(struct cmsghdr) char cb[CMSG_SPACE(sizeof(struct in_pktinfo)) + 64];
+  struct msghdr m;
+  /* Room for the first record only. */
+  CHECK_EQ(recv_ctl(r, cb, CMSG_SPACE(sizeof(struct in_pktinfo)), &m), 1);
+  CHECK(m.msg_flags & MSG_CTRUNC);
+  CHECK_EQ(m.msg_controllen, CMSG_SPACE(sizeof(struct in_pktinfo)));
+  CHECK(cmsg_find(&m, IPPROTO_IP, IP_PKTINFO) != NULL);
+  CHECK(cmsg_find(&m, IPPROTO_IP, IP_TTL) == NULL);
+  /* Room for part of it: the record is cut, cmsg_len says how much. */
+  CHECK_EQ(recv_ctl(r, cb, 20, &m), 1);
+  CHECK(m.msg_flags & MSG_CTRUNC);
+  CHECK_EQ(m.msg_controllen, 20);
+  CHECK_EQ(((struct cmsghdr *)cb)->cmsg_len, 20);
+  /* Less than a header: nothing. */
+  CHECK_EQ(recv_ctl(r, cb, 8, &m), 1);
+  CHECK(m.msg_flags & MSG_CTRUNC);
+  CHECK_EQ(m.msg_controllen, 0);
+  /* No buffer: no records, and MSG_CTRUNC says some were there. */
+  CHECK_EQ(recv_ctl(r, NULL, 0, &m), 1);
+  CHECK(m.msg_flags & MSG_CTRUNC);
+  CHECK_EQ(m.msg_controllen, 0);
+  /* recvmmsg: each message its own records. */
+  _Alignas(struct cmsghdr) char c2[2][128];
+  char b[2][8];
+  struct iovec iv[2] = {{b[0], 8}, {b[1], 8}};
+  struct mmsghdr mm[2];
+  memset(mm, 0, sizeof mm);
+  for (int i = 0; i < 2; i++) {
+    mm[i].msg_hdr.msg_iov = &iv[i];
+    mm[i].msg_hdr.msg_iovlen = 1;
+    mm[i].msg_hdr.msg_control = c2[i];
+    mm[i].msg_hdr.msg_controllen = sizeof c2[i];
+  }
+  CHECK_EQ(recvmmsg(r, mm, 2, MSG_DONTWAIT, NULL), 2);
+  for (int i = 0; i < 2; i++) {
+    CHECK_EQ(mm[i].msg_hdr.msg_flags & MSG_CTRUNC, 0);
+    CHECK(cmsg_find(&mm[i].msg_hdr, IPPROTO_IP, IP_PKTINFO) != NULL);
+    CHECK_EQ(cmsg_int(&mm[i].msg_hdr, IPPROTO_IP, IP_TTL), 64);
+  }
+  /* Sending: malformed and unknown records. */
+  _Alignas(struct cmsghdr) char sc[128];
+  struct iovec one = {"e", 1};
+  struct msghdr sm = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &one, .msg_iovlen = 1,
+                      .msg_control = sc};
+  int v = 9;
+  sm.msg_controllen = 0;
+  cmsg_put(&sm, IPPROTO_IP, IP_TTL, &v, sizeof v);
+  ((struct cmsghdr *)sc)->cmsg_len = sm.msg_controllen + 8; /* past the buffer */
+  CHECK_EQ(sendmsg(s, &sm, 0), -1);
+  CHECK_EQ(errno, EINVAL);
+  ((struct cmsghdr *)sc)->cmsg_len = 8; /* shorter than a header */
+  CHECK_EQ(sendmsg(s, &sm, 0), -1);
+  CHECK_EQ(errno, EINVAL);
+  sm.msg_controllen = 0;
+  cmsg_put(&sm, IPPROTO_IP, IP_PKTINFO, &v, sizeof v); /* the wrong size */
+  CHECK_EQ(sendmsg(s, &sm, 0), -1);
+  CHECK_EQ(errno, EINVAL);
+  sm.msg_controllen = 0;
+  cmsg_put(&sm, IPPROTO_IP, IP_RECVERR, &v, sizeof v); /* not a sending type */
+  CHECK_EQ(sendmsg(s, &sm, 0), -1);
+  CHECK_EQ(errno, EINVAL);
+  sm.msg_controllen = 0;
+  v = 0;
+  cmsg_put(&sm, IPPROTO_IP, IP_TTL, &v, sizeof v); /* TTL 0 */
+  CHECK_EQ(sendmsg(s, &sm, 0), -1);
+  CHECK_EQ(errno, EINVAL);
+  /* Ignored, as Linux's UDP ignores them: SCM_RIGHTS, another level. */
+  sm.msg_controllen = 0;
+  cmsg_put(&sm, SOL_SOCKET, SCM_RIGHTS, &r, sizeof r);
+  cmsg_put(&sm, 99, 1, &v, sizeof v);
+  CHECK_EQ(sendmsg(s, &sm, 0), 1);
+  CHECK_EQ(wait_in(r, 5000), 1);
+  char x[8];
+  CHECK_EQ(recv(r, x, sizeof x, 0), 1);
+  /* UDP_SEGMENT: one send, three datagrams; UDP_GRO can be set. */
+  char big[3000];
+  memset(big, 'g', sizeof big);
+  struct iovec bv = {big, sizeof big};
+  sm.msg_iov = &bv;
+  sm.msg_controllen = 0;
+  uint16_t gso = 1000;
+  cmsg_put(&sm, SOL_UDP, UDP_SEGMENT, &gso, sizeof gso);
+  CHECK_EQ(sendmsg(s, &sm, 0), 3000);
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(wait_in(r, 5000), 1);
+    CHECK_EQ(recv(r, big, sizeof big, 0), 1000);
+  }
+  v = 1000;
+  CHECK_EQ(setsockopt(s, SOL_UDP, UDP_SEGMENT, &v, sizeof v), 0);
+  CHECK_EQ(geti(s, SOL_UDP, UDP_SEGMENT), 1000);
+  CHECK_EQ(on1(r, SOL_UDP, UDP_GRO), 0);
+  CHECK_EQ(geti(r, SOL_UDP, UDP_GRO), 1);
+  close(s);
+  close(r);
+}
+
+/* IPv6: IPV6_RECVPKTINFO, IPV6_RECVTCLASS, IPV6_RECVHOPLIMIT and
+ * SO_TIMESTAMPNS; IPV6_TCLASS, IPV6_HOPLIMIT and IPV6_PKTINFO sent. */
+static void anc6_checks(void)
+{
+  int r = socket(AF_INET6, SOCK_DGRAM, 0);
+  struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+  if (r < 0 || bind(r, (struct sockaddr *)&any, sizeof any) < 0) {
+    printf("skip: no IPv6 for the control data checks\n");
+    if (r >= 0)
+      close(r);
+    return;
+  }
+  int s = socket(AF_INET6, SOCK_DGRAM, 0);
+  static const int opts[][2] = {{IPPROTO_IPV6, IPV6_RECVPKTINFO},
+                                {IPPROTO_IPV6, IPV6_RECVTCLASS},
+                                {IPPROTO_IPV6, IPV6_RECVHOPLIMIT},
+                                {SOL_SOCKET, SO_TIMESTAMPNS}};
+  opts_on(r, opts, 4);
+  struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port_of(r)),
+                            .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  _Alignas(struct cmsghdr) char sc[256], cb[512];
+  struct iovec iv = {"six", 3};
+  struct msghdr sm = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iv, .msg_iovlen = 1,
+                      .msg_control = sc, .msg_controllen = 0};
+  int v = 0x22;
+  cmsg_put(&sm, IPPROTO_IPV6, IPV6_TCLASS, &v, sizeof v);
+  v = 7;
+  cmsg_put(&sm, IPPROTO_IPV6, IPV6_HOPLIMIT, &v, sizeof v);
+  struct in6_pktinfo spi = {.ipi6_addr = IN6ADDR_LOOPBACK_INIT};
+  cmsg_put(&sm, IPPROTO_IPV6, IPV6_PKTINFO, &spi, sizeof spi);
+  double t0 = now_s();
+  CHECK_EQ(sendmsg(s, &sm, 0), 3);
+  struct msghdr m;
+  CHECK_EQ(recv_ctl(r, cb, sizeof cb, &m), 3);
+  CHECK_EQ(m.msg_flags & MSG_CTRUNC, 0);
+  struct cmsghdr *c = cmsg_find(&m, IPPROTO_IPV6, IPV6_PKTINFO);
+  CHECK(c && c->cmsg_len == CMSG_LEN(sizeof(struct in6_pktinfo)));
+  struct in6_pktinfo pi;
+  memset(&pi, 0, sizeof pi);
+  if (c)
+    memcpy(&pi, CMSG_DATA(c), sizeof pi);
+  CHECK(IN6_IS_ADDR_LOOPBACK(&pi.ipi6_addr));
+  CHECK_EQ(pi.ipi6_ifindex, if_nametoindex("lo"));
+  CHECK_EQ(cmsg_int(&m, IPPROTO_IPV6, IPV6_TCLASS), 0x22);
+  CHECK_EQ(cmsg_int(&m, IPPROTO_IPV6, IPV6_HOPLIMIT), 7);
+  stamp_check(&m, SCM_TIMESTAMPNS, t0);
+  struct sockaddr_in6 *from = m.msg_name;
+  CHECK(IN6_IS_ADDR_LOOPBACK(&from->sin6_addr));
+  /* The socket options instead of records. */
+  v = 0x48;
+  CHECK_EQ(setsockopt(s, IPPROTO_IPV6, IPV6_TCLASS, &v, sizeof v), 0);
+  v = 5;
+  CHECK_EQ(setsockopt(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &v, sizeof v), 0);
+  CHECK_EQ(sendto(s, "opt", 3, 0, (struct sockaddr *)&to, sizeof to), 3);
+  CHECK_EQ(recv_ctl(r, cb, sizeof cb, &m), 3);
+  CHECK_EQ(cmsg_int(&m, IPPROTO_IPV6, IPV6_TCLASS), 0x48);
+  CHECK_EQ(cmsg_int(&m, IPPROTO_IPV6, IPV6_HOPLIMIT), 5);
+  /* A record of the wrong size is refused. */
+  sm.msg_controllen = 0;
+  cmsg_put(&sm, IPPROTO_IPV6, IPV6_PKTINFO, &v, sizeof v);
+  CHECK_EQ(sendmsg(s, &sm, 0), -1);
+  CHECK_EQ(errno, EINVAL);
+  close(s);
+  close(r);
+}
+
+static void anc_checks(const char *extra)
+{
+  anc4_checks("127.0.0.1", "127.0.0.9");
+  if (extra) {
+    anc4_checks(extra, extra);
+    anc4_checks("127.0.0.1", extra); /* the pod address chosen as the source */
+  }
+  anc_edge_checks();
+  anc6_checks();
+}
+
+/* ancloop N CTL: N datagrams over loopback, each taken by recvmsg with
+ * (CTL 1: IP_PKTINFO, IP_TTL and SO_TIMESTAMP records into a 256-byte
+ * buffer) or without control data; run under --stats for the cost. */
+static void anc_loop(int n, int ctl)
+{
+  int r = bound(AF_INET, SOCK_DGRAM, 0), s = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in to = lo4(port_of(r));
+  if (ctl) {
+    static const int opts[][2] = {
+        {IPPROTO_IP, IP_PKTINFO}, {IPPROTO_IP, IP_RECVTTL}, {SOL_SOCKET, SO_TIMESTAMP}};
+    opts_on(r, opts, 3);
+  }
+  _Alignas(struct cmsghdr) char cb[256];
+  struct msghdr m;
+  int bad = 0;
+  for (int i = 0; i < n; i++) {
+    bad += sendto(s, "l", 1, 0, (struct sockaddr *)&to, sizeof to) != 1;
+    bad += recv_ctl(r, ctl ? cb : NULL, ctl ? sizeof cb : 0, &m) != 1;
+    bad += ctl && !cmsg_find(&m, IPPROTO_IP, IP_PKTINFO);
+  }
+  CHECK_EQ(bad, 0);
+  close(s);
+  close(r);
+}
+
 /* Where Quark answers differently from Linux, on purpose (README). */
 static void quark_checks(void)
 {
@@ -624,6 +1001,10 @@ int main(int argc, char **argv)
     rawping_checks(argc > 2 ? argv[2] : "127.0.0.1");
     return t_done("t_netaudit rawping");
   }
+  if (!strcmp(mode, "ancloop")) {
+    anc_loop(argc > 2 ? atoi(argv[2]) : 100, argc > 3 && atoi(argv[3]));
+    return t_done("t_netaudit ancloop");
+  }
   if (!strcmp(mode, "quark")) {
     quark_checks();
     return t_done("t_netaudit quark");
@@ -637,5 +1018,6 @@ int main(int argc, char **argv)
   if (extra)
     icmp_checks(extra);
   ifaddr_checks(extra);
+  anc_checks(extra);
   return t_done("t_netaudit checks");
 }
