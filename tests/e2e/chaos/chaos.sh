@@ -34,18 +34,8 @@ why=$(import_busybox) || e2e_skip "$why"
 if [ "$mode" = restart ]; then
   BR=
   if [ $cni = 1 ]; then
-    CNI_BIN=/usr/lib/cni
-    for p in bridge host-local loopback; do
-      [ -x "$CNI_BIN/$p" ] || e2e_skip "CNI plugin $p missing in $CNI_BIN (deploy/deps.sh test: containernetworking-plugins)"
-    done
-    for _ in $(seq 50); do
-      n=$((RANDOM % 250))
-      if ! ip link show "qcx$n" >/dev/null 2>&1 && [ -z "$(ip route show to match "10.89.$n.1" | grep -v '^default')" ]; then
-        BR=qcx$n SUBNET=10.89.$n
-        break
-      fi
-    done
-    [ -n "$BR" ] || e2e_skip "no free test bridge name and subnet (qcxN, 10.89.N.0/24)"
+    need_cni_plugins bridge host-local loopback
+    pick_test_bridge qcx 10.89
     mkdir -p "$T/ipam"
     sed -i "s|\"Cni\":{|\"Cni\":{\"BinDirs\":[\"$CNI_BIN\"],|" "$T/config.json"
     cat >"$T/cni/10-chaos.conflist" <<JSON

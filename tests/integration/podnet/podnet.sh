@@ -9,24 +9,13 @@ podnet_dir=$(cd "$(dirname "$0")" && pwd)
 e2e_need_node
 need_root
 need_sandbox
-CNI_BIN=/usr/lib/cni
-for p in bridge host-local loopback portmap; do
-  [ -x "$CNI_BIN/$p" ] || e2e_skip "CNI plugin $p missing in $CNI_BIN (deploy/deps.sh test: containernetworking-plugins)"
-done
+need_cni_plugins bridge host-local loopback portmap
 command -v iptables-save >/dev/null || e2e_skip "iptables missing"
 [ -x "${T_NET:-/nonexistent}" ] || e2e_skip "t_net not built (${T_NET:-?}; target guestnet_progs)"
 # A bridge and subnet of this run's own: other sessions may run this test
 # at the same time (10.88.N.0/24 with a free N; other tests use 10.89.231
 # and 10.199.*).
-BR= SUBNET=
-for _ in $(seq 50); do
-  n=$((RANDOM % 250))
-  if ! ip link show "qpn$n" >/dev/null 2>&1 && [ -z "$(ip route show to match "10.88.$n.1" | grep -v '^default')" ]; then
-    BR=qpn$n SUBNET=10.88.$n
-    break
-  fi
-done
-[ -n "$BR" ] || e2e_skip "no free test bridge name and subnet (qpnN, 10.88.N.0/24)"
+pick_test_bridge qpn 10.88
 
 # import_image NAME: tests/images/build.sh NAME into $T's store as
 # docker.io/library/NAME:latest.

@@ -9,20 +9,9 @@ tsor_dir=$(cd "$(dirname "$0")" && pwd)
 e2e_need_node
 need_root
 need_sandbox
-CNI_BIN=/usr/lib/cni
-for p in bridge host-local loopback; do
-  [ -x "$CNI_BIN/$p" ] || e2e_skip "CNI plugin $p missing in $CNI_BIN (deploy/deps.sh test: containernetworking-plugins)"
-done
+need_cni_plugins bridge host-local loopback
 [ -x "${TSORD:-/nonexistent}" ] && [ -x "${T_TSOR:-/nonexistent}" ] || e2e_skip "tsord or t_tsor not built"
-BR= SUBNET=
-for _ in $(seq 50); do
-  n=$((RANDOM % 250))
-  if ! ip link show "qts$n" >/dev/null 2>&1 && [ -z "$(ip route show to match "10.87.$n.1" | grep -v '^default')" ]; then
-    BR=qts$n SUBNET=10.87.$n
-    break
-  fi
-done
-[ -n "$BR" ] || e2e_skip "no free test bridge name and subnet (qtsN, 10.87.N.0/24)"
+pick_test_bridge qts 10.87
 
 pods_setup
 TPID=
