@@ -48,17 +48,12 @@ JSON
   # restart.js runs quarkd itself; on any exit, its last quarkd and the
   # namespaces of half-created pods (named in quarkd's log, never recorded)
   # go too, then the usual clean-up.
-  chaos_cleanup() {
-    local rc=$?
-    set +e
+  pods_on_exit() {
     [ -z "${CHAOS_KEEP_LOG:-}" ] || cat "$T"/quark*.log >"$CHAOS_KEEP_LOG"
     [ -f "$T/quarkd.pid" ] && kill -KILL "$(cat "$T/quarkd.pid")" 2>/dev/null
     for ns in $(netns_ours); do umount "/var/run/netns/$ns" 2>/dev/null; rm -f "/var/run/netns/$ns"; done
     [ -z "$BR" ] || ip link del "$BR" 2>/dev/null
-    (exit $rc)
-    pods_cleanup
   }
-  trap chaos_cleanup EXIT
   export QUARKD
   node "$(dirname "$0")/restart.js" || e2e_fail "restart.js"
   echo PASS

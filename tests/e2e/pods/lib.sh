@@ -22,10 +22,14 @@ JSON
   trap pods_cleanup EXIT
 }
 
-# On any exit: a failed test must not leave the machine with the pods'
-# namespaces or mounts (what a passing test checks quarkd removed itself).
+# On any exit: first the script's own clean-up, a function pods_on_exit
+# when it defines one; then a failed test must not leave the machine with
+# the pods' namespaces or mounts (what a passing test checks quarkd removed
+# itself). Under set -e a trap would stop at its first failing command.
 pods_cleanup() {
   local rc=$?
+  set +e
+  if declare -F pods_on_exit >/dev/null; then pods_on_exit; fi
   if [ -n "${QPID:-}" ] && kill -0 "$QPID" 2>/dev/null; then
     kill -KILL "$QPID" 2>/dev/null || true
     wait "$QPID" 2>/dev/null || true
@@ -50,9 +54,7 @@ pods_cleanup() {
     [ -n "$ns" ] && { umount "$ns" 2>/dev/null || true; rm -f "$ns"; }
   done
   for m in $(grep " $T/" /proc/mounts | awk '{print $2}' | sort -r); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
-  # e2e_cleanup reads the status from $?; under set -e a bare (exit 1)
-  # would end the trap here and leave $T and quarkd's log behind.
-  set +e
+  # e2e_cleanup reads the status from $?.
   (exit $rc)
   e2e_cleanup
 }

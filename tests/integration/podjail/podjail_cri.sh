@@ -13,8 +13,7 @@ need_sandbox
 pods_setup
 export PODJAIL_PARENT="/quark-test-podjail-cri-$$"
 # Our test cgroups go, with whatever a failed run left in them.
-cg_cleanup() {
-  local rc=$?
+pods_on_exit() {
   for c in /sys/fs/cgroup/*/"${PODJAIL_PARENT#/}" "/sys/fs/cgroup/${PODJAIL_PARENT#/}"; do
     [ -d "$c" ] || continue
     for d in "$c"/*/; do
@@ -25,10 +24,7 @@ cg_cleanup() {
     done
     rmdir "$c" 2>/dev/null
   done
-  (exit $rc)
-  pods_cleanup
 }
-trap cg_cleanup EXIT
 start_quarkd
 why=$(import_busybox) || e2e_skip "$why"
 node "$(dirname "$0")/podjail_cri.js" || e2e_fail "pod cgroup through CRI"

@@ -29,14 +29,7 @@ import_image() {
 }
 
 pods_setup
-podnet_cleanup() {
-  local rc=$?
-  set +e # a trap under set -e would stop at the first failing command
-  ip link del "$BR" 2>/dev/null
-  (exit $rc)
-  pods_cleanup
-}
-trap podnet_cleanup EXIT
+pods_on_exit() { ip link del "$BR" 2>/dev/null; }
 mkdir -p "$T/ipam" "$T/tnet" "$T/cnibin" "$T/ushare"
 cp "$T_NET" "$T/tnet/t_net"
 [ -x "${T_UNIX:-/nonexistent}" ] && cp "$T_UNIX" "$T/tnet/t_unix" # target guest_unix_progs

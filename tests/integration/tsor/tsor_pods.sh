@@ -15,14 +15,10 @@ pick_test_bridge qts 10.87
 
 pods_setup
 TPID=
-tsor_cleanup() {
-  local rc=$?
+pods_on_exit() {
   [ -n "$TPID" ] && kill "$TPID" 2>/dev/null
-  ip link del "$BR" 2>/dev/null || true
-  (exit $rc)
-  pods_cleanup
+  ip link del "$BR" 2>/dev/null
 }
-trap tsor_cleanup EXIT
 mkdir -p "$T/ipam" "$T/tprog"
 cp "$T_TSOR" "$T/tprog/t_tsor"
 cat >"$T/cni/10-tsor.conflist" <<JSON
