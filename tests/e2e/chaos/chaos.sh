@@ -29,7 +29,7 @@ e2e_need_node
 need_root
 need_sandbox
 pods_setup
-why=$(import_busybox) || e2e_skip "$why"
+need_busybox
 
 if [ "$mode" = restart ]; then
   BR=

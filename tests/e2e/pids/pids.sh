@@ -10,7 +10,7 @@ pods_setup
 jq '.Sandbox.PidsLimit = 8' "$T/config.json" >"$T/config.pids" && mv "$T/config.pids" "$T/config.json" ||
   e2e_fail "config"
 start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+need_busybox
 node "$(dirname "$0")/pids.js" || e2e_fail "pids limit"
 stop_quarkd
 echo PASS

@@ -5,12 +5,7 @@
 # pod network stats of a pod on a CNI bridge when Debian's plugins are there.
 . "$(dirname "$0")/../pods/lib.sh"
 audit_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-e2e_need_node
-need_root
-need_sandbox
-pods_setup
-start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+pods_busybox_start
 node "$audit_dir/audit.js" || e2e_fail "pod audit"
 if [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ]; then
   echo "== a pod on a CNI bridge network (host-local IPs in $T/ipam)"

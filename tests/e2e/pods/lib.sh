@@ -114,6 +114,24 @@ import_busybox() {
     { echo "quark import failed: $(cat "$T/import.log")"; return 1; }
 }
 
+# need_busybox: import_busybox, or a skip (77) with the reason it gives.
+need_busybox() {
+  local why
+  why=$(import_busybox) || e2e_skip "$why"
+}
+
+# pods_busybox_start: the start of a test of busybox pods: node and its CRI
+# client, root and the sandbox (each a skip, 77, when missing), pods_setup,
+# a running quarkd and the busybox image.
+pods_busybox_start() {
+  e2e_need_node
+  need_root
+  need_sandbox
+  pods_setup
+  start_quarkd
+  need_busybox
+}
+
 # quark-* network namespaces pinned right now, one per line.
 netns_list() { ls /var/run/netns 2>/dev/null | grep '^quark-' | sort || true; }
 # The pod namespaces (quark-<first 16 hex of the pod id>) that THIS test's

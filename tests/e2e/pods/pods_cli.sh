@@ -7,7 +7,7 @@ need_root
 need_sandbox
 pods_setup
 start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+need_busybox
 
 out=$("$QUARK" run --log-dir "$T/logs/run1" busybox -- echo hello from quark) || e2e_fail "quark run exited $?: $out"
 [ "$out" = "hello from quark" ] || e2e_fail "quark run printed '$out'"

@@ -3,12 +3,7 @@
 # nothing is left: no namespace, run dir, root filesystem mount, CNI cache
 # entry or quark-sandbox process of the pod.
 . "$(dirname "$0")/lib.sh"
-e2e_need_node
-need_root
-need_sandbox
-pods_setup
-start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+pods_busybox_start
 node "$here/lifecycle.js" || e2e_fail "pod life cycle"
 
 [ -z "$(netns_ours)" ] || e2e_fail "network namespaces left: $(netns_ours)"

@@ -4,12 +4,7 @@
 # RemovePodSandbox and another kill -9 + restart, nothing is left: no pod,
 # namespace, mount or sandbox process.
 . "$(dirname "$0")/lib.sh"
-e2e_need_node
-need_root
-need_sandbox
-pods_setup
-start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+pods_busybox_start
 node "$here/recovery.js" before || e2e_fail "pod before the kill"
 kill -KILL "$QPID"; wait "$QPID" 2>/dev/null || true; QPID=
 pgrep -f "$T/run/pods" >/dev/null || e2e_fail "the sandbox died with quarkd"

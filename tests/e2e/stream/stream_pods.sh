@@ -26,7 +26,7 @@ fi
 
 pods_setup
 start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+need_busybox
 ids=$(node "$sdir/setup.js") || e2e_fail "pod setup"
 read -r pod main att web ttyc <<<"$ids"
 echo "ok   pod ${pod:0:12} with exec, attach and httpd containers"

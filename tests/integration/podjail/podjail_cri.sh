@@ -26,7 +26,7 @@ pods_on_exit() {
   done
 }
 start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+need_busybox
 node "$(dirname "$0")/podjail_cri.js" || e2e_fail "pod cgroup through CRI"
 PODJAIL_PHASE=run node "$(dirname "$0")/podjail_cri.js" || e2e_fail "pod before the restart"
 kill -KILL "$QPID"; wait "$QPID" 2>/dev/null || true; QPID=

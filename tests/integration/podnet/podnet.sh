@@ -56,7 +56,7 @@ JSON
 conflist ""
 rules_before=$(iptables-save 2>/dev/null | grep -c "$SUBNET\." || true)
 start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+need_busybox
 export PODNET_SUBNET=$SUBNET PODNET_TNET=$T/tnet PODNET_USHARE=$T/ushare
 node "$podnet_dir/podnet.js" || e2e_fail "pod networking"
 leftovers() {

@@ -15,7 +15,7 @@ cat >"$T/seccomp/profile.json" <<'JSON'
 JSON
 cp "$T/seccomp/profile.json" "$T/profile-outside.json"
 export QUARK_SECCOMP_ROOT=$T/seccomp
-why=$(import_busybox) || e2e_skip "$why"
+need_busybox
 for shared in 0 1; do
   export QUARK_POD_SHARED_VM=$shared
   echo "-- QUARK_POD_SHARED_VM=$shared"

@@ -34,7 +34,7 @@ for _ in $(seq 100); do grep -q "sandboxes on" "$T/tsord.log" && break; sleep 0.
 grep -q "sandboxes on" "$T/tsord.log" || e2e_fail "tsord did not start: $(cat "$T/tsord.log")"
 sed -i "s|\"Cni\":{|\"Tsor\":{\"Socket\":\"$T/tsord.sock\"},\"Cni\":{|" "$T/config.json"
 start_quarkd
-why=$(import_busybox) || e2e_skip "$why"
+need_busybox
 export TSOR_SUBNET=$SUBNET TSOR_PROGDIR=$T/tprog
 node "$tsor_dir/tsor_pods.js" || { tail -20 "$T/tsord.log"; grep -h "tsor" "$T"/state/*/sandbox.log 2>/dev/null | tail; e2e_fail "TSoR pods"; }
 attached=$(grep -c "attached" "$T/tsord.log")
