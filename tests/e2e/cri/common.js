@@ -80,10 +80,35 @@ function done() {
   process.exit(0);
 }
 
+// CreateContainer, then StartContainer, each a check named after the
+// container: its id, or null when CreateContainer failed.
+async function createStart(rt, pod, cfg, sandboxCfg) {
+  const c = await call(rt, 'CreateContainer', { pod_sandbox_id: pod, config: cfg, sandbox_config: sandboxCfg }, 60000);
+  check(!c.err, `CreateContainer ${cfg.metadata.name}` + (c.err ? ` (${c.err.details})` : ''));
+  if (c.err) return null;
+  const s = await call(rt, 'StartContainer', { container_id: c.res.container_id }, 60000);
+  check(!s.err, `StartContainer ${cfg.metadata.name}` + (s.err ? ` (${s.err.details})` : ''));
+  return c.res.container_id;
+}
+
+// ExecSync with a timeout of `timeout` s: {code, out, errOut}, or {err}.
+async function execOut(rt, id, cmd, timeout) {
+  const r = await call(rt, 'ExecSync', { container_id: id, cmd, timeout }, 60000);
+  if (r.err) return { err: r.err.details };
+  return { code: r.res.exit_code, out: Buffer.from(r.res.stdout).toString(), errOut: Buffer.from(r.res.stderr).toString() };
+}
+
+// StopPodSandbox, then RemovePodSandbox, as one check.
+async function removePod(rt, pod, name) {
+  const s = await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }, 60000);
+  const r = await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 60000);
+  check(!s.err && !r.err, `stop and remove ${name}` + (s.err || r.err ? ` (${(s.err || r.err).details})` : ''));
+}
+
 // The busybox image every pod test runs (tests/images/build.sh, imported by
 // each test's set-up), and a promise that resolves after ms milliseconds.
 const BUSYBOX = 'docker.io/library/busybox:latest';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 module.exports = { grpc, pkg, clients, call, rawCall, check, expectCode, expectAlive, done,
-                   endpoint, codeName, BUSYBOX, sleep };
+                   endpoint, codeName, BUSYBOX, sleep, createStart, execOut, removePod };

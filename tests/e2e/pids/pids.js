@@ -3,7 +3,7 @@
 // EAGAIN ("can't fork: Resource temporarily unavailable") and the shell
 // ends; ExecSync in another container of the pod answers; the pod goes.
 'use strict';
-const { clients, call, check, expectCode, done, grpc, BUSYBOX, sleep } =
+const { clients, call, check, expectCode, done, grpc, BUSYBOX, sleep, createStart } =
   require(process.env.CRI_COMMON);
 const fs = require('fs');
 
@@ -17,14 +17,7 @@ const podCfg = {
 };
 const ctr = (name, command) => ({ metadata: { name, attempt: 0 }, image: { image: IMAGE }, command, log_path: `${name}.log` });
 
-async function run(pod, name, command) {
-  const r = await call(rt, 'CreateContainer', { pod_sandbox_id: pod, config: ctr(name, command), sandbox_config: podCfg }, 60000);
-  check(!r.err, `CreateContainer ${name}` + (r.err ? ` (${r.err.details})` : ''));
-  if (r.err) return null;
-  const s = await call(rt, 'StartContainer', { container_id: r.res.container_id }, 60000);
-  check(!s.err, `StartContainer ${name}` + (s.err ? ` (${s.err.details})` : ''));
-  return r.res.container_id;
-}
+const run = (pod, name, command) => createStart(rt, pod, ctr(name, command), podCfg);
 
 async function waitExited(id, ms) {
   const until = Date.now() + ms;

@@ -20,7 +20,7 @@
 //   layers byte for byte as they were;
 // - (`net`, on a CNI bridge) the pod's network stats are its eth0's.
 'use strict';
-const { clients, call, check, expectCode, expectAlive, done, grpc, BUSYBOX, sleep } =
+const { clients, call, check, expectCode, expectAlive, done, grpc, BUSYBOX, sleep, createStart } =
   require(process.env.CRI_COMMON);
 const crypto = require('crypto');
 const fs = require('fs');
@@ -56,14 +56,7 @@ async function waitState(id, state, ms) {
     await sleep(200);
   }
 }
-async function run(podId, cfg) {
-  const r = await call(rt, 'CreateContainer', { pod_sandbox_id: podId, config: cfg, sandbox_config: podCfg }, 60000);
-  check(!r.err, `CreateContainer ${cfg.metadata.name}` + (r.err ? ` (${r.err.details})` : ''));
-  if (r.err) return null;
-  const s = await call(rt, 'StartContainer', { container_id: r.res.container_id }, 60000);
-  check(!s.err, `StartContainer ${cfg.metadata.name}` + (s.err ? ` (${s.err.details})` : ''));
-  return r.res.container_id;
-}
+const run = (podId, cfg) => createStart(rt, podId, cfg, podCfg);
 function logText(name) {
   try { return fs.readFileSync(`${T}/logs/audit/${name}.log`, 'utf8'); } catch (e) { return ''; }
 }

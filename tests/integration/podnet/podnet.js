@@ -4,8 +4,8 @@
 // (t_net from the host, mounted read-only) answers by pod IP; a hostNetwork
 // pod serves on the host's loopback. Every pod is stopped and removed.
 'use strict';
-const { clients, call, check, expectAlive, done, BUSYBOX, sleep } =
-  require(process.env.CRI_COMMON);
+const common = require(process.env.CRI_COMMON);
+const { clients, call, check, expectAlive, done, BUSYBOX, sleep, createStart } = common;
 const http = require('http');
 const dgram = require('dgram');
 
@@ -60,12 +60,9 @@ async function runPod(cfg) {
 }
 
 async function startCtr(pod, cfg, sandboxCfg) {
-  const c = await call(rt, 'CreateContainer', { pod_sandbox_id: pod, config: cfg, sandbox_config: sandboxCfg }, 60000);
-  check(!c.err, `CreateContainer ${cfg.metadata.name}` + (c.err ? ` (${c.err.details})` : ''));
-  if (c.err) done();
-  const s = await call(rt, 'StartContainer', { container_id: c.res.container_id }, 60000);
-  check(!s.err, `StartContainer ${cfg.metadata.name}` + (s.err ? ` (${s.err.details})` : ''));
-  return c.res.container_id;
+  const id = await createStart(rt, pod, cfg, sandboxCfg);
+  if (id === null) done();
+  return id;
 }
 
 // GET url: {status, body} or {error}.
@@ -109,17 +106,9 @@ function udpEcho(host, port, msg, ms) {
   });
 }
 
-async function execOut(id, cmd) {
-  const r = await call(rt, 'ExecSync', { container_id: id, cmd, timeout: 20 }, 60000);
-  if (r.err) return { err: r.err.details };
-  return { code: r.res.exit_code, out: Buffer.from(r.res.stdout).toString(), errOut: Buffer.from(r.res.stderr).toString() };
-}
+const execOut = (id, cmd) => common.execOut(rt, id, cmd, 20);
 
-async function removePod(pod, name) {
-  const s = await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }, 60000);
-  const r = await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 60000);
-  check(!s.err && !r.err, `stop and remove ${name}` + (s.err || r.err ? ` (${(s.err || r.err).details})` : ''));
-}
+const removePod = (pod, name) => common.removePod(rt, pod, name);
 
 const httpd = (port) => ['/bin/sh', '-c',
   `mkdir -p /tmp/www && echo '${PAGE}' >/tmp/www/index.html && exec httpd -f -p ${port} -h /tmp/www`];

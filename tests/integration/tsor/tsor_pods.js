@@ -4,8 +4,8 @@
 // (t_tsor from the host, mounted read-only), a pod without the annotation
 // reaches it over the bridge, a closed port is refused. Pods are removed.
 'use strict';
-const { clients, call, check, done, BUSYBOX, sleep } =
-  require(process.env.CRI_COMMON);
+const common = require(process.env.CRI_COMMON);
+const { clients, call, check, done, BUSYBOX, sleep, createStart } = common;
 
 const T = process.env.E2E_T;
 const SUBNET = process.env.TSOR_SUBNET;
@@ -34,23 +34,12 @@ async function runPod(cfg) {
   return { id: r.res.pod_sandbox_id, ip: st.network && st.network.ip };
 }
 async function startCtr(pod, cfg, sandboxCfg) {
-  const c = await call(rt, 'CreateContainer', { pod_sandbox_id: pod, config: cfg, sandbox_config: sandboxCfg }, 60000);
-  check(!c.err, `CreateContainer ${cfg.metadata.name}` + (c.err ? ` (${c.err.details})` : ''));
-  if (c.err) done();
-  const s = await call(rt, 'StartContainer', { container_id: c.res.container_id }, 60000);
-  check(!s.err, `StartContainer ${cfg.metadata.name}` + (s.err ? ` (${s.err.details})` : ''));
-  return c.res.container_id;
+  const id = await createStart(rt, pod, cfg, sandboxCfg);
+  if (id === null) done();
+  return id;
 }
-async function execOut(id, cmd) {
-  const r = await call(rt, 'ExecSync', { container_id: id, cmd, timeout: 30 }, 60000);
-  if (r.err) return { err: r.err.details };
-  return { code: r.res.exit_code, out: Buffer.from(r.res.stdout).toString(), errOut: Buffer.from(r.res.stderr).toString() };
-}
-async function removePod(pod, name) {
-  const s = await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }, 60000);
-  const r = await call(rt, 'RemovePodSandbox', { pod_sandbox_id: pod }, 60000);
-  check(!s.err && !r.err, `stop and remove ${name}` + (s.err || r.err ? ` (${(s.err || r.err).details})` : ''));
-}
+const execOut = (id, cmd) => common.execOut(rt, id, cmd, 30);
+const removePod = (pod, name) => common.removePod(rt, pod, name);
 
 (async () => {
   const cfgA = podCfg('tsor-a', true);
