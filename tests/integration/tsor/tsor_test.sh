@@ -72,6 +72,21 @@ start_tsord() { # ns node fabric
   wait_for "$tmp/tsord-$2.log" "sandboxes on"
 }
 
+# netns_pair NET: the namespaces $nsa and $nsb (a skip, 77, when they cannot
+# be made) with their loopbacks up, joined by the veth pair va<pid> (NET.1/24,
+# in $nsa) and vb<pid> (NET.2/24, in $nsb).
+netns_pair() {
+  ip netns add "$nsa" || { echo "skip: cannot create network namespaces"; exit 77; }
+  ip netns add "$nsb"
+  ip link add "va$$" netns "$nsa" type veth peer name "vb$$" netns "$nsb"
+  ip -n "$nsa" addr add "$1.1/24" dev "va$$"
+  ip -n "$nsb" addr add "$1.2/24" dev "vb$$"
+  local ns
+  for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
+  ip -n "$nsa" link set "va$$" up
+  ip -n "$nsb" link set "vb$$" up
+}
+
 ipn=10
 start_server() { # ns node ip mode port [extra args]
   local ns=$1 node=$2 ip=$3 mode=$4 port=$5
@@ -180,14 +195,7 @@ two_nodes)
     exit 77
   fi
   nsa=tsorA$$ nsb=tsorB$$
-  ip netns add "$nsa" || { echo "skip: cannot create network namespaces"; exit 77; }
-  ip netns add "$nsb"
-  ip link add "va$$" netns "$nsa" type veth peer name "vb$$" netns "$nsb"
-  ip -n "$nsa" addr add 10.77.0.1/24 dev "va$$"
-  ip -n "$nsb" addr add 10.77.0.2/24 dev "vb$$"
-  for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-  ip -n "$nsa" link set "va$$" up
-  ip -n "$nsb" link set "vb$$" up
+  netns_pair 10.77.0
   cat >"$tmp/peers.json" <<EOF
 {"Nodes":[{"Name":"a","PodCIDR":"10.201.1.0/24","Address":"10.77.0.1:7470"},
           {"Name":"b","PodCIDR":"10.201.2.0/24","Address":"10.77.0.2:7470"}]}
@@ -338,14 +346,7 @@ gateway)
   # and a client namespace that reaches the pod CIDR through a veth pair,
   # as the host or another node would.
   nsa=tsorN$$ nsb=tsorC$$
-  ip netns add "$nsa" || { echo "skip: cannot create network namespaces"; exit 77; }
-  ip netns add "$nsb"
-  ip link add "va$$" netns "$nsa" type veth peer name "vb$$" netns "$nsb"
-  ip -n "$nsa" addr add 10.79.0.1/24 dev "va$$"
-  ip -n "$nsb" addr add 10.79.0.2/24 dev "vb$$"
-  for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-  ip -n "$nsa" link set "va$$" up
-  ip -n "$nsb" link set "vb$$" up
+  netns_pair 10.79.0
   ip -n "$nsa" route add local 10.206.1.0/24 dev lo
   ip -n "$nsb" route add 10.206.1.0/24 via 10.79.0.1
   cat >"$tmp/peers.json" <<EOF
