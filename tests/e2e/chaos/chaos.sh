@@ -38,11 +38,7 @@ if [ "$mode" = restart ]; then
     pick_test_bridge qcx 10.89
     mkdir -p "$T/ipam"
     sed -i "s|\"Cni\":{|\"Cni\":{\"BinDirs\":[\"$CNI_BIN\"],|" "$T/config.json"
-    cat >"$T/cni/10-chaos.conflist" <<JSON
-{"cniVersion":"1.0.0","name":"chaos","plugins":[
-  {"type":"bridge","bridge":"$BR","isGateway":true,"ipMasq":false,
-   "ipam":{"type":"host-local","ranges":[[{"subnet":"$SUBNET.0/24"}]],"dataDir":"$T/ipam"}}]}
-JSON
+    bridge_conflist 10-chaos.conflist chaos "$BR" "$SUBNET"
     export CHAOS_IPAM=$T/ipam/chaos
   fi
   # restart.js runs quarkd itself; on any exit, its last quarkd and the

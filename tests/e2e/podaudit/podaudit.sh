@@ -10,11 +10,7 @@ node "$audit_dir/audit.js" || e2e_fail "pod audit"
 if [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ]; then
   echo "== a pod on a CNI bridge network (host-local IPs in $T/ipam)"
   br=qpa$((RANDOM % 10000))
-  cat >"$T/cni/10-bridge.conflist" <<JSON
-{"cniVersion":"1.0.0","name":"podaudit-bridge","plugins":[
-  {"type":"bridge","bridge":"$br","isGateway":true,"ipMasq":false,
-   "ipam":{"type":"host-local","ranges":[[{"subnet":"10.198.$((RANDOM % 200)).0/24"}]],"dataDir":"$T/ipam"}}]}
-JSON
+  bridge_conflist 10-bridge.conflist podaudit-bridge "$br" "10.198.$((RANDOM % 200))"
   rc=0
   node "$audit_dir/audit.js" net || rc=$?
   ip link delete "$br" 2>/dev/null || true

@@ -132,6 +132,19 @@ pods_busybox_start() {
   need_busybox
 }
 
+# bridge_conflist FILE NAME BRIDGE SUBNET [BRIDGE_OPTS [MORE_PLUGINS]]: the
+# CNI network list $T/cni/FILE named NAME: Debian's bridge plugin on BRIDGE
+# (the gateway, no masquerade; BRIDGE_OPTS adds members, as in
+# ',"hairpinMode":true') with host-local addresses from SUBNET.0/24 kept in
+# $T/ipam, then MORE_PLUGINS (JSON objects, each after a comma).
+bridge_conflist() {
+  cat >"$T/cni/$1" <<JSON
+{"cniVersion":"1.0.0","name":"$2","plugins":[
+  {"type":"bridge","bridge":"$3","isGateway":true,"ipMasq":false${5:-},
+   "ipam":{"type":"host-local","ranges":[[{"subnet":"$4.0/24"}]],"dataDir":"$T/ipam"}}${6:-}]}
+JSON
+}
+
 # quark-* network namespaces pinned right now, one per line.
 netns_list() { ls /var/run/netns 2>/dev/null | grep '^quark-' | sort || true; }
 # The pod namespaces (quark-<first 16 hex of the pod id>) that THIS test's

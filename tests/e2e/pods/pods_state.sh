@@ -64,11 +64,7 @@ rm -f "$T/cni/10-missing.conflist"
 if [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ]; then
   echo "== CNI bridge network (host-local IPs in $T/ipam)"
   br=qe2e$((RANDOM % 10000))
-  cat >"$T/cni/10-bridge.conflist" <<JSON
-{"cniVersion":"1.0.0","name":"e2e-bridge","plugins":[
-  {"type":"bridge","bridge":"$br","isGateway":true,"ipMasq":false,
-   "ipam":{"type":"host-local","ranges":[[{"subnet":"10.199.$((RANDOM % 200)).0/24"}]],"dataDir":"$T/ipam"}}]}
-JSON
+  bridge_conflist 10-bridge.conflist e2e-bridge "$br" "10.199.$((RANDOM % 200))"
   node "$here/state.js" cni-bridge || e2e_fail "bridge checks"
   ips=$(find "$T/ipam" -type f ! -name 'last_reserved_ip*' ! -name lock 2>/dev/null | wc -l)
   ip link delete "$br" 2>/dev/null || true

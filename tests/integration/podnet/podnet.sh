@@ -46,12 +46,8 @@ SH
 chmod +x "$T/cnibin/podnet-fail"
 sed -i "s|\"Cni\":{|\"Cni\":{\"BinDirs\":[\"$T/cnibin\",\"$CNI_BIN\"],|" "$T/config.json"
 conflist() { # extra plugins
-  cat >"$T/cni/10-podnet.conflist" <<JSON
-{"cniVersion":"1.0.0","name":"podnet","plugins":[
-  {"type":"bridge","bridge":"$BR","isGateway":true,"ipMasq":false,"hairpinMode":true,
-   "ipam":{"type":"host-local","ranges":[[{"subnet":"$SUBNET.0/24"}]],"dataDir":"$T/ipam"}},
-  {"type":"portmap","capabilities":{"portMappings":true},"snat":true}$1]}
-JSON
+  bridge_conflist 10-podnet.conflist podnet "$BR" "$SUBNET" ',"hairpinMode":true' ',
+  {"type":"portmap","capabilities":{"portMappings":true},"snat":true}'"$1"
 }
 conflist ""
 rules_before=$(iptables-save 2>/dev/null | grep -c "$SUBNET\." || true)

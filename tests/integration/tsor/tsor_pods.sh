@@ -21,11 +21,7 @@ pods_on_exit() {
 }
 mkdir -p "$T/ipam" "$T/tprog"
 cp "$T_TSOR" "$T/tprog/t_tsor"
-cat >"$T/cni/10-tsor.conflist" <<JSON
-{"cniVersion":"1.0.0","name":"tsor","plugins":[
-  {"type":"bridge","bridge":"$BR","isGateway":true,"ipMasq":false,"hairpinMode":true,
-   "ipam":{"type":"host-local","ranges":[[{"subnet":"$SUBNET.0/24"}]],"dataDir":"$T/ipam"}}]}
-JSON
+bridge_conflist 10-tsor.conflist tsor "$BR" "$SUBNET" ',"hairpinMode":true'
 port=$((20000 + RANDOM % 20000))
 echo "{\"Nodes\":[{\"Name\":\"n\",\"PodCIDR\":\"$SUBNET.0/24\",\"Address\":\"127.0.0.1:$port\"}]}" >"$T/peers.json"
 "$TSORD" --node n --peers "$T/peers.json" --socket "$T/tsord.sock" --fabric tcp --log-level Info >"$T/tsord.log" 2>&1 &
