@@ -56,4 +56,22 @@ int qk_tmpfs_setattr(int what, const char *abs, struct qk_file *f, uint64_t x, u
                      int nofollow, char *redirect);
 void qk_tmpfs_statfs(void *statfs120);
 
+/* Splicing through a pipe's ring (fs/pipe.c, for fs/splice.c). nonblock:
+ * the pipe side answers -QK_EAGAIN instead of waiting; every call waits
+ * for the pipe first (data or room: Linux's order), then moves at most
+ * what the ring holds or has room for. */
+bool qk_pipe_file(const struct qk_file *f);
+/* Up to len bytes between the pipe end pf and the file other, through
+ * other's rw at off (-1: its position): into the pipe (into) or out of
+ * it. Bytes moved, 0 at the end, or -errno (other's own included). */
+int64_t qk_pipe_splice(struct qk_file *pf, bool into, struct qk_file *other, int64_t off,
+                       uint64_t len, bool nonblock);
+/* Up to len bytes from pipe in to pipe out (other pipes), taken from in or
+ * left there too (keep: tee). */
+int64_t qk_pipe_to_pipe(struct qk_file *in, struct qk_file *out, uint64_t len, bool nonblock,
+                        bool keep);
+/* vmsplice: user memory into the pipe (a write end; any room will do, no
+ * PIPE_BUF atomicity) or out of it (a read end), as readv/writev. */
+int64_t qk_pipe_user_io(struct qk_file *pf, const struct qk_uio *u, bool nonblock);
+
 #endif

@@ -24,6 +24,26 @@ bool qk_ring0_emulated; /* set at boot from host_flags */
 
 void qk_uaccess_forget(void) { cache.l1 = NULL; }
 
+/* The kernel buffer that passes for user memory (qk_uaccess_kbuf): its
+ * own addresses, all at or above QK_USER_TOP, so the checks below reach it
+ * only where they would otherwise answer -QK_EFAULT (no cost on the user
+ * path). One at a time: the kernel core runs under one lock (qk/smp.h). */
+static struct {
+  uint64_t base, len;
+} kwin;
+
+void qk_uaccess_kbuf(const void *kva, size_t len)
+{
+  kwin.base = (uint64_t)kva;
+  kwin.len = kva ? len : 0;
+}
+
+/* [va, va+n) inside the buffer (n may be 0). */
+static bool in_kbuf(uint64_t va, uint64_t n)
+{
+  return va - kwin.base < kwin.len && n <= kwin.len - (va - kwin.base);
+}
+
 static int walk(uint64_t cr3, uint64_t va, bool write, uint64_t *pa)
 {
   uint64_t need = QK_PTE_P | QK_PTE_U | (write ? QK_PTE_W : 0);
@@ -62,8 +82,12 @@ static int walk(uint64_t cr3, uint64_t va, bool write, uint64_t *pa)
 
 int qk_user_pa(uint64_t uva, bool write, uint64_t *pa)
 {
-  if (uva >= QK_USER_TOP)
-    return -QK_EFAULT;
+  if (uva >= QK_USER_TOP) {
+    if (!in_kbuf(uva, 1))
+      return -QK_EFAULT;
+    *pa = qk_va_to_pa((const void *)uva); /* kmalloc memory: physically contiguous */
+    return 0;
+  }
   struct qk_mm *mm = qk_current()->proc->mm;
   if (qk_likely(!walk(mm->cr3, uva, write, pa)))
     return 0;
@@ -100,9 +124,14 @@ void qk_phys_zero(uint64_t pa, uint64_t len)
 
 static int copy_user(uint64_t uva, void *kbuf, size_t n, bool to_user)
 {
-  if (uva >= QK_USER_TOP || n > QK_USER_TOP - uva)
-    return -QK_EFAULT;
   uint64_t kpa = qk_va_to_pa(kbuf);
+  if (uva >= QK_USER_TOP || n > QK_USER_TOP - uva) {
+    if (!in_kbuf(uva, n))
+      return -QK_EFAULT;
+    uint64_t bpa = qk_va_to_pa((const void *)uva);
+    qk_phys_copy(to_user ? bpa : kpa, to_user ? kpa : bpa, n);
+    return 0;
+  }
   while (n) {
     uint64_t pa;
     if (qk_user_pa(uva, to_user, &pa))
@@ -181,11 +210,39 @@ static volatile uint64_t *l1_table(uint64_t cr3, uint64_t va, uint64_t need)
   return NULL;
 }
 
+/* qk_uiov_add for the buffer of qk_uaccess_kbuf: one segment. */
+static int64_t kbuf_add(struct qk_uiov *v, uint64_t va, uint64_t len)
+{
+  if (!len)
+    return 0;
+  if (!in_kbuf(va, 1))
+    return -QK_EFAULT;
+  uint64_t left = kwin.len - (va - kwin.base);
+  if (len > left)
+    len = left;
+  if (len > QK_QCALL_MAX_IO - v->bytes)
+    len = QK_QCALL_MAX_IO - v->bytes;
+  if (!len)
+    return 0; /* the list is full */
+  uint64_t pa = qk_va_to_pa((const void *)va);
+  if (v->n && v->seg[v->n - 1].gpa + v->seg[v->n - 1].len == pa) {
+    v->seg[v->n - 1].len += len;
+  } else if (v->n < QK_QCALL_MAX_IOV) {
+    v->seg[v->n].gpa = pa;
+    v->seg[v->n].len = len;
+    v->n++;
+  } else {
+    return 0; /* the list is full */
+  }
+  v->bytes += len;
+  return (int64_t)len;
+}
+
 int64_t qk_uiov_add(struct qk_uiov *v, uint64_t uva, uint64_t len, bool write)
 {
   bool full = false;
   if (uva >= QK_USER_TOP)
-    return len ? -QK_EFAULT : 0;
+    return kbuf_add(v, uva, len);
   if (len > QK_USER_TOP - uva)
     len = QK_USER_TOP - uva;
   if (len > QK_QCALL_MAX_IO - v->bytes)

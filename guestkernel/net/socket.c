@@ -1424,28 +1424,3 @@ int64_t sys_sendfile(uint64_t out_fd, uint64_t in_fd, uint64_t uoff, uint64_t co
   qk_fput(out);
   return r;
 }
-
-/* splice: no file of this kernel supports splicing, so after Linux's own
- * checks (a zero length, descriptors open for reading / writing) the
- * answer is EINVAL, as Linux gives for files that cannot splice; Go's
- * internal/poll treats exactly that error as "not supported here, copy
- * instead" (io.Copy between TCP connections), haproxy likewise. */
-int64_t sys_splice(uint64_t in_fd, uint64_t uoff_in, uint64_t out_fd, uint64_t uoff_out,
-                   uint64_t len, uint64_t flags)
-{
-  if (!len)
-    return 0;
-  if (flags & ~(uint64_t)0xf) /* SPLICE_F_MOVE, NONBLOCK, MORE, GIFT */
-    return -QK_EINVAL;
-  struct qk_file *in = qk_fget_in(proc()->files, (int)in_fd);
-  struct qk_file *out = qk_fget_in(proc()->files, (int)out_fd);
-  int64_t r = -QK_EINVAL;
-  if (!in || !out || (in->flags & L_O_ACCMODE) == L_O_WRONLY ||
-      (out->flags & L_O_ACCMODE) == L_O_RDONLY || ((in->flags | out->flags) & L_O_PATH))
-    r = -QK_EBADF;
-  if (in)
-    qk_fput(in);
-  if (out)
-    qk_fput(out);
-  return r;
-}

@@ -7,4 +7,5 @@
   X(138, fstatfs) X(161, chroot) X(162, sync) X(235, utimes) X(259, mknodat) X(260, fchownat)      \
   X(261, futimesat) X(264, renameat) X(265, linkat) X(266, symlinkat) X(268, fchmodat)             \
   X(280, utimensat) X(285, fallocate) X(306, syncfs) X(316, renameat2) X(452, fchmodat2)      \
-  X(85, creat) X(319, memfd_create) /* fs/tmpfs.c */ X(26, msync) /* syscall/sys_mm.c */
+  X(85, creat) X(319, memfd_create) /* fs/tmpfs.c */ X(26, msync) /* syscall/sys_mm.c */      \
+  X(275, splice) X(276, tee) X(278, vmsplice) /* fs/splice.c */

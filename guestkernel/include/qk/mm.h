@@ -235,6 +235,14 @@ int64_t qk_strncpy_from_user(char *dst, uint64_t uva, size_t max);
 int qk_user_pa(uint64_t uva, bool write, uint64_t *pa);
 /* Drops the translation cache; required before a page table is freed. */
 void qk_uaccess_forget(void);
+/* Until the next call, the kernel buffer [kva, kva+len) (kmalloc'd whole
+ * pages: qk_user_pa's callers work a page at a time) passes
+ * for user memory in every call here, at its own addresses (all at or
+ * above QK_USER_TOP: no user address changes meaning); NULL ends it. So a
+ * file's rw moves data straight into or out of a pipe's buffer (splice,
+ * fs/splice.c). Kernel core only (one lock: qk/smp.h); the caller ends it
+ * before it returns. */
+void qk_uaccess_kbuf(const void *kva, size_t len);
 /* If [uva, uva+n) lies in one page, its guest-physical address (so the host
  * can read/write it directly); else 0. Also 0 for bad pointers. */
 uint64_t qk_user_pa_range(uint64_t uva, size_t n, bool write);

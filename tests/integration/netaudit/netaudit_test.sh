@@ -52,7 +52,7 @@ else
 fi
 
 # 3. Quark's deliberate answers for a process without capabilities (raw
-# and packet sockets EPERM, as Linux without CAP_NET_RAW; splice ENOSYS).
+# and packet sockets EPERM, as Linux without CAP_NET_RAW; splice/tee checks).
 out=$(nsx timeout 60 "$sbx" run --no-jail --rootfs "$root" --kernel "$kernel" --caps 0 -- /bin/t_netaudit quark 2>"$work/err")
 rc=$?
 if [ $rc != 0 ] || ! echo "$out" | grep -qE '^t_netaudit quark: [0-9]+ checks, 0 failures$'; then
@@ -74,9 +74,9 @@ for dst in 127.0.0.1 $addr; do
   fi
 done
 
-# 3b. Go's io.Copy between two TCP connections tries splice first and
-# falls back to read/write only on EINVAL: a relay in the guest moves
-# 200,000 bytes (where a Go toolchain is installed; static, CGO off).
+# 3b. Go's io.Copy between two TCP connections splices (socket -> pipe ->
+# socket, falling back to read/write only on EINVAL): a relay in the guest
+# moves 200,000 bytes (where a Go toolchain is installed; static, CGO off).
 if command -v go >/dev/null; then
   if (cd "$(dirname "$0")/progs" && HOME=$work GOCACHE=$work/gocache GOPATH=$work/gopath \
     CGO_ENABLED=0 timeout 120 go build -o "$root/bin/relay" relay.go) >"$work/go.log" 2>&1; then
