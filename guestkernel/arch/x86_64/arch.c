@@ -35,6 +35,7 @@
 #define USER_RFLAGS 0x240dd5ull
 #define RFLAGS_IF 0x200ull
 #define RFLAGS_FIXED 0x2ull
+#define KERNEL_HALF 0xffff800000000000ull /* the first canonical kernel-half address */
 
 struct qk_cpu {
   struct qk_cpu *self;   /* CPU_SELF */
@@ -518,14 +519,19 @@ static __attribute__((noreturn)) void kernel_fault(struct qk_regs *r, uint64_t c
 }
 
 /* Whatever the kernel left in r, user mode gets user selectors, IF set and
- * a canonical RIP (a bad RIP becomes a fault at 0 in user mode instead of a
- * #GP on iretq in ring 0). */
+ * a canonical RIP: a non-canonical one becomes a fault at 0 in user mode
+ * instead of a #GP on iretq/sysretq in ring 0. A kernel-half RIP is
+ * canonical and goes back as it is: its fetch faults in user mode at that
+ * address, or runs the user-accessible syscall entry page. (It used to
+ * become 0 too: a sigreturn to such a RIP, an interrupt that landed on the
+ * entry page or after an app's jump to the kernel half before the fetch
+ * faulted, all gave the app a SIGSEGV at 0.) */
 static void sanitize_user_frame(struct qk_regs *r)
 {
   r->cs = QK_SEL_UCODE;
   r->ss = QK_SEL_UDATA;
   r->rflags = (r->rflags & USER_RFLAGS) | RFLAGS_IF | RFLAGS_FIXED;
-  if (r->rip >= (1ull << 47))
+  if (r->rip - (1ull << 47) < KERNEL_HALF - (1ull << 47))
     r->rip = 0;
 }
 

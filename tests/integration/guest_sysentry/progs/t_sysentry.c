@@ -4,8 +4,8 @@
  * garbage RCX), the worker's entry code run in the app's own view, plain
  * int3, and register preservation across every way in.
  *
- *   t_sysentry RING0_INT3 WORKER_INT3 WORKER_ENTRY
- * The addresses come from the kernel's symbols (guest_sysentry_test.sh);
+ *   t_sysentry RING0_INT3 WORKER_INT3 WORKER_ENTRY [ROUNDS]
+ * (ROUNDS: jumps to each kernel-half address, default 200.) The addresses come from the kernel's symbols (guest_sysentry_test.sh);
  * 0 leaves the checks that need them out (a kernel without that page).
  * LSTAR names the page only where user `syscall` stays in CPL3; with the
  * kernel in ring 0 on such a host the page's ring-0 int3 is the syscall
@@ -143,6 +143,7 @@ static void on_trap(int sig, siginfo_t *si, void *uc_)
 }
 
 static volatile unsigned long segv_rip[4], segv_addr[4];
+static volatile int segv_code[4];
 
 static void on_segv(int sig, siginfo_t *si, void *uc_)
 {
@@ -151,34 +152,123 @@ static void on_segv(int sig, siginfo_t *si, void *uc_)
   if (segvs < 4) {
     segv_rip[segvs] = (unsigned long)uc->uc_mcontext.gregs[REG_RIP];
     segv_addr[segvs] = (unsigned long)si->si_addr;
+    segv_code[segvs] = si->si_code;
   }
   segvs++;
   siglongjmp(jb, 1);
 }
 
-/* The app survives its fault. More than one SIGSEGV is reported, not
- * failed: in ~1 run of 3 (in both modes, and with the kernel before the
- * worker's own entry int3) a fault at a kernel address is followed by SIGSEGVs at 0 (a
- * timer interrupt taken with RIP at that address, which the kernel then
- * sanitizes to 0, would do it; not confirmed). */
-static void check_segvs(const char *what)
+/* The app survives its fault with exactly one SIGSEGV at want_addr. */
+static void check_segvs(const char *what, unsigned long want_addr)
 {
-  CHECK(segvs >= 1);
-  if (segvs != 1)
+  int ok = segvs == 1 && segv_addr[0] == want_addr;
+  CHECK(ok);
+  if (!ok)
     for (int i = 0; i < segvs && i < 4; i++)
       printf("%s: SIGSEGV %d at rip %#lx addr %#lx\n", what, i, segv_rip[i], segv_addr[i]);
 }
 
 static char jump_stack[64 << 10] __attribute__((aligned(16)));
 
-/* Runs the worker's entry code (the word after the worker's int3 on the entry page) in
- * the app's own view, with RAX pointing into app memory: it must fault. */
-static void run_worker_entry(unsigned long at)
+/* Jumps (or calls) to addr with RAX pointing into app memory (what the
+ * worker's entry code takes for ring 0's frame); the SIGSEGV handler
+ * siglongjmps back. */
+static __attribute__((noinline)) void jump_to(unsigned long addr, int call)
 {
-  __asm__ volatile("mov %0, %%rax\n"
-                   "jmp *%1\n" ::"r"(jump_stack + sizeof jump_stack - 64),
-                   "r"(at)
-                   : "rax", "memory");
+  segvs = 0;
+  if (sigsetjmp(jb, 1) == 0) {
+    if (call)
+      __asm__ volatile("mov %0, %%rax\n"
+                       "call *%1\n" ::"r"(jump_stack + sizeof jump_stack - 64),
+                       "r"(addr)
+                       : "rax", "memory");
+    else
+      __asm__ volatile("mov %0, %%rax\n"
+                       "jmp *%1\n" ::"r"(jump_stack + sizeof jump_stack - 64),
+                       "r"(addr)
+                       : "rax", "memory");
+  }
+}
+
+/* An app jump or call to addr, `rounds` times: exactly one SIGSEGV each,
+ * at want (the address the fetch faults at; ~0: any kernel-half address),
+ * SEGV_MAPERR as on Linux (the kernel half is never a user mapping,
+ * present or not). Before the fix, ~1 run in 3 (both modes) also got
+ * SIGSEGVs at 0: a frame with a kernel-half RIP (an interrupt that landed
+ * after the jump, before the fetch faulted, or on the entry page) went
+ * back to user mode with RIP 0. Returns the bad rounds. */
+static int kernel_jumps(unsigned long addr, unsigned long want, int rounds, int call)
+{
+  int bad = 0;
+  for (int i = 0; i < rounds; i++) {
+    jump_to(addr, call);
+    int at = want == ~0ul ? segv_addr[0] >= 0xffff800000000000ul : segv_addr[0] == want;
+    if (segvs != 1 || !at || segv_rip[0] != segv_addr[0] || segv_code[0] != SEGV_MAPERR) {
+      if (bad++ < 3)
+        printf("%s %#lx, round %d: %d SIGSEGV(s), the first at rip %#lx addr %#lx code %d\n",
+               call ? "call" : "jmp", addr, i, segvs, segv_rip[0], segv_addr[0], segv_code[0]);
+    }
+  }
+  return bad;
+}
+
+static volatile unsigned long redirect_to;
+
+/* Returns from the signal to redirect_to, with RCX = RIP and R11 = RFLAGS
+ * (what lets a syscall return take sysretq). */
+static void on_redirect(int sig, siginfo_t *si, void *uc_)
+{
+  (void)sig;
+  (void)si;
+  ucontext_t *uc = uc_;
+  uc->uc_mcontext.gregs[REG_RIP] = (long)redirect_to;
+  uc->uc_mcontext.gregs[REG_RCX] = (long)redirect_to;
+  uc->uc_mcontext.gregs[REG_R11] = uc->uc_mcontext.gregs[REG_EFL];
+}
+
+static __attribute__((noinline)) void redirected(unsigned long to)
+{
+  redirect_to = to;
+  segvs = 0;
+  if (sigsetjmp(jb, 1) == 0)
+    raise(SIGUSR1);
+  check_segvs("sigreturn to the kernel half", to);
+}
+
+static volatile unsigned long exit_want;
+
+/* SIGSEGV handler that ends the process: 0 if the fault is the one at
+ * exit_want (address and RIP), 3 otherwise. */
+static void on_segv_exit(int sig, siginfo_t *si, void *uc_)
+{
+  (void)sig;
+  ucontext_t *uc = uc_;
+  _exit((unsigned long)si->si_addr == exit_want && (unsigned long)uc->uc_mcontext.gregs[REG_RIP] == exit_want ? 0
+                                                                                                             : 3);
+}
+
+/* The same in `rounds` children whose handler exits. Returns the bad ones. */
+static int kernel_jump_exits(unsigned long addr, int rounds)
+{
+  int bad = 0;
+  exit_want = addr;
+  for (int i = 0; i < rounds; i++) {
+    pid_t c = fork();
+    if (c == 0) {
+      struct sigaction sx = {0};
+      sx.sa_sigaction = on_segv_exit;
+      sx.sa_flags = SA_SIGINFO;
+      sigaction(SIGSEGV, &sx, NULL);
+      __asm__ volatile("jmp *%0" ::"r"(addr) : "memory");
+      _exit(4);
+    }
+    int st = -1;
+    if (c < 0 || waitpid(c, &st, 0) != c || st != 0) {
+      if (bad++ < 3)
+        printf("jmp %#lx in a child, round %d: status %#x\n", addr, i, st);
+    }
+  }
+  return bad;
 }
 
 int main(int argc, char **argv)
@@ -186,6 +276,7 @@ int main(int argc, char **argv)
   unsigned long int3_r0 = argc > 1 ? strtoul(argv[1], NULL, 0) : 0;
   unsigned long int3_w = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
   unsigned long w_entry = argc > 3 ? strtoul(argv[3], NULL, 0) : 0;
+  int rounds = argc > 4 ? atoi(argv[4]) : 200;
   long pid = getpid();
   struct kept k;
   unsigned long rcx;
@@ -239,23 +330,44 @@ int main(int argc, char **argv)
     segvs = 0;
     if (sigsetjmp(jb, 1) == 0)
       enter(ways[w], SYS_getpid, 0, 0x8000000000000000ul, &k, NULL);
-    check_segvs("non-canonical RCX");
+    check_segvs("non-canonical RCX", 0);
     /* An unknown syscall still answers ENOSYS the same way. */
     CHECK_EQ(enter(ways[w], 100000, 0, 0, &k, NULL), -ENOSYS);
   }
-  if (w_entry) {
-    segvs = 0;
-    if (sigsetjmp(jb, 1) == 0)
-      run_worker_entry(w_entry);
-    check_segvs("worker entry in the app's view");
-  }
 
-  /* Many syscalls under a 1 ms interval timer (interrupts between and
-   * during the legs) and a fork: results stay right. */
+  /* Jumps and calls to the kernel half (kernel text, the direct map, the
+   * unmapped bottom of the half), `rounds` times each, under a 1 ms
+   * interval timer so that interrupts land on the way; then children whose
+   * handler exits. */
   struct sigaction sq = {0};
   sq.sa_handler = SIG_IGN;
   sigaction(SIGALRM, &sq, NULL);
   struct itimerval it = {{0, 1000}, {0, 1000}};
+  struct itimerval off = {{0, 0}, {0, 0}};
+  static const unsigned long kaddrs[] = {0xffffffff80001000ul, 0xffff888000100000ul, 0xffff800000000000ul};
+  setitimer(ITIMER_REAL, &it, NULL);
+  for (unsigned i = 0; i < sizeof kaddrs / sizeof kaddrs[0]; i++) {
+    CHECK_EQ(kernel_jumps(kaddrs[i], kaddrs[i], rounds, 0), 0);
+    CHECK_EQ(kernel_jumps(kaddrs[i], kaddrs[i], rounds / 4, 1), 0);
+  }
+  /* The worker's entry code (on the user-accessible entry page, in the
+   * kernel half) run in the app's own view: its jump to kernel text
+   * faults there. An interrupt that lands on that page (as on the entry
+   * page's first instructions of every syscall) must come back to it. */
+  if (w_entry)
+    CHECK_EQ(kernel_jumps(w_entry, ~0ul, rounds, 0), 0);
+  CHECK_EQ(kernel_jump_exits(kaddrs[0], rounds), 0);
+  /* sigreturn to a kernel-half RIP (RCX equal to it): the same fault. */
+  struct sigaction sr = {0};
+  sr.sa_sigaction = on_redirect;
+  sr.sa_flags = SA_SIGINFO;
+  CHECK_EQ(sigaction(SIGUSR1, &sr, NULL), 0);
+  for (unsigned i = 0; i < sizeof kaddrs / sizeof kaddrs[0]; i++)
+    redirected(kaddrs[i]);
+  setitimer(ITIMER_REAL, &off, NULL);
+
+  /* Many syscalls under a 1 ms interval timer (interrupts between and
+   * during the legs) and a fork: results stay right. */
   setitimer(ITIMER_REAL, &it, NULL);
   int bad = 0;
   for (int i = 0; i < 3000; i++) {
@@ -264,7 +376,6 @@ int main(int argc, char **argv)
     if (k.r15 != want.r15 || k.rdi != want.rdi)
       bad++;
   }
-  struct itimerval off = {{0, 0}, {0, 0}};
   setitimer(ITIMER_REAL, &off, NULL);
   CHECK_EQ(bad, 0);
   pid_t c = fork();
