@@ -647,6 +647,7 @@ int64_t qk_mm_brk(struct qk_mm *mm, uint64_t addr)
 
 #define L_MREMAP_MAYMOVE 1u
 #define L_MREMAP_FIXED 2u
+#define L_MREMAP_DONTUNMAP 4u
 
 /* Moves the mapped pages of [from, from+len) to [to, to+len): the PTEs
  * move, the frames and their contents stay. The destination is empty. */
@@ -675,9 +676,12 @@ static int move_ptes(struct qk_mm *mm, uint64_t from, uint64_t to, uint64_t len)
 int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
                     uint32_t flags, uint64_t new_addr)
 {
-  if (flags & ~(L_MREMAP_MAYMOVE | L_MREMAP_FIXED))
-    return -QK_EINVAL; /* MREMAP_DONTUNMAP is not supported */
+  if (flags & ~(L_MREMAP_MAYMOVE | L_MREMAP_FIXED | L_MREMAP_DONTUNMAP))
+    return -QK_EINVAL;
   if ((flags & L_MREMAP_FIXED) && !(flags & L_MREMAP_MAYMOVE))
+    return -QK_EINVAL;
+  bool dontunmap = flags & L_MREMAP_DONTUNMAP;
+  if (dontunmap && !(flags & L_MREMAP_MAYMOVE))
     return -QK_EINVAL;
   if ((old_addr & (QK_PAGE_SIZE - 1)) || !new_len || !old_len)
     return -QK_EINVAL;
@@ -685,6 +689,10 @@ int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint6
     return -QK_ENOMEM;
   old_len = QK_ALIGN_UP(old_len, QK_PAGE_SIZE);
   new_len = QK_ALIGN_UP(new_len, QK_PAGE_SIZE);
+  /* DONTUNMAP is always a move of the same size (in pages, as Linux 6.18
+   * compares them). */
+  if (dontunmap && old_len != new_len)
+    return -QK_EINVAL;
   if (!range_ok(old_addr, old_len))
     return -QK_EFAULT;
   struct qk_vma *v = qk_vma_find(&mm->vmas, old_addr);
@@ -695,12 +703,19 @@ int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint6
   void *obj = v->obj; /* object areas: the pages follow by offset */
   uint64_t pgoff = v->pgoff + (old_addr - v->start) / QK_PAGE_SIZE;
   bool file = (vflags & QK_VMF_FILE) && !obj;
+  /* DONTUNMAP: private anonymous memory only (Linux before 5.13). */
+  if (dontunmap && (obj || (vflags & (QK_VMF_FILE | QK_VMF_SHARED)) || !(vflags & QK_VMF_ANON)))
+    return -QK_EINVAL;
 
   if (flags & L_MREMAP_FIXED) {
     if ((new_addr & (QK_PAGE_SIZE - 1)) || !range_ok(new_addr, new_len) || new_addr < QK_MMAP_LOW)
       return -QK_EINVAL;
     if (new_addr < old_addr + old_len && old_addr < new_addr + new_len)
       return -QK_EINVAL;
+  } else if (dontunmap) {
+    new_addr = qk_vma_find_gap(&mm->vmas, new_len, QK_MMAP_LOW, mm->mmap_top);
+    if (!new_addr)
+      return -QK_ENOMEM;
   } else if (new_len <= old_len) {
     if (new_len < old_len &&
         qk_vma_remove(&mm->vmas, old_addr + new_len, old_addr + old_len, unmap_piece, mm))
@@ -739,8 +754,10 @@ int64_t qk_mm_remap(struct qk_mm *mm, uint64_t old_addr, uint64_t old_len, uint6
     qk_vma_remove(&mm->vmas, new_addr, new_addr + new_len, unmap_piece, mm);
     return -QK_ENOMEM;
   }
-  /* What did not move (shrinking) is freed with the old range. */
-  qk_vma_remove(&mm->vmas, old_addr, old_addr + old_len, unmap_piece, mm);
+  /* What did not move (shrinking) is freed with the old range; with
+   * DONTUNMAP the old range stays, empty: its next touch faults in zeros. */
+  if (!dontunmap)
+    qk_vma_remove(&mm->vmas, old_addr, old_addr + old_len, unmap_piece, mm);
   if (new_len > old_len && new_len - old_len <= QK_EAGER_MAX)
     fill(mm, new_addr + old_len, new_addr + new_len);
   return (int64_t)new_addr;

@@ -5,6 +5,8 @@
  *            kernel maps at once), munmap in one process, mprotect, mremap
  *            (grow in place, move, SIGBUS past the original size as on
  *            Linux), an atomic counter of several children, /proc maps
+ *   dontunmap mremap(MREMAP_DONTUNMAP): the pages move, the old range
+ *            stays mapped and reads zeros; its EINVAL cases
  *   trunc    a MAP_SHARED memfd mapping follows ftruncate: SIGBUS past the
  *            end, the new pages after a grow (zero), through fork too
  *   meminfo  (guest only: "guest" argument) MemFree comes back after the
@@ -230,6 +232,74 @@ static void shared_mremap(void)
   CHECK_EQ(g[3 * PG], 'y');
   CHECK_EQ(touch_sig(g + 5 * PG, false), SIGBUS);
   munmap(g, 8 * PG);
+}
+
+/* ---- mremap(MREMAP_DONTUNMAP) ---- */
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+/* The pages move to the new place; the old range stays mapped, empty: its
+ * next touch reads zeros (no SIGSEGV), and a write there is its own page.
+ * Same size and MREMAP_MAYMOVE only. */
+static void *remap(void *p, size_t old_len, size_t new_len, int flags, void *to)
+{
+  /* The raw call: glibc's wrapper passes new_address only with
+   * MREMAP_FIXED, and Linux 6.18 refuses the garbage it then gets with
+   * MREMAP_DONTUNMAP (EINVAL). */
+  return (void *)syscall(SYS_mremap, p, old_len, new_len, flags, to);
+}
+
+static void dontunmap(void)
+{
+  char *p = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(p != MAP_FAILED);
+  if (p == MAP_FAILED)
+    return;
+  for (int i = 0; i < 4; i++)
+    p[i * PG] = (char)('a' + i);
+  errno = 0;
+  CHECK(remap(p, 4 * PG, 4 * PG, MREMAP_DONTUNMAP, NULL) == MAP_FAILED && errno == EINVAL);
+  errno = 0;
+  CHECK(remap(p, 4 * PG, 8 * PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL) == MAP_FAILED &&
+        errno == EINVAL);
+  char *q = remap(p, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);
+  CHECK(q != MAP_FAILED && q != p);
+  if (q == MAP_FAILED)
+    return;
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(q[i * PG], 'a' + i);
+  CHECK_EQ(touch_sig(p + PG, true), 0); /* still mapped */
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(p[i * PG], 0);
+  p[0] = 'z';
+  CHECK_EQ(q[0], 'a');
+  /* With MREMAP_FIXED: to a given place (whatever was there goes). */
+  char *r = mmap(NULL, 4 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(r != MAP_FAILED);
+  if (r != MAP_FAILED) {
+    char *f = remap(q, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, r);
+    CHECK(f == r);
+    if (f == r) {
+      CHECK_EQ(r[3 * PG], 'd');
+      r[2 * PG] = 'w'; /* the moved area keeps its protection (read-write) */
+      CHECK_EQ(q[3 * PG], 0);
+    }
+    munmap(r, 4 * PG);
+  }
+  /* Only private anonymous memory here (Linux before 5.13; later ones
+   * also take shared and file mappings): guest only. */
+  if (in_guest) {
+    char *s = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(s != MAP_FAILED);
+    errno = 0;
+    CHECK(remap(s, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL) == MAP_FAILED &&
+          errno == EINVAL);
+    munmap(s, 4 * PG);
+  }
+  munmap(p, 4 * PG);
+  munmap(q, 4 * PG);
 }
 
 /* ---- memfd mappings follow ftruncate ---- */
@@ -481,6 +551,8 @@ int main(int argc, char **argv)
   }
   if (all || !strcmp(what, "trunc"))
     trunc_follow();
+  if (all || !strcmp(what, "dontunmap"))
+    dontunmap();
   if (in_guest && (all || !strcmp(what, "meminfo")))
     shared_freed();
   if (in_guest && !strncmp(what, "frag", 4)) /* frag-once: one round (ring 0 is slow) */
