@@ -292,6 +292,12 @@ int main(int argc, char **argv)
   r = sbx_container_exec(c, "c3", x3, 10000, 1 << 20, &x, &err);
   CHECK(r == 0 && x.exit_code != 0, "c3 has no such mount (exit %d)", x.exit_code);
   sbx_exec_result_clear(&x);
+  /* /proc/net through the pod daemon's jail (QK_OP_PROCNET_READ on its procfs). */
+  const char *xn[] = {"/bin/cat", "/proc/net/dev", NULL};
+  r = sbx_container_exec(c, "c2", xn, 10000, 1 << 20, &x, &err);
+  CHECK(r == 0 && x.exit_code == 0 && x.out_len > 0 && memmem(x.out, x.out_len, "lo:", 3),
+        "cat /proc/net/dev in the jailed pod lists lo (exit %d, %zu bytes)", x.exit_code, x.out_len);
+  sbx_exec_result_clear(&x);
   const char *x5[] = {"/bin/busybox", "echo", "12345678901234567890", NULL};
   r = sbx_container_exec(c, "c2", x5, 10000, 5, &x, &err);
   CHECK(r == 0 && x.out_len == 5, "output capped at out_cap (%zu)", x.out_len);
