@@ -16,15 +16,12 @@
 # Usage: jail_test.sh JAIL_RUN QKERNEL WORKDIR SOURCE_DIR [QUARK_SANDBOX]
 set -uo pipefail
 jr=$1 kernel=$2 work=$3 src=$4 qsbx=${5:-}
+. "$(dirname "$0")/../sandbox/lib.sh"
 if [ "$(id -u)" -ne 0 ]; then
   echo "SKIP: the jail needs root (namespaces, pivot_root, cgroups)"
   exit 77
 fi
-if [ ! -c /dev/kvm ] || ! { exec 9<>/dev/kvm; } 2>/dev/null; then
-  echo "SKIP: /dev/kvm is absent or not accessible"
-  exit 77
-fi
-exec 9>&-
+need_kvm
 busybox=/bin/busybox
 if ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
   echo "FAIL: busybox-static is not installed (deploy/deps.sh test)"
@@ -37,10 +34,8 @@ bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 root=$work/rootfs
 rm -rf "$root"
-mkdir -p "$root/bin" "$root/tmp"
-cp "$busybox" "$root/bin/busybox"
+busybox_rootfs "$root" "$busybox" sh echo cat true sleep
 cp "$(dirname "$jr")/t_jail_probe" "$root/bin/t_jail_probe"
-for a in sh echo cat true sleep; do ln -sf busybox "$root/bin/$a"; done
 run=("$jr" run --rootfs "$root" --kernel "$kernel" --memory 128)
 
 # ---- a running sandbox ----

@@ -4,11 +4,8 @@
 # Usage: pod_test.sh POD_TEST QUARK_SANDBOX QKERNEL WORKDIR
 set -uo pipefail
 drv=$1 sbx=$2 kernel=$3 work=$4
-if [ ! -c /dev/kvm ] || ! { exec 9<>/dev/kvm; } 2>/dev/null; then
-  echo "SKIP: /dev/kvm is absent or not accessible"
-  exit 77
-fi
-exec 9>&-
+. "$(dirname "$0")/../sandbox/lib.sh"
+need_kvm
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: needs root (bind mounts in a private mount namespace)"
   exit 77
@@ -20,9 +17,7 @@ fi
 [ -x "$busybox" ] || { echo "FAIL: busybox-static is not installed (deploy/deps.sh test)"; exit 1; }
 root=$work/rootfs
 rm -rf "$work"
-mkdir -p "$root/bin" "$root/tmp"
-cp "$busybox" "$root/bin/busybox"
-for a in sh echo cat true false ls sleep; do ln -sf busybox "$root/bin/$a"; done
+busybox_rootfs "$root" "$busybox" sh echo cat true false ls sleep
 timeout 240 "$drv" "$sbx" "$kernel" "$root" "$work"
 rc=$?
 if [ $rc != 0 ]; then

@@ -4,11 +4,8 @@
 # Usage: podjail_test.sh DRIVER QUARK_SANDBOX QKERNEL PROBE WORKDIR
 set -uo pipefail
 drv=$1 sbx=$2 kernel=$3 probe=$4 work=$5
-if [ ! -c /dev/kvm ] || ! { exec 9<>/dev/kvm; } 2>/dev/null; then
-  echo "SKIP: /dev/kvm is absent or not accessible"
-  exit 77
-fi
-exec 9>&-
+. "$(dirname "$0")/../sandbox/lib.sh"
+need_kvm
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: needs root (the pod daemon's mount namespace and bind mounts)"
   exit 77
@@ -18,10 +15,8 @@ file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
   { echo "FAIL: busybox-static is not installed (deploy/deps.sh test)"; exit 1; }
 root=$work/rootfs
 rm -rf "$work"
-mkdir -p "$root/bin" "$root/tmp"
-cp "$busybox" "$root/bin/busybox"
+busybox_rootfs "$root" "$busybox" sh echo cat true sleep
 cp "$probe" "$root/bin/t_podjail_probe"
-for a in sh echo cat true sleep; do ln -sf busybox "$root/bin/$a"; done
 # Run mode (quark-sandbox run) gets masked and read-only paths like pod
 # containers: a masked file reads empty, a masked directory lists nothing,
 # a read-only path refuses writes, the rest of the root stays writable.

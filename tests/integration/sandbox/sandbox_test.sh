@@ -7,11 +7,8 @@
 set -uo pipefail
 sbx=$1
 work=$2
-if [ ! -c /dev/kvm ] || ! { exec 9<>/dev/kvm; } 2>/dev/null; then
-  echo "SKIP: /dev/kvm is absent or not accessible"
-  exit 77
-fi
-exec 9>&-
+. "$(dirname "$0")/lib.sh"
+need_kvm
 busybox=$(command -v busybox || true)
 if [ -z "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
   busybox=/bin/busybox
@@ -23,9 +20,7 @@ fi
 
 root=$work/rootfs
 rm -rf "$root"
-mkdir -p "$root/bin" "$root/tmp"
-cp "$busybox" "$root/bin/busybox"
-for a in sh echo cat true false ls wc; do ln -sf busybox "$root/bin/$a"; done
+busybox_rootfs "$root" "$busybox" sh echo cat true false ls wc
 
 fails=0
 check() { # name expected-status expected-stdout -- command...
