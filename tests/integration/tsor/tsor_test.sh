@@ -72,15 +72,21 @@ start_tsord() { # ns node fabric
   wait_for "$tmp/tsord-$2.log" "sandboxes on"
 }
 
-# netns_pair NET: the namespaces $nsa and $nsb (a skip, 77, when they cannot
-# be made) with their loopbacks up, joined by the veth pair va<pid> (NET.1/24,
-# in $nsa) and vb<pid> (NET.2/24, in $nsb).
+# netns_pair NSA NSB NET WHY: the namespaces nsa=NSA and nsb=NSB with their
+# loopbacks up, joined by the veth pair va<pid> (NET.1/24, in NSA) and
+# vb<pid> (NET.2/24, in NSB); a skip (77) without root and iproute2 ("for
+# WHY") or when the namespaces cannot be made.
 netns_pair() {
+  if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+    echo "skip: needs root and iproute2 for $4"
+    exit 77
+  fi
+  nsa=$1 nsb=$2
   ip netns add "$nsa" || { echo "skip: cannot create network namespaces"; exit 77; }
   ip netns add "$nsb"
   ip link add "va$$" netns "$nsa" type veth peer name "vb$$" netns "$nsb"
-  ip -n "$nsa" addr add "$1.1/24" dev "va$$"
-  ip -n "$nsb" addr add "$1.2/24" dev "vb$$"
+  ip -n "$nsa" addr add "$3.1/24" dev "va$$"
+  ip -n "$nsb" addr add "$3.2/24" dev "vb$$"
   local ns
   for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
   ip -n "$nsa" link set "va$$" up
@@ -190,12 +196,7 @@ EOF
   stop_tsords
   ;;
 two_nodes)
-  if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
-    echo "skip: needs root and iproute2 for network namespaces"
-    exit 77
-  fi
-  nsa=tsorA$$ nsb=tsorB$$
-  netns_pair 10.77.0
+  netns_pair "tsorA$$" "tsorB$$" 10.77.0 "network namespaces"
   cat >"$tmp/peers.json" <<EOF
 {"Nodes":[{"Name":"a","PodCIDR":"10.201.1.0/24","Address":"10.77.0.1:7470"},
           {"Name":"b","PodCIDR":"10.201.2.0/24","Address":"10.77.0.2:7470"}]}
@@ -338,15 +339,10 @@ kube)
   stop_tsords
   ;;
 gateway)
-  if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
-    echo "skip: needs root and iproute2 for network namespaces and BPF"
-    exit 77
-  fi
   # Node namespace (tsord --ingress, pods, a local route for the pod CIDR)
   # and a client namespace that reaches the pod CIDR through a veth pair,
   # as the host or another node would.
-  nsa=tsorN$$ nsb=tsorC$$
-  netns_pair 10.79.0
+  netns_pair "tsorN$$" "tsorC$$" 10.79.0 "network namespaces and BPF"
   ip -n "$nsa" route add local 10.206.1.0/24 dev lo
   ip -n "$nsb" route add 10.206.1.0/24 via 10.79.0.1
   cat >"$tmp/peers.json" <<EOF
