@@ -570,10 +570,12 @@ int pod_ctr_signal(struct pod *p, const char *id, int signo, q_error **err)
 {
   if (signo < 1 || signo > 64)
     return q_error_make(err, EINVAL, "signal %d", signo);
-  if (signo == SIGSTOP || signo == SIGTSTP || signo == SIGTTIN || signo == SIGTTOU)
-    return q_error_make(err, ENOSYS, "stopping a container is not supported");
+  /* One VM per pod: the guest kernel stops and continues the process (job
+   * control); a guest per container only ends or ignores. */
   if (p->shared_vm)
     return vm_ctr_signal(p, id, signo, err);
+  if (signo == SIGSTOP || signo == SIGTSTP || signo == SIGTTIN || signo == SIGTTOU)
+    return q_error_make(err, ENOSYS, "stopping a container needs the pod VM mode");
   pthread_mutex_lock(&p->lock);
   struct ctr *c = pod_find_ctr(p, id);
   int r = 0;

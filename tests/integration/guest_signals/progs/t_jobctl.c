@@ -9,11 +9,13 @@
  * TSTP/TTIN/TTOU do nothing in an orphaned process group; RFLAGS in a
  * handler (TF, DF clear; AC as the interrupted code had it, as Linux); a
  * signal meant for a thread whose ppoll/pselect6 ended with its mask
- * blocking it goes to another thread. Every scenario runs in a child
+ * blocking it goes to another thread; ^Z, `jobs`, `fg` and ^C in an
+ * interactive busybox sh on a pseudo-terminal. Every scenario runs in a child
  * process with an alarm as a hang watchdog; the "does not run while
  * stopped" checks compare counters, never times.
  * Usage: t_jobctl [SCENARIO] */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -509,6 +511,98 @@ static void s_pwait_retarget(void)
   }
 }
 
+/* An interactive busybox sh on a pseudo-terminal (its controlling
+ * terminal): ^Z stops its foreground `sleep` (SIGTSTP to the foreground
+ * group) and the shell says so, `jobs` lists it stopped, `fg` continues
+ * it in the foreground, where ^C ends it (status 130). */
+static char pty_buf[8192];
+static size_t pty_len;
+
+/* Reads the master until want shows up (bounded: ~20 s); drops what was
+ * read before it. */
+static int pty_expect(int m, const char *want)
+{
+  for (int i = 0; i < 200; i++) {
+    char *at = strstr(pty_buf, want);
+    if (at) {
+      size_t rest = pty_len - (size_t)(at + strlen(want) - pty_buf);
+      memmove(pty_buf, at + strlen(want), rest + 1);
+      pty_len = rest;
+      return 1;
+    }
+    struct pollfd pf = {.fd = m, .events = POLLIN};
+    if (poll(&pf, 1, 100) == 1) {
+      if (pty_len > sizeof(pty_buf) - 512) { /* keep the tail */
+        memmove(pty_buf, pty_buf + pty_len - 256, 257);
+        pty_len = 256;
+      }
+      ssize_t n = read(m, pty_buf + pty_len, sizeof(pty_buf) - 1 - pty_len);
+      if (n <= 0)
+        break;
+      pty_len += (size_t)n;
+      pty_buf[pty_len] = 0;
+    }
+  }
+  printf("pty: no \"%s\" in: %.300s\n", want, pty_buf);
+  return 0;
+}
+
+static void pty_send(int m, const char *s)
+{
+  CHECK_EQ(write(m, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+static void s_pty_shell(void)
+{
+  if (access("/bin/busybox", X_OK)) {
+    printf("pty_shell: no /bin/busybox here, not run\n");
+    return;
+  }
+  int m = posix_openpt(O_RDWR | O_NOCTTY);
+  CHECK(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
+  const char *name = ptsname(m);
+  CHECK(name != NULL);
+  fflush(stdout);
+  pid_t c = fork();
+  if (c == 0) {
+    setsid();
+    int fd = open(name, O_RDWR); /* the session's controlling terminal */
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(m);
+    if (fd > 2)
+      close(fd);
+    char *env[] = {"PATH=/bin:/usr/bin", "PS1=P> ", "ENV=/dev/null", "TERM=dumb", NULL};
+    execle("/bin/busybox", "sh", "-i", (char *)NULL, env);
+    _exit(127);
+  }
+  pty_len = 0;
+  pty_buf[0] = 0;
+  CHECK(pty_expect(m, "P> "));
+  pty_send(m, "echo go$((6*7)); sleep 100\n");
+  CHECK(pty_expect(m, "go42"));
+  pause_ms(200); /* the sleep runs (not relied on: ^Z reaches it or the shell) */
+  pty_send(m, "\x1a");
+  CHECK(pty_expect(m, "Stopped"));
+  CHECK(pty_expect(m, "P> "));
+  pty_send(m, "jobs\n");
+  CHECK(pty_expect(m, "Stopped"));
+  CHECK(pty_expect(m, "P> "));
+  pty_send(m, "fg\n");
+  CHECK(pty_expect(m, "sleep 100"));
+  pause_ms(200);
+  pty_send(m, "\x03");
+  CHECK(pty_expect(m, "P> "));
+  pty_send(m, "echo rc=$?\n");
+  CHECK(pty_expect(m, "rc=130"));
+  pty_send(m, "exit\n");
+  int st = 0;
+  CHECK_EQ(waitpid(c, &st, 0), c);
+  CHECK(WIFEXITED(st));
+  close(m);
+}
+
 int main(int argc, char **argv)
 {
   const char *only = scenario_only(argc, argv);
@@ -521,5 +615,6 @@ int main(int argc, char **argv)
   S(s_orphaned_pgrp);
   S(s_rflags);
   S(s_pwait_retarget);
+  S(s_pty_shell);
   return t_done("t_jobctl");
 }
