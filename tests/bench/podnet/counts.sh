@@ -27,6 +27,8 @@ for t in redis-server redis-benchmark redis-cli nginx wrk curl gcc; do
 done
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../../.." && pwd)
+# shellcheck source=tests/bench/lib.sh
+. "$here/../lib.sh"
 W=${BENCH_DIR:-/tmp/quark-podnet-counts}
 SECS=${SECS:-8}
 REDIS_N=${REDIS_N:-5000}
@@ -38,25 +40,9 @@ mkdir -p "$W"
 W=$(cd "$W" && pwd)
 
 # ---- the root filesystem: the servers, t_net and a program that stops one ----
-copy_bin() { # ROOT BIN...
-  local r=$1 b l
-  shift
-  for b in "$@"; do
-    mkdir -p "$r$(dirname "$b")"
-    cp -L "$b" "$r$b"
-    for l in $(ldd "$b" 2>/dev/null | grep -o '/[^ ]*'); do
-      mkdir -p "$r$(dirname "$l")"
-      cp -L "$l" "$r$l"
-    done
-  done
-}
 R=$W/rootfs
-rm -rf "$R"
-mkdir -p "$R"/{bin,proc,sys,dev,tmp,etc,www,var/log/nginx,var/lib/nginx,run}
-chmod 1777 "$R/tmp"
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$R/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
-copy_bin "$R" "$(readlink -f "$(command -v redis-server)")" /usr/sbin/nginx
+bench_server_root "$R"
+bench_copy_bin "$R" "$(readlink -f "$(command -v redis-server)")" /usr/sbin/nginx
 ln -sf "$(readlink -f "$(command -v redis-server)")" "$R/bin/redis-server"
 head -c 612 /dev/zero | tr '\0' 'q' >"$R/www/index.html"
 gcc -static -O2 -o "$R/bin/t_net" "$src/tests/integration/guestnet/progs/t_net.c" || die "cannot build t_net"
