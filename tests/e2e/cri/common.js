@@ -98,6 +98,18 @@ async function execOut(rt, id, cmd, timeout) {
   return { code: r.res.exit_code, out: Buffer.from(r.res.stdout).toString(), errOut: Buffer.from(r.res.stderr).toString() };
 }
 
+// ContainerStatus every 200 ms until the container is in `state` or ms
+// pass: its last status (null when ContainerStatus failed).
+async function waitContainer(rt, id, state, ms) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const r = await call(rt, 'ContainerStatus', { container_id: id });
+    const s = r.err ? null : r.res.status;
+    if ((s && s.state === state) || Date.now() > until) return s;
+    await sleep(200);
+  }
+}
+
 // StopPodSandbox, then RemovePodSandbox, as one check.
 async function removePod(rt, pod, name) {
   const s = await call(rt, 'StopPodSandbox', { pod_sandbox_id: pod }, 60000);
@@ -111,4 +123,5 @@ const BUSYBOX = 'docker.io/library/busybox:latest';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 module.exports = { grpc, pkg, clients, call, rawCall, check, expectCode, expectAlive, done,
-                   endpoint, codeName, BUSYBOX, sleep, createStart, execOut, removePod };
+                   endpoint, codeName, BUSYBOX, sleep, createStart, execOut, removePod,
+                   waitContainer };

@@ -3,7 +3,7 @@
 // EAGAIN ("can't fork: Resource temporarily unavailable") and the shell
 // ends; ExecSync in another container of the pod answers; the pod goes.
 'use strict';
-const { clients, call, check, expectCode, done, grpc, BUSYBOX, sleep, createStart } =
+const { clients, call, check, expectCode, done, grpc, BUSYBOX, createStart, waitContainer } =
   require(process.env.CRI_COMMON);
 const fs = require('fs');
 
@@ -19,15 +19,7 @@ const ctr = (name, command) => ({ metadata: { name, attempt: 0 }, image: { image
 
 const run = (pod, name, command) => createStart(rt, pod, ctr(name, command), podCfg);
 
-async function waitExited(id, ms) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const r = await call(rt, 'ContainerStatus', { container_id: id });
-    const st = r.err ? null : r.res.status;
-    if ((st && st.state === 'CONTAINER_EXITED') || Date.now() > until) return st;
-    await sleep(200);
-  }
-}
+const waitExited = (id, ms) => waitContainer(rt, id, 'CONTAINER_EXITED', ms);
 
 (async () => {
   const rp = await call(rt, 'RunPodSandbox', { config: podCfg, runtime_handler: 'quark' }, 120000);

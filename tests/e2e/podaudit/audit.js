@@ -20,7 +20,8 @@
 //   layers byte for byte as they were;
 // - (`net`, on a CNI bridge) the pod's network stats are its eth0's.
 'use strict';
-const { clients, call, check, expectCode, expectAlive, done, grpc, BUSYBOX, sleep, createStart } =
+const { clients, call, check, expectCode, expectAlive, done, grpc, BUSYBOX, sleep, createStart,
+  waitContainer } =
   require(process.env.CRI_COMMON);
 const crypto = require('crypto');
 const fs = require('fs');
@@ -48,14 +49,7 @@ async function status(id, verbose) {
   const r = await call(rt, 'ContainerStatus', { container_id: id, verbose: !!verbose });
   return r.err ? null : (verbose ? r.res : r.res.status);
 }
-async function waitState(id, state, ms) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const s = await status(id);
-    if ((s && s.state === state) || Date.now() > until) return s;
-    await sleep(200);
-  }
-}
+const waitState = (id, state, ms) => waitContainer(rt, id, state, ms);
 const run = (podId, cfg) => createStart(rt, podId, cfg, podCfg);
 function logText(name) {
   try { return fs.readFileSync(`${T}/logs/audit/${name}.log`, 'utf8'); } catch (e) { return ''; }

@@ -3,7 +3,7 @@
 // exits with their reasons, StopContainer, StopPodSandbox and
 // RemovePodSandbox; then a hostNetwork pod. Driven by pods_lifecycle.sh.
 'use strict';
-const { clients, call, check, expectCode, expectAlive, done, grpc, BUSYBOX, sleep } =
+const { clients, call, check, expectCode, expectAlive, done, grpc, BUSYBOX, sleep, waitContainer } =
   require(process.env.CRI_COMMON);
 const fs = require('fs');
 
@@ -32,14 +32,7 @@ async function status(id) {
   return r.err ? null : r.res.status;
 }
 
-async function waitState(id, state, ms) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const s = await status(id);
-    if ((s && s.state === state) || Date.now() > until) return s;
-    await sleep(200);
-  }
-}
+const waitState = (id, state, ms) => waitContainer(rt, id, state, ms);
 
 async function create(podId, cfg) {
   const r = await call(rt, 'CreateContainer', { pod_sandbox_id: podId, config: cfg, sandbox_config: podCfg }, 60000);
