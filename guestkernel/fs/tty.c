@@ -68,6 +68,7 @@
 #define L_ECHOK 0x20u
 #define L_ECHONL 0x40u
 #define L_NOFLSH 0x80u
+#define L_TOSTOP 0x100u
 #define L_ECHOCTL 0x200u
 #define L_ECHOKE 0x800u
 #define L_IEXTEN 0x8000u
@@ -489,9 +490,24 @@ static int64_t copy_out(struct qk_tty *t, const struct qk_uio *u, uint32_t n)
   return (int64_t)done;
 }
 
+static bool same_session(struct qk_tty *t);
+
+/* Job control: a process of the terminal's session outside its
+ * foreground group (sig: SIGTTIN for a read, SIGTTOU for a TOSTOP write or
+ * a settings change); task/signal.c decides as Linux does. */
+static int64_t bg_check(struct qk_tty *t, int sig)
+{
+  if (!same_session(t) || !t->pgrp || qk_current()->proc->pgid == t->pgrp)
+    return 0;
+  return qk_signal_tty_background(sig);
+}
+
 static int64_t tty_read(struct qk_file *f, const struct qk_uio *u)
 {
   struct qk_tty *t = f->priv;
+  int64_t bg = bg_check(t, 21 /* SIGTTIN */);
+  if (bg)
+    return bg;
   if (!u->total)
     return 0;
   for (;;) {
@@ -527,6 +543,9 @@ static int64_t tty_write(struct qk_file *f, const struct qk_uio *u)
   struct qk_tty *t = f->priv;
   if (t->hup || (t->pair && !t->masters))
     return -QK_EIO;
+  int64_t bg = (t->tio.c_lflag & L_TOSTOP) ? bg_check(t, 22 /* SIGTTOU */) : 0;
+  if (bg)
+    return bg;
   /* Input that arrived meanwhile gets its signals and echo in order. */
   pull(t);
   uint64_t done = 0;
@@ -614,6 +633,9 @@ static int64_t tty_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
     struct l_termios n;
     if (qk_copy_from_user(&n, arg, sizeof n))
       return -QK_EFAULT;
+    int64_t bg = bg_check(t, 22 /* SIGTTOU */);
+    if (bg)
+      return bg;
     if ((uint32_t)cmd == T_TCSETSF)
       flush_input(t);
     bool was_canon = t->tio.c_lflag & L_ICANON;
@@ -675,6 +697,9 @@ static int64_t tty_ioctl(struct qk_file *f, uint64_t cmd, uint64_t arg)
       return -QK_EFAULT;
     if (!same_session(t))
       return -QK_ENOTTY;
+    int64_t bg = bg_check(t, 22 /* SIGTTOU */);
+    if (bg)
+      return bg == -QK_EIO ? -QK_ENOTTY : bg;
     if (g < 0)
       return -QK_EINVAL;
     bool found = false;

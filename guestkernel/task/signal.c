@@ -42,6 +42,7 @@
 #define UNBLOCKABLE (BIT(L_SIGKILL) | BIT(L_SIGSTOP))
 #define L_SIGCHLD 17
 #define L_SIGCONT 18
+#define L_SIGTTIN 21
 /* Default action: ignore (CHLD CONT URG WINCH; SIGCONT's continue happens
  * when it is sent). */
 #define DFL_IGNORE (BIT(17) | BIT(18) | BIT(23) | BIT(28))
@@ -1037,6 +1038,25 @@ int64_t sys_rt_sigtimedwait(ARGS)
   if (r == -QK_ERESTART_WAIT)
     return r;
   return r == -QK_ERESTARTSYS ? -QK_EINTR : r;
+}
+
+/* ---- the terminal's job control (fs/tty.c) ---- */
+
+int64_t qk_signal_tty_background(int sig)
+{
+  struct qk_task *t = cur();
+  struct qk_process *p = t->proc;
+  if ((t->sigmask & BIT(sig)) || p->sigactions[sig - 1].handler == SIG_IGN)
+    return sig == L_SIGTTIN ? -QK_EIO : 0;
+  if (pgrp_orphaned(p))
+    return -QK_EIO;
+  struct qk_siginfo_lite si = {.code = QK_SI_KERNEL};
+  for (struct qk_process *q = qk_all_procs; q; q = q->next_all)
+    if (!q->zombie && q->ns == p->ns && q->pgid == p->pgid)
+      qk_signal_proc(q, sig, &si);
+  /* The call runs again after the stop (or per SA_RESTART after a
+   * handler); EIO where nothing came (an init refusing it). */
+  return qk_signal_pending(t) ? -QK_ERESTARTSYS : -QK_EIO;
 }
 
 /* ---- a call's own mask for its wait (ppoll, pselect6, epoll_pwait) ---- */

@@ -243,6 +243,12 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall);
 /* Scheduler: t, picked, belongs to a stopped process and has no SIGKILL
  * pending: it is parked instead (true), not run. */
 bool qk_signal_stop_park(struct qk_task *t);
+/* A process outside its terminal's foreground group reads it (sig
+ * SIGTTIN), or writes it with TOSTOP or changes its settings (SIGTTOU),
+ * as Linux: ignored or blocked, 0 (go ahead; EIO for SIGTTIN); an orphaned
+ * group, -EIO; else sig to the caller's group and -ERESTARTSYS (the call
+ * runs again once continued). */
+int64_t qk_signal_tty_background(int sig);
 /* ppoll, pselect6, epoll_pwait: the caller's mask umask (8 bytes, 0: none)
  * for the wait, set on the first run only (the call may rerun); the end
  * restores the old one unless a handler's frame carries it. Both retarget

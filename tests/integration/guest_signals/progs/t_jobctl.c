@@ -514,7 +514,8 @@ static void s_pwait_retarget(void)
 /* An interactive busybox sh on a pseudo-terminal (its controlling
  * terminal): ^Z stops its foreground `sleep` (SIGTSTP to the foreground
  * group) and the shell says so, `jobs` lists it stopped, `fg` continues
- * it in the foreground, where ^C ends it (status 130). */
+ * it in the foreground, where ^C ends it (status 130); a background `cat`
+ * reading the terminal stops (SIGTTIN). */
 static char pty_buf[8192];
 static size_t pty_len;
 
@@ -596,7 +597,20 @@ static void s_pty_shell(void)
   CHECK(pty_expect(m, "P> "));
   pty_send(m, "echo rc=$?\n");
   CHECK(pty_expect(m, "rc=130"));
+  /* a background reader of the terminal stops (SIGTTIN) */
+  pty_send(m, "cat &\n");
+  CHECK(pty_expect(m, "P> "));
+  pause_ms(300);
+  pty_send(m, "jobs\n");
+  CHECK(pty_expect(m, "Stopped"));
+  CHECK(pty_expect(m, "P> "));
+  pty_send(m, "kill -9 %1; echo done$((6*7))\n");
+  CHECK(pty_expect(m, "done42"));
   pty_send(m, "exit\n");
+  /* ash may answer "You have stopped jobs." once (its table lags) */
+  pause_ms(300);
+  if (write(m, "exit\n", 5) < 0)
+    printf("pty: the shell is gone already\n");
   int st = 0;
   CHECK_EQ(waitpid(c, &st, 0), c);
   CHECK(WIFEXITED(st));
