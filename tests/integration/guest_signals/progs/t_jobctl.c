@@ -578,34 +578,36 @@ static void s_pty_shell(void)
     execle("/bin/busybox", "sh", "-i", (char *)NULL, env);
     _exit(127);
   }
+  /* The dialogue: what to type (NULL: nothing), then what must follow,
+   * in order; a pause after typing lets a started command run (not relied
+   * on: ^Z or ^C then reaches it or the shell). */
+  static const struct {
+    const char *type, *want1, *want2;
+    int pause;
+  } steps[] = {
+      {NULL, "P> ", NULL, 0},
+      {"echo go$((6*7)); sleep 100\n", "go42", NULL, 200},
+      {"\x1a", "Stopped", "P> ", 0},
+      {"jobs\n", "Stopped", "P> ", 0},
+      {"fg\n", "sleep 100", NULL, 200},
+      {"\x03", "P> ", NULL, 0},
+      {"echo rc=$?\n", "rc=130", NULL, 0},
+      /* a background reader of the terminal stops (SIGTTIN) */
+      {"cat &\n", "P> ", NULL, 300},
+      {"jobs\n", "Stopped", "P> ", 0},
+      {"kill -9 %1; echo done$((6*7))\n", "done42", NULL, 0},
+  };
   pty_len = 0;
   pty_buf[0] = 0;
-  CHECK(pty_expect(m, "P> "));
-  pty_send(m, "echo go$((6*7)); sleep 100\n");
-  CHECK(pty_expect(m, "go42"));
-  pause_ms(200); /* the sleep runs (not relied on: ^Z reaches it or the shell) */
-  pty_send(m, "\x1a");
-  CHECK(pty_expect(m, "Stopped"));
-  CHECK(pty_expect(m, "P> "));
-  pty_send(m, "jobs\n");
-  CHECK(pty_expect(m, "Stopped"));
-  CHECK(pty_expect(m, "P> "));
-  pty_send(m, "fg\n");
-  CHECK(pty_expect(m, "sleep 100"));
-  pause_ms(200);
-  pty_send(m, "\x03");
-  CHECK(pty_expect(m, "P> "));
-  pty_send(m, "echo rc=$?\n");
-  CHECK(pty_expect(m, "rc=130"));
-  /* a background reader of the terminal stops (SIGTTIN) */
-  pty_send(m, "cat &\n");
-  CHECK(pty_expect(m, "P> "));
-  pause_ms(300);
-  pty_send(m, "jobs\n");
-  CHECK(pty_expect(m, "Stopped"));
-  CHECK(pty_expect(m, "P> "));
-  pty_send(m, "kill -9 %1; echo done$((6*7))\n");
-  CHECK(pty_expect(m, "done42"));
+  for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+    if (steps[i].type)
+      pty_send(m, steps[i].type);
+    CHECK(pty_expect(m, steps[i].want1));
+    if (steps[i].pause)
+      pause_ms(steps[i].pause);
+    if (steps[i].want2)
+      CHECK(pty_expect(m, steps[i].want2));
+  }
   pty_send(m, "exit\n");
   /* ash may answer "You have stopped jobs." once (its table lags) */
   pause_ms(300);
