@@ -128,8 +128,15 @@ int64_t qk_block(const void *wchan, uint64_t deadline)
   struct qk_task *t = qk_current();
   if (qk_signal_pending(t))
     return -QK_ERESTARTSYS;
-  if (t->restart && deadline != ~0ull && qk_time_monotonic_ns() >= deadline)
-    return -QK_ETIMEDOUT; /* callers check qk_wait_expired first; a safety net */
+  /* A safety net for callers that rerun with their first deadline
+   * (qk_wait_deadline) and did not check qk_wait_expired. A fresh "look
+   * again in N ms" deadline (stdin, stdio, tty reads) may also have passed
+   * by now when the vCPU lost the host CPU since it was computed: that only
+   * means look again at once, not -ETIMEDOUT (a read of an idle stdin
+   * failed so in ring 0 at load 8). */
+  if (t->restart && deadline != ~0ull && deadline == t->deadline &&
+      qk_time_monotonic_ns() >= deadline)
+    return -QK_ETIMEDOUT;
   t->state = QK_TASK_BLOCKED;
   t->wchan = wchan;
   t->deadline = deadline;

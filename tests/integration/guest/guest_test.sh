@@ -170,13 +170,16 @@ bye'
 /bin/sh" /bin/sh -c 'sh -c "sleep 0"; sh -c "sleep 0; true"; echo w; sh -c "readlink /proc/self/exe"'
   expect "/proc link loop: ELOOP" 0 "rc=1" /bin/sh -c 'cd /proc/self/cwd && ls /proc/self/cwd >/dev/null 2>&1; echo rc=$?'
   # A read of the sandbox's stdin (a pipe nobody writes) must not hold the
-  # vCPU: the background job runs and its signal interrupts the read.
+  # vCPU: the background job runs and its signal interrupts the read. The
+  # job waits until the shell sleeps (/proc state S: parked in the read; a
+  # fixed "sleep 0.5" assumed the shell got there first, not always so in
+  # ring 0 at load 10-17).
   mkfifo "$work/stdin"
   sleep 60 >"$work/stdin" &
   holder=$!
   # shellcheck disable=SC2086 # SBX_BASE is a flag list
   out=$(timeout 60 "$sbx" run --rootfs "$root" --kernel "$kernel" ${SBX_BASE:-} -- /bin/sh -c \
-    'trap "echo INT" INT; (sleep 0.5; kill -INT $$) & read x; echo rc=$?' <"$work/stdin" 2>"$work/err")
+    'trap "echo INT" INT; (until read -r _ _ st _ </proc/$$/stat && [ "$st" = S ]; do sleep 0.1; done; kill -INT $$) & read x; echo rc=$?' <"$work/stdin" 2>"$work/err")
   rc=$?
   kill "$holder" 2>/dev/null
   wait "$holder" 2>/dev/null
