@@ -51,10 +51,14 @@
  * QK_KSTACK_SIZE, ending at boot_stack_top[i] (= TSS.RSP0: traps from user
  * mode land there). Its lowest QK_IST_STACK_SIZE bytes are the fault stack
  * of TSS.IST1 (#DF, NMI, #MC), and the arch layer keeps its per-vCPU block
- * at the region's base, found from any RSP inside the region by masking. */
+ * at the region's base, found from any RSP inside the region by masking.
+ * The page at QK_KSTACK_GUARD_OFF (above the block, below the IST stack) is
+ * unmapped in the kernel's and the kernel worker's views: a stack that
+ * overflows faults there before it reaches the block or what lies below. */
 #define QK_PERCPU_TSS_OFF 0x80u
 #define QK_KSTACK_SIZE (64u << 10)
 #define QK_IST_STACK_SIZE (16u << 10)
+#define QK_KSTACK_GUARD_OFF 0x1000u
 
 /* I/O ports. Only slow paths exit the VM; the hot path is the QCall ring. */
 #define QK_PORT_KICK 0x0510u    /* 32-bit write: ring index; host worker asleep */

@@ -29,6 +29,7 @@
 
 #define PF_ERR_SYSCALL_AT_LSTAR 0x15u /* present | user | instruction fetch */
 #define VEC_BP 3u
+#define VEC_DF 8u
 #define VEC_PF 14u
 
 /* RFLAGS bits user code may set: CF PF AF ZF SF TF DF OF AC ID. */
@@ -501,7 +502,10 @@ static __attribute__((noreturn)) void kernel_fault(struct qk_regs *r, uint64_t c
   this_cpu()->in_worker = 0;
   char m[QK_PANIC_MSG_SIZE];
   unsigned p = 0;
-  const char *hdr = "kernel trap: ";
+  /* The guard page below this vCPU's stacks (abi/qk_abi.h): an overflow. */
+  uint64_t guard = (uint64_t)this_cpu() + QK_KSTACK_GUARD_OFF;
+  bool overflow = (r->vector == VEC_PF || r->vector == VEC_DF) && cr2 - guard < QK_PAGE_SIZE;
+  const char *hdr = overflow ? "kernel stack overflow: " : "kernel trap: ";
   for (; *hdr; hdr++)
     m[p++] = *hdr;
   m[p] = 0;
@@ -761,7 +765,7 @@ void qk_arch_trap(struct qk_regs *r)
       return;
     }
     uint64_t cr2 = 0;
-    if (r->vector == VEC_PF)
+    if (r->vector == VEC_PF || r->vector == VEC_DF) /* #DF: the #PF's address */
       __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     kernel_fault(r, cr2);
   }
@@ -778,7 +782,7 @@ void qk_arch_trap(struct qk_regs *r)
       return;
     }
     uint64_t cr2 = 0;
-    if (r->vector == VEC_PF)
+    if (r->vector == VEC_PF || r->vector == VEC_DF) /* #DF: the #PF's address */
       __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     kernel_fault(r, cr2);
   }

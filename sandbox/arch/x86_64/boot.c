@@ -268,8 +268,8 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
 
   memset(bi, 0, sizeof *bi);
   for (unsigned i = 0; i < nvcpus; i++) {
-    /* One QK_KSTACK_SIZE-aligned region: per-vCPU block and IST stack at
-     * the bottom, the kernel stack above (abi/qk_abi.h). */
+    /* One QK_KSTACK_SIZE-aligned region: per-vCPU block, guard page and
+     * IST stack at the bottom, the kernel stack above (abi/qk_abi.h). */
     fa.next = (fa.next + QK_KSTACK_SIZE - 1) & ~(uint64_t)(QK_KSTACK_SIZE - 1);
     uint64_t stack = sbx_falloc_pages(&fa, QK_KSTACK_SIZE / PAGE);
     if (!stack)
@@ -282,6 +282,20 @@ static int load_kernel(struct sbx_vm *vm, const struct sbx_boot_config *cfg, con
     write_gdt_tss(page, QK_DIRECT_MAP + SBX_GPA_PERCPU(i), top, ist_top);
     bi->percpu_gpa[i] = SBX_GPA_PERCPU(i);
     bi->boot_stack_top[i] = top;
+  }
+  /* Each region's guard page, in both views (the direct map's 2 MiB page
+   * around the regions becomes 4 KiB pages: one table per view): a stack
+   * that overflows faults there. After the loop: the tables do not break
+   * up the regions' alignment. */
+  for (unsigned i = 0; i < nvcpus; i++) {
+    uint64_t guard = bi->boot_stack_top[i] - QK_KSTACK_SIZE + QK_KSTACK_GUARD_OFF;
+    r = sbx_pt_unmap_page(&kpt, guard);
+    if (r == 0 && worker_cr3) {
+      struct sbx_pt wpt = {.mem = mem, .fa = &fa, .root = worker_cr3};
+      r = sbx_pt_unmap_page(&wpt, guard);
+    }
+    if (r < 0)
+      return q_error_make(err, -r, "kernel stack guard page");
   }
 
   uint64_t ring_bytes = (uint64_t)nvcpus * sizeof(struct qk_qcall_ring);

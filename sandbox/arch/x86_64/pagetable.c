@@ -88,6 +88,33 @@ int sbx_pt_map(struct sbx_pt *pt, uint64_t va, uint64_t pa, uint64_t len, uint64
   return 0;
 }
 
+int sbx_pt_unmap_page(struct sbx_pt *pt, uint64_t va)
+{
+  if ((va & 4095) || !canonical(va))
+    return -EINVAL;
+  int err = 0;
+  uint64_t *pde = entry_at(pt, va, 1, false, &err);
+  if (!pde)
+    return err;
+  if ((*pde & SBX_PTE_P) && (*pde & SBX_PTE_PS)) {
+    /* Split the 2 MiB page: 512 4 KiB pages with its flags. */
+    uint64_t f = sbx_falloc_pages(pt->fa, 1);
+    uint64_t *t = f ? table_at(pt, f) : NULL;
+    if (!t)
+      return -ENOMEM;
+    uint64_t base = *pde & SBX_PTE_ADDR & ~((2ull << 20) - 1);
+    uint64_t flags = *pde & (SBX_PTE_W | SBX_PTE_U | SBX_PTE_NX);
+    for (unsigned i = 0; i < 512; i++)
+      t[i] = (base + (uint64_t)i * 4096) | SBX_PTE_P | flags;
+    *pde = f | SBX_PTE_P | SBX_PTE_W | SBX_PTE_U;
+  }
+  uint64_t *pte = entry_at(pt, va, 0, false, &err);
+  if (!pte)
+    return err;
+  *pte = 0;
+  return 0;
+}
+
 int sbx_pt_walk(const struct sbx_pt *pt, uint64_t va, uint64_t *pa, uint64_t *flags)
 {
   if (!canonical(va))

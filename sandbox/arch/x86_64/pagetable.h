@@ -7,6 +7,7 @@
  * - The builder only creates entries (not-present -> present). It never
  *   changes or removes a present entry of a table the guest may already
  *   use: on this project's hosts only the guest may do that (FINDINGS.md).
+ *   The one exception, sbx_pt_unmap_page, runs before any vCPU does.
  *   sbx_pt_map fails with -EEXIST rather than overwrite a present leaf.
  * - Every table pointer read back from guest memory goes through sbx_gpa();
  *   a corrupt table makes the call fail with -EFAULT, never crash.
@@ -44,6 +45,12 @@ int sbx_pt_map(struct sbx_pt *pt, uint64_t va, uint64_t pa, uint64_t len, uint64
 /* Pointer to the 4 KiB leaf entry of va, creating intermediate tables;
  * NULL when a 2 MiB page covers va or frames run out. */
 uint64_t *sbx_pt_leaf(struct sbx_pt *pt, uint64_t va, bool create);
+
+/* Unmaps the 4 KiB page at va (a guard page), splitting the 2 MiB page
+ * that covers it into 4 KiB pages with its flags. Only for tables no vCPU
+ * has used yet (boot state): it changes present entries. -ENOENT when va
+ * is not mapped, -ENOMEM when frames run out. */
+int sbx_pt_unmap_page(struct sbx_pt *pt, uint64_t va);
 
 /* Translates va: 0 and *pa / *flags (effective: U and W only if every level
  * has them, NX if any level has it) or -ENOENT / -EFAULT. */

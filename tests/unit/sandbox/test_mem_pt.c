@@ -149,3 +149,32 @@ Test(pt, corrupt_table_is_an_error)
   cr_assert_eq(sbx_pt_map(&pt, 0x1000, 0, 4096, 0, false), -EFAULT);
   cr_assert_null(sbx_pt_leaf(&pt, 0x1000, true));
 }
+
+Test(pt, unmap_page_splits_a_huge_page)
+{
+  /* The kernel stacks' guard pages (boot.c): one 4 KiB hole in a 2 MiB
+   * page of the direct map; the other 511 pages keep address and flags. */
+  struct sbx_pt pt;
+  cr_assert_eq(sbx_pt_init(&pt, &mem, &fa), 0);
+  const uint64_t va = 0xffff888000000000ull, hole = va + (2ull << 20) + 0x11000;
+  cr_assert_eq(sbx_pt_map(&pt, va, 0, 4ull << 20, SBX_PTE_W | SBX_PTE_NX | SBX_PTE_U, true), 0);
+  cr_assert_eq(sbx_pt_unmap_page(&pt, hole), 0);
+  uint64_t pa, fl;
+  cr_assert_eq(sbx_pt_walk(&pt, hole + 5, &pa, &fl), -ENOENT);
+  for (uint64_t off = 0; off < (4ull << 20); off += 4096) {
+    if (va + off == hole)
+      continue;
+    cr_assert_eq(sbx_pt_walk(&pt, va + off + 7, &pa, &fl), 0, "page %#llx",
+                 (unsigned long long)off);
+    cr_assert_eq(pa, off + 7);
+    cr_assert_eq(fl, SBX_PTE_P | SBX_PTE_W | SBX_PTE_U | SBX_PTE_NX);
+  }
+  /* A second hole in the split page needs no new table; unmapped or
+   * misaligned addresses are refused. */
+  uint64_t next = fa.next;
+  cr_assert_eq(sbx_pt_unmap_page(&pt, hole + 4096), 0);
+  cr_assert_eq(fa.next, next);
+  cr_assert_eq(sbx_pt_walk(&pt, hole + 4096, &pa, NULL), -ENOENT);
+  cr_assert_eq(sbx_pt_unmap_page(&pt, va + (8ull << 20)), -ENOENT);
+  cr_assert_eq(sbx_pt_unmap_page(&pt, hole + 1), -EINVAL);
+}
