@@ -197,10 +197,13 @@ static int signal_proc(struct qk_process *p, int sig, const struct qk_siginfo_li
 /* A thread of a stopped process leaves the scheduler's choice: parked on
  * &p->jobctl with its registers as they are (a syscall to rerun, or user
  * code) and its deadline kept aside (a parked wait's timeout must not wake
- * it while stopped; it counts again once continued). */
+ * it while stopped; it counts again once continued). stop_deadline 0: not
+ * kept (deadlines are never 0); a thread some signal woke while stopped
+ * parks again with the first one kept. */
 static void park(struct qk_task *t)
 {
-  t->stop_deadline = t->deadline;
+  if (!t->stop_deadline)
+    t->stop_deadline = t->deadline;
   t->deadline = ~0ull;
   t->state = QK_TASK_BLOCKED;
   t->wchan = &t->proc->jobctl;
@@ -209,10 +212,12 @@ static void park(struct qk_task *t)
 static void unpark_all(struct qk_process *p)
 {
   for (struct qk_task *t = p->threads; t; t = t->next_in_proc) {
-    if (t->state == QK_TASK_BLOCKED && t->wchan == &p->jobctl) {
-      t->deadline = t->stop_deadline;
+    if (!t->stop_deadline)
+      continue;
+    t->deadline = t->stop_deadline;
+    t->stop_deadline = 0;
+    if (t->state == QK_TASK_BLOCKED && t->wchan == &p->jobctl)
       qk_wake_task(t);
-    }
   }
 }
 

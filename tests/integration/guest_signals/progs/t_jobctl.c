@@ -5,7 +5,8 @@
  * wait4 WUNTRACED/WCONTINUED and waitid WSTOPPED/WCONTINUED/WNOWAIT report
  * a stop and a continue once; SIGCHLD with CLD_STOPPED/CLD_CONTINUED unless
  * SA_NOCLDSTOP; a blocking call a stop interrupted goes on after SIGCONT
- * (no EINTR); TSTP's handler, SIG_IGN, blocked-then-discarded-by-SIGCONT;
+ * (no EINTR), a timed one that ends while stopped and a signal for it
+ * then; TSTP's handler, SIG_IGN, blocked-then-discarded-by-SIGCONT;
  * TSTP/TTIN/TTOU do nothing in an orphaned process group; RFLAGS in a
  * handler (TF, DF clear; AC as the interrupted code had it, as Linux); a
  * signal meant for a thread whose ppoll/pselect6 ended with its mask
@@ -233,6 +234,48 @@ static void s_stop_threads(void)
   CHECK_EQ(WEXITSTATUS(st), 0); /* 10 * read result + sleep result: 1 ok, 2 EINTR */
   close(p[0]);
   close(p[1]);
+}
+
+/* A thread's timed wait that ends while its process is stopped, and a
+ * handled signal for that thread while still stopped (in the guest: the
+ * parked thread is woken and parks again): once continued the handler
+ * runs and the thread ends. The main thread, which takes the stop, blocks
+ * the signal. */
+static void *timed_sleeper(void *arg)
+{
+  (void)arg;
+  struct timespec ts = {0, 200 * 1000000L};
+  while (nanosleep(&ts, &ts) && errno == EINTR)
+    ;
+  return NULL;
+}
+
+static void s_stop_timed_wait(void)
+{
+  fflush(stdout);
+  pid_t c = fork();
+  if (c == 0) {
+    set_action(SIGUSR1, noop, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, timed_sleeper, NULL);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &s, NULL);
+    pthread_join(th, NULL);
+    _exit(0);
+  }
+  pause_ms(50);
+  int st = 0;
+  CHECK_EQ(kill(c, SIGSTOP), 0);
+  CHECK_EQ(waitpid(c, &st, WUNTRACED), c);
+  CHECK(WIFSTOPPED(st));
+  pause_ms(400); /* the sleeper's time ends while stopped */
+  CHECK_EQ(kill(c, SIGUSR1), 0);
+  pause_ms(50);
+  CHECK_EQ(kill(c, SIGCONT), 0);
+  CHECK_EQ(waitpid(c, &st, 0), c);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 /* The parent's SIGCHLD: CLD_STOPPED and CLD_CONTINUED with the signal in
@@ -625,6 +668,7 @@ int main(int argc, char **argv)
   S(s_stop_cont);
   S(s_cont_ignored_blocked);
   S(s_stop_threads);
+  S(s_stop_timed_wait);
   S(s_sigchld);
   S(s_waitid);
   S(s_tstp_actions);
