@@ -150,18 +150,15 @@ void gen_net(struct pbuf *o, int i)
 
 int qk_proc_net_sock_link(struct qk_file *f, char *buf, size_t len)
 {
-  int hfd = qk_sock_host_hfd(f);
   uint64_t ino = 0;
   struct l_stat *st = qk_kmalloc(sizeof(*st));
   if (!st)
     return -QK_ENOMEM;
-  if (hfd >= 0) {
-    if (qk_qcall(QK_OP_FSTAT, (uint64_t)hfd, qk_va_to_pa(st), 0, 0, 0, 0) == 0)
-      ino = st->st_ino;
-  } else if (f->ops->fstat && f->ops->fstat(f, qk_va_to_pa(st)) == 0 &&
-             (st->st_mode & L_S_IFMT) == 0140000) {
-    ino = st->st_ino; /* unix and TSoR sockets: the guest's numbers */
-  }
+  /* Host sockets: the host's inode (socket.c's fstat asks the host once
+   * and keeps it); unix and TSoR sockets: the guest's numbers. */
+  if (f->ops->fstat && f->ops->fstat(f, qk_va_to_pa(st)) == 0 &&
+      (st->st_mode & L_S_IFMT) == 0140000)
+    ino = st->st_ino;
   qk_kfree(st);
   if (!ino)
     return 0;

@@ -72,7 +72,8 @@ struct qk_sock {
   uint64_t tx_partial;
   struct qk_task *rx_owner; /* a task parked in a MSG_WAITALL receive with rx_partial in */
   uint64_t rx_partial;
-  uint64_t ino;
+  uint64_t ino;     /* the guest's number until sock_fstat read the host's */
+  bool ino_host;    /* ino is the host socket's inode (/proc/net/tcp's) */
   bool raw_icmp;    /* SOCK_RAW ICMP/ICMPv6 on a host ping socket (rawicmp.c) */
   uint16_t icmp_id; /* its last echo request's identifier */
 };
@@ -425,6 +426,13 @@ static int sock_fstat(struct qk_file *f, uint64_t gpa)
 {
   struct qk_sock *s = f->priv;
   struct l_stat *st = qk_pa_to_va(gpa);
+  /* The host socket's inode, as /proc/net/tcp and the fd link show it:
+   * one FSTAT at the first fstat (none at creation), kept after. */
+  if (!s->ino_host && f->hfd >= 0 &&
+      qk_qcall(QK_OP_FSTAT, (uint64_t)f->hfd, gpa, 0, 0, 0, 0) == 0 && st->st_ino) {
+    s->ino = st->st_ino;
+    s->ino_host = true;
+  }
   memset(st, 0, sizeof(*st));
   st->st_dev = 8;
   st->st_ino = s->ino;
