@@ -27,9 +27,17 @@ bool qk_dev_path(const char *abs);
  * stat and readlink answer -QK_ENOENT for a path that names nothing there;
  * qk_proc_path tells whether a path is /proc's at all. */
 bool qk_proc_path(const char *abs);
-int qk_proc_open(const char *abs, int flags, struct qk_file **out);
+int qk_proc_open(const char *abs, int flags, uint32_t mode, struct qk_file **out);
 int qk_proc_stat(const char *abs, int nofollow, uint64_t stat_gpa);
 int64_t qk_proc_readlink(const char *abs, char *buf, uint64_t len);
+/* access(2) of a /proc path: read-only nodes, or the file a root/cwd link
+ * leads to in the other process's root. */
+int qk_proc_access(const char *abs, int mode, int flags);
+/* chdir: a normalised cwd through a root/cwd link becomes the reader's
+ * name of where it leads (the path itself in the same root, else
+ * /proc/<pid>/root/...), so that getcwd and relative lookups do not
+ * follow the other process's later chdir. abs: QK_PATH_MAX bytes. */
+void qk_proc_cwd_name(char *abs);
 
 /* tmpfs on /dev/shm (fs/tmpfs.c). Paths are absolute; a symlink that
  * leads out of the tmpfs makes a call answer QK_TMPFS_REDIRECT with the

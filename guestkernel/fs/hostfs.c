@@ -397,7 +397,7 @@ static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **
   if (r != -QK_ENOENT)
     return r;
   if (proc_route(abs))
-    return qk_proc_open(abs, flags, out);
+    return qk_proc_open(abs, flags, mode, out);
   /* A read-only root (readOnlyRootFilesystem): no write, create or
    * truncate; O_CREAT alone opens an existing file as Linux does. */
   bool ro_create = false;
@@ -437,7 +437,7 @@ static int vfs_open(const char *abs, int flags, uint32_t mode, struct qk_file **
   if (hfd == -QK_ENOENT && !(flags & L_O_NOFOLLOW)) {
     char *p = link_into_proc(abs);
     if (p) {
-      r = qk_proc_open(p, flags, out);
+      r = qk_proc_open(p, flags, mode, out);
       qk_kfree(p);
       return r;
     }
@@ -521,16 +521,8 @@ int qk_vfs_access(const char *abs, int mode, int flags)
 
 static int vfs_access(const char *abs, int mode, int flags)
 {
-  if (proc_route(abs)) {
-    struct l_stat st;
-    int r = qk_proc_stat(abs, flags & L_AT_SYMLINK_NOFOLLOW, qk_va_to_pa(&st));
-    if (r)
-      return r;
-    /* read-only; search on directories, never execute on files */
-    if ((mode & 2) || ((mode & 1) && (st.st_mode & L_S_IFMT) != L_S_IFDIR))
-      return -QK_EACCES;
-    return 0;
-  }
+  if (proc_route(abs))
+    return qk_proc_access(abs, mode, flags);
   uint64_t len, gpa = path_gpa(abs, &len);
   return (int)qk_qcall(QK_OP_FACCESSAT, qk_root_hfd(), gpa, len, (uint64_t)mode, (uint64_t)flags, 0);
 }

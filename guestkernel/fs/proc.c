@@ -10,7 +10,9 @@
  *
  * Nothing here is writable: opening for writing answers EACCES.
  * Symbolic links (self, thread-self, mounts, <pid>/exe, cwd, root, fd/N)
- * are followed here when an open or stat asks for it. */
+ * are followed here when an open or stat asks for it. <pid>/root and
+ * <pid>/cwd are Linux's magic links: a path through them goes on in that
+ * process's root (its host root handle) from its root or cwd (proc_root.c). */
 #include <qk/arch.h>
 #include <qk/cputime.h>
 #include <qk/fs.h>
@@ -899,12 +901,12 @@ static int link_target(const struct node *nd, char *buf)
     qk_strlcpy(buf, nd->p->exe, QK_PATH_MAX);
     return 0;
   case T_P_CWD:
-    if (!nd->p->fs)
-      return -QK_ENOENT;
-    qk_strlcpy(buf, nd->p->fs->cwd, QK_PATH_MAX);
-    return 0;
   case T_P_ROOT:
-    qk_strlcpy(buf, "/", QK_PATH_MAX);
+    if (!nd->p->fs || nd->p->zombie)
+      return -QK_ENOENT;
+    if (!proc_may_read_links(nd->p))
+      return -QK_EACCES;
+    qk_strlcpy(buf, nd->id == T_P_ROOT ? "/" : nd->p->fs->cwd, QK_PATH_MAX);
     return 0;
   case T_P_FD: {
     struct qk_file *f = nd->p->files ? qk_fget_in(nd->p->files, nd->fd) : NULL;
@@ -1268,14 +1270,13 @@ static const struct qk_file_ops proc_ops = {
 
 /* ---- entry points ---- */
 
-/* Normalised copy of abs in a new buffer (QK_PATH_MAX). */
-static char *norm(const char *abs)
+/* After through_link (below) answered 0, *buf holds the path normalised:
+ * it becomes the path to look up, a new scratch buffer (QK_PATH_MAX; NULL
+ * without memory) takes its place. */
+static char *take_norm(char **buf)
 {
-  char *p = qk_kmalloc(QK_PATH_MAX);
-  if (p) {
-    qk_strlcpy(p, abs, QK_PATH_MAX);
-    qk_path_normalize(p);
-  }
+  char *p = *buf;
+  *buf = qk_kmalloc(QK_PATH_MAX);
   return p;
 }
 
@@ -1321,16 +1322,45 @@ static int vfs_stat_nested(const char *path, uint64_t stat_gpa)
   return r;
 }
 
-int qk_proc_open(const char *abs, int flags, struct qk_file **out)
+/* ---- helpers of proc_root.c ---- */
+
+struct qk_process *proc_link_owner(const char *link)
 {
-  char *path = norm(abs), *buf = qk_kmalloc(QK_PATH_MAX);
-  int r = path && buf ? 0 : -QK_ENOMEM;
+  struct node nd;
+  return resolve(link, &nd) ? NULL : nd.p;
+}
+
+int proc_nest_enter(void)
+{
+  if (proc_nest >= PROC_MAX_NEST)
+    return -QK_ELOOP;
+  proc_nest++;
+  return 0;
+}
+
+void proc_nest_leave(void)
+{
+  proc_nest--;
+}
+
+int qk_proc_open(const char *abs, int flags, uint32_t mode, struct qk_file **out)
+{
+  char *path = NULL, *buf = qk_kmalloc(QK_PATH_MAX);
+  struct qk_process *tp;
+  int r = buf ? proc_through_link(abs, flags & L_O_NOFOLLOW, buf, &tp) : -QK_ENOMEM;
+  if (r) {
+    r = r < 0 ? r : proc_open_in_root(tp, buf, flags, mode, out);
+    qk_kfree(buf);
+    return r;
+  }
+  path = take_norm(&buf);
+  r = buf ? 0 : -QK_ENOMEM;
   struct node nd;
   struct qk_file *file = NULL;
   if (!r)
     r = lookup(path, flags & L_O_NOFOLLOW, &nd, buf, &file);
   if (r == 2) {
-    r = vfs_open_nested(buf, flags, out); /* exe, cwd, root: the rootfs object */
+    r = vfs_open_nested(buf, flags, out); /* exe: the rootfs object */
   } else if (r == 1) {
     *out = file; /* fd/N: the open file itself */
     r = 0;
@@ -1372,8 +1402,16 @@ int qk_proc_open(const char *abs, int flags, struct qk_file **out)
 
 int qk_proc_stat(const char *abs, int nofollow, uint64_t stat_gpa)
 {
-  char *path = norm(abs), *buf = qk_kmalloc(QK_PATH_MAX);
-  int r = path && buf ? 0 : -QK_ENOMEM;
+  char *path = NULL, *buf = qk_kmalloc(QK_PATH_MAX);
+  struct qk_process *tp;
+  int r = buf ? proc_through_link(abs, nofollow, buf, &tp) : -QK_ENOMEM;
+  if (r) {
+    r = r < 0 ? r : proc_stat_in_root(tp, buf, nofollow, stat_gpa);
+    qk_kfree(buf);
+    return r;
+  }
+  path = take_norm(&buf);
+  r = buf ? 0 : -QK_ENOMEM;
   struct node nd;
   struct qk_file *file = NULL;
   if (!r)
@@ -1393,8 +1431,17 @@ int qk_proc_stat(const char *abs, int nofollow, uint64_t stat_gpa)
 
 int64_t qk_proc_readlink(const char *abs, char *buf, uint64_t len)
 {
-  char *path = norm(abs), *t = qk_kmalloc(QK_PATH_MAX);
-  int64_t r = path && t ? 0 : -QK_ENOMEM;
+  char *path = NULL, *t = qk_kmalloc(QK_PATH_MAX);
+  struct qk_process *tp;
+  int64_t r = t ? proc_through_link(abs, true, t, &tp) : -QK_ENOMEM;
+  if (r > 0)
+    r = proc_readlink_in_root(tp, t, buf, len); /* a link in the other root */
+  if (r) {
+    qk_kfree(t);
+    return r;
+  }
+  path = take_norm(&t);
+  r = t ? 0 : -QK_ENOMEM;
   struct node nd;
   if (!r)
     r = resolve(path, &nd);
@@ -1409,3 +1456,4 @@ int64_t qk_proc_readlink(const char *abs, char *buf, uint64_t len)
   qk_kfree(t);
   return r;
 }
+

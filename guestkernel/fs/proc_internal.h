@@ -37,4 +37,31 @@ void gen_net(struct pbuf *o, int i);
  * number, as /proc/net/tcp shows it): 1, or 0 when f is no socket. */
 int qk_proc_net_sock_link(struct qk_file *f, char *buf, size_t len);
 
+/* /proc/<pid>/root and cwd as magic links (proc_root.c). */
+struct qk_process;
+/* May the reader follow or read q's root and cwd links? Linux's ptrace
+ * read rule (PTRACE_MODE_READ_FSCREDS, less dumpability): itself, a
+ * process whose real, effective and saved ids all are the reader's fs
+ * ids, or CAP_SYS_PTRACE. */
+bool proc_may_read_links(const struct qk_process *q);
+/* If abs walks through a root or cwd link (a last component only when
+ * followed), the process whose root the walk goes on in (*tp) and the path
+ * to resolve there, in buf (QK_PATH_MAX). Returns 1; 0 when it does not
+ * (buf then holds abs normalised, for /proc's own lookup); or -errno:
+ * -QK_ENOENT for a process that is gone or exiting, -QK_EACCES where the
+ * reader may not read its links. */
+int proc_through_link(const char *abs, bool nofollow, char *buf, struct qk_process **tp);
+/* open, stat, readlink of path in tp's root. An open's file is named as
+ * the reader sees it (/proc/<pid>/root/... when the roots differ). */
+int proc_open_in_root(struct qk_process *tp, const char *path, int flags, uint32_t mode,
+                      struct qk_file **out);
+int proc_stat_in_root(struct qk_process *tp, const char *path, int nofollow, uint64_t stat_gpa);
+int64_t proc_readlink_in_root(struct qk_process *tp, const char *path, char *buf, uint64_t len);
+/* proc.c for proc_root.c: the process of a link path (/proc/<pid>/root,
+ * normalised; NULL: none), and the count of links followed through the VFS
+ * (enter: -QK_ELOOP past 8). */
+struct qk_process *proc_link_owner(const char *link);
+int proc_nest_enter(void);
+void proc_nest_leave(void);
+
 #endif

@@ -694,6 +694,7 @@ static int64_t set_cwd(char *abs)
   if (r)
     return r;
   qk_path_normalize(abs);
+  qk_proc_cwd_name(abs); /* through /proc/<pid>/root or cwd: where it leads */
   qk_strlcpy(proc()->fs->cwd, abs, QK_PATH_MAX);
   return 0;
 }

@@ -109,9 +109,14 @@ int qk_fd_set_cloexec(struct qk_fdtable *t, int fd, bool on);
  * -QK_ENAMETOOLONG (size includes the NUL). */
 int qk_path_join(char *out, int size, const char *base, const char *rel);
 /* Lexical clean-up of an absolute path in place: "//" and "." removed,
- * ".." pops a component (clamped at "/"), no trailing slash. Returns the
- * length. */
+ * ".." pops a component (clamped at "/" and at a /proc/<pid>/root link
+ * walked through; after a /proc/<pid>/cwd link the rest is left as it
+ * is), no trailing slash. Returns the length. */
 int qk_path_normalize(char *p);
+/* Does p[0..n) (normalised) name /proc/<pid>/root or /proc/<pid>/cwd
+ * (also self, thread-self, <pid>/task/<tid>)? QK_PATH_LINK_* or 0. */
+enum { QK_PATH_LINK_ROOT = 1, QK_PATH_LINK_CWD = 2 };
+int qk_path_proc_link(const char *p, uint64_t n);
 
 /* Copies a user path and makes it absolute against dirfd (L_AT_FDCWD: the
  * cwd) into out (QK_PATH_MAX bytes). 0, 1 for an empty path when

@@ -7,7 +7,8 @@
 //   there (ppid 0); ps and /proc in it list app's processes, their
 //   /proc/<pid> files read, and it kills app's background sleep (kill -9 1
 //   does nothing: the namespace's init is protected, as on Linux); app sees
-//   the debug container's processes as well;
+//   the debug container's processes as well; /proc/1/root leads into
+//   app's filesystem (cat, ls, cd, readlink, ".." stays at app's root);
 // - an orphan of the debug container goes to app's init;
 // - ContainerStatus verbose info says PidMode TARGET and PidTarget;
 // - StopContainer / RemoveContainer of the debug container leave app and
@@ -79,6 +80,23 @@ async function main() {
   check(/marker-app/.test(ps) && /sleep 1001/.test(ps) && /marker-dbg/.test(ps), `ps in dbg lists app's processes (${ps.slice(0, 300)})`);
   const cmd = await sh(dbg, `tr '\\0' ' ' < /proc/${s1001 ? s1001.pid : 0}/cmdline; echo; cat /proc/${s1001 ? s1001.pid : 0}/status | grep -c '^Pid:'`);
   check(/^sleep 1001 \n1/.test(cmd), `dbg reads /proc/<pid> of app's sleep (${cmd.trim()})`);
+  // /proc/<pid>/root leads into the target's filesystem (Linux's magic
+  // link, what the Kubernetes docs point debug containers to): a file only
+  // app's root has reads there and not in dbg's own; ls, cd, readlink.
+  await sh(app, 'echo only-in-app > /tmp/app-file; mkdir -p /tmp/app-dir; echo x > /tmp/app-dir/y');
+  const viaRoot = await sh(dbg, 'cat /proc/1/root/tmp/app-file; cat /tmp/app-file 2>&1 || echo dbg-has-none; ' +
+    'readlink /proc/1/root; ls /proc/1/root/ | tr "\n" " "; echo; ls /proc/1/root/tmp | tr "\n" " "; echo; ' +
+    'cd /proc/1/root/tmp/app-dir && cat y && cat ../app-file; cat /proc/1/root/../../tmp/app-file');
+  const vr = viaRoot.split('\n');
+  check(vr[0] === 'only-in-app', `dbg: cat /proc/1/root/tmp/app-file reads app's file (${viaRoot.slice(0, 300)})`);
+  check(/dbg-has-none/.test(vr[1] + vr[2]), `dbg's own /tmp has no app-file (${vr.slice(1, 3).join('|')})`);
+  const rlIdx = vr.findIndex((l) => l === '/');
+  check(rlIdx > 0, 'dbg: readlink /proc/1/root is /');
+  const lsRoot = rlIdx > 0 ? vr[rlIdx + 1] : '';
+  check(/\bbin\b/.test(lsRoot) && /\btmp\b/.test(lsRoot) && /\bproc\b/.test(lsRoot), `dbg: ls /proc/1/root/ lists app's root (${lsRoot})`);
+  check(rlIdx > 0 && /\bapp-file\b/.test(vr[rlIdx + 2]) && /\bapp-dir\b/.test(vr[rlIdx + 2]), `dbg: ls /proc/1/root/tmp lists app's files (${rlIdx > 0 ? vr[rlIdx + 2] : ''})`);
+  check(rlIdx > 0 && vr[rlIdx + 3] === 'x' && vr[rlIdx + 4] === 'only-in-app' && vr[rlIdx + 5] === 'only-in-app',
+        `dbg: cd /proc/1/root/tmp/app-dir, relative reads and .. at app's root stay in app's filesystem (${vr.slice(rlIdx + 3).join('|')})`);
   const inApp = procs(await sh(app, PS));
   check(has(inApp, /marker-dbg/) && inApp.some((p) => p.pid === 1 && /marker-app/.test(p.args)),
         `app sees dbg's processes in its namespace (${inApp.map((p) => p.args).join('; ').slice(0, 300)})`);

@@ -166,9 +166,14 @@ bye'
   # busybox runs applets by exec of /proc/self/exe: the second such exec
   # followed a /proc/self/exe that named itself, until the kernel's stack
   # overflowed (panic); a /proc link loop through the cwd did the same.
+  # cd /proc/self/cwd is the cwd itself (a magic link, as on Linux); a
+  # rootfs link through /proc/self/root back to itself loops: ELOOP.
   expect "exec of /proc/self/exe twice" 0 "w
 /bin/sh" /bin/sh -c 'sh -c "sleep 0"; sh -c "sleep 0; true"; echo w; sh -c "readlink /proc/self/exe"'
-  expect "/proc link loop: ELOOP" 0 "rc=1" /bin/sh -c 'cd /proc/self/cwd && ls /proc/self/cwd >/dev/null 2>&1; echo rc=$?'
+  expect "cd /proc/self/cwd" 0 "rc=0" /bin/sh -c 'cd /proc/self/cwd && ls /proc/self/cwd >/dev/null 2>&1; echo rc=$?'
+  ln -sfn /proc/self/root/tmp/lp "$root/tmp/lp"
+  expect "/proc link loop: ELOOP" 0 "rc=1" /bin/sh -c 'cat /tmp/lp 2>/dev/null; echo rc=$?'
+  rm -f "$root/tmp/lp"
   # A read of the sandbox's stdin (a pipe nobody writes) must not hold the
   # vCPU: the background job runs and its signal interrupts the read. The
   # job waits until the shell sleeps (/proc state S: parked in the read; a

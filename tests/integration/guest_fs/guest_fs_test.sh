@@ -78,6 +78,19 @@ for v in $vs; do
   rm -f "$root/tmp/hattr" "$root/tmp/hattr.done"
 done
 
+# t_procroot: /proc/<pid>/root and cwd as magic links (the same checks
+# pass natively as root)
+cp "$fsprogs"/t_procroot.* "$root/bin/"
+for v in $vs; do
+  run 120 "/bin/t_procroot.$v"
+  if [ "$rc" != 0 ] || ! echo "$out" | grep -qE "^t_procroot: [0-9]+ checks, 0 failures$"; then
+    fail "t_procroot.$v: exit $rc [$(echo "$out" | grep -v '^ok' | head -20)] (stderr: ${err:0:600})"
+  else
+    echo "ok: t_procroot.$v"
+  fi
+  rm -rf "$root/tmp/procroot"
+done
+
 # cost per call (printed for the log, not asserted; ring 0 measured by hand:
 # 200 /proc reads there take 8 s on this machine)
 if [ -z "$SBX_BASE" ]; then
