@@ -553,9 +553,18 @@ static void procfs(int argc, char **argv)
   CHECK_EQ(seen, 1);
   CHECK_EQ(self_seen, 1);
   close(pfd[1]);
-  usleep(200000);
-  s = slurp(path, NULL);
-  CHECK(s && sscanf(s, "%d (%*[^)]) %c", &cp, &cs) == 2 && cs == 'Z');
+  /* The child must still get the CPU to exit: on a loaded host (ring 0
+   * emulated) a fixed sleep was sometimes too short. Poll its state, at
+   * least 10 s (500 x 20 ms) before giving up. */
+  cs = 0;
+  for (int i = 0; i < 500 && cs != 'Z'; i++) {
+    s = slurp(path, NULL);
+    if (!s || sscanf(s, "%d (%*[^)]) %c", &cp, &cs) != 2)
+      break;
+    if (cs != 'Z')
+      usleep(20000);
+  }
+  CHECK_EQ(cs, 'Z');
   waitpid(c, NULL, 0);
   CHECK_EQ(access(path, F_OK), -1);
   /* cwd in /proc, relative opens */
