@@ -63,8 +63,12 @@ void qk_user_fault(struct qk_regs *r, uint64_t cr2)
   bool bus = r->vector == 14 && !(r->error_code & 1) && qk_mm_file_hole(t->proc->mm, cr2);
   int sig = 11; /* SIGSEGV */
   /* The kernel half is never a user mapping: SEGV_MAPERR there, present
-   * or not, as Linux reports it. */
-  bool accerr = (r->error_code & 1) && cr2 < QK_USER_TOP;
+   * or not, and a protection fault in the sigcontext's error code, as
+   * Linux reports it (so as not to tell the kernel's layout). */
+  bool khalf = r->vector == 14 && cr2 >= QK_USER_TOP;
+  bool accerr = (r->error_code & 1) && !khalf;
+  if (khalf)
+    r->error_code |= 1;
   int code = r->vector == 14 ? (accerr ? 2 /* SEGV_ACCERR */ : 1 /* SEGV_MAPERR */) : QK_SI_KERNEL;
   switch (r->vector) {
   case 0:

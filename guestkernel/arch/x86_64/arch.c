@@ -58,6 +58,8 @@ struct qk_cpu {
   uint32_t tsc_deadline; /* the LAPIC timer runs in TSC-deadline mode */
   uint32_t tlb_dirty;    /* SMP: a PTE changed since the last shootdown */
   uint64_t boot_cr3;     /* the host's kernel-only page table */
+  uint64_t w_app_trapno; /* worker mode: the app frame's vector and error code, */
+  uint64_t w_app_err;    /* which the worker's frame keeps (a fault's sigcontext) */
 };
 
 _Static_assert(offsetof(struct qk_cpu, self) == CPU_SELF, "CPU_SELF");
@@ -672,15 +674,19 @@ static inline void apic_eoi(struct qk_cpu *c, uint64_t vector)
 
 /* Worker mode: an interrupt that arrived while the app ran and needs the
  * kernel core (the timer) continues in the CPL3 worker, as a syscall
- * would: the app's RIP/RSP/RFLAGS go to the per-vCPU block, the frame is
- * rewritten to enter qk_worker_irq (entry.S) in the worker view, and the
- * app's other registers are still live for the worker to save. */
-static void irq_to_worker(struct qk_cpu *c, struct qk_regs *r)
+ * would, and the core sees `vector`: the app's RIP/RSP/RFLAGS and the
+ * frame's vector and error code (a fault's, for the sigcontext) go to the
+ * per-vCPU block, the frame is rewritten to enter qk_worker_irq (entry.S)
+ * in the worker view, and the app's other registers are still live for
+ * the worker to save. */
+static void irq_to_worker(struct qk_cpu *c, struct qk_regs *r, uint64_t vector)
 {
   c->w_app_rip = r->rip;
   c->w_app_rsp = r->rsp;
   c->w_app_rflags = r->rflags;
-  c->irq_vector = r->vector;
+  c->irq_vector = vector;
+  c->w_app_trapno = r->vector;
+  c->w_app_err = r->error_code;
   __asm__ volatile("mov %0, %%cr3" ::"r"(qk_worker_cr3) : "memory");
   r->rip = (uint64_t)qk_worker_irq;
   r->rsp = c->kstack_top - ASM_WORKER_GAP;
@@ -697,10 +703,11 @@ void qk_worker_irq_c(struct qk_regs *r)
   r->rip = c->w_app_rip;
   r->rsp = c->w_app_rsp;
   r->rflags = c->w_app_rflags;
-  r->vector = c->irq_vector;
+  r->vector = c->w_app_trapno;
+  r->error_code = c->w_app_err;
   c->app_cr3 = c->w_app_cr3;
   c->in_worker = 1;
-  core_interrupt((unsigned)r->vector, r);
+  core_interrupt((unsigned)c->irq_vector, r);
   sanitize_user_frame(r);
   /* Back through ring 0's short path (qk_worker_iret_leave in entry.S):
    * it takes RIP, RSP, RFLAGS and the CR3 from the block. */
@@ -742,8 +749,7 @@ __attribute__((noreturn)) void qk_arch_resched_in_worker(struct qk_regs *r)
   if (qk_smp_on)
     qk_smp_unlock(); /* the worker takes the lock again */
   struct qk_regs *frame = frame_at_stack_top(c, r);
-  frame->vector = QK_VECTOR_RESCHED;
-  irq_to_worker(c, frame);
+  irq_to_worker(c, frame, QK_VECTOR_RESCHED); /* the frame keeps the fault's vector */
   __asm__ volatile("mov %0, %%rsp; jmp qk_arch_trap_exit" ::"r"(frame) : "memory");
   __builtin_unreachable();
 }
@@ -807,7 +813,7 @@ void qk_arch_trap(struct qk_regs *r)
     if (r->vector != QK_VECTOR_TIMER && r->vector != QK_VECTOR_IPI)
       return;
     if (qk_worker_mode) {
-      irq_to_worker(c, r);
+      irq_to_worker(c, r, r->vector);
       return;
     }
     core_interrupt((unsigned)r->vector, r);
@@ -917,7 +923,7 @@ __attribute__((noreturn)) void qk_arch_ap_enter(void)
     d[i] = 0;
   frame->vector = QK_VECTOR_AP_START;
   if (qk_worker_mode) {
-    irq_to_worker(c, frame);
+    irq_to_worker(c, frame, QK_VECTOR_AP_START);
     __asm__ volatile("mov %0, %%rsp; jmp qk_arch_trap_exit" ::"r"(frame) : "memory");
     __builtin_unreachable();
   }
