@@ -126,7 +126,8 @@ void qk_sched_defer_mm(struct qk_mm *mm)
 int64_t qk_block(const void *wchan, uint64_t deadline)
 {
   struct qk_task *t = qk_current();
-  if (qk_signal_pending(t))
+  /* A stop signal does not interrupt the wait (job control, signal.c). */
+  if (qk_signal_pending(t) && !qk_signal_stop_in_wait(t))
     return -QK_ERESTARTSYS;
   /* A safety net for callers that rerun with their first deadline
    * (qk_wait_deadline) and did not check qk_wait_expired. A fresh "look

@@ -311,16 +311,15 @@ static void stop_here(struct qk_task *t, struct qk_regs *r, bool in_syscall)
   park(t);
 }
 
-/* t dequeued sig, a stop signal with its default action: the group stop.
- * t parks now, threads running on other vCPUs are sent to their scheduler
- * (which parks them), the others park when next picked (sched.c). The
- * parent is told (wait4 WUNTRACED, SIGCHLD with CLD_STOPPED). */
-static void group_stop(struct qk_task *t, struct qk_regs *r, int sig, bool in_syscall)
+/* A thread dequeued sig, a stop signal with its default action, and
+ * parked: the group stop. Threads running on other vCPUs are sent to their
+ * scheduler (which parks them), the others park when next picked
+ * (sched.c). The parent is told (wait4 WUNTRACED, SIGCHLD with
+ * CLD_STOPPED). */
+static void group_stop(struct qk_process *p, int sig)
 {
-  struct qk_process *p = t->proc;
   p->jobctl = QK_JOB_STOPPED | QK_JOB_STOP_REPORT;
   p->stop_sig = (uint8_t)sig;
-  stop_here(t, r, in_syscall);
   for (unsigned i = 0; qk_smp_on && i < qk_nr_cpus; i++) {
     struct qk_percpu *c = &qk_percpus[i];
     if (c != qk_arch_cpu_private() && c->running && c->running->proc == p) {
@@ -329,6 +328,38 @@ static void group_stop(struct qk_task *t, struct qk_regs *r, int sig, bool in_sy
     }
   }
   notify_parent(p, CLD_STOPPED, sig);
+}
+
+/* Takes sig off t's pending signals (its own first, then the process's). */
+static void take(struct qk_task *t, int sig, struct qk_siginfo_lite *si)
+{
+  if (t->sigpending & BIT(sig)) {
+    t->sigpending &= ~BIT(sig);
+    *si = t->siginfo[sig - 1];
+  } else {
+    t->proc->sigpending &= ~BIT(sig);
+    *si = t->proc->siginfo[sig - 1];
+  }
+}
+
+/* Stops t's process where sig's default action is a stop (TSTP, TTIN and
+ * TTOU not in an orphaned group). */
+static bool stops(struct qk_process *p, int sig)
+{
+  return (BIT(sig) & STOP_SIGS) && p->sigactions[sig - 1].handler == SIG_DFL &&
+         (sig == L_SIGSTOP || !pgrp_orphaned(p));
+}
+
+bool qk_signal_stop_in_wait(struct qk_task *t)
+{
+  uint64_t pend = deliverable(t);
+  int sig = __builtin_ctzll(pend) + 1;
+  if (!pend || (pend & (pend - 1)) || !stops(t->proc, sig))
+    return false;
+  struct qk_siginfo_lite si;
+  take(t, sig, &si);
+  group_stop(t->proc, sig);
+  return true;
 }
 
 int qk_signal_task(struct qk_task *t, int sig, const struct qk_siginfo_lite *info, bool force)
@@ -699,13 +730,7 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall)
       break;
     int sig = __builtin_ctzll(pend) + 1;
     struct qk_siginfo_lite si;
-    if (t->sigpending & BIT(sig)) {
-      t->sigpending &= ~BIT(sig);
-      si = t->siginfo[sig - 1];
-    } else {
-      p->sigpending &= ~BIT(sig);
-      si = p->siginfo[sig - 1];
-    }
+    take(t, sig, &si);
     struct l_sigaction *sa = &p->sigactions[sig - 1];
     if (sig != L_SIGKILL && sa->handler == SIG_IGN)
       continue;
@@ -713,9 +738,10 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall)
       if (sig != L_SIGKILL && (DFL_IGNORE & BIT(sig)))
         continue;
       if (BIT(sig) & STOP_SIGS) {
-        if (sig != L_SIGSTOP && pgrp_orphaned(p))
+        if (!stops(p, sig))
           continue;
-        group_stop(t, r, sig, in_syscall);
+        stop_here(t, r, in_syscall);
+        group_stop(p, sig);
         return;
       }
       qk_process_exit(p, sig | ((DFL_CORE & BIT(sig)) ? 0x80 : 0));

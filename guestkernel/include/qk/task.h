@@ -243,6 +243,14 @@ void qk_signal_deliver(struct qk_task *t, struct qk_regs *r, bool in_syscall);
 /* Scheduler: t, picked, belongs to a stopped process and has no SIGKILL
  * pending: it is parked instead (true), not run. */
 bool qk_signal_stop_park(struct qk_task *t);
+/* qk_block with a deliverable signal: where that is only a stop signal
+ * taken by its default action, the group stop happens there (true) and
+ * the thread waits in its call as it would have: a wake-up or its deadline
+ * while stopped makes it runnable, the scheduler parks it then; once
+ * continued the call goes on with its own deadline (a nanosleep ends when
+ * it would have, as on Linux) and its temporary mask (sigsuspend, ppoll)
+ * in force meanwhile. false: the signal interrupts the call. */
+bool qk_signal_stop_in_wait(struct qk_task *t);
 /* A process outside its terminal's foreground group reads it (sig
  * SIGTTIN), or writes it with TOSTOP or changes its settings (SIGTTOU),
  * as Linux: ignored or blocked, 0 (go ahead; EIO for SIGTTIN); an orphaned
