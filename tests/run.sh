@@ -3,6 +3,13 @@
 # builds Quark with ASan + UBSan into build-test/, and runs every test with
 # ctest (unit, integration, e2e). Usage: tests/run.sh [ctest args...]
 set -euo pipefail
+case "${1:-}" in
+-h|--help)
+  sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+  echo "Env: QUARK_TEST_BUILD (build directory, default build-test/)."
+  echo "Any other arguments go to ctest, e.g. tests/run.sh -R guest_ -j1."
+  exit 0 ;;
+esac
 cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${QUARK_TEST_BUILD:-$root/build-test}
