@@ -600,7 +600,12 @@ static int64_t do_wait(uint64_t epfd, uint64_t uevents, int64_t max, uint64_t ti
       got = -QK_EFAULT;
     goto out;
   }
-  if (!timeout_ns || qk_wait_expired())
+  /* Past the deadline on a rerun, a signal that is pending still ends the
+   * wait with EINTR (qk_block sees it) rather than the timeout: the task
+   * may run long after the kill woke it (the other vCPU held the kernel
+   * lock for seconds in emulated ring 0), and the time of its rerun must
+   * not decide which came first. Ready events still come before both. */
+  if (!timeout_ns || (qk_wait_expired() && !qk_signal_pending(qk_current())))
     goto out;
   watch(ep, 0);
   got = qk_block(&qk_poll_wq, deadline);
