@@ -153,7 +153,13 @@ struct ptimer {
   int clock;
   int notify, signo, tid;
   uint64_t value; /* sigev_value */
-  int overrun;    /* of the last signal delivered or overrunning (timer_getoverrun) */
+  /* timer_getoverrun answers for the last signal delivered, as Linux
+   * (which updates it at delivery): overrun is that of the signal delivered
+   * before the one queued last, queued_ov that of the one queued last
+   * (delivered once it is no longer pending). It used to change when the
+   * next queued signal overran, so a 5 ms timer's second expiry after a
+   * sigtimedwait already changed it (t_events, ring 0 at load 9). */
+  int overrun, queued_ov;
   /* On a CPU-time clock: which (QK_CPUCLOCK_*), of one thread (tid) or
    * the process (0); expiry and interval in that clock's ns. */
   bool cpu, cpu_armed;
@@ -225,6 +231,23 @@ static struct qk_task *thread_of(struct qk_process *p, int tid)
   return NULL;
 }
 
+/* The siginfo of pt's signal while it is still queued (not delivered), else
+ * NULL. */
+static struct qk_siginfo_lite *queued_signal(const struct ptimer *pt)
+{
+  if (pt->id < 0 || pt->notify == SIGEV_NONE)
+    return NULL;
+  int sig = pt->signo;
+  struct qk_task *t = pt->notify == SIGEV_THREAD_ID ? thread_of(pt->proc, pt->tid) : NULL;
+  if (pt->notify == SIGEV_THREAD_ID && !t)
+    return NULL;
+  uint64_t pend = t ? t->sigpending : pt->proc->sigpending;
+  struct qk_siginfo_lite *held = t ? &t->siginfo[sig - 1] : &pt->proc->siginfo[sig - 1];
+  if (!(pend & (1ull << (sig - 1))) || held->code != SI_TIMER || held->pid != pt->id)
+    return NULL;
+  return held;
+}
+
 static void ptimer_fire(struct qk_ktimer *kt, uint64_t count)
 {
   struct ptimer *pt = (struct ptimer *)kt;
@@ -236,20 +259,20 @@ static void ptimer_fire(struct qk_ktimer *kt, uint64_t count)
     return;
   struct qk_process *p = pt->proc;
   int sig = pt->signo;
-  uint64_t bit = 1ull << (sig - 1);
   struct qk_task *t = pt->notify == SIGEV_THREAD_ID ? thread_of(p, pt->tid) : NULL;
   if (pt->notify == SIGEV_THREAD_ID && !t)
     return; /* the thread is gone: nothing to deliver to */
-  uint64_t *pend = t ? &t->sigpending : &p->sigpending;
-  struct qk_siginfo_lite *held = t ? &t->siginfo[sig - 1] : &p->siginfo[sig - 1];
   int ov = count - 1 > 0x7fffffff ? 0x7fffffff : (int)(count - 1);
-  if (pt->id >= 0 && (*pend & bit) && held->code == SI_TIMER && held->pid == pt->id) {
+  struct qk_siginfo_lite *held = queued_signal(pt);
+  if (held) {
     /* Still queued: one more overrun instead of a second signal. */
     uint64_t n = (uint64_t)held->uid + count;
     held->uid = n > 0x7fffffff ? 0x7fffffff : (uint32_t)n;
-    pt->overrun = (int)held->uid;
+    pt->queued_ov = (int)held->uid;
     return;
   }
+  pt->overrun = pt->queued_ov; /* the one queued before was delivered */
+  pt->queued_ov = pt->id >= 0 ? ov : 0;
   struct qk_siginfo_lite si = {.code = QK_SI_KERNEL};
   if (pt->id >= 0) {
     si.code = SI_TIMER;
@@ -257,8 +280,6 @@ static void ptimer_fire(struct qk_ktimer *kt, uint64_t count)
     si.uid = (uint32_t)ov;
     si.addr = pt->value;
   }
-  /* timer_getoverrun keeps answering for the signal delivered before this
-   * one (as Linux, which updates it at delivery) until this one overruns. */
   if (t)
     qk_signal_task(t, sig, &si, false);
   else
@@ -598,8 +619,8 @@ int64_t sys_timer_settime(ARGS)
     if (qk_copy_to_user(a3, &old, sizeof(old)))
       return -QK_EFAULT;
   }
+  pt->overrun = pt->queued_ov = 0;
   if (pt->cpu) {
-    pt->overrun = 0;
     if (!val) {
       cpu_disarm(pt);
       return 0;
@@ -617,7 +638,6 @@ int64_t sys_timer_settime(ARGS)
   }
   uint64_t now = qk_time_monotonic_ns();
   uint64_t at = (a1 & 1) ? qk_timer_abs_to_mono(pt->clock, val) : now + val;
-  pt->overrun = 0;
   qk_ktimer_arm(&pt->kt, at, iv);
   if (at <= now)
     qk_timer_run(now); /* an absolute time already past fires at once */
@@ -639,7 +659,7 @@ int64_t sys_timer_getoverrun(ARGS)
   struct ptimer *pt = find((int)a0);
   if (!pt || (int)a0 < 0)
     return -QK_EINVAL;
-  return pt->overrun;
+  return queued_signal(pt) ? pt->overrun : pt->queued_ov;
 }
 
 int64_t sys_timer_delete(ARGS)
