@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../guestkernel/abi/qk_abi.h" /* QK_SEC_RO_ROOT */
 #include "../kvm/vm.h"
 #include "pod_internal.h"
 
@@ -398,6 +399,10 @@ static int vm_new(struct pod *p, int rootfd, bool own_thread, struct pod_vm **ou
   struct ctr boot = {.rootfd = rootfd, .cwd = "/", .argv = (char **)idle_argv, .argc = 1};
   struct sbx_guest_config gc;
   pod_guest_config(p, &boot, boot.argv, boot.argc, false, &gc);
+  /* The empty boot root is read-only to the guest: a container reaches it
+   * as /proc/1/root in the pod's shared pid namespace. */
+  if (rootfd == p->boot_root)
+    gc.sec_flags |= QK_SEC_RO_ROOT;
   gc.pod_vm = true;
   gc.ctl_ctx = vm;
   gc.on_ctl_event = vm_event;

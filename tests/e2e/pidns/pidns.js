@@ -84,6 +84,10 @@ async function main() {
   // The shared init cannot be killed from inside; the pod goes on.
   await sh(b, 'kill -9 1');
   check(/^alive/.test(await sh(b, 'echo alive')), 'kill -9 1 from a container leaves the pod running');
+  // The shared init's root (an empty host directory) is read-only to the containers.
+  const w = await sh(b, 'touch /proc/1/root/x 2>&1; echo rc=$?; ls -a /proc/1/root | tr "\n" " "');
+  check(/rc=1/.test(w) && /Read-only/i.test(w) && !/\bx\b/.test(w.split('rc=1')[1] || 'x'),
+        `touch /proc/1/root/x from a container is EROFS (${w.trim().slice(0, 200)})`);
 
   // Stats stay per container.
   const cs = await call(rt, 'ListContainerStats', { filter: { pod_sandbox_id: pod } });
