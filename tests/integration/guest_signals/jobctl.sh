@@ -1,8 +1,9 @@
-# A busybox shell's job control without a terminal (sourced by sh in the
+# shellcheck shell=sh
+# A busybox shell's job control without a terminal (run by sh in the
 # guest and natively): a background sleep stopped with kill -STOP shows
 # state T in /proc/PID/stat, a SIGTERM sent while stopped waits for the
 # SIGCONT, then ends it (wait: 143). Prints one line to compare.
-state() { s=$(cat /proc/$1/stat 2>/dev/null); s=${s##*) }; echo "${s%% *}"; }
+state() { s=$(cat "/proc/$1/stat" 2>/dev/null); s=${s##*) }; echo "${s%% *}"; }
 sleep 100 &
 p=$!
 kill -STOP $p
