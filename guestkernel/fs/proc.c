@@ -662,8 +662,7 @@ static void gen_status(struct pbuf *o, struct qk_process *p, struct qk_task *t)
 {
   char comm[16];
   comm_of(p, t, comm);
-  static const char *const states[] = {"R (running)", "S (sleeping)", "Z (zombie)",
-                                        "T (stopped)"};
+  static const char *const states[] = {"R (running)", "S (sleeping)", "Z (zombie)", "T (stopped)"};
   char st = state_of(p, t && t != p->threads ? t : NULL);
   struct memstat m;
   mem_of(p, &m);

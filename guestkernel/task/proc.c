@@ -531,8 +531,8 @@ int64_t sys_waitid(ARGS)
 {
   int idtype = (int)a0, id = (int)a1, options = (int)a3;
   if (idtype < 0 || idtype > 2 || !(options & (WEXITED | WUNTRACED | WCONTINUED)) ||
-      (options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | 0x20000000 |
-                   0x40000000 | 0x80000000)))
+      (options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | 0x20000000 | 0x40000000 |
+                   0x80000000)))
     return -QK_EINVAL;
   if (idtype == 2 && id == 0)
     id = proc()->pgid;

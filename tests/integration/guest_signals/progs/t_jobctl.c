@@ -31,7 +31,6 @@
 
 #include "sigtest.h"
 
-
 /* Bounded wait (a hang is a failure, not a timing check) for *v > old. */
 static int wait_above(volatile long *v, long old)
 {
@@ -463,7 +462,7 @@ static void s_rflags(void)
                    : "a"((long)SYS_tgkill), "D"(pid), "S"(tid), "d"((long)SIGUSR1)
                    : "rcx", "r11", "memory", "cc");
   CHECK_EQ(ret, 0);
-  CHECK_EQ(h_flags & 0x400, 0);      /* DF */
+  CHECK_EQ(h_flags & 0x400, 0);         /* DF */
   CHECK_EQ(h_flags & 0x40000, 0x40000); /* AC, as Linux leaves it */
   CHECK_EQ(rflags_now() & 0x40400, 0);
   struct sigaction sa;
