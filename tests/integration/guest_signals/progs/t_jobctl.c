@@ -563,11 +563,15 @@ static size_t pty_len;
 
 /* Reads the master until want shows up (bounded: ~20 s); drops what was
  * read before it. */
-static int pty_expect(int m, const char *want)
+/* Waits (up to ~20 s) for want in the terminal's output; the text before
+ * it goes to before (NULL: dropped), the text up to its end is consumed. */
+static int pty_expect_text(int m, const char *want, char *before, size_t blen)
 {
   for (int i = 0; i < 200; i++) {
     char *at = strstr(pty_buf, want);
     if (at) {
+      if (before && blen)
+        snprintf(before, blen, "%.*s", (int)(at - pty_buf), pty_buf);
       size_t rest = pty_len - (size_t)(at + strlen(want) - pty_buf);
       memmove(pty_buf, at + strlen(want), rest + 1);
       pty_len = rest;
@@ -588,6 +592,11 @@ static int pty_expect(int m, const char *want)
   }
   printf("pty: no \"%s\" in: %.300s\n", want, pty_buf);
   return 0;
+}
+
+static int pty_expect(int m, const char *want)
+{
+  return pty_expect_text(m, want, NULL, 0);
 }
 
 static void pty_send(int m, const char *s)
@@ -634,10 +643,8 @@ static void s_pty_shell(void)
       {"fg\n", "sleep 100", NULL, 200},
       {"\x03", "P> ", NULL, 0},
       {"echo rc=$?\n", "rc=130", NULL, 0},
-      /* a background reader of the terminal stops (SIGTTIN) */
-      {"cat &\n", "P> ", NULL, 300},
-      {"jobs\n", "Stopped", "P> ", 0},
-      {"kill -9 %1; echo done$((6*7))\n", "done42", NULL, 0},
+      /* a background reader of the terminal stops (SIGTTIN): see below */
+      {"cat &\n", "P> ", NULL, 0},
   };
   pty_len = 0;
   pty_buf[0] = 0;
@@ -650,6 +657,20 @@ static void s_pty_shell(void)
     if (steps[i].want2)
       CHECK(pty_expect(m, steps[i].want2));
   }
+  /* ... once it has run and read: at load that takes a while, so ask
+   * `jobs` until it says Stopped (up to ~50 times), not once after a pause. */
+  int stopped = 0;
+  for (int i = 0; i < 50 && !stopped; i++) {
+    char seen[512] = "";
+    pty_send(m, "jobs; echo end$((40+2))\n");
+    CHECK(pty_expect_text(m, "end42", seen, sizeof seen));
+    CHECK(pty_expect(m, "P> "));
+    if (!(stopped = strstr(seen, "Stopped") != NULL))
+      pause_ms(100);
+  }
+  CHECK(stopped);
+  pty_send(m, "kill -9 %1; echo done$((6*7))\n");
+  CHECK(pty_expect(m, "done42"));
   pty_send(m, "exit\n");
   /* ash may answer "You have stopped jobs." once (its table lags) */
   pause_ms(300);
