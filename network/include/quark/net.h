@@ -327,8 +327,11 @@ int net_pod_setup(const net_cni *c, const net_pod *pod, net_pod_network **out, q
 int net_pod_attach(const net_cni *c, const net_pod *pod, net_pod_network **out, q_error **err);
 /* DEL the default network (from the cache entry when there is one, so a
  * changed conf dir does not matter) and the loopback network. Idempotent:
- * nothing cached and no config is success; a missing namespace is fine.
- * Errors a plugin reports as "not found" are taken as already deleted. */
+ * nothing cached and no config is success; a namespace that is gone (the
+ * path missing, or a plain file with no nsfs mount, what a kill inside
+ * net_netns_create or net_netns_remove leaves) is passed as an empty
+ * CNI_NETNS. Errors a plugin reports as "not found" are taken as already
+ * deleted. */
 int net_pod_detach(const net_cni *c, const net_pod *pod, q_error **err);
 /* CHECK both networks (tolerant: lists before 0.4.0 pass). */
 int net_pod_check(const net_cni *c, const net_pod *pod, q_error **err);

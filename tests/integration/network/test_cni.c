@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -531,6 +532,47 @@ Test(netint, teardown_tolerates_missing_namespace)
   cr_assert_eq(cache_entries(), 0);
   cr_assert_eq(net_pod_detach(c, &p, &err), 0, "%s", q_error_msg(err));
   net_pod_network_free(n);
+  net_cni_free(c);
+}
+
+/* What a quarkd killed -9 inside net_netns_remove leaves (the pin is
+ * unmounted, the file not yet unlinked), or inside net_netns_create (the
+ * file made, the namespace not yet mounted on it): a plain file at the
+ * namespace path. The plugins refuse it ("unknown FS magic"), so teardown
+ * must pass DEL an empty CNI_NETNS, release the IP and remove the file. */
+Test(netint, teardown_after_kill_between_unmount_and_unlink)
+{
+  net_cni *c = handle(false);
+  net_pod p = {.id = "qnit-pod-unpinned", .name = "u", .namespace = "default", .uid = "uid-u"};
+  net_pod_network *n = NULL;
+  q_cleanup_error q_error *err = NULL;
+  cr_assert_eq(net_pod_setup(c, &p, &n, &err), 0, "%s", q_error_msg(err));
+  cr_assert_eq(ipam_allocations(), 1);
+  cr_assert_eq(umount2(n->netns_path, MNT_DETACH), 0, "%s", strerror(errno));
+  cr_assert_eq(access(n->netns_path, F_OK), 0);
+  cr_assert(!net_netns_is_pinned(n->netns_path));
+  p.netns_path = n->netns_path;
+  cr_assert_eq(net_pod_teardown(c, &p, &err), 0, "%s", q_error_msg(err));
+  cr_assert_eq(ipam_allocations(), 0);
+  cr_assert_eq(cache_entries(), 0);
+  cr_assert_eq(access(n->netns_path, F_OK), -1);
+  cr_assert_eq(errno, ENOENT);
+  /* Again (a retry after a later step failed): still success. */
+  cr_assert_eq(net_pod_teardown(c, &p, &err), 0, "%s", q_error_msg(err));
+  net_pod_network_free(n);
+
+  /* The creation window: a plain pin file, no ADD ever ran. */
+  char path[700];
+  snprintf(path, sizeof(path), "%s/qnit-unmounted", nsdir);
+  int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  cr_assert_geq(fd, 0, "%s", strerror(errno));
+  close(fd);
+  net_pod q = {.id = "qnit-pod-nopin", .name = "v", .namespace = "default", .uid = "uid-v",
+               .netns_path = path};
+  cr_assert_eq(net_pod_teardown(c, &q, &err), 0, "%s", q_error_msg(err));
+  cr_assert_eq(access(path, F_OK), -1);
+  cr_assert_eq(ipam_allocations(), 0);
+  cr_assert_eq(cache_entries(), 0);
   net_cni_free(c);
 }
 
