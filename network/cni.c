@@ -233,7 +233,7 @@ int net_cni_del_list(const net_cni *c, const net_conf_list *l, const net_runtime
   }
   /* The spec's best effort DEL: a namespace that is gone is passed as empty,
    * and plugins release what they hold outside it (IPAM, iptables). */
-  if (del.netns != NULL && (*del.netns == '\0' || access(del.netns, F_OK) < 0))
+  if (del.netns != NULL && net_netns_gone(del.netns))
     del.netns = "";
   if ((r = load_caps(del.capability_args, &caps, err)) < 0)
     goto out;

@@ -129,6 +129,18 @@ bool net_netns_is_pinned(const char *path)
   return statfs(path, &st) == 0 && st.f_type == NSFS_MAGIC;
 }
 
+bool net_netns_gone(const char *path)
+{
+  if (path == NULL || *path == '\0')
+    return true;
+  if (net_netns_is_pinned(path))
+    return false;
+  struct stat st;
+  if (stat(path, &st) == 0)
+    return true; /* there, but no namespace is mounted on it */
+  return errno == ENOENT || errno == ENOTDIR;
+}
+
 int net_netns_remove(const char *path, q_error **err)
 {
   if (path == NULL || *path == '\0')

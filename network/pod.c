@@ -293,25 +293,6 @@ static int pick_ips(net_pod_network *n, const char *ifname)
   return 0;
 }
 
-/* A namespace is gone when its path is unset, missing, or no longer an nsfs
- * mount: net_netns_remove unmounts the pin before it unlinks the file, and
- * net_netns_create makes the file before it mounts on it, so a quarkd killed
- * in between leaves a plain file. The plugins refuse such a path ("unknown
- * FS magic"); containerd passes an empty CNI_NETNS once its netns is closed,
- * and the spec's DEL then cleans up what lives outside it (IPAM, rules). An
- * unreadable path (EACCES) is not called gone: the plugin says why. */
-static bool netns_gone(const char *path)
-{
-  if (path == NULL || *path == '\0')
-    return true;
-  if (net_netns_is_pinned(path))
-    return false;
-  struct stat st;
-  if (stat(path, &st) == 0)
-    return true; /* there, but no namespace is mounted on it */
-  return errno == ENOENT || errno == ENOTDIR;
-}
-
 /* go-cni's tolerance on teardown: "not found" means already gone, and so
  * does a missing file when the namespace itself is gone. */
 static bool del_error_tolerable(const q_error *e, bool netns_gone)
@@ -328,7 +309,7 @@ static int del_tolerant(const net_cni *c, const net_conf_list *l, const net_runt
   int r = net_cni_del_list(c, l, rt, &derr);
   if (r == 0)
     return 0;
-  bool gone = netns_gone(rt->netns);
+  bool gone = net_netns_gone(rt->netns);
   if (del_error_tolerable(derr, gone)) {
     q_info(rt->container_id, "cni: network %s already gone: %s", l->name, q_error_msg(derr));
     return net_cache_remove(c->cache_dir, l->name, rt->container_id, rt->ifname, err);
@@ -477,7 +458,7 @@ int net_pod_detach(const net_cni *c, const net_pod *pod, q_error **err)
     if ((r = pod_runtime(&bare, "lo", &lo_rt, err)) < 0)
       return r;
   }
-  if (netns_gone(pod->netns_path)) {
+  if (net_netns_gone(pod->netns_path)) {
     if (pod->netns_path != NULL && *pod->netns_path != '\0')
       q_info(pod->id, "cni: netns %s is gone (no nsfs mount there), DEL runs without it",
              pod->netns_path);

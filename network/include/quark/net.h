@@ -65,6 +65,16 @@ int net_netns_remove(const char *path, q_error **err);
 /* True when path is a pinned network namespace (an nsfs mount). */
 bool net_netns_is_pinned(const char *path);
 
+/* True when the namespace at path is gone: the path is unset, missing, or no
+ * longer an nsfs mount. net_netns_remove unmounts the pin before it unlinks
+ * the file, and net_netns_create makes the file before it mounts on it, so a
+ * quarkd killed in between leaves a plain file, which the CNI plugins refuse
+ * ("unknown FS magic"): a DEL then passes an empty CNI_NETNS, as containerd
+ * does once its netns is closed, and the spec's DEL cleans up what lives
+ * outside it (IPAM, rules). An unreadable path (EACCES) is not gone: the
+ * plugin says why. */
+bool net_netns_gone(const char *path);
+
 /* Moves the CALLING THREAD into the namespace at path. *saved_fd receives an
  * fd of the thread's previous namespace for net_netns_leave; pass NULL to
  * enter for good (quark-sandbox does this before it creates any thread). */
